@@ -1,0 +1,95 @@
+#include "command.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "mlaudit/engine/error.h"
+
+namespace mlaudit::cli {
+namespace {
+std::map<std::string, CommandInfo>& registry() {
+  static std::map<std::string, CommandInfo> r;
+  return r;
+}
+}  // namespace
+
+CommandRegistrar::CommandRegistrar(const char* name, const char* summary, CommandFn fn) {
+  registry()[name] = CommandInfo{name, summary, std::move(fn)};
+}
+
+std::vector<CommandInfo> commands() {
+  std::vector<CommandInfo> out;
+  for (auto& [k, v] : registry()) out.push_back(v);
+  return out;
+}
+
+int run_command(const std::string& name, const std::vector<std::string>& args, const GlobalOptions& global) {
+  auto it = registry().find(name);
+  if (it == registry().end()) {
+    std::string names;
+    for (auto& [k, v] : registry()) names += (names.empty() ? "" : ", ") + k;
+    throw InputError("cli", fmt::format("unknown command '{}' (commands: {})", name, names));
+  }
+  return it->second.fn(args, global);
+}
+
+bool parse_options(const std::string& command, const std::string& usage, po::options_description& desc,
+                   const std::vector<std::string>& args, po::variables_map& vm,
+                   const std::vector<std::string>& required, const po::positional_options_description* positional) {
+  desc.add_options()("help,h", "show this help");
+  try {
+    auto parser = po::command_line_parser(args).options(desc);
+    if (positional) parser.positional(*positional);
+    po::store(parser.run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw InputError("cli", fmt::format("{}: {} (see 'mlaudit {} --help')", command, e.what(), command));
+  }
+  if (vm.count("help")) {
+    std::cout << "Usage: " << usage << "\n\n" << desc << "\n";
+    return false;
+  }
+  for (const auto& r : required) {
+    if (!vm.count(r))
+      throw InputError("cli", fmt::format("{}: the option '--{}' is required (see 'mlaudit {} --help')", command, r,
+                                          command));
+  }
+  return true;
+}
+
+std::vector<std::string> split_list(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  std::string item;
+  std::istringstream in(text);
+  while (std::getline(in, item, sep)) {
+    auto b = item.find_first_not_of(" \t");
+    auto e = item.find_last_not_of(" \t");
+    if (b == std::string::npos) continue;
+    out.push_back(item.substr(b, e - b + 1));
+  }
+  return out;
+}
+
+std::vector<double> parse_double_list(const std::string& option, const std::string& text) {
+  std::vector<double> out;
+  for (const auto& item : split_list(text)) {
+    size_t pos = 0;
+    double v = 0;
+    try {
+      v = std::stod(item, &pos);
+    } catch (...) {
+      pos = 0;
+    }
+    if (pos != item.size())
+      throw InputError("cli", fmt::format("--{}: '{}' is not a number", option, item));
+    out.push_back(v);
+  }
+  if (out.empty()) throw InputError("cli", fmt::format("--{}: expected a comma-separated list of numbers", option));
+  return out;
+}
+
+}  // namespace mlaudit::cli

@@ -1,0 +1,66 @@
+#pragma once
+// Command registry of the mlaudit executable. Each command lives in
+// cli/commands/<name>.cpp and registers itself with MLAUDIT_COMMAND.
+#include <boost/program_options.hpp>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "mlaudit/engine/session.h"
+
+namespace mlaudit::cli {
+
+/// Options given before the command name (apply to every command).
+struct GlobalOptions {
+  int threads = 0;
+  engine::Device device = engine::Device::Cpu;
+  bool quiet = false;
+};
+
+/// A command: arguments after its name -> exit code (0 ok, 1 gate failed, 2 input error).
+using CommandFn = std::function<int(const std::vector<std::string>& args, const GlobalOptions& global)>;
+
+struct CommandInfo {
+  std::string name;
+  std::string summary;
+  CommandFn fn;
+};
+
+/// Registers a command at static-initialisation time.
+struct CommandRegistrar {
+  CommandRegistrar(const char* name, const char* summary, CommandFn fn);
+};
+
+/// All registered commands, sorted by name.
+std::vector<CommandInfo> commands();
+/// Run a registered command in-process (used by `audit` to run sections).
+/// Throws InputError for an unknown command.
+int run_command(const std::string& name, const std::vector<std::string>& args, const GlobalOptions& global);
+
+namespace po = boost::program_options;
+
+/// Parse `args` against `desc` (which gets --help added). Returns false when
+/// --help was printed (the command then returns 0). Unknown or malformed
+/// options throw InputError naming the command and option. `required` names
+/// options that must be present.
+bool parse_options(const std::string& command, const std::string& usage, po::options_description& desc,
+                   const std::vector<std::string>& args, po::variables_map& vm,
+                   const std::vector<std::string>& required = {},
+                   const po::positional_options_description* positional = nullptr);
+
+/// Split "0.1,0.2" into doubles; throws InputError naming the option.
+std::vector<double> parse_double_list(const std::string& option, const std::string& text);
+/// Split "a,b,c" into strings (empty items dropped).
+std::vector<std::string> split_list(const std::string& text, char sep = ',');
+
+/// Load a model for a command, honouring --device: cuda without a GPU or
+/// without a CUDA build is an InputError; auto falls back to cpu with a note.
+std::unique_ptr<engine::Session> load_model(const std::string& path, const GlobalOptions& global);
+
+}  // namespace mlaudit::cli
+
+#define MLAUDIT_CAT2(a, b) a##b
+#define MLAUDIT_CAT(a, b) MLAUDIT_CAT2(a, b)
+/// Register `fn` as the command `name`.
+#define MLAUDIT_COMMAND(name, summary, fn) \
+  static ::mlaudit::cli::CommandRegistrar MLAUDIT_CAT(mlaudit_command_, __LINE__)(name, summary, fn)

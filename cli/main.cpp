@@ -1,0 +1,97 @@
+// mlaudit: audit a trained ONNX model before release.
+#include <fmt/format.h>
+
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <new>
+
+#include "command.h"
+#include "mlaudit/engine/error.h"
+#include "version.h"
+
+using namespace mlaudit;
+
+namespace {
+void print_usage() {
+  std::cout << "mlaudit " << MLAUDIT_VERSION << " - audit a trained ONNX model before release\n\n"
+            << "Usage: mlaudit [--threads N] [--device cpu|cuda|auto] [--quiet] <command> [options]\n\n"
+            << "Commands:\n";
+  for (const auto& c : cli::commands()) std::cout << fmt::format("  {:<12} {}\n", c.name, c.summary);
+  std::cout << "\nRun 'mlaudit <command> --help' for a command's options.\n"
+            << "Exit codes: 0 success, 1 an audit gate failed, 2 usage or input error, 3 internal error.\n";
+}
+
+int parse_int(const std::string& opt, const char* v) {
+  char* end = nullptr;
+  long n = std::strtol(v, &end, 10);
+  if (!*v || *end || n < 0 || n > 4096) throw InputError("cli", fmt::format("{}: '{}' is not a thread count", opt, v));
+  return static_cast<int>(n);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    cli::GlobalOptions global;
+    int i = 1;
+    for (; i < argc; ++i) {
+      std::string a = argv[i];
+      auto value = [&](const std::string& name) -> const char* {
+        auto eq = a.find('=');
+        if (eq != std::string::npos) return argv[i] + eq + 1;
+        if (i + 1 >= argc) throw InputError("cli", fmt::format("{} needs a value", name));
+        return argv[++i];
+      };
+      if (a == "--version" || a == "-V") {
+        std::cout << "mlaudit " << MLAUDIT_VERSION << " (" << MLAUDIT_GIT_COMMIT << ")\n";
+        return 0;
+      } else if (a == "--help" || a == "-h") {
+        print_usage();
+        return 0;
+      } else if (a == "--threads" || a.rfind("--threads=", 0) == 0) {
+        global.threads = parse_int("--threads", value("--threads"));
+      } else if (a == "--device" || a.rfind("--device=", 0) == 0) {
+        global.device = engine::parse_device(value("--device"));
+      } else if (a == "--quiet" || a == "-q") {
+        global.quiet = true;
+      } else if (!a.empty() && a[0] == '-') {
+        throw InputError("cli", fmt::format("unknown global option '{}' (see 'mlaudit --help')", a));
+      } else {
+        break;
+      }
+    }
+    if (i >= argc) {
+      print_usage();
+      return 2;
+    }
+    std::string command = argv[i];
+    std::vector<std::string> args(argv + i + 1, argv + argc);
+    // Global options are also accepted after the command name.
+    std::vector<std::string> rest;
+    for (size_t k = 0; k < args.size(); ++k) {
+      const std::string& a = args[k];
+      if ((a == "--threads" || a == "--device") && k + 1 < args.size()) {
+        if (a == "--threads") global.threads = parse_int("--threads", args[k + 1].c_str());
+        else global.device = engine::parse_device(args[k + 1]);
+        ++k;
+      } else if (a.rfind("--threads=", 0) == 0) {
+        global.threads = parse_int("--threads", a.c_str() + 10);
+      } else if (a.rfind("--device=", 0) == 0) {
+        global.device = engine::parse_device(a.substr(9));
+      } else {
+        rest.push_back(a);
+      }
+    }
+    engine::set_num_threads(global.threads);
+    return cli::run_command(command, rest, global);
+  } catch (const InputError& e) {
+    std::cerr << "mlaudit: error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "mlaudit: error: out of memory\n";
+    return 3;
+  } catch (const std::exception& e) {
+    std::cerr << "mlaudit: internal error: " << e.what() << "\n";
+    return 3;
+  }
+}

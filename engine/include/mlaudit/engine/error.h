@@ -1,0 +1,32 @@
+#pragma once
+// Error types shared by every mlaudit module. The CLI maps InputError and
+// UnsupportedError to exit code 2 (one line on stderr) and anything else to 3.
+#include <stdexcept>
+#include <string>
+
+namespace mlaudit {
+
+/// Base class: carries the module name ("engine", "verify", ...) and a message.
+class Error : public std::runtime_error {
+ public:
+  Error(std::string module, const std::string& message)
+      : std::runtime_error(module + ": " + message), module_(std::move(module)) {}
+  const std::string& module() const { return module_; }
+
+ private:
+  std::string module_;
+};
+
+/// Bad user input: malformed file, wrong shape, bad option value. Exit code 2.
+class InputError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Valid input that this build cannot handle (unknown op, opset). Exit code 2.
+class UnsupportedError : public InputError {
+ public:
+  using InputError::InputError;
+};
+
+}  // namespace mlaudit

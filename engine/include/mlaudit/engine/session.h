@@ -1,0 +1,63 @@
+#pragma once
+// Session: a loaded graph bound to a backend, with forward and input-gradient runs.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mlaudit/engine/graph.h"
+#include "mlaudit/engine/model.h"
+
+namespace mlaudit::engine {
+
+enum class Device { Cpu, Cuda, Auto };
+
+/// Parse "cpu", "cuda" or "auto"; throws InputError otherwise.
+Device parse_device(const std::string& s);
+
+struct SessionOptions {
+  int threads = 0;             ///< 0 = all cores
+  Device device = Device::Cpu;
+  LoadLimits limits;
+};
+
+/// Set the number of worker threads used by engine kernels (0 = all cores).
+void set_num_threads(int n);
+int num_threads();
+
+class Backend;
+
+/// A model bound to a backend. run() and gradient() are const and thread-safe.
+class Session : public Model {
+ public:
+  /// Load an ONNX file; throws InputError/UnsupportedError (unsupported ops named).
+  static std::unique_ptr<Session> load(const std::string& path, const SessionOptions& opts = {});
+  /// Wrap an already-loaded graph.
+  Session(Graph graph, const SessionOptions& opts = {});
+  ~Session() override;
+
+  const Graph& graph() const { return graph_; }
+  const std::vector<ValueInfo>& inputs() const { return graph_.inputs; }
+  const std::vector<ValueInfo>& outputs() const { return graph_.outputs; }
+  /// Name of the backend in use ("cpu", "cuda").
+  std::string backend_name() const;
+
+  /// Forward: one tensor per graph input (in order) -> one per graph output.
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs) const;
+  /// Vector-Jacobian product. `output_seeds` holds one seed per graph output
+  /// (an empty Tensor means zero). Returns d<seeds, outputs>/d input for every
+  /// graph input (empty for non-float inputs); fills `outputs` when given.
+  std::vector<Tensor> gradient(const std::vector<Tensor>& inputs, const std::vector<Tensor>& output_seeds,
+                               std::vector<Tensor>* outputs = nullptr) const;
+
+  // Model interface: first input -> first output.
+  Shape input_shape() const override;
+  Tensor forward(const Tensor& x) const override;
+  Tensor input_gradient(const Tensor& x, const SeedFn& seed, Tensor* output = nullptr) const override;
+
+ private:
+  void check_inputs(const std::vector<Tensor>& inputs) const;
+  Graph graph_;
+  std::unique_ptr<Backend> backend_;
+};
+
+}  // namespace mlaudit::engine

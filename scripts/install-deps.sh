@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs every Debian package that mlaudit's build, tests and demo need.
+# Idempotent: packages already present are skipped; sudo is used only when not root.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ccache pkg-config
+  libeigen3-dev            # dense linear algebra (engine, verify)
+  libz3-dev                # exact SMT backend (verify)
+  libboost-program-options-dev libboost-math-dev   # CLI parsing; Clopper-Pearson / normal quantiles
+  libfmt-dev               # formatting
+  libdnnl-dev              # oneDNN: conv/gemm/pooling primitives (engine CPU backend)
+  catch2                   # unit tests
+  libonnx-dev libprotobuf-dev protobuf-compiler   # ONNX model loading
+  nlohmann-json3-dev       # JSON reports
+  libyaml-cpp-dev          # audit config
+  libpng-dev zlib1g-dev    # heatmaps; gzipped IDX
+  dataset-fashion-mnist    # bundled image dataset
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages already installed"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "install-deps: done"

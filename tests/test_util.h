@@ -1,0 +1,46 @@
+#pragma once
+// Shared helpers for tests: paths, running the CLI, tolerant comparisons.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <sys/wait.h>
+
+namespace mlaudit::test {
+
+inline std::string source_path(const std::string& rel) { return std::string(MLAUDIT_SOURCE_DIR) + "/" + rel; }
+inline std::string shared_dataset(const std::string& rel) { return std::string(MLAUDIT_SHARED_DATASETS) + "/" + rel; }
+inline std::string mlaudit_exe() { return MLAUDIT_EXE; }
+
+/// Result of running a shell command: exit code and combined stdout+stderr.
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;
+};
+
+/// Run `mlaudit <args>` through the shell, capturing stdout and stderr.
+inline CommandResult run_cli(const std::string& args) {
+  std::string cmd = mlaudit_exe() + " " + args + " 2>&1";
+  CommandResult r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+/// |a-b| <= atol + rtol*|b|: the comparison every golden test uses; callers
+/// state why their tolerances are what they are.
+inline bool close(double a, double b, double rtol, double atol) { return std::fabs(a - b) <= atol + rtol * std::fabs(b); }
+
+/// Fresh temporary directory for a test.
+inline std::string temp_dir(const std::string& tag) {
+  std::string tmpl = "/tmp/mlaudit-" + tag + "-XXXXXX";
+  char* d = mkdtemp(tmpl.data());
+  return d ? std::string(d) : std::string("/tmp");
+}
+
+}  // namespace mlaudit::test
