@@ -93,3 +93,19 @@ std::vector<double> parse_double_list(const std::string& option, const std::stri
 }
 
 }  // namespace mlaudit::cli
+
+namespace mlaudit::cli {
+
+std::unique_ptr<engine::Session> load_model(const std::string& path, const GlobalOptions& global) {
+  engine::SessionOptions opts;
+  opts.threads = global.threads;
+  opts.device = global.device;
+  if (global.device == engine::Device::Auto) {
+    // The CUDA backend has no op kernels yet: auto means cpu, said once.
+    if (!global.quiet) std::cerr << "mlaudit: note: --device auto: using cpu\n";
+    opts.device = engine::Device::Cpu;
+  }
+  return engine::Session::load(path, opts);
+}
+
+}  // namespace mlaudit::cli

@@ -82,6 +82,9 @@ Graph load_onnx(const std::string& path, const LoadLimits& limits = {});
 /// Same from bytes in memory; `source` names them in messages.
 Graph parse_onnx(const void* data, size_t size, const std::string& source, const LoadLimits& limits = {});
 
+/// Parse a serialized ONNX TensorProto (e.g. a backend test's input_0.pb).
+Tensor parse_tensor_proto(const std::string& bytes, const std::string& source);
+
 /// Ops with a forward and a vector-Jacobian product in the engine.
 const std::vector<std::string>& supported_ops();
 bool is_op_supported(const std::string& op_type);

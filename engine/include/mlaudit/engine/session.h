@@ -1,5 +1,6 @@
 #pragma once
 // Session: a loaded graph bound to a backend, with forward and input-gradient runs.
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@ void set_num_threads(int n);
 int num_threads();
 
 class Backend;
+class Executor;
 
 /// A model bound to a backend. run() and gradient() are const and thread-safe.
 class Session : public Model {
@@ -55,9 +57,11 @@ class Session : public Model {
   Tensor input_gradient(const Tensor& x, const SeedFn& seed, Tensor* output = nullptr) const override;
 
  private:
+  friend std::map<std::string, Shape> infer_shapes(const Graph& g, const std::vector<Shape>& input_shapes);
   void check_inputs(const std::vector<Tensor>& inputs) const;
   Graph graph_;
   std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Executor> executor_;
 };
 
 }  // namespace mlaudit::engine

@@ -1,0 +1,68 @@
+// mlaudit run: execute a model on .npy inputs and write each output as .npy.
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "command.h"
+#include "mlaudit/datasets/npy.h"
+#include "mlaudit/engine/error.h"
+
+namespace mlaudit::cli {
+namespace {
+
+std::string safe_file_name(const std::string& name) {
+  std::string out;
+  for (char c : name) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.') ? c : '_';
+  if (out.empty() || out == "." || out == "..") out = "output";
+  return out;
+}
+
+int cmd_run(const std::vector<std::string>& args, const GlobalOptions& global) {
+  po::options_description desc("run options");
+  desc.add_options()("model", po::value<std::string>(), "ONNX model file")(
+      "input", po::value<std::vector<std::string>>(), "FILE.npy for the first input, or NAME=FILE.npy (repeatable)")(
+      "output-dir", po::value<std::string>(), "folder for <output name>.npy files");
+  po::variables_map vm;
+  if (!parse_options("run", "mlaudit run --model M.onnx --input FILE.npy [--input NAME=FILE.npy ...] --output-dir DIR",
+                     desc, args, vm, {"model", "input", "output-dir"}))
+    return 0;
+  auto session = load_model(vm["model"].as<std::string>(), global);
+  const auto& ins = session->inputs();
+  std::vector<engine::Tensor> tensors(ins.size());
+  size_t positional = 0;
+  for (const auto& spec : vm["input"].as<std::vector<std::string>>()) {
+    auto eq = spec.find('=');
+    size_t k = 0;
+    std::string file = spec;
+    if (eq != std::string::npos) {
+      std::string name = spec.substr(0, eq);
+      file = spec.substr(eq + 1);
+      auto it = std::find_if(ins.begin(), ins.end(), [&](const auto& v) { return v.name == name; });
+      if (it == ins.end()) {
+        std::string names;
+        for (const auto& v : ins) names += (names.empty() ? "" : ", ") + v.name;
+        throw InputError("cli", fmt::format("run: the model has no input '{}' (inputs: {})", name, names));
+      }
+      k = it - ins.begin();
+    } else {
+      k = positional++;
+      if (k >= ins.size()) throw InputError("cli", fmt::format("run: more --input files than model inputs ({})", ins.size()));
+    }
+    tensors[k] = datasets::read_npy(file);
+  }
+  for (size_t k = 0; k < ins.size(); ++k)
+    if (tensors[k].empty()) throw InputError("cli", fmt::format("run: no --input given for model input '{}'", ins[k].name));
+  auto outs = session->run(tensors);
+  std::string dir = vm["output-dir"].as<std::string>();
+  for (size_t k = 0; k < outs.size(); ++k) {
+    std::string path = (std::filesystem::path(dir) / (safe_file_name(session->outputs()[k].name) + ".npy")).string();
+    datasets::write_npy(path, outs[k]);
+    if (!global.quiet) std::cout << fmt::format("{} {} -> {}\n", session->outputs()[k].name, engine::shape_str(outs[k].shape()), path);
+  }
+  return 0;
+}
+
+}  // namespace
+MLAUDIT_COMMAND("run", "run a model on .npy inputs and write its outputs as .npy", cmd_run);
+}  // namespace mlaudit::cli

@@ -1,0 +1,59 @@
+#pragma once
+// Internal op table: forward and vector-Jacobian product per ONNX op (float32,
+// with int64 for shape arithmetic). Used by the CPU backend.
+#include <string>
+#include <vector>
+
+#include "mlaudit/engine/graph.h"
+#include "mlaudit/engine/tensor.h"
+
+namespace mlaudit::engine::detail {
+
+/// Inputs of a node: nullptr for an omitted optional input.
+using Inputs = std::vector<const Tensor*>;
+
+/// Everything a kernel may need besides its tensors.
+struct OpContext {
+  const Node& node;
+  int64_t opset;
+};
+
+/// Forward: fills `outputs` (already sized to node.outputs.size()).
+using ForwardFn = void (*)(const OpContext&, const Inputs& inputs, std::vector<Tensor>& outputs);
+/// Backward: given inputs, forward outputs and output gradients (nullptr = zero),
+/// fills grad_inputs[k] for every k with need[k] (shape of input k).
+using BackwardFn = void (*)(const OpContext&, const Inputs& inputs, const Inputs& outputs, const Inputs& grad_outputs,
+                            const std::vector<bool>& need, std::vector<Tensor>& grad_inputs);
+
+struct OpDef {
+  ForwardFn forward = nullptr;
+  BackwardFn backward = nullptr;  ///< nullptr: no gradient flows (shape ops on int64, Shape, Sign...)
+};
+
+/// Op table lookup (nullptr when unsupported).
+const OpDef* find_op(const std::string& op_type);
+/// Registration, one call per op (called from each ops_*.cpp registrar function).
+void register_op(const std::string& op_type, OpDef def);
+void register_elementwise_ops();
+void register_nn_ops();
+void register_shape_ops();
+
+/// Throws InputError naming the node.
+[[noreturn]] void op_error(const OpContext& ctx, const std::string& message);
+/// Input k, which must be present.
+const Tensor& input(const OpContext& ctx, const Inputs& in, size_t k);
+/// Input k as float32 (throws when it is not float).
+const Tensor& float_input(const OpContext& ctx, const Inputs& in, size_t k);
+/// Normalise a possibly negative axis against a rank.
+int64_t norm_axis(const OpContext& ctx, int64_t axis, int64_t rank);
+
+/// Shape of numpy-style broadcasting of a and b (throws with the node named).
+Shape broadcast_shape(const OpContext& ctx, const Shape& a, const Shape& b);
+/// Sum `grad` (of shape `from`) down to `to` (reverse of broadcasting).
+Tensor reduce_to_shape(const Tensor& grad, const Shape& to);
+
+/// Row-major GEMM C = alpha*op(A)*op(B) + beta*C via oneDNN's sgemm.
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+           const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+}  // namespace mlaudit::engine::detail

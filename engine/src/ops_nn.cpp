@@ -1,0 +1,859 @@
+// Dense and convolutional ops: Gemm, MatMul, Conv (oneDNN), pooling,
+// BatchNormalization, Softmax/LogSoftmax, ReduceMean/ReduceSum.
+#include <dnnl.hpp>
+#include <fmt/format.h>
+
+#include <array>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "mlaudit/engine/error.h"
+#include "ops.h"
+
+namespace mlaudit::engine::detail {
+
+namespace {
+
+// ---------------- Gemm ----------------
+
+struct GemmDims {
+  int64_t m, n, k;
+  bool ta, tb;
+};
+
+GemmDims gemm_dims(const OpContext& ctx, const Tensor& a, const Tensor& b) {
+  if (a.rank() != 2 || b.rank() != 2)
+    op_error(ctx, fmt::format("expects 2-D inputs, got {} and {}", shape_str(a.shape()), shape_str(b.shape())));
+  GemmDims d;
+  d.ta = ctx.node.get_int("transA", 0) != 0;
+  d.tb = ctx.node.get_int("transB", 0) != 0;
+  d.m = d.ta ? a.shape()[1] : a.shape()[0];
+  d.k = d.ta ? a.shape()[0] : a.shape()[1];
+  int64_t kb = d.tb ? b.shape()[1] : b.shape()[0];
+  d.n = d.tb ? b.shape()[0] : b.shape()[1];
+  if (kb != d.k)
+    op_error(ctx, fmt::format("inner dimensions differ: A {} and B {} (transA={}, transB={})", shape_str(a.shape()),
+                              shape_str(b.shape()), d.ta, d.tb));
+  return d;
+}
+
+void gemm_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
+  const Tensor& a = float_input(ctx, in, 0);
+  const Tensor& b = float_input(ctx, in, 1);
+  GemmDims d = gemm_dims(ctx, a, b);
+  float alpha = ctx.node.get_float("alpha", 1.f), beta = ctx.node.get_float("beta", 1.f);
+  Tensor y(Shape{d.m, d.n});
+  bool has_c = in.size() > 2 && in[2] && !in[2]->empty();
+  if (has_c) {
+    const Tensor& c = float_input(ctx, in, 2);
+    Shape bs = broadcast_shape(ctx, c.shape(), y.shape());
+    if (bs != y.shape()) op_error(ctx, fmt::format("C of shape {} does not broadcast to {}", shape_str(c.shape()), shape_str(y.shape())));
+    // y = beta * broadcast(C)
+    const float* pc = c.f32();
+    float* py = y.f32();
+    const Shape& cs = c.shape();
+    int64_t cr = cs.size() == 2 ? cs[0] : 1, cc = cs.empty() ? 1 : cs.back();
+    for (int64_t i = 0; i < d.m; ++i)
+      for (int64_t j = 0; j < d.n; ++j) py[i * d.n + j] = beta * pc[(cr == 1 ? 0 : i) * cc + (cc == 1 ? 0 : j)];
+  }
+  sgemm(d.ta, d.tb, d.m, d.n, d.k, alpha, a.f32(), a.shape()[1], b.f32(), b.shape()[1], has_c ? 1.f : 0.f, y.f32(), d.n);
+  out[0] = y;
+}
+
+void gemm_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inputs& g, const std::vector<bool>& need,
+              std::vector<Tensor>& gin) {
+  if (!g[0]) return;
+  const Tensor& a = *in[0];
+  const Tensor& b = *in[1];
+  const Tensor& gy = *g[0];
+  GemmDims d = gemm_dims(ctx, a, b);
+  float alpha = ctx.node.get_float("alpha", 1.f), beta = ctx.node.get_float("beta", 1.f);
+  if (need[0]) {
+    // op(A) = G op(B)^T; A = op(A) or its transpose.
+    gin[0] = Tensor(a.shape());
+    if (!d.ta) sgemm(false, !d.tb, d.m, d.k, d.n, alpha, gy.f32(), d.n, b.f32(), b.shape()[1], 0.f, gin[0].f32(), d.k);
+    else sgemm(d.tb, true, d.k, d.m, d.n, alpha, b.f32(), b.shape()[1], gy.f32(), d.n, 0.f, gin[0].f32(), d.m);
+  }
+  if (need[1]) {
+    // op(B) = op(A)^T G
+    gin[1] = Tensor(b.shape());
+    if (!d.tb) sgemm(!d.ta, false, d.k, d.n, d.m, alpha, a.f32(), a.shape()[1], gy.f32(), d.n, 0.f, gin[1].f32(), d.n);
+    else sgemm(true, d.ta, d.n, d.k, d.m, alpha, gy.f32(), d.n, a.f32(), a.shape()[1], 0.f, gin[1].f32(), d.k);
+  }
+  if (need.size() > 2 && need[2] && in[2]) {
+    Tensor gc = reduce_to_shape(gy, in[2]->shape());
+    for (int64_t i = 0; i < gc.numel(); ++i) gc.f32()[i] *= beta;
+    gin[2] = gc;
+  }
+}
+
+// ---------------- MatMul (numpy semantics) ----------------
+
+struct MatMulPlan {
+  Shape out_shape;
+  Shape batch;        // broadcast batch dims
+  int64_t m, k, n;
+  bool a_vec, b_vec;  // 1-D operands
+  Shape a_batch, b_batch;
+};
+
+MatMulPlan matmul_plan(const OpContext& ctx, const Shape& as, const Shape& bs) {
+  if (as.empty() || bs.empty()) op_error(ctx, "scalar operands are not allowed");
+  MatMulPlan p;
+  p.a_vec = as.size() == 1;
+  p.b_vec = bs.size() == 1;
+  Shape a = p.a_vec ? Shape{1, as[0]} : as;
+  Shape b = p.b_vec ? Shape{bs[0], 1} : bs;
+  p.m = a[a.size() - 2];
+  p.k = a.back();
+  p.n = b.back();
+  if (b[b.size() - 2] != p.k)
+    op_error(ctx, fmt::format("inner dimensions differ: {} and {}", shape_str(as), shape_str(bs)));
+  p.a_batch = Shape(a.begin(), a.end() - 2);
+  p.b_batch = Shape(b.begin(), b.end() - 2);
+  p.batch = broadcast_shape(ctx, p.a_batch, p.b_batch);
+  p.out_shape = p.batch;
+  if (!p.a_vec) p.out_shape.push_back(p.m);
+  if (!p.b_vec) p.out_shape.push_back(p.n);
+  return p;
+}
+
+// Offset (in matrices) of batch index `bi` of the broadcast batch into an operand's batch.
+int64_t batch_offset(int64_t bi, const Shape& batch, const Shape& own) {
+  int64_t off = 0, stride = 1;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    size_t k = batch.size() - 1 - i;
+    int64_t idx = bi % batch[k];
+    bi /= batch[k];
+    if (i < own.size()) {
+      int64_t d = own[own.size() - 1 - i];
+      if (d != 1) off += idx * stride;
+      stride *= d;
+    }
+  }
+  return off;
+}
+
+void matmul_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
+  const Tensor& a = float_input(ctx, in, 0);
+  const Tensor& b = float_input(ctx, in, 1);
+  MatMulPlan p = matmul_plan(ctx, a.shape(), b.shape());
+  Tensor y(p.out_shape);
+  int64_t nb = shape_numel(p.batch);
+  // Common case: A batched [.., M, K], B a plain matrix: one GEMM over all rows.
+  if (p.b_batch.empty() && (p.a_batch == p.batch)) {
+    sgemm(false, false, nb * p.m, p.n, p.k, 1.f, a.f32(), p.k, b.f32(), p.n, 0.f, y.f32(), p.n);
+  } else {
+    for (int64_t bi = 0; bi < nb; ++bi) {
+      const float* pa = a.f32() + batch_offset(bi, p.batch, p.a_batch) * p.m * p.k;
+      const float* pb = b.f32() + batch_offset(bi, p.batch, p.b_batch) * p.k * p.n;
+      sgemm(false, false, p.m, p.n, p.k, 1.f, pa, p.k, pb, p.n, 0.f, y.f32() + bi * p.m * p.n, p.n);
+    }
+  }
+  out[0] = y;
+}
+
+void matmul_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inputs& g, const std::vector<bool>& need,
+                std::vector<Tensor>& gin) {
+  if (!g[0]) return;
+  const Tensor& a = *in[0];
+  const Tensor& b = *in[1];
+  MatMulPlan p = matmul_plan(ctx, a.shape(), b.shape());
+  const Tensor& gy = *g[0];
+  int64_t nb = shape_numel(p.batch);
+  // Gradients in the broadcast batch shape, then reduced to each operand.
+  if (need[0]) {
+    Tensor ga(DType::Float32, [&] { Shape s = p.batch; s.push_back(p.m); s.push_back(p.k); return s; }());
+    for (int64_t bi = 0; bi < nb; ++bi) {
+      const float* pb = b.f32() + batch_offset(bi, p.batch, p.b_batch) * p.k * p.n;
+      sgemm(false, true, p.m, p.k, p.n, 1.f, gy.f32() + bi * p.m * p.n, p.n, pb, p.n, 0.f, ga.f32() + bi * p.m * p.k, p.k);
+    }
+    Shape a2 = p.a_batch;
+    a2.push_back(p.m);
+    a2.push_back(p.k);
+    gin[0] = reduce_to_shape(ga, a2).reshape(a.shape());
+  }
+  if (need[1]) {
+    Tensor gb(DType::Float32, [&] { Shape s = p.batch; s.push_back(p.k); s.push_back(p.n); return s; }());
+    for (int64_t bi = 0; bi < nb; ++bi) {
+      const float* pa = a.f32() + batch_offset(bi, p.batch, p.a_batch) * p.m * p.k;
+      sgemm(true, false, p.k, p.n, p.m, 1.f, pa, p.k, gy.f32() + bi * p.m * p.n, p.n, 0.f, gb.f32() + bi * p.k * p.n, p.n);
+    }
+    Shape b2 = p.b_batch;
+    b2.push_back(p.k);
+    b2.push_back(p.n);
+    gin[1] = reduce_to_shape(gb, b2).reshape(b.shape());
+  }
+}
+
+// ---------------- Conv (oneDNN) ----------------
+
+struct ConvParams {
+  int64_t n, c, h, w, oc, kh, kw, oh, ow, group;
+  int64_t sh, sw, dh, dw, pt, pl, pb, pr;
+};
+
+// Resolve pads for auto_pad (SAME_UPPER/SAME_LOWER/VALID) or explicit pads.
+void resolve_pads(const OpContext& ctx, int64_t in, int64_t k, int64_t s, int64_t d, int64_t& pad_begin,
+                  int64_t& pad_end, int64_t explicit_begin, int64_t explicit_end) {
+  std::string ap = ctx.node.get_string("auto_pad", "NOTSET");
+  if (ap == "NOTSET") {
+    pad_begin = explicit_begin;
+    pad_end = explicit_end;
+  } else if (ap == "VALID") {
+    pad_begin = pad_end = 0;
+  } else if (ap == "SAME_UPPER" || ap == "SAME_LOWER") {
+    int64_t out = (in + s - 1) / s;
+    int64_t total = std::max<int64_t>(0, (out - 1) * s + (k - 1) * d + 1 - in);
+    pad_begin = ap == "SAME_UPPER" ? total / 2 : total - total / 2;
+    pad_end = total - pad_begin;
+  } else {
+    op_error(ctx, fmt::format("unknown auto_pad '{}'", ap));
+  }
+}
+
+ConvParams conv_params(const OpContext& ctx, const Tensor& x, const Tensor& w) {
+  if (x.rank() != 4 || w.rank() != 4)
+    op_error(ctx, fmt::format("only 2-D convolution is supported (input {}, weights {})", shape_str(x.shape()),
+                              shape_str(w.shape())));
+  ConvParams p;
+  p.n = x.shape()[0];
+  p.c = x.shape()[1];
+  p.h = x.shape()[2];
+  p.w = x.shape()[3];
+  p.oc = w.shape()[0];
+  p.kh = w.shape()[2];
+  p.kw = w.shape()[3];
+  p.group = ctx.node.get_int("group", 1);
+  if (p.group <= 0 || p.c % p.group || p.oc % p.group || w.shape()[1] != p.c / p.group)
+    op_error(ctx, fmt::format("input {} and weights {} do not match group={}", shape_str(x.shape()), shape_str(w.shape()), p.group));
+  auto ks = ctx.node.get_ints("kernel_shape", {p.kh, p.kw});
+  if (ks.size() != 2 || ks[0] != p.kh || ks[1] != p.kw) op_error(ctx, "kernel_shape does not match the weights");
+  auto st = ctx.node.get_ints("strides", {1, 1});
+  auto dl = ctx.node.get_ints("dilations", {1, 1});
+  auto pads = ctx.node.get_ints("pads", {0, 0, 0, 0});
+  if (st.size() != 2 || dl.size() != 2 || pads.size() != 4) op_error(ctx, "strides/dilations/pads must describe 2 spatial dims");
+  p.sh = st[0];
+  p.sw = st[1];
+  p.dh = dl[0];
+  p.dw = dl[1];
+  if (p.sh <= 0 || p.sw <= 0 || p.dh <= 0 || p.dw <= 0) op_error(ctx, "strides and dilations must be positive");
+  for (auto v : pads)
+    if (v < 0) op_error(ctx, "negative pads");
+  resolve_pads(ctx, p.h, p.kh, p.sh, p.dh, p.pt, p.pb, pads[0], pads[2]);
+  resolve_pads(ctx, p.w, p.kw, p.sw, p.dw, p.pl, p.pr, pads[1], pads[3]);
+  p.oh = (p.h + p.pt + p.pb - (p.kh - 1) * p.dh - 1) / p.sh + 1;
+  p.ow = (p.w + p.pl + p.pr - (p.kw - 1) * p.dw - 1) / p.sw + 1;
+  if (p.oh <= 0 || p.ow <= 0) op_error(ctx, fmt::format("kernel larger than the padded input {}", shape_str(x.shape())));
+  return p;
+}
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  return eng;
+}
+
+// oneDNN primitive cache, keyed by op kind and every shape parameter.
+struct ConvPrims {
+  dnnl::convolution_forward fwd;
+  dnnl::convolution_forward::primitive_desc fwd_pd;
+  std::unique_ptr<dnnl::convolution_backward_data> bwd;
+  std::mutex mu;  // primitives are executed one call at a time per entry
+};
+
+using ConvKey = std::array<int64_t, 20>;
+
+ConvKey conv_key(const ConvParams& p, bool bias) {
+  return {p.n, p.c, p.h, p.w, p.oc, p.kh, p.kw, p.oh, p.ow, p.group, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, p.pb, p.pr, bias, 0};
+}
+
+dnnl::memory::desc md(const dnnl::memory::dims& d, dnnl::memory::format_tag tag) {
+  return dnnl::memory::desc(d, dnnl::memory::data_type::f32, tag);
+}
+
+struct ConvDescs {
+  dnnl::memory::desc src, wei, bias, dst;
+  dnnl::memory::dims strides, dil, pl, pr;
+};
+
+ConvDescs conv_descs(const ConvParams& p) {
+  using tag = dnnl::memory::format_tag;
+  ConvDescs d;
+  d.src = md({p.n, p.c, p.h, p.w}, tag::nchw);
+  if (p.group == 1) d.wei = md({p.oc, p.c, p.kh, p.kw}, tag::oihw);
+  else d.wei = md({p.group, p.oc / p.group, p.c / p.group, p.kh, p.kw}, tag::goihw);
+  d.bias = md({p.oc}, tag::x);
+  d.dst = md({p.n, p.oc, p.oh, p.ow}, tag::nchw);
+  d.strides = {p.sh, p.sw};
+  d.dil = {p.dh - 1, p.dw - 1};  // oneDNN counts dilation from 0
+  d.pl = {p.pt, p.pl};
+  d.pr = {p.pb, p.pr};
+  return d;
+}
+
+ConvPrims& conv_prims(const ConvParams& p, bool bias) {
+  static std::mutex mu;
+  static std::map<ConvKey, std::unique_ptr<ConvPrims>> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto key = conv_key(p, bias);
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  ConvDescs d = conv_descs(p);
+  auto prims = std::make_unique<ConvPrims>();
+  auto desc = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                                     d.src, d.wei, d.bias, d.dst, d.strides, d.dil, d.pl, d.pr)
+                   : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                                     d.src, d.wei, d.dst, d.strides, d.dil, d.pl, d.pr);
+  prims->fwd_pd = dnnl::convolution_forward::primitive_desc(desc, cpu_engine());
+  prims->fwd = dnnl::convolution_forward(prims->fwd_pd);
+  if (cache.size() > 256) cache.clear();  // bound memory when shapes keep changing
+  auto& ref = *prims;
+  cache[key] = std::move(prims);
+  return ref;
+}
+
+void conv_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
+  const Tensor& x = float_input(ctx, in, 0);
+  const Tensor& w = float_input(ctx, in, 1);
+  bool has_bias = in.size() > 2 && in[2] && !in[2]->empty();
+  if (has_bias && in[2]->numel() != w.shape()[0]) op_error(ctx, "bias length differs from the output channels");
+  ConvParams p = conv_params(ctx, x, w);
+  Tensor y(Shape{p.n, p.oc, p.oh, p.ow});
+  if (p.n == 0) {
+    out[0] = y;
+    return;
+  }
+  ConvPrims& prims = conv_prims(p, has_bias);
+  ConvDescs d = conv_descs(p);
+  auto& eng = cpu_engine();
+  dnnl::memory src(d.src, eng, const_cast<float*>(x.f32()));
+  dnnl::memory wei(d.wei, eng, const_cast<float*>(w.f32()));
+  dnnl::memory dst(d.dst, eng, y.f32());
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
+  if (has_bias) args[DNNL_ARG_BIAS] = dnnl::memory(d.bias, eng, const_cast<float*>(float_input(ctx, in, 2).f32()));
+  {
+    std::lock_guard<std::mutex> lock(prims.mu);
+    dnnl::stream s(eng);
+    prims.fwd.execute(s, args);
+    s.wait();
+  }
+  out[0] = y;
+}
+
+// Weight gradient by direct accumulation (rarely needed: only when weights depend on an input).
+void conv_weight_grad(const ConvParams& p, const Tensor& x, const Tensor& gy, Tensor& gw) {
+  int64_t icg = p.c / p.group, ocg = p.oc / p.group;
+  for (int64_t n = 0; n < p.n; ++n)
+    for (int64_t o = 0; o < p.oc; ++o) {
+      int64_t gidx = o / ocg;
+      for (int64_t ic = 0; ic < icg; ++ic)
+        for (int64_t ki = 0; ki < p.kh; ++ki)
+          for (int64_t kj = 0; kj < p.kw; ++kj) {
+            double acc = 0;
+            for (int64_t oi = 0; oi < p.oh; ++oi) {
+              int64_t hi = oi * p.sh - p.pt + ki * p.dh;
+              if (hi < 0 || hi >= p.h) continue;
+              for (int64_t oj = 0; oj < p.ow; ++oj) {
+                int64_t wj = oj * p.sw - p.pl + kj * p.dw;
+                if (wj < 0 || wj >= p.w) continue;
+                acc += double(gy.f32()[((n * p.oc + o) * p.oh + oi) * p.ow + oj]) *
+                       x.f32()[((n * p.c + gidx * icg + ic) * p.h + hi) * p.w + wj];
+              }
+            }
+            gw.f32()[((o * icg + ic) * p.kh + ki) * p.kw + kj] += float(acc);
+          }
+    }
+}
+
+void conv_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inputs& g, const std::vector<bool>& need,
+              std::vector<Tensor>& gin) {
+  if (!g[0]) return;
+  const Tensor& x = *in[0];
+  const Tensor& w = *in[1];
+  const Tensor& gy = *g[0];
+  ConvParams p = conv_params(ctx, x, w);
+  bool has_bias = in.size() > 2 && in[2] && !in[2]->empty();
+  if (need[0]) {
+    gin[0] = Tensor(x.shape());
+    if (p.n > 0) {
+      ConvPrims& prims = conv_prims(p, has_bias);
+      ConvDescs d = conv_descs(p);
+      auto& eng = cpu_engine();
+      std::lock_guard<std::mutex> lock(prims.mu);
+      if (!prims.bwd) {
+        auto bd = dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, d.src, d.wei, d.dst,
+                                                        d.strides, d.dil, d.pl, d.pr);
+        auto pd = dnnl::convolution_backward_data::primitive_desc(bd, eng, prims.fwd_pd);
+        prims.bwd = std::make_unique<dnnl::convolution_backward_data>(pd);
+      }
+      dnnl::memory diff_src(d.src, eng, gin[0].f32());
+      dnnl::memory wei(d.wei, eng, const_cast<float*>(w.f32()));
+      dnnl::memory diff_dst(d.dst, eng, const_cast<float*>(gy.f32()));
+      dnnl::stream s(eng);
+      prims.bwd->execute(s, {{DNNL_ARG_DIFF_SRC, diff_src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_DST, diff_dst}});
+      s.wait();
+    }
+  }
+  if (need[1]) {
+    gin[1] = Tensor(w.shape());
+    conv_weight_grad(p, x, gy, gin[1]);
+  }
+  if (need.size() > 2 && need[2] && has_bias) {
+    gin[2] = Tensor(in[2]->shape());
+    for (int64_t n = 0; n < p.n; ++n)
+      for (int64_t o = 0; o < p.oc; ++o)
+        for (int64_t i = 0; i < p.oh * p.ow; ++i) gin[2].f32()[o] += gy.f32()[(n * p.oc + o) * p.oh * p.ow + i];
+  }
+}
+
+// ---------------- Pooling ----------------
+
+struct PoolParams {
+  int64_t n, c, h, w, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, pb, pr;
+  bool count_include_pad;
+};
+
+PoolParams pool_params(const OpContext& ctx, const Tensor& x) {
+  if (x.rank() != 4) op_error(ctx, fmt::format("only 2-D pooling is supported (input {})", shape_str(x.shape())));
+  PoolParams p;
+  p.n = x.shape()[0];
+  p.c = x.shape()[1];
+  p.h = x.shape()[2];
+  p.w = x.shape()[3];
+  auto ks = ctx.node.get_ints("kernel_shape");
+  if (ks.size() != 2) op_error(ctx, "kernel_shape must have 2 entries");
+  p.kh = ks[0];
+  p.kw = ks[1];
+  auto st = ctx.node.get_ints("strides", {1, 1});
+  auto dl = ctx.node.get_ints("dilations", {1, 1});
+  auto pads = ctx.node.get_ints("pads", {0, 0, 0, 0});
+  if (st.size() != 2 || dl.size() != 2 || pads.size() != 4) op_error(ctx, "strides/dilations/pads must describe 2 spatial dims");
+  p.sh = st[0];
+  p.sw = st[1];
+  p.dh = dl[0];
+  p.dw = dl[1];
+  if (p.kh <= 0 || p.kw <= 0 || p.sh <= 0 || p.sw <= 0 || p.dh <= 0 || p.dw <= 0)
+    op_error(ctx, "kernel, strides and dilations must be positive");
+  for (auto v : pads)
+    if (v < 0) op_error(ctx, "negative pads");
+  resolve_pads(ctx, p.h, p.kh, p.sh, p.dh, p.pt, p.pb, pads[0], pads[2]);
+  resolve_pads(ctx, p.w, p.kw, p.sw, p.dw, p.pl, p.pr, pads[1], pads[3]);
+  bool ceil_mode = ctx.node.get_int("ceil_mode", 0) != 0;
+  auto out_dim = [&](int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe) {
+    int64_t span = in + pb + pe - (k - 1) * d - 1;
+    int64_t o = ceil_mode ? (span + s - 1) / s + 1 : span / s + 1;
+    // ceil mode: the last window must start inside the input or left padding
+    if (ceil_mode && (o - 1) * s >= in + pb) --o;
+    return o;
+  };
+  p.oh = out_dim(p.h, p.kh, p.sh, p.dh, p.pt, p.pb);
+  p.ow = out_dim(p.w, p.kw, p.sw, p.dw, p.pl, p.pr);
+  if (p.oh <= 0 || p.ow <= 0) op_error(ctx, fmt::format("kernel larger than the padded input {}", shape_str(x.shape())));
+  p.count_include_pad = ctx.node.get_int("count_include_pad", 0) != 0;
+  return p;
+}
+
+// Index of the max element of each window (-1 for an all-padding window).
+template <class F>
+void for_each_window(const PoolParams& p, F f) {
+  const int64_t planes = p.n * p.c;
+#pragma omp parallel for if (planes * p.oh * p.ow > 16384) schedule(static)
+  for (int64_t pc = 0; pc < planes; ++pc)
+    for (int64_t oi = 0; oi < p.oh; ++oi)
+      for (int64_t oj = 0; oj < p.ow; ++oj) f(pc, oi, oj);
+}
+
+void maxpool_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
+  const Tensor& x = float_input(ctx, in, 0);
+  PoolParams p = pool_params(ctx, x);
+  Tensor y(Shape{p.n, p.c, p.oh, p.ow});
+  const float* px = x.f32();
+  float* py = y.f32();
+  Tensor idx;
+  bool want_idx = out.size() > 1;
+  if (want_idx) idx = Tensor(DType::Int64, y.shape());
+  int64_t* pi = want_idx ? idx.i64() : nullptr;
+  const bool col_major = ctx.node.get_int("storage_order", 0) != 0;
+  for_each_window(p, [&](int64_t pc, int64_t oi, int64_t oj) {
+    float best = -std::numeric_limits<float>::infinity();
+    int64_t arg = -1;
+    for (int64_t ki = 0; ki < p.kh; ++ki) {
+      int64_t hi = oi * p.sh - p.pt + ki * p.dh;
+      if (hi < 0 || hi >= p.h) continue;
+      for (int64_t kj = 0; kj < p.kw; ++kj) {
+        int64_t wj = oj * p.sw - p.pl + kj * p.dw;
+        if (wj < 0 || wj >= p.w) continue;
+        float v = px[(pc * p.h + hi) * p.w + wj];
+        if (v > best || arg < 0) {
+          best = v;
+          arg = hi * p.w + wj;
+        }
+      }
+    }
+    py[(pc * p.oh + oi) * p.ow + oj] = best;
+    // Indices output: flat index into the input, row-major (storage_order 0) or column-major (1).
+    if (pi) {
+      int64_t flat = arg;
+      if (arg >= 0 && col_major) flat = (arg % p.w) * p.h + arg / p.w;
+      pi[(pc * p.oh + oi) * p.ow + oj] = arg < 0 ? -1 : pc * p.h * p.w + flat;
+    }
+  });
+  out[0] = y;
+  if (want_idx) out[1] = idx;
+}
+
+void maxpool_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inputs& g, const std::vector<bool>& need,
+                 std::vector<Tensor>& gin) {
+  if (!need[0] || !g[0]) return;
+  const Tensor& x = *in[0];
+  PoolParams p = pool_params(ctx, x);
+  gin[0] = Tensor(x.shape());
+  const float* px = x.f32();
+  const float* pg = g[0]->f32();
+  float* pd = gin[0].f32();
+  // Windows overlap, so scatter per plane sequentially inside the plane.
+  const int64_t planes = p.n * p.c;
+#pragma omp parallel for if (planes > 64) schedule(static)
+  for (int64_t pc = 0; pc < planes; ++pc)
+    for (int64_t oi = 0; oi < p.oh; ++oi)
+      for (int64_t oj = 0; oj < p.ow; ++oj) {
+        float best = -std::numeric_limits<float>::infinity();
+        int64_t arg = -1;
+        for (int64_t ki = 0; ki < p.kh; ++ki) {
+          int64_t hi = oi * p.sh - p.pt + ki * p.dh;
+          if (hi < 0 || hi >= p.h) continue;
+          for (int64_t kj = 0; kj < p.kw; ++kj) {
+            int64_t wj = oj * p.sw - p.pl + kj * p.dw;
+            if (wj < 0 || wj >= p.w) continue;
+            float v = px[(pc * p.h + hi) * p.w + wj];
+            if (v > best || arg < 0) {
+              best = v;
+              arg = hi * p.w + wj;
+            }
+          }
+        }
+        if (arg >= 0) pd[pc * p.h * p.w + arg] += pg[(pc * p.oh + oi) * p.ow + oj];
+      }
+}
+
+// Divisor of an average-pool window: the window clipped to the input, or to the
+// padded input when count_include_pad (never counting ceil-mode overhang).
+int64_t avg_divisor(const PoolParams& p, int64_t oi, int64_t oj) {
+  int64_t h0 = oi * p.sh - p.pt, w0 = oj * p.sw - p.pl;
+  int64_t h1 = h0 + (p.kh - 1) * p.dh + 1, w1 = w0 + (p.kw - 1) * p.dw + 1;
+  int64_t lo_h = p.count_include_pad ? -p.pt : 0, hi_h = p.count_include_pad ? p.h + p.pb : p.h;
+  int64_t lo_w = p.count_include_pad ? -p.pl : 0, hi_w = p.count_include_pad ? p.w + p.pr : p.w;
+  int64_t ch = 0, cw = 0;
+  for (int64_t k = 0; k < p.kh; ++k) {
+    int64_t hi = h0 + k * p.dh;
+    if (hi >= lo_h && hi < hi_h) ++ch;
+  }
+  for (int64_t k = 0; k < p.kw; ++k) {
+    int64_t wj = w0 + k * p.dw;
+    if (wj >= lo_w && wj < hi_w) ++cw;
+  }
+  (void)h1;
+  (void)w1;
+  return std::max<int64_t>(1, ch * cw);
+}
+
+void avgpool_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
+  const Tensor& x = float_input(ctx, in, 0);
+  PoolParams p = pool_params(ctx, x);
+  Tensor y(Shape{p.n, p.c, p.oh, p.ow});
+  const float* px = x.f32();
+  float* py = y.f32();
+  for_each_window(p, [&](int64_t pc, int64_t oi, int64_t oj) {
+    double s = 0;
+    for (int64_t ki = 0; ki < p.kh; ++ki) {
+      int64_t hi = oi * p.sh - p.pt + ki * p.dh;
+      if (hi < 0 || hi >= p.h) continue;
+      for (int64_t kj = 0; kj < p.kw; ++kj) {
+        int64_t wj = oj * p.sw - p.pl + kj * p.dw;
+        if (wj < 0 || wj >= p.w) continue;
+        s += px[(pc * p.h + hi) * p.w + wj];
+      }
+    }
+    py[(pc * p.oh + oi) * p.ow + oj] = float(s / avg_divisor(p, oi, oj));
+  });
+  out[0] = y;
+}
+
+void avgpool_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inputs& g, const std::vector<bool>& need,
+                 std::vector<Tensor>& gin) {
+  if (!need[0] || !g[0]) return;
+  const Tensor& x = *in[0];
+  PoolParams p = pool_params(ctx, x);
+  gin[0] = Tensor(x.shape());
+  const float* pg = g[0]->f32();
+  float* pd = gin[0].f32();
+  const int64_t planes = p.n * p.c;
+#pragma omp parallel for if (planes > 64) schedule(static)
+  for (int64_t pc = 0; pc < planes; ++pc)
+    for (int64_t oi = 0; oi < p.oh; ++oi)
+      for (int64_t oj = 0; oj < p.ow; ++oj) {
+        float v = pg[(pc * p.oh + oi) * p.ow + oj] / float(avg_divisor(p, oi, oj));
+        for (int64_t ki = 0; ki < p.kh; ++ki) {
+          int64_t hi = oi * p.sh - p.pt + ki * p.dh;
+          if (hi < 0 || hi >= p.h) continue;
+          for (int64_t kj = 0; kj < p.kw; ++kj) {
+            int64_t wj = oj * p.sw - p.pl + kj * p.dw;
+            if (wj < 0 || wj >= p.w) continue;
+            pd[(pc * p.h + hi) * p.w + wj] += v;
+          }
+        }
+      }
+}
+
+void gap_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
+  const Tensor& x = float_input(ctx, in, 0);
+  if (x.rank() < 3) op_error(ctx, fmt::format("expects [N,C,...], got {}", shape_str(x.shape())));
+  Shape s = x.shape();
+  int64_t planes = s[0] * s[1];
+  int64_t area = planes ? x.numel() / planes : 0;
+  for (size_t i = 2; i < s.size(); ++i) s[i] = 1;
+  Tensor y(s);
+  for (int64_t pc = 0; pc < planes; ++pc) {
+    double acc = 0;
+    for (int64_t i = 0; i < area; ++i) acc += x.f32()[pc * area + i];
+    y.f32()[pc] = area ? float(acc / area) : 0.f;
+  }
+  out[0] = y;
+}
+
+void gap_bwd(const OpContext&, const Inputs& in, const Inputs&, const Inputs& g, const std::vector<bool>& need,
+             std::vector<Tensor>& gin) {
+  if (!need[0] || !g[0]) return;
+  const Tensor& x = *in[0];
+  int64_t planes = x.shape()[0] * x.shape()[1];
+  int64_t area = planes ? x.numel() / planes : 0;
+  gin[0] = Tensor(x.shape());
+  for (int64_t pc = 0; pc < planes; ++pc)
+    for (int64_t i = 0; i < area; ++i) gin[0].f32()[pc * area + i] = g[0]->f32()[pc] / float(area);
+}
+
+// ---------------- BatchNormalization (inference) ----------------
+// y = scale * (x - mean) / sqrt(var + epsilon) + B, per channel (axis 1).
+
+void bn_coeffs(const OpContext& ctx, const Inputs& in, std::vector<float>& a, std::vector<float>& b, int64_t c) {
+  const Tensor& scale = float_input(ctx, in, 1);
+  const Tensor& bias = float_input(ctx, in, 2);
+  const Tensor& mean = float_input(ctx, in, 3);
+  const Tensor& var = float_input(ctx, in, 4);
+  if (scale.numel() != c || bias.numel() != c || mean.numel() != c || var.numel() != c)
+    op_error(ctx, fmt::format("scale/B/mean/var must have {} elements (channels)", c));
+  float eps = ctx.node.get_float("epsilon", 1e-5f);
+  a.resize(c);
+  b.resize(c);
+  for (int64_t i = 0; i < c; ++i) {
+    a[i] = scale.f32()[i] / std::sqrt(var.f32()[i] + eps);
+    b[i] = bias.f32()[i] - a[i] * mean.f32()[i];
+  }
+}
+
+void bn_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
+  const Tensor& x = float_input(ctx, in, 0);
+  if (x.rank() < 2) op_error(ctx, fmt::format("expects [N,C,...], got {}", shape_str(x.shape())));
+  if (ctx.node.get_int("training_mode", 0) != 0) op_error(ctx, "training_mode=1 is not supported (inference only)");
+  int64_t n = x.shape()[0], c = x.shape()[1];
+  int64_t area = (n * c) ? x.numel() / (n * c) : 0;
+  std::vector<float> a, b;
+  bn_coeffs(ctx, in, a, b, c);
+  Tensor y(x.shape());
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const float* px = x.f32() + (i * c + ch) * area;
+      float* py = y.f32() + (i * c + ch) * area;
+      for (int64_t k = 0; k < area; ++k) py[k] = a[ch] * px[k] + b[ch];
+    }
+  out[0] = y;
+  for (size_t k = 1; k < out.size(); ++k) out[k] = in[std::min<size_t>(k + 2, in.size() - 1)]->clone();
+}
+
+void bn_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inputs& g, const std::vector<bool>& need,
+            std::vector<Tensor>& gin) {
+  if (!g[0]) return;
+  const Tensor& x = *in[0];
+  int64_t n = x.shape()[0], c = x.shape()[1];
+  int64_t area = (n * c) ? x.numel() / (n * c) : 0;
+  std::vector<float> a, b;
+  bn_coeffs(ctx, in, a, b, c);
+  if (need[0]) {
+    gin[0] = Tensor(x.shape());
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t ch = 0; ch < c; ++ch)
+        for (int64_t k = 0; k < area; ++k)
+          gin[0].f32()[(i * c + ch) * area + k] = a[ch] * g[0]->f32()[(i * c + ch) * area + k];
+  }
+}
+
+// ---------------- Softmax / LogSoftmax ----------------
+
+// Split into [outer, axis, inner]. Opset < 13 coerces to 2-D at `axis` (default 1).
+void softmax_dims(const OpContext& ctx, const Shape& s, int64_t& outer, int64_t& len, int64_t& inner) {
+  int64_t r = static_cast<int64_t>(s.size());
+  if (r == 0) op_error(ctx, "scalar input");
+  if (ctx.opset < 13) {
+    int64_t axis = norm_axis(ctx, ctx.node.get_int("axis", 1), r);
+    outer = 1;
+    for (int64_t i = 0; i < axis; ++i) outer *= s[i];
+    len = 1;
+    for (int64_t i = axis; i < r; ++i) len *= s[i];
+    inner = 1;
+  } else {
+    int64_t axis = norm_axis(ctx, ctx.node.get_int("axis", -1), r);
+    outer = 1;
+    for (int64_t i = 0; i < axis; ++i) outer *= s[i];
+    len = s[axis];
+    inner = 1;
+    for (int64_t i = axis + 1; i < r; ++i) inner *= s[i];
+  }
+}
+
+template <bool Log>
+void softmax_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
+  const Tensor& x = float_input(ctx, in, 0);
+  int64_t outer, len, inner;
+  softmax_dims(ctx, x.shape(), outer, len, inner);
+  Tensor y(x.shape());
+  const float* px = x.f32();
+  float* py = y.f32();
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      const float* xs = px + o * len * inner + i;
+      float* ys = py + o * len * inner + i;
+      float m = -std::numeric_limits<float>::infinity();
+      for (int64_t k = 0; k < len; ++k) m = std::max(m, xs[k * inner]);
+      double s = 0;
+      for (int64_t k = 0; k < len; ++k) s += std::exp(double(xs[k * inner] - m));
+      double ls = std::log(s);
+      for (int64_t k = 0; k < len; ++k) {
+        double z = double(xs[k * inner] - m);
+        ys[k * inner] = Log ? float(z - ls) : float(std::exp(z - ls));
+      }
+    }
+  out[0] = y;
+}
+
+// softmax: dx = y (g - <g, y>);  log-softmax: dx = g - softmax * sum(g)
+template <bool Log>
+void softmax_bwd(const OpContext& ctx, const Inputs& in, const Inputs& outs, const Inputs& g,
+                 const std::vector<bool>& need, std::vector<Tensor>& gin) {
+  if (!need[0] || !g[0]) return;
+  const Tensor& y = *outs[0];
+  int64_t outer, len, inner;
+  softmax_dims(ctx, y.shape(), outer, len, inner);
+  gin[0] = Tensor(y.shape());
+  const float* py = y.f32();
+  const float* pg = g[0]->f32();
+  float* pd = gin[0].f32();
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      int64_t base = o * len * inner + i;
+      double dot = 0;
+      for (int64_t k = 0; k < len; ++k) dot += Log ? pg[base + k * inner] : double(pg[base + k * inner]) * py[base + k * inner];
+      for (int64_t k = 0; k < len; ++k) {
+        int64_t j = base + k * inner;
+        pd[j] = Log ? float(pg[j] - std::exp(double(py[j])) * dot) : float(py[j] * (pg[j] - dot));
+      }
+    }
+}
+
+// ---------------- ReduceMean / ReduceSum ----------------
+
+std::vector<bool> reduce_axes(const OpContext& ctx, const Inputs& in, int64_t rank, bool axes_from_input) {
+  std::vector<int64_t> axes;
+  bool have = false;
+  if (axes_from_input) {
+    if (in.size() > 1 && in[1] && !in[1]->empty()) {
+      axes = in[1]->to_int64s();
+      have = true;
+    }
+  } else if (ctx.node.has("axes")) {
+    axes = ctx.node.get_ints("axes");
+    have = true;
+  }
+  std::vector<bool> mask(rank, false);
+  if (!have || axes.empty()) {
+    if (ctx.node.get_int("noop_with_empty_axes", 0) != 0) return mask;
+    std::fill(mask.begin(), mask.end(), true);
+    return mask;
+  }
+  for (int64_t a : axes) mask[norm_axis(ctx, a, rank)] = true;
+  return mask;
+}
+
+template <bool Mean>
+void reduce_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
+  const Tensor& x = float_input(ctx, in, 0);
+  bool from_input = Mean ? ctx.opset >= 18 : ctx.opset >= 13;
+  int64_t r = x.rank();
+  auto mask = reduce_axes(ctx, in, r, from_input);
+  bool keep = ctx.node.get_int("keepdims", 1) != 0;
+  Shape kept = x.shape();
+  int64_t count = 1;
+  for (int64_t i = 0; i < r; ++i)
+    if (mask[i]) {
+      count *= kept[i];
+      kept[i] = 1;
+    }
+  Tensor acc = reduce_to_shape(x, kept);
+  if (Mean && count > 0)
+    for (int64_t i = 0; i < acc.numel(); ++i) acc.f32()[i] /= float(count);
+  if (!keep) {
+    Shape s;
+    for (int64_t i = 0; i < r; ++i)
+      if (!mask[i]) s.push_back(x.shape()[i]);
+    acc = acc.reshape(s);
+  }
+  out[0] = acc;
+}
+
+template <bool Mean>
+void reduce_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inputs& g, const std::vector<bool>& need,
+                std::vector<Tensor>& gin) {
+  if (!need[0] || !g[0]) return;
+  const Tensor& x = *in[0];
+  bool from_input = Mean ? ctx.opset >= 18 : ctx.opset >= 13;
+  int64_t r = x.rank();
+  auto mask = reduce_axes(ctx, in, r, from_input);
+  Shape kept = x.shape();
+  int64_t count = 1;
+  for (int64_t i = 0; i < r; ++i)
+    if (mask[i]) {
+      count *= kept[i];
+      kept[i] = 1;
+    }
+  Tensor gk = g[0]->reshape(kept);
+  Tensor zero(x.shape());
+  gin[0] = Tensor(x.shape());
+  // broadcast gk to x's shape
+  Inputs two{&zero, &gk};
+  std::vector<Tensor> o(1);
+  OpContext add_ctx{ctx.node, ctx.opset};
+  find_op("Add")->forward(add_ctx, two, o);
+  gin[0] = o[0];
+  if (Mean && count > 0)
+    for (int64_t i = 0; i < gin[0].numel(); ++i) gin[0].f32()[i] /= float(count);
+}
+
+}  // namespace
+
+void register_nn_ops() {
+  register_op("Gemm", {gemm_fwd, gemm_bwd});
+  register_op("MatMul", {matmul_fwd, matmul_bwd});
+  register_op("Conv", {conv_fwd, conv_bwd});
+  register_op("MaxPool", {maxpool_fwd, maxpool_bwd});
+  register_op("AveragePool", {avgpool_fwd, avgpool_bwd});
+  register_op("GlobalAveragePool", {gap_fwd, gap_bwd});
+  register_op("BatchNormalization", {bn_fwd, bn_bwd});
+  register_op("Softmax", {softmax_fwd<false>, softmax_bwd<false>});
+  register_op("LogSoftmax", {softmax_fwd<true>, softmax_bwd<true>});
+  register_op("ReduceMean", {reduce_fwd<true>, reduce_bwd<true>});
+  register_op("ReduceSum", {reduce_fwd<false>, reduce_bwd<false>});
+}
+
+}  // namespace mlaudit::engine::detail

@@ -1,0 +1,336 @@
+// Session: executes a Graph on a backend, forward and reverse mode.
+#include "mlaudit/engine/session.h"
+
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+#include <unordered_map>
+
+#include "backend.h"
+#include "mlaudit/engine/error.h"
+
+namespace mlaudit::engine {
+
+namespace {
+std::atomic<int> g_threads{0};
+}
+
+void set_num_threads(int n) {
+  int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int t = n <= 0 ? hw : n;
+  g_threads = t;
+  omp_set_num_threads(t);
+}
+
+int num_threads() {
+  int t = g_threads.load();
+  return t > 0 ? t : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+Device parse_device(const std::string& s) {
+  if (s == "cpu") return Device::Cpu;
+  if (s == "cuda" || s == "gpu") return Device::Cuda;
+  if (s == "auto") return Device::Auto;
+  throw InputError("cli", fmt::format("--device: '{}' is not one of cpu, cuda, auto", s));
+}
+
+// Execution plan: values numbered, per-node slots, gradient flow and last uses.
+struct Plan {
+  std::vector<std::string> names;                  // slot -> value name
+  std::unordered_map<std::string, int> slot;       // value name -> slot
+  std::vector<std::vector<int>> node_inputs;       // -1 for omitted
+  std::vector<std::vector<int>> node_outputs;      // -1 for omitted
+  std::vector<int> input_slots, output_slots;
+  std::vector<std::pair<int, Tensor>> constants;   // initializer slots
+  std::vector<bool> requires_grad;                 // depends on a float graph input
+  std::vector<int> last_use;                       // node index of the last reader (-1: none)
+  std::vector<bool> keep;                          // graph outputs
+};
+
+namespace {
+
+Plan make_plan(const Graph& g) {
+  Plan p;
+  auto get = [&](const std::string& name) {
+    auto it = p.slot.find(name);
+    if (it != p.slot.end()) return it->second;
+    int s = static_cast<int>(p.names.size());
+    p.names.push_back(name);
+    p.slot[name] = s;
+    return s;
+  };
+  for (const auto& [name, t] : g.initializers) p.constants.emplace_back(get(name), t);
+  for (const auto& in : g.inputs) p.input_slots.push_back(get(in.name));
+  for (const auto& n : g.nodes) {
+    std::vector<int> ins, outs;
+    for (const auto& i : n.inputs) ins.push_back(i.empty() ? -1 : get(i));
+    for (const auto& o : n.outputs) outs.push_back(o.empty() ? -1 : get(o));
+    p.node_inputs.push_back(ins);
+    p.node_outputs.push_back(outs);
+  }
+  for (const auto& o : g.outputs) p.output_slots.push_back(get(o.name));
+  size_t n = p.names.size();
+  p.requires_grad.assign(n, false);
+  for (size_t k = 0; k < g.inputs.size(); ++k)
+    if (g.inputs[k].dtype == DType::Float32) p.requires_grad[p.input_slots[k]] = true;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    bool any = false;
+    for (int s : p.node_inputs[i])
+      if (s >= 0 && p.requires_grad[s]) any = true;
+    const std::string& op = g.nodes[i].op_type;
+    if (op == "Shape" || op == "Constant") any = false;  // no gradient flows through these
+    if (any)
+      for (int s : p.node_outputs[i])
+        if (s >= 0) p.requires_grad[s] = true;
+  }
+  p.last_use.assign(n, -1);
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (int s : p.node_inputs[i])
+      if (s >= 0) p.last_use[s] = static_cast<int>(i);
+  p.keep.assign(n, false);
+  for (int s : p.output_slots) p.keep[s] = true;
+  for (auto& [s, t] : p.constants) p.keep[s] = true;
+  return p;
+}
+
+void accumulate(Tensor& into, const Tensor& g, const std::string& name) {
+  if (g.empty()) return;
+  if (into.empty()) {
+    into = g.clone();
+    return;
+  }
+  if (into.shape() != g.shape())
+    throw Error("engine", fmt::format("gradient shape mismatch for value '{}': {} vs {}", name, shape_str(into.shape()),
+                                      shape_str(g.shape())));
+  float* a = into.f32();
+  const float* b = g.f32();
+  for (int64_t i = 0; i < into.numel(); ++i) a[i] += b[i];
+}
+
+}  // namespace
+
+class Executor {
+ public:
+  Executor(const Graph& g, const Backend& b) : g_(g), b_(b), plan_(make_plan(g)) {}
+
+  // Runs the graph. keep_all keeps every value (for backward / shape inference).
+  std::vector<Tensor> forward(const std::vector<Tensor>& inputs, bool keep_all) const {
+    std::vector<Tensor> v(plan_.names.size());
+    for (const auto& [s, t] : plan_.constants) v[s] = t;
+    for (size_t k = 0; k < inputs.size(); ++k) v[plan_.input_slots[k]] = inputs[k];
+    for (size_t i = 0; i < g_.nodes.size(); ++i) {
+      const Node& node = g_.nodes[i];
+      detail::OpContext ctx{node, g_.opset};
+      detail::Inputs ins;
+      for (int s : plan_.node_inputs[i]) ins.push_back(s >= 0 && !v[s].empty() ? &v[s] : nullptr);
+      std::vector<Tensor> outs(node.outputs.size());
+      b_.forward(ctx, ins, outs);
+      for (size_t k = 0; k < outs.size(); ++k) {
+        int s = plan_.node_outputs[i][k];
+        if (s >= 0) v[s] = std::move(outs[k]);
+      }
+      if (!keep_all) {
+        // Release values after their last reader: memory is reused across nodes.
+        for (int s : plan_.node_inputs[i])
+          if (s >= 0 && plan_.last_use[s] == static_cast<int>(i) && !plan_.keep[s]) v[s] = Tensor();
+      }
+    }
+    return v;
+  }
+
+  std::vector<Tensor> outputs_of(const std::vector<Tensor>& v) const {
+    std::vector<Tensor> out;
+    for (int s : plan_.output_slots) {
+      if (v[s].empty()) throw Error("engine", fmt::format("output '{}' was not computed", plan_.names[s]));
+      out.push_back(v[s]);
+    }
+    return out;
+  }
+
+  std::vector<Tensor> backward(const std::vector<Tensor>& v, const std::vector<Tensor>& seeds) const {
+    std::vector<Tensor> grad(plan_.names.size());
+    for (size_t k = 0; k < seeds.size() && k < plan_.output_slots.size(); ++k) {
+      if (seeds[k].empty()) continue;
+      int s = plan_.output_slots[k];
+      if (seeds[k].shape() != v[s].shape())
+        throw InputError("engine", fmt::format("seed for output '{}' has shape {}, the output has {}", plan_.names[s],
+                                               shape_str(seeds[k].shape()), shape_str(v[s].shape())));
+      if (seeds[k].dtype() != DType::Float32)
+        throw InputError("engine", fmt::format("seed for output '{}' must be float32", plan_.names[s]));
+      accumulate(grad[s], seeds[k], plan_.names[s]);
+    }
+    for (size_t i = g_.nodes.size(); i-- > 0;) {
+      const Node& node = g_.nodes[i];
+      bool any_grad = false;
+      for (int s : plan_.node_outputs[i])
+        if (s >= 0 && !grad[s].empty()) any_grad = true;
+      if (!any_grad) continue;
+      std::vector<bool> need;
+      bool any_need = false;
+      detail::Inputs ins, outs, gouts;
+      for (int s : plan_.node_inputs[i]) {
+        bool n = s >= 0 && plan_.requires_grad[s] && !v[s].empty() && v[s].dtype() == DType::Float32;
+        need.push_back(n);
+        any_need |= n;
+        ins.push_back(s >= 0 && !v[s].empty() ? &v[s] : nullptr);
+      }
+      if (!any_need) continue;
+      for (int s : plan_.node_outputs[i]) {
+        outs.push_back(s >= 0 && !v[s].empty() ? &v[s] : nullptr);
+        gouts.push_back(s >= 0 && !grad[s].empty() && grad[s].dtype() == DType::Float32 ? &grad[s] : nullptr);
+      }
+      detail::OpContext ctx{node, g_.opset};
+      std::vector<Tensor> gin(ins.size());
+      b_.backward(ctx, ins, outs, gouts, need, gin);
+      for (size_t k = 0; k < gin.size(); ++k) {
+        int s = plan_.node_inputs[i][k];
+        if (need[k] && !gin[k].empty()) accumulate(grad[s], gin[k], plan_.names[s]);
+      }
+      // Free output gradients no longer needed.
+      for (int s : plan_.node_outputs[i])
+        if (s >= 0 && !plan_.keep[s]) grad[s] = Tensor();
+    }
+    std::vector<Tensor> out;
+    for (size_t k = 0; k < g_.inputs.size(); ++k) {
+      int s = plan_.input_slots[k];
+      if (g_.inputs[k].dtype != DType::Float32) {
+        out.emplace_back();
+        continue;
+      }
+      if (grad[s].empty()) grad[s] = Tensor(v[s].shape());  // the output does not depend on this input
+      out.push_back(grad[s]);
+    }
+    return out;
+  }
+
+  const Plan& plan() const { return plan_; }
+
+ private:
+  const Graph& g_;
+  const Backend& b_;
+  Plan plan_;
+};
+
+std::unique_ptr<Session> Session::load(const std::string& path, const SessionOptions& opts) {
+  return std::make_unique<Session>(load_onnx(path, opts.limits), opts);
+}
+
+Session::Session(Graph graph, const SessionOptions& opts) : graph_(std::move(graph)) {
+  if (opts.threads > 0) set_num_threads(opts.threads);
+  switch (opts.device) {
+    case Device::Cuda:
+      if (cuda_device_count() == 0)
+        throw InputError("engine", "--device cuda: no CUDA device is available (or this build has no CUDA backend); use --device cpu or auto");
+      throw UnsupportedError("engine", "--device cuda: the CUDA backend has no op kernels yet; use --device cpu or auto");
+    case Device::Auto:
+    case Device::Cpu:
+      backend_ = make_cpu_backend();
+      break;
+  }
+  std::vector<std::string> missing;
+  for (const auto& n : graph_.nodes) {
+    if (!backend_->supports_op(n)) {
+      throw UnsupportedError("engine", fmt::format("{}: unsupported op '{}' (opset {}) at node '{}'", graph_.source,
+                                                   n.op_type, graph_.opset, n.name));
+    }
+  }
+  executor_ = std::make_unique<Executor>(graph_, *backend_);
+}
+
+Session::~Session() = default;
+
+std::string Session::backend_name() const { return backend_->name(); }
+
+void Session::check_inputs(const std::vector<Tensor>& inputs) const {
+  if (inputs.size() != graph_.inputs.size())
+    throw InputError("engine", fmt::format("{}: model has {} inputs, {} given", graph_.source, graph_.inputs.size(),
+                                           inputs.size()));
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    const ValueInfo& vi = graph_.inputs[k];
+    const Tensor& t = inputs[k];
+    if (t.empty()) throw InputError("engine", fmt::format("input '{}' is missing", vi.name));
+    bool ok = vi.shape.empty() || t.rank() == vi.shape.size();
+    for (size_t i = 0; ok && i < vi.shape.size(); ++i)
+      if (vi.shape[i] >= 0 && vi.shape[i] != t.shape()[i]) ok = false;
+    if (!ok)
+      throw InputError("engine", fmt::format("input '{}' expects shape {} (-1 = any), got {}", vi.name,
+                                             shape_str(vi.shape), shape_str(t.shape())));
+  }
+}
+
+namespace {
+std::vector<Tensor> convert_inputs(const Graph& g, const std::vector<Tensor>& inputs) {
+  std::vector<Tensor> out;
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    DType want = g.inputs[k].dtype;
+    if (want == DType::Float64) want = DType::Float32;
+    if (want == DType::Int32 || want == DType::UInt8) want = DType::Int64;
+    out.push_back(inputs[k].to(want));
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<Tensor> Session::run(const std::vector<Tensor>& inputs) const {
+  check_inputs(inputs);
+  const Executor& ex = *executor_;
+  return ex.outputs_of(ex.forward(convert_inputs(graph_, inputs), false));
+}
+
+std::vector<Tensor> Session::gradient(const std::vector<Tensor>& inputs, const std::vector<Tensor>& output_seeds,
+                                      std::vector<Tensor>* outputs) const {
+  check_inputs(inputs);
+  const Executor& ex = *executor_;
+  auto values = ex.forward(convert_inputs(graph_, inputs), true);
+  if (outputs) *outputs = ex.outputs_of(values);
+  return ex.backward(values, output_seeds);
+}
+
+Shape Session::input_shape() const { return graph_.inputs.at(0).shape; }
+
+Tensor Session::forward(const Tensor& x) const {
+  if (graph_.inputs.size() != 1)
+    throw InputError("engine", fmt::format("{}: the model has {} inputs; this command needs a single-input model",
+                                           graph_.source, graph_.inputs.size()));
+  return run({x}).at(0);
+}
+
+Tensor Session::input_gradient(const Tensor& x, const SeedFn& seed, Tensor* output) const {
+  if (graph_.inputs.size() != 1)
+    throw InputError("engine", fmt::format("{}: the model has {} inputs; this command needs a single-input model",
+                                           graph_.source, graph_.inputs.size()));
+  std::vector<Tensor> in{x};
+  check_inputs(in);
+  const Executor& ex = *executor_;
+  auto values = ex.forward(convert_inputs(graph_, in), true);
+  auto outs = ex.outputs_of(values);
+  Tensor s = seed(outs.at(0));
+  std::vector<Tensor> seeds(outs.size());
+  seeds[0] = s;
+  if (output) *output = outs[0];
+  return ex.backward(values, seeds).at(0);
+}
+
+std::map<std::string, Shape> infer_shapes(const Graph& g, const std::vector<Shape>& input_shapes) {
+  if (input_shapes.size() != g.inputs.size())
+    throw InputError("engine", fmt::format("{}: {} input shapes given for {} inputs", g.source, input_shapes.size(), g.inputs.size()));
+  Graph copy = g;
+  Session s(std::move(copy));
+  std::vector<Tensor> zeros;
+  for (size_t k = 0; k < input_shapes.size(); ++k) {
+    DType dt = g.inputs[k].dtype == DType::Float32 || g.inputs[k].dtype == DType::Float64 ? DType::Float32 : DType::Int64;
+    zeros.emplace_back(dt, input_shapes[k]);
+  }
+  s.check_inputs(zeros);
+  const Executor& ex = *s.executor_;
+  auto values = ex.forward(zeros, true);
+  std::map<std::string, Shape> out;
+  for (size_t i = 0; i < values.size(); ++i)
+    if (!values[i].empty()) out[ex.plan().names[i]] = values[i].shape();
+  return out;
+}
+
+}  // namespace mlaudit::engine
