@@ -456,7 +456,6 @@ PoolParams pool_params(const OpContext& ctx, const Tensor& x) {
   return p;
 }
 
-// Index of the max element of each window (-1 for an all-padding window).
 template <class F>
 void for_each_window(const PoolParams& p, F f) {
   const int64_t planes = p.n * p.c;
@@ -464,6 +463,57 @@ void for_each_window(const PoolParams& p, F f) {
   for (int64_t pc = 0; pc < planes; ++pc)
     for (int64_t oi = 0; oi < p.oh; ++oi)
       for (int64_t oj = 0; oj < p.ow; ++oj) f(pc, oi, oj);
+}
+
+// True when every window lies inside the input (no padding reached, e.g. 2x2/2 pooling).
+bool windows_inside(const PoolParams& p) {
+  return p.pt == 0 && p.pl == 0 && (p.oh - 1) * p.sh + (p.kh - 1) * p.dh < p.h && (p.ow - 1) * p.sw + (p.kw - 1) * p.dw < p.w;
+}
+
+// Argmax (flat index within the plane, first maximum in scan order) of window (oi, oj); -1 if empty.
+__attribute__((always_inline)) inline int64_t window_argmax(const PoolParams& p, const float* plane, int64_t oi, int64_t oj, bool inside) {
+  float best = -std::numeric_limits<float>::infinity();
+  int64_t arg = -1;
+  const int64_t h0 = oi * p.sh - p.pt, w0 = oj * p.sw - p.pl;
+  if (inside && p.kh == 2 && p.kw == 2 && p.dh == 1 && p.dw == 1) {
+    // 2x2 window (the common case), first maximum in scan order.
+    const float* r0 = plane + h0 * p.w + w0;
+    const float* r1 = r0 + p.w;
+    int64_t base = h0 * p.w + w0;
+    int64_t a = base;
+    float m = r0[0];
+    if (r0[1] > m) { m = r0[1]; a = base + 1; }
+    if (r1[0] > m) { m = r1[0]; a = base + p.w; }
+    if (r1[1] > m) { a = base + p.w + 1; }
+    return a;
+  }
+  if (inside) {
+    for (int64_t ki = 0; ki < p.kh; ++ki) {
+      const float* row = plane + (h0 + ki * p.dh) * p.w + w0;
+      for (int64_t kj = 0; kj < p.kw; ++kj) {
+        float v = row[kj * p.dw];
+        if (v > best || arg < 0) {
+          best = v;
+          arg = (h0 + ki * p.dh) * p.w + w0 + kj * p.dw;
+        }
+      }
+    }
+    return arg;
+  }
+  for (int64_t ki = 0; ki < p.kh; ++ki) {
+    int64_t hi = h0 + ki * p.dh;
+    if (hi < 0 || hi >= p.h) continue;
+    for (int64_t kj = 0; kj < p.kw; ++kj) {
+      int64_t wj = w0 + kj * p.dw;
+      if (wj < 0 || wj >= p.w) continue;
+      float v = plane[hi * p.w + wj];
+      if (v > best || arg < 0) {
+        best = v;
+        arg = hi * p.w + wj;
+      }
+    }
+  }
+  return arg;
 }
 
 void maxpool_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
@@ -477,30 +527,24 @@ void maxpool_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& ou
   if (want_idx) idx = Tensor(DType::Int64, y.shape());
   int64_t* pi = want_idx ? idx.i64() : nullptr;
   const bool col_major = ctx.node.get_int("storage_order", 0) != 0;
-  for_each_window(p, [&](int64_t pc, int64_t oi, int64_t oj) {
-    float best = -std::numeric_limits<float>::infinity();
-    int64_t arg = -1;
-    for (int64_t ki = 0; ki < p.kh; ++ki) {
-      int64_t hi = oi * p.sh - p.pt + ki * p.dh;
-      if (hi < 0 || hi >= p.h) continue;
-      for (int64_t kj = 0; kj < p.kw; ++kj) {
-        int64_t wj = oj * p.sw - p.pl + kj * p.dw;
-        if (wj < 0 || wj >= p.w) continue;
-        float v = px[(pc * p.h + hi) * p.w + wj];
-        if (v > best || arg < 0) {
-          best = v;
-          arg = hi * p.w + wj;
+  const bool inside = windows_inside(p);
+  const int64_t planes = p.n * p.c;
+#pragma omp parallel for if (planes * p.oh * p.ow > 16384) schedule(static)
+  for (int64_t pc = 0; pc < planes; ++pc) {
+    const float* plane = px + pc * p.h * p.w;
+    for (int64_t oi = 0; oi < p.oh; ++oi)
+      for (int64_t oj = 0; oj < p.ow; ++oj) {
+        int64_t arg = window_argmax(p, plane, oi, oj, inside);
+        int64_t o = (pc * p.oh + oi) * p.ow + oj;
+        py[o] = arg < 0 ? -std::numeric_limits<float>::infinity() : plane[arg];
+        // Indices output: flat index into the input, row-major (storage_order 0) or column-major (1).
+        if (pi) {
+          int64_t flat = arg;
+          if (arg >= 0 && col_major) flat = (arg % p.w) * p.h + arg / p.w;
+          pi[o] = arg < 0 ? -1 : pc * p.h * p.w + flat;
         }
       }
-    }
-    py[(pc * p.oh + oi) * p.ow + oj] = best;
-    // Indices output: flat index into the input, row-major (storage_order 0) or column-major (1).
-    if (pi) {
-      int64_t flat = arg;
-      if (arg >= 0 && col_major) flat = (arg % p.w) * p.h + arg / p.w;
-      pi[(pc * p.oh + oi) * p.ow + oj] = arg < 0 ? -1 : pc * p.h * p.w + flat;
-    }
-  });
+  }
   out[0] = y;
   if (want_idx) out[1] = idx;
 }
@@ -514,29 +558,19 @@ void maxpool_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const In
   const float* px = x.f32();
   const float* pg = g[0]->f32();
   float* pd = gin[0].f32();
-  // Windows overlap, so scatter per plane sequentially inside the plane.
+  const bool inside = windows_inside(p);
+  // The gradient goes to the first maximum of each window (as PyTorch); windows
+  // may overlap, so each plane is scattered by one thread.
   const int64_t planes = p.n * p.c;
 #pragma omp parallel for if (planes > 64) schedule(static)
-  for (int64_t pc = 0; pc < planes; ++pc)
+  for (int64_t pc = 0; pc < planes; ++pc) {
+    const float* plane = px + pc * p.h * p.w;
     for (int64_t oi = 0; oi < p.oh; ++oi)
       for (int64_t oj = 0; oj < p.ow; ++oj) {
-        float best = -std::numeric_limits<float>::infinity();
-        int64_t arg = -1;
-        for (int64_t ki = 0; ki < p.kh; ++ki) {
-          int64_t hi = oi * p.sh - p.pt + ki * p.dh;
-          if (hi < 0 || hi >= p.h) continue;
-          for (int64_t kj = 0; kj < p.kw; ++kj) {
-            int64_t wj = oj * p.sw - p.pl + kj * p.dw;
-            if (wj < 0 || wj >= p.w) continue;
-            float v = px[(pc * p.h + hi) * p.w + wj];
-            if (v > best || arg < 0) {
-              best = v;
-              arg = hi * p.w + wj;
-            }
-          }
-        }
+        int64_t arg = window_argmax(p, plane, oi, oj, inside);
         if (arg >= 0) pd[pc * p.h * p.w + arg] += pg[(pc * p.oh + oi) * p.ow + oj];
       }
+  }
 }
 
 // Divisor of an average-pool window: the window clipped to the input, or to the
