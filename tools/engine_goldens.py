@@ -801,7 +801,7 @@ def write_case(out_dir, idx, name, op, note, fn):
                 g = None
             g = torch.zeros_like(t) if g is None else g
             fd_check(name, spec, env, n, g, seeds_by_output)
-            np.save(os.path.join(case_dir, f"grad_{k}.npy"), g.detach().numpy().astype(np.float32))
+            np.save(os.path.join(case_dir, f"grad_{k}.npy"), np.ascontiguousarray(g.detach().numpy().astype(np.float32)))
             grads.append(k)
     return {"name": name, "op": op, "inputs": len(spec["inputs"]), "outputs": len(outs), "grads": grads,
             "seeds": seeds, "input_names": [n for n, _, _ in spec["inputs"]],
@@ -851,7 +851,7 @@ def write_shape_arith_case(out_dir):
     np.save(os.path.join(case_dir, "input_0.npy"), x)
     np.save(os.path.join(case_dir, "output_0.npy"), o)
     np.save(os.path.join(case_dir, "seed_0.npy"), seed)
-    np.save(os.path.join(case_dir, "grad_0.npy"), g.numpy().astype(np.float32))
+    np.save(os.path.join(case_dir, "grad_0.npy"), np.ascontiguousarray(g.numpy().astype(np.float32)))
     return {"name": name, "op": "ShapeArithmetic", "inputs": 1, "outputs": 1, "grads": [0], "seeds": [0],
             "input_names": ["input"], "input_dtypes": ["float32"], "output_names": ["output"],
             "note": "torch.onnx.export (TorchScript, opset 13, no constant folding, dynamic batch) of "

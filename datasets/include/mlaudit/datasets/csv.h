@@ -28,6 +28,8 @@ class CsvTable {
   const std::vector<std::string>& strings(const std::string& name) const;
   /// Column parsed as numbers; throws InputError naming file, row and column for a non-number.
   std::vector<double> numbers(const std::string& name) const;
+  /// Categorical column as integer codes into `levels` (its distinct values, sorted).
+  std::vector<int64_t> codes(const std::string& name, std::vector<std::string>& levels) const;
   /// Selected numeric columns as a float32 [rows, k] tensor.
   engine::Tensor matrix(const std::vector<std::string>& names) const;
 };

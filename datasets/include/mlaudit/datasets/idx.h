@@ -9,6 +9,8 @@ namespace mlaudit::datasets {
 /// Read an IDX file (uint8, int8, int16, int32, float32, float64 payloads; .gz
 /// detected by magic bytes). uint8 data stays UInt8; others become Float32/Int32.
 engine::Tensor read_idx(const std::string& path);
+/// Decode IDX bytes (plain or gzip) already in memory; `source` names them in error messages.
+engine::Tensor parse_idx(const std::string& bytes, const std::string& source);
 
 /// Folder of the Debian dataset-fashion-mnist package.
 std::string fashion_mnist_dir();

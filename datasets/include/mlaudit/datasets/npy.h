@@ -17,5 +17,9 @@ engine::Tensor read_npy_labels(const std::string& path);
 /// Write a tensor as .npy (version 1.0). Written to a temporary file and renamed,
 /// so a failure never leaves a half-written file.
 void write_npy(const std::string& path, const engine::Tensor& t);
+/// Decode .npy bytes already in memory; `source` names them in error messages.
+engine::Tensor parse_npy(const std::string& bytes, const std::string& source);
+/// Encode a tensor as .npy bytes (version 1.0, or 2.0 when the header needs it).
+std::string encode_npy(const engine::Tensor& t);
 
 }  // namespace mlaudit::datasets
