@@ -100,12 +100,10 @@ std::unique_ptr<engine::Session> load_model(const std::string& path, const Globa
   engine::SessionOptions opts;
   opts.threads = global.threads;
   opts.device = global.device;
-  if (global.device == engine::Device::Auto) {
-    // The CUDA backend has no op kernels yet: auto means cpu, said once.
-    if (!global.quiet) std::cerr << "mlaudit: note: --device auto: using cpu\n";
-    opts.device = engine::Device::Cpu;
-  }
-  return engine::Session::load(path, opts);
+  auto session = engine::Session::load(path, opts);
+  if (global.device == engine::Device::Auto && !global.quiet)
+    std::cerr << "mlaudit: note: --device auto: running on " << session->backend_name() << "\n";
+  return session;
 }
 
 }  // namespace mlaudit::cli

@@ -1,4 +1,5 @@
 #include "backend.h"
+#include "device_session.h"
 
 #ifdef MLAUDIT_WITH_CUDA
 extern "C" int mlaudit_cuda_device_count();
@@ -13,5 +14,10 @@ int cuda_device_count() {
   return 0;
 #endif
 }
+
+#ifndef MLAUDIT_WITH_CUDA
+std::vector<std::string> cuda_supported_ops() { return {}; }
+std::unique_ptr<DeviceSession> make_cuda_session(const Graph&) { return nullptr; }
+#endif
 
 }  // namespace mlaudit::engine

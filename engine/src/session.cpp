@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "backend.h"
+#include "device_session.h"
 #include "mlaudit/engine/error.h"
 
 namespace mlaudit::engine {
@@ -224,12 +225,23 @@ Session::Session(Graph graph, const SessionOptions& opts) : graph_(std::move(gra
     case Device::Cuda:
       if (cuda_device_count() == 0)
         throw InputError("engine", "--device cuda: no CUDA device is available (or this build has no CUDA backend); use --device cpu or auto");
-      throw UnsupportedError("engine", "--device cuda: the CUDA backend has no op kernels yet; use --device cpu or auto");
+      device_ = make_cuda_session(graph_);
+      if (!device_) throw InputError("engine", "--device cuda: the CUDA backend could not be started");
+      break;
     case Device::Auto:
+      // The GPU when one is present and runs every op of the model, else the CPU.
+      if (cuda_device_count() > 0) {
+        auto ops = cuda_supported_ops();
+        bool all = !ops.empty();
+        for (const auto& n : graph_.nodes)
+          if (std::find(ops.begin(), ops.end(), n.op_type) == ops.end()) all = false;
+        if (all) device_ = make_cuda_session(graph_);
+      }
+      break;
     case Device::Cpu:
-      backend_ = make_cpu_backend();
       break;
   }
+  backend_ = make_cpu_backend();
   std::vector<std::string> missing;
   for (const auto& n : graph_.nodes) {
     if (!backend_->supports_op(n)) {
@@ -242,7 +254,7 @@ Session::Session(Graph graph, const SessionOptions& opts) : graph_(std::move(gra
 
 Session::~Session() = default;
 
-std::string Session::backend_name() const { return backend_->name(); }
+std::string Session::backend_name() const { return device_ ? device_->name() : backend_->name(); }
 
 void Session::check_inputs(const std::vector<Tensor>& inputs) const {
   if (inputs.size() != graph_.inputs.size())
@@ -276,6 +288,7 @@ std::vector<Tensor> convert_inputs(const Graph& g, const std::vector<Tensor>& in
 
 std::vector<Tensor> Session::run(const std::vector<Tensor>& inputs) const {
   check_inputs(inputs);
+  if (device_) return device_->run(convert_inputs(graph_, inputs));
   const Executor& ex = *executor_;
   return ex.outputs_of(ex.forward(convert_inputs(graph_, inputs), false));
 }
@@ -283,6 +296,7 @@ std::vector<Tensor> Session::run(const std::vector<Tensor>& inputs) const {
 std::vector<Tensor> Session::gradient(const std::vector<Tensor>& inputs, const std::vector<Tensor>& output_seeds,
                                       std::vector<Tensor>* outputs) const {
   check_inputs(inputs);
+  if (device_) return device_->gradient(convert_inputs(graph_, inputs), output_seeds, outputs);
   const Executor& ex = *executor_;
   auto values = ex.forward(convert_inputs(graph_, inputs), true);
   if (outputs) *outputs = ex.outputs_of(values);
@@ -304,6 +318,14 @@ Tensor Session::input_gradient(const Tensor& x, const SeedFn& seed, Tensor* outp
                                            graph_.source, graph_.inputs.size()));
   std::vector<Tensor> in{x};
   check_inputs(in);
+  if (device_) {
+    // Two device calls: forward for the seed, then the VJP (weights stay resident).
+    Tensor out = device_->run(convert_inputs(graph_, in)).at(0);
+    std::vector<Tensor> seeds(graph_.outputs.size());
+    seeds[0] = seed(out);
+    if (output) *output = out;
+    return device_->gradient(convert_inputs(graph_, in), seeds, nullptr).at(0);
+  }
   const Executor& ex = *executor_;
   auto values = ex.forward(convert_inputs(graph_, in), true);
   auto outs = ex.outputs_of(values);

@@ -27,6 +27,7 @@ int num_threads();
 
 class Backend;
 class Executor;
+class DeviceSession;
 
 /// A model bound to a backend. run() and gradient() are const and thread-safe.
 class Session : public Model {
@@ -62,6 +63,7 @@ class Session : public Model {
   Graph graph_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Executor> executor_;
+  std::unique_ptr<DeviceSession> device_;  ///< set when running on a device backend (CUDA)
 };
 
 }  // namespace mlaudit::engine
