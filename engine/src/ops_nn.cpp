@@ -256,12 +256,14 @@ dnnl::engine& cpu_engine() {
   return eng;
 }
 
-// oneDNN primitive cache, keyed by op kind and every shape parameter.
+// oneDNN primitives, cached per shape. The primitive picks its own (blocked)
+// layouts ("any"); user tensors are plain NCHW/OIHW and are reordered in and out.
 struct ConvPrims {
-  dnnl::convolution_forward fwd;
   dnnl::convolution_forward::primitive_desc fwd_pd;
+  dnnl::convolution_forward fwd;
+  dnnl::convolution_backward_data::primitive_desc bwd_pd;
   std::unique_ptr<dnnl::convolution_backward_data> bwd;
-  std::mutex mu;  // primitives are executed one call at a time per entry
+  std::mutex mu;  // one execution at a time per entry (scratchpad is per primitive)
 };
 
 using ConvKey = std::array<int64_t, 20>;
@@ -275,18 +277,24 @@ dnnl::memory::desc md(const dnnl::memory::dims& d, dnnl::memory::format_tag tag)
 }
 
 struct ConvDescs {
-  dnnl::memory::desc src, wei, bias, dst;
+  dnnl::memory::desc src, wei, bias, dst;          // user (plain) layouts
+  dnnl::memory::desc src_any, wei_any, dst_any;    // let the primitive choose
   dnnl::memory::dims strides, dil, pl, pr;
 };
 
 ConvDescs conv_descs(const ConvParams& p) {
   using tag = dnnl::memory::format_tag;
   ConvDescs d;
-  d.src = md({p.n, p.c, p.h, p.w}, tag::nchw);
-  if (p.group == 1) d.wei = md({p.oc, p.c, p.kh, p.kw}, tag::oihw);
-  else d.wei = md({p.group, p.oc / p.group, p.c / p.group, p.kh, p.kw}, tag::goihw);
+  dnnl::memory::dims src_dims{p.n, p.c, p.h, p.w}, dst_dims{p.n, p.oc, p.oh, p.ow};
+  dnnl::memory::dims wei_dims = p.group == 1 ? dnnl::memory::dims{p.oc, p.c, p.kh, p.kw}
+                                             : dnnl::memory::dims{p.group, p.oc / p.group, p.c / p.group, p.kh, p.kw};
+  d.src = md(src_dims, tag::nchw);
+  d.wei = md(wei_dims, p.group == 1 ? tag::oihw : tag::goihw);
   d.bias = md({p.oc}, tag::x);
-  d.dst = md({p.n, p.oc, p.oh, p.ow}, tag::nchw);
+  d.dst = md(dst_dims, tag::nchw);
+  d.src_any = md(src_dims, tag::any);
+  d.wei_any = md(wei_dims, tag::any);
+  d.dst_any = md(dst_dims, tag::any);
   d.strides = {p.sh, p.sw};
   d.dil = {p.dh - 1, p.dw - 1};  // oneDNN counts dilation from 0
   d.pl = {p.pt, p.pl};
@@ -304,15 +312,23 @@ ConvPrims& conv_prims(const ConvParams& p, bool bias) {
   ConvDescs d = conv_descs(p);
   auto prims = std::make_unique<ConvPrims>();
   auto desc = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                                                     d.src, d.wei, d.bias, d.dst, d.strides, d.dil, d.pl, d.pr)
+                                                     d.src_any, d.wei_any, d.bias, d.dst_any, d.strides, d.dil, d.pl, d.pr)
                    : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                                                     d.src, d.wei, d.dst, d.strides, d.dil, d.pl, d.pr);
+                                                     d.src_any, d.wei_any, d.dst_any, d.strides, d.dil, d.pl, d.pr);
   prims->fwd_pd = dnnl::convolution_forward::primitive_desc(desc, cpu_engine());
   prims->fwd = dnnl::convolution_forward(prims->fwd_pd);
   if (cache.size() > 256) cache.clear();  // bound memory when shapes keep changing
   auto& ref = *prims;
   cache[key] = std::move(prims);
   return ref;
+}
+
+// `user` viewed in `want`'s layout: the same memory when layouts agree, else a reordered copy.
+dnnl::memory to_layout(const dnnl::memory& user, const dnnl::memory::desc& want, dnnl::stream& s) {
+  if (user.get_desc() == want) return user;
+  dnnl::memory m(want, cpu_engine());
+  dnnl::reorder(user, m).execute(s, const_cast<dnnl::memory&>(user), m);
+  return m;
 }
 
 void conv_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
@@ -329,15 +345,20 @@ void conv_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) 
   ConvPrims& prims = conv_prims(p, has_bias);
   ConvDescs d = conv_descs(p);
   auto& eng = cpu_engine();
-  dnnl::memory src(d.src, eng, const_cast<float*>(x.f32()));
-  dnnl::memory wei(d.wei, eng, const_cast<float*>(w.f32()));
-  dnnl::memory dst(d.dst, eng, y.f32());
-  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
-  if (has_bias) args[DNNL_ARG_BIAS] = dnnl::memory(d.bias, eng, const_cast<float*>(float_input(ctx, in, 2).f32()));
+  dnnl::memory user_src(d.src, eng, const_cast<float*>(x.f32()));
+  dnnl::memory user_wei(d.wei, eng, const_cast<float*>(w.f32()));
+  dnnl::memory user_dst(d.dst, eng, y.f32());
   {
     std::lock_guard<std::mutex> lock(prims.mu);
     dnnl::stream s(eng);
+    dnnl::memory src = to_layout(user_src, prims.fwd_pd.src_desc(), s);
+    dnnl::memory wei = to_layout(user_wei, prims.fwd_pd.weights_desc(), s);
+    bool dst_plain = prims.fwd_pd.dst_desc() == d.dst;
+    dnnl::memory dst = dst_plain ? user_dst : dnnl::memory(prims.fwd_pd.dst_desc(), eng);
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
+    if (has_bias) args[DNNL_ARG_BIAS] = dnnl::memory(d.bias, eng, const_cast<float*>(float_input(ctx, in, 2).f32()));
     prims.fwd.execute(s, args);
+    if (!dst_plain) dnnl::reorder(dst, user_dst).execute(s, dst, user_dst);
     s.wait();
   }
   out[0] = y;
@@ -384,16 +405,21 @@ void conv_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Input
       auto& eng = cpu_engine();
       std::lock_guard<std::mutex> lock(prims.mu);
       if (!prims.bwd) {
-        auto bd = dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, d.src, d.wei, d.dst,
-                                                        d.strides, d.dil, d.pl, d.pr);
-        auto pd = dnnl::convolution_backward_data::primitive_desc(bd, eng, prims.fwd_pd);
-        prims.bwd = std::make_unique<dnnl::convolution_backward_data>(pd);
+        auto bd = dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, d.src_any, d.wei_any,
+                                                        d.dst_any, d.strides, d.dil, d.pl, d.pr);
+        prims.bwd_pd = dnnl::convolution_backward_data::primitive_desc(bd, eng, prims.fwd_pd);
+        prims.bwd = std::make_unique<dnnl::convolution_backward_data>(prims.bwd_pd);
       }
-      dnnl::memory diff_src(d.src, eng, gin[0].f32());
-      dnnl::memory wei(d.wei, eng, const_cast<float*>(w.f32()));
-      dnnl::memory diff_dst(d.dst, eng, const_cast<float*>(gy.f32()));
       dnnl::stream s(eng);
+      dnnl::memory user_diff_src(d.src, eng, gin[0].f32());
+      dnnl::memory user_wei(d.wei, eng, const_cast<float*>(w.f32()));
+      dnnl::memory user_diff_dst(d.dst, eng, const_cast<float*>(gy.f32()));
+      dnnl::memory wei = to_layout(user_wei, prims.bwd_pd.weights_desc(), s);
+      dnnl::memory diff_dst = to_layout(user_diff_dst, prims.bwd_pd.diff_dst_desc(), s);
+      bool src_plain = prims.bwd_pd.diff_src_desc() == d.src;
+      dnnl::memory diff_src = src_plain ? user_diff_src : dnnl::memory(prims.bwd_pd.diff_src_desc(), eng);
       prims.bwd->execute(s, {{DNNL_ARG_DIFF_SRC, diff_src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_DST, diff_dst}});
+      if (!src_plain) dnnl::reorder(diff_src, user_diff_src).execute(s, diff_src, user_diff_src);
       s.wait();
     }
   }

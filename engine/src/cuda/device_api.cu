@@ -1,0 +1,236 @@
+// Device runtime: status checks, pooled allocator, stream + cuBLAS, copies, cuRAND.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <curand.h>
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "device_api.h"
+#include "mlaudit/engine/error.h"
+
+namespace mlaudit::engine::cuda {
+
+namespace {
+
+void check(cudaError_t e, const char* call) {
+  if (e != cudaSuccess) throw Error("engine", std::string("cuda: ") + call + " failed: " + cudaGetErrorString(e));
+}
+void check_blas(cublasStatus_t st, const char* call) {
+  if (st != CUBLAS_STATUS_SUCCESS) throw Error("engine", std::string("cuda: ") + call + " failed (cuBLAS status " + std::to_string(int(st)) + ")");
+}
+void check_rand(curandStatus_t st, const char* call) {
+  if (st != CURAND_STATUS_SUCCESS) throw Error("engine", std::string("cuda: ") + call + " failed (cuRAND status " + std::to_string(int(st)) + ")");
+}
+
+// Size-bucketed free lists: bucket = next power of two >= 256 bytes.
+struct Pool {
+  std::mutex mu;
+  std::map<size_t, std::vector<void*>> free_blocks;
+  size_t held = 0, cached = 0;
+
+  static size_t bucket(size_t bytes) {
+    size_t b = 256;
+    while (b < bytes) b <<= 1;
+    return b;
+  }
+  void* take(size_t b) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = free_blocks.find(b);
+      if (it != free_blocks.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        cached -= b;
+        return p;
+      }
+    }
+    void* p = nullptr;
+    if (cudaMalloc(&p, b) != cudaSuccess) {
+      cudaGetLastError();  // clear the sticky-free allocation error
+      trim();
+      check(cudaMalloc(&p, b), "cudaMalloc");
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    held += b;
+    return p;
+  }
+  void give(void* p, size_t b) {
+    std::lock_guard<std::mutex> lock(mu);
+    free_blocks[b].push_back(p);
+    cached += b;
+  }
+  void trim() {
+    std::lock_guard<std::mutex> lock(mu);
+    cudaDeviceSynchronize();
+    for (auto& [b, v] : free_blocks) {
+      for (void* p : v) cudaFree(p);
+      held -= b * v.size();
+      cached -= b * v.size();
+      v.clear();
+    }
+  }
+};
+
+Pool& pool() {
+  static Pool* p = new Pool();  // leaked on purpose: blocks may be released after static destruction
+  return *p;
+}
+
+}  // namespace
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+void memory_info(size_t& free_bytes, size_t& total_bytes) { check(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo"); }
+
+const char* device_description() {
+  static std::string desc;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    cudaDeviceProp prop{};
+    int dev = 0;
+    if (cudaGetDevice(&dev) == cudaSuccess && cudaGetDeviceProperties(&prop, dev) == cudaSuccess)
+      desc = std::string(prop.name) + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) + ")";
+    else
+      desc = "unknown CUDA device";
+  });
+  return desc.c_str();
+}
+
+DeviceBuffer::~DeviceBuffer() {
+  if (ptr_) pool().give(ptr_, bytes_);
+}
+
+BufferPtr allocate(size_t bytes) {
+  size_t b = Pool::bucket(bytes == 0 ? 1 : bytes);
+  return std::make_shared<DeviceBuffer>(pool().take(b), b);
+}
+
+void pool_stats(size_t& held_bytes, size_t& cached_bytes) {
+  std::lock_guard<std::mutex> lock(pool().mu);
+  held_bytes = pool().held;
+  cached_bytes = pool().cached;
+}
+
+void pool_trim() { pool().trim(); }
+
+Stream::Stream() {
+  cudaStream_t s = nullptr;
+  check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+  stream_ = s;
+  cublasHandle_t h = nullptr;
+  check_blas(cublasCreate(&h), "cublasCreate");
+  blas_ = h;
+  check_blas(cublasSetStream(h, s), "cublasSetStream");
+  // An explicit workspace keeps cuBLAS from allocating during CUDA graph capture (cuBLAS docs, "CUDA Graphs Support").
+  const size_t ws = size_t(32) << 20;
+  check(cudaMalloc(&workspace_, ws), "cudaMalloc(cuBLAS workspace)");
+  check_blas(cublasSetWorkspace(h, workspace_, ws), "cublasSetWorkspace");
+  // Full fp32: no TF32 tensor-core rounding, so results match the CPU backend.
+  check_blas(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+}
+
+Stream::~Stream() {
+  if (blas_) cublasDestroy(static_cast<cublasHandle_t>(blas_));
+  if (stream_) {
+    cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
+    cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
+  }
+  if (workspace_) cudaFree(workspace_);
+}
+
+void Stream::synchronize() const { check(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_)), "cudaStreamSynchronize"); }
+
+void Stream::sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                   const float* b, int64_t ldb, float beta, float* c, int64_t ldc) const {
+  if (m == 0 || n == 0) return;
+  // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap operands, keep the flags.
+  check_blas(cublasSgemm(static_cast<cublasHandle_t>(blas_), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                         trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, int(n), int(m), int(k), &alpha, b, int(ldb), a, int(lda),
+                         &beta, c, int(ldc)),
+             "cublasSgemm");
+}
+
+void Stream::begin_capture() const {
+  check(cudaStreamBeginCapture(static_cast<cudaStream_t>(stream_), cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+}
+
+void* Stream::end_capture() const {
+  cudaGraph_t graph = nullptr;
+  cudaError_t e = cudaStreamEndCapture(static_cast<cudaStream_t>(stream_), &graph);
+  if (e != cudaSuccess || !graph) {
+    cudaGetLastError();
+    if (graph) cudaGraphDestroy(graph);
+    return nullptr;
+  }
+  cudaGraphExec_t exec = nullptr;
+  e = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    return nullptr;
+  }
+  return exec;
+}
+
+void Stream::launch_graph(void* graph_exec) const {
+  check(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph_exec), static_cast<cudaStream_t>(stream_)), "cudaGraphLaunch");
+}
+
+void Stream::destroy_graph(void* graph_exec) {
+  if (graph_exec) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph_exec));
+}
+
+void upload(void* dst, const void* src, size_t bytes, const Stream& s) {
+  if (bytes == 0) return;
+  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, static_cast<cudaStream_t>(s.get())), "cudaMemcpyAsync(H2D)");
+  // The host buffer may be released right after the call: wait for pageable copies to finish.
+  s.synchronize();
+}
+
+void download(void* dst, const void* src, size_t bytes, const Stream& s) {
+  if (bytes == 0) return;
+  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, static_cast<cudaStream_t>(s.get())), "cudaMemcpyAsync(D2H)");
+  s.synchronize();
+}
+
+void copy_device(void* dst, const void* src, size_t bytes, const Stream& s) {
+  if (bytes == 0) return;
+  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, static_cast<cudaStream_t>(s.get())), "cudaMemcpyAsync(D2D)");
+}
+
+void memset_zero(void* dst, size_t bytes, const Stream& s) {
+  if (bytes == 0) return;
+  check(cudaMemsetAsync(dst, 0, bytes, static_cast<cudaStream_t>(s.get())), "cudaMemsetAsync");
+}
+
+Rng::Rng(uint64_t seed, const Stream& s) {
+  curandGenerator_t g = nullptr;
+  check_rand(curandCreateGenerator(&g, CURAND_RNG_PSEUDO_PHILOX4_32_10), "curandCreateGenerator(Philox)");
+  gen_ = g;
+  check_rand(curandSetPseudoRandomGeneratorSeed(g, seed), "curandSetPseudoRandomGeneratorSeed");
+  check_rand(curandSetStream(g, static_cast<cudaStream_t>(s.get())), "curandSetStream");
+}
+
+Rng::~Rng() {
+  if (gen_) curandDestroyGenerator(static_cast<curandGenerator_t>(gen_));
+}
+
+void Rng::normal(float* out, size_t n) const {
+  check_rand(curandGenerateNormal(static_cast<curandGenerator_t>(gen_), out, n + (n & 1), 0.f, 1.f), "curandGenerateNormal");
+}
+
+void Rng::uniform(float* out, size_t n) const {
+  check_rand(curandGenerateUniform(static_cast<curandGenerator_t>(gen_), out, n), "curandGenerateUniform");
+}
+
+}  // namespace mlaudit::engine::cuda

@@ -1,0 +1,605 @@
+// CUDA kernels for the engine's ops and the fused attack/smoothing loops, with
+// their host launchers (declared in kernels.h). Deliberately simple: one thread
+// per output element in grid-stride loops, double accumulation in reductions.
+// Semantics follow engine/src/ops_*.cpp exactly (cited per kernel).
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <string>
+
+#include "kernels.h"
+#include "mlaudit/engine/error.h"
+
+namespace mlaudit::engine::cuda {
+
+namespace {
+
+constexpr int kBlock = 256;
+
+int grid_for(int64_t n) {
+  int64_t b = (n + kBlock - 1) / kBlock;
+  if (b < 1) b = 1;
+  if (b > 65535 * 8) b = 65535 * 8;
+  return static_cast<int>(b);
+}
+
+void check_launch(const char* kernel) {
+  cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) throw Error("engine", std::string("cuda: kernel ") + kernel + " failed: " + cudaGetErrorString(e));
+}
+
+#define MLAUDIT_GRID_STRIDE(i, n) \
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(blockDim.x) * gridDim.x)
+
+#define MLAUDIT_LAUNCH(kernel, n, stream, ...)                                                   \
+  do {                                                                                           \
+    if ((n) > 0) {                                                                               \
+      kernel<<<grid_for(n), kBlock, 0, static_cast<cudaStream_t>(stream)>>>(__VA_ARGS__);       \
+      check_launch(#kernel);                                                                     \
+    }                                                                                            \
+  } while (0)
+
+__device__ float sigmoidf_(float x) { return x >= 0 ? 1.f / (1.f + expf(-x)) : expf(x) / (1.f + expf(x)); }
+
+// Forward formulas of ops_elementwise.cpp's MLAUDIT_UNARY table.
+__device__ float unary_f(UnaryOp op, float x, float a, float b) {
+  switch (op) {
+    case UnaryOp::Neg: return -x;
+    case UnaryOp::Abs: return fabsf(x);
+    case UnaryOp::Relu: return x > 0 ? x : 0.f;
+    case UnaryOp::LeakyRelu: return x >= 0 ? x : x * a;
+    case UnaryOp::Sigmoid: return sigmoidf_(x);
+    case UnaryOp::Tanh: return tanhf(x);
+    case UnaryOp::Exp: return expf(x);
+    case UnaryOp::Log: return logf(x);
+    case UnaryOp::Sqrt: return sqrtf(x);
+    case UnaryOp::Erf: return erff(x);
+    case UnaryOp::Elu: return x > 0 ? x : a * (expf(x) - 1.f);
+    case UnaryOp::Softplus: return x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x));
+    case UnaryOp::HardSigmoid: return fmaxf(0.f, fminf(1.f, a * x + b));
+    case UnaryOp::Sign: return x > 0 ? 1.f : (x < 0 ? -1.f : 0.f);
+    case UnaryOp::Clip: return fminf(fmaxf(x, a), b);
+  }
+  return 0.f;
+}
+
+// Derivatives d(x, y) of the same table (ops_elementwise.cpp DER(...)).
+__device__ float unary_d(UnaryOp op, float x, float y, float a, float b) {
+  switch (op) {
+    case UnaryOp::Neg: return -1.f;
+    case UnaryOp::Abs: return x > 0 ? 1.f : (x < 0 ? -1.f : 0.f);
+    case UnaryOp::Relu: return x > 0 ? 1.f : 0.f;
+    case UnaryOp::LeakyRelu: return x > 0 ? 1.f : a;
+    case UnaryOp::Sigmoid: return y * (1.f - y);
+    case UnaryOp::Tanh: return 1.f - y * y;
+    case UnaryOp::Exp: return y;
+    case UnaryOp::Log: return 1.f / x;
+    case UnaryOp::Sqrt: return 0.5f / y;
+    case UnaryOp::Erf: return 1.1283791670955126f * expf(-x * x);  // 2/sqrt(pi) exp(-x^2)
+    case UnaryOp::Elu: return x > 0 ? 1.f : y + a;
+    case UnaryOp::Softplus: return sigmoidf_(x);
+    case UnaryOp::HardSigmoid: {
+      float t = a * x + b;
+      return (t > 0.f && t < 1.f) ? a : 0.f;
+    }
+    case UnaryOp::Sign: return 0.f;
+    case UnaryOp::Clip: return (x >= a && x <= b) ? 1.f : 0.f;  // PyTorch clamp: passes on the closed interval
+  }
+  return 0.f;
+}
+
+__global__ void fill_kernel(float* y, int64_t n, float v) {
+  MLAUDIT_GRID_STRIDE(i, n) y[i] = v;
+}
+__global__ void axpby_kernel(const float* x, float* y, int64_t n, float a, float b) {
+  MLAUDIT_GRID_STRIDE(i, n) y[i] = a * x[i] + b * y[i];
+}
+__global__ void unary_kernel(UnaryOp op, const float* x, float* y, int64_t n, float a, float b) {
+  MLAUDIT_GRID_STRIDE(i, n) y[i] = unary_f(op, x[i], a, b);
+}
+__global__ void unary_backward_kernel(UnaryOp op, const float* x, const float* y, const float* gy, float* gx, int64_t n,
+                                      float a, float b) {
+  MLAUDIT_GRID_STRIDE(i, n) gx[i] = gy[i] * unary_d(op, x[i], y ? y[i] : 0.f, a, b);
+}
+
+// Offsets of output element i into a and b under broadcasting.
+__device__ void bcast_offsets(const BroadcastDesc& d, int64_t i, int64_t& oa, int64_t& ob) {
+  oa = 0;
+  ob = 0;
+  for (int k = d.rank - 1; k >= 0; --k) {
+    int64_t idx = i % d.out_dims[k];
+    i /= d.out_dims[k];
+    oa += idx * d.a_strides[k];
+    ob += idx * d.b_strides[k];
+  }
+}
+
+__device__ float binary_f(BinaryOp op, float x, float y) {
+  switch (op) {
+    case BinaryOp::Add: return x + y;
+    case BinaryOp::Sub: return x - y;
+    case BinaryOp::Mul: return x * y;
+    case BinaryOp::Div: return x / y;
+    case BinaryOp::Pow: return powf(x, y);
+    case BinaryOp::Min: return fminf(x, y);
+    case BinaryOp::Max: return fmaxf(x, y);
+  }
+  return 0.f;
+}
+
+__global__ void binary_kernel(BinaryOp op, const float* a, const float* b, float* y, BroadcastDesc d, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    int64_t oa, ob;
+    bcast_offsets(d, i, oa, ob);
+    y[i] = binary_f(op, a[oa], b[ob]);
+  }
+}
+
+// ops_elementwise.cpp binary_backward: Mul/Div/Pow partials (Pow: d/da = b a^(b-1) (0 when b = 0),
+// d/db = a^b ln a (0 where a^b = 0)).
+__global__ void binary_backward_kernel(BinaryOp op, const float* a, const float* b, const float* y, const float* gy,
+                                       float* ga, float* gb, BroadcastDesc d, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    int64_t oa, ob;
+    bcast_offsets(d, i, oa, ob);
+    float x = a[oa], z = b[ob], g = gy[i];
+    float da = 0.f, db = 0.f;
+    switch (op) {
+      case BinaryOp::Add: da = g; db = g; break;
+      case BinaryOp::Sub: da = g; db = -g; break;
+      case BinaryOp::Mul: da = g * z; db = g * x; break;
+      case BinaryOp::Div: da = g / z; db = -g * x / (z * z); break;
+      case BinaryOp::Pow: {
+        da = z == 0.f ? 0.f : g * z * powf(x, z - 1.f);
+        float o = y[i];
+        db = o == 0.f ? 0.f : g * o * logf(x);
+        break;
+      }
+      default: break;
+    }
+    if (ga) ga[i] = da;
+    if (gb) gb[i] = db;
+  }
+}
+
+__global__ void extremum_grad_kernel(const float* x, const float* y, const float* gy, float* taken, float* gx,
+                                     BroadcastDesc d, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    int64_t oa, ob;
+    bcast_offsets(d, i, oa, ob);
+    float g = 0.f;
+    if (taken[i] == 0.f && x[oa] == y[i]) {
+      g = gy[i];
+      taken[i] = 1.f;
+    }
+    gx[i] = g;
+  }
+}
+
+__global__ void reduce_sum_kernel(const float* x, float* y, ReduceDesc d, int64_t n_out, int64_t n_red, double scale) {
+  MLAUDIT_GRID_STRIDE(o, n_out) {
+    int64_t base = 0, rem = o;
+    for (int k = d.rank - 1; k >= 0; --k) {
+      base += (rem % d.out_dims[k]) * d.in_strides[k];
+      rem /= d.out_dims[k];
+    }
+    double acc = 0;
+    for (int64_t r = 0; r < n_red; ++r) {
+      int64_t off = 0, rr = r;
+      for (int k = d.rank - 1; k >= 0; --k) {
+        off += (rr % d.red_dims[k]) * d.in_strides[k];
+        rr /= d.red_dims[k];
+      }
+      acc += x[base + off];
+    }
+    y[o] = float(acc * scale);
+  }
+}
+
+__global__ void gather_map_kernel(const float* x, const int64_t* map, float* y, int64_t n, float fill, bool overwrite) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    int64_t m = map[i];
+    if (m >= 0) y[i] = x[m];
+    else if (overwrite) y[i] = fill;
+  }
+}
+
+__global__ void scatter_add_map_kernel(const float* gy, const int64_t* map, float* gx, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    int64_t m = map[i];
+    if (m >= 0) atomicAdd(gx + m, gy[i]);
+  }
+}
+
+// im2col: col[(c*kh + ki)*kw + kj][oi*ow + oj] = x[c][oi*sh - pt + ki*dh][oj*sw - pl + kj*dw] (0 outside).
+__global__ void im2col_kernel(const float* x, float* col, ConvGeom g, int64_t channels, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    int64_t oj = i % g.ow, t = i / g.ow;
+    int64_t oi = t % g.oh;
+    t /= g.oh;
+    int64_t kj = t % g.kw;
+    t /= g.kw;
+    int64_t ki = t % g.kh;
+    int64_t c = t / g.kh;
+    int64_t hi = oi * g.sh - g.pt + ki * g.dh, wj = oj * g.sw - g.pl + kj * g.dw;
+    col[i] = (hi >= 0 && hi < g.h && wj >= 0 && wj < g.w) ? x[(c * g.h + hi) * g.w + wj] : 0.f;
+  }
+}
+
+// col2im: x[c][hi][wj] = sum over (ki, kj) with a matching output position of col[...].
+__global__ void col2im_kernel(const float* col, float* x, ConvGeom g, int64_t channels, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    int64_t wj = i % g.w, t = i / g.w;
+    int64_t hi = t % g.h;
+    int64_t c = t / g.h;
+    double acc = 0;
+    for (int64_t ki = 0; ki < g.kh; ++ki) {
+      int64_t hnum = hi + g.pt - ki * g.dh;
+      if (hnum < 0 || hnum % g.sh) continue;
+      int64_t oi = hnum / g.sh;
+      if (oi >= g.oh) continue;
+      for (int64_t kj = 0; kj < g.kw; ++kj) {
+        int64_t wnum = wj + g.pl - kj * g.dw;
+        if (wnum < 0 || wnum % g.sw) continue;
+        int64_t oj = wnum / g.sw;
+        if (oj >= g.ow) continue;
+        acc += col[(((c * g.kh + ki) * g.kw + kj) * g.oh + oi) * g.ow + oj];
+      }
+    }
+    x[i] = float(acc);
+  }
+}
+
+__global__ void bias_add_kernel(float* y, const float* bias, int64_t oc, int64_t area, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) y[i] += bias[(i / area) % oc];
+}
+
+// First maximum in scan order of window (oi, oj) of plane; -1 when the window is empty
+// (ops_nn.cpp window_argmax).
+__device__ int64_t window_argmax(const float* plane, const ConvGeom& g, int64_t oi, int64_t oj) {
+  float best = -INFINITY;
+  int64_t arg = -1;
+  for (int64_t ki = 0; ki < g.kh; ++ki) {
+    int64_t hi = oi * g.sh - g.pt + ki * g.dh;
+    if (hi < 0 || hi >= g.h) continue;
+    for (int64_t kj = 0; kj < g.kw; ++kj) {
+      int64_t wj = oj * g.sw - g.pl + kj * g.dw;
+      if (wj < 0 || wj >= g.w) continue;
+      float v = plane[hi * g.w + wj];
+      if (v > best || arg < 0) {
+        best = v;
+        arg = hi * g.w + wj;
+      }
+    }
+  }
+  return arg;
+}
+
+__global__ void maxpool_kernel(const float* x, float* y, ConvGeom g, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    int64_t oj = i % g.ow, t = i / g.ow;
+    int64_t oi = t % g.oh, pc = t / g.oh;
+    const float* plane = x + pc * g.h * g.w;
+    int64_t arg = window_argmax(plane, g, oi, oj);
+    y[i] = arg < 0 ? -INFINITY : plane[arg];
+  }
+}
+
+__global__ void maxpool_backward_kernel(const float* x, const float* gy, float* gx, ConvGeom g, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    int64_t oj = i % g.ow, t = i / g.ow;
+    int64_t oi = t % g.oh, pc = t / g.oh;
+    int64_t arg = window_argmax(x + pc * g.h * g.w, g, oi, oj);
+    if (arg >= 0) atomicAdd(gx + pc * g.h * g.w + arg, gy[i]);
+  }
+}
+
+// ops_nn.cpp avg_divisor.
+__device__ int64_t avg_divisor(const ConvGeom& g, int64_t pb, int64_t pr, bool include_pad, int64_t oi, int64_t oj) {
+  int64_t h0 = oi * g.sh - g.pt, w0 = oj * g.sw - g.pl;
+  int64_t lo_h = include_pad ? -g.pt : 0, hi_h = include_pad ? g.h + pb : g.h;
+  int64_t lo_w = include_pad ? -g.pl : 0, hi_w = include_pad ? g.w + pr : g.w;
+  int64_t ch = 0, cw = 0;
+  for (int64_t k = 0; k < g.kh; ++k) {
+    int64_t hi = h0 + k * g.dh;
+    if (hi >= lo_h && hi < hi_h) ++ch;
+  }
+  for (int64_t k = 0; k < g.kw; ++k) {
+    int64_t wj = w0 + k * g.dw;
+    if (wj >= lo_w && wj < hi_w) ++cw;
+  }
+  return ch * cw > 1 ? ch * cw : 1;
+}
+
+__global__ void avgpool_kernel(const float* x, float* y, ConvGeom g, int64_t pb, int64_t pr, bool inc, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    int64_t oj = i % g.ow, t = i / g.ow;
+    int64_t oi = t % g.oh, pc = t / g.oh;
+    double s = 0;
+    for (int64_t ki = 0; ki < g.kh; ++ki) {
+      int64_t hi = oi * g.sh - g.pt + ki * g.dh;
+      if (hi < 0 || hi >= g.h) continue;
+      for (int64_t kj = 0; kj < g.kw; ++kj) {
+        int64_t wj = oj * g.sw - g.pl + kj * g.dw;
+        if (wj < 0 || wj >= g.w) continue;
+        s += x[(pc * g.h + hi) * g.w + wj];
+      }
+    }
+    y[i] = float(s / double(avg_divisor(g, pb, pr, inc, oi, oj)));
+  }
+}
+
+__global__ void avgpool_backward_kernel(const float* gy, float* gx, ConvGeom g, int64_t pb, int64_t pr, bool inc, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    int64_t oj = i % g.ow, t = i / g.ow;
+    int64_t oi = t % g.oh, pc = t / g.oh;
+    float v = gy[i] / float(avg_divisor(g, pb, pr, inc, oi, oj));
+    for (int64_t ki = 0; ki < g.kh; ++ki) {
+      int64_t hi = oi * g.sh - g.pt + ki * g.dh;
+      if (hi < 0 || hi >= g.h) continue;
+      for (int64_t kj = 0; kj < g.kw; ++kj) {
+        int64_t wj = oj * g.sw - g.pl + kj * g.dw;
+        if (wj < 0 || wj >= g.w) continue;
+        atomicAdd(gx + (pc * g.h + hi) * g.w + wj, v);
+      }
+    }
+  }
+}
+
+__global__ void channel_affine_kernel(const float* x, const float* a, const float* b, float* y, int64_t c, int64_t area,
+                                      int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    int64_t ch = (i / area) % c;
+    y[i] = a[ch] * x[i] + (b ? b[ch] : 0.f);
+  }
+}
+
+__global__ void expand_scale_kernel(const float* gy, float* gx, int64_t area, float scale, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) gx[i] = gy[i / area] * scale;
+}
+
+// Softmax with max subtraction and double-precision normaliser, as ops_nn.cpp softmax_fwd.
+__global__ void softmax_kernel(const float* x, float* y, int64_t len, int64_t inner, bool log, int64_t rows) {
+  MLAUDIT_GRID_STRIDE(r, rows) {
+    int64_t o = r / inner, in = r % inner;
+    const float* xs = x + o * len * inner + in;
+    float* ys = y + o * len * inner + in;
+    float m = -INFINITY;
+    for (int64_t k = 0; k < len; ++k) m = fmaxf(m, xs[k * inner]);
+    double s = 0;
+    for (int64_t k = 0; k < len; ++k) s += exp(double(xs[k * inner] - m));
+    double ls = ::log(s);
+    for (int64_t k = 0; k < len; ++k) {
+      double z = double(xs[k * inner] - m);
+      ys[k * inner] = log ? float(z - ls) : float(exp(z - ls));
+    }
+  }
+}
+
+// Softmax VJP: gx = y * (gy - <gy, y>); LogSoftmax VJP: gx = gy - exp(y) * sum(gy).
+__global__ void softmax_backward_kernel(const float* y, const float* gy, float* gx, int64_t len, int64_t inner, bool log,
+                                        int64_t rows) {
+  MLAUDIT_GRID_STRIDE(r, rows) {
+    int64_t o = r / inner, in = r % inner;
+    int64_t base = o * len * inner + in;
+    double s = 0;
+    for (int64_t k = 0; k < len; ++k) {
+      int64_t j = base + k * inner;
+      s += log ? double(gy[j]) : double(gy[j]) * y[j];
+    }
+    for (int64_t k = 0; k < len; ++k) {
+      int64_t j = base + k * inner;
+      gx[j] = log ? float(gy[j] - exp(double(y[j])) * s) : float(y[j] * (gy[j] - s));
+    }
+  }
+}
+
+// ---- attack / smoothing ----
+
+__device__ int64_t row_argmax(const float* row, int64_t k) {
+  int64_t best = 0;
+  for (int64_t j = 1; j < k; ++j)
+    if (row[j] > row[best]) best = j;
+  return best;
+}
+
+__global__ void ce_seed_kernel(const float* logits, const int64_t* labels, float* seed, int64_t k, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    const float* row = logits + i * k;
+    float m = row[row_argmax(row, k)];
+    double s = 0;
+    for (int64_t j = 0; j < k; ++j) s += exp(double(row[j] - m));
+    for (int64_t j = 0; j < k; ++j) seed[i * k + j] = float(exp(double(row[j] - m)) / s) - (labels[i] == j ? 1.f : 0.f);
+  }
+}
+
+__global__ void correct_kernel(const float* logits, const int64_t* labels, float* correct, int64_t k, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) correct[i] = row_argmax(logits + i * k, k) == labels[i] ? 1.f : 0.f;
+}
+
+__global__ void argmax_histogram_kernel(const float* logits, int64_t k, unsigned long long* counts, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) atomicAdd(counts + row_argmax(logits + i * k, k), 1ULL);
+}
+
+__global__ void row_norms_kernel(const float* x, float* norms, int64_t d, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    double s = 0;
+    for (int64_t j = 0; j < d; ++j) s += double(x[i * d + j]) * x[i * d + j];
+    norms[i] = float(sqrt(s));
+  }
+}
+
+__global__ void pgd_step_linf_kernel(float* x, const float* x0, const float* g, float alpha, float eps, float lo, float hi,
+                                     int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    float s = g[i] > 0 ? 1.f : (g[i] < 0 ? -1.f : 0.f);
+    float v = x[i] + alpha * s;
+    v = fminf(fmaxf(v, x0[i] - eps), x0[i] + eps);
+    x[i] = fminf(fmaxf(v, lo), hi);
+  }
+}
+
+__global__ void l2_step_kernel(float* x, const float* g, const float* gnorms, int64_t d, float alpha, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    float nrm = gnorms[i / d];
+    x[i] += nrm > 0 ? alpha * g[i] / nrm : 0.f;
+  }
+}
+
+__global__ void diff_kernel(const float* x, const float* x0, float* y, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) y[i] = x[i] - x0[i];
+}
+
+__global__ void l2_project_kernel(float* x, const float* x0, const float* dnorms, int64_t d, float eps, float lo, float hi,
+                                  int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    float nrm = dnorms[i / d];
+    float f = nrm > eps ? eps / nrm : 1.f;
+    float v = x0[i] + (x[i] - x0[i]) * f;
+    x[i] = fminf(fmaxf(v, lo), hi);
+  }
+}
+
+__global__ void uniform_start_kernel(float* x, const float* x0, const float* u, float eps, float lo, float hi, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) x[i] = fminf(fmaxf(x0[i] + eps * (2.f * u[i] - 1.f), lo), hi);
+}
+
+__global__ void add_noise_kernel(const float* x, const float* noise, float* y, int64_t d, float sigma, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) y[i] = x[i % d] + sigma * noise[i];
+}
+
+__global__ void tile_rows_kernel(const float* x, float* y, int64_t rows, int64_t d, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) y[i] = x[((i / d) % rows) * d + i % d];
+}
+
+}  // namespace
+
+void launch_fill(float* y, int64_t n, float value, void* s) { MLAUDIT_LAUNCH(fill_kernel, n, s, y, n, value); }
+void launch_axpby(const float* x, float* y, int64_t n, float a, float b, void* s) {
+  MLAUDIT_LAUNCH(axpby_kernel, n, s, x, y, n, a, b);
+}
+void launch_unary(UnaryOp op, const float* x, float* y, int64_t n, float a, float b, void* s) {
+  MLAUDIT_LAUNCH(unary_kernel, n, s, op, x, y, n, a, b);
+}
+void launch_unary_backward(UnaryOp op, const float* x, const float* y, const float* gy, float* gx, int64_t n, float a,
+                           float b, void* s) {
+  MLAUDIT_LAUNCH(unary_backward_kernel, n, s, op, x, y, gy, gx, n, a, b);
+}
+static int64_t desc_numel(const BroadcastDesc& d) {
+  int64_t n = 1;
+  for (int k = 0; k < d.rank; ++k) n *= d.out_dims[k];
+  return n;
+}
+void launch_binary(BinaryOp op, const float* a, const float* b, float* y, const BroadcastDesc& d, void* s) {
+  int64_t n = desc_numel(d);
+  MLAUDIT_LAUNCH(binary_kernel, n, s, op, a, b, y, d, n);
+}
+void launch_binary_backward(BinaryOp op, const float* a, const float* b, const float* y, const float* gy, float* ga,
+                            float* gb, const BroadcastDesc& d, void* s) {
+  int64_t n = desc_numel(d);
+  MLAUDIT_LAUNCH(binary_backward_kernel, n, s, op, a, b, y, gy, ga, gb, d, n);
+}
+void launch_extremum_grad(const float* x, const float* y, const float* gy, float* taken, float* gx, const BroadcastDesc& d,
+                          void* s) {
+  int64_t n = desc_numel(d);
+  MLAUDIT_LAUNCH(extremum_grad_kernel, n, s, x, y, gy, taken, gx, d, n);
+}
+void launch_reduce_sum(const float* x, float* y, const ReduceDesc& d, double scale, void* s) {
+  int64_t n_out = 1, n_red = 1;
+  for (int k = 0; k < d.rank; ++k) {
+    n_out *= d.out_dims[k];
+    n_red *= d.red_dims[k];
+  }
+  MLAUDIT_LAUNCH(reduce_sum_kernel, n_out, s, x, y, d, n_out, n_red, scale);
+}
+void launch_gather_map(const float* x, const int64_t* map, float* y, int64_t n, float fill, bool overwrite, void* s) {
+  MLAUDIT_LAUNCH(gather_map_kernel, n, s, x, map, y, n, fill, overwrite);
+}
+void launch_scatter_add_map(const float* gy, const int64_t* map, float* gx, int64_t n, void* s) {
+  MLAUDIT_LAUNCH(scatter_add_map_kernel, n, s, gy, map, gx, n);
+}
+void launch_im2col(const float* x, float* col, const ConvGeom& g, int64_t channels, void* s) {
+  int64_t n = channels * g.kh * g.kw * g.oh * g.ow;
+  MLAUDIT_LAUNCH(im2col_kernel, n, s, x, col, g, channels, n);
+}
+void launch_col2im(const float* col, float* x, const ConvGeom& g, int64_t channels, void* s) {
+  int64_t n = channels * g.h * g.w;
+  MLAUDIT_LAUNCH(col2im_kernel, n, s, col, x, g, channels, n);
+}
+void launch_bias_add(float* y, const float* bias, int64_t n, int64_t oc, int64_t area, void* s) {
+  int64_t total = n * oc * area;
+  MLAUDIT_LAUNCH(bias_add_kernel, total, s, y, bias, oc, area, total);
+}
+void launch_maxpool(const float* x, float* y, const ConvGeom& g, void* s) {
+  int64_t n = g.n * g.c * g.oh * g.ow;
+  MLAUDIT_LAUNCH(maxpool_kernel, n, s, x, y, g, n);
+}
+void launch_maxpool_backward(const float* x, const float* gy, float* gx, const ConvGeom& g, void* s) {
+  int64_t n = g.n * g.c * g.oh * g.ow;
+  MLAUDIT_LAUNCH(maxpool_backward_kernel, n, s, x, gy, gx, g, n);
+}
+void launch_avgpool(const float* x, float* y, const ConvGeom& g, int64_t pb, int64_t pr, bool inc, void* s) {
+  int64_t n = g.n * g.c * g.oh * g.ow;
+  MLAUDIT_LAUNCH(avgpool_kernel, n, s, x, y, g, pb, pr, inc, n);
+}
+void launch_avgpool_backward(const float* gy, float* gx, const ConvGeom& g, int64_t pb, int64_t pr, bool inc, void* s) {
+  int64_t n = g.n * g.c * g.oh * g.ow;
+  MLAUDIT_LAUNCH(avgpool_backward_kernel, n, s, gy, gx, g, pb, pr, inc, n);
+}
+void launch_channel_affine(const float* x, const float* a, const float* b, float* y, int64_t n, int64_t c, int64_t area,
+                           void* s) {
+  int64_t total = n * c * area;
+  MLAUDIT_LAUNCH(channel_affine_kernel, total, s, x, a, b, y, c, area, total);
+}
+void launch_expand_scale(const float* gy, float* gx, int64_t n, int64_t area, float scale, void* s) {
+  int64_t total = n * area;
+  MLAUDIT_LAUNCH(expand_scale_kernel, total, s, gy, gx, area, scale, total);
+}
+void launch_softmax(const float* x, float* y, int64_t outer, int64_t len, int64_t inner, bool log, void* s) {
+  int64_t rows = outer * inner;
+  MLAUDIT_LAUNCH(softmax_kernel, rows, s, x, y, len, inner, log, rows);
+}
+void launch_softmax_backward(const float* y, const float* gy, float* gx, int64_t outer, int64_t len, int64_t inner,
+                             bool log, void* s) {
+  int64_t rows = outer * inner;
+  MLAUDIT_LAUNCH(softmax_backward_kernel, rows, s, y, gy, gx, len, inner, log, rows);
+}
+void launch_ce_seed(const float* logits, const int64_t* labels, float* seed, int64_t n, int64_t k, void* s) {
+  MLAUDIT_LAUNCH(ce_seed_kernel, n, s, logits, labels, seed, k, n);
+}
+void launch_correct(const float* logits, const int64_t* labels, float* correct, int64_t n, int64_t k, void* s) {
+  MLAUDIT_LAUNCH(correct_kernel, n, s, logits, labels, correct, k, n);
+}
+void launch_argmax_histogram(const float* logits, int64_t n, int64_t k, unsigned long long* counts, void* s) {
+  MLAUDIT_LAUNCH(argmax_histogram_kernel, n, s, logits, k, counts, n);
+}
+void launch_row_norms(const float* x, float* norms, int64_t n, int64_t d, void* s) {
+  MLAUDIT_LAUNCH(row_norms_kernel, n, s, x, norms, d, n);
+}
+void launch_pgd_step_linf(float* x, const float* x0, const float* g, int64_t n, float alpha, float eps, float lo, float hi,
+                          void* s) {
+  MLAUDIT_LAUNCH(pgd_step_linf_kernel, n, s, x, x0, g, alpha, eps, lo, hi, n);
+}
+void launch_l2_step(float* x, const float* g, const float* gnorms, int64_t n, int64_t d, float alpha, void* s) {
+  int64_t total = n * d;
+  MLAUDIT_LAUNCH(l2_step_kernel, total, s, x, g, gnorms, d, alpha, total);
+}
+void launch_l2_project(float* x, const float* x0, float* tmp, int64_t n, int64_t d, float eps, float lo, float hi, void* s) {
+  // tmp holds n*d floats for x - x0 followed by n norms.
+  int64_t total = n * d;
+  MLAUDIT_LAUNCH(diff_kernel, total, s, x, x0, tmp, total);
+  launch_row_norms(tmp, tmp + total, n, d, s);
+  MLAUDIT_LAUNCH(l2_project_kernel, total, s, x, x0, tmp + total, d, eps, lo, hi, total);
+}
+void launch_uniform_start(float* x, const float* x0, const float* u, int64_t n, float eps, float lo, float hi, void* s) {
+  MLAUDIT_LAUNCH(uniform_start_kernel, n, s, x, x0, u, eps, lo, hi, n);
+}
+void launch_add_noise(const float* x, const float* noise, float* y, int64_t n, int64_t d, float sigma, void* s) {
+  int64_t total = n * d;
+  MLAUDIT_LAUNCH(add_noise_kernel, total, s, x, noise, y, d, sigma, total);
+}
+void launch_tile_rows(const float* x, float* y, int64_t rows, int64_t d, int64_t n_out, void* s) {
+  MLAUDIT_LAUNCH(tile_rows_kernel, n_out, s, x, y, rows, d, n_out);
+}
+
+}  // namespace mlaudit::engine::cuda
