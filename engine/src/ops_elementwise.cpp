@@ -109,7 +109,7 @@ void binary_forward(const OpContext& ctx, const Inputs& in, std::vector<Tensor>&
     op_error(ctx, fmt::format("input types differ ({} and {})", dtype_name(a.dtype()), dtype_name(b.dtype())));
   Shape s = broadcast_shape(ctx, a.shape(), b.shape());
   if (a.dtype() == DType::Float32) {
-    out[0] = Tensor(DType::Float32, s);
+    out[0] = Tensor::uninitialized(DType::Float32, s);
     if constexpr (K == BinOp::Add) broadcast_apply<float>(a, b, out[0], [](float x, float y) { return x + y; });
     if constexpr (K == BinOp::Sub) broadcast_apply<float>(a, b, out[0], [](float x, float y) { return x - y; });
     if constexpr (K == BinOp::Mul) broadcast_apply<float>(a, b, out[0], [](float x, float y) { return x * y; });
@@ -247,76 +247,78 @@ void variadic_backward(const OpContext& ctx, const Inputs& in, const Inputs& out
 
 // ---------- unary ops ----------
 
-// Forward y = f(x); backward dx = g * d(x, y).
-struct Unary {
-  float (*f)(float x, const Node& n);
-  float (*d)(float x, float y, const Node& n);  // nullptr: zero gradient
-};
+// Unary ops: forward y = f(x), backward dx = g * d(x, y). The functors are
+// template arguments so the loops inline and vectorise; attributes are read
+// once per call, never per element.
 
-float attr(const Node& n, const char* name, float def) { return n.get_float(name, def); }
-
-void unary_forward_impl(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out, const Unary& u) {
+template <class F>
+void unary_map(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out, F f) {
   const Tensor& x = float_input(ctx, in, 0);
-  out[0] = Tensor(x.shape());
+  out[0] = Tensor::uninitialized(DType::Float32, x.shape());
   const float* px = x.f32();
   float* py = out[0].f32();
   const int64_t n = x.numel();
-  const Node& node = ctx.node;
-#pragma omp parallel for if (n > 65536) schedule(static)
-  for (int64_t i = 0; i < n; ++i) py[i] = u.f(px[i], node);
+#pragma omp parallel for if (n > 262144) schedule(static)
+  for (int64_t i = 0; i < n; ++i) py[i] = f(px[i]);
 }
 
-void unary_backward_impl(const OpContext& ctx, const Inputs& in, const Inputs& outs, const Inputs& gout,
-                         const std::vector<bool>& need, std::vector<Tensor>& gin, const Unary& u) {
+template <class D>
+void unary_grad(const Inputs& in, const Inputs& outs, const Inputs& gout, const std::vector<bool>& need,
+                std::vector<Tensor>& gin, D d) {
   if (!need[0] || !gout[0]) return;
   const Tensor& x = *in[0];
-  gin[0] = Tensor(x.shape());
-  if (!u.d) return;
+  gin[0] = Tensor::uninitialized(DType::Float32, x.shape());
   const float* px = x.f32();
   const float* py = outs[0]->f32();
   const float* pg = gout[0]->f32();
   float* pd = gin[0].f32();
   const int64_t n = x.numel();
-  const Node& node = ctx.node;
-#pragma omp parallel for if (n > 65536) schedule(static)
-  for (int64_t i = 0; i < n; ++i) pd[i] = pg[i] * u.d(px[i], py[i], node);
+#pragma omp parallel for if (n > 262144) schedule(static)
+  for (int64_t i = 0; i < n; ++i) pd[i] = pg[i] * d(px[i], py[i]);
 }
 
-float sigmoid(float x) { return x >= 0 ? 1.f / (1.f + std::exp(-x)) : std::exp(x) / (1.f + std::exp(x)); }
+inline float sigmoid(float x) { return x >= 0 ? 1.f / (1.f + std::exp(-x)) : std::exp(x) / (1.f + std::exp(x)); }
 
-#define MLAUDIT_UNARY(NAME, FWD, DER)                                                                          \
-  const Unary k##NAME{[](float x, const Node& n) -> float { (void)n; return FWD; }, DER};                      \
-  void NAME##_fwd(const OpContext& c, const Inputs& i, std::vector<Tensor>& o) { unary_forward_impl(c, i, o, k##NAME); } \
-  void NAME##_bwd(const OpContext& c, const Inputs& i, const Inputs& o, const Inputs& g, const std::vector<bool>& nd, \
-                  std::vector<Tensor>& gi) { unary_backward_impl(c, i, o, g, nd, gi, k##NAME); }
+// MLAUDIT_UNARY(Name, params, forward expr of x, derivative expr of x and y):
+// `params` declares locals computed once from the node's attributes.
+#define MLAUDIT_UNARY(NAME, PARAMS, FWD, DER)                                                             \
+  void NAME##_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {                     \
+    const Node& n = ctx.node;                                                                             \
+    (void)n;                                                                                              \
+    PARAMS;                                                                                               \
+    unary_map(ctx, in, out, [=](float x) -> float { return FWD; });                                       \
+  }                                                                                                       \
+  void NAME##_bwd(const OpContext& ctx, const Inputs& in, const Inputs& o, const Inputs& g,               \
+                  const std::vector<bool>& nd, std::vector<Tensor>& gi) {                                 \
+    const Node& n = ctx.node;                                                                             \
+    (void)n;                                                                                              \
+    PARAMS;                                                                                               \
+    unary_grad(in, o, g, nd, gi, [=](float x, float y) -> float { (void)x; (void)y; return DER; });       \
+  }
 
-#define DER(EXPR) [](float x, float y, const Node& n) -> float { (void)x; (void)y; (void)n; return EXPR; }
+#define NOPARAMS (void)0
 
-MLAUDIT_UNARY(Neg, -x, DER(-1.f))
-MLAUDIT_UNARY(Abs, std::fabs(x), DER(x > 0 ? 1.f : (x < 0 ? -1.f : 0.f)))
-MLAUDIT_UNARY(Relu, x > 0 ? x : 0.f, DER(x > 0 ? 1.f : 0.f))
-MLAUDIT_UNARY(LeakyRelu, x >= 0 ? x : x * attr(n, "alpha", 0.01f), DER(x > 0 ? 1.f : attr(n, "alpha", 0.01f)))
-MLAUDIT_UNARY(Sigmoid, sigmoid(x), DER(y * (1.f - y)))
-MLAUDIT_UNARY(Tanh, std::tanh(x), DER(1.f - y * y))
-MLAUDIT_UNARY(Exp, std::exp(x), DER(y))
-MLAUDIT_UNARY(Log, std::log(x), DER(1.f / x))
-MLAUDIT_UNARY(Sqrt, std::sqrt(x), DER(0.5f / y))
+MLAUDIT_UNARY(Neg, NOPARAMS, -x, -1.f)
+MLAUDIT_UNARY(Abs, NOPARAMS, std::fabs(x), x > 0 ? 1.f : (x < 0 ? -1.f : 0.f))
+MLAUDIT_UNARY(Relu, NOPARAMS, x > 0 ? x : 0.f, x > 0 ? 1.f : 0.f)
+MLAUDIT_UNARY(LeakyRelu, const float alpha = n.get_float("alpha", 0.01f), x >= 0 ? x : x * alpha, x > 0 ? 1.f : alpha)
+MLAUDIT_UNARY(Sigmoid, NOPARAMS, sigmoid(x), y * (1.f - y))
+MLAUDIT_UNARY(Tanh, NOPARAMS, std::tanh(x), 1.f - y * y)
+MLAUDIT_UNARY(Exp, NOPARAMS, std::exp(x), y)
+MLAUDIT_UNARY(Log, NOPARAMS, std::log(x), 1.f / x)
+MLAUDIT_UNARY(Sqrt, NOPARAMS, std::sqrt(x), 0.5f / y)
 // d erf(x)/dx = 2/sqrt(pi) exp(-x^2)
-MLAUDIT_UNARY(Erf, std::erf(x), DER(1.1283791670955126f * std::exp(-x * x)))
-MLAUDIT_UNARY(Elu, x > 0 ? x : attr(n, "alpha", 1.f) * (std::exp(x) - 1.f), DER(x > 0 ? 1.f : y + attr(n, "alpha", 1.f)))
+MLAUDIT_UNARY(Erf, NOPARAMS, std::erf(x), 1.1283791670955126f * std::exp(-x * x))
+MLAUDIT_UNARY(Elu, const float alpha = n.get_float("alpha", 1.f), x > 0 ? x : alpha * (std::exp(x) - 1.f),
+              x > 0 ? 1.f : y + alpha)
 // softplus(x) = log(1+exp(x)), computed stably; derivative sigmoid(x)
-MLAUDIT_UNARY(Softplus, x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)), DER(sigmoid(x)))
-MLAUDIT_UNARY(HardSigmoid, std::max(0.f, std::min(1.f, attr(n, "alpha", 0.2f) * x + attr(n, "beta", 0.5f))),
-              DER((attr(n, "alpha", 0.2f) * x + attr(n, "beta", 0.5f) > 0.f &&
-                   attr(n, "alpha", 0.2f) * x + attr(n, "beta", 0.5f) < 1.f)
-                      ? attr(n, "alpha", 0.2f)
-                      : 0.f))
-const Unary kSign{[](float x, const Node&) -> float { return x > 0 ? 1.f : (x < 0 ? -1.f : 0.f); }, nullptr};
-void Sign_fwd(const OpContext& c, const Inputs& i, std::vector<Tensor>& o) { unary_forward_impl(c, i, o, kSign); }
-void Sign_bwd(const OpContext& c, const Inputs& i, const Inputs& o, const Inputs& g, const std::vector<bool>& nd,
-              std::vector<Tensor>& gi) {
-  unary_backward_impl(c, i, o, g, nd, gi, kSign);
-}
+MLAUDIT_UNARY(Softplus, NOPARAMS, x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)), sigmoid(x))
+// hardsigmoid(x) = max(0, min(1, alpha x + beta)); slope alpha strictly inside (0, 1)
+MLAUDIT_UNARY(HardSigmoid, const float alpha = n.get_float("alpha", 0.2f); const float beta = n.get_float("beta", 0.5f),
+              std::max(0.f, std::min(1.f, alpha * x + beta)),
+              (alpha * x + beta > 0.f && alpha * x + beta < 1.f) ? alpha : 0.f)
+// sign has zero derivative almost everywhere
+MLAUDIT_UNARY(Sign, NOPARAMS, x > 0 ? 1.f : (x < 0 ? -1.f : 0.f), 0.f)
 
 // Identity / Dropout (inference): y = x; Dropout's optional mask output is all true.
 void identity_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {

@@ -337,7 +337,7 @@ void conv_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) 
   bool has_bias = in.size() > 2 && in[2] && !in[2]->empty();
   if (has_bias && in[2]->numel() != w.shape()[0]) op_error(ctx, "bias length differs from the output channels");
   ConvParams p = conv_params(ctx, x, w);
-  Tensor y(Shape{p.n, p.oc, p.oh, p.ow});
+  Tensor y = Tensor::uninitialized(DType::Float32, Shape{p.n, p.oc, p.oh, p.ow});
   if (p.n == 0) {
     out[0] = y;
     return;
@@ -545,7 +545,7 @@ __attribute__((always_inline)) inline int64_t window_argmax(const PoolParams& p,
 void maxpool_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   const Tensor& x = float_input(ctx, in, 0);
   PoolParams p = pool_params(ctx, x);
-  Tensor y(Shape{p.n, p.c, p.oh, p.ow});
+  Tensor y = Tensor::uninitialized(DType::Float32, Shape{p.n, p.c, p.oh, p.ow});
   const float* px = x.f32();
   float* py = y.f32();
   Tensor idx;

@@ -52,12 +52,12 @@ std::string shape_str(const Shape& s) {
 }
 
 namespace {
-std::shared_ptr<uint8_t> allocate(size_t bytes) {
+std::shared_ptr<uint8_t> allocate(size_t bytes, bool zero = true) {
   size_t rounded = ((bytes + 63) / 64) * 64;
   if (rounded == 0) rounded = 64;
   void* p = std::aligned_alloc(64, rounded);
   if (!p) throw std::bad_alloc();
-  std::memset(p, 0, rounded);
+  if (zero) std::memset(p, 0, rounded);
   return std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [](uint8_t* q) { std::free(q); });
 }
 }  // namespace
@@ -67,6 +67,17 @@ Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape
   if (numel_ > (int64_t(1) << 40) / int64_t(dtype_size(dtype_)))
     throw InputError("engine", fmt::format("tensor of shape {} is too large", shape_str(shape_)));
   storage_ = allocate(nbytes());
+}
+
+Tensor Tensor::uninitialized(DType dtype, Shape shape) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.numel_ = shape_numel(t.shape_);
+  if (t.numel_ > (int64_t(1) << 40) / int64_t(dtype_size(dtype)))
+    throw InputError("engine", fmt::format("tensor of shape {} is too large", shape_str(t.shape_)));
+  t.storage_ = allocate(t.nbytes(), false);
+  return t;
 }
 
 Tensor Tensor::from_floats(Shape shape, const std::vector<float>& values) {

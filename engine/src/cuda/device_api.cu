@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 #include <curand.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <string>
@@ -25,10 +26,12 @@ void check_rand(curandStatus_t st, const char* call) {
   if (st != CURAND_STATUS_SUCCESS) throw Error("engine", std::string("cuda: ") + call + " failed (cuRAND status " + std::to_string(int(st)) + ")");
 }
 
-// Size-bucketed free lists: bucket = next power of two >= 256 bytes.
+// Size-bucketed free lists per owning stream: bucket = next power of two >= 256 bytes.
+// A block freed by stream S goes back to S's list (later work on S is ordered after the
+// kernels that used it); blocks of a destroyed (synchronized) stream move to the shared list.
 struct Pool {
   std::mutex mu;
-  std::map<size_t, std::vector<void*>> free_blocks;
+  std::map<std::pair<void*, size_t>, std::vector<void*>> free_blocks;
   size_t held = 0, cached = 0;
 
   static size_t bucket(size_t bytes) {
@@ -36,20 +39,24 @@ struct Pool {
     while (b < bytes) b <<= 1;
     return b;
   }
-  void* take(size_t b) {
+  void* pop(void* stream, size_t b) {
+    auto it = free_blocks.find({stream, b});
+    if (it == free_blocks.end() || it->second.empty()) return nullptr;
+    void* p = it->second.back();
+    it->second.pop_back();
+    cached -= b;
+    return p;
+  }
+  void* take(size_t b, void* stream) {
     {
       std::lock_guard<std::mutex> lock(mu);
-      auto it = free_blocks.find(b);
-      if (it != free_blocks.end() && !it->second.empty()) {
-        void* p = it->second.back();
-        it->second.pop_back();
-        cached -= b;
-        return p;
-      }
+      if (void* p = pop(stream, b)) return p;
+      if (stream)
+        if (void* p = pop(nullptr, b)) return p;
     }
     void* p = nullptr;
     if (cudaMalloc(&p, b) != cudaSuccess) {
-      cudaGetLastError();  // clear the sticky-free allocation error
+      cudaGetLastError();  // clear the allocation error, release cached blocks, retry once
       trim();
       check(cudaMalloc(&p, b), "cudaMalloc");
     }
@@ -57,22 +64,36 @@ struct Pool {
     held += b;
     return p;
   }
-  void give(void* p, size_t b) {
+  void give(void* p, size_t b, void* stream) {
     std::lock_guard<std::mutex> lock(mu);
-    free_blocks[b].push_back(p);
+    free_blocks[{stream, b}].push_back(p);
     cached += b;
   }
-  void trim() {
+  void release_stream(void* stream) {
     std::lock_guard<std::mutex> lock(mu);
+    for (auto it = free_blocks.begin(); it != free_blocks.end();) {
+      if (it->first.first == stream && stream) {
+        auto& shared = free_blocks[{nullptr, it->first.second}];
+        shared.insert(shared.end(), it->second.begin(), it->second.end());
+        it = free_blocks.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  void trim() {
     cudaDeviceSynchronize();
-    for (auto& [b, v] : free_blocks) {
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto& [key, v] : free_blocks) {
       for (void* p : v) cudaFree(p);
-      held -= b * v.size();
-      cached -= b * v.size();
+      held -= key.second * v.size();
+      cached -= key.second * v.size();
       v.clear();
     }
   }
 };
+
+thread_local void* t_current_stream = nullptr;
 
 Pool& pool() {
   static Pool* p = new Pool();  // leaked on purpose: blocks may be released after static destruction
@@ -107,13 +128,17 @@ const char* device_description() {
 }
 
 DeviceBuffer::~DeviceBuffer() {
-  if (ptr_) pool().give(ptr_, bytes_);
+  if (ptr_) pool().give(ptr_, bytes_, stream_);
 }
 
 BufferPtr allocate(size_t bytes) {
   size_t b = Pool::bucket(bytes == 0 ? 1 : bytes);
-  return std::make_shared<DeviceBuffer>(pool().take(b), b);
+  void* owner = t_current_stream;
+  return std::make_shared<DeviceBuffer>(pool().take(b, owner), b, owner);
 }
+
+StreamScope::StreamScope(const Stream& stream) : previous_(t_current_stream) { t_current_stream = stream.get(); }
+StreamScope::~StreamScope() { t_current_stream = previous_; }
 
 void pool_stats(size_t& held_bytes, size_t& cached_bytes) {
   std::lock_guard<std::mutex> lock(pool().mu);
@@ -143,6 +168,7 @@ Stream::~Stream() {
   if (blas_) cublasDestroy(static_cast<cublasHandle_t>(blas_));
   if (stream_) {
     cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
+    pool().release_stream(stream_);  // its cached blocks are idle now: any stream may take them
     cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
   }
   if (workspace_) cudaFree(workspace_);
@@ -153,6 +179,9 @@ void Stream::synchronize() const { check(cudaStreamSynchronize(static_cast<cudaS
 void Stream::sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                    const float* b, int64_t ldb, float beta, float* c, int64_t ldc) const {
   if (m == 0 || n == 0) return;
+  // cuBLAS requires leading dimensions >= 1 even when k = 0 (then C = beta C).
+  lda = std::max<int64_t>(lda, 1);
+  ldb = std::max<int64_t>(ldb, 1);
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap operands, keep the flags.
   check_blas(cublasSgemm(static_cast<cublasHandle_t>(blas_), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
                          trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, int(n), int(m), int(k), &alpha, b, int(ldb), a, int(lda),
@@ -160,8 +189,20 @@ void Stream::sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, 
              "cublasSgemm");
 }
 
+void Stream::sgemm_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                           int64_t lda, int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b, float beta, float* c,
+                           int64_t ldc, int64_t stride_c, int64_t batch) const {
+  if (m == 0 || n == 0 || batch == 0) return;
+  lda = std::max<int64_t>(lda, 1);
+  ldb = std::max<int64_t>(ldb, 1);
+  check_blas(cublasSgemmStridedBatched(static_cast<cublasHandle_t>(blas_), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                       trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, int(n), int(m), int(k), &alpha, b, int(ldb),
+                                       stride_b, a, int(lda), stride_a, &beta, c, int(ldc), stride_c, int(batch)),
+             "cublasSgemmStridedBatched");
+}
+
 void Stream::begin_capture() const {
-  check(cudaStreamBeginCapture(static_cast<cudaStream_t>(stream_), cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+  check(cudaStreamBeginCapture(static_cast<cudaStream_t>(stream_), cudaStreamCaptureModeRelaxed), "cudaStreamBeginCapture");
 }
 
 void* Stream::end_capture() const {

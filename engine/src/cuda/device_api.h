@@ -16,9 +16,12 @@ void memory_info(size_t& free_bytes, size_t& total_bytes);
 const char* device_description();
 
 /// A block of device memory from the pool; returned to its size bucket when released.
+/// Blocks remember the stream they were allocated under and are reused only by that
+/// stream (stream-ordered reuse is safe without events) until the stream is destroyed,
+/// when its cached blocks become free for every stream.
 class DeviceBuffer {
  public:
-  DeviceBuffer(void* ptr, size_t bytes) : ptr_(ptr), bytes_(bytes) {}
+  DeviceBuffer(void* ptr, size_t bytes, void* stream) : ptr_(ptr), bytes_(bytes), stream_(stream) {}
   ~DeviceBuffer();
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
@@ -28,7 +31,8 @@ class DeviceBuffer {
 
  private:
   void* ptr_;
-  size_t bytes_;  // bucket size
+  size_t bytes_;   // bucket size
+  void* stream_;   // owning stream (nullptr: allocated outside any StreamScope)
 };
 using BufferPtr = std::shared_ptr<DeviceBuffer>;
 
@@ -39,6 +43,19 @@ BufferPtr allocate(size_t bytes);
 void pool_stats(size_t& held_bytes, size_t& cached_bytes);
 /// Release cached (unused) blocks back to the driver.
 void pool_trim();
+
+class Stream;
+/// Makes `stream` the owner of blocks allocated on this thread while the scope lives.
+class StreamScope {
+ public:
+  explicit StreamScope(const Stream& stream);
+  ~StreamScope();
+  StreamScope(const StreamScope&) = delete;
+  StreamScope& operator=(const StreamScope&) = delete;
+
+ private:
+  void* previous_;
+};
 
 /// A CUDA stream with a cuBLAS handle bound to it (one per device session).
 class Stream {
@@ -53,6 +70,10 @@ class Stream {
   /// (C^T = op(B)^T op(A)^T). lda/ldb/ldc are row-major leading dimensions.
   void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
              const float* b, int64_t ldb, float beta, float* c, int64_t ldc) const;
+  /// Strided-batched form of sgemm: `batch` products, operand i at a + i*stride_a etc. (stride 0 shares an operand).
+  void sgemm_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                     int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b, float beta, float* c, int64_t ldc,
+                     int64_t stride_c, int64_t batch) const;
   /// Begin / end capturing the stream into a CUDA graph; end returns an executable graph or nullptr
   /// when capture failed (the caller then runs eagerly).
   void begin_capture() const;

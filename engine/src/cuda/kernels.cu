@@ -2,18 +2,42 @@
 // their host launchers (declared in kernels.h). Deliberately simple: one thread
 // per output element in grid-stride loops, double accumulation in reductions.
 // Semantics follow engine/src/ops_*.cpp exactly (cited per kernel).
+#ifndef MLAUDIT_CUDA_HOST_EMULATION
 #include <cuda_runtime.h>
+#endif
 
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 #include "kernels.h"
 #include "mlaudit/engine/error.h"
 
+#ifdef MLAUDIT_CUDA_HOST_EMULATION
+// Host emulation (tests/cuda: test_cuda_emulated): the same kernel bodies compiled as C++ and run
+// as serial loops, so the executor and the kernels' index arithmetic are tested without a GPU.
+#define __global__
+#define __device__
+template <class T>
+T atomicAdd(T* p, T v) {
+  T old = *p;
+  *p += v;
+  return old;
+}
+#endif
+
 namespace mlaudit::engine::cuda {
 
 namespace {
 
+#ifdef MLAUDIT_CUDA_HOST_EMULATION
+#define MLAUDIT_GRID_STRIDE(i, n) for (int64_t i = 0; i < (n); ++i)
+#define MLAUDIT_LAUNCH(kernel, n, stream, ...) \
+  do {                                         \
+    (void)(stream);                            \
+    if ((n) > 0) kernel(__VA_ARGS__);          \
+  } while (0)
+#else
 constexpr int kBlock = 256;
 
 int grid_for(int64_t n) {
@@ -38,6 +62,7 @@ void check_launch(const char* kernel) {
       check_launch(#kernel);                                                                     \
     }                                                                                            \
   } while (0)
+#endif
 
 __device__ float sigmoidf_(float x) { return x >= 0 ? 1.f / (1.f + expf(-x)) : expf(x) / (1.f + expf(x)); }
 
@@ -92,7 +117,7 @@ __global__ void fill_kernel(float* y, int64_t n, float v) {
   MLAUDIT_GRID_STRIDE(i, n) y[i] = v;
 }
 __global__ void axpby_kernel(const float* x, float* y, int64_t n, float a, float b) {
-  MLAUDIT_GRID_STRIDE(i, n) y[i] = a * x[i] + b * y[i];
+  MLAUDIT_GRID_STRIDE(i, n) y[i] = b == 0.f ? a * x[i] : a * x[i] + b * y[i];
 }
 __global__ void unary_kernel(UnaryOp op, const float* x, float* y, int64_t n, float a, float b) {
   MLAUDIT_GRID_STRIDE(i, n) y[i] = unary_f(op, x[i], a, b);
@@ -212,7 +237,7 @@ __global__ void scatter_add_map_kernel(const float* gy, const int64_t* map, floa
 }
 
 // im2col: col[(c*kh + ki)*kw + kj][oi*ow + oj] = x[c][oi*sh - pt + ki*dh][oj*sw - pl + kj*dw] (0 outside).
-__global__ void im2col_kernel(const float* x, float* col, ConvGeom g, int64_t channels, int64_t n) {
+__global__ void im2col_kernel(const float* x, float* col, ConvGeom g, int64_t channels, int64_t image_stride, int64_t n) {
   MLAUDIT_GRID_STRIDE(i, n) {
     int64_t oj = i % g.ow, t = i / g.ow;
     int64_t oi = t % g.oh;
@@ -220,18 +245,22 @@ __global__ void im2col_kernel(const float* x, float* col, ConvGeom g, int64_t ch
     int64_t kj = t % g.kw;
     t /= g.kw;
     int64_t ki = t % g.kh;
-    int64_t c = t / g.kh;
+    t /= g.kh;
+    int64_t c = t % channels;
+    int64_t img = t / channels;
     int64_t hi = oi * g.sh - g.pt + ki * g.dh, wj = oj * g.sw - g.pl + kj * g.dw;
-    col[i] = (hi >= 0 && hi < g.h && wj >= 0 && wj < g.w) ? x[(c * g.h + hi) * g.w + wj] : 0.f;
+    col[i] = (hi >= 0 && hi < g.h && wj >= 0 && wj < g.w) ? x[img * image_stride + (c * g.h + hi) * g.w + wj] : 0.f;
   }
 }
 
 // col2im: x[c][hi][wj] = sum over (ki, kj) with a matching output position of col[...].
-__global__ void col2im_kernel(const float* col, float* x, ConvGeom g, int64_t channels, int64_t n) {
+__global__ void col2im_kernel(const float* col, float* x, ConvGeom g, int64_t channels, int64_t image_stride, int64_t n) {
   MLAUDIT_GRID_STRIDE(i, n) {
     int64_t wj = i % g.w, t = i / g.w;
     int64_t hi = t % g.h;
-    int64_t c = t / g.h;
+    t /= g.h;
+    int64_t c = t % channels;
+    int64_t img = t / channels;
     double acc = 0;
     for (int64_t ki = 0; ki < g.kh; ++ki) {
       int64_t hnum = hi + g.pt - ki * g.dh;
@@ -243,10 +272,10 @@ __global__ void col2im_kernel(const float* col, float* x, ConvGeom g, int64_t ch
         if (wnum < 0 || wnum % g.sw) continue;
         int64_t oj = wnum / g.sw;
         if (oj >= g.ow) continue;
-        acc += col[(((c * g.kh + ki) * g.kw + kj) * g.oh + oi) * g.ow + oj];
+        acc += col[((((img * channels + c) * g.kh + ki) * g.kw + kj) * g.oh + oi) * g.ow + oj];
       }
     }
-    x[i] = float(acc);
+    x[img * image_stride + (c * g.h + hi) * g.w + wj] = float(acc);
   }
 }
 
@@ -518,13 +547,15 @@ void launch_gather_map(const float* x, const int64_t* map, float* y, int64_t n, 
 void launch_scatter_add_map(const float* gy, const int64_t* map, float* gx, int64_t n, void* s) {
   MLAUDIT_LAUNCH(scatter_add_map_kernel, n, s, gy, map, gx, n);
 }
-void launch_im2col(const float* x, float* col, const ConvGeom& g, int64_t channels, void* s) {
-  int64_t n = channels * g.kh * g.kw * g.oh * g.ow;
-  MLAUDIT_LAUNCH(im2col_kernel, n, s, x, col, g, channels, n);
+void launch_im2col(const float* x, float* col, const ConvGeom& g, int64_t images, int64_t channels, int64_t image_stride,
+                   void* s) {
+  int64_t n = images * channels * g.kh * g.kw * g.oh * g.ow;
+  MLAUDIT_LAUNCH(im2col_kernel, n, s, x, col, g, channels, image_stride, n);
 }
-void launch_col2im(const float* col, float* x, const ConvGeom& g, int64_t channels, void* s) {
-  int64_t n = channels * g.h * g.w;
-  MLAUDIT_LAUNCH(col2im_kernel, n, s, col, x, g, channels, n);
+void launch_col2im(const float* col, float* x, const ConvGeom& g, int64_t images, int64_t channels, int64_t image_stride,
+                   void* s) {
+  int64_t n = images * channels * g.h * g.w;
+  MLAUDIT_LAUNCH(col2im_kernel, n, s, col, x, g, channels, image_stride, n);
 }
 void launch_bias_add(float* y, const float* bias, int64_t n, int64_t oc, int64_t area, void* s) {
   int64_t total = n * oc * area;

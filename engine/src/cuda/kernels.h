@@ -38,7 +38,7 @@ struct ConvGeom {
 };
 
 void launch_fill(float* y, int64_t n, float value, void* stream);
-/// y = a * x + b * y (elementwise, same length).
+/// y = a * x + b * y (elementwise, same length); y is not read when b == 0 (so y = a * x scales in place).
 void launch_axpby(const float* x, float* y, int64_t n, float a, float b, void* stream);
 void launch_unary(UnaryOp op, const float* x, float* y, int64_t n, float a, float b, void* stream);
 /// gx = gy * f'(x, y) for the op (Sign: 0; Clip: passes where a <= x <= b).
@@ -58,10 +58,14 @@ void launch_reduce_sum(const float* x, float* y, const ReduceDesc& d, double sca
 void launch_gather_map(const float* x, const int64_t* map, float* y, int64_t n, float fill, bool overwrite, void* stream);
 /// gx[map[i]] += gy[i] for map[i] >= 0 (atomic: maps may repeat, e.g. Gather).
 void launch_scatter_add_map(const float* gy, const int64_t* map, float* gx, int64_t n, void* stream);
-/// Unfold one image (c channels of group g) to columns [c*kh*kw, oh*ow].
-void launch_im2col(const float* x, float* col, const ConvGeom& g, int64_t channels, void* stream);
-/// Fold columns back, summing overlaps (Caffe col2im: one thread per input pixel, no atomics).
-void launch_col2im(const float* col, float* x, const ConvGeom& g, int64_t channels, void* stream);
+/// Unfold `images` images (`channels` channels each, image stride `image_stride` floats in x) to
+/// per-image column blocks [channels*kh*kw, oh*ow] stored one after another.
+void launch_im2col(const float* x, float* col, const ConvGeom& g, int64_t images, int64_t channels, int64_t image_stride,
+                   void* stream);
+/// Fold columns back into x (overwriting the group's channels), summing overlaps
+/// (Caffe col2im: one thread per input pixel, no atomics).
+void launch_col2im(const float* col, float* x, const ConvGeom& g, int64_t images, int64_t channels, int64_t image_stride,
+                   void* stream);
 /// y[n, o, :] += bias[o] for y of shape [n, oc, area].
 void launch_bias_add(float* y, const float* bias, int64_t n, int64_t oc, int64_t area, void* stream);
 /// MaxPool forward (first maximum in scan order; -inf for an empty window).

@@ -41,6 +41,8 @@ class Session : public Model {
   const Graph& graph() const { return graph_; }
   const std::vector<ValueInfo>& inputs() const { return graph_.inputs; }
   const std::vector<ValueInfo>& outputs() const { return graph_.outputs; }
+  /// The device session when running on a device backend (CUDA), else nullptr.
+  const DeviceSession* device_session() const { return device_.get(); }
   /// Name of the backend in use ("cpu", "cuda").
   std::string backend_name() const;
 

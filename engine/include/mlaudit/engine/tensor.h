@@ -42,6 +42,8 @@ class Tensor {
   /// Float32 tensor, zero-initialised.
   explicit Tensor(Shape shape) : Tensor(DType::Float32, std::move(shape)) {}
 
+  /// Tensor whose contents are unspecified (for outputs that are fully overwritten).
+  static Tensor uninitialized(DType dtype, Shape shape);
   /// Float32 tensor from values (size must match the shape).
   static Tensor from_floats(Shape shape, const std::vector<float>& values);
   /// Int64 tensor from values.

@@ -1,0 +1,91 @@
+#pragma once
+// Fused heavy loops on the GPU: PGD, randomized-smoothing sampling and IG/SmoothGrad
+// gradient batches run entirely on the device (no host round trip per step) when the Session runs on CUDA.
+// Each function returns std::nullopt when the session is not on a CUDA device, so
+// callers (the robustness module) keep their CPU loop as the fallback.
+// Plain C++: no CUDA types.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mlaudit/engine/session.h"
+#include "mlaudit/engine/tensor.h"
+
+namespace mlaudit::engine {
+
+/// Number of CUDA devices visible (0 without a CUDA build or a GPU); the engine's backend.h declares it too.
+int cuda_device_count();
+/// Op types the CUDA backend runs forward and backward (empty without a CUDA build).
+std::vector<std::string> cuda_supported_ops();
+
+/// Projected gradient descent (Madry et al. 2018, "Towards Deep Learning Models Resistant to
+/// Adversarial Attacks", eq. 2) on the summed cross-entropy loss.
+struct DevicePgdOptions {
+  std::string norm = "linf";   ///< "linf" (sign step, clamp to the box) or "l2" (normalised step, ball projection)
+  float eps = 0.1f;            ///< radius of the threat ball
+  float alpha = 0.01f;         ///< step size
+  int steps = 50;              ///< iterations
+  bool random_start = true;    ///< uniform start in the L-inf ball (L2: uniform radius along a Gaussian direction)
+  float clip_min = 0.f;        ///< input box
+  float clip_max = 1.f;
+  uint64_t seed = 0;           ///< cuRAND Philox seed of the random start
+  int64_t batch = 0;           ///< samples per device batch; 0 = adapt to free device memory
+  bool use_cuda_graph = true;  ///< capture one iteration as a CUDA graph and replay it (falls back to eager launches)
+};
+
+/// Result of device_pgd.
+struct DevicePgdResult {
+  Tensor x_adv;                ///< adversarial inputs, same shape as x
+  std::vector<uint8_t> robust; ///< 1 where the model still predicts the label on x_adv
+  int64_t robust_count = 0;
+  int64_t batch = 0;           ///< device batch size used
+  bool cuda_graph = false;     ///< whether the iteration ran as a captured CUDA graph
+};
+
+#ifdef MLAUDIT_WITH_CUDA
+/// PGD with the whole loop on the device; std::nullopt when `session` is not on CUDA.
+/// x: [N, ...] float inputs, labels: N int64 class indices. Throws InputError on bad shapes/options.
+std::optional<DevicePgdResult> device_pgd(const Session& session, const Tensor& x, const Tensor& labels,
+                                          const DevicePgdOptions& options = {});
+
+/// Randomized-smoothing Monte Carlo counts (Cohen et al. 2019, "Certified Adversarial Robustness via
+/// Randomized Smoothing", CERTIFY's SampleUnderNoise): for each of the B inputs x[b], n samples
+/// x[b] + N(0, sigma^2 I) drawn with cuRAND Philox (seeded by `seed`), classified by argmax, counted per class.
+/// Returns int64 [B, classes]; std::nullopt when `session` is not on CUDA. batch 0 adapts to free memory.
+std::optional<Tensor> device_smoothing_counts(const Session& session, const Tensor& x, float sigma, int64_t n,
+                                              int64_t batch = 0, uint64_t seed = 0);
+
+/// Integrated gradients (Sundararajan et al. 2017, eq. 3) with a caller-given quadrature (e.g. the
+/// explain module's Captum rules): attr_b = (x_b - base_b) * sum_k w_k grad f_{t_b}(base_b + alpha_k (x_b - base_b)).
+/// Path points are built, run and reduced on the device in batches. `baseline` has x's shape (empty = zeros).
+/// Returns attributions with x's shape; std::nullopt when `session` is not on CUDA.
+std::optional<Tensor> device_integrated_gradients(const Session& session, const Tensor& x, const Tensor& baseline,
+                                                  const std::vector<int64_t>& targets, const std::vector<double>& alphas,
+                                                  const std::vector<double>& weights, int64_t batch = 0);
+
+/// SmoothGrad (Smilkov et al. 2017): mean over n samples x_b + N(0, sigma^2 I) (cuRAND Philox) of
+/// grad f_{t_b}; squared: mean of grad^2 (SmoothGrad-Squared, Hooker et al. 2019).
+/// Returns x's shape; std::nullopt when `session` is not on CUDA.
+std::optional<Tensor> device_smoothgrad(const Session& session, const Tensor& x, const std::vector<int64_t>& targets,
+                                        float sigma, int64_t n, bool squared = false, int64_t batch = 0, uint64_t seed = 0);
+
+#else
+// Builds without the CUDA backend: never on a device.
+inline std::optional<DevicePgdResult> device_pgd(const Session&, const Tensor&, const Tensor&, const DevicePgdOptions& = {}) {
+  return std::nullopt;
+}
+inline std::optional<Tensor> device_smoothing_counts(const Session&, const Tensor&, float, int64_t, int64_t = 0, uint64_t = 0) {
+  return std::nullopt;
+}
+inline std::optional<Tensor> device_integrated_gradients(const Session&, const Tensor&, const Tensor&, const std::vector<int64_t>&,
+                                                         const std::vector<double>&, const std::vector<double>&, int64_t = 0) {
+  return std::nullopt;
+}
+inline std::optional<Tensor> device_smoothgrad(const Session&, const Tensor&, const std::vector<int64_t>&, float, int64_t,
+                                               bool = false, int64_t = 0, uint64_t = 0) {
+  return std::nullopt;
+}
+#endif
+
+}  // namespace mlaudit::engine

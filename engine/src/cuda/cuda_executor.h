@@ -1,0 +1,112 @@
+#pragma once
+// The CUDA device executor (cuda_session.cpp): mirrors the CPU Executor of
+// session.cpp (same plan, requires-grad marking, free after last use, reverse
+// walk for the VJP) with float32 values resident in pooled device memory and
+// int64/bool shape arithmetic on the host. Internal to engine/src/cuda/; plain C++.
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "device_api.h"
+#include "kernels.h"
+#include "device_session.h"
+// Only CUDA-backend sources include this header: select accelerated.h's device declarations
+// (mlaudit_engine_cuda does not itself carry mlaudit_engine's PUBLIC MLAUDIT_WITH_CUDA).
+#ifndef MLAUDIT_WITH_CUDA
+#define MLAUDIT_WITH_CUDA 1
+#endif
+#include "mlaudit/engine/accelerated.h"
+#include "mlaudit/engine/graph.h"
+
+namespace mlaudit::engine::cuda {
+
+/// A value of the graph: float32 data on the device (buf), other dtypes on the host (host).
+struct DValue {
+  Shape shape;
+  DType dtype = DType::Float32;
+  BufferPtr buf;
+  Tensor host;
+  bool empty() const { return !buf && host.empty(); }
+  bool on_device() const { return static_cast<bool>(buf); }
+  float* f() const { return buf->f32(); }
+  int64_t numel() const { return shape_numel(shape); }
+};
+
+/// A fresh (uninitialised) device float tensor of the shape.
+DValue device_tensor(const Shape& shape);
+/// Zero-filled device float tensor.
+DValue device_zeros(const Shape& shape, const Stream& s);
+/// Upload a host tensor (float32 goes to the device; other dtypes stay on the host).
+DValue to_device(const Tensor& t, const Stream& s);
+/// Download a value to a host tensor.
+Tensor to_host(const DValue& v, const Stream& s);
+
+class CudaExecutor : public DeviceSession {
+ public:
+  explicit CudaExecutor(const Graph& graph);
+  ~CudaExecutor() override;
+  std::string name() const override { return "cuda"; }
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs) const override;
+  std::vector<Tensor> gradient(const std::vector<Tensor>& inputs, const std::vector<Tensor>& output_seeds,
+                               std::vector<Tensor>* outputs) const override;
+
+  // Device-resident entry points for the fused loops (accelerated.cpp). The caller holds lock().
+  /// Forward on device values; keep_all keeps every value for a following backward.
+  std::vector<DValue> forward_values(const std::vector<DValue>& inputs, bool keep_all) const;
+  /// Graph outputs from a forward's values.
+  std::vector<DValue> outputs_of(const std::vector<DValue>& values) const;
+  /// VJP on device: seeds per output (empty = zero) -> gradient per graph input.
+  std::vector<DValue> backward_values(const std::vector<DValue>& values, const std::vector<DValue>& seeds) const;
+  const Stream& stream() const { return *stream_; }
+  std::mutex& lock() const { return mu_; }
+  const Graph& graph() const { return g_; }
+
+ private:
+  struct Plan {
+    std::vector<std::string> names;
+    std::unordered_map<std::string, int> slot;
+    std::vector<std::vector<int>> node_inputs, node_outputs;
+    std::vector<int> input_slots, output_slots;
+    std::vector<bool> requires_grad, keep, is_constant;
+    std::vector<int> last_use;
+  };
+  void make_plan();
+  void forward_node(size_t i, const std::vector<const DValue*>& in, std::vector<DValue>& out) const;
+  void backward_node(size_t i, const std::vector<const DValue*>& in, const std::vector<const DValue*>& out,
+                     const std::vector<const DValue*>& gout, const std::vector<bool>& need, std::vector<DValue>& gin) const;
+  /// Host value of a (small) input: the initializer when the slot is a constant, else a download.
+  Tensor host_value(size_t node, size_t k, const DValue& v) const;
+  /// CPU op run on host placeholders (zero tensors for device inputs), cached by input shapes and host contents.
+  const std::vector<Tensor>& host_eval(size_t node, const std::vector<const DValue*>& in) const;
+  /// Index maps of a data-movement op: for device input k, map[i] = source element of output i (-1: none).
+  const BufferPtr& index_map(size_t node, const std::vector<const DValue*>& in, size_t k, Shape* out_shape) const;
+  std::string cache_key(size_t node, const std::vector<const DValue*>& in, const std::string& tag) const;
+
+  Graph g_;
+  Plan plan_;
+  std::unique_ptr<Stream> stream_;
+  std::vector<DValue> constants_;  // per slot; empty for non-constants
+  mutable std::mutex mu_;
+  mutable std::map<std::string, std::vector<Tensor>> host_cache_;
+  mutable std::map<std::string, BufferPtr> map_cache_;
+  mutable std::map<std::string, Shape> map_shape_cache_;
+};
+
+/// op(a, b) with numpy broadcasting (up to 6-D); throws InputError when the shapes do not broadcast.
+DValue binary(BinaryOp op, const DValue& a, const DValue& b, const Stream& s);
+/// x summed down to the broadcast-compatible shape `to`, times `scale` (a new buffer).
+DValue sum_to_shape(const DValue& x, const Shape& to, const Stream& s, double scale = 1.0);
+
+/// The fused loops of accelerated.h on an executor (the public functions bind a Session's graph first).
+DevicePgdResult pgd_on(const CudaExecutor& ex, const Tensor& x, const Tensor& labels, const DevicePgdOptions& options);
+Tensor smoothing_on(const CudaExecutor& ex, const Tensor& x, float sigma, int64_t n, int64_t batch, uint64_t seed);
+Tensor integrated_gradients_on(const CudaExecutor& ex, const Tensor& x, const Tensor& baseline,
+                               const std::vector<int64_t>& targets, const std::vector<double>& alphas,
+                               const std::vector<double>& weights, int64_t batch);
+Tensor smoothgrad_on(const CudaExecutor& ex, const Tensor& x, const std::vector<int64_t>& targets, float sigma, int64_t n,
+                     bool squared, int64_t batch, uint64_t seed);
+
+}  // namespace mlaudit::engine::cuda
