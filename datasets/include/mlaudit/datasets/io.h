@@ -2,6 +2,7 @@
 // Small file helpers shared by readers and report writers.
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace mlaudit::datasets {
 
@@ -10,6 +11,8 @@ std::string read_file(const std::string& path, int64_t max_bytes = int64_t(4) <<
 /// Write to `path.tmp.<pid>` then rename, so readers never see a half-written file.
 /// Creates missing parent folders. Throws InputError when the folder is not writable.
 void write_file_atomic(const std::string& path, const std::string& content);
+/// Same, for content given as two pieces (a header and a large body written in place, no copy).
+void write_file_atomic(const std::string& path, std::string_view head, std::string_view body);
 /// Hex SHA-256 of a file's bytes (for run manifests).
 std::string sha256_file(const std::string& path);
 /// Hex SHA-256 of bytes.
