@@ -1,0 +1,454 @@
+// mlaudit explain: attributions of a model's outputs (gradient family and perturbation
+// family), with a JSON summary, heatmaps for images and sanity checks usable as gates.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "command.h"
+#include "mlaudit/datasets/io.h"
+#include "mlaudit/datasets/npy.h"
+#include "mlaudit/engine/error.h"
+#include "mlaudit/explain/attribution.h"
+#include "version.h"
+
+namespace mlaudit::cli {
+namespace {
+
+using engine::Tensor;
+using json = nlohmann::json;
+
+const char* kMethods =
+    "gradient, saliency, input-x-gradient, integrated-gradients, smoothgrad, smoothgrad-sq, occlusion, kernel-shap, "
+    "lime, permutation";
+
+std::vector<int64_t> parse_int_list(const std::string& option, const std::string& text) {
+  std::vector<int64_t> out;
+  for (double v : parse_double_list(option, text)) {
+    if (v != std::floor(v) || v < 1) throw InputError("cli", fmt::format("--{}: '{}' is not a positive integer", option, v));
+    out.push_back(static_cast<int64_t>(v));
+  }
+  return out;
+}
+
+std::vector<std::string> read_feature_names(const std::string& path) {
+  std::string text = datasets::read_file(path, 16 << 20);
+  std::vector<std::string> names;
+  std::string line;
+  std::istringstream in(text);
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (!line.empty()) names.push_back(line);
+  }
+  return names;
+}
+
+struct Setup {
+  std::string method;
+  std::vector<int64_t> targets;
+  Tensor background;
+  Tensor baseline;
+  std::vector<int64_t> groups;  // per element of one sample (perturbation methods on images)
+  explain::IgOptions ig;
+  explain::SmoothGradOptions sg;
+  explain::OcclusionOptions occ;
+  explain::KernelShapOptions shap;
+  explain::LimeOptions lime;
+  int64_t batch_rows = 256;
+};
+
+// Per-method extras for the JSON summary.
+struct Extras {
+  explain::IgResult ig;
+  explain::KernelShapResult shap;
+  explain::LimeResult lime;
+};
+
+Tensor run_method(const Setup& s, const engine::Model& model, const Tensor& x, Extras* extras) {
+  const auto& t = s.targets;
+  if (s.method == "gradient") return explain::gradient(model, x, t, s.batch_rows);
+  if (s.method == "saliency") return explain::saliency(model, x, t, s.batch_rows);
+  if (s.method == "input-x-gradient") return explain::input_x_gradient(model, x, t, s.batch_rows);
+  if (s.method == "integrated-gradients") {
+    auto r = explain::integrated_gradients(model, x, s.baseline.shape() == x.shape() ? s.baseline : Tensor(x.shape()), t, s.ig);
+    if (extras) extras->ig = r;
+    return r.attributions;
+  }
+  if (s.method == "smoothgrad" || s.method == "smoothgrad-sq") return explain::smoothgrad(model, x, t, s.sg);
+  if (s.method == "occlusion") return explain::occlusion(model, x, t, s.occ);
+  if (s.method == "kernel-shap") {
+    auto r = explain::kernel_shap(model, x, s.background, t, s.shap);
+    if (extras) extras->shap = r;
+    return r.attributions;
+  }
+  if (s.method == "lime") {
+    auto r = explain::lime(model, x, s.background, t, s.lime);
+    if (extras) extras->lime = r;
+    return r.attributions;
+  }
+  throw InputError("cli", fmt::format("explain: unknown --method '{}' (methods: {})", s.method, kMethods));
+}
+
+int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& global) {
+  po::options_description desc("explain options");
+  desc.add_options()
+      ("model", po::value<std::string>(), "ONNX model file")
+      ("data", po::value<std::string>(), "inputs X.npy (batch first)")
+      ("labels", po::value<std::string>(), "labels y.npy (needed by --target label and permutation)")
+      ("method", po::value<std::string>()->default_value("integrated-gradients"), kMethods)
+      ("target", po::value<std::string>()->default_value("predicted"), "label | predicted | K (output index)")
+      ("output", po::value<std::string>()->default_value("logit"), "explain the raw output (logit) or softmax")
+      ("out", po::value<std::string>(), "attributions .npy (input's shape; one sample's shape for permutation)")
+      ("json", po::value<std::string>(), "JSON summary (mlaudit.explain/1)")
+      ("heatmap-dir", po::value<std::string>(), "write heatmap_<i>.png per image row")
+      ("max-heatmaps", po::value<int>()->default_value(32), "at most this many heatmaps")
+      ("background", po::value<std::string>(), "background rows B.npy (kernel-shap, lime, mean baseline)")
+      ("baseline", po::value<std::string>()->default_value("zeros"), "IG baseline: zeros | mean | blur | FILE.npy")
+      ("blur-sigma", po::value<double>()->default_value(5.0), "Gaussian sigma (pixels) of --baseline blur")
+      ("rule", po::value<std::string>()->default_value("gausslegendre"),
+       "IG rule: gausslegendre | riemann_left | riemann_right | riemann_middle | riemann_trapezoid")
+      ("steps", po::value<int>()->default_value(50), "IG steps")
+      ("samples", po::value<int64_t>()->default_value(0),
+       "smoothgrad noise samples (50), kernel-shap coalitions (2M+2048), lime samples (5000/1000); 0 = default")
+      ("noise-level", po::value<double>()->default_value(0.15), "smoothgrad sigma / (max - min) of each input")
+      ("seed", po::value<uint64_t>()->default_value(0), "random seed")
+      ("window", po::value<std::string>(), "occlusion window per sample axis, e.g. 1,4,4 (default: C,4,4 for images, 1)")
+      ("stride", po::value<std::string>(), "occlusion stride per axis (default: the window)")
+      ("occlusion-value", po::value<float>()->default_value(0.0f), "value written into the occluded window")
+      ("superpixel", po::value<int64_t>()->default_value(4), "kernel-shap/lime/permutation on images: grid cell size")
+      ("repeats", po::value<int>()->default_value(5), "permutation repeats")
+      ("top-k", po::value<int>()->default_value(10), "features listed per sample")
+      ("feature-names", po::value<std::string>(), "file with one feature name per line (tabular data)")
+      ("limit", po::value<int64_t>()->default_value(0), "explain only the first N rows (0 = all)")
+      ("batch-rows", po::value<int64_t>()->default_value(256), "rows per forward/backward call")
+      ("max-gap", po::value<double>()->default_value(0.05), "IG completeness: warn above this relative gap")
+      ("check-randomization", "model-randomization check (Adebayo et al. 2018)")
+      ("randomization-threshold", po::value<double>()->default_value(0.5),
+       "flag rows whose rank correlation with the randomized model exceeds this")
+      ("check-stability", "max-sensitivity under uniform noise (Yeh et al. 2019)")
+      ("stability-radius", po::value<double>()->default_value(0.02), "max-sensitivity L_inf radius")
+      ("stability-samples", po::value<int>()->default_value(10), "max-sensitivity perturbations")
+      ("gate", "exit 1 when a sanity check warns");
+  po::variables_map vm;
+  if (!parse_options("explain",
+                     "mlaudit explain --model M.onnx --data X.npy [--labels y.npy] --method M [--target T] --out A.npy "
+                     "[--json S.json] [--heatmap-dir DIR]",
+                     desc, args, vm, {"model", "data"}))
+    return 0;
+  if (!vm.count("out") && !vm.count("json"))
+    throw InputError("cli", "explain: give --out A.npy and/or --json S.json (see 'mlaudit explain --help')");
+
+  Setup s;
+  s.method = vm["method"].as<std::string>();
+  const std::vector<std::string> methods{"gradient",  "saliency", "input-x-gradient", "integrated-gradients",
+                                         "smoothgrad", "smoothgrad-sq", "occlusion", "kernel-shap", "lime",
+                                         "permutation"};
+  if (std::find(methods.begin(), methods.end(), s.method) == methods.end())
+    throw InputError("cli", fmt::format("explain: unknown --method '{}' (methods: {})", s.method, kMethods));
+  const std::string output_kind = vm["output"].as<std::string>();
+  if (output_kind != "logit" && output_kind != "softmax")
+    throw InputError("cli", fmt::format("explain: --output '{}' is not logit or softmax", output_kind));
+  s.batch_rows = vm["batch-rows"].as<int64_t>();
+  if (s.batch_rows < 1) throw InputError("cli", "explain: --batch-rows must be at least 1");
+  const explain::Target target = explain::parse_target(vm["target"].as<std::string>());
+  const int top_k = std::max(1, vm["top-k"].as<int>());
+
+  auto session = load_model(vm["model"].as<std::string>(), global);
+  const std::string data_path = vm["data"].as<std::string>();
+  Tensor x = datasets::read_npy_float(data_path);
+  if (x.rank() < 2 || x.shape()[0] < 1)
+    throw InputError("cli", fmt::format("explain: {}: expected a batch [N,...], got {}", data_path, engine::shape_str(x.shape())));
+  const int64_t limit = vm["limit"].as<int64_t>();
+  if (limit > 0 && limit < x.shape()[0]) x = x.slice_rows(0, limit);
+  const int64_t n = x.shape()[0];
+  const engine::Shape sample_shape(x.shape().begin() + 1, x.shape().end());
+  const int64_t d = x.numel() / n;
+  const bool is_image = sample_shape.size() >= 2;
+  Tensor labels;
+  if (vm.count("labels")) {
+    labels = datasets::read_npy_labels(vm["labels"].as<std::string>());
+    if (labels.numel() < n)
+      throw InputError("cli", fmt::format("explain: {}: {} labels for {} rows", vm["labels"].as<std::string>(),
+                                          labels.numel(), n));
+    if (labels.numel() > n) labels = labels.reshape({labels.numel()}).slice_rows(0, n);
+  }
+  if (vm.count("background")) {
+    s.background = datasets::read_npy_float(vm["background"].as<std::string>());
+    if (s.background.rank() < 1 || s.background.shape()[0] < 1 || s.background.numel() / s.background.shape()[0] != d)
+      throw InputError("cli", fmt::format("explain: background {} has shape {}, rows must match the data's {}",
+                                          vm["background"].as<std::string>(), engine::shape_str(s.background.shape()),
+                                          engine::shape_str(sample_shape)));
+    engine::Shape bs{s.background.shape()[0]};
+    bs.insert(bs.end(), sample_shape.begin(), sample_shape.end());
+    s.background = s.background.reshape(bs);
+  }
+  std::vector<std::string> names;
+  if (vm.count("feature-names")) {
+    names = read_feature_names(vm["feature-names"].as<std::string>());
+    if (static_cast<int64_t>(names.size()) != d)
+      throw InputError("cli", fmt::format("explain: {} lists {} names for {} features",
+                                          vm["feature-names"].as<std::string>(), names.size(), d));
+  }
+  auto feature_name = [&](int64_t j) { return names.empty() ? fmt::format("f{}", j) : names[j]; };
+
+  explain::SoftmaxModel softmax(*session);
+  const engine::Model& model = output_kind == "softmax" ? static_cast<const engine::Model&>(softmax) : *session;
+
+  json summary;
+  summary["schema"] = "mlaudit.explain/1";
+  summary["tool_version"] = MLAUDIT_VERSION;
+  summary["model"] = vm["model"].as<std::string>();
+  summary["data"] = data_path;
+  summary["method"] = s.method;
+  summary["output"] = output_kind;
+  summary["rows"] = n;
+  summary["input_shape"] = x.shape();
+  json warnings = json::array();
+  bool gate_failed = false;
+  const int64_t seed = static_cast<int64_t>(vm["seed"].as<uint64_t>());
+
+  // ---------------------------------------------------------------- permutation (global)
+  if (s.method == "permutation") {
+    if (labels.empty()) throw InputError("cli", "explain: --method permutation needs --labels");
+    explain::PermutationOptions po_;
+    po_.repeats = vm["repeats"].as<int>();
+    po_.seed = vm["seed"].as<uint64_t>();
+    po_.batch_rows = s.batch_rows;
+    if (is_image) po_.groups = explain::grid_superpixels(sample_shape, vm["superpixel"].as<int64_t>());
+    auto r = explain::permutation_importance(*session, x, labels.to_int64s(), po_);
+    summary["options"] = {{"repeats", po_.repeats}, {"seed", seed}, {"metric", "accuracy"}};
+    summary["baseline_accuracy"] = r.baseline_accuracy;
+    std::vector<size_t> order(r.importance_mean.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return r.importance_mean[a] > r.importance_mean[b]; });
+    json ranking = json::array();
+    for (size_t g : order) {
+      json e{{"feature", g}, {"importance_mean", r.importance_mean[g]}, {"importance_std", r.importance_std[g]}};
+      if (!is_image) e["name"] = feature_name(static_cast<int64_t>(g));
+      ranking.push_back(e);
+    }
+    summary["global_ranking"] = ranking;
+    summary["warnings"] = warnings;
+    summary["passed"] = true;
+    if (vm.count("out")) {
+      datasets::write_npy(vm["out"].as<std::string>(), r.importance);
+      summary["attributions_file"] = vm["out"].as<std::string>();
+    }
+    if (vm.count("json")) datasets::write_file_atomic(vm["json"].as<std::string>(), summary.dump(2) + "\n");
+    if (!global.quiet)
+      std::cout << fmt::format("explain: permutation importance over {} rows (baseline accuracy {:.4f})\n", n,
+                               r.baseline_accuracy);
+    return 0;
+  }
+
+  // ---------------------------------------------------------------- per-sample methods
+  s.targets = explain::resolve_targets(model, x, target, labels.empty() ? nullptr : &labels);
+  json options;
+  if (s.method == "integrated-gradients") {
+    s.ig.rule = explain::parse_ig_rule(vm["rule"].as<std::string>());
+    s.ig.steps = vm["steps"].as<int>();
+    s.ig.batch_rows = s.batch_rows;
+    s.baseline = explain::make_baseline(vm["baseline"].as<std::string>(), x, s.background.empty() ? nullptr : &s.background,
+                                        vm["blur-sigma"].as<double>());
+    options = {{"rule", vm["rule"].as<std::string>()}, {"steps", s.ig.steps}, {"baseline", vm["baseline"].as<std::string>()}};
+  } else if (s.method == "smoothgrad" || s.method == "smoothgrad-sq") {
+    s.sg.samples = vm["samples"].as<int64_t>() > 0 ? static_cast<int>(vm["samples"].as<int64_t>()) : 50;
+    s.sg.noise_level = vm["noise-level"].as<double>();
+    s.sg.squared = s.method == "smoothgrad-sq";
+    s.sg.seed = vm["seed"].as<uint64_t>();
+    s.sg.batch_rows = s.batch_rows;
+    options = {{"samples", s.sg.samples}, {"noise_level", s.sg.noise_level}, {"seed", seed}};
+  } else if (s.method == "occlusion") {
+    if (vm.count("window")) {
+      s.occ.window = parse_int_list("window", vm["window"].as<std::string>());
+    } else {
+      s.occ.window.assign(sample_shape.size(), 1);
+      if (is_image) {
+        s.occ.window = engine::Shape(sample_shape.begin(), sample_shape.end() - 2);
+        s.occ.window.push_back(std::min<int64_t>(4, sample_shape[sample_shape.size() - 2]));
+        s.occ.window.push_back(std::min<int64_t>(4, sample_shape.back()));
+      }
+    }
+    if (vm.count("stride")) s.occ.stride = parse_int_list("stride", vm["stride"].as<std::string>());
+    s.occ.baseline = vm["occlusion-value"].as<float>();
+    s.occ.batch_rows = s.batch_rows;
+    options = {{"window", s.occ.window}, {"stride", s.occ.stride.empty() ? s.occ.window : s.occ.stride},
+               {"baseline", s.occ.baseline}};
+  } else if (s.method == "kernel-shap") {
+    if (s.background.empty()) throw InputError("cli", "explain: --method kernel-shap needs --background B.npy");
+    s.shap.samples = vm["samples"].as<int64_t>();
+    s.shap.seed = vm["seed"].as<uint64_t>();
+    if (is_image) s.shap.groups = explain::grid_superpixels(sample_shape, vm["superpixel"].as<int64_t>());
+    options = {{"samples", s.shap.samples > 0 ? json(s.shap.samples) : json("auto")},
+               {"background_rows", s.background.shape()[0]}, {"seed", seed}};
+    if (is_image) options["superpixel"] = vm["superpixel"].as<int64_t>();
+  } else if (s.method == "lime") {
+    s.lime.samples = static_cast<int>(vm["samples"].as<int64_t>());
+    s.lime.seed = vm["seed"].as<uint64_t>();
+    s.lime.batch_rows = s.batch_rows * 16;
+    if (is_image) {
+      s.lime.groups = explain::grid_superpixels(sample_shape, vm["superpixel"].as<int64_t>());
+    } else if (s.background.empty()) {
+      throw InputError("cli", "explain: --method lime on tabular data needs --background B.npy (feature scales)");
+    }
+    options = {{"samples", s.lime.samples > 0 ? json(s.lime.samples) : json("default")}, {"seed", seed}};
+  }
+  summary["options"] = options;
+  summary["target"] = vm["target"].as<std::string>();
+
+  Extras extras;
+  const auto t_start = std::chrono::steady_clock::now();
+  const Tensor attributions = run_method(s, model, x, &extras);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  summary["timing"] = {{"attribution_seconds", seconds}, {"seconds_per_sample", seconds / n}};
+  const std::vector<double> fx = explain::target_outputs(model, x, s.targets);
+
+  // Per-sample summary and global ranking (mean |attribution| per feature).
+  json samples = json::array();
+  std::vector<double> mean_abs(d, 0.0);
+  double max_gap = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* a = attributions.f32() + i * d;
+    for (int64_t j = 0; j < d; ++j) mean_abs[j] += std::fabs(a[j]) / n;
+    std::vector<int64_t> idx(d);
+    std::iota(idx.begin(), idx.end(), 0);
+    const int k = static_cast<int>(std::min<int64_t>(top_k, d));
+    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                      [&](int64_t p, int64_t q) { return std::fabs(a[p]) > std::fabs(a[q]); });
+    json top = json::array();
+    for (int m = 0; m < k; ++m) {
+      json e{{"feature", idx[m]}, {"value", a[idx[m]]}};
+      if (!is_image) e["name"] = feature_name(idx[m]);
+      top.push_back(e);
+    }
+    json row{{"index", i}, {"target", s.targets[i]}, {"output_x", fx[i]}, {"top_features", top}};
+    if (!labels.empty()) row["label"] = labels.to_int64s()[i];
+    if (s.method == "integrated-gradients") {
+      row["output_baseline"] = extras.ig.output_baseline[i];
+      row["completeness"] = {{"attribution_sum", extras.ig.attribution_sum[i]},
+                             {"output_difference", extras.ig.output_x[i] - extras.ig.output_baseline[i]},
+                             {"relative_gap", extras.ig.relative_gap[i]}};
+      max_gap = std::max(max_gap, extras.ig.relative_gap[i]);
+    } else if (s.method == "kernel-shap") {
+      row["expected_value"] = extras.shap.expected_value[i];
+      row["efficiency_gap"] = extras.shap.efficiency_gap[i];
+      row["coalitions"] = extras.shap.coalitions[i];
+      row["exact"] = static_cast<bool>(extras.shap.exact[i]);
+    } else if (s.method == "lime") {
+      row["r2"] = extras.lime.r2[i];
+      row["intercept"] = extras.lime.intercept[i];
+      row["local_prediction"] = extras.lime.local_pred[i];
+    }
+    samples.push_back(row);
+  }
+  summary["samples"] = samples;
+  {
+    std::vector<int64_t> idx(d);
+    std::iota(idx.begin(), idx.end(), 0);
+    std::stable_sort(idx.begin(), idx.end(), [&](int64_t p, int64_t q) { return mean_abs[p] > mean_abs[q]; });
+    json ranking = json::array();
+    for (int64_t m = 0; m < std::min<int64_t>(d, is_image ? top_k : d); ++m) {
+      json e{{"feature", idx[m]}, {"mean_abs_attribution", mean_abs[idx[m]]}};
+      if (!is_image) e["name"] = feature_name(idx[m]);
+      ranking.push_back(e);
+    }
+    summary["global_ranking"] = ranking;
+  }
+
+  json checks = json::object();
+  if (s.method == "integrated-gradients") {
+    const double thr = vm["max-gap"].as<double>();
+    const bool ok = max_gap <= thr;
+    checks["completeness"] = {{"max_relative_gap", max_gap}, {"threshold", thr}, {"passed", ok}};
+    if (!ok) {
+      warnings.push_back(fmt::format("IG completeness gap {:.4f} exceeds {:.4f}: increase --steps", max_gap, thr));
+      gate_failed = true;
+    }
+  }
+  if (s.method == "kernel-shap") {
+    double worst = 0;
+    for (double g : extras.shap.efficiency_gap) worst = std::max(worst, std::fabs(g));
+    checks["efficiency"] = {{"max_abs_gap", worst}, {"passed", worst < 1e-6}};
+  }
+  if (vm.count("check-randomization")) {
+    std::string layer;
+    engine::Graph rg = explain::randomize_last_layer(session->graph(), vm["seed"].as<uint64_t>() + 1, &layer);
+    engine::SessionOptions so;
+    so.threads = global.threads;
+    engine::Session randomized(std::move(rg), so);
+    explain::SoftmaxModel rsoft(randomized);
+    const engine::Model& rmodel = output_kind == "softmax" ? static_cast<const engine::Model&>(rsoft) : randomized;
+    const Tensor ra = run_method(s, rmodel, x, nullptr);
+    auto rho = explain::randomization_correlation(attributions, ra);
+    const double thr = vm["randomization-threshold"].as<double>();
+    json flagged = json::array();
+    for (int64_t i = 0; i < n; ++i)
+      if (rho[i] > thr) flagged.push_back(i);
+    const double mean_rho = std::accumulate(rho.begin(), rho.end(), 0.0) / n;
+    checks["randomization"] = {{"layer", layer},        {"rank_correlation", rho}, {"mean_rank_correlation", mean_rho},
+                               {"threshold", thr},      {"flagged_rows", flagged}, {"passed", flagged.empty()}};
+    if (!flagged.empty()) {
+      warnings.push_back(fmt::format("{} of {} explanations barely change when {} is randomized (Spearman > {})",
+                                     flagged.size(), n, layer, thr));
+      gate_failed = true;
+    }
+  }
+  if (vm.count("check-stability")) {
+    const double radius = vm["stability-radius"].as<double>();
+    const int ns = vm["stability-samples"].as<int>();
+    auto sens = explain::max_sensitivity(
+        model, x, [&](const engine::Model& mm, const Tensor& xx) { return run_method(s, mm, xx, nullptr); }, radius, ns,
+        vm["seed"].as<uint64_t>() + 2);
+    const double mean = std::accumulate(sens.begin(), sens.end(), 0.0) / n;
+    checks["stability"] = {{"radius", radius}, {"perturbations", ns}, {"max_sensitivity", sens},
+                           {"mean_max_sensitivity", mean}};
+  }
+  summary["checks"] = checks;
+  summary["warnings"] = warnings;
+  summary["passed"] = !gate_failed;
+
+  // Outputs: everything computed first, then each file written atomically.
+  std::vector<std::pair<std::string, std::string>> heatmaps;
+  if (vm.count("heatmap-dir")) {
+    if (!is_image) throw InputError("cli", "explain: --heatmap-dir needs image inputs [N,C,H,W] or [N,H,W]");
+    const int64_t count = std::min<int64_t>(n, std::max(0, vm["max-heatmaps"].as<int>()));
+    const engine::Shape one(sample_shape);
+    for (int64_t i = 0; i < count; ++i) {
+      const std::string path =
+          (std::filesystem::path(vm["heatmap-dir"].as<std::string>()) / fmt::format("heatmap_{}.png", i)).string();
+      heatmaps.emplace_back(path, explain::encode_heatmap_png(x.slice_rows(i, i + 1).reshape(one),
+                                                              attributions.slice_rows(i, i + 1).reshape(one)));
+    }
+    summary["heatmaps"] = [&] {
+      json h = json::array();
+      for (auto& p : heatmaps) h.push_back(p.first);
+      return h;
+    }();
+  }
+  if (vm.count("out")) {
+    datasets::write_npy(vm["out"].as<std::string>(), attributions);
+    summary["attributions_file"] = vm["out"].as<std::string>();
+  }
+  for (auto& [path, bytes] : heatmaps) datasets::write_file_atomic(path, bytes);
+  if (vm.count("json")) datasets::write_file_atomic(vm["json"].as<std::string>(), summary.dump(2) + "\n");
+  if (!global.quiet) {
+    std::cout << fmt::format("explain: {} attributions for {} rows of {}", s.method, n, engine::shape_str(sample_shape));
+    if (s.method == "integrated-gradients") std::cout << fmt::format(", max completeness gap {:.4g}", max_gap);
+    std::cout << "\n";
+    for (const auto& w : warnings) std::cerr << "mlaudit: warning: " << w.get<std::string>() << "\n";
+  }
+  return gate_failed && vm.count("gate") ? 1 : 0;
+}
+
+}  // namespace
+
+MLAUDIT_COMMAND("explain", "attributions (IG, SHAP, LIME, ...) with sanity checks and heatmaps", cmd_explain);
+
+}  // namespace mlaudit::cli

@@ -1,0 +1,605 @@
+// Perturbation family: occlusion, KernelSHAP, LIME and permutation importance.
+#include <Eigen/Dense>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <numeric>
+
+#include "detail.h"
+#include "mlaudit/engine/error.h"
+#include "mlaudit/explain/attribution.h"
+
+namespace mlaudit::explain {
+
+using detail::row_size;
+
+namespace {
+
+void check_targets(const std::vector<int64_t>& targets, int64_t n, const char* what) {
+  if (static_cast<int64_t>(targets.size()) != n)
+    throw InputError("explain", fmt::format("{}: {} targets for {} rows", what, targets.size(), n));
+}
+
+// Validates a group map for rows of d elements; returns the number of groups.
+int64_t check_groups(const std::vector<int64_t>& groups, int64_t d, const char* what) {
+  if (static_cast<int64_t>(groups.size()) != d)
+    throw InputError("explain", fmt::format("{}: feature groups have {} entries for {} features", what, groups.size(), d));
+  int64_t g = 0;
+  for (int64_t v : groups) {
+    if (v < 0) throw InputError("explain", fmt::format("{}: negative feature group id {}", what, v));
+    g = std::max(g, v + 1);
+  }
+  std::vector<char> seen(g, 0);
+  for (int64_t v : groups) seen[v] = 1;
+  for (int64_t v = 0; v < g; ++v)
+    if (!seen[v]) throw InputError("explain", fmt::format("{}: feature group {} has no member", what, v));
+  return g;
+}
+
+std::vector<std::vector<int64_t>> group_members(const std::vector<int64_t>& groups, int64_t d, int64_t& count,
+                                                const char* what) {
+  std::vector<int64_t> g = groups;
+  if (g.empty()) {
+    g.resize(d);
+    std::iota(g.begin(), g.end(), 0);
+  }
+  count = check_groups(g, d, what);
+  std::vector<std::vector<int64_t>> members(count);
+  for (int64_t j = 0; j < d; ++j) members[g[j]].push_back(j);
+  return members;
+}
+
+// Target column of a forward pass over a batch.
+void target_column(const Tensor& y, int64_t target, std::vector<double>& out) {
+  if (y.rank() != 2)
+    throw InputError("explain", fmt::format("model output must be [N,C], got {}", engine::shape_str(y.shape())));
+  const int64_t n = y.shape()[0], c = y.shape()[1];
+  if (target < 0 || target >= c) throw InputError("explain", fmt::format("target {} out of range for {} outputs", target, c));
+  out.resize(n);
+  for (int64_t i = 0; i < n; ++i) out[i] = y.f32()[i * c + target];
+}
+
+double binom(int m, int k) {
+  double r = 1;
+  for (int i = 1; i <= k; ++i) r = r * (m - k + i) / i;
+  return r;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- occlusion
+
+Tensor occlusion(const Model& model, const Tensor& x, const std::vector<int64_t>& targets, const OcclusionOptions& opts) {
+  detail::check_batch(x, "occlusion");
+  const int64_t n = x.shape()[0], d = row_size(x);
+  check_targets(targets, n, "occlusion");
+  const engine::Shape rs = detail::row_shape(x);
+  const size_t r = rs.size();
+  if (opts.window.size() != r)
+    throw InputError("explain", fmt::format("--window: {} values for samples of shape {}", opts.window.size(),
+                                            engine::shape_str(rs)));
+  engine::Shape stride = opts.stride.empty() ? opts.window : opts.stride;
+  if (stride.size() != r)
+    throw InputError("explain", fmt::format("--stride: {} values for samples of shape {}", stride.size(),
+                                            engine::shape_str(rs)));
+  std::vector<int64_t> count(r), strides_elem(r, 1);
+  int64_t windows = 1;
+  for (size_t k = 0; k < r; ++k) {
+    if (opts.window[k] < 1 || opts.window[k] > rs[k] || stride[k] < 1)
+      throw InputError("explain", fmt::format("--window/--stride: window {} stride {} do not fit axis {} of size {}",
+                                              opts.window[k], stride[k], k + 1, rs[k]));
+    // Captum: windows per axis = floor((size - window) / stride) + 1
+    count[k] = (rs[k] - opts.window[k]) / stride[k] + 1;
+    windows *= count[k];
+  }
+  for (int k = static_cast<int>(r) - 2; k >= 0; --k) strides_elem[k] = strides_elem[k + 1] * rs[k + 1];
+  // Flat element indices of every window.
+  std::vector<std::vector<int64_t>> cover(windows);
+  for (int64_t w = 0; w < windows; ++w) {
+    std::vector<int64_t> start(r);
+    int64_t rem = w;
+    for (int k = static_cast<int>(r) - 1; k >= 0; --k) {
+      start[k] = (rem % count[k]) * stride[k];
+      rem /= count[k];
+    }
+    int64_t cells = 1;
+    for (size_t k = 0; k < r; ++k) cells *= opts.window[k];
+    for (int64_t c = 0; c < cells; ++c) {
+      int64_t rc = c, flat = 0;
+      for (int k = static_cast<int>(r) - 1; k >= 0; --k) {
+        flat += (start[k] + rc % opts.window[k]) * strides_elem[k];
+        rc /= opts.window[k];
+      }
+      cover[w].push_back(flat);
+    }
+  }
+  const std::vector<double> fx = target_outputs(model, x, targets);
+  Tensor out(x.shape());
+  const int64_t chunk = std::max<int64_t>(1, opts.batch_rows);
+  std::vector<double> total(d), weight(d), col;
+  for (int64_t i = 0; i < n; ++i) {
+    std::fill(total.begin(), total.end(), 0.0);
+    std::fill(weight.begin(), weight.end(), 0.0);
+    const float* xi = x.f32() + i * d;
+    for (int64_t w0 = 0; w0 < windows; w0 += chunk) {
+      const int64_t w1 = std::min(windows, w0 + chunk);
+      Tensor batch(detail::batch_shape(w1 - w0, rs));
+      for (int64_t w = w0; w < w1; ++w) {
+        float* q = batch.f32() + (w - w0) * d;
+        std::memcpy(q, xi, sizeof(float) * d);
+        for (int64_t e : cover[w]) q[e] = opts.baseline;
+      }
+      target_column(model.forward(batch), targets[i], col);
+      for (int64_t w = w0; w < w1; ++w) {
+        const double diff = fx[i] - col[w - w0];  // Captum: eval_diff = f(x) - f(occluded)
+        for (int64_t e : cover[w]) {
+          total[e] += diff;
+          weight[e] += 1;
+        }
+      }
+    }
+    for (int64_t j = 0; j < d; ++j) out.f32()[i * d + j] = weight[j] > 0 ? static_cast<float>(total[j] / weight[j]) : 0.f;
+  }
+  return out;
+}
+
+std::vector<int64_t> grid_superpixels(const Shape& sample_shape, int64_t size) {
+  if (sample_shape.size() < 2)
+    throw InputError("explain", fmt::format("superpixels need image samples [...,H,W], got {}", engine::shape_str(sample_shape)));
+  if (size < 1) throw InputError("explain", fmt::format("--superpixel: size {} must be at least 1", size));
+  const int64_t h = sample_shape[sample_shape.size() - 2], w = sample_shape.back();
+  const int64_t gh = (h + size - 1) / size, gw = (w + size - 1) / size;
+  const int64_t planes = engine::shape_numel(sample_shape) / (h * w);
+  std::vector<int64_t> g;
+  g.reserve(planes * h * w);
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t r = 0; r < h; ++r)
+      for (int64_t c = 0; c < w; ++c) g.push_back((r / size) * gw + c / size);
+  (void)gh;
+  return g;
+}
+
+// ---------------------------------------------------------------- KernelSHAP
+
+namespace {
+
+struct Coalitions {
+  std::vector<std::vector<uint8_t>> masks;
+  std::vector<double> weights;
+  bool exact = false;
+};
+
+// shap.KernelExplainer.explain: the coalition plan for M varying features and a budget.
+Coalitions plan_coalitions(int m, int64_t nsamples_opt, detail::Rng& rng) {
+  Coalitions c;
+  int64_t nsamples = nsamples_opt > 0 ? nsamples_opt : 2 * int64_t(m) + 2048;  // shap "auto"
+  int64_t max_samples = int64_t(1) << 30;
+  if (m <= 30) {
+    max_samples = (int64_t(1) << m) - 2;
+    nsamples = std::min(nsamples, max_samples);
+  }
+  const int num_subset_sizes = (m - 1 + 1) / 2;   // ceil((M-1)/2)
+  const int num_paired = (m - 1) / 2;             // floor((M-1)/2)
+  // Shapley kernel per subset size s: (M-1) / (s (M-s)), paired sizes doubled, normalised.
+  std::vector<double> weight_vector(num_subset_sizes);
+  for (int s = 1; s <= num_subset_sizes; ++s) weight_vector[s - 1] = (m - 1.0) / (s * double(m - s));
+  for (int s = 0; s < num_paired; ++s) weight_vector[s] *= 2;
+  const double wsum = std::accumulate(weight_vector.begin(), weight_vector.end(), 0.0);
+  for (auto& w : weight_vector) w /= wsum;
+
+  int num_full = 0;
+  double samples_left_d = static_cast<double>(nsamples);
+  std::vector<double> remaining = weight_vector;
+  std::vector<uint8_t> mask(m);
+  for (int s = 1; s <= num_subset_sizes; ++s) {
+    double nsubsets = binom(m, s);
+    if (s <= num_paired) nsubsets *= 2;
+    if (samples_left_d * remaining[s - 1] / nsubsets >= 1.0 - 1e-8) {
+      ++num_full;
+      samples_left_d -= nsubsets;
+      if (remaining[s - 1] < 1.0) {
+        const double scale = 1 - remaining[s - 1];
+        for (auto& v : remaining) v /= scale;
+      }
+      double w = weight_vector[s - 1] / binom(m, s);
+      if (s <= num_paired) w /= 2.0;
+      // itertools.combinations order: lexicographic index tuples.
+      std::vector<int> idx(s);
+      std::iota(idx.begin(), idx.end(), 0);
+      while (true) {
+        std::fill(mask.begin(), mask.end(), 0);
+        for (int v : idx) mask[v] = 1;
+        c.masks.push_back(mask);
+        c.weights.push_back(w);
+        if (s <= num_paired) {
+          for (auto& v : mask) v = 1 - v;
+          c.masks.push_back(mask);
+          c.weights.push_back(w);
+        }
+        int k = s - 1;
+        while (k >= 0 && idx[k] == m - s + k) --k;
+        if (k < 0) break;
+        ++idx[k];
+        for (int j = k + 1; j < s; ++j) idx[j] = idx[j - 1] + 1;
+      }
+    } else {
+      break;
+    }
+  }
+  const size_t nfixed = c.masks.size();
+  int64_t samples_left = nsamples - static_cast<int64_t>(nfixed);
+  c.exact = num_full == num_subset_sizes;
+  if (!c.exact && samples_left > 0) {
+    std::vector<double> rem = weight_vector;
+    for (int s = 0; s < num_paired; ++s) rem[s] /= 2;  // two samples drawn each time below
+    rem.erase(rem.begin(), rem.begin() + num_full);
+    const double rs = std::accumulate(rem.begin(), rem.end(), 0.0);
+    std::vector<double> cdf(rem.size());
+    double acc = 0;
+    for (size_t k = 0; k < rem.size(); ++k) cdf[k] = (acc += rem[k] / rs);
+    std::map<std::vector<uint8_t>, size_t> used;
+    std::vector<int> perm(m);
+    const int64_t draws = 4 * samples_left;
+    for (int64_t pos = 0; samples_left > 0 && pos < draws; ++pos) {
+      const double u = rng.uniform();
+      const size_t ind = std::min<size_t>(std::upper_bound(cdf.begin(), cdf.end(), u) - cdf.begin(), cdf.size() - 1);
+      const int s = static_cast<int>(ind) + num_full + 1;
+      std::iota(perm.begin(), perm.end(), 0);
+      rng.shuffle(perm);
+      std::fill(mask.begin(), mask.end(), 0);
+      for (int k = 0; k < s; ++k) mask[perm[k]] = 1;
+      auto it = used.find(mask);
+      bool is_new = it == used.end();
+      size_t at = 0;
+      if (is_new) {
+        at = c.masks.size();
+        used.emplace(mask, at);
+        --samples_left;
+        c.masks.push_back(mask);
+        c.weights.push_back(1.0);
+      } else {
+        at = it->second;
+        c.weights[at] += 1.0;
+      }
+      if (samples_left > 0 && s <= num_paired) {
+        for (auto& v : mask) v = 1 - v;
+        if (is_new) {
+          --samples_left;
+          c.masks.push_back(mask);
+          c.weights.push_back(1.0);
+        } else {
+          c.weights[at + 1] += 1.0;
+        }
+      }
+    }
+    // Normalise the random samples' weights to the kernel weight left over.
+    double weight_left = 0;
+    for (int s = num_full; s < num_subset_sizes; ++s) weight_left += weight_vector[s];
+    double wr = 0;
+    for (size_t k = nfixed; k < c.weights.size(); ++k) wr += c.weights[k];
+    if (wr > 0)
+      for (size_t k = nfixed; k < c.weights.size(); ++k) c.weights[k] *= weight_left / wr;
+  }
+  return c;
+}
+
+}  // namespace
+
+KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& background,
+                             const std::vector<int64_t>& targets, const KernelShapOptions& opts) {
+  detail::check_batch(x, "kernel-shap");
+  detail::check_batch(background, "kernel-shap background");
+  const int64_t n = x.shape()[0], d = row_size(x);
+  check_targets(targets, n, "kernel-shap");
+  if (row_size(background) != d)
+    throw InputError("explain", fmt::format("kernel-shap: background rows {} do not match input rows {}",
+                                            engine::shape_str(background.shape()), engine::shape_str(x.shape())));
+  int64_t G = 0;
+  const auto members = group_members(opts.groups, d, G, "kernel-shap");
+  const int64_t B = background.shape()[0];
+  const engine::Shape rs = detail::row_shape(x);
+  const float* bg = background.f32();
+
+  // E_background f: shap's fnull (uniform background weights).
+  Tensor bg_out;
+  {
+    std::vector<Tensor> parts;
+    for (int64_t b = 0; b < B; b += 4096) parts.push_back(model.forward(background.slice_rows(b, std::min(B, b + 4096))));
+    bg_out = parts.size() == 1 ? parts[0] : engine::concat_rows(parts);
+  }
+  const std::vector<double> fx_all = target_outputs(model, x, targets);
+
+  KernelShapResult res;
+  res.num_groups = G;
+  res.attributions = Tensor(x.shape());
+  res.phi.assign(n, std::vector<double>(G, 0.0));
+  res.output_x = fx_all;
+  res.expected_value.resize(n);
+  res.efficiency_gap.resize(n);
+  res.coalitions.assign(n, 0);
+  res.exact.assign(n, true);
+  std::vector<double> col;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* xi = x.f32() + i * d;
+    target_column(bg_out, targets[i], col);
+    const double fnull = std::accumulate(col.begin(), col.end(), 0.0) / B;
+    const double fx = fx_all[i];
+    res.expected_value[i] = fnull;
+    // Varying groups: some background row differs from x in some member (shap.varying_groups).
+    std::vector<int64_t> varying;
+    for (int64_t g = 0; g < G; ++g) {
+      bool differs = false;
+      for (int64_t k = 0; k < B && !differs; ++k)
+        for (int64_t j : members[g])
+          if (bg[k * d + j] != xi[j]) {
+            differs = true;
+            break;
+          }
+      if (differs) varying.push_back(g);
+    }
+    const int m = static_cast<int>(varying.size());
+    std::vector<double>& phi = res.phi[i];
+    if (m == 1) {
+      phi[varying[0]] = fx - fnull;
+    } else if (m > 1) {
+      detail::Rng rng(opts.seed + 0x9E3779B97F4A7C15ULL * uint64_t(i));
+      Coalitions plan = plan_coalitions(m, opts.samples, rng);
+      res.exact[i] = plan.exact;
+      const int64_t S = static_cast<int64_t>(plan.masks.size());
+      res.coalitions[i] = S;
+      // ey[s] = mean_k f_t(x on the coalition, background row k elsewhere)
+      std::vector<double> ey(S, 0.0);
+      // Coalitions per forward call: batch_rows model rows, and at most 2^24 floats (64 MiB) of input.
+      const int64_t rows_cap = std::min<int64_t>(opts.batch_rows, std::max<int64_t>(1, (int64_t(1) << 24) / d));
+      const int64_t per_call = std::max<int64_t>(1, rows_cap / B);
+      for (int64_t s0 = 0; s0 < S; s0 += per_call) {
+        const int64_t s1 = std::min(S, s0 + per_call);
+        Tensor batch(detail::batch_shape((s1 - s0) * B, rs));
+        float* q = batch.f32();
+        for (int64_t s = s0; s < s1; ++s) {
+          for (int64_t k = 0; k < B; ++k) {
+            float* row = q + ((s - s0) * B + k) * d;
+            std::memcpy(row, bg + k * d, sizeof(float) * d);
+            for (int v = 0; v < m; ++v)
+              if (plan.masks[s][v])
+                for (int64_t j : members[varying[v]]) row[j] = xi[j];
+          }
+        }
+        target_column(model.forward(batch), targets[i], col);
+        for (int64_t s = s0; s < s1; ++s) {
+          double acc = 0;
+          for (int64_t k = 0; k < B; ++k) acc += col[(s - s0) * B + k];
+          ey[s] = acc / B;
+        }
+      }
+      // Constrained WLS (shap KernelExplainer.solve): eliminate the last feature with
+      // sum(phi) = f(x) - E f, then solve (X' W X) w = X' W y for the others.
+      const double diff = fx - fnull;
+      Eigen::MatrixXd X(S, m - 1);
+      Eigen::VectorXd y(S), W(S);
+      for (int64_t s = 0; s < S; ++s) {
+        const double last = plan.masks[s][m - 1];
+        y(s) = (ey[s] - fnull) - last * diff;
+        for (int v = 0; v < m - 1; ++v) X(s, v) = double(plan.masks[s][v]) - last;
+        W(s) = plan.weights[s];
+      }
+      Eigen::MatrixXd WX = W.asDiagonal() * X;
+      Eigen::MatrixXd A = X.transpose() * WX;
+      Eigen::VectorXd rhs = WX.transpose() * y;
+      Eigen::FullPivLU<Eigen::MatrixXd> lu(A);
+      Eigen::VectorXd w;
+      if (lu.isInvertible()) {
+        w = lu.solve(rhs);
+      } else {
+        // shap falls back to least squares on sqrt(W) X (singular normal equations)
+        Eigen::VectorXd sw = W.cwiseSqrt();
+        w = (sw.asDiagonal() * X).completeOrthogonalDecomposition().solve(sw.asDiagonal() * y);
+      }
+      std::vector<double> pv(m);
+      double wsum = 0;
+      for (int v = 0; v < m - 1; ++v) wsum += pv[v] = w(v);
+      pv[m - 1] = diff - wsum;
+      for (int v = 0; v < m; ++v) phi[varying[v]] = std::fabs(pv[v]) < 1e-10 ? 0.0 : pv[v];
+    }
+    double sum = 0;
+    for (double v : phi) sum += v;
+    res.efficiency_gap[i] = sum - (fx - fnull);
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t j : members[g]) res.attributions.f32()[i * d + j] = static_cast<float>(phi[g]);
+  }
+  return res;
+}
+
+// ---------------------------------------------------------------- LIME
+
+namespace {
+// Weighted ridge with intercept as sklearn.linear_model.Ridge(alpha).fit(X, y, sample_weight):
+// centre X and y by their weighted means, solve (Xc' W Xc + alpha I) b = Xc' W yc.
+void weighted_ridge(const Eigen::MatrixXd& X, const Eigen::VectorXd& y, const Eigen::VectorXd& w, double alpha,
+                    Eigen::VectorXd& coef, double& intercept, double& r2) {
+  const double ws = w.sum();
+  Eigen::RowVectorXd xm = (w.transpose() * X) / ws;
+  const double ym = w.dot(y) / ws;
+  Eigen::MatrixXd Xc = X.rowwise() - xm;
+  Eigen::VectorXd yc = y.array() - ym;
+  Eigen::MatrixXd A = Xc.transpose() * w.asDiagonal() * Xc;
+  A.diagonal().array() += alpha;
+  coef = A.ldlt().solve(Xc.transpose() * (w.asDiagonal() * yc));
+  intercept = ym - xm.dot(coef);
+  // sklearn's score with sample_weight: 1 - sum w (y - yhat)^2 / sum w (y - ybar_w)^2
+  Eigen::VectorXd resid = y - ((X * coef).array() + intercept).matrix();
+  const double ss_res = (w.array() * resid.array().square()).sum();
+  const double ss_tot = (w.array() * yc.array().square()).sum();
+  r2 = ss_tot > 0 ? 1 - ss_res / ss_tot : 1.0;
+}
+}  // namespace
+
+LimeResult lime(const Model& model, const Tensor& x, const Tensor& background, const std::vector<int64_t>& targets,
+                const LimeOptions& opts) {
+  detail::check_batch(x, "lime");
+  const int64_t n = x.shape()[0], d = row_size(x);
+  check_targets(targets, n, "lime");
+  const engine::Shape rs = detail::row_shape(x);
+  const bool image = !opts.groups.empty();
+  if (opts.ridge_alpha < 0) throw InputError("explain", "lime: ridge alpha must be non-negative");
+  int64_t G = d;
+  std::vector<std::vector<int64_t>> members;
+  std::vector<double> mean(d, 0.0), scale(d, 1.0);
+  if (image) {
+    members = group_members(opts.groups, d, G, "lime");
+  } else {
+    detail::check_batch(background, "lime background (--background)");
+    if (row_size(background) != d)
+      throw InputError("explain", fmt::format("lime: background rows {} do not match input rows {}",
+                                              engine::shape_str(background.shape()), engine::shape_str(x.shape())));
+    // sklearn StandardScaler(with_mean=False) on the training data: population std, 0 -> 1.
+    const int64_t B = background.shape()[0];
+    for (int64_t j = 0; j < d; ++j) {
+      double s = 0, s2 = 0;
+      for (int64_t k = 0; k < B; ++k) s += background.f32()[k * d + j];
+      mean[j] = s / B;
+      for (int64_t k = 0; k < B; ++k) s2 += std::pow(background.f32()[k * d + j] - mean[j], 2);
+      const double sd = std::sqrt(s2 / B);
+      scale[j] = sd > 0 ? sd : 1.0;
+    }
+  }
+  int64_t samples = opts.samples > 0 ? opts.samples : (image ? 1000 : 5000);
+  if (opts.noise) {
+    if (image || opts.noise->rank() != 2 || opts.noise->shape()[1] != d)
+      throw InputError("explain", fmt::format("lime: fixed noise must be [samples, {}] for tabular rows, got {}", d,
+                                              engine::shape_str(opts.noise->shape())));
+    samples = opts.noise->shape()[0];
+  }
+  if (samples < 2) throw InputError("explain", "lime: --samples must be at least 2");
+  const double width = opts.kernel_width > 0 ? opts.kernel_width : (image ? 0.25 : 0.75 * std::sqrt(double(d)));
+  LimeResult res;
+  res.attributions = Tensor(x.shape());
+  res.r2.resize(n);
+  res.intercept.resize(n);
+  res.local_pred.resize(n);
+  std::vector<double> col;
+  for (int64_t i = 0; i < n; ++i) {
+    detail::Rng rng(opts.seed + 0x9E3779B97F4A7C15ULL * uint64_t(i));
+    const float* xi = x.f32() + i * d;
+    Eigen::MatrixXd Z(samples, G);
+    Eigen::VectorXd y(samples), w(samples);
+    Tensor data(detail::batch_shape(samples, rs));
+    float* q = data.f32();
+    if (image) {
+      // lime_image: z ~ Bernoulli(1/2)^G with z_0 = 1; off superpixels take their mean value.
+      std::vector<float> fudge(G);
+      for (int64_t g = 0; g < G; ++g) {
+        double s = 0;
+        for (int64_t j : members[g]) s += xi[j];
+        fudge[g] = static_cast<float>(s / members[g].size());
+      }
+      for (int64_t k = 0; k < samples; ++k) {
+        float* row = q + k * d;
+        std::memcpy(row, xi, sizeof(float) * d);
+        int64_t on = 0;
+        for (int64_t g = 0; g < G; ++g) {
+          const int z = k == 0 ? 1 : static_cast<int>(rng.next() >> 63);
+          Z(k, g) = z;
+          on += z;
+          if (!z)
+            for (int64_t j : members[g]) row[j] = fudge[g];
+        }
+        // cosine distance to the all-on vector: 1 - |z|_1 / (sqrt(|z|_1) sqrt(G))
+        const double dist = on == 0 ? 1.0 : 1.0 - on / (std::sqrt(double(on)) * std::sqrt(double(G)));
+        w(k) = std::sqrt(std::exp(-dist * dist / (width * width)));
+      }
+    } else {
+      // lime_tabular (sample_around_instance=True): x + N(0,1) * scale; row 0 is x itself.
+      for (int64_t k = 0; k < samples; ++k) {
+        float* row = q + k * d;
+        double dist2 = 0;
+        for (int64_t j = 0; j < d; ++j) {
+          const double e = k == 0 ? 0.0 : (opts.noise ? double(opts.noise->f32()[k * d + j]) : rng.normal());
+          row[j] = static_cast<float>(xi[j] + e * scale[j]);
+          Z(k, j) = (row[j] - mean[j]) / scale[j];
+          const double dz = (double(row[j]) - xi[j]) / scale[j];
+          dist2 += dz * dz;
+        }
+        // kernel sqrt(exp(-d^2 / width^2)) on the euclidean distance of standardised rows
+        w(k) = std::sqrt(std::exp(-dist2 / (width * width)));
+      }
+    }
+    const int64_t chunk = std::max<int64_t>(1, opts.batch_rows);
+    for (int64_t b = 0; b < samples; b += chunk) {
+      const int64_t e = std::min(samples, b + chunk);
+      target_column(model.forward(data.slice_rows(b, e)), targets[i], col);
+      for (int64_t k = b; k < e; ++k) y(k) = col[k - b];
+    }
+    Eigen::VectorXd coef;
+    double intercept = 0, r2 = 0;
+    weighted_ridge(Z, y, w, opts.ridge_alpha, coef, intercept, r2);
+    res.r2[i] = r2;
+    res.intercept[i] = intercept;
+    res.local_pred[i] = intercept + Z.row(0).dot(coef);
+    float* out = res.attributions.f32() + i * d;
+    if (image) {
+      for (int64_t g = 0; g < G; ++g)
+        for (int64_t j : members[g]) out[j] = static_cast<float>(coef(g));
+    } else {
+      for (int64_t j = 0; j < d; ++j) out[j] = static_cast<float>(coef(j));
+    }
+  }
+  return res;
+}
+
+// ---------------------------------------------------------------- permutation importance
+
+PermutationResult permutation_importance(const Model& model, const Tensor& x, const std::vector<int64_t>& labels,
+                                         const PermutationOptions& opts) {
+  detail::check_batch(x, "permutation");
+  const int64_t n = x.shape()[0], d = row_size(x);
+  if (static_cast<int64_t>(labels.size()) != n)
+    throw InputError("explain", fmt::format("permutation: {} labels for {} rows (permutation needs --labels)",
+                                            labels.size(), n));
+  if (n < 2) throw InputError("explain", "permutation: needs at least 2 rows");
+  if (opts.repeats < 1) throw InputError("explain", "permutation: --repeats must be at least 1");
+  int64_t G = 0;
+  const auto members = group_members(opts.groups, d, G, "permutation");
+  const int64_t chunk = std::max<int64_t>(1, opts.batch_rows);
+  auto accuracy = [&](const Tensor& data) {
+    int64_t correct = 0;
+    for (int64_t b = 0; b < n; b += chunk) {
+      auto pred = engine::argmax_rows(model.forward(data.slice_rows(b, std::min(n, b + chunk))));
+      for (size_t k = 0; k < pred.size(); ++k) correct += pred[k] == labels[b + k];
+    }
+    return double(correct) / n;
+  };
+  PermutationResult res;
+  res.baseline_accuracy = accuracy(x);
+  res.importance_mean.assign(G, 0.0);
+  res.importance_std.assign(G, 0.0);
+  detail::Rng rng(opts.seed);
+  Tensor work = x.clone();
+  std::vector<int64_t> perm(n);
+  for (int64_t g = 0; g < G; ++g) {
+    std::vector<double> drops;
+    for (int rep = 0; rep < opts.repeats; ++rep) {
+      std::iota(perm.begin(), perm.end(), 0);
+      rng.shuffle(perm);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j : members[g]) work.f32()[i * d + j] = x.f32()[perm[i] * d + j];
+      drops.push_back(res.baseline_accuracy - accuracy(work));
+    }
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j : members[g]) work.f32()[i * d + j] = x.f32()[i * d + j];
+    const double m = std::accumulate(drops.begin(), drops.end(), 0.0) / drops.size();
+    double v = 0;
+    for (double dr : drops) v += (dr - m) * (dr - m);
+    res.importance_mean[g] = m;
+    res.importance_std[g] = std::sqrt(v / drops.size());  // numpy std (ddof=0), as sklearn
+  }
+  res.importance = Tensor(detail::row_shape(x));
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t j : members[g]) res.importance.f32()[j] = static_cast<float>(res.importance_mean[g]);
+  return res;
+}
+
+}  // namespace mlaudit::explain
