@@ -20,7 +20,7 @@ build: configure
 
 test: deps
 	$(MAKE) build
-	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -LE "slow|cuda-only|chromium"
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -LE "slow|cuda-only"
 
 demo: deps
 	$(MAKE) build

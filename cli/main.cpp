@@ -19,7 +19,8 @@ void print_usage() {
             << "Commands:\n";
   for (const auto& c : cli::commands()) std::cout << fmt::format("  {:<12} {}\n", c.name, c.summary);
   std::cout << "\nRun 'mlaudit <command> --help' for a command's options.\n"
-            << "Exit codes: 0 success, 1 an audit gate failed, 2 usage or input error, 3 internal error.\n";
+            << "Exit codes: 0 success, 1 an audit gate failed, 2 usage or input error, 3 internal error,\n"
+            << "130 interrupted (Ctrl-C).\n";
 }
 
 int parse_int(const std::string& opt, const char* v) {

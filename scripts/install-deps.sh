@@ -16,6 +16,7 @@ PACKAGES=(
   libyaml-cpp-dev          # audit config
   libpng-dev zlib1g-dev    # heatmaps; gzipped IDX
   dataset-fashion-mnist    # bundled image dataset
+  chromium                 # report.pdf (print-to-pdf) and the HTML report's browser test
 )
 
 missing=()

@@ -1,0 +1,76 @@
+#pragma once
+// The audit pipeline: run each configured section (through a command runner,
+// so this library never links the analysis modules), read the section JSON
+// back, evaluate the gates, assemble report.json and write every rendering.
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "mlaudit/reports/config.h"
+
+namespace mlaudit::reports {
+
+/// Runs one mlaudit command in-process (cli::run_command); returns its exit code.
+using CommandRunner = std::function<int(const std::string& command, const std::vector<std::string>& args)>;
+
+/// Options of one audit run.
+struct AuditOptions {
+  std::string out_dir;
+  std::string diff_path;      ///< previous report.json for the "changes" section (optional)
+  std::string tool_version = "unknown";
+  std::string git_commit = "unknown";
+  int threads = 0;
+  bool quiet = false;         ///< no progress output
+  bool progress_bar = false;  ///< redraw one line (stderr is a terminal) instead of plain lines
+  bool pdf = true;            ///< try to render report.pdf
+  const std::atomic<bool>* interrupted = nullptr;  ///< set by the SIGINT handler
+};
+
+/// What a command invocation for a section looks like.
+struct SectionCommand {
+  std::string command;            ///< "attack", "certify", ... (empty: computed in-process)
+  std::vector<std::string> args;  ///< arguments after the command name
+  std::string result_path;        ///< the JSON the command writes
+};
+
+/// Arguments for a section's command (the one table mapping config keys to
+/// command-line flags). `work_dir` holds inputs prepared for the section
+/// (subsets of the data) and its output.
+SectionCommand section_command(const SectionSpec& section, const AuditConfig& config, const std::string& work_dir);
+
+/// Result of an audit.
+struct AuditResult {
+  int exit_code = 0;                 ///< 0 pass, 1 gate failed, 2 gate error / input error
+  bool interrupted = false;          ///< stopped by Ctrl-C; nothing written
+  nlohmann::json report;
+  std::vector<std::string> written;  ///< files written
+  std::string pdf_note;              ///< why report.pdf is absent, when it is
+};
+
+/// Run the audit and write DIR/report.{json,md,html}, junit.xml, report.pdf.
+/// Section failures are recorded in the report (gates reading them are errors);
+/// an interrupted audit writes nothing and removes its temporary folder.
+AuditResult run_audit(const AuditConfig& config, const AuditOptions& options, const CommandRunner& runner);
+
+/// Render and write the report files into `dir` (all rendered in memory first,
+/// each written atomically). Returns the paths written; `pdf_note` explains a missing PDF.
+std::vector<std::string> write_report_files(const nlohmann::json& report, const std::string& dir, bool pdf,
+                                            std::string* pdf_note, const std::string& asset_dir = "");
+
+/// Performance section computed in-process with the engine: accuracy with a
+/// percentile bootstrap interval (Efron & Tibshirani 1993), per-class accuracy.
+nlohmann::json run_performance(const SectionSpec& section, const AuditConfig& config, uint64_t seed);
+/// Efficiency section computed in-process: FLOPs and parameters per inference,
+/// latency p50/p99 at batch 1, throughput at a large batch, peak memory.
+nlohmann::json run_efficiency(const SectionSpec& section, const AuditConfig& config);
+/// Model summary from the ONNX graph: inputs, outputs, op histogram, parameters, FLOPs.
+nlohmann::json summarize_model(const std::string& path);
+
+/// FLOPs of one inference at batch 1 from inferred shapes: 2*MACs for
+/// Conv/Gemm/MatMul, one per output element for element-wise ops.
+double estimate_flops(const std::string& model_path);
+
+}  // namespace mlaudit::reports

@@ -1,0 +1,61 @@
+#pragma once
+// The audit report (schema mlaudit.report/1, described by docs/report-schema.json)
+// and its renderers. Every renderer reads only the report JSON, so
+// `mlaudit report` re-renders any saved report.json.
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace mlaudit::reports {
+
+/// Schema tag of report.json.
+inline constexpr const char* kReportSchema = "mlaudit.report/1";
+
+/// Run manifest: tool version and commit, UTC date, host, CPU model
+/// (/proc/cpuinfo), GPU (when visible), threads, seed.
+nlohmann::json make_manifest(const std::string& tool_version, const std::string& git_commit, int threads,
+                             uint64_t seed);
+
+/// Compliance mapping: each report section tied to EU AI Act Art. 15 / Annex IV,
+/// NIST AI RMF MEASURE, ISO/IEC 24029-2 and ISO/IEC TR 24027, with what was
+/// measured. States what was measured; never claims compliance.
+nlohmann::json compliance_mapping(const nlohmann::json& report);
+
+/// Fill "gates" (evaluated elsewhere) derived fields: "summary" with counts,
+/// verdict and exit code; "compliance"; "limitations" (config + automatic).
+void finalize_report(nlohmann::json& report);
+
+/// "changes since the previous audit": gate verdict and measured-value deltas,
+/// and headline metrics of sections present in both.
+nlohmann::json diff_reports(const nlohmann::json& previous, const nlohmann::json& current,
+                            const std::string& previous_path);
+
+/// Exit code recorded in the report (0 pass, 1 gate failed, 2 gate error).
+int report_exit_code(const nlohmann::json& report);
+
+/// Markdown (GitHub-flavoured) rendering.
+std::string render_markdown(const nlohmann::json& report);
+/// One self-contained HTML file: inline CSS, inline SVG charts, PNGs as data URIs.
+/// `asset_dir` is where relative PNG paths recorded in sections are resolved.
+std::string render_html(const nlohmann::json& report, const std::string& asset_dir = "");
+/// JUnit XML: one testcase per gate (failure/error elements with the measured value and threshold).
+std::string render_junit(const nlohmann::json& report);
+
+/// Escape text for XML/HTML attribute and element content.
+std::string xml_escape(const std::string& s);
+
+/// Path of an installed PDF renderer (wkhtmltopdf, chromium, chromium-browser,
+/// google-chrome), or empty.
+std::string find_pdf_renderer();
+/// Render `html_path` to `pdf_path` with `renderer`; writes to a temporary
+/// name and renames. Returns an empty string on success, else the reason.
+std::string html_to_pdf(const std::string& renderer, const std::string& html_path, const std::string& pdf_path);
+
+/// Validate `instance` against a JSON Schema (the subset used by
+/// docs/report-schema.json: type, required, properties, additionalProperties,
+/// items, enum, const, minimum, maximum, minItems, pattern, anyOf, $ref to
+/// #/$defs). Returns error strings with JSON pointers; empty when valid.
+std::vector<std::string> validate_json_schema(const nlohmann::json& instance, const nlohmann::json& schema);
+
+}  // namespace mlaudit::reports

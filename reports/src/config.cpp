@@ -1,0 +1,685 @@
+// audit.yaml parser: every key and type checked against the tables below
+// before any work starts; errors carry "file:line:column".
+#include "mlaudit/reports/config.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "mlaudit/datasets/io.h"
+#include "mlaudit/engine/error.h"
+#include "mlaudit/reports/gates.h"
+
+namespace fs = std::filesystem;
+
+namespace mlaudit::reports {
+
+const char* section_kind_name(SectionKind k) {
+  switch (k) {
+    case SectionKind::Performance: return "performance";
+    case SectionKind::Efficiency: return "efficiency";
+    case SectionKind::Robustness: return "robustness";
+    case SectionKind::Certification: return "certification";
+    case SectionKind::Corruption: return "corruption";
+    case SectionKind::Fairness: return "fairness";
+    case SectionKind::Explanations: return "explanations";
+    case SectionKind::Verification: return "verification";
+  }
+  return "?";
+}
+
+const std::vector<SectionKind>& all_section_kinds() {
+  static const std::vector<SectionKind> kinds = {
+      SectionKind::Performance,  SectionKind::Efficiency, SectionKind::Robustness,   SectionKind::Certification,
+      SectionKind::Corruption,   SectionKind::Fairness,   SectionKind::Explanations, SectionKind::Verification};
+  return kinds;
+}
+
+const char* comparison_symbol(Comparison c) {
+  switch (c) {
+    case Comparison::Ge: return ">=";
+    case Comparison::Gt: return ">";
+    case Comparison::Le: return "<=";
+    case Comparison::Lt: return "<";
+    case Comparison::Eq: return "==";
+    case Comparison::Ne: return "!=";
+  }
+  return "?";
+}
+
+const ModelSpec* AuditConfig::model(const std::string& id) const {
+  for (const auto& m : models)
+    if (m.id == id) return &m;
+  return nullptr;
+}
+
+const DatasetSpec* AuditConfig::dataset(const std::string& id) const {
+  for (const auto& d : datasets)
+    if (d.id == id) return &d;
+  return nullptr;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  // Optimal string alignment distance: insertions, deletions, substitutions
+  // and transpositions of adjacent characters ("setps" -> "steps") cost 1.
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i)
+    for (size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+namespace {
+
+// Value types a config key may hold.
+enum class T { Str, Int, Num, Bool, StrList, NumList, IntList, Path, Any };
+
+struct KeySpec {
+  const char* name;
+  T type;
+  bool required;
+};
+
+// Keys every section entry accepts.
+const std::vector<KeySpec> kCommonSectionKeys = {
+    {"model", T::Str, true},
+    {"data", T::Str, false},
+    {"id", T::Str, false},
+    {"samples", T::Int, false},  // use the first N rows of the data set
+    {"args", T::StrList, false}, // extra command-line flags passed verbatim
+    {"result", T::Path, false},  // import a result JSON produced earlier instead of running the command
+};
+
+// Per-kind keys (the parameters each command understands; see commands.cpp).
+const std::map<SectionKind, std::vector<KeySpec>>& section_keys() {
+  static const std::map<SectionKind, std::vector<KeySpec>> keys = {
+      {SectionKind::Performance, {{"bootstrap", T::Int, false}, {"ci", T::Num, false}}},
+      {SectionKind::Efficiency, {{"batch", T::Int, false}, {"runs", T::Int, false}}},
+      {SectionKind::Robustness,
+       {{"attack", T::Str, false}, {"attacks", T::StrList, false}, {"norm", T::Str, false},
+        {"eps", T::NumList, true}, {"steps", T::Int, false}, {"restarts", T::Int, false},
+        {"queries", T::Int, false}, {"seed", T::Int, false}}},
+      {SectionKind::Certification,
+       {{"sigma", T::Num, true}, {"n0", T::Int, false}, {"n", T::Int, false}, {"alpha", T::Num, false},
+        {"batch", T::Int, false}, {"seed", T::Int, false}, {"radii", T::NumList, false}}},
+      {SectionKind::Corruption,
+       {{"corruptions", T::StrList, false}, {"severities", T::IntList, false}, {"seed", T::Int, false}}},
+      {SectionKind::Fairness,
+       {{"protected", T::StrList, false}, {"counterfactual", T::Bool, false}, {"bootstrap", T::Int, false},
+        {"ci", T::Num, false}, {"reference", T::Str, false}, {"min_group_size", T::Int, false},
+        {"threshold", T::Num, false}, {"seed", T::Int, false}}},
+      {SectionKind::Explanations,
+       {{"method", T::Str, false}, {"methods", T::StrList, false}, {"steps", T::Int, false},
+        {"target", T::Str, false}, {"baseline", T::Str, false}, {"background", T::Path, false},
+        {"nsamples", T::Int, false}, {"seed", T::Int, false}, {"heatmaps", T::Bool, false},
+        {"check_randomization", T::Bool, false}, {"check_stability", T::Bool, false}}},
+      {SectionKind::Verification,
+       {{"mode", T::Str, false}, {"eps", T::NumList, false}, {"norm", T::Str, false}, {"timeout", T::Num, false},
+        {"protected", T::Str, false}, {"domain", T::Path, false}, {"partitions", T::Int, false},
+        {"protected_values", T::NumList, false}}},
+  };
+  return keys;
+}
+
+const std::vector<KeySpec> kTopKeys = {{"version", T::Int, false}, {"system", T::Any, false},
+                                       {"seed", T::Int, false},    {"models", T::Any, true},
+                                       {"datasets", T::Any, false}, {"sections", T::Any, true},
+                                       {"gates", T::Any, false}};
+const std::vector<KeySpec> kSystemKeys = {{"name", T::Str, false},         {"version", T::Str, false},
+                                          {"owner", T::Str, false},        {"description", T::Str, false},
+                                          {"intended_use", T::Str, false}, {"out_of_scope", T::Str, false},
+                                          {"limitations", T::StrList, false}};
+const std::vector<KeySpec> kModelKeys = {{"path", T::Path, true}};
+const std::vector<KeySpec> kDatasetKeys = {{"data", T::Path, false},     {"labels", T::Path, false},
+                                           {"csv", T::Path, false},      {"label", T::Str, false},
+                                           {"protected", T::StrList, false}, {"features", T::Any, false},
+                                           {"domain", T::NumList, false}};
+const std::vector<KeySpec> kGateKeys = {{"check", T::Str, true},    {"name", T::Str, false},
+                                        {"model", T::Str, false},   {"severity", T::Str, false},
+                                        {"description", T::Str, false}};
+
+class Parser {
+ public:
+  Parser(std::string source, std::string base_dir, bool check_files)
+      : source_(std::move(source)), base_dir_(std::move(base_dir)), check_files_(check_files) {}
+
+  [[noreturn]] void fail(const YAML::Mark& m, const std::string& msg) const {
+    throw InputError("audit", fmt::format("{}:{}:{}: {}", source_, m.line + 1, m.column + 1, msg));
+  }
+
+  std::string suggest(const std::string& key, const std::vector<std::string>& options) const {
+    std::string best;
+    size_t best_d = std::string::npos;
+    for (const auto& o : options) {
+      size_t d = edit_distance(key, o);
+      if (d < best_d) best_d = d, best = o;
+    }
+    if (!best.empty() && best_d <= std::max<size_t>(2, key.size() / 3)) return fmt::format(" (did you mean '{}'?)", best);
+    std::string all;
+    for (const auto& o : options) all += (all.empty() ? "" : ", ") + o;
+    return fmt::format(" (expected one of: {})", all);
+  }
+
+  // Check a mapping's keys against `specs`; returns key -> value node.
+  std::map<std::string, YAML::Node> check_map(const YAML::Node& node, const std::vector<KeySpec>& specs,
+                                              const std::string& what) const {
+    if (!node.IsMap()) fail(node.Mark(), fmt::format("{} must be a mapping of keys to values", what));
+    std::vector<std::string> names;
+    for (const auto& s : specs) names.push_back(s.name);
+    std::map<std::string, YAML::Node> out;
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      if (!it->first.IsScalar()) fail(it->first.Mark(), fmt::format("{}: keys must be plain names", what));
+      std::string key = it->first.Scalar();
+      if (std::find(names.begin(), names.end(), key) == names.end())
+        fail(it->first.Mark(), fmt::format("unknown key '{}' in {}{}", key, what, suggest(key, names)));
+      if (out.count(key)) fail(it->first.Mark(), fmt::format("duplicate key '{}' in {}", key, what));
+      out[key] = it->second;
+    }
+    for (const auto& s : specs)
+      if (s.required && !out.count(s.name)) fail(node.Mark(), fmt::format("{} needs the key '{}'", what, s.name));
+    return out;
+  }
+
+  std::string str(const YAML::Node& n, const std::string& key) const {
+    if (!n.IsScalar()) fail(n.Mark(), fmt::format("'{}' must be a string", key));
+    return n.Scalar();
+  }
+  double num(const YAML::Node& n, const std::string& key) const {
+    if (n.IsScalar()) {
+      const std::string& s = n.Scalar();
+      size_t pos = 0;
+      double v = 0;
+      try {
+        v = std::stod(s, &pos);
+      } catch (...) {
+        pos = 0;
+      }
+      if (pos == s.size() && !s.empty() && std::isfinite(v)) return v;
+    }
+    fail(n.Mark(), fmt::format("'{}' must be a number", key));
+  }
+  int64_t integer(const YAML::Node& n, const std::string& key) const {
+    if (n.IsScalar()) {
+      const std::string& s = n.Scalar();
+      size_t pos = 0;
+      long long v = 0;
+      try {
+        v = std::stoll(s, &pos);
+      } catch (...) {
+        pos = 0;
+      }
+      if (pos == s.size() && !s.empty()) return v;
+    }
+    fail(n.Mark(), fmt::format("'{}' must be an integer", key));
+  }
+  bool boolean(const YAML::Node& n, const std::string& key) const {
+    if (n.IsScalar()) {
+      std::string s = n.Scalar();
+      if (s == "true" || s == "yes" || s == "on") return true;
+      if (s == "false" || s == "no" || s == "off") return false;
+    }
+    fail(n.Mark(), fmt::format("'{}' must be true or false", key));
+  }
+  // A list, or a single scalar standing for a one-element list.
+  std::vector<YAML::Node> items(const YAML::Node& n, const std::string& key, const char* kind) const {
+    std::vector<YAML::Node> out;
+    if (n.IsScalar()) {
+      out.push_back(n);
+    } else if (n.IsSequence()) {
+      for (const auto& e : n) out.push_back(e);
+      if (out.empty()) fail(n.Mark(), fmt::format("'{}' must not be an empty list", key));
+    } else {
+      fail(n.Mark(), fmt::format("'{}' must be a list of {}", key, kind));
+    }
+    return out;
+  }
+  std::string path(const YAML::Node& n, const std::string& key) const {
+    std::string p = str(n, key);
+    if (p.empty()) fail(n.Mark(), fmt::format("'{}' must name a file", key));
+    fs::path full = fs::path(p).is_absolute() ? fs::path(p) : fs::path(base_dir_) / p;
+    std::string s = full.lexically_normal().string();
+    if (check_files_ && !fs::exists(full)) fail(n.Mark(), fmt::format("{}: file '{}' not found", key, s));
+    return s;
+  }
+
+  // Convert a value to JSON according to its declared type.
+  nlohmann::json typed(const YAML::Node& n, const KeySpec& spec) const {
+    const std::string key = spec.name;
+    switch (spec.type) {
+      case T::Str: return str(n, key);
+      case T::Int: return integer(n, key);
+      case T::Num: return num(n, key);
+      case T::Bool: return boolean(n, key);
+      case T::Path: return path(n, key);
+      case T::StrList: {
+        nlohmann::json a = nlohmann::json::array();
+        for (const auto& e : items(n, key, "strings")) {
+          if (!e.IsScalar()) fail(e.Mark(), fmt::format("'{}' must be a list of strings", key));
+          a.push_back(e.Scalar());
+        }
+        return a;
+      }
+      case T::NumList: {
+        nlohmann::json a = nlohmann::json::array();
+        for (const auto& e : items(n, key, "numbers")) a.push_back(num(e, key));
+        return a;
+      }
+      case T::IntList: {
+        nlohmann::json a = nlohmann::json::array();
+        for (const auto& e : items(n, key, "integers")) a.push_back(integer(e, key));
+        return a;
+      }
+      case T::Any: return nullptr;
+    }
+    return nullptr;
+  }
+
+  AuditConfig parse(const YAML::Node& root) {
+    AuditConfig cfg;
+    cfg.path = source_;
+    cfg.base_dir = base_dir_;
+    if (!root.IsDefined() || root.IsNull()) throw InputError("audit", fmt::format("{}: the config is empty", source_));
+    auto top = check_map(root, kTopKeys, "the config");
+    if (top.count("version") && integer(top["version"], "version") != 1)
+      fail(top["version"].Mark(), "unsupported config version (this mlaudit reads version 1)");
+    if (top.count("seed")) cfg.seed = static_cast<uint64_t>(integer(top["seed"], "seed"));
+    if (top.count("system")) parse_system(top["system"], cfg.system);
+    parse_models(top["models"], cfg);
+    if (top.count("datasets")) parse_datasets(top["datasets"], cfg);
+    parse_sections(top["sections"], cfg);
+    if (top.count("gates") && !top["gates"].IsNull()) parse_gates(top["gates"], cfg);
+    return cfg;
+  }
+
+  void parse_system(const YAML::Node& n, SystemInfo& s) {
+    auto m = check_map(n, kSystemKeys, "'system'");
+    auto get = [&](const char* k, std::string& dst) {
+      if (m.count(k)) dst = str(m[k], k);
+    };
+    get("name", s.name);
+    get("version", s.version);
+    get("owner", s.owner);
+    get("description", s.description);
+    get("intended_use", s.intended_use);
+    get("out_of_scope", s.out_of_scope);
+    if (m.count("limitations"))
+      for (const auto& e : typed(m["limitations"], kSystemKeys.back())) s.limitations.push_back(e.get<std::string>());
+  }
+
+  void parse_models(const YAML::Node& n, AuditConfig& cfg) {
+    if (!n.IsMap() || n.size() == 0) fail(n.Mark(), "'models' must map model ids to ONNX files (e.g. 'cnn: model.onnx')");
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      ModelSpec m;
+      m.id = str(it->first, "model id");
+      std::string what = fmt::format("model '{}'", m.id);
+      if (it->second.IsScalar()) {
+        m.path = path(it->second, what);
+      } else {
+        auto keys = check_map(it->second, kModelKeys, what);
+        m.path = path(keys["path"], what);
+      }
+      if (cfg.model(m.id)) fail(it->first.Mark(), fmt::format("duplicate model id '{}'", m.id));
+      cfg.models.push_back(m);
+    }
+  }
+
+  void parse_datasets(const YAML::Node& n, AuditConfig& cfg) {
+    if (!n.IsMap()) fail(n.Mark(), "'datasets' must map data set ids to their files");
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      DatasetSpec d;
+      d.id = str(it->first, "data set id");
+      std::string what = fmt::format("data set '{}'", d.id);
+      auto m = check_map(it->second, kDatasetKeys, what);
+      if (m.count("data")) d.data = path(m["data"], "data");
+      if (m.count("labels")) d.labels = path(m["labels"], "labels");
+      if (m.count("csv")) d.csv = path(m["csv"], "csv");
+      if (m.count("label")) d.label = str(m["label"], "label");
+      if (m.count("protected"))
+        for (const auto& e : typed(m["protected"], {"protected", T::StrList, false}))
+          d.protected_attributes.push_back(e.get<std::string>());
+      if (m.count("features")) {
+        const YAML::Node& f = m["features"];
+        if (f.IsScalar()) {
+          d.features_file = path(f, "features");
+          if (check_files_) {
+            std::istringstream in(datasets::read_file(d.features_file, 1 << 20));
+            std::string line;
+            while (std::getline(in, line)) {
+              while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+              if (!line.empty()) d.features.push_back(line);
+            }
+            if (d.features.empty()) fail(f.Mark(), fmt::format("features: '{}' lists no feature names", d.features_file));
+          }
+        } else {
+          for (const auto& e : typed(f, {"features", T::StrList, false})) d.features.push_back(e.get<std::string>());
+        }
+      }
+      if (m.count("domain")) {
+        auto dom = typed(m["domain"], {"domain", T::NumList, false});
+        if (dom.size() != 2 || dom[0].get<double>() >= dom[1].get<double>())
+          fail(m["domain"].Mark(), "'domain' must be [min, max] with min < max");
+        d.domain = std::make_pair(dom[0].get<double>(), dom[1].get<double>());
+      }
+      if (d.data.empty() == d.csv.empty()) fail(it->second.Mark(), fmt::format("{} needs exactly one of 'data' (.npy) or 'csv'", what));
+      if (!d.csv.empty() && d.label.empty()) fail(it->second.Mark(), fmt::format("{}: a CSV data set needs 'label' (the label column)", what));
+      if (!d.data.empty() && d.labels.empty()) fail(it->second.Mark(), fmt::format("{}: .npy data needs 'labels'", what));
+      if (cfg.dataset(d.id)) fail(it->first.Mark(), fmt::format("duplicate data set id '{}'", d.id));
+      cfg.datasets.push_back(d);
+    }
+  }
+
+  void parse_sections(const YAML::Node& n, AuditConfig& cfg) {
+    std::vector<std::string> kind_names;
+    for (auto k : all_section_kinds()) kind_names.push_back(section_kind_name(k));
+    if (!n.IsMap()) fail(n.Mark(), "'sections' must map section kinds (performance, robustness, ...) to entries");
+    std::set<std::string> ids;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string kname = str(it->first, "section kind");
+      auto kit = std::find(kind_names.begin(), kind_names.end(), kname);
+      if (kit == kind_names.end())
+        fail(it->first.Mark(), fmt::format("unknown key '{}' in 'sections'{}", kname, suggest(kname, kind_names)));
+      SectionKind kind = all_section_kinds()[kit - kind_names.begin()];
+      std::vector<YAML::Node> entries;
+      if (it->second.IsSequence()) {
+        for (const auto& e : it->second) entries.push_back(e);
+      } else {
+        entries.push_back(it->second);
+      }
+      for (const auto& e : entries) parse_section_entry(e, kind, cfg, ids);
+    }
+  }
+
+  void parse_section_entry(const YAML::Node& e, SectionKind kind, AuditConfig& cfg, std::set<std::string>& ids) {
+    std::vector<KeySpec> specs = kCommonSectionKeys;
+    for (const auto& s : section_keys().at(kind)) specs.push_back(s);
+    std::string what = fmt::format("'{}' entry", section_kind_name(kind));
+    auto m = check_map(e, specs, what);
+    SectionSpec s;
+    s.kind = kind;
+    s.mark = {e.Mark().line + 1, e.Mark().column + 1};
+    s.model = str(m["model"], "model");
+    if (!cfg.model(s.model)) {
+      std::vector<std::string> ids_;
+      for (const auto& mm : cfg.models) ids_.push_back(mm.id);
+      fail(m["model"].Mark(), fmt::format("unknown model '{}'{}", s.model, suggest(s.model, ids_)));
+    }
+    if (m.count("data")) {
+      s.data = str(m["data"], "data");
+      if (!cfg.dataset(s.data)) {
+        std::vector<std::string> ids_;
+        for (const auto& d : cfg.datasets) ids_.push_back(d.id);
+        fail(m["data"].Mark(), fmt::format("unknown data set '{}'{}", s.data, suggest(s.data, ids_)));
+      }
+    } else if (kind != SectionKind::Efficiency) {
+      fail(e.Mark(), fmt::format("{} needs the key 'data'", what));
+    }
+    for (const auto& spec : specs) {
+      std::string k = spec.name;
+      if (k == "model" || k == "data" || k == "id" || !m.count(k)) continue;
+      s.params[k] = typed(m[k], spec);
+    }
+    const DatasetSpec* ds = s.data.empty() ? nullptr : cfg.dataset(s.data);
+    auto need_npy = [&]() {
+      if (ds && ds->is_csv())
+        fail(m["data"].Mark(), fmt::format("{}: data set '{}' is a CSV; this section needs .npy data", what, ds->id));
+    };
+    auto check_choice = [&](const char* key, const std::vector<std::string>& allowed) {
+      if (!m.count(key)) return;
+      std::string v = s.params[key].get<std::string>();
+      if (std::find(allowed.begin(), allowed.end(), v) == allowed.end())
+        fail(m[key].Mark(), fmt::format("'{}' cannot be '{}'{}", key, v, suggest(v, allowed)));
+    };
+    for (const auto& pk : {"samples", "steps", "restarts", "queries", "n0", "n", "batch", "runs", "bootstrap", "nsamples", "partitions"})
+      if (s.params.contains(pk) && s.params[pk].get<int64_t>() <= 0) fail(m[pk].Mark(), fmt::format("'{}' must be positive", pk));
+    for (const auto& pk : {"ci", "alpha"})
+      if (s.params.contains(pk) && !(s.params[pk].get<double>() > 0 && s.params[pk].get<double>() < 1))
+        fail(m[pk].Mark(), fmt::format("'{}' must lie strictly between 0 and 1", pk));
+    if (s.params.contains("eps"))
+      for (const auto& v : s.params["eps"])
+        if (v.get<double>() < 0) fail(m["eps"].Mark(), "'eps' values must be non-negative");
+    check_choice("norm", {"linf", "l2"});
+    std::string base_id = section_kind_name(kind) + std::string("-") + s.model;
+    std::vector<std::string> variants;  // robustness: one run per attack; explanations: one per method
+    switch (kind) {
+      case SectionKind::Robustness: {
+        need_npy();
+        if (m.count("attack") == m.count("attacks")) fail(e.Mark(), fmt::format("{} needs exactly one of 'attack' or 'attacks'", what));
+        if (m.count("attack")) variants.push_back(s.params["attack"].get<std::string>());
+        else for (const auto& a : s.params["attacks"]) variants.push_back(a.get<std::string>());
+        s.params.erase("attacks");
+        if (!s.params.contains("norm")) s.params["norm"] = "linf";
+        break;
+      }
+      case SectionKind::Certification:
+        need_npy();
+        if (s.params["sigma"].get<double>() <= 0) fail(m["sigma"].Mark(), "'sigma' must be positive");
+        break;
+      case SectionKind::Corruption:
+        need_npy();
+        if (s.params.contains("severities"))
+          for (const auto& v : s.params["severities"])
+            if (v.get<int64_t>() < 1 || v.get<int64_t>() > 5) fail(m["severities"].Mark(), "'severities' must lie in 1..5");
+        break;
+      case SectionKind::Fairness: {
+        if (!ds || !ds->is_csv()) fail(m["data"].Mark(), fmt::format("{}: fairness needs a CSV data set (with 'label' and 'protected')", what));
+        if (!s.params.contains("protected")) {
+          if (ds->protected_attributes.empty())
+            fail(e.Mark(), fmt::format("{}: no protected attributes (set 'protected' here or on data set '{}')", what, ds->id));
+          s.params["protected"] = ds->protected_attributes;
+        }
+        if (ds->features.empty() && check_files_)
+          fail(m["data"].Mark(), fmt::format("{}: data set '{}' needs 'features' (the model's input columns)", what, ds->id));
+        break;
+      }
+      case SectionKind::Explanations: {
+        if (m.count("method") == m.count("methods")) fail(e.Mark(), fmt::format("{} needs exactly one of 'method' or 'methods'", what));
+        if (m.count("method")) variants.push_back(s.params["method"].get<std::string>());
+        else for (const auto& a : s.params["methods"]) variants.push_back(a.get<std::string>());
+        s.params.erase("methods");
+        need_npy();
+        break;
+      }
+      case SectionKind::Verification: {
+        check_choice("mode", {"robustness", "fairness"});
+        std::string mode = s.params.value("mode", "robustness");
+        s.params["mode"] = mode;
+        if (mode == "robustness") {
+          need_npy();
+          if (!s.params.contains("eps")) fail(e.Mark(), fmt::format("{}: robustness verification needs 'eps'", what));
+          if (!s.params.contains("norm")) s.params["norm"] = "linf";
+        } else {
+          if (!s.params.contains("protected")) fail(e.Mark(), fmt::format("{}: fairness verification needs 'protected'", what));
+          if (!s.params.contains("domain") && (!ds || !ds->is_csv()))
+            fail(e.Mark(), fmt::format("{}: fairness verification needs 'domain' (ranges.csv) or a CSV data set to derive it from", what));
+          if (ds && ds->features.empty() && check_files_)
+            fail(m["data"].Mark(), fmt::format("{}: data set '{}' needs 'features'", what, ds->id));
+        }
+        base_id += "-" + mode;
+        break;
+      }
+      default:
+        break;
+    }
+    auto add = [&](SectionSpec sec, const std::string& variant_key, const std::string& variant) {
+      if (!variant.empty()) {
+        sec.params[variant_key] = variant;
+        sec.id = base_id + "-" + variant;
+      } else {
+        sec.id = base_id;
+      }
+      if (m.count("id")) sec.id = str(m["id"], "id") + (variants.size() > 1 ? "-" + variant : "");
+      std::string unique = sec.id;
+      for (int k = 2; ids.count(unique); ++k) unique = fmt::format("{}-{}", sec.id, k);
+      sec.id = unique;
+      ids.insert(sec.id);
+      cfg.sections.push_back(sec);
+    };
+    if (variants.empty()) add(s, "", "");
+    for (const auto& v : variants) add(s, kind == SectionKind::Robustness ? "attack" : "method", v);
+  }
+
+  void parse_gates(const YAML::Node& n, AuditConfig& cfg) {
+    if (!n.IsSequence()) fail(n.Mark(), "'gates' must be a list (e.g. '- check: accuracy() >= 0.8')");
+    for (const auto& e : n) {
+      GateSpec g;
+      g.mark = {e.Mark().line + 1, e.Mark().column + 1};
+      YAML::Mark check_mark = e.Mark();
+      if (e.IsScalar()) {
+        g.check = e.Scalar();
+      } else {
+        auto m = check_map(e, kGateKeys, "a gate");
+        g.check = str(m["check"], "check");
+        check_mark = m["check"].Mark();
+        if (m.count("name")) g.name = str(m["name"], "name");
+        if (m.count("description")) g.description = str(m["description"], "description");
+        if (m.count("model")) {
+          g.model = str(m["model"], "model");
+          if (!cfg.model(g.model)) {
+            std::vector<std::string> ids_;
+            for (const auto& mm : cfg.models) ids_.push_back(mm.id);
+            fail(m["model"].Mark(), fmt::format("unknown model '{}'{}", g.model, suggest(g.model, ids_)));
+          }
+        }
+        if (m.count("severity")) {
+          std::string sev = str(m["severity"], "severity");
+          if (sev == "error") g.severity = Severity::Error;
+          else if (sev == "warning") g.severity = Severity::Warning;
+          else fail(m["severity"].Mark(), fmt::format("'severity' cannot be '{}' (expected error or warning)", sev));
+        }
+      }
+      std::string where = fmt::format("{}:{}:{}", source_, check_mark.line + 1, check_mark.column + 1);
+      parse_gate_check(g.check, g, where);
+      if (g.name.empty()) g.name = g.check;
+      if (!g.model.empty()) g.name += " [" + g.model + "]";
+      cfg.gates.push_back(g);
+    }
+  }
+
+ private:
+  std::string source_;
+  std::string base_dir_;
+  bool check_files_;
+};
+
+}  // namespace
+
+void parse_gate_check(const std::string& check, GateSpec& gate, const std::string& where) {
+  auto bad = [&](const std::string& msg) { throw InputError("audit", fmt::format("{}: gate '{}': {}", where, check, msg)); };
+  // metric name
+  size_t i = 0;
+  auto skip = [&]() {
+    while (i < check.size() && std::isspace(static_cast<unsigned char>(check[i]))) ++i;
+  };
+  skip();
+  size_t b = i;
+  while (i < check.size() && (std::isalnum(static_cast<unsigned char>(check[i])) || check[i] == '_')) ++i;
+  gate.metric = check.substr(b, i - b);
+  if (gate.metric.empty()) bad("expected 'metric(args) OP threshold', e.g. 'accuracy() >= 0.9'");
+  gate.args.clear();
+  skip();
+  if (i < check.size() && check[i] == '(') {
+    size_t close = check.find(')', i);
+    if (close == std::string::npos) bad("missing ')'");
+    std::string inner = check.substr(i + 1, close - i - 1);
+    std::istringstream in(inner);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+      auto s = item.find_first_not_of(" \t"), t = item.find_last_not_of(" \t");
+      if (s == std::string::npos) {
+        if (!inner.empty()) bad("empty argument");
+        continue;
+      }
+      gate.args.push_back(item.substr(s, t - s + 1));
+    }
+    i = close + 1;
+  }
+  skip();
+  static const std::vector<std::pair<std::string, Comparison>> ops = {
+      {">=", Comparison::Ge}, {"<=", Comparison::Le}, {"==", Comparison::Eq},
+      {"!=", Comparison::Ne}, {">", Comparison::Gt},  {"<", Comparison::Lt}};
+  bool found = false;
+  for (const auto& [sym, op] : ops) {
+    if (check.compare(i, sym.size(), sym) == 0) {
+      gate.comparison = op;
+      i += sym.size();
+      found = true;
+      break;
+    }
+  }
+  if (!found) bad("expected a comparison (>=, >, <=, <, ==, !=) after the metric");
+  std::string rest = check.substr(i);
+  auto s = rest.find_first_not_of(" \t"), t = rest.find_last_not_of(" \t");
+  if (s == std::string::npos) bad("missing threshold after the comparison");
+  rest = rest.substr(s, t - s + 1);
+  size_t pos = 0;
+  try {
+    gate.threshold = std::stod(rest, &pos);
+  } catch (...) {
+    pos = 0;
+  }
+  if (pos != rest.size() || !std::isfinite(gate.threshold)) bad(fmt::format("threshold '{}' is not a number", rest));
+  const MetricInfo* info = find_metric(gate.metric);
+  if (!info) {
+    std::string best, all;
+    size_t best_d = std::string::npos;
+    for (const auto& mi : metric_table()) {
+      size_t d = edit_distance(gate.metric, mi.name);
+      if (d < best_d) best_d = d, best = mi.name;
+    }
+    bad(fmt::format("unknown metric '{}' (did you mean '{}'? see docs/audit.md for the list)", gate.metric, best));
+  }
+  if (info->params.size() != gate.args.size()) {
+    std::string sig;
+    for (const auto& p : info->params) sig += (sig.empty() ? "" : ", ") + p;
+    bad(fmt::format("'{}' takes {} argument(s): {}({})", gate.metric, info->params.size(), gate.metric, sig));
+  }
+  for (size_t k = 0; k < info->params.size(); ++k) {
+    const std::string& p = info->params[k];
+    if (p == "eps" || p == "radius" || p == "severity") {
+      size_t q = 0;
+      try {
+        std::stod(gate.args[k], &q);
+      } catch (...) {
+        q = 0;
+      }
+      if (q != gate.args[k].size()) bad(fmt::format("argument '{}' ({}) must be a number", gate.args[k], p));
+    }
+    if (p == "norm" && gate.args[k] != "linf" && gate.args[k] != "l2")
+      bad(fmt::format("argument '{}' (norm) must be linf or l2", gate.args[k]));
+  }
+}
+
+AuditConfig parse_config(const std::string& text, const std::string& source, const std::string& base_dir,
+                         bool check_files) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw InputError("audit", fmt::format("{}:{}:{}: {}", source, e.mark.line + 1, e.mark.column + 1, e.msg));
+  }
+  Parser p(source, base_dir, check_files);
+  try {
+    return p.parse(root);
+  } catch (const YAML::Exception& e) {
+    throw InputError("audit", fmt::format("{}:{}:{}: {}", source, e.mark.line + 1, e.mark.column + 1, e.msg));
+  }
+}
+
+AuditConfig load_config(const std::string& path) {
+  std::string text = datasets::read_file(path, 16 << 20);
+  // Absolute paths, so the run manifest names files unambiguously.
+  fs::path abs = fs::absolute(path).lexically_normal();
+  return parse_config(text, abs.string(), abs.parent_path().string(), true);
+}
+
+}  // namespace mlaudit::reports

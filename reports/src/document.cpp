@@ -1,0 +1,723 @@
+// Builds the report document from report.json. Readers are tolerant: a field
+// that is missing shows "not available" (gates needing it are errors).
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "doc.h"
+#include "mlaudit/reports/report.h"
+
+namespace mlaudit::reports::detail {
+
+using nlohmann::json;
+using K = Block::Kind;
+
+namespace {
+
+const json kNull = nullptr;
+const json kEmptyArray = json::array();
+const json kEmptyObject = json::object();
+
+const json& at(const json& j, const std::string& key) {
+  return j.is_object() && j.contains(key) ? j[key] : kNull;
+}
+const json& arr(const json& j, const std::string& key) {
+  const json& v = at(j, key);
+  return v.is_array() ? v : kEmptyArray;
+}
+const json& obj(const json& j, const std::string& key) {
+  const json& v = at(j, key);
+  return v.is_object() ? v : kEmptyObject;
+}
+std::string str(const json& j, const std::string& key, const std::string& def = "") {
+  const json& v = at(j, key);
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number() || v.is_boolean()) return v.dump();
+  return def;
+}
+std::optional<double> dbl(const json& j, const std::string& key) {
+  const json& v = at(j, key);
+  if (v.is_number()) return v.get<double>();
+  return std::nullopt;
+}
+
+// "0.81 [0.78, 0.84]" from a value and an interval given as [lo, hi] or {lo, hi}/{low, high}.
+std::string with_interval(const json& value, const json& interval) {
+  std::string s = num(value);
+  if (interval.is_array() && interval.size() == 2) s += fmt::format(" [{}, {}]", num(interval[0]), num(interval[1]));
+  else if (interval.is_object()) {
+    const json& lo = interval.contains("lo") ? interval["lo"] : at(interval, "low");
+    const json& hi = interval.contains("hi") ? interval["hi"] : at(interval, "high");
+    if (!lo.is_null()) s += fmt::format(" [{}, {}]", num(lo), num(hi));
+  }
+  return s;
+}
+std::optional<std::pair<double, double>> interval_of(const json& interval) {
+  if (interval.is_array() && interval.size() == 2 && interval[0].is_number() && interval[1].is_number())
+    return std::make_pair(interval[0].get<double>(), interval[1].get<double>());
+  return std::nullopt;
+}
+
+// A metric in fairness group records: either a number with `<name>_interval`
+// beside it, or an object {value, interval}.
+std::string group_metric(const json& g, const std::string& name) {
+  const json& v = at(g, name);
+  if (v.is_object()) return with_interval(at(v, "value"), at(v, "interval"));
+  return with_interval(v, at(g, name + "_interval"));
+}
+
+Block heading(const std::string& text, int level = 2, const std::string& anchor = "") {
+  Block b;
+  b.kind = K::Heading;
+  b.text = text;
+  b.level = level;
+  b.anchor = anchor;
+  return b;
+}
+Block para(const std::string& text) {
+  Block b;
+  b.kind = K::Paragraph;
+  b.text = text;
+  return b;
+}
+Block note(const std::string& text) {
+  Block b;
+  b.kind = K::Note;
+  b.text = text;
+  return b;
+}
+Block table(std::vector<std::string> header, std::vector<std::vector<std::string>> rows) {
+  Block b;
+  b.kind = K::Table;
+  b.header = std::move(header);
+  b.rows = std::move(rows);
+  return b;
+}
+Block chart(std::string svg) {
+  Block b;
+  b.kind = K::Chart;
+  b.svg = std::move(svg);
+  return b;
+}
+Block list(std::vector<std::string> items) {
+  Block b;
+  b.kind = K::List;
+  b.items = std::move(items);
+  return b;
+}
+
+// Scalars of a value ("passed: true; threshold: 0.05"); arrays summarised by length.
+std::string brief(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_primitive()) return num(v);
+  if (v.is_array()) return fmt::format("[{} values]", v.size());
+  std::string out;
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    std::string x = it.value().is_array() ? fmt::format("[{} values]", it.value().size())
+                    : it.value().is_object() ? "{...}" : (it.value().is_string() ? it.value().get<std::string>() : num(it.value()));
+    out += (out.empty() ? "" : "; ") + it.key() + ": " + x;
+  }
+  return out;
+}
+
+// Top-level scalar fields of a result, so nothing is hidden when the layout is unknown.
+Block scalars_table(const json& r) {
+  std::vector<std::vector<std::string>> rows;
+  for (auto it = r.begin(); it != r.end(); ++it)
+    if (it.value().is_primitive() && it.key() != "schema") rows.push_back({it.key(), it.value().is_string() ? it.value().get<std::string>() : num(it.value())});
+  return table({"Field", "Value"}, rows);
+}
+
+std::string section_title(const json& s) {
+  std::string t = fmt::format("{} (model {}", str(s, "id"), str(s, "model"));
+  if (!str(s, "data").empty()) t += ", data " + str(s, "data");
+  return t + ")";
+}
+
+// Gate thresholds that apply to a metric name (for threshold lines on charts).
+std::optional<double> gate_threshold(const json& report, const std::string& metric, const std::string& arg0) {
+  for (const auto& g : arr(report, "gates"))
+    if (str(g, "metric") == metric && (arg0.empty() || (!arr(g, "args").empty() && arr(g, "args")[0] == arg0)))
+      return dbl(g, "threshold");
+  return std::nullopt;
+}
+
+void collect_pngs(const json& j, std::vector<std::string>& out) {
+  if (j.is_string()) {
+    std::string s = j.get<std::string>();
+    if (s.size() > 4 && s.substr(s.size() - 4) == ".png") out.push_back(s);
+  } else if (j.is_array() || j.is_object()) {
+    for (const auto& e : j) collect_pngs(e, out);
+  }
+}
+
+bool failed(Document& d, const json& s) {
+  if (str(s, "status") == "ok") return false;
+  d.push_back(heading(section_title(s), 3));
+  d.push_back(note(fmt::format("Not available: the section did not complete ({}).", str(s, "error", str(s, "status", "no result")))));
+  return true;
+}
+
+std::vector<const json*> sections_of(const json& report, const std::string& kind) {
+  std::vector<const json*> out;
+  for (const auto& s : arr(report, "sections"))
+    if (str(s, "kind") == kind) out.push_back(&s);
+  return out;
+}
+
+void manifest_blocks(Document& d, const json& report) {
+  const json& m = obj(report, "manifest");
+  d.push_back(heading("Run manifest", 2, "manifest"));
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [key, label] : std::vector<std::pair<std::string, std::string>>{
+           {"tool_version", "Tool version"}, {"git_commit", "Git commit"}, {"date", "Date (UTC)"},
+           {"host", "Host"}, {"os", "Operating system"}, {"cpu", "CPU"}, {"cpu_cores", "CPU cores"},
+           {"gpu", "GPU"}, {"threads", "Threads"}, {"seed", "Seed"}, {"config", "Config"}})
+    rows.push_back({label, str(m, key, "not available")});
+  d.push_back(table({"Item", "Value"}, rows));
+  rows.clear();
+  for (const auto& h : arr(m, "inputs")) rows.push_back({str(h, "role"), str(h, "path"), str(h, "sha256", "not available")});
+  if (!rows.empty()) {
+    d.push_back(para("SHA-256 of every input of the audit:"));
+    d.push_back(table({"Role", "Path", "SHA-256"}, rows));
+  }
+}
+
+void system_blocks(Document& d, const json& report) {
+  const json& s = obj(report, "system");
+  d.push_back(heading("System and intended use", 2, "system"));
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [key, label] : std::vector<std::pair<std::string, std::string>>{
+           {"name", "System"}, {"version", "Version"}, {"owner", "Owner"}, {"description", "Description"},
+           {"intended_use", "Intended use"}, {"out_of_scope", "Out of scope"}})
+    rows.push_back({label, str(s, key).empty() ? "not stated in the config" : str(s, key)});
+  d.push_back(table({"Item", "Value"}, rows));
+}
+
+void model_blocks(Document& d, const json& report) {
+  d.push_back(heading("Model summary", 2, "models"));
+  for (const auto& m : arr(report, "models")) {
+    d.push_back(heading(fmt::format("Model {}", str(m, "id")), 3));
+    const json& s = at(m, "summary");
+    if (!s.is_object()) {
+      d.push_back(note("Not available: " + str(m, "error", "no summary")));
+      continue;
+    }
+    auto io = [](const json& list) {
+      std::string out;
+      for (const auto& v : list) {
+        std::string shape;
+        for (const auto& x : arr(v, "shape")) shape += (shape.empty() ? "" : ",") + (x.get<int64_t>() < 0 ? std::string("N") : x.dump());
+        out += (out.empty() ? "" : "; ") + fmt::format("{} {} [{}]", str(v, "name"), str(v, "dtype"), shape);
+      }
+      return out;
+    };
+    d.push_back(table({"Item", "Value"},
+                      {{"Path", str(m, "path")},
+                       {"Opset", str(s, "opset", "n/a")},
+                       {"Producer", str(s, "producer", "n/a")},
+                       {"Inputs", io(arr(s, "inputs"))},
+                       {"Outputs", io(arr(s, "outputs"))},
+                       {"Nodes", str(s, "nodes", "n/a")},
+                       {"Parameters", str(s, "parameters", "n/a")},
+                       {"FLOPs per inference (batch 1)", num(at(s, "flops"), 6)},
+                       {"Unsupported ops", arr(s, "unsupported_ops").empty() ? "none" : arr(s, "unsupported_ops").dump()}}));
+    std::vector<std::vector<std::string>> ops;
+    for (auto it = obj(s, "ops").begin(); it != obj(s, "ops").end(); ++it) ops.push_back({it.key(), it.value().dump()});
+    if (!ops.empty()) d.push_back(table({"Op", "Count"}, ops));
+  }
+}
+
+void performance_blocks(Document& d, const json& report) {
+  auto secs = sections_of(report, "performance");
+  if (secs.empty()) return;
+  d.push_back(heading("Performance", 2, "performance"));
+  for (const json* sp : secs) {
+    const json& s = *sp;
+    if (failed(d, s)) continue;
+    const json& r = obj(s, "result");
+    d.push_back(heading(section_title(s), 3));
+    d.push_back(para(fmt::format("Accuracy {} ({}% percentile bootstrap interval, {} resamples) on {} samples.",
+                                 with_interval(at(r, "accuracy"), at(r, "accuracy_interval")),
+                                 num(json(100 * dbl(r, "ci").value_or(0.95)), 3), str(r, "bootstrap", "n/a"),
+                                 str(r, "samples", "n/a"))));
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& c : arr(r, "per_class")) rows.push_back({str(c, "class"), str(c, "count"), num(at(c, "accuracy"))});
+    if (!rows.empty()) d.push_back(table({"Class", "Samples", "Accuracy (recall)"}, rows));
+  }
+}
+
+void efficiency_blocks(Document& d, const json& report) {
+  auto secs = sections_of(report, "efficiency");
+  if (secs.empty()) return;
+  d.push_back(heading("Efficiency", 2, "efficiency"));
+  std::vector<std::vector<std::string>> rows;
+  for (const json* sp : secs) {
+    const json& s = *sp;
+    if (str(s, "status") != "ok") {
+      rows.push_back({str(s, "model"), "not available: " + str(s, "error"), "", "", "", "", "", ""});
+      continue;
+    }
+    const json& r = obj(s, "result");
+    rows.push_back({str(s, "model"), str(r, "backend", "n/a"), str(r, "parameters", "n/a"), num(at(r, "flops"), 6),
+                    num(at(r, "latency_p50_ms")), num(at(r, "latency_p99_ms")),
+                    fmt::format("{} (batch {})", num(at(r, "throughput_per_s"), 5), str(r, "batch", "n/a")),
+                    num(at(r, "peak_rss_mb"), 5)});
+  }
+  d.push_back(table({"Model", "Backend", "Parameters", "FLOPs/inference", "Latency p50 (ms, batch 1)",
+                     "Latency p99 (ms, batch 1)", "Throughput (samples/s)", "Peak RSS (MB, process)"},
+                    rows));
+  d.push_back(para("Latency is wall time of Session::run at batch 1 after warm-up; peak memory is the audit process's "
+                   "peak resident set (getrusage), an upper bound for the model alone."));
+}
+
+void robustness_blocks(Document& d, const json& report) {
+  auto attacks = sections_of(report, "robustness");
+  auto certs = sections_of(report, "certification");
+  auto corrs = sections_of(report, "corruption");
+  if (attacks.empty() && certs.empty() && corrs.empty()) return;
+  d.push_back(heading("Robustness", 2, "robustness"));
+  if (!attacks.empty()) {
+    d.push_back(heading("Adversarial attacks", 3));
+    std::map<std::string, std::vector<Series>> curves;  // per model and norm
+    for (const json* sp : attacks) {
+      const json& s = *sp;
+      if (failed(d, s)) continue;
+      const json& r = obj(s, "result");
+      const json& p = obj(s, "params");
+      std::string attack = str(p, "attack", str(r, "attack")), norm = str(p, "norm", str(r, "norm"));
+      d.push_back(heading(section_title(s), 4));
+      d.push_back(para(fmt::format("Attack {} ({} norm); clean accuracy {}.", attack, norm, num(at(r, "clean_accuracy")))));
+      std::vector<std::vector<std::string>> rows;
+      Series ser{attack, {}};
+      if (auto c = dbl(r, "clean_accuracy")) ser.points.push_back({0.0, *c});
+      for (const auto& e : arr(r, "by_eps")) {
+        std::string calls = !at(e, "gradient_calls").is_null() ? num(at(e, "gradient_calls"), 8) : num(at(e, "queries"), 8);
+        rows.push_back({num(at(e, "eps")), num(at(e, "robust_accuracy")), num(at(e, "attack_success_rate")),
+                        num(at(e, "mean_perturbation_norm")), num(at(e, "median_perturbation_norm")), calls});
+        if (auto x = dbl(e, "eps"), y = dbl(e, "robust_accuracy"); x && y && *x > 0) ser.points.push_back({*x, *y});
+      }
+      if (rows.empty()) d.push_back(note("Not available: the result has no 'by_eps' records."));
+      else d.push_back(table({"eps", "Robust accuracy", "Attack success rate", "Mean perturbation norm",
+                              "Median perturbation norm", "Gradient calls / queries"}, rows));
+      if (!ser.points.empty()) curves[str(s, "model") + " (" + norm + ")"].push_back(ser);
+    }
+    for (const auto& [key, series] : curves)
+      d.push_back(chart(svg_line_chart("Robust accuracy vs eps: " + key, "eps", "accuracy", series)));
+  }
+  if (!certs.empty()) {
+    d.push_back(heading("Certified robustness (randomized smoothing)", 3));
+    for (const json* sp : certs) {
+      const json& s = *sp;
+      if (failed(d, s)) continue;
+      const json& r = obj(s, "result");
+      const json& p = obj(s, "params");
+      d.push_back(heading(section_title(s), 4));
+      const json& cfgj = at(r, "config").is_object() ? at(r, "config") : r;  // mlaudit certify nests its settings
+      int abstain = 0, total = 0;
+      for (const auto& e : arr(r, "per_sample")) {
+        ++total;
+        if (dbl(e, "prediction").value_or(0) < 0) ++abstain;
+      }
+      d.push_back(para(fmt::format("sigma {}, N0 {}, N {}, alpha {}: {} samples, {} abstentions. Certified radii are L2 "
+                                   "and hold with probability at least 1 - alpha (Cohen et al. 2019); they are "
+                                   "statistical, not formal, guarantees.",
+                                   str(cfgj, "sigma", str(p, "sigma", "n/a")), str(cfgj, "n0", str(p, "n0", "default")),
+                                   str(cfgj, "n", str(p, "n", "default")), str(cfgj, "alpha", str(p, "alpha", "default")),
+                                   total, abstain)));
+      std::vector<std::vector<std::string>> rows;
+      Series ser{str(s, "model"), {}};
+      for (const auto& e : arr(r, "certified_accuracy")) {
+        rows.push_back({num(at(e, "radius")), num(at(e, "accuracy"))});
+        if (auto x = dbl(e, "radius"), y = dbl(e, "accuracy"); x && y) ser.points.push_back({*x, *y});
+      }
+      if (rows.empty()) d.push_back(note("Not available: the result has no 'certified_accuracy' records."));
+      else {
+        d.push_back(table({"L2 radius", "Certified accuracy"}, rows));
+        d.push_back(chart(svg_line_chart("Certified accuracy vs radius: " + str(s, "model"), "L2 radius", "certified accuracy", {ser})));
+      }
+    }
+  }
+  if (!corrs.empty()) {
+    d.push_back(heading("Common corruptions", 3));
+    for (const json* sp : corrs) {
+      const json& s = *sp;
+      if (failed(d, s)) continue;
+      const json& r = obj(s, "result");
+      d.push_back(heading(section_title(s), 4));
+      d.push_back(para(fmt::format("Clean accuracy {}; mean corruption accuracy {}.", num(at(r, "clean_accuracy")),
+                                   num(at(r, "mean_corruption_accuracy")))));
+      std::vector<std::vector<std::string>> rows;
+      for (const char* key : {"results", "corruptions", "by_corruption"}) {
+        for (const auto& e : arr(r, key)) {
+          std::string name = str(e, "corruption", str(e, "name"));
+          if (!at(e, "severity").is_null()) rows.push_back({name, str(e, "severity"), num(at(e, "accuracy"))});
+          for (const char* nested : {"by_severity", "severities"})
+            for (const auto& sv : arr(e, nested)) rows.push_back({name, str(sv, "severity"), num(at(sv, "accuracy"))});
+        }
+        if (!rows.empty()) break;
+      }
+      if (rows.empty()) d.push_back(scalars_table(r));
+      else d.push_back(table({"Corruption", "Severity", "Accuracy"}, rows));
+    }
+  }
+}
+
+void fairness_blocks(Document& d, const json& report) {
+  auto secs = sections_of(report, "fairness");
+  if (secs.empty()) return;
+  d.push_back(heading("Fairness", 2, "fairness"));
+  for (const json* sp : secs) {
+    const json& s = *sp;
+    if (failed(d, s)) continue;
+    const json& r = obj(s, "result");
+    d.push_back(heading(section_title(s), 3));
+    // mlaudit fairness nests the data summary under "data"
+    const json& data = at(r, "data").is_object() ? at(r, "data") : r;
+    std::string dropped = str(data, "rows_dropped", at(data, "dropped").is_number() ? str(data, "dropped") : "n/a");
+    std::string reasons;
+    for (const auto& x : arr(data, "dropped")) reasons += (reasons.empty() ? "" : "; ") + (x.is_string() ? x.get<std::string>() : x.dump());
+    d.push_back(para(fmt::format("Rows used: {}; dropped: {}{}. Conventions: Fairlearn (difference = max - min across "
+                                 "groups, ratio = min / max); intervals are percentile bootstrap.",
+                                 str(data, "rows", "n/a"), dropped, reasons.empty() ? "" : " (" + reasons + ")")));
+    std::vector<std::vector<std::string>> rows;
+    std::map<std::string, std::vector<Bar>> selection;
+    for (const auto& g : arr(r, "groups")) {
+      rows.push_back({str(g, "attribute"), str(g, "group"), str(g, "count"), group_metric(g, "base_rate"),
+                      group_metric(g, "selection_rate"), group_metric(g, "tpr"), group_metric(g, "fpr"),
+                      group_metric(g, "accuracy")});
+      const json& sr = at(g, "selection_rate");
+      double v = sr.is_object() ? dbl(sr, "value").value_or(NAN) : (sr.is_number() ? sr.get<double>() : NAN);
+      if (std::isfinite(v))
+        selection[str(g, "attribute")].push_back(
+            {str(g, "group") + " (n=" + str(g, "count") + ")", v,
+             interval_of(sr.is_object() ? at(sr, "interval") : at(g, "selection_rate_interval"))});
+    }
+    if (rows.empty()) d.push_back(note("Not available: the result has no 'groups' records."));
+    else d.push_back(table({"Attribute", "Group", "Count", "Base rate", "Selection rate", "TPR", "FPR", "Accuracy"}, rows));
+    for (const auto& [attr, bars] : selection)
+      d.push_back(chart(svg_bar_chart("Selection rate by group: " + attr, bars)));
+    rows.clear();
+    std::map<std::string, std::vector<Bar>> ratio_bars;
+    for (const auto& x : arr(r, "disparities")) {
+      std::string value = at(x, "value").is_null() ? "undefined" + (str(x, "reason").empty() ? "" : " (" + str(x, "reason") + ")")
+                                                   : with_interval(at(x, "value"), at(x, "interval"));
+      rows.push_back({str(x, "attribute"), str(x, "name"), value, str(x, "reference", "-"), str(x, "formula", "")});
+      std::string name = str(x, "name");
+      if (name.size() > 6 && name.substr(name.size() - 6) == "_ratio")
+        if (auto v = dbl(x, "value")) ratio_bars[str(x, "attribute")].push_back({name, *v, interval_of(at(x, "interval"))});
+    }
+    if (!rows.empty()) d.push_back(table({"Attribute", "Disparity", "Value [interval]", "Reference", "Formula"}, rows));
+    for (const auto& [attr, bars] : ratio_bars) {
+      auto t = gate_threshold(report, "demographic_parity_ratio", attr);
+      d.push_back(chart(svg_bar_chart("Disparity ratios: " + attr, bars, t ? t : std::optional<double>(0.8),
+                                      t ? fmt::format("gate {}", num(json(*t))) : "four-fifths rule 0.8")));
+    }
+    rows.clear();
+    for (auto it = obj(r, "individual").begin(); it != obj(r, "individual").end(); ++it)
+      rows.push_back({it.key(), with_interval(at(it.value(), "value"), at(it.value(), "interval"))});
+    if (!rows.empty()) {
+      d.push_back(para("Individual-level indices (AIF360 definitions):"));
+      d.push_back(table({"Index", "Value [interval]"}, rows));
+    }
+    rows.clear();
+    for (const auto& c : arr(r, "counterfactual")) {
+      std::string flipped = at(c, "flipped").is_number() ? num(at(c, "flipped"))
+                            : (dbl(c, "flip_rate") && dbl(c, "counterfactuals"))
+                                ? fmt::format("{:.0f} of {}", *dbl(c, "flip_rate") * *dbl(c, "counterfactuals"), str(c, "counterfactuals"))
+                                : "n/a";
+      rows.push_back({str(c, "attribute"), num(at(c, "flip_rate")), num(at(c, "mean_score_change")), flipped});
+    }
+    if (!rows.empty()) {
+      d.push_back(para("Counterfactual probe: each row re-scored with only the protected attribute changed."));
+      d.push_back(table({"Attribute", "Flip rate", "Mean score change", "Rows that flip"}, rows));
+    }
+  }
+}
+
+void explain_blocks(Document& d, const json& report, std::vector<std::string>* images) {
+  auto secs = sections_of(report, "explanations");
+  if (secs.empty()) return;
+  d.push_back(heading("Explanations", 2, "explanations"));
+  for (const json* sp : secs) {
+    const json& s = *sp;
+    if (failed(d, s)) continue;
+    const json& r = obj(s, "result");
+    d.push_back(heading(section_title(s), 3));
+    std::string method = str(obj(s, "params"), "method", str(r, "method"));
+    std::vector<double> gaps;
+    for (const char* key : {"samples", "per_sample"})
+      for (const auto& e : arr(r, key))
+        for (const char* gk : {"completeness_gap", "efficiency_gap"}) {
+          if (auto g = dbl(e, gk)) gaps.push_back(std::fabs(*g));
+          else if (gk == std::string("completeness_gap"))
+            if (auto g2 = dbl(obj(e, "completeness"), "relative_gap")) gaps.push_back(std::fabs(*g2));
+        }
+    std::string gap_text = "no per-sample gaps reported";
+    if (!gaps.empty()) {
+      double worst = *std::max_element(gaps.begin(), gaps.end()), mean = 0;
+      for (double g : gaps) mean += g / double(gaps.size());
+      gap_text = fmt::format("{} gap over {} samples: mean {}, worst {}",
+                             method == "kernel-shap" ? "efficiency" : "completeness", gaps.size(), num(json(mean)), num(json(worst)));
+    }
+    d.push_back(para(fmt::format("Method {}; {}.", method, gap_text)));
+    std::vector<Bar> bars;
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& g : arr(r, "global_ranking")) {
+      std::string f = str(g, "name", str(g, "feature"));
+      if (auto v = dbl(g, "mean_abs_attribution")) {
+        if (bars.size() < 20) bars.push_back({f, *v, std::nullopt});
+        rows.push_back({f, num(json(*v))});
+      }
+    }
+    if (!rows.empty()) {
+      if (rows.size() > 20) rows.resize(20);
+      d.push_back(table({"Feature", "Mean |attribution|"}, rows));
+      d.push_back(chart(svg_bar_chart("Global importance (mean |attribution|): " + str(s, "model"), bars)));
+    } else {
+      d.push_back(note("Global ranking not available."));
+    }
+    const json& sc = at(r, "checks").is_null() ? at(r, "sanity_checks") : at(r, "checks");
+    rows.clear();
+    if (sc.is_object()) {
+      for (auto it = sc.begin(); it != sc.end(); ++it)
+        rows.push_back({it.key(), brief(it.value())});
+    } else if (sc.is_array()) {
+      for (const auto& c : sc)
+        rows.push_back({str(c, "name", str(c, "check")), brief(c)});
+    }
+    if (!rows.empty()) {
+      d.push_back(para("Sanity checks:"));
+      d.push_back(table({"Check", "Result"}, rows));
+    }
+    std::vector<std::string> pngs;
+    collect_pngs(r, pngs);
+    if (pngs.size() > 8) pngs.resize(8);
+    for (const auto& p : pngs) {
+      Block b;
+      b.kind = K::Image;
+      b.image_path = p;
+      b.text = "Attribution heatmap " + p.substr(p.find_last_of('/') + 1);
+      d.push_back(b);
+      if (images) images->push_back(p);
+    }
+  }
+}
+
+void verification_blocks(Document& d, const json& report) {
+  auto secs = sections_of(report, "verification");
+  if (secs.empty()) return;
+  d.push_back(heading("Formal verification", 2, "verification"));
+  for (const json* sp : secs) {
+    const json& s = *sp;
+    if (failed(d, s)) continue;
+    const json& r = obj(s, "result");
+    const json& p = obj(s, "params");
+    d.push_back(heading(section_title(s), 3));
+    if (str(p, "mode") == "fairness") {
+      d.push_back(para(fmt::format("Individual fairness with respect to '{}': no input in the domain may change its "
+                                   "decision when only the protected attribute changes.", str(p, "protected"))));
+      d.push_back(scalars_table(obj(r, "summary").empty() ? r : obj(r, "summary")));
+      const json& cex = at(r, "counterexample_pairs").is_array() ? at(r, "counterexample_pairs") : at(r, "counterexamples");
+      if (cex.is_array() && !cex.empty()) {
+        std::vector<std::string> items;
+        for (size_t i = 0; i < std::min<size_t>(cex.size(), 10); ++i) items.push_back(cex[i].dump());
+        d.push_back(para(fmt::format("Counterexample pairs ({} found, first {} shown):", cex.size(), items.size())));
+        d.push_back(list(items));
+      }
+      continue;
+    }
+    // verdict counts per eps from the per-sample records
+    std::map<double, std::map<std::string, int>> counts;
+    std::vector<std::vector<std::string>> cex;
+    for (const auto& e : arr(r, "per_sample")) {
+      auto eps = dbl(e, "eps");
+      if (!eps) continue;
+      std::string v = str(e, "verdict", "unknown");
+      counts[*eps][v]++;
+      if (v == "falsified" && cex.size() < 20)
+        cex.push_back({str(e, "index"), num(at(e, "eps")), str(e, "label"), num(at(e, "margin"))});
+    }
+    std::vector<std::vector<std::string>> rows;
+    const json& eps_records = arr(r, "by_eps").empty() ? arr(r, "per_eps") : arr(r, "by_eps");
+    for (const auto& e : eps_records) {
+      double eps = dbl(e, "eps").value_or(NAN);
+      auto& c = counts[eps];
+      int total = 0;
+      for (const auto& [k, n] : c) total += n;
+      std::string frac = !at(e, "verified_fraction").is_null()          ? num(at(e, "verified_fraction"))
+                         : !at(e, "verified_robust_accuracy").is_null() ? num(at(e, "verified_robust_accuracy"))
+                         : total ? num(json(double(c["verified"]) / total)) : "n/a";
+      rows.push_back({num(at(e, "eps")), frac, std::to_string(c["verified"]),
+                      std::to_string(c["falsified"]), std::to_string(c["unknown"] + c["timeout"])});
+    }
+    if (rows.empty())
+      for (auto& [eps, c] : counts) {
+        int total = 0;
+        for (const auto& [k, n] : c) total += n;
+        rows.push_back({num(json(eps)), num(json(total ? double(c["verified"]) / total : 0.0)), std::to_string(c["verified"]),
+                        std::to_string(c["falsified"]), std::to_string(c["unknown"] + c["timeout"])});
+      }
+    if (rows.empty()) d.push_back(note("Not available: the result has no 'by_eps' or 'per_sample' records."));
+    else d.push_back(table({"eps", "Verified fraction", "Verified", "Falsified", "Unknown / timeout"}, rows));
+    d.push_back(para("'verified' is a proof (sound bounds, exact solver); 'unknown' and 'timeout' are not proofs."));
+    std::map<std::string, int> reasons;
+    for (const auto& e : arr(r, "per_sample"))
+      if (str(e, "verdict") != "verified" && str(e, "verdict") != "falsified" && !str(e, "reason").empty()) reasons[str(e, "reason")]++;
+    if (!reasons.empty()) {
+      std::vector<std::vector<std::string>> rr;
+      for (const auto& [why, n] : reasons) rr.push_back({why, std::to_string(n)});
+      d.push_back(para("Why samples stayed unknown:"));
+      d.push_back(table({"Reason", "Samples x eps"}, rr));
+    }
+    if (!cex.empty()) {
+      d.push_back(para("Counterexamples (re-checked by a concrete forward pass):"));
+      d.push_back(table({"Sample", "eps", "Label", "Margin"}, cex));
+    }
+  }
+}
+
+void gate_blocks(Document& d, const json& report) {
+  d.push_back(heading("Gate verdicts", 2, "gates"));
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& g : arr(report, "gates")) {
+    std::string st = str(g, "status");
+    std::string badge = st == "pass" ? "PASS" : st == "error" ? "ERROR" : str(g, "severity") == "warning" ? "WARN" : "FAIL";
+    rows.push_back({badge, str(g, "name"), num(at(g, "measured")), str(g, "comparison") + " " + num(at(g, "threshold")),
+                    str(g, "severity"), str(g, "message")});
+  }
+  if (rows.empty()) d.push_back(note("No gates configured."));
+  else d.push_back(table({"Status", "Gate", "Measured", "Threshold", "Severity", "Details"}, rows));
+}
+
+void diff_blocks(Document& d, const json& report) {
+  const json& df = at(report, "diff");
+  if (!df.is_object()) return;
+  d.push_back(heading("Changes since the previous audit", 2, "changes"));
+  d.push_back(para(fmt::format("Compared with {} (audited {}).", str(df, "previous"), str(df, "previous_date", "n/a"))));
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& g : arr(df, "gates"))
+    rows.push_back({str(g, "name"), str(g, "old_status", "-"), str(g, "new_status", "-"), num(at(g, "old_measured")),
+                    num(at(g, "new_measured")), num(at(g, "delta"))});
+  if (!rows.empty()) d.push_back(table({"Gate", "Before", "Now", "Measured before", "Measured now", "Change"}, rows));
+  rows.clear();
+  for (const auto& s : arr(df, "sections"))
+    rows.push_back({str(s, "id"), str(s, "old", "-"), str(s, "new", "-")});
+  if (!rows.empty()) d.push_back(table({"Section", "Before", "Now"}, rows));
+  rows.clear();
+  for (const auto& s : arr(df, "inputs_changed")) rows.push_back({str(s, "role"), str(s, "old_sha256"), str(s, "new_sha256")});
+  if (!rows.empty()) {
+    d.push_back(para("Inputs whose content changed:"));
+    d.push_back(table({"Input", "SHA-256 before", "SHA-256 now"}, rows));
+  }
+}
+
+void compliance_blocks(Document& d, const json& report) {
+  d.push_back(heading("Compliance mapping", 2, "compliance"));
+  d.push_back(note("This table states what was measured and which clauses the measurements are evidence for. It is "
+                   "not a claim of compliance with any regulation or standard."));
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& c : arr(report, "compliance")) {
+    std::string refs;
+    for (const auto& r : arr(c, "references")) refs += (refs.empty() ? "" : "; ") + r.get<std::string>();
+    rows.push_back({str(c, "section"), refs, str(c, "measured"), str(c, "status")});
+  }
+  d.push_back(table({"Report section", "Framework references", "What was measured", "Status"}, rows));
+}
+
+}  // namespace
+
+std::string num(const json& v, int digits) {
+  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  if (v.is_number_integer()) return v.dump();
+  if (v.is_number()) {
+    double x = v.get<double>();
+    if (!std::isfinite(x)) return "n/a";
+    return fmt::format("{:.{}g}", x, digits);
+  }
+  if (v.is_string()) return v.get<std::string>();
+  return "n/a";
+}
+
+std::string section_headline(const json& s) {
+  if (str(s, "status") != "ok") return "not available (" + str(s, "error", str(s, "status", "no result")) + ")";
+  const json& r = obj(s, "result");
+  const json& p = obj(s, "params");
+  std::string k = str(s, "kind");
+  if (k == "performance")
+    return fmt::format("accuracy {} on {} samples", with_interval(at(r, "accuracy"), at(r, "accuracy_interval")), str(r, "samples", "n/a"));
+  if (k == "efficiency")
+    return fmt::format("latency p50 {} ms, p99 {} ms; throughput {}/s; {} FLOPs", num(at(r, "latency_p50_ms")),
+                       num(at(r, "latency_p99_ms")), num(at(r, "throughput_per_s")), num(at(r, "flops"), 6));
+  if (k == "robustness") {
+    std::string out = fmt::format("{} {}: clean {}", str(p, "attack"), str(p, "norm"), num(at(r, "clean_accuracy")));
+    for (const auto& e : arr(r, "by_eps")) out += fmt::format("; eps {}: {}", num(at(e, "eps")), num(at(e, "robust_accuracy")));
+    return out;
+  }
+  if (k == "certification") {
+    std::string out = "certified accuracy";
+    for (const auto& e : arr(r, "certified_accuracy")) out += fmt::format("; r {}: {}", num(at(e, "radius")), num(at(e, "accuracy")));
+    return out;
+  }
+  if (k == "corruption")
+    return fmt::format("mean corruption accuracy {} (clean {})", num(at(r, "mean_corruption_accuracy")), num(at(r, "clean_accuracy")));
+  if (k == "fairness") {
+    std::string out;
+    for (const auto& x : arr(r, "disparities"))
+      if (str(x, "name") == "demographic_parity_ratio" || str(x, "name") == "equalized_odds_difference")
+        out += fmt::format("{}{}({}) {}", out.empty() ? "" : "; ", str(x, "name"), str(x, "attribute"), num(at(x, "value")));
+    for (const auto& c : arr(r, "counterfactual"))
+      out += fmt::format("{}flip rate({}) {}", out.empty() ? "" : "; ", str(c, "attribute"), num(at(c, "flip_rate")));
+    return out.empty() ? "group metrics computed" : out;
+  }
+  if (k == "explanations") return fmt::format("{} attributions; global ranking of {} features", str(p, "method"), arr(r, "global_ranking").size());
+  if (k == "verification") {
+    if (str(p, "mode") == "fairness") {
+      const json& sum = obj(r, "summary");
+      return fmt::format("individual fairness on '{}': {} of {} partitions proved, {} counterexamples, {} unknown, {} timeout",
+                         str(p, "protected"), str(sum, "proved", "n/a"), str(sum, "partitions", "n/a"),
+                         str(sum, "counterexample", "n/a"), str(sum, "unknown", "n/a"), str(sum, "timeout", "n/a"));
+    }
+    std::string out = "verified fraction";
+    for (const auto& e : arr(r, "by_eps")) out += fmt::format("; eps {}: {}", num(at(e, "eps")), num(at(e, "verified_fraction")));
+    for (const auto& e : arr(r, "per_eps")) out += fmt::format("; eps {}: {}", num(at(e, "eps")), num(at(e, "verified_robust_accuracy")));
+    return out;
+  }
+  return "completed";
+}
+
+Document build_document(const json& report) {
+  Document d;
+  const json& sys = obj(report, "system");
+  const json& sum = obj(report, "summary");
+  d.push_back(heading("Model audit report" + (str(sys, "name").empty() ? "" : ": " + str(sys, "name")), 1, "top"));
+  d.push_back(para(fmt::format("Verdict: {} (exit code {}). Gates: {} total, {} passed, {} failed, {} warnings, {} "
+                               "errors. Sections: {} run, {} did not complete.",
+                               str(sum, "verdict", "n/a"), str(sum, "exit_code", "n/a"), str(sum, "gates_total", "0"),
+                               str(sum, "gates_passed", "0"), str(sum, "gates_failed", "0"), str(sum, "gates_warned", "0"),
+                               str(sum, "gates_errors", "0"), str(sum, "sections_total", "0"), str(sum, "sections_failed", "0"))));
+  d.push_back(note("mlaudit states what was measured. It does not certify compliance with any regulation or standard."));
+  gate_blocks(d, report);
+  manifest_blocks(d, report);
+  system_blocks(d, report);
+  model_blocks(d, report);
+  performance_blocks(d, report);
+  efficiency_blocks(d, report);
+  robustness_blocks(d, report);
+  fairness_blocks(d, report);
+  explain_blocks(d, report, nullptr);
+  verification_blocks(d, report);
+  diff_blocks(d, report);
+  compliance_blocks(d, report);
+  d.push_back(heading("Limitations", 2, "limitations"));
+  std::vector<std::string> lim;
+  for (const auto& l : arr(report, "limitations")) lim.push_back(l.is_string() ? l.get<std::string>() : l.dump());
+  if (lim.empty()) lim.push_back("None stated.");
+  d.push_back(list(lim));
+  return d;
+}
+
+}  // namespace mlaudit::reports::detail

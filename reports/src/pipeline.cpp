@@ -1,0 +1,478 @@
+// The audit pipeline: sections through the command runner, gates, report files.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "mlaudit/datasets/csv.h"
+#include "mlaudit/datasets/io.h"
+#include "mlaudit/datasets/npy.h"
+#include "mlaudit/engine/error.h"
+#include "mlaudit/reports/audit.h"
+#include "mlaudit/reports/gates.h"
+#include "mlaudit/reports/report.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace mlaudit::reports {
+
+namespace {
+
+std::string join_numbers(const json& list) {
+  std::string out;
+  for (const auto& v : list) {
+    std::string s = v.is_number_integer() ? std::to_string(v.get<int64_t>()) : fmt::format("{}", v.get<double>());
+    out += (out.empty() ? "" : ",") + s;
+  }
+  return out;
+}
+
+std::string join_strings(const json& list) {
+  std::string out;
+  for (const auto& v : list) out += (out.empty() ? "" : ",") + v.get<std::string>();
+  return out;
+}
+
+std::string num_text(const json& v) {
+  return v.is_number_integer() ? std::to_string(v.get<int64_t>()) : fmt::format("{}", v.get<double>());
+}
+
+// First `n` rows of an .npy file, written once into the work folder.
+std::string subset_npy(const std::string& path, int64_t n, const std::string& work_dir, const std::string& tag) {
+  std::string out = fmt::format("{}/inputs/{}-first{}.npy", work_dir, tag, n);
+  if (fs::exists(out)) return out;
+  engine::Tensor t = datasets::read_npy(path);
+  if (t.rank() == 0) throw InputError("audit", fmt::format("{}: a scalar cannot be subset by 'samples'", path));
+  if (t.dim(0) <= n) return path;
+  datasets::write_npy(out, t.slice_rows(0, n));
+  return out;
+}
+
+// First `n` data rows of a CSV (the header kept); rows are lines (the bundled
+// and UCI tables have no quoted line breaks).
+std::string subset_csv(const std::string& path, int64_t n, const std::string& work_dir, const std::string& tag) {
+  std::string out = fmt::format("{}/inputs/{}-first{}.csv", work_dir, tag, n);
+  if (fs::exists(out)) return out;
+  std::istringstream in(datasets::read_file(path));
+  std::string line, text;
+  for (int64_t k = 0; k <= n && std::getline(in, line); ++k) text += line + "\n";
+  datasets::write_file_atomic(out, text);
+  return out;
+}
+
+// Input domain for individual-fairness verification when the config gives
+// none: each feature's observed [min, max] in the data set's CSV
+// (feature,min,max rows, the format `mlaudit verify --domain` reads).
+std::string observed_domain(const DatasetSpec& ds, const std::string& work_dir) {
+  std::string out = fmt::format("{}/inputs/{}-domain.csv", work_dir, ds.id);
+  if (fs::exists(out)) return out;
+  auto table = datasets::read_csv(ds.csv);
+  std::string text = "feature,min,max\n";
+  for (const auto& f : ds.features) {
+    auto v = table.numbers(f);
+    if (v.empty()) throw InputError("audit", fmt::format("{}: column '{}' is empty", ds.csv, f));
+    auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    text += fmt::format("{},{},{}\n", f, *lo, *hi);
+  }
+  datasets::write_file_atomic(out, text);
+  return out;
+}
+
+// Replace the work folder prefix in every string of a section result, so
+// paths stay valid after the folder is renamed to DIR/sections.
+void relocate_paths(json& j, const std::string& from, const std::string& to) {
+  if (j.is_string()) {
+    std::string s = j.get<std::string>();
+    if (s.rfind(from, 0) == 0) j = to + s.substr(from.size());
+  } else if (j.is_array() || j.is_object()) {
+    for (auto& e : j) relocate_paths(e, from, to);
+  }
+}
+
+void add_hash(json& hashes, const std::string& role, const std::string& path) {
+  if (path.empty()) return;
+  for (const auto& h : hashes)
+    if (h["path"] == path) return;
+  json h = {{"role", role}, {"path", path}};
+  try {
+    h["sha256"] = datasets::sha256_file(path);
+  } catch (const std::exception& e) {
+    h["sha256"] = nullptr;
+    h["error"] = e.what();
+  }
+  hashes.push_back(h);
+}
+
+class Progress {
+ public:
+  Progress(const AuditOptions& o, size_t total) : opt_(o), total_(total) {}
+  void start(size_t i, const std::string& what) {
+    if (opt_.quiet) return;
+    if (opt_.progress_bar) {
+      int width = 24, filled = total_ ? int(width * i / total_) : width;
+      std::cerr << "\r\033[K[" << std::string(filled, '#') << std::string(width - filled, ' ') << "] "
+                << fmt::format("{}/{} {}", i + 1, total_, what) << std::flush;
+    } else {
+      std::cerr << fmt::format("audit: [{}/{}] {} ...\n", i + 1, total_, what);
+    }
+  }
+  void finish(const std::string& what, const std::string& status, double seconds) {
+    if (opt_.quiet) return;
+    if (opt_.progress_bar) {
+      std::cerr << "\r\033[K" << fmt::format("audit: {} {} ({:.1f} s)\n", what, status, seconds);
+    } else {
+      std::cerr << fmt::format("audit: {} {} ({:.1f} s)\n", what, status, seconds);
+    }
+  }
+  void note(const std::string& msg) {
+    if (!opt_.quiet) std::cerr << (opt_.progress_bar ? "\r\033[K" : "") << "audit: " << msg << "\n";
+  }
+
+ private:
+  const AuditOptions& opt_;
+  size_t total_;
+};
+
+bool interrupted(const AuditOptions& o) { return o.interrupted && o.interrupted->load(); }
+
+}  // namespace
+
+SectionCommand section_command(const SectionSpec& s, const AuditConfig& cfg, const std::string& work_dir) {
+  SectionCommand c;
+  const ModelSpec* model = cfg.model(s.model);
+  const DatasetSpec* ds = s.data.empty() ? nullptr : cfg.dataset(s.data);
+  const json& p = s.params;
+  auto& a = c.args;
+  auto flag = [&](const std::string& name, const std::string& value) {
+    a.push_back("--" + name);
+    a.push_back(value);
+  };
+  // config key -> flag, for scalar parameters passed through unchanged
+  auto pass = [&](const char* key, const char* option) {
+    if (p.contains(key)) flag(option, p[key].is_string() ? p[key].get<std::string>() : num_text(p[key]));
+  };
+  auto seed = [&]() {
+    flag("seed", p.contains("seed") ? num_text(p["seed"]) : std::to_string(cfg.seed));
+  };
+  int64_t samples = p.value("samples", int64_t(0));
+  auto npy_inputs = [&]() {
+    std::string x = ds->data, y = ds->labels;
+    if (samples > 0) {
+      x = subset_npy(x, samples, work_dir, ds->id + "-x");
+      y = subset_npy(y, samples, work_dir, ds->id + "-y");
+    }
+    flag("data", x);
+    flag("labels", y);
+  };
+  auto domain = [&]() {
+    if (ds && ds->domain) {
+      flag("clip-min", fmt::format("{}", ds->domain->first));
+      flag("clip-max", fmt::format("{}", ds->domain->second));
+    }
+  };
+  c.result_path = fmt::format("{}/{}.json", work_dir, s.id);
+  flag("model", model->path);
+  switch (s.kind) {
+    case SectionKind::Performance:
+    case SectionKind::Efficiency:
+      c.command.clear();  // computed in-process with the engine
+      c.args.clear();
+      return c;
+    case SectionKind::Robustness:
+      c.command = "attack";
+      npy_inputs();
+      pass("attack", "attack");
+      pass("norm", "norm");
+      flag("eps", join_numbers(p["eps"]));
+      pass("steps", "steps");
+      pass("restarts", "restarts");
+      pass("queries", "queries");
+      domain();
+      seed();
+      break;
+    case SectionKind::Certification:
+      c.command = "certify";
+      npy_inputs();
+      pass("sigma", "sigma");
+      pass("n0", "n0");
+      pass("n", "n");
+      pass("alpha", "alpha");
+      pass("batch", "batch");
+      if (p.contains("radii")) flag("radii", join_numbers(p["radii"]));
+      seed();
+      break;
+    case SectionKind::Corruption:
+      c.command = "corrupt";
+      npy_inputs();
+      if (p.contains("corruptions")) flag("corruptions", join_strings(p["corruptions"]));
+      if (p.contains("severities")) flag("severities", join_numbers(p["severities"]));
+      seed();
+      break;
+    case SectionKind::Fairness: {
+      c.command = "fairness";
+      std::string csv = samples > 0 ? subset_csv(ds->csv, samples, work_dir, ds->id) : ds->csv;
+      flag("data", csv);
+      flag("label", ds->label);
+      flag("protected", join_strings(p["protected"]));
+      std::string features;
+      for (const auto& f : ds->features) features += (features.empty() ? "" : ",") + f;
+      flag("features", features);
+      if (p.value("counterfactual", false)) a.push_back("--counterfactual");
+      pass("bootstrap", "bootstrap");
+      pass("ci", "ci");
+      pass("reference", "reference");
+      pass("min_group_size", "min-group-size");
+      pass("threshold", "threshold");
+      seed();
+      break;
+    }
+    case SectionKind::Explanations: {
+      c.command = "explain";
+      npy_inputs();
+      pass("method", "method");
+      pass("steps", "steps");
+      pass("target", "target");
+      pass("baseline", "baseline");
+      pass("background", "background");
+      pass("nsamples", "samples");
+      if (ds && !ds->features_file.empty()) flag("feature-names", ds->features_file);
+      flag("out", fmt::format("{}/{}.npy", work_dir, s.id));
+      flag("json", c.result_path);
+      // heatmaps for image data (data sets without a feature list) unless turned off
+      if (p.value("heatmaps", ds && ds->features.empty())) {
+        flag("heatmap-dir", fmt::format("{}/{}-heatmaps", work_dir, s.id));
+        flag("max-heatmaps", "8");
+      }
+      if (p.value("check_randomization", false)) a.push_back("--check-randomization");
+      if (p.value("check_stability", false)) a.push_back("--check-stability");
+      seed();
+      for (const auto& extra : p.value("args", json::array())) a.push_back(extra.get<std::string>());
+      return c;
+    }
+    case SectionKind::Verification: {
+      c.command = "verify";
+      if (p.value("mode", "robustness") == "fairness") {
+        a.push_back("--fairness");
+        pass("protected", "protected");
+        std::string features;
+        for (const auto& f : ds->features) features += (features.empty() ? "" : ",") + f;
+        if (!features.empty()) flag("features", features);
+        if (p.contains("domain")) pass("domain", "domain");
+        else flag("domain", observed_domain(*ds, work_dir));
+        if (p.contains("protected_values")) flag("protected-values", join_numbers(p["protected_values"]));
+        pass("partitions", "partitions");
+      } else {
+        npy_inputs();
+        flag("eps", join_numbers(p["eps"]));
+        pass("norm", "norm");
+        domain();
+      }
+      pass("timeout", "timeout");
+      break;
+    }
+  }
+  flag("out", c.result_path);
+  for (const auto& extra : p.value("args", json::array())) a.push_back(extra.get<std::string>());
+  return c;
+}
+
+std::vector<std::string> write_report_files(const json& report, const std::string& dir, bool pdf,
+                                            std::string* pdf_note, const std::string& asset_dir) {
+  // Render everything in memory first: a failure here leaves no file touched.
+  std::string json_text = report.dump(2) + "\n";
+  std::string md = render_markdown(report);
+  std::string html = render_html(report, asset_dir.empty() ? dir : asset_dir);
+  std::string junit = render_junit(report);
+  std::vector<std::string> written;
+  auto put = [&](const std::string& name, const std::string& text) {
+    std::string path = (fs::path(dir) / name).string();
+    datasets::write_file_atomic(path, text);
+    written.push_back(path);
+  };
+  put("report.json", json_text);
+  put("report.md", md);
+  put("report.html", html);
+  put("junit.xml", junit);
+  if (pdf) {
+    std::string renderer = find_pdf_renderer();
+    std::string note;
+    if (renderer.empty()) {
+      note = "report.pdf not written: no PDF renderer found (install the Debian package 'wkhtmltopdf' or "
+             "'chromium'); print report.html from a browser instead";
+    } else {
+      std::string pdf_path = (fs::path(dir) / "report.pdf").string();
+      note = html_to_pdf(renderer, (fs::path(dir) / "report.html").string(), pdf_path);
+      if (note.empty()) written.push_back(pdf_path);
+    }
+    if (pdf_note) *pdf_note = note;
+  }
+  return written;
+}
+
+AuditResult run_audit(const AuditConfig& cfg, const AuditOptions& opt, const CommandRunner& runner) {
+  AuditResult res;
+  fs::path out = opt.out_dir;
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) throw InputError("audit", fmt::format("--out: cannot create folder '{}': {}", out.string(), ec.message()));
+  if (access(out.c_str(), W_OK) != 0) throw InputError("audit", fmt::format("--out: folder '{}' is not writable", out.string()));
+  fs::path work = out / fmt::format(".work-{}", getpid());
+  fs::remove_all(work, ec);
+  fs::create_directories(work / "inputs");
+  std::string work_str = fs::absolute(work).lexically_normal().string();
+  struct Cleanup {
+    fs::path p;
+    bool keep = false;
+    ~Cleanup() {
+      std::error_code e;
+      if (!keep) fs::remove_all(p, e);
+    }
+  } cleanup{work};
+
+  json previous;
+  if (!opt.diff_path.empty()) {
+    try {
+      previous = json::parse(datasets::read_file(opt.diff_path, 256 << 20));
+    } catch (const json::exception& e) {
+      throw InputError("audit", fmt::format("--diff: '{}' is not valid JSON: {}", opt.diff_path, e.what()));
+    }
+    if (previous.value("schema", "") != kReportSchema)
+      throw InputError("audit", fmt::format("--diff: '{}' is not an mlaudit report (schema '{}')", opt.diff_path, kReportSchema));
+  }
+
+  json& report = res.report;
+  report["schema"] = kReportSchema;
+  report["tool_version"] = opt.tool_version;
+  report["manifest"] = make_manifest(opt.tool_version, opt.git_commit, opt.threads, cfg.seed);
+  json hashes = json::array();
+  add_hash(hashes, "config", cfg.path);
+  for (const auto& m : cfg.models) add_hash(hashes, "model " + m.id, m.path);
+  for (const auto& d : cfg.datasets) {
+    add_hash(hashes, "data " + d.id, d.data);
+    add_hash(hashes, "labels " + d.id, d.labels);
+    add_hash(hashes, "csv " + d.id, d.csv);
+    add_hash(hashes, "features " + d.id, d.features_file);
+  }
+  for (const auto& s : cfg.sections)
+    for (const char* k : {"background", "domain"})
+      if (s.params.contains(k)) add_hash(hashes, std::string(k) + " " + s.id, s.params[k].get<std::string>());
+  report["manifest"]["inputs"] = hashes;
+  report["manifest"]["config"] = cfg.path;
+  const auto& sys = cfg.system;
+  report["system"] = {{"name", sys.name},           {"version", sys.version},
+                      {"owner", sys.owner},         {"description", sys.description},
+                      {"intended_use", sys.intended_use}, {"out_of_scope", sys.out_of_scope},
+                      {"limitations", sys.limitations}};
+  report["models"] = json::array();
+  for (const auto& m : cfg.models) {
+    json rec = {{"id", m.id}, {"path", m.path}};
+    try {
+      rec["summary"] = summarize_model(m.path);
+    } catch (const std::exception& e) {
+      rec["summary"] = nullptr;
+      rec["error"] = e.what();
+    }
+    report["models"].push_back(rec);
+  }
+
+  // Sections in report order (stable within a kind: config order).
+  std::vector<const SectionSpec*> order;
+  for (auto k : all_section_kinds())
+    for (const auto& s : cfg.sections)
+      if (s.kind == k) order.push_back(&s);
+  Progress progress(opt, order.size());
+  report["sections"] = json::array();
+  for (size_t i = 0; i < order.size(); ++i) {
+    const SectionSpec& s = *order[i];
+    if (interrupted(opt)) break;
+    json rec = {{"id", s.id}, {"kind", section_kind_name(s.kind)}, {"model", s.model},
+                {"data", s.data.empty() ? json(nullptr) : json(s.data)}, {"params", s.params}};
+    auto t0 = std::chrono::steady_clock::now();
+    progress.start(i, s.id);
+    try {
+      SectionCommand c = section_command(s, cfg, work_str);
+      if (s.params.contains("result")) {
+        // imported: the command ran elsewhere (e.g. an earlier CI job)
+        std::string path = s.params["result"].get<std::string>();
+        rec["command"] = nullptr;
+        rec["imported_from"] = path;
+        try {
+          rec["result"] = json::parse(datasets::read_file(path, 512 << 20));
+        } catch (const json::exception& e) {
+          throw InputError("audit", fmt::format("{}: section result is not valid JSON: {}", path, e.what()));
+        }
+        if (!rec["result"].is_object()) throw InputError("audit", fmt::format("{}: section result is not a JSON object", path));
+        rec["status"] = "ok";
+      } else if (c.command.empty()) {
+        rec["command"] = nullptr;
+        rec["result"] = s.kind == SectionKind::Performance ? run_performance(s, cfg, cfg.seed) : run_efficiency(s, cfg);
+        rec["status"] = "ok";
+      } else {
+        json cmd = json::array({"mlaudit", c.command});
+        for (const auto& x : c.args) cmd.push_back(x);
+        relocate_paths(cmd, work_str, "sections");
+        rec["command"] = cmd;
+        int code = runner(c.command, c.args);
+        std::error_code fe;
+        if (!fs::exists(c.result_path, fe)) {
+          rec["status"] = "error";
+          rec["error"] = fmt::format("'mlaudit {}' exited with code {} and wrote no result", c.command, code);
+        } else {
+          json r;
+          try {
+            r = json::parse(datasets::read_file(c.result_path, 512 << 20));
+          } catch (const json::exception& e) {
+            throw InputError("audit", fmt::format("{}: section result is not valid JSON: {}", c.result_path, e.what()));
+          }
+          relocate_paths(r, work_str, "sections");
+          rec["result"] = r;
+          // exit code 1 means "a check inside the command failed" (e.g. a
+          // verification counterexample): the result is still complete.
+          rec["status"] = (code == 0 || code == 1) ? "ok" : "error";
+          if (code != 0 && code != 1) rec["error"] = fmt::format("'mlaudit {}' exited with code {}", c.command, code);
+        }
+      }
+    } catch (const std::exception& e) {
+      rec["status"] = "error";
+      rec["error"] = e.what();
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rec["seconds"] = secs;
+    progress.finish(s.id, rec["status"] == "ok" ? "done" : "FAILED: " + rec.value("error", std::string()), secs);
+    report["sections"].push_back(rec);
+  }
+  if (interrupted(opt)) {
+    progress.note("interrupted: no report written");
+    res.interrupted = true;
+    res.exit_code = 130;
+    return res;
+  }
+  report["gates"] = evaluate_gates(cfg.gates, report);
+  if (!previous.is_null()) report["diff"] = diff_reports(previous, report, opt.diff_path);
+  finalize_report(report);
+  res.exit_code = report_exit_code(report);
+  if (interrupted(opt)) {
+    res.interrupted = true;
+    res.exit_code = 130;
+    return res;
+  }
+  // Keep section outputs (JSON, attributions, heatmaps) next to the report.
+  fs::path sections_dir = out / "sections";
+  fs::remove_all(sections_dir, ec);
+  fs::rename(work, sections_dir, ec);
+  if (ec) throw InputError("audit", fmt::format("cannot move section outputs to '{}': {}", sections_dir.string(), ec.message()));
+  cleanup.keep = true;
+  fs::remove_all(sections_dir / "inputs", ec);
+  res.written = write_report_files(report, out.string(), opt.pdf, &res.pdf_note, out.string());
+  return res;
+}
+
+}  // namespace mlaudit::reports

@@ -1,0 +1,320 @@
+// Report assembly: manifest, summary, compliance mapping, limitations, diff, PDF.
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "doc.h"
+#include "mlaudit/reports/gates.h"
+#include "mlaudit/reports/report.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace mlaudit::reports {
+
+namespace {
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      auto p = line.find(':');
+      if (p != std::string::npos) return line.substr(line.find_first_not_of(" \t", p + 1));
+    }
+  }
+  return "unknown";
+}
+
+std::string gpu_model() {
+  // NVIDIA's driver exposes one folder per GPU here; no CUDA call needed.
+  std::error_code ec;
+  fs::path dir = "/proc/driver/nvidia/gpus";
+  if (!fs::exists(dir, ec)) return "none detected";
+  std::string out;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::ifstream in(e.path() / "information");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind("Model:", 0) == 0) out += (out.empty() ? "" : ", ") + line.substr(line.find_first_not_of(" \t", 6));
+  }
+  return out.empty() ? "none detected" : out;
+}
+
+std::string os_name() {
+  std::ifstream in("/etc/os-release");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("PRETTY_NAME=", 0) == 0) {
+      std::string v = line.substr(12);
+      if (v.size() >= 2 && v.front() == '"') v = v.substr(1, v.size() - 2);
+      return v;
+    }
+  struct utsname u;
+  if (uname(&u) == 0) return std::string(u.sysname) + " " + u.release;
+  return "unknown";
+}
+
+const json& arr(const json& j, const char* key) {
+  static const json empty = json::array();
+  return j.is_object() && j.contains(key) && j[key].is_array() ? j[key] : empty;
+}
+
+}  // namespace
+
+json make_manifest(const std::string& tool_version, const std::string& git_commit, int threads, uint64_t seed) {
+  json m;
+  m["tool_version"] = tool_version;
+  m["git_commit"] = git_commit;
+  std::time_t now = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  m["date"] = buf;
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  m["host"] = host;
+  m["os"] = os_name();
+  m["cpu"] = cpu_model();
+  m["cpu_cores"] = std::thread::hardware_concurrency();
+  m["gpu"] = gpu_model();
+  m["threads"] = threads > 0 ? json(threads) : json(fmt::format("all ({})", std::thread::hardware_concurrency()));
+  m["seed"] = seed;
+  return m;
+}
+
+json compliance_mapping(const json& report) {
+  // Which clauses each report section gives evidence for. The references are
+  // to the text of: Regulation (EU) 2024/1689 (AI Act) Art. 15 (accuracy,
+  // robustness, cybersecurity) and Annex IV (technical documentation: 2(g)
+  // validation and testing, 3 performance for groups of persons); NIST AI RMF
+  // 1.0 MEASURE 2.3 (performance), 2.5 (validity and reliability), 2.7
+  // (security and resilience), 2.9 (explainability), 2.11 (fairness and
+  // bias); ISO/IEC 24029-2:2023 (formal methods for robustness); ISO/IEC TR
+  // 24027:2021 (bias in AI systems).
+  struct Row {
+    std::string section, kinds;
+    std::vector<std::string> refs;
+  };
+  const std::vector<Row> rows = {
+      {"Performance", "performance",
+       {"EU AI Act Art. 15(1)-(3) (accuracy, declared metrics)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.3"}},
+      {"Efficiency", "efficiency", {"EU AI Act Annex IV 2(g) (test metrics)", "NIST AI RMF MEASURE 2.3"}},
+      {"Robustness: adversarial attacks", "robustness",
+       {"EU AI Act Art. 15(1), 15(4)-(5) (robustness, adversarial examples)", "EU AI Act Annex IV 2(g)",
+        "NIST AI RMF MEASURE 2.5, 2.7"}},
+      {"Robustness: certification", "certification",
+       {"EU AI Act Art. 15(1), 15(4)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.7",
+        "ISO/IEC 24029-2 (statistical certificate; not a formal proof)"}},
+      {"Robustness: corruptions", "corruption",
+       {"EU AI Act Art. 15(4) (errors, faults, inconsistencies)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.5"}},
+      {"Fairness", "fairness",
+       {"EU AI Act Annex IV 2(g) (discriminatory impacts)", "EU AI Act Annex IV 3 (accuracy for groups of persons)",
+        "NIST AI RMF MEASURE 2.11", "ISO/IEC TR 24027"}},
+      {"Explanations", "explanations", {"EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.9"}},
+      {"Formal verification", "verification",
+       {"EU AI Act Art. 15(1), 15(4)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.7", "ISO/IEC 24029-2"}},
+  };
+  json out = json::array();
+  for (const auto& r : rows) {
+    std::string measured;
+    int ran = 0, failed = 0;
+    for (const auto& s : arr(report, "sections")) {
+      if (s.value("kind", "") != r.kinds) continue;
+      ++ran;
+      if (s.value("status", "") != "ok") ++failed;
+      measured += (measured.empty() ? "" : " | ") + s.value("id", std::string()) + ": " + detail::section_headline(s);
+    }
+    std::string status = ran == 0 ? "not measured" : failed == ran ? "not available" : failed ? "partly measured" : "measured";
+    out.push_back({{"section", r.section},
+                   {"kind", r.kinds},
+                   {"references", r.refs},
+                   {"measured", ran == 0 ? "not measured in this audit" : measured},
+                   {"status", status}});
+  }
+  return out;
+}
+
+void finalize_report(json& report) {
+  int passed = 0, failed = 0, warned = 0, errors = 0;
+  for (const auto& g : arr(report, "gates")) {
+    std::string st = g.value("status", "error");
+    if (st == "pass") ++passed;
+    else if (st == "error") ++errors;
+    else if (g.value("severity", "error") == "warning") ++warned;
+    else ++failed;
+  }
+  int sections_failed = 0;
+  std::vector<std::string> failed_ids;
+  for (const auto& s : arr(report, "sections"))
+    if (s.value("status", "") != "ok") ++sections_failed, failed_ids.push_back(s.value("id", std::string()));
+  // Exit code: a gate whose metric is missing, or a section that did not
+  // complete, is an input/run error (2); else a failed error-severity gate is 1.
+  int code = (errors > 0 || sections_failed > 0) ? 2 : failed > 0 ? 1 : 0;
+  report["summary"] = {{"verdict", code == 0 ? "PASS" : code == 1 ? "FAIL" : "ERROR"},
+                       {"exit_code", code},
+                       {"gates_total", arr(report, "gates").size()},
+                       {"gates_passed", passed},
+                       {"gates_failed", failed},
+                       {"gates_warned", warned},
+                       {"gates_errors", errors},
+                       {"sections_total", arr(report, "sections").size()},
+                       {"sections_failed", sections_failed}};
+  report["compliance"] = compliance_mapping(report);
+  json lim = json::array();
+  if (report.contains("system"))
+    for (const auto& l : arr(report["system"], "limitations")) lim.push_back(l);
+  std::set<std::string> kinds;
+  for (const auto& s : arr(report, "sections")) kinds.insert(s.value("kind", std::string()));
+  if (kinds.count("robustness"))
+    lim.push_back("Robust accuracy under attack is an upper bound on true robust accuracy: a stronger attack may find more "
+                  "adversarial examples.");
+  if (kinds.count("certification"))
+    lim.push_back("Randomized-smoothing certificates hold for the smoothed classifier with probability 1 - alpha, not for "
+                  "the base model itself.");
+  if (kinds.count("verification"))
+    lim.push_back("Verification verdicts 'unknown' and 'timeout' are not proofs; only 'verified' is.");
+  if (kinds.count("fairness"))
+    lim.push_back("Fairness metrics describe the evaluated data set; groups are as encoded in the data and intervals "
+                  "reflect sampling uncertainty only.");
+  if (kinds.count("explanations"))
+    lim.push_back("Attributions describe the model's sensitivity, not causal effects in the world.");
+  for (const auto& id : failed_ids) lim.push_back("Section '" + id + "' did not complete; its results are not available.");
+  lim.push_back("Results hold for the data, models and parameters in the run manifest; other inputs were not evaluated.");
+  report["limitations"] = lim;
+}
+
+json diff_reports(const json& previous, const json& current, const std::string& previous_path) {
+  json d;
+  d["previous"] = previous_path;
+  d["previous_date"] = previous.contains("manifest") ? previous["manifest"].value("date", std::string()) : "";
+  d["gates"] = json::array();
+  std::map<std::string, json> old_gates;
+  for (const auto& g : arr(previous, "gates")) old_gates[g.value("name", std::string())] = g;
+  std::set<std::string> seen;
+  for (const auto& g : arr(current, "gates")) {
+    std::string name = g.value("name", std::string());
+    seen.insert(name);
+    json rec = {{"name", name}, {"new_status", g.value("status", "")}, {"new_measured", g.value("measured", json())}};
+    auto it = old_gates.find(name);
+    if (it != old_gates.end()) {
+      rec["old_status"] = it->second.value("status", "");
+      rec["old_measured"] = it->second.value("measured", json());
+      if (rec["old_measured"].is_number() && rec["new_measured"].is_number())
+        rec["delta"] = rec["new_measured"].get<double>() - rec["old_measured"].get<double>();
+    } else {
+      rec["old_status"] = "new gate";
+    }
+    d["gates"].push_back(rec);
+  }
+  for (const auto& [name, g] : old_gates)
+    if (!seen.count(name))
+      d["gates"].push_back({{"name", name}, {"old_status", g.value("status", "")}, {"new_status", "removed"},
+                            {"old_measured", g.value("measured", json())}});
+  d["sections"] = json::array();
+  std::map<std::string, std::string> old_sections;
+  for (const auto& s : arr(previous, "sections")) old_sections[s.value("id", std::string())] = detail::section_headline(s);
+  for (const auto& s : arr(current, "sections")) {
+    std::string id = s.value("id", std::string());
+    std::string now = detail::section_headline(s);
+    auto it = old_sections.find(id);
+    if (it == old_sections.end()) d["sections"].push_back({{"id", id}, {"old", "not run"}, {"new", now}});
+    else if (it->second != now) d["sections"].push_back({{"id", id}, {"old", it->second}, {"new", now}});
+  }
+  d["inputs_changed"] = json::array();
+  std::map<std::string, std::string> old_hash;
+  if (previous.contains("manifest"))
+    for (const auto& h : arr(previous["manifest"], "inputs"))
+      if (h.contains("sha256") && h["sha256"].is_string()) old_hash[h.value("role", std::string())] = h["sha256"];
+  if (current.contains("manifest"))
+    for (const auto& h : arr(current["manifest"], "inputs")) {
+      auto it = old_hash.find(h.value("role", std::string()));
+      if (it != old_hash.end() && h.contains("sha256") && h["sha256"].is_string() && h["sha256"] != it->second)
+        d["inputs_changed"].push_back({{"role", h["role"]}, {"old_sha256", it->second}, {"new_sha256", h["sha256"]}});
+    }
+  return d;
+}
+
+int report_exit_code(const json& report) {
+  if (report.contains("summary") && report["summary"].contains("exit_code") && report["summary"]["exit_code"].is_number_integer())
+    return report["summary"]["exit_code"].get<int>();
+  return gates_exit_code(arr(report, "gates"));
+}
+
+std::string find_pdf_renderer() {
+  const char* path = std::getenv("PATH");
+  std::string p = path ? path : "/usr/bin:/bin";
+  for (const char* name : {"wkhtmltopdf", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"}) {
+    size_t start = 0;
+    while (start <= p.size()) {
+      size_t end = p.find(':', start);
+      if (end == std::string::npos) end = p.size();
+      fs::path cand = fs::path(p.substr(start, end - start)) / name;
+      if (access(cand.c_str(), X_OK) == 0) return cand.string();
+      start = end + 1;
+    }
+  }
+  return {};
+}
+
+std::string html_to_pdf(const std::string& renderer, const std::string& html_path, const std::string& pdf_path) {
+  std::string tmp = pdf_path + ".tmp." + std::to_string(getpid()) + ".pdf";
+  std::string abs_html = fs::absolute(html_path).string();
+  std::vector<std::string> argv;
+  bool wk = fs::path(renderer).filename() == "wkhtmltopdf";
+  if (wk) {
+    argv = {renderer, "--quiet", "--disable-javascript", "--enable-local-file-access", abs_html, tmp};
+  } else {
+    argv = {renderer, "--headless", "--disable-gpu", "--no-sandbox", "--no-pdf-header-footer",
+            "--print-to-pdf=" + tmp, "file://" + abs_html};
+  }
+  pid_t pid = fork();
+  if (pid < 0) return "report.pdf not written: cannot start " + renderer;
+  if (pid == 0) {
+    // child: silence the renderer's own chatter
+    FILE* devnull = std::fopen("/dev/null", "w");
+    if (devnull) {
+      dup2(fileno(devnull), 1);
+      dup2(fileno(devnull), 2);
+    }
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  // Wait at most 120 s: a hung browser must not hang the audit.
+  int status = 0;
+  for (int waited = 0;; waited += 100) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (waited > 120000) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      return "report.pdf not written: " + renderer + " did not finish within 120 s";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::error_code ec;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !fs::exists(tmp, ec) || fs::file_size(tmp, ec) == 0) {
+    fs::remove(tmp, ec);
+    return fmt::format("report.pdf not written: {} failed (exit status {})", renderer, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  }
+  fs::rename(tmp, pdf_path, ec);
+  if (ec) return "report.pdf not written: " + ec.message();
+  return {};
+}
+
+}  // namespace mlaudit::reports
