@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# ACAS Xu (VNN-COMP 2022) with mlaudit verify, side by side with Marabou when
+# maraboupy is installed in /work/venv. Prints solved (sat/unsat), wrong
+# answers, total and median time for each tool on the same instances.
+#
+#   bench/verify/run.sh BUILD_DIR [FILTER_REGEX] [TIMEOUT_S]
+#
+# FILTER_REGEX selects instances by "onnx,vnnlib" (default: all 186);
+# TIMEOUT_S caps each instance's timeout (default: the VNN-COMP 116 s).
+# Example (a subset that fits an interactive session):
+#   bench/verify/run.sh build '_[1-5]_[1-3]_batch' 30
+# Benchmarks never fail: problems are printed and the script exits 0.
+set -u
+BUILD=${1:-build}
+FILTER=${2:-.}
+TIMEOUT=${3:-116}
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+ACAS=${MLAUDIT_SHARED_DATASETS:-$ROOT/../shared/datasets}/vnncomp2022/acasxu
+THREADS=${THREADS:-2}
+OUT=${OUT:-$(mktemp -d /tmp/mlaudit-bench-verify-XXXXXX)}
+
+if [ ! -f "$ACAS/instances.csv" ]; then
+  echo "verify bench: ACAS Xu not found at $ACAS; skipped"
+  exit 0
+fi
+if [ ! -x "$BUILD/mlaudit" ]; then
+  echo "verify bench: $BUILD/mlaudit not built; skipped"
+  exit 0
+fi
+
+echo "verify bench: ACAS Xu instances matching '$FILTER', timeout ${TIMEOUT}s, $THREADS threads, results in $OUT"
+"$BUILD/mlaudit" --threads "$THREADS" verify --benchmark "$ACAS" --filter "$FILTER" \
+  --timeout-override "$TIMEOUT" --out "$OUT/mlaudit.csv" 2>"$OUT/mlaudit.log" | sed 's/^/mlaudit: /'
+
+if /work/venv/bin/python -c "import maraboupy" 2>/dev/null; then
+  # Marabou's C++ core prints progress on stdout; keep only the summary line.
+  /work/venv/bin/python "$HERE/marabou_peer.py" "$ACAS" "$FILTER" "$TIMEOUT" "$THREADS" "$OUT/marabou.csv" 2>"$OUT/marabou.log" |
+    grep '^instances' | sed 's/^/marabou: /'
+  /work/venv/bin/python - "$OUT/mlaudit.csv" "$OUT/marabou.csv" <<'EOF'
+import csv, sys
+def load(p):
+    with open(p) as f:
+        return {(r["onnx"], r["vnnlib"]): r for r in csv.DictReader(f)}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+common = sorted(set(a) & set(b))
+ta = sum(float(a[k]["seconds"]) for k in common)
+tb = sum(float(b[k]["seconds"]) for k in common)
+print(f"same {len(common)} instances: mlaudit {ta:.1f} s, marabou {tb:.1f} s, ratio marabou/mlaudit {tb / max(ta, 1e-9):.2f}")
+EOF
+else
+  echo "marabou: maraboupy is not installed in /work/venv (pip install maraboupy); no peer comparison"
+fi
+exit 0

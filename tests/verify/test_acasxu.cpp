@@ -1,0 +1,30 @@
+// ACAS Xu fast tier: a handful of quick instances (sat and unsat, property 6's
+// two boxes) against expected.csv. The full set runs in bench/verify.
+#include <catch2/catch.hpp>
+
+#include "acasxu_util.h"
+
+using namespace mlaudit::verify;
+using namespace mlaudit::verify::testing;
+
+TEST_CASE("ACAS Xu quick instances: verdicts match expected.csv", "[verify][acasxu]") {
+  if (!std::filesystem::exists(acasxu_dir() + "/expected.csv")) {
+    WARN("ACAS Xu data absent: " << acasxu_dir());
+    return;
+  }
+  struct Case {
+    int a, b, p;
+    Verdict want;
+  };
+  // Chosen from bench/verify runs on this machine as instances decided in a few
+  // seconds on 2 cores; a timeout here is a performance regression.
+  const Case cases[] = {
+      {1, 7, 3, Verdict::Sat},   {1, 9, 4, Verdict::Sat},   {2, 1, 3, Verdict::Unsat},
+      {3, 3, 4, Verdict::Unsat}, {1, 1, 6, Verdict::Unsat}, {2, 9, 8, Verdict::Sat},
+  };
+  for (const auto& c : cases) {
+    Verdict v = run_acasxu(c.a, c.b, c.p, 30);
+    INFO("network " << c.a << "_" << c.b << " prop " << c.p);
+    CHECK(v == c.want);
+  }
+}

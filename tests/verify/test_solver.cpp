@@ -1,0 +1,205 @@
+// Complete verification: agreement with exhaustive Z3 on tiny networks,
+// counterexample re-checks, the watchdog, the twin network for fairness.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <random>
+
+#include "mlaudit/verify/solver.h"
+#include "mlaudit/verify/verify.h"
+#include "verify_test_util.h"
+
+using namespace mlaudit::verify;
+using mlaudit::verify::testing::layer;
+using mlaudit::verify::testing::random_network;
+
+namespace {
+
+// A random property: box around a random centre, unsafe when output 0 exceeds a
+// threshold chosen near the sampled range (so both verdicts occur).
+Property random_property(const Network& net, std::mt19937_64& rng) {
+  Property p;
+  p.num_inputs = net.input_size();
+  p.num_outputs = net.output_size();
+  SubProperty s;
+  std::uniform_real_distribution<double> c(-1, 1), u(0, 1);
+  for (int64_t i = 0; i < net.input_size(); ++i) {
+    double m = c(rng), r = 0.1 + 0.4 * u(rng);
+    s.box.lower.push_back(m - r);
+    s.box.upper.push_back(m + r);
+  }
+  double best = -1e30;
+  for (int k = 0; k < 200; ++k) {
+    std::vector<double> x;
+    for (size_t i = 0; i < s.box.lower.size(); ++i) x.push_back(s.box.lower[i] + u(rng) * (s.box.upper[i] - s.box.lower[i]));
+    best = std::max(best, net.forward(x)[0] - net.forward(x)[1]);
+  }
+  // Unsafe: y0 - y1 >= threshold, i.e. -y0 + y1 + threshold <= 0.
+  double threshold = best + (u(rng) - 0.5) * 0.2;
+  OutputConstraint oc{{-1, 1}, threshold};
+  s.unsafe.push_back({oc});
+  p.cases.push_back(s);
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("BaB verdicts agree with exhaustive Z3 on tiny networks", "[verify][solver][z3]") {
+  std::mt19937_64 rng(5);
+  int sat = 0, unsat = 0;
+  for (int trial = 0; trial < 30; ++trial) {
+    Network net = random_network({3, 6, 6, 2}, 77 + uint64_t(trial));
+    Property p = random_property(net, rng);
+    Deadline none(30);
+    // Reference: Z3 on the whole box, every ReLU from interval bounds (complete).
+    LayerBounds ibp = interval_bounds(net, p.cases[0].box);
+    VerifyResult ref = z3_check(net, p.cases[0].box, ibp, p.cases[0].unsafe, 30, none);
+    INFO("z3 reference: " << verdict_name(ref.verdict) << " " << ref.reason);
+    // Unknown only when counterexamples exist solely on the region's boundary
+    // (threshold at the exact maximum); such a trial decides nothing.
+    REQUIRE(ref.verdict != Verdict::Timeout);
+    if (ref.verdict == Verdict::Unknown) continue;
+    VerifyOptions o;
+    o.timeout_s = 30;
+    o.threads = 2;
+    // Both complete strategies: input splitting and ReLU splitting with Z3 leaves.
+    for (int strategy = 0; strategy < 2; ++strategy) {
+      o.input_split_max_dims = strategy == 0 ? 12 : 0;
+      o.z3_max_unstable = 3;
+      VerifyResult r = verify_property(net, p, o);
+      INFO("trial " << trial << " strategy " << strategy << " method " << r.method << " reason " << r.reason);
+      if (ref.verdict == Verdict::Unsat) {
+        CHECK(r.verdict == Verdict::Unsat);
+      } else {
+        // Z3's exact model can sit on the boundary and be rejected in float32;
+        // the BaB must still never claim a proof.
+        CHECK(r.verdict != Verdict::Unsat);
+        if (r.verdict == Verdict::Sat) {
+          REQUIRE(r.counterexample);
+          CHECK(violates(p.cases[0].unsafe, net.forward(r.counterexample->input)));
+          for (size_t i = 0; i < r.counterexample->input.size(); ++i) {
+            CHECK(r.counterexample->input[i] >= p.cases[0].box.lower[i]);
+            CHECK(r.counterexample->input[i] <= p.cases[0].box.upper[i]);
+          }
+        }
+      }
+    }
+    (ref.verdict == Verdict::Sat ? sat : unsat)++;
+  }
+  // The generator must exercise both answers for the agreement to mean anything.
+  CHECK(sat >= 5);
+  CHECK(unsat >= 5);
+}
+
+TEST_CASE("Falsifier finds a planted counterexample and it is re-checked in float32", "[verify][solver]") {
+  // y = x0 - x1 on [0,1]^2; unsafe when y >= 0.99: only near (1, 0).
+  Network net;
+  net.layers.push_back(layer({{1, -1}}, {0}));
+  SubProperty s{{{0, 0}, {1, 1}}, {{OutputConstraint{{-1}, 0.99}}}};
+  VerifyOptions o;
+  Deadline d(10);
+  auto cex = falsify(net, s, o, d, 1);
+  REQUIRE(cex);
+  CHECK(cex->output[0] >= 0.99);
+  CHECK(net.forward(cex->input)[0] >= 0.99);
+}
+
+TEST_CASE("A concrete check that disagrees blocks a sat answer", "[verify][solver]") {
+  Network net;
+  net.layers.push_back(layer({{1, -1}}, {0}));
+  Property p;
+  p.num_inputs = 2;
+  p.num_outputs = 1;
+  p.cases.push_back(SubProperty{{{0, 0}, {1, 1}}, {{OutputConstraint{{-1}, 0.5}}}});
+  VerifyOptions o;
+  o.timeout_s = 2;
+  // A "runtime" that always answers 0: no candidate can be confirmed.
+  o.concrete = [](const std::vector<float>&) { return std::vector<float>{0.0f}; };
+  VerifyResult r = verify_property(net, p, o);
+  CHECK(r.verdict != Verdict::Sat);
+  CHECK(r.verdict != Verdict::Unsat);
+}
+
+TEST_CASE("The Z3 watchdog holds the time limit", "[verify][solver][z3]") {
+  // Many unstable ReLUs: far beyond what Z3 decides in 0.3 s.
+  Network net = random_network({8, 40, 40, 40, 2}, 4242, 0.05);
+  InputBox box{std::vector<double>(8, -1.0), std::vector<double>(8, 1.0)};
+  LayerBounds ibp = interval_bounds(net, box);
+  REQUIRE(unstable_relu_count(net, ibp) > 60);
+  std::vector<OutputConjunction> unsafe{{OutputConstraint{{-1, 1}, 1e6}}};  // y0 - y1 >= 1e6: unreachable but hard for Z3
+  Deadline none(60);
+  auto t0 = std::chrono::steady_clock::now();
+  VerifyResult r = z3_check(net, box, ibp, unsafe, 0.3, none);
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // 0.3 s limit; the watchdog re-interrupts every 20 ms, so allow 1.5 s for
+  // Z3 to unwind and free its state on a loaded 2-core machine.
+  CHECK(s < 1.8);
+  CHECK(r.verdict != Verdict::Sat);
+  if (r.verdict != Verdict::Unsat) CHECK(r.verdict == Verdict::Timeout);
+}
+
+TEST_CASE("The query deadline holds and is never reported as a proof", "[verify][solver]") {
+  Network net = random_network({30, 60, 60, 60, 2}, 31337, 0.05);
+  Property p;
+  p.num_inputs = 30;
+  p.num_outputs = 2;
+  // Unsafe: y0 - y1 >= 0 on a wide box: very likely reachable, but the property
+  // is chosen so neither side is instant.
+  SubProperty s{{std::vector<double>(30, -1.0), std::vector<double>(30, 1.0)}, {{OutputConstraint{{-1, 1}, 50}}}};
+  p.cases.push_back(s);
+  VerifyOptions o;
+  o.timeout_s = 0.5;
+  o.threads = 2;
+  auto t0 = std::chrono::steady_clock::now();
+  VerifyResult r = verify_property(net, p, o);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(secs < 3.0);
+  CHECK(r.verdict != Verdict::Sat);
+}
+
+TEST_CASE("Twin network computes the model on both protected values", "[verify][fairness]") {
+  Network net = random_network({4, 8, 2}, 9);
+  Network twin = twin_network(net, 2, 0.0, 1.0);
+  REQUIRE(twin.input_size() == 3);
+  REQUIRE(twin.output_size() == 4);
+  std::vector<double> xs{0.3, -0.7, 1.1};
+  auto y = twin.forward(xs);
+  auto ya = net.forward({0.3, -0.7, 0.0, 1.1});
+  auto yb = net.forward({0.3, -0.7, 1.0, 1.1});
+  // Same operations in a different summation order: 1e-12 absolute.
+  for (int j = 0; j < 2; ++j) {
+    CHECK(y[size_t(j)] == Approx(ya[size_t(j)]).margin(1e-12));
+    CHECK(y[size_t(2 + j)] == Approx(yb[size_t(j)]).margin(1e-12));
+  }
+}
+
+TEST_CASE("Fairness: a model ignoring the protected feature is proved, one keyed on it is not", "[verify][fairness]") {
+  // Logits [0, x0 - 0.5 + w * p]: decision flips with p near x0 = 0.5 when w != 0.
+  for (double w : {0.0, 0.3}) {
+    Network net;
+    net.layers.push_back(layer({{1, 0, w}, {-1, 0, -w}}, {-0.5, 0.5}));
+    net.layers.push_back(layer({{0, 0}, {1, -1}}, {0, 0}));
+    FairnessOptions o;
+    o.protected_index = 2;
+    o.protected_values = {0, 1};
+    o.domain = InputBox{{0, 0, 0}, {1, 1, 1}};
+    o.splits_per_feature = 2;
+    o.solver.timeout_s = 10;
+    auto parts = verify_fairness(net, o);
+    REQUIRE(parts.size() == 4);
+    int proved = 0, cex = 0;
+    for (const auto& p : parts) {
+      if (p.verdict == "proved") ++proved;
+      if (p.verdict == "counterexample") {
+        ++cex;
+        // The pair differs only in the protected feature and flips the decision.
+        CHECK(p.counterexample_a[0] == p.counterexample_b[0]);
+        CHECK(p.counterexample_a[2] != p.counterexample_b[2]);
+        bool da = p.output_a[1] > p.output_a[0], db = p.output_b[1] > p.output_b[0];
+        CHECK(da != db);
+      }
+    }
+    if (w == 0.0) CHECK(proved == 4);
+    else CHECK(cex >= 1);
+  }
+}

@@ -1,0 +1,38 @@
+#pragma once
+// Helpers shared by the verify tests: hand-built and random networks.
+#include <random>
+#include <vector>
+
+#include "mlaudit/verify/network.h"
+
+namespace mlaudit::verify::testing {
+
+/// Layer from rows of W and b.
+inline AffineLayer layer(const std::vector<std::vector<double>>& W, const std::vector<double>& b) {
+  AffineLayer L;
+  L.out = int64_t(W.size());
+  L.in = int64_t(W[0].size());
+  for (const auto& row : W) L.weight.insert(L.weight.end(), row.begin(), row.end());
+  L.bias = b;
+  return L;
+}
+
+/// Random ReLU network with float32-representable weights (as ONNX models have).
+inline Network random_network(const std::vector<int64_t>& sizes, uint64_t seed, double bias_scale = 0.3) {
+  std::mt19937_64 rng(seed);
+  Network net;
+  for (size_t k = 0; k + 1 < sizes.size(); ++k) {
+    std::normal_distribution<double> w(0.0, 1.0 / std::sqrt(double(sizes[k])));
+    std::normal_distribution<double> b(0.0, bias_scale);
+    AffineLayer L;
+    L.in = sizes[k];
+    L.out = sizes[k + 1];
+    for (int64_t i = 0; i < L.in * L.out; ++i) L.weight.push_back(double(float(w(rng))));
+    for (int64_t i = 0; i < L.out; ++i) L.bias.push_back(double(float(b(rng))));
+    net.layers.push_back(L);
+  }
+  net.input_shape = {1, sizes[0]};
+  return net;
+}
+
+}  // namespace mlaudit::verify::testing

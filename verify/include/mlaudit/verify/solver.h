@@ -1,0 +1,102 @@
+#pragma once
+// Complete verification: falsification (random + PGD), branch and bound over
+// input splits and ReLU splits with CROWN/alpha-CROWN bounds per branch, and
+// Z3 (QF_LRA) on leaves with few unstable ReLUs, all under a deadline.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mlaudit/verify/bounds.h"
+#include "mlaudit/verify/network.h"
+#include "mlaudit/verify/vnnlib.h"
+
+namespace mlaudit::verify {
+
+/// Outcome of a query, VNN-COMP wording: `unsat` = property proved (no
+/// counterexample), `sat` = counterexample found and re-checked, `unknown`,
+/// `timeout`. Solver unknowns and timeouts are never reported as proved.
+enum class Verdict { Unsat, Sat, Unknown, Timeout };
+
+/// "unsat", "sat", "unknown", "timeout".
+const char* verdict_name(Verdict v);
+
+/// Wall-clock deadline plus a cancellation flag shared by the workers of one query.
+class Deadline {
+ public:
+  /// A deadline `seconds` from now (<= 0 or infinity: none).
+  explicit Deadline(double seconds);
+  bool expired() const;
+  double remaining_s() const;
+  void cancel() { cancelled_.store(true); }
+  bool cancelled() const { return cancelled_.load(); }
+  /// expired() || cancelled().
+  bool stop() const { return cancelled() || expired(); }
+
+ private:
+  std::chrono::steady_clock::time_point end_;
+  bool has_end_ = false;
+  std::atomic<bool> cancelled_{false};
+};
+
+/// A counterexample: an input in the property's input region whose outputs
+/// (computed by the concrete float32 check) satisfy an unsafe conjunction.
+struct Counterexample {
+  std::vector<double> input;
+  std::vector<double> output;
+};
+
+/// Concrete float32 forward pass used to confirm counterexamples before `sat`
+/// is reported (the CLI passes the engine's Session; default: Network::forward_f32).
+using ConcreteForward = std::function<std::vector<float>(const std::vector<float>& input)>;
+
+/// Result of one verification query.
+struct VerifyResult {
+  Verdict verdict = Verdict::Unknown;
+  std::optional<Counterexample> counterexample;
+  std::string reason;          ///< why unknown (e.g. "unsupported op 'MaxPool' at node 'pool1'")
+  std::string method;          ///< what decided it: "falsify", "crown", "alpha-crown", "input-bab", "relu-bab+z3"
+  int64_t domains = 0;         ///< branches bounded
+  int64_t z3_calls = 0;
+  double seconds = 0;
+};
+
+/// Options of the complete verifier.
+struct VerifyOptions {
+  double timeout_s = 60;          ///< whole query
+  int threads = 0;                ///< 0 = hardware concurrency
+  uint64_t seed = 0;              ///< falsifier randomness (verdicts do not depend on it)
+  int random_samples = 256;       ///< uniform samples per box before PGD
+  int pgd_restarts = 4;           ///< PGD (Madry et al. 2018) on the margin
+  int pgd_steps = 50;
+  bool alpha_crown = true;        ///< optimise slopes (alpha-CROWN) before branching
+  int input_split_max_dims = 12;  ///< input branch and bound when at most this many inputs vary
+  int lookahead_depth = 6;        ///< input BaB: above this depth choose splits by bounding both halves of every dimension
+  int z3_max_unstable = 12;       ///< ReLU BaB hands a leaf to Z3 at or below this many unstable ReLUs
+  double z3_leaf_timeout_s = 10;  ///< per Z3 call (watchdog-enforced)
+  ConcreteForward concrete;       ///< counterexample check; empty = network.forward_f32
+};
+
+/// Decide a VNN-LIB property on the network.
+VerifyResult verify_property(const Network& net, const Property& prop, const VerifyOptions& opts);
+
+/// True when `output` satisfies every constraint of one unsafe conjunction (coef . y + c <= 0).
+bool violates(const std::vector<OutputConjunction>& unsafe, const std::vector<double>& output);
+
+/// Falsifier: random samples and PGD on the unsafe margin inside the box;
+/// returns a candidate whose concrete float32 outputs violate the property.
+std::optional<Counterexample> falsify(const Network& net, const SubProperty& sub, const VerifyOptions& opts,
+                                      const Deadline& deadline, uint64_t seed);
+
+/// Exact check of one box with Z3 (QF_LRA): stable ReLUs substituted by their
+/// bounds, unstable ones as disjunctions, each unsafe conjunction checked in a
+/// push/pop scope. A watchdog thread interrupts Z3 at `timeout_s` or when the
+/// deadline stops. Z3 `sat` models are re-checked concretely before Sat is returned.
+VerifyResult z3_check(const Network& net, const InputBox& box, const LayerBounds& bounds,
+                      const std::vector<OutputConjunction>& unsafe, double timeout_s, const Deadline& deadline,
+                      const ConcreteForward& concrete = {});
+
+}  // namespace mlaudit::verify

@@ -1,0 +1,298 @@
+// Verification tasks: VNN-COMP result files, robustness over data, fairness.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "mlaudit/engine/error.h"
+#include "mlaudit/engine/model.h"
+#include "mlaudit/verify/verify.h"
+
+namespace mlaudit::verify {
+
+std::string vnncomp_result_text(const VerifyResult& r) {
+  std::string s = std::string(verdict_name(r.verdict)) + "\n";
+  if (r.verdict == Verdict::Sat && r.counterexample) {
+    s += "(";
+    for (size_t i = 0; i < r.counterexample->input.size(); ++i)
+      s += fmt::format("{}(X_{} {:.17g})\n", i == 0 ? "" : " ", i, r.counterexample->input[i]);
+    for (size_t j = 0; j < r.counterexample->output.size(); ++j)
+      s += fmt::format(" (Y_{} {:.17g})\n", j, r.counterexample->output[j]);
+    s += ")\n";
+  }
+  return s;
+}
+
+std::vector<SampleVerdict> verify_robustness(const Network* net, const std::string& unsupported_reason,
+                                             const engine::Tensor& data, const std::vector<int64_t>& labels,
+                                             const RobustnessOptions& opts) {
+  if (data.rank() < 1) throw InputError("verify", "data must have a batch axis");
+  const int64_t N = data.dim(0);
+  const int64_t per = N > 0 ? data.numel() / N : 0;
+  if (!labels.empty() && int64_t(labels.size()) != N)
+    throw InputError("verify", fmt::format("labels: {} labels for {} samples", labels.size(), N));
+  if (net && per != net->input_size())
+    throw InputError("verify", fmt::format("data: {} values per sample, the model takes {} (input shape {})", per,
+                                           net->input_size(), engine::shape_str(net->input_shape)));
+  std::vector<double> all = data.to_doubles();
+  std::vector<SampleVerdict> out;
+  for (double eps : opts.eps)
+    for (int64_t i = 0; i < N; ++i) {
+      SampleVerdict v;
+      v.index = i;
+      v.eps = eps;
+      std::vector<double> x(all.begin() + i * per, all.begin() + (i + 1) * per);
+      if (!net) {
+        v.label = labels.empty() ? -1 : labels[size_t(i)];
+        v.verdict = "unknown";
+        v.reason = unsupported_reason;
+        out.push_back(v);
+        continue;
+      }
+      if (labels.empty()) {
+        auto y = net->forward(x);
+        v.label = int64_t(std::max_element(y.begin(), y.end()) - y.begin());
+      } else {
+        v.label = labels[size_t(i)];
+        if (v.label < 0 || v.label >= net->output_size())
+          throw InputError("verify", fmt::format("labels: label {} of sample {} is outside [0, {})", v.label, i,
+                                                 net->output_size()));
+      }
+      Property p = robustness_property(x, v.label, net->output_size(), eps, opts.clip_min, opts.clip_max);
+      VerifyOptions so = opts.solver;
+      so.seed = opts.solver.seed + uint64_t(i);
+      VerifyResult r = verify_property(*net, p, so);
+      v.seconds = r.seconds;
+      v.method = r.method;
+      v.reason = r.reason;
+      switch (r.verdict) {
+        case Verdict::Unsat: v.verdict = "verified"; break;
+        case Verdict::Sat: {
+          v.verdict = "falsified";
+          const auto& y = r.counterexample->output;
+          double other = -std::numeric_limits<double>::infinity();
+          for (size_t j = 0; j < y.size(); ++j)
+            if (int64_t(j) != v.label) other = std::max(other, y[j]);
+          v.margin = y[size_t(v.label)] - other;
+          break;
+        }
+        case Verdict::Timeout: v.verdict = "timeout"; break;
+        default: v.verdict = "unknown"; break;
+      }
+      out.push_back(v);
+    }
+  return out;
+}
+
+nlohmann::json robustness_report(const std::vector<SampleVerdict>& verdicts, const RobustnessOptions& opts,
+                                 const std::string& model_path, const std::string& tool_version) {
+  nlohmann::json j;
+  j["schema"] = "mlaudit.verify/1";
+  j["tool_version"] = tool_version;
+  j["kind"] = "local_robustness";
+  j["model"] = model_path;
+  j["norm"] = "linf";
+  j["timeout_s"] = opts.solver.timeout_s;
+  if (opts.clip_min > -1e29) j["clip_min"] = opts.clip_min;
+  if (opts.clip_max < 1e29) j["clip_max"] = opts.clip_max;
+  nlohmann::json per = nlohmann::json::array();
+  std::map<double, std::map<std::string, int64_t>> counts;
+  std::map<double, double> time;
+  std::map<double, int64_t> total;
+  for (const auto& v : verdicts) {
+    nlohmann::json s{{"index", v.index}, {"label", v.label}, {"eps", v.eps}, {"verdict", v.verdict},
+                     {"seconds", v.seconds}};
+    if (v.verdict == "falsified") s["margin"] = v.margin;
+    if (!v.method.empty()) s["method"] = v.method;
+    if (!v.reason.empty()) s["reason"] = v.reason;
+    per.push_back(s);
+    counts[v.eps][v.verdict]++;
+    time[v.eps] += v.seconds;
+    total[v.eps]++;
+  }
+  nlohmann::json summary = nlohmann::json::array();
+  for (double eps : opts.eps) {
+    auto& c = counts[eps];
+    int64_t n = total[eps];
+    summary.push_back({{"eps", eps},
+                       {"samples", n},
+                       {"verified", c["verified"]},
+                       {"falsified", c["falsified"]},
+                       {"unknown", c["unknown"]},
+                       {"timeout", c["timeout"]},
+                       {"verified_robust_accuracy", n ? double(c["verified"]) / double(n) : 0.0},
+                       {"mean_seconds_per_sample", n ? time[eps] / double(n) : 0.0}});
+  }
+  j["per_eps"] = summary;
+  j["per_sample"] = per;
+  return j;
+}
+
+Network twin_network(const Network& net, int64_t p, double a, double b) {
+  if (p < 0 || p >= net.input_size()) throw InputError("verify", fmt::format("protected index {} out of range", p));
+  Network t;
+  t.input_shape = {1, net.input_size() - 1};
+  for (size_t k = 0; k < net.layers.size(); ++k) {
+    const AffineLayer& L = net.layers[k];
+    AffineLayer T;
+    if (k == 0) {
+      // Both copies read the shared features; the protected column becomes a bias term.
+      T.in = L.in - 1;
+      T.out = 2 * L.out;
+      T.weight.assign(size_t(T.in * T.out), 0.0);
+      T.bias.resize(size_t(T.out));
+      for (int copy = 0; copy < 2; ++copy) {
+        double v = copy == 0 ? a : b;
+        for (int64_t i = 0; i < L.out; ++i) {
+          int64_t row = copy * L.out + i;
+          for (int64_t j = 0, jj = 0; j < L.in; ++j) {
+            if (j == p) continue;
+            T.weight[size_t(row * T.in + jj++)] = L.weight[size_t(i * L.in + j)];
+          }
+          T.bias[size_t(row)] = L.bias[size_t(i)] + L.weight[size_t(i * L.in + p)] * v;
+        }
+      }
+    } else {
+      // Block diagonal: each copy keeps its own hidden state.
+      T.in = 2 * L.in;
+      T.out = 2 * L.out;
+      T.weight.assign(size_t(T.in * T.out), 0.0);
+      T.bias.resize(size_t(T.out));
+      for (int copy = 0; copy < 2; ++copy)
+        for (int64_t i = 0; i < L.out; ++i) {
+          for (int64_t j = 0; j < L.in; ++j)
+            T.weight[size_t((copy * L.out + i) * T.in + copy * L.in + j)] = L.weight[size_t(i * L.in + j)];
+          T.bias[size_t(copy * L.out + i)] = L.bias[size_t(i)];
+        }
+    }
+    t.layers.push_back(std::move(T));
+  }
+  return t;
+}
+
+std::vector<FairnessPartition> verify_fairness(const Network& net, const FairnessOptions& opts) {
+  const int64_t n = net.input_size(), C = net.output_size(), p = opts.protected_index;
+  if (int64_t(opts.domain.lower.size()) != n)
+    throw InputError("verify", fmt::format("domain: {} feature ranges for a model with {} inputs", opts.domain.lower.size(), n));
+  if (opts.protected_values.size() < 2) throw InputError("verify", "fairness needs at least two protected values");
+  if (opts.splits_per_feature < 1) throw InputError("verify", "--partitions must be >= 1");
+  // Partition grid over the non-protected features with a non-empty range.
+  std::vector<int64_t> dims;
+  for (int64_t i = 0; i < n; ++i)
+    if (i != p && opts.domain.upper[size_t(i)] > opts.domain.lower[size_t(i)]) dims.push_back(i);
+  double count = std::pow(double(opts.splits_per_feature), double(dims.size()));
+  if (count > double(opts.max_partitions))
+    throw InputError("verify", fmt::format("{} partitions exceed the limit of {}; lower --partitions", count,
+                                           opts.max_partitions));
+  // Unsafe region of the twin network: the copies' decisions differ. For classes
+  // i != j: copy a prefers i (y_a[k] - y_a[i] <= 0 for all k) and copy b
+  // prefers j by more than the tolerance (y_b[k] - y_b[j] + tol <= 0). The
+  // tolerance makes exact ties (where argmax is decided by index order, and
+  // which a closed relaxation cannot exclude) not count as flips; ordered
+  // pairs (i, j) and (j, i) cover both copies.
+  std::vector<OutputConjunction> unsafe;
+  for (int64_t i = 0; i < C; ++i)
+    for (int64_t j = 0; j < C; ++j) {
+      if (i == j) continue;
+      OutputConjunction conj;
+      for (int64_t k = 0; k < C; ++k) {
+        if (k != i) {
+          OutputConstraint c;
+          c.coef.assign(size_t(2 * C), 0.0);
+          c.coef[size_t(k)] = 1;
+          c.coef[size_t(i)] = -1;
+          conj.push_back(c);
+        }
+        if (k != j) {
+          OutputConstraint c;
+          c.coef.assign(size_t(2 * C), 0.0);
+          c.coef[size_t(C + k)] = 1;
+          c.coef[size_t(C + j)] = -1;
+          c.constant = opts.decision_tolerance;
+          conj.push_back(c);
+        }
+      }
+      unsafe.push_back(conj);
+    }
+  std::vector<FairnessPartition> out;
+  std::vector<int64_t> idx(dims.size(), 0);
+  const int64_t total = int64_t(count);
+  for (int64_t part = 0; part < total; ++part) {
+    FairnessPartition fp;
+    fp.box = opts.domain;
+    for (size_t d = 0; d < dims.size(); ++d) {
+      auto i = size_t(dims[d]);
+      double lo = opts.domain.lower[i], w = (opts.domain.upper[i] - lo) / opts.splits_per_feature;
+      fp.box.lower[i] = lo + w * double(idx[d]);
+      fp.box.upper[i] = idx[d] + 1 == opts.splits_per_feature ? opts.domain.upper[i] : lo + w * double(idx[d] + 1);
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    fp.verdict = "proved";
+    for (size_t va = 0; va < opts.protected_values.size() && fp.verdict == "proved"; ++va)
+      for (size_t vb = va + 1; vb < opts.protected_values.size() && fp.verdict == "proved"; ++vb) {
+        double a = opts.protected_values[va], b = opts.protected_values[vb];
+        Network twin = twin_network(net, p, a, b);
+        Property prop;
+        prop.source = "fairness";
+        prop.num_inputs = n - 1;
+        prop.num_outputs = 2 * C;
+        SubProperty sub;
+        for (int64_t i = 0; i < n; ++i) {
+          if (i == p) continue;
+          sub.box.lower.push_back(fp.box.lower[size_t(i)]);
+          sub.box.upper.push_back(fp.box.upper[size_t(i)]);
+        }
+        sub.unsafe = unsafe;
+        prop.cases.push_back(sub);
+        auto full = [&](const std::vector<float>& xs, double v) {
+          std::vector<float> x;
+          for (int64_t i = 0, j = 0; i < n; ++i) x.push_back(i == p ? float(v) : xs[size_t(j++)]);
+          return x;
+        };
+        VerifyOptions so = opts.solver;
+        so.seed = opts.solver.seed + uint64_t(part);
+        // Counterexample pairs are re-checked on the original model (both copies).
+        so.concrete = [&](const std::vector<float>& xs) {
+          auto fa = full(xs, a), fb = full(xs, b);
+          std::vector<float> ya = opts.solver.concrete ? opts.solver.concrete(fa) : net.forward_f32(fa);
+          std::vector<float> yb = opts.solver.concrete ? opts.solver.concrete(fb) : net.forward_f32(fb);
+          ya.insert(ya.end(), yb.begin(), yb.end());
+          return ya;
+        };
+        VerifyResult r = verify_property(twin, prop, so);
+        if (r.verdict == Verdict::Sat) {
+          // Confirm the decisions really differ (argmax, first index on ties).
+          const auto& y = r.counterexample->output;
+          auto ia = std::max_element(y.begin(), y.begin() + C) - y.begin();
+          auto ib = std::max_element(y.begin() + C, y.end()) - (y.begin() + C);
+          if (ia == ib) {
+            fp.verdict = "unknown";  // a tie the non-strict encoding admits: not a real flip
+            continue;
+          }
+          fp.verdict = "counterexample";
+          std::vector<float> xs(r.counterexample->input.begin(), r.counterexample->input.end());
+          auto fa = full(xs, a), fb = full(xs, b);
+          fp.counterexample_a.assign(fa.begin(), fa.end());
+          fp.counterexample_b.assign(fb.begin(), fb.end());
+          fp.output_a.assign(y.begin(), y.begin() + C);
+          fp.output_b.assign(y.begin() + C, y.end());
+        } else if (r.verdict == Verdict::Timeout) {
+          fp.verdict = "timeout";
+        } else if (r.verdict == Verdict::Unknown) {
+          fp.verdict = "unknown";
+        }
+      }
+    fp.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    out.push_back(std::move(fp));
+    for (size_t d = 0; d < dims.size(); ++d) {
+      if (++idx[d] < opts.splits_per_feature) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+}  // namespace mlaudit::verify

@@ -1,0 +1,149 @@
+// Falsification before proof: uniform samples, then PGD (Madry et al., ICLR
+// 2018) on the unsafe margin. Every candidate is re-checked by the concrete
+// float32 forward pass before it is returned.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "mlaudit/verify/solver.h"
+
+namespace mlaudit::verify {
+
+bool violates(const std::vector<OutputConjunction>& unsafe, const std::vector<double>& output) {
+  for (const auto& conj : unsafe) {
+    bool all = true;
+    for (const auto& c : conj) {
+      double v = c.constant;
+      for (size_t j = 0; j < c.coef.size(); ++j) v += c.coef[j] * output[j];
+      if (!(v <= 0)) {
+        all = false;
+        break;
+      }
+    }
+    if (all) return true;
+  }
+  return false;
+}
+
+namespace {
+
+// Margin of the unsafe region: min over conjunctions of max over rows of
+// (coef . y + c); <= 0 inside the unsafe region. `grad_out` receives d margin / dy.
+double unsafe_margin(const std::vector<OutputConjunction>& unsafe, const std::vector<double>& y,
+                     std::vector<double>* grad_out) {
+  double best = std::numeric_limits<double>::infinity();
+  const OutputConstraint* arg = nullptr;
+  for (const auto& conj : unsafe) {
+    double worst = -std::numeric_limits<double>::infinity();
+    const OutputConstraint* warg = nullptr;
+    for (const auto& c : conj) {
+      double v = c.constant;
+      for (size_t j = 0; j < c.coef.size(); ++j) v += c.coef[j] * y[j];
+      if (v > worst) {
+        worst = v;
+        warg = &c;
+      }
+    }
+    if (conj.empty()) worst = -1;  // empty conjunction: every output is unsafe
+    if (worst < best) {
+      best = worst;
+      arg = warg;
+    }
+  }
+  if (grad_out) {
+    grad_out->assign(y.size(), 0.0);
+    if (arg) *grad_out = arg->coef;
+  }
+  return best;
+}
+
+// d margin / dx by reverse mode through the ReLU network.
+std::vector<double> input_gradient(const Network& net, const std::vector<double>& x, const std::vector<double>& gy) {
+  auto pre = net.pre_activations(x);
+  std::vector<double> g = gy;
+  for (size_t k = net.layers.size(); k-- > 0;) {
+    const AffineLayer& L = net.layers[k];
+    if (k + 1 < net.layers.size())
+      for (int64_t j = 0; j < L.out; ++j)
+        if (pre[k][size_t(j)] <= 0) g[size_t(j)] = 0;
+    std::vector<double> gi(size_t(L.in), 0.0);
+    for (int64_t j = 0; j < L.out; ++j) {
+      double gj = g[size_t(j)];
+      if (gj == 0) continue;
+      const double* w = &L.weight[size_t(j * L.in)];
+      for (int64_t i = 0; i < L.in; ++i) gi[size_t(i)] += gj * w[i];
+    }
+    g = std::move(gi);
+  }
+  return g;
+}
+
+std::optional<Counterexample> confirm(const Network& net, const SubProperty& sub, const std::vector<double>& x,
+                                      const VerifyOptions& opts) {
+  std::vector<float> xf(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    // Round to float32 inside the box (the counterexample must lie in it).
+    float v = float(x[i]);
+    if (double(v) < sub.box.lower[i]) v = std::nextafter(v, std::numeric_limits<float>::infinity());
+    if (double(v) > sub.box.upper[i]) v = std::nextafter(v, -std::numeric_limits<float>::infinity());
+    if (double(v) < sub.box.lower[i] || double(v) > sub.box.upper[i]) return std::nullopt;
+    xf[i] = v;
+  }
+  std::vector<float> yf = opts.concrete ? opts.concrete(xf) : net.forward_f32(xf);
+  std::vector<double> y(yf.begin(), yf.end());
+  if (!violates(sub.unsafe, y)) return std::nullopt;
+  return Counterexample{std::vector<double>(xf.begin(), xf.end()), y};
+}
+
+}  // namespace
+
+std::optional<Counterexample> falsify(const Network& net, const SubProperty& sub, const VerifyOptions& opts,
+                                      const Deadline& deadline, uint64_t seed) {
+  const size_t n = sub.box.lower.size();
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> uni(0.0, 1.0);
+  auto sample = [&]() {
+    std::vector<double> x(n);
+    for (size_t i = 0; i < n; ++i) x[i] = sub.box.lower[i] + uni(rng) * (sub.box.upper[i] - sub.box.lower[i]);
+    return x;
+  };
+  // Uniform samples plus the centre; the best few seed PGD.
+  std::vector<std::pair<double, std::vector<double>>> seeds;
+  std::vector<double> centre(n);
+  for (size_t i = 0; i < n; ++i) centre[i] = 0.5 * (sub.box.lower[i] + sub.box.upper[i]);
+  for (int s = 0; s <= opts.random_samples && !deadline.stop(); ++s) {
+    std::vector<double> x = s == 0 ? centre : sample();
+    double m = unsafe_margin(sub.unsafe, net.forward(x), nullptr);
+    if (m <= 0)
+      if (auto cex = confirm(net, sub, x, opts)) return cex;
+    seeds.emplace_back(m, std::move(x));
+  }
+  std::sort(seeds.begin(), seeds.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (int r = 0; r < opts.pgd_restarts && !deadline.stop(); ++r) {
+    std::vector<double> x = r < int(seeds.size()) ? seeds[size_t(r)].second : sample();
+    for (int t = 0; t < opts.pgd_steps && !deadline.stop(); ++t) {
+      std::vector<double> gy;
+      double m = unsafe_margin(sub.unsafe, net.forward(x), &gy);
+      if (m <= 0)
+        if (auto cex = confirm(net, sub, x, opts)) return cex;
+      std::vector<double> g = input_gradient(net, x, gy);
+      // Signed step of 2.5 * radius / steps per coordinate (Madry et al.'s step rule),
+      // decaying over the run, projected back onto the box.
+      double decay = 1.0 - double(t) / opts.pgd_steps;
+      for (size_t i = 0; i < n; ++i) {
+        double radius = 0.5 * (sub.box.upper[i] - sub.box.lower[i]);
+        double step = 2.5 * radius / opts.pgd_steps * (0.25 + decay);
+        if (g[i] > 0) x[i] -= step;
+        else if (g[i] < 0) x[i] += step;
+        x[i] = std::clamp(x[i], sub.box.lower[i], sub.box.upper[i]);
+      }
+    }
+    double m = unsafe_margin(sub.unsafe, net.forward(x), nullptr);
+    if (m <= 0)
+      if (auto cex = confirm(net, sub, x, opts)) return cex;
+  }
+  return std::nullopt;
+}
+
+}  // namespace mlaudit::verify

@@ -1,0 +1,420 @@
+// ONNX graph -> chain of affine layers and ReLUs.
+#include "mlaudit/verify/network.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <map>
+#include <optional>
+
+#include "mlaudit/engine/error.h"
+
+namespace mlaudit::verify {
+
+std::vector<double> AffineLayer::apply(const std::vector<double>& x) const {
+  std::vector<double> y(bias);
+  for (int64_t i = 0; i < out; ++i) {
+    const double* w = &weight[size_t(i * in)];
+    double s = 0;
+    for (int64_t j = 0; j < in; ++j) s += w[j] * x[size_t(j)];
+    y[size_t(i)] += s;
+  }
+  return y;
+}
+
+int64_t Network::relu_count() const {
+  int64_t n = 0;
+  for (size_t k = 0; k + 1 < layers.size(); ++k) n += layers[k].out;
+  return n;
+}
+
+std::vector<double> Network::forward(const std::vector<double>& x) const {
+  std::vector<double> a = x;
+  for (size_t k = 0; k < layers.size(); ++k) {
+    a = layers[k].apply(a);
+    if (k + 1 < layers.size())
+      for (double& v : a) v = v > 0 ? v : 0;
+  }
+  return a;
+}
+
+std::vector<std::vector<double>> Network::pre_activations(const std::vector<double>& x) const {
+  std::vector<std::vector<double>> out;
+  std::vector<double> a = x;
+  for (size_t k = 0; k < layers.size(); ++k) {
+    a = layers[k].apply(a);
+    out.push_back(a);
+    if (k + 1 < layers.size())
+      for (double& v : a) v = v > 0 ? v : 0;
+  }
+  return out;
+}
+
+std::vector<float> Network::forward_f32(const std::vector<float>& x) const {
+  std::vector<float> a = x;
+  for (size_t k = 0; k < layers.size(); ++k) {
+    const AffineLayer& L = layers[k];
+    std::vector<float> y(static_cast<size_t>(L.out));
+    for (int64_t i = 0; i < L.out; ++i) {
+      float s = 0;
+      for (int64_t j = 0; j < L.in; ++j) s += float(L.weight[size_t(i * L.in + j)]) * a[size_t(j)];
+      s += float(L.bias[size_t(i)]);
+      y[size_t(i)] = (k + 1 < layers.size() && s < 0) ? 0.0f : s;
+    }
+    a = std::move(y);
+  }
+  return a;
+}
+
+namespace {
+
+[[noreturn]] void unsupported(const engine::Node& n, const std::string& why = "") {
+  throw UnsupportedError("verify", fmt::format("unsupported op '{}' at node '{}'{}", n.op_type, n.name,
+                                               why.empty() ? "" : " (" + why + ")"));
+}
+
+struct Constant {
+  std::vector<double> values;
+  engine::Shape shape;
+};
+
+// The affine map from the last ReLU output (or the model input) to the live value:
+// live = M * base + c. `identity` avoids materialising M until an op needs it.
+struct Pending {
+  bool identity = true;
+  int64_t base = 0;
+  std::vector<double> M;  // [n, base]
+  std::vector<double> c;  // [n]
+  int64_t n = 0;
+};
+
+// Apply a dense linear map L [rows, p.n] plus offset d to the pending map: M' = L M, c' = L c + d.
+void compose_dense(Pending& p, const std::vector<double>& L, int64_t rows, const std::vector<double>& d) {
+  std::vector<double> c2(d);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < p.n; ++j) c2[size_t(i)] += L[size_t(i * p.n + j)] * p.c[size_t(j)];
+  if (p.identity) {
+    p.M = L;
+  } else {
+    std::vector<double> M2(size_t(rows * p.base), 0.0);
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < p.n; ++j) {
+        double l = L[size_t(i * p.n + j)];
+        if (l == 0) continue;
+        const double* src = &p.M[size_t(j * p.base)];
+        double* dst = &M2[size_t(i * p.base)];
+        for (int64_t k = 0; k < p.base; ++k) dst[k] += l * src[k];
+      }
+    p.M = std::move(M2);
+  }
+  p.identity = false;
+  p.c = std::move(c2);
+  p.n = rows;
+}
+
+// Elementwise live' = s .* live + d.
+void compose_elementwise(Pending& p, const std::vector<double>& s, const std::vector<double>& d) {
+  if (p.identity) {
+    p.M.assign(size_t(p.n * p.base), 0.0);
+    for (int64_t i = 0; i < p.n; ++i) p.M[size_t(i * p.base + i)] = 1.0;
+    p.identity = false;
+  }
+  for (int64_t i = 0; i < p.n; ++i) {
+    for (int64_t k = 0; k < p.base; ++k) p.M[size_t(i * p.base + k)] *= s[size_t(i)];
+    p.c[size_t(i)] = s[size_t(i)] * p.c[size_t(i)] + d[size_t(i)];
+  }
+}
+
+// Broadcast a constant (numpy rules) to the live shape; throws when it would grow the live shape.
+std::vector<double> broadcast_to(const Constant& k, const engine::Shape& live, const engine::Node& n) {
+  if (k.shape.size() > live.size()) unsupported(n, "constant operand has more dims than the data");
+  size_t off = live.size() - k.shape.size();
+  for (size_t i = 0; i < k.shape.size(); ++i)
+    if (k.shape[i] != 1 && k.shape[i] != live[off + i]) unsupported(n, "constant does not broadcast to the data shape");
+  int64_t total = engine::shape_numel(live);
+  std::vector<double> out(static_cast<size_t>(total));
+  std::vector<int64_t> idx(live.size(), 0);
+  for (int64_t f = 0; f < total; ++f) {
+    int64_t ki = 0;
+    for (size_t i = 0; i < k.shape.size(); ++i) {
+      int64_t d = k.shape[i] == 1 ? 0 : idx[off + i];
+      ki = ki * k.shape[i] + d;
+    }
+    out[size_t(f)] = k.values[size_t(ki)];
+    for (int i = int(live.size()) - 1; i >= 0; --i) {
+      if (++idx[size_t(i)] < live[size_t(i)]) break;
+      idx[size_t(i)] = 0;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Network network_from_graph(const engine::Graph& g) {
+  if (g.inputs.size() != 1)
+    throw UnsupportedError("verify", fmt::format("{}: the verifier needs exactly one graph input, found {}", g.source,
+                                                 g.inputs.size()));
+  if (g.outputs.empty()) throw InputError("verify", g.source + ": graph has no output");
+  Network net;
+  engine::Shape shape = g.inputs[0].shape;
+  if (shape.empty()) throw UnsupportedError("verify", g.source + ": scalar model input");
+  for (auto& d : shape)
+    if (d < 0) d = 1;
+  shape[0] = 1;
+  net.input_shape = shape;
+
+  std::map<std::string, Constant> constants;
+  for (const auto& [name, t] : g.initializers) constants[name] = Constant{t.to_doubles(), t.shape()};
+
+  std::string live = g.inputs[0].name;
+  engine::Shape live_shape = shape;
+  Pending p;
+  p.base = p.n = engine::shape_numel(shape);
+  p.c.assign(size_t(p.n), 0.0);
+  bool relu_pending_layer = false;  // last op was a ReLU with no affine after it
+
+  auto constant_of = [&](const std::string& name) -> const Constant* {
+    auto it = constants.find(name);
+    return it == constants.end() ? nullptr : &it->second;
+  };
+  auto finalize_layer = [&]() {
+    AffineLayer L;
+    L.in = p.base;
+    L.out = p.n;
+    if (p.identity) {
+      L.weight.assign(size_t(p.n * p.base), 0.0);
+      for (int64_t i = 0; i < p.n; ++i) L.weight[size_t(i * p.base + i)] = 1.0;
+    } else {
+      L.weight = std::move(p.M);
+    }
+    L.bias = p.c;
+    net.layers.push_back(std::move(L));
+    p = Pending{};
+    p.base = p.n = net.layers.back().out;
+    p.c.assign(size_t(p.n), 0.0);
+  };
+
+  for (const engine::Node& n : g.nodes) {
+    const std::string& op = n.op_type;
+    // Nodes that do not touch the live value are constant folding we can do or ignore.
+    bool touches_live = false;
+    for (const auto& in : n.inputs)
+      if (in == live) touches_live = true;
+    if (!touches_live) {
+      if (op == "Constant" && n.has("value")) {
+        const auto& t = n.attributes.at("value").t;
+        constants[n.outputs.at(0)] = Constant{t.to_doubles(), t.shape()};
+        continue;
+      }
+      bool all_const = true;
+      for (const auto& in : n.inputs)
+        if (!in.empty() && !constant_of(in)) all_const = false;
+      if (all_const) {
+        // A constant subgraph (e.g. weight reshapes); fold the few ops exporters emit.
+        if ((op == "Identity" || op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze") &&
+            constant_of(n.inputs.at(0))) {
+          Constant c = *constant_of(n.inputs[0]);
+          if (op == "Reshape" && n.inputs.size() > 1) {
+            std::vector<int64_t> dims;
+            for (double v : constant_of(n.inputs[1])->values) dims.push_back(int64_t(v));
+            c.shape.clear();
+            int64_t known = 1, neg = -1;
+            for (size_t i = 0; i < dims.size(); ++i) {
+              int64_t d = dims[i] == 0 && i < constant_of(n.inputs[0])->shape.size() ? constant_of(n.inputs[0])->shape[i] : dims[i];
+              if (d == -1) neg = int64_t(i); else known *= d;
+              c.shape.push_back(d);
+            }
+            if (neg >= 0) c.shape[size_t(neg)] = int64_t(c.values.size()) / std::max<int64_t>(known, 1);
+          } else if (op == "Transpose") {
+            unsupported(n, "transpose of a constant");
+          }
+          constants[n.outputs.at(0)] = c;
+          continue;
+        }
+        continue;  // e.g. Shape arithmetic; its outputs are unknown constants (checked on use)
+      }
+      continue;  // unreachable branch of the graph
+    }
+    const std::string& out = n.outputs.at(0);
+    auto other_input = [&](size_t i) -> const Constant* {
+      const std::string& name = n.inputs.at(i);
+      const Constant* c = constant_of(name);
+      if (!c) unsupported(n, "operand '" + name + "' is not a constant");
+      return c;
+    };
+
+    if (op == "Relu") {
+      if (!relu_pending_layer) finalize_layer();  // relu(relu(x)) = relu(x)
+      relu_pending_layer = true;
+    } else if (op == "Identity" || op == "Dropout") {
+    } else if (op == "Flatten") {
+      int64_t axis = n.get_int("axis", 1);
+      if (axis < 0) axis += int64_t(live_shape.size());
+      int64_t a = 1, b = 1;
+      for (int64_t i = 0; i < int64_t(live_shape.size()); ++i) (i < axis ? a : b) *= live_shape[size_t(i)];
+      live_shape = {a, b};
+    } else if (op == "Reshape") {
+      const Constant* s = other_input(1);
+      engine::Shape ns;
+      int64_t known = 1, neg = -1;
+      for (size_t i = 0; i < s->values.size(); ++i) {
+        int64_t d = int64_t(s->values[i]);
+        if (d == 0 && i < live_shape.size()) d = live_shape[i];
+        if (d == -1) neg = int64_t(i); else known *= d;
+        ns.push_back(d);
+      }
+      if (neg >= 0) ns[size_t(neg)] = p.n / std::max<int64_t>(known, 1);
+      if (engine::shape_numel(ns) != p.n) unsupported(n, "reshape changes the element count (batch folding)");
+      live_shape = ns;
+    } else if (op == "Squeeze" || op == "Unsqueeze") {
+      std::vector<int64_t> axes = n.get_ints("axes", {});
+      if (axes.empty() && n.inputs.size() > 1) for (double v : other_input(1)->values) axes.push_back(int64_t(v));
+      engine::Shape ns;
+      if (op == "Squeeze") {
+        for (size_t i = 0; i < live_shape.size(); ++i) {
+          bool drop = false;
+          for (auto a : axes) if ((a < 0 ? a + int64_t(live_shape.size()) : a) == int64_t(i)) drop = true;
+          if (axes.empty() && live_shape[i] == 1 && i > 0) drop = true;
+          if (!drop) ns.push_back(live_shape[i]);
+        }
+      } else {
+        ns = live_shape;
+        for (auto a : axes) {
+          int64_t r = int64_t(ns.size()) + 1;
+          if (a < 0) a += r;
+          ns.insert(ns.begin() + a, 1);
+        }
+      }
+      live_shape = ns;
+    } else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") {
+      bool live_first = n.inputs.at(0) == live;
+      if (n.inputs.at(0) == n.inputs.at(1)) unsupported(n, "both operands are the data");
+      const Constant* k = other_input(live_first ? 1 : 0);
+      std::vector<double> kv = broadcast_to(*k, live_shape, n);
+      std::vector<double> s(size_t(p.n), 1.0), d(size_t(p.n), 0.0);
+      for (int64_t i = 0; i < p.n; ++i) {
+        double v = kv[size_t(i)];
+        if (op == "Add") d[size_t(i)] = v;
+        else if (op == "Sub") { if (live_first) d[size_t(i)] = -v; else { s[size_t(i)] = -1; d[size_t(i)] = v; } }
+        else if (op == "Mul") s[size_t(i)] = v;
+        else {
+          if (!live_first) unsupported(n, "division by the data is not affine");
+          if (v == 0) throw InputError("verify", fmt::format("division by zero at node '{}'", n.name));
+          s[size_t(i)] = 1.0 / v;
+        }
+      }
+      compose_elementwise(p, s, d);
+    } else if (op == "MatMul" || op == "Gemm") {
+      if (n.inputs.at(0) != live) unsupported(n, "the data must be the first operand");
+      const Constant* W = other_input(1);
+      bool transB = op == "Gemm" && n.get_int("transB", 0) != 0;
+      if (op == "Gemm" && n.get_int("transA", 0) != 0) unsupported(n, "transA=1");
+      double alpha = op == "Gemm" ? n.get_float("alpha", 1.0f) : 1.0;
+      double beta = op == "Gemm" ? n.get_float("beta", 1.0f) : 1.0;
+      if (W->shape.size() != 2) unsupported(n, "weight must be 2-D");
+      int64_t K = transB ? W->shape[1] : W->shape[0];
+      int64_t N = transB ? W->shape[0] : W->shape[1];
+      if (live_shape.empty() || live_shape.back() != K)
+        throw InputError("verify", fmt::format("node '{}': data shape {} does not match weight {}", n.name,
+                                               engine::shape_str(live_shape), engine::shape_str(W->shape)));
+      int64_t rows = p.n / K;  // leading dims (batch 1 and any others)
+      int64_t out_n = rows * N;
+      std::vector<double> L(size_t(out_n * p.n), 0.0), d(size_t(out_n), 0.0);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t o = 0; o < N; ++o)
+          for (int64_t k = 0; k < K; ++k) {
+            double w = transB ? W->values[size_t(o * K + k)] : W->values[size_t(k * N + o)];
+            L[size_t((r * N + o) * p.n + r * K + k)] = alpha * w;
+          }
+      engine::Shape ns = live_shape;
+      ns.back() = N;
+      if (op == "Gemm" && n.inputs.size() > 2 && !n.inputs[2].empty()) {
+        std::vector<double> cv = broadcast_to(*other_input(2), ns, n);
+        for (int64_t i = 0; i < out_n; ++i) d[size_t(i)] = beta * cv[size_t(i)];
+      }
+      compose_dense(p, L, out_n, d);
+      live_shape = ns;
+    } else if (op == "Conv" || op == "AveragePool") {
+      if (live_shape.size() != 4) unsupported(n, "only 2-D convolution/pooling on NCHW data");
+      int64_t C = live_shape[1], H = live_shape[2], Wd = live_shape[3];
+      bool conv = op == "Conv";
+      const Constant* Wt = conv ? other_input(1) : nullptr;
+      std::vector<int64_t> ks = n.get_ints("kernel_shape", {});
+      if (ks.empty() && conv) ks = {Wt->shape[2], Wt->shape[3]};
+      if (ks.size() != 2) unsupported(n, "kernel_shape must be 2-D");
+      std::vector<int64_t> st = n.get_ints("strides", {1, 1});
+      std::vector<int64_t> dil = n.get_ints("dilations", {1, 1});
+      std::vector<int64_t> pads = n.get_ints("pads", {0, 0, 0, 0});
+      std::string autopad = n.get_string("auto_pad", "NOTSET");
+      if (autopad != "NOTSET" && autopad != "VALID") unsupported(n, "auto_pad=" + autopad);
+      if (!conv && n.get_int("ceil_mode", 0) != 0) unsupported(n, "ceil_mode=1");
+      int64_t group = conv ? n.get_int("group", 1) : 1;
+      int64_t M = conv ? Wt->shape[0] : C;
+      int64_t Cg = conv ? Wt->shape[1] : 1;
+      if (conv && Cg * group != C) unsupported(n, "weight channels do not match the data");
+      int64_t OH = (H + pads[0] + pads[2] - dil[0] * (ks[0] - 1) - 1) / st[0] + 1;
+      int64_t OW = (Wd + pads[1] + pads[3] - dil[1] * (ks[1] - 1) - 1) / st[1] + 1;
+      int64_t out_n = M * OH * OW;
+      if (double(out_n) * double(p.n) > 4e8) unsupported(n, "layer too large for the dense verifier");
+      bool include_pad = n.get_int("count_include_pad", 0) != 0;
+      std::vector<double> L(size_t(out_n * p.n), 0.0), d(size_t(out_n), 0.0);
+      for (int64_t m = 0; m < M; ++m) {
+        int64_t g0 = conv ? (m / (M / group)) * Cg : m;
+        for (int64_t oy = 0; oy < OH; ++oy)
+          for (int64_t ox = 0; ox < OW; ++ox) {
+            int64_t o = (m * OH + oy) * OW + ox;
+            int64_t count = 0;
+            for (int64_t ky = 0; ky < ks[0]; ++ky)
+              for (int64_t kx = 0; kx < ks[1]; ++kx) {
+                int64_t iy = oy * st[0] - pads[0] + ky * dil[0], ix = ox * st[1] - pads[1] + kx * dil[1];
+                if (iy >= 0 && iy < H && ix >= 0 && ix < Wd) ++count;
+              }
+            if (include_pad) count = ks[0] * ks[1];
+            for (int64_t c = 0; c < (conv ? Cg : 1); ++c)
+              for (int64_t ky = 0; ky < ks[0]; ++ky)
+                for (int64_t kx = 0; kx < ks[1]; ++kx) {
+                  int64_t iy = oy * st[0] - pads[0] + ky * dil[0], ix = ox * st[1] - pads[1] + kx * dil[1];
+                  if (iy < 0 || iy >= H || ix < 0 || ix >= Wd) continue;
+                  int64_t i = ((g0 + c) * H + iy) * Wd + ix;
+                  double w = conv ? Wt->values[size_t(((m * Cg + c) * ks[0] + ky) * ks[1] + kx)] : 1.0 / double(count);
+                  L[size_t(o * p.n + i)] += w;
+                }
+            if (conv && n.inputs.size() > 2 && !n.inputs[2].empty()) d[size_t(o)] = other_input(2)->values[size_t(m)];
+          }
+      }
+      compose_dense(p, L, out_n, d);
+      live_shape = {1, M, OH, OW};
+    } else if (op == "BatchNormalization") {
+      if (live_shape.size() < 2) unsupported(n, "data needs a channel axis");
+      const Constant *scale = other_input(1), *B = other_input(2), *mean = other_input(3), *var = other_input(4);
+      double eps = n.get_float("epsilon", 1e-5f);
+      int64_t C = live_shape[1], inner = p.n / C;
+      std::vector<double> s(static_cast<size_t>(p.n)), d(static_cast<size_t>(p.n));
+      // y = scale (x - mean) / sqrt(var + eps) + B  (ONNX BatchNormalization, inference mode)
+      for (int64_t c = 0; c < C; ++c) {
+        double k = scale->values[size_t(c)] / std::sqrt(var->values[size_t(c)] + eps);
+        for (int64_t i = 0; i < inner; ++i) {
+          s[size_t(c * inner + i)] = k;
+          d[size_t(c * inner + i)] = B->values[size_t(c)] - k * mean->values[size_t(c)];
+        }
+      }
+      compose_elementwise(p, s, d);
+    } else {
+      unsupported(n);
+    }
+    if (op != "Relu") relu_pending_layer = false;
+    live = out;
+  }
+  if (live != g.outputs[0].name)
+    throw UnsupportedError("verify", fmt::format("{}: output '{}' is not computed from the input by a chain of supported ops",
+                                                 g.source, g.outputs[0].name));
+  // The pending map becomes the last layer (an identity when the graph ends in a ReLU,
+  // so that ReLU is kept).
+  finalize_layer();
+  return net;
+}
+
+Network load_network(const std::string& onnx_path) { return network_from_graph(engine::load_onnx(onnx_path)); }
+
+}  // namespace mlaudit::verify
