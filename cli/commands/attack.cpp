@@ -1,0 +1,199 @@
+// mlaudit attack: adversarial robustness (FGSM, PGD, APGD, Square, CW-L2, DeepFool, AutoAttack).
+#ifdef MLAUDIT_HAVE_robustness
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "mlaudit/datasets/io.h"
+#include "mlaudit/datasets/npy.h"
+#include "mlaudit/engine/error.h"
+#include "mlaudit/robustness/attacks.h"
+#include "version.h"
+
+namespace mlaudit::cli {
+namespace {
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global) {
+  po::options_description desc("attack options");
+  desc.add_options()
+      ("model", po::value<std::string>(), "ONNX model (one input, logits output)")
+      ("data", po::value<std::string>(), "inputs .npy [N,...]")
+      ("labels", po::value<std::string>(), "integer labels .npy [N]")
+      ("attack", po::value<std::string>()->default_value("pgd"), "fgsm|pgd|apgd-ce|apgd-dlr|apgd-t|square|cw-l2|deepfool|autoattack")
+      ("norm", po::value<std::string>()->default_value("linf"), "linf|l2")
+      ("eps", po::value<std::string>(), "radius list E[,E...] in input units (minimal attacks: thresholds, optional)")
+      ("steps", po::value<int>()->default_value(0), "iterations (0: attack default)")
+      ("restarts", po::value<int>()->default_value(1), "random restarts (PGD, APGD)")
+      ("step-size", po::value<double>()->default_value(0), "PGD step size (0: 2.5*eps/steps)")
+      ("queries", po::value<int>()->default_value(5000), "Square query budget per point")
+      ("clip-min", po::value<double>()->default_value(0.0), "input domain lower bound")
+      ("clip-max", po::value<double>()->default_value(1.0), "input domain upper bound")
+      ("seed", po::value<uint64_t>()->default_value(0), "random seed")
+      ("batch", po::value<int>()->default_value(256), "samples per model call")
+      ("limit", po::value<int64_t>()->default_value(0), "attack only the first N samples (0: all)")
+      ("out", po::value<std::string>(), "report JSON")
+      ("save-adv", po::value<std::string>(), "write the adversarial batch (last eps) as .npy");
+  po::variables_map vm;
+  if (!parse_options("attack",
+                     "mlaudit attack --model M --data X.npy --labels y.npy --attack NAME --norm linf|l2 --eps E[,E...] "
+                     "[--steps N] [--restarts R] [--queries Q] --out R.json [--save-adv ADV.npy]",
+                     desc, args, vm, {"model", "data", "labels", "out"}))
+    return 0;
+  const std::string attack = vm["attack"].as<std::string>();
+  robustness::AttackConfig cfg;
+  cfg.norm = robustness::parse_norm(vm["norm"].as<std::string>());
+  cfg.steps = vm["steps"].as<int>();
+  cfg.restarts = vm["restarts"].as<int>();
+  cfg.step_size = vm["step-size"].as<double>();
+  cfg.queries = vm["queries"].as<int>();
+  cfg.clip_min = vm["clip-min"].as<double>();
+  cfg.clip_max = vm["clip-max"].as<double>();
+  cfg.seed = vm["seed"].as<uint64_t>();
+  cfg.batch = vm["batch"].as<int>();
+  const bool minimal = robustness::is_minimal_attack(attack);
+  if (std::find(robustness::attack_names().begin(), robustness::attack_names().end(), attack) == robustness::attack_names().end())
+    throw InputError("cli", fmt::format("attack: unknown --attack '{}' (fgsm, pgd, apgd-ce, apgd-dlr, apgd-t, square, cw-l2, deepfool, autoattack)", attack));
+  std::vector<double> eps_list;
+  if (vm.count("eps")) eps_list = parse_double_list("eps", vm["eps"].as<std::string>());
+  else if (!minimal) throw InputError("cli", "attack: the option '--eps' is required for " + attack + " (see 'mlaudit attack --help')");
+  for (double e : eps_list)
+    if (!(e >= 0)) throw InputError("cli", fmt::format("attack: --eps values must be >= 0, got {}", e));
+
+  auto model = load_model(vm["model"].as<std::string>(), global);
+  engine::Tensor x = datasets::read_npy_float(vm["data"].as<std::string>());
+  std::vector<int64_t> y = datasets::read_npy_labels(vm["labels"].as<std::string>()).to_int64s();
+  if (x.rank() < 2) throw InputError("cli", fmt::format("attack: --data {} must be [N,...], got {}", vm["data"].as<std::string>(), engine::shape_str(x.shape())));
+  if (int64_t(y.size()) != x.dim(0))
+    throw InputError("cli", fmt::format("attack: --labels has {} entries but --data has {} samples", y.size(), x.dim(0)));
+  const int64_t limit = vm["limit"].as<int64_t>();
+  if (limit < 0) throw InputError("cli", "attack: --limit must be >= 0");
+  if (limit > 0 && limit < x.dim(0)) {
+    x = x.slice_rows(0, limit);
+    y.resize(size_t(limit));
+  }
+  const int64_t n = x.dim(0);
+
+  nlohmann::json j;
+  j["schema"] = "mlaudit.attack/1";
+  j["tool_version"] = MLAUDIT_VERSION;
+  j["model"] = vm["model"].as<std::string>();
+  j["data"] = vm["data"].as<std::string>();
+  j["labels"] = vm["labels"].as<std::string>();
+  j["attack"] = attack;
+  j["norm"] = robustness::norm_name(cfg.norm);
+  j["n_samples"] = n;
+  j["config"] = {{"steps", cfg.steps}, {"restarts", cfg.restarts}, {"step_size", cfg.step_size}, {"queries", cfg.queries},
+                 {"clip_min", cfg.clip_min}, {"clip_max", cfg.clip_max}, {"seed", cfg.seed}, {"batch", cfg.batch}};
+  j["verification"] = "every adversarial example re-checked by a fresh forward pass: inside the ball, inside [clip_min, clip_max], label changed";
+  nlohmann::json per_sample = nlohmann::json::array();
+  for (int64_t i = 0; i < n; ++i) per_sample.push_back({{"index", i}, {"label", y[size_t(i)]}});
+  j["by_eps"] = nlohmann::json::array();
+  engine::Tensor last_adv;
+  const auto t0 = std::chrono::steady_clock::now();
+
+  auto by_eps_entry = [&](double eps, const robustness::AttackResult& r, const std::vector<uint8_t>& success) {
+    std::vector<double> norms;
+    size_t correct = 0, broken = 0, robust = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      correct += r.clean_correct[size_t(i)];
+      if (success[size_t(i)]) { ++broken; norms.push_back(r.perturbation_norm[size_t(i)]); }
+      else robust += r.clean_correct[size_t(i)];
+    }
+    double mean = 0;
+    for (double v : norms) mean += v / double(norms.size());
+    int64_t gcalls = 0, queries = 0;
+    for (int64_t i = 0; i < n; ++i) { gcalls += r.gradient_calls[size_t(i)]; queries += r.queries[size_t(i)]; }
+    nlohmann::json e = {{"eps", eps},
+                        {"robust_accuracy", n ? double(robust) / double(n) : 0.0},
+                        {"attack_success_rate", correct ? double(broken) / double(correct) : 0.0},
+                        {"mean_perturbation_norm", mean},
+                        {"median_perturbation_norm", median(norms)},
+                        {"gradient_calls", gcalls},
+                        {"queries", queries},
+                        {"rejected_candidates", r.rejected}};
+    if (!r.warnings.empty()) e["warnings"] = r.warnings;
+    return e;
+  };
+
+  robustness::AttackResult last;
+  if (minimal) {
+    cfg.eps = 0;
+    last = robustness::run_attack(attack, *model, x, y, cfg);
+    std::vector<double> norms;
+    for (int64_t i = 0; i < n; ++i)
+      if (last.success[size_t(i)]) norms.push_back(last.perturbation_norm[size_t(i)]);
+    std::vector<double> sorted = norms;
+    std::sort(sorted.begin(), sorted.end());
+    auto q = [&](double p) { return sorted.empty() ? 0.0 : sorted[std::min(sorted.size() - 1, size_t(p * double(sorted.size() - 1) + 0.5))]; };
+    double mean = 0;
+    for (double v : norms) mean += v / double(norms.size());
+    j["minimal_norms"] = {{"found", norms.size()}, {"mean", mean}, {"median", median(norms)}, {"min", sorted.empty() ? 0.0 : sorted.front()},
+                          {"p25", q(0.25)}, {"p75", q(0.75)}, {"max", sorted.empty() ? 0.0 : sorted.back()}, {"values", sorted}};
+    for (double eps : eps_list) {
+      // A minimal-norm attack answers every eps at once: broken iff its minimal norm <= eps.
+      std::vector<uint8_t> s(size_t(n), 0);
+      for (int64_t i = 0; i < n; ++i) s[size_t(i)] = last.success[size_t(i)] && last.perturbation_norm[size_t(i)] <= eps * (1 + 1e-6);
+      j["by_eps"].push_back(by_eps_entry(eps, last, s));
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      auto& p = per_sample[size_t(i)];
+      p["clean_prediction"] = last.clean_prediction[size_t(i)];
+      p["correct"] = bool(last.clean_correct[size_t(i)]);
+      p["adv_prediction"] = last.adv_prediction[size_t(i)];
+      p["minimal_norm"] = last.success[size_t(i)] ? nlohmann::json(last.perturbation_norm[size_t(i)]) : nlohmann::json(nullptr);
+      p["gradient_calls"] = last.gradient_calls[size_t(i)];
+      p["queries"] = last.queries[size_t(i)];
+    }
+    last_adv = last.adversarial;
+  } else {
+    for (double eps : eps_list) {
+      cfg.eps = eps;
+      last = robustness::run_attack(attack, *model, x, y, cfg);
+      j["by_eps"].push_back(by_eps_entry(eps, last, last.success));
+      for (int64_t i = 0; i < n; ++i) {
+        auto& p = per_sample[size_t(i)];
+        p["clean_prediction"] = last.clean_prediction[size_t(i)];
+        p["correct"] = bool(last.clean_correct[size_t(i)]);
+        nlohmann::json e = {{"eps", eps}, {"success", bool(last.success[size_t(i)])}, {"adv_prediction", last.adv_prediction[size_t(i)]},
+                            {"perturbation_norm", last.perturbation_norm[size_t(i)]}, {"gradient_calls", last.gradient_calls[size_t(i)]},
+                            {"queries", last.queries[size_t(i)]}};
+        if (!last.stage[size_t(i)].empty()) e["stage"] = last.stage[size_t(i)];
+        p["by_eps"].push_back(e);
+      }
+    }
+    last_adv = last.adversarial;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  j["clean_accuracy"] = last.clean_accuracy();
+  j["seconds"] = seconds;
+  j["seconds_per_sample"] = n ? seconds / double(n) : 0.0;
+  j["per_sample"] = per_sample;
+  if (vm.count("save-adv")) datasets::write_npy(vm["save-adv"].as<std::string>(), last_adv);
+  datasets::write_file_atomic(vm["out"].as<std::string>(), j.dump(1) + "\n");
+  if (!global.quiet) {
+    std::cout << fmt::format("attack {} ({}) on {} samples: clean accuracy {:.4f}\n", attack, j["norm"].get<std::string>(), n, last.clean_accuracy());
+    for (const auto& e : j["by_eps"])
+      std::cout << fmt::format("  eps {:<8g} robust accuracy {:.4f}  success rate {:.4f}  median norm {:.4g}\n", e["eps"].get<double>(),
+                               e["robust_accuracy"].get<double>(), e["attack_success_rate"].get<double>(), e["median_perturbation_norm"].get<double>());
+    if (minimal) std::cout << fmt::format("  minimal norms: {} found, median {:.4g}\n", j["minimal_norms"]["found"].get<size_t>(), j["minimal_norms"]["median"].get<double>());
+    for (const auto& w : last.warnings) std::cout << "  warning: " << w << "\n";
+    std::cout << "report: " << vm["out"].as<std::string>() << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+MLAUDIT_COMMAND("attack", "adversarial attacks (FGSM, PGD, APGD, Square, CW-L2, DeepFool, AutoAttack): robust accuracy vs eps", cmd_attack);
+}  // namespace mlaudit::cli
+#endif  // MLAUDIT_HAVE_robustness

@@ -1,0 +1,259 @@
+// mlaudit privacy: membership inference attacks (loss, confidence, modified entropy,
+// offline LiRA, label-only) against a model, given known members and non-members.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "mlaudit/datasets/csv.h"
+#include "mlaudit/datasets/io.h"
+#include "mlaudit/datasets/npy.h"
+#include "mlaudit/engine/error.h"
+#include "mlaudit/privacy/membership.h"
+#include "version.h"
+#ifdef MLAUDIT_HAVE_robustness
+#include "mlaudit/robustness/attacks.h"
+#endif
+
+namespace mlaudit::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Samples and labels from .npy (x and labels files) or from a CSV table (feature
+// columns from --feature-list or every column but the label column).
+void load_set(const std::string& x_path, const std::string& y_option, const po::variables_map& vm,
+              const std::string& label_column, engine::Tensor& x, std::vector<int64_t>& y) {
+  if (x_path.size() > 4 && x_path.substr(x_path.size() - 4) == ".csv") {
+    datasets::CsvTable t = datasets::read_csv(x_path);
+    std::vector<std::string> features;
+    if (vm.count("feature-list")) {
+      const std::string path = vm["feature-list"].as<std::string>();
+      std::string text = datasets::read_file(path);
+      for (const auto& line : split_list(text, '\n')) {
+        std::string f = line;
+        f.erase(std::remove_if(f.begin(), f.end(), [](unsigned char c) { return std::isspace(c); }), f.end());
+        if (!f.empty()) features.push_back(f);
+      }
+      if (features.empty()) throw InputError("privacy", "feature list '" + path + "' names no columns");
+    } else {
+      for (const auto& c : t.columns)
+        if (c != label_column) features.push_back(c);
+    }
+    x = t.matrix(features);
+    std::vector<double> lab = t.numbers(label_column);
+    y.clear();
+    for (size_t i = 0; i < lab.size(); ++i) {
+      if (lab[i] != std::floor(lab[i]))
+        throw InputError("privacy", fmt::format("{}: label column '{}' row {} is not an integer ({})", x_path,
+                                                label_column, i + 1, lab[i]));
+      y.push_back(int64_t(lab[i]));
+    }
+    return;
+  }
+  if (!vm.count(y_option)) throw InputError("privacy", "--" + y_option + " is required with the .npy input " + x_path);
+  x = datasets::read_npy_float(x_path);
+  y = datasets::read_npy_labels(vm[y_option].as<std::string>()).to_int64s();
+  if (x.rank() == 0 || x.dim(0) != int64_t(y.size()))
+    throw InputError("privacy", fmt::format("{} holds {} samples but {} holds {} labels", x_path,
+                                            x.rank() ? x.dim(0) : 0, vm[y_option].as<std::string>(), y.size()));
+}
+
+#ifndef MLAUDIT_HAVE_robustness
+// Distance to the decision boundary by bisection along the normalised loss gradient
+// (a simple upper bound on the minimal L2 perturbation) when the robustness module is absent.
+privacy::BoundaryDistanceFn gradient_bisection(const engine::Model& model, double lo, double hi) {
+  return [&model, lo, hi](const engine::Tensor& x, const std::vector<int64_t>& y) {
+    const engine::Tensor g = engine::cross_entropy_gradient(model, x, y);
+    const int64_t n = x.dim(0), d = x.numel() / n;
+    std::vector<double> dist(size_t(n), std::numeric_limits<double>::infinity());
+    for (int64_t i = 0; i < n; ++i) {
+      const engine::Tensor xi = x.slice_rows(i, i + 1);
+      double norm = 0;
+      for (int64_t k = 0; k < d; ++k) norm += double(g.f32()[i * d + k]) * g.f32()[i * d + k];
+      norm = std::sqrt(norm);
+      if (norm == 0) continue;
+      auto moved = [&](double t) {
+        engine::Tensor z = xi.clone();
+        for (int64_t k = 0; k < d; ++k)
+          z.f32()[k] = float(std::clamp(double(xi.f32()[k]) + t * g.f32()[i * d + k] / norm, lo, hi));
+        return z;
+      };
+      auto flips = [&](double t) { return engine::argmax_rows(model.forward(moved(t)))[0] != y[size_t(i)]; };
+      double a = 0, b = 1e-3;
+      while (!flips(b) && b < 1e6) a = b, b *= 2;
+      if (!flips(b)) continue;
+      for (int it = 0; it < 30; ++it) {
+        const double m = 0.5 * (a + b);
+        (flips(m) ? b : a) = m;
+      }
+      // Report the realised L2 distance of the (clipped) point that flips.
+      const engine::Tensor z = moved(b);
+      double l2 = 0;
+      for (int64_t k = 0; k < d; ++k) l2 += std::pow(double(z.f32()[k]) - xi.f32()[k], 2);
+      dist[size_t(i)] = std::sqrt(l2);
+    }
+    return dist;
+  };
+}
+#endif
+
+nlohmann::json finite_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+int cmd_privacy(const std::vector<std::string>& args, const GlobalOptions& global) {
+  po::options_description desc("privacy options");
+  desc.add_options()
+      ("model", po::value<std::string>(), "ONNX model under audit (logits output)")
+      ("members", po::value<std::string>(), "samples known to be in the training data (.npy, or .csv with --label-column)")
+      ("member-labels", po::value<std::string>(), "labels of the members (.npy, integers)")
+      ("non-members", po::value<std::string>(), "samples from the same distribution not trained on")
+      ("non-member-labels", po::value<std::string>(), "labels of the non-members (.npy)")
+      ("label-column", po::value<std::string>()->default_value("label"), "label column of .csv inputs")
+      ("feature-list", po::value<std::string>(), "file naming the model's feature columns, one per line (.csv inputs)")
+      ("attacks", po::value<std::string>(), "comma list of loss,confidence,entropy,lira,label-only "
+                                             "(default loss,confidence,entropy, plus lira with --reference-models)")
+      ("reference-models", po::value<std::string>(), "folder of ONNX reference models trained without the targets (LiRA)")
+      ("fixed-variance", po::value<std::string>()->default_value("auto"), "LiRA variance: auto, global or per-example")
+      ("clip-min", po::value<double>()->default_value(0.0), "input domain lower bound (label-only attack)")
+      ("clip-max", po::value<double>()->default_value(1.0), "input domain upper bound (label-only attack)")
+      ("label-only-steps", po::value<int>()->default_value(50), "DeepFool iterations for the label-only attack")
+      ("batch", po::value<int>()->default_value(256), "samples per model call")
+      ("out", po::value<std::string>(), "write the report JSON here (mlaudit.privacy/1)");
+  po::variables_map vm;
+  const std::string usage =
+      "mlaudit privacy --model M.onnx --members Xm.npy --member-labels ym.npy --non-members Xn.npy "
+      "--non-member-labels yn.npy [--attacks loss,confidence,entropy,lira,label-only] [--reference-models DIR] --out P.json";
+  if (!parse_options("privacy", usage, desc, args, vm, {"model", "members", "non-members", "out"})) return 0;
+
+  const int batch = vm["batch"].as<int>();
+  if (batch < 1) throw InputError("privacy", fmt::format("--batch must be >= 1, got {}", batch));
+  privacy::MembershipOptions opts;
+  opts.batch = batch;
+  if (vm.count("attacks")) opts.attacks = split_list(vm["attacks"].as<std::string>());
+  else if (vm.count("reference-models")) opts.attacks.push_back("lira");
+  const auto& known = privacy::membership_attack_names();
+  for (const auto& a : opts.attacks)
+    if (std::find(known.begin(), known.end(), a) == known.end())
+      throw InputError("privacy", "--attacks: unknown attack '" + a + "' (expected loss, confidence, entropy, lira, label-only)");
+  const bool want_lira = std::count(opts.attacks.begin(), opts.attacks.end(), "lira") > 0;
+  const bool want_label_only = std::count(opts.attacks.begin(), opts.attacks.end(), "label-only") > 0;
+  const std::string fv = vm["fixed-variance"].as<std::string>();
+  if (fv == "auto") opts.lira.fixed_variance = -1;
+  else if (fv == "global") opts.lira.fixed_variance = 1;
+  else if (fv == "per-example") opts.lira.fixed_variance = 0;
+  else throw InputError("privacy", "--fixed-variance must be auto, global or per-example, got '" + fv + "'");
+  const double clip_min = vm["clip-min"].as<double>(), clip_max = vm["clip-max"].as<double>();
+  if (!(clip_max > clip_min)) throw InputError("privacy", "--clip-max must be greater than --clip-min");
+
+  const std::string label_column = vm["label-column"].as<std::string>();
+  engine::Tensor xm, xn;
+  std::vector<int64_t> ym, yn;
+  load_set(vm["members"].as<std::string>(), "member-labels", vm, label_column, xm, ym);
+  load_set(vm["non-members"].as<std::string>(), "non-member-labels", vm, label_column, xn, yn);
+  auto model = load_model(vm["model"].as<std::string>(), global);
+
+  std::vector<std::unique_ptr<engine::Session>> refs;
+  std::vector<std::string> ref_paths;
+  if (want_lira) {
+    if (!vm.count("reference-models"))
+      throw InputError("privacy", "attack 'lira' needs --reference-models DIR (ONNX models trained without the targets)");
+    const std::string dir = vm["reference-models"].as<std::string>();
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) throw InputError("privacy", "--reference-models: '" + dir + "' is not a folder");
+    for (const auto& e : fs::directory_iterator(dir))
+      if (e.is_regular_file() && e.path().extension() == ".onnx") ref_paths.push_back(e.path().string());
+    std::sort(ref_paths.begin(), ref_paths.end());
+    if (ref_paths.size() < 2)
+      throw InputError("privacy", fmt::format("--reference-models: '{}' holds {} .onnx files, LiRA needs at least 2",
+                                              dir, ref_paths.size()));
+    for (const auto& p : ref_paths) {
+      refs.push_back(load_model(p, global));
+      opts.reference_models.push_back(refs.back().get());
+    }
+  }
+  std::string boundary_method;
+  if (want_label_only) {
+#ifdef MLAUDIT_HAVE_robustness
+    // Minimal L2 perturbation by DeepFool (Moosavi-Dezfooli et al. 2016) from the robustness module.
+    boundary_method = "deepfool-l2";
+    const int steps = vm["label-only-steps"].as<int>();
+    if (steps < 1) throw InputError("privacy", "--label-only-steps must be >= 1");
+    const engine::Model& m = *model;
+    opts.boundary_distance = [&m, clip_min, clip_max, steps, batch](const engine::Tensor& x,
+                                                                   const std::vector<int64_t>& y) {
+      robustness::AttackConfig cfg;
+      cfg.norm = robustness::Norm::L2;
+      cfg.steps = steps;
+      cfg.clip_min = clip_min;
+      cfg.clip_max = clip_max;
+      cfg.batch = batch;
+      const robustness::AttackResult r = robustness::run_attack("deepfool", m, x, y, cfg);
+      std::vector<double> d(y.size());
+      for (size_t i = 0; i < y.size(); ++i)
+        // No boundary found within the step budget: farther than any found one.
+        d[i] = r.success[i] ? r.perturbation_norm[i] : std::numeric_limits<double>::infinity();
+      return d;
+    };
+#else
+    boundary_method = "gradient-bisection-l2";
+    opts.boundary_distance = gradient_bisection(*model, clip_min, clip_max);
+#endif
+  }
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto reports = privacy::run_membership_inference(*model, xm, ym, xn, yn, opts);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  nlohmann::json j;
+  j["schema"] = "mlaudit.privacy/1";
+  j["tool_version"] = MLAUDIT_VERSION;
+  j["model"] = vm["model"].as<std::string>();
+  j["members"] = {{"file", vm["members"].as<std::string>()}, {"count", ym.size()}};
+  j["non_members"] = {{"file", vm["non-members"].as<std::string>()}, {"count", yn.size()}};
+  j["score_convention"] = "higher score means member; loss score is minus the cross-entropy";
+  j["tpr_at_fpr_convention"] = "largest TPR among ROC points with FPR <= target";
+  j["threshold_note"] = "balanced accuracy uses the best threshold on the evaluated samples (an upper bound for a real attacker)";
+  if (want_lira) {
+    j["reference_models"] = ref_paths;
+    j["lira_variance"] = opts.lira.fixed_variance == 1 || (opts.lira.fixed_variance < 0 && ref_paths.size() < 64)
+                             ? "global" : "per-example";
+  }
+  if (want_label_only) j["label_only_distance"] = boundary_method;
+  j["timing"] = {{"seconds", seconds}, {"note", "attacks only: model loading and file I/O excluded"}};
+  j["attacks"] = nlohmann::json::array();
+  for (const auto& r : reports) {
+    nlohmann::json a;
+    a["name"] = r.name;
+    a["auc"] = r.auc;
+    a["balanced_accuracy"] = r.balanced_accuracy;
+    a["threshold_mode"] = r.threshold_mode;
+    a["balanced_accuracy_global_threshold"] = r.balanced_accuracy_global;
+    a["tpr_at_fpr_0.001"] = r.tpr_at_fpr_0_001;
+    a["tpr_at_fpr_0.01"] = r.tpr_at_fpr_0_01;
+    nlohmann::json thr = nlohmann::json::array();
+    for (double t : r.roc.thresholds) thr.push_back(finite_or_null(t));
+    a["roc"] = {{"fpr", r.roc.fpr}, {"tpr", r.roc.tpr}, {"thresholds", thr}};
+    j["attacks"].push_back(a);
+  }
+  datasets::write_file_atomic(vm["out"].as<std::string>(), j.dump(1) + "\n");
+  if (!global.quiet) {
+    std::cout << fmt::format("membership inference: {} members, {} non-members\n", ym.size(), yn.size());
+    std::cout << fmt::format("{:<12} {:>7} {:>9} {:>13} {:>12}\n", "attack", "AUC", "bal.acc", "TPR@0.1%FPR", "TPR@1%FPR");
+    for (const auto& r : reports)
+      std::cout << fmt::format("{:<12} {:>7.4f} {:>9.4f} {:>13.4f} {:>12.4f}\n", r.name, r.auc, r.balanced_accuracy,
+                               r.tpr_at_fpr_0_001, r.tpr_at_fpr_0_01);
+    std::cout << "wrote " << vm["out"].as<std::string>() << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+MLAUDIT_COMMAND("privacy", "membership inference attacks: loss, confidence, entropy, LiRA, label-only", cmd_privacy);
+}  // namespace mlaudit::cli

@@ -1,0 +1,88 @@
+#pragma once
+// Internals shared by the attack implementations (not installed).
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "mlaudit/robustness/attacks.h"
+
+namespace mlaudit::robustness::detail {
+
+/// Losses the white-box and black-box attacks maximise (or minimise, Square).
+enum class Loss { CrossEntropy, Dlr, DlrTargeted, Margin };
+
+/// Per-row loss values and, when `seed` is given, d loss / d logits.
+void eval_loss(Loss loss, const engine::Tensor& logits, const std::vector<int64_t>& y,
+               const std::vector<int64_t>* target, std::vector<float>* values, engine::Tensor* seed);
+
+/// Gradient of the summed per-row loss w.r.t. x: one forward + one backward pass.
+engine::Tensor loss_gradient(const engine::Model& model, const engine::Tensor& x, Loss loss,
+                             const std::vector<int64_t>& y, const std::vector<int64_t>* target,
+                             engine::Tensor* logits, std::vector<float>* values);
+
+/// Elements per sample (product of dims after the first).
+int64_t sample_dim(const engine::Tensor& x);
+/// ||v|| in the given norm.
+double vector_norm(const float* v, int64_t n, Norm norm);
+/// ||a-b|| in the given norm.
+double distance(const float* a, const float* b, int64_t n, Norm norm);
+/// Project x_adv onto {||x_adv - x0|| <= eps} and then clip to [lo, hi]; clipping a
+/// point of the ball towards the box containing x0 keeps it in the ball.
+void project(float* x_adv, const float* x0, int64_t n, Norm norm, double eps, double lo, double hi);
+/// Forward in chunks of `batch` rows.
+engine::Tensor forward_batched(const engine::Model& model, const engine::Tensor& x, int batch);
+/// Argmax of row i of a [N,C] tensor.
+int64_t row_argmax(const engine::Tensor& logits, int64_t i);
+
+/// What an attack found on one subset of (clean-correct) points.
+struct SubsetResult {
+  engine::Tensor adversarial;          ///< best candidate per row (x where none)
+  std::vector<uint8_t> found;          ///< the attack believes the row is broken
+  std::vector<int64_t> gradient_calls;
+  std::vector<int64_t> queries;
+  std::vector<std::string> stage;      ///< AutoAttack stage name per row
+};
+
+SubsetResult make_subset_result(const engine::Tensor& x);
+
+/// FGSM (Goodfellow et al. 2015): x + eps * sign(grad CE); L2: x + eps * g/||g|| (FGM).
+SubsetResult fgsm(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
+                  const AttackConfig& cfg, std::mt19937_64& rng);
+/// PGD (Madry et al. 2018) with random start and restarts on cross-entropy.
+SubsetResult pgd(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
+                 const AttackConfig& cfg, std::mt19937_64& rng);
+/// APGD (Croce & Hein 2020, Alg. 1) with CE or DLR loss, restarts on still-robust points.
+SubsetResult apgd(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
+                  const AttackConfig& cfg, std::mt19937_64& rng, Loss loss);
+/// APGD-T: targeted DLR over the top-2..top-(n+1) classes.
+SubsetResult apgd_targeted(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
+                           const AttackConfig& cfg, std::mt19937_64& rng);
+/// Square attack (Andriushchenko et al. 2020), Linf and L2, margin loss, forward passes only.
+SubsetResult square(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
+                    const AttackConfig& cfg, std::mt19937_64& rng);
+/// Carlini-Wagner L2 (2017): tanh box, Adam, binary search over c.
+SubsetResult cw_l2(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
+                   const AttackConfig& cfg, std::mt19937_64& rng);
+/// DeepFool (Moosavi-Dezfooli et al. 2016), L2 or Linf.
+SubsetResult deepfool(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
+                      const AttackConfig& cfg, std::mt19937_64& rng);
+
+/// One APGD run (no restarts) from a random start; used by apgd and apgd_targeted.
+/// `target` non-null selects targeted DLR. Updates adv/found for rows that break.
+void apgd_single_run(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
+                     const std::vector<int64_t>* target, const AttackConfig& cfg, std::mt19937_64& rng,
+                     Loss loss, engine::Tensor& adv, std::vector<uint8_t>& found,
+                     std::vector<int64_t>& gradient_calls);
+
+}  // namespace mlaudit::robustness::detail
+
+namespace mlaudit::robustness::detail {
+/// AutoAttack "standard" (Croce & Hein 2020): APGD-CE, APGD-T, Square; each stage on still-robust rows.
+SubsetResult autoattack(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
+                        const AttackConfig& cfg, std::mt19937_64& rng);
+/// AutoAttack's sanity checks (checks.py): random-looking or softmax-looking outputs,
+/// zero gradients, and the black-box stage beating the white-box ones.
+std::vector<std::string> autoattack_warnings(const engine::Model& m, const engine::Tensor& x,
+                                             const std::vector<int64_t>& y, const AttackResult& r,
+                                             const AttackConfig& cfg);
+}  // namespace mlaudit::robustness::detail
