@@ -1,0 +1,485 @@
+// mlaudit fairness: group fairness metrics with bootstrap intervals, intersectional
+// groups, individual indices and counterfactual flip probes (docs/fairness.md).
+#ifdef MLAUDIT_HAVE_fairness
+#include <fmt/format.h>
+
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "mlaudit/datasets/csv.h"
+#include "mlaudit/datasets/io.h"
+#include "mlaudit/datasets/npy.h"
+#include "mlaudit/engine/error.h"
+#include "mlaudit/fairness/counterfactual.h"
+#include "mlaudit/fairness/datasets.h"
+#include "mlaudit/fairness/metrics.h"
+#include "mlaudit/fairness/report.h"
+#include "version.h"
+
+namespace mlaudit::cli {
+namespace {
+
+using fairness::LoadedTable;
+
+InputError fairness_error(const std::string& msg) { return InputError("fairness", msg); }
+
+bool parse_number(const std::string& s, double& v) {
+  if (s.empty()) return false;
+  const char* b = s.data();
+  const char* e = b + s.size();
+  if (*b == '+') ++b;
+  auto r = std::from_chars(b, e, v);
+  return r.ec == std::errc() && r.ptr == e;
+}
+
+// Values equal as numbers when both are numbers ("1" == "1.0"), else as strings.
+bool same_value(const std::string& a, const std::string& b) {
+  double x, y;
+  if (parse_number(a, x) && parse_number(b, y)) return x == y;
+  return a == b;
+}
+
+bool is_missing(const std::string& s) { return s.empty() || s == "?" || s == "NA" || s == "NaN" || s == "nan"; }
+
+// A 2-D .npy array with named columns as a string table.
+LoadedTable read_npy_table(const std::string& path, const std::vector<std::string>& columns) {
+  engine::Tensor t = datasets::read_npy(path);
+  if (t.rank() != 2)
+    throw fairness_error(fmt::format("{}: expected a 2-D array [rows, columns], got {}", path, engine::shape_str(t.shape())));
+  if (int64_t(columns.size()) != t.dim(1))
+    throw fairness_error(fmt::format("{}: {} columns but --columns names {}", path, t.dim(1), columns.size()));
+  auto v = t.to_doubles();
+  LoadedTable out;
+  out.table.source = path;
+  out.table.columns = columns;
+  out.table.cells.assign(columns.size(), {});
+  const int64_t n = t.dim(0), k = t.dim(1);
+  char buf[64];
+  for (int64_t c = 0; c < k; ++c) {
+    auto& col = out.table.cells[c];
+    col.reserve(n);
+    for (int64_t i = 0; i < n; ++i) {
+      double x = v[i * k + c];
+      if (std::isnan(x)) {
+        col.emplace_back();
+        continue;
+      }
+      auto r = std::to_chars(buf, buf + sizeof buf, x);
+      col.emplace_back(buf, r.ptr);
+    }
+  }
+  out.rows_read = n;
+  return out;
+}
+
+// "age:25,45;income:50" -> {age: [25, 45], income: [50]}
+std::map<std::string, std::vector<double>> parse_bins(const std::string& text) {
+  std::map<std::string, std::vector<double>> out;
+  for (const auto& item : split_list(text, ';')) {
+    auto colon = item.find(':');
+    if (colon == std::string::npos || colon == 0)
+      throw fairness_error(fmt::format("--bins: '{}' is not COLUMN:EDGE[,EDGE...]", item));
+    out[item.substr(0, colon)] = parse_double_list("bins", item.substr(colon + 1));
+  }
+  return out;
+}
+
+// "race=race_a,race_b,race_c;..." -> attribute -> one-hot columns
+std::map<std::string, std::vector<std::string>> parse_onehot(const std::string& text) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& item : split_list(text, ';')) {
+    auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw fairness_error(fmt::format("--onehot: '{}' is not ATTRIBUTE=COL,COL,...", item));
+    auto cols = split_list(item.substr(eq + 1));
+    if (cols.size() < 2) throw fairness_error(fmt::format("--onehot: '{}' needs at least two columns", item));
+    out[item.substr(0, eq)] = cols;
+  }
+  return out;
+}
+
+double number_at(const datasets::CsvTable& t, const std::string& col, const std::string& s, size_t row) {
+  double v;
+  if (!parse_number(s, v) || !std::isfinite(v))
+    throw fairness_error(fmt::format("{}: row {}: column '{}' value '{}' is not a number", t.source, row + 1, col, s));
+  return v;
+}
+
+int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& global) {
+  po::options_description desc("fairness options");
+  desc.add_options()
+      ("data", po::value<std::string>(), "table: CSV with a header, .npy [rows, cols] with --columns, or a --dataset file")
+      ("columns", po::value<std::string>(), "column names of a .npy table, comma-separated")
+      ("dataset", po::value<std::string>(), "built-in reader for --data: adult | german | compas")
+      ("no-propublica-filter", "compas: keep all rows (default: ProPublica's analysis filter)")
+      ("keep-missing", "adult: keep rows with '?' (default: drop them, as AIF360 does)")
+      ("label", po::value<std::string>(), "true label column (built-in data sets: income | credit | two_year_recid)")
+      ("favorable", po::value<std::string>(), "favorable label/decision value (default 1; compas: 0)")
+      ("prediction", po::value<std::string>(), "decision column")
+      ("score", po::value<std::string>(), "score column (score of the favorable outcome); decision = score >= --threshold")
+      ("threshold", po::value<double>(), "decision threshold on --score, or on the model's favorable-class probability")
+      ("model", po::value<std::string>(), "ONNX classifier run on --features (logits [N,C])")
+      ("features", po::value<std::string>(), "model input columns in order, comma-separated")
+      ("favorable-class", po::value<int64_t>()->default_value(1), "model output class of the favorable decision")
+      ("protected", po::value<std::string>(), "protected attribute columns, comma-separated (their intersection is added)")
+      ("bins", po::value<std::string>(), "numeric attributes cut at edges: 'age:25,45;income:50'")
+      ("onehot", po::value<std::string>(), "attributes given as one-hot model features: 'race=race_a,race_b,race_c'")
+      ("reference", po::value<std::string>(), "reference groups 'sex=Male,race=White' (or GROUP for one attribute)")
+      ("no-intersection", "do not add the intersection of the protected attributes")
+      ("min-group-size", po::value<int64_t>()->default_value(30), "flag groups with fewer rows")
+      ("bootstrap", po::value<int>()->default_value(1000), "bootstrap resamples (0: no intervals)")
+      ("ci", po::value<double>()->default_value(0.95), "confidence level of the percentile intervals")
+      ("seed", po::value<uint64_t>()->default_value(0), "bootstrap seed")
+      ("ece-bins", po::value<int>()->default_value(10), "calibration bins for ECE")
+      ("consistency-features", po::value<std::string>(), "columns for AIF360's kNN consistency (default: --features)")
+      ("consistency-max-rows", po::value<int64_t>()->default_value(50000), "skip consistency (O(n^2)) above this many rows")
+      ("counterfactual", "flip test of every protected attribute that is a model feature (needs --model)")
+      ("flip-examples", po::value<int64_t>()->default_value(20), "flipped rows written per attribute")
+      ("out,o", po::value<std::string>(), "report JSON (schema mlaudit.fairness/1)");
+  po::variables_map vm;
+  if (!parse_options("fairness",
+                     "mlaudit fairness --data T.csv --label Y --protected A[,B] (--prediction P | --score S --threshold T "
+                     "| --model M.onnx --features c1,c2,...) [--bins 'age:25'] [--reference A=G] [--bootstrap 1000] "
+                     "[--counterfactual] --out F.json\n       mlaudit fairness --dataset adult|german|compas --data PATH ...",
+                     desc, args, vm, {"data", "out"}))
+    return 0;
+  auto t0 = std::chrono::steady_clock::now();
+  const std::string data_path = vm["data"].as<std::string>();
+  const std::string out_path = vm["out"].as<std::string>();
+
+  // ---- read the table
+  LoadedTable lt;
+  std::string format;
+  if (vm.count("dataset")) {
+    const std::string name = vm["dataset"].as<std::string>();
+    if (name == "adult") lt = fairness::read_adult(data_path, !vm.count("keep-missing"));
+    else lt = fairness::read_builtin(name, data_path, !vm.count("no-propublica-filter"));
+    format = name;
+  } else if (data_path.size() > 4 && data_path.substr(data_path.size() - 4) == ".npy") {
+    if (!vm.count("columns")) throw fairness_error("a .npy table needs --columns naming its columns");
+    lt = read_npy_table(data_path, split_list(vm["columns"].as<std::string>()));
+    format = "npy";
+  } else {
+    lt.table = datasets::read_csv(data_path);
+    lt.rows_read = int64_t(lt.table.rows());
+    format = "csv";
+  }
+  const auto& table = lt.table;
+  std::string label = vm.count("label") ? vm["label"].as<std::string>() : lt.label;
+  if (label.empty()) throw fairness_error("--label is required (the true label column)");
+  std::string favorable = vm.count("favorable") ? vm["favorable"].as<std::string>() : (lt.favorable.empty() ? "1" : lt.favorable);
+  std::vector<std::string> protected_cols =
+      vm.count("protected") ? split_list(vm["protected"].as<std::string>()) : lt.protected_attributes;
+  if (protected_cols.empty()) throw fairness_error("--protected is required (protected attribute columns)");
+  auto bins = vm.count("bins") ? parse_bins(vm["bins"].as<std::string>()) : std::map<std::string, std::vector<double>>{};
+  auto onehot = vm.count("onehot") ? parse_onehot(vm["onehot"].as<std::string>()) : std::map<std::string, std::vector<std::string>>{};
+  for (const auto& [col, e] : bins) {
+    bool listed = false;
+    for (const auto& p : protected_cols) listed = listed || p == col;
+    if (!listed) throw fairness_error(fmt::format("--bins names '{}', which is not in --protected", col));
+  }
+  const int decision_sources = int(vm.count("prediction") > 0) + int(vm.count("score") > 0) + int(vm.count("model") > 0);
+  if (decision_sources == 0) throw fairness_error("give the decision: --prediction COL, --score COL --threshold T, or --model M.onnx --features ...");
+  if (vm.count("model") && (vm.count("prediction") || vm.count("score")))
+    throw fairness_error("--model cannot be combined with --prediction or --score");
+  if (vm.count("score") && !vm.count("prediction") && !vm.count("threshold"))
+    throw fairness_error("--score needs --threshold (decision = score >= threshold) or a --prediction column");
+  if (vm.count("model") && !vm.count("features")) throw fairness_error("--model needs --features (model input columns in order)");
+  if (vm.count("counterfactual") && !vm.count("model")) throw fairness_error("--counterfactual needs --model");
+
+  // Columns must exist (CsvTable::index names the available ones).
+  std::vector<std::string> needed = {label};
+  if (vm.count("prediction")) needed.push_back(vm["prediction"].as<std::string>());
+  if (vm.count("score")) needed.push_back(vm["score"].as<std::string>());
+  std::vector<std::string> features = vm.count("features") ? split_list(vm["features"].as<std::string>()) : std::vector<std::string>{};
+  for (const auto& p : protected_cols)
+    if (!onehot.count(p)) needed.push_back(p);
+  for (const auto& [a, cols] : onehot)
+    for (const auto& c : cols) needed.push_back(c);
+  for (const auto& f : features) needed.push_back(f);
+  for (const auto& c : needed) table.index(c);
+
+  // ---- rows used: drop rows with a missing label / decision / protected value, saying why
+  const size_t n_all = table.rows();
+  std::vector<uint8_t> keep(n_all, 1);
+  std::vector<std::string> check_missing = {label};
+  if (vm.count("prediction")) check_missing.push_back(vm["prediction"].as<std::string>());
+  if (vm.count("score")) check_missing.push_back(vm["score"].as<std::string>());
+  for (const auto& p : protected_cols)
+    if (!onehot.count(p)) check_missing.push_back(p);
+  for (const auto& c : check_missing) {
+    const auto& col = table.strings(c);
+    int64_t dropped = 0;
+    for (size_t i = 0; i < n_all; ++i)
+      if (keep[i] && is_missing(col[i])) {
+        keep[i] = 0;
+        ++dropped;
+      }
+    if (dropped) lt.dropped.emplace_back(fmt::format("missing value in column '{}'", c), dropped);
+  }
+  std::vector<size_t> rows;
+  for (size_t i = 0; i < n_all; ++i)
+    if (keep[i]) rows.push_back(i);
+  if (rows.empty()) throw fairness_error(fmt::format("{}: no rows left to evaluate", data_path));
+  const size_t n = rows.size();
+
+  // ---- decisions
+  fairness::Decisions d;
+  d.y_true.resize(n);
+  {
+    const auto& y = table.strings(label);
+    for (size_t k = 0; k < n; ++k) d.y_true[k] = same_value(y[rows[k]], favorable);
+  }
+  std::string decision_desc;
+  std::unique_ptr<engine::Session> model;
+  engine::Tensor x;
+  fairness::DecisionRule rule;
+  rule.favorable_class = vm["favorable-class"].as<int64_t>();
+  if (vm.count("threshold")) rule.threshold = vm["threshold"].as<double>();
+  if (vm.count("model")) {
+    const std::string model_path = vm["model"].as<std::string>();
+    model = load_model(model_path, global);
+    // Features of the kept rows, in order, as float32 [n, F].
+    std::vector<std::vector<std::string> const*> cols;
+    for (const auto& f : features) cols.push_back(&table.strings(f));
+    x = engine::Tensor(engine::Shape{int64_t(n), int64_t(features.size())});
+    float* xp = x.f32();
+    for (size_t k = 0; k < n; ++k)
+      for (size_t c = 0; c < features.size(); ++c)
+        xp[k * features.size() + c] = float(number_at(table, features[c], (*cols[c])[rows[k]], rows[k]));
+    fairness::model_decisions(*model, x, rule, d.y_pred, d.scores);
+    decision_desc = std::isnan(rule.threshold)
+                        ? fmt::format("model {}: argmax == class {}", model_path, rule.favorable_class)
+                        : fmt::format("model {}: softmax[:, {}] >= {}", model_path, rule.favorable_class, rule.threshold);
+  } else {
+    if (vm.count("score")) {
+      const std::string sc = vm["score"].as<std::string>();
+      const auto& s = table.strings(sc);
+      d.scores.resize(n);
+      for (size_t k = 0; k < n; ++k) d.scores[k] = number_at(table, sc, s[rows[k]], rows[k]);
+    }
+    d.y_pred.resize(n);
+    if (vm.count("prediction")) {
+      const std::string pc = vm["prediction"].as<std::string>();
+      const auto& p = table.strings(pc);
+      for (size_t k = 0; k < n; ++k) d.y_pred[k] = same_value(p[rows[k]], favorable);
+      decision_desc = fmt::format("column '{}' == {}", pc, favorable);
+    } else {
+      const double thr = vm["threshold"].as<double>();
+      for (size_t k = 0; k < n; ++k) d.y_pred[k] = d.scores[k] >= thr;
+      decision_desc = fmt::format("column '{}' >= {}", vm["score"].as<std::string>(), thr);
+    }
+  }
+
+  // ---- protected attributes
+  std::vector<fairness::Attribute> attrs;
+  std::map<std::string, std::vector<int64_t>> onehot_columns;  // attribute -> feature indices
+  for (const auto& p : protected_cols) {
+    if (onehot.count(p)) {
+      // Group of a row = the one-hot column holding 1 (named after the column).
+      const auto& cols = onehot.at(p);
+      std::vector<std::string> values(n);
+      std::vector<const std::vector<std::string>*> cv;
+      for (const auto& c : cols) cv.push_back(&table.strings(c));
+      for (size_t k = 0; k < n; ++k) {
+        int hot = -1;
+        for (size_t j = 0; j < cols.size(); ++j)
+          if (number_at(table, cols[j], (*cv[j])[rows[k]], rows[k]) == 1.0) {
+            if (hot >= 0) throw fairness_error(fmt::format("{}: row {}: several one-hot columns of '{}' are 1", data_path, rows[k] + 1, p));
+            hot = int(j);
+          }
+        if (hot < 0) throw fairness_error(fmt::format("{}: row {}: no one-hot column of '{}' is 1", data_path, rows[k] + 1, p));
+        values[k] = cols[hot];
+      }
+      auto a = fairness::categorical_attribute(p, values);
+      // Keep every listed column as a group, in the listed order, even one no row holds.
+      fairness::Attribute ordered;
+      ordered.name = p;
+      ordered.parts = {p};
+      ordered.groups = cols;
+      ordered.codes.resize(n);
+      for (size_t k = 0; k < n; ++k) ordered.codes[k] = ordered.group_index(values[k]);
+      (void)a;
+      attrs.push_back(ordered);
+      continue;
+    }
+    const auto& col = table.strings(p);
+    if (bins.count(p)) {
+      std::vector<double> v(n);
+      for (size_t k = 0; k < n; ++k) v[k] = number_at(table, p, col[rows[k]], rows[k]);
+      attrs.push_back(fairness::binned_attribute(p, v, bins.at(p)));
+    } else {
+      std::vector<std::string> v(n);
+      for (size_t k = 0; k < n; ++k) v[k] = col[rows[k]];
+      attrs.push_back(fairness::categorical_attribute(p, v));
+    }
+  }
+
+  // ---- options
+  fairness::Options opts;
+  opts.bootstrap = vm["bootstrap"].as<int>();
+  opts.ci = vm["ci"].as<double>();
+  opts.seed = vm["seed"].as<uint64_t>();
+  opts.threads = global.threads;
+  opts.min_group_size = vm["min-group-size"].as<int64_t>();
+  opts.ece_bins = vm["ece-bins"].as<int>();
+  opts.intersection = !vm.count("no-intersection");
+  if (vm.count("reference")) {
+    for (const auto& item : split_list(vm["reference"].as<std::string>())) {
+      auto eq = item.find('=');
+      if (eq == std::string::npos) {
+        if (attrs.size() != 1)
+          throw fairness_error(fmt::format("--reference '{}': name the attribute (ATTRIBUTE=GROUP) when there are several", item));
+        opts.reference[attrs[0].name] = item;
+      } else {
+        opts.reference[item.substr(0, eq)] = item.substr(eq + 1);
+      }
+    }
+    // The intersection's reference: the combination of the singles' references.
+    if (attrs.size() > 1 && opts.intersection) {
+      std::string name, group;
+      bool all = true;
+      for (const auto& a : attrs) {
+        auto it = opts.reference.find(a.name);
+        all = all && it != opts.reference.end();
+        if (it == opts.reference.end()) break;
+        name += (name.empty() ? "" : "&") + a.name;
+        group += (group.empty() ? "" : "&") + it->second;
+      }
+      if (all) {
+        auto inter = fairness::intersect(attrs);
+        bool present = false;
+        for (const auto& g : inter.groups) present = present || g == group;
+        if (present) opts.reference[name] = group;
+      }
+    }
+  }
+
+  auto ev = fairness::evaluate(d, attrs, opts);
+
+  // ---- report
+  nlohmann::json j = fairness::evaluation_json(ev);
+  j["schema"] = "mlaudit.fairness/1";
+  j["tool_version"] = MLAUDIT_VERSION;
+  nlohmann::json dropped = nlohmann::json::array();
+  int64_t dropped_total = 0;
+  for (const auto& [why, count] : lt.dropped) {
+    dropped.push_back({{"reason", why}, {"rows", count}});
+    dropped_total += count;
+  }
+  j["data"] = {{"source", data_path},
+               {"format", format},
+               {"rows_read", lt.rows_read},
+               {"rows", int64_t(n)},
+               {"rows_dropped", dropped_total},
+               {"dropped", dropped},
+               {"label", label},
+               {"favorable", favorable},
+               {"decision", decision_desc},
+               {"scores", d.scores.empty() ? "none" : (vm.count("model") ? "model softmax of the favorable class" : vm["score"].as<std::string>())},
+               {"protected", protected_cols}};
+
+  // Individual fairness: kNN consistency over numeric features.
+  std::vector<std::string> cfeat = vm.count("consistency-features") ? split_list(vm["consistency-features"].as<std::string>()) : features;
+  if (!cfeat.empty()) {
+    const int64_t max_rows = vm["consistency-max-rows"].as<int64_t>();
+    if (int64_t(n) > max_rows) {
+      j["individual"]["consistency"] = {{"value", nullptr}, {"k", 5}, {"features", cfeat},
+                                        {"reason", fmt::format("{} rows exceed --consistency-max-rows {} (brute-force kNN is O(n^2))", n, max_rows)}};
+    } else {
+      std::vector<double> fx(n * cfeat.size());
+      for (size_t c = 0; c < cfeat.size(); ++c) {
+        const auto& col = table.strings(cfeat[c]);
+        for (size_t k = 0; k < n; ++k) fx[k * cfeat.size() + c] = number_at(table, cfeat[c], col[rows[k]], rows[k]);
+      }
+      double v = fairness::consistency(fx, cfeat.size(), d.y_pred, 5, global.threads);
+      j["individual"]["consistency"] = {{"value", v}, {"k", 5}, {"features", cfeat},
+                                        {"formula", "1 - mean_i |yhat_i - mean_{j in 5NN(x_i), i included} yhat_j| (AIF360)"}};
+    }
+  } else {
+    j["individual"]["consistency"] = {{"value", nullptr}, {"reason", "no numeric features given (--features or --consistency-features)"}};
+  }
+
+  // Counterfactual flip test.
+  if (vm.count("counterfactual")) {
+    j["counterfactual"] = nlohmann::json::array();
+    for (const auto& a : attrs) {
+      fairness::FeatureEncoding enc;
+      enc.attribute = a.name;
+      enc.groups = a.groups;
+      std::string skip;
+      if (onehot.count(a.name)) {
+        for (const auto& c : onehot.at(a.name)) {
+          auto it = std::find(features.begin(), features.end(), c);
+          if (it == features.end()) skip = fmt::format("one-hot column '{}' is not a model feature", c);
+          else enc.columns.push_back(it - features.begin());
+        }
+      } else if (bins.count(a.name)) {
+        skip = "binned numeric attribute: no single counterfactual value per group";
+      } else {
+        auto it = std::find(features.begin(), features.end(), a.name);
+        if (it == features.end()) {
+          skip = "not a model feature";
+        } else {
+          enc.columns.push_back(it - features.begin());
+          for (const auto& g : a.groups) {
+            double v;
+            if (!parse_number(g, v)) {
+              skip = fmt::format("group '{}' is not a number, so it has no feature value", g);
+              break;
+            }
+            enc.values.push_back(float(v));
+          }
+        }
+      }
+      if (!skip.empty()) {
+        j["counterfactual"].push_back({{"attribute", a.name}, {"flip_rate", nullptr}, {"reason", skip}});
+        continue;
+      }
+      auto r = fairness::flip_test(*model, x, enc, rule, vm["flip-examples"].as<int64_t>());
+      auto rec = fairness::counterfactual_json(r);
+      // Report table rows (1-based data rows of the file) next to the evaluated row index.
+      for (auto& f : rec["flipped"]) f["data_row"] = int64_t(rows[f["row"].get<int64_t>()]) + 1;
+      j["counterfactual"].push_back(rec);
+    }
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  j["timing"] = {{"seconds", secs}, {"threads", global.threads}};
+  datasets::write_file_atomic(out_path, j.dump(2));
+
+  if (!global.quiet) {
+    std::cout << fmt::format("fairness: {} rows ({} dropped), {} attributes, {} bootstrap resamples, {:.2f} s\n", n,
+                             dropped_total, ev.attributes.size(), opts.bootstrap, secs);
+    for (const auto& dp : ev.disparities) {
+      if (!dp.reference.empty()) continue;
+      if (dp.name != "demographic_parity_difference" && dp.name != "demographic_parity_ratio" &&
+          dp.name != "equalized_odds_difference")
+        continue;
+      const auto& e = dp.estimate;
+      std::string v = e.defined() ? fmt::format("{:.4f}", e.value) : "null (" + e.reason + ")";
+      std::string ci = std::isnan(e.lo) ? "" : fmt::format(" [{:.4f}, {:.4f}]", e.lo, e.hi);
+      std::string ff = dp.four_fifths_rule.empty() ? "" : " four-fifths rule: " + dp.four_fifths_rule;
+      std::cout << fmt::format("  {:<16} {:<30} {}{}{}\n", dp.attribute, dp.name, v, ci, ff);
+    }
+    if (j.contains("counterfactual"))
+      for (const auto& c : j["counterfactual"])
+        std::cout << fmt::format("  counterfactual {:<10} flip rate {}\n", c["attribute"].get<std::string>(),
+                                 c["flip_rate"].is_null() ? "n/a (" + c["reason"].get<std::string>() + ")"
+                                                          : fmt::format("{:.4f}", c["flip_rate"].get<double>()));
+    std::cout << "  report: " << out_path << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+MLAUDIT_COMMAND("fairness", "group fairness metrics with bootstrap intervals, intersections and counterfactual flips",
+                cmd_fairness);
+
+}  // namespace mlaudit::cli
+#endif  // MLAUDIT_HAVE_fairness

@@ -1,0 +1,46 @@
+#pragma once
+// Readers for the standard fairness data sets: UCI Adult, Statlog German credit,
+// ProPublica COMPAS (two-years file). Each returns a string table plus a record
+// of which rows were used and why the others were dropped.
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mlaudit/datasets/csv.h"
+
+namespace mlaudit::fairness {
+
+/// A table read for a fairness evaluation and the bookkeeping of its rows.
+struct LoadedTable {
+  datasets::CsvTable table;
+  int64_t rows_read = 0;                                   ///< data rows in the file
+  std::vector<std::pair<std::string, int64_t>> dropped;    ///< reason -> rows dropped for it
+  std::string label;                                       ///< label column
+  std::string favorable;                                   ///< favorable label value
+  std::vector<std::string> protected_attributes;           ///< usual protected columns
+  std::vector<int64_t> source_rows;                        ///< 0-based data row in the file of every kept row
+};
+
+/// UCI Adult (adult.data or adult.test): headerless, ", " separators, '?' for
+/// missing, test labels ending in '.', test file's "|1x3 Cross validator" line
+/// skipped. Columns named as in adult.names; label `income` is "1" for >50K and
+/// "0" for <=50K. Rows with a '?' are dropped when drop_missing (as AIF360 does).
+LoadedTable read_adult(const std::string& path, bool drop_missing = true);
+
+/// Statlog German credit (german.data): 20 attributes in AIF360's column names
+/// with their A-codes as values, `sex` derived from personal_status as AIF360
+/// does (A91, A93, A94 male; A92, A95 female), label `credit` "1" good / "0" bad.
+LoadedTable read_german(const std::string& path);
+
+/// ProPublica compas-scores-two-years.csv. The second `decile_score` and
+/// `priors_count` columns are named `decile_score.1` and `priors_count.1`. With
+/// propublica_filter, keeps the rows of ProPublica's analysis
+/// (|days_b_screening_arrest| <= 30, is_recid != -1, c_charge_degree != 'O',
+/// score_text != 'N/A'). Label `two_year_recid` (1 = reoffended).
+LoadedTable read_compas(const std::string& path, bool propublica_filter = true);
+
+/// Dispatch by name ("adult", "german", "compas"); throws InputError for another name.
+LoadedTable read_builtin(const std::string& name, const std::string& path, bool propublica_filter = true);
+
+}  // namespace mlaudit::fairness
