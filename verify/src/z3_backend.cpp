@@ -20,6 +20,13 @@
 #include <mutex>
 #include <thread>
 
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "mlaudit/verify/solver.h"
 
 namespace mlaudit::verify {
@@ -110,9 +117,10 @@ class Watchdog {
 
 }  // namespace
 
-VerifyResult z3_check(const Network& net, const InputBox& box, const LayerBounds& bounds,
-                      const std::vector<OutputConjunction>& unsafe, double timeout_s, const Deadline& deadline,
-                      const ConcreteForward& concrete) {
+namespace {
+VerifyResult z3_check_in_process(const Network& net, const InputBox& box, const LayerBounds& bounds,
+                                 const std::vector<OutputConjunction>& unsafe, double timeout_s,
+                                 const Deadline& deadline, const ConcreteForward& concrete) {
   auto t0 = std::chrono::steady_clock::now();
   VerifyResult res;
   res.method = "z3";
@@ -253,6 +261,172 @@ VerifyResult z3_check(const Network& net, const InputBox& box, const LayerBounds
     res.reason = std::string("z3: ") + e.msg();
   }
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return res;
+}
+
+
+// ---- process isolation ----------------------------------------------------
+// Z3 4.8.12 does not always honour interrupts (measured here: 413 s at a 60 s
+// limit, and a query that ignored the in-process watchdog for minutes), so each
+// query runs in a forked child that the parent kills at the limit. The child
+// uses the network's own float32 forward (no thread pools after fork); a `sat`
+// is re-confirmed in the parent with the caller's concrete forward.
+
+void put_bytes(std::string& buf, const void* p, size_t n) { buf.append(static_cast<const char*>(p), n); }
+template <class T>
+void put(std::string& buf, const T& v) { put_bytes(buf, &v, sizeof v); }
+void put_vec(std::string& buf, const std::vector<double>& v) {
+  put<uint64_t>(buf, v.size());
+  put_bytes(buf, v.data(), v.size() * sizeof(double));
+}
+void put_str(std::string& buf, const std::string& s) {
+  put<uint64_t>(buf, s.size());
+  put_bytes(buf, s.data(), s.size());
+}
+
+struct Reader {
+  const std::string& b;
+  size_t pos = 0;
+  bool ok = true;
+  template <class T>
+  T get() {
+    T v{};
+    if (pos + sizeof v > b.size()) { ok = false; return v; }
+    std::memcpy(&v, b.data() + pos, sizeof v);
+    pos += sizeof v;
+    return v;
+  }
+  std::vector<double> vec() {
+    uint64_t n = get<uint64_t>();
+    if (!ok || n > (b.size() - pos) / sizeof(double)) { ok = false; return {}; }
+    std::vector<double> v(n);
+    std::memcpy(v.data(), b.data() + pos, n * sizeof(double));
+    pos += n * sizeof(double);
+    return v;
+  }
+  std::string str() {
+    uint64_t n = get<uint64_t>();
+    if (!ok || n > b.size() - pos) { ok = false; return {}; }
+    std::string s = b.substr(pos, n);
+    pos += n;
+    return s;
+  }
+};
+
+std::string encode(const VerifyResult& r) {
+  std::string buf;
+  put<int32_t>(buf, static_cast<int32_t>(r.verdict));
+  put_str(buf, r.reason);
+  put<uint8_t>(buf, r.counterexample ? 1 : 0);
+  if (r.counterexample) {
+    put_vec(buf, r.counterexample->input);
+    put_vec(buf, r.counterexample->output);
+  }
+  return buf;
+}
+
+}  // namespace
+
+VerifyResult z3_check(const Network& net, const InputBox& box, const LayerBounds& bounds,
+                      const std::vector<OutputConjunction>& unsafe, double timeout_s, const Deadline& deadline,
+                      const ConcreteForward& concrete) {
+  auto t0 = std::chrono::steady_clock::now();
+  VerifyResult res;
+  res.method = "z3";
+  res.z3_calls = 1;
+  double limit = std::min(timeout_s, deadline.remaining_s());
+  if (!(limit > 0)) {
+    res.verdict = Verdict::Timeout;
+    res.reason = "no time left for z3";
+    return res;
+  }
+  int fds[2];
+  if (pipe(fds) != 0) return z3_check_in_process(net, box, bounds, unsafe, timeout_s, deadline, concrete);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return z3_check_in_process(net, box, bounds, unsafe, timeout_s, deadline, concrete);
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    Deadline child_deadline(limit);
+    VerifyResult r = z3_check_in_process(net, box, bounds, unsafe, limit, child_deadline, ConcreteForward{});
+    std::string buf = encode(r);
+    size_t off = 0;
+    while (off < buf.size()) {
+      ssize_t w = write(fds[1], buf.data() + off, buf.size() - off);
+      if (w <= 0) break;
+      off += size_t(w);
+    }
+    _exit(0);
+  }
+  close(fds[1]);
+  // Parent: read the answer while the child runs; kill it 0.5 s after the limit
+  // (its own watchdog interrupts Z3 at the limit) or when the caller stops.
+  const auto kill_at = t0 + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                std::chrono::duration<double>(std::min(limit, 1e7) + 0.5));
+  std::string buf;
+  bool eof = false, killed = false;
+  char chunk[65536];
+  while (!eof) {
+    if (std::chrono::steady_clock::now() >= kill_at || deadline.cancelled()) {
+      kill(pid, SIGKILL);
+      killed = true;
+      break;
+    }
+    pollfd pfd{fds[0], POLLIN, 0};
+    int pr = poll(&pfd, 1, 20);
+    if (pr > 0) {
+      ssize_t n = read(fds[0], chunk, sizeof chunk);
+      if (n > 0) buf.append(chunk, size_t(n));
+      else if (n == 0) eof = true;
+      else if (errno != EINTR) eof = true;
+    } else if (pr < 0 && errno != EINTR) {
+      eof = true;
+    }
+  }
+  close(fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (killed) {
+    res.verdict = Verdict::Timeout;
+    res.reason = "z3 stopped at the time limit";
+    return res;
+  }
+  Reader rd{buf};
+  auto verdict = static_cast<Verdict>(rd.get<int32_t>());
+  std::string reason = rd.str();
+  bool has_cex = rd.get<uint8_t>() != 0;
+  std::vector<double> cx, cy;
+  if (has_cex) {
+    cx = rd.vec();
+    cy = rd.vec();
+  }
+  if (!rd.ok || !WIFEXITED(status)) {
+    res.verdict = Verdict::Unknown;
+    res.reason = "z3 worker process failed";
+    return res;
+  }
+  res.verdict = verdict;
+  res.reason = reason;
+  if (verdict == Verdict::Sat) {
+    // Re-confirm with the caller's concrete forward (the engine's float32 pass).
+    std::vector<float> xf(cx.begin(), cx.end());
+    std::vector<float> yf = concrete ? concrete(xf) : net.forward_f32(xf);
+    std::vector<double> y(yf.begin(), yf.end());
+    bool confirmed = false;
+    for (const OutputConjunction& conj : unsafe)
+      if (violates({conj}, y)) confirmed = true;
+    if (confirmed) {
+      res.counterexample = Counterexample{cx, y};
+    } else {
+      res.verdict = Verdict::Unknown;
+      res.reason = "z3 model not confirmed by the concrete float32 forward pass";
+    }
+  }
   return res;
 }
 
