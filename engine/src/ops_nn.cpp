@@ -84,8 +84,10 @@ void gemm_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Input
     else sgemm(true, d.ta, d.n, d.k, d.m, alpha, gy.f32(), d.n, a.f32(), a.shape()[1], 0.f, gin[1].f32(), d.k);
   }
   if (need.size() > 2 && need[2] && in[2]) {
-    Tensor gc = reduce_to_shape(gy, in[2]->shape());
-    for (int64_t i = 0; i < gc.numel(); ++i) gc.f32()[i] *= beta;
+    // reduce_to_shape may return gy itself: scale into a fresh tensor.
+    Tensor reduced = reduce_to_shape(gy, in[2]->shape());
+    Tensor gc = Tensor::uninitialized(DType::Float32, reduced.shape());
+    for (int64_t i = 0; i < gc.numel(); ++i) gc.f32()[i] = beta * reduced.f32()[i];
     gin[2] = gc;
   }
 }
@@ -398,7 +400,7 @@ void conv_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Input
   ConvParams p = conv_params(ctx, x, w);
   bool has_bias = in.size() > 2 && in[2] && !in[2]->empty();
   if (need[0]) {
-    gin[0] = Tensor(x.shape());
+    gin[0] = Tensor::uninitialized(DType::Float32, x.shape());  // oneDNN writes every element
     if (p.n > 0) {
       ConvPrims& prims = conv_prims(p, has_bias);
       ConvDescs d = conv_descs(p);
@@ -555,6 +557,23 @@ void maxpool_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& ou
   const bool col_major = ctx.node.get_int("storage_order", 0) != 0;
   const bool inside = windows_inside(p);
   const int64_t planes = p.n * p.c;
+  if (!pi && inside && p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.dh == 1 && p.dw == 1) {
+    // 2x2/2 pooling without an indices output: a straight max over row pairs.
+    const int64_t H = p.h, W = p.w, OH = p.oh, OW = p.ow;
+#pragma omp parallel for if (planes * OH * OW > 16384) schedule(static)
+    for (int64_t pc = 0; pc < planes; ++pc) {
+      const float* plane = px + pc * H * W;
+      float* o = py + pc * OH * OW;
+      for (int64_t oi = 0; oi < OH; ++oi) {
+        const float* r0 = plane + 2 * oi * W;
+        const float* r1 = r0 + W;
+        for (int64_t oj = 0; oj < OW; ++oj)
+          o[oi * OW + oj] = std::max(std::max(r0[2 * oj], r0[2 * oj + 1]), std::max(r1[2 * oj], r1[2 * oj + 1]));
+      }
+    }
+    out[0] = y;
+    return;
+  }
 #pragma omp parallel for if (planes * p.oh * p.ow > 16384) schedule(static)
   for (int64_t pc = 0; pc < planes; ++pc) {
     const float* plane = px + pc * p.h * p.w;
@@ -588,6 +607,30 @@ void maxpool_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const In
   // The gradient goes to the first maximum of each window (as PyTorch); windows
   // may overlap, so each plane is scattered by one thread.
   const int64_t planes = p.n * p.c;
+  if (inside && p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.dh == 1 && p.dw == 1) {
+    // 2x2/2 windows do not overlap: one write per window, first maximum in scan order.
+    const int64_t H = p.h, W = p.w, OH = p.oh, OW = p.ow;
+#pragma omp parallel for if (planes > 64) schedule(static)
+    for (int64_t pc = 0; pc < planes; ++pc) {
+      const float* plane = px + pc * H * W;
+      float* d = pd + pc * H * W;
+      const float* gg = pg + pc * OH * OW;
+      for (int64_t oi = 0; oi < OH; ++oi) {
+        const float* r0 = plane + 2 * oi * W;
+        const float* r1 = r0 + W;
+        for (int64_t oj = 0; oj < OW; ++oj) {
+          int64_t c = 2 * oj;
+          float m = r0[c];
+          int64_t a = 2 * oi * W + c;
+          if (r0[c + 1] > m) { m = r0[c + 1]; a = 2 * oi * W + c + 1; }
+          if (r1[c] > m) { m = r1[c]; a = (2 * oi + 1) * W + c; }
+          if (r1[c + 1] > m) { a = (2 * oi + 1) * W + c + 1; }
+          d[a] += gg[oi * OW + oj];
+        }
+      }
+    }
+    return;
+  }
 #pragma omp parallel for if (planes > 64) schedule(static)
   for (int64_t pc = 0; pc < planes; ++pc) {
     const float* plane = px + pc * p.h * p.w;
@@ -861,6 +904,7 @@ void reduce_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out
       kept[i] = 1;
     }
   Tensor acc = reduce_to_shape(x, kept);
+  if (acc.raw() == x.raw()) acc = acc.clone();  // nothing reduced: never scale the input in place
   if (Mean && count > 0)
     for (int64_t i = 0; i < acc.numel(); ++i) acc.f32()[i] /= float(count);
   if (!keep) {

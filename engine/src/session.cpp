@@ -100,12 +100,13 @@ Plan make_plan(const Graph& g) {
 void accumulate(Tensor& into, const Tensor& g, const std::string& name) {
   if (g.empty()) return;
   if (into.empty()) {
-    into = g.clone();
+    into = g;  // shared; copied on write below if another gradient is added
     return;
   }
   if (into.shape() != g.shape())
     throw Error("engine", fmt::format("gradient shape mismatch for value '{}': {} vs {}", name, shape_str(into.shape()),
                                       shape_str(g.shape())));
+  if (!into.unique_storage()) into = into.clone();
   float* a = into.f32();
   const float* b = g.f32();
   for (int64_t i = 0; i < into.numel(); ++i) a[i] += b[i];

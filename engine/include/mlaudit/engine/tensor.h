@@ -88,6 +88,8 @@ class Tensor {
   std::vector<int64_t> to_int64s() const;
   /// Fill with zeros.
   void zero();
+  /// Whether no other tensor shares this storage (for copy-on-write).
+  bool unique_storage() const { return storage_.use_count() <= 1; }
 
  private:
   void check_type(DType t) const;
