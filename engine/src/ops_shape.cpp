@@ -407,6 +407,26 @@ void pad_spec(const OpContext& ctx, const Inputs& in, int64_t r, std::vector<int
     op_error(ctx, fmt::format("pads has {} entries, expected {} for rank {}", pads.size(), 2 * r, r));
 }
 
+// Element offsets of the region shared by the input (shape `in`) and the padded
+// output (shape `out`): src_off[k] in the input corresponds to dst_off[k] in the output.
+void pad_overlap(const Shape& in, const Shape& out, const std::vector<int64_t>& pads, std::vector<int64_t>& src_off,
+                 std::vector<int64_t>& dst_off) {
+  const int64_t r = static_cast<int64_t>(in.size());
+  SliceSpec src, dst;
+  src.start.resize(r);
+  src.step.assign(r, 1);
+  src.count.resize(r);
+  dst = src;
+  for (int64_t i = 0; i < r; ++i) {
+    int64_t b = pads[i];
+    src.start[i] = b < 0 ? -b : 0;
+    dst.start[i] = b < 0 ? 0 : b;
+    src.count[i] = dst.count[i] = std::max<int64_t>(0, std::min(in[i] - src.start[i], out[i] - dst.start[i]));
+  }
+  slice_visit(in, src, [&](int64_t i, int64_t) { src_off.push_back(i); });
+  slice_visit(out, dst, [&](int64_t i, int64_t) { dst_off.push_back(i); });
+}
+
 void pad_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   const Tensor& x = input(ctx, in, 0);
   int64_t r = x.rank();
@@ -424,20 +444,8 @@ void pad_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   else if (x.dtype() == DType::Int64)
     for (int64_t i = 0; i < y.numel(); ++i) y.i64()[i] = static_cast<int64_t>(value);
   // Copy the overlapping region (negative pads crop).
-  SliceSpec src, dst;
-  src.start.resize(r);
-  src.step.assign(r, 1);
-  src.count.resize(r);
-  dst = src;
-  for (int64_t i = 0; i < r; ++i) {
-    int64_t b = pads[i];
-    src.start[i] = b < 0 ? -b : 0;
-    dst.start[i] = b < 0 ? 0 : b;
-    src.count[i] = dst.count[i] = std::max<int64_t>(0, std::min(x.shape()[i] - src.start[i], s[i] - dst.start[i]));
-  }
   std::vector<int64_t> src_off, dst_off;
-  slice_visit(x.shape(), src, [&](int64_t i, int64_t) { src_off.push_back(i); });
-  slice_visit(s, dst, [&](int64_t i, int64_t) { dst_off.push_back(i); });
+  pad_overlap(x.shape(), s, pads, src_off, dst_off);
   size_t es = dtype_size(x.dtype());
   for (size_t k = 0; k < src_off.size(); ++k)
     std::memcpy(static_cast<uint8_t*>(y.raw()) + dst_off[k] * es, static_cast<const uint8_t*>(x.raw()) + src_off[k] * es, es);
@@ -452,21 +460,8 @@ void pad_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inputs
   std::vector<int64_t> pads;
   float value;
   pad_spec(ctx, in, r, pads, value);
-  const Shape& s = g[0]->shape();
-  SliceSpec src, dst;
-  src.start.resize(r);
-  src.step.assign(r, 1);
-  src.count.resize(r);
-  dst = src;
-  for (int64_t i = 0; i < r; ++i) {
-    int64_t b = pads[i];
-    src.start[i] = b < 0 ? -b : 0;
-    dst.start[i] = b < 0 ? 0 : b;
-    src.count[i] = dst.count[i] = std::max<int64_t>(0, std::min(x.shape()[i] - src.start[i], s[i] - dst.start[i]));
-  }
   std::vector<int64_t> src_off, dst_off;
-  slice_visit(x.shape(), src, [&](int64_t i, int64_t) { src_off.push_back(i); });
-  slice_visit(s, dst, [&](int64_t i, int64_t) { dst_off.push_back(i); });
+  pad_overlap(x.shape(), g[0]->shape(), pads, src_off, dst_off);
   gin[0] = Tensor(x.shape());
   for (size_t k = 0; k < src_off.size(); ++k) gin[0].f32()[src_off[k]] = g[0]->f32()[dst_off[k]];
 }
