@@ -11,6 +11,7 @@
 
 #include "backend.h"
 #include "device_session.h"
+#include "plan.h"
 #include "mlaudit/engine/error.h"
 
 namespace mlaudit::engine {
@@ -38,64 +39,7 @@ Device parse_device(const std::string& s) {
   throw InputError("cli", fmt::format("--device: '{}' is not one of cpu, cuda, auto", s));
 }
 
-// Execution plan: values numbered, per-node slots, gradient flow and last uses.
-struct Plan {
-  std::vector<std::string> names;                  // slot -> value name
-  std::unordered_map<std::string, int> slot;       // value name -> slot
-  std::vector<std::vector<int>> node_inputs;       // -1 for omitted
-  std::vector<std::vector<int>> node_outputs;      // -1 for omitted
-  std::vector<int> input_slots, output_slots;
-  std::vector<std::pair<int, Tensor>> constants;   // initializer slots
-  std::vector<bool> requires_grad;                 // depends on a float graph input
-  std::vector<int> last_use;                       // node index of the last reader (-1: none)
-  std::vector<bool> keep;                          // graph outputs
-};
-
 namespace {
-
-Plan make_plan(const Graph& g) {
-  Plan p;
-  auto get = [&](const std::string& name) {
-    auto it = p.slot.find(name);
-    if (it != p.slot.end()) return it->second;
-    int s = static_cast<int>(p.names.size());
-    p.names.push_back(name);
-    p.slot[name] = s;
-    return s;
-  };
-  for (const auto& [name, t] : g.initializers) p.constants.emplace_back(get(name), t);
-  for (const auto& in : g.inputs) p.input_slots.push_back(get(in.name));
-  for (const auto& n : g.nodes) {
-    std::vector<int> ins, outs;
-    for (const auto& i : n.inputs) ins.push_back(i.empty() ? -1 : get(i));
-    for (const auto& o : n.outputs) outs.push_back(o.empty() ? -1 : get(o));
-    p.node_inputs.push_back(ins);
-    p.node_outputs.push_back(outs);
-  }
-  for (const auto& o : g.outputs) p.output_slots.push_back(get(o.name));
-  size_t n = p.names.size();
-  p.requires_grad.assign(n, false);
-  for (size_t k = 0; k < g.inputs.size(); ++k)
-    if (g.inputs[k].dtype == DType::Float32) p.requires_grad[p.input_slots[k]] = true;
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    bool any = false;
-    for (int s : p.node_inputs[i])
-      if (s >= 0 && p.requires_grad[s]) any = true;
-    const std::string& op = g.nodes[i].op_type;
-    if (op == "Shape" || op == "Constant") any = false;  // no gradient flows through these
-    if (any)
-      for (int s : p.node_outputs[i])
-        if (s >= 0) p.requires_grad[s] = true;
-  }
-  p.last_use.assign(n, -1);
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    for (int s : p.node_inputs[i])
-      if (s >= 0) p.last_use[s] = static_cast<int>(i);
-  p.keep.assign(n, false);
-  for (int s : p.output_slots) p.keep[s] = true;
-  for (auto& [s, t] : p.constants) p.keep[s] = true;
-  return p;
-}
 
 void accumulate(Tensor& into, const Tensor& g, const std::string& name) {
   if (g.empty()) return;
@@ -116,12 +60,14 @@ void accumulate(Tensor& into, const Tensor& g, const std::string& name) {
 
 class Executor {
  public:
-  Executor(const Graph& g, const Backend& b) : g_(g), b_(b), plan_(make_plan(g)) {}
+  Executor(const Graph& g, const Backend& b) : g_(g), b_(b), plan_(make_execution_plan(g)) {
+    for (const auto& [name, t] : g.initializers) constants_.emplace_back(plan_.slot.at(name), t);
+  }
 
   // Runs the graph. keep_all keeps every value (for backward / shape inference).
   std::vector<Tensor> forward(const std::vector<Tensor>& inputs, bool keep_all) const {
     std::vector<Tensor> v(plan_.names.size());
-    for (const auto& [s, t] : plan_.constants) v[s] = t;
+    for (const auto& [s, t] : constants_) v[s] = t;
     for (size_t k = 0; k < inputs.size(); ++k) v[plan_.input_slots[k]] = inputs[k];
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
       const Node& node = g_.nodes[i];
@@ -208,12 +154,13 @@ class Executor {
     return out;
   }
 
-  const Plan& plan() const { return plan_; }
+  const ExecutionPlan& plan() const { return plan_; }
 
  private:
   const Graph& g_;
   const Backend& b_;
-  Plan plan_;
+  ExecutionPlan plan_;
+  std::vector<std::pair<int, Tensor>> constants_;  // initializer slots
 };
 
 std::unique_ptr<Session> Session::load(const std::string& path, const SessionOptions& opts) {

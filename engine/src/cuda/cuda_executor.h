@@ -13,6 +13,7 @@
 #include "device_api.h"
 #include "kernels.h"
 #include "device_session.h"
+#include "plan.h"
 // Only CUDA-backend sources include this header: select accelerated.h's device declarations
 // (mlaudit_engine_cuda does not itself carry mlaudit_engine's PUBLIC MLAUDIT_WITH_CUDA).
 #ifndef MLAUDIT_WITH_CUDA
@@ -65,14 +66,7 @@ class CudaExecutor : public DeviceSession {
   const Graph& graph() const { return g_; }
 
  private:
-  struct Plan {
-    std::vector<std::string> names;
-    std::unordered_map<std::string, int> slot;
-    std::vector<std::vector<int>> node_inputs, node_outputs;
-    std::vector<int> input_slots, output_slots;
-    std::vector<bool> requires_grad, keep, is_constant;
-    std::vector<int> last_use;
-  };
+  using Plan = ExecutionPlan;
   void make_plan();
   void forward_node(size_t i, const std::vector<const DValue*>& in, std::vector<DValue>& out) const;
   void backward_node(size_t i, const std::vector<const DValue*>& in, const std::vector<const DValue*>& out,
