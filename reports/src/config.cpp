@@ -390,10 +390,13 @@ class Parser {
         fail(it->first.Mark(), fmt::format("unknown key '{}' in 'sections'{}", kname, suggest(kname, kind_names)));
       SectionKind kind = all_section_kinds()[kit - kind_names.begin()];
       std::vector<YAML::Node> entries;
-      if (it->second.IsSequence()) {
-        for (const auto& e : it->second) entries.push_back(e);
+      // Copy the node out of the iterator's proxy: range-for over `it->second`
+      // would bind to a member of a temporary (ASan: stack-use-after-scope).
+      const YAML::Node value = it->second;
+      if (value.IsSequence()) {
+        for (const auto& e : value) entries.push_back(e);
       } else {
-        entries.push_back(it->second);
+        entries.push_back(value);
       }
       for (const auto& e : entries) parse_section_entry(e, kind, cfg, ids);
     }
