@@ -47,6 +47,10 @@ const Tensor& float_input(const OpContext& ctx, const Inputs& in, size_t k);
 /// Normalise a possibly negative axis against a rank.
 int64_t norm_axis(const OpContext& ctx, int64_t axis, int64_t rank);
 
+/// Pads of one spatial axis: explicit, or resolved from auto_pad (VALID, SAME_UPPER, SAME_LOWER).
+void resolve_pads(const OpContext& ctx, int64_t in, int64_t k, int64_t s, int64_t d, int64_t& pad_begin,
+                  int64_t& pad_end, int64_t explicit_begin, int64_t explicit_end);
+
 /// Shape of numpy-style broadcasting of a and b (throws with the node named).
 Shape broadcast_shape(const OpContext& ctx, const Shape& a, const Shape& b);
 /// Sum `grad` (of shape `from`) down to `to` (reverse of broadcasting).

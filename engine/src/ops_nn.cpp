@@ -198,25 +198,6 @@ struct ConvParams {
   int64_t sh, sw, dh, dw, pt, pl, pb, pr;
 };
 
-// Resolve pads for auto_pad (SAME_UPPER/SAME_LOWER/VALID) or explicit pads.
-void resolve_pads(const OpContext& ctx, int64_t in, int64_t k, int64_t s, int64_t d, int64_t& pad_begin,
-                  int64_t& pad_end, int64_t explicit_begin, int64_t explicit_end) {
-  std::string ap = ctx.node.get_string("auto_pad", "NOTSET");
-  if (ap == "NOTSET") {
-    pad_begin = explicit_begin;
-    pad_end = explicit_end;
-  } else if (ap == "VALID") {
-    pad_begin = pad_end = 0;
-  } else if (ap == "SAME_UPPER" || ap == "SAME_LOWER") {
-    int64_t out = (in + s - 1) / s;
-    int64_t total = std::max<int64_t>(0, (out - 1) * s + (k - 1) * d + 1 - in);
-    pad_begin = ap == "SAME_UPPER" ? total / 2 : total - total / 2;
-    pad_end = total - pad_begin;
-  } else {
-    op_error(ctx, fmt::format("unknown auto_pad '{}'", ap));
-  }
-}
-
 ConvParams conv_params(const OpContext& ctx, const Tensor& x, const Tensor& w) {
   if (x.rank() != 4 || w.rank() != 4)
     op_error(ctx, fmt::format("only 2-D convolution is supported (input {}, weights {})", shape_str(x.shape()),

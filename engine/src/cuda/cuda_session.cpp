@@ -23,6 +23,7 @@ namespace cuda {
 
 using detail::OpContext;
 using detail::op_error;
+using detail::resolve_pads;
 
 DValue device_tensor(const Shape& shape) {
   DValue v;
@@ -144,25 +145,7 @@ bool is_shape_only_op(const std::string& op) {
   return op == "Flatten" || op == "Reshape" || op == "Squeeze" || op == "Unsqueeze";
 }
 
-// ---- geometry, as ops_nn.cpp resolve_pads / conv_params / pool_params ----
-
-void resolve_pads(const OpContext& ctx, int64_t in, int64_t k, int64_t s, int64_t d, int64_t& pb, int64_t& pe,
-                  int64_t eb, int64_t ee) {
-  std::string ap = ctx.node.get_string("auto_pad", "NOTSET");
-  if (ap == "NOTSET") {
-    pb = eb;
-    pe = ee;
-  } else if (ap == "VALID") {
-    pb = pe = 0;
-  } else if (ap == "SAME_UPPER" || ap == "SAME_LOWER") {
-    int64_t out = (in + s - 1) / s;
-    int64_t total = std::max<int64_t>(0, (out - 1) * s + (k - 1) * d + 1 - in);
-    pb = ap == "SAME_UPPER" ? total / 2 : total - total / 2;
-    pe = total - pb;
-  } else {
-    op_error(ctx, fmt::format("unknown auto_pad '{}'", ap));
-  }
-}
+// ---- geometry, as ops_nn.cpp conv_params / pool_params (pads: detail::resolve_pads) ----
 
 ConvGeom conv_geom(const OpContext& ctx, const Shape& x, const Shape& w) {
   if (x.size() != 4 || w.size() != 4)
