@@ -2,7 +2,7 @@
 # Run on the GPU machine (through the device tool, with carry [".gpu"]) after bench/gpu/pack.sh:
 # unpacks the bundle, prints nvidia-smi, runs the `cuda` tests (test_cuda), a CLI smoke run on
 # --device cuda, the GPU benchmark (bench_gpu) and the PyTorch peer on the same GPU, and writes a
-# short table to $OUT/summary.txt (OUT defaults to .gpu/out). Every step has its own timeout so a
+# short table to $OUT/summary.txt (also: the im2col convolution path and a per-op profile) (OUT defaults to .gpu/out). Every step has its own timeout so a
 # hang cannot eat the device budget; the table says which steps failed.
 # Usage: bench/gpu/device_check.sh [TARBALL]   (env: BATCH=4096 STEPS=50 SMOOTH_N=100000 SMOOTH_IMAGES=10)
 set -u
@@ -73,6 +73,16 @@ timeout 150 "$BIN/bench_gpu" "$DATA/models/fmnist_cnn.onnx" "$DATA/datasets/demo
 BENCH_RC=$?
 cat "$OUT/bench_mlaudit.txt"
 
+echo "== bench_gpu with MLAUDIT_CUDA_CONV=im2col (the im2col + cuBLAS convolution path, for comparison)"
+MLAUDIT_CUDA_CONV=im2col timeout 120 "$BIN/bench_gpu" "$DATA/models/fmnist_cnn.onnx" "$DATA/datasets/demo/fmnist_x.npy" \
+  "$DATA/datasets/demo/fmnist_y.npy" "$BATCH" "$STEPS" "$SMOOTH_N" 2 >"$OUT/bench_im2col.txt" 2>&1
+cat "$OUT/bench_im2col.txt"
+
+echo "== per-op profile (MLAUDIT_CUDA_PROFILE=1: PGD-5 and one smoothing image, nodes timed one by one)"
+MLAUDIT_CUDA_PROFILE=1 timeout 120 "$BIN/bench_gpu" "$DATA/models/fmnist_cnn.onnx" "$DATA/datasets/demo/fmnist_x.npy" \
+  "$DATA/datasets/demo/fmnist_y.npy" "$BATCH" 5 "$SMOOTH_N" 1 >"$OUT/profile.txt" 2>&1
+cat "$OUT/profile.txt"
+
 echo "== PyTorch peer"
 PY=""
 for p in ${PYTHON:-} python3 python /opt/conda/bin/python /usr/bin/python3; do
@@ -109,6 +119,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0)
   printf "%-28s %14s %14s %10s\n" "measure" "mlaudit" "torch" "ratio"
   printf "%-28s %14s %14s %10s\n" "PGD-$STEPS images/s (b=$BATCH)" "${M_PGD:--}" "${T_PGD:--}" "$(ratio "$M_PGD" "$T_PGD")"
   printf "%-28s %14s %14s %10s\n" "smoothing ms/image (N=$SMOOTH_N)" "${M_SM:--}" "${T_SM:--}" "$(ratio "$T_SM" "$M_SM")"
+  printf "%-28s %14s %14s %10s\n" "PGD-$STEPS im2col path" "$(field "$OUT/bench_im2col.txt" pgd images_per_s)" "${T_PGD:--}" "$(ratio "$(field "$OUT/bench_im2col.txt" pgd images_per_s)" "$T_PGD")"
+  printf "%-28s %14s %14s %10s\n" "smoothing ms/image im2col" "$(field "$OUT/bench_im2col.txt" smoothing ms_per_image)" "${T_SM:--}" "$(ratio "$T_SM" "$(field "$OUT/bench_im2col.txt" smoothing ms_per_image)")"
   printf "%-28s %14s %14s %10s\n" "smoothing samples/s" "${M_SPS:--}" "${T_SPS:--}" "$(ratio "$M_SPS" "$T_SPS")"
   echo "(ratio > 1: mlaudit faster; targets: PGD >= 3x torch, smoothing < 10 ms/image)"
   echo "mlaudit PGD: fp32-peak fraction $(field "$OUT/bench_mlaudit.txt" pgd frac_fp32_peak), HBM fraction (estimate) $(field "$OUT/bench_mlaudit.txt" pgd frac_hbm_bw), CUDA graph $(field "$OUT/bench_mlaudit.txt" pgd cuda_graph)"

@@ -19,6 +19,7 @@
 #include "mlaudit/engine/model.h"
 #include "mlaudit/engine/session.h"
 #include "reference_loops.h"
+#include "fusion_graphs.h"
 #include "test_util.h"
 
 using namespace mlaudit;
@@ -223,6 +224,28 @@ TEST_CASE("cuda: bundled models' logits and input gradients match the CPU backen
     // Against PyTorch float64 autograd: float32 chains, 1e-4 relative + 1e-5 absolute as the engine tests.
     auto ga = gg.to_doubles(), gb = grad_golden.to_doubles();
     for (size_t i = 0; i < ga.size(); ++i) REQUIRE(test::close(ga[i], gb[i], 1e-4, 1e-5));
+  }
+}
+
+TEST_CASE("cuda: fused Conv+Relu(+MaxPool) chains match the CPU backend", "[cuda][fusion]") {
+  MLAUDIT_REQUIRE_CUDA();
+  for (const auto& fc : test::fusion_cases()) {
+    INFO("case " << fc.name);
+    engine::Graph g = test::fusion_graph(fc);
+    engine::Session cpu(g, on(engine::Device::Cpu));
+    engine::Session gpu(g, on(engine::Device::Cuda));
+    REQUIRE(gpu.backend_name() == "cuda");
+    // 300 images: more than one block of 128 threads x 2 pixels for every case.
+    Tensor x = test::fusion_input(fc, 300);
+    Tensor lc = cpu.run({x}).at(0), lg = gpu.run({x}).at(0);  // forward only: conv+relu+pool in one kernel
+    REQUIRE(lg.shape() == lc.shape());
+    REQUIRE(compare(lg, lc).nmse <= 1e-9);
+    Tensor seed(lc.shape());
+    for (int64_t i = 0; i < seed.numel(); ++i) seed.f32()[i] = float(i % 5) - 2.f;
+    std::vector<Tensor> oc, og;
+    Tensor gc = cpu.gradient({x}, {seed}, &oc).at(0), gg = gpu.gradient({x}, {seed}, &og).at(0);
+    REQUIRE(compare(og.at(0), lc).nmse <= 1e-9);
+    REQUIRE(compare(gg, gc).nmse <= 1e-9);
   }
 }
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cuda_executor.h"
+#include "fusion_graphs.h"
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/model.h"
@@ -120,6 +121,28 @@ TEST_CASE("cuda emulated: bundled models' logits and input gradients match the C
     REQUIRE(nmse(gd, gc) <= kNmse);
     // A second call reuses the executor's caches (index maps, shapes) and gives the same result.
     REQUIRE(nmse(dev->gradient({x}, {seed}, nullptr).at(0), gd) == 0.0);
+  }
+}
+
+TEST_CASE("cuda emulated: fused Conv+Relu(+MaxPool) chains match the CPU backend", "[cuda][emulated][fusion]") {
+  for (const auto& fc : test::fusion_cases()) {
+    INFO("case " << fc.name);
+    engine::Graph g = test::fusion_graph(fc);
+    engine::Session cpu(g);
+    auto dev = engine::make_cuda_session(g);
+    REQUIRE(dev);
+    Tensor x = test::fusion_input(fc, 3);
+    Tensor lc = cpu.run({x}).at(0);
+    Tensor ld = dev->run({x}).at(0);  // forward only: conv+relu+pool fused
+    REQUIRE(ld.shape() == lc.shape());
+    REQUIRE(nmse(ld, lc) <= kNmse);
+    Tensor seed(lc.shape());
+    for (int64_t i = 0; i < seed.numel(); ++i) seed.f32()[i] = float(i % 5) - 2.f;
+    Tensor gc = cpu.gradient({x}, {seed}).at(0);
+    std::vector<Tensor> outs;
+    Tensor gd = dev->gradient({x}, {seed}, &outs).at(0);  // with a backward: conv+relu fused, pool separate
+    REQUIRE(nmse(outs.at(0), lc) <= kNmse);
+    REQUIRE(nmse(gd, gc) <= kNmse);
   }
 }
 

@@ -155,7 +155,7 @@ DevicePgdResult cuda::pgd_on(const cuda::CudaExecutor& ex, const Tensor& x, cons
       ++step;
     }
     void* graph = nullptr;
-    if (o.use_cuda_graph && o.steps > 1) {
+    if (o.use_cuda_graph && o.steps > 1 && !profiling()) {
       // Capture one iteration; any operation that cannot be captured (a host sync, an upload)
       // aborts the capture and the loop runs eagerly.
       st.synchronize();

@@ -79,8 +79,16 @@ class CudaExecutor : public DeviceSession {
   const BufferPtr& index_map(size_t node, const std::vector<const DValue*>& in, size_t k, Shape* out_shape) const;
   std::string cache_key(size_t node, const std::vector<const DValue*>& in, const std::string& tag) const;
 
+  /// Conv -> Relu (-> MaxPool 2x2/2) chains whose intermediate values have no other reader:
+  /// fuse_relu_[conv] is the Relu node (or -1), fuse_pool_[conv] the MaxPool node (or -1).
+  void find_fusions();
+  /// Runs Conv node i with the fused epilogue (1: ReLU, 2: ReLU + 2x2 max pool); the result
+  /// has the shape of the last fused node's output.
+  DValue conv_fused(size_t i, const std::vector<const DValue*>& in, int epilogue) const;
+
   Graph g_;
   Plan plan_;
+  std::vector<int> fuse_relu_, fuse_pool_;
   std::unique_ptr<Stream> stream_;
   std::vector<DValue> constants_;  // per slot; empty for non-constants
   mutable std::mutex mu_;
@@ -88,6 +96,9 @@ class CudaExecutor : public DeviceSession {
   mutable std::map<std::string, BufferPtr> map_cache_;
   mutable std::map<std::string, Shape> map_shape_cache_;
 };
+
+/// True when MLAUDIT_CUDA_PROFILE is set: nodes are timed one by one (and the fused loops skip CUDA graphs).
+bool profiling();
 
 /// op(a, b) with numpy broadcasting (up to 6-D); throws InputError when the shapes do not broadcast.
 DValue binary(BinaryOp op, const DValue& a, const DValue& b, const Stream& s);

@@ -1,6 +1,7 @@
 // CUDA device executor: the CPU Executor's plan (session.cpp) run with float32
-// values in pooled device memory. cuBLAS for Gemm/MatMul, im2col + strided-batched
-// cuBLAS GEMM for Conv (backward data: GEMM + col2im), own kernels elsewhere
+// values in pooled device memory. cuBLAS for Gemm/MatMul, direct convolution kernels
+// for Conv forward and backward data (im2col + cuBLAS for weight gradients, and for
+// everything with MLAUDIT_CUDA_CONV=im2col), own kernels elsewhere
 // (kernels.cu). Data-movement ops (Transpose, Slice, Gather, Pad, Concat) run as
 // device gathers through index maps that the CPU op itself computes once per
 // shape (so their semantics are the CPU backend's by construction); int64 shape
@@ -8,7 +9,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -224,6 +228,72 @@ ConvGeom pool_geom(const OpContext& ctx, const Shape& x, int64_t& pb, int64_t& p
   return g;
 }
 
+// MLAUDIT_CUDA_PROFILE=1: every node is timed (stream synchronised around it, so CUDA graph
+// capture is off) and a per-op table goes to stderr at exit. For finding where device time goes.
+struct OpProfile {
+  static constexpr int kWarm = 2;
+  std::map<std::string, std::pair<double, int64_t>> ms;  // "fwd Conv" -> (total ms, calls)
+  std::map<std::string, int64_t> seen;                    // calls so far, counting the skipped warm-up
+  ~OpProfile() {
+    if (ms.empty()) return;
+    double total = 0;
+    for (const auto& [k, v] : ms) total += v.first;
+    std::vector<std::pair<double, std::string>> rows;
+    for (const auto& [k, v] : ms) rows.emplace_back(v.first, k);
+    std::sort(rows.rbegin(), rows.rend());
+    std::fprintf(stderr, "mlaudit cuda profile (ms, share, calls; first %d calls per op excluded as warm-up):\n", kWarm);
+    for (const auto& [t, k] : rows)
+      std::fprintf(stderr, "  %-28s %10.2f %6.1f%% %8lld\n", k.c_str(), t, 100.0 * t / total, (long long)ms[k].second);
+  }
+};
+
+}  // namespace
+
+bool profiling() {
+  static const bool on = [] {
+    const char* e = std::getenv("MLAUDIT_CUDA_PROFILE");
+    return e && *e && std::string(e) != "0";
+  }();
+  return on;
+}
+
+namespace {
+
+OpProfile& op_profile() {
+  static OpProfile p;
+  return p;
+}
+
+// Runs fn, timing it under the op's key when profiling.
+template <class F>
+void profiled(const Stream& st, const char* phase, const std::string& op, F&& fn) {
+  if (!profiling()) {
+    fn();
+    return;
+  }
+  st.synchronize();
+  auto t0 = std::chrono::steady_clock::now();
+  fn();
+  st.synchronize();
+  std::string key = std::string(phase) + " " + op;
+  if (op_profile().seen[key]++ < OpProfile::kWarm) return;
+  auto& e = op_profile().ms[key];
+  e.first += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  e.second += 1;
+}
+
+// Conv forward and backward data run the direct kernels (kernels.cu) unless MLAUDIT_CUDA_CONV=im2col
+// selects im2col + cuBLAS (kept for comparison and as the reference path of the benchmark).
+bool direct_conv_enabled() {
+  static const bool direct = [] {
+    const char* e = std::getenv("MLAUDIT_CUDA_CONV");
+    return !(e && std::string(e) == "im2col");
+  }();
+  return direct;
+}
+// The direct kernels stage up to 32 channels x the window in shared memory: windows up to 16x16.
+bool direct_conv(const ConvGeom& g) { return direct_conv_enabled() && g.kh * g.kw <= 256; }
+
 // Images per im2col chunk so the column buffer stays within min(512 MiB, free/4) (batch adapts to free memory).
 int64_t conv_chunk(int64_t images, int64_t col_floats_per_image) {
   size_t free_b = 0, total_b = 0;
@@ -331,7 +401,64 @@ CudaExecutor::CudaExecutor(const Graph& graph) : g_(graph) {
 
 CudaExecutor::~CudaExecutor() = default;
 
-void CudaExecutor::make_plan() { plan_ = make_execution_plan(g_); }
+void CudaExecutor::make_plan() {
+  plan_ = make_execution_plan(g_);
+  find_fusions();
+}
+
+void CudaExecutor::find_fusions() {
+  fuse_relu_.assign(g_.nodes.size(), -1);
+  fuse_pool_.assign(g_.nodes.size(), -1);
+  if (!direct_conv_enabled()) return;
+  // Readers of every value (graph outputs count as a reader that cannot be fused away).
+  std::map<std::string, std::vector<int>> readers;
+  for (size_t i = 0; i < g_.nodes.size(); ++i)
+    for (const auto& name : g_.nodes[i].inputs)
+      if (!name.empty()) readers[name].push_back(static_cast<int>(i));
+  for (const auto& o : g_.outputs) readers[o.name].push_back(-1);
+  auto only_reader = [&](const std::string& value) {
+    auto it = readers.find(value);
+    return it != readers.end() && it->second.size() == 1 ? it->second[0] : -1;
+  };
+  for (size_t i = 0; i < g_.nodes.size(); ++i) {
+    const Node& conv = g_.nodes[i];
+    if (conv.op_type != "Conv" || conv.outputs.size() != 1 || conv.inputs.size() < 2) continue;
+    // Only 2-D convolutions with a constant weight whose window the direct kernels take.
+    const Tensor* w = g_.initializer(conv.inputs[1]);
+    if (!w || w->rank() != 4 || w->shape()[2] * w->shape()[3] > 256) continue;
+    int r = only_reader(conv.outputs[0]);
+    if (r < 0 || g_.nodes[r].op_type != "Relu" || g_.nodes[r].outputs.size() != 1) continue;
+    fuse_relu_[i] = r;
+    int m = only_reader(g_.nodes[r].outputs[0]);
+    if (m < 0) continue;
+    const Node& pool = g_.nodes[m];
+    auto ints_or = [&](const char* attr, std::vector<int64_t> def) { return pool.get_ints(attr, def); };
+    bool plain = pool.op_type == "MaxPool" && (pool.outputs.size() == 1 || pool.outputs[1].empty()) &&
+                 ints_or("kernel_shape", {}) == std::vector<int64_t>{2, 2} &&
+                 ints_or("strides", {1, 1}) == std::vector<int64_t>{2, 2} &&
+                 ints_or("pads", {0, 0, 0, 0}) == std::vector<int64_t>{0, 0, 0, 0} &&
+                 ints_or("dilations", {1, 1}) == std::vector<int64_t>{1, 1} && pool.get_int("ceil_mode", 0) == 0 &&
+                 pool.get_int("storage_order", 0) == 0;
+    auto ap = pool.attributes.find("auto_pad");
+    if (ap != pool.attributes.end() && ap->second.s != "NOTSET" && ap->second.s != "VALID") plain = false;
+    if (plain) fuse_pool_[i] = m;
+  }
+}
+
+DValue CudaExecutor::conv_fused(size_t i, const std::vector<const DValue*>& in, int epilogue) const {
+  const Node& node = g_.nodes[i];
+  OpContext ctx{node, g_.opset};
+  if (in.size() < 2 || !in[0] || !in[1] || !in[0]->on_device() || !in[1]->on_device())
+    op_error(ctx, "missing or non-float input");
+  const DValue& x = *in[0];
+  const DValue& w = *in[1];
+  bool has_bias = in.size() > 2 && in[2];
+  if (has_bias && in[2]->numel() != w.shape[0]) op_error(ctx, "bias length differs from the output channels");
+  ConvGeom g = conv_geom(ctx, x.shape, w.shape);
+  DValue y = epilogue == 2 ? device_tensor({g.n, g.oc, g.oh / 2, g.ow / 2}) : device_tensor({g.n, g.oc, g.oh, g.ow});
+  launch_conv_forward_direct(x.f(), w.f(), has_bias ? in[2]->f() : nullptr, y.f(), g, stream_->get(), epilogue);
+  return y;
+}
 
 std::string CudaExecutor::cache_key(size_t node, const std::vector<const DValue*>& in, const std::string& tag) const {
   std::string key = fmt::format("{}#{}", node, tag);
@@ -371,7 +498,9 @@ const std::vector<Tensor>& CudaExecutor::host_eval(size_t node, const std::vecto
       hin.push_back(nullptr);
       continue;
     }
-    holders[j] = in[j]->on_device() ? Tensor(DType::Float32, in[j]->shape) : in[j]->host;
+    // Device inputs get an uninitialised host placeholder: the ops evaluated here read only shapes
+    // (Shape, Flatten, Reshape, ...), and untouched pages cost neither time nor resident memory.
+    holders[j] = in[j]->on_device() ? Tensor::uninitialized(DType::Float32, in[j]->shape) : in[j]->host;
     hin.push_back(&holders[j]);
   }
   std::vector<Tensor> outs(n.outputs.size());
@@ -631,6 +760,11 @@ void CudaExecutor::forward_node(size_t i, const std::vector<const DValue*>& in, 
     if (has_bias && fx_at(2).numel() != w.shape[0]) op_error(ctx, "bias length differs from the output channels");
     ConvGeom g = conv_geom(ctx, x.shape, w.shape);
     DValue y = device_tensor({g.n, g.oc, g.oh, g.ow});
+    if (direct_conv(g)) {
+      launch_conv_forward_direct(x.f(), w.f(), has_bias ? in[2]->f() : nullptr, y.f(), g, s);
+      out[0] = y;
+      return;
+    }
     int64_t icg = g.c / g.group, ocg = g.oc / g.group, K = icg * g.kh * g.kw, P = g.oh * g.ow;
     int64_t chunk = conv_chunk(g.n, K * P);
     BufferPtr col = allocate(size_t(std::min(chunk, std::max<int64_t>(g.n, 1)) * K * P) * sizeof(float));
@@ -915,8 +1049,15 @@ void CudaExecutor::backward_node(size_t i, const std::vector<const DValue*>& in,
     ConvGeom g = conv_geom(ctx, x.shape, w.shape);
     int64_t icg = g.c / g.group, ocg = g.oc / g.group, K = icg * g.kh * g.kw, P = g.oh * g.ow;
     int64_t chunk = conv_chunk(g.n, K * P);
-    BufferPtr col = allocate(size_t(std::min(chunk, std::max<int64_t>(g.n, 1)) * K * P) * sizeof(float));
-    if (need[0]) {
+    // The column buffer serves the weight gradient (and backward data on the im2col path).
+    BufferPtr col = (need[1] || !direct_conv(g))
+                        ? allocate(size_t(std::min(chunk, std::max<int64_t>(g.n, 1)) * K * P) * sizeof(float))
+                        : BufferPtr();
+    if (need[0] && direct_conv(g)) {
+      DValue gx = device_tensor(x.shape);
+      launch_conv_backward_data_direct(gy.f(), w.f(), gx.f(), g, s);
+      gin[0] = gx;
+    } else if (need[0]) {
       DValue gx = device_tensor(x.shape);
       for (int64_t grp = 0; grp < g.group; ++grp)
         for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
@@ -1044,16 +1185,38 @@ std::vector<DValue> CudaExecutor::forward_values(const std::vector<DValue>& inpu
   for (size_t s = 0; s < constants_.size(); ++s)
     if (!constants_[s].empty()) v[s] = constants_[s];
   for (size_t k = 0; k < inputs.size(); ++k) v[plan_.input_slots[k]] = inputs[k];
+  std::vector<char> done(g_.nodes.size(), 0);
   for (size_t i = 0; i < g_.nodes.size(); ++i) {
     const Node& node = g_.nodes[i];
-    if (node.op_type == "Constant") continue;  // evaluated once at construction
+    if (node.op_type == "Constant" || done[i]) continue;  // evaluated once at construction / fused
     std::vector<const DValue*> ins;
     for (int s : plan_.node_inputs[i]) ins.push_back(s >= 0 && !v[s].empty() ? &v[s] : nullptr);
-    std::vector<DValue> outs(node.outputs.size());
-    forward_node(i, ins, outs);
-    for (size_t k = 0; k < outs.size(); ++k) {
-      int s = plan_.node_outputs[i][k];
-      if (s >= 0) v[s] = std::move(outs[k]);
+    if (fuse_relu_[i] >= 0 && ins.size() >= 2 && ins[0] && ins[1] && ins[0]->on_device() && ins[1]->on_device()) {
+      const int r = fuse_relu_[i], m = fuse_pool_[i];
+      const int relu_out = plan_.node_outputs[r][0];
+      if (m >= 0 && !keep_all) {
+        // Conv + ReLU + MaxPool in one kernel; the pre-pool values are never materialised
+        // (forward only: a backward would need them).
+        DValue y;
+        profiled(*stream_, "fwd", "Conv+Relu+MaxPool", [&] { y = conv_fused(i, ins, 2); });
+        v[plan_.node_outputs[m][0]] = std::move(y);
+        done[r] = done[m] = 1;
+      } else {
+        // Conv + ReLU: the Conv's value aliases the ReLU's output (the ReLU backward's mask x > 0
+        // equals y > 0, and nothing else reads the Conv's output).
+        DValue y;
+        profiled(*stream_, "fwd", "Conv+Relu", [&] { y = conv_fused(i, ins, 1); });
+        if (keep_all && plan_.node_outputs[i][0] >= 0) v[plan_.node_outputs[i][0]] = y;
+        if (relu_out >= 0) v[relu_out] = std::move(y);
+        done[r] = 1;
+      }
+    } else {
+      std::vector<DValue> outs(node.outputs.size());
+      profiled(*stream_, "fwd", node.op_type, [&] { forward_node(i, ins, outs); });
+      for (size_t k = 0; k < outs.size(); ++k) {
+        int s = plan_.node_outputs[i][k];
+        if (s >= 0) v[s] = std::move(outs[k]);
+      }
     }
     if (!keep_all) {
       // Release values after their last reader: their blocks go back to the pool for the next node.
@@ -1117,7 +1280,7 @@ std::vector<DValue> CudaExecutor::backward_values(const std::vector<DValue>& v, 
       gouts.push_back(s >= 0 && !grad[s].empty() && grad[s].on_device() ? &grad[s] : nullptr);
     }
     std::vector<DValue> gin(ins.size());
-    backward_node(i, ins, outs, gouts, need, gin);
+    profiled(st, "bwd", g_.nodes[i].op_type, [&] { backward_node(i, ins, outs, gouts, need, gin); });
     for (size_t k = 0; k < gin.size(); ++k) {
       int s = plan_.node_inputs[i][k];
       if (need[k] && !gin[k].empty()) accumulate(grad[s], gin[k], plan_.names[s]);
