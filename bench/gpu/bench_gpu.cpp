@@ -1,4 +1,4 @@
-// GPU benchmark: PGD-50 (L-inf) at a large batch and randomized-smoothing sampling
+// GPU benchmark: PGD-50 and APGD-CE (L-inf) at a large batch and randomized-smoothing sampling
 // on the bundled CNN with the fused device loops of mlaudit/engine/accelerated.h.
 // Prints one `key=value` line per measurement (bench/gpu/device_check.sh parses them):
 // throughput, and the fraction of the card's fp32 FLOP rate and memory bandwidth reached.
@@ -101,6 +101,26 @@ int main(int argc, char** argv) {
                "frac_fp32_peak={:.4f} frac_hbm_bw={:.4f}\n",
                steps, batch, sec * 1e3, double(batch) / sec, double(res->robust_count) / double(batch),
                res->cuda_graph ? 1 : 0, flops / sec / 1e12, flops / sec / peak_flops, bytes / sec / peak_bw);
+
+    // APGD-CE (AutoAttack's n_iter = 100, one restart), eps 0.03 so that part of the batch stays
+    // robust and every iteration runs (the peer optimises every row for all iterations too).
+    {
+      engine::DeviceApgdOptions ao;
+      ao.eps = 0.03f;
+      ao.steps = 100;
+      ao.batch = batch;
+      ao.seed = 1;
+      engine::DeviceApgdOptions awarm = ao;
+      awarm.steps = 2;
+      engine::device_apgd_ce(*session, xb, yb, awarm);
+      auto ta = Clock::now();
+      auto ares = engine::device_apgd_ce(*session, xb, yb, ao);
+      double asec = seconds_since(ta);
+      double aflops = double(batch) * fwd_flops * (2.0 * (ao.steps + 1));
+      fmt::print("mlaudit mode=apgd{} batch={} ms={:.2f} images_per_s={:.0f} robust_acc={:.4f} tflops={:.3f} frac_fp32_peak={:.4f}\n",
+                 ao.steps, batch, asec * 1e3, double(batch) / asec, double(ares->robust_count) / double(batch),
+                 aflops / asec / 1e12, aflops / asec / peak_flops);
+    }
 
     // Randomized smoothing: smooth_n noisy samples per image (Cohen et al. 2019, sigma 0.25).
     Tensor xs = x.slice_rows(0, std::min<int64_t>(smooth_images, x.shape()[0]));

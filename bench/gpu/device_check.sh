@@ -65,6 +65,12 @@ CLI_RC=$?
 timeout 30 "$BIN/mlaudit" --device auto run --model "$DATA/models/fmnist_cnn.onnx" --input "$DATA/datasets/demo/fmnist_x.npy" \
   --output-dir "$OUT/run_auto" >>"$OUT/cli.txt" 2>&1
 AUTO_RC=$?
+timeout 90 "$BIN/mlaudit" --device cuda attack --model "$DATA/models/fmnist_cnn.onnx" --data "$DATA/datasets/demo/fmnist_x.npy" \
+  --labels "$DATA/datasets/demo/fmnist_y.npy" --attack apgd-ce --eps 0.03 --out "$OUT/attack_cuda.json" >>"$OUT/cli.txt" 2>&1
+ATTACK_RC=$?
+timeout 90 "$BIN/mlaudit" --device cuda certify --model "$DATA/models/fmnist_cnn.onnx" --data "$DATA/datasets/demo/fmnist_x.npy" \
+  --labels "$DATA/datasets/demo/fmnist_y.npy" --sigma 0.25 --n 10000 --out "$OUT/certify_cuda.json" >>"$OUT/cli.txt" 2>&1
+CERTIFY_RC=$?
 cat "$OUT/cli.txt"
 
 echo "== bench_gpu (mlaudit)"
@@ -102,6 +108,8 @@ cat "$OUT/bench_torch.txt"
 field() { grep "mode=$2" "$1" 2>/dev/null | head -1 | tr ' ' '\n' | grep "^$3=" | cut -d= -f2; }
 M_PGD=$(field "$OUT/bench_mlaudit.txt" pgd images_per_s)
 T_PGD=$(field "$OUT/bench_torch.txt" pgd images_per_s)
+M_AP=$(field "$OUT/bench_mlaudit.txt" apgd images_per_s)
+T_AP=$(field "$OUT/bench_torch.txt" apgd images_per_s)
 M_SM=$(field "$OUT/bench_mlaudit.txt" smoothing ms_per_image)
 T_SM=$(field "$OUT/bench_torch.txt" smoothing ms_per_image)
 M_SPS=$(field "$OUT/bench_mlaudit.txt" smoothing samples_per_s)
@@ -113,18 +121,21 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0)
   printf "%-34s %s\n" "test_cuda" "$(status_of $TEST_RC): ${TEST_LINE:-no summary} (skipped-for-no-device: $SKIPPED)"
   printf "%-34s %s\n" "mlaudit --device cuda run" "$(status_of $CLI_RC)"
   printf "%-34s %s\n" "mlaudit --device auto run" "$(status_of $AUTO_RC) ($(grep -o 'running on [a-z]*' "$OUT/cli.txt" | head -1))"
+  printf "%-34s %s\n" "mlaudit --device cuda attack apgd-ce" "$(status_of $ATTACK_RC) ($(grep -o '"robust_accuracy": *[0-9.]*' "$OUT/attack_cuda.json" 2>/dev/null | head -1))"
+  printf "%-34s %s\n" "mlaudit --device cuda certify" "$(status_of $CERTIFY_RC)"
   printf "%-34s %s\n" "bench_gpu" "$(status_of $BENCH_RC)"
   printf "%-34s %s\n" "peer_torch" "$(status_of $PEER_RC) (python: ${PY:-none})"
   echo
   printf "%-28s %14s %14s %10s\n" "measure" "mlaudit" "torch" "ratio"
   printf "%-28s %14s %14s %10s\n" "PGD-$STEPS images/s (b=$BATCH)" "${M_PGD:--}" "${T_PGD:--}" "$(ratio "$M_PGD" "$T_PGD")"
+  printf "%-28s %14s %14s %10s\n" "APGD-CE-100 images/s" "${M_AP:--}" "${T_AP:--}" "$(ratio "$M_AP" "$T_AP")"
   printf "%-28s %14s %14s %10s\n" "smoothing ms/image (N=$SMOOTH_N)" "${M_SM:--}" "${T_SM:--}" "$(ratio "$T_SM" "$M_SM")"
   printf "%-28s %14s %14s %10s\n" "PGD-$STEPS im2col path" "$(field "$OUT/bench_im2col.txt" pgd images_per_s)" "${T_PGD:--}" "$(ratio "$(field "$OUT/bench_im2col.txt" pgd images_per_s)" "$T_PGD")"
   printf "%-28s %14s %14s %10s\n" "smoothing ms/image im2col" "$(field "$OUT/bench_im2col.txt" smoothing ms_per_image)" "${T_SM:--}" "$(ratio "$T_SM" "$(field "$OUT/bench_im2col.txt" smoothing ms_per_image)")"
   printf "%-28s %14s %14s %10s\n" "smoothing samples/s" "${M_SPS:--}" "${T_SPS:--}" "$(ratio "$M_SPS" "$T_SPS")"
   echo "(ratio > 1: mlaudit faster; targets: PGD >= 3x torch, smoothing < 10 ms/image)"
   echo "mlaudit PGD: fp32-peak fraction $(field "$OUT/bench_mlaudit.txt" pgd frac_fp32_peak), HBM fraction (estimate) $(field "$OUT/bench_mlaudit.txt" pgd frac_hbm_bw), CUDA graph $(field "$OUT/bench_mlaudit.txt" pgd cuda_graph)"
-  echo "robust accuracy at eps 0.1: mlaudit $(field "$OUT/bench_mlaudit.txt" pgd robust_acc), torch $(field "$OUT/bench_torch.txt" pgd robust_acc)"
+  echo "robust accuracy, PGD eps 0.1: mlaudit $(field "$OUT/bench_mlaudit.txt" pgd robust_acc), torch $(field "$OUT/bench_torch.txt" pgd robust_acc); APGD-CE eps 0.03: mlaudit $(field "$OUT/bench_mlaudit.txt" apgd robust_acc), torch $(field "$OUT/bench_torch.txt" apgd robust_acc)"
 } >"$SUMMARY"
 echo "== summary ($SUMMARY)"
 cat "$SUMMARY"

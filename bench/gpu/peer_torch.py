@@ -9,7 +9,7 @@ bench/gpu/pack.sh first exports the weights here with
 (which uses tools/mlaudit_torch.py's cnn_from_onnx), and device_check.sh runs
 
     python3 bench/gpu/peer_torch.py --weights W.npz --x X.npy --y Y.npy [--batch 4096] [--steps 50]
-        [--smooth-n 100000] [--smooth-images 10] [--smooth-batch 10000]
+        [--smooth-n 100000] [--smooth-images 10] [--smooth-batch 32768] [--apgd-steps 100]
 
 printing one `torch mode=... key=value ...` line per measurement. Never raises on a missing GPU:
 it prints a note instead.
@@ -75,6 +75,67 @@ def pgd(torch, model, x, y, eps, alpha, steps, gen):
         return (model(xa).argmax(1) == y).float().mean().item()
 
 
+def apgd_ce(torch, model, x, y, eps, n_iter, gen):
+    """APGD-CE, L-inf, one restart (Croce & Hein 2020, Algorithm 1), written after the structure of
+    fra31/auto-attack's autopgd_base.py: eta0 = 2 eps, momentum 0.75 after the first step,
+    checkpoints with period 0.22 n_iter shrinking by 0.03 n_iter down to 0.06 n_iter, rho = 0.75,
+    step halving with restart from the best point. Every row is optimised for all n_iter steps
+    (as the reference does). Returns the robust accuracy."""
+    F = torch.nn.functional
+    n = x.shape[0]
+    k = max(int(0.22 * n_iter), 1)
+    size_decr, n_iter_min = max(int(0.03 * n_iter), 1), max(int(0.06 * n_iter), 1)
+    view = (-1,) + (1,) * (x.dim() - 1)
+    t = 2 * torch.rand(x.shape, device=x.device, generator=gen) - 1
+    x_adv = (x + eps * t / t.reshape(n, -1).abs().max(1)[0].view(view)).clamp(0, 1)
+
+    def grad_loss(xa):
+        xa = xa.clone().requires_grad_(True)
+        logits = model(xa)
+        loss = F.cross_entropy(logits, y, reduction="none")
+        (g,) = torch.autograd.grad(loss.sum(), xa)
+        return logits.detach(), loss.detach(), g.detach()
+
+    logits, loss, grad = grad_loss(x_adv)
+    robust = logits.argmax(1) == y
+    x_best, grad_best, loss_best = x_adv.clone(), grad.clone(), loss.clone()
+    step = torch.full((n,) + (1,) * (x.dim() - 1), 2 * eps, device=x.device)
+    x_old = x_adv.clone()
+    loss_prev = loss.clone()
+    inc = torch.zeros(n, device=x.device)
+    loss_best_last = loss_best.clone()
+    reduced_last = torch.ones(n, dtype=torch.bool, device=x.device)
+    counter = 0
+    for i in range(n_iter):
+        with torch.no_grad():
+            a = 0.75 if i > 0 else 1.0
+            grad2 = x_adv - x_old
+            x_old = x_adv.clone()
+            z = torch.min(torch.max(x_adv + step * grad.sign(), x - eps), x + eps).clamp(0, 1)
+            x_adv = torch.min(torch.max(x_adv + (z - x_adv) * a + grad2 * (1 - a), x - eps), x + eps).clamp(0, 1)
+        logits, loss, grad = grad_loss(x_adv)
+        with torch.no_grad():
+            robust &= logits.argmax(1) == y
+            inc += (loss > loss_prev).float()
+            loss_prev = loss
+            better = loss > loss_best
+            x_best[better] = x_adv[better]
+            grad_best[better] = grad[better]
+            loss_best = torch.where(better, loss, loss_best)
+            counter += 1
+            if counter == k:
+                reduce = (inc <= k * 0.75) | (~reduced_last & (loss_best_last >= loss_best))
+                reduced_last = reduce
+                loss_best_last = loss_best.clone()
+                step[reduce] /= 2.0
+                x_adv[reduce] = x_best[reduce]
+                grad[reduce] = grad_best[reduce]
+                inc.zero_()
+                k = max(k - size_decr, n_iter_min)
+                counter = 0
+    return robust.float().mean().item()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--export-weights")
@@ -85,7 +146,8 @@ def main():
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--smooth-n", type=int, default=100000)
     ap.add_argument("--smooth-images", type=int, default=10)
-    ap.add_argument("--smooth-batch", type=int, default=10000)
+    ap.add_argument("--smooth-batch", type=int, default=32768)  # mlaudit's cap; larger than 10000 is faster for torch too
+    ap.add_argument("--apgd-steps", type=int, default=100)
     a = ap.parse_args()
     if a.export_weights:
         export_weights(a.export_weights)
@@ -114,6 +176,15 @@ def main():
     torch.cuda.synchronize()
     sec = time.perf_counter() - t0
     print(f"torch mode=pgd{a.steps} batch={a.batch} ms={sec * 1e3:.2f} images_per_s={a.batch / sec:.0f} robust_acc={acc:.4f}")
+
+    # APGD-CE, 100 iterations (AutoAttack's n_iter), eps 0.03, same batch.
+    apgd_ce(torch, model, xb, yb, 0.03, 2, gen)  # warm-up
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    acc = apgd_ce(torch, model, xb, yb, 0.03, a.apgd_steps, gen)
+    torch.cuda.synchronize()
+    sec = time.perf_counter() - t0
+    print(f"torch mode=apgd{a.apgd_steps} batch={a.batch} ms={sec * 1e3:.2f} images_per_s={a.batch / sec:.0f} robust_acc={acc:.4f}")
 
     # Randomized smoothing (Cohen et al. 2019): smooth_n samples x + N(0, 0.25^2) per image, argmax counts.
     xs = x[: a.smooth_images].to(dev)

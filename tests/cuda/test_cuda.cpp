@@ -19,6 +19,7 @@
 #include "mlaudit/engine/model.h"
 #include "mlaudit/engine/session.h"
 #include "reference_loops.h"
+#include "apgd_check.h"
 #include "fusion_graphs.h"
 #include "test_util.h"
 
@@ -312,6 +313,33 @@ TEST_CASE("cuda: fused PGD robust accuracy matches a CPU PGD loop", "[cuda][pgd]
   REQUIRE(std::abs(r1->robust_count - r2->robust_count) <= 3);
   REQUIRE(std::abs(r1->robust_count - r3->robust_count) <= 3);
   WARN("PGD iteration captured as a CUDA graph: " << (r1->cuda_graph ? "yes" : "no"));
+}
+
+TEST_CASE("cuda: device APGD-CE matches the CPU APGD-CE's robust accuracy, every break re-checked", "[cuda][apgd]") {
+  MLAUDIT_REQUIRE_CUDA();
+  Tensor x = datasets::read_npy(src("datasets/demo/fmnist_x.npy"));
+  Tensor y = datasets::read_npy(src("datasets/demo/fmnist_y.npy"));
+  std::vector<int64_t> labels = y.to_int64s();
+  auto cpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cpu));
+  auto gpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
+  for (const char* norm : {"linf", "l2"}) {
+    INFO("norm " << norm);
+    engine::DeviceApgdOptions o;
+    o.norm = norm;
+    o.eps = std::string(norm) == "linf" ? 0.03f : 1.0f;
+    o.steps = 100;  // AutoAttack's n_iter
+    o.batch = 64;   // several device batches
+    o.seed = 5;
+    auto res = engine::device_apgd_ce(*gpu, x, y, o);
+    REQUIRE(res.has_value());
+    int64_t robust_dev = test::check_device_apgd(*cpu, x, labels, *res, o);
+    int64_t robust_cpu = test::cpu_apgd_robust(*cpu, x, labels, o);
+    WARN("APGD-CE " << norm << " eps " << o.eps << ": robust " << robust_dev << "/200 on the GPU, " << robust_cpu
+                    << "/200 with the CPU module");
+    // Same algorithm and budget, different random starts: APGD's outcome on a point is stable
+    // under the start except near the boundary; 200 images, allow 6 (3%).
+    REQUIRE(std::abs(robust_dev - robust_cpu) <= 6);
+  }
 }
 
 TEST_CASE("cuda: smoothing counts agree with CPU Monte Carlo sampling", "[cuda][smoothing]") {

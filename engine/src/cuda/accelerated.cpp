@@ -1,7 +1,6 @@
 // Fused PGD and smoothing loops on the CUDA executor (see accelerated.h).
-// The Session does not expose its DeviceSession (TODO: use the lead's
-// Session::device_session() accessor once it exists); until then a CUDA session's
-// graph is re-bound here to a CudaExecutor, which uploads the weights once per call.
+// The loops run on the Session's own CUDA executor (Session::device_session()), so the
+// weights uploaded at load are reused and nothing is rebuilt per call.
 // This file is compiled only into mlaudit_engine_cuda, which does not itself carry the
 // PUBLIC MLAUDIT_WITH_CUDA definition it gives mlaudit_engine: select the device declarations.
 #ifndef MLAUDIT_WITH_CUDA
@@ -25,6 +24,25 @@ namespace {
 using cuda::DValue;
 
 bool on_cuda(const Session& s) { return s.backend_name() == "cuda" && cuda::device_count() > 0; }
+
+// The session's own CUDA executor (weights already resident); a fresh one bound to its graph
+// when the session's device session is another implementation (e.g. the host emulation's tests).
+struct BoundExecutor {
+  std::unique_ptr<DeviceSession> owned;
+  const cuda::CudaExecutor* ex = nullptr;
+};
+BoundExecutor bind_executor(const Session& session, const char* what) {
+  const Graph& g = session.graph();
+  if (g.inputs.size() != 1 || g.outputs.size() != 1)
+    throw InputError("engine", fmt::format("{}: {} needs a single-input, single-output model", g.source, what));
+  BoundExecutor b;
+  b.ex = dynamic_cast<const cuda::CudaExecutor*>(session.device_session());
+  if (!b.ex) {
+    b.owned = make_cuda_session(g);
+    b.ex = dynamic_cast<const cuda::CudaExecutor*>(b.owned.get());
+  }
+  return b;
+}
 
 Shape with_batch(const Shape& sample, int64_t n) {
   Shape s{n};
@@ -61,12 +79,9 @@ DValue view_rows(const DValue& v, int64_t rows, const Shape& sample) {
 std::optional<DevicePgdResult> device_pgd(const Session& session, const Tensor& x, const Tensor& labels,
                                           const DevicePgdOptions& o) {
   if (!on_cuda(session)) return std::nullopt;
-  const Graph& g = session.graph();
-  if (g.inputs.size() != 1 || g.outputs.size() != 1)
-    throw InputError("engine", fmt::format("{}: pgd needs a single-input, single-output model", g.source));
-  auto dev = make_cuda_session(g);
-  if (!dev) return std::nullopt;
-  return cuda::pgd_on(static_cast<cuda::CudaExecutor&>(*dev), x, labels, o);
+  BoundExecutor b = bind_executor(session, "pgd");
+  if (!b.ex) return std::nullopt;
+  return cuda::pgd_on(*b.ex, x, labels, o);
 }
 
 DevicePgdResult cuda::pgd_on(const cuda::CudaExecutor& ex, const Tensor& x, const Tensor& labels, const DevicePgdOptions& o) {
@@ -204,15 +219,159 @@ DevicePgdResult cuda::pgd_on(const cuda::CudaExecutor& ex, const Tensor& x, cons
   return res;
 }
 
+std::optional<DevicePgdResult> device_apgd_ce(const Session& session, const Tensor& x, const Tensor& labels,
+                                              const DeviceApgdOptions& o) {
+  if (!on_cuda(session)) return std::nullopt;
+  BoundExecutor b = bind_executor(session, "apgd");
+  if (!b.ex) return std::nullopt;
+  return cuda::apgd_ce_on(*b.ex, x, labels, o);
+}
+
+// APGD-CE (Croce & Hein 2020, Algorithm 1) with every row's state on the device: the loop
+// mirrors robustness/src/apgd.cpp (checkpoints p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06),
+// momentum 0.75 after the first step, eta^(0) = 2 eps, rho = 0.75, restart from the best point
+// with its gradient); rows leave the optimisation once misclassified, their breaking iterate kept.
+// The checkpoint schedule is fixed in advance, so no host decision depends on device data
+// except the early stop when every row is broken (checked at checkpoints).
+DevicePgdResult cuda::apgd_ce_on(const cuda::CudaExecutor& ex, const Tensor& x, const Tensor& labels,
+                                 const DeviceApgdOptions& o) {
+  if (o.norm != "linf" && o.norm != "l2") throw InputError("engine", fmt::format("apgd: norm '{}' is not linf or l2", o.norm));
+  if (!(o.eps >= 0) || o.steps < 0) throw InputError("engine", "apgd: eps must be >= 0 and steps >= 0");
+  if (x.rank() < 1 || x.dtype() != DType::Float32) throw InputError("engine", "apgd: x must be a float32 batch [N,...]");
+  const int64_t n = x.shape()[0];
+  if (labels.numel() != n) throw InputError("engine", fmt::format("apgd: {} labels for {} inputs", labels.numel(), n));
+  std::lock_guard<std::mutex> lock(ex.lock());
+  const cuda::Stream& st = ex.stream();
+  cuda::StreamScope scope(st);
+  void* s = st.get();
+  const Shape sample(x.shape().begin() + 1, x.shape().end());
+  const int64_t d = shape_numel(sample);
+  const std::vector<int64_t> lab = labels.to_int64s();
+  const bool linf = o.norm == "linf";
+  const float eps = o.eps, lo = o.clip_min, hi = o.clip_max;
+  const int n_iter = o.steps;
+
+  DevicePgdResult res;
+  res.batch = o.batch > 0 ? std::min(o.batch, std::max<int64_t>(n, 1)) : auto_batch(ex, sample, std::max<int64_t>(n, 1));
+  res.x_adv = Tensor(x.shape());
+  res.robust.assign(size_t(n), 0);
+  cuda::Rng rng(o.seed, st);
+
+  for (int64_t b0 = 0; b0 < n; b0 += res.batch) {
+    const int64_t m = std::min(res.batch, n - b0);
+    const Shape bs = with_batch(sample, m);
+    DValue x0 = cuda::to_device(x.slice_rows(b0, b0 + m), st);
+    Tensor lb = Tensor::from_ints({m}, std::vector<int64_t>(lab.begin() + b0, lab.begin() + b0 + m));
+    cuda::BufferPtr labels_d = cuda::allocate(size_t(m) * sizeof(int64_t));
+    cuda::upload(labels_d->get(), lb.raw(), size_t(m) * sizeof(int64_t), st);
+    const int64_t* ld = static_cast<const int64_t*>(labels_d->get());
+    auto rows = [&](float init) {
+      DValue v = cuda::device_tensor({m});
+      cuda::launch_fill(v.f(), m, init, s);
+      return v;
+    };
+    DValue xa = cuda::device_tensor(bs), x_old, x_best, grad_best, adv = cuda::device_tensor(bs), z = cuda::device_tensor(bs);
+    DValue step = rows(2.f * eps), loss = rows(0.f), loss_prev = rows(0.f), loss_best = rows(0.f), loss_best_last = rows(0.f);
+    DValue inc = rows(0.f), reduced_last = rows(1.f), active = rows(1.f), found = rows(0.f), correct = rows(0.f);
+    DValue improve = rows(0.f), broke = rows(0.f), restart = rows(0.f), norms = rows(0.f);
+    cuda::BufferPtr tmp = cuda::allocate(size_t(m * d + m) * sizeof(float));
+
+    // Random start: L-inf x + eps t / ||t||_inf, t ~ U[-1, 1]^d; L2 x + eps t / ||t||_2, t ~ N(0, I); clamped to the box.
+    if (linf) {
+      // t = 2u - 1 for u uniform in (0, 1].
+      rng.uniform(z.f(), size_t(m * d));
+      cuda::launch_axpby(z.f(), z.f(), m * d, 2.f, 0.f, s);
+      DValue one = cuda::device_tensor({1});
+      cuda::launch_fill(one.f(), 1, 1.f, s);
+      cuda::BroadcastDesc bd;
+      bd.rank = 1;
+      bd.out_dims[0] = m * d;
+      bd.a_strides[0] = 1;
+      bd.b_strides[0] = 0;
+      cuda::launch_binary(cuda::BinaryOp::Sub, z.f(), one.f(), z.f(), bd, s);
+      cuda::launch_row_absmax(z.f(), norms.f(), m, d, s);
+    } else {
+      rng.normal(z.f(), size_t(m * d));
+      cuda::launch_row_norms(z.f(), norms.f(), m, d, s);
+    }
+    cuda::launch_scaled_start(xa.f(), x0.f(), z.f(), norms.f(), m, d, eps, lo, hi, s);
+    x_old = cuda::device_tensor(bs);
+    cuda::copy_device(x_old.f(), xa.f(), size_t(m * d) * sizeof(float), st);
+    x_best = cuda::device_tensor(bs);
+    cuda::copy_device(x_best.f(), xa.f(), size_t(m * d) * sizeof(float), st);
+    grad_best = cuda::device_tensor(bs);
+
+    DValue grad;
+    DValue seed;
+    // One evaluation: logits, per-row CE and its gradient at xa; then tracking and copies.
+    auto evaluate = [&](bool first) {
+      auto values = ex.forward_values({xa}, true);
+      DValue logits = ex.outputs_of(values).at(0);
+      if (logits.shape.size() != 2 || logits.shape[0] != m)
+        throw InputError("engine", fmt::format("apgd: the model output {} is not [N, classes]", shape_str(logits.shape)));
+      const int64_t k = logits.shape[1];
+      if (seed.empty() || seed.numel() != m * k) seed = cuda::device_tensor(logits.shape);
+      cuda::launch_ce_loss_seed(logits.f(), ld, seed.f(), loss.f(), correct.f(), m, k, s);
+      grad = ex.backward_values(values, {seed}).at(0);
+      cuda::launch_apgd_track(loss.f(), loss_prev.f(), loss_best.f(), inc.f(), active.f(), correct.f(), found.f(),
+                              improve.f(), broke.f(), first, m, s);
+      cuda::launch_masked_row_copy(xa.f(), x_best.f(), improve.f(), m, d, s);
+      cuda::launch_masked_row_copy(grad.f(), grad_best.f(), improve.f(), m, d, s);
+      cuda::launch_masked_row_copy(xa.f(), adv.f(), broke.f(), m, d, s);
+    };
+    auto all_broken = [&] {
+      std::vector<float> a(static_cast<size_t>(m));
+      cuda::download(a.data(), active.f(), size_t(m) * sizeof(float), st);
+      return std::all_of(a.begin(), a.end(), [](float v) { return v == 0.f; });
+    };
+
+    evaluate(true);
+    cuda::copy_device(loss_best_last.f(), loss_best.f(), size_t(m) * sizeof(float), st);
+    int k_period = std::max(int(0.22 * n_iter), 1);
+    const int size_decr = std::max(int(0.03 * n_iter), 1), n_iter_min = std::max(int(0.06 * n_iter), 1);
+    int counter = 0;
+    constexpr float rho = 0.75f;
+    for (int i = 0; i < n_iter; ++i) {
+      const float a = i > 0 ? 0.75f : 1.f;
+      if (linf) {
+        cuda::launch_apgd_step_linf(xa.f(), x_old.f(), x0.f(), grad.f(), step.f(), active.f(), m, d, a, eps, lo, hi, s);
+      } else {
+        cuda::launch_row_norms(grad.f(), norms.f(), m, d, s);
+        cuda::launch_apgd_l2_grad_step(xa.f(), grad.f(), norms.f(), step.f(), active.f(), z.f(), m, d, s);
+        cuda::launch_l2_project(z.f(), x0.f(), tmp->f32(), m, d, eps, lo, hi, s);
+        cuda::launch_apgd_momentum(xa.f(), x_old.f(), z.f(), active.f(), m, d, a, s);
+        cuda::launch_l2_project(xa.f(), x0.f(), tmp->f32(), m, d, eps, lo, hi, s);
+      }
+      evaluate(false);
+      if (++counter == k_period) {
+        cuda::launch_apgd_checkpoint(inc.f(), reduced_last.f(), loss_best_last.f(), loss_best.f(), step.f(), active.f(),
+                                     restart.f(), float(k_period), rho, m, s);
+        cuda::launch_masked_row_copy(x_best.f(), xa.f(), restart.f(), m, d, s);
+        cuda::launch_masked_row_copy(grad_best.f(), grad.f(), restart.f(), m, d, s);
+        k_period = std::max(k_period - size_decr, n_iter_min);
+        counter = 0;
+        if (all_broken()) break;
+      }
+    }
+    // Rows never broken report their best-loss point; broken rows the iterate that broke them.
+    cuda::launch_masked_row_copy(x_best.f(), adv.f(), active.f(), m, d, s);
+    std::vector<float> f(static_cast<size_t>(m));
+    cuda::download(f.data(), found.f(), size_t(m) * sizeof(float), st);
+    cuda::download(res.x_adv.f32() + b0 * d, adv.f(), size_t(m * d) * sizeof(float), st);
+    for (int64_t i = 0; i < m; ++i) {
+      res.robust[size_t(b0 + i)] = f[size_t(i)] == 0.f;
+      res.robust_count += res.robust[size_t(b0 + i)];
+    }
+  }
+  return res;
+}
+
 std::optional<Tensor> device_smoothing_counts(const Session& session, const Tensor& x, float sigma, int64_t n,
                                               int64_t batch, uint64_t seed) {
   if (!on_cuda(session)) return std::nullopt;
-  const Graph& g = session.graph();
-  if (g.inputs.size() != 1 || g.outputs.size() != 1)
-    throw InputError("engine", fmt::format("{}: smoothing needs a single-input, single-output model", g.source));
-  auto dev = make_cuda_session(g);
-  if (!dev) return std::nullopt;
-  return cuda::smoothing_on(static_cast<cuda::CudaExecutor&>(*dev), x, sigma, n, batch, seed);
+  BoundExecutor b = bind_executor(session, "smoothing");
+  if (!b.ex) return std::nullopt;
+  return cuda::smoothing_on(*b.ex, x, sigma, n, batch, seed);
 }
 
 Tensor cuda::smoothing_on(const cuda::CudaExecutor& ex, const Tensor& x, float sigma, int64_t n, int64_t batch,
@@ -292,12 +451,9 @@ std::optional<Tensor> device_integrated_gradients(const Session& session, const 
                                                   const std::vector<int64_t>& targets, const std::vector<double>& alphas,
                                                   const std::vector<double>& weights, int64_t batch) {
   if (!on_cuda(session)) return std::nullopt;
-  const Graph& g = session.graph();
-  if (g.inputs.size() != 1 || g.outputs.size() != 1)
-    throw InputError("engine", fmt::format("{}: integrated gradients need a single-input, single-output model", g.source));
-  auto dev = make_cuda_session(g);
-  if (!dev) return std::nullopt;
-  return cuda::integrated_gradients_on(static_cast<cuda::CudaExecutor&>(*dev), x, baseline, targets, alphas, weights, batch);
+  BoundExecutor b = bind_executor(session, "integrated gradients");
+  if (!b.ex) return std::nullopt;
+  return cuda::integrated_gradients_on(*b.ex, x, baseline, targets, alphas, weights, batch);
 }
 
 Tensor cuda::integrated_gradients_on(const cuda::CudaExecutor& ex, const Tensor& x, const Tensor& baseline,
@@ -352,12 +508,9 @@ Tensor cuda::integrated_gradients_on(const cuda::CudaExecutor& ex, const Tensor&
 std::optional<Tensor> device_smoothgrad(const Session& session, const Tensor& x, const std::vector<int64_t>& targets,
                                         float sigma, int64_t n, bool squared, int64_t batch, uint64_t seed) {
   if (!on_cuda(session)) return std::nullopt;
-  const Graph& g = session.graph();
-  if (g.inputs.size() != 1 || g.outputs.size() != 1)
-    throw InputError("engine", fmt::format("{}: SmoothGrad needs a single-input, single-output model", g.source));
-  auto dev = make_cuda_session(g);
-  if (!dev) return std::nullopt;
-  return cuda::smoothgrad_on(static_cast<cuda::CudaExecutor&>(*dev), x, targets, sigma, n, squared, batch, seed);
+  BoundExecutor b = bind_executor(session, "SmoothGrad");
+  if (!b.ex) return std::nullopt;
+  return cuda::smoothgrad_on(*b.ex, x, targets, sigma, n, squared, batch, seed);
 }
 
 Tensor cuda::smoothgrad_on(const cuda::CudaExecutor& ex, const Tensor& x, const std::vector<int64_t>& targets, float sigma,

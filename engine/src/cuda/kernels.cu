@@ -716,6 +716,131 @@ __global__ void l2_project_kernel(float* x, const float* x0, const float* dnorms
   }
 }
 
+// ---- APGD (Croce & Hein 2020, Algorithm 1; robustness/src/apgd.cpp is the CPU twin) ----
+
+__global__ void row_absmax_kernel(const float* x, float* out, int64_t d, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    float m = 0.f;
+    for (int64_t j = 0; j < d; ++j) m = fmaxf(m, fabsf(x[i * d + j]));
+    out[i] = m;
+  }
+}
+
+__global__ void scaled_start_kernel(float* xa, const float* x0, const float* t, const float* tnorm, int64_t d, float eps,
+                                    float lo, float hi, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) xa[i] = fminf(fmaxf(x0[i] + eps * t[i] / (tnorm[i / d] + 1e-12f), lo), hi);
+}
+
+// Per-row cross-entropy, its logit gradient (softmax - onehot) and whether argmax == label.
+__global__ void ce_loss_seed_kernel(const float* logits, const int64_t* labels, float* seed, float* loss, float* correct,
+                                    int64_t k, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    const float* row = logits + i * k;
+    int64_t am = row_argmax(row, k);
+    float m = row[am];
+    double s = 0;
+    for (int64_t j = 0; j < k; ++j) s += exp(double(row[j] - m));
+    for (int64_t j = 0; j < k; ++j) seed[i * k + j] = float(exp(double(row[j] - m)) / s) - (labels[i] == j ? 1.f : 0.f);
+    loss[i] = float(log(s) + double(m) - double(row[labels[i]]));
+    correct[i] = am == labels[i] ? 1.f : 0.f;
+  }
+}
+
+__device__ float clamp_ball_box(float v, float c, float eps, float lo, float hi) {
+  return fminf(fmaxf(fminf(fmaxf(v, c - eps), c + eps), lo), hi);
+}
+
+// L-inf momentum step of active rows: z = P(x + eta sign(g)); x' = P(x + a (z - x) + (1 - a)(x - x_old)); x_old = x.
+__global__ void apgd_step_linf_kernel(float* x, float* x_old, const float* x0, const float* g, const float* step,
+                                      const float* active, int64_t d, float a, float eps, float lo, float hi, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    int64_t r = i / d;
+    if (active[r] == 0.f) continue;
+    float xi = x[i], c = x0[i];
+    float sg = g[i] > 0 ? 1.f : (g[i] < 0 ? -1.f : 0.f);
+    float z = clamp_ball_box(xi + step[r] * sg, c, eps, lo, hi);
+    z = xi + a * (z - xi) + (1.f - a) * (xi - x_old[i]);
+    x_old[i] = xi;
+    x[i] = clamp_ball_box(z, c, eps, lo, hi);
+  }
+}
+
+// L2, first half: z = x + eta g / (||g|| + 1e-12) for active rows (then projected by the caller).
+__global__ void apgd_l2_grad_step_kernel(const float* x, const float* g, const float* gnorm, const float* step,
+                                         const float* active, float* z, int64_t d, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    int64_t r = i / d;
+    z[i] = active[r] != 0.f ? x[i] + step[r] * g[i] / (gnorm[r] + 1e-12f) : x[i];
+  }
+}
+
+// L2, second half: x' = x + a (z - x) + (1 - a)(x - x_old); x_old = x (active rows; projected by the caller).
+__global__ void apgd_momentum_kernel(float* x, float* x_old, const float* z, const float* active, int64_t d, float a,
+                                     int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    if (active[i / d] == 0.f) continue;
+    float xi = x[i];
+    x[i] = xi + a * (z[i] - xi) + (1.f - a) * (xi - x_old[i]);
+    x_old[i] = xi;
+  }
+}
+
+// After an evaluation: count loss increases, track the best loss, mark rows to copy
+// (improve: x/grad -> best) and rows broken (misclassified: x -> adv, row deactivated).
+__global__ void apgd_track_kernel(const float* loss, float* loss_prev, float* loss_best, float* inc, float* active,
+                                  const float* correct, float* found, float* improve, float* broke, int first, int64_t n) {
+  MLAUDIT_GRID_STRIDE(r, n) {
+    improve[r] = 0.f;
+    broke[r] = 0.f;
+    if (active[r] == 0.f) continue;
+    if (first) {
+      loss_best[r] = loss[r];
+      improve[r] = 1.f;
+    } else {
+      if (loss[r] > loss_prev[r]) inc[r] += 1.f;
+      if (loss[r] > loss_best[r]) {
+        loss_best[r] = loss[r];
+        improve[r] = 1.f;
+      }
+    }
+    loss_prev[r] = loss[r];
+    if (correct[r] == 0.f) {
+      found[r] = 1.f;
+      broke[r] = 1.f;
+      active[r] = 0.f;
+    }
+  }
+}
+
+// Checkpoint: halve eta and restart from the best point when (1) at most rho * k of the last k
+// steps increased the loss or (2) eta was not reduced last time and the best loss did not improve.
+__global__ void apgd_checkpoint_kernel(float* inc, float* reduced_last, float* loss_best_last, const float* loss_best,
+                                       float* step, const float* active, float* restart, float k_period, float rho,
+                                       int64_t n) {
+  MLAUDIT_GRID_STRIDE(r, n) {
+    restart[r] = 0.f;
+    if (active[r] != 0.f) {
+      bool osc = inc[r] <= k_period * rho;
+      bool no_impr = reduced_last[r] == 0.f && loss_best_last[r] >= loss_best[r];
+      bool reduce = osc || no_impr;
+      reduced_last[r] = reduce ? 1.f : 0.f;
+      loss_best_last[r] = loss_best[r];
+      if (reduce) {
+        step[r] *= 0.5f;
+        restart[r] = 1.f;
+      }
+    }
+    inc[r] = 0.f;
+  }
+}
+
+// dst[row] = src[row] for rows with mask[row] != 0.
+__global__ void masked_row_copy_kernel(const float* src, float* dst, const float* mask, int64_t d, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    if (mask[i / d] != 0.f) dst[i] = src[i];
+  }
+}
+
 __global__ void uniform_start_kernel(float* x, const float* x0, const float* u, float eps, float lo, float hi, int64_t n) {
   MLAUDIT_GRID_STRIDE(i, n) x[i] = fminf(fmaxf(x0[i] + eps * (2.f * u[i] - 1.f), lo), hi);
 }
@@ -918,6 +1043,47 @@ void launch_l2_project(float* x, const float* x0, float* tmp, int64_t n, int64_t
   MLAUDIT_LAUNCH(diff_kernel, total, s, x, x0, tmp, total);
   launch_row_norms(tmp, tmp + total, n, d, s);
   MLAUDIT_LAUNCH(l2_project_kernel, total, s, x, x0, tmp + total, d, eps, lo, hi, total);
+}
+void launch_row_absmax(const float* x, float* out, int64_t n, int64_t d, void* s) {
+  MLAUDIT_LAUNCH(row_absmax_kernel, n, s, x, out, d, n);
+}
+void launch_scaled_start(float* xa, const float* x0, const float* t, const float* tnorm, int64_t n, int64_t d, float eps,
+                         float lo, float hi, void* s) {
+  int64_t total = n * d;
+  MLAUDIT_LAUNCH(scaled_start_kernel, total, s, xa, x0, t, tnorm, d, eps, lo, hi, total);
+}
+void launch_ce_loss_seed(const float* logits, const int64_t* labels, float* seed, float* loss, float* correct, int64_t n,
+                         int64_t k, void* s) {
+  MLAUDIT_LAUNCH(ce_loss_seed_kernel, n, s, logits, labels, seed, loss, correct, k, n);
+}
+void launch_apgd_step_linf(float* x, float* x_old, const float* x0, const float* g, const float* step, const float* active,
+                           int64_t n, int64_t d, float a, float eps, float lo, float hi, void* s) {
+  int64_t total = n * d;
+  MLAUDIT_LAUNCH(apgd_step_linf_kernel, total, s, x, x_old, x0, g, step, active, d, a, eps, lo, hi, total);
+}
+void launch_apgd_l2_grad_step(const float* x, const float* g, const float* gnorm, const float* step, const float* active,
+                              float* z, int64_t n, int64_t d, void* s) {
+  int64_t total = n * d;
+  MLAUDIT_LAUNCH(apgd_l2_grad_step_kernel, total, s, x, g, gnorm, step, active, z, d, total);
+}
+void launch_apgd_momentum(float* x, float* x_old, const float* z, const float* active, int64_t n, int64_t d, float a,
+                          void* s) {
+  int64_t total = n * d;
+  MLAUDIT_LAUNCH(apgd_momentum_kernel, total, s, x, x_old, z, active, d, a, total);
+}
+void launch_apgd_track(const float* loss, float* loss_prev, float* loss_best, float* inc, float* active,
+                       const float* correct, float* found, float* improve, float* broke, bool first, int64_t n, void* s) {
+  MLAUDIT_LAUNCH(apgd_track_kernel, n, s, loss, loss_prev, loss_best, inc, active, correct, found, improve, broke,
+                 first ? 1 : 0, n);
+}
+void launch_apgd_checkpoint(float* inc, float* reduced_last, float* loss_best_last, const float* loss_best, float* step,
+                            const float* active, float* restart, float k_period, float rho, int64_t n, void* s) {
+  MLAUDIT_LAUNCH(apgd_checkpoint_kernel, n, s, inc, reduced_last, loss_best_last, loss_best, step, active, restart,
+                 k_period, rho, n);
+}
+void launch_masked_row_copy(const float* src, float* dst, const float* mask, int64_t n, int64_t d, void* s) {
+  int64_t total = n * d;
+  MLAUDIT_LAUNCH(masked_row_copy_kernel, total, s, src, dst, mask, d, total);
 }
 void launch_uniform_start(float* x, const float* x0, const float* u, int64_t n, float eps, float lo, float hi, void* s) {
   MLAUDIT_LAUNCH(uniform_start_kernel, n, s, x, x0, u, eps, lo, hi, n);

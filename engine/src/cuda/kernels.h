@@ -112,6 +112,35 @@ void launch_l2_step(float* x, const float* g, const float* gnorms, int64_t n, in
 /// x = x0 + (x - x0) * min(1, eps / ||x - x0||) per row, then clamp to [lo, hi].
 void launch_l2_project(float* x, const float* x0, float* tmp_norms, int64_t n, int64_t d, float eps, float lo, float hi,
                        void* stream);
+// ---- APGD (accelerated.cpp apgd_on; per-row state as float arrays, 0/1 for flags) ----
+
+/// out[i] = max_j |x[i, j]| (rows of [n, d]).
+void launch_row_absmax(const float* x, float* out, int64_t n, int64_t d, void* stream);
+/// xa = clamp(x0 + eps * t / (||t_row|| + 1e-12), lo, hi) with the row norms given (APGD's random start).
+void launch_scaled_start(float* xa, const float* x0, const float* t, const float* tnorm, int64_t n, int64_t d, float eps,
+                         float lo, float hi, void* stream);
+/// Per row of [n, k] logits: CE loss, its logit gradient softmax - onehot, and argmax == label as 0/1.
+void launch_ce_loss_seed(const float* logits, const int64_t* labels, float* seed, float* loss, float* correct, int64_t n,
+                         int64_t k, void* stream);
+/// APGD L-inf momentum step (eq. 2, a = momentum weight) on active rows, per-row step sizes.
+void launch_apgd_step_linf(float* x, float* x_old, const float* x0, const float* g, const float* step, const float* active,
+                           int64_t n, int64_t d, float a, float eps, float lo, float hi, void* stream);
+/// APGD L2: z = x + step g / (||g|| + 1e-12) on active rows (z = x elsewhere).
+void launch_apgd_l2_grad_step(const float* x, const float* g, const float* gnorm, const float* step, const float* active,
+                              float* z, int64_t n, int64_t d, void* stream);
+/// APGD momentum combination x' = x + a (z - x) + (1 - a)(x - x_old), x_old = x, on active rows.
+void launch_apgd_momentum(float* x, float* x_old, const float* z, const float* active, int64_t n, int64_t d, float a,
+                          void* stream);
+/// After an evaluation: loss-increase counts, best loss, rows to copy to the best point (improve)
+/// and rows newly misclassified (broke: found = 1, active = 0). first: the start point.
+void launch_apgd_track(const float* loss, float* loss_prev, float* loss_best, float* inc, float* active,
+                       const float* correct, float* found, float* improve, float* broke, bool first, int64_t n, void* stream);
+/// Checkpoint conditions (Sec. 3.2): reduce = inc <= rho k or (not reduced last and no improvement);
+/// halves step and sets restart for those rows; resets inc.
+void launch_apgd_checkpoint(float* inc, float* reduced_last, float* loss_best_last, const float* loss_best, float* step,
+                            const float* active, float* restart, float k_period, float rho, int64_t n, void* stream);
+/// dst rows = src rows where mask[row] != 0 ([n, d]).
+void launch_masked_row_copy(const float* src, float* dst, const float* mask, int64_t n, int64_t d, void* stream);
 /// x = clamp(x0 + eps * (2u - 1), lo, hi) for u uniform in (0, 1] (random start, L-inf).
 void launch_uniform_start(float* x, const float* x0, const float* u, int64_t n_elems, float eps, float lo, float hi,
                           void* stream);

@@ -1,5 +1,5 @@
 #pragma once
-// Fused heavy loops on the GPU: PGD, randomized-smoothing sampling and IG/SmoothGrad
+// Fused heavy loops on the GPU: PGD, APGD-CE, randomized-smoothing sampling and IG/SmoothGrad
 // gradient batches run entirely on the device (no host round trip per step) when the Session runs on CUDA.
 // Each function returns std::nullopt when the session is not on a CUDA device, so
 // callers (the robustness module) keep their CPU loop as the fallback.
@@ -43,12 +43,28 @@ struct DevicePgdResult {
   bool cuda_graph = false;     ///< whether the iteration ran as a captured CUDA graph
 };
 
+/// APGD-CE (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an ensemble of
+/// diverse parameter-free attacks", Algorithm 1; AutoAttack's defaults): 100 iterations, eta^(0) = 2 eps,
+/// momentum 0.75, checkpoint step halving with restart from the best point, rho = 0.75.
+struct DeviceApgdOptions {
+  std::string norm = "linf";  ///< "linf" or "l2"
+  float eps = 0.1f;           ///< radius of the threat ball
+  int steps = 100;            ///< iterations (n_iter)
+  float clip_min = 0.f;       ///< input box
+  float clip_max = 1.f;
+  uint64_t seed = 0;          ///< cuRAND Philox seed of the random start
+  int64_t batch = 0;          ///< samples per device batch; 0 = adapt to free device memory
+};
 #ifdef MLAUDIT_WITH_CUDA
 /// PGD with the whole loop on the device; std::nullopt when `session` is not on CUDA.
 /// x: [N, ...] float inputs, labels: N int64 class indices. Throws InputError on bad shapes/options.
 std::optional<DevicePgdResult> device_pgd(const Session& session, const Tensor& x, const Tensor& labels,
                                           const DevicePgdOptions& options = {});
 
+/// APGD-CE with every row's state on the device (one restart); x_adv holds the breaking iterate of
+/// broken rows and the best-loss point of robust rows. std::nullopt when `session` is not on CUDA.
+std::optional<DevicePgdResult> device_apgd_ce(const Session& session, const Tensor& x, const Tensor& labels,
+                                              const DeviceApgdOptions& options = {});
 /// Randomized-smoothing Monte Carlo counts (Cohen et al. 2019, "Certified Adversarial Robustness via
 /// Randomized Smoothing", CERTIFY's SampleUnderNoise): for each of the B inputs x[b], n samples
 /// x[b] + N(0, sigma^2 I) drawn with cuRAND Philox (seeded by `seed`), classified by argmax, counted per class.
@@ -73,6 +89,10 @@ std::optional<Tensor> device_smoothgrad(const Session& session, const Tensor& x,
 #else
 // Builds without the CUDA backend: never on a device.
 inline std::optional<DevicePgdResult> device_pgd(const Session&, const Tensor&, const Tensor&, const DevicePgdOptions& = {}) {
+  return std::nullopt;
+}
+inline std::optional<DevicePgdResult> device_apgd_ce(const Session&, const Tensor&, const Tensor&,
+                                                     const DeviceApgdOptions& = {}) {
   return std::nullopt;
 }
 inline std::optional<Tensor> device_smoothing_counts(const Session&, const Tensor&, float, int64_t, int64_t = 0, uint64_t = 0) {
