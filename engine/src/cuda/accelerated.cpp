@@ -385,8 +385,13 @@ Tensor cuda::smoothing_on(const cuda::CudaExecutor& ex, const Tensor& x, float s
   int64_t images = x.shape()[0];
   Shape sample(x.shape().begin() + 1, x.shape().end());
   int64_t d = shape_numel(sample);
-  int64_t bsz = batch > 0 ? batch : auto_batch(ex, sample, 32768);
+  int64_t bsz = batch > 0 ? batch : auto_batch(ex, sample, 131072);
   bsz = std::max<int64_t>(1, std::min(bsz, std::max<int64_t>(n, 1)));
+  // Equal batches (100000 -> 4 x 25000 rather than 3 x 32768 + 1696): no small, inefficient tail.
+  if (batch <= 0 && n > 0) {
+    const int64_t parts = (n + bsz - 1) / bsz;
+    bsz = (n + parts - 1) / parts;
+  }
   // Number of classes from a one-sample forward.
   int64_t k = 0;
   {

@@ -82,13 +82,16 @@ class CudaExecutor : public DeviceSession {
   /// Conv -> Relu (-> MaxPool 2x2/2) chains whose intermediate values have no other reader:
   /// fuse_relu_[conv] is the Relu node (or -1), fuse_pool_[conv] the MaxPool node (or -1).
   void find_fusions();
-  /// Runs Conv node i with the fused epilogue (1: ReLU, 2: ReLU + 2x2 max pool); the result
-  /// has the shape of the last fused node's output.
-  DValue conv_fused(size_t i, const std::vector<const DValue*>& in, int epilogue) const;
+  /// Runs Conv node i with the fused epilogue (1: ReLU, 2: ReLU + 2x2 max pool, 3: as 2 and the
+  /// full-resolution ReLU output into *full); the result has the shape of the last fused node's output.
+  DValue conv_fused(size_t i, const std::vector<const DValue*>& in, int epilogue, DValue* full = nullptr) const;
+  /// Whether Conv node i's output has even height and width (the kept-values pooled fusion needs it).
+  bool conv_pool_even(size_t i, const std::vector<const DValue*>& in) const;
 
   Graph g_;
   Plan plan_;
   std::vector<int> fuse_relu_, fuse_pool_;
+  std::vector<int> pool_conv_;  ///< for a fused MaxPool node, its Conv node (backward fusion); -1 otherwise
   std::unique_ptr<Stream> stream_;
   std::vector<DValue> constants_;  // per slot; empty for non-constants
   mutable std::mutex mu_;

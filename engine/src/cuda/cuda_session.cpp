@@ -409,6 +409,7 @@ void CudaExecutor::make_plan() {
 void CudaExecutor::find_fusions() {
   fuse_relu_.assign(g_.nodes.size(), -1);
   fuse_pool_.assign(g_.nodes.size(), -1);
+  pool_conv_.assign(g_.nodes.size(), -1);
   if (!direct_conv_enabled()) return;
   // Readers of every value (graph outputs count as a reader that cannot be fused away).
   std::map<std::string, std::vector<int>> readers;
@@ -441,11 +442,21 @@ void CudaExecutor::find_fusions() {
                  pool.get_int("storage_order", 0) == 0;
     auto ap = pool.attributes.find("auto_pad");
     if (ap != pool.attributes.end() && ap->second.s != "NOTSET" && ap->second.s != "VALID") plain = false;
-    if (plain) fuse_pool_[i] = m;
+    if (plain) {
+      fuse_pool_[i] = m;
+      pool_conv_[m] = static_cast<int>(i);
+    }
   }
 }
 
-DValue CudaExecutor::conv_fused(size_t i, const std::vector<const DValue*>& in, int epilogue) const {
+bool CudaExecutor::conv_pool_even(size_t i, const std::vector<const DValue*>& in) const {
+  OpContext ctx{g_.nodes[i], g_.opset};
+  if (in.size() < 2 || !in[0] || !in[1] || in[0]->shape.size() != 4 || in[1]->shape.size() != 4) return false;
+  ConvGeom g = conv_geom(ctx, in[0]->shape, in[1]->shape);
+  return g.oh % 2 == 0 && g.ow % 2 == 0;
+}
+
+DValue CudaExecutor::conv_fused(size_t i, const std::vector<const DValue*>& in, int epilogue, DValue* full) const {
   const Node& node = g_.nodes[i];
   OpContext ctx{node, g_.opset};
   if (in.size() < 2 || !in[0] || !in[1] || !in[0]->on_device() || !in[1]->on_device())
@@ -455,8 +466,10 @@ DValue CudaExecutor::conv_fused(size_t i, const std::vector<const DValue*>& in, 
   bool has_bias = in.size() > 2 && in[2];
   if (has_bias && in[2]->numel() != w.shape[0]) op_error(ctx, "bias length differs from the output channels");
   ConvGeom g = conv_geom(ctx, x.shape, w.shape);
-  DValue y = epilogue == 2 ? device_tensor({g.n, g.oc, g.oh / 2, g.ow / 2}) : device_tensor({g.n, g.oc, g.oh, g.ow});
-  launch_conv_forward_direct(x.f(), w.f(), has_bias ? in[2]->f() : nullptr, y.f(), g, stream_->get(), epilogue);
+  DValue y = epilogue >= 2 ? device_tensor({g.n, g.oc, g.oh / 2, g.ow / 2}) : device_tensor({g.n, g.oc, g.oh, g.ow});
+  if (epilogue == 3) *full = device_tensor({g.n, g.oc, g.oh, g.ow});
+  launch_conv_forward_direct(x.f(), w.f(), has_bias ? in[2]->f() : nullptr, y.f(), g, stream_->get(), epilogue,
+                             epilogue == 3 ? full->f() : nullptr);
   return y;
 }
 
@@ -1194,7 +1207,16 @@ std::vector<DValue> CudaExecutor::forward_values(const std::vector<DValue>& inpu
     if (fuse_relu_[i] >= 0 && ins.size() >= 2 && ins[0] && ins[1] && ins[0]->on_device() && ins[1]->on_device()) {
       const int r = fuse_relu_[i], m = fuse_pool_[i];
       const int relu_out = plan_.node_outputs[r][0];
-      if (m >= 0 && !keep_all) {
+      if (m >= 0 && keep_all && conv_pool_even(i, ins)) {
+        // Conv + ReLU + MaxPool in one kernel that also writes the ReLU output the backward needs
+        // (the Conv's value aliases it, as below).
+        DValue full, pooled;
+        profiled(*stream_, "fwd", "Conv+Relu+MaxPool(keep)", [&] { pooled = conv_fused(i, ins, 3, &full); });
+        if (plan_.node_outputs[i][0] >= 0) v[plan_.node_outputs[i][0]] = full;
+        if (relu_out >= 0) v[relu_out] = std::move(full);
+        v[plan_.node_outputs[m][0]] = std::move(pooled);
+        done[r] = done[m] = 1;
+      } else if (m >= 0 && !keep_all) {
         // Conv + ReLU + MaxPool in one kernel; the pre-pool values are never materialised
         // (forward only: a backward would need them).
         DValue y;
@@ -1260,7 +1282,33 @@ std::vector<DValue> CudaExecutor::backward_values(const std::vector<DValue>& v, 
   };
   for (size_t k = 0; k < seeds.size() && k < plan_.output_slots.size(); ++k)
     if (!seeds[k].empty()) accumulate(grad[plan_.output_slots[k]], seeds[k], plan_.names[plan_.output_slots[k]]);
+  std::vector<char> done(g_.nodes.size(), 0);
   for (size_t i = g_.nodes.size(); i-- > 0;) {
+    if (done[i]) continue;
+    if (pool_conv_[i] >= 0) {
+      // MaxPool(2x2/2) backward + the ReLU backward before it, one kernel, straight to the Conv's
+      // output gradient (the forward ran Conv+ReLU fused, so the pool input is the ReLU output).
+      const int c = pool_conv_[i], r = fuse_relu_[c];
+      const int pool_out = plan_.node_outputs[i][0], pool_in = plan_.node_inputs[i][0];
+      const int conv_out = plan_.node_outputs[c][0];
+      if (pool_out >= 0 && pool_in >= 0 && conv_out >= 0 && !grad[pool_out].empty() && grad[pool_out].on_device() &&
+          !v[pool_in].empty() && v[pool_in].on_device() && v[pool_in].shape.size() == 4 && plan_.requires_grad[conv_out]) {
+        const DValue& x = v[pool_in];
+        const DValue& gy = grad[pool_out];
+        const int64_t planes = x.shape[0] * x.shape[1], h = x.shape[2], w = x.shape[3];
+        if (gy.numel() == planes * (h / 2) * (w / 2)) {
+          DValue gx;
+          profiled(st, "bwd", "MaxPool+Relu", [&] {
+            gx = (h % 2 || w % 2) ? device_zeros(x.shape, st) : device_tensor(x.shape);
+            launch_maxpool2_relu_backward(x.f(), gy.f(), gx.f(), planes, h, w, st.get());
+          });
+          accumulate(grad[conv_out], gx, plan_.names[conv_out]);
+          if (!plan_.keep[pool_out]) grad[pool_out] = DValue();
+          done[r] = 1;
+          continue;
+        }
+      }
+    }
     bool any_grad = false;
     for (int s : plan_.node_outputs[i])
       if (s >= 0 && !grad[s].empty()) any_grad = true;

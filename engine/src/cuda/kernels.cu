@@ -295,12 +295,13 @@ constexpr int kConvPix = 2;
 template <int CB, int KS, bool TRANS, int EPI>
 __global__ void __launch_bounds__(kConvThreads) conv_direct_kernel(const float* __restrict__ in, const float* __restrict__ w,
                                                                     const float* __restrict__ bias, float* __restrict__ out,
-                                                                    ConvGeom g, int r_chunk) {
+                                                                    float* __restrict__ full, ConvGeom g, int r_chunk) {
   extern __shared__ float4 smem4[];
   float* ws = reinterpret_cast<float*>(smem4);
   // EPI (forward only): 0 plain, 1 ReLU, 2 ReLU then 2x2 stride-2 max pooling (a thread owns the
-  // 2x2 quad of one pooled pixel; max and ReLU commute, so the pooled value is relu(max + bias)).
-  constexpr int PIX = EPI == 2 ? 4 : kConvPix;
+  // 2x2 quad of one pooled pixel; max and ReLU commute, so the pooled value is relu(max + bias)),
+  // 3 as 2 and also the full-resolution ReLU output in `full` (kept for a backward; even sizes only).
+  constexpr int PIX = EPI >= 2 ? 4 : kConvPix;
   // 32-bit geometry inside the loops (the launcher checks every per-image extent fits).
   const int kh = KS > 0 ? KS : int(g.kh), kw = KS > 0 ? KS : int(g.kw);
   const int kk = kh * kw;
@@ -331,7 +332,7 @@ __global__ void __launch_bounds__(kConvThreads) conv_direct_kernel(const float* 
 #pragma unroll
   for (int p = 0; p < PIX; ++p) {
     int64_t n;
-    if constexpr (EPI == 2) {
+    if constexpr (EPI >= 2) {
       const int pw = out_w / 2, parea = (out_h / 2) * pw;
       int64_t q = int64_t(blockIdx.x) * kConvThreads + threadIdx.x;
       live[p] = q < g.n * int64_t(parea);
@@ -439,7 +440,7 @@ __global__ void __launch_bounds__(kConvThreads) conv_direct_kernel(const float* 
       }
     }
   }
-  if constexpr (EPI == 2) {
+  if constexpr (EPI >= 2) {
     if (!live[0]) return;
     const int pw = out_w / 2, parea = (out_h / 2) * pw;
     int64_t q = int64_t(blockIdx.x) * kConvThreads + threadIdx.x;
@@ -448,8 +449,15 @@ __global__ void __launch_bounds__(kConvThreads) conv_direct_kernel(const float* 
     float* o = out + (n * out_c + out_c0) * int64_t(parea) + r;
 #pragma unroll
     for (int c = 0; c < CB; ++c) {
+      if (cb0 + c >= out_cg) continue;
+      const float b = bias ? bias[out_c0 + c] : 0.f;
       float m = fmaxf(fmaxf(acc[0][c], acc[1][c]), fmaxf(acc[2][c], acc[3][c]));
-      if (cb0 + c < out_cg) o[int64_t(c) * parea] = fmaxf(m + (bias ? bias[out_c0 + c] : 0.f), 0.f);
+      o[int64_t(c) * parea] = fmaxf(m + b, 0.f);
+      if constexpr (EPI == 3) {
+        float* f = full + (n * out_c + out_c0 + c) * int64_t(area);
+#pragma unroll
+        for (int p = 0; p < PIX; ++p) f[oi[p] * out_w + oj[p]] = fmaxf(acc[p][c] + b, 0.f);
+      }
     }
   } else {
 #pragma unroll
@@ -470,15 +478,16 @@ __global__ void __launch_bounds__(kConvThreads) conv_direct_kernel(const float* 
 }
 
 template <int CB, int KS, bool TRANS, int EPI>
-void conv_direct_launch(const float* in, const float* w, const float* bias, float* out, const ConvGeom& g, void* s) {
+void conv_direct_launch(const float* in, const float* w, const float* bias, float* out, float* full, const ConvGeom& g,
+                        void* s) {
   const int64_t out_cg = TRANS ? g.c / g.group : g.oc / g.group, red_cg = TRANS ? g.oc / g.group : g.c / g.group;
   const int64_t total = g.n * (TRANS ? g.h * g.w : g.oh * g.ow);
   const int kk = int(g.kh * g.kw);
   // Up to 8192 staged weights (32 KiB of shared memory) per chunk of reduced channels.
   int r_chunk = int(std::max<int64_t>(1, std::min<int64_t>(red_cg, 8192 / (int64_t(kk) * CB))));
   size_t smem = size_t(r_chunk) * kk * CB * sizeof(float);
-  const int64_t per_block = EPI == 2 ? int64_t(kConvThreads) : int64_t(kConvThreads) * kConvPix;
-  const int64_t items = EPI == 2 ? g.n * (g.oh / 2) * (g.ow / 2) : total;
+  const int64_t per_block = EPI >= 2 ? int64_t(kConvThreads) : int64_t(kConvThreads) * kConvPix;
+  const int64_t items = EPI >= 2 ? g.n * (g.oh / 2) * (g.ow / 2) : total;
   int64_t bx = (items + per_block - 1) / per_block;
   int64_t by = g.group * ((out_cg + CB - 1) / CB);
   const int64_t per_image = std::max(g.c * g.h * g.w, g.oc * g.oh * g.ow);
@@ -486,21 +495,22 @@ void conv_direct_launch(const float* in, const float* w, const float* bias, floa
     throw Error("engine", "cuda: convolution too large for the direct kernel (per-image extent or grid)");
   if (bx == 0) return;
   dim3 grid{unsigned(bx), unsigned(by), 1u};
-  conv_direct_kernel<CB, KS, TRANS, EPI><<<grid, kConvThreads, smem, static_cast<cudaStream_t>(s)>>>(in, w, bias, out, g, r_chunk);
+  conv_direct_kernel<CB, KS, TRANS, EPI><<<grid, kConvThreads, smem, static_cast<cudaStream_t>(s)>>>(in, w, bias, out, full, g, r_chunk);
   check_launch(TRANS ? "conv_direct_backward_data" : "conv_direct_forward");
 }
 
 template <bool TRANS, int EPI>
-void conv_direct_dispatch(const float* in, const float* w, const float* bias, float* out, const ConvGeom& g, void* s) {
+void conv_direct_dispatch(const float* in, const float* w, const float* bias, float* out, float* full, const ConvGeom& g,
+                          void* s) {
   const int64_t out_cg = TRANS ? g.c / g.group : g.oc / g.group;
   // The mask fast path (KS = 3): forward at any stride, backward data at stride 1.
   const bool k3 = g.kh == 3 && g.kw == 3 && (!TRANS || (g.sh == 1 && g.sw == 1));
 #define MLAUDIT_CONV_CB(CB)                                           \
-  (k3 ? conv_direct_launch<CB, 3, TRANS, EPI>(in, w, bias, out, g, s) \
-      : conv_direct_launch<CB, 0, TRANS, EPI>(in, w, bias, out, g, s))
+  (k3 ? conv_direct_launch<CB, 3, TRANS, EPI>(in, w, bias, out, full, g, s) \
+      : conv_direct_launch<CB, 0, TRANS, EPI>(in, w, bias, out, full, g, s))
   if (out_cg <= 4) MLAUDIT_CONV_CB(4);
   else if (out_cg <= 8) MLAUDIT_CONV_CB(8);
-  else if (out_cg <= 16 || EPI == 2) MLAUDIT_CONV_CB(16);  // the pooled epilogue holds 4 pixels: 16 channels at most
+  else if (out_cg <= 16 || EPI >= 2) MLAUDIT_CONV_CB(16);  // the pooled epilogue holds 4 pixels: 16 channels at most
   else MLAUDIT_CONV_CB(32);
 #undef MLAUDIT_CONV_CB
 }
@@ -547,6 +557,31 @@ __global__ void maxpool_backward_kernel(const float* x, const float* gy, float* 
     int64_t oi = t % g.oh, pc = t / g.oh;
     int64_t arg = window_argmax(x + pc * g.h * g.w, g, oi, oj);
     if (arg >= 0) atomicAdd(gx + pc * g.h * g.w + arg, gy[i]);
+  }
+}
+
+// MaxPool 2x2 stride 2 backward fused with the ReLU backward before it: one thread per pooled
+// output writes all four window elements (no zero fill, no atomics): the first maximum in scan
+// order gets gy where x > 0 (ReLU's mask; x is the ReLU output, > 0 exactly where its input is),
+// the rest 0. Rows/columns no window covers (odd sizes) are zeroed by the caller.
+__global__ void maxpool2_relu_backward_kernel(const float* x, const float* gy, float* gx, int64_t h, int64_t w,
+                                              int64_t ph, int64_t pw, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) {
+    int64_t pj = i % pw, t = i / pw;
+    int64_t pi = t % ph, pc = t / ph;
+    int64_t base = pc * h * w + (2 * pi) * w + 2 * pj;
+    int64_t off[4] = {0, 1, w, w + 1};
+    int arg = 0;
+    float best = x[base];
+    for (int q = 1; q < 4; ++q) {
+      float v = x[base + off[q]];
+      if (v > best) {
+        best = v;
+        arg = q;
+      }
+    }
+    float g = gy[i];
+    for (int q = 0; q < 4; ++q) gx[base + off[q]] = (q == arg && x[base + off[q]] > 0.f) ? g : 0.f;
   }
 }
 
@@ -910,8 +945,10 @@ void launch_col2im(const float* col, float* x, const ConvGeom& g, int64_t images
   MLAUDIT_LAUNCH(col2im_kernel, n, s, col, x, g, channels, image_stride, n);
 }
 void launch_conv_forward_direct(const float* x, const float* w, const float* bias, float* y, const ConvGeom& g, void* s,
-                                int epilogue) {
+                                int epilogue, float* full) {
   if (g.n * g.oh * g.ow == 0 || g.oc == 0) return;
+  if (epilogue == 3 && (!full || g.oh % 2 || g.ow % 2))
+    throw Error("engine", "cuda: conv epilogue 3 needs a full-resolution buffer and even output sizes");
 #ifdef MLAUDIT_CUDA_HOST_EMULATION
   (void)s;
   const int64_t icg = g.c / g.group, ocg = g.oc / g.group;
@@ -929,7 +966,8 @@ void launch_conv_forward_direct(const float* x, const float* w, const float* bia
                 acc += x[((n * g.c + grp * icg + c) * g.h + hi) * g.w + wj] * w[((o * icg + c) * g.kh + ki) * g.kw + kj];
               }
           float v = acc + (bias ? bias[o] : 0.f);
-          if (epilogue == 2) {
+          if (epilogue == 3) full[((n * g.oc + o) * g.oh + i) * g.ow + j] = v > 0.f ? v : 0.f;
+          if (epilogue >= 2) {
             // Pooled output [n, oc, oh/2, ow/2]: relu(max over the 2x2 quad) (floor: odd edges dropped).
             if (i / 2 >= g.oh / 2 || j / 2 >= g.ow / 2) continue;
             float& dst = y[((n * g.oc + o) * (g.oh / 2) + i / 2) * (g.ow / 2) + j / 2];
@@ -941,9 +979,10 @@ void launch_conv_forward_direct(const float* x, const float* w, const float* bia
         }
     }
 #else
-  if (epilogue == 1) conv_direct_dispatch<false, 1>(x, w, bias, y, g, s);
-  else if (epilogue == 2) conv_direct_dispatch<false, 2>(x, w, bias, y, g, s);
-  else conv_direct_dispatch<false, 0>(x, w, bias, y, g, s);
+  if (epilogue == 1) conv_direct_dispatch<false, 1>(x, w, bias, y, nullptr, g, s);
+  else if (epilogue == 2) conv_direct_dispatch<false, 2>(x, w, bias, y, nullptr, g, s);
+  else if (epilogue == 3) conv_direct_dispatch<false, 3>(x, w, bias, y, full, g, s);
+  else conv_direct_dispatch<false, 0>(x, w, bias, y, nullptr, g, s);
 #endif
 }
 
@@ -976,7 +1015,7 @@ void launch_conv_backward_data_direct(const float* gy, const float* w, float* gx
         }
     }
 #else
-  conv_direct_dispatch<true, 0>(gy, w, nullptr, gx, g, s);
+  conv_direct_dispatch<true, 0>(gy, w, nullptr, gx, nullptr, g, s);
 #endif
 }
 void launch_bias_add(float* y, const float* bias, int64_t n, int64_t oc, int64_t area, void* s) {
@@ -990,6 +1029,11 @@ void launch_maxpool(const float* x, float* y, const ConvGeom& g, void* s) {
 void launch_maxpool_backward(const float* x, const float* gy, float* gx, const ConvGeom& g, void* s) {
   int64_t n = g.n * g.c * g.oh * g.ow;
   MLAUDIT_LAUNCH(maxpool_backward_kernel, n, s, x, gy, gx, g, n);
+}
+void launch_maxpool2_relu_backward(const float* x, const float* gy, float* gx, int64_t planes, int64_t h, int64_t w,
+                                   void* s) {
+  int64_t ph = h / 2, pw = w / 2, n = planes * ph * pw;
+  MLAUDIT_LAUNCH(maxpool2_relu_backward_kernel, n, s, x, gy, gx, h, w, ph, pw, n);
 }
 void launch_avgpool(const float* x, float* y, const ConvGeom& g, int64_t pb, int64_t pr, bool inc, void* s) {
   int64_t n = g.n * g.c * g.oh * g.ow;

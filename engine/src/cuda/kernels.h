@@ -68,9 +68,10 @@ void launch_col2im(const float* col, float* x, const ConvGeom& g, int64_t images
                    void* stream);
 /// Direct convolution, NCHW, any stride/padding/dilation/groups, without a column buffer:
 /// y = conv(x, w) + bias (bias may be null). Shared-memory weight staging, register tiles.
-/// epilogue 1 applies ReLU; 2 applies ReLU and 2x2 stride-2 max pooling, writing y as [n, oc, oh/2, ow/2].
+/// epilogue 1 applies ReLU; 2 applies ReLU and 2x2 stride-2 max pooling, writing y as [n, oc, oh/2, ow/2];
+/// 3 is 2 plus the full-resolution ReLU output written to `full` (even oh and ow only).
 void launch_conv_forward_direct(const float* x, const float* w, const float* bias, float* y, const ConvGeom& g, void* stream,
-                                int epilogue = 0);
+                                int epilogue = 0, float* full = nullptr);
 /// Backward data of the direct convolution: gx = conv_transpose(gy, w) (overwrites gx).
 void launch_conv_backward_data_direct(const float* gy, const float* w, float* gx, const ConvGeom& g, void* stream);
 /// y[n, o, :] += bias[o] for y of shape [n, oc, area].
@@ -79,6 +80,11 @@ void launch_bias_add(float* y, const float* bias, int64_t n, int64_t oc, int64_t
 void launch_maxpool(const float* x, float* y, const ConvGeom& g, void* stream);
 /// MaxPool backward: gradient to the first maximum of each window (atomic adds; gx zeroed by the caller).
 void launch_maxpool_backward(const float* x, const float* gy, float* gx, const ConvGeom& g, void* stream);
+/// MaxPool 2x2 stride 2 (no pads) backward fused with the preceding ReLU's backward: gx over the
+/// pool input [planes, h, w] = gy at each window's first maximum where x > 0, else 0 (every element
+/// a window covers is written; with odd h or w the uncovered last row/column is left to the caller).
+void launch_maxpool2_relu_backward(const float* x, const float* gy, float* gx, int64_t planes, int64_t h, int64_t w,
+                                   void* stream);
 /// AveragePool forward/backward (divisor as ops_nn.cpp avg_divisor; pb/pr give the bottom/right pads).
 void launch_avgpool(const float* x, float* y, const ConvGeom& g, int64_t pb, int64_t pr, bool count_include_pad, void* stream);
 void launch_avgpool_backward(const float* gy, float* gx, const ConvGeom& g, int64_t pb, int64_t pr, bool count_include_pad,
