@@ -3,13 +3,18 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <numeric>
 
 #include "detail.h"
 #include "mlaudit/engine/error.h"
+#include "mlaudit/engine/session.h"
 #include "mlaudit/explain/attribution.h"
 
 namespace mlaudit::explain {
@@ -170,6 +175,16 @@ struct Coalitions {
   std::vector<std::vector<uint8_t>> masks;
   std::vector<double> weights;
   bool exact = false;
+  std::vector<uint64_t> bits;  // masks as bit sets when M <= 64 (filled by pack_bits)
+  void pack_bits(int m) {
+    bits.clear();
+    if (m > 64) return;
+    for (const auto& mk : masks) {
+      uint64_t b = 0;
+      for (int v = 0; v < m; ++v) b |= uint64_t(mk[v] != 0) << v;
+      bits.push_back(b);
+    }
+  }
 };
 
 // shap.KernelExplainer.explain: the coalition plan for M varying features and a budget.
@@ -288,6 +303,72 @@ Coalitions plan_coalitions(int m, int64_t nsamples_opt, detail::Rng& rng) {
 
 }  // namespace
 
+namespace {
+
+// Constrained WLS of shap's KernelExplainer.solve: with the last varying feature eliminated
+// through sum(phi) = f(x) - E f, phi_{0..m-2} = (X' W X)^{-1} X' W y. X and W depend only on
+// the coalition plan, so the projection P = (X' W X)^{-1} X' W is factorised once per plan and
+// shared by every sample with the same plan (exact enumeration: every sample with m features).
+struct WlsProjection {
+  bool invertible = false;
+  Eigen::MatrixXd X;  // S x (m-1)
+  Eigen::VectorXd W;
+  Eigen::FullPivLU<Eigen::MatrixXd> lu;  // of X' W X
+  Eigen::MatrixXd P;  // (m-1) x S, only for plans shared by several samples
+};
+
+WlsProjection make_projection(const Coalitions& plan, int m, bool shared) {
+  const int64_t S = static_cast<int64_t>(plan.masks.size());
+  WlsProjection p;
+  p.X.resize(S, m - 1);
+  p.W.resize(S);
+  for (int64_t s = 0; s < S; ++s) {
+    const double last = plan.masks[s][m - 1];
+    for (int v = 0; v < m - 1; ++v) p.X(s, v) = double(plan.masks[s][v]) - last;
+    p.W(s) = plan.weights[s];
+  }
+  Eigen::MatrixXd WX = p.W.asDiagonal() * p.X;
+  p.lu.compute(p.X.transpose() * WX);
+  p.invertible = p.lu.isInvertible();
+  if (p.invertible && shared) p.P = p.lu.solve(WX.transpose());
+  return p;
+}
+
+// phi of the m varying features from the coalition means ey (shap's solve with l1_reg=False).
+std::vector<double> solve_phi(const WlsProjection& proj, const Coalitions& plan, int m, const std::vector<double>& ey,
+                              double fnull, double fx) {
+  const int64_t S = static_cast<int64_t>(plan.masks.size());
+  const double diff = fx - fnull;
+  Eigen::VectorXd y(S);
+  for (int64_t s = 0; s < S; ++s) y(s) = (ey[s] - fnull) - double(plan.masks[s][m - 1]) * diff;
+  Eigen::VectorXd w;
+  if (proj.invertible) {
+    w = proj.P.size() ? Eigen::VectorXd(proj.P * y) : Eigen::VectorXd(proj.lu.solve(proj.X.transpose() * (proj.W.asDiagonal() * y)));
+  } else {
+    // shap falls back to least squares on sqrt(W) X (singular normal equations)
+    Eigen::VectorXd sw = proj.W.cwiseSqrt();
+    w = (sw.asDiagonal() * proj.X).completeOrthogonalDecomposition().solve(sw.asDiagonal() * y);
+  }
+  std::vector<double> pv(m);
+  double wsum = 0;
+  for (int v = 0; v < m - 1; ++v) wsum += pv[v] = w(v);
+  pv[m - 1] = diff - wsum;
+  return pv;
+}
+
+// Per-sample work of one block: the plan, and for every (coalition, background row) where its
+// model value comes from (a row of the block's evaluated batch, f(x), or f(background row)).
+struct ShapWork {
+  int64_t i = 0;
+  int m = 0;
+  std::vector<int64_t> varying;
+  std::shared_ptr<const Coalitions> plan;
+  std::shared_ptr<const WlsProjection> proj;
+  std::vector<int64_t> ref;  // S*B: >= 0 block row, -1 f(x), <= -2 background row (-2 - k)
+};
+
+}  // namespace
+
 KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& background,
                              const std::vector<int64_t>& targets, const KernelShapOptions& opts) {
   detail::check_batch(x, "kernel-shap");
@@ -303,14 +384,18 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
   const engine::Shape rs = detail::row_shape(x);
   const float* bg = background.f32();
 
-  // E_background f: shap's fnull (uniform background weights).
-  Tensor bg_out;
-  {
+  // Forward of the background (shap's fnull: uniform background weights) and of x.
+  auto forward_all = [&](const Tensor& t) {
     std::vector<Tensor> parts;
-    for (int64_t b = 0; b < B; b += 4096) parts.push_back(model.forward(background.slice_rows(b, std::min(B, b + 4096))));
-    bg_out = parts.size() == 1 ? parts[0] : engine::concat_rows(parts);
-  }
+    const int64_t rows = t.shape()[0];
+    for (int64_t b = 0; b < rows; b += 4096) parts.push_back(model.forward(t.slice_rows(b, std::min(rows, b + 4096))));
+    return parts.size() == 1 ? parts[0] : engine::concat_rows(parts);
+  };
+  const Tensor bg_out = forward_all(background);
   const std::vector<double> fx_all = target_outputs(model, x, targets);
+  if (bg_out.rank() != 2)
+    throw InputError("explain", fmt::format("model output must be [N,C], got {}", engine::shape_str(bg_out.shape())));
+  const int64_t C = bg_out.shape()[1];
 
   KernelShapResult res;
   res.num_groups = G;
@@ -321,94 +406,221 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
   res.efficiency_gap.resize(n);
   res.coalitions.assign(n, 0);
   res.exact.assign(n, true);
-  std::vector<double> col;
-  for (int64_t i = 0; i < n; ++i) {
-    const float* xi = x.f32() + i * d;
-    target_column(bg_out, targets[i], col);
-    const double fnull = std::accumulate(col.begin(), col.end(), 0.0) / B;
-    const double fx = fx_all[i];
-    res.expected_value[i] = fnull;
-    // Varying groups: some background row differs from x in some member (shap.varying_groups).
-    std::vector<int64_t> varying;
-    for (int64_t g = 0; g < G; ++g) {
-      bool differs = false;
-      for (int64_t k = 0; k < B && !differs; ++k)
-        for (int64_t j : members[g])
-          if (bg[k * d + j] != xi[j]) {
-            differs = true;
-            break;
-          }
-      if (differs) varying.push_back(g);
-    }
-    const int m = static_cast<int>(varying.size());
-    std::vector<double>& phi = res.phi[i];
-    if (m == 1) {
-      phi[varying[0]] = fx - fnull;
-    } else if (m > 1) {
-      detail::Rng rng(opts.seed + 0x9E3779B97F4A7C15ULL * uint64_t(i));
-      Coalitions plan = plan_coalitions(m, opts.samples, rng);
-      res.exact[i] = plan.exact;
-      const int64_t S = static_cast<int64_t>(plan.masks.size());
-      res.coalitions[i] = S;
-      // ey[s] = mean_k f_t(x on the coalition, background row k elsewhere)
-      std::vector<double> ey(S, 0.0);
-      // Coalitions per forward call: batch_rows model rows, and at most 2^24 floats (64 MiB) of input.
-      const int64_t rows_cap = std::min<int64_t>(opts.batch_rows, std::max<int64_t>(1, (int64_t(1) << 24) / d));
-      const int64_t per_call = std::max<int64_t>(1, rows_cap / B);
-      for (int64_t s0 = 0; s0 < S; s0 += per_call) {
-        const int64_t s1 = std::min(S, s0 + per_call);
-        Tensor batch(detail::batch_shape((s1 - s0) * B, rs));
-        float* q = batch.f32();
-        for (int64_t s = s0; s < s1; ++s) {
-          for (int64_t k = 0; k < B; ++k) {
-            float* row = q + ((s - s0) * B + k) * d;
-            std::memcpy(row, bg + k * d, sizeof(float) * d);
-            for (int v = 0; v < m; ++v)
-              if (plan.masks[s][v])
-                for (int64_t j : members[varying[v]]) row[j] = xi[j];
-          }
-        }
-        target_column(model.forward(batch), targets[i], col);
-        for (int64_t s = s0; s < s1; ++s) {
+  // Per-sample exact flags written by the workers (std::vector<bool> packs bits: not thread-safe).
+  std::vector<uint8_t> exact_flags(n, 1);
+
+  // Model rows per forward call: batch_rows, and at most 2^24 floats (64 MiB) of input.
+  const int64_t want_rows = opts.batch_rows > 0 ? opts.batch_rows : std::clamp<int64_t>(32768 / d, 1, 4096);
+  const int64_t rows_cap = std::max<int64_t>(1, std::min<int64_t>(want_rows, (int64_t(1) << 24) / d));
+  // Exact plans (no randomness) and their projections, shared by all samples with the same m.
+  std::map<int, std::pair<std::shared_ptr<const Coalitions>, std::shared_ptr<const WlsProjection>>> exact_cache;
+
+  std::mutex cache_mutex;
+  // Samples [i_begin, i_end) with their own batch buffer: blocks of samples share forward calls.
+  auto process = [&](int64_t i_begin, int64_t i_end) {
+    // Batch buffer of synthetic rows; values of evaluated rows of the current block.
+    Tensor batch = Tensor::uninitialized(engine::DType::Float32, detail::batch_shape(rows_cap, rs));
+    std::vector<int64_t> batch_target;
+    batch_target.reserve(rows_cap);
+    int64_t batch_fill = 0;
+    std::vector<double> vals;  // target output of every synthetic row of the block
+    auto flush = [&]() {
+      if (batch_fill == 0) return;
+      Tensor in = batch_fill == rows_cap ? batch : batch.slice_rows(0, batch_fill);
+      const Tensor y = model.forward(in);
+      if (y.rank() != 2 || y.shape()[0] != batch_fill || y.shape()[1] != C)
+        throw InputError("explain", fmt::format("model output must be [N,{}], got {}", C, engine::shape_str(y.shape())));
+      for (int64_t r = 0; r < batch_fill; ++r) vals.push_back(y.f32()[r * C + batch_target[r]]);
+      batch_fill = 0;
+      batch_target.clear();
+    };
+
+    std::vector<ShapWork> block;
+    int64_t block_refs = 0;
+    auto finish_block = [&]() {
+      flush();
+      for (ShapWork& w : block) {
+        const int64_t i = w.i;
+        const int64_t S = static_cast<int64_t>(w.plan->masks.size());
+        const double fnull = res.expected_value[i], fx = fx_all[i];
+        std::vector<double> ey(S);
+        for (int64_t s = 0; s < S; ++s) {
           double acc = 0;
-          for (int64_t k = 0; k < B; ++k) acc += col[(s - s0) * B + k];
+          for (int64_t k = 0; k < B; ++k) {
+            const int64_t r = w.ref[s * B + k];
+            acc += r >= 0 ? vals[r] : r == -1 ? fx : double(bg_out.f32()[(-2 - r) * C + targets[i]]);
+          }
           ey[s] = acc / B;
         }
+        const std::vector<double> pv = solve_phi(*w.proj, *w.plan, w.m, ey, fnull, fx);
+        for (int v = 0; v < w.m; ++v) res.phi[i][w.varying[v]] = std::fabs(pv[v]) < 1e-10 ? 0.0 : pv[v];
       }
-      // Constrained WLS (shap KernelExplainer.solve): eliminate the last feature with
-      // sum(phi) = f(x) - E f, then solve (X' W X) w = X' W y for the others.
-      const double diff = fx - fnull;
-      Eigen::MatrixXd X(S, m - 1);
-      Eigen::VectorXd y(S), W(S);
-      for (int64_t s = 0; s < S; ++s) {
-        const double last = plan.masks[s][m - 1];
-        y(s) = (ey[s] - fnull) - last * diff;
-        for (int v = 0; v < m - 1; ++v) X(s, v) = double(plan.masks[s][v]) - last;
-        W(s) = plan.weights[s];
+      block.clear();
+      block_refs = 0;
+      vals.clear();
+    };
+
+    std::vector<int64_t> diff_pos;
+    std::vector<int64_t> slot;
+    std::vector<uint8_t> differs;
+    for (int64_t i = i_begin; i < i_end; ++i) {
+      const float* xi = x.f32() + i * d;
+      const int64_t t = targets[i];
+      if (t < 0 || t >= C) throw InputError("explain", fmt::format("target {} out of range for {} outputs", t, C));
+      double fnull = 0;
+      for (int64_t k = 0; k < B; ++k) fnull += bg_out.f32()[k * C + t];
+      fnull /= B;
+      res.expected_value[i] = fnull;
+      // differs[k * G + g]: background row k differs from x in some member of group g.
+      differs.assign(B * G, 0);
+      for (int64_t k = 0; k < B; ++k)
+        for (int64_t g = 0; g < G; ++g)
+          for (int64_t j : members[g])
+            if (bg[k * d + j] != xi[j]) {
+              differs[k * G + g] = 1;
+              break;
+            }
+      // Varying groups: some background row differs from x in some member (shap.varying_groups).
+      std::vector<int64_t> varying;
+      for (int64_t g = 0; g < G; ++g) {
+        bool any = false;
+        for (int64_t k = 0; k < B && !any; ++k) any = differs[k * G + g] != 0;
+        if (any) varying.push_back(g);
       }
-      Eigen::MatrixXd WX = W.asDiagonal() * X;
-      Eigen::MatrixXd A = X.transpose() * WX;
-      Eigen::VectorXd rhs = WX.transpose() * y;
-      Eigen::FullPivLU<Eigen::MatrixXd> lu(A);
-      Eigen::VectorXd w;
-      if (lu.isInvertible()) {
-        w = lu.solve(rhs);
-      } else {
-        // shap falls back to least squares on sqrt(W) X (singular normal equations)
-        Eigen::VectorXd sw = W.cwiseSqrt();
-        w = (sw.asDiagonal() * X).completeOrthogonalDecomposition().solve(sw.asDiagonal() * y);
+      const int m = static_cast<int>(varying.size());
+      if (m == 1) res.phi[i][varying[0]] = fx_all[i] - fnull;
+      if (m <= 1) continue;
+
+      ShapWork w;
+      w.i = i;
+      w.m = m;
+      w.varying = varying;
+      std::unique_lock<std::mutex> cache_lock(cache_mutex);
+      auto cached = exact_cache.find(m);
+      const bool hit = cached != exact_cache.end();
+      if (hit) {
+        w.plan = cached->second.first;
+        w.proj = cached->second.second;
       }
-      std::vector<double> pv(m);
-      double wsum = 0;
-      for (int v = 0; v < m - 1; ++v) wsum += pv[v] = w(v);
-      pv[m - 1] = diff - wsum;
-      for (int v = 0; v < m; ++v) phi[varying[v]] = std::fabs(pv[v]) < 1e-10 ? 0.0 : pv[v];
+      cache_lock.unlock();
+      if (!hit) {
+        detail::Rng rng(opts.seed + 0x9E3779B97F4A7C15ULL * uint64_t(i));
+        auto plan = std::make_shared<Coalitions>(plan_coalitions(m, opts.samples, rng));
+        plan->pack_bits(m);
+        auto proj = std::make_shared<WlsProjection>(make_projection(*plan, m, plan->exact));
+        w.plan = plan;
+        w.proj = proj;
+        if (plan->exact) {
+          std::lock_guard<std::mutex> lock(cache_mutex);
+          exact_cache.emplace(m, std::make_pair(plan, proj));
+        }
+      }
+      exact_flags[i] = w.plan->exact ? 1 : 0;
+      const int64_t S = static_cast<int64_t>(w.plan->masks.size());
+      res.coalitions[i] = S;
+      w.ref.resize(S * B);
+      // Synthetic row of (coalition s, background row k): x on the coalition's groups, row k elsewhere.
+      // It only depends on the coalition's bits over the groups where row k differs from x, so equal
+      // rows are evaluated once (memoisation, exact); no such bit is row k itself, all of them is x.
+      // Element mask of every coalition (1: take x), so building a row is one select loop.
+      // (Skipped beyond 64 MiB of masks: rows are then built group by group.)
+      const bool use_elem = S * d <= (int64_t(1) << 24);
+      std::vector<uint32_t> elem(use_elem ? S * d : 0, 0u);  // all ones: x, zero: background (bitwise select)
+      for (int64_t s = 0; use_elem && s < S; ++s)
+        for (int v = 0; v < m; ++v)
+          if (w.plan->masks[s][v])
+            for (int64_t j : members[varying[v]]) elem[s * d + j] = ~0u;
+      for (int64_t k = 0; k < B; ++k) {
+        diff_pos.clear();
+        for (int v = 0; v < m; ++v)
+          if (differs[k * G + varying[v]]) diff_pos.push_back(v);
+        const int64_t nd = static_cast<int64_t>(diff_pos.size());
+        const bool dedup = nd <= 20 && !w.plan->bits.empty();
+        if (dedup) slot.assign(int64_t(1) << nd, -3);
+        for (int64_t s = 0; s < S; ++s) {
+          int64_t key = 0;
+          if (dedup) {
+            const uint64_t b = w.plan->bits[s];
+            for (int64_t q = 0; q < nd; ++q) key |= int64_t((b >> diff_pos[q]) & 1u) << q;
+            if (key == 0) {
+              w.ref[s * B + k] = -2 - k;
+              continue;
+            }
+            if (key == (int64_t(1) << nd) - 1) {
+              w.ref[s * B + k] = -1;
+              continue;
+            }
+            if (slot[key] != -3) {
+              w.ref[s * B + k] = slot[key];
+              continue;
+            }
+          }
+          if (batch_fill == rows_cap) flush();
+          float* row = batch.f32() + batch_fill * d;
+          const float* bk = bg + k * d;
+          if (use_elem) {
+            // Branch-free select on the bits (vectorises; values copied exactly).
+            const uint32_t* __restrict em = elem.data() + s * d;
+            const uint32_t* __restrict xb = reinterpret_cast<const uint32_t*>(xi);
+            const uint32_t* __restrict bb = reinterpret_cast<const uint32_t*>(bk);
+            uint32_t* __restrict rb = reinterpret_cast<uint32_t*>(row);
+            for (int64_t j = 0; j < d; ++j) rb[j] = (xb[j] & em[j]) | (bb[j] & ~em[j]);
+          } else {
+            std::memcpy(row, bk, sizeof(float) * d);
+            for (int v = 0; v < m; ++v)
+              if (w.plan->masks[s][v])
+                for (int64_t j : members[varying[v]]) row[j] = xi[j];
+          }
+          batch_target.push_back(t);
+          const int64_t r = static_cast<int64_t>(vals.size()) + batch_fill;
+          ++batch_fill;
+          w.ref[s * B + k] = r;
+          if (dedup) slot[key] = r;
+        }
+      }
+      block_refs += static_cast<int64_t>(w.ref.size());
+      block.push_back(std::move(w));
+      // Bound the block's bookkeeping: finish once it holds a forward call's worth of rows
+      // (or 4M references, 32 MiB, when memoisation leaves few rows per sample).
+      if (static_cast<int64_t>(vals.size()) + batch_fill >= rows_cap || block_refs >= (int64_t(1) << 22)) finish_block();
     }
+    finish_block();
+  };
+  // Samples in parallel when there are several: each worker's forward calls then run their ops
+  // on one thread (nested OpenMP regions are inactive), which beats splitting the small ops of a
+  // tiny model across threads. Values do not depend on the split (rows are evaluated independently).
+  const int threads = std::max(1, engine::num_threads());
+  if (threads > 1 && n > 1) {
+    std::atomic<int64_t> next{0};
+    const int64_t grain = std::max<int64_t>(1, n / (4 * int64_t(threads)));
+    std::exception_ptr error;
+    std::mutex error_mutex;
+#pragma omp parallel num_threads(threads)
+    {
+      while (true) {
+        const int64_t i0 = next.fetch_add(grain);
+        if (i0 >= n) break;
+        try {
+          process(i0, std::min(n, i0 + grain));
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(error_mutex);
+          if (!error) error = std::current_exception();
+          next.store(n);
+        }
+      }
+    }
+    if (error) std::rethrow_exception(error);
+  } else {
+    process(0, n);
+  }
+
+  for (int64_t i = 0; i < n; ++i) {
+    res.exact[i] = exact_flags[i] != 0;
     double sum = 0;
-    for (double v : phi) sum += v;
-    res.efficiency_gap[i] = sum - (fx - fnull);
+    for (double v : res.phi[i]) sum += v;
+    res.efficiency_gap[i] = sum - (fx_all[i] - res.expected_value[i]);
     for (int64_t g = 0; g < G; ++g)
-      for (int64_t j : members[g]) res.attributions.f32()[i * d + j] = static_cast<float>(phi[g]);
+      for (int64_t j : members[g]) res.attributions.f32()[i * d + j] = static_cast<float>(res.phi[i][g]);
   }
   return res;
 }

@@ -311,6 +311,59 @@ TEST_CASE("KernelSHAP exact mode equals brute-force Shapley values of a non-addi
   }
 }
 
+TEST_CASE("KernelSHAP memoises equal synthetic rows without changing the Shapley values", "[explain]") {
+  // Background rows that share values with x (categorical-like features) make many synthetic
+  // rows equal; each distinct row is evaluated once and rows equal to x / to a background row
+  // reuse f(x) / f(background). Values must still be the brute-force Shapley values.
+  struct Counting : ProductModel {
+    mutable int64_t rows = 0;
+    Tensor forward(const Tensor& x) const override {
+      rows += x.shape()[0];
+      return ProductModel::forward(x);
+    }
+  } m;
+  Tensor x = Tensor::from_floats({2, 4}, {1.5f, -2.f, 0.5f, 1.f, 0.25f, 1.f, -1.f, 2.f});
+  Tensor bg = random_rows(8, 4, 10);
+  for (int k = 0; k < 8; k += 2) bg.f32()[k * 4 + 1] = -2.f;  // half the rows equal x0 in feature 1
+  for (int k = 0; k < 8; k += 3) bg.f32()[k * 4 + 3] = 1.f;   // some equal x0 in feature 3
+  bg.f32()[5 * 4 + 0] = 0.25f;                                // one equals x1 in feature 0
+  auto r = kernel_shap(m, x, bg, {0, 1});
+  for (int i = 0; i < 2; ++i) {
+    const float* xi = x.f32() + 4 * i;
+    auto v = [&](int mask) {
+      double s = 0;
+      for (int k = 0; k < 8; ++k) {
+        float row[4];
+        for (int j = 0; j < 4; ++j) row[j] = (mask >> j & 1) ? xi[j] : bg.f32()[k * 4 + j];
+        s += (i == 0 ? 1 : -1) * ProductModel::value(row);
+      }
+      return s / 8;
+    };
+    const double fact[5] = {1, 1, 2, 6, 24};
+    for (int j = 0; j < 4; ++j) {
+      double phi = 0;
+      for (int mask = 0; mask < 16; ++mask) {
+        if (mask >> j & 1) continue;
+        const int size = __builtin_popcount(mask);
+        phi += fact[size] * fact[4 - size - 1] / fact[4] * (v(mask | 1 << j) - v(mask));
+      }
+      CHECK(close(r.phi[i][j], phi, kFloatTol, 1e-5));
+    }
+    CHECK(r.coalitions[i] == 14);
+  }
+  // Without memoisation: 2 samples x 14 coalitions x 8 rows = 224 synthetic rows (+ bg + x).
+  // With it, per row k only the 2^d_k - 2 non-trivial subsets of its differing features remain.
+  int64_t distinct = 0;
+  for (int i = 0; i < 2; ++i)
+    for (int k = 0; k < 8; ++k) {
+      int dk = 0;
+      for (int j = 0; j < 4; ++j) dk += bg.f32()[k * 4 + j] != x.f32()[i * 4 + j];
+      distinct += (int64_t(1) << dk) - 2;
+    }
+  CHECK(distinct < 224);
+  CHECK(m.rows == distinct + 8 + 2);  // + the background's forward + f(x)
+}
+
 TEST_CASE("KernelSHAP sampling mode: efficiency holds, additive model still recovered, seed reproducible", "[explain]") {
   const int64_t d = 14;
   auto m = make_linear(d);
