@@ -28,7 +28,7 @@ demo: deps
 
 sanitize: deps
 	$(MAKE) BUILD=build-sanitize CMAKE_FLAGS="-DMLAUDIT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMLAUDIT_WITH_CUDA=OFF" build
-	cd build-sanitize && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j$(JOBS) -LE "slow|cuda-only|chromium|nosan"
+	cd build-sanitize && ASAN_OPTIONS=detect_leaks=0 MLAUDIT_TEST_TIME_SCALE=10 ctest --output-on-failure -j$(JOBS) -LE "slow|cuda-only|chromium|nosan"
 
 bench: build
 	bash bench/run_all.sh $(BUILD)

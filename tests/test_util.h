@@ -32,6 +32,15 @@ inline CommandResult run_cli(const std::string& args) {
   return r;
 }
 
+/// Multiplier for the time limits of tests whose verdict depends on a solver time budget
+/// (MLAUDIT_TEST_TIME_SCALE, default 1): `make sanitize` sets it, because ASan/UBSan slow the
+/// solvers several-fold and a timeout there says nothing about memory errors.
+inline double time_scale() {
+  const char* e = std::getenv("MLAUDIT_TEST_TIME_SCALE");
+  double v = e ? std::atof(e) : 1.0;
+  return v >= 1.0 ? v : 1.0;
+}
+
 /// |a-b| <= atol + rtol*|b|: the comparison every golden test uses; callers
 /// state why their tolerances are what they are.
 inline bool close(double a, double b, double rtol, double atol) { return std::fabs(a - b) <= atol + rtol * std::fabs(b); }

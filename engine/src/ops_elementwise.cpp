@@ -66,7 +66,18 @@ void broadcast_apply(const Tensor& a, const Tensor& b, Tensor& out, F f) {
     const T* xa = pa + oa;
     const T* xb = pb + ob;
     int64_t ia = sa[r - 1], ib = sb[r - 1];
-    for (int64_t j = 0; j < inner; ++j) o[j] = f(xa[j * ia], xb[j * ib]);
+    // Unit/zero inner strides get their own loops so they vectorise (e.g. [N,F] op [F]).
+    if (ia == 1 && ib == 1) {
+      for (int64_t j = 0; j < inner; ++j) o[j] = f(xa[j], xb[j]);
+    } else if (ia == 1 && ib == 0) {
+      const T v = xb[0];
+      for (int64_t j = 0; j < inner; ++j) o[j] = f(xa[j], v);
+    } else if (ia == 0 && ib == 1) {
+      const T v = xa[0];
+      for (int64_t j = 0; j < inner; ++j) o[j] = f(v, xb[j]);
+    } else {
+      for (int64_t j = 0; j < inner; ++j) o[j] = f(xa[j * ia], xb[j * ib]);
+    }
     for (size_t k = r - 1; k-- > 0;) {
       if (++idx[k] < os[k]) {
         oa += sa[k];
@@ -258,7 +269,7 @@ void unary_map(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out,
   const float* px = x.f32();
   float* py = out[0].f32();
   const int64_t n = x.numel();
-#pragma omp parallel for if (n > 262144) schedule(static)
+#pragma omp parallel for simd if (n > 262144) schedule(static)
   for (int64_t i = 0; i < n; ++i) py[i] = f(px[i]);
 }
 
@@ -273,7 +284,7 @@ void unary_grad(const Inputs& in, const Inputs& outs, const Inputs& gout, const 
   const float* pg = gout[0]->f32();
   float* pd = gin[0].f32();
   const int64_t n = x.numel();
-#pragma omp parallel for if (n > 262144) schedule(static)
+#pragma omp parallel for simd if (n > 262144) schedule(static)
   for (int64_t i = 0; i < n; ++i) pd[i] = pg[i] * d(px[i], py[i]);
 }
 

@@ -45,19 +45,29 @@ void gemm_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) 
   const Tensor& b = float_input(ctx, in, 1);
   GemmDims d = gemm_dims(ctx, a, b);
   float alpha = ctx.node.get_float("alpha", 1.f), beta = ctx.node.get_float("beta", 1.f);
-  Tensor y(Shape{d.m, d.n});
   bool has_c = in.size() > 2 && in[2] && !in[2]->empty();
+  // With C every element is written below (no zero fill); without, sgemm's beta = 0 ignores y.
+  Tensor y = Tensor::uninitialized(DType::Float32, Shape{d.m, d.n});
   if (has_c) {
     const Tensor& c = float_input(ctx, in, 2);
     Shape bs = broadcast_shape(ctx, c.shape(), y.shape());
     if (bs != y.shape()) op_error(ctx, fmt::format("C of shape {} does not broadcast to {}", shape_str(c.shape()), shape_str(y.shape())));
-    // y = beta * broadcast(C)
+    // y = beta * broadcast(C): one scaled row (or column value) per output row, vectorised.
     const float* pc = c.f32();
     float* py = y.f32();
     const Shape& cs = c.shape();
-    int64_t cr = cs.size() == 2 ? cs[0] : 1, cc = cs.empty() ? 1 : cs.back();
-    for (int64_t i = 0; i < d.m; ++i)
-      for (int64_t j = 0; j < d.n; ++j) py[i * d.n + j] = beta * pc[(cr == 1 ? 0 : i) * cc + (cc == 1 ? 0 : j)];
+    const int64_t cr = cs.size() == 2 ? cs[0] : 1, cc = cs.empty() ? 1 : cs.back();
+#pragma omp parallel for if (d.m * d.n > 262144) schedule(static)
+    for (int64_t i = 0; i < d.m; ++i) {
+      const float* crow = pc + (cr == 1 ? 0 : i) * cc;
+      float* yrow = py + i * d.n;
+      if (cc == 1) {
+        const float v = beta * crow[0];
+        for (int64_t j = 0; j < d.n; ++j) yrow[j] = v;
+      } else {
+        for (int64_t j = 0; j < d.n; ++j) yrow[j] = beta * crow[j];
+      }
+    }
   }
   sgemm(d.ta, d.tb, d.m, d.n, d.k, alpha, a.f32(), a.shape()[1], b.f32(), b.shape()[1], has_c ? 1.f : 0.f, y.f32(), d.n);
   out[0] = y;
@@ -743,7 +753,7 @@ void bn_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   if (x.rank() < 2) op_error(ctx, fmt::format("expects [N,C,...], got {}", shape_str(x.shape())));
   if (ctx.node.get_int("training_mode", 0) != 0) op_error(ctx, "training_mode=1 is not supported (inference only)");
   int64_t n = x.shape()[0], c = x.shape()[1];
-  int64_t area = (n * c) ? x.numel() / (n * c) : 0;
+  int64_t area = (n != 0 && c != 0) ? x.numel() / (n * c) : 0;
   std::vector<float> a, b;
   bn_coeffs(ctx, in, a, b, c);
   Tensor y(x.shape());
@@ -762,7 +772,7 @@ void bn_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inputs&
   if (!g[0]) return;
   const Tensor& x = *in[0];
   int64_t n = x.shape()[0], c = x.shape()[1];
-  int64_t area = (n * c) ? x.numel() / (n * c) : 0;
+  int64_t area = (n != 0 && c != 0) ? x.numel() / (n * c) : 0;
   std::vector<float> a, b;
   bn_coeffs(ctx, in, a, b, c);
   if (need[0]) {

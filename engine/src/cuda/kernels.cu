@@ -292,6 +292,24 @@ __global__ void col2im_kernel(const float* col, float* x, ConvGeom g, int64_t ch
 constexpr int kConvThreads = 128;
 constexpr int kConvPix = 2;
 
+// acc[p][c] += v[p] * w[c] for the PIX pixels and CB channels of a thread (w: CB staged weights,
+// read as broadcast float4s).
+template <int CB, int PIX>
+__device__ __forceinline__ void fma_tile(float (&acc)[PIX][CB], const float (&v)[PIX], const float* w) {
+  const float4* w4 = reinterpret_cast<const float4*>(w);
+#pragma unroll
+  for (int c4 = 0; c4 < CB / 4; ++c4) {
+    float4 wv = w4[c4];
+#pragma unroll
+    for (int p = 0; p < PIX; ++p) {
+      acc[p][4 * c4 + 0] = fmaf(v[p], wv.x, acc[p][4 * c4 + 0]);
+      acc[p][4 * c4 + 1] = fmaf(v[p], wv.y, acc[p][4 * c4 + 1]);
+      acc[p][4 * c4 + 2] = fmaf(v[p], wv.z, acc[p][4 * c4 + 2]);
+      acc[p][4 * c4 + 3] = fmaf(v[p], wv.w, acc[p][4 * c4 + 3]);
+    }
+  }
+}
+
 template <int CB, int KS, bool TRANS, int EPI>
 __global__ void __launch_bounds__(kConvThreads) conv_direct_kernel(const float* __restrict__ in, const float* __restrict__ w,
                                                                     const float* __restrict__ bias, float* __restrict__ out,
@@ -391,18 +409,7 @@ __global__ void __launch_bounds__(kConvThreads) conv_direct_kernel(const float* 
 #pragma unroll
             for (int p = 0; p < PIX; ++p)
               v[p] = ((rmask[p] >> ki) & (cmask[p] >> kj) & 1u) ? __ldg(base[p] + (plane + off0[p] + ki * step_h + kj * step_w)) : 0.f;
-            const float4* w4 = reinterpret_cast<const float4*>(wr + (ki * kw + kj) * CB);
-#pragma unroll
-            for (int c4 = 0; c4 < CB / 4; ++c4) {
-              float4 wv = w4[c4];
-#pragma unroll
-              for (int p = 0; p < PIX; ++p) {
-                acc[p][4 * c4 + 0] = fmaf(v[p], wv.x, acc[p][4 * c4 + 0]);
-                acc[p][4 * c4 + 1] = fmaf(v[p], wv.y, acc[p][4 * c4 + 1]);
-                acc[p][4 * c4 + 2] = fmaf(v[p], wv.z, acc[p][4 * c4 + 2]);
-                acc[p][4 * c4 + 3] = fmaf(v[p], wv.w, acc[p][4 * c4 + 3]);
-              }
-            }
+            fma_tile<CB, PIX>(acc, v, wr + (ki * kw + kj) * CB);
           }
         }
       } else {
@@ -423,18 +430,7 @@ __global__ void __launch_bounds__(kConvThreads) conv_direct_kernel(const float* 
             bool ok = live[p] && hi >= 0 && hi < in_h && wj >= 0 && wj < in_w;
             v[p] = ok ? __ldg(base[p] + plane + hi * in_w + wj) : 0.f;
           }
-          const float4* w4 = reinterpret_cast<const float4*>(wr + (ki * kw + kj) * CB);
-#pragma unroll
-          for (int c4 = 0; c4 < CB / 4; ++c4) {
-            float4 wv = w4[c4];
-#pragma unroll
-            for (int p = 0; p < PIX; ++p) {
-              acc[p][4 * c4 + 0] = fmaf(v[p], wv.x, acc[p][4 * c4 + 0]);
-              acc[p][4 * c4 + 1] = fmaf(v[p], wv.y, acc[p][4 * c4 + 1]);
-              acc[p][4 * c4 + 2] = fmaf(v[p], wv.z, acc[p][4 * c4 + 2]);
-              acc[p][4 * c4 + 3] = fmaf(v[p], wv.w, acc[p][4 * c4 + 3]);
-            }
-          }
+          fma_tile<CB, PIX>(acc, v, wr + (ki * kw + kj) * CB);
         }
       }
       }
