@@ -1,4 +1,4 @@
-// mlaudit attack: adversarial robustness (FGSM, PGD, APGD, Square, CW-L2, DeepFool, AutoAttack).
+// mlaudit attack: adversarial robustness (FGSM, PGD, APGD, Square, FAB, CW-L2, DeepFool, AutoAttack).
 #ifdef MLAUDIT_HAVE_robustness
 #include <fmt/format.h>
 
@@ -30,11 +30,11 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
       ("model", po::value<std::string>(), "ONNX model (one input, logits output)")
       ("data", po::value<std::string>(), "inputs .npy [N,...]")
       ("labels", po::value<std::string>(), "integer labels .npy [N]")
-      ("attack", po::value<std::string>()->default_value("pgd"), "fgsm|pgd|apgd-ce|apgd-dlr|apgd-t|square|cw-l2|deepfool|autoattack")
+      ("attack", po::value<std::string>()->default_value("pgd"), "fgsm|pgd|apgd-ce|apgd-dlr|apgd-t|square|fab|fab-t|cw-l2|deepfool|autoattack")
       ("norm", po::value<std::string>()->default_value("linf"), "linf|l2")
       ("eps", po::value<std::string>(), "radius list E[,E...] in input units (minimal attacks: thresholds, optional)")
       ("steps", po::value<int>()->default_value(0), "iterations (0: attack default)")
-      ("restarts", po::value<int>()->default_value(1), "random restarts (PGD, APGD)")
+      ("restarts", po::value<int>()->default_value(1), "restarts (PGD, APGD, FAB)")
       ("step-size", po::value<double>()->default_value(0), "PGD step size (0: 2.5*eps/steps)")
       ("queries", po::value<int>()->default_value(5000), "Square query budget per point")
       ("clip-min", po::value<double>()->default_value(0.0), "input domain lower bound")
@@ -63,7 +63,7 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
   cfg.batch = vm["batch"].as<int>();
   const bool minimal = robustness::is_minimal_attack(attack);
   if (std::find(robustness::attack_names().begin(), robustness::attack_names().end(), attack) == robustness::attack_names().end())
-    throw InputError("cli", fmt::format("attack: unknown --attack '{}' (fgsm, pgd, apgd-ce, apgd-dlr, apgd-t, square, cw-l2, deepfool, autoattack)", attack));
+    throw InputError("cli", fmt::format("attack: unknown --attack '{}' (fgsm, pgd, apgd-ce, apgd-dlr, apgd-t, square, fab, fab-t, cw-l2, deepfool, autoattack)", attack));
   std::vector<double> eps_list;
   if (vm.count("eps")) eps_list = parse_double_list("eps", vm["eps"].as<std::string>());
   else if (!minimal) throw InputError("cli", "attack: the option '--eps' is required for " + attack + " (see 'mlaudit attack --help')");
@@ -176,6 +176,7 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   j["clean_accuracy"] = last.clean_accuracy();
+  j["execution"] = last.notes;  // e.g. the fused device loop, or why the host loop ran
   j["seconds"] = seconds;
   j["seconds_per_sample"] = n ? seconds / double(n) : 0.0;
   j["per_sample"] = per_sample;
@@ -188,12 +189,13 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
                                e["robust_accuracy"].get<double>(), e["attack_success_rate"].get<double>(), e["median_perturbation_norm"].get<double>());
     if (minimal) std::cout << fmt::format("  minimal norms: {} found, median {:.4g}\n", j["minimal_norms"]["found"].get<size_t>(), j["minimal_norms"]["median"].get<double>());
     for (const auto& w : last.warnings) std::cout << "  warning: " << w << "\n";
+    for (const auto& note : last.notes) std::cout << "  note: " << note << "\n";
     std::cout << "report: " << vm["out"].as<std::string>() << "\n";
   }
   return 0;
 }
 
 }  // namespace
-MLAUDIT_COMMAND("attack", "adversarial attacks (FGSM, PGD, APGD, Square, CW-L2, DeepFool, AutoAttack): robust accuracy vs eps", cmd_attack);
+MLAUDIT_COMMAND("attack", "adversarial attacks (FGSM, PGD, APGD, Square, FAB, CW-L2, DeepFool, AutoAttack): robust accuracy vs eps", cmd_attack);
 }  // namespace mlaudit::cli
 #endif  // MLAUDIT_HAVE_robustness

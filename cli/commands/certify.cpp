@@ -69,7 +69,11 @@ int cmd_certify(const std::vector<std::string>& args, const GlobalOptions& globa
   j["data"] = vm["data"].as<std::string>();
   j["method"] = "randomized smoothing CERTIFY (Cohen, Rosenfeld, Kolter 2019), one-sided Clopper-Pearson bound, L2 radius";
   j["config"] = {{"sigma", cfg.sigma}, {"n0", cfg.n0}, {"n", cfg.n}, {"alpha", cfg.alpha}, {"batch", cfg.batch}, {"seed", cfg.seed},
-                 {"rng", "std::mt19937_64 per sample, Box-Muller normals"}};
+                 {"rng", "xoshiro256** stream per noisy copy seeded by (seed, sample, copy), Box-Muller normals; independent of --batch and --threads"}};
+  const bool on_device = !recs.empty() && recs.front().device;
+  j["sampler"] = on_device ? "device: engine::device_smoothing_counts (cuRAND Philox noise, forward and argmax histogram on the GPU)"
+                           : "host: noise filled in parallel, one stream per noisy copy";
+  if (on_device) j["config"]["rng"] = "cuRAND Philox seeded by seed*2+1 (N0) and seed*2+2 (N)";
   j["n_samples"] = recs.size();
   j["per_sample"] = nlohmann::json::array();
   size_t abstained = 0;
@@ -85,8 +89,8 @@ int cmd_certify(const std::vector<std::string>& args, const GlobalOptions& globa
   j["seconds_per_sample"] = recs.empty() ? 0.0 : seconds / double(recs.size());
   datasets::write_file_atomic(vm["out"].as<std::string>(), j.dump(1) + "\n");
   if (!global.quiet) {
-    std::cout << fmt::format("certify sigma {} on {} samples ({:.3f} s/sample), abstain rate {:.3f}\n", cfg.sigma, recs.size(),
-                             j["seconds_per_sample"].get<double>(), j["abstain_rate"].get<double>());
+    std::cout << fmt::format("certify sigma {} on {} samples ({:.3f} s/sample, {} sampler), abstain rate {:.3f}\n", cfg.sigma, recs.size(),
+                             j["seconds_per_sample"].get<double>(), on_device ? "device" : "host", j["abstain_rate"].get<double>());
     for (size_t k = 0; k < radii.size(); ++k) std::cout << fmt::format("  certified accuracy at r = {:<6g} {:.4f}\n", radii[k], acc[k]);
     std::cout << "report: " << vm["out"].as<std::string>() << "\n";
   }

@@ -3,8 +3,12 @@
 // the structure of the reference implementation (fra31/auto-attack, autopgd_base.py).
 #include <algorithm>
 #include <cmath>
+#include <fmt/format.h>
+#include <optional>
 
 #include "common.h"
+#include "mlaudit/engine/accelerated.h"
+#include "mlaudit/engine/session.h"
 
 namespace mlaudit::robustness {
 
@@ -183,9 +187,54 @@ void apgd_single_run(const engine::Model& m, const engine::Tensor& x, const std:
   }
 }
 
+namespace {
+
+// APGD-CE as the engine's fused device loop (engine::device_apgd_ce: every row's state on the
+// GPU) when the model is a Session on CUDA and the run is one the loop implements: CE loss,
+// one restart, Linf or L2. It keeps the breaking iterate of broken rows, like the host loop;
+// run_attack re-checks every candidate. std::nullopt: run the host loop.
+std::optional<SubsetResult> apgd_ce_on_device(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
+                                              const AttackConfig& cfg, std::mt19937_64& rng, std::vector<std::string>& notes) {
+  const auto* session = dynamic_cast<const engine::Session*>(&m);
+  if (!session || !session->device_session()) return std::nullopt;
+  if (cfg.restarts != 1) {
+    notes.push_back("apgd-ce: the fused device loop runs one restart; --restarts > 1 ran the host loop (per-step device calls)");
+    return std::nullopt;
+  }
+  engine::DeviceApgdOptions o;
+  o.norm = norm_name(cfg.norm);
+  o.eps = float(cfg.eps);
+  o.steps = cfg.steps > 0 ? cfg.steps : 100;
+  o.clip_min = float(cfg.clip_min);
+  o.clip_max = float(cfg.clip_max);
+  o.seed = rng();
+  const int64_t n = x.dim(0), d = sample_dim(x);
+  auto res = engine::device_apgd_ce(*session, x, engine::Tensor::from_ints({n}, y), o);
+  if (!res) {
+    notes.push_back("apgd-ce: the device session declined the fused loop; ran the host loop");
+    return std::nullopt;
+  }
+  SubsetResult r = make_subset_result(x);
+  for (int64_t i = 0; i < n; ++i) {
+    r.gradient_calls[size_t(i)] = o.steps;
+    if (res->robust[size_t(i)]) continue;
+    r.found[size_t(i)] = 1;
+    std::copy_n(res->x_adv.f32() + i * d, d, r.adversarial.f32() + i * d);
+  }
+  r.notes.push_back(fmt::format("apgd-ce ran as the fused device loop (engine::device_apgd_ce, {} backend, device batch {}, cuRAND start)",
+                                session->backend_name(), res->batch));
+  return r;
+}
+
+}  // namespace
+
 SubsetResult apgd(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
                   const AttackConfig& cfg, std::mt19937_64& rng, Loss loss) {
+  std::vector<std::string> notes;
+  if (loss == Loss::CrossEntropy)
+    if (auto dev = apgd_ce_on_device(m, x, y, cfg, rng, notes)) return *dev;
   SubsetResult r = make_subset_result(x);
+  r.notes = notes;
   for (int restart = 0; restart < cfg.restarts; ++restart)
     apgd_single_run(m, x, y, nullptr, cfg, rng, loss, r.adversarial, r.found, r.gradient_calls);
   return r;

@@ -36,7 +36,7 @@ double AttackResult::success_rate() const {
 
 const std::vector<std::string>& attack_names() {
   static const std::vector<std::string> names = {"fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t",
-                                                 "square", "cw-l2", "deepfool", "autoattack"};
+                                                 "square", "fab", "fab-t", "cw-l2", "deepfool", "autoattack"};
   return names;
 }
 
@@ -148,10 +148,12 @@ AttackResult run_attack(const std::string& name, const engine::Model& model, con
                   const AttackConfig& c, std::mt19937_64& rng) { return detail::apgd(m, x, yy, c, rng, loss); };
   } else if (name == "apgd-t") algo = detail::apgd_targeted;
   else if (name == "square") algo = detail::square;
+  else if (name == "fab") algo = detail::fab;
+  else if (name == "fab-t") algo = detail::fab_targeted;
   else if (name == "cw-l2") algo = detail::cw_l2;
   else if (name == "deepfool") algo = detail::deepfool;
   else if (name == "autoattack") algo = detail::autoattack;
-  else throw InputError("robustness", "unknown attack '" + name + "' (expected one of fgsm, pgd, apgd-ce, apgd-dlr, apgd-t, square, cw-l2, deepfool, autoattack)");
+  else throw InputError("robustness", "unknown attack '" + name + "' (expected one of fgsm, pgd, apgd-ce, apgd-dlr, apgd-t, square, fab, fab-t, cw-l2, deepfool, autoattack)");
 
   // Option checks: every message names the option.
   if (!(cfg.eps >= 0) || !std::isfinite(cfg.eps)) throw InputError("robustness", fmt::format("--eps must be >= 0, got {}", cfg.eps));
@@ -214,6 +216,8 @@ AttackResult run_attack(const std::string& name, const engine::Model& model, con
     std::vector<int64_t> pred;
     auto ok = verify_adversarial(model, xs, s.adversarial, ys, cfg.norm, minimal ? -1.0 : cfg.eps, cfg.clip_min,
                                  cfg.clip_max, cfg.batch, &pred);
+    for (const auto& note : s.notes)
+      if (std::find(r.notes.begin(), r.notes.end(), note) == r.notes.end()) r.notes.push_back(note);
     for (size_t k = 0; k < rows.size(); ++k) {
       const size_t i = size_t(rows[k]);
       r.gradient_calls[i] += s.gradient_calls[k];

@@ -41,6 +41,7 @@ struct SubsetResult {
   std::vector<int64_t> gradient_calls;
   std::vector<int64_t> queries;
   std::vector<std::string> stage;      ///< AutoAttack stage name per row
+  std::vector<std::string> notes;      ///< how the attack ran (device fast path, or why not)
 };
 
 SubsetResult make_subset_result(const engine::Tensor& x);
@@ -67,6 +68,14 @@ SubsetResult cw_l2(const engine::Model& m, const engine::Tensor& x, const std::v
 SubsetResult deepfool(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
                       const AttackConfig& cfg, std::mt19937_64& rng);
 
+/// FAB (Croce & Hein 2020), untargeted: closest linearised boundary over all classes; restarts
+/// after the first from a random start. Success within eps; the point is FAB's minimal one.
+SubsetResult fab(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
+                 const AttackConfig& cfg, std::mt19937_64& rng);
+/// FAB-T (AutoAttack standard): targeted FAB over the top-2..top-(n_target_classes+1) clean classes.
+SubsetResult fab_targeted(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
+                          const AttackConfig& cfg, std::mt19937_64& rng);
+
 /// One APGD run (no restarts) from a random start; used by apgd and apgd_targeted.
 /// `target` non-null selects targeted DLR. Updates adv/found for rows that break.
 void apgd_single_run(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
@@ -77,7 +86,7 @@ void apgd_single_run(const engine::Model& m, const engine::Tensor& x, const std:
 }  // namespace mlaudit::robustness::detail
 
 namespace mlaudit::robustness::detail {
-/// AutoAttack "standard" (Croce & Hein 2020): APGD-CE, APGD-T, Square; each stage on still-robust rows.
+/// AutoAttack "standard" (Croce & Hein 2020): APGD-CE, APGD-T, FAB-T, Square; each stage on still-robust rows.
 SubsetResult autoattack(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
                         const AttackConfig& cfg, std::mt19937_64& rng);
 /// AutoAttack's sanity checks (checks.py): random-looking or softmax-looking outputs,

@@ -1,8 +1,12 @@
 // FGSM and PGD on the cross-entropy loss.
 #include <algorithm>
 #include <cmath>
+#include <fmt/format.h>
+#include <optional>
 
 #include "common.h"
+#include "mlaudit/engine/accelerated.h"
+#include "mlaudit/engine/session.h"
 
 namespace mlaudit::robustness::detail {
 namespace {
@@ -34,6 +38,50 @@ void random_start(float* xa, int64_t d, Norm norm, double eps, std::mt19937_64& 
   for (int64_t k = 0; k < d; ++k) xa[k] += float(v[size_t(k)] * r);
 }
 
+// PGD as the engine's fused device loop (engine::device_pgd: the whole iteration on the GPU,
+// replayed as a CUDA graph) when the model is a Session running on CUDA and the options are
+// the ones that loop implements: one run (no restarts), cross-entropy, Linf or L2, random
+// start or not. The device loop keeps the final iterate (torchattacks semantics), the host
+// loop the first misclassified one; both are re-checked by run_attack's fresh forward pass.
+// std::nullopt: run the host loop (with a note saying why when the model is on a device).
+std::optional<SubsetResult> pgd_on_device(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
+                                          const AttackConfig& cfg, int steps, double alpha, std::mt19937_64& rng,
+                                          std::vector<std::string>& notes) {
+  const auto* session = dynamic_cast<const engine::Session*>(&m);
+  if (!session || !session->device_session()) return std::nullopt;  // CPU session: host loop, no note
+  if (cfg.restarts != 1) {
+    notes.push_back("pgd: the fused device loop runs one start; --restarts > 1 ran the host loop (per-step device calls)");
+    return std::nullopt;
+  }
+  engine::DevicePgdOptions o;
+  o.norm = norm_name(cfg.norm);
+  o.eps = float(cfg.eps);
+  o.alpha = float(alpha);
+  o.steps = steps;
+  o.random_start = cfg.random_start;
+  o.clip_min = float(cfg.clip_min);
+  o.clip_max = float(cfg.clip_max);
+  o.seed = rng();
+  o.batch = 0;  // adapt to free device memory
+  const int64_t n = x.dim(0), d = sample_dim(x);
+  auto res = engine::device_pgd(*session, x, engine::Tensor::from_ints({n}, y), o);
+  if (!res) {
+    notes.push_back("pgd: the device session declined the fused loop; ran the host loop");
+    return std::nullopt;
+  }
+  SubsetResult r = make_subset_result(x);
+  for (int64_t i = 0; i < n; ++i) {
+    r.gradient_calls[size_t(i)] = steps;
+    r.queries[size_t(i)] = 1;
+    if (res->robust[size_t(i)]) continue;
+    r.found[size_t(i)] = 1;
+    std::copy_n(res->x_adv.f32() + i * d, d, r.adversarial.f32() + i * d);
+  }
+  r.notes.push_back(fmt::format("pgd ran as the fused device loop (engine::device_pgd, {} backend, CUDA graph {}, device batch {}, cuRAND start)",
+                                session->backend_name(), res->cuda_graph ? "yes" : "no", res->batch));
+  return r;
+}
+
 }  // namespace
 
 SubsetResult fgsm(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
@@ -60,10 +108,13 @@ SubsetResult pgd(const engine::Model& m, const engine::Tensor& x, const std::vec
                  const AttackConfig& cfg, std::mt19937_64& rng) {
   // Madry et al. 2018: x_{t+1} = Proj_{B(x,eps) ∩ [lo,hi]}(x_t + alpha * step(grad CE)),
   // default alpha = 2.5 * eps / steps so that the iterates can cross the ball.
-  SubsetResult r = make_subset_result(x);
-  const int64_t d = sample_dim(x);
   const int steps = cfg.steps > 0 ? cfg.steps : 10;
   const double alpha = cfg.step_size > 0 ? cfg.step_size : 2.5 * cfg.eps / steps;
+  std::vector<std::string> notes;
+  if (auto dev = pgd_on_device(m, x, y, cfg, steps, alpha, rng, notes)) return *dev;
+  SubsetResult r = make_subset_result(x);
+  r.notes = notes;
+  const int64_t d = sample_dim(x);
   for (int restart = 0; restart < cfg.restarts; ++restart) {
     std::vector<int64_t> act;
     for (int64_t i = 0; i < x.dim(0); ++i)
@@ -94,9 +145,14 @@ SubsetResult pgd(const engine::Model& m, const engine::Tensor& x, const std::vec
       act = next;
       if (!act.empty()) { xa = xa.gather_rows(keep); x0 = x0.gather_rows(keep); }
     };
+    // Labels of the active rows: rebuilt only when rows leave the batch.
+    std::vector<int64_t> ya;
+    for (auto i : act) ya.push_back(y[size_t(i)]);
     for (int t = 0; t < steps && !act.empty(); ++t) {
-      std::vector<int64_t> ya;
-      for (auto i : act) ya.push_back(y[size_t(i)]);
+      if (ya.size() != act.size()) {
+        ya.clear();
+        for (auto i : act) ya.push_back(y[size_t(i)]);
+      }
       engine::Tensor logits;
       engine::Tensor g = loss_gradient(m, xa, Loss::CrossEntropy, ya, nullptr, &logits, nullptr);
       for (auto i : act) r.gradient_calls[size_t(i)] += 1;
@@ -110,10 +166,12 @@ SubsetResult pgd(const engine::Model& m, const engine::Tensor& x, const std::vec
           if (j < act.size() && before[k] == act[j]) { keep.push_back(int64_t(k)); ++j; }
         g = g.gather_rows(keep);
       }
-      for (size_t k = 0; k < act.size(); ++k) {
-        float* xk = xa.f32() + int64_t(k) * d;
-        ascent_step(xk, g.f32() + int64_t(k) * d, d, cfg.norm, alpha);
-        project(xk, x0.f32() + int64_t(k) * d, d, cfg.norm, cfg.eps, cfg.clip_min, cfg.clip_max);
+      const int64_t na = int64_t(act.size());
+#pragma omp parallel for schedule(static)
+      for (int64_t k = 0; k < na; ++k) {
+        float* xk = xa.f32() + k * d;
+        ascent_step(xk, g.f32() + k * d, d, cfg.norm, alpha);
+        project(xk, x0.f32() + k * d, d, cfg.norm, cfg.eps, cfg.clip_min, cfg.clip_max);
       }
     }
     if (!act.empty()) {

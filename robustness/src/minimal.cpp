@@ -103,7 +103,8 @@ SubsetResult deepfool(const engine::Model& m, const engine::Tensor& x, const std
                       const AttackConfig& cfg, std::mt19937_64&) {
   // Moosavi-Dezfooli, Fawzi, Frossard, CVPR 2016, Alg. 2 (multi-class) and Sec. 3.3 (Linf):
   // linearise f_k - f_y around x_t, step to the nearest linearised boundary
-  //   L2:   r = (|f_l| + 1e-4) / ||w_l||_2^2 * w_l;   Linf: r = (|f_l| + 1e-4) / ||w_l||_1 * sign(w_l),
+  //   L2:   r = (|f_l| / ||w_l||_2 + 1e-4) * w_l / ||w_l||_2;   Linf: r = (|f_l| / ||w_l||_1 + 1e-4) * sign(w_l),
+  // (the 1e-4 added to the distance as in the authors' code, LTS4/DeepFool deepfool.py, and Foolbox),
   // accumulate r_tot and evaluate x + (1 + overshoot) r_tot. Default 50 iterations, overshoot 0.02.
   SubsetResult r = make_subset_result(x);
   const int64_t n = x.dim(0), d = sample_dim(x);
@@ -165,10 +166,10 @@ SubsetResult deepfool(const engine::Model& m, const engine::Tensor& x, const std
           auto& st = best_step[j];
           st.assign(size_t(d), 0.0);
           if (cfg.norm == Norm::L2) {
-            const double scale = (std::fabs(fk) + 1e-4) / (wn * wn);
+            const double scale = (dist + 1e-4) / wn;
             for (int64_t q = 0; q < d; ++q) st[size_t(q)] = scale * wk[q];
           } else {
-            const double scale = (std::fabs(fk) + 1e-4) / wn;
+            const double scale = dist + 1e-4;
             for (int64_t q = 0; q < d; ++q) st[size_t(q)] = scale * ((wk[q] > 0) - (wk[q] < 0));
           }
         }

@@ -11,7 +11,9 @@
 #include <random>
 
 #include "common.h"
+#include "mlaudit/engine/accelerated.h"
 #include "mlaudit/engine/error.h"
+#include "mlaudit/engine/session.h"
 
 namespace mlaudit::robustness {
 
@@ -48,27 +50,71 @@ double binomial_test_two_sided(int64_t k, int64_t n, double p) {
 
 double normal_quantile(double p) { return boost::math::quantile(boost::math::normal_distribution<double>(0, 1), p); }
 
+namespace {
+
+// splitmix64 (Steele, Lea, Flood 2014): seeds one independent stream per noisy copy.
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+// xoshiro256** (Blackman & Vigna 2018): fast 64-bit generator with a 2^256 period.
+struct Xoshiro256 {
+  uint64_t s[4];
+  explicit Xoshiro256(uint64_t seed) {
+    for (auto& v : s) v = splitmix64(seed);
+  }
+  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  uint64_t next() {
+    const uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return r;
+  }
+  // Uniform in (0,1) from the top 53 bits (never 0, so log() below is finite).
+  double uniform() { return (double(next() >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
+};
+
+// Noisy copy number `copy` of x: x + sigma * N(0, I), its normals drawn by Box-Muller from
+// a stream seeded by (seed, copy) alone, so the noise does not depend on the batch size or
+// on how many threads fill the batch.
+void fill_noisy_copy(float* out, const float* x0, int64_t d, double sigma, uint64_t seed, uint64_t copy) {
+  uint64_t mix = seed ^ (copy * 0xD1B54A32D192ED03ULL);
+  Xoshiro256 rng(splitmix64(mix));
+  for (int64_t k = 0; k < d; k += 2) {
+    const double u1 = rng.uniform(), u2 = rng.uniform();
+    const double r = std::sqrt(-2.0 * std::log(u1)), t = 6.283185307179586 * u2;
+    out[k] = float(x0[k] + sigma * r * std::cos(t));
+    if (k + 1 < d) out[k + 1] = float(x0[k + 1] + sigma * r * std::sin(t));
+  }
+}
+
+}  // namespace
+
 std::vector<int64_t> sample_noise_counts(const engine::Model& model, const engine::Tensor& x, int64_t num,
                                          double sigma, int batch, uint64_t seed) {
   const int64_t d = x.numel();
-  std::mt19937_64 rng(seed);
   std::vector<int64_t> counts;
   engine::Shape shape = x.shape();
   const float* x0 = x.f32();
-  // Box-Muller on 53-bit uniforms from mt19937_64: two independent N(0,1) per pair.
-  auto uniform = [&]() { return (double(rng() >> 11) + 0.5) * (1.0 / 9007199254740992.0); };
+  shape[0] = std::min<int64_t>(batch, num);
+  engine::Tensor noisy(shape);  // reused by every full batch
   for (int64_t done = 0; done < num;) {
     const int64_t b = std::min<int64_t>(batch, num - done);
-    shape[0] = b;
-    engine::Tensor noisy(shape);
-    float* p = noisy.f32();
-    const int64_t total = b * d;
-    for (int64_t k = 0; k < total; k += 2) {
-      const double u1 = uniform(), u2 = uniform();
-      const double r = std::sqrt(-2.0 * std::log(u1)), t = 6.283185307179586 * u2;
-      p[k] = float(x0[k % d] + sigma * r * std::cos(t));
-      if (k + 1 < total) p[k + 1] = float(x0[(k + 1) % d] + sigma * r * std::sin(t));
+    if (b != noisy.dim(0)) {
+      shape[0] = b;
+      noisy = engine::Tensor(shape);
     }
+    float* p = noisy.f32();
+    // One independent stream per noisy copy: filled in parallel, identical for any thread count.
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < b; ++i) fill_noisy_copy(p + i * d, x0, d, sigma, seed, uint64_t(done + i));
     engine::Tensor logits = model.forward(noisy);
     if (logits.rank() != 2 || logits.dim(0) != b)
       throw InputError("robustness", "model output must be logits [N,C], got " + engine::shape_str(logits.shape()));
@@ -79,14 +125,12 @@ std::vector<int64_t> sample_noise_counts(const engine::Model& model, const engin
   return counts;
 }
 
-CertifyRecord certify(const engine::Model& model, const engine::Tensor& x, const SmoothingConfig& cfg,
-                      uint64_t sample_seed) {
-  const auto t0 = std::chrono::steady_clock::now();
+namespace {
+
+// CERTIFY's decision from the selection counts c0 (N0 draws) and estimation counts c1 (N draws).
+CertifyRecord certify_from_counts(const std::vector<int64_t>& c0, const std::vector<int64_t>& c1, const SmoothingConfig& cfg) {
   CertifyRecord rec;
-  // Selection and estimation use independent noise streams.
-  auto c0 = sample_noise_counts(model, x, cfg.n0, cfg.sigma, cfg.batch, sample_seed * 2 + 1);
   const int64_t ca = std::max_element(c0.begin(), c0.end()) - c0.begin();
-  auto c1 = sample_noise_counts(model, x, cfg.n, cfg.sigma, cfg.batch, sample_seed * 2 + 2);
   rec.count_a = c1[size_t(ca)];
   rec.pa_lower = clopper_pearson_lower(rec.count_a, cfg.n, cfg.alpha);
   if (rec.pa_lower < 0.5) {
@@ -96,6 +140,18 @@ CertifyRecord certify(const engine::Model& model, const engine::Tensor& x, const
     rec.prediction = ca;
     rec.radius = cfg.sigma * normal_quantile(rec.pa_lower);  // R = sigma * PhiInv(pA_lower) (Thm. 1, pB = 1 - pA)
   }
+  return rec;
+}
+
+}  // namespace
+
+CertifyRecord certify(const engine::Model& model, const engine::Tensor& x, const SmoothingConfig& cfg,
+                      uint64_t sample_seed) {
+  const auto t0 = std::chrono::steady_clock::now();
+  // Selection and estimation use independent noise streams.
+  auto c0 = sample_noise_counts(model, x, cfg.n0, cfg.sigma, cfg.batch, sample_seed * 2 + 1);
+  auto c1 = sample_noise_counts(model, x, cfg.n, cfg.sigma, cfg.batch, sample_seed * 2 + 2);
+  CertifyRecord rec = certify_from_counts(c0, c1, cfg);
   rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rec;
 }
@@ -126,6 +182,29 @@ std::vector<CertifyRecord> certify_dataset(const engine::Model& model, const eng
   if (int64_t(labels.size()) != x.dim(0))
     throw InputError("robustness", fmt::format("labels have {} entries but the data has {} samples", labels.size(), x.dim(0)));
   std::vector<CertifyRecord> out;
+  // Fused device sampler (engine::device_smoothing_counts: noise by cuRAND Philox, forward and
+  // argmax histogram on the GPU) when the model is a Session on CUDA: all samples in one call
+  // for N0 and one for N. Same CERTIFY decision; other noise draws than the host sampler.
+  if (const auto* session = dynamic_cast<const engine::Session*>(&model); session && session->device_session()) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto c0 = engine::device_smoothing_counts(*session, x, float(cfg.sigma), cfg.n0, cfg.batch, cfg.seed * 2 + 1);
+    auto c1 = engine::device_smoothing_counts(*session, x, float(cfg.sigma), cfg.n, cfg.batch, cfg.seed * 2 + 2);
+    if (c0 && c1) {
+      const double per = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / double(std::max<int64_t>(x.dim(0), 1));
+      const int64_t k = c0->dim(1);
+      for (int64_t i = 0; i < x.dim(0); ++i) {
+        std::vector<int64_t> s0(c0->i64() + i * k, c0->i64() + (i + 1) * k), s1(c1->i64() + i * k, c1->i64() + (i + 1) * k);
+        CertifyRecord r = certify_from_counts(s0, s1, cfg);
+        r.index = i;
+        r.label = labels[size_t(i)];
+        r.correct = r.prediction == r.label;
+        r.seconds = per;
+        r.device = true;
+        out.push_back(r);
+      }
+      return out;
+    }
+  }
   for (int64_t i = 0; i < x.dim(0); ++i) {
     CertifyRecord r = certify(model, x.slice_rows(i, i + 1), cfg, cfg.seed * 1000003ULL + uint64_t(i));
     r.index = i;

@@ -1,7 +1,7 @@
-// APGD, Square and AutoAttack on the bundled models (label "slow": minutes on 2 cores).
+// APGD, Square, FAB and AutoAttack on the bundled models (label "slow": minutes on 2 cores).
 #include <algorithm>
 
-#include "bundled_common.h"
+#include "minimal_goldens.h"
 
 using namespace mlaudit;
 
@@ -58,4 +58,10 @@ TEST_CASE("robustness: AutoAttack is never above PGD on the bundled models", "[r
   CHECK(taa.robust_accuracy() <= tpgd.robust_accuracy());
   bool warned = std::any_of(taa.warnings.begin(), taa.warnings.end(), [](const std::string& w) { return w.find("APGD-T") != std::string::npos; });
   CHECK(warned);
+}
+
+TEST_CASE("robustness: FAB-T (L2, large eps) and untargeted FAB match AutoAttack's FAB sample by sample", "[robustness][golden][fab][slow]") {
+  // Everything in the fixture except the fast-tier run (FAB-T Linf eps 0.05).
+  const int runs = test::check_fab_runs([](const std::string& a, const std::string& nm, double eps) { return !(a == "fab-t" && nm == "linf" && eps < 0.1); });
+  if (runs >= 0) CHECK(runs >= 4);
 }

@@ -103,6 +103,17 @@ TEST_CASE("robustness: mlaudit attack writes a robustness curve and the adversar
   CHECK(j["minimal_norms"]["found"].get<int>() > 0);
   CHECK(j["by_eps"].size() == 2);
   CHECK(j["per_sample"][0].contains("minimal_norm"));
+
+  // FAB-T from the CLI: success only within eps; on the CPU session the host loop ran (no device note).
+  r = test::run_cli("--threads 2 attack " + cnn_args() + " --limit 12 --attack fab-t --eps 0.05 --steps 20 --out " + dir + "/f.json");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  j = read_json(dir + "/f.json");
+  CHECK(j["attack"] == "fab-t");
+  CHECK(j["execution"].is_array());
+  CHECK(j["execution"].empty());
+  for (const auto& p : j["per_sample"])
+    if (p["by_eps"][0]["success"].get<bool>()) CHECK(p["by_eps"][0]["perturbation_norm"].get<double>() <= 0.05 * (1 + 1e-5) + 1e-6);
 }
 
 TEST_CASE("robustness: mlaudit certify and corrupt write their reports", "[robustness][cli]") {
@@ -120,6 +131,12 @@ TEST_CASE("robustness: mlaudit certify and corrupt write their reports", "[robus
   // Radius ceiling with N = 500, alpha = 0.001 (all 500 votes agree):
   // sigma * PhiInv(0.001^(1/500)) = 0.25 * PhiInv(0.98628) = 0.25 * 2.20519 (scipy).
   for (const auto& p : j["per_sample"]) CHECK(p["radius"].get<double>() <= 0.25 * 2.20519 + 1e-9);
+  CHECK_THAT(j["sampler"].get<std::string>(), Catch::StartsWith("host"));  // CPU session: the host sampler
+  // The noise streams are per noisy copy: another --batch or --threads gives the same report.
+  r = test::run_cli("--threads 1 certify " + cnn_args() + " --limit 3 --sigma 0.25 --n0 50 --n 500 --batch 64 --out " + dir + "/c2.json");
+  REQUIRE(r.exit_code == 0);
+  auto j2 = read_json(dir + "/c2.json");
+  for (size_t i = 0; i < 3; ++i) CHECK(j2["per_sample"][i]["count_a"] == j["per_sample"][i]["count_a"]);
 
   r = test::run_cli("--threads 2 corrupt " + cnn_args() + " --corruptions gaussian_noise,contrast,pixelate --severities 1,5 --out " + dir + "/k.json");
   INFO(r.output);

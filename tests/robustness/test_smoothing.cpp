@@ -7,6 +7,7 @@
 
 #include "analytic_models.h"
 #include "mlaudit/engine/error.h"
+#include "mlaudit/engine/session.h"
 #include "mlaudit/robustness/smoothing.h"
 #include "test_util.h"
 
@@ -119,4 +120,25 @@ TEST_CASE("robustness: certify_dataset reports per-sample records, certified acc
   CHECK_THROWS_WITH(robustness::certify_dataset(m, x, {0, 1, 0}, cfg), Catch::Contains("--alpha"));
   cfg.alpha = 0.001;
   CHECK_THROWS_WITH(robustness::certify_dataset(m, x, {0, 1}, cfg), Catch::Contains("labels have 2 entries"));
+}
+
+TEST_CASE("robustness: smoothing noise counts do not depend on the batch size or the thread count", "[robustness][smoothing]") {
+  // Each noisy copy draws from its own stream seeded by (seed, copy index), so splitting the
+  // N draws into batches, or filling a batch with 1 or 2 threads, gives the same counts exactly.
+  test::LinearModel m({-1, 3}, 2, {0.f, 0.f, 0.f, 1.f, -2.f, 0.5f}, {0.f, 0.1f});
+  engine::Tensor x = engine::Tensor::from_floats({1, 3}, {0.4f, 0.1f, 0.2f});
+  const int before = engine::num_threads();
+  engine::set_num_threads(1);
+  auto one_thread = robustness::sample_noise_counts(m, x, 5000, 0.5, 5000, 11);
+  engine::set_num_threads(2);
+  auto two_threads = robustness::sample_noise_counts(m, x, 5000, 0.5, 5000, 11);
+  auto small_batches = robustness::sample_noise_counts(m, x, 5000, 0.5, 7, 11);
+  engine::set_num_threads(before);
+  CHECK(one_thread == two_threads);
+  CHECK(one_thread == small_batches);
+  // Both classes occur (margin 0.4 / (0.5 ||w||) ~ 0.35 sd): the counts are not trivially equal.
+  CHECK(one_thread[0] > 500);
+  CHECK(one_thread[1] > 500);
+  // Another seed draws other noise.
+  CHECK(robustness::sample_noise_counts(m, x, 5000, 0.5, 5000, 12) != one_thread);
 }

@@ -1,6 +1,6 @@
 #pragma once
 // Adversarial attacks on an engine::Model (logits [N,C]): white-box (FGSM, PGD,
-// APGD-CE/DLR/T, CW-L2, DeepFool), black-box (Square) and the AutoAttack
+// APGD-CE/DLR/T, FAB, FAB-T, CW-L2, DeepFool), black-box (Square) and the AutoAttack
 // "standard" composition. Every reported adversarial example is re-checked by
 // a fresh forward pass (inside the ball, inside the domain, label changed).
 #include <cstdint>
@@ -23,13 +23,13 @@ const char* norm_name(Norm n);
 struct AttackConfig {
   Norm norm = Norm::Linf;
   double eps = 8.0 / 255.0;       ///< radius of the threat ball, in input units
-  int steps = 0;                  ///< iterations (FGSM 1, PGD 10, APGD 100, CW 1000, DeepFool 50)
-  int restarts = 1;               ///< random restarts (PGD, APGD), each only on still-robust points
+  int steps = 0;                  ///< iterations (FGSM 1, PGD 10, APGD 100, FAB 100, CW 1000, DeepFool 50)
+  int restarts = 1;               ///< restarts (PGD, APGD, FAB), each only on still-robust points
   double step_size = 0;           ///< PGD step (default 2.5*eps/steps, Madry et al. 2018)
   bool random_start = true;       ///< PGD uniform random start inside the ball
   int queries = 5000;             ///< Square attack query budget per point
   double p_init = 0.8;            ///< Square attack initial fraction of pixels changed
-  int n_target_classes = 9;       ///< APGD-T: targets tried (top-2..top-(n+1) clean classes)
+  int n_target_classes = 9;       ///< APGD-T, FAB-T: targets tried (top-2..top-(n+1) clean classes)
   double clip_min = 0.0;          ///< input domain lower bound
   double clip_max = 1.0;          ///< input domain upper bound
   uint64_t seed = 0;              ///< RNG seed (random starts, Square windows)
@@ -57,6 +57,7 @@ struct AttackResult {
   std::vector<int64_t> queries;         ///< forward-only passes spent on this sample
   std::vector<std::string> stage;       ///< AutoAttack: stage that broke the point ("" otherwise)
   std::vector<std::string> warnings;    ///< AutoAttack-style sanity warnings
+  std::vector<std::string> notes;       ///< how the attack ran: the fused device loop, or why the host loop ran
   int64_t rejected = 0;                 ///< candidates refused by the re-check
 
   /// Fraction of all samples classified correctly before the attack.
@@ -72,7 +73,7 @@ const std::vector<std::string>& attack_names();
 /// True for attacks that search a minimal perturbation (cw-l2, deepfool) and ignore eps.
 bool is_minimal_attack(const std::string& name);
 
-/// Run attack `name` (fgsm, pgd, apgd-ce, apgd-dlr, apgd-t, square, cw-l2,
+/// Run attack `name` (fgsm, pgd, apgd-ce, apgd-dlr, apgd-t, square, fab, fab-t, cw-l2,
 /// deepfool, autoattack) on x [N,...] with integer labels y. Only points the
 /// model classifies correctly are attacked. Throws InputError on a bad name,
 /// shape mismatch, labels out of range or inconsistent options.

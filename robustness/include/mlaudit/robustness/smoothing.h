@@ -17,7 +17,7 @@ struct SmoothingConfig {
   int64_t n = 100000;       ///< estimation samples
   double alpha = 0.001;     ///< failure probability
   int batch = 1000;         ///< noisy copies per forward call
-  uint64_t seed = 0;        ///< noise RNG seed (std::mt19937_64 per sample, Box-Muller normals)
+  uint64_t seed = 0;        ///< noise RNG seed (one xoshiro256** stream per noisy copy, Box-Muller normals)
 };
 
 /// One sample's certificate.
@@ -30,6 +30,7 @@ struct CertifyRecord {
   int64_t count_a = 0;      ///< votes for the guessed class among the N samples
   double pa_lower = 0;      ///< one-sided Clopper-Pearson lower bound on pA
   double seconds = 0;       ///< wall time for this sample
+  bool device = false;      ///< counts from the fused device sampler (engine::device_smoothing_counts, cuRAND)
 };
 
 /// One-sided (1 - alpha) Clopper-Pearson lower bound on a binomial proportion:
@@ -40,7 +41,8 @@ double binomial_test_two_sided(int64_t k, int64_t n, double p = 0.5);
 /// Standard normal quantile Phi^{-1}(p).
 double normal_quantile(double p);
 
-/// Class counts of f(x + sigma * eps) over `num` Gaussian draws, x of shape [1,...].
+/// Class counts of f(x + sigma * eps) over `num` Gaussian draws, x of shape [1,...]. Noisy copy j
+/// uses its own stream seeded by (seed, j): results do not depend on `batch` or the thread count.
 std::vector<int64_t> sample_noise_counts(const engine::Model& model, const engine::Tensor& x, int64_t num,
                                          double sigma, int batch, uint64_t seed);
 
@@ -53,7 +55,8 @@ CertifyRecord certify(const engine::Model& model, const engine::Tensor& x, const
 /// binomial test of nA in nA + nB at 1/2 has p-value <= alpha.
 int64_t predict(const engine::Model& model, const engine::Tensor& x, const SmoothingConfig& cfg, uint64_t sample_seed);
 
-/// CERTIFY every sample of x [N,...]; throws InputError on bad options or shapes.
+/// CERTIFY every sample of x [N,...]; on a CUDA Session the counts come from the fused device
+/// sampler (records flagged `device`). Throws InputError on bad options or shapes.
 std::vector<CertifyRecord> certify_dataset(const engine::Model& model, const engine::Tensor& x,
                                            const std::vector<int64_t>& labels, const SmoothingConfig& cfg);
 /// Fraction of samples with a correct prediction and radius >= r, for each r.
