@@ -68,6 +68,9 @@ AUTO_RC=$?
 timeout 90 "$BIN/mlaudit" --device cuda attack --model "$DATA/models/fmnist_cnn.onnx" --data "$DATA/datasets/demo/fmnist_x.npy" \
   --labels "$DATA/datasets/demo/fmnist_y.npy" --attack apgd-ce --eps 0.03 --out "$OUT/attack_cuda.json" >>"$OUT/cli.txt" 2>&1
 ATTACK_RC=$?
+timeout 90 "$BIN/mlaudit" --device cuda attack --model "$DATA/models/fmnist_cnn.onnx" --data "$DATA/datasets/demo/fmnist_x.npy" \
+  --labels "$DATA/datasets/demo/fmnist_y.npy" --attack pgd --eps 0.03 --steps 50 --out "$OUT/attack_pgd_cuda.json" >>"$OUT/cli.txt" 2>&1
+PGD_CLI_RC=$?
 timeout 90 "$BIN/mlaudit" --device cuda certify --model "$DATA/models/fmnist_cnn.onnx" --data "$DATA/datasets/demo/fmnist_x.npy" \
   --labels "$DATA/datasets/demo/fmnist_y.npy" --sigma 0.25 --n 10000 --out "$OUT/certify_cuda.json" >>"$OUT/cli.txt" 2>&1
 CERTIFY_RC=$?
@@ -122,7 +125,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0)
   printf "%-34s %s\n" "mlaudit --device cuda run" "$(status_of $CLI_RC)"
   printf "%-34s %s\n" "mlaudit --device auto run" "$(status_of $AUTO_RC) ($(grep -o 'running on [a-z]*' "$OUT/cli.txt" | head -1))"
   printf "%-34s %s\n" "mlaudit --device cuda attack apgd-ce" "$(status_of $ATTACK_RC) ($(grep -o '"robust_accuracy": *[0-9.]*' "$OUT/attack_cuda.json" 2>/dev/null | head -1))"
-  printf "%-34s %s\n" "mlaudit --device cuda certify" "$(status_of $CERTIFY_RC)"
+  printf "%-34s %s\n" "mlaudit --device cuda attack pgd" "$(status_of $PGD_CLI_RC) ($(grep -o '"robust_accuracy": *[0-9.]*' "$OUT/attack_pgd_cuda.json" 2>/dev/null | head -1); $(grep -o '"execution": *"[^"]*' "$OUT/attack_pgd_cuda.json" 2>/dev/null | head -1 | cut -c1-80))"
+  printf "%-34s %s\n" "mlaudit --device cuda certify" "$(status_of $CERTIFY_RC) ($(grep -o '"sampler": *"[^"]*' "$OUT/certify_cuda.json" 2>/dev/null | head -1 | cut -c1-60))"
   printf "%-34s %s\n" "bench_gpu" "$(status_of $BENCH_RC)"
   printf "%-34s %s\n" "peer_torch" "$(status_of $PEER_RC) (python: ${PY:-none})"
   echo

@@ -182,7 +182,7 @@ std::vector<CertifyRecord> certify_dataset(const engine::Model& model, const eng
   if (int64_t(labels.size()) != x.dim(0))
     throw InputError("robustness", fmt::format("labels have {} entries but the data has {} samples", labels.size(), x.dim(0)));
   std::vector<CertifyRecord> out;
-  // Fused device sampler (engine::device_smoothing_counts: noise by cuRAND Philox, forward and
+  // Fused device sampler (engine::device_smoothing_counts: noise by counter-based Philox in the sampling kernel, forward and
   // argmax histogram on the GPU) when the model is a Session on CUDA: all samples in one call
   // for N0 and one for N. Same CERTIFY decision; other noise draws than the host sampler.
   if (const auto* session = dynamic_cast<const engine::Session*>(&model); session && session->device_session()) {

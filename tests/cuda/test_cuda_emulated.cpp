@@ -238,7 +238,41 @@ TEST_CASE("cuda emulated: smoothing counts sum to n and follow the clean predict
     for (int64_t k = 0; k < 10; ++k) total += c1.i64()[b * 10 + k];
     REQUIRE(total == 50);
   }
+  // Counter-based noise: the counts do not depend on the batch split.
+  Tensor c3 = engine::cuda::smoothing_on(ex, x, 0.25f, 50, 50, 9);
+  REQUIRE(c3.to_int64s() == c1.to_int64s());
   REQUIRE_THROWS_WITH(engine::cuda::smoothing_on(ex, x, -1.f, 5, 0, 0), Catch::Contains("sigma"));
+}
+
+TEST_CASE("cuda emulated: Philox sampling noise is standard normal and independent of the batch split", "[cuda][emulated]") {
+  // The kernel body (Philox4x32-10 + Box-Muller) runs as the same source on the host here.
+  const int64_t d = 999, rows = 40;
+  std::vector<float> zero(static_cast<size_t>(d), 0.f), all(static_cast<size_t>(rows * d)), parts(all.size());
+  engine::cuda::launch_noisy_samples(zero.data(), all.data(), rows, d, 1.f, 42, 0, nullptr);
+  // The same elements drawn in three uneven batches (bases not multiples of 4).
+  engine::cuda::launch_noisy_samples(zero.data(), parts.data(), 3, d, 1.f, 42, 0, nullptr);
+  engine::cuda::launch_noisy_samples(zero.data(), parts.data() + 3 * d, 1, d, 1.f, 42, 3 * d, nullptr);
+  engine::cuda::launch_noisy_samples(zero.data(), parts.data() + 4 * d, 36, d, 1.f, 42, 4 * d, nullptr);
+  REQUIRE(parts == all);
+  // Moments of 39,960 draws: mean within 5 standard errors, variance within 5 x sqrt(2/n),
+  // fourth moment near 3 (a uniform or a broken Box-Muller would miss these by far).
+  double m1 = 0, m2 = 0, m4 = 0;
+  for (float v : all) {
+    m1 += v;
+    m2 += double(v) * v;
+    m4 += double(v) * v * v * v;
+  }
+  const double n = double(all.size());
+  m1 /= n;
+  m2 /= n;
+  m4 /= n;
+  REQUIRE(std::fabs(m1) < 5.0 / std::sqrt(n));
+  REQUIRE(std::fabs(m2 - 1.0) < 5.0 * std::sqrt(2.0 / n));
+  REQUIRE(std::fabs(m4 - 3.0) < 0.25);
+  // Another seed gives other noise.
+  std::vector<float> other(all.size());
+  engine::cuda::launch_noisy_samples(zero.data(), other.data(), rows, d, 1.f, 43, 0, nullptr);
+  REQUIRE(other != all);
 }
 
 TEST_CASE("cuda emulated: integrated gradients and SmoothGrad batches match the CPU formulas", "[cuda][emulated]") {

@@ -400,18 +400,17 @@ Tensor cuda::smoothing_on(const cuda::CudaExecutor& ex, const Tensor& x, float s
     if (out.shape.size() != 2) throw InputError("engine", fmt::format("smoothing: the model output {} is not [N, classes]", shape_str(out.shape)));
     k = out.shape[1];
   }
-  cuda::Rng rng(seed, st);
   DValue xd = cuda::to_device(x, st);
   cuda::BufferPtr counts = cuda::allocate(size_t(images * k) * sizeof(unsigned long long));
   cuda::memset_zero(counts->get(), size_t(images * k) * sizeof(unsigned long long), st);
-  cuda::BufferPtr noise = cuda::allocate(size_t(bsz * d + 1) * sizeof(float));
   DValue samples = cuda::device_tensor(with_batch(sample, bsz));
   for (int64_t b = 0; b < images; ++b) {
     auto* cb = static_cast<unsigned long long*>(counts->get()) + b * k;
     for (int64_t done = 0; done < n; done += bsz) {
       int64_t m = std::min(bsz, n - done);
-      rng.normal(noise->f32(), size_t(m * d));
-      cuda::launch_add_noise(xd.f() + b * d, noise->f32(), samples.f(), m, d, sigma, s);
+      // Noise drawn in the sampling kernel (counter-based Philox: no noise buffer, and sample j of
+      // image b gets the same noise whatever the batch size).
+      cuda::launch_noisy_samples(xd.f() + b * d, samples.f(), m, d, sigma, seed, (b * n + done) * d, s);
       auto out = ex.outputs_of(ex.forward_values({view_rows(samples, m, sample)}, false)).at(0);
       cuda::launch_argmax_histogram(out.f(), m, k, cb, s);
     }

@@ -704,9 +704,27 @@ __global__ void correct_kernel(const float* logits, const int64_t* labels, float
   MLAUDIT_GRID_STRIDE(i, n) correct[i] = row_argmax(logits + i * k, k) == labels[i] ? 1.f : 0.f;
 }
 
+#ifdef MLAUDIT_CUDA_HOST_EMULATION
 __global__ void argmax_histogram_kernel(const float* logits, int64_t k, unsigned long long* counts, int64_t n) {
   MLAUDIT_GRID_STRIDE(i, n) atomicAdd(counts + row_argmax(logits + i * k, k), 1ULL);
 }
+#else
+// Block-local histogram in shared memory (most samples land on one class: one global atomic per
+// class per block instead of one per sample on the same address); k <= kHistMax classes.
+constexpr int kHistMax = 1024;
+__global__ void argmax_histogram_kernel(const float* logits, int64_t k, unsigned long long* counts, int64_t n) {
+  __shared__ unsigned int local[kHistMax];
+  for (int64_t c = threadIdx.x; c < k; c += blockDim.x) local[c] = 0;
+  __syncthreads();
+  MLAUDIT_GRID_STRIDE(i, n) atomicAdd(local + row_argmax(logits + i * k, k), 1u);
+  __syncthreads();
+  for (int64_t c = threadIdx.x; c < k; c += blockDim.x)
+    if (local[c]) atomicAdd(counts + c, (unsigned long long)local[c]);
+}
+__global__ void argmax_histogram_global_kernel(const float* logits, int64_t k, unsigned long long* counts, int64_t n) {
+  MLAUDIT_GRID_STRIDE(i, n) atomicAdd(counts + row_argmax(logits + i * k, k), 1ULL);
+}
+#endif
 
 __global__ void row_norms_kernel(const float* x, float* norms, int64_t d, int64_t n) {
   MLAUDIT_GRID_STRIDE(i, n) {
@@ -878,6 +896,54 @@ __global__ void uniform_start_kernel(float* x, const float* x0, const float* u, 
 
 __global__ void add_noise_kernel(const float* x, const float* noise, float* y, int64_t d, float sigma, int64_t n) {
   MLAUDIT_GRID_STRIDE(i, n) y[i] = x[i % d] + sigma * noise[i];
+}
+
+// Philox4x32-10 (Salmon et al. 2011, "Parallel random numbers: as easy as 1, 2, 3"): a counter-based
+// generator, so element e's noise depends only on (seed, e) — not on the batch split or the thread
+// layout — and the same code runs in the host emulation.
+__device__ inline void philox_mulhilo(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) {
+  uint64_t p = uint64_t(a) * uint64_t(b);
+  hi = uint32_t(p >> 32);
+  lo = uint32_t(p);
+}
+
+__device__ inline void philox4x32_10(uint32_t c[4], uint32_t k0, uint32_t k1) {
+  for (int r = 0; r < 10; ++r) {
+    uint32_t hi0, lo0, hi1, lo1;
+    philox_mulhilo(0xD2511F53u, c[0], hi0, lo0);
+    philox_mulhilo(0xCD9E8D57u, c[2], hi1, lo1);
+    uint32_t n0 = hi1 ^ c[1] ^ k0, n2 = hi0 ^ c[3] ^ k1;
+    c[0] = n0;
+    c[1] = lo1;
+    c[2] = n2;
+    c[3] = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+}
+
+// Smoothing samples without a noise buffer: y[i] = x[i % d] + sigma * z_{base + i}, z standard normal
+// from Philox (counter = the element's global index rounded down to 4) and Box-Muller.
+__global__ void noisy_samples_kernel(const float* x, float* y, int64_t d, float sigma, uint32_t k0, uint32_t k1,
+                                     int64_t base, int64_t first_group, int64_t groups, int64_t n) {
+  MLAUDIT_GRID_STRIDE(t, groups) {
+    const int64_t g0 = (first_group + t) * 4;  // global index of the group's first element
+    uint32_t c[4] = {uint32_t(uint64_t(g0)), uint32_t(uint64_t(g0) >> 32), 0x6d6c6175u /* "mlau" */, 0u};
+    philox4x32_10(c, k0, k1);
+    float z[4];
+    for (int h = 0; h < 2; ++h) {
+      // u1 in (0, 1], u2 in [0, 1): Box-Muller's radius and angle.
+      float u1 = (float(c[2 * h] >> 8) + 1.f) * (1.f / 16777216.f);
+      float u2 = float(c[2 * h + 1] >> 8) * (1.f / 16777216.f);
+      float r = sqrtf(-2.f * logf(u1));
+      z[2 * h] = r * cosf(6.283185307179586f * u2);
+      z[2 * h + 1] = r * sinf(6.283185307179586f * u2);
+    }
+    for (int q = 0; q < 4; ++q) {
+      int64_t i = g0 + q - base;  // index within this batch
+      if (i >= 0 && i < n) y[i] = x[i % d] + sigma * z[q];
+    }
+  }
 }
 
 __global__ void tile_rows_kernel(const float* x, float* y, int64_t rows, int64_t d, int64_t n) {
@@ -1064,6 +1130,12 @@ void launch_correct(const float* logits, const int64_t* labels, float* correct, 
   MLAUDIT_LAUNCH(correct_kernel, n, s, logits, labels, correct, k, n);
 }
 void launch_argmax_histogram(const float* logits, int64_t n, int64_t k, unsigned long long* counts, void* s) {
+#ifndef MLAUDIT_CUDA_HOST_EMULATION
+  if (k > kHistMax) {
+    MLAUDIT_LAUNCH(argmax_histogram_global_kernel, n, s, logits, k, counts, n);
+    return;
+  }
+#endif
   MLAUDIT_LAUNCH(argmax_histogram_kernel, n, s, logits, k, counts, n);
 }
 void launch_row_norms(const float* x, float* norms, int64_t n, int64_t d, void* s) {
@@ -1131,6 +1203,14 @@ void launch_uniform_start(float* x, const float* x0, const float* u, int64_t n, 
 void launch_add_noise(const float* x, const float* noise, float* y, int64_t n, int64_t d, float sigma, void* s) {
   int64_t total = n * d;
   MLAUDIT_LAUNCH(add_noise_kernel, total, s, x, noise, y, d, sigma, total);
+}
+void launch_noisy_samples(const float* x, float* y, int64_t rows, int64_t d, float sigma, uint64_t seed, int64_t base,
+                          void* s) {
+  const int64_t n = rows * d;
+  if (n <= 0) return;
+  const int64_t first_group = base / 4, last_group = (base + n - 1) / 4, groups = last_group - first_group + 1;
+  MLAUDIT_LAUNCH(noisy_samples_kernel, groups, s, x, y, d, sigma, uint32_t(seed), uint32_t(seed >> 32), base, first_group,
+                 groups, n);
 }
 void launch_tile_rows(const float* x, float* y, int64_t rows, int64_t d, int64_t n_out, void* s) {
   MLAUDIT_LAUNCH(tile_rows_kernel, n_out, s, x, y, rows, d, n_out);

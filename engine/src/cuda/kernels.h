@@ -152,6 +152,10 @@ void launch_uniform_start(float* x, const float* x0, const float* u, int64_t n_e
                           void* stream);
 /// y[i] = x[i % d] + sigma * noise[i] for i < n*d (smoothing samples of one image).
 void launch_add_noise(const float* x, const float* noise, float* y, int64_t n, int64_t d, float sigma, void* stream);
+/// Smoothing samples y[i] = x[i % d] + sigma * z for i < rows*d, z ~ N(0, 1) from counter-based Philox4x32-10
+/// keyed by `seed` at global element index base + i (independent of how the samples are batched).
+void launch_noisy_samples(const float* x, float* y, int64_t rows, int64_t d, float sigma, uint64_t seed, int64_t base,
+                          void* stream);
 /// Copy with per-sample source: y[i] = x[(i / d) % rows * d + i % d].
 void launch_tile_rows(const float* x, float* y, int64_t rows, int64_t d, int64_t n_out, void* stream);
 

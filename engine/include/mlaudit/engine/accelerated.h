@@ -67,7 +67,8 @@ std::optional<DevicePgdResult> device_apgd_ce(const Session& session, const Tens
                                               const DeviceApgdOptions& options = {});
 /// Randomized-smoothing Monte Carlo counts (Cohen et al. 2019, "Certified Adversarial Robustness via
 /// Randomized Smoothing", CERTIFY's SampleUnderNoise): for each of the B inputs x[b], n samples
-/// x[b] + N(0, sigma^2 I) drawn with cuRAND Philox (seeded by `seed`), classified by argmax, counted per class.
+/// x[b] + N(0, sigma^2 I) drawn in the sampling kernel with counter-based Philox4x32-10 (keyed by `seed`; a
+/// sample's noise does not depend on the batch split), classified by argmax, counted per class.
 /// Returns int64 [B, classes]; std::nullopt when `session` is not on CUDA. batch 0 adapts to free memory.
 std::optional<Tensor> device_smoothing_counts(const Session& session, const Tensor& x, float sigma, int64_t n,
                                               int64_t batch = 0, uint64_t seed = 0);
