@@ -5,6 +5,7 @@ Run from the repository root (CPU, 2 threads, about 3-5 minutes):
 
     /work/venv/bin/python tools/make_credit_data.py      # first: datasets/credit/*.csv
     /work/venv/bin/python tools/train_models.py [--cnn-epochs 8] [--only cnn|mlp]
+    /work/venv/bin/python tools/train_models.py --verify-split    # no training (about 30 s)
 
 Needs torch, numpy, onnx, onnxruntime (the /work/venv) and the Debian package
 `dataset-fashion-mnist` (/usr/share/datasets/fashion-mnist/*.gz, IDX gzip).
@@ -20,6 +21,13 @@ Writes
     datasets/demo/credit_background.npy                   first 100 rows of credit_train.csv (members)
     datasets/demo/README.md
 
+--verify-split trains nothing and changes no model: it rebuilds the member /
+non-member arrays from the raw data with the recipe below, checks that they equal
+the files in datasets/demo byte for byte, re-measures both models' accuracies on
+their training (member) and test (non-member) splits with onnxruntime, checks them
+against models/README.md, and writes the record to datasets/demo/split.json (the
+split the privacy sections of examples/demo.yaml audit).
+
 Both models are exported with the legacy TorchScript exporter (dynamo=False) at
 opset 13 with a dynamic batch axis, checked with onnx.checker, and compared
 against the torch module through onnxruntime; accuracies are measured by
@@ -27,6 +35,7 @@ onnxruntime on the held-out split.
 """
 import argparse
 import inspect
+import json
 import os
 import sys
 import time
@@ -281,13 +290,112 @@ Written by `tools/train_models.py` (see `models/README.md` for the models).
     print(f"wrote {path}")
 
 
+def sha256(path):
+    import hashlib
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def verify_split(root):
+    """Check the recorded member / non-member split of both bundled models without training."""
+    demo = os.path.join(root, "datasets", "demo")
+    readme = open(os.path.join(root, "models", "README.md")).read()
+
+    def readme_percent(pattern):
+        import re
+        m = re.search(pattern, readme)
+        if not m:
+            raise SystemExit(f"models/README.md: '{pattern}' not found")
+        return float(m.group(1)) / 100.0
+
+    def same(name, expected):
+        got = np.load(os.path.join(demo, name))
+        if got.dtype != expected.dtype or not np.array_equal(got, expected):
+            raise SystemExit(f"datasets/demo/{name} is not the recorded split ({got.dtype} {got.shape})")
+
+    def accuracy(sess, x, y):
+        return float((ort_logits(sess, x).argmax(1) == y).mean())
+
+    xtr = read_idx_gz(f"{FMNIST_DIR}/train-images-idx3-ubyte.gz").astype(np.float32)[:, None] / 255.0
+    ytr = read_idx_gz(f"{FMNIST_DIR}/train-labels-idx1-ubyte.gz").astype(np.int64)
+    xte = read_idx_gz(f"{FMNIST_DIR}/t10k-images-idx3-ubyte.gz").astype(np.float32)[:, None] / 255.0
+    yte = read_idx_gz(f"{FMNIST_DIR}/t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    same("fmnist_train_x.npy", xtr[:200])
+    same("fmnist_train_y.npy", ytr[:200])
+    same("fmnist_x.npy", xte[:200])
+    same("fmnist_y.npy", yte[:200])
+    cnn = ort_session(os.path.join(root, "models", "fmnist_cnn.onnx"))
+    cnn_rec = {
+        "model": "models/fmnist_cnn.onnx",
+        "trained_on": "all 60000 images of train-images-idx3-ubyte.gz (train_cnn: every epoch is a permutation of all of them)",
+        "held_out": "all 10000 images of t10k-images-idx3-ubyte.gz (never used for training or model selection)",
+        "members": {"file": "datasets/demo/fmnist_train_x.npy", "labels": "datasets/demo/fmnist_train_y.npy",
+                    "indices": "train-images 0..199", "sha256": sha256(os.path.join(demo, "fmnist_train_x.npy"))},
+        "non_members": {"file": "datasets/demo/fmnist_x.npy", "labels": "datasets/demo/fmnist_y.npy",
+                        "indices": "t10k-images 0..199", "sha256": sha256(os.path.join(demo, "fmnist_x.npy"))},
+        "accuracy_train_all": accuracy(cnn, xtr, ytr),
+        "accuracy_members": accuracy(cnn, xtr[:200], ytr[:200]),
+        "accuracy_test_all": accuracy(cnn, xte, yte),
+        "accuracy_non_members": accuracy(cnn, xte[:200], yte[:200]),
+    }
+    cnn_rec["readme_test_accuracy"] = readme_percent(r"all 10000 test images\): ([0-9.]+)%")
+
+    credit_dir = os.path.join(root, "datasets", "credit")
+    features = [l.strip() for l in open(os.path.join(credit_dir, "features.txt")) if l.strip()]
+    header, tr = read_credit(os.path.join(credit_dir, "credit_train.csv"))
+    _, te = read_credit(os.path.join(credit_dir, "credit_test.csv"))
+    cols = [header.index(f) for f in features]
+    label = header.index("approved")
+    xctr, yctr = tr[:, cols].astype(np.float32), tr[:, label].astype(np.int64)
+    xcte, ycte = te[:, cols].astype(np.float32), te[:, label].astype(np.int64)
+    same("credit_background.npy", xctr[:100])
+    same("credit_x.npy", xcte[:500])
+    same("credit_y.npy", ycte[:500])
+    mlp = ort_session(os.path.join(root, "models", "credit_mlp.onnx"))
+    mlp_rec = {
+        "model": "models/credit_mlp.onnx",
+        "trained_on": f"all {len(xctr)} rows of datasets/credit/credit_train.csv",
+        "held_out": f"all {len(xcte)} rows of datasets/credit/credit_test.csv",
+        "members": {"file": "datasets/credit/credit_train.csv", "label": "approved",
+                    "sha256": sha256(os.path.join(credit_dir, "credit_train.csv"))},
+        "non_members": {"file": "datasets/credit/credit_test.csv", "label": "approved",
+                        "sha256": sha256(os.path.join(credit_dir, "credit_test.csv"))},
+        "accuracy_members": accuracy(mlp, xctr, yctr),
+        "accuracy_non_members": accuracy(mlp, xcte, ycte),
+        "readme_train_accuracy": readme_percent(r"training accuracy ([0-9.]+)%"),
+        "readme_test_accuracy": readme_percent(r"rows of `credit_test.csv`\): ([0-9.]+)%"),
+    }
+    # The README prints percentages with two decimals: agreement to half a unit of the last digit.
+    checks = [("fmnist_cnn test", cnn_rec["accuracy_test_all"], cnn_rec["readme_test_accuracy"]),
+              ("credit_mlp train", mlp_rec["accuracy_members"], mlp_rec["readme_train_accuracy"]),
+              ("credit_mlp test", mlp_rec["accuracy_non_members"], mlp_rec["readme_test_accuracy"])]
+    for what, got, want in checks:
+        print(f"{what} accuracy: measured {got * 100:.2f}%, models/README.md {want * 100:.2f}%")
+        if abs(got - want) > 5e-5:
+            raise SystemExit(f"{what}: the model does not reproduce the recorded accuracy")
+    record = {"note": "member / non-member split of the bundled models, checked by tools/train_models.py --verify-split "
+                      "(no retraining); accuracies measured with onnxruntime",
+              "seed": SEED, "fmnist_cnn": cnn_rec, "credit_mlp": mlp_rec}
+    out = os.path.join(demo, "split.json")
+    with open(out + ".tmp", "w") as fh:
+        json.dump(record, fh, indent=2)
+        fh.write("\n")
+    os.replace(out + ".tmp", out)
+    print(f"split verified; wrote {out}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Train and export the bundled models.")
     ap.add_argument("--cnn-epochs", type=int, default=8)
     ap.add_argument("--only", choices=["cnn", "mlp"], default=None)
     ap.add_argument("--root", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    ap.add_argument("--verify-split", action="store_true",
+                    help="check the recorded member/non-member split and write datasets/demo/split.json (no training)")
     args = ap.parse_args(argv)
     torch.set_num_threads(THREADS)
+    if args.verify_split:
+        verify_split(args.root)
+        return 0
     out_models = os.path.join(args.root, "models")
     out_demo = os.path.join(args.root, "datasets", "demo")
     os.makedirs(out_models, exist_ok=True)

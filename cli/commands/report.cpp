@@ -40,6 +40,14 @@ int cmd_report(const std::vector<std::string>& args, const GlobalOptions& global
   else if (format == "junit") text = reports::render_junit(report);
   else if (format == "json") text = report.dump(2) + "\n";
   if (format != "pdf") {
+    if (format == "md") {
+      // the charts report.md links, next to it (charts/chart-<n>.svg)
+      const auto charts = reports::render_chart_files(report);
+      std::filesystem::path base = std::filesystem::path(out).parent_path();
+      std::error_code ec;  // a folder that cannot be made fails the write below with a clear message
+      if (!charts.empty()) std::filesystem::create_directories(base / "charts", ec);
+      for (const auto& [name, svg] : charts) datasets::write_file_atomic((base / name).string(), svg);
+    }
     datasets::write_file_atomic(out, text);
   } else {
     std::string renderer = reports::find_pdf_renderer();

@@ -30,6 +30,8 @@ const char* section_kind_name(SectionKind k) {
     case SectionKind::Fairness: return "fairness";
     case SectionKind::Explanations: return "explanations";
     case SectionKind::Verification: return "verification";
+    case SectionKind::Privacy: return "privacy";
+    case SectionKind::Backdoor: return "backdoor";
   }
   return "?";
 }
@@ -37,7 +39,8 @@ const char* section_kind_name(SectionKind k) {
 const std::vector<SectionKind>& all_section_kinds() {
   static const std::vector<SectionKind> kinds = {
       SectionKind::Performance,  SectionKind::Efficiency, SectionKind::Robustness,   SectionKind::Certification,
-      SectionKind::Corruption,   SectionKind::Fairness,   SectionKind::Explanations, SectionKind::Verification};
+      SectionKind::Corruption,   SectionKind::Fairness,   SectionKind::Explanations, SectionKind::Verification,
+      SectionKind::Privacy,      SectionKind::Backdoor};
   return kinds;
 }
 
@@ -127,6 +130,17 @@ const std::map<SectionKind, std::vector<KeySpec>>& section_keys() {
        {{"mode", T::Str, false}, {"eps", T::NumList, false}, {"norm", T::Str, false}, {"timeout", T::Num, false},
         {"protected", T::Str, false}, {"domain", T::Path, false}, {"partitions", T::Int, false},
         {"protected_values", T::NumList, false}}},
+      // mlaudit privacy: members / non_members name data sets (each .npy with labels, or a CSV)
+      {SectionKind::Privacy,
+       {{"members", T::Str, true}, {"non_members", T::Str, true}, {"attacks", T::StrList, false},
+        {"reference_models", T::Path, false}, {"fixed_variance", T::Str, false},
+        {"label_only_steps", T::Int, false}, {"batch", T::Int, false}}},
+      // mlaudit backdoor: `data` is the clean image set (Neural Cleanse data, STRIP overlay pool)
+      {SectionKind::Backdoor,
+       {{"classes", T::IntList, false}, {"epochs", T::Int, false}, {"nc_batch", T::Int, false},
+        {"init_cost", T::Num, false}, {"anomaly_threshold", T::Num, false}, {"neural_cleanse", T::Bool, false},
+        {"suspicious", T::Path, false}, {"strip_overlays", T::Int, false}, {"frr", T::Num, false},
+        {"all_triggers", T::Bool, false}, {"seed", T::Int, false}}},
   };
   return keys;
 }
@@ -423,9 +437,11 @@ class Parser {
         for (const auto& d : cfg.datasets) ids_.push_back(d.id);
         fail(m["data"].Mark(), fmt::format("unknown data set '{}'{}", s.data, suggest(s.data, ids_)));
       }
-    } else if (kind != SectionKind::Efficiency) {
+    } else if (kind != SectionKind::Efficiency && kind != SectionKind::Privacy) {
       fail(e.Mark(), fmt::format("{} needs the key 'data'", what));
     }
+    if (kind == SectionKind::Privacy && m.count("data"))
+      fail(m["data"].Mark(), fmt::format("{} takes 'members' and 'non_members' (data set ids) instead of 'data'", what));
     for (const auto& spec : specs) {
       std::string k = spec.name;
       if (k == "model" || k == "data" || k == "id" || !m.count(k)) continue;
@@ -442,9 +458,10 @@ class Parser {
       if (std::find(allowed.begin(), allowed.end(), v) == allowed.end())
         fail(m[key].Mark(), fmt::format("'{}' cannot be '{}'{}", key, v, suggest(v, allowed)));
     };
-    for (const auto& pk : {"samples", "steps", "restarts", "queries", "n0", "n", "batch", "runs", "bootstrap", "nsamples", "partitions"})
+    for (const auto& pk : {"samples", "steps", "restarts", "queries", "n0", "n", "batch", "runs", "bootstrap", "nsamples", "partitions",
+                           "label_only_steps", "epochs", "nc_batch", "strip_overlays"})
       if (s.params.contains(pk) && s.params[pk].get<int64_t>() <= 0) fail(m[pk].Mark(), fmt::format("'{}' must be positive", pk));
-    for (const auto& pk : {"ci", "alpha"})
+    for (const auto& pk : {"ci", "alpha", "frr"})
       if (s.params.contains(pk) && !(s.params[pk].get<double>() > 0 && s.params[pk].get<double>() < 1))
         fail(m[pk].Mark(), fmt::format("'{}' must lie strictly between 0 and 1", pk));
     if (s.params.contains("eps"))
@@ -508,6 +525,54 @@ class Parser {
             fail(m["data"].Mark(), fmt::format("{}: data set '{}' needs 'features'", what, ds->id));
         }
         base_id += "-" + mode;
+        break;
+      }
+      case SectionKind::Privacy: {
+        // Both sets must exist; CSV sets must agree on the label column and the
+        // feature columns, since `mlaudit privacy` takes one of each.
+        const DatasetSpec* sets[2] = {nullptr, nullptr};
+        const char* keys[2] = {"members", "non_members"};
+        for (int k = 0; k < 2; ++k) {
+          std::string id = s.params[keys[k]].get<std::string>();
+          sets[k] = cfg.dataset(id);
+          if (!sets[k]) {
+            std::vector<std::string> ids_;
+            for (const auto& d : cfg.datasets) ids_.push_back(d.id);
+            fail(m[keys[k]].Mark(), fmt::format("unknown data set '{}'{}", id, suggest(id, ids_)));
+          }
+          if (sets[k]->is_csv() && sets[k]->features.empty() && check_files_)
+            fail(m[keys[k]].Mark(), fmt::format("{}: data set '{}' needs 'features' (the model's input columns)", what, id));
+        }
+        if (sets[0]->id == sets[1]->id)
+          fail(m["non_members"].Mark(), fmt::format("{}: 'members' and 'non_members' name the same data set '{}'", what, sets[0]->id));
+        if (sets[0]->is_csv() && sets[1]->is_csv() &&
+            (sets[0]->label != sets[1]->label || sets[0]->features != sets[1]->features))
+          fail(m["non_members"].Mark(), fmt::format("{}: CSV data sets '{}' and '{}' must have the same 'label' and 'features'",
+                                                    what, sets[0]->id, sets[1]->id));
+        if (s.params.contains("attacks")) {
+          static const std::vector<std::string> known = {"loss", "confidence", "entropy", "lira", "label-only"};
+          for (const auto& a : s.params["attacks"]) {
+            std::string v = a.get<std::string>();
+            if (std::find(known.begin(), known.end(), v) == known.end())
+              fail(m["attacks"].Mark(), fmt::format("'attacks' cannot contain '{}'{}", v, suggest(v, known)));
+            if (v == "lira" && !s.params.contains("reference_models"))
+              fail(m["attacks"].Mark(), fmt::format("{}: attack 'lira' needs 'reference_models' (a folder of ONNX models trained without the members)", what));
+          }
+        }
+        check_choice("fixed_variance", {"auto", "global", "per-example"});
+        break;
+      }
+      case SectionKind::Backdoor: {
+        need_npy();
+        if (s.params.contains("classes"))
+          for (const auto& v : s.params["classes"])
+            if (v.get<int64_t>() < 0) fail(m["classes"].Mark(), "'classes' must be non-negative class indices");
+        if (s.params.contains("init_cost") && s.params["init_cost"].get<double>() < 0)
+          fail(m["init_cost"].Mark(), "'init_cost' must be >= 0");
+        if (s.params.contains("anomaly_threshold") && s.params["anomaly_threshold"].get<double>() <= 0)
+          fail(m["anomaly_threshold"].Mark(), "'anomaly_threshold' must be positive");
+        if (!s.params.value("neural_cleanse", true) && !s.params.contains("suspicious"))
+          fail(e.Mark(), fmt::format("{}: 'neural_cleanse: false' leaves only STRIP, which needs 'suspicious' (an .npy of inputs to screen)", what));
         break;
       }
       default:
@@ -648,7 +713,7 @@ void parse_gate_check(const std::string& check, GateSpec& gate, const std::strin
   }
   for (size_t k = 0; k < info->params.size(); ++k) {
     const std::string& p = info->params[k];
-    if (p == "eps" || p == "radius" || p == "severity") {
+    if (p == "eps" || p == "radius" || p == "severity" || p == "fpr") {
       size_t q = 0;
       try {
         std::stod(gate.args[k], &q);
@@ -657,6 +722,8 @@ void parse_gate_check(const std::string& check, GateSpec& gate, const std::strin
       }
       if (q != gate.args[k].size()) bad(fmt::format("argument '{}' ({}) must be a number", gate.args[k], p));
     }
+    if (p == "fpr" && std::stod(gate.args[k]) != 0.001 && std::stod(gate.args[k]) != 0.01)
+      bad(fmt::format("argument '{}' (fpr) must be 0.001 or 0.01 (the false-positive rates mlaudit privacy records)", gate.args[k]));
     if (p == "norm" && gate.args[k] != "linf" && gate.args[k] != "l2")
       bad(fmt::format("argument '{}' (norm) must be linf or l2", gate.args[k]));
   }

@@ -19,7 +19,8 @@ struct Block {
   std::string anchor;                           ///< heading id
   std::vector<std::string> header;              ///< table header
   std::vector<std::vector<std::string>> rows;   ///< table rows
-  std::string svg;                              ///< chart (HTML only; Markdown shows the table beside it)
+  std::string svg;                              ///< chart: inline in HTML, a linked file in Markdown
+  std::string chart_file;                       ///< chart's file relative to the report folder ("charts/chart-3.svg")
   std::string image_path;                       ///< PNG path (relative to the report folder or absolute)
   std::vector<std::string> items;               ///< list items
 };
@@ -33,6 +34,8 @@ Document build_document(const nlohmann::json& report);
 struct Series {
   std::string name;
   std::vector<std::pair<double, double>> points;
+  bool markers = true;  ///< a dot (with a tooltip) on every point; off for dense curves such as ROCs
+  bool dashed = false;  ///< dashed gray reference line (e.g. the chance diagonal of a ROC)
 };
 /// A bar with an optional interval.
 struct Bar {

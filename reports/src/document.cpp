@@ -580,6 +580,172 @@ void verification_blocks(Document& d, const json& report) {
   }
 }
 
+// ROC points for a chart: the curve from the section JSON with points closer than
+// `step` (in FPR + TPR) to the last kept one dropped; the first and last are kept,
+// so the drawn curve stays within `step` of the recorded one.
+std::vector<std::pair<double, double>> chart_roc(const json& roc, double step = 0.004) {
+  std::vector<std::pair<double, double>> pts, out;
+  const json& fpr = arr(roc, "fpr");
+  const json& tpr = arr(roc, "tpr");
+  for (size_t i = 0; i < std::min(fpr.size(), tpr.size()); ++i)
+    if (fpr[i].is_number() && tpr[i].is_number()) pts.emplace_back(fpr[i].get<double>(), tpr[i].get<double>());
+  for (size_t i = 0; i < pts.size(); ++i) {
+    if (i == 0 || i + 1 == pts.size() ||
+        std::fabs(pts[i].first - out.back().first) + std::fabs(pts[i].second - out.back().second) >= step)
+      out.push_back(pts[i]);
+  }
+  return out;
+}
+
+std::string set_text(const json& set) {
+  std::string file = str(set, "file");
+  return fmt::format("{}{}", str(set, "count", "n/a"), file.empty() ? "" : " (" + file.substr(file.find_last_of('/') + 1) + ")");
+}
+
+void privacy_blocks(Document& d, const json& report) {
+  auto secs = sections_of(report, "privacy");
+  if (secs.empty()) return;
+  d.push_back(heading("Privacy: membership inference", 2, "privacy"));
+  d.push_back(para("Each attack scores every sample (higher = more likely a training member) and is judged by ROC AUC "
+                   "(0.5 = no leakage) and by the true-positive rate at a low false-positive rate, the measure "
+                   "Carlini et al. 2022 argue for. Balanced accuracy uses the best threshold on the evaluated "
+                   "samples themselves, so it is an upper bound on what a deployed attacker achieves."));
+  for (const json* sp : secs) {
+    const json& s = *sp;
+    const json& p = obj(s, "params");
+    if (str(s, "status") != "ok") {
+      failed(d, s);
+      continue;
+    }
+    const json& r = obj(s, "result");
+    d.push_back(heading(fmt::format("{} (model {}, members {}, non-members {})", str(s, "id"), str(s, "model"),
+                                    str(p, "members"), str(p, "non_members")),
+                        3));
+    std::string extra;
+    if (!str(r, "lira_variance").empty())
+      extra += fmt::format(" LiRA (offline) used {} reference models with {} variance.", arr(r, "reference_models").size(),
+                           str(r, "lira_variance"));
+    if (!str(r, "label_only_distance").empty())
+      extra += fmt::format(" Label-only distance to the boundary: {}.", str(r, "label_only_distance"));
+    d.push_back(para(fmt::format("Members (training samples): {}; non-members (held out): {}.{}", set_text(at(r, "members")),
+                                 set_text(at(r, "non_members")), extra)));
+    std::vector<std::vector<std::string>> rows;
+    std::vector<Series> curves;
+    for (const auto& a : arr(r, "attacks")) {
+      std::string rule = str(a, "threshold_mode") == "per_class" ? "per-class" : str(a, "threshold_mode");
+      rows.push_back({str(a, "name"), num(at(a, "auc")),
+                      num(at(a, "balanced_accuracy")) + (rule.empty() ? "" : " (" + rule + " threshold)"),
+                      num(at(a, "tpr_at_fpr_0.001")), num(at(a, "tpr_at_fpr_0.01"))});
+      Series ser{str(a, "name"), chart_roc(at(a, "roc"))};
+      ser.markers = false;
+      if (!ser.points.empty()) curves.push_back(ser);
+    }
+    if (rows.empty()) {
+      d.push_back(note("Not available: the result has no 'attacks' records."));
+      continue;
+    }
+    d.push_back(table({"Attack", "ROC AUC", "Best balanced accuracy", "TPR at 0.1% FPR", "TPR at 1% FPR"}, rows));
+    if (!curves.empty()) {
+      Series chance{"chance", {{0.0, 0.0}, {1.0, 1.0}}};
+      chance.markers = false;
+      chance.dashed = true;
+      curves.push_back(chance);
+      d.push_back(chart(svg_line_chart("Membership inference ROC: " + str(s, "model"), "false-positive rate (non-members flagged)",
+                                       "true-positive rate", curves)));
+    }
+  }
+}
+
+// Order statistics of a list of numbers: count, min, p5, median, p95, max.
+std::vector<std::string> distribution_row(const std::string& label, const json& values, const std::string& flagged) {
+  std::vector<double> v;
+  for (const auto& x : values)
+    if (x.is_number()) v.push_back(x.get<double>());
+  std::sort(v.begin(), v.end());
+  auto q = [&](double f) -> std::string {
+    if (v.empty()) return "n/a";
+    double pos = f * double(v.size() - 1);  // linear interpolation (numpy's default)
+    size_t lo = size_t(std::floor(pos)), hi = std::min(lo + 1, v.size() - 1);
+    return num(json(v[lo] + (pos - double(lo)) * (v[hi] - v[lo])));
+  };
+  return {label, std::to_string(v.size()), q(0), q(0.05), q(0.5), q(0.95), q(1), flagged};
+}
+
+void backdoor_blocks(Document& d, const json& report, std::vector<std::string>* images) {
+  auto secs = sections_of(report, "backdoor");
+  if (secs.empty()) return;
+  d.push_back(heading("Backdoor scan", 2, "backdoor"));
+  for (const json* sp : secs) {
+    const json& s = *sp;
+    if (failed(d, s)) continue;
+    const json& r = obj(s, "result");
+    d.push_back(heading(section_title(s), 3));
+    d.push_back(para(fmt::format("Verdict: {}.", str(r, "verdict", "n/a"))));
+    const json& nc = at(r, "neural_cleanse");
+    if (nc.is_object()) {
+      const json& c = obj(nc, "config");
+      std::string flagged;
+      for (const auto& f : arr(nc, "flagged")) flagged += (flagged.empty() ? "" : ", ") + num(f);
+      d.push_back(heading("Neural Cleanse", 4));
+      d.push_back(para(fmt::format(
+          "For every class, the smallest mask and pattern that send the clean images to that class (Wang et al. 2019; "
+          "{} epochs over the clean set per class, batch {}, initial cost {}). A class whose mask L1 norm is an outlier "
+          "on the small side (anomaly index |L1 - median| / (1.4826 MAD) above {}) is flagged. Median L1 {}, MAD {}. "
+          "Flagged classes: {}.",
+          str(c, "epochs", "n/a"), str(c, "batch", "n/a"), num(at(c, "init_cost")), num(at(nc, "anomaly_threshold")),
+          num(at(nc, "median_l1")), num(at(nc, "mad_l1")), flagged.empty() ? "none" : flagged)));
+      std::vector<std::vector<std::string>> rows;
+      std::vector<Bar> bars;
+      for (const auto& e : arr(nc, "classes")) {
+        rows.push_back({str(e, "class"), num(at(e, "l1_norm")),
+                        at(e, "anomaly_index").is_null() ? "inf" : num(at(e, "anomaly_index"), 3),
+                        num(at(e, "attack_success")), num(at(e, "reached_success_threshold")),
+                        at(e, "flagged") == true ? "FLAGGED" : "no"});
+        // small-norm side drawn negative, so the flagged side is visible at a glance
+        if (auto ai = dbl(e, "anomaly_index"); ai && dbl(e, "l1_norm"))
+          bars.push_back({"class " + str(e, "class"), *dbl(e, "l1_norm") < dbl(nc, "median_l1").value_or(0) ? *ai : -*ai,
+                          std::nullopt});
+      }
+      d.push_back(table({"Class", "Mask L1 norm", "Anomaly index", "Trigger success on clean set",
+                         "Reached 0.99 success", "Flagged"},
+                        rows));
+      if (!bars.empty())
+        d.push_back(chart(svg_bar_chart("Neural Cleanse anomaly index (> 0: mask below the median)",
+                                        bars, dbl(nc, "anomaly_threshold"), "flag threshold")));
+      for (const auto& e : arr(nc, "classes")) {
+        std::string png = str(e, "trigger_png");
+        if (png.empty()) continue;
+        Block b;
+        b.kind = K::Image;
+        b.image_path = png;
+        b.text = fmt::format("Reversed trigger (mask x pattern), class {}{}", str(e, "class"),
+                             at(e, "flagged") == true ? " - FLAGGED" : "");
+        d.push_back(b);
+        if (images) images->push_back(png);
+      }
+    }
+    const json& st = at(r, "strip");
+    if (st.is_object()) {
+      d.push_back(heading("STRIP", 4));
+      std::string idx;
+      const json& fl = arr(st, "flagged");
+      for (size_t i = 0; i < std::min<size_t>(fl.size(), 20); ++i) idx += (idx.empty() ? "" : ", ") + num(fl[i]);
+      if (fl.size() > 20) idx += fmt::format(", ... ({} in all)", fl.size());
+      std::string file = str(st, "file");
+      d.push_back(para(fmt::format(
+          "Each screened input ({}) is superimposed with {} clean images; a trojaned input keeps its prediction, so its "
+          "mean prediction entropy is low (Gao et al. 2019). Threshold {} bits: the {} quantile of a normal fit to the "
+          "clean pool's entropies (mean {}, std {}). Flagged: {} of {} inputs ({}){}.",
+          file.substr(file.find_last_of('/') + 1), str(st, "overlays", "n/a"), num(at(st, "threshold")),
+          num(at(st, "false_rejection_rate")), num(at(st, "clean_mean")), num(at(st, "clean_std")), fl.size(),
+          arr(st, "entropy").size(), num(at(st, "flagged_fraction")), idx.empty() ? "" : ": inputs " + idx)));
+      d.push_back(table({"Entropy (bits)", "Inputs", "Min", "5th pct", "Median", "95th pct", "Max", "Flagged"},
+                        {distribution_row("Clean pool (sets the threshold)", arr(st, "clean_entropy"), "-"),
+                         distribution_row("Screened inputs", arr(st, "entropy"), std::to_string(fl.size()))}));
+    }
+  }
+}
+
 void gate_blocks(Document& d, const json& report) {
   d.push_back(heading("Gate verdicts", 2, "gates"));
   std::vector<std::vector<std::string>> rows;
@@ -673,6 +839,24 @@ std::string section_headline(const json& s) {
       out += fmt::format("{}flip rate({}) {}", out.empty() ? "" : "; ", str(c, "attribute"), num(at(c, "flip_rate")));
     return out.empty() ? "group metrics computed" : out;
   }
+  if (k == "privacy") {
+    std::string out;
+    for (const auto& a : arr(r, "attacks"))
+      out += fmt::format("{}{} AUC {}, TPR@0.1%FPR {}", out.empty() ? "" : "; ", str(a, "name"), num(at(a, "auc")),
+                         num(at(a, "tpr_at_fpr_0.001")));
+    return out.empty() ? "no attacks reported" : "membership inference: " + out;
+  }
+  if (k == "backdoor") {
+    std::string out = "verdict " + str(r, "verdict", "n/a");
+    if (const json& nc = at(r, "neural_cleanse"); nc.is_object()) {
+      std::string flagged;
+      for (const auto& f : arr(nc, "flagged")) flagged += (flagged.empty() ? "" : ",") + num(f);
+      out += fmt::format("; Neural Cleanse flagged classes: {}", flagged.empty() ? "none" : flagged);
+    }
+    if (const json& st = at(r, "strip"); st.is_object())
+      out += fmt::format("; STRIP flagged {} of {} inputs", arr(st, "flagged").size(), arr(st, "entropy").size());
+    return out;
+  }
   if (k == "explanations") return fmt::format("{} attributions; global ranking of {} features", str(p, "method"), arr(r, "global_ranking").size());
   if (k == "verification") {
     if (str(p, "mode") == "fairness") {
@@ -710,6 +894,8 @@ Document build_document(const json& report) {
   fairness_blocks(d, report);
   explain_blocks(d, report, nullptr);
   verification_blocks(d, report);
+  privacy_blocks(d, report);
+  backdoor_blocks(d, report, nullptr);
   diff_blocks(d, report);
   compliance_blocks(d, report);
   d.push_back(heading("Limitations", 2, "limitations"));
@@ -717,6 +903,15 @@ Document build_document(const json& report) {
   for (const auto& l : arr(report, "limitations")) lim.push_back(l.is_string() ? l.get<std::string>() : l.dump());
   if (lim.empty()) lim.push_back("None stated.");
   d.push_back(list(lim));
+  // Charts are numbered in document order: the same report always names them alike.
+  int charts = 0;
+  for (auto& b : d)
+    if (b.kind == K::Chart) {
+      b.chart_file = fmt::format("charts/chart-{}.svg", ++charts);
+      // alt text: the chart's title, kept in its aria-label
+      size_t at = b.svg.find("aria-label=\"");
+      if (at != std::string::npos) b.text = b.svg.substr(at + 12, b.svg.find('"', at + 12) - at - 12);
+    }
   return d;
 }
 

@@ -1,12 +1,14 @@
 // THE table from gate metric names to the section JSON they are read from.
 // Each command's JSON output is the contract (schemas mlaudit.attack/1,
 // mlaudit.certify/1, mlaudit.corrupt/1, mlaudit.fairness/1, mlaudit.explain/1,
-// mlaudit.verify/1, mlaudit.performance/1, mlaudit.efficiency/1); when a field
+// mlaudit.verify/1, mlaudit.privacy/1, mlaudit.backdoor/1, mlaudit.performance/1,
+// mlaudit.efficiency/1); when a field
 // name changes upstream, fix it here and only here.
 #include <fmt/format.h>
 
 #include <cmath>
 #include <functional>
+#include <limits>
 
 #include "mlaudit/engine/error.h"
 #include "mlaudit/reports/gates.h"
@@ -33,7 +35,8 @@ struct MetricEntry {
 
 // Numbers in JSON from other tools may be float32 values widened to double
 // (0.03f = 0.0299999993), so parameters match within 1e-6 relative.
-bool same_number(double a, double b) { return std::fabs(a - b) <= 1e-6 * std::max(1.0, std::fabs(b)); }
+// (a == b first: two infinities are the same value, though inf - inf is NaN.)
+bool same_number(double a, double b) { return a == b || std::fabs(a - b) <= 1e-6 * std::max(1.0, std::fabs(b)); }
 
 double to_double(const std::string& s) { return std::stod(s); }
 
@@ -183,6 +186,32 @@ Lookup disparity(const json& s, const std::string& name, const std::string& attr
   }
   if (!attribute_seen) return {};
   return value_or_missing(std::nullopt, fmt::format("disparities[{}, {}]", attribute, name));
+}
+
+// Privacy sections: the attacks[] record named `attack`; a section that did
+// not run that attack does not provide the metric.
+Lookup membership_field(const json& s, const std::string& attack, const std::string& field) {
+  if (!section_ok(s)) {
+    // a failed section provides the metric when it was asked to run the attack
+    const json& p = s.value("params", json::object());
+    const json attacks = p.contains("attacks") ? p["attacks"] : json::array({"loss", "confidence", "entropy"});
+    for (const auto& a : attacks)
+      if (a == attack) return failed_section(s);
+    return {};
+  }
+  const json& r = result_of(s);
+  if (!r.contains("attacks") || !r["attacks"].is_array()) return value_or_missing(std::nullopt, "attacks");
+  for (const auto& a : r["attacks"])
+    if (text(a, "name") == attack) return value_or_missing(number(a, field), fmt::format("attacks[{}].{}", attack, field));
+  return {};
+}
+
+// Backdoor sections: the neural_cleanse object (absent when only STRIP ran).
+Lookup neural_cleanse_value(const json& s, const std::function<Lookup(const json&)>& read) {
+  if (!section_ok(s)) return s.value("params", json::object()).value("neural_cleanse", true) ? failed_section(s) : Lookup{};
+  const json& r = result_of(s);
+  if (!r.contains("neural_cleanse") || !r["neural_cleanse"].is_object()) return {};
+  return read(r["neural_cleanse"]);
 }
 
 const std::vector<MetricEntry>& entries() {
@@ -339,6 +368,70 @@ const std::vector<MetricEntry>& entries() {
                      if (auto v = number(r, key)) return value_or_missing(v, key);
                    }
                    return value_or_missing(std::nullopt, "counterexamples");
+                 }});
+    // ---- privacy: mlaudit.privacy/1
+    t.push_back({{"membership_auc", "privacy", {"attack"}, "privacy: attacks[name=attack].auc",
+                  "ROC AUC of a membership-inference attack (0.5: no leakage)"},
+                 [](const json& s, const std::vector<std::string>& a) { return membership_field(s, a[0], "auc"); }});
+    t.push_back({{"membership_tpr_at_fpr", "privacy", {"attack", "fpr"}, "privacy: attacks[name=attack].tpr_at_fpr_<fpr> (fpr 0.001 or 0.01)",
+                  "true-positive rate of the attack at a false-positive rate of 0.1 % or 1 % (Carlini et al. 2022)"},
+                 [](const json& s, const std::vector<std::string>& a) {
+                   // only the two FPRs mlaudit privacy records exactly (parse_gate_check enforces it)
+                   const std::string field = same_number(to_double(a[1]), 0.001) ? "tpr_at_fpr_0.001" : "tpr_at_fpr_0.01";
+                   return membership_field(s, a[0], field);
+                 }});
+    t.push_back({{"membership_balanced_accuracy", "privacy", {"attack"}, "privacy: attacks[name=attack].balanced_accuracy",
+                  "best balanced accuracy of the attack (threshold chosen on the evaluated samples: an upper bound)"},
+                 [](const json& s, const std::vector<std::string>& a) { return membership_field(s, a[0], "balanced_accuracy"); }});
+    t.push_back({{"max_membership_auc", "privacy", {}, "privacy: max over attacks[].auc",
+                  "ROC AUC of the strongest attack the section ran"},
+                 [](const json& s, const auto&) {
+                   if (!section_ok(s)) return failed_section(s);
+                   const json& r = result_of(s);
+                   std::optional<double> best;
+                   if (r.contains("attacks") && r["attacks"].is_array())
+                     for (const auto& a : r["attacks"])
+                       if (auto v = number(a, "auc")) best = std::max(best.value_or(*v), *v);
+                   return value_or_missing(best, "attacks[].auc");
+                 }});
+    // ---- backdoor: mlaudit.backdoor/1
+    t.push_back({{"backdoor_flagged_classes", "backdoor", {}, "backdoor: len(neural_cleanse.flagged)",
+                  "number of classes Neural Cleanse flags (anomaly index above the threshold, small-norm side)"},
+                 [](const json& s, const auto&) {
+                   return neural_cleanse_value(s, [](const json& nc) {
+                     if (!nc.contains("flagged") || !nc["flagged"].is_array())
+                       return value_or_missing(std::nullopt, "neural_cleanse.flagged");
+                     return value_or_missing(double(nc["flagged"].size()), "neural_cleanse.flagged");
+                   });
+                 }});
+    t.push_back({{"backdoor_max_anomaly_index", "backdoor", {},
+                  "backdoor: max of neural_cleanse.classes[].anomaly_index over classes with l1_norm <= median_l1",
+                  "largest Neural Cleanse anomaly index on the small-mask side (the side a backdoor shows on); flagged above 2"},
+                 [](const json& s, const auto&) {
+                   return neural_cleanse_value(s, [](const json& nc) {
+                     auto median = number(nc, "median_l1");
+                     if (!median || !nc.contains("classes") || !nc["classes"].is_array())
+                       return value_or_missing(std::nullopt, "neural_cleanse.classes / median_l1");
+                     std::optional<double> worst;
+                     for (const auto& c : nc["classes"]) {
+                       auto l1 = number(c, "l1_norm");
+                       if (!l1 || *l1 > *median) continue;
+                       // null: MAD 0 with the value off the median, i.e. an infinite index
+                       double v = c.contains("anomaly_index") && c["anomaly_index"].is_number()
+                                      ? c["anomaly_index"].get<double>()
+                                      : std::numeric_limits<double>::infinity();
+                       worst = std::max(worst.value_or(v), v);
+                     }
+                     return value_or_missing(worst, "neural_cleanse.classes[].anomaly_index");
+                   });
+                 }});
+    t.push_back({{"strip_flagged_fraction", "backdoor", {}, "backdoor: strip.flagged_fraction",
+                  "fraction of the screened inputs STRIP flags as trojaned"},
+                 [](const json& s, const auto&) {
+                   if (!section_ok(s)) return s.value("params", json::object()).contains("suspicious") ? failed_section(s) : Lookup{};
+                   const json& r = result_of(s);
+                   if (!r.contains("strip") || !r["strip"].is_object()) return Lookup{};
+                   return value_or_missing(number(r["strip"], "flagged_fraction"), "strip.flagged_fraction");
                  }});
     return t;
   }();

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include "mlaudit/datasets/csv.h"
 #include "mlaudit/datasets/io.h"
@@ -64,6 +65,17 @@ std::string subset_csv(const std::string& path, int64_t n, const std::string& wo
   std::istringstream in(datasets::read_file(path));
   std::string line, text;
   for (int64_t k = 0; k <= n && std::getline(in, line); ++k) text += line + "\n";
+  datasets::write_file_atomic(out, text);
+  return out;
+}
+
+// The feature list of a CSV data set whose 'features' were given inline: written
+// once into the work folder, one column per line (what `--feature-list` reads).
+std::string feature_file(const DatasetSpec& ds, const std::string& work_dir) {
+  std::string out = fmt::format("{}/inputs/{}-features.txt", work_dir, ds.id);
+  if (fs::exists(out)) return out;
+  std::string text;
+  for (const auto& f : ds.features) text += f + "\n";
   datasets::write_file_atomic(out, text);
   return out;
 }
@@ -278,6 +290,64 @@ SectionCommand section_command(const SectionSpec& s, const AuditConfig& cfg, con
       pass("timeout", "timeout");
       break;
     }
+    case SectionKind::Privacy: {
+      c.command = "privacy";
+      // One .npy pair (inputs + labels) or one CSV per set; CSV sets share the
+      // label column and feature list (checked when the config was parsed).
+      std::string label_column, feature_list;
+      for (const auto& [key, x_flag, y_flag] :
+           std::vector<std::tuple<std::string, std::string, std::string>>{{"members", "members", "member-labels"},
+                                                                          {"non_members", "non-members", "non-member-labels"}}) {
+        const DatasetSpec* set = cfg.dataset(p[key].get<std::string>());
+        if (set->is_csv()) {
+          flag(x_flag, samples > 0 ? subset_csv(set->csv, samples, work_dir, set->id) : set->csv);
+          label_column = set->label;
+          feature_list = set->features_file.empty() ? feature_file(*set, work_dir) : set->features_file;
+        } else {
+          std::string x = set->data, y = set->labels;
+          if (samples > 0) {
+            x = subset_npy(x, samples, work_dir, set->id + "-x");
+            y = subset_npy(y, samples, work_dir, set->id + "-y");
+          }
+          flag(x_flag, x);
+          flag(y_flag, y);
+        }
+      }
+      if (!label_column.empty()) {
+        flag("label-column", label_column);
+        flag("feature-list", feature_list);
+      }
+      if (p.contains("attacks")) flag("attacks", join_strings(p["attacks"]));
+      pass("reference_models", "reference-models");
+      pass("fixed_variance", "fixed-variance");
+      pass("label_only_steps", "label-only-steps");
+      pass("batch", "batch");
+      // the label-only attack's input domain: the member set's declared domain
+      if (const DatasetSpec* members = cfg.dataset(p["members"].get<std::string>()); members && members->domain) {
+        flag("clip-min", fmt::format("{}", members->domain->first));
+        flag("clip-max", fmt::format("{}", members->domain->second));
+      }
+      break;
+    }
+    case SectionKind::Backdoor: {
+      c.command = "backdoor";
+      flag("clean", samples > 0 ? subset_npy(ds->data, samples, work_dir, ds->id + "-x") : ds->data);
+      if (p.contains("classes")) flag("classes", join_numbers(p["classes"]));
+      pass("epochs", "epochs");
+      pass("nc_batch", "nc-batch");
+      pass("init_cost", "init-cost");
+      pass("anomaly_threshold", "anomaly-threshold");
+      if (!p.value("neural_cleanse", true)) a.push_back("--no-neural-cleanse");
+      pass("suspicious", "suspicious");
+      pass("strip_overlays", "strip-overlays");
+      pass("frr", "frr");
+      // The report shows every class's reversed trigger unless turned off.
+      flag("trigger-dir", fmt::format("{}/{}-triggers", work_dir, s.id));
+      if (p.value("all_triggers", true)) a.push_back("--all-triggers");
+      domain();
+      seed();
+      break;
+    }
   }
   flag("out", c.result_path);
   for (const auto& extra : p.value("args", json::array())) a.push_back(extra.get<std::string>());
@@ -291,6 +361,7 @@ std::vector<std::string> write_report_files(const json& report, const std::strin
   std::string md = render_markdown(report);
   std::string html = render_html(report, asset_dir.empty() ? dir : asset_dir);
   std::string junit = render_junit(report);
+  const auto charts = render_chart_files(report);
   std::vector<std::string> written;
   auto put = [&](const std::string& name, const std::string& text) {
     std::string path = (fs::path(dir) / name).string();
@@ -298,6 +369,9 @@ std::vector<std::string> write_report_files(const json& report, const std::strin
     written.push_back(path);
   };
   put("report.json", json_text);
+  std::error_code ec;
+  if (!charts.empty()) fs::create_directories(fs::path(dir) / "charts", ec);  // a failure shows in the write below
+  for (const auto& [name, svg] : charts) put(name, svg);  // linked from report.md
   put("report.md", md);
   put("report.html", html);
   put("junit.xml", junit);
@@ -361,9 +435,19 @@ AuditResult run_audit(const AuditConfig& cfg, const AuditOptions& opt, const Com
     add_hash(hashes, "csv " + d.id, d.csv);
     add_hash(hashes, "features " + d.id, d.features_file);
   }
-  for (const auto& s : cfg.sections)
-    for (const char* k : {"background", "domain"})
+  for (const auto& s : cfg.sections) {
+    for (const char* k : {"background", "domain", "suspicious"})
       if (s.params.contains(k)) add_hash(hashes, std::string(k) + " " + s.id, s.params[k].get<std::string>());
+    if (s.params.contains("reference_models")) {
+      // LiRA's reference models: every .onnx in the folder (what `mlaudit privacy` loads)
+      std::vector<std::string> refs;
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(s.params["reference_models"].get<std::string>(), ec))
+        if (e.is_regular_file() && e.path().extension() == ".onnx") refs.push_back(e.path().string());
+      std::sort(refs.begin(), refs.end());
+      for (const auto& r : refs) add_hash(hashes, "reference model " + s.id, r);
+    }
+  }
   report["manifest"]["inputs"] = hashes;
   report["manifest"]["config"] = cfg.path;
   const auto& sys = cfg.system;

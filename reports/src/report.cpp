@@ -101,7 +101,8 @@ json compliance_mapping(const json& report) {
   // 1.0 MEASURE 2.3 (performance), 2.5 (validity and reliability), 2.7
   // (security and resilience), 2.9 (explainability), 2.11 (fairness and
   // bias); ISO/IEC 24029-2:2023 (formal methods for robustness); ISO/IEC TR
-  // 24027:2021 (bias in AI systems).
+  // 24027:2021 (bias in AI systems). Art. 15(5) names data and model poisoning
+  // and confidentiality attacks; NIST MEASURE 2.10 covers privacy risk.
   struct Row {
     std::string section, kinds;
     std::vector<std::string> refs;
@@ -124,6 +125,10 @@ json compliance_mapping(const json& report) {
       {"Explanations", "explanations", {"EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.9"}},
       {"Formal verification", "verification",
        {"EU AI Act Art. 15(1), 15(4)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.7", "ISO/IEC 24029-2"}},
+      {"Privacy: membership inference", "privacy",
+       {"EU AI Act Art. 15(5) (confidentiality attacks)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.10, 2.7"}},
+      {"Security: backdoor scan", "backdoor",
+       {"EU AI Act Art. 15(5) (data poisoning, model poisoning)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.7"}},
   };
   json out = json::array();
   for (const auto& r : rows) {
@@ -189,6 +194,13 @@ void finalize_report(json& report) {
                   "reflect sampling uncertainty only.");
   if (kinds.count("explanations"))
     lim.push_back("Attributions describe the model's sensitivity, not causal effects in the world.");
+  if (kinds.count("privacy"))
+    lim.push_back("Membership-inference results show what these attacks achieve on the given members and non-members; "
+                  "stronger attacks (e.g. online LiRA with many shadow models) may leak more, so a low AUC is not a "
+                  "privacy guarantee (only differential privacy in training gives one).");
+  if (kinds.count("backdoor"))
+    lim.push_back("Neural Cleanse looks for small input-space triggers with a reduced step budget and STRIP screens only "
+                  "the given inputs; an unflagged model is not proven free of backdoors.");
   for (const auto& id : failed_ids) lim.push_back("Section '" + id + "' did not complete; its results are not available.");
   lim.push_back("Results hold for the data, models and parameters in the run manifest; other inputs were not evaluated.");
   report["limitations"] = lim;

@@ -98,6 +98,15 @@ void validate(const json& v, const json& schema, const json& root, const std::st
       }
     }
   }
+  if (schema.contains("allOf"))
+    for (const auto& part : schema["allOf"]) validate(v, part, root, where, errors);
+  // if / then / else: `if` only selects (its errors are dropped), as in JSON Schema 2020-12.
+  if (schema.contains("if")) {
+    std::vector<std::string> probe;
+    validate(v, schema["if"], root, where, probe);
+    const char* branch = probe.empty() ? "then" : "else";
+    if (schema.contains(branch)) validate(v, schema[branch], root, where, errors);
+  }
   if (schema.contains("anyOf")) {
     bool any = false;
     for (const auto& alt : schema["anyOf"]) {

@@ -50,15 +50,17 @@ std::string svg_line_chart(const std::string& title, const std::string& x_label,
   s += fmt::format("<text x=\"14\" y=\"{:.1f}\" font-size=\"12\" text-anchor=\"middle\" transform=\"rotate(-90 14 {:.1f})\">{}</text>\n",
                    (T + H - B) / 2, (T + H - B) / 2, xml_escape(y_label));
   for (size_t i = 0; i < series.size(); ++i) {
-    const char* color = kPalette[i % 8];
+    const char* color = series[i].dashed ? "#888" : kPalette[i % 8];
     auto pts = series[i].points;
     std::sort(pts.begin(), pts.end());
     std::string path;
     for (const auto& [x, y] : pts) path += fmt::format("{}{:.1f},{:.1f}", path.empty() ? "" : " ", px(x), py(y));
-    s += fmt::format("<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"/>\n", color, path);
-    for (const auto& [x, y] : pts)
-      s += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"><title>{}: ({}, {})</title></circle>", px(x), py(y), color,
-                       xml_escape(series[i].name), tick(x), tick(y));
+    s += fmt::format("<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"{}\"{} points=\"{}\"/>\n", color,
+                     series[i].dashed ? 1 : 2, series[i].dashed ? " stroke-dasharray=\"5,3\"" : "", path);
+    if (series[i].markers)
+      for (const auto& [x, y] : pts)
+        s += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"><title>{}: ({}, {})</title></circle>", px(x), py(y), color,
+                         xml_escape(series[i].name), tick(x), tick(y));
     double ly = T + 14 + 18 * double(i);
     s += fmt::format("\n<rect x=\"{}\" y=\"{:.1f}\" width=\"12\" height=\"4\" fill=\"{}\"/><text x=\"{}\" y=\"{:.1f}\" font-size=\"11\">{}</text>\n",
                      W - R + 10, ly - 4, color, W - R + 26, ly, xml_escape(series[i].name));

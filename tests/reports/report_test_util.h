@@ -55,7 +55,19 @@ struct FakeRunner {
     else if (cmd == "fairness") src = "fairness.json";
     else if (cmd == "verify") src = "verify.json";
     else if (cmd == "explain") src = "explain_ig.json", out = arg_value(args, "--json");
+    else if (cmd == "privacy") src = "privacy.json";
+    else if (cmd == "backdoor") src = "backdoor.json";
     std::string text = read_text(fixture(src));
+    if (cmd == "backdoor") {
+      // the fixture names its trigger images TRIGGER_DIR/trigger_class_<k>.png
+      std::string dir = arg_value(args, "--trigger-dir");
+      std::filesystem::create_directories(dir);
+      for (size_t p; (p = text.find("TRIGGER_DIR/")) != std::string::npos;) {
+        std::string name = text.substr(p + 12, text.find('"', p) - p - 12);
+        std::filesystem::copy_file(fixture("heatmap_0.png"), dir + "/" + name, std::filesystem::copy_options::overwrite_existing);
+        text.replace(p, 11, dir);
+      }
+    }
     if (cmd == "explain") {
       std::string dir = arg_value(args, "--heatmap-dir");
       std::filesystem::create_directories(dir);

@@ -49,7 +49,11 @@ struct DatasetSpec {
 };
 
 /// Section kinds, in report order.
-enum class SectionKind { Performance, Efficiency, Robustness, Certification, Corruption, Fairness, Explanations, Verification };
+enum class SectionKind {
+  Performance, Efficiency, Robustness, Certification, Corruption, Fairness, Explanations, Verification,
+  Privacy,   ///< membership inference (`mlaudit privacy`) on a member and a non-member data set
+  Backdoor   ///< Neural Cleanse / STRIP backdoor scan (`mlaudit backdoor`)
+};
 /// "robustness", ...
 const char* section_kind_name(SectionKind k);
 /// All section kinds in report order.
@@ -61,7 +65,7 @@ struct SectionSpec {
   SectionKind kind = SectionKind::Performance;
   std::string id;     ///< unique, e.g. "robustness-cnn-apgd-ce"
   std::string model;  ///< model id
-  std::string data;   ///< dataset id
+  std::string data;   ///< dataset id (privacy: empty; its data sets are params "members" / "non_members")
   nlohmann::json params = nlohmann::json::object();  ///< the entry's other keys, typed
   SourceMark mark;
 };

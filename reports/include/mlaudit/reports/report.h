@@ -34,8 +34,12 @@ nlohmann::json diff_reports(const nlohmann::json& previous, const nlohmann::json
 /// Exit code recorded in the report (0 pass, 1 gate failed, 2 gate error).
 int report_exit_code(const nlohmann::json& report);
 
-/// Markdown (GitHub-flavoured) rendering.
+/// Markdown (GitHub-flavoured) rendering; charts are linked as charts/chart-<n>.svg
+/// (relative to the Markdown file), whose content render_chart_files gives.
 std::string render_markdown(const nlohmann::json& report);
+/// The report's charts as standalone SVG files: (path relative to the report
+/// folder, file content), in the order report.md links them.
+std::vector<std::pair<std::string, std::string>> render_chart_files(const nlohmann::json& report);
 /// One self-contained HTML file: inline CSS, inline SVG charts, PNGs as data URIs.
 /// `asset_dir` is where relative PNG paths recorded in sections are resolved.
 std::string render_html(const nlohmann::json& report, const std::string& asset_dir = "");
@@ -54,7 +58,8 @@ std::string html_to_pdf(const std::string& renderer, const std::string& html_pat
 
 /// Validate `instance` against a JSON Schema (the subset used by
 /// docs/report-schema.json: type, required, properties, additionalProperties,
-/// items, enum, const, minimum, maximum, minItems, pattern, anyOf, $ref to
+/// items, enum, const, minimum, maximum, minItems, pattern, anyOf, allOf,
+/// if/then/else, $ref to
 /// #/$defs). Returns error strings with JSON pointers; empty when valid.
 std::vector<std::string> validate_json_schema(const nlohmann::json& instance, const nlohmann::json& schema);
 
