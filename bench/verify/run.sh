@@ -7,6 +7,9 @@
 #
 # FILTER_REGEX selects instances by "onnx,vnnlib" (default: all 186);
 # TIMEOUT_S caps each instance's timeout (default: the VNN-COMP 116 s).
+# STRIDE=N (environment) keeps every N-th instance of instances.csv (a
+# representative subset: it walks all networks and properties in order);
+# PEER=0 skips the Marabou run.
 # Example (a subset that fits an interactive session):
 #   bench/verify/run.sh build '_[1-5]_[1-3]_batch' 30
 # Benchmarks never fail: problems are printed and the script exits 0.
@@ -29,11 +32,20 @@ if [ ! -x "$BUILD/mlaudit" ]; then
   exit 0
 fi
 
-echo "verify bench: ACAS Xu instances matching '$FILTER', timeout ${TIMEOUT}s, $THREADS threads, results in $OUT"
+STRIDE=${STRIDE:-1}
+if [ "$STRIDE" -gt 1 ]; then
+  # Regex of every STRIDE-th "onnx,vnnlib" pair (file names, as --filter matches them).
+  FILTER=$(awk -F, -v s="$STRIDE" 'NF >= 2 && (NR - 1) % s == 0 {
+      n = split($1, a, "/"); m = split($2, b, "/"); r = r (r ? "|" : "") "^" a[n] "," b[m] "$" }
+      END { gsub(/\./, "\\.", r); print r }' "$ACAS/instances.csv")
+fi
+echo "verify bench: ACAS Xu instances matching '${FILTER:0:80}', timeout ${TIMEOUT}s, $THREADS threads, results in $OUT"
 "$BUILD/mlaudit" --threads "$THREADS" verify --benchmark "$ACAS" --filter "$FILTER" \
   --timeout-override "$TIMEOUT" --out "$OUT/mlaudit.csv" 2>"$OUT/mlaudit.log" | sed 's/^/mlaudit: /'
 
-if /work/venv/bin/python -c "import maraboupy" 2>/dev/null; then
+if [ "${PEER:-1}" = 0 ]; then
+  echo "marabou: skipped (PEER=0)"
+elif /work/venv/bin/python -c "import maraboupy" 2>/dev/null; then
   # Marabou's C++ core prints progress on stdout; keep only the summary line.
   /work/venv/bin/python "$HERE/marabou_peer.py" "$ACAS" "$FILTER" "$TIMEOUT" "$THREADS" "$OUT/marabou.csv" 2>"$OUT/marabou.log" |
     grep '^instances' | sed 's/^/marabou: /'

@@ -43,6 +43,7 @@ inline Verdict run_acasxu(int a, int b, int p, double timeout_s) {
   VerifyOptions o;
   o.timeout_s = timeout_s;
   o.threads = 2;
+  o.z3_leaf_timeout_s *= mlaudit::test::time_scale();  // sanitizer builds (make sanitize) run slower
   VerifyResult r = verify_property(net, prop, o);
   std::string expected = acasxu_expected()[net_name + "," + prop_name];
   INFO(net_name << " " << prop_name << " -> " << verdict_name(r.verdict) << " (" << r.method << ", " << r.domains

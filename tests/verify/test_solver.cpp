@@ -7,6 +7,7 @@
 
 #include "mlaudit/verify/solver.h"
 #include "mlaudit/verify/verify.h"
+#include "test_util.h"
 #include "verify_test_util.h"
 
 using namespace mlaudit::verify;
@@ -53,14 +54,16 @@ TEST_CASE("BaB verdicts agree with exhaustive Z3 on tiny networks", "[verify][so
     Deadline none(30);
     // Reference: Z3 on the whole box, every ReLU from interval bounds (complete).
     LayerBounds ibp = interval_bounds(net, p.cases[0].box);
-    VerifyResult ref = z3_check(net, p.cases[0].box, ibp, p.cases[0].unsafe, 30, none);
+    // Time limits scale under the sanitizer (test::time_scale, MLAUDIT_TEST_TIME_SCALE).
+    VerifyResult ref = z3_check(net, p.cases[0].box, ibp, p.cases[0].unsafe, 30 * mlaudit::test::time_scale(), none);
     INFO("z3 reference: " << verdict_name(ref.verdict) << " " << ref.reason);
     // Unknown only when counterexamples exist solely on the region's boundary
     // (threshold at the exact maximum); such a trial decides nothing.
     REQUIRE(ref.verdict != Verdict::Timeout);
     if (ref.verdict == Verdict::Unknown) continue;
     VerifyOptions o;
-    o.timeout_s = 30;
+    o.timeout_s = 30 * mlaudit::test::time_scale();
+    o.z3_leaf_timeout_s *= mlaudit::test::time_scale();
     o.threads = 2;
     // Both complete strategies: input splitting and ReLU splitting with Z3 leaves.
     for (int strategy = 0; strategy < 2; ++strategy) {

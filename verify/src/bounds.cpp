@@ -9,12 +9,23 @@
 // alongside every back-substitution (|Lambda| |W| |a|_max per layer). ReLU
 // upper-relaxation slopes and intercepts are rounded up. So float error can
 // only loosen a bound, never make a proof unsound.
+//
+// Max pooling (after a ReLU) is relaxed as in DeepPoly (Singh et al., POPL
+// 2019, Sec. 5, "Maxpool") and auto_LiRPA's BoundMaxPool (Xu et al., NeurIPS
+// 2020): with r_j = relu(z_j) in [rl_j, ru_j] over a window and j* the input
+// with the largest lower bound (first on ties),
+//   lower:  max_j r_j >= r_{j*}                       (always);
+//   upper:  max_j r_j <= r_{j*}  when rl_{j*} >= max_{j != j*} ru_j (then the max is exactly r_{j*}),
+//           max_j r_j <= max_j ru_j                    otherwise (a constant).
+// Its interval bounds are [max_j rl_j, max_j ru_j].
 #include "mlaudit/verify/bounds.h"
 
 #include <Eigen/Dense>
+#include <Eigen/Sparse>
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 namespace mlaudit::verify {
 namespace {
@@ -22,13 +33,89 @@ namespace {
 using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using Vec = Eigen::VectorXd;
 using ConstMap = Eigen::Map<const RowMat>;
+using SparseMap = Eigen::Map<const Eigen::SparseMatrix<double, Eigen::RowMajor, int>>;
 
 constexpr double kUnit = 1.1102230246251565e-16;  // 2^-53
 
 double gamma(int64_t n) { return 2.0 * double(n + 2) * kUnit; }
 
 ConstMap weight_of(const AffineLayer& L) { return ConstMap(L.weight.data(), L.out, L.in); }
+SparseMap sparse_of(const AffineLayer& L) {
+  return SparseMap(L.out, L.in, Eigen::Index(L.csr_val.size()), L.csr_row.data(), L.csr_col.data(), L.csr_val.data());
+}
 Eigen::Map<const Vec> bias_of(const AffineLayer& L) { return Eigen::Map<const Vec>(L.bias.data(), L.out); }
+
+// W x, |W| x and Lambda W, on the compressed copy when the layer has one.
+Vec mul(const AffineLayer& L, const Vec& x) { return L.sparse() ? Vec(sparse_of(L) * x) : Vec(weight_of(L) * x); }
+Vec abs_mul(const AffineLayer& L, const Vec& x) {
+  return L.sparse() ? Vec(sparse_of(L).cwiseAbs() * x) : Vec(weight_of(L).cwiseAbs() * x);
+}
+RowMat left_mul(const RowMat& lambda, const AffineLayer& L) {
+  if (!L.sparse()) return lambda * weight_of(L);
+  // Row i of Lambda W = sum_k Lambda(i, k) W(k, :), over the non-zeros of W.
+  RowMat out = RowMat::Zero(lambda.rows(), L.in);
+  for (Eigen::Index i = 0; i < lambda.rows(); ++i) {
+    double* dst = out.row(i).data();
+    for (int64_t k = 0; k < L.out; ++k) {
+      double c = lambda(i, k);
+      if (c == 0) continue;
+      for (int p = L.csr_row[size_t(k)]; p < L.csr_row[size_t(k + 1)]; ++p) dst[L.csr_col[size_t(p)]] += c * L.csr_val[size_t(p)];
+    }
+  }
+  return out;
+}
+
+// The max-pool relaxation of one pooled layer (see the header comment).
+struct PoolRelaxation {
+  std::vector<int64_t> arg;    // j*: the window input with the largest ReLU lower bound
+  std::vector<char> exact;     // rl_{j*} >= max_{j != j*} ru_j: the max equals r_{j*}
+  std::vector<double> upper;   // max_j ru_j (the constant upper bound otherwise)
+};
+
+PoolRelaxation pool_relaxation(const MaxPool& mp, const std::vector<double>& lo, const std::vector<double>& up) {
+  PoolRelaxation pr;
+  const size_t P = mp.windows.size();
+  pr.arg.resize(P);
+  pr.exact.resize(P);
+  pr.upper.resize(P);
+  for (size_t i = 0; i < P; ++i) {
+    const auto& w = mp.windows[i];
+    int64_t best = w[0];
+    double best_l = std::max(0.0, lo[size_t(w[0])]);
+    for (int64_t j : w)
+      if (std::max(0.0, lo[size_t(j)]) > best_l) {
+        best_l = std::max(0.0, lo[size_t(j)]);
+        best = j;
+      }
+    double other_u = -std::numeric_limits<double>::infinity(), max_u = 0;
+    for (int64_t j : w) {
+      double ru = std::max(0.0, up[size_t(j)]);
+      max_u = std::max(max_u, ru);
+      if (j != best) other_u = std::max(other_u, ru);
+    }
+    pr.arg[i] = best;
+    pr.exact[i] = best_l >= other_u;
+    pr.upper[i] = max_u;
+  }
+  return pr;
+}
+
+// Interval bounds of a_k = pool_k(relu(z_k)) from z_k's bounds (exact: max(0, .) and max are monotone).
+void activation_bounds(const Network& net, size_t k, const std::vector<double>& zlo, const std::vector<double>& zup,
+                       std::vector<double>& alo, std::vector<double>& aup) {
+  std::vector<double> rlo(zlo.size()), rup(zup.size());
+  for (size_t j = 0; j < zlo.size(); ++j) {
+    rlo[j] = std::max(0.0, zlo[j]);
+    rup[j] = std::max(0.0, zup[j]);
+  }
+  if (const MaxPool* mp = net.pool(k)) {
+    alo = mp->apply(rlo);
+    aup = mp->apply(rup);
+  } else {
+    alo = std::move(rlo);
+    aup = std::move(rup);
+  }
+}
 
 // Slope and intercept of the ReLU upper relaxation over [l, u] with l < 0 < u:
 // relu(z) <= u (z - l) / (u - l)   (the chord; CROWN Sec. 3.2, DeepPoly Fig. 4),
@@ -42,10 +129,13 @@ inline void upper_chord(double l, double u, double& slope, double& intercept) {
 // alpha = 1 when u > -l (smaller area), else 0.
 inline double default_lower_slope(double l, double u) { return u > -l ? 1.0 : 0.0; }
 
-// Bounds of a_k = relu(z_k) magnitudes: max(|lower|, |upper|) after the ReLU.
-Vec activation_magnitude(const std::vector<double>& lo, const std::vector<double>& up) {
-  Vec m(lo.size());
-  for (size_t j = 0; j < lo.size(); ++j) m[Eigen::Index(j)] = std::max(0.0, up[j]);
+// Bounds of |a_k| for a_k = pool_k(relu(z_k)): the upper bound after the ReLU (and the max).
+Vec activation_magnitude(const Network& net, size_t k, const std::vector<double>& up) {
+  std::vector<double> r(up.size());
+  for (size_t j = 0; j < up.size(); ++j) r[j] = std::max(0.0, up[j]);
+  if (const MaxPool* mp = net.pool(k)) r = mp->apply(r);
+  Vec m(Eigen::Index(r.size()));
+  for (size_t j = 0; j < r.size(); ++j) m[Eigen::Index(j)] = r[j];
   return m;
 }
 
@@ -78,9 +168,11 @@ struct Backsub {
 // below, each coefficient picks the lower relaxation (alpha z) when it is
 // non-negative and the upper chord when negative; the affine layers substitute
 // exactly; at the input, min over the box of Lambda x is taken per sign.
+// `row_slopes` (alpha-CROWN with one slope set per row) overrides `slopes`.
 Backsub back_substitute(const Network& net, const InputBox& box, const LayerBounds& bounds, size_t start,
                         RowMat lambda, Vec constant, const ReluSlopes* slopes,
-                        std::vector<std::vector<std::vector<double>>>* relu_coef = nullptr) {
+                        std::vector<std::vector<std::vector<double>>>* relu_coef = nullptr,
+                        const std::vector<RowMat>* row_slopes = nullptr) {
   const Eigen::Index m = lambda.rows();
   Vec slack = Vec::Zero(m);
   Vec magnitude_const = constant.cwiseAbs();
@@ -92,15 +184,40 @@ Backsub back_substitute(const Network& net, const InputBox& box, const LayerBoun
     magnitude_const += lambda.cwiseAbs() * bias_of(L).cwiseAbs();
     constant += lb;
     // Rounding of Lambda W: gamma_in * |Lambda| |W| |a_{kk-1}|max.
-    Vec amag = kk == 0 ? box_magnitude(box) : activation_magnitude(bounds.lower[kk - 1], bounds.upper[kk - 1]);
-    Vec wa = weight_of(L).cwiseAbs() * amag;
+    Vec amag = kk == 0 ? box_magnitude(box) : activation_magnitude(net, kk - 1, bounds.upper[kk - 1]);
+    Vec wa = abs_mul(L, amag);
     slack += gamma(L.in) * (lambda.cwiseAbs() * wa);
-    lambda = lambda * weight_of(L);
+    lambda = left_mul(lambda, L);
     if (kk == 0) break;
-    // ReLU of layer kk-1.
     const size_t r = kk - 1;
     const auto& lo = bounds.lower[r];
     const auto& up = bounds.upper[r];
+    if (const MaxPool* mp = net.pool(r)) {
+      // Max pool of layer kk-1 (header comment): a coefficient c on max_j r_j
+      // moves to r_{j*} when the max is exact or c >= 0 (lower bound r_{j*});
+      // otherwise c max_j ru_j joins the constant. Overlapping windows add
+      // coefficients; each addition's rounding (<= u |c|) times |r_{j*}| <= ru_{j*}
+      // goes into the slack.
+      PoolRelaxation pr = pool_relaxation(*mp, lo, up);
+      RowMat unpooled = RowMat::Zero(m, mp->in);
+      for (size_t i = 0; i < pr.arg.size(); ++i) {
+        const auto j = Eigen::Index(pr.arg[i]);
+        const double ru = std::max(0.0, up[size_t(j)]);
+        for (Eigen::Index row = 0; row < m; ++row) {
+          double c = lambda(row, Eigen::Index(i));
+          if (c == 0) continue;
+          if (pr.exact[i] || c >= 0) {
+            unpooled(row, j) += c;
+            slack[row] += kUnit * std::fabs(c) * ru;
+          } else {
+            constant[row] += c * pr.upper[i];
+            magnitude_const[row] += -c * pr.upper[i];
+          }
+        }
+      }
+      lambda = std::move(unpooled);
+    }
+    // ReLU of layer kk-1.
     for (Eigen::Index j = 0; j < lambda.cols(); ++j) {
       double l = lo[size_t(j)], u = up[size_t(j)];
       if (relu_coef)
@@ -116,7 +233,7 @@ Backsub back_substitute(const Network& net, const InputBox& box, const LayerBoun
       for (Eigen::Index i = 0; i < m; ++i) {
         double c = lambda(i, j);
         if (c >= 0) {
-          lambda(i, j) = c * alpha;
+          lambda(i, j) = c * (row_slopes ? (*row_slopes)[r](i, j) : alpha);
         } else {
           lambda(i, j) = c * s_up;
           constant[i] += c * t_up;
@@ -155,10 +272,9 @@ LayerBounds interval_bounds(const Network& net, const InputBox& box, const ReluS
     Eigen::Map<const Vec> l(lo.data(), Eigen::Index(lo.size())), u(up.data(), Eigen::Index(up.size()));
     // Midpoint-radius form: W [c - r, c + r] + b = [W c + b - |W| r, W c + b + |W| r].
     Vec c = 0.5 * (l + u), r = 0.5 * (u - l);
-    auto W = weight_of(L);
-    Vec mid = W * c + bias_of(L);
-    Vec rad = W.cwiseAbs() * r;
-    Vec err = gamma(L.in) * (W.cwiseAbs() * (c.cwiseAbs() + r) + bias_of(L).cwiseAbs() + rad);
+    Vec mid = mul(L, c) + bias_of(L);
+    Vec rad = abs_mul(L, r);
+    Vec err = gamma(L.in) * (abs_mul(L, Vec(c.cwiseAbs() + r)) + bias_of(L).cwiseAbs() + rad);
     std::vector<double> nlo(static_cast<size_t>(L.out)), nup(static_cast<size_t>(L.out));
     for (int64_t i = 0; i < L.out; ++i) {
       nlo[size_t(i)] = mid[i] - rad[i] - err[i];
@@ -167,22 +283,16 @@ LayerBounds interval_bounds(const Network& net, const InputBox& box, const ReluS
     if (k + 1 < net.layers.size()) apply_splits(splits, k, nlo, nup);
     b.lower.push_back(nlo);
     b.upper.push_back(nup);
-    if (k + 1 < net.layers.size()) {
-      lo.resize(nlo.size());
-      up.resize(nup.size());
-      for (size_t j = 0; j < nlo.size(); ++j) {
-        lo[j] = std::max(0.0, nlo[j]);
-        up[j] = std::max(0.0, nup[j]);
-      }
-    }
+    if (k + 1 < net.layers.size()) activation_bounds(net, k, nlo, nup, lo, up);
   }
   return b;
 }
 
 LayerBounds crown_bounds(const Network& net, const InputBox& box, const ReluSplits& splits, bool output_layer,
-                         bool refine_stable, const LayerBounds* prior) {
+                         bool refine_stable, const LayerBounds* prior, bool intersect_ibp) {
   LayerBounds ibp = interval_bounds(net, box, splits);
   LayerBounds b;
+  constexpr int64_t kChunk = 128;  // rows per back-substitution (bounds the memory of wide CNN layers)
   for (size_t k = 0; k < net.layers.size(); ++k) {
     const AffineLayer& L = net.layers[k];
     bool last = k + 1 == net.layers.size();
@@ -198,18 +308,32 @@ LayerBounds crown_bounds(const Network& net, const InputBox& box, const ReluSpli
       std::vector<int64_t> rows;
       for (int64_t j = 0; j < L.out; ++j)
         if (last || refine_stable || (lo[size_t(j)] < 0 && up[size_t(j)] > 0)) rows.push_back(j);
-      if (!rows.empty()) {
-        const Eigen::Index m = Eigen::Index(rows.size());
+      std::vector<double> clo(rows.size()), cup(rows.size());
+      for (size_t first = 0; first < rows.size(); first += size_t(kChunk)) {
+        const Eigen::Index m = Eigen::Index(std::min<size_t>(size_t(kChunk), rows.size() - first));
         RowMat lambda = RowMat::Zero(2 * m, L.out);
         for (Eigen::Index i = 0; i < m; ++i) {
-          lambda(i, rows[size_t(i)]) = 1.0;
-          lambda(m + i, rows[size_t(i)]) = -1.0;
+          lambda(i, rows[first + size_t(i)]) = 1.0;
+          lambda(m + i, rows[first + size_t(i)]) = -1.0;
         }
         Backsub bs = back_substitute(net, box, b, k, std::move(lambda), Vec::Zero(2 * m), nullptr);
         for (Eigen::Index i = 0; i < m; ++i) {
-          size_t j = size_t(rows[size_t(i)]);
-          lo[j] = std::max(lo[j], bs.lower[i]);
-          up[j] = std::min(up[j], -bs.lower[m + i]);
+          clo[first + size_t(i)] = bs.lower[i];
+          cup[first + size_t(i)] = -bs.lower[m + i];
+        }
+      }
+      for (size_t i = 0; i < rows.size(); ++i) {
+        size_t j = size_t(rows[i]);
+        if (intersect_ibp) {
+          lo[j] = std::max(lo[j], clo[i]);
+          up[j] = std::min(up[j], cup[i]);
+        } else {
+          lo[j] = clo[i];
+          up[j] = cup[i];
+          if (prior && k < prior->lower.size()) {
+            lo[j] = std::max(lo[j], prior->lower[k][j]);
+            up[j] = std::min(up[j], prior->upper[k][j]);
+          }
         }
       }
     }
@@ -219,7 +343,6 @@ LayerBounds crown_bounds(const Network& net, const InputBox& box, const ReluSpli
   }
   return b;
 }
-
 
 std::vector<ObjectiveBound> crown_objective(const Network& net, const InputBox& box, const LayerBounds& bounds,
                                             const std::vector<OutputConstraint>& objectives, const ReluSlopes* slopes,
@@ -243,79 +366,212 @@ std::vector<ObjectiveBound> crown_objective(const Network& net, const InputBox& 
   return out;
 }
 
-ObjectiveBound alpha_crown_objective(const Network& net, const InputBox& box, const LayerBounds& bounds,
-                                     const OutputConstraint& objective, int iterations, double lr) {
-  const size_t hidden = net.layers.size() - 1;
-  ReluSlopes alpha(hidden);
-  for (size_t k = 0; k < hidden; ++k)
-    for (size_t j = 0; j < bounds.lower[k].size(); ++j)
-      alpha[k].push_back(default_lower_slope(bounds.lower[k][j], bounds.upper[k][j]));
-  ObjectiveBound best = crown_objective(net, box, bounds, {objective}, &alpha)[0];
-  // Adam state (Kingma & Ba 2015), as alpha-CROWN uses for the slopes.
-  ReluSlopes m1(hidden), m2(hidden);
-  for (size_t k = 0; k < hidden; ++k) {
-    m1[k].assign(alpha[k].size(), 0.0);
-    m2[k].assign(alpha[k].size(), 0.0);
+namespace {
+
+// G W^T for a row-major G (m x in): the reverse of left_mul.
+RowMat right_mul_t(const RowMat& G, const AffineLayer& L) {
+  if (!L.sparse()) return G * weight_of(L).transpose();
+  RowMat out(G.rows(), L.out);
+  for (Eigen::Index i = 0; i < G.rows(); ++i) {
+    const double* g = G.row(i).data();
+    for (int64_t k = 0; k < L.out; ++k) {
+      double s = 0;
+      for (int p = L.csr_row[size_t(k)]; p < L.csr_row[size_t(k + 1)]; ++p) s += L.csr_val[size_t(p)] * g[L.csr_col[size_t(p)]];
+      out(i, Eigen::Index(k)) = s;
+    }
   }
-  // Gradient of the bound f(alpha) (computed without rounding slack; the final
-  // value is recomputed soundly). Forward = back-substitution for one row:
-  //   mu_{L-1} = W_L^T c,  nu_k = s_k(alpha) .* mu_k,  mu_{k-1} = W_k^T nu_k,
-  //   f = c.b_L + sum_k nu_k.b_k + sum_{k,j: mu<0, unstable} mu_kj t_kj + sum_j min(mu_{-1,j} l_j, mu_{-1,j} u_j).
-  // Reverse mode: g_mu_{-1} = (mu>=0 ? l : u); g_nu_k = W_k g_mu_{k-1} + b_k;
-  //   df/dalpha_kj = g_nu_kj * mu_kj when mu_kj >= 0 and unstable;
-  //   g_mu_kj = g_nu_kj * s_kj + (mu_kj < 0 && unstable ? t_kj : 0).
-  std::vector<Vec> mu(hidden + 1), s(hidden);
+  return out;
+}
+
+// alpha-CROWN (Xu et al., "Fast and Complete", ICLR 2021, Sec. 3.1): maximise
+// the CROWN lower bound of each row of `lambda0` (coefficients on z_start) over
+// the lower ReLU slopes of every ReLU layer below `start`, one slope set per
+// row, by projected gradient ascent with Adam (Kingma & Ba 2015) and an
+// exponential learning-rate decay, keeping each row's best slopes (auto_LiRPA's
+// keep_best). The objective is the back-substitution without rounding slack;
+// the caller recomputes the chosen slopes' bound soundly.
+//   Forward, per row: mu on a_{start-1} = lambda0 W_start; per layer k below:
+//     (max pool) mu_r = unpool(mu) (header comment), (ReLU) nu_k = s_k(alpha) .* mu_r,
+//     mu on a_{k-1} = nu_k W_k;  f = lambda0 b_start + sum_k nu_k b_k
+//       + sum_{unstable, mu_r < 0} mu_r t + sum_{pool, not exact, c < 0} c max ru
+//       + sum_j min(mu_{-1,j} l_j, mu_{-1,j} u_j).
+//   Reverse: g_{-1,j} = (mu >= 0 ? l_j : u_j); g_nu_k = g_{k-1} W_k^T + b_k;
+//     df/dalpha_kj = g_nu_kj mu_r,kj where the slope is alpha (unstable, mu_r >= 0);
+//     g_r = g_nu .* s + (unstable, mu_r < 0 ? t : 0); through the pool,
+//     g_i = (taken ? g_r,j* : max ru_i).
+std::vector<RowMat> optimise_slopes(const Network& net, const InputBox& box, const LayerBounds& bounds, size_t start,
+                                    const RowMat& lambda0, int iterations, double lr, double lr_decay) {
+  const Eigen::Index m = lambda0.rows();
+  std::vector<RowMat> alpha(start), best_alpha, m1(start), m2(start);
+  std::vector<std::vector<char>> unstable(start);
+  std::vector<Vec> s_up(start), t_up(start);
+  std::vector<std::optional<PoolRelaxation>> pools(start);
+  for (size_t k = 0; k < start; ++k) {
+    const auto& lo = bounds.lower[k];
+    const auto& up = bounds.upper[k];
+    const Eigen::Index n = Eigen::Index(lo.size());
+    alpha[k].resize(m, n);
+    unstable[k].assign(size_t(n), 0);
+    s_up[k] = Vec::Zero(n);
+    t_up[k] = Vec::Zero(n);
+    for (Eigen::Index j = 0; j < n; ++j) {
+      double l = lo[size_t(j)], u = up[size_t(j)];
+      alpha[k].col(j).setConstant(l < 0 && u > 0 ? default_lower_slope(l, u) : 0.0);
+      if (l < 0 && u > 0) {
+        unstable[k][size_t(j)] = 1;
+        upper_chord(l, u, s_up[k][j], t_up[k][j]);
+      }
+    }
+    m1[k] = RowMat::Zero(m, n);
+    m2[k] = RowMat::Zero(m, n);
+    if (const MaxPool* mp = net.pool(k)) pools[k] = pool_relaxation(*mp, lo, up);
+  }
+  best_alpha = alpha;
+  Vec best = Vec::Constant(m, -std::numeric_limits<double>::infinity());
+  std::vector<RowMat> mur(start), S(start), taken(start);
   for (int it = 1; it <= iterations; ++it) {
-    Vec v = weight_of(net.layers[hidden]).transpose() *
-            Eigen::Map<const Vec>(objective.coef.data(), Eigen::Index(objective.coef.size()));
-    for (size_t kk = hidden; kk-- > 0;) {
-      mu[kk + 1] = v;  // mu index shifted by one: mu[k+1] holds coefficients on a_k
-      s[kk].resize(v.size());
-      for (Eigen::Index j = 0; j < v.size(); ++j) {
-        double l = bounds.lower[kk][size_t(j)], u = bounds.upper[kk][size_t(j)];
-        double sj;
-        if (l >= 0) sj = 1;
-        else if (u <= 0) sj = 0;
-        else if (v[j] >= 0) sj = alpha[kk][size_t(j)];
-        else {
-          double t;
-          upper_chord(l, u, sj, t);
-        }
-        s[kk][j] = sj;
+    // Forward.
+    Vec f = lambda0 * bias_of(net.layers[start]);
+    RowMat mu = left_mul(lambda0, net.layers[start]);
+    for (size_t kk = start; kk-- > 0;) {
+      if (pools[kk]) {
+        const PoolRelaxation& pr = *pools[kk];
+        RowMat ur = RowMat::Zero(m, Eigen::Index(bounds.lower[kk].size()));
+        taken[kk] = RowMat::Zero(m, Eigen::Index(pr.arg.size()));
+        for (size_t i = 0; i < pr.arg.size(); ++i)
+          for (Eigen::Index row = 0; row < m; ++row) {
+            double c = mu(row, Eigen::Index(i));
+            if (pr.exact[i] || c >= 0) {
+              ur(row, Eigen::Index(pr.arg[i])) += c;
+              taken[kk](row, Eigen::Index(i)) = 1;
+            } else {
+              f[row] += c * pr.upper[i];
+            }
+          }
+        mu = std::move(ur);
       }
-      Vec nu = s[kk].cwiseProduct(v);
-      v = weight_of(net.layers[kk]).transpose() * nu;
-    }
-    mu[0] = v;
-    Vec g(v.size());
-    for (Eigen::Index j = 0; j < v.size(); ++j) g[j] = v[j] >= 0 ? box.lower[size_t(j)] : box.upper[size_t(j)];
-    for (size_t kk = 0; kk < hidden; ++kk) {
-      Vec g_nu = weight_of(net.layers[kk]) * g + bias_of(net.layers[kk]);
-      const Vec& muk = mu[kk + 1];
-      g.resize(muk.size());
-      for (Eigen::Index j = 0; j < muk.size(); ++j) {
-        double l = bounds.lower[kk][size_t(j)], u = bounds.upper[kk][size_t(j)];
-        bool unstable = l < 0 && u > 0;
-        double grad_alpha = (unstable && muk[j] >= 0) ? g_nu[j] * muk[j] : 0.0;
-        double t = 0, sl = 0;
-        if (unstable && muk[j] < 0) upper_chord(l, u, sl, t);
-        g[j] = g_nu[j] * s[kk][j] + t;
-        if (unstable) {
-          // Adam ascent step, projected onto [0, 1].
-          double& a = alpha[kk][size_t(j)];
-          double& p = m1[kk][size_t(j)];
-          double& q = m2[kk][size_t(j)];
-          p = 0.9 * p + 0.1 * grad_alpha;
-          q = 0.999 * q + 0.001 * grad_alpha * grad_alpha;
-          double ph = p / (1 - std::pow(0.9, it)), qh = q / (1 - std::pow(0.999, it));
-          a = std::clamp(a + lr * ph / (std::sqrt(qh) + 1e-8), 0.0, 1.0);
+      const auto& lo = bounds.lower[kk];
+      const auto& up = bounds.upper[kk];
+      S[kk].resize(m, mu.cols());
+      for (Eigen::Index j = 0; j < mu.cols(); ++j) {
+        double l = lo[size_t(j)], u = up[size_t(j)];
+        for (Eigen::Index row = 0; row < m; ++row) {
+          double sj;
+          if (l >= 0) sj = 1;
+          else if (u <= 0) sj = 0;
+          else if (mu(row, j) >= 0) sj = alpha[kk](row, j);
+          else {
+            sj = s_up[kk][j];
+            f[row] += mu(row, j) * t_up[kk][j];
+          }
+          S[kk](row, j) = sj;
         }
       }
+      mur[kk] = mu;
+      RowMat nu = S[kk].cwiseProduct(mu);
+      f += nu * bias_of(net.layers[kk]);
+      mu = left_mul(nu, net.layers[kk]);
     }
-    ObjectiveBound cur = crown_objective(net, box, bounds, {objective}, &alpha)[0];
-    if (cur.lower > best.lower) best = std::move(cur);
+    RowMat G(m, mu.cols());
+    for (Eigen::Index j = 0; j < mu.cols(); ++j)
+      for (Eigen::Index row = 0; row < m; ++row) {
+        G(row, j) = mu(row, j) >= 0 ? box.lower[size_t(j)] : box.upper[size_t(j)];
+        f[row] += mu(row, j) * G(row, j);
+      }
+    for (Eigen::Index row = 0; row < m; ++row)
+      if (f[row] > best[row]) {
+        best[row] = f[row];
+        for (size_t k = 0; k < start; ++k) best_alpha[k].row(row) = alpha[k].row(row);
+      }
+    if (it == iterations) break;
+    // Reverse, with an Adam ascent step per layer, projected onto [0, 1].
+    const double bc1 = 1 - std::pow(0.9, it), bc2 = 1 - std::pow(0.999, it);
+    for (size_t kk = 0; kk < start; ++kk) {
+      RowMat gnu = right_mul_t(G, net.layers[kk]);
+      gnu.rowwise() += bias_of(net.layers[kk]).transpose();
+      const RowMat& mk = mur[kk];
+      RowMat gr(m, mk.cols());
+      for (Eigen::Index j = 0; j < mk.cols(); ++j) {
+        const bool unst = unstable[kk][size_t(j)] != 0;
+        for (Eigen::Index row = 0; row < m; ++row) {
+          double c = mk(row, j);
+          gr(row, j) = gnu(row, j) * S[kk](row, j) + (unst && c < 0 ? t_up[kk][j] : 0.0);
+          if (!unst) continue;
+          double grad = c >= 0 ? gnu(row, j) * c : 0.0;
+          double& p = m1[kk](row, j);
+          double& q = m2[kk](row, j);
+          p = 0.9 * p + 0.1 * grad;
+          q = 0.999 * q + 0.001 * grad * grad;
+          double& a = alpha[kk](row, j);
+          a = std::clamp(a + lr * (p / bc1) / (std::sqrt(q / bc2) + 1e-8), 0.0, 1.0);
+        }
+      }
+      if (pools[kk]) {
+        const PoolRelaxation& pr = *pools[kk];
+        G.resize(m, Eigen::Index(pr.arg.size()));
+        for (size_t i = 0; i < pr.arg.size(); ++i)
+          for (Eigen::Index row = 0; row < m; ++row)
+            G(row, Eigen::Index(i)) = taken[kk](row, Eigen::Index(i)) != 0 ? gr(row, Eigen::Index(pr.arg[i])) : pr.upper[i];
+      } else {
+        G = std::move(gr);
+      }
+    }
+    lr *= lr_decay;
+  }
+  return best_alpha;
+}
+
+}  // namespace
+
+ObjectiveBound alpha_crown_objective(const Network& net, const InputBox& box, const LayerBounds& bounds,
+                                     const OutputConstraint& objective, int iterations, double lr, double lr_decay) {
+  const size_t last = net.layers.size() - 1;
+  ObjectiveBound best = crown_objective(net, box, bounds, {objective})[0];
+  if (last == 0 || iterations <= 0) return best;
+  RowMat lambda(1, net.output_size());
+  for (int64_t j = 0; j < net.output_size(); ++j) lambda(0, j) = objective.coef[size_t(j)];
+  std::vector<RowMat> slopes = optimise_slopes(net, box, bounds, last, lambda, iterations, lr, lr_decay);
+  // The optimised slopes' bound, computed soundly (rounded outward).
+  Vec c = Vec::Constant(1, objective.constant);
+  Backsub bs = back_substitute(net, box, bounds, last, lambda, c, nullptr, nullptr, &slopes);
+  if (bs.lower[0] > best.lower) {
+    best.lower = bs.lower[0];
+    best.constant = bs.constant[0] - bs.slack[0];
+    best.input_coef.assign(bs.input_coef.row(0).data(), bs.input_coef.row(0).data() + bs.input_coef.cols());
   }
   return best;
+}
+
+LayerBounds alpha_crown_bounds(const Network& net, const InputBox& box, const ReluSplits& splits,
+                               const LayerBounds* prior, int iterations, double lr, double lr_decay) {
+  LayerBounds b = crown_bounds(net, box, splits, true, false, prior);
+  for (size_t k = 1; k + 1 < net.layers.size(); ++k) {
+    std::vector<int64_t> rows;
+    for (size_t j = 0; j < b.lower[k].size(); ++j)
+      if (b.lower[k][j] < 0 && b.upper[k][j] > 0) rows.push_back(int64_t(j));
+    if (rows.empty()) continue;
+    // Rows per optimisation so that one slope matrix stays at about 2^21 doubles.
+    int64_t below = 0;
+    for (size_t i = 0; i < k; ++i) below += net.layers[i].out;
+    const size_t chunk = size_t(std::max<int64_t>(1, (int64_t(1) << 21) / std::max<int64_t>(1, 2 * below)));
+    for (size_t first = 0; first < rows.size(); first += chunk) {
+      const Eigen::Index m = Eigen::Index(std::min(chunk, rows.size() - first));
+      RowMat lambda = RowMat::Zero(2 * m, net.layers[k].out);
+      for (Eigen::Index i = 0; i < m; ++i) {
+        lambda(i, rows[first + size_t(i)]) = 1.0;
+        lambda(m + i, rows[first + size_t(i)]) = -1.0;
+      }
+      std::vector<RowMat> slopes = optimise_slopes(net, box, b, k, lambda, iterations, lr, lr_decay);
+      Backsub bs = back_substitute(net, box, b, k, lambda, Vec::Zero(2 * m), nullptr, nullptr, &slopes);
+      for (Eigen::Index i = 0; i < m; ++i) {
+        size_t j = size_t(rows[first + size_t(i)]);
+        b.lower[k][j] = std::max(b.lower[k][j], bs.lower[i]);
+        b.upper[k][j] = std::min(b.upper[k][j], -bs.lower[m + i]);
+      }
+    }
+    apply_splits(splits, k, b.lower[k], b.upper[k]);
+  }
+  return b;
 }
 
 int64_t unstable_relu_count(const Network& net, const LayerBounds& bounds) {

@@ -126,13 +126,15 @@ nlohmann::json robustness_report(const std::vector<SampleVerdict>& verdicts, con
                        {"verified_robust_accuracy", n ? double(c["verified"]) / double(n) : 0.0},
                        {"mean_seconds_per_sample", n ? time[eps] / double(n) : 0.0}});
   }
-  j["per_eps"] = summary;
+  j["by_eps"] = summary;
+  j["per_eps"] = summary;  // alias of by_eps, kept for one version (readers accept both)
   j["per_sample"] = per;
   return j;
 }
 
 Network twin_network(const Network& net, int64_t p, double a, double b) {
   if (p < 0 || p >= net.input_size()) throw InputError("verify", fmt::format("protected index {} out of range", p));
+  if (net.has_pooling()) throw UnsupportedError("verify", "fairness verification of max-pooled networks");
   Network t;
   t.input_shape = {1, net.input_size() - 1};
   for (size_t k = 0; k < net.layers.size(); ++k) {

@@ -58,23 +58,28 @@ double unsafe_margin(const std::vector<OutputConjunction>& unsafe, const std::ve
   return best;
 }
 
-// d margin / dx by reverse mode through the ReLU network.
+// d margin / dx by reverse mode through the network (ReLU masks; a max pool
+// passes the gradient to its window's first maximal input, as PyTorch does).
 std::vector<double> input_gradient(const Network& net, const std::vector<double>& x, const std::vector<double>& gy) {
   auto pre = net.pre_activations(x);
   std::vector<double> g = gy;
   for (size_t k = net.layers.size(); k-- > 0;) {
     const AffineLayer& L = net.layers[k];
-    if (k + 1 < net.layers.size())
+    if (k + 1 < net.layers.size()) {
+      if (const MaxPool* mp = net.pool(k)) {
+        std::vector<double> gr(size_t(L.out), 0.0);
+        for (size_t i = 0; i < mp->windows.size(); ++i) {
+          int64_t arg = mp->windows[i][0];
+          for (int64_t j : mp->windows[i])
+            if (std::max(0.0, pre[k][size_t(j)]) > std::max(0.0, pre[k][size_t(arg)])) arg = j;
+          gr[size_t(arg)] += g[i];
+        }
+        g = std::move(gr);
+      }
       for (int64_t j = 0; j < L.out; ++j)
         if (pre[k][size_t(j)] <= 0) g[size_t(j)] = 0;
-    std::vector<double> gi(size_t(L.in), 0.0);
-    for (int64_t j = 0; j < L.out; ++j) {
-      double gj = g[size_t(j)];
-      if (gj == 0) continue;
-      const double* w = &L.weight[size_t(j * L.in)];
-      for (int64_t i = 0; i < L.in; ++i) gi[size_t(i)] += gj * w[i];
     }
-    g = std::move(gi);
+    g = L.apply_transpose(g);
   }
   return g;
 }

@@ -3,7 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <optional>
 
@@ -11,15 +13,68 @@
 
 namespace mlaudit::verify {
 
+void AffineLayer::compress(double max_density) {
+  csr_row.clear();
+  csr_col.clear();
+  csr_val.clear();
+  int64_t nnz = 0;
+  for (double w : weight) nnz += w != 0;
+  if (double(nnz) > max_density * double(weight.size()) || nnz > int64_t(std::numeric_limits<int>::max()) ||
+      in > int64_t(std::numeric_limits<int>::max()))
+    return;
+  csr_row.reserve(size_t(out + 1));
+  csr_col.reserve(size_t(nnz));
+  csr_val.reserve(size_t(nnz));
+  csr_row.push_back(0);
+  for (int64_t i = 0; i < out; ++i) {
+    const double* w = &weight[size_t(i * in)];
+    for (int64_t j = 0; j < in; ++j)
+      if (w[j] != 0) {
+        csr_col.push_back(int(j));
+        csr_val.push_back(w[j]);
+      }
+    csr_row.push_back(int(csr_col.size()));
+  }
+}
+
 std::vector<double> AffineLayer::apply(const std::vector<double>& x) const {
   std::vector<double> y(bias);
   for (int64_t i = 0; i < out; ++i) {
-    const double* w = &weight[size_t(i * in)];
     double s = 0;
-    for (int64_t j = 0; j < in; ++j) s += w[j] * x[size_t(j)];
+    if (sparse()) {
+      for (int p = csr_row[size_t(i)]; p < csr_row[size_t(i + 1)]; ++p) s += csr_val[size_t(p)] * x[size_t(csr_col[size_t(p)])];
+    } else {
+      const double* w = &weight[size_t(i * in)];
+      for (int64_t j = 0; j < in; ++j) s += w[j] * x[size_t(j)];
+    }
     y[size_t(i)] += s;
   }
   return y;
+}
+
+std::vector<double> AffineLayer::apply_transpose(const std::vector<double>& g) const {
+  std::vector<double> gi(size_t(in), 0.0);
+  for (int64_t i = 0; i < out; ++i) {
+    double gv = g[size_t(i)];
+    if (gv == 0) continue;
+    if (sparse()) {
+      for (int p = csr_row[size_t(i)]; p < csr_row[size_t(i + 1)]; ++p) gi[size_t(csr_col[size_t(p)])] += gv * csr_val[size_t(p)];
+    } else {
+      const double* w = &weight[size_t(i * in)];
+      for (int64_t j = 0; j < in; ++j) gi[size_t(j)] += gv * w[j];
+    }
+  }
+  return gi;
+}
+
+std::vector<double> MaxPool::apply(const std::vector<double>& r) const {
+  std::vector<double> p(windows.size());
+  for (size_t i = 0; i < windows.size(); ++i) {
+    double m = -std::numeric_limits<double>::infinity();
+    for (int64_t j : windows[i]) m = std::max(m, r[size_t(j)]);
+    p[i] = m;
+  }
+  return p;
 }
 
 int64_t Network::relu_count() const {
@@ -28,12 +83,24 @@ int64_t Network::relu_count() const {
   return n;
 }
 
+bool Network::has_pooling() const {
+  for (const auto& p : pools)
+    if (p) return true;
+  return false;
+}
+
+std::vector<double> Network::activate(size_t k, const std::vector<double>& z) const {
+  std::vector<double> r(z.size());
+  for (size_t j = 0; j < z.size(); ++j) r[j] = z[j] > 0 ? z[j] : 0;
+  if (const MaxPool* mp = pool(k)) return mp->apply(r);
+  return r;
+}
+
 std::vector<double> Network::forward(const std::vector<double>& x) const {
   std::vector<double> a = x;
   for (size_t k = 0; k < layers.size(); ++k) {
     a = layers[k].apply(a);
-    if (k + 1 < layers.size())
-      for (double& v : a) v = v > 0 ? v : 0;
+    if (k + 1 < layers.size()) a = activate(k, a);
   }
   return a;
 }
@@ -44,8 +111,7 @@ std::vector<std::vector<double>> Network::pre_activations(const std::vector<doub
   for (size_t k = 0; k < layers.size(); ++k) {
     a = layers[k].apply(a);
     out.push_back(a);
-    if (k + 1 < layers.size())
-      for (double& v : a) v = v > 0 ? v : 0;
+    if (k + 1 < layers.size()) a = activate(k, a);
   }
   return out;
 }
@@ -57,9 +123,24 @@ std::vector<float> Network::forward_f32(const std::vector<float>& x) const {
     std::vector<float> y(static_cast<size_t>(L.out));
     for (int64_t i = 0; i < L.out; ++i) {
       float s = 0;
-      for (int64_t j = 0; j < L.in; ++j) s += float(L.weight[size_t(i * L.in + j)]) * a[size_t(j)];
+      // Zero weights are skipped in the sparse form: adding 0 * a is exact for finite a.
+      if (L.sparse()) {
+        for (int p = L.csr_row[size_t(i)]; p < L.csr_row[size_t(i + 1)]; ++p)
+          s += float(L.csr_val[size_t(p)]) * a[size_t(L.csr_col[size_t(p)])];
+      } else {
+        for (int64_t j = 0; j < L.in; ++j) s += float(L.weight[size_t(i * L.in + j)]) * a[size_t(j)];
+      }
       s += float(L.bias[size_t(i)]);
       y[size_t(i)] = (k + 1 < layers.size() && s < 0) ? 0.0f : s;
+    }
+    if (const MaxPool* mp = k + 1 < layers.size() ? pool(k) : nullptr) {
+      std::vector<float> p(mp->windows.size());
+      for (size_t i = 0; i < p.size(); ++i) {
+        float m = -std::numeric_limits<float>::infinity();
+        for (int64_t j : mp->windows[i]) m = std::max(m, y[size_t(j)]);
+        p[i] = m;
+      }
+      y = std::move(p);
     }
     a = std::move(y);
   }
@@ -247,6 +328,49 @@ Network network_from_graph(const engine::Graph& g) {
     if (op == "Relu") {
       if (!relu_pending_layer) finalize_layer();  // relu(relu(x)) = relu(x)
       relu_pending_layer = true;
+    } else if (op == "MaxPool") {
+      // Kept as its own step after the ReLU (relu then max over each window).
+      // A MaxPool anywhere else is not supported (relu o maxpool = maxpool o relu,
+      // but exporters put it after the ReLU, as the bundled CNN does).
+      const size_t hidden = net.layers.size();
+      if (hidden == 0 || !p.identity || !relu_pending_layer || (hidden <= net.pools.size() && net.pools[hidden - 1]))
+        unsupported(n, "MaxPool must directly follow a Relu");
+      if (live_shape.size() != 4 || engine::shape_numel(live_shape) != p.n) unsupported(n, "only 2-D pooling on NCHW data");
+      if (n.outputs.size() > 1 && !n.outputs[1].empty()) unsupported(n, "the Indices output");
+      if (n.get_int("ceil_mode", 0) != 0) unsupported(n, "ceil_mode=1");
+      std::string autopad = n.get_string("auto_pad", "NOTSET");
+      if (autopad != "NOTSET" && autopad != "VALID") unsupported(n, "auto_pad=" + autopad);
+      std::vector<int64_t> ks = n.get_ints("kernel_shape", {});
+      if (ks.size() != 2) unsupported(n, "kernel_shape must be 2-D");
+      std::vector<int64_t> st = n.get_ints("strides", {1, 1});
+      std::vector<int64_t> dil = n.get_ints("dilations", {1, 1});
+      std::vector<int64_t> pads = n.get_ints("pads", {0, 0, 0, 0});
+      if (st.size() != 2 || dil.size() != 2 || pads.size() != 4) unsupported(n, "strides/dilations/pads must be 2-D");
+      int64_t C = live_shape[1], H = live_shape[2], Wd = live_shape[3];
+      int64_t OH = (H + pads[0] + pads[2] - dil[0] * (ks[0] - 1) - 1) / st[0] + 1;
+      int64_t OW = (Wd + pads[1] + pads[3] - dil[1] * (ks[1] - 1) - 1) / st[1] + 1;
+      if (OH <= 0 || OW <= 0) unsupported(n, "empty output");
+      MaxPool mp;
+      mp.in = p.n;
+      mp.node = n.name;
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t oy = 0; oy < OH; ++oy)
+          for (int64_t ox = 0; ox < OW; ++ox) {
+            std::vector<int64_t> w;  // row-major window order (first index wins ties, as in PyTorch)
+            for (int64_t ky = 0; ky < ks[0]; ++ky)
+              for (int64_t kx = 0; kx < ks[1]; ++kx) {
+                int64_t iy = oy * st[0] - pads[0] + ky * dil[0], ix = ox * st[1] - pads[1] + kx * dil[1];
+                if (iy >= 0 && iy < H && ix >= 0 && ix < Wd) w.push_back((c * H + iy) * Wd + ix);
+              }
+            if (w.empty()) unsupported(n, "a window lies entirely in the padding");
+            mp.windows.push_back(std::move(w));
+          }
+      net.pools.resize(hidden);
+      net.pools[hidden - 1] = std::move(mp);
+      p = Pending{};
+      p.base = p.n = C * OH * OW;
+      p.c.assign(size_t(p.n), 0.0);
+      live_shape = {1, C, OH, OW};
     } else if (op == "Identity" || op == "Dropout") {
     } else if (op == "Flatten") {
       int64_t axis = n.get_int("axis", 1);
@@ -403,7 +527,8 @@ Network network_from_graph(const engine::Graph& g) {
     } else {
       unsupported(n);
     }
-    if (op != "Relu") relu_pending_layer = false;
+    // Identity-like ops keep the pending ReLU; relu(maxpool(relu)) = maxpool(relu).
+    if (op != "Relu" && op != "MaxPool" && op != "Identity" && op != "Dropout") relu_pending_layer = false;
     live = out;
   }
   if (live != g.outputs[0].name)
@@ -412,6 +537,9 @@ Network network_from_graph(const engine::Graph& g) {
   // The pending map becomes the last layer (an identity when the graph ends in a ReLU,
   // so that ReLU is kept).
   finalize_layer();
+  // Convolutions become sparse matrices; keep a compressed copy for the bound
+  // propagation and the forward passes.
+  for (auto& L : net.layers) L.compress();
   return net;
 }
 

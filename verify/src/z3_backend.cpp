@@ -7,6 +7,7 @@
 //   stable inactive (u <= 0): a = 0                        (dropped)
 //   unstable:                 (z <= 0 and a = 0) or (z >= 0 and a = z),
 //                             plus the implied triangle a >= 0, a >= z, a <= u (z - l)/(u - l)
+//   max pool after a ReLU:    p >= a_j for all j, and p <= a_j for some j (p = max exactly)
 //   the unsafe output region: one push/pop scope per conjunction.
 // Numbers are exact rationals of the double values (no rounding in Z3).
 #include <z3++.h>
@@ -183,6 +184,34 @@ VerifyResult z3_check_in_process(const Network& net, const InputBox& box, const 
         z3::expr zl = exact(ctx, l), zu = exact(ctx, u);
         solver.add(act * (zu - zl) <= zu * (z - zl));
         next.emplace_back(act);
+      }
+      if (const MaxPool* mp = last ? nullptr : net.pool(k)) {
+        // p = max_j a_j exactly: p >= a_j for every j, and p <= a_j for some j
+        // (an inactive input is 0).
+        std::vector<std::optional<z3::expr>> pooled;
+        for (size_t i = 0; i < mp->windows.size(); ++i) {
+          const auto& w = mp->windows[i];
+          bool any = false;
+          for (int64_t j : w) any = any || bool(next[size_t(j)]);
+          if (!any) {
+            pooled.emplace_back(std::nullopt);
+            continue;
+          }
+          if (w.size() == 1) {
+            pooled.push_back(next[size_t(w[0])]);
+            continue;
+          }
+          z3::expr pv = ctx.real_const(fmt::format("p{}_{}", k, i).c_str());
+          z3::expr_vector some(ctx);
+          for (int64_t j : w) {
+            z3::expr aj = next[size_t(j)] ? *next[size_t(j)] : ctx.real_val(0);
+            solver.add(pv >= aj);
+            some.push_back(pv <= aj);
+          }
+          solver.add(z3::mk_or(some));
+          pooled.emplace_back(pv);
+        }
+        next = std::move(pooled);
       }
       a = std::move(next);
     }

@@ -36,8 +36,12 @@ LayerBounds interval_bounds(const Network& net, const InputBox& box, const ReluS
 /// relaxation is exact either way) unless `refine_stable` is set.
 /// `prior` (bounds valid on a superset of the box, e.g. the parent branch's)
 /// is intersected in layer by layer, before the bounds feed later relaxations.
+/// With `intersect_ibp` false, back-substituted neurons keep the plain CROWN
+/// bound (as auto_LiRPA computes it; used to compare against it).
+/// Max-pooled layers use the DeepPoly / auto_LiRPA max-pool relaxation (bounds.cpp).
 LayerBounds crown_bounds(const Network& net, const InputBox& box, const ReluSplits& splits = {},
-                         bool output_layer = true, bool refine_stable = false, const LayerBounds* prior = nullptr);
+                         bool output_layer = true, bool refine_stable = false, const LayerBounds* prior = nullptr,
+                         bool intersect_ibp = true);
 
 /// A linear lower bound of one objective row over the box:
 /// row(y) >= input_coef . x + constant >= lower for every x in the box.
@@ -58,11 +62,21 @@ std::vector<ObjectiveBound> crown_objective(const Network& net, const InputBox& 
                                             std::vector<std::vector<std::vector<double>>>* relu_coef = nullptr);
 
 /// alpha-CROWN (Xu et al., ICLR 2021): maximise the CROWN lower bound of one
-/// objective over the lower ReLU slopes by projected gradient ascent
-/// (`iterations` Adam steps, learning rate `lr`); returns the best bound found
-/// (always a sound bound: every slope in [0,1] gives one).
+/// objective over the lower ReLU slopes of every ReLU layer by projected
+/// gradient ascent (Adam; auto_LiRPA's defaults: 20 iterations, lr 0.5, decay
+/// 0.98 per step, best slopes kept); returns the better of that and CROWN
+/// (always sound: every slope in [0,1] gives a valid bound).
 ObjectiveBound alpha_crown_objective(const Network& net, const InputBox& box, const LayerBounds& bounds,
-                                     const OutputConstraint& objective, int iterations = 20, double lr = 0.1);
+                                     const OutputConstraint& objective, int iterations = 20, double lr = 0.5,
+                                     double lr_decay = 0.98);
+
+/// alpha-CROWN for the hidden layers too: crown_bounds, then every unstable
+/// neuron's lower and upper bound (layers 1..L-2, in order) optimised over its
+/// own slopes of all ReLU layers below it (auto_LiRPA with optimised
+/// intermediate bounds). Never looser than crown_bounds.
+LayerBounds alpha_crown_bounds(const Network& net, const InputBox& box, const ReluSplits& splits = {},
+                               const LayerBounds* prior = nullptr, int iterations = 20, double lr = 0.5,
+                               double lr_decay = 0.98);
 
 /// Number of unstable ReLUs (lower < 0 < upper) in the hidden layers.
 int64_t unstable_relu_count(const Network& net, const LayerBounds& bounds);

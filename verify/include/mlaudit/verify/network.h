@@ -1,9 +1,11 @@
 #pragma once
 // The verifier's view of a model: a chain of affine maps with ReLU between
-// them, in double precision. Every supported ONNX op (Gemm, MatMul, Add, Sub,
-// Mul, Div by constants, Flatten/Reshape, Conv, BatchNormalization,
-// AveragePool) folds into one of the affine maps.
+// them (optionally followed by max pooling), in double precision. Every
+// supported ONNX op (Gemm, MatMul, Add, Sub, Mul, Div by constants,
+// Flatten/Reshape, Conv, BatchNormalization, AveragePool) folds into one of the
+// affine maps; a MaxPool that follows a ReLU is kept as its own step.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,15 +19,47 @@ struct AffineLayer {
   int64_t out = 0;
   std::vector<double> weight;
   std::vector<double> bias;
+  /// Compressed-row copy of W (row starts [out+1], column indices, values),
+  /// kept when W is sparse (convolutions); empty for dense layers.
+  std::vector<int> csr_row, csr_col;
+  std::vector<double> csr_val;
 
+  /// True when the compressed-row copy exists.
+  bool sparse() const { return !csr_row.empty(); }
+  /// Build the compressed-row copy when at most `max_density` of W is non-zero.
+  void compress(double max_density = 0.25);
   /// W x + b.
   std::vector<double> apply(const std::vector<double>& x) const;
+  /// W^T g (the vector-Jacobian product of the layer).
+  std::vector<double> apply_transpose(const std::vector<double>& g) const;
 };
 
-/// y = A_{L-1}(relu(A_{L-2}(... relu(A_0 x)))): ReLU after every layer but the last.
+/// Max pooling applied to a hidden layer's ReLU outputs: output i is the max of
+/// the ReLU outputs listed in windows[i] (padding cells, -inf in ONNX, are left out).
+struct MaxPool {
+  int64_t in = 0;                              ///< ReLU outputs pooled (the layer's width)
+  std::vector<std::vector<int64_t>> windows;   ///< per output, indices into the ReLU outputs
+  std::string node;                            ///< ONNX node name, for messages
+
+  int64_t out() const { return int64_t(windows.size()); }
+  /// max over each window of r.
+  std::vector<double> apply(const std::vector<double>& r) const;
+};
+
+/// y = A_{L-1}(act_{L-2}(A_{L-2}(... act_0(A_0 x)))) with act_k = pool_k o relu
+/// (pool_k the identity when pools[k] is empty): ReLU after every layer but the last.
 struct Network {
   std::vector<AffineLayer> layers;
+  /// Max pooling after hidden layer k's ReLU (empty vector or entry: none).
+  std::vector<std::optional<MaxPool>> pools;
   engine::Shape input_shape;  ///< model input shape with batch 1 (for reports and the engine check)
+
+  /// The pooling after hidden layer k's ReLU, or nullptr.
+  const MaxPool* pool(size_t k) const { return k < pools.size() && pools[k] ? &*pools[k] : nullptr; }
+  /// True when some hidden layer is max-pooled.
+  bool has_pooling() const;
+  /// a_k = pool_k(relu(z_k)): the input of layer k + 1 from layer k's pre-activations.
+  std::vector<double> activate(size_t k, const std::vector<double>& z) const;
 
   int64_t input_size() const { return layers.empty() ? 0 : layers.front().in; }
   int64_t output_size() const { return layers.empty() ? 0 : layers.back().out; }
