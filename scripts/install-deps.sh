@@ -15,6 +15,7 @@ PACKAGES=(
   nlohmann-json3-dev       # JSON reports
   libyaml-cpp-dev          # audit config
   libpng-dev zlib1g-dev    # heatmaps; gzipped IDX
+  libjpeg-dev              # jpeg_compression corruption (libjpeg-turbo)
   dataset-fashion-mnist    # bundled image dataset
   chromium                 # report.pdf (print-to-pdf) and the HTML report's browser test
 )

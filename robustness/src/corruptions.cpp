@@ -2,8 +2,12 @@
 // Dietterich 2019 (make_cifar_c.py), on float images in [0,1].
 #include "mlaudit/robustness/corruptions.h"
 
+#include <jpeglib.h>
+
 #include <algorithm>
 #include <cmath>
+#include <csetjmp>
+#include <cstdio>
 #include <fmt/format.h>
 #include <random>
 
@@ -13,9 +17,8 @@
 namespace mlaudit::robustness {
 
 const std::vector<std::string>& image_corruptions() {
-  // JPEG is left out: it needs a JPEG codec (libjpeg), which is not among mlaudit's dependencies.
   static const std::vector<std::string> v = {"gaussian_noise", "shot_noise", "impulse_noise", "gaussian_blur",
-                                             "brightness", "contrast", "pixelate"};
+                                             "brightness", "contrast", "pixelate", "jpeg_compression"};
   return v;
 }
 
@@ -72,6 +75,76 @@ std::vector<double> gaussian_kernel(double sigma) {
   return k;
 }
 
+// libjpeg reports fatal errors through error_exit; jump back instead of exiting the process.
+struct JpegError {
+  jpeg_error_mgr mgr;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+void jpeg_error_exit(j_common_ptr cinfo) {
+  auto* e = reinterpret_cast<JpegError*>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, e->message);
+  std::longjmp(e->jump, 1);
+}
+
+// One image (interleaved 8-bit samples, 1 or 3 components) through a JPEG encode/decode at
+// `quality` with libjpeg(-turbo)'s defaults: baseline, standard tables, ISLOW DCT, 4:2:0
+// chroma subsampling for RGB (what PIL's Image.save(format="JPEG", quality=q) does).
+std::vector<uint8_t> jpeg_roundtrip(const std::vector<uint8_t>& pixels, int width, int height, int components, int quality) {
+  JpegError err{};
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  std::vector<uint8_t> out(pixels.size());
+  {
+    jpeg_compress_struct c{};
+    c.err = jpeg_std_error(&err.mgr);
+    err.mgr.error_exit = jpeg_error_exit;
+    if (setjmp(err.jump)) {
+      jpeg_destroy_compress(&c);
+      std::free(buffer);
+      throw Error("robustness", std::string("jpeg_compression: libjpeg encode failed: ") + err.message);
+    }
+    jpeg_create_compress(&c);
+    jpeg_mem_dest(&c, &buffer, &size);
+    c.image_width = JDIMENSION(width);
+    c.image_height = JDIMENSION(height);
+    c.input_components = components;
+    c.in_color_space = components == 3 ? JCS_RGB : JCS_GRAYSCALE;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, quality, TRUE);
+    jpeg_start_compress(&c, TRUE);
+    while (c.next_scanline < c.image_height) {
+      JSAMPROW row = const_cast<JSAMPROW>(pixels.data() + size_t(c.next_scanline) * size_t(width * components));
+      jpeg_write_scanlines(&c, &row, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+  }
+  {
+    jpeg_decompress_struct d{};
+    d.err = jpeg_std_error(&err.mgr);
+    err.mgr.error_exit = jpeg_error_exit;
+    if (setjmp(err.jump)) {
+      jpeg_destroy_decompress(&d);
+      std::free(buffer);
+      throw Error("robustness", std::string("jpeg_compression: libjpeg decode failed: ") + err.message);
+    }
+    jpeg_create_decompress(&d);
+    jpeg_mem_src(&d, buffer, size);
+    jpeg_read_header(&d, TRUE);
+    d.out_color_space = components == 3 ? JCS_RGB : JCS_GRAYSCALE;
+    jpeg_start_decompress(&d);
+    while (d.output_scanline < d.output_height) {
+      JSAMPROW row = out.data() + size_t(d.output_scanline) * size_t(width * components);
+      jpeg_read_scanlines(&d, &row, 1);
+    }
+    jpeg_finish_decompress(&d);
+    jpeg_destroy_decompress(&d);
+  }
+  std::free(buffer);
+  return out;
+}
+
 }  // namespace
 
 engine::Tensor corrupt(const engine::Tensor& x_in, const std::string& name, int severity, uint64_t seed,
@@ -81,7 +154,7 @@ engine::Tensor corrupt(const engine::Tensor& x_in, const std::string& name, int 
   const bool is_image = std::find(image_corruptions().begin(), image_corruptions().end(), name) != image_corruptions().end();
   const bool is_tab = std::find(tabular_corruptions().begin(), tabular_corruptions().end(), name) != tabular_corruptions().end();
   if (!is_image && !is_tab)
-    throw InputError("robustness", "unknown corruption '" + name + "' (image: gaussian_noise, shot_noise, impulse_noise, gaussian_blur, brightness, contrast, pixelate; tabular: feature_noise, feature_dropout)");
+    throw InputError("robustness", "unknown corruption '" + name + "' (image: gaussian_noise, shot_noise, impulse_noise, gaussian_blur, brightness, contrast, pixelate, jpeg_compression; tabular: feature_noise, feature_dropout)");
   engine::Tensor x = x_in.to(engine::DType::Float32).clone();
   std::mt19937_64 rng(seed);
   float* p = x.f32();
@@ -175,6 +248,25 @@ engine::Tensor corrupt(const engine::Tensor& x_in, const std::string& name, int 
       m /= double(plane);
       for (int64_t q = 0; q < plane; ++q) img[q] = clip01((img[q] - m) * c[s] + m);
     }
+  } else if (name == "jpeg_compression") {
+    // CIFAR-10-C: PIL JPEG save at quality c and reload. Pixels are quantised to 8 bits as PIL
+    // does (round(x * 255)); 3-channel images are coded as RGB, any other channel count one
+    // grayscale plane per channel.
+    static const int c[] = {80, 65, 58, 50, 40};
+    const int comps = ch == 3 ? 3 : 1;
+    const int64_t planes_per_image = ch == 3 ? 1 : ch;
+    if (h > 65500 || w > 65500) throw InputError("robustness", "jpeg_compression: images larger than 65500 pixels per side");
+    std::vector<uint8_t> px(static_cast<size_t>(plane * comps));
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t cp = 0; cp < planes_per_image; ++cp) {
+        float* img = p + b * ch * plane + cp * plane;
+        for (int64_t q = 0; q < plane; ++q)
+          for (int k = 0; k < comps; ++k)
+            px[size_t(q * comps + k)] = uint8_t(std::lround(std::clamp(double(img[k * plane + q]), 0.0, 1.0) * 255.0));
+        auto back = jpeg_roundtrip(px, int(w), int(h), comps, c[s]);
+        for (int64_t q = 0; q < plane; ++q)
+          for (int k = 0; k < comps; ++k) img[k * plane + q] = float(back[size_t(q * comps + k)]) / 255.f;
+      }
   } else if (name == "pixelate") {
     // PIL BOX down to int(size * c) and back up with BOX (in float, without PIL's 8-bit rounding).
     static const double c[] = {0.95, 0.9, 0.85, 0.75, 0.65};

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "analytic_models.h"
+#include "mlaudit/datasets/npy.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/robustness/corruptions.h"
 #include "test_util.h"
@@ -111,4 +112,35 @@ TEST_CASE("robustness: tabular corruptions and the sweep report", "[robustness][
   CHECK_THROWS_WITH(robustness::corrupt(x, "gaussian_blur", 1, 0), Catch::Contains("data must be [N,C,H,W]"));
   CHECK_THROWS_WITH(robustness::corrupt(x, "fog", 1, 0), Catch::Contains("unknown corruption 'fog'"));
   CHECK_THROWS_WITH(robustness::corrupt(x, "feature_noise", 6, 0, {0, 0}, {1, 1}), Catch::Contains("severity must be 1..5"));
+}
+
+TEST_CASE("robustness: jpeg_compression equals Pillow's JPEG round trip (CIFAR-10-C qualities)", "[robustness][corrupt]") {
+  // Goldens: tools/robustness_jpeg_goldens.py (Pillow with its own libjpeg-turbo; mlaudit uses
+  // Debian's). Both run libjpeg's baseline ISLOW coder with the standard tables, so the decoded
+  // 8-bit pixels should agree exactly; allow one grey level on 0.5% of pixels for codec builds
+  // that round the IDCT differently, and never more than one level.
+  for (const char* kind : {"gray", "rgb"}) {
+    INFO("images " << kind);
+    engine::Tensor in = datasets::read_npy(test::source_path(std::string("tests/fixtures/robustness/jpeg_") + kind + "_in.npy"));
+    engine::Tensor want = datasets::read_npy(test::source_path(std::string("tests/fixtures/robustness/jpeg_") + kind + "_out.npy"));
+    const int64_t per = in.numel();
+    for (int sev = 1; sev <= 5; ++sev) {
+      INFO("severity " << sev);
+      engine::Tensor got = robustness::corrupt(in, "jpeg_compression", sev, 0);
+      REQUIRE(got.shape() == in.shape());
+      int64_t off = 0;
+      double change = 0;
+      for (int64_t k = 0; k < per; ++k) {
+        const double d = std::fabs(double(got.f32()[k]) - double(want.f32()[(sev - 1) * per + k]));
+        REQUIRE(d <= 1.0 / 255 + 1e-6);
+        off += d > 1e-6;
+        change += std::fabs(double(got.f32()[k]) - double(in.f32()[k]));
+      }
+      CHECK(off <= per / 200);
+      CHECK(change > 0);  // the codec really changed the image
+    }
+  }
+  // Deterministic and seed-independent (no randomness in a JPEG round trip).
+  engine::Tensor x = pattern();
+  REQUIRE(robustness::corrupt(x, "jpeg_compression", 3, 1).to_doubles() == robustness::corrupt(x, "jpeg_compression", 3, 2).to_doubles());
 }
