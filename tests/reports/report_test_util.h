@@ -14,9 +14,26 @@
 #include <nlohmann/json.hpp>
 
 #include "mlaudit/datasets/io.h"
+#include "mlaudit/engine/error.h"
+#include "mlaudit/reports/config.h"
 #include "test_util.h"
 
 namespace mlaudit::test {
+
+/// Parses an audit config from text without touching the file system (check_files = false).
+inline reports::AuditConfig parse_config_text(const std::string& text) {
+  return reports::parse_config(text, "audit.yaml", "/cfg", false);
+}
+
+/// The InputError message parse_config_text gives, or "no error".
+inline std::string config_error_of(const std::string& text) {
+  try {
+    parse_config_text(text);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "no error";
+}
 
 inline std::string fixture(const std::string& name) { return source_path("tests/fixtures/reports/" + name); }
 

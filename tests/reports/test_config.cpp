@@ -12,17 +12,8 @@ using namespace mlaudit;
 using namespace mlaudit::reports;
 
 namespace {
-// Parses without touching the file system (check_files = false).
-AuditConfig parse(const std::string& text) { return parse_config(text, "audit.yaml", "/cfg", false); }
-
-std::string error_of(const std::string& text) {
-  try {
-    parse(text);
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "no error";
-}
+AuditConfig parse(const std::string& text) { return test::parse_config_text(text); }
+std::string error_of(const std::string& text) { return test::config_error_of(text); }
 
 const char* kBase =
     "models:\n"

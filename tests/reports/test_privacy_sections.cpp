@@ -29,16 +29,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-AuditConfig parse(const std::string& text) { return parse_config(text, "audit.yaml", "/cfg", false); }
-
-std::string error_of(const std::string& text) {
-  try {
-    parse(text);
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "no error";
-}
+AuditConfig parse(const std::string& text) { return test::parse_config_text(text); }
+std::string error_of(const std::string& text) { return test::config_error_of(text); }
 
 const char* kBase =
     "models:\n"

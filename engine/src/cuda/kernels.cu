@@ -237,6 +237,15 @@ __global__ void scatter_add_map_kernel(const float* gy, const int64_t* map, floa
   }
 }
 
+// The output position whose window tap k (dilation dil, stride st, padding pad) reads input
+// position pos, or -1 when none does: pos = o*st - pad + k*dil (col2im and backward data).
+__device__ inline int64_t tap_output(int64_t pos, int64_t pad, int64_t k, int64_t dil, int64_t st, int64_t out) {
+  int64_t num = pos + pad - k * dil;
+  if (num < 0 || num % st) return -1;
+  int64_t o = num / st;
+  return o < out ? o : -1;
+}
+
 // im2col: col[(c*kh + ki)*kw + kj][oi*ow + oj] = x[c][oi*sh - pt + ki*dh][oj*sw - pl + kj*dw] (0 outside).
 __global__ void im2col_kernel(const float* x, float* col, ConvGeom g, int64_t channels, int64_t image_stride, int64_t n) {
   MLAUDIT_GRID_STRIDE(i, n) {
@@ -264,15 +273,11 @@ __global__ void col2im_kernel(const float* col, float* x, ConvGeom g, int64_t ch
     int64_t img = t / channels;
     double acc = 0;
     for (int64_t ki = 0; ki < g.kh; ++ki) {
-      int64_t hnum = hi + g.pt - ki * g.dh;
-      if (hnum < 0 || hnum % g.sh) continue;
-      int64_t oi = hnum / g.sh;
-      if (oi >= g.oh) continue;
+      int64_t oi = tap_output(hi, g.pt, ki, g.dh, g.sh, g.oh);
+      if (oi < 0) continue;
       for (int64_t kj = 0; kj < g.kw; ++kj) {
-        int64_t wnum = wj + g.pl - kj * g.dw;
-        if (wnum < 0 || wnum % g.sw) continue;
-        int64_t oj = wnum / g.sw;
-        if (oj >= g.ow) continue;
+        int64_t oj = tap_output(wj, g.pl, kj, g.dw, g.sw, g.ow);
+        if (oj < 0) continue;
         acc += col[((((img * channels + c) * g.kh + ki) * g.kw + kj) * g.oh + oi) * g.ow + oj];
       }
     }
@@ -1061,15 +1066,11 @@ void launch_conv_backward_data_direct(const float* gy, const float* w, float* gx
           float acc = 0.f;
           for (int64_t o = 0; o < ocg; ++o)
             for (int64_t ki = 0; ki < g.kh; ++ki) {
-              int64_t hn = hi + g.pt - ki * g.dh;
-              if (hn < 0 || hn % g.sh) continue;
-              int64_t i = hn / g.sh;
-              if (i >= g.oh) continue;
+              int64_t i = tap_output(hi, g.pt, ki, g.dh, g.sh, g.oh);
+              if (i < 0) continue;
               for (int64_t kj = 0; kj < g.kw; ++kj) {
-                int64_t wn = wj + g.pl - kj * g.dw;
-                if (wn < 0 || wn % g.sw) continue;
-                int64_t j = wn / g.sw;
-                if (j >= g.ow) continue;
+                int64_t j = tap_output(wj, g.pl, kj, g.dw, g.sw, g.ow);
+                if (j < 0) continue;
                 acc += gy[((n * g.oc + grp * ocg + o) * g.oh + i) * g.ow + j] * w[(((grp * ocg + o) * icg + cl) * g.kh + ki) * g.kw + kj];
               }
             }
