@@ -9,6 +9,7 @@
 # TIMEOUT_S caps each instance's timeout (default: the VNN-COMP 116 s).
 # STRIDE=N (environment) keeps every N-th instance of instances.csv (a
 # representative subset: it walks all networks and properties in order);
+# OFFSET=K (with STRIDE) starts at the K-th instance instead of the first, for a disjoint subset;
 # PEER=0 skips the Marabou run.
 # Example (a subset that fits an interactive session):
 #   bench/verify/run.sh build '_[1-5]_[1-3]_batch' 30
@@ -35,7 +36,7 @@ fi
 STRIDE=${STRIDE:-1}
 if [ "$STRIDE" -gt 1 ]; then
   # Regex of every STRIDE-th "onnx,vnnlib" pair (file names, as --filter matches them).
-  FILTER=$(awk -F, -v s="$STRIDE" 'NF >= 2 && (NR - 1) % s == 0 {
+  FILTER=$(awk -F, -v s="$STRIDE" -v o="${OFFSET:-0}" 'NF >= 2 && (NR - 1) % s == o {
       n = split($1, a, "/"); m = split($2, b, "/"); r = r (r ? "|" : "") "^" a[n] "," b[m] "$" }
       END { gsub(/\./, "\\.", r); print r }' "$ACAS/instances.csv")
 fi
