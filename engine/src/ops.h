@@ -51,6 +51,32 @@ int64_t norm_axis(const OpContext& ctx, int64_t axis, int64_t rank);
 void resolve_pads(const OpContext& ctx, int64_t in, int64_t k, int64_t s, int64_t d, int64_t& pad_begin,
                   int64_t& pad_end, int64_t explicit_begin, int64_t explicit_end);
 
+/// Resolved geometry of a 2-D convolution or pooling window over NCHW input: sizes, strides,
+/// dilations and begin/end pads (auto_pad applied), output size. Shared by the CPU ops and
+/// the CUDA executor so both validate and size a node the same way.
+struct Window2d {
+  int64_t n, c, h, w, oc, kh, kw, oh, ow, group;
+  int64_t sh, sw, dh, dw, pt, pl, pb, pr;
+  bool count_include_pad = false;  ///< AveragePool only
+};
+/// Conv with input shape x and weight shape w (kernel from the weights; group checked).
+Window2d conv_window(const OpContext& ctx, const Shape& x, const Shape& w);
+/// MaxPool / AveragePool with input shape x (kernel_shape, ceil_mode, count_include_pad); oc = c.
+Window2d pool_window(const OpContext& ctx, const Shape& x);
+
+/// MatMul with numpy semantics: 1-D operands promoted, batch dims broadcast. Shared by the
+/// CPU op and the CUDA executor.
+struct MatMulPlan {
+  Shape out_shape;
+  Shape batch;        ///< broadcast batch dims
+  int64_t m, k, n;
+  bool a_vec, b_vec;  ///< 1-D operands
+  Shape a_batch, b_batch;
+};
+MatMulPlan matmul_plan(const OpContext& ctx, const Shape& as, const Shape& bs);
+/// Offset (in matrices) of batch index `bi` of the broadcast batch into an operand's batch.
+int64_t batch_offset(int64_t bi, const Shape& batch, const Shape& own);
+
 /// Shape of numpy-style broadcasting of a and b (throws with the node named).
 Shape broadcast_shape(const OpContext& ctx, const Shape& a, const Shape& b);
 /// Sum `grad` (of shape `from`) down to `to` (reverse of broadcasting).

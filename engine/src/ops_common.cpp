@@ -120,6 +120,116 @@ Tensor reduce_to_shape(const Tensor& grad, const Shape& to) {
   return out;
 }
 
+namespace {
+
+// Strides, dilations and pads of a 2-D window node (kernel kh x kw already set in g).
+void window_attributes(const OpContext& ctx, Window2d& g) {
+  auto st = ctx.node.get_ints("strides", {1, 1});
+  auto dl = ctx.node.get_ints("dilations", {1, 1});
+  auto pads = ctx.node.get_ints("pads", {0, 0, 0, 0});
+  if (st.size() != 2 || dl.size() != 2 || pads.size() != 4) op_error(ctx, "strides/dilations/pads must describe 2 spatial dims");
+  g.sh = st[0];
+  g.sw = st[1];
+  g.dh = dl[0];
+  g.dw = dl[1];
+  if (g.kh <= 0 || g.kw <= 0 || g.sh <= 0 || g.sw <= 0 || g.dh <= 0 || g.dw <= 0)
+    op_error(ctx, "kernel, strides and dilations must be positive");
+  for (auto v : pads)
+    if (v < 0) op_error(ctx, "negative pads");
+  resolve_pads(ctx, g.h, g.kh, g.sh, g.dh, g.pt, g.pb, pads[0], pads[2]);
+  resolve_pads(ctx, g.w, g.kw, g.sw, g.dw, g.pl, g.pr, pads[1], pads[3]);
+}
+
+}  // namespace
+
+Window2d conv_window(const OpContext& ctx, const Shape& x, const Shape& w) {
+  if (x.size() != 4 || w.size() != 4)
+    op_error(ctx, fmt::format("only 2-D convolution is supported (input {}, weights {})", shape_str(x), shape_str(w)));
+  Window2d g{};
+  g.n = x[0];
+  g.c = x[1];
+  g.h = x[2];
+  g.w = x[3];
+  g.oc = w[0];
+  g.kh = w[2];
+  g.kw = w[3];
+  g.group = ctx.node.get_int("group", 1);
+  if (g.group <= 0 || g.c % g.group || g.oc % g.group || w[1] != g.c / g.group)
+    op_error(ctx, fmt::format("input {} and weights {} do not match group={}", shape_str(x), shape_str(w), g.group));
+  auto ks = ctx.node.get_ints("kernel_shape", {g.kh, g.kw});
+  if (ks.size() != 2 || ks[0] != g.kh || ks[1] != g.kw) op_error(ctx, "kernel_shape does not match the weights");
+  window_attributes(ctx, g);
+  g.oh = (g.h + g.pt + g.pb - (g.kh - 1) * g.dh - 1) / g.sh + 1;
+  g.ow = (g.w + g.pl + g.pr - (g.kw - 1) * g.dw - 1) / g.sw + 1;
+  if (g.oh <= 0 || g.ow <= 0) op_error(ctx, fmt::format("kernel larger than the padded input {}", shape_str(x)));
+  return g;
+}
+
+Window2d pool_window(const OpContext& ctx, const Shape& x) {
+  if (x.size() != 4) op_error(ctx, fmt::format("only 2-D pooling is supported (input {})", shape_str(x)));
+  Window2d g{};
+  g.n = x[0];
+  g.c = x[1];
+  g.h = x[2];
+  g.w = x[3];
+  g.oc = g.c;
+  g.group = 1;
+  auto ks = ctx.node.get_ints("kernel_shape");
+  if (ks.size() != 2) op_error(ctx, "kernel_shape must have 2 entries");
+  g.kh = ks[0];
+  g.kw = ks[1];
+  window_attributes(ctx, g);
+  const bool ceil_mode = ctx.node.get_int("ceil_mode", 0) != 0;
+  auto out_dim = [&](int64_t in, int64_t k, int64_t s, int64_t d, int64_t b, int64_t e) {
+    int64_t span = in + b + e - (k - 1) * d - 1;
+    int64_t o = ceil_mode ? (span + s - 1) / s + 1 : span / s + 1;
+    if (ceil_mode && (o - 1) * s >= in + b) --o;  // the last window must start inside the input or left padding
+    return o;
+  };
+  g.oh = out_dim(g.h, g.kh, g.sh, g.dh, g.pt, g.pb);
+  g.ow = out_dim(g.w, g.kw, g.sw, g.dw, g.pl, g.pr);
+  if (g.oh <= 0 || g.ow <= 0) op_error(ctx, fmt::format("kernel larger than the padded input {}", shape_str(x)));
+  g.count_include_pad = ctx.node.get_int("count_include_pad", 0) != 0;
+  return g;
+}
+
+MatMulPlan matmul_plan(const OpContext& ctx, const Shape& as, const Shape& bs) {
+  if (as.empty() || bs.empty()) op_error(ctx, "scalar operands are not allowed");
+  MatMulPlan p;
+  p.a_vec = as.size() == 1;
+  p.b_vec = bs.size() == 1;
+  Shape a = p.a_vec ? Shape{1, as[0]} : as;
+  Shape b = p.b_vec ? Shape{bs[0], 1} : bs;
+  p.m = a[a.size() - 2];
+  p.k = a.back();
+  p.n = b.back();
+  if (b[b.size() - 2] != p.k)
+    op_error(ctx, fmt::format("inner dimensions differ: {} and {}", shape_str(as), shape_str(bs)));
+  p.a_batch = Shape(a.begin(), a.end() - 2);
+  p.b_batch = Shape(b.begin(), b.end() - 2);
+  p.batch = broadcast_shape(ctx, p.a_batch, p.b_batch);
+  p.out_shape = p.batch;
+  if (!p.a_vec) p.out_shape.push_back(p.m);
+  if (!p.b_vec) p.out_shape.push_back(p.n);
+  return p;
+}
+
+// Offset (in matrices) of batch index `bi` of the broadcast batch into an operand's batch.
+int64_t batch_offset(int64_t bi, const Shape& batch, const Shape& own) {
+  int64_t off = 0, stride = 1;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    size_t k = batch.size() - 1 - i;
+    int64_t idx = bi % batch[k];
+    bi /= batch[k];
+    if (i < own.size()) {
+      int64_t d = own[own.size() - 1 - i];
+      if (d != 1) off += idx * stride;
+      stride *= d;
+    }
+  }
+  return off;
+}
+
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
            const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;

@@ -104,50 +104,6 @@ void gemm_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Input
 
 // ---------------- MatMul (numpy semantics) ----------------
 
-struct MatMulPlan {
-  Shape out_shape;
-  Shape batch;        // broadcast batch dims
-  int64_t m, k, n;
-  bool a_vec, b_vec;  // 1-D operands
-  Shape a_batch, b_batch;
-};
-
-MatMulPlan matmul_plan(const OpContext& ctx, const Shape& as, const Shape& bs) {
-  if (as.empty() || bs.empty()) op_error(ctx, "scalar operands are not allowed");
-  MatMulPlan p;
-  p.a_vec = as.size() == 1;
-  p.b_vec = bs.size() == 1;
-  Shape a = p.a_vec ? Shape{1, as[0]} : as;
-  Shape b = p.b_vec ? Shape{bs[0], 1} : bs;
-  p.m = a[a.size() - 2];
-  p.k = a.back();
-  p.n = b.back();
-  if (b[b.size() - 2] != p.k)
-    op_error(ctx, fmt::format("inner dimensions differ: {} and {}", shape_str(as), shape_str(bs)));
-  p.a_batch = Shape(a.begin(), a.end() - 2);
-  p.b_batch = Shape(b.begin(), b.end() - 2);
-  p.batch = broadcast_shape(ctx, p.a_batch, p.b_batch);
-  p.out_shape = p.batch;
-  if (!p.a_vec) p.out_shape.push_back(p.m);
-  if (!p.b_vec) p.out_shape.push_back(p.n);
-  return p;
-}
-
-// Offset (in matrices) of batch index `bi` of the broadcast batch into an operand's batch.
-int64_t batch_offset(int64_t bi, const Shape& batch, const Shape& own) {
-  int64_t off = 0, stride = 1;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    size_t k = batch.size() - 1 - i;
-    int64_t idx = bi % batch[k];
-    bi /= batch[k];
-    if (i < own.size()) {
-      int64_t d = own[own.size() - 1 - i];
-      if (d != 1) off += idx * stride;
-      stride *= d;
-    }
-  }
-  return off;
-}
 
 void matmul_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   const Tensor& a = float_input(ctx, in, 0);
@@ -203,46 +159,9 @@ void matmul_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inp
 
 // ---------------- Conv (oneDNN) ----------------
 
-struct ConvParams {
-  int64_t n, c, h, w, oc, kh, kw, oh, ow, group;
-  int64_t sh, sw, dh, dw, pt, pl, pb, pr;
-};
+using ConvParams = Window2d;
 
-ConvParams conv_params(const OpContext& ctx, const Tensor& x, const Tensor& w) {
-  if (x.rank() != 4 || w.rank() != 4)
-    op_error(ctx, fmt::format("only 2-D convolution is supported (input {}, weights {})", shape_str(x.shape()),
-                              shape_str(w.shape())));
-  ConvParams p;
-  p.n = x.shape()[0];
-  p.c = x.shape()[1];
-  p.h = x.shape()[2];
-  p.w = x.shape()[3];
-  p.oc = w.shape()[0];
-  p.kh = w.shape()[2];
-  p.kw = w.shape()[3];
-  p.group = ctx.node.get_int("group", 1);
-  if (p.group <= 0 || p.c % p.group || p.oc % p.group || w.shape()[1] != p.c / p.group)
-    op_error(ctx, fmt::format("input {} and weights {} do not match group={}", shape_str(x.shape()), shape_str(w.shape()), p.group));
-  auto ks = ctx.node.get_ints("kernel_shape", {p.kh, p.kw});
-  if (ks.size() != 2 || ks[0] != p.kh || ks[1] != p.kw) op_error(ctx, "kernel_shape does not match the weights");
-  auto st = ctx.node.get_ints("strides", {1, 1});
-  auto dl = ctx.node.get_ints("dilations", {1, 1});
-  auto pads = ctx.node.get_ints("pads", {0, 0, 0, 0});
-  if (st.size() != 2 || dl.size() != 2 || pads.size() != 4) op_error(ctx, "strides/dilations/pads must describe 2 spatial dims");
-  p.sh = st[0];
-  p.sw = st[1];
-  p.dh = dl[0];
-  p.dw = dl[1];
-  if (p.sh <= 0 || p.sw <= 0 || p.dh <= 0 || p.dw <= 0) op_error(ctx, "strides and dilations must be positive");
-  for (auto v : pads)
-    if (v < 0) op_error(ctx, "negative pads");
-  resolve_pads(ctx, p.h, p.kh, p.sh, p.dh, p.pt, p.pb, pads[0], pads[2]);
-  resolve_pads(ctx, p.w, p.kw, p.sw, p.dw, p.pl, p.pr, pads[1], pads[3]);
-  p.oh = (p.h + p.pt + p.pb - (p.kh - 1) * p.dh - 1) / p.sh + 1;
-  p.ow = (p.w + p.pl + p.pr - (p.kw - 1) * p.dw - 1) / p.sw + 1;
-  if (p.oh <= 0 || p.ow <= 0) op_error(ctx, fmt::format("kernel larger than the padded input {}", shape_str(x.shape())));
-  return p;
-}
+ConvParams conv_params(const OpContext& ctx, const Tensor& x, const Tensor& w) { return conv_window(ctx, x.shape(), w.shape()); }
 
 dnnl::engine& cpu_engine() {
   static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
@@ -430,50 +349,9 @@ void conv_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Input
 
 // ---------------- Pooling ----------------
 
-struct PoolParams {
-  int64_t n, c, h, w, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, pb, pr;
-  bool count_include_pad;
-};
+using PoolParams = Window2d;
 
-PoolParams pool_params(const OpContext& ctx, const Tensor& x) {
-  if (x.rank() != 4) op_error(ctx, fmt::format("only 2-D pooling is supported (input {})", shape_str(x.shape())));
-  PoolParams p;
-  p.n = x.shape()[0];
-  p.c = x.shape()[1];
-  p.h = x.shape()[2];
-  p.w = x.shape()[3];
-  auto ks = ctx.node.get_ints("kernel_shape");
-  if (ks.size() != 2) op_error(ctx, "kernel_shape must have 2 entries");
-  p.kh = ks[0];
-  p.kw = ks[1];
-  auto st = ctx.node.get_ints("strides", {1, 1});
-  auto dl = ctx.node.get_ints("dilations", {1, 1});
-  auto pads = ctx.node.get_ints("pads", {0, 0, 0, 0});
-  if (st.size() != 2 || dl.size() != 2 || pads.size() != 4) op_error(ctx, "strides/dilations/pads must describe 2 spatial dims");
-  p.sh = st[0];
-  p.sw = st[1];
-  p.dh = dl[0];
-  p.dw = dl[1];
-  if (p.kh <= 0 || p.kw <= 0 || p.sh <= 0 || p.sw <= 0 || p.dh <= 0 || p.dw <= 0)
-    op_error(ctx, "kernel, strides and dilations must be positive");
-  for (auto v : pads)
-    if (v < 0) op_error(ctx, "negative pads");
-  resolve_pads(ctx, p.h, p.kh, p.sh, p.dh, p.pt, p.pb, pads[0], pads[2]);
-  resolve_pads(ctx, p.w, p.kw, p.sw, p.dw, p.pl, p.pr, pads[1], pads[3]);
-  bool ceil_mode = ctx.node.get_int("ceil_mode", 0) != 0;
-  auto out_dim = [&](int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe) {
-    int64_t span = in + pb + pe - (k - 1) * d - 1;
-    int64_t o = ceil_mode ? (span + s - 1) / s + 1 : span / s + 1;
-    // ceil mode: the last window must start inside the input or left padding
-    if (ceil_mode && (o - 1) * s >= in + pb) --o;
-    return o;
-  };
-  p.oh = out_dim(p.h, p.kh, p.sh, p.dh, p.pt, p.pb);
-  p.ow = out_dim(p.w, p.kw, p.sw, p.dw, p.pl, p.pr);
-  if (p.oh <= 0 || p.ow <= 0) op_error(ctx, fmt::format("kernel larger than the padded input {}", shape_str(x.shape())));
-  p.count_include_pad = ctx.node.get_int("count_include_pad", 0) != 0;
-  return p;
-}
+PoolParams pool_params(const OpContext& ctx, const Tensor& x) { return pool_window(ctx, x.shape()); }
 
 template <class F>
 void for_each_window(const PoolParams& p, F f) {

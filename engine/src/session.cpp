@@ -110,37 +110,15 @@ class Executor {
         throw InputError("engine", fmt::format("seed for output '{}' must be float32", plan_.names[s]));
       accumulate(grad[s], seeds[k], plan_.names[s]);
     }
-    for (size_t i = g_.nodes.size(); i-- > 0;) {
-      const Node& node = g_.nodes[i];
-      bool any_grad = false;
-      for (int s : plan_.node_outputs[i])
-        if (s >= 0 && !grad[s].empty()) any_grad = true;
-      if (!any_grad) continue;
-      std::vector<bool> need;
-      bool any_need = false;
-      detail::Inputs ins, outs, gouts;
-      for (int s : plan_.node_inputs[i]) {
-        bool n = s >= 0 && plan_.requires_grad[s] && !v[s].empty() && v[s].dtype() == DType::Float32;
-        need.push_back(n);
-        any_need |= n;
-        ins.push_back(s >= 0 && !v[s].empty() ? &v[s] : nullptr);
-      }
-      if (!any_need) continue;
-      for (int s : plan_.node_outputs[i]) {
-        outs.push_back(s >= 0 && !v[s].empty() ? &v[s] : nullptr);
-        gouts.push_back(s >= 0 && !grad[s].empty() && grad[s].dtype() == DType::Float32 ? &grad[s] : nullptr);
-      }
-      detail::OpContext ctx{node, g_.opset};
-      std::vector<Tensor> gin(ins.size());
-      b_.backward(ctx, ins, outs, gouts, need, gin);
-      for (size_t k = 0; k < gin.size(); ++k) {
-        int s = plan_.node_inputs[i][k];
-        if (need[k] && !gin[k].empty()) accumulate(grad[s], gin[k], plan_.names[s]);
-      }
-      // Free output gradients no longer needed.
-      for (int s : plan_.node_outputs[i])
-        if (s >= 0 && !plan_.keep[s]) grad[s] = Tensor();
-    }
+    backward_walk(
+        plan_, g_.nodes.size(), v, grad, [](const Tensor& t) { return t.dtype() == DType::Float32; },
+        [](size_t) { return false; },
+        [&](size_t i, const detail::Inputs& ins, const detail::Inputs& outs, const detail::Inputs& gouts,
+            const std::vector<bool>& need, std::vector<Tensor>& gin) {
+          detail::OpContext ctx{g_.nodes[i], g_.opset};
+          b_.backward(ctx, ins, outs, gouts, need, gin);
+        },
+        [&](Tensor& into, const Tensor& g, const std::string& name) { accumulate(into, g, name); });
     std::vector<Tensor> out;
     for (size_t k = 0; k < g_.inputs.size(); ++k) {
       int s = plan_.input_slots[k];

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "device_api.h"
@@ -71,6 +72,8 @@ class CudaExecutor : public DeviceSession {
   void forward_node(size_t i, const std::vector<const DValue*>& in, std::vector<DValue>& out) const;
   void backward_node(size_t i, const std::vector<const DValue*>& in, const std::vector<const DValue*>& out,
                      const std::vector<const DValue*>& gout, const std::vector<bool>& need, std::vector<DValue>& gin) const;
+  /// The (a, b) attributes of unary node i for launch_unary(_backward): alpha/beta, or Clip's bounds.
+  std::pair<float, float> unary_params(size_t i, const std::vector<const DValue*>& in) const;
   /// Host value of a (small) input: the initializer when the slot is a constant, else a download.
   Tensor host_value(size_t node, size_t k, const DValue& v) const;
   /// CPU op run on host placeholders (zero tensors for device inputs), cached by input shapes and host contents.

@@ -27,7 +27,6 @@ namespace cuda {
 
 using detail::OpContext;
 using detail::op_error;
-using detail::resolve_pads;
 
 DValue device_tensor(const Shape& shape) {
   DValue v;
@@ -149,83 +148,20 @@ bool is_shape_only_op(const std::string& op) {
   return op == "Flatten" || op == "Reshape" || op == "Squeeze" || op == "Unsqueeze";
 }
 
-// ---- geometry, as ops_nn.cpp conv_params / pool_params (pads: detail::resolve_pads) ----
+// ---- geometry: detail::conv_window / pool_window (the CPU ops' own) as the kernels' ConvGeom ----
 
-ConvGeom conv_geom(const OpContext& ctx, const Shape& x, const Shape& w) {
-  if (x.size() != 4 || w.size() != 4)
-    op_error(ctx, fmt::format("only 2-D convolution is supported (input {}, weights {})", shape_str(x), shape_str(w)));
-  ConvGeom g{};
-  g.n = x[0];
-  g.c = x[1];
-  g.h = x[2];
-  g.w = x[3];
-  g.oc = w[0];
-  g.kh = w[2];
-  g.kw = w[3];
-  g.group = ctx.node.get_int("group", 1);
-  if (g.group <= 0 || g.c % g.group || g.oc % g.group || w[1] != g.c / g.group)
-    op_error(ctx, fmt::format("input {} and weights {} do not match group={}", shape_str(x), shape_str(w), g.group));
-  auto ks = ctx.node.get_ints("kernel_shape", {g.kh, g.kw});
-  if (ks.size() != 2 || ks[0] != g.kh || ks[1] != g.kw) op_error(ctx, "kernel_shape does not match the weights");
-  auto st = ctx.node.get_ints("strides", {1, 1});
-  auto dl = ctx.node.get_ints("dilations", {1, 1});
-  auto pads = ctx.node.get_ints("pads", {0, 0, 0, 0});
-  if (st.size() != 2 || dl.size() != 2 || pads.size() != 4) op_error(ctx, "strides/dilations/pads must describe 2 spatial dims");
-  g.sh = st[0];
-  g.sw = st[1];
-  g.dh = dl[0];
-  g.dw = dl[1];
-  if (g.sh <= 0 || g.sw <= 0 || g.dh <= 0 || g.dw <= 0) op_error(ctx, "strides and dilations must be positive");
-  for (auto v : pads)
-    if (v < 0) op_error(ctx, "negative pads");
-  int64_t pb, pr;
-  resolve_pads(ctx, g.h, g.kh, g.sh, g.dh, g.pt, pb, pads[0], pads[2]);
-  resolve_pads(ctx, g.w, g.kw, g.sw, g.dw, g.pl, pr, pads[1], pads[3]);
-  g.oh = (g.h + g.pt + pb - (g.kh - 1) * g.dh - 1) / g.sh + 1;
-  g.ow = (g.w + g.pl + pr - (g.kw - 1) * g.dw - 1) / g.sw + 1;
-  if (g.oh <= 0 || g.ow <= 0) op_error(ctx, fmt::format("kernel larger than the padded input {}", shape_str(x)));
-  return g;
+ConvGeom to_geom(const detail::Window2d& p) {
+  return ConvGeom{p.n, p.c, p.h, p.w, p.oc, p.kh, p.kw, p.oh, p.ow, p.group, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl};
 }
 
+ConvGeom conv_geom(const OpContext& ctx, const Shape& x, const Shape& w) { return to_geom(detail::conv_window(ctx, x, w)); }
+
 ConvGeom pool_geom(const OpContext& ctx, const Shape& x, int64_t& pb, int64_t& pr, bool& include_pad) {
-  if (x.size() != 4) op_error(ctx, fmt::format("only 2-D pooling is supported (input {})", shape_str(x)));
-  ConvGeom g{};
-  g.n = x[0];
-  g.c = x[1];
-  g.h = x[2];
-  g.w = x[3];
-  g.oc = g.c;
-  g.group = 1;
-  auto ks = ctx.node.get_ints("kernel_shape");
-  if (ks.size() != 2) op_error(ctx, "kernel_shape must have 2 entries");
-  g.kh = ks[0];
-  g.kw = ks[1];
-  auto st = ctx.node.get_ints("strides", {1, 1});
-  auto dl = ctx.node.get_ints("dilations", {1, 1});
-  auto pads = ctx.node.get_ints("pads", {0, 0, 0, 0});
-  if (st.size() != 2 || dl.size() != 2 || pads.size() != 4) op_error(ctx, "strides/dilations/pads must describe 2 spatial dims");
-  g.sh = st[0];
-  g.sw = st[1];
-  g.dh = dl[0];
-  g.dw = dl[1];
-  if (g.kh <= 0 || g.kw <= 0 || g.sh <= 0 || g.sw <= 0 || g.dh <= 0 || g.dw <= 0)
-    op_error(ctx, "kernel, strides and dilations must be positive");
-  for (auto v : pads)
-    if (v < 0) op_error(ctx, "negative pads");
-  resolve_pads(ctx, g.h, g.kh, g.sh, g.dh, g.pt, pb, pads[0], pads[2]);
-  resolve_pads(ctx, g.w, g.kw, g.sw, g.dw, g.pl, pr, pads[1], pads[3]);
-  bool ceil_mode = ctx.node.get_int("ceil_mode", 0) != 0;
-  auto out_dim = [&](int64_t in, int64_t k, int64_t s, int64_t d, int64_t b, int64_t e) {
-    int64_t span = in + b + e - (k - 1) * d - 1;
-    int64_t o = ceil_mode ? (span + s - 1) / s + 1 : span / s + 1;
-    if (ceil_mode && (o - 1) * s >= in + b) --o;  // the last window must start inside the input or left padding
-    return o;
-  };
-  g.oh = out_dim(g.h, g.kh, g.sh, g.dh, g.pt, pb);
-  g.ow = out_dim(g.w, g.kw, g.sw, g.dw, g.pl, pr);
-  if (g.oh <= 0 || g.ow <= 0) op_error(ctx, fmt::format("kernel larger than the padded input {}", shape_str(x)));
-  include_pad = ctx.node.get_int("count_include_pad", 0) != 0;
-  return g;
+  detail::Window2d p = detail::pool_window(ctx, x);
+  pb = p.pb;
+  pr = p.pr;
+  include_pad = p.count_include_pad;
+  return to_geom(p);
 }
 
 // MLAUDIT_CUDA_PROFILE=1: every node is timed (stream synchronised around it, so CUDA graph
@@ -303,44 +239,9 @@ int64_t conv_chunk(int64_t images, int64_t col_floats_per_image) {
   return std::clamp<int64_t>(int64_t(budget) / per, 1, std::max<int64_t>(images, 1));
 }
 
-struct MatMulPlan {
-  Shape out_shape, batch, a_batch, b_batch;
-  int64_t m = 0, k = 0, n = 0;
-};
-
-MatMulPlan matmul_plan(const OpContext& ctx, const Shape& as, const Shape& bs) {
-  if (as.empty() || bs.empty()) op_error(ctx, "scalar operands are not allowed");
-  MatMulPlan p;
-  bool a_vec = as.size() == 1, b_vec = bs.size() == 1;
-  Shape a = a_vec ? Shape{1, as[0]} : as;
-  Shape b = b_vec ? Shape{bs[0], 1} : bs;
-  p.m = a[a.size() - 2];
-  p.k = a.back();
-  p.n = b.back();
-  if (b[b.size() - 2] != p.k) op_error(ctx, fmt::format("inner dimensions differ: {} and {}", shape_str(as), shape_str(bs)));
-  p.a_batch = Shape(a.begin(), a.end() - 2);
-  p.b_batch = Shape(b.begin(), b.end() - 2);
-  p.batch = detail::broadcast_shape(ctx, p.a_batch, p.b_batch);
-  p.out_shape = p.batch;
-  if (!a_vec) p.out_shape.push_back(p.m);
-  if (!b_vec) p.out_shape.push_back(p.n);
-  return p;
-}
-
-int64_t batch_offset(int64_t bi, const Shape& batch, const Shape& own) {
-  int64_t off = 0, stride = 1;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    size_t k = batch.size() - 1 - i;
-    int64_t idx = bi % batch[k];
-    bi /= batch[k];
-    if (i < own.size()) {
-      int64_t d = own[own.size() - 1 - i];
-      if (d != 1) off += idx * stride;
-      stride *= d;
-    }
-  }
-  return off;
-}
+using detail::batch_offset;
+using detail::matmul_plan;
+using detail::MatMulPlan;
 
 void softmax_dims(const OpContext& ctx, const Shape& s, int64_t& outer, int64_t& len, int64_t& inner) {
   int64_t r = static_cast<int64_t>(s.size());
@@ -588,6 +489,31 @@ const BufferPtr& CudaExecutor::index_map(size_t node, const std::vector<const DV
   return map_cache_[key] = buf;
 }
 
+std::pair<float, float> CudaExecutor::unary_params(size_t i, const std::vector<const DValue*>& in) const {
+  const Node& node = g_.nodes[i];
+  const std::string& op = node.op_type;
+  float a = 0, b = 0;
+  if (op == "LeakyRelu") a = node.get_float("alpha", 0.01f);
+  if (op == "Elu") a = node.get_float("alpha", 1.f);
+  if (op == "HardSigmoid") {
+    a = node.get_float("alpha", 0.2f);
+    b = node.get_float("beta", 0.5f);
+  }
+  if (op == "Clip") {
+    // ops_elementwise.cpp clip_bounds: attributes before opset 11, optional inputs after.
+    a = -std::numeric_limits<float>::infinity();
+    b = std::numeric_limits<float>::infinity();
+    if (g_.opset < 11) {
+      a = node.get_float("min", a);
+      b = node.get_float("max", b);
+    } else {
+      if (in.size() > 1 && in[1]) a = float(host_value(i, 1, *in[1]).to_doubles().at(0));
+      if (in.size() > 2 && in[2]) b = float(host_value(i, 2, *in[2]).to_doubles().at(0));
+    }
+  }
+  return {a, b};
+}
+
 void CudaExecutor::forward_node(size_t i, const std::vector<const DValue*>& in, std::vector<DValue>& out) const {
   const Node& node = g_.nodes[i];
   OpContext ctx{node, g_.opset};
@@ -620,25 +546,7 @@ void CudaExecutor::forward_node(size_t i, const std::vector<const DValue*>& in, 
 
   if (auto u = unary_ops().find(op); u != unary_ops().end()) {
     const DValue& x = fx_at(0);
-    float a = 0, b = 0;
-    if (op == "LeakyRelu") a = node.get_float("alpha", 0.01f);
-    if (op == "Elu") a = node.get_float("alpha", 1.f);
-    if (op == "HardSigmoid") {
-      a = node.get_float("alpha", 0.2f);
-      b = node.get_float("beta", 0.5f);
-    }
-    if (op == "Clip") {
-      // ops_elementwise.cpp clip_bounds: attributes before opset 11, optional inputs after.
-      a = -std::numeric_limits<float>::infinity();
-      b = std::numeric_limits<float>::infinity();
-      if (g_.opset < 11) {
-        a = node.get_float("min", a);
-        b = node.get_float("max", b);
-      } else {
-        if (in.size() > 1 && in[1]) a = float(host_value(i, 1, *in[1]).to_doubles().at(0));
-        if (in.size() > 2 && in[2]) b = float(host_value(i, 2, *in[2]).to_doubles().at(0));
-      }
-    }
+    auto [a, b] = unary_params(i, in);
     DValue y = device_tensor(x.shape);
     launch_unary(u->second, x.f(), y.f(), x.numel(), a, b, s);
     out[0] = y;
@@ -772,12 +680,11 @@ void CudaExecutor::forward_node(size_t i, const std::vector<const DValue*>& in, 
     bool has_bias = in.size() > 2 && in[2];
     if (has_bias && fx_at(2).numel() != w.shape[0]) op_error(ctx, "bias length differs from the output channels");
     ConvGeom g = conv_geom(ctx, x.shape, w.shape);
-    DValue y = device_tensor({g.n, g.oc, g.oh, g.ow});
     if (direct_conv(g)) {
-      launch_conv_forward_direct(x.f(), w.f(), has_bias ? in[2]->f() : nullptr, y.f(), g, s);
-      out[0] = y;
+      out[0] = conv_fused(i, in, 0);  // the direct kernel without an epilogue
       return;
     }
+    DValue y = device_tensor({g.n, g.oc, g.oh, g.ow});
     int64_t icg = g.c / g.group, ocg = g.oc / g.group, K = icg * g.kh * g.kw, P = g.oh * g.ow;
     int64_t chunk = conv_chunk(g.n, K * P);
     BufferPtr col = allocate(size_t(std::min(chunk, std::max<int64_t>(g.n, 1)) * K * P) * sizeof(float));
@@ -925,24 +832,7 @@ void CudaExecutor::backward_node(size_t i, const std::vector<const DValue*>& in,
   if (auto u = unary_ops().find(op); u != unary_ops().end()) {
     if (!need[0]) return;
     const DValue& x = *in[0];
-    float a = 0, b = 0;
-    if (op == "LeakyRelu") a = node.get_float("alpha", 0.01f);
-    if (op == "Elu") a = node.get_float("alpha", 1.f);
-    if (op == "HardSigmoid") {
-      a = node.get_float("alpha", 0.2f);
-      b = node.get_float("beta", 0.5f);
-    }
-    if (op == "Clip") {
-      a = -std::numeric_limits<float>::infinity();
-      b = std::numeric_limits<float>::infinity();
-      if (g_.opset < 11) {
-        a = node.get_float("min", a);
-        b = node.get_float("max", b);
-      } else {
-        if (in.size() > 1 && in[1]) a = float(host_value(i, 1, *in[1]).to_doubles().at(0));
-        if (in.size() > 2 && in[2]) b = float(host_value(i, 2, *in[2]).to_doubles().at(0));
-      }
-    }
+    auto [a, b] = unary_params(i, in);
     DValue gx = device_tensor(x.shape);
     launch_unary_backward(u->second, x.f(), out[0] ? out[0]->f() : nullptr, gy.f(), gx.f(), x.numel(), a, b, s);
     gin[0] = gx;
@@ -1283,59 +1173,38 @@ std::vector<DValue> CudaExecutor::backward_values(const std::vector<DValue>& v, 
   for (size_t k = 0; k < seeds.size() && k < plan_.output_slots.size(); ++k)
     if (!seeds[k].empty()) accumulate(grad[plan_.output_slots[k]], seeds[k], plan_.names[plan_.output_slots[k]]);
   std::vector<char> done(g_.nodes.size(), 0);
-  for (size_t i = g_.nodes.size(); i-- > 0;) {
-    if (done[i]) continue;
-    if (pool_conv_[i] >= 0) {
-      // MaxPool(2x2/2) backward + the ReLU backward before it, one kernel, straight to the Conv's
-      // output gradient (the forward ran Conv+ReLU fused, so the pool input is the ReLU output).
-      const int c = pool_conv_[i], r = fuse_relu_[c];
-      const int pool_out = plan_.node_outputs[i][0], pool_in = plan_.node_inputs[i][0];
-      const int conv_out = plan_.node_outputs[c][0];
-      if (pool_out >= 0 && pool_in >= 0 && conv_out >= 0 && !grad[pool_out].empty() && grad[pool_out].on_device() &&
-          !v[pool_in].empty() && v[pool_in].on_device() && v[pool_in].shape.size() == 4 && plan_.requires_grad[conv_out]) {
-        const DValue& x = v[pool_in];
-        const DValue& gy = grad[pool_out];
-        const int64_t planes = x.shape[0] * x.shape[1], h = x.shape[2], w = x.shape[3];
-        if (gy.numel() == planes * (h / 2) * (w / 2)) {
-          DValue gx;
-          profiled(st, "bwd", "MaxPool+Relu", [&] {
-            gx = (h % 2 || w % 2) ? device_zeros(x.shape, st) : device_tensor(x.shape);
-            launch_maxpool2_relu_backward(x.f(), gy.f(), gx.f(), planes, h, w, st.get());
-          });
-          accumulate(grad[conv_out], gx, plan_.names[conv_out]);
-          if (!plan_.keep[pool_out]) grad[pool_out] = DValue();
-          done[r] = 1;
-          continue;
-        }
-      }
-    }
-    bool any_grad = false;
-    for (int s : plan_.node_outputs[i])
-      if (s >= 0 && !grad[s].empty()) any_grad = true;
-    if (!any_grad) continue;
-    std::vector<bool> need;
-    bool any_need = false;
-    std::vector<const DValue*> ins, outs, gouts;
-    for (int s : plan_.node_inputs[i]) {
-      bool n = s >= 0 && plan_.requires_grad[s] && !v[s].empty() && v[s].on_device();
-      need.push_back(n);
-      any_need |= n;
-      ins.push_back(s >= 0 && !v[s].empty() ? &v[s] : nullptr);
-    }
-    if (!any_need) continue;
-    for (int s : plan_.node_outputs[i]) {
-      outs.push_back(s >= 0 && !v[s].empty() ? &v[s] : nullptr);
-      gouts.push_back(s >= 0 && !grad[s].empty() && grad[s].on_device() ? &grad[s] : nullptr);
-    }
-    std::vector<DValue> gin(ins.size());
-    profiled(st, "bwd", g_.nodes[i].op_type, [&] { backward_node(i, ins, outs, gouts, need, gin); });
-    for (size_t k = 0; k < gin.size(); ++k) {
-      int s = plan_.node_inputs[i][k];
-      if (need[k] && !gin[k].empty()) accumulate(grad[s], gin[k], plan_.names[s]);
-    }
-    for (int s : plan_.node_outputs[i])
-      if (s >= 0 && !plan_.keep[s]) grad[s] = DValue();
-  }
+  // MaxPool(2x2/2) backward + the ReLU backward before it, one kernel, straight to the Conv's
+  // output gradient (the forward ran Conv+ReLU fused, so the pool input is the ReLU output).
+  auto fused_pool_backward = [&](size_t i) {
+    if (done[i]) return true;
+    if (pool_conv_[i] < 0) return false;
+    const int c = pool_conv_[i], r = fuse_relu_[c];
+    const int pool_out = plan_.node_outputs[i][0], pool_in = plan_.node_inputs[i][0];
+    const int conv_out = plan_.node_outputs[c][0];
+    if (pool_out < 0 || pool_in < 0 || conv_out < 0 || grad[pool_out].empty() || !grad[pool_out].on_device() ||
+        v[pool_in].empty() || !v[pool_in].on_device() || v[pool_in].shape.size() != 4 || !plan_.requires_grad[conv_out])
+      return false;
+    const DValue& x = v[pool_in];
+    const DValue& gy = grad[pool_out];
+    const int64_t planes = x.shape[0] * x.shape[1], h = x.shape[2], w = x.shape[3];
+    if (gy.numel() != planes * (h / 2) * (w / 2)) return false;
+    DValue gx;
+    profiled(st, "bwd", "MaxPool+Relu", [&] {
+      gx = (h % 2 || w % 2) ? device_zeros(x.shape, st) : device_tensor(x.shape);
+      launch_maxpool2_relu_backward(x.f(), gy.f(), gx.f(), planes, h, w, st.get());
+    });
+    accumulate(grad[conv_out], gx, plan_.names[conv_out]);
+    if (!plan_.keep[pool_out]) grad[pool_out] = DValue();
+    done[r] = 1;
+    return true;
+  };
+  backward_walk(
+      plan_, g_.nodes.size(), v, grad, [](const DValue& d) { return d.on_device(); }, fused_pool_backward,
+      [&](size_t i, const std::vector<const DValue*>& ins, const std::vector<const DValue*>& outs,
+          const std::vector<const DValue*>& gouts, const std::vector<bool>& need, std::vector<DValue>& gin) {
+        profiled(st, "bwd", g_.nodes[i].op_type, [&] { backward_node(i, ins, outs, gouts, need, gin); });
+      },
+      accumulate);
   std::vector<DValue> out;
   for (size_t k = 0; k < g_.inputs.size(); ++k) {
     int s = plan_.input_slots[k];
