@@ -10,6 +10,7 @@
 
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/engine/tensor.h"
+#include "json_util.h"
 #include "test_util.h"
 
 using namespace mlaudit;
@@ -22,10 +23,7 @@ namespace {
 
 bool have_models() { return std::filesystem::exists(source_path("models/fmnist_cnn.onnx")); }
 
-json read_json(const std::string& path) {
-  std::ifstream f(path);
-  return json::parse(f);
-}
+using test::read_json;
 
 const std::string kCnn = source_path("models/fmnist_cnn.onnx");
 const std::string kMlp = source_path("models/credit_mlp.onnx");

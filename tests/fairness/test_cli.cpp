@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "fairness_test_util.h"
+#include "json_util.h"
 #include "mlaudit/datasets/npy.h"
 
 using namespace mlaudit;
@@ -14,12 +15,7 @@ using mlaudit::test::run_cli;
 
 namespace {
 
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return nlohmann::json::parse(ss.str());
-}
+using test::read_json;
 
 const nlohmann::json* find(const nlohmann::json& arr, const std::string& attr, const std::string& key,
                            const std::string& value) {

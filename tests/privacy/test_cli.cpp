@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "json_util.h"
 #include "test_util.h"
 
 using mlaudit::test::run_cli;
@@ -11,11 +12,7 @@ using mlaudit::test::source_path;
 
 namespace {
 
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream f(path);
-  REQUIRE(f.good());
-  return nlohmann::json::parse(f);
-}
+using mlaudit::test::read_json;
 
 std::string overfit_args() {
   const std::string d = source_path("datasets/privacy/");

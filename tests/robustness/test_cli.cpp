@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "mlaudit/datasets/npy.h"
+#include "json_util.h"
 #include "test_util.h"
 
 using namespace mlaudit;
@@ -14,11 +15,7 @@ bool exists(const std::string& p) {
   struct stat st;
   return stat(p.c_str(), &st) == 0;
 }
-nlohmann::json read_json(const std::string& p) {
-  std::ifstream f(p);
-  REQUIRE(f.good());
-  return nlohmann::json::parse(f);
-}
+using test::read_json;
 std::string cnn_args() {
   return "--model " + test::source_path("models/fmnist_cnn.onnx") + " --data " + test::source_path("datasets/demo/fmnist_x.npy") +
          " --labels " + test::source_path("datasets/demo/fmnist_y.npy");
