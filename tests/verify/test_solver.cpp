@@ -206,3 +206,29 @@ TEST_CASE("Fairness: a model ignoring the protected feature is proved, one keyed
     else CHECK(cex >= 1);
   }
 }
+
+TEST_CASE("Conjunctions: the best combination of row bounds refutes what single rows and their sum cannot",
+          "[verify][solver]") {
+  // On x in [0, 1]: row 1 >= 2x - 0.9, row 2 >= -x + 0.6. Each row alone dips
+  // below 0 (-0.9 at x = 0, -0.4 at x = 1) and so does their sum (x - 0.3,
+  // -0.3 at x = 0), but max(row1, row2) >= 0.1 everywhere (the lines cross at
+  // x = 0.5): lambda = (1/3, 2/3) gives the constant 0.1.
+  InputBox box{{0.0}, {1.0}};
+  std::vector<ObjectiveBound> rows(2);
+  rows[0].input_coef = {2.0};
+  rows[0].constant = -0.9;
+  rows[0].lower = -0.9;
+  rows[1].input_coef = {-1.0};
+  rows[1].constant = 0.6;
+  rows[1].lower = -0.4;
+  ObjectiveBound c = combine_row_bounds(rows, 2, box);
+  CHECK(c.lower > 0);
+  CHECK(c.lower <= 0.1 + 1e-12);  // the LP optimum; no combination can exceed it
+  // Shift row 2 down by 0.2: now x = 0.5 has both rows at -0.1 (a real point of
+  // the conjunction), so no combination may prove it empty.
+  rows[1].constant = 0.4;
+  rows[1].lower = -0.6;
+  ObjectiveBound d = combine_row_bounds(rows, 2, box);
+  CHECK(d.lower <= 0);
+  CHECK(d.lower > -0.2);  // close to the optimum -0.1 (the supergradient ascent converges)
+}
