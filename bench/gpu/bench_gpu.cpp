@@ -1,10 +1,11 @@
-// GPU benchmark: PGD-50 and APGD-CE (L-inf) at a large batch and randomized-smoothing sampling
+// GPU benchmark: PGD-50, APGD-CE, APGD-T and Square (L-inf) at a large batch and randomized-smoothing sampling
 // on the bundled CNN with the fused device loops of mlaudit/engine/accelerated.h.
 // Prints one `key=value` line per measurement (bench/gpu/device_check.sh parses them):
 // throughput, and the fraction of the card's fp32 FLOP rate and memory bandwidth reached.
 // Usage: bench_gpu MODEL.onnx X.npy Y.npy [batch=4096] [steps=50] [smooth_n=100000] [smooth_images=10]
 //        [peak_tflops=67] [peak_tbps=3.35]
-// Never fails: without a CUDA device it prints a note and exits 0.
+// Never fails: without a CUDA device it prints a note and exits 0. Env BENCH_GPU_MODES=tapgd,square
+// (default) selects the optional APGD-T / Square measurements; "none" skips both.
 #include <fmt/format.h>
 
 #include <chrono>
@@ -120,6 +121,52 @@ int main(int argc, char** argv) {
       fmt::print("mlaudit mode=apgd{} batch={} ms={:.2f} images_per_s={:.0f} robust_acc={:.4f} tflops={:.3f} frac_fp32_peak={:.4f}\n",
                  ao.steps, batch, asec * 1e3, double(batch) / asec, double(ares->robust_count) / double(batch),
                  aflops / asec / 1e12, aflops / asec / peak_flops);
+    }
+
+    // BENCH_GPU_MODES (comma list, default all): lets the im2col and profiling runs of device_check.sh
+    // skip the long APGD-T / Square loops.
+    const char* modes_env = std::getenv("BENCH_GPU_MODES");
+    const std::string modes = modes_env ? std::string(",") + modes_env + "," : std::string(",tapgd,square,");
+    auto want = [&](const char* mode) { return modes.find(std::string(",") + mode + ",") != std::string::npos; };
+    // APGD-T (AutoAttack standard: targeted DLR, 9 targets x 100 iterations, 1 restart each), eps 0.03.
+    if (want("tapgd")) {
+      engine::DeviceApgdOptions ao;
+      ao.loss = "dlr-targeted";
+      ao.n_target_classes = 9;
+      ao.eps = 0.03f;
+      ao.steps = 100;
+      ao.batch = batch;
+      ao.seed = 1;
+      engine::DeviceApgdOptions awarm = ao;
+      awarm.steps = 2;
+      awarm.n_target_classes = 1;
+      engine::device_apgd(*session, xb, yb, awarm);
+      auto ta = Clock::now();
+      auto ares = engine::device_apgd(*session, xb, yb, ao);
+      double asec = seconds_since(ta);
+      fmt::print("mlaudit mode=tapgd{}x{} batch={} ms={:.2f} images_per_s={:.0f} robust_acc={:.4f}\n", ao.n_target_classes,
+                 ao.steps, batch, asec * 1e3, double(batch) / asec, double(ares->robust_count) / double(batch));
+    }
+
+    // Square L-inf (AutoAttack defaults: 5000 queries, p_init 0.8), eps 0.03, forward passes only.
+    if (want("square")) {
+      engine::DeviceSquareOptions so;
+      so.eps = 0.03f;
+      so.n_queries = 5000;
+      so.batch = batch;
+      so.seed = 1;
+      engine::DeviceSquareOptions swarm = so;
+      swarm.n_queries = 20;
+      engine::device_square(*session, xb, yb, swarm);
+      auto ts = Clock::now();
+      auto sres = engine::device_square(*session, xb, yb, so);
+      double ssec = seconds_since(ts);
+      double q = 0;
+      for (auto v : sres->queries) q += double(v);
+      fmt::print("mlaudit mode=square{} batch={} ms={:.2f} images_per_s={:.0f} robust_acc={:.4f} queries_per_s={:.0f} "
+                 "mean_queries={:.1f}\n",
+                 so.n_queries, batch, ssec * 1e3, double(batch) / ssec, double(sres->robust_count) / double(batch), q / ssec,
+                 q / double(batch));
     }
 
     // Randomized smoothing: smooth_n noisy samples per image (Cohen et al. 2019, sigma 0.25).

@@ -52,7 +52,7 @@ done
 status_of() { [ "$1" -eq 0 ] && echo ok || { [ "$1" -eq 124 ] && echo "TIMEOUT" || echo "FAILED (exit $1)"; }; }
 
 echo "== test_cuda"
-timeout 200 "$BIN/test_cuda" --durations yes >"$OUT/test_cuda.txt" 2>&1
+timeout 300 "$BIN/test_cuda" --durations yes >"$OUT/test_cuda.txt" 2>&1
 TEST_RC=$?
 tail -40 "$OUT/test_cuda.txt"
 TEST_LINE=$(grep -E "^(All tests passed|test cases:)" "$OUT/test_cuda.txt" | tail -1)
@@ -71,6 +71,16 @@ ATTACK_RC=$?
 timeout 90 "$BIN/mlaudit" --device cuda attack --model "$DATA/models/fmnist_cnn.onnx" --data "$DATA/datasets/demo/fmnist_x.npy" \
   --labels "$DATA/datasets/demo/fmnist_y.npy" --attack pgd --eps 0.03 --steps 50 --out "$OUT/attack_pgd_cuda.json" >>"$OUT/cli.txt" 2>&1
 PGD_CLI_RC=$?
+timeout 90 "$BIN/mlaudit" --device cuda attack --model "$DATA/models/fmnist_cnn.onnx" --data "$DATA/datasets/demo/fmnist_x.npy" \
+  --labels "$DATA/datasets/demo/fmnist_y.npy" --attack apgd-t --eps 0.03 --out "$OUT/attack_apgdt_cuda.json" >>"$OUT/cli.txt" 2>&1
+APGDT_CLI_RC=$?
+timeout 90 "$BIN/mlaudit" --device cuda attack --model "$DATA/models/fmnist_cnn.onnx" --data "$DATA/datasets/demo/fmnist_x.npy" \
+  --labels "$DATA/datasets/demo/fmnist_y.npy" --attack square --eps 0.03 --out "$OUT/attack_square_cuda.json" >>"$OUT/cli.txt" 2>&1
+SQUARE_CLI_RC=$?
+# AutoAttack standard on 100 images: APGD-CE, APGD-T and Square as device loops, FAB-T per step.
+timeout 150 "$BIN/mlaudit" --device cuda attack --model "$DATA/models/fmnist_cnn.onnx" --data "$DATA/datasets/demo/fmnist_x.npy" \
+  --labels "$DATA/datasets/demo/fmnist_y.npy" --attack autoattack --eps 0.03 --limit 100 --out "$OUT/attack_aa_cuda.json" >>"$OUT/cli.txt" 2>&1
+AA_CLI_RC=$?
 timeout 90 "$BIN/mlaudit" --device cuda certify --model "$DATA/models/fmnist_cnn.onnx" --data "$DATA/datasets/demo/fmnist_x.npy" \
   --labels "$DATA/datasets/demo/fmnist_y.npy" --sigma 0.25 --n 10000 --out "$OUT/certify_cuda.json" >>"$OUT/cli.txt" 2>&1
 CERTIFY_RC=$?
@@ -83,12 +93,12 @@ BENCH_RC=$?
 cat "$OUT/bench_mlaudit.txt"
 
 echo "== bench_gpu with MLAUDIT_CUDA_CONV=im2col (the im2col + cuBLAS convolution path, for comparison)"
-MLAUDIT_CUDA_CONV=im2col timeout 120 "$BIN/bench_gpu" "$DATA/models/fmnist_cnn.onnx" "$DATA/datasets/demo/fmnist_x.npy" \
+MLAUDIT_CUDA_CONV=im2col BENCH_GPU_MODES=none timeout 120 "$BIN/bench_gpu" "$DATA/models/fmnist_cnn.onnx" "$DATA/datasets/demo/fmnist_x.npy" \
   "$DATA/datasets/demo/fmnist_y.npy" "$BATCH" "$STEPS" "$SMOOTH_N" 2 >"$OUT/bench_im2col.txt" 2>&1
 cat "$OUT/bench_im2col.txt"
 
 echo "== per-op profile (MLAUDIT_CUDA_PROFILE=1: PGD-5 and one smoothing image, nodes timed one by one)"
-MLAUDIT_CUDA_PROFILE=1 timeout 120 "$BIN/bench_gpu" "$DATA/models/fmnist_cnn.onnx" "$DATA/datasets/demo/fmnist_x.npy" \
+MLAUDIT_CUDA_PROFILE=1 BENCH_GPU_MODES=none timeout 120 "$BIN/bench_gpu" "$DATA/models/fmnist_cnn.onnx" "$DATA/datasets/demo/fmnist_x.npy" \
   "$DATA/datasets/demo/fmnist_y.npy" "$BATCH" 5 "$SMOOTH_N" 1 >"$OUT/profile.txt" 2>&1
 cat "$OUT/profile.txt"
 
@@ -98,7 +108,7 @@ for p in ${PYTHON:-} python3 python /opt/conda/bin/python /usr/bin/python3; do
   if [ -n "$p" ] && command -v "$p" >/dev/null 2>&1 && "$p" -c "import torch, numpy" >/dev/null 2>&1; then PY=$p; break; fi
 done
 if [ -n "$PY" ]; then
-  timeout 150 "$PY" "$WORK/peer/peer_torch.py" --weights "$WORK/peer/fmnist_cnn_weights.npz" --x "$DATA/datasets/demo/fmnist_x.npy" \
+  timeout 240 "$PY" "$WORK/peer/peer_torch.py" --weights "$WORK/peer/fmnist_cnn_weights.npz" --x "$DATA/datasets/demo/fmnist_x.npy" \
     --y "$DATA/datasets/demo/fmnist_y.npy" --batch "$BATCH" --steps "$STEPS" --smooth-n "$SMOOTH_N" --smooth-images "$SMOOTH_IMAGES" \
     >"$OUT/bench_torch.txt" 2>&1
   PEER_RC=$?
@@ -113,6 +123,10 @@ M_PGD=$(field "$OUT/bench_mlaudit.txt" pgd images_per_s)
 T_PGD=$(field "$OUT/bench_torch.txt" pgd images_per_s)
 M_AP=$(field "$OUT/bench_mlaudit.txt" apgd images_per_s)
 T_AP=$(field "$OUT/bench_torch.txt" apgd images_per_s)
+M_AT=$(field "$OUT/bench_mlaudit.txt" tapgd images_per_s)
+T_AT=$(field "$OUT/bench_torch.txt" tapgd images_per_s)
+M_SQ=$(field "$OUT/bench_mlaudit.txt" square images_per_s)
+T_SQ=$(field "$OUT/bench_torch.txt" square images_per_s)
 M_SM=$(field "$OUT/bench_mlaudit.txt" smoothing ms_per_image)
 T_SM=$(field "$OUT/bench_torch.txt" smoothing ms_per_image)
 M_SPS=$(field "$OUT/bench_mlaudit.txt" smoothing samples_per_s)
@@ -126,6 +140,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0)
   printf "%-34s %s\n" "mlaudit --device auto run" "$(status_of $AUTO_RC) ($(grep -o 'running on [a-z]*' "$OUT/cli.txt" | head -1))"
   printf "%-34s %s\n" "mlaudit --device cuda attack apgd-ce" "$(status_of $ATTACK_RC) ($(grep -o '"robust_accuracy": *[0-9.]*' "$OUT/attack_cuda.json" 2>/dev/null | head -1))"
   printf "%-34s %s\n" "mlaudit --device cuda attack pgd" "$(status_of $PGD_CLI_RC) ($(grep -o '"robust_accuracy": *[0-9.]*' "$OUT/attack_pgd_cuda.json" 2>/dev/null | head -1); $(grep -o '"execution": *"[^"]*' "$OUT/attack_pgd_cuda.json" 2>/dev/null | head -1 | cut -c1-80))"
+  printf "%-34s %s\n" "mlaudit --device cuda attack apgd-t" "$(status_of $APGDT_CLI_RC) ($(grep -o '"robust_accuracy": *[0-9.]*' "$OUT/attack_apgdt_cuda.json" 2>/dev/null | head -1); $(grep -o 'apgd-t ran as the fused device loop' "$OUT/attack_apgdt_cuda.json" 2>/dev/null | head -1))"
+  printf "%-34s %s\n" "mlaudit --device cuda attack square" "$(status_of $SQUARE_CLI_RC) ($(grep -o '"robust_accuracy": *[0-9.]*' "$OUT/attack_square_cuda.json" 2>/dev/null | head -1); $(grep -o 'square ran as the fused device loop' "$OUT/attack_square_cuda.json" 2>/dev/null | head -1))"
+  printf "%-34s %s\n" "mlaudit --device cuda autoattack" "$(status_of $AA_CLI_RC) (100 images; $(grep -o '"robust_accuracy": *[0-9.]*' "$OUT/attack_aa_cuda.json" 2>/dev/null | head -1); device loops: $(grep -o '[a-z-]* ran as the fused device loop' "$OUT/attack_aa_cuda.json" 2>/dev/null | cut -d' ' -f1 | sort -u | tr '\n' ' '))"
   printf "%-34s %s\n" "mlaudit --device cuda certify" "$(status_of $CERTIFY_RC) ($(grep -o '"sampler": *"[^"]*' "$OUT/certify_cuda.json" 2>/dev/null | head -1 | cut -c1-60))"
   printf "%-34s %s\n" "bench_gpu" "$(status_of $BENCH_RC)"
   printf "%-34s %s\n" "peer_torch" "$(status_of $PEER_RC) (python: ${PY:-none})"
@@ -133,6 +150,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0)
   printf "%-28s %14s %14s %10s\n" "measure" "mlaudit" "torch" "ratio"
   printf "%-28s %14s %14s %10s\n" "PGD-$STEPS images/s (b=$BATCH)" "${M_PGD:--}" "${T_PGD:--}" "$(ratio "$M_PGD" "$T_PGD")"
   printf "%-28s %14s %14s %10s\n" "APGD-CE-100 images/s" "${M_AP:--}" "${T_AP:--}" "$(ratio "$M_AP" "$T_AP")"
+  printf "%-28s %14s %14s %10s\n" "APGD-T 9x100 images/s" "${M_AT:--}" "${T_AT:--}" "$(ratio "$M_AT" "$T_AT")"
+  printf "%-28s %14s %14s %10s\n" "Square-5000 images/s" "${M_SQ:--}" "${T_SQ:--}" "$(ratio "$M_SQ" "$T_SQ")"
   printf "%-28s %14s %14s %10s\n" "smoothing ms/image (N=$SMOOTH_N)" "${M_SM:--}" "${T_SM:--}" "$(ratio "$T_SM" "$M_SM")"
   printf "%-28s %14s %14s %10s\n" "PGD-$STEPS im2col path" "$(field "$OUT/bench_im2col.txt" pgd images_per_s)" "${T_PGD:--}" "$(ratio "$(field "$OUT/bench_im2col.txt" pgd images_per_s)" "$T_PGD")"
   printf "%-28s %14s %14s %10s\n" "smoothing ms/image im2col" "$(field "$OUT/bench_im2col.txt" smoothing ms_per_image)" "${T_SM:--}" "$(ratio "$T_SM" "$(field "$OUT/bench_im2col.txt" smoothing ms_per_image)")"
@@ -140,6 +159,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0)
   echo "(ratio > 1: mlaudit faster; targets: PGD >= 3x torch, smoothing < 10 ms/image)"
   echo "mlaudit PGD: fp32-peak fraction $(field "$OUT/bench_mlaudit.txt" pgd frac_fp32_peak), HBM fraction (estimate) $(field "$OUT/bench_mlaudit.txt" pgd frac_hbm_bw), CUDA graph $(field "$OUT/bench_mlaudit.txt" pgd cuda_graph)"
   echo "robust accuracy, PGD eps 0.1: mlaudit $(field "$OUT/bench_mlaudit.txt" pgd robust_acc), torch $(field "$OUT/bench_torch.txt" pgd robust_acc); APGD-CE eps 0.03: mlaudit $(field "$OUT/bench_mlaudit.txt" apgd robust_acc), torch $(field "$OUT/bench_torch.txt" apgd robust_acc)"
+  echo "robust accuracy, eps 0.03: APGD-T mlaudit $(field "$OUT/bench_mlaudit.txt" tapgd robust_acc), torch $(field "$OUT/bench_torch.txt" tapgd robust_acc); Square mlaudit $(field "$OUT/bench_mlaudit.txt" square robust_acc) (mean queries $(field "$OUT/bench_mlaudit.txt" square mean_queries)), torch $(field "$OUT/bench_torch.txt" square robust_acc)"
 } >"$SUMMARY"
 echo "== summary ($SUMMARY)"
 cat "$SUMMARY"

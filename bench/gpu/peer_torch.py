@@ -1,5 +1,5 @@
-"""PyTorch peer for bench/gpu: PGD-50 (L-inf) and randomized-smoothing sampling on the bundled
-CNN, eager fp32 on the GPU (TF32 off, as mlaudit's cuBLAS calls), same work as bench_gpu.
+"""PyTorch peer for bench/gpu: PGD-50, APGD-CE, APGD-T and Square (L-inf) and randomized-smoothing
+sampling on the bundled CNN, eager fp32 on the GPU (TF32 off, as mlaudit's cuBLAS calls), same work as bench_gpu.
 
 The CNN is rebuilt from the ONNX initializers. The GPU machine has no `onnx` package, so
 bench/gpu/pack.sh first exports the weights here with
@@ -10,6 +10,10 @@ bench/gpu/pack.sh first exports the weights here with
 
     python3 bench/gpu/peer_torch.py --weights W.npz --x X.npy --y Y.npy [--batch 4096] [--steps 50]
         [--smooth-n 100000] [--smooth-images 10] [--smooth-batch 32768] [--apgd-steps 100]
+        [--apgd-targets 9] [--square-queries 5000]
+
+torchattacks is not on the device image: APGD-CE/APGD-T and Square are ports of fra31/auto-attack's
+loops (autopgd_base.py, square.py; torchattacks' APGD/APGDT/Square are the same code).
 
 printing one `torch mode=... key=value ...` line per measurement. Never raises on a missing GPU:
 it prints a note instead.
@@ -136,6 +140,136 @@ def apgd_ce(torch, model, x, y, eps, n_iter, gen):
     return robust.float().mean().item()
 
 
+def dlr_targeted(torch, logits, y, y_target):
+    """Targeted DLR (Croce & Hein 2020, eq. 7), as fra31/auto-attack's dlr_loss_targeted."""
+    z_sorted, _ = logits.sort(dim=1)
+    u = torch.arange(logits.shape[0], device=logits.device)
+    return -(logits[u, y] - logits[u, y_target]) / (z_sorted[:, -1] - 0.5 * (z_sorted[:, -3] + z_sorted[:, -4]) + 1e-12)
+
+
+def apgd_t(torch, model, x, y, eps, n_iter, n_targets, gen):
+    """APGD-T, L-inf (AutoAttack standard: targeted DLR, n_targets = 9 target classes, 1 restart each),
+    after fra31/auto-attack's APGDTargetedAttack.perturb: for target rank t = 2 .. n_targets + 1 the
+    class with the t-th largest clean logit, one APGD run (the loop of apgd_ce above with the targeted
+    DLR loss) on the rows still robust. Every row of a run is optimised for all n_iter steps (as the
+    reference). Returns the robust accuracy."""
+    with torch.no_grad():
+        order = model(x).sort(dim=1)[1]
+        robust = model(x).argmax(1) == y
+    for t in range(2, n_targets + 2):
+        idx = robust.nonzero().squeeze(1)
+        if idx.numel() == 0:
+            break
+        xs, ys, ts = x[idx], y[idx], order[idx, -t]
+        broken = ~_apgd_run(torch, model, xs, ys, eps, n_iter, gen,
+                            lambda logits, yy, tt=ts: dlr_targeted(torch, logits, yy, tt))
+        robust[idx[broken]] = False
+    return robust.float().mean().item()
+
+
+def _apgd_run(torch, model, x, y, eps, n_iter, gen, loss_fn):
+    """One APGD run (Algorithm 1, L-inf) with a per-row loss; returns the rows never misclassified."""
+    n = x.shape[0]
+    k = max(int(0.22 * n_iter), 1)
+    size_decr, n_iter_min = max(int(0.03 * n_iter), 1), max(int(0.06 * n_iter), 1)
+    view = (-1,) + (1,) * (x.dim() - 1)
+    t = 2 * torch.rand(x.shape, device=x.device, generator=gen) - 1
+    x_adv = (x + eps * t / t.reshape(n, -1).abs().max(1)[0].view(view)).clamp(0, 1)
+
+    def grad_loss(xa):
+        xa = xa.clone().requires_grad_(True)
+        logits = model(xa)
+        loss = loss_fn(logits, y)
+        (g,) = torch.autograd.grad(loss.sum(), xa)
+        return logits.detach(), loss.detach(), g.detach()
+
+    logits, loss, grad = grad_loss(x_adv)
+    robust = logits.argmax(1) == y
+    x_best, grad_best, loss_best = x_adv.clone(), grad.clone(), loss.clone()
+    step = torch.full((n,) + (1,) * (x.dim() - 1), 2 * eps, device=x.device)
+    x_old = x_adv.clone()
+    loss_prev = loss.clone()
+    inc = torch.zeros(n, device=x.device)
+    loss_best_last = loss_best.clone()
+    reduced_last = torch.ones(n, dtype=torch.bool, device=x.device)
+    counter = 0
+    for i in range(n_iter):
+        with torch.no_grad():
+            a = 0.75 if i > 0 else 1.0
+            grad2 = x_adv - x_old
+            x_old = x_adv.clone()
+            z = torch.min(torch.max(x_adv + step * grad.sign(), x - eps), x + eps).clamp(0, 1)
+            x_adv = torch.min(torch.max(x_adv + (z - x_adv) * a + grad2 * (1 - a), x - eps), x + eps).clamp(0, 1)
+        logits, loss, grad = grad_loss(x_adv)
+        with torch.no_grad():
+            robust &= logits.argmax(1) == y
+            inc += (loss > loss_prev).float()
+            loss_prev = loss
+            better = loss > loss_best
+            x_best[better] = x_adv[better]
+            grad_best[better] = grad[better]
+            loss_best = torch.where(better, loss, loss_best)
+            counter += 1
+            if counter == k:
+                reduce = (inc <= k * 0.75) | (~reduced_last & (loss_best_last >= loss_best))
+                reduced_last = reduce
+                loss_best_last = loss_best.clone()
+                step[reduce] /= 2.0
+                x_adv[reduce] = x_best[reduce]
+                grad[reduce] = grad_best[reduce]
+                inc.zero_()
+                k = max(k - size_decr, n_iter_min)
+                counter = 0
+    return robust
+
+
+def square_linf(torch, model, x, y, eps, n_queries, p_init, gen):
+    """Square attack, L-inf (Andriushchenko et al. 2020), after fra31/auto-attack's square.py
+    (= torchattacks.Square): vertical-stripe init, margin loss, one s x s window and per-channel
+    sign per iteration shared by the batch, the published p schedule rescaled to n_queries, only the
+    rows with margin > 0 evaluated, stop when all are broken. n_queries forwards per row including
+    the init (as mlaudit). Returns the robust accuracy."""
+    n, c, h, w = x.shape
+
+    def rand_sign(shape):
+        return 2 * torch.randint(0, 2, shape, device=x.device, generator=gen).float() - 1
+
+    def margin(xa, yy):
+        with torch.no_grad():
+            logits = model(xa)
+            u = torch.arange(xa.shape[0], device=x.device)
+            corr = logits[u, yy].clone()
+            logits[u, yy] = -float("inf")
+            return corr - logits.max(1)[0]
+
+    def p_sel(it):
+        it = int(it / n_queries * 10000)
+        for lim, div in ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128), (8000, 256)):
+            if it <= lim:
+                return p_init / div
+        return p_init / 512
+
+    x_best = (x + eps * rand_sign((n, c, 1, w))).clamp(0, 1)
+    m = margin(x_best, y)
+    for it in range(1, n_queries):
+        idx = (m > 0).nonzero().squeeze(1)
+        if idx.numel() == 0:
+            break
+        xc, xbc, yc = x[idx], x_best[idx], y[idx]
+        s = max(int(round((p_sel(it) * c * h * w / c) ** 0.5)), 1)
+        s = min(s, h - 1)
+        vh = int(torch.randint(0, h - s, (1,), generator=gen, device=x.device).item())
+        vw = int(torch.randint(0, w - s, (1,), generator=gen, device=x.device).item())
+        delta = torch.zeros((c, h, w), device=x.device)
+        delta[:, vh:vh + s, vw:vw + s] = 2.0 * eps * rand_sign((c, 1, 1))
+        xn = torch.min(torch.max(xbc + delta, xc - eps), xc + eps).clamp(0, 1)
+        mn = margin(xn, yc)
+        better = mn < m[idx]
+        m[idx] = torch.where(better, mn, m[idx])
+        x_best[idx[better]] = xn[better]
+    return (m > 0).float().mean().item()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--export-weights")
@@ -148,6 +282,8 @@ def main():
     ap.add_argument("--smooth-images", type=int, default=10)
     ap.add_argument("--smooth-batch", type=int, default=32768)  # mlaudit's cap; larger than 10000 is faster for torch too
     ap.add_argument("--apgd-steps", type=int, default=100)
+    ap.add_argument("--apgd-targets", type=int, default=9)
+    ap.add_argument("--square-queries", type=int, default=5000)
     a = ap.parse_args()
     if a.export_weights:
         export_weights(a.export_weights)
@@ -185,6 +321,26 @@ def main():
     torch.cuda.synchronize()
     sec = time.perf_counter() - t0
     print(f"torch mode=apgd{a.apgd_steps} batch={a.batch} ms={sec * 1e3:.2f} images_per_s={a.batch / sec:.0f} robust_acc={acc:.4f}")
+
+    # APGD-T, AutoAttack standard (targeted DLR, 9 targets x 100 iterations), eps 0.03, same batch.
+    apgd_t(torch, model, xb, yb, 0.03, 2, 1, gen)  # warm-up
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    acc = apgd_t(torch, model, xb, yb, 0.03, a.apgd_steps, a.apgd_targets, gen)
+    torch.cuda.synchronize()
+    sec = time.perf_counter() - t0
+    print(f"torch mode=tapgd{a.apgd_targets}x{a.apgd_steps} batch={a.batch} ms={sec * 1e3:.2f} images_per_s={a.batch / sec:.0f} "
+          f"robust_acc={acc:.4f}")
+
+    # Square L-inf, 5000 queries, p_init 0.8 (AutoAttack defaults), eps 0.03, same batch.
+    square_linf(torch, model, xb, yb, 0.03, 20, 0.8, gen)  # warm-up
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    acc = square_linf(torch, model, xb, yb, 0.03, a.square_queries, 0.8, gen)
+    torch.cuda.synchronize()
+    sec = time.perf_counter() - t0
+    print(f"torch mode=square{a.square_queries} batch={a.batch} ms={sec * 1e3:.2f} images_per_s={a.batch / sec:.0f} "
+          f"robust_acc={acc:.4f}")
 
     # Randomized smoothing (Cohen et al. 2019): smooth_n samples x + N(0, 0.25^2) per image, argmax counts.
     xs = x[: a.smooth_images].to(dev)

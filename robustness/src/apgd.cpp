@@ -189,18 +189,17 @@ void apgd_single_run(const engine::Model& m, const engine::Tensor& x, const std:
 
 namespace {
 
-// APGD-CE as the engine's fused device loop (engine::device_apgd_ce: every row's state on the
-// GPU) when the model is a Session on CUDA and the run is one the loop implements: CE loss,
-// one restart, Linf or L2. It keeps the breaking iterate of broken rows, like the host loop;
-// run_attack re-checks every candidate. std::nullopt: run the host loop.
-std::optional<SubsetResult> apgd_ce_on_device(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                                              const AttackConfig& cfg, std::mt19937_64& rng, std::vector<std::string>& notes) {
+// APGD as the engine's fused device loop (engine::device_apgd: every row's state on the GPU,
+// the CE / DLR / targeted-DLR value and logit gradient computed there) when the model is a
+// Session on CUDA and the norm is Linf or L2. Restarts and (APGD-T) targets run as in the host
+// loops: each run on the rows no earlier run broke. Broken rows keep their breaking iterate, like
+// the host loop; run_attack re-checks every candidate. std::nullopt: run the host loop.
+std::optional<SubsetResult> apgd_on_device(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
+                                           const AttackConfig& cfg, std::mt19937_64& rng, Loss loss,
+                                           std::vector<std::string>& notes) {
   const auto* session = dynamic_cast<const engine::Session*>(&m);
   if (!session || !session->device_session()) return std::nullopt;
-  if (cfg.restarts != 1) {
-    notes.push_back("apgd-ce: the fused device loop runs one restart; --restarts > 1 ran the host loop (per-step device calls)");
-    return std::nullopt;
-  }
+  const char* name = loss == Loss::CrossEntropy ? "apgd-ce" : loss == Loss::Dlr ? "apgd-dlr" : "apgd-t";
   engine::DeviceApgdOptions o;
   o.norm = norm_name(cfg.norm);
   o.eps = float(cfg.eps);
@@ -208,21 +207,27 @@ std::optional<SubsetResult> apgd_ce_on_device(const engine::Model& m, const engi
   o.clip_min = float(cfg.clip_min);
   o.clip_max = float(cfg.clip_max);
   o.seed = rng();
+  o.loss = loss == Loss::CrossEntropy ? "ce" : loss == Loss::Dlr ? "dlr" : "dlr-targeted";
+  o.restarts = cfg.restarts;
+  o.n_target_classes = cfg.n_target_classes;
   const int64_t n = x.dim(0), d = sample_dim(x);
-  auto res = engine::device_apgd_ce(*session, x, engine::Tensor::from_ints({n}, y), o);
+  auto res = engine::device_apgd(*session, x, engine::Tensor::from_ints({n}, y), o);
   if (!res) {
-    notes.push_back("apgd-ce: the device session declined the fused loop; ran the host loop");
+    notes.push_back(fmt::format("{}: the device session declined the fused loop; ran the host loop", name));
     return std::nullopt;
   }
   SubsetResult r = make_subset_result(x);
+  // Upper bound: every run's iterations (rows leave early once broken).
+  const int64_t runs = int64_t(o.restarts) * (loss == Loss::DlrTargeted ? std::max(1, o.n_target_classes) : 1);
   for (int64_t i = 0; i < n; ++i) {
-    r.gradient_calls[size_t(i)] = o.steps;
+    r.gradient_calls[size_t(i)] = int64_t(o.steps + 1) * runs;
+    if (loss == Loss::DlrTargeted) r.queries[size_t(i)] += 1;  // the clean forward that ranks the targets
     if (res->robust[size_t(i)]) continue;
     r.found[size_t(i)] = 1;
     std::copy_n(res->x_adv.f32() + i * d, d, r.adversarial.f32() + i * d);
   }
-  r.notes.push_back(fmt::format("apgd-ce ran as the fused device loop (engine::device_apgd_ce, {} backend, device batch {}, cuRAND start)",
-                                session->backend_name(), res->batch));
+  r.notes.push_back(fmt::format("{} ran as the fused device loop (engine::device_apgd, {} backend, device batch {}, Philox start)",
+                                name, session->backend_name(), res->batch));
   return r;
 }
 
@@ -231,8 +236,8 @@ std::optional<SubsetResult> apgd_ce_on_device(const engine::Model& m, const engi
 SubsetResult apgd(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
                   const AttackConfig& cfg, std::mt19937_64& rng, Loss loss) {
   std::vector<std::string> notes;
-  if (loss == Loss::CrossEntropy)
-    if (auto dev = apgd_ce_on_device(m, x, y, cfg, rng, notes)) return *dev;
+  if (loss == Loss::CrossEntropy || loss == Loss::Dlr)
+    if (auto dev = apgd_on_device(m, x, y, cfg, rng, loss, notes)) return *dev;
   SubsetResult r = make_subset_result(x);
   r.notes = notes;
   for (int restart = 0; restart < cfg.restarts; ++restart)
@@ -244,7 +249,10 @@ SubsetResult apgd_targeted(const engine::Model& m, const engine::Tensor& x, cons
                            const AttackConfig& cfg, std::mt19937_64& rng) {
   // APGD-T: for target rank t = 2 .. n_target_classes + 1, target the class with the
   // t-th largest clean logit, on the rows still robust (Croce & Hein 2020, Sec. 4).
+  std::vector<std::string> notes;
+  if (auto dev = apgd_on_device(m, x, y, cfg, rng, Loss::DlrTargeted, notes)) return *dev;
   SubsetResult r = make_subset_result(x);
+  r.notes = notes;
   engine::Tensor logits = m.forward(x);
   const int64_t n = x.dim(0), c = logits.dim(1);
   for (int64_t i = 0; i < n; ++i) r.queries[size_t(i)] += 1;

@@ -51,6 +51,9 @@ SubsetResult autoattack(const engine::Model& m, const engine::Tensor& x, const s
       cfg.queries = cfg_in.queries > 0 ? cfg_in.queries : 5000; cfg.p_init = 0.8;
       s = square(m, xs, ys, cfg, rng);
     }
+    // How the stage ran (fused device loop or host loop), once per distinct note.
+    for (const auto& note : s.notes)
+      if (std::find(r.notes.begin(), r.notes.end(), note) == r.notes.end()) r.notes.push_back(note);
     // Fresh forward pass before a stage's candidate counts.
     auto ok = verify_adversarial(m, xs, s.adversarial, ys, cfg.norm, cfg.eps, cfg.clip_min, cfg.clip_max, cfg.batch);
     for (size_t k = 0; k < rows.size(); ++k) {

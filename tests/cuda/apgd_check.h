@@ -1,7 +1,8 @@
 #pragma once
-// Shared check of the device APGD-CE (engine::device_apgd_ce / cuda::apgd_ce_on) against the
-// robustness module's CPU APGD-CE (robustness/src/apgd.cpp, the same algorithm with another random
-// start), used by test_cuda (GPU) and test_cuda_emulated.
+// Shared checks of the device APGD (CE, DLR, APGD-T: engine::device_apgd / cuda::apgd_on) and Square
+// (engine::device_square / cuda::square_on) against the robustness module's CPU loops
+// (robustness/src/apgd.cpp, square.cpp: the same algorithms with other random draws), used by
+// test_cuda (GPU) and test_cuda_emulated.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -16,8 +17,13 @@ namespace mlaudit::test {
 /// Checks invariants of a device APGD result and returns its robust count: every row reported
 /// broken is misclassified by a fresh CPU forward and lies in the eps-ball and the box; every row
 /// reported robust keeps a point inside the ball.
-inline int64_t check_device_apgd(const engine::Model& cpu, const engine::Tensor& x, const std::vector<int64_t>& labels,
-                                 const engine::DevicePgdResult& res, const engine::DeviceApgdOptions& o) {
+inline int64_t check_device_attack(const engine::Model& cpu, const engine::Tensor& x, const std::vector<int64_t>& labels,
+                                   const engine::DevicePgdResult& res, const std::string& norm, float eps, float clip_min,
+                                   float clip_max) {
+  struct {
+    std::string norm;
+    float eps, clip_min, clip_max;
+  } o{norm, eps, clip_min, clip_max};
   const int64_t n = x.shape()[0], d = x.numel() / n;
   const bool linf = o.norm == "linf";
   REQUIRE(res.x_adv.shape() == x.shape());
@@ -44,18 +50,47 @@ inline int64_t check_device_apgd(const engine::Model& cpu, const engine::Tensor&
   return robust;
 }
 
-/// Robust count of the robustness module's CPU APGD-CE with the same budget (one restart).
+inline int64_t check_device_apgd(const engine::Model& cpu, const engine::Tensor& x, const std::vector<int64_t>& labels,
+                                 const engine::DevicePgdResult& res, const engine::DeviceApgdOptions& o) {
+  return check_device_attack(cpu, x, labels, res, o.norm, o.eps, o.clip_min, o.clip_max);
+}
+
+/// Robust count of the robustness module's CPU APGD (apgd-ce, apgd-dlr or apgd-t per o.loss) with the
+/// same budget (o.restarts, o.n_target_classes).
 inline int64_t cpu_apgd_robust(const engine::Model& cpu, const engine::Tensor& x, const std::vector<int64_t>& labels,
                                const engine::DeviceApgdOptions& o) {
   robustness::AttackConfig cfg;
+  cfg.n_target_classes = o.n_target_classes;
   cfg.norm = o.norm == "linf" ? robustness::Norm::Linf : robustness::Norm::L2;
   cfg.eps = o.eps;
   cfg.steps = o.steps;
-  cfg.restarts = 1;
+  cfg.restarts = o.restarts;
   cfg.clip_min = o.clip_min;
   cfg.clip_max = o.clip_max;
   cfg.seed = 3;
-  auto r = robustness::run_attack("apgd-ce", cpu, x, labels, cfg);
+  const char* name = o.loss == "dlr" ? "apgd-dlr" : o.loss == "dlr-targeted" ? "apgd-t" : "apgd-ce";
+  auto r = robustness::run_attack(name, cpu, x, labels, cfg);
+  int64_t robust = 0;
+  for (size_t i = 0; i < labels.size(); ++i) robust += r.clean_correct[i] && !r.success[i];
+  return robust;
+}
+
+}  // namespace mlaudit::test
+
+namespace mlaudit::test {
+
+/// Robust count of the robustness module's CPU Square (o.norm) with the device options' budget and p_init.
+inline int64_t cpu_square_robust(const engine::Model& cpu, const engine::Tensor& x, const std::vector<int64_t>& labels,
+                                 const engine::DeviceSquareOptions& o) {
+  robustness::AttackConfig cfg;
+  cfg.norm = o.norm == "linf" ? robustness::Norm::Linf : robustness::Norm::L2;
+  cfg.eps = o.eps;
+  cfg.queries = o.n_queries;
+  cfg.p_init = o.p_init;
+  cfg.clip_min = o.clip_min;
+  cfg.clip_max = o.clip_max;
+  cfg.seed = 3;
+  auto r = robustness::run_attack("square", cpu, x, labels, cfg);
   int64_t robust = 0;
   for (size_t i = 0; i < labels.size(); ++i) robust += r.clean_correct[i] && !r.success[i];
   return robust;

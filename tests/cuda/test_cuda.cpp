@@ -122,6 +122,8 @@ TEST_CASE("cuda: without a device, --device cuda is a clear InputError and auto 
   Tensor x(engine::Shape{2, 1, 28, 28});
   Tensor y = Tensor::from_ints({2}, {0, 1});
   REQUIRE_FALSE(engine::device_pgd(*s, x, y).has_value());
+  REQUIRE_FALSE(engine::device_apgd(*s, x, y).has_value());
+  REQUIRE_FALSE(engine::device_square(*s, x, y).has_value());
   REQUIRE_FALSE(engine::device_smoothing_counts(*s, x, 0.25f, 10).has_value());
 }
 
@@ -339,6 +341,95 @@ TEST_CASE("cuda: device APGD-CE matches the CPU APGD-CE's robust accuracy, every
     // Same algorithm and budget, different random starts: APGD's outcome on a point is stable
     // under the start except near the boundary; 200 images, allow 6 (3%).
     REQUIRE(std::abs(robust_dev - robust_cpu) <= 6);
+  }
+}
+
+TEST_CASE("cuda: device APGD-DLR and APGD-T match the CPU loops' robust accuracy, every break re-checked", "[cuda][apgd]") {
+  MLAUDIT_REQUIRE_CUDA();
+  Tensor x = datasets::read_npy(src("datasets/demo/fmnist_x.npy"));
+  Tensor y = datasets::read_npy(src("datasets/demo/fmnist_y.npy"));
+  std::vector<int64_t> labels = y.to_int64s();
+  auto cpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cpu));
+  auto gpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
+  for (const char* loss : {"dlr", "dlr-targeted"}) {
+    INFO("loss " << loss);
+    engine::DeviceApgdOptions o;
+    o.loss = loss;
+    o.eps = 0.03f;
+    o.steps = 100;            // AutoAttack's n_iter
+    o.n_target_classes = 9;   // AutoAttack standard APGD-T: 9 targets, 1 restart each
+    o.batch = 64;             // several device batches
+    o.seed = 5;
+    auto res = engine::device_apgd(*gpu, x, y, o);
+    REQUIRE(res.has_value());
+    int64_t robust_dev = test::check_device_attack(*cpu, x, labels, *res, o.norm, o.eps, o.clip_min, o.clip_max);
+    int64_t robust_cpu = test::cpu_apgd_robust(*cpu, x, labels, o);
+    WARN("APGD " << loss << " eps 0.03: robust " << robust_dev << "/200 on the GPU, " << robust_cpu << "/200 with the CPU module");
+    // Same algorithm and budget, different random starts: stable except near the boundary; 200 images, allow 6 (3%).
+    REQUIRE(std::abs(robust_dev - robust_cpu) <= 6);
+    // Batch-split independence (Philox starts keyed by (row, element)): one batch of 200 gives the
+    // same robust set up to cuBLAS picking other kernels for another batch size, whose last-bit
+    // differences can flip a sign step and move a boundary point (exact in the emulation); allow 6.
+    o.batch = 200;
+    auto one = engine::device_apgd(*gpu, x, y, o);
+    int64_t differ = 0;
+    for (size_t i = 0; i < one->robust.size(); ++i) differ += one->robust[i] != res->robust[i];
+    WARN("APGD " << loss << ": " << differ << " of 200 rows differ between device batches 64 and 200");
+    REQUIRE(differ <= 6);
+  }
+}
+
+TEST_CASE("cuda: device Square (L-inf, L2) matches the CPU Square's robust accuracy, every point re-checked", "[cuda][square]") {
+  MLAUDIT_REQUIRE_CUDA();
+  Tensor x = datasets::read_npy(src("datasets/demo/fmnist_x.npy"));
+  Tensor y = datasets::read_npy(src("datasets/demo/fmnist_y.npy"));
+  std::vector<int64_t> labels = y.to_int64s();
+  auto cpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cpu));
+  auto gpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
+  engine::DeviceSquareOptions o;  // AutoAttack defaults: 5000 queries, p_init 0.8
+  o.eps = 0.05f;
+  o.batch = 64;
+  o.seed = 5;
+  auto res = engine::device_square(*gpu, x, y, o);
+  REQUIRE(res.has_value());
+  int64_t robust_dev = test::check_device_attack(*cpu, x, labels, *res, "linf", o.eps, o.clip_min, o.clip_max);
+  int64_t robust_cpu = test::cpu_square_robust(*cpu, x, labels, o);
+  WARN("Square L-inf eps 0.05, 5000 queries: robust " << robust_dev << "/200 on the GPU, " << robust_cpu
+                                                      << "/200 with the CPU module");
+  // Random search with independent draws: a point near the boundary is broken by one run and not
+  // the other; with ~30 such points at p ~ 0.5 the difference has sd ~ sqrt(2 * 30 * 0.25) ~ 4,
+  // so allow 12 (3 sd, 6%). A wrong window/sign/acceptance rule moves the count by far more.
+  REQUIRE(std::abs(robust_dev - robust_cpu) <= 12);
+  for (size_t i = 0; i < res->queries.size(); ++i) {
+    REQUIRE(res->queries[i] >= 1);
+    REQUIRE(res->queries[i] <= o.n_queries);
+  }
+  // L2 (Alg. 3), 1000 queries to bound the CPU reference's time, eps 1.5.
+  o.norm = "l2";
+  o.eps = 1.5f;
+  o.n_queries = 1000;
+  auto l2 = engine::device_square(*gpu, x, y, o);
+  REQUIRE(l2.has_value());
+  int64_t l2_dev = test::check_device_attack(*cpu, x, labels, *l2, "l2", o.eps, o.clip_min, o.clip_max);
+  int64_t l2_cpu = test::cpu_square_robust(*cpu, x, labels, o);
+  WARN("Square L2 eps 1.5, 1000 queries: robust " << l2_dev << "/200 on the GPU, " << l2_cpu << "/200 with the CPU module");
+  REQUIRE(std::abs(l2_dev - l2_cpu) <= 12);  // same reasoning as L-inf
+}
+
+TEST_CASE("cuda: mlaudit --device cuda attack apgd-t / square run the fused device loops", "[cuda][cli]") {
+  MLAUDIT_REQUIRE_CUDA();
+  std::string dir = test::temp_dir("cuda-attack");
+  for (const char* attack : {"apgd-dlr", "apgd-t", "square"}) {
+    INFO(attack);
+    std::string out = dir + "/" + attack + ".json";
+    std::string args = fmt::format("--device cuda attack --model {} --data {} --labels {} --attack {} --eps 0.05 --out {}",
+                                   src("models/fmnist_cnn.onnx"), src("datasets/demo/fmnist_x.npy"),
+                                   src("datasets/demo/fmnist_y.npy"), attack, out);
+    auto r = test::run_cli(args);
+    REQUIRE(r.exit_code == 0);
+    std::ifstream f(out);
+    auto j = nlohmann::json::parse(f);
+    REQUIRE(j.dump().find("fused device loop") != std::string::npos);
   }
 }
 

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "apgd_check.h"
 #include "cuda_executor.h"
@@ -172,6 +173,202 @@ TEST_CASE("cuda emulated: device APGD-CE breaks what the CPU APGD-CE breaks, eve
     // leaves most points unbroken (the clean model is ~90% accurate) and fails this.
     REQUIRE(std::abs(robust_dev - robust_cpu) <= 2);
   }
+}
+
+TEST_CASE("cuda emulated: DLR and targeted-DLR values and logit gradients match the robustness module and finite differences",
+          "[cuda][emulated][apgd]") {
+  // Logits with well-separated values (gaps >= 0.3), so the top-4 order is stable under the
+  // finite-difference steps of 1e-3: the loss is then a smooth rational function of the logits.
+  const int64_t n = 6, k = 10;
+  std::mt19937 gen(7);
+  Tensor logits(engine::Shape{n, k});
+  std::vector<int64_t> y(n), tgt(n);
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<int> perm(k);
+    for (int j = 0; j < k; ++j) perm[size_t(j)] = j;
+    std::shuffle(perm.begin(), perm.end(), gen);
+    for (int64_t j = 0; j < k; ++j)
+      logits.f32()[i * k + j] = 0.5f * float(perm[size_t(j)]) + std::uniform_real_distribution<float>(0.f, 0.2f)(gen);
+    y[size_t(i)] = i % k;               // the label is sometimes the top class, sometimes not
+    tgt[size_t(i)] = (i * 3 + 1) % k == y[size_t(i)] ? (i * 3 + 2) % k : (i * 3 + 1) % k;
+  }
+  for (auto kind : {engine::cuda::ApgdLoss::Dlr, engine::cuda::ApgdLoss::DlrTargeted}) {
+    const bool targeted = kind == engine::cuda::ApgdLoss::DlrTargeted;
+    INFO((targeted ? "targeted DLR" : "DLR"));
+    std::vector<float> seed(size_t(n * k)), loss(n), correct(n);
+    engine::cuda::launch_apgd_loss_seed(kind, logits.f32(), y.data(), tgt.data(), seed.data(), loss.data(), correct.data(), n,
+                                        k, nullptr);
+    auto value = [&](const Tensor& z) { return targeted ? robustness::dlr_targeted_loss(z, y, tgt) : robustness::dlr_loss(z, y); };
+    auto ref = value(logits);
+    for (int64_t i = 0; i < n; ++i) {
+      REQUIRE(loss[size_t(i)] == Approx(ref[size_t(i)]).epsilon(1e-6));  // same float formula, same order
+      REQUIRE(correct[size_t(i)] == (engine::argmax_rows(logits)[size_t(i)] == y[size_t(i)] ? 1.f : 0.f));
+    }
+    // Central differences of the module's loss (float32 values ~1, step 1e-3: truncation ~1e-6,
+    // rounding ~1e-7 / 1e-3 = 1e-4); a wrong or missing term is off by >= 0.05 (1/den, den <= 5).
+    const float h = 1e-3f;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < k; ++j) {
+        Tensor zp = logits.clone(), zm = logits.clone();
+        zp.f32()[i * k + j] += h;
+        zm.f32()[i * k + j] -= h;
+        double fd = (double(value(zp)[size_t(i)]) - double(value(zm)[size_t(i)])) / (double(zp.f32()[i * k + j]) - zm.f32()[i * k + j]);
+        INFO("row " << i << " class " << j);
+        REQUIRE(std::fabs(seed[size_t(i * k + j)] - fd) <= 2e-3);
+      }
+  }
+  // APGD-T's target ranking: rank r = the (r+1)-th largest logit, ties in index order (std::stable_sort).
+  Tensor z = Tensor::from_floats({2, 5}, {0.f, 3.f, 1.f, 3.f, 2.f, 5.f, 4.f, 3.f, 2.f, 1.f});
+  std::vector<int64_t> got(2);
+  const std::vector<std::vector<int64_t>> order = {{1, 3, 4, 2, 0}, {0, 1, 2, 3, 4}};
+  for (int64_t r = 0; r < 5; ++r) {
+    engine::cuda::launch_rank_class(z.f32(), got.data(), 2, 5, r, nullptr);
+    REQUIRE(got[0] == order[0][size_t(r)]);
+    REQUIRE(got[1] == order[1][size_t(r)]);
+  }
+}
+
+TEST_CASE("cuda emulated: device APGD-DLR and APGD-T break what the CPU loops break, independent of the batch split",
+          "[cuda][emulated][apgd]") {
+  Tensor x = datasets::read_npy(test::source_path("datasets/demo/fmnist_x.npy")).slice_rows(0, 12);
+  Tensor y = datasets::read_npy(test::source_path("datasets/demo/fmnist_y.npy")).slice_rows(0, 12);
+  std::vector<int64_t> labels = y.to_int64s();
+  auto cpu = engine::Session::load(test::source_path("models/fmnist_cnn.onnx"));
+  auto dev = emulated(test::source_path("models/fmnist_cnn.onnx"));
+  auto& ex = static_cast<const engine::cuda::CudaExecutor&>(*dev);
+  for (const char* loss : {"dlr", "dlr-targeted"}) {
+    INFO("loss " << loss);
+    engine::DeviceApgdOptions o;
+    o.loss = loss;
+    o.eps = 0.05f;
+    o.steps = 8;              // checkpoints at 1, 2, 3, ...: halving and restarts happen
+    o.n_target_classes = 1;   // APGD-T: the runner-up class only (AutoAttack uses 9; small budget here; more below)
+    o.batch = 5;              // three device batches
+    o.seed = 5;
+    auto res = engine::cuda::apgd_on(ex, x, y, o);
+    int64_t robust_dev = test::check_device_attack(*cpu, x, labels, res, o.norm, o.eps, o.clip_min, o.clip_max);
+    int64_t robust_cpu = test::cpu_apgd_robust(*cpu, x, labels, o);
+    // Same algorithm, other random starts: near-boundary points may differ by one or two on 12
+    // images; a wrong loss gradient or target leaves most of the ~9 breakable points unbroken.
+    INFO("robust: device " << robust_dev << ", CPU " << robust_cpu);
+    REQUIRE(std::abs(robust_dev - robust_cpu) <= 2);
+    REQUIRE(robust_dev < 10);  // the attack does break points at eps 0.05 (clean accuracy 11/12)
+    if (std::string(loss) == "dlr-targeted") {
+      // Philox starts keyed by (row, element): batches of 5 + 5 + 2 and one batch of 16 (padded to
+      // even sizes: batch / 8 = 2, padding rows inactive; the first target leaves 3 rows here, run
+      // as 4) give the same points (3 iterations).
+      o.steps = 3;
+      o.n_target_classes = 2;  // two targeted runs: the second runs on the rows the first left robust
+      o.batch = 5;
+      auto split = engine::cuda::apgd_on(ex, x, y, o);
+      o.batch = 16;
+      auto one = engine::cuda::apgd_on(ex, x, y, o);
+      REQUIRE(one.robust == split.robust);
+      REQUIRE(nmse(one.x_adv, split.x_adv) == 0.0);
+      Tensor x4 = x.slice_rows(0, 4), y4 = y.slice_rows(0, 4);
+      // A second restart (run 1) only runs on the rows run 0 left robust, and run 0 is the same
+      // Philox stream: rows broken with 1 restart stay broken, with the same point.
+      o.n_target_classes = 1;
+      o.restarts = 1;
+      auto r1 = engine::cuda::apgd_on(ex, x4, y4, o);
+      o.restarts = 2;
+      auto r2 = engine::cuda::apgd_on(ex, x4, y4, o);
+      REQUIRE(r2.robust_count <= r1.robust_count);
+      for (int64_t i = 0; i < 4; ++i)
+        if (!r1.robust[size_t(i)]) {
+          REQUIRE_FALSE(r2.robust[size_t(i)]);
+          for (int64_t j = 0; j < 784; ++j) REQUIRE(r2.x_adv.f32()[i * 784 + j] == r1.x_adv.f32()[i * 784 + j]);
+        }
+    }
+  }
+  // Too few classes for the loss: an InputError naming it.
+  auto mlp = emulated(test::source_path("models/credit_mlp.onnx"));
+  engine::DeviceApgdOptions o;
+  o.loss = "dlr";
+  Tensor xc(engine::Shape{2, static_cast<const engine::cuda::CudaExecutor&>(*mlp).graph().inputs[0].shape.back()});
+  REQUIRE_THROWS_WITH(engine::cuda::apgd_on(static_cast<const engine::cuda::CudaExecutor&>(*mlp), xc,
+                                            Tensor::from_ints({2}, {0, 1}), o),
+                      Catch::Contains("DLR loss needs at least 3 classes"));
+  o.loss = "hinge";
+  REQUIRE_THROWS_WITH(engine::cuda::apgd_on(ex, x, y, o), Catch::Contains("loss 'hinge'"));
+}
+
+TEST_CASE("cuda emulated: device Square (L-inf, L2) breaks what the CPU Square breaks, stays in the ball, split-independent",
+          "[cuda][emulated][square]") {
+  Tensor x = datasets::read_npy(test::source_path("datasets/demo/fmnist_x.npy")).slice_rows(0, 12);
+  Tensor y = datasets::read_npy(test::source_path("datasets/demo/fmnist_y.npy")).slice_rows(0, 12);
+  std::vector<int64_t> labels = y.to_int64s();
+  auto cpu = engine::Session::load(test::source_path("models/fmnist_cnn.onnx"));
+  auto dev = emulated(test::source_path("models/fmnist_cnn.onnx"));
+  auto& ex = static_cast<const engine::cuda::CudaExecutor&>(*dev);
+  engine::DeviceSquareOptions o;
+  o.eps = 0.1f;
+  o.n_queries = 60;  // p schedule rescaled to 60 queries: levels p_init/4 .. p_init/512 are visited
+  o.batch = 5;
+  o.check_every = 7;
+  o.seed = 9;
+  auto res = engine::cuda::square_on(ex, x, y, o);
+  int64_t robust_dev = test::check_device_attack(*cpu, x, labels, res, "linf", o.eps, o.clip_min, o.clip_max);
+  int64_t robust_cpu = test::cpu_square_robust(*cpu, x, labels, o);
+  // Random search with other draws: on 12 images the counts may differ by a few near-boundary
+  // points; a wrong window, sign or acceptance rule breaks (almost) nothing or everything.
+  INFO("robust: device " << robust_dev << ", CPU " << robust_cpu);
+  REQUIRE(std::abs(robust_dev - robust_cpu) <= 3);
+  REQUIRE(robust_dev < 11);
+  REQUIRE(robust_dev > 0);
+  // Every row (broken or not) lies in the ball and the box; queries: robust rows spent the budget.
+  REQUIRE(res.queries.size() == 12);
+  for (int64_t i = 0; i < 12; ++i) {
+    for (int64_t j = 0; j < 784; ++j) {
+      float v = res.x_adv.f32()[i * 784 + j], c = x.f32()[i * 784 + j];
+      REQUIRE(std::fabs(v - c) <= o.eps + 1e-6f);
+    }
+    REQUIRE(res.queries[size_t(i)] >= 1);
+    REQUIRE(res.queries[size_t(i)] <= o.n_queries);
+    if (res.robust[size_t(i)]) REQUIRE(res.queries[size_t(i)] == o.n_queries);
+  }
+  // Draws keyed by (seed, global row, iteration): another batch split and another compaction
+  // period give the same points.
+  o.batch = 12;
+  o.check_every = 1;
+  auto one = engine::cuda::square_on(ex, x, y, o);
+  REQUIRE(one.robust == res.robust);
+  REQUIRE(one.queries == res.queries);
+  REQUIRE(nmse(one.x_adv, res.x_adv) == 0.0);
+  // L2 (Alg. 3: meta pseudo-Gaussian windows, tile-grid init) against the CPU L2 Square; every
+  // point (broken or not) in the L2 ball and the box.
+  o.norm = "l2";
+  o.eps = 3.0f;
+  o.n_queries = 40;
+  o.batch = 5;
+  auto l2 = engine::cuda::square_on(ex, x, y, o);
+  int64_t robust_l2 = test::check_device_attack(*cpu, x, labels, l2, "l2", o.eps, o.clip_min, o.clip_max);
+  int64_t robust_l2_cpu = test::cpu_square_robust(*cpu, x, labels, o);
+  INFO("L2 robust: device " << robust_l2 << ", CPU " << robust_l2_cpu);
+  REQUIRE(std::abs(robust_l2 - robust_l2_cpu) <= 3);
+  REQUIRE(robust_l2 < 11);
+  for (int64_t i = 0; i < 12; ++i) {
+    double dn = 0;
+    for (int64_t j = 0; j < 784; ++j) {
+      double dv = double(l2.x_adv.f32()[i * 784 + j]) - x.f32()[i * 784 + j];
+      dn += dv * dv;
+    }
+    REQUIRE(std::sqrt(dn) <= o.eps * (1 + 1e-5) + 1e-6);
+  }
+  // Split independence for L2 on 4 images, 20 queries (kept short).
+  Tensor x4 = x.slice_rows(0, 4), y4 = y.slice_rows(0, 4);
+  o.n_queries = 20;
+  o.batch = 3;
+  auto l2split = engine::cuda::square_on(ex, x4, y4, o);
+  o.batch = 4;
+  auto l2one = engine::cuda::square_on(ex, x4, y4, o);
+  REQUIRE(l2one.robust == l2split.robust);
+  REQUIRE(nmse(l2one.x_adv, l2split.x_adv) == 0.0);
+  o.norm = "l1";
+  REQUIRE_THROWS_WITH(engine::cuda::square_on(ex, x, y, o), Catch::Contains("norm 'l1'"));
+  o.norm = "l2";
+  Tensor flat(engine::Shape{2, 784});
+  REQUIRE_THROWS_WITH(engine::cuda::square_on(ex, flat, Tensor::from_ints({2}, {0, 1}), o), Catch::Contains("H,W >= 5"));
 }
 
 TEST_CASE("cuda emulated: fused PGD follows the CPU PGD loop", "[cuda][emulated][pgd]") {

@@ -1,4 +1,4 @@
-// Fused PGD and smoothing loops on the CUDA executor (see accelerated.h).
+// Fused PGD, APGD (CE, DLR, APGD-T), Square and smoothing loops on the CUDA executor (see accelerated.h).
 // The loops run on the Session's own CUDA executor (Session::device_session()), so the
 // weights uploaded at load are reused and nothing is rebuilt per call.
 // This file is compiled only into mlaudit_engine_cuda, which does not itself carry the
@@ -227,16 +227,48 @@ std::optional<DevicePgdResult> device_apgd_ce(const Session& session, const Tens
   return cuda::apgd_ce_on(*b.ex, x, labels, o);
 }
 
-// APGD-CE (Croce & Hein 2020, Algorithm 1) with every row's state on the device: the loop
+std::optional<DevicePgdResult> device_apgd(const Session& session, const Tensor& x, const Tensor& labels,
+                                           const DeviceApgdOptions& o) {
+  if (!on_cuda(session)) return std::nullopt;
+  BoundExecutor b = bind_executor(session, "apgd");
+  if (!b.ex) return std::nullopt;
+  return cuda::apgd_on(*b.ex, x, labels, o);
+}
+
+DevicePgdResult cuda::apgd_ce_on(const cuda::CudaExecutor& ex, const Tensor& x, const Tensor& labels,
+                                 const DeviceApgdOptions& o) {
+  DeviceApgdOptions ce = o;
+  ce.loss = "ce";
+  return apgd_on(ex, x, labels, ce);
+}
+
+namespace {
+// Key of run `run` of a seed (splitmix64 finaliser): distinct, well-mixed Philox keys per restart/target.
+uint64_t run_key(uint64_t seed, uint64_t run) {
+  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (run + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+// APGD (Croce & Hein 2020, Algorithm 1) with every row's state on the device: the loop
 // mirrors robustness/src/apgd.cpp (checkpoints p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06),
 // momentum 0.75 after the first step, eta^(0) = 2 eps, rho = 0.75, restart from the best point
 // with its gradient); rows leave the optimisation once misclassified, their breaking iterate kept.
-// The checkpoint schedule is fixed in advance, so no host decision depends on device data
-// except the early stop when every row is broken (checked at checkpoints).
-DevicePgdResult cuda::apgd_ce_on(const cuda::CudaExecutor& ex, const Tensor& x, const Tensor& labels,
-                                 const DeviceApgdOptions& o) {
+// Loss CE, DLR (eq. 6) or targeted DLR (eq. 7), value and logit gradient from one kernel.
+// Runs: `restarts` per target (APGD-T: targets = clean ranks 2 .. n_target_classes + 1, as
+// apgd_targeted), each from a fresh Philox start on the rows no earlier run broke (gathered into
+// compact device batches, as the reference runs each target on the still-robust points).
+// The checkpoint schedule is fixed in advance, so within a run no host decision depends on device
+// data except the early stop when every row is broken (checked at checkpoints).
+DevicePgdResult cuda::apgd_on(const cuda::CudaExecutor& ex, const Tensor& x, const Tensor& labels,
+                              const DeviceApgdOptions& o) {
   if (o.norm != "linf" && o.norm != "l2") throw InputError("engine", fmt::format("apgd: norm '{}' is not linf or l2", o.norm));
+  if (o.loss != "ce" && o.loss != "dlr" && o.loss != "dlr-targeted")
+    throw InputError("engine", fmt::format("apgd: loss '{}' is not ce, dlr or dlr-targeted", o.loss));
   if (!(o.eps >= 0) || o.steps < 0) throw InputError("engine", "apgd: eps must be >= 0 and steps >= 0");
+  if (o.restarts < 1 || o.n_target_classes < 1) throw InputError("engine", "apgd: restarts and n_target_classes must be >= 1");
   if (x.rank() < 1 || x.dtype() != DType::Float32) throw InputError("engine", "apgd: x must be a float32 batch [N,...]");
   const int64_t n = x.shape()[0];
   if (labels.numel() != n) throw InputError("engine", fmt::format("apgd: {} labels for {} inputs", labels.numel(), n));
@@ -250,13 +282,289 @@ DevicePgdResult cuda::apgd_ce_on(const cuda::CudaExecutor& ex, const Tensor& x, 
   const bool linf = o.norm == "linf";
   const float eps = o.eps, lo = o.clip_min, hi = o.clip_max;
   const int n_iter = o.steps;
+  const cuda::ApgdLoss loss_kind = o.loss == "ce" ? cuda::ApgdLoss::CrossEntropy
+                                   : o.loss == "dlr" ? cuda::ApgdLoss::Dlr
+                                                     : cuda::ApgdLoss::DlrTargeted;
+  const bool targeted = loss_kind == cuda::ApgdLoss::DlrTargeted;
+
+  DevicePgdResult res;
+  res.batch = o.batch > 0 ? std::min(o.batch, std::max<int64_t>(n, 1)) : auto_batch(ex, sample, std::max<int64_t>(n, 1));
+  res.x_adv = x.clone();
+  res.robust.assign(size_t(n), 1);
+  if (n == 0) return res;
+
+  // Clean logits, in device batches: the number of classes and (APGD-T) the target ranking, a
+  // stable descending sort per row as apgd_targeted's.
+  int64_t k = 0;
+  std::vector<float> clean;
+  for (int64_t b0 = 0; b0 < n; b0 += res.batch) {
+    const int64_t m = std::min(res.batch, n - b0);
+    auto out = ex.outputs_of(ex.forward_values({cuda::to_device(x.slice_rows(b0, b0 + m), st)}, false)).at(0);
+    if (out.shape.size() != 2 || out.shape[0] != m)
+      throw InputError("engine", fmt::format("apgd: the model output {} is not [N, classes]", shape_str(out.shape)));
+    k = out.shape[1];
+    if (!targeted) break;
+    clean.resize(size_t(n * k));
+    cuda::download(clean.data() + b0 * k, out.f(), size_t(m * k) * sizeof(float), st);
+  }
+  const int64_t min_classes = loss_kind == cuda::ApgdLoss::Dlr ? 3 : targeted ? 4 : 2;
+  if (k < min_classes)
+    throw InputError("engine", fmt::format("apgd: the {} loss needs at least {} classes, the model has {}",
+                                           targeted ? "targeted DLR" : o.loss == "dlr" ? "DLR" : "CE", min_classes, k));
+  const int n_targets = targeted ? int(std::min<int64_t>(o.n_target_classes, k - 1)) : 1;
+  std::vector<std::vector<int64_t>> order;
+  if (targeted) {
+    order.resize(size_t(n));
+    for (int64_t i = 0; i < n; ++i) {
+      auto& ord = order[size_t(i)];
+      ord.resize(size_t(k));
+      for (int64_t j = 0; j < k; ++j) ord[size_t(j)] = j;
+      const float* z = clean.data() + i * k;
+      std::stable_sort(ord.begin(), ord.end(), [z](int64_t a, int64_t b) { return z[a] > z[b]; });
+    }
+  }
+
+  // One APGD run on the rows `idx` (all unbroken), in device batches of at most res.batch rows:
+  // every row's state on the device; afterwards broken rows get their breaking iterate and
+  // found = 1, the others the run's best-loss point.
+  int run = 0;
+  auto one_run = [&](const std::vector<int64_t>& idx, int target_rank) {
+    const uint64_t key = run_key(o.seed, uint64_t(run));
+    for (size_t c0 = 0; c0 < idx.size(); c0 += size_t(res.batch)) {
+      std::vector<int64_t> rows_i(idx.begin() + c0, idx.begin() + std::min(idx.size(), c0 + size_t(res.batch)));
+      // Device batches are padded to a multiple of batch/8 (copies of the first row, inactive from
+      // the start): at most 8 distinct forward shapes whatever the runs leave, so the executor's
+      // per-shape caches stay small; the padding costs at most an eighth of a batch.
+      const int64_t m_real = int64_t(rows_i.size());
+      const int64_t quantum = std::max<int64_t>(1, res.batch / 8);
+      const int64_t m = std::min(res.batch, (m_real + quantum - 1) / quantum * quantum);
+      rows_i.resize(size_t(m), rows_i.front());
+      const Shape bs = with_batch(sample, m);
+      DValue x0 = cuda::to_device(x.gather_rows(rows_i), st);
+      std::vector<int64_t> lb(static_cast<size_t>(m)), tb(static_cast<size_t>(m), 0);
+      for (int64_t i = 0; i < m; ++i) {
+        lb[size_t(i)] = lab[size_t(rows_i[size_t(i)])];
+        if (targeted) tb[size_t(i)] = order[size_t(rows_i[size_t(i)])][size_t(target_rank)];
+      }
+      cuda::BufferPtr ints = cuda::allocate(size_t(3 * m) * sizeof(int64_t));
+      int64_t* ld = static_cast<int64_t*>(ints->get());
+      int64_t* td = ld + m;
+      int64_t* rd = ld + 2 * m;
+      cuda::upload(ld, lb.data(), size_t(m) * sizeof(int64_t), st);
+      cuda::upload(td, tb.data(), size_t(m) * sizeof(int64_t), st);
+      cuda::upload(rd, rows_i.data(), size_t(m) * sizeof(int64_t), st);
+      auto rows = [&](float init) {
+        DValue v = cuda::device_tensor({m});
+        cuda::launch_fill(v.f(), m, init, s);
+        return v;
+      };
+      DValue xa = cuda::device_tensor(bs), x_old = cuda::device_tensor(bs), x_best = cuda::device_tensor(bs);
+      DValue grad_best = cuda::device_tensor(bs), adv = cuda::device_tensor(bs), z = cuda::device_tensor(bs);
+      DValue step = rows(2.f * eps), loss = rows(0.f), loss_prev = rows(0.f), loss_best = rows(0.f), loss_best_last = rows(0.f);
+      DValue inc = rows(0.f), reduced_last = rows(1.f), active = rows(1.f), found = rows(0.f), correct = rows(0.f);
+      DValue improve = rows(0.f), broke = rows(0.f), restart = rows(0.f), norms = rows(0.f);
+      if (m > m_real) cuda::launch_fill(active.f() + m_real, m - m_real, 0.f, s);  // padding rows never run
+      cuda::BufferPtr tmp = cuda::allocate(size_t(m * d + m) * sizeof(float));
+
+      // Random start: L-inf x + eps t / ||t||_inf, t ~ U[-1, 1]^d; L2 x + eps t / ||t||_2, t ~ N(0, I);
+      // clamped to the box. Philox keyed by (seed, run), counter = (original row, element): a row's
+      // start depends neither on the batch split nor on which rows earlier runs broke.
+      cuda::launch_philox_rows(z.f(), rd, m, d, key, !linf, s);
+      if (linf) cuda::launch_row_absmax(z.f(), norms.f(), m, d, s);
+      else cuda::launch_row_norms(z.f(), norms.f(), m, d, s);
+      cuda::launch_scaled_start(xa.f(), x0.f(), z.f(), norms.f(), m, d, eps, lo, hi, s);
+      cuda::copy_device(x_old.f(), xa.f(), size_t(m * d) * sizeof(float), st);
+
+      DValue grad, seed;
+      // One evaluation: logits, per-row loss and its logit gradient, input gradient; then tracking and copies.
+      auto evaluate = [&](bool first) {
+        auto values = ex.forward_values({xa}, true);
+        DValue logits = ex.outputs_of(values).at(0);
+        if (seed.empty() || seed.numel() != m * k) seed = cuda::device_tensor(logits.shape);
+        cuda::launch_apgd_loss_seed(loss_kind, logits.f(), ld, targeted ? td : nullptr, seed.f(), loss.f(), correct.f(), m,
+                                    k, s);
+        grad = ex.backward_values(values, {seed}).at(0);
+        cuda::launch_apgd_track(loss.f(), loss_prev.f(), loss_best.f(), inc.f(), active.f(), correct.f(), found.f(),
+                                improve.f(), broke.f(), first, m, s);
+        cuda::launch_masked_row_copy(xa.f(), x_best.f(), improve.f(), m, d, s);
+        cuda::launch_masked_row_copy(grad.f(), grad_best.f(), improve.f(), m, d, s);
+        cuda::launch_masked_row_copy(xa.f(), adv.f(), broke.f(), m, d, s);
+      };
+      auto all_inactive = [&] {
+        std::vector<float> a(static_cast<size_t>(m));
+        cuda::download(a.data(), active.f(), size_t(m) * sizeof(float), st);
+        return std::all_of(a.begin(), a.end(), [](float e) { return e == 0.f; });
+      };
+
+      evaluate(true);
+      cuda::copy_device(loss_best_last.f(), loss_best.f(), size_t(m) * sizeof(float), st);
+      int k_period = std::max(int(0.22 * n_iter), 1);
+      const int size_decr = std::max(int(0.03 * n_iter), 1), n_iter_min = std::max(int(0.06 * n_iter), 1);
+      int counter = 0;
+      constexpr float rho = 0.75f;
+      for (int i = 0; i < n_iter; ++i) {
+        const float a = i > 0 ? 0.75f : 1.f;
+        if (linf) {
+          cuda::launch_apgd_step_linf(xa.f(), x_old.f(), x0.f(), grad.f(), step.f(), active.f(), m, d, a, eps, lo, hi, s);
+        } else {
+          cuda::launch_row_norms(grad.f(), norms.f(), m, d, s);
+          cuda::launch_apgd_l2_grad_step(xa.f(), grad.f(), norms.f(), step.f(), active.f(), z.f(), m, d, s);
+          cuda::launch_l2_project(z.f(), x0.f(), tmp->f32(), m, d, eps, lo, hi, s);
+          cuda::launch_apgd_momentum(xa.f(), x_old.f(), z.f(), active.f(), m, d, a, s);
+          cuda::launch_l2_project(xa.f(), x0.f(), tmp->f32(), m, d, eps, lo, hi, s);
+        }
+        evaluate(false);
+        if (++counter == k_period) {
+          cuda::launch_apgd_checkpoint(inc.f(), reduced_last.f(), loss_best_last.f(), loss_best.f(), step.f(), active.f(),
+                                       restart.f(), float(k_period), rho, m, s);
+          cuda::launch_masked_row_copy(x_best.f(), xa.f(), restart.f(), m, d, s);
+          cuda::launch_masked_row_copy(grad_best.f(), grad.f(), restart.f(), m, d, s);
+          k_period = std::max(k_period - size_decr, n_iter_min);
+          counter = 0;
+          if (all_inactive()) break;
+        }
+      }
+      // Rows never broken report this run's best-loss point; broken rows keep the iterate that broke them.
+      cuda::launch_masked_row_copy(x_best.f(), adv.f(), active.f(), m, d, s);
+      std::vector<float> f(static_cast<size_t>(m));
+      Tensor adv_h(bs);
+      cuda::download(f.data(), found.f(), size_t(m) * sizeof(float), st);
+      cuda::download(adv_h.f32(), adv.f(), size_t(m * d) * sizeof(float), st);
+      for (int64_t i = 0; i < m_real; ++i) {
+        const int64_t r = rows_i[size_t(i)];
+        std::copy_n(adv_h.f32() + i * d, d, res.x_adv.f32() + r * d);
+        if (f[size_t(i)] != 0.f) res.robust[size_t(r)] = 0;
+      }
+    }
+  };
+
+  // Runs: `restarts` per target (APGD-T: clean ranks 2 .. n_targets + 1, as apgd_targeted), each on
+  // the rows no earlier run broke, so every batch holds unbroken rows only.
+  for (int t = 0; t < n_targets; ++t) {
+    for (int rs = 0; rs < o.restarts; ++rs, ++run) {
+      std::vector<int64_t> idx;
+      for (int64_t i = 0; i < n; ++i)
+        if (res.robust[size_t(i)]) idx.push_back(i);
+      if (idx.empty()) break;
+      one_run(idx, t + 1);
+    }
+  }
+  for (auto r : res.robust) res.robust_count += r;
+  return res;
+}
+
+std::optional<DevicePgdResult> device_square(const Session& session, const Tensor& x, const Tensor& labels,
+                                             const DeviceSquareOptions& o) {
+  if (!on_cuda(session)) return std::nullopt;
+  BoundExecutor b = bind_executor(session, "square");
+  if (!b.ex) return std::nullopt;
+  return cuda::square_on(*b.ex, x, labels, o);
+}
+
+namespace {
+// Piecewise-constant schedule of p (fraction of features changed), defined for 10000 queries and
+// rescaled to the budget (Andriushchenko et al. 2020, Sec. 4 / the reference p_selection; square.cpp).
+double square_p(double p_init, int it, int n_queries) {
+  const int t = int(double(it) / n_queries * 10000);
+  if (t <= 10) return p_init;
+  if (t <= 50) return p_init / 2;
+  if (t <= 200) return p_init / 4;
+  if (t <= 500) return p_init / 8;
+  if (t <= 1000) return p_init / 16;
+  if (t <= 2000) return p_init / 32;
+  if (t <= 4000) return p_init / 64;
+  if (t <= 6000) return p_init / 128;
+  if (t <= 8000) return p_init / 256;
+  return p_init / 512;
+}
+// eta^(r,s) of the L2 attack: concentric rectangles weighted 1/(k+1)^2, unit norm (square.cpp).
+std::vector<double> eta_rectangles(int rows, int cols) {
+  std::vector<double> e(size_t(rows * cols), 0.0);
+  int r0 = rows / 2, c0 = cols / 2;
+  for (int k = 0; k < std::max(rows / 2 + 1, cols / 2 + 1); ++k) {
+    for (int a = std::max(r0, 0); a < std::min(r0 + 2 * k + 1, rows); ++a)
+      for (int b = std::max(c0, 0); b < std::min(c0 + 2 * k + 1, cols); ++b) e[size_t(a * cols + b)] += 1.0 / ((k + 1.0) * (k + 1.0));
+    --r0;
+    --c0;
+  }
+  double n = 0;
+  for (double v : e) n += v * v;
+  n = std::sqrt(n);
+  for (double& v : e) v /= n;
+  return e;
+}
+
+// The meta pseudo-Gaussian pattern of side s before its random transposition: +eta on the top
+// half, -eta on the bottom half, unit L2 norm (Andriushchenko et al. 2020, Sec. 3.2; square.cpp).
+std::vector<float> meta_pattern(int s) {
+  std::vector<double> m(static_cast<size_t>(s * s));
+  auto top = eta_rectangles(s / 2, s), bottom = eta_rectangles(s - s / 2, s);
+  for (int a = 0; a < s / 2; ++a)
+    for (int b = 0; b < s; ++b) m[size_t(a * s + b)] = top[size_t(a * s + b)];
+  for (int a = s / 2; a < s; ++a)
+    for (int b = 0; b < s; ++b) m[size_t(a * s + b)] = -bottom[size_t((a - s / 2) * s + b)];
+  double n = 0;
+  for (double v : m) n += v * v;
+  n = std::sqrt(n);
+  std::vector<float> out(m.size());
+  for (size_t i = 0; i < m.size(); ++i) out[i] = float(m[i] / n);
+  return out;
+}
+
+}  // namespace
+
+// Square (Andriushchenko et al. 2020, Alg. 2), L-inf and L2, following robustness/src/square.cpp: per row
+// x_best, margin and query count stay on the device; each iteration proposes a window update for
+// every working row (kernel), runs one forward on the working rows and accepts lower margins
+// (kernel). Working rows are batch rows addressed through `rowid`; every check_every iterations
+// the host downloads the margins, stops when none is > 0 and otherwise uploads the shorter list
+// (forwards shrink as rows break; results do not depend on when this happens).
+DevicePgdResult cuda::square_on(const cuda::CudaExecutor& ex, const Tensor& x, const Tensor& labels,
+                                const DeviceSquareOptions& o) {
+  if (o.norm != "linf" && o.norm != "l2") throw InputError("engine", fmt::format("square: norm '{}' is not linf or l2", o.norm));
+  const bool linf = o.norm == "linf";
+  if (!(o.eps >= 0) || o.n_queries < 1 || !(o.p_init > 0 && o.p_init <= 1) || o.check_every < 1)
+    throw InputError("engine", "square: eps must be >= 0, n_queries >= 1, 0 < p_init <= 1 and check_every >= 1");
+  if (x.rank() < 2 || x.dtype() != DType::Float32) throw InputError("engine", "square: x must be a float32 batch [N,...]");
+  const int64_t n = x.shape()[0];
+  if (labels.numel() != n) throw InputError("engine", fmt::format("square: {} labels for {} inputs", labels.numel(), n));
+  std::lock_guard<std::mutex> lock(ex.lock());
+  const cuda::Stream& st = ex.stream();
+  cuda::StreamScope scope(st);
+  void* s = st.get();
+  const Shape sample(x.shape().begin() + 1, x.shape().end());
+  const int64_t d = shape_numel(sample);
+  // Image layout [N,C,H,W]; other inputs are one-row images (square.cpp).
+  cuda::SquareGeom g{1, 1, d, d};
+  if (x.rank() == 4) g = {x.shape()[1], x.shape()[2], x.shape()[3], d};
+  else if (x.rank() == 3) g = {1, x.shape()[1], x.shape()[2], d};
+  if (!linf && (g.h < 5 || g.w < 5))
+    throw InputError("engine", "square: --norm l2 needs image inputs [N,C,H,W] with H,W >= 5, got " + shape_str(x.shape()));
+  const std::vector<int64_t> lab = labels.to_int64s();
+  const float eps = o.eps, lo = o.clip_min, hi = o.clip_max;
+  // L2 init tiles (square.cpp): side h / 5 from (sp, sp), as many as fit.
+  const int64_t s0 = g.h / 5, sp = linf ? 0 : (g.h - s0 * 5) / 2;
+  int64_t ntr = 0, ntc = 0;
+  if (!linf) {
+    for (int64_t vh = sp; vh + s0 <= g.h && vh < sp + (g.h / s0) * s0; vh += s0) ++ntr;
+    for (int64_t vw = sp; vw + s0 <= g.w && vw < sp + (g.h / s0) * s0; vw += s0) ++ntc;
+  }
+  // Device copy of the meta pattern of side s (recomputed when the schedule changes s).
+  cuda::BufferPtr pattern;
+  int64_t pattern_side = -1;
+  auto use_pattern = [&](int64_t side) {
+    if (side == pattern_side) return;
+    std::vector<float> pat = meta_pattern(int(side));
+    pattern = cuda::allocate(pat.size() * sizeof(float));
+    cuda::upload(pattern->get(), pat.data(), pat.size() * sizeof(float), st);
+    pattern_side = side;
+  };
 
   DevicePgdResult res;
   res.batch = o.batch > 0 ? std::min(o.batch, std::max<int64_t>(n, 1)) : auto_batch(ex, sample, std::max<int64_t>(n, 1));
   res.x_adv = Tensor(x.shape());
   res.robust.assign(size_t(n), 0);
-  cuda::Rng rng(o.seed, st);
-
+  res.queries.assign(size_t(n), 0);
   for (int64_t b0 = 0; b0 < n; b0 += res.batch) {
     const int64_t m = std::min(res.batch, n - b0);
     const Shape bs = with_batch(sample, m);
@@ -265,102 +573,85 @@ DevicePgdResult cuda::apgd_ce_on(const cuda::CudaExecutor& ex, const Tensor& x, 
     cuda::BufferPtr labels_d = cuda::allocate(size_t(m) * sizeof(int64_t));
     cuda::upload(labels_d->get(), lb.raw(), size_t(m) * sizeof(int64_t), st);
     const int64_t* ld = static_cast<const int64_t*>(labels_d->get());
-    auto rows = [&](float init) {
-      DValue v = cuda::device_tensor({m});
-      cuda::launch_fill(v.f(), m, init, s);
-      return v;
-    };
-    DValue xa = cuda::device_tensor(bs), x_old, x_best, grad_best, adv = cuda::device_tensor(bs), z = cuda::device_tensor(bs);
-    DValue step = rows(2.f * eps), loss = rows(0.f), loss_prev = rows(0.f), loss_best = rows(0.f), loss_best_last = rows(0.f);
-    DValue inc = rows(0.f), reduced_last = rows(1.f), active = rows(1.f), found = rows(0.f), correct = rows(0.f);
-    DValue improve = rows(0.f), broke = rows(0.f), restart = rows(0.f), norms = rows(0.f);
-    cuda::BufferPtr tmp = cuda::allocate(size_t(m * d + m) * sizeof(float));
+    std::vector<int64_t> ids(static_cast<size_t>(m));
+    for (int64_t i = 0; i < m; ++i) ids[size_t(i)] = i;
+    cuda::BufferPtr rowid_d = cuda::allocate(size_t(m) * sizeof(int64_t));
+    cuda::upload(rowid_d->get(), ids.data(), size_t(m) * sizeof(int64_t), st);
+    const int64_t* rid = static_cast<const int64_t*>(rowid_d->get());
+    DValue xb = cuda::device_tensor(bs), xn = cuda::device_tensor(bs);
+    DValue margin = cuda::device_tensor({m}), queries = cuda::device_tensor({m}), accept = cuda::device_tensor({m});
+    cuda::BufferPtr params = cuda::allocate(size_t(3 * m) * sizeof(int));
+    cuda::BufferPtr signs = cuda::allocate(size_t(m * g.c * (linf ? 1 : 3)) * sizeof(float));
+    cuda::BufferPtr rowp = linf ? nullptr : cuda::allocate(size_t(8 * m) * sizeof(float));
 
-    // Random start: L-inf x + eps t / ||t||_inf, t ~ U[-1, 1]^d; L2 x + eps t / ||t||_2, t ~ N(0, I); clamped to the box.
+    // Init (L-inf: vertical stripes; L2: the tile grid scaled to norm eps), one forward, margins.
     if (linf) {
-      // t = 2u - 1 for u uniform in (0, 1].
-      rng.uniform(z.f(), size_t(m * d));
-      cuda::launch_axpby(z.f(), z.f(), m * d, 2.f, 0.f, s);
-      DValue one = cuda::device_tensor({1});
-      cuda::launch_fill(one.f(), 1, 1.f, s);
-      cuda::BroadcastDesc bd;
-      bd.rank = 1;
-      bd.out_dims[0] = m * d;
-      bd.a_strides[0] = 1;
-      bd.b_strides[0] = 0;
-      cuda::launch_binary(cuda::BinaryOp::Sub, z.f(), one.f(), z.f(), bd, s);
-      cuda::launch_row_absmax(z.f(), norms.f(), m, d, s);
+      cuda::launch_square_init_linf(xb.f(), x0.f(), g, m, eps, lo, hi, o.seed, b0, s);
     } else {
-      rng.normal(z.f(), size_t(m * d));
-      cuda::launch_row_norms(z.f(), norms.f(), m, d, s);
+      use_pattern(s0);
+      cuda::launch_square_init_l2(xn.f(), pattern->f32(), g, m, s0, sp, ntr, ntc, o.seed, b0, s);
+      cuda::launch_row_norms(xn.f(), margin.f(), m, d, s);  // margin as scratch for the norms
+      cuda::launch_scaled_start(xb.f(), x0.f(), xn.f(), margin.f(), m, d, eps, lo, hi, s);
     }
-    cuda::launch_scaled_start(xa.f(), x0.f(), z.f(), norms.f(), m, d, eps, lo, hi, s);
-    x_old = cuda::device_tensor(bs);
-    cuda::copy_device(x_old.f(), xa.f(), size_t(m * d) * sizeof(float), st);
-    x_best = cuda::device_tensor(bs);
-    cuda::copy_device(x_best.f(), xa.f(), size_t(m * d) * sizeof(float), st);
-    grad_best = cuda::device_tensor(bs);
-
-    DValue grad;
-    DValue seed;
-    // One evaluation: logits, per-row CE and its gradient at xa; then tracking and copies.
-    auto evaluate = [&](bool first) {
-      auto values = ex.forward_values({xa}, true);
-      DValue logits = ex.outputs_of(values).at(0);
-      if (logits.shape.size() != 2 || logits.shape[0] != m)
-        throw InputError("engine", fmt::format("apgd: the model output {} is not [N, classes]", shape_str(logits.shape)));
-      const int64_t k = logits.shape[1];
-      if (seed.empty() || seed.numel() != m * k) seed = cuda::device_tensor(logits.shape);
-      cuda::launch_ce_loss_seed(logits.f(), ld, seed.f(), loss.f(), correct.f(), m, k, s);
-      grad = ex.backward_values(values, {seed}).at(0);
-      cuda::launch_apgd_track(loss.f(), loss_prev.f(), loss_best.f(), inc.f(), active.f(), correct.f(), found.f(),
-                              improve.f(), broke.f(), first, m, s);
-      cuda::launch_masked_row_copy(xa.f(), x_best.f(), improve.f(), m, d, s);
-      cuda::launch_masked_row_copy(grad.f(), grad_best.f(), improve.f(), m, d, s);
-      cuda::launch_masked_row_copy(xa.f(), adv.f(), broke.f(), m, d, s);
-    };
-    auto all_broken = [&] {
-      std::vector<float> a(static_cast<size_t>(m));
-      cuda::download(a.data(), active.f(), size_t(m) * sizeof(float), st);
-      return std::all_of(a.begin(), a.end(), [](float v) { return v == 0.f; });
-    };
-
-    evaluate(true);
-    cuda::copy_device(loss_best_last.f(), loss_best.f(), size_t(m) * sizeof(float), st);
-    int k_period = std::max(int(0.22 * n_iter), 1);
-    const int size_decr = std::max(int(0.03 * n_iter), 1), n_iter_min = std::max(int(0.06 * n_iter), 1);
-    int counter = 0;
-    constexpr float rho = 0.75f;
-    for (int i = 0; i < n_iter; ++i) {
-      const float a = i > 0 ? 0.75f : 1.f;
+    int64_t k = 0;
+    {
+      auto out = ex.outputs_of(ex.forward_values({xb}, false)).at(0);
+      if (out.shape.size() != 2 || out.shape[0] != m)
+        throw InputError("engine", fmt::format("square: the model output {} is not [N, classes]", shape_str(out.shape)));
+      k = out.shape[1];
+      if (k < 2) throw InputError("engine", "square: the margin loss needs at least 2 classes");
+      cuda::launch_square_margin(out.f(), ld, rid, margin.f(), queries.f(), accept.f(), m, k, true, s);
+    }
+    int64_t w = m;
+    std::vector<float> mh(static_cast<size_t>(m));
+    for (int it = 1; it < o.n_queries; ++it) {
+      if ((it - 1) % o.check_every == 0) {
+        cuda::download(mh.data(), margin.f(), size_t(m) * sizeof(float), st);
+        ids.clear();
+        std::vector<int64_t> done;
+        for (int64_t i = 0; i < m; ++i) (mh[size_t(i)] > 0.f ? ids : done).push_back(i);
+        if (ids.empty()) break;
+        // Working-set sizes are m or powers of two (padded with broken rows, which the kernels skip):
+        // few distinct forward shapes, so the executor's per-shape caches stay small.
+        int64_t bucket = m;
+        if (int64_t(ids.size()) <= m / 2) {
+          bucket = 1;
+          while (bucket < int64_t(ids.size())) bucket *= 2;
+        }
+        if (bucket < w) {
+          for (size_t q = 0; int64_t(ids.size()) < bucket; ++q) ids.push_back(done[q]);
+          w = bucket;
+          cuda::upload(rowid_d->get(), ids.data(), size_t(w) * sizeof(int64_t), st);
+        }
+      }
+      const double p = square_p(o.p_init, it, o.n_queries);
+      const int64_t side0 = int64_t(std::lround(std::sqrt(p * double(d) / double(g.c))));
       if (linf) {
-        cuda::launch_apgd_step_linf(xa.f(), x_old.f(), x0.f(), grad.f(), step.f(), active.f(), m, d, a, eps, lo, hi, s);
+        // Window side s = round(sqrt(p * d / c)), at least 1, at most min(h, w) (square.cpp).
+        const int64_t side = std::min(std::max<int64_t>(side0, 1), std::min(g.h, g.w));
+        cuda::launch_square_propose_linf(xb.f(), x0.f(), rid, margin.f(), static_cast<int*>(params->get()), signs->f32(),
+                                         xn.f(), g, w, side, eps, lo, hi, o.seed, b0, uint32_t(it), s);
       } else {
-        cuda::launch_row_norms(grad.f(), norms.f(), m, d, s);
-        cuda::launch_apgd_l2_grad_step(xa.f(), grad.f(), norms.f(), step.f(), active.f(), z.f(), m, d, s);
-        cuda::launch_l2_project(z.f(), x0.f(), tmp->f32(), m, d, eps, lo, hi, s);
-        cuda::launch_apgd_momentum(xa.f(), x_old.f(), z.f(), active.f(), m, d, a, s);
-        cuda::launch_l2_project(xa.f(), x0.f(), tmp->f32(), m, d, eps, lo, hi, s);
+        // L2: at least 3, odd, at most min(h, w) - 1 (square.cpp).
+        int64_t side = std::max<int64_t>(side0, 3);
+        if (side % 2 == 0) ++side;
+        side = std::min(side, std::min(g.h, g.w) - 1);
+        use_pattern(side);
+        cuda::launch_square_propose_l2(xb.f(), x0.f(), rid, margin.f(), pattern->f32(), rowp->f32(), signs->f32(), xn.f(), g, w,
+                                       side, eps, lo, hi, o.seed, b0, uint32_t(it), s);
       }
-      evaluate(false);
-      if (++counter == k_period) {
-        cuda::launch_apgd_checkpoint(inc.f(), reduced_last.f(), loss_best_last.f(), loss_best.f(), step.f(), active.f(),
-                                     restart.f(), float(k_period), rho, m, s);
-        cuda::launch_masked_row_copy(x_best.f(), xa.f(), restart.f(), m, d, s);
-        cuda::launch_masked_row_copy(grad_best.f(), grad.f(), restart.f(), m, d, s);
-        k_period = std::max(k_period - size_decr, n_iter_min);
-        counter = 0;
-        if (all_broken()) break;
-      }
+      auto out = ex.outputs_of(ex.forward_values({view_rows(xn, w, sample)}, false)).at(0);
+      cuda::launch_square_margin(out.f(), ld, rid, margin.f(), queries.f(), accept.f(), w, k, false, s);
+      cuda::launch_square_accept_copy(xn.f(), xb.f(), rid, accept.f(), w, d, s);
     }
-    // Rows never broken report their best-loss point; broken rows the iterate that broke them.
-    cuda::launch_masked_row_copy(x_best.f(), adv.f(), active.f(), m, d, s);
-    std::vector<float> f(static_cast<size_t>(m));
-    cuda::download(f.data(), found.f(), size_t(m) * sizeof(float), st);
-    cuda::download(res.x_adv.f32() + b0 * d, adv.f(), size_t(m * d) * sizeof(float), st);
+    std::vector<float> qh(static_cast<size_t>(m));
+    cuda::download(mh.data(), margin.f(), size_t(m) * sizeof(float), st);
+    cuda::download(qh.data(), queries.f(), size_t(m) * sizeof(float), st);
+    cuda::download(res.x_adv.f32() + b0 * d, xb.f(), size_t(m * d) * sizeof(float), st);
     for (int64_t i = 0; i < m; ++i) {
-      res.robust[size_t(b0 + i)] = f[size_t(i)] == 0.f;
+      res.robust[size_t(b0 + i)] = mh[size_t(i)] > 0.f;
       res.robust_count += res.robust[size_t(b0 + i)];
+      res.queries[size_t(b0 + i)] = int64_t(qh[size_t(i)]);
     }
   }
   return res;

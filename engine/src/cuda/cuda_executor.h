@@ -114,6 +114,9 @@ DValue sum_to_shape(const DValue& x, const Shape& to, const Stream& s, double sc
 /// The fused loops of accelerated.h on an executor (the public functions bind a Session's graph first).
 DevicePgdResult pgd_on(const CudaExecutor& ex, const Tensor& x, const Tensor& labels, const DevicePgdOptions& options);
 DevicePgdResult apgd_ce_on(const CudaExecutor& ex, const Tensor& x, const Tensor& labels, const DeviceApgdOptions& options);
+/// APGD with options.loss (apgd_ce_on forces "ce").
+DevicePgdResult apgd_on(const CudaExecutor& ex, const Tensor& x, const Tensor& labels, const DeviceApgdOptions& options);
+DevicePgdResult square_on(const CudaExecutor& ex, const Tensor& x, const Tensor& labels, const DeviceSquareOptions& options);
 Tensor smoothing_on(const CudaExecutor& ex, const Tensor& x, float sigma, int64_t n, int64_t batch, uint64_t seed);
 Tensor integrated_gradients_on(const CudaExecutor& ex, const Tensor& x, const Tensor& baseline,
                                const std::vector<int64_t>& targets, const std::vector<double>& alphas,

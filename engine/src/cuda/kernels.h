@@ -159,4 +159,54 @@ void launch_noisy_samples(const float* x, float* y, int64_t rows, int64_t d, flo
 /// Copy with per-sample source: y[i] = x[(i / d) % rows * d + i % d].
 void launch_tile_rows(const float* x, float* y, int64_t rows, int64_t d, int64_t n_out, void* stream);
 
+// ---- APGD-DLR / APGD-T and Square (accelerated.cpp apgd_on / square_on) ----
+
+/// APGD's losses (robustness/src/losses.cpp): cross-entropy, DLR (Croce & Hein 2020, eq. 6), targeted DLR (eq. 7).
+enum class ApgdLoss : int { CrossEntropy = 0, Dlr = 1, DlrTargeted = 2 };
+/// y[i] for i < n: Philox4x32-10 draw at global element index base + i keyed by `seed` (independent of
+/// the batch split): uniform in (-1, 1] (normal = false) or standard normal (Box-Muller).
+void launch_philox_fill(float* y, int64_t n, uint64_t seed, int64_t base, bool normal, void* stream);
+/// y [rows, d]: Philox4x32-10 draws keyed by `seed` with counter (rowid[r], element): uniform in (-1, 1]
+/// (normal = false) or standard normal; rowid holds each row's index in the caller's whole input
+/// (device int64), so a row's draws do not depend on the batch it is processed in.
+void launch_philox_rows(float* y, const int64_t* rowid, int64_t rows, int64_t d, uint64_t seed, bool normal, void* stream);
+/// Per row of [n, k] logits: the loss, d loss / d logits into seed, and argmax == label as 0/1.
+/// targets (DlrTargeted only): the target class per row.
+void launch_apgd_loss_seed(ApgdLoss loss, const float* logits, const int64_t* labels, const int64_t* targets, float* seed,
+                           float* loss_out, float* correct, int64_t n, int64_t k, void* stream);
+/// out[i] = the class of rank `rank` (0 = largest logit) in row i; ties in index order (stable sort).
+void launch_rank_class(const float* logits, int64_t* out, int64_t n, int64_t k, int64_t rank, void* stream);
+/// Image layout of Square: [c, h, w] per sample, d = c*h*w (tabular inputs: c = h = 1, w = d).
+struct SquareGeom {
+  int64_t c, h, w, d;
+};
+/// Square L-inf init: vertical stripes, xb = clamp(x0 + eps * sign(row, channel, column), lo, hi) over rows x d;
+/// Philox keyed by (seed, row_base + row).
+void launch_square_init_linf(float* xb, const float* x0, const SquareGeom& g, int64_t rows, float eps, float lo, float hi,
+                             uint64_t seed, int64_t row_base, void* stream);
+/// Square L-inf proposal for the `rows` working rows (batch rows rowid[r]; rows with margin <= 0 are copied
+/// unchanged): an side x side window at a random corner moved by 2 eps * sign per channel, projected; writes
+/// xn [rows, d]. params ([rows, 3] ints) and signs ([rows, c]) are scratch.
+void launch_square_propose_linf(const float* xb, const float* x0, const int64_t* rowid, const float* margin, int* params,
+                                float* signs, float* xn, const SquareGeom& g, int64_t rows, int64_t side, float eps,
+                                float lo, float hi, uint64_t seed, int64_t row_base, uint32_t it, void* stream);
+/// Square margin z_y - max_{j != y} z_j of the working rows' logits [rows, k]; init: sets margin and queries = 1;
+/// otherwise rows with margin > 0 count a query and accept (accept[r] = 1) a lower margin.
+void launch_square_margin(const float* logits, const int64_t* labels, const int64_t* rowid, float* margin, float* queries,
+                          float* accept, int64_t rows, int64_t k, bool init, void* stream);
+/// Square L2 init (square.cpp): delta over rows x d = a grid of side x side tiles from (sp, sp), ntr x ntc of them,
+/// each the `pattern` (unit-norm meta pseudo-Gaussian, side x side, row-major) randomly transposed, times a random
+/// sign per channel; 0 off the tiles. The caller scales delta to norm eps.
+void launch_square_init_l2(float* delta, const float* pattern, const SquareGeom& g, int64_t rows, int64_t side, int64_t sp,
+                           int64_t ntr, int64_t ntc, uint64_t seed, int64_t row_base, void* stream);
+/// Square L2 proposal for the working rows (square.cpp's L2 step: two windows, the budget left in the ball, the
+/// pattern plus the normalised old window per channel); writes xn [rows, d]. rowp ([rows, 8]) and chp ([rows, c, 3]) are scratch.
+void launch_square_propose_l2(const float* xb, const float* x0, const int64_t* rowid, const float* margin,
+                              const float* pattern, float* rowp, float* chp, float* xn, const SquareGeom& g, int64_t rows,
+                              int64_t side, float eps, float lo, float hi, uint64_t seed, int64_t row_base, uint32_t it,
+                              void* stream);
+/// xb[rowid[r]] = xn[r] where accept[r] != 0 (rows of d floats).
+void launch_square_accept_copy(const float* xn, float* xb, const int64_t* rowid, const float* accept, int64_t rows,
+                               int64_t d, void* stream);
+
 }  // namespace mlaudit::engine::cuda

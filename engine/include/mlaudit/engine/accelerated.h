@@ -1,5 +1,5 @@
 #pragma once
-// Fused heavy loops on the GPU: PGD, APGD-CE, randomized-smoothing sampling and IG/SmoothGrad
+// Fused heavy loops on the GPU: PGD, APGD (CE, DLR, APGD-T), Square, randomized-smoothing sampling and IG/SmoothGrad
 // gradient batches run entirely on the device (no host round trip per step) when the Session runs on CUDA.
 // Each function returns std::nullopt when the session is not on a CUDA device, so
 // callers (the robustness module) keep their CPU loop as the fallback.
@@ -41,19 +41,40 @@ struct DevicePgdResult {
   int64_t robust_count = 0;
   int64_t batch = 0;           ///< device batch size used
   bool cuda_graph = false;     ///< whether the iteration ran as a captured CUDA graph
+  std::vector<int64_t> queries; ///< device_square: forward evaluations per row (init included); empty otherwise
 };
 
-/// APGD-CE (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an ensemble of
+/// APGD (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an ensemble of
 /// diverse parameter-free attacks", Algorithm 1; AutoAttack's defaults): 100 iterations, eta^(0) = 2 eps,
-/// momentum 0.75, checkpoint step halving with restart from the best point, rho = 0.75.
+/// momentum 0.75, checkpoint step halving with restart from the best point, rho = 0.75; loss CE,
+/// DLR (eq. 6) or targeted DLR (APGD-T, eq. 7: AutoAttack standard = 9 targets, 1 restart each).
 struct DeviceApgdOptions {
   std::string norm = "linf";  ///< "linf" or "l2"
   float eps = 0.1f;           ///< radius of the threat ball
   int steps = 100;            ///< iterations (n_iter)
   float clip_min = 0.f;       ///< input box
   float clip_max = 1.f;
-  uint64_t seed = 0;          ///< cuRAND Philox seed of the random start
+  uint64_t seed = 0;          ///< Philox key of the random starts (counter = global element index: batch-split independent)
   int64_t batch = 0;          ///< samples per device batch; 0 = adapt to free device memory
+  std::string loss = "ce";    ///< "ce" (APGD-CE), "dlr" (APGD-DLR) or "dlr-targeted" (APGD-T); device_apgd_ce forces "ce"
+  int restarts = 1;           ///< runs from fresh random starts on the rows still robust (per target for APGD-T)
+  int n_target_classes = 9;   ///< APGD-T: target the 2nd .. (n+1)-th largest clean logits (capped at classes - 1)
+};
+
+/// Square attack (Andriushchenko, Croce, Flammarion, Hein, ECCV 2020, Alg. 2 and 3), AutoAttack's defaults:
+/// random search, p schedule from p_init (the published piecewise-constant schedule rescaled to n_queries),
+/// margin loss. L-inf: s x s window updates of +-2 eps per channel, vertical-stripe init; L2: meta
+/// pseudo-Gaussian window updates within the budget left in the ball, tile-grid init (images, H, W >= 5).
+struct DeviceSquareOptions {
+  std::string norm = "linf";  ///< "linf" or "l2"
+  float eps = 0.1f;           ///< radius of the threat ball
+  int n_queries = 5000;       ///< forward evaluations per row, init included
+  double p_init = 0.8;        ///< initial fraction of the features changed
+  float clip_min = 0.f;       ///< input box
+  float clip_max = 1.f;
+  uint64_t seed = 0;          ///< Philox key: a row's draws depend on (seed, row, iteration) only
+  int64_t batch = 0;          ///< samples per device batch; 0 = adapt to free device memory
+  int check_every = 10;       ///< iterations between the host's looks at the rows still unbroken (early stop, smaller forwards)
 };
 #ifdef MLAUDIT_WITH_CUDA
 /// PGD with the whole loop on the device; std::nullopt when `session` is not on CUDA.
@@ -65,6 +86,21 @@ std::optional<DevicePgdResult> device_pgd(const Session& session, const Tensor& 
 /// broken rows and the best-loss point of robust rows. std::nullopt when `session` is not on CUDA.
 std::optional<DevicePgdResult> device_apgd_ce(const Session& session, const Tensor& x, const Tensor& labels,
                                               const DeviceApgdOptions& options = {});
+
+/// APGD with options.loss (CE, DLR or targeted DLR = APGD-T over n_target_classes targets, `restarts`
+/// runs each) with every row's state on the device; the DLR gradients w.r.t. the logits are computed on
+/// the device. Rows broken by one run are left out of the next. x_adv: breaking iterate of broken rows,
+/// best-loss point of the last run for robust ones. std::nullopt when `session` is not on CUDA.
+/// Throws InputError for too few classes (DLR: 3, targeted DLR: 4) or bad options.
+std::optional<DevicePgdResult> device_apgd(const Session& session, const Tensor& x, const Tensor& labels,
+                                           const DeviceApgdOptions& options = {});
+
+/// Square attack (L-inf or L2) with every row's state on the device (best point, margin, query count); the
+/// host only looks at the unbroken rows every check_every iterations to shrink the forward batch and stop.
+/// robust[i] = the row's margin stayed > 0; x_adv = the best point found (x0 + stripes when never improved);
+/// queries filled. std::nullopt when `session` is not on CUDA.
+std::optional<DevicePgdResult> device_square(const Session& session, const Tensor& x, const Tensor& labels,
+                                             const DeviceSquareOptions& options = {});
 /// Randomized-smoothing Monte Carlo counts (Cohen et al. 2019, "Certified Adversarial Robustness via
 /// Randomized Smoothing", CERTIFY's SampleUnderNoise): for each of the B inputs x[b], n samples
 /// x[b] + N(0, sigma^2 I) drawn in the sampling kernel with counter-based Philox4x32-10 (keyed by `seed`; a
@@ -94,6 +130,13 @@ inline std::optional<DevicePgdResult> device_pgd(const Session&, const Tensor&, 
 }
 inline std::optional<DevicePgdResult> device_apgd_ce(const Session&, const Tensor&, const Tensor&,
                                                      const DeviceApgdOptions& = {}) {
+  return std::nullopt;
+}
+inline std::optional<DevicePgdResult> device_apgd(const Session&, const Tensor&, const Tensor&, const DeviceApgdOptions& = {}) {
+  return std::nullopt;
+}
+inline std::optional<DevicePgdResult> device_square(const Session&, const Tensor&, const Tensor&,
+                                                    const DeviceSquareOptions& = {}) {
   return std::nullopt;
 }
 inline std::optional<Tensor> device_smoothing_counts(const Session&, const Tensor&, float, int64_t, int64_t = 0, uint64_t = 0) {
