@@ -26,6 +26,7 @@
 #include "mlaudit/datasets/csv.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
+#include "mlaudit/engine/accelerated.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/verify/verify.h"
 #include "version.h"
@@ -88,6 +89,20 @@ class HardDeadline {
   std::thread thread_;
 };
 
+// --device for the verifier: the large bound-propagation products (CROWN / alpha-CROWN's
+// Lambda W) run on the GPU for cuda, and for auto when a device is present (docs/verify.md,
+// "GPU bounds"); cuda without a device is an input error (exit 2), as for the engine.
+engine::Device bound_device(const GlobalOptions& g, bool quiet) {
+  if (g.device == engine::Device::Cpu) return g.device;
+  const bool present = engine::cuda_device_count() > 0;
+  if (g.device == engine::Device::Cuda && !present)
+    throw InputError("verify", "--device cuda: no CUDA device is available (or this build has no CUDA backend); use --device cpu or auto");
+  if (g.device == engine::Device::Auto && !quiet)
+    std::cerr << (present ? "verify: note: --device auto: large bound products on the GPU\n"
+                          : "verify: note: --device auto: no CUDA device, bound products on the CPU\n");
+  return present ? engine::Device::Cuda : engine::Device::Cpu;
+}
+
 verify::VerifyOptions solver_options(const po::variables_map& vm, const GlobalOptions& g) {
   verify::VerifyOptions o;
   o.timeout_s = vm["timeout"].as<double>();
@@ -108,10 +123,12 @@ int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g) {
   verify::VerifyOptions o = solver_options(vm, g);
   verify::Property prop = verify::read_vnnlib(vnnlib);
   if (!fs::exists(model)) throw InputError("verify", "model file not found: " + model);
+  const engine::Device device = bound_device(g, quiet);
   HardDeadline hard(o.timeout_s, result_path);
   verify::VerifyResult r;
   try {
     verify::Network net = verify::load_network(model);
+    net.product_device = device;
     auto session = try_session(model, g, quiet);
     o.concrete = engine_forward(session, net.input_shape);
     r = verify::verify_property(net, prop, o);
@@ -155,10 +172,12 @@ int run_data(const po::variables_map& vm, const GlobalOptions& g) {
     if (!labels.empty()) labels.resize(size_t(std::min<int64_t>(n, int64_t(labels.size()))));
   }
   if (!fs::exists(model)) throw InputError("verify", "model file not found: " + model);
+  const engine::Device device = bound_device(g, quiet);
   std::optional<verify::Network> net;
   std::string reason;
   try {
     net = verify::load_network(model);
+    net->product_device = device;
     auto session = try_session(model, g, quiet);
     ro.solver.concrete = engine_forward(session, net->input_shape);
   } catch (const UnsupportedError& e) {
@@ -229,7 +248,9 @@ int run_fairness(const po::variables_map& vm, const GlobalOptions& g) {
   fo.splits_per_feature = vm["partitions"].as<int>();
   fo.solver = solver_options(vm, g);
   if (!fs::exists(model)) throw InputError("verify", "model file not found: " + model);
+  const engine::Device device = bound_device(g, quiet);
   verify::Network net = verify::load_network(model);
+  net.product_device = device;  // (the twin networks of the partitions are small: CPU products)
   if (net.input_size() != int64_t(features.size()))
     throw InputError("verify", fmt::format("--features lists {} names, the model takes {} inputs", features.size(),
                                            net.input_size()));
@@ -290,6 +311,7 @@ std::string run_instance_process(const Instance& in, double timeout, const Globa
   fs::remove(result);
   std::vector<std::string> args{"/proc/self/exe"};
   if (g.threads > 0) args.insert(args.end(), {"--threads", std::to_string(g.threads)});
+  if (g.device != engine::Device::Cpu) args.insert(args.end(), {"--device", g.device == engine::Device::Cuda ? "cuda" : "auto"});
   args.insert(args.end(), {"--quiet", "verify", "--model", in.onnx, "--vnnlib", in.vnnlib, "--timeout",
                            fmt::format("{}", timeout), "--result", result});
   pid_t pid = fork();
@@ -328,6 +350,7 @@ int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
   bool quiet = g.quiet || vm.count("quiet");
   fs::path csv = dir / "instances.csv";
   if (!fs::exists(csv)) throw InputError("verify", "benchmark: " + csv.string() + " not found");
+  bound_device(g, quiet);  // cuda without a device: exit 2 here, not once per instance
   datasets::CsvOptions co;
   co.has_header = false;
   datasets::CsvTable t = datasets::read_csv(csv.string(), co);

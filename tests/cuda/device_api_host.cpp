@@ -1,6 +1,6 @@
 // Host emulation of engine/src/cuda/device_api.h for test_cuda_emulated: "device" memory is
 // host memory (new blocks are filled with NaN so a kernel reading memory nobody wrote shows up
-// as NaN in the results), copies are memcpy, GEMM is a reference column-major BLAS sgemm behind
+// as NaN in the results), copies are memcpy, GEMM (sgemm, dgemm) is a reference column-major BLAS GEMM behind
 // the SAME row-major-to-column-major operand swap as device_api.cu, and cuRAND is std::mt19937.
 // CUDA graph capture reports failure, so the fused loops take their eager path.
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include <limits>
 #include <mutex>
 #include <random>
+#include <vector>
 
 #include "device_api.h"
 #include "mlaudit/engine/error.h"
@@ -35,6 +36,36 @@ void colmajor_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alp
       float& cij = c[i + j * ldc];
       cij = float(alpha * acc + (beta == 0.f ? 0.0 : double(beta) * cij));
     }
+}
+
+// Reference column-major dgemm (BLAS semantics). Blocked over 8 columns of C so each pass over A
+// (the verifier's weight matrix, up to 150 MB) serves 8 rows of Lambda; same results as a plain
+// triple loop up to summation order (each c_ij is still summed over p in order).
+void colmajor_dgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
+                    const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+  std::vector<double> acc(size_t(m) * 8);
+  for (int64_t j0 = 0; j0 < n; j0 += 8) {
+    const int64_t nb = std::min<int64_t>(8, n - j0);
+    std::fill(acc.begin(), acc.end(), 0.0);
+    for (int64_t p = 0; p < k; ++p) {
+      for (int64_t jj = 0; jj < nb; ++jj) {
+        const int64_t j = j0 + jj;
+        const double bv = tb ? b[j + p * ldb] : b[p + j * ldb];
+        double* dst = acc.data() + jj * m;
+        if (!ta) {
+          const double* col = a + p * lda;
+          for (int64_t i = 0; i < m; ++i) dst[i] += col[i] * bv;
+        } else {
+          for (int64_t i = 0; i < m; ++i) dst[i] += a[p + i * lda] * bv;
+        }
+      }
+    }
+    for (int64_t jj = 0; jj < nb; ++jj)
+      for (int64_t i = 0; i < m; ++i) {
+        double& cij = c[i + (j0 + jj) * ldc];
+        cij = alpha * acc[size_t(jj * m + i)] + (beta == 0.0 ? 0.0 : beta * cij);
+      }
+  }
 }
 }  // namespace
 
@@ -94,6 +125,14 @@ void Stream::sgemm_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int
   ldb = std::max<int64_t>(ldb, 1);
   for (int64_t i = 0; i < batch; ++i)
     colmajor_sgemm(trans_b, trans_a, n, m, k, alpha, b + i * stride_b, ldb, a + i * stride_a, lda, beta, c + i * stride_c, ldc);
+}
+
+void Stream::dgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
+                   const double* b, int64_t ldb, double beta, double* c, int64_t ldc) const {
+  if (m == 0 || n == 0) return;
+  lda = std::max<int64_t>(lda, 1);
+  ldb = std::max<int64_t>(ldb, 1);
+  colmajor_dgemm(trans_b, trans_a, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc);  // the device_api.cu operand swap
 }
 
 // Capture is refused (as a real capture that hits an uncapturable call): the loop runs eagerly.

@@ -20,6 +20,8 @@
 // Its interval bounds are [max_j rl_j, max_j ru_j].
 #include "mlaudit/verify/bounds.h"
 
+#include "gpu_products.h"
+
 #include <Eigen/Dense>
 #include <Eigen/Sparse>
 #include <algorithm>
@@ -45,12 +47,19 @@ SparseMap sparse_of(const AffineLayer& L) {
 }
 Eigen::Map<const Vec> bias_of(const AffineLayer& L) { return Eigen::Map<const Vec>(L.bias.data(), L.out); }
 
-// W x, |W| x and Lambda W, on the compressed copy when the layer has one.
+// W x, |W| x and Lambda W, on the compressed copy when the layer has one. Lambda W (and G W^T
+// below) go to the GPU when the Network asks for it and the product is large (gpu_products.h;
+// why the rounding allowance gamma(max(in, out)) |Lambda| |W| |a| still covers it:
+// gpu_products.cpp). W x and |W| x are matrix-vector products and stay on the CPU.
 Vec mul(const AffineLayer& L, const Vec& x) { return L.sparse() ? Vec(sparse_of(L) * x) : Vec(weight_of(L) * x); }
 Vec abs_mul(const AffineLayer& L, const Vec& x) {
   return L.sparse() ? Vec(sparse_of(L).cwiseAbs() * x) : Vec(weight_of(L).cwiseAbs() * x);
 }
 RowMat left_mul(const RowMat& lambda, const AffineLayer& L) {
+  if (detail::ProductBackend* device = detail::current_products(); device && lambda.rows() > 0) {
+    RowMat out(lambda.rows(), L.in);
+    if (device->left_mul(lambda.data(), lambda.rows(), L, out.data())) return out;
+  }
   if (!L.sparse()) return lambda * weight_of(L);
   // Row i of Lambda W = sum_k Lambda(i, k) W(k, :), over the non-zeros of W.
   RowMat out = RowMat::Zero(lambda.rows(), L.in);
@@ -173,6 +182,7 @@ Backsub back_substitute(const Network& net, const InputBox& box, const LayerBoun
                         RowMat lambda, Vec constant, const ReluSlopes* slopes,
                         std::vector<std::vector<std::vector<double>>>* relu_coef = nullptr,
                         const std::vector<RowMat>* row_slopes = nullptr) {
+  const detail::ProductScope products(net);  // GPU products when net.product_device asks (gpu_products.h)
   const Eigen::Index m = lambda.rows();
   Vec slack = Vec::Zero(m);
   Vec magnitude_const = constant.cwiseAbs();
@@ -183,10 +193,11 @@ Backsub back_substitute(const Network& net, const InputBox& box, const LayerBoun
     Vec lb = lambda * bias_of(L);
     magnitude_const += lambda.cwiseAbs() * bias_of(L).cwiseAbs();
     constant += lb;
-    // Rounding of Lambda W: gamma_in * |Lambda| |W| |a_{kk-1}|max.
+    // Rounding of Lambda W: each entry sums at most L.out products, so
+    // gamma(max(in, out)) * |Lambda| |W| |a_{kk-1}|max (any summation order; gpu_products.cpp).
     Vec amag = kk == 0 ? box_magnitude(box) : activation_magnitude(net, kk - 1, bounds.upper[kk - 1]);
     Vec wa = abs_mul(L, amag);
-    slack += gamma(L.in) * (lambda.cwiseAbs() * wa);
+    slack += gamma(std::max(L.in, L.out)) * (lambda.cwiseAbs() * wa);
     lambda = left_mul(lambda, L);
     if (kk == 0) break;
     const size_t r = kk - 1;
@@ -243,6 +254,11 @@ Backsub back_substitute(const Network& net, const InputBox& box, const LayerBoun
     }
   }
   // Concretise: min over the box of Lambda x is sum_j (c_j >= 0 ? c_j l_j : c_j u_j).
+  // The constant's allowance also covers each Lambda b (a sum of up to L.out
+  // terms per layer) and their accumulation over the layers: gamma of the widest
+  // layer plus 4 per layer bounds every one of those sums.
+  int64_t widest = lambda.cols();
+  for (const AffineLayer& L : net.layers) widest = std::max({widest, L.in, L.out});
   Backsub out;
   out.lower.resize(m);
   for (Eigen::Index i = 0; i < m; ++i) {
@@ -253,7 +269,7 @@ Backsub back_substitute(const Network& net, const InputBox& box, const LayerBoun
       v += c * x;
       mag += std::fabs(c * x);
     }
-    slack[i] += gamma(lambda.cols() + int64_t(net.layers.size()) * 4) * mag;
+    slack[i] += gamma(widest + int64_t(net.layers.size()) * 4) * mag;
     out.lower[i] = v - slack[i];
   }
   out.input_coef = std::move(lambda);
@@ -370,6 +386,10 @@ namespace {
 
 // G W^T for a row-major G (m x in): the reverse of left_mul.
 RowMat right_mul_t(const RowMat& G, const AffineLayer& L) {
+  if (detail::ProductBackend* device = detail::current_products(); device && G.rows() > 0) {
+    RowMat out(G.rows(), L.out);
+    if (device->right_mul_t(G.data(), G.rows(), L, out.data())) return out;
+  }
   if (!L.sparse()) return G * weight_of(L).transpose();
   RowMat out(G.rows(), L.out);
   for (Eigen::Index i = 0; i < G.rows(); ++i) {
@@ -401,6 +421,7 @@ RowMat right_mul_t(const RowMat& G, const AffineLayer& L) {
 //     g_i = (taken ? g_r,j* : max ru_i).
 std::vector<RowMat> optimise_slopes(const Network& net, const InputBox& box, const LayerBounds& bounds, size_t start,
                                     const RowMat& lambda0, int iterations, double lr, double lr_decay) {
+  const detail::ProductScope products(net);  // GPU products when net.product_device asks (gpu_products.h)
   const Eigen::Index m = lambda0.rows();
   std::vector<RowMat> alpha(start), best_alpha, m1(start), m2(start);
   std::vector<std::vector<char>> unstable(start);

@@ -201,6 +201,28 @@ void Stream::sgemm_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int
              "cublasSgemmStridedBatched");
 }
 
+void Stream::dgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
+                   const double* b, int64_t ldb, double beta, double* c, int64_t ldc) const {
+  if (m == 0 || n == 0) return;
+  lda = std::max<int64_t>(lda, 1);
+  ldb = std::max<int64_t>(ldb, 1);
+  // The sgemm operand swap. The _PEDANTIC compute type ("standard arithmetic and exact specified
+  // internal storage format", cublas_api.h) keeps every operation IEEE binary64: the verifier's
+  // rounding allowance (verify/src/gpu_products.cpp) relies on that.
+  const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasStatus_t st = cublasGemmEx(static_cast<cublasHandle_t>(blas_), op_b, op_a, int(n), int(m), int(k), &alpha, b,
+                                   CUDA_R_64F, int(ldb), a, CUDA_R_64F, int(lda), &beta, c, CUDA_R_64F, int(ldc),
+                                   CUBLAS_COMPUTE_64F_PEDANTIC, CUBLAS_GEMM_DEFAULT);
+  if (st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE) {
+    // A cuBLAS without the pedantic fp64 path: plain DGEMM. Still native binary64: this handle's
+    // math mode is CUBLAS_DEFAULT_MATH (Stream()), and FP64 emulation needs
+    // CUBLAS_FP64_EMULATED_FIXEDPOINT_MATH (the emulation strategy only acts under that mode).
+    st = cublasDgemm(static_cast<cublasHandle_t>(blas_), op_b, op_a, int(n), int(m), int(k), &alpha, b, int(ldb), a,
+                     int(lda), &beta, c, int(ldc));
+  }
+  check_blas(st, "cublasGemmEx(fp64)");
+}
+
 void Stream::begin_capture() const {
   check(cudaStreamBeginCapture(static_cast<cudaStream_t>(stream_), cudaStreamCaptureModeRelaxed), "cudaStreamBeginCapture");
 }

@@ -74,6 +74,12 @@ class Stream {
   void sgemm_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                      int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b, float beta, float* c, int64_t ldc,
                      int64_t stride_c, int64_t batch) const;
+  /// Double-precision row-major GEMM with the same conventions as sgemm (the verifier's bound
+  /// products). Runs cublasGemmEx with CUBLAS_COMPUTE_64F_PEDANTIC (IEEE fp64 multiply/add/FMA in
+  /// some summation order, never the fixed-point (Ozaki) FP64 emulation), or cublasDgemm under this
+  /// handle's CUBLAS_DEFAULT_MATH where a cuBLAS lacks that compute type (also native fp64).
+  void dgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
+             const double* b, int64_t ldb, double beta, double* c, int64_t ldc) const;
   /// Begin / end capturing the stream into a CUDA graph; end returns an executable graph or nullptr
   /// when capture failed (the caller then runs eagerly).
   void begin_capture() const;

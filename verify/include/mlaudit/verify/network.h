@@ -5,11 +5,13 @@
 // Flatten/Reshape, Conv, BatchNormalization, AveragePool) folds into one of the
 // affine maps; a MaxPool that follows a ReLU is kept as its own step.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "mlaudit/engine/graph.h"
+#include "mlaudit/engine/session.h"
 
 namespace mlaudit::verify {
 
@@ -53,6 +55,11 @@ struct Network {
   /// Max pooling after hidden layer k's ReLU (empty vector or entry: none).
   std::vector<std::optional<MaxPool>> pools;
   engine::Shape input_shape;  ///< model input shape with batch 1 (for reports and the engine check)
+  /// Where the large bound-propagation products (Lambda W in CROWN / alpha-CROWN) run: Cpu, or Cuda /
+  /// Auto for the GPU when this build has CUDA and a device is present (else the CPU); docs/verify.md.
+  engine::Device product_device = engine::Device::Cpu;
+  /// Device copies of the weights for product_device (made on first use by the bounds code; opaque).
+  mutable std::shared_ptr<void> product_state;
 
   /// The pooling after hidden layer k's ReLU, or nullptr.
   const MaxPool* pool(size_t k) const { return k < pools.size() && pools[k] ? &*pools[k] : nullptr; }
