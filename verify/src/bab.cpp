@@ -229,7 +229,7 @@ void z3_leaf(Search& s, const Domain& d, const LayerBounds& b) {
 
 // Bound one domain; returns its children (empty when closed).
 std::vector<Domain> process(Search& s, Domain d) {
-  s.domains.fetch_add(1);
+  const int64_t domain_index = s.domains.fetch_add(1);
   const Network& net = s.net;
   // Input splits shrink the box, so the parent's bounds still hold and are intersected in.
   // At the root, alpha-CROWN also tightens the hidden layers (input splitting
@@ -296,6 +296,22 @@ std::vector<Domain> process(Search& s, Domain d) {
       s.deadline.cancel();
       return {};
     }
+  // Input splitting: every 8th open domain also gets a short local PGD (8
+  // samples, one 20-step restart from the best), which finds counterexamples
+  // that are rare in the whole box but not in a small branch of it.
+  if (s.input_split && domain_index % 8 == 0) {
+    SubProperty local{d.box, s.sub.unsafe};
+    VerifyOptions o = s.opts;
+    o.random_samples = 8;
+    o.pgd_restarts = 1;
+    o.pgd_steps = 20;
+    if (auto cex = falsify(net, local, o, s.deadline, s.opts.seed + uint64_t(domain_index))) {
+      std::lock_guard<std::mutex> lk(s.mu);
+      if (!s.cex) s.cex = cex;
+      s.deadline.cancel();
+      return {};
+    }
+  }
 
   if (s.input_split) {
     // Bisect the dimension with the largest |coef| * width (its share of the bound's looseness).
@@ -399,6 +415,10 @@ std::vector<Domain> process(Search& s, Domain d) {
     hi.box.lower[dim] = mid;
     lo.depth = hi.depth = lo.depth + 1;
     lo.parent = hi.parent = bp;
+    // The worker explores the last child first: make it the half holding the
+    // corner that minimises the worst linear bound (where a counterexample is
+    // likeliest), so sat instances meet it sooner; unsat ones visit both anyway.
+    if (corner[dim] <= mid) return {std::move(hi), std::move(lo)};
     return {std::move(lo), std::move(hi)};
   }
 
