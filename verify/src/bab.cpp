@@ -137,7 +137,8 @@ double concretise(const std::vector<double>& coef, double constant, double const
 // parts of the box (ACAS Xu properties 2-4, "output 0 is (not) the largest").
 }  // namespace
 
-ObjectiveBound combine_row_bounds(const std::vector<ObjectiveBound>& rows, size_t m, const InputBox& box) {
+ObjectiveBound combine_row_bounds(const std::vector<ObjectiveBound>& rows, size_t m, const InputBox& box,
+                                  std::vector<double>* weights) {
   const size_t n = box.lower.size();
   std::vector<double> lambda(m, 1.0 / double(m)), coef(n), grad(m);
   ObjectiveBound best;
@@ -155,6 +156,7 @@ ObjectiveBound combine_row_bounds(const std::vector<ObjectiveBound>& rows, size_
       best.lower = g;
       best.input_coef = coef;
       best.constant = c;
+      if (weights) *weights = lam;
     }
     // Supergradient: the rows' linear bounds at the minimising corner.
     for (size_t j = 0; j < m; ++j) {
@@ -188,6 +190,32 @@ ObjectiveBound combine_row_bounds(const std::vector<ObjectiveBound>& rows, size_
 }
 
 namespace {
+
+// sum_j lam_j row_j of a conjunction, computed in double.
+OutputConstraint weighted_row(const OutputConjunction& conj, const std::vector<double>& lam) {
+  OutputConstraint row;
+  row.coef.assign(conj[0].coef.size(), 0.0);
+  for (size_t j = 0; j < conj.size(); ++j) {
+    for (size_t k = 0; k < row.coef.size(); ++k) row.coef[k] += lam[j] * conj[j].coef[k];
+    row.constant += lam[j] * conj[j].constant;
+  }
+  return row;
+}
+
+// Bound on |weighted_row(conj, lam) . y - sum_j lam_j (row_j . y)| over the
+// output box [ylo, yup]: each of the m-term sums has relative error gamma(m).
+double row_rounding(const OutputConjunction& conj, const std::vector<double>& lam, const std::vector<double>& ylo,
+                    const std::vector<double>& yup) {
+  const double g = 2.0 * double(conj.size() + 2) * 1.1102230246251565e-16;
+  double err = 0;
+  for (size_t j = 0; j < conj.size(); ++j) {
+    double e = std::fabs(lam[j] * conj[j].constant);
+    for (size_t k = 0; k < conj[j].coef.size(); ++k)
+      e += std::fabs(lam[j] * conj[j].coef[k]) * std::max(std::fabs(ylo[k]), std::fabs(yup[k]));
+    err += e;
+  }
+  return g * err;
+}
 
 bool infeasible(const Network& net, const LayerBounds& b) {
   for (size_t k = 0; k + 1 < net.layers.size(); ++k)
@@ -261,9 +289,23 @@ std::vector<Domain> process(Search& s, Domain d) {
     }
     ObjectiveBound best = obj[best_row];
     if (!refuted && s.sub.unsafe[ci].size() > 1) {
-      ObjectiveBound comb = combine_row_bounds(obj, s.sub.unsafe[ci].size(), d.box);
+      std::vector<double> lam;
+      ObjectiveBound comb = combine_row_bounds(obj, s.sub.unsafe[ci].size(), d.box, &lam);
       if (comb.lower > 0) refuted = true;
       else if (comb.lower > best.lower) best = std::move(comb);
+      if (!refuted && lam.size() == s.sub.unsafe[ci].size()) {
+        // Back-substitute the combined row itself: its ReLU relaxations follow
+        // the combined coefficients, where rows of opposite sign cancel, so it
+        // can be tighter than the combination of separately relaxed rows.
+        OutputConstraint row = weighted_row(s.sub.unsafe[ci], lam);
+        ObjectiveBound direct = crown_objective(net, d.box, b, {row})[0];
+        // The computed row differs from the exact combination sum_j lam_j row_j
+        // by rounding (at most gamma(m) sum_j lam_j |coef_j| per output); the
+        // output's interval bounds turn that into a constant allowance.
+        direct.lower -= row_rounding(s.sub.unsafe[ci], lam, b.lower.back(), b.upper.back());
+        if (direct.lower > 0) refuted = true;
+        else if (direct.lower > best.lower) best = std::move(direct);
+      }
     }
     if (!refuted && s.opts.alpha_crown && d.depth == 0) {
       for (size_t r = 0; r < rows.size() && !refuted; ++r) {

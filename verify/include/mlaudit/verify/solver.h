@@ -88,7 +88,9 @@ struct VerifyOptions {
 /// Best non-negative combination of the linear lower bounds of one unsafe
 /// conjunction's rows (the first `m` of `rows`, row_j(y) >= a_j . x + c_j on the
 /// box): lower > 0 proves the conjunction empty on the box (LP duality; bab.cpp).
-ObjectiveBound combine_row_bounds(const std::vector<ObjectiveBound>& rows, size_t m, const InputBox& box);
+/// `weights`, when given, receives the combination's lambda (sum 1).
+ObjectiveBound combine_row_bounds(const std::vector<ObjectiveBound>& rows, size_t m, const InputBox& box,
+                                  std::vector<double>* weights = nullptr);
 
 /// Decide a VNN-LIB property on the network.
 VerifyResult verify_property(const Network& net, const Property& prop, const VerifyOptions& opts);
