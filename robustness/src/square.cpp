@@ -9,58 +9,17 @@
 
 #include "common.h"
 #include "mlaudit/engine/accelerated.h"
+#include "mlaudit/engine/square_schedule.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/session.h"
 
 namespace mlaudit::robustness::detail {
 namespace {
 
-// Piecewise-constant schedule of p (fraction of pixels changed), defined for
-// 10000 queries and rescaled to the budget (reference p_selection).
-double p_selection(double p_init, int it, int n_queries) {
-  const int t = int(double(it) / n_queries * 10000);
-  if (t <= 10) return p_init;
-  if (t <= 50) return p_init / 2;
-  if (t <= 200) return p_init / 4;
-  if (t <= 500) return p_init / 8;
-  if (t <= 1000) return p_init / 16;
-  if (t <= 2000) return p_init / 32;
-  if (t <= 4000) return p_init / 64;
-  if (t <= 6000) return p_init / 128;
-  if (t <= 8000) return p_init / 256;
-  return p_init / 512;
-}
-
-// eta^(r,s) of the L2 attack: concentric rectangles weighted 1/(k+1)^2, unit norm.
-std::vector<double> eta_rectangles(int rows, int cols) {
-  std::vector<double> e(size_t(rows * cols), 0.0);
-  int r0 = rows / 2, c0 = cols / 2;
-  for (int k = 0; k < std::max(rows / 2 + 1, cols / 2 + 1); ++k) {
-    for (int a = std::max(r0, 0); a < std::min(r0 + 2 * k + 1, rows); ++a)
-      for (int b = std::max(c0, 0); b < std::min(c0 + 2 * k + 1, cols); ++b) e[size_t(a * cols + b)] += 1.0 / ((k + 1.0) * (k + 1.0));
-    --r0;
-    --c0;
-  }
-  double n = 0;
-  for (double v : e) n += v * v;
-  n = std::sqrt(n);
-  for (double& v : e) v /= n;
-  return e;
-}
-
 // Meta pseudo-Gaussian perturbation of size s x s: +eta on the top half, -eta on the
 // bottom half, unit L2 norm, transposed with probability 1/2.
 std::vector<double> meta_pseudo_gaussian(int s, std::mt19937_64& rng) {
-  std::vector<double> m(static_cast<size_t>(s * s));
-  auto top = eta_rectangles(s / 2, s), bottom = eta_rectangles(s - s / 2, s);
-  for (int a = 0; a < s / 2; ++a)
-    for (int b = 0; b < s; ++b) m[size_t(a * s + b)] = top[size_t(a * s + b)];
-  for (int a = s / 2; a < s; ++a)
-    for (int b = 0; b < s; ++b) m[size_t(a * s + b)] = -bottom[size_t((a - s / 2) * s + b)];
-  double n = 0;
-  for (double v : m) n += v * v;
-  n = std::sqrt(n);
-  for (double& v : m) v /= n;
+  std::vector<double> m = engine::square_meta_pattern(s);
   if (std::uniform_real_distribution<double>(0, 1)(rng) > 0.5) {
     std::vector<double> t(m.size());
     for (int a = 0; a < s; ++a)
@@ -171,7 +130,7 @@ SubsetResult square(const engine::Model& m, const engine::Tensor& x, const std::
     for (int64_t i = 0; i < n; ++i)
       if (margin[size_t(i)] > 0) act.push_back(i);
     if (act.empty()) break;
-    const double p = p_selection(cfg.p_init, it, n_queries);
+    const double p = engine::square_p_selection(cfg.p_init, it, n_queries);
     engine::Tensor x_new = x_best.gather_rows(act);
     for (size_t j = 0; j < act.size(); ++j) {
       const int64_t i = act[j];

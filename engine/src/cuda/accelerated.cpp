@@ -7,6 +7,7 @@
 #define MLAUDIT_WITH_CUDA 1
 #endif
 #include "mlaudit/engine/accelerated.h"
+#include "mlaudit/engine/square_schedule.h"
 
 #include <fmt/format.h>
 
@@ -462,53 +463,12 @@ std::optional<DevicePgdResult> device_square(const Session& session, const Tenso
 }
 
 namespace {
-// Piecewise-constant schedule of p (fraction of features changed), defined for 10000 queries and
-// rescaled to the budget (Andriushchenko et al. 2020, Sec. 4 / the reference p_selection; square.cpp).
-double square_p(double p_init, int it, int n_queries) {
-  const int t = int(double(it) / n_queries * 10000);
-  if (t <= 10) return p_init;
-  if (t <= 50) return p_init / 2;
-  if (t <= 200) return p_init / 4;
-  if (t <= 500) return p_init / 8;
-  if (t <= 1000) return p_init / 16;
-  if (t <= 2000) return p_init / 32;
-  if (t <= 4000) return p_init / 64;
-  if (t <= 6000) return p_init / 128;
-  if (t <= 8000) return p_init / 256;
-  return p_init / 512;
-}
-// eta^(r,s) of the L2 attack: concentric rectangles weighted 1/(k+1)^2, unit norm (square.cpp).
-std::vector<double> eta_rectangles(int rows, int cols) {
-  std::vector<double> e(size_t(rows * cols), 0.0);
-  int r0 = rows / 2, c0 = cols / 2;
-  for (int k = 0; k < std::max(rows / 2 + 1, cols / 2 + 1); ++k) {
-    for (int a = std::max(r0, 0); a < std::min(r0 + 2 * k + 1, rows); ++a)
-      for (int b = std::max(c0, 0); b < std::min(c0 + 2 * k + 1, cols); ++b) e[size_t(a * cols + b)] += 1.0 / ((k + 1.0) * (k + 1.0));
-    --r0;
-    --c0;
-  }
-  double n = 0;
-  for (double v : e) n += v * v;
-  n = std::sqrt(n);
-  for (double& v : e) v /= n;
-  return e;
-}
 
 // The meta pseudo-Gaussian pattern of side s before its random transposition: +eta on the top
 // half, -eta on the bottom half, unit L2 norm (Andriushchenko et al. 2020, Sec. 3.2; square.cpp).
 std::vector<float> meta_pattern(int s) {
-  std::vector<double> m(static_cast<size_t>(s * s));
-  auto top = eta_rectangles(s / 2, s), bottom = eta_rectangles(s - s / 2, s);
-  for (int a = 0; a < s / 2; ++a)
-    for (int b = 0; b < s; ++b) m[size_t(a * s + b)] = top[size_t(a * s + b)];
-  for (int a = s / 2; a < s; ++a)
-    for (int b = 0; b < s; ++b) m[size_t(a * s + b)] = -bottom[size_t((a - s / 2) * s + b)];
-  double n = 0;
-  for (double v : m) n += v * v;
-  n = std::sqrt(n);
-  std::vector<float> out(m.size());
-  for (size_t i = 0; i < m.size(); ++i) out[i] = float(m[i] / n);
-  return out;
+  std::vector<double> m = square_meta_pattern(s);
+  return std::vector<float>(m.begin(), m.end());
 }
 
 }  // namespace
@@ -624,7 +584,7 @@ DevicePgdResult cuda::square_on(const cuda::CudaExecutor& ex, const Tensor& x, c
           cuda::upload(rowid_d->get(), ids.data(), size_t(w) * sizeof(int64_t), st);
         }
       }
-      const double p = square_p(o.p_init, it, o.n_queries);
+      const double p = square_p_selection(o.p_init, it, o.n_queries);
       const int64_t side0 = int64_t(std::lround(std::sqrt(p * double(d) / double(g.c))));
       if (linf) {
         // Window side s = round(sqrt(p * d / c)), at least 1, at most min(h, w) (square.cpp).
