@@ -8,9 +8,18 @@
 
 namespace mlaudit::test {
 
-inline std::string source_path(const std::string& rel) { return std::string(MLAUDIT_SOURCE_DIR) + "/" + rel; }
+/// Repository-relative path. MLAUDIT_TEST_SOURCE_DIR overrides the compiled-in source tree, so a
+/// packed test binary finds its fixtures on another machine (bench/gpu/device_check.sh sets it).
+inline std::string source_path(const std::string& rel) {
+  const char* root = std::getenv("MLAUDIT_TEST_SOURCE_DIR");
+  return (root && *root ? std::string(root) : std::string(MLAUDIT_SOURCE_DIR)) + "/" + rel;
+}
 inline std::string shared_dataset(const std::string& rel) { return std::string(MLAUDIT_SHARED_DATASETS) + "/" + rel; }
-inline std::string mlaudit_exe() { return MLAUDIT_EXE; }
+/// The mlaudit executable; MLAUDIT_TEST_EXE overrides the compiled-in path (device_check.sh sets it).
+inline std::string mlaudit_exe() {
+  const char* exe = std::getenv("MLAUDIT_TEST_EXE");
+  return exe && *exe ? std::string(exe) : std::string(MLAUDIT_EXE);
+}
 
 /// Result of running a shell command: exit code and combined stdout+stderr.
 struct CommandResult {

@@ -102,6 +102,11 @@ MLAUDIT_CUDA_PROFILE=1 BENCH_GPU_MODES=none timeout 120 "$BIN/bench_gpu" "$DATA/
   "$DATA/datasets/demo/fmnist_y.npy" "$BATCH" 5 "$SMOOTH_N" 1 >"$OUT/profile.txt" 2>&1
 cat "$OUT/profile.txt"
 
+echo "== verify: CROWN bound products on the GPU (bench/verify/gpu_bounds.sh)"
+LIMIT=3 timeout 420 bash "$ROOT/bench/verify/gpu_bounds.sh" "$BIN" "$DATA" >"$OUT/gpu_bounds.txt" 2>&1
+GPU_BOUNDS_RC=$?
+cat "$OUT/gpu_bounds.txt"
+
 echo "== PyTorch peer"
 PY=""
 for p in ${PYTHON:-} python3 python /opt/conda/bin/python /usr/bin/python3; do
@@ -145,6 +150,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0)
   printf "%-34s %s\n" "mlaudit --device cuda autoattack" "$(status_of $AA_CLI_RC) (100 images; $(grep -o '"robust_accuracy": *[0-9.]*' "$OUT/attack_aa_cuda.json" 2>/dev/null | head -1); device loops: $(grep -o '[a-z-]* ran as the fused device loop' "$OUT/attack_aa_cuda.json" 2>/dev/null | cut -d' ' -f1 | sort -u | tr '\n' ' '))"
   printf "%-34s %s\n" "mlaudit --device cuda certify" "$(status_of $CERTIFY_RC) ($(grep -o '"sampler": *"[^"]*' "$OUT/certify_cuda.json" 2>/dev/null | head -1 | cut -c1-60))"
   printf "%-34s %s\n" "bench_gpu" "$(status_of $BENCH_RC)"
+  printf "%-34s %s\n" "verify gpu_bounds.sh" "$(status_of $GPU_BOUNDS_RC) ($(grep -o '^test_verify_gpu: .*' "$OUT/gpu_bounds.txt" | head -1))"
   printf "%-34s %s\n" "peer_torch" "$(status_of $PEER_RC) (python: ${PY:-none})"
   echo
   printf "%-28s %14s %14s %10s\n" "measure" "mlaudit" "torch" "ratio"

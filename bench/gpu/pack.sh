@@ -24,12 +24,12 @@ LIMIT=$((60 * 1024 * 1024))  # below the device tool's 64 MiB carry limit
 command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || { echo "pack: nvcc not found (needs /usr/local/cuda)"; exit 2; }
 echo "pack: configuring $BUILD (Release, MLAUDIT_WITH_CUDA=ON)"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMLAUDIT_WITH_CUDA=ON "$@" >/dev/null
-echo "pack: building mlaudit test_cuda bench_gpu (-j${JOBS:-2})"
-cmake --build "$BUILD" -j"${JOBS:-2}" --target mlaudit test_cuda bench_gpu >/dev/null
+echo "pack: building mlaudit test_cuda test_verify_gpu bench_gpu (-j${JOBS:-2})"
+cmake --build "$BUILD" -j"${JOBS:-2}" --target mlaudit test_cuda test_verify_gpu bench_gpu >/dev/null
 
 rm -rf "$STAGE"
 mkdir -p "$STAGE/bin" "$STAGE/lib" "$STAGE/data" "$STAGE/peer"
-cp "$BUILD/mlaudit" "$BUILD/tests/cuda/test_cuda" "$BUILD/bench/gpu/bench_gpu" "$STAGE/bin/"
+cp "$BUILD/mlaudit" "$BUILD/tests/cuda/test_cuda" "$BUILD/tests/verify/test_verify_gpu" "$BUILD/bench/gpu/bench_gpu" "$STAGE/bin/"
 
 # Libraries of the base system (glibc, gcc-13 runtime, zlib) stay; CUDA libraries come from
 # /usr/local/cuda on the device; everything else is packed.

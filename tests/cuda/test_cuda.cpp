@@ -37,29 +37,9 @@ namespace {
     }                                                          \
   } while (0)
 
-// Repository-relative path; MLAUDIT_TEST_SOURCE_DIR overrides the compiled-in source tree so the
-// packed binary finds its fixtures on the GPU machine (bench/gpu/device_check.sh sets it).
-std::string src(const std::string& rel) {
-  const char* root = std::getenv("MLAUDIT_TEST_SOURCE_DIR");
-  return root && *root ? std::string(root) + "/" + rel : test::source_path(rel);
-}
-// The mlaudit executable: MLAUDIT_TEST_EXE overrides the compiled-in path (device_check.sh sets it).
-test::CommandResult run_mlaudit(const std::string& args) {
-  const char* exe = std::getenv("MLAUDIT_TEST_EXE");
-  std::string cmd = (exe && *exe ? std::string(exe) : test::mlaudit_exe()) + " " + args + " 2>&1";
-  test::CommandResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
 
-std::string ops_dir() { return src("tests/fixtures/engine/ops"); }
-std::string models_dir() { return src("tests/fixtures/engine/models"); }
+std::string ops_dir() { return mlaudit::test::source_path("tests/fixtures/engine/ops"); }
+std::string models_dir() { return mlaudit::test::source_path("tests/fixtures/engine/models"); }
 
 engine::SessionOptions on(engine::Device d) {
   engine::SessionOptions o;
@@ -109,7 +89,7 @@ TEST_CASE("cuda: without a device, --device cuda is a clear InputError and auto 
     WARN("a CUDA device is present: the no-device behaviour is not exercised");
     return;
   }
-  std::string model = src("models/fmnist_cnn.onnx");
+  std::string model = mlaudit::test::source_path("models/fmnist_cnn.onnx");
   try {
     engine::Session::load(model, on(engine::Device::Cuda));
     FAIL("expected an InputError");
@@ -129,9 +109,9 @@ TEST_CASE("cuda: without a device, --device cuda is a clear InputError and auto 
 
 TEST_CASE("cuda: mlaudit --device cuda run: exit 2 without a GPU, CPU-equal logits with one", "[cuda][cli]") {
   std::string dir = test::temp_dir("cuda-cli");
-  std::string args = fmt::format("--device cuda run --model {} --input {} --output-dir {}", src("models/fmnist_cnn.onnx"),
-                                 src("datasets/demo/fmnist_x.npy"), dir + "/gpu");
-  auto r = run_mlaudit(args);
+  std::string args = fmt::format("--device cuda run --model {} --input {} --output-dir {}", mlaudit::test::source_path("models/fmnist_cnn.onnx"),
+                                 mlaudit::test::source_path("datasets/demo/fmnist_x.npy"), dir + "/gpu");
+  auto r = mlaudit::test::run_cli(args);
   if (engine::cuda_device_count() == 0) {
     INFO(r.output);
     REQUIRE(r.exit_code == 2);
@@ -141,8 +121,8 @@ TEST_CASE("cuda: mlaudit --device cuda run: exit 2 without a GPU, CPU-equal logi
   }
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
-  auto c = run_mlaudit(fmt::format("--device cpu run --model {} --input {} --output-dir {}", src("models/fmnist_cnn.onnx"),
-                                   src("datasets/demo/fmnist_x.npy"), dir + "/cpu"));
+  auto c = mlaudit::test::run_cli(fmt::format("--device cpu run --model {} --input {} --output-dir {}", mlaudit::test::source_path("models/fmnist_cnn.onnx"),
+                                   mlaudit::test::source_path("datasets/demo/fmnist_x.npy"), dir + "/cpu"));
   REQUIRE(c.exit_code == 0);
   // Same float32 maths in another summation order (see nmse_tolerance).
   REQUIRE(compare(datasets::read_npy(dir + "/gpu/logits.npy"), datasets::read_npy(dir + "/cpu/logits.npy")).nmse <= 1e-9);
@@ -212,8 +192,8 @@ TEST_CASE("cuda: bundled models' logits and input gradients match the CPU backen
     Tensor labels = datasets::read_npy(models_dir() + "/" + m + "_labels.npy");
     Tensor logits_golden = datasets::read_npy(models_dir() + "/" + m + "_logits.npy");
     Tensor grad_golden = datasets::read_npy(models_dir() + "/" + m + "_grad.npy");
-    auto cpu = engine::Session::load(src("models/" + m + ".onnx"), on(engine::Device::Cpu));
-    auto gpu = engine::Session::load(src("models/" + m + ".onnx"), on(engine::Device::Auto));
+    auto cpu = engine::Session::load(mlaudit::test::source_path("models/" + m + ".onnx"), on(engine::Device::Cpu));
+    auto gpu = engine::Session::load(mlaudit::test::source_path("models/" + m + ".onnx"), on(engine::Device::Auto));
     REQUIRE(gpu->backend_name() == "cuda");  // auto picks the GPU: every op is supported there
     Tensor lc = cpu->forward(x), lg = gpu->forward(x);
     // Same float32 maths in another summation order: NMSE ~1e-12; 1e-9 bound (see nmse_tolerance).
@@ -254,9 +234,9 @@ TEST_CASE("cuda: fused Conv+Relu(+MaxPool) chains match the CPU backend", "[cuda
 
 TEST_CASE("cuda: the 200 demo images give identical logits on repeated calls and match the CPU", "[cuda][models]") {
   MLAUDIT_REQUIRE_CUDA();
-  Tensor x = datasets::read_npy(src("datasets/demo/fmnist_x.npy"));
-  auto cpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cpu));
-  auto gpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
+  Tensor x = datasets::read_npy(mlaudit::test::source_path("datasets/demo/fmnist_x.npy"));
+  auto cpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cpu));
+  auto gpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
   Tensor a = gpu->forward(x), b = gpu->forward(x), c = cpu->forward(x);
   REQUIRE(compare(a, b).nmse == 0.0);  // deterministic forward (no atomics in the forward kernels)
   REQUIRE(compare(a, c).nmse <= 1e-9);
@@ -264,11 +244,11 @@ TEST_CASE("cuda: the 200 demo images give identical logits on repeated calls and
 
 TEST_CASE("cuda: fused PGD robust accuracy matches a CPU PGD loop", "[cuda][pgd]") {
   MLAUDIT_REQUIRE_CUDA();
-  Tensor x = datasets::read_npy(src("datasets/demo/fmnist_x.npy")).slice_rows(0, 64);
-  Tensor y = datasets::read_npy(src("datasets/demo/fmnist_y.npy")).slice_rows(0, 64);
+  Tensor x = datasets::read_npy(mlaudit::test::source_path("datasets/demo/fmnist_x.npy")).slice_rows(0, 64);
+  Tensor y = datasets::read_npy(mlaudit::test::source_path("datasets/demo/fmnist_y.npy")).slice_rows(0, 64);
   std::vector<int64_t> labels = y.to_int64s();
-  auto cpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cpu));
-  auto gpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
+  auto cpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cpu));
+  auto gpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
   for (const char* norm : {"linf", "l2"}) {
     INFO("norm " << norm);
     bool linf = std::string(norm) == "linf";
@@ -319,11 +299,11 @@ TEST_CASE("cuda: fused PGD robust accuracy matches a CPU PGD loop", "[cuda][pgd]
 
 TEST_CASE("cuda: device APGD-CE matches the CPU APGD-CE's robust accuracy, every break re-checked", "[cuda][apgd]") {
   MLAUDIT_REQUIRE_CUDA();
-  Tensor x = datasets::read_npy(src("datasets/demo/fmnist_x.npy"));
-  Tensor y = datasets::read_npy(src("datasets/demo/fmnist_y.npy"));
+  Tensor x = datasets::read_npy(mlaudit::test::source_path("datasets/demo/fmnist_x.npy"));
+  Tensor y = datasets::read_npy(mlaudit::test::source_path("datasets/demo/fmnist_y.npy"));
   std::vector<int64_t> labels = y.to_int64s();
-  auto cpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cpu));
-  auto gpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
+  auto cpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cpu));
+  auto gpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
   for (const char* norm : {"linf", "l2"}) {
     INFO("norm " << norm);
     engine::DeviceApgdOptions o;
@@ -346,11 +326,11 @@ TEST_CASE("cuda: device APGD-CE matches the CPU APGD-CE's robust accuracy, every
 
 TEST_CASE("cuda: device APGD-DLR and APGD-T match the CPU loops' robust accuracy, every break re-checked", "[cuda][apgd]") {
   MLAUDIT_REQUIRE_CUDA();
-  Tensor x = datasets::read_npy(src("datasets/demo/fmnist_x.npy"));
-  Tensor y = datasets::read_npy(src("datasets/demo/fmnist_y.npy"));
+  Tensor x = datasets::read_npy(mlaudit::test::source_path("datasets/demo/fmnist_x.npy"));
+  Tensor y = datasets::read_npy(mlaudit::test::source_path("datasets/demo/fmnist_y.npy"));
   std::vector<int64_t> labels = y.to_int64s();
-  auto cpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cpu));
-  auto gpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
+  auto cpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cpu));
+  auto gpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
   for (const char* loss : {"dlr", "dlr-targeted"}) {
     INFO("loss " << loss);
     engine::DeviceApgdOptions o;
@@ -381,11 +361,11 @@ TEST_CASE("cuda: device APGD-DLR and APGD-T match the CPU loops' robust accuracy
 
 TEST_CASE("cuda: device Square (L-inf, L2) matches the CPU Square's robust accuracy, every point re-checked", "[cuda][square]") {
   MLAUDIT_REQUIRE_CUDA();
-  Tensor x = datasets::read_npy(src("datasets/demo/fmnist_x.npy"));
-  Tensor y = datasets::read_npy(src("datasets/demo/fmnist_y.npy"));
+  Tensor x = datasets::read_npy(mlaudit::test::source_path("datasets/demo/fmnist_x.npy"));
+  Tensor y = datasets::read_npy(mlaudit::test::source_path("datasets/demo/fmnist_y.npy"));
   std::vector<int64_t> labels = y.to_int64s();
-  auto cpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cpu));
-  auto gpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
+  auto cpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cpu));
+  auto gpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
   engine::DeviceSquareOptions o;  // AutoAttack defaults: 5000 queries, p_init 0.8
   o.eps = 0.05f;
   o.batch = 64;
@@ -423,8 +403,8 @@ TEST_CASE("cuda: mlaudit --device cuda attack apgd-t / square run the fused devi
     INFO(attack);
     std::string out = dir + "/" + attack + ".json";
     std::string args = fmt::format("--device cuda attack --model {} --data {} --labels {} --attack {} --eps 0.05 --out {}",
-                                   src("models/fmnist_cnn.onnx"), src("datasets/demo/fmnist_x.npy"),
-                                   src("datasets/demo/fmnist_y.npy"), attack, out);
+                                   mlaudit::test::source_path("models/fmnist_cnn.onnx"), mlaudit::test::source_path("datasets/demo/fmnist_x.npy"),
+                                   mlaudit::test::source_path("datasets/demo/fmnist_y.npy"), attack, out);
     auto r = test::run_cli(args);
     REQUIRE(r.exit_code == 0);
     std::ifstream f(out);
@@ -435,9 +415,9 @@ TEST_CASE("cuda: mlaudit --device cuda attack apgd-t / square run the fused devi
 
 TEST_CASE("cuda: smoothing counts agree with CPU Monte Carlo sampling", "[cuda][smoothing]") {
   MLAUDIT_REQUIRE_CUDA();
-  Tensor x = datasets::read_npy(src("datasets/demo/fmnist_x.npy")).slice_rows(0, 4);
-  auto cpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cpu));
-  auto gpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
+  Tensor x = datasets::read_npy(mlaudit::test::source_path("datasets/demo/fmnist_x.npy")).slice_rows(0, 4);
+  auto cpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cpu));
+  auto gpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
   const int64_t n = 4000;
   const float sigma = 0.25f;
   auto counts = engine::device_smoothing_counts(*gpu, x, sigma, n, 1000, 42);
@@ -472,9 +452,9 @@ TEST_CASE("cuda: smoothing counts agree with CPU Monte Carlo sampling", "[cuda][
 
 TEST_CASE("cuda: device integrated gradients and SmoothGrad match the CPU formulas", "[cuda][explain]") {
   MLAUDIT_REQUIRE_CUDA();
-  Tensor x = datasets::read_npy(src("datasets/demo/fmnist_x.npy")).slice_rows(0, 4);
-  auto cpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cpu));
-  auto gpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
+  Tensor x = datasets::read_npy(mlaudit::test::source_path("datasets/demo/fmnist_x.npy")).slice_rows(0, 4);
+  auto cpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cpu));
+  auto gpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
   std::vector<int64_t> targets = {0, 3, 5, 9};
   std::vector<double> alphas, weights;
   for (int k = 0; k < 32; ++k) {
@@ -491,7 +471,7 @@ TEST_CASE("cuda: device integrated gradients and SmoothGrad match the CPU formul
 
 TEST_CASE("cuda: bad input to the fused loops is an InputError naming the problem", "[cuda]") {
   MLAUDIT_REQUIRE_CUDA();
-  auto gpu = engine::Session::load(src("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
+  auto gpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
   Tensor x(engine::Shape{2, 1, 28, 28});
   engine::DevicePgdOptions o;
   o.norm = "l3";

@@ -9,6 +9,7 @@
 
 #include "mlaudit/verify/bounds.h"
 #include "mlaudit/verify/network.h"
+#include "verify_test_util.h"
 
 namespace mlaudit::verify::testing {
 
@@ -121,20 +122,6 @@ inline int64_t sampled_violations(const Network& net, const InputBox& box, const
         if (pre[k][i] < b.lower[k][i] || pre[k][i] > b.upper[k][i]) ++violations;
   }
   return violations;
-}
-
-/// Margins y_label - y_j (j != label) as objectives coef . y.
-inline std::vector<OutputConstraint> margin_objectives(int64_t label, int64_t classes) {
-  std::vector<OutputConstraint> rows;
-  for (int64_t j = 0; j < classes; ++j) {
-    if (j == label) continue;
-    OutputConstraint c;
-    c.coef.assign(size_t(classes), 0.0);
-    c.coef[size_t(label)] = 1;
-    c.coef[size_t(j)] = -1;
-    rows.push_back(c);
-  }
-  return rows;
 }
 
 }  // namespace mlaudit::verify::testing

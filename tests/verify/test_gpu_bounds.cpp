@@ -37,26 +37,6 @@ constexpr double kGpuCpuTolerance = 1e-9;
     }                                                    \
   } while (0)
 
-// Repository-relative path and the mlaudit executable; MLAUDIT_TEST_SOURCE_DIR / MLAUDIT_TEST_EXE
-// override the compiled-in ones on the GPU machine (as in tests/cuda/test_cuda.cpp).
-std::string src(const std::string& rel) {
-  const char* root = std::getenv("MLAUDIT_TEST_SOURCE_DIR");
-  return root && *root ? std::string(root) + "/" + rel : mlaudit::test::source_path(rel);
-}
-mlaudit::test::CommandResult run_mlaudit(const std::string& args) {
-  const char* exe = std::getenv("MLAUDIT_TEST_EXE");
-  std::string cmd = (exe && *exe ? std::string(exe) : mlaudit::test::mlaudit_exe()) + " " + args + " 2>&1";
-  mlaudit::test::CommandResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -94,9 +74,9 @@ TEST_CASE("cuda: bundled CNN CROWN bounds on the GPU equal the CPU path's (timin
   const char* cpu_only_env = std::getenv("MLAUDIT_GPU_BOUNDS_CPU_ONLY");
   const bool cpu_only = cpu_only_env && std::string(cpu_only_env) == "1";
   if (!cpu_only) MLAUDIT_REQUIRE_DEVICE();
-  std::string cnn = src("models/fmnist_cnn.onnx");
-  std::string fx = src("datasets/demo/fmnist_x.npy");
-  std::string fy = src("datasets/demo/fmnist_y.npy");
+  std::string cnn = mlaudit::test::source_path("models/fmnist_cnn.onnx");
+  std::string fx = mlaudit::test::source_path("datasets/demo/fmnist_x.npy");
+  std::string fy = mlaudit::test::source_path("datasets/demo/fmnist_y.npy");
   if (!std::filesystem::exists(cnn) || !std::filesystem::exists(fx) || !std::filesystem::exists(fy)) {
     WARN("bundled CNN or demo data absent");
     return;
@@ -162,21 +142,21 @@ TEST_CASE("cuda: bundled CNN CROWN bounds on the GPU equal the CPU path's (timin
 TEST_CASE("cuda: mlaudit --device cuda verify: exit 2 without a GPU, the CPU verdicts with one", "[cuda][verify][cli]") {
   std::string dir = mlaudit::test::temp_dir("verify-gpu");
   std::string common = fmt::format("verify --model {} --data {} --labels {} --eps 0.005 --limit 2 --clip-min 0 --clip-max 1 --timeout 60",
-                                   src("models/fmnist_cnn.onnx"),
-                                   src("datasets/demo/fmnist_x.npy"),
-                                   src("datasets/demo/fmnist_y.npy"));
-  auto gpu = run_mlaudit(fmt::format("--device cuda {} --out {}/gpu.json", common, dir));
+                                   mlaudit::test::source_path("models/fmnist_cnn.onnx"),
+                                   mlaudit::test::source_path("datasets/demo/fmnist_x.npy"),
+                                   mlaudit::test::source_path("datasets/demo/fmnist_y.npy"));
+  auto gpu = mlaudit::test::run_cli(fmt::format("--device cuda {} --out {}/gpu.json", common, dir));
   if (mlaudit::engine::cuda_device_count() == 0) {
     REQUIRE(gpu.exit_code == 2);
     REQUIRE(gpu.output.find("--device cuda: no CUDA device is available") != std::string::npos);
     CHECK(!std::filesystem::exists(dir + "/gpu.json"));  // nothing written
-    auto automatic = run_mlaudit(fmt::format("--device auto {} --out {}/auto.json", common, dir));
+    auto automatic = mlaudit::test::run_cli(fmt::format("--device auto {} --out {}/auto.json", common, dir));
     CHECK(automatic.exit_code == 0);
     CHECK(automatic.output.find("no CUDA device, bound products on the CPU") != std::string::npos);
     return;
   }
   REQUIRE(gpu.exit_code == 0);
-  auto cpu = run_mlaudit(fmt::format("--device cpu {} --out {}/cpu.json", common, dir));
+  auto cpu = mlaudit::test::run_cli(fmt::format("--device cpu {} --out {}/cpu.json", common, dir));
   REQUIRE(cpu.exit_code == 0);
   auto read = [](const std::string& p) { return nlohmann::json::parse(std::ifstream(p)); };
   auto g = read(dir + "/gpu.json"), c = read(dir + "/cpu.json");

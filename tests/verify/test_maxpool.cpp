@@ -17,23 +17,10 @@
 #include "verify_test_util.h"
 
 using namespace mlaudit::verify;
+using mlaudit::verify::testing::margin_objectives;
 using mlaudit::verify::testing::random_network;
 
 namespace {
-
-// Margins y_label - y_j (j != label) as objectives coef . y + constant.
-std::vector<OutputConstraint> margin_rows(int64_t label, int64_t classes) {
-  std::vector<OutputConstraint> rows;
-  for (int64_t j = 0; j < classes; ++j) {
-    if (j == label) continue;
-    OutputConstraint c;
-    c.coef.assign(size_t(classes), 0.0);
-    c.coef[size_t(label)] = 1;
-    c.coef[size_t(j)] = -1;
-    rows.push_back(c);
-  }
-  return rows;
-}
 
 // A point of the box: a corner one time in four (where linear bounds are
 // tight), uniform otherwise.
@@ -75,7 +62,7 @@ TEST_CASE("MaxPool CNN: IBP and CROWN bounds match auto_LiRPA", "[verify][maxpoo
       CHECK(mlaudit::test::close(cr.lower.back()[k], c["crown_lower"][k].get<double>(), 1e-9, 1e-9));
       CHECK(mlaudit::test::close(cr.upper.back()[k], c["crown_upper"][k].get<double>(), 1e-9, 1e-9));
     }
-    auto obj = crown_objective(net, box, cr, margin_rows(c["label"].get<int64_t>(), 5));
+    auto obj = crown_objective(net, box, cr, margin_objectives(c["label"].get<int64_t>(), 5));
     for (size_t r = 0; r < obj.size(); ++r)
       CHECK(mlaudit::test::close(obj[r].lower, c["margin_crown_lower"][r].get<double>(), 1e-9, 1e-9));
     // The golden exercises the relaxation: CROWN differs from IBP here.
@@ -129,7 +116,7 @@ TEST_CASE("Bundled CNN: IBP bounds equal auto_LiRPA's, CROWN up to max-pool tie-
       CHECK(std::fabs(cr.upper.back()[k] - c["crown_upper"][k].get<double>()) <= kTieTol);
       CHECK(cr.lower.back()[k] - ibp.lower.back()[k] > 8.0);
     }
-    auto obj = crown_objective(net, box, cr, margin_rows(c["label"].get<int64_t>(), 10));
+    auto obj = crown_objective(net, box, cr, margin_objectives(c["label"].get<int64_t>(), 10));
     for (size_t r = 0; r < obj.size(); ++r)
       CHECK(std::fabs(obj[r].lower - c["margin_crown_lower"][r].get<double>()) <= kTieTol);
   }
@@ -152,7 +139,7 @@ TEST_CASE("MaxPool CNN: sampled points lie within IBP, CROWN and alpha-CROWN bou
     LayerBounds ibp = interval_bounds(net, box);
     LayerBounds cr = crown_bounds(net, box);
     LayerBounds acr = alpha_crown_bounds(net, box);
-    auto rows = margin_rows(0, 5);
+    auto rows = margin_objectives(0, 5);
     auto lin = crown_objective(net, box, cr, rows);
     std::vector<ObjectiveBound> alpha;
     for (const auto& r : rows) alpha.push_back(alpha_crown_objective(net, box, acr, r));
@@ -204,7 +191,7 @@ TEST_CASE("Bundled CNN: small radii are proved, and every proof survives samplin
       Property p = robustness_property(x0, label, 10, eps, 0.0, 1.0);
       const InputBox& box = p.cases[0].box;
       LayerBounds b = crown_bounds(net, box);
-      auto rows = margin_rows(label, 10);
+      auto rows = margin_objectives(label, 10);
       auto obj = crown_objective(net, box, b, rows);
       bool ok = true;
       for (size_t r = 0; r < rows.size(); ++r) {

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "mlaudit/verify/network.h"
+#include "mlaudit/verify/vnnlib.h"
 
 namespace mlaudit::verify::testing {
 
@@ -33,6 +34,20 @@ inline Network random_network(const std::vector<int64_t>& sizes, uint64_t seed, 
   }
   net.input_shape = {1, sizes[0]};
   return net;
+}
+
+/// Margins y_label - y_j (j != label) as objectives coef . y.
+inline std::vector<OutputConstraint> margin_objectives(int64_t label, int64_t classes) {
+  std::vector<OutputConstraint> rows;
+  for (int64_t j = 0; j < classes; ++j) {
+    if (j == label) continue;
+    OutputConstraint c;
+    c.coef.assign(size_t(classes), 0.0);
+    c.coef[size_t(label)] = 1;
+    c.coef[size_t(j)] = -1;
+    rows.push_back(c);
+  }
+  return rows;
 }
 
 }  // namespace mlaudit::verify::testing
