@@ -83,15 +83,17 @@ TEST_CASE("gpu products (emulated): dgemm and its transposes equal a direct prod
   auto st = backend->stats();
   CHECK(st.device_products == 2);
   CHECK(st.layers_uploaded == 1);  // the second product reused the device copy
-  // A layer changed in place is uploaded again (its fingerprint changed), never served stale.
+  // A layer changed in place, even in one weight, is uploaded again, never served stale
+  // (the whole layer is compared with the host snapshot the device copy was made from).
   AffineLayer& M = net.layers[0];
-  M.weight[0] += 1.0;
+  REQUIRE(M.in > 1);
+  M.weight[1] += 1.0;
   REQUIRE(backend->left_mul(lambda.data(), rows, M, out.data()));
   CHECK(backend->stats().layers_uploaded == 2);
   for (int64_t i = 0; i < rows; ++i) {
     long double s = 0;
-    for (int64_t k = 0; k < M.out; ++k) s += (long double)lambda[size_t(i * M.out + k)] * M.weight[size_t(k * M.in)];
-    CHECK(std::fabs(double(s) - out[size_t(i * M.in)]) <= 1e-12);
+    for (int64_t k = 0; k < M.out; ++k) s += (long double)lambda[size_t(i * M.out + k)] * M.weight[size_t(k * M.in + 1)];
+    CHECK(std::fabs(double(s) - out[size_t(i * M.in + 1)]) <= 1e-12);
   }
 }
 

@@ -24,7 +24,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <exception>
 #include <map>
 #include <mutex>
@@ -41,42 +40,27 @@ namespace {
 
 namespace cu = mlaudit::engine::cuda;
 
-// A cheap identity check of a layer's contents (sizes, buffer addresses and 64 strided values of
-// the weights and biases): a device copy is reused only for the same, unmodified layer.
+// The layer contents a device copy was made from, kept on the host and compared in full on every
+// lookup (O(weights), small beside the product the device then runs): a device copy is reused only
+// for an unmodified layer, so a layer changed in place can never leave stale weights on the device.
 struct LayerKey {
-  const double* weight = nullptr;
-  const double* csr = nullptr;
-  size_t weight_size = 0, csr_size = 0;
   int64_t in = 0, out = 0;
-  uint64_t fingerprint = 0;
+  std::vector<double> weight, csr_val;
+  std::vector<int> csr_row, csr_col;
 
   static LayerKey of(const AffineLayer& L) {
     LayerKey k;
-    k.weight = L.weight.data();
-    k.csr = L.csr_val.data();
-    k.weight_size = L.weight.size();
-    k.csr_size = L.csr_val.size();
     k.in = L.in;
     k.out = L.out;
-    uint64_t h = 1469598103934665603ull;  // FNV-1a over the sampled values' bit patterns
-    auto mix = [&h](const std::vector<double>& v) {
-      if (v.empty()) return;
-      const size_t step = std::max<size_t>(1, v.size() / 64);
-      for (size_t i = 0; i < v.size(); i += step) {
-        uint64_t bits;
-        std::memcpy(&bits, &v[i], sizeof bits);
-        h = (h ^ bits) * 1099511628211ull;
-      }
-    };
-    mix(L.weight);
-    mix(L.csr_val);
-    mix(L.bias);
-    k.fingerprint = h;
+    k.weight = L.weight;
+    k.csr_val = L.csr_val;
+    k.csr_row = L.csr_row;
+    k.csr_col = L.csr_col;
     return k;
   }
-  bool operator==(const LayerKey& o) const {
-    return weight == o.weight && csr == o.csr && weight_size == o.weight_size && csr_size == o.csr_size && in == o.in &&
-           out == o.out && fingerprint == o.fingerprint;
+  bool matches(const AffineLayer& L) const {
+    return in == L.in && out == L.out && weight == L.weight && csr_val == L.csr_val && csr_row == L.csr_row &&
+           csr_col == L.csr_col;
   }
 };
 
@@ -135,11 +119,10 @@ class CudaProducts final : public ProductBackend {
 
   // The layer's dense device copy, uploaded on first use (nullptr: it does not fit).
   const cu::DeviceBuffer* weights_of(const AffineLayer& L) {
-    LayerKey key = LayerKey::of(L);
     auto it = layers_.find(&L);
-    if (it != layers_.end() && it->second.key == key) return it->second.weight.get();
+    if (it != layers_.end() && it->second.key.matches(L)) return it->second.weight.get();
     DeviceLayer dl;
-    dl.key = key;
+    dl.key = LayerKey::of(L);
     const size_t bytes = size_t(L.out) * size_t(L.in) * sizeof(double);
     size_t free_bytes = 0, total_bytes = 0;
     cu::memory_info(free_bytes, total_bytes);
