@@ -86,17 +86,6 @@ inline InputBox linf_box(const std::vector<double>& x0, double eps) {
   return box;
 }
 
-/// A point of the box: a corner one time in four (where linear bounds are tight), uniform otherwise.
-inline std::vector<double> sample_in_box(const InputBox& box, std::mt19937_64& rng, int s) {
-  std::uniform_real_distribution<double> u01(0, 1);
-  std::vector<double> x(box.lower.size());
-  for (size_t i = 0; i < x.size(); ++i) {
-    double t = s % 4 == 0 ? double(u01(rng) < 0.5) : u01(rng);
-    x[i] = box.lower[i] + t * (box.upper[i] - box.lower[i]);
-  }
-  return x;
-}
-
 /// Largest |a - b| / (1 + |b|) over every bound of every layer (infinity on a shape mismatch).
 inline double max_relative_gap(const LayerBounds& a, const LayerBounds& b) {
   if (a.lower.size() != b.lower.size()) return INFINITY;

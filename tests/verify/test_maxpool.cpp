@@ -19,22 +19,7 @@
 using namespace mlaudit::verify;
 using mlaudit::verify::testing::margin_objectives;
 using mlaudit::verify::testing::random_network;
-
-namespace {
-
-// A point of the box: a corner one time in four (where linear bounds are
-// tight), uniform otherwise.
-std::vector<double> sample_box(const InputBox& box, std::mt19937_64& rng, int s) {
-  std::uniform_real_distribution<double> u01(0, 1);
-  std::vector<double> x(box.lower.size());
-  for (size_t i = 0; i < x.size(); ++i) {
-    double t = s % 4 == 0 ? double(u01(rng) < 0.5) : u01(rng);
-    x[i] = box.lower[i] + t * (box.upper[i] - box.lower[i]);
-  }
-  return x;
-}
-
-}  // namespace
+using mlaudit::verify::testing::sample_in_box;
 
 TEST_CASE("MaxPool CNN: IBP and CROWN bounds match auto_LiRPA", "[verify][maxpool][golden]") {
   // tools/verify_maxpool_golden.py: a seeded conv-relu-maxpool x2 + MLP
@@ -145,7 +130,7 @@ TEST_CASE("MaxPool CNN: sampled points lie within IBP, CROWN and alpha-CROWN bou
     for (const auto& r : rows) alpha.push_back(alpha_crown_objective(net, box, acr, r));
     int violations = 0;
     for (int s = 0; s < 2000; ++s) {
-      auto x = sample_box(box, rng, s);
+      auto x = sample_in_box(box, rng, s);
       auto pre = net.pre_activations(x);
       for (size_t k = 0; k < pre.size(); ++k)
         for (size_t i = 0; i < pre[k].size(); ++i) {
@@ -204,7 +189,7 @@ TEST_CASE("Bundled CNN: small radii are proved, and every proof survives samplin
       // Every sampled point keeps the label, with margins above the proved bounds.
       int violations = 0;
       for (int s = 0; s < 1000; ++s) {
-        auto y = net.forward(sample_box(box, rng, s));
+        auto y = net.forward(sample_in_box(box, rng, s));
         for (size_t r = 0, j = 0; j < 10; ++j) {
           if (int64_t(j) == label) continue;
           if (y[size_t(label)] - y[j] < obj[r].lower) ++violations;
