@@ -86,57 +86,7 @@ def apgd_ce(torch, model, x, y, eps, n_iter, gen):
     step halving with restart from the best point. Every row is optimised for all n_iter steps
     (as the reference does). Returns the robust accuracy."""
     F = torch.nn.functional
-    n = x.shape[0]
-    k = max(int(0.22 * n_iter), 1)
-    size_decr, n_iter_min = max(int(0.03 * n_iter), 1), max(int(0.06 * n_iter), 1)
-    view = (-1,) + (1,) * (x.dim() - 1)
-    t = 2 * torch.rand(x.shape, device=x.device, generator=gen) - 1
-    x_adv = (x + eps * t / t.reshape(n, -1).abs().max(1)[0].view(view)).clamp(0, 1)
-
-    def grad_loss(xa):
-        xa = xa.clone().requires_grad_(True)
-        logits = model(xa)
-        loss = F.cross_entropy(logits, y, reduction="none")
-        (g,) = torch.autograd.grad(loss.sum(), xa)
-        return logits.detach(), loss.detach(), g.detach()
-
-    logits, loss, grad = grad_loss(x_adv)
-    robust = logits.argmax(1) == y
-    x_best, grad_best, loss_best = x_adv.clone(), grad.clone(), loss.clone()
-    step = torch.full((n,) + (1,) * (x.dim() - 1), 2 * eps, device=x.device)
-    x_old = x_adv.clone()
-    loss_prev = loss.clone()
-    inc = torch.zeros(n, device=x.device)
-    loss_best_last = loss_best.clone()
-    reduced_last = torch.ones(n, dtype=torch.bool, device=x.device)
-    counter = 0
-    for i in range(n_iter):
-        with torch.no_grad():
-            a = 0.75 if i > 0 else 1.0
-            grad2 = x_adv - x_old
-            x_old = x_adv.clone()
-            z = torch.min(torch.max(x_adv + step * grad.sign(), x - eps), x + eps).clamp(0, 1)
-            x_adv = torch.min(torch.max(x_adv + (z - x_adv) * a + grad2 * (1 - a), x - eps), x + eps).clamp(0, 1)
-        logits, loss, grad = grad_loss(x_adv)
-        with torch.no_grad():
-            robust &= logits.argmax(1) == y
-            inc += (loss > loss_prev).float()
-            loss_prev = loss
-            better = loss > loss_best
-            x_best[better] = x_adv[better]
-            grad_best[better] = grad[better]
-            loss_best = torch.where(better, loss, loss_best)
-            counter += 1
-            if counter == k:
-                reduce = (inc <= k * 0.75) | (~reduced_last & (loss_best_last >= loss_best))
-                reduced_last = reduce
-                loss_best_last = loss_best.clone()
-                step[reduce] /= 2.0
-                x_adv[reduce] = x_best[reduce]
-                grad[reduce] = grad_best[reduce]
-                inc.zero_()
-                k = max(k - size_decr, n_iter_min)
-                counter = 0
+    robust = _apgd_run(torch, model, x, y, eps, n_iter, gen, lambda logits, yy: F.cross_entropy(logits, yy, reduction="none"))
     return robust.float().mean().item()
 
 

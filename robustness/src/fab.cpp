@@ -229,45 +229,44 @@ void fab_single_run(const engine::Model& m, const engine::Tensor& x0, const std:
   for (int it = 0; it < n_iter; ++it) {
     // Linearisation: df (logit difference) and dg (its input gradient) per row.
     engine::Tensor logits;
-    if (target) {
-      // Targeted: the single hyperplane f_t - f_y = 0 (reference get_diff_logits_grads_batch_targeted).
-      auto seed = [&](const engine::Tensor& z) {
+    // Seed of d(f_o - f_y)/dx with o = other(i) per row (rows where o == y get no seed).
+    auto diff_seed = [&](auto other) {
+      return [&, other](const engine::Tensor& z) {
         engine::Tensor s(z.shape());
         const int64_t c = z.dim(1);
         for (int64_t i = 0; i < bs; ++i) {
-          s.f32()[i * c + (*target)[size_t(i)]] += 1.f;
+          const int64_t o = other(i);
+          if (o == y[size_t(i)]) continue;
+          s.f32()[i * c + o] += 1.f;
           s.f32()[i * c + y[size_t(i)]] -= 1.f;
         }
         return s;
       };
-      engine::Tensor g = m.input_gradient(x1, seed, &logits);
+    };
+    // Row i's hyperplane w.x = b of the linearised boundary: w = dg, b = -df + dg.x1.
+    auto set_hyperplane = [&](int64_t i, const float* gi, double df) {
+      double wx = 0;
+      for (int64_t q = 0; q < D; ++q) {
+        w[size_t(i * D + q)] = gi[q];
+        wx += double(gi[q]) * x1.f32()[i * D + q];
+      }
+      b[size_t(i)] = -df + wx;
+    };
+    if (target) {
+      // Targeted: the single hyperplane f_t - f_y = 0 (reference get_diff_logits_grads_batch_targeted).
+      engine::Tensor g = m.input_gradient(x1, diff_seed([&](int64_t i) { return (*target)[size_t(i)]; }), &logits);
       const int64_t c = logits.dim(1);
       for (int64_t i = 0; i < bs; ++i) {
         gradient_calls[size_t(i)] += 1;
         const double df = double(logits.f32()[i * c + (*target)[size_t(i)]]) - logits.f32()[i * c + y[size_t(i)]];
-        double wx = 0;
-        for (int64_t k = 0; k < D; ++k) {
-          w[size_t(i * D + k)] = g.f32()[i * D + k];
-          wx += double(g.f32()[i * D + k]) * x1.f32()[i * D + k];
-        }
-        b[size_t(i)] = -df + wx;
+        set_hyperplane(i, g.f32() + i * D, df);
       }
     } else {
       // Untargeted: the closest linearised boundary over all classes k != y, distance
       // |f_k - f_y| / ||grad f_k - grad f_y||_dual (reference get_diff_logits_grads_batch).
       std::fill(best_dist.begin(), best_dist.end(), std::numeric_limits<double>::infinity());
       for (int64_t k = 0; k < classes; ++k) {
-        auto seed = [&](const engine::Tensor& z) {
-          engine::Tensor s(z.shape());
-          const int64_t c = z.dim(1);
-          for (int64_t i = 0; i < bs; ++i) {
-            if (k == y[size_t(i)]) continue;
-            s.f32()[i * c + k] += 1.f;
-            s.f32()[i * c + y[size_t(i)]] -= 1.f;
-          }
-          return s;
-        };
-        engine::Tensor g = m.input_gradient(x1, seed, &logits);
+        engine::Tensor g = m.input_gradient(x1, diff_seed([k](int64_t) { return k; }), &logits);
         const int64_t c = logits.dim(1);
         for (int64_t i = 0; i < bs; ++i) {
           gradient_calls[size_t(i)] += 1;
@@ -277,12 +276,7 @@ void fab_single_run(const engine::Model& m, const engine::Tensor& x0, const std:
           const double dist = std::fabs(df) / (1e-12 + dual_norm(gi, D, cfg.norm));
           if (dist < best_dist[size_t(i)]) {
             best_dist[size_t(i)] = dist;
-            double wx = 0;
-            for (int64_t q = 0; q < D; ++q) {
-              w[size_t(i * D + q)] = gi[q];
-              wx += double(gi[q]) * x1.f32()[i * D + q];
-            }
-            b[size_t(i)] = -df + wx;
+            set_hyperplane(i, gi, df);
           }
         }
       }

@@ -62,11 +62,16 @@ struct Domain {
 // Shared state of one sub-property's search.
 struct Search {
   Search(const Network& n, const SubProperty& s, const VerifyOptions& o, Deadline& d)
-      : net(n), sub(s), opts(o), deadline(d) {}
+      : net(n), sub(s), opts(o), deadline(d), local_pgd(o) {
+    local_pgd.random_samples = 8;
+    local_pgd.pgd_restarts = 1;
+    local_pgd.pgd_steps = 20;
+  }
   const Network& net;
   const SubProperty& sub;
   const VerifyOptions& opts;
   Deadline& deadline;
+  VerifyOptions local_pgd;  // the short PGD run inside every 8th input-split branch
   bool input_split = true;
 
   std::mutex mu;
@@ -343,11 +348,7 @@ std::vector<Domain> process(Search& s, Domain d) {
   // that are rare in the whole box but not in a small branch of it.
   if (s.input_split && domain_index % 8 == 0) {
     SubProperty local{d.box, s.sub.unsafe};
-    VerifyOptions o = s.opts;
-    o.random_samples = 8;
-    o.pgd_restarts = 1;
-    o.pgd_steps = 20;
-    if (auto cex = falsify(net, local, o, s.deadline, s.opts.seed + uint64_t(domain_index))) {
+    if (auto cex = falsify(net, local, s.local_pgd, s.deadline, s.opts.seed + uint64_t(domain_index))) {
       std::lock_guard<std::mutex> lk(s.mu);
       if (!s.cex) s.cex = cex;
       s.deadline.cancel();

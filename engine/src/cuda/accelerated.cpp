@@ -26,6 +26,19 @@ using cuda::DValue;
 
 bool on_cuda(const Session& s) { return s.backend_name() == "cuda" && cuda::device_count() > 0; }
 
+// Input checks shared by the loops: x a float32 batch of rank >= min_rank ("<what>: x must be a
+// float32 batch [<n>,...]"), and one label per row; returns the batch size.
+void require_float_batch(const Tensor& x, const char* what, const char* n = "B", size_t min_rank = 1) {
+  if (x.rank() < min_rank || x.dtype() != DType::Float32)
+    throw InputError("engine", fmt::format("{}: x must be a float32 batch [{},...]", what, n));
+}
+int64_t require_labelled_batch(const Tensor& x, const Tensor& labels, const char* what, size_t min_rank = 1) {
+  require_float_batch(x, what, "N", min_rank);
+  const int64_t n = x.shape()[0];
+  if (labels.numel() != n) throw InputError("engine", fmt::format("{}: {} labels for {} inputs", what, labels.numel(), n));
+  return n;
+}
+
 // The session's own CUDA executor (weights already resident); a fresh one bound to its graph
 // when the session's device session is another implementation (e.g. the host emulation's tests).
 struct BoundExecutor {
@@ -89,9 +102,7 @@ DevicePgdResult cuda::pgd_on(const cuda::CudaExecutor& ex, const Tensor& x, cons
   if (o.norm != "linf" && o.norm != "l2") throw InputError("engine", fmt::format("pgd: norm '{}' is not linf or l2", o.norm));
   if (!(o.eps >= 0) || !(o.alpha > 0) || o.steps < 0)
     throw InputError("engine", "pgd: eps must be >= 0, alpha > 0 and steps >= 0");
-  if (x.rank() < 1 || x.dtype() != DType::Float32) throw InputError("engine", "pgd: x must be a float32 batch [N,...]");
-  int64_t n = x.shape()[0];
-  if (labels.numel() != n) throw InputError("engine", fmt::format("pgd: {} labels for {} inputs", labels.numel(), n));
+  int64_t n = require_labelled_batch(x, labels, "pgd");
   std::lock_guard<std::mutex> lock(ex.lock());
   const cuda::Stream& st = ex.stream();
   cuda::StreamScope scope(st);
@@ -270,9 +281,7 @@ DevicePgdResult cuda::apgd_on(const cuda::CudaExecutor& ex, const Tensor& x, con
     throw InputError("engine", fmt::format("apgd: loss '{}' is not ce, dlr or dlr-targeted", o.loss));
   if (!(o.eps >= 0) || o.steps < 0) throw InputError("engine", "apgd: eps must be >= 0 and steps >= 0");
   if (o.restarts < 1 || o.n_target_classes < 1) throw InputError("engine", "apgd: restarts and n_target_classes must be >= 1");
-  if (x.rank() < 1 || x.dtype() != DType::Float32) throw InputError("engine", "apgd: x must be a float32 batch [N,...]");
-  const int64_t n = x.shape()[0];
-  if (labels.numel() != n) throw InputError("engine", fmt::format("apgd: {} labels for {} inputs", labels.numel(), n));
+  const int64_t n = require_labelled_batch(x, labels, "apgd");
   std::lock_guard<std::mutex> lock(ex.lock());
   const cuda::Stream& st = ex.stream();
   cuda::StreamScope scope(st);
@@ -485,9 +494,7 @@ DevicePgdResult cuda::square_on(const cuda::CudaExecutor& ex, const Tensor& x, c
   const bool linf = o.norm == "linf";
   if (!(o.eps >= 0) || o.n_queries < 1 || !(o.p_init > 0 && o.p_init <= 1) || o.check_every < 1)
     throw InputError("engine", "square: eps must be >= 0, n_queries >= 1, 0 < p_init <= 1 and check_every >= 1");
-  if (x.rank() < 2 || x.dtype() != DType::Float32) throw InputError("engine", "square: x must be a float32 batch [N,...]");
-  const int64_t n = x.shape()[0];
-  if (labels.numel() != n) throw InputError("engine", fmt::format("square: {} labels for {} inputs", labels.numel(), n));
+  const int64_t n = require_labelled_batch(x, labels, "square", 2);
   std::lock_guard<std::mutex> lock(ex.lock());
   const cuda::Stream& st = ex.stream();
   cuda::StreamScope scope(st);
@@ -628,7 +635,7 @@ std::optional<Tensor> device_smoothing_counts(const Session& session, const Tens
 Tensor cuda::smoothing_on(const cuda::CudaExecutor& ex, const Tensor& x, float sigma, int64_t n, int64_t batch,
                           uint64_t seed) {
   if (!(sigma >= 0) || n < 0) throw InputError("engine", "smoothing: sigma must be >= 0 and n >= 0");
-  if (x.rank() < 1 || x.dtype() != DType::Float32) throw InputError("engine", "smoothing: x must be a float32 batch [B,...]");
+  require_float_batch(x, "smoothing");
   std::lock_guard<std::mutex> lock(ex.lock());
   const cuda::Stream& st = ex.stream();
   cuda::StreamScope scope(st);
@@ -714,7 +721,7 @@ std::optional<Tensor> device_integrated_gradients(const Session& session, const 
 Tensor cuda::integrated_gradients_on(const cuda::CudaExecutor& ex, const Tensor& x, const Tensor& baseline,
                                      const std::vector<int64_t>& targets, const std::vector<double>& alphas,
                                      const std::vector<double>& weights, int64_t batch) {
-  if (x.rank() < 1 || x.dtype() != DType::Float32) throw InputError("engine", "integrated gradients: x must be a float32 batch [B,...]");
+  require_float_batch(x, "integrated gradients");
   if (!baseline.empty() && baseline.shape() != x.shape())
     throw InputError("engine", fmt::format("integrated gradients: baseline shape {} differs from the input's {}",
                                            shape_str(baseline.shape()), shape_str(x.shape())));
@@ -771,7 +778,7 @@ std::optional<Tensor> device_smoothgrad(const Session& session, const Tensor& x,
 Tensor cuda::smoothgrad_on(const cuda::CudaExecutor& ex, const Tensor& x, const std::vector<int64_t>& targets, float sigma,
                            int64_t n, bool squared, int64_t batch, uint64_t seed) {
   if (!(sigma >= 0) || n < 1) throw InputError("engine", "SmoothGrad: sigma must be >= 0 and n >= 1");
-  if (x.rank() < 1 || x.dtype() != DType::Float32) throw InputError("engine", "SmoothGrad: x must be a float32 batch [B,...]");
+  require_float_batch(x, "SmoothGrad");
   std::lock_guard<std::mutex> lock(ex.lock());
   const cuda::Stream& st = ex.stream();
   cuda::StreamScope scope(st);
