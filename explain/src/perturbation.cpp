@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#ifdef __BMI2__
+#include <immintrin.h>
+#endif
 #include <atomic>
 #include <exception>
 #include <cmath>
@@ -365,8 +368,36 @@ struct ShapWork {
   std::shared_ptr<const Coalitions> plan;
   std::shared_ptr<const WlsProjection> proj;
   std::vector<int64_t> ref;  // S*B: >= 0 block row, -1 f(x), <= -2 background row (-2 - k)
+  // Exact plans (every coalition present): per background row k, the varying groups where it
+  // differs from x (bit v: varying group v) and the block row of pattern 1 over those groups;
+  // patterns 1 .. 2^nd - 2 follow in order (0 is row k itself, all ones is x). ref is then empty.
+  std::vector<uint64_t> kmask;
+  std::vector<int64_t> kbase;
 };
 
+}  // namespace
+
+namespace {
+// The bits of v selected by mask, packed into the low bits in order (BMI2's PEXT).
+inline uint64_t extract_bits(uint64_t v, uint64_t mask) {
+#ifdef __BMI2__
+  return _pext_u64(v, mask);
+#else
+  uint64_t out = 0;
+  for (int q = 0; mask; mask &= mask - 1, ++q) out |= ((v >> __builtin_ctzll(mask)) & 1u) << q;
+  return out;
+#endif
+}
+// The low bits of v deposited at the set bits of mask, in order (BMI2's PDEP).
+inline uint64_t deposit_bits(uint64_t v, uint64_t mask) {
+#ifdef __BMI2__
+  return _pdep_u64(v, mask);
+#else
+  uint64_t out = 0;
+  for (int q = 0; mask; mask &= mask - 1, ++q) out |= ((v >> q) & 1u) << __builtin_ctzll(mask);
+  return out;
+#endif
+}
 }  // namespace
 
 KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& background,
@@ -444,13 +475,27 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
         const int64_t S = static_cast<int64_t>(w.plan->masks.size());
         const double fnull = res.expected_value[i], fx = fx_all[i];
         std::vector<double> ey(S);
-        for (int64_t s = 0; s < S; ++s) {
-          double acc = 0;
+        if (!w.kmask.empty()) {
+          // Per background row, a table of E[f] terms by pattern; sums run over k in order as below.
+          std::vector<double> tab;
           for (int64_t k = 0; k < B; ++k) {
-            const int64_t r = w.ref[s * B + k];
-            acc += r >= 0 ? vals[r] : r == -1 ? fx : double(bg_out.f32()[(-2 - r) * C + targets[i]]);
+            const int64_t full = (int64_t(1) << __builtin_popcountll(w.kmask[k])) - 1;
+            tab.resize(full + 1);
+            for (int64_t key = 1; key < full; ++key) tab[key] = vals[w.kbase[k] + key - 1];
+            tab[full] = fx;
+            tab[0] = double(bg_out.f32()[k * C + targets[i]]);
+            for (int64_t s = 0; s < S; ++s) ey[s] += tab[extract_bits(w.plan->bits[s], w.kmask[k])];
           }
-          ey[s] = acc / B;
+          for (int64_t s = 0; s < S; ++s) ey[s] /= B;
+        } else {
+          for (int64_t s = 0; s < S; ++s) {
+            double acc = 0;
+            for (int64_t k = 0; k < B; ++k) {
+              const int64_t r = w.ref[s * B + k];
+              acc += r >= 0 ? vals[r] : r == -1 ? fx : double(bg_out.f32()[(-2 - r) * C + targets[i]]);
+            }
+            ey[s] = acc / B;
+          }
         }
         const std::vector<double> pv = solve_phi(*w.proj, *w.plan, w.m, ey, fnull, fx);
         for (int v = 0; v < w.m; ++v) res.phi[i][w.varying[v]] = std::fabs(pv[v]) < 1e-10 ? 0.0 : pv[v];
@@ -518,6 +563,59 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
       exact_flags[i] = w.plan->exact ? 1 : 0;
       const int64_t S = static_cast<int64_t>(w.plan->masks.size());
       res.coalitions[i] = S;
+      if (w.plan->exact && m <= 20 && !w.plan->bits.empty()) {
+        // Every coalition is present, so for background row k every pattern over the nd groups
+        // where it differs from x occurs: its rows are patterns 1 .. 2^nd - 2, built in order
+        // (memoisation by construction; equal rows are evaluated once).
+        // Group lane masks (all ones: take x) for rows of up to 8 features, by group pattern.
+        typedef uint32_t lanes8 __attribute__((vector_size(32)));
+        const bool use8 = d <= 8;
+        std::vector<lanes8> pattern8(use8 ? size_t(1) << m : 0);
+        lanes8 x8{}, b8{};
+        if (use8) {
+          std::memcpy(&x8, xi, sizeof(float) * d);
+          for (uint64_t p = 1; p < pattern8.size(); ++p) {
+            const int v = __builtin_ctzll(p);
+            lanes8 g{};
+            for (int64_t j : members[varying[v]]) g[j] = ~0u;
+            pattern8[p] = pattern8[p & (p - 1)] | g;
+          }
+        }
+        w.kmask.resize(B);
+        w.kbase.resize(B);
+        for (int64_t k = 0; k < B; ++k) {
+          uint64_t km = 0;
+          for (int v = 0; v < m; ++v)
+            if (differs[k * G + varying[v]]) km |= uint64_t(1) << v;
+          w.kmask[k] = km;
+          w.kbase[k] = static_cast<int64_t>(vals.size()) + batch_fill;
+          const float* bk = bg + k * d;
+          if (use8) std::memcpy(&b8, bk, sizeof(float) * d);
+          const int64_t full = (int64_t(1) << __builtin_popcountll(km)) - 1;
+          for (int64_t key = 1; key < full; ++key) {
+            if (batch_fill == rows_cap) flush();
+            float* row = batch.f32() + batch_fill * d;
+            const uint64_t groups = deposit_bits(static_cast<uint64_t>(key), km);
+            if (use8) {
+              const lanes8 e = pattern8[groups];
+              const lanes8 r8 = (x8 & e) | (b8 & ~e);
+              // 8 lanes written unless this is the batch's last row: the ones past d land in
+              // the next row, which is written later.
+              std::memcpy(row, &r8, batch_fill + 1 < rows_cap ? sizeof r8 : sizeof(float) * d);
+            } else {
+              std::memcpy(row, bk, sizeof(float) * d);
+              for (uint64_t gb = groups; gb; gb &= gb - 1)
+                for (int64_t j : members[varying[__builtin_ctzll(gb)]]) row[j] = xi[j];
+            }
+            batch_target.push_back(t);
+            ++batch_fill;
+          }
+          block_refs += S;
+        }
+        block.push_back(std::move(w));
+        if (static_cast<int64_t>(vals.size()) + batch_fill >= rows_cap || block_refs >= (int64_t(1) << 22)) finish_block();
+        continue;
+      }
       w.ref.resize(S * B);
       // Synthetic row of (coalition s, background row k): x on the coalition's groups, row k elsewhere.
       // It only depends on the coalition's bits over the groups where row k differs from x, so equal
@@ -530,18 +628,30 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
         for (int v = 0; v < m; ++v)
           if (w.plan->masks[s][v])
             for (int64_t j : members[varying[v]]) elem[s * d + j] = ~0u;
+      // Rows of up to 8 features are selected 8 lanes at a time (one register) from padded copies.
+      typedef uint32_t lanes8 __attribute__((vector_size(32)));
+      const bool use8 = use_elem && d <= 8;
+      lanes8 x8{}, b8{};
+      std::vector<lanes8> elem8(use8 ? S : 0);
+      if (use8) {
+        std::memcpy(&x8, xi, sizeof(float) * d);
+        for (int64_t s = 0; s < S; ++s) std::memcpy(&elem8[s], elem.data() + s * d, sizeof(uint32_t) * d);
+      }
       for (int64_t k = 0; k < B; ++k) {
+        if (use8) std::memcpy(&b8, bg + k * d, sizeof(float) * d);
         diff_pos.clear();
         for (int v = 0; v < m; ++v)
           if (differs[k * G + varying[v]]) diff_pos.push_back(v);
         const int64_t nd = static_cast<int64_t>(diff_pos.size());
         const bool dedup = nd <= 20 && !w.plan->bits.empty();
         if (dedup) slot.assign(int64_t(1) << nd, -3);
+        uint64_t diff_mask = 0;
+        for (int64_t q = 0; q < nd; ++q) diff_mask |= uint64_t(1) << diff_pos[q];
         for (int64_t s = 0; s < S; ++s) {
           int64_t key = 0;
           if (dedup) {
-            const uint64_t b = w.plan->bits[s];
-            for (int64_t q = 0; q < nd; ++q) key |= int64_t((b >> diff_pos[q]) & 1u) << q;
+            // The coalition's bits at diff_pos, packed (bit q of the key: bit diff_pos[q]).
+            key = static_cast<int64_t>(extract_bits(w.plan->bits[s], diff_mask));
             if (key == 0) {
               w.ref[s * B + k] = -2 - k;
               continue;
@@ -558,7 +668,12 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
           if (batch_fill == rows_cap) flush();
           float* row = batch.f32() + batch_fill * d;
           const float* bk = bg + k * d;
-          if (use_elem) {
+          if (use8 && batch_fill + 1 < rows_cap) {
+            // 8 lanes written: the ones past d land in the next row, which is written later.
+            const lanes8 e = elem8[s];
+            const lanes8 r8 = (x8 & e) | (b8 & ~e);
+            std::memcpy(row, &r8, sizeof r8);
+          } else if (use_elem) {
             // Branch-free select on the bits (vectorises; values copied exactly).
             const uint32_t* __restrict em = elem.data() + s * d;
             const uint32_t* __restrict xb = reinterpret_cast<const uint32_t*>(xi);

@@ -19,6 +19,9 @@ struct SessionOptions {
   int threads = 0;             ///< 0 = all cores
   Device device = Device::Cpu;
   LoadLimits limits;
+  /// CPU forward of single-chain dense models (tabular MLPs) through the fused, cache-blocked
+  /// DenseChain instead of op by op; the environment variable MLAUDIT_NO_FUSE=1 turns it off.
+  bool fuse_dense = true;
 };
 
 /// Set the number of worker threads used by engine kernels (0 = all cores).
@@ -28,6 +31,7 @@ int num_threads();
 class Backend;
 class Executor;
 class DeviceSession;
+class DenseChain;
 
 /// A model bound to a backend. run() and gradient() are const and thread-safe.
 class Session : public Model {
@@ -45,6 +49,8 @@ class Session : public Model {
   const DeviceSession* device_session() const { return device_.get(); }
   /// Name of the backend in use ("cpu", "cuda").
   std::string backend_name() const;
+  /// True when forward runs take the fused dense-chain path (see SessionOptions::fuse_dense).
+  bool fused() const { return chain_ != nullptr; }
 
   /// Forward: one tensor per graph input (in order) -> one per graph output.
   std::vector<Tensor> run(const std::vector<Tensor>& inputs) const;
@@ -66,6 +72,7 @@ class Session : public Model {
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<DeviceSession> device_;  ///< set when running on a device backend (CUDA)
+  std::unique_ptr<DenseChain> chain_;      ///< fused CPU forward when the graph is a dense chain
 };
 
 }  // namespace mlaudit::engine

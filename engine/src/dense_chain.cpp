@@ -1,0 +1,190 @@
+// DenseChain: recognition of single-chain dense graphs and their fused, cache-blocked forward.
+#include "dense_chain.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <map>
+
+#include "mlaudit/engine/session.h"
+
+namespace mlaudit::engine {
+
+namespace detail {
+// Block kernels (dense_chain_avx2.cpp, dense_chain_avx512.cpp): 2 * lanes rows per call.
+void dense_chain_block_8(const std::vector<DenseChain::Step>& steps, int64_t in_width, int64_t out_width,
+                         int64_t max_width, const float* x, int64_t rows, float* y, float* scratch);
+void dense_chain_block_16(const std::vector<DenseChain::Step>& steps, int64_t in_width, int64_t out_width,
+                          int64_t max_width, const float* x, int64_t rows, float* y, float* scratch);
+bool dense_chain_have_16();
+}  // namespace detail
+
+namespace {
+
+constexpr int64_t kMaxWidth = 16384;  // wider layers gain nothing from the fusion
+
+// Constant operand of an element-wise step as one value per feature (or one scalar): shapes
+// [], [1], [w] and [1, w] broadcast over rows without widening the row; anything else does not fit.
+bool per_feature(const Tensor& c, std::vector<float>& out) {
+  if (c.dtype() != DType::Float32) return false;
+  const Shape& s = c.shape();
+  if (s.size() > 2 || (s.size() == 2 && s[0] != 1)) return false;
+  out.assign(c.f32(), c.f32() + c.numel());
+  return c.numel() >= 1;
+}
+
+}  // namespace
+
+std::unique_ptr<DenseChain> DenseChain::compile(const Graph& g) {
+  if (g.inputs.size() != 1 || g.outputs.size() != 1) return nullptr;
+  const ValueInfo& input = g.inputs[0];
+  if ((input.dtype != DType::Float32 && input.dtype != DType::Float64) || input.shape.size() != 2) return nullptr;
+  // Every intermediate value must have exactly one reader (the next node) and not be a graph output.
+  std::map<std::string, int> readers;
+  for (const Node& n : g.nodes)
+    for (const std::string& s : n.inputs)
+      if (!s.empty()) ++readers[s];
+
+  auto chain = std::unique_ptr<DenseChain>(new DenseChain());
+  std::string cur = input.name;
+  int64_t w = input.shape[1] > 0 ? input.shape[1] : -1;  // current row width (-1: not known yet)
+  const int64_t in_known = w;
+  bool ended = false;  // a Softmax must be the last node
+  for (const Node& n : g.nodes) {
+    if (ended || readers[cur] != 1 || n.domain != "" || n.outputs.size() != 1 || n.outputs[0].empty()) return nullptr;
+    // Inputs other than the data input must be constants.
+    int data_pos = -1;
+    std::vector<const Tensor*> consts;
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      if (n.inputs[k].empty()) {
+        consts.push_back(nullptr);
+      } else if (n.inputs[k] == cur && data_pos < 0) {
+        data_pos = static_cast<int>(k);
+      } else if (const Tensor* t = g.initializer(n.inputs[k])) {
+        consts.push_back(t);
+      } else {
+        return nullptr;
+      }
+    }
+    if (data_pos < 0) return nullptr;
+    Step st;
+    const std::string& op = n.op_type;
+    if (op == "Sub" || op == "Add" || op == "Mul" || op == "Div") {
+      if (n.inputs.size() != 2 || !consts[0] || !per_feature(*consts[0], st.c)) return nullptr;
+      const bool first = data_pos == 0;
+      st.kind = op == "Add" ? Kind::Add : op == "Mul" ? Kind::Mul : op == "Sub" ? (first ? Kind::Sub : Kind::SubFrom)
+                                                                               : (first ? Kind::Div : Kind::DivInto);
+      if (st.c.size() > 1) {
+        if (w >= 0 && static_cast<int64_t>(st.c.size()) != w) return nullptr;
+        w = static_cast<int64_t>(st.c.size());
+      }
+      st.in = st.out = w;
+    } else if (op == "Gemm" || op == "MatMul") {
+      if (data_pos != 0 || !consts[0] || consts[0]->dtype() != DType::Float32 || consts[0]->rank() != 2) return nullptr;
+      const Tensor& b = *consts[0];
+      const bool gemm = op == "Gemm";
+      if (gemm && n.get_int("transA", 0) != 0) return nullptr;
+      const bool tb = gemm && n.get_int("transB", 0) != 0;
+      const int64_t K = tb ? b.shape()[1] : b.shape()[0], N = tb ? b.shape()[0] : b.shape()[1];
+      if ((w >= 0 && K != w) || K > kMaxWidth || N > kMaxWidth || N < 1) return nullptr;
+      st.kind = Kind::Dense;
+      st.in = K;
+      st.out = N;
+      st.alpha = gemm ? n.get_float("alpha", 1.f) : 1.f;
+      st.w.resize(N * K);
+      for (int64_t j = 0; j < N; ++j)
+        for (int64_t k = 0; k < K; ++k) st.w[j * K + k] = tb ? b.f32()[j * K + k] : b.f32()[k * N + j];
+      st.bias.assign(N, 0.f);
+      if (gemm && consts.size() > 1 && consts[1]) {
+        std::vector<float> c;
+        if (!per_feature(*consts[1], c) || (c.size() != 1 && static_cast<int64_t>(c.size()) != N)) return nullptr;
+        const float beta = n.get_float("beta", 1.f);
+        for (int64_t j = 0; j < N; ++j) st.bias[j] = beta * c[c.size() == 1 ? 0 : j];
+      }
+      w = N;
+    } else if (op == "Relu" || op == "LeakyRelu" || op == "Sigmoid" || op == "Tanh") {
+      st.kind = op == "Relu" ? Kind::Relu : op == "LeakyRelu" ? Kind::LeakyRelu : op == "Sigmoid" ? Kind::Sigmoid : Kind::Tanh;
+      st.slope = op == "LeakyRelu" ? n.get_float("alpha", 0.01f) : 0.f;
+      // Relu / LeakyRelu right after a dense layer: applied in its store.
+      if ((st.kind == Kind::Relu || st.kind == Kind::LeakyRelu) && !chain->steps_.empty() &&
+          chain->steps_.back().kind == Kind::Dense && chain->steps_.back().act == Kind::Dense) {
+        chain->steps_.back().act = st.kind;
+        chain->steps_.back().slope = st.slope;
+        cur = n.outputs[0];
+        continue;
+      }
+    } else if (op == "Identity" || op == "Flatten") {
+      // Flatten of [N, w] at axis 1 (or -1) leaves rows as they are.
+      const int64_t axis = op == "Flatten" ? n.get_int("axis", 1) : 1;
+      if (axis != 1 && axis != -1) return nullptr;
+      cur = n.outputs[0];
+      continue;
+    } else if (op == "Softmax" || op == "LogSoftmax") {
+      const int64_t axis = n.get_int("axis", g.opset < 13 ? 1 : -1);
+      if (axis != 1 && axis != -1) return nullptr;
+      st.kind = op == "Softmax" ? Kind::Softmax : Kind::LogSoftmax;
+      ended = true;
+    } else {
+      return nullptr;
+    }
+    if (st.kind != Kind::Dense) st.in = st.out = w;
+    chain->steps_.push_back(std::move(st));
+    cur = n.outputs[0];
+  }
+  if (cur != g.outputs[0].name || chain->steps_.empty()) return nullptr;
+  // The input width: the graph's, else the first vector constant's or dense layer's; widths of
+  // element-wise steps before it were unknown (only scalars) and are now fixed.
+  int64_t width = in_known;
+  for (const Step& st : chain->steps_)
+    if (width < 0 && st.in > 0) width = st.in;
+  if (width <= 0 || width > kMaxWidth) return nullptr;
+  int64_t max_width = width;
+  double flops = 0;
+  for (Step& st : chain->steps_) {
+    if (st.kind == Kind::Dense) {
+      if (st.in != width) return nullptr;
+      width = st.out;
+      flops += 2.0 * st.in * st.out;
+    } else {
+      if (st.in >= 0 && st.in != width) return nullptr;
+      st.in = st.out = width;
+      flops += width;
+    }
+    if (st.c.size() == 1) st.c.assign(width, st.c[0]);  // a scalar, one value per feature
+    max_width = std::max(max_width, width);
+  }
+  chain->in_width_ = in_known > 0 ? in_known : chain->steps_.front().in;
+  chain->out_width_ = width;
+  chain->max_width_ = max_width;
+  chain->flops_per_row_ = flops;
+  return chain;
+}
+
+void DenseChain::forward(const float* x, int64_t n, float* y) const {
+  // MLAUDIT_DENSE_LANES=8 keeps the 8-float kernels on an AVX-512 machine (tests compare them).
+  const char* lanes = std::getenv("MLAUDIT_DENSE_LANES");
+  const bool wide = detail::dense_chain_have_16() && !(lanes && std::string(lanes) == "8");
+  const int64_t br = wide ? 32 : 16;  // rows per block: two registers of lanes
+  const auto block = wide ? detail::dense_chain_block_16 : detail::dense_chain_block_8;
+  const int64_t blocks = (n + br - 1) / br;
+  // Threads only when the work pays for a parallel region (about 1 MFLOP per thread) and the
+  // caller is not already running on the engine's threads.
+  const int threads = static_cast<int>(std::min<int64_t>(num_threads(), blocks));
+  const bool parallel = threads > 1 && !omp_in_parallel() && flops_per_row_ * double(n) > 1e6 * threads;
+#pragma omp parallel num_threads(threads) if (parallel)
+  {
+    std::vector<float> scratch(2 * max_width_ * br);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t r0 = b * br;
+      block(steps_, in_width_, out_width_, max_width_, x + r0 * in_width_, std::min(br, n - r0), y + r0 * out_width_,
+            scratch.data());
+    }
+  }
+}
+
+}  // namespace mlaudit::engine

@@ -1,0 +1,44 @@
+// DenseChain block kernel with 16-float registers (AVX-512F), called only when the CPU reports
+// AVX-512F at run time. The kernels are compiled under `#pragma GCC target("avx512f")`; the
+// standard headers are included before it, so no library template gets AVX-512 code that
+// another translation unit could end up calling (the kernels live in their own namespace).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "dense_chain.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MLAUDIT_DC_HAVE_16 1
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#define MLAUDIT_DC_NS dc16
+#define MLAUDIT_DC_LANES 16
+#include "dense_chain_kernels.h"
+
+namespace mlaudit::engine::detail {
+void dense_chain_block_16(const std::vector<DenseChain::Step>& steps, int64_t in_width, int64_t out_width,
+                          int64_t max_width, const float* x, int64_t rows, float* y, float* scratch) {
+  dc16::run_block(steps, in_width, out_width, max_width, x, rows, y, scratch);
+}
+}  // namespace mlaudit::engine::detail
+#pragma GCC pop_options
+#endif
+
+namespace mlaudit::engine::detail {
+bool dense_chain_have_16() {
+#ifdef MLAUDIT_DC_HAVE_16
+  static const bool have = __builtin_cpu_supports("avx512f");
+  return have;
+#else
+  return false;
+#endif
+}
+#ifndef MLAUDIT_DC_HAVE_16
+void dense_chain_block_16(const std::vector<DenseChain::Step>&, int64_t, int64_t, int64_t, const float*, int64_t, float*,
+                          float*) {}
+#endif
+}  // namespace mlaudit::engine::detail

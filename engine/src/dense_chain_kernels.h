@@ -1,0 +1,163 @@
+// DenseChain's block kernels, included by one source file per vector width: each defines
+// MLAUDIT_DC_NS (its own namespace, so no inline function or template is shared between
+// translation units built with different instruction sets) and MLAUDIT_DC_LANES (floats per
+// register), then includes this header.
+//
+// Layout: a block of 2*L rows is held feature-major, [width][2L], so a register holds one
+// feature of L rows and every lane does useful work whatever the layer widths (a layer with
+// 2 outputs wastes nothing). A dense layer's output j of row r is
+//   act(alpha * sum_{k=0..K-1} w[j][k] * a[k][r] + bias[j])
+// summed in order k = 0..K-1 with one fused multiply-add per term, so every vector width,
+// block split and thread count gives the same bits.
+
+namespace mlaudit::engine::MLAUDIT_DC_NS {
+
+constexpr int L = MLAUDIT_DC_LANES;
+constexpr int64_t BR = 2 * L;  // rows per block
+typedef float vf __attribute__((vector_size(4 * L)));
+
+inline vf load(const float* p) {
+  vf v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+
+// Relu / LeakyRelu fused into a dense layer's store (the executor's formulas, lane by lane).
+inline vf activate(const DenseChain::Step& st, vf v) {
+  if (st.act == DenseChain::Kind::Relu) return v > 0 ? v : vf{};
+  if (st.act == DenseChain::Kind::LeakyRelu) return v >= 0 ? v : v * st.slope;
+  return v;
+}
+
+// Outputs j0..j0+J-1 of a dense layer for the block: J x 2 accumulators stay in registers
+// (12 independent FMA chains at J = 6 cover the FMA latency of two pipes).
+template <int J>
+inline void dense_outputs(const DenseChain::Step& st, int64_t j0, const float* in, float* out) {
+  const int64_t K = st.in;
+  const float* w = st.w.data() + j0 * K;
+  vf acc[J][2];
+#pragma GCC unroll 8
+  for (int j = 0; j < J; ++j) acc[j][0] = acc[j][1] = vf{};
+  for (int64_t k = 0; k < K; ++k) {
+    const vf a0 = load(in + k * BR), a1 = load(in + k * BR + L);
+#pragma GCC unroll 8
+    for (int j = 0; j < J; ++j) {
+      const float wk = w[j * K + k];
+      acc[j][0] += wk * a0;
+      acc[j][1] += wk * a1;
+    }
+  }
+#pragma GCC unroll 8
+  for (int j = 0; j < J; ++j) {
+    const float b = st.bias[j0 + j];
+    for (int h = 0; h < 2; ++h)
+      store(out + (j0 + j) * BR + h * L, activate(st, st.alpha == 1.f ? acc[j][h] + b : st.alpha * acc[j][h] + b));
+  }
+}
+
+inline void dense(const DenseChain::Step& st, const float* in, float* out) {
+  int64_t j = 0;
+  for (; j + 6 <= st.out; j += 6) dense_outputs<6>(st, j, in, out);
+  switch (st.out - j) {
+    case 5: dense_outputs<5>(st, j, in, out); break;
+    case 4: dense_outputs<4>(st, j, in, out); break;
+    case 3: dense_outputs<3>(st, j, in, out); break;
+    case 2: dense_outputs<2>(st, j, in, out); break;
+    case 1: dense_outputs<1>(st, j, in, out); break;
+    default: break;
+  }
+}
+
+// An element-wise step on every feature row j of the block (c: its per-feature constant).
+template <DenseChain::Kind K>
+inline void each(float* a, int64_t w, const float* c, float slope) {
+  using Kind = DenseChain::Kind;
+  for (int64_t j = 0; j < w; ++j) {
+    const float k = c ? c[j] : 0.f;
+    for (int h = 0; h < 2; ++h) {
+      const vf v = load(a + j * BR + h * L);
+      vf r;
+      if constexpr (K == Kind::Sub) r = v - k;
+      if constexpr (K == Kind::SubFrom) r = k - v;
+      if constexpr (K == Kind::Add) r = v + k;
+      if constexpr (K == Kind::Mul) r = v * k;
+      if constexpr (K == Kind::Div) r = v / k;
+      if constexpr (K == Kind::DivInto) r = k / v;
+      if constexpr (K == Kind::Relu) r = v > 0 ? v : vf{};
+      if constexpr (K == Kind::LeakyRelu) r = v >= 0 ? v : v * slope;
+      store(a + j * BR + h * L, r);
+    }
+  }
+}
+
+inline float sigmoid(float x) { return x >= 0 ? 1.f / (1.f + std::exp(-x)) : std::exp(x) / (1.f + std::exp(x)); }
+
+template <bool Log>
+inline void softmax_row(float* v, int64_t len) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t k = 0; k < len; ++k) m = v[k] > m ? v[k] : m;
+  double s = 0;
+  for (int64_t k = 0; k < len; ++k) s += std::exp(double(v[k] - m));
+  const double ls = std::log(s);
+  for (int64_t k = 0; k < len; ++k) {
+    const double z = double(v[k] - m);
+    v[k] = Log ? float(z - ls) : float(std::exp(z - ls));
+  }
+}
+
+/// Rows [r0, r0 + rows) of x (rows <= 2L) through the chain into y; `scratch` holds
+/// 2 * max_width * 2L floats.
+inline void run_block(const std::vector<DenseChain::Step>& steps, int64_t in_width, int64_t out_width,
+                      int64_t max_width, const float* x, int64_t rows, float* y, float* scratch) {
+  using Kind = DenseChain::Kind;
+  float* a = scratch;
+  float* o = scratch + max_width * BR;
+  // Transpose in; lanes of missing rows are zero.
+  for (int64_t j = 0; j < in_width; ++j) {
+    float* aj = a + j * BR;
+    for (int64_t r = 0; r < rows; ++r) aj[r] = x[r * in_width + j];
+    for (int64_t r = rows; r < BR; ++r) aj[r] = 0.f;
+  }
+  for (const DenseChain::Step& st : steps) {
+    const int64_t w = st.in;
+    const float* c = st.c.empty() ? nullptr : st.c.data();
+    switch (st.kind) {
+      case Kind::Sub: each<Kind::Sub>(a, w, c, 0.f); break;
+      case Kind::SubFrom: each<Kind::SubFrom>(a, w, c, 0.f); break;
+      case Kind::Add: each<Kind::Add>(a, w, c, 0.f); break;
+      case Kind::Mul: each<Kind::Mul>(a, w, c, 0.f); break;
+      case Kind::Div: each<Kind::Div>(a, w, c, 0.f); break;
+      case Kind::DivInto: each<Kind::DivInto>(a, w, c, 0.f); break;
+      case Kind::Relu: each<Kind::Relu>(a, w, c, 0.f); break;
+      case Kind::LeakyRelu: each<Kind::LeakyRelu>(a, w, c, st.slope); break;
+      case Kind::Sigmoid:
+        for (int64_t i = 0; i < w * BR; ++i) a[i] = sigmoid(a[i]);
+        break;
+      case Kind::Tanh:
+        for (int64_t i = 0; i < w * BR; ++i) a[i] = std::tanh(a[i]);
+        break;
+      case Kind::Softmax:
+      case Kind::LogSoftmax:
+        break;  // on the output rows below (always the last step)
+      case Kind::Dense:
+        dense(st, a, o);
+        {
+          float* t = a;
+          a = o;
+          o = t;
+        }
+        break;
+    }
+  }
+  // Transpose out.
+  for (int64_t j = 0; j < out_width; ++j)
+    for (int64_t r = 0; r < rows; ++r) y[r * out_width + j] = a[j * BR + r];
+  const DenseChain::Kind last = steps.back().kind;
+  if (last == Kind::Softmax)
+    for (int64_t r = 0; r < rows; ++r) softmax_row<false>(y + r * out_width, out_width);
+  if (last == Kind::LogSoftmax)
+    for (int64_t r = 0; r < rows; ++r) softmax_row<true>(y + r * out_width, out_width);
+}
+
+}  // namespace mlaudit::engine::MLAUDIT_DC_NS

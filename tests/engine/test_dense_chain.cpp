@@ -1,0 +1,242 @@
+// The fused dense-chain forward (engine/src/dense_chain.*) against the op-by-op executor on
+// the same graphs, which test_ops checks against onnxruntime op by op: chains of every step
+// kind at widths that are not multiples of the vector width, graphs that must not be fused,
+// and the invariants the fusion promises (rows independent of batch, block split and threads).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <random>
+
+#include "engine_test_util.h"
+#include "mlaudit/datasets/npy.h"
+#include "mlaudit/engine/session.h"
+#include "test_util.h"
+
+using namespace mlaudit;
+using engine::Graph;
+using engine::Node;
+using engine::Tensor;
+
+namespace {
+
+Tensor random_tensor(engine::Shape s, std::mt19937& rng, float lo = -1.f, float hi = 1.f) {
+  Tensor t(std::move(s));
+  std::uniform_real_distribution<float> u(lo, hi);
+  for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = u(rng);
+  return t;
+}
+
+engine::Attribute float_attr(float v) {
+  engine::Attribute a;
+  a.kind = engine::Attribute::Kind::Float;
+  a.f = v;
+  return a;
+}
+
+// A graph builder: nodes appended in order, each consuming the previous value.
+struct Chain {
+  Graph g;
+  std::string cur = "x";
+  int n = 0;
+  std::mt19937 rng{7};
+  explicit Chain(int64_t width, int64_t opset = 13) {
+    g.source = "chain";
+    g.opset = opset;
+    g.inputs.push_back({"x", engine::DType::Float32, {-1, width}});
+  }
+  std::string constant(Tensor t) {
+    std::string name = "c" + std::to_string(n++);
+    g.initializers[name] = std::move(t);
+    return name;
+  }
+  Node& add(const std::string& op, std::vector<std::string> extra = {}, bool data_first = true) {
+    Node node;
+    node.name = op + std::to_string(n);
+    node.op_type = op;
+    node.inputs = data_first ? std::vector<std::string>{cur} : std::vector<std::string>{};
+    for (auto& e : extra) node.inputs.push_back(e);
+    if (!data_first) node.inputs.push_back(cur);
+    cur = "v" + std::to_string(n++);
+    node.outputs = {cur};
+    g.nodes.push_back(node);
+    return g.nodes.back();
+  }
+  Node& gemm(int64_t in, int64_t out, bool trans_b = true, bool bias = true) {
+    std::vector<std::string> ins{constant(random_tensor(trans_b ? engine::Shape{out, in} : engine::Shape{in, out}, rng))};
+    if (bias) ins.push_back(constant(random_tensor({out}, rng)));
+    Node& node = add("Gemm", ins);
+    if (trans_b) node.attributes["transB"].i = 1;
+    return node;
+  }
+  Graph done() {
+    g.outputs.push_back({cur, engine::DType::Float32, {}});
+    return g;
+  }
+};
+
+engine::Tensor run(const Graph& g, const Tensor& x, bool fuse, bool* fused = nullptr) {
+  engine::SessionOptions o;
+  o.fuse_dense = fuse;
+  engine::Session s(g, o);
+  if (fused) *fused = s.fused();
+  return s.forward(x);
+}
+
+// Fused and op-by-op forwards agree; the fused one is taken. Tolerance: both sum each dot
+// product of K <= 64 float products, in different orders (sgemm's blocking vs k = 0..K-1), so
+// they differ by a few float ulps of the sum of |terms|: 1e-5 relative + 1e-5 absolute.
+void check_chain(const Graph& g, int64_t width, bool expect_fused = true) {
+  std::mt19937 rng(11);
+  for (int64_t rows : {1, 15, 33, 257}) {
+    INFO("rows " << rows);
+    const Tensor x = random_tensor({rows, width}, rng, 0.5f, 2.f);
+    bool fused = false;
+    const Tensor a = run(g, x, true, &fused), b = run(g, x, false);
+    CHECK(fused == expect_fused);
+    REQUIRE(a.shape() == b.shape());
+    CHECK(test::worst_ratio(a, b, 1e-5, 1e-5) <= 1.0);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("dense chain: a tabular MLP with input normalisation", "[engine][dense]") {
+  Chain c(7);
+  c.add("Sub", {c.constant(random_tensor({7}, c.rng))});
+  c.add("Div", {c.constant(random_tensor({7}, c.rng, 0.5f, 2.f))});
+  c.gemm(7, 32);
+  c.add("Relu");
+  c.gemm(32, 16);
+  c.add("Relu");
+  c.gemm(16, 2);
+  check_chain(c.done(), 7);
+}
+
+TEST_CASE("dense chain: MatMul + Add, LeakyRelu, Gemm alpha/beta with scalar C, Sigmoid, Softmax", "[engine][dense]") {
+  Chain c(5);
+  c.add("MatMul", {c.constant(random_tensor({5, 37}, c.rng))});
+  c.add("Add", {c.constant(random_tensor({1, 37}, c.rng))});
+  c.add("LeakyRelu").attributes["alpha"] = float_attr(0.2f);
+  Node& g2 = c.gemm(37, 9, false, false);
+  g2.attributes["alpha"] = float_attr(0.5f);
+  g2.attributes["beta"] = float_attr(2.f);
+  g2.inputs.push_back(c.constant(Tensor::scalar(0.25f)));
+  c.add("Sigmoid");
+  c.gemm(9, 3);
+  c.add("Softmax");
+  check_chain(c.done(), 5);
+}
+
+TEST_CASE("dense chain: constants on either side, scalars, Tanh, Flatten, Identity, LogSoftmax", "[engine][dense]") {
+  Chain c(3, 11);
+  c.add("Mul", {c.constant(Tensor::scalar(1.5f))}, false);             // 1.5 * x
+  c.add("Sub", {c.constant(random_tensor({3}, c.rng, 3.f, 4.f))}, false);  // c - x (> 0 for x <= 3)
+  c.add("Div", {c.constant(Tensor::scalar(2.f))}, false);              // 2 / v
+  c.add("Flatten");
+  c.gemm(3, 17);
+  c.add("Tanh");
+  c.add("Identity");
+  c.gemm(17, 1);
+  c.add("Add", {c.constant(Tensor::scalar(-0.5f))});
+  c.gemm(1, 4);
+  c.add("LeakyRelu");  // fused into the Gemm's store, default slope 0.01
+  c.add("LogSoftmax");  // opset 11: axis defaults to 1
+  check_chain(c.done(), 3);
+}
+
+TEST_CASE("dense chain: graphs that are not a single dense chain run op by op", "[engine][dense]") {
+  SECTION("a value read twice (residual connection)") {
+    Chain c(6);
+    c.gemm(6, 6);
+    const std::string skip = c.cur;
+    c.add("Relu");
+    c.add("Add", {skip});
+    check_chain(c.done(), 6, false);
+  }
+  SECTION("Gemm with transA") {
+    Chain c(4);
+    c.gemm(4, 4).attributes["transA"].i = 1;
+    // [N,4]^T x [4,4]: only square batches are valid; rows = 4 below.
+    Graph g = c.done();
+    std::mt19937 rng(3);
+    const Tensor x = random_tensor({4, 4}, rng);
+    bool fused = true;
+    const Tensor a = run(g, x, true, &fused);
+    CHECK_FALSE(fused);
+    CHECK(test::worst_ratio(a, run(g, x, false), 1e-6, 1e-6) <= 1.0);
+  }
+  SECTION("a per-row constant") {
+    Chain c(4);
+    c.add("Add", {c.constant(random_tensor({3, 4}, c.rng))});
+    Graph g = c.done();
+    std::mt19937 rng(3);
+    bool fused = true;
+    const Tensor a = run(g, random_tensor({3, 4}, rng), true, &fused);
+    CHECK_FALSE(fused);
+    CHECK(a.shape() == engine::Shape{3, 4});
+  }
+  SECTION("an op outside the set (Exp)") {
+    Chain c(4);
+    c.gemm(4, 4);
+    c.add("Exp");
+    check_chain(c.done(), 4, false);
+  }
+}
+
+TEST_CASE("dense chain: rows do not depend on batch size, block split or threads", "[engine][dense]") {
+  Chain c(7);
+  c.add("Sub", {c.constant(random_tensor({7}, c.rng))});
+  c.gemm(7, 50);
+  c.add("Relu");
+  c.gemm(50, 10);
+  const Graph g = c.done();
+  std::mt19937 rng(5);
+  const Tensor x = random_tensor({4000, 7}, rng);  // 7 MFLOP: the parallel path
+  engine::Session s(g);
+  REQUIRE(s.fused());
+  engine::set_num_threads(2);
+  const Tensor all = s.forward(x);
+  engine::set_num_threads(1);
+  const Tensor one_thread = s.forward(x);
+  engine::set_num_threads(0);
+  for (int64_t i = 0; i < all.numel(); ++i) REQUIRE(all.f32()[i] == one_thread.f32()[i]);
+  for (int64_t r : {0, 31, 32, 3999}) {
+    const Tensor row = s.forward(x.slice_rows(r, r + 1));
+    for (int64_t j = 0; j < 10; ++j) REQUIRE(row.f32()[j] == all.f32()[r * 10 + j]);
+  }
+}
+
+TEST_CASE("dense chain: 8-float and 16-float kernels give the same bits", "[engine][dense]") {
+  // Each output lane is the same FMA chain whatever the register width (and on a machine
+  // without AVX-512 both runs take the 8-float kernels).
+  Chain c(9);
+  c.add("Div", {c.constant(random_tensor({9}, c.rng, 0.5f, 2.f))});
+  c.gemm(9, 21);
+  c.add("LeakyRelu");
+  c.gemm(21, 13);
+  c.add("Relu");
+  c.gemm(13, 3);
+  c.add("Softmax");
+  engine::Session s(c.done());
+  REQUIRE(s.fused());
+  std::mt19937 rng(9);
+  const Tensor x = random_tensor({77, 9}, rng);
+  const Tensor wide = s.forward(x);
+  setenv("MLAUDIT_DENSE_LANES", "8", 1);
+  const Tensor narrow = s.forward(x);
+  unsetenv("MLAUDIT_DENSE_LANES");
+  for (int64_t i = 0; i < wide.numel(); ++i) REQUIRE(wide.f32()[i] == narrow.f32()[i]);
+}
+
+TEST_CASE("dense chain: the bundled credit MLP is fused and matches the executor", "[engine][dense]") {
+  const std::string model = test::source_path("models/credit_mlp.onnx");
+  const Tensor x = datasets::read_npy(test::source_path("datasets/demo/credit_x.npy"));
+  auto fused = engine::Session::load(model);
+  engine::SessionOptions o;
+  o.fuse_dense = false;
+  auto plain = engine::Session::load(model, o);
+  REQUIRE(fused->fused());
+  REQUIRE_FALSE(plain->fused());
+  CHECK(test::worst_ratio(fused->forward(x), plain->forward(x), 1e-5, 1e-5) <= 1.0);
+}
