@@ -15,12 +15,14 @@
 namespace mlaudit::engine {
 
 namespace detail {
-// Block kernels (dense_chain_avx2.cpp, dense_chain_avx512.cpp): 2 * lanes rows per call.
+// Block kernels (dense_chain_avx2.cpp, dense_chain_avx512.cpp): one block of rows per call.
 void dense_chain_block_8(const std::vector<DenseChain::Step>& steps, int64_t in_width, int64_t out_width,
                          int64_t max_width, const float* x, int64_t rows, float* y, float* scratch);
 void dense_chain_block_16(const std::vector<DenseChain::Step>& steps, int64_t in_width, int64_t out_width,
                           int64_t max_width, const float* x, int64_t rows, float* y, float* scratch);
 bool dense_chain_have_16();
+int64_t dense_chain_rows_8();  // rows per block of each kernel
+int64_t dense_chain_rows_16();
 }  // namespace detail
 
 namespace {
@@ -168,7 +170,7 @@ void DenseChain::forward(const float* x, int64_t n, float* y) const {
   // MLAUDIT_DENSE_LANES=8 keeps the 8-float kernels on an AVX-512 machine (tests compare them).
   const char* lanes = std::getenv("MLAUDIT_DENSE_LANES");
   const bool wide = detail::dense_chain_have_16() && !(lanes && std::string(lanes) == "8");
-  const int64_t br = wide ? 32 : 16;  // rows per block: two registers of lanes
+  const int64_t br = wide ? detail::dense_chain_rows_16() : detail::dense_chain_rows_8();
   const auto block = wide ? detail::dense_chain_block_16 : detail::dense_chain_block_8;
   const int64_t blocks = (n + br - 1) / br;
   // Threads only when the work pays for a parallel region (about 1 MFLOP per thread) and the

@@ -2,6 +2,8 @@
 // AVX-512F at run time. The kernels are compiled under `#pragma GCC target("avx512f")`; the
 // standard headers are included before it, so no library template gets AVX-512 code that
 // another translation unit could end up calling (the kernels live in their own namespace).
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -17,9 +19,11 @@
 #pragma GCC target("avx512f")
 #define MLAUDIT_DC_NS dc16
 #define MLAUDIT_DC_LANES 16
+#define MLAUDIT_DC_H 3
 #include "dense_chain_kernels.h"
 
 namespace mlaudit::engine::detail {
+int64_t dense_chain_rows_16() { return dc16::BR; }
 void dense_chain_block_16(const std::vector<DenseChain::Step>& steps, int64_t in_width, int64_t out_width,
                           int64_t max_width, const float* x, int64_t rows, float* y, float* scratch) {
   dc16::run_block(steps, in_width, out_width, max_width, x, rows, y, scratch);
@@ -38,6 +42,7 @@ bool dense_chain_have_16() {
 #endif
 }
 #ifndef MLAUDIT_DC_HAVE_16
+int64_t dense_chain_rows_16() { return 0; }
 void dense_chain_block_16(const std::vector<DenseChain::Step>&, int64_t, int64_t, int64_t, const float*, int64_t, float*,
                           float*) {}
 #endif

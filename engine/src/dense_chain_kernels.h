@@ -13,7 +13,8 @@
 namespace mlaudit::engine::MLAUDIT_DC_NS {
 
 constexpr int L = MLAUDIT_DC_LANES;
-constexpr int64_t BR = 2 * L;  // rows per block
+constexpr int H = MLAUDIT_DC_H;  // registers per feature row of a block
+constexpr int64_t BR = H * L;  // rows per block
 typedef float vf __attribute__((vector_size(4 * L)));
 
 inline vf load(const float* p) {
@@ -31,35 +32,46 @@ inline vf activate(const DenseChain::Step& st, vf v) {
 }
 
 // Outputs j0..j0+J-1 of a dense layer for the block: J x 2 accumulators stay in registers
-// (12 independent FMA chains at J = 6 cover the FMA latency of two pipes).
+// (12 or 16 independent FMA chains cover the FMA latency of two pipes).
 template <int J>
 inline void dense_outputs(const DenseChain::Step& st, int64_t j0, const float* in, float* out) {
   const int64_t K = st.in;
   const float* w = st.w.data() + j0 * K;
-  vf acc[J][2];
+  vf acc[J][H];
 #pragma GCC unroll 8
-  for (int j = 0; j < J; ++j) acc[j][0] = acc[j][1] = vf{};
+  for (int j = 0; j < J; ++j)
+#pragma GCC unroll 4
+    for (int h = 0; h < H; ++h) acc[j][h] = vf{};
   for (int64_t k = 0; k < K; ++k) {
-    const vf a0 = load(in + k * BR), a1 = load(in + k * BR + L);
+    vf a[H];
+#pragma GCC unroll 4
+    for (int h = 0; h < H; ++h) a[h] = load(in + k * BR + h * L);
 #pragma GCC unroll 8
     for (int j = 0; j < J; ++j) {
       const float wk = w[j * K + k];
-      acc[j][0] += wk * a0;
-      acc[j][1] += wk * a1;
+#pragma GCC unroll 4
+      for (int h = 0; h < H; ++h) acc[j][h] += wk * a[h];
     }
   }
 #pragma GCC unroll 8
   for (int j = 0; j < J; ++j) {
     const float b = st.bias[j0 + j];
-    for (int h = 0; h < 2; ++h)
+#pragma GCC unroll 4
+    for (int h = 0; h < H; ++h)
       store(out + (j0 + j) * BR + h * L, activate(st, st.alpha == 1.f ? acc[j][h] + b : st.alpha * acc[j][h] + b));
   }
 }
 
+// Outputs per pass: J x 2 accumulators plus two input registers and a broadcast fit the
+// register file (32 registers with AVX-512, 16 with AVX2).
+constexpr int kJ = L == 16 ? 8 : 6;
+
 inline void dense(const DenseChain::Step& st, const float* in, float* out) {
   int64_t j = 0;
-  for (; j + 6 <= st.out; j += 6) dense_outputs<6>(st, j, in, out);
+  for (; j + kJ <= st.out; j += kJ) dense_outputs<kJ>(st, j, in, out);
   switch (st.out - j) {
+    case 7: dense_outputs<7>(st, j, in, out); break;
+    case 6: dense_outputs<6>(st, j, in, out); break;
     case 5: dense_outputs<5>(st, j, in, out); break;
     case 4: dense_outputs<4>(st, j, in, out); break;
     case 3: dense_outputs<3>(st, j, in, out); break;
@@ -75,7 +87,7 @@ inline void each(float* a, int64_t w, const float* c, float slope) {
   using Kind = DenseChain::Kind;
   for (int64_t j = 0; j < w; ++j) {
     const float k = c ? c[j] : 0.f;
-    for (int h = 0; h < 2; ++h) {
+    for (int h = 0; h < H; ++h) {
       const vf v = load(a + j * BR + h * L);
       vf r;
       if constexpr (K == Kind::Sub) r = v - k;
@@ -114,6 +126,17 @@ inline void run_block(const std::vector<DenseChain::Step>& steps, int64_t in_wid
   float* a = scratch;
   float* o = scratch + max_width * BR;
   // Transpose in; lanes of missing rows are zero.
+#if MLAUDIT_DC_LANES == 16
+  if (rows == BR && BR * in_width < (int64_t(1) << 31)) {
+    // A full block: one AVX-512 gather per register (16 rows of one feature).
+    const __m512i step = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32(static_cast<int>(in_width)));
+    for (int64_t j = 0; j < in_width; ++j)
+      for (int h = 0; h < H; ++h)
+        _mm512_storeu_ps(a + j * BR + h * L,
+                         _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, step, x + h * L * in_width + j, 4));
+  } else
+#endif
   for (int64_t j = 0; j < in_width; ++j) {
     float* aj = a + j * BR;
     for (int64_t r = 0; r < rows; ++r) aj[r] = x[r * in_width + j];

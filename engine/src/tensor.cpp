@@ -207,6 +207,16 @@ Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
   return t;
 }
 
+Tensor Tensor::first_rows(int64_t n) const {
+  if (shape_.empty()) throw InputError("engine", "first_rows on a scalar");
+  if (n < 0 || n > shape_[0])
+    throw InputError("engine", fmt::format("first {} rows out of range for shape {}", n, shape_str(shape_)));
+  Tensor t = *this;  // same storage, from its start: the alignment holds
+  t.shape_[0] = n;
+  t.numel_ = shape_[0] ? numel_ / shape_[0] * n : 0;
+  return t;
+}
+
 Tensor Tensor::gather_rows(const std::vector<int64_t>& rows) const {
   if (shape_.empty()) throw InputError("engine", "gather_rows on a scalar");
   Shape s = shape_;

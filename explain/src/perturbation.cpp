@@ -451,17 +451,18 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
   auto process = [&](int64_t i_begin, int64_t i_end) {
     // Batch buffer of synthetic rows; values of evaluated rows of the current block.
     Tensor batch = Tensor::uninitialized(engine::DType::Float32, detail::batch_shape(rows_cap, rs));
+    float* const batch_data = batch.f32();
     std::vector<int64_t> batch_target;
     batch_target.reserve(rows_cap);
     int64_t batch_fill = 0;
     std::vector<double> vals;  // target output of every synthetic row of the block
     auto flush = [&]() {
       if (batch_fill == 0) return;
-      Tensor in = batch_fill == rows_cap ? batch : batch.slice_rows(0, batch_fill);
-      const Tensor y = model.forward(in);
+      const Tensor y = model.forward(batch_fill == rows_cap ? batch : batch.first_rows(batch_fill));
       if (y.rank() != 2 || y.shape()[0] != batch_fill || y.shape()[1] != C)
         throw InputError("explain", fmt::format("model output must be [N,{}], got {}", C, engine::shape_str(y.shape())));
-      for (int64_t r = 0; r < batch_fill; ++r) vals.push_back(y.f32()[r * C + batch_target[r]]);
+      const float* py = y.f32();
+      for (int64_t r = 0; r < batch_fill; ++r) vals.push_back(py[r * C + batch_target[r]]);
       batch_fill = 0;
       batch_target.clear();
     };
@@ -594,14 +595,17 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
           const int64_t full = (int64_t(1) << __builtin_popcountll(km)) - 1;
           for (int64_t key = 1; key < full; ++key) {
             if (batch_fill == rows_cap) flush();
-            float* row = batch.f32() + batch_fill * d;
+            float* row = batch_data + batch_fill * d;
             const uint64_t groups = deposit_bits(static_cast<uint64_t>(key), km);
             if (use8) {
               const lanes8 e = pattern8[groups];
               const lanes8 r8 = (x8 & e) | (b8 & ~e);
               // 8 lanes written unless this is the batch's last row: the ones past d land in
               // the next row, which is written later.
-              std::memcpy(row, &r8, batch_fill + 1 < rows_cap ? sizeof r8 : sizeof(float) * d);
+              if (batch_fill + 1 < rows_cap)
+                std::memcpy(row, &r8, sizeof r8);
+              else
+                std::memcpy(row, &r8, sizeof(float) * d);
             } else {
               std::memcpy(row, bk, sizeof(float) * d);
               for (uint64_t gb = groups; gb; gb &= gb - 1)
@@ -666,7 +670,7 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
             }
           }
           if (batch_fill == rows_cap) flush();
-          float* row = batch.f32() + batch_fill * d;
+          float* row = batch_data + batch_fill * d;
           const float* bk = bg + k * d;
           if (use8 && batch_fill + 1 < rows_cap) {
             // 8 lanes written: the ones past d land in the next row, which is written later.

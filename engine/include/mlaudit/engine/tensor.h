@@ -80,6 +80,8 @@ class Tensor {
   Tensor to(DType dtype) const;
   /// Copy of rows [begin, end) along axis 0.
   Tensor slice_rows(int64_t begin, int64_t end) const;
+  /// The first n rows along axis 0, sharing this tensor's storage (no copy; writes show in both).
+  Tensor first_rows(int64_t n) const;
   /// Copy of the given rows along axis 0.
   Tensor gather_rows(const std::vector<int64_t>& rows) const;
   /// Values as doubles (any dtype), for tests and reports.
