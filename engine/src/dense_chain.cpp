@@ -179,7 +179,9 @@ void DenseChain::forward(const float* x, int64_t n, float* y) const {
   const bool parallel = threads > 1 && !omp_in_parallel() && flops_per_row_ * double(n) > 1e6 * threads;
 #pragma omp parallel num_threads(threads) if (parallel)
   {
-    std::vector<float> scratch(2 * max_width_ * br);
+    // Per-thread scratch, kept between calls (callers such as KernelSHAP make thousands of them).
+    static thread_local std::vector<float> scratch;
+    if (scratch.size() < static_cast<size_t>(2 * max_width_ * br)) scratch.resize(2 * max_width_ * br);
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t r0 = b * br;

@@ -507,6 +507,8 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
     };
 
     std::vector<int64_t> diff_pos;
+    typedef uint32_t lanes8 __attribute__((vector_size(32)));
+    std::vector<lanes8> pattern8;  // exact plans, rows of up to 8 features: lane masks by group pattern
     std::vector<int64_t> slot;
     std::vector<uint8_t> differs;
     for (int64_t i = i_begin; i < i_end; ++i) {
@@ -569,9 +571,8 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
         // where it differs from x occurs: its rows are patterns 1 .. 2^nd - 2, built in order
         // (memoisation by construction; equal rows are evaluated once).
         // Group lane masks (all ones: take x) for rows of up to 8 features, by group pattern.
-        typedef uint32_t lanes8 __attribute__((vector_size(32)));
         const bool use8 = d <= 8;
-        std::vector<lanes8> pattern8(use8 ? size_t(1) << m : 0);
+        pattern8.assign(use8 ? size_t(1) << m : 0, lanes8{});
         lanes8 x8{}, b8{};
         if (use8) {
           std::memcpy(&x8, xi, sizeof(float) * d);
@@ -633,7 +634,6 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
           if (w.plan->masks[s][v])
             for (int64_t j : members[varying[v]]) elem[s * d + j] = ~0u;
       // Rows of up to 8 features are selected 8 lanes at a time (one register) from padded copies.
-      typedef uint32_t lanes8 __attribute__((vector_size(32)));
       const bool use8 = use_elem && d <= 8;
       lanes8 x8{}, b8{};
       std::vector<lanes8> elem8(use8 ? S : 0);
