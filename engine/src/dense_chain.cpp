@@ -175,7 +175,7 @@ void DenseChain::forward(const float* x, int64_t n, float* y) const {
   const int64_t blocks = (n + br - 1) / br;
   // Threads only when the work pays for a parallel region (about 1 MFLOP per thread) and the
   // caller is not already running on the engine's threads.
-  const int threads = static_cast<int>(std::min<int64_t>(num_threads(), blocks));
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads(), blocks)));
   const bool parallel = threads > 1 && !omp_in_parallel() && flops_per_row_ * double(n) > 1e6 * threads;
 #pragma omp parallel num_threads(threads) if (parallel)
   {

@@ -201,6 +201,8 @@ TEST_CASE("dense chain: rows do not depend on batch size, block split or threads
   const Tensor one_thread = s.forward(x);
   engine::set_num_threads(0);
   for (int64_t i = 0; i < all.numel(); ++i) REQUIRE(all.f32()[i] == one_thread.f32()[i]);
+  const Tensor none = s.forward(x.first_rows(0));
+  CHECK(none.shape() == engine::Shape{0, 10});
   for (int64_t r : {0, 31, 32, 3999}) {
     const Tensor row = s.forward(x.slice_rows(r, r + 1));
     for (int64_t j = 0; j < 10; ++j) REQUIRE(row.f32()[j] == all.f32()[r * 10 + j]);
