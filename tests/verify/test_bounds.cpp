@@ -146,6 +146,57 @@ TEST_CASE("Soundness: sampled concrete values lie within IBP, CROWN and alpha-CR
   }
 }
 
+TEST_CASE("Hidden-layer objectives: linear bounds hold pointwise, also on a split region", "[verify][bounds][soundness]") {
+  // crown_hidden_objective feeds the activation-pattern LP (bab.cpp), which
+  // needs each bound to hold at every point of the region, not just its
+  // minimum. Objectives -s z_kj on every neuron of layers 1 and 2; with the
+  // first unstable neuron of layer 0 split active, sampled points of the region
+  // (z >= 0 there) must satisfy every bound.
+  std::mt19937_64 rng(7);
+  for (int trial = 0; trial < 8; ++trial) {
+    std::vector<int64_t> sizes{3, 8, 8, 6, 2};
+    Network net = random_network(sizes, 500 + uint64_t(trial));
+    InputBox box{{-0.6, -0.4, -0.5}, {0.5, 0.7, 0.3}};
+    ReluSplits splits(net.layers.size() - 1);
+    for (size_t k = 0; k + 1 < net.layers.size(); ++k) splits[k].assign(size_t(net.layers[k].out), 0);
+    LayerBounds root = crown_bounds(net, box);
+    int split_neuron = -1;
+    for (size_t j = 0; j < root.lower[0].size() && split_neuron < 0; ++j)
+      if (root.lower[0][j] < 0 && root.upper[0][j] > 0) split_neuron = int(j);
+    if (split_neuron >= 0) splits[0][size_t(split_neuron)] = 1;
+    LayerBounds b = crown_bounds(net, box, splits, false, false, &root);
+    std::vector<std::pair<size_t, std::vector<ObjectiveBound>>> per_layer;
+    for (size_t k : {size_t(1), size_t(2)}) {
+      std::vector<OutputConstraint> rows;
+      for (int64_t j = 0; j < net.layers[k].out; ++j)
+        for (double sign : {1.0, -1.0}) {
+          OutputConstraint row;
+          row.coef.assign(size_t(net.layers[k].out), 0.0);
+          row.coef[size_t(j)] = -sign;
+          rows.push_back(row);
+        }
+      per_layer.emplace_back(k, crown_hidden_objective(net, box, b, k, rows));
+    }
+    int violations = 0, inside = 0;
+    for (int s = 0; s < 3000; ++s) {
+      auto x = mlaudit::verify::testing::sample_in_box(box, rng, s);
+      auto pre = net.pre_activations(x);
+      if (split_neuron >= 0 && pre[0][size_t(split_neuron)] < 0) continue;  // outside the split region
+      ++inside;
+      for (const auto& [k, bounds] : per_layer)
+        for (size_t r = 0; r < bounds.size(); ++r) {
+          const double value = (r % 2 == 0 ? -1.0 : 1.0) * pre[k][r / 2];
+          double linear = bounds[r].constant;
+          for (size_t i = 0; i < x.size(); ++i) linear += bounds[r].input_coef[i] * x[i];
+          if (value < linear || value < bounds[r].lower) ++violations;
+        }
+    }
+    INFO("trial " << trial << ", " << inside << " samples in the region");
+    CHECK(inside > 50);  // the region holds a fair share of the box (93 of 3000 at the least, trial 4)
+    CHECK(violations == 0);
+  }
+}
+
 TEST_CASE("Split decisions tighten bounds and mark infeasible branches", "[verify][bounds]") {
   // z = x on [-1, 1]; forcing the ReLU inactive clips the upper bound to 0,
   // forcing it active clips the lower bound to 0.

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <random>
 
+#include "box_lp.h"
 #include "mlaudit/verify/solver.h"
 #include "mlaudit/verify/verify.h"
 #include "test_util.h"
@@ -230,5 +231,168 @@ TEST_CASE("Conjunctions: the best combination of row bounds refutes what single 
   rows[1].lower = -0.6;
   ObjectiveBound d = combine_row_bounds(rows, 2, box);
   CHECK(d.lower <= 0);
-  CHECK(d.lower > -0.2);  // close to the optimum -0.1 (the supergradient ascent converges)
+  // The exact LP optimum -0.1, less the outward rounding allowance (a few ulps of the terms, far below 1e-12).
+  CHECK(d.lower > -0.1 - 1e-12);
+}
+
+TEST_CASE("Conjunctions: a combination is never accepted where the rows meet at a point", "[verify][solver]") {
+  // Rows a x + c and -(a x + c) with a = 0.1, c = 0.3 (as doubles): max(row1, row2)
+  // = |a x + c| >= 0 with equality at x = -c / a (about -3) inside [-5, 0], so
+  // the conjunction {both <= 0} is not empty and the exact LP optimum is 0. A
+  // float LP may land an ulp above 0; the outward-rounded bound must not.
+  InputBox box{{-5.0}, {0.0}};
+  std::vector<ObjectiveBound> rows(2);
+  rows[0].input_coef = {0.1};
+  rows[0].constant = 0.3;
+  rows[0].lower = -0.2;
+  rows[1].input_coef = {-0.1};
+  rows[1].constant = -0.3;
+  rows[1].lower = -0.3;
+  CHECK(combine_row_bounds(rows, 2, box).lower <= 0);
+}
+
+TEST_CASE("Box LP: min over a box of the max of affine functions", "[verify][solver][lp]") {
+  using mlaudit::verify::detail::min_max_affine;
+  SECTION("hand-solved") {
+    // max(x, -x) = |x| on [-1, 1]: t* = 0 at x* = 0, weights (1/2, 1/2).
+    auto abs_lp = min_max_affine({{1.0}, {-1.0}}, {0.0, 0.0}, InputBox{{-1.0}, {1.0}});
+    REQUIRE(abs_lp.solved);
+    CHECK(abs_lp.value == Approx(0.0).margin(1e-15));
+    CHECK(abs_lp.point[0] == Approx(0.0).margin(1e-15));
+    CHECK(abs_lp.weights[0] == Approx(0.5));
+    // max(2x - 0.9, -x + 0.6) on [0, 1]: the lines cross at x = 0.5, value 0.1, weights (1/3, 2/3).
+    auto cross = min_max_affine({{2.0}, {-1.0}}, {-0.9, 0.6}, InputBox{{0.0}, {1.0}});
+    REQUIRE(cross.solved);
+    CHECK(cross.value == Approx(0.1));
+    CHECK(cross.point[0] == Approx(0.5));
+    CHECK(cross.weights[0] == Approx(1.0 / 3));
+    // A fixed dimension (lower == upper) folds into the constants: max(x0 + x1, -x0 + x1) with x1 = 2.
+    auto fixed = min_max_affine({{1.0, 1.0}, {-1.0, 1.0}}, {0.0, 0.0}, InputBox{{-1.0, 2.0}, {1.0, 2.0}});
+    REQUIRE(fixed.solved);
+    CHECK(fixed.value == Approx(2.0));
+    CHECK(fixed.point[1] == 2.0);
+  }
+  SECTION("random problems: primal and dual values agree, and a grid never beats them") {
+    std::mt19937_64 rng(11);
+    std::uniform_real_distribution<double> u(-1, 1);
+    for (int trial = 0; trial < 200; ++trial) {
+      const size_t n = 1 + size_t(trial % 3), m = 1 + size_t(trial % 5);
+      std::vector<std::vector<double>> a(m, std::vector<double>(n));
+      std::vector<double> c(m);
+      InputBox box;
+      for (size_t j = 0; j < n; ++j) {
+        double lo = u(rng), hi = u(rng);
+        box.lower.push_back(std::min(lo, hi));
+        box.upper.push_back(std::max(lo, hi));
+      }
+      for (size_t i = 0; i < m; ++i) {
+        for (double& v : a[i]) v = u(rng);
+        c[i] = 0.3 * u(rng);
+      }
+      auto f = [&](const std::vector<double>& x) {
+        double best = -1e300;
+        for (size_t i = 0; i < m; ++i) {
+          double v = c[i];
+          for (size_t j = 0; j < n; ++j) v += a[i][j] * x[j];
+          best = std::max(best, v);
+        }
+        return best;
+      };
+      auto lp = min_max_affine(a, c, box);
+      INFO("trial " << trial);
+      REQUIRE(lp.solved);
+      // Strong duality: the point attains the value, and the weights' combination has it as its box minimum.
+      // Tolerance: the simplex works in double on O(1) data (a few hundred ulps).
+      CHECK(f(lp.point) == Approx(lp.value).margin(1e-12));
+      double total = 0, dual = 0;
+      std::vector<double> g(n, 0.0);
+      for (size_t i = 0; i < m; ++i) {
+        CHECK(lp.weights[i] >= 0);
+        total += lp.weights[i];
+        dual += lp.weights[i] * c[i];
+        for (size_t j = 0; j < n; ++j) g[j] += lp.weights[i] * a[i][j];
+      }
+      for (size_t j = 0; j < n; ++j) dual += std::min(g[j] * box.lower[j], g[j] * box.upper[j]);
+      CHECK(total == Approx(1.0));
+      CHECK(dual == Approx(lp.value).margin(1e-12));
+      // The minimum: no point of a 21^n grid does better.
+      const int steps = 20;
+      std::vector<int> idx(n, 0);
+      for (;;) {
+        std::vector<double> x(n);
+        for (size_t j = 0; j < n; ++j) x[j] = box.lower[j] + (box.upper[j] - box.lower[j]) * idx[j] / steps;
+        CHECK(f(x) >= lp.value - 1e-12);
+        size_t j = 0;
+        while (j < n && ++idx[j] > steps) idx[j++] = 0;
+        if (j == n) break;
+      }
+    }
+  }
+}
+
+namespace {
+
+// A property of a one-input, one-output network: x in [lo, hi], unsafe when "coef y + constant <= 0".
+Property one_input_property(double lo, double hi, OutputConstraint unsafe) {
+  Property p;
+  p.num_inputs = 1;
+  p.num_outputs = 1;
+  SubProperty s;
+  s.box = InputBox{{lo}, {hi}};
+  s.unsafe.push_back({std::move(unsafe)});
+  p.cases.push_back(s);
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("Activation patterns: split constraints close what CROWN with input splits only approaches",
+          "[verify][solver]") {
+  // h1 = h2 = relu(x0 + x1), y = h1 - h2 = 0 on [-1, 1]^2. Unsafe: y >= 0.5.
+  // CROWN relaxes h1 and h2 separately (gap up to 1 at the root; alpha-CROWN
+  // cannot close it either, -0.5), so input splitting needs several levels. With
+  // the two ReLUs split into patterns: both active gives y = 0 exactly, and
+  // "h1 active, h2 inactive" needs z >= 0 and z <= 0 with y = z >= 0.5, which
+  // only the LP over the split constraints (z >= 0 from h1, the row, and h2's
+  // z <= 0) refutes; likewise the others. So the root box closes at once.
+  Network net;
+  net.layers.push_back(layer({{1, 1}, {1, 1}}, {0, 0}));
+  net.layers.push_back(layer({{1, -1}}, {0}));
+  net.input_shape = {1, 2};
+  Property p;
+  p.num_inputs = 2;
+  p.num_outputs = 1;
+  SubProperty s;
+  s.box = InputBox{{-1, -1}, {1, 1}};
+  s.unsafe.push_back({OutputConstraint{{-1.0}, 0.5}});
+  p.cases.push_back(s);
+  VerifyOptions o;
+  o.threads = 1;
+  o.timeout_s = 20 * mlaudit::test::time_scale();
+  VerifyResult with = verify_property(net, p, o);
+  CHECK(with.verdict == Verdict::Unsat);
+  CHECK(with.domains == 1);
+  o.pattern_max_unstable = -1;
+  VerifyResult without = verify_property(net, p, o);
+  CHECK(without.verdict == Verdict::Unsat);
+  CHECK(without.domains > 1);
+}
+
+TEST_CASE("Activation patterns: a conjunction met on a line is never proved empty", "[verify][solver]") {
+  // y = relu(x - 1/3) + relu(-(x - 1/3)) = |x - 1/3| on [-1, 1]; unsafe: y <= 0,
+  // which holds exactly at x = 1/3 (in double: at the bias's value). Every
+  // pattern's LP touches 0 there; the verdict may be sat (if a float32 input
+  // hits the tie), unknown or timeout, never unsat.
+  const double third = 1.0 / 3;
+  Network net;
+  net.layers.push_back(layer({{1}, {-1}}, {-third, third}));
+  net.layers.push_back(layer({{1, 1}}, {0}));
+  net.input_shape = {1, 1};
+  Property p = one_input_property(-1, 1, OutputConstraint{{1.0}, 0.0});
+  VerifyOptions o;
+  o.threads = 1;
+  o.timeout_s = 3 * mlaudit::test::time_scale();
+  VerifyResult r = verify_property(net, p, o);
+  INFO(verdict_name(r.verdict) << " " << r.method << " " << r.reason);
+  CHECK(r.verdict != Verdict::Unsat);
 }

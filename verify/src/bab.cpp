@@ -2,13 +2,17 @@
 // for Piecewise Linear Neural Network Verification", JMLR 2020):
 //  * input splitting for low-dimensional input boxes (ACAS Xu; the
 //    nnenum / alpha-beta-CROWN approach): bisect the input dimension with the
-//    largest |coefficient| x width in the worst CROWN bound, re-bound each half;
+//    largest |coefficient| x width in the worst CROWN bound (plus its share of
+//    the unstable ReLUs' relaxation looseness), re-bound each half; a box with
+//    few unstable ReLUs is decided by splitting them into activation patterns
+//    (refute_pattern) before it is bisected further;
 //  * ReLU splitting otherwise: split the unstable neuron with the largest
 //    BaBSR-style score |lambda| * (-l u / (u - l)) (the chord's intercept
 //    weighted by its back-substituted coefficient), re-bound with the split
 //    fixed, and hand leaves with few unstable ReLUs to Z3.
 // A branch is closed when every unsafe conjunction has a row whose CROWN lower
-// bound is > 0 (or the sum of its rows, a valid non-negative combination).
+// bound is > 0, or a non-negative combination of its rows' bounds (the exact
+// LP of combine_row_bounds) is > 0 after outward rounding.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -23,6 +27,8 @@
 
 #include "mlaudit/engine/error.h"
 #include "mlaudit/verify/solver.h"
+
+#include "box_lp.h"
 
 namespace mlaudit::verify {
 
@@ -83,6 +89,7 @@ struct Search {
   std::optional<Counterexample> cex;
   std::atomic<int64_t> domains{0};
   std::atomic<int64_t> z3_calls{0};
+  std::atomic<int64_t> pattern_closed{0}, pattern_failed{0};  // boxes decided / not decided by refute_pattern
   // Progress trace (MLAUDIT_VERIFY_TRACE=1): fraction of the root box's volume closed so far.
   bool trace = false;
   double closed_volume = 0;
@@ -116,81 +123,69 @@ std::vector<OutputConstraint> refutation_rows(const OutputConjunction& conj) {
   return rows;
 }
 
-// Min over the box of coef . x + constant, less a rounding allowance (every
-// product and sum of n + 2 terms, relative error gamma = 2 (n + 2) u, on their
-// magnitudes), so the value is a sound lower bound.
-double concretise(const std::vector<double>& coef, double constant, double constant_mag, const InputBox& box) {
-  double v = constant, mag = constant_mag;
-  for (size_t i = 0; i < coef.size(); ++i) {
-    double x = coef[i] >= 0 ? box.lower[i] : box.upper[i];
-    v += coef[i] * x;
-    mag += std::fabs(coef[i] * x);
-  }
-  return v - 2.0 * double(coef.size() + 4) * 1.1102230246251565e-16 * mag;
-}
-
 // Best non-negative combination of a conjunction's linear row bounds
 // r_j(y) >= a_j . x + c_j (the first `m` entries of `rows`). The conjunction
 // {r_j <= 0 for all j} is empty on the box when the LP {x in box: a_j . x + c_j
-// <= 0} is infeasible, i.e. (Lagrangian duality) when some lambda >= 0 has
-// min_box sum_j lambda_j (a_j . x + c_j) > 0. Single rows and their plain sum
-// (refutation_rows) are vertices and the centre of the simplex; this maximises
-// the concave dual g(lambda) over the simplex by projected supergradient ascent
-// (supergradient c_j + a_j . x*(lambda) at the minimising corner x*), keeping
-// the best iterate. Every lambda gives a valid bound, so the result is sound
-// whatever the ascent reaches. Needed where different rows hold in different
-// parts of the box (ACAS Xu properties 2-4, "output 0 is (not) the largest").
+// <= 0} is infeasible, i.e. (LP duality) when some lambda >= 0, sum 1, has
+// min_box sum_j lambda_j (a_j . x + c_j) > 0. The best lambda attains
+// min_box max_j (a_j . x + c_j); box_lp.h solves that LP exactly (in double).
+// The chosen lambda's bound is then recomputed with outward rounding, so the
+// result is sound whatever the LP's float error. Needed where different rows
+// hold in different parts of the box (ACAS Xu properties 2-4, "output 0 is
+// (not) the largest"). (Projected supergradient ascent, used before, stalled
+// away from the optimum: measured on ACAS Xu 3_3 property 2, -6.9e-4 where
+// one row alone gave -6.2e-4.)
 }  // namespace
 
 ObjectiveBound combine_row_bounds(const std::vector<ObjectiveBound>& rows, size_t m, const InputBox& box,
                                   std::vector<double>* weights) {
   const size_t n = box.lower.size();
-  std::vector<double> lambda(m, 1.0 / double(m)), coef(n), grad(m);
+  std::vector<double> coef(n), coef_mag(n);
   ObjectiveBound best;
   best.lower = -std::numeric_limits<double>::infinity();
+  // min_box sum_j lam_j (a_j . x + c_j) for the given (exact) weights, less a
+  // rounding allowance: the m-term sums coef_i = sum_j lam_j a_ji and
+  // c = sum_j lam_j c_j err by at most gamma(m) times their terms' magnitudes
+  // (Higham Thm 3.1; the sign of a computed coef_i still picks a corner that
+  // is optimal up to that error), and the final (n + 1)-term sum by gamma(n + 2)
+  // of its own; gamma(m + n + 4) = gamma(m) + gamma(n + 2) on the term
+  // magnitudes sum_j |lam_j c_j| + sum_i (sum_j |lam_j a_ji|) max|x_i| covers
+  // both, however much the rows cancel.
   auto evaluate = [&](const std::vector<double>& lam) {
     std::fill(coef.begin(), coef.end(), 0.0);
-    double c = 0, cmag = 0;
+    std::fill(coef_mag.begin(), coef_mag.end(), 0.0);
+    double c = 0, mag = 0;
     for (size_t j = 0; j < m; ++j) {
-      for (size_t i = 0; i < n; ++i) coef[i] += lam[j] * rows[j].input_coef[i];
+      for (size_t i = 0; i < n; ++i) {
+        coef[i] += lam[j] * rows[j].input_coef[i];
+        coef_mag[i] += std::fabs(lam[j] * rows[j].input_coef[i]);
+      }
       c += lam[j] * rows[j].constant;
-      cmag += std::fabs(lam[j] * rows[j].constant);
+      mag += std::fabs(lam[j] * rows[j].constant);
     }
-    double g = concretise(coef, c, cmag, box);
+    double v = c;
+    for (size_t i = 0; i < n; ++i) {
+      v += coef[i] * (coef[i] >= 0 ? box.lower[i] : box.upper[i]);
+      mag += coef_mag[i] * std::max(std::fabs(box.lower[i]), std::fabs(box.upper[i]));
+    }
+    const double g = v - 2.0 * double(m + n + 6) * 1.1102230246251565e-16 * mag;
     if (g > best.lower) {
       best.lower = g;
       best.input_coef = coef;
       best.constant = c;
       if (weights) *weights = lam;
     }
-    // Supergradient: the rows' linear bounds at the minimising corner.
-    for (size_t j = 0; j < m; ++j) {
-      double v = rows[j].constant;
-      for (size_t i = 0; i < n; ++i) v += rows[j].input_coef[i] * (coef[i] >= 0 ? box.lower[i] : box.upper[i]);
-      grad[j] = v;
-    }
   };
-  double scale = 0;
-  for (size_t j = 0; j < m; ++j) scale = std::max(scale, std::fabs(rows[j].lower));
-  if (!(scale > 0)) scale = 1;
-  for (int it = 0; it < 100; ++it) {
-    evaluate(lambda);
-    if (best.lower > 0) break;
-    // Step on the supergradient (normalised by the rows' scale), then project
-    // onto the simplex {lambda >= 0, sum = 1} (sort-based projection).
-    const double step = 0.5 / (scale * std::sqrt(double(it + 1)));
-    std::vector<double> v(m);
-    for (size_t j = 0; j < m; ++j) v[j] = lambda[j] + step * grad[j];
-    std::vector<double> u = v;
-    std::sort(u.begin(), u.end(), std::greater<double>());
-    double cum = 0, theta = 0;
-    for (size_t j = 0; j < m; ++j) {
-      cum += u[j];
-      double t = (cum - 1.0) / double(j + 1);
-      if (u[j] - t > 0) theta = t;
-    }
-    for (size_t j = 0; j < m; ++j) lambda[j] = std::max(0.0, v[j] - theta);
+  // The plain sum (the centre of the simplex) as a fallback should the LP fail numerically.
+  evaluate(std::vector<double>(m, 1.0 / double(m)));
+  std::vector<std::vector<double>> a(m);
+  std::vector<double> c(m);
+  for (size_t j = 0; j < m; ++j) {
+    a[j] = rows[j].input_coef;
+    c[j] = rows[j].constant;
   }
+  detail::MinMaxAffine lp = detail::min_max_affine(a, c, box);
+  if (lp.solved) evaluate(lp.weights);
   return best;
 }
 
@@ -260,6 +255,102 @@ void z3_leaf(Search& s, const Domain& d, const LayerBounds& b) {
   }
 }
 
+// Refutation of one conjunction on a box with few unstable ReLUs by splitting
+// them into activation patterns (complete ReLU branch and bound, Bunel et al.
+// 2020; once every ReLU is fixed the network is affine on the pattern's
+// region, the star-set view of nnenum, Bak et al., CAV 2020). Unstable neurons
+// are split in layer order, each split tightening the layers above it. A
+// pattern's region R is {x in box: s_i z_i(x) >= 0 for its splits}; CROWN with
+// the splits gives, valid on R, lower bounds r_j(y) >= L_j(x) of the rows and
+// -s_i z_i(x) >= l_i(x) of the split neurons (crown_hidden_objective), so an
+// unsafe point of R satisfies L_j(x) <= 0 and l_i(x) <= 0 (from s_i z_i >= 0).
+// The pattern is closed when that LP over the box is infeasible, decided by
+// combine_row_bounds (box_lp.h for the weights, then an outward-rounded
+// concretisation of the combined bound, so the proof is sound whatever the
+// LP's float error). This is beta-CROWN's use of split constraints (Wang et
+// al., NeurIPS 2021) with the multipliers chosen exactly by the LP, which low
+// input dimension makes cheap. When every ReLU is fixed the bounds are exact
+// up to rounding, so the test is exact too. `budget` caps the splits;
+// `candidate` receives the LP's point where a fully fixed pattern stays open
+// (where a counterexample may sit).
+struct PatternSearch {
+  const Network& net;
+  const InputBox& box;
+  const OutputConjunction& conj;
+  const Deadline& deadline;
+  int budget;
+  std::optional<std::vector<double>> candidate;
+};
+
+bool refute_pattern(PatternSearch& ps, ReluSplits& splits, const LayerBounds& b) {
+  const Network& net = ps.net;
+  if (infeasible(net, b)) return true;
+  std::vector<ObjectiveBound> linear = crown_objective(net, ps.box, b, ps.conj);
+  for (const auto& o : linear)
+    if (o.lower > 0) return true;
+  for (size_t k = 0; k < splits.size(); ++k) {
+    std::vector<OutputConstraint> split_rows;
+    for (size_t j = 0; j < splits[k].size(); ++j) {
+      if (splits[k][j] == 0) continue;
+      OutputConstraint row;
+      row.coef.assign(splits[k].size(), 0.0);
+      row.coef[j] = -double(splits[k][j]);
+      split_rows.push_back(std::move(row));
+    }
+    if (split_rows.empty()) continue;
+    for (auto& o : crown_hidden_objective(net, ps.box, b, k, split_rows)) linear.push_back(std::move(o));
+  }
+  if (linear.size() > 1 && combine_row_bounds(linear, linear.size(), ps.box).lower > 0) return true;
+  // First unstable neuron in layer order.
+  for (size_t k = 0; k + 1 < net.layers.size(); ++k)
+    for (size_t j = 0; j < b.lower[k].size(); ++j) {
+      if (!(b.lower[k][j] < 0 && b.upper[k][j] > 0)) continue;
+      if (--ps.budget < 0 || ps.deadline.stop()) return false;
+      for (int8_t phase : {int8_t(1), int8_t(-1)}) {
+        splits[k][j] = phase;
+        LayerBounds child = crown_bounds(net, ps.box, splits, false, false, &b);
+        const bool closed = refute_pattern(ps, splits, child);
+        splits[k][j] = 0;
+        if (!closed) return false;
+      }
+      return true;
+    }
+  // Every ReLU fixed and the pattern still open: remember where the LP puts its point.
+  std::vector<std::vector<double>> a;
+  std::vector<double> c;
+  for (const auto& o : linear) {
+    a.push_back(o.input_coef);
+    c.push_back(o.constant);
+  }
+  detail::MinMaxAffine lp = detail::min_max_affine(a, c, ps.box);
+  if (lp.solved) ps.candidate = lp.point;
+  return false;
+}
+
+// d z_k / d x at x for every hidden layer k (per neuron, per input): forward
+// mode through the affine maps, J_0 = W_0, J_k = W_k D_{k-1} J_{k-1}, with
+// D the ReLUs' activity at x. Networks without pooling only.
+std::vector<std::vector<std::vector<double>>> centre_jacobian(const Network& net, const std::vector<double>& x) {
+  const size_t n = x.size();
+  const auto z = net.pre_activations(x);
+  std::vector<std::vector<std::vector<double>>> jac(net.layers.size() - 1);
+  for (size_t k = 0; k + 1 < net.layers.size(); ++k) {
+    const AffineLayer& L = net.layers[k];
+    jac[k].assign(size_t(L.out), std::vector<double>(n, 0.0));
+    for (int64_t o = 0; o < L.out; ++o)
+      for (int64_t i = 0; i < L.in; ++i) {
+        const double w = L.weight[size_t(o * L.in + i)];
+        if (w == 0) continue;
+        if (k == 0) {
+          jac[k][size_t(o)][size_t(i)] += w;
+        } else if (z[k - 1][size_t(i)] > 0) {
+          for (size_t t = 0; t < n; ++t) jac[k][size_t(o)][t] += w * jac[k - 1][size_t(i)][t];
+        }
+      }
+  }
+  return jac;
+}
+
 // Bound one domain; returns its children (empty when closed).
 std::vector<Domain> process(Search& s, Domain d) {
   const int64_t domain_index = s.domains.fetch_add(1);
@@ -279,13 +370,15 @@ std::vector<Domain> process(Search& s, Domain d) {
   if (infeasible(net, b)) return {};
   // Refute conjunctions; remember the worst row and its linear bound for branching.
   std::vector<size_t> still_open;
+  std::vector<double> open_lower;  // the best lower bound of each still-open conjunction
   double worst = std::numeric_limits<double>::infinity();
   ObjectiveBound worst_bound;
   std::vector<std::vector<double>> worst_relu_coef;
   for (size_t ci : d.open) {
     auto rows = refutation_rows(s.sub.unsafe[ci]);
     std::vector<std::vector<std::vector<double>>> relu_coef;
-    auto obj = crown_objective(net, d.box, b, rows, nullptr, s.input_split ? nullptr : &relu_coef);
+    auto obj = crown_objective(net, d.box, b, rows, nullptr, &relu_coef);
+    std::vector<double> best_lam;  // the rows' weights when the best bound is a combination
     bool refuted = false;
     size_t best_row = 0;
     for (size_t r = 0; r < obj.size(); ++r) {
@@ -297,7 +390,10 @@ std::vector<Domain> process(Search& s, Domain d) {
       std::vector<double> lam;
       ObjectiveBound comb = combine_row_bounds(obj, s.sub.unsafe[ci].size(), d.box, &lam);
       if (comb.lower > 0) refuted = true;
-      else if (comb.lower > best.lower) best = std::move(comb);
+      else if (comb.lower > best.lower) {
+        best = std::move(comb);
+        best_lam = lam;
+      }
       if (!refuted && lam.size() == s.sub.unsafe[ci].size()) {
         // Back-substitute the combined row itself: its ReLU relaxations follow
         // the combined coefficients, where rows of opposite sign cancel, so it
@@ -309,7 +405,10 @@ std::vector<Domain> process(Search& s, Domain d) {
         // output's interval bounds turn that into a constant allowance.
         direct.lower -= row_rounding(s.sub.unsafe[ci], lam, b.lower.back(), b.upper.back());
         if (direct.lower > 0) refuted = true;
-        else if (direct.lower > best.lower) best = std::move(direct);
+        else if (direct.lower > best.lower) {
+          best = std::move(direct);
+          best_lam = lam;
+        }
       }
     }
     if (!refuted && s.opts.alpha_crown && d.depth == 0) {
@@ -320,14 +419,54 @@ std::vector<Domain> process(Search& s, Domain d) {
     }
     if (refuted) continue;
     still_open.push_back(ci);
+    open_lower.push_back(best.lower);
     if (best.lower < worst) {
       worst = best.lower;
       worst_bound = std::move(best);
-      if (!s.input_split) worst_relu_coef = relu_coef[best_row];
+      worst_relu_coef = relu_coef[best_row];
+      if (!best_lam.empty()) {
+        // A combination's ReLU coefficients: the rows' coefficients with its weights.
+        for (size_t k = 0; k < worst_relu_coef.size(); ++k)
+          for (size_t j = 0; j < worst_relu_coef[k].size(); ++j) {
+            double c = 0;
+            for (size_t r = 0; r < best_lam.size(); ++r) c += best_lam[r] * relu_coef[r][k][j];
+            worst_relu_coef[k][j] = c;
+          }
+      }
     }
   }
   if (still_open.empty()) return {};
   d.open = still_open;
+  const int64_t unstable_here = unstable_relu_count(net, b);
+  if (s.input_split && !net.has_pooling() && net.relu_count() <= 4096 &&
+      unstable_here <= s.opts.pattern_max_unstable) {
+    // Few unstable ReLUs left: decide the box exactly by their activation
+    // patterns (refute_pattern) instead of bisecting it further. An attempt
+    // costs up to 2 x pattern_max_splits bound computations, so only on
+    // networks with few ReLUs (ACAS Xu: 300), as for alpha_crown_hidden.
+    bool all_refuted = true;
+    std::optional<std::vector<double>> candidate;
+    for (size_t ci : d.open) {
+      PatternSearch ps{net, d.box, s.sub.unsafe[ci], s.deadline, s.opts.pattern_max_splits, std::nullopt};
+      ReluSplits splits(net.layers.size() - 1);
+      for (size_t k = 0; k + 1 < net.layers.size(); ++k) splits[k].assign(size_t(net.layers[k].out), 0);
+      if (refute_pattern(ps, splits, b)) continue;
+      all_refuted = false;
+      if (ps.candidate && !candidate) candidate = ps.candidate;
+    }
+    if (all_refuted) {
+      s.pattern_closed.fetch_add(1);
+      return {};
+    }
+    s.pattern_failed.fetch_add(1);
+    if (candidate)
+      if (auto cex = try_point(s, *candidate)) {
+        std::lock_guard<std::mutex> lk(s.mu);
+        if (!s.cex) s.cex = cex;
+        s.deadline.cancel();
+        return {};
+      }
+  }
 
   // Cheap falsification: the corner minimising the worst linear bound, and the centre.
   const size_t n = d.box.lower.size();
@@ -367,9 +506,36 @@ std::vector<Domain> process(Search& s, Domain d) {
     auto sliver = [&](size_t i) {
       return !(d.box.upper[i] - d.box.lower[i] > 1e-9 * (s.sub.box.upper[i] - s.sub.box.lower[i]));
     };
+    // The score also charges each dimension its share of the ReLU relaxations'
+    // looseness: unstable neuron z with range [l, u] and coefficient c in the
+    // worst bound loses at most |c| g, g = -l u / (u - l) under the upper chord
+    // (c < 0) or min(-l, u) under the adaptive lower line (CROWN Sec. 3.2; the
+    // BaBSR score of Bunel et al. 2020), and its range comes from the inputs in
+    // proportion to |dz/dx_i| width_i (first order, at the box centre).
+    // Without it the linear score sees only the concretisation term and keeps
+    // bisecting dimensions that are already tiny while a wide one, flat in the
+    // bound, keeps the ReLUs unstable: measured on ACAS Xu 3_3 property 2,
+    // boxes at depth 100 with four dimensions at 1e-8 of the root width, the
+    // fifth at 1/64, four unstable ReLUs, and the bound creeping towards 0 from
+    // below with every split (a 116 s timeout).
+    std::vector<double> relax_score(n, 0.0);
+    if (!net.has_pooling()) {
+      const auto jac = centre_jacobian(net, centre);
+      for (size_t k = 0; k + 1 < net.layers.size() && k < worst_relu_coef.size(); ++k)
+        for (size_t j = 0; j < b.lower[k].size() && j < worst_relu_coef[k].size(); ++j) {
+          const double l = b.lower[k][j], u = b.upper[k][j], c = worst_relu_coef[k][j];
+          if (!(l < 0 && u > 0) || c == 0) continue;
+          const double gap = std::fabs(c) * (c < 0 ? -l * u / (u - l) : std::min(-l, u));
+          double range = 0;
+          for (size_t i = 0; i < n; ++i) range += std::fabs(jac[k][j][i]) * (d.box.upper[i] - d.box.lower[i]);
+          if (!(range > 0)) continue;
+          for (size_t i = 0; i < n; ++i)
+            relax_score[i] += gap * std::fabs(jac[k][j][i]) * (d.box.upper[i] - d.box.lower[i]) / range;
+        }
+    }
     for (size_t i = 0; i < n; ++i) {
       if (sliver(i)) continue;
-      double score = std::fabs(worst_bound.input_coef[i]) * (d.box.upper[i] - d.box.lower[i]);
+      double score = std::fabs(worst_bound.input_coef[i]) * (d.box.upper[i] - d.box.lower[i]) + relax_score[i];
       if (score > best) {
         best = score;
         dim = i;
@@ -383,7 +549,8 @@ std::vector<Domain> process(Search& s, Domain d) {
     // their full width. Then choose by lookahead as well.
     double total_score = 0;
     for (size_t i = 0; i < n; ++i)
-      if (!sliver(i)) total_score += std::fabs(worst_bound.input_coef[i]) * (d.box.upper[i] - d.box.lower[i]);
+      if (!sliver(i))
+        total_score += std::fabs(worst_bound.input_coef[i]) * (d.box.upper[i] - d.box.lower[i]) + relax_score[i];
     const bool degenerate = !(total_score > -worst);
     const bool look_ahead = (d.depth < s.opts.lookahead_depth && d.open.size() == 1) || degenerate;
     if (look_ahead) {
@@ -402,12 +569,17 @@ std::vector<Domain> process(Search& s, Domain d) {
           (half == 0 ? hb.upper[i] : hb.lower[i]) = mid;
           LayerBounds cb = crown_bounds(net, hb, {}, false, false, &b);
           double half_score = std::numeric_limits<double>::infinity();
-          for (size_t ci : d.open) {
+          for (size_t oi = 0; oi < d.open.size(); ++oi) {
+            const size_t ci = d.open[oi];
             auto obj = crown_objective(net, hb, cb, s.sub.unsafe[ci]);
             double best_row = -std::numeric_limits<double>::infinity();
             for (const auto& o : obj) best_row = std::max(best_row, o.lower);
             if (s.sub.unsafe[ci].size() > 1 && best_row <= 0)
               best_row = std::max(best_row, combine_row_bounds(obj, s.sub.unsafe[ci].size(), hb).lower);
+            // The parent's bound holds on the half too; without this floor CROWN's
+            // non-monotone slope choice made halving the right dimension look
+            // worse than the parent (measured on ACAS Xu 3_3 property 2).
+            best_row = std::max(best_row, open_lower[oi]);
             half_score = std::min(half_score, best_row);
           }
           // Score of a split: the sum of both halves' bounds, each capped at 0
@@ -521,9 +693,12 @@ void worker(Search& s) {
       auto now = std::chrono::steady_clock::now();
       if (now - s.last_trace > std::chrono::seconds(2)) {
         s.last_trace = now;
-        std::fprintf(stderr, "verify trace: %.1f s, %lld domains, %zu open, %.6f%% of the box closed, depth %d\n",
+        std::fprintf(stderr,
+                     "verify trace: %.1f s, %lld domains, %zu open, %.6f%% of the box closed, depth %d, "
+                     "%lld closed by activation patterns (%lld tried in vain)\n",
                      std::chrono::duration<double>(now - s.start).count(), (long long)s.domains.load(), s.stack.size(),
-                     100 * s.closed_volume, s.max_depth);
+                     100 * s.closed_volume, s.max_depth, (long long)s.pattern_closed.load(),
+                     (long long)s.pattern_failed.load());
       }
     }
     // Depth first (bounded memory): the second child is explored first.

@@ -360,18 +360,21 @@ LayerBounds crown_bounds(const Network& net, const InputBox& box, const ReluSpli
   return b;
 }
 
-std::vector<ObjectiveBound> crown_objective(const Network& net, const InputBox& box, const LayerBounds& bounds,
-                                            const std::vector<OutputConstraint>& objectives, const ReluSlopes* slopes,
-                                            std::vector<std::vector<std::vector<double>>>* relu_coef) {
-  const size_t last = net.layers.size() - 1;
-  const Eigen::Index m = Eigen::Index(objectives.size());
-  RowMat lambda(m, net.output_size());
+namespace {
+
+// CROWN lower bounds of objectives on layer `start`'s pre-activations (the output when start is the last layer).
+std::vector<ObjectiveBound> objective_bounds(const Network& net, const InputBox& box, const LayerBounds& bounds,
+                                             size_t start, const std::vector<OutputConstraint>& objectives,
+                                             const ReluSlopes* slopes,
+                                             std::vector<std::vector<std::vector<double>>>* relu_coef) {
+  const Eigen::Index m = Eigen::Index(objectives.size()), width = Eigen::Index(net.layers[start].out);
+  RowMat lambda(m, width);
   Vec c(m);
   for (Eigen::Index i = 0; i < m; ++i) {
-    for (int64_t j = 0; j < net.output_size(); ++j) lambda(i, j) = objectives[size_t(i)].coef[size_t(j)];
+    for (Eigen::Index j = 0; j < width; ++j) lambda(i, j) = objectives[size_t(i)].coef[size_t(j)];
     c[i] = objectives[size_t(i)].constant;
   }
-  Backsub bs = back_substitute(net, box, bounds, last, std::move(lambda), std::move(c), slopes, relu_coef);
+  Backsub bs = back_substitute(net, box, bounds, start, std::move(lambda), std::move(c), slopes, relu_coef);
   std::vector<ObjectiveBound> out(static_cast<size_t>(m));
   for (Eigen::Index i = 0; i < m; ++i) {
     auto& o = out[size_t(i)];
@@ -380,6 +383,19 @@ std::vector<ObjectiveBound> crown_objective(const Network& net, const InputBox& 
     o.input_coef.assign(bs.input_coef.row(i).data(), bs.input_coef.row(i).data() + bs.input_coef.cols());
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<ObjectiveBound> crown_objective(const Network& net, const InputBox& box, const LayerBounds& bounds,
+                                            const std::vector<OutputConstraint>& objectives, const ReluSlopes* slopes,
+                                            std::vector<std::vector<std::vector<double>>>* relu_coef) {
+  return objective_bounds(net, box, bounds, net.layers.size() - 1, objectives, slopes, relu_coef);
+}
+
+std::vector<ObjectiveBound> crown_hidden_objective(const Network& net, const InputBox& box, const LayerBounds& bounds,
+                                                   size_t layer, const std::vector<OutputConstraint>& objectives) {
+  return objective_bounds(net, box, bounds, layer, objectives, nullptr, nullptr);
 }
 
 namespace {

@@ -61,6 +61,11 @@ std::vector<ObjectiveBound> crown_objective(const Network& net, const InputBox& 
                                             const ReluSlopes* slopes = nullptr,
                                             std::vector<std::vector<std::vector<double>>>* relu_coef = nullptr);
 
+/// The same for objectives on hidden layer `layer`'s pre-activations
+/// (coef . z_layer + constant), using the bounds of the layers below it.
+std::vector<ObjectiveBound> crown_hidden_objective(const Network& net, const InputBox& box, const LayerBounds& bounds,
+                                                   size_t layer, const std::vector<OutputConstraint>& objectives);
+
 /// alpha-CROWN (Xu et al., ICLR 2021): maximise the CROWN lower bound of one
 /// objective over the lower ReLU slopes of every ReLU layer by projected
 /// gradient ascent (Adam; auto_LiRPA's defaults: 20 iterations, lr 0.5, decay

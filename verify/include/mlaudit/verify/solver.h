@@ -80,6 +80,10 @@ struct VerifyOptions {
                                    ///< no measured gain on ACAS Xu, where input splitting tightens them anyway)
   int input_split_max_dims = 12;  ///< input branch and bound when at most this many inputs vary
   int lookahead_depth = 6;        ///< input BaB: above this depth choose splits by bounding both halves of every dimension
+  int pattern_max_unstable = 12;  ///< input BaB: decide a box exactly by its ReLUs' activation patterns at or below
+                                  ///< this many unstable ReLUs (bab.cpp, refute_pattern; networks of at most
+                                  ///< 4,096 ReLUs without pooling); -1: never
+  int pattern_max_splits = 256;   ///< ReLU splits allowed per such attempt (then it gives up and the box is bisected)
   int z3_max_unstable = 12;       ///< ReLU BaB hands a leaf to Z3 at or below this many unstable ReLUs
   double z3_leaf_timeout_s = 10;  ///< per Z3 call (watchdog-enforced)
   ConcreteForward concrete;       ///< counterexample check; empty = network.forward_f32
