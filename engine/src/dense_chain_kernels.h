@@ -7,8 +7,9 @@
 // feature of L rows and every lane does useful work whatever the layer widths (a layer with
 // 2 outputs wastes nothing). A dense layer's output j of row r is
 //   act(alpha * sum_{k=0..K-1} w[j][k] * a[k][r] + bias[j])
-// summed in order k = 0..K-1 with one fused multiply-add per term, so every vector width,
-// block split and thread count gives the same bits.
+// summed in order k = 0..K-1 with one fused multiply-add per term (where the target has FMA:
+// the release build's x86-64-v3 and AVX-512), so every vector width, block split and thread
+// count gives the same bits.
 
 namespace mlaudit::engine::MLAUDIT_DC_NS {
 

@@ -210,8 +210,8 @@ TEST_CASE("dense chain: rows do not depend on batch size, block split or threads
 }
 
 TEST_CASE("dense chain: 8-float and 16-float kernels give the same bits", "[engine][dense]") {
-  // Each output lane is the same FMA chain whatever the register width (and on a machine
-  // without AVX-512 both runs take the 8-float kernels).
+  // Each output lane is the same FMA chain whatever the register width (release builds target
+  // x86-64-v3, which has FMA; on a machine without AVX-512 both runs take the 8-float kernels).
   Chain c(9);
   c.add("Div", {c.constant(random_tensor({9}, c.rng, 0.5f, 2.f))});
   c.gemm(9, 21);
@@ -228,7 +228,13 @@ TEST_CASE("dense chain: 8-float and 16-float kernels give the same bits", "[engi
   setenv("MLAUDIT_DENSE_LANES", "8", 1);
   const Tensor narrow = s.forward(x);
   unsetenv("MLAUDIT_DENSE_LANES");
+#ifdef __FMA__
   for (int64_t i = 0; i < wide.numel(); ++i) REQUIRE(wide.f32()[i] == narrow.f32()[i]);
+#else
+  // A build without FMA (debug/sanitizer: generic x86-64) rounds each product of the 8-float
+  // kernels before adding it: a few ulps, as against the executor.
+  CHECK(test::worst_ratio(wide, narrow, 1e-5, 1e-5) <= 1.0);
+#endif
 }
 
 TEST_CASE("dense chain: the bundled credit MLP is fused and matches the executor", "[engine][dense]") {
