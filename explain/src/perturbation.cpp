@@ -469,16 +469,16 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
 
     std::vector<ShapWork> block;
     int64_t block_refs = 0;
+    std::vector<double> ey, tab;  // per sample in finish_block: E f(coalition), one row's pattern table
     auto finish_block = [&]() {
       flush();
       for (ShapWork& w : block) {
         const int64_t i = w.i;
         const int64_t S = static_cast<int64_t>(w.plan->masks.size());
         const double fnull = res.expected_value[i], fx = fx_all[i];
-        std::vector<double> ey(S);
+        ey.assign(S, 0.0);
         if (!w.kmask.empty()) {
           // Per background row, a table of E[f] terms by pattern; sums run over k in order as below.
-          std::vector<double> tab;
           for (int64_t k = 0; k < B; ++k) {
             const int64_t full = (int64_t(1) << __builtin_popcountll(w.kmask[k])) - 1;
             tab.resize(full + 1);
