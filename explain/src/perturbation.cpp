@@ -452,19 +452,16 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
     // Batch buffer of synthetic rows; values of evaluated rows of the current block.
     Tensor batch = Tensor::uninitialized(engine::DType::Float32, detail::batch_shape(rows_cap, rs));
     float* const batch_data = batch.f32();
-    std::vector<int64_t> batch_target;
-    batch_target.reserve(rows_cap);
     int64_t batch_fill = 0;
-    std::vector<double> vals;  // target output of every synthetic row of the block
+    std::vector<float> outs;  // model outputs [row][C] of every synthetic row of the block
+    auto rows_done = [&]() { return static_cast<int64_t>(outs.size()) / C; };
     auto flush = [&]() {
       if (batch_fill == 0) return;
       const Tensor y = model.forward(batch_fill == rows_cap ? batch : batch.first_rows(batch_fill));
       if (y.rank() != 2 || y.shape()[0] != batch_fill || y.shape()[1] != C)
         throw InputError("explain", fmt::format("model output must be [N,{}], got {}", C, engine::shape_str(y.shape())));
-      const float* py = y.f32();
-      for (int64_t r = 0; r < batch_fill; ++r) vals.push_back(py[r * C + batch_target[r]]);
+      outs.insert(outs.end(), y.f32(), y.f32() + batch_fill * C);
       batch_fill = 0;
-      batch_target.clear();
     };
 
     std::vector<ShapWork> block;
@@ -478,11 +475,17 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
         const double fnull = res.expected_value[i], fx = fx_all[i];
         ey.assign(S, 0.0);
         if (!w.kmask.empty()) {
-          // Per background row, a table of E[f] terms by pattern; sums run over k in order as below.
+          // Per background row, a table of E[f] terms by pattern (its rows in Gray-code order,
+          // as built below); sums run over k in order as below.
+          const int64_t t = targets[i];
           for (int64_t k = 0; k < B; ++k) {
             const int64_t full = (int64_t(1) << __builtin_popcountll(w.kmask[k])) - 1;
             tab.resize(full + 1);
-            for (int64_t key = 1; key < full; ++key) tab[key] = vals[w.kbase[k] + key - 1];
+            const float* rows_k = outs.data() + w.kbase[k] * C + t;
+            for (int64_t step = 1, r = 0; step <= full; ++step) {
+              const int64_t key = step ^ (step >> 1);
+              if (key != full) tab[key] = rows_k[C * r++];
+            }
             tab[full] = fx;
             tab[0] = double(bg_out.f32()[k * C + targets[i]]);
             for (int64_t s = 0; s < S; ++s) ey[s] += tab[extract_bits(w.plan->bits[s], w.kmask[k])];
@@ -493,7 +496,7 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
             double acc = 0;
             for (int64_t k = 0; k < B; ++k) {
               const int64_t r = w.ref[s * B + k];
-              acc += r >= 0 ? vals[r] : r == -1 ? fx : double(bg_out.f32()[(-2 - r) * C + targets[i]]);
+              acc += r >= 0 ? double(outs[r * C + targets[i]]) : r == -1 ? fx : double(bg_out.f32()[(-2 - r) * C + targets[i]]);
             }
             ey[s] = acc / B;
           }
@@ -503,12 +506,13 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
       }
       block.clear();
       block_refs = 0;
-      vals.clear();
+      outs.clear();
     };
 
     std::vector<int64_t> diff_pos;
     typedef uint32_t lanes8 __attribute__((vector_size(32)));
-    std::vector<lanes8> pattern8;  // exact plans, rows of up to 8 features: lane masks by group pattern
+    std::vector<lanes8> group8;  // exact plans, rows of up to 8 features: lane mask of each varying group
+    std::vector<int> diff_groups;
     std::vector<int64_t> slot;
     std::vector<uint8_t> differs;
     for (int64_t i = i_begin; i < i_end; ++i) {
@@ -568,38 +572,41 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
       res.coalitions[i] = S;
       if (w.plan->exact && m <= 20 && !w.plan->bits.empty()) {
         // Every coalition is present, so for background row k every pattern over the nd groups
-        // where it differs from x occurs: its rows are patterns 1 .. 2^nd - 2, built in order
-        // (memoisation by construction; equal rows are evaluated once).
-        // Group lane masks (all ones: take x) for rows of up to 8 features, by group pattern.
+        // where it differs from x occurs: its rows are the patterns other than none (row k
+        // itself) and all (x), each built once (memoisation by construction). They are walked in
+        // Gray-code order, step i flipping pattern bit ctz(i), so a row of up to 8 features is its
+        // predecessor's lane mask with one group's lanes flipped and one 8-lane select.
         const bool use8 = d <= 8;
-        pattern8.assign(use8 ? size_t(1) << m : 0, lanes8{});
         lanes8 x8{}, b8{};
         if (use8) {
           std::memcpy(&x8, xi, sizeof(float) * d);
-          for (uint64_t p = 1; p < pattern8.size(); ++p) {
-            const int v = __builtin_ctzll(p);
-            lanes8 g{};
-            for (int64_t j : members[varying[v]]) g[j] = ~0u;
-            pattern8[p] = pattern8[p & (p - 1)] | g;
-          }
+          group8.assign(m, lanes8{});
+          for (int v = 0; v < m; ++v)
+            for (int64_t j : members[varying[v]]) group8[v][j] = ~0u;
         }
         w.kmask.resize(B);
         w.kbase.resize(B);
         for (int64_t k = 0; k < B; ++k) {
           uint64_t km = 0;
+          diff_groups.clear();
           for (int v = 0; v < m; ++v)
-            if (differs[k * G + varying[v]]) km |= uint64_t(1) << v;
+            if (differs[k * G + varying[v]]) {
+              km |= uint64_t(1) << v;
+              diff_groups.push_back(v);
+            }
           w.kmask[k] = km;
-          w.kbase[k] = static_cast<int64_t>(vals.size()) + batch_fill;
+          w.kbase[k] = rows_done() + batch_fill;
           const float* bk = bg + k * d;
           if (use8) std::memcpy(&b8, bk, sizeof(float) * d);
-          const int64_t full = (int64_t(1) << __builtin_popcountll(km)) - 1;
-          for (int64_t key = 1; key < full; ++key) {
+          const int64_t full = (int64_t(1) << diff_groups.size()) - 1;
+          lanes8 e{};  // lanes taken from x in the current pattern
+          for (int64_t step = 1; step <= full; ++step) {
+            const int64_t key = step ^ (step >> 1);
+            if (use8) e ^= group8[diff_groups[__builtin_ctzll(static_cast<uint64_t>(step))]];
+            if (key == full) continue;  // x itself: f(x) is known
             if (batch_fill == rows_cap) flush();
             float* row = batch_data + batch_fill * d;
-            const uint64_t groups = deposit_bits(static_cast<uint64_t>(key), km);
             if (use8) {
-              const lanes8 e = pattern8[groups];
               const lanes8 r8 = (x8 & e) | (b8 & ~e);
               // 8 lanes written unless this is the batch's last row: the ones past d land in
               // the next row, which is written later.
@@ -609,16 +616,15 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
                 std::memcpy(row, &r8, sizeof(float) * d);
             } else {
               std::memcpy(row, bk, sizeof(float) * d);
-              for (uint64_t gb = groups; gb; gb &= gb - 1)
+              for (uint64_t gb = deposit_bits(static_cast<uint64_t>(key), km); gb; gb &= gb - 1)
                 for (int64_t j : members[varying[__builtin_ctzll(gb)]]) row[j] = xi[j];
             }
-            batch_target.push_back(t);
             ++batch_fill;
           }
           block_refs += S;
         }
         block.push_back(std::move(w));
-        if (static_cast<int64_t>(vals.size()) + batch_fill >= rows_cap || block_refs >= (int64_t(1) << 22)) finish_block();
+        if (rows_done() + batch_fill >= rows_cap || block_refs >= (int64_t(1) << 22)) finish_block();
         continue;
       }
       w.ref.resize(S * B);
@@ -690,8 +696,7 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
               if (w.plan->masks[s][v])
                 for (int64_t j : members[varying[v]]) row[j] = xi[j];
           }
-          batch_target.push_back(t);
-          const int64_t r = static_cast<int64_t>(vals.size()) + batch_fill;
+          const int64_t r = rows_done() + batch_fill;
           ++batch_fill;
           w.ref[s * B + k] = r;
           if (dedup) slot[key] = r;
@@ -701,7 +706,7 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
       block.push_back(std::move(w));
       // Bound the block's bookkeeping: finish once it holds a forward call's worth of rows
       // (or 4M references, 32 MiB, when memoisation leaves few rows per sample).
-      if (static_cast<int64_t>(vals.size()) + batch_fill >= rows_cap || block_refs >= (int64_t(1) << 22)) finish_block();
+      if (rows_done() + batch_fill >= rows_cap || block_refs >= (int64_t(1) << 22)) finish_block();
     }
     finish_block();
   };
