@@ -21,14 +21,6 @@
 #define MLAUDIT_DC_LANES 16
 #define MLAUDIT_DC_H 3
 #include "dense_chain_kernels.h"
-
-namespace mlaudit::engine::detail {
-int64_t dense_chain_rows_16() { return dc16::BR; }
-void dense_chain_block_16(const std::vector<DenseChain::Step>& steps, int64_t in_width, int64_t out_width,
-                          int64_t max_width, const float* x, int64_t rows, float* y, float* scratch) {
-  dc16::run_block(steps, in_width, out_width, max_width, x, rows, y, scratch);
-}
-}  // namespace mlaudit::engine::detail
 #pragma GCC pop_options
 #endif
 

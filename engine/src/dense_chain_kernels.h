@@ -1,7 +1,9 @@
 // DenseChain's block kernels, included by one source file per vector width: each defines
 // MLAUDIT_DC_NS (its own namespace, so no inline function or template is shared between
-// translation units built with different instruction sets) and MLAUDIT_DC_LANES (floats per
-// register), then includes this header.
+// translation units built with different instruction sets), MLAUDIT_DC_LANES (floats per
+// register) and MLAUDIT_DC_H (registers per feature row of a block), then includes this
+// header, which also defines that width's entry points dense_chain_rows_<lanes>() and
+// dense_chain_block_<lanes>() (declared in dense_chain.cpp).
 //
 // Layout: a block of 2*L rows is held feature-major, [width][2L], so a register holds one
 // feature of L rows and every lane does useful work whatever the layer widths (a layer with
@@ -187,3 +189,14 @@ inline void run_block(const std::vector<DenseChain::Step>& steps, int64_t in_wid
 }
 
 }  // namespace mlaudit::engine::MLAUDIT_DC_NS
+
+#define MLAUDIT_DC_CAT2(a, b) a##b
+#define MLAUDIT_DC_CAT(a, b) MLAUDIT_DC_CAT2(a, b)
+namespace mlaudit::engine::detail {
+int64_t MLAUDIT_DC_CAT(dense_chain_rows_, MLAUDIT_DC_LANES)() { return MLAUDIT_DC_NS::BR; }
+void MLAUDIT_DC_CAT(dense_chain_block_, MLAUDIT_DC_LANES)(const std::vector<DenseChain::Step>& steps, int64_t in_width,
+                                                         int64_t out_width, int64_t max_width, const float* x,
+                                                         int64_t rows, float* y, float* scratch) {
+  MLAUDIT_DC_NS::run_block(steps, in_width, out_width, max_width, x, rows, y, scratch);
+}
+}  // namespace mlaudit::engine::detail
