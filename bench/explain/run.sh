@@ -68,11 +68,13 @@ py=$("$PY" "$ROOT/bench/explain/peer.py" kernelshap "$KS_ROWS" 2048 "$THREADS" 2
 report "KernelSHAP credit MLP (7 features: 2048 samples cap at 2^7-2 = 126 coalitions), 100 background rows, $KS_ROWS rows" \
   "$ml" "$py" shap
 if [ "$THREADS" != 1 ]; then
-  # shap's torch forward of 12,600 tiny rows runs faster on 1 thread than on 2: its best setting.
+  # shap's torch forward of 12,600 tiny rows runs faster on 1 thread than on 2.
   py1=$("$PY" "$ROOT/bench/explain/peer.py" kernelshap "$KS_ROWS" 2048 1 2>/dev/null || echo "nan nan")
-  report "KernelSHAP credit as above, shap with 1 torch thread (its fastest setting here), mlaudit as above" \
-    "$ml" "$py1" shap
+  report "KernelSHAP credit as above, shap with 1 torch thread, mlaudit as above" "$ml" "$py1" shap
 fi
+# The same with onnxruntime running the model for shap (its fastest backend here).
+pyo=$("$PY" "$ROOT/bench/explain/peer.py" kernelshap_ort "$KS_ROWS" 2048 "$THREADS" 2>/dev/null || echo "nan nan")
+report "KernelSHAP credit as above, shap calling onnxruntime ($THREADS threads), mlaudit as above" "$ml" "$pyo" shap+ort
 
 # A wide tabular model: 196 features, so 2048 coalitions are sampled (shap's Python loop and WLS matter).
 "$PY" -c "import numpy as np,sys; np.save(sys.argv[2], np.load(sys.argv[1])[:20].astype(np.float32))" \
