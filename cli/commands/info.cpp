@@ -6,6 +6,7 @@
 
 #include "command.h"
 #include "mlaudit/engine/graph.h"
+#include "mlaudit/engine/session.h"
 #include "version.h"
 
 namespace mlaudit::cli {
@@ -37,6 +38,11 @@ int cmd_info(const std::vector<std::string>& args, const GlobalOptions& global) 
   j["parameters"] = g.parameter_count();
   j["all_ops_supported"] = unsupported.empty();
   j["unsupported_ops"] = unsupported;
+  // How the CPU runs a forward pass: the fused dense-chain path (single-chain tabular MLPs) or
+  // op by op (docs/architecture.md).
+  bool fused = false;
+  if (unsupported.empty()) fused = engine::Session(g).fused();
+  j["cpu_forward"] = fused ? "fused-dense-chain" : "op-by-op";
   if (vm.count("json")) {
     std::cout << j.dump(2) << "\n";
     return 0;
@@ -49,7 +55,7 @@ int cmd_info(const std::vector<std::string>& args, const GlobalOptions& global) 
   std::cout << fmt::format("nodes:      {}\nparameters: {}\nops:       ", g.nodes.size(), g.parameter_count());
   for (const auto& [op, n] : g.op_histogram()) std::cout << fmt::format(" {}x{}", op, n);
   std::cout << "\n";
-  if (unsupported.empty()) std::cout << "supported:  all ops\n";
+  if (unsupported.empty()) std::cout << fmt::format("supported:  all ops\ncpu fwd:    {}\n", fused ? "fused dense chain" : "op by op");
   else {
     std::cout << "supported:  NO, unsupported ops:";
     for (const auto& op : unsupported) std::cout << " " << op;

@@ -203,6 +203,10 @@ TEST_CASE("CLI: run writes every output as .npy and info reports the model", "[e
   REQUIRE(r.exit_code == 0);
   CHECK(contains(r.output, "\"all_ops_supported\": true"));
   CHECK(contains(r.output, "\"Conv\": 2"));
+  CHECK(contains(r.output, "\"cpu_forward\": \"op-by-op\""));
+  r = test::run_cli("info --model " + test::source_path("models/credit_mlp.onnx"));
+  REQUIRE(r.exit_code == 0);
+  CHECK(contains(r.output, "cpu fwd:    fused dense chain"));
   r = test::run_cli("--version");
   CHECK(r.exit_code == 0);
   CHECK(contains(r.output, "mlaudit 0.1.0"));
