@@ -369,8 +369,9 @@ struct ShapWork {
   std::shared_ptr<const WlsProjection> proj;
   std::vector<int64_t> ref;  // S*B: >= 0 block row, -1 f(x), <= -2 background row (-2 - k)
   // Exact plans (every coalition present): per background row k, the varying groups where it
-  // differs from x (bit v: varying group v) and the block row of pattern 1 over those groups;
-  // patterns 1 .. 2^nd - 2 follow in order (0 is row k itself, all ones is x). ref is then empty.
+  // differs from x (bit v: varying group v) and the block row of its first pattern; its rows
+  // follow in Gray-code order of the patterns over those groups, without the all-ones pattern
+  // (x itself; none, 0, is row k itself, never built). ref is then empty.
   std::vector<uint64_t> kmask;
   std::vector<int64_t> kbase;
 };
@@ -639,16 +640,7 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
         for (int v = 0; v < m; ++v)
           if (w.plan->masks[s][v])
             for (int64_t j : members[varying[v]]) elem[s * d + j] = ~0u;
-      // Rows of up to 8 features are selected 8 lanes at a time (one register) from padded copies.
-      const bool use8 = use_elem && d <= 8;
-      lanes8 x8{}, b8{};
-      std::vector<lanes8> elem8(use8 ? S : 0);
-      if (use8) {
-        std::memcpy(&x8, xi, sizeof(float) * d);
-        for (int64_t s = 0; s < S; ++s) std::memcpy(&elem8[s], elem.data() + s * d, sizeof(uint32_t) * d);
-      }
       for (int64_t k = 0; k < B; ++k) {
-        if (use8) std::memcpy(&b8, bg + k * d, sizeof(float) * d);
         diff_pos.clear();
         for (int v = 0; v < m; ++v)
           if (differs[k * G + varying[v]]) diff_pos.push_back(v);
@@ -678,12 +670,7 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
           if (batch_fill == rows_cap) flush();
           float* row = batch_data + batch_fill * d;
           const float* bk = bg + k * d;
-          if (use8 && batch_fill + 1 < rows_cap) {
-            // 8 lanes written: the ones past d land in the next row, which is written later.
-            const lanes8 e = elem8[s];
-            const lanes8 r8 = (x8 & e) | (b8 & ~e);
-            std::memcpy(row, &r8, sizeof r8);
-          } else if (use_elem) {
+          if (use_elem) {
             // Branch-free select on the bits (vectorises; values copied exactly).
             const uint32_t* __restrict em = elem.data() + s * d;
             const uint32_t* __restrict xb = reinterpret_cast<const uint32_t*>(xi);
