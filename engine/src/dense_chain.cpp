@@ -4,10 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdlib>
-#include <cstring>
-#include <limits>
 #include <map>
 
 #include "mlaudit/engine/session.h"
@@ -84,7 +81,6 @@ std::unique_ptr<DenseChain> DenseChain::compile(const Graph& g) {
         if (w >= 0 && static_cast<int64_t>(st.c.size()) != w) return nullptr;
         w = static_cast<int64_t>(st.c.size());
       }
-      st.in = st.out = w;
     } else if (op == "Gemm" || op == "MatMul") {
       if (data_pos != 0 || !consts[0] || consts[0]->dtype() != DType::Float32 || consts[0]->rank() != 2) return nullptr;
       const Tensor& b = *consts[0];
@@ -163,13 +159,16 @@ std::unique_ptr<DenseChain> DenseChain::compile(const Graph& g) {
   chain->out_width_ = width;
   chain->max_width_ = max_width;
   chain->flops_per_row_ = flops;
+  chain->softmax_ = chain->steps_.back().kind == Kind::Softmax || chain->steps_.back().kind == Kind::LogSoftmax;
+  chain->log_softmax_ = chain->steps_.back().kind == Kind::LogSoftmax;
+  // MLAUDIT_DENSE_LANES=8 keeps the 8-float kernels on an AVX-512 machine (tests compare them).
+  const char* lanes = std::getenv("MLAUDIT_DENSE_LANES");
+  chain->wide_ = detail::dense_chain_have_16() && !(lanes && std::string(lanes) == "8");
   return chain;
 }
 
 void DenseChain::forward(const float* x, int64_t n, float* y) const {
-  // MLAUDIT_DENSE_LANES=8 keeps the 8-float kernels on an AVX-512 machine (tests compare them).
-  const char* lanes = std::getenv("MLAUDIT_DENSE_LANES");
-  const bool wide = detail::dense_chain_have_16() && !(lanes && std::string(lanes) == "8");
+  const bool wide = wide_;
   const int64_t br = wide ? detail::dense_chain_rows_16() : detail::dense_chain_rows_8();
   const auto block = wide ? detail::dense_chain_block_16 : detail::dense_chain_block_8;
   const int64_t blocks = (n + br - 1) / br;
@@ -185,8 +184,13 @@ void DenseChain::forward(const float* x, int64_t n, float* y) const {
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t r0 = b * br;
-      block(steps_, in_width_, out_width_, max_width_, x + r0 * in_width_, std::min(br, n - r0), y + r0 * out_width_,
-            scratch.data());
+      const int64_t rows = std::min(br, n - r0);
+      float* yb = y + r0 * out_width_;
+      block(steps_, in_width_, out_width_, max_width_, x + r0 * in_width_, rows, yb, scratch.data());
+      // A final Softmax / LogSoftmax on the block's output rows, as the executor's op computes it.
+      if (softmax_)
+        for (int64_t r = 0; r < rows; ++r)
+          detail::softmax_line(yb + r * out_width_, yb + r * out_width_, out_width_, 1, log_softmax_);
     }
   }
 }

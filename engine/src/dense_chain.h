@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "mlaudit/engine/graph.h"
+#include "ops.h"
 
 namespace mlaudit::engine {
 
@@ -48,6 +49,8 @@ class DenseChain {
   std::vector<Step> steps_;
   int64_t in_width_ = 0, out_width_ = 0, max_width_ = 0;
   double flops_per_row_ = 0;
+  bool softmax_ = false, log_softmax_ = false;  ///< the last step, applied to output rows
+  bool wide_ = false;                           ///< 16-float (AVX-512) kernels, fixed at compile()
 };
 
 }  // namespace mlaudit::engine

@@ -108,21 +108,6 @@ inline void each(float* a, int64_t w, const float* c, float slope) {
   }
 }
 
-inline float sigmoid(float x) { return x >= 0 ? 1.f / (1.f + std::exp(-x)) : std::exp(x) / (1.f + std::exp(x)); }
-
-template <bool Log>
-inline void softmax_row(float* v, int64_t len) {
-  float m = -std::numeric_limits<float>::infinity();
-  for (int64_t k = 0; k < len; ++k) m = v[k] > m ? v[k] : m;
-  double s = 0;
-  for (int64_t k = 0; k < len; ++k) s += std::exp(double(v[k] - m));
-  const double ls = std::log(s);
-  for (int64_t k = 0; k < len; ++k) {
-    const double z = double(v[k] - m);
-    v[k] = Log ? float(z - ls) : float(std::exp(z - ls));
-  }
-}
-
 /// Rows [r0, r0 + rows) of x (rows <= BR) through the chain into y; `scratch` holds
 /// 2 * max_width * BR floats.
 inline void run_block(const std::vector<DenseChain::Step>& steps, int64_t in_width, int64_t out_width,
@@ -160,14 +145,14 @@ inline void run_block(const std::vector<DenseChain::Step>& steps, int64_t in_wid
       case Kind::Relu: each<Kind::Relu>(a, w, c, 0.f); break;
       case Kind::LeakyRelu: each<Kind::LeakyRelu>(a, w, c, st.slope); break;
       case Kind::Sigmoid:
-        for (int64_t i = 0; i < w * BR; ++i) a[i] = sigmoid(a[i]);
+        for (int64_t i = 0; i < w * BR; ++i) a[i] = detail::sigmoid_value(a[i]);
         break;
       case Kind::Tanh:
         for (int64_t i = 0; i < w * BR; ++i) a[i] = std::tanh(a[i]);
         break;
       case Kind::Softmax:
       case Kind::LogSoftmax:
-        break;  // on the output rows below (always the last step)
+        break;  // on the output rows, by DenseChain::forward (always the last step)
       case Kind::Dense:
         dense(st, a, o);
         {
@@ -181,11 +166,6 @@ inline void run_block(const std::vector<DenseChain::Step>& steps, int64_t in_wid
   // Transpose out.
   for (int64_t j = 0; j < out_width; ++j)
     for (int64_t r = 0; r < rows; ++r) y[r * out_width + j] = a[j * BR + r];
-  const DenseChain::Kind last = steps.back().kind;
-  if (last == Kind::Softmax)
-    for (int64_t r = 0; r < rows; ++r) softmax_row<false>(y + r * out_width, out_width);
-  if (last == Kind::LogSoftmax)
-    for (int64_t r = 0; r < rows; ++r) softmax_row<true>(y + r * out_width, out_width);
 }
 
 }  // namespace mlaudit::engine::MLAUDIT_DC_NS

@@ -82,6 +82,12 @@ Shape broadcast_shape(const OpContext& ctx, const Shape& a, const Shape& b);
 /// Sum `grad` (of shape `from`) down to `to` (reverse of broadcasting).
 Tensor reduce_to_shape(const Tensor& grad, const Shape& to);
 
+/// The Sigmoid op's value at x (out of line: also called by code built for other instruction sets).
+float sigmoid_value(float x);
+/// The Softmax (or, with log, LogSoftmax) op along one line of `len` values `stride` apart:
+/// y from x (they may be the same memory).
+void softmax_line(const float* x, float* y, int64_t len, int64_t stride, bool log);
+
 /// Row-major GEMM C = alpha*op(A)*op(B) + beta*C via oneDNN's sgemm.
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
            const float* b, int64_t ldb, float beta, float* c, int64_t ldc);

@@ -428,4 +428,6 @@ void register_elementwise_ops() {
   register_op("Cast", {cast_fwd, cast_bwd});
 }
 
+float sigmoid_value(float x) { return sigmoid(x); }
+
 }  // namespace mlaudit::engine::detail

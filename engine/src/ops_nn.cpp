@@ -694,19 +694,7 @@ void softmax_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& ou
   const float* px = x.f32();
   float* py = y.f32();
   for (int64_t o = 0; o < outer; ++o)
-    for (int64_t i = 0; i < inner; ++i) {
-      const float* xs = px + o * len * inner + i;
-      float* ys = py + o * len * inner + i;
-      float m = -std::numeric_limits<float>::infinity();
-      for (int64_t k = 0; k < len; ++k) m = std::max(m, xs[k * inner]);
-      double s = 0;
-      for (int64_t k = 0; k < len; ++k) s += std::exp(double(xs[k * inner] - m));
-      double ls = std::log(s);
-      for (int64_t k = 0; k < len; ++k) {
-        double z = double(xs[k * inner] - m);
-        ys[k * inner] = Log ? float(z - ls) : float(std::exp(z - ls));
-      }
-    }
+    for (int64_t i = 0; i < inner; ++i) softmax_line(px + o * len * inner + i, py + o * len * inner + i, len, inner, Log);
   out[0] = y;
 }
 
@@ -827,6 +815,19 @@ void register_nn_ops() {
   register_op("LogSoftmax", {softmax_fwd<true>, softmax_bwd<true>});
   register_op("ReduceMean", {reduce_fwd<true>, reduce_bwd<true>});
   register_op("ReduceSum", {reduce_fwd<false>, reduce_bwd<false>});
+}
+
+// max-shifted, the sum of exponentials in double (one rounding of the result to float).
+void softmax_line(const float* x, float* y, int64_t len, int64_t stride, bool log) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t k = 0; k < len; ++k) m = std::max(m, x[k * stride]);
+  double s = 0;
+  for (int64_t k = 0; k < len; ++k) s += std::exp(double(x[k * stride] - m));
+  const double ls = std::log(s);
+  for (int64_t k = 0; k < len; ++k) {
+    const double z = double(x[k * stride] - m);
+    y[k * stride] = log ? float(z - ls) : float(std::exp(z - ls));
+  }
 }
 
 }  // namespace mlaudit::engine::detail

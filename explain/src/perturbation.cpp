@@ -428,6 +428,7 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
   if (bg_out.rank() != 2)
     throw InputError("explain", fmt::format("model output must be [N,C], got {}", engine::shape_str(bg_out.shape())));
   const int64_t C = bg_out.shape()[1];
+  const float* const bg_f = bg_out.f32();  // f(background row k), all outputs
 
   KernelShapResult res;
   res.num_groups = G;
@@ -488,7 +489,7 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
               if (key != full) tab[key] = rows_k[C * r++];
             }
             tab[full] = fx;
-            tab[0] = double(bg_out.f32()[k * C + targets[i]]);
+            tab[0] = double(bg_f[k * C + t]);
             for (int64_t s = 0; s < S; ++s) ey[s] += tab[extract_bits(w.plan->bits[s], w.kmask[k])];
           }
           for (int64_t s = 0; s < S; ++s) ey[s] /= B;
@@ -497,7 +498,7 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
             double acc = 0;
             for (int64_t k = 0; k < B; ++k) {
               const int64_t r = w.ref[s * B + k];
-              acc += r >= 0 ? double(outs[r * C + targets[i]]) : r == -1 ? fx : double(bg_out.f32()[(-2 - r) * C + targets[i]]);
+              acc += r >= 0 ? double(outs[r * C + targets[i]]) : r == -1 ? fx : double(bg_f[(-2 - r) * C + targets[i]]);
             }
             ey[s] = acc / B;
           }
@@ -521,7 +522,7 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
       const int64_t t = targets[i];
       if (t < 0 || t >= C) throw InputError("explain", fmt::format("target {} out of range for {} outputs", t, C));
       double fnull = 0;
-      for (int64_t k = 0; k < B; ++k) fnull += bg_out.f32()[k * C + t];
+      for (int64_t k = 0; k < B; ++k) fnull += bg_f[k * C + t];
       fnull /= B;
       res.expected_value[i] = fnull;
       // differs[k * G + g]: background row k differs from x in some member of group g.

@@ -13,6 +13,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
+#include <utility>
 
 #include "cuda_executor.h"
 #include "kernels.h"
@@ -58,6 +60,18 @@ BoundExecutor bind_executor(const Session& session, const char* what) {
   return b;
 }
 
+// f(executor) for a session on the CUDA backend (its executor, or one bound to its graph);
+// nullopt when the session is not on CUDA or no executor could be bound: the public
+// device_* entry points, which then leave the work to the CPU.
+template <class F>
+auto on_device(const Session& session, const char* what, F f)
+    -> std::optional<decltype(f(std::declval<const cuda::CudaExecutor&>()))> {
+  if (!on_cuda(session)) return std::nullopt;
+  BoundExecutor b = bind_executor(session, what);
+  if (!b.ex) return std::nullopt;
+  return f(*b.ex);
+}
+
 Shape with_batch(const Shape& sample, int64_t n) {
   Shape s{n};
   s.insert(s.end(), sample.begin(), sample.end());
@@ -92,10 +106,7 @@ DValue view_rows(const DValue& v, int64_t rows, const Shape& sample) {
 
 std::optional<DevicePgdResult> device_pgd(const Session& session, const Tensor& x, const Tensor& labels,
                                           const DevicePgdOptions& o) {
-  if (!on_cuda(session)) return std::nullopt;
-  BoundExecutor b = bind_executor(session, "pgd");
-  if (!b.ex) return std::nullopt;
-  return cuda::pgd_on(*b.ex, x, labels, o);
+  return on_device(session, "pgd", [&](const cuda::CudaExecutor& ex) { return cuda::pgd_on(ex, x, labels, o); });
 }
 
 DevicePgdResult cuda::pgd_on(const cuda::CudaExecutor& ex, const Tensor& x, const Tensor& labels, const DevicePgdOptions& o) {
@@ -233,18 +244,12 @@ DevicePgdResult cuda::pgd_on(const cuda::CudaExecutor& ex, const Tensor& x, cons
 
 std::optional<DevicePgdResult> device_apgd_ce(const Session& session, const Tensor& x, const Tensor& labels,
                                               const DeviceApgdOptions& o) {
-  if (!on_cuda(session)) return std::nullopt;
-  BoundExecutor b = bind_executor(session, "apgd");
-  if (!b.ex) return std::nullopt;
-  return cuda::apgd_ce_on(*b.ex, x, labels, o);
+  return on_device(session, "apgd", [&](const cuda::CudaExecutor& ex) { return cuda::apgd_ce_on(ex, x, labels, o); });
 }
 
 std::optional<DevicePgdResult> device_apgd(const Session& session, const Tensor& x, const Tensor& labels,
                                            const DeviceApgdOptions& o) {
-  if (!on_cuda(session)) return std::nullopt;
-  BoundExecutor b = bind_executor(session, "apgd");
-  if (!b.ex) return std::nullopt;
-  return cuda::apgd_on(*b.ex, x, labels, o);
+  return on_device(session, "apgd", [&](const cuda::CudaExecutor& ex) { return cuda::apgd_on(ex, x, labels, o); });
 }
 
 DevicePgdResult cuda::apgd_ce_on(const cuda::CudaExecutor& ex, const Tensor& x, const Tensor& labels,
@@ -465,10 +470,7 @@ DevicePgdResult cuda::apgd_on(const cuda::CudaExecutor& ex, const Tensor& x, con
 
 std::optional<DevicePgdResult> device_square(const Session& session, const Tensor& x, const Tensor& labels,
                                              const DeviceSquareOptions& o) {
-  if (!on_cuda(session)) return std::nullopt;
-  BoundExecutor b = bind_executor(session, "square");
-  if (!b.ex) return std::nullopt;
-  return cuda::square_on(*b.ex, x, labels, o);
+  return on_device(session, "square", [&](const cuda::CudaExecutor& ex) { return cuda::square_on(ex, x, labels, o); });
 }
 
 namespace {
@@ -626,10 +628,9 @@ DevicePgdResult cuda::square_on(const cuda::CudaExecutor& ex, const Tensor& x, c
 
 std::optional<Tensor> device_smoothing_counts(const Session& session, const Tensor& x, float sigma, int64_t n,
                                               int64_t batch, uint64_t seed) {
-  if (!on_cuda(session)) return std::nullopt;
-  BoundExecutor b = bind_executor(session, "smoothing");
-  if (!b.ex) return std::nullopt;
-  return cuda::smoothing_on(*b.ex, x, sigma, n, batch, seed);
+  return on_device(session, "smoothing", [&](const cuda::CudaExecutor& ex) {
+    return cuda::smoothing_on(ex, x, sigma, n, batch, seed);
+  });
 }
 
 Tensor cuda::smoothing_on(const cuda::CudaExecutor& ex, const Tensor& x, float sigma, int64_t n, int64_t batch,
@@ -712,10 +713,9 @@ int64_t output_classes(const cuda::CudaExecutor& ex, const Shape& sample, const 
 std::optional<Tensor> device_integrated_gradients(const Session& session, const Tensor& x, const Tensor& baseline,
                                                   const std::vector<int64_t>& targets, const std::vector<double>& alphas,
                                                   const std::vector<double>& weights, int64_t batch) {
-  if (!on_cuda(session)) return std::nullopt;
-  BoundExecutor b = bind_executor(session, "integrated gradients");
-  if (!b.ex) return std::nullopt;
-  return cuda::integrated_gradients_on(*b.ex, x, baseline, targets, alphas, weights, batch);
+  return on_device(session, "integrated gradients", [&](const cuda::CudaExecutor& ex) {
+    return cuda::integrated_gradients_on(ex, x, baseline, targets, alphas, weights, batch);
+  });
 }
 
 Tensor cuda::integrated_gradients_on(const cuda::CudaExecutor& ex, const Tensor& x, const Tensor& baseline,
@@ -769,10 +769,9 @@ Tensor cuda::integrated_gradients_on(const cuda::CudaExecutor& ex, const Tensor&
 
 std::optional<Tensor> device_smoothgrad(const Session& session, const Tensor& x, const std::vector<int64_t>& targets,
                                         float sigma, int64_t n, bool squared, int64_t batch, uint64_t seed) {
-  if (!on_cuda(session)) return std::nullopt;
-  BoundExecutor b = bind_executor(session, "SmoothGrad");
-  if (!b.ex) return std::nullopt;
-  return cuda::smoothgrad_on(*b.ex, x, targets, sigma, n, squared, batch, seed);
+  return on_device(session, "SmoothGrad", [&](const cuda::CudaExecutor& ex) {
+    return cuda::smoothgrad_on(ex, x, targets, sigma, n, squared, batch, seed);
+  });
 }
 
 Tensor cuda::smoothgrad_on(const cuda::CudaExecutor& ex, const Tensor& x, const std::vector<int64_t>& targets, float sigma,
