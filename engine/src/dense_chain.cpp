@@ -5,7 +5,13 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cmath>
+#include <cstring>
 #include <map>
+
+#include <fmt/format.h>
+
+#include "mlaudit/engine/error.h"
 
 #include "mlaudit/engine/session.h"
 
@@ -17,6 +23,18 @@ void dense_chain_block_8(const std::vector<DenseChain::Step>& steps, int64_t in_
                          int64_t max_width, const float* x, int64_t rows, float* y, float* scratch);
 void dense_chain_block_16(const std::vector<DenseChain::Step>& steps, int64_t in_width, int64_t out_width,
                           int64_t max_width, const float* x, int64_t rows, float* y, float* scratch);
+void dense_chain_mix_block_8(const std::vector<DenseChain::Step>& steps, size_t head, int64_t out_width,
+                             int64_t max_width, const float* const* T, const float* const* base, int64_t chunks,
+                             float* y, float* scratch);
+void dense_chain_mix_block_16(const std::vector<DenseChain::Step>& steps, size_t head, int64_t out_width,
+                              int64_t max_width, const float* const* T, const float* const* base, int64_t chunks,
+                              float* y, float* scratch);
+void dense_chain_mix_tables_8(const float* wt, const float* bias, float alpha, int64_t K, int64_t H, int64_t Hp,
+                              const float* ax, const float* ab, const std::vector<std::vector<int64_t>>& groups,
+                              uint64_t mask, int64_t chunks, float* D, float* T, float* base);
+void dense_chain_mix_tables_16(const float* wt, const float* bias, float alpha, int64_t K, int64_t H, int64_t Hp,
+                               const float* ax, const float* ab, const std::vector<std::vector<int64_t>>& groups,
+                               uint64_t mask, int64_t chunks, float* D, float* T, float* base);
 bool dense_chain_have_16();
 int64_t dense_chain_rows_8();  // rows per block of each kernel
 int64_t dense_chain_rows_16();
@@ -161,10 +179,163 @@ std::unique_ptr<DenseChain> DenseChain::compile(const Graph& g) {
   chain->flops_per_row_ = flops;
   chain->softmax_ = chain->steps_.back().kind == Kind::Softmax || chain->steps_.back().kind == Kind::LogSoftmax;
   chain->log_softmax_ = chain->steps_.back().kind == Kind::LogSoftmax;
+  for (size_t s = 0; s < chain->steps_.size() && chain->head_ < 0; ++s)
+    if (chain->steps_[s].kind == Kind::Dense) {
+      const Step& dn = chain->steps_[s];
+      chain->head_ = static_cast<int>(s);
+      const int64_t hp = (dn.out + 15) / 16 * 16;
+      chain->head_hp_ = hp;
+      chain->head_wt_.assign(dn.in * hp, 0.f);
+      for (int64_t j = 0; j < dn.out; ++j)
+        for (int64_t k = 0; k < dn.in; ++k) chain->head_wt_[k * hp + j] = dn.w[j * dn.in + k];
+      chain->head_bias_.assign(hp, 0.f);
+      std::copy(dn.bias.begin(), dn.bias.end(), chain->head_bias_.begin());
+    }
   // MLAUDIT_DENSE_LANES=8 keeps the 8-float kernels on an AVX-512 machine (tests compare them).
   const char* lanes = std::getenv("MLAUDIT_DENSE_LANES");
   chain->wide_ = detail::dense_chain_have_16() && !(lanes && std::string(lanes) == "8");
   return chain;
+}
+
+namespace {
+// An element-wise step on a row of values: the executor's formulas (as the kernels' elementwise<>).
+void head_step(const DenseChain::Step& st, float* v) {
+  using Kind = DenseChain::Kind;
+  const int64_t w = st.in;
+  const float* c = st.c.data();
+  switch (st.kind) {
+    case Kind::Sub: for (int64_t j = 0; j < w; ++j) v[j] = v[j] - c[j]; break;
+    case Kind::SubFrom: for (int64_t j = 0; j < w; ++j) v[j] = c[j] - v[j]; break;
+    case Kind::Add: for (int64_t j = 0; j < w; ++j) v[j] = v[j] + c[j]; break;
+    case Kind::Mul: for (int64_t j = 0; j < w; ++j) v[j] = v[j] * c[j]; break;
+    case Kind::Div: for (int64_t j = 0; j < w; ++j) v[j] = v[j] / c[j]; break;
+    case Kind::DivInto: for (int64_t j = 0; j < w; ++j) v[j] = c[j] / v[j]; break;
+    case Kind::Relu: for (int64_t j = 0; j < w; ++j) v[j] = v[j] > 0 ? v[j] : 0.f; break;
+    case Kind::LeakyRelu: for (int64_t j = 0; j < w; ++j) v[j] = v[j] >= 0 ? v[j] : v[j] * st.slope; break;
+    case Kind::Sigmoid: for (int64_t j = 0; j < w; ++j) v[j] = detail::sigmoid_value(v[j]); break;
+    case Kind::Tanh: for (int64_t j = 0; j < w; ++j) v[j] = std::tanh(v[j]); break;
+    default: break;
+  }
+}
+}  // namespace
+
+void DenseChain::forward_mixtures(const std::vector<Mixtures>& batch, MixtureOutputs& out) const {
+  if (head_ < 0) throw UnsupportedError("engine", "dense chain: no dense layer to mix rows through");
+  constexpr int64_t kChunk = 16;  // patterns per chunk (the kernels' mixture chunk)
+  constexpr int kLo = 4;          // pattern bits within a chunk
+  const Step& dn = steps_[head_];
+  const int64_t d = in_width_, H = dn.out, K = dn.in, Hp = head_hp_;
+  struct Entry {
+    size_t item;  // its Mixtures item (x)
+    const float* b;
+    const std::vector<std::vector<int64_t>>* groups;
+    uint64_t mask;
+    int64_t chunk0, chunks;
+    size_t table;  // offset of its T [H][16] then base [chunks][H] in `tables`
+  };
+  std::vector<Entry> entries;
+  out.outputs = out_width_;
+  out.offsets.assign(batch.size(), {});
+  int64_t chunks = 0;
+  size_t table_size = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const Mixtures& m = batch[i];
+    if (m.rows.size() != m.masks.size() || !m.x || !m.groups)
+      throw InputError("engine", "mixtures: one mask per row, a row x and groups are required");
+    for (const std::vector<int64_t>& g : *m.groups)
+      for (int64_t f : g)
+        if (f < 0 || f >= d) throw InputError("engine", fmt::format("mixtures: feature {} outside rows of {}", f, d));
+    out.offsets[i].resize(m.rows.size());
+    for (size_t k = 0; k < m.rows.size(); ++k) {
+      const uint64_t mask = m.masks[k];
+      const int n = __builtin_popcountll(mask);
+      const size_t ng = m.groups->size();
+      if (n > 24 || (ng < 64 && (mask >> ng) != 0))
+        throw InputError("engine", fmt::format("mixtures: mask {:#x} names groups beyond the {} given, or more than 24",
+                                               mask, ng));
+      const int64_t nc = n <= kLo ? 1 : int64_t(1) << (n - kLo);
+      out.offsets[i][k] = chunks * kChunk;
+      entries.push_back({i, m.rows[k], m.groups, mask, chunks, nc, table_size});
+      chunks += nc;
+      table_size += static_cast<size_t>(H * kChunk + nc * Hp);
+    }
+  }
+  out.values.resize(static_cast<size_t>(chunks * kChunk * out_width_));  // every row is written below
+  // Kept per thread between calls (KernelSHAP makes one call per sample or block).
+  // (Named through plain pointers inside the parallel regions below: there, a thread_local name
+  // would resolve to each worker's own instance.)
+  static thread_local std::vector<float> tables_tl;
+  static thread_local std::vector<int64_t> chunk_entry_tl;
+  tables_tl.resize(table_size);
+  float* const tables = tables_tl.data();
+  const int threads_avail = std::max(1, num_threads());
+  const bool outer = !omp_in_parallel();
+
+  // Per entry: t(x), t(b) (the leading element-wise steps), the first layer's pre-activation of
+  // b, each mixed group's delta D[q], then T[j][lo] = sum of D[q][j] over the set bits q < 4 of
+  // lo (increasing q, from 0) and base[h] = base[h without its top bit] + D[4 + top bit]
+  // (base[0]: b's pre-activation). Pattern hi * 16 + lo is then base[hi][j] + T[j][lo].
+  // t(x) once per item.
+  static thread_local std::vector<float> ax_tl;
+  ax_tl.resize(batch.size() * d);
+  float* const axs = ax_tl.data();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    std::copy(batch[i].x, batch[i].x + d, axs + i * d);
+    for (int s = 0; s < head_; ++s) head_step(steps_[s], axs + i * d);
+  }
+  const int64_t ne = static_cast<int64_t>(entries.size());
+  const int t1 = outer && ne * H * d > 200000 ? threads_avail : 1;
+  const auto tables_of = wide_ ? detail::dense_chain_mix_tables_16 : detail::dense_chain_mix_tables_8;
+#pragma omp parallel num_threads(t1) if (t1 > 1)
+  {
+    std::vector<float> ab(d), D;
+#pragma omp for schedule(static)
+    for (int64_t e = 0; e < ne; ++e) {
+      const Entry& en = entries[e];
+      std::copy(en.b, en.b + d, ab.begin());
+      for (int s = 0; s < head_; ++s) head_step(steps_[s], ab.data());
+      D.resize(static_cast<size_t>(std::max(__builtin_popcountll(en.mask), kLo) * Hp));
+      float* T = tables + en.table;
+      tables_of(head_wt_.data(), head_bias_.data(), dn.alpha, K, H, Hp, axs + en.item * d, ab.data(), *en.groups, en.mask,
+                en.chunks, D.data(), T, T + H * kChunk);
+    }
+  }
+
+  // Blocks of whole chunks through the kernels.
+  const bool wide = wide_;
+  const int64_t br = wide ? detail::dense_chain_rows_16() : detail::dense_chain_rows_8();
+  const auto block = wide ? detail::dense_chain_mix_block_16 : detail::dense_chain_mix_block_8;
+  const int64_t per_block = br / kChunk;
+  const int64_t blocks = (chunks + per_block - 1) / per_block;
+  // Chunk c's entry: chunk ranges are consecutive in entry order.
+  chunk_entry_tl.resize(chunks);
+  int64_t* const chunk_entry = chunk_entry_tl.data();
+  for (int64_t e = 0; e < ne; ++e)
+    std::fill(chunk_entry + entries[e].chunk0, chunk_entry + entries[e].chunk0 + entries[e].chunks, e);
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads_avail, blocks)));
+  const bool parallel = threads > 1 && outer && flops_per_row_ * double(chunks * kChunk) > 1e6 * threads;
+  float* const values = out.values.data();
+#pragma omp parallel num_threads(threads) if (parallel)
+  {
+    static thread_local std::vector<float> scratch;
+    if (scratch.size() < static_cast<size_t>(2 * max_width_ * br)) scratch.resize(2 * max_width_ * br);
+    const float* T[8];
+    const float* base[8];
+#pragma omp for schedule(static)
+    for (int64_t bl = 0; bl < blocks; ++bl) {
+      const int64_t c0 = bl * per_block, nc = std::min(per_block, chunks - c0);
+      for (int64_t c = 0; c < nc; ++c) {
+        const Entry& en = entries[chunk_entry[c0 + c]];
+        T[c] = tables + en.table;
+        base[c] = T[c] + H * kChunk + (c0 + c - en.chunk0) * Hp;
+      }
+      float* yb = values + c0 * kChunk * out_width_;
+      block(steps_, static_cast<size_t>(head_), out_width_, max_width_, T, base, nc, yb, scratch.data());
+      if (softmax_)
+        for (int64_t r = 0; r < nc * kChunk; ++r)
+          detail::softmax_line(yb + r * out_width_, yb + r * out_width_, out_width_, 1, log_softmax_);
+    }
+  }
 }
 
 void DenseChain::forward(const float* x, int64_t n, float* y) const {

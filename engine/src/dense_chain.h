@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "mlaudit/engine/graph.h"
+#include "mlaudit/engine/model.h"
 #include "ops.h"
 
 namespace mlaudit::engine {
@@ -32,6 +33,16 @@ class DenseChain {
   /// y[n x output_width] = f(x[n x input_width]); row blocks run on the engine's threads unless
   /// called from inside a parallel region.
   void forward(const float* x, int64_t n, float* y) const;
+  /// True when the chain has a dense layer: the steps before the first one act feature by
+  /// feature, so forward_mixtures applies.
+  bool mixable() const { return head_ >= 0; }
+  /// Model::forward_mixtures for rows of input_width() features, every pattern evaluated (ends
+  /// included). A pattern's pre-activation of the first dense layer is b_k's plus the deltas
+  /// of the groups it takes from x (W (t(x) - t(b_k)) over the group's features, t the leading
+  /// element-wise steps), summed in a fixed order per pattern; the layers after it run as in
+  /// forward(), on chunks of 16 patterns. Item k's offsets are multiples of 16 (entries with
+  /// fewer than 4 mixed groups use one chunk).
+  void forward_mixtures(const std::vector<Mixtures>& batch, MixtureOutputs& out) const;
 
   enum class Kind { Sub, SubFrom, Add, Mul, Div, DivInto, Dense, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, LogSoftmax };
   struct Step {
@@ -51,6 +62,10 @@ class DenseChain {
   double flops_per_row_ = 0;
   bool softmax_ = false, log_softmax_ = false;  ///< the last step, applied to output rows
   bool wide_ = false;                           ///< 16-float (AVX-512) kernels, fixed at compile()
+  int head_ = -1;                               ///< index of the first Dense step (-1: none)
+  int64_t head_hp_ = 0;                         ///< its outputs rounded up to a multiple of 16
+  std::vector<float> head_wt_;                  ///< its weights transposed, [in][head_hp_] (zero padded)
+  std::vector<float> head_bias_;                ///< its bias, [head_hp_] (zero padded)
 };
 
 }  // namespace mlaudit::engine

@@ -27,9 +27,21 @@ inline vf load(const float* p) {
 }
 inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 
+// v > 0 ? v : 0 lane by lane (NaN and -0 give +0), in one max instruction: x86's max returns
+// its second operand unless the first is greater.
+inline vf relu(vf v) {
+#if MLAUDIT_DC_LANES == 16
+  return (vf)_mm512_max_ps((__m512)v, _mm512_setzero_ps());
+#elif defined(__AVX__)
+  return (vf)_mm256_max_ps((__m256)v, _mm256_setzero_ps());
+#else
+  return v > 0 ? v : vf{};
+#endif
+}
+
 // Relu / LeakyRelu fused into a dense layer's store (the executor's formulas, lane by lane).
 inline vf activate(const DenseChain::Step& st, vf v) {
-  if (st.act == DenseChain::Kind::Relu) return v > 0 ? v : vf{};
+  if (st.act == DenseChain::Kind::Relu) return relu(v);
   if (st.act == DenseChain::Kind::LeakyRelu) return v >= 0 ? v : v * st.slope;
   return v;
 }
@@ -94,7 +106,7 @@ inline vf elementwise(vf v, float k, float slope) {
   if constexpr (K == Kind::Mul) return v * k;
   if constexpr (K == Kind::Div) return v / k;
   if constexpr (K == Kind::DivInto) return k / v;
-  if constexpr (K == Kind::Relu) return v > 0 ? v : vf{};
+  if constexpr (K == Kind::Relu) return relu(v);
   if constexpr (K == Kind::LeakyRelu) return v >= 0 ? v : v * slope;
   return v;
 }
@@ -108,31 +120,12 @@ inline void each(float* a, int64_t w, const float* c, float slope) {
   }
 }
 
-/// Rows [r0, r0 + rows) of x (rows <= BR) through the chain into y; `scratch` holds
-/// 2 * max_width * BR floats.
-inline void run_block(const std::vector<DenseChain::Step>& steps, int64_t in_width, int64_t out_width,
-                      int64_t max_width, const float* x, int64_t rows, float* y, float* scratch) {
+/// Steps [from, end) of the chain on the block held feature-major in `a` (`o`: a second buffer
+/// of the same size); returns the buffer that holds the result.
+inline float* run_steps(const std::vector<DenseChain::Step>& steps, size_t from, float* a, float* o) {
   using Kind = DenseChain::Kind;
-  float* a = scratch;
-  float* o = scratch + max_width * BR;
-  // Transpose in; lanes of missing rows are zero.
-#if MLAUDIT_DC_LANES == 16
-  if (rows == BR && BR * in_width < (int64_t(1) << 31)) {
-    // A full block: one AVX-512 gather per register (16 rows of one feature). (Applying a
-    // leading normalisation in the register here measured slower than its own pass.)
-    const __m512i step = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                            _mm512_set1_epi32(static_cast<int>(in_width)));
-    for (int64_t j = 0; j < in_width; ++j)
-      for (int h = 0; h < H; ++h)
-        store(a + j * BR + h * L, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, step, x + h * L * in_width + j, 4));
-  } else
-#endif
-  for (int64_t j = 0; j < in_width; ++j) {
-    float* aj = a + j * BR;
-    for (int64_t r = 0; r < rows; ++r) aj[r] = x[r * in_width + j];
-    for (int64_t r = rows; r < BR; ++r) aj[r] = 0.f;
-  }
-  for (const DenseChain::Step& st : steps) {
+  for (size_t s = from; s < steps.size(); ++s) {
+    const DenseChain::Step& st = steps[s];
     const int64_t w = st.in;
     const float* c = st.c.empty() ? nullptr : st.c.data();
     switch (st.kind) {
@@ -156,16 +149,161 @@ inline void run_block(const std::vector<DenseChain::Step>& steps, int64_t in_wid
       case Kind::Dense:
         dense(st, a, o);
         {
-          float* t = a;
+          float* t = a;  // (no std::swap: a library template instantiated under another ISA)
           a = o;
           o = t;
         }
         break;
     }
   }
-  // Transpose out.
+  return a;
+}
+
+/// The block's `rows` rows from feature-major `a` into row-major y.
+inline void transpose_out(const float* a, int64_t out_width, int64_t rows, float* y) {
+  if (out_width == 1) {
+    std::memcpy(y, a, sizeof(float) * rows);
+    return;
+  }
+  if (out_width == 2) {
+    // Interleave the two feature rows, L rows per step.
+    int64_t r = 0;
+    for (; r + L <= rows; r += L) {
+      const vf u = load(a + r), v = load(a + BR + r);
+#if MLAUDIT_DC_LANES == 16
+      store(y + 2 * r, __builtin_shufflevector(u, v, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));
+      store(y + 2 * r + L, __builtin_shufflevector(u, v, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31));
+#else
+      store(y + 2 * r, __builtin_shufflevector(u, v, 0, 8, 1, 9, 2, 10, 3, 11));
+      store(y + 2 * r + L, __builtin_shufflevector(u, v, 4, 12, 5, 13, 6, 14, 7, 15));
+#endif
+    }
+    for (; r < rows; ++r) {
+      y[2 * r] = a[r];
+      y[2 * r + 1] = a[BR + r];
+    }
+    return;
+  }
   for (int64_t j = 0; j < out_width; ++j)
     for (int64_t r = 0; r < rows; ++r) y[r * out_width + j] = a[j * BR + r];
+}
+
+/// Rows [r0, r0 + rows) of x (rows <= BR) through the chain into y; `scratch` holds
+/// 2 * max_width * BR floats.
+inline void run_block(const std::vector<DenseChain::Step>& steps, int64_t in_width, int64_t out_width,
+                      int64_t max_width, const float* x, int64_t rows, float* y, float* scratch) {
+  float* a = scratch;
+  // Transpose in; lanes of missing rows are zero.
+#if MLAUDIT_DC_LANES == 16
+  if (rows == BR && BR * in_width < (int64_t(1) << 31)) {
+    // A full block: one AVX-512 gather per register (16 rows of one feature). (Applying a
+    // leading normalisation in the register here measured slower than its own pass.)
+    const __m512i step = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32(static_cast<int>(in_width)));
+    for (int64_t j = 0; j < in_width; ++j)
+      for (int h = 0; h < H; ++h)
+        store(a + j * BR + h * L, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, step, x + h * L * in_width + j, 4));
+  } else
+#endif
+  for (int64_t j = 0; j < in_width; ++j) {
+    float* aj = a + j * BR;
+    for (int64_t r = 0; r < rows; ++r) aj[r] = x[r * in_width + j];
+    for (int64_t r = rows; r < BR; ++r) aj[r] = 0.f;
+  }
+  transpose_out(run_steps(steps, 0, a, scratch + max_width * BR), out_width, rows, y);
+}
+
+// Mixture chunks (DenseChain::forward_mixtures): 16 rows, patterns hi * 16 + lo of one mixture
+// entry, whose first dense layer's pre-activation is base[j] + T[j * 16 + lo] (output j).
+constexpr int64_t kChunk = 16;
+static_assert(BR % kChunk == 0, "a block holds whole mixture chunks");
+
+/// The tables of one mixture entry: x and b after the chain's leading element-wise steps (ax,
+/// ab), the first dense layer's transposed weights wt [K][Hp] and bias [Hp] (zero past H; Hp a
+/// multiple of 16). D [max(n, 4)][Hp] (scratch): the delta of the q-th mixed group,
+/// alpha * sum over its features f of wt[f][j] * (ax[f] - ab[f]) (zero for q >= n).
+/// base [chunks][Hp]: base[0] = b's pre-activation (alpha * sum_k wt[k][j] * ab[k] + bias[j],
+/// k in order as the dense kernel sums), base[h] = base[h without its top bit] + D[4 + top bit].
+/// T [H][16]: lane lo = sum of D[q][j] over the set bits q < 4 of lo, in increasing q (each
+/// delta times 1 or 0, exact; adding 0 changes no sum).
+inline void mix_tables(const float* wt, const float* bias, float alpha, int64_t K, int64_t H, int64_t Hp,
+                       const float* ax, const float* ab, const std::vector<std::vector<int64_t>>& groups,
+                       uint64_t mask, int64_t chunks, float* D, float* T, float* base) {
+  constexpr int64_t C16 = 16;
+  const int n = __builtin_popcountll(mask);
+  const int nq = n < 4 ? 4 : n;
+  for (int64_t i = 0; i < nq * Hp; ++i) D[i] = 0.f;
+  int q = 0;
+  for (uint64_t g = mask; g; g &= g - 1, ++q) {
+    float* Dq = D + q * Hp;
+    for (int64_t f : groups[__builtin_ctzll(g)]) {
+      const float diff = ax[f] - ab[f];
+      const float* wf = wt + f * Hp;
+      for (int64_t j = 0; j < Hp; j += L) store(Dq + j, load(Dq + j) + load(wf + j) * diff);
+    }
+    for (int64_t j = 0; j < Hp; j += L) store(Dq + j, load(Dq + j) * alpha);
+  }
+  for (int64_t j = 0; j < Hp; j += L) {
+    vf acc{};
+    for (int64_t k = 0; k < K; ++k) acc += load(wt + k * Hp + j) * ab[k];
+    store(base + j, alpha == 1.f ? acc + load(bias + j) : alpha * acc + load(bias + j));
+  }
+  alignas(64) static const float m[4][C16] = {{0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1},
+                                              {0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1},
+                                              {0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1},
+                                              {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1}};
+  for (int64_t h = 0; h < C16; h += L) {
+    const vf m0 = load(m[0] + h), m1 = load(m[1] + h), m2 = load(m[2] + h), m3 = load(m[3] + h);
+    for (int64_t j = 0; j < H; ++j)
+      store(T + j * C16 + h, ((D[j] * m0 + D[Hp + j] * m1) + D[2 * Hp + j] * m2) + D[3 * Hp + j] * m3);
+  }
+  for (int64_t h = 1; h < chunks; ++h) {
+    const int top = 63 - __builtin_clzll(static_cast<uint64_t>(h));
+    const float* from = base + (h & ~(int64_t(1) << top)) * Hp;
+    const float* delta = D + (4 + top) * Hp;
+    float* to = base + h * Hp;
+    for (int64_t j = 0; j < Hp; j += L) store(to + j, load(from + j) + load(delta + j));
+  }
+}
+
+/// The first dense layer's outputs (activation ACT: Relu, LeakyRelu, or Dense for none) of
+/// `chunks` mixture chunks, feature-major into a.
+template <DenseChain::Kind ACT>
+inline void mix_fill(int64_t H, const float* const* T, const float* const* base, int64_t chunks, float slope,
+                     float* a) {
+  for (int64_t c = 0; c < chunks; ++c) {
+    const float* Tc = T[c];
+    const float* bc = base[c];
+    float* ac = a + c * kChunk;
+    for (int64_t j = 0; j < H; ++j)
+#pragma GCC unroll 2
+      for (int64_t h = 0; h < kChunk; h += L) {
+        const vf v = load(Tc + j * kChunk + h) + bc[j];
+        store(ac + j * BR + h, ACT == DenseChain::Kind::Relu        ? relu(v)
+                               : ACT == DenseChain::Kind::LeakyRelu ? (v >= 0 ? v : v * slope)
+                                                                    : v);
+      }
+  }
+}
+
+/// `chunks` (<= BR / 16) mixture chunks through the chain into y (16 rows each): the first dense
+/// layer (steps[head]) is formed from each chunk's tables with its activation, then the steps
+/// after it run as in run_block.
+inline void run_mix_block(const std::vector<DenseChain::Step>& steps, size_t head, int64_t out_width,
+                          int64_t max_width, const float* const* T, const float* const* base, int64_t chunks,
+                          float* y, float* scratch) {
+  const DenseChain::Step& dn = steps[head];
+  const int64_t H = dn.out;
+  float* a = scratch;
+  if (dn.act == DenseChain::Kind::Relu)
+    mix_fill<DenseChain::Kind::Relu>(H, T, base, chunks, 0.f, a);
+  else if (dn.act == DenseChain::Kind::LeakyRelu)
+    mix_fill<DenseChain::Kind::LeakyRelu>(H, T, base, chunks, dn.slope, a);
+  else
+    mix_fill<DenseChain::Kind::Dense>(H, T, base, chunks, 0.f, a);
+  for (int64_t j = 0; j < H; ++j)
+    for (int64_t r = chunks * kChunk; r < BR; ++r) a[j * BR + r] = 0.f;
+  transpose_out(run_steps(steps, head + 1, a, scratch + max_width * BR), out_width, chunks * kChunk, y);
 }
 
 }  // namespace mlaudit::engine::MLAUDIT_DC_NS
@@ -178,5 +316,18 @@ void MLAUDIT_DC_CAT(dense_chain_block_, MLAUDIT_DC_LANES)(const std::vector<Dens
                                                          int64_t out_width, int64_t max_width, const float* x,
                                                          int64_t rows, float* y, float* scratch) {
   MLAUDIT_DC_NS::run_block(steps, in_width, out_width, max_width, x, rows, y, scratch);
+}
+void MLAUDIT_DC_CAT(dense_chain_mix_tables_, MLAUDIT_DC_LANES)(const float* wt, const float* bias, float alpha, int64_t K,
+                                                              int64_t H, int64_t Hp, const float* ax, const float* ab,
+                                                              const std::vector<std::vector<int64_t>>& groups,
+                                                              uint64_t mask, int64_t chunks, float* D, float* T,
+                                                              float* base) {
+  MLAUDIT_DC_NS::mix_tables(wt, bias, alpha, K, H, Hp, ax, ab, groups, mask, chunks, D, T, base);
+}
+void MLAUDIT_DC_CAT(dense_chain_mix_block_, MLAUDIT_DC_LANES)(const std::vector<DenseChain::Step>& steps, size_t head,
+                                                             int64_t out_width, int64_t max_width, const float* const* T,
+                                                             const float* const* base, int64_t chunks, float* y,
+                                                             float* scratch) {
+  MLAUDIT_DC_NS::run_mix_block(steps, head, out_width, max_width, T, base, chunks, y, scratch);
 }
 }  // namespace mlaudit::engine::detail

@@ -231,6 +231,14 @@ std::vector<Tensor> Session::run(const std::vector<Tensor>& inputs) const {
   return ex.outputs_of(ex.forward(convert_inputs(graph_, inputs), false));
 }
 
+void Session::forward_mixtures(const std::vector<Mixtures>& batch, const Shape& row_shape, int64_t max_rows, bool ends,
+                               MixtureOutputs& out) const {
+  if (chain_ && chain_->mixable() && row_shape.size() == 1 && row_shape[0] == chain_->input_width())
+    chain_->forward_mixtures(batch, out);
+  else
+    Model::forward_mixtures(batch, row_shape, max_rows, ends, out);
+}
+
 std::vector<Tensor> Session::gradient(const std::vector<Tensor>& inputs, const std::vector<Tensor>& output_seeds,
                                       std::vector<Tensor>* outputs) const {
   check_inputs(inputs);

@@ -82,6 +82,17 @@ std::vector<int64_t> resolve_targets(const Model& model, const Tensor& x, const 
 
 Tensor SoftmaxModel::forward(const Tensor& x) const { return engine::softmax_rows(inner_.forward(x)); }
 
+void SoftmaxModel::forward_mixtures(const std::vector<engine::Mixtures>& batch, const engine::Shape& row_shape,
+                                    int64_t max_rows, bool ends, engine::MixtureOutputs& out) const {
+  inner_.forward_mixtures(batch, row_shape, max_rows, ends, out);
+  if (out.outputs == 0) return;
+  const int64_t C = out.outputs, rows = static_cast<int64_t>(out.values.size()) / C;
+  Tensor logits = Tensor::uninitialized(engine::DType::Float32, {rows, C});
+  std::copy(out.values.begin(), out.values.end(), logits.f32());
+  const Tensor p = engine::softmax_rows(logits);
+  std::copy(p.f32(), p.f32() + rows * C, out.values.begin());
+}
+
 Tensor SoftmaxModel::input_gradient(const Tensor& x, const engine::SeedFn& seed, Tensor* output) const {
   Tensor probs;
   Tensor g = inner_.input_gradient(

@@ -7,6 +7,7 @@
 #include <immintrin.h>
 #endif
 #include <atomic>
+#include <deque>
 #include <exception>
 #include <cmath>
 #include <cstring>
@@ -369,11 +370,10 @@ struct ShapWork {
   std::shared_ptr<const WlsProjection> proj;
   std::vector<int64_t> ref;  // S*B: >= 0 block row, -1 f(x), <= -2 background row (-2 - k)
   // Exact plans (every coalition present): per background row k, the varying groups where it
-  // differs from x (bit v: varying group v) and the block row of its first pattern; its rows
-  // follow in Gray-code order of the patterns over those groups, without the all-ones pattern
-  // (x itself; none, 0, is row k itself, never built). ref is then empty.
+  // differs from x (bit v: varying group v); the model's values on every pattern over them come
+  // from Model::forward_mixtures (item `mix` of the block's batch). ref is then empty.
   std::vector<uint64_t> kmask;
-  std::vector<int64_t> kbase;
+  int64_t mix = -1;
 };
 
 }  // namespace
@@ -468,39 +468,60 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
 
     std::vector<ShapWork> block;
     int64_t block_refs = 0;
-    std::vector<double> ey, tab;  // per sample in finish_block: E f(coalition), one row's pattern table
+    // Exact plans of the block: one Mixtures item per sample (x with every background row, over
+    // its varying groups), evaluated together.
+    std::vector<engine::Mixtures> mix;
+    std::deque<std::vector<std::vector<int64_t>>> mix_groups;  // features of each varying group
+    int64_t mix_rows = 0;
+    engine::MixtureOutputs mixed;
+    std::vector<double> ey, acc;  // per sample in finish_block: E f(coalition), one mask's pattern sums
+    std::vector<int64_t> order;   // background rows by their mask
     auto finish_block = [&]() {
       flush();
+      if (!mix.empty()) {
+        model.forward_mixtures(mix, rs, rows_cap, false, mixed);
+        if (mixed.outputs != 0 && mixed.outputs != C)
+          throw InputError("explain", fmt::format("model output must be [N,{}], got {} values per row", C, mixed.outputs));
+      }
       for (ShapWork& w : block) {
         const int64_t i = w.i;
         const int64_t S = static_cast<int64_t>(w.plan->masks.size());
         const double fnull = res.expected_value[i], fx = fx_all[i];
+        const int64_t t = targets[i];
         ey.assign(S, 0.0);
-        if (!w.kmask.empty()) {
-          // Per background row, a table of E[f] terms by pattern (its rows in Gray-code order,
-          // as built below); sums run over k in order as below.
-          const int64_t t = targets[i];
-          for (int64_t k = 0; k < B; ++k) {
-            const int64_t full = (int64_t(1) << __builtin_popcountll(w.kmask[k])) - 1;
-            tab.resize(full + 1);
-            const float* rows_k = outs.data() + w.kbase[k] * C + t;
-            for (int64_t step = 1, r = 0; step <= full; ++step) {
-              const int64_t key = step ^ (step >> 1);
-              if (key != full) tab[key] = rows_k[C * r++];
+        if (w.mix >= 0) {
+          // Background rows with the same mask share their pattern table: their values are
+          // summed per pattern (pattern 0: f(row k); all ones: f(x)), then every coalition adds
+          // the sum at its pattern, the coalition's bits on the mask (PEXT).
+          const std::vector<int64_t>& off = mixed.offsets[w.mix];
+          order.resize(B);
+          for (int64_t k = 0; k < B; ++k) order[k] = k;
+          std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return w.kmask[a] < w.kmask[b]; });
+          for (int64_t r0 = 0; r0 < B;) {
+            const uint64_t km = w.kmask[order[r0]];
+            int64_t r1 = r0;
+            while (r1 < B && w.kmask[order[r1]] == km) ++r1;
+            const int64_t full = (int64_t(1) << __builtin_popcountll(km)) - 1;
+            acc.assign(full + 1, 0.0);
+            for (int64_t r = r0; r < r1; ++r) {
+              const int64_t k = order[r];
+              const float* tab = mixed.values.data() + off[k] * C + t;
+              for (int64_t p = 1; p < full; ++p) acc[p] += tab[p * C];
+              acc[0] += bg_f[k * C + t];
+              acc[full] += fx;
             }
-            tab[full] = fx;
-            tab[0] = double(bg_f[k * C + t]);
-            for (int64_t s = 0; s < S; ++s) ey[s] += tab[extract_bits(w.plan->bits[s], w.kmask[k])];
+            for (int64_t s = 0; s < S; ++s) ey[s] += acc[extract_bits(w.plan->bits[s], km)];
+            r0 = r1;
           }
           for (int64_t s = 0; s < S; ++s) ey[s] /= B;
         } else {
           for (int64_t s = 0; s < S; ++s) {
-            double acc = 0;
+            double sum = 0;
             for (int64_t k = 0; k < B; ++k) {
               const int64_t r = w.ref[s * B + k];
-              acc += r >= 0 ? double(outs[r * C + targets[i]]) : r == -1 ? fx : double(bg_f[(-2 - r) * C + targets[i]]);
+              sum += r >= 0 ? double(outs[r * C + t]) : r == -1 ? fx : double(bg_f[(-2 - r) * C + t]);
             }
-            ey[s] = acc / B;
+            ey[s] = sum / B;
           }
         }
         const std::vector<double> pv = solve_phi(*w.proj, *w.plan, w.m, ey, fnull, fx);
@@ -509,12 +530,12 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
       block.clear();
       block_refs = 0;
       outs.clear();
+      mix.clear();
+      mix_groups.clear();
+      mix_rows = 0;
     };
 
     std::vector<int64_t> diff_pos;
-    typedef uint32_t lanes8 __attribute__((vector_size(32)));
-    std::vector<lanes8> group8;  // exact plans, rows of up to 8 features: lane mask of each varying group
-    std::vector<int> diff_groups;
     std::vector<int64_t> slot;
     std::vector<uint8_t> differs;
     for (int64_t i = i_begin; i < i_end; ++i) {
@@ -573,60 +594,30 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
       const int64_t S = static_cast<int64_t>(w.plan->masks.size());
       res.coalitions[i] = S;
       if (w.plan->exact && m <= 20 && !w.plan->bits.empty()) {
-        // Every coalition is present, so for background row k every pattern over the nd groups
-        // where it differs from x occurs: its rows are the patterns other than none (row k
-        // itself) and all (x), each built once (memoisation by construction). They are walked in
-        // Gray-code order, step i flipping pattern bit ctz(i), so a row of up to 8 features is its
-        // predecessor's lane mask with one group's lanes flipped and one 8-lane select.
-        const bool use8 = d <= 8;
-        lanes8 x8{}, b8{};
-        if (use8) {
-          std::memcpy(&x8, xi, sizeof(float) * d);
-          group8.assign(m, lanes8{});
-          for (int v = 0; v < m; ++v)
-            for (int64_t j : members[varying[v]]) group8[v][j] = ~0u;
-        }
+        // Every coalition is present, so for background row k every pattern over the groups
+        // where it differs from x occurs: the model is evaluated on each pattern once
+        // (memoisation by construction), patterns none (row k) and all (x) excepted.
         w.kmask.resize(B);
-        w.kbase.resize(B);
+        engine::Mixtures item;
+        item.x = xi;
+        mix_groups.emplace_back();
+        for (int v = 0; v < m; ++v) mix_groups.back().push_back(members[varying[v]]);
+        item.groups = &mix_groups.back();
+        item.rows.resize(B);
+        item.masks.resize(B);
         for (int64_t k = 0; k < B; ++k) {
           uint64_t km = 0;
-          diff_groups.clear();
           for (int v = 0; v < m; ++v)
-            if (differs[k * G + varying[v]]) {
-              km |= uint64_t(1) << v;
-              diff_groups.push_back(v);
-            }
-          w.kmask[k] = km;
-          w.kbase[k] = rows_done() + batch_fill;
-          const float* bk = bg + k * d;
-          if (use8) std::memcpy(&b8, bk, sizeof(float) * d);
-          const int64_t full = (int64_t(1) << diff_groups.size()) - 1;
-          lanes8 e{};  // lanes taken from x in the current pattern
-          for (int64_t step = 1; step <= full; ++step) {
-            const int64_t key = step ^ (step >> 1);
-            if (use8) e ^= group8[diff_groups[__builtin_ctzll(static_cast<uint64_t>(step))]];
-            if (key == full) continue;  // x itself: f(x) is known
-            if (batch_fill == rows_cap) flush();
-            float* row = batch_data + batch_fill * d;
-            if (use8) {
-              const lanes8 r8 = (x8 & e) | (b8 & ~e);
-              // 8 lanes written unless this is the batch's last row: the ones past d land in
-              // the next row, which is written later.
-              if (batch_fill + 1 < rows_cap)
-                std::memcpy(row, &r8, sizeof r8);
-              else
-                std::memcpy(row, &r8, sizeof(float) * d);
-            } else {
-              std::memcpy(row, bk, sizeof(float) * d);
-              for (uint64_t gb = deposit_bits(static_cast<uint64_t>(key), km); gb; gb &= gb - 1)
-                for (int64_t j : members[varying[__builtin_ctzll(gb)]]) row[j] = xi[j];
-            }
-            ++batch_fill;
-          }
-          block_refs += S;
+            if (differs[k * G + varying[v]]) km |= uint64_t(1) << v;
+          w.kmask[k] = item.masks[k] = km;
+          item.rows[k] = bg + k * d;
+          mix_rows += int64_t(1) << __builtin_popcountll(km);
         }
+        w.mix = static_cast<int64_t>(mix.size());
+        mix.push_back(std::move(item));
+        block_refs += S * B;
         block.push_back(std::move(w));
-        if (rows_done() + batch_fill >= rows_cap || block_refs >= (int64_t(1) << 22)) finish_block();
+        if (rows_done() + batch_fill + mix_rows >= rows_cap || block_refs >= (int64_t(1) << 22)) finish_block();
         continue;
       }
       w.ref.resize(S * B);
@@ -694,7 +685,7 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
       block.push_back(std::move(w));
       // Bound the block's bookkeeping: finish once it holds a forward call's worth of rows
       // (or 4M references, 32 MiB, when memoisation leaves few rows per sample).
-      if (rows_done() + batch_fill >= rows_cap || block_refs >= (int64_t(1) << 22)) finish_block();
+      if (rows_done() + batch_fill + mix_rows >= rows_cap || block_refs >= (int64_t(1) << 22)) finish_block();
     }
     finish_block();
   };

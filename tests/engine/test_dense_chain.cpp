@@ -4,6 +4,7 @@
 // and the invariants the fusion promises (rows independent of batch, block split and threads).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <random>
@@ -249,4 +250,206 @@ TEST_CASE("dense chain: the bundled credit MLP is fused and matches the executor
   REQUIRE(fused->fused());
   REQUIRE_FALSE(plain->fused());
   CHECK(test::worst_ratio(fused->forward(x), plain->forward(x), 1e-5, 1e-5) <= 1.0);
+}
+
+namespace {
+
+// Mixtures of one row x with `rows` rows b (mask per b: the groups to mix), groups of 1-3
+// features. The session's answer against Model's default (rows built, forward run op by op on
+// an unfused session): pattern by pattern, ends included.
+struct MixCase {
+  std::vector<std::vector<int64_t>> groups;
+  std::vector<Tensor> xs;
+  Tensor b;
+  std::vector<engine::Mixtures> batch;
+};
+
+MixCase mix_case(int64_t width, int64_t items, int64_t rows, std::mt19937& rng) {
+  MixCase m;
+  // Groups: features 0..width-1 dealt out to ceil(width/2) groups, in a shuffled order.
+  std::vector<int64_t> f(width);
+  for (int64_t j = 0; j < width; ++j) f[j] = j;
+  std::shuffle(f.begin(), f.end(), rng);
+  const int64_t G = (width + 1) / 2;
+  m.groups.assign(G, {});
+  for (int64_t j = 0; j < width; ++j) m.groups[j % G].push_back(f[j]);
+  m.b = random_tensor({rows, width}, rng);
+  for (int64_t i = 0; i < items; ++i) m.xs.push_back(random_tensor({width}, rng));
+  for (int64_t i = 0; i < items; ++i) {
+    engine::Mixtures it;
+    it.x = m.xs[i].f32();
+    it.groups = &m.groups;
+    for (int64_t k = 0; k < rows; ++k) {
+      it.rows.push_back(m.b.f32() + k * width);
+      // Every number of mixed groups from 0 to G (one, two or several 16-pattern chunks).
+      uint64_t mask = 0;
+      const int64_t n = (k + i) % (G + 1);
+      std::vector<int64_t> pick(G);
+      for (int64_t g = 0; g < G; ++g) pick[g] = g;
+      std::shuffle(pick.begin(), pick.end(), rng);
+      for (int64_t q = 0; q < n; ++q) mask |= uint64_t(1) << pick[q];
+      it.masks.push_back(mask);
+    }
+    m.batch.push_back(std::move(it));
+  }
+  return m;
+}
+
+// Largest |a - b| / (atol + rtol |b|) over every pattern of every item.
+double mix_worst(const engine::MixtureOutputs& a, const engine::MixtureOutputs& b, const MixCase& m, double rtol,
+                 double atol) {
+  REQUIRE(a.outputs == b.outputs);
+  double worst = 0;
+  for (size_t i = 0; i < m.batch.size(); ++i)
+    for (size_t k = 0; k < m.batch[i].masks.size(); ++k) {
+      const int64_t np = int64_t(1) << __builtin_popcountll(m.batch[i].masks[k]);
+      for (int64_t p = 0; p < np; ++p)
+        for (int64_t c = 0; c < a.outputs; ++c) {
+          const double va = a.values[(a.offsets[i][k] + p) * a.outputs + c];
+          const double vb = b.values[(b.offsets[i][k] + p) * b.outputs + c];
+          worst = std::max(worst, std::fabs(va - vb) / (atol + rtol * std::fabs(vb)));
+        }
+    }
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("dense chain: mixtures of rows match forward on the built rows", "[engine][dense][mixtures]") {
+  // Tolerance: a pattern's first-layer pre-activation is b's plus the mixed groups' deltas
+  // (differences of products), not one dot product: rounding of the order of float eps times
+  // the sum of |terms| (inputs and weights in [-1, 1], widths <= 37), 2e-5 relative + absolute.
+  std::mt19937 rng(21);
+  std::vector<std::pair<const char*, Graph>> graphs;
+  {
+    Chain c(9);  // normalisation, Relu MLP, logits
+    c.add("Sub", {c.constant(random_tensor({9}, c.rng))});
+    c.add("Div", {c.constant(random_tensor({9}, c.rng, 0.5f, 2.f))});
+    c.gemm(9, 37);
+    c.add("Relu");
+    c.gemm(37, 19);
+    c.add("Relu");
+    c.gemm(19, 2);
+    graphs.emplace_back("relu mlp", c.done());
+  }
+  {
+    Chain c(11);  // LeakyRelu, a second layer without activation, Sigmoid, Softmax
+    c.gemm(11, 20);
+    c.add("LeakyRelu").attributes["alpha"] = float_attr(0.1f);
+    c.gemm(20, 8);
+    c.add("Sigmoid");
+    c.gemm(8, 3);
+    c.add("Softmax");
+    graphs.emplace_back("leaky, sigmoid, softmax", c.done());
+  }
+  {
+    Chain c(6);  // a single layer after a per-feature Tanh, alpha != 1, LogSoftmax
+    c.add("Tanh");
+    Node& g = c.gemm(6, 5);
+    g.attributes["alpha"] = float_attr(0.5f);
+    c.add("LogSoftmax");
+    graphs.emplace_back("single layer", c.done());
+  }
+  for (auto& [name, g] : graphs) {
+    INFO(name);
+    const int64_t width = g.inputs[0].shape[1];
+    engine::Session fused(g);
+    engine::SessionOptions o;
+    o.fuse_dense = false;
+    engine::Session plain(g, o);
+    REQUIRE(fused.fused());
+    MixCase m = mix_case(width, 3, 23, rng);
+    engine::MixtureOutputs a, b;
+    fused.forward_mixtures(m.batch, {width}, 4096, true, a);
+    plain.forward_mixtures(m.batch, {width}, 100, true, b);  // Model's default, 100 rows per call
+    CHECK(mix_worst(a, b, m, 2e-5, 2e-5) <= 1.0);
+    // The default leaves patterns 0 and all-ones unset when asked (callers know f(b), f(x)).
+    engine::MixtureOutputs c;
+    plain.forward_mixtures(m.batch, {width}, 7, false, c);
+    for (size_t i = 0; i < m.batch.size(); ++i)
+      for (size_t k = 0; k < m.batch[i].masks.size(); ++k) {
+        const int64_t np = int64_t(1) << __builtin_popcountll(m.batch[i].masks[k]);
+        for (int64_t p = 1; p + 1 < np; ++p)
+          for (int64_t j = 0; j < c.outputs; ++j)
+            REQUIRE(c.values[(c.offsets[i][k] + p) * c.outputs + j] ==
+                    Approx(b.values[(b.offsets[i][k] + p) * b.outputs + j]).epsilon(1e-5).margin(1e-5));  // sgemm blocking
+      }
+    // Pattern 0 is b itself and all-ones is x on every mixed group: against forward on those rows.
+    const Tensor fb = plain.forward(m.b);
+    for (size_t k = 0; k < m.batch[0].masks.size(); ++k)
+      for (int64_t j = 0; j < a.outputs; ++j)
+        CHECK(std::fabs(a.values[a.offsets[0][k] * a.outputs + j] - fb.f32()[k * a.outputs + j]) <=
+              2e-5 * (1 + std::fabs(fb.f32()[k * a.outputs + j])));
+  }
+}
+
+TEST_CASE("dense chain: mixture values do not depend on the batch, threads or register width", "[engine][dense][mixtures]") {
+  Chain c(8);
+  c.add("Sub", {c.constant(random_tensor({8}, c.rng))});
+  c.gemm(8, 40);
+  c.add("Relu");
+  c.gemm(40, 6);
+  const Graph g = c.done();
+  engine::Session s(g);
+  setenv("MLAUDIT_DENSE_LANES", "8", 1);
+  engine::Session s8(g);
+  unsetenv("MLAUDIT_DENSE_LANES");
+  std::mt19937 rng(4);
+  MixCase m = mix_case(8, 4, 60, rng);  // 15 MFLOP: the parallel path
+  engine::MixtureOutputs all, one, narrow;
+  engine::set_num_threads(2);
+  s.forward_mixtures(m.batch, {8}, 4096, true, all);
+  s8.forward_mixtures(m.batch, {8}, 4096, true, narrow);
+  engine::set_num_threads(1);
+  s.forward_mixtures(m.batch, {8}, 4096, true, one);
+  engine::set_num_threads(0);
+  CHECK(mix_worst(all, one, m, 0, 1e-30) == 0.0);
+#ifdef __FMA__
+  CHECK(mix_worst(all, narrow, m, 0, 1e-30) == 0.0);
+#else
+  CHECK(mix_worst(all, narrow, m, 1e-5, 1e-5) <= 1.0);
+#endif
+  // Item 2 alone, and its row 7 alone: the same bits.
+  std::vector<engine::Mixtures> single{m.batch[2]};
+  engine::MixtureOutputs alone;
+  s.forward_mixtures(single, {8}, 4096, true, alone);
+  single[0].rows = {m.batch[2].rows[7]};
+  single[0].masks = {m.batch[2].masks[7]};
+  engine::MixtureOutputs row7;
+  s.forward_mixtures(single, {8}, 4096, true, row7);
+  const int64_t np = int64_t(1) << __builtin_popcountll(m.batch[2].masks[7]);
+  for (int64_t p = 0; p < np; ++p)
+    for (int64_t j = 0; j < 6; ++j) {
+      const float want = all.values[(all.offsets[2][7] + p) * 6 + j];
+      REQUIRE(alone.values[(alone.offsets[0][7] + p) * 6 + j] == want);
+      REQUIRE(row7.values[(row7.offsets[0][0] + p) * 6 + j] == want);
+    }
+}
+
+TEST_CASE("dense chain: mixtures reject masks and groups that do not fit", "[engine][dense][mixtures]") {
+  Chain c(4);
+  c.gemm(4, 3);
+  const Graph g = c.done();
+  engine::Session s(g);
+  engine::SessionOptions o;
+  o.fuse_dense = false;
+  engine::Session plain(g, o);
+  std::vector<std::vector<int64_t>> groups{{0, 1}, {2}};
+  const std::vector<float> x{1, 2, 3, 4}, b{0, 0, 0, 0};
+  engine::Mixtures it;
+  it.x = x.data();
+  it.groups = &groups;
+  it.rows = {b.data()};
+  it.masks = {0x4};  // group 2 does not exist
+  engine::MixtureOutputs out;
+  for (const engine::Model* m : {static_cast<const engine::Model*>(&s), static_cast<const engine::Model*>(&plain)}) {
+    CHECK_THROWS_WITH(m->forward_mixtures({it}, {4}, 16, true, out), Catch::Contains("names groups beyond the 2 given"));
+    engine::Mixtures bad = it;
+    bad.masks = {0x1};
+    groups[1] = {4};  // feature 4 of a 4-wide row
+    CHECK_THROWS_WITH(m->forward_mixtures({bad}, {4}, 16, true, out), Catch::Contains("feature 4 outside rows of 4"));
+    groups[1] = {2};
+    bad.masks = {};
+    CHECK_THROWS_WITH(m->forward_mixtures({bad}, {4}, 16, true, out), Catch::Contains("one mask per row"));
+  }
 }

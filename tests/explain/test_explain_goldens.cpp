@@ -145,6 +145,38 @@ TEST_CASE("goldens: KernelSHAP matches shap.KernelExplainer (exact mode) on the 
   }
 }
 
+namespace {
+// Forwards to a model without overriding forward_mixtures: KernelSHAP then takes Model's
+// default (rows built, forward() called) instead of the dense chain's pattern tables.
+struct PlainForward : engine::Model {
+  const engine::Model& m;
+  explicit PlainForward(const engine::Model& inner) : m(inner) {}
+  engine::Shape input_shape() const override { return m.input_shape(); }
+  Tensor forward(const Tensor& x) const override { return m.forward(x); }
+  Tensor input_gradient(const Tensor& x, const engine::SeedFn& seed, Tensor* out) const override {
+    return m.input_gradient(x, seed, out);
+  }
+};
+}  // namespace
+
+TEST_CASE("goldens: KernelSHAP through the dense chain's pattern tables equals it through built rows", "[explain][golden]") {
+  if (!have_models()) {
+    WARN("bundled models absent: skipped");
+    return;
+  }
+  auto mlp = engine::Session::load(source_path("models/credit_mlp.onnx"));
+  REQUIRE(mlp->fused());
+  PlainForward plain(*mlp);
+  Tensor cx = datasets::read_npy_float(source_path("datasets/demo/credit_x.npy")).slice_rows(0, 12);
+  Tensor bg = datasets::read_npy_float(source_path("datasets/demo/credit_background.npy"));
+  const std::vector<int64_t> t(12, 1);
+  // Float rounding of the model values only (first-layer sums in another order): 1e-5 of scale.
+  CHECK(max_scaled_error(kernel_shap(*mlp, cx, bg, t).attributions, kernel_shap(plain, cx, bg, t).attributions) < 1e-5);
+  SoftmaxModel soft(*mlp), soft_plain(plain);
+  CHECK(max_scaled_error(kernel_shap(soft, cx, bg, t).attributions, kernel_shap(soft_plain, cx, bg, t).attributions) <
+        1e-5);
+}
+
 TEST_CASE("goldens: batch size never changes IG or KernelSHAP on the real models", "[explain][golden]") {
   if (!have_models()) {
     WARN("bundled models absent: skipped");

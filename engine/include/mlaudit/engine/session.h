@@ -64,6 +64,10 @@ class Session : public Model {
   Shape input_shape() const override;
   Tensor forward(const Tensor& x) const override;
   Tensor input_gradient(const Tensor& x, const SeedFn& seed, Tensor* output = nullptr) const override;
+  /// Through the dense chain's pattern tables when the CPU forward is fused (see
+  /// DenseChain::forward_mixtures), else Model's default.
+  void forward_mixtures(const std::vector<Mixtures>& batch, const Shape& row_shape, int64_t max_rows, bool ends,
+                        MixtureOutputs& out) const override;
 
  private:
   friend std::map<std::string, Shape> infer_shapes(const Graph& g, const std::vector<Shape>& input_shapes);

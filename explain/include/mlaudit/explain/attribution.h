@@ -44,6 +44,9 @@ class SoftmaxModel : public Model {
   Shape input_shape() const override { return inner_.input_shape(); }
   Tensor forward(const Tensor& x) const override;
   Tensor input_gradient(const Tensor& x, const engine::SeedFn& seed, Tensor* output = nullptr) const override;
+  /// The inner model's mixtures (its fast path, if any), then softmax on every row.
+  void forward_mixtures(const std::vector<engine::Mixtures>& batch, const engine::Shape& row_shape, int64_t max_rows,
+                        bool ends, engine::MixtureOutputs& out) const override;
 
  private:
   const Model& inner_;
