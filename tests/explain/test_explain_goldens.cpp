@@ -172,7 +172,9 @@ TEST_CASE("goldens: KernelSHAP through the dense chain's pattern tables equals i
   const std::vector<int64_t> t(12, 1);
   // Float rounding of the model values only (first-layer sums in another order): 1e-5 of scale.
   CHECK(max_scaled_error(kernel_shap(*mlp, cx, bg, t).attributions, kernel_shap(plain, cx, bg, t).attributions) < 1e-5);
-  SoftmaxModel soft(*mlp), soft_plain(plain);
+  // --output softmax: SoftmaxModel's mixtures (the chain's, then softmax) against its forward().
+  SoftmaxModel soft(*mlp);
+  PlainForward soft_plain(soft);
   CHECK(max_scaled_error(kernel_shap(soft, cx, bg, t).attributions, kernel_shap(soft_plain, cx, bg, t).attributions) <
         1e-5);
 }
