@@ -301,8 +301,9 @@ inline void run_mix_block(const std::vector<DenseChain::Step>& steps, size_t hea
     mix_fill<DenseChain::Kind::LeakyRelu>(H, T, base, chunks, dn.slope, a);
   else
     mix_fill<DenseChain::Kind::Dense>(H, T, base, chunks, 0.f, a);
-  for (int64_t j = 0; j < H; ++j)
-    for (int64_t r = chunks * kChunk; r < BR; ++r) a[j * BR + r] = 0.f;
+  if (chunks * kChunk < BR)
+    for (int64_t j = 0; j < H; ++j)
+      for (int64_t r = chunks * kChunk; r < BR; ++r) a[j * BR + r] = 0.f;
   transpose_out(run_steps(steps, head + 1, a, scratch + max_width * BR), out_width, chunks * kChunk, y);
 }
 

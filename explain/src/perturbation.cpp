@@ -475,7 +475,7 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
     int64_t mix_rows = 0;
     engine::MixtureOutputs mixed;
     std::vector<double> ey, acc;  // per sample in finish_block: E f(coalition), one mask's pattern sums
-    std::vector<int64_t> order;   // background rows by their mask
+    std::vector<uint64_t> order;  // background rows by their mask
     auto finish_block = [&]() {
       flush();
       if (!mix.empty()) {
@@ -494,17 +494,18 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
           // summed per pattern (pattern 0: f(row k); all ones: f(x)), then every coalition adds
           // the sum at its pattern, the coalition's bits on the mask (PEXT).
           const std::vector<int64_t>& off = mixed.offsets[w.mix];
+          // Rows by (mask, k): masks have at most 20 bits, so both fit one 64-bit key.
           order.resize(B);
-          for (int64_t k = 0; k < B; ++k) order[k] = k;
-          std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return w.kmask[a] < w.kmask[b]; });
+          for (int64_t k = 0; k < B; ++k) order[k] = (w.kmask[k] << 32) | static_cast<uint64_t>(k);
+          std::sort(order.begin(), order.end());
           for (int64_t r0 = 0; r0 < B;) {
-            const uint64_t km = w.kmask[order[r0]];
+            const uint64_t km = order[r0] >> 32;
             int64_t r1 = r0;
-            while (r1 < B && w.kmask[order[r1]] == km) ++r1;
+            while (r1 < B && (order[r1] >> 32) == km) ++r1;
             const int64_t full = (int64_t(1) << __builtin_popcountll(km)) - 1;
             acc.assign(full + 1, 0.0);
             for (int64_t r = r0; r < r1; ++r) {
-              const int64_t k = order[r];
+              const int64_t k = static_cast<int64_t>(order[r] & 0xFFFFFFFFu);
               const float* tab = mixed.values.data() + off[k] * C + t;
               for (int64_t p = 1; p < full; ++p) acc[p] += tab[p * C];
               acc[0] += bg_f[k * C + t];
