@@ -534,8 +534,7 @@ AuditResult run_audit(const AuditConfig& cfg, const AuditOptions& opt, const Com
     report["sections"].push_back(rec);
   }
   if (interrupted(opt)) {
-    progress.note("interrupted: no report written");
-    res.interrupted = true;
+    res.interrupted = true;  // the caller says so (the CLI: "audit: interrupted; no report written")
     res.exit_code = 130;
     return res;
   }
