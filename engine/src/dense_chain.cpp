@@ -4,15 +4,11 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cmath>
-#include <cstring>
+#include <cstdlib>
 #include <map>
 
-#include <fmt/format.h>
-
 #include "mlaudit/engine/error.h"
-
 #include "mlaudit/engine/session.h"
 
 namespace mlaudit::engine {
@@ -231,28 +227,20 @@ void DenseChain::forward_mixtures(const std::vector<Mixtures>& batch, MixtureOut
     const std::vector<std::vector<int64_t>>* groups;
     uint64_t mask;
     int64_t chunk0, chunks;
-    size_t table;  // offset of its T [H][16] then base [chunks][H] in `tables`
+    size_t table;  // offset of its T [H][16], then base [chunks][Hp], in `tables`
   };
   std::vector<Entry> entries;
   out.outputs = out_width_;
   out.offsets.assign(batch.size(), {});
   int64_t chunks = 0;
   size_t table_size = 0;
+  check_mixtures(batch, d);
   for (size_t i = 0; i < batch.size(); ++i) {
     const Mixtures& m = batch[i];
-    if (m.rows.size() != m.masks.size() || !m.x || !m.groups)
-      throw InputError("engine", "mixtures: one mask per row, a row x and groups are required");
-    for (const std::vector<int64_t>& g : *m.groups)
-      for (int64_t f : g)
-        if (f < 0 || f >= d) throw InputError("engine", fmt::format("mixtures: feature {} outside rows of {}", f, d));
     out.offsets[i].resize(m.rows.size());
     for (size_t k = 0; k < m.rows.size(); ++k) {
       const uint64_t mask = m.masks[k];
       const int n = __builtin_popcountll(mask);
-      const size_t ng = m.groups->size();
-      if (n > 24 || (ng < 64 && (mask >> ng) != 0))
-        throw InputError("engine", fmt::format("mixtures: mask {:#x} names groups beyond the {} given, or more than 24",
-                                               mask, ng));
       const int64_t nc = n <= kLo ? 1 : int64_t(1) << (n - kLo);
       out.offsets[i][k] = chunks * kChunk;
       entries.push_back({i, m.rows[k], m.groups, mask, chunks, nc, table_size});
@@ -271,11 +259,7 @@ void DenseChain::forward_mixtures(const std::vector<Mixtures>& batch, MixtureOut
   const int threads_avail = std::max(1, num_threads());
   const bool outer = !omp_in_parallel();
 
-  // Per entry: t(x), t(b) (the leading element-wise steps), the first layer's pre-activation of
-  // b, each mixed group's delta D[q], then T[j][lo] = sum of D[q][j] over the set bits q < 4 of
-  // lo (increasing q, from 0) and base[h] = base[h without its top bit] + D[4 + top bit]
-  // (base[0]: b's pre-activation). Pattern hi * 16 + lo is then base[hi][j] + T[j][lo].
-  // t(x) once per item.
+  // t(x) (the leading element-wise steps) once per item.
   static thread_local std::vector<float> ax_tl;
   ax_tl.resize(batch.size() * d);
   float* const axs = ax_tl.data();
@@ -283,6 +267,10 @@ void DenseChain::forward_mixtures(const std::vector<Mixtures>& batch, MixtureOut
     std::copy(batch[i].x, batch[i].x + d, axs + i * d);
     for (int s = 0; s < head_; ++s) head_step(steps_[s], axs + i * d);
   }
+  // Per entry: t(b), then the kernels' tables (mix_tables): the first layer's pre-activation
+  // of b, each mixed group's delta D[q], T[j][lo] = sum of D[q][j] over the set bits q < 4 of
+  // lo (increasing q) and base[h] = base[h without its top bit] + D[4 + top bit] (base[0]:
+  // b's). Pattern hi * 16 + lo is then base[hi][j] + T[j][lo].
   const int64_t ne = static_cast<int64_t>(entries.size());
   const int t1 = outer && ne * H * d > 200000 ? threads_avail : 1;
   const auto tables_of = wide_ ? detail::dense_chain_mix_tables_16 : detail::dense_chain_mix_tables_8;

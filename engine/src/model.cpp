@@ -41,30 +41,36 @@ Tensor softmax_rows(const Tensor& logits) {
   return out;
 }
 
+void check_mixtures(const std::vector<Mixtures>& batch, int64_t row_size) {
+  for (const Mixtures& m : batch) {
+    if (m.rows.size() != m.masks.size() || !m.x || !m.groups)
+      throw InputError("engine", "mixtures: one mask per row, a row x and groups are required");
+    for (const std::vector<int64_t>& g : *m.groups)
+      for (int64_t f : g)
+        if (f < 0 || f >= row_size)
+          throw InputError("engine", fmt::format("mixtures: feature {} outside rows of {}", f, row_size));
+    const size_t ng = m.groups->size();
+    for (uint64_t mask : m.masks)
+      if (__builtin_popcountll(mask) > 24 || (ng < 64 && (mask >> ng) != 0))
+        throw InputError("engine", fmt::format("mixtures: mask {:#x} names groups beyond the {} given, or more than 24",
+                                               mask, ng));
+  }
+}
+
 void Model::forward_mixtures(const std::vector<Mixtures>& batch, const Shape& row_shape, int64_t max_rows, bool ends,
                              MixtureOutputs& out) const {
   const int64_t d = shape_numel(row_shape);
+  check_mixtures(batch, d);
   const int64_t cap = std::max<int64_t>(1, max_rows);
   out.outputs = 0;
   out.values.clear();
   out.offsets.assign(batch.size(), {});
   int64_t total = 0;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    const Mixtures& m = batch[i];
-    if (m.rows.size() != m.masks.size() || !m.x || !m.groups)
-      throw InputError("engine", "mixtures: one mask per row, a row x and groups are required");
-    for (const std::vector<int64_t>& g : *m.groups)
-      for (int64_t f : g)
-        if (f < 0 || f >= d) throw InputError("engine", fmt::format("mixtures: feature {} outside rows of {}", f, d));
-    for (uint64_t mask : m.masks) {
-      const size_t ng = m.groups->size();
-      if (__builtin_popcountll(mask) > 24 || (ng < 64 && (mask >> ng) != 0))
-        throw InputError("engine", fmt::format("mixtures: mask {:#x} names groups beyond the {} given, or more than 24",
-                                               mask, ng));
+  for (size_t i = 0; i < batch.size(); ++i)
+    for (uint64_t mask : batch[i].masks) {
       out.offsets[i].push_back(total);
       total += int64_t(1) << __builtin_popcountll(mask);
     }
-  }
   Shape bs{cap};
   bs.insert(bs.end(), row_shape.begin(), row_shape.end());
   Tensor stage = Tensor::uninitialized(DType::Float32, bs);

@@ -33,6 +33,11 @@ struct MixtureOutputs {
   std::vector<std::vector<int64_t>> offsets;
 };
 
+/// Checks a batch of Mixtures against rows of `row_size` values: one mask per row, x and
+/// groups given, group features inside the row, masks naming given groups only and at most
+/// 24 of them. Throws InputError naming the problem.
+void check_mixtures(const std::vector<Mixtures>& batch, int64_t row_size);
+
 /// A differentiable model with one input and one output, batch along axis 0.
 /// Implementations are safe to call from several threads at once.
 class Model {
