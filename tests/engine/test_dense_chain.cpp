@@ -102,16 +102,23 @@ void check_chain(const Graph& g, int64_t width, bool expect_fused = true) {
 
 }  // namespace
 
+namespace {
+// A tabular MLP: per-feature normalisation (Sub, Div), two Relu layers, logits.
+Graph normalised_mlp(int64_t in, int64_t h1, int64_t h2, int64_t out) {
+  Chain c(in);
+  c.add("Sub", {c.constant(random_tensor({in}, c.rng))});
+  c.add("Div", {c.constant(random_tensor({in}, c.rng, 0.5f, 2.f))});
+  c.gemm(in, h1);
+  c.add("Relu");
+  c.gemm(h1, h2);
+  c.add("Relu");
+  c.gemm(h2, out);
+  return c.done();
+}
+}  // namespace
+
 TEST_CASE("dense chain: a tabular MLP with input normalisation", "[engine][dense]") {
-  Chain c(7);
-  c.add("Sub", {c.constant(random_tensor({7}, c.rng))});
-  c.add("Div", {c.constant(random_tensor({7}, c.rng, 0.5f, 2.f))});
-  c.gemm(7, 32);
-  c.add("Relu");
-  c.gemm(32, 16);
-  c.add("Relu");
-  c.gemm(16, 2);
-  check_chain(c.done(), 7);
+  check_chain(normalised_mlp(7, 32, 16, 2), 7);
 }
 
 TEST_CASE("dense chain: MatMul + Add, LeakyRelu, Gemm alpha/beta with scalar C, Sigmoid, Softmax", "[engine][dense]") {
@@ -185,13 +192,20 @@ TEST_CASE("dense chain: graphs that are not a single dense chain run op by op", 
   }
 }
 
-TEST_CASE("dense chain: rows do not depend on batch size, block split or threads", "[engine][dense]") {
-  Chain c(7);
-  c.add("Sub", {c.constant(random_tensor({7}, c.rng))});
-  c.gemm(7, 50);
+namespace {
+// Sub, one Relu layer, a linear output layer.
+Graph one_hidden(int64_t in, int64_t hidden, int64_t out) {
+  Chain c(in);
+  c.add("Sub", {c.constant(random_tensor({in}, c.rng))});
+  c.gemm(in, hidden);
   c.add("Relu");
-  c.gemm(50, 10);
-  const Graph g = c.done();
+  c.gemm(hidden, out);
+  return c.done();
+}
+}  // namespace
+
+TEST_CASE("dense chain: rows do not depend on batch size, block split or threads", "[engine][dense]") {
+  const Graph g = one_hidden(7, 50, 10);
   std::mt19937 rng(5);
   const Tensor x = random_tensor({4000, 7}, rng);  // 7 MFLOP: the parallel path
   engine::Session s(g);
@@ -321,17 +335,7 @@ TEST_CASE("dense chain: mixtures of rows match forward on the built rows", "[eng
   // the sum of |terms| (inputs and weights in [-1, 1], widths <= 37), 2e-5 relative + absolute.
   std::mt19937 rng(21);
   std::vector<std::pair<const char*, Graph>> graphs;
-  {
-    Chain c(9);  // normalisation, Relu MLP, logits
-    c.add("Sub", {c.constant(random_tensor({9}, c.rng))});
-    c.add("Div", {c.constant(random_tensor({9}, c.rng, 0.5f, 2.f))});
-    c.gemm(9, 37);
-    c.add("Relu");
-    c.gemm(37, 19);
-    c.add("Relu");
-    c.gemm(19, 2);
-    graphs.emplace_back("relu mlp", c.done());
-  }
+  graphs.emplace_back("relu mlp", normalised_mlp(9, 37, 19, 2));
   {
     Chain c(11);  // LeakyRelu, a second layer without activation, Sigmoid, Softmax
     c.gemm(11, 20);
@@ -384,12 +388,7 @@ TEST_CASE("dense chain: mixtures of rows match forward on the built rows", "[eng
 }
 
 TEST_CASE("dense chain: mixture values do not depend on the batch, threads or register width", "[engine][dense][mixtures]") {
-  Chain c(8);
-  c.add("Sub", {c.constant(random_tensor({8}, c.rng))});
-  c.gemm(8, 40);
-  c.add("Relu");
-  c.gemm(40, 6);
-  const Graph g = c.done();
+  const Graph g = one_hidden(8, 40, 6);
   engine::Session s(g);
   setenv("MLAUDIT_DENSE_LANES", "8", 1);
   engine::Session s8(g);
