@@ -548,14 +548,14 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
       fnull /= B;
       res.expected_value[i] = fnull;
       // differs[k * G + g]: background row k differs from x in some member of group g.
-      differs.assign(B * G, 0);
+      // (Branch-free: the comparisons are unpredictable.)
+      differs.resize(B * G);
       for (int64_t k = 0; k < B; ++k)
-        for (int64_t g = 0; g < G; ++g)
-          for (int64_t j : members[g])
-            if (bg[k * d + j] != xi[j]) {
-              differs[k * G + g] = 1;
-              break;
-            }
+        for (int64_t g = 0; g < G; ++g) {
+          uint8_t any = 0;
+          for (int64_t j : members[g]) any |= bg[k * d + j] != xi[j];
+          differs[k * G + g] = any;
+        }
       // Varying groups: some background row differs from x in some member (shap.varying_groups).
       std::vector<int64_t> varying;
       for (int64_t g = 0; g < G; ++g) {
@@ -609,7 +609,7 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
         for (int64_t k = 0; k < B; ++k) {
           uint64_t km = 0;
           for (int v = 0; v < m; ++v)
-            if (differs[k * G + varying[v]]) km |= uint64_t(1) << v;
+            km |= uint64_t(differs[k * G + varying[v]]) << v;
           w.kmask[k] = item.masks[k] = km;
           item.rows[k] = bg + k * d;
           mix_rows += int64_t(1) << __builtin_popcountll(km);
