@@ -75,6 +75,17 @@ fi
 # The same with onnxruntime running the model for shap (its fastest backend here).
 pyo=$("$PY" "$ROOT/bench/explain/peer.py" kernelshap_ort "$KS_ROWS" 2048 "$THREADS" 2>/dev/null || echo "nan nan")
 report "KernelSHAP credit as above, shap calling onnxruntime ($THREADS threads), mlaudit as above" "$ml" "$pyo" shap+ort
+# This machine's speed drifts within minutes, so the two sides are also measured back to back,
+# KS_ROUNDS times (default 3): each round's wall ratio against shap+ort, then their median.
+ratios=()
+for _ in $(seq "${KS_ROUNDS:-3}"); do
+  read -r mw _ <<<"$(best_ml "${MLP[@]}" --limit "$KS_ROWS" --method kernel-shap --samples 2048)"
+  read -r pw _ <<<"$("$PY" "$ROOT/bench/explain/peer.py" kernelshap_ort "$KS_ROWS" 2048 "$THREADS" 2>/dev/null || echo "nan nan")"
+  [ "$mw" != "nan" ] && [ "$pw" != "nan" ] && ratios+=("$(echo "scale=2; $pw / $mw" | bc)")
+done
+if [ "${#ratios[@]}" -gt 0 ]; then
+  echo "KernelSHAP credit, back-to-back rounds against shap+ort: ratios ${ratios[*]}; median $(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')x"
+fi
 
 # A wide tabular model: 196 features, so 2048 coalitions are sampled (shap's Python loop and WLS matter).
 "$PY" -c "import numpy as np,sys; np.save(sys.argv[2], np.load(sys.argv[1])[:20].astype(np.float32))" \
