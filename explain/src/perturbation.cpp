@@ -389,16 +389,6 @@ inline uint64_t extract_bits(uint64_t v, uint64_t mask) {
   return out;
 #endif
 }
-// The low bits of v deposited at the set bits of mask, in order (BMI2's PDEP).
-inline uint64_t deposit_bits(uint64_t v, uint64_t mask) {
-#ifdef __BMI2__
-  return _pdep_u64(v, mask);
-#else
-  uint64_t out = 0;
-  for (int q = 0; mask; mask &= mask - 1, ++q) out |= ((v >> q) & 1u) << __builtin_ctzll(mask);
-  return out;
-#endif
-}
 }  // namespace
 
 KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& background,
