@@ -4,7 +4,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdlib>
 #include <map>
 
@@ -15,9 +14,9 @@ namespace mlaudit::engine {
 
 namespace detail {
 // Block kernels (dense_chain_avx2.cpp, dense_chain_avx512.cpp): one block of rows per call.
-void dense_chain_block_8(const std::vector<DenseChain::Step>& steps, int64_t in_width, int64_t out_width,
+void dense_chain_block_8(const std::vector<DenseChain::Step>& steps, size_t end, int64_t in_width, int64_t out_width,
                          int64_t max_width, const float* x, int64_t rows, float* y, float* scratch);
-void dense_chain_block_16(const std::vector<DenseChain::Step>& steps, int64_t in_width, int64_t out_width,
+void dense_chain_block_16(const std::vector<DenseChain::Step>& steps, size_t end, int64_t in_width, int64_t out_width,
                           int64_t max_width, const float* x, int64_t rows, float* y, float* scratch);
 void dense_chain_mix_block_8(const std::vector<DenseChain::Step>& steps, size_t head, int64_t out_width,
                              int64_t max_width, const float* const* T, const float* const* base, int64_t chunks,
@@ -193,27 +192,18 @@ std::unique_ptr<DenseChain> DenseChain::compile(const Graph& g) {
   return chain;
 }
 
-namespace {
-// An element-wise step on a row of values: the executor's formulas (as the kernels' elementwise<>).
-void head_step(const DenseChain::Step& st, float* v) {
-  using Kind = DenseChain::Kind;
-  const int64_t w = st.in;
-  const float* c = st.c.data();
-  switch (st.kind) {
-    case Kind::Sub: for (int64_t j = 0; j < w; ++j) v[j] = v[j] - c[j]; break;
-    case Kind::SubFrom: for (int64_t j = 0; j < w; ++j) v[j] = c[j] - v[j]; break;
-    case Kind::Add: for (int64_t j = 0; j < w; ++j) v[j] = v[j] + c[j]; break;
-    case Kind::Mul: for (int64_t j = 0; j < w; ++j) v[j] = v[j] * c[j]; break;
-    case Kind::Div: for (int64_t j = 0; j < w; ++j) v[j] = v[j] / c[j]; break;
-    case Kind::DivInto: for (int64_t j = 0; j < w; ++j) v[j] = c[j] / v[j]; break;
-    case Kind::Relu: for (int64_t j = 0; j < w; ++j) v[j] = v[j] > 0 ? v[j] : 0.f; break;
-    case Kind::LeakyRelu: for (int64_t j = 0; j < w; ++j) v[j] = v[j] >= 0 ? v[j] : v[j] * st.slope; break;
-    case Kind::Sigmoid: for (int64_t j = 0; j < w; ++j) v[j] = detail::sigmoid_value(v[j]); break;
-    case Kind::Tanh: for (int64_t j = 0; j < w; ++j) v[j] = std::tanh(v[j]); break;
-    default: break;
+void DenseChain::leading(float* x, int64_t n) const {
+  const bool wide = wide_;
+  const int64_t br = wide ? detail::dense_chain_rows_16() : detail::dense_chain_rows_8();
+  const auto block = wide ? detail::dense_chain_block_16 : detail::dense_chain_block_8;
+  static thread_local std::vector<float> scratch;
+  if (scratch.size() < static_cast<size_t>(2 * max_width_ * br)) scratch.resize(2 * max_width_ * br);
+  for (int64_t r0 = 0; r0 < n; r0 += br) {
+    float* xb = x + r0 * in_width_;
+    block(steps_, static_cast<size_t>(head_), in_width_, in_width_, max_width_, xb, std::min(br, n - r0), xb,
+          scratch.data());
   }
 }
-}  // namespace
 
 void DenseChain::forward_mixtures(const std::vector<Mixtures>& batch, MixtureOutputs& out) const {
   if (head_ < 0) throw UnsupportedError("engine", "dense chain: no dense layer to mix rows through");
@@ -259,33 +249,32 @@ void DenseChain::forward_mixtures(const std::vector<Mixtures>& batch, MixtureOut
   const int threads_avail = std::max(1, num_threads());
   const bool outer = !omp_in_parallel();
 
-  // t(x) (the leading element-wise steps) once per item.
-  static thread_local std::vector<float> ax_tl;
-  ax_tl.resize(batch.size() * d);
-  float* const axs = ax_tl.data();
-  for (size_t i = 0; i < batch.size(); ++i) {
-    std::copy(batch[i].x, batch[i].x + d, axs + i * d);
-    for (int s = 0; s < head_; ++s) head_step(steps_[s], axs + i * d);
-  }
-  // Per entry: t(b), then the kernels' tables (mix_tables): the first layer's pre-activation
-  // of b, each mixed group's delta D[q], T[j][lo] = sum of D[q][j] over the set bits q < 4 of
-  // lo (increasing q) and base[h] = base[h without its top bit] + D[4 + top bit] (base[0]:
-  // b's). Pattern hi * 16 + lo is then base[hi][j] + T[j][lo].
+  // t(x) and t(b), the leading element-wise steps, on copies of the rows: items' x, then every
+  // entry's b.
+  static thread_local std::vector<float> rows_tl;
+  rows_tl.resize((batch.size() + entries.size()) * d);
+  float* const axs = rows_tl.data();
+  float* const abs = axs + batch.size() * d;
+  for (size_t i = 0; i < batch.size(); ++i) std::copy(batch[i].x, batch[i].x + d, axs + i * d);
   const int64_t ne = static_cast<int64_t>(entries.size());
+  for (int64_t e = 0; e < ne; ++e) std::copy(entries[e].b, entries[e].b + d, abs + e * d);
+  if (head_ > 0) leading(axs, static_cast<int64_t>(batch.size()) + ne);
+  // Per entry, the kernels' tables (mix_tables): the first layer's pre-activation of b, each
+  // mixed group's delta D[q], T[j][lo] = sum of D[q][j] over the set bits q < 4 of lo
+  // (increasing q) and base[h] = base[h without its top bit] + D[4 + top bit] (base[0]: b's).
+  // Pattern hi * 16 + lo is then base[hi][j] + T[j][lo].
   const int t1 = outer && ne * H * d > 200000 ? threads_avail : 1;
   const auto tables_of = wide_ ? detail::dense_chain_mix_tables_16 : detail::dense_chain_mix_tables_8;
 #pragma omp parallel num_threads(t1) if (t1 > 1)
   {
-    std::vector<float> ab(d), D;
+    std::vector<float> D;
 #pragma omp for schedule(static)
     for (int64_t e = 0; e < ne; ++e) {
       const Entry& en = entries[e];
-      std::copy(en.b, en.b + d, ab.begin());
-      for (int s = 0; s < head_; ++s) head_step(steps_[s], ab.data());
       D.resize(static_cast<size_t>(std::max(__builtin_popcountll(en.mask), kLo) * Hp));
       float* T = tables + en.table;
-      tables_of(head_wt_.data(), head_bias_.data(), dn.alpha, K, H, Hp, axs + en.item * d, ab.data(), *en.groups, en.mask,
-                en.chunks, D.data(), T, T + H * kChunk);
+      tables_of(head_wt_.data(), head_bias_.data(), dn.alpha, K, H, Hp, axs + en.item * d, abs + e * d, *en.groups,
+                en.mask, en.chunks, D.data(), T, T + H * kChunk);
     }
   }
 
@@ -345,7 +334,7 @@ void DenseChain::forward(const float* x, int64_t n, float* y) const {
       const int64_t r0 = b * br;
       const int64_t rows = std::min(br, n - r0);
       float* yb = y + r0 * out_width_;
-      block(steps_, in_width_, out_width_, max_width_, x + r0 * in_width_, rows, yb, scratch.data());
+      block(steps_, steps_.size(), in_width_, out_width_, max_width_, x + r0 * in_width_, rows, yb, scratch.data());
       // A final Softmax / LogSoftmax on the block's output rows, as the executor's op computes it.
       if (softmax_)
         for (int64_t r = 0; r < rows; ++r)

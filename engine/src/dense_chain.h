@@ -57,6 +57,8 @@ class DenseChain {
   };
 
  private:
+  /// The leading element-wise steps (before the first dense layer) on n rows, in place.
+  void leading(float* x, int64_t n) const;
   std::vector<Step> steps_;
   int64_t in_width_ = 0, out_width_ = 0, max_width_ = 0;
   double flops_per_row_ = 0;

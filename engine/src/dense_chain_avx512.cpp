@@ -35,7 +35,12 @@ bool dense_chain_have_16() {
 }
 #ifndef MLAUDIT_DC_HAVE_16
 int64_t dense_chain_rows_16() { return 0; }
-void dense_chain_block_16(const std::vector<DenseChain::Step>&, int64_t, int64_t, int64_t, const float*, int64_t, float*,
-                          float*) {}
+// Never called (dense_chain_have_16() is false); defined so that the chain links everywhere.
+void dense_chain_block_16(const std::vector<DenseChain::Step>&, size_t, int64_t, int64_t, int64_t, const float*, int64_t,
+                          float*, float*) {}
+void dense_chain_mix_tables_16(const float*, const float*, float, int64_t, int64_t, int64_t, const float*, const float*,
+                               const std::vector<std::vector<int64_t>>&, uint64_t, int64_t, float*, float*, float*) {}
+void dense_chain_mix_block_16(const std::vector<DenseChain::Step>&, size_t, int64_t, int64_t, const float* const*,
+                              const float* const*, int64_t, float*, float*) {}
 #endif
 }  // namespace mlaudit::engine::detail

@@ -122,9 +122,9 @@ inline void each(float* a, int64_t w, const float* c, float slope) {
 
 /// Steps [from, end) of the chain on the block held feature-major in `a` (`o`: a second buffer
 /// of the same size); returns the buffer that holds the result.
-inline float* run_steps(const std::vector<DenseChain::Step>& steps, size_t from, float* a, float* o) {
+inline float* run_steps(const std::vector<DenseChain::Step>& steps, size_t from, size_t end, float* a, float* o) {
   using Kind = DenseChain::Kind;
-  for (size_t s = from; s < steps.size(); ++s) {
+  for (size_t s = from; s < end; ++s) {
     const DenseChain::Step& st = steps[s];
     const int64_t w = st.in;
     const float* c = st.c.empty() ? nullptr : st.c.data();
@@ -188,9 +188,10 @@ inline void transpose_out(const float* a, int64_t out_width, int64_t rows, float
     for (int64_t r = 0; r < rows; ++r) y[r * out_width + j] = a[j * BR + r];
 }
 
-/// Rows [r0, r0 + rows) of x (rows <= BR) through the chain into y; `scratch` holds
+/// `rows` (<= BR) rows of x through steps [0, end) of the chain into y (out_width values per
+/// row; x may be y: every row is read before any is written); `scratch` holds
 /// 2 * max_width * BR floats.
-inline void run_block(const std::vector<DenseChain::Step>& steps, int64_t in_width, int64_t out_width,
+inline void run_block(const std::vector<DenseChain::Step>& steps, size_t end, int64_t in_width, int64_t out_width,
                       int64_t max_width, const float* x, int64_t rows, float* y, float* scratch) {
   float* a = scratch;
   // Transpose in; lanes of missing rows are zero.
@@ -210,7 +211,7 @@ inline void run_block(const std::vector<DenseChain::Step>& steps, int64_t in_wid
     for (int64_t r = 0; r < rows; ++r) aj[r] = x[r * in_width + j];
     for (int64_t r = rows; r < BR; ++r) aj[r] = 0.f;
   }
-  transpose_out(run_steps(steps, 0, a, scratch + max_width * BR), out_width, rows, y);
+  transpose_out(run_steps(steps, 0, end, a, scratch + max_width * BR), out_width, rows, y);
 }
 
 // Mixture chunks (DenseChain::forward_mixtures): 16 rows, patterns hi * 16 + lo of one mixture
@@ -304,7 +305,7 @@ inline void run_mix_block(const std::vector<DenseChain::Step>& steps, size_t hea
   if (chunks * kChunk < BR)
     for (int64_t j = 0; j < H; ++j)
       for (int64_t r = chunks * kChunk; r < BR; ++r) a[j * BR + r] = 0.f;
-  transpose_out(run_steps(steps, head + 1, a, scratch + max_width * BR), out_width, chunks * kChunk, y);
+  transpose_out(run_steps(steps, head + 1, steps.size(), a, scratch + max_width * BR), out_width, chunks * kChunk, y);
 }
 
 }  // namespace mlaudit::engine::MLAUDIT_DC_NS
@@ -313,10 +314,10 @@ inline void run_mix_block(const std::vector<DenseChain::Step>& steps, size_t hea
 #define MLAUDIT_DC_CAT(a, b) MLAUDIT_DC_CAT2(a, b)
 namespace mlaudit::engine::detail {
 int64_t MLAUDIT_DC_CAT(dense_chain_rows_, MLAUDIT_DC_LANES)() { return MLAUDIT_DC_NS::BR; }
-void MLAUDIT_DC_CAT(dense_chain_block_, MLAUDIT_DC_LANES)(const std::vector<DenseChain::Step>& steps, int64_t in_width,
-                                                         int64_t out_width, int64_t max_width, const float* x,
-                                                         int64_t rows, float* y, float* scratch) {
-  MLAUDIT_DC_NS::run_block(steps, in_width, out_width, max_width, x, rows, y, scratch);
+void MLAUDIT_DC_CAT(dense_chain_block_, MLAUDIT_DC_LANES)(const std::vector<DenseChain::Step>& steps, size_t end,
+                                                         int64_t in_width, int64_t out_width, int64_t max_width,
+                                                         const float* x, int64_t rows, float* y, float* scratch) {
+  MLAUDIT_DC_NS::run_block(steps, end, in_width, out_width, max_width, x, rows, y, scratch);
 }
 void MLAUDIT_DC_CAT(dense_chain_mix_tables_, MLAUDIT_DC_LANES)(const float* wt, const float* bias, float alpha, int64_t K,
                                                               int64_t H, int64_t Hp, const float* ax, const float* ab,

@@ -369,10 +369,9 @@ struct ShapWork {
   std::shared_ptr<const Coalitions> plan;
   std::shared_ptr<const WlsProjection> proj;
   std::vector<int64_t> ref;  // S*B: >= 0 block row, -1 f(x), <= -2 background row (-2 - k)
-  // Exact plans (every coalition present): per background row k, the varying groups where it
-  // differs from x (bit v: varying group v); the model's values on every pattern over them come
-  // from Model::forward_mixtures (item `mix` of the block's batch). ref is then empty.
-  std::vector<uint64_t> kmask;
+  // Exact plans (every coalition present): item `mix` of the block's Model::forward_mixtures
+  // batch (its masks: per background row k, the varying groups where it differs from x, bit v
+  // for varying group v) gives the model's values on every pattern. ref is then empty.
   int64_t mix = -1;
 };
 
@@ -484,9 +483,10 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
           // summed per pattern (pattern 0: f(row k); all ones: f(x)), then every coalition adds
           // the sum at its pattern, the coalition's bits on the mask (PEXT).
           const std::vector<int64_t>& off = mixed.offsets[w.mix];
+          const std::vector<uint64_t>& kmask = mix[w.mix].masks;
           // Rows by (mask, k): masks have at most 20 bits, so both fit one 64-bit key.
           order.resize(B);
-          for (int64_t k = 0; k < B; ++k) order[k] = (w.kmask[k] << 32) | static_cast<uint64_t>(k);
+          for (int64_t k = 0; k < B; ++k) order[k] = (kmask[k] << 32) | static_cast<uint64_t>(k);
           std::sort(order.begin(), order.end());
           for (int64_t r0 = 0; r0 < B;) {
             const uint64_t km = order[r0] >> 32;
@@ -588,7 +588,6 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
         // Every coalition is present, so for background row k every pattern over the groups
         // where it differs from x occurs: the model is evaluated on each pattern once
         // (memoisation by construction), patterns none (row k) and all (x) excepted.
-        w.kmask.resize(B);
         engine::Mixtures item;
         item.x = xi;
         mix_groups.emplace_back();
@@ -600,7 +599,7 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
           uint64_t km = 0;
           for (int v = 0; v < m; ++v)
             km |= uint64_t(differs[k * G + varying[v]]) << v;
-          w.kmask[k] = item.masks[k] = km;
+          item.masks[k] = km;
           item.rows[k] = bg + k * d;
           mix_rows += int64_t(1) << __builtin_popcountll(km);
         }

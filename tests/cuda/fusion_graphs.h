@@ -29,13 +29,6 @@ inline std::vector<FusionCase> fusion_cases() {
   };
 }
 
-inline engine::Attribute ints_attr(std::vector<int64_t> v) {
-  engine::Attribute a;
-  a.kind = engine::Attribute::Kind::Ints;
-  a.ints = std::move(v);
-  return a;
-}
-
 /// Conv -> Relu [-> MaxPool] -> Flatten -> Gemm(out 3), deterministic random weights.
 inline engine::Graph fusion_graph(const FusionCase& fc) {
   std::mt19937 rng(7);
@@ -61,9 +54,9 @@ inline engine::Graph fusion_graph(const FusionCase& fc) {
   g.initializers["FW"] = fw;
   g.initializers["FB"] = fb;
   engine::Node conv{"conv", "Conv", "", {"x", "W", "B"}, {"c"}, {}};
-  conv.attributes["kernel_shape"] = ints_attr({fc.k, fc.k});
-  conv.attributes["strides"] = ints_attr({fc.stride, fc.stride});
-  conv.attributes["pads"] = ints_attr({fc.pad, fc.pad, fc.pad, fc.pad});
+  conv.attributes["kernel_shape"] = engine::Attribute::of_ints({fc.k, fc.k});
+  conv.attributes["strides"] = engine::Attribute::of_ints({fc.stride, fc.stride});
+  conv.attributes["pads"] = engine::Attribute::of_ints({fc.pad, fc.pad, fc.pad, fc.pad});
   engine::Attribute grp;
   grp.i = fc.group;
   conv.attributes["group"] = grp;
@@ -72,8 +65,8 @@ inline engine::Graph fusion_graph(const FusionCase& fc) {
   std::string last = "r";
   if (fc.pool) {
     engine::Node pool{"pool", "MaxPool", "", {"r"}, {"p"}, {}};
-    pool.attributes["kernel_shape"] = ints_attr({2, 2});
-    pool.attributes["strides"] = ints_attr({2, 2});
+    pool.attributes["kernel_shape"] = engine::Attribute::of_ints({2, 2});
+    pool.attributes["strides"] = engine::Attribute::of_ints({2, 2});
     g.nodes.push_back(pool);
     last = "p";
   }

@@ -28,13 +28,6 @@ Tensor random_tensor(engine::Shape s, std::mt19937& rng, float lo = -1.f, float 
   return t;
 }
 
-engine::Attribute float_attr(float v) {
-  engine::Attribute a;
-  a.kind = engine::Attribute::Kind::Float;
-  a.f = v;
-  return a;
-}
-
 // A graph builder: nodes appended in order, each consuming the previous value.
 struct Chain {
   Graph g;
@@ -103,32 +96,35 @@ void check_chain(const Graph& g, int64_t width, bool expect_fused = true) {
 }  // namespace
 
 namespace {
-// A tabular MLP: per-feature normalisation (Sub, Div), two Relu layers, logits.
-Graph normalised_mlp(int64_t in, int64_t h1, int64_t h2, int64_t out) {
+// A tabular MLP: Sub (and Div when `divide`) by per-feature constants, Relu layers of the
+// given widths, a linear output layer.
+Graph mlp(int64_t in, const std::vector<int64_t>& hidden, int64_t out, bool divide) {
   Chain c(in);
   c.add("Sub", {c.constant(random_tensor({in}, c.rng))});
-  c.add("Div", {c.constant(random_tensor({in}, c.rng, 0.5f, 2.f))});
-  c.gemm(in, h1);
-  c.add("Relu");
-  c.gemm(h1, h2);
-  c.add("Relu");
-  c.gemm(h2, out);
+  if (divide) c.add("Div", {c.constant(random_tensor({in}, c.rng, 0.5f, 2.f))});
+  int64_t w = in;
+  for (int64_t h : hidden) {
+    c.gemm(w, h);
+    c.add("Relu");
+    w = h;
+  }
+  c.gemm(w, out);
   return c.done();
 }
 }  // namespace
 
 TEST_CASE("dense chain: a tabular MLP with input normalisation", "[engine][dense]") {
-  check_chain(normalised_mlp(7, 32, 16, 2), 7);
+  check_chain(mlp(7, {32, 16}, 2, true), 7);
 }
 
 TEST_CASE("dense chain: MatMul + Add, LeakyRelu, Gemm alpha/beta with scalar C, Sigmoid, Softmax", "[engine][dense]") {
   Chain c(5);
   c.add("MatMul", {c.constant(random_tensor({5, 37}, c.rng))});
   c.add("Add", {c.constant(random_tensor({1, 37}, c.rng))});
-  c.add("LeakyRelu").attributes["alpha"] = float_attr(0.2f);
+  c.add("LeakyRelu").attributes["alpha"] = engine::Attribute::of_float(0.2f);
   Node& g2 = c.gemm(37, 9, false, false);
-  g2.attributes["alpha"] = float_attr(0.5f);
-  g2.attributes["beta"] = float_attr(2.f);
+  g2.attributes["alpha"] = engine::Attribute::of_float(0.5f);
+  g2.attributes["beta"] = engine::Attribute::of_float(2.f);
   g2.inputs.push_back(c.constant(Tensor::scalar(0.25f)));
   c.add("Sigmoid");
   c.gemm(9, 3);
@@ -192,20 +188,8 @@ TEST_CASE("dense chain: graphs that are not a single dense chain run op by op", 
   }
 }
 
-namespace {
-// Sub, one Relu layer, a linear output layer.
-Graph one_hidden(int64_t in, int64_t hidden, int64_t out) {
-  Chain c(in);
-  c.add("Sub", {c.constant(random_tensor({in}, c.rng))});
-  c.gemm(in, hidden);
-  c.add("Relu");
-  c.gemm(hidden, out);
-  return c.done();
-}
-}  // namespace
-
 TEST_CASE("dense chain: rows do not depend on batch size, block split or threads", "[engine][dense]") {
-  const Graph g = one_hidden(7, 50, 10);
+  const Graph g = mlp(7, {50}, 10, false);
   std::mt19937 rng(5);
   const Tensor x = random_tensor({4000, 7}, rng);  // 7 MFLOP: the parallel path
   engine::Session s(g);
@@ -335,11 +319,11 @@ TEST_CASE("dense chain: mixtures of rows match forward on the built rows", "[eng
   // the sum of |terms| (inputs and weights in [-1, 1], widths <= 37), 2e-5 relative + absolute.
   std::mt19937 rng(21);
   std::vector<std::pair<const char*, Graph>> graphs;
-  graphs.emplace_back("relu mlp", normalised_mlp(9, 37, 19, 2));
+  graphs.emplace_back("relu mlp", mlp(9, {37, 19}, 2, true));
   {
     Chain c(11);  // LeakyRelu, a second layer without activation, Sigmoid, Softmax
     c.gemm(11, 20);
-    c.add("LeakyRelu").attributes["alpha"] = float_attr(0.1f);
+    c.add("LeakyRelu").attributes["alpha"] = engine::Attribute::of_float(0.1f);
     c.gemm(20, 8);
     c.add("Sigmoid");
     c.gemm(8, 3);
@@ -350,7 +334,7 @@ TEST_CASE("dense chain: mixtures of rows match forward on the built rows", "[eng
     Chain c(6);  // a single layer after a per-feature Tanh, alpha != 1, LogSoftmax
     c.add("Tanh");
     Node& g = c.gemm(6, 5);
-    g.attributes["alpha"] = float_attr(0.5f);
+    g.attributes["alpha"] = engine::Attribute::of_float(0.5f);
     c.add("LogSoftmax");
     graphs.emplace_back("single layer", c.done());
   }
@@ -388,7 +372,7 @@ TEST_CASE("dense chain: mixtures of rows match forward on the built rows", "[eng
 }
 
 TEST_CASE("dense chain: mixture values do not depend on the batch, threads or register width", "[engine][dense][mixtures]") {
-  const Graph g = one_hidden(8, 40, 6);
+  const Graph g = mlp(8, {40}, 6, false);
   engine::Session s(g);
   setenv("MLAUDIT_DENSE_LANES", "8", 1);
   engine::Session s8(g);

@@ -81,10 +81,7 @@ engine::Graph mixed_graph() {
   g.nodes.push_back(node("Add", {"s", "t"}, {"u"}));  // a value used twice: gradients add up
   g.nodes.push_back(node("Gemm", {"u", "w2", "b2"}, {"v"}));
   engine::Node lr = node("LeakyRelu", {"v"}, {"y"});
-  engine::Attribute alpha;
-  alpha.kind = engine::Attribute::Kind::Float;
-  alpha.f = 0.1f;
-  lr.attributes["alpha"] = alpha;
+  lr.attributes["alpha"] = engine::Attribute::of_float(0.1f);
   g.nodes.push_back(lr);
   return g;
 }

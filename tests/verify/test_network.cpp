@@ -26,18 +26,6 @@ engine::Node node(const std::string& op, const std::string& name, std::vector<st
   return n;
 }
 
-engine::Attribute ints(std::vector<int64_t> v) {
-  engine::Attribute a;
-  a.kind = engine::Attribute::Kind::Ints;
-  a.ints = std::move(v);
-  return a;
-}
-engine::Attribute one_int(int64_t v) {
-  engine::Attribute a;
-  a.kind = engine::Attribute::Kind::Int;
-  a.i = v;
-  return a;
-}
 
 engine::Tensor random_tensor(engine::Shape s, std::mt19937_64& rng, double lo = -1, double hi = 1) {
   std::uniform_real_distribution<float> d{float(lo), float(hi)};
@@ -60,13 +48,13 @@ TEST_CASE("Graph conversion folds Sub/Flatten/MatMul/Add/Gemm into affine layers
   g.initializers["b2"] = engine::Tensor::from_floats({2}, {0.25f, 0.0f});
   g.nodes.push_back(node("Sub", "sub", {"input", "mean"}, {"s"}));
   auto flat = node("Flatten", "flat", {"s"}, {"f"});
-  flat.attributes["axis"] = one_int(1);
+  flat.attributes["axis"] = engine::Attribute::of_int(1);
   g.nodes.push_back(flat);
   g.nodes.push_back(node("MatMul", "mm", {"f", "W1"}, {"m"}));
   g.nodes.push_back(node("Add", "add", {"m", "b1"}, {"a"}));
   g.nodes.push_back(node("Relu", "relu", {"a"}, {"r"}));
   auto gemm = node("Gemm", "gemm", {"r", "W2", "b2"}, {"y"});
-  gemm.attributes["transB"] = one_int(1);
+  gemm.attributes["transB"] = engine::Attribute::of_int(1);
   g.nodes.push_back(gemm);
   Network net = network_from_graph(g);
   REQUIRE(net.layers.size() == 2);
@@ -85,7 +73,7 @@ TEST_CASE("Unsupported ops and wirings are named", "[verify][network][errors]") 
   g.inputs.push_back({"input", engine::DType::Float32, {1, 1, 4, 4}});
   g.outputs.push_back({"y", engine::DType::Float32, {1, 1, 2, 2}});
   auto pool = node("MaxPool", "pool1", {"input"}, {"y"});
-  pool.attributes["kernel_shape"] = ints({2, 2});
+  pool.attributes["kernel_shape"] = engine::Attribute::of_ints({2, 2});
   g.nodes.push_back(pool);
   try {
     network_from_graph(g);
@@ -118,20 +106,20 @@ TEST_CASE("Conv, BatchNormalization and AveragePool fold exactly (vs the engine)
   g.initializers["Wf"] = random_tensor({3, 4 * 3 * 3}, rng);
   g.initializers["bf"] = random_tensor({3}, rng);
   auto conv = node("Conv", "conv", {"input", "Wc", "bc"}, {"c"});
-  conv.attributes["kernel_shape"] = ints({3, 3});
-  conv.attributes["pads"] = ints({1, 1, 1, 1});
-  conv.attributes["strides"] = ints({1, 1});
+  conv.attributes["kernel_shape"] = engine::Attribute::of_ints({3, 3});
+  conv.attributes["pads"] = engine::Attribute::of_ints({1, 1, 1, 1});
+  conv.attributes["strides"] = engine::Attribute::of_ints({1, 1});
   g.nodes.push_back(conv);
   g.nodes.push_back(node("BatchNormalization", "bn", {"c", "scale", "bias", "mean", "var"}, {"b"}));
   g.nodes.push_back(node("Relu", "relu", {"b"}, {"r"}));
   auto avg = node("AveragePool", "avg", {"r"}, {"p"});
-  avg.attributes["kernel_shape"] = ints({2, 2});
-  avg.attributes["strides"] = ints({2, 2});
+  avg.attributes["kernel_shape"] = engine::Attribute::of_ints({2, 2});
+  avg.attributes["strides"] = engine::Attribute::of_ints({2, 2});
   g.nodes.push_back(avg);
   auto flat = node("Flatten", "flat", {"p"}, {"f"});
   g.nodes.push_back(flat);
   auto gemm = node("Gemm", "fc", {"f", "Wf", "bf"}, {"y"});
-  gemm.attributes["transB"] = one_int(1);
+  gemm.attributes["transB"] = engine::Attribute::of_int(1);
   g.nodes.push_back(gemm);
   Network net = network_from_graph(g);
   REQUIRE(net.layers.size() == 2);

@@ -440,10 +440,7 @@ const BufferPtr& CudaExecutor::index_map(size_t node, const std::vector<const DV
   Tensor minus_one = Tensor::scalar(-1.f);
   bool pad = n.op_type == "Pad";
   if (pad && g_.opset < 11) {
-    Attribute a;
-    a.kind = Attribute::Kind::Float;
-    a.f = -1.f;
-    sentinel_node.attributes["value"] = a;
+    sentinel_node.attributes["value"] = Attribute::of_float(-1.f);
   }
   OpContext sctx{sentinel_node, g_.opset};
   Tensor digits[2];
