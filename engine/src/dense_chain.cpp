@@ -39,6 +39,13 @@ namespace {
 
 constexpr int64_t kMaxWidth = 16384;  // wider layers gain nothing from the fusion
 
+// n floats of v (grown when needed, kept between calls) starting at a 64-byte boundary, so that
+// the kernels' 16-float loads and stores of block rows never straddle two cache lines.
+float* aligned_floats(std::vector<float>& v, size_t n) {
+  if (v.size() < n + 16) v.resize(n + 16);
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~uintptr_t(63));
+}
+
 // Constant operand of an element-wise step as one value per feature (or one scalar): shapes
 // [], [1], [w] and [1, w] broadcast over rows without widening the row; anything else does not fit.
 bool per_feature(const Tensor& c, std::vector<float>& out) {
@@ -196,12 +203,11 @@ void DenseChain::leading(float* x, int64_t n) const {
   const bool wide = wide_;
   const int64_t br = wide ? detail::dense_chain_rows_16() : detail::dense_chain_rows_8();
   const auto block = wide ? detail::dense_chain_block_16 : detail::dense_chain_block_8;
-  static thread_local std::vector<float> scratch;
-  if (scratch.size() < static_cast<size_t>(2 * max_width_ * br)) scratch.resize(2 * max_width_ * br);
+  static thread_local std::vector<float> scratch_tl;
+  float* const scratch = aligned_floats(scratch_tl, static_cast<size_t>(2 * max_width_ * br));
   for (int64_t r0 = 0; r0 < n; r0 += br) {
     float* xb = x + r0 * in_width_;
-    block(steps_, static_cast<size_t>(head_), in_width_, in_width_, max_width_, xb, std::min(br, n - r0), xb,
-          scratch.data());
+    block(steps_, static_cast<size_t>(head_), in_width_, in_width_, max_width_, xb, std::min(br, n - r0), xb, scratch);
   }
 }
 
@@ -244,8 +250,7 @@ void DenseChain::forward_mixtures(const std::vector<Mixtures>& batch, MixtureOut
   // would resolve to each worker's own instance.)
   static thread_local std::vector<float> tables_tl;
   static thread_local std::vector<int64_t> chunk_entry_tl;
-  tables_tl.resize(table_size);
-  float* const tables = tables_tl.data();
+  float* const tables = aligned_floats(tables_tl, table_size);
   const int threads_avail = std::max(1, num_threads());
   const bool outer = !omp_in_parallel();
 
@@ -271,10 +276,10 @@ void DenseChain::forward_mixtures(const std::vector<Mixtures>& batch, MixtureOut
 #pragma omp for schedule(static)
     for (int64_t e = 0; e < ne; ++e) {
       const Entry& en = entries[e];
-      D.resize(static_cast<size_t>(std::max(__builtin_popcountll(en.mask), kLo) * Hp));
+      float* const Dp = aligned_floats(D, static_cast<size_t>(std::max(__builtin_popcountll(en.mask), kLo) * Hp));
       float* T = tables + en.table;
       tables_of(head_wt_.data(), head_bias_.data(), dn.alpha, K, H, Hp, axs + en.item * d, abs + e * d, *en.groups,
-                en.mask, en.chunks, D.data(), T, T + H * kChunk);
+                en.mask, en.chunks, Dp, T, T + H * kChunk);
     }
   }
 
@@ -294,8 +299,8 @@ void DenseChain::forward_mixtures(const std::vector<Mixtures>& batch, MixtureOut
   float* const values = out.values.data();
 #pragma omp parallel num_threads(threads) if (parallel)
   {
-    static thread_local std::vector<float> scratch;
-    if (scratch.size() < static_cast<size_t>(2 * max_width_ * br)) scratch.resize(2 * max_width_ * br);
+    static thread_local std::vector<float> scratch_tl;
+    float* const scratch = aligned_floats(scratch_tl, static_cast<size_t>(2 * max_width_ * br));
     const float* T[8];
     const float* base[8];
 #pragma omp for schedule(static)
@@ -307,7 +312,7 @@ void DenseChain::forward_mixtures(const std::vector<Mixtures>& batch, MixtureOut
         base[c] = T[c] + H * kChunk + (c0 + c - en.chunk0) * Hp;
       }
       float* yb = values + c0 * kChunk * out_width_;
-      block(steps_, static_cast<size_t>(head_), out_width_, max_width_, T, base, nc, yb, scratch.data());
+      block(steps_, static_cast<size_t>(head_), out_width_, max_width_, T, base, nc, yb, scratch);
       if (softmax_)
         for (int64_t r = 0; r < nc * kChunk; ++r)
           detail::softmax_line(yb + r * out_width_, yb + r * out_width_, out_width_, 1, log_softmax_);
@@ -327,14 +332,14 @@ void DenseChain::forward(const float* x, int64_t n, float* y) const {
 #pragma omp parallel num_threads(threads) if (parallel)
   {
     // Per-thread scratch, kept between calls (callers such as KernelSHAP make thousands of them).
-    static thread_local std::vector<float> scratch;
-    if (scratch.size() < static_cast<size_t>(2 * max_width_ * br)) scratch.resize(2 * max_width_ * br);
+    static thread_local std::vector<float> scratch_tl;
+    float* const scratch = aligned_floats(scratch_tl, static_cast<size_t>(2 * max_width_ * br));
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t r0 = b * br;
       const int64_t rows = std::min(br, n - r0);
       float* yb = y + r0 * out_width_;
-      block(steps_, steps_.size(), in_width_, out_width_, max_width_, x + r0 * in_width_, rows, yb, scratch.data());
+      block(steps_, steps_.size(), in_width_, out_width_, max_width_, x + r0 * in_width_, rows, yb, scratch);
       // A final Softmax / LogSoftmax on the block's output rows, as the executor's op computes it.
       if (softmax_)
         for (int64_t r = 0; r < rows; ++r)
