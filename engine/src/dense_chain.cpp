@@ -349,3 +349,4 @@ void DenseChain::forward(const float* x, int64_t n, float* y) const {
 }
 
 }  // namespace mlaudit::engine
+

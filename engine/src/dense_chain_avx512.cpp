@@ -17,10 +17,15 @@
 #define MLAUDIT_DC_HAVE_16 1
 #pragma GCC push_options
 #pragma GCC target("avx512f")
+// GCC 12 warns, once _mm512_max_ps is inlined into some kernels, that the _mm512_undefined_ps()
+// it passes for lanes a mask would keep (none: the mask is all ones) may be used uninitialised.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define MLAUDIT_DC_NS dc16
 #define MLAUDIT_DC_LANES 16
 #define MLAUDIT_DC_H 3
 #include "dense_chain_kernels.h"
+#pragma GCC diagnostic pop
 #pragma GCC pop_options
 #endif
 

@@ -465,6 +465,7 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
     engine::MixtureOutputs mixed;
     std::vector<double> ey, acc;  // per sample in finish_block: E f(coalition), one mask's pattern sums
     std::vector<uint64_t> order;  // background rows by their mask
+    std::vector<int64_t> counts;  // counting sort of the masks
     auto finish_block = [&]() {
       flush();
       if (!mix.empty()) {
@@ -484,10 +485,18 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
           // the sum at its pattern, the coalition's bits on the mask (PEXT).
           const std::vector<int64_t>& off = mixed.offsets[w.mix];
           const std::vector<uint64_t>& kmask = mix[w.mix].masks;
-          // Rows by (mask, k): masks have at most 20 bits, so both fit one 64-bit key.
+          // Rows by (mask, k): masks have at most 20 bits, so both fit one 64-bit key. With few
+          // groups, a counting sort on the mask (stable, so k stays increasing within a mask).
           order.resize(B);
-          for (int64_t k = 0; k < B; ++k) order[k] = (kmask[k] << 32) | static_cast<uint64_t>(k);
-          std::sort(order.begin(), order.end());
+          if (w.m <= 12) {
+            counts.assign((size_t(1) << w.m) + 1, 0);
+            for (int64_t k = 0; k < B; ++k) ++counts[kmask[k] + 1];
+            for (size_t c = 1; c < counts.size(); ++c) counts[c] += counts[c - 1];
+            for (int64_t k = 0; k < B; ++k) order[counts[kmask[k]]++] = (kmask[k] << 32) | static_cast<uint64_t>(k);
+          } else {
+            for (int64_t k = 0; k < B; ++k) order[k] = (kmask[k] << 32) | static_cast<uint64_t>(k);
+            std::sort(order.begin(), order.end());
+          }
           for (int64_t r0 = 0; r0 < B;) {
             const uint64_t km = order[r0] >> 32;
             int64_t r1 = r0;
@@ -497,7 +506,13 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
             for (int64_t r = r0; r < r1; ++r) {
               const int64_t k = static_cast<int64_t>(order[r] & 0xFFFFFFFFu);
               const float* tab = mixed.values.data() + off[k] * C + t;
-              for (int64_t p = 1; p < full; ++p) acc[p] += tab[p * C];
+              // (Strides 1 and 2 spelled out: a constant stride vectorises.)
+              if (C == 1)
+                for (int64_t p = 1; p < full; ++p) acc[p] += tab[p];
+              else if (C == 2)
+                for (int64_t p = 1; p < full; ++p) acc[p] += tab[2 * p];
+              else
+                for (int64_t p = 1; p < full; ++p) acc[p] += tab[p * C];
               acc[0] += bg_f[k * C + t];
               acc[full] += fx;
             }
