@@ -378,6 +378,33 @@ struct ShapWork {
 }  // namespace
 
 namespace {
+// acc[p] += src[p * stride] for p in [begin, end), four at a time for strides 1 and 2 (for
+// stride 2 a load of 8 floats keeps every other one, so it reads src[2 end - 1], the float
+// after the last value added: the caller's table holds it).
+inline void add_strided(double* acc, const float* src, int64_t stride, int64_t begin, int64_t end) {
+  typedef float f4 __attribute__((vector_size(16)));
+  typedef float f8 __attribute__((vector_size(32)));
+  typedef double d4 __attribute__((vector_size(32)));
+  int64_t p = begin;
+  if (stride == 1 || stride == 2) {
+    for (; p + 4 <= end; p += 4) {
+      f4 v;
+      if (stride == 1) {
+        std::memcpy(&v, src + p, sizeof v);
+      } else {
+        f8 w;
+        std::memcpy(&w, src + 2 * p, sizeof w);
+        v = __builtin_shufflevector(w, w, 0, 2, 4, 6);
+      }
+      d4 a;
+      std::memcpy(&a, acc + p, sizeof a);
+      a += __builtin_convertvector(v, d4);
+      std::memcpy(acc + p, &a, sizeof a);
+    }
+  }
+  for (; p < end; ++p) acc[p] += src[p * stride];
+}
+
 // The bits of v selected by mask, packed into the low bits in order (BMI2's PEXT).
 inline uint64_t extract_bits(uint64_t v, uint64_t mask) {
 #ifdef __BMI2__
@@ -506,13 +533,7 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
             for (int64_t r = r0; r < r1; ++r) {
               const int64_t k = static_cast<int64_t>(order[r] & 0xFFFFFFFFu);
               const float* tab = mixed.values.data() + off[k] * C + t;
-              // (Strides 1 and 2 spelled out: a constant stride vectorises.)
-              if (C == 1)
-                for (int64_t p = 1; p < full; ++p) acc[p] += tab[p];
-              else if (C == 2)
-                for (int64_t p = 1; p < full; ++p) acc[p] += tab[2 * p];
-              else
-                for (int64_t p = 1; p < full; ++p) acc[p] += tab[p * C];
+              add_strided(acc.data(), tab, C, 1, full);
               acc[0] += bg_f[k * C + t];
               acc[full] += fx;
             }
@@ -700,7 +721,9 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
   const int threads = std::max(1, engine::num_threads());
   if (threads > 1 && n > 1) {
     std::atomic<int64_t> next{0};
-    const int64_t grain = std::max<int64_t>(1, n / (4 * int64_t(threads)));
+    // Grabs of n / (16 threads) samples: with n / (4 threads) the last grab left the other
+    // thread idle (CPU/wall 1.91 against 1.96 on 200 credit rows with 2 threads).
+    const int64_t grain = std::max<int64_t>(1, n / (16 * int64_t(threads)));
     std::exception_ptr error;
     std::mutex error_mutex;
 #pragma omp parallel num_threads(threads)
