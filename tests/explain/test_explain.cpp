@@ -285,6 +285,32 @@ TEST_CASE("KernelSHAP on a linear model with independent background equals w (x 
   }
 }
 
+TEST_CASE("KernelSHAP exact with background rows sharing some of x's values equals w (x - E x)", "[explain]") {
+  // Background rows equal x on a few features each, so their masks differ and rows are
+  // grouped by mask: with 7 features by counting (12 groups or fewer), with 13 by sorting.
+  // One output (pattern sums of stride 1) and three (the general stride).
+  for (int64_t d : {7, 13})
+    for (int64_t c : {1, 3}) {
+      CAPTURE(d, c);
+      auto m = make_linear(d, c);
+      Tensor x = random_rows(1, d, 21);
+      Tensor bg = random_rows(6, d, 22);
+      for (int64_t k = 0; k < 6; ++k)
+        for (int64_t j = 0; j < d; ++j)
+          if ((j + k) % 3 == 0) bg.f32()[k * d + j] = x.f32()[j];
+      KernelShapOptions o;
+      o.samples = (int64_t(1) << d) - 2;
+      auto r = kernel_shap(m, x, bg, {c - 1}, o);
+      REQUIRE(r.exact[0]);
+      for (int64_t j = 0; j < d; ++j) {
+        double mean = 0;
+        for (int64_t k = 0; k < 6; ++k) mean += bg.f32()[k * d + j];
+        mean /= 6;
+        CHECK(close(r.phi[0][j], m.w(c - 1, j) * (x.f32()[j] - mean), kFloatTol, 1e-5));
+      }
+    }
+}
+
 TEST_CASE("KernelSHAP exact mode equals brute-force Shapley values of a non-additive model", "[explain]") {
   ProductModel m;
   Tensor x = Tensor::from_floats({1, 4}, {1.5f, -2.f, 0.5f, 1.f});
