@@ -11,23 +11,24 @@
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/session.h"
 #include "mlaudit/explain/attribution.h"
+#include "golden_util.h"
 #include "test_util.h"
 
 using namespace mlaudit;
 using namespace mlaudit::explain;
+using mlaudit::test::explain_fixture;
+using mlaudit::test::max_scaled_error;
 using mlaudit::test::source_path;
 
 namespace {
 
-std::string fixture(const std::string& name) { return source_path("tests/fixtures/explain/" + name); }
-
 bool have_goldens() {
   return std::filesystem::exists(source_path("models/fmnist_cnn.onnx")) &&
-         std::filesystem::exists(fixture("deeplift.json"));
+         std::filesystem::exists(explain_fixture("deeplift.json"));
 }
 
 nlohmann::json meta() {
-  std::ifstream in(fixture("deeplift.json"));
+  std::ifstream in(explain_fixture("deeplift.json"));
   return nlohmann::json::parse(in);
 }
 
@@ -84,17 +85,6 @@ engine::Graph mixed_graph() {
   lr.attributes["alpha"] = engine::Attribute::of_float(0.1f);
   g.nodes.push_back(lr);
   return g;
-}
-
-double max_scaled_error(const Tensor& got, const Tensor& want) {
-  REQUIRE(got.numel() == want.numel());
-  auto g = got.to_doubles(), w = want.to_doubles();
-  double scale = 0, err = 0;
-  for (size_t i = 0; i < w.size(); ++i) {
-    scale = std::max(scale, std::fabs(w[i]));
-    err = std::max(err, std::fabs(g[i] - w[i]));
-  }
-  return err / std::max(scale, 1e-30);
 }
 
 }  // namespace
@@ -181,13 +171,13 @@ TEST_CASE("goldens: deeplift matches Captum's DeepLift on the fmnist CNN (ReLU a
   };
   std::vector<Case> cases{{"deeplift_fmnist.npy", "deeplift_fmnist_delta", Tensor(x.shape())},
                           {"deeplift_fmnist_ref.npy", "deeplift_fmnist_ref_delta",
-                           datasets::read_npy_float(fixture("deeplift_fmnist_baseline.npy"))}};
+                           datasets::read_npy_float(explain_fixture("deeplift_fmnist_baseline.npy"))}};
   DeepLiftOptions compat;
   compat.captum_compat = true;
   for (const auto& c : cases) {
     INFO(c.golden);
     auto r = dl.attribute(x, c.baseline, targets, compat);
-    const Tensor want = datasets::read_npy_float(fixture(c.golden));
+    const Tensor want = datasets::read_npy_float(explain_fixture(c.golden));
     // Measured 1.2e-7 of the largest attribution: float32 convolutions (oneDNN vs PyTorch) differ
     // in the last bits and multipliers divide by activation differences; 1e-5 leaves 100x room.
     CHECK(max_scaled_error(r.attributions, want) < 1e-5);
@@ -228,7 +218,7 @@ TEST_CASE("goldens: deeplift matches Captum on the credit MLP with summation-to-
   CHECK(max_scaled_error(deeplift(session->graph(), x, base, std::vector<int64_t>(6, 1), compat).attributions,
                          r.attributions) == 0.0);
   // Same float32 arithmetic as Captum on a 7-32-16-2 MLP: measured 2.4e-7 of the scale.
-  CHECK(max_scaled_error(r.attributions, datasets::read_npy_float(fixture("deeplift_credit.npy"))) < 1e-5);
+  CHECK(max_scaled_error(r.attributions, datasets::read_npy_float(explain_fixture("deeplift_credit.npy"))) < 1e-5);
   for (int64_t i = 0; i < 6; ++i) {
     // ReLU-only graph: sum(attr) = f(x) - f(b) up to float32 rounding (Captum: |delta| <= 5e-7).
     CHECK(r.relative_gap[i] < 1e-4);

@@ -7,31 +7,20 @@
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/engine/session.h"
 #include "mlaudit/explain/attribution.h"
+#include "golden_util.h"
 #include "test_util.h"
 
 using namespace mlaudit;
 using namespace mlaudit::explain;
+using mlaudit::test::explain_fixture;
+using mlaudit::test::max_scaled_error;
 using mlaudit::test::source_path;
 
 namespace {
 
-std::string fixture(const std::string& name) { return source_path("tests/fixtures/explain/" + name); }
-
 bool have_models() {
   return std::filesystem::exists(source_path("models/fmnist_cnn.onnx")) &&
          std::filesystem::exists(source_path("models/credit_mlp.onnx"));
-}
-
-// Largest |a - b| relative to the golden's largest magnitude.
-double max_scaled_error(const Tensor& got, const Tensor& want) {
-  REQUIRE(got.numel() == want.numel());
-  auto g = got.to_doubles(), w = want.to_doubles();
-  double scale = 0, err = 0;
-  for (size_t i = 0; i < w.size(); ++i) {
-    scale = std::max(scale, std::fabs(w[i]));
-    err = std::max(err, std::fabs(g[i] - w[i]));
-  }
-  return err / std::max(scale, 1e-30);
 }
 
 struct Fmnist {
@@ -67,19 +56,19 @@ TEST_CASE("goldens: saliency and SmoothGrad (fixed noise) match Captum on the CN
   }
   auto f = load_fmnist();
   // One backward pass in float32 through conv/pool/gemm: engine and PyTorch agree to ~1e-6 of scale.
-  CHECK(max_scaled_error(saliency(*f.model, f.x, f.targets), datasets::read_npy_float(fixture("saliency_fmnist.npy"))) <
+  CHECK(max_scaled_error(saliency(*f.model, f.x, f.targets), datasets::read_npy_float(explain_fixture("saliency_fmnist.npy"))) <
         1e-5);
-  Tensor noise = datasets::read_npy_float(fixture("sg_noise.npy"));
+  Tensor noise = datasets::read_npy_float(explain_fixture("sg_noise.npy"));
   SmoothGradOptions o;
   o.noise = &noise;
   o.batch_rows = 5;  // deliberately not a divisor of the 32 noisy rows
   // Mean of 8 gradients at noisy points; noisy inputs sit near ReLU/max-pool kinks where float
   // rounding may route a gradient differently, so allow 1e-4 of scale.
   CHECK(max_scaled_error(smoothgrad(*f.model, f.x, f.targets, o),
-                         datasets::read_npy_float(fixture("smoothgrad_fmnist.npy"))) < 1e-4);
+                         datasets::read_npy_float(explain_fixture("smoothgrad_fmnist.npy"))) < 1e-4);
   o.squared = true;
   CHECK(max_scaled_error(smoothgrad(*f.model, f.x, f.targets, o),
-                         datasets::read_npy_float(fixture("smoothgrad_sq_fmnist.npy"))) < 1e-4);
+                         datasets::read_npy_float(explain_fixture("smoothgrad_sq_fmnist.npy"))) < 1e-4);
 }
 
 TEST_CASE("goldens: integrated gradients match Captum on both bundled models", "[explain][golden]") {
@@ -91,7 +80,7 @@ TEST_CASE("goldens: integrated gradients match Captum on both bundled models", "
   auto r = integrated_gradients(*f.model, f.x, Tensor(f.x.shape()), f.targets);
   // 50 path points; at each, a ReLU or max-pool decision within float rounding of its kink may
   // flip between engines, moving one point's weighted gradient: measured 7e-4 of scale, bound 3e-3.
-  CHECK(max_scaled_error(r.attributions, datasets::read_npy_float(fixture("ig_fmnist.npy"))) < 3e-3);
+  CHECK(max_scaled_error(r.attributions, datasets::read_npy_float(explain_fixture("ig_fmnist.npy"))) < 3e-3);
   for (double gap : r.relative_gap) CHECK(gap < 0.05);  // Captum's deltas are <= 0.035 absolute here
 
   auto mlp = engine::Session::load(source_path("models/credit_mlp.onnx"));
@@ -102,7 +91,7 @@ TEST_CASE("goldens: integrated gradients match Captum on both bundled models", "
   o.steps = 20;
   auto rc = integrated_gradients(*mlp, cx, make_baseline("mean", cx, &bg), std::vector<int64_t>(6, 1), o);
   // Small MLP, smooth in the standardised features: float32 agreement ~1e-6 of scale.
-  CHECK(max_scaled_error(rc.attributions, datasets::read_npy_float(fixture("ig_credit.npy"))) < 1e-4);
+  CHECK(max_scaled_error(rc.attributions, datasets::read_npy_float(explain_fixture("ig_credit.npy"))) < 1e-4);
 }
 
 TEST_CASE("goldens: occlusion matches Captum on both bundled models", "[explain][golden]") {
@@ -115,14 +104,14 @@ TEST_CASE("goldens: occlusion matches Captum on both bundled models", "[explain]
   o.window = {1, 4, 4};
   o.stride = {1, 2, 2};
   // Differences of two forward passes in float32: ~1e-6 of scale.
-  CHECK(max_scaled_error(occlusion(*f.model, f.x, f.targets, o), datasets::read_npy_float(fixture("occlusion_fmnist.npy"))) <
+  CHECK(max_scaled_error(occlusion(*f.model, f.x, f.targets, o), datasets::read_npy_float(explain_fixture("occlusion_fmnist.npy"))) <
         1e-4);
   auto mlp = engine::Session::load(source_path("models/credit_mlp.onnx"));
   Tensor cx = datasets::read_npy_float(source_path("datasets/demo/credit_x.npy")).slice_rows(0, 6);
   OcclusionOptions oc;
   oc.window = {1};
   CHECK(max_scaled_error(occlusion(*mlp, cx, std::vector<int64_t>(6, 1), oc),
-                         datasets::read_npy_float(fixture("occlusion_credit.npy"))) < 1e-4);
+                         datasets::read_npy_float(explain_fixture("occlusion_credit.npy"))) < 1e-4);
 }
 
 TEST_CASE("goldens: KernelSHAP matches shap.KernelExplainer (exact mode) on the credit MLP", "[explain][golden]") {
@@ -134,7 +123,7 @@ TEST_CASE("goldens: KernelSHAP matches shap.KernelExplainer (exact mode) on the 
   Tensor cx = datasets::read_npy_float(source_path("datasets/demo/credit_x.npy")).slice_rows(0, 6);
   Tensor bg = datasets::read_npy_float(source_path("datasets/demo/credit_background.npy"));
   auto r = kernel_shap(*mlp, cx, bg, std::vector<int64_t>(6, 1));
-  Tensor want = datasets::read_npy(fixture("kernelshap_credit.npy"));
+  Tensor want = datasets::read_npy(explain_fixture("kernelshap_credit.npy"));
   // Same 126 coalitions and weights; only float32 model outputs differ (~1e-7 relative), and the
   // 6x6 weighted least squares is well conditioned: 1e-5 of scale.
   CHECK(max_scaled_error(r.attributions, want) < 1e-5);
@@ -216,7 +205,7 @@ TEST_CASE("randomizing the CNN's last layer changes gradient explanations", "[ex
   CHECK(layer.find("Gemm") != std::string::npos);
   // The original session is untouched (initializers are replaced, never written through).
   CHECK(max_scaled_error(saliency(*f.model, f.x, f.targets),
-                         datasets::read_npy_float(fixture("saliency_fmnist.npy"))) < 1e-5);
+                         datasets::read_npy_float(explain_fixture("saliency_fmnist.npy"))) < 1e-5);
   auto rho = randomization_correlation(gradient(*f.model, f.x, f.targets), gradient(randomized, f.x, f.targets));
   // Adebayo et al. 2018 report rank correlations well below 1 for gradients after top-layer randomization.
   for (double r : rho) CHECK(r < 0.95);
@@ -230,13 +219,13 @@ TEST_CASE("goldens: LIME matches lime.LimeTabularExplainer given the same normal
   auto mlp = engine::Session::load(source_path("models/credit_mlp.onnx"));
   Tensor cx = datasets::read_npy_float(source_path("datasets/demo/credit_x.npy")).slice_rows(0, 3);
   Tensor bg = datasets::read_npy_float(source_path("datasets/demo/credit_background.npy"));
-  Tensor noise = datasets::read_npy_float(fixture("lime_noise.npy"));
+  Tensor noise = datasets::read_npy_float(explain_fixture("lime_noise.npy"));
   LimeOptions o;
   o.noise = &noise;
   auto r = lime(*mlp, cx, bg, std::vector<int64_t>(3, 1), o);
   // Same perturbations, kernel and Ridge(alpha=1): only float32 model outputs differ (~1e-7
   // relative), amplified by the 7x7 ridge solve to well under 1e-4 of the coefficient scale.
-  CHECK(max_scaled_error(r.attributions, datasets::read_npy(fixture("lime_credit.npy"))) < 1e-4);
+  CHECK(max_scaled_error(r.attributions, datasets::read_npy(explain_fixture("lime_credit.npy"))) < 1e-4);
   // goldens.json lime_r2 / lime_local_pred
   const double r2[3] = {0.9652229196983199, 0.9656893799488068, 0.9643222768419175};
   const double pred[3] = {1.7185220746940235, 0.4200694124963467, -0.3200222077269411};
