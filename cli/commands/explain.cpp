@@ -129,7 +129,7 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
        "ordinary gradient), which breaks summation-to-delta on such nets; default: chain rule of multipliers")
       ("samples", po::value<int64_t>()->default_value(0),
        "smoothgrad noise samples (50), kernel-shap coalitions (2M+2048), lime samples (5000/1000); 0 = default")
-      ("noise-level", po::value<double>()->default_value(0.15), "smoothgrad sigma / (max - min) of each input")
+      ("noise-level", po::value<double>()->default_value(0.15, "0.15"), "smoothgrad sigma / (max - min) of each input")
       ("seed", po::value<uint64_t>()->default_value(0), "random seed")
       ("window", po::value<std::string>(), "occlusion window per sample axis, e.g. 1,4,4 (default: C,4,4 for images, 1)")
       ("stride", po::value<std::string>(), "occlusion stride per axis (default: the window)")
@@ -142,7 +142,7 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
       ("batch-rows", po::value<int64_t>()->default_value(0),
        "rows per forward/backward call; 0 = auto: about 32768 input values per call, 1 to 256 rows "
        "(small calls keep a CNN's activations in cache); kernel-shap: 1 to 4096 rows")
-      ("max-gap", po::value<double>()->default_value(0.05), "IG completeness / DeepLIFT summation-to-delta: warn above this relative gap")
+      ("max-gap", po::value<double>()->default_value(0.05, "0.05"), "IG completeness / DeepLIFT summation-to-delta: warn above this relative gap")
       ("check-randomization", "model-randomization check (Adebayo et al. 2018)")
       ("randomization-threshold", po::value<double>()->default_value(0.5),
        "flag rows whose rank correlation with the randomized model exceeds this")

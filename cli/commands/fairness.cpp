@@ -133,7 +133,7 @@ int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& glob
       ("no-intersection", "do not add the intersection of the protected attributes")
       ("min-group-size", po::value<int64_t>()->default_value(30), "flag groups with fewer rows")
       ("bootstrap", po::value<int>()->default_value(1000), "bootstrap resamples (0: no intervals)")
-      ("ci", po::value<double>()->default_value(0.95), "confidence level of the percentile intervals")
+      ("ci", po::value<double>()->default_value(0.95, "0.95"), "confidence level of the percentile intervals")
       ("seed", po::value<uint64_t>()->default_value(0), "bootstrap seed")
       ("ece-bins", po::value<int>()->default_value(10), "calibration bins for ECE")
       ("consistency-features", po::value<std::string>(), "columns for AIF360's kNN consistency (default: --features)")

@@ -215,4 +215,8 @@ TEST_CASE("cli explain: bad input exits 2 with one line and writes nothing", "[e
   r = run_cli("explain --help");
   CHECK(r.exit_code == 0);
   CHECK(r.output.find("--baseline") != std::string::npos);
+  // Fractional defaults as written, not as the nearest doubles' 17 digits.
+  CHECK(r.output.find("--noise-level arg (=0.15)") != std::string::npos);
+  CHECK(r.output.find("--max-gap arg (=0.05)") != std::string::npos);
+  CHECK(r.output.find("0000000") == std::string::npos);
 }

@@ -154,4 +154,6 @@ TEST_CASE("fairness CLI: bad input exits 2 with one line and writes nothing", "[
   auto help = run_cli("fairness --help");
   CHECK(help.exit_code == 0);
   CHECK(help.output.find("--counterfactual") != std::string::npos);
+  CHECK(help.output.find("--ci arg (=0.95)") != std::string::npos);  // as written, not 0.94999999999999996
+  CHECK(help.output.find("9999999") == std::string::npos);
 }
