@@ -349,4 +349,3 @@ void DenseChain::forward(const float* x, int64_t n, float* y) const {
 }
 
 }  // namespace mlaudit::engine
-

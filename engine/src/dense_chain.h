@@ -41,7 +41,7 @@ class DenseChain {
   /// of the groups it takes from x (W (t(x) - t(b_k)) over the group's features, t the leading
   /// element-wise steps), summed in a fixed order per pattern; the layers after it run as in
   /// forward(), on chunks of 16 patterns. Item k's offsets are multiples of 16 (entries with
-  /// fewer than 4 mixed groups use one chunk).
+  /// at most 4 mixed groups use one chunk).
   void forward_mixtures(const std::vector<Mixtures>& batch, MixtureOutputs& out) const;
 
   enum class Kind { Sub, SubFrom, Add, Mul, Div, DivInto, Dense, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, LogSoftmax };

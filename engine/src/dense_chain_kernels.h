@@ -2,10 +2,11 @@
 // MLAUDIT_DC_NS (its own namespace, so no inline function or template is shared between
 // translation units built with different instruction sets), MLAUDIT_DC_LANES (floats per
 // register) and MLAUDIT_DC_H (registers per feature row of a block), then includes this
-// header, which also defines that width's entry points dense_chain_rows_<lanes>() and
-// dense_chain_block_<lanes>() (declared in dense_chain.cpp).
+// header, which also defines that width's entry points dense_chain_rows_<lanes>(),
+// dense_chain_block_<lanes>(), dense_chain_mix_tables_<lanes>() and
+// dense_chain_mix_block_<lanes>() (declared in dense_chain.cpp).
 //
-// Layout: a block of 2*L rows is held feature-major, [width][2L], so a register holds one
+// Layout: a block of BR = H*L rows is held feature-major, [width][BR], so a register holds one
 // feature of L rows and every lane does useful work whatever the layer widths (a layer with
 // 2 outputs wastes nothing). A dense layer's output j of row r is
 //   act(alpha * sum_{k=0..K-1} w[j][k] * a[k][r] + bias[j])
