@@ -68,23 +68,4 @@ std::map<std::string, int> Graph::op_histogram() const {
   return h;
 }
 
-const std::vector<std::string>& supported_ops() {
-  static const std::vector<std::string> ops = {
-      "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "Conv", "Div",
-      "Dropout", "Elu", "Erf", "Exp", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "HardSigmoid", "Identity",
-      "LeakyRelu", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Min", "Mul", "Neg", "Pad", "Pow", "ReduceMean",
-      "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Sign", "Slice", "Softmax", "Softplus", "Sqrt", "Squeeze",
-      "Sub", "Sum", "Tanh", "Transpose", "Unsqueeze"};
-  return ops;
-}
-
-bool is_op_supported(const std::string& op_type) { return detail::find_op(op_type) != nullptr; }
-
-std::vector<std::string> unsupported_ops(const Graph& g) {
-  std::vector<std::string> out;
-  for (const auto& n : g.nodes)
-    if (!is_op_supported(n.op_type) && std::find(out.begin(), out.end(), n.op_type) == out.end()) out.push_back(n.op_type);
-  return out;
-}
-
 }  // namespace mlaudit::engine

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <unordered_map>
@@ -17,9 +18,6 @@
 namespace mlaudit::engine {
 
 namespace {
-
-constexpr int64_t kMinOpset = 7;
-constexpr int64_t kMaxOpset = 18;
 
 [[noreturn]] void fail(const std::string& source, const std::string& msg) {
   throw InputError("engine", fmt::format("{}: {}", source, msg));
@@ -45,10 +43,62 @@ void copy_field(Tensor& t, const Src& field) {
   for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<T>(field.Get(static_cast<int>(i)));
 }
 
-Tensor parse_tensor(const onnx::TensorProto& tp, const std::string& source, const LoadLimits& limits) {
+// Bytes of a tensor stored as external data (ONNX external data format: keys location,
+// offset, length; location relative to the model's folder). The model file is untrusted,
+// so the location must name a regular file inside that folder: no absolute paths, no '..'
+// escapes, no symbolic links leading out, and offset/length must lie within the file.
+std::string read_external_data(const onnx::TensorProto& tp, const std::string& source, const std::string& what,
+                               const std::string& base_dir, size_t expected_bytes) {
+  namespace fs = std::filesystem;
+  std::string location;
+  int64_t offset = 0, length = -1;
+  for (const auto& kv : tp.external_data()) {
+    auto number = [&](const std::string& v) -> int64_t {
+      if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos)
+        fail(source, fmt::format("{}: external data '{}' is not a non-negative integer ('{}')", what, kv.key(), v));
+      return std::stoll(v);
+    };
+    if (kv.key() == "location") location = kv.value();
+    else if (kv.key() == "offset") offset = number(kv.value());
+    else if (kv.key() == "length") length = number(kv.value());
+  }
+  if (location.empty()) fail(source, fmt::format("{} is stored as external data without a location", what));
+  if (base_dir.empty())
+    fail(source, fmt::format("{} is stored as external data ('{}'), which needs the model's folder (load it from a file)",
+                             what, location));
+  fs::path rel(location);
+  if (rel.is_absolute() || location.find('\0') != std::string::npos)
+    fail(source, fmt::format("{}: external data location '{}' must be relative to the model's folder", what, location));
+  std::error_code ec;
+  fs::path root = fs::weakly_canonical(fs::path(base_dir), ec);
+  fs::path target = fs::weakly_canonical(root / rel, ec);
+  if (ec) fail(source, fmt::format("{}: external data location '{}' cannot be resolved", what, location));
+  auto r = root.native(), t = target.native();
+  if (t.size() <= r.size() || t.compare(0, r.size(), r) != 0 || t[r.size()] != '/')
+    fail(source, fmt::format("{}: external data location '{}' points outside the model's folder", what, location));
+  if (!fs::is_regular_file(target, ec))
+    fail(source, fmt::format("{}: external data file '{}' does not exist (expected beside the model)", what, location));
+  auto file_size = static_cast<int64_t>(fs::file_size(target, ec));
+  if (ec) fail(source, fmt::format("{}: cannot read external data file '{}'", what, location));
+  if (length < 0) length = file_size - offset;
+  if (offset > file_size || length > file_size - offset)
+    fail(source, fmt::format("{}: external data [{}, {}) lies outside '{}' ({} bytes)", what, offset, offset + length,
+                             location, file_size));
+  if (static_cast<size_t>(length) != expected_bytes)
+    fail(source, fmt::format("{} has {} bytes of external data in '{}', expected {}", what, length, location,
+                             expected_bytes));
+  std::ifstream in(target, std::ios::binary);
+  std::string bytes(static_cast<size_t>(length), '\0');
+  in.seekg(offset);
+  if (!in || (length > 0 && !in.read(bytes.data(), length)))
+    fail(source, fmt::format("{}: cannot read external data file '{}'", what, location));
+  return bytes;
+}
+
+Tensor parse_tensor(const onnx::TensorProto& tp, const std::string& source, const LoadLimits& limits,
+                    const std::string& base_dir = {}) {
   std::string what = fmt::format("tensor '{}'", tp.name());
-  if (tp.data_location() == onnx::TensorProto::EXTERNAL || tp.external_data_size() > 0)
-    throw UnsupportedError("engine", fmt::format("{}: {} uses external data, which is not supported", source, what));
+  const bool external = tp.data_location() == onnx::TensorProto::EXTERNAL;
   DType dt = map_dtype(tp.data_type(), source, what);
   Shape shape;
   int64_t n = 1;
@@ -60,8 +110,10 @@ Tensor parse_tensor(const onnx::TensorProto& tp, const std::string& source, cons
   }
   if (n > limits.max_tensor_elements) fail(source, fmt::format("{} is too large ({} elements)", what, n));
   Tensor t(dt, shape);
-  if (tp.has_raw_data()) {
-    const std::string& raw = tp.raw_data();
+  if (external || tp.has_raw_data()) {
+    std::string external_bytes;
+    if (external) external_bytes = read_external_data(tp, source, what, base_dir, t.nbytes());
+    const std::string& raw = external ? external_bytes : tp.raw_data();
     if (raw.size() != t.nbytes())
       fail(source, fmt::format("{} has {} bytes of raw data, expected {} for shape {}", what, raw.size(), t.nbytes(),
                                shape_str(shape)));
@@ -137,7 +189,8 @@ Attribute parse_attribute(const onnx::AttributeProto& a, const std::string& sour
 
 }  // namespace
 
-Graph parse_onnx(const void* data, size_t size, const std::string& source, const LoadLimits& limits) {
+Graph parse_onnx(const void* data, size_t size, const std::string& source, const LoadLimits& limits,
+                 const std::string& base_dir) {
   if (static_cast<int64_t>(size) > limits.max_file_bytes)
     fail(source, fmt::format("file is {} bytes, above the {} byte limit", size, limits.max_file_bytes));
   if (size == 0) fail(source, "file is empty");
@@ -151,22 +204,38 @@ Graph parse_onnx(const void* data, size_t size, const std::string& source, const
   g.producer = model.producer_name() + (model.producer_version().empty() ? "" : " " + model.producer_version());
   for (const auto& op : model.opset_import()) {
     if (op.domain().empty() || op.domain() == "ai.onnx") g.opset = op.version();
+    else if (op.domain() == "ai.onnx.ml") g.ml_opset = op.version();
   }
-  if (g.opset == 0) {
-    if (model.opset_import_size() == 0) g.opset = 1;  // IR < 3 models have no opset_import
-    else throw UnsupportedError("engine", fmt::format("{}: model imports no default-domain (ai.onnx) opset", source));
-  }
-  if (g.opset < kMinOpset || g.opset > kMaxOpset)
-    throw UnsupportedError("engine", fmt::format("{}: opset {} is not supported (supported: {} to {})", source, g.opset,
-                                                 kMinOpset, kMaxOpset));
-
+  if (g.opset == 0 && model.opset_import_size() == 0) g.opset = 1;  // IR < 3 models have no opset_import
   const auto& gp = model.graph();
+  // A model newer than the schema table: its ops may mean something this build does not
+  // know, so refuse it, naming the first op whose meaning cannot be vouched for.
+  auto too_new = [&](const std::string& domain, int64_t opset) {
+    int64_t newest = newest_known_opset(domain);
+    if (opset <= newest) return;
+    std::string first;
+    for (const auto& np : gp.node())
+      if ((np.domain().empty() ? std::string() : np.domain()) == domain ||
+          (domain.empty() && np.domain() == "ai.onnx")) {
+        first = fmt::format(" (first op: '{}' at node '{}')", np.op_type(), np.name());
+        break;
+      }
+    throw UnsupportedError(
+        "engine", fmt::format("{}: {} opset {} is newer than this build knows (newest: {}, from onnx {}){}; "
+                              "re-export with opset {} or lower",
+                              source, domain.empty() ? "ai.onnx" : domain, opset, newest, onnx_schema_release(), first,
+                              newest));
+  };
+  too_new("", g.opset);
+  too_new("ai.onnx.ml", g.ml_opset);
+  if (g.opset < 0 || g.ml_opset < 0) fail(source, "negative opset version");
+
   if (gp.node_size() > limits.max_nodes) fail(source, fmt::format("graph has {} nodes, above the limit", gp.node_size()));
 
   for (const auto& init : gp.initializer()) {
     if (init.name().empty()) fail(source, "an initializer has no name");
     if (g.initializers.count(init.name())) fail(source, fmt::format("initializer '{}' is defined twice", init.name()));
-    g.initializers[init.name()] = normalise(parse_tensor(init, source, limits));
+    g.initializers[init.name()] = normalise(parse_tensor(init, source, limits, base_dir));
   }
   if (gp.sparse_initializer_size() > 0)
     throw UnsupportedError("engine", fmt::format("{}: sparse initializers are not supported", source));
@@ -181,12 +250,23 @@ Graph parse_onnx(const void* data, size_t size, const std::string& source, const
     if (!defined.insert(v.name).second) fail(source, fmt::format("graph input '{}' is defined twice", v.name));
     g.inputs.push_back(v);
   }
+  if (gp.output_size() == 0) fail(source, "graph has no outputs");
   for (const auto& vo : gp.output()) {
+    // Outputs that are not numeric tensors (ZipMap's sequence of maps, string labels) are
+    // listed but not computed; the nodes that make only them are dropped below.
+    const auto& type = vo.type();
+    std::string opaque;
+    if (type.has_sequence_type()) opaque = type.sequence_type().elem_type().has_map_type() ? "a sequence of maps" : "a sequence";
+    else if (type.has_map_type()) opaque = "a map";
+    else if (type.has_tensor_type() && type.tensor_type().elem_type() == onnx::TensorProto::STRING) opaque = "a string tensor";
+    if (!opaque.empty()) {
+      g.opaque_outputs.push_back({vo.name(), opaque, ""});
+      continue;
+    }
     ValueInfo v = parse_value_info(vo, source);
     if (v.dtype == DType::Float64) v.dtype = DType::Float32;
     g.outputs.push_back(v);
   }
-  if (g.outputs.empty()) fail(source, "graph has no outputs");
 
   // Nodes.
   std::vector<Node> nodes;
@@ -197,10 +277,24 @@ Graph parse_onnx(const void* data, size_t size, const std::string& source, const
     Node n;
     n.name = np.name().empty() ? fmt::format("{}_{}", np.op_type(), i) : np.name();
     n.op_type = np.op_type();
-    n.domain = np.domain();
-    if (!(n.domain.empty() || n.domain == "ai.onnx"))
-      throw UnsupportedError("engine", fmt::format("{}: unsupported op '{}' from domain '{}' at node '{}'", source,
-                                                   n.op_type, n.domain, n.name));
+    n.domain = np.domain() == "ai.onnx" ? std::string() : np.domain();
+    if (n.domain == "ai.onnx.ml") {
+      if (g.ml_opset == 0)
+        fail(source, fmt::format("node '{}' ({}) is in domain ai.onnx.ml, which the model does not import", n.name,
+                                 n.op_type));
+      n.since_version = op_since_version(n.domain, n.op_type, g.ml_opset);
+    } else if (n.domain.empty()) {
+      if (g.opset == 0)
+        throw UnsupportedError("engine", fmt::format("{}: model imports no default-domain (ai.onnx) opset", source));
+      n.since_version = op_since_version(n.domain, n.op_type, g.opset);
+    } else {
+      std::string hint = n.domain == "com.microsoft"
+                             ? " (an onnxruntime contrib op, written by its graph optimizer or a fusion tool; "
+                               "export the model without onnxruntime optimizations)"
+                             : "";
+      throw UnsupportedError("engine", fmt::format("{}: unsupported op '{}' from domain '{}' at node '{}'{}", source,
+                                                   n.op_type, n.domain, n.name, hint));
+    }
     n.inputs.assign(np.input().begin(), np.input().end());
     n.outputs.assign(np.output().begin(), np.output().end());
     for (const auto& a : np.attribute()) {
@@ -228,6 +322,27 @@ Graph parse_onnx(const void* data, size_t size, const std::string& source, const
     if (!defined.count(o.name) && !producer.count(o.name))
       fail(source, fmt::format("graph output '{}' is not produced by any node", o.name));
   }
+  // ZipMap turns a classifier's probability tensor into a sequence of {class: probability}
+  // maps; that tensor itself (ZipMap's input) is what an audit reads, so it becomes an output.
+  for (auto& o : g.opaque_outputs) {
+    auto it = producer.find(o.name);
+    if (it == producer.end()) continue;
+    const Node& n = nodes[it->second];
+    if (n.op_type != "ZipMap" || n.domain != "ai.onnx.ml" || n.inputs.empty() || n.inputs[0].empty()) continue;
+    const std::string& probs = n.inputs[0];
+    o.hint = fmt::format("made by ZipMap at node '{}'; its probabilities are output '{}'", n.name, probs);
+    bool listed = false;
+    for (const auto& t : g.outputs) listed |= t.name == probs;
+    if (!listed) g.outputs.push_back(ValueInfo{probs, DType::Float32, {-1, -1}});
+  }
+  for (auto& o : g.opaque_outputs)
+    if (o.hint.empty() && o.type == "a string tensor") o.hint = "string labels are not computed; audit the scores or probabilities output";
+  if (g.outputs.empty())
+    fail(source, fmt::format("graph has no numeric tensor output (its outputs: {})", [&] {
+           std::string s;
+           for (const auto& o : g.opaque_outputs) s += (s.empty() ? "" : ", ") + o.name + " (" + o.type + ")";
+           return s;
+         }()));
 
   // Dead-node removal: keep nodes that reach a graph output.
   std::vector<bool> live(nodes.size(), false);
@@ -291,7 +406,8 @@ Graph load_onnx(const std::string& path, const LoadLimits& limits) {
   std::string bytes(static_cast<size_t>(size), '\0');
   in.seekg(0);
   if (size > 0 && !in.read(bytes.data(), size)) throw InputError("engine", fmt::format("{}: cannot read model file", path));
-  return parse_onnx(bytes.data(), bytes.size(), path, limits);
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  return parse_onnx(bytes.data(), bytes.size(), path, limits, dir.empty() ? std::string(".") : dir.string());
 }
 
 }  // namespace mlaudit::engine

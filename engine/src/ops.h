@@ -28,15 +28,41 @@ using BackwardFn = void (*)(const OpContext&, const Inputs& inputs, const Inputs
 struct OpDef {
   ForwardFn forward = nullptr;
   BackwardFn backward = nullptr;  ///< nullptr: no gradient flows (shape ops on int64, Shape, Sign...)
+  /// False when the op's float outputs are not differentiable functions of its float inputs
+  /// in the engine (tree ensembles, SVMs, label encoders...): commands that need input
+  /// gradients refuse a model whose gradient path crosses such a node, naming it.
+  bool differentiable = true;
+  /// Oldest schema version (since-version) of the op this implementation handles; a node
+  /// whose model opset resolves to an older version is refused by name.
+  int64_t min_version = 1;
+  /// Schema versions (since-versions) at or above min_version whose semantics this
+  /// implementation does not handle; a node resolved to one of them is refused by name.
+  std::vector<int64_t> unsupported_versions = {};
 };
 
-/// Op table lookup (nullptr when unsupported).
+/// The default ONNX domain is spelled "" (ONNX also accepts "ai.onnx"); ONNX-ML is "ai.onnx.ml".
+inline constexpr const char* kMlDomain = "ai.onnx.ml";
+/// "" for "ai.onnx" (the default domain's two spellings), else the domain unchanged.
+std::string canonical_domain(const std::string& domain);
+
+/// Op table lookup (nullptr when unsupported): default domain, or the given domain.
 const OpDef* find_op(const std::string& op_type);
+const OpDef* find_op(const std::string& domain, const std::string& op_type);
+/// Op table lookup for a node (its domain and op type).
+const OpDef* find_op(const Node& node);
 /// Registration, one call per op (called from each ops_*.cpp registrar function).
 void register_op(const std::string& op_type, OpDef def);
+void register_op(const std::string& domain, const std::string& op_type, OpDef def);
+/// Every registered op: (domain, op type) -> definition, sorted.
+std::vector<std::pair<std::pair<std::string, std::string>, const OpDef*>> registered_ops();
 void register_elementwise_ops();
 void register_nn_ops();
 void register_shape_ops();
+void register_activation_ops();  ///< ops_activation.cpp: further element-wise activations, logic, comparisons
+void register_index_ops();       ///< ops_index.cpp: split, gather/scatter, tile/expand, top-k, einsum...
+void register_norm_ops();        ///< ops_norm.cpp: normalisation layers, ConvTranspose, Resize
+void register_reduce_ops();      ///< ops_reduce.cpp: ReduceMax/Min/Prod/L1/L2/LogSumExp..., ArgMax/ArgMin
+void register_ml_ops();          ///< ops_ml.cpp: the ai.onnx.ml domain
 
 /// Throws InputError naming the node.
 [[noreturn]] void op_error(const OpContext& ctx, const std::string& message);

@@ -1,6 +1,7 @@
 #include <dnnl.h>
 #include <fmt/format.h>
 
+#include <map>
 #include <mutex>
 #include <unordered_map>
 
@@ -10,8 +11,9 @@
 namespace mlaudit::engine::detail {
 
 namespace {
-std::unordered_map<std::string, OpDef>& table() {
-  static std::unordered_map<std::string, OpDef> t;
+// (domain, op type) -> definition; std::map keeps the listing sorted.
+std::map<std::pair<std::string, std::string>, OpDef>& table() {
+  static std::map<std::pair<std::string, std::string>, OpDef> t;
   return t;
 }
 void ensure_registered() {
@@ -20,16 +22,38 @@ void ensure_registered() {
     register_elementwise_ops();
     register_nn_ops();
     register_shape_ops();
+    register_activation_ops();
+    register_index_ops();
+    register_norm_ops();
+    register_reduce_ops();
+    register_ml_ops();
   });
 }
 }  // namespace
 
-void register_op(const std::string& op_type, OpDef def) { table()[op_type] = def; }
+std::string canonical_domain(const std::string& domain) { return domain == "ai.onnx" ? std::string() : domain; }
 
-const OpDef* find_op(const std::string& op_type) {
+void register_op(const std::string& op_type, OpDef def) { register_op("", op_type, std::move(def)); }
+
+void register_op(const std::string& domain, const std::string& op_type, OpDef def) {
+  table()[{canonical_domain(domain), op_type}] = std::move(def);
+}
+
+const OpDef* find_op(const std::string& op_type) { return find_op("", op_type); }
+
+const OpDef* find_op(const std::string& domain, const std::string& op_type) {
   ensure_registered();
-  auto it = table().find(op_type);
+  auto it = table().find({canonical_domain(domain), op_type});
   return it == table().end() ? nullptr : &it->second;
+}
+
+const OpDef* find_op(const Node& node) { return find_op(node.domain, node.op_type); }
+
+std::vector<std::pair<std::pair<std::string, std::string>, const OpDef*>> registered_ops() {
+  ensure_registered();
+  std::vector<std::pair<std::pair<std::string, std::string>, const OpDef*>> out;
+  for (const auto& [key, def] : table()) out.emplace_back(key, &def);
+  return out;
 }
 
 void op_error(const OpContext& ctx, const std::string& message) {

@@ -425,7 +425,7 @@ void register_elementwise_ops() {
   register_op("Identity", {identity_fwd, identity_bwd});
   register_op("Dropout", {identity_fwd, identity_bwd});
   register_op("Clip", {clip_fwd, clip_bwd});
-  register_op("Cast", {cast_fwd, cast_bwd});
+  register_op("Cast", {cast_fwd, cast_bwd, true, 6});  // Cast-1 names the target type by string
 }
 
 float sigmoid_value(float x) { return sigmoid(x); }

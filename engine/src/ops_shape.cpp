@@ -512,7 +512,7 @@ void register_shape_ops() {
   register_op("Concat", {concat_fwd, concat_bwd});
   register_op("Slice", {slice_fwd, slice_bwd});
   register_op("Gather", {gather_fwd, gather_bwd});
-  register_op("Pad", {pad_fwd, pad_bwd});
+  register_op("Pad", {pad_fwd, pad_bwd, true, 2});  // Pad-1 calls its pads "paddings"
   register_op("Constant", {constant_fwd, nullptr});
   register_op("Shape", {shape_fwd, nullptr});
 }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <set>
 #include <cstdlib>
 #include <thread>
 #include <unordered_map>
@@ -144,11 +145,61 @@ class Executor {
 };
 
 std::unique_ptr<Session> Session::load(const std::string& path, const SessionOptions& opts) {
+  // (select_output runs in the constructor.)
   return std::make_unique<Session>(load_onnx(path, opts.limits), opts);
+}
+
+void select_output(Graph& g, const std::string& name) {
+  auto names = [&] {
+    std::vector<std::string> v;
+    for (const auto& o : g.outputs) v.push_back(o.name);
+    return fmt::format("{}", fmt::join(v, ", "));
+  };
+  size_t chosen = g.outputs.size();
+  if (!name.empty()) {
+    for (size_t k = 0; k < g.outputs.size(); ++k)
+      if (g.outputs[k].name == name) chosen = k;
+    if (chosen == g.outputs.size()) {
+      for (const auto& o : g.opaque_outputs)
+        if (o.name == name)
+          throw InputError("engine", fmt::format("{}: output '{}' is {}, not a tensor{}; tensor outputs: {}", g.source,
+                                                 name, o.type, o.hint.empty() ? "" : " (" + o.hint + ")", names()));
+      throw InputError("engine", fmt::format("{}: --output '{}': the model has no such output (outputs: {})", g.source,
+                                             name, names()));
+    }
+  } else {
+    for (size_t k = 0; k < g.outputs.size() && chosen == g.outputs.size(); ++k)
+      if ((g.outputs[k].name == "probabilities" || g.outputs[k].name == "output_probability") &&
+          g.outputs[k].dtype == DType::Float32)
+        chosen = k;
+    for (size_t k = 0; k < g.outputs.size() && chosen == g.outputs.size(); ++k)
+      if (g.outputs[k].dtype == DType::Float32) chosen = k;
+    if (chosen == g.outputs.size()) chosen = 0;
+  }
+  std::rotate(g.outputs.begin(), g.outputs.begin() + chosen, g.outputs.begin() + chosen + 1);
+  if (name.empty()) return;
+  g.outputs.resize(1);
+  // Drop the nodes only the other outputs needed (nodes are in topological order).
+  std::set<std::string> needed{g.outputs[0].name};
+  std::vector<Node> kept;
+  for (size_t i = g.nodes.size(); i-- > 0;) {
+    bool feeds = false;
+    for (const auto& o : g.nodes[i].outputs) feeds |= needed.count(o) != 0;
+    if (!feeds) continue;
+    for (const auto& in : g.nodes[i].inputs)
+      if (!in.empty()) needed.insert(in);
+    kept.push_back(std::move(g.nodes[i]));
+  }
+  std::reverse(kept.begin(), kept.end());
+  g.nodes = std::move(kept);
 }
 
 Session::Session(Graph graph, const SessionOptions& opts) : graph_(std::move(graph)) {
   if (opts.threads > 0) set_num_threads(opts.threads);
+  select_output(graph_, opts.output);
+  // Graphs built in code carry no resolved versions; resolving again is harmless for loaded ones.
+  for (auto& n : graph_.nodes)
+    n.since_version = op_since_version(n.domain, n.op_type, n.domain.empty() ? graph_.opset : graph_.ml_opset);
   switch (opts.device) {
     case Device::Cuda:
       if (cuda_device_count() == 0)
@@ -170,19 +221,53 @@ Session::Session(Graph graph, const SessionOptions& opts) : graph_(std::move(gra
       break;
   }
   backend_ = make_cpu_backend();
-  std::vector<std::string> missing;
   for (const auto& n : graph_.nodes) {
-    if (!backend_->supports_op(n)) {
-      throw UnsupportedError("engine", fmt::format("{}: unsupported op '{}' (opset {}) at node '{}'", graph_.source,
-                                                   n.op_type, graph_.opset, n.name));
-    }
+    std::string problem = node_support_problem(n, graph_);
+    if (!problem.empty()) throw UnsupportedError("engine", fmt::format("{}: {}", graph_.source, problem));
   }
+  gradient_blockers_ = non_differentiable_nodes(graph_, 0);
   executor_ = std::make_unique<Executor>(graph_, *backend_);
   const char* no_fuse = std::getenv("MLAUDIT_NO_FUSE");
   if (!device_ && opts.fuse_dense && !(no_fuse && std::string(no_fuse) == "1")) chain_ = DenseChain::compile(graph_);
 }
 
 Session::~Session() = default;
+
+std::string Session::output_activation() const {
+  if (graph_.outputs.empty()) return {};
+  std::string v = graph_.outputs[0].name;
+  // Follow value-preserving ops back from the output to the op that made it.
+  for (size_t i = graph_.nodes.size(); i-- > 0;) {
+    const Node& n = graph_.nodes[i];
+    if (std::find(n.outputs.begin(), n.outputs.end(), v) == n.outputs.end()) continue;
+    if (n.op_type == "Identity" || n.op_type == "Reshape" || n.op_type == "Flatten" || n.op_type == "Squeeze" ||
+        n.op_type == "Cast") {
+      if (n.inputs.empty()) return {};
+      v = n.inputs[0];
+      continue;
+    }
+    if (n.domain.empty() && (n.op_type == "Softmax" || n.op_type == "LogSoftmax" || n.op_type == "Sigmoid"))
+      return n.op_type;
+    // ONNX-ML classifiers: output 1 holds the scores, probabilities unless post_transform is NONE.
+    if (n.domain == "ai.onnx.ml" && n.outputs.size() > 1 && n.outputs[1] == v &&
+        n.get_string("post_transform", "NONE") != "NONE")
+      return "ai.onnx.ml." + n.op_type + " (post_transform " + n.get_string("post_transform", "NONE") + ")";
+    return {};
+  }
+  return {};
+}
+
+void Session::require_gradients(const std::string& what) const {
+  if (gradient_blockers_.empty()) return;
+  const Node& n = *gradient_blockers_.front();
+  std::string op = n.domain.empty() ? n.op_type : n.domain + "." + n.op_type;
+  throw UnsupportedError(
+      "engine",
+      fmt::format("{}: {} are not available: node '{}' ({}) is not differentiable; use a black-box method instead "
+                  "(attack --attack square, explain --method kernel-shap|lime|permutation|occlusion, verify by "
+                  "sampling-based falsification)",
+                  graph_.source, what, n.name, op));
+}
 
 std::string Session::backend_name() const { return device_ ? device_->name() : backend_->name(); }
 
@@ -241,6 +326,7 @@ void Session::forward_mixtures(const std::vector<Mixtures>& batch, const Shape& 
 
 std::vector<Tensor> Session::gradient(const std::vector<Tensor>& inputs, const std::vector<Tensor>& output_seeds,
                                       std::vector<Tensor>* outputs) const {
+  require_gradients();
   check_inputs(inputs);
   if (device_) return device_->gradient(convert_inputs(graph_, inputs), output_seeds, outputs);
   const Executor& ex = *executor_;
@@ -262,6 +348,7 @@ Tensor Session::input_gradient(const Tensor& x, const SeedFn& seed, Tensor* outp
   if (graph_.inputs.size() != 1)
     throw InputError("engine", fmt::format("{}: the model has {} inputs; this command needs a single-input model",
                                            graph_.source, graph_.inputs.size()));
+  require_gradients();
   std::vector<Tensor> in{x};
   check_inputs(in);
   if (device_) {

@@ -10,16 +10,16 @@ namespace {
 class CpuBackend final : public Backend {
  public:
   std::string name() const override { return "cpu"; }
-  bool supports_op(const Node& node) const override { return detail::find_op(node.op_type) != nullptr; }
+  bool supports_op(const Node& node) const override { return detail::find_op(node) != nullptr; }
   void forward(const detail::OpContext& ctx, const detail::Inputs& inputs, std::vector<Tensor>& outputs) const override {
-    const detail::OpDef* op = detail::find_op(ctx.node.op_type);
+    const detail::OpDef* op = detail::find_op(ctx.node);
     if (!op) throw UnsupportedError("engine", fmt::format("unsupported op '{}' at node '{}'", ctx.node.op_type, ctx.node.name));
     op->forward(ctx, inputs, outputs);
   }
   void backward(const detail::OpContext& ctx, const detail::Inputs& inputs, const detail::Inputs& outputs,
                 const detail::Inputs& grad_outputs, const std::vector<bool>& need,
                 std::vector<Tensor>& grad_inputs) const override {
-    const detail::OpDef* op = detail::find_op(ctx.node.op_type);
+    const detail::OpDef* op = detail::find_op(ctx.node);
     if (op && op->backward) op->backward(ctx, inputs, outputs, grad_outputs, need, grad_inputs);
   }
 };

@@ -22,6 +22,11 @@ struct SessionOptions {
   /// CPU forward of single-chain dense models (tabular MLPs) through the fused, cache-blocked
   /// DenseChain instead of op by op; the environment variable MLAUDIT_NO_FUSE=1 turns it off.
   bool fuse_dense = true;
+  /// The graph output to audit (by name). Empty: the classifier's probabilities output
+  /// ("probabilities", "output_probability") when there is one, else the first float output.
+  /// The chosen output becomes output 0 (the one Model's forward returns); when it is named
+  /// here, the other outputs and the nodes only they need are dropped.
+  std::string output;
 };
 
 /// Set the number of worker threads used by engine kernels (0 = all cores).
@@ -51,6 +56,16 @@ class Session : public Model {
   std::string backend_name() const;
   /// True when forward runs take the fused dense-chain path (see SessionOptions::fuse_dense).
   bool fused() const { return chain_ != nullptr; }
+  /// The op that produces output 0 when it already maps logits to probabilities (Softmax,
+  /// LogSoftmax, Sigmoid, an ONNX-ML classifier's probabilities), else "": commands that
+  /// assume logits warn about it.
+  std::string output_activation() const;
+  /// Nodes that stop input gradients to output 0 (see non_differentiable_nodes); empty
+  /// when gradients flow. gradient() and input_gradient() refuse such a model.
+  const std::vector<const Node*>& gradient_blockers() const { return gradient_blockers_; }
+  /// Throws UnsupportedError naming the first gradient blocker and the black-box
+  /// alternatives, when there is one; `what` names what needed the gradient.
+  void require_gradients(const std::string& what = "input gradients") const;
 
   /// Forward: one tensor per graph input (in order) -> one per graph output.
   std::vector<Tensor> run(const std::vector<Tensor>& inputs) const;
@@ -77,6 +92,11 @@ class Session : public Model {
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<DeviceSession> device_;  ///< set when running on a device backend (CUDA)
   std::unique_ptr<DenseChain> chain_;      ///< fused CPU forward when the graph is a dense chain
+  std::vector<const Node*> gradient_blockers_;
 };
+
+/// Reorder (and, when `name` is given, prune) a graph's outputs so that the audited one is
+/// output 0 (see SessionOptions::output); throws InputError naming the available outputs.
+void select_output(Graph& g, const std::string& name);
 
 }  // namespace mlaudit::engine
