@@ -34,7 +34,15 @@ int run_command(const std::string& name, const std::vector<std::string>& args, c
     for (auto& [k, v] : registry()) names += (names.empty() ? "" : ", ") + k;
     throw InputError("cli", fmt::format("unknown command '{}' (commands: {})", name, names));
   }
-  return it->second.fn(args, global);
+  // The audit passes a model's chosen output to its sections as --model-output NAME.
+  GlobalOptions g = global;
+  g.command = name;
+  std::vector<std::string> rest;
+  for (size_t k = 0; k < args.size(); ++k) {
+    if (args[k] == "--model-output" && k + 1 < args.size()) g.model_output = args[++k];
+    else rest.push_back(args[k]);
+  }
+  return it->second.fn(rest, g);
 }
 
 bool parse_options(const std::string& command, const std::string& usage, po::options_description& desc,
@@ -97,12 +105,32 @@ std::vector<double> parse_double_list(const std::string& option, const std::stri
 namespace mlaudit::cli {
 
 std::unique_ptr<engine::Session> load_model(const std::string& path, const GlobalOptions& global) {
+  // Commands whose losses, scores or decisions are defined on logits: a probability output is
+  // audited through its logarithm (softmax(log p) = p), so nothing is squashed twice.
+  static const std::vector<std::string> logit_commands = {"attack", "explain", "privacy", "backdoor", "fairness"};
+  const bool wants_logits =
+      std::find(logit_commands.begin(), logit_commands.end(), global.command) != logit_commands.end();
   engine::SessionOptions opts;
   opts.threads = global.threads;
   opts.device = global.device;
+  opts.output = global.model_output;
+  opts.logits_from_probabilities = wants_logits;
   auto session = engine::Session::load(path, opts);
   if (global.device == engine::Device::Auto && !global.quiet)
     std::cerr << "mlaudit: note: --device auto: running on " << session->backend_name() << "\n";
+  if (wants_logits && !global.quiet) {
+    std::string activation = session->output_activation();
+    if (!session->log_of_output().empty())
+      std::cerr << fmt::format("mlaudit: note: {}: output '{}' is a probability vector; {} audits its logarithm as "
+                               "logits (softmax(log p) = p); choose a logit output with --output NAME if the model "
+                               "has one\n",
+                               path, session->log_of_output(), global.command);
+    else if (!activation.empty() && activation != "LogSoftmax")
+      std::cerr << fmt::format("mlaudit: warning: {}: output '{}' already goes through {}; {} assumes logits "
+                               "(losses on probabilities have squashed gradients): choose a logit output with "
+                               "--output NAME or export the model without its final activation\n",
+                               path, session->outputs()[0].name, activation, global.command);
+  }
   return session;
 }
 

@@ -15,6 +15,10 @@ struct GlobalOptions {
   int threads = 0;
   engine::Device device = engine::Device::Cpu;
   bool quiet = false;
+  /// --output / --model-output: the model output to audit (engine::SessionOptions::output).
+  std::string model_output;
+  /// The command being run (set by run_command), for messages.
+  std::string command;
 };
 
 /// A command: arguments after its name -> exit code (0 ok, 1 gate failed, 2 input error).

@@ -15,7 +15,9 @@ using namespace mlaudit;
 namespace {
 void print_usage() {
   std::cout << "mlaudit " << MLAUDIT_VERSION << " - audit a trained ONNX model before release\n\n"
-            << "Usage: mlaudit [--threads N] [--device cpu|cuda|auto] [--quiet] <command> [options]\n\n"
+            << "Usage: mlaudit [--threads N] [--device cpu|cuda|auto] [--output NAME] [--quiet] <command> [options]\n\n"
+            << "  --output NAME   the model output to audit (default: a classifier's probabilities output, else\n"
+            << "                  the first float output); also --model-output NAME. Accepted after the command too.\n\n"
             << "Commands:\n";
   for (const auto& c : cli::commands()) std::cout << fmt::format("  {:<12} {}\n", c.name, c.summary);
   std::cout << "\nRun 'mlaudit <command> --help' for a command's options.\n"
@@ -55,6 +57,9 @@ int main(int argc, char** argv) {
         global.device = engine::parse_device(value("--device"));
       } else if (a == "--quiet" || a == "-q") {
         global.quiet = true;
+      } else if (a == "--output" || a.rfind("--output=", 0) == 0 || a == "--model-output" ||
+                 a.rfind("--model-output=", 0) == 0) {
+        global.model_output = value(a.rfind("--output", 0) == 0 ? "--output" : "--model-output");
       } else if (!a.empty() && a[0] == '-') {
         throw InputError("cli", fmt::format("unknown global option '{}' (see 'mlaudit --help')", a));
       } else {
@@ -79,6 +84,18 @@ int main(int argc, char** argv) {
         global.threads = parse_int("--threads", a.c_str() + 10);
       } else if (a.rfind("--device=", 0) == 0) {
         global.device = engine::parse_device(a.substr(9));
+      } else if (a == "--output" || a == "--model-output" || a.rfind("--output=", 0) == 0 ||
+                 a.rfind("--model-output=", 0) == 0) {
+        // The model output to audit. explain's own --output logit|softmax keeps its meaning.
+        bool inline_value = a.find('=') != std::string::npos;
+        std::string v = inline_value ? a.substr(a.find('=') + 1) : (k + 1 < args.size() ? args[k + 1] : "");
+        if (!inline_value && k + 1 >= args.size()) throw InputError("cli", fmt::format("{} needs a value", a));
+        if (command == "explain" && a.rfind("--output", 0) == 0 && (v == "logit" || v == "softmax")) {
+          rest.push_back(a);
+          continue;
+        }
+        global.model_output = v;
+        if (!inline_value) ++k;
       } else {
         rest.push_back(a);
       }

@@ -71,6 +71,8 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
     if (!(e >= 0)) throw InputError("cli", fmt::format("attack: --eps values must be >= 0, got {}", e));
 
   auto model = load_model(vm["model"].as<std::string>(), global);
+  // Square is the one black-box attack; every other one (AutoAttack included) needs input gradients.
+  if (attack != "square") model->require_gradients(fmt::format("input gradients (needed by --attack {})", attack));
   engine::Tensor x = datasets::read_npy_float(vm["data"].as<std::string>());
   std::vector<int64_t> y = datasets::read_npy_labels(vm["labels"].as<std::string>()).to_int64s();
   if (x.rank() < 2) throw InputError("cli", fmt::format("attack: --data {} must be [N,...], got {}", vm["data"].as<std::string>(), engine::shape_str(x.shape())));

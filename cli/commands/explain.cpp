@@ -178,6 +178,11 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
   const int top_k = std::max(1, vm["top-k"].as<int>());
 
   auto session = load_model(vm["model"].as<std::string>(), global);
+  {
+    const std::string& m = s.method;
+    if (m != "occlusion" && m != "kernel-shap" && m != "lime" && m != "permutation")
+      session->require_gradients(fmt::format("input gradients (needed by --method {})", m));
+  }
   const std::string data_path = vm["data"].as<std::string>();
   Tensor x = datasets::read_npy_float(data_path);
   if (x.rank() < 2 || x.shape()[0] < 1)

@@ -24,14 +24,20 @@ int cmd_run(const std::vector<std::string>& args, const GlobalOptions& global) {
       "input", po::value<std::vector<std::string>>(), "FILE.npy for the first input, or NAME=FILE.npy (repeatable)")(
       "output-dir", po::value<std::string>(), "folder for <output name>.npy files");
   po::variables_map vm;
-  if (!parse_options("run", "mlaudit run --model M.onnx --input FILE.npy [--input NAME=FILE.npy ...] --output-dir DIR",
-                     desc, args, vm, {"model", "input", "output-dir"}))
+  if (!parse_options("run", "mlaudit run --model M.onnx --input FILE.npy [--input NAME=FILE.npy ...] --output-dir DIR\n"
+                     "(a model without graph inputs runs without --input)",
+                     desc, args, vm, {"model", "output-dir"}))
     return 0;
   auto session = load_model(vm["model"].as<std::string>(), global);
   const auto& ins = session->inputs();
   std::vector<engine::Tensor> tensors(ins.size());
   size_t positional = 0;
-  for (const auto& spec : vm["input"].as<std::vector<std::string>>()) {
+  std::vector<std::string> specs;
+  if (vm.count("input")) specs = vm["input"].as<std::vector<std::string>>();
+  if (specs.empty() && !ins.empty())
+    throw InputError("cli", fmt::format("run: the option '--input' is required: the model has {} input(s) ({}{})",
+                                        ins.size(), ins[0].name, ins.size() > 1 ? ", ..." : ""));
+  for (const auto& spec : specs) {
     auto eq = spec.find('=');
     size_t k = 0;
     std::string file = spec;

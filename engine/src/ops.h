@@ -84,11 +84,19 @@ struct Window2d {
   int64_t n, c, h, w, oc, kh, kw, oh, ow, group;
   int64_t sh, sw, dh, dw, pt, pl, pb, pr;
   bool count_include_pad = false;  ///< AveragePool only
+  int64_t spatial_rank = 2;        ///< 1: an NCW node run as NCHW with H = 1 (kh = sh = dh = 1, no H pads)
 };
 /// Conv with input shape x and weight shape w (kernel from the weights; group checked).
 Window2d conv_window(const OpContext& ctx, const Shape& x, const Shape& w);
 /// MaxPool / AveragePool with input shape x (kernel_shape, ceil_mode, count_include_pad); oc = c.
 Window2d pool_window(const OpContext& ctx, const Shape& x);
+/// conv_window that also takes 1-D convolution (NCW input, OIW weights; 1-entry kernel_shape,
+/// strides and dilations, 2-entry pads) as 2-D with H = 1.
+Window2d conv_window_1d_or_2d(const OpContext& ctx, const Shape& x, const Shape& w);
+/// pool_window that also takes 1-D pooling (NCW input) as 2-D with H = 1.
+Window2d pool_window_1d_or_2d(const OpContext& ctx, const Shape& x);
+/// Output shape of a window op: [N, OC, OH, OW], or [N, OC, OW] when spatial_rank is 1.
+Shape window_output_shape(const Window2d& g);
 
 /// MatMul with numpy semantics: 1-D operands promoted, batch dims broadcast. Shared by the
 /// CPU op and the CUDA executor.

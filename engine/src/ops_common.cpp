@@ -146,12 +146,20 @@ Tensor reduce_to_shape(const Tensor& grad, const Shape& to) {
 
 namespace {
 
-// Strides, dilations and pads of a 2-D window node (kernel kh x kw already set in g).
+// Strides, dilations and pads of a window node (kernel already set in g). For a 1-D node
+// (g.spatial_rank 1) the attributes describe W only and H is a unit axis: kh = sh = dh = 1.
 void window_attributes(const OpContext& ctx, Window2d& g) {
-  auto st = ctx.node.get_ints("strides", {1, 1});
-  auto dl = ctx.node.get_ints("dilations", {1, 1});
-  auto pads = ctx.node.get_ints("pads", {0, 0, 0, 0});
-  if (st.size() != 2 || dl.size() != 2 || pads.size() != 4) op_error(ctx, "strides/dilations/pads must describe 2 spatial dims");
+  const size_t r = static_cast<size_t>(g.spatial_rank);
+  auto st = ctx.node.get_ints("strides", std::vector<int64_t>(r, 1));
+  auto dl = ctx.node.get_ints("dilations", std::vector<int64_t>(r, 1));
+  auto pads = ctx.node.get_ints("pads", std::vector<int64_t>(2 * r, 0));
+  if (st.size() != r || dl.size() != r || pads.size() != 2 * r)
+    op_error(ctx, fmt::format("strides/dilations/pads must describe {} spatial dim{}", r, r == 1 ? "" : "s"));
+  if (r == 1) {
+    st.insert(st.begin(), 1);
+    dl.insert(dl.begin(), 1);
+    pads = {0, pads[0], 0, pads[1]};
+  }
   g.sh = st[0];
   g.sw = st[1];
   g.dh = dl[0];
@@ -160,52 +168,66 @@ void window_attributes(const OpContext& ctx, Window2d& g) {
     op_error(ctx, "kernel, strides and dilations must be positive");
   for (auto v : pads)
     if (v < 0) op_error(ctx, "negative pads");
+  // Bounded so that the window arithmetic below cannot overflow on a crafted model.
+  constexpr int64_t kMaxWindowAttr = int64_t(1) << 31;
+  for (const auto* list : {&st, &dl, &pads})
+    for (auto v : *list)
+      if (v > kMaxWindowAttr) op_error(ctx, fmt::format("strides/dilations/pads value {} is too large", v));
   resolve_pads(ctx, g.h, g.kh, g.sh, g.dh, g.pt, g.pb, pads[0], pads[2]);
   resolve_pads(ctx, g.w, g.kw, g.sw, g.dw, g.pl, g.pr, pads[1], pads[3]);
 }
 
-}  // namespace
-
-Window2d conv_window(const OpContext& ctx, const Shape& x, const Shape& w) {
-  if (x.size() != 4 || w.size() != 4)
-    op_error(ctx, fmt::format("only 2-D convolution is supported (input {}, weights {})", shape_str(x), shape_str(w)));
+// Conv geometry for NCHW (rank 4) or NCW (rank 3, run with H = 1) input.
+Window2d conv_window_impl(const OpContext& ctx, const Shape& x, const Shape& w, bool allow_1d) {
+  const bool one_d = allow_1d && x.size() == 3 && w.size() == 3;
+  if (!one_d && (x.size() != 4 || w.size() != 4))
+    op_error(ctx, fmt::format("only {}2-D convolution is supported (input {}, weights {})", allow_1d ? "1-D and " : "",
+                              shape_str(x), shape_str(w)));
   Window2d g{};
+  g.spatial_rank = one_d ? 1 : 2;
   g.n = x[0];
   g.c = x[1];
-  g.h = x[2];
-  g.w = x[3];
+  g.h = one_d ? 1 : x[2];
+  g.w = x.back();
   g.oc = w[0];
-  g.kh = w[2];
-  g.kw = w[3];
+  g.kh = one_d ? 1 : w[2];
+  g.kw = w.back();
   g.group = ctx.node.get_int("group", 1);
   if (g.group <= 0 || g.c % g.group || g.oc % g.group || w[1] != g.c / g.group)
     op_error(ctx, fmt::format("input {} and weights {} do not match group={}", shape_str(x), shape_str(w), g.group));
-  auto ks = ctx.node.get_ints("kernel_shape", {g.kh, g.kw});
-  if (ks.size() != 2 || ks[0] != g.kh || ks[1] != g.kw) op_error(ctx, "kernel_shape does not match the weights");
+  std::vector<int64_t> kernel = one_d ? std::vector<int64_t>{g.kw} : std::vector<int64_t>{g.kh, g.kw};
+  if (ctx.node.get_ints("kernel_shape", kernel) != kernel) op_error(ctx, "kernel_shape does not match the weights");
   window_attributes(ctx, g);
   g.oh = (g.h + g.pt + g.pb - (g.kh - 1) * g.dh - 1) / g.sh + 1;
   g.ow = (g.w + g.pl + g.pr - (g.kw - 1) * g.dw - 1) / g.sw + 1;
-  if (g.oh <= 0 || g.ow <= 0) op_error(ctx, fmt::format("kernel larger than the padded input {}", shape_str(x)));
+  if (g.h + g.pt + g.pb - (g.kh - 1) * g.dh - 1 < 0 || g.w + g.pl + g.pr - (g.kw - 1) * g.dw - 1 < 0)
+    op_error(ctx, fmt::format("kernel larger than the padded input {}", shape_str(x)));
   return g;
 }
 
-Window2d pool_window(const OpContext& ctx, const Shape& x) {
-  if (x.size() != 4) op_error(ctx, fmt::format("only 2-D pooling is supported (input {})", shape_str(x)));
+// Pooling geometry for NCHW (rank 4) or NCW (rank 3, run with H = 1) input.
+Window2d pool_window_impl(const OpContext& ctx, const Shape& x, bool allow_1d) {
+  const bool one_d = allow_1d && x.size() == 3;
+  if (!one_d && x.size() != 4)
+    op_error(ctx, fmt::format("only {}2-D pooling is supported (input {})", allow_1d ? "1-D and " : "", shape_str(x)));
   Window2d g{};
+  g.spatial_rank = one_d ? 1 : 2;
   g.n = x[0];
   g.c = x[1];
-  g.h = x[2];
-  g.w = x[3];
+  g.h = one_d ? 1 : x[2];
+  g.w = x.back();
   g.oc = g.c;
   g.group = 1;
   auto ks = ctx.node.get_ints("kernel_shape");
-  if (ks.size() != 2) op_error(ctx, "kernel_shape must have 2 entries");
-  g.kh = ks[0];
-  g.kw = ks[1];
+  if (ks.size() != static_cast<size_t>(g.spatial_rank))
+    op_error(ctx, fmt::format("kernel_shape must have {} entr{}", g.spatial_rank, one_d ? "y" : "ies"));
+  g.kh = one_d ? 1 : ks[0];
+  g.kw = ks.back();
   window_attributes(ctx, g);
   const bool ceil_mode = ctx.node.get_int("ceil_mode", 0) != 0;
   auto out_dim = [&](int64_t in, int64_t k, int64_t s, int64_t d, int64_t b, int64_t e) {
     int64_t span = in + b + e - (k - 1) * d - 1;
+    if (span < 0) op_error(ctx, fmt::format("kernel larger than the padded input {}", shape_str(x)));
     int64_t o = ceil_mode ? (span + s - 1) / s + 1 : span / s + 1;
     if (ceil_mode && (o - 1) * s >= in + b) --o;  // the last window must start inside the input or left padding
     return o;
@@ -215,6 +237,22 @@ Window2d pool_window(const OpContext& ctx, const Shape& x) {
   if (g.oh <= 0 || g.ow <= 0) op_error(ctx, fmt::format("kernel larger than the padded input {}", shape_str(x)));
   g.count_include_pad = ctx.node.get_int("count_include_pad", 0) != 0;
   return g;
+}
+
+}  // namespace
+
+Window2d conv_window(const OpContext& ctx, const Shape& x, const Shape& w) { return conv_window_impl(ctx, x, w, false); }
+
+Window2d conv_window_1d_or_2d(const OpContext& ctx, const Shape& x, const Shape& w) {
+  return conv_window_impl(ctx, x, w, true);
+}
+
+Window2d pool_window(const OpContext& ctx, const Shape& x) { return pool_window_impl(ctx, x, false); }
+
+Window2d pool_window_1d_or_2d(const OpContext& ctx, const Shape& x) { return pool_window_impl(ctx, x, true); }
+
+Shape window_output_shape(const Window2d& g) {
+  return g.spatial_rank == 1 ? Shape{g.n, g.oc, g.ow} : Shape{g.n, g.oc, g.oh, g.ow};
 }
 
 MatMulPlan matmul_plan(const OpContext& ctx, const Shape& as, const Shape& bs) {

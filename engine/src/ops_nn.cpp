@@ -161,7 +161,10 @@ void matmul_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inp
 
 using ConvParams = Window2d;
 
-ConvParams conv_params(const OpContext& ctx, const Tensor& x, const Tensor& w) { return conv_window(ctx, x.shape(), w.shape()); }
+// 1-D convolution (NCW, PyTorch Conv1d) runs as 2-D with H = 1: the plain layouts coincide.
+ConvParams conv_params(const OpContext& ctx, const Tensor& x, const Tensor& w) {
+  return conv_window_1d_or_2d(ctx, x.shape(), w.shape());
+}
 
 dnnl::engine& cpu_engine() {
   static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
@@ -247,9 +250,10 @@ void conv_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) 
   const Tensor& x = float_input(ctx, in, 0);
   const Tensor& w = float_input(ctx, in, 1);
   bool has_bias = in.size() > 2 && in[2] && !in[2]->empty();
-  if (has_bias && in[2]->numel() != w.shape()[0]) op_error(ctx, "bias length differs from the output channels");
   ConvParams p = conv_params(ctx, x, w);
-  Tensor y = Tensor::uninitialized(DType::Float32, Shape{p.n, p.oc, p.oh, p.ow});
+  if (has_bias && (float_input(ctx, in, 2).rank() != 1 || in[2]->numel() != p.oc))
+    op_error(ctx, fmt::format("bias of shape {} is not [{}] (the output channels)", shape_str(in[2]->shape()), p.oc));
+  Tensor y = Tensor::uninitialized(DType::Float32, window_output_shape(p));
   if (p.n == 0) {
     out[0] = y;
     return;
@@ -351,7 +355,14 @@ void conv_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Input
 
 using PoolParams = Window2d;
 
-PoolParams pool_params(const OpContext& ctx, const Tensor& x) { return pool_window(ctx, x.shape()); }
+// 1-D pooling (NCW, PyTorch MaxPool1d/AvgPool1d) runs as 2-D with H = 1. Attributes outside a
+// version's schema are ignored: count_include_pad before AveragePool-7.
+PoolParams pool_params(const OpContext& ctx, const Tensor& x) {
+  PoolParams p = pool_window_1d_or_2d(ctx, x.shape());
+  if (ctx.node.op_type == "AveragePool" && ctx.node.since_version > 0 && ctx.node.since_version < 7)
+    p.count_include_pad = false;
+  return p;
+}
 
 template <class F>
 void for_each_window(const PoolParams& p, F f) {
@@ -416,7 +427,7 @@ __attribute__((always_inline)) inline int64_t window_argmax(const PoolParams& p,
 void maxpool_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   const Tensor& x = float_input(ctx, in, 0);
   PoolParams p = pool_params(ctx, x);
-  Tensor y = Tensor::uninitialized(DType::Float32, Shape{p.n, p.c, p.oh, p.ow});
+  Tensor y = Tensor::uninitialized(DType::Float32, window_output_shape(p));
   const float* px = x.f32();
   float* py = y.f32();
   Tensor idx;
@@ -535,7 +546,7 @@ int64_t avg_divisor(const PoolParams& p, int64_t oi, int64_t oj) {
 void avgpool_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   const Tensor& x = float_input(ctx, in, 0);
   PoolParams p = pool_params(ctx, x);
-  Tensor y(Shape{p.n, p.c, p.oh, p.ow});
+  Tensor y(window_output_shape(p));
   const float* px = x.f32();
   float* py = y.f32();
   for_each_window(p, [&](int64_t pc, int64_t oi, int64_t oj) {
@@ -580,14 +591,28 @@ void avgpool_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const In
       }
 }
 
+// ---------------- GlobalAveragePool / GlobalMaxPool (every version: 1, 22) ----------------
+// Over all spatial axes of [N, C, D1, ...]: the output keeps the rank with unit spatial dims.
+
+// Planes (N*C) and plane size of a [N, C, ...] input.
+void global_pool_dims(const OpContext& ctx, const Tensor& x, int64_t& planes, int64_t& area) {
+  if (x.rank() < 3) op_error(ctx, fmt::format("expects [N,C,D1,...], got {}", shape_str(x.shape())));
+  planes = x.shape()[0] * x.shape()[1];
+  area = planes ? x.numel() / planes : 0;
+}
+
+Shape global_pool_shape(const Shape& x) {
+  Shape s = x;
+  for (size_t i = 2; i < s.size(); ++i) s[i] = 1;
+  return s;
+}
+
 void gap_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   const Tensor& x = float_input(ctx, in, 0);
-  if (x.rank() < 3) op_error(ctx, fmt::format("expects [N,C,...], got {}", shape_str(x.shape())));
-  Shape s = x.shape();
-  int64_t planes = s[0] * s[1];
-  int64_t area = planes ? x.numel() / planes : 0;
-  for (size_t i = 2; i < s.size(); ++i) s[i] = 1;
-  Tensor y(s);
+  int64_t planes, area;
+  global_pool_dims(ctx, x, planes, area);
+  Tensor y(global_pool_shape(x.shape()));
+#pragma omp parallel for if (planes * area > 65536) schedule(static)
   for (int64_t pc = 0; pc < planes; ++pc) {
     double acc = 0;
     for (int64_t i = 0; i < area; ++i) acc += x.f32()[pc * area + i];
@@ -596,70 +621,163 @@ void gap_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   out[0] = y;
 }
 
-void gap_bwd(const OpContext&, const Inputs& in, const Inputs&, const Inputs& g, const std::vector<bool>& need,
+void gap_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inputs& g, const std::vector<bool>& need,
              std::vector<Tensor>& gin) {
   if (!need[0] || !g[0]) return;
   const Tensor& x = *in[0];
-  int64_t planes = x.shape()[0] * x.shape()[1];
-  int64_t area = planes ? x.numel() / planes : 0;
+  int64_t planes, area;
+  global_pool_dims(ctx, x, planes, area);
   gin[0] = Tensor(x.shape());
   for (int64_t pc = 0; pc < planes; ++pc)
     for (int64_t i = 0; i < area; ++i) gin[0].f32()[pc * area + i] = g[0]->f32()[pc] / float(area);
 }
 
-// ---------------- BatchNormalization (inference) ----------------
-// y = scale * (x - mean) / sqrt(var + epsilon) + B, per channel (axis 1).
+// First maximum of a plane (the element the gradient flows to, as for MaxPool); -1 when empty.
+int64_t plane_argmax(const float* p, int64_t area) {
+  int64_t arg = area > 0 ? 0 : -1;
+  for (int64_t i = 1; i < area; ++i)
+    if (p[i] > p[arg]) arg = i;
+  return arg;
+}
 
-void bn_coeffs(const OpContext& ctx, const Inputs& in, std::vector<float>& a, std::vector<float>& b, int64_t c) {
+void gmp_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
+  const Tensor& x = float_input(ctx, in, 0);
+  int64_t planes, area;
+  global_pool_dims(ctx, x, planes, area);
+  if (area == 0 && planes > 0) op_error(ctx, fmt::format("empty spatial dims in {}", shape_str(x.shape())));
+  Tensor y(global_pool_shape(x.shape()));
+#pragma omp parallel for if (planes * area > 65536) schedule(static)
+  for (int64_t pc = 0; pc < planes; ++pc) y.f32()[pc] = x.f32()[pc * area + plane_argmax(x.f32() + pc * area, area)];
+  out[0] = y;
+}
+
+void gmp_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inputs& g, const std::vector<bool>& need,
+             std::vector<Tensor>& gin) {
+  if (!need[0] || !g[0]) return;
+  const Tensor& x = *in[0];
+  int64_t planes, area;
+  global_pool_dims(ctx, x, planes, area);
+  gin[0] = Tensor(x.shape());
+  for (int64_t pc = 0; pc < planes; ++pc) {
+    int64_t arg = plane_argmax(x.f32() + pc * area, area);
+    if (arg >= 0) gin[0].f32()[pc * area + arg] = g[0]->f32()[pc];
+  }
+}
+
+// ---------------- BatchNormalization (inference) ----------------
+// y = scale * (x - mean) / sqrt(var + epsilon) + B, per channel (axis 1) of [N, C, D1, ...].
+// Versions 1, 6, 7 (spatial attribute; is_test ignored: inference always), 9, 14, 15
+// (training_mode=1, batch statistics, is refused). spatial=0 (before 9): scale, B, mean and
+// var have shape [C, D1, ...], one set of statistics per activation instead of per channel.
+
+struct BnLayout {
+  int64_t n, c, area;
+  int64_t params;  ///< coefficients per sample: c (spatial) or c * area (spatial=0)
+};
+
+BnLayout bn_layout(const OpContext& ctx, const Tensor& x) {
+  if (x.rank() < 2) op_error(ctx, fmt::format("expects [N,C,...], got {}", shape_str(x.shape())));
+  if (ctx.node.get_int("training_mode", 0) != 0)
+    op_error(ctx, "training_mode=1 (normalising with batch statistics) is not supported; export the model in eval mode");
+  BnLayout l;
+  l.n = x.shape()[0];
+  l.c = x.shape()[1];
+  l.area = 1;
+  for (size_t i = 2; i < x.rank(); ++i) l.area *= x.shape()[i];
+  const bool spatial = ctx.node.since_version >= 9 || ctx.node.get_int("spatial", 1) != 0;
+  l.params = spatial ? l.c : l.c * l.area;
+  return l;
+}
+
+// Per-coefficient a = scale / sqrt(var + eps) and b = B - a * mean.
+void bn_coeffs(const OpContext& ctx, const Inputs& in, const BnLayout& l, std::vector<double>& a, std::vector<double>& b) {
   const Tensor& scale = float_input(ctx, in, 1);
   const Tensor& bias = float_input(ctx, in, 2);
   const Tensor& mean = float_input(ctx, in, 3);
   const Tensor& var = float_input(ctx, in, 4);
-  if (scale.numel() != c || bias.numel() != c || mean.numel() != c || var.numel() != c)
-    op_error(ctx, fmt::format("scale/B/mean/var must have {} elements (channels)", c));
-  float eps = ctx.node.get_float("epsilon", 1e-5f);
-  a.resize(c);
-  b.resize(c);
-  for (int64_t i = 0; i < c; ++i) {
-    a[i] = scale.f32()[i] / std::sqrt(var.f32()[i] + eps);
+  if (scale.numel() != l.params || bias.numel() != l.params || mean.numel() != l.params || var.numel() != l.params)
+    op_error(ctx, fmt::format("scale/B/mean/var must have {} elements ({}), got {}, {}, {}, {}", l.params,
+                              l.params == l.c ? "channels" : "channels x spatial, spatial=0", scale.numel(),
+                              bias.numel(), mean.numel(), var.numel()));
+  const double eps = ctx.node.get_float("epsilon", 1e-5f);
+  a.resize(l.params);
+  b.resize(l.params);
+  for (int64_t i = 0; i < l.params; ++i) {
+    const double v = double(var.f32()[i]) + eps;
+    if (!(v > 0)) op_error(ctx, fmt::format("var + epsilon is {} (not positive) at {}", v, i));
+    a[i] = scale.f32()[i] / std::sqrt(v);
     b[i] = bias.f32()[i] - a[i] * mean.f32()[i];
   }
 }
 
+// Coefficient index of element k of plane (sample, channel ch).
+inline int64_t bn_param(const BnLayout& l, int64_t ch, int64_t k) { return l.params == l.c ? ch : ch * l.area + k; }
+
 void bn_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   const Tensor& x = float_input(ctx, in, 0);
-  if (x.rank() < 2) op_error(ctx, fmt::format("expects [N,C,...], got {}", shape_str(x.shape())));
-  if (ctx.node.get_int("training_mode", 0) != 0) op_error(ctx, "training_mode=1 is not supported (inference only)");
-  int64_t n = x.shape()[0], c = x.shape()[1];
-  int64_t area = (n != 0 && c != 0) ? x.numel() / (n * c) : 0;
-  std::vector<float> a, b;
-  bn_coeffs(ctx, in, a, b, c);
-  Tensor y(x.shape());
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t ch = 0; ch < c; ++ch) {
-      const float* px = x.f32() + (i * c + ch) * area;
-      float* py = y.f32() + (i * c + ch) * area;
-      for (int64_t k = 0; k < area; ++k) py[k] = a[ch] * px[k] + b[ch];
+  BnLayout l = bn_layout(ctx, x);
+  std::vector<double> a, b;
+  bn_coeffs(ctx, in, l, a, b);
+  Tensor y = Tensor::uninitialized(DType::Float32, x.shape());
+  const int64_t planes = l.n * l.c;
+#pragma omp parallel for if (x.numel() > 65536) schedule(static)
+  for (int64_t pc = 0; pc < planes; ++pc) {
+    const int64_t ch = pc % l.c;
+    const float* px = x.f32() + pc * l.area;
+    float* py = y.f32() + pc * l.area;
+    for (int64_t k = 0; k < l.area; ++k) {
+      const int64_t j = bn_param(l, ch, k);
+      py[k] = float(a[j] * px[k] + b[j]);
     }
+  }
   out[0] = y;
-  for (size_t k = 1; k < out.size(); ++k) out[k] = in[std::min<size_t>(k + 2, in.size() - 1)]->clone();
+  // Optional statistics outputs: in inference they are the running statistics, unchanged.
+  for (size_t k = 1; k < out.size(); ++k) out[k] = in[k % 2 == 1 ? 3 : 4]->clone();
 }
 
+// Gradients of y = scale (x - mean) / s + B with s = sqrt(var + eps), summed over the
+// elements sharing a coefficient: dscale = sum g (x - mean) / s, dB = sum g,
+// dmean = -sum g scale / s, dvar = -sum g scale (x - mean) / (2 s^3).
 void bn_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inputs& g, const std::vector<bool>& need,
             std::vector<Tensor>& gin) {
   if (!g[0]) return;
   const Tensor& x = *in[0];
-  int64_t n = x.shape()[0], c = x.shape()[1];
-  int64_t area = (n != 0 && c != 0) ? x.numel() / (n * c) : 0;
-  std::vector<float> a, b;
-  bn_coeffs(ctx, in, a, b, c);
+  BnLayout l = bn_layout(ctx, x);
+  std::vector<double> a, b;
+  bn_coeffs(ctx, in, l, a, b);
+  const float* pg = g[0]->f32();
+  const int64_t planes = l.n * l.c;
   if (need[0]) {
-    gin[0] = Tensor(x.shape());
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t ch = 0; ch < c; ++ch)
-        for (int64_t k = 0; k < area; ++k)
-          gin[0].f32()[(i * c + ch) * area + k] = a[ch] * g[0]->f32()[(i * c + ch) * area + k];
+    gin[0] = Tensor::uninitialized(DType::Float32, x.shape());
+    for (int64_t pc = 0; pc < planes; ++pc)
+      for (int64_t k = 0; k < l.area; ++k)
+        gin[0].f32()[pc * l.area + k] = float(a[bn_param(l, pc % l.c, k)] * pg[pc * l.area + k]);
   }
+  bool any_param = false;
+  for (size_t k = 1; k < 5 && k < need.size(); ++k) any_param |= need[k];
+  if (!any_param) return;
+  const float* scale = in[1]->f32();
+  const float* mean = in[3]->f32();
+  const float* var = in[4]->f32();
+  const double eps = ctx.node.get_float("epsilon", 1e-5f);
+  std::vector<double> sum_g(l.params, 0.0), sum_gxc(l.params, 0.0);  // sum g, sum g (x - mean)
+  for (int64_t pc = 0; pc < planes; ++pc)
+    for (int64_t k = 0; k < l.area; ++k) {
+      const int64_t j = bn_param(l, pc % l.c, k);
+      const double gv = pg[pc * l.area + k];
+      sum_g[j] += gv;
+      sum_gxc[j] += gv * (double(x.f32()[pc * l.area + k]) - mean[j]);
+    }
+  auto param_grad = [&](size_t k, auto value) {
+    if (k >= need.size() || !need[k]) return;
+    gin[k] = Tensor::uninitialized(DType::Float32, in[k]->shape());
+    for (int64_t j = 0; j < l.params; ++j) gin[k].f32()[j] = float(value(j));
+  };
+  auto inv_s = [&](int64_t j) { return 1.0 / std::sqrt(double(var[j]) + eps); };
+  param_grad(1, [&](int64_t j) { return sum_gxc[j] * inv_s(j); });
+  param_grad(2, [&](int64_t j) { return sum_g[j]; });
+  param_grad(3, [&](int64_t j) { return -sum_g[j] * scale[j] * inv_s(j); });
+  param_grad(4, [&](int64_t j) { return -0.5 * sum_gxc[j] * scale[j] * std::pow(inv_s(j), 3); });
 }
 
 // ---------------- Softmax / LogSoftmax ----------------
@@ -725,24 +843,36 @@ void softmax_bwd(const OpContext& ctx, const Inputs& in, const Inputs& outs, con
 // ---------------- ReduceMean / ReduceSum ----------------
 
 std::vector<bool> reduce_axes(const OpContext& ctx, const Inputs& in, int64_t rank, bool axes_from_input) {
+  // Axes come from the attribute before the version that made them an input (ReduceSum 13,
+  // ReduceMean 18) and from the optional input after it; noop_with_empty_axes exists from then on.
   std::vector<int64_t> axes;
   bool have = false;
   if (axes_from_input) {
+    if (ctx.node.has("axes")) op_error(ctx, "the 'axes' attribute is not part of this version: axes are an input");
     if (in.size() > 1 && in[1] && !in[1]->empty()) {
+      if (in[1]->dtype() != DType::Int64 || in[1]->rank() != 1) op_error(ctx, "axes must be a 1-D int64 tensor");
       axes = in[1]->to_int64s();
       have = true;
     }
-  } else if (ctx.node.has("axes")) {
-    axes = ctx.node.get_ints("axes");
-    have = true;
+  } else {
+    if (in.size() > 1 && in[1]) op_error(ctx, "axes as an input are not part of this version: use the 'axes' attribute");
+    if (ctx.node.has("axes")) {
+      axes = ctx.node.get_ints("axes");
+      have = true;
+    }
   }
   std::vector<bool> mask(rank, false);
   if (!have || axes.empty()) {
-    if (ctx.node.get_int("noop_with_empty_axes", 0) != 0) return mask;
+    if (axes_from_input && ctx.node.get_int("noop_with_empty_axes", 0) != 0) return mask;
     std::fill(mask.begin(), mask.end(), true);
     return mask;
   }
-  for (int64_t a : axes) mask[norm_axis(ctx, a, rank)] = true;
+  if (rank == 0) op_error(ctx, "axes given for a scalar input");
+  for (int64_t a : axes) {
+    int64_t k = norm_axis(ctx, a, rank);
+    if (mask[k]) op_error(ctx, fmt::format("axis {} is listed twice", a));
+    mask[k] = true;
+  }
   return mask;
 }
 
@@ -810,6 +940,7 @@ void register_nn_ops() {
   register_op("MaxPool", {maxpool_fwd, maxpool_bwd});
   register_op("AveragePool", {avgpool_fwd, avgpool_bwd});
   register_op("GlobalAveragePool", {gap_fwd, gap_bwd});
+  register_op("GlobalMaxPool", {gmp_fwd, gmp_bwd});
   register_op("BatchNormalization", {bn_fwd, bn_bwd});
   register_op("Softmax", {softmax_fwd<false>, softmax_bwd<false>});
   register_op("LogSoftmax", {softmax_fwd<true>, softmax_bwd<true>});

@@ -3,6 +3,7 @@
 // (shape arithmetic as PyTorch exports it: Shape -> Gather -> Concat -> Reshape).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -13,7 +14,17 @@ namespace mlaudit::engine::detail {
 
 namespace {
 
-bool is_float(const Tensor& t) { return t.dtype() == DType::Float32; }
+// Schema version in force for the node (resolved at load; the model opset for graphs built
+// in code, which compares the same way against since-versions).
+int64_t version_of(const OpContext& ctx) { return ctx.node.since_version > 0 ? ctx.node.since_version : ctx.opset; }
+
+// Integer tensor input (int64 after loading) as a vector.
+std::vector<int64_t> int_values(const OpContext& ctx, const Tensor& t, const char* what) {
+  if (t.dtype() != DType::Int64) op_error(ctx, fmt::format("{} must be an integer tensor, got {}", what, dtype_name(t.dtype())));
+  return std::vector<int64_t>(t.i64(), t.i64() + t.numel());
+}
+
+bool has_input(const Inputs& in, size_t k) { return k < in.size() && in[k] != nullptr && !in[k]->empty(); }
 
 // ---- reshape family: the gradient is the output gradient reshaped back ----
 
@@ -37,14 +48,20 @@ void flatten_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& ou
 void reshape_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   const Tensor& x = input(ctx, in, 0);
   std::vector<int64_t> target;
-  if (ctx.opset < 5) target = ctx.node.get_ints("shape");
-  else {
+  if (version_of(ctx) < 5) {
+    if (!ctx.node.has("shape")) op_error(ctx, "attribute 'shape' is required");
+    target = ctx.node.get_ints("shape");
+  } else {
     const Tensor& s = input(ctx, in, 1);
-    if (s.dtype() != DType::Int64) op_error(ctx, "shape input must be int64");
-    target = s.to_int64s();
+    if (s.rank() != 1) op_error(ctx, fmt::format("shape input must be 1-D, got {}", shape_str(s.shape())));
+    target = int_values(ctx, s, "shape");
   }
-  bool allowzero = ctx.node.get_int("allowzero", 0) != 0;
+  // allowzero (Reshape-14): a 0 is a zero-size dim instead of "copy the input's dim".
+  const bool allowzero = version_of(ctx) >= 14 && ctx.node.get_int("allowzero", 0) != 0;
   Shape shape(target.begin(), target.end());
+  if (allowzero && std::count(shape.begin(), shape.end(), 0) && std::count(shape.begin(), shape.end(), -1))
+    op_error(ctx, fmt::format("shape {} has both 0 and -1 with allowzero", shape_str(shape)));
+  if (std::count(shape.begin(), shape.end(), -1) > 1) op_error(ctx, fmt::format("shape {} has more than one -1", shape_str(shape)));
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == 0 && !allowzero) {
       if (i >= x.rank()) op_error(ctx, fmt::format("shape {}: 0 copies a missing dimension", shape_str(shape)));
@@ -59,9 +76,10 @@ void reshape_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& ou
   }
 }
 
-std::vector<int64_t> axes_of(const OpContext& ctx, const Inputs& in, int64_t input_opset) {
-  if (ctx.opset >= input_opset) {
-    if (in.size() > 1 && in[1] && !in[1]->empty()) return in[1]->to_int64s();
+// Squeeze/Unsqueeze axes: attribute before version 13, optional input from 13.
+std::vector<int64_t> axes_of(const OpContext& ctx, const Inputs& in, int64_t input_version) {
+  if (version_of(ctx) >= input_version) {
+    if (has_input(in, 1)) return int_values(ctx, *in[1], "axes");
     return {};
   }
   return ctx.node.get_ints("axes");
@@ -90,6 +108,7 @@ void squeeze_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& ou
 void unsqueeze_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   const Tensor& x = input(ctx, in, 0);
   auto axes = axes_of(ctx, in, 13);
+  if (axes.empty()) op_error(ctx, "axes are required");
   int64_t r = x.rank() + static_cast<int64_t>(axes.size());
   std::vector<bool> ins(r, false);
   for (int64_t a : axes) {
@@ -173,13 +192,21 @@ void transpose_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const 
 
 // ---- Concat ----
 
+// Concat-1 defaults the axis to 1; from Concat-4 it is required.
+int64_t concat_axis(const OpContext& ctx) {
+  if (version_of(ctx) < 4) return ctx.node.get_int("axis", 1);
+  if (!ctx.node.has("axis")) op_error(ctx, "attribute 'axis' is required");
+  return ctx.node.get_int("axis", 0);
+}
+
 void concat_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   std::vector<const Tensor*> parts;
   for (size_t k = 0; k < in.size(); ++k) parts.push_back(&input(ctx, in, k));
   if (parts.empty()) op_error(ctx, "needs at least one input");
   const Tensor& first = *parts[0];
   int64_t r = first.rank();
-  int64_t axis = norm_axis(ctx, ctx.node.get_int("axis", 0), r);
+  if (r == 0) op_error(ctx, "cannot concatenate scalars");
+  int64_t axis = norm_axis(ctx, concat_axis(ctx), r);
   Shape s = first.shape();
   s[axis] = 0;
   for (auto* p : parts) {
@@ -211,7 +238,7 @@ void concat_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inp
   if (!g[0]) return;
   const Tensor& gy = *g[0];
   int64_t r = gy.rank();
-  int64_t axis = norm_axis(ctx, ctx.node.get_int("axis", 0), r);
+  int64_t axis = norm_axis(ctx, concat_axis(ctx), r);
   int64_t outer = 1, inner = 1;
   for (int64_t i = 0; i < axis; ++i) outer *= gy.shape()[i];
   for (int64_t i = axis + 1; i < r; ++i) inner *= gy.shape()[i];
@@ -221,7 +248,7 @@ void concat_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inp
     if (need[k]) {
       gin[k] = Tensor(in[k]->shape());
       for (int64_t o = 0; o < outer; ++o)
-        if (len * inner)
+        if (len * inner != 0)
           std::memcpy(gin[k].f32() + o * len * inner, gy.f32() + (o * total + off) * inner, len * inner * sizeof(float));
     }
     off += len;
@@ -236,15 +263,15 @@ struct SliceSpec {
 
 SliceSpec slice_spec(const OpContext& ctx, const Inputs& in, const Shape& s) {
   std::vector<int64_t> starts, ends, axes, steps;
-  if (ctx.opset < 10) {
+  if (version_of(ctx) < 10) {
     starts = ctx.node.get_ints("starts");
     ends = ctx.node.get_ints("ends");
     axes = ctx.node.get_ints("axes");
   } else {
-    starts = input(ctx, in, 1).to_int64s();
-    ends = input(ctx, in, 2).to_int64s();
-    if (in.size() > 3 && in[3] && !in[3]->empty()) axes = in[3]->to_int64s();
-    if (in.size() > 4 && in[4] && !in[4]->empty()) steps = in[4]->to_int64s();
+    starts = int_values(ctx, input(ctx, in, 1), "starts");
+    ends = int_values(ctx, input(ctx, in, 2), "ends");
+    if (has_input(in, 3)) axes = int_values(ctx, *in[3], "axes");
+    if (has_input(in, 4)) steps = int_values(ctx, *in[4], "steps");
   }
   int64_t r = s.size();
   if (starts.size() != ends.size()) op_error(ctx, "starts and ends differ in length");
@@ -256,22 +283,25 @@ SliceSpec slice_spec(const OpContext& ctx, const Inputs& in, const Shape& s) {
   sp.start.assign(r, 0);
   sp.step.assign(r, 1);
   sp.count.assign(s.begin(), s.end());
+  std::vector<bool> seen(r, false);
   for (size_t i = 0; i < starts.size(); ++i) {
     int64_t a = norm_axis(ctx, axes[i], r);
+    if (seen[a]) op_error(ctx, fmt::format("axis {} repeated", axes[i]));
+    seen[a] = true;
     int64_t dim = s[a], st = steps[i];
-    if (st == 0) op_error(ctx, "step 0");
+    if (st == 0 || st == std::numeric_limits<int64_t>::min()) op_error(ctx, fmt::format("invalid step {}", st));
     int64_t b = starts[i], e = ends[i];
     auto clampi = [](int64_t v, int64_t lo, int64_t hi) { return std::max(lo, std::min(hi, v)); };
-    if (b < 0) b += dim;
-    if (e < 0 && e > std::numeric_limits<int64_t>::min() / 2) e += dim;
+    if (b < 0) b = b < -dim ? -1 - dim : b + dim;  // (clamped below; avoids overflow)
+    if (e < 0) e = e < -dim ? -1 - dim : e + dim;
     if (st > 0) {
       b = clampi(b, 0, dim);
       e = clampi(e, 0, dim);
-      sp.count[a] = e > b ? (e - b + st - 1) / st : 0;
+      sp.count[a] = e > b ? (e - b - 1) / st + 1 : 0;
     } else {
       b = clampi(b, -1, dim - 1);
       e = clampi(e, -1, dim - 1);
-      sp.count[a] = b > e ? (b - e + (-st) - 1) / (-st) : 0;
+      sp.count[a] = b > e ? (b - e - 1) / (-st) + 1 : 0;
     }
     sp.start[a] = b;
     sp.step[a] = st;
@@ -336,7 +366,7 @@ void gather_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out
   if (x.rank() == 0) op_error(ctx, "scalar data");
   int64_t r = x.rank();
   int64_t axis = norm_axis(ctx, ctx.node.get_int("axis", 0), r);
-  std::vector<int64_t> idx = idx_t.to_int64s();
+  std::vector<int64_t> idx = int_values(ctx, idx_t, "indices");
   int64_t dim = x.shape()[axis];
   for (auto& i : idx) {
     if (i < -dim || i >= dim) op_error(ctx, fmt::format("index {} out of range for axis of size {}", i, dim));
@@ -378,92 +408,165 @@ void gather_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inp
       for (int64_t k = 0; k < inner; ++k) gin[0].f32()[(o * dim + idx[j]) * inner + k] += g[0]->f32()[(o * ni + j) * inner + k];
 }
 
-// ---- Pad (constant mode) ----
+// ---- Pad: constant, reflect, edge and (Pad-19) wrap ----
 
-void pad_spec(const OpContext& ctx, const Inputs& in, int64_t r, std::vector<int64_t>& pads, float& value) {
-  std::string mode = ctx.node.get_string("mode", "constant");
-  if (mode != "constant") op_error(ctx, fmt::format("mode '{}' is not supported (only constant)", mode));
-  value = 0.f;
-  if (ctx.opset < 11) {
-    pads = ctx.node.get_ints("pads");
+enum class PadMode { Constant, Reflect, Edge, Wrap };
+
+struct PadSpec {
+  PadMode mode = PadMode::Constant;
+  std::vector<int64_t> pads;  ///< [begin_0..begin_{r-1}, end_0..end_{r-1}]; negative crops
+  Tensor value;               ///< one element of the data's type (constant mode)
+};
+
+// Pads and value by version: Pad-1 "paddings" and Pad-2 "pads" attributes with a float
+// "value"; from Pad-11 inputs pads and constant_value; from Pad-18 an optional axes input.
+PadSpec pad_spec(const OpContext& ctx, const Inputs& in, const Tensor& x) {
+  const int64_t r = x.rank(), v = version_of(ctx);
+  PadSpec sp;
+  const std::string mode = ctx.node.get_string("mode", "constant");
+  if (mode == "constant") sp.mode = PadMode::Constant;
+  else if (mode == "reflect") sp.mode = PadMode::Reflect;
+  else if (mode == "edge") sp.mode = PadMode::Edge;
+  else if (mode == "wrap" && v >= 19) sp.mode = PadMode::Wrap;
+  else op_error(ctx, fmt::format("unknown mode '{}' at version {}", mode, v));
+  double value = 0;
+  if (v < 11) {
+    sp.pads = ctx.node.get_ints(v < 2 ? "paddings" : "pads");
     value = ctx.node.get_float("value", 0.f);
   } else {
-    pads = input(ctx, in, 1).to_int64s();
-    if (in.size() > 2 && in[2] && !in[2]->empty()) value = float(in[2]->to_doubles().at(0));
-    if (in.size() > 3 && in[3] && !in[3]->empty()) {
-      // axes (opset 18): expand to full pads
-      auto axes = in[3]->to_int64s();
-      if (pads.size() != 2 * axes.size()) op_error(ctx, "pads length must be twice the axes length");
+    const Tensor& pt = input(ctx, in, 1);
+    if (pt.rank() > 1) op_error(ctx, fmt::format("pads must be 1-D, got {}", shape_str(pt.shape())));
+    sp.pads = int_values(ctx, pt, "pads");
+    if (has_input(in, 2)) {
+      const Tensor& c = *in[2];
+      if (c.numel() != 1) op_error(ctx, "constant_value must hold one value");
+      if (c.dtype() != x.dtype()) op_error(ctx, "constant_value and data differ in type");
+      sp.value = c.reshape({});
+    }
+    if (v >= 18 && has_input(in, 3)) {
+      auto axes = int_values(ctx, *in[3], "axes");
+      if (sp.pads.size() != 2 * axes.size())
+        op_error(ctx, fmt::format("pads has {} entries for {} axes", sp.pads.size(), axes.size()));
       std::vector<int64_t> full(2 * r, 0);
+      std::vector<bool> seen(r, false);
       for (size_t i = 0; i < axes.size(); ++i) {
         int64_t a = norm_axis(ctx, axes[i], r);
-        full[a] = pads[i];
-        full[a + r] = pads[i + axes.size()];
+        if (seen[a]) op_error(ctx, fmt::format("axis {} repeated", axes[i]));
+        seen[a] = true;
+        full[a] = sp.pads[i];
+        full[a + r] = sp.pads[i + axes.size()];
       }
-      pads = full;
+      sp.pads = full;
     }
   }
-  if (static_cast<int64_t>(pads.size()) != 2 * r)
-    op_error(ctx, fmt::format("pads has {} entries, expected {} for rank {}", pads.size(), 2 * r, r));
+  if (static_cast<int64_t>(sp.pads.size()) != 2 * r)
+    op_error(ctx, fmt::format("pads has {} entries, expected {} for rank {}", sp.pads.size(), 2 * r, r));
+  if (sp.value.empty()) {
+    sp.value = Tensor(x.dtype(), {});
+    if (x.dtype() == DType::Float32) sp.value.f32()[0] = static_cast<float>(value);
+    else if (x.dtype() == DType::Int64) sp.value.i64()[0] = static_cast<int64_t>(value);
+    else if (x.dtype() == DType::Bool) sp.value.data<bool>()[0] = value != 0;
+  }
+  return sp;
 }
 
-// Element offsets of the region shared by the input (shape `in`) and the padded
-// output (shape `out`): src_off[k] in the input corresponds to dst_off[k] in the output.
-void pad_overlap(const Shape& in, const Shape& out, const std::vector<int64_t>& pads, std::vector<int64_t>& src_off,
-                 std::vector<int64_t>& dst_off) {
-  const int64_t r = static_cast<int64_t>(in.size());
-  SliceSpec src, dst;
-  src.start.resize(r);
-  src.step.assign(r, 1);
-  src.count.resize(r);
-  dst = src;
-  for (int64_t i = 0; i < r; ++i) {
-    int64_t b = pads[i];
-    src.start[i] = b < 0 ? -b : 0;
-    dst.start[i] = b < 0 ? 0 : b;
-    src.count[i] = dst.count[i] = std::max<int64_t>(0, std::min(in[i] - src.start[i], out[i] - dst.start[i]));
+// Per axis, the input coordinate each output coordinate reads (-1: the constant value).
+// Output coordinate i maps to u = i - begin; reflect mirrors about the end elements without
+// repeating them (period 2(d-1)), edge clamps, wrap is periodic (period d).
+std::vector<std::vector<int64_t>> pad_maps(const OpContext& ctx, const Shape& xs, const PadSpec& sp, Shape& out_shape) {
+  const int64_t r = xs.size();
+  out_shape = xs;
+  std::vector<std::vector<int64_t>> maps(r);
+  int64_t total = 1;
+  for (int64_t k = 0; k < r; ++k) {
+    const int64_t d = xs[k], b = sp.pads[k], e = sp.pads[k + r];
+    const int64_t limit = int64_t(1) << 31;
+    if (b > limit || e > limit || b < -limit || e < -limit) op_error(ctx, fmt::format("pad {} or {} too large", b, e));
+    out_shape[k] = d + b + e;
+    if (out_shape[k] < 0) op_error(ctx, fmt::format("pads {} and {} remove more than axis {} of size {}", b, e, k, d));
+    if (out_shape[k] && total > limit / out_shape[k]) op_error(ctx, "padded output is too large");
+    total *= out_shape[k];
+    if (sp.mode != PadMode::Constant && d == 0 && out_shape[k] > 0)
+      op_error(ctx, fmt::format("cannot pad empty axis {} in a non-constant mode", k));
+    maps[k].resize(out_shape[k]);
+    for (int64_t i = 0; i < out_shape[k]; ++i) {
+      int64_t u = i - b;
+      if (u >= 0 && u < d) {
+        maps[k][i] = u;
+        continue;
+      }
+      switch (sp.mode) {
+        case PadMode::Constant: u = -1; break;
+        case PadMode::Edge: u = u < 0 ? 0 : d - 1; break;
+        case PadMode::Wrap: u = ((u % d) + d) % d; break;
+        case PadMode::Reflect:
+          if (d == 1) {
+            u = 0;
+          } else {
+            const int64_t period = 2 * (d - 1);
+            u = ((u % period) + period) % period;
+            if (u >= d) u = period - u;
+          }
+          break;
+      }
+      maps[k][i] = u;
+    }
   }
-  slice_visit(in, src, [&](int64_t i, int64_t) { src_off.push_back(i); });
-  slice_visit(out, dst, [&](int64_t i, int64_t) { dst_off.push_back(i); });
+  return maps;
+}
+
+// Calls f(input offset or -1, output offset) for every output element.
+template <class F>
+void pad_visit(const Shape& xs, const Shape& ys, const std::vector<std::vector<int64_t>>& maps, F f) {
+  const size_t r = xs.size();
+  const int64_t n = shape_numel(ys);
+  if (n == 0) return;
+  std::vector<int64_t> xst(r, 1);
+  for (size_t i = r; i-- > 1;) xst[i - 1] = xst[i] * xs[i];
+  std::vector<int64_t> idx(r, 0);
+  for (int64_t o = 0; o < n; ++o) {
+    int64_t off = 0;
+    for (size_t k = 0; k < r && off >= 0; ++k) {
+      const int64_t u = maps[k][idx[k]];
+      off = u < 0 ? -1 : off + u * xst[k];
+    }
+    f(off, o);
+    for (size_t k = r; k-- > 0;) {
+      if (++idx[k] < ys[k]) break;
+      idx[k] = 0;
+    }
+  }
 }
 
 void pad_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   const Tensor& x = input(ctx, in, 0);
-  int64_t r = x.rank();
-  std::vector<int64_t> pads;
-  float value;
-  pad_spec(ctx, in, r, pads, value);
-  Shape s = x.shape();
-  for (int64_t i = 0; i < r; ++i) {
-    s[i] += pads[i] + pads[i + r];
-    if (s[i] < 0) op_error(ctx, "negative padding removes more than the dimension");
-  }
-  Tensor y(x.dtype(), s);
-  if (x.dtype() == DType::Float32)
-    for (int64_t i = 0; i < y.numel(); ++i) y.f32()[i] = value;
-  else if (x.dtype() == DType::Int64)
-    for (int64_t i = 0; i < y.numel(); ++i) y.i64()[i] = static_cast<int64_t>(value);
-  // Copy the overlapping region (negative pads crop).
-  std::vector<int64_t> src_off, dst_off;
-  pad_overlap(x.shape(), s, pads, src_off, dst_off);
-  size_t es = dtype_size(x.dtype());
-  for (size_t k = 0; k < src_off.size(); ++k)
-    std::memcpy(static_cast<uint8_t*>(y.raw()) + dst_off[k] * es, static_cast<const uint8_t*>(x.raw()) + src_off[k] * es, es);
+  PadSpec sp = pad_spec(ctx, in, x);
+  Shape s;
+  auto maps = pad_maps(ctx, x.shape(), sp, s);
+  Tensor y = Tensor::uninitialized(x.dtype(), s);
+  const size_t es = dtype_size(x.dtype());
+  auto* px = static_cast<const uint8_t*>(x.raw());
+  auto* py = static_cast<uint8_t*>(y.raw());
+  auto* pv = static_cast<const uint8_t*>(sp.value.raw());
+  pad_visit(x.shape(), s, maps, [&](int64_t i, int64_t o) { std::memcpy(py + o * es, i < 0 ? pv : px + i * es, es); });
   out[0] = y;
 }
 
+// Each output element read at most one input element: its gradient goes back there
+// (reflect, edge and wrap read some input elements several times, which accumulate).
 void pad_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inputs& g, const std::vector<bool>& need,
              std::vector<Tensor>& gin) {
   if (!need[0] || !g[0]) return;
   const Tensor& x = *in[0];
-  int64_t r = x.rank();
-  std::vector<int64_t> pads;
-  float value;
-  pad_spec(ctx, in, r, pads, value);
-  std::vector<int64_t> src_off, dst_off;
-  pad_overlap(x.shape(), g[0]->shape(), pads, src_off, dst_off);
+  PadSpec sp = pad_spec(ctx, in, x);
+  Shape s;
+  auto maps = pad_maps(ctx, x.shape(), sp, s);
   gin[0] = Tensor(x.shape());
-  for (size_t k = 0; k < src_off.size(); ++k) gin[0].f32()[src_off[k]] = g[0]->f32()[dst_off[k]];
+  float* pd = gin[0].f32();
+  const float* pg = g[0]->f32();
+  pad_visit(x.shape(), s, maps, [&](int64_t i, int64_t o) {
+    if (i >= 0) pd[i] += pg[o];
+  });
 }
 
 // ---- Constant / Shape ----
@@ -484,8 +587,12 @@ void constant_fwd(const OpContext& ctx, const Inputs&, std::vector<Tensor>& out)
   } else if (n.has("value_ints")) {
     auto v = n.get_ints("value_ints");
     out[0] = Tensor::from_ints({static_cast<int64_t>(v.size())}, v);
+  } else if (n.has("sparse_value")) {
+    op_error(ctx, "sparse_value constants are not supported");
+  } else if (n.has("value_string") || n.has("value_strings")) {
+    op_error(ctx, "string constants are not supported");
   } else {
-    op_error(ctx, "no supported value attribute (value, value_float(s), value_int(s))");
+    op_error(ctx, "no value attribute (value, value_float(s), value_int(s))");
   }
 }
 
@@ -512,7 +619,7 @@ void register_shape_ops() {
   register_op("Concat", {concat_fwd, concat_bwd});
   register_op("Slice", {slice_fwd, slice_bwd});
   register_op("Gather", {gather_fwd, gather_bwd});
-  register_op("Pad", {pad_fwd, pad_bwd, true, 2});  // Pad-1 calls its pads "paddings"
+  register_op("Pad", {pad_fwd, pad_bwd});
   register_op("Constant", {constant_fwd, nullptr});
   register_op("Shape", {shape_fwd, nullptr});
 }

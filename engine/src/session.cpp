@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <set>
 #include <cstdlib>
 #include <thread>
@@ -220,6 +221,36 @@ Session::Session(Graph graph, const SessionOptions& opts) : graph_(std::move(gra
     case Device::Cpu:
       break;
   }
+  if (opts.logits_from_probabilities && output_is_probability_vector()) {
+    // log p through a clamp: log 0 would be -inf for classes a tree never votes for.
+    ValueInfo& out = graph_.outputs[0];
+    log_of_ = out.name;
+    std::string clamped = "mlaudit/clamped(" + out.name + ")", tiny = "mlaudit/tiny";
+    Node clip;
+    clip.name = "mlaudit/clip_probabilities";
+    clip.op_type = "Clip";
+    clip.inputs = {out.name};
+    clip.outputs = {clamped};
+    if (graph_.opset >= 11) {
+      graph_.initializers[tiny] = Tensor::scalar(1e-30f);
+      clip.inputs.push_back(tiny);
+    } else {
+      clip.attributes["min"] = Attribute::of_float(1e-30f);
+      clip.attributes["max"] = Attribute::of_float(std::numeric_limits<float>::max());
+    }
+    Node log;
+    log.name = "mlaudit/log_probabilities";
+    log.op_type = "Log";
+    log.inputs = {clamped};
+    log.outputs = {"log(" + out.name + ")"};
+    if (graph_.opset == 0) graph_.opset = 13;  // an ONNX-ML-only model (XGBoost's converter imports no ai.onnx)
+    for (Node* n : {&clip, &log}) {
+      n->since_version = op_since_version("", n->op_type, graph_.opset);
+      graph_.nodes.push_back(*n);
+    }
+    out.name = log.outputs[0];
+    out.dtype = DType::Float32;
+  }
   backend_ = make_cpu_backend();
   for (const auto& n : graph_.nodes) {
     std::string problem = node_support_problem(n, graph_);
@@ -233,7 +264,40 @@ Session::Session(Graph graph, const SessionOptions& opts) : graph_(std::move(gra
 
 Session::~Session() = default;
 
+namespace {
+
+// The node that made value `v`, looking through value-preserving ops; nullptr if none.
+const Node* maker_of(const Graph& g, std::string v) {
+  for (size_t i = g.nodes.size(); i-- > 0;) {
+    const Node& n = g.nodes[i];
+    if (std::find(n.outputs.begin(), n.outputs.end(), v) == n.outputs.end()) continue;
+    if (n.domain.empty() && (n.op_type == "Identity" || n.op_type == "Reshape" || n.op_type == "Flatten" ||
+                             n.op_type == "Squeeze" || n.op_type == "Cast")) {
+      if (n.inputs.empty()) return nullptr;
+      v = n.inputs[0];
+      continue;
+    }
+    return &n;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+bool Session::output_is_probability_vector() const {
+  if (graph_.outputs.empty()) return false;
+  const std::string& name = graph_.outputs[0].name;
+  const Node* n = maker_of(graph_, name);
+  if (!n) return false;
+  if (n->domain.empty()) return n->op_type == "Softmax";
+  if (n->domain != "ai.onnx.ml" || n->outputs.size() < 2) return false;
+  std::string t = n->get_string("post_transform", "NONE");
+  if (t == "SOFTMAX" || t == "SOFTMAX_ZERO" || t == "LOGISTIC") return true;
+  return t == "NONE" && (name == "probabilities" || name == "output_probability");
+}
+
 std::string Session::output_activation() const {
+  if (!log_of_.empty()) return {};
   if (graph_.outputs.empty()) return {};
   std::string v = graph_.outputs[0].name;
   // Follow value-preserving ops back from the output to the op that made it.
@@ -349,6 +413,12 @@ Tensor Session::input_gradient(const Tensor& x, const SeedFn& seed, Tensor* outp
     throw InputError("engine", fmt::format("{}: the model has {} inputs; this command needs a single-input model",
                                            graph_.source, graph_.inputs.size()));
   require_gradients();
+  if (!graph_.inputs.empty() && graph_.inputs[0].dtype != DType::Float32)
+    throw UnsupportedError(
+        "engine", fmt::format("{}: input gradients are not available: input '{}' is {} (ids or categories, not a continuous "
+                              "input); use a black-box method instead (explain --method kernel-shap|lime|permutation|"
+                              "occlusion)",
+                              graph_.source, graph_.inputs[0].name, dtype_name(graph_.inputs[0].dtype)));
   std::vector<Tensor> in{x};
   check_inputs(in);
   if (device_) {

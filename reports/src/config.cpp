@@ -153,7 +153,7 @@ const std::vector<KeySpec> kSystemKeys = {{"name", T::Str, false},         {"ver
                                           {"owner", T::Str, false},        {"description", T::Str, false},
                                           {"intended_use", T::Str, false}, {"out_of_scope", T::Str, false},
                                           {"limitations", T::StrList, false}};
-const std::vector<KeySpec> kModelKeys = {{"path", T::Path, true}};
+const std::vector<KeySpec> kModelKeys = {{"path", T::Path, true}, {"output", T::Str, false}};
 const std::vector<KeySpec> kDatasetKeys = {{"data", T::Path, false},     {"labels", T::Path, false},
                                            {"csv", T::Path, false},      {"label", T::Str, false},
                                            {"protected", T::StrList, false}, {"features", T::Any, false},
@@ -341,6 +341,7 @@ class Parser {
       } else {
         auto keys = check_map(it->second, kModelKeys, what);
         m.path = path(keys["path"], what);
+        if (keys.count("output")) m.output = str(keys["output"], "output");
       }
       if (cfg.model(m.id)) fail(it->first.Mark(), fmt::format("duplicate model id '{}'", m.id));
       cfg.models.push_back(m);

@@ -134,7 +134,9 @@ json run_performance(const SectionSpec& section, const AuditConfig& cfg, uint64_
   engine::Tensor x;
   std::vector<int64_t> y;
   load_data(*ds, section.params.value("samples", int64_t(0)), x, y);
-  auto session = engine::Session::load(m->path);
+  engine::SessionOptions session_options;
+  session_options.output = m->output;
+  auto session = engine::Session::load(m->path, session_options);
   const int64_t n = x.dim(0), batch = 256;
   std::vector<int64_t> pred;
   int64_t classes = 0;
@@ -184,7 +186,9 @@ json run_performance(const SectionSpec& section, const AuditConfig& cfg, uint64_
 
 json run_efficiency(const SectionSpec& section, const AuditConfig& cfg) {
   const ModelSpec* m = cfg.model(section.model);
-  auto session = engine::Session::load(m->path);
+  engine::SessionOptions session_options;
+  session_options.output = m->output;
+  auto session = engine::Session::load(m->path, session_options);
   if (session->inputs().empty()) throw InputError("audit", fmt::format("model '{}' has no inputs", m->id));
   engine::Shape shape = concrete_shape(session->inputs()[0].shape);
   int64_t runs = section.params.value("runs", int64_t(200));

@@ -192,6 +192,7 @@ SectionCommand section_command(const SectionSpec& s, const AuditConfig& cfg, con
   };
   c.result_path = fmt::format("{}/{}.json", work_dir, s.id);
   flag("model", model->path);
+  if (!model->output.empty()) flag("model-output", model->output);
   switch (s.kind) {
     case SectionKind::Performance:
     case SectionKind::Efficiency:

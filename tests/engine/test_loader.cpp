@@ -1,6 +1,7 @@
 // ONNX loading: untrusted files give one clear InputError; graph structure
 // (topological order, dead nodes, initializers listed as inputs) is handled.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 #include <onnx/onnx_pb.h>
 
 #include <cmath>
@@ -8,7 +9,10 @@
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "mlaudit/datasets/io.h"
+#include "mlaudit/datasets/npy.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/graph.h"
 #include "mlaudit/engine/session.h"
@@ -84,8 +88,23 @@ TEST_CASE("malformed model files give an InputError naming the problem", "[engin
   CHECK(contains(load_error(bytes_of(tiny_model("Relu", int(engine::newest_known_opset("")) + 1))), newer));
   CHECK(contains(load_error(bytes_of(tiny_model("Relu", int(engine::newest_known_opset("")) + 1))),
                  "(first op: 'Relu' at node 'node_0')"));
-  // A schema version the implementation does not handle (Cast-1 names its target type by string).
-  CHECK(contains(load_error(bytes_of(tiny_model("Cast", 1))), "op 'Cast' version 1 (opset 1) is not supported at node 'node_0'"));
+  // A schema version the implementation does not handle: any op of the registry with one.
+  bool found = false;
+  for (const auto& row : engine::op_support_table()) {
+    if (!row.domain.empty()) continue;
+    int64_t refused = 0;
+    if (!row.unsupported_versions.empty()) refused = row.unsupported_versions.front();
+    else if (engine::op_since_version("", row.op_type, row.first_opset - 1) > 0)
+      refused = engine::op_since_version("", row.op_type, row.first_opset - 1);
+    if (refused == 0) continue;
+    INFO("op " << row.op_type << " version " << refused);
+    CHECK(contains(load_error(bytes_of(tiny_model(row.op_type, int(refused)))),
+                   fmt::format("op '{}' version {} (opset {}) is not supported at node 'node_0' (supported versions: ",
+                               row.op_type, refused, refused)));
+    found = true;
+    break;
+  }
+  CHECK(found);
   // An op used at an opset before ONNX defined it (Erf is new in opset 9).
   CHECK(contains(load_error(bytes_of(tiny_model("Erf", 8))), "op 'Erf' is not defined at opset 8 (its first version is 9)"));
 
@@ -369,4 +388,79 @@ TEST_CASE("CLI: run writes every output as .npy and info reports the model", "[e
   r = test::run_cli("--version");
   CHECK(r.exit_code == 0);
   CHECK(contains(r.output, "mlaudit 0.1.0"));
+}
+
+TEST_CASE("CLI: info --ops prints the registry's op table", "[engine][cli][ops]") {
+  auto r = test::run_cli("info --ops");
+  REQUIRE(r.exit_code == 0);
+  CHECK(contains(r.output, "opsets up to " + std::to_string(engine::newest_known_opset("")) + " for ai.onnx"));
+  CHECK(contains(r.output, "ai.onnx     Relu"));
+  CHECK(contains(r.output, "ai.onnx     Cast                         1-28          yes      yes                kernel"));
+  CHECK(contains(r.output, "ai.onnx     Gelu                         20-28         yes      yes                cpu fallback"));
+  CHECK(contains(r.output, "ai.onnx.ml  TreeEnsemble                 5-5           yes      not differentiable cpu fallback"));
+  r = test::run_cli("info --ops --json");
+  REQUIRE(r.exit_code == 0);
+  auto j = nlohmann::json::parse(r.output);
+  CHECK(j["schema"] == "mlaudit.ops/1");
+  size_t rows = j["ops"].size();
+  CHECK(rows == engine::op_support_table().size());
+  bool relu = false;
+  for (const auto& row : j["ops"])
+    if (row["op"] == "Relu") relu = row["gradient"] == true && row["domain"] == "ai.onnx";
+  CHECK(relu);
+  r = test::run_cli("info");
+  CHECK(r.exit_code == 2);
+  CHECK(contains(r.output, "the option '--model' is required (or --ops"));
+}
+
+TEST_CASE("CLI: --output picks the audited output; models without inputs run; ZipMap asked for as a tensor",
+          "[engine][cli][output]") {
+  std::string dir = test::temp_dir("engine-output");
+  std::ofstream(dir + "/zipmap.onnx", std::ios::binary) << bytes_of(zipmap_model());
+  auto r = test::run_cli("info --model " + dir + "/zipmap.onnx");
+  REQUIRE(r.exit_code == 0);
+  CHECK(contains(r.output, "output:     output_probability (a sequence of maps, not computed; made by ZipMap"));
+  CHECK(contains(r.output, "audited:    output 'probabilities', already through Softmax: not logits"));
+  r = test::run_cli("--output y info --model " + dir + "/zipmap.onnx --json");
+  REQUIRE(r.exit_code == 0);
+  CHECK(nlohmann::json::parse(r.output)["audited_output"] == "y");
+
+  datasets::write_npy(dir + "/x.npy", engine::Tensor::from_floats({2, 3}, {-1, 0, 1, 2, 3, 4}));
+  r = test::run_cli("run --model " + dir + "/zipmap.onnx --input " + dir + "/x.npy --output y --output-dir " + dir + "/y");
+  REQUIRE(r.exit_code == 0);
+  CHECK(datasets::read_npy(dir + "/y/y.npy").to_doubles() == std::vector<double>{0, 0, 1, 2, 3, 4});
+  CHECK(!std::ifstream(dir + "/y/probabilities.npy").good());  // pruned: only the chosen output
+  r = test::run_cli("run --model " + dir + "/zipmap.onnx --input " + dir + "/x.npy --output-dir " + dir + "/all");
+  REQUIRE(r.exit_code == 0);
+  CHECK(std::ifstream(dir + "/all/probabilities.npy").good());
+  CHECK(std::ifstream(dir + "/all/y.npy").good());
+  r = test::run_cli("run --model " + dir + "/zipmap.onnx --input " + dir + "/x.npy --output output_probability "
+                    "--output-dir " + dir + "/z");
+  CHECK(r.exit_code == 2);
+  CHECK(contains(r.output, "output 'output_probability' is a sequence of maps, not a tensor"));
+  CHECK(contains(r.output, "its probabilities are output 'probabilities'"));
+  r = test::run_cli("run --model " + dir + "/zipmap.onnx --input " + dir + "/x.npy --model-output nope --output-dir " + dir + "/z");
+  CHECK(r.exit_code == 2);
+  CHECK(contains(r.output, "--output 'nope': the model has no such output (outputs: y, probabilities)"));
+  r = test::run_cli("run --model " + dir + "/zipmap.onnx --output-dir " + dir + "/z");
+  CHECK(r.exit_code == 2);
+  CHECK(contains(r.output, "the option '--input' is required: the model has 1 input(s) (x)"));
+
+  // A model with no graph input: y = Constant.
+  onnx::ModelProto c = tiny_model("Constant");
+  {
+    auto* g = c.mutable_graph();
+    g->clear_input();
+    auto* n = g->mutable_node(0);
+    n->clear_input();
+    auto* a = n->add_attribute();
+    a->set_name("value_floats");
+    a->set_type(onnx::AttributeProto::FLOATS);
+    a->add_floats(1.5f);
+    a->add_floats(-2.f);
+  }
+  std::ofstream(dir + "/const.onnx", std::ios::binary) << bytes_of(c);
+  r = test::run_cli("run --model " + dir + "/const.onnx --output-dir " + dir + "/c");
+  REQUIRE(r.exit_code == 0);
+  CHECK(datasets::read_npy(dir + "/c/y.npy").to_doubles() == std::vector<double>{1.5, -2.0});
 }

@@ -69,6 +69,11 @@ class CudaExecutor : public DeviceSession {
  private:
   using Plan = ExecutionPlan;
   void make_plan();
+  // Nodes without a CUDA kernel: the CPU backend's forward / VJP on downloaded values.
+  void host_fallback_forward(size_t i, const std::vector<const DValue*>& in, std::vector<DValue>& out) const;
+  void host_fallback_backward(size_t i, const std::vector<const DValue*>& in, const std::vector<const DValue*>& out,
+                              const std::vector<const DValue*>& gout, const std::vector<bool>& need,
+                              std::vector<DValue>& gin) const;
   void forward_node(size_t i, const std::vector<const DValue*>& in, std::vector<DValue>& out) const;
   void backward_node(size_t i, const std::vector<const DValue*>& in, const std::vector<const DValue*>& out,
                      const std::vector<const DValue*>& gout, const std::vector<bool>& need, std::vector<DValue>& gin) const;

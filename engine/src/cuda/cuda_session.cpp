@@ -511,12 +511,87 @@ std::pair<float, float> CudaExecutor::unary_params(size_t i, const std::vector<c
   return {a, b};
 }
 
+bool has_cuda_kernel(const Node& node, int64_t opset, const std::vector<const DValue*>& in) {
+  static const std::vector<std::string> ops = cuda_supported_ops();
+  if (!node.domain.empty() || std::find(ops.begin(), ops.end(), node.op_type) == ops.end()) return false;
+  // Old schema versions whose semantics the device kernels do not implement run on the CPU:
+  // the legacy broadcast/axis form of binary ops (< 7), same-shape-only variadic ops (< 8),
+  // Cast-1's string type names, Clip-1's open bounds, Dropout's float mask (< 10) and training mode.
+  const std::string& op = node.op_type;
+  if ((op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Pow") && opset < 7) return false;
+  if ((op == "Sum" || op == "Min" || op == "Max") && opset < 8) return false;
+  if (op == "Cast" && node.since_version < 6) return false;
+  if (op == "Clip" && node.since_version < 6) return false;
+  if (op == "Dropout" && (opset < 10 || node.inputs.size() > 2)) return false;
+  if (op == "BatchNormalization" && (node.since_version < 9 && node.get_int("spatial", 1) == 0)) return false;
+  // The device convolution and pooling kernels are 2-D (NCHW); 1-D (NCW) nodes run on the CPU.
+  if ((op == "Conv" || op == "MaxPool" || op == "AveragePool" || op == "GlobalAveragePool") &&
+      (in.empty() || !in[0] || in[0]->shape.size() != 4))
+    return false;
+  return true;
+}
+
+// Per-op CPU fallback (docs/cuda.md): a node without a CUDA kernel runs the CPU backend's
+// forward on downloaded inputs, and its outputs go back to the device. Correct for every op
+// the CPU runs; it costs a round trip per such node, so `mlaudit info` lists them.
+void CudaExecutor::host_fallback_forward(size_t i, const std::vector<const DValue*>& in, std::vector<DValue>& out) const {
+  const Node& node = g_.nodes[i];
+  OpContext ctx{node, g_.opset};
+  std::vector<Tensor> holders(in.size());
+  detail::Inputs hin;
+  for (size_t j = 0; j < in.size(); ++j) {
+    if (!in[j] || in[j]->empty()) {
+      hin.push_back(nullptr);
+      continue;
+    }
+    holders[j] = to_host(*in[j], *stream_);
+    hin.push_back(&holders[j]);
+  }
+  std::vector<Tensor> houts(node.outputs.size());
+  detail::find_op(node)->forward(ctx, hin, houts);
+  for (size_t k = 0; k < houts.size(); ++k)
+    if (!houts[k].empty()) out[k] = to_device(houts[k], *stream_);
+}
+
+void CudaExecutor::host_fallback_backward(size_t i, const std::vector<const DValue*>& in,
+                                          const std::vector<const DValue*>& out, const std::vector<const DValue*>& gout,
+                                          const std::vector<bool>& need, std::vector<DValue>& gin) const {
+  const Node& node = g_.nodes[i];
+  OpContext ctx{node, g_.opset};
+  const detail::OpDef* def = detail::find_op(node);
+  if (!def || !def->backward) return;
+  auto download = [&](const std::vector<const DValue*>& vs, std::vector<Tensor>& holders, detail::Inputs& h) {
+    holders.resize(vs.size());
+    for (size_t j = 0; j < vs.size(); ++j) {
+      if (!vs[j] || vs[j]->empty()) {
+        h.push_back(nullptr);
+        continue;
+      }
+      holders[j] = to_host(*vs[j], *stream_);
+      h.push_back(&holders[j]);
+    }
+  };
+  std::vector<Tensor> hi, ho, hg;
+  detail::Inputs ins, outs, gouts;
+  download(in, hi, ins);
+  download(out, ho, outs);
+  download(gout, hg, gouts);
+  std::vector<Tensor> g(in.size());
+  def->backward(ctx, ins, outs, gouts, need, g);
+  for (size_t k = 0; k < g.size(); ++k)
+    if (need[k] && !g[k].empty()) gin[k] = to_device(g[k], *stream_);
+}
+
 void CudaExecutor::forward_node(size_t i, const std::vector<const DValue*>& in, std::vector<DValue>& out) const {
   const Node& node = g_.nodes[i];
   OpContext ctx{node, g_.opset};
   const std::string& op = node.op_type;
   const Stream& st = *stream_;
   void* s = st.get();
+  if (!has_cuda_kernel(node, g_.opset, in)) {
+    host_fallback_forward(i, in, out);
+    return;
+  }
   bool any_device = false;
   for (const DValue* v : in)
     if (v && v->on_device()) any_device = true;
@@ -819,6 +894,10 @@ void CudaExecutor::backward_node(size_t i, const std::vector<const DValue*>& in,
                                  const std::vector<const DValue*>& gout, const std::vector<bool>& need,
                                  std::vector<DValue>& gin) const {
   const Node& node = g_.nodes[i];
+  if (!has_cuda_kernel(node, g_.opset, in)) {
+    host_fallback_backward(i, in, out, gout, need, gin);
+    return;
+  }
   OpContext ctx{node, g_.opset};
   const std::string& op = node.op_type;
   const Stream& st = *stream_;
@@ -1091,7 +1170,8 @@ std::vector<DValue> CudaExecutor::forward_values(const std::vector<DValue>& inpu
     if (node.op_type == "Constant" || done[i]) continue;  // evaluated once at construction / fused
     std::vector<const DValue*> ins;
     for (int s : plan_.node_inputs[i]) ins.push_back(s >= 0 && !v[s].empty() ? &v[s] : nullptr);
-    if (fuse_relu_[i] >= 0 && ins.size() >= 2 && ins[0] && ins[1] && ins[0]->on_device() && ins[1]->on_device()) {
+    if (fuse_relu_[i] >= 0 && ins.size() >= 2 && ins[0] && ins[1] && ins[0]->on_device() && ins[1]->on_device() &&
+        ins[0]->shape.size() == 4) {
       const int r = fuse_relu_[i], m = fuse_pool_[i];
       const int relu_out = plan_.node_outputs[r][0];
       if (m >= 0 && keep_all && conv_pool_even(i, ins)) {
@@ -1271,11 +1351,7 @@ std::vector<std::string> cuda_supported_ops() {
 
 std::unique_ptr<DeviceSession> make_cuda_session(const Graph& graph) {
   if (cuda::device_count() == 0) return nullptr;
-  auto ops = cuda_supported_ops();
-  for (const auto& n : graph.nodes)
-    if (std::find(ops.begin(), ops.end(), n.op_type) == ops.end())
-      throw UnsupportedError("engine", fmt::format("{}: op '{}' at node '{}' is not supported by the CUDA backend",
-                                                   graph.source, n.op_type, n.name));
+  // Nodes without a CUDA kernel run on the CPU, one by one (CudaExecutor::host_fallback_*).
   return std::make_unique<cuda::CudaExecutor>(graph);
 }
 

@@ -27,6 +27,10 @@ struct SessionOptions {
   /// The chosen output becomes output 0 (the one Model's forward returns); when it is named
   /// here, the other outputs and the nodes only they need are dropped.
   std::string output;
+  /// When output 0 is a probability vector (output_is_probability_vector), audit its
+  /// logarithm instead: a Clip(p, 1e-30) -> Log pair is appended, so every command that
+  /// assumes logits gets valid ones (softmax(log p) = p; cross-entropy and margins unchanged).
+  bool logits_from_probabilities = false;
 };
 
 /// Set the number of worker threads used by engine kernels (0 = all cores).
@@ -60,6 +64,13 @@ class Session : public Model {
   /// LogSoftmax, Sigmoid, an ONNX-ML classifier's probabilities), else "": commands that
   /// assume logits warn about it.
   std::string output_activation() const;
+  /// True when output 0 is a probability vector over classes: made by Softmax, or by an
+  /// ONNX-ML classifier's scores with a SOFTMAX/LOGISTIC post-transform or named as
+  /// probabilities (random forests average class frequencies with post_transform NONE).
+  bool output_is_probability_vector() const;
+  /// The name of the output the model itself produced when SessionOptions::
+  /// logits_from_probabilities replaced it by its logarithm, else "".
+  const std::string& log_of_output() const { return log_of_; }
   /// Nodes that stop input gradients to output 0 (see non_differentiable_nodes); empty
   /// when gradients flow. gradient() and input_gradient() refuse such a model.
   const std::vector<const Node*>& gradient_blockers() const { return gradient_blockers_; }
@@ -93,6 +104,7 @@ class Session : public Model {
   std::unique_ptr<DeviceSession> device_;  ///< set when running on a device backend (CUDA)
   std::unique_ptr<DenseChain> chain_;      ///< fused CPU forward when the graph is a dense chain
   std::vector<const Node*> gradient_blockers_;
+  std::string log_of_;
 };
 
 /// Reorder (and, when `name` is given, prune) a graph's outputs so that the audited one is

@@ -32,6 +32,7 @@ struct SystemInfo {
 struct ModelSpec {
   std::string id;
   std::string path;  ///< resolved against the config folder
+  std::string output;  ///< the graph output to audit (empty: the engine's default choice)
 };
 
 /// A data set: .npy inputs + labels, or a CSV with a label column.
