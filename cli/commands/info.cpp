@@ -112,7 +112,8 @@ int cmd_info(const std::vector<std::string>& args, const GlobalOptions& global) 
     std::cout << j.dump(2) << "\n";
     return 0;
   }
-  std::cout << fmt::format("model:      {}\nopset:      {}{}\nproducer:   {}\n", g.source, g.opset,
+  std::cout << fmt::format("model:      {}\nopset:      {}{}\nproducer:   {}\n", g.source,
+                           g.opset ? std::to_string(g.opset) : std::string("none (ai.onnx not imported)"),
                            g.ml_opset ? fmt::format(" (ai.onnx.ml {})", g.ml_opset) : "", g.producer);
   for (const auto& v : g.inputs)
     std::cout << fmt::format("input:      {} {} {}\n", v.name, engine::dtype_name(v.dtype), engine::shape_str(v.shape));

@@ -166,6 +166,10 @@ Attribute parse_attribute(const onnx::AttributeProto& a, const std::string& sour
     case onnx::AttributeProto::STRING: out.kind = Attribute::Kind::String; out.s = a.s(); break;
     case onnx::AttributeProto::TENSOR:
       out.kind = Attribute::Kind::Tensor;
+      if (a.t().data_type() == onnx::TensorProto::STRING)
+        throw UnsupportedError("engine", fmt::format("{}: attribute '{}' of node '{}' is a string tensor; the engine "
+                                                     "computes numbers only (encode strings before the model)",
+                                                     source, a.name(), node));
       out.t = normalise(parse_tensor(a.t(), source, limits));
       break;
     case onnx::AttributeProto::FLOATS:

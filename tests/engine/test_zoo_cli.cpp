@@ -181,3 +181,31 @@ TEST_CASE("zoo CLI: fairness --model on a scikit-learn pipeline scores with its 
   INFO(dumped.substr(0, 2000));
   CHECK(found);
 }
+
+TEST_CASE("zoo CLI: an audit YAML points at a scikit-learn export and its probability output", "[engine][zoo][cli]") {
+  const std::string name = "sk_gradient_boosting";
+  if (!std::ifstream(zoo(name + "/model.onnx"))) {
+    WARN("zoo fixtures missing; skipped");
+    return;
+  }
+  std::string dir = test::temp_dir("zoo-cli-audit");
+  std::string y = predicted_labels(zoo(name + "/extra0_b7.npy"), dir, "gb");
+  std::string yaml = "system: {name: zoo audit}\n"
+                     "models:\n  gb: {path: " + zoo(name + "/model.onnx") + ", output: proba_output}\n"
+                     "datasets:\n  d: {data: " + zoo(name + "/input_b7.npy") + ", labels: " + y + "}\n"
+                     "sections:\n"
+                     "  performance:\n    - {model: gb, data: d, bootstrap: 100}\n"
+                     "  robustness:\n    - {model: gb, data: d, attacks: [square], norm: linf, eps: [0.1], args: [--clip-min, '-1e6', --clip-max, '1e6', --queries, '100']}\n"
+                     "gates:\n  - check: accuracy() >= 0.99\n    model: gb\n    name: agrees with its own predictions\n";
+  datasets::write_file_atomic(dir + "/audit.yaml", yaml);
+  auto r = test::run_cli("audit --config " + dir + "/audit.yaml --out " + dir + "/out --no-pdf");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  json report = read_json(dir + "/out/report.json");
+  CHECK(report.dump().find("\"accuracy\"") != std::string::npos);
+  // A name the model does not have stops the audit (exit 2) with the model's outputs listed.
+  datasets::write_file_atomic(dir + "/bad.yaml", std::string(yaml).replace(yaml.find("output: proba_output"), 20, "output: nope        "));
+  r = test::run_cli("audit --config " + dir + "/bad.yaml --out " + dir + "/out2 --no-pdf");
+  CHECK(r.exit_code == 2);
+  CHECK(contains(r.output, "--output 'nope': the model has no such output"));
+}
