@@ -55,5 +55,5 @@ TEST_CASE("ONNX backend node tests pass", "[engine][onnx-node]") {
   }
   for (const auto& f : failures) UNSCOPED_INFO(f);
   CHECK(failures.empty());
-  CHECK(passed > 200);
+  CHECK(passed >= 1100);  // every kept case of tools/export_onnx_node_tests.py (1121 from onnx 1.23.2)
 }
