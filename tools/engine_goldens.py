@@ -62,12 +62,17 @@ NP2ONNX = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int64): TensorPr
 CASES = []
 
 
-def case(name, op, note=""):
-    """Register a case builder: fn(rng) -> dict(nodes, inputs, inits, outputs, torch_fn)."""
+def register(cases, name, op, *meta):
+    """Decorator appending (name, op, *meta, fn) to `cases`: the case registries of this script and its parts."""
     def deco(fn):
-        CASES.append((name, op, note, fn))
+        cases.append((name, op, *meta, fn))
         return fn
     return deco
+
+
+def case(name, op, note=""):
+    """Register a case builder: fn(rng) -> dict(nodes, inputs, inits, outputs, torch_fn)."""
+    return register(CASES, name, op, note)
 
 
 # ---------------------------------------------------------------- input helpers
@@ -101,6 +106,10 @@ def nonzero_signed(rng, *shape, low=0.5, high=2.0):
 
 def i64(*vals):
     return np.array(vals, dtype=np.int64)
+
+
+def boolean(rng, *shape):
+    return rng.random(shape) < 0.5
 
 
 def simple(op, inputs, outputs=("y",), **attrs):
@@ -707,16 +716,23 @@ def ort_run(model_path, feeds):
     return sess.run(None, feeds)
 
 
-def build_model(name, spec, out_shapes=None):
-    """The ONNX model of a case; output shapes are filled in (from onnxruntime's results) on the second call."""
-    inputs = [helper.make_tensor_value_info(n, NP2ONNX[a.dtype], list(a.shape)) for n, a, _ in spec["inputs"]]
+def min_ir_version(opset):
+    """The lowest IR version onnx allows for a default-domain opset, and at least IR_VERSION."""
+    return max(IR_VERSION, helper.find_min_ir_version_for([helper.make_opsetid("", opset)]))
+
+
+def build_model(name, spec, out_shapes=None, opset=OPSET, producer="mlaudit-engine-goldens", ir_version=IR_VERSION,
+                np2onnx=NP2ONNX):
+    """The ONNX model of a case; output shapes are filled in (from onnxruntime's results) on the second call,
+    which also runs onnx's checker unless the spec says skip_check. ir_version: a number or a function of the opset."""
+    inputs = [helper.make_tensor_value_info(n, np2onnx[a.dtype], list(a.shape)) for n, a, _ in spec["inputs"]]
     shapes = out_shapes or [None] * len(spec["outputs"])
     outputs = [helper.make_tensor_value_info(n, t, s) for (n, t), s in zip(spec["outputs"], shapes)]
     inits = [numpy_helper.from_array(v, k) for k, v in spec.get("inits", {}).items()]
     graph = helper.make_graph(spec["nodes"], name, inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="mlaudit-engine-goldens")
-    model.ir_version = IR_VERSION
-    if out_shapes is not None:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name=producer)
+    model.ir_version = ir_version(opset) if callable(ir_version) else ir_version
+    if out_shapes is not None and not spec.get("skip_check"):
         onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -759,54 +775,112 @@ def fd_check(name, spec, env, input_name, grad, seeds_by_output, h=1e-6, max_coo
             raise SystemExit(f"{name}: finite difference {fd} vs autograd {ag} at {input_name}[{c}]")
 
 
-def write_case(out_dir, idx, name, op, note, fn):
-    rng = np.random.default_rng(1000 + idx)
+def check_forward(name, k, o, tn, source="onnxruntime", equal_nan=False):
+    """Output k of the reference (`source`) against the torch formula's: float32 to FWD_RTOL/FWD_ATOL, other
+    dtypes (integers, bool) exactly."""
+    if o.shape != tn.shape:
+        raise SystemExit(f"{name}: output {k} shape {source} {o.shape} vs torch {tn.shape}")
+    if o.dtype == np.float32:
+        if not np.allclose(o, tn, rtol=FWD_RTOL, atol=FWD_ATOL, equal_nan=equal_nan):
+            raise SystemExit(f"{name}: output {k} {source} vs torch max diff {np.abs(o - tn).max()}")
+    elif not np.array_equal(o.astype(np.int64), tn.astype(np.int64)):
+        raise SystemExit(f"{name}: output {k} {source} {o.tolist()} vs torch {tn.tolist()}")
+
+
+def ort_forward(model_path, spec, feeds, touts):
+    return ort_run(model_path, feeds)
+
+
+def write_case(out_dir, idx, name, op, note, fn, opset=OPSET, seed_base=1000, model_args=None, forward=ort_forward,
+               source="onnxruntime", equal_nan=False, meta=None):
+    """Write one case: model.onnx, inputs, reference outputs, seeds and autograd VJPs (finite-difference checked
+    unless the spec says fd=False); returns its cases.json entry.
+
+    Inputs come from numpy.random.default_rng(seed_base + idx); opset None takes the spec's "opset";
+    model_args are build_model's keyword arguments; forward(model_path, spec, feeds, torch outputs) gives the
+    reference outputs (named `source` in errors); meta(spec) gives the entry's keys after "op"."""
+    rng = np.random.default_rng(seed_base + idx)
     spec = fn(rng)
+    opset = spec["opset"] if opset is None else opset
+    model_args = dict(model_args or {}, opset=opset)
     case_dir = os.path.join(out_dir, name)
     os.makedirs(case_dir, exist_ok=True)
-    model = build_model(name, spec)
     model_path = os.path.join(case_dir, "model.onnx")
-    onnx.save(model, model_path)
-
+    onnx.save(build_model(name, spec, **model_args), model_path)
     feeds = {n: a for n, a, _ in spec["inputs"]}
-    outs = ort_run(model_path, feeds)
-    onnx.save(build_model(name, spec, [list(o.shape) for o in outs]), model_path)
     env = torch_env(spec, [a for _, a, _ in spec["inputs"]])
     touts = spec["torch_fn"](env)
+    outs = forward(model_path, spec, feeds, touts)
+    onnx.save(build_model(name, spec, [list(o.shape) for o in outs], **model_args), model_path)
     if len(touts) != len(outs):
-        raise SystemExit(f"{name}: torch gives {len(touts)} outputs, onnxruntime {len(outs)}")
+        raise SystemExit(f"{name}: torch gives {len(touts)} outputs, {source} {len(outs)}")
     seeds, loss, seeds_by_output = [], None, {}
     for k, (o, t) in enumerate(zip(outs, touts)):
-        tn = t.detach().numpy()
-        if o.shape != tn.shape:
-            raise SystemExit(f"{name}: output {k} shape onnxruntime {o.shape} vs torch {tn.shape}")
-        if not np.allclose(o, tn, rtol=FWD_RTOL, atol=FWD_ATOL):
-            raise SystemExit(f"{name}: output {k} onnxruntime vs torch max diff {np.abs(o - tn).max()}")
+        check_forward(name, k, o, t.detach().numpy(), source, equal_nan)
         np.save(os.path.join(case_dir, f"output_{k}.npy"), o)
         if o.dtype == np.float32:
             seed = rng.standard_normal(o.shape).astype(np.float32)
             np.save(os.path.join(case_dir, f"seed_{k}.npy"), seed)
             seeds.append(k)
             seeds_by_output[k] = torch.from_numpy(seed).double()
-            term = (t * torch.from_numpy(seed).double()).sum()
+            term = (t * seeds_by_output[k]).sum()
             loss = term if loss is None else loss + term
     grads = []
     for k, (n, a, want) in enumerate(spec["inputs"]):
         np.save(os.path.join(case_dir, f"input_{k}.npy"), a)
         if want and a.dtype == np.float32:
             t = env[n]
+            g = None
             if loss is not None and loss.requires_grad:
                 g = torch.autograd.grad(loss, t, retain_graph=True, allow_unused=True)[0]
-            else:
-                g = None
             g = torch.zeros_like(t) if g is None else g
-            fd_check(name, spec, env, n, g, seeds_by_output)
-            np.save(os.path.join(case_dir, f"grad_{k}.npy"), np.ascontiguousarray(g.detach().numpy().astype(np.float32)))
+            if spec.get("fd", True):
+                fd_check(name, spec, env, n, g, seeds_by_output)
+            # np.array, not np.ascontiguousarray: the latter turns a 0-d gradient into shape (1,).
+            np.save(os.path.join(case_dir, f"grad_{k}.npy"), np.array(g.detach().numpy(), dtype=np.float32, order="C"))
             grads.append(k)
-    return {"name": name, "op": op, "inputs": len(spec["inputs"]), "outputs": len(outs), "grads": grads,
-            "seeds": seeds, "input_names": [n for n, _, _ in spec["inputs"]],
+    return {"name": name, "op": op, **(meta(spec) if meta else {}), "inputs": len(spec["inputs"]),
+            "outputs": len(outs), "grads": grads, "seeds": seeds, "input_names": [n for n, _, _ in spec["inputs"]],
             "input_dtypes": [str(a.dtype) for _, a, _ in spec["inputs"]],
             "output_names": [n for n, _ in spec["outputs"]], "note": note}
+
+
+def fresh_dir(path):
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    os.makedirs(path)
+
+
+def write_cases_json(out_dir, entries):
+    with open(os.path.join(out_dir, "cases.json"), "w") as fh:
+        json.dump(entries, fh, indent=1)
+        fh.write("\n")
+
+
+def write_readme(out_dir, title, script, doc):
+    """README.md: a title and the generating script's docstring, verbatim."""
+    with open(os.path.join(out_dir, "README.md"), "w") as fh:
+        fh.write(f"# {title}\n\nGenerated by `tools/{script}`; its docstring, verbatim:\n\n```\n" + doc.strip()
+                 + "\n```\n")
+
+
+def part_main(argv, description, subdir, cases, write_one, readme=None, threads=2):
+    """main() of a part script (engine_goldens_<part>.py): writes every case of `cases` with
+    write_one(out_dir, index, *case) under --out (default tests/fixtures/engine/<subdir>, emptied first),
+    cases.json and, given readme=(title, script, docstring), README.md."""
+    ap = argparse.ArgumentParser(description=description)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument("--out", default=os.path.join(root, "tests", "fixtures", "engine", subdir))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(threads)
+    fresh_dir(args.out)
+    entries = [write_one(args.out, i, *c) for i, c in enumerate(cases)]
+    write_cases_json(args.out, entries)
+    if readme:
+        write_readme(args.out, *readme)
+    ops = sorted({e["op"] for e in entries})
+    print(f"wrote {len(entries)} op cases under {args.out} covering {len(ops)} ops: {', '.join(ops)}")
+    return 0
 
 
 class ShapeArith(torch.nn.Module):
@@ -890,17 +964,11 @@ def main(argv=None):
     torch.set_num_threads(2)
     write_model_goldens(root, os.path.join(args.out, "models"))
     ops_dir = os.path.join(args.out, "ops")
-    if os.path.isdir(ops_dir):
-        shutil.rmtree(ops_dir)
-    os.makedirs(ops_dir)
+    fresh_dir(ops_dir)
     entries = [write_case(ops_dir, i, name, op, note, fn) for i, (name, op, note, fn) in enumerate(CASES)]
     entries.append(write_shape_arith_case(ops_dir))
-    with open(os.path.join(ops_dir, "cases.json"), "w") as fh:
-        json.dump(entries, fh, indent=1)
-        fh.write("\n")
-    with open(os.path.join(args.out, "README.md"), "w") as fh:
-        fh.write("# Engine golden fixtures\n\nGenerated by `tools/engine_goldens.py`; its docstring, verbatim:\n\n```\n"
-                 + __doc__.strip() + "\n```\n")
+    write_cases_json(ops_dir, entries)
+    write_readme(args.out, "Engine golden fixtures", "engine_goldens.py", __doc__)
     print(f"wrote {os.path.join(args.out, 'README.md')}")
     ops = sorted({e["op"] for e in entries})
     print(f"wrote {len(entries)} op cases under {ops_dir} covering {len(ops)} ops: {', '.join(ops)}")

@@ -38,21 +38,19 @@ differences of the torch formula (engine_goldens.fd_check). Inputs are drawn wit
 numpy.random.default_rng(5000 + case index) and kept 0.1 away from kinks and jumps (0 for PRelu,
 +-3 for HardSwish, alpha for ThresholdedRelu, +-lambd for Shrink; a/b 0.2 from integers for Mod).
 """
-import argparse
-import json
 import os
-import shutil
 import sys
 
 import numpy as np
 import onnx
 import torch
 import torch.nn.functional as F
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from engine_goldens import (FWD_ATOL, FWD_RTOL, IR_VERSION, NP2ONNX, away_from, distinct, fd_check,  # noqa: E402
-                            nonzero_signed, normal, ort_run, torch_env)
+import engine_goldens as eg  # noqa: E402  (shared driver: model builder, case writer, main)
+from engine_goldens import NP2ONNX, away_from, boolean, distinct, nonzero_signed, normal, ort_run  # noqa: E402
+from engine_goldens import simple as node  # noqa: E402
 
 NP2ONNX = dict(NP2ONNX)
 NP2ONNX[np.dtype(np.uint8)] = TensorProto.UINT8
@@ -63,22 +61,11 @@ CASES = []
 
 def case(name, op, note=""):
     """Register a case builder: fn(rng) -> dict(nodes, inputs, inits, outputs, torch_fn, opset[, ref])."""
-    def deco(fn):
-        CASES.append((name, op, note, fn))
-        return fn
-    return deco
-
-
-def node(op, inputs, outputs=("y",), **attrs):
-    return [helper.make_node(op, list(inputs), list(outputs), name=f"{op.lower()}_0", **attrs)]
+    return eg.register(CASES, name, op, note)
 
 
 def i64(rng, *shape, low=-6, high=7):
     return rng.integers(low, high, shape).astype(np.int64)
-
-
-def boolean(rng, *shape):
-    return rng.random(shape) < 0.5
 
 
 def unary(op, fn, x, opset, grad=True, out_type=TensorProto.FLOAT, **attrs):
@@ -729,21 +716,6 @@ def _(rng):
 
 # ---------------------------------------------------------------- writer
 
-def build_model(name, spec, out_shapes=None):
-    opset = spec["opset"]
-    inputs = [helper.make_tensor_value_info(n, NP2ONNX[a.dtype], list(a.shape)) for n, a, _ in spec["inputs"]]
-    shapes = out_shapes or [None] * len(spec["outputs"])
-    outputs = [helper.make_tensor_value_info(n, t, s) for (n, t), s in zip(spec["outputs"], shapes)]
-    inits = [numpy_helper.from_array(v, k) for k, v in spec.get("inits", {}).items()]
-    graph = helper.make_graph(spec["nodes"], name, inputs, outputs, inits)
-    opsets = [helper.make_opsetid("", opset)]
-    model = helper.make_model(graph, opset_imports=opsets, producer_name="mlaudit-engine-goldens-activation")
-    model.ir_version = max(IR_VERSION, helper.find_min_ir_version_for(opsets))
-    if out_shapes is not None:
-        onnx.checker.check_model(model, full_check=True)
-    return model
-
-
 def reference_forward(model_path, spec, feeds, touts):
     """Outputs from the case's reference; onnxruntime falls back to onnx.reference where it has no kernel
     for the op at that opset and type (the case's "ref" is updated, so cases.json records the source)."""
@@ -765,76 +737,17 @@ def reference_forward(model_path, spec, feeds, touts):
 
 
 def write_case(out_dir, idx, name, op, note, fn):
-    rng = np.random.default_rng(5000 + idx)
-    spec = fn(rng)
-    case_dir = os.path.join(out_dir, name)
-    os.makedirs(case_dir, exist_ok=True)
-    model_path = os.path.join(case_dir, "model.onnx")
-    onnx.save(build_model(name, spec), model_path)
-    feeds = {n: a for n, a, _ in spec["inputs"]}
-    env = torch_env(spec, [a for _, a, _ in spec["inputs"]])
-    touts = spec["torch_fn"](env)
-    outs = reference_forward(model_path, spec, feeds, touts)
-    onnx.save(build_model(name, spec, [list(o.shape) for o in outs]), model_path)
-    if len(touts) != len(outs):
-        raise SystemExit(f"{name}: torch gives {len(touts)} outputs, the reference {len(outs)}")
-    seeds, loss, seeds_by_output = [], None, {}
-    for k, (o, t) in enumerate(zip(outs, touts)):
-        tn = t.detach().numpy()
-        if o.shape != tn.shape:
-            raise SystemExit(f"{name}: output {k} shape reference {o.shape} vs torch {tn.shape}")
-        if o.dtype == np.float32:
-            if not np.allclose(o, tn, rtol=FWD_RTOL, atol=FWD_ATOL, equal_nan=True):
-                raise SystemExit(f"{name}: output {k} reference vs torch max diff {np.abs(o - tn).max()}")
-        elif not np.array_equal(o.astype(np.int64), tn.astype(np.int64)):
-            raise SystemExit(f"{name}: output {k} reference {o} vs torch {tn}")
-        np.save(os.path.join(case_dir, f"output_{k}.npy"), o)
-        if o.dtype == np.float32:
-            seed = rng.standard_normal(o.shape).astype(np.float32)
-            np.save(os.path.join(case_dir, f"seed_{k}.npy"), seed)
-            seeds.append(k)
-            seeds_by_output[k] = torch.from_numpy(seed).double()
-            term = (t * seeds_by_output[k]).sum()
-            loss = term if loss is None else loss + term
-    grads = []
-    for k, (n, a, want) in enumerate(spec["inputs"]):
-        np.save(os.path.join(case_dir, f"input_{k}.npy"), a)
-        if want and a.dtype == np.float32:
-            t = env[n]
-            g = None
-            if loss is not None and loss.requires_grad:
-                g = torch.autograd.grad(loss, t, retain_graph=True, allow_unused=True)[0]
-            g = torch.zeros_like(t) if g is None else g
-            fd_check(name, spec, env, n, g, seeds_by_output)
-            # np.array, not np.ascontiguousarray: the latter turns a 0-d gradient into shape (1,).
-            np.save(os.path.join(case_dir, f"grad_{k}.npy"), np.array(g.detach().numpy(), dtype=np.float32, order="C"))
-            grads.append(k)
-    return {"name": name, "op": op, "opset": spec["opset"], "forward_reference": spec.get("ref", "onnxruntime"),
-            "inputs": len(spec["inputs"]), "outputs": len(outs), "grads": grads, "seeds": seeds,
-            "input_names": [n for n, _, _ in spec["inputs"]],
-            "input_dtypes": [str(a.dtype) for _, a, _ in spec["inputs"]],
-            "output_names": [n for n, _ in spec["outputs"]], "note": note}
+    return eg.write_case(out_dir, idx, name, op, note, fn, opset=None, seed_base=5000, forward=reference_forward,
+                         source="reference", equal_nan=True,
+                         model_args=dict(producer="mlaudit-engine-goldens-activation", ir_version=eg.min_ir_version,
+                                         np2onnx=NP2ONNX),
+                         meta=lambda spec: {"opset": spec["opset"],
+                                            "forward_reference": spec.get("ref", "onnxruntime")})
 
 
 def main(argv=None):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    ap = argparse.ArgumentParser(description="Write the activation/logic op golden fixtures.")
-    ap.add_argument("--out", default=os.path.join(root, "tests", "fixtures", "engine", "ops_activation"))
-    args = ap.parse_args(argv)
-    torch.set_num_threads(2)
-    if os.path.isdir(args.out):
-        shutil.rmtree(args.out)
-    os.makedirs(args.out)
-    entries = [write_case(args.out, i, name, op, note, fn) for i, (name, op, note, fn) in enumerate(CASES)]
-    with open(os.path.join(args.out, "cases.json"), "w") as fh:
-        json.dump(entries, fh, indent=1)
-        fh.write("\n")
-    with open(os.path.join(args.out, "README.md"), "w") as fh:
-        fh.write("# Activation, logic and comparison op fixtures\n\nGenerated by `tools/engine_goldens_activation.py`; "
-                 "its docstring, verbatim:\n\n```\n" + __doc__.strip() + "\n```\n")
-    ops = sorted({e["op"] for e in entries})
-    print(f"wrote {len(entries)} op cases under {args.out} covering {len(ops)} ops: {', '.join(ops)}")
-    return 0
+    return eg.part_main(argv, "Write the activation/logic op golden fixtures.", "ops_activation", CASES, write_case,
+                        readme=("Activation, logic and comparison op fixtures", "engine_goldens_activation.py", __doc__))
 
 
 if __name__ == "__main__":

@@ -28,37 +28,26 @@ differences of the same formula. Inputs are drawn with numpy.random.default_rng(
 max-type ops get distinct values, nearest-neighbour Resize cases are piecewise constant in X
 (their VJP is a scatter of the seed, still exact).
 """
-import argparse
-import json
 import math
 import os
-import shutil
 import sys
 
 import numpy as np
-import onnx
 import torch
 import torch.nn.functional as F
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import engine_goldens as eg  # noqa: E402  (shared helpers: input generators, onnxruntime runner, FD check)
+import engine_goldens as eg  # noqa: E402  (shared driver: model builder, case writer, main)
 from engine_goldens import distinct, i64, normal  # noqa: E402
+from engine_goldens import simple as node  # noqa: E402
 
-FWD_RTOL, FWD_ATOL = eg.FWD_RTOL, eg.FWD_ATOL
 CASES = []
 
 
 def case(name, op, opset, note=""):
-    """Register a case builder: fn(rng) -> dict(nodes, inputs, inits, outputs, torch_fn)."""
-    def deco(fn):
-        CASES.append((name, op, opset, note, fn))
-        return fn
-    return deco
-
-
-def node(op, inputs, outputs=("y",), **attrs):
-    return [helper.make_node(op, list(inputs), list(outputs), name=f"{op.lower()}_0", **attrs)]
+    """Register a case builder: fn(rng) -> dict(nodes, inputs, inits, outputs, torch_fn[, skip_check])."""
+    return eg.register(CASES, name, op, opset, note)
 
 
 def positive(rng, *shape, low=0.5, high=2.0):
@@ -628,85 +617,16 @@ def ir_version(opset):
     return 8 if opset <= 18 else 9 if opset <= 20 else 10
 
 
-def build_model(name, spec, opset, out_shapes=None):
-    inputs = [helper.make_tensor_value_info(n, eg.NP2ONNX[a.dtype], list(a.shape)) for n, a, _ in spec["inputs"]]
-    shapes = out_shapes or [None] * len(spec["outputs"])
-    outputs = [helper.make_tensor_value_info(n, t, s) for (n, t), s in zip(spec["outputs"], shapes)]
-    inits = [numpy_helper.from_array(v, k) for k, v in spec.get("inits", {}).items()]
-    graph = helper.make_graph(spec["nodes"], name, inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name="mlaudit-engine-goldens-norm")
-    model.ir_version = ir_version(opset)
-    # skip_check: onnx's checker refuses deprecated op versions (GroupNormalization-18) and fails in
-    # its own function-body inference for MeanVarianceNormalization; onnxruntime runs both.
-    if out_shapes is not None and not spec.get("skip_check"):
-        onnx.checker.check_model(model, full_check=True)
-    return model
-
-
+# skip_check in a spec: onnx's checker refuses deprecated op versions (GroupNormalization-18) and fails in its
+# own function-body inference for MeanVarianceNormalization; onnxruntime runs both.
 def write_case(out_dir, idx, name, op, opset, note, fn):
-    rng = np.random.default_rng(2000 + idx)
-    spec = fn(rng)
-    case_dir = os.path.join(out_dir, name)
-    os.makedirs(case_dir, exist_ok=True)
-    model_path = os.path.join(case_dir, "model.onnx")
-    onnx.save(build_model(name, spec, opset), model_path)
-    feeds = {n: a for n, a, _ in spec["inputs"]}
-    outs = eg.ort_run(model_path, feeds)
-    onnx.save(build_model(name, spec, opset, [list(o.shape) for o in outs]), model_path)
-    env = eg.torch_env(spec, [a for _, a, _ in spec["inputs"]])
-    touts = spec["torch_fn"](env)
-    if len(touts) != len(outs):
-        raise SystemExit(f"{name}: torch gives {len(touts)} outputs, onnxruntime {len(outs)}")
-    seeds, loss, seeds_by_output = [], None, {}
-    for k, (o, t) in enumerate(zip(outs, touts)):
-        tn = t.detach().numpy()
-        if o.shape != tn.shape:
-            raise SystemExit(f"{name}: output {k} shape onnxruntime {o.shape} vs torch {tn.shape}")
-        if not np.allclose(o, tn, rtol=FWD_RTOL, atol=FWD_ATOL):
-            raise SystemExit(f"{name}: output {k} onnxruntime vs torch max diff {np.abs(o - tn).max()}")
-        np.save(os.path.join(case_dir, f"output_{k}.npy"), o)
-        if o.dtype == np.float32:
-            seed = rng.standard_normal(o.shape).astype(np.float32)
-            np.save(os.path.join(case_dir, f"seed_{k}.npy"), seed)
-            seeds.append(k)
-            seeds_by_output[k] = torch.from_numpy(seed).double()
-            term = (t * torch.from_numpy(seed).double()).sum()
-            loss = term if loss is None else loss + term
-    grads = []
-    for k, (n, a, want) in enumerate(spec["inputs"]):
-        np.save(os.path.join(case_dir, f"input_{k}.npy"), a)
-        if want and a.dtype == np.float32:
-            t = env[n]
-            g = None
-            if loss is not None and loss.requires_grad:
-                g = torch.autograd.grad(loss, t, retain_graph=True, allow_unused=True)[0]
-            g = torch.zeros_like(t) if g is None else g
-            eg.fd_check(name, spec, env, n, g, seeds_by_output)
-            np.save(os.path.join(case_dir, f"grad_{k}.npy"), np.ascontiguousarray(g.detach().numpy().astype(np.float32)))
-            grads.append(k)
-    return {"name": name, "op": op, "opset": opset, "inputs": len(spec["inputs"]), "outputs": len(outs),
-            "grads": grads, "seeds": seeds, "input_names": [n for n, _, _ in spec["inputs"]],
-            "input_dtypes": [str(a.dtype) for _, a, _ in spec["inputs"]],
-            "output_names": [n for n, _ in spec["outputs"]], "note": note}
+    return eg.write_case(out_dir, idx, name, op, note, fn, opset=opset, seed_base=2000,
+                         model_args=dict(producer="mlaudit-engine-goldens-norm", ir_version=ir_version),
+                         meta=lambda spec: {"opset": opset})
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Write the ops_norm golden fixtures.")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    ap.add_argument("--out", default=os.path.join(root, "tests", "fixtures", "engine", "ops_norm"))
-    args = ap.parse_args(argv)
-    torch.set_num_threads(2)
-    if os.path.isdir(args.out):
-        shutil.rmtree(args.out)
-    os.makedirs(args.out)
-    entries = [write_case(args.out, i, name, op, opset, note, fn) for i, (name, op, opset, note, fn) in enumerate(CASES)]
-    with open(os.path.join(args.out, "cases.json"), "w") as fh:
-        json.dump(entries, fh, indent=1)
-        fh.write("\n")
-    ops = sorted({e["op"] for e in entries})
-    print(f"wrote {len(entries)} op cases under {args.out} covering {len(ops)} ops: {', '.join(ops)}")
-    return 0
+    return eg.part_main(argv, "Write the ops_norm golden fixtures.", "ops_norm", CASES, write_case)
 
 
 if __name__ == "__main__":

@@ -35,20 +35,16 @@ distinct values for Max/Min/ArgMax (unless ties are the point), |x| > 0.05 for L
 positive sums for LogSum, magnitudes in [0.5, 1.5] for Prod (with exact zeros where the case
 tests the division-free product gradient).
 """
-import argparse
-import json
 import os
-import shutil
 import sys
 
 import numpy as np
-import onnx
 import torch
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from engine_goldens import (FWD_ATOL, FWD_RTOL, NP2ONNX, away_from, distinct, fd_check, i64,  # noqa: E402
-                            normal, ort_run, torch_env)
+import engine_goldens as eg  # noqa: E402  (shared driver: model builder, case writer, main)
+from engine_goldens import NP2ONNX, away_from, distinct, i64, normal  # noqa: E402
 
 CASES = []
 REDUCTIONS = ["ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSumExp",
@@ -57,10 +53,7 @@ REDUCTIONS = ["ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "R
 
 def case(name, op, opset, note=""):
     """Register a case builder fn(rng) -> dict(nodes, inputs, inits, outputs, torch_fn[, fd]) at an opset."""
-    def deco(fn):
-        CASES.append((name, op, opset, note, fn))
-        return fn
-    return deco
+    return eg.register(CASES, name, op, opset, note)
 
 
 # ---------------------------------------------------------------- torch formulas
@@ -430,89 +423,15 @@ for _op in ("ArgMax", "ArgMin"):
 
 
 # ---------------------------------------------------------------- driver
-def build_model(name, spec, opset, out_shapes=None):
-    inputs = [helper.make_tensor_value_info(n, NP2ONNX[np.dtype(a.dtype)], list(a.shape)) for n, a, _ in spec["inputs"]]
-    shapes = out_shapes or [None] * len(spec["outputs"])
-    outputs = [helper.make_tensor_value_info(n, t, s) for (n, t), s in zip(spec["outputs"], shapes)]
-    inits = [numpy_helper.from_array(v, k) for k, v in spec.get("inits", {}).items()]
-    graph = helper.make_graph(spec["nodes"], name, inputs, outputs, inits)
-    opsets = [helper.make_opsetid("", opset)]
-    model = helper.make_model(graph, opset_imports=opsets, producer_name="mlaudit-engine-goldens-reduce")
-    model.ir_version = max(8, helper.find_min_ir_version_for(opsets))
-    if out_shapes is not None:
-        onnx.checker.check_model(model, full_check=True)
-    return model
-
-
 def write_case(out_dir, idx, name, op, opset, note, fn):
-    rng = np.random.default_rng(3000 + idx)
-    spec = fn(rng)
-    case_dir = os.path.join(out_dir, name)
-    os.makedirs(case_dir, exist_ok=True)
-    model_path = os.path.join(case_dir, "model.onnx")
-    onnx.save(build_model(name, spec, opset), model_path)
-    outs = ort_run(model_path, {n: a for n, a, _ in spec["inputs"]})
-    onnx.save(build_model(name, spec, opset, [list(o.shape) for o in outs]), model_path)
-    env = torch_env(spec, [a for _, a, _ in spec["inputs"]])
-    touts = spec["torch_fn"](env)
-    if len(touts) != len(outs):
-        raise SystemExit(f"{name}: torch gives {len(touts)} outputs, onnxruntime {len(outs)}")
-    seeds, loss, seeds_by_output = [], None, {}
-    for k, (o, t) in enumerate(zip(outs, touts)):
-        tn = t.detach().numpy()
-        if o.shape != tn.shape:
-            raise SystemExit(f"{name}: output {k} shape onnxruntime {o.shape} vs torch {tn.shape}")
-        if o.dtype == np.float32:
-            if not np.allclose(o, tn, rtol=FWD_RTOL, atol=FWD_ATOL, equal_nan=True):
-                raise SystemExit(f"{name}: output {k} onnxruntime vs torch max diff {np.abs(o - tn).max()}")
-        elif not np.array_equal(o, tn.astype(o.dtype)):
-            raise SystemExit(f"{name}: output {k} onnxruntime {o} vs torch {tn}")
-        np.save(os.path.join(case_dir, f"output_{k}.npy"), o)
-        if o.dtype == np.float32:
-            seed = rng.standard_normal(o.shape).astype(np.float32)
-            np.save(os.path.join(case_dir, f"seed_{k}.npy"), seed)
-            seeds.append(k)
-            seeds_by_output[k] = torch.from_numpy(seed).double()
-            term = (t * seeds_by_output[k]).sum()
-            loss = term if loss is None else loss + term
-    grads = []
-    for k, (n, a, want) in enumerate(spec["inputs"]):
-        np.save(os.path.join(case_dir, f"input_{k}.npy"), a)
-        if want and a.dtype == np.float32:
-            t = env[n]
-            g = None
-            if loss is not None and loss.requires_grad:
-                g = torch.autograd.grad(loss, t, retain_graph=True, allow_unused=True)[0]
-            g = torch.zeros_like(t) if g is None else g
-            if spec.get("fd", True):
-                fd_check(name, spec, env, n, g, seeds_by_output)
-            np.save(os.path.join(case_dir, f"grad_{k}.npy"), np.ascontiguousarray(g.detach().numpy().astype(np.float32)))
-            grads.append(k)
-    return {"name": name, "op": op, "opset": opset, "inputs": len(spec["inputs"]), "outputs": len(outs),
-            "grads": grads, "seeds": seeds, "input_names": [n for n, _, _ in spec["inputs"]],
-            "input_dtypes": [str(a.dtype) for _, a, _ in spec["inputs"]],
-            "output_names": [n for n, _ in spec["outputs"]], "note": f"opset {opset}: {note}"}
+    return eg.write_case(out_dir, idx, name, op, f"opset {opset}: {note}", fn, opset=opset, seed_base=3000,
+                         equal_nan=True, meta=lambda spec: {"opset": opset},
+                         model_args=dict(producer="mlaudit-engine-goldens-reduce", ir_version=eg.min_ir_version))
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Write the reduction op golden fixtures.")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    ap.add_argument("--out", default=os.path.join(root, "tests", "fixtures", "engine", "ops_reduce"))
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    if os.path.isdir(args.out):
-        shutil.rmtree(args.out)
-    os.makedirs(args.out)
-    entries = [write_case(args.out, i, *c) for i, c in enumerate(CASES)]
-    with open(os.path.join(args.out, "cases.json"), "w") as fh:
-        json.dump(entries, fh, indent=1)
-        fh.write("\n")
-    with open(os.path.join(args.out, "README.md"), "w") as fh:
-        fh.write("# Reduction op golden fixtures\n\nGenerated by `tools/engine_goldens_reduce.py`; its docstring, "
-                 "verbatim:\n\n```\n" + __doc__.strip() + "\n```\n")
-    ops = sorted({e["op"] for e in entries})
-    print(f"wrote {len(entries)} op cases under {args.out} covering {len(ops)} ops: {', '.join(ops)}")
-    return 0
+    return eg.part_main(argv, "Write the reduction op golden fixtures.", "ops_reduce", CASES, write_case,
+                        readme=("Reduction op golden fixtures", "engine_goldens_reduce.py", __doc__), threads=1)
 
 
 if __name__ == "__main__":

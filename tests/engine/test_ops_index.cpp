@@ -10,92 +10,16 @@
 #include <string>
 #include <vector>
 
-#include "engine_test_util.h"
-#include "mlaudit/engine/error.h"
-#include "mlaudit/engine/graph.h"
-#include "mlaudit/engine/session.h"
 #include "op_cases.h"
+#include "op_graph.h"
 #include "test_util.h"
 
 using namespace mlaudit;
-using engine::Attribute;
-using engine::DType;
-using engine::Shape;
-using engine::Tensor;
+using namespace mlaudit::test;
 
 namespace {
 
 std::string index_dir() { return test::source_path("tests/fixtures/engine/ops_index"); }
-
-Attribute str_attr(const std::string& s) {
-  Attribute a;
-  a.kind = Attribute::Kind::String;
-  a.s = s;
-  return a;
-}
-
-Attribute tensor_attr(const Tensor& t) {
-  Attribute a;
-  a.kind = Attribute::Kind::Tensor;
-  a.t = t;
-  return a;
-}
-
-Tensor ints(Shape s, std::vector<int64_t> v) { return Tensor::from_ints(std::move(s), v); }
-Tensor scalar_int(int64_t v) { return Tensor::from_ints({}, {v}); }
-Tensor floats(Shape s, std::vector<float> v) { return Tensor::from_floats(std::move(s), v); }
-Tensor iota(Shape s) {
-  Tensor t(std::move(s));
-  for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = static_cast<float>(i);
-  return t;
-}
-
-// One node in a graph built in code: graph inputs (fed at run), initializers, omitted
-// optional inputs (""), attributes and the model opset.
-struct OneNode {
-  engine::Graph g;
-  std::vector<Tensor> feeds;
-  engine::Node node;
-
-  OneNode(const std::string& op, int64_t opset, int outputs = 1) {
-    g.source = op + ".test";
-    g.opset = opset;
-    node.name = op + "_0";
-    node.op_type = op;
-    for (int k = 0; k < outputs; ++k) node.outputs.push_back("y" + std::to_string(k));
-  }
-  OneNode& in(const std::string& name, const Tensor& t) {
-    g.inputs.push_back({name, t.dtype(), t.shape()});
-    feeds.push_back(t);
-    node.inputs.push_back(name);
-    return *this;
-  }
-  OneNode& init(const std::string& name, const Tensor& t) {
-    g.initializers[name] = t;
-    node.inputs.push_back(name);
-    return *this;
-  }
-  OneNode& omit() {
-    node.inputs.emplace_back();
-    return *this;
-  }
-  OneNode& attr(const std::string& name, Attribute a) {
-    node.attributes[name] = std::move(a);
-    return *this;
-  }
-  OneNode& attr(const std::string& name, int64_t v) { return attr(name, Attribute::of_int(v)); }
-  OneNode& attr(const std::string& name, std::vector<int64_t> v) { return attr(name, Attribute::of_ints(std::move(v))); }
-  engine::Graph graph() const {
-    engine::Graph copy = g;
-    copy.nodes = {node};
-    for (const auto& o : node.outputs) copy.outputs.push_back({o, DType::Float32, {}});
-    return copy;
-  }
-  std::vector<Tensor> run() const { return engine::Session(graph()).run(feeds); }
-  std::vector<Tensor> gradient(const std::vector<Tensor>& seeds) const { return engine::Session(graph()).gradient(feeds, seeds); }
-};
-
-std::vector<double> values(const Tensor& t) { return t.to_doubles(); }
 
 }  // namespace
 
@@ -302,11 +226,7 @@ TEST_CASE("Bool tensors move through Expand, Split, Tile, Trilu, Pad", "[engine]
 // ---------------------------------------------------------------- errors naming the node
 
 TEST_CASE("index ops reject bad indices, axes and shapes by name", "[engine][ops][index]") {
-  auto throws = [](const OneNode& n, const std::string& text) {
-    INFO(n.node.op_type << ": " << text);
-    CHECK_THROWS_AS(n.run(), InputError);
-    CHECK_THROWS_WITH(n.run(), Catch::Contains(n.node.op_type + " at node '" + n.node.name + "'") && Catch::Contains(text));
-  };
+  const auto throws = throws_naming_node;
   {
     OneNode n("GatherElements", 13);
     n.in("x", iota({2, 3})).in("i", ints({1, 1}, {3})).attr("axis", 1);

@@ -10,91 +10,25 @@
 #include <string>
 #include <vector>
 
-#include "engine_test_util.h"
-#include "mlaudit/engine/error.h"
-#include "mlaudit/engine/graph.h"
-#include "mlaudit/engine/session.h"
 #include "op_cases.h"
+#include "op_graph.h"
 #include "test_util.h"
 
 using namespace mlaudit;
-using engine::Attribute;
-using engine::DType;
-using engine::Shape;
-using engine::Tensor;
+using namespace mlaudit::test;
 
 namespace {
 
 std::string ml_dir() { return test::source_path("tests/fixtures/engine/ops_ml"); }
 
-Attribute floats_attr(std::vector<float> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::Floats;
-  a.floats = std::move(v);
-  return a;
-}
-
-Attribute str_attr(const std::string& s) {
-  Attribute a;
-  a.kind = Attribute::Kind::String;
-  a.s = s;
-  return a;
-}
-
-Attribute strs_attr(std::vector<std::string> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::Strings;
-  a.strings = std::move(v);
-  return a;
-}
-
-Attribute tensor_attr(const Tensor& t) {
-  Attribute a;
-  a.kind = Attribute::Kind::Tensor;
-  a.t = t;
-  return a;
-}
-
-Tensor floats(Shape s, std::vector<float> v) { return Tensor::from_floats(std::move(s), v); }
-Tensor ints(Shape s, std::vector<int64_t> v) { return Tensor::from_ints(std::move(s), v); }
-
-// One ai.onnx.ml node in a graph built in code.
-struct MlNode {
-  engine::Graph g;
-  std::vector<Tensor> feeds;
-  engine::Node node;
-
-  MlNode(const std::string& op, int64_t ml_opset, std::vector<std::pair<std::string, DType>> outputs = {{"Y", DType::Float32}}) {
-    g.source = op + ".test";
-    g.opset = 17;
+// One ai.onnx.ml node in a graph built in code (default-domain opset 17); its inputs take any shape.
+struct MlNode : OneNode {
+  MlNode(const std::string& op, int64_t ml_opset, std::vector<std::pair<std::string, DType>> outputs = {{"Y", DType::Float32}})
+      : OneNode(op, 17, outputs) {
     g.ml_opset = ml_opset;
-    node.name = op + "_0";
-    node.op_type = op;
     node.domain = "ai.onnx.ml";
-    for (const auto& [name, dt] : outputs) {
-      node.outputs.push_back(name);
-      g.outputs.push_back({name, dt, {}});
-    }
+    declare_input_shapes = false;
   }
-  MlNode& in(const std::string& name, const Tensor& t) {
-    g.inputs.push_back({name, t.dtype(), {}});
-    feeds.push_back(t);
-    node.inputs.push_back(name);
-    return *this;
-  }
-  MlNode& attr(const std::string& name, Attribute a) {
-    node.attributes[name] = std::move(a);
-    return *this;
-  }
-  MlNode& attr(const std::string& name, int64_t v) { return attr(name, Attribute::of_int(v)); }
-  MlNode& attr(const std::string& name, std::vector<int64_t> v) { return attr(name, Attribute::of_ints(std::move(v))); }
-  MlNode& attr(const std::string& name, std::vector<float> v) { return attr(name, floats_attr(std::move(v))); }
-  engine::Graph graph() const {
-    engine::Graph copy = g;
-    copy.nodes = {node};
-    return copy;
-  }
-  std::vector<Tensor> run() const { return engine::Session(graph()).run(feeds); }
 };
 
 // A valid two-tree regressor over 3 features: tree 0 splits x0 <= 0.5 (leaves 1, 2), tree 1 is
@@ -115,12 +49,6 @@ MlNode tree_regressor(const Tensor& x) {
       .attr("target_treeids", std::vector<int64_t>{0, 0, 1, 1})
       .attr("target_weights", std::vector<float>{1.f, 2.f, 10.f, 20.f});
   return n;
-}
-
-void throws_naming_node(const MlNode& n, const std::string& text) {
-  INFO(n.node.op_type << ": " << text);
-  CHECK_THROWS_AS(n.run(), InputError);
-  CHECK_THROWS_WITH(n.run(), Catch::Contains(n.node.op_type + " at node '" + n.node.name + "'") && Catch::Contains(text));
 }
 
 }  // namespace

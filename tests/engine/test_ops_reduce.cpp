@@ -14,76 +14,18 @@
 #include <string>
 #include <vector>
 
-#include "engine_test_util.h"
-#include "mlaudit/engine/error.h"
-#include "mlaudit/engine/graph.h"
-#include "mlaudit/engine/session.h"
 #include "op_cases.h"
+#include "op_graph.h"
 #include "test_util.h"
 
 using namespace mlaudit;
-using engine::Attribute;
-using engine::DType;
-using engine::Shape;
-using engine::Tensor;
+using namespace mlaudit::test;
 
 namespace {
 
 std::string reduce_dir() { return test::source_path("tests/fixtures/engine/ops_reduce"); }
 
-Tensor floats(Shape s, std::vector<float> v) { return Tensor::from_floats(std::move(s), v); }
-Tensor ints(Shape s, std::vector<int64_t> v) { return Tensor::from_ints(std::move(s), v); }
-Tensor bools(Shape s, std::vector<bool> v) {
-  Tensor t(DType::Bool, std::move(s));
-  for (size_t i = 0; i < v.size(); ++i) t.data<bool>()[i] = v[i];
-  return t;
-}
-std::vector<double> values(const Tensor& t) { return t.to_doubles(); }
-
 constexpr double kInf = std::numeric_limits<double>::infinity();
-
-// One node in a graph built in code: graph inputs (fed at run), initializers, attributes and
-// the model opset (the node's since-version is resolved from it by the Session).
-struct OneNode {
-  engine::Graph g;
-  std::vector<Tensor> feeds;
-  engine::Node node;
-
-  OneNode(const std::string& op, int64_t opset) {
-    g.source = op + ".test";
-    g.opset = opset;
-    node.name = op + "_0";
-    node.op_type = op;
-    node.outputs.push_back("y");
-  }
-  OneNode& in(const std::string& name, const Tensor& t) {
-    g.inputs.push_back({name, t.dtype(), t.shape()});
-    feeds.push_back(t);
-    node.inputs.push_back(name);
-    return *this;
-  }
-  OneNode& init(const std::string& name, const Tensor& t) {
-    g.initializers[name] = t;
-    node.inputs.push_back(name);
-    return *this;
-  }
-  OneNode& attr(const std::string& name, int64_t v) {
-    node.attributes[name] = Attribute::of_int(v);
-    return *this;
-  }
-  OneNode& attr(const std::string& name, std::vector<int64_t> v) {
-    node.attributes[name] = Attribute::of_ints(std::move(v));
-    return *this;
-  }
-  engine::Graph graph() const {
-    engine::Graph copy = g;
-    copy.nodes = {node};
-    copy.outputs.push_back({"y", DType::Float32, {}});
-    return copy;
-  }
-  Tensor run() const { return engine::Session(graph()).run(feeds).at(0); }
-  Tensor gradient(const Tensor& seed) const { return engine::Session(graph()).gradient(feeds, {seed}).at(0); }
-};
 
 const std::vector<std::string> kReductions = {"ReduceMax", "ReduceMin",       "ReduceProd",      "ReduceL1",
                                               "ReduceL2",  "ReduceLogSumExp", "ReduceSumSquare", "ReduceLogSum"};
@@ -130,7 +72,7 @@ TEST_CASE("every reduction runs at every since-version with its axes in the righ
       else
         n.attr("axes", std::vector<int64_t>{1});
       n.attr("keepdims", 0);
-      Tensor y = n.run();
+      Tensor y = n.run().at(0);
       CHECK(y.shape() == Shape{2});
       CHECK(test::worst_ratio(y, floats({2}, {float(row[0]), float(row[1])}), 1e-6, 1e-6) <= 1.0);
     }
@@ -144,9 +86,9 @@ TEST_CASE("ArgMax/ArgMin honour select_last_index only from version 12", "[engin
     amax.in("x", x).attr("axis", 1).attr("select_last_index", 1);
     amin.in("x", x).attr("axis", 1).attr("select_last_index", 1);
     const double last_max = opset >= 12 ? 2 : 0, last_min = opset >= 12 ? 3 : 1;
-    CHECK(values(amax.run()) == std::vector<double>{last_max});
-    CHECK(values(amin.run()) == std::vector<double>{last_min});
-    CHECK(amax.run().dtype() == DType::Int64);
+    CHECK(values(amax.run().at(0)) == std::vector<double>{last_max});
+    CHECK(values(amin.run().at(0)) == std::vector<double>{last_min});
+    CHECK(amax.run().at(0).dtype() == DType::Int64);
   }
 }
 
@@ -161,32 +103,32 @@ TEST_CASE("reductions over an empty set give the operator's identity", "[engine]
     INFO(op);
     OneNode n(op, 18);
     n.in("x", x).init("axes", ints({1}, {-1}));
-    Tensor y = n.run();
+    Tensor y = n.run().at(0);
     CHECK(y.shape() == Shape{2, 1});
     CHECK(values(y) == std::vector<double>{v, v});
     // Nothing to differentiate: the gradient is the (empty) input shape.
-    CHECK(n.gradient(Tensor::full({2, 1}, 1.f)).shape() == Shape{2, 0});
+    CHECK(n.gradient({Tensor::full({2, 1}, 1.f)}).at(0).shape() == Shape{2, 0});
   }
   OneNode imax("ReduceMax", 18), imin("ReduceMin", 18), bmax("ReduceMax", 20), bmin("ReduceMin", 20);
   imax.in("x", Tensor(DType::Int64, {0, 2})).attr("keepdims", 0);
   imin.in("x", Tensor(DType::Int64, {0, 2})).attr("keepdims", 0);
   bmax.in("x", Tensor(DType::Bool, {0}));
   bmin.in("x", Tensor(DType::Bool, {0}));
-  CHECK(imax.run().to_int64s() == std::vector<int64_t>{std::numeric_limits<int64_t>::min()});
-  CHECK(imin.run().to_int64s() == std::vector<int64_t>{std::numeric_limits<int64_t>::max()});
-  CHECK(bmax.run().to_int64s() == std::vector<int64_t>{0});  // any() of nothing
-  CHECK(bmin.run().to_int64s() == std::vector<int64_t>{1});  // all() of nothing
+  CHECK(imax.run().at(0).to_int64s() == std::vector<int64_t>{std::numeric_limits<int64_t>::min()});
+  CHECK(imin.run().at(0).to_int64s() == std::vector<int64_t>{std::numeric_limits<int64_t>::max()});
+  CHECK(bmax.run().at(0).to_int64s() == std::vector<int64_t>{0});  // any() of nothing
+  CHECK(bmin.run().at(0).to_int64s() == std::vector<int64_t>{1});  // all() of nothing
 }
 
 TEST_CASE("reductions keep an empty non-reduced dim and reduce scalars", "[engine][ops][reduce]") {
   OneNode empty_rows("ReduceL2", 13);
   empty_rows.in("x", Tensor(Shape{0, 3})).attr("axes", std::vector<int64_t>{1});
-  CHECK(empty_rows.run().shape() == Shape{0, 1});
+  CHECK(empty_rows.run().at(0).shape() == Shape{0, 1});
   for (const auto& op : kReductions) {
     INFO(op);
     OneNode s(op, 18);
     s.in("x", Tensor::scalar(2.f)).attr("keepdims", 0);
-    Tensor y = s.run();
+    Tensor y = s.run().at(0);
     CHECK(y.shape() == Shape{});
     CHECK(y.numel() == 1);
   }
@@ -197,29 +139,29 @@ TEST_CASE("noop_with_empty_axes applies only the element-wise steps", "[engine][
   OneNode logsum("ReduceLogSum", 18), sumsq("ReduceSumSquare", 18), empty_axes("ReduceMax", 18);
   logsum.in("x", x).attr("noop_with_empty_axes", 1);
   sumsq.in("x", x).attr("noop_with_empty_axes", 1);
-  CHECK(test::worst_ratio(logsum.run(), floats({3}, {std::log(0.5f), std::log(2.f), std::log(4.f)}), 1e-6, 1e-7) <= 1.0);
-  CHECK(values(sumsq.run()) == std::vector<double>{0.25, 4, 16});
+  CHECK(test::worst_ratio(logsum.run().at(0), floats({3}, {std::log(0.5f), std::log(2.f), std::log(4.f)}), 1e-6, 1e-7) <= 1.0);
+  CHECK(values(sumsq.run().at(0)) == std::vector<double>{0.25, 4, 16});
   // An explicitly empty axes input with noop 0 reduces every axis.
   empty_axes.in("x", x).in("axes", Tensor(DType::Int64, {0})).attr("keepdims", 0);
-  CHECK(values(empty_axes.run()) == std::vector<double>{4});
+  CHECK(values(empty_axes.run().at(0)) == std::vector<double>{4});
 }
 
 TEST_CASE("ReduceLogSumExp is stable and defined at infinities", "[engine][ops][reduce]") {
   OneNode big("ReduceLogSumExp", 13);
   big.in("x", floats({3}, {1000.f, 1000.f, -1000.f}));
   // log(2 e^1000) = 1000 + log 2: a naive float (or double) sum of exponentials overflows.
-  CHECK(test::worst_ratio(big.run(), floats({1}, {1000.f + std::log(2.f)}), 1e-6, 0) <= 1.0);
-  auto g = values(big.gradient(Tensor::full({1}, 1.f)));
+  CHECK(test::worst_ratio(big.run().at(0), floats({1}, {1000.f + std::log(2.f)}), 1e-6, 0) <= 1.0);
+  auto g = values(big.gradient({Tensor::full({1}, 1.f)}).at(0));
   CHECK(g == std::vector<double>{0.5, 0.5, 0});
 
   const float inf = std::numeric_limits<float>::infinity();
   OneNode all_minus_inf("ReduceLogSumExp", 13), plus_inf("ReduceLogSumExp", 13);
   all_minus_inf.in("x", floats({2}, {-inf, -inf}));
   plus_inf.in("x", floats({2}, {inf, 0.f}));
-  CHECK(values(all_minus_inf.run()) == std::vector<double>{-kInf});
-  CHECK(values(plus_inf.run()) == std::vector<double>{kInf});
+  CHECK(values(all_minus_inf.run().at(0)) == std::vector<double>{-kInf});
+  CHECK(values(plus_inf.run().at(0)) == std::vector<double>{kInf});
   // Infinite outputs send no gradient (rather than NaN from exp(-inf - -inf)).
-  CHECK(values(all_minus_inf.gradient(Tensor::full({1}, 1.f))) == std::vector<double>{0, 0});
+  CHECK(values(all_minus_inf.gradient({Tensor::full({1}, 1.f)}).at(0)) == std::vector<double>{0, 0});
 }
 
 TEST_CASE("ReduceMax/Min propagate NaN; ArgMax/ArgMin pick the NaN", "[engine][ops][reduce]") {
@@ -230,51 +172,51 @@ TEST_CASE("ReduceMax/Min propagate NaN; ArgMax/ArgMin pick the NaN", "[engine][o
   mn.in("x", x);
   am.in("x", x);
   an.in("x", x);
-  CHECK(std::isnan(values(mx.run())[0]));
-  CHECK(std::isnan(values(mn.run())[0]));
-  CHECK(values(am.run()) == std::vector<double>{1});
-  CHECK(values(an.run()) == std::vector<double>{1});
+  CHECK(std::isnan(values(mx.run().at(0))[0]));
+  CHECK(std::isnan(values(mn.run().at(0))[0]));
+  CHECK(values(am.run().at(0)) == std::vector<double>{1});
+  CHECK(values(an.run().at(0)) == std::vector<double>{1});
 }
 
 TEST_CASE("reduction gradients at ties, zeros and the origin", "[engine][ops][reduce]") {
   // Ties share the gradient evenly (PyTorch's amax/amin).
   OneNode mx("ReduceMax", 18);
   mx.in("x", floats({2, 3}, {1.f, 3.f, 3.f, 2.f, 2.f, 2.f})).init("axes", ints({1}, {1}));
-  CHECK(values(mx.gradient(floats({2, 1}, {1.f, 3.f}))) == std::vector<double>{0, 0.5, 0.5, 1, 1, 1});
+  CHECK(values(mx.gradient({floats({2, 1}, {1.f, 3.f})}).at(0)) == std::vector<double>{0, 0.5, 0.5, 1, 1, 1});
   // Prod: d/dx_k = prod of the others, exact with one zero and zero with two (no division).
   OneNode pr("ReduceProd", 13);
   pr.in("x", floats({2, 3}, {2.f, 0.f, 3.f, 0.f, 5.f, 0.f})).attr("axes", std::vector<int64_t>{1});
-  CHECK(values(pr.gradient(floats({2, 1}, {1.f, 1.f}))) == std::vector<double>{0, 6, 0, 0, 0, 0});
+  CHECK(values(pr.gradient({floats({2, 1}, {1.f, 1.f})}).at(0)) == std::vector<double>{0, 6, 0, 0, 0, 0});
   // L2 at the origin: the minimum-norm subgradient 0 rather than 0/0.
   OneNode l2("ReduceL2", 13);
   l2.in("x", floats({2}, {0.f, 0.f}));
-  CHECK(values(l2.gradient(floats({1}, {1.f}))) == std::vector<double>{0, 0});
+  CHECK(values(l2.gradient({floats({1}, {1.f})}).at(0)) == std::vector<double>{0, 0});
   // L1: sign(x), 0 at 0.
   OneNode l1("ReduceL1", 13);
   l1.in("x", floats({3}, {-2.f, 0.f, 1.f}));
-  CHECK(values(l1.gradient(floats({1}, {2.f}))) == std::vector<double>{-2, 0, 2});
+  CHECK(values(l1.gradient({floats({1}, {2.f})}).at(0)) == std::vector<double>{-2, 0, 2});
 }
 
 TEST_CASE("int64 reductions wrap like numpy and bool Max/Min are any/all", "[engine][ops][reduce]") {
   OneNode prod("ReduceProd", 18), sq("ReduceSumSquare", 18), l1("ReduceL1", 18), l2("ReduceL2", 13);
   const int64_t big = int64_t(1) << 40;
   prod.in("x", ints({2}, {big, big}));  // 2^80 mod 2^64 = 0
-  CHECK(prod.run().to_int64s() == std::vector<int64_t>{0});
+  CHECK(prod.run().at(0).to_int64s() == std::vector<int64_t>{0});
   sq.in("x", ints({2}, {3, -4}));
-  CHECK(sq.run().to_int64s() == std::vector<int64_t>{25});
+  CHECK(sq.run().at(0).to_int64s() == std::vector<int64_t>{25});
   l1.in("x", ints({2}, {std::numeric_limits<int64_t>::min(), 1}));  // |INT64_MIN| wraps, no UB
-  CHECK(l1.run().to_int64s() == std::vector<int64_t>{std::numeric_limits<int64_t>::min() + 1});
+  CHECK(l1.run().at(0).to_int64s() == std::vector<int64_t>{std::numeric_limits<int64_t>::min() + 1});
   l2.in("x", ints({2}, {3, 5}));  // sqrt(34) = 5.83 truncated
-  CHECK(l2.run().to_int64s() == std::vector<int64_t>{5});
-  CHECK(l2.run().dtype() == DType::Int64);
+  CHECK(l2.run().at(0).to_int64s() == std::vector<int64_t>{5});
+  CHECK(l2.run().at(0).dtype() == DType::Int64);
 
   OneNode any("ReduceMax", 20), all("ReduceMin", 20);
   any.in("x", bools({2, 2}, {false, true, false, false})).init("axes", ints({1}, {1})).attr("keepdims", 0);
   all.in("x", bools({2, 2}, {true, true, true, false})).init("axes", ints({1}, {1}));
-  Tensor y = any.run();
+  Tensor y = any.run().at(0);
   CHECK(y.dtype() == DType::Bool);
   CHECK(y.to_int64s() == std::vector<int64_t>{1, 0});
-  CHECK(all.run().to_int64s() == std::vector<int64_t>{1, 0});
+  CHECK(all.run().at(0).to_int64s() == std::vector<int64_t>{1, 0});
 }
 
 // ---------------------------------------------------------------- errors naming the node
@@ -326,7 +268,7 @@ TEST_CASE("reductions refuse element types their version does not allow", "[engi
   int_logsum_28.in("x", ints({2}, {1, 2}));
   int_logsum_18.in("x", ints({2}, {3, 5}));
   CHECK_THROWS_WITH(int_logsum_28.run(), Catch::Contains("int64 input is not allowed from opset 28"));
-  CHECK(int_logsum_18.run().to_int64s() == std::vector<int64_t>{2});  // trunc(log 8)
+  CHECK(int_logsum_18.run().at(0).to_int64s() == std::vector<int64_t>{2});  // trunc(log 8)
 }
 
 TEST_CASE("ArgMax/ArgMin refuse bad axes, scalars and empty axes", "[engine][ops][reduce]") {
@@ -345,5 +287,5 @@ TEST_CASE("ArgMax/ArgMin refuse bad axes, scalars and empty axes", "[engine][ops
   // An empty non-reduced dim is fine: an empty index tensor.
   OneNode rows("ArgMax", 13);
   rows.in("x", Tensor(Shape{0, 3})).attr("axis", 1).attr("keepdims", 0);
-  CHECK(rows.run().shape() == Shape{0});
+  CHECK(rows.run().at(0).shape() == Shape{0});
 }
