@@ -401,10 +401,24 @@ std::vector<Tensor> Session::gradient(const std::vector<Tensor>& inputs, const s
 
 Shape Session::input_shape() const { return graph_.inputs.at(0).shape; }
 
+int64_t Session::fixed_batch_split(const Tensor& x) const {
+  // Models exported without a dynamic batch axis (dim 0 fixed, usually at 1): commands pass
+  // batches of their own size, so the Model interface feeds them in slices of the fixed size.
+  if (graph_.inputs.size() != 1 || graph_.inputs[0].shape.empty() || x.rank() == 0) return 0;
+  const int64_t fixed = graph_.inputs[0].shape[0];
+  if (fixed <= 0 || x.dim(0) == fixed || x.dim(0) % fixed != 0) return 0;
+  return fixed;
+}
+
 Tensor Session::forward(const Tensor& x) const {
   if (graph_.inputs.size() != 1)
     throw InputError("engine", fmt::format("{}: the model has {} inputs; this command needs a single-input model",
                                            graph_.source, graph_.inputs.size()));
+  if (int64_t k = fixed_batch_split(x)) {
+    std::vector<Tensor> parts;
+    for (int64_t b = 0; b < x.dim(0); b += k) parts.push_back(run({x.slice_rows(b, b + k)}).at(0));
+    return concat_rows(parts);
+  }
   return run({x}).at(0);
 }
 
@@ -419,6 +433,17 @@ Tensor Session::input_gradient(const Tensor& x, const SeedFn& seed, Tensor* outp
                               "input); use a black-box method instead (explain --method kernel-shap|lime|permutation|"
                               "occlusion)",
                               graph_.source, graph_.inputs[0].name, dtype_name(graph_.inputs[0].dtype)));
+  if (int64_t k = fixed_batch_split(x)) {
+    // Row by row (slice by slice): seeds are per-row functions of the output.
+    std::vector<Tensor> grads, outs;
+    for (int64_t b = 0; b < x.dim(0); b += k) {
+      Tensor o;
+      grads.push_back(input_gradient(x.slice_rows(b, b + k), seed, &o));
+      outs.push_back(o);
+    }
+    if (output) *output = concat_rows(outs);
+    return concat_rows(grads);
+  }
   std::vector<Tensor> in{x};
   check_inputs(in);
   if (device_) {

@@ -464,3 +464,19 @@ TEST_CASE("CLI: --output picks the audited output; models without inputs run; Zi
   REQUIRE(r.exit_code == 0);
   CHECK(datasets::read_npy(dir + "/c/y.npy").to_doubles() == std::vector<double>{1.5, -2.0});
 }
+
+TEST_CASE("a model exported with a fixed batch of 1 takes batches through the Model interface", "[engine][loader]") {
+  auto m = tiny_model("Relu");
+  m.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(0)->set_dim_value(1);
+  std::string b = bytes_of(m);
+  engine::Session s(engine::parse_onnx(b.data(), b.size(), "m.onnx"));
+  auto x = engine::Tensor::from_floats({3, 3}, {-1, 2, -3, 4, -5, 6, 7, -8, 9});
+  CHECK(s.forward(x).to_doubles() == std::vector<double>{0, 2, 0, 4, 0, 6, 7, 0, 9});
+  engine::Tensor out;
+  auto g = s.input_gradient(x, [](const engine::Tensor& y) { return engine::Tensor::full(y.shape(), 1.f); }, &out);
+  CHECK(g.shape() == engine::Shape{3, 3});
+  CHECK(g.to_doubles() == std::vector<double>{0, 1, 0, 1, 0, 1, 1, 0, 1});
+  CHECK(out.shape() == engine::Shape{3, 3});
+  // run() itself keeps the model's contract (onnxruntime refuses such a batch too).
+  CHECK_THROWS_WITH(s.run({x}), Catch::Contains("input 'x' expects shape [1,3]"));
+}

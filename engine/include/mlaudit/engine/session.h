@@ -98,6 +98,9 @@ class Session : public Model {
  private:
   friend std::map<std::string, Shape> infer_shapes(const Graph& g, const std::vector<Shape>& input_shapes);
   void check_inputs(const std::vector<Tensor>& inputs) const;
+  /// The fixed batch size to slice `x` into for a model whose input's dim 0 is fixed and
+  /// differs from x's (0: no slicing).
+  int64_t fixed_batch_split(const Tensor& x) const;
   Graph graph_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Executor> executor_;
