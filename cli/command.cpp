@@ -129,7 +129,7 @@ std::unique_ptr<engine::Session> load_model(const std::string& path, const Globa
       std::cerr << fmt::format("mlaudit: warning: {}: output '{}' already goes through {}; {} assumes logits "
                                "(losses on probabilities have squashed gradients): choose a logit output with "
                                "--output NAME or export the model without its final activation\n",
-                               path, session->outputs()[0].name, activation, global.command);
+                               path, session->audited_output().name, activation, global.command);
   }
   return session;
 }

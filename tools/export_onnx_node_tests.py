@@ -95,13 +95,18 @@ SCOPE_OPS = {
     # added with them
     "OneHot", "NonZero", "GlobalMaxPool", "LpNormalization", "MeanVarianceNormalization", "Shrink",
     "Tan", "Atan", "Asin", "Acos", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh",
+    "LSTM", "GRU", "RNN", "ScatterElements", "Scatter", "QuantizeLinear", "DequantizeLinear",
+    "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv", "CastLike",
     # ai.onnx.ml (numeric tensors only; strings and maps are out of scope)
     "Scaler", "Normalizer", "Binarizer", "Imputer", "OneHotEncoder", "LabelEncoder", "ArrayFeatureExtractor",
     "FeatureVectorizer", "LinearClassifier", "LinearRegressor", "SVMClassifier", "SVMRegressor",
     "TreeEnsembleClassifier", "TreeEnsembleRegressor", "TreeEnsemble",
 }
+QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger",
+             "QLinearMatMul", "QLinearConv", "Cast", "CastLike", "Identity", "Reshape", "Transpose"}
 SPATIAL_2D_OPS = {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool"}
-ALLOWED_TYPES = {TensorProto.FLOAT, TensorProto.INT64, TensorProto.INT32, TensorProto.BOOL}
+ALLOWED_TYPES = {TensorProto.FLOAT, TensorProto.INT64, TensorProto.INT32, TensorProto.BOOL,
+                 TensorProto.INT8, TensorProto.UINT8}  # 8-bit integers: quantized models
 OPSET_MIN = 7
 OLD_OPSET = 18  # the previous fixtures' (and the engine's original) top opset
 SEED = 0
@@ -153,6 +158,13 @@ def check(model, name):
                 return f"intermediate value '{vi.name}' has type {type_name(et)}"
         elif vi.type.WhichOneof("value") is not None:
             return f"non-tensor value '{vi.name}'"
+    # 8-bit integers are in scope only as quantized tensors, for the quantization ops.
+    eight_bit = {vi.name for vi in values if vi.type.HasField("tensor_type")
+                 and vi.type.tensor_type.elem_type in (TensorProto.INT8, TensorProto.UINT8)}
+    eight_bit |= {i.name for i in model.graph.initializer if i.data_type in (TensorProto.INT8, TensorProto.UINT8)}
+    for node in model.graph.node:
+        if node.op_type not in QUANT_OPS and any(i in eight_bit for i in node.input):
+            return f"{node.op_type} on 8-bit integers (in scope for the quantization ops only)"
     ranks = {}
     for vi in values:
         t = vi.type.tensor_type

@@ -98,7 +98,7 @@ int cmd_info(const std::vector<std::string>& args, const GlobalOptions& global) 
     so.output = global.model_output;
     engine::Session session(g, so);
     fused = session.fused();
-    audited = session.outputs()[0].name;
+    audited = session.audited_output().name;
     activation = session.output_activation();
     for (const auto* n : session.gradient_blockers())
       blockers.push_back(fmt::format("{} ({})", n->name, n->domain.empty() ? n->op_type : n->domain + "." + n->op_type));

@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "mlaudit/engine/error.h"
@@ -63,22 +64,42 @@ void for_each_row(const Shape& out, const std::array<Shape, K>& shapes, Row row)
     row(int64_t(0), off, int64_t(1), inner_st);
     return;
   }
+  std::array<std::vector<int64_t>, K> full_st;
+  for (size_t k = 0; k < K; ++k) full_st[k] = aligned_strides(shapes[k], out);
+  // Coalesce: drop size-1 dims and merge dim d into the one before it when every operand
+  // steps through both as one (stride[d-1] == stride[d] * out[d]: contiguous, or broadcast
+  // over both), so [N,C,H,W] op [N,C,1,1] walks rows of H*W, not of W.
+  Shape dims;
   std::array<std::vector<int64_t>, K> st;
-  for (size_t k = 0; k < K; ++k) {
-    st[k] = aligned_strides(shapes[k], out);
-    inner_st[k] = st[k][r - 1];
+  for (size_t d = 0; d < r; ++d) {
+    if (out[d] == 1) continue;
+    bool merge = !dims.empty();
+    for (size_t k = 0; merge && k < K; ++k) merge = st[k].back() == full_st[k][d] * out[d];
+    if (merge) {
+      dims.back() *= out[d];
+      for (size_t k = 0; k < K; ++k) st[k].back() = full_st[k][d];
+    } else {
+      dims.push_back(out[d]);
+      for (size_t k = 0; k < K; ++k) st[k].push_back(full_st[k][d]);
+    }
   }
-  const int64_t inner = out[r - 1];
+  if (dims.empty()) {  // every dim 1: one element
+    row(int64_t(0), off, int64_t(1), inner_st);
+    return;
+  }
+  const size_t cr = dims.size();
+  for (size_t k = 0; k < K; ++k) inner_st[k] = st[k][cr - 1];
+  const int64_t inner = dims[cr - 1];
   const int64_t rows = n / inner;
-  std::vector<int64_t> idx(r, 0);
+  std::vector<int64_t> idx(cr, 0);
   for (int64_t i = 0; i < rows; ++i) {
     row(i * inner, off, inner, inner_st);
-    for (size_t d = r - 1; d-- > 0;) {
-      if (++idx[d] < out[d]) {
+    for (size_t d = cr - 1; d-- > 0;) {
+      if (++idx[d] < dims[d]) {
         for (size_t k = 0; k < K; ++k) off[k] += st[k][d];
         break;
       }
-      for (size_t k = 0; k < K; ++k) off[k] -= st[k][d] * (out[d] - 1);
+      for (size_t k = 0; k < K; ++k) off[k] -= st[k][d] * (dims[d] - 1);
       idx[d] = 0;
     }
   }
@@ -86,8 +107,27 @@ void for_each_row(const Shape& out, const std::array<Shape, K>& shapes, Row row)
 
 }  // namespace broadcast_detail
 
+// An element-wise loop that GCC's -O2 cost model would leave scalar: `omp simd` asks for
+// vector code (each iteration writes only its own element; `f` must not throw).
+#define MLAUDIT_SIMD _Pragma("omp simd")
+
+namespace broadcast_detail {
+// body(i) for i < n, as an `omp simd` loop when the output is float (integer bodies keep
+// their scalar loop: e.g. Mod's `y == -1 ? 0 : x % y` must never divide on the other arm).
+template <class TO, class Body>
+inline void element_loop(int64_t n, Body body) {
+  if constexpr (std::is_same_v<TO, float>) {
+    MLAUDIT_SIMD
+    for (int64_t i = 0; i < n; ++i) body(i);
+  } else {
+    for (int64_t i = 0; i < n; ++i) body(i);
+  }
+}
+}  // namespace broadcast_detail
+
 /// out[i] = f(a[.], b[.]) over out's shape with a and b broadcast to it. `out` is already
-/// allocated with the broadcast shape and element type TO; a, b have element types TA, TB.
+/// allocated with the broadcast shape and element type TO; a, b have element types TA, TB;
+/// `f` must not throw (float outputs are computed in `omp simd` loops).
 template <class TA, class TB, class TO, class F>
 void broadcast_map2(const Tensor& a, const Tensor& b, Tensor& out, F f) {
   const TA* pa = a.data<TA>();
@@ -95,17 +135,17 @@ void broadcast_map2(const Tensor& a, const Tensor& b, Tensor& out, F f) {
   TO* po = out.data<TO>();
   const int64_t n = out.numel();
   if (a.shape() == out.shape() && b.shape() == out.shape()) {
-    for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], pb[i]);
+    broadcast_detail::element_loop<TO>(n, [&](int64_t i) { po[i] = f(pa[i], pb[i]); });
     return;
   }
   if (a.shape() == out.shape() && b.numel() == 1 && b.rank() <= out.rank()) {
     const TB v = pb[0];
-    for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], v);
+    broadcast_detail::element_loop<TO>(n, [&](int64_t i) { po[i] = f(pa[i], v); });
     return;
   }
   if (b.shape() == out.shape() && a.numel() == 1 && a.rank() <= out.rank()) {
     const TA v = pa[0];
-    for (int64_t i = 0; i < n; ++i) po[i] = f(v, pb[i]);
+    broadcast_detail::element_loop<TO>(n, [&](int64_t i) { po[i] = f(v, pb[i]); });
     return;
   }
   broadcast_detail::for_each_row<2>(
@@ -116,13 +156,13 @@ void broadcast_map2(const Tensor& a, const Tensor& b, Tensor& out, F f) {
         const TB* xb = pb + off[1];
         // Unit/zero inner strides get their own loops so they vectorise (e.g. [N,F] op [F]).
         if (st[0] == 1 && st[1] == 1) {
-          for (int64_t j = 0; j < inner; ++j) y[j] = f(xa[j], xb[j]);
+          broadcast_detail::element_loop<TO>(inner, [&](int64_t j) { y[j] = f(xa[j], xb[j]); });
         } else if (st[0] == 1 && st[1] == 0) {
           const TB v = xb[0];
-          for (int64_t j = 0; j < inner; ++j) y[j] = f(xa[j], v);
+          broadcast_detail::element_loop<TO>(inner, [&](int64_t j) { y[j] = f(xa[j], v); });
         } else if (st[0] == 0 && st[1] == 1) {
           const TA v = xa[0];
-          for (int64_t j = 0; j < inner; ++j) y[j] = f(v, xb[j]);
+          broadcast_detail::element_loop<TO>(inner, [&](int64_t j) { y[j] = f(v, xb[j]); });
         } else {
           for (int64_t j = 0; j < inner; ++j) y[j] = f(xa[j * st[0]], xb[j * st[1]]);
         }
@@ -208,7 +248,9 @@ inline Tensor legacy_broadcast_operand(const OpContext& ctx, const Tensor& a, co
 
 // Unary ops: forward y = f(x), backward dx = g * d(x, y). The functors are template
 // arguments so the loops inline and vectorise; attributes are read once per call, never
-// per element.
+// per element. The size test is `if (parallel: ...)`: a bare `if` clause on a combined
+// `parallel for simd` also applies to its simd part (OpenMP 5.0), and GCC then emits the
+// loop unvectorised.
 
 /// y = f(x) over a float32 input 0.
 template <class F>
@@ -218,7 +260,7 @@ void unary_map(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out,
   const float* px = x.f32();
   float* py = out[0].f32();
   const int64_t n = x.numel();
-#pragma omp parallel for simd if (n > 262144) schedule(static)
+#pragma omp parallel for simd if (parallel : n > 262144) schedule(static)
   for (int64_t i = 0; i < n; ++i) py[i] = f(px[i]);
 }
 
@@ -234,7 +276,7 @@ void unary_grad(const Inputs& in, const Inputs& outs, const Inputs& gout, const 
   const float* pg = gout[0]->f32();
   float* pd = gin[0].f32();
   const int64_t n = x.numel();
-#pragma omp parallel for simd if (n > 262144) schedule(static)
+#pragma omp parallel for simd if (parallel : n > 262144) schedule(static)
   for (int64_t i = 0; i < n; ++i) pd[i] = pg[i] * d(px[i], py[i]);
 }
 

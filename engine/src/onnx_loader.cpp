@@ -31,9 +31,74 @@ DType map_dtype(int32_t t, const std::string& source, const std::string& what) {
     case onnx::TensorProto::INT64: return DType::Int64;
     case onnx::TensorProto::UINT8: return DType::UInt8;
     case onnx::TensorProto::BOOL: return DType::Bool;
+    // Quantized and narrow types (onnxruntime's quantization tools, fp16 converters): integers
+    // are held as int64, float16/bfloat16 widen exactly to float32 (parse_tensor decodes them).
+    case onnx::TensorProto::INT8:
+    case onnx::TensorProto::INT16:
+    case onnx::TensorProto::UINT16:
+    case onnx::TensorProto::UINT32:
+    case onnx::TensorProto::UINT64: return DType::Int64;
+    case onnx::TensorProto::FLOAT16:
+    case onnx::TensorProto::BFLOAT16: return DType::Float32;
     default:
       throw UnsupportedError("engine", fmt::format("{}: {} has unsupported element type {} ({})", source, what,
                                                    onnx::TensorProto::DataType_Name(t), t));
+  }
+}
+
+// IEEE binary16 bit pattern -> float32 (exact: every half value is a float).
+float half_to_float(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu, bits;
+  if (exp == 0x1f) bits = sign | 0x7f800000u | (mant << 13);  // inf, NaN
+  else if (exp != 0) bits = sign | ((exp + 112u) << 23) | (mant << 13);
+  else if (mant == 0) bits = sign;  // +-0
+  else {                            // subnormal half: normalise into float's exponent range
+    int e = -1;
+    do { ++e; mant <<= 1; } while (!(mant & 0x400u));
+    bits = sign | (uint32_t(112 - e) << 23) | ((mant & 0x3ffu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// bfloat16 bit pattern -> float32 (the upper half of a float).
+float bfloat16_to_float(uint16_t b) {
+  uint32_t bits = uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// Element types stored narrower (or unsigned 64-bit) in the file and widened at load into a
+// compute type: bytes per element in raw_data; 0 for the types parse_tensor copies as they are.
+size_t widened_bytes(int32_t t) {
+  switch (t) {
+    case onnx::TensorProto::INT8: return 1;
+    case onnx::TensorProto::INT16:
+    case onnx::TensorProto::UINT16:
+    case onnx::TensorProto::FLOAT16:
+    case onnx::TensorProto::BFLOAT16: return 2;
+    case onnx::TensorProto::UINT32: return 4;
+    case onnx::TensorProto::UINT64: return 8;
+    default: return 0;
+  }
+}
+
+// One element of a widened type from its little-endian bits (raw data) or its typed-field value
+// (int32_data holds int8/int16/uint16 values and float16/bfloat16 bit patterns; uint64_data
+// holds uint32/uint64): stored into an Int64 or Float32 tensor.
+void store_widened(Tensor& t, int32_t type, int64_t i, uint64_t bits) {
+  switch (type) {
+    case onnx::TensorProto::INT8: t.i64()[i] = int8_t(bits); break;
+    case onnx::TensorProto::INT16: t.i64()[i] = int16_t(bits); break;
+    case onnx::TensorProto::UINT16: t.i64()[i] = uint16_t(bits); break;
+    case onnx::TensorProto::UINT32: t.i64()[i] = uint32_t(bits); break;
+    case onnx::TensorProto::UINT64: t.i64()[i] = static_cast<int64_t>(bits); break;  // kept as its int64 bits
+    case onnx::TensorProto::FLOAT16: t.f32()[i] = half_to_float(uint16_t(bits)); break;
+    case onnx::TensorProto::BFLOAT16: t.f32()[i] = bfloat16_to_float(uint16_t(bits)); break;
+    default: break;
   }
 }
 
@@ -110,6 +175,33 @@ Tensor parse_tensor(const onnx::TensorProto& tp, const std::string& source, cons
   }
   if (n > limits.max_tensor_elements) fail(source, fmt::format("{} is too large ({} elements)", what, n));
   Tensor t(dt, shape);
+  if (size_t width = widened_bytes(tp.data_type())) {
+    const size_t file_bytes = static_cast<size_t>(n) * width;
+    if (external || tp.has_raw_data()) {
+      std::string external_bytes;
+      if (external) external_bytes = read_external_data(tp, source, what, base_dir, file_bytes);
+      const std::string& raw = external ? external_bytes : tp.raw_data();
+      if (raw.size() != file_bytes)
+        fail(source, fmt::format("{} has {} bytes of raw data, expected {} for shape {}", what, raw.size(), file_bytes,
+                                 shape_str(shape)));
+      const auto* bytes = reinterpret_cast<const unsigned char*>(raw.data());
+      for (int64_t i = 0; i < n; ++i) {
+        uint64_t bits = 0;
+        for (size_t b = 0; b < width; ++b) bits |= uint64_t(bytes[size_t(i) * width + b]) << (8 * b);  // little-endian
+        store_widened(t, tp.data_type(), i, bits);
+      }
+      return t;
+    }
+    const bool in_uint64 = width >= 4;  // UINT32, UINT64 use uint64_data; the rest int32_data
+    const int have = in_uint64 ? tp.uint64_data_size() : tp.int32_data_size();
+    if (have != n)
+      fail(source, fmt::format("{} holds {} values, expected {} for shape {}", what, have, n, shape_str(shape)));
+    for (int64_t i = 0; i < n; ++i)
+      store_widened(t, tp.data_type(), i,
+                    in_uint64 ? tp.uint64_data(static_cast<int>(i))
+                              : static_cast<uint64_t>(static_cast<uint32_t>(tp.int32_data(static_cast<int>(i)))));
+    return t;
+  }
   if (external || tp.has_raw_data()) {
     std::string external_bytes;
     if (external) external_bytes = read_external_data(tp, source, what, base_dir, t.nbytes());
@@ -189,6 +281,70 @@ Attribute parse_attribute(const onnx::AttributeProto& a, const std::string& sour
                                                    a.name(), node, onnx::AttributeProto::AttributeType_Name(a.type())));
   }
   return out;
+}
+
+// The engine holds int8, uint8, int16... all as int64, but QuantizeLinear (and QLinearMatMul,
+// QLinearConv) saturate to the range of their output type, which ONNX gives as the type of
+// y_zero_point (uint8 when absent; QuantizeLinear-21+ may name it by output_dtype), and
+// CastLike casts to its second input's type. Before that type is lost, the loader writes it
+// (a TensorProto.DataType number) on the node as the internal attribute
+// "mlaudit.zero_point_type" / "mlaudit.target_type", overwriting any such attribute in the file.
+// Types come from initializers, graph inputs/outputs, value_info, Constant nodes and the
+// outputs of earlier quantizing nodes; a value of unknown type leaves the attribute unset.
+void annotate_quantized_types(const onnx::GraphProto& gp, std::vector<Node>& nodes) {
+  std::unordered_map<std::string, int32_t> elem_type;
+  auto note_vi = [&](const onnx::ValueInfoProto& vi) {
+    if (vi.has_type() && vi.type().has_tensor_type() && vi.type().tensor_type().elem_type() != 0)
+      elem_type[vi.name()] = vi.type().tensor_type().elem_type();
+  };
+  for (const auto& vi : gp.input()) note_vi(vi);
+  for (const auto& vi : gp.output()) note_vi(vi);
+  for (const auto& vi : gp.value_info()) note_vi(vi);
+  for (const auto& init : gp.initializer()) elem_type[init.name()] = init.data_type();
+  for (const auto& np : gp.node())
+    if (np.op_type() == "Constant" && np.output_size() == 1)
+      for (const auto& a : np.attribute())
+        if (a.name() == "value" && a.type() == onnx::AttributeProto::TENSOR) elem_type[np.output(0)] = a.t().data_type();
+  auto type_of = [&](const Node& n, size_t k) -> int32_t {
+    if (k >= n.inputs.size() || n.inputs[k].empty()) return 0;
+    auto it = elem_type.find(n.inputs[k]);
+    return it == elem_type.end() ? 0 : it->second;
+  };
+  auto set = [](Node& n, const char* key, int64_t type) {
+    Attribute a;
+    a.kind = Attribute::Kind::Int;
+    a.i = type;
+    n.attributes[key] = a;
+  };
+  for (Node& n : nodes) {
+    if (!n.domain.empty()) continue;
+    n.attributes.erase("mlaudit.zero_point_type");
+    n.attributes.erase("mlaudit.target_type");
+    int32_t y_type = 0;
+    if (n.op_type == "QuantizeLinear") {
+      auto od = n.attributes.find("output_dtype");
+      if (n.since_version >= 21 && od != n.attributes.end() && od->second.kind == Attribute::Kind::Int && od->second.i != 0)
+        y_type = static_cast<int32_t>(od->second.i);
+      else if (n.inputs.size() > 2 && !n.inputs[2].empty()) y_type = type_of(n, 2);
+      else y_type = onnx::TensorProto::UINT8;
+      if (y_type == 0 && !n.outputs.empty() && elem_type.count(n.outputs[0])) y_type = elem_type[n.outputs[0]];
+    } else if (n.op_type == "QLinearMatMul" || n.op_type == "QLinearConv") {
+      y_type = type_of(n, 7);
+      if (y_type == 0 && !n.outputs.empty() && elem_type.count(n.outputs[0])) y_type = elem_type[n.outputs[0]];
+    } else if (n.op_type == "DynamicQuantizeLinear") {
+      y_type = onnx::TensorProto::UINT8;
+    } else if (n.op_type == "CastLike") {
+      if (int32_t t = type_of(n, 1)) set(n, "mlaudit.target_type", t);
+      if (int32_t t = type_of(n, 1); t && !n.outputs.empty()) elem_type.emplace(n.outputs[0], t);
+      continue;
+    } else {
+      continue;
+    }
+    if (y_type != 0) {
+      set(n, "mlaudit.zero_point_type", y_type);
+      if (!n.outputs.empty() && !n.outputs[0].empty()) elem_type.emplace(n.outputs[0], y_type);
+    }
+  }
 }
 
 }  // namespace
@@ -313,6 +469,8 @@ Graph parse_onnx(const void* data, size_t size, const std::string& source, const
     }
     nodes.push_back(std::move(n));
   }
+
+  annotate_quantized_types(gp, nodes);
 
   // Every input must be defined somewhere.
   for (const auto& n : nodes) {

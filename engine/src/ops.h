@@ -63,6 +63,8 @@ void register_index_ops();       ///< ops_index.cpp: split, gather/scatter, tile
 void register_norm_ops();        ///< ops_norm.cpp: normalisation layers, ConvTranspose, Resize
 void register_reduce_ops();      ///< ops_reduce.cpp: ReduceMax/Min/Prod/L1/L2/LogSumExp..., ArgMax/ArgMin
 void register_ml_ops();          ///< ops_ml.cpp: the ai.onnx.ml domain
+void register_rnn_ops();         ///< ops_rnn.cpp: RNN, GRU, LSTM
+void register_quant_ops();       ///< ops_quant.cpp: (De)QuantizeLinear, integer MatMul/Conv, ScatterElements...
 
 /// Throws InputError naming the node.
 [[noreturn]] void op_error(const OpContext& ctx, const std::string& message);

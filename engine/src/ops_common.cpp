@@ -27,6 +27,8 @@ void ensure_registered() {
     register_norm_ops();
     register_reduce_ops();
     register_ml_ops();
+    register_rnn_ops();
+    register_quant_ops();
   });
 }
 }  // namespace

@@ -4,6 +4,7 @@
 // attribute, and Sum/Mean/Min/Max before opset 8 require equal shapes.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -11,6 +12,7 @@
 #include "broadcast.h"
 #include "mlaudit/engine/error.h"
 #include "ops.h"
+#include "vector_math.h"
 
 namespace mlaudit::engine::detail {
 
@@ -54,13 +56,15 @@ enum class BinOp { Add, Sub, Mul, Div, Pow };
 // truncated, as ONNX Runtime does.
 void int_pow_forward(const OpContext& ctx, const Tensor& a, const Tensor& b, Tensor& out) {
   if (b.dtype() == DType::Int64) {
+    bool zero_to_negative = false;  // reported after the loop: broadcast loops must not throw
     broadcast_apply<int64_t>(a, b, out, [&](int64_t x, int64_t e) -> int64_t {
       if (e >= 0) return int_pow(x, e);
-      if (x == 0) op_error(ctx, "0 raised to a negative integer power");
+      if (x == 0) zero_to_negative = true;
       if (x == 1) return 1;
       if (x == -1) return (e & 1) ? -1 : 1;
       return 0;
     });
+    if (zero_to_negative) op_error(ctx, "0 raised to a negative integer power");
   } else if (b.dtype() == DType::Float32) {
     broadcast_map2<int64_t, float, int64_t>(
         a, b, out, [](int64_t x, float e) { return double_to_i64(std::pow(double(x), double(e))); });
@@ -110,21 +114,25 @@ void binary_forward(const OpContext& ctx, const Inputs& in, std::vector<Tensor>&
 
 template <class F>
 Tensor map2(const Tensor& x, const Tensor& y, F f) {
-  Tensor out(x.shape());
+  Tensor out = Tensor::uninitialized(DType::Float32, x.shape());
   const float* px = x.f32();
   const float* py = y.f32();
   float* po = out.f32();
-  for (int64_t i = 0; i < out.numel(); ++i) po[i] = f(px[i], py[i]);
+  const int64_t n = out.numel();
+  MLAUDIT_SIMD
+  for (int64_t i = 0; i < n; ++i) po[i] = f(px[i], py[i]);
   return out;
 }
 template <class F>
 Tensor map3(const Tensor& x, const Tensor& y, const Tensor& z, F f) {
-  Tensor out(x.shape());
+  Tensor out = Tensor::uninitialized(DType::Float32, x.shape());
   const float* px = x.f32();
   const float* py = y.f32();
   const float* pz = z.f32();
   float* po = out.f32();
-  for (int64_t i = 0; i < out.numel(); ++i) po[i] = f(px[i], py[i], pz[i]);
+  const int64_t n = out.numel();
+  MLAUDIT_SIMD
+  for (int64_t i = 0; i < n; ++i) po[i] = f(px[i], py[i], pz[i]);
   return out;
 }
 
@@ -138,7 +146,13 @@ void binary_backward(const OpContext& ctx, const Inputs& in, const Inputs& outs,
   const Tensor b = legacy_broadcast_operand(ctx, a, b_in).to(DType::Float32);
   const Tensor& g = *gout[0];
   const Shape& s = g.shape();
-  Tensor ea = expand_to(a, s), eb = expand_to(b, s);
+  // The operands at the output's shape, materialised only where a derivative reads them
+  // (Add and Sub read neither).
+  Tensor ea, eb;
+  if constexpr (K != BinOp::Add && K != BinOp::Sub) {
+    if (need[1] || K == BinOp::Pow) ea = expand_to(a, s);
+    if (need[0] || K == BinOp::Div) eb = expand_to(b, s);
+  }
   if (need[0]) {
     Tensor ga;
     if constexpr (K == BinOp::Add || K == BinOp::Sub) ga = g;
@@ -248,9 +262,37 @@ MLAUDIT_UNARY(NegF, MLAUDIT_NOPARAMS, -x, -1.f)
 MLAUDIT_UNARY(AbsF, MLAUDIT_NOPARAMS, std::fabs(x), x > 0 ? 1.f : (x < 0 ? -1.f : 0.f))
 MLAUDIT_UNARY(ReluF, MLAUDIT_NOPARAMS, x > 0 ? x : 0.f, x > 0 ? 1.f : 0.f)
 MLAUDIT_UNARY(LeakyRelu, const float alpha = n.get_float("alpha", 0.01f), x >= 0 ? x : x * alpha, x > 0 ? 1.f : alpha)
-MLAUDIT_UNARY(Sigmoid, MLAUDIT_NOPARAMS, sigmoid(x), y * (1.f - y))
 MLAUDIT_UNARY(Tanh, MLAUDIT_NOPARAMS, std::tanh(x), 1.f - y * y)
-MLAUDIT_UNARY(Exp, MLAUDIT_NOPARAMS, std::exp(x), y)
+
+// y = f(x) by an array kernel of vector_math.h, in blocks (threads take blocks of large inputs).
+void unary_array_map(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out,
+                     void (*kernel)(const float*, float*, int64_t)) {
+  const Tensor& x = float_input(ctx, in, 0);
+  out[0] = Tensor::uninitialized(DType::Float32, x.shape());
+  const float* px = x.f32();
+  float* py = out[0].f32();
+  const int64_t n = x.numel();
+  constexpr int64_t kBlock = 16384;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for if (n > 262144) schedule(static)
+  for (int64_t b = 0; b < blocks; ++b) kernel(px + b * kBlock, py + b * kBlock, std::min(kBlock, n - b * kBlock));
+}
+
+// Sigmoid and Exp: forward by the vectorised kernels (vector_math.h, ~3 and ~2 ulp); their
+// derivatives y (1 - y) and y need only the output.
+void Sigmoid_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
+  unary_array_map(ctx, in, out, sigmoid_array);
+}
+void Sigmoid_bwd(const OpContext&, const Inputs& in, const Inputs& o, const Inputs& g, const std::vector<bool>& nd,
+                 std::vector<Tensor>& gi) {
+  unary_grad(in, o, g, nd, gi, [](float, float y) { return y * (1.f - y); });
+}
+void Exp_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) { unary_array_map(ctx, in, out, exp_array); }
+void Exp_bwd(const OpContext&, const Inputs& in, const Inputs& o, const Inputs& g, const std::vector<bool>& nd,
+             std::vector<Tensor>& gi) {
+  unary_grad(in, o, g, nd, gi, [](float, float y) { return y; });
+}
+
 MLAUDIT_UNARY(Log, MLAUDIT_NOPARAMS, std::log(x), 1.f / x)
 MLAUDIT_UNARY(Sqrt, MLAUDIT_NOPARAMS, std::sqrt(x), 0.5f / y)
 // d erf(x)/dx = 2/sqrt(pi) exp(-x^2)
@@ -365,13 +407,30 @@ int64_t cast_target(const OpContext& ctx) {
   if (it->second.kind != Attribute::Kind::String) return ctx.node.get_int("to", 0);
   static const std::pair<const char*, int64_t> names[] = {
       {"FLOAT", 1},  {"UINT8", 2}, {"INT8", 3},     {"UINT16", 4}, {"INT16", 5},   {"INT32", 6},  {"INT64", 7},
-      {"STRING", 8}, {"BOOL", 9},  {"FLOAT16", 10}, {"DOUBLE", 11}, {"UINT32", 12}, {"UINT64", 13}};
+      {"STRING", 8}, {"BOOL", 9},  {"FLOAT16", 10}, {"DOUBLE", 11}, {"UINT32", 12}, {"UINT64", 13},
+      {"BFLOAT16", 16}};
   for (const auto& [name, code] : names)
     if (it->second.s == name) return code;
   op_error(ctx, fmt::format("unknown cast target type '{}'", it->second.s));
 }
 
-// Cast to float32 (FLOAT, DOUBLE: computed in float32), to the integer types (computed as int64:
+// x rounded to a float format with `digits` significant bits whose smallest subnormal step is
+// 2^min_quantum_exp (float16: 11, -24; bfloat16: 8, -133), round-to-nearest-even, overflow to
+// +-inf above `max_finite` (float16 65504; bfloat16: float32's own overflow). Exact in double:
+// a / q and round(a / q) * q only move the exponent.
+float round_to_float_format(float x, int digits, int min_quantum_exp, double max_finite) {
+  if (!std::isfinite(x) || x == 0.f) return x;
+  double a = std::fabs(static_cast<double>(x));
+  int e = 0;
+  std::frexp(a, &e);  // a = m 2^e, m in [0.5, 1)
+  double q = std::ldexp(1.0, std::max(e - digits, min_quantum_exp));
+  double r = std::nearbyint(a / q) * q;  // default rounding mode: to nearest, ties to even
+  if (r > max_finite) r = std::numeric_limits<double>::infinity();
+  return static_cast<float>(std::copysign(r, static_cast<double>(x)));
+}
+
+// Cast to float32 (FLOAT, DOUBLE: computed in float32), to FLOAT16 / BFLOAT16 (rounded to that
+// precision, round-to-nearest-even, and held as float32), to the integer types (computed as int64:
 // floats truncate towards zero, then the value wraps to the target's width as a C cast does) and
 // to bool (nonzero is true).
 void cast_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
@@ -392,6 +451,15 @@ void cast_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) 
   };
   switch (to) {
     case 1: case 11: out[0] = x.to(DType::Float32); break;
+    case 10: case 16: {  // FLOAT16, BFLOAT16
+      Tensor y = x.to(DType::Float32).clone();
+      float* py = y.f32();
+      for (int64_t i = 0; i < y.numel(); ++i)
+        py[i] = to == 10 ? round_to_float_format(py[i], 11, -24, 65504.0)
+                         : round_to_float_format(py[i], 8, -133, static_cast<double>(std::numeric_limits<float>::max()));
+      out[0] = y;
+      break;
+    }
     case 2: out[0] = to_int([](int64_t v) -> int64_t { return uint8_t(v); }); break;
     case 3: out[0] = to_int([](int64_t v) -> int64_t { return int8_t(v); }); break;
     case 4: out[0] = to_int([](int64_t v) -> int64_t { return uint16_t(v); }); break;

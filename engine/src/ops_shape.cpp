@@ -124,30 +124,91 @@ void unsqueeze_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& 
 
 // ---- Transpose ----
 
+// y = x with its axes permuted (y's axis i is x's axis perm[i]). Size-1 axes are dropped and
+// axes that stay adjacent and in order are merged, so e.g. [B,S,H,D] -> [B,H,S,D] (attention
+// heads, perm [0,2,1,3]) becomes three axes. When x's innermost axis stays innermost, whole
+// rows are copied; otherwise the two axes that are innermost in x and in y are copied in
+// square tiles (both sides touch a few cache lines per tile: [B,H,S,D] -> [B,H,D,S]).
 template <class T>
 void permute(const Tensor& x, Tensor& y, const std::vector<int64_t>& perm) {
-  size_t r = x.rank();
+  const size_t r = x.rank();
   const Shape& xs = x.shape();
   std::vector<int64_t> xstride(r, 1);
   for (size_t i = r; i-- > 1;) xstride[i - 1] = xstride[i] * xs[i];
-  const Shape& ys = y.shape();
-  std::vector<int64_t> step(r);
-  for (size_t i = 0; i < r; ++i) step[i] = xstride[perm[i]];
-  std::vector<int64_t> idx(r, 0);
+  // Output-order axes after coalescing: extent and input stride.
+  std::vector<int64_t> ext, in_st;
+  int64_t prev = -2;
+  for (size_t i = 0; i < r; ++i) {
+    const int64_t a = perm[i];
+    if (xs[a] == 1) continue;
+    if (a == prev + 1 && !ext.empty()) {
+      ext.back() *= xs[a];
+      in_st.back() = xstride[a];
+    } else {
+      ext.push_back(xs[a]);
+      in_st.push_back(xstride[a]);
+    }
+    prev = a;
+  }
   const T* px = x.data<T>();
   T* py = y.data<T>();
-  int64_t off = 0;
-  for (int64_t n = 0; n < y.numel(); ++n) {
-    py[n] = px[off];
-    for (size_t k = r; k-- > 0;) {
-      if (++idx[k] < ys[k]) {
-        off += step[k];
-        break;
-      }
-      off -= step[k] * (ys[k] - 1);
-      idx[k] = 0;
-    }
+  const int64_t n = y.numel();
+  const size_t cr = ext.size();
+  if (cr <= 1) {  // the identity on memory order
+    std::copy(px, px + n, py);
+    return;
   }
+  std::vector<int64_t> out_st(cr, 1);
+  for (size_t i = cr; i-- > 1;) out_st[i - 1] = out_st[i] * ext[i];
+  // The input's innermost axis (stride 1) in output order.
+  size_t unit = 0;
+  for (size_t i = 0; i < cr; ++i)
+    if (in_st[i] == 1) unit = i;
+  const size_t last = cr - 1;
+  // Walk every axis except the copied ones (`last`, and `unit` when it differs), calling
+  // copy(in_offset, out_offset) once per position.
+  auto walk = [&](auto copy) {
+    std::vector<int64_t> idx(cr, 0);
+    int64_t in_off = 0, out_off = 0;
+    for (;;) {
+      copy(in_off, out_off);
+      size_t k = last;
+      for (;;) {
+        if (k == 0) return;
+        --k;
+        if (k == unit) continue;
+        if (++idx[k] < ext[k]) {
+          in_off += in_st[k];
+          out_off += out_st[k];
+          break;
+        }
+        in_off -= in_st[k] * (ext[k] - 1);
+        out_off -= out_st[k] * (ext[k] - 1);
+        idx[k] = 0;
+      }
+    }
+  };
+  if (unit == last) {  // rows stay rows
+    const int64_t row = ext[last];
+    walk([&](int64_t i, int64_t o) { std::copy(px + i, px + i + row, py + o); });
+    return;
+  }
+  // y[o + a*out_st[unit] + b] = x[i + a + b*in_st[last]] for a < ext[unit], b < ext[last].
+  constexpr int64_t kTile = 16;
+  const int64_t na = ext[unit], nb = ext[last], ys_a = out_st[unit], xs_b = in_st[last];
+  walk([&](int64_t i, int64_t o) {
+    for (int64_t a0 = 0; a0 < na; a0 += kTile) {
+      const int64_t a1 = std::min(na, a0 + kTile);
+      for (int64_t b0 = 0; b0 < nb; b0 += kTile) {
+        const int64_t b1 = std::min(nb, b0 + kTile);
+        for (int64_t a = a0; a < a1; ++a) {
+          const T* src = px + i + a;
+          T* dst = py + o + a * ys_a;
+          for (int64_t b = b0; b < b1; ++b) dst[b] = src[b * xs_b];
+        }
+      }
+    }
+  });
 }
 
 std::vector<int64_t> perm_of(const OpContext& ctx, int64_t r) {
@@ -167,7 +228,7 @@ std::vector<int64_t> perm_of(const OpContext& ctx, int64_t r) {
 Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm) {
   Shape s;
   for (auto p : perm) s.push_back(x.shape()[p]);
-  Tensor y(x.dtype(), s);
+  Tensor y = Tensor::uninitialized(x.dtype(), s);  // permute writes every element
   if (y.numel() == 0) return y;
   if (x.dtype() == DType::Float32) permute<float>(x, y, perm);
   else if (x.dtype() == DType::Int64) permute<int64_t>(x, y, perm);

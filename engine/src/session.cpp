@@ -150,7 +150,7 @@ std::unique_ptr<Session> Session::load(const std::string& path, const SessionOpt
   return std::make_unique<Session>(load_onnx(path, opts.limits), opts);
 }
 
-void select_output(Graph& g, const std::string& name) {
+size_t select_output(Graph& g, const std::string& name) {
   auto names = [&] {
     std::vector<std::string> v;
     for (const auto& o : g.outputs) v.push_back(o.name);
@@ -177,8 +177,8 @@ void select_output(Graph& g, const std::string& name) {
       if (g.outputs[k].dtype == DType::Float32) chosen = k;
     if (chosen == g.outputs.size()) chosen = 0;
   }
+  if (name.empty()) return chosen;  // every output stays, in the model's order
   std::rotate(g.outputs.begin(), g.outputs.begin() + chosen, g.outputs.begin() + chosen + 1);
-  if (name.empty()) return;
   g.outputs.resize(1);
   // Drop the nodes only the other outputs needed (nodes are in topological order).
   std::set<std::string> needed{g.outputs[0].name};
@@ -193,11 +193,12 @@ void select_output(Graph& g, const std::string& name) {
   }
   std::reverse(kept.begin(), kept.end());
   g.nodes = std::move(kept);
+  return 0;
 }
 
 Session::Session(Graph graph, const SessionOptions& opts) : graph_(std::move(graph)) {
   if (opts.threads > 0) set_num_threads(opts.threads);
-  select_output(graph_, opts.output);
+  audited_ = select_output(graph_, opts.output);
   // Graphs built in code carry no resolved versions; resolving again is harmless for loaded ones.
   for (auto& n : graph_.nodes)
     n.since_version = op_since_version(n.domain, n.op_type, n.domain.empty() ? graph_.opset : graph_.ml_opset);
@@ -223,7 +224,7 @@ Session::Session(Graph graph, const SessionOptions& opts) : graph_(std::move(gra
   }
   if (opts.logits_from_probabilities && output_is_probability_vector()) {
     // log p through a clamp: log 0 would be -inf for classes a tree never votes for.
-    ValueInfo& out = graph_.outputs[0];
+    ValueInfo& out = graph_.outputs[audited_];
     log_of_ = out.name;
     std::string clamped = "mlaudit/clamped(" + out.name + ")", tiny = "mlaudit/tiny";
     Node clip;
@@ -256,7 +257,7 @@ Session::Session(Graph graph, const SessionOptions& opts) : graph_(std::move(gra
     std::string problem = node_support_problem(n, graph_);
     if (!problem.empty()) throw UnsupportedError("engine", fmt::format("{}: {}", graph_.source, problem));
   }
-  gradient_blockers_ = non_differentiable_nodes(graph_, 0);
+  gradient_blockers_ = non_differentiable_nodes(graph_, audited_);
   executor_ = std::make_unique<Executor>(graph_, *backend_);
   const char* no_fuse = std::getenv("MLAUDIT_NO_FUSE");
   if (!device_ && opts.fuse_dense && !(no_fuse && std::string(no_fuse) == "1")) chain_ = DenseChain::compile(graph_);
@@ -286,7 +287,7 @@ const Node* maker_of(const Graph& g, std::string v) {
 
 bool Session::output_is_probability_vector() const {
   if (graph_.outputs.empty()) return false;
-  const std::string& name = graph_.outputs[0].name;
+  const std::string& name = graph_.outputs[audited_].name;
   const Node* n = maker_of(graph_, name);
   if (!n) return false;
   if (n->domain.empty()) return n->op_type == "Softmax";
@@ -299,7 +300,7 @@ bool Session::output_is_probability_vector() const {
 std::string Session::output_activation() const {
   if (!log_of_.empty()) return {};
   if (graph_.outputs.empty()) return {};
-  std::string v = graph_.outputs[0].name;
+  std::string v = graph_.outputs[audited_].name;
   // Follow value-preserving ops back from the output to the op that made it.
   for (size_t i = graph_.nodes.size(); i-- > 0;) {
     const Node& n = graph_.nodes[i];
@@ -416,10 +417,10 @@ Tensor Session::forward(const Tensor& x) const {
                                            graph_.source, graph_.inputs.size()));
   if (int64_t k = fixed_batch_split(x)) {
     std::vector<Tensor> parts;
-    for (int64_t b = 0; b < x.dim(0); b += k) parts.push_back(run({x.slice_rows(b, b + k)}).at(0));
+    for (int64_t b = 0; b < x.dim(0); b += k) parts.push_back(run({x.slice_rows(b, b + k)}).at(audited_));
     return concat_rows(parts);
   }
-  return run({x}).at(0);
+  return run({x}).at(audited_);
 }
 
 Tensor Session::input_gradient(const Tensor& x, const SeedFn& seed, Tensor* output) const {
@@ -448,19 +449,19 @@ Tensor Session::input_gradient(const Tensor& x, const SeedFn& seed, Tensor* outp
   check_inputs(in);
   if (device_) {
     // Two device calls: forward for the seed, then the VJP (weights stay resident).
-    Tensor out = device_->run(convert_inputs(graph_, in)).at(0);
+    Tensor out = device_->run(convert_inputs(graph_, in)).at(audited_);
     std::vector<Tensor> seeds(graph_.outputs.size());
-    seeds[0] = seed(out);
+    seeds[audited_] = seed(out);
     if (output) *output = out;
     return device_->gradient(convert_inputs(graph_, in), seeds, nullptr).at(0);
   }
   const Executor& ex = *executor_;
   auto values = ex.forward(convert_inputs(graph_, in), true);
   auto outs = ex.outputs_of(values);
-  Tensor s = seed(outs.at(0));
+  Tensor s = seed(outs.at(audited_));
   std::vector<Tensor> seeds(outs.size());
-  seeds[0] = s;
-  if (output) *output = outs[0];
+  seeds[audited_] = s;
+  if (output) *output = outs[audited_];
   return ex.backward(values, seeds).at(0);
 }
 

@@ -207,10 +207,13 @@ TEST_CASE("a ZipMap output is exposed as its probabilities tensor; --output pick
   for (const auto& n : g.nodes) CHECK(n.op_type != "ZipMap");  // only the opaque output needed it
   auto x = engine::Tensor::from_floats({1, 3}, {-1.f, 0.f, std::log(2.f)});
   {
-    // Default: the classifier's probabilities output, moved to output 0.
+    // Default: the classifier's probabilities output is audited; run() keeps the model's order.
     engine::Session s(g);
-    CHECK(s.outputs()[0].name == "probabilities");
+    CHECK(s.audited_output().name == "probabilities");
+    CHECK(s.audited_index() == 1);
     CHECK(s.outputs().size() == 2);
+    CHECK(s.outputs()[0].name == "y");
+    CHECK(s.run({x}).at(1).to_doubles() == s.forward(x).to_doubles());
     auto p = s.forward(x).to_doubles();
     CHECK(p[2] == Approx(0.5).epsilon(1e-6));  // softmax of (0, 0, log 2)
     CHECK(s.output_activation() == "Softmax");

@@ -22,12 +22,13 @@ struct SessionOptions {
   /// CPU forward of single-chain dense models (tabular MLPs) through the fused, cache-blocked
   /// DenseChain instead of op by op; the environment variable MLAUDIT_NO_FUSE=1 turns it off.
   bool fuse_dense = true;
-  /// The graph output to audit (by name). Empty: the classifier's probabilities output
-  /// ("probabilities", "output_probability") when there is one, else the first float output.
-  /// The chosen output becomes output 0 (the one Model's forward returns); when it is named
-  /// here, the other outputs and the nodes only they need are dropped.
+  /// The graph output to audit (by name): the one Model's forward and input_gradient use
+  /// (Session::audited_output). Empty: the classifier's probabilities output ("probabilities",
+  /// "output_probability") when there is one, else the first float output, with every output
+  /// kept in the model's order for run(); when it is named here, it becomes the only output
+  /// and the nodes only the others needed are dropped.
   std::string output;
-  /// When output 0 is a probability vector (output_is_probability_vector), audit its
+  /// When the audited output is a probability vector (output_is_probability_vector), audit its
   /// logarithm instead: a Clip(p, 1e-30) -> Log pair is appended, so every command that
   /// assumes logits gets valid ones (softmax(log p) = p; cross-entropy and margins unchanged).
   bool logits_from_probabilities = false;
@@ -54,24 +55,27 @@ class Session : public Model {
   const Graph& graph() const { return graph_; }
   const std::vector<ValueInfo>& inputs() const { return graph_.inputs; }
   const std::vector<ValueInfo>& outputs() const { return graph_.outputs; }
+  /// Index (into outputs()) of the audited output (see SessionOptions::output).
+  size_t audited_index() const { return audited_; }
+  const ValueInfo& audited_output() const { return graph_.outputs.at(audited_); }
   /// The device session when running on a device backend (CUDA), else nullptr.
   const DeviceSession* device_session() const { return device_.get(); }
   /// Name of the backend in use ("cpu", "cuda").
   std::string backend_name() const;
   /// True when forward runs take the fused dense-chain path (see SessionOptions::fuse_dense).
   bool fused() const { return chain_ != nullptr; }
-  /// The op that produces output 0 when it already maps logits to probabilities (Softmax,
+  /// The op that produces the audited output when it already maps logits to probabilities (Softmax,
   /// LogSoftmax, Sigmoid, an ONNX-ML classifier's probabilities), else "": commands that
   /// assume logits warn about it.
   std::string output_activation() const;
-  /// True when output 0 is a probability vector over classes: made by Softmax, or by an
+  /// True when the audited output is a probability vector over classes: made by Softmax, or by an
   /// ONNX-ML classifier's scores with a SOFTMAX/LOGISTIC post-transform or named as
   /// probabilities (random forests average class frequencies with post_transform NONE).
   bool output_is_probability_vector() const;
   /// The name of the output the model itself produced when SessionOptions::
   /// logits_from_probabilities replaced it by its logarithm, else "".
   const std::string& log_of_output() const { return log_of_; }
-  /// Nodes that stop input gradients to output 0 (see non_differentiable_nodes); empty
+  /// Nodes that stop input gradients to the audited output (see non_differentiable_nodes); empty
   /// when gradients flow. gradient() and input_gradient() refuse such a model.
   const std::vector<const Node*>& gradient_blockers() const { return gradient_blockers_; }
   /// Throws UnsupportedError naming the first gradient blocker and the black-box
@@ -108,10 +112,11 @@ class Session : public Model {
   std::unique_ptr<DenseChain> chain_;      ///< fused CPU forward when the graph is a dense chain
   std::vector<const Node*> gradient_blockers_;
   std::string log_of_;
+  size_t audited_ = 0;
 };
 
-/// Reorder (and, when `name` is given, prune) a graph's outputs so that the audited one is
-/// output 0 (see SessionOptions::output); throws InputError naming the available outputs.
-void select_output(Graph& g, const std::string& name);
+/// The index of the audited output (see SessionOptions::output); with a name, the graph is
+/// pruned to that one output (index 0). Throws InputError naming the available outputs.
+size_t select_output(Graph& g, const std::string& name);
 
 }  // namespace mlaudit::engine

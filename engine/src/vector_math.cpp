@@ -1,0 +1,62 @@
+// Run-time choice between the AVX2 + FMA kernels (vector_math_avx2.cpp) and the portable
+// std::exp forms below.
+#include "vector_math.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace mlaudit::engine::detail {
+
+bool vector_math_avx2_compiled();  // vector_math_avx2.cpp: false where it could not emit AVX2
+
+bool vector_math_uses_avx2() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  static const bool have =
+      vector_math_avx2_compiled() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return have;
+#else
+  return false;
+#endif
+}
+
+void exp_array_scalar(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
+}
+
+// e^x / (1 + e^x) for x < 0 keeps e^x from overflowing and the small result accurate.
+void sigmoid_array_scalar(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    y[i] = v >= 0 ? 1.f / (1.f + std::exp(-v)) : std::exp(v) / (1.f + std::exp(v));
+  }
+}
+
+void softmax_row_scalar(const float* x, float* y, int64_t len, bool log) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t k = 0; k < len; ++k) m = std::max(m, x[k]);
+  double s = 0;
+  for (int64_t k = 0; k < len; ++k) s += std::exp(double(x[k] - m));
+  const double ls = std::log(s);
+  for (int64_t k = 0; k < len; ++k) {
+    const double z = double(x[k] - m);
+    y[k] = log ? float(z - ls) : float(std::exp(z - ls));
+  }
+}
+
+void exp_array(const float* x, float* y, int64_t n) {
+  if (vector_math_uses_avx2()) exp_array_avx2(x, y, n);
+  else exp_array_scalar(x, y, n);
+}
+
+void sigmoid_array(const float* x, float* y, int64_t n) {
+  if (vector_math_uses_avx2()) sigmoid_array_avx2(x, y, n);
+  else sigmoid_array_scalar(x, y, n);
+}
+
+void softmax_row(const float* x, float* y, int64_t len, bool log) {
+  if (vector_math_uses_avx2()) softmax_row_avx2(x, y, len, log);
+  else softmax_row_scalar(x, y, len, log);
+}
+
+}  // namespace mlaudit::engine::detail
