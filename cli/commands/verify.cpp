@@ -455,6 +455,22 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
   if (!vm.count("model")) throw InputError("verify", "the option '--model' is required (see 'mlaudit verify --help')");
   int modes = int(vm.count("vnnlib")) + int(vm.count("data")) + int(vm.count("fairness"));
   if (modes != 1) throw InputError("verify", "give exactly one of --vnnlib, --data, --fairness");
+  {
+    // Bound propagation needs a network of differentiable layers: a tree ensemble, SVM or other
+    // ONNX-ML op on the path is a usage error (exit 2), not an 'unknown' verdict.
+    const std::string model = vm["model"].as<std::string>();
+    if (fs::exists(model)) {
+      engine::Graph graph = engine::load_onnx(model);
+      auto blockers = engine::non_differentiable_nodes(graph, 0);
+      if (!blockers.empty()) {
+        const engine::Node& n = *blockers.front();
+        throw UnsupportedError(
+            "verify", fmt::format("{}: bound propagation cannot verify this model: node '{}' ({}) is not a "
+                                  "differentiable layer; falsify by sampling instead (attack --attack square)",
+                                  model, n.name, n.domain.empty() ? n.op_type : n.domain + "." + n.op_type));
+      }
+    }
+  }
   if (vm.count("vnnlib")) return run_vnnlib(vm, g);
   if (vm.count("data")) return run_data(vm, g);
   return run_fairness(vm, g);
