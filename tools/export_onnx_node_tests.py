@@ -59,17 +59,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REQUIRED_ONNX = "1.23.2"
 
 
-def _use_project_python():
-    """Re-exec under $PYTHON or the repo-local .venv when started by another interpreter."""
-    want = os.environ.get("PYTHON") or os.path.join(ROOT, ".venv", "bin", "python")
-    if os.environ.get("MLAUDIT_PY_REEXEC") or not os.path.exists(want):
-        return
-    if os.path.abspath(sys.executable) != os.path.abspath(want):
-        os.environ["MLAUDIT_PY_REEXEC"] = "1"
-        os.execv(want, [want] + sys.argv)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import project_python  # noqa: E402
 
-
-_use_project_python()
+project_python.use()
 
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402

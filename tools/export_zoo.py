@@ -45,17 +45,10 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _use_project_python():
-    """Re-exec under $PYTHON or the repo-local .venv when started by another interpreter."""
-    want = os.environ.get("PYTHON") or os.path.join(ROOT, ".venv", "bin", "python")
-    if os.environ.get("MLAUDIT_PY_REEXEC") or not os.path.exists(want):
-        return
-    if os.path.abspath(sys.executable) != os.path.abspath(want):
-        os.environ["MLAUDIT_PY_REEXEC"] = "1"
-        os.execv(want, [want] + sys.argv)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import project_python  # noqa: E402
 
-
-_use_project_python()
+project_python.use()
 
 import warnings  # noqa: E402
 
