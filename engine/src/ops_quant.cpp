@@ -84,7 +84,9 @@ QuantLayout quant_layout(const OpContext& ctx, const Shape& x, const Tensor& sca
   QuantLayout q;
   const int64_t block = ctx.node.since_version >= 21 ? ctx.node.get_int("block_size", 0) : 0;
   if (block < 0) op_error(ctx, fmt::format("block_size {} must not be negative", block));
-  if (zero_point && zero_point->shape() != scale.shape())
+  // A one-element scale and zero point are per-tensor whatever their ranks ([] vs [1]: onnxruntime's
+  // QDQ quantizer writes such pairs for biases).
+  if (zero_point && zero_point->shape() != scale.shape() && !(zero_point->numel() == 1 && scale.numel() == 1 && block == 0))
     op_error(ctx, fmt::format("zero point shape {} differs from the scale's {}", shape_str(zero_point->shape()),
                               shape_str(scale.shape())));
   const bool scalar = scale.rank() == 0 || (scale.rank() == 1 && scale.shape()[0] == 1 && block == 0);

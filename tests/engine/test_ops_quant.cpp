@@ -163,6 +163,11 @@ TEST_CASE("QuantizeLinear / DequantizeLinear: refused types, versions and bad sh
   bad_len.in("x", ints({2, 3}, {1, 2, 3, 4, 5, 6})).init("s", floats({2}, {1, 1})).attr("axis", int64_t(1));
   throws_naming_node(bad_len, "per-axis scale must be 1-D of length 3");
 
+  // A [1] scale with a [] zero point is per-tensor (onnxruntime's QDQ quantizer writes biases so).
+  OneNode one_elem("DequantizeLinear", 13);
+  one_elem.in("x", ints({3}, {1, 2, 3})).init("s", floats({1}, {0.5f})).init("z", scalar_int(1));
+  CHECK(values(one_elem.run().at(0)) == std::vector<double>{0, 0.5, 1});
+
   OneNode bad_axis("DequantizeLinear", 13);
   bad_axis.in("x", ints({2, 3}, {1, 2, 3, 4, 5, 6})).init("s", floats({2}, {1, 1})).attr("axis", int64_t(5));
   throws_naming_node(bad_axis, "axis 5");
