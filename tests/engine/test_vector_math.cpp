@@ -366,3 +366,39 @@ TEST_CASE("Transpose of every 4-D permutation matches the index definition", "[e
     } while (std::next_permutation(perm.begin(), perm.end()));
   }
 }
+
+TEST_CASE("Gelu through the vector kernels matches a double reference, both forms", "[engine][vector_math]") {
+  // Every 2^-9 step of [-12, 12] (12289 points, crossing the 256-element chunks of the kernel).
+  // The erf form rests on Numerical Recipes' erfc (fractional error < 1.2e-7) and the vector exp
+  // (<= 2 ulp), plus float roundings of the polynomial and products: 2e-6 relative. In the negative
+  // tail the exponent -x^2/2 + P(t) is itself a float of magnitude up to 72 whose rounding
+  // (2^-24 relative, a few roundings) becomes relative error of the result: ~1e-7 x^2 more.
+  // The tanh form is x sigmoid(2u) (sigmoid within 4 ulp; u rounded in float, a relative error
+  // ~1e-7 of u that moves sigmoid(2u) by ~2|u| 1e-7 relative where it is small): the same bound.
+  const int64_t n = 24 * 512 + 1;
+  Tensor x({n});
+  for (int64_t i = 0; i < n; ++i) x.f32()[i] = -12.f + float(i) / 512.f;
+  const std::vector<double> xv = values(x);
+  const auto erf_form = values(OneNode("Gelu", 20).in("x", x).run()[0]);
+  const auto tanh_form = values(OneNode("Gelu", 20).in("x", x).attr("approximate", str_attr("tanh")).run()[0]);
+  double worst_erf = 0, worst_tanh = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = xv[size_t(i)];
+    const double r_erf = 0.5 * v * std::erfc(-v / std::sqrt(2.0));
+    const double u = std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v);
+    const double r_tanh = v / (1.0 + std::exp(-2.0 * u));  // 0.5 (1 + tanh u), without cancellation
+    const double floor = 1e-30;  // both vanish at 0 and far in the negative tail
+    const double bound = 2e-6 + 2e-7 * v * v;
+    worst_erf = std::max(worst_erf, std::fabs(erf_form[size_t(i)] - r_erf) / std::max(std::fabs(r_erf), floor) / bound);
+    if (std::fabs(r_tanh) > 1e-30)  // below, float underflows (the tanh form decays like e^{-0.14 x^3})
+      worst_tanh = std::max(worst_tanh, std::fabs(tanh_form[size_t(i)] - r_tanh) / std::fabs(r_tanh) / bound);
+  }
+  INFO("worst relative error as a share of its bound: erf form " << worst_erf << ", tanh form " << worst_tanh);
+  CHECK(worst_erf <= 1.0);
+  CHECK(worst_tanh <= 1.0);
+  // NaN passes through; +inf stays inf.
+  Tensor special = Tensor::from_floats({2}, {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()});
+  const auto sp = values(OneNode("Gelu", 20).in("x", special).run()[0]);
+  CHECK(std::isnan(sp[0]));
+  CHECK(sp[1] == std::numeric_limits<double>::infinity());
+}
