@@ -8,7 +8,7 @@ C++ readers must return for each file.
 
 Run from the repository root:
 
-    /work/venv/bin/python tools/datasets_fixtures.py
+    ${PYTHON:-.venv/bin/python} tools/datasets_fixtures.py
 
 Needs only numpy. Output is deterministic (fixed values, gzip mtime 0), so
 re-running it leaves the committed fixtures unchanged.

@@ -3,7 +3,7 @@
 
 Run from the repository root after tools/train_models.py (CPU, a few seconds):
 
-    /work/venv/bin/python tools/engine_goldens.py [--out tests/fixtures/engine]
+    ${PYTHON:-.venv/bin/python} tools/engine_goldens.py [--out tests/fixtures/engine]
 
 Writes tests/fixtures/engine/
 

@@ -1,8 +1,8 @@
 """DeepLIFT (rescale rule) goldens for tests/explain from Captum's DeepLift.
 
-Run from the repository root (needs captum: /work/venv/bin/pip install captum):
+Run from the repository root (needs captum: .venv/bin/pip install captum):
 
-    /work/venv/bin/python tools/explain_deeplift_goldens.py
+    ${PYTHON:-.venv/bin/python} tools/explain_deeplift_goldens.py
 
 Captum's DeepLift (Shrikumar et al. 2017, rescale rule; multiply_by_inputs=True, eps=1e-10)
 overrides the gradient of nn.ReLU / nn.MaxPool2d *modules* only, so the bundled models are

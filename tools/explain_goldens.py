@@ -1,8 +1,8 @@
 """Golden attributions for tests/explain from independent implementations: Captum and SHAP.
 
-Run from the repository root (needs captum and shap: /work/venv/bin/pip install captum shap):
+Run from the repository root (needs captum and shap: .venv/bin/pip install captum shap):
 
-    /work/venv/bin/python tools/explain_goldens.py
+    ${PYTHON:-.venv/bin/python} tools/explain_goldens.py
 
 It rebuilds the bundled models in PyTorch from the initializers of models/*.onnx
 (tools/mlaudit_torch.py), takes the first rows of the demo data and writes small

@@ -6,8 +6,8 @@ indices, between-group indices, kNN consistency), PyTorch (counterfactual flips;
 ONNX file by tools/mlaudit_torch.py, decisions cross-checked with onnxruntime).
 
 Run from the repository root:
-    /work/venv/bin/pip install fairlearn aif360 scikit-learn pandas onnxruntime
-    /work/venv/bin/python tools/fairness_goldens.py [--shared ../shared/datasets]
+    .venv/bin/pip install fairlearn aif360 scikit-learn pandas onnxruntime
+    ${PYTHON:-.venv/bin/python} tools/fairness_goldens.py [--shared ../shared/datasets]
 
 Writes:
   toy.json                  Fairlearn's documented toy example (18 rows, groups a/b/c)

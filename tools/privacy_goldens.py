@@ -2,7 +2,7 @@
 
 Run from the repository root after tools/privacy_train.py (a few seconds):
 
-    /work/venv/bin/python tools/privacy_goldens.py
+    ${PYTHON:-.venv/bin/python} tools/privacy_goldens.py
 
 Independent implementation: logits from onnxruntime (not the mlaudit engine), scores
 with scipy.special (log_softmax / logsumexp in float64), metrics with scikit-learn

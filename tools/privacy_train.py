@@ -3,7 +3,7 @@
 Run from the repository root (about 6 CPU-minutes in all: ~1.5 for --part membership,
 ~4.5 for --part backdoor; wall time grows when the 2 cores are shared):
 
-    /work/venv/bin/python tools/privacy_train.py [--part all|membership|backdoor]
+    ${PYTHON:-.venv/bin/python} tools/privacy_train.py [--part all|membership|backdoor]
 
 Needs torch, numpy, onnx, onnxruntime and the Debian package `dataset-fashion-mnist`
 (/usr/share/datasets/fashion-mnist/*.gz). Everything is seeded, so a rerun gives the

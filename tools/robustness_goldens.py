@@ -12,7 +12,7 @@ Independent implementations:
     the blur of a fixed 28x28 pattern.
 
 Run from the repository root:
-    /work/venv/bin/python tools/robustness_goldens.py [--stats-only] [--runs apgd-ce:l2:1,...]
+    ${PYTHON:-.venv/bin/python} tools/robustness_goldens.py [--stats-only] [--runs apgd-ce:l2:1,...]
 It rewrites tests/fixtures/robustness/stats_goldens.json and attack_goldens.json (a few
 kB; `--runs attack:norm:eps,...` recomputes only those runs and merges them in).
 """

@@ -8,7 +8,7 @@ that with Pillow (its own bundled libjpeg-turbo, independent of mlaudit's Debian
 and writes these .npy files to tests/fixtures/robustness/:
   jpeg_gray_in.npy [4,1,28,28], jpeg_gray_out.npy [5,4,1,28,28],
   jpeg_rgb_in.npy  [2,3,20,24], jpeg_rgb_out.npy  [5,2,3,20,24]  (float32 in [0,1]).
-Run: /work/venv/bin/python tools/robustness_jpeg_goldens.py
+Run: ${PYTHON:-.venv/bin/python} tools/robustness_jpeg_goldens.py
 """
 import io
 import os

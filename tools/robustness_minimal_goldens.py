@@ -16,8 +16,8 @@ FAB with no random start and DeepFool are deterministic, so the fixture stores p
 success flags and perturbation norms (null where no adversarial point was found).
 
 Run from the repository root (about a minute on 2 CPU threads):
-    /work/venv/bin/pip install torchattacks==3.5.1 foolbox==3.3.4
-    /work/venv/bin/python tools/robustness_minimal_goldens.py
+    .venv/bin/pip install torchattacks==3.5.1 foolbox==3.3.4
+    ${PYTHON:-.venv/bin/python} tools/robustness_minimal_goldens.py
 """
 import json
 import os

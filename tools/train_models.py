@@ -3,11 +3,11 @@
 
 Run from the repository root (CPU, 2 threads, about 3-5 minutes):
 
-    /work/venv/bin/python tools/make_credit_data.py      # first: datasets/credit/*.csv
-    /work/venv/bin/python tools/train_models.py [--cnn-epochs 8] [--only cnn|mlp]
-    /work/venv/bin/python tools/train_models.py --verify-split    # no training (about 30 s)
+    ${PYTHON:-.venv/bin/python} tools/make_credit_data.py      # first: datasets/credit/*.csv
+    ${PYTHON:-.venv/bin/python} tools/train_models.py [--cnn-epochs 8] [--only cnn|mlp]
+    ${PYTHON:-.venv/bin/python} tools/train_models.py --verify-split    # no training (about 30 s)
 
-Needs torch, numpy, onnx, onnxruntime (the /work/venv) and the Debian package
+Needs torch, numpy, onnx, onnxruntime (the repo-local .venv or $PYTHON) and the Debian package
 `dataset-fashion-mnist` (/usr/share/datasets/fashion-mnist/*.gz, IDX gzip).
 
 Writes

@@ -3,7 +3,7 @@
 
 Run from the repository root with the project venv:
 
-    /work/venv/bin/python tools/verify_goldens.py
+    ${PYTHON:-.venv/bin/python} tools/verify_goldens.py
 
 It writes
   * tests/fixtures/verify/crown_random_net.json: a seeded random ReLU network

@@ -7,15 +7,15 @@ verify/src/bounds.cpp follows. The only PyPI release (0.3) pins torch < 1.13,
 so this script runs it unpacked beside the venv's newer torch with three
 compatibility patches (none touches a bound computation):
 
-    /work/venv/bin/pip download --no-deps auto_LiRPA==0.3 appdirs -d /tmp/whl
-    mkdir -p /work/lirpa && cd /work/lirpa && for w in /tmp/whl/*.whl; do unzip -q -o $w; done
+    .venv/bin/pip download --no-deps auto_LiRPA==0.3 appdirs -d /tmp/whl
+    mkdir -p .lirpa && cd .lirpa && for w in /tmp/whl/*.whl; do unzip -q -o $w; done
     sed -i 's/from numpy.lib.arraysetops import isin/from numpy import isin/' auto_LiRPA/operators/base.py
     sed -i 's/^from torch.onnx.symbolic_helper import _set_opset_version/from torch.onnx._internal.torchscript_exporter._globals import GLOBALS as _G\\ndef _set_opset_version(v): _G.export_onnx_opset_version = v/' auto_LiRPA/parse_graph.py
     sed -i 's/attrs = {k: n\\[k\\] for k in n.attributeNames()}/attrs = {k: getattr(n, n.kindOf(k))(k) for k in n.attributeNames()}/' auto_LiRPA/parse_graph.py
 
 then, from the repository root:
 
-    PYTHONPATH=/work/lirpa /work/venv/bin/python tools/verify_maxpool_golden.py
+    PYTHONPATH=.lirpa ${PYTHON:-.venv/bin/python} tools/verify_maxpool_golden.py
 
 It writes tests/fixtures/verify/fmnist_cnn_lirpa.json (the same bounds for
 the bundled models/fmnist_cnn.onnx on the first two demo images, rebuilt in

@@ -2,11 +2,12 @@
 # Datasets benchmark: .npy read/write of a [10000,1,28,28] float32 array (31 MB),
 # a 1,000,000 x 5 CSV to a float32 matrix, Fashion-MNIST t10k/train from the
 # Debian package; mlaudit vs numpy / pandas (single-threaded on both sides).
-# Usage: bench/datasets/run.sh BUILD_DIR   (peers need /work/venv or PYTHON=...)
+# Usage: bench/datasets/run.sh BUILD_DIR   (peers need the repo-local .venv or PYTHON=...)
 set -u
 BUILD=${1:-build}
 HERE=$(cd "$(dirname "$0")" && pwd)
-PY=${PYTHON:-/work/venv/bin/python}
+ROOT=$(cd "$HERE/../.." && pwd)
+PY=${PYTHON:-$ROOT/.venv/bin/python}
 WORK=$(mktemp -d /tmp/mlaudit-bench-datasets-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 cmake --build "$BUILD" --target bench_datasets -j2 >/dev/null

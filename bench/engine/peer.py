@@ -3,7 +3,7 @@
 
 Run from the repository root (CPU only):
 
-    /work/venv/bin/python bench/engine/peer.py [THREADS] [--model models/fmnist_cnn.onnx]
+    ${PYTHON:-.venv/bin/python} bench/engine/peer.py [THREADS] [--model models/fmnist_cnn.onnx]
                                                [--data datasets/demo/fmnist_x.npy] [--labels datasets/demo/fmnist_y.npy]
 
 THREADS (default 2) is given to torch.set_num_threads and to onnxruntime's

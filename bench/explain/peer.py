@@ -1,7 +1,7 @@
 """Peer timings for bench/explain/run.sh: Captum (IG, DeepLift) on the bundled CNN, shap.KernelExplainer
 and lime.LimeTabularExplainer on the credit MLP.
 
-Usage: /work/venv/bin/python bench/explain/peer.py KIND ROWS N [THREADS]
+Usage: ${PYTHON:-.venv/bin/python} bench/explain/peer.py KIND ROWS N [THREADS]
   KIND: ig (N = steps) | deeplift (N unused) | kernelshap (N = nsamples) | lime (N = num_samples)
         | kernelshap_ort (as kernelshap, the model run by onnxruntime instead of torch)
         | kernelshap196 (N = nsamples; models/privacy/overfit_mlp.onnx, 196 features, 20 background

@@ -15,8 +15,9 @@ BUILD=${1:-build}
 ROWS=${2:-1000000}
 BOOT=1000
 PY_BOOT=${PY_BOOT:-2}
-PY=${PYTHON:-/work/venv/bin/python}
 HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+PY=${PYTHON:-$ROOT/.venv/bin/python}
 EXE="$BUILD/mlaudit"
 [ -x "$EXE" ] || { echo "bench/fairness: $EXE not built"; exit 0; }
 TMP=$(mktemp -d /tmp/mlaudit-bench-fairness-XXXXXX)

@@ -15,7 +15,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 BUILD=${1:-build-gpu}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 shift || true
-PY=${PYTHON:-/work/venv/bin/python}
+PY=${PYTHON:-$ROOT/.venv/bin/python}
 OUTDIR="$ROOT/.gpu"
 STAGE="$OUTDIR/bundle"
 TARBALL="$OUTDIR/mlaudit-gpu-bundle.tar.gz"

@@ -4,7 +4,7 @@ sampling on the bundled CNN, eager fp32 on the GPU (TF32 off, as mlaudit's cuBLA
 The CNN is rebuilt from the ONNX initializers. The GPU machine has no `onnx` package, so
 bench/gpu/pack.sh first exports the weights here with
 
-    /work/venv/bin/python bench/gpu/peer_torch.py --export-weights .gpu/bundle/fmnist_cnn_weights.npz
+    ${PYTHON:-.venv/bin/python} bench/gpu/peer_torch.py --export-weights .gpu/bundle/fmnist_cnn_weights.npz
 
 (which uses tools/mlaudit_torch.py's cnn_from_onnx), and device_check.sh runs
 
@@ -30,7 +30,7 @@ def export_weights(path):
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(os.path.dirname(here))
     sys.path.insert(0, os.path.join(root, "tools"))
-    from mlaudit_torch import cnn_from_onnx  # needs onnx: run with /work/venv
+    from mlaudit_torch import cnn_from_onnx  # needs onnx: run with $PYTHON or .venv
 
     net = cnn_from_onnx(os.path.join(root, "models", "fmnist_cnn.onnx"))
     np.savez(path, **{k: v.detach().cpu().numpy() for k, v in net.state_dict().items()})

@@ -10,7 +10,7 @@ BUILD=${1:-build}
 NC_EPOCHS=${2:-${NC_EPOCHS:-20}}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 MLAUDIT="$BUILD/mlaudit"
-PY=${PYTHON:-/work/venv/bin/python}
+PY=${PYTHON:-$ROOT/.venv/bin/python}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch peer timings for bench/robustness/run.sh (torchattacks + Cohen et al. smoothing).
 
-Usage: /work/venv/bin/python bench/robustness/peer.py REPO_ROOT EPS N_SMOOTH N_SMOOTH_SAMPLES
+Usage: ${PYTHON:-.venv/bin/python} bench/robustness/peer.py REPO_ROOT EPS N_SMOOTH N_SMOOTH_SAMPLES
 Prints one JSON line: wall and CPU (time.process_time, all threads) seconds for PGD-50, APGD-CE-100 (torchattacks, batch = all 200
 demo images <= 256) and randomized-smoothing CERTIFY with N samples per image
 (Cohen et al. core.py logic: N0 = 100, batch 1000, statsmodels Clopper-Pearson).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ACAS Xu (VNN-COMP 2022) with mlaudit verify, side by side with Marabou when
-# maraboupy is installed in /work/venv. Prints solved (sat/unsat), wrong
+# maraboupy is installed in $PYTHON (default: the repo-local .venv). Prints solved (sat/unsat), wrong
 # answers, total and median time for each tool on the same instances.
 #
 #   bench/verify/run.sh BUILD_DIR [FILTER_REGEX] [TIMEOUT_S]
@@ -20,6 +20,7 @@ FILTER=${2:-.}
 TIMEOUT=${3:-116}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+PY=${PYTHON:-$ROOT/.venv/bin/python}
 ACAS=${MLAUDIT_SHARED_DATASETS:-$ROOT/../shared/datasets}/vnncomp2022/acasxu
 THREADS=${THREADS:-2}
 OUT=${OUT:-$(mktemp -d /tmp/mlaudit-bench-verify-XXXXXX)}
@@ -46,11 +47,11 @@ echo "verify bench: ACAS Xu instances matching '${FILTER:0:80}', timeout ${TIMEO
 
 if [ "${PEER:-1}" = 0 ]; then
   echo "marabou: skipped (PEER=0)"
-elif /work/venv/bin/python -c "import maraboupy" 2>/dev/null; then
+elif "$PY" -c "import maraboupy" 2>/dev/null; then
   # Marabou's C++ core prints progress on stdout; keep only the summary line.
-  /work/venv/bin/python "$HERE/marabou_peer.py" "$ACAS" "$FILTER" "$TIMEOUT" "$THREADS" "$OUT/marabou.csv" 2>"$OUT/marabou.log" |
+  "$PY" "$HERE/marabou_peer.py" "$ACAS" "$FILTER" "$TIMEOUT" "$THREADS" "$OUT/marabou.csv" 2>"$OUT/marabou.log" |
     grep '^instances' | sed 's/^/marabou: /'
-  /work/venv/bin/python - "$OUT/mlaudit.csv" "$OUT/marabou.csv" <<'EOF'
+  "$PY" - "$OUT/mlaudit.csv" "$OUT/marabou.csv" <<'EOF'
 import csv, sys
 def load(p):
     with open(p) as f:
@@ -62,6 +63,6 @@ tb = sum(float(b[k]["seconds"]) for k in common)
 print(f"same {len(common)} instances: mlaudit {ta:.1f} s, marabou {tb:.1f} s, ratio marabou/mlaudit {tb / max(ta, 1e-9):.2f}")
 EOF
 else
-  echo "marabou: maraboupy is not installed in /work/venv (pip install maraboupy); no peer comparison"
+  echo "marabou: maraboupy is not installed in $PY (pip install maraboupy); no peer comparison"
 fi
 exit 0

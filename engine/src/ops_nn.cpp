@@ -613,11 +613,13 @@ void gap_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   int64_t planes, area;
   global_pool_dims(ctx, x, planes, area);
   Tensor y(global_pool_shape(x.shape()));
+  const float* px = x.f32();
+  float* py = y.f32();
 #pragma omp parallel for if (planes * area > 65536) schedule(static)
   for (int64_t pc = 0; pc < planes; ++pc) {
     double acc = 0;
-    for (int64_t i = 0; i < area; ++i) acc += x.f32()[pc * area + i];
-    y.f32()[pc] = area ? float(acc / area) : 0.f;
+    for (int64_t i = 0; i < area; ++i) acc += px[pc * area + i];
+    py[pc] = area ? float(acc / area) : 0.f;
   }
   out[0] = y;
 }
@@ -628,9 +630,11 @@ void gap_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inputs
   const Tensor& x = *in[0];
   int64_t planes, area;
   global_pool_dims(ctx, x, planes, area);
-  gin[0] = Tensor(x.shape());
+  gin[0] = Tensor::uninitialized(DType::Float32, x.shape());
+  float* pg = gin[0].f32();
+  const float* gy = g[0]->f32();
   for (int64_t pc = 0; pc < planes; ++pc)
-    for (int64_t i = 0; i < area; ++i) gin[0].f32()[pc * area + i] = g[0]->f32()[pc] / float(area);
+    for (int64_t i = 0; i < area; ++i) pg[pc * area + i] = gy[pc] / float(area);
 }
 
 // First maximum of a plane (the element the gradient flows to, as for MaxPool); -1 when empty.
@@ -647,8 +651,10 @@ void gmp_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   global_pool_dims(ctx, x, planes, area);
   if (area == 0 && planes > 0) op_error(ctx, fmt::format("empty spatial dims in {}", shape_str(x.shape())));
   Tensor y(global_pool_shape(x.shape()));
+  const float* px = x.f32();
+  float* py = y.f32();
 #pragma omp parallel for if (planes * area > 65536) schedule(static)
-  for (int64_t pc = 0; pc < planes; ++pc) y.f32()[pc] = x.f32()[pc * area + plane_argmax(x.f32() + pc * area, area)];
+  for (int64_t pc = 0; pc < planes; ++pc) py[pc] = px[pc * area + plane_argmax(px + pc * area, area)];
   out[0] = y;
 }
 
@@ -659,9 +665,12 @@ void gmp_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inputs
   int64_t planes, area;
   global_pool_dims(ctx, x, planes, area);
   gin[0] = Tensor(x.shape());
+  const float* px = x.f32();
+  const float* gy = g[0]->f32();
+  float* pg = gin[0].f32();
   for (int64_t pc = 0; pc < planes; ++pc) {
-    int64_t arg = plane_argmax(x.f32() + pc * area, area);
-    if (arg >= 0) gin[0].f32()[pc * area + arg] = g[0]->f32()[pc];
+    int64_t arg = plane_argmax(px + pc * area, area);
+    if (arg >= 0) pg[pc * area + arg] = gy[pc];
   }
 }
 

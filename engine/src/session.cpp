@@ -267,20 +267,26 @@ Session::~Session() = default;
 
 namespace {
 
-// The node that made value `v`, looking through value-preserving ops; nullptr if none.
-const Node* maker_of(const Graph& g, std::string v) {
+// The node that made value `v`, looking through value-preserving ops (nullptr if none), and the
+// name of its output that `v` traces back to.
+std::pair<const Node*, std::string> maker_of(const Graph& g, std::string v) {
   for (size_t i = g.nodes.size(); i-- > 0;) {
     const Node& n = g.nodes[i];
     if (std::find(n.outputs.begin(), n.outputs.end(), v) == n.outputs.end()) continue;
     if (n.domain.empty() && (n.op_type == "Identity" || n.op_type == "Reshape" || n.op_type == "Flatten" ||
                              n.op_type == "Squeeze" || n.op_type == "Cast")) {
-      if (n.inputs.empty()) return nullptr;
+      if (n.inputs.empty()) return {nullptr, v};
       v = n.inputs[0];
       continue;
     }
-    return &n;
+    return {&n, v};
   }
-  return nullptr;
+  return {nullptr, v};
+}
+
+// An ONNX-ML classifier's scores output (output 1) with its post-transform, when `v` is it.
+bool ml_scores(const Node& n, const std::string& v) {
+  return n.domain == "ai.onnx.ml" && n.outputs.size() > 1 && n.outputs[1] == v;
 }
 
 }  // namespace
@@ -288,37 +294,24 @@ const Node* maker_of(const Graph& g, std::string v) {
 bool Session::output_is_probability_vector() const {
   if (graph_.outputs.empty()) return false;
   const std::string& name = graph_.outputs[audited_].name;
-  const Node* n = maker_of(graph_, name);
+  auto [n, v] = maker_of(graph_, name);
   if (!n) return false;
   if (n->domain.empty()) return n->op_type == "Softmax";
-  if (n->domain != "ai.onnx.ml" || n->outputs.size() < 2) return false;
+  if (!ml_scores(*n, v)) return false;
   std::string t = n->get_string("post_transform", "NONE");
   if (t == "SOFTMAX" || t == "SOFTMAX_ZERO" || t == "LOGISTIC") return true;
   return t == "NONE" && (name == "probabilities" || name == "output_probability");
 }
 
 std::string Session::output_activation() const {
-  if (!log_of_.empty()) return {};
-  if (graph_.outputs.empty()) return {};
-  std::string v = graph_.outputs[audited_].name;
-  // Follow value-preserving ops back from the output to the op that made it.
-  for (size_t i = graph_.nodes.size(); i-- > 0;) {
-    const Node& n = graph_.nodes[i];
-    if (std::find(n.outputs.begin(), n.outputs.end(), v) == n.outputs.end()) continue;
-    if (n.op_type == "Identity" || n.op_type == "Reshape" || n.op_type == "Flatten" || n.op_type == "Squeeze" ||
-        n.op_type == "Cast") {
-      if (n.inputs.empty()) return {};
-      v = n.inputs[0];
-      continue;
-    }
-    if (n.domain.empty() && (n.op_type == "Softmax" || n.op_type == "LogSoftmax" || n.op_type == "Sigmoid"))
-      return n.op_type;
-    // ONNX-ML classifiers: output 1 holds the scores, probabilities unless post_transform is NONE.
-    if (n.domain == "ai.onnx.ml" && n.outputs.size() > 1 && n.outputs[1] == v &&
-        n.get_string("post_transform", "NONE") != "NONE")
-      return "ai.onnx.ml." + n.op_type + " (post_transform " + n.get_string("post_transform", "NONE") + ")";
-    return {};
-  }
+  if (!log_of_.empty() || graph_.outputs.empty()) return {};
+  auto [n, v] = maker_of(graph_, graph_.outputs[audited_].name);
+  if (!n) return {};
+  if (n->domain.empty() && (n->op_type == "Softmax" || n->op_type == "LogSoftmax" || n->op_type == "Sigmoid"))
+    return n->op_type;
+  // ONNX-ML classifiers' scores are probabilities unless post_transform is NONE.
+  const std::string t = n->get_string("post_transform", "NONE");
+  if (ml_scores(*n, v) && t != "NONE") return "ai.onnx.ml." + n->op_type + " (post_transform " + t + ")";
   return {};
 }
 

@@ -128,15 +128,22 @@ json summarize_model(const std::string& path) {
   return s;
 }
 
+namespace {
+// The model of a section, with the output its spec names (models.<id>.output).
+std::unique_ptr<engine::Session> load_session(const ModelSpec& m) {
+  engine::SessionOptions options;
+  options.output = m.output;
+  return engine::Session::load(m.path, options);
+}
+}  // namespace
+
 json run_performance(const SectionSpec& section, const AuditConfig& cfg, uint64_t seed) {
   const ModelSpec* m = cfg.model(section.model);
   const DatasetSpec* ds = cfg.dataset(section.data);
   engine::Tensor x;
   std::vector<int64_t> y;
   load_data(*ds, section.params.value("samples", int64_t(0)), x, y);
-  engine::SessionOptions session_options;
-  session_options.output = m->output;
-  auto session = engine::Session::load(m->path, session_options);
+  auto session = load_session(*m);
   const int64_t n = x.dim(0), batch = 256;
   std::vector<int64_t> pred;
   int64_t classes = 0;
@@ -186,9 +193,7 @@ json run_performance(const SectionSpec& section, const AuditConfig& cfg, uint64_
 
 json run_efficiency(const SectionSpec& section, const AuditConfig& cfg) {
   const ModelSpec* m = cfg.model(section.model);
-  engine::SessionOptions session_options;
-  session_options.output = m->output;
-  auto session = engine::Session::load(m->path, session_options);
+  auto session = load_session(*m);
   if (session->inputs().empty()) throw InputError("audit", fmt::format("model '{}' has no inputs", m->id));
   engine::Shape shape = concrete_shape(session->inputs()[0].shape);
   int64_t runs = section.params.value("runs", int64_t(200));

@@ -40,6 +40,10 @@ inline OpCase read_op_case(const std::string& root, const nlohmann::json& c) {
   for (int i = 0; i < c["inputs"].get<int>(); ++i) k.inputs.push_back(datasets::read_npy(fmt::format("{}/input_{}.npy", dir, i)));
   for (int i = 0; i < c["outputs"].get<int>(); ++i) k.outputs.push_back(datasets::read_npy(fmt::format("{}/output_{}.npy", dir, i)));
   for (int g : c["grads"]) k.grads.push_back(g);
+  // Seeds of the VJP checks: one per float output named in "seeds" (empty: zero).
+  k.seeds.resize(k.outputs.size());
+  if (c.contains("seeds"))
+    for (int s : c["seeds"]) k.seeds.at(size_t(s)) = datasets::read_npy(fmt::format("{}/seed_{}.npy", dir, s));
   return k;
 }
 
@@ -83,8 +87,7 @@ inline int check_op_vjp(const std::string& root) {
     INFO("case " << k.name);
     std::string dir = root + "/" + k.name;
     auto session = engine::Session::load(dir + "/model.onnx");
-    std::vector<engine::Tensor> seeds(k.outputs.size());
-    for (int s : c["seeds"]) seeds[s] = datasets::read_npy(fmt::format("{}/seed_{}.npy", dir, s));
+    const std::vector<engine::Tensor>& seeds = k.seeds;
     auto grads = session->gradient(k.inputs, seeds);
     for (int g : k.grads) {
       INFO("input " << g);
@@ -116,8 +119,7 @@ inline int check_op_finite_differences(const std::string& root, const std::set<s
     INFO("case " << k.name);
     std::string dir = root + "/" + k.name;
     auto session = engine::Session::load(dir + "/model.onnx");
-    std::vector<engine::Tensor> seeds(k.outputs.size());
-    for (int s : c["seeds"]) seeds[s] = datasets::read_npy(fmt::format("{}/seed_{}.npy", dir, s));
+    const std::vector<engine::Tensor>& seeds = k.seeds;
     auto grads = session->gradient(k.inputs, seeds);
     auto f = [&](const std::vector<engine::Tensor>& in) {
       auto out = session->run(in);
