@@ -1,0 +1,96 @@
+// One input contract shared by every command (see validate.h).
+#include "mlaudit/datasets/validate.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <boost/math/special_functions/beta.hpp>
+#include <cmath>
+#include <filesystem>
+
+#include "mlaudit/datasets/io.h"
+#include "mlaudit/engine/error.h"
+
+namespace mlaudit::datasets {
+
+namespace {
+std::string module_of(const std::string& where) { return where.substr(0, where.find(':')); }
+std::string rest_of(const std::string& where) {
+  const size_t c = where.find(':');
+  return c == std::string::npos ? where : where.substr(std::min(where.size(), c + 2));
+}
+std::string row_of(const engine::Tensor& x, int64_t flat) {
+  const int64_t per_row = x.rank() >= 1 && x.dim(0) > 0 ? x.numel() / x.dim(0) : 1;
+  return per_row > 0 ? fmt::format("row {} (element {} of the row)", flat / per_row, flat % per_row) : "row 0";
+}
+}  // namespace
+
+void check_labels(const std::string& where, const std::vector<int64_t>& y, int64_t classes) {
+  if (y.empty()) return;
+  const auto [lo, hi] = std::minmax_element(y.begin(), y.end());
+  if (*lo >= 0 && *hi < classes) return;
+  const auto bad = std::find_if(y.begin(), y.end(), [classes](int64_t v) { return v < 0 || v >= classes; });
+  const std::string hint = classes == 1 ? " (a one-output model: a binary classifier's single logit or probability "
+                                          "must be turned into two classes, see docs/models.md)"
+                                        : "";
+  throw InputError(module_of(where),
+                   fmt::format("{}: label {} at row {} is outside [0, {}): labels range over [{}, {}] but the model has "
+                               "{} output class{}{}",
+                               rest_of(where), *bad,
+                               bad - y.begin(), classes, *lo, *hi, classes, classes == 1 ? "" : "es", hint));
+}
+
+
+void check_finite(const std::string& where, const engine::Tensor& x) {
+  if (x.dtype() != engine::DType::Float32) return;
+  const float* d = x.f32();
+  const int64_t n = x.numel();
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(d[i]))
+      throw InputError(module_of(where), fmt::format("{}: {} is {} (data must be finite)", rest_of(where), row_of(x, i),
+                                                     std::isnan(d[i]) ? "NaN" : (d[i] > 0 ? "+Inf" : "-Inf")));
+}
+
+void check_in_domain(const std::string& where, const engine::Tensor& x, double lo, double hi) {
+  check_finite(where, x);
+  if (x.dtype() != engine::DType::Float32 || x.numel() == 0) return;
+  const float* d = x.f32();
+  const int64_t n = x.numel();
+  const auto [mn, mx] = std::minmax_element(d, d + n);
+  if (double(*mn) >= lo && double(*mx) <= hi) return;
+  const int64_t bad = std::find_if(d, d + n, [lo, hi](float v) { return double(v) < lo || double(v) > hi; }) - d;
+  throw InputError(module_of(where),
+                   fmt::format("{}: {} is {}, outside the input domain [{}, {}] (data range [{}, {}]); "
+                               "set --clip-min/--clip-max to the domain the model's inputs live in",
+                               rest_of(where), row_of(x, bad), d[bad], lo, hi, *mn, *mx));
+}
+
+Proportion clopper_pearson(int64_t k, int64_t n, double confidence) {
+  if (n < 0 || k < 0 || k > n || !(confidence > 0 && confidence < 1))
+    throw InputError("stats", fmt::format("Clopper-Pearson interval needs 0 <= k <= n and 0 < confidence < 1, got k={} n={} "
+                                          "confidence={}", k, n, confidence));
+  Proportion p;
+  p.k = k;
+  p.n = n;
+  if (n == 0) return p;  // no evidence: [0, 1]
+  p.value = double(k) / double(n);
+  const double a = 1 - confidence;
+  // Beta quantiles: lower = B(a/2; k, n-k+1), upper = B(1-a/2; k+1, n-k).
+  p.lower = k == 0 ? 0.0 : boost::math::ibeta_inv(double(k), double(n - k + 1), a / 2);
+  p.upper = k == n ? 1.0 : boost::math::ibeta_inv(double(k + 1), double(n - k), 1 - a / 2);
+  return p;
+}
+
+nlohmann::json proportion_json(int64_t k, int64_t n, double confidence) {
+  const Proportion p = clopper_pearson(k, n, confidence);
+  return {{"k", p.k}, {"n", p.n}, {"lower", p.lower}, {"upper", p.upper}, {"confidence", confidence},
+          {"method", "Clopper-Pearson"}};
+}
+
+nlohmann::json file_provenance(const std::string& path) {
+  std::error_code ec;
+  const auto bytes = std::filesystem::file_size(path, ec);
+  return {{"path", path}, {"sha256", sha256_file(path)}, {"bytes", ec ? 0 : int64_t(bytes)}};
+}
+
+}  // namespace mlaudit::datasets
