@@ -1,8 +1,10 @@
 // `mlaudit verify`: formal verification of an ONNX model.
-//   VNN-LIB query:   --model M.onnx --vnnlib P.vnnlib [--timeout S] [--result R.txt]
-//   Data robustness: --model M --data X.npy [--labels y.npy] --eps E[,E..] [--clip-min/--clip-max] --out V.json
-//   Benchmark:       --benchmark DIR (VNN-COMP layout) --out results.csv [--filter REGEX] [--timeout S]
+//   VNN-LIB query:   --model M.onnx --vnnlib P.vnnlib [--timeout S] [--result R.txt] [--out V.json]
+//   Data robustness: --model M --data X.npy [--labels y.npy] --eps E[,E..] [--clip-min 0 --clip-max 1] --out V.json
+//   Benchmark:       --benchmark DIR (VNN-COMP layout) --out results.csv|results.json [--filter REGEX] [--timeout-override S]
 //   Fairness:        --model M --fairness --protected COL --features a,b,.. | file --domain ranges.csv --out F.json
+// An option the chosen mode does not use is an error. Every JSON carries "schema" and an
+// "inputs" block (path, SHA-256 and size of each file read).
 // Exit codes: 0 done (whatever the verdict), 2 input error.
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -12,13 +14,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 #include <thread>
 
@@ -26,6 +32,7 @@
 #include "mlaudit/datasets/csv.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
+#include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/accelerated.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/verify/verify.h"
@@ -58,16 +65,20 @@ std::shared_ptr<engine::Session> try_session(const std::string& model, const Glo
   }
 }
 
-// Backstop for --timeout: if the query has not returned `grace` seconds after
-// its deadline, write the `timeout` result and exit.
+// Backstop for --timeout: if the query has not returned 2 seconds after its
+// deadline, write the `timeout` results (on_timeout) and exit.
 class HardDeadline {
  public:
-  HardDeadline(double seconds, std::string result_path) : result_path_(std::move(result_path)) {
+  HardDeadline(double seconds, std::function<void()> on_timeout) : on_timeout_(std::move(on_timeout)) {
     if (!(seconds > 0)) return;
     thread_ = std::thread([this, seconds] {
       std::unique_lock<std::mutex> lk(mu_);
       if (cv_.wait_for(lk, std::chrono::duration<double>(seconds + 2.0), [this] { return done_; })) return;
-      if (!result_path_.empty()) datasets::write_file_atomic(result_path_, "timeout\n");
+      try {
+        if (on_timeout_) on_timeout_();
+      } catch (const std::exception& e) {
+        std::cerr << "verify: " << e.what() << "\n";
+      }
       std::cout << "timeout\n" << std::flush;
       std::_Exit(0);
     });
@@ -82,7 +93,7 @@ class HardDeadline {
   }
 
  private:
-  std::string result_path_;
+  std::function<void()> on_timeout_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;
@@ -115,16 +126,73 @@ verify::VerifyOptions solver_options(const po::variables_map& vm, const GlobalOp
   return o;
 }
 
+// {"model": provenance, ...} for the files a result was computed from (datasets/validate.h).
+nlohmann::json inputs_block(const std::vector<std::pair<std::string, std::string>>& files) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [role, path] : files)
+    if (!path.empty()) j[role] = datasets::file_provenance(path);
+  return j;
+}
+
+// JSON report of one VNN-LIB query (`--vnnlib ... --out V.json`).
+nlohmann::json vnnlib_report(const verify::VerifyResult& r, const verify::Property& prop, const std::string& model,
+                             const std::string& vnnlib, double timeout_s, const nlohmann::json& inputs) {
+  nlohmann::json j;
+  j["schema"] = "mlaudit.verify/1";
+  j["tool_version"] = MLAUDIT_VERSION;
+  j["kind"] = "vnnlib_property";
+  j["model"] = model;
+  j["property"] = vnnlib;
+  j["result"] = verify::verdict_name(r.verdict);  // the VNN-COMP word: sat / unsat / timeout / unknown
+  switch (r.verdict) {
+    case verify::Verdict::Unsat: j["verdict"] = "verified"; break;
+    case verify::Verdict::Sat: j["verdict"] = "falsified"; break;
+    case verify::Verdict::Timeout: j["verdict"] = "timeout"; break;
+    default: j["verdict"] = "unknown"; break;
+  }
+  j["seconds"] = r.seconds;
+  j["timeout_s"] = timeout_s;
+  if (!r.method.empty()) j["method"] = r.method;
+  if (!r.reason.empty()) j["reason"] = r.reason;
+  j["branches"] = r.domains;
+  j["z3_calls"] = r.z3_calls;
+  j["num_inputs"] = prop.num_inputs;
+  j["num_outputs"] = prop.num_outputs;
+  // The input region the property fixes (its domain): one box per disjunct.
+  nlohmann::json boxes = nlohmann::json::array();
+  for (const auto& c : prop.cases) boxes.push_back({{"lower", c.box.lower}, {"upper", c.box.upper}});
+  j["input_boxes"] = boxes;
+  if (r.verdict == verify::Verdict::Sat && r.counterexample)
+    j["counterexample"] = {{"input", r.counterexample->input}, {"output", r.counterexample->output}};
+  else
+    j["counterexample"] = nullptr;
+  j["inputs"] = inputs;
+  return j;
+}
+
 int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g) {
   std::string model = vm["model"].as<std::string>();
   std::string vnnlib = vm["vnnlib"].as<std::string>();
   std::string result_path = vm.count("result") ? vm["result"].as<std::string>() : "";
+  std::string json_path = vm.count("out") ? vm["out"].as<std::string>() : "";
   bool quiet = g.quiet || vm.count("quiet");
   verify::VerifyOptions o = solver_options(vm, g);
   verify::Property prop = verify::read_vnnlib(vnnlib);
   if (!fs::exists(model)) throw InputError("verify", "model file not found: " + model);
   const engine::Device device = bound_device(g, quiet);
-  HardDeadline hard(o.timeout_s, result_path);
+  const nlohmann::json inputs = inputs_block({{"model", model}, {"vnnlib", vnnlib}});
+  auto write_results = [&](const verify::VerifyResult& r) {
+    if (!result_path.empty()) datasets::write_file_atomic(result_path, verify::vnncomp_result_text(r));
+    if (!json_path.empty())
+      datasets::write_file_atomic(json_path, vnnlib_report(r, prop, model, vnnlib, o.timeout_s, inputs).dump(2) + "\n");
+  };
+  HardDeadline hard(o.timeout_s, [&] {
+    verify::VerifyResult t;
+    t.verdict = verify::Verdict::Timeout;
+    t.seconds = o.timeout_s + 2;
+    t.reason = "the query did not return within --timeout + 2 s (hard deadline)";
+    write_results(t);
+  });
   verify::VerifyResult r;
   try {
     verify::Network net = verify::load_network(model);
@@ -137,8 +205,7 @@ int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g) {
     r.verdict = verify::Verdict::Unknown;
     r.reason = e.what();
   }
-  std::string text = verify::vnncomp_result_text(r);
-  if (!result_path.empty()) datasets::write_file_atomic(result_path, text);
+  write_results(r);
   std::cout << verify::verdict_name(r.verdict) << "\n";
   if (!quiet) {
     std::cerr << fmt::format("verify: {} in {:.3f} s ({}; {} branches, {} z3 calls){}\n", verify::verdict_name(r.verdict),
@@ -147,6 +214,8 @@ int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g) {
   }
   return 0;
 }
+
+std::string domain_text(double lo, double hi) { return fmt::format("[{}, {}]", lo, hi); }
 
 int run_data(const po::variables_map& vm, const GlobalOptions& g) {
   std::string model = vm["model"].as<std::string>();
@@ -158,18 +227,40 @@ int run_data(const po::variables_map& vm, const GlobalOptions& g) {
   verify::RobustnessOptions ro;
   ro.eps = parse_double_list("--eps", vm["eps"].as<std::string>());
   for (double e : ro.eps)
-    if (!(e >= 0)) throw InputError("verify", "--eps values must be >= 0");
-  if (vm.count("clip-min")) ro.clip_min = vm["clip-min"].as<double>();
-  if (vm.count("clip-max")) ro.clip_max = vm["clip-max"].as<double>();
-  if (ro.clip_min > ro.clip_max) throw InputError("verify", "--clip-min is greater than --clip-max");
+    if (!(e >= 0) || !std::isfinite(e)) throw InputError("verify", fmt::format("--eps values must be finite and >= 0, got {}", e));
+  // The input domain: attack's options and defaults ([0, 1]); -inf / inf leave a side unbounded.
+  ro.clip_min = vm["clip-min"].as<double>();
+  ro.clip_max = vm["clip-max"].as<double>();
+  if (std::isnan(ro.clip_min) || std::isnan(ro.clip_max) || !(ro.clip_min < ro.clip_max))
+    throw InputError("verify", fmt::format("--clip-min {} must be less than --clip-max {}", ro.clip_min, ro.clip_max));
   ro.solver = solver_options(vm, g);
-  engine::Tensor data = datasets::read_npy_float(vm["data"].as<std::string>());
+  const std::string data_path = vm["data"].as<std::string>();
+  engine::Tensor data = datasets::read_npy_float(data_path);
+  if (data.rank() < 1) throw InputError("verify", "--data " + data_path + ": needs a batch axis [N, ...]");
+  try {
+    datasets::check_in_domain("verify: --data " + data_path, data, ro.clip_min, ro.clip_max);
+  } catch (const InputError& e) {
+    const std::string what = e.what();
+    const bool outside = what.find("outside the input domain") != std::string::npos;
+    throw InputError("verify", what.substr(what.find(": ") + 2) +
+                                   (outside ? fmt::format(" (the default is attack's [0, 1]; --clip-min=-inf --clip-max=inf "
+                                                          "verifies unbounded balls)")
+                                            : ""));
+  }
+  const std::string labels_path = vm.count("labels") ? vm["labels"].as<std::string>() : "";
   std::vector<int64_t> labels;
-  if (vm.count("labels")) labels = datasets::read_npy_labels(vm["labels"].as<std::string>()).to_int64s();
+  if (!labels_path.empty()) {
+    labels = datasets::read_npy_labels(labels_path).to_int64s();
+    if (int64_t(labels.size()) != data.dim(0))
+      throw InputError("verify", fmt::format("--labels {}: {} labels for the {} rows of --data {}", labels_path, labels.size(),
+                                             data.dim(0), data_path));
+  }
   if (vm.count("limit")) {
-    int64_t n = std::min<int64_t>(vm["limit"].as<int64_t>(), data.dim(0));
+    const int64_t limit = vm["limit"].as<int64_t>();
+    if (limit < 1) throw InputError("verify", fmt::format("--limit must be >= 1, got {}", limit));
+    int64_t n = std::min<int64_t>(limit, data.dim(0));
     data = data.slice_rows(0, n);
-    if (!labels.empty()) labels.resize(size_t(std::min<int64_t>(n, int64_t(labels.size()))));
+    if (!labels.empty()) labels.resize(size_t(n));
   }
   if (!fs::exists(model)) throw InputError("verify", "model file not found: " + model);
   const engine::Device device = bound_device(g, quiet);
@@ -184,8 +275,13 @@ int run_data(const po::variables_map& vm, const GlobalOptions& g) {
     reason = e.what();
     if (!quiet) std::cerr << "verify: every sample is unknown: " << reason << "\n";
   }
+  if (net && !labels.empty()) datasets::check_labels("verify: --labels " + labels_path, labels, net->output_size());
+  if (!quiet)
+    std::cerr << fmt::format("verify: input domain {} (--clip-min/--clip-max); each query box is the L-inf ball intersected with it\n",
+                             domain_text(ro.clip_min, ro.clip_max));
   auto verdicts = verify::verify_robustness(net ? &*net : nullptr, reason, data, labels, ro);
   auto report = verify::robustness_report(verdicts, ro, model, MLAUDIT_VERSION);
+  report["inputs"] = inputs_block({{"model", model}, {"data", data_path}, {"labels", labels_path}});
   datasets::write_file_atomic(vm["out"].as<std::string>(), report.dump(2) + "\n");
   if (!quiet)
     for (const auto& e : report["by_eps"])
@@ -269,6 +365,14 @@ int run_fairness(const po::variables_map& vm, const GlobalOptions& g) {
   j["protected_values"] = fo.protected_values;
   j["features"] = features;
   j["timeout_s_per_partition"] = fo.solver.timeout_s;
+  nlohmann::json ranges_json = nlohmann::json::array();
+  for (size_t i = 0; i < features.size(); ++i)
+    ranges_json.push_back({{"feature", features[i]}, {"min", fo.domain.lower[i]}, {"max", fo.domain.upper[i]}});
+  j["feature_ranges"] = ranges_json;  // the domain the partitions cover (--domain)
+  const std::string features_spec = vm["features"].as<std::string>();
+  j["inputs"] = inputs_block({{"model", model},
+                              {"domain", vm["domain"].as<std::string>()},
+                              {"features", fs::is_regular_file(features_spec) ? features_spec : ""}});
   std::map<std::string, int> counts;
   nlohmann::json arr = nlohmann::json::array();
   nlohmann::json pairs = nlohmann::json::array();
@@ -300,13 +404,15 @@ int run_fairness(const po::variables_map& vm, const GlobalOptions& g) {
 
 struct Instance {
   std::string onnx, vnnlib;
+  std::string listed;  ///< "onnx,vnnlib" as written in instances.csv
   double timeout = 0;
   std::string expected;
 };
 
 // Run one instance in a child process (`mlaudit verify --vnnlib`), killed
 // when it outlives its timeout: the limit holds whatever the solver does.
-std::string run_instance_process(const Instance& in, double timeout, const GlobalOptions& g, const std::string& tmp) {
+std::string run_instance_process(const Instance& in, double timeout, const GlobalOptions& g, const std::string& tmp,
+                                 const std::vector<std::string>& solver_args) {
   std::string result = tmp + "/result.txt";
   fs::remove(result);
   std::vector<std::string> args{"/proc/self/exe"};
@@ -314,6 +420,7 @@ std::string run_instance_process(const Instance& in, double timeout, const Globa
   if (g.device != engine::Device::Cpu) args.insert(args.end(), {"--device", g.device == engine::Device::Cuda ? "cuda" : "auto"});
   args.insert(args.end(), {"--quiet", "verify", "--model", in.onnx, "--vnnlib", in.vnnlib, "--timeout",
                            fmt::format("{}", timeout), "--result", result});
+  args.insert(args.end(), solver_args.begin(), solver_args.end());
   pid_t pid = fork();
   if (pid < 0) throw Error("verify", "fork failed");
   if (pid == 0) {
@@ -344,9 +451,24 @@ std::string run_instance_process(const Instance& in, double timeout, const Globa
   return first;
 }
 
+// The solver options given to --benchmark, passed on to every instance's child process.
+std::vector<std::string> forwarded_solver_args(const po::variables_map& vm) {
+  std::vector<std::string> a;
+  if (vm.count("no-alpha")) a.push_back("--no-alpha");
+  if (vm.count("alpha-hidden")) a.push_back("--alpha-hidden");
+  if (!vm["lookahead-depth"].defaulted()) a.insert(a.end(), {"--lookahead-depth", std::to_string(vm["lookahead-depth"].as<int>())});
+  if (!vm["seed"].defaulted()) a.insert(a.end(), {"--seed", std::to_string(vm["seed"].as<uint64_t>())});
+  return a;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
   fs::path dir = vm["benchmark"].as<std::string>();
-  if (!vm.count("out")) throw InputError("verify", "--benchmark needs --out results.csv");
+  if (!vm.count("out")) throw InputError("verify", "--benchmark needs --out results.csv (or results.json)");
+  const std::string out_path = vm["out"].as<std::string>();
   bool quiet = g.quiet || vm.count("quiet");
   fs::path csv = dir / "instances.csv";
   if (!fs::exists(csv)) throw InputError("verify", "benchmark: " + csv.string() + " not found");
@@ -355,6 +477,7 @@ int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
   co.has_header = false;
   datasets::CsvTable t = datasets::read_csv(csv.string(), co);
   if (t.columns.size() < 3) throw InputError("verify", csv.string() + ": expected columns onnx,vnnlib,timeout");
+  if (t.rows() == 0) throw InputError("verify", csv.string() + ": lists no instances");
   auto tos = t.numbers("c2");
   std::map<std::string, std::string> expected;
   if (fs::exists(dir / "expected.csv")) {
@@ -364,35 +487,61 @@ int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
           e.strings("expected")[r];
   }
   std::optional<std::regex> filter;
+  const std::string filter_text = vm.count("filter") ? vm["filter"].as<std::string>() : "";
   if (vm.count("filter")) {
     try {
-      filter = std::regex(vm["filter"].as<std::string>());
+      filter = std::regex(filter_text);
     } catch (const std::regex_error&) {
       throw InputError("verify", "--filter: not a valid regular expression");
     }
   }
-  std::vector<Instance> instances;
+  // An instance is named two ways: "onnx/N.onnx,vnnlib/P.vnnlib" as instances.csv lists it, and
+  // "N.onnx,P.vnnlib" (file names) as expected.csv and the results file do; the filter may use either.
+  std::vector<Instance> all, instances;
   for (size_t r = 0; r < t.rows(); ++r) {
     Instance in;
     in.onnx = (dir / t.strings("c0")[r]).string();
     in.vnnlib = (dir / t.strings("c1")[r]).string();
+    in.listed = t.strings("c0")[r] + "," + t.strings("c1")[r];
     in.timeout = tos[r];
     std::string key = fs::path(in.onnx).filename().string() + "," + fs::path(in.vnnlib).filename().string();
-    if (filter && !std::regex_search(key, *filter)) continue;
     if (expected.count(key)) in.expected = expected[key];
+    all.push_back(in);
+    if (filter && !std::regex_search(in.listed, *filter) && !std::regex_search(key, *filter)) continue;
     instances.push_back(in);
   }
+  if (instances.empty()) {
+    std::string names;
+    for (size_t i = 0; i < std::min<size_t>(3, all.size()); ++i) names += (i ? "; " : "") + all[i].listed;
+    const Instance& e = all.front();
+    throw InputError("verify", fmt::format("--filter '{}' matches none of the {} instances of {} (each is matched as "
+                                           "'onnx,vnnlib' in instances.csv's form, e.g. '{}', and in expected.csv's "
+                                           "file-name form, e.g. '{}'); the first instances: {}{}",
+                                           filter_text, all.size(), csv.string(), e.listed,
+                                           fs::path(e.onnx).filename().string() + "," + fs::path(e.vnnlib).filename().string(),
+                                           names, all.size() > 3 ? "; ..." : ""));
+  }
   double cap = vm.count("timeout-override") ? vm["timeout-override"].as<double>() : 0;
+  if (vm.count("timeout-override") && !(cap > 0)) throw InputError("verify", "--timeout-override must be > 0");
+  const std::vector<std::string> solver_args = forwarded_solver_args(vm);
   std::string tmp = (fs::temp_directory_path() / fmt::format("mlaudit-bench-{}", getpid())).string();
   fs::create_directories(tmp);
   std::string out = "onnx,vnnlib,result,expected,correct,seconds\n";
+  nlohmann::json rows = nlohmann::json::array();
+  std::map<std::string, nlohmann::json> provenance;  // one hash per file, however many instances share it
+  auto prov = [&](const std::string& path) -> const nlohmann::json& {
+    auto it = provenance.find(path);
+    if (it == provenance.end()) it = provenance.emplace(path, datasets::file_provenance(path)).first;
+    return it->second;
+  };
+  const bool want_json = ends_with(out_path, ".json");
   int sat = 0, unsat = 0, wrong = 0, other = 0;
   double total = 0;
   std::vector<double> times;
   for (const auto& in : instances) {
     double to = cap > 0 ? std::min(cap, in.timeout) : in.timeout;
     auto t0 = std::chrono::steady_clock::now();
-    std::string res = run_instance_process(in, to, g, tmp);
+    std::string res = run_instance_process(in, to, g, tmp, solver_args);
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     total += s;
     times.push_back(s);
@@ -405,17 +554,78 @@ int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
     std::string correct = in.expected.empty() || !solved ? "" : (is_wrong ? "no" : "yes");
     out += fmt::format("{},{},{},{},{},{:.3f}\n", fs::path(in.onnx).filename().string(), fs::path(in.vnnlib).filename().string(),
                        res, in.expected, correct, s);
+    if (want_json) {
+      nlohmann::json row{{"onnx", fs::path(in.onnx).filename().string()},
+                         {"vnnlib", fs::path(in.vnnlib).filename().string()},
+                         {"instance", in.listed},
+                         {"result", res},
+                         {"expected", in.expected.empty() ? nlohmann::json(nullptr) : nlohmann::json(in.expected)},
+                         {"correct", correct.empty() ? nlohmann::json(nullptr) : nlohmann::json(correct == "yes")},
+                         {"seconds", s},
+                         {"timeout_s", to}};
+      nlohmann::json files = nlohmann::json::object();
+      for (const auto& [role, path] : {std::pair<std::string, std::string>{"model", in.onnx}, {"vnnlib", in.vnnlib}})
+        if (fs::exists(path)) files[role] = prov(path);
+      row["inputs"] = files;
+      rows.push_back(row);
+    }
     if (!quiet)
       std::cerr << fmt::format("{} {} -> {} ({:.2f} s){}\n", fs::path(in.onnx).filename().string(),
                                fs::path(in.vnnlib).filename().string(), res, s, is_wrong ? "  WRONG" : "");
   }
   fs::remove_all(tmp);
-  datasets::write_file_atomic(vm["out"].as<std::string>(), out);
   std::sort(times.begin(), times.end());
   double median = times.empty() ? 0 : times[times.size() / 2];
+  if (want_json) {
+    nlohmann::json j;
+    j["schema"] = "mlaudit.verify/1";
+    j["tool_version"] = MLAUDIT_VERSION;
+    j["kind"] = "vnncomp_benchmark";
+    j["benchmark"] = dir.string();
+    j["filter"] = vm.count("filter") ? nlohmann::json(filter_text) : nlohmann::json(nullptr);
+    j["timeout_override_s"] = cap > 0 ? nlohmann::json(cap) : nlohmann::json(nullptr);
+    j["summary"] = {{"instances", instances.size()}, {"solved", sat + unsat}, {"sat", sat},       {"unsat", unsat},
+                    {"wrong", wrong},                 {"unsolved", other},     {"total_seconds", total}, {"median_seconds", median}};
+    j["instances"] = rows;
+    j["inputs"] = inputs_block({{"instances", csv.string()},
+                                {"expected", fs::exists(dir / "expected.csv") ? (dir / "expected.csv").string() : ""}});
+    datasets::write_file_atomic(out_path, j.dump(2) + "\n");
+  } else {
+    datasets::write_file_atomic(out_path, out);
+  }
   std::cout << fmt::format("instances {}: solved {} (sat {}, unsat {}), wrong {}, unsolved {}; total {:.2f} s, median {:.3f} s\n",
                            instances.size(), sat + unsat, sat, unsat, wrong, other, total, median);
   return 0;
+}
+
+// The options each mode reads; any other option given on the command line is an error
+// (exit 2) rather than silently ignored. Options left at their defaults are not "given".
+const std::vector<std::string>& solver_option_names() {
+  static const std::vector<std::string> names{"timeout", "no-alpha", "alpha-hidden", "lookahead-depth", "seed"};
+  return names;
+}
+
+void check_mode_options(const po::variables_map& vm, const std::string& mode, std::vector<std::string> used) {
+  for (const auto& always : {"help", "quiet"}) used.push_back(always);
+  for (const auto& [name, value] : vm) {
+    if (value.defaulted() || std::find(used.begin(), used.end(), name) != used.end()) continue;
+    std::string why;
+    if (mode == "--vnnlib" && (name == "eps" || name == "limit" || name == "clip-min" || name == "clip-max" || name == "labels" ||
+                               name == "norm"))
+      why = " (the .vnnlib file fixes the input region)";
+    else if (mode == "--benchmark" && name == "timeout")
+      why = " (each instance runs under its instances.csv limit; cap it with --timeout-override S)";
+    else if (mode == "--data" && name == "result")
+      why = " (the VNN-COMP result file belongs to --vnnlib; this mode writes --out V.json)";
+    else if (mode == "--data" && name == "domain")
+      why = " (--domain is the fairness ranges.csv; this mode's input domain is --clip-min/--clip-max)";
+    else if (mode == "--fairness" && (name == "clip-min" || name == "clip-max"))
+      why = " (the fairness domain is --domain ranges.csv)";
+    std::string list;
+    for (const auto& u : used)
+      if (u != "help" && u != "quiet") list += " --" + u;
+    throw InputError("verify", fmt::format("--{} is not used in {} mode{}; that mode takes{}", name, mode, why, list));
+  }
 }
 
 int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
@@ -428,11 +638,15 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
       "labels", po::value<std::string>(), "labels .npy [N] (default: the model's predictions)")(
       "eps", po::value<std::string>(), "perturbation radii, comma separated")(
       "norm", po::value<std::string>()->default_value("linf"), "perturbation norm (linf)")(
-      "clip-min", po::value<double>(), "lower bound of valid inputs")("clip-max", po::value<double>(), "upper bound of valid inputs")(
+      "clip-min", po::value<double>()->default_value(0.0, "0"),
+      "data: lower end of the input domain, as attack (-inf: unbounded, written --clip-min=-inf)")(
+      "clip-max", po::value<double>()->default_value(1.0, "1"), "data: upper end of the input domain (inf: unbounded)")(
       "limit", po::value<int64_t>(), "verify only the first N samples")(
-      "out,o", po::value<std::string>(), "JSON report (data, fairness) or results.csv (benchmark)")(
+      "out,o", po::value<std::string>(), "JSON report (vnnlib, data, fairness); benchmark: results.csv, or a JSON report when it ends in .json")(
       "benchmark", po::value<std::string>(), "VNN-COMP benchmark folder (instances.csv)")(
-      "filter", po::value<std::string>(), "benchmark: only instances whose 'onnx,vnnlib' matches this regex")(
+      "filter", po::value<std::string>(),
+      "benchmark: only instances whose 'onnx,vnnlib' matches this regex (searched in instances.csv's form, "
+      "onnx/N.onnx,vnnlib/P.vnnlib, and in expected.csv's, N.onnx,P.vnnlib)")(
       "timeout-override", po::value<double>(), "benchmark: cap every instance's timeout at this many seconds")(
       "fairness", "individual fairness: decisions must not depend on --protected")(
       "protected", po::value<std::string>(), "protected feature name")(
@@ -446,15 +660,34 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
       "quiet,q", "only the verdict / summary");
   po::variables_map vm;
   if (!parse_options("verify",
-                     "mlaudit verify --model M.onnx (--vnnlib P.vnnlib [--result R.txt] | --data X.npy --eps E --out V.json "
+                     "mlaudit verify --model M.onnx (--vnnlib P.vnnlib [--result R.txt] [--out V.json] "
+                     "| --data X.npy --eps E [--clip-min 0 --clip-max 1] --out V.json "
                      "| --fairness --protected COL --features F --domain ranges.csv --out F.json) [--timeout S]\n"
-                     "       mlaudit verify --benchmark DIR --out results.csv [--filter REGEX]",
+                     "       mlaudit verify --benchmark DIR --out results.csv|results.json [--filter REGEX] [--timeout-override S]\n"
+                     "An option the chosen mode does not use is an error.",
                      desc, args, vm))
     return 0;
-  if (vm.count("benchmark")) return run_benchmark(vm, g);
-  if (!vm.count("model")) throw InputError("verify", "the option '--model' is required (see 'mlaudit verify --help')");
+  std::vector<std::string> solver = solver_option_names();
+  auto with_solver = [&](std::vector<std::string> names) {
+    names.insert(names.end(), solver.begin(), solver.end());
+    return names;
+  };
+  if (vm.count("benchmark")) {
+    // Each instance runs under its own limit (instances.csv, --timeout-override); the other solver options pass on.
+    check_mode_options(vm, "--benchmark",
+                       {"benchmark", "out", "filter", "timeout-override", "no-alpha", "alpha-hidden", "lookahead-depth", "seed"});
+    return run_benchmark(vm, g);
+  }
   int modes = int(vm.count("vnnlib")) + int(vm.count("data")) + int(vm.count("fairness"));
-  if (modes != 1) throw InputError("verify", "give exactly one of --vnnlib, --data, --fairness");
+  if (modes != 1) throw InputError("verify", "give exactly one of --vnnlib, --data, --fairness (or --benchmark DIR)");
+  if (vm.count("vnnlib")) check_mode_options(vm, "--vnnlib", with_solver({"model", "vnnlib", "result", "out"}));
+  else if (vm.count("data"))
+    check_mode_options(vm, "--data",
+                       with_solver({"model", "data", "labels", "eps", "norm", "clip-min", "clip-max", "limit", "out"}));
+  else
+    check_mode_options(vm, "--fairness", with_solver({"model", "fairness", "protected", "protected-values", "features",
+                                                      "domain", "partitions", "out"}));
+  if (!vm.count("model")) throw InputError("verify", "the option '--model' is required (see 'mlaudit verify --help')");
   {
     // Bound propagation needs a network of differentiable layers: a tree ensemble, SVM or other
     // ONNX-ML op on the path is a usage error (exit 2), not an 'unknown' verdict.

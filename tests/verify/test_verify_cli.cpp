@@ -92,10 +92,18 @@ TEST_CASE("verify --data on the bundled models: credit MLP verdicts, CNN proved 
                                 {60, 80, 0.1f, 30, 9, 0, 1}};
       f.write(reinterpret_cast<const char*>(rows), sizeof rows);
     }
+    // Raw tabular features are outside attack's default domain [0, 1]: refused with a hint (issue #18) ...
     auto r = run_cli("--threads 2 verify --model " + credit + " --data " + x + " --eps 0.01,5 --timeout 20 --out " + dir + "/v.json");
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.find("outside the input domain [0, 1]") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir + "/v.json"));
+    // ... and verified over unbounded balls when asked.
+    r = run_cli("--threads 2 verify --model " + credit + " --data " + x +
+                " --eps 0.01,5 --clip-min=-inf --clip-max=inf --timeout 20 --out " + dir + "/v.json");
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     auto j = nlohmann::json::parse(slurp(dir + "/v.json"));
+    CHECK(j["domain"] == nlohmann::json::array({nullptr, nullptr}));
     CHECK(j["schema"] == "mlaudit.verify/1");
     CHECK(j.contains("tool_version"));
     REQUIRE(j["per_sample"].size() == 10);

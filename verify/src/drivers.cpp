@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/model.h"
 #include "mlaudit/verify/verify.h"
@@ -26,10 +28,22 @@ std::string vnncomp_result_text(const VerifyResult& r) {
   return s;
 }
 
+nlohmann::json domain_json(double lo, double hi) {
+  auto end = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+  return nlohmann::json::array({end(lo), end(hi)});
+}
+
 std::vector<SampleVerdict> verify_robustness(const Network* net, const std::string& unsupported_reason,
                                              const engine::Tensor& data, const std::vector<int64_t>& labels,
                                              const RobustnessOptions& opts) {
   if (data.rank() < 1) throw InputError("verify", "data must have a batch axis");
+  if (std::isnan(opts.clip_min) || std::isnan(opts.clip_max) || !(opts.clip_min < opts.clip_max))
+    throw InputError("verify", fmt::format("the input domain [{}, {}] is empty (--clip-min must be less than --clip-max)",
+                                           opts.clip_min, opts.clip_max));
+  for (double e : opts.eps)
+    if (!(e >= 0) || !std::isfinite(e)) throw InputError("verify", fmt::format("eps {} is not a finite radius >= 0", e));
+  // One input contract (datasets/validate.h): the points whose balls are verified lie in the domain.
+  datasets::check_in_domain("verify: data", data, opts.clip_min, opts.clip_max);
   const int64_t N = data.dim(0);
   const int64_t per = N > 0 ? data.numel() / N : 0;
   if (!labels.empty() && int64_t(labels.size()) != N)
@@ -37,6 +51,7 @@ std::vector<SampleVerdict> verify_robustness(const Network* net, const std::stri
   if (net && per != net->input_size())
     throw InputError("verify", fmt::format("data: {} values per sample, the model takes {} (input shape {})", per,
                                            net->input_size(), engine::shape_str(net->input_shape)));
+  if (net) datasets::check_labels("verify: labels", labels, net->output_size());
   std::vector<double> all = data.to_doubles();
   std::vector<SampleVerdict> out;
   for (double eps : opts.eps)
@@ -57,9 +72,6 @@ std::vector<SampleVerdict> verify_robustness(const Network* net, const std::stri
         v.label = int64_t(std::max_element(y.begin(), y.end()) - y.begin());
       } else {
         v.label = labels[size_t(i)];
-        if (v.label < 0 || v.label >= net->output_size())
-          throw InputError("verify", fmt::format("labels: label {} of sample {} is outside [0, {})", v.label, i,
-                                                 net->output_size()));
       }
       Property p = robustness_property(x, v.label, net->output_size(), eps, opts.clip_min, opts.clip_max);
       VerifyOptions so = opts.solver;
@@ -71,7 +83,21 @@ std::vector<SampleVerdict> verify_robustness(const Network* net, const std::stri
       switch (r.verdict) {
         case Verdict::Unsat: v.verdict = "verified"; break;
         case Verdict::Sat: {
+          // The query box is the ball intersected with the domain; the solver only reports points
+          // of it (falsify.cpp, bab.cpp, z3_backend.cpp check), and this keeps that a checked claim.
+          const SubProperty& box = p.cases.front();
+          const auto& cx = r.counterexample->input;
+          bool inside = cx.size() == x.size();
+          for (size_t k = 0; inside && k < cx.size(); ++k)
+            inside = cx[k] >= box.box.lower[k] && cx[k] <= box.box.upper[k];
+          if (!inside) {
+            v.verdict = "unknown";
+            v.reason = "internal check: the solver's counterexample lies outside the query box (ball and domain)";
+            break;
+          }
           v.verdict = "falsified";
+          v.counterexample = cx;
+          for (size_t k = 0; k < cx.size(); ++k) v.counterexample_linf = std::max(v.counterexample_linf, std::fabs(cx[k] - x[k]));
           const auto& y = r.counterexample->output;
           double other = -std::numeric_limits<double>::infinity();
           for (size_t j = 0; j < y.size(); ++j)
@@ -96,8 +122,10 @@ nlohmann::json robustness_report(const std::vector<SampleVerdict>& verdicts, con
   j["model"] = model_path;
   j["norm"] = "linf";
   j["timeout_s"] = opts.solver.timeout_s;
-  if (opts.clip_min > -1e29) j["clip_min"] = opts.clip_min;
-  if (opts.clip_max < 1e29) j["clip_max"] = opts.clip_max;
+  // The domain every query box was intersected with; an unbounded side is null.
+  j["domain"] = domain_json(opts.clip_min, opts.clip_max);
+  if (std::isfinite(opts.clip_min)) j["clip_min"] = opts.clip_min;
+  if (std::isfinite(opts.clip_max)) j["clip_max"] = opts.clip_max;
   nlohmann::json per = nlohmann::json::array();
   std::map<double, std::map<std::string, int64_t>> counts;
   std::map<double, double> time;
@@ -105,7 +133,11 @@ nlohmann::json robustness_report(const std::vector<SampleVerdict>& verdicts, con
   for (const auto& v : verdicts) {
     nlohmann::json s{{"index", v.index}, {"label", v.label}, {"eps", v.eps}, {"verdict", v.verdict},
                      {"seconds", v.seconds}};
-    if (v.verdict == "falsified") s["margin"] = v.margin;
+    if (v.verdict == "falsified") {
+      s["margin"] = v.margin;
+      s["counterexample"] = v.counterexample;
+      s["counterexample_linf"] = v.counterexample_linf;
+    }
     if (!v.method.empty()) s["method"] = v.method;
     if (!v.reason.empty()) s["reason"] = v.reason;
     per.push_back(s);

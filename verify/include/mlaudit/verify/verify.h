@@ -21,30 +21,40 @@ struct SampleVerdict {
   double eps = 0;
   std::string verdict;  ///< "verified", "falsified", "unknown", "timeout"
   double margin = 0;    ///< falsified: y_label - max_{j != label} y_j at the counterexample (<= 0)
+  std::vector<double> counterexample;  ///< falsified: the input (float32 values, inside the domain and the ball)
+  double counterexample_linf = 0;      ///< falsified: max_i |counterexample_i - x_i| (<= eps)
   std::string method;
   std::string reason;
   double seconds = 0;
 };
 
-/// Options of robustness over data.
+/// Options of robustness over data. The input domain [clip_min, clip_max] has the
+/// same defaults as `attack` (0 and 1, pixel data); +-infinity leaves a side unbounded.
 struct RobustnessOptions {
   std::vector<double> eps;
-  double clip_min = -1e30;
-  double clip_max = 1e30;
+  double clip_min = 0;
+  double clip_max = 1;
   VerifyOptions solver;  ///< timeout_s is per sample and eps
 };
 
 /// L-infinity local robustness of every sample (label from `labels` or, when
-/// empty, the model's prediction). An unsupported network gives `unknown` with
-/// `unsupported_reason` for every sample.
+/// empty, the model's prediction): the query box is the ball [x - eps, x + eps]
+/// intersected with the domain. Data outside the domain, non-finite data and
+/// labels outside [0, classes) are refused (datasets/validate.h, InputError); a
+/// counterexample is reported only when it lies in the query box. An unsupported
+/// network gives `unknown` with `unsupported_reason` for every sample.
 std::vector<SampleVerdict> verify_robustness(const Network* net, const std::string& unsupported_reason,
                                              const engine::Tensor& data, const std::vector<int64_t>& labels,
                                              const RobustnessOptions& opts);
 
 /// JSON report ("schema": "mlaudit.verify/1") of robustness verdicts with the
-/// verified robust accuracy and time per sample for each eps.
+/// verified robust accuracy and time per sample for each eps, and the domain
+/// used ("domain": [clip_min, clip_max], null for an unbounded side).
 nlohmann::json robustness_report(const std::vector<SampleVerdict>& verdicts, const RobustnessOptions& opts,
                                  const std::string& model_path, const std::string& tool_version);
+
+/// [lo, hi] as JSON, an infinite end as null (JSON has no infinity).
+nlohmann::json domain_json(double lo, double hi);
 
 /// One partition of the input domain and its fairness verdict.
 struct FairnessPartition {
