@@ -81,7 +81,7 @@ std::string sha256_hex_ok(const json& p) {
 }
 }  // namespace
 
-TEST_CASE("verify --data: default domain [0, 1] as attack's; unbounded only when asked; verdicts match the exact reference",
+TEST_CASE("verify --data: default domain [0, 1] as attack's, unbounded only when asked, verdicts match the exact reference",
           "[verify][cli][domain]") {
   const json ref = json::parse(slurp(fixture("domain_reference.json")));
   std::string dir = mlaudit::test::temp_dir("verify-domain");
@@ -190,7 +190,7 @@ TEST_CASE("verify --data refuses data outside the domain, non-finite data and ba
   fs::remove_all(dir);
 }
 
-TEST_CASE("verify --vnnlib --out writes a JSON report (sat with a counterexample in the box; unsat)",
+TEST_CASE("verify --vnnlib --out writes a JSON report (sat with a counterexample in the box, unsat)",
           "[verify][cli][vnnlib]") {
   const json ref = json::parse(slurp(fixture("domain_reference.json")));
   std::string dir = mlaudit::test::temp_dir("verify-vnnlib-json");
@@ -275,7 +275,7 @@ TEST_CASE("verify: an option the mode does not use is an error (exit 2, one line
   fs::remove_all(dir);
 }
 
-TEST_CASE("verify --benchmark: --filter in instances.csv's or expected.csv's form; no match is an error; JSON output",
+TEST_CASE("verify --benchmark: --filter in instances.csv's or expected.csv's form, no match is an error, JSON output",
           "[verify][cli][benchmark]") {
   // A two-instance benchmark in the VNN-COMP layout from the fixture model.
   std::string dir = mlaudit::test::temp_dir("verify-bench");
