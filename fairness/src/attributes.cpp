@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cmath>
 #include <map>
+#include <string_view>
 #include <unordered_map>
 
 #include "mlaudit/engine/error.h"
@@ -69,6 +70,49 @@ Attribute categorical_attribute(const std::string& name, const std::vector<std::
   }
   for (size_t i = 0; i < values.size(); ++i) a.codes[i] = rank[raw[i]];
   return a;
+}
+
+void check_numeric_groups(const std::string& name, const std::vector<std::string>& values, size_t max_groups) {
+  if (max_groups == 0) return;
+  std::unordered_map<std::string_view, int> distinct;
+  std::vector<double> numbers;
+  numbers.reserve(values.size());
+  for (const auto& v : values) {
+    double x;
+    if (!parse_number(v, x)) return;  // categorical: any number of groups is the user's call
+    numbers.push_back(x);
+    distinct.emplace(v, 0);
+    if (distinct.size() > 100000) break;  // enough to know it is over the limit
+  }
+  if (distinct.size() <= max_groups) return;
+  // Hint with the quartile edges of this very column.
+  std::string quartiles;
+  for (double e : quantile_edges(name, numbers, 4)) quartiles += (quartiles.empty() ? "" : ",") + format_edge(e);
+  throw InputError("fairness",
+                   fmt::format("--protected '{}' is numeric with {}{} distinct values (more than --max-numeric-groups {}): "
+                               "bin it, e.g. --bins '{}:{}' (its quartiles) or --bins '{}:q4'",
+                               name, distinct.size() > 100000 ? "over " : "", distinct.size(), max_groups, name,
+                               quartiles, name));
+}
+
+std::vector<double> quantile_edges(const std::string& name, std::vector<double> values, int q) {
+  if (q < 2) throw InputError("fairness", fmt::format("--bins for '{}': q{} needs at least 2 quantile bins", name, q));
+  if (values.empty()) throw InputError("fairness", fmt::format("--bins for '{}': no values", name));
+  for (double v : values)
+    if (std::isnan(v)) throw InputError("fairness", fmt::format("--bins for '{}': a value is not a number", name));
+  std::sort(values.begin(), values.end());
+  std::vector<double> edges;
+  for (int k = 1; k < q; ++k) {
+    // numpy.quantile(method="linear"): position k/q (n-1), interpolated between neighbours.
+    double pos = double(k) / q * double(values.size() - 1);
+    size_t lo = static_cast<size_t>(std::floor(pos));
+    size_t hi = std::min(lo + 1, values.size() - 1);
+    double e = values[lo] + (values[hi] - values[lo]) * (pos - double(lo));
+    if (e > values.front() && (edges.empty() || e > edges.back())) edges.push_back(e);
+  }
+  if (edges.empty())
+    throw InputError("fairness", fmt::format("--bins for '{}': q{} gives no edge (the values are nearly all equal)", name, q));
+  return edges;
 }
 
 Attribute binned_attribute(const std::string& name, const std::vector<double>& values,

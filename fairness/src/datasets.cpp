@@ -170,6 +170,7 @@ LoadedTable read_german(const std::string& path) {
   t.label = "credit";
   t.favorable = "1";
   t.protected_attributes = {"sex", "age"};
+  t.default_bins["age"] = {25};
   auto lines = lines_of(text);
   int64_t data_row = -1;
   std::vector<std::string_view> f;
@@ -214,6 +215,13 @@ LoadedTable read_compas(const std::string& path, bool propublica_filter) {
   t.label = "two_year_recid";
   t.favorable = "0";
   t.protected_attributes = {"race", "sex"};
+  // ProPublica's reading: decile scores are risks (1 low .. 10 high), score_text "Low" is the
+  // favourable decision, and recidivism / "higher risk" (Medium, High) are the positive class.
+  t.score_directions = {{"decile_score", ScoreDirection::HigherIsUnfavorable},
+                        {"decile_score.1", ScoreDirection::HigherIsUnfavorable},
+                        {"v_decile_score", ScoreDirection::HigherIsUnfavorable}};
+  t.favorable_predictions = {{"score_text", "Low"}, {"v_score_text", "Low"}};
+  t.positive = PositiveClass::Unfavorable;
   size_t pos = 0;
   std::vector<std::string> header, fields;
   if (!next_record(text, pos, header, path, 1)) throw InputError("fairness", fmt::format("{}: empty file", path));

@@ -121,8 +121,13 @@ const DisparityDef kDisparities[] = {
     {"false_positive_rate_difference", kFpr, -1, false},
     {"false_negative_rate_difference", kFnr, -1, false},
     {"accuracy_difference", kAccuracy, -1, false},
+    // Label-only (Options::labels_only): parity of the base rates, AIF360's dataset-level
+    // statistical_parity_difference / disparate_impact with every group compared.
+    {"base_rate_difference", kBaseRate, -1, false},
+    {"base_rate_ratio", kBaseRate, -1, true},
 };
 constexpr int kDisparityCount = sizeof(kDisparities) / sizeof(kDisparities[0]);
+constexpr int kDecisionDisparities = kDisparityCount - 2;  // the ones reported when there are decisions
 
 const char* kMetricNames[kMetricCount] = {"base_rate", "selection_rate", "tpr", "fpr", "tnr", "fnr", "ppv",
                                           "npv", "accuracy", "balanced_accuracy", "auc", "brier_score", "ece"};
@@ -145,6 +150,7 @@ struct Plan {
   size_t n = 0;
   bool scores = false;       // AUC is computed
   bool calibrated = false;   // Brier and ECE are computed (scores within [0,1])
+  bool positive_unfavorable = false;  // TPR/FPR/... count the unfavourable outcome as positive
   int bins = 10;
   double alpha = 2;
   int fine_groups = 0;
@@ -249,18 +255,26 @@ void accumulate_rows(const Plan& p, const uint32_t* w, Accumulator& acc) {
 // Metrics of one group from its statistics. `why` (optional) receives reasons for undefined values.
 void group_metrics(const double* c, double brier, double auc_num, const double* ece, const Plan& p, double* m,
                    std::string* why) {
+  // Cells are kept with favourable = 1. Base and selection rates are always those of the favourable
+  // label / decision; the conditional rates use the positive class of Options::positive, which for
+  // the unfavourable class swaps TP <-> TN and FP <-> FN (ProPublica's FPR = P(high risk | no recidivism)).
   double n = c[kTN] + c[kFP] + c[kFN] + c[kTP];
-  double pos = c[kFN] + c[kTP], neg = c[kTN] + c[kFP];
-  double pred_pos = c[kTP] + c[kFP], pred_neg = c[kTN] + c[kFN];
-  m[kBaseRate] = safe_div(pos, n);
-  m[kSelectionRate] = safe_div(pred_pos, n);
-  m[kTpr] = safe_div(c[kTP], pos);
-  m[kFnr] = safe_div(c[kFN], pos);
-  m[kFpr] = safe_div(c[kFP], neg);
-  m[kTnr] = safe_div(c[kTN], neg);
-  m[kPpv] = safe_div(c[kTP], pred_pos);
-  m[kNpv] = safe_div(c[kTN], pred_neg);
-  m[kAccuracy] = safe_div(c[kTP] + c[kTN], n);
+  m[kBaseRate] = safe_div(c[kFN] + c[kTP], n);
+  m[kSelectionRate] = safe_div(c[kTP] + c[kFP], n);
+  double tp = c[kTP], fp = c[kFP], tn = c[kTN], fn = c[kFN];
+  if (p.positive_unfavorable) {
+    std::swap(tp, tn);
+    std::swap(fp, fn);
+  }
+  double pos = fn + tp, neg = tn + fp;
+  double pred_pos = tp + fp, pred_neg = tn + fn;
+  m[kTpr] = safe_div(tp, pos);
+  m[kFnr] = safe_div(fn, pos);
+  m[kFpr] = safe_div(fp, neg);
+  m[kTnr] = safe_div(tn, neg);
+  m[kPpv] = safe_div(tp, pred_pos);
+  m[kNpv] = safe_div(tn, pred_neg);
+  m[kAccuracy] = safe_div(tp + tn, n);
   m[kBalancedAccuracy] = (pos > 0 && neg > 0) ? 0.5 * (m[kTpr] + m[kTnr]) : kNaN;
   m[kAuc] = (p.scores && pos > 0 && neg > 0) ? auc_num / (pos * neg) : kNaN;
   m[kBrier] = p.calibrated ? safe_div(brier, n) : kNaN;
@@ -277,10 +291,13 @@ void group_metrics(const double* c, double brier, double auc_num, const double* 
   if (why) {
     const char* empty = "empty group";
     why[kBaseRate] = why[kSelectionRate] = why[kAccuracy] = n > 0 ? "" : empty;
-    why[kTpr] = why[kFnr] = pos > 0 ? "" : "no rows with the favorable label in the group (denominator TP+FN = 0)";
-    why[kFpr] = why[kTnr] = neg > 0 ? "" : "no rows with the unfavorable label in the group (denominator FP+TN = 0)";
-    why[kPpv] = pred_pos > 0 ? "" : "no favorable decisions in the group (denominator TP+FP = 0)";
-    why[kNpv] = pred_neg > 0 ? "" : "no unfavorable decisions in the group (denominator TN+FN = 0)";
+    // Named by outcome; "(positive)" marks the swap when the unfavorable class is positive.
+    const char* P = p.positive_unfavorable ? "unfavorable (positive)" : "favorable";
+    const char* N = p.positive_unfavorable ? "favorable (negative)" : "unfavorable";
+    why[kTpr] = why[kFnr] = pos > 0 ? "" : fmt::format("no rows with the {} label in the group (denominator TP+FN = 0)", P);
+    why[kFpr] = why[kTnr] = neg > 0 ? "" : fmt::format("no rows with the {} label in the group (denominator FP+TN = 0)", N);
+    why[kPpv] = pred_pos > 0 ? "" : fmt::format("no {} decisions in the group (denominator TP+FP = 0)", P);
+    why[kNpv] = pred_neg > 0 ? "" : fmt::format("no {} decisions in the group (denominator TN+FN = 0)", N);
     why[kBalancedAccuracy] = (pos > 0 && neg > 0) ? "" : "the group does not hold both labels";
     why[kAuc] = !p.scores ? "no scores given (use --score or --model)"
                           : (pos > 0 && neg > 0 ? "" : "the group does not hold both labels");
@@ -438,7 +455,7 @@ double percentile_sorted(const std::vector<double>& v, double q) {
 Evaluation evaluate(const Decisions& d, const std::vector<Attribute>& singles, const Options& opts) {
   const size_t n = d.rows();
   if (n == 0) throw InputError("fairness", "no rows to evaluate");
-  if (d.y_pred.size() != n)
+  if (!opts.labels_only && d.y_pred.size() != n)
     throw InputError("fairness", fmt::format("{} labels but {} decisions", n, d.y_pred.size()));
   if (!d.scores.empty() && d.scores.size() != n)
     throw InputError("fairness", fmt::format("{} labels but {} scores", n, d.scores.size()));
@@ -454,6 +471,10 @@ Evaluation evaluate(const Decisions& d, const std::vector<Attribute>& singles, c
   p.n = n;
   p.bins = opts.ece_bins;
   p.alpha = opts.gei_alpha;
+  p.positive_unfavorable = opts.positive == PositiveClass::Unfavorable;
+  // Label-only: the decision is taken to be the label, so selection rate = base rate and the
+  // cells are (TN, TP) only; only count, base_rate and the base-rate disparities are reported.
+  const std::vector<uint8_t>& y_pred = opts.labels_only ? d.y_true : d.y_pred;
   Evaluation ev;
   ev.rows = static_cast<int64_t>(n);
   ev.options = opts;
@@ -506,9 +527,9 @@ Evaluation evaluate(const Decisions& d, const std::vector<Attribute>& singles, c
   }
   for (size_t k = 0; k < n; ++k) {
     size_t i = order[k];
-    if (d.y_true[i] > 1 || d.y_pred[i] > 1) throw InputError("fairness", fmt::format("row {}: labels must be 0/1", i));
+    if (d.y_true[i] > 1 || y_pred[i] > 1) throw InputError("fairness", fmt::format("row {}: labels must be 0/1", i));
     p.fine[k] = fine.codes[i];
-    p.cell[k] = static_cast<uint8_t>(d.y_true[i] * 2 + d.y_pred[i]);
+    p.cell[k] = static_cast<uint8_t>(d.y_true[i] * 2 + y_pred[i]);
     if (p.scores) {
       double s = d.scores[i];
       p.score[k] = s;
@@ -569,6 +590,7 @@ Evaluation evaluate(const Decisions& d, const std::vector<Attribute>& singles, c
     Estimate e;
     e.value = point[s];
     e.reason = std::isnan(point[s]) ? why[s] : "";
+    e.resamples = B;
     if (B > 0) {
       std::vector<double> v;
       v.reserve(B);
@@ -581,6 +603,18 @@ Evaluation evaluate(const Decisions& d, const std::vector<Attribute>& singles, c
       double tail = (1.0 - opts.ci) / 2.0;
       e.lo = percentile_sorted(v, tail);
       e.hi = percentile_sorted(v, 1.0 - tail);
+      // A percentile interval need not contain the estimate; say so and why rather than print it bare.
+      if (e.defined() && !std::isnan(e.lo) && (e.value < e.lo || e.value > e.hi)) {
+        std::string cause =
+            e.undefined_resamples > 0
+                ? fmt::format("{} of {} resamples left it undefined (a group drawn empty or without a label or decision "
+                              "it needs) and the interval comes from the other {}, which are not representative",
+                              e.undefined_resamples, B, B - e.undefined_resamples)
+                : "the bootstrap distribution is shifted from the estimate (e.g. max - min over many small groups "
+                  "grows under resampling), which the percentile method does not correct";
+        e.interval_note = fmt::format("the {:g}% percentile interval [{:.4f}, {:.4f}] excludes the estimate {:.4f}: {}",
+                                      100.0 * opts.ci, e.lo, e.hi, e.value, cause);
+      }
     }
     return e;
   };
@@ -601,7 +635,7 @@ Evaluation evaluate(const Decisions& d, const std::vector<Attribute>& singles, c
     }
     for (int ref = 0; ref < 2; ++ref) {
       if (ref && p.reference[a] < 0) continue;
-      for (int k = 0; k < kDisparityCount; ++k) {
+      for (int k = opts.labels_only ? kDecisionDisparities : 0; k < (opts.labels_only ? kDisparityCount : kDecisionDisparities); ++k) {
         Disparity dp;
         dp.attribute = attr.name;
         dp.name = kDisparities[k].name;
@@ -613,6 +647,7 @@ Evaluation evaluate(const Decisions& d, const std::vector<Attribute>& singles, c
         ev.disparities.push_back(std::move(dp));
       }
     }
+    if (opts.labels_only) continue;  // benefits need decisions
     Disparity bg;
     bg.attribute = attr.name;
     bg.name = "between_group_generalized_entropy_index";
@@ -626,6 +661,30 @@ Evaluation evaluate(const Decisions& d, const std::vector<Attribute>& singles, c
   }
   ev.generalized_entropy_index = estimate(p.individual_slot(0));
   ev.theil_index = estimate(p.individual_slot(1));
+  if (opts.labels_only) {
+    ev.generalized_entropy_index = ev.theil_index = Estimate{};
+    ev.generalized_entropy_index.reason = ev.theil_index.reason = "no decisions given (labels only)";
+  }
+
+  // Bootstrap bookkeeping over the reported estimates whose point value is defined.
+  const size_t reported_metrics = opts.labels_only ? 1 : (p.scores ? size_t(kMetricCount) : size_t(kConfusionMetrics));
+  auto note = [&](const std::string& what, const Estimate& e) {
+    if (!e.defined()) return;
+    if (e.undefined_resamples > 0) {
+      ++ev.estimates_with_undefined_resamples;
+      ev.max_undefined_resamples = std::max(ev.max_undefined_resamples, e.undefined_resamples);
+    }
+    if (!e.interval_note.empty()) {
+      ++ev.intervals_excluding_value;
+      ev.warnings.push_back(what + ": " + e.interval_note);
+    }
+  };
+  for (const auto& g : ev.groups)
+    for (size_t m = 0; m < reported_metrics; ++m) note(g.attribute + " " + g.group + " " + kMetricNames[m], g.metrics[m]);
+  for (const auto& dp : ev.disparities)
+    note(dp.attribute + " " + dp.name + (dp.reference.empty() ? "" : " (reference " + dp.reference + ")"), dp.estimate);
+  note("generalized_entropy_index", ev.generalized_entropy_index);
+  note("theil_index", ev.theil_index);
   return ev;
 }
 

@@ -15,13 +15,15 @@ nlohmann::json estimate_json(const Estimate& e) {
   else j["interval"] = {e.lo, e.hi};
   if (!e.defined()) j["reason"] = e.reason;
   if (e.undefined_resamples > 0) j["undefined_resamples"] = e.undefined_resamples;
+  if (!e.interval_note.empty()) j["interval_note"] = e.interval_note;
   return j;
 }
 
 nlohmann::json evaluation_json(const Evaluation& ev) {
   nlohmann::json out;
   const auto& names = group_metric_names();
-  const size_t metrics = ev.has_scores ? names.size() : confusion_metric_count();
+  // Label-only evaluations report base_rate alone (the first metric).
+  const size_t metrics = ev.options.labels_only ? 1 : (ev.has_scores ? names.size() : confusion_metric_count());
   nlohmann::json groups = nlohmann::json::array();
   nlohmann::json small = nlohmann::json::array();
   for (const auto& g : ev.groups) {
@@ -45,6 +47,7 @@ nlohmann::json evaluation_json(const Evaluation& ev) {
     r["interval"] = e["interval"];
     if (e.contains("reason")) r["reason"] = e["reason"];
     if (e.contains("undefined_resamples")) r["undefined_resamples"] = e["undefined_resamples"];
+    if (e.contains("interval_note")) r["interval_note"] = e["interval_note"];
     r["reference"] = d.reference.empty() ? nlohmann::json(nullptr) : nlohmann::json(d.reference);
     r["formula"] = d.formula;
     if (d.name == "demographic_parity_ratio") {
@@ -62,14 +65,23 @@ nlohmann::json evaluation_json(const Evaluation& ev) {
                        {"theil_index", estimate_json(ev.theil_index)}};
   out["individual"]["generalized_entropy_index"]["alpha"] = ev.options.gei_alpha;
   out["summary"] = {{"attributes", ev.attributes}, {"four_fifths_rule", four_fifths}, {"small_groups", small}};
+  out["summary"]["bootstrap"] = {{"resamples", ev.options.bootstrap},
+                                 {"estimates_with_undefined_resamples", ev.estimates_with_undefined_resamples},
+                                 {"max_undefined_resamples", ev.max_undefined_resamples},
+                                 {"intervals_excluding_value", ev.intervals_excluding_value}};
   out["settings"] = {{"bootstrap", ev.options.bootstrap},
                      {"ci", ev.options.ci},
                      {"seed", ev.options.seed},
                      {"bootstrap_method", ev.bootstrap_method},
-                     {"interval_method", "percentile (linear interpolation); resamples where a metric is undefined are left out and counted"},
+                     {"interval_method", "percentile (linear interpolation); resamples where a metric is undefined are left out and "
+                                         "counted (undefined_resamples); an interval that excludes its estimate carries interval_note"},
+                     {"positive", ev.options.positive == PositiveClass::Unfavorable ? "unfavorable" : "favorable"},
+                     {"labels_only", ev.options.labels_only},
                      {"min_group_size", ev.options.min_group_size},
                      {"ece_bins", ev.options.ece_bins},
                      {"conventions",
+                      "TPR, FPR, TNR, FNR, PPV, NPV count the class named in settings.positive as positive; "
+                      "base_rate and selection_rate are rates of the favorable label and decision; "
                       "Fairlearn: difference = max - min over groups, ratio = min / max; to a reference group: "
                       "difference = max_g |m(g) - m(ref)|, ratio = min_g min(m(g)/m(ref), m(ref)/m(g)); "
                       "a metric with a zero denominator is null with a reason (Fairlearn would report 0); "

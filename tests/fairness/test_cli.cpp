@@ -44,6 +44,9 @@ TEST_CASE("fairness CLI: bundled credit model, intervals and counterfactual flip
   auto j = read_json(out);
   CHECK(j["schema"] == "mlaudit.fairness/1");
   CHECK(j.contains("tool_version"));
+  // Provenance of both inputs (SHA-256: 64 hex digits).
+  CHECK(j["inputs"]["model"]["sha256"].get<std::string>().size() == 64);
+  CHECK(j["inputs"]["data"]["path"].get<std::string>().find("credit_test.csv") != std::string::npos);
   CHECK(j["data"]["rows"] == 2000);
   CHECK(j["data"]["rows_dropped"] == 0);
   // Selection rates and DP difference equal onnxruntime's decisions (exact: same argmax on 2000 rows, see the
@@ -108,7 +111,7 @@ TEST_CASE("fairness CLI: COMPAS with ProPublica's filter states the dropped rows
   }
   std::string out = test::temp_dir("fairness-compas") + "/F.json";
   auto r = run_cli("fairness --dataset compas --data " + compas +
-                   " --score decile_score --threshold 5 --favorable 1 --protected race,sex --bootstrap 100 --out " + out);
+                   " --score decile_score --threshold 5 --protected race,sex --bootstrap 100 --out " + out);
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   auto j = read_json(out);

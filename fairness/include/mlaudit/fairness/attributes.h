@@ -22,6 +22,16 @@ struct Attribute {
 /// every value is a number, else lexicographically (Fairlearn sorts the same way).
 Attribute categorical_attribute(const std::string& name, const std::vector<std::string>& values);
 
+/// Refuse (InputError with a hint to bin) a column whose values are all numbers and that has
+/// more than max_groups distinct values: one group per value of age or income gives tiny groups,
+/// undefined metrics and bootstrap intervals that do not mean much. max_groups 0 = no limit.
+void check_numeric_groups(const std::string& name, const std::vector<std::string>& values, size_t max_groups);
+
+/// Edges of q quantile bins: the k/q quantiles (k = 1..q-1, numpy's linear interpolation) of
+/// the values, repeated edges and edges at or below the minimum dropped (they would give
+/// empty bins), so ties can give fewer than q groups. Throws InputError for q < 2 or NaN values.
+std::vector<double> quantile_edges(const std::string& name, std::vector<double> values, int q);
+
 /// Numeric attribute cut at increasing edges e1 < e2 < ...: groups "name<e1",
 /// "e1<=name<e2", ..., "name>=ek". Throws InputError for NaN values or unsorted edges.
 Attribute binned_attribute(const std::string& name, const std::vector<double>& values,

@@ -13,10 +13,22 @@
 
 namespace mlaudit::fairness {
 
+/// How a score column relates to the favourable outcome.
+enum class ScoreDirection {
+  HigherIsFavorable,    ///< e.g. a probability of approval: decision favourable when score >= threshold
+  HigherIsUnfavorable,  ///< e.g. a risk score (COMPAS decile_score): decision favourable when score < threshold
+};
+
+/// Which outcome the confusion matrix calls "positive" (TPR, FPR, TNR, FNR, PPV, NPV).
+enum class PositiveClass {
+  Favorable,    ///< Fairlearn's pos_label = the favourable value (default)
+  Unfavorable,  ///< e.g. ProPublica on COMPAS: recidivism and "higher risk" are positive
+};
+
 /// Binarised outcomes of a classifier on a table.
 struct Decisions {
   std::vector<uint8_t> y_true;  ///< 1 when the true label is the favorable value
-  std::vector<uint8_t> y_pred;  ///< 1 when the decision is favorable
+  std::vector<uint8_t> y_pred;  ///< 1 when the decision is favorable (empty with Options::labels_only)
   std::vector<double> scores;   ///< optional score of the favorable outcome (empty = none)
 
   size_t rows() const { return y_true.size(); }
@@ -38,6 +50,13 @@ struct Options {
   double gei_alpha = 2.0;        ///< generalized entropy index order (AIF360 default 2)
   bool intersection = true;      ///< add the intersection of all attributes when there are several
   std::map<std::string, std::string> reference;  ///< attribute name -> reference group
+  /// Positive class of TPR/FPR/TNR/FNR/PPV/NPV (and the disparities built on them). base_rate and
+  /// selection_rate stay the rates of the favourable label / decision whatever this says, so
+  /// demographic parity and the four-fifths rule always compare favourable outcomes.
+  PositiveClass positive = PositiveClass::Favorable;
+  /// No decisions: report count and base_rate per group and base_rate_difference / _ratio only
+  /// (a data audit, as AIF360's BinaryLabelDatasetMetric); Decisions::y_pred is ignored.
+  bool labels_only = false;
 };
 
 /// A point estimate with its percentile interval; value NaN means undefined (`reason` says why).
@@ -47,6 +66,10 @@ struct Estimate {
   double hi = std::numeric_limits<double>::quiet_NaN();
   std::string reason;               ///< why the value is undefined (empty when defined)
   int64_t undefined_resamples = 0;  ///< resamples in which the metric was undefined (left out of the interval)
+  int64_t resamples = 0;            ///< resamples drawn (0 = no interval)
+  /// Set when the percentile interval excludes the point estimate: says so and why
+  /// (resamples left undefined, or a bootstrap distribution shifted from the estimate).
+  std::string interval_note;
   bool defined() const { return value == value; }
 };
 
@@ -81,6 +104,13 @@ struct Evaluation {
   Estimate theil_index;                ///< generalized entropy index with alpha = 1
   Options options;
   std::string bootstrap_method;        ///< how resamples were drawn (documented in the report)
+  /// Over the reported estimates with a defined point value: how many had resamples left
+  /// undefined, the largest such count, and how many intervals exclude their estimate.
+  int64_t estimates_with_undefined_resamples = 0;
+  int64_t max_undefined_resamples = 0;
+  int64_t intervals_excluding_value = 0;
+  /// One line per reported estimate whose interval needs a warning ("attribute group metric: ...").
+  std::vector<std::string> warnings;
 };
 
 /// Evaluate every group metric and disparity of `attributes` (and their
