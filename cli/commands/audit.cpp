@@ -14,8 +14,13 @@
 #include "command.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/reports/audit.h"
+#include "mlaudit/reports/check.h"
 #include "mlaudit/reports/config.h"
 #include "version.h"
+#ifdef MLAUDIT_HAVE_robustness
+#include "mlaudit/robustness/attacks.h"
+#include "mlaudit/robustness/corruptions.h"
+#endif
 
 namespace mlaudit::cli {
 namespace {
@@ -57,13 +62,43 @@ int run_section_command(const std::string& name, const std::vector<std::string>&
   return run_command(name, args, g);
 }
 
+// The tables the section commands check their options against, so `audit --check`
+// refuses exactly what the commands would refuse.
+reports::SectionVocabulary section_vocabulary() {
+  reports::SectionVocabulary v;
+#ifdef MLAUDIT_HAVE_robustness
+  v.attacks = robustness::attack_names();
+  for (const char* n : {"linf", "l2"}) {  // the names robustness::norm_name writes (parse_norm reads them back)
+    try {
+      v.attack_norms.push_back(robustness::norm_name(robustness::parse_norm(n)));
+    } catch (const InputError&) {
+    }
+  }
+  v.image_corruptions = robustness::image_corruptions();
+  v.tabular_corruptions = robustness::tabular_corruptions();
+#endif
+#ifdef MLAUDIT_HAVE_explain
+  // `mlaudit explain --method` (cli/commands/explain.cpp keeps this list inside the
+  // command; explain has no public table yet). tests/reports/test_cli.cpp "audit
+  // --check and explain agree on the methods" fails when the two drift apart.
+  v.explain_methods = {"gradient",  "saliency",      "input-x-gradient", "integrated-gradients", "deeplift",
+                       "smoothgrad", "smoothgrad-sq", "occlusion",        "kernel-shap",          "lime",
+                       "permutation"};
+#endif
+#ifdef MLAUDIT_HAVE_verify
+  // `mlaudit verify --norm`: bound propagation proves L-infinity balls only (cli/commands/verify.cpp)
+  v.verify_norms = {"linf"};
+#endif
+  return v;
+}
+
 int cmd_audit(const std::vector<std::string>& args, const GlobalOptions& global) {
   po::options_description desc("audit options");
   desc.add_options()("config,c", po::value<std::string>(), "audit configuration (YAML), see docs/audit.md")(
       "out,o", po::value<std::string>(), "output folder for report.json/.md/.html, junit.xml, report.pdf")(
       "diff", po::value<std::string>(), "previous report.json: add a 'changes since the previous audit' section")(
       "no-pdf", "do not try to render report.pdf")("quiet,q", "no progress output")(
-      "check", "validate the config and exit (no sections run)");
+      "check", "dry run: check the config, models, data headers, labels, imports, gates and paths, then exit (no section runs)");
   po::variables_map vm;
   if (!parse_options("audit", "mlaudit audit --config audit.yaml --out DIR [--diff OLD/report.json]", desc, args, vm,
                      {"config"}))
@@ -71,20 +106,24 @@ int cmd_audit(const std::vector<std::string>& args, const GlobalOptions& global)
   // Everything is validated before any work starts.
   reports::AuditConfig config = reports::load_config(vm["config"].as<std::string>());
   bool quiet = global.quiet || vm.count("quiet");
+  // The dry run: every value, gate, model, data header, import and output path, before
+  // any section runs (the same check with and without --check).
+  reports::CheckOptions check_options;
+  if (vm.count("out")) check_options.out_dir = vm["out"].as<std::string>();
+  if (vm.count("diff")) check_options.diff_path = vm["diff"].as<std::string>();
+  const reports::CheckSummary checked = reports::check_audit(config, section_vocabulary(), check_options);
   if (vm.count("check")) {
     if (!quiet)
-      std::cout << fmt::format("audit: {} is valid: {} models, {} sections, {} gates\n", config.path, config.models.size(),
-                               config.sections.size(), config.gates.size());
+      std::cout << fmt::format("audit: {} is valid: {} models, {} sections, {} gates ({} models loaded, {} data sets read, "
+                               "{} imported results verified; no section ran)\n",
+                               config.path, config.models.size(), config.sections.size(), config.gates.size(),
+                               checked.models_loaded, checked.data_sets_read, checked.imports_verified);
     return 0;
   }
   if (!vm.count("out")) throw InputError("cli", "audit: the option '--out' is required (see 'mlaudit audit --help')");
   reports::AuditOptions opt;
   opt.out_dir = vm["out"].as<std::string>();
-  if (vm.count("diff")) {
-    opt.diff_path = vm["diff"].as<std::string>();
-    if (access(opt.diff_path.c_str(), R_OK) != 0)
-      throw InputError("audit", fmt::format("--diff: file '{}' not found or not readable", opt.diff_path));
-  }
+  if (vm.count("diff")) opt.diff_path = vm["diff"].as<std::string>();
   opt.tool_version = MLAUDIT_VERSION;
   opt.git_commit = MLAUDIT_GIT_COMMIT;
   opt.threads = global.threads;

@@ -68,6 +68,13 @@ const DatasetSpec* AuditConfig::dataset(const std::string& id) const {
   return nullptr;
 }
 
+std::string AuditConfig::where(const SourceMark& m) const { return fmt::format("{}:{}:{}", path, m.line, m.column); }
+
+SourceMark SectionSpec::mark_of(const std::string& key) const {
+  auto it = marks.find(key);
+  return it != marks.end() ? it->second : mark;
+}
+
 size_t edit_distance(const std::string& a, const std::string& b) {
   // Optimal string alignment distance: insertions, deletions, substitutions
   // and transpositions of adjacent characters ("setps" -> "steps") cost 1.
@@ -101,6 +108,7 @@ const std::vector<KeySpec> kCommonSectionKeys = {
     {"samples", T::Int, false},  // use the first N rows of the data set
     {"args", T::StrList, false}, // extra command-line flags passed verbatim
     {"result", T::Path, false},  // import a result JSON produced earlier instead of running the command
+    {"allow_foreign_model", T::Bool, false},  // accept an import whose inputs.model.sha256 is not this model's
 };
 
 // Per-kind keys (the parameters each command understands; see commands.cpp).
@@ -166,6 +174,8 @@ class Parser {
  public:
   Parser(std::string source, std::string base_dir, bool check_files)
       : source_(std::move(source)), base_dir_(std::move(base_dir)), check_files_(check_files) {}
+
+  static SourceMark at(const YAML::Mark& m) { return {m.line + 1, m.column + 1}; }
 
   [[noreturn]] void fail(const YAML::Mark& m, const std::string& msg) const {
     throw InputError("audit", fmt::format("{}:{}:{}: {}", source_, m.line + 1, m.column + 1, msg));
@@ -335,6 +345,8 @@ class Parser {
     for (auto it = n.begin(); it != n.end(); ++it) {
       ModelSpec m;
       m.id = str(it->first, "model id");
+      const YAML::Node spec = it->second;  // const: reading a missing key must not add it
+      m.mark = at(spec.IsMap() && spec["path"] ? spec["path"].Mark() : spec.Mark());
       std::string what = fmt::format("model '{}'", m.id);
       if (it->second.IsScalar()) {
         m.path = path(it->second, what);
@@ -355,6 +367,8 @@ class Parser {
       d.id = str(it->first, "data set id");
       std::string what = fmt::format("data set '{}'", d.id);
       auto m = check_map(it->second, kDatasetKeys, what);
+      d.mark = at(it->second.Mark());
+      for (const auto& [key, node] : m) d.marks[key] = at(node.Mark());
       if (m.count("data")) d.data = path(m["data"], "data");
       if (m.count("labels")) d.labels = path(m["labels"], "labels");
       if (m.count("csv")) d.csv = path(m["csv"], "csv");
@@ -443,11 +457,18 @@ class Parser {
     }
     if (kind == SectionKind::Privacy && m.count("data"))
       fail(m["data"].Mark(), fmt::format("{} takes 'members' and 'non_members' (data set ids) instead of 'data'", what));
+    for (const auto& [key, node] : m) {
+      s.marks[key] = at(node.Mark());
+      if (node.IsSequence())
+        for (size_t i = 0; i < node.size(); ++i) s.marks[fmt::format("{}[{}]", key, i)] = at(node[i].Mark());
+    }
     for (const auto& spec : specs) {
       std::string k = spec.name;
       if (k == "model" || k == "data" || k == "id" || !m.count(k)) continue;
       s.params[k] = typed(m[k], spec);
     }
+    if (s.params.contains("allow_foreign_model") && !s.params.contains("result"))
+      fail(m["allow_foreign_model"].Mark(), fmt::format("{}: 'allow_foreign_model' applies to an imported 'result' only", what));
     const DatasetSpec* ds = s.data.empty() ? nullptr : cfg.dataset(s.data);
     auto need_npy = [&]() {
       if (ds && ds->is_csv())
@@ -579,9 +600,14 @@ class Parser {
       default:
         break;
     }
-    auto add = [&](SectionSpec sec, const std::string& variant_key, const std::string& variant) {
+    auto add = [&](SectionSpec sec, const std::string& variant_key, const std::string& variant, size_t index) {
       if (!variant.empty()) {
         sec.params[variant_key] = variant;
+        // the variant's own position: `attacks: [fgsm, pgd]` -> pgd's element
+        if (auto it = sec.marks.find(fmt::format("{}s[{}]", variant_key, index)); it != sec.marks.end())
+          sec.marks[variant_key] = it->second;
+        else if (auto list = sec.marks.find(variant_key + "s"); list != sec.marks.end())
+          sec.marks[variant_key] = list->second;
         sec.id = base_id + "-" + variant;
       } else {
         sec.id = base_id;
@@ -593,8 +619,8 @@ class Parser {
       ids.insert(sec.id);
       cfg.sections.push_back(sec);
     };
-    if (variants.empty()) add(s, "", "");
-    for (const auto& v : variants) add(s, kind == SectionKind::Robustness ? "attack" : "method", v);
+    if (variants.empty()) add(s, "", "", 0);
+    for (size_t k = 0; k < variants.size(); ++k) add(s, kind == SectionKind::Robustness ? "attack" : "method", variants[k], k);
   }
 
   void parse_gates(const YAML::Node& n, AuditConfig& cfg) {
@@ -626,6 +652,7 @@ class Parser {
           else fail(m["severity"].Mark(), fmt::format("'severity' cannot be '{}' (expected error or warning)", sev));
         }
       }
+      g.mark = at(check_mark);  // messages about the gate point at its check text
       std::string where = fmt::format("{}:{}:{}", source_, check_mark.line + 1, check_mark.column + 1);
       parse_gate_check(g.check, g, where);
       if (g.name.empty()) g.name = g.check;
@@ -673,6 +700,16 @@ void parse_gate_check(const std::string& check, GateSpec& gate, const std::strin
     i = close + 1;
   }
   skip();
+  // `.lower` / `.upper`: an end of the metric's 95 % interval instead of its value
+  gate.bound.clear();
+  if (i < check.size() && check[i] == '.') {
+    size_t b2 = ++i;
+    while (i < check.size() && std::isalpha(static_cast<unsigned char>(check[i]))) ++i;
+    gate.bound = check.substr(b2, i - b2);
+    if (gate.bound != "lower" && gate.bound != "upper")
+      bad(fmt::format("'.{}' is not an interval end (write '.lower' or '.upper')", gate.bound));
+    skip();
+  }
   static const std::vector<std::pair<std::string, Comparison>> ops = {
       {">=", Comparison::Ge}, {"<=", Comparison::Le}, {"==", Comparison::Eq},
       {"!=", Comparison::Ne}, {">", Comparison::Gt},  {"<", Comparison::Lt}};
@@ -728,6 +765,14 @@ void parse_gate_check(const std::string& check, GateSpec& gate, const std::strin
     if (p == "norm" && gate.args[k] != "linf" && gate.args[k] != "l2")
       bad(fmt::format("argument '{}' (norm) must be linf or l2", gate.args[k]));
   }
+  if (!gate.bound.empty() && !info->interval)
+    bad(fmt::format("'{}' has no interval, so '.{}' does not apply (metrics with one: {})", gate.metric, gate.bound,
+                    [] {
+                      std::string names;
+                      for (const auto& mi : metric_table())
+                        if (mi.interval) names += (names.empty() ? "" : ", ") + mi.name;
+                      return names;
+                    }()));
 }
 
 AuditConfig parse_config(const std::string& text, const std::string& source, const std::string& base_dir,

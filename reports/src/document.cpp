@@ -8,6 +8,7 @@
 #include <set>
 
 #include "doc.h"
+#include "mlaudit/reports/gates.h"
 #include "mlaudit/reports/report.h"
 
 namespace mlaudit::reports::detail {
@@ -131,10 +132,62 @@ Block scalars_table(const json& r) {
   return table({"Field", "Value"}, rows);
 }
 
+bool is_imported(const json& s) { return at(s, "imported").is_object() || at(s, "imported_from").is_string(); }
+
 std::string section_title(const json& s) {
   std::string t = fmt::format("{} (model {}", str(s, "id"), str(s, "model"));
   if (!str(s, "data").empty()) t += ", data " + str(s, "data");
-  return t + ")";
+  return t + (is_imported(s) ? "; imported)" : ")");
+}
+
+// Where an imported section's numbers come from and whether they belong to this
+// model (check.h read_import); empty for sections the audit ran itself.
+std::string import_text(const json& s) {
+  if (!is_imported(s)) return "";
+  const json& imp = obj(s, "imported");
+  std::string path = str(imp, "path", str(s, "imported_from"));
+  std::string out = fmt::format("Imported, not run by this audit: the result was read from {}", path);
+  if (!str(imp, "sha256").empty()) out += fmt::format(" (SHA-256 {})", str(imp, "sha256"));
+  const std::string check = str(imp, "model_check");
+  if (check == "match")
+    out += fmt::format(". It records model SHA-256 {}, the audited model's.", str(imp, "model_sha256"));
+  else if (check == "foreign")
+    out += fmt::format(". It was computed from a DIFFERENT model (SHA-256 {}; the audited model's is {}) and is shown only "
+                       "because the config sets 'allow_foreign_model: true'.",
+                       str(imp, "result_model_sha256"), str(imp, "model_sha256"));
+  else if (check == "unverified")
+    out += ". It records no model hash, so it is NOT verified to come from the audited model; shown because the config "
+           "sets 'allow_foreign_model: true'.";
+  else
+    out += ". Its provenance was not recorded.";
+  return out;
+}
+
+// An interval end with two decimals ("0.60", not "0.6"), so both ends line up.
+std::string ci_end(const json& v) { return v.is_number() ? fmt::format("{:.2f}", v.get<double>()) : "n/a"; }
+
+// "0.42 (95 % CI 0.28-0.57, n = 50)": a proportion with its Clopper-Pearson interval
+// (the result's `<field>_ci`, else computed from the value and n_samples).
+std::string with_ci(const json& object, const std::string& field, std::optional<int64_t> n) {
+  const json& v = at(object, field);
+  std::string text = num(v);
+  json ci = proportion_interval(object, field, n);
+  if (ci.is_object())
+    text += fmt::format(" ({} % CI {}-{}, n = {})", num(json(100 * ci.value("confidence", 0.95)), 3), ci_end(at(ci, "lower")),
+                        ci_end(at(ci, "upper")), str(ci, "n", "?"));
+  return text;
+}
+
+std::optional<int64_t> sample_count(const json& r) {
+  for (const char* key : {"n_samples", "samples"})
+    if (at(r, key).is_number_integer()) return at(r, key).get<int64_t>();
+  return std::nullopt;
+}
+
+// The section's heading and, for an imported one, where its result came from.
+void section_heading(Document& d, const json& s, int level) {
+  d.push_back(heading(section_title(s), level));
+  if (std::string t = import_text(s); !t.empty()) d.push_back(note(t));
 }
 
 // Gate thresholds that apply to a metric name (for threshold lines on charts).
@@ -156,7 +209,7 @@ void collect_pngs(const json& j, std::vector<std::string>& out) {
 
 bool failed(Document& d, const json& s) {
   if (str(s, "status") == "ok") return false;
-  d.push_back(heading(section_title(s), 3));
+  section_heading(d, s, 3);
   d.push_back(note(fmt::format("Not available: the section did not complete ({}).", str(s, "error", str(s, "status", "no result")))));
   return true;
 }
@@ -239,7 +292,7 @@ void performance_blocks(Document& d, const json& report) {
     const json& s = *sp;
     if (failed(d, s)) continue;
     const json& r = obj(s, "result");
-    d.push_back(heading(section_title(s), 3));
+    section_heading(d, s, 3);
     d.push_back(para(fmt::format("Accuracy {} ({}% percentile bootstrap interval, {} resamples) on {} samples.",
                                  with_interval(at(r, "accuracy"), at(r, "accuracy_interval")),
                                  num(json(100 * dbl(r, "ci").value_or(0.95)), 3), str(r, "bootstrap", "n/a"),
@@ -262,7 +315,8 @@ void efficiency_blocks(Document& d, const json& report) {
       continue;
     }
     const json& r = obj(s, "result");
-    rows.push_back({str(s, "model"), str(r, "backend", "n/a"), str(r, "parameters", "n/a"), num(at(r, "flops"), 6),
+    rows.push_back({str(s, "model") + (is_imported(s) ? " (imported from " + str(obj(s, "imported"), "path", str(s, "imported_from")) + ")" : ""),
+                    str(r, "backend", "n/a"), str(r, "parameters", "n/a"), num(at(r, "flops"), 6),
                     num(at(r, "latency_p50_ms")), num(at(r, "latency_p99_ms")),
                     fmt::format("{} (batch {})", num(at(r, "throughput_per_s"), 5), str(r, "batch", "n/a")),
                     num(at(r, "peak_rss_mb"), 5)});
@@ -289,14 +343,15 @@ void robustness_blocks(Document& d, const json& report) {
       const json& r = obj(s, "result");
       const json& p = obj(s, "params");
       std::string attack = str(p, "attack", str(r, "attack")), norm = str(p, "norm", str(r, "norm"));
-      d.push_back(heading(section_title(s), 4));
-      d.push_back(para(fmt::format("Attack {} ({} norm); clean accuracy {}.", attack, norm, num(at(r, "clean_accuracy")))));
+      section_heading(d, s, 4);
+      d.push_back(para(fmt::format("Attack {} ({} norm); clean accuracy {}.", attack, norm,
+                                   with_ci(r, "clean_accuracy", sample_count(r)))));
       std::vector<std::vector<std::string>> rows;
       Series ser{attack, {}};
       if (auto c = dbl(r, "clean_accuracy")) ser.points.push_back({0.0, *c});
       for (const auto& e : arr(r, "by_eps")) {
         std::string calls = !at(e, "gradient_calls").is_null() ? num(at(e, "gradient_calls"), 8) : num(at(e, "queries"), 8);
-        rows.push_back({num(at(e, "eps")), num(at(e, "robust_accuracy")), num(at(e, "attack_success_rate")),
+        rows.push_back({num(at(e, "eps")), with_ci(e, "robust_accuracy", sample_count(r)), num(at(e, "attack_success_rate")),
                         num(at(e, "mean_perturbation_norm")), num(at(e, "median_perturbation_norm")), calls});
         if (auto x = dbl(e, "eps"), y = dbl(e, "robust_accuracy"); x && y && *x > 0) ser.points.push_back({*x, *y});
       }
@@ -315,7 +370,7 @@ void robustness_blocks(Document& d, const json& report) {
       if (failed(d, s)) continue;
       const json& r = obj(s, "result");
       const json& p = obj(s, "params");
-      d.push_back(heading(section_title(s), 4));
+      section_heading(d, s, 4);
       const json& cfgj = at(r, "config").is_object() ? at(r, "config") : r;  // mlaudit certify nests its settings
       int abstain = 0, total = 0;
       for (const auto& e : arr(r, "per_sample")) {
@@ -331,7 +386,7 @@ void robustness_blocks(Document& d, const json& report) {
       std::vector<std::vector<std::string>> rows;
       Series ser{str(s, "model"), {}};
       for (const auto& e : arr(r, "certified_accuracy")) {
-        rows.push_back({num(at(e, "radius")), num(at(e, "accuracy"))});
+        rows.push_back({num(at(e, "radius")), with_ci(e, "accuracy", sample_count(r))});
         if (auto x = dbl(e, "radius"), y = dbl(e, "accuracy"); x && y) ser.points.push_back({*x, *y});
       }
       if (rows.empty()) d.push_back(note("Not available: the result has no 'certified_accuracy' records."));
@@ -347,16 +402,16 @@ void robustness_blocks(Document& d, const json& report) {
       const json& s = *sp;
       if (failed(d, s)) continue;
       const json& r = obj(s, "result");
-      d.push_back(heading(section_title(s), 4));
-      d.push_back(para(fmt::format("Clean accuracy {}; mean corruption accuracy {}.", num(at(r, "clean_accuracy")),
+      section_heading(d, s, 4);
+      d.push_back(para(fmt::format("Clean accuracy {}; mean corruption accuracy {}.", with_ci(r, "clean_accuracy", sample_count(r)),
                                    num(at(r, "mean_corruption_accuracy")))));
       std::vector<std::vector<std::string>> rows;
       for (const char* key : {"results", "corruptions", "by_corruption"}) {
         for (const auto& e : arr(r, key)) {
           std::string name = str(e, "corruption", str(e, "name"));
-          if (!at(e, "severity").is_null()) rows.push_back({name, str(e, "severity"), num(at(e, "accuracy"))});
+          if (!at(e, "severity").is_null()) rows.push_back({name, str(e, "severity"), with_ci(e, "accuracy", sample_count(r))});
           for (const char* nested : {"by_severity", "severities"})
-            for (const auto& sv : arr(e, nested)) rows.push_back({name, str(sv, "severity"), num(at(sv, "accuracy"))});
+            for (const auto& sv : arr(e, nested)) rows.push_back({name, str(sv, "severity"), with_ci(sv, "accuracy", sample_count(r))});
         }
         if (!rows.empty()) break;
       }
@@ -374,7 +429,7 @@ void fairness_blocks(Document& d, const json& report) {
     const json& s = *sp;
     if (failed(d, s)) continue;
     const json& r = obj(s, "result");
-    d.push_back(heading(section_title(s), 3));
+    section_heading(d, s, 3);
     // mlaudit fairness nests the data summary under "data"
     const json& data = at(r, "data").is_object() ? at(r, "data") : r;
     std::string dropped = str(data, "rows_dropped", at(data, "dropped").is_number() ? str(data, "dropped") : "n/a");
@@ -446,7 +501,7 @@ void explain_blocks(Document& d, const json& report, std::vector<std::string>* i
     const json& s = *sp;
     if (failed(d, s)) continue;
     const json& r = obj(s, "result");
-    d.push_back(heading(section_title(s), 3));
+    section_heading(d, s, 3);
     std::string method = str(obj(s, "params"), "method", str(r, "method"));
     std::vector<double> gaps;
     for (const char* key : {"samples", "per_sample"})
@@ -516,7 +571,7 @@ void verification_blocks(Document& d, const json& report) {
     if (failed(d, s)) continue;
     const json& r = obj(s, "result");
     const json& p = obj(s, "params");
-    d.push_back(heading(section_title(s), 3));
+    section_heading(d, s, 3);
     if (str(p, "mode") == "fairness") {
       d.push_back(para(fmt::format("Individual fairness with respect to '{}': no input in the domain may change its "
                                    "decision when only the protected attribute changes.", str(p, "protected"))));
@@ -619,8 +674,9 @@ void privacy_blocks(Document& d, const json& report) {
     }
     const json& r = obj(s, "result");
     d.push_back(heading(fmt::format("{} (model {}, members {}, non-members {})", str(s, "id"), str(s, "model"),
-                                    str(p, "members"), str(p, "non_members")),
+                                    str(p, "members"), str(p, "non_members")) + (is_imported(s) ? " (imported)" : ""),
                         3));
+    if (std::string t = import_text(s); !t.empty()) d.push_back(note(t));
     std::string extra;
     if (!str(r, "lira_variance").empty())
       extra += fmt::format(" LiRA (offline) used {} reference models with {} variance.", arr(r, "reference_models").size(),
@@ -679,7 +735,7 @@ void backdoor_blocks(Document& d, const json& report, std::vector<std::string>* 
     const json& s = *sp;
     if (failed(d, s)) continue;
     const json& r = obj(s, "result");
-    d.push_back(heading(section_title(s), 3));
+    section_heading(d, s, 3);
     d.push_back(para(fmt::format("Verdict: {}.", str(r, "verdict", "n/a"))));
     const json& nc = at(r, "neural_cleanse");
     if (nc.is_object()) {
@@ -752,8 +808,17 @@ void gate_blocks(Document& d, const json& report) {
   for (const auto& g : arr(report, "gates")) {
     std::string st = str(g, "status");
     std::string badge = st == "pass" ? "PASS" : st == "error" ? "ERROR" : str(g, "severity") == "warning" ? "WARN" : "FAIL";
-    rows.push_back({badge, str(g, "name"), num(at(g, "measured")), str(g, "comparison") + " " + num(at(g, "threshold")),
-                    str(g, "severity"), str(g, "message")});
+    std::string measured = num(at(g, "measured"));
+    if (const json& ci = at(g, "interval"); ci.is_object() && !at(g, "measured").is_null())
+      measured += fmt::format(" ({}{} % CI {}-{}, n = {})", str(g, "bound").empty() ? "" : str(g, "bound") + " end of the ",
+                              num(json(100 * ci.value("confidence", 0.95)), 3), ci_end(at(ci, "lower")), ci_end(at(ci, "upper")),
+                              str(ci, "n", "?"));
+    std::string details = str(g, "message");
+    for (const auto& s : arr(report, "sections"))
+      if (str(s, "id") == str(g, "section") && is_imported(s))
+        details += fmt::format(" (from section {}, imported from {})", str(s, "id"), str(obj(s, "imported"), "path", str(s, "imported_from")));
+    rows.push_back({badge, str(g, "name"), measured, str(g, "comparison") + " " + num(at(g, "threshold")),
+                    str(g, "severity"), details});
   }
   if (rows.empty()) d.push_back(note("No gates configured."));
   else d.push_back(table({"Status", "Gate", "Measured", "Threshold", "Severity", "Details"}, rows));
@@ -808,7 +873,8 @@ std::string num(const json& v, int digits) {
   return "n/a";
 }
 
-std::string section_headline(const json& s) {
+namespace {
+std::string measured_headline(const json& s) {
   if (str(s, "status") != "ok") return "not available (" + str(s, "error", str(s, "status", "no result")) + ")";
   const json& r = obj(s, "result");
   const json& p = obj(s, "params");
@@ -871,6 +937,13 @@ std::string section_headline(const json& s) {
     return out;
   }
   return "completed";
+}
+
+}  // namespace
+
+std::string section_headline(const json& s) {
+  const std::string h = measured_headline(s);
+  return str(s, "status") == "ok" && is_imported(s) ? h + " (imported)" : h;
 }
 
 Document build_document(const json& report) {

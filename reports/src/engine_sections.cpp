@@ -10,6 +10,7 @@
 
 #include "mlaudit/datasets/csv.h"
 #include "mlaudit/datasets/npy.h"
+#include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/graph.h"
 #include "mlaudit/engine/model.h"
@@ -181,6 +182,8 @@ json run_performance(const SectionSpec& section, const AuditConfig& cfg, uint64_
   r["ci"] = ci;
   r["bootstrap"] = B;
   r["interval_method"] = "percentile bootstrap";
+  // exact binomial interval of the same accuracy (what gates' `accuracy().lower` compare)
+  r["accuracy_ci"] = datasets::proportion_json(std::llround(acc * double(n)), n, 0.95);
   r["per_class"] = json::array();
   for (int64_t c = 0; c < classes; ++c) {
     int64_t count = 0, hit = 0;

@@ -10,6 +10,7 @@
 #include <functional>
 #include <limits>
 
+#include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/reports/gates.h"
 
@@ -24,13 +25,18 @@ struct Lookup {
   bool matches = false;          // the section is the one the metric's arguments name
   std::optional<double> value;   // empty: the field is missing
   std::string why;               // reason when missing
+  json interval;                 // the value's interval (metrics with MetricInfo::interval), or null
 };
 
 using Extractor = std::function<Lookup(const json& section, const std::vector<std::string>& args)>;
+// Config time: why a configured section (its kind already matches) will not
+// produce the metric for these arguments; empty when it will.
+using Planner = std::function<std::string(const SectionSpec& section, const std::vector<std::string>& args)>;
 
 struct MetricEntry {
   MetricInfo info;
   Extractor extract;
+  Planner plan = nullptr;  // nullptr: every section of the kind produces it
 };
 
 // Numbers in JSON from other tools may be float32 values widened to double
@@ -82,6 +88,44 @@ Lookup value_or_missing(std::optional<double> v, const std::string& field) {
   return l;
 }
 
+// Sample count of a section's result: n_samples (the commands), samples (performance).
+std::optional<int64_t> sample_count(const json& s) {
+  const json& r = result_of(s);
+  for (const char* key : {"n_samples", "samples"})
+    if (r.contains(key) && r[key].is_number_integer()) return r[key].get<int64_t>();
+  return std::nullopt;
+}
+
+// `field` of `obj` with its interval attached (the object's `<field>_ci`, else
+// computed from the value and `n`).
+Lookup proportion_field(const json& obj, const std::string& field, const std::string& path, std::optional<int64_t> n) {
+  Lookup l = value_or_missing(number(obj, field), path);
+  if (l.value) l.interval = proportion_interval(obj, field, n);
+  return l;
+}
+
+// ", " joined numbers of a params list, for messages.
+std::string list_text(const json& list) {
+  std::string out;
+  for (const auto& v : list) out += (out.empty() ? "" : ", ") + (v.is_string() ? v.get<std::string>() : fmt::format("{}", v.get<double>()));
+  return out;
+}
+
+// Planner helpers: is `value` (a gate argument) in the params list `key`?
+bool listed_number(const json& params, const std::string& key, double value) {
+  if (!params.contains(key) || !params[key].is_array()) return false;
+  for (const auto& v : params[key])
+    if (v.is_number() && same_number(v.get<double>(), value)) return true;
+  return false;
+}
+bool listed_text(const json& params, const std::string& key, const std::string& value) {
+  if (!params.contains(key)) return false;
+  if (params[key].is_string()) return params[key] == value;
+  for (const auto& v : params[key])
+    if (v == value) return true;
+  return false;
+}
+
 // Robustness sections: params.attack and params.norm name the run.
 bool attack_matches(const json& s, const std::string& attack, const std::string& norm) {
   const json& p = s.value("params", json::object());
@@ -95,9 +139,27 @@ Lookup by_eps_field(const json& s, const std::vector<std::string>& args, const s
   if (!attack_matches(s, args[0], args[1])) return {};
   if (!section_ok(s)) return failed_section(s);
   double eps = to_double(args[2]);
-  const json* e = find_by_number(result_of(s), "by_eps", "eps", eps);
+  const json& r = result_of(s);
+  const json* e = find_by_number(r, "by_eps", "eps", eps);
   if (!e) return value_or_missing(std::nullopt, fmt::format("by_eps[eps={}]", args[2]));
-  return value_or_missing(number(*e, field), fmt::format("by_eps[eps={}].{}", args[2], field));
+  // robust accuracy counts over every sample; the success rate over the clean-correct ones
+  std::optional<int64_t> n = sample_count(s);
+  if (field == "attack_success_rate") {
+    auto clean = number(r, "clean_accuracy");
+    n = n && clean ? std::optional<int64_t>(std::llround(*clean * double(*n))) : std::nullopt;
+  }
+  return proportion_field(*e, field, fmt::format("by_eps[eps={}].{}", args[2], field), n);
+}
+
+// Config time: a robustness section runs one attack at one norm over its eps list.
+std::string plan_attack(const SectionSpec& s, const std::vector<std::string>& a) {
+  const json& p = s.params;
+  std::string attack = p.value("attack", ""), norm = p.value("norm", "linf");
+  if (attack != a[0]) return fmt::format("runs attack {}", attack);
+  if (a.size() < 3) return "";
+  if (norm != a[1]) return fmt::format("runs {} under norm {}, not {}", attack, norm, a[1]);
+  if (!listed_number(p, "eps", to_double(a[2]))) return fmt::format("runs {} at eps {}, not {}", attack, list_text(p.value("eps", json::array())), a[2]);
+  return "";
 }
 
 // Worst (largest |value|) sanity gap of an explain run: the summary's
@@ -221,8 +283,9 @@ const std::vector<MetricEntry>& entries() {
     t.push_back({{"accuracy", "performance", {}, "performance: accuracy", "top-1 accuracy on the data set"},
                  [](const json& s, const auto&) {
                    if (!section_ok(s)) return failed_section(s);
-                   return value_or_missing(number(result_of(s), "accuracy"), "accuracy");
+                   return proportion_field(result_of(s), "accuracy", "accuracy", sample_count(s));
                  }});
+    t.back().info.interval = true;
     t.push_back({{"accuracy_lower", "performance", {}, "performance: accuracy_interval[0]",
                   "lower end of the bootstrap interval of the accuracy"},
                  [](const json& s, const auto&) {
@@ -253,14 +316,20 @@ const std::vector<MetricEntry>& entries() {
                  [](const json& s, const std::vector<std::string>& a) {
                    if (!attack_matches(s, a[0], "")) return Lookup{};
                    if (!section_ok(s)) return failed_section(s);
-                   return value_or_missing(number(result_of(s), "clean_accuracy"), "clean_accuracy");
-                 }});
+                   return proportion_field(result_of(s), "clean_accuracy", "clean_accuracy", sample_count(s));
+                 },
+                 plan_attack});
+    t.back().info.interval = true;
     t.push_back({{"robust_accuracy", "robustness", {"attack", "norm", "eps"}, "attack: by_eps[eps].robust_accuracy",
                   "accuracy under the attack at radius eps"},
-                 [](const json& s, const std::vector<std::string>& a) { return by_eps_field(s, a, "robust_accuracy"); }});
+                 [](const json& s, const std::vector<std::string>& a) { return by_eps_field(s, a, "robust_accuracy"); },
+                 plan_attack});
+    t.back().info.interval = true;
     t.push_back({{"attack_success_rate", "robustness", {"attack", "norm", "eps"},
                   "attack: by_eps[eps].attack_success_rate", "fraction of correctly classified samples the attack flips"},
-                 [](const json& s, const std::vector<std::string>& a) { return by_eps_field(s, a, "attack_success_rate"); }});
+                 [](const json& s, const std::vector<std::string>& a) { return by_eps_field(s, a, "attack_success_rate"); },
+                 plan_attack});
+    t.back().info.interval = true;
     // ---- certification: mlaudit.certify/1
     t.push_back({{"certified_accuracy", "certification", {"radius"}, "certify: certified_accuracy[radius].accuracy",
                   "randomized-smoothing certified accuracy at an L2 radius"},
@@ -268,8 +337,14 @@ const std::vector<MetricEntry>& entries() {
                    if (!section_ok(s)) return failed_section(s);
                    const json* e = find_by_number(result_of(s), "certified_accuracy", "radius", to_double(a[0]));
                    if (!e) return value_or_missing(std::nullopt, fmt::format("certified_accuracy[radius={}]", a[0]));
-                   return value_or_missing(number(*e, "accuracy"), "certified_accuracy[].accuracy");
+                   return proportion_field(*e, "accuracy", "certified_accuracy[].accuracy", sample_count(s));
+                 },
+                 [](const SectionSpec& s, const std::vector<std::string>& a) -> std::string {
+                   // without `radii` the command's default radii apply (checked when the result is read)
+                   if (!s.params.contains("radii") || listed_number(s.params, "radii", to_double(a[0]))) return "";
+                   return fmt::format("certifies radii {}, not {}", list_text(s.params["radii"]), a[0]);
                  }});
+    t.back().info.interval = true;
     // ---- corruption: mlaudit.corrupt/1
     t.push_back({{"mean_corruption_accuracy", "corruption", {}, "corrupt: mean_corruption_accuracy",
                   "accuracy averaged over corruptions and severities"},
@@ -290,15 +365,28 @@ const std::vector<MetricEntry>& entries() {
                        if (name.empty()) name = text(e, "name");
                        if (name != a[0]) continue;
                        if (auto sv = number(e, "severity"); sv && same_number(*sv, sev))
-                         return value_or_missing(number(e, "accuracy"), "accuracy");
+                         return proportion_field(e, "accuracy", "accuracy", sample_count(s));
                        // nested form {corruption, severities: [{severity, accuracy}]}
                        for (const char* nested : {"by_severity", "severities"})
                          if (const json* inner = find_by_number(e, nested, "severity", sev))
-                           return value_or_missing(number(*inner, "accuracy"), "accuracy");
+                           return proportion_field(*inner, "accuracy", "accuracy", sample_count(s));
                      }
                    }
                    return value_or_missing(std::nullopt, fmt::format("results[{}, severity {}]", a[0], a[1]));
+                 },
+                 [](const SectionSpec& s, const std::vector<std::string>& a) -> std::string {
+                   // without `corruptions` every corruption of the data's kind runs (check_audit
+                   // checks the name against that list); severities default to 1..5
+                   if (s.params.contains("corruptions") && !listed_text(s.params, "corruptions", a[0]))
+                     return fmt::format("runs corruptions {}, not {}", list_text(s.params["corruptions"]), a[0]);
+                   double sev = to_double(a[1]);
+                   if (s.params.contains("severities") ? !listed_number(s.params, "severities", sev)
+                                                        : !(sev >= 1 && sev <= 5 && sev == std::floor(sev)))
+                     return fmt::format("runs severities {}, not {}",
+                                        s.params.contains("severities") ? list_text(s.params["severities"]) : "1..5", a[1]);
+                   return "";
                  }});
+    t.back().info.interval = true;
     // ---- fairness: mlaudit.fairness/1 (Fairlearn's definitions)
     for (const char* name :
          {"demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference",
@@ -433,6 +521,61 @@ const std::vector<MetricEntry>& entries() {
                    if (!r.contains("strip") || !r["strip"].is_object()) return Lookup{};
                    return value_or_missing(number(r["strip"], "flagged_fraction"), "strip.flagged_fraction");
                  }});
+    // ---- config time: which configured sections will produce each metric (the
+    // counterpart of the extractors' `matches` above; same parameters, read from the config)
+    auto plan = [&t](const std::string& name, Planner p) {
+      for (auto& e : t)
+        if (e.info.name == name) e.plan = p;
+    };
+    const Planner by_attribute = [](const SectionSpec& s, const std::vector<std::string>& a) -> std::string {
+      if (listed_text(s.params, "protected", a[0])) return "";
+      return fmt::format("covers protected attributes {}, not {}", list_text(s.params.value("protected", json::array())), a[0]);
+    };
+    for (const auto& e : t)
+      if (e.info.source == "fairness" && e.info.params.size() == 1 && e.info.name != "counterfactual_flip_rate")
+        plan(e.info.name, by_attribute);
+    plan("counterfactual_flip_rate", [by_attribute](const SectionSpec& s, const std::vector<std::string>& a) -> std::string {
+      if (std::string why = by_attribute(s, a); !why.empty()) return why;
+      return s.params.value("counterfactual", false) ? "" : "runs without 'counterfactual: true'";
+    });
+    auto by_method = [](const std::string& method) -> Planner {
+      return [method](const SectionSpec& s, const std::vector<std::string>&) -> std::string {
+        std::string m = s.params.value("method", "");
+        return m == method ? "" : fmt::format("explains with {}, not {}", m, method);
+      };
+    };
+    plan("ig_completeness_gap", by_method("integrated-gradients"));
+    plan("kernel_shap_efficiency_gap", by_method("kernel-shap"));
+    const Planner verify_robust = [](const SectionSpec& s, const std::vector<std::string>& a) -> std::string {
+      const json& p = s.params;
+      if (p.value("mode", "robustness") != "robustness") return "verifies individual fairness, not robustness";
+      if (p.value("norm", "linf") != a[0]) return fmt::format("verifies under norm {}, not {}", p.value("norm", "linf"), a[0]);
+      if (!listed_number(p, "eps", to_double(a[1]))) return fmt::format("verifies eps {}, not {}", list_text(p.value("eps", json::array())), a[1]);
+      return "";
+    };
+    plan("verified_fraction", verify_robust);
+    plan("falsified_fraction", verify_robust);
+    const Planner verify_fair = [](const SectionSpec& s, const std::vector<std::string>&) -> std::string {
+      return s.params.value("mode", "robustness") == "fairness" ? "" : "verifies robustness, not individual fairness";
+    };
+    plan("fairness_proved_fraction", verify_fair);
+    plan("fairness_counterexamples", verify_fair);
+    const Planner by_membership_attack = [](const SectionSpec& s, const std::vector<std::string>& a) -> std::string {
+      // the attacks mlaudit privacy runs when none are named (membership_field reads the same default)
+      const json attacks = s.params.contains("attacks") ? s.params["attacks"] : json::array({"loss", "confidence", "entropy"});
+      for (const auto& x : attacks)
+        if (x == a[0]) return "";
+      return fmt::format("runs membership attacks {}, not {}", list_text(attacks), a[0]);
+    };
+    for (const char* name : {"membership_auc", "membership_tpr_at_fpr", "membership_balanced_accuracy"}) plan(name, by_membership_attack);
+    const Planner neural_cleanse = [](const SectionSpec& s, const std::vector<std::string>&) -> std::string {
+      return s.params.value("neural_cleanse", true) ? "" : "runs STRIP only ('neural_cleanse: false')";
+    };
+    plan("backdoor_flagged_classes", neural_cleanse);
+    plan("backdoor_max_anomaly_index", neural_cleanse);
+    plan("strip_flagged_fraction", [](const SectionSpec& s, const std::vector<std::string>&) -> std::string {
+      return s.params.contains("suspicious") ? "" : "screens no inputs with STRIP (set 'suspicious')";
+    });
     return t;
   }();
   return table;
@@ -484,8 +627,43 @@ const char* gate_status_name(GateStatus s) {
   return "?";
 }
 
+json proportion_interval(const json& obj, const std::string& field, std::optional<int64_t> n) {
+  if (!obj.is_object()) return nullptr;
+  const std::string key = field + "_ci";
+  if (obj.contains(key) && obj[key].is_object()) {
+    const json& ci = obj[key];
+    if (ci.contains("lower") && ci["lower"].is_number() && ci.contains("upper") && ci["upper"].is_number()) return ci;
+  }
+  auto v = number(obj, field);
+  if (!v || !n || *n <= 0 || !(*v >= 0 && *v <= 1)) return nullptr;
+  // k from the recorded fraction: exact while the command wrote k/n in double precision
+  const int64_t k = std::llround(*v * double(*n));
+  json ci = datasets::proportion_json(k, *n, 0.95);
+  ci["computed"] = true;  // not in the result: derived here from the value and n_samples
+  return ci;
+}
+
+std::string gate_without_producer(const GateSpec& gate, const AuditConfig& cfg) {
+  const MetricEntry* entry = find_entry(gate.metric);
+  if (!entry || entry->info.source == "model") return "";
+  std::string reasons;
+  int sections = 0;
+  for (const auto& s : cfg.sections) {
+    if (section_kind_name(s.kind) != entry->info.source) continue;
+    if (!gate.model.empty() && s.model != gate.model) continue;
+    ++sections;
+    std::string why = entry->plan ? entry->plan(s, gate.args) : "";
+    if (why.empty()) return "";
+    reasons += fmt::format("; section '{}' {}", s.id, why);
+  }
+  if (sections == 0)
+    return fmt::format("no {} section{} is configured", entry->info.source,
+                       gate.model.empty() ? "" : " for model '" + gate.model + "'");
+  return reasons.substr(2);
+}
+
 MetricValue lookup_metric(const json& report, const std::string& metric, const std::vector<std::string>& args,
-                          const std::string& model) {
+                          const std::string& model, const std::string& bound) {
   MetricValue out;
   const MetricEntry* entry = find_entry(metric);
   if (!entry) {
@@ -497,6 +675,7 @@ MetricValue lookup_metric(const json& report, const std::string& metric, const s
     return out;
   }
   std::vector<std::pair<std::string, double>> found;
+  std::vector<json> intervals;  // beside `found`
   std::string first_missing;
   int candidates = 0;
   if (report.contains("sections") && report["sections"].is_array()) {
@@ -512,8 +691,21 @@ MetricValue lookup_metric(const json& report, const std::string& metric, const s
       }
       if (!l.matches) continue;
       ++candidates;
-      if (l.value) found.emplace_back(s.value("id", "?"), *l.value);
-      else if (first_missing.empty()) first_missing = l.why;
+      if (l.value && !bound.empty()) {
+        // the interval's end instead of the value; no interval is a missing metric, never a pass
+        if (l.interval.is_object() && l.interval.contains(bound) && l.interval[bound].is_number()) {
+          found.emplace_back(s.value("id", "?"), l.interval[bound].get<double>());
+          intervals.push_back(l.interval);
+        } else if (first_missing.empty()) {
+          first_missing = fmt::format("section '{}' gives {} but no interval ('{}_ci' absent and no sample count "
+                                      "'n_samples' to compute it from)", s.value("id", "?"), metric, metric);
+        }
+      } else if (l.value) {
+        found.emplace_back(s.value("id", "?"), *l.value);
+        intervals.push_back(l.interval);
+      } else if (first_missing.empty()) {
+        first_missing = l.why;
+      }
     }
   }
   if (found.empty()) {
@@ -537,6 +729,7 @@ MetricValue lookup_metric(const json& report, const std::string& metric, const s
   }
   out.value = found[0].second;
   out.section = found[0].first;
+  out.interval = intervals[0];
   return out;
 }
 
@@ -563,8 +756,10 @@ json evaluate_gate(const GateSpec& gate, const json& report) {
   r["threshold"] = gate.threshold;
   r["severity"] = gate.severity == Severity::Error ? "error" : "warning";
   if (!gate.description.empty()) r["description"] = gate.description;
-  MetricValue v = lookup_metric(report, gate.metric, gate.args, gate.model);
+  MetricValue v = lookup_metric(report, gate.metric, gate.args, gate.model, gate.bound);
   r["section"] = v.section.empty() ? json(nullptr) : json(v.section);
+  if (!gate.bound.empty()) r["bound"] = gate.bound;
+  if (v.interval.is_object()) r["interval"] = v.interval;
   if (!v.value) {
     r["status"] = gate_status_name(GateStatus::Error);
     r["measured"] = nullptr;
@@ -578,8 +773,10 @@ json evaluate_gate(const GateSpec& gate, const json& report) {
     r["status"] = gate_status_name(ok ? GateStatus::Pass : GateStatus::Fail);
     r["measured"] = *v.value;
     Comparison shown = ok ? gate.comparison : negate(gate.comparison);
-    r["message"] = fmt::format("measured {} {} threshold {}", fmt_num(*v.value), comparison_symbol(shown),
-                               fmt_num(gate.threshold));
+    r["message"] = fmt::format("measured {}{} {} threshold {}", fmt_num(*v.value),
+                               gate.bound.empty() ? "" : fmt::format(" ({} end of the 95 % interval, n = {})", gate.bound,
+                                                                     v.interval.value("n", int64_t(0))),
+                               comparison_symbol(shown), fmt_num(gate.threshold));
   }
   return r;
 }

@@ -17,6 +17,7 @@
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/reports/audit.h"
+#include "mlaudit/reports/check.h"
 #include "mlaudit/reports/gates.h"
 #include "mlaudit/reports/report.h"
 
@@ -259,8 +260,14 @@ SectionCommand section_command(const SectionSpec& s, const AuditConfig& cfg, con
       if (ds && !ds->features_file.empty()) flag("feature-names", ds->features_file);
       flag("out", fmt::format("{}/{}.npy", work_dir, s.id));
       flag("json", c.result_path);
-      // heatmaps for image data (data sets without a feature list) unless turned off
-      if (p.value("heatmaps", ds && ds->features.empty())) {
+      // heatmaps for image data ([N,C,H,W] or [N,H,W], read from the .npy header) unless
+      // turned off; tabular rows get none (explain refuses --heatmap-dir on them)
+      bool images = false;
+      if (ds && !ds->is_csv()) {
+        const size_t rank = npy_shape(ds->data).size();
+        images = rank == 3 || rank == 4;
+      }
+      if (p.value("heatmaps", images)) {
         flag("heatmap-dir", fmt::format("{}/{}-heatmaps", work_dir, s.id));
         flag("max-heatmaps", "8");
       }
@@ -436,7 +443,13 @@ AuditResult run_audit(const AuditConfig& cfg, const AuditOptions& opt, const Com
     add_hash(hashes, "csv " + d.id, d.csv);
     add_hash(hashes, "features " + d.id, d.features_file);
   }
+  // Imported results are verified (kind, schema version, the model's SHA-256) before
+  // any section runs; a refused import stops the audit (InputError, exit 2).
+  std::map<std::string, ImportedResult> imports;
+  for (const auto& s : cfg.sections)
+    if (s.params.contains("result")) imports.emplace(s.id, read_import(s, cfg));
   for (const auto& s : cfg.sections) {
+    if (s.params.contains("result")) add_hash(hashes, "imported result " + s.id, s.params["result"].get<std::string>());
     for (const char* k : {"background", "domain", "suspicious"})
       if (s.params.contains(k)) add_hash(hashes, std::string(k) + " " + s.id, s.params[k].get<std::string>());
     if (s.params.contains("reference_models")) {
@@ -486,15 +499,11 @@ AuditResult run_audit(const AuditConfig& cfg, const AuditOptions& opt, const Com
       SectionCommand c = section_command(s, cfg, work_str);
       if (s.params.contains("result")) {
         // imported: the command ran elsewhere (e.g. an earlier CI job)
-        std::string path = s.params["result"].get<std::string>();
+        const ImportedResult& imported = imports.at(s.id);
         rec["command"] = nullptr;
-        rec["imported_from"] = path;
-        try {
-          rec["result"] = json::parse(datasets::read_file(path, 512 << 20));
-        } catch (const json::exception& e) {
-          throw InputError("audit", fmt::format("{}: section result is not valid JSON: {}", path, e.what()));
-        }
-        if (!rec["result"].is_object()) throw InputError("audit", fmt::format("{}: section result is not a JSON object", path));
+        rec["imported_from"] = imported.provenance["path"];
+        rec["imported"] = imported.provenance;
+        rec["result"] = imported.result;
         rec["status"] = "ok";
       } else if (c.command.empty()) {
         rec["command"] = nullptr;

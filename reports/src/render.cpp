@@ -242,9 +242,20 @@ std::string render_junit(const json& report) {
     std::string name = g.value("name", std::string("gate"));
     std::string st = g.value("status", "error");
     std::string msg = g.value("message", std::string());
+    std::string section = g.contains("section") && g["section"].is_string() ? g["section"].get<std::string>() : "none";
+    // a gate read from an imported result says so, with the file it came from
+    if (report.contains("sections") && report["sections"].is_array())
+      for (const auto& sec : report["sections"]) {
+        if (sec.value("id", "") != section) continue;
+        const nlohmann::json imp = sec.contains("imported") && sec["imported"].is_object() ? sec["imported"] : nlohmann::json::object();
+        std::string from = imp.value("path", sec.contains("imported_from") && sec["imported_from"].is_string()
+                                                 ? sec["imported_from"].get<std::string>() : std::string());
+        if (from.empty()) continue;
+        section += fmt::format(" (imported from {}; model check: {})", from, imp.value("model_check", std::string("not recorded")));
+        msg += fmt::format(" [imported result: {}]", from);
+      }
     std::string detail = fmt::format("check: {}\nseverity: {}\nsection: {}\n{}", g.value("check", std::string()),
-                                     g.value("severity", std::string()),
-                                     g.contains("section") && g["section"].is_string() ? g["section"].get<std::string>() : "none", msg);
+                                     g.value("severity", std::string()), section, msg);
     out += "    <testcase classname=\"mlaudit.gates\" name=\"" + xml_escape(name) + "\" time=\"0\">";
     if (st == "error") {
       out += "\n      <error message=\"" + xml_escape(msg) + "\" type=\"MetricMissing\">" + xml_escape(detail) + "</error>\n    ";

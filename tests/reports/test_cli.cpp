@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "mlaudit/datasets/validate.h"
 #include "mlaudit/reports/report.h"
 #include "report_test_util.h"
 
@@ -18,10 +19,22 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// A copy of a section fixture in `dir` whose "inputs" block records `model`, as every
+// command's JSON does (datasets::file_provenance), so the audit can tie it to the model.
+std::string stamped(const std::string& fixture, const std::string& model, const std::string& dir) {
+  json r = json::parse(test::read_text(test::fixture(fixture)));
+  r["inputs"] = {{"model", datasets::file_provenance(model)}};
+  std::string out = dir + "/imported-" + fixture;
+  test::write_text(out, r.dump(1));
+  return out;
+}
+
 // Sections imported from the fixture JSONs (`result:`), so no analysis command runs.
-std::string imported_config(const std::string& gates) {
+std::string imported_config(const std::string& gates, const std::string& dir) {
   std::string root = test::source_path("");
-  auto fx = [](const char* f) { return test::fixture(f); };
+  auto fx = [&](const char* f) {
+    return stamped(f, root + (std::string(f) == "fairness.json" ? "models/credit_mlp.onnx" : "models/fmnist_cnn.onnx"), dir);
+  };
   return "system: {name: CLI test}\n"
          "models:\n  cnn: " + root + "models/fmnist_cnn.onnx\n  credit: " + root + "models/credit_mlp.onnx\n"
          "datasets:\n"
@@ -42,7 +55,7 @@ struct Run {
 Run audit(const std::string& tag, const std::string& gates, const std::string& extra = "") {
   Run r;
   r.dir = test::temp_dir(tag);
-  test::write_text(r.dir + "/audit.yaml", imported_config(gates));
+  test::write_text(r.dir + "/audit.yaml", imported_config(gates, r.dir));
   r.result = test::run_cli("audit --config " + r.dir + "/audit.yaml --out " + r.dir + "/out --no-pdf " + extra);
   return r;
 }
@@ -56,8 +69,9 @@ TEST_CASE("cli audit: --help and --check", "[reports][cli]") {
   CHECK(h.output.find("--diff") != std::string::npos);
   CHECK(test::run_cli("report --help").exit_code == 0);
   std::string dir = test::temp_dir("cli-check");
-  test::write_text(dir + "/audit.yaml", imported_config("  - demographic_parity_ratio(sex) >= 0.8\n"));
+  test::write_text(dir + "/audit.yaml", imported_config("  - demographic_parity_ratio(sex) >= 0.8\n", dir));
   auto c = test::run_cli("audit --config " + dir + "/audit.yaml --check");
+  INFO(c.output);
   CHECK(c.exit_code == 0);
   CHECK(c.output.find("is valid: 2 models, 3 sections, 1 gates") != std::string::npos);
 }
@@ -74,7 +88,7 @@ TEST_CASE("cli audit: every gate passes -> exit 0", "[reports][cli]") {
   json report = json::parse(test::read_text(r.dir + "/out/report.json"));
   json schema = json::parse(test::read_text(test::source_path("docs/report-schema.json")));
   CHECK(reports::validate_json_schema(report, schema).empty());
-  CHECK(report["sections"][0]["imported_from"] == test::fixture("attack_apgd-ce.json"));
+  CHECK(report["sections"][0]["imported_from"] == r.dir + "/imported-attack_apgd-ce.json");
 }
 
 TEST_CASE("cli audit: a failing gate -> exit 1 with the failure in junit.xml", "[reports][cli]") {
@@ -89,7 +103,14 @@ TEST_CASE("cli audit: a failing gate -> exit 1 with the failure in junit.xml", "
 }
 
 TEST_CASE("cli audit: a gate whose metric is missing -> exit 2, reported, never a pass", "[reports][cli]") {
-  Run r = audit("cli-missing", "  - robust_accuracy(apgd-ce, linf, 0.05) >= 0.1\n");
+  // The section is configured for eps 0.05 (so the dry run accepts the gate), but the
+  // imported result has no by_eps record for it.
+  Run r;
+  r.dir = test::temp_dir("cli-missing");
+  std::string text = imported_config("  - robust_accuracy(apgd-ce, linf, 0.05) >= 0.1\n", r.dir);
+  text.replace(text.find("eps: [0.01, 0.03]"), 17, "eps: [0.01, 0.03, 0.05]");
+  test::write_text(r.dir + "/audit.yaml", text);
+  r.result = test::run_cli("audit --config " + r.dir + "/audit.yaml --out " + r.dir + "/out --no-pdf");
   INFO(r.result.output);
   CHECK(r.result.exit_code == 2);
   CHECK(r.result.output.find("ERROR robust_accuracy(apgd-ce, linf, 0.05) >= 0.1: metric missing: field 'by_eps[eps=0.05]' not available") != std::string::npos);
@@ -98,7 +119,7 @@ TEST_CASE("cli audit: a gate whose metric is missing -> exit 2, reported, never 
 
 TEST_CASE("cli audit: config errors -> exit 2, one line with line:column, nothing written", "[reports][cli]") {
   std::string dir = test::temp_dir("cli-bad");
-  std::string text = imported_config("  - accuracy() >= 0.5\n");
+  std::string text = imported_config("  - accuracy() >= 0.5\n", dir);
   text.replace(text.find("sections:"), 9, "sectons:");
   test::write_text(dir + "/audit.yaml", text);
   auto r = test::run_cli("audit --config " + dir + "/audit.yaml --out " + dir + "/out");

@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "mlaudit/datasets/validate.h"
 #include "mlaudit/reports/config.h"
 #include "mlaudit/reports/gates.h"
 #include "report_test_util.h"
@@ -237,4 +238,89 @@ TEST_CASE("gates: the metric table is complete and unambiguous", "[reports][gate
                                "backdoor_max_anomaly_index"})
     CHECK(names.count(required) == 1);
   CHECK(find_metric("no_such_metric") == nullptr);
+}
+
+TEST_CASE("gates: .lower / .upper compare an end of the 95 % Clopper-Pearson interval", "[reports][gates][interval]") {
+  json report = fixture_report();
+  json& apgd = report["sections"][0]["result"];
+  // the command's own interval beside the value (datasets::proportion_json)
+  apgd["by_eps"][1]["robust_accuracy_ci"] = datasets::proportion_json(26, 50);
+  const double lower = datasets::clopper_pearson(26, 50).lower, upper = datasets::clopper_pearson(26, 50).upper;
+  json r = evaluate_gate(gate("robust_accuracy(apgd-ce, linf, 0.03).lower >= 0.4"), report);
+  INFO(r.dump());
+  CHECK(r["status"] == "fail");  // 0.52 passes, but its lower end (0.37) does not
+  CHECK(r["measured"].get<double>() == lower);
+  CHECK(r["bound"] == "lower");
+  CHECK(r["interval"]["n"] == 50);
+  CHECK(r["message"].get<std::string>().find("(lower end of the 95 % interval, n = 50)") != std::string::npos);
+  CHECK(evaluate_gate(gate("robust_accuracy(apgd-ce, linf, 0.03).upper >= 0.6"), report)["measured"].get<double>() == upper);
+  CHECK(evaluate_gate(gate("robust_accuracy(apgd-ce, linf, 0.03) >= 0.4"), report)["status"] == "pass");
+  // no _ci sibling: computed from the value and n_samples (k = 0.7 * 50 = 35)
+  apgd["n_samples"] = 50;
+  json c = evaluate_gate(gate("robust_accuracy(apgd-ce, linf, 0.01).lower >= 0"), report);
+  CHECK(c["measured"].get<double>() == datasets::clopper_pearson(35, 50).lower);
+  CHECK(c["interval"]["computed"] == true);
+  CHECK(c["interval"]["k"] == 35);
+  // clean accuracy and the success rate (over the clean-correct samples: 0.9 * 50 = 45)
+  CHECK(evaluate_gate(gate("clean_accuracy(apgd-ce).lower >= 0"), report)["measured"].get<double>() ==
+        datasets::clopper_pearson(45, 50).lower);
+  CHECK(evaluate_gate(gate("attack_success_rate(apgd-ce, linf, 0.01).upper <= 1"), report)["interval"]["n"] == 45);
+  // neither interval nor n: an error, never a pass
+  report["sections"][1]["result"].erase("n_samples");
+  json e = evaluate_gate(gate("robust_accuracy(fgsm, linf, 0.01).lower >= 0"), report);
+  CHECK(e["status"] == "error");
+  CHECK(e["message"].get<std::string>().find("no interval") != std::string::npos);
+  // certified and corruption accuracies carry intervals too
+  report["sections"][2]["result"]["n_samples"] = 30;
+  CHECK(evaluate_gate(gate("certified_accuracy(0.5).lower >= 0"), report)["interval"]["n"] == 30);
+  report["sections"][3]["result"]["n_samples"] = 100;
+  CHECK(evaluate_gate(gate("corruption_accuracy(contrast, 3).lower >= 0"), report)["measured"].get<double>() ==
+        datasets::clopper_pearson(59, 100).lower);
+}
+
+TEST_CASE("gates: interval syntax errors", "[reports][gates][interval]") {
+  GateSpec g;
+  CHECK_THROWS_WITH(parse_gate_check("robust_accuracy(pgd, linf, 0.03).middle >= 0.4", g, "a.yaml:3:5"),
+                    Catch::Contains("'.middle' is not an interval end (write '.lower' or '.upper')"));
+  CHECK_THROWS_WITH(parse_gate_check("flops().lower <= 10", g, "a.yaml:3:5"),
+                    Catch::Contains("'flops' has no interval, so '.lower' does not apply"));
+  parse_gate_check("accuracy.lower >= 0.8", g, "a.yaml:3:5");  // empty parentheses may be omitted
+  CHECK(g.metric == "accuracy");
+  CHECK(g.bound == "lower");
+}
+
+TEST_CASE("gates: which configured section will produce a gate's metric", "[reports][gates][check]") {
+  AuditConfig cfg = test::parse_config_text(
+      "models: {cnn: c.onnx, credit: m.onnx}\n"
+      "datasets:\n  x: {data: x.npy, labels: y.npy}\n  t: {csv: t.csv, label: y, protected: [sex], features: [a, b]}\n"
+      "sections:\n"
+      "  robustness: {model: cnn, data: x, attacks: [fgsm, pgd], eps: [0.01, 0.03]}\n"
+      "  certification: {model: cnn, data: x, sigma: 0.25, radii: [0, 0.5]}\n"
+      "  corruption: {model: cnn, data: x, corruptions: [contrast], severities: [1, 3]}\n"
+      "  fairness: {model: credit, data: t}\n"
+      "  explanations: {model: cnn, data: x, method: integrated-gradients}\n"
+      "  verification: {model: cnn, data: x, eps: [0.01]}\n");
+  auto why = [&](const std::string& check, const std::string& model = "") {
+    GateSpec g = gate(check, model);
+    return gate_without_producer(g, cfg);
+  };
+  CHECK(why("robust_accuracy(pgd, linf, 0.03) >= 0") == "");
+  CHECK(why("robust_accuracy(pgd, linf, 0.03) >= 0", "credit") == "no robustness section for model 'credit' is configured");
+  CHECK(why("robust_accuracy(pgd, linf, 0.05) >= 0") ==
+        "section 'robustness-cnn-fgsm' runs attack fgsm; section 'robustness-cnn-pgd' runs pgd at eps 0.01, 0.03, not 0.05");
+  CHECK(why("clean_accuracy(apgd-ce) >= 0") != "");
+  CHECK(why("certified_accuracy(0.5) >= 0") == "");
+  CHECK(why("certified_accuracy(1) >= 0") == "section 'certification-cnn' certifies radii 0, 0.5, not 1");
+  CHECK(why("corruption_accuracy(contrast, 3) >= 0") == "");
+  CHECK(why("corruption_accuracy(contrast, 5) >= 0") == "section 'corruption-cnn' runs severities 1, 3, not 5");
+  CHECK(why("demographic_parity_ratio(sex) >= 0") == "");  // protected from the data set
+  CHECK(why("demographic_parity_ratio(age) >= 0") == "section 'fairness-credit' covers protected attributes sex, not age");
+  CHECK(why("counterfactual_flip_rate(sex) <= 1") == "section 'fairness-credit' runs without 'counterfactual: true'");
+  CHECK(why("ig_completeness_gap <= 1") == "");
+  CHECK(why("kernel_shap_efficiency_gap <= 1") != "");
+  CHECK(why("verified_fraction(linf, 0.01) >= 0") == "");
+  CHECK(why("verified_fraction(linf, 0.02) >= 0") == "section 'verification-cnn-robustness' verifies eps 0.01, not 0.02");
+  CHECK(why("fairness_proved_fraction >= 0") == "section 'verification-cnn-robustness' verifies robustness, not individual fairness");
+  CHECK(why("membership_auc(loss) <= 0.6") == "no privacy section is configured");
+  CHECK(why("accuracy() >= 0") == "no performance section is configured");
 }

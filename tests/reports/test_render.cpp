@@ -4,6 +4,7 @@
 
 #include "../../reports/src/doc.h"
 #include "mlaudit/reports/audit.h"
+#include "mlaudit/reports/gates.h"
 #include "mlaudit/reports/report.h"
 #include "report_test_util.h"
 
@@ -195,4 +196,46 @@ TEST_CASE("schema: a damaged report is rejected with a JSON pointer", "[reports]
   json r3 = report;
   r3["schema"] = "mlaudit.report/2";
   CHECK(validate_json_schema(r3, schema) == std::vector<std::string>{"/schema: must equal \"mlaudit.report/1\""});
+}
+
+TEST_CASE("markdown and html: accuracies with their 95 % interval and n; imported sections say so", "[reports][render][interval]") {
+  json report = fixture_report("  - robust_accuracy(apgd-ce, linf, 0.03).lower >= 0.3\n");
+  json* apgd = nullptr;
+  for (auto& s : report["sections"])
+    if (s["id"] == "robustness-cnn-apgd-ce") apgd = &s;
+  REQUIRE(apgd);
+  // the command's interval beside robust_accuracy; clean accuracy's computed from n_samples
+  (*apgd)["result"]["n_samples"] = 50;
+  (*apgd)["result"]["by_eps"][1]["robust_accuracy_ci"] = {{"k", 26}, {"n", 50}, {"lower", 0.3748}, {"upper", 0.6624},
+                                                          {"confidence", 0.95}, {"method", "Clopper-Pearson"}};
+  (*apgd)["imported_from"] = "/ci/attack.json";
+  const std::string file_sha(64, 'a'), model_sha(64, 'c');
+  (*apgd)["imported"] = {{"path", "/ci/attack.json"}, {"sha256", file_sha}, {"schema", "mlaudit.attack/1"}, {"model_check", "match"},
+                         {"model_sha256", model_sha}, {"result_model_sha256", model_sha}, {"allow_foreign_model", false}};
+  report["gates"] = evaluate_gates({[] {
+                                     GateSpec g;
+                                     parse_gate_check("robust_accuracy(apgd-ce, linf, 0.03).lower >= 0.4", g, "t");
+                                     g.name = g.check;
+                                     return g;
+                                   }()},
+                                   report);
+  finalize_report(report);
+  std::string md = render_markdown(report), html = render_html(report);
+  for (const std::string* text : {&md, &html}) {
+    CHECK(text->find("0.52 (95 % CI 0.37-0.66, n = 50)") != std::string::npos);
+    CHECK(text->find("clean accuracy 0.9 (95 % CI 0.78-0.97, n = 50)") != std::string::npos);
+    CHECK(text->find("robustness-cnn-apgd-ce (model cnn, data fmnist; imported)") != std::string::npos);
+    CHECK(text->find("Imported, not run by this audit: the result was read from /ci/attack.json (SHA-256 " + file_sha +
+                     "). It records model SHA-256 " + model_sha + ", the audited model") != std::string::npos);
+    // the gate row: the lower end measured, with its interval, from the imported section
+    CHECK(text->find("0.3748 (lower end of the 95 % CI 0.37-0.66, n = 50)") != std::string::npos);
+    CHECK(text->find("(from section robustness-cnn-apgd-ce, imported from /ci/attack.json)") != std::string::npos);
+  }
+  std::string junit = render_junit(report);
+  CHECK(junit.find("section: robustness-cnn-apgd-ce (imported from /ci/attack.json; model check: match)") != std::string::npos);
+  CHECK(junit.find("[imported result: /ci/attack.json]") != std::string::npos);
+  json schema = json::parse(test::read_text(test::source_path("docs/report-schema.json")));
+  auto errors = validate_json_schema(report, schema);
+  INFO((errors.empty() ? std::string() : errors[0]));
+  CHECK(errors.empty());
 }

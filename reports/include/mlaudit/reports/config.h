@@ -33,6 +33,7 @@ struct ModelSpec {
   std::string id;
   std::string path;  ///< resolved against the config folder
   std::string output;  ///< the graph output to audit (empty: the engine's default choice)
+  SourceMark mark;     ///< where the model's file is named
 };
 
 /// A data set: .npy inputs + labels, or a CSV with a label column.
@@ -46,6 +47,8 @@ struct DatasetSpec {
   std::vector<std::string> features;  ///< model feature columns in input order
   std::string features_file;          ///< file listing them, one per line (when given as a path)
   std::optional<std::pair<double, double>> domain;  ///< input domain [min, max]
+  std::map<std::string, SourceMark> marks;  ///< where each key's value is written ("data", "labels", "csv", ...)
+  SourceMark mark;                          ///< the data set's entry
   bool is_csv() const { return !csv.empty(); }
 };
 
@@ -69,6 +72,11 @@ struct SectionSpec {
   std::string data;   ///< dataset id (privacy: empty; its data sets are params "members" / "non_members")
   nlohmann::json params = nlohmann::json::object();  ///< the entry's other keys, typed
   SourceMark mark;
+  /// Where each key's value is written ("attacks", "eps", ...); list elements as "attacks[1]".
+  /// The variant key of a split entry ("attack" of `attacks: [a, b]`, "method") points at its element.
+  std::map<std::string, SourceMark> marks;
+  /// Position of `key` (falling back to the entry's position when the key is not written).
+  SourceMark mark_of(const std::string& key) const;
 };
 
 /// Gate severity: a failing `error` gate fails the audit (exit 1); a failing `warning` is reported only.
@@ -85,6 +93,9 @@ struct GateSpec {
   std::string check;    ///< "robust_accuracy(apgd-ce, linf, 0.03) >= 0.6"
   std::string metric;   ///< "robust_accuracy"
   std::vector<std::string> args;  ///< {"apgd-ce", "linf", "0.03"}
+  /// Which number of the metric is compared: "" (the value), "lower" or "upper" (the
+  /// ends of its 95 % interval: `robust_accuracy(pgd, linf, 0.03).lower >= 0.4`).
+  std::string bound;
   Comparison comparison = Comparison::Ge;
   double threshold = 0;
   Severity severity = Severity::Error;
@@ -106,6 +117,8 @@ struct AuditConfig {
 
   const ModelSpec* model(const std::string& id) const;
   const DatasetSpec* dataset(const std::string& id) const;
+  /// "audit.yaml:12:5" for a position in this config (the prefix of every config message).
+  std::string where(const SourceMark& m) const;
 };
 
 /// Parse and validate a config file. Throws InputError

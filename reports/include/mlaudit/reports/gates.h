@@ -18,6 +18,10 @@ struct MetricInfo {
   std::vector<std::string> params;  ///< {"attack", "norm", "eps"}
   std::string json_path;            ///< human-readable JSON path, documented in docs/audit.md
   std::string description;
+  /// True when the value is a proportion with a 95 % Clopper-Pearson interval (the result's
+  /// `<field>_ci`, else computed from the value and the section's sample count), so a gate
+  /// may compare `.lower` or `.upper`.
+  bool interval = false;
 };
 
 /// Every metric gates may use (the table in metrics.cpp).
@@ -35,11 +39,25 @@ struct MetricValue {
   std::optional<double> value;  ///< empty when missing
   std::string section;          ///< section id (or model id) it came from
   std::string why;              ///< reason when missing
+  /// The value's interval {"k","n","lower","upper","confidence","method"[, "computed": true]}, or null.
+  nlohmann::json interval;
 };
 
 /// Look up `metric(args)` in `report`, restricted to `model` when not empty.
+/// `bound` "lower" / "upper" gives that end of the value's interval instead of the value.
 MetricValue lookup_metric(const nlohmann::json& report, const std::string& metric,
-                          const std::vector<std::string>& args, const std::string& model);
+                          const std::vector<std::string>& args, const std::string& model,
+                          const std::string& bound = "");
+
+/// Why no configured section will produce the gate's metric (same attack, norm, eps,
+/// attribute, ... as the gate names); empty when at least one will. The config-time
+/// twin of lookup_metric, kept beside it in metrics.cpp's table.
+std::string gate_without_producer(const GateSpec& gate, const AuditConfig& config);
+
+/// `<field>_ci` of `object` when it is a well-formed interval, else one computed with
+/// datasets::clopper_pearson from the value and `n` (k = round(value * n)); null when
+/// neither is possible. The computed one carries "computed": true.
+nlohmann::json proportion_interval(const nlohmann::json& object, const std::string& field, std::optional<int64_t> n);
 
 /// True when `measured OP threshold` holds (Eq/Ne compare exactly).
 bool compare(double measured, Comparison op, double threshold);

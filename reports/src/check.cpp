@@ -1,0 +1,456 @@
+// The audit's dry run (check.h): everything a section's command would refuse,
+// found before the first section runs, with the YAML position of the value.
+#include "mlaudit/reports/check.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+
+#include "mlaudit/datasets/csv.h"
+#include "mlaudit/datasets/io.h"
+#include "mlaudit/datasets/npy.h"
+#include "mlaudit/datasets/validate.h"
+#include "mlaudit/engine/error.h"
+#include "mlaudit/engine/session.h"
+#include "mlaudit/reports/gates.h"
+#include "mlaudit/reports/report.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace mlaudit::reports {
+
+namespace {
+
+[[noreturn]] void fail_at(const AuditConfig& cfg, const SourceMark& m, const std::string& msg) {
+  throw InputError("audit", fmt::format("{}: {}", cfg.where(m), msg));
+}
+
+// " (did you mean 'x'?)" for a near miss, else " (expected one of: a, b, c)".
+std::string suggest(const std::string& value, const std::vector<std::string>& options) {
+  std::string best, all;
+  size_t best_d = std::string::npos;
+  for (const auto& o : options) {
+    size_t d = edit_distance(value, o);
+    if (d < best_d) best_d = d, best = o;
+    all += (all.empty() ? "" : ", ") + o;
+  }
+  if (!best.empty() && best_d <= std::max<size_t>(2, value.size() / 3))
+    return fmt::format(" (did you mean '{}'? expected one of: {})", best, all);
+  return fmt::format(" (expected one of: {})", all);
+}
+
+bool contains(const std::vector<std::string>& list, const std::string& v) {
+  return std::find(list.begin(), list.end(), v) != list.end();
+}
+
+// A model as the sections' commands load it, with its class count.
+struct LoadedModel {
+  std::unique_ptr<engine::Session> session;
+  engine::Shape input;  // per-sample input shape from the graph (batch dimension dropped)
+  int64_t classes = -1;  // -1: not known (the output has no static class dimension and a probe failed)
+};
+
+LoadedModel load_model(const ModelSpec& m, const AuditConfig& cfg) {
+  LoadedModel out;
+  engine::SessionOptions options;
+  options.output = m.output;
+  try {
+    out.session = engine::Session::load(m.path, options);
+  } catch (const InputError& e) {
+    fail_at(cfg, m.mark, fmt::format("model '{}': {}", m.id, e.what()));
+  }
+  engine::Shape in = out.session->input_shape();
+  if (!in.empty()) out.input.assign(in.begin() + 1, in.end());
+  // C from the audited output's static shape [N, C]; else from one forward pass of zeros
+  const engine::Shape& o = out.session->audited_output().shape;
+  if (o.size() == 2 && o[1] > 0) {
+    out.classes = o[1];
+  } else if (!in.empty()) {
+    engine::Shape probe = in;
+    for (auto& d : probe) d = d < 0 ? 1 : d;
+    try {
+      engine::Tensor y = out.session->forward(engine::Tensor::full(probe, 0.0f));
+      if (y.rank() == 2) out.classes = y.dim(1);
+    } catch (const std::exception&) {
+      // an input the zeros probe cannot feed: the command reports it when it runs
+    }
+  }
+  return out;
+}
+
+// The .npy inputs of a data set as the sections see them: shape from the header,
+// labels read in full (they are small) and counted against the rows.
+struct NpyData {
+  std::vector<int64_t> shape;
+  std::vector<int64_t> labels;
+};
+
+NpyData read_npy_set(const DatasetSpec& d, const AuditConfig& cfg) {
+  NpyData out;
+  auto mark = [&](const char* key) { return d.marks.count(key) ? d.marks.at(key) : d.mark; };
+  try {
+    out.shape = npy_shape(d.data);
+  } catch (const InputError& e) {
+    fail_at(cfg, mark("data"), fmt::format("data set '{}': {}", d.id, e.what()));
+  }
+  if (out.shape.empty()) fail_at(cfg, mark("data"), fmt::format("data set '{}': '{}' holds a scalar, not rows of inputs", d.id, d.data));
+  try {
+    out.labels = datasets::read_npy_labels(d.labels).to_int64s();
+  } catch (const InputError& e) {
+    fail_at(cfg, mark("labels"), fmt::format("data set '{}': {}", d.id, e.what()));
+  }
+  if (int64_t(out.labels.size()) != out.shape[0])
+    fail_at(cfg, mark("labels"), fmt::format("data set '{}': {} labels for {} inputs ('{}' is {})", d.id, out.labels.size(),
+                                             out.shape[0], d.data, engine::shape_str(out.shape)));
+  return out;
+}
+
+// Columns named by a CSV data set (label, features, protected) must be in its header.
+void check_csv_header(const DatasetSpec& d, const AuditConfig& cfg) {
+  std::ifstream in(d.csv, std::ios::binary);
+  std::string first;
+  std::getline(in, first);
+  auto mark = [&](const char* key) { return d.marks.count(key) ? d.marks.at(key) : d.mark; };
+  std::vector<std::string> columns;
+  try {
+    columns = datasets::parse_csv(first + "\n", d.csv).columns;
+  } catch (const InputError& e) {
+    fail_at(cfg, mark("csv"), fmt::format("data set '{}': {}", d.id, e.what()));
+  }
+  auto need = [&](const std::string& column, const char* key) {
+    if (!contains(columns, column))
+      fail_at(cfg, mark(key), fmt::format("data set '{}': column '{}' is not in the header of '{}'{}", d.id, column, d.csv,
+                                          suggest(column, columns)));
+  };
+  need(d.label, "label");
+  for (const auto& f : d.features) need(f, "features");
+  for (const auto& p : d.protected_attributes) need(p, "protected");
+}
+
+// "the first N rows" of a section, as section_command passes them.
+std::vector<int64_t> first_rows(const std::vector<int64_t>& y, const SectionSpec& s) {
+  int64_t n = s.params.value("samples", int64_t(0));
+  if (n <= 0 || n >= int64_t(y.size())) return y;
+  return {y.begin(), y.begin() + n};
+}
+
+// Which key of the entry the user wrote for a split list ("attacks" or "attack").
+std::string written_key(const SectionSpec& s, const std::string& singular) {
+  return s.marks.count(singular + "s") ? singular + "s" : singular;
+}
+
+void check_writable_out(const std::string& out) {
+  fs::path p = fs::absolute(out);
+  std::error_code ec;
+  if (fs::exists(p, ec)) {
+    if (!fs::is_directory(p, ec)) throw InputError("audit", fmt::format("--out: '{}' exists and is not a folder", out));
+    if (access(p.c_str(), W_OK) != 0) throw InputError("audit", fmt::format("--out: folder '{}' is not writable", out));
+    return;
+  }
+  // the first existing ancestor is where run_audit creates the folder
+  fs::path parent = p.parent_path();
+  while (!parent.empty() && !fs::exists(parent, ec)) parent = parent.parent_path();
+  if (parent.empty() || !fs::is_directory(parent, ec) || access(parent.c_str(), W_OK) != 0)
+    throw InputError("audit", fmt::format("--out: cannot create folder '{}': '{}' is not a writable folder", out, parent.string()));
+}
+
+void check_diff(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec) || access(path.c_str(), R_OK) != 0)
+    throw InputError("audit", fmt::format("--diff: file '{}' not found or not readable", path));
+  json previous;
+  try {
+    previous = json::parse(datasets::read_file(path, 256 << 20));
+  } catch (const json::exception& e) {
+    throw InputError("audit", fmt::format("--diff: '{}' is not valid JSON: {}", path, e.what()));
+  }
+  if (!previous.is_object() || previous.value("schema", "") != kReportSchema)
+    throw InputError("audit", fmt::format("--diff: '{}' is not an mlaudit report (schema '{}')", path, kReportSchema));
+}
+
+}  // namespace
+
+std::string result_schema_name(SectionKind kind) {
+  switch (kind) {
+    case SectionKind::Performance: return "mlaudit.performance";
+    case SectionKind::Efficiency: return "mlaudit.efficiency";
+    case SectionKind::Robustness: return "mlaudit.attack";
+    case SectionKind::Certification: return "mlaudit.certify";
+    case SectionKind::Corruption: return "mlaudit.corrupt";
+    case SectionKind::Fairness: return "mlaudit.fairness";
+    case SectionKind::Explanations: return "mlaudit.explain";
+    case SectionKind::Verification: return "mlaudit.verify";
+    case SectionKind::Privacy: return "mlaudit.privacy";
+    case SectionKind::Backdoor: return "mlaudit.backdoor";
+  }
+  return "?";
+}
+
+std::vector<int64_t> npy_shape(const std::string& path) {
+  // NumPy format 1.0-3.0: "\x93NUMPY", major, minor, header length (uint16 LE in
+  // 1.0, uint32 LE in 2.0/3.0), then a Python dict literal with 'shape': (a, b, ...).
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError("datasets", fmt::format("{}: cannot open the file", path));
+  char pre[12] = {};
+  in.read(pre, 10);
+  if (in.gcount() < 10 || std::memcmp(pre, "\x93NUMPY", 6) != 0)
+    throw InputError("datasets", fmt::format("{}: not an .npy file (bad magic)", path));
+  const int major = static_cast<unsigned char>(pre[6]);
+  uint32_t length = static_cast<unsigned char>(pre[8]) | (static_cast<unsigned char>(pre[9]) << 8);
+  if (major >= 2) {
+    in.read(pre + 10, 2);
+    length |= (uint32_t(static_cast<unsigned char>(pre[10])) << 16) | (uint32_t(static_cast<unsigned char>(pre[11])) << 24);
+  } else if (major != 1) {
+    throw InputError("datasets", fmt::format("{}: unsupported .npy version {}", path, major));
+  }
+  if (length > (1u << 20)) throw InputError("datasets", fmt::format("{}: .npy header of {} bytes is implausible", path, length));
+  std::string header(length, '\0');
+  in.read(header.data(), length);
+  if (uint32_t(in.gcount()) != length) throw InputError("datasets", fmt::format("{}: truncated .npy header", path));
+  size_t key = header.find("'shape'");
+  size_t open = key == std::string::npos ? key : header.find('(', key);
+  size_t close = open == std::string::npos ? open : header.find(')', open);
+  if (close == std::string::npos) throw InputError("datasets", fmt::format("{}: .npy header has no shape", path));
+  std::vector<int64_t> shape;
+  std::string inner = header.substr(open + 1, close - open - 1);
+  size_t i = 0;
+  while (i < inner.size()) {
+    while (i < inner.size() && (inner[i] == ' ' || inner[i] == ',')) ++i;
+    if (i >= inner.size()) break;
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(inner.substr(i), &used);
+    } catch (...) {
+      used = 0;
+    }
+    if (used == 0 || v < 0) throw InputError("datasets", fmt::format("{}: bad .npy shape '({})'", path, inner));
+    shape.push_back(v);
+    i += used;
+    while (i < inner.size() && inner[i] == 'L') ++i;  // Python 2 longs
+  }
+  return shape;
+}
+
+ImportedResult read_import(const SectionSpec& s, const AuditConfig& cfg) {
+  ImportedResult out;
+  const std::string path = s.params.value("result", "");
+  const SourceMark at = s.mark_of("result");
+  const bool allow_foreign = s.params.value("allow_foreign_model", false);
+  auto fail = [&](const std::string& msg) { fail_at(cfg, at, fmt::format("section '{}': result '{}': {}", s.id, path, msg)); };
+  std::string text;
+  try {
+    text = datasets::read_file(path, 512 << 20);
+    out.result = json::parse(text);
+  } catch (const json::exception& e) {
+    fail(fmt::format("not valid JSON: {}", e.what()));
+  } catch (const InputError& e) {
+    fail(e.what());
+  }
+  if (!out.result.is_object()) fail("not a JSON object");
+  // the kind: "mlaudit.<command>/<version>" must be this section kind's result, version 1
+  const std::string expected = result_schema_name(s.kind);
+  const std::string schema = out.result.value("schema", "");
+  const size_t slash = schema.rfind('/');
+  const std::string name = slash == std::string::npos ? schema : schema.substr(0, slash);
+  const std::string version = slash == std::string::npos ? "" : schema.substr(slash + 1);
+  if (schema.empty()) fail(fmt::format("has no \"schema\"; a {} section imports a {}/1 result", section_kind_name(s.kind), expected));
+  if (name != expected)
+    fail(fmt::format("is a '{}' result, but a {} section imports {}/1", schema, section_kind_name(s.kind), expected));
+  if (version != "1") fail(fmt::format("schema version '{}' is not one this mlaudit reads ({}/1)", schema, expected));
+  // the same run the section describes
+  for (const char* key : {"attack", "norm", "method"}) {
+    if (!s.params.contains(key) || !out.result.contains(key) || !out.result[key].is_string()) continue;
+    if (s.kind == SectionKind::Verification && std::string(key) != "norm") continue;
+    if (out.result[key] != s.params[key])
+      fail(fmt::format("was made with {} '{}', but the section asks for {} '{}'", key, out.result[key].get<std::string>(), key,
+                       s.params[key].get<std::string>()));
+  }
+  // provenance: the model the result was computed from
+  const ModelSpec* model = cfg.model(s.model);
+  const std::string model_sha = datasets::sha256_file(model->path);
+  const json& inputs = out.result.contains("inputs") ? out.result["inputs"] : json();
+  json result_sha = nullptr;
+  if (inputs.is_object() && inputs.contains("model") && inputs["model"].is_object() && inputs["model"].contains("sha256") &&
+      inputs["model"]["sha256"].is_string())
+    result_sha = inputs["model"]["sha256"];
+  std::string check = "match";
+  if (result_sha.is_null()) {
+    check = "unverified";
+    if (!allow_foreign)
+      fail(fmt::format("has no \"inputs\" block with the model's SHA-256 (written before results recorded their inputs), so "
+                       "it cannot be tied to model '{}'; re-run the section, or set 'allow_foreign_model: true' to import it "
+                       "unverified (the report says so)",
+                       s.model));
+  } else if (result_sha.get<std::string>() != model_sha) {
+    check = "foreign";
+    if (!allow_foreign)
+      fail(fmt::format("was computed from a different model: its inputs.model.sha256 is {} ({}), model '{}' ({}) has {}; "
+                       "re-run the section, or set 'allow_foreign_model: true' to import it anyway (the report says so)",
+                       result_sha.get<std::string>(), inputs["model"].value("path", "path not recorded"), s.model, model->path,
+                       model_sha));
+  }
+  out.provenance = {{"path", path},
+                    {"sha256", datasets::sha256_file(path)},
+                    {"schema", schema},
+                    {"model_check", check},
+                    {"model_sha256", model_sha},
+                    {"result_model_sha256", result_sha},
+                    {"allow_foreign_model", allow_foreign}};
+  return out;
+}
+
+CheckSummary check_audit(const AuditConfig& cfg, const SectionVocabulary& vocab, const CheckOptions& options) {
+  CheckSummary summary;
+  if (!options.out_dir.empty()) check_writable_out(options.out_dir);
+  if (!options.diff_path.empty()) check_diff(options.diff_path);
+
+  // Models the sections use, loaded as their commands load them.
+  std::map<std::string, LoadedModel> models;
+  for (const auto& s : cfg.sections)
+    if (!models.count(s.model)) models.emplace(s.model, load_model(*cfg.model(s.model), cfg));
+  summary.models_loaded = int(models.size());
+
+  // Data sets: .npy headers and labels, CSV headers.
+  std::map<std::string, NpyData> npy;
+  for (const auto& d : cfg.datasets) {
+    if (d.is_csv()) check_csv_header(d, cfg);
+    else npy.emplace(d.id, read_npy_set(d, cfg));
+    ++summary.data_sets_read;
+  }
+
+  for (const auto& s : cfg.sections) {
+    const LoadedModel& model = models.at(s.model);
+    const DatasetSpec* ds = s.data.empty() ? nullptr : cfg.dataset(s.data);
+    const NpyData* data = ds && npy.count(ds->id) ? &npy.at(ds->id) : nullptr;
+    const std::string& p_attack = s.params.value("attack", std::string());
+    // inputs fit the model: per-sample shape (static dims) and labels in [0, C)
+    auto check_set = [&](const DatasetSpec& set, const NpyData& set_data, const SourceMark& where) {
+      if (!model.input.empty()) {
+        const std::vector<int64_t> row(set_data.shape.begin() + 1, set_data.shape.end());
+        bool fits = row.size() == model.input.size();
+        for (size_t k = 0; fits && k < row.size(); ++k) fits = model.input[k] < 0 || model.input[k] == row[k];
+        if (!fits)
+          fail_at(cfg, where, fmt::format("data set '{}' has inputs {} but model '{}' takes [N{}{}]", set.id,
+                                          engine::shape_str(set_data.shape), s.model, model.input.empty() ? "" : ",",
+                                          [&] {
+                                            std::string t;
+                                            for (auto v : model.input) t += (t.empty() ? "" : ",") + (v < 0 ? std::string("?") : std::to_string(v));
+                                            return t;
+                                          }()));
+      }
+      // the sections whose commands read the labels as class indices of the model
+      const bool reads_labels = s.kind != SectionKind::Efficiency && s.kind != SectionKind::Backdoor &&
+                                s.kind != SectionKind::Fairness;
+      if (model.classes > 0 && reads_labels)
+        datasets::check_labels(fmt::format("audit: {}: section '{}': data set '{}' (labels {})", cfg.where(where), s.id,
+                                           set.id, set.labels),
+                               first_rows(set_data.labels, s), model.classes);
+    };
+    if (ds && data && !s.params.contains("result")) check_set(*ds, *data, s.mark_of("data"));
+    if (s.kind == SectionKind::Privacy && !s.params.contains("result"))
+      for (const char* key : {"members", "non_members"}) {
+        const DatasetSpec* set = cfg.dataset(s.params[key].get<std::string>());
+        if (set && npy.count(set->id)) check_set(*set, npy.at(set->id), s.mark_of(key));
+      }
+    const int64_t rank = data ? int64_t(data->shape.size()) : 0;
+    const bool images = rank == 3 || rank == 4;
+
+    switch (s.kind) {
+      case SectionKind::Robustness: {
+        const std::string key = written_key(s, "attack");
+        if (!vocab.attacks.empty() && !contains(vocab.attacks, p_attack))
+          fail_at(cfg, s.mark_of("attack"), fmt::format("'{}' cannot contain '{}': mlaudit attack has no such attack{}", key,
+                                                        p_attack, suggest(p_attack, vocab.attacks)));
+        const std::string norm = s.params.value("norm", "linf");
+        if (!vocab.attack_norms.empty() && !contains(vocab.attack_norms, norm))
+          fail_at(cfg, s.mark_of("norm"), fmt::format("'norm' cannot be '{}' for an attack{}", norm, suggest(norm, vocab.attack_norms)));
+        break;
+      }
+      case SectionKind::Corruption: {
+        if (!data || !s.params.contains("corruptions")) break;
+        if (rank != 2 && rank != 4)
+          fail_at(cfg, s.mark_of("data"), fmt::format("data set '{}' is {}; mlaudit corrupt takes images [N,C,H,W] or tabular rows [N,F]",
+                                                      s.data, engine::shape_str(data->shape)));
+        const auto& known = rank == 4 ? vocab.image_corruptions : vocab.tabular_corruptions;
+        const auto& other = rank == 4 ? vocab.tabular_corruptions : vocab.image_corruptions;
+        if (known.empty()) break;
+        for (size_t i = 0; i < s.params["corruptions"].size(); ++i) {
+          const std::string c = s.params["corruptions"][i].get<std::string>();
+          if (contains(known, c)) continue;
+          const std::string layout = rank == 4 ? "images" : "tabular rows";
+          if (contains(other, c))
+            fail_at(cfg, s.mark_of(fmt::format("corruptions[{}]", i)),
+                    fmt::format("'corruptions' cannot contain '{}': it applies to {}, and data set '{}' holds {} {}{}", c,
+                                rank == 4 ? "tabular rows" : "images", s.data, layout, engine::shape_str(data->shape),
+                                suggest(c, known)));
+          fail_at(cfg, s.mark_of(fmt::format("corruptions[{}]", i)),
+                  fmt::format("'corruptions' cannot contain '{}': mlaudit corrupt has no such corruption for {}{}", c, layout,
+                              suggest(c, known)));
+        }
+        break;
+      }
+      case SectionKind::Explanations: {
+        const std::string method = s.params.value("method", "");
+        const std::string key = written_key(s, "method");
+        if (!vocab.explain_methods.empty() && !contains(vocab.explain_methods, method))
+          fail_at(cfg, s.mark_of("method"), fmt::format("'{}' cannot be '{}': mlaudit explain has no such method{}", key, method,
+                                                        suggest(method, vocab.explain_methods)));
+        if (s.params.contains("result") || !data) break;
+        // heatmaps are drawn per image row; section_command asks for them on image data only
+        if (s.params.value("heatmaps", false) && !images)
+          fail_at(cfg, s.mark_of("heatmaps"), fmt::format("'heatmaps: true' needs image inputs [N,C,H,W] or [N,H,W], but data set "
+                                                          "'{}' is {}; remove it (tabular attributions are listed per feature)",
+                                                          s.data, engine::shape_str(data->shape)));
+        if ((method == "kernel-shap" || (method == "lime" && !images)) && !s.params.contains("background"))
+          fail_at(cfg, s.mark_of("method"), fmt::format("'{}' needs 'background' (an .npy of reference rows) for method '{}'", key, method));
+        break;
+      }
+      case SectionKind::Verification: {
+        const std::string norm = s.params.value("norm", "linf");
+        if (s.params.value("mode", "robustness") == "robustness" && !vocab.verify_norms.empty() && !contains(vocab.verify_norms, norm))
+          fail_at(cfg, s.mark_of("norm"), fmt::format("'norm' cannot be '{}': mlaudit verify proves robustness under {} only", norm,
+                                                      [&] {
+                                                        std::string t;
+                                                        for (const auto& n : vocab.verify_norms) t += (t.empty() ? "" : ", ") + n;
+                                                        return t;
+                                                      }()));
+        break;
+      }
+      default:
+        break;
+    }
+    if (s.params.contains("result")) {
+      read_import(s, cfg);
+      ++summary.imports_verified;
+    }
+  }
+
+  // Every gate needs a configured section that will produce its metric.
+  for (const auto& g : cfg.gates) {
+    if (g.metric == "corruption_accuracy" && !g.args.empty() && !vocab.image_corruptions.empty() &&
+        !contains(vocab.image_corruptions, g.args[0]) && !contains(vocab.tabular_corruptions, g.args[0])) {
+      std::vector<std::string> all = vocab.image_corruptions;
+      all.insert(all.end(), vocab.tabular_corruptions.begin(), vocab.tabular_corruptions.end());
+      fail_at(cfg, g.mark, fmt::format("gate '{}': mlaudit corrupt has no corruption '{}'{}", g.check, g.args[0], suggest(g.args[0], all)));
+    }
+    std::string why = gate_without_producer(g, cfg);
+    if (!why.empty()) fail_at(cfg, g.mark, fmt::format("gate '{}': no configured section will produce {}({}): {}", g.check, g.metric,
+                                                       [&] {
+                                                         std::string a;
+                                                         for (const auto& x : g.args) a += (a.empty() ? "" : ", ") + x;
+                                                         return a;
+                                                       }(),
+                                                       why));
+  }
+  return summary;
+}
+
+}  // namespace mlaudit::reports
