@@ -7,6 +7,8 @@
 #include <map>
 #include <sstream>
 
+#include "mlaudit/datasets/npy.h"
+#include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
 
 namespace mlaudit::cli {
@@ -115,12 +117,24 @@ std::unique_ptr<engine::Session> load_model(const std::string& path, const Globa
   opts.device = global.device;
   opts.output = global.model_output;
   opts.logits_from_probabilities = wants_logits;
+  // Every classification command reads classes off the output's columns: a binary classifier's
+  // single logit or probability becomes two classes (class 1 = the positive one).
+  static const std::vector<std::string> class_commands = {"attack",  "certify",  "corrupt", "explain",
+                                                          "privacy", "backdoor", "fairness"};
+  opts.binary_two_classes =
+      std::find(class_commands.begin(), class_commands.end(), global.command) != class_commands.end();
   auto session = engine::Session::load(path, opts);
   if (global.device == engine::Device::Auto && !global.quiet)
     std::cerr << "mlaudit: note: --device auto: running on " << session->backend_name() << "\n";
+  if (!session->binary_of_output().empty() && !global.quiet)
+    std::cerr << fmt::format("mlaudit: note: {}: output '{}' has one column; {} audits it as a binary classifier with "
+                             "two classes (class 0 = negative, class 1 = positive: {})\n",
+                             path, session->binary_of_output(), global.command,
+                             session->log_of_output().empty() ? "logits [0, z]" : "log-probabilities [log(1-p), log p]");
   if (wants_logits && !global.quiet) {
     std::string activation = session->output_activation();
-    if (!session->log_of_output().empty())
+    if (!session->binary_of_output().empty()) {
+    } else if (!session->log_of_output().empty())
       std::cerr << fmt::format("mlaudit: note: {}: output '{}' is a probability vector; {} audits its logarithm as "
                                "logits (softmax(log p) = p); choose a logit output with --output NAME if the model "
                                "has one\n",
@@ -132,6 +146,48 @@ std::unique_ptr<engine::Session> load_model(const std::string& path, const Globa
                                path, session->audited_output().name, activation, global.command);
   }
   return session;
+}
+
+int64_t model_classes(const std::string& command, const engine::Session& model, const engine::Tensor& x) {
+  const engine::Shape& declared = model.audited_output().shape;
+  if (declared.size() == 2 && declared[1] > 0) return declared[1];
+  if (x.rank() < 1 || x.dim(0) == 0) return 0;
+  // Run the smallest batch the model accepts (a fixed batch axis needs its own size).
+  int64_t rows = 1;
+  if (model.inputs().size() == 1 && !model.inputs()[0].shape.empty() && model.inputs()[0].shape[0] > 0 &&
+      model.inputs()[0].shape[0] <= x.dim(0))
+    rows = model.inputs()[0].shape[0];
+  const engine::Tensor out = model.forward(x.slice_rows(0, rows));
+  if (out.rank() != 2)
+    throw InputError(command, fmt::format("{}: output '{}' has shape {}; {} needs class scores [N, C] (choose another "
+                                          "output with --output NAME)",
+                                          model.graph().source, model.audited_output().name,
+                                          engine::shape_str(out.shape()), command));
+  return out.dim(1);
+}
+
+LabeledData read_labeled_data(const std::string& command, const std::string& data_path, const std::string& labels_path,
+                              const engine::Session& model, int64_t limit, const Domain* domain) {
+  LabeledData d;
+  d.x = datasets::read_npy_float(data_path);
+  d.y = datasets::read_npy_labels(labels_path).to_int64s();
+  if (d.x.rank() < 2)
+    throw InputError(command, fmt::format("--data {}: must be [N, ...] (one sample per row), got {}", data_path,
+                                          engine::shape_str(d.x.shape())));
+  if (int64_t(d.y.size()) != d.x.dim(0))
+    throw InputError(command, fmt::format("--labels {} has {} entries but --data {} has {} samples", labels_path,
+                                          d.y.size(), data_path, d.x.dim(0)));
+  if (limit < 0) throw InputError(command, "--limit must be >= 0");
+  if (limit > 0 && limit < d.x.dim(0)) {
+    d.x = d.x.slice_rows(0, limit);
+    d.y.resize(size_t(limit));
+  }
+  const std::string where = command + ": --data " + data_path;
+  if (domain) datasets::check_in_domain(where, d.x, domain->lo, domain->hi);
+  else datasets::check_finite(where, d.x);
+  d.classes = model_classes(command, model, d.x);
+  datasets::check_labels(command + ": --labels " + labels_path, d.y, d.classes);
+  return d;
 }
 
 }  // namespace mlaudit::cli

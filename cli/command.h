@@ -61,6 +61,26 @@ std::vector<std::string> split_list(const std::string& text, char sep = ',');
 /// without a CUDA build is an InputError; auto falls back to cpu with a note.
 std::unique_ptr<engine::Session> load_model(const std::string& path, const GlobalOptions& global);
 
+/// The number of classes a classifier scores: the audited output's last dimension, from its
+/// declared shape or from a forward pass on the first row(s) of `x`. Throws InputError naming
+/// the command when the output is not [N, C] class scores.
+int64_t model_classes(const std::string& command, const engine::Session& model, const engine::Tensor& x);
+
+/// --data and --labels of a labelled command, read and checked by the one input contract
+/// (datasets/validate.h) every command shares: data [N, ...] and finite (inside [lo, hi]
+/// when `domain` is given), one label per row, every label a class of the model. `limit`
+/// > 0 keeps the first `limit` rows.
+struct LabeledData {
+  engine::Tensor x;
+  std::vector<int64_t> y;
+  int64_t classes = 0;
+};
+struct Domain {
+  double lo = 0, hi = 1;
+};
+LabeledData read_labeled_data(const std::string& command, const std::string& data_path, const std::string& labels_path,
+                              const engine::Session& model, int64_t limit = 0, const Domain* domain = nullptr);
+
 }  // namespace mlaudit::cli
 
 #define MLAUDIT_CAT2(a, b) a##b

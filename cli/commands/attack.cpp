@@ -10,6 +10,7 @@
 #include "command.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
+#include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/robustness/attacks.h"
 #include "version.h"
@@ -73,17 +74,13 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
   auto model = load_model(vm["model"].as<std::string>(), global);
   // Square is the one black-box attack; every other one (AutoAttack included) needs input gradients.
   if (attack != "square") model->require_gradients(fmt::format("input gradients (needed by --attack {})", attack));
-  engine::Tensor x = datasets::read_npy_float(vm["data"].as<std::string>());
-  std::vector<int64_t> y = datasets::read_npy_labels(vm["labels"].as<std::string>()).to_int64s();
-  if (x.rank() < 2) throw InputError("cli", fmt::format("attack: --data {} must be [N,...], got {}", vm["data"].as<std::string>(), engine::shape_str(x.shape())));
-  if (int64_t(y.size()) != x.dim(0))
-    throw InputError("cli", fmt::format("attack: --labels has {} entries but --data has {} samples", y.size(), x.dim(0)));
-  const int64_t limit = vm["limit"].as<int64_t>();
-  if (limit < 0) throw InputError("cli", "attack: --limit must be >= 0");
-  if (limit > 0 && limit < x.dim(0)) {
-    x = x.slice_rows(0, limit);
-    y.resize(size_t(limit));
-  }
+  const Domain domain{cfg.clip_min, cfg.clip_max};
+  if (!(domain.lo < domain.hi))
+    throw InputError("attack", fmt::format("--clip-min ({}) must be below --clip-max ({})", domain.lo, domain.hi));
+  LabeledData in = read_labeled_data("attack", vm["data"].as<std::string>(), vm["labels"].as<std::string>(), *model,
+                                     vm["limit"].as<int64_t>(), &domain);
+  engine::Tensor& x = in.x;
+  std::vector<int64_t>& y = in.y;
   const int64_t n = x.dim(0);
 
   nlohmann::json j;
@@ -95,6 +92,10 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
   j["attack"] = attack;
   j["norm"] = robustness::norm_name(cfg.norm);
   j["n_samples"] = n;
+  j["inputs"] = {{"model", datasets::file_provenance(vm["model"].as<std::string>())},
+                 {"data", datasets::file_provenance(vm["data"].as<std::string>())},
+                 {"labels", datasets::file_provenance(vm["labels"].as<std::string>())}};
+  j["domain"] = {cfg.clip_min, cfg.clip_max};
   j["config"] = {{"steps", cfg.steps}, {"restarts", cfg.restarts}, {"step_size", cfg.step_size}, {"queries", cfg.queries},
                  {"clip_min", cfg.clip_min}, {"clip_max", cfg.clip_max}, {"seed", cfg.seed}, {"batch", cfg.batch}};
   j["verification"] = "every adversarial example re-checked by a fresh forward pass: inside the ball, inside [clip_min, clip_max], label changed";
@@ -118,6 +119,7 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
     for (int64_t i = 0; i < n; ++i) { gcalls += r.gradient_calls[size_t(i)]; queries += r.queries[size_t(i)]; }
     nlohmann::json e = {{"eps", eps},
                         {"robust_accuracy", n ? double(robust) / double(n) : 0.0},
+                        {"robust_accuracy_ci", datasets::proportion_json(int64_t(robust), n)},
                         {"attack_success_rate", correct ? double(broken) / double(correct) : 0.0},
                         {"mean_perturbation_norm", mean},
                         {"median_perturbation_norm", median(norms)},
@@ -178,19 +180,41 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   j["clean_accuracy"] = last.clean_accuracy();
+  {
+    int64_t k = 0;
+    for (auto c : last.clean_correct) k += c;
+    j["clean_accuracy_ci"] = datasets::proportion_json(k, n);
+  }
   j["execution"] = last.notes;  // e.g. the fused device loop, or why the host loop ran
   j["seconds"] = seconds;
   j["seconds_per_sample"] = n ? seconds / double(n) : 0.0;
   j["per_sample"] = per_sample;
+  // Every distinct warning of every eps, once (gradient masking, probabilities, a ball that covers the domain).
+  std::vector<std::string> shown;
+  for (const auto& e : j["by_eps"])
+    if (e.contains("warnings"))
+      for (const auto& w : e["warnings"])
+        if (std::find(shown.begin(), shown.end(), w.get<std::string>()) == shown.end()) shown.push_back(w.get<std::string>());
+  for (const auto& w : last.warnings)
+    if (std::find(shown.begin(), shown.end(), w) == shown.end()) shown.push_back(w);
+  j["warnings"] = shown;
   if (vm.count("save-adv")) datasets::write_npy(vm["save-adv"].as<std::string>(), last_adv);
   datasets::write_file_atomic(vm["out"].as<std::string>(), j.dump(1) + "\n");
   if (!global.quiet) {
-    std::cout << fmt::format("attack {} ({}) on {} samples: clean accuracy {:.4f}\n", attack, j["norm"].get<std::string>(), n, last.clean_accuracy());
-    for (const auto& e : j["by_eps"])
-      std::cout << fmt::format("  eps {:<8g} robust accuracy {:.4f}  success rate {:.4f}  median norm {:.4g}\n", e["eps"].get<double>(),
-                               e["robust_accuracy"].get<double>(), e["attack_success_rate"].get<double>(), e["median_perturbation_norm"].get<double>());
+    const auto& cci = j["clean_accuracy_ci"];
+    std::cout << fmt::format("attack {} ({}) on {} samples: clean accuracy {:.4f} (95% CI {:.3f}-{:.3f})\n", attack,
+                             j["norm"].get<std::string>(), n, last.clean_accuracy(), cci["lower"].get<double>(),
+                             cci["upper"].get<double>());
+    for (const auto& e : j["by_eps"]) {
+      const auto& ci = e["robust_accuracy_ci"];
+      std::cout << fmt::format("  eps {:<8g} robust accuracy {:.4f} (95% CI {:.3f}-{:.3f}, n = {})  success rate {:.4f}  "
+                               "median norm {:.4g}\n",
+                               e["eps"].get<double>(), e["robust_accuracy"].get<double>(), ci["lower"].get<double>(),
+                               ci["upper"].get<double>(), n, e["attack_success_rate"].get<double>(),
+                               e["median_perturbation_norm"].get<double>());
+    }
     if (minimal) std::cout << fmt::format("  minimal norms: {} found, median {:.4g}\n", j["minimal_norms"]["found"].get<size_t>(), j["minimal_norms"]["median"].get<double>());
-    for (const auto& w : last.warnings) std::cout << "  warning: " << w << "\n";
+    for (const auto& w : shown) std::cerr << "mlaudit: warning: attack: " << w << "\n";
     for (const auto& note : last.notes) std::cout << "  note: " << note << "\n";
     std::cout << "report: " << vm["out"].as<std::string>() << "\n";
   }

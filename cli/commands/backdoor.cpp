@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "mlaudit/datasets/validate.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/engine/error.h"
@@ -87,12 +88,19 @@ int cmd_backdoor(const std::vector<std::string>& args, const GlobalOptions& glob
                                      engine::shape_str(clean.shape()));
   engine::Tensor suspicious;
   if (vm.count("suspicious")) suspicious = datasets::read_npy_float(vm["suspicious"].as<std::string>());
+  datasets::check_in_domain("backdoor: --clean " + vm["clean"].as<std::string>(), clean, nc.clip_min, nc.clip_max);
+  if (vm.count("suspicious"))
+    datasets::check_in_domain("backdoor: --suspicious " + vm["suspicious"].as<std::string>(), suspicious, nc.clip_min,
+                              nc.clip_max);
   auto model = load_model(vm["model"].as<std::string>(), global);
 
   nlohmann::json j;
   j["schema"] = "mlaudit.backdoor/1";
   j["tool_version"] = MLAUDIT_VERSION;
   j["model"] = vm["model"].as<std::string>();
+  j["inputs"] = {{"model", datasets::file_provenance(vm["model"].as<std::string>())},
+                 {"clean", datasets::file_provenance(vm["clean"].as<std::string>())}};
+  if (vm.count("suspicious")) j["inputs"]["suspicious"] = datasets::file_provenance(vm["suspicious"].as<std::string>());
   j["clean"] = {{"file", vm["clean"].as<std::string>()}, {"count", clean.dim(0)}};
   bool any_flag = false;
   const auto t0 = std::chrono::steady_clock::now();

@@ -9,6 +9,7 @@
 #include "command.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
+#include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/robustness/smoothing.h"
 #include "version.h"
@@ -46,17 +47,11 @@ int cmd_certify(const std::vector<std::string>& args, const GlobalOptions& globa
   cfg.seed = vm["seed"].as<uint64_t>();
   const auto radii = parse_double_list("radii", vm["radii"].as<std::string>());
   auto model = load_model(vm["model"].as<std::string>(), global);
-  engine::Tensor x = datasets::read_npy_float(vm["data"].as<std::string>());
-  std::vector<int64_t> y = datasets::read_npy_labels(vm["labels"].as<std::string>()).to_int64s();
-  if (x.rank() < 2) throw InputError("cli", fmt::format("certify: --data {} must be [N,...], got {}", vm["data"].as<std::string>(), engine::shape_str(x.shape())));
-  if (int64_t(y.size()) != x.dim(0))
-    throw InputError("cli", fmt::format("certify: --labels has {} entries but --data has {} samples", y.size(), x.dim(0)));
-  const int64_t limit = vm["limit"].as<int64_t>();
-  if (limit < 0) throw InputError("cli", "certify: --limit must be >= 0");
-  if (limit > 0 && limit < x.dim(0)) {
-    x = x.slice_rows(0, limit);
-    y.resize(size_t(limit));
-  }
+  // Smoothing adds unbounded Gaussian noise, so there is no input domain to check; data must be finite.
+  LabeledData in = read_labeled_data("certify", vm["data"].as<std::string>(), vm["labels"].as<std::string>(), *model,
+                                     vm["limit"].as<int64_t>());
+  engine::Tensor& x = in.x;
+  std::vector<int64_t>& y = in.y;
   const auto t0 = std::chrono::steady_clock::now();
   auto recs = robustness::certify_dataset(*model, x, y, cfg);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -67,6 +62,9 @@ int cmd_certify(const std::vector<std::string>& args, const GlobalOptions& globa
   j["tool_version"] = MLAUDIT_VERSION;
   j["model"] = vm["model"].as<std::string>();
   j["data"] = vm["data"].as<std::string>();
+  j["inputs"] = {{"model", datasets::file_provenance(vm["model"].as<std::string>())},
+                 {"data", datasets::file_provenance(vm["data"].as<std::string>())},
+                 {"labels", datasets::file_provenance(vm["labels"].as<std::string>())}};
   j["method"] = "randomized smoothing CERTIFY (Cohen, Rosenfeld, Kolter 2019), one-sided Clopper-Pearson bound, L2 radius";
   j["config"] = {{"sigma", cfg.sigma}, {"n0", cfg.n0}, {"n", cfg.n}, {"alpha", cfg.alpha}, {"batch", cfg.batch}, {"seed", cfg.seed},
                  {"rng", "xoshiro256** stream per noisy copy seeded by (seed, sample, copy), Box-Muller normals; independent of --batch and --threads"}};
@@ -83,7 +81,14 @@ int cmd_certify(const std::vector<std::string>& args, const GlobalOptions& globa
                                {"correct", r.correct}, {"count_a", r.count_a}, {"pa_lower", r.pa_lower}, {"seconds", r.seconds}});
   }
   j["certified_accuracy"] = nlohmann::json::array();
-  for (size_t k = 0; k < radii.size(); ++k) j["certified_accuracy"].push_back({{"radius", radii[k]}, {"accuracy", acc[k]}});
+  for (size_t k = 0; k < radii.size(); ++k) {
+    // Certified and correct: prediction == label (never an abstention, -1) with radius >= r.
+    int64_t hits = 0;
+    for (const auto& r : recs) hits += r.correct && r.prediction >= 0 && r.radius >= radii[k];
+    j["certified_accuracy"].push_back({{"radius", radii[k]},
+                                       {"accuracy", acc[k]},
+                                       {"accuracy_ci", datasets::proportion_json(hits, int64_t(recs.size()))}});
+  }
   j["abstain_rate"] = recs.empty() ? 0.0 : double(abstained) / double(recs.size());
   j["seconds"] = seconds;
   j["seconds_per_sample"] = recs.empty() ? 0.0 : seconds / double(recs.size());
@@ -91,7 +96,11 @@ int cmd_certify(const std::vector<std::string>& args, const GlobalOptions& globa
   if (!global.quiet) {
     std::cout << fmt::format("certify sigma {} on {} samples ({:.3f} s/sample, {} sampler), abstain rate {:.3f}\n", cfg.sigma, recs.size(),
                              j["seconds_per_sample"].get<double>(), on_device ? "device" : "host", j["abstain_rate"].get<double>());
-    for (size_t k = 0; k < radii.size(); ++k) std::cout << fmt::format("  certified accuracy at r = {:<6g} {:.4f}\n", radii[k], acc[k]);
+    for (size_t k = 0; k < radii.size(); ++k) {
+      const auto& ci = j["certified_accuracy"][k]["accuracy_ci"];
+      std::cout << fmt::format("  certified accuracy at r = {:<6g} {:.4f} (95% CI {:.3f}-{:.3f}, n = {})\n", radii[k], acc[k],
+                               ci["lower"].get<double>(), ci["upper"].get<double>(), recs.size());
+    }
     std::cout << "report: " << vm["out"].as<std::string>() << "\n";
   }
   return 0;

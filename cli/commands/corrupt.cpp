@@ -8,6 +8,7 @@
 #include "command.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
+#include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/robustness/corruptions.h"
 #include "version.h"
@@ -58,8 +59,11 @@ int cmd_corrupt(const std::vector<std::string>& args, const GlobalOptions& globa
     return 0;
   const auto severities = parse_severities(vm["severities"].as<std::string>());
   auto model = load_model(vm["model"].as<std::string>(), global);
-  engine::Tensor x = datasets::read_npy_float(vm["data"].as<std::string>());
-  std::vector<int64_t> y = datasets::read_npy_labels(vm["labels"].as<std::string>()).to_int64s();
+  // Image corruptions are defined on [0, 1] pixels (they clip to it); tabular noise has no domain.
+  LabeledData in = read_labeled_data("corrupt", vm["data"].as<std::string>(), vm["labels"].as<std::string>(), *model);
+  engine::Tensor& x = in.x;
+  if (x.rank() == 4) datasets::check_in_domain("corrupt: --data " + vm["data"].as<std::string>(), x, 0.0, 1.0);
+  std::vector<int64_t>& y = in.y;
   if (x.rank() != 2 && x.rank() != 4)
     throw InputError("cli", fmt::format("corrupt: --data {} must be images [N,C,H,W] or tabular [N,F], got {}", vm["data"].as<std::string>(), engine::shape_str(x.shape())));
   std::vector<std::string> corruptions = vm.count("corruptions") ? split_list(vm["corruptions"].as<std::string>())
@@ -72,15 +76,21 @@ int cmd_corrupt(const std::vector<std::string>& args, const GlobalOptions& globa
   j["tool_version"] = MLAUDIT_VERSION;
   j["model"] = vm["model"].as<std::string>();
   j["data"] = vm["data"].as<std::string>();
+  j["inputs"] = {{"model", datasets::file_provenance(vm["model"].as<std::string>())},
+                 {"data", datasets::file_provenance(vm["data"].as<std::string>())},
+                 {"labels", datasets::file_provenance(vm["labels"].as<std::string>())}};
   j["n_samples"] = x.dim(0);
   j["reference"] = x.rank() == 4 ? "Hendrycks & Dietterich 2019, CIFAR-10-C severity constants; JPEG omitted (no JPEG codec among the dependencies)"
                                  : "feature_noise: x + N(0, (c*std)^2), c = 0.1,0.2,0.3,0.5,1.0; feature_dropout: cell -> column mean with p = 0.1..0.5";
   j["clean_accuracy"] = rep.clean_accuracy;
+  const int64_t n = x.dim(0);
+  auto ci = [n](double acc) { return datasets::proportion_json(int64_t(std::llround(acc * double(n))), n); };
+  j["clean_accuracy_ci"] = ci(rep.clean_accuracy);
   j["corruptions"] = nlohmann::json::array();
   for (const auto& c : corruptions) {
     nlohmann::json e = {{"name", c}, {"by_severity", nlohmann::json::array()}};
     for (const auto& s : rep.scores)
-      if (s.corruption == c) e["by_severity"].push_back({{"severity", s.severity}, {"accuracy", s.accuracy}});
+      if (s.corruption == c) e["by_severity"].push_back({{"severity", s.severity}, {"accuracy", s.accuracy}, {"accuracy_ci", ci(s.accuracy)}});
     e["mean_accuracy"] = rep.mean_accuracy(c);
     e["relative_drop"] = rep.clean_accuracy > 0 ? (rep.clean_accuracy - rep.mean_accuracy(c)) / rep.clean_accuracy : 0.0;
     j["corruptions"].push_back(e);

@@ -15,6 +15,7 @@
 #include "command.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
+#include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/explain/attribution.h"
 #include "version.h"
@@ -188,7 +189,9 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
   if (x.rank() < 2 || x.shape()[0] < 1)
     throw InputError("cli", fmt::format("explain: {}: expected a batch [N,...], got {}", data_path, engine::shape_str(x.shape())));
   const int64_t limit = vm["limit"].as<int64_t>();
+  if (limit < 0) throw InputError("explain", "--limit must be >= 0");
   if (limit > 0 && limit < x.shape()[0]) x = x.slice_rows(0, limit);
+  datasets::check_finite("explain: --data " + data_path, x);
   const int64_t n = x.shape()[0];
   const engine::Shape sample_shape(x.shape().begin() + 1, x.shape().end());
   const int64_t d = x.numel() / n;
@@ -203,6 +206,8 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
       throw InputError("cli", fmt::format("explain: {}: {} labels for {} rows", vm["labels"].as<std::string>(),
                                           labels.numel(), n));
     if (labels.numel() > n) labels = labels.reshape({labels.numel()}).slice_rows(0, n);
+    datasets::check_labels("explain: --labels " + vm["labels"].as<std::string>(), labels.to_int64s(),
+                           model_classes("explain", *session, x));
   }
   if (vm.count("background")) {
     s.background = datasets::read_npy_float(vm["background"].as<std::string>());
@@ -231,6 +236,10 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
   summary["tool_version"] = MLAUDIT_VERSION;
   summary["model"] = vm["model"].as<std::string>();
   summary["data"] = data_path;
+  summary["inputs"] = {{"model", datasets::file_provenance(vm["model"].as<std::string>())},
+                       {"data", datasets::file_provenance(data_path)}};
+  if (vm.count("labels")) summary["inputs"]["labels"] = datasets::file_provenance(vm["labels"].as<std::string>());
+  if (vm.count("background")) summary["inputs"]["background"] = datasets::file_provenance(vm["background"].as<std::string>());
   summary["method"] = s.method;
   summary["output"] = output_kind;
   summary["rows"] = n;

@@ -9,9 +9,11 @@
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "mlaudit/datasets/validate.h"
 #include "mlaudit/datasets/csv.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
@@ -158,6 +160,13 @@ int cmd_privacy(const std::vector<std::string>& args, const GlobalOptions& globa
   load_set(vm["members"].as<std::string>(), "member-labels", vm, label_column, xm, ym);
   load_set(vm["non-members"].as<std::string>(), "non-member-labels", vm, label_column, xn, yn);
   auto model = load_model(vm["model"].as<std::string>(), global);
+  // The one input contract: finite data, labels that are classes of the model.
+  for (auto [xs, ys, xo, yo] : {std::tuple{&xm, &ym, "members", "member-labels"}, std::tuple{&xn, &yn, "non-members", "non-member-labels"}}) {
+    const std::string xp = vm[xo].as<std::string>();
+    datasets::check_finite("privacy: --" + std::string(xo) + " " + xp, *xs);
+    const std::string yp = vm.count(yo) ? vm[yo].as<std::string>() : xp + " (column " + label_column + ")";
+    datasets::check_labels("privacy: --" + std::string(vm.count(yo) ? yo : xo) + " " + yp, *ys, model_classes("privacy", *model, *xs));
+  }
 
   std::vector<std::unique_ptr<engine::Session>> refs;
   std::vector<std::string> ref_paths;
@@ -215,6 +224,11 @@ int cmd_privacy(const std::vector<std::string>& args, const GlobalOptions& globa
   j["schema"] = "mlaudit.privacy/1";
   j["tool_version"] = MLAUDIT_VERSION;
   j["model"] = vm["model"].as<std::string>();
+  j["inputs"] = {{"model", datasets::file_provenance(vm["model"].as<std::string>())},
+                 {"members", datasets::file_provenance(vm["members"].as<std::string>())},
+                 {"non_members", datasets::file_provenance(vm["non-members"].as<std::string>())}};
+  for (const char* o : {"member-labels", "non-member-labels"})
+    if (vm.count(o)) j["inputs"][std::string(o) == "member-labels" ? "member_labels" : "non_member_labels"] = datasets::file_provenance(vm[o].as<std::string>());
   j["members"] = {{"file", vm["members"].as<std::string>()}, {"count", ym.size()}};
   j["non_members"] = {{"file", vm["non-members"].as<std::string>()}, {"count", yn.size()}};
   j["score_convention"] = "higher score means member; loss score is minus the cross-entropy";

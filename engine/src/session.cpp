@@ -222,7 +222,63 @@ Session::Session(Graph graph, const SessionOptions& opts) : graph_(std::move(gra
     case Device::Cpu:
       break;
   }
-  if (opts.logits_from_probabilities && output_is_probability_vector()) {
+  if (opts.binary_two_classes) {
+    ValueInfo& out = graph_.outputs[audited_];
+    const Shape& sh = out.shape;
+    const bool one_column = out.dtype == DType::Float32 && ((sh.size() == 2 && sh[1] == 1) || sh.size() == 1);
+    if (one_column) {
+      const std::string act = output_activation();
+      const bool probability = act == "Sigmoid" || act.find("LOGISTIC") != std::string::npos;
+      binary_of_ = out.name;
+      if (graph_.opset == 0) graph_.opset = 13;
+      auto add = [&](const std::string& op, std::vector<std::string> in, const std::string& name) {
+        Node n;
+        n.name = "mlaudit/binary_" + name;
+        n.op_type = op;
+        n.inputs = std::move(in);
+        n.outputs = {"mlaudit/" + name + "(" + binary_of_ + ")"};
+        n.since_version = op_since_version("", op, graph_.opset);
+        graph_.nodes.push_back(n);
+        return n.outputs[0];
+      };
+      std::string col = out.name;
+      if (sh.size() == 1) {  // [N] -> [N,1]
+        const std::string shape = "mlaudit/binary_column_shape";
+        graph_.initializers[shape] = Tensor(DType::Int64, {2});
+        graph_.initializers[shape].i64()[0] = 0;
+        graph_.initializers[shape].i64()[1] = 1;
+        col = add("Reshape", {col, shape}, "column");
+      }
+      std::string wide;
+      if (probability) {
+        // [1 - p, p] through a clamp, then its logarithm (softmax(log q) = q).
+        const std::string one = "mlaudit/one", tiny = "mlaudit/tiny", big = "mlaudit/max_float";
+        graph_.initializers[one] = Tensor::scalar(1.0f);
+        graph_.initializers[tiny] = Tensor::scalar(1e-30f);
+        graph_.initializers[big] = Tensor::scalar(std::numeric_limits<float>::max());
+        const std::string q = add("Sub", {one, col}, "one_minus");
+        const std::string both = add("Concat", {q, col}, "two_classes");
+        graph_.nodes.back().attributes["axis"] = Attribute::of_int(1);
+        std::string clamped = both;
+        if (graph_.opset >= 11) clamped = add("Clip", {both, tiny, big}, "clamped");
+        else {
+          clamped = add("Clip", {both}, "clamped");
+          graph_.nodes.back().attributes["min"] = Attribute::of_float(1e-30f);
+          graph_.nodes.back().attributes["max"] = Attribute::of_float(std::numeric_limits<float>::max());
+        }
+        wide = add("Log", {clamped}, "log");
+        log_of_ = binary_of_;
+      } else {
+        // [0, z]: class 0's logit is 0, so softmax gives [1 - sigmoid(z), sigmoid(z)].
+        const std::string zero = add("Sub", {col, col}, "zero");
+        wide = add("Concat", {zero, col}, "two_classes");
+        graph_.nodes.back().attributes["axis"] = Attribute::of_int(1);
+      }
+      out.name = wide;
+      out.shape = sh.size() == 2 ? Shape{sh[0], 2} : Shape{sh.empty() ? -1 : sh[0], 2};
+    }
+  }
+  if (opts.logits_from_probabilities && log_of_.empty() && output_is_probability_vector()) {
     // log p through a clamp: log 0 would be -inf for classes a tree never votes for.
     ValueInfo& out = graph_.outputs[audited_];
     log_of_ = out.name;

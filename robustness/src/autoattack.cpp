@@ -70,9 +70,8 @@ SubsetResult autoattack(const engine::Model& m, const engine::Tensor& x, const s
   return r;
 }
 
-std::vector<std::string> autoattack_warnings(const engine::Model& m, const engine::Tensor& x,
-                                             const std::vector<int64_t>& y, const AttackResult& r,
-                                             const AttackConfig& cfg) {
+std::vector<std::string> sanity_warnings(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
+                                         const AttackConfig& cfg, bool white_box, int64_t* classes) {
   std::vector<std::string> w;
   const int64_t n = std::min<int64_t>(x.dim(0), cfg.batch);
   engine::Tensor xs = x.slice_rows(0, n);
@@ -85,6 +84,7 @@ std::vector<std::string> autoattack_warnings(const engine::Model& m, const engin
     w.push_back(fmt::format("the model output is random (two passes differ by up to {:.3g}): use an EoT-based evaluation", maxdiff));
   // Softmax-looking output: rows in [0,1] summing to 1.
   const int64_t c = a.dim(1);
+  if (classes) *classes = c;
   bool probs = true;
   for (int64_t i = 0; i < n && probs; ++i) {
     double s = 0;
@@ -96,20 +96,32 @@ std::vector<std::string> autoattack_warnings(const engine::Model& m, const engin
     probs = probs && std::fabs(s - 1) < 1e-4;
   }
   if (probs) w.push_back("the model outputs look like probabilities (softmax); attacks expect logits");
+  if (white_box) {
+    // Zero gradients of the CE loss.
+    engine::Tensor g = loss_gradient(m, xs, Loss::CrossEntropy, ys, nullptr, nullptr, nullptr);
+    const int64_t d = sample_dim(xs);
+    int64_t zero = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      bool all0 = true;
+      for (int64_t k = 0; k < d && all0; ++k) all0 = g.f32()[i * d + k] == 0.f;
+      zero += all0;
+    }
+    if (zero > 0)
+      w.push_back(fmt::format("{} of {} points have a zero input gradient: gradient masking may make white-box attacks "
+                              "unreliable (try --attack square, which needs no gradient)",
+                              zero, n));
+  }
+  return w;
+}
+
+std::vector<std::string> autoattack_warnings(const engine::Model& m, const engine::Tensor& x,
+                                             const std::vector<int64_t>& y, const AttackResult& r,
+                                             const AttackConfig& cfg) {
+  int64_t c = 0;
+  std::vector<std::string> w = sanity_warnings(m, x, y, cfg, true, &c);
   if (!square_applicable(x, cfg.norm)) w.push_back("the L2 Square stage needs image inputs [N,C,H,W] (H,W >= 5) and was skipped");
   if (c < 4) w.push_back(fmt::format("the model has {} classes: APGD-T (targeted DLR) needs at least 4 and was skipped", c));
   if (c < 10) w.push_back(fmt::format("the model has {} classes: FAB-T tried the {} other classes as targets (AutoAttack uses 9)", c, c - 1));
-  // Zero gradients of the CE loss.
-  engine::Tensor g = loss_gradient(m, xs, Loss::CrossEntropy, ys, nullptr, nullptr, nullptr);
-  const int64_t d = sample_dim(xs);
-  int64_t zero = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    bool all0 = true;
-    for (int64_t k = 0; k < d && all0; ++k) all0 = g.f32()[i * d + k] == 0.f;
-    zero += all0;
-  }
-  if (zero > 0)
-    w.push_back(fmt::format("{} of {} points have a zero input gradient: gradient masking may make white-box attacks unreliable", zero, n));
   // Black-box beating white-box.
   const auto by_square = std::count(r.stage.begin(), r.stage.end(), std::string("square"));
   if (by_square > 0)

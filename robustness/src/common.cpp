@@ -234,7 +234,25 @@ AttackResult run_attack(const std::string& name, const engine::Model& model, con
   engine::Tensor adv_logits = detail::forward_batched(model, r.adversarial, cfg.batch);
   r.adv_prediction.resize(size_t(n));
   for (int64_t i = 0; i < n; ++i) r.adv_prediction[size_t(i)] = detail::row_argmax(adv_logits, i);
-  if (name == "autoattack") r.warnings = detail::autoattack_warnings(model, x, y, r, cfg);
+  r.warnings = name == "autoattack" ? detail::autoattack_warnings(model, x, y, r, cfg)
+                                     : detail::sanity_warnings(model, x, y, cfg, name != "square");
+  // Carlini et al. 2019 ("On Evaluating Adversarial Robustness", sec. 5.2): an L-inf ball that
+  // covers the whole domain (L2: its diagonal) contains every input, so an attack must break
+  // every point whose label the model does not predict everywhere; survivors point at a failing attack.
+  const double width = cfg.clip_max - cfg.clip_min;
+  const double diameter = cfg.norm == Norm::Linf ? width : width * std::sqrt(double(d));
+  if (!minimal && cfg.eps >= diameter) {
+    int64_t survived = 0, correct = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      correct += r.clean_correct[size_t(i)];
+      survived += r.clean_correct[size_t(i)] && !r.success[size_t(i)];
+    }
+    if (survived > 0)
+      r.warnings.push_back(fmt::format(
+          "eps {} ({}) covers the whole input domain [{}, {}], yet {} of {} correctly classified points resisted: unless the "
+          "model predicts their label everywhere, the attack is failing (gradient masking?); try --attack square",
+          cfg.eps, norm_name(cfg.norm), cfg.clip_min, cfg.clip_max, survived, correct));
+  }
   return r;
 }
 

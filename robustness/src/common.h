@@ -89,7 +89,12 @@ namespace mlaudit::robustness::detail {
 /// AutoAttack "standard" (Croce & Hein 2020): APGD-CE, APGD-T, FAB-T, Square; each stage on still-robust rows.
 SubsetResult autoattack(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
                         const AttackConfig& cfg, std::mt19937_64& rng);
-/// AutoAttack's sanity checks (checks.py): random-looking or softmax-looking outputs,
+/// The checks every attack runs (AutoAttack's checks.py): a random model (two passes differ),
+/// softmax-looking outputs, and, for white-box attacks, points whose CE input gradient is
+/// exactly zero (gradient masking). `classes` receives the model's class count.
+std::vector<std::string> sanity_warnings(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
+                                         const AttackConfig& cfg, bool white_box, int64_t* classes = nullptr);
+/// AutoAttack's sanity checks (checks.py): sanity_warnings plus its own stages' limits,
 /// zero gradients, and the black-box stage beating the white-box ones.
 std::vector<std::string> autoattack_warnings(const engine::Model& m, const engine::Tensor& x,
                                              const std::vector<int64_t>& y, const AttackResult& r,

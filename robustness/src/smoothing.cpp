@@ -219,7 +219,7 @@ std::vector<double> certified_accuracy(const std::vector<CertifyRecord>& records
   std::vector<double> acc;
   for (double r : radii) {
     size_t k = 0;
-    for (const auto& rec : records) k += rec.correct && rec.radius >= r;
+    for (const auto& rec : records) k += rec.correct && rec.prediction >= 0 && rec.radius >= r;  // an abstention is never correct
     acc.push_back(records.empty() ? 0.0 : double(k) / records.size());
   }
   return acc;

@@ -430,3 +430,45 @@ TEST_CASE("robustness: attack input errors name the problem", "[robustness][erro
   CHECK_THROWS_WITH(robustness::run_attack("pgd", m, engine::Tensor::full({4}, 0.5f), {0, 0, 0, 0}, AttackConfig{}),
                     Catch::Contains("batch axis"));
 }
+
+TEST_CASE("robustness: every white-box attack warns about gradient masking and a ball that covers the domain",
+          "[robustness][masking]") {
+  // Saturated logits: z = +-1000 (x0 - 0.3). At x0 = 0.9 the margin is 1200, softmax is exactly
+  // one-hot in float32 and the CE input gradient is exactly zero, so gradient steps never move;
+  // yet at eps 5 the L-inf ball covers [0, 1]^4, which holds class-1 points (x0 < 0.3).
+  test::LinearModel m({1, 4}, 2, {1000.f, 0, 0, 0, -1000.f, 0, 0, 0}, {-300.f, 300.f});
+  engine::Tensor x = engine::Tensor::full({3, 4}, 0.9f);
+  for (const std::string attack : {"fgsm", "pgd", "apgd-ce", "deepfool"}) {  // (DLR needs 3 classes)
+    AttackConfig cfg;
+    cfg.eps = 5;
+    cfg.steps = 5;
+    auto r = robustness::run_attack(attack, m, x, {0, 0, 0}, cfg);
+    std::string all;
+    for (auto& w : r.warnings) all += w + "\n";
+    INFO(attack << ": robust accuracy " << r.robust_accuracy() << "\n" << all);
+    CHECK_THAT(all, Catch::Contains("3 of 3 points have a zero input gradient"));
+    if (attack == "fgsm") CHECK(r.robust_accuracy() == 1.0);  // a zero gradient step never moves: masked
+    if (r.robust_accuracy() > 0) CHECK_THAT(all, Catch::Contains("covers the whole input domain [0, 1], yet"));
+  }
+  // Square needs no gradient: no zero-gradient warning, and it breaks the points.
+  AttackConfig cfg;
+  cfg.eps = 5;
+  cfg.queries = 200;
+  auto sq = robustness::run_attack("square", m, x, {0, 0, 0}, cfg);
+  for (auto& w : sq.warnings) CHECK_THAT(w, !Catch::Contains("zero input gradient"));
+  CHECK(sq.robust_accuracy() == 0.0);
+  // The softmax-output warning is not AutoAttack's alone.
+  test::ConstantModel probs(4, {0.1f, 0.2f, 0.3f, 0.4f});
+  AttackConfig pc;
+  pc.eps = 0.1;
+  pc.steps = 3;
+  std::string pall;
+  for (auto& w : robustness::run_attack("pgd", probs, engine::Tensor::full({3, 4}, 0.5f), {3, 3, 3}, pc).warnings) pall += w;
+  CHECK_THAT(pall, Catch::Contains("look like probabilities"));
+  // A healthy model at a small eps: no warnings at all.
+  test::LinearModel healthy({1, 4}, 2, {1.f, 0, 0, 0, -1.f, 0, 0, 0}, {-0.3f, 0.3f});
+  AttackConfig small;
+  small.eps = 0.05;
+  small.steps = 5;
+  CHECK(robustness::run_attack("pgd", healthy, x, {0, 0, 0}, small).warnings.empty());
+}

@@ -53,7 +53,7 @@ TEST_CASE("robustness: attack, certify and corrupt print --help and reject bad o
   CHECK_THAT(r.output, Catch::Contains("missing.npy"));
   r = test::run_cli("attack " + cnn_args() + " --eps 0.1 --clip-max 0.5 --out " + dir + "/r.json");
   CHECK(r.exit_code == 2);
-  CHECK_THAT(r.output, Catch::Contains("outside the domain"));
+  CHECK_THAT(r.output, Catch::Contains("outside the input domain [0, 0.5]"));
   r = test::run_cli("certify " + cnn_args() + " --sigma -1 --out " + dir + "/c.json");
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.output, Catch::Contains("--sigma must be > 0"));

@@ -32,6 +32,12 @@ struct SessionOptions {
   /// logarithm instead: a Clip(p, 1e-30) -> Log pair is appended, so every command that
   /// assumes logits gets valid ones (softmax(log p) = p; cross-entropy and margins unchanged).
   bool logits_from_probabilities = false;
+  /// When the audited output has one column ([N,1] or [N]: a binary classifier's single
+  /// logit z or probability p = sigmoid(z)), audit two classes instead: [0, z] for a logit
+  /// (softmax gives [1 - sigmoid(z), sigmoid(z)]) and [log(1 - p), log p] for a probability
+  /// (recognised by a Sigmoid or a LOGISTIC post-transform as its maker). Class 1 is the
+  /// positive class, as in PyTorch's BCEWithLogitsLoss and scikit-learn's predict_proba[:, 1].
+  bool binary_two_classes = false;
 };
 
 /// Set the number of worker threads used by engine kernels (0 = all cores).
@@ -75,6 +81,8 @@ class Session : public Model {
   /// The name of the output the model itself produced when SessionOptions::
   /// logits_from_probabilities replaced it by its logarithm, else "".
   const std::string& log_of_output() const { return log_of_; }
+  /// The one-column output that SessionOptions::binary_two_classes widened to two classes, else "".
+  const std::string& binary_of_output() const { return binary_of_; }
   /// Nodes that stop input gradients to the audited output (see non_differentiable_nodes); empty
   /// when gradients flow. gradient() and input_gradient() refuse such a model.
   const std::vector<const Node*>& gradient_blockers() const { return gradient_blockers_; }
@@ -112,6 +120,7 @@ class Session : public Model {
   std::unique_ptr<DenseChain> chain_;      ///< fused CPU forward when the graph is a dense chain
   std::vector<const Node*> gradient_blockers_;
   std::string log_of_;
+  std::string binary_of_;
   size_t audited_ = 0;
 };
 

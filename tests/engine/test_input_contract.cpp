@@ -1,0 +1,221 @@
+// One input contract for every command (issue #18): the same bad input -> exit 2 with the same
+// message from every command that reads it (datasets/validate.h), results that carry their
+// provenance (SHA-256 of model and data) and their sample count with a 95 % Clopper-Pearson
+// interval, and binary classifiers with one output column audited as two classes.
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "mlaudit/datasets/io.h"
+#include "mlaudit/datasets/npy.h"
+#include "mlaudit/engine/session.h"
+#include "test_util.h"
+
+using namespace mlaudit;
+using nlohmann::json;
+
+namespace {
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+json read_json(const std::string& path) { return json::parse(datasets::read_file(path)); }
+
+const std::string kCnn = test::source_path("models/fmnist_cnn.onnx");
+
+struct Fixture {
+  std::string dir, x, y, x_nan, x_out, y_neg, y_big, y_short;
+};
+
+// 20 Fashion-MNIST rows of the demo set and their labels, and one bad variant of each.
+Fixture make_fixture() {
+  Fixture f;
+  f.dir = test::temp_dir("contract");
+  engine::Tensor x = datasets::read_npy_float(test::source_path("datasets/demo/fmnist_x.npy")).slice_rows(0, 20);
+  std::vector<int64_t> y = datasets::read_npy_labels(test::source_path("datasets/demo/fmnist_y.npy")).to_int64s();
+  y.resize(20);
+  f.x = f.dir + "/x.npy";
+  f.y = f.dir + "/y.npy";
+  datasets::write_npy(f.x, x);
+  datasets::write_npy(f.y, engine::Tensor::from_ints({20}, y));
+  engine::Tensor nan = x.clone();
+  nan.f32()[3 * 784 + 17] = std::nanf("");
+  f.x_nan = f.dir + "/x_nan.npy";
+  datasets::write_npy(f.x_nan, nan);
+  engine::Tensor out = x.clone();
+  out.f32()[2 * 784 + 5] = 1.5f;
+  f.x_out = f.dir + "/x_out.npy";
+  datasets::write_npy(f.x_out, out);
+  f.y_neg = f.dir + "/y_neg.npy";  // every label -1 (abstention-like)
+  datasets::write_npy(f.y_neg, engine::Tensor::from_ints({20}, std::vector<int64_t>(20, -1)));
+  std::vector<int64_t> big;
+  for (int64_t i = 0; i < 20; ++i) big.push_back(5 + i % 10);  // 5..14 on a 10-class model
+  f.y_big = f.dir + "/y_big.npy";
+  datasets::write_npy(f.y_big, engine::Tensor::from_ints({20}, big));
+  f.y_short = f.dir + "/y_short.npy";
+  datasets::write_npy(f.y_short, engine::Tensor::from_ints({19}, std::vector<int64_t>(y.begin(), y.begin() + 19)));
+  return f;
+}
+
+// Each labelled command with data X and labels Y ({x}, {y}, {dir} placeholders).
+struct Cmd {
+  std::string name, args;
+};
+std::vector<Cmd> labelled_commands() {
+  return {{"attack", "attack --model {m} --data {x} --labels {y} --attack fgsm --eps 0.01 --out {dir}/a.json"},
+          {"certify", "certify --model {m} --data {x} --labels {y} --sigma 0.25 --n0 10 --n 20 --out {dir}/c.json"},
+          {"corrupt", "corrupt --model {m} --data {x} --labels {y} --corruptions gaussian_noise --severities 1 --out {dir}/k.json"},
+          {"explain", "explain --model {m} --data {x} --labels {y} --method gradient --target label --out {dir}/e.npy"},
+          {"privacy", "privacy --model {m} --members {x} --member-labels {y} --non-members {x} --non-member-labels {y} "
+                      "--attacks loss --out {dir}/p.json"}};
+}
+
+std::string fill(const std::string& t, const std::string& x, const std::string& y, const std::string& dir) {
+  return fmt::format(fmt::runtime(t), fmt::arg("m", kCnn), fmt::arg("x", x), fmt::arg("y", y), fmt::arg("dir", dir));
+}
+
+}  // namespace
+
+TEST_CASE("input contract: every labelled command refuses labels the model cannot have, with one message",
+          "[cli][contract]") {
+  const Fixture f = make_fixture();
+  for (const auto& c : labelled_commands()) {
+    // A clean run first: the command itself works on these inputs.
+    auto ok = test::run_cli(fill(c.args, f.x, f.y, f.dir));
+    INFO(c.name << ": " << ok.output);
+    REQUIRE(ok.exit_code == 0);
+    auto neg = test::run_cli(fill(c.args, f.x, f.y_neg, f.dir));
+    INFO(neg.output);
+    CHECK(neg.exit_code == 2);
+    CHECK(contains(neg.output, "label -1 at row 0 is outside [0, 10): labels range over [-1, -1] but the model has 10 "
+                               "output classes"));
+    auto big = test::run_cli(fill(c.args, f.x, f.y_big, f.dir));
+    INFO(big.output);
+    CHECK(big.exit_code == 2);
+    CHECK(contains(big.output, "label 10 at row 5 is outside [0, 10): labels range over [5, 14]"));
+    auto nan = test::run_cli(fill(c.args, f.x_nan, f.y, f.dir));
+    INFO(nan.output);
+    CHECK(nan.exit_code == 2);
+    CHECK(contains(nan.output, "row 3 (element 17 of the row) is NaN (data must be finite)"));
+    if (c.name != "privacy") {  // privacy pairs files itself (members vs labels), checked below
+      auto shorter = test::run_cli(fill(c.args, f.x, f.y_short, f.dir));
+      INFO(shorter.output);
+      CHECK(shorter.exit_code == 2);
+      CHECK(contains(shorter.output, "19"));
+    }
+  }
+}
+
+TEST_CASE("input contract: data outside the input domain is refused by attack and backdoor, accepted where no domain applies",
+          "[cli][contract]") {
+  const Fixture f = make_fixture();
+  auto a = test::run_cli(fmt::format("attack --model {} --data {} --labels {} --attack fgsm --eps 0.01 --out {}/a.json", kCnn,
+                                     f.x_out, f.y, f.dir));
+  INFO(a.output);
+  CHECK(a.exit_code == 2);
+  CHECK(contains(a.output, "row 2 (element 5 of the row) is 1.5, outside the input domain [0, 1] (data range [0, 1.5])"));
+  CHECK(contains(a.output, "--clip-min/--clip-max"));
+  // The same data inside a wider domain the user states is accepted.
+  auto wide = test::run_cli(fmt::format("attack --model {} --data {} --labels {} --attack fgsm --eps 0.01 --clip-max 2 "
+                                        "--out {}/a.json",
+                                        kCnn, f.x_out, f.y, f.dir));
+  INFO(wide.output);
+  CHECK(wide.exit_code == 0);
+  CHECK(read_json(f.dir + "/a.json")["domain"] == json::array({0.0, 2.0}));
+  auto b = test::run_cli(fmt::format("backdoor --model {} --clean {} --out {}/b.json", kCnn, f.x_out, f.dir));
+  INFO(b.output);
+  CHECK(b.exit_code == 2);
+  CHECK(contains(b.output, "outside the input domain [0, 1]"));
+  // Image corruptions are defined on [0, 1] pixels.
+  auto k = test::run_cli(fmt::format("corrupt --model {} --data {} --labels {} --corruptions gaussian_noise --severities 1 "
+                                     "--out {}/k.json",
+                                     kCnn, f.x_out, f.y, f.dir));
+  CHECK(k.exit_code == 2);
+  CHECK(contains(k.output, "outside the input domain [0, 1]"));
+}
+
+TEST_CASE("input contract: results carry the SHA-256 of their inputs and accuracies carry n and a 95% Clopper-Pearson interval",
+          "[cli][contract]") {
+  const Fixture f = make_fixture();
+  auto a = test::run_cli(fmt::format("attack --model {} --data {} --labels {} --attack fgsm --eps 0.01,0.1 --out {}/a.json",
+                                     kCnn, f.x, f.y, f.dir));
+  INFO(a.output);
+  REQUIRE(a.exit_code == 0);
+  json j = read_json(f.dir + "/a.json");
+  CHECK(j["inputs"]["model"]["sha256"] == datasets::sha256_file(kCnn));
+  CHECK(j["inputs"]["data"]["sha256"] == datasets::sha256_file(f.x));
+  CHECK(j["inputs"]["labels"]["sha256"] == datasets::sha256_file(f.y));
+  for (const auto& e : j["by_eps"]) {
+    const json& ci = e["robust_accuracy_ci"];
+    CHECK(ci["n"] == 20);
+    CHECK(double(ci["k"]) / 20.0 == Approx(e["robust_accuracy"].get<double>()));
+    CHECK(ci["lower"].get<double>() <= e["robust_accuracy"].get<double>());
+    CHECK(ci["upper"].get<double>() >= e["robust_accuracy"].get<double>());
+    CHECK(ci["method"] == "Clopper-Pearson");
+  }
+  CHECK(j["clean_accuracy_ci"]["n"] == 20);
+  auto c = test::run_cli(fmt::format("certify --model {} --data {} --labels {} --sigma 0.25 --n0 10 --n 50 --out {}/c.json",
+                                     kCnn, f.x, f.y, f.dir));
+  REQUIRE(c.exit_code == 0);
+  json cj = read_json(f.dir + "/c.json");
+  CHECK(cj["inputs"]["model"]["sha256"] == datasets::sha256_file(kCnn));
+  for (const auto& e : cj["certified_accuracy"]) {
+    CHECK(e["accuracy_ci"]["n"] == 20);
+    CHECK(double(e["accuracy_ci"]["k"]) / 20.0 == Approx(e["accuracy"].get<double>()));
+  }
+}
+
+TEST_CASE("input contract: a binary classifier with one output column is audited as two classes", "[cli][contract][binary]") {
+  // tools/export_binary_models.py: PyTorch Linear(16, 1) heads, with and without a Sigmoid;
+  // z and p are onnxruntime's outputs.
+  const std::string dir = test::source_path("tests/fixtures/binary");
+  engine::Tensor x = datasets::read_npy_float(dir + "/x.npy");
+  engine::Tensor z = datasets::read_npy_float(dir + "/z.npy"), p = datasets::read_npy_float(dir + "/p.npy");
+  engine::SessionOptions opts;
+  opts.binary_two_classes = true;
+  auto logit = engine::Session::load(dir + "/logit.onnx", opts);
+  CHECK(logit->binary_of_output() == "score");
+  engine::Tensor two = logit->forward(x);
+  REQUIRE(two.shape() == engine::Shape{64, 2});
+  for (int64_t i = 0; i < 64; ++i) {
+    CHECK(two.f32()[2 * i] == 0.0f);  // class 0's logit
+    // float32 engine vs onnxruntime on a 2-layer MLP: a few ulps of |z| <= 2.
+    CHECK(test::close(two.f32()[2 * i + 1], z.f32()[i], 1e-5, 1e-5));
+  }
+  auto sig = engine::Session::load(dir + "/sigmoid.onnx", opts);
+  CHECK(sig->log_of_output() == "score");
+  engine::Tensor lp = sig->forward(x);
+  REQUIRE(lp.shape() == engine::Shape{64, 2});
+  for (int64_t i = 0; i < 64; ++i) {
+    CHECK(test::close(std::exp(lp.f32()[2 * i + 1]), p.f32()[i], 1e-5, 1e-6));
+    CHECK(test::close(std::exp(lp.f32()[2 * i]), 1 - p.f32()[i], 1e-4, 1e-6));
+  }
+  // Without the option a session keeps the model's own output.
+  CHECK(engine::Session::load(dir + "/logit.onnx")->forward(x).shape() == engine::Shape{64, 1});
+  // Through the commands: labels 0/1 are the model's classes; the logit and the sigmoid models,
+  // the same network, get the same robust accuracies.
+  const std::string t = test::temp_dir("binary");
+  double acc[2][2];
+  int k = 0;
+  for (const char* m : {"logit.onnx", "sigmoid.onnx"}) {
+    auto r = test::run_cli(fmt::format("attack --model {0}/{1} --data {0}/x.npy --labels {0}/y.npy --attack pgd --eps 0.05,0.1 "
+                                       "--out {2}/a.json",
+                                       dir, m, t));
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    CHECK(contains(r.output, "has one column"));
+    json j = read_json(t + "/a.json");
+    CHECK(j["clean_accuracy"] == 1.0);
+    acc[k][0] = j["by_eps"][0]["robust_accuracy"];
+    acc[k][1] = j["by_eps"][1]["robust_accuracy"];
+    ++k;
+  }
+  CHECK(acc[0][0] == acc[1][0]);
+  CHECK(acc[0][1] == acc[1][1]);
+  CHECK(acc[0][1] < 1.0);
+  auto bad = test::run_cli(fmt::format("certify --model {0}/logit.onnx --data {0}/x.npy --labels {0}/z.npy --sigma 0.1 --n 20 "
+                                       "--out {1}/c.json",
+                                       dir, t));
+  CHECK(bad.exit_code == 2);  // z holds non-integer scores, not labels
+}
