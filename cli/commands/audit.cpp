@@ -21,6 +21,15 @@
 #include "mlaudit/robustness/attacks.h"
 #include "mlaudit/robustness/corruptions.h"
 #endif
+#ifdef MLAUDIT_HAVE_explain
+#include "mlaudit/explain/attribution.h"
+#endif
+#ifdef MLAUDIT_HAVE_verify
+#include "mlaudit/verify/verify.h"
+#endif
+#ifdef MLAUDIT_HAVE_fairness
+#include "mlaudit/fairness/metrics.h"
+#endif
 
 namespace mlaudit::cli {
 namespace {
@@ -78,16 +87,13 @@ reports::SectionVocabulary section_vocabulary() {
   v.tabular_corruptions = robustness::tabular_corruptions();
 #endif
 #ifdef MLAUDIT_HAVE_explain
-  // `mlaudit explain --method` (cli/commands/explain.cpp keeps this list inside the
-  // command; explain has no public table yet). tests/reports/test_cli.cpp "audit
-  // --check and explain agree on the methods" fails when the two drift apart.
-  v.explain_methods = {"gradient",  "saliency",      "input-x-gradient", "integrated-gradients", "deeplift",
-                       "smoothgrad", "smoothgrad-sq", "occlusion",        "kernel-shap",          "lime",
-                       "permutation"};
+  v.explain_methods = explain::method_names();  // `mlaudit explain --method`
 #endif
 #ifdef MLAUDIT_HAVE_verify
-  // `mlaudit verify --norm`: bound propagation proves L-infinity balls only (cli/commands/verify.cpp)
-  v.verify_norms = {"linf"};
+  v.verify_norms = verify::robustness_norms();  // `mlaudit verify --norm`
+#endif
+#ifdef MLAUDIT_HAVE_fairness
+  v.fairness_positive = fairness::positive_class_names();
 #endif
   return v;
 }

@@ -26,9 +26,11 @@ namespace {
 using engine::Tensor;
 using json = nlohmann::json;
 
-const char* kMethods =
-    "gradient, saliency, input-x-gradient, integrated-gradients, deeplift, smoothgrad, smoothgrad-sq, occlusion, "
-    "kernel-shap, lime, permutation";
+const std::string kMethods = [] {
+  std::string out;
+  for (const auto& m : explain::method_names()) out += (out.empty() ? "" : ", ") + m;
+  return out;
+}();
 
 std::vector<int64_t> parse_int_list(const std::string& option, const std::string& text) {
   std::vector<int64_t> out;
@@ -113,7 +115,7 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
       ("model", po::value<std::string>(), "ONNX model file")
       ("data", po::value<std::string>(), "inputs X.npy (batch first)")
       ("labels", po::value<std::string>(), "labels y.npy (needed by --target label and permutation)")
-      ("method", po::value<std::string>()->default_value("integrated-gradients"), kMethods)
+      ("method", po::value<std::string>()->default_value("integrated-gradients"), kMethods.c_str())
       ("target", po::value<std::string>()->default_value("predicted"), "label | predicted | K (output index)")
       ("output", po::value<std::string>()->default_value("logit"), "explain the raw output (logit) or softmax")
       ("out", po::value<std::string>(), "attributions .npy (input's shape; one sample's shape for permutation)")

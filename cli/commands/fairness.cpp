@@ -299,8 +299,9 @@ int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& glob
   std::string positive_origin = lt.positive == fairness::PositiveClass::Unfavorable ? format + " preset" : "default";
   if (vm.count("positive")) {
     const std::string v = vm["positive"].as<std::string>();
-    if (v == "favorable") positive = fairness::PositiveClass::Favorable;
-    else if (v == "unfavorable") positive = fairness::PositiveClass::Unfavorable;
+    const auto& names = fairness::positive_class_names();
+    if (v == names[0]) positive = fairness::PositiveClass::Favorable;
+    else if (v == names[1]) positive = fairness::PositiveClass::Unfavorable;
     else throw fairness_error(fmt::format("--positive '{}' is not favorable or unfavorable", v));
     positive_origin = "--positive";
   }

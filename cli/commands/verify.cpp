@@ -222,7 +222,8 @@ int run_data(const po::variables_map& vm, const GlobalOptions& g) {
   if (!vm.count("eps")) throw InputError("verify", "--data needs --eps");
   if (!vm.count("out")) throw InputError("verify", "--data needs --out V.json");
   std::string norm = vm["norm"].as<std::string>();
-  if (norm != "linf") throw InputError("verify", "--norm: only linf is supported, got '" + norm + "'");
+  if (std::find(verify::robustness_norms().begin(), verify::robustness_norms().end(), norm) == verify::robustness_norms().end())
+    throw InputError("verify", "--norm: only linf is supported, got '" + norm + "'");
   bool quiet = g.quiet || vm.count("quiet");
   verify::RobustnessOptions ro;
   ro.eps = parse_double_list("--eps", vm["eps"].as<std::string>());

@@ -12,6 +12,14 @@
 
 namespace mlaudit::explain {
 
+const std::vector<std::string>& method_names() {
+  static const std::vector<std::string> names = {"gradient",   "saliency",      "input-x-gradient", "integrated-gradients",
+                                                 "deeplift",   "smoothgrad",    "smoothgrad-sq",    "occlusion",
+                                                 "kernel-shap", "lime",         "permutation"};
+  return names;
+}
+
+
 namespace detail {
 void check_batch(const Tensor& x, const char* what) {
   if (x.empty() || x.rank() < 2 || x.shape()[0] < 1)

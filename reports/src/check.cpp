@@ -413,6 +413,17 @@ CheckSummary check_audit(const AuditConfig& cfg, const SectionVocabulary& vocab,
           fail_at(cfg, s.mark_of("method"), fmt::format("'{}' needs 'background' (an .npy of reference rows) for method '{}'", key, method));
         break;
       }
+      case SectionKind::Fairness: {
+        if (s.params.contains("positive") && s.params["positive"].is_string() && !vocab.fairness_positive.empty() &&
+            !contains(vocab.fairness_positive, s.params["positive"].get<std::string>())) {
+          std::string t;
+          for (const auto& n : vocab.fairness_positive) t += (t.empty() ? "" : " or ") + n;
+          fail_at(cfg, s.mark_of("positive"), fmt::format("'positive' cannot be '{}': mlaudit fairness counts {} outcomes "
+                                                          "as positive",
+                                                          s.params["positive"].get<std::string>(), t));
+        }
+        break;
+      }
       case SectionKind::Verification: {
         const std::string norm = s.params.value("norm", "linf");
         if (s.params.value("mode", "robustness") == "robustness" && !vocab.verify_norms.empty() && !contains(vocab.verify_norms, norm))

@@ -128,7 +128,11 @@ const std::map<SectionKind, std::vector<KeySpec>>& section_keys() {
       {SectionKind::Fairness,
        {{"protected", T::StrList, false}, {"counterfactual", T::Bool, false}, {"bootstrap", T::Int, false},
         {"ci", T::Num, false}, {"reference", T::Str, false}, {"min_group_size", T::Int, false},
-        {"threshold", T::Num, false}, {"seed", T::Int, false}}},
+        {"threshold", T::Num, false}, {"seed", T::Int, false},
+        // numeric protected columns: bins ('age:25,45;income:q4'), else refused past max_numeric_groups values
+        {"bins", T::Str, false}, {"max_numeric_groups", T::Int, false},
+        // the label's favourable value, the model's favourable class, the class error rates call positive
+        {"favorable_label", T::Str, false}, {"favorable_class", T::Int, false}, {"positive", T::Str, false}}},
       {SectionKind::Explanations,
        {{"method", T::Str, false}, {"methods", T::StrList, false}, {"steps", T::Int, false},
         {"target", T::Str, false}, {"baseline", T::Str, false}, {"background", T::Path, false},

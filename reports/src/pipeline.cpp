@@ -245,6 +245,11 @@ SectionCommand section_command(const SectionSpec& s, const AuditConfig& cfg, con
       pass("reference", "reference");
       pass("min_group_size", "min-group-size");
       pass("threshold", "threshold");
+      pass("bins", "bins");
+      pass("max_numeric_groups", "max-numeric-groups");
+      pass("favorable_label", "favorable-label");
+      pass("favorable_class", "favorable-class");
+      pass("positive", "positive");
       seed();
       break;
     }

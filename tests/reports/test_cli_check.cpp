@@ -197,7 +197,7 @@ TEST_CASE("audit --check: --diff and --out are probed too", "[reports][cli][chec
 }
 
 TEST_CASE("audit --check and mlaudit explain agree on the methods", "[reports][cli][check]") {
-  // explain keeps its method list inside the command; the audit's copy must not drift.
+  // Both read explain::method_names(); this keeps the CLI message and the check in step.
   auto ex = test::run_cli("explain --model x.onnx --data x.npy --json x.json --method no-such-method");
   REQUIRE(ex.exit_code == 2);
   auto methods_of = [](const std::string& text, const std::string& after) {
@@ -333,4 +333,27 @@ TEST_CASE("import: a matching result is hashed in the manifest and marked import
   // a mismatched attack is refused: the file is an apgd-ce run, the section asks for fgsm
   std::string wrong = base_config() + "sections:\n  robustness:\n    - {model: cnn, data: fmnist, attack: fgsm, eps: [0.01], result: " + result + "}\n";
   expect_refused(check(dir, wrong), where(dir, wrong, "result: ", result), {"was made with attack 'apgd-ce', but the section asks for attack 'fgsm'"});
+}
+
+TEST_CASE("audit: fairness sections pass bins and the positive class; --check refuses an unknown positive class",
+          "[reports][cli][check][fairness]") {
+  const std::string dir = test::temp_dir("check-fair");
+  std::string bad = base_config() + "sections:\n  fairness:\n    - {model: credit, data: table, positive: worst}\n";
+  expect_refused(check(dir, bad), where(dir, bad, "positive: worst", "worst"),
+                 {"'positive' cannot be 'worst'", "favorable or unfavorable"});
+  // age has many distinct values: refused by the fairness command unless binned, so the
+  // audit passes `bins` through (and `positive`, `favorable_label`).
+  std::string yaml = base_config() +
+                     "sections:\n  fairness:\n    - {model: credit, data: table, protected: [age], bins: 'age:30,50', "
+                     "positive: unfavorable, favorable_label: 1}\n";
+  test::write_text(dir + "/audit.yaml", yaml);
+  auto r = test::run_cli("audit --config " + dir + "/audit.yaml --out " + dir + "/out");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  json f = json::parse(test::read_text(dir + "/out/sections/fairness-credit.json"));
+  CHECK(f["settings"]["positive"] == "unfavorable");
+  bool binned = false;
+  for (const auto& a : f["data"]["attributes"])
+    if (a["name"] == "age") binned = a["kind"] == "binned" && a["bins"]["edges"] == json::array({30.0, 50.0});
+  CHECK(binned);
 }

@@ -29,6 +29,9 @@ struct Target {
   Kind kind = Kind::Predicted;
   int64_t index = 0;
 };
+/// The attribution methods `mlaudit explain --method` runs, in the order its help lists them
+/// (the table `audit --check` validates a section's `method:` against).
+const std::vector<std::string>& method_names();
 /// Parse "label", "predicted" or a non-negative integer K; throws InputError otherwise.
 Target parse_target(const std::string& text);
 /// One output index per row of x; `labels` (int64 [N]) is required for Kind::Label.

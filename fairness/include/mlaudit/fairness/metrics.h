@@ -24,6 +24,11 @@ enum class PositiveClass {
   Favorable,    ///< Fairlearn's pos_label = the favourable value (default)
   Unfavorable,  ///< e.g. ProPublica on COMPAS: recidivism and "higher risk" are positive
 };
+/// The names `mlaudit fairness --positive` (and the audit's `positive:`) accept, in enum order.
+inline const std::vector<std::string>& positive_class_names() {
+  static const std::vector<std::string> names = {"favorable", "unfavorable"};
+  return names;
+}
 
 /// Binarised outcomes of a classifier on a table.
 struct Decisions {

@@ -25,6 +25,7 @@ struct SectionVocabulary {
   std::vector<std::string> tabular_corruptions;  ///< `mlaudit corrupt` on [N,F] (robustness::tabular_corruptions())
   std::vector<std::string> explain_methods;      ///< `mlaudit explain --method`
   std::vector<std::string> verify_norms;         ///< `mlaudit verify --norm`
+  std::vector<std::string> fairness_positive;    ///< `mlaudit fairness --positive` (fairness::positive_class_names())
 };
 
 /// Command-line paths the dry run probes besides the config.

@@ -10,6 +10,14 @@
 
 namespace mlaudit::verify {
 
+/// The norms `mlaudit verify --norm` proves local robustness for: bound propagation and the
+/// box/LP relaxations bound L-infinity balls only (the table `audit --check` validates against).
+inline const std::vector<std::string>& robustness_norms() {
+  static const std::vector<std::string> norms = {"linf"};
+  return norms;
+}
+
+
 /// VNN-COMP result file text: the verdict line, and for `sat` the assignment
 /// "((X_0 v)\n ... (Y_0 v))".
 std::string vnncomp_result_text(const VerifyResult& r);
