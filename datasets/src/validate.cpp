@@ -51,7 +51,7 @@ void check_finite(const std::string& where, const engine::Tensor& x) {
                                                      std::isnan(d[i]) ? "NaN" : (d[i] > 0 ? "+Inf" : "-Inf")));
 }
 
-void check_in_domain(const std::string& where, const engine::Tensor& x, double lo, double hi) {
+void check_in_domain(const std::string& where, const engine::Tensor& x, double lo, double hi, const std::string& hint) {
   check_finite(where, x);
   if (x.dtype() != engine::DType::Float32 || x.numel() == 0) return;
   const float* d = x.f32();
@@ -63,9 +63,8 @@ void check_in_domain(const std::string& where, const engine::Tensor& x, double l
   const int64_t bad =
       std::find_if(d, d + n, [lo, hi, tol](float v) { return double(v) < lo - tol || double(v) > hi + tol; }) - d;
   throw InputError(module_of(where),
-                   fmt::format("{}: {} is {}, outside the input domain [{}, {}] (data range [{}, {}]); "
-                               "set --clip-min/--clip-max to the domain the model's inputs live in",
-                               rest_of(where), row_of(x, bad), d[bad], lo, hi, *mn, *mx));
+                   fmt::format("{}: {} is {}, outside the input domain [{}, {}] (data range [{}, {}]); {}", rest_of(where),
+                               row_of(x, bad), d[bad], lo, hi, *mn, *mx, hint));
 }
 
 Proportion clopper_pearson(int64_t k, int64_t n, double confidence) {

@@ -355,6 +355,38 @@ CheckSummary check_audit(const AuditConfig& cfg, const SectionVocabulary& vocab,
                                first_rows(set_data.labels, s), model.classes);
     };
     if (ds && data && !s.params.contains("result")) check_set(*ds, *data, s.mark_of("data"));
+    // attack and verify bound their search by the data set's domain ([0, 1] when none is given)
+    // and refuse inputs outside it: read the rows the section uses (data sets up to 512 MiB).
+    const bool bounded = s.kind == SectionKind::Robustness ||
+                         (s.kind == SectionKind::Verification && s.params.value("mode", "robustness") == "robustness");
+    std::error_code size_error;
+    if (bounded && ds && data && !s.params.contains("result") &&
+        fs::file_size(ds->data, size_error) <= (uint64_t(512) << 20) && !size_error) {
+      engine::Tensor x = datasets::read_npy_float(ds->data);
+      const int64_t rows = int64_t(first_rows(data->labels, s).size());
+      if (rows < x.dim(0)) x = x.slice_rows(0, rows);
+      double lo = ds->domain ? ds->domain->first : 0.0, hi = ds->domain ? ds->domain->second : 1.0;
+      // flags passed verbatim through `args` come last on the command line, so they win
+      const json args = s.params.value("args", json::array());
+      for (size_t k = 0; k < args.size(); ++k) {
+        const std::string a = args[k].is_string() ? args[k].get<std::string>() : "";
+        for (auto [flag, bound] : {std::pair{std::string("--clip-min"), &lo}, std::pair{std::string("--clip-max"), &hi}}) {
+          std::string value;
+          if (a == flag && k + 1 < args.size() && args[k + 1].is_string()) value = args[k + 1].get<std::string>();
+          else if (a.rfind(flag + "=", 0) == 0) value = a.substr(flag.size() + 1);
+          if (value.empty()) continue;
+          try {
+            *bound = std::stod(value);
+          } catch (...) {
+          }
+        }
+      }
+      datasets::check_in_domain(
+          fmt::format("audit: {}: section '{}': data set '{}' ({})", cfg.where(s.mark_of("data")), s.id, ds->id, ds->data), x, lo,
+          hi,
+          ds->domain ? "widen the data set's 'domain: [min, max]'"
+                     : "attack and verify search [0, 1] unless the data set gives 'domain: [min, max]' (.inf for an open side)");
+    }
     if (s.kind == SectionKind::Privacy && !s.params.contains("result"))
       for (const char* key : {"members", "non_members"}) {
         const DatasetSpec* set = cfg.dataset(s.params[key].get<std::string>());

@@ -398,10 +398,19 @@ class Parser {
         }
       }
       if (m.count("domain")) {
-        auto dom = typed(m["domain"], {"domain", T::NumList, false});
-        if (dom.size() != 2 || dom[0].get<double>() >= dom[1].get<double>())
-          fail(m["domain"].Mark(), "'domain' must be [min, max] with min < max");
-        d.domain = std::make_pair(dom[0].get<double>(), dom[1].get<double>());
+        // [min, max] of every input element, the --clip-min/--clip-max of attack and verify (both
+        // default to [0, 1] without it); YAML's .inf / -.inf leave a side open (standardised tabular rows).
+        const YAML::Node& dn = m["domain"];
+        if (!dn.IsSequence() || dn.size() != 2) fail(dn.Mark(), "'domain' must be [min, max] with min < max");
+        double bound[2];
+        for (size_t k = 0; k < 2; ++k) {
+          const std::string t = dn[k].IsScalar() ? dn[k].Scalar() : "";
+          if (t == ".inf" || t == ".Inf" || t == ".INF" || t == "+.inf" || t == "inf") bound[k] = HUGE_VAL;
+          else if (t == "-.inf" || t == "-.Inf" || t == "-.INF" || t == "-inf") bound[k] = -HUGE_VAL;
+          else bound[k] = num(dn[k], "domain");
+        }
+        if (!(bound[0] < bound[1])) fail(dn.Mark(), "'domain' must be [min, max] with min < max");
+        d.domain = std::make_pair(bound[0], bound[1]);
       }
       if (d.data.empty() == d.csv.empty()) fail(it->second.Mark(), fmt::format("{} needs exactly one of 'data' (.npy) or 'csv'", what));
       if (!d.csv.empty() && d.label.empty()) fail(it->second.Mark(), fmt::format("{}: a CSV data set needs 'label' (the label column)", what));

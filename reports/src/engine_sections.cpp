@@ -205,8 +205,9 @@ json run_efficiency(const SectionSpec& section, const AuditConfig& cfg) {
   // not depend on the values for these dense models.
   std::mt19937 rng(cfg.seed);
   double lo = 0, hi = 1;
-  if (const DatasetSpec* ds = section.data.empty() ? nullptr : cfg.dataset(section.data); ds && ds->domain)
-    lo = ds->domain->first, hi = ds->domain->second;
+  if (const DatasetSpec* ds = section.data.empty() ? nullptr : cfg.dataset(section.data);
+      ds && ds->domain && std::isfinite(ds->domain->first) && std::isfinite(ds->domain->second))
+    lo = ds->domain->first, hi = ds->domain->second;  // an open domain keeps [0, 1)
   auto random_input = [&](int64_t batch) {
     engine::Shape s = shape;
     s[0] = batch;

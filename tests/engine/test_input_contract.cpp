@@ -61,6 +61,7 @@ Fixture make_fixture() {
 // Each labelled command with data X and labels Y ({x}, {y}, {dir} placeholders).
 struct Cmd {
   std::string name, args;
+  bool clean_run = true;  // verify proves 20 CNN queries in about a minute: only its refusals run here
 };
 std::vector<Cmd> labelled_commands() {
   return {{"attack", "attack --model {m} --data {x} --labels {y} --attack fgsm --eps 0.01 --out {dir}/a.json"},
@@ -68,7 +69,8 @@ std::vector<Cmd> labelled_commands() {
           {"corrupt", "corrupt --model {m} --data {x} --labels {y} --corruptions gaussian_noise --severities 1 --out {dir}/k.json"},
           {"explain", "explain --model {m} --data {x} --labels {y} --method gradient --target label --out {dir}/e.npy"},
           {"privacy", "privacy --model {m} --members {x} --member-labels {y} --non-members {x} --non-member-labels {y} "
-                      "--attacks loss --out {dir}/p.json"}};
+                      "--attacks loss --out {dir}/p.json"},
+          {"verify", "verify --model {m} --data {x} --labels {y} --eps 0.001 --out {dir}/v.json", false}};
 }
 
 std::string fill(const std::string& t, const std::string& x, const std::string& y, const std::string& dir) {
@@ -82,9 +84,12 @@ TEST_CASE("input contract: every labelled command refuses labels the model canno
   const Fixture f = make_fixture();
   for (const auto& c : labelled_commands()) {
     // A clean run first: the command itself works on these inputs.
-    auto ok = test::run_cli(fill(c.args, f.x, f.y, f.dir));
-    INFO(c.name << ": " << ok.output);
-    REQUIRE(ok.exit_code == 0);
+    INFO(c.name);
+    if (c.clean_run) {
+      auto ok = test::run_cli(fill(c.args, f.x, f.y, f.dir));
+      INFO(ok.output);
+      REQUIRE(ok.exit_code == 0);
+    }
     auto neg = test::run_cli(fill(c.args, f.x, f.y_neg, f.dir));
     INFO(neg.output);
     CHECK(neg.exit_code == 2);

@@ -357,3 +357,24 @@ TEST_CASE("audit: fairness sections pass bins and the positive class; --check re
     if (a["name"] == "age") binned = a["kind"] == "binned" && a["bins"]["edges"] == json::array({30.0, 50.0});
   CHECK(binned);
 }
+
+TEST_CASE("audit --check: attack and verify sections refuse data outside the data set's domain ([0, 1] unless given)",
+          "[reports][cli][check]") {
+  const std::string dir = test::temp_dir("check-domain");
+  // The credit rows are standardised features (outside [0, 1]): the commands would refuse them
+  // at run time, after earlier sections; the check refuses them first, at the section's data line.
+  for (const char* kind : {"robustness:\n    - {model: credit, data: rows, attack: pgd, eps: [0.1]}\n",
+                           "verification:\n    - {model: credit, data: rows, eps: [0.01]}\n"}) {
+    std::string yaml = base_config() + "sections:\n  " + kind;
+    expect_refused(check(dir, yaml), where(dir, yaml, "data: rows", "rows"),
+                   {"outside the input domain [0, 1]", "'domain: [min, max]' (.inf for an open side)"});
+    // An open domain, as YAML writes infinity, is accepted.
+    std::string open = yaml;
+    open.replace(open.find("labels: " + root() + "datasets/demo/credit_y.npy}"),
+                 std::string("labels: " + root() + "datasets/demo/credit_y.npy}").size(),
+                 "labels: " + root() + "datasets/demo/credit_y.npy, domain: [-.inf, .inf]}");
+    auto ok = check(dir, open);
+    INFO(ok.output);
+    CHECK(ok.exit_code == 0);
+  }
+}

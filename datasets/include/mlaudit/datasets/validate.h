@@ -24,7 +24,9 @@ void check_finite(const std::string& where, const engine::Tensor& x);
 
 /// Every element inside [lo, hi] (the input domain of --clip-min/--clip-max);
 /// names the first element outside, the observed range and how to change the domain.
-void check_in_domain(const std::string& where, const engine::Tensor& x, double lo, double hi);
+/// `hint` ends the message (default: the command-line flags that set the domain).
+void check_in_domain(const std::string& where, const engine::Tensor& x, double lo, double hi,
+                     const std::string& hint = "set --clip-min/--clip-max to the domain the model's inputs live in");
 
 /// Lower and upper bounds of the two-sided Clopper-Pearson ("exact") interval
 /// for k successes in n trials at the given confidence (0.95: a 95 % interval).
