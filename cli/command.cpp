@@ -183,6 +183,24 @@ LabeledData read_labeled_data(const std::string& command, const std::string& dat
     d.y.resize(size_t(limit));
   }
   const std::string where = command + ": --data " + data_path;
+  // Rows must have the model's per-sample shape (its static dims), named before any work runs.
+  if (model.inputs().size() == 1 && !model.inputs()[0].shape.empty()) {
+    const engine::Shape& want = model.inputs()[0].shape;
+    bool fits = want.size() == d.x.shape().size();
+    for (size_t k = 1; fits && k < want.size(); ++k) fits = want[k] < 0 || want[k] == d.x.shape()[k];
+    if (!fits) {
+      const engine::Shape row(d.x.shape().begin() + 1, d.x.shape().end()), want_row(want.begin() + 1, want.end());
+      throw InputError(command, fmt::format("--data {}: rows are {} but model input '{}' takes {} per row (-1 = any; "
+                                            "the model's input is {}): reshape the data to [N{}{}]",
+                                            data_path, engine::shape_str(row), model.inputs()[0].name,
+                                            engine::shape_str(want_row), engine::shape_str(want),
+                                            want_row.empty() ? "" : ",", [&] {
+                                              std::string t;
+                                              for (auto v : want_row) t += (t.empty() ? "" : ",") + (v < 0 ? std::string("?") : std::to_string(v));
+                                              return t;
+                                            }()));
+    }
+  }
   if (domain) datasets::check_in_domain(where, d.x, domain->lo, domain->hi);
   else datasets::check_finite(where, d.x);
   d.classes = model_classes(command, model, d.x);

@@ -377,6 +377,12 @@ int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& glob
   fairness::DecisionRule rule;
   rule.favorable_class = vm["favorable-class"].as<int64_t>();
   if (vm.count("threshold")) rule.threshold = vm["threshold"].as<double>();
+  // With --model the threshold is on a probability: outside (0, 1] every decision is the same
+  // (selection rate 0 or 1 in every group), which would print plausible-looking disparities of 0.
+  if (vm.count("model") && vm.count("threshold") && !(rule.threshold > 0 && rule.threshold <= 1))
+    throw fairness_error(fmt::format("--threshold {} is not a probability in (0, 1]: with --model it thresholds "
+                                     "softmax[:, {}] (a score column's threshold goes with --score)",
+                                     rule.threshold, rule.favorable_class));
   if (labels_only) {
     decision_desc = "none: no --prediction, --score or --model, so only the labels' base rates are reported";
   } else if (vm.count("model")) {

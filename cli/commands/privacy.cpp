@@ -160,6 +160,11 @@ int cmd_privacy(const std::vector<std::string>& args, const GlobalOptions& globa
   load_set(vm["members"].as<std::string>(), "member-labels", vm, label_column, xm, ym);
   load_set(vm["non-members"].as<std::string>(), "non-member-labels", vm, label_column, xn, yn);
   auto model = load_model(vm["model"].as<std::string>(), global);
+  // The same file as members and non-members measures nothing (every attack's AUC is 0.5).
+  if (datasets::sha256_file(vm["members"].as<std::string>()) == datasets::sha256_file(vm["non-members"].as<std::string>()))
+    throw InputError("privacy", fmt::format("--members {} and --non-members {} hold the same bytes: membership inference "
+                                            "needs the training members and samples the model never saw",
+                                            vm["members"].as<std::string>(), vm["non-members"].as<std::string>()));
   // The one input contract: finite data, labels that are classes of the model.
   for (auto [xs, ys, xo, yo] : {std::tuple{&xm, &ym, "members", "member-labels"}, std::tuple{&xn, &yn, "non-members", "non-member-labels"}}) {
     const std::string xp = vm[xo].as<std::string>();

@@ -397,7 +397,7 @@ void Session::check_inputs(const std::vector<Tensor>& inputs) const {
     for (size_t i = 0; ok && i < vi.shape.size(); ++i)
       if (vi.shape[i] >= 0 && vi.shape[i] != t.shape()[i]) ok = false;
     if (!ok)
-      throw InputError("engine", fmt::format("input '{}' expects shape {} (-1 = any), got {}", vi.name,
+      throw InputError("engine", fmt::format("{}: input '{}' expects shape {} (-1 = any), got {}", graph_.source, vi.name,
                                              shape_str(vi.shape), shape_str(t.shape())));
   }
 }

@@ -203,11 +203,23 @@ Lookup verify_fraction(const json& s, const std::vector<std::string>& args, cons
   for (const char* key : {"by_eps", "per_eps"}) {
     const json* e = find_by_number(r, key, "eps", eps);
     if (!e) continue;
-    if (auto v = number(*e, field)) return value_or_missing(v, field);
-    if (field == "verified_fraction")
-      if (auto v = number(*e, "verified_robust_accuracy")) return value_or_missing(v, field);
     auto n = number(*e, "samples"), k = number(*e, verdict);
-    if (n && k && *n > 0) return value_or_missing(*k / *n, field);
+    // the fraction with its exact binomial interval over the `samples` queries
+    auto with_interval = [&](Lookup l) {
+      if (l.value && n && *n > 0) {
+        const std::string ci_key = field == "verified_fraction" ? "verified_robust_accuracy" : field;
+        l.interval = proportion_interval(*e, e->contains(ci_key + "_ci") ? ci_key : field, int64_t(*n));
+        if (l.interval.is_null()) {
+          l.interval = datasets::proportion_json(std::llround(*l.value * *n), int64_t(*n));
+          l.interval["computed"] = true;
+        }
+      }
+      return l;
+    };
+    if (auto v = number(*e, field)) return with_interval(value_or_missing(v, field));
+    if (field == "verified_fraction")
+      if (auto v = number(*e, "verified_robust_accuracy")) return with_interval(value_or_missing(v, field));
+    if (n && k && *n > 0) return with_interval(value_or_missing(*k / *n, field));
   }
   if (r.contains("per_sample") && r["per_sample"].is_array()) {
     int total = 0, hits = 0;
@@ -429,6 +441,7 @@ const std::vector<MetricEntry>& entries() {
                  [](const json& s, const std::vector<std::string>& a) {
                    return verify_fraction(s, a, "verified_fraction", "verified");
                  }});
+    t.back().info.interval = true;
     t.push_back({{"falsified_fraction", "verification", {"norm", "eps"}, "verify: per_eps[eps].falsified / samples (or counted from per_sample)",
                   "fraction of samples with a counterexample at eps"},
                  [](const json& s, const std::vector<std::string>& a) {

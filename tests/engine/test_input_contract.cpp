@@ -25,7 +25,7 @@ json read_json(const std::string& path) { return json::parse(datasets::read_file
 const std::string kCnn = test::source_path("models/fmnist_cnn.onnx");
 
 struct Fixture {
-  std::string dir, x, y, x_nan, x_out, y_neg, y_big, y_short;
+  std::string dir, x, y, x_nan, x_out, x_flat, y_neg, y_big, y_short;
 };
 
 // 20 Fashion-MNIST rows of the demo set and their labels, and one bad variant of each.
@@ -47,12 +47,19 @@ Fixture make_fixture() {
   out.f32()[2 * 784 + 5] = 1.5f;
   f.x_out = f.dir + "/x_out.npy";
   datasets::write_npy(f.x_out, out);
+  f.x_flat = f.dir + "/x_flat.npy";  // [20, 784] for a model that takes [N, 1, 28, 28]
+  datasets::write_npy(f.x_flat, x.reshape({20, 784}));
   f.y_neg = f.dir + "/y_neg.npy";  // every label -1 (abstention-like)
   datasets::write_npy(f.y_neg, engine::Tensor::from_ints({20}, std::vector<int64_t>(20, -1)));
   std::vector<int64_t> big;
   for (int64_t i = 0; i < 20; ++i) big.push_back(5 + i % 10);  // 5..14 on a 10-class model
   f.y_big = f.dir + "/y_big.npy";
   datasets::write_npy(f.y_big, engine::Tensor::from_ints({20}, big));
+  // privacy's non-members: 20 other rows of the demo set
+  engine::Tensor xn = datasets::read_npy_float(test::source_path("datasets/demo/fmnist_x.npy")).slice_rows(20, 40);
+  std::vector<int64_t> yn = datasets::read_npy_labels(test::source_path("datasets/demo/fmnist_y.npy")).to_int64s();
+  datasets::write_npy(f.dir + "/xn.npy", xn);
+  datasets::write_npy(f.dir + "/yn.npy", engine::Tensor::from_ints({20}, std::vector<int64_t>(yn.begin() + 20, yn.begin() + 40)));
   f.y_short = f.dir + "/y_short.npy";
   datasets::write_npy(f.y_short, engine::Tensor::from_ints({19}, std::vector<int64_t>(y.begin(), y.begin() + 19)));
   return f;
@@ -68,8 +75,8 @@ std::vector<Cmd> labelled_commands() {
           {"certify", "certify --model {m} --data {x} --labels {y} --sigma 0.25 --n0 10 --n 20 --out {dir}/c.json"},
           {"corrupt", "corrupt --model {m} --data {x} --labels {y} --corruptions gaussian_noise --severities 1 --out {dir}/k.json"},
           {"explain", "explain --model {m} --data {x} --labels {y} --method gradient --target label --out {dir}/e.npy"},
-          {"privacy", "privacy --model {m} --members {x} --member-labels {y} --non-members {x} --non-member-labels {y} "
-                      "--attacks loss --out {dir}/p.json"},
+          {"privacy", "privacy --model {m} --members {x} --member-labels {y} --non-members {dir}/xn.npy "
+                      "--non-member-labels {dir}/yn.npy --attacks loss --out {dir}/p.json"},
           {"verify", "verify --model {m} --data {x} --labels {y} --eps 0.001 --out {dir}/v.json", false}};
 }
 
@@ -103,6 +110,12 @@ TEST_CASE("input contract: every labelled command refuses labels the model canno
     INFO(nan.output);
     CHECK(nan.exit_code == 2);
     CHECK(contains(nan.output, "row 3 (element 17 of the row) is NaN (data must be finite)"));
+    if (c.name != "privacy" && c.name != "explain" && c.name != "verify") {  // read through read_labeled_data
+      auto flat = test::run_cli(fill(c.args, f.x_flat, f.y, f.dir));
+      INFO(flat.output);
+      CHECK(flat.exit_code == 2);
+      CHECK(contains(flat.output, "rows are [784] but model input 'input' takes [1,28,28] per row"));
+    }
     if (c.name != "privacy") {  // privacy pairs files itself (members vs labels), checked below
       auto shorter = test::run_cli(fill(c.args, f.x, f.y_short, f.dir));
       INFO(shorter.output);
@@ -110,6 +123,29 @@ TEST_CASE("input contract: every labelled command refuses labels the model canno
       CHECK(contains(shorter.output, "19"));
     }
   }
+}
+
+TEST_CASE("input contract: privacy refuses the same file as members and non-members", "[cli][contract]") {
+  const Fixture f = make_fixture();
+  auto r = test::run_cli(fmt::format("privacy --model {} --members {} --member-labels {} --non-members {} --non-member-labels {} "
+                                     "--attacks loss --out {}/p.json",
+                                     kCnn, f.x, f.y, f.x, f.y, f.dir));
+  INFO(r.output);
+  CHECK(r.exit_code == 2);
+  CHECK(contains(r.output, "hold the same bytes"));
+}
+
+TEST_CASE("input contract: fairness refuses a model threshold that is not a probability", "[cli][contract]") {
+  // --threshold 5 on softmax probabilities makes every decision unfavourable: disparities of 0
+  // that look like a perfectly fair model.
+  const std::string features = "age,income,debt_ratio,years_employed,num_credit_lines,late_payments,sex";
+  auto r = test::run_cli(fmt::format("fairness --data {} --label approved --protected sex --model {} --features {} --threshold 5 "
+                                     "--out {}/f.json",
+                                     test::source_path("datasets/credit/credit_test.csv"),
+                                     test::source_path("models/credit_mlp.onnx"), features, test::temp_dir("fair-thr")));
+  INFO(r.output);
+  CHECK(r.exit_code == 2);
+  CHECK(contains(r.output, "--threshold 5 is not a probability in (0, 1]"));
 }
 
 TEST_CASE("input contract: data outside the input domain is refused by attack and backdoor, accepted where no domain applies",

@@ -37,6 +37,16 @@ std::string predicted_labels(const std::string& golden, const std::string& dir, 
   return path;
 }
 
+// The rows of an .npy in reverse order (a non-member set that is not byte-identical to the members).
+std::string reversed_rows(const std::string& path, const std::string& dir, const std::string& tag) {
+  engine::Tensor t = datasets::read_npy(path);
+  std::vector<int64_t> rows;
+  for (int64_t i = t.dim(0); i-- > 0;) rows.push_back(i);
+  std::string out = dir + "/" + tag + "_reversed.npy";
+  datasets::write_npy(out, t.gather_rows(rows));
+  return out;
+}
+
 json read_json(const std::string& path) {
   std::ifstream in(path);
   REQUIRE(in);
@@ -131,7 +141,7 @@ TEST_CASE("zoo CLI: scikit-learn and XGBoost tree models run the black-box comma
       CHECK(r.exit_code == 0);
       r = test::run_cli(fmt::format("privacy --model {} --members {} --member-labels {} --non-members {} --non-member-labels {} "
                                     "--out {}/privacy.json",
-                                    model, x, y, x, y, dir));
+                                    model, x, y, reversed_rows(x, dir, "x"), reversed_rows(y, dir, "y"), dir));
       INFO(r.output);
       CHECK(r.exit_code == 0);
     }

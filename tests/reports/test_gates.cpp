@@ -270,6 +270,11 @@ TEST_CASE("gates: .lower / .upper compare an end of the 95 % Clopper-Pearson int
   json e = evaluate_gate(gate("robust_accuracy(fgsm, linf, 0.01).lower >= 0"), report);
   CHECK(e["status"] == "error");
   CHECK(e["message"].get<std::string>().find("no interval") != std::string::npos);
+  // the verified robust accuracy too: 2 of 4 verified (fixture verify.json, no _ci: computed from samples)
+  json v = evaluate_gate(gate("verified_fraction(linf, 0.01).lower >= 0"), report);
+  INFO(v.dump());
+  CHECK(v["measured"].get<double>() == datasets::clopper_pearson(2, 4).lower);
+  CHECK(v["interval"]["n"] == 4);
   // certified and corruption accuracies carry intervals too
   report["sections"][2]["result"]["n_samples"] = 30;
   CHECK(evaluate_gate(gate("certified_accuracy(0.5).lower >= 0"), report)["interval"]["n"] == 30);

@@ -114,6 +114,14 @@ TEST_CASE("verify --data on the bundled models: credit MLP verdicts, CNN proved 
     // provable for most points; a radius of 5 in every feature flips some.
     CHECK(j["by_eps"][0]["verified"].get<int>() >= 3);
     CHECK(j["by_eps"][1]["verified"].get<int>() <= j["by_eps"][0]["verified"].get<int>());
+    // The verified robust accuracy carries its sample count and exact 95% interval.
+    for (const auto& e : j["by_eps"]) {
+      const auto& ci = e["verified_robust_accuracy_ci"];
+      CHECK(ci["n"] == e["samples"]);  // 5 samples (per_sample holds one record per sample and eps)
+      CHECK(ci["k"] == e["verified"]);
+      CHECK(ci["lower"].get<double>() <= e["verified_robust_accuracy"].get<double>());
+      CHECK(ci["upper"].get<double>() >= e["verified_robust_accuracy"].get<double>());
+    }
     for (const auto& s : j["per_sample"]) {
       if (s["verdict"] == "falsified") CHECK(s["margin"].get<double>() <= 0);
     }

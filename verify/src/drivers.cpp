@@ -156,6 +156,7 @@ nlohmann::json robustness_report(const std::vector<SampleVerdict>& verdicts, con
                        {"unknown", c["unknown"]},
                        {"timeout", c["timeout"]},
                        {"verified_robust_accuracy", n ? double(c["verified"]) / double(n) : 0.0},
+                       {"verified_robust_accuracy_ci", datasets::proportion_json(c["verified"], n)},
                        {"mean_seconds_per_sample", n ? time[eps] / double(n) : 0.0}});
   }
   j["by_eps"] = summary;
