@@ -604,7 +604,7 @@ void verification_blocks(Document& d, const json& report) {
       int total = 0;
       for (const auto& [k, n] : c) total += n;
       std::string frac = !at(e, "verified_fraction").is_null()          ? num(at(e, "verified_fraction"))
-                         : !at(e, "verified_robust_accuracy").is_null() ? num(at(e, "verified_robust_accuracy"))
+                         : !at(e, "verified_robust_accuracy").is_null() ? with_ci(e, "verified_robust_accuracy", sample_count(e))
                          : total ? num(json(double(c["verified"]) / total)) : "n/a";
       rows.push_back({num(at(e, "eps")), frac, std::to_string(c["verified"]),
                       std::to_string(c["falsified"]), std::to_string(c["unknown"] + c["timeout"])});

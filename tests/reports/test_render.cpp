@@ -103,7 +103,8 @@ TEST_CASE("markdown: GitHub tables with every gate, passed and failed alike", "[
   CHECK(md.find("| sex | 0 | 980 | 0.41 [0.38, 0.44] | 0.36 [0.33, 0.39] | 0.8 [0.76, 0.84] | 0.08 [0.06, 0.1] | 0.86 |") != std::string::npos);
   CHECK(md.find("| sex | 0.081 | 0.052 | 162 |") != std::string::npos);
   CHECK(md.find("3 samples, 1 abstentions") != std::string::npos);
-  CHECK(md.find("| 0.01 | 0.5 | 2 | 1 | 1 |") != std::string::npos);  // verification counts from per-sample verdicts
+  // 2 of 4 verified: Clopper-Pearson [0.0676, 0.9324] at two significant digits
+  CHECK(md.find("| 0.01 | 0.5 (95 % CI 0.07-0.93, n = 4) | 2 | 1 | 1 |") != std::string::npos);  // verification counts from per-sample verdicts
   CHECK(md.find("| EU AI Act Annex IV 2(g) (discriminatory impacts); EU AI Act Annex IV 3 (accuracy for groups of persons); NIST AI RMF MEASURE 2.11; ISO/IEC TR 24027 |") != std::string::npos);
   CHECK(md.find("not a claim of compliance") != std::string::npos);
   // a pipe inside a cell cannot break the table
