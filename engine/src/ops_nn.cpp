@@ -5,12 +5,14 @@
 
 #include <array>
 #include <cmath>
+#include <exception>
 #include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
 
 #include "mlaudit/engine/error.h"
+#include "mlaudit/engine/session.h"
 #include "ops.h"
 #include "vector_math.h"
 
@@ -105,6 +107,30 @@ void gemm_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Input
 
 // ---------------- MatMul (numpy semantics) ----------------
 
+// Runs fn(bi) for every matrix of a batched product. Many small matrices (attention scores
+// [N, heads, L, d] x [N, heads, d, L]) go one matrix per thread: each oneDNN sgemm call opens
+// its own parallel region, whose start-up costs more than a 32x16x32 product; inside this
+// region oneDNN sees omp_in_parallel() and runs each call on its calling thread.
+template <class Fn>
+void for_each_matrix(int64_t nb, int64_t flops_per_matrix, const Fn& fn) {
+  const int threads = std::max(1, num_threads());
+  if (threads > 1 && nb >= 2 * threads && flops_per_matrix <= (int64_t(1) << 20)) {
+    std::exception_ptr error;  // an exception must not leave the parallel region
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t bi = 0; bi < nb; ++bi) {
+      try {
+        fn(bi);
+      } catch (...) {
+#pragma omp critical(mlaudit_matmul_error)
+        if (!error) error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
+  } else {
+    for (int64_t bi = 0; bi < nb; ++bi) fn(bi);
+  }
+}
+
 
 void matmul_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   const Tensor& a = float_input(ctx, in, 0);
@@ -116,11 +142,11 @@ void matmul_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out
   if (p.b_batch.empty() && (p.a_batch == p.batch)) {
     sgemm(false, false, nb * p.m, p.n, p.k, 1.f, a.f32(), p.k, b.f32(), p.n, 0.f, y.f32(), p.n);
   } else {
-    for (int64_t bi = 0; bi < nb; ++bi) {
+    for_each_matrix(nb, p.m * p.n * p.k, [&](int64_t bi) {
       const float* pa = a.f32() + batch_offset(bi, p.batch, p.a_batch) * p.m * p.k;
       const float* pb = b.f32() + batch_offset(bi, p.batch, p.b_batch) * p.k * p.n;
       sgemm(false, false, p.m, p.n, p.k, 1.f, pa, p.k, pb, p.n, 0.f, y.f32() + bi * p.m * p.n, p.n);
-    }
+    });
   }
   out[0] = y;
 }
@@ -136,10 +162,10 @@ void matmul_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inp
   // Gradients in the broadcast batch shape, then reduced to each operand.
   if (need[0]) {
     Tensor ga(DType::Float32, [&] { Shape s = p.batch; s.push_back(p.m); s.push_back(p.k); return s; }());
-    for (int64_t bi = 0; bi < nb; ++bi) {
+    for_each_matrix(nb, p.m * p.n * p.k, [&](int64_t bi) {
       const float* pb = b.f32() + batch_offset(bi, p.batch, p.b_batch) * p.k * p.n;
       sgemm(false, true, p.m, p.k, p.n, 1.f, gy.f32() + bi * p.m * p.n, p.n, pb, p.n, 0.f, ga.f32() + bi * p.m * p.k, p.k);
-    }
+    });
     Shape a2 = p.a_batch;
     a2.push_back(p.m);
     a2.push_back(p.k);
@@ -147,10 +173,10 @@ void matmul_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inp
   }
   if (need[1]) {
     Tensor gb(DType::Float32, [&] { Shape s = p.batch; s.push_back(p.k); s.push_back(p.n); return s; }());
-    for (int64_t bi = 0; bi < nb; ++bi) {
+    for_each_matrix(nb, p.m * p.n * p.k, [&](int64_t bi) {
       const float* pa = a.f32() + batch_offset(bi, p.batch, p.a_batch) * p.m * p.k;
       sgemm(true, false, p.k, p.n, p.m, 1.f, pa, p.k, gy.f32() + bi * p.m * p.n, p.n, 0.f, gb.f32() + bi * p.k * p.n, p.n);
-    }
+    });
     Shape b2 = p.b_batch;
     b2.push_back(p.k);
     b2.push_back(p.n);
@@ -818,11 +844,16 @@ void softmax_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& ou
   const Tensor& x = float_input(ctx, in, 0);
   int64_t outer, len, inner;
   softmax_dims(ctx, x.shape(), outer, len, inner);
-  Tensor y(x.shape());
+  Tensor y = Tensor::uninitialized(DType::Float32, x.shape());
   const float* px = x.f32();
   float* py = y.f32();
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t i = 0; i < inner; ++i) softmax_line(px + o * len * inner + i, py + o * len * inner + i, len, inner, Log);
+  // Lines are independent: attention scores [N, heads, L, L] are N*heads*L short rows.
+  const int64_t lines = outer * inner;
+#pragma omp parallel for if (lines * len > 32768) schedule(static)
+  for (int64_t t = 0; t < lines; ++t) {
+    const int64_t o = t / inner, i = t % inner;
+    softmax_line(px + o * len * inner + i, py + o * len * inner + i, len, inner, Log);
+  }
   out[0] = y;
 }
 
@@ -834,12 +865,15 @@ void softmax_bwd(const OpContext& ctx, const Inputs& in, const Inputs& outs, con
   const Tensor& y = *outs[0];
   int64_t outer, len, inner;
   softmax_dims(ctx, y.shape(), outer, len, inner);
-  gin[0] = Tensor(y.shape());
+  gin[0] = Tensor::uninitialized(DType::Float32, y.shape());
   const float* py = y.f32();
   const float* pg = g[0]->f32();
   float* pd = gin[0].f32();
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t i = 0; i < inner; ++i) {
+  const int64_t lines = outer * inner;
+#pragma omp parallel for if (lines * len > 32768) schedule(static)
+  for (int64_t t = 0; t < lines; ++t) {
+    {
+      const int64_t o = t / inner, i = t % inner;
       int64_t base = o * len * inner + i;
       double dot = 0;
       for (int64_t k = 0; k < len; ++k) dot += Log ? pg[base + k * inner] : double(pg[base + k * inner]) * py[base + k * inner];
@@ -848,6 +882,7 @@ void softmax_bwd(const OpContext& ctx, const Inputs& in, const Inputs& outs, con
         pd[j] = Log ? float(pg[j] - std::exp(double(py[j])) * dot) : float(py[j] * (pg[j] - dot));
       }
     }
+  }
 }
 
 // ---------------- ReduceMean / ReduceSum ----------------

@@ -74,10 +74,24 @@ RowStats row_stats(const float* x, int64_t rows, int64_t len, double eps) {
 #pragma omp parallel for if (rows * len > 65536) schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const float* p = x + r * len;
-    double m = 0, v = 0;
-    for (int64_t j = 0; j < len; ++j) m += p[j];
+    // Two passes in double, each over 8 independent accumulators (a fixed summation order
+    // that the compiler may vectorise; one serial accumulator would not be).
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 8 <= len; j += 8)
+      for (int l = 0; l < 8; ++l) acc[l] += p[j + l];
+    double m = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; j < len; ++j) m += p[j];
     m = len ? m / len : 0.0;
-    for (int64_t j = 0; j < len; ++j) v += (p[j] - m) * (p[j] - m);
+    double sq[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    j = 0;
+    for (; j + 8 <= len; j += 8)
+      for (int l = 0; l < 8; ++l) {
+        const double d = p[j + l] - m;
+        sq[l] += d * d;
+      }
+    double v = ((sq[0] + sq[1]) + (sq[2] + sq[3])) + ((sq[4] + sq[5]) + (sq[6] + sq[7]));
+    for (; j < len; ++j) v += (p[j] - m) * (p[j] - m);
     v = len ? v / len : 0.0;
     s.mean[r] = m;
     s.inv[r] = 1.0 / std::sqrt(v + eps);
@@ -192,8 +206,23 @@ void layer_norm_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>&
   std::vector<float> scale = expand_row(in[1]->f32(), p.scale_index);
   std::vector<float> bias = p.bias_index.empty() ? std::vector<float>() : expand_row(in[2]->f32(), p.bias_index);
   Tensor y = Tensor::uninitialized(DType::Float32, x.shape());
-  row_norm_forward(x.f32(), y.f32(), st, p.rows, p.len, scale.data(), bias.empty() ? nullptr : bias.data(),
-                   [](int64_t, int64_t j) { return j; });
+  // y = (x - mean) * inv * scale + bias, in float once the statistics are known (contiguous
+  // parameters per row, so the inner loop vectorises).
+  const float* px = x.f32();
+  float* py = y.f32();
+  const float* ps = scale.data();
+  const float* pb = bias.empty() ? nullptr : bias.data();
+  const int64_t rows = p.rows, len = p.len;
+#pragma omp parallel for if (rows * len > 65536) schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float m = float(st.mean[r]), a = float(st.inv[r]);
+    const float* xr = px + r * len;
+    float* yr = py + r * len;
+    if (pb)
+      for (int64_t j = 0; j < len; ++j) yr[j] = (xr[j] - m) * a * ps[j] + pb[j];
+    else
+      for (int64_t j = 0; j < len; ++j) yr[j] = (xr[j] - m) * a * ps[j];
+  }
   out[0] = y;
   if (out.size() > 1) out[1] = to_float_tensor(p.stat_shape, st.mean);
   if (out.size() > 2) out[2] = to_float_tensor(p.stat_shape, st.inv);

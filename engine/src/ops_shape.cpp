@@ -464,9 +464,15 @@ void gather_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inp
   for (int64_t i = axis + 1; i < r; ++i) inner *= x.shape()[i];
   gin[0] = Tensor(x.shape());
   int64_t ni = static_cast<int64_t>(idx.size());
+  float* gx = gin[0].f32();
+  const float* gy = g[0]->f32();
+  // Rows of `inner` contiguous elements (e.g. one of q, k, v picked from a fused projection).
   for (int64_t o = 0; o < outer; ++o)
-    for (int64_t j = 0; j < ni; ++j)
-      for (int64_t k = 0; k < inner; ++k) gin[0].f32()[(o * dim + idx[j]) * inner + k] += g[0]->f32()[(o * ni + j) * inner + k];
+    for (int64_t j = 0; j < ni; ++j) {
+      float* dst = gx + (o * dim + idx[j]) * inner;
+      const float* src = gy + (o * ni + j) * inner;
+      for (int64_t k = 0; k < inner; ++k) dst[k] += src[k];
+    }
 }
 
 // ---- Pad: constant, reflect, edge and (Pad-19) wrap ----

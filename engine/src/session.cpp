@@ -2,6 +2,10 @@
 #include "mlaudit/engine/session.h"
 
 #include <fmt/format.h>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <chrono>
 #include <omp.h>
 
 #include <algorithm>
@@ -62,6 +66,46 @@ void accumulate(Tensor& into, const Tensor& g, const std::string& name) {
 
 }  // namespace
 
+// MLAUDIT_PROFILE=1: time per op type over the whole process, printed to stderr at exit
+// (a development aid for finding where a model's forward pass spends its time). The first
+// call of each op type is left out: oneDNN compiles its kernels then.
+struct OpProfile {
+  bool on = [] {
+    const char* e = std::getenv("MLAUDIT_PROFILE");
+    return e && (std::string(e) == "1" || std::string(e) == "shapes");
+  }();
+  bool shapes = [] {  // MLAUDIT_PROFILE=shapes: one row per op type and input shapes
+    const char* e = std::getenv("MLAUDIT_PROFILE");
+    return e && std::string(e) == "shapes";
+  }();
+  std::mutex mu;
+  std::map<std::string, std::pair<double, int64_t>> by_op;
+  // One call of `op` (forward; backward as "op'") on `ins` that took `dt`.
+  void add(const std::string& op, const detail::Inputs& ins, std::chrono::steady_clock::duration dt) {
+    std::string key = op;
+    if (shapes)
+      for (const Tensor* t : ins) key += " " + (t ? shape_str(t->shape()) : std::string("-"));
+    std::lock_guard<std::mutex> lock(mu);
+    auto& e = by_op[key];
+    if (e.second++ > 0) e.first += std::chrono::duration<double>(dt).count();  // the first call (JIT, caches) is left out
+  }
+  ~OpProfile() {
+    if (!on || by_op.empty()) return;
+    std::vector<std::pair<double, std::string>> rows;
+    double total = 0;
+    for (const auto& [op, v] : by_op) rows.push_back({v.first, op}), total += v.first;
+    std::sort(rows.rbegin(), rows.rend());
+    std::fprintf(stderr, "mlaudit profile: %.3f ms in %zu op types\n", total * 1e3, rows.size());
+    for (const auto& [t, op] : rows)
+      std::fprintf(stderr, "  %-48s %10.3f ms %5.1f%% %8lld calls\n", op.c_str(), t * 1e3, 100 * t / total,
+                   static_cast<long long>(by_op[op].second));
+  }
+};
+OpProfile& op_profile() {
+  static OpProfile p;
+  return p;
+}
+
 class Executor {
  public:
   Executor(const Graph& g, const Backend& b) : g_(g), b_(b), plan_(make_execution_plan(g)) {
@@ -79,7 +123,13 @@ class Executor {
       detail::Inputs ins;
       for (int s : plan_.node_inputs[i]) ins.push_back(s >= 0 && !v[s].empty() ? &v[s] : nullptr);
       std::vector<Tensor> outs(node.outputs.size());
-      b_.forward(ctx, ins, outs);
+      if (op_profile().on) {
+        const auto t0 = std::chrono::steady_clock::now();
+        b_.forward(ctx, ins, outs);
+        op_profile().add(node.op_type, ins, std::chrono::steady_clock::now() - t0);
+      } else {
+        b_.forward(ctx, ins, outs);
+      }
       for (size_t k = 0; k < outs.size(); ++k) {
         int s = plan_.node_outputs[i][k];
         if (s >= 0) v[s] = std::move(outs[k]);
@@ -120,7 +170,10 @@ class Executor {
         [&](size_t i, const detail::Inputs& ins, const detail::Inputs& outs, const detail::Inputs& gouts,
             const std::vector<bool>& need, std::vector<Tensor>& gin) {
           detail::OpContext ctx{g_.nodes[i], g_.opset};
+          if (!op_profile().on) return b_.backward(ctx, ins, outs, gouts, need, gin);
+          const auto t0 = std::chrono::steady_clock::now();
           b_.backward(ctx, ins, outs, gouts, need, gin);
+          op_profile().add(g_.nodes[i].op_type + "'", ins, std::chrono::steady_clock::now() - t0);
         },
         [&](Tensor& into, const Tensor& g, const std::string& name) { accumulate(into, g, name); });
     std::vector<Tensor> out;
