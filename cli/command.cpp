@@ -119,8 +119,8 @@ std::unique_ptr<engine::Session> load_model(const std::string& path, const Globa
   opts.logits_from_probabilities = wants_logits;
   // Every classification command reads classes off the output's columns: a binary classifier's
   // single logit or probability becomes two classes (class 1 = the positive one).
-  static const std::vector<std::string> class_commands = {"attack",  "certify",  "corrupt", "explain",
-                                                          "privacy", "backdoor", "fairness"};
+  static const std::vector<std::string> class_commands = {"attack",  "certify",  "corrupt",  "explain",
+                                                          "privacy", "backdoor", "fairness", "verify"};
   opts.binary_two_classes =
       std::find(class_commands.begin(), class_commands.end(), global.command) != class_commands.end();
   auto session = engine::Session::load(path, opts);

@@ -270,6 +270,21 @@ int run_data(const po::variables_map& vm, const GlobalOptions& g) {
   try {
     net = verify::load_network(model);
     net->product_device = device;
+    if (net->output_size() == 1 && !net->layers.empty()) {
+      // A binary classifier's single logit z: verified as two classes [0, z] (as every
+      // classification command audits it): a zero row stacked on the last affine layer.
+      verify::AffineLayer& last = net->layers.back();
+      last.weight.insert(last.weight.begin(), size_t(last.in), 0.0);
+      last.bias.insert(last.bias.begin(), 0.0);
+      last.out = 2;
+      if (last.sparse()) {
+        last.csr_row.clear(), last.csr_col.clear(), last.csr_val.clear();
+        last.compress();
+      }
+      if (!quiet)
+        std::cerr << "verify: note: " << model << " has one output; it is verified as a binary classifier with two "
+                  << "classes, logits [0, z] (class 1 = positive: label 1 is robust where z > 0 on the whole box)\n";
+    }
     auto session = try_session(model, g, quiet);
     ro.solver.concrete = engine_forward(session, net->input_shape);
   } catch (const UnsupportedError& e) {

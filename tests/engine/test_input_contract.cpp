@@ -255,6 +255,21 @@ TEST_CASE("input contract: a binary classifier with one output column is audited
   CHECK(acc[0][0] == acc[1][0]);
   CHECK(acc[0][1] == acc[1][1]);
   CHECK(acc[0][1] < 1.0);
+  // verify proves the same model as two classes [0, z]: every query decided (a small ReLU
+  // net), never more verified than the attack leaves robust (soundness), and here exactly as many.
+  auto v = test::run_cli(fmt::format("verify --model {0}/logit.onnx --data {0}/x.npy --labels {0}/y.npy --eps 0.05,0.1 "
+                                     "--out {1}/v.json",
+                                     dir, t));
+  INFO(v.output);
+  REQUIRE(v.exit_code == 0);
+  CHECK(contains(v.output, "verified as a binary classifier with two classes"));
+  json vj = read_json(t + "/v.json");
+  for (int e = 0; e < 2; ++e) {
+    const json& row = vj["by_eps"][e];
+    CHECK(row["verified"].get<int>() + row["falsified"].get<int>() == 64);
+    CHECK(row["verified_robust_accuracy"].get<double>() <= acc[0][e] + 1e-12);
+    CHECK(row["verified_robust_accuracy"].get<double>() == Approx(acc[0][e]));
+  }
   auto bad = test::run_cli(fmt::format("certify --model {0}/logit.onnx --data {0}/x.npy --labels {0}/z.npy --sigma 0.1 --n 20 "
                                        "--out {1}/c.json",
                                        dir, t));
