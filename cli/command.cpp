@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -32,9 +33,9 @@ std::vector<CommandInfo> commands() {
 int run_command(const std::string& name, const std::vector<std::string>& args, const GlobalOptions& global) {
   auto it = registry().find(name);
   if (it == registry().end()) {
-    std::string names;
-    for (auto& [k, v] : registry()) names += (names.empty() ? "" : ", ") + k;
-    throw InputError("cli", fmt::format("unknown command '{}' (commands: {})", name, names));
+    std::vector<std::string> names;
+    for (auto& [k, v] : registry()) names.push_back(k);
+    throw InputError("cli", fmt::format("unknown command '{}'{}", name, datasets::did_you_mean(name, names)));
   }
   // The audit passes a model's chosen output to its sections as --model-output NAME.
   GlobalOptions g = global;
@@ -86,17 +87,28 @@ std::vector<std::string> split_list(const std::string& text, char sep) {
 
 std::vector<double> parse_double_list(const std::string& option, const std::string& text) {
   std::vector<double> out;
-  for (const auto& item : split_list(text)) {
+  // A number, or a fraction "a/b" (8/255: image radii as papers and AutoAttack write them).
+  auto number = [&](const std::string& item, const std::string& part) {
     size_t pos = 0;
     double v = 0;
     try {
-      v = std::stod(item, &pos);
+      v = std::stod(part, &pos);
     } catch (...) {
       pos = 0;
     }
-    if (pos != item.size())
-      throw InputError("cli", fmt::format("--{}: '{}' is not a number", option, item));
-    out.push_back(v);
+    if (part.empty() || pos != part.size())
+      throw InputError("cli", fmt::format("--{}: '{}' is not a number (or a fraction like 8/255)", option, item));
+    return v;
+  };
+  for (const auto& item : split_list(text)) {
+    const size_t slash = item.find('/');
+    if (slash == std::string::npos) {
+      out.push_back(number(item, item));
+      continue;
+    }
+    const double num = number(item, item.substr(0, slash)), den = number(item, item.substr(slash + 1));
+    if (den == 0) throw InputError("cli", fmt::format("--{}: '{}' divides by zero", option, item));
+    out.push_back(num / den);
   }
   if (out.empty()) throw InputError("cli", fmt::format("--{}: expected a comma-separated list of numbers", option));
   return out;

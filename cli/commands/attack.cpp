@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -51,9 +52,14 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
                      "[--steps N] [--restarts R] [--queries Q] --out R.json [--save-adv ADV.npy]",
                      desc, args, vm, {"model", "data", "labels", "out"}))
     return 0;
-  const std::string attack = vm["attack"].as<std::string>();
+  // Names are case-insensitive (PGD, AutoAttack as papers write them).
+  auto lower = [](std::string t) {
+    for (auto& c : t) c = char(std::tolower(static_cast<unsigned char>(c)));
+    return t;
+  };
+  const std::string attack = lower(vm["attack"].as<std::string>());
   robustness::AttackConfig cfg;
-  cfg.norm = robustness::parse_norm(vm["norm"].as<std::string>());
+  cfg.norm = robustness::parse_norm(lower(vm["norm"].as<std::string>()));
   cfg.steps = vm["steps"].as<int>();
   cfg.restarts = vm["restarts"].as<int>();
   cfg.step_size = vm["step-size"].as<double>();
@@ -64,7 +70,8 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
   cfg.batch = vm["batch"].as<int>();
   const bool minimal = robustness::is_minimal_attack(attack);
   if (std::find(robustness::attack_names().begin(), robustness::attack_names().end(), attack) == robustness::attack_names().end())
-    throw InputError("cli", fmt::format("attack: unknown --attack '{}' (fgsm, pgd, apgd-ce, apgd-dlr, apgd-t, square, fab, fab-t, cw-l2, deepfool, autoattack)", attack));
+    throw InputError("cli", fmt::format("attack: unknown --attack '{}'{}", vm["attack"].as<std::string>(),
+                                        datasets::did_you_mean(attack, robustness::attack_names())));
   std::vector<double> eps_list;
   if (vm.count("eps")) eps_list = parse_double_list("eps", vm["eps"].as<std::string>());
   else if (!minimal) throw InputError("cli", "attack: the option '--eps' is required for " + attack + " (see 'mlaudit attack --help')");

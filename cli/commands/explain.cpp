@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -164,11 +165,15 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
 
   Setup s;
   s.method = vm["method"].as<std::string>();
-  const std::vector<std::string> methods{"gradient",  "saliency", "input-x-gradient", "integrated-gradients", "deeplift",
-                                         "smoothgrad", "smoothgrad-sq", "occlusion", "kernel-shap", "lime",
-                                         "permutation"};
-  if (std::find(methods.begin(), methods.end(), s.method) == methods.end())
-    throw InputError("cli", fmt::format("explain: unknown --method '{}' (methods: {})", s.method, kMethods));
+  for (auto& c : s.method) c = char(std::tolower(static_cast<unsigned char>(c)));  // IG, KernelSHAP-style spellings
+  const auto& methods = explain::method_names();
+  if (std::find(methods.begin(), methods.end(), s.method) == methods.end()) {
+    const std::string hint = datasets::did_you_mean(s.method, methods);
+    throw InputError("cli", fmt::format("explain: unknown --method '{}' (methods: {}){}", vm["method"].as<std::string>(),
+                                        kMethods, hint.find("did you mean") != std::string::npos
+                                                      ? hint.substr(0, hint.find("? ") + 1) + ")"
+                                                      : ""));
+  }
   const std::string output_kind = vm["output"].as<std::string>();
   if (output_kind != "logit" && output_kind != "softmax")
     throw InputError("cli", fmt::format("explain: --output '{}' is not logit or softmax", output_kind));

@@ -89,6 +89,31 @@ nlohmann::json proportion_json(int64_t k, int64_t n, double confidence) {
           {"method", "Clopper-Pearson"}};
 }
 
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i)
+    for (size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+std::string did_you_mean(const std::string& value, const std::vector<std::string>& options) {
+  std::string best, all;
+  size_t best_d = std::string::npos;
+  for (const auto& o : options) {
+    const size_t d = edit_distance(value, o);
+    if (d < best_d) best_d = d, best = o;
+    all += (all.empty() ? "" : ", ") + o;
+  }
+  if (!best.empty() && best_d <= std::max<size_t>(2, value.size() / 3))
+    return fmt::format(" (did you mean '{}'? expected one of: {})", best, all);
+  return fmt::format(" (expected one of: {})", all);
+}
+
 nlohmann::json file_provenance(const std::string& path) {
   std::error_code ec;
   const auto bytes = std::filesystem::file_size(path, ec);

@@ -34,16 +34,7 @@ namespace {
 
 // " (did you mean 'x'?)" for a near miss, else " (expected one of: a, b, c)".
 std::string suggest(const std::string& value, const std::vector<std::string>& options) {
-  std::string best, all;
-  size_t best_d = std::string::npos;
-  for (const auto& o : options) {
-    size_t d = edit_distance(value, o);
-    if (d < best_d) best_d = d, best = o;
-    all += (all.empty() ? "" : ", ") + o;
-  }
-  if (!best.empty() && best_d <= std::max<size_t>(2, value.size() / 3))
-    return fmt::format(" (did you mean '{}'? expected one of: {})", best, all);
-  return fmt::format(" (expected one of: {})", all);
+  return datasets::did_you_mean(value, options);
 }
 
 bool contains(const std::vector<std::string>& list, const std::string& v) {

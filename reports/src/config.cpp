@@ -2,6 +2,8 @@
 // before any work starts; errors carry "file:line:column".
 #include "mlaudit/reports/config.h"
 
+#include "mlaudit/datasets/validate.h"
+
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
@@ -75,19 +77,7 @@ SourceMark SectionSpec::mark_of(const std::string& key) const {
   return it != marks.end() ? it->second : mark;
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  // Optimal string alignment distance: insertions, deletions, substitutions
-  // and transpositions of adjacent characters ("setps" -> "steps") cost 1.
-  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-  for (size_t i = 1; i <= a.size(); ++i)
-    for (size_t j = 1; j <= b.size(); ++j) {
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  return d[a.size()][b.size()];
-}
+size_t edit_distance(const std::string& a, const std::string& b) { return datasets::edit_distance(a, b); }
 
 namespace {
 
@@ -233,8 +223,18 @@ class Parser {
         pos = 0;
       }
       if (pos == s.size() && !s.empty() && std::isfinite(v)) return v;
+      // a fraction "a/b" (eps: [8/255]), as on the command line
+      const size_t slash = s.find('/');
+      if (slash != std::string::npos && slash > 0 && slash + 1 < s.size()) {
+        try {
+          size_t p1 = 0, p2 = 0;
+          const double a = std::stod(s.substr(0, slash), &p1), b = std::stod(s.substr(slash + 1), &p2);
+          if (p1 == slash && p2 == s.size() - slash - 1 && b != 0 && std::isfinite(a / b)) return a / b;
+        } catch (...) {
+        }
+      }
     }
-    fail(n.Mark(), fmt::format("'{}' must be a number", key));
+    fail(n.Mark(), fmt::format("'{}' must be a number (or a fraction like 8/255)", key));
   }
   int64_t integer(const YAML::Node& n, const std::string& key) const {
     if (n.IsScalar()) {

@@ -275,3 +275,32 @@ TEST_CASE("input contract: a binary classifier with one output column is audited
                                        dir, t));
   CHECK(bad.exit_code == 2);  // z holds non-integer scores, not labels
 }
+
+TEST_CASE("first hour: did-you-mean for commands, attacks and methods; case-insensitive names; eps as a fraction",
+          "[cli][contract][names]") {
+  auto cmd = test::run_cli("fairnes --help");
+  CHECK(cmd.exit_code == 2);
+  CHECK(contains(cmd.output, "unknown command 'fairnes' (did you mean 'fairness'?"));
+  const Fixture f = make_fixture();
+  auto atk = test::run_cli(fmt::format("attack --model {} --data {} --labels {} --attack pgdd --eps 0.1 --out {}/a.json", kCnn,
+                                       f.x, f.y, f.dir));
+  CHECK(atk.exit_code == 2);
+  CHECK(contains(atk.output, "unknown --attack 'pgdd' (did you mean 'pgd'?"));
+  auto me = test::run_cli(fmt::format("explain --model {} --data {} --method integrated-gradient --out {}/e.npy", kCnn, f.x,
+                                      f.dir));
+  CHECK(me.exit_code == 2);
+  CHECK(contains(me.output, "(did you mean 'integrated-gradients'?)"));
+  // PGD in capitals and eps as papers write it (8/255): the same run as pgd at 0.0313725...
+  auto upper = test::run_cli(fmt::format("attack --model {} --data {} --labels {} --attack PGD --norm Linf --eps 8/255 "
+                                         "--out {}/u.json",
+                                         kCnn, f.x, f.y, f.dir));
+  INFO(upper.output);
+  REQUIRE(upper.exit_code == 0);
+  json u = read_json(f.dir + "/u.json");
+  CHECK(u["attack"] == "pgd");
+  CHECK(u["by_eps"][0]["eps"].get<double>() == 8.0 / 255.0);
+  auto zero = test::run_cli(fmt::format("attack --model {} --data {} --labels {} --eps 8/0 --out {}/z.json", kCnn, f.x, f.y,
+                                        f.dir));
+  CHECK(zero.exit_code == 2);
+  CHECK(contains(zero.output, "'8/0' divides by zero"));
+}

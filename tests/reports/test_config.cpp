@@ -1,6 +1,8 @@
 // audit.yaml parsing: valid configs and every error with its line:column.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include <set>
 
 #include "mlaudit/engine/error.h"
@@ -77,7 +79,7 @@ TEST_CASE("config: unknown keys name line, column and the closest key", "[report
 TEST_CASE("config: type errors name line and column", "[reports][config]") {
   CHECK(error_of(std::string(kBase) + "sections:\n  robustness:\n    - model: cnn\n      data: d\n      attack: pgd\n"
                                       "      eps: [0.01, abc]\n") ==
-        "audit: audit.yaml:12:19: 'eps' must be a number");
+        "audit: audit.yaml:12:19: 'eps' must be a number (or a fraction like 8/255)");
   CHECK(error_of(std::string(kBase) + "sections:\n  certification: {model: cnn, data: d, sigma: 0.5, n: many}\n") ==
         "audit: audit.yaml:8:55: 'n' must be an integer");
   CHECK(error_of(std::string(kBase) + "sections:\n  certification: {model: cnn, data: d, sigma: -1}\n") ==
@@ -154,4 +156,20 @@ TEST_CASE("config: the bundled examples/demo.yaml is valid and covers every sect
   for (const auto& s : cfg.sections) kinds.insert(s.kind);
   CHECK(kinds.size() == all_section_kinds().size());
   CHECK(cfg.gates.size() >= 10);
+}
+
+TEST_CASE("config: eps as a fraction (8/255) and an open domain (.inf)", "[reports][config]") {
+  AuditConfig c = parse(std::string(kBase) + "sections:\n  robustness:\n    - model: cnn\n      data: d\n      attack: pgd\n"
+                                             "      eps: [8/255, 0.5]\n");
+  REQUIRE(c.sections.size() == 1);
+  CHECK(c.sections[0].params["eps"][0].get<double>() == 8.0 / 255.0);
+  CHECK(c.sections[0].params["eps"][1].get<double>() == 0.5);
+  AuditConfig open = parse(
+      "models:\n  cnn: m.onnx\ndatasets:\n  d: {data: x.npy, labels: y.npy, domain: [-.inf, .inf]}\nsections:\n"
+      "  robustness:\n    - {model: cnn, data: d, attack: pgd, eps: [0.1]}\n");
+  REQUIRE(open.datasets.size() == 1);
+  REQUIRE(open.datasets[0].domain);
+  CHECK(std::isinf(open.datasets[0].domain->first));
+  CHECK(open.datasets[0].domain->first < 0);
+  CHECK(std::isinf(open.datasets[0].domain->second));
 }

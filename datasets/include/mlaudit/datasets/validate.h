@@ -39,6 +39,13 @@ Proportion clopper_pearson(int64_t k, int64_t n, double confidence = 0.95);
 /// {"k", "n", "lower", "upper", "confidence", "method"} for a result JSON.
 nlohmann::json proportion_json(int64_t k, int64_t n, double confidence = 0.95);
 
+/// Optimal string alignment distance: insertions, deletions, substitutions and transpositions
+/// of adjacent characters ("setps" -> "steps") cost 1.
+size_t edit_distance(const std::string& a, const std::string& b);
+/// " (did you mean 'x'? expected one of: a, b, c)" for a near miss of `value` among `options`,
+/// else " (expected one of: a, b, c)": the tail of every unknown-name message.
+std::string did_you_mean(const std::string& value, const std::vector<std::string>& options);
+
 /// {"path", "sha256", "bytes"} of an input file, for a result JSON's "inputs"
 /// block (imports into an audit are checked against the model's hash).
 nlohmann::json file_provenance(const std::string& path);
