@@ -13,6 +13,7 @@
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
+#include "mlaudit/engine/progress.h"
 #include "mlaudit/robustness/attacks.h"
 #include "version.h"
 
@@ -140,7 +141,12 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
   robustness::AttackResult last;
   if (minimal) {
     cfg.eps = 0;
-    last = robustness::run_attack(attack, *model, x, y, cfg);
+    {
+      engine::ProgressLine progress("attack " + attack, "points", !global.quiet);
+      cfg.progress = progress.fn();
+      last = robustness::run_attack(attack, *model, x, y, cfg);
+      cfg.progress = nullptr;
+    }
     std::vector<double> norms;
     for (int64_t i = 0; i < n; ++i)
       if (last.success[size_t(i)]) norms.push_back(last.perturbation_norm[size_t(i)]);
@@ -170,7 +176,12 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
   } else {
     for (double eps : eps_list) {
       cfg.eps = eps;
-      last = robustness::run_attack(attack, *model, x, y, cfg);
+      {
+        engine::ProgressLine progress(fmt::format("attack {} eps {}", attack, eps), "points", !global.quiet);
+        cfg.progress = progress.fn();
+        last = robustness::run_attack(attack, *model, x, y, cfg);
+        cfg.progress = nullptr;
+      }
       j["by_eps"].push_back(by_eps_entry(eps, last, last.success));
       for (int64_t i = 0; i < n; ++i) {
         auto& p = per_sample[size_t(i)];

@@ -9,6 +9,7 @@
 
 #include "command.h"
 #include "mlaudit/datasets/validate.h"
+#include "mlaudit/engine/progress.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/engine/error.h"
@@ -107,7 +108,13 @@ int cmd_backdoor(const std::vector<std::string>& args, const GlobalOptions& glob
   // Everything is computed before any file is written, so a failure leaves nothing half-done.
   std::vector<std::pair<std::string, privacy::ReversedTrigger>> pngs;
   if (run_nc) {
-    const auto r = privacy::neural_cleanse(*model, clean, classes, nc, anomaly_threshold);
+    const auto r = [&] {
+      engine::ProgressLine progress("backdoor: Neural Cleanse", "classes", !global.quiet);
+      nc.progress = progress.fn();
+      auto result = privacy::neural_cleanse(*model, clean, classes, nc, anomaly_threshold);
+      nc.progress = nullptr;
+      return result;
+    }();
     const std::string dir = vm.count("trigger-dir") ? vm["trigger-dir"].as<std::string>() : out + ".triggers";
     nlohmann::json cls = nlohmann::json::array();
     for (size_t i = 0; i < r.triggers.size(); ++i) {

@@ -11,6 +11,7 @@
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
+#include "mlaudit/engine/progress.h"
 #include "mlaudit/robustness/smoothing.h"
 #include "version.h"
 
@@ -53,7 +54,13 @@ int cmd_certify(const std::vector<std::string>& args, const GlobalOptions& globa
   engine::Tensor& x = in.x;
   std::vector<int64_t>& y = in.y;
   const auto t0 = std::chrono::steady_clock::now();
-  auto recs = robustness::certify_dataset(*model, x, y, cfg);
+  std::vector<robustness::CertifyRecord> recs;
+  {
+    engine::ProgressLine progress("certify", "samples", !global.quiet);
+    cfg.progress = progress.fn();
+    recs = robustness::certify_dataset(*model, x, y, cfg);
+    cfg.progress = nullptr;
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   auto acc = robustness::certified_accuracy(recs, radii);
 

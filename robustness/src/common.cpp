@@ -229,6 +229,7 @@ AttackResult run_attack(const std::string& name, const engine::Model& model, con
       std::copy_n(s.adversarial.f32() + int64_t(k) * d, d, r.adversarial.f32() + int64_t(i) * d);
       r.perturbation_norm[i] = detail::distance(s.adversarial.f32() + int64_t(k) * d, xs.f32() + int64_t(k) * d, d, cfg.norm);
     }
+    if (cfg.progress) cfg.progress(int64_t(b + rows.size()), int64_t(todo.size()));
   }
   // Predictions on the reported adversarial batch (x where not broken).
   engine::Tensor adv_logits = detail::forward_batched(model, r.adversarial, cfg.batch);

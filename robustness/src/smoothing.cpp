@@ -211,6 +211,7 @@ std::vector<CertifyRecord> certify_dataset(const engine::Model& model, const eng
     r.label = labels[size_t(i)];
     r.correct = r.prediction == r.label;
     out.push_back(r);
+    if (cfg.progress) cfg.progress(i + 1, x.dim(0));
   }
   return out;
 }

@@ -250,6 +250,7 @@ NeuralCleanseResult neural_cleanse(const engine::Model& model, const engine::Ten
   std::vector<double> l1;
   for (int64_t c : classes) {
     r.triggers.push_back(reverse_trigger(model, x_clean, c, cfg));
+    if (cfg.progress) cfg.progress(int64_t(r.triggers.size()), int64_t(classes.size()));
     l1.push_back(r.triggers.back().l1_norm);
   }
   r.anomaly_index = anomaly_indices(l1, &r.median_l1, &r.mad_l1);

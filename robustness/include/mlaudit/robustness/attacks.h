@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "mlaudit/engine/model.h"
+#include "mlaudit/engine/progress.h"
 #include "mlaudit/engine/tensor.h"
 
 namespace mlaudit::robustness {
@@ -41,6 +42,8 @@ struct AttackConfig {
   double cw_confidence = 0.0;
   // DeepFool (Moosavi-Dezfooli et al. 2016).
   double overshoot = 0.02;
+  /// run_attack: called after each batch of attacked points (done, total clean-correct points).
+  engine::ProgressFn progress;
 };
 
 /// Outcome of one attack run over a data set; vectors are indexed by sample.

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "mlaudit/engine/progress.h"
+
 #include "mlaudit/engine/model.h"
 #include "mlaudit/engine/tensor.h"
 
@@ -18,6 +20,7 @@ struct SmoothingConfig {
   double alpha = 0.001;     ///< failure probability
   int batch = 1000;         ///< noisy copies per forward call
   uint64_t seed = 0;        ///< noise RNG seed (one xoshiro256** stream per noisy copy, Box-Muller normals)
+  engine::ProgressFn progress;  ///< certify_dataset: called after each sample (done, total)
 };
 
 /// One sample's certificate.

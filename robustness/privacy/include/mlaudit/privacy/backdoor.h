@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "mlaudit/engine/model.h"
+#include "mlaudit/engine/progress.h"
 #include "mlaudit/engine/tensor.h"
 
 namespace mlaudit::privacy {
@@ -30,6 +31,7 @@ struct NeuralCleanseConfig {
   int early_stop_patience = 25;         ///< 5 * patience, as in the reference
   double clip_min = 0.0, clip_max = 1.0;  ///< input domain; the pattern lives inside it
   uint64_t seed = 0;                    ///< initial mask/pattern and batch order
+  engine::ProgressFn progress;          ///< called after each class's trigger (done, total classes)
 };
 
 /// The smallest trigger found for one target class.

@@ -1,0 +1,48 @@
+#pragma once
+// Progress of long commands (certify, attack, backdoor, ...): a library loop reports
+// (done, total) through a ProgressFn; the CLI turns it into a ProgressLine on stderr.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <string>
+
+namespace mlaudit::engine {
+
+/// Called after each finished item: `done` of `total` (total may grow between calls).
+using ProgressFn = std::function<void(int64_t done, int64_t total)>;
+
+/// "certify: 12/200 samples, 0.9/s, ETA 3m28s" on a stream (stderr): shown only once the work
+/// has run longer than `delay` seconds (1 s: short commands stay silent). On a terminal the
+/// line redraws in place (\r) and ends with a newline when finished; elsewhere (CI logs) a
+/// plain line is printed at most every `interval` seconds and at the end.
+class ProgressLine {
+ public:
+  ProgressLine(std::string label, std::string unit, bool enabled, std::ostream* out = nullptr, double delay = 1.0,
+               double interval = 10.0);
+  ProgressLine(const ProgressLine&) = delete;
+  ProgressLine& operator=(const ProgressLine&) = delete;
+  ~ProgressLine();
+  /// Record progress; prints when due.
+  void update(int64_t done, int64_t total);
+  /// A ProgressFn that updates this line (the line must outlive the call).
+  ProgressFn fn() {
+    return [this](int64_t done, int64_t total) { update(done, total); };
+  }
+  /// "3m28s", "42s", "1h05m": a duration for the line.
+  static std::string duration(double seconds);
+
+ private:
+  std::string text(int64_t done, int64_t total, double elapsed) const;
+  std::string label_, unit_;
+  bool enabled_;
+  std::ostream* out_;
+  bool tty_;
+  double delay_, interval_;
+  std::chrono::steady_clock::time_point start_;
+  double last_print_ = -1;
+  bool drawn_ = false;
+  int64_t done_ = 0, total_ = 0;
+};
+
+}  // namespace mlaudit::engine
