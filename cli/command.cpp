@@ -43,6 +43,8 @@ int run_command(const std::string& name, const std::vector<std::string>& args, c
   std::vector<std::string> rest;
   for (size_t k = 0; k < args.size(); ++k) {
     if (args[k] == "--model-output" && k + 1 < args.size()) g.model_output = args[++k];
+    // --quiet works after the command name as well as before it (mlaudit attack --quiet ...)
+    else if (args[k] == "--quiet" || args[k] == "-q") g.quiet = true;
     else rest.push_back(args[k]);
   }
   return it->second.fn(rest, g);
@@ -52,6 +54,8 @@ bool parse_options(const std::string& command, const std::string& usage, po::opt
                    const std::vector<std::string>& args, po::variables_map& vm,
                    const std::vector<std::string>& required, const po::positional_options_description* positional) {
   desc.add_options()("help,h", "show this help");
+  // listed for --help; run_command takes --quiet off the arguments into GlobalOptions::quiet
+  if (!desc.find_nothrow("quiet", false)) desc.add_options()("quiet,q", "no console output but errors (also before the command)");
   try {
     auto parser = po::command_line_parser(args).options(desc);
     if (positional) parser.positional(*positional);

@@ -26,6 +26,7 @@ int cmd_backdoor(const std::vector<std::string>& args, const GlobalOptions& glob
   desc.add_options()
       ("model", po::value<std::string>(), "ONNX image classifier (input [N,C,H,W], logits output)")
       ("clean", po::value<std::string>(), "clean images .npy [N,C,H,W] (Neural Cleanse data and STRIP overlay pool)")
+      ("limit", po::value<int64_t>()->default_value(0), "use only the first N clean images (0: all)")
       ("classes", po::value<std::string>(), "comma list of classes to scan (default: all)")
       ("epochs", po::value<int>()->default_value(60), "Neural Cleanse outer steps per class (reference: 1000)")
       ("nc-batch", po::value<int>()->default_value(32), "Neural Cleanse mini-batch")
@@ -83,7 +84,10 @@ int cmd_backdoor(const std::vector<std::string>& args, const GlobalOptions& glob
   if (!run_nc && !vm.count("suspicious")) throw InputError("backdoor", "--no-neural-cleanse needs --suspicious");
 
   const std::string out = vm["out"].as<std::string>();
-  const engine::Tensor clean = datasets::read_npy_float(vm["clean"].as<std::string>());
+  engine::Tensor clean = datasets::read_npy_float(vm["clean"].as<std::string>());
+  if (vm["limit"].as<int64_t>() < 0) throw InputError("backdoor", "--limit must be >= 0");
+  if (const int64_t limit = vm["limit"].as<int64_t>(); limit > 0 && clean.rank() >= 1 && limit < clean.dim(0))
+    clean = clean.slice_rows(0, limit);
   if (clean.rank() != 4)
     throw InputError("backdoor", vm["clean"].as<std::string>() + ": expected images [N,C,H,W], got " +
                                      engine::shape_str(clean.shape()));

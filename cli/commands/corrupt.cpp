@@ -52,6 +52,7 @@ int cmd_corrupt(const std::vector<std::string>& args, const GlobalOptions& globa
       ("severities", po::value<std::string>()->default_value("1-5"), "severities, e.g. 1-5 or 1,3,5")
       ("seed", po::value<uint64_t>()->default_value(0), "random seed")
       ("batch", po::value<int>()->default_value(256), "samples per model call")
+      ("limit", po::value<int64_t>()->default_value(0), "use only the first N samples (0: all)")
       ("out", po::value<std::string>(), "report JSON");
   po::variables_map vm;
   if (!parse_options("corrupt", "mlaudit corrupt --model M --data X.npy --labels y.npy [--corruptions list] [--severities 1-5] --out C.json",
@@ -60,7 +61,8 @@ int cmd_corrupt(const std::vector<std::string>& args, const GlobalOptions& globa
   const auto severities = parse_severities(vm["severities"].as<std::string>());
   auto model = load_model(vm["model"].as<std::string>(), global);
   // Image corruptions are defined on [0, 1] pixels (they clip to it); tabular noise has no domain.
-  LabeledData in = read_labeled_data("corrupt", vm["data"].as<std::string>(), vm["labels"].as<std::string>(), *model);
+  LabeledData in = read_labeled_data("corrupt", vm["data"].as<std::string>(), vm["labels"].as<std::string>(), *model,
+                                     vm["limit"].as<int64_t>());
   engine::Tensor& x = in.x;
   if (x.rank() == 4) datasets::check_in_domain("corrupt: --data " + vm["data"].as<std::string>(), x, 0.0, 1.0);
   std::vector<int64_t>& y = in.y;

@@ -35,6 +35,7 @@
 #include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/accelerated.h"
 #include "mlaudit/engine/error.h"
+#include "mlaudit/engine/progress.h"
 #include "mlaudit/verify/verify.h"
 #include "version.h"
 
@@ -295,7 +296,13 @@ int run_data(const po::variables_map& vm, const GlobalOptions& g) {
   if (!quiet)
     std::cerr << fmt::format("verify: input domain {} (--clip-min/--clip-max); each query box is the L-inf ball intersected with it\n",
                              domain_text(ro.clip_min, ro.clip_max));
-  auto verdicts = verify::verify_robustness(net ? &*net : nullptr, reason, data, labels, ro);
+  std::vector<verify::SampleVerdict> verdicts;
+  {
+    engine::ProgressLine progress("verify", "queries", !quiet);
+    ro.progress = progress.fn();
+    verdicts = verify::verify_robustness(net ? &*net : nullptr, reason, data, labels, ro);
+    ro.progress = nullptr;
+  }
   auto report = verify::robustness_report(verdicts, ro, model, MLAUDIT_VERSION);
   report["inputs"] = inputs_block({{"model", model}, {"data", data_path}, {"labels", labels_path}});
   datasets::write_file_atomic(vm["out"].as<std::string>(), report.dump(2) + "\n");
@@ -585,9 +592,15 @@ int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
       row["inputs"] = files;
       rows.push_back(row);
     }
-    if (!quiet)
-      std::cerr << fmt::format("{} {} -> {} ({:.2f} s){}\n", fs::path(in.onnx).filename().string(),
-                               fs::path(in.vnnlib).filename().string(), res, s, is_wrong ? "  WRONG" : "");
+    if (!quiet) {
+      // [k/N] and the time left at the mean pace so far: a benchmark runs for minutes to hours.
+      const size_t k = times.size();
+      const double left = total / double(k) * double(instances.size() - k);
+      std::cerr << fmt::format("[{}/{}] {} {} -> {} ({:.2f} s){}{}\n", k, instances.size(),
+                               fs::path(in.onnx).filename().string(), fs::path(in.vnnlib).filename().string(), res, s,
+                               is_wrong ? "  WRONG" : "",
+                               k < instances.size() ? ", ETA " + engine::ProgressLine::duration(left) : "");
+    }
   }
   fs::remove_all(tmp);
   std::sort(times.begin(), times.end());

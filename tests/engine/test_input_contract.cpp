@@ -304,3 +304,19 @@ TEST_CASE("first hour: did-you-mean for commands, attacks and methods; case-inse
   CHECK(zero.exit_code == 2);
   CHECK(contains(zero.output, "'8/0' divides by zero"));
 }
+
+TEST_CASE("first hour: --quiet after the command name, --limit in corrupt and backdoor", "[cli][contract][names]") {
+  const Fixture f = make_fixture();
+  auto q = test::run_cli(fmt::format("attack --model {} --data {} --labels {} --attack fgsm --eps 0.01 --out {}/q.json --quiet",
+                                     kCnn, f.x, f.y, f.dir));
+  INFO(q.output);
+  CHECK(q.exit_code == 0);
+  CHECK(q.output.empty());  // nothing on stdout or stderr
+  auto c = test::run_cli(fmt::format("corrupt --model {} --data {} --labels {} --corruptions gaussian_noise --severities 1 "
+                                     "--limit 5 --out {}/c.json -q",
+                                     kCnn, f.x, f.y, f.dir));
+  INFO(c.output);
+  REQUIRE(c.exit_code == 0);
+  CHECK(read_json(f.dir + "/c.json")["n_samples"] == 5);
+  CHECK(read_json(f.dir + "/c.json")["clean_accuracy_ci"]["n"] == 5);
+}

@@ -109,6 +109,7 @@ std::vector<SampleVerdict> verify_robustness(const Network* net, const std::stri
         default: v.verdict = "unknown"; break;
       }
       out.push_back(v);
+      if (opts.progress) opts.progress(int64_t(out.size()), int64_t(opts.eps.size()) * N);
     }
   return out;
 }

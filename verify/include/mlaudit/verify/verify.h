@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "mlaudit/engine/progress.h"
 #include "mlaudit/engine/tensor.h"
 #include "mlaudit/verify/solver.h"
 
@@ -43,6 +44,7 @@ struct RobustnessOptions {
   double clip_min = 0;
   double clip_max = 1;
   VerifyOptions solver;  ///< timeout_s is per sample and eps
+  engine::ProgressFn progress;  ///< called after each (sample, eps) query (done, total)
 };
 
 /// L-infinity local robustness of every sample (label from `labels` or, when
