@@ -6,6 +6,7 @@
 //
 // Every iterator here checks that each operand's shape broadcasts to the output shape before
 // it reads, so a caller's mistake becomes an InputError, never an out-of-bounds read.
+#include <omp.h>
 #include <fmt/format.h>
 
 #include <array>
@@ -91,17 +92,38 @@ void for_each_row(const Shape& out, const std::array<Shape, K>& shapes, Row row)
   for (size_t k = 0; k < K; ++k) inner_st[k] = st[k][cr - 1];
   const int64_t inner = dims[cr - 1];
   const int64_t rows = n / inner;
-  std::vector<int64_t> idx(cr, 0);
-  for (int64_t i = 0; i < rows; ++i) {
-    row(i * inner, off, inner, inner_st);
+  // Rows [r0, r1): the odometer starts from r0's digits, so threads can take row ranges.
+  auto walk = [&](int64_t r0, int64_t r1) {
+    std::vector<int64_t> idx(cr, 0);
+    std::array<int64_t, K> o = off;
+    int64_t rest = r0;
     for (size_t d = cr - 1; d-- > 0;) {
-      if (++idx[d] < dims[d]) {
-        for (size_t k = 0; k < K; ++k) off[k] += st[k][d];
-        break;
-      }
-      for (size_t k = 0; k < K; ++k) off[k] -= st[k][d] * (dims[d] - 1);
-      idx[d] = 0;
+      idx[d] = rest % dims[d];
+      rest /= dims[d];
+      for (size_t k = 0; k < K; ++k) o[k] += idx[d] * st[k][d];
     }
+    for (int64_t i = r0; i < r1; ++i) {
+      row(i * inner, o, inner, inner_st);
+      for (size_t d = cr - 1; d-- > 0;) {
+        if (++idx[d] < dims[d]) {
+          for (size_t k = 0; k < K; ++k) o[k] += st[k][d];
+          break;
+        }
+        for (size_t k = 0; k < K; ++k) o[k] -= st[k][d] * (dims[d] - 1);
+        idx[d] = 0;
+      }
+    }
+  };
+  // Large outputs (a bias added to [N, L, 4d] activations) in parallel: rows write disjoint
+  // parts of `out`; every row callback of this header only writes its own output row.
+  if (n >= (int64_t(1) << 18) && rows >= 2 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+#pragma omp parallel
+    {
+      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+      walk(rows * t / nt, rows * (t + 1) / nt);
+    }
+  } else {
+    walk(0, rows);
   }
 }
 
