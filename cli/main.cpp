@@ -34,6 +34,7 @@ int parse_int(const std::string& opt, const char* v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::string command;  // the command name, once read (for error prefixes)
   try {
     cli::GlobalOptions global;
     int i = 1;
@@ -70,7 +71,7 @@ int main(int argc, char** argv) {
       print_usage();
       return 2;
     }
-    std::string command = argv[i];
+    command = argv[i];
     std::vector<std::string> args(argv + i + 1, argv + argc);
     // Global options are also accepted after the command name.
     std::vector<std::string> rest;
@@ -103,7 +104,21 @@ int main(int argc, char** argv) {
     engine::set_num_threads(global.threads);
     return cli::run_command(command, rest, global);
   } catch (const InputError& e) {
-    std::cerr << "mlaudit: error: " << e.what() << "\n";
+    // The prefix names the command the user typed, not the module that found the problem
+    // ("verify: cannot open 'nope.vnnlib'", not "datasets: ..."); the message names the file,
+    // option or node.
+    std::string text = e.what();
+    const std::string module = e.module() + ": ";
+    const bool known = !command.empty() && [&] {
+      for (const auto& c : cli::commands())
+        if (c.name == command) return true;
+      return false;
+    }();
+    if (known && e.module() != command && text.rfind(module, 0) == 0) {
+      text = text.substr(module.size());
+      if (text.rfind(command + ": ", 0) != 0) text = command + ": " + text;
+    }
+    std::cerr << "mlaudit: error: " << text << "\n";
     return 2;
   } catch (const std::bad_alloc&) {
     std::cerr << "mlaudit: error: out of memory\n";

@@ -299,6 +299,13 @@ TEST_CASE("first hour: did-you-mean for commands, attacks and methods; case-inse
   json u = read_json(f.dir + "/u.json");
   CHECK(u["attack"] == "pgd");
   CHECK(u["by_eps"][0]["eps"].get<double>() == 8.0 / 255.0);
+  // Errors are prefixed with the command the user typed, not an internal module.
+  auto missing = test::run_cli(fmt::format("verify --model {} --vnnlib {}/nope.vnnlib", kCnn, f.dir));
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.output.rfind("mlaudit: error: verify: cannot open '", 0) == 0);
+  auto nomodel = test::run_cli(fmt::format("attack --model {}/nope.onnx --data {} --labels {} --eps 0.1 --out {}/n.json", f.dir,
+                                           f.x, f.y, f.dir));
+  CHECK(nomodel.output.rfind("mlaudit: error: attack: ", 0) == 0);
   auto zero = test::run_cli(fmt::format("attack --model {} --data {} --labels {} --eps 8/0 --out {}/z.json", kCnn, f.x, f.y,
                                         f.dir));
   CHECK(zero.exit_code == 2);
