@@ -44,7 +44,8 @@ extern "C" void on_sigint(int) {
     raise(SIGINT);
     return;
   }
-  const char msg[] = "\naudit: interrupt received; stopping after the current section (Ctrl-C again to abort now)\n";
+  const char msg[] = "\naudit: interrupt received; stopping after the current section and writing an incomplete report "
+                     "(Ctrl-C again to abort now)\n";
   ssize_t ignored = write(2, msg, sizeof msg - 1);
   (void)ignored;
 }
@@ -153,7 +154,11 @@ int cmd_audit(const std::vector<std::string>& args, const GlobalOptions& global)
   };
   reports::AuditResult res = reports::run_audit(config, opt, runner);
   if (res.interrupted) {
-    std::cerr << "audit: interrupted; no report written\n";
+    std::string missing;
+    for (const auto& id : res.report["incomplete"]["sections_not_run"]) missing += (missing.empty() ? "" : ", ") + id.get<std::string>();
+    std::cerr << "audit: interrupted; incomplete report written (sections not run: " << (missing.empty() ? "none" : missing)
+              << ")\n";
+    if (!res.written.empty()) std::cerr << "Report: " << res.written.front() << "\n";
     return 130;
   }
   if (!quiet) {

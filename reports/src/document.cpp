@@ -956,6 +956,13 @@ Document build_document(const json& report) {
                                str(sum, "verdict", "n/a"), str(sum, "exit_code", "n/a"), str(sum, "gates_total", "0"),
                                str(sum, "gates_passed", "0"), str(sum, "gates_failed", "0"), str(sum, "gates_warned", "0"),
                                str(sum, "gates_errors", "0"), str(sum, "sections_total", "0"), str(sum, "sections_failed", "0"))));
+  if (report.contains("incomplete")) {
+    const json& inc = report["incomplete"];
+    std::string missing;
+    for (const auto& id : arr(inc, "sections_not_run")) missing += (missing.empty() ? "" : ", ") + id.get<std::string>();
+    d.push_back(note(fmt::format("INCOMPLETE: the audit was {}; sections not run: {}. Gates that read them are errors.",
+                                 str(inc, "reason", "interrupted"), missing.empty() ? "none" : missing)));
+  }
   d.push_back(note("mlaudit states what was measured. It does not certify compliance with any regulation or standard."));
   gate_blocks(d, report);
   manifest_blocks(d, report);

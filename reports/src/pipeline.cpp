@@ -548,19 +548,24 @@ AuditResult run_audit(const AuditConfig& cfg, const AuditOptions& opt, const Com
     progress.finish(s.id, rec["status"] == "ok" ? "done" : "FAILED: " + rec.value("error", std::string()), secs);
     report["sections"].push_back(rec);
   }
-  if (interrupted(opt)) {
-    res.interrupted = true;  // the caller says so (the CLI: "audit: interrupted; no report written")
-    res.exit_code = 130;
-    return res;
+  // Ctrl-C: the finished sections are kept and reported; the report is marked incomplete and
+  // names the sections that did not run (the CLI then exits 130).
+  const bool stopped = interrupted(opt);
+  if (stopped) {
+    json not_run = json::array();
+    for (size_t i = report["sections"].size(); i < order.size(); ++i) not_run.push_back(order[i]->id);
+    report["incomplete"] = {{"reason", "interrupted (Ctrl-C) after the section that was running finished"},
+                            {"sections_not_run", not_run}};
   }
   report["gates"] = evaluate_gates(cfg.gates, report);
   if (!previous.is_null()) report["diff"] = diff_reports(previous, report, opt.diff_path);
   finalize_report(report);
   res.exit_code = report_exit_code(report);
-  if (interrupted(opt)) {
+  if (stopped) {
     res.interrupted = true;
     res.exit_code = 130;
-    return res;
+    report["summary"]["verdict"] = "INCOMPLETE";
+    report["summary"]["exit_code"] = 130;
   }
   // Keep section outputs (JSON, attributions, heatmaps) next to the report.
   fs::path sections_dir = out / "sections";

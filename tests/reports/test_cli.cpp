@@ -178,7 +178,7 @@ TEST_CASE("cli audit: --diff adds the changes section", "[reports][cli]") {
   CHECK(md.find("## Changes since the previous audit") != std::string::npos);
 }
 
-TEST_CASE("cli audit: Ctrl-C stops after the running section and writes nothing", "[reports][cli]") {
+TEST_CASE("cli audit: Ctrl-C stops after the running section and writes an incomplete report", "[reports][cli]") {
   // A real attack section (APGD-CE on 200 images at 4 eps, several seconds even on a quiet
   // machine) is running when SIGINT arrives: it is sent once the section's progress line
   // is out (not after a fixed delay, which a loaded machine can overrun during start-up).
@@ -216,11 +216,21 @@ TEST_CASE("cli audit: Ctrl-C stops after the running section and writes nothing"
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 130);
   CHECK(output.find("interrupt received; stopping after the current section") != std::string::npos);
-  const size_t said = output.find("no report written");
+  const size_t said = output.find("audit: interrupted; incomplete report written (sections not run: robustness-cnn-fgsm)");
   CHECK(said != std::string::npos);
-  CHECK(output.find("audit: interrupted; no report written") != std::string::npos);
-  CHECK(output.find("no report written", said + 1) == std::string::npos);  // said once
+  CHECK(output.find("audit: interrupted", said + 1) == std::string::npos);  // said once
   CHECK(output.find("robustness-cnn-fgsm ...") == std::string::npos);  // the next section never started
-  REQUIRE(fs::exists(dir + "/out"));
-  CHECK(fs::is_empty(dir + "/out"));
+  // The finished section is kept; the report says what did not run, and its gate (on the
+  // section that never ran) is an error, never a pass.
+  REQUIRE(fs::exists(dir + "/out/report.json"));
+  json r = json::parse(test::read_text(dir + "/out/report.json"));
+  CHECK(r["summary"]["verdict"] == "INCOMPLETE");
+  const auto problems = reports::validate_json_schema(r, json::parse(test::read_text(test::source_path("docs/report-schema.json"))));
+  CHECK(problems.empty());
+  CHECK(r["summary"]["exit_code"] == 130);
+  CHECK(r["incomplete"]["sections_not_run"] == json::array({"robustness-cnn-fgsm"}));
+  REQUIRE(r["sections"].size() == 1);
+  CHECK(r["sections"][0]["id"] == "robustness-cnn-apgd-ce");
+  CHECK(r["gates"][0]["status"] == "error");
+  CHECK(test::read_text(dir + "/out/report.md").find("INCOMPLETE: the audit was interrupted") != std::string::npos);
 }

@@ -1,6 +1,7 @@
 // The audit pipeline with a fake command runner: files written, exit codes,
 // section arguments, interruption, diff.
 #include <catch2/catch.hpp>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -157,7 +158,7 @@ TEST_CASE("pipeline: a failing gate -> exit 1; a failing section -> exit 2 with 
   }
 }
 
-TEST_CASE("pipeline: an interrupted audit writes nothing", "[reports][pipeline]") {
+TEST_CASE("pipeline: an interrupted audit reports the finished sections, marked incomplete", "[reports][pipeline]") {
   std::string dir = test::temp_dir("pipe-int");
   AuditConfig cfg = config_with(test::kPassingGates, dir);
   std::atomic<bool> stop{false};
@@ -173,8 +174,11 @@ TEST_CASE("pipeline: an interrupted audit writes nothing", "[reports][pipeline]"
   CHECK(res.interrupted);
   CHECK(res.exit_code == 130);
   CHECK(calls == 2);  // stopped after the running section
-  REQUIRE(fs::exists(dir + "/out"));
-  CHECK(fs::is_empty(dir + "/out"));  // no report, no work folder
+  REQUIRE(fs::exists(dir + "/out/report.json"));
+  CHECK(res.report["summary"]["verdict"] == "INCOMPLETE");
+  CHECK(res.report["incomplete"]["sections_not_run"].size() == cfg.sections.size() - res.report["sections"].size());
+  CHECK(res.report["incomplete"]["sections_not_run"].size() >= 1);
+  CHECK(!fs::exists(dir + "/out/.work-" + std::to_string(getpid())));  // no work folder left
 }
 
 TEST_CASE("pipeline: --diff adds the changes since the previous audit", "[reports][pipeline]") {

@@ -44,7 +44,7 @@ SectionCommand section_command(const SectionSpec& section, const AuditConfig& co
 /// Result of an audit.
 struct AuditResult {
   int exit_code = 0;                 ///< 0 pass, 1 gate failed, 2 gate error / input error
-  bool interrupted = false;          ///< stopped by Ctrl-C; nothing written
+  bool interrupted = false;          ///< stopped by Ctrl-C: the finished sections reported, marked incomplete
   nlohmann::json report;
   std::vector<std::string> written;  ///< files written
   std::string pdf_note;              ///< why report.pdf is absent, when it is
