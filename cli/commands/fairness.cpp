@@ -191,6 +191,7 @@ int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& glob
       ("favorable-class", po::value<int64_t>()->default_value(1), "model output class of the favorable decision")
       ("protected", po::value<std::string>(), "protected attribute columns, comma-separated (their intersection is added)")
       ("bins", po::value<std::string>(), "numeric attributes cut at edges or into N quantile bins: 'age:25,45;income:q4'")
+      ("limit", po::value<int64_t>()->default_value(0), "use only the first N rows (after a preset's filter; 0: all)")
       ("max-numeric-groups", po::value<int64_t>()->default_value(10), "refuse an unbinned numeric protected column "
                                                                        "with more distinct values (0: no limit)")
       ("onehot", po::value<std::string>(), "attributes given as one-hot model features: 'race=race_a,race_b,race_c'")
@@ -235,6 +236,9 @@ int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& glob
     lt.rows_read = int64_t(lt.table.rows());
     format = "csv";
   }
+  if (vm["limit"].as<int64_t>() < 0) throw fairness_error("--limit must be >= 0");
+  if (const int64_t limit = vm["limit"].as<int64_t>(); limit > 0 && size_t(limit) < lt.table.rows())
+    for (auto& column : lt.table.cells) column.resize(size_t(limit));  // the first N rows (after a preset's filter)
   const auto& table = lt.table;
   std::string label = vm.count("label") ? vm["label"].as<std::string>() : lt.label;
   if (label.empty()) throw fairness_error("--label is required (the true label column)");

@@ -117,6 +117,7 @@ int cmd_privacy(const std::vector<std::string>& args, const GlobalOptions& globa
       ("member-labels", po::value<std::string>(), "labels of the members (.npy, integers)")
       ("non-members", po::value<std::string>(), "samples from the same distribution not trained on")
       ("non-member-labels", po::value<std::string>(), "labels of the non-members (.npy)")
+      ("limit", po::value<int64_t>()->default_value(0), "use only the first N members and N non-members (0: all)")
       ("label-column", po::value<std::string>()->default_value("label"), "label column of .csv inputs")
       ("feature-list", po::value<std::string>(), "file naming the model's feature columns, one per line (.csv inputs)")
       ("attacks", po::value<std::string>(), "comma list of loss,confidence,entropy,lira,label-only "
@@ -159,6 +160,13 @@ int cmd_privacy(const std::vector<std::string>& args, const GlobalOptions& globa
   std::vector<int64_t> ym, yn;
   load_set(vm["members"].as<std::string>(), "member-labels", vm, label_column, xm, ym);
   load_set(vm["non-members"].as<std::string>(), "non-member-labels", vm, label_column, xn, yn);
+  if (vm["limit"].as<int64_t>() < 0) throw InputError("privacy", "--limit must be >= 0");
+  if (const int64_t limit = vm["limit"].as<int64_t>(); limit > 0)
+    for (auto [xs, ys] : {std::pair{&xm, &ym}, std::pair{&xn, &yn}})
+      if (xs->rank() >= 1 && limit < xs->dim(0)) {
+        *xs = xs->slice_rows(0, limit);
+        ys->resize(size_t(limit));
+      }
   auto model = load_model(vm["model"].as<std::string>(), global);
   // The same file as members and non-members measures nothing (every attack's AUC is 0.5).
   if (datasets::sha256_file(vm["members"].as<std::string>()) == datasets::sha256_file(vm["non-members"].as<std::string>()))

@@ -327,3 +327,23 @@ TEST_CASE("first hour: --quiet after the command name, --limit in corrupt and ba
   CHECK(read_json(f.dir + "/c.json")["n_samples"] == 5);
   CHECK(read_json(f.dir + "/c.json")["clean_accuracy_ci"]["n"] == 5);
 }
+
+TEST_CASE("first hour: --limit in privacy and fairness", "[cli][contract][names]") {
+  const Fixture f = make_fixture();
+  auto p = test::run_cli(fmt::format("privacy --model {} --members {} --member-labels {} --non-members {}/xn.npy "
+                                     "--non-member-labels {}/yn.npy --attacks loss --limit 7 --out {}/p.json -q",
+                                     kCnn, f.x, f.y, f.dir, f.dir, f.dir));
+  INFO(p.output);
+  REQUIRE(p.exit_code == 0);
+  json pj = read_json(f.dir + "/p.json");
+  CHECK(pj["members"]["count"] == 7);
+  CHECK(pj["non_members"]["count"] == 7);
+  const std::string features = "age,income,debt_ratio,years_employed,num_credit_lines,late_payments,sex";
+  auto fr = test::run_cli(fmt::format("fairness --data {} --label approved --protected sex --model {} --features {} --limit 100 "
+                                      "--out {}/f.json -q",
+                                      test::source_path("datasets/credit/credit_test.csv"),
+                                      test::source_path("models/credit_mlp.onnx"), features, f.dir));
+  INFO(fr.output);
+  REQUIRE(fr.exit_code == 0);
+  CHECK(read_json(f.dir + "/f.json")["data"]["rows"] == 100);
+}
