@@ -3,11 +3,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <cmath>
 #include <iostream>
 #include <map>
 #include <sstream>
 
+#include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
@@ -87,6 +89,28 @@ std::vector<std::string> split_list(const std::string& text, char sep) {
     out.push_back(item.substr(b, e - b + 1));
   }
   return out;
+}
+
+std::vector<std::string> parse_name_list(const std::string& option, const std::string& spec) {
+  const bool explicit_file = !spec.empty() && spec[0] == '@';
+  const std::string path = explicit_file ? spec.substr(1) : spec;
+  std::error_code ec;
+  if (explicit_file || (std::filesystem::is_regular_file(path, ec) && spec.find(',') == std::string::npos)) {
+    std::string text;
+    try {
+      text = datasets::read_file(path, 16 << 20);
+    } catch (const InputError& e) {
+      throw InputError("cli", fmt::format("--{}: {}", option, e.what()));
+    }
+    std::vector<std::string> names;
+    for (auto line : split_list(text, '\n')) {
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
+      if (!line.empty()) names.push_back(line);
+    }
+    if (names.empty()) throw InputError("cli", fmt::format("--{}: {} lists no names", option, path));
+    return names;
+  }
+  return split_list(spec);
 }
 
 std::vector<double> parse_double_list(const std::string& option, const std::string& text) {

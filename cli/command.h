@@ -54,6 +54,10 @@ bool parse_options(const std::string& command, const std::string& usage, po::opt
 
 /// Split "0.1,0.2" into doubles; throws InputError naming the option.
 std::vector<double> parse_double_list(const std::string& option, const std::string& text);
+/// A list of names (feature columns): "a,b,c", or "@FILE" / an existing FILE with one name per
+/// line (blank lines and trailing spaces ignored). "@FILE" that cannot be read is an
+/// InputError naming the option.
+std::vector<std::string> parse_name_list(const std::string& option, const std::string& spec);
 /// Split "a,b,c" into strings (empty items dropped).
 std::vector<std::string> split_list(const std::string& text, char sep = ',');
 

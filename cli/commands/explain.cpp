@@ -42,18 +42,6 @@ std::vector<int64_t> parse_int_list(const std::string& option, const std::string
   return out;
 }
 
-std::vector<std::string> read_feature_names(const std::string& path) {
-  std::string text = datasets::read_file(path, 16 << 20);
-  std::vector<std::string> names;
-  std::string line;
-  std::istringstream in(text);
-  while (std::getline(in, line)) {
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-    if (!line.empty()) names.push_back(line);
-  }
-  return names;
-}
-
 struct Setup {
   std::string method;
   std::vector<int64_t> targets;
@@ -141,7 +129,7 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
       ("superpixel", po::value<int64_t>()->default_value(4), "kernel-shap/lime/permutation on images: grid cell size")
       ("repeats", po::value<int>()->default_value(5), "permutation repeats")
       ("top-k", po::value<int>()->default_value(10), "features listed per sample")
-      ("feature-names", po::value<std::string>(), "file with one feature name per line (tabular data)")
+      ("feature-names", po::value<std::string>(), "feature names (tabular data): FILE or @FILE with one per line, or a,b,c")
       ("limit", po::value<int64_t>()->default_value(0), "explain only the first N rows (0 = all)")
       ("batch-rows", po::value<int64_t>()->default_value(0),
        "rows per forward/backward call; 0 = auto: about 32768 input values per call, 1 to 256 rows "
@@ -228,7 +216,7 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
   }
   std::vector<std::string> names;
   if (vm.count("feature-names")) {
-    names = read_feature_names(vm["feature-names"].as<std::string>());
+    names = parse_name_list("feature-names", vm["feature-names"].as<std::string>());
     if (static_cast<int64_t>(names.size()) != d)
       throw InputError("cli", fmt::format("explain: {} lists {} names for {} features",
                                           vm["feature-names"].as<std::string>(), names.size(), d));

@@ -187,7 +187,7 @@ int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& glob
       ("positive", po::value<std::string>(), "class counted as positive by TPR/FPR/TNR/FNR/PPV/NPV: favorable (default) | "
                                              "unfavorable (compas default: recidivism, 'higher risk', as ProPublica)")
       ("model", po::value<std::string>(), "ONNX classifier run on --features (logits [N,C])")
-      ("features", po::value<std::string>(), "model input columns in order, comma-separated")
+      ("features", po::value<std::string>(), "model input columns in order: a,b,c or @FILE (one per line)")
       ("favorable-class", po::value<int64_t>()->default_value(1), "model output class of the favorable decision")
       ("protected", po::value<std::string>(), "protected attribute columns, comma-separated (their intersection is added)")
       ("bins", po::value<std::string>(), "numeric attributes cut at edges or into N quantile bins: 'age:25,45;income:q4'")
@@ -315,7 +315,8 @@ int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& glob
   std::vector<std::string> needed = {label};
   if (vm.count("prediction")) needed.push_back(vm["prediction"].as<std::string>());
   if (vm.count("score")) needed.push_back(vm["score"].as<std::string>());
-  std::vector<std::string> features = vm.count("features") ? split_list(vm["features"].as<std::string>()) : std::vector<std::string>{};
+  std::vector<std::string> features =
+      vm.count("features") ? parse_name_list("features", vm["features"].as<std::string>()) : std::vector<std::string>{};
   for (const auto& p : protected_cols)
     if (!onehot.count(p)) needed.push_back(p);
   for (const auto& [a, cols] : onehot)

@@ -37,14 +37,7 @@ void load_set(const std::string& x_path, const std::string& y_option, const po::
     datasets::CsvTable t = datasets::read_csv(x_path);
     std::vector<std::string> features;
     if (vm.count("feature-list")) {
-      const std::string path = vm["feature-list"].as<std::string>();
-      std::string text = datasets::read_file(path);
-      for (const auto& line : split_list(text, '\n')) {
-        std::string f = line;
-        f.erase(std::remove_if(f.begin(), f.end(), [](unsigned char c) { return std::isspace(c); }), f.end());
-        if (!f.empty()) features.push_back(f);
-      }
-      if (features.empty()) throw InputError("privacy", "feature list '" + path + "' names no columns");
+      features = parse_name_list("feature-list", vm["feature-list"].as<std::string>());
     } else {
       for (const auto& c : t.columns)
         if (c != label_column) features.push_back(c);
@@ -119,7 +112,7 @@ int cmd_privacy(const std::vector<std::string>& args, const GlobalOptions& globa
       ("non-member-labels", po::value<std::string>(), "labels of the non-members (.npy)")
       ("limit", po::value<int64_t>()->default_value(0), "use only the first N members and N non-members (0: all)")
       ("label-column", po::value<std::string>()->default_value("label"), "label column of .csv inputs")
-      ("feature-list", po::value<std::string>(), "file naming the model's feature columns, one per line (.csv inputs)")
+      ("feature-list", po::value<std::string>(), "the model's feature columns (.csv inputs): FILE or @FILE with one per line, or a,b,c")
       ("attacks", po::value<std::string>(), "comma list of loss,confidence,entropy,lira,label-only "
                                              "(default loss,confidence,entropy, plus lira with --reference-models)")
       ("reference-models", po::value<std::string>(), "folder of ONNX reference models trained without the targets (LiRA)")

@@ -316,26 +316,12 @@ int run_data(const po::variables_map& vm, const GlobalOptions& g) {
   return 0;
 }
 
-std::vector<std::string> read_features(const std::string& spec) {
-  if (fs::exists(spec)) {
-    std::vector<std::string> names;
-    std::ifstream f(spec);
-    std::string line;
-    while (std::getline(f, line)) {
-      while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-      if (!line.empty()) names.push_back(line);
-    }
-    return names;
-  }
-  return split_list(spec);
-}
-
 int run_fairness(const po::variables_map& vm, const GlobalOptions& g) {
   std::string model = vm["model"].as<std::string>();
   for (const char* need : {"protected", "features", "domain", "out"})
     if (!vm.count(need)) throw InputError("verify", fmt::format("--fairness needs --{}", need));
   bool quiet = g.quiet || vm.count("quiet");
-  std::vector<std::string> features = read_features(vm["features"].as<std::string>());
+  std::vector<std::string> features = parse_name_list("features", vm["features"].as<std::string>());
   std::string prot = vm["protected"].as<std::string>();
   auto pit = std::find(features.begin(), features.end(), prot);
   if (pit == features.end()) throw InputError("verify", "--protected: '" + prot + "' is not one of the --features");

@@ -347,3 +347,20 @@ TEST_CASE("first hour: --limit in privacy and fairness", "[cli][contract][names]
   REQUIRE(fr.exit_code == 0);
   CHECK(read_json(f.dir + "/f.json")["data"]["rows"] == 100);
 }
+
+TEST_CASE("first hour: feature lists are a,b,c or @FILE in every command", "[cli][contract][names]") {
+  const std::string dir = test::temp_dir("features");
+  const std::string list = test::source_path("datasets/credit/features.txt");
+  auto f = test::run_cli(fmt::format("fairness --data {} --label approved --protected sex --model {} --features @{} --out {}/f.json -q",
+                                     test::source_path("datasets/credit/credit_test.csv"),
+                                     test::source_path("models/credit_mlp.onnx"), list, dir));
+  INFO(f.output);
+  CHECK(f.exit_code == 0);
+  auto missing = test::run_cli(fmt::format("fairness --data {} --label approved --protected sex --model {} --features @{}/nope.txt "
+                                           "--out {}/f.json",
+                                           test::source_path("datasets/credit/credit_test.csv"),
+                                           test::source_path("models/credit_mlp.onnx"), dir, dir));
+  CHECK(missing.exit_code == 2);
+  CHECK(contains(missing.output, "--features: "));
+  CHECK(contains(missing.output, "nope.txt"));
+}
