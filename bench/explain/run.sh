@@ -74,7 +74,7 @@ ml=$(ks_ml)
 py=$("$PY" "$ROOT/bench/explain/peer.py" kernelshap "$KS_ROWS" 2048 "$THREADS" 2>/dev/null || echo "nan nan")
 report "KernelSHAP credit MLP (7 features: 2048 samples cap at 2^7-2 = 126 coalitions), 100 background rows, $KS_ROWS rows" \
   "$ml" "$py" shap
-mlc=$(best_ml "${MLP[@]}" --limit "$KS_ROWS" --method kernel-shap --samples 2048)
+mlc=$(best_ml "${MLP[@]}" --limit "$KS_ROWS" --method kernel-shap --nsamples 2048)
 report "KernelSHAP credit as above, mlaudit's CLI (one cold call per process, best of 3 processes)" "$mlc" "$py" shap
 if [ "$THREADS" != 1 ]; then
   # shap's torch forward of 12,600 tiny rows runs faster on 1 thread than on 2.
@@ -100,12 +100,12 @@ fi
 "$PY" -c "import numpy as np,sys; np.save(sys.argv[2], np.load(sys.argv[1])[:20].astype(np.float32))" \
   "$ROOT/datasets/privacy/overfit_members_x.npy" "$TMP/bg196.npy"
 ml=$(best_ml --model "$ROOT/models/privacy/overfit_mlp.onnx" --data "$ROOT/datasets/privacy/overfit_nonmembers_x.npy" \
-  --limit "$KS196_ROWS" --method kernel-shap --target 0 --samples 2048 --background "$TMP/bg196.npy")
+  --limit "$KS196_ROWS" --method kernel-shap --target 0 --nsamples 2048 --background "$TMP/bg196.npy")
 py=$("$PY" "$ROOT/bench/explain/peer.py" kernelshap196 "$KS196_ROWS" 2048 "$THREADS" 2>/dev/null || echo "nan nan")
 report "KernelSHAP overfit MLP (196 features, 2048 sampled coalitions), 20 background rows, $KS196_ROWS rows" \
   "$ml" "$py" shap
 
-ml=$(best_ml "${MLP[@]}" --limit "$LIME_ROWS" --method lime --samples 5000)
+ml=$(best_ml "${MLP[@]}" --limit "$LIME_ROWS" --method lime --nsamples 5000)
 py=$("$PY" "$ROOT/bench/explain/peer.py" lime "$LIME_ROWS" 5000 "$THREADS" 2>/dev/null || echo "nan nan")
 report "LIME tabular credit MLP, 5000 samples, $LIME_ROWS rows" "$ml" "$py" lime
 exit 0

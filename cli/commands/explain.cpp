@@ -119,8 +119,10 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
       ("steps", po::value<int>()->default_value(50), "IG steps")
       ("deeplift-captum", "deeplift: reproduce Captum's DeepLift hook order (a ReLU feeding a MaxPool sees the "
        "ordinary gradient), which breaks summation-to-delta on such nets; default: chain rule of multipliers")
-      ("samples", po::value<int64_t>()->default_value(0),
-       "smoothgrad noise samples (50), kernel-shap coalitions (2M+2048), lime samples (5000/1000); 0 = default")
+      ("nsamples", po::value<int64_t>()->default_value(0),
+       "smoothgrad noise samples (50), kernel-shap coalitions (2M+2048), lime samples (5000/1000); 0 = default "
+       "(the audit YAML's nsamples; rows are --limit)")
+      ("samples", po::value<int64_t>(), "old spelling of --nsamples (kept as an alias)")
       ("noise-level", po::value<double>()->default_value(0.15, "0.15"), "smoothgrad sigma / (max - min) of each input")
       ("seed", po::value<uint64_t>()->default_value(0), "random seed")
       ("window", po::value<std::string>(), "occlusion window per sample axis, e.g. 1,4,4 (default: C,4,4 for images, 1)")
@@ -150,6 +152,10 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
     return 0;
   if (!vm.count("out") && !vm.count("json"))
     throw InputError("cli", "explain: give --out A.npy and/or --json S.json (see 'mlaudit explain --help')");
+  // --samples is the old spelling of --nsamples (draws per row, not rows: rows are --limit)
+  if (vm.count("samples") && !vm["nsamples"].defaulted())
+    throw InputError("cli", "explain: give --nsamples only (--samples is its old spelling)");
+  const int64_t nsamples = vm.count("samples") ? vm["samples"].as<int64_t>() : vm["nsamples"].as<int64_t>();
 
   Setup s;
   s.method = vm["method"].as<std::string>();
@@ -296,7 +302,7 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
     options = {{"rule", "rescale"}, {"baseline", vm["baseline"].as<std::string>()},
                {"multipliers", s.dl.captum_compat ? "captum" : "chain-rule"}, {"eps", s.dl.eps}};
   } else if (s.method == "smoothgrad" || s.method == "smoothgrad-sq") {
-    s.sg.samples = vm["samples"].as<int64_t>() > 0 ? static_cast<int>(vm["samples"].as<int64_t>()) : 50;
+    s.sg.samples = nsamples > 0 ? static_cast<int>(nsamples) : 50;
     s.sg.noise_level = vm["noise-level"].as<double>();
     s.sg.squared = s.method == "smoothgrad-sq";
     s.sg.seed = vm["seed"].as<uint64_t>();
@@ -320,7 +326,7 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
                {"baseline", s.occ.baseline}};
   } else if (s.method == "kernel-shap") {
     if (s.background.empty()) throw InputError("cli", "explain: --method kernel-shap needs --background B.npy");
-    s.shap.samples = vm["samples"].as<int64_t>();
+    s.shap.samples = nsamples;
     s.shap.seed = vm["seed"].as<uint64_t>();
     if (!vm["batch-rows"].defaulted()) s.shap.batch_rows = s.batch_rows;
     if (is_image) s.shap.groups = explain::grid_superpixels(sample_shape, vm["superpixel"].as<int64_t>());
@@ -328,7 +334,7 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
                {"background_rows", s.background.shape()[0]}, {"seed", seed}};
     if (is_image) options["superpixel"] = vm["superpixel"].as<int64_t>();
   } else if (s.method == "lime") {
-    s.lime.samples = static_cast<int>(vm["samples"].as<int64_t>());
+    s.lime.samples = static_cast<int>(nsamples);
     s.lime.seed = vm["seed"].as<uint64_t>();
     s.lime.batch_rows = s.batch_rows * 16;
     if (is_image) {

@@ -261,7 +261,7 @@ SectionCommand section_command(const SectionSpec& s, const AuditConfig& cfg, con
       pass("target", "target");
       pass("baseline", "baseline");
       pass("background", "background");
-      pass("nsamples", "samples");
+      pass("nsamples", "nsamples");
       if (ds && !ds->features_file.empty()) flag("feature-names", ds->features_file);
       flag("out", fmt::format("{}/{}.npy", work_dir, s.id));
       flag("json", c.result_path);

@@ -364,3 +364,19 @@ TEST_CASE("first hour: feature lists are a,b,c or @FILE in every command", "[cli
   CHECK(contains(missing.output, "--features: "));
   CHECK(contains(missing.output, "nope.txt"));
 }
+
+TEST_CASE("first hour: explain --nsamples (draws per row), --samples kept as its old spelling", "[cli][contract][names]") {
+  const Fixture f = make_fixture();
+  auto a = test::run_cli(fmt::format("explain --model {} --data {} --method smoothgrad --nsamples 3 --limit 2 --json {}/a.json -q",
+                                     kCnn, f.x, f.dir));
+  INFO(a.output);
+  REQUIRE(a.exit_code == 0);
+  auto b = test::run_cli(fmt::format("explain --model {} --data {} --method smoothgrad --samples 3 --limit 2 --json {}/b.json -q",
+                                     kCnn, f.x, f.dir));
+  REQUIRE(b.exit_code == 0);
+  CHECK(read_json(f.dir + "/a.json")["options"]["samples"] == 3);
+  CHECK(read_json(f.dir + "/b.json")["options"]["samples"] == 3);
+  auto both = test::run_cli(fmt::format("explain --model {} --data {} --method smoothgrad --samples 3 --nsamples 4 --json {}/c.json",
+                                        kCnn, f.x, f.dir));
+  CHECK(both.exit_code == 2);
+}
