@@ -123,7 +123,8 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
        "smoothgrad noise samples (50), kernel-shap coalitions (2M+2048), lime samples (5000/1000); 0 = default "
        "(the audit YAML's nsamples; rows are --limit)")
       ("samples", po::value<int64_t>(), "old spelling of --nsamples (kept as an alias)")
-      ("noise-level", po::value<double>()->default_value(0.15, "0.15"), "smoothgrad sigma / (max - min) of each input")
+      ("noise-level", po::value<double>()->default_value(0.15, "0.15"), "smoothgrad sigma / (max - min) of each input (Smilkov et al.)")
+      ("stdevs", po::value<double>(), "smoothgrad sigma in input units, as Captum's NoiseTunnel stdevs (replaces --noise-level)")
       ("seed", po::value<uint64_t>()->default_value(0), "random seed")
       ("window", po::value<std::string>(), "occlusion window per sample axis, e.g. 1,4,4 (default: C,4,4 for images, 1)")
       ("stride", po::value<std::string>(), "occlusion stride per axis (default: the window)")
@@ -304,10 +305,18 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
   } else if (s.method == "smoothgrad" || s.method == "smoothgrad-sq") {
     s.sg.samples = nsamples > 0 ? static_cast<int>(nsamples) : 50;
     s.sg.noise_level = vm["noise-level"].as<double>();
+    if (vm.count("stdevs")) {
+      if (!vm["noise-level"].defaulted())
+        throw InputError("cli", "explain: give --stdevs (absolute sigma) or --noise-level (relative to each input's range), not both");
+      s.sg.stdevs = vm["stdevs"].as<double>();
+      if (!(s.sg.stdevs >= 0)) throw InputError("cli", "explain: --stdevs must be non-negative");
+    }
     s.sg.squared = s.method == "smoothgrad-sq";
     s.sg.seed = vm["seed"].as<uint64_t>();
     s.sg.batch_rows = s.batch_rows;
-    options = {{"samples", s.sg.samples}, {"noise_level", s.sg.noise_level}, {"seed", seed}};
+    options = {{"samples", s.sg.samples}, {"seed", seed}};
+    if (s.sg.stdevs >= 0) options["stdevs"] = s.sg.stdevs;
+    else options["noise_level"] = s.sg.noise_level;
   } else if (s.method == "occlusion") {
     if (vm.count("window")) {
       s.occ.window = parse_int_list("window", vm["window"].as<std::string>());

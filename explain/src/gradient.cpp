@@ -429,7 +429,7 @@ Tensor smoothgrad(const Model& model, const Tensor& x, const std::vector<int64_t
   std::vector<double> sigma(n);
   for (int64_t i = 0; i < n; ++i) {
     auto [lo, hi] = std::minmax_element(xp + i * d, xp + (i + 1) * d);
-    sigma[i] = opts.noise_level * (double(*hi) - *lo);
+    sigma[i] = opts.stdevs >= 0 ? opts.stdevs : opts.noise_level * (double(*hi) - *lo);
   }
   detail::Rng rng(opts.seed);
   const int64_t total = n * samples;

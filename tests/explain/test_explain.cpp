@@ -221,6 +221,22 @@ TEST_CASE("SmoothGrad of a linear model equals its gradient; fixed noise is hono
   CHECK(r.f32()[1] == Approx(-0.5));  // mean of -1 and 0
 }
 
+TEST_CASE("SmoothGrad: stdevs (Captum's absolute sigma) equals the matching relative noise level", "[explain]") {
+  // The row [1, 0.5] spans 0.5, so noise_level 0.4 means sigma = 0.2 = stdevs 0.2: the same
+  // draws (same seed) give the same attributions; another sigma gives other ones.
+  IgToyModel toy;
+  Tensor p = Tensor::from_floats({1, 2}, {1.f, 0.5f});
+  SmoothGradOptions rel, abs, other;
+  rel.samples = abs.samples = other.samples = 64;
+  rel.noise_level = 0.4;
+  abs.stdevs = 0.2;
+  other.stdevs = 0.6;
+  Tensor a = smoothgrad(toy, p, {0}, rel), b = smoothgrad(toy, p, {0}, abs), c = smoothgrad(toy, p, {0}, other);
+  CHECK(a.f32()[0] == Approx(b.f32()[0]).margin(1e-12));
+  CHECK(a.f32()[1] == Approx(b.f32()[1]).margin(1e-12));
+  CHECK(std::fabs(a.f32()[0] - c.f32()[0]) + std::fabs(a.f32()[1] - c.f32()[1]) > 1e-3);
+}
+
 TEST_CASE("softmax output wrapper: gradient matches finite differences", "[explain]") {
   auto m = make_linear(3);
   SoftmaxModel sm(m);

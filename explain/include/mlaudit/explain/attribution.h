@@ -110,6 +110,9 @@ Tensor make_baseline(const std::string& spec, const Tensor& x, const Tensor* bac
 struct SmoothGradOptions {
   int samples = 50;            ///< n in Smilkov et al. 2017 (their recommendation, ~50)
   double noise_level = 0.15;   ///< sigma / (max(x) - min(x)) per sample (paper: 10-20%)
+  /// When >= 0: sigma itself, in input units, for every sample (Captum NoiseTunnel's `stdevs`);
+  /// replaces noise_level.
+  double stdevs = -1;
   bool squared = false;        ///< SmoothGrad-Squared (Hooker et al. 2019): mean of grad^2
   uint64_t seed = 0;
   int64_t batch_rows = 256;
