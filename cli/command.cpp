@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <cmath>
 #include <iostream>
@@ -89,6 +90,11 @@ std::vector<std::string> split_list(const std::string& text, char sep) {
     out.push_back(item.substr(b, e - b + 1));
   }
   return out;
+}
+
+std::string to_lower(std::string text) {
+  for (auto& c : text) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return text;
 }
 
 std::vector<std::string> parse_name_list(const std::string& option, const std::string& spec) {
@@ -214,9 +220,7 @@ LabeledData read_labeled_data(const std::string& command, const std::string& dat
   if (d.x.rank() < 2)
     throw InputError(command, fmt::format("--data {}: must be [N, ...] (one sample per row), got {}", data_path,
                                           engine::shape_str(d.x.shape())));
-  if (int64_t(d.y.size()) != d.x.dim(0))
-    throw InputError(command, fmt::format("--labels {} has {} entries but --data {} has {} samples", labels_path,
-                                          d.y.size(), data_path, d.x.dim(0)));
+  datasets::check_label_count(command + ": --labels " + labels_path, int64_t(d.y.size()), d.x.dim(0), data_path);
   if (limit < 0) throw InputError(command, "--limit must be >= 0");
   if (limit > 0 && limit < d.x.dim(0)) {
     d.x = d.x.slice_rows(0, limit);

@@ -58,6 +58,9 @@ std::vector<double> parse_double_list(const std::string& option, const std::stri
 /// line (blank lines and trailing spaces ignored). "@FILE" that cannot be read is an
 /// InputError naming the option.
 std::vector<std::string> parse_name_list(const std::string& option, const std::string& spec);
+/// ASCII lower case: option values that name things (attacks, norms, methods) are
+/// case-insensitive (PGD, Linf, IG spellings as papers write them).
+std::string to_lower(std::string text);
 /// Split "a,b,c" into strings (empty items dropped).
 std::vector<std::string> split_list(const std::string& text, char sep = ',');
 

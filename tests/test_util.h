@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <sys/wait.h>
 
@@ -59,6 +61,14 @@ inline std::string temp_dir(const std::string& tag) {
   std::string tmpl = "/tmp/mlaudit-" + tag + "-XXXXXX";
   char* d = mkdtemp(tmpl.data());
   return d ? std::string(d) : std::string("/tmp");
+}
+
+/// A whole file as text ("" when it cannot be read: the test's checks then fail on it).
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 }  // namespace mlaudit::test

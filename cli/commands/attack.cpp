@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -53,14 +52,9 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
                      "[--steps N] [--restarts R] [--queries Q] --out R.json [--save-adv ADV.npy]",
                      desc, args, vm, {"model", "data", "labels", "out"}))
     return 0;
-  // Names are case-insensitive (PGD, AutoAttack as papers write them).
-  auto lower = [](std::string t) {
-    for (auto& c : t) c = char(std::tolower(static_cast<unsigned char>(c)));
-    return t;
-  };
-  const std::string attack = lower(vm["attack"].as<std::string>());
+  const std::string attack = to_lower(vm["attack"].as<std::string>());  // PGD, AutoAttack as papers write them
   robustness::AttackConfig cfg;
-  cfg.norm = robustness::parse_norm(lower(vm["norm"].as<std::string>()));
+  cfg.norm = robustness::parse_norm(to_lower(vm["norm"].as<std::string>()));
   cfg.steps = vm["steps"].as<int>();
   cfg.restarts = vm["restarts"].as<int>();
   cfg.step_size = vm["step-size"].as<double>();

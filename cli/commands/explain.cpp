@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -159,8 +158,7 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
   const int64_t nsamples = vm.count("samples") ? vm["samples"].as<int64_t>() : vm["nsamples"].as<int64_t>();
 
   Setup s;
-  s.method = vm["method"].as<std::string>();
-  for (auto& c : s.method) c = char(std::tolower(static_cast<unsigned char>(c)));  // IG, KernelSHAP-style spellings
+  s.method = to_lower(vm["method"].as<std::string>());  // IG, KernelSHAP-style spellings
   const auto& methods = explain::method_names();
   if (std::find(methods.begin(), methods.end(), s.method) == methods.end()) {
     const std::string hint = datasets::did_you_mean(s.method, methods);
@@ -204,9 +202,8 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
   Tensor labels;
   if (vm.count("labels")) {
     labels = datasets::read_npy_labels(vm["labels"].as<std::string>());
-    if (labels.numel() < n)
-      throw InputError("cli", fmt::format("explain: {}: {} labels for {} rows", vm["labels"].as<std::string>(),
-                                          labels.numel(), n));
+    // a longer label file is cut to the rows kept by --limit; a shorter one is refused
+    if (labels.numel() < n) datasets::check_label_count("explain: --labels " + vm["labels"].as<std::string>(), labels.numel(), n, data_path);
     if (labels.numel() > n) labels = labels.reshape({labels.numel()}).slice_rows(0, n);
     datasets::check_labels("explain: --labels " + vm["labels"].as<std::string>(), labels.to_int64s(),
                            model_classes("explain", *session, x));

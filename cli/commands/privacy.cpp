@@ -162,7 +162,10 @@ int cmd_privacy(const std::vector<std::string>& args, const GlobalOptions& globa
       }
   auto model = load_model(vm["model"].as<std::string>(), global);
   // The same file as members and non-members measures nothing (every attack's AUC is 0.5).
-  if (datasets::sha256_file(vm["members"].as<std::string>()) == datasets::sha256_file(vm["non-members"].as<std::string>()))
+  // Each input file is hashed once: the hashes both compare the two sets and go into the JSON.
+  const nlohmann::json members_file = datasets::file_provenance(vm["members"].as<std::string>());
+  const nlohmann::json non_members_file = datasets::file_provenance(vm["non-members"].as<std::string>());
+  if (members_file["sha256"] == non_members_file["sha256"])
     throw InputError("privacy", fmt::format("--members {} and --non-members {} hold the same bytes: membership inference "
                                             "needs the training members and samples the model never saw",
                                             vm["members"].as<std::string>(), vm["non-members"].as<std::string>()));
@@ -231,8 +234,8 @@ int cmd_privacy(const std::vector<std::string>& args, const GlobalOptions& globa
   j["tool_version"] = MLAUDIT_VERSION;
   j["model"] = vm["model"].as<std::string>();
   j["inputs"] = {{"model", datasets::file_provenance(vm["model"].as<std::string>())},
-                 {"members", datasets::file_provenance(vm["members"].as<std::string>())},
-                 {"non_members", datasets::file_provenance(vm["non-members"].as<std::string>())}};
+                 {"members", members_file},
+                 {"non_members", non_members_file}};
   for (const char* o : {"member-labels", "non-member-labels"})
     if (vm.count(o)) j["inputs"][std::string(o) == "member-labels" ? "member_labels" : "non_member_labels"] = datasets::file_provenance(vm[o].as<std::string>());
   j["members"] = {{"file", vm["members"].as<std::string>()}, {"count", ym.size()}};

@@ -253,9 +253,7 @@ int run_data(const po::variables_map& vm, const GlobalOptions& g) {
   std::vector<int64_t> labels;
   if (!labels_path.empty()) {
     labels = datasets::read_npy_labels(labels_path).to_int64s();
-    if (int64_t(labels.size()) != data.dim(0))
-      throw InputError("verify", fmt::format("--labels {}: {} labels for the {} rows of --data {}", labels_path, labels.size(),
-                                             data.dim(0), data_path));
+    datasets::check_label_count("verify: --labels " + labels_path, int64_t(labels.size()), data.dim(0), data_path);
   }
   if (vm.count("limit")) {
     const int64_t limit = vm["limit"].as<int64_t>();

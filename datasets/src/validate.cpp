@@ -41,6 +41,12 @@ void check_labels(const std::string& where, const std::vector<int64_t>& y, int64
 }
 
 
+void check_label_count(const std::string& where, int64_t labels, int64_t rows, const std::string& data_path) {
+  if (labels != rows)
+    throw InputError(module_of(where),
+                     fmt::format("{}: {} labels for the {} rows of --data {}", rest_of(where), labels, rows, data_path));
+}
+
 void check_finite(const std::string& where, const engine::Tensor& x) {
   if (x.dtype() != engine::DType::Float32) return;
   const float* d = x.f32();

@@ -872,15 +872,12 @@ void softmax_bwd(const OpContext& ctx, const Inputs& in, const Inputs& outs, con
   const int64_t lines = outer * inner;
 #pragma omp parallel for if (lines * len > 32768) schedule(static)
   for (int64_t t = 0; t < lines; ++t) {
-    {
-      const int64_t o = t / inner, i = t % inner;
-      int64_t base = o * len * inner + i;
-      double dot = 0;
-      for (int64_t k = 0; k < len; ++k) dot += Log ? pg[base + k * inner] : double(pg[base + k * inner]) * py[base + k * inner];
-      for (int64_t k = 0; k < len; ++k) {
-        int64_t j = base + k * inner;
-        pd[j] = Log ? float(pg[j] - std::exp(double(py[j])) * dot) : float(py[j] * (pg[j] - dot));
-      }
+    const int64_t base = (t / inner) * len * inner + t % inner;
+    double dot = 0;
+    for (int64_t k = 0; k < len; ++k) dot += Log ? pg[base + k * inner] : double(pg[base + k * inner]) * py[base + k * inner];
+    for (int64_t k = 0; k < len; ++k) {
+      const int64_t j = base + k * inner;
+      pd[j] = Log ? float(pg[j] - std::exp(double(py[j])) * dot) : float(py[j] * (pg[j] - dot));
     }
   }
 }

@@ -207,12 +207,17 @@ Lookup verify_fraction(const json& s, const std::vector<std::string>& args, cons
     // the fraction with its exact binomial interval over the `samples` queries
     auto with_interval = [&](Lookup l) {
       if (l.value && n && *n > 0) {
-        const std::string ci_key = field == "verified_fraction" ? "verified_robust_accuracy" : field;
-        l.interval = proportion_interval(*e, e->contains(ci_key + "_ci") ? ci_key : field, int64_t(*n));
-        if (l.interval.is_null()) {
-          l.interval = datasets::proportion_json(std::llround(*l.value * *n), int64_t(*n));
-          l.interval["computed"] = true;
-        }
+        // the command's own interval (verify writes verified_robust_accuracy_ci), else one
+        // computed from the fraction and `samples`, by the same rule as every other metric
+        json view = {{field, *l.value}};
+        std::vector<std::string> keys{field};
+        if (field == "verified_fraction") keys.push_back("verified_robust_accuracy");
+        for (const auto& key : keys)
+          if (e->contains(key + "_ci")) {
+            view[field + "_ci"] = (*e)[key + "_ci"];
+            break;
+          }
+        l.interval = proportion_interval(view, field, int64_t(*n));
       }
       return l;
     };

@@ -84,6 +84,15 @@ std::string fill(const std::string& t, const std::string& x, const std::string& 
   return fmt::format(fmt::runtime(t), fmt::arg("m", kCnn), fmt::arg("x", x), fmt::arg("y", y), fmt::arg("dir", dir));
 }
 
+// mlaudit fairness on the bundled credit model and its test CSV, with `features` (a list or
+// @FILE) and extra options; writes DIR/f.json.
+test::CommandResult credit_fairness(const std::string& features, const std::string& extra, const std::string& dir) {
+  return test::run_cli(fmt::format("fairness --data {} --label approved --protected sex --model {} --features {} {} --out {}/f.json",
+                                   test::source_path("datasets/credit/credit_test.csv"),
+                                   test::source_path("models/credit_mlp.onnx"), features, extra, dir));
+}
+const std::string kCreditFeatures = "age,income,debt_ratio,years_employed,num_credit_lines,late_payments,sex";
+
 }  // namespace
 
 TEST_CASE("input contract: every labelled command refuses labels the model cannot have, with one message",
@@ -116,11 +125,11 @@ TEST_CASE("input contract: every labelled command refuses labels the model canno
       CHECK(flat.exit_code == 2);
       CHECK(contains(flat.output, "rows are [784] but model input 'input' takes [1,28,28] per row"));
     }
-    if (c.name != "privacy") {  // privacy pairs files itself (members vs labels), checked below
+    if (c.name != "privacy") {  // privacy pairs files itself (below); every other command says it one way (members vs labels), checked below
       auto shorter = test::run_cli(fill(c.args, f.x, f.y_short, f.dir));
       INFO(shorter.output);
       CHECK(shorter.exit_code == 2);
-      CHECK(contains(shorter.output, "19"));
+      CHECK(contains(shorter.output, "19 labels for the 20 rows of --data " + f.x));
     }
   }
 }
@@ -138,11 +147,7 @@ TEST_CASE("input contract: privacy refuses the same file as members and non-memb
 TEST_CASE("input contract: fairness refuses a model threshold that is not a probability", "[cli][contract]") {
   // --threshold 5 on softmax probabilities makes every decision unfavourable: disparities of 0
   // that look like a perfectly fair model.
-  const std::string features = "age,income,debt_ratio,years_employed,num_credit_lines,late_payments,sex";
-  auto r = test::run_cli(fmt::format("fairness --data {} --label approved --protected sex --model {} --features {} --threshold 5 "
-                                     "--out {}/f.json",
-                                     test::source_path("datasets/credit/credit_test.csv"),
-                                     test::source_path("models/credit_mlp.onnx"), features, test::temp_dir("fair-thr")));
+  auto r = credit_fairness(kCreditFeatures, "--threshold 5", test::temp_dir("fair-thr"));
   INFO(r.output);
   CHECK(r.exit_code == 2);
   CHECK(contains(r.output, "--threshold 5 is not a probability in (0, 1]"));
@@ -338,11 +343,7 @@ TEST_CASE("first hour: --limit in privacy and fairness", "[cli][contract][names]
   json pj = read_json(f.dir + "/p.json");
   CHECK(pj["members"]["count"] == 7);
   CHECK(pj["non_members"]["count"] == 7);
-  const std::string features = "age,income,debt_ratio,years_employed,num_credit_lines,late_payments,sex";
-  auto fr = test::run_cli(fmt::format("fairness --data {} --label approved --protected sex --model {} --features {} --limit 100 "
-                                      "--out {}/f.json -q",
-                                      test::source_path("datasets/credit/credit_test.csv"),
-                                      test::source_path("models/credit_mlp.onnx"), features, f.dir));
+  auto fr = credit_fairness(kCreditFeatures, "--limit 100 -q", f.dir);
   INFO(fr.output);
   REQUIRE(fr.exit_code == 0);
   CHECK(read_json(f.dir + "/f.json")["data"]["rows"] == 100);
@@ -351,15 +352,10 @@ TEST_CASE("first hour: --limit in privacy and fairness", "[cli][contract][names]
 TEST_CASE("first hour: feature lists are a,b,c or @FILE in every command", "[cli][contract][names]") {
   const std::string dir = test::temp_dir("features");
   const std::string list = test::source_path("datasets/credit/features.txt");
-  auto f = test::run_cli(fmt::format("fairness --data {} --label approved --protected sex --model {} --features @{} --out {}/f.json -q",
-                                     test::source_path("datasets/credit/credit_test.csv"),
-                                     test::source_path("models/credit_mlp.onnx"), list, dir));
+  auto f = credit_fairness("@" + list, "-q", dir);
   INFO(f.output);
   CHECK(f.exit_code == 0);
-  auto missing = test::run_cli(fmt::format("fairness --data {} --label approved --protected sex --model {} --features @{}/nope.txt "
-                                           "--out {}/f.json",
-                                           test::source_path("datasets/credit/credit_test.csv"),
-                                           test::source_path("models/credit_mlp.onnx"), dir, dir));
+  auto missing = credit_fairness("@" + dir + "/nope.txt", "", dir);
   CHECK(missing.exit_code == 2);
   CHECK(contains(missing.output, "--features: "));
   CHECK(contains(missing.output, "nope.txt"));

@@ -37,13 +37,6 @@ inline std::string config_error_of(const std::string& text) {
 
 inline std::string fixture(const std::string& name) { return source_path("tests/fixtures/reports/" + name); }
 
-inline std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 inline void write_text(const std::string& path, const std::string& text) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   std::ofstream(path, std::ios::binary) << text;

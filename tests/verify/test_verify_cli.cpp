@@ -13,12 +13,6 @@ using mlaudit::test::run_cli;
 namespace fs = std::filesystem;
 
 namespace {
-std::string slurp(const std::string& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 std::string acas(const std::string& rel) { return mlaudit::test::shared_dataset("vnncomp2022/acasxu/" + rel); }
 }  // namespace
 
@@ -39,11 +33,11 @@ TEST_CASE("verify --vnnlib writes VNN-COMP result files (unsat; sat with a count
                    acas("vnnlib/prop_4.vnnlib") + " --timeout 60 --result " + dir + "/r1.txt");
   INFO(r.output);
   CHECK(r.exit_code == 0);
-  CHECK(slurp(dir + "/r1.txt") == "unsat\n");
+  CHECK(mlaudit::test::read_text(dir + "/r1.txt") == "unsat\n");
   r = run_cli("--threads 2 verify --model " + acas("onnx/ACASXU_run2a_1_7_batch_2000.onnx") + " --vnnlib " +
               acas("vnnlib/prop_3.vnnlib") + " --timeout 60 --result " + dir + "/r2.txt");
   CHECK(r.exit_code == 0);
-  std::string text = slurp(dir + "/r2.txt");
+  std::string text = mlaudit::test::read_text(dir + "/r2.txt");
   CHECK(text.rfind("sat\n((X_0 ", 0) == 0);
   CHECK(text.find("(Y_4 ") != std::string::npos);
   fs::remove_all(dir);
@@ -102,7 +96,7 @@ TEST_CASE("verify --data on the bundled models: credit MLP verdicts, CNN proved 
                 " --eps 0.01,5 --clip-min=-inf --clip-max=inf --timeout 20 --out " + dir + "/v.json");
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
-    auto j = nlohmann::json::parse(slurp(dir + "/v.json"));
+    auto j = nlohmann::json::parse(mlaudit::test::read_text(dir + "/v.json"));
     CHECK(j["domain"] == nlohmann::json::array({nullptr, nullptr}));
     CHECK(j["schema"] == "mlaudit.verify/1");
     CHECK(j.contains("tool_version"));
@@ -135,7 +129,7 @@ TEST_CASE("verify --data on the bundled models: credit MLP verdicts, CNN proved 
                      " --limit 2 --eps 0.002 --clip-min 0 --clip-max 1 --timeout 30 --out " + dir + "/c.json");
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
-    auto j = nlohmann::json::parse(slurp(dir + "/c.json"));
+    auto j = nlohmann::json::parse(mlaudit::test::read_text(dir + "/c.json"));
     REQUIRE(j["per_sample"].size() == 2);
     for (const auto& s : j["per_sample"]) CHECK(s["verdict"] == "verified");
     CHECK(j["by_eps"][0]["verified_robust_accuracy"].get<double>() == 1.0);
@@ -160,7 +154,7 @@ TEST_CASE("verify --fairness on the credit model reports partitions", "[verify][
                    "/ranges.csv --partitions 1 --timeout 20 --out " + dir + "/f.json");
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
-  auto j = nlohmann::json::parse(slurp(dir + "/f.json"));
+  auto j = nlohmann::json::parse(mlaudit::test::read_text(dir + "/f.json"));
   CHECK(j["schema"] == "mlaudit.verify/1");
   REQUIRE(j["partitions"].size() == 1);
   // `sex` is a model feature, so over the whole domain some applicant's

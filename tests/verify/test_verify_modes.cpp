@@ -27,12 +27,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-std::string slurp(const std::string& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 std::string fixture(const std::string& name) { return mlaudit::test::source_path("tests/fixtures/verify/" + name); }
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 // One line on stderr: the whole output of a refused command is a single line.
@@ -83,7 +77,7 @@ std::string sha256_hex_ok(const json& p) {
 
 TEST_CASE("verify --data: default domain [0, 1] as attack's, unbounded only when asked, verdicts match the exact reference",
           "[verify][cli][domain]") {
-  const json ref = json::parse(slurp(fixture("domain_reference.json")));
+  const json ref = json::parse(mlaudit::test::read_text(fixture("domain_reference.json")));
   std::string dir = mlaudit::test::temp_dir("verify-domain");
   const std::string base = "--threads 2 verify --model " + fixture("domain_mlp.onnx") + " --data " + fixture("domain_x.npy") +
                            " --labels " + fixture("domain_y.npy") + " --eps 0.02,0.1 --timeout 30";
@@ -110,7 +104,7 @@ TEST_CASE("verify --data: default domain [0, 1] as attack's, unbounded only when
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   CHECK(contains(r.output, "input domain [0, 1]"));
-  json d = json::parse(slurp(dir + "/default.json"));
+  json d = json::parse(mlaudit::test::read_text(dir + "/default.json"));
   CHECK(d["schema"] == "mlaudit.verify/1");
   CHECK(d["domain"] == json::array({0.0, 1.0}));
   CHECK(d["clip_min"] == 0.0);
@@ -134,7 +128,7 @@ TEST_CASE("verify --data: default domain [0, 1] as attack's, unbounded only when
     r = run_cli(base + " " + flags + " --out " + dir + "/unbounded.json");
     INFO(flags << "\n" << r.output);
     REQUIRE(r.exit_code == 0);
-    json u = json::parse(slurp(dir + "/unbounded.json"));
+    json u = json::parse(mlaudit::test::read_text(dir + "/unbounded.json"));
     CHECK(u["domain"] == json::array({nullptr, nullptr}));  // JSON has no infinity: an open side is null
     CHECK_FALSE(u.contains("clip_min"));
     verdicts_match(u, "unbounded");
@@ -167,7 +161,7 @@ TEST_CASE("verify --data refuses data outside the domain, non-finite data and ba
   // The same data inside an explicit domain is fine, and the JSON says which domain.
   r = run_cli("verify" + model + " --data " + dir + "/big.npy --clip-min -1 --clip-max 2" + out);
   CHECK(r.exit_code == 0);
-  CHECK(json::parse(slurp(dir + "/v.json"))["domain"] == json::array({-1.0, 2.0}));
+  CHECK(json::parse(mlaudit::test::read_text(dir + "/v.json"))["domain"] == json::array({-1.0, 2.0}));
   fs::remove(dir + "/v.json");
 
   r = run_cli("verify" + model + " --data " + dir + "/nan.npy" + out);
@@ -192,7 +186,7 @@ TEST_CASE("verify --data refuses data outside the domain, non-finite data and ba
 
 TEST_CASE("verify --vnnlib --out writes a JSON report (sat with a counterexample in the box, unsat)",
           "[verify][cli][vnnlib]") {
-  const json ref = json::parse(slurp(fixture("domain_reference.json")));
+  const json ref = json::parse(mlaudit::test::read_text(fixture("domain_reference.json")));
   std::string dir = mlaudit::test::temp_dir("verify-vnnlib-json");
   const std::string model = fixture("domain_mlp.onnx");
   auto r = run_cli("verify --model " + model + " --vnnlib " + fixture("domain_sat.vnnlib") + " --timeout 30 --result " + dir +
@@ -200,7 +194,7 @@ TEST_CASE("verify --vnnlib --out writes a JSON report (sat with a counterexample
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   REQUIRE(fs::exists(dir + "/sat.json"));  // before issue #18: --out was ignored in this mode
-  json j = json::parse(slurp(dir + "/sat.json"));
+  json j = json::parse(mlaudit::test::read_text(dir + "/sat.json"));
   CHECK(j["schema"] == "mlaudit.verify/1");
   CHECK(j.contains("tool_version"));
   CHECK(j["kind"] == "vnnlib_property");
@@ -223,12 +217,12 @@ TEST_CASE("verify --vnnlib --out writes a JSON report (sat with a counterexample
   CHECK(cy[0] <= cy[1]);  // the property's unsafe set: Y_0 <= Y_1
   CHECK(sha256_hex_ok(j["inputs"]["model"]) == "ok");
   CHECK(sha256_hex_ok(j["inputs"]["vnnlib"]) == "ok");
-  CHECK(slurp(dir + "/r.txt").rfind("sat\n((X_0 ", 0) == 0);  // the VNN-COMP file as before
+  CHECK(mlaudit::test::read_text(dir + "/r.txt").rfind("sat\n((X_0 ", 0) == 0);  // the VNN-COMP file as before
 
   r = run_cli("verify --model " + model + " --vnnlib " + fixture("domain_unsat.vnnlib") + " --timeout 30 --out " + dir +
               "/unsat.json");
   REQUIRE(r.exit_code == 0);
-  j = json::parse(slurp(dir + "/unsat.json"));
+  j = json::parse(mlaudit::test::read_text(dir + "/unsat.json"));
   CHECK(j["result"] == "unsat");
   CHECK(j["verdict"] == "verified");
   CHECK(ref["vnnlib"]["domain_unsat"]["verdict"] == "verified");
@@ -295,12 +289,12 @@ TEST_CASE("verify --benchmark: --filter in instances.csv's or expected.csv's for
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   CHECK(contains(r.output, "instances 1: solved 1 (sat 1, unsat 0), wrong 0"));
-  CHECK(slurp(dir + "/a.csv").find("domain_mlp.onnx,domain_sat.vnnlib,sat,sat,yes,") != std::string::npos);
+  CHECK(mlaudit::test::read_text(dir + "/a.csv").find("domain_mlp.onnx,domain_sat.vnnlib,sat,sat,yes,") != std::string::npos);
   // expected.csv's form (file names), anchored.
   r = run_cli("verify --benchmark " + dir + " --filter '^domain_mlp.onnx,domain_unsat.vnnlib$' --out " + dir + "/b.json");
   REQUIRE(r.exit_code == 0);
   CHECK(contains(r.output, "instances 1: solved 1 (sat 0, unsat 1), wrong 0"));
-  json j = json::parse(slurp(dir + "/b.json"));
+  json j = json::parse(mlaudit::test::read_text(dir + "/b.json"));
   CHECK(j["schema"] == "mlaudit.verify/1");
   CHECK(j["kind"] == "vnncomp_benchmark");
   CHECK(j["summary"]["instances"] == 1);
@@ -337,6 +331,6 @@ TEST_CASE("verify --benchmark: the issue's filter on ACAS Xu selects 1_1 propert
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   CHECK(contains(r.output, "instances 1: solved 1 (sat 0, unsat 1), wrong 0"));
-  CHECK(slurp(dir + "/r.csv").find("ACASXU_run2a_1_1_batch_2000.onnx,prop_1.vnnlib,unsat,unsat,yes,") != std::string::npos);
+  CHECK(mlaudit::test::read_text(dir + "/r.csv").find("ACASXU_run2a_1_1_batch_2000.onnx,prop_1.vnnlib,unsat,unsat,yes,") != std::string::npos);
   fs::remove_all(dir);
 }

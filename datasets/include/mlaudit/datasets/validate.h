@@ -19,6 +19,10 @@ namespace mlaudit::datasets {
 /// first offending row, the observed range and the model's class count.
 void check_labels(const std::string& where, const std::vector<int64_t>& y, int64_t classes);
 
+/// One label per row: throws "<where>: L labels for the R rows of --data PATH" unless
+/// labels == rows. `where` names the command and labels file, as for check_labels.
+void check_label_count(const std::string& where, int64_t labels, int64_t rows, const std::string& data_path);
+
 /// Every element finite (no NaN/Inf); names the first bad element's row.
 void check_finite(const std::string& where, const engine::Tensor& x);
 
