@@ -524,9 +524,13 @@ std::string write_config(const ModelFacts& m, const DataFacts& d, const TableFac
         const double v = std::stod(fmt::format("{:.2g}", f * sd));
         radii.push_back({num(v), v});
       }
-      eps_why = d.present ? fmt::format("1%, 5%, 10% of the smallest feature standard deviation ({} of '{}'): one L-inf radius "
+      // the tightest feature by name when the CSV names the model's columns, else by column index
+      std::string tightest = d.csv ? "'" + d.min_std_feature + "'" : "column " + d.min_std_feature;
+      if (!d.csv && t.present && !d.min_std_feature.empty() && std::stoul(d.min_std_feature) < t.features.size())
+        tightest = "'" + t.features[std::stoul(d.min_std_feature)] + "'";
+      eps_why = d.present ? fmt::format("1%, 5%, 10% of the smallest feature standard deviation ({} of {}): one L-inf radius "
                                         "moves every feature by the same amount, so it is sized by the tightest one",
-                                        num(sd), d.min_std_feature)
+                                        num(sd), tightest)
                           : "1%, 5%, 10% of a feature's standard deviation: size them by your tightest feature";
     }
     y.line(2, "robustness:", fmt::format("adversarial robustness: `mlaudit attack`, robust accuracy per eps with 95% intervals"));

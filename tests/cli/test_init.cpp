@@ -122,9 +122,9 @@ TEST_CASE("init: the credit MLP on rows and its CSV gets attack, KernelSHAP, per
   REQUIRE(r.exit_code == 0);
   expect_every_line_commented(yaml);
   CHECK(has(yaml, "domain: [0, .inf]"));  // raw features, every value >= 0
-  // eps sized by the tightest feature (debt_ratio, std 0.15 on these rows)
-  CHECK(has(yaml, "'debt_ratio'") == false);  // rows from .npy: features are indices
+  // eps sized by the tightest feature, named from the CSV's columns (the model's inputs in order)
   CHECK(has(yaml, "eps: [0.0015, 0.0075, 0.015]"));
+  CHECK(has(yaml, "(0.150232 of 'debt_ratio')"));
   CHECK(has(yaml, "method: kernel-shap"));
   CHECK(has(yaml, "method: permutation"));
   CHECK(has(yaml, "corruptions: [feature_noise, feature_dropout]"));
