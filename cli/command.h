@@ -3,6 +3,7 @@
 // cli/commands/<name>.cpp and registers itself with MLAUDIT_COMMAND.
 #include <boost/program_options.hpp>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,18 @@ std::vector<CommandInfo> commands();
 int run_command(const std::string& name, const std::vector<std::string>& args, const GlobalOptions& global);
 
 namespace po = boost::program_options;
+
+/// An option's old spelling, still accepted by `parse_options` (rewritten to `name`, listed
+/// under --help; both spellings together are refused).
+struct OptionAlias {
+  const char* command;
+  const char* old_name;
+  const char* name;
+};
+const std::vector<OptionAlias>& option_aliases();
+
+/// Per command, which published setting or peer tool its defaults follow (shown by --help).
+const std::map<std::string, std::string>& help_conventions();
 
 /// Parse `args` against `desc` (which gets --help added). Returns false when
 /// --help was printed (the command then returns 0). Unknown or malformed

@@ -18,6 +18,7 @@ PACKAGES=(
   libjpeg-dev              # jpeg_compression corruption (libjpeg-turbo)
   dataset-fashion-mnist    # bundled image dataset
   chromium                 # report.pdf (print-to-pdf) and the HTML report's browser test
+  poppler-utils            # the browser test's PDF checks (pdfinfo, pdftotext, pdftoppm)
 )
 
 missing=()

@@ -29,9 +29,9 @@ double median(std::vector<double> v) {
 int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global) {
   po::options_description desc("attack options");
   desc.add_options()
-      ("model", po::value<std::string>(), "ONNX model (one input, logits output)")
-      ("data", po::value<std::string>(), "inputs .npy [N,...]")
-      ("labels", po::value<std::string>(), "integer labels .npy [N]")
+      ("model,m", po::value<std::string>(), "ONNX model (one input, logits output)")
+      ("data,d", po::value<std::string>(), "inputs .npy [N,...]")
+      ("labels,l", po::value<std::string>(), "integer labels .npy [N]")
       ("attack", po::value<std::string>()->default_value("pgd"), "fgsm|pgd|apgd-ce|apgd-dlr|apgd-t|square|fab|fab-t|cw-l2|deepfool|autoattack")
       ("norm", po::value<std::string>()->default_value("linf"), "linf|l2")
       ("eps", po::value<std::string>(), "radius list E[,E...] in input units (minimal attacks: thresholds, optional)")
@@ -44,7 +44,7 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
       ("seed", po::value<uint64_t>()->default_value(0), "random seed")
       ("batch", po::value<int>()->default_value(256), "samples per model call")
       ("limit", po::value<int64_t>()->default_value(0), "attack only the first N samples (0: all)")
-      ("out", po::value<std::string>(), "report JSON")
+      ("out,o", po::value<std::string>(), "report JSON")
       ("save-adv", po::value<std::string>(), "write the adversarial batch (last eps) as .npy");
   po::variables_map vm;
   if (!parse_options("attack",

@@ -16,6 +16,7 @@
 #include "mlaudit/reports/audit.h"
 #include "mlaudit/reports/check.h"
 #include "mlaudit/reports/config.h"
+#include "mlaudit/reports/report.h"
 #include "version.h"
 #ifdef MLAUDIT_HAVE_robustness
 #include "mlaudit/robustness/attacks.h"
@@ -104,13 +105,16 @@ int cmd_audit(const std::vector<std::string>& args, const GlobalOptions& global)
   desc.add_options()("config,c", po::value<std::string>(), "audit configuration (YAML), see docs/audit.md")(
       "out,o", po::value<std::string>(), "output folder for report.json/.md/.html, junit.xml, report.pdf")(
       "diff", po::value<std::string>(), "previous report.json: add a 'changes since the previous audit' section")(
-      "no-pdf", "do not try to render report.pdf")("quiet,q", "no progress output")(
+      "no-pdf", "do not try to render report.pdf")(
+      "paper", po::value<std::string>()->default_value("a4"), "page size of report.pdf and of the HTML's print layout: a4 or letter")(
+      "quiet,q", "no progress output")(
       "check", "dry run: check the config, models, data headers, labels, imports, gates and paths, then exit (no section runs)");
   po::variables_map vm;
   if (!parse_options("audit", "mlaudit audit --config audit.yaml --out DIR [--diff OLD/report.json]", desc, args, vm,
                      {"config"}))
     return 0;
   // Everything is validated before any work starts.
+  const reports::Paper paper = reports::parse_paper(vm["paper"].as<std::string>());
   reports::AuditConfig config = reports::load_config(vm["config"].as<std::string>());
   bool quiet = global.quiet || vm.count("quiet");
   // The dry run: every value, gate, model, data header, import and output path, before
@@ -137,6 +141,7 @@ int cmd_audit(const std::vector<std::string>& args, const GlobalOptions& global)
   opt.quiet = quiet;
   opt.progress_bar = isatty(2);
   opt.pdf = !vm.count("no-pdf");
+  opt.paper = reports::paper_name(paper);
   opt.interrupted = &g_interrupted;
 
   g_interrupted = false;

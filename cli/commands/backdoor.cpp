@@ -24,8 +24,8 @@ namespace fs = std::filesystem;
 int cmd_backdoor(const std::vector<std::string>& args, const GlobalOptions& global) {
   po::options_description desc("backdoor options");
   desc.add_options()
-      ("model", po::value<std::string>(), "ONNX image classifier (input [N,C,H,W], logits output)")
-      ("clean", po::value<std::string>(), "clean images .npy [N,C,H,W] (Neural Cleanse data and STRIP overlay pool)")
+      ("model,m", po::value<std::string>(), "ONNX image classifier (input [N,C,H,W], logits output)")
+      ("data,d", po::value<std::string>(), "clean images .npy [N,C,H,W] (Neural Cleanse data and STRIP overlay pool)")
       ("limit", po::value<int64_t>()->default_value(0), "use only the first N clean images (0: all)")
       ("classes", po::value<std::string>(), "comma list of classes to scan (default: all)")
       ("epochs", po::value<int>()->default_value(60), "Neural Cleanse outer steps per class (reference: 1000)")
@@ -42,11 +42,11 @@ int cmd_backdoor(const std::vector<std::string>& args, const GlobalOptions& glob
       ("trigger-dir", po::value<std::string>(), "folder for reversed-trigger PNGs (default: <out>.triggers/)")
       ("all-triggers", "save the reversed trigger of every class, not only flagged ones")
       ("fail-on-flag", "exit 1 when a class or an input is flagged (release gate)")
-      ("out", po::value<std::string>(), "write the report JSON here (mlaudit.backdoor/1)");
+      ("out,o", po::value<std::string>(), "write the report JSON here (mlaudit.backdoor/1)");
   po::variables_map vm;
   const std::string usage =
-      "mlaudit backdoor --model M.onnx --clean X.npy [--classes 0,1,..] [--epochs N] [--suspicious S.npy] --out B.json";
-  if (!parse_options("backdoor", usage, desc, args, vm, {"model", "clean", "out"})) return 0;
+      "mlaudit backdoor --model M.onnx --data X.npy [--classes 0,1,..] [--epochs N] [--suspicious S.npy] --out B.json";
+  if (!parse_options("backdoor", usage, desc, args, vm, {"model", "data", "out"})) return 0;
 
   privacy::NeuralCleanseConfig nc;
   nc.epochs = vm["epochs"].as<int>();
@@ -84,16 +84,16 @@ int cmd_backdoor(const std::vector<std::string>& args, const GlobalOptions& glob
   if (!run_nc && !vm.count("suspicious")) throw InputError("backdoor", "--no-neural-cleanse needs --suspicious");
 
   const std::string out = vm["out"].as<std::string>();
-  engine::Tensor clean = datasets::read_npy_float(vm["clean"].as<std::string>());
+  engine::Tensor clean = datasets::read_npy_float(vm["data"].as<std::string>());
   if (vm["limit"].as<int64_t>() < 0) throw InputError("backdoor", "--limit must be >= 0");
   if (const int64_t limit = vm["limit"].as<int64_t>(); limit > 0 && clean.rank() >= 1 && limit < clean.dim(0))
     clean = clean.slice_rows(0, limit);
   if (clean.rank() != 4)
-    throw InputError("backdoor", vm["clean"].as<std::string>() + ": expected images [N,C,H,W], got " +
+    throw InputError("backdoor", vm["data"].as<std::string>() + ": expected images [N,C,H,W], got " +
                                      engine::shape_str(clean.shape()));
   engine::Tensor suspicious;
   if (vm.count("suspicious")) suspicious = datasets::read_npy_float(vm["suspicious"].as<std::string>());
-  datasets::check_in_domain("backdoor: --clean " + vm["clean"].as<std::string>(), clean, nc.clip_min, nc.clip_max);
+  datasets::check_in_domain("backdoor: --data " + vm["data"].as<std::string>(), clean, nc.clip_min, nc.clip_max);
   if (vm.count("suspicious"))
     datasets::check_in_domain("backdoor: --suspicious " + vm["suspicious"].as<std::string>(), suspicious, nc.clip_min,
                               nc.clip_max);
@@ -104,9 +104,9 @@ int cmd_backdoor(const std::vector<std::string>& args, const GlobalOptions& glob
   j["tool_version"] = MLAUDIT_VERSION;
   j["model"] = vm["model"].as<std::string>();
   j["inputs"] = {{"model", datasets::file_provenance(vm["model"].as<std::string>())},
-                 {"clean", datasets::file_provenance(vm["clean"].as<std::string>())}};
+                 {"clean", datasets::file_provenance(vm["data"].as<std::string>())}};
   if (vm.count("suspicious")) j["inputs"]["suspicious"] = datasets::file_provenance(vm["suspicious"].as<std::string>());
-  j["clean"] = {{"file", vm["clean"].as<std::string>()}, {"count", clean.dim(0)}};
+  j["clean"] = {{"file", vm["data"].as<std::string>()}, {"count", clean.dim(0)}};
   bool any_flag = false;
   const auto t0 = std::chrono::steady_clock::now();
   // Everything is computed before any file is written, so a failure leaves nothing half-done.

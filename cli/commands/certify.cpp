@@ -22,9 +22,9 @@ namespace {
 int cmd_certify(const std::vector<std::string>& args, const GlobalOptions& global) {
   po::options_description desc("certify options");
   desc.add_options()
-      ("model", po::value<std::string>(), "ONNX model (one input, logits output)")
-      ("data", po::value<std::string>(), "inputs .npy [N,...]")
-      ("labels", po::value<std::string>(), "integer labels .npy [N]")
+      ("model,m", po::value<std::string>(), "ONNX model (one input, logits output)")
+      ("data,d", po::value<std::string>(), "inputs .npy [N,...]")
+      ("labels,l", po::value<std::string>(), "integer labels .npy [N]")
       ("sigma", po::value<double>(), "Gaussian noise standard deviation (input units)")
       ("n0", po::value<int64_t>()->default_value(100), "selection samples N0")
       ("n", po::value<int64_t>()->default_value(100000), "estimation samples N")
@@ -33,7 +33,7 @@ int cmd_certify(const std::vector<std::string>& args, const GlobalOptions& globa
       ("seed", po::value<uint64_t>()->default_value(0), "noise seed")
       ("radii", po::value<std::string>()->default_value("0,0.25,0.5,0.75,1,1.5,2"), "radii for certified accuracy")
       ("limit", po::value<int64_t>()->default_value(0), "certify only the first N samples (0: all)")
-      ("out", po::value<std::string>(), "report JSON");
+      ("out,o", po::value<std::string>(), "report JSON");
   po::variables_map vm;
   if (!parse_options("certify",
                      "mlaudit certify --model M --data X.npy --labels y.npy --sigma S [--n0 100] [--n 100000] "

@@ -45,15 +45,15 @@ std::vector<int> parse_severities(const std::string& text) {
 int cmd_corrupt(const std::vector<std::string>& args, const GlobalOptions& global) {
   po::options_description desc("corrupt options");
   desc.add_options()
-      ("model", po::value<std::string>(), "ONNX model (one input, logits output)")
-      ("data", po::value<std::string>(), "inputs .npy: images [N,C,H,W] in [0,1] or tabular [N,F]")
-      ("labels", po::value<std::string>(), "integer labels .npy [N]")
+      ("model,m", po::value<std::string>(), "ONNX model (one input, logits output)")
+      ("data,d", po::value<std::string>(), "inputs .npy: images [N,C,H,W] in [0,1] or tabular [N,F]")
+      ("labels,l", po::value<std::string>(), "integer labels .npy [N]")
       ("corruptions", po::value<std::string>(), "comma list (default: all image corruptions for [N,C,H,W], all tabular for [N,F])")
       ("severities", po::value<std::string>()->default_value("1-5"), "severities, e.g. 1-5 or 1,3,5")
       ("seed", po::value<uint64_t>()->default_value(0), "random seed")
       ("batch", po::value<int>()->default_value(256), "samples per model call")
       ("limit", po::value<int64_t>()->default_value(0), "use only the first N samples (0: all)")
-      ("out", po::value<std::string>(), "report JSON");
+      ("out,o", po::value<std::string>(), "report JSON");
   po::variables_map vm;
   if (!parse_options("corrupt", "mlaudit corrupt --model M --data X.npy --labels y.npy [--corruptions list] [--severities 1-5] --out C.json",
                      desc, args, vm, {"model", "data", "labels", "out"}))

@@ -17,6 +17,7 @@
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
+#include "mlaudit/engine/progress.h"
 #include "mlaudit/explain/attribution.h"
 #include "version.h"
 
@@ -100,14 +101,16 @@ Tensor run_method(const Setup& s, const engine::Model& model, const engine::Grap
 int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& global) {
   po::options_description desc("explain options");
   desc.add_options()
-      ("model", po::value<std::string>(), "ONNX model file")
-      ("data", po::value<std::string>(), "inputs X.npy (batch first)")
-      ("labels", po::value<std::string>(), "labels y.npy (needed by --target label and permutation)")
+      ("model,m", po::value<std::string>(), "ONNX model file")
+      ("data,d", po::value<std::string>(), "inputs X.npy (batch first)")
+      ("labels,l", po::value<std::string>(), "labels y.npy (needed by --target label and permutation)")
       ("method", po::value<std::string>()->default_value("integrated-gradients"), kMethods.c_str())
       ("target", po::value<std::string>()->default_value("predicted"), "label | predicted | K (output index)")
       ("output", po::value<std::string>()->default_value("logit"), "explain the raw output (logit) or softmax")
-      ("out", po::value<std::string>(), "attributions .npy (input's shape; one sample's shape for permutation)")
-      ("json", po::value<std::string>(), "JSON summary (mlaudit.explain/1)")
+      ("out,o", po::value<std::string>(), "report JSON (mlaudit.explain/1); an --out ending in .npy is the old form of "
+       "--attributions")
+      ("attributions", po::value<std::string>(), "attributions .npy (input's shape; one sample's shape for permutation)")
+      ("json", po::value<std::string>(), "old spelling of --out (the report JSON)")
       ("heatmap-dir", po::value<std::string>(), "write heatmap_<i>.png per image row")
       ("max-heatmaps", po::value<int>()->default_value(32), "at most this many heatmaps")
       ("background", po::value<std::string>(), "background rows B.npy (kernel-shap, lime, mean baseline)")
@@ -121,7 +124,6 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
       ("nsamples", po::value<int64_t>()->default_value(0),
        "smoothgrad noise samples (50), kernel-shap coalitions (2M+2048), lime samples (5000/1000); 0 = default "
        "(the audit YAML's nsamples; rows are --limit)")
-      ("samples", po::value<int64_t>(), "old spelling of --nsamples (kept as an alias)")
       ("noise-level", po::value<double>()->default_value(0.15, "0.15"), "smoothgrad sigma / (max - min) of each input (Smilkov et al.)")
       ("stdevs", po::value<double>(), "smoothgrad sigma in input units, as Captum's NoiseTunnel stdevs (replaces --noise-level)")
       ("seed", po::value<uint64_t>()->default_value(0), "random seed")
@@ -131,7 +133,7 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
       ("superpixel", po::value<int64_t>()->default_value(4), "kernel-shap/lime/permutation on images: grid cell size")
       ("repeats", po::value<int>()->default_value(5), "permutation repeats")
       ("top-k", po::value<int>()->default_value(10), "features listed per sample")
-      ("feature-names", po::value<std::string>(), "feature names (tabular data): FILE or @FILE with one per line, or a,b,c")
+      ("features", po::value<std::string>(), "feature names (tabular data): FILE or @FILE with one per line, or a,b,c")
       ("limit", po::value<int64_t>()->default_value(0), "explain only the first N rows (0 = all)")
       ("batch-rows", po::value<int64_t>()->default_value(0),
        "rows per forward/backward call; 0 = auto: about 32768 input values per call, 1 to 256 rows "
@@ -146,16 +148,28 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
       ("gate", "exit 1 when a sanity check warns");
   po::variables_map vm;
   if (!parse_options("explain",
-                     "mlaudit explain --model M.onnx --data X.npy [--labels y.npy] --method M [--target T] --out A.npy "
-                     "[--json S.json] [--heatmap-dir DIR]",
+                     "mlaudit explain --model M.onnx --data X.npy [--labels y.npy] --method M [--target T] --out R.json "
+                     "[--attributions A.npy] [--heatmap-dir DIR]",
                      desc, args, vm, {"model", "data"}))
     return 0;
-  if (!vm.count("out") && !vm.count("json"))
-    throw InputError("cli", "explain: give --out A.npy and/or --json S.json (see 'mlaudit explain --help')");
-  // --samples is the old spelling of --nsamples (draws per row, not rows: rows are --limit)
-  if (vm.count("samples") && !vm["nsamples"].defaulted())
-    throw InputError("cli", "explain: give --nsamples only (--samples is its old spelling)");
-  const int64_t nsamples = vm.count("samples") ? vm["samples"].as<int64_t>() : vm["nsamples"].as<int64_t>();
+  // --out is the report JSON as in every command; the attributions array is --attributions.
+  // Old forms: --json for the report, an --out ending in .npy for the array.
+  std::string json_path, npy_path;
+  if (vm.count("out")) {
+    const std::string out = vm["out"].as<std::string>();
+    (std::filesystem::path(out).extension() == ".npy" ? npy_path : json_path) = out;
+  }
+  if (vm.count("attributions")) {
+    if (!npy_path.empty()) throw InputError("cli", "explain: give --attributions only (an --out ending in .npy is its old form)");
+    npy_path = vm["attributions"].as<std::string>();
+  }
+  if (vm.count("json")) {
+    if (!json_path.empty()) throw InputError("cli", "explain: give --out only (--json is its old spelling)");
+    json_path = vm["json"].as<std::string>();
+  }
+  if (json_path.empty() && npy_path.empty())
+    throw InputError("cli", "explain: give --out R.json and/or --attributions A.npy (see 'mlaudit explain --help')");
+  const int64_t nsamples = vm["nsamples"].as<int64_t>();
 
   Setup s;
   s.method = to_lower(vm["method"].as<std::string>());  // IG, KernelSHAP-style spellings
@@ -219,11 +233,11 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
     s.background = s.background.reshape(bs);
   }
   std::vector<std::string> names;
-  if (vm.count("feature-names")) {
-    names = parse_name_list("feature-names", vm["feature-names"].as<std::string>());
+  if (vm.count("features")) {
+    names = parse_name_list("features", vm["features"].as<std::string>());
     if (static_cast<int64_t>(names.size()) != d)
       throw InputError("cli", fmt::format("explain: {} lists {} names for {} features",
-                                          vm["feature-names"].as<std::string>(), names.size(), d));
+                                          vm["features"].as<std::string>(), names.size(), d));
   }
   auto feature_name = [&](int64_t j) { return names.empty() ? fmt::format("f{}", j) : names[j]; };
 
@@ -271,11 +285,11 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
     summary["global_ranking"] = ranking;
     summary["warnings"] = warnings;
     summary["passed"] = true;
-    if (vm.count("out")) {
-      datasets::write_npy(vm["out"].as<std::string>(), r.importance);
-      summary["attributions_file"] = vm["out"].as<std::string>();
+    if (!npy_path.empty()) {
+      datasets::write_npy(npy_path, r.importance);
+      summary["attributions_file"] = npy_path;
     }
-    if (vm.count("json")) datasets::write_file_atomic(vm["json"].as<std::string>(), summary.dump(2) + "\n");
+    if (!json_path.empty()) datasets::write_file_atomic(json_path, summary.dump(2) + "\n");
     if (!global.quiet)
       std::cout << fmt::format("explain: permutation importance over {} rows (baseline accuracy {:.4f})\n", n,
                                r.baseline_accuracy);
@@ -356,7 +370,15 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
   Extras extras;
   const auto t_start = std::chrono::steady_clock::now();
   const std::clock_t cpu_start = std::clock();
-  const Tensor attributions = run_method(s, model, session->graph(), x, &extras);
+  Tensor attributions;
+  {
+    // rows done, rate and ETA on stderr for the methods that take long (IG, SmoothGrad,
+    // occlusion, KernelSHAP, LIME); the sanity checks below re-run quietly
+    engine::ProgressLine line("explain " + s.method, "rows", !global.quiet);
+    s.ig.progress = s.sg.progress = s.occ.progress = s.shap.progress = s.lime.progress = line.fn();
+    attributions = run_method(s, model, session->graph(), x, &extras);
+    s.ig.progress = s.sg.progress = s.occ.progress = s.shap.progress = s.lime.progress = nullptr;
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   // Process CPU time (all threads): steadier than wall time on a shared machine.
   const double cpu = double(std::clock() - cpu_start) / CLOCKS_PER_SEC;
@@ -507,12 +529,12 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
       return h;
     }();
   }
-  if (vm.count("out")) {
-    datasets::write_npy(vm["out"].as<std::string>(), attributions);
-    summary["attributions_file"] = vm["out"].as<std::string>();
+  if (!npy_path.empty()) {
+    datasets::write_npy(npy_path, attributions);
+    summary["attributions_file"] = npy_path;
   }
   for (auto& [path, bytes] : heatmaps) datasets::write_file_atomic(path, bytes);
-  if (vm.count("json")) datasets::write_file_atomic(vm["json"].as<std::string>(), summary.dump(2) + "\n");
+  if (!json_path.empty()) datasets::write_file_atomic(json_path, summary.dump(2) + "\n");
   if (!global.quiet) {
     std::cout << fmt::format("explain: {} attributions for {} rows of {}", s.method, n, engine::shape_str(sample_shape));
     if (s.method == "integrated-gradients") std::cout << fmt::format(", max completeness gap {:.4g}", max_gap);

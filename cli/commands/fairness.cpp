@@ -167,12 +167,12 @@ double number_at(const datasets::CsvTable& t, const std::string& col, const std:
 int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& global) {
   po::options_description desc("fairness options");
   desc.add_options()
-      ("data", po::value<std::string>(), "table: CSV with a header, .npy [rows, cols] with --columns, or a --dataset file")
+      ("data,d", po::value<std::string>(), "table: CSV with a header, .npy [rows, cols] with --columns, or a --dataset file")
       ("columns", po::value<std::string>(), "column names of a .npy table, comma-separated")
       ("dataset", po::value<std::string>(), "built-in reader for --data: adult | german | compas")
       ("no-propublica-filter", "compas: keep all rows (default: ProPublica's analysis filter)")
       ("keep-missing", "adult: keep rows with '?' (default: drop them, as AIF360 does)")
-      ("label", po::value<std::string>(), "true label column (built-in data sets: income | credit | two_year_recid)")
+      ("label-column", po::value<std::string>(), "true label column (built-in data sets: income | credit | two_year_recid)")
       ("favorable", po::value<std::string>(), "favorable value of both the label and the --prediction column (shorthand "
                                               "for --favorable-label V --favorable-prediction V)")
       ("favorable-label", po::value<std::string>(), "favorable label value (default 1; compas: 0 = no recidivism)")
@@ -186,7 +186,7 @@ int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& glob
       ("threshold", po::value<double>(), "decision threshold on --score, or on the model's favorable-class probability")
       ("positive", po::value<std::string>(), "class counted as positive by TPR/FPR/TNR/FNR/PPV/NPV: favorable (default) | "
                                              "unfavorable (compas default: recidivism, 'higher risk', as ProPublica)")
-      ("model", po::value<std::string>(), "ONNX classifier run on --features (logits [N,C])")
+      ("model,m", po::value<std::string>(), "ONNX classifier run on --features (logits [N,C])")
       ("features", po::value<std::string>(), "model input columns in order: a,b,c or @FILE (one per line)")
       ("favorable-class", po::value<int64_t>()->default_value(1), "model output class of the favorable decision")
       ("protected", po::value<std::string>(), "protected attribute columns, comma-separated (their intersection is added)")
@@ -209,7 +209,7 @@ int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& glob
       ("out,o", po::value<std::string>(), "report JSON (schema mlaudit.fairness/1)");
   po::variables_map vm;
   if (!parse_options("fairness",
-                     "mlaudit fairness --data T.csv --label Y --protected A[,B] [--prediction P | --score S --threshold T "
+                     "mlaudit fairness --data T.csv --label-column Y --protected A[,B] [--prediction P | --score S --threshold T "
                      "| --model M.onnx --features c1,c2,...] [--bins 'age:25'] [--reference A=G] [--bootstrap 1000] "
                      "[--counterfactual] --out F.json\n       mlaudit fairness --dataset adult|german|compas --data PATH ...\n"
                      "       (no decision: base rates of the labels only)",
@@ -240,8 +240,8 @@ int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& glob
   if (const int64_t limit = vm["limit"].as<int64_t>(); limit > 0 && size_t(limit) < lt.table.rows())
     for (auto& column : lt.table.cells) column.resize(size_t(limit));  // the first N rows (after a preset's filter)
   const auto& table = lt.table;
-  std::string label = vm.count("label") ? vm["label"].as<std::string>() : lt.label;
-  if (label.empty()) throw fairness_error("--label is required (the true label column)");
+  std::string label = vm.count("label-column") ? vm["label-column"].as<std::string>() : lt.label;
+  if (label.empty()) throw fairness_error("--label-column is required (the true label column)");
 
   // Favorable values: --favorable sets both; --favorable-label / --favorable-prediction set one each.
   if (vm.count("favorable") && (vm.count("favorable-label") || vm.count("favorable-prediction")))

@@ -60,7 +60,7 @@ int print_ops(bool json) {
 
 int cmd_info(const std::vector<std::string>& args, const GlobalOptions& global) {
   po::options_description desc("info options");
-  desc.add_options()("model", po::value<std::string>(), "ONNX model file")("json", "print JSON instead of text")(
+  desc.add_options()("model,m", po::value<std::string>(), "ONNX model file")("json", "print JSON instead of text")(
       "ops", "print the table of ops this build runs (domain, opsets, forward, gradient, CUDA) instead");
   po::variables_map vm;
   if (!parse_options("info", "mlaudit info --model M.onnx [--json]\n       mlaudit info --ops [--json]", desc, args, vm))

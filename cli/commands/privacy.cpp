@@ -30,14 +30,14 @@ namespace {
 namespace fs = std::filesystem;
 
 // Samples and labels from .npy (x and labels files) or from a CSV table (feature
-// columns from --feature-list or every column but the label column).
+// columns from --features or every column but the label column).
 void load_set(const std::string& x_path, const std::string& y_option, const po::variables_map& vm,
               const std::string& label_column, engine::Tensor& x, std::vector<int64_t>& y) {
   if (x_path.size() > 4 && x_path.substr(x_path.size() - 4) == ".csv") {
     datasets::CsvTable t = datasets::read_csv(x_path);
     std::vector<std::string> features;
-    if (vm.count("feature-list")) {
-      features = parse_name_list("feature-list", vm["feature-list"].as<std::string>());
+    if (vm.count("features")) {
+      features = parse_name_list("features", vm["features"].as<std::string>());
     } else {
       for (const auto& c : t.columns)
         if (c != label_column) features.push_back(c);
@@ -105,14 +105,14 @@ nlohmann::json finite_or_null(double v) { return std::isfinite(v) ? nlohmann::js
 int cmd_privacy(const std::vector<std::string>& args, const GlobalOptions& global) {
   po::options_description desc("privacy options");
   desc.add_options()
-      ("model", po::value<std::string>(), "ONNX model under audit (logits output)")
+      ("model,m", po::value<std::string>(), "ONNX model under audit (logits output)")
       ("members", po::value<std::string>(), "samples known to be in the training data (.npy, or .csv with --label-column)")
       ("member-labels", po::value<std::string>(), "labels of the members (.npy, integers)")
       ("non-members", po::value<std::string>(), "samples from the same distribution not trained on")
       ("non-member-labels", po::value<std::string>(), "labels of the non-members (.npy)")
       ("limit", po::value<int64_t>()->default_value(0), "use only the first N members and N non-members (0: all)")
       ("label-column", po::value<std::string>()->default_value("label"), "label column of .csv inputs")
-      ("feature-list", po::value<std::string>(), "the model's feature columns (.csv inputs): FILE or @FILE with one per line, or a,b,c")
+      ("features", po::value<std::string>(), "the model's feature columns (.csv inputs): FILE or @FILE with one per line, or a,b,c")
       ("attacks", po::value<std::string>(), "comma list of loss,confidence,entropy,lira,label-only "
                                              "(default loss,confidence,entropy, plus lira with --reference-models)")
       ("reference-models", po::value<std::string>(), "folder of ONNX reference models trained without the targets (LiRA)")
@@ -121,7 +121,7 @@ int cmd_privacy(const std::vector<std::string>& args, const GlobalOptions& globa
       ("clip-max", po::value<double>()->default_value(1.0), "input domain upper bound (label-only attack)")
       ("label-only-steps", po::value<int>()->default_value(50), "DeepFool iterations for the label-only attack")
       ("batch", po::value<int>()->default_value(256), "samples per model call")
-      ("out", po::value<std::string>(), "write the report JSON here (mlaudit.privacy/1)");
+      ("out,o", po::value<std::string>(), "write the report JSON here (mlaudit.privacy/1)");
   po::variables_map vm;
   const std::string usage =
       "mlaudit privacy --model M.onnx --members Xm.npy --member-labels ym.npy --non-members Xn.npy "

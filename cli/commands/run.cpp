@@ -20,22 +20,22 @@ std::string safe_file_name(const std::string& name) {
 
 int cmd_run(const std::vector<std::string>& args, const GlobalOptions& global) {
   po::options_description desc("run options");
-  desc.add_options()("model", po::value<std::string>(), "ONNX model file")(
-      "input", po::value<std::vector<std::string>>(), "FILE.npy for the first input, or NAME=FILE.npy (repeatable)")(
-      "output-dir", po::value<std::string>(), "folder for <output name>.npy files");
+  desc.add_options()("model,m", po::value<std::string>(), "ONNX model file")(
+      "data,d", po::value<std::vector<std::string>>(), "FILE.npy for the first input, or NAME=FILE.npy (repeatable)")(
+      "out,o", po::value<std::string>(), "folder for <output name>.npy files");
   po::variables_map vm;
-  if (!parse_options("run", "mlaudit run --model M.onnx --input FILE.npy [--input NAME=FILE.npy ...] --output-dir DIR\n"
-                     "(a model without graph inputs runs without --input)",
-                     desc, args, vm, {"model", "output-dir"}))
+  if (!parse_options("run", "mlaudit run --model M.onnx --data FILE.npy [--data NAME=FILE.npy ...] --out DIR\n"
+                     "(a model without graph inputs runs without --data)",
+                     desc, args, vm, {"model", "out"}))
     return 0;
   auto session = load_model(vm["model"].as<std::string>(), global);
   const auto& ins = session->inputs();
   std::vector<engine::Tensor> tensors(ins.size());
   size_t positional = 0;
   std::vector<std::string> specs;
-  if (vm.count("input")) specs = vm["input"].as<std::vector<std::string>>();
+  if (vm.count("data")) specs = vm["data"].as<std::vector<std::string>>();
   if (specs.empty() && !ins.empty())
-    throw InputError("cli", fmt::format("run: the option '--input' is required: the model has {} input(s) ({}{})",
+    throw InputError("cli", fmt::format("run: the option '--data' is required: the model has {} input(s) ({}{})",
                                         ins.size(), ins[0].name, ins.size() > 1 ? ", ..." : ""));
   for (const auto& spec : specs) {
     auto eq = spec.find('=');
@@ -53,14 +53,14 @@ int cmd_run(const std::vector<std::string>& args, const GlobalOptions& global) {
       k = it - ins.begin();
     } else {
       k = positional++;
-      if (k >= ins.size()) throw InputError("cli", fmt::format("run: more --input files than model inputs ({})", ins.size()));
+      if (k >= ins.size()) throw InputError("cli", fmt::format("run: more --data files than model inputs ({})", ins.size()));
     }
     tensors[k] = datasets::read_npy(file);
   }
   for (size_t k = 0; k < ins.size(); ++k)
-    if (tensors[k].empty()) throw InputError("cli", fmt::format("run: no --input given for model input '{}'", ins[k].name));
+    if (tensors[k].empty()) throw InputError("cli", fmt::format("run: no --data given for model input '{}'", ins[k].name));
   auto outs = session->run(tensors);
-  std::string dir = vm["output-dir"].as<std::string>();
+  std::string dir = vm["out"].as<std::string>();
   for (size_t k = 0; k < outs.size(); ++k) {
     std::string path = (std::filesystem::path(dir) / (safe_file_name(session->outputs()[k].name) + ".npy")).string();
     datasets::write_npy(path, outs[k]);

@@ -647,8 +647,8 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
       "vnnlib", po::value<std::string>(), "VNN-LIB property (VNN-COMP format)")(
       "result", po::value<std::string>(), "VNN-COMP result file to write (sat/unsat/timeout/unknown [+ counterexample])")(
       "timeout", po::value<double>()->default_value(60.0), "seconds per query (per sample and eps, per partition)")(
-      "data", po::value<std::string>(), "inputs .npy [N, ...] for local robustness")(
-      "labels", po::value<std::string>(), "labels .npy [N] (default: the model's predictions)")(
+      "data,d", po::value<std::string>(), "inputs .npy [N, ...] for local robustness")(
+      "labels,l", po::value<std::string>(), "labels .npy [N] (default: the model's predictions)")(
       "eps", po::value<std::string>(), "perturbation radii, comma separated")(
       "norm", po::value<std::string>()->default_value("linf"), "perturbation norm (linf)")(
       "clip-min", po::value<double>()->default_value(0.0, "0"),

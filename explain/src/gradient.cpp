@@ -305,6 +305,7 @@ IgResult integrated_gradients(const Model& model, const Tensor& x, const Tensor&
       const float* gi = gp + (r - r0) * d;
       for (int64_t j = 0; j < d; ++j) ai[j] += w * gi[j];
     }
+    if (opts.progress) opts.progress(r1 / steps, n);
   }
   IgResult res;
   res.attributions = Tensor(x.shape());
@@ -461,6 +462,7 @@ Tensor smoothgrad(const Model& model, const Tensor& x, const std::vector<int64_t
       else
         for (int64_t j = 0; j < d; ++j) ai[j] += gi[j];
     }
+    if (opts.progress) opts.progress(r1 / samples, n);
   }
   Tensor out(x.shape());
   for (int64_t i = 0; i < n * d; ++i) out.f32()[i] = static_cast<float>(acc[i] / samples);

@@ -92,6 +92,7 @@ NpyData read_npy_set(const DatasetSpec& d, const AuditConfig& cfg) {
     fail_at(cfg, mark("data"), fmt::format("data set '{}': {}", d.id, e.what()));
   }
   if (out.shape.empty()) fail_at(cfg, mark("data"), fmt::format("data set '{}': '{}' holds a scalar, not rows of inputs", d.id, d.data));
+  if (d.labels.empty()) return out;  // a background set: no labels (sections' data sets have them)
   try {
     out.labels = datasets::read_npy_labels(d.labels).to_int64s();
   } catch (const InputError& e) {
@@ -127,7 +128,7 @@ void check_csv_header(const DatasetSpec& d, const AuditConfig& cfg) {
 
 // "the first N rows" of a section, as section_command passes them.
 std::vector<int64_t> first_rows(const std::vector<int64_t>& y, const SectionSpec& s) {
-  int64_t n = s.params.value("samples", int64_t(0));
+  int64_t n = s.params.value("limit", int64_t(0));
   if (n <= 0 || n >= int64_t(y.size())) return y;
   return {y.begin(), y.begin() + n};
 }
@@ -433,7 +434,7 @@ CheckSummary check_audit(const AuditConfig& cfg, const SectionVocabulary& vocab,
                                                           "'{}' is {}; remove it (tabular attributions are listed per feature)",
                                                           s.data, engine::shape_str(data->shape)));
         if ((method == "kernel-shap" || (method == "lime" && !images)) && !s.params.contains("background"))
-          fail_at(cfg, s.mark_of("method"), fmt::format("'{}' needs 'background' (an .npy of reference rows) for method '{}'", key, method));
+          fail_at(cfg, s.mark_of("method"), fmt::format("'{}' needs 'background' (a data set id, or an .npy of reference rows) for method '{}'", key, method));
         break;
       }
       case SectionKind::Fairness: {

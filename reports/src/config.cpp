@@ -88,6 +88,7 @@ struct KeySpec {
   const char* name;
   T type;
   bool required;
+  bool old_spelling = false;  // accepted, but not offered in "expected one of"
 };
 
 // Keys every section entry accepts.
@@ -95,7 +96,8 @@ const std::vector<KeySpec> kCommonSectionKeys = {
     {"model", T::Str, true},
     {"data", T::Str, false},
     {"id", T::Str, false},
-    {"samples", T::Int, false},  // use the first N rows of the data set
+    {"limit", T::Int, false},    // use the first N rows of the data set (the CLI's --limit)
+    {"samples", T::Int, false, true},  // old spelling of 'limit', kept as an alias
     {"args", T::StrList, false}, // extra command-line flags passed verbatim
     {"result", T::Path, false},  // import a result JSON produced earlier instead of running the command
     {"allow_foreign_model", T::Bool, false},  // accept an import whose inputs.model.sha256 is not this model's
@@ -192,14 +194,17 @@ class Parser {
   std::map<std::string, YAML::Node> check_map(const YAML::Node& node, const std::vector<KeySpec>& specs,
                                               const std::string& what) const {
     if (!node.IsMap()) fail(node.Mark(), fmt::format("{} must be a mapping of keys to values", what));
-    std::vector<std::string> names;
-    for (const auto& s : specs) names.push_back(s.name);
+    std::vector<std::string> names, offered;
+    for (const auto& s : specs) {
+      names.push_back(s.name);
+      if (!s.old_spelling) offered.push_back(s.name);
+    }
     std::map<std::string, YAML::Node> out;
     for (auto it = node.begin(); it != node.end(); ++it) {
       if (!it->first.IsScalar()) fail(it->first.Mark(), fmt::format("{}: keys must be plain names", what));
       std::string key = it->first.Scalar();
       if (std::find(names.begin(), names.end(), key) == names.end())
-        fail(it->first.Mark(), fmt::format("unknown key '{}' in {}{}", key, what, suggest(key, names)));
+        fail(it->first.Mark(), fmt::format("unknown key '{}' in {}{}", key, what, suggest(key, offered)));
       if (out.count(key)) fail(it->first.Mark(), fmt::format("duplicate key '{}' in {}", key, what));
       out[key] = it->second;
     }
@@ -414,7 +419,7 @@ class Parser {
       }
       if (d.data.empty() == d.csv.empty()) fail(it->second.Mark(), fmt::format("{} needs exactly one of 'data' (.npy) or 'csv'", what));
       if (!d.csv.empty() && d.label.empty()) fail(it->second.Mark(), fmt::format("{}: a CSV data set needs 'label' (the label column)", what));
-      if (!d.data.empty() && d.labels.empty()) fail(it->second.Mark(), fmt::format("{}: .npy data needs 'labels'", what));
+      // .npy data without 'labels' serves only as an explanation 'background' (checked per section)
       if (cfg.dataset(d.id)) fail(it->first.Mark(), fmt::format("duplicate data set id '{}'", d.id));
       cfg.datasets.push_back(d);
     }
@@ -468,6 +473,8 @@ class Parser {
     } else if (kind != SectionKind::Efficiency && kind != SectionKind::Privacy) {
       fail(e.Mark(), fmt::format("{} needs the key 'data'", what));
     }
+    if (const DatasetSpec* d = cfg.dataset(s.data); d && !d->data.empty() && d->labels.empty())
+      fail(m["data"].Mark(), fmt::format("data set '{}' has no 'labels' (.npy data needs them; a set without labels can only be a 'background')", d->id));
     if (kind == SectionKind::Privacy && m.count("data"))
       fail(m["data"].Mark(), fmt::format("{} takes 'members' and 'non_members' (data set ids) instead of 'data'", what));
     for (const auto& [key, node] : m) {
@@ -478,6 +485,14 @@ class Parser {
     for (const auto& spec : specs) {
       std::string k = spec.name;
       if (k == "model" || k == "data" || k == "id" || !m.count(k)) continue;
+      // 'background' names a data set (like privacy's 'members'); a path is its old meaning
+      if (k == "background" && m[k].IsScalar() && cfg.dataset(m[k].Scalar())) {
+        const DatasetSpec* bg = cfg.dataset(m[k].Scalar());
+        if (bg->is_csv())
+          fail(m[k].Mark(), fmt::format("{}: 'background' data set '{}' is a CSV; it needs .npy rows", what, bg->id));
+        s.params[k] = bg->data;
+        continue;
+      }
       s.params[k] = typed(m[k], spec);
     }
     if (s.params.contains("allow_foreign_model") && !s.params.contains("result"))
@@ -493,12 +508,21 @@ class Parser {
       if (std::find(allowed.begin(), allowed.end(), v) == allowed.end())
         fail(m[key].Mark(), fmt::format("'{}' cannot be '{}'{}", key, v, suggest(v, allowed)));
     };
-    for (const auto& pk : {"samples", "steps", "restarts", "queries", "n0", "n", "batch", "runs", "bootstrap", "nsamples", "partitions",
+    for (const auto& pk : {"limit", "samples", "steps", "restarts", "queries", "n0", "n", "batch", "runs", "bootstrap", "nsamples", "partitions",
                            "label_only_steps", "epochs", "nc_batch", "strip_overlays"})
       if (s.params.contains(pk) && s.params[pk].get<int64_t>() <= 0) fail(m[pk].Mark(), fmt::format("'{}' must be positive", pk));
     for (const auto& pk : {"ci", "alpha", "frr"})
       if (s.params.contains(pk) && !(s.params[pk].get<double>() > 0 && s.params[pk].get<double>() < 1))
         fail(m[pk].Mark(), fmt::format("'{}' must lie strictly between 0 and 1", pk));
+    // one meaning per word: 'limit' is rows (the CLI's --limit), 'nsamples' is draws;
+    // 'samples' is limit's old spelling
+    if (s.params.contains("samples")) {
+      if (s.params.contains("limit"))
+        fail(m["samples"].Mark(), fmt::format("{}: 'samples' is the old spelling of 'limit'; give only 'limit'", what));
+      s.params["limit"] = s.params["samples"];
+      s.params.erase("samples");
+      s.marks["limit"] = s.marks["samples"];
+    }
     if (s.params.contains("eps"))
       for (const auto& v : s.params["eps"])
         if (v.get<double>() < 0) fail(m["eps"].Mark(), "'eps' values must be non-negative");
@@ -577,6 +601,8 @@ class Parser {
           }
           if (sets[k]->is_csv() && sets[k]->features.empty() && check_files_)
             fail(m[keys[k]].Mark(), fmt::format("{}: data set '{}' needs 'features' (the model's input columns)", what, id));
+          if (!sets[k]->is_csv() && sets[k]->labels.empty())
+            fail(m[keys[k]].Mark(), fmt::format("data set '{}' has no 'labels' (.npy data needs them; a set without labels can only be a 'background')", id));
         }
         if (sets[0]->id == sets[1]->id)
           fail(m["non_members"].Mark(), fmt::format("{}: 'members' and 'non_members' name the same data set '{}'", what, sets[0]->id));

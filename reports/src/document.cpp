@@ -4,10 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <set>
 
 #include "doc.h"
+#include "mlaudit/datasets/npy.h"
+#include "mlaudit/engine/tensor.h"
 #include "mlaudit/reports/gates.h"
 #include "mlaudit/reports/report.h"
 
@@ -97,10 +100,28 @@ Block table(std::vector<std::string> header, std::vector<std::vector<std::string
   b.rows = std::move(rows);
   return b;
 }
-Block chart(std::string svg) {
+// `kind` names what the chart shows; it becomes the class "chart-<kind>" (what the
+// browser test looks for) and stays stable when titles change.
+Block chart(std::string svg, std::string kind) {
   Block b;
   b.kind = K::Chart;
   b.svg = std::move(svg);
+  b.chart_kind = std::move(kind);
+  return b;
+}
+// A table whose narrow columns show an abbreviation in HTML, explained in a legend under
+// it; Markdown keeps the full headers (GitHub scrolls wide tables). `columns` pairs each
+// full header with its abbreviation ("" keeps the full one); `legend` explains them.
+Block short_table(const std::vector<std::pair<std::string, std::string>>& columns, std::vector<std::vector<std::string>> rows,
+                  std::vector<std::string> legend) {
+  Block b;
+  b.kind = K::Table;
+  for (const auto& [full, abbreviation] : columns) {
+    b.header.push_back(full);
+    b.short_header.push_back(abbreviation.empty() ? full : abbreviation);
+  }
+  b.rows = std::move(rows);
+  b.legend = std::move(legend);
   return b;
 }
 Block list(std::vector<std::string> items) {
@@ -182,6 +203,23 @@ std::optional<int64_t> sample_count(const json& r) {
   for (const char* key : {"n_samples", "samples"})
     if (at(r, key).is_number_integer()) return at(r, key).get<int64_t>();
   return std::nullopt;
+}
+
+// The Clopper-Pearson interval of a proportion as (lower, upper) for a chart band.
+std::optional<std::pair<double, double>> ci_pair(const json& object, const std::string& field, std::optional<int64_t> n) {
+  json ci = proportion_interval(object, field, n);
+  if (ci.is_object() && at(ci, "lower").is_number() && at(ci, "upper").is_number())
+    return std::make_pair(ci["lower"].get<double>(), ci["upper"].get<double>());
+  return std::nullopt;
+}
+
+// Adds a point and, when every point so far has one, its interval; a series with a
+// point lacking an interval draws no band (a band with holes would mislead).
+void add_point(Series& ser, double x, double y, std::optional<std::pair<double, double>> ci) {
+  const bool banded = ser.band.size() == ser.points.size();
+  ser.points.push_back({x, y});
+  if (banded && ci) ser.band.push_back(*ci);
+  else ser.band.clear();
 }
 
 // The section's heading and, for an imported one, where its result came from.
@@ -321,9 +359,13 @@ void efficiency_blocks(Document& d, const json& report) {
                     fmt::format("{} (batch {})", num(at(r, "throughput_per_s"), 5), str(r, "batch", "n/a")),
                     num(at(r, "peak_rss_mb"), 5)});
   }
-  d.push_back(table({"Model", "Backend", "Parameters", "FLOPs/inference", "Latency p50 (ms, batch 1)",
-                     "Latency p99 (ms, batch 1)", "Throughput (samples/s)", "Peak RSS (MB, process)"},
-                    rows));
+  d.push_back(short_table({{"Model", ""}, {"Backend", ""}, {"Parameters", "Params"}, {"FLOPs/inference", "FLOPs"},
+                           {"Latency p50 (ms, batch 1)", "p50 ms"}, {"Latency p99 (ms, batch 1)", "p99 ms"},
+                           {"Throughput (samples/s)", "Samples/s"}, {"Peak RSS (MB, process)", "Peak MB"}},
+                          rows,
+                          {"Params: parameters; FLOPs: floating-point operations per inference",
+                           "p50 ms / p99 ms: median / 99th-percentile latency at batch 1, in milliseconds",
+                           "Samples/s: throughput at the batch shown; Peak MB: peak resident memory of the audit process"}));
   d.push_back(para("Latency is wall time of Session::run at batch 1 after warm-up; peak memory is the audit process's "
                    "peak resident set (getrusage), an upper bound for the model alone."));
 }
@@ -348,20 +390,27 @@ void robustness_blocks(Document& d, const json& report) {
                                    with_ci(r, "clean_accuracy", sample_count(r)))));
       std::vector<std::vector<std::string>> rows;
       Series ser{attack, {}};
-      if (auto c = dbl(r, "clean_accuracy")) ser.points.push_back({0.0, *c});
+      if (auto c = dbl(r, "clean_accuracy")) add_point(ser, 0.0, *c, ci_pair(r, "clean_accuracy", sample_count(r)));
       for (const auto& e : arr(r, "by_eps")) {
         std::string calls = !at(e, "gradient_calls").is_null() ? num(at(e, "gradient_calls"), 8) : num(at(e, "queries"), 8);
         rows.push_back({num(at(e, "eps")), with_ci(e, "robust_accuracy", sample_count(r)), num(at(e, "attack_success_rate")),
                         num(at(e, "mean_perturbation_norm")), num(at(e, "median_perturbation_norm")), calls});
-        if (auto x = dbl(e, "eps"), y = dbl(e, "robust_accuracy"); x && y && *x > 0) ser.points.push_back({*x, *y});
+        if (auto x = dbl(e, "eps"), y = dbl(e, "robust_accuracy"); x && y && *x > 0)
+          add_point(ser, *x, *y, ci_pair(e, "robust_accuracy", sample_count(r)));
       }
       if (rows.empty()) d.push_back(note("Not available: the result has no 'by_eps' records."));
-      else d.push_back(table({"eps", "Robust accuracy", "Attack success rate", "Mean perturbation norm",
-                              "Median perturbation norm", "Gradient calls / queries"}, rows));
+      else d.push_back(short_table({{"eps", ""}, {"Robust accuracy", ""}, {"Attack success rate", "ASR"},
+                                    {"Mean perturbation norm", "Mean norm"}, {"Median perturbation norm", "Median norm"},
+                                    {"Gradient calls / queries", "Calls"}},
+                                   rows,
+                                   {"ASR: attack success rate, the share of clean-correct samples the attack flips",
+                                    "Mean norm / Median norm: mean / median norm of the perturbations found",
+                                    "Calls: gradient calls (white-box attacks) or model queries (black-box attacks)"}));
       if (!ser.points.empty()) curves[str(s, "model") + " (" + norm + ")"].push_back(ser);
     }
     for (const auto& [key, series] : curves)
-      d.push_back(chart(svg_line_chart("Robust accuracy vs eps: " + key, "eps", "accuracy", series)));
+      d.push_back(chart(svg_line_chart("Robust accuracy vs eps: " + key, "eps (0 = clean)", "accuracy (95 % CI shaded)", series),
+                        "robust-eps"));
   }
   if (!certs.empty()) {
     d.push_back(heading("Certified robustness (randomized smoothing)", 3));
@@ -387,12 +436,13 @@ void robustness_blocks(Document& d, const json& report) {
       Series ser{str(s, "model"), {}};
       for (const auto& e : arr(r, "certified_accuracy")) {
         rows.push_back({num(at(e, "radius")), with_ci(e, "accuracy", sample_count(r))});
-        if (auto x = dbl(e, "radius"), y = dbl(e, "accuracy"); x && y) ser.points.push_back({*x, *y});
+        if (auto x = dbl(e, "radius"), y = dbl(e, "accuracy"); x && y) add_point(ser, *x, *y, ci_pair(e, "accuracy", sample_count(r)));
       }
       if (rows.empty()) d.push_back(note("Not available: the result has no 'certified_accuracy' records."));
       else {
         d.push_back(table({"L2 radius", "Certified accuracy"}, rows));
-        d.push_back(chart(svg_line_chart("Certified accuracy vs radius: " + str(s, "model"), "L2 radius", "certified accuracy", {ser})));
+        d.push_back(chart(svg_line_chart("Certified accuracy vs radius: " + str(s, "model"), "L2 radius", "certified accuracy", {ser}),
+                          "certified-radius"));
       }
     }
   }
@@ -406,17 +456,46 @@ void robustness_blocks(Document& d, const json& report) {
       d.push_back(para(fmt::format("Clean accuracy {}; mean corruption accuracy {}.", with_ci(r, "clean_accuracy", sample_count(r)),
                                    num(at(r, "mean_corruption_accuracy")))));
       std::vector<std::vector<std::string>> rows;
+      std::map<std::string, Series> lines;  // one line per corruption, severity 0 = clean
+      std::vector<std::string> order;
+      auto point = [&](const std::string& name, const json& e) {
+        auto sev = dbl(e, "severity");
+        auto acc = dbl(e, "accuracy");
+        if (!sev || !acc) return;
+        if (!lines.count(name)) {
+          order.push_back(name);
+          lines[name].name = name;
+          if (auto c = dbl(r, "clean_accuracy")) add_point(lines[name], 0.0, *c, ci_pair(r, "clean_accuracy", sample_count(r)));
+        }
+        add_point(lines[name], *sev, *acc, ci_pair(e, "accuracy", sample_count(r)));
+      };
       for (const char* key : {"results", "corruptions", "by_corruption"}) {
         for (const auto& e : arr(r, key)) {
           std::string name = str(e, "corruption", str(e, "name"));
-          if (!at(e, "severity").is_null()) rows.push_back({name, str(e, "severity"), with_ci(e, "accuracy", sample_count(r))});
+          if (!at(e, "severity").is_null()) {
+            rows.push_back({name, str(e, "severity"), with_ci(e, "accuracy", sample_count(r))});
+            point(name, e);
+          }
           for (const char* nested : {"by_severity", "severities"})
-            for (const auto& sv : arr(e, nested)) rows.push_back({name, str(sv, "severity"), with_ci(sv, "accuracy", sample_count(r))});
+            for (const auto& sv : arr(e, nested)) {
+              rows.push_back({name, str(sv, "severity"), with_ci(sv, "accuracy", sample_count(r))});
+              point(name, sv);
+            }
         }
         if (!rows.empty()) break;
       }
       if (rows.empty()) d.push_back(scalars_table(r));
       else d.push_back(table({"Corruption", "Severity", "Accuracy"}, rows));
+      if (!lines.empty()) {
+        std::vector<Series> series;
+        for (const auto& name : order) {
+          series.push_back(lines[name]);
+          series.back().band.clear();  // seven overlapping bands hide the lines; the table has every interval
+        }
+        d.push_back(chart(svg_line_chart("Accuracy vs corruption severity: " + str(s, "model"), "severity (0 = clean)", "accuracy",
+                                         series),
+                          "corruption-severity"));
+      }
     }
   }
 }
@@ -439,22 +518,51 @@ void fairness_blocks(Document& d, const json& report) {
                                  "groups, ratio = min / max); intervals are percentile bootstrap.",
                                  str(data, "rows", "n/a"), dropped, reasons.empty() ? "" : " (" + reasons + ")")));
     std::vector<std::vector<std::string>> rows;
-    std::map<std::string, std::vector<Bar>> selection;
+    // per attribute: each group's rates with their intervals, drawn side by side
+    static const std::vector<std::pair<std::string, std::string>> kGroupMetrics = {
+        {"selection_rate", "selection rate"}, {"base_rate", "base rate"}, {"tpr", "TPR"}, {"fpr", "FPR"}, {"accuracy", "accuracy"}};
+    std::map<std::string, std::vector<const json*>> by_attribute;
     for (const auto& g : arr(r, "groups")) {
       rows.push_back({str(g, "attribute"), str(g, "group"), str(g, "count"), group_metric(g, "base_rate"),
                       group_metric(g, "selection_rate"), group_metric(g, "tpr"), group_metric(g, "fpr"),
                       group_metric(g, "accuracy")});
-      const json& sr = at(g, "selection_rate");
-      double v = sr.is_object() ? dbl(sr, "value").value_or(NAN) : (sr.is_number() ? sr.get<double>() : NAN);
-      if (std::isfinite(v))
-        selection[str(g, "attribute")].push_back(
-            {str(g, "group") + " (n=" + str(g, "count") + ")", v,
-             interval_of(sr.is_object() ? at(sr, "interval") : at(g, "selection_rate_interval"))});
+      by_attribute[str(g, "attribute")].push_back(&g);
     }
     if (rows.empty()) d.push_back(note("Not available: the result has no 'groups' records."));
-    else d.push_back(table({"Attribute", "Group", "Count", "Base rate", "Selection rate", "TPR", "FPR", "Accuracy"}, rows));
-    for (const auto& [attr, bars] : selection)
-      d.push_back(chart(svg_bar_chart("Selection rate by group: " + attr, bars)));
+    else
+      d.push_back(short_table({{"Attribute", "Attr."}, {"Group", ""}, {"Count", "n"}, {"Base rate", ""}, {"Selection rate", "Sel. rate"},
+                               {"TPR", ""}, {"FPR", ""}, {"Accuracy", "Acc."}},
+                              rows,
+                              {"Attr.: protected attribute; n: rows in the group",
+                               "Base rate: share of favourable labels; Sel. rate: share of favourable decisions",
+                               "TPR / FPR: true / false positive rate; Acc.: accuracy",
+                               "[a, b]: percentile-bootstrap interval"}));
+    for (const auto& [attr, groups] : by_attribute) {
+      std::vector<std::string> categories, names;
+      std::vector<std::vector<std::optional<Bar>>> values;
+      for (const json* g : groups) names.push_back(str(*g, "group") + " (n=" + str(*g, "count") + ")");
+      for (const auto& [key, label] : kGroupMetrics) {
+        std::vector<std::optional<Bar>> row;
+        bool any = false;
+        for (const json* g : groups) {
+          const json& m = at(*g, key);
+          double v = m.is_object() ? dbl(m, "value").value_or(NAN) : (m.is_number() ? m.get<double>() : NAN);
+          if (!std::isfinite(v)) {
+            row.push_back(std::nullopt);
+            continue;
+          }
+          any = true;
+          row.push_back(Bar{label, v, interval_of(m.is_object() ? at(m, "interval") : at(*g, key + "_interval"))});
+        }
+        if (!any) continue;
+        categories.push_back(label);
+        values.push_back(row);
+      }
+      if (!categories.empty())
+        d.push_back(chart(svg_grouped_bar_chart("Fairness metrics by group: " + attr, "rate (bars: 95 % bootstrap interval)",
+                                                categories, names, values),
+                          "fairness-groups"));
+    }
     rows.clear();
     std::map<std::string, std::vector<Bar>> ratio_bars;
     for (const auto& x : arr(r, "disparities")) {
@@ -469,7 +577,8 @@ void fairness_blocks(Document& d, const json& report) {
     for (const auto& [attr, bars] : ratio_bars) {
       auto t = gate_threshold(report, "demographic_parity_ratio", attr);
       d.push_back(chart(svg_bar_chart("Disparity ratios: " + attr, bars, t ? t : std::optional<double>(0.8),
-                                      t ? fmt::format("gate {}", num(json(*t))) : "four-fifths rule 0.8")));
+                                      t ? fmt::format("gate {}", num(json(*t))) : "four-fifths rule 0.8"),
+                        "fairness-ratios"));
     }
     rows.clear();
     for (auto it = obj(r, "individual").begin(); it != obj(r, "individual").end(); ++it)
@@ -493,7 +602,33 @@ void fairness_blocks(Document& d, const json& report) {
   }
 }
 
-void explain_blocks(Document& d, const json& report, std::vector<std::string>* images) {
+// Mean |attribution| per pixel over the images and channels of an attributions file
+// [N, C, H, W] or [N, H, W] (the explain command's .npy); empty when it cannot be read.
+std::vector<double> mean_abs_map(const std::string& path, const std::string& asset_dir, int& rows, int& cols, int64_t& images) {
+  namespace fs = std::filesystem;
+  fs::path p = path;
+  if (p.is_relative() && !asset_dir.empty()) p = fs::path(asset_dir) / p;
+  std::error_code ec;
+  if (path.empty() || !fs::is_regular_file(p, ec) || fs::file_size(p, ec) > (uint64_t(256) << 20)) return {};
+  try {
+    engine::Tensor t = datasets::read_npy_float(p.string());
+    if (t.rank() != 3 && t.rank() != 4) return {};
+    images = t.dim(0);
+    rows = int(t.dim(-2)), cols = int(t.dim(-1));
+    const int64_t plane = int64_t(rows) * cols, per_image = t.numel() / std::max<int64_t>(images, 1);
+    if (images < 1 || plane < 1 || rows > 512 || cols > 512) return {};
+    std::vector<double> mean(size_t(plane), 0.0);
+    const std::vector<double> v = t.to_doubles();
+    for (int64_t i = 0; i < images; ++i)
+      for (int64_t k = 0; k < per_image; ++k) mean[size_t(k % plane)] += std::fabs(v[size_t(i * per_image + k)]);
+    for (double& m : mean) m /= double(per_image / plane * images);
+    return mean;
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+void explain_blocks(Document& d, const json& report, std::vector<std::string>* images, const std::string& asset_dir) {
   auto secs = sections_of(report, "explanations");
   if (secs.empty()) return;
   d.push_back(heading("Explanations", 2, "explanations"));
@@ -519,19 +654,35 @@ void explain_blocks(Document& d, const json& report, std::vector<std::string>* i
                              method == "kernel-shap" ? "efficiency" : "completeness", gaps.size(), num(json(mean)), num(json(worst)));
     }
     d.push_back(para(fmt::format("Method {}; {}.", method, gap_text)));
+    // image inputs ([N, C, H, W] or [N, H, W]): features are pixels, named by their position
+    const json& shape = arr(r, "input_shape");
+    const bool image = (shape.size() == 4 || shape.size() == 3) && shape.back().is_number_integer() && shape.back().get<int64_t>() > 1;
+    const int64_t width = image ? shape.back().get<int64_t>() : 0, height = image ? shape[shape.size() - 2].get<int64_t>() : 0;
     std::vector<Bar> bars;
     std::vector<std::vector<std::string>> rows;
     for (const auto& g : arr(r, "global_ranking")) {
       std::string f = str(g, "name", str(g, "feature"));
+      if (image && at(g, "feature").is_number_integer() && width > 0 && height > 0) {
+        const int64_t k = at(g, "feature").get<int64_t>(), plane = width * height;
+        f = fmt::format("pixel (row {}, column {}{})", (k % plane) / width, k % width,
+                        shape.size() == 4 && shape[1].get<int64_t>() > 1 ? fmt::format(", channel {}", k / plane) : "");
+      }
       if (auto v = dbl(g, "mean_abs_attribution")) {
         if (bars.size() < 20) bars.push_back({f, *v, std::nullopt});
         rows.push_back({f, num(json(*v))});
       }
     }
+    int map_rows = 0, map_cols = 0;
+    int64_t map_images = 0;
+    const std::vector<double> mean_map =
+        image ? mean_abs_map(str(r, "attributions_file"), asset_dir, map_rows, map_cols, map_images) : std::vector<double>{};
     if (!rows.empty()) {
       if (rows.size() > 20) rows.resize(20);
-      d.push_back(table({"Feature", "Mean |attribution|"}, rows));
-      d.push_back(chart(svg_bar_chart("Global importance (mean |attribution|): " + str(s, "model"), bars)));
+      if (image) d.push_back(para("Pixels with the largest mean |attribution| (rows and columns counted from 0 at the top left):"));
+      d.push_back(table({image ? "Pixel" : "Feature", "Mean |attribution|"}, rows));
+      // a heatmap of pixels says more than bars named by pixel positions
+      if (mean_map.empty())
+        d.push_back(chart(svg_bar_chart("Global importance (mean |attribution|): " + str(s, "model"), bars), "global-importance"));
     } else {
       d.push_back(note("Global ranking not available."));
     }
@@ -548,6 +699,11 @@ void explain_blocks(Document& d, const json& report, std::vector<std::string>* i
       d.push_back(para("Sanity checks:"));
       d.push_back(table({"Check", "Result"}, rows));
     }
+    // the average heatmap first, the per-image heatmaps beside it
+    if (!mean_map.empty())
+      d.push_back(chart(svg_heatmap(fmt::format("Average |attribution|, {} images: {}", map_images, str(s, "model")),
+                                    "mean |attribution| per pixel (image row x column)", map_rows, map_cols, mean_map),
+                        "attribution-heatmap"));
     std::vector<std::string> pngs;
     collect_pngs(r, pngs);
     if (pngs.size() > 8) pngs.resize(8);
@@ -560,6 +716,44 @@ void explain_blocks(Document& d, const json& report, std::vector<std::string>* i
       if (images) images->push_back(p);
     }
   }
+}
+
+// Decision of an output vector: the arg-max class ("class 1 (logits -1.07, 0.873)").
+std::string decision_text(const json& out) {
+  if (!out.is_array() || out.empty()) return "n/a";
+  size_t best = 0;
+  std::string values;
+  for (size_t k = 0; k < out.size(); ++k) {
+    if (out[k].is_number() && out[best].is_number() && out[k].get<double>() > out[best].get<double>()) best = k;
+    values += (k ? ", " : "") + num(out[k], 4);
+  }
+  return out.size() == 1 ? "score " + values : fmt::format("class {} (outputs {})", best, values);
+}
+
+// One individual-fairness counterexample as a table a reader can follow: per feature,
+// the partition's range and the two inputs; then the two decisions. Wraps at any width.
+void counterexample_blocks(Document& d, const json& c, const json& r, size_t number) {
+  const json& a = arr(c, "input_a");
+  const json& b = arr(c, "input_b");
+  const json& lo = arr(c, "lower");
+  const json& hi = arr(c, "upper");
+  const json& names = arr(r, "features");
+  Block facts;
+  facts.kind = K::Definitions;
+  facts.text = fmt::format("Counterexample {}", number);
+  facts.terms = {{"Partition", str(c, "index", "n/a")}, {"Verdict", str(c, "verdict", "counterexample")},
+                 {"Decision for input A", decision_text(at(c, "output_a"))},
+                 {"Decision for input B", decision_text(at(c, "output_b"))}};
+  if (auto sec = dbl(c, "seconds")) facts.terms.push_back({"Time", num(json(*sec), 3) + " s"});
+  d.push_back(facts);
+  std::vector<std::vector<std::string>> rows;
+  for (size_t k = 0; k < std::max(a.size(), b.size()); ++k) {
+    std::string range = k < lo.size() && k < hi.size() ? fmt::format("{} to {}", num(lo[k], 6), num(hi[k], 6)) : "n/a";
+    std::string va = k < a.size() ? num(a[k], 6) : "n/a", vb = k < b.size() ? num(b[k], 6) : "n/a";
+    rows.push_back({k < names.size() && names[k].is_string() ? names[k].get<std::string>() : fmt::format("feature {}", k), range, va, vb,
+                    va == vb ? "" : "differs"});
+  }
+  if (!rows.empty()) d.push_back(table({"Feature", "Partition range", "Input A", "Input B", ""}, rows));
 }
 
 void verification_blocks(Document& d, const json& report) {
@@ -578,10 +772,11 @@ void verification_blocks(Document& d, const json& report) {
       d.push_back(scalars_table(obj(r, "summary").empty() ? r : obj(r, "summary")));
       const json& cex = at(r, "counterexample_pairs").is_array() ? at(r, "counterexample_pairs") : at(r, "counterexamples");
       if (cex.is_array() && !cex.empty()) {
-        std::vector<std::string> items;
-        for (size_t i = 0; i < std::min<size_t>(cex.size(), 10); ++i) items.push_back(cex[i].dump());
-        d.push_back(para(fmt::format("Counterexample pairs ({} found, first {} shown):", cex.size(), items.size())));
-        d.push_back(list(items));
+        const size_t shown = std::min<size_t>(cex.size(), 5);
+        d.push_back(para(fmt::format("Counterexample pairs ({} found, {} shown): two inputs that differ only in '{}' and get "
+                                     "different decisions.",
+                                     cex.size(), shown == cex.size() ? "all" : fmt::format("first {}", shown), str(p, "protected"))));
+        for (size_t i = 0; i < shown; ++i) counterexample_blocks(d, cex[i], r, i + 1);
       }
       continue;
     }
@@ -618,6 +813,23 @@ void verification_blocks(Document& d, const json& report) {
       }
     if (rows.empty()) d.push_back(note("Not available: the result has no 'by_eps' or 'per_sample' records."));
     else d.push_back(table({"eps", "Verified fraction", "Verified", "Falsified", "Unknown / timeout"}, rows));
+    // verdicts per eps as stacked bars: counts from the per-sample verdicts, else the eps records' counts
+    std::vector<StackedBar> stacks;
+    std::map<double, std::map<std::string, int>> stack_counts = counts;
+    for (const auto& e : eps_records) {
+      auto eps = dbl(e, "eps");
+      if (!eps || !stack_counts[*eps].empty()) continue;
+      for (const char* v : {"verified", "falsified", "unknown", "timeout"})
+        if (auto n = dbl(e, v)) stack_counts[*eps][v] = int(*n);
+    }
+    for (auto& [eps, c] : stack_counts)
+      if (!c.empty())
+        stacks.push_back({"eps " + num(json(eps)), {double(c["verified"]), double(c["falsified"]), double(c["unknown"]), double(c["timeout"])}});
+    if (!stacks.empty())
+      d.push_back(chart(svg_stacked_bar_chart("Verification verdicts per eps: " + str(s, "model"), "samples", stacks,
+                                              {"verified (proof)", "falsified", "unknown", "timeout"},
+                                              {chart_palette()[0], chart_palette()[1], "#bbbbbb", chart_palette()[4]}),
+                        "verification-verdicts"));
     d.push_back(para("'verified' is a proof (sound bounds, exact solver); 'unknown' and 'timeout' are not proofs."));
     std::map<std::string, int> reasons;
     for (const auto& e : arr(r, "per_sample"))
@@ -700,14 +912,19 @@ void privacy_blocks(Document& d, const json& report) {
       d.push_back(note("Not available: the result has no 'attacks' records."));
       continue;
     }
-    d.push_back(table({"Attack", "ROC AUC", "Best balanced accuracy", "TPR at 0.1% FPR", "TPR at 1% FPR"}, rows));
+    d.push_back(short_table({{"Attack", ""}, {"ROC AUC", "AUC"}, {"Best balanced accuracy", "Best bal. acc."},
+                             {"TPR at 0.1% FPR", "TPR@0.1%"}, {"TPR at 1% FPR", "TPR@1%"}},
+                            rows,
+                            {"AUC: ROC AUC (0.5 = no leakage); Best bal. acc.: best balanced accuracy over thresholds",
+                             "TPR@0.1% / TPR@1%: true-positive rate at a false-positive rate of 0.1 % / 1 %"}));
     if (!curves.empty()) {
       Series chance{"chance", {{0.0, 0.0}, {1.0, 1.0}}};
       chance.markers = false;
       chance.dashed = true;
       curves.push_back(chance);
       d.push_back(chart(svg_line_chart("Membership inference ROC: " + str(s, "model"), "false-positive rate (non-members flagged)",
-                                       "true-positive rate", curves)));
+                                       "true-positive rate", curves),
+                        "privacy-roc"));
     }
   }
 }
@@ -762,12 +979,15 @@ void backdoor_blocks(Document& d, const json& report, std::vector<std::string>* 
           bars.push_back({"class " + str(e, "class"), *dbl(e, "l1_norm") < dbl(nc, "median_l1").value_or(0) ? *ai : -*ai,
                           std::nullopt});
       }
-      d.push_back(table({"Class", "Mask L1 norm", "Anomaly index", "Trigger success on clean set",
-                         "Reached 0.99 success", "Flagged"},
-                        rows));
+      d.push_back(short_table({{"Class", ""}, {"Mask L1 norm", "Mask L1"}, {"Anomaly index", "Anomaly"},
+                               {"Trigger success on clean set", "Success"}, {"Reached 0.99 success", "≥ 0.99"}, {"Flagged", ""}},
+                              rows,
+                              {"Mask L1: L1 norm of the reversed trigger's mask; Anomaly: anomaly index",
+                               "Success: trigger success on the clean set; ≥ 0.99: whether it reached 0.99 success"}));
       if (!bars.empty())
         d.push_back(chart(svg_bar_chart("Neural Cleanse anomaly index (> 0: mask below the median)",
-                                        bars, dbl(nc, "anomaly_threshold"), "flag threshold")));
+                                        bars, dbl(nc, "anomaly_threshold"), "flag threshold"),
+                          "backdoor-anomaly"));
       for (const auto& e : arr(nc, "classes")) {
         std::string png = str(e, "trigger_png");
         if (png.empty()) continue;
@@ -799,6 +1019,214 @@ void backdoor_blocks(Document& d, const json& report, std::vector<std::string>* 
                         {distribution_row("Clean pool (sets the threshold)", arr(st, "clean_entropy"), "-"),
                          distribution_row("Screened inputs", arr(st, "entropy"), std::to_string(fl.size()))}));
     }
+  }
+}
+
+// ---- executive summary ----------------------------------------------------------
+
+const char* comparison_words(const std::string& op) {
+  if (op == ">=") return "at least";
+  if (op == ">") return "more than";
+  if (op == "<=") return "at most";
+  if (op == "<") return "less than";
+  if (op == "==") return "exactly";
+  if (op == "!=") return "other than";
+  return "compared with";
+}
+
+// Fairlearn's disparities in words (metrics.cpp describes them all by one template).
+std::string fairness_words(const std::string& metric) {
+  static const std::map<std::string, std::string> words = {
+      {"demographic_parity_difference", "the gap between the highest and the lowest group selection rate"},
+      {"demographic_parity_ratio", "the lowest group selection rate divided by the highest"},
+      {"equalized_odds_difference", "the larger of the true-positive-rate and false-positive-rate gaps between groups"},
+      {"equalized_odds_ratio", "the smaller of the true-positive-rate and false-positive-rate ratios between groups"},
+      {"equal_opportunity_difference", "the gap in true-positive rate between groups"},
+      {"equal_opportunity_ratio", "the lowest group true-positive rate divided by the highest"},
+      {"predictive_parity_difference", "the gap in precision between groups"},
+      {"false_positive_rate_difference", "the gap in false-positive rate between groups"},
+      {"false_negative_rate_difference", "the gap in false-negative rate between groups"},
+      {"accuracy_difference", "the gap in accuracy between groups"}};
+  auto it = words.find(metric);
+  return it == words.end() ? "" : it->second;
+}
+
+std::string capitalised(std::string s) {
+  if (!s.empty() && s[0] >= 'a' && s[0] <= 'z') s[0] = char(s[0] - 'a' + 'A');
+  return s;
+}
+
+// What a gate measures, in words: the metric table's description and the gate's arguments.
+std::string gate_subject(const json& g) {
+  const std::string metric = str(g, "metric");
+  const MetricInfo* info = find_metric(metric);
+  std::string what = fairness_words(metric);
+  if (what.empty()) what = info && !info->description.empty() ? info->description : metric;
+  std::string params;
+  const json& args = arr(g, "args");
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string name = info && i < info->params.size() ? info->params[i] : "";
+    std::string value = args[i].is_string() ? args[i].get<std::string>() : num(args[i]);
+    params += (params.empty() ? "" : ", ") + (name.empty() ? value : name + " " + value);
+  }
+  if (!str(g, "model").empty()) params += (params.empty() ? "" : ", ") + std::string("model ") + str(g, "model");
+  if (!params.empty()) what += " (" + params + ")";
+  if (str(g, "bound") == "lower") what = "the lower end of the 95 % interval of " + what;
+  if (str(g, "bound") == "upper") what = "the upper end of the 95 % interval of " + what;
+  return what;
+}
+
+std::string interval_text(const json& g) {
+  const json& ci = at(g, "interval");
+  if (!ci.is_object() || !at(ci, "lower").is_number()) return "";
+  return fmt::format(" (95 % CI {}-{}, n = {})", ci_end(at(ci, "lower")), ci_end(at(ci, "upper")), str(ci, "n", "?"));
+}
+
+}  // namespace
+
+std::string gate_sentence(const json& g) {
+  const std::string name = str(g, "name", str(g, "check"));
+  const std::string why = str(g, "description").empty() ? "" : " (" + str(g, "description") + ")";
+  std::string text;
+  if (str(g, "status") == "error")
+    text = fmt::format("{} could not be measured: {}{}. A missing measurement is never a pass.", capitalised(gate_subject(g)),
+                       str(g, "message", "no value"), why);
+  else
+    text = fmt::format("{} is {}{}; the policy requires {} {}{}.", capitalised(gate_subject(g)), num(at(g, "measured")),
+                       str(g, "bound").empty() ? interval_text(g) : "", comparison_words(str(g, "comparison")),
+                       num(at(g, "threshold")), why);
+  if (name != str(g, "check") && !name.empty()) text = "'" + name + "': " + text;
+  return text;
+}
+
+namespace {
+
+// One candidate finding with its rank key (see rank_findings).
+struct Finding {
+  int tier = 0;          // smaller: matters more
+  double distance = 0;   // relative distance from the threshold; meaning depends on the tier
+  std::string text;
+};
+
+// Where a gate's 95 % interval lies against its threshold: wholly on the failing side
+// (1), wholly on the passing side (2), across it (0), or unknown (-1: no interval, a
+// gate on an interval end, == / !=).
+int interval_side(const json& g) {
+  const json& ci = at(g, "interval");
+  const std::string op = str(g, "comparison");
+  auto t = dbl(g, "threshold");
+  if (!str(g, "bound").empty() || !ci.is_object() || !t || !at(ci, "lower").is_number() || !at(ci, "upper").is_number()) return -1;
+  const double lo = ci["lower"].get<double>(), hi = ci["upper"].get<double>();
+  if (op == ">=") return hi < *t ? 1 : lo >= *t ? 2 : 0;
+  if (op == ">") return hi <= *t ? 1 : lo > *t ? 2 : 0;
+  if (op == "<=") return lo > *t ? 1 : hi <= *t ? 2 : 0;
+  if (op == "<") return lo >= *t ? 1 : hi < *t ? 2 : 0;
+  return -1;
+}
+
+// Ranking rule of the three findings (docs/audit.md, "Executive summary"):
+//   tier 0  a section that did not complete, or a gate whose measurement is missing: the
+//           audit has a hole, so nothing it says about that property holds;
+//   tier 1  a failed error gate whose whole 95 % interval lies on the failing side (or
+//           that has no sampling interval): a failure that more samples will not undo;
+//   tier 2  a failed error gate whose interval reaches the threshold;
+//   tier 3  a failed warning gate;
+//   tier 4  a passed gate whose interval reaches past the threshold: a pass not confirmed
+//           at 95 % confidence.
+// Within a tier, failures farther from their threshold (relative distance
+// |measured - threshold| / max(|threshold|, 1e-9)) come first; in tier 4 the closest
+// pass comes first. Ties keep the config's gate order.
+std::vector<Finding> rank_findings(const json& report) {
+  std::vector<Finding> out;
+  for (const auto& s : arr(report, "sections"))
+    if (str(s, "status") != "ok")
+      out.push_back({0, 0, fmt::format("Section '{}' did not complete ({}); its measurements are missing.", str(s, "id"),
+                                       str(s, "error", str(s, "status", "no result")))});
+  for (const auto& g : arr(report, "gates")) {
+    const std::string st = str(g, "status");
+    auto m = dbl(g, "measured"), t = dbl(g, "threshold");
+    const double rel = m && t ? std::fabs(*m - *t) / std::max(std::fabs(*t), 1e-9) : 0;
+    const int side = interval_side(g);
+    if (st == "error") {
+      out.push_back({0, 0, gate_sentence(g)});
+    } else if (st == "fail" && str(g, "severity") != "warning") {
+      if (side != 0)
+        out.push_back({1, -rel, gate_sentence(g) + (side == 1 ? " The whole 95 % interval is on the failing side." : "")});
+      else
+        out.push_back({2, -rel, gate_sentence(g) + " Its 95 % interval reaches the threshold: more samples could change the verdict."});
+    } else if (st == "fail") {
+      out.push_back({3, -rel, "Warning (does not fail the audit): " + gate_sentence(g)});
+    } else if (st == "pass" && side == 0) {
+      out.push_back({4, rel, "Passed, but not with 95 % confidence (its interval reaches past the threshold): " + gate_sentence(g)});
+    }
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const Finding& a, const Finding& b) { return a.tier != b.tier ? a.tier < b.tier : a.distance < b.distance; });
+  return out;
+}
+
+}  // namespace
+
+ExecutiveSummary executive_summary(const json& report) {
+  ExecutiveSummary es;
+  const json& sum = obj(report, "summary");
+  const std::string verdict = str(sum, "verdict", "n/a");
+  const int total = int(dbl(sum, "gates_total").value_or(0)), passed = int(dbl(sum, "gates_passed").value_or(0));
+  const int failed = int(dbl(sum, "gates_failed").value_or(0)), warned = int(dbl(sum, "gates_warned").value_or(0));
+  const int errors = int(dbl(sum, "gates_errors").value_or(0)), sections_failed = int(dbl(sum, "sections_failed").value_or(0));
+  const std::string warn_text = warned ? fmt::format("; {} warning gate{} failed without failing the audit", warned, warned == 1 ? "" : "s") : "";
+  if (report.contains("incomplete"))
+    es.verdict = fmt::format("{}: the audit was interrupted before every section ran; it cannot pass. {} of {} gates passed{}.", verdict,
+                             passed, total, warn_text);
+  else if (verdict == "PASS")
+    es.verdict = fmt::format("PASS: every gate with severity error passed ({} of {} gates passed{}).", passed, total, warn_text);
+  else if (verdict == "FAIL")
+    es.verdict = fmt::format("FAIL: {} gate{} with severity error failed, so the model does not meet this audit's release policy "
+                             "({} of {} gates passed{}).",
+                             failed, failed == 1 ? "" : "s", passed, total, warn_text);
+  else if (verdict == "ERROR")
+    es.verdict = fmt::format("ERROR: the audit could not decide ({} gate{} without a measurement, {} section{} not completed). "
+                             "A missing measurement is never a pass.",
+                             errors, errors == 1 ? "" : "s", sections_failed, sections_failed == 1 ? "" : "s");
+  else
+    es.verdict = "Verdict: " + verdict + ".";
+  // failed gates in words: errors and error-severity failures first, then warnings
+  for (int pass = 0; pass < 2; ++pass)
+    for (const auto& g : arr(report, "gates")) {
+      const std::string st = str(g, "status");
+      const bool warning = st == "fail" && str(g, "severity") == "warning";
+      if ((st == "error" || st == "fail") && warning == (pass == 1))
+        es.failed_gates.push_back((warning ? "Warning: " : "") + gate_sentence(g));
+    }
+  for (const auto& f : rank_findings(report)) {
+    if (es.top_findings.size() == 3) break;
+    es.top_findings.push_back(f.text);
+  }
+  return es;
+}
+
+namespace {
+
+void summary_blocks(Document& d, const json& report) {
+  const ExecutiveSummary es = executive_summary(report);
+  d.push_back(heading("Executive summary", 2, "summary"));
+  d.push_back(para(es.verdict));
+  if (!es.failed_gates.empty()) {
+    d.push_back(para("Gates that did not pass, in plain words:"));
+    d.push_back(list(es.failed_gates));
+  }
+  if (es.top_findings.empty()) {
+    d.push_back(para(arr(report, "gates").empty()
+                         ? "Findings: none ranked, because no gates are configured; read the sections below."
+                         : "Findings: none. Every gate passed, each with its whole 95 % interval (where it has one) on the "
+                           "passing side."));
+  } else {
+    d.push_back(para(fmt::format("{} (ranked: missing measurements, then failures the 95 % interval confirms, then other "
+                                 "failures, then warnings, then passes the interval does not confirm; within each, the "
+                                 "farthest from its threshold first):",
+                                 es.top_findings.size() == 1 ? "The finding that matters most"
+                                                             : fmt::format("The {} findings that matter most", es.top_findings.size()))));
+    d.push_back(list(es.top_findings));
   }
 }
 
@@ -931,9 +1359,18 @@ std::string measured_headline(const json& s) {
                          str(p, "protected"), str(sum, "proved", "n/a"), str(sum, "partitions", "n/a"),
                          str(sum, "counterexample", "n/a"), str(sum, "unknown", "n/a"), str(sum, "timeout", "n/a"));
     }
+    // mlaudit verify writes per_eps as an alias of by_eps: read one of them, and one value per eps
+    // (verified_robust_accuracy, else the older verified_fraction), so no eps is listed twice
     std::string out = "verified fraction";
-    for (const auto& e : arr(r, "by_eps")) out += fmt::format("; eps {}: {}", num(at(e, "eps")), num(at(e, "verified_fraction")));
-    for (const auto& e : arr(r, "per_eps")) out += fmt::format("; eps {}: {}", num(at(e, "eps")), num(at(e, "verified_robust_accuracy")));
+    const json& records = arr(r, "by_eps").empty() ? arr(r, "per_eps") : arr(r, "by_eps");
+    std::set<std::string> seen;
+    for (const auto& e : records) {
+      const std::string eps = num(at(e, "eps"));
+      if (!seen.insert(eps).second) continue;
+      const json& v = at(e, "verified_robust_accuracy").is_null() ? at(e, "verified_fraction") : at(e, "verified_robust_accuracy");
+      out += fmt::format("; eps {}: {}", eps, num(v));
+      if (auto k = dbl(e, "verified"), n = dbl(e, "samples"); k && n) out += fmt::format(" ({:.0f} of {:.0f})", *k, *n);
+    }
     return out;
   }
   return "completed";
@@ -946,7 +1383,7 @@ std::string section_headline(const json& s) {
   return str(s, "status") == "ok" && is_imported(s) ? h + " (imported)" : h;
 }
 
-Document build_document(const json& report) {
+Document build_document(const json& report, const std::string& asset_dir) {
   Document d;
   const json& sys = obj(report, "system");
   const json& sum = obj(report, "summary");
@@ -964,6 +1401,8 @@ Document build_document(const json& report) {
                                  str(inc, "reason", "interrupted"), missing.empty() ? "none" : missing)));
   }
   d.push_back(note("mlaudit states what was measured. It does not certify compliance with any regulation or standard."));
+  summary_blocks(d, report);
+  const size_t toc_at = d.size();
   gate_blocks(d, report);
   manifest_blocks(d, report);
   system_blocks(d, report);
@@ -972,7 +1411,7 @@ Document build_document(const json& report) {
   efficiency_blocks(d, report);
   robustness_blocks(d, report);
   fairness_blocks(d, report);
-  explain_blocks(d, report, nullptr);
+  explain_blocks(d, report, nullptr, asset_dir);
   verification_blocks(d, report);
   privacy_blocks(d, report);
   backdoor_blocks(d, report, nullptr);
@@ -983,11 +1422,22 @@ Document build_document(const json& report) {
   for (const auto& l : arr(report, "limitations")) lim.push_back(l.is_string() ? l.get<std::string>() : l.dump());
   if (lim.empty()) lim.push_back("None stated.");
   d.push_back(list(lim));
+  // Table of contents: every level-2 heading, placed after the executive summary.
+  Block toc;
+  toc.kind = K::Toc;
+  toc.text = "Contents";
+  for (const auto& b : d)
+    if (b.kind == K::Heading && b.level == 2 && !b.anchor.empty()) toc.items.push_back(b.anchor + "\t" + b.text);
+  d.insert(d.begin() + std::ptrdiff_t(toc_at), toc);
   // Charts are numbered in document order: the same report always names them alike.
   int charts = 0;
   for (auto& b : d)
     if (b.kind == K::Chart) {
       b.chart_file = fmt::format("charts/chart-{}.svg", ++charts);
+      b.id = fmt::format("chart-{}", charts);
+      // the id (links, tests) and the kind's class, on the <svg> element itself
+      if (size_t c = b.svg.find("class=\"chart\""); c != std::string::npos)
+        b.svg.replace(c, 13, fmt::format("id=\"{}\" class=\"chart{}\"", b.id, b.chart_kind.empty() ? "" : " chart-" + b.chart_kind));
       // alt text: the chart's title, kept in its aria-label
       size_t at = b.svg.find("aria-label=\"");
       if (at != std::string::npos) b.text = b.svg.substr(at + 12, b.svg.find('"', at + 12) - at - 12);

@@ -143,7 +143,7 @@ json run_performance(const SectionSpec& section, const AuditConfig& cfg, uint64_
   const DatasetSpec* ds = cfg.dataset(section.data);
   engine::Tensor x;
   std::vector<int64_t> y;
-  load_data(*ds, section.params.value("samples", int64_t(0)), x, y);
+  load_data(*ds, section.params.value("limit", int64_t(0)), x, y);
   auto session = load_session(*m);
   const int64_t n = x.dim(0), batch = 256;
   std::vector<int64_t> pred;

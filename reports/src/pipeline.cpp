@@ -52,7 +52,7 @@ std::string subset_npy(const std::string& path, int64_t n, const std::string& wo
   std::string out = fmt::format("{}/inputs/{}-first{}.npy", work_dir, tag, n);
   if (fs::exists(out)) return out;
   engine::Tensor t = datasets::read_npy(path);
-  if (t.rank() == 0) throw InputError("audit", fmt::format("{}: a scalar cannot be subset by 'samples'", path));
+  if (t.rank() == 0) throw InputError("audit", fmt::format("{}: a scalar cannot be subset by 'limit'", path));
   if (t.dim(0) <= n) return path;
   datasets::write_npy(out, t.slice_rows(0, n));
   return out;
@@ -71,7 +71,7 @@ std::string subset_csv(const std::string& path, int64_t n, const std::string& wo
 }
 
 // The feature list of a CSV data set whose 'features' were given inline: written
-// once into the work folder, one column per line (what `--feature-list` reads).
+// once into the work folder, one column per line (what privacy's `--features` reads).
 std::string feature_file(const DatasetSpec& ds, const std::string& work_dir) {
   std::string out = fmt::format("{}/inputs/{}-features.txt", work_dir, ds.id);
   if (fs::exists(out)) return out;
@@ -175,7 +175,7 @@ SectionCommand section_command(const SectionSpec& s, const AuditConfig& cfg, con
   auto seed = [&]() {
     flag("seed", p.contains("seed") ? num_text(p["seed"]) : std::to_string(cfg.seed));
   };
-  int64_t samples = p.value("samples", int64_t(0));
+  int64_t samples = p.value("limit", int64_t(0));
   auto npy_inputs = [&]() {
     std::string x = ds->data, y = ds->labels;
     if (samples > 0) {
@@ -234,7 +234,7 @@ SectionCommand section_command(const SectionSpec& s, const AuditConfig& cfg, con
       c.command = "fairness";
       std::string csv = samples > 0 ? subset_csv(ds->csv, samples, work_dir, ds->id) : ds->csv;
       flag("data", csv);
-      flag("label", ds->label);
+      flag("label-column", ds->label);
       flag("protected", join_strings(p["protected"]));
       std::string features;
       for (const auto& f : ds->features) features += (features.empty() ? "" : ",") + f;
@@ -262,9 +262,9 @@ SectionCommand section_command(const SectionSpec& s, const AuditConfig& cfg, con
       pass("baseline", "baseline");
       pass("background", "background");
       pass("nsamples", "nsamples");
-      if (ds && !ds->features_file.empty()) flag("feature-names", ds->features_file);
-      flag("out", fmt::format("{}/{}.npy", work_dir, s.id));
-      flag("json", c.result_path);
+      if (ds && !ds->features_file.empty()) flag("features", ds->features_file);
+      flag("attributions", fmt::format("{}/{}.npy", work_dir, s.id));
+      flag("out", c.result_path);
       // heatmaps for image data ([N,C,H,W] or [N,H,W], read from the .npy header) unless
       // turned off; tabular rows get none (explain refuses --heatmap-dir on them)
       bool images = false;
@@ -328,7 +328,7 @@ SectionCommand section_command(const SectionSpec& s, const AuditConfig& cfg, con
       }
       if (!label_column.empty()) {
         flag("label-column", label_column);
-        flag("feature-list", feature_list);
+        flag("features", feature_list);
       }
       if (p.contains("attacks")) flag("attacks", join_strings(p["attacks"]));
       pass("reference_models", "reference-models");
@@ -344,7 +344,7 @@ SectionCommand section_command(const SectionSpec& s, const AuditConfig& cfg, con
     }
     case SectionKind::Backdoor: {
       c.command = "backdoor";
-      flag("clean", samples > 0 ? subset_npy(ds->data, samples, work_dir, ds->id + "-x") : ds->data);
+      flag("data", samples > 0 ? subset_npy(ds->data, samples, work_dir, ds->id + "-x") : ds->data);
       if (p.contains("classes")) flag("classes", join_numbers(p["classes"]));
       pass("epochs", "epochs");
       pass("nc_batch", "nc-batch");
@@ -368,13 +368,16 @@ SectionCommand section_command(const SectionSpec& s, const AuditConfig& cfg, con
 }
 
 std::vector<std::string> write_report_files(const json& report, const std::string& dir, bool pdf,
-                                            std::string* pdf_note, const std::string& asset_dir) {
+                                            std::string* pdf_note, const std::string& asset_dir, const std::string& paper) {
   // Render everything in memory first: a failure here leaves no file touched.
+  const std::string assets = asset_dir.empty() ? dir : asset_dir;
+  RenderOptions render;
+  render.paper = parse_paper(paper);  // A4 unless --paper letter (report.pdf and the HTML's print layout)
   std::string json_text = report.dump(2) + "\n";
-  std::string md = render_markdown(report);
-  std::string html = render_html(report, asset_dir.empty() ? dir : asset_dir);
+  std::string md = render_markdown(report, assets);
+  std::string html = render_html(report, assets, render);
   std::string junit = render_junit(report);
-  const auto charts = render_chart_files(report);
+  const auto charts = render_chart_files(report, assets);
   std::vector<std::string> written;
   auto put = [&](const std::string& name, const std::string& text) {
     std::string path = (fs::path(dir) / name).string();
@@ -396,7 +399,7 @@ std::vector<std::string> write_report_files(const json& report, const std::strin
              "'chromium'); print report.html from a browser instead";
     } else {
       std::string pdf_path = (fs::path(dir) / "report.pdf").string();
-      note = html_to_pdf(renderer, (fs::path(dir) / "report.html").string(), pdf_path);
+      note = html_to_pdf(renderer, (fs::path(dir) / "report.html").string(), pdf_path, render.paper);
       if (note.empty()) written.push_back(pdf_path);
     }
     if (pdf_note) *pdf_note = note;
@@ -574,7 +577,7 @@ AuditResult run_audit(const AuditConfig& cfg, const AuditOptions& opt, const Com
   if (ec) throw InputError("audit", fmt::format("cannot move section outputs to '{}': {}", sections_dir.string(), ec.message()));
   cleanup.keep = true;
   fs::remove_all(sections_dir / "inputs", ec);
-  res.written = write_report_files(report, out.string(), opt.pdf, &res.pdf_note, out.string());
+  res.written = write_report_files(report, out.string(), opt.pdf, &res.pdf_note, out.string(), opt.paper);
   return res;
 }
 

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "doc.h"
@@ -279,17 +280,12 @@ std::string find_pdf_renderer() {
   return {};
 }
 
-std::string html_to_pdf(const std::string& renderer, const std::string& html_path, const std::string& pdf_path) {
-  std::string tmp = pdf_path + ".tmp." + std::to_string(getpid()) + ".pdf";
-  std::string abs_html = fs::absolute(html_path).string();
-  std::vector<std::string> argv;
-  bool wk = fs::path(renderer).filename() == "wkhtmltopdf";
-  if (wk) {
-    argv = {renderer, "--quiet", "--disable-javascript", "--enable-local-file-access", abs_html, tmp};
-  } else {
-    argv = {renderer, "--headless", "--disable-gpu", "--no-sandbox", "--no-pdf-header-footer",
-            "--print-to-pdf=" + tmp, "file://" + abs_html};
-  }
+namespace {
+
+// Runs `argv` with its output silenced; waits at most `limit_ms`. Empty on success, else why not.
+std::string run_renderer(const std::vector<std::string>& argv_in, const std::string& tmp, int limit_ms) {
+  std::vector<std::string> argv = argv_in;
+  const std::string& renderer = argv[0];
   pid_t pid = fork();
   if (pid < 0) return "report.pdf not written: cannot start " + renderer;
   if (pid == 0) {
@@ -305,17 +301,17 @@ std::string html_to_pdf(const std::string& renderer, const std::string& html_pat
     execv(args[0], args.data());
     _exit(127);
   }
-  // Wait at most 120 s: a hung browser must not hang the audit.
+  // A hung browser must not hang the audit.
   int status = 0;
   for (int waited = 0;; waited += 100) {
     pid_t r = waitpid(pid, &status, WNOHANG);
     if (r == pid) break;
-    if (waited > 120000) {
+    if (waited > limit_ms) {
       kill(pid, SIGKILL);
       waitpid(pid, &status, 0);
       std::error_code ec;
       fs::remove(tmp, ec);
-      return "report.pdf not written: " + renderer + " did not finish within 120 s";
+      return fmt::format("report.pdf not written: {} did not finish within {} s", renderer, limit_ms / 1000);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
@@ -323,6 +319,145 @@ std::string html_to_pdf(const std::string& renderer, const std::string& html_pat
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !fs::exists(tmp, ec) || fs::file_size(tmp, ec) == 0) {
     fs::remove(tmp, ec);
     return fmt::format("report.pdf not written: {} failed (exit status {})", renderer, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  }
+  return {};
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// The body of indirect object `id` ("12 0 obj ... endobj"), or empty.
+std::string pdf_object(const std::string& pdf, const std::string& id) {
+  const std::string tag = id + " 0 obj";
+  for (size_t at = pdf.find(tag); at != std::string::npos; at = pdf.find(tag, at + 1)) {
+    if (at > 0 && std::isdigit(static_cast<unsigned char>(pdf[at - 1]))) continue;  // "112 0 obj" is not "12 0 obj"
+    size_t end = pdf.find("endobj", at);
+    if (end == std::string::npos) return {};
+    return pdf.substr(at + tag.size(), end - at - tag.size());
+  }
+  return {};
+}
+
+// "/Key 12 0 R" -> "12"
+std::string pdf_ref(const std::string& dict, const std::string& key) {
+  size_t at = dict.find(key + " ");
+  if (at == std::string::npos) return {};
+  at += key.size() + 1;
+  size_t end = at;
+  while (end < dict.size() && std::isdigit(static_cast<unsigned char>(dict[end]))) ++end;
+  return dict.substr(at, end - at);
+}
+
+// Page objects in reading order, walking the /Pages tree (/Kids may hold nested trees).
+void pdf_pages(const std::string& pdf, const std::string& node, std::vector<std::string>& pages, int depth) {
+  if (depth > 32) return;
+  std::string body = pdf_object(pdf, node);
+  size_t kids = body.find("/Kids");
+  if (kids == std::string::npos) {
+    pages.push_back(node);
+    return;
+  }
+  size_t open = body.find('[', kids), close = body.find(']', kids);
+  if (open == std::string::npos || close == std::string::npos) return;
+  std::istringstream in(body.substr(open + 1, close - open - 1));
+  std::string id, gen, r;
+  while (in >> id >> gen >> r) pdf_pages(pdf, id, pages, depth + 1);
+}
+
+// Page (1-based) of each named destination: Chromium's PDF (Skia) writes one per element id
+// that a link points to, in the catalog's /Dests dictionary ("/name [pageobj 0 R /XYZ ...]").
+std::map<std::string, int> pdf_destination_pages(const std::string& pdf) {
+  std::map<std::string, int> out;
+  size_t cat = pdf.find("/Type /Catalog");
+  if (cat == std::string::npos) return out;
+  std::string catalog = pdf.substr(cat, pdf.find(">>", cat) - cat);
+  std::vector<std::string> pages;
+  pdf_pages(pdf, pdf_ref(catalog, "/Pages"), pages, 0);
+  std::map<std::string, int> page_of;
+  for (size_t i = 0; i < pages.size(); ++i) page_of[pages[i]] = int(i) + 1;
+  std::string dests = pdf_object(pdf, pdf_ref(catalog, "/Dests"));
+  for (size_t at = dests.find('/'); at != std::string::npos; at = dests.find('/', at + 1)) {
+    size_t name_end = dests.find_first_of(" [", at + 1);
+    size_t open = dests.find('[', at);
+    if (name_end == std::string::npos || open == std::string::npos) break;
+    std::string name = dests.substr(at + 1, name_end - at - 1);
+    std::istringstream in(dests.substr(open + 1, 32));
+    std::string page;
+    in >> page;
+    if (page_of.count(page)) out[name] = page_of[page];
+    at = dests.find(']', open);
+    if (at == std::string::npos) break;
+  }
+  return out;
+}
+
+// The HTML with each table-of-contents entry's page filled in; empty when none was found.
+std::string with_toc_pages(const std::string& html, const std::map<std::string, int>& pages) {
+  std::string out = html;
+  int filled = 0;
+  for (const auto& [anchor, page] : pages) {
+    const std::string slot = "data-anchor=\"" + anchor + "\"></span>";
+    if (size_t at = out.find(slot); at != std::string::npos) {
+      out.replace(at, slot.size(), fmt::format("data-anchor=\"{}\">{}</span>", anchor, page));
+      ++filled;
+    }
+  }
+  return filled ? out : std::string();
+}
+
+// content="..." of <meta name="NAME">, unescaped enough for a command-line argument.
+std::string html_meta(const std::string& html, const std::string& name) {
+  size_t at = html.find("<meta name=\"" + name + "\" content=\"");
+  if (at == std::string::npos) return {};
+  at = html.find("content=\"", at) + 9;
+  std::string v = html.substr(at, html.find('"', at) - at);
+  for (const auto& [ent, ch] : std::vector<std::pair<std::string, std::string>>{
+           {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}, {"&amp;", "&"}})
+    for (size_t p; (p = v.find(ent)) != std::string::npos;) v.replace(p, ent.size(), ch);
+  return v;
+}
+
+}  // namespace
+
+std::string html_to_pdf(const std::string& renderer, const std::string& html_path, const std::string& pdf_path, Paper paper) {
+  std::string tmp = pdf_path + ".tmp." + std::to_string(getpid()) + ".pdf";
+  std::string abs_html = fs::absolute(html_path).string();
+  const bool wk = fs::path(renderer).filename() == "wkhtmltopdf";
+  std::error_code ec;
+  if (wk) {
+    // wkhtmltopdf (Qt WebKit) has no CSS page-margin boxes: its own header and footer options
+    // give the same running header and "Page n of N"; the page size is passed explicitly.
+    std::string header = html_meta(slurp(abs_html), "mlaudit-running-header");
+    std::vector<std::string> argv = {renderer, "--quiet", "--disable-javascript", "--enable-local-file-access",
+                                     "--page-size", paper == Paper::Letter ? "Letter" : "A4",
+                                     "--margin-top", "18mm", "--margin-bottom", "18mm", "--margin-left", "14mm", "--margin-right", "14mm",
+                                     "--header-left", header, "--header-font-size", "8", "--footer-right", "Page [page] of [topage]",
+                                     "--footer-font-size", "8", "--outline", abs_html, tmp};
+    if (std::string why = run_renderer(argv, tmp, 120000); !why.empty()) return why;
+  } else {
+    // Chromium: @page size and margin boxes from the HTML's CSS; the document outline
+    // (PDF bookmarks) from the headings. Pass 1 lays out the pages; the table of contents
+    // then gets each section's page from the PDF's named destinations and pass 2 prints it.
+    auto chromium = [&](const std::string& html) {
+      return std::vector<std::string>{renderer, "--headless", "--disable-gpu", "--no-sandbox", "--no-pdf-header-footer",
+                                      "--generate-pdf-document-outline", "--print-to-pdf=" + tmp, "file://" + html};
+    };
+    if (std::string why = run_renderer(chromium(abs_html), tmp, 120000); !why.empty()) return why;
+    const std::string html = slurp(abs_html);
+    const std::string numbered = with_toc_pages(html, pdf_destination_pages(slurp(tmp)));
+    if (!numbered.empty()) {
+      // the page numbers sit in a fixed-width slot, so pass 2 breaks the pages as pass 1 did
+      const std::string html2 = abs_html + ".toc." + std::to_string(getpid()) + ".html";
+      std::ofstream(html2, std::ios::binary) << numbered;
+      const std::string first = tmp + ".pass1";
+      fs::rename(tmp, first, ec);
+      std::string why = run_renderer(chromium(html2), tmp, 120000);
+      fs::remove(html2, ec);
+      if (!why.empty()) fs::rename(first, tmp, ec);  // keep pass 1: a PDF without TOC page numbers beats none
+      else fs::remove(first, ec);
+    }
   }
   fs::rename(tmp, pdf_path, ec);
   if (ec) return "report.pdf not written: " + ec.message();

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "mlaudit/datasets/io.h"
@@ -375,4 +376,79 @@ TEST_CASE("first hour: explain --nsamples (draws per row), --samples kept as its
   auto both = test::run_cli(fmt::format("explain --model {} --data {} --method smoothgrad --samples 3 --nsamples 4 --json {}/c.json",
                                         kCnn, f.x, f.dir));
   CHECK(both.exit_code == 2);
+}
+
+TEST_CASE("first hour: one vocabulary (short options, --out for JSON, old spellings as documented aliases)", "[cli][contract][names]") {
+  const Fixture f = make_fixture();
+  // -m -d -l -o -q mean --model --data --labels --out --quiet in every command that has them
+  auto lng = test::run_cli(fmt::format("attack --model {} --data {} --labels {} --attack fgsm --eps 0.05 --out {}/long.json --quiet",
+                                       kCnn, f.x, f.y, f.dir));
+  auto shrt = test::run_cli(fmt::format("attack -m {} -d {} -l {} --attack FGSM --eps 0.05 -o {}/short.json -q", kCnn, f.x, f.y, f.dir));
+  INFO(lng.output << shrt.output);
+  REQUIRE(lng.exit_code == 0);
+  REQUIRE(shrt.exit_code == 0);
+  CHECK(lng.output.empty());
+  CHECK(shrt.output.empty());
+  CHECK(read_json(f.dir + "/long.json")["robust_accuracy"] == read_json(f.dir + "/short.json")["robust_accuracy"]);
+  for (const char* cmd : {"attack", "certify", "corrupt", "explain", "verify", "backdoor", "run", "info"}) {
+    auto h = test::run_cli(std::string(cmd) + " --help");
+    INFO(cmd << "\n" << h.output);
+    CHECK(h.exit_code == 0);
+    CHECK(contains(h.output, "-m [ --model ]"));
+    CHECK(contains(h.output, "-q [ --quiet ]"));
+  }
+  // explain: --out is the report JSON as everywhere, --attributions the array; an --out
+  // ending in .npy and --json are the old forms
+  auto e = test::run_cli(fmt::format("explain -m {} -d {} --method gradient --limit 2 -o {}/e.json --attributions {}/e.npy -q",
+                                     kCnn, f.x, f.dir, f.dir));
+  INFO(e.output);
+  REQUIRE(e.exit_code == 0);
+  CHECK(read_json(f.dir + "/e.json")["attributions_file"] == f.dir + "/e.npy");
+  CHECK(datasets::read_npy_float(f.dir + "/e.npy").shape() == engine::Shape{2, 1, 28, 28});
+  auto old = test::run_cli(fmt::format("explain -m {} -d {} --method gradient --limit 2 --out {}/o.npy --json {}/o.json -q",
+                                       kCnn, f.x, f.dir, f.dir));
+  REQUIRE(old.exit_code == 0);
+  CHECK(read_json(f.dir + "/o.json")["attributions_file"] == f.dir + "/o.npy");
+  auto two_json = test::run_cli(fmt::format("explain -m {} -d {} --out {}/a.json --json {}/b.json", kCnn, f.x, f.dir, f.dir));
+  CHECK(two_json.exit_code == 2);
+  CHECK(contains(two_json.output, "explain: give --out only (--json is its old spelling)"));
+  auto none = test::run_cli(fmt::format("explain -m {} -d {}", kCnn, f.x));
+  CHECK(none.exit_code == 2);
+  CHECK(contains(none.output, "give --out R.json and/or --attributions A.npy"));
+  // run: --data and --out like every command; --input and --output-dir still work
+  auto r1 = test::run_cli(fmt::format("run -m {} -d {} -o {}/run1 -q", kCnn, f.x, f.dir));
+  auto r2 = test::run_cli(fmt::format("run --model {} --input {} --output-dir {}/run2 -q", kCnn, f.x, f.dir));
+  INFO(r1.output << r2.output);
+  REQUIRE(r1.exit_code == 0);
+  REQUIRE(r2.exit_code == 0);
+  CHECK(datasets::read_file(f.dir + "/run1/logits.npy") == datasets::read_file(f.dir + "/run2/logits.npy"));
+  // every old spelling: listed under --help, and refused beside its new spelling
+  for (const auto& [command, old_name, name] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"backdoor", "clean", "data"}, {"explain", "samples", "nsamples"}, {"explain", "feature-names", "features"},
+           {"fairness", "label", "label-column"}, {"privacy", "feature-list", "features"}, {"run", "input", "data"},
+           {"run", "output-dir", "out"}}) {
+    auto h = test::run_cli(command + " --help");
+    INFO(command << " --" << old_name);
+    CHECK(contains(h.output, "--" + old_name + " is the old spelling of --" + name));
+    auto both = test::run_cli(fmt::format("{} --{} a --{} b", command, old_name, name));
+    CHECK(both.exit_code == 2);
+    CHECK(contains(both.output, fmt::format("{}: give --{} only (--{} is its old spelling)", command, name, old_name)));
+  }
+}
+
+TEST_CASE("first hour: --help names the published setting or peer tool each command's defaults follow", "[cli][contract][names]") {
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {"attack", "Madry et al. 2018"}, {"certify", "Cohen et al. 2019"},     {"corrupt", "CIFAR-10-C"},
+      {"explain", "Captum's defaults"}, {"fairness", "Fairlearn"},           {"privacy", "Carlini et al. 2022"},
+      {"backdoor", "Neural Cleanse"},    {"verify", "VNN-COMP result format"}};
+  for (const auto& [command, phrase] : expected) {
+    auto h = test::run_cli(command + " --help");
+    INFO(command << "\n" << h.output);
+    CHECK(h.exit_code == 0);
+    CHECK(contains(h.output, "Defaults and the conventions they follow:"));
+    CHECK(contains(h.output, phrase));
+    // wrapped for an 80-column terminal
+    std::istringstream lines(h.output.substr(h.output.find("Defaults and the conventions")));
+    for (std::string line; std::getline(lines, line);) CHECK(line.size() <= 80);
+  }
 }

@@ -447,7 +447,7 @@ TEST_CASE("CLI: --output picks the audited output; models without inputs run; Zi
   CHECK(contains(r.output, "--output 'nope': the model has no such output (outputs: y, probabilities)"));
   r = test::run_cli("run --model " + dir + "/zipmap.onnx --output-dir " + dir + "/z");
   CHECK(r.exit_code == 2);
-  CHECK(contains(r.output, "the option '--input' is required: the model has 1 input(s) (x)"));
+  CHECK(contains(r.output, "the option '--data' is required: the model has 1 input(s) (x)"));
 
   // A model with no graph input: y = Constant.
   onnx::ModelProto c = tiny_model("Constant");

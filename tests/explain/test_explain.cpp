@@ -7,6 +7,7 @@
 
 #include "analytic_models.h"
 #include "mlaudit/engine/error.h"
+#include "mlaudit/engine/session.h"
 #include "mlaudit/explain/attribution.h"
 #include "test_util.h"
 
@@ -625,4 +626,81 @@ TEST_CASE("KernelSHAP sampling (paired, Shapley-kernel weights) approaches the e
   // A biased weighting shows up as errors of the order of the values themselves; 700 of 1022
   // coalitions keep the sampling error far below that (measured 0.25% of the largest |phi|, seed 5).
   for (int j = 0; j < 10; ++j) CHECK(std::fabs(sampled.phi[0][j] - exact[j]) < 0.03 * scale);
+}
+
+TEST_CASE("progress: every slow method reports rows done up to all rows, and reporting changes no value", "[explain][progress]") {
+  const int64_t d = 6, n = 7;
+  auto m = make_linear(d, 2);
+  Tensor x = random_rows(n, d, 21);
+  Tensor bg = random_rows(12, d, 22);
+  const std::vector<int64_t> t(n, 1);
+  struct Calls {
+    std::vector<std::pair<int64_t, int64_t>> seen;
+    engine::ProgressFn fn() {
+      return [this](int64_t done, int64_t total) { seen.emplace_back(done, total); };
+    }
+    void check(int64_t rows) const {
+      REQUIRE_FALSE(seen.empty());
+      CHECK(seen.back() == std::make_pair(rows, rows));
+      for (size_t k = 1; k < seen.size(); ++k) CHECK(seen[k].first >= seen[k - 1].first);
+      for (const auto& [done, total] : seen) CHECK((total == rows && done >= 0 && done <= rows));
+    }
+  };
+  auto same = [](const Tensor& a, const Tensor& b) {
+    REQUIRE(a.shape() == b.shape());
+    for (int64_t i = 0; i < a.numel(); ++i) CHECK(a.f32()[i] == b.f32()[i]);
+  };
+  for (int threads : {1, 2}) {
+    INFO("threads " << threads);
+    const int before = engine::num_threads();
+    engine::set_num_threads(threads);
+    {
+      Calls c;
+      KernelShapOptions o;
+      o.batch_rows = 3;  // several forward calls per row
+      const Tensor quiet = kernel_shap(m, x, bg, t, o).attributions;
+      o.progress = c.fn();
+      same(kernel_shap(m, x, bg, t, o).attributions, quiet);
+      c.check(n);
+    }
+    {
+      Calls c;
+      LimeOptions o;
+      o.samples = 200;
+      const Tensor quiet = lime(m, x, bg, t, o).attributions;
+      o.progress = c.fn();
+      same(lime(m, x, bg, t, o).attributions, quiet);
+      c.check(n);
+    }
+    {
+      Calls c;
+      SmoothGradOptions o;
+      o.samples = 5;
+      o.batch_rows = 4;  // chunks that split rows
+      const Tensor quiet = smoothgrad(m, x, t, o);
+      o.progress = c.fn();
+      same(smoothgrad(m, x, t, o), quiet);
+      c.check(n);
+    }
+    {
+      Calls c;
+      IgOptions o;
+      o.steps = 8;
+      o.batch_rows = 5;
+      const Tensor quiet = integrated_gradients(m, x, Tensor(x.shape()), t, o).attributions;
+      o.progress = c.fn();
+      same(integrated_gradients(m, x, Tensor(x.shape()), t, o).attributions, quiet);
+      c.check(n);
+    }
+    {
+      Calls c;
+      OcclusionOptions o;
+      o.window = {2};
+      const Tensor quiet = occlusion(m, x, t, o);
+      o.progress = c.fn();
+      same(occlusion(m, x, t, o), quiet);
+      c.check(n);
+    }
+    engine::set_num_threads(before);
+  }
 }

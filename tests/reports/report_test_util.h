@@ -64,7 +64,7 @@ struct FakeRunner {
     else if (cmd == "corrupt") src = "corrupt.json";
     else if (cmd == "fairness") src = "fairness.json";
     else if (cmd == "verify") src = "verify.json";
-    else if (cmd == "explain") src = "explain_ig.json", out = arg_value(args, "--json");
+    else if (cmd == "explain") src = "explain_ig.json";
     else if (cmd == "privacy") src = "privacy.json";
     else if (cmd == "backdoor") src = "backdoor.json";
     std::string text = read_text(fixture(src));
@@ -104,12 +104,12 @@ inline std::string full_config(const std::string& gates) {
          "    features: " + root + "datasets/credit/features.txt\n"
          "sections:\n"
          "  performance:\n    - {model: credit, data: credit, bootstrap: 200}\n"
-         "  robustness:\n    - model: cnn\n      data: fmnist\n      attacks: [fgsm, apgd-ce]\n      eps: [0.01, 0.03]\n      samples: 20\n"
-         "  certification:\n    - {model: cnn, data: fmnist, sigma: 0.25, n: 1000, samples: 3}\n"
-         "  corruption:\n    - {model: cnn, data: fmnist, corruptions: [gaussian_noise, contrast], severities: [1, 3], samples: 20}\n"
+         "  robustness:\n    - model: cnn\n      data: fmnist\n      attacks: [fgsm, apgd-ce]\n      eps: [0.01, 0.03]\n      limit: 20\n"
+         "  certification:\n    - {model: cnn, data: fmnist, sigma: 0.25, n: 1000, limit: 3}\n"
+         "  corruption:\n    - {model: cnn, data: fmnist, corruptions: [gaussian_noise, contrast], severities: [1, 3], limit: 20}\n"
          "  fairness:\n    - {model: credit, data: credit, counterfactual: true, bootstrap: 100}\n"
-         "  explanations:\n    - {model: cnn, data: fmnist, method: integrated-gradients, samples: 2}\n"
-         "  verification:\n    - {model: cnn, data: fmnist, eps: [0.01], samples: 4, timeout: 5}\n"
+         "  explanations:\n    - {model: cnn, data: fmnist, method: integrated-gradients, limit: 2}\n"
+         "  verification:\n    - {model: cnn, data: fmnist, eps: [0.01], limit: 4, timeout: 5}\n"
          "gates:\n" + gates;
 }
 

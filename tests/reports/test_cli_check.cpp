@@ -378,3 +378,34 @@ TEST_CASE("audit --check: attack and verify sections refuse data outside the dat
     CHECK(ok.exit_code == 0);
   }
 }
+
+TEST_CASE("audit YAML vocabulary: 'limit' is rows ('samples' its old spelling), 'background' names a data set", "[reports][cli][check]") {
+  std::string dir = test::temp_dir("check-vocabulary");
+  const std::string bg = root() + "datasets/demo/credit_background.npy";
+  const std::string with_bg_set = base_config() + "  bg: {data: " + bg + "}\n";
+  // 'background: bg' names the data set; check accepts it and the run passes its .npy
+  std::string ok = with_bg_set + "sections:\n  explanations:\n    - {model: credit, data: rows, method: kernel-shap, background: bg, limit: 2, nsamples: 64}\n";
+  auto r = check(dir, ok);
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+  auto cfg = reports::load_config(dir + "/audit.yaml");
+  REQUIRE(cfg.sections.size() == 1);
+  CHECK(cfg.sections[0].params.at("background") == bg);
+  CHECK(cfg.sections[0].params.at("limit") == 2);
+  CHECK_FALSE(cfg.sections[0].params.contains("samples"));
+  // the old spelling means the same
+  std::string old = with_bg_set + "sections:\n  explanations:\n    - {model: credit, data: rows, method: kernel-shap, background: bg, samples: 2}\n";
+  test::write_text(dir + "/audit.yaml", old);
+  CHECK(reports::load_config(dir + "/audit.yaml").sections[0].params.at("limit") == 2);
+  // both spellings at once: refused at the old one
+  std::string both = with_bg_set + "sections:\n  explanations:\n    - {model: credit, data: rows, method: kernel-shap, background: bg, limit: 2, samples: 3}\n";
+  expect_refused(check(dir, both), where(dir, both, "samples: 3", "3"), {"'samples' is the old spelling of 'limit'; give only 'limit'"});
+  std::string zero = with_bg_set + "sections:\n  explanations:\n    - {model: credit, data: rows, method: kernel-shap, background: bg, limit: 0}\n";
+  expect_refused(check(dir, zero), where(dir, zero, "limit: 0", "0"), {"'limit' must be positive"});
+  // a set without labels is only a background: a section's 'data' refuses it
+  std::string unlabeled = with_bg_set + "sections:\n  robustness:\n    - {model: credit, data: bg, attack: fgsm, eps: [0.1]}\n";
+  expect_refused(check(dir, unlabeled), where(dir, unlabeled, "data: bg", "bg"), {"data set 'bg' has no 'labels'"});
+  // a CSV data set cannot be a background
+  std::string csv = base_config() + "sections:\n  explanations:\n    - {model: credit, data: rows, method: kernel-shap, background: table}\n";
+  expect_refused(check(dir, csv), where(dir, csv, "background: table", "table"), {"'background' data set 'table' is a CSV"});
+}

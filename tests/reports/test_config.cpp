@@ -73,7 +73,7 @@ TEST_CASE("config: unknown keys name line, column and the closest key", "[report
   // nothing close: the list of valid keys instead of a guess
   CHECK(error_of(std::string(kBase) + "sections:\n  performance: {model: cnn, data: d, zzzzzzzz: 1}\n") ==
         "audit: audit.yaml:8:38: unknown key 'zzzzzzzz' in 'performance' entry (expected one of: model, data, id, "
-        "samples, args, result, allow_foreign_model, bootstrap, ci)");
+        "limit, args, result, allow_foreign_model, bootstrap, ci)");
 }
 
 TEST_CASE("config: type errors name line and column", "[reports][config]") {

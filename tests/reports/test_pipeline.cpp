@@ -112,7 +112,7 @@ TEST_CASE("pipeline: section arguments built from the config", "[reports][pipeli
   CHECK(test::arg_value(fake.calls[3].second, "--corruptions") == "gaussian_noise,contrast");
   CHECK(test::arg_value(fake.calls[3].second, "--severities") == "1,3");
   CHECK(fake.calls[4].first == "fairness");
-  CHECK(test::arg_value(fake.calls[4].second, "--label") == "approved");
+  CHECK(test::arg_value(fake.calls[4].second, "--label-column") == "approved");
   CHECK(test::arg_value(fake.calls[4].second, "--protected") == "sex");
   CHECK(std::find(fake.calls[4].second.begin(), fake.calls[4].second.end(), "--counterfactual") != fake.calls[4].second.end());
   CHECK(fake.calls[5].first == "explain");

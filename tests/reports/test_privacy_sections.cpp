@@ -111,7 +111,7 @@ TEST_CASE("privacy config: members / non_members, attacks and defaults", "[repor
                    "sections:\n"
                    "  privacy:\n"
                    "    - {model: cnn, members: train, non_members: test, attacks: [loss, label-only], label_only_steps: 20}\n"
-                   "    - {model: cnn, members: ctrain, non_members: ctest, samples: 100}\n"
+                   "    - {model: cnn, members: ctrain, non_members: ctest, limit: 100}\n"
                    "  backdoor: {model: cnn, data: train, classes: [0, 3], epochs: 10, suspicious: s.npy, frr: 0.05}\n");
   REQUIRE(cfg.sections.size() == 3);
   const auto& p = cfg.sections[0];
@@ -201,12 +201,12 @@ TEST_CASE("privacy sections: the command lines they run", "[reports][privacy]") 
   SectionCommand mixed = section_command(cfg.sections[1], cfg, dir);
   CHECK(mixed.args == std::vector<std::string>{"--model", "/cfg/m.onnx", "--members", "/cfg/train.csv", "--non-members",
                                                "/cfg/xn.npy", "--non-member-labels", "/cfg/yn.npy", "--label-column",
-                                               "approved", "--feature-list", dir + "/inputs/ctrain-features.txt", "--out",
+                                               "approved", "--features", dir + "/inputs/ctrain-features.txt", "--out",
                                                dir + "/privacy-cnn-2.json"});
   CHECK(test::read_text(dir + "/inputs/ctrain-features.txt") == "age\nincome\n");
   SectionCommand bd = section_command(cfg.sections[2], cfg, dir);
   CHECK(bd.command == "backdoor");
-  CHECK(bd.args == std::vector<std::string>{"--model", "/cfg/m.onnx", "--clean", "/cfg/xm.npy", "--classes", "0,3",
+  CHECK(bd.args == std::vector<std::string>{"--model", "/cfg/m.onnx", "--data", "/cfg/xm.npy", "--classes", "0,3",
                                             "--epochs", "10", "--no-neural-cleanse", "--suspicious", "/cfg/s.npy",
                                             "--strip-overlays", "50", "--trigger-dir", dir + "/backdoor-cnn-triggers",
                                             "--clip-min", "0", "--clip-max", "1", "--seed", "5", "--out",

@@ -13,6 +13,7 @@
 
 #include "mlaudit/engine/graph.h"
 #include "mlaudit/engine/model.h"
+#include "mlaudit/engine/progress.h"
 #include "mlaudit/engine/tensor.h"
 
 namespace mlaudit::explain {
@@ -87,6 +88,7 @@ struct IgOptions {
   IgRule rule = IgRule::GaussLegendre;  ///< Captum's default
   int steps = 50;                       ///< Captum's default n_steps
   int64_t batch_rows = 256;             ///< path points per forward/backward call (bounds memory)
+  engine::ProgressFn progress;  ///< called as rows finish: (rows done, rows)
 };
 struct IgResult {
   Tensor attributions;                  ///< same shape as x
@@ -118,6 +120,7 @@ struct SmoothGradOptions {
   int64_t batch_rows = 256;
   /// Optional fixed noise [samples, sample shape...] used for every row instead of drawing (goldens).
   const Tensor* noise = nullptr;
+  engine::ProgressFn progress;  ///< called as rows finish: (rows done, rows)
 };
 /// SmoothGrad (Smilkov et al. 2017): mean_k grad f_t(x + eps_k), eps_k ~ N(0, sigma^2).
 Tensor smoothgrad(const Model& model, const Tensor& x, const std::vector<int64_t>& targets,
@@ -174,6 +177,7 @@ struct OcclusionOptions {
   Shape stride;              ///< same rank; empty means equal to window
   float baseline = 0.0f;     ///< value written into the occluded window (Captum default 0)
   int64_t batch_rows = 512;
+  engine::ProgressFn progress;  ///< called as rows finish: (rows done, rows)
 };
 /// Occlusion (Zeiler & Fergus 2014, as Captum's Occlusion): each element gets the mean,
 /// over the windows covering it, of f_t(x) - f_t(x with the window set to the baseline).
@@ -195,6 +199,7 @@ struct KernelShapOptions {
   int64_t batch_rows = 0;
   /// Group id (0..G-1) per element of one sample; empty: each element is its own feature.
   std::vector<int64_t> groups;
+  engine::ProgressFn progress;  ///< called as rows finish: (rows done, rows)
 };
 struct KernelShapResult {
   Tensor attributions;                   ///< x's shape; every element gets its group's phi
@@ -227,6 +232,7 @@ struct LimeOptions {
   std::vector<int64_t> groups;
   /// Tabular only: fixed N(0,1) draws [samples, F] used instead of the RNG (row 0 ignored; goldens).
   const Tensor* noise = nullptr;
+  engine::ProgressFn progress;  ///< called as rows finish: (rows done, rows)
 };
 struct LimeResult {
   Tensor attributions;            ///< x's shape: ridge coefficients (per feature or superpixel)

@@ -26,6 +26,7 @@ struct AuditOptions {
   bool quiet = false;         ///< no progress output
   bool progress_bar = false;  ///< redraw one line (stderr is a terminal) instead of plain lines
   bool pdf = true;            ///< try to render report.pdf
+  std::string paper = "a4";   ///< page size of report.pdf and of report.html's print layout: "a4" or "letter"
   const std::atomic<bool>* interrupted = nullptr;  ///< set by the SIGINT handler
 };
 
@@ -56,9 +57,11 @@ struct AuditResult {
 AuditResult run_audit(const AuditConfig& config, const AuditOptions& options, const CommandRunner& runner);
 
 /// Render and write the report files into `dir` (all rendered in memory first,
-/// each written atomically). Returns the paths written; `pdf_note` explains a missing PDF.
+/// each written atomically) with the given `paper` ("a4" or "letter"). Returns the paths
+/// written; `pdf_note` explains a missing PDF.
 std::vector<std::string> write_report_files(const nlohmann::json& report, const std::string& dir, bool pdf,
-                                            std::string* pdf_note, const std::string& asset_dir = "");
+                                            std::string* pdf_note, const std::string& asset_dir = "",
+                                            const std::string& paper = "a4");
 
 /// Performance section computed in-process with the engine: accuracy with a
 /// percentile bootstrap interval (Efron & Tibshirani 1993), per-class accuracy.

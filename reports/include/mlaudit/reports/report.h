@@ -34,15 +34,30 @@ nlohmann::json diff_reports(const nlohmann::json& previous, const nlohmann::json
 /// Exit code recorded in the report (0 pass, 1 gate failed, 2 gate error).
 int report_exit_code(const nlohmann::json& report);
 
+/// Page size of report.pdf and of report.html's print stylesheet (CSS @page size).
+enum class Paper { A4, Letter };
+/// "a4" or "letter", in any case; throws InputError "--paper: 'a5' is not one of a4, letter".
+Paper parse_paper(const std::string& name);
+/// The CSS @page size keyword: "A4" or "letter".
+const char* paper_name(Paper paper);
+
+/// How report.html is laid out on paper.
+struct RenderOptions {
+  Paper paper = Paper::A4;
+};
+
 /// Markdown (GitHub-flavoured) rendering; charts are linked as charts/chart-<n>.svg
 /// (relative to the Markdown file), whose content render_chart_files gives.
-std::string render_markdown(const nlohmann::json& report);
+/// `asset_dir` resolves files the sections recorded relative to the report folder.
+std::string render_markdown(const nlohmann::json& report, const std::string& asset_dir = "");
 /// The report's charts as standalone SVG files: (path relative to the report
-/// folder, file content), in the order report.md links them.
-std::vector<std::pair<std::string, std::string>> render_chart_files(const nlohmann::json& report);
-/// One self-contained HTML file: inline CSS, inline SVG charts, PNGs as data URIs.
+/// folder, file content), in the order report.md links them (same `asset_dir`).
+std::vector<std::pair<std::string, std::string>> render_chart_files(const nlohmann::json& report,
+                                                                    const std::string& asset_dir = "");
+/// One self-contained HTML file: inline CSS, inline SVG charts, PNGs as data URIs;
+/// for print: a running header (system, verdict), page numbers, a table of contents.
 /// `asset_dir` is where relative PNG paths recorded in sections are resolved.
-std::string render_html(const nlohmann::json& report, const std::string& asset_dir = "");
+std::string render_html(const nlohmann::json& report, const std::string& asset_dir = "", const RenderOptions& options = {});
 /// JUnit XML: one testcase per gate (failure/error elements with the measured value and threshold).
 std::string render_junit(const nlohmann::json& report);
 
@@ -52,9 +67,11 @@ std::string xml_escape(const std::string& s);
 /// Path of an installed PDF renderer (wkhtmltopdf, chromium, chromium-browser,
 /// google-chrome), or empty.
 std::string find_pdf_renderer();
-/// Render `html_path` to `pdf_path` with `renderer`; writes to a temporary
-/// name and renames. Returns an empty string on success, else the reason.
-std::string html_to_pdf(const std::string& renderer, const std::string& html_path, const std::string& pdf_path);
+/// Render `html_path` (a render_html page) to `pdf_path` with `renderer` on `paper`; writes to a
+/// temporary name and renames. With Chromium the table of contents gets its page numbers from a
+/// first pass (the PDF's named destinations). Returns an empty string on success, else the reason.
+std::string html_to_pdf(const std::string& renderer, const std::string& html_path, const std::string& pdf_path,
+                        Paper paper = Paper::A4);
 
 /// Validate `instance` against a JSON Schema (the subset used by
 /// docs/report-schema.json: type, required, properties, additionalProperties,
