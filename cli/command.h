@@ -16,6 +16,10 @@ struct GlobalOptions {
   int threads = 0;
   engine::Device device = engine::Device::Cpu;
   bool quiet = false;
+  /// Progress lines on stderr even when quiet: the audit silences its sections' console
+  /// output but keeps their progress (rows done, rate, ETA) unless the audit itself is quiet.
+  bool section_progress = false;
+  bool show_progress() const { return !quiet || section_progress; }
   /// --output / --model-output: the model output to audit (engine::SessionOptions::output).
   std::string model_output;
   /// The command being run (set by run_command), for messages.

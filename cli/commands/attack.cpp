@@ -136,7 +136,7 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
   if (minimal) {
     cfg.eps = 0;
     {
-      engine::ProgressLine progress("attack " + attack, "points", !global.quiet);
+      engine::ProgressLine progress("attack " + attack, "points", global.show_progress());
       cfg.progress = progress.fn();
       last = robustness::run_attack(attack, *model, x, y, cfg);
       cfg.progress = nullptr;
@@ -171,7 +171,7 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
     for (double eps : eps_list) {
       cfg.eps = eps;
       {
-        engine::ProgressLine progress(fmt::format("attack {} eps {}", attack, eps), "points", !global.quiet);
+        engine::ProgressLine progress(fmt::format("attack {} eps {}", attack, eps), "points", global.show_progress());
         cfg.progress = progress.fn();
         last = robustness::run_attack(attack, *model, x, y, cfg);
         cfg.progress = nullptr;

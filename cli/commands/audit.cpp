@@ -55,6 +55,7 @@ extern "C" void on_sigint(int) {
 // result; its warnings on stderr stay visible).
 int run_section_command(const std::string& name, const std::vector<std::string>& args, const GlobalOptions& global) {
   GlobalOptions g = global;
+  g.section_progress = !global.quiet;  // the running section's progress line stays visible
   g.quiet = true;
   std::fflush(stdout);
   std::cout.flush();

@@ -113,7 +113,7 @@ int cmd_backdoor(const std::vector<std::string>& args, const GlobalOptions& glob
   std::vector<std::pair<std::string, privacy::ReversedTrigger>> pngs;
   if (run_nc) {
     const auto r = [&] {
-      engine::ProgressLine progress("backdoor: Neural Cleanse", "classes", !global.quiet);
+      engine::ProgressLine progress("backdoor: Neural Cleanse", "classes", global.show_progress());
       nc.progress = progress.fn();
       auto result = privacy::neural_cleanse(*model, clean, classes, nc, anomaly_threshold);
       nc.progress = nullptr;

@@ -57,7 +57,7 @@ int cmd_certify(const std::vector<std::string>& args, const GlobalOptions& globa
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<robustness::CertifyRecord> recs;
   {
-    engine::ProgressLine progress("certify", "samples", !global.quiet);
+    engine::ProgressLine progress("certify", "samples", global.show_progress());
     cfg.progress = progress.fn();
     recs = robustness::certify_dataset(*model, x, y, cfg);
     cfg.progress = nullptr;

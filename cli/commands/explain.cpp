@@ -374,7 +374,7 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
   {
     // rows done, rate and ETA on stderr for the methods that take long (IG, SmoothGrad,
     // occlusion, KernelSHAP, LIME); the sanity checks below re-run quietly
-    engine::ProgressLine line("explain " + s.method, "rows", !global.quiet);
+    engine::ProgressLine line("explain " + s.method, "rows", global.show_progress());
     s.ig.progress = s.sg.progress = s.occ.progress = s.shap.progress = s.lime.progress = line.fn();
     attributions = run_method(s, model, session->graph(), x, &extras);
     s.ig.progress = s.sg.progress = s.occ.progress = s.shap.progress = s.lime.progress = nullptr;

@@ -5,9 +5,22 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <iostream>
 
 namespace mlaudit::engine {
+
+namespace {
+// MLAUDIT_PROGRESS_DELAY=S: seconds before the first line (default: the caller's, 1 s); 0 shows
+// progress of short runs too (tests, demos). Unset, empty or not a number: the default.
+double progress_delay(double fallback) {
+  const char* v = std::getenv("MLAUDIT_PROGRESS_DELAY");
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  const double d = std::strtod(v, &end);
+  return end && *end == '\0' && d >= 0 && std::isfinite(d) ? d : fallback;
+}
+}  // namespace
 
 ProgressLine::ProgressLine(std::string label, std::string unit, bool enabled, std::ostream* out, double delay,
                            double interval)
@@ -17,7 +30,7 @@ ProgressLine::ProgressLine(std::string label, std::string unit, bool enabled, st
       out_(out ? out : &std::cerr),
       // redraw in place only on a terminal, and only when writing to the real stderr
       tty_(!out && isatty(STDERR_FILENO) == 1),
-      delay_(delay),
+      delay_(progress_delay(delay)),
       interval_(tty_ ? 0.2 : interval),
       start_(std::chrono::steady_clock::now()) {}
 

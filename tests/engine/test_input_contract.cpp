@@ -452,3 +452,27 @@ TEST_CASE("first hour: --help names the published setting or peer tool each comm
     for (std::string line; std::getline(lines, line);) CHECK(line.size() <= 80);
   }
 }
+
+TEST_CASE("first hour: progress lines from explain, and from inside a running audit section", "[cli][contract][progress]") {
+  const Fixture f = make_fixture();
+  setenv("MLAUDIT_PROGRESS_DELAY", "0", 1);  // show progress of these short runs (stderr is not a terminal)
+  auto e = test::run_cli(fmt::format("explain -m {} -d {} --method smoothgrad --nsamples 4 --limit 3 -o {}/sg.json", kCnn, f.x, f.dir));
+  INFO(e.output);
+  CHECK(e.exit_code == 0);
+  CHECK(contains(e.output, "explain smoothgrad: 3/3 rows"));
+  CHECK(contains(e.output, "done in"));
+  auto quiet = test::run_cli(fmt::format("explain -m {} -d {} --method smoothgrad --nsamples 4 --limit 3 -o {}/sg.json -q", kCnn, f.x, f.dir));
+  CHECK(quiet.exit_code == 0);
+  CHECK(quiet.output.empty());
+  const std::string yaml = "models:\n  cnn: " + kCnn + "\ndatasets:\n  fmnist: {data: " + f.x + ", labels: " + f.y +
+                           "}\nsections:\n  certification:\n    - {model: cnn, data: fmnist, sigma: 0.25, n0: 10, n: 40, limit: 2}\n";
+  datasets::write_file_atomic(f.dir + "/audit.yaml", yaml);
+  auto a = test::run_cli(fmt::format("audit --config {}/audit.yaml --out {}/report --no-pdf", f.dir, f.dir));
+  INFO(a.output);
+  CHECK(a.exit_code == 0);
+  CHECK(contains(a.output, "certify: 2/2 samples"));  // the section's own line, inside the audit
+  auto aq = test::run_cli(fmt::format("audit --config {}/audit.yaml --out {}/report-q --no-pdf --quiet", f.dir, f.dir));
+  CHECK(aq.exit_code == 0);
+  CHECK_FALSE(contains(aq.output, "certify:"));
+  unsetenv("MLAUDIT_PROGRESS_DELAY");
+}

@@ -13,7 +13,8 @@ namespace mlaudit::engine {
 using ProgressFn = std::function<void(int64_t done, int64_t total)>;
 
 /// "certify: 12/200 samples, 0.9/s, ETA 3m28s" on a stream (stderr): shown only once the work
-/// has run longer than `delay` seconds (1 s: short commands stay silent). On a terminal the
+/// has run longer than `delay` seconds (1 s: short commands stay silent; MLAUDIT_PROGRESS_DELAY=S
+/// overrides it, 0 shows every run). On a terminal the
 /// line redraws in place (\r) and ends with a newline when finished; elsewhere (CI logs) a
 /// plain line is printed at most every `interval` seconds and at the end.
 class ProgressLine {
