@@ -15,7 +15,7 @@ random_state=0) on the five numeric columns of adult.data, named as in adult.nam
 The model never sees `sex` or `race` (fairness through unawareness); the fairness walkthrough measures
 what that leaves. Exported with `skl2onnx.to_onnx(model, X[:1])`: float32 input `X` [N, 5], outputs
 `label` (int64) and `probabilities` (a ZipMap, as skl2onnx writes it by default; mlaudit audits the
-probability tensor in front of it, docs/guide/models.md).
+probability tensor in front of it, docs/models.md).
 
 Writes models/adult/:
   adult_gbt.onnx   the model
