@@ -364,8 +364,12 @@ std::vector<Radius> image_radii(const ImageScale& s, std::initializer_list<doubl
   for (double k : grey_levels) {
     Radius r;
     r.value = k * s.grey_level;
-    if (s.grey_level_text == "1/255") r.text = fmt::format("{}/255", num(k));
-    else r.text = num(r.value);
+    if (s.grey_level_text == "1/255") {
+      r.text = fmt::format("{}/255", num(k));
+    } else {
+      r.text = num(r.value);
+      r.value = std::stod(r.text);  // the section's value as written, so the gate matches it
+    }
     out.push_back(r);
   }
   return out;
@@ -591,7 +595,7 @@ std::string write_config(const ModelFacts& m, const DataFacts& d, const TableFac
       y.line(2, "certification:", "randomized smoothing (Cohen et al. 2019): certified L2 radius per image");
       y.line(4, "- model: " + model_id, "the model id above");
       y.line(6, "data: " + data_id, "the data set id above");
-      y.line(6, "sigma: " + num(0.25 * range), "Gaussian noise std (input units): Cohen et al.'s 0.25 on [0, 1] pixels");
+      y.line(6, "sigma: " + num(0.25 * range), "Gaussian noise std (input units): Cohen et al.'s 0.25, as a share of the pixel range");
       y.line(6, "n0: 100", "noisy samples to pick the top class");
       y.line(6, "n: 1000", "noisy samples to bound its probability; 100000 (the paper's) for a release audit");
       y.line(6, "radii: [" + num(0) + ", " + num(0.25 * range) + ", " + num(0.5 * range) + "]", "radii at which certified accuracy is reported");
@@ -876,18 +880,12 @@ int cmd_init(const std::vector<std::string>& args, const GlobalOptions& global) 
       count_classes(d, m.classes);
     }
   }
-  if (!d.present) {
-    const engine::Shape& s = m.input;
-    if (s.size() == 2 && s[1] > 0) m.classes = 0;
-    try {
-      engine::Shape probe = s;
-      for (auto& v : probe) v = v < 0 ? 1 : v;
-      if (m.input_dtype == engine::DType::Float32 && !probe.empty())
-        m.classes = model_classes("init", *session, engine::Tensor::full(probe, 0.0f));
-    } catch (const InputError&) {
-      throw;
-    } catch (const std::exception&) {
-    }
+  if (!d.present && m.input_dtype == engine::DType::Float32 && !m.input.empty()) {
+    // no data: the class count from the declared output, else from one row of zeros (an output
+    // that is not [N, C] class scores is refused, naming the output, as every command does)
+    engine::Shape probe = m.input;
+    for (auto& v : probe) v = v < 0 ? 1 : v;
+    m.classes = model_classes("init", *session, engine::Tensor::full(probe, 0.0f));
   }
 
   // ---- input kind: from the data's rows when given, else from the declared input shape

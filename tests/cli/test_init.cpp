@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -288,4 +289,23 @@ TEST_CASE("init: a config inside the project names its files relative to itself"
   CHECK(has(yaml, "fmnist_cnn: " + model_rel + " "));
   CHECK(check(dir).exit_code == 0);
   fs::remove_all(dir);
+}
+
+TEST_CASE("init: images in [0, 255] get radii in grey levels and no corruption section", "[cli][init]") {
+  const std::string dir = test::temp_dir("init-255");
+  engine::Tensor x = datasets::read_npy_float(src("datasets/demo/fmnist_x.npy"));
+  for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = std::round(x.f32()[i] * 255.0f);
+  datasets::write_npy(dir + "/x255.npy", x);
+  std::string yaml;
+  auto r = init(dir, "--model " + src("models/fmnist_cnn.onnx") + " --data " + dir + "/x255.npy --labels " +
+                         src("datasets/demo/fmnist_y.npy"),
+                &yaml);
+  INFO(r.output << yaml);
+  REQUIRE(r.exit_code == 0);
+  CHECK(has(yaml, "domain: [0, 255]"));
+  CHECK(has(yaml, "eps: [1, 2, 8]"));
+  CHECK(has(yaml, "robust_accuracy(pgd, linf, 1) >= "));
+  CHECK(has(yaml, "sigma: 63.75"));
+  CHECK(has(yaml, "# corruption: not written: the image corruptions are defined on pixels in [0, 1]"));
+  CHECK(check(dir).exit_code == 0);
 }
