@@ -218,6 +218,7 @@ std::vector<std::string> parse_name_list(const std::string& option, const std::s
     std::string text;
     try {
       text = datasets::read_file(path, 16 << 20);
+      datasets::require_utf8(text, path, "cli");
     } catch (const InputError& e) {
       throw InputError("cli", fmt::format("--{}: {}", option, e.what()));
     }

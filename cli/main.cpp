@@ -36,6 +36,12 @@ int parse_int(const std::string& opt, const char* v) {
 int main(int argc, char** argv) {
   std::string command;  // the command name, once read (for error prefixes)
   try {
+    // Arguments become names and paths in result JSON, which is UTF-8 (RFC 8259 section 8.1).
+    for (int k = 1; k < argc; ++k)
+      if (!engine::is_utf8(argv[k]))
+        throw InputError("cli", fmt::format("argument {} ('{}') is not UTF-8; names and file paths must be UTF-8 "
+                                            "(rename the file, e.g. with convmv -f latin1 -t utf-8)",
+                                            k, engine::printable(argv[k])));
     cli::GlobalOptions global;
     int i = 1;
     for (; i < argc; ++i) {

@@ -192,6 +192,7 @@ int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& glob
       ("protected", po::value<std::string>(), "protected attribute columns, comma-separated (their intersection is added)")
       ("bins", po::value<std::string>(), "numeric attributes cut at edges or into N quantile bins: 'age:25,45;income:q4'")
       ("limit", po::value<int64_t>()->default_value(0), "use only the first N rows (after a preset's filter; 0: all)")
+      ("encoding", po::value<std::string>()->default_value("utf-8"), "text encoding of a CSV --data: utf-8 or latin1 (transcoded to UTF-8)")
       ("max-numeric-groups", po::value<int64_t>()->default_value(10), "refuse an unbinned numeric protected column "
                                                                        "with more distinct values (0: no limit)")
       ("onehot", po::value<std::string>(), "attributes given as one-hot model features: 'race=race_a,race_b,race_c'")
@@ -232,7 +233,9 @@ int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& glob
     lt = read_npy_table(data_path, split_list(vm["columns"].as<std::string>()));
     format = "npy";
   } else {
-    lt.table = datasets::read_csv(data_path);
+    datasets::CsvOptions csv_options;
+    csv_options.encoding = datasets::parse_encoding("--encoding", vm["encoding"].as<std::string>());
+    lt.table = datasets::read_csv(data_path, csv_options);
     lt.rows_read = int64_t(lt.table.rows());
     format = "csv";
   }

@@ -27,14 +27,7 @@ int cmd_report(const std::vector<std::string>& args, const GlobalOptions& global
     throw InputError("report", fmt::format("--format: '{}' is not one of html, md, junit, pdf, json", format));
   reports::RenderOptions render;
   render.paper = reports::parse_paper(vm["paper"].as<std::string>());
-  nlohmann::json report;
-  try {
-    report = nlohmann::json::parse(datasets::read_file(in, int64_t(512) << 20));
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError("report", fmt::format("{}: not valid JSON: {}", in, e.what()));
-  }
-  if (!report.is_object() || report.value("schema", "") != reports::kReportSchema)
-    throw InputError("report", fmt::format("{}: not an mlaudit report (expected \"schema\": \"{}\")", in, reports::kReportSchema));
+  nlohmann::json report = reports::parse_report(datasets::read_file(in, int64_t(512) << 20), in);
   std::string asset_dir = std::filesystem::path(in).parent_path().string();
   if (asset_dir.empty()) asset_dir = ".";
   std::string text;

@@ -12,6 +12,7 @@
 
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/engine/error.h"
+#include "mlaudit/engine/utf8.h"
 
 namespace mlaudit::datasets {
 
@@ -20,6 +21,12 @@ namespace {
 [[noreturn]] void fail(const std::string& source, const std::string& message) {
   throw InputError("datasets", fmt::format("{}: {}", source, message));
 }
+
+// Hostile-size guards: a record or field this large is not a table (a binary file, a missing
+// newline convention); refused before the column vectors are sized by it. 1M columns of empty
+// strings already take ~56 MB of vectors; 16 MiB is far beyond any categorical or numeric cell.
+constexpr size_t kMaxColumns = 1'000'000;
+constexpr size_t kMaxFieldBytes = size_t(16) << 20;
 
 /// Single-pass record scanner over the whole text.
 class Scanner {
@@ -40,6 +47,9 @@ class Scanner {
     record_line_ = line_;
     count = 0;
     for (;;) {
+      if (count == kMaxColumns)
+        fail(source_, fmt::format("line {}: more than {} fields in one record (is this a CSV file? delimiter '{}')",
+                                  record_line_, kMaxColumns, engine::printable(std::string_view(&opts_.delimiter, 1))));
       if (count == fields.size()) fields.emplace_back();
       std::string& field = fields[count++];
       parse_field(field);
@@ -74,6 +84,7 @@ class Scanner {
     const char* stop = p_;
     if (opts_.trim_spaces)
       while (stop > start && is_blank(stop[-1])) --stop;
+    if (size_t(stop - start) > kMaxFieldBytes) too_long(size_t(stop - start));
     field.assign(start, stop);
   }
 
@@ -87,6 +98,7 @@ class Scanner {
       if (!quote) fail(source_, fmt::format("line {}: unterminated quoted field (no closing '\"')", start_line));
       for (const char* c = p_; c < quote; ++c)
         if (*c == '\n' || (*c == '\r' && (c + 1 == quote || c[1] != '\n'))) ++line_;
+      if (field.size() + size_t(quote - p_) > kMaxFieldBytes) too_long(field.size() + size_t(quote - p_));
       field.append(p_, quote);
       p_ = quote + 1;
       if (p_ < end_ && *p_ == '"') {
@@ -102,6 +114,11 @@ class Scanner {
                                 line_, *p_));
   }
 
+  [[noreturn]] void too_long(size_t bytes) const {
+    fail(source_, fmt::format("line {}: a field of {} bytes, above the {} MiB limit (is this a CSV file?)", line_, bytes,
+                              kMaxFieldBytes >> 20));
+  }
+
   const char* p_;
   const char* end_;
   const std::string& source_;
@@ -112,7 +129,24 @@ class Scanner {
 
 }  // namespace
 
-CsvTable parse_csv(const std::string& text, const std::string& source, const CsvOptions& opts) {
+TextEncoding parse_encoding(const std::string& option, const std::string& name) {
+  std::string lower;
+  for (char c : name) lower += char(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "utf-8" || lower == "utf8") return TextEncoding::Utf8;
+  if (lower == "latin1" || lower == "latin-1" || lower == "iso-8859-1" || lower == "iso8859-1") return TextEncoding::Latin1;
+  throw InputError("datasets", fmt::format("{}: '{}' is not an encoding mlaudit reads (expected one of: utf-8, latin1)",
+                                           option, engine::printable(name)));
+}
+
+CsvTable parse_csv(const std::string& raw_text, const std::string& source, const CsvOptions& opts) {
+  if (opts.encoding == TextEncoding::Latin1) {
+    CsvOptions utf8 = opts;
+    utf8.encoding = TextEncoding::Utf8;
+    return parse_csv(engine::latin1_to_utf8(raw_text), source, utf8);
+  }
+  const std::string& text = raw_text;
+  // Checked once over the whole text; fields are checked one by one only to name the bad one.
+  const bool all_utf8 = engine::is_utf8(text);
   if (opts.delimiter == '"' || opts.delimiter == '\n' || opts.delimiter == '\r')
     throw InputError("datasets", fmt::format("{}: invalid CSV delimiter", source));
   CsvTable table;
@@ -124,6 +158,19 @@ CsvTable parse_csv(const std::string& text, const std::string& source, const Csv
   bool have_record = scanner.next(fields, count);
   if (!have_record) fail(source, opts.has_header ? "empty CSV file (no header row)" : "empty CSV file");
   const size_t ncols = count;
+  auto check_fields = [&](bool header) {
+    if (all_utf8) return;
+    for (size_t c = 0; c < count; ++c) {
+      const size_t bad = engine::find_invalid_utf8(fields[c]);
+      if (bad == std::string_view::npos) continue;
+      const std::string column = header || c >= table.columns.size() ? fmt::format("{}", c + 1)
+                                                                      : "'" + engine::printable(table.columns[c]) + "'";
+      fail(source, fmt::format("line {}{}, column {}: '{}': {}", scanner.record_line(),
+                               header ? " (header)" : "", column, engine::printable(fields[c]),
+                               engine::not_utf8_message(fields[c], bad, source)));
+    }
+  };
+  check_fields(opts.has_header);
   if (opts.has_header) {
     table.columns.assign(fields.begin(), fields.begin() + long(count));
     // Repeated names (ProPublica's COMPAS file has two 'decile_score' columns) are
@@ -152,6 +199,7 @@ CsvTable parse_csv(const std::string& text, const std::string& source, const Csv
     if (count != ncols)
       fail(source, fmt::format("line {}: {} fields, expected {}{}", scanner.record_line(), count, ncols,
                                opts.has_header ? " (as in the header)" : " (as in the first row)"));
+    check_fields(false);
     for (size_t c = 0; c < ncols; ++c) table.cells[c].push_back(std::move(fields[c]));
   };
   if (!opts.has_header) append_row();

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "mlaudit/engine/error.h"
+#include "mlaudit/engine/utf8.h"
 
 namespace mlaudit::datasets {
 
@@ -240,6 +242,16 @@ std::string sha256_file(const std::string& path) {
     h.update(reinterpret_cast<const unsigned char*>(buffer.data()), static_cast<size_t>(n));
   }
   return h.hex_digest();
+}
+
+void require_utf8(std::string_view text, const std::string& source, const std::string& module) {
+  const size_t bad = engine::find_invalid_utf8(text);
+  if (bad == std::string_view::npos) return;
+  const size_t line_start = bad == 0 ? std::string_view::npos : text.rfind('\n', bad - 1);
+  const size_t line = size_t(std::count(text.begin(), text.begin() + long(bad), '\n')) + 1;
+  const size_t column = bad - (line_start == std::string_view::npos ? 0 : line_start + 1) + 1;
+  throw InputError(module, fmt::format("{}: line {}, column {}: {}", source, line, column,
+                                       engine::not_utf8_message(text, bad, source)));
 }
 
 }  // namespace mlaudit::datasets

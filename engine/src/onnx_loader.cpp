@@ -14,6 +14,7 @@
 
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/graph.h"
+#include "mlaudit/engine/utf8.h"
 
 namespace mlaudit::engine {
 
@@ -174,6 +175,19 @@ Tensor parse_tensor(const onnx::TensorProto& tp, const std::string& source, cons
     shape.push_back(d);
   }
   if (n > limits.max_tensor_elements) fail(source, fmt::format("{} is too large ({} elements)", what, n));
+  // Declared size against the values the file holds, before allocating: a few bytes declaring
+  // [2^31] floats must not cost 8 GB (issue #25). Each stored value is at least one element's
+  // worth except packed 4-bit types (two per byte or per int32), hence the factor 2; the exact
+  // count is checked below per storage field.
+  if (!external) {
+    const int64_t held =
+        tp.has_raw_data() ? int64_t(tp.raw_data().size())
+                          : int64_t(tp.float_data_size()) + tp.int32_data_size() + tp.int64_data_size() +
+                                tp.double_data_size() + tp.uint64_data_size() + tp.string_data_size();
+    if (n > 2 * held)
+      fail(source, fmt::format("{} declares shape {} ({} elements) but holds {} {}", what, shape_str(shape), n, held,
+                               tp.has_raw_data() ? "bytes of raw data" : "values"));
+  }
   Tensor t(dt, shape);
   if (size_t width = widened_bytes(tp.data_type())) {
     const size_t file_bytes = static_cast<size_t>(n) * width;
@@ -347,6 +361,52 @@ void annotate_quantized_types(const onnx::GraphProto& gp, std::vector<Node>& nod
   }
 }
 
+// ONNX strings are UTF-8 (onnx.proto: "strings are UTF-8 encoded"), and names, op types and
+// string attributes (class labels) reach result JSON: refuse any that is not, naming where.
+void check_text(const std::string& source, const std::string& text, const std::string& where) {
+  const size_t bad = find_invalid_utf8(text);
+  if (bad == std::string::npos) return;
+  fail(source, fmt::format("{} '{}' is not UTF-8 (byte 0x{:02X}); ONNX strings are UTF-8", where, printable(text),
+                           static_cast<unsigned char>(text[bad])));
+}
+
+void check_graph_text(const std::string& source, const onnx::GraphProto& gp, int depth) {
+  if (depth > 64) fail(source, "subgraphs nested more than 64 deep");
+  check_text(source, gp.name(), "graph name");
+  for (const auto& init : gp.initializer()) check_text(source, init.name(), "initializer name");
+  for (const auto& vi : gp.input()) check_text(source, vi.name(), "graph input name");
+  for (const auto& vi : gp.output()) check_text(source, vi.name(), "graph output name");
+  for (const auto& vi : gp.value_info()) check_text(source, vi.name(), "value_info name");
+  for (const auto& np : gp.node()) {
+    check_text(source, np.name(), "node name");
+    const std::string node = fmt::format("node '{}'", printable(np.name()));
+    check_text(source, np.op_type(), node + ": op type");
+    check_text(source, np.domain(), node + ": domain");
+    for (const auto& in : np.input()) check_text(source, in, node + ": input name");
+    for (const auto& out : np.output()) check_text(source, out, node + ": output name");
+    for (const auto& a : np.attribute()) {
+      check_text(source, a.name(), node + ": attribute name");
+      const std::string attribute = fmt::format("{}: attribute '{}'", node, a.name());
+      check_text(source, a.s(), attribute + " value");
+      for (const auto& s : a.strings()) check_text(source, s, attribute + " value");
+      if (a.has_g()) check_graph_text(source, a.g(), depth + 1);
+      for (const auto& g : a.graphs()) check_graph_text(source, g, depth + 1);
+    }
+  }
+}
+
+void check_model_text(const std::string& source, const onnx::ModelProto& model) {
+  check_text(source, model.producer_name(), "producer_name");
+  check_text(source, model.producer_version(), "producer_version");
+  check_text(source, model.domain(), "model domain");
+  for (const auto& op : model.opset_import()) check_text(source, op.domain(), "opset_import domain");
+  for (const auto& p : model.metadata_props()) {
+    check_text(source, p.key(), "metadata_props key");
+    check_text(source, p.value(), fmt::format("metadata_props '{}' value", p.key()));
+  }
+  check_graph_text(source, model.graph(), 0);
+}
+
 }  // namespace
 
 Graph parse_onnx(const void* data, size_t size, const std::string& source, const LoadLimits& limits,
@@ -358,6 +418,7 @@ Graph parse_onnx(const void* data, size_t size, const std::string& source, const
   if (size > static_cast<size_t>(INT32_MAX) || !model.ParseFromArray(data, static_cast<int>(size)))
     fail(source, "not a valid ONNX model (protobuf parse failed: truncated or not an ONNX file)");
   if (!model.has_graph()) fail(source, "ONNX model has no graph");
+  check_model_text(source, model);
 
   Graph g;
   g.source = source;

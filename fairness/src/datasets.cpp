@@ -58,6 +58,8 @@ bool to_double(std::string_view s, double& v) {
   return r.ec == std::errc() && r.ptr == s.data() + s.size();
 }
 
+constexpr size_t kMaxRecordFields = 10'000;
+
 // RFC 4180 fields of one CSV record starting at `pos`; advances pos past the record.
 bool next_record(const std::string& text, size_t& pos, std::vector<std::string>& fields, const std::string& source,
                  int64_t line) {
@@ -86,6 +88,9 @@ bool next_record(const std::string& text, size_t& pos, std::vector<std::string>&
       quoted = true;
       ++pos;
     } else if (c == ',') {
+      // A hostile record (one line of commas) must not size the field list: the ProPublica file has 53 columns.
+      if (fields.size() >= kMaxRecordFields)
+        throw InputError("fairness", fmt::format("{}: line {}: more than {} fields in one record", source, line, kMaxRecordFields));
       fields.push_back(std::move(field));
       field.clear();
       ++pos;
@@ -105,11 +110,11 @@ bool next_record(const std::string& text, size_t& pos, std::vector<std::string>&
 
 }  // namespace
 
-LoadedTable read_adult(const std::string& path, bool drop_missing) {
+LoadedTable parse_adult(const std::string& text, const std::string& path, bool drop_missing) {
   static const std::vector<std::string> names = {
       "age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation", "relationship",
       "race", "sex", "capital-gain", "capital-loss", "hours-per-week", "native-country", "income"};
-  std::string text = datasets::read_file(path);
+  datasets::require_utf8(text, path, "fairness");
   LoadedTable t;
   init_columns(t, names, path);
   t.label = "income";
@@ -129,7 +134,7 @@ LoadedTable read_adult(const std::string& path, bool drop_missing) {
     while (true) {
       size_t comma = line.find(',', start);
       f.push_back(trim(line.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start)));
-      if (comma == std::string_view::npos) break;
+      if (comma == std::string_view::npos || f.size() > names.size()) break;  // too many: reported below
       start = comma + 1;
     }
     if (f.size() != names.size())
@@ -155,14 +160,14 @@ LoadedTable read_adult(const std::string& path, bool drop_missing) {
   return t;
 }
 
-LoadedTable read_german(const std::string& path) {
+LoadedTable parse_german(const std::string& text, const std::string& path) {
   // AIF360 GermanDataset column names, in file order.
   static const std::vector<std::string> names = {
       "status", "month", "credit_history", "purpose", "credit_amount", "savings", "employment",
       "investment_as_income_percentage", "personal_status", "other_debtors", "residence_since", "property", "age",
       "installment_plans", "housing", "number_of_credits", "skill_level", "people_liable_for", "telephone",
       "foreign_worker", "credit"};
-  std::string text = datasets::read_file(path);
+  datasets::require_utf8(text, path, "fairness");
   LoadedTable t;
   std::vector<std::string> cols = names;
   cols.push_back("sex");
@@ -186,6 +191,7 @@ LoadedTable read_german(const std::string& path) {
       size_t j = i;
       while (j < line.size() && line[j] != ' ') ++j;
       if (j > i) f.push_back(line.substr(i, j - i));
+      if (f.size() > names.size()) break;  // too many: reported below
       i = j;
     }
     if (f.size() != names.size())
@@ -209,8 +215,8 @@ LoadedTable read_german(const std::string& path) {
   return t;
 }
 
-LoadedTable read_compas(const std::string& path, bool propublica_filter) {
-  std::string text = datasets::read_file(path);
+LoadedTable parse_compas(const std::string& text, const std::string& path, bool propublica_filter) {
+  datasets::require_utf8(text, path, "fairness");
   LoadedTable t;
   t.label = "two_year_recid";
   t.favorable = "0";
@@ -271,6 +277,14 @@ LoadedTable read_compas(const std::string& path, bool propublica_filter) {
   }
   if (t.table.rows() == 0) throw InputError("fairness", fmt::format("{}: no data rows kept", path));
   return t;
+}
+
+LoadedTable read_adult(const std::string& path, bool drop_missing) {
+  return parse_adult(datasets::read_file(path), path, drop_missing);
+}
+LoadedTable read_german(const std::string& path) { return parse_german(datasets::read_file(path), path); }
+LoadedTable read_compas(const std::string& path, bool propublica_filter) {
+  return parse_compas(datasets::read_file(path), path, propublica_filter);
 }
 
 LoadedTable read_builtin(const std::string& name, const std::string& path, bool propublica_filter) {

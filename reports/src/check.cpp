@@ -159,7 +159,9 @@ void check_diff(const std::string& path) {
     throw InputError("audit", fmt::format("--diff: file '{}' not found or not readable", path));
   json previous;
   try {
-    previous = json::parse(datasets::read_file(path, 256 << 20));
+    const std::string text = datasets::read_file(path, 256 << 20);
+    datasets::require_utf8(text, path, "audit");
+    previous = json::parse(text);
   } catch (const json::exception& e) {
     throw InputError("audit", fmt::format("--diff: '{}' is not valid JSON: {}", path, e.what()));
   }
@@ -240,6 +242,7 @@ ImportedResult read_import(const SectionSpec& s, const AuditConfig& cfg) {
   std::string text;
   try {
     text = datasets::read_file(path, 512 << 20);
+    datasets::require_utf8(text, path, "audit");
     out.result = json::parse(text);
   } catch (const json::exception& e) {
     fail(fmt::format("not valid JSON: {}", e.what()));

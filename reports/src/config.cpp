@@ -390,7 +390,9 @@ class Parser {
         if (f.IsScalar()) {
           d.features_file = path(f, "features");
           if (check_files_) {
-            std::istringstream in(datasets::read_file(d.features_file, 1 << 20));
+            const std::string names_text = datasets::read_file(d.features_file, 1 << 20);
+            datasets::require_utf8(names_text, d.features_file, "audit");
+            std::istringstream in(names_text);
             std::string line;
             while (std::getline(in, line)) {
               while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
@@ -816,6 +818,7 @@ void parse_gate_check(const std::string& check, GateSpec& gate, const std::strin
 
 AuditConfig parse_config(const std::string& text, const std::string& source, const std::string& base_dir,
                          bool check_files) {
+  datasets::require_utf8(text, source, "audit");
   YAML::Node root;
   try {
     root = YAML::Load(text);

@@ -430,7 +430,9 @@ AuditResult run_audit(const AuditConfig& cfg, const AuditOptions& opt, const Com
   json previous;
   if (!opt.diff_path.empty()) {
     try {
-      previous = json::parse(datasets::read_file(opt.diff_path, 256 << 20));
+      const std::string text = datasets::read_file(opt.diff_path, 256 << 20);
+      datasets::require_utf8(text, opt.diff_path, "audit");
+      previous = json::parse(text);
     } catch (const json::exception& e) {
       throw InputError("audit", fmt::format("--diff: '{}' is not valid JSON: {}", opt.diff_path, e.what()));
     }
@@ -530,7 +532,9 @@ AuditResult run_audit(const AuditConfig& cfg, const AuditOptions& opt, const Com
         } else {
           json r;
           try {
-            r = json::parse(datasets::read_file(c.result_path, 512 << 20));
+            const std::string text = datasets::read_file(c.result_path, 512 << 20);
+            datasets::require_utf8(text, c.result_path, "audit");
+            r = json::parse(text);
           } catch (const json::exception& e) {
             throw InputError("audit", fmt::format("{}: section result is not valid JSON: {}", c.result_path, e.what()));
           }

@@ -18,11 +18,27 @@
 #include "doc.h"
 #include "mlaudit/reports/gates.h"
 #include "mlaudit/reports/report.h"
+#include "mlaudit/datasets/io.h"
+#include "mlaudit/engine/error.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace mlaudit::reports {
+
+nlohmann::json parse_report(const std::string& text, const std::string& source) {
+  datasets::require_utf8(text, source, "report");
+  nlohmann::json report;
+  try {
+    report = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError("report", fmt::format("{}: not valid JSON: {}", source, e.what()));
+  }
+  if (!report.is_object() || !report.contains("schema") || report["schema"] != kReportSchema)
+    throw InputError("report", fmt::format("{}: not an mlaudit report (expected \"schema\": \"{}\")", source, kReportSchema));
+  return report;
+}
+
 
 namespace {
 

@@ -240,6 +240,7 @@ class Builder {
 }  // namespace
 
 Property parse_vnnlib(const std::string& text, const std::string& source) {
+  datasets::require_utf8(text, source, "verify");
   Reader reader(text, source);
   Builder b(reader, source);
   std::vector<SExpr> asserts;

@@ -7,10 +7,17 @@
 
 namespace mlaudit::datasets {
 
+/// Character encoding of a text file: UTF-8 (the default, required unless told otherwise)
+/// or Latin-1 (ISO 8859-1, transcoded to UTF-8 on reading).
+enum class TextEncoding { Utf8, Latin1 };
+/// "utf-8"/"utf8" or "latin1"/"latin-1"/"iso-8859-1" (any case); throws InputError naming `option`.
+TextEncoding parse_encoding(const std::string& option, const std::string& name);
+
 struct CsvOptions {
   char delimiter = ',';
   bool trim_spaces = true;     ///< strip spaces around fields
   bool has_header = true;      ///< false: columns are named c0, c1, ...
+  TextEncoding encoding = TextEncoding::Utf8;  ///< Utf8: a byte that is not UTF-8 is an InputError naming row and column
 };
 
 /// A CSV table held column-wise as strings (RFC 4180 quoting supported).
@@ -34,7 +41,8 @@ class CsvTable {
   engine::Tensor matrix(const std::vector<std::string>& names) const;
 };
 
-/// Read a CSV file; throws InputError on ragged rows (file, line) or bad quoting.
+/// Read a CSV file; throws InputError on ragged rows (file, line), bad quoting or text that is
+/// not UTF-8 (file, line, column name and the iconv command that converts it).
 CsvTable read_csv(const std::string& path, const CsvOptions& opts = {});
 /// Parse CSV text already in memory.
 CsvTable parse_csv(const std::string& text, const std::string& source, const CsvOptions& opts = {});

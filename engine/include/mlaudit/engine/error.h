@@ -4,13 +4,17 @@
 #include <stdexcept>
 #include <string>
 
+#include "mlaudit/engine/utf8.h"
+
 namespace mlaudit {
 
-/// Base class: carries the module name ("engine", "verify", ...) and a message.
+/// Base class: carries the module name ("engine", "verify", ...) and a message. Bytes of
+/// the message that are not UTF-8 (a value quoted from a file) are escaped as \xE7, so every
+/// message can be printed and stored in a result JSON.
 class Error : public std::runtime_error {
  public:
   Error(std::string module, const std::string& message)
-      : std::runtime_error(module + ": " + message), module_(std::move(module)) {}
+      : std::runtime_error(engine::escape_invalid_utf8(module + ": " + message)), module_(std::move(module)) {}
   const std::string& module() const { return module_; }
 
  private:

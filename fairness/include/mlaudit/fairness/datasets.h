@@ -55,6 +55,11 @@ LoadedTable read_german(const std::string& path);
 /// unfavourable one (recidivism, "Medium"/"High"), as in ProPublica's analysis.
 LoadedTable read_compas(const std::string& path, bool propublica_filter = true);
 
+/// The same readers over text already in memory; `source` names it in messages.
+LoadedTable parse_adult(const std::string& text, const std::string& source, bool drop_missing = true);
+LoadedTable parse_german(const std::string& text, const std::string& source);
+LoadedTable parse_compas(const std::string& text, const std::string& source, bool propublica_filter = true);
+
 /// Dispatch by name ("adult", "german", "compas"); throws InputError for another name.
 LoadedTable read_builtin(const std::string& name, const std::string& path, bool propublica_filter = true);
 

@@ -12,6 +12,10 @@ namespace mlaudit::reports {
 /// Schema tag of report.json.
 inline constexpr const char* kReportSchema = "mlaudit.report/1";
 
+/// A saved report.json's text as a report: UTF-8, valid JSON, an object whose "schema" is
+/// kReportSchema. Throws InputError("report", "<source>: ...") otherwise.
+nlohmann::json parse_report(const std::string& text, const std::string& source);
+
 /// Run manifest: tool version and commit, UTC date, host, CPU model
 /// (/proc/cpuinfo), GPU (when visible), threads, seed.
 nlohmann::json make_manifest(const std::string& tool_version, const std::string& git_commit, int threads,
