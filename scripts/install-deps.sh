@@ -19,6 +19,7 @@ PACKAGES=(
   dataset-fashion-mnist    # bundled image dataset
   chromium                 # report.pdf (print-to-pdf) and the HTML report's browser test
   poppler-utils            # the browser test's PDF checks (pdfinfo, pdftotext, pdftoppm)
+  clang libclang-rt-14-dev # make fuzz: libFuzzer targets with ASan+UBSan (fuzz/, docs/fuzzing.md)
 )
 
 missing=()
