@@ -494,6 +494,8 @@ def decide(net, prop, enumerate_patterns=False, samples=512, rng=None):
     any_border, any_sat = False, False
     witness = None
     for case in prop["cases"]:
+        if any_sat and not enumerate_patterns:
+            break
         lo, hi = np.array(case["lo"]), np.array(case["hi"])
         # sampled points: a cheap witness search and a check against `unsat` references
         X = lo + (hi - lo) * rng.random((samples, len(lo)))
@@ -509,9 +511,15 @@ def decide(net, prop, enumerate_patterns=False, samples=512, rng=None):
             continue
         enc = Encoding(net, lo, hi)
         for rows_cd in case["unsafe"]:
-            st, t, x, dual = enc.solve_conjunction(rows_cd)
             vals = np.min(np.stack([-(Y @ np.array(c) + d) for c, d in rows_cd], axis=1), axis=1)
             smax = float(vals.max())
+            if smax > margin and not enumerate_patterns:
+                # a sampled point is an exact (float64) witness: sat without the MILP
+                any_sat = True
+                witness = X[int(np.argmax(vals))].tolist()
+                detail["t"].append([None, smax, None, smax])
+                break
+            st, t, x, dual = enc.solve_conjunction(rows_cd)
             if st == "fail":
                 any_border = True
                 detail["t"].append(None)
@@ -889,8 +897,59 @@ def run_dir(d, mlaudit, timeout, jobs, quiet=False):
     return results
 
 
-def summarize(results, out=sys.stdout):
-    cols = ["verified", "falsified", "unknown", "timeout", "wrong", "borderline", "error", "refbug"]
+def run_dir_inproc(d, runner, timeout):
+    """The same comparison in process: tests/verify/test_verify_campaign (the fixed-case test) pointed at
+    the folder decides every instance twice, with the default options and with the falsifier off, and
+    checks each counterexample with the engine's float32 forward of the ONNX model."""
+    with open(os.path.join(d, "cases.csv")) as f:
+        rows = list(csv.DictReader(f))
+    out_csv = os.path.join(d, "inproc.csv")
+    env = dict(os.environ, MLAUDIT_CAMPAIGN_DIR=d, MLAUDIT_CAMPAIGN_OUT=out_csv, MLAUDIT_CAMPAIGN_TIMEOUT=str(timeout))
+    subprocess.run([runner], env=env, capture_output=True, text=True)
+    got = {}
+    with open(out_csv) as f:
+        for r in csv.DictReader(f):
+            got[(os.path.basename(r["onnx"])[:-5], r["mode"])] = r
+    results = []
+    for row in rows:
+        r = dict(row)
+        r.pop("detail", None)
+        for mode, suffix in (("default", ""), ("no_falsifier", "_nf")):
+            g = got.get((row["name"], mode)) or got.get((row["name"], "load"))
+            if g is None:
+                r["mlaudit" + suffix], r["outcome" + suffix], r["seconds" + suffix] = "missing", "error", "0"
+                r["note" + suffix] = "no result (runner crashed?)"
+                continue
+            v = g["verdict"]
+            if g["problem"]:
+                oc = "wrong"
+            elif v == "unsupported":
+                oc = "refused"
+            elif v == "accepted":
+                oc = "wrong"
+            elif v == "unsat":
+                oc = "borderline" if row["expected"] == "borderline" else "verified"
+            elif v == "sat":
+                oc = "falsified"
+            else:
+                oc = v
+            r["mlaudit" + suffix], r["outcome" + suffix] = v, oc
+            r["seconds" + suffix], r["note" + suffix] = g["seconds"], g["problem"] or g["method"]
+        results.append(r)
+        if "wrong" in (r["outcome"], r["outcome_nf"]):
+            print(f"!! {r['name']}: wrong {r['mlaudit']}/{r['mlaudit_nf']} expected {r['expected']} "
+                  f"{r['note']} {r['note_nf']}", flush=True)
+    with open(os.path.join(d, "results.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(results[0].keys()))
+        w.writeheader()
+        w.writerows(results)
+    return results
+
+
+def summarize(results, out=sys.stdout, suffix=""):
+    if suffix:
+        results = [dict(r, outcome=r["outcome" + suffix], seconds=r["seconds" + suffix]) for r in results]
+    cols = ["verified", "falsified", "unknown", "timeout", "wrong", "borderline", "refused", "error", "refbug"]
 
     def table(key):
         groups = {}
@@ -898,10 +957,8 @@ def summarize(results, out=sys.stdout):
             g = groups.setdefault(r[key], {c: 0 for c in cols} | {"n": 0})
             g["n"] += 1
             oc = r["outcome"]
-            if oc == "borderline" or (r["expected"] == "borderline" and oc in ("unknown", "timeout")):
-                g["borderline"] += 1
-                if oc != "borderline":
-                    g[oc] += 1
+            if r["expected"] == "borderline" and oc != "wrong":
+                g["borderline"] += 1  # the reference decided nothing; only a bad counterexample counts
             else:
                 g[oc] = g.get(oc, 0) + 1
         print(f"| {key} | instances | " + " | ".join(cols) + " |", file=out)
@@ -947,10 +1004,13 @@ def cmd_campaign(a):
         t0 = time.time()
         generate(d, a.chunk_size, a.seed, start=start, enum_every=a.enum_every, quiet=True)
         tg = time.time() - t0
-        res = run_dir(d, a.mlaudit, a.timeout, a.jobs, quiet=True)
+        res = (run_dir_inproc(d, a.inproc, a.timeout) if a.inproc else
+               run_dir(d, a.mlaudit, a.timeout, a.jobs, quiet=True))
         print(f"chunk {start}: generate {tg:.0f} s, run {time.time() - t0 - tg:.0f} s; " +
               ", ".join(f"{k} {sum(1 for r in res if r['outcome'] == k)}" for k in
-                        ("verified", "falsified", "unknown", "timeout", "borderline", "wrong", "error", "refbug")),
+                        ("verified", "falsified", "unknown", "timeout", "borderline", "refused", "wrong", "error",
+                         "refbug")) +
+              (f"; falsifier off: wrong {sum(1 for r in res if r['outcome_nf'] == 'wrong')}" if a.inproc else ""),
               flush=True)
         new = not os.path.exists(allres)
         with open(allres, "a", newline="") as f:
@@ -959,7 +1019,7 @@ def cmd_campaign(a):
                 w.writeheader()
             w.writerows(res)
         for r in res:  # keep the instances worth a look, drop the rest
-            if r["outcome"] in ("wrong", "error", "refbug"):
+            if "wrong" in (r["outcome"], r.get("outcome_nf")) or r["outcome"] in ("error", "refbug"):
                 os.makedirs(keep, exist_ok=True)
                 for sub, ext in (("onnx", ".onnx"), ("vnnlib", ".vnnlib"), ("results", ".txt"), ("props", ".json")):
                     p = os.path.join(d, sub, r["name"] + ext)
@@ -970,7 +1030,11 @@ def cmd_campaign(a):
 
 def cmd_summary(a):
     with open(a.results) as f:
-        summarize(list(csv.DictReader(f)))
+        rows = list(csv.DictReader(f))
+    summarize(rows)
+    if rows and "outcome_nf" in rows[0]:
+        print("\nfalsifier off (bounds and branch and bound must decide; in-process runner):\n")
+        summarize(rows, suffix="_nf")
 
 
 def cmd_fixtures(a):
@@ -1061,6 +1125,8 @@ def main():
     c.add_argument("--mlaudit", default=os.path.join(ROOT, "build", "mlaudit"))
     c.add_argument("--timeout", type=float, default=10)
     c.add_argument("--jobs", type=int, default=1)
+    c.add_argument("--inproc", default="", help="run the instances in process with this test_verify_campaign binary "
+                   "(both option sets) instead of one `mlaudit verify` per instance")
     c.set_defaults(fn=cmd_campaign)
     s = sub.add_parser("summary")
     s.add_argument("results")
