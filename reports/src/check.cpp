@@ -52,6 +52,7 @@ LoadedModel load_model(const ModelSpec& m, const AuditConfig& cfg) {
   LoadedModel out;
   engine::SessionOptions options;
   options.output = m.output;
+  options.binary_two_classes = true;  // a one-column binary classifier scores two classes, as in the commands
   try {
     out.session = engine::Session::load(m.path, options);
   } catch (const InputError& e) {

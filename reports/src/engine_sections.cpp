@@ -134,6 +134,7 @@ namespace {
 std::unique_ptr<engine::Session> load_session(const ModelSpec& m) {
   engine::SessionOptions options;
   options.output = m.output;
+  options.binary_two_classes = true;  // a one-column binary classifier scores two classes, as in the commands
   return engine::Session::load(m.path, options);
 }
 }  // namespace

@@ -32,7 +32,7 @@ std::vector<int> apgd_checkpoints(int n_iter) {
 namespace detail {
 
 void apgd_single_run(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                     const std::vector<int64_t>* target, const AttackConfig& cfg, std::mt19937_64& rng, Loss loss,
+                     const std::vector<int64_t>* target, const AttackConfig& cfg, RowRngs& rng, Loss loss,
                      engine::Tensor& adv, std::vector<uint8_t>& found, std::vector<int64_t>& gradient_calls) {
   const int64_t n = x.dim(0), d = sample_dim(x);
   const int n_iter = cfg.steps > 0 ? cfg.steps : 100;
@@ -57,7 +57,7 @@ void apgd_single_run(const engine::Model& m, const engine::Tensor& x, const std:
     std::normal_distribution<float> g(0.f, 1.f);
     std::vector<float> t(static_cast<size_t>(d));
     for (size_t k = 0; k < r; ++k) {
-      for (auto& e : t) e = cfg.norm == Norm::Linf ? u(rng) : g(rng);
+      for (auto& e : t) e = cfg.norm == Norm::Linf ? u(rng[size_t(rows[k])]) : g(rng[size_t(rows[k])]);
       const double tn = vector_norm(t.data(), d, cfg.norm) + 1e-12;
       float* xk = xa.f32() + int64_t(k) * d;
       for (int64_t j = 0; j < d; ++j) xk[j] = float(std::clamp(double(xk[j]) + eps * t[size_t(j)] / tn, lo, hi));
@@ -195,7 +195,7 @@ namespace {
 // loops: each run on the rows no earlier run broke. Broken rows keep their breaking iterate, like
 // the host loop; run_attack re-checks every candidate. std::nullopt: run the host loop.
 std::optional<SubsetResult> apgd_on_device(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                                           const AttackConfig& cfg, std::mt19937_64& rng, Loss loss,
+                                           const AttackConfig& cfg, RowRngs& rng, Loss loss,
                                            std::vector<std::string>& notes) {
   const auto* session = dynamic_cast<const engine::Session*>(&m);
   if (!session || !session->device_session()) return std::nullopt;
@@ -206,7 +206,7 @@ std::optional<SubsetResult> apgd_on_device(const engine::Model& m, const engine:
   o.steps = cfg.steps > 0 ? cfg.steps : 100;
   o.clip_min = float(cfg.clip_min);
   o.clip_max = float(cfg.clip_max);
-  o.seed = rng();
+  o.seed = rng.device_seed();
   o.loss = loss == Loss::CrossEntropy ? "ce" : loss == Loss::Dlr ? "dlr" : "dlr-targeted";
   o.restarts = cfg.restarts;
   o.n_target_classes = cfg.n_target_classes;
@@ -234,7 +234,7 @@ std::optional<SubsetResult> apgd_on_device(const engine::Model& m, const engine:
 }  // namespace
 
 SubsetResult apgd(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                  const AttackConfig& cfg, std::mt19937_64& rng, Loss loss) {
+                  const AttackConfig& cfg, RowRngs& rng, Loss loss) {
   std::vector<std::string> notes;
   if (loss == Loss::CrossEntropy || loss == Loss::Dlr)
     if (auto dev = apgd_on_device(m, x, y, cfg, rng, loss, notes)) return *dev;
@@ -246,7 +246,7 @@ SubsetResult apgd(const engine::Model& m, const engine::Tensor& x, const std::ve
 }
 
 SubsetResult apgd_targeted(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                           const AttackConfig& cfg, std::mt19937_64& rng) {
+                           const AttackConfig& cfg, RowRngs& rng) {
   // APGD-T: for target rank t = 2 .. n_target_classes + 1, target the class with the
   // t-th largest clean logit, on the rows still robust (Croce & Hein 2020, Sec. 4).
   std::vector<std::string> notes;

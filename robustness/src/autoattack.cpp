@@ -17,7 +17,7 @@ bool square_applicable(const engine::Tensor& x, Norm norm) {
 }  // namespace
 
 SubsetResult autoattack(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                        const AttackConfig& cfg_in, std::mt19937_64& rng) {
+                        const AttackConfig& cfg_in, RowRngs& rng) {
   SubsetResult r = make_subset_result(x);
   const int64_t n = x.dim(0), d = sample_dim(x);
   AttackConfig cfg = cfg_in;
@@ -37,19 +37,20 @@ SubsetResult autoattack(const engine::Model& m, const engine::Tensor& x, const s
     std::vector<int64_t> ys;
     for (auto i : rows) ys.push_back(y[size_t(i)]);
     SubsetResult s;
+    RowRngs rows_rng = rng.subset(rows);  // each row keeps its own stream through the stages
     if (stage == "apgd-ce") {
       cfg.steps = iters; cfg.restarts = 1;
-      s = apgd(m, xs, ys, cfg, rng, Loss::CrossEntropy);
+      s = apgd(m, xs, ys, cfg, rows_rng, Loss::CrossEntropy);
     } else if (stage == "apgd-t") {
       cfg.steps = iters; cfg.restarts = 1; cfg.n_target_classes = 9;
-      s = apgd_targeted(m, xs, ys, cfg, rng);
+      s = apgd_targeted(m, xs, ys, cfg, rows_rng);
     } else if (stage == "fab-t") {
       // AutoAttack standard: fab.n_restarts = 1, fab.n_target_classes = 9, n_iter = 100.
       cfg.steps = iters; cfg.restarts = 1; cfg.n_target_classes = 9;
-      s = fab_targeted(m, xs, ys, cfg, rng);
+      s = fab_targeted(m, xs, ys, cfg, rows_rng);
     } else {
       cfg.queries = cfg_in.queries > 0 ? cfg_in.queries : 5000; cfg.p_init = 0.8;
-      s = square(m, xs, ys, cfg, rng);
+      s = square(m, xs, ys, cfg, rows_rng);
     }
     // How the stage ran (fused device loop or host loop), once per distinct note.
     for (const auto& note : s.notes)

@@ -44,6 +44,32 @@ bool is_minimal_attack(const std::string& name) { return name == "cw-l2" || name
 
 namespace detail {
 
+namespace {
+// splitmix64 (Steele, Lea, Flood 2014): decorrelates neighbouring (seed, index) pairs.
+uint64_t mix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+RowRngs::RowRngs(uint64_t seed, const std::vector<int64_t>& sample_index)
+    : own_(std::make_shared<std::vector<std::mt19937_64>>()) {
+  own_->reserve(sample_index.size());
+  for (int64_t i : sample_index) own_->emplace_back(mix64(mix64(seed) ^ uint64_t(i)));
+  for (auto& g : *own_) rows_.push_back(&g);
+}
+
+RowRngs RowRngs::subset(const std::vector<int64_t>& rows) const {
+  RowRngs r;
+  r.own_ = own_;
+  for (int64_t k : rows) r.rows_.push_back(rows_.at(size_t(k)));
+  return r;
+}
+
+uint64_t RowRngs::device_seed() const { return rows_.empty() ? 0 : (*rows_[0])(); }
+
 int64_t sample_dim(const engine::Tensor& x) { return x.dim(0) ? x.numel() / x.dim(0) : 0; }
 
 double vector_norm(const float* v, int64_t n, Norm norm) {
@@ -138,14 +164,14 @@ AttackResult run_attack(const std::string& name, const engine::Model& model, con
                         const std::vector<int64_t>& y, const AttackConfig& cfg) {
   using detail::SubsetResult;
   std::function<SubsetResult(const engine::Model&, const engine::Tensor&, const std::vector<int64_t>&,
-                             const AttackConfig&, std::mt19937_64&)>
+                             const AttackConfig&, detail::RowRngs&)>
       algo;
   if (name == "fgsm") algo = detail::fgsm;
   else if (name == "pgd") algo = detail::pgd;
   else if (name == "apgd-ce" || name == "apgd-dlr") {
     const auto loss = name == "apgd-ce" ? detail::Loss::CrossEntropy : detail::Loss::Dlr;
     algo = [loss](const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& yy,
-                  const AttackConfig& c, std::mt19937_64& rng) { return detail::apgd(m, x, yy, c, rng, loss); };
+                  const AttackConfig& c, detail::RowRngs& rng) { return detail::apgd(m, x, yy, c, rng, loss); };
   } else if (name == "apgd-t") algo = detail::apgd_targeted;
   else if (name == "square") algo = detail::square;
   else if (name == "fab") algo = detail::fab;
@@ -204,13 +230,13 @@ AttackResult run_attack(const std::string& name, const engine::Model& model, con
   std::vector<int64_t> todo;
   for (int64_t i = 0; i < n; ++i)
     if (r.clean_correct[size_t(i)]) todo.push_back(i);
-  std::mt19937_64 rng(cfg.seed);
   const bool minimal = is_minimal_attack(name);
   for (size_t b = 0; b < todo.size(); b += size_t(cfg.batch)) {
     std::vector<int64_t> rows(todo.begin() + b, todo.begin() + std::min(todo.size(), b + size_t(cfg.batch)));
     engine::Tensor xs = x.gather_rows(rows);
     std::vector<int64_t> ys;
     for (auto i : rows) ys.push_back(y[size_t(i)]);
+    detail::RowRngs rng(cfg.seed, rows);  // streams keyed by sample index: --batch changes nothing
     SubsetResult s = (cfg.eps == 0 && !minimal) ? detail::make_subset_result(xs) : algo(model, xs, ys, cfg, rng);
     // Re-check every candidate with a fresh forward pass before it counts.
     std::vector<int64_t> pred;

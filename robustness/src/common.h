@@ -1,12 +1,33 @@
 #pragma once
 // Internals shared by the attack implementations (not installed).
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <vector>
 
 #include "mlaudit/robustness/attacks.h"
 
 namespace mlaudit::robustness::detail {
+
+/// One random stream per sample, keyed by the sample's index in the data set and the seed,
+/// never by batch, thread or shard: an attack's result for a sample does not depend on
+/// --batch, on which other samples share its batch, or on how a run is split.
+/// `subset(rows)` views the streams of some rows (draws advance the parent's streams).
+class RowRngs {
+ public:
+  RowRngs(uint64_t seed, const std::vector<int64_t>& sample_index);
+  RowRngs subset(const std::vector<int64_t>& rows) const;
+  std::mt19937_64& operator[](size_t row) const { return *rows_[row]; }
+  size_t size() const { return rows_.size(); }
+  /// One seed for a fused device loop that draws for a whole batch (its draws then depend on
+  /// the batch; the host loops do not).
+  uint64_t device_seed() const;
+
+ private:
+  RowRngs() = default;
+  std::shared_ptr<std::vector<std::mt19937_64>> own_;
+  std::vector<std::mt19937_64*> rows_;
+};
 
 /// Losses the white-box and black-box attacks maximise (or minimise, Square).
 enum class Loss { CrossEntropy, Dlr, DlrTargeted, Margin };
@@ -48,38 +69,38 @@ SubsetResult make_subset_result(const engine::Tensor& x);
 
 /// FGSM (Goodfellow et al. 2015): x + eps * sign(grad CE); L2: x + eps * g/||g|| (FGM).
 SubsetResult fgsm(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                  const AttackConfig& cfg, std::mt19937_64& rng);
+                  const AttackConfig& cfg, RowRngs& rng);
 /// PGD (Madry et al. 2018) with random start and restarts on cross-entropy.
 SubsetResult pgd(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                 const AttackConfig& cfg, std::mt19937_64& rng);
+                 const AttackConfig& cfg, RowRngs& rng);
 /// APGD (Croce & Hein 2020, Alg. 1) with CE or DLR loss, restarts on still-robust points.
 SubsetResult apgd(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                  const AttackConfig& cfg, std::mt19937_64& rng, Loss loss);
+                  const AttackConfig& cfg, RowRngs& rng, Loss loss);
 /// APGD-T: targeted DLR over the top-2..top-(n+1) classes.
 SubsetResult apgd_targeted(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                           const AttackConfig& cfg, std::mt19937_64& rng);
+                           const AttackConfig& cfg, RowRngs& rng);
 /// Square attack (Andriushchenko et al. 2020), Linf and L2, margin loss, forward passes only.
 SubsetResult square(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                    const AttackConfig& cfg, std::mt19937_64& rng);
+                    const AttackConfig& cfg, RowRngs& rng);
 /// Carlini-Wagner L2 (2017): tanh box, Adam, binary search over c.
 SubsetResult cw_l2(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                   const AttackConfig& cfg, std::mt19937_64& rng);
+                   const AttackConfig& cfg, RowRngs& rng);
 /// DeepFool (Moosavi-Dezfooli et al. 2016), L2 or Linf.
 SubsetResult deepfool(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                      const AttackConfig& cfg, std::mt19937_64& rng);
+                      const AttackConfig& cfg, RowRngs& rng);
 
 /// FAB (Croce & Hein 2020), untargeted: closest linearised boundary over all classes; restarts
 /// after the first from a random start. Success within eps; the point is FAB's minimal one.
 SubsetResult fab(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                 const AttackConfig& cfg, std::mt19937_64& rng);
+                 const AttackConfig& cfg, RowRngs& rng);
 /// FAB-T (AutoAttack standard): targeted FAB over the top-2..top-(n_target_classes+1) clean classes.
 SubsetResult fab_targeted(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                          const AttackConfig& cfg, std::mt19937_64& rng);
+                          const AttackConfig& cfg, RowRngs& rng);
 
 /// One APGD run (no restarts) from a random start; used by apgd and apgd_targeted.
 /// `target` non-null selects targeted DLR. Updates adv/found for rows that break.
 void apgd_single_run(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                     const std::vector<int64_t>* target, const AttackConfig& cfg, std::mt19937_64& rng,
+                     const std::vector<int64_t>* target, const AttackConfig& cfg, RowRngs& rng,
                      Loss loss, engine::Tensor& adv, std::vector<uint8_t>& found,
                      std::vector<int64_t>& gradient_calls);
 
@@ -88,7 +109,7 @@ void apgd_single_run(const engine::Model& m, const engine::Tensor& x, const std:
 namespace mlaudit::robustness::detail {
 /// AutoAttack "standard" (Croce & Hein 2020): APGD-CE, APGD-T, FAB-T, Square; each stage on still-robust rows.
 SubsetResult autoattack(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                        const AttackConfig& cfg, std::mt19937_64& rng);
+                        const AttackConfig& cfg, RowRngs& rng);
 /// The checks every attack runs (AutoAttack's checks.py): a random model (two passes differ),
 /// softmax-looking outputs, and, for white-box attacks, points whose CE input gradient is
 /// exactly zero (gradient masking). `classes` receives the model's class count.

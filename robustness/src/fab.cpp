@@ -204,7 +204,7 @@ double dual_norm(const float* v, int64_t n, Norm norm) {
 // best_norm (infinity when no adversarial iterate was met) and the call counters.
 void fab_single_run(const engine::Model& m, const engine::Tensor& x0, const std::vector<int64_t>& y,
                     const std::vector<int64_t>* target, const AttackConfig& cfg, bool random_start, int n_iter,
-                    std::mt19937_64& rng, engine::Tensor& best_adv, std::vector<double>& best_norm,
+                    RowRngs& rng, engine::Tensor& best_adv, std::vector<double>& best_norm,
                     std::vector<int64_t>& gradient_calls, std::vector<int64_t>& queries) {
   const int64_t bs = x0.dim(0), D = sample_dim(x0);
   const double lo = cfg.clip_min, hi = cfg.clip_max;
@@ -217,7 +217,7 @@ void fab_single_run(const engine::Model& m, const engine::Tensor& x0, const std:
     std::normal_distribution<double> g(0.0, 1.0);
     std::vector<double> t(static_cast<size_t>(D));
     for (int64_t i = 0; i < bs; ++i) {
-      for (auto& v : t) v = cfg.norm == Norm::Linf ? u(rng) : g(rng);
+      for (auto& v : t) v = cfg.norm == Norm::Linf ? u(rng[size_t(i)]) : g(rng[size_t(i)]);
       const double tn = norm_of(t.data(), D, cfg.norm) + 1e-300;
       float* xi = x1.f32() + i * D;
       for (int64_t k = 0; k < D; ++k) xi[k] = float(std::clamp(double(xi[k]) + cfg.eps * t[size_t(k)] / tn * 0.5, lo, hi));
@@ -319,7 +319,7 @@ void fab_single_run(const engine::Model& m, const engine::Tensor& x0, const std:
 // within eps, a row counting as broken when FAB's point is misclassified (fresh forward
 // pass) and ||adv - x|| <= eps.
 SubsetResult fab_attack(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                        const AttackConfig& cfg, std::mt19937_64& rng, bool targeted) {
+                        const AttackConfig& cfg, RowRngs& rng, bool targeted) {
   SubsetResult r = make_subset_result(x);
   const int64_t n = x.dim(0), d = sample_dim(x);
   if (n == 0) return r;
@@ -350,7 +350,8 @@ SubsetResult fab_attack(const engine::Model& m, const engine::Tensor& x, const s
       std::vector<int64_t> gc(rows.size(), 0), qc(rows.size(), 0);
       engine::Tensor adv;
       std::vector<double> norms;
-      fab_single_run(m, xs, ys, targeted ? &ts : nullptr, cfg, restart > 0, n_iter, rng, adv, norms, gc, qc);
+      RowRngs rows_rng = rng.subset(rows);
+      fab_single_run(m, xs, ys, targeted ? &ts : nullptr, cfg, restart > 0, n_iter, rows_rng, adv, norms, gc, qc);
       engine::Tensor z = m.forward(adv);
       for (size_t k = 0; k < rows.size(); ++k) {
         const size_t i = size_t(rows[k]);
@@ -370,12 +371,12 @@ SubsetResult fab_attack(const engine::Model& m, const engine::Tensor& x, const s
 }  // namespace
 
 SubsetResult fab(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                 const AttackConfig& cfg, std::mt19937_64& rng) {
+                 const AttackConfig& cfg, RowRngs& rng) {
   return fab_attack(m, x, y, cfg, rng, false);
 }
 
 SubsetResult fab_targeted(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                          const AttackConfig& cfg, std::mt19937_64& rng) {
+                          const AttackConfig& cfg, RowRngs& rng) {
   return fab_attack(m, x, y, cfg, rng, true);
 }
 

@@ -45,7 +45,7 @@ void random_start(float* xa, int64_t d, Norm norm, double eps, std::mt19937_64& 
 // loop the first misclassified one; both are re-checked by run_attack's fresh forward pass.
 // std::nullopt: run the host loop (with a note saying why when the model is on a device).
 std::optional<SubsetResult> pgd_on_device(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                                          const AttackConfig& cfg, int steps, double alpha, std::mt19937_64& rng,
+                                          const AttackConfig& cfg, int steps, double alpha, RowRngs& rng,
                                           std::vector<std::string>& notes) {
   const auto* session = dynamic_cast<const engine::Session*>(&m);
   if (!session || !session->device_session()) return std::nullopt;  // CPU session: host loop, no note
@@ -61,7 +61,7 @@ std::optional<SubsetResult> pgd_on_device(const engine::Model& m, const engine::
   o.random_start = cfg.random_start;
   o.clip_min = float(cfg.clip_min);
   o.clip_max = float(cfg.clip_max);
-  o.seed = rng();
+  o.seed = rng.device_seed();
   o.batch = 0;  // adapt to free device memory
   const int64_t n = x.dim(0), d = sample_dim(x);
   auto res = engine::device_pgd(*session, x, engine::Tensor::from_ints({n}, y), o);
@@ -85,7 +85,7 @@ std::optional<SubsetResult> pgd_on_device(const engine::Model& m, const engine::
 }  // namespace
 
 SubsetResult fgsm(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                  const AttackConfig& cfg, std::mt19937_64&) {
+                  const AttackConfig& cfg, RowRngs&) {
   // x_adv = clip(x + eps * sign(grad_x CE(f(x), y)))   (Goodfellow et al. 2015, Eq. 3)
   SubsetResult r = make_subset_result(x);
   const int64_t n = x.dim(0), d = sample_dim(x);
@@ -105,7 +105,7 @@ SubsetResult fgsm(const engine::Model& m, const engine::Tensor& x, const std::ve
 }
 
 SubsetResult pgd(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                 const AttackConfig& cfg, std::mt19937_64& rng) {
+                 const AttackConfig& cfg, RowRngs& rng) {
   // Madry et al. 2018: x_{t+1} = Proj_{B(x,eps) ∩ [lo,hi]}(x_t + alpha * step(grad CE)),
   // default alpha = 2.5 * eps / steps so that the iterates can cross the ball.
   const int steps = cfg.steps > 0 ? cfg.steps : 10;
@@ -124,7 +124,7 @@ SubsetResult pgd(const engine::Model& m, const engine::Tensor& x, const std::vec
     engine::Tensor xa = x0.clone();
     if (cfg.random_start)
       for (size_t k = 0; k < act.size(); ++k) {
-        random_start(xa.f32() + int64_t(k) * d, d, cfg.norm, cfg.eps, rng);
+        random_start(xa.f32() + int64_t(k) * d, d, cfg.norm, cfg.eps, rng[size_t(act[k])]);
         project(xa.f32() + int64_t(k) * d, x0.f32() + int64_t(k) * d, d, cfg.norm, cfg.eps, cfg.clip_min, cfg.clip_max);
       }
     // Record rows whose current iterate is misclassified and drop them from the batch.

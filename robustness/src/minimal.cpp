@@ -8,7 +8,7 @@
 namespace mlaudit::robustness::detail {
 
 SubsetResult cw_l2(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                   const AttackConfig& cfg, std::mt19937_64&) {
+                   const AttackConfig& cfg, RowRngs&) {
   // Carlini & Wagner, "Towards evaluating the robustness of neural networks", S&P 2017, Sec. V.A:
   // minimise ||x' - x||_2^2 + c * max(Z_y - max_{i!=y} Z_i, -kappa) over w with
   // x' = lo + (hi - lo) (tanh(w) + 1) / 2, Adam (lr 0.01), binary search over c from 1e-3.
@@ -100,7 +100,7 @@ SubsetResult cw_l2(const engine::Model& m, const engine::Tensor& x, const std::v
 }
 
 SubsetResult deepfool(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                      const AttackConfig& cfg, std::mt19937_64&) {
+                      const AttackConfig& cfg, RowRngs&) {
   // Moosavi-Dezfooli, Fawzi, Frossard, CVPR 2016, Alg. 2 (multi-class) and Sec. 3.3 (Linf):
   // linearise f_k - f_y around x_t, step to the nearest linearised boundary
   //   L2:   r = (|f_l| / ||w_l||_2 + 1e-4) * w_l / ||w_l||_2;   Linf: r = (|f_l| / ||w_l||_1 + 1e-4) * sign(w_l),

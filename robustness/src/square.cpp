@@ -34,7 +34,7 @@ std::vector<double> meta_pseudo_gaussian(int s, std::mt19937_64& rng) {
 // the model is a Session on CUDA. Same algorithm and defaults as the loop below; the random draws
 // come from a counter-based Philox stream instead of rng. std::nullopt: run the host loop.
 std::optional<SubsetResult> square_on_device(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                                             const AttackConfig& cfg, std::mt19937_64& rng, std::vector<std::string>& notes) {
+                                             const AttackConfig& cfg, RowRngs& rng, std::vector<std::string>& notes) {
   const auto* session = dynamic_cast<const engine::Session*>(&m);
   if (!session || !session->device_session()) return std::nullopt;
   // L2 Square needs [N,C,H,W] images with H, W >= 5: leave the error to the host loop's check.
@@ -46,7 +46,7 @@ std::optional<SubsetResult> square_on_device(const engine::Model& m, const engin
   o.p_init = cfg.p_init;
   o.clip_min = float(cfg.clip_min);
   o.clip_max = float(cfg.clip_max);
-  o.seed = rng();
+  o.seed = rng.device_seed();
   const int64_t n = x.dim(0), d = sample_dim(x);
   auto res = engine::device_square(*session, x, engine::Tensor::from_ints({n}, y), o);
   if (!res) {
@@ -68,7 +68,7 @@ std::optional<SubsetResult> square_on_device(const engine::Model& m, const engin
 }  // namespace
 
 SubsetResult square(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
-                    const AttackConfig& cfg, std::mt19937_64& rng) {
+                    const AttackConfig& cfg, RowRngs& rng) {
   std::vector<std::string> notes;
   if (auto dev = square_on_device(m, x, y, cfg, rng, notes)) return *dev;
   SubsetResult r = make_subset_result(x);
@@ -82,13 +82,16 @@ SubsetResult square(const engine::Model& m, const engine::Tensor& x, const std::
   const int n_queries = cfg.queries;
   if (cfg.norm == Norm::L2 && (h < 5 || w < 5))
     throw InputError("robustness", "square --norm l2 needs image inputs [N,C,H,W] with H,W >= 5, got " + engine::shape_str(x.shape()));
-  auto coin = [&]() { return std::uniform_int_distribution<int>(0, 1)(rng) ? 1.0 : -1.0; };
-  auto randint = [&](int64_t hi_excl) { return hi_excl <= 1 ? int64_t(0) : std::uniform_int_distribution<int64_t>(0, hi_excl - 1)(rng); };
+  // Every draw for row i comes from row i's own stream (g points at it while row i is worked on).
+  std::mt19937_64* g = nullptr;
+  auto coin = [&]() { return std::uniform_int_distribution<int>(0, 1)(*g) ? 1.0 : -1.0; };
+  auto randint = [&](int64_t hi_excl) { return hi_excl <= 1 ? int64_t(0) : std::uniform_int_distribution<int64_t>(0, hi_excl - 1)(*g); };
   const double n_features = double(d);
 
   // Initialisation.
   engine::Tensor x_best = x.clone();
   for (int64_t i = 0; i < n; ++i) {
+    g = &rng[size_t(i)];
     float* xb = x_best.f32() + i * d;
     const float* x0 = x.f32() + i * d;
     if (cfg.norm == Norm::Linf) {
@@ -107,7 +110,7 @@ SubsetResult square(const engine::Model& m, const engine::Tensor& x, const std::
       const int64_t s = h / 5, sp = (h - s * 5) / 2;
       for (int64_t vh = sp; vh + s <= h && vh < sp + (h / s) * s; vh += s)
         for (int64_t vw = sp; vw + s <= w && vw < sp + (w / s) * s; vw += s) {
-          auto mg = meta_pseudo_gaussian(int(s), rng);
+          auto mg = meta_pseudo_gaussian(int(s), *g);
           for (int64_t ch = 0; ch < c; ++ch) {
             const double sgn = coin();
             for (int64_t a = 0; a < s; ++a)
@@ -134,6 +137,7 @@ SubsetResult square(const engine::Model& m, const engine::Tensor& x, const std::
     engine::Tensor x_new = x_best.gather_rows(act);
     for (size_t j = 0; j < act.size(); ++j) {
       const int64_t i = act[j];
+      g = &rng[size_t(i)];
       float* xn = x_new.f32() + int64_t(j) * d;
       const float* x0 = x.f32() + i * d;
       const float* xb = x_best.f32() + i * d;
@@ -179,7 +183,7 @@ SubsetResult square(const engine::Model& m, const engine::Tensor& x, const std::
             }
         norm_image = std::sqrt(norm_image);
         norm_windows = std::sqrt(norm_windows);
-        auto mg = meta_pseudo_gaussian(int(s), rng);
+        auto mg = meta_pseudo_gaussian(int(s), *g);
         // Budget left for the window: sqrt(max(eps^2 - ||delta||^2, 0)/c + ||delta_windows||^2).
         const double budget = std::sqrt(std::max(eps * eps - norm_image * norm_image, 0.0) / double(c) + norm_windows * norm_windows);
         std::vector<double> win(static_cast<size_t>(s * s));

@@ -174,10 +174,9 @@ TEST_CASE("init: without data only efficiency is active and the rest is a commen
   CHECK(check(dir).exit_code == 0);
 }
 
-// [!mayfail] until `audit --check` and the performance section load models as the commands do
-// (engine::SessionOptions::binary_two_classes in reports/src/check.cpp and engine_sections.cpp): today
-// the check counts one class and refuses label 1, so init stops with its "fails 'mlaudit audit --check'" line.
-TEST_CASE("init: a binary classifier with one logit is audited as two classes", "[cli][init][!mayfail]") {
+// `audit --check` and the performance section load models as the commands do
+// (engine::SessionOptions::binary_two_classes), so label 1 is a class of a one-logit model.
+TEST_CASE("init: a binary classifier with one logit is audited as two classes", "[cli][init]") {
   const std::string dir = test::temp_dir("init-binary");
   std::string yaml;
   auto r = init(dir, "--model " + src("tests/fixtures/binary/logit.onnx") + " --data " + src("tests/fixtures/binary/x.npy") +
@@ -258,7 +257,10 @@ TEST_CASE("init: bad input exits 2 with one line", "[cli][init]") {
 // The audit the written configs describe runs end to end on the bundled models and data
 // (exit 0: every gate passed, or 1: an error gate failed; never 2, a section that did not run).
 TEST_CASE("init: mlaudit audit runs the written configs end to end", "[cli][init][e2e]") {
-  for (const auto& [tag, args] : std::vector<std::pair<std::string, std::string>>{{"cnn", fmnist_args()}, {"credit", credit_args()}}) {
+  const std::string binary = "--model " + src("tests/fixtures/binary/logit.onnx") + " --data " + src("tests/fixtures/binary/x.npy") +
+                             " --labels " + src("tests/fixtures/binary/y.npy");
+  for (const auto& [tag, args] : std::vector<std::pair<std::string, std::string>>{
+           {"cnn", fmnist_args()}, {"credit", credit_args()}, {"binary", binary}}) {
     const std::string dir = test::temp_dir("init-e2e-" + tag);
     REQUIRE(init(dir, args + " --limit 4").exit_code == 0);  // 4 rows: verification of the CNN takes ~4 s a row
     auto r = test::run_cli("audit --config " + dir + "/audit.yaml --out " + dir + "/report --no-pdf");
