@@ -71,7 +71,12 @@ int cmd_corrupt(const std::vector<std::string>& args, const GlobalOptions& globa
   std::vector<std::string> corruptions = vm.count("corruptions") ? split_list(vm["corruptions"].as<std::string>())
                                          : (x.rank() == 4 ? robustness::image_corruptions() : robustness::tabular_corruptions());
   if (corruptions.empty()) throw InputError("cli", "corrupt: --corruptions is empty");
-  auto rep = robustness::evaluate_corruptions(*model, x, y, corruptions, severities, vm["seed"].as<uint64_t>(), vm["batch"].as<int>());
+  robustness::CorruptionReport rep;
+  {
+    engine::ProgressLine progress("corrupt (corruption x severity)", "runs", global.show_progress());
+    rep = robustness::evaluate_corruptions(*model, x, y, corruptions, severities, vm["seed"].as<uint64_t>(), vm["batch"].as<int>(),
+                                           progress.fn());
+  }
 
   nlohmann::json j;
   j["schema"] = "mlaudit.corrupt/1";

@@ -226,7 +226,13 @@ int cmd_privacy(const std::vector<std::string>& args, const GlobalOptions& globa
   }
 
   const auto t0 = std::chrono::steady_clock::now();
-  const auto reports = privacy::run_membership_inference(*model, xm, ym, xn, yn, opts);
+  std::vector<privacy::AttackReport> reports;
+  {
+    engine::ProgressLine progress("privacy (LiRA reference models, label-only sets)", "steps", global.show_progress());
+    opts.progress = progress.fn();
+    reports = privacy::run_membership_inference(*model, xm, ym, xn, yn, opts);
+    opts.progress = nullptr;
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   nlohmann::json j;

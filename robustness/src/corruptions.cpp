@@ -299,7 +299,8 @@ double CorruptionReport::mean_corruption_accuracy() const {
 
 CorruptionReport evaluate_corruptions(const engine::Model& model, const engine::Tensor& x_in,
                                       const std::vector<int64_t>& labels, const std::vector<std::string>& corruptions,
-                                      const std::vector<int>& severities, uint64_t seed, int batch) {
+                                      const std::vector<int>& severities, uint64_t seed, int batch,
+                                      const engine::ProgressFn& progress) {
   const engine::Tensor x = x_in.to(engine::DType::Float32);
   if (x.rank() < 2) throw InputError("robustness", "input data must be [N, ...], got " + engine::shape_str(x.shape()));
   if (int64_t(labels.size()) != x.dim(0))
@@ -334,6 +335,7 @@ CorruptionReport evaluate_corruptions(const engine::Model& model, const engine::
     for (int s : severities) {
       engine::Tensor xc = corrupt(x, c, s, seed * 7919ULL + (++k), mean, stdev);
       rep.scores.push_back({c, s, accuracy(xc)});
+      if (progress) progress(int64_t(k), int64_t(corruptions.size() * severities.size()));
     }
   return rep;
 }

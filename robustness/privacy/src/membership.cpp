@@ -334,6 +334,11 @@ std::vector<AttackReport> run_membership_inference(const engine::Model& target, 
   check_logits(zm, ym);
   check_logits(zn, yn);
   std::vector<AttackReport> out;
+  int64_t steps = 0, done = 0;
+  for (const auto& a : opts.attacks) steps += a == "lira" ? int64_t(opts.reference_models.size()) : a == "label-only" ? 2 : 0;
+  auto step = [&]() {
+    if (opts.progress) opts.progress(++done, steps);
+  };
   for (const auto& a : opts.attacks) {
     if (a == "loss") out.push_back(evaluate_scores(a, loss_scores(zm, ym), loss_scores(zn, yn), ym, yn));
     else if (a == "confidence")
@@ -351,6 +356,7 @@ std::vector<AttackReport> run_membership_inference(const engine::Model& target, 
         const std::vector<double> pn = logit_scaled_confidence(batched_logits(*ref, xn, opts.batch), yn);
         phi.insert(phi.end(), pn.begin(), pn.end());
         ref_phi.push_back(std::move(phi));
+        step();
       }
       std::vector<double> phi = logit_scaled_confidence(zm, ym);
       const std::vector<double> pn = logit_scaled_confidence(zn, yn);
@@ -360,8 +366,11 @@ std::vector<AttackReport> run_membership_inference(const engine::Model& target, 
                                     std::vector<double>(s.begin() + int64_t(ym.size()), s.end())));
     } else if (a == "label-only") {
       if (!opts.boundary_distance) fail("attack 'label-only' needs a boundary-distance function");
-      out.push_back(evaluate_scores(a, label_only_scores(target, xm, ym, opts.boundary_distance, opts.batch),
-                                    label_only_scores(target, xn, yn, opts.boundary_distance, opts.batch), ym, yn));
+      std::vector<double> sm = label_only_scores(target, xm, ym, opts.boundary_distance, opts.batch);
+      step();
+      std::vector<double> sn = label_only_scores(target, xn, yn, opts.boundary_distance, opts.batch);
+      step();
+      out.push_back(evaluate_scores(a, sm, sn, ym, yn));
     }
   }
   return out;

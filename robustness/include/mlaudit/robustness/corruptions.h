@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "mlaudit/engine/model.h"
+#include "mlaudit/engine/progress.h"
 #include "mlaudit/engine/tensor.h"
 
 namespace mlaudit::robustness {
@@ -40,8 +41,10 @@ struct CorruptionReport {
 };
 
 /// Evaluate the model on every corruption x severity. Tabular statistics come from x itself.
+/// `progress` is called after each (corruption, severity) pair.
 CorruptionReport evaluate_corruptions(const engine::Model& model, const engine::Tensor& x,
                                       const std::vector<int64_t>& labels, const std::vector<std::string>& corruptions,
-                                      const std::vector<int>& severities, uint64_t seed, int batch = 256);
+                                      const std::vector<int>& severities, uint64_t seed, int batch = 256,
+                                      const engine::ProgressFn& progress = {});
 
 }  // namespace mlaudit::robustness

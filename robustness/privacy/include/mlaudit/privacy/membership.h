@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "mlaudit/engine/progress.h"
 #include "mlaudit/engine/model.h"
 #include "mlaudit/engine/tensor.h"
 
@@ -117,6 +118,8 @@ struct MembershipOptions {
   LiraOptions lira;
   BoundaryDistanceFn boundary_distance;                ///< for "label-only"
   int batch = 256;                                     ///< samples per model call
+  /// Called after each slow step: each LiRA reference model, label-only's members and non-members.
+  engine::ProgressFn progress;
 };
 
 /// Logits of x under the model in batches.
