@@ -52,7 +52,9 @@ struct PyValue {
   int64_t integer = 0;
   bool boolean = false;
   std::vector<PyValue> items;                           // Seq
-  std::vector<std::pair<std::string, PyValue>> fields;  // Dict
+  // Dict: keys[k] -> items[k] (two vectors, not pairs: std::pair of an incomplete type does not
+  // compile with clang's libstdc++ checks)
+  std::vector<std::string> keys;
 };
 
 class HeaderParser {
@@ -107,7 +109,8 @@ class HeaderParser {
         std::string key = parse_string();
         if (peek() != ':') error("expected ':'");
         ++pos_;
-        v.fields.emplace_back(std::move(key), parse_value(depth + 1));
+        v.keys.push_back(std::move(key));
+        v.items.push_back(parse_value(depth + 1));
         if (peek() == ',') ++pos_;
         else if (peek() != '}') error("expected ',' or '}'");
       }
@@ -313,8 +316,9 @@ void decode(const DtypeInfo& info, const unsigned char* src, int64_t n, Tensor& 
 }
 
 const PyValue* field(const PyValue& dict, const char* key) {
-  for (const auto& [k, v] : dict.fields)
-    if (k == key) return &v;
+  if (dict.kind != PyValue::Kind::Dict) return nullptr;
+  for (size_t k = 0; k < dict.keys.size(); ++k)
+    if (dict.keys[k] == key) return &dict.items[k];
   return nullptr;
 }
 
