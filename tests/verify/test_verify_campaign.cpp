@@ -204,3 +204,49 @@ TEST_CASE("soundness campaign: fixed cases never contradict the exact reference"
                     << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s: "
                     << log.str());
 }
+
+// Found by the campaign (seed 2000, instance 1615, a conv + BN + avg-pool net with two input boxes):
+// a sat instance came back `unknown` in 0.2 s, "z3 model not confirmed by the float32 forward
+// pass". Z3's models sit on vertices, so inputs on the box's faces; when a bound is not a float32
+// (0.7 here: float(0.7) < 0.7) the model's input rounded to float32 left the box and the model was
+// dropped, twice, although the same point nudged one float32 step inwards is a counterexample.
+// The falsifier already rounded inwards (falsify.cpp, confirm); the Z3 leaf now does the same.
+TEST_CASE("Z3 leaf: a counterexample on a face whose bound is not a float32 is confirmed", "[verify][campaign]") {
+  Network net;
+  AffineLayer hidden, out;
+  hidden.in = hidden.out = out.in = out.out = 1;
+  hidden.weight = {1.0};
+  hidden.bias = {-0.5};  // z = x - 0.5 in [0.2, 0.5]: y = x - 0.5 on the box
+  out.weight = {1.0};
+  out.bias = {0.0};
+  net.layers = {hidden, out};
+  net.input_shape = {1, 1};
+  REQUIRE(double(float(0.7)) < 0.7);
+  InputBox box{{0.7}, {1.0}};
+  // unsafe: y <= 0.21, i.e. x in [0.7, 0.71]; Z3's vertex model sits on the face x = 0.7.
+  OutputConstraint row;
+  row.coef = {1.0};
+  row.constant = -0.21;
+  std::vector<OutputConjunction> unsafe = {{row}};
+  LayerBounds bounds = interval_bounds(net, box);
+  Deadline deadline(10);
+  VerifyResult r = z3_check(net, box, bounds, unsafe, 10, deadline);
+  INFO(verdict_name(r.verdict) << ": " << r.reason);
+  REQUIRE(r.verdict == Verdict::Sat);
+  REQUIRE(r.counterexample);
+  CHECK(r.counterexample->input[0] >= 0.7);
+  CHECK(r.counterexample->input[0] <= 1.0);
+  CHECK(r.counterexample->output[0] <= 0.21);
+}
+
+TEST_CASE("campaign instance c2000_001615: the Z3 leaf's counterexample is confirmed", "[verify][campaign]") {
+  const std::string dir = std::string(MLAUDIT_SOURCE_DIR) + "/tests/fixtures/verify_campaign/";
+  Network net = load_network(dir + "onnx/c2000_001615_conv_bn_avg_multibox.onnx");
+  Property prop = read_vnnlib(dir + "vnnlib/c2000_001615_conv_bn_avg_multibox.vnnlib");
+  VerifyOptions o;
+  o.timeout_s = 20 * mlaudit::test::time_scale();
+  o.threads = 1;
+  VerifyResult r = verify_property(net, prop, o);
+  INFO(verdict_name(r.verdict) << " by " << r.method << ": " << r.reason);
+  CHECK(r.verdict == Verdict::Sat);  // `unknown` in 0.2 s before the fix ("z3 model not confirmed")
+}
