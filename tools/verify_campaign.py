@@ -44,10 +44,10 @@ bounds, solved by HiGHS (scipy.optimize.milp): maximise t subject to t <= -(c_k 
 row k. The conjunction is reachable iff t* >= 0. `sat` needs a MILP point whose exact float64
 forward pass has t > margin; `unsat` needs HiGHS's dual bound < -margin; otherwise the instance is
 `borderline` and excluded from the wrong-answer count (margin = 1e-4 x the outputs' magnitude, the
-float32/float64 gap between onnxruntime, mlaudit's engine and the reference). On nets with at most
-8 unstable ReLUs (and no pooling/leaky) the reference is cross-checked by enumerating every
-activation pattern (one LP each, no big-M), and on every net by 512 sampled points (a sampled
-point with t > margin contradicts an `unsat` reference).
+float32/float64 gap between onnxruntime, mlaudit's engine and the reference). A sampled point
+(512 per box) with t > margin is a witness too, and contradicts an `unsat` reference (`refbug`).
+On every 25th instance (--enum-every) whose net has only ReLUs and at most 8 unstable ones, the
+reference is cross-checked by enumerating every activation pattern (one LP each, no big-M).
 
 Comparison (`run`): wrong = mlaudit `unsat` where the reference is `sat`, mlaudit `sat` where the
 reference is `unsat`, or a `sat` whose counterexample is outside the input region or does not
@@ -518,6 +518,7 @@ def decide(net, prop, enumerate_patterns=False, samples=512, rng=None):
                 any_sat = True
                 witness = X[int(np.argmax(vals))].tolist()
                 detail["t"].append([None, smax, None, smax])
+                detail["method"] = "sampled witness"
                 break
             st, t, x, dual = enc.solve_conjunction(rows_cd)
             if st == "fail":
@@ -741,7 +742,7 @@ def make_property(kind, net, n_in, n_out, image, rng):
     return {"kind": kind, "cases": cases, "out_scale": out_scale, "eps": eps, "vnnlib": "\n".join(lines) + "\n"}
 
 
-def generate(out, count, seed, families=None, kinds=None, enum_every=5, start=0, quiet=False):
+def generate(out, count, seed, families=None, kinds=None, enum_every=25, start=0, quiet=False):
     """Write `count` instances under `out` (onnx/, vnnlib/, cases.csv) with the reference answer."""
     os.makedirs(os.path.join(out, "onnx"), exist_ok=True)
     os.makedirs(os.path.join(out, "vnnlib"), exist_ok=True)
@@ -1107,7 +1108,7 @@ def main():
     g.add_argument("--count", type=int, default=100)
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--start", type=int, default=0)
-    g.add_argument("--enum-every", type=int, default=5)
+    g.add_argument("--enum-every", type=int, default=25)
     g.set_defaults(fn=cmd_generate)
     r = sub.add_parser("run")
     r.add_argument("--dir", required=True)
@@ -1121,7 +1122,7 @@ def main():
     c.add_argument("--chunk-size", type=int, default=500)
     c.add_argument("--first-chunk", type=int, default=0)
     c.add_argument("--seed", type=int, default=1000)
-    c.add_argument("--enum-every", type=int, default=5)
+    c.add_argument("--enum-every", type=int, default=25)
     c.add_argument("--mlaudit", default=os.path.join(ROOT, "build", "mlaudit"))
     c.add_argument("--timeout", type=float, default=10)
     c.add_argument("--jobs", type=int, default=1)
