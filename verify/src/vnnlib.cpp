@@ -119,6 +119,13 @@ class Builder {
     char* end = nullptr;
     long idx = std::strtol(name.c_str() + 2, &end, 10);
     if (*end != '\0' || idx < 0) r_.fail(e.items[1].line, e.items[1].col, "bad variable index in '" + name + "'");
+    // Indices size the property's input and output vectors: far past any network's width is
+    // a hostile or broken file (LONG_MAX overflowed idx + 1 below, found by fuzz/fuzz_vnnlib).
+    constexpr long kMaxIndex = 1L << 24;
+    if (idx >= kMaxIndex)
+      r_.fail(e.items[1].line, e.items[1].col,
+              fmt::format("variable index in '{}' is too large (at most {})", name.size() > 40 ? name.substr(0, 40) + "..." : name,
+                          kMaxIndex - 1));
     if (vars_.count(name)) r_.fail(e.items[1].line, e.items[1].col, "variable '" + name + "' declared twice");
     vars_[name] = {kind, idx};
     if (kind == 'X') nx_ = std::max<int64_t>(nx_, idx + 1);
