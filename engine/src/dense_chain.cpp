@@ -102,7 +102,7 @@ std::unique_ptr<DenseChain> DenseChain::compile(const Graph& g) {
         w = static_cast<int64_t>(st.c.size());
       }
     } else if (op == "Gemm" || op == "MatMul") {
-      if (data_pos != 0 || !consts[0] || consts[0]->dtype() != DType::Float32 || consts[0]->rank() != 2) return nullptr;
+      if (data_pos != 0 || consts.empty() || !consts[0] || consts[0]->dtype() != DType::Float32 || consts[0]->rank() != 2) return nullptr;
       const Tensor& b = *consts[0];
       const bool gemm = op == "Gemm";
       if (gemm && n.get_int("transA", 0) != 0) return nullptr;
