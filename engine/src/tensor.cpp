@@ -94,7 +94,7 @@ Tensor Tensor::from_floats(Shape shape, const std::vector<float>& values) {
   Tensor t(DType::Float32, std::move(shape));
   if (static_cast<int64_t>(values.size()) != t.numel())
     throw InputError("engine", fmt::format("{} values for shape {}", values.size(), shape_str(t.shape())));
-  std::memcpy(t.raw(), values.data(), values.size() * sizeof(float));
+  if (!values.empty()) std::memcpy(t.raw(), values.data(), values.size() * sizeof(float));
   return t;
 }
 
@@ -102,7 +102,7 @@ Tensor Tensor::from_ints(Shape shape, const std::vector<int64_t>& values) {
   Tensor t(DType::Int64, std::move(shape));
   if (static_cast<int64_t>(values.size()) != t.numel())
     throw InputError("engine", fmt::format("{} values for shape {}", values.size(), shape_str(t.shape())));
-  std::memcpy(t.raw(), values.data(), values.size() * sizeof(int64_t));
+  if (!values.empty()) std::memcpy(t.raw(), values.data(), values.size() * sizeof(int64_t));
   return t;
 }
 
@@ -128,7 +128,7 @@ void Tensor::check_type(DType t) const {
 Tensor Tensor::clone() const {
   if (empty()) return {};
   Tensor t(dtype_, shape_);
-  std::memcpy(t.raw(), raw(), nbytes());
+  if (nbytes()) std::memcpy(t.raw(), raw(), nbytes());
   return t;
 }
 
