@@ -240,7 +240,7 @@ Paper parse_paper(const std::string& name) {
 
 const char* paper_name(Paper paper) { return paper == Paper::Letter ? "letter" : "A4"; }
 
-std::string render_markdown(const json& report, const std::string& asset_dir) {
+static std::string render_markdown_fields(const json& report, const std::string& asset_dir) {
   std::string out;
   for (const Block& b : detail::build_document(report, asset_dir)) {
     switch (b.kind) {
@@ -302,14 +302,14 @@ std::string render_markdown(const json& report, const std::string& asset_dir) {
   return out;
 }
 
-std::vector<std::pair<std::string, std::string>> render_chart_files(const json& report, const std::string& asset_dir) {
+static std::vector<std::pair<std::string, std::string>> render_chart_files_fields(const json& report, const std::string& asset_dir) {
   std::vector<std::pair<std::string, std::string>> files;
   for (const Block& b : detail::build_document(report, asset_dir))
     if (b.kind == K::Chart) files.emplace_back(b.chart_file, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" + b.svg + "\n");
   return files;
 }
 
-std::string render_html(const json& report, const std::string& asset_dir, const RenderOptions& options) {
+static std::string render_html_fields(const json& report, const std::string& asset_dir, const RenderOptions& options) {
   const auto doc = detail::build_document(report, asset_dir);
   std::string title = "Model audit report";
   if (!doc.empty()) title = doc[0].text;
@@ -403,7 +403,7 @@ std::string render_html(const json& report, const std::string& asset_dir, const 
   return out;
 }
 
-std::string render_junit(const json& report) {
+static std::string render_junit_fields(const json& report) {
   const json gates = report.contains("gates") && report["gates"].is_array() ? report["gates"] : json::array();
   int failures = 0, errors = 0;
   for (const auto& g : gates) {
@@ -453,6 +453,36 @@ std::string render_junit(const json& report) {
   }
   out += "  </testsuite>\n</testsuites>\n";
   return out;
+}
+
+// A report.json is an input like any other: one that parses but whose fields do not have the
+// types mlaudit writes (a number where a string belongs, found by fuzz/fuzz_json) is an
+// InputError naming the problem, not an internal error.
+template <class F>
+static auto typed_fields(F render) -> decltype(render()) {
+  try {
+    return render();
+  } catch (const json::exception& e) {
+    throw InputError("report", fmt::format("the report's fields do not have the types mlaudit writes ({}); render a "
+                                           "report.json that 'mlaudit audit' wrote",
+                                           e.what()));
+  }
+}
+
+std::string render_markdown(const json& report, const std::string& asset_dir) {
+  return typed_fields([&] { return render_markdown_fields(report, asset_dir); });
+}
+
+std::vector<std::pair<std::string, std::string>> render_chart_files(const json& report, const std::string& asset_dir) {
+  return typed_fields([&] { return render_chart_files_fields(report, asset_dir); });
+}
+
+std::string render_html(const json& report, const std::string& asset_dir, const RenderOptions& options) {
+  return typed_fields([&] { return render_html_fields(report, asset_dir, options); });
+}
+
+std::string render_junit(const json& report) {
+  return typed_fields([&] { return render_junit_fields(report); });
 }
 
 }  // namespace mlaudit::reports

@@ -234,3 +234,25 @@ TEST_CASE("hostile sizes end in InputError before any allocation", "[fuzz][hosti
     fs::remove_all(dir);
   }
 }
+
+TEST_CASE("fuzzer reproducers through the CLI: one line, exit 2, nothing written", "[fuzz][cli]") {
+  const std::string dir = test::temp_dir("fuzz-cli");
+  // report.json with a number where a string belongs (fuzz/fuzz_json): was "internal error", exit 3
+  auto r = run_cli("report --in " + source_path("tests/fixtures/fuzz/json/string-field-holds-number.json") + " --format html --out " +
+                   dir + "/r.html");
+  INFO(r.output);
+  CHECK(r.exit_code == 2);
+  CHECK(line_count(r.output) == 1);
+  CHECK(r.output.find("report: the report's fields do not have the types mlaudit writes") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir + "/r.html"));
+  // a one-input MatMul (fuzz/fuzz_onnx): mlaudit info segfaulted while compiling the dense chain
+  auto m = run_cli("info --model " + source_path("tests/fixtures/fuzz/onnx/gemm-one-input.onnx"));
+  INFO(m.output);
+  CHECK(m.exit_code == 0);
+  // X_<20 digits> (fuzz/fuzz_vnnlib): signed overflow; now one line naming the variable
+  auto v = run_cli("verify --model " + source_path("models/credit_mlp.onnx") + " --vnnlib " +
+                   source_path("tests/fixtures/fuzz/vnnlib/huge-variable-index.vnnlib"));
+  INFO(v.output);
+  CHECK(v.exit_code == 2);
+  CHECK(v.output.find("is too large (at most 16777215)") != std::string::npos);
+}
