@@ -257,33 +257,14 @@ class Net:
         return m
 
     def forward_all(self, x):
-        vals = []
-        for nd in self.nodes:
-            op = nd["op"]
-            if op == "input":
-                v = np.asarray(x, dtype=np.float64)
-            elif op == "affine":
-                v = nd["W"] @ vals[nd["src"][0]] + nd["b"]
-            elif op == "relu":
-                v = np.maximum(vals[nd["src"][0]], 0)
-            elif op == "leaky":
-                z = vals[nd["src"][0]]
-                v = np.where(z >= 0, z, nd["alpha"] * z)
-            elif op == "sigmoid":
-                v = 1 / (1 + np.exp(-vals[nd["src"][0]]))
-            elif op == "maxpool":
-                r = vals[nd["src"][0]]
-                v = np.array([r[w].max() for w in nd["windows"]])
-            else:
-                v = vals[nd["src"][0]] + vals[nd["src"][1]]
-            vals.append(v)
-        return vals
+        """Every node's values for one input (float64)."""
+        return [v[0] for v in self.forward_batch_all(np.asarray(x, dtype=np.float64)[None, :])]
 
     def forward(self, x):
         return self.forward_all(x)[self.out]
 
-    def forward_batch(self, X):
-        """Forward of many inputs (rows of X) at once, float64."""
+    def forward_batch_all(self, X):
+        """Every node's values for many inputs (rows of X) at once, float64."""
         vals = []
         for nd in self.nodes:
             op = nd["op"]
@@ -304,7 +285,11 @@ class Net:
             else:
                 v = vals[nd["src"][0]] + vals[nd["src"][1]]
             vals.append(v)
-        return vals[self.out]
+        return vals
+
+    def forward_batch(self, X):
+        """Forward of many inputs (rows of X) at once, float64."""
+        return self.forward_batch_all(X)[self.out]
 
     def interval_bounds(self, lo, hi):
         """Sound interval bounds of every node on the box (float64, widened by 1e-9 relative + 1e-12)."""
