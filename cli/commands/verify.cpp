@@ -296,7 +296,7 @@ int run_data(const po::variables_map& vm, const GlobalOptions& g) {
                              domain_text(ro.clip_min, ro.clip_max));
   std::vector<verify::SampleVerdict> verdicts;
   {
-    engine::ProgressLine progress("verify", "queries", !quiet || g.section_progress);
+    engine::ProgressLine progress("verify", "queries", g.show_progress());
     ro.progress = progress.fn();
     verdicts = verify::verify_robustness(net ? &*net : nullptr, reason, data, labels, ro);
     ro.progress = nullptr;

@@ -72,7 +72,9 @@ void register_quant_ops();       ///< ops_quant.cpp: (De)QuantizeLinear, integer
 const Tensor& input(const OpContext& ctx, const Inputs& in, size_t k);
 /// Input k as float32 (throws when it is not float).
 const Tensor& float_input(const OpContext& ctx, const Inputs& in, size_t k);
-/// Normalise a possibly negative axis against a rank.
+/// Normalise a possibly negative axis against a rank: an axis of a tensor, so a scalar (rank 0)
+/// has none (callers index shape()[axis]; allowing axis 0 on a scalar let Squeeze read past an
+/// empty shape, found by fuzz/fuzz_onnx).
 int64_t norm_axis(const OpContext& ctx, int64_t axis, int64_t rank);
 
 /// Pads of one spatial axis: explicit, or resolved from auto_pad (VALID, SAME_UPPER, SAME_LOWER).

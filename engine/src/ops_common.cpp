@@ -76,7 +76,7 @@ const Tensor& float_input(const OpContext& ctx, const Inputs& in, size_t k) {
 
 int64_t norm_axis(const OpContext& ctx, int64_t axis, int64_t rank) {
   int64_t a = axis < 0 ? axis + rank : axis;
-  if (a < 0 || a >= std::max<int64_t>(rank, 1)) op_error(ctx, fmt::format("axis {} out of range for rank {}", axis, rank));
+  if (a < 0 || a >= rank) op_error(ctx, fmt::format("axis {} out of range for rank {}", axis, rank));
   return a;
 }
 

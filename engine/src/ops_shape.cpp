@@ -95,7 +95,6 @@ void squeeze_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& ou
   } else {
     for (int64_t a : axes) {
       int64_t k = norm_axis(ctx, a, r);
-      if (k >= r) op_error(ctx, fmt::format("axis {} out of range for rank {}", a, r));  // a scalar has no axis 0
       if (x.shape()[k] != 1) op_error(ctx, fmt::format("cannot squeeze axis {} of size {}", a, x.shape()[k]));
       drop[k] = true;
     }

@@ -456,22 +456,24 @@ TEST_CASE("first hour: --help names the published setting or peer tool each comm
 TEST_CASE("first hour: progress lines from explain, and from inside a running audit section", "[cli][contract][progress]") {
   const Fixture f = make_fixture();
   setenv("MLAUDIT_PROGRESS_DELAY", "0", 1);  // show progress of these short runs (stderr is not a terminal)
-  auto e = test::run_cli(fmt::format("explain -m {} -d {} --method smoothgrad --nsamples 4 --limit 3 -o {}/sg.json", kCnn, f.x, f.dir));
-  INFO(e.output);
-  CHECK(e.exit_code == 0);
-  CHECK(contains(e.output, "explain smoothgrad: 3/3 rows"));
-  CHECK(contains(e.output, "done in"));
-  auto c = test::run_cli(fmt::format("corrupt -m {} -d {} -l {} --corruptions gaussian_noise,contrast --severities 1,2 -o {}/k.json",
-                                     kCnn, f.x, f.y, f.dir));
-  INFO(c.output);
-  CHECK(c.exit_code == 0);
-  CHECK(contains(c.output, "corrupt (corruption x severity): 4/4 runs"));
-  auto p = test::run_cli(fmt::format("privacy -m {} --members {} --member-labels {} --non-members {}/xn.npy --non-member-labels {}/yn.npy "
-                                     "--attacks loss,label-only --label-only-steps 3 --limit 4 -o {}/p.json",
-                                     kCnn, f.x, f.y, f.dir, f.dir, f.dir));
-  INFO(p.output);
-  CHECK(p.exit_code == 0);
-  CHECK(contains(p.output, "privacy (LiRA reference models, label-only sets): 2/2 steps"));
+  // each command succeeds and prints its progress line (label, done/total, unit)
+  auto shows = [](const std::string& args, const std::string& line) {
+    auto r = test::run_cli(args);
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, line));
+    return r.output;
+  };
+  CHECK(contains(shows(fmt::format("explain -m {} -d {} --method smoothgrad --nsamples 4 --limit 3 -o {}/sg.json", kCnn, f.x, f.dir),
+                       "explain smoothgrad: 3/3 rows"),
+                 "done in"));
+  shows(fmt::format("corrupt -m {} -d {} -l {} --corruptions gaussian_noise,contrast --severities 1,2 -o {}/k.json", kCnn, f.x, f.y,
+                    f.dir),
+        "corrupt (corruption x severity): 4/4 runs");
+  shows(fmt::format("privacy -m {} --members {} --member-labels {} --non-members {}/xn.npy --non-member-labels {}/yn.npy "
+                    "--attacks loss,label-only --label-only-steps 3 --limit 4 -o {}/p.json",
+                    kCnn, f.x, f.y, f.dir, f.dir, f.dir),
+        "privacy (LiRA reference models, label-only sets): 2/2 steps");
   auto quiet = test::run_cli(fmt::format("explain -m {} -d {} --method smoothgrad --nsamples 4 --limit 3 -o {}/sg.json -q", kCnn, f.x, f.dir));
   CHECK(quiet.exit_code == 0);
   CHECK(quiet.output.empty());

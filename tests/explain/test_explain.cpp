@@ -654,53 +654,31 @@ TEST_CASE("progress: every slow method reports rows done up to all rows, and rep
     INFO("threads " << threads);
     const int before = engine::num_threads();
     engine::set_num_threads(threads);
-    {
+    // Runs `method` without and with a progress hook: same attributions, rows reported up to n.
+    auto reports_rows = [&](auto o, auto method) {
       Calls c;
-      KernelShapOptions o;
-      o.batch_rows = 3;  // several forward calls per row
-      const Tensor quiet = kernel_shap(m, x, bg, t, o).attributions;
+      const Tensor quiet = method(o);
       o.progress = c.fn();
-      same(kernel_shap(m, x, bg, t, o).attributions, quiet);
+      same(method(o), quiet);
       c.check(n);
-    }
-    {
-      Calls c;
-      LimeOptions o;
-      o.samples = 200;
-      const Tensor quiet = lime(m, x, bg, t, o).attributions;
-      o.progress = c.fn();
-      same(lime(m, x, bg, t, o).attributions, quiet);
-      c.check(n);
-    }
-    {
-      Calls c;
-      SmoothGradOptions o;
-      o.samples = 5;
-      o.batch_rows = 4;  // chunks that split rows
-      const Tensor quiet = smoothgrad(m, x, t, o);
-      o.progress = c.fn();
-      same(smoothgrad(m, x, t, o), quiet);
-      c.check(n);
-    }
-    {
-      Calls c;
-      IgOptions o;
-      o.steps = 8;
-      o.batch_rows = 5;
-      const Tensor quiet = integrated_gradients(m, x, Tensor(x.shape()), t, o).attributions;
-      o.progress = c.fn();
-      same(integrated_gradients(m, x, Tensor(x.shape()), t, o).attributions, quiet);
-      c.check(n);
-    }
-    {
-      Calls c;
-      OcclusionOptions o;
-      o.window = {2};
-      const Tensor quiet = occlusion(m, x, t, o);
-      o.progress = c.fn();
-      same(occlusion(m, x, t, o), quiet);
-      c.check(n);
-    }
+    };
+    KernelShapOptions shap;
+    shap.batch_rows = 3;  // several forward calls per row
+    reports_rows(shap, [&](const KernelShapOptions& o) { return kernel_shap(m, x, bg, t, o).attributions; });
+    LimeOptions lo;
+    lo.samples = 200;
+    reports_rows(lo, [&](const LimeOptions& o) { return lime(m, x, bg, t, o).attributions; });
+    SmoothGradOptions sg;
+    sg.samples = 5;
+    sg.batch_rows = 4;  // chunks that split rows
+    reports_rows(sg, [&](const SmoothGradOptions& o) { return smoothgrad(m, x, t, o); });
+    IgOptions ig;
+    ig.steps = 8;
+    ig.batch_rows = 5;
+    reports_rows(ig, [&](const IgOptions& o) { return integrated_gradients(m, x, Tensor(x.shape()), t, o).attributions; });
+    OcclusionOptions occ;
+    occ.window = {2};
+    reports_rows(occ, [&](const OcclusionOptions& o) { return occlusion(m, x, t, o); });
     engine::set_num_threads(before);
   }
 }
