@@ -34,6 +34,7 @@
 #include <unordered_set>
 
 #include "mlaudit/engine/error.h"
+#include "mlaudit/engine/trees.h"
 #include "ops.h"
 
 namespace mlaudit::engine::detail {
@@ -1530,6 +1531,147 @@ void register_ml_ops() {
   reg("TreeEnsembleClassifier", tree_ensemble_classifier_fwd, 1, {5});
   reg("TreeEnsembleRegressor", tree_ensemble_regressor_fwd, 1, {5});
   reg("TreeEnsemble", tree_ensemble_fwd, 5);
+}
+
+}  // namespace mlaudit::engine::detail
+
+// ---------------------------------------------------------------- recovered ensembles (trees.h)
+
+namespace mlaudit::engine::detail {
+namespace {
+
+[[noreturn]] void refuse(const Node& node, const std::string& why) {
+  throw UnsupportedError("engine", fmt::format("{}: {} (exact tree methods need plain threshold splits summed into "
+                                               "scores)", node.describe(), why));
+}
+
+}  // namespace
+
+TreeEnsemble tree_ensemble_of_node(const Node& node, int64_t opset) {
+  const OpContext ctx{node, opset};
+  const bool classifier = node.op_type == "TreeEnsembleClassifier";
+  Ensemble e;
+  int64_t classes = 0;
+  bool binary_case = false, all_positive = true;
+  if (classifier) {
+    classes = static_cast<int64_t>(class_labels(ctx, "classlabels_int64s").size());
+    if (classes < 2) op_error(ctx, fmt::format("{} class labels: a classifier needs at least 2", classes));
+    e = build_ensemble_v3(ctx, true, classes);
+    std::unordered_set<int64_t> weight_classes;
+    for (int64_t id : attr_ints(ctx, "class_ids")) weight_classes.insert(id);
+    for (float v : attr_floats_or_tensor(ctx, "class_weights", "class_weights_as_tensor")) all_positive &= !(v < 0);
+    binary_case = classes == 2 && weight_classes.size() == 1;
+    if (binary_case && *weight_classes.begin() != 0)
+      refuse(node, "a binary classifier whose weights all name class 1 (onnxruntime drops its base value)");
+  } else if (node.op_type == "TreeEnsembleRegressor") {
+    const int64_t targets = node.get_int("n_targets", 0);
+    if (targets < 1 || targets > (int64_t(1) << 24)) op_error(ctx, fmt::format("n_targets = {} is invalid", targets));
+    e = build_ensemble_v3(ctx, false, targets);
+  } else if (node.op_type == "TreeEnsemble") {
+    e = build_ensemble_v5(ctx);
+  } else {
+    refuse(node, "not a tree ensemble");
+  }
+  if (e.aggregate == Aggregate::Min || e.aggregate == Aggregate::Max) refuse(node, "a MIN/MAX aggregate");
+
+  TreeEnsemble t;
+  t.node_name = node.name;
+  t.op_type = node.op_type;
+  t.features = e.max_feature + 1;
+  const int64_t trees = static_cast<int64_t>(e.roots.size());
+  const double scale = e.aggregate == Aggregate::Average ? 1.0 / static_cast<double>(trees) : 1.0;
+  if (classifier) {
+    if (binary_case) {
+      t.head = TreeEnsemble::Head::BinaryMargin;
+      t.outputs = 1;
+      t.classes = 2;
+      if (e.base_values.size() > 1) refuse(node, "two base values for a one-score binary classifier");
+      t.base = {e.base_values.empty() ? 0.0 : static_cast<double>(e.base_values[0])};
+    } else {
+      t.head = TreeEnsemble::Head::Classes;
+      t.outputs = classes;
+      t.classes = classes;
+      if (classes == 2 && e.base_values.size() == 2)
+        refuse(node, "two base values for a two-column binary classifier (onnxruntime rewrites its scores)");
+      t.base.assign(classes, 0.0);
+      for (size_t k = 0; k < e.base_values.size() && k < t.base.size(); ++k) t.base[k] = e.base_values[k];
+    }
+    switch (e.post) {
+      case PostTransform::None: t.link = TreeEnsemble::Link::Identity; break;
+      case PostTransform::Logistic: t.link = TreeEnsemble::Link::Logistic; break;
+      case PostTransform::Softmax:
+        if (binary_case) refuse(node, "post_transform SOFTMAX on a one-score binary classifier");
+        t.link = TreeEnsemble::Link::Softmax;
+        break;
+      default: refuse(node, "post_transform PROBIT / SOFTMAX_ZERO");
+    }
+    t.margin_threshold = binary_case && t.link == TreeEnsemble::Link::Identity && all_positive ? 0.5 : 0.0;
+  } else {
+    t.head = TreeEnsemble::Head::Regression;
+    t.outputs = e.targets;
+    t.classes = e.targets;
+    if (e.post != PostTransform::None) refuse(node, "a regressor with a post_transform");
+    t.base.assign(e.targets, 0.0);
+    if (e.targets == 1 && e.base_values.size() == 1) t.base[0] = e.base_values[0];
+    else
+      for (size_t k = 0; k < e.base_values.size() && static_cast<int64_t>(k) < e.targets; ++k) t.base[k] = e.base_values[k];
+  }
+
+  // Nodes, renumbered tree by tree in depth-first order (shared subtrees are copied, within a
+  // budget: a hostile DAG could otherwise expand exponentially). Iterative: depth is untrusted.
+  const int64_t K = t.outputs;
+  const size_t budget = size_t(1) << 26;
+  auto add = [&](int32_t i) -> int32_t {
+    if (t.nodes.size() >= budget) refuse(node, "more than 2^26 nodes once shared subtrees are copied");
+    const TreeNode& nd = e.nodes[i];
+    const int32_t at = static_cast<int32_t>(t.nodes.size());
+    t.nodes.emplace_back();
+    if (nd.mode == Mode::Leaf) {
+      t.nodes[at].value = static_cast<int32_t>(t.values.size());
+      std::vector<double> v(K, 0.0);
+      if (!classifier && K == 1) {
+        v[0] = nd.single;
+      } else {
+        for (int32_t k = 0; k < nd.weight_count; ++k) {
+          const LeafWeight& w = e.weights[nd.weight_begin + k];
+          if (w.target < K) v[w.target] += w.value;
+        }
+      }
+      for (double x : v) t.values.push_back(static_cast<float>(x * scale));
+    }
+    return at;
+  };
+  std::vector<std::pair<int32_t, int32_t>> stack;  // (source node, copy)
+  for (int32_t r : e.roots) {
+    t.roots.push_back(add(r));
+    stack.push_back({r, t.roots.back()});
+    while (!stack.empty()) {
+      auto [src, at] = stack.back();
+      stack.pop_back();
+      const TreeNode& nd = e.nodes[src];
+      if (nd.mode == Mode::Leaf) continue;
+      TreeEnsemble::Node out;
+      out.feature = static_cast<int32_t>(nd.feature);
+      out.threshold = nd.threshold;
+      int32_t yes = nd.true_child, no = nd.false_child;
+      switch (nd.mode) {
+        case Mode::Leq: out.leq = true; break;
+        case Mode::Lt: out.leq = false; break;
+        case Mode::Gte: out.leq = false; std::swap(yes, no); break;  // x >= t  <=>  !(x < t)
+        case Mode::Gt: out.leq = true; std::swap(yes, no); break;   // x > t   <=>  !(x <= t)
+        default: refuse(node, "a BRANCH_EQ / BRANCH_NEQ / membership split");
+      }
+      // A NaN compares false, then takes the true branch when the node says so.
+      const int32_t nan_to = nd.missing_true ? nd.true_child : nd.false_child;
+      out.missing_yes = nan_to == yes;
+      out.yes = add(yes);
+      out.no = add(no);
+      t.nodes[at] = out;
+      stack.push_back({no, out.no});
+      stack.push_back({yes, out.yes});
+    }
+  }
+  return t;
 }
 
 }  // namespace mlaudit::engine::detail

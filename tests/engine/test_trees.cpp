@@ -1,0 +1,123 @@
+// Recovered tree ensembles (engine/trees.h) against the engine's own forward on the converters'
+// models (tests/fixtures/trees, tools/export_tree_models.py) and on real data rows, plus the
+// refusals: a pipeline's preprocessing before the trees, splits and heads it cannot read.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "mlaudit/datasets/npy.h"
+#include "mlaudit/engine/error.h"
+#include "mlaudit/engine/session.h"
+#include "mlaudit/engine/trees.h"
+#include "test_util.h"
+
+using namespace mlaudit;
+using engine::TreeEnsemble;
+
+namespace {
+
+std::string fixture(const std::string& name) { return test::source_path("tests/fixtures/trees/" + name); }
+
+struct Case {
+  const char* model;
+  const char* data;
+  TreeEnsemble::Head head;
+  int64_t outputs;
+  int64_t trees;
+};
+
+}  // namespace
+
+TEST_CASE("tree ensembles recovered from converter exports reproduce the engine on real rows", "[trees]") {
+  const std::vector<Case> cases = {
+      {"xgb_binary", "credit_x", TreeEnsemble::Head::BinaryMargin, 1, 40},
+      {"lgbm_binary", "credit_x", TreeEnsemble::Head::BinaryMargin, 1, 40},
+      {"sk_gbt_binary", "credit_x", TreeEnsemble::Head::BinaryMargin, 1, 40},
+      {"sk_rf_binary", "credit_x", TreeEnsemble::Head::BinaryMargin, 1, 15},
+      {"small_xgb", "small_x", TreeEnsemble::Head::BinaryMargin, 1, 3},
+      {"xgb_multi", "three_x", TreeEnsemble::Head::Classes, 3, 45},
+      {"sk_dt_multi", "three_x", TreeEnsemble::Head::Classes, 3, 1},
+      {"sk_gbt_reg", "income_x", TreeEnsemble::Head::Regression, 1, 30},
+      {"xgb_reg", "income_x", TreeEnsemble::Head::Regression, 1, 30},
+      {"lgbm_reg", "income_x", TreeEnsemble::Head::Regression, 1, 30},
+  };
+  for (const Case& c : cases) {
+    DYNAMIC_SECTION(c.model) {
+      engine::Graph g = engine::load_onnx(fixture(std::string(c.model) + ".onnx"));
+      REQUIRE(engine::has_tree_ensemble(g));
+      TreeEnsemble t = engine::extract_tree_ensemble(g);
+      CHECK(t.head == c.head);
+      CHECK(t.outputs == c.outputs);
+      CHECK(t.tree_count() == c.trees);
+      engine::Tensor x = datasets::read_npy_float(fixture(std::string(c.data) + ".npy"));
+      REQUIRE(x.shape()[1] == t.features);
+      engine::Session s(engine::load_onnx(fixture(std::string(c.model) + ".onnx")));
+      engine::Tensor y = s.forward(x);
+      const int64_t cols = y.shape().size() == 2 ? y.shape()[1] : 1;
+      int decided = 0;
+      for (int64_t r = 0; r < x.shape()[0]; ++r) {
+        std::vector<double> raw = t.raw(x.f32() + r * t.features);
+        std::vector<double> o = t.output(raw);
+        REQUIRE(static_cast<int64_t>(o.size()) == cols);
+        for (int64_t k = 0; k < cols; ++k) CHECK(o[k] == Approx(y.f32()[r * cols + k]).margin(1e-5).epsilon(1e-5));
+        if (t.head != TreeEnsemble::Head::Regression) {
+          const float* row = y.f32() + r * cols;
+          int64_t engine_class = std::max_element(row, row + cols) - row;
+          CHECK(t.decide(raw) == engine_class);
+          ++decided;
+        }
+      }
+      if (t.head != TreeEnsemble::Head::Regression) CHECK(decided == x.shape()[0]);
+    }
+  }
+}
+
+TEST_CASE("recovered trees: thresholds, NaN routing and normalised splits", "[trees]") {
+  engine::Graph g = engine::load_onnx(fixture("small_xgb.onnx"));
+  TreeEnsemble t = engine::extract_tree_ensemble(g);
+  auto th = t.thresholds();
+  REQUIRE(static_cast<int64_t>(th.size()) == t.features);
+  size_t total = 0;
+  for (const auto& v : th) {
+    total += v.size();
+    for (size_t i = 1; i < v.size(); ++i) CHECK(v[i - 1] < v[i]);
+  }
+  CHECK(total > 0);
+  // XGBoost writes BRANCH_LT: x < t goes yes; a value exactly at the threshold goes no.
+  engine::Session s(engine::load_onnx(fixture("small_xgb.onnx")));
+  for (const auto& n : t.nodes) {
+    if (n.leaf()) continue;
+    CHECK_FALSE(n.leq);
+  }
+  // NaN in every feature: the missing-value branches, as the engine takes them.
+  engine::Tensor x(engine::DType::Float32, {1, t.features});
+  for (int64_t f = 0; f < t.features; ++f) x.f32()[f] = std::nanf("");
+  engine::Tensor y = s.forward(x);
+  std::vector<double> o = t.output(t.raw(x.f32()));
+  CHECK(o[1] == Approx(y.f32()[1]).margin(1e-6));
+}
+
+TEST_CASE("recovered trees: the bundled Adult model and a model behind a pipeline step", "[trees]") {
+  engine::Graph g = engine::load_onnx(test::source_path("models/adult/adult_gbt.onnx"));
+  TreeEnsemble t = engine::extract_tree_ensemble(g);
+  CHECK(t.head == TreeEnsemble::Head::BinaryMargin);
+  CHECK(t.link == TreeEnsemble::Link::Logistic);
+  CHECK(t.tree_count() == 200);
+  CHECK(t.base[0] != 0.0);
+
+  // A scikit-learn pipeline with a scaler in front of the trees: refused by name.
+  engine::Graph p = engine::load_onnx(test::source_path("tests/fixtures/zoo/sk_logreg_pipeline/model.onnx"));
+  CHECK_FALSE(engine::has_tree_ensemble(p));
+  try {
+    engine::extract_tree_ensemble(p);
+    FAIL("a linear model was read as trees");
+  } catch (const mlaudit::UnsupportedError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("has no tree ensemble"));
+  }
+  // A neural network: no tree node at all.
+  engine::Graph cnn = engine::load_onnx(test::source_path("tests/fixtures/zoo/tabular_mlp_ts/model.onnx"));
+  CHECK_FALSE(engine::has_tree_ensemble(cnn));
+  CHECK_THROWS_AS(engine::extract_tree_ensemble(cnn), mlaudit::UnsupportedError);
+}
