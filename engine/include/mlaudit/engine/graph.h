@@ -1,6 +1,7 @@
 #pragma once
 // Graph IR imported from ONNX. Nothing above the engine sees protobuf types.
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -53,6 +54,11 @@ struct Node {
   /// Version of the op's schema in force at the model's opset for the node's domain (its
   /// since-version, resolved at load; 0 when ONNX defines no such op there).
   int64_t since_version = 0;
+  /// State a kernel derives from the attributes once and reuses on every run (a tree
+  /// ensemble's validated, flattened nodes); copies of the node share it, as they share the
+  /// attributes. Set lazily by the kernel under its own lock; code that edits a node's
+  /// attributes after it has run must reset it.
+  mutable std::shared_ptr<const void> kernel_state;
 
   bool has(const std::string& attr) const { return attributes.count(attr) != 0; }
   /// Integer attribute or default; throws InputError on a kind mismatch.
