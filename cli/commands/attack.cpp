@@ -1,4 +1,5 @@
-// mlaudit attack: adversarial robustness (FGSM, PGD, APGD, Square, FAB, CW-L2, DeepFool, AutoAttack).
+// mlaudit attack: adversarial robustness (FGSM, PGD, APGD, Square, FAB, CW-L2, DeepFool, HopSkipJump,
+// Boundary, AutoAttack).
 #ifdef MLAUDIT_HAVE_robustness
 #include <fmt/format.h>
 
@@ -32,13 +33,15 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
       ("model,m", po::value<std::string>(), "ONNX model (one input, logits output)")
       ("data,d", po::value<std::string>(), "inputs .npy [N,...]")
       ("labels,l", po::value<std::string>(), "integer labels .npy [N]")
-      ("attack", po::value<std::string>()->default_value("pgd"), "fgsm|pgd|apgd-ce|apgd-dlr|apgd-t|square|fab|fab-t|cw-l2|deepfool|autoattack")
+      ("attack", po::value<std::string>()->default_value("pgd"), "fgsm|pgd|apgd-ce|apgd-dlr|apgd-t|square|fab|fab-t|cw-l2|deepfool|hsja|boundary|autoattack "
+       "(hsja, boundary: decision-based, labels only; hop-skip-jump, boundary-attack accepted)")
       ("norm", po::value<std::string>()->default_value("linf"), "linf|l2")
       ("eps", po::value<std::string>(), "radius list E[,E...] in input units (minimal attacks: thresholds, optional)")
-      ("steps", po::value<int>()->default_value(0), "iterations (0: attack default)")
+      ("steps", po::value<int>()->default_value(0), "iterations (0: attack default; hsja 50, boundary 25000)")
       ("restarts", po::value<int>()->default_value(1), "restarts (PGD, APGD, FAB)")
       ("step-size", po::value<double>()->default_value(0), "PGD step size (0: 2.5*eps/steps)")
-      ("queries", po::value<int>()->default_value(5000), "Square query budget per point")
+      ("queries", po::value<int>()->default_value(5000),
+       "Square query budget per point; hsja, boundary: a cap on queries per point when given (default: none, --steps bounds them)")
       ("clip-min", po::value<double>()->default_value(0.0), "input domain lower bound")
       ("clip-max", po::value<double>()->default_value(1.0), "input domain upper bound")
       ("seed", po::value<uint64_t>()->default_value(0), "random seed")
@@ -52,7 +55,8 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
                      "[--steps N] [--restarts R] [--queries Q] --out R.json [--save-adv ADV.npy]",
                      desc, args, vm, {"model", "data", "labels", "out"}))
     return 0;
-  const std::string attack = to_lower(vm["attack"].as<std::string>());  // PGD, AutoAttack as papers write them
+  // PGD, AutoAttack as papers write them; aliases (hop-skip-jump) to their name.
+  const std::string attack = robustness::canonical_attack_name(to_lower(vm["attack"].as<std::string>()));
   robustness::AttackConfig cfg;
   cfg.norm = robustness::parse_norm(to_lower(vm["norm"].as<std::string>()));
   cfg.steps = vm["steps"].as<int>();
@@ -63,6 +67,10 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
   cfg.clip_max = vm["clip-max"].as<double>();
   cfg.seed = vm["seed"].as<uint64_t>();
   cfg.batch = vm["batch"].as<int>();
+  if (robustness::is_decision_attack(attack) && !vm["queries"].defaulted()) {
+    if (cfg.queries < 1) throw InputError("cli", fmt::format("attack: --queries must be >= 1, got {}", cfg.queries));
+    cfg.max_queries = cfg.queries;
+  }
   const bool minimal = robustness::is_minimal_attack(attack);
   if (std::find(robustness::attack_names().begin(), robustness::attack_names().end(), attack) == robustness::attack_names().end())
     throw InputError("cli", fmt::format("attack: unknown --attack '{}'{}", vm["attack"].as<std::string>(),
@@ -74,8 +82,16 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
     if (!(e >= 0)) throw InputError("cli", fmt::format("attack: --eps values must be >= 0, got {}", e));
 
   auto model = load_model(vm["model"].as<std::string>(), global);
-  // Square is the one black-box attack; every other one (AutoAttack included) needs input gradients.
-  if (attack != "square") model->require_gradients(fmt::format("input gradients (needed by --attack {})", attack));
+  // Square, HopSkipJump and Boundary are black-box; every other one needs input gradients. AutoAttack
+  // on a model without them runs its black-box subset (Square, HopSkipJump) and says so.
+  if (attack == "autoattack" && !model->gradient_blockers().empty()) {
+    cfg.gradients_available = false;
+    if (!global.quiet)
+      std::cerr << "mlaudit: note: attack: the model has no input gradients; autoattack runs its black-box subset "
+                   "(square, hsja) instead of apgd-ce, apgd-t, fab-t, square\n";
+  } else if (!robustness::is_black_box_attack(attack)) {
+    model->require_gradients(fmt::format("input gradients (needed by --attack {})", attack));
+  }
   const Domain domain{cfg.clip_min, cfg.clip_max};
   if (!(domain.lo < domain.hi))
     throw InputError("attack", fmt::format("--clip-min ({}) must be below --clip-max ({})", domain.lo, domain.hi));
@@ -100,6 +116,20 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
   j["domain"] = {cfg.clip_min, cfg.clip_max};
   j["config"] = {{"steps", cfg.steps}, {"restarts", cfg.restarts}, {"step_size", cfg.step_size}, {"queries", cfg.queries},
                  {"clip_min", cfg.clip_min}, {"clip_max", cfg.clip_max}, {"seed", cfg.seed}, {"batch", cfg.batch}};
+  if (attack == "hsja")
+    j["config"]["hsja"] = {{"max_iter", cfg.steps > 0 ? cfg.steps : 50}, {"max_eval", cfg.hsja_max_eval},
+                           {"init_eval", cfg.hsja_init_eval}, {"init_size", cfg.init_size},
+                           {"max_queries", cfg.max_queries}, {"step_search", "geometric"},
+                           {"threshold", cfg.norm == robustness::Norm::L2 ? "d^-3/2" : "d^-2"}};
+  if (attack == "boundary")
+    j["config"]["boundary"] = {{"steps", cfg.steps > 0 ? cfg.steps : 25000}, {"spherical_step", cfg.spherical_step},
+                               {"source_step", cfg.source_step}, {"source_step_convergence", cfg.source_step_convergence},
+                               {"step_adaptation", cfg.step_adaptation}, {"update_stats_every_k", cfg.update_stats_every_k},
+                               {"max_queries", cfg.max_queries}, {"init", "blended uniform noise, 50 blend steps"}};
+  if (attack == "autoattack") j["subset"] = robustness::autoattack_stages(cfg.gradients_available);
+  if (attack == "autoattack" && !cfg.gradients_available)
+    j["note"] = "the model has no input gradients: autoattack ran its black-box subset (square, hsja); a point counts as "
+                "broken when square breaks it within eps or hsja's smallest adversarial lies within eps";
   j["verification"] = "every adversarial example re-checked by a fresh forward pass: inside the ball, inside [clip_min, clip_max], label changed";
   nlohmann::json per_sample = nlohmann::json::array();
   for (int64_t i = 0; i < n; ++i) per_sample.push_back({{"index", i}, {"label", y[size_t(i)]}});
@@ -149,8 +179,11 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
     auto q = [&](double p) { return sorted.empty() ? 0.0 : sorted[std::min(sorted.size() - 1, size_t(p * double(sorted.size() - 1) + 0.5))]; };
     double mean = 0;
     for (double v : norms) mean += v / double(norms.size());
+    int64_t queries_total = 0;
+    for (auto v : last.queries) queries_total += v;
     j["minimal_norms"] = {{"found", norms.size()}, {"mean", mean}, {"median", median(norms)}, {"min", sorted.empty() ? 0.0 : sorted.front()},
-                          {"p25", q(0.25)}, {"p75", q(0.75)}, {"max", sorted.empty() ? 0.0 : sorted.back()}, {"values", sorted}};
+                          {"p25", q(0.25)}, {"p75", q(0.75)}, {"max", sorted.empty() ? 0.0 : sorted.back()}, {"values", sorted},
+                          {"queries", queries_total}};
     for (double eps : eps_list) {
       // A minimal-norm attack answers every eps at once: broken iff its minimal norm <= eps.
       std::vector<uint8_t> s(size_t(n), 0);
@@ -234,6 +267,6 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
 }
 
 }  // namespace
-MLAUDIT_COMMAND("attack", "adversarial attacks (FGSM, PGD, APGD, Square, FAB, CW-L2, DeepFool, AutoAttack): robust accuracy vs eps", cmd_attack);
+MLAUDIT_COMMAND("attack", "adversarial attacks (FGSM, PGD, APGD, Square, FAB, CW-L2, DeepFool, HopSkipJump, Boundary, AutoAttack): robust accuracy vs eps", cmd_attack);
 }  // namespace mlaudit::cli
 #endif  // MLAUDIT_HAVE_robustness

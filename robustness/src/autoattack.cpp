@@ -1,7 +1,10 @@
 // AutoAttack "standard" (Croce & Hein, ICML 2020, "Reliable evaluation of adversarial
 // robustness with an ensemble of diverse parameter-free attacks"): APGD-CE, APGD-T
 // (9 targets), FAB-T (9 targets, 1 restart, 100 iterations), Square (5000 queries), each
-// stage run only on the points still robust, worst case per sample.
+// stage run only on the points still robust, worst case per sample. On a model without input
+// gradients (tree ensembles) the white-box stages cannot run: the black-box subset runs instead,
+// Square (score-based) and then HopSkipJump (decision-based, Chen et al. 2020) on the points
+// Square left, a point counting as broken when HopSkipJump's smallest adversarial lies within eps.
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
@@ -24,8 +27,7 @@ SubsetResult autoattack(const engine::Model& m, const engine::Tensor& x, const s
   const int iters = cfg_in.steps > 0 ? cfg_in.steps : 100;
   engine::Tensor probe = m.forward(x.slice_rows(0, 1));
   const int64_t classes = probe.dim(1);
-  struct Stage { const char* name; };
-  const std::vector<std::string> stages = {"apgd-ce", "apgd-t", "fab-t", "square"};
+  const std::vector<std::string> stages = autoattack_stages(cfg_in.gradients_available);
   for (const auto& stage : stages) {
     std::vector<int64_t> rows;
     for (int64_t i = 0; i < n; ++i)
@@ -48,6 +50,10 @@ SubsetResult autoattack(const engine::Model& m, const engine::Tensor& x, const s
       // AutoAttack standard: fab.n_restarts = 1, fab.n_target_classes = 9, n_iter = 100.
       cfg.steps = iters; cfg.restarts = 1; cfg.n_target_classes = 9;
       s = fab_targeted(m, xs, ys, cfg, rows_rng);
+    } else if (stage == "hsja") {
+      // ART's defaults (50 iterations); --steps, as for every stage, sets the iterations.
+      cfg.steps = cfg_in.steps; cfg.restarts = 1;
+      s = hop_skip_jump(m, xs, ys, cfg, rows_rng);
     } else {
       cfg.queries = cfg_in.queries > 0 ? cfg_in.queries : 5000; cfg.p_init = 0.8;
       s = square(m, xs, ys, cfg, rows_rng);

@@ -35,12 +35,33 @@ double AttackResult::success_rate() const {
 }
 
 const std::vector<std::string>& attack_names() {
-  static const std::vector<std::string> names = {"fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t",
-                                                 "square", "fab", "fab-t", "cw-l2", "deepfool", "autoattack"};
+  static const std::vector<std::string> names = {"fgsm", "pgd",   "apgd-ce", "apgd-dlr", "apgd-t", "square",   "fab",
+                                                 "fab-t", "cw-l2", "deepfool", "hsja",   "boundary", "autoattack"};
   return names;
 }
 
-bool is_minimal_attack(const std::string& name) { return name == "cw-l2" || name == "deepfool"; }
+std::string canonical_attack_name(const std::string& name) {
+  if (name == "hop-skip-jump" || name == "hopskipjump" || name == "hop_skip_jump") return "hsja";
+  if (name == "boundary-attack" || name == "boundary_attack") return "boundary";
+  return name;
+}
+
+bool is_minimal_attack(const std::string& name) {
+  const std::string n = canonical_attack_name(name);
+  return n == "cw-l2" || n == "deepfool" || n == "hsja" || n == "boundary";
+}
+
+bool is_decision_attack(const std::string& name) {
+  const std::string n = canonical_attack_name(name);
+  return n == "hsja" || n == "boundary";
+}
+
+bool is_black_box_attack(const std::string& name) { return canonical_attack_name(name) == "square" || is_decision_attack(name); }
+
+std::vector<std::string> autoattack_stages(bool gradients_available) {
+  if (!gradients_available) return {"square", "hsja"};
+  return {"apgd-ce", "apgd-t", "fab-t", "square"};
+}
 
 namespace detail {
 
@@ -120,6 +141,36 @@ int64_t row_argmax(const engine::Tensor& logits, int64_t i) {
   return std::max_element(z, z + c) - z;
 }
 
+DecisionOracle::DecisionOracle(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
+                               const AttackConfig& cfg, std::vector<int64_t>& queries)
+    : model_(m), row_shape_(x.shape()), y_(y), queries_(queries), lo_(cfg.clip_min), hi_(cfg.clip_max),
+      d_(sample_dim(x)) {
+  max_rows_ = std::max<int64_t>(cfg.batch, (int64_t(1) << 22) / std::max<int64_t>(d_, 1));
+}
+
+engine::Tensor DecisionOracle::candidates(int64_t rows) const {
+  engine::Shape s = row_shape_;
+  s[0] = rows;
+  return engine::Tensor(s);
+}
+
+std::vector<uint8_t> DecisionOracle::is_adversarial(engine::Tensor& rows, const std::vector<int64_t>& owner) const {
+  const int64_t k = rows.dim(0);
+  float* p = rows.f32();
+  for (int64_t q = 0; q < k * d_; ++q) p[q] = float(std::clamp(double(p[q]), lo_, hi_));
+  std::vector<uint8_t> adv(size_t(k), 0);
+  for (int64_t b = 0; b < k; b += max_rows_) {
+    const int64_t e = std::min(k, b + max_rows_);
+    engine::Tensor logits = model_.forward(b == 0 && e == k ? rows : rows.slice_rows(b, e));
+    for (int64_t r = b; r < e; ++r) {
+      const int64_t i = owner[size_t(r)];
+      adv[size_t(r)] = row_argmax(logits, r - b) != y_[size_t(i)];
+      queries_[size_t(i)] += 1;
+    }
+  }
+  return adv;
+}
+
 SubsetResult make_subset_result(const engine::Tensor& x) {
   SubsetResult r;
   r.adversarial = x.clone();
@@ -160,9 +211,10 @@ std::vector<uint8_t> verify_adversarial(const engine::Model& model, const engine
   return ok;
 }
 
-AttackResult run_attack(const std::string& name, const engine::Model& model, const engine::Tensor& x_in,
+AttackResult run_attack(const std::string& name_in, const engine::Model& model, const engine::Tensor& x_in,
                         const std::vector<int64_t>& y, const AttackConfig& cfg) {
   using detail::SubsetResult;
+  const std::string name = canonical_attack_name(name_in);
   std::function<SubsetResult(const engine::Model&, const engine::Tensor&, const std::vector<int64_t>&,
                              const AttackConfig&, detail::RowRngs&)>
       algo;
@@ -178,8 +230,10 @@ AttackResult run_attack(const std::string& name, const engine::Model& model, con
   else if (name == "fab-t") algo = detail::fab_targeted;
   else if (name == "cw-l2") algo = detail::cw_l2;
   else if (name == "deepfool") algo = detail::deepfool;
+  else if (name == "hsja") algo = detail::hop_skip_jump;
+  else if (name == "boundary") algo = detail::boundary_attack;
   else if (name == "autoattack") algo = detail::autoattack;
-  else throw InputError("robustness", "unknown attack '" + name + "' (expected one of fgsm, pgd, apgd-ce, apgd-dlr, apgd-t, square, fab, fab-t, cw-l2, deepfool, autoattack)");
+  else throw InputError("robustness", "unknown attack '" + name + "' (expected one of fgsm, pgd, apgd-ce, apgd-dlr, apgd-t, square, fab, fab-t, cw-l2, deepfool, hsja, boundary, autoattack)");
 
   // Option checks: every message names the option.
   if (!(cfg.eps >= 0) || !std::isfinite(cfg.eps)) throw InputError("robustness", fmt::format("--eps must be >= 0, got {}", cfg.eps));
@@ -190,6 +244,15 @@ AttackResult run_attack(const std::string& name, const engine::Model& model, con
   if (cfg.queries < 1) throw InputError("robustness", "--queries must be >= 1");
   if (cfg.step_size < 0) throw InputError("robustness", "--step-size must be >= 0");
   if (name == "cw-l2" && cfg.norm != Norm::L2) throw InputError("robustness", "cw-l2 is an L2 attack: use --norm l2");
+  if (name == "boundary" && cfg.norm != Norm::L2) throw InputError("robustness", "boundary is an L2 attack: use --norm l2");
+  if (cfg.max_queries < 0) throw InputError("robustness", "--queries must be >= 1");
+  if (is_decision_attack(name)) {
+    if (cfg.hsja_max_eval < 1 || cfg.hsja_init_eval < 1 || cfg.init_size < 1)
+      throw InputError("robustness", "hsja: max_eval, init_eval and init_size must be >= 1");
+    if (!(cfg.spherical_step > 0) || !(cfg.source_step > 0) || !(cfg.step_adaptation > 1) || cfg.update_stats_every_k < 1 ||
+        !(cfg.source_step_convergence >= 0))
+      throw InputError("robustness", "boundary: spherical_step and source_step must be > 0, step_adaptation > 1, update_stats_every_k >= 1");
+  }
 
   if (x_in.rank() < 2) throw InputError("robustness", "input data must be [N, ...] with a batch axis, got " + engine::shape_str(x_in.shape()));
   const engine::Tensor x = x_in.to(engine::DType::Float32);
@@ -261,8 +324,15 @@ AttackResult run_attack(const std::string& name, const engine::Model& model, con
   engine::Tensor adv_logits = detail::forward_batched(model, r.adversarial, cfg.batch);
   r.adv_prediction.resize(size_t(n));
   for (int64_t i = 0; i < n; ++i) r.adv_prediction[size_t(i)] = detail::row_argmax(adv_logits, i);
-  r.warnings = name == "autoattack" ? detail::autoattack_warnings(model, x, y, r, cfg)
-                                     : detail::sanity_warnings(model, x, y, cfg, name != "square");
+  if (name == "autoattack" && !cfg.gradients_available) {
+    r.warnings = detail::sanity_warnings(model, x, y, cfg, false);
+    r.notes.insert(r.notes.begin(),
+                   "autoattack: the model has no input gradients; ran the black-box subset (square, hsja) instead of "
+                   "apgd-ce, apgd-t, fab-t, square");
+  } else {
+    r.warnings = name == "autoattack" ? detail::autoattack_warnings(model, x, y, r, cfg)
+                                       : detail::sanity_warnings(model, x, y, cfg, !is_black_box_attack(name));
+  }
   // Carlini et al. 2019 ("On Evaluating Adversarial Robustness", sec. 5.2): an L-inf ball that
   // covers the whole domain (L2: its diagonal) contains every input, so an attack must break
   // every point whose label the model does not predict everywhere; survivors point at a failing attack.

@@ -97,6 +97,39 @@ SubsetResult fab(const engine::Model& m, const engine::Tensor& x, const std::vec
 SubsetResult fab_targeted(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
                           const AttackConfig& cfg, RowRngs& rng);
 
+/// HopSkipJump (Chen, Jordan, Wainwright, IEEE S&P 2020), untargeted, L2 or Linf, labels only:
+/// the smallest adversarial point found per row (minimal-perturbation attack, eps ignored).
+SubsetResult hop_skip_jump(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
+                           const AttackConfig& cfg, RowRngs& rng);
+/// Boundary attack (Brendel, Rauber, Bethge, ICLR 2018) as Foolbox 3's BoundaryAttack, L2, labels
+/// only: the smallest adversarial point found per row (minimal-perturbation attack, eps ignored).
+SubsetResult boundary_attack(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
+                             const AttackConfig& cfg, RowRngs& rng);
+
+/// The label-only oracle of the decision-based attacks: candidate rows are clipped to
+/// [clip_min, clip_max] (ART and the authors' code clip before every query), run through the
+/// model in calls of at most max_rows() rows, and a row is adversarial when its argmax differs
+/// from its owner's label. Each row is one query charged to its owner (`queries[owner]`).
+class DecisionOracle {
+ public:
+  DecisionOracle(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
+                 const AttackConfig& cfg, std::vector<int64_t>& queries);
+  /// An uninitialised candidate batch of `rows` rows shaped like x's rows.
+  engine::Tensor candidates(int64_t rows) const;
+  /// Clip `rows` in place and query them; owner[k] is the row of x that candidate k belongs to.
+  std::vector<uint8_t> is_adversarial(engine::Tensor& rows, const std::vector<int64_t>& owner) const;
+  /// Rows per model call: at least --batch, else as many as fit 2^22 input values (16 MiB).
+  int64_t max_rows() const { return max_rows_; }
+
+ private:
+  const engine::Model& model_;
+  engine::Shape row_shape_;
+  const std::vector<int64_t>& y_;
+  std::vector<int64_t>& queries_;
+  double lo_, hi_;
+  int64_t d_, max_rows_;
+};
+
 /// One APGD run (no restarts) from a random start; used by apgd and apgd_targeted.
 /// `target` non-null selects targeted DLR. Updates adv/found for rows that break.
 void apgd_single_run(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
@@ -108,6 +141,7 @@ void apgd_single_run(const engine::Model& m, const engine::Tensor& x, const std:
 
 namespace mlaudit::robustness::detail {
 /// AutoAttack "standard" (Croce & Hein 2020): APGD-CE, APGD-T, FAB-T, Square; each stage on still-robust rows.
+/// Without input gradients (cfg.gradients_available false): Square, then HopSkipJump within eps.
 SubsetResult autoattack(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
                         const AttackConfig& cfg, RowRngs& rng);
 /// The checks every attack runs (AutoAttack's checks.py): a random model (two passes differ),

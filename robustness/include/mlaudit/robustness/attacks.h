@@ -1,7 +1,8 @@
 #pragma once
 // Adversarial attacks on an engine::Model (logits [N,C]): white-box (FGSM, PGD,
-// APGD-CE/DLR/T, FAB, FAB-T, CW-L2, DeepFool), black-box (Square) and the AutoAttack
-// "standard" composition. Every reported adversarial example is re-checked by
+// APGD-CE/DLR/T, FAB, FAB-T, CW-L2, DeepFool), score-based black-box (Square), decision-based
+// black-box (HopSkipJump, Boundary: labels only, for models without gradients) and the
+// AutoAttack "standard" composition (its black-box subset on models without gradients). Every reported adversarial example is re-checked by
 // a fresh forward pass (inside the ball, inside the domain, label changed).
 #include <cstdint>
 #include <string>
@@ -42,6 +43,21 @@ struct AttackConfig {
   double cw_confidence = 0.0;
   // DeepFool (Moosavi-Dezfooli et al. 2016).
   double overshoot = 0.02;
+  // Decision-based attacks (labels only). HopSkipJump (Chen, Jordan, Wainwright 2020): ART's
+  // HopSkipJump defaults; steps = max_iter (default 50). Boundary (Brendel, Rauber, Bethge 2018):
+  // Foolbox 3's BoundaryAttack defaults; steps default 25000.
+  int max_queries = 0;            ///< hsja, boundary: model queries per point before it stops (0: no cap, steps bound it)
+  int hsja_max_eval = 10000;      ///< HSJA: most queries of one gradient estimate
+  int hsja_init_eval = 100;       ///< HSJA: queries of the first gradient estimate (grows as sqrt(t))
+  int init_size = 100;            ///< HSJA: random uniform draws tried for a first adversarial point
+  double spherical_step = 0.01;   ///< boundary: initial orthogonal (spherical) step, relative to the distance
+  double source_step = 0.01;      ///< boundary: initial step towards the original, relative to the distance
+  double source_step_convergence = 1e-7;  ///< boundary: a point stops once its source step falls below this
+  double step_adaptation = 1.5;   ///< boundary: factor the step sizes are multiplied or divided by
+  int update_stats_every_k = 10;  ///< boundary: steps between success-rate checks (and spherical queries)
+  /// false: the model has no input gradients (tree ensembles, SVMs exported without them);
+  /// autoattack then runs its black-box subset (Square, HopSkipJump) instead of failing.
+  bool gradients_available = true;
   /// run_attack: called after each batch of attacked points (done, total clean-correct points).
   engine::ProgressFn progress;
 };
@@ -73,11 +89,20 @@ struct AttackResult {
 
 /// Names accepted by run_attack.
 const std::vector<std::string>& attack_names();
-/// True for attacks that search a minimal perturbation (cw-l2, deepfool) and ignore eps.
+/// The attack name for an accepted spelling: aliases (hop-skip-jump, hopskipjump, boundary-attack)
+/// map to their name in attack_names(); other names come back unchanged.
+std::string canonical_attack_name(const std::string& name);
+/// True for attacks that search a minimal perturbation (cw-l2, deepfool, hsja, boundary) and ignore eps.
 bool is_minimal_attack(const std::string& name);
+/// True for the decision-based attacks (hsja, boundary): they query labels only, no gradients, no scores.
+bool is_decision_attack(const std::string& name);
+/// True for the attacks that need no input gradient (square, hsja, boundary).
+bool is_black_box_attack(const std::string& name);
+/// The stages autoattack runs: apgd-ce, apgd-t, fab-t, square; without gradients square, hsja.
+std::vector<std::string> autoattack_stages(bool gradients_available);
 
 /// Run attack `name` (fgsm, pgd, apgd-ce, apgd-dlr, apgd-t, square, fab, fab-t, cw-l2,
-/// deepfool, autoattack) on x [N,...] with integer labels y. Only points the
+/// deepfool, hsja, boundary, autoattack, or an alias of canonical_attack_name) on x [N,...] with integer labels y. Only points the
 /// model classifies correctly are attacked. Throws InputError on a bad name,
 /// shape mismatch, labels out of range or inconsistent options.
 AttackResult run_attack(const std::string& name, const engine::Model& model, const engine::Tensor& x,
