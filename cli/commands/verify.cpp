@@ -3,6 +3,8 @@
 //   Data robustness: --model M --data X.npy [--labels y.npy] --eps E[,E..] [--clip-min 0 --clip-max 1] --out V.json
 //   Benchmark:       --benchmark DIR (VNN-COMP layout) --out results.csv|results.json [--filter REGEX] [--timeout-override S]
 //   Fairness:        --model M --fairness --protected COL --features a,b,.. | file --domain ranges.csv --out F.json
+// A tree-ensemble model (engine/trees.h) is verified exactly by verify/trees.h in every mode, with the same
+// JSON; tree-only options: --minimal-distance (data), --delta and --data X.npy --eps E (fairness).
 // An option the chosen mode does not use is an error. Every JSON carries "schema" and an
 // "inputs" block (path, SHA-256 and size of each file read).
 // Exit codes: 0 done (whatever the verdict), 2 input error.
@@ -36,6 +38,8 @@
 #include "mlaudit/engine/accelerated.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/progress.h"
+#include "mlaudit/engine/trees.h"
+#include "mlaudit/verify/trees.h"
 #include "mlaudit/verify/verify.h"
 #include "version.h"
 
@@ -171,7 +175,36 @@ nlohmann::json vnnlib_report(const verify::VerifyResult& r, const verify::Proper
   return j;
 }
 
-int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g) {
+// The tree verifier's options: the timeout per query and the engine's forward as the concrete check.
+verify::TreeVerifyOptions tree_options(const po::variables_map& vm, const GlobalOptions& g, const engine::TreeEnsemble& tree,
+                                       const std::string& model, bool quiet) {
+  verify::TreeVerifyOptions o;
+  o.timeout_s = vm["timeout"].as<double>();
+  if (!(o.timeout_s > 0)) throw InputError("verify", "--timeout must be > 0");
+  auto session = try_session(model, g, quiet);
+  if (session) {
+    // The engine's audited output must be the ensemble's (its width is the class count).
+    engine::Tensor probe = engine::Tensor::from_floats({1, tree.features}, std::vector<float>(size_t(tree.features), 0.0f));
+    const int64_t width = session->forward(probe).numel();
+    if (width != tree.classes)
+      throw UnsupportedError("verify", fmt::format("{}: the audited output has {} columns, the tree ensemble '{}' gives {}",
+                                                   model, width, tree.node_name, tree.classes));
+    o.concrete = engine_forward(session, {1, tree.features});
+  }
+  return o;
+}
+
+nlohmann::json tree_block(const engine::TreeEnsemble& t) {
+  const char* head = t.head == engine::TreeEnsemble::Head::Regression     ? "regression"
+                     : t.head == engine::TreeEnsemble::Head::BinaryMargin ? "binary_margin"
+                                                                          : "classes";
+  return {{"node", t.node_name}, {"op_type", t.op_type}, {"trees", t.tree_count()}, {"features", t.features},
+          {"head", head},        {"classes", t.classes},
+          {"method", "exact: Chen et al. 2019 multi-level clique bound, then branch and bound over float32 threshold cells; "
+                     "every counterexample re-checked by the engine's forward"}};
+}
+
+int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g, const engine::TreeEnsemble* tree) {
   std::string model = vm["model"].as<std::string>();
   std::string vnnlib = vm["vnnlib"].as<std::string>();
   std::string result_path = vm.count("result") ? vm["result"].as<std::string>() : "";
@@ -196,11 +229,15 @@ int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g) {
   });
   verify::VerifyResult r;
   try {
-    verify::Network net = verify::load_network(model);
-    net.product_device = device;
-    auto session = try_session(model, g, quiet);
-    o.concrete = engine_forward(session, net.input_shape);
-    r = verify::verify_property(net, prop, o);
+    if (tree) {
+      r = verify::to_verify_result(verify::verify_tree_property(*tree, prop, tree_options(vm, g, *tree, model, quiet)));
+    } else {
+      verify::Network net = verify::load_network(model);
+      net.product_device = device;
+      auto session = try_session(model, g, quiet);
+      o.concrete = engine_forward(session, net.input_shape);
+      r = verify::verify_property(net, prop, o);
+    }
   } catch (const UnsupportedError& e) {
     // Valid model the verifier cannot handle: a verdict, not an error.
     r.verdict = verify::Verdict::Unknown;
@@ -218,7 +255,89 @@ int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g) {
 
 std::string domain_text(double lo, double hi) { return fmt::format("[{}, {}]", lo, hi); }
 
-int run_data(const po::variables_map& vm, const GlobalOptions& g) {
+void print_by_eps(const nlohmann::json& report) {
+  for (const auto& e : report["by_eps"])
+    std::cout << fmt::format("eps {:g}: verified {}/{} (VRA {:.3f}), falsified {}, unknown {}, timeout {}, {:.3f} s/sample\n",
+                             e["eps"].get<double>(), e["verified"].get<int64_t>(), e["samples"].get<int64_t>(),
+                             e["verified_robust_accuracy"].get<double>(), e["falsified"].get<int64_t>(),
+                             e["unknown"].get<int64_t>(), e["timeout"].get<int64_t>(),
+                             e["mean_seconds_per_sample"].get<double>());
+}
+
+// `verify --data` on a tree ensemble: exact verdicts per sample and eps (verify/trees.h), the
+// share the clique bound decided, and with --minimal-distance each sample's minimal adversarial
+// L-inf distance within the domain.
+int run_tree_data(const po::variables_map& vm, const GlobalOptions& g, const engine::TreeEnsemble& tree,
+                  const engine::Tensor& data, const std::vector<int64_t>& labels, verify::RobustnessOptions ro,
+                  const std::string& data_path, const std::string& labels_path) {
+  const std::string model = vm["model"].as<std::string>();
+  const bool quiet = g.quiet || vm.count("quiet");
+  if (g.device == engine::Device::Cuda) throw InputError("verify", "--device cuda: the tree verifier runs on the CPU; use --device cpu or auto");
+  verify::TreeVerifyOptions to = tree_options(vm, g, tree, model, quiet);
+  if (!quiet)
+    std::cerr << fmt::format("verify: {}: tree ensemble '{}' ({}, {} trees): exact tree verification; input domain {}\n", model,
+                             tree.node_name, tree.op_type, tree.tree_count(), domain_text(ro.clip_min, ro.clip_max));
+  std::vector<verify::SampleVerdict> verdicts;
+  {
+    engine::ProgressLine progress("verify", "queries", g.show_progress());
+    ro.progress = progress.fn();
+    verdicts = verify::verify_tree_robustness_data(tree, data, labels, ro, to);
+    ro.progress = nullptr;
+  }
+  auto report = verify::robustness_report(verdicts, ro, model, MLAUDIT_VERSION);
+  report["model_kind"] = "tree_ensemble";
+  report["tree_ensemble"] = tree_block(tree);
+  // Per eps: how many verdicts the clique bound alone decided (the rest took branch and bound).
+  for (auto& e : report["by_eps"]) {
+    int64_t bound = 0;
+    for (const auto& v : verdicts)
+      if (v.eps == e["eps"].get<double>() && v.method == "clique-bound") ++bound;
+    e["decided_by_clique_bound"] = bound;
+  }
+  report["per_eps"] = report["by_eps"];
+  if (vm.count("minimal-distance")) {
+    std::vector<verify::TreeMinimalResult> md;
+    {
+      engine::ProgressLine progress("verify", "minimal distances", g.show_progress());
+      md = verify::tree_minimal_distances(tree, data, labels, ro.clip_min, ro.clip_max, to, progress.fn());
+    }
+    nlohmann::json arr = nlohmann::json::array();
+    auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+    for (size_t i = 0; i < md.size(); ++i) {
+      const auto& r = md[i];
+      nlohmann::json e{{"index", i}, {"label", r.label}, {"status", r.status}, {"lower", num(r.lower)},
+                       {"upper", num(r.upper)}, {"exact_queries", r.exact_queries}, {"seconds", r.seconds}};
+      e["distance"] = r.status == "found" ? nlohmann::json(r.distance) : nlohmann::json(nullptr);
+      if (!r.counterexample.empty() && r.status != "none") {
+        e["counterexample"] = std::vector<double>(r.counterexample.begin(), r.counterexample.end());
+        e["adversarial_label"] = r.adversarial_label;
+        e["counterexample_output"] = r.counterexample_output;
+      }
+      arr.push_back(e);
+    }
+    report["minimal_distance"] = arr;
+  }
+  report["inputs"] = inputs_block({{"model", model}, {"data", data_path}, {"labels", labels_path}});
+  datasets::write_file_atomic(vm["out"].as<std::string>(), report.dump(2) + "\n");
+  if (!quiet) {
+    print_by_eps(report);
+    for (const auto& e : report["by_eps"])
+      std::cout << fmt::format("eps {:g}: {} of {} decided by the clique bound\n", e["eps"].get<double>(),
+                               e["decided_by_clique_bound"].get<int64_t>(), e["samples"].get<int64_t>());
+    if (report.contains("minimal_distance")) {
+      int64_t found = 0;
+      std::vector<double> d;
+      for (const auto& e : report["minimal_distance"])
+        if (e["status"] == "found") ++found, d.push_back(e["distance"].get<double>());
+      std::sort(d.begin(), d.end());
+      std::cout << fmt::format("minimal L-inf distance: found for {}/{} samples{}\n", found, report["minimal_distance"].size(),
+                               d.empty() ? "" : fmt::format(", median {:.6g}", d[d.size() / 2]));
+    }
+  }
+  return 0;
+}
+
+int run_data(const po::variables_map& vm, const GlobalOptions& g, const engine::TreeEnsemble* tree) {
   std::string model = vm["model"].as<std::string>();
   if (!vm.count("eps")) throw InputError("verify", "--data needs --eps");
   if (!vm.count("out")) throw InputError("verify", "--data needs --out V.json");
@@ -263,6 +382,7 @@ int run_data(const po::variables_map& vm, const GlobalOptions& g) {
     if (!labels.empty()) labels.resize(size_t(n));
   }
   if (!fs::exists(model)) throw InputError("verify", "model file not found: " + model);
+  if (tree) return run_tree_data(vm, g, *tree, data, labels, ro, data_path, labels_path);
   const engine::Device device = bound_device(g, quiet);
   std::optional<verify::Network> net;
   std::string reason;
@@ -304,17 +424,11 @@ int run_data(const po::variables_map& vm, const GlobalOptions& g) {
   auto report = verify::robustness_report(verdicts, ro, model, MLAUDIT_VERSION);
   report["inputs"] = inputs_block({{"model", model}, {"data", data_path}, {"labels", labels_path}});
   datasets::write_file_atomic(vm["out"].as<std::string>(), report.dump(2) + "\n");
-  if (!quiet)
-    for (const auto& e : report["by_eps"])
-      std::cout << fmt::format("eps {:g}: verified {}/{} (VRA {:.3f}), falsified {}, unknown {}, timeout {}, {:.3f} s/sample\n",
-                               e["eps"].get<double>(), e["verified"].get<int64_t>(), e["samples"].get<int64_t>(),
-                               e["verified_robust_accuracy"].get<double>(), e["falsified"].get<int64_t>(),
-                               e["unknown"].get<int64_t>(), e["timeout"].get<int64_t>(),
-                               e["mean_seconds_per_sample"].get<double>());
+  if (!quiet) print_by_eps(report);
   return 0;
 }
 
-int run_fairness(const po::variables_map& vm, const GlobalOptions& g) {
+int run_fairness(const po::variables_map& vm, const GlobalOptions& g, const engine::TreeEnsemble* tree) {
   std::string model = vm["model"].as<std::string>();
   for (const char* need : {"protected", "features", "domain", "out"})
     if (!vm.count(need)) throw InputError("verify", fmt::format("--fairness needs --{}", need));
@@ -351,22 +465,69 @@ int run_fairness(const po::variables_map& vm, const GlobalOptions& g) {
   fo.splits_per_feature = vm["partitions"].as<int>();
   fo.solver = solver_options(vm, g);
   if (!fs::exists(model)) throw InputError("verify", "model file not found: " + model);
-  const engine::Device device = bound_device(g, quiet);
-  verify::Network net = verify::load_network(model);
-  net.product_device = device;  // (the twin networks of the partitions are small: CPU products)
-  if (net.input_size() != int64_t(features.size()))
-    throw InputError("verify", fmt::format("--features lists {} names, the model takes {} inputs", features.size(),
-                                           net.input_size()));
-  auto session = try_session(model, g, quiet);
-  fo.solver.concrete = engine_forward(session, net.input_shape);
-  auto t0 = std::chrono::steady_clock::now();
-  auto parts = verify::verify_fairness(net, fo);
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::vector<verify::FairnessPartition> parts;
+  double delta = -1;
+  std::string data_path;
+  double secs = 0;
+  if (tree) {
+    // Exact on trees: the domain's partitions, or a box of radius --eps around each --data row.
+    if (tree->features != int64_t(features.size()))
+      throw InputError("verify", fmt::format("--features lists {} names, the model takes {} inputs", features.size(),
+                                             tree->features));
+    if (vm.count("delta")) {
+      delta = vm["delta"].as<double>();
+      if (!(delta >= 0) || !std::isfinite(delta)) throw InputError("verify", fmt::format("--delta must be finite and >= 0, got {}", delta));
+    }
+    verify::TreeVerifyOptions to = tree_options(vm, g, *tree, model, quiet);
+    auto t0 = std::chrono::steady_clock::now();
+    if (vm.count("data")) {
+      if (!vm.count("eps")) throw InputError("verify", "--fairness --data needs --eps (the radius around each row)");
+      const double eps = parse_double_list("--eps", vm["eps"].as<std::string>()).front();
+      data_path = vm["data"].as<std::string>();
+      engine::Tensor data = datasets::read_npy_float(data_path);
+      if (vm.count("limit")) {
+        const int64_t limit = vm["limit"].as<int64_t>();
+        if (limit < 1) throw InputError("verify", fmt::format("--limit must be >= 1, got {}", limit));
+        data = data.slice_rows(0, std::min<int64_t>(limit, data.dim(0)));
+      }
+      parts = verify::verify_tree_fairness_samples(*tree, data, eps, fo, delta, to);
+    } else {
+      for (const char* need_data : {"eps", "limit"})
+        if (vm.count(need_data))
+          throw InputError("verify", fmt::format("--fairness --{} needs --data (the rows the boxes are centred on)", need_data));
+      parts = verify::verify_tree_fairness_partitions(*tree, fo, delta, to);
+    }
+    secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  } else {
+    for (const char* tree_only : {"delta", "data", "eps", "limit"})
+      if (vm.count(tree_only))
+        throw InputError("verify", fmt::format("--{} in --fairness mode is for tree-ensemble models; {} is a network", tree_only, model));
+    const engine::Device device = bound_device(g, quiet);
+    verify::Network net = verify::load_network(model);
+    net.product_device = device;  // (the twin networks of the partitions are small: CPU products)
+    if (net.input_size() != int64_t(features.size()))
+      throw InputError("verify", fmt::format("--features lists {} names, the model takes {} inputs", features.size(),
+                                             net.input_size()));
+    auto session = try_session(model, g, quiet);
+    fo.solver.concrete = engine_forward(session, net.input_shape);
+    auto t0 = std::chrono::steady_clock::now();
+    parts = verify::verify_fairness(net, fo);
+    secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
   nlohmann::json j;
   j["schema"] = "mlaudit.verify/1";
   j["tool_version"] = MLAUDIT_VERSION;
   j["kind"] = "individual_fairness";
-  j["method"] = "Fairify-style domain partitioning (Biswas & Rajan, ICSE 2023) with bound propagation, BaB and Z3";
+  j["method"] = tree ? "exact tree-ensemble verification over each partition (clique bound, then branch and bound over "
+                       "threshold cells)"
+                     : "Fairify-style domain partitioning (Biswas & Rajan, ICSE 2023) with bound propagation, BaB and Z3";
+  if (tree) {
+    j["model_kind"] = "tree_ensemble";
+    j["tree_ensemble"] = tree_block(*tree);
+    j["score_delta"] = delta >= 0 ? nlohmann::json(delta) : nlohmann::json(nullptr);
+    j["boxes"] = data_path.empty() ? "partitions" : "samples";
+    if (!data_path.empty()) j["eps"] = parse_double_list("--eps", vm["eps"].as<std::string>()).front();
+  }
   j["model"] = model;
   j["protected"] = prot;
   j["protected_values"] = fo.protected_values;
@@ -379,7 +540,8 @@ int run_fairness(const po::variables_map& vm, const GlobalOptions& g) {
   const std::string features_spec = vm["features"].as<std::string>();
   j["inputs"] = inputs_block({{"model", model},
                               {"domain", vm["domain"].as<std::string>()},
-                              {"features", fs::is_regular_file(features_spec) ? features_spec : ""}});
+                              {"features", fs::is_regular_file(features_spec) ? features_spec : ""},
+                              {"data", data_path}});
   std::map<std::string, int> counts;
   nlohmann::json arr = nlohmann::json::array();
   nlohmann::json pairs = nlohmann::json::array();
@@ -667,6 +829,8 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
       "features", po::value<std::string>(), "model feature names in input order (comma list or a file, one per line)")(
       "domain", po::value<std::string>(), "ranges.csv with columns feature,min,max")(
       "partitions", po::value<int>()->default_value(2), "fairness: slices per non-protected feature")(
+      "delta", po::value<double>(), "fairness, tree models: the score (raw margin / regression output) may move by at most this")(
+      "minimal-distance", "data, tree models: also each sample's exact minimal adversarial L-inf distance")(
       "no-alpha", "skip alpha-CROWN slope optimisation")(
       "alpha-hidden", "at the root, alpha-CROWN also tightens every hidden layer's bounds (networks up to 4096 ReLUs)")(
       "lookahead-depth", po::value<int>()->default_value(6), "input BaB: pick splits by bounding both halves above this depth")("seed", po::value<uint64_t>()->default_value(0), "falsifier seed")(
@@ -691,24 +855,29 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
                        {"benchmark", "out", "filter", "timeout-override", "no-alpha", "alpha-hidden", "lookahead-depth", "seed"});
     return run_benchmark(vm, g);
   }
-  int modes = int(vm.count("vnnlib")) + int(vm.count("data")) + int(vm.count("fairness"));
+  // --fairness may take --data (tree models: boxes around rows); otherwise --data is the robustness mode.
+  int modes = int(vm.count("vnnlib")) + int(vm.count("data") && !vm.count("fairness")) + int(vm.count("fairness"));
   if (modes != 1) throw InputError("verify", "give exactly one of --vnnlib, --data, --fairness (or --benchmark DIR)");
   if (vm.count("vnnlib")) check_mode_options(vm, "--vnnlib", with_solver({"model", "vnnlib", "result", "out"}));
   else if (vm.count("data"))
     check_mode_options(vm, "--data",
-                       with_solver({"model", "data", "labels", "eps", "norm", "clip-min", "clip-max", "limit", "out"}));
+                       with_solver({"model", "data", "labels", "eps", "norm", "clip-min", "clip-max", "limit", "out",
+                                    "minimal-distance"}));
   else
     check_mode_options(vm, "--fairness", with_solver({"model", "fairness", "protected", "protected-values", "features",
-                                                      "domain", "partitions", "out"}));
+                                                      "domain", "partitions", "out", "delta", "data", "eps", "limit"}));
   if (!vm.count("model")) throw InputError("verify", "the option '--model' is required (see 'mlaudit verify --help')");
+  std::optional<engine::TreeEnsemble> tree;
   {
-    // Bound propagation needs a network of differentiable layers: a tree ensemble, SVM or other
-    // ONNX-ML op on the path is a usage error (exit 2), not an 'unknown' verdict.
+    // Bound propagation needs a network of differentiable layers: a tree ensemble goes to the
+    // tree verifier; an SVM or other ONNX-ML op on the path is a usage error (exit 2), not an
+    // 'unknown' verdict.
     const std::string model = vm["model"].as<std::string>();
     if (fs::exists(model)) {
       engine::Graph graph = engine::load_onnx(model);
+      if (engine::has_tree_ensemble(graph)) tree = engine::extract_tree_ensemble(graph, g.model_output);
       auto blockers = engine::non_differentiable_nodes(graph, 0);
-      if (!blockers.empty()) {
+      if (!tree && !blockers.empty()) {
         const engine::Node& n = *blockers.front();
         throw UnsupportedError(
             "verify", fmt::format("{}: bound propagation cannot verify this model: node '{}' ({}) is not a "
@@ -717,9 +886,12 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
       }
     }
   }
-  if (vm.count("vnnlib")) return run_vnnlib(vm, g);
-  if (vm.count("data")) return run_data(vm, g);
-  return run_fairness(vm, g);
+  if (!tree && vm.count("minimal-distance"))
+    throw InputError("verify", "--minimal-distance is for tree-ensemble models (exact over threshold cells)");
+  const engine::TreeEnsemble* t = tree ? &*tree : nullptr;
+  if (vm.count("vnnlib")) return run_vnnlib(vm, g, t);
+  if (vm.count("fairness")) return run_fairness(vm, g, t);
+  return run_data(vm, g, t);
 }
 
 }  // namespace

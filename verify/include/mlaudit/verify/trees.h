@@ -29,7 +29,10 @@
 #include <vector>
 
 #include "mlaudit/engine/trees.h"
+#include "mlaudit/engine/progress.h"
+#include "mlaudit/engine/tensor.h"
 #include "mlaudit/verify/solver.h"
+#include "mlaudit/verify/verify.h"
 #include "mlaudit/verify/vnnlib.h"
 
 namespace mlaudit::verify {
@@ -146,5 +149,36 @@ struct TreeFairnessResult {
 /// features (the trees' splits on p are resolved by a and b); the same bound and search decide.
 TreeFairnessResult verify_tree_fairness(const engine::TreeEnsemble& model, const TreeBox& box,
                                         const float* anchor, const TreeFairnessOptions& opts);
+
+// ---- Drivers: the `verify` command's modes on a tree model (same result types as the networks'). --
+
+/// The VerifyResult of a tree query (VNN-COMP wording, counterexample input and output).
+VerifyResult to_verify_result(const TreeVerifyResult& r);
+
+/// Local robustness of every sample at every eps (as verify_robustness): the query box is
+/// linf_box(x, eps, clip_min, clip_max); labels default to the model's decisions (`opts.solver`
+/// gives the timeout per query, `concrete` the engine's forward). Data outside the domain or not
+/// finite, and labels outside the classes, are refused (InputError).
+std::vector<SampleVerdict> verify_tree_robustness_data(const engine::TreeEnsemble& model, const engine::Tensor& data,
+                                                       const std::vector<int64_t>& labels, const RobustnessOptions& opts,
+                                                       const TreeVerifyOptions& tree_opts);
+
+/// The minimal adversarial L-inf distance of every sample (labels as above) within the domain.
+std::vector<TreeMinimalResult> tree_minimal_distances(const engine::TreeEnsemble& model, const engine::Tensor& data,
+                                                      const std::vector<int64_t>& labels, double clip_min, double clip_max,
+                                                      const TreeVerifyOptions& tree_opts,
+                                                      const engine::ProgressFn& progress = {});
+
+/// Individual fairness over the partitions of `opts.domain` (the same grid as verify_fairness),
+/// each decided exactly; `score_delta` as in TreeFairnessOptions.
+std::vector<FairnessPartition> verify_tree_fairness_partitions(const engine::TreeEnsemble& model,
+                                                               const FairnessOptions& opts, double score_delta,
+                                                               const TreeVerifyOptions& tree_opts);
+
+/// Individual fairness around data points: one box per sample, the non-protected features within
+/// eps of the sample (intersected with opts.domain), the protected one taking every value.
+std::vector<FairnessPartition> verify_tree_fairness_samples(const engine::TreeEnsemble& model, const engine::Tensor& data,
+                                                            double eps, const FairnessOptions& opts, double score_delta,
+                                                            const TreeVerifyOptions& tree_opts);
 
 }  // namespace mlaudit::verify
