@@ -8,6 +8,7 @@
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/graph.h"
 #include "mlaudit/engine/session.h"
+#include "mlaudit/engine/trees.h"
 #include "version.h"
 
 namespace mlaudit::cli {
@@ -108,6 +109,20 @@ int cmd_info(const std::vector<std::string>& args, const GlobalOptions& global) 
     j["non_differentiable_nodes"] = blockers;
   }
   j["cpu_forward"] = fused ? "fused-dense-chain" : "op-by-op";
+  // Tree ensembles: whether the exact tree methods (TreeSHAP, the exact verifier, the exact
+  // minimal attack) can read the model, and why not.
+  std::string trees;
+  if (unsupported.empty() && engine::has_tree_ensemble(g)) {
+    try {
+      engine::TreeEnsemble t = engine::extract_tree_ensemble(g, global.model_output);
+      trees = t.describe();
+      j["tree_ensemble"] = {{"exact_methods", true}, {"trees", t.tree_count()}, {"max_depth", t.max_depth()},
+                            {"leaves", t.leaf_count()}, {"features", t.features}, {"description", trees}};
+    } catch (const UnsupportedError& e) {
+      trees = std::string("exact tree methods unavailable: ") + e.what();
+      j["tree_ensemble"] = {{"exact_methods", false}, {"reason", e.what()}};
+    }
+  }
   if (vm.count("json")) {
     std::cout << j.dump(2) << "\n";
     return 0;
@@ -133,6 +148,7 @@ int cmd_info(const std::vector<std::string>& args, const GlobalOptions& global) 
       std::cout << fmt::format("gradients:  no, not differentiable at {} (black-box methods only: attack --attack square, "
                                "explain --method kernel-shap|lime|permutation|occlusion)\n",
                                fmt::join(blockers, ", "));
+    if (!trees.empty()) std::cout << fmt::format("trees:      {}\n", trees);
   }
   else {
     std::cout << "supported:  NO, unsupported ops:";

@@ -103,6 +103,40 @@ std::vector<std::vector<float>> TreeEnsemble::thresholds() const {
   return t;
 }
 
+int64_t TreeEnsemble::leaf_count() const {
+  int64_t n = 0;
+  for (const Node& nd : nodes) n += nd.leaf();
+  return n;
+}
+
+int64_t TreeEnsemble::max_depth() const {
+  int64_t best = 0;
+  std::vector<std::pair<int32_t, int64_t>> stack;
+  for (int32_t r : roots) {
+    stack.push_back({r, 0});
+    while (!stack.empty()) {
+      auto [i, d] = stack.back();
+      stack.pop_back();
+      best = std::max(best, d);
+      if (!nodes[i].leaf()) {
+        stack.push_back({nodes[i].yes, d + 1});
+        stack.push_back({nodes[i].no, d + 1});
+      }
+    }
+  }
+  return best;
+}
+
+std::string TreeEnsemble::describe() const {
+  const char* heads[] = {"regression", "classes (argmax)", "binary margin"};
+  const char* links[] = {"NONE", "LOGISTIC", "SOFTMAX"};
+  return fmt::format("{} trees of depth <= {}, {} leaves, {} features, {}{} ({} {})", tree_count(), max_depth(),
+                     leaf_count(), features, heads[static_cast<int>(head)],
+                     head == Head::Regression ? fmt::format(", {} targets", outputs)
+                                              : fmt::format(", {} classes", classes),
+                     op_type, links[static_cast<int>(link)]);
+}
+
 bool has_tree_ensemble(const Graph& g) {
   for (const Node& n : g.nodes)
     if (is_tree_op(n)) return true;

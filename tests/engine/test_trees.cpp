@@ -121,3 +121,14 @@ TEST_CASE("recovered trees: the bundled Adult model and a model behind a pipelin
   CHECK_FALSE(engine::has_tree_ensemble(cnn));
   CHECK_THROWS_AS(engine::extract_tree_ensemble(cnn), mlaudit::UnsupportedError);
 }
+
+TEST_CASE("info names a tree ensemble and whether exact tree methods read it", "[trees][cli]") {
+  auto r = test::run_cli("info -m " + test::source_path("models/credit_gbt.onnx"));
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("trees:      100 trees of depth <= 4"));
+  CHECK_THAT(r.output, Catch::Contains("binary margin"));
+  auto j = test::run_cli("info --json -m " + test::source_path("tests/fixtures/trees/xgb_multi.onnx"));
+  REQUIRE(j.exit_code == 0);
+  CHECK_THAT(j.output, Catch::Contains("\"exact_methods\": true"));
+  CHECK_THAT(j.output, Catch::Contains("\"trees\": 45"));
+}

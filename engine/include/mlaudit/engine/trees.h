@@ -67,6 +67,11 @@ struct TreeEnsemble {
   /// Sorted distinct thresholds per feature (the cells of the input space the trees see).
   std::vector<std::vector<float>> thresholds() const;
   int64_t tree_count() const { return static_cast<int64_t>(roots.size()); }
+  int64_t leaf_count() const;
+  /// Longest root-to-leaf path (edges) over all trees.
+  int64_t max_depth() const;
+  /// "100 trees of depth <= 4, 1,400 leaves, binary margin (LOGISTIC)" for messages and `info`.
+  std::string describe() const;
 };
 
 /// True when the graph contains a tree-ensemble node (whatever else it has).
