@@ -15,7 +15,8 @@ namespace mlaudit::explain {
 const std::vector<std::string>& method_names() {
   static const std::vector<std::string> names = {"gradient",   "saliency",      "input-x-gradient", "integrated-gradients",
                                                  "deeplift",   "smoothgrad",    "smoothgrad-sq",    "occlusion",
-                                                 "kernel-shap", "lime",         "permutation"};
+                                                 "kernel-shap", "lime",         "permutation", "tree-shap",
+                                                 "shap"};
   return names;
 }
 

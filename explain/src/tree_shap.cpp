@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "mlaudit/engine/error.h"
@@ -31,7 +32,7 @@ FeaturePerturbation parse_feature_perturbation(const std::string& text) {
 TreeModelOutput parse_tree_model_output(const std::string& text) {
   if (text == "raw") return TreeModelOutput::Raw;
   if (text == "probability") return TreeModelOutput::Probability;
-  throw InputError("explain", fmt::format("--model-output '{}' is not raw or probability", text));
+  throw InputError("explain", fmt::format("--shap-model-output '{}' is not raw or probability", text));
 }
 
 std::string to_string(FeaturePerturbation p) {
@@ -66,6 +67,35 @@ struct FlatTree {
   int32_t max_depth = 0;     // edges on the longest root-leaf path
   int32_t max_distinct = 0;  // most distinct features on one root-leaf path
   std::vector<int32_t> features;  // distinct split features, ascending
+  bool tabled = false;             // its leaves have contribution tables (LeafPlan)
+  int32_t plans_begin = 0, plans_end = 0;
+};
+
+// Leaf contribution tables. For one leaf, let f_0..f_{d-1} be the distinct features on its path
+// and bit j of a row's mask say whether the row satisfies every split on f_j along that path.
+// In both games the leaf's contribution to phi_{f_j} is v * T[mask(x)][j] for an x-independent
+// table T (2^d x d):
+//   path-dependent  the leaf's part of Alg. 2 is EXTEND of one element per f_j with zero fraction
+//                   z_j = product of the cover ratios of its splits and one fraction o_j = bit j
+//                   of mask(x), then UNWOUNDSUM(j) (o_j - z_j) (the recursion reaches the same
+//                   elements, unwinding and re-extending a repeated feature);
+//   interventional  with A = x-only and B = r-only features (see IndepWalk), the leaf is reached
+//                   iff mask(x) | mask(r) is full; T[X] = (1/R) sum over the background rows'
+//                   masks m of the Shapley weights for A = X & ~m, B = ~X.
+// A row then costs one comparison per interior node and d additions per leaf, against d^2
+// (path-dependent) or one walk per background row (interventional); rows are processed in
+// blocks, tree by tree, so that a tree's tables stay in cache.
+struct PathStep {
+  int32_t node;      // flat interior node on the leaf's path
+  uint8_t want_yes;  // the path takes its yes branch
+  uint8_t bit;       // index j of the node's feature among the leaf's distinct features
+};
+struct LeafPlan {
+  int32_t leaf;                 // flat leaf node
+  int32_t steps_begin, steps_end;
+  int32_t features_begin;       // into leaf_features (d entries)
+  int32_t d;
+  int64_t table;                // offset of the 2^d x d table in `tables`
 };
 
 // Path element of Algorithm 2: feature d, zero fraction z, one fraction o, permutation weight w.
@@ -107,19 +137,32 @@ inline void unwind_path(PathElement* path, int depth, int index) {
   }
 }
 
+// 1 / n for the small integers of the recursions (divisions cost ~5 multiplications; the
+// unique depth is at most the tree depth + 1 <= 4097, flatten() refuses deeper trees)
+const double* reciprocals() {
+  static const std::vector<double> inv = [] {
+    std::vector<double> v(4100, 0.0);
+    for (size_t n = 1; n < v.size(); ++n) v[n] = 1.0 / static_cast<double>(n);
+    return v;
+  }();
+  return inv.data();
+}
+
 // Sum of the weights UNWIND(path, index) would leave, without modifying the path.
-inline double unwound_sum(const PathElement* path, int depth, int index) {
+inline double unwound_sum(const PathElement* path, int depth, int index, const double* inv) {
   const double one = path[index].one, zero = path[index].zero;
   double total = 0;
   if (one != 0) {
+    const double inv_one = 1.0 / one;  // one is 1 except under interaction conditioning
     double next = path[depth].weight;
     for (int i = depth - 1; i >= 0; --i) {
-      const double t = next / ((i + 1) * one);
+      const double t = next * inv_one * inv[i + 1];
       total += t;
       next = path[i].weight - t * zero * (depth - i);
     }
   } else {
-    for (int i = depth - 1; i >= 0; --i) total += path[i].weight / (zero * (depth - i));
+    for (int i = depth - 1; i >= 0; --i) total += path[i].weight * inv[depth - i];
+    total /= zero;
   }
   return total * (depth + 1);
 }
@@ -150,8 +193,9 @@ struct PathWalk {
     const FlatNode& n = nodes[node];
     if (n.feature < 0) {
       const double* v = leaf_values + n.value;
+      const double* inv = reciprocals();
       for (int i = 1; i <= depth; ++i) {
-        const double w = unwound_sum(path, depth, i);
+        const double w = unwound_sum(path, depth, i, inv);
         const PathElement& e = path[i];
         const double scale = w * (e.one - e.zero) * cond_fraction;
         double* out = phi + static_cast<int64_t>(e.feature) * outputs;
@@ -317,6 +361,18 @@ struct TreeExplainer::Impl {
                         std::vector<double>& on, std::vector<double>& off) const;
   void indep_row(const float* x, double* phi, std::vector<double>& scratch, std::vector<int8_t>& state,
                  std::vector<double>& ref_phi, std::vector<double>& stack) const;
+  // leaf contribution tables (see LeafPlan)
+  std::vector<LeafPlan> plans;
+  std::vector<PathStep> steps;
+  std::vector<int32_t> leaf_features;
+  std::vector<double> tables;
+  int32_t max_tree_nodes = 0;
+  bool any_tabled = false;
+  void build_plans();
+  void build_path_tables();
+  void build_indep_tables();
+  // Adds the tabled trees' contributions to rows [b0, b1) of phi ([N, F, K]).
+  void tabled_rows(const float* X, int64_t b0, int64_t b1, double* phi, std::vector<uint8_t>& dir) const;
   // Mean Jacobian of softmax on the segment a -> b (K x K, row k = d p_k).
   void softmax_mean_jacobian(const double* a, const double* b, std::vector<double>& jac) const;
 };
@@ -455,7 +511,178 @@ void TreeExplainer::Impl::softmax_mean_jacobian(const double* a, const double* b
 
 void TreeExplainer::Impl::path_row(const float* x, double* phi, std::vector<PathElement>& path) const {
   PathWalk walk{nodes.data(), leaf_values.data(), cover.data(), outputs, x, phi};
-  for (const auto& t : trees) walk.recurse(t.root, 0, path.data(), 1, 1, -1, 1);
+  for (const auto& t : trees)
+    if (!t.tabled) walk.recurse(t.root, 0, path.data(), 1, 1, -1, 1);
+}
+
+void TreeExplainer::Impl::build_plans() {
+  // Tables for trees whose paths have at most 12 distinct features, while the tables stay
+  // under 256 MiB in all; other trees keep the recursions.
+  constexpr int kMaxDistinct = 12;
+  constexpr int64_t kBudget = int64_t(256) << 20;
+  int64_t bytes = 0;
+  std::vector<std::pair<int32_t, uint8_t>> path;  // (interior node, want_yes) from the root
+  for (auto& t : trees) {
+    max_tree_nodes = std::max(max_tree_nodes, t.end - t.root);
+    if (t.max_distinct > kMaxDistinct) continue;
+    const size_t plans0 = plans.size(), steps0 = steps.size(), features0 = leaf_features.size();
+    int64_t tree_bytes = 0;
+    std::function<void(int32_t)> visit = [&](int32_t node) {
+      const FlatNode& n = nodes[node];
+      if (n.feature >= 0) {
+        path.push_back({node, 1});
+        visit(n.yes);
+        path.back().second = 0;
+        visit(n.no);
+        path.pop_back();
+        return;
+      }
+      LeafPlan plan;
+      plan.leaf = node;
+      plan.steps_begin = static_cast<int32_t>(steps.size());
+      plan.features_begin = static_cast<int32_t>(leaf_features.size());
+      for (const auto& [inner, want_yes] : path) {
+        const int32_t f = nodes[inner].feature;
+        int32_t j = 0;
+        while (plan.features_begin + j < static_cast<int32_t>(leaf_features.size()) &&
+               leaf_features[plan.features_begin + j] != f)
+          ++j;
+        if (plan.features_begin + j == static_cast<int32_t>(leaf_features.size())) leaf_features.push_back(f);
+        steps.push_back({inner, want_yes, static_cast<uint8_t>(j)});
+      }
+      plan.steps_end = static_cast<int32_t>(steps.size());
+      plan.d = static_cast<int32_t>(leaf_features.size()) - plan.features_begin;
+      plan.table = -1;
+      tree_bytes += (int64_t(1) << plan.d) * plan.d * int64_t(sizeof(double));
+      plans.push_back(plan);
+    };
+    visit(t.root);
+    if (bytes + tree_bytes > kBudget) {  // keep the recursion for this tree
+      plans.resize(plans0);
+      steps.resize(steps0);
+      leaf_features.resize(features0);
+      continue;
+    }
+    bytes += tree_bytes;
+    t.tabled = true;
+    t.plans_begin = static_cast<int32_t>(plans0);
+    t.plans_end = static_cast<int32_t>(plans.size());
+    any_tabled = true;
+  }
+  int64_t offset = 0;
+  for (auto& p : plans) {
+    p.table = offset;
+    offset += (int64_t(1) << p.d) * p.d;
+  }
+  tables.assign(static_cast<size_t>(offset), 0.0);
+}
+
+void TreeExplainer::Impl::build_path_tables() {
+  const double* inv = reciprocals();
+  std::vector<PathElement> buf;
+  std::vector<double> zero;
+  for (const auto& p : plans) {
+    const int d = p.d;
+    zero.assign(d, 1.0);
+    for (int32_t s = p.steps_begin; s < p.steps_end; ++s) {
+      const FlatNode& n = nodes[steps[s].node];
+      const int32_t child = steps[s].want_yes ? n.yes : n.no;
+      const double w = cover[steps[s].node];
+      zero[steps[s].bit] *= w > 0 ? cover[child] / w : 0.0;
+    }
+    buf.assign(static_cast<size_t>(d) + 1, PathElement{});
+    for (uint32_t mask = 0; mask < (1u << d); ++mask) {
+      double* row = tables.data() + p.table + static_cast<int64_t>(mask) * d;
+      bool dead = false;  // an element neither one nor zero: the recursion never reaches the leaf
+      for (int j = 0; j < d; ++j) dead |= zero[j] == 0 && !(mask & (1u << j));
+      if (dead) continue;
+      extend_path(buf.data(), 0, 1, 1, -1);
+      for (int j = 0; j < d; ++j) extend_path(buf.data(), j + 1, zero[j], (mask >> j) & 1u ? 1.0 : 0.0, j);
+      for (int j = 0; j < d; ++j) {
+        const PathElement& e = buf[j + 1];
+        row[j] = unwound_sum(buf.data(), d, j + 1, inv) * (e.one - e.zero);
+      }
+    }
+  }
+}
+
+void TreeExplainer::Impl::build_indep_tables() {
+  const int64_t F = features;
+  const float* R = background.f32();
+  std::vector<double> count;
+  std::vector<uint8_t> dir(static_cast<size_t>(std::max(1, max_tree_nodes)));
+  const double inv_refs = 1.0 / static_cast<double>(refs);
+  for (const auto& t : trees) {
+    if (!t.tabled) continue;
+    // each background row's masks for every leaf of the tree, counted per leaf
+    std::vector<std::vector<double>> counts(t.plans_end - t.plans_begin);
+    for (int32_t q = t.plans_begin; q < t.plans_end; ++q) counts[q - t.plans_begin].assign(size_t(1) << plans[q].d, 0.0);
+    for (int64_t ri = 0; ri < refs; ++ri) {
+      const float* r = R + ri * F;
+      for (int32_t i = t.root; i < t.end; ++i)
+        if (nodes[i].feature >= 0) dir[i - t.root] = goes_yes(nodes[i], r[nodes[i].feature]);
+      for (int32_t q = t.plans_begin; q < t.plans_end; ++q) {
+        const LeafPlan& p = plans[q];
+        uint32_t mask = (1u << p.d) - 1;
+        for (int32_t s = p.steps_begin; s < p.steps_end; ++s)
+          if (dir[steps[s].node - t.root] != steps[s].want_yes) mask &= ~(1u << steps[s].bit);
+        counts[q - t.plans_begin][mask] += 1;
+      }
+    }
+    for (int32_t q = t.plans_begin; q < t.plans_end; ++q) {
+      const LeafPlan& p = plans[q];
+      const int d = p.d;
+      const uint32_t full = (1u << d) - 1;
+      const auto& cnt = counts[q - t.plans_begin];
+      for (uint32_t X = 0; X <= full; ++X) {
+        double* row = tables.data() + p.table + static_cast<int64_t>(X) * d;
+        const uint32_t B = full & ~X;  // features only r can satisfy: every reaching r does
+        const int nb = __builtin_popcount(B);
+        for (uint32_t m = 0; m <= full; ++m) {
+          if (cnt[m] == 0 || (m & B) != B) continue;
+          const uint32_t A = X & ~m;
+          const int na = __builtin_popcount(A), n = na + nb;
+          if (n == 0) continue;
+          const double wa = na > 0 ? cnt[m] * weight[n * stride + na - 1] * inv_refs : 0.0;
+          const double wb = na < n ? -cnt[m] * weight[n * stride + na] * inv_refs : 0.0;
+          for (int j = 0; j < d; ++j) {
+            if (A & (1u << j)) row[j] += wa;
+            else if (B & (1u << j)) row[j] += wb;
+          }
+        }
+      }
+    }
+  }
+}
+
+void TreeExplainer::Impl::tabled_rows(const float* X, int64_t b0, int64_t b1, double* phi,
+                                      std::vector<uint8_t>& dir) const {
+  const int64_t F = features;
+  const int K = outputs;
+  for (const auto& t : trees) {
+    if (!t.tabled) continue;
+    for (int64_t i = b0; i < b1; ++i) {
+      const float* x = X + i * F;
+      double* out = phi + i * F * K;
+      for (int32_t n = t.root; n < t.end; ++n)
+        if (nodes[n].feature >= 0) dir[n - t.root] = goes_yes(nodes[n], x[nodes[n].feature]);
+      for (int32_t q = t.plans_begin; q < t.plans_end; ++q) {
+        const LeafPlan& p = plans[q];
+        uint32_t mask = (1u << p.d) - 1;
+        for (int32_t s = p.steps_begin; s < p.steps_end; ++s)
+          if (dir[steps[s].node - t.root] != steps[s].want_yes) mask &= ~(1u << steps[s].bit);
+        const double* row = tables.data() + p.table + static_cast<int64_t>(mask) * p.d;
+        const double* v = leaf_values.data() + nodes[p.leaf].value;
+        const int32_t* f = leaf_features.data() + p.features_begin;
+        if (K == 1) {
+          for (int j = 0; j < p.d; ++j) out[f[j]] += row[j] * v[0];
+        } else {
+          for (int j = 0; j < p.d; ++j)
+            for (int k = 0; k < K; ++k) out[static_cast<int64_t>(f[j]) * K + k] += row[j] * v[k];
+        }
+      }
+    }
+  }
 }
 
 void TreeExplainer::Impl::interactions_row(const float* x, double* inter, std::vector<PathElement>& path,
@@ -502,8 +729,8 @@ void TreeExplainer::Impl::indep_row(const float* x, double* phi, std::vector<dou
   const float* R = background.f32();
   for (int64_t ri = 0; ri < refs; ++ri) {
     const float* r = R + ri * F;
-    double* target = rescale ? ref_phi.data() : phi;
-    if (rescale) std::fill(ref_phi.begin(), ref_phi.end(), 0.0);
+    double* target = ref_phi.data();  // raw: the sum over background rows; rescaled: this row's
+    if (rescale || ri == 0) std::fill(ref_phi.begin(), ref_phi.end(), 0.0);
     auto run = [&](auto walker) {
       walker.nodes = nodes.data();
       walker.leaf_values = leaf_values.data();
@@ -514,7 +741,8 @@ void TreeExplainer::Impl::indep_row(const float* x, double* phi, std::vector<dou
       walker.weight = weight.data();
       walker.stride = stride;
       walker.phi = target;
-      for (const auto& t : trees) walker.walk(t.root, 0, 0, stack.data(), stack.data() + K, stack.data() + 2 * K);
+      for (const auto& t : trees)
+        if (!t.tabled) walker.walk(t.root, 0, 0, stack.data(), stack.data() + K, stack.data() + 2 * K);
     };
     if (K == 1) run(IndepWalk<1>{});
     else run(IndepWalk<0>{});
@@ -538,8 +766,13 @@ void TreeExplainer::Impl::indep_row(const float* x, double* phi, std::vector<dou
         }
     }
   }
-  const double inv = 1.0 / static_cast<double>(refs);
-  for (int64_t l = 0; l < F * K; ++l) phi[l] *= inv;
+  if (rescale) {
+    const double inv = 1.0 / static_cast<double>(refs);
+    for (int64_t l = 0; l < F * K; ++l) phi[l] *= inv;
+  } else {
+    const double inv = 1.0 / static_cast<double>(refs);
+    for (int64_t l = 0; l < F * K; ++l) phi[l] += ref_phi[l] * inv;
+  }
 }
 
 TreeExplainer::TreeExplainer(const TreeEnsemble& model, const Tensor& background, TreeShapOptions opts)
@@ -560,7 +793,7 @@ TreeExplainer::TreeExplainer(const TreeEnsemble& model, const Tensor& background
   const float* B = background.f32();
   if (m.opts.perturbation == FeaturePerturbation::TreePathDependent) {
     if (m.opts.model_output == TreeModelOutput::Probability && model.link != TreeEnsemble::Link::Identity)
-      throw InputError("explain", "tree-shap: --model-output probability needs --feature-perturbation interventional "
+      throw InputError("explain", "tree-shap: --shap-model-output probability needs --feature-perturbation interventional "
                                   "(as shap: tree_path_dependent explains the raw output only)");
     // covers: background rows reaching each node
     for (const auto& t : m.trees)
@@ -573,6 +806,10 @@ TreeExplainer::TreeExplainer(const TreeEnsemble& model, const Tensor& background
           node = child_of(m.nodes[node], x[m.nodes[node].feature]);
         }
       }
+    if (m.opts.leaf_tables) {
+      m.build_plans();
+      m.build_path_tables();
+    }
     // E f = base + sum over trees and leaves of v * cover(leaf) / cover(root)
     m.expected = m.base;
     for (const auto& t : m.trees) {
@@ -605,6 +842,10 @@ TreeExplainer::TreeExplainer(const TreeEnsemble& model, const Tensor& background
         c = c * (n - 1 - mm) / (mm + 1);
       }
     }
+    if (m.opts.leaf_tables && (!prob || model.link == TreeEnsemble::Link::Identity)) {  // raw: no rescaling
+      m.build_plans();
+      m.build_indep_tables();
+    }
   }
 }
 
@@ -625,19 +866,22 @@ void check_rows(const Tensor& x, int64_t features) {
 
 // Rows in blocks (for progress), each block's rows over the threads; every row is computed
 // whole by one thread with its own scratch, so values do not depend on the thread count.
-template <class MakeScratch, class Row>
-void for_rows(int64_t n, const TreeShapOptions& opts, MakeScratch make_scratch, Row row) {
+// Rows go in chunks of `chunk` rows (a chunk runs tree by tree, keeping a tree's tables in
+// cache), chunks over the threads; per row the order of the sums is fixed by the chunking alone.
+template <class MakeScratch, class Chunk>
+void for_chunks(int64_t n, int64_t chunk, const TreeShapOptions& opts, MakeScratch make_scratch, Chunk run) {
   const int threads = std::max(1, opts.threads > 0 ? opts.threads : engine::num_threads());
-  const int64_t block = opts.progress ? std::max<int64_t>(4 * threads, (n + 63) / 64) : n;
-  for (int64_t b0 = 0; b0 < n; b0 += block) {
-    const int64_t b1 = std::min(n, b0 + block);
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  const int64_t block = opts.progress ? std::max<int64_t>(4 * threads, (chunks + 63) / 64) : chunks;
+  for (int64_t b0 = 0; b0 < chunks; b0 += block) {
+    const int64_t b1 = std::min(chunks, b0 + block);
 #pragma omp parallel num_threads(threads)
     {
       auto scratch = make_scratch();
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t i = b0; i < b1; ++i) row(i, scratch);
+      for (int64_t c = b0; c < b1; ++c) run(c * chunk, std::min(n, (c + 1) * chunk), scratch);
     }
-    if (opts.progress) opts.progress(b1, n);
+    if (opts.progress) opts.progress(std::min(n, b1 * chunk), n);
   }
 }
 
@@ -662,12 +906,17 @@ TreeShapResult TreeExplainer::shap_values(const Tensor& x) const {
     std::vector<PathElement> path;
     std::vector<double> jac, ref_phi, stack;
     std::vector<int8_t> state;
+    std::vector<uint8_t> dir;
   };
   const int D = m.max_depth;
-  for_rows(
-      N, m.opts,
+  const bool path_dependent = m.opts.perturbation == FeaturePerturbation::TreePathDependent;
+  bool all_tabled = m.any_tabled;
+  for (const auto& t : m.trees) all_tabled &= t.tabled;
+  for_chunks(
+      N, 32, m.opts,
       [&] {
         Scratch s;
+        s.dir.assign(static_cast<size_t>(std::max(1, m.max_tree_nodes)), 0);
         if (m.opts.perturbation == FeaturePerturbation::TreePathDependent) {
           s.path.resize(static_cast<size_t>(D + 3) * (D + 4) / 2 + 8);
         } else {
@@ -677,14 +926,19 @@ TreeShapResult TreeExplainer::shap_values(const Tensor& x) const {
         }
         return s;
       },
-      [&](int64_t i, Scratch& s) {
-        const float* xi = X + i * F;
-        double* phi = r.values.data() + i * F * K;
-        if (m.opts.perturbation == FeaturePerturbation::TreePathDependent) m.path_row(xi, phi, s.path);
-        else m.indep_row(xi, phi, s.jac, s.state, s.ref_phi, s.stack);
-        std::vector<double> fx = m.margins(xi);
-        if (prob) fx = m.link(fx);
-        std::copy(fx.begin(), fx.end(), r.output_x.begin() + i * K);
+      [&](int64_t c0, int64_t c1, Scratch& s) {
+        if (m.any_tabled) m.tabled_rows(X, c0, c1, r.values.data(), s.dir);
+        for (int64_t i = c0; i < c1; ++i) {
+          const float* xi = X + i * F;
+          double* phi = r.values.data() + i * F * K;
+          if (!all_tabled) {
+            if (path_dependent) m.path_row(xi, phi, s.path);
+            else m.indep_row(xi, phi, s.jac, s.state, s.ref_phi, s.stack);
+          }
+          std::vector<double> fx = m.margins(xi);
+          if (prob) fx = m.link(fx);
+          std::copy(fx.begin(), fx.end(), r.output_x.begin() + i * K);
+        }
       });
   for (int64_t i = 0; i < N; ++i)
     for (int k = 0; k < K; ++k) {
@@ -717,8 +971,8 @@ TreeShapInteractions TreeExplainer::shap_interaction_values(const Tensor& x) con
     std::vector<double> diag, on, off;
   };
   const int D = m.max_depth;
-  for_rows(
-      N, m.opts,
+  for_chunks(
+      N, 1, m.opts,
       [&] {
         Scratch s;
         s.path.resize(static_cast<size_t>(D + 3) * (D + 4) / 2 + 8);
@@ -727,7 +981,7 @@ TreeShapInteractions TreeExplainer::shap_interaction_values(const Tensor& x) con
         s.off.assign(F * K, 0.0);
         return s;
       },
-      [&](int64_t i, Scratch& s) {
+      [&](int64_t i, int64_t, Scratch& s) {
         m.interactions_row(X + i * F, r.values.data() + i * F * F * K, s.path, s.diag, s.on, s.off);
         const auto mx = m.margins(X + i * F);
         std::copy(mx.begin(), mx.end(), r.output_x.begin() + i * K);

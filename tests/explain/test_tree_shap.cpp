@@ -339,8 +339,10 @@ TEST_CASE("tree-shap: both modes equal brute-force Shapley values of their games
       const Tensor x = gather(c.x, {0, 1, 2});
       const Tensor bg = gather(c.background, {0, 1, 2, 3, 4});
       // interventional: v(S) = mean over r of f(x_S, r_rest)
-      {
-        TreeExplainer ex(c.model, bg, {});
+      for (bool tables : {true, false}) {
+        TreeShapOptions io;
+        io.leaf_tables = tables;
+        TreeExplainer ex(c.model, bg, io);
         auto r = ex.shap_values(x);
         for (int64_t i = 0; i < 3; ++i)
           for (int64_t k = 0; k < c.model.outputs; ++k) {
@@ -357,8 +359,9 @@ TEST_CASE("tree-shap: both modes equal brute-force Shapley values of their games
           }
       }
       // path-dependent: v(S) = E[f | x_S] along the covers; interactions from their definition
-      {
+      for (bool tables : {true, false}) {
         TreeShapOptions opts;
+        opts.leaf_tables = tables;
         opts.perturbation = FeaturePerturbation::TreePathDependent;
         TreeExplainer ex(c.model, c.cover, opts);
         const auto cover = explain::node_covers(c.model, c.cover);
@@ -417,6 +420,28 @@ TEST_CASE("tree-shap: values do not depend on the thread count", "[explain][tree
   CHECK(a.values == b.values);
 }
 
+TEST_CASE("tree-shap: leaf tables and the recursions give the same values", "[explain][tree-shap]") {
+  for (const std::string name : {"xgb_multi", "lgbm_binary", "sk_rf_binary", "lgbm_reg"}) {
+    DYNAMIC_SECTION(name) {
+      Golden c = load_golden(name);
+      for (auto p : {FeaturePerturbation::Interventional, FeaturePerturbation::TreePathDependent}) {
+        TreeShapOptions tables, recursion;
+        tables.perturbation = recursion.perturbation = p;
+        recursion.leaf_tables = false;
+        const Tensor& data = p == FeaturePerturbation::Interventional ? c.background : c.cover;
+        auto a = TreeExplainer(c.model, data, tables).shap_values(c.x);
+        auto b = TreeExplainer(c.model, data, recursion).shap_values(c.x);
+        REQUIRE(a.values.size() == b.values.size());
+        double worst = 0;
+        for (size_t i = 0; i < a.values.size(); ++i) worst = std::max(worst, std::fabs(a.values[i] - b.values[i]));
+        CHECK(worst <= kExact * scale_of(a.values));
+        check_local_accuracy(c.model, c.x, b, false);
+        CHECK(a.expected_value == b.expected_value);
+      }
+    }
+  }
+}
+
 TEST_CASE("tree-shap: a softmax model's probability output keeps local accuracy", "[explain][tree-shap]") {
   // shap has no probability output for softmax heads; ours uses the mean Jacobian on the segment
   Golden c = load_golden("xgb_multi");
@@ -458,7 +483,7 @@ TEST_CASE("tree-shap: bad input is refused with one clear line", "[explain][tree
   pd.perturbation = FeaturePerturbation::TreePathDependent;
   pd.model_output = TreeModelOutput::Probability;
   CHECK_THROWS_WITH(TreeExplainer(c.model, c.cover, pd),
-                    Catch::Contains("--model-output probability needs --feature-perturbation interventional"));
+                    Catch::Contains("--shap-model-output probability needs --feature-perturbation interventional"));
   TreeExplainer iv(c.model, c.background, {});
   CHECK_THROWS_WITH(iv.shap_interaction_values(c.x), Catch::Contains("interaction values need --feature-perturbation tree-path-dependent"));
   CHECK_THROWS_AS(iv.shap_interaction_values(c.x), InputError);
