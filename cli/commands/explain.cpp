@@ -18,7 +18,9 @@
 #include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/progress.h"
+#include "mlaudit/engine/trees.h"
 #include "mlaudit/explain/attribution.h"
+#include "mlaudit/explain/tree_shap.h"
 #include "version.h"
 
 namespace mlaudit::cli {
@@ -54,6 +56,8 @@ struct Setup {
   explain::OcclusionOptions occ;
   explain::KernelShapOptions shap;
   explain::LimeOptions lime;
+  explain::TreeShapOptions tree;
+  std::shared_ptr<const engine::TreeEnsemble> ensemble;  // tree-shap: the recovered trees
   int64_t batch_rows = 256;
 };
 
@@ -63,6 +67,7 @@ struct Extras {
   explain::DeepLiftResult dl;
   explain::KernelShapResult shap;
   explain::LimeResult lime;
+  explain::TreeShapResult tree;
 };
 
 // `graph` is the model's graph (deeplift walks its nodes); the other methods only use `model`.
@@ -95,6 +100,18 @@ Tensor run_method(const Setup& s, const engine::Model& model, const engine::Grap
     if (extras) extras->lime = r;
     return r.attributions;
   }
+  if (s.method == "tree-shap") {
+    // exact TreeSHAP on the recovered trees; the target column of each row as attributions
+    auto r = explain::TreeExplainer(*s.ensemble, s.background, s.tree).shap_values(x.reshape({x.shape()[0], x.numel() / x.shape()[0]}));
+    const int64_t n = r.rows, f = r.features;
+    std::vector<float> a(static_cast<size_t>(n * f));
+    for (int64_t i = 0; i < n; ++i) {
+      const auto col = explain::tree_shap_column(*s.ensemble, r, i, t[i]);
+      for (int64_t j = 0; j < f; ++j) a[i * f + j] = static_cast<float>(col[j]);
+    }
+    if (extras) extras->tree = std::move(r);
+    return Tensor::from_floats(x.shape(), a);
+  }
   throw InputError("cli", fmt::format("explain: unknown --method '{}' (methods: {})", s.method, kMethods));
 }
 
@@ -113,7 +130,15 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
       ("json", po::value<std::string>(), "old spelling of --out (the report JSON)")
       ("heatmap-dir", po::value<std::string>(), "write heatmap_<i>.png per image row")
       ("max-heatmaps", po::value<int>()->default_value(32), "at most this many heatmaps")
-      ("background", po::value<std::string>(), "background rows B.npy (kernel-shap, lime, mean baseline)")
+      ("background", po::value<std::string>(), "background rows B.npy (kernel-shap, lime, mean baseline; tree-shap: "
+       "the references, or for tree-path-dependent the rows counted into node covers, ideally the training data)")
+      ("feature-perturbation", po::value<std::string>()->default_value("interventional"),
+       "tree-shap: interventional (against each --background row, as shap with data) | tree-path-dependent "
+       "(node covers counted from --background)")
+      ("shap-model-output", po::value<std::string>()->default_value("raw"),
+       "tree-shap: raw (margins) | probability (interventional only; shap's per-reference rescaling)")
+      ("interactions", po::value<std::string>(), "tree-shap, tree-path-dependent: SHAP interaction values of the target "
+       "output, FILE.npy [N, F, F]")
       ("baseline", po::value<std::string>()->default_value("zeros"), "IG baseline: zeros | mean | blur | FILE.npy")
       ("blur-sigma", po::value<double>()->default_value(5.0), "Gaussian sigma (pixels) of --baseline blur")
       ("rule", po::value<std::string>()->default_value("gausslegendre"),
@@ -193,9 +218,47 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
   const int top_k = std::max(1, vm["top-k"].as<int>());
 
   auto session = load_model(vm["model"].as<std::string>(), global);
+  // --method shap: exact TreeSHAP on a tree ensemble, KernelSHAP on anything else
+  const std::string requested_method = s.method;
+  std::string method_choice;
+  if (s.method == "shap" || s.method == "tree-shap") {
+    const bool trees = engine::has_tree_ensemble(session->graph());
+    if (s.method == "tree-shap" && !trees)
+      throw InputError("cli", "explain: --method tree-shap needs a tree-ensemble model (ONNX-ML TreeEnsembleClassifier / "
+                              "TreeEnsembleRegressor); this model has none: use --method kernel-shap (or --method shap, "
+                              "which picks it)");
+    if (trees) {
+      try {
+        // from the file's graph: the session's may end in the Log that explain puts after probabilities
+        s.ensemble = std::make_shared<const engine::TreeEnsemble>(
+            engine::extract_tree_ensemble(engine::load_onnx(vm["model"].as<std::string>()), global.model_output));
+        if (s.method == "shap")
+          method_choice = fmt::format("tree ensemble ({} trees): exact TreeSHAP instead of KernelSHAP", s.ensemble->tree_count());
+        s.method = "tree-shap";
+      } catch (const UnsupportedError& e) {
+        if (s.method == "tree-shap")
+          throw InputError("cli", fmt::format("explain: --method tree-shap cannot read the trees exactly ({}); "
+                                              "--method kernel-shap works on any model", e.what()));
+        method_choice = fmt::format("the tree ensemble cannot be read exactly ({}): KernelSHAP", e.what());
+      }
+    } else {
+      method_choice = "not a tree ensemble: KernelSHAP";
+    }
+    if (s.method == "shap") s.method = "kernel-shap";
+  }
+  if (s.method != "tree-shap") {
+    for (const char* opt : {"feature-perturbation", "shap-model-output"})
+      if (!vm[opt].defaulted())
+        throw InputError("cli", fmt::format("explain: --{} applies to --method tree-shap only (this run: {})", opt, s.method));
+    if (vm.count("interactions"))
+      throw InputError("cli", fmt::format("explain: --interactions needs --method tree-shap (this run: {})", s.method));
+  }
+  if (s.method == "tree-shap" && output_kind == "softmax")
+    throw InputError("cli", "explain: --method tree-shap explains raw margins; for probabilities use --shap-model-output "
+                            "probability instead of --output softmax");
   {
     const std::string& m = s.method;
-    if (m != "occlusion" && m != "kernel-shap" && m != "lime" && m != "permutation")
+    if (m != "occlusion" && m != "kernel-shap" && m != "lime" && m != "permutation" && m != "tree-shap")
       session->require_gradients(fmt::format("input gradients (needed by --method {})", m));
   }
   const std::string data_path = vm["data"].as<std::string>();
@@ -254,6 +317,10 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
   if (vm.count("labels")) summary["inputs"]["labels"] = datasets::file_provenance(vm["labels"].as<std::string>());
   if (vm.count("background")) summary["inputs"]["background"] = datasets::file_provenance(vm["background"].as<std::string>());
   summary["method"] = s.method;
+  if (!method_choice.empty()) {
+    summary["method_requested"] = requested_method;
+    summary["method_choice"] = method_choice;
+  }
   summary["output"] = output_kind;
   summary["rows"] = n;
   summary["input_shape"] = x.shape();
@@ -363,6 +430,39 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
       throw InputError("cli", "explain: --method lime on tabular data needs --background B.npy (feature scales)");
     }
     options = {{"samples", s.lime.samples > 0 ? json(s.lime.samples) : json("default")}, {"seed", seed}};
+  } else if (s.method == "tree-shap") {
+    if (s.background.empty())
+      throw InputError("cli", "explain: --method tree-shap needs --background B.npy: the reference rows (interventional) "
+                              "or, for --feature-perturbation tree-path-dependent, the rows whose counts at each node are "
+                              "the covers (ONNX stores none; give the training data)");
+    if (is_image || d != s.ensemble->features)
+      throw InputError("cli", fmt::format("explain: --method tree-shap needs rows of the model's {} features, got {}",
+                                          s.ensemble->features, engine::shape_str(sample_shape)));
+    s.tree.perturbation = explain::parse_feature_perturbation(vm["feature-perturbation"].as<std::string>());
+    s.tree.model_output = explain::parse_tree_model_output(vm["shap-model-output"].as<std::string>());
+    if (vm.count("interactions") && s.tree.perturbation != explain::FeaturePerturbation::TreePathDependent)
+      throw InputError("cli", "explain: --interactions needs --feature-perturbation tree-path-dependent (shap computes "
+                              "interaction values on the path-dependent game only)");
+    s.background = s.background.reshape({s.background.shape()[0], d});
+    const bool pd = s.tree.perturbation == explain::FeaturePerturbation::TreePathDependent;
+    options = {{"feature_perturbation", explain::to_string(s.tree.perturbation)},
+               {"model_output", explain::to_string(s.tree.model_output)},
+               {"background_rows", s.background.shape()[0]},
+               {"trees", s.ensemble->tree_count()},
+               {"algorithm", pd ? "path-dependent TreeSHAP (Lundberg et al. 2020, Algorithm 2)"
+                                : "interventional TreeSHAP (shap's tree_shap_indep), averaged over the background rows"}};
+    if (pd)
+      options["covers"] = fmt::format("node covers = rows of --background reaching each node ({} rows); ONNX stores no "
+                                      "covers (nodes_hitrates is not one). On the unweighted training data these equal "
+                                      "scikit-learn's weighted_n_node_samples and LightGBM's internal_count without "
+                                      "bagging; XGBoost's own covers are hessian sums",
+                                      s.background.shape()[0]);
+    if (s.tree.model_output == explain::TreeModelOutput::Probability)
+      options["probability"] = s.ensemble->link == engine::TreeEnsemble::Link::Softmax
+                                   ? "softmax head: per background row, the mean softmax Jacobian on the segment from "
+                                     "its margins to x's times the raw attributions (shap has no softmax probability)"
+                                   : "per background row, raw attributions times (p(x) - p(r)) / (m(x) - m(r)) "
+                                     "(shap's rescaling)";
   }
   summary["options"] = options;
   summary["target"] = vm["target"].as<std::string>();
@@ -375,9 +475,9 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
     // rows done, rate and ETA on stderr for the methods that take long (IG, SmoothGrad,
     // occlusion, KernelSHAP, LIME); the sanity checks below re-run quietly
     engine::ProgressLine line("explain " + s.method, "rows", global.show_progress());
-    s.ig.progress = s.sg.progress = s.occ.progress = s.shap.progress = s.lime.progress = line.fn();
+    s.ig.progress = s.sg.progress = s.occ.progress = s.shap.progress = s.lime.progress = s.tree.progress = line.fn();
     attributions = run_method(s, model, session->graph(), x, &extras);
-    s.ig.progress = s.sg.progress = s.occ.progress = s.shap.progress = s.lime.progress = nullptr;
+    s.ig.progress = s.sg.progress = s.occ.progress = s.shap.progress = s.lime.progress = s.tree.progress = nullptr;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   // Process CPU time (all threads): steadier than wall time on a shared machine.
@@ -405,6 +505,18 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
       top.push_back(e);
     }
     json row{{"index", i}, {"target", s.targets[i]}, {"output_x", fx[i]}, {"top_features", top}};
+    if (s.method == "tree-shap") {
+      // the explained quantity (margin or probability of the target) and its base value
+      double base = 0, out_x = 0;
+      const auto col = explain::tree_shap_column(*s.ensemble, extras.tree, i, s.targets[i], &base, &out_x);
+      double sum = base;
+      for (double v : col) sum += v;
+      row["output_x"] = out_x;
+      row["audited_output_x"] = fx[i];  // the session's audited output (what other methods explain)
+      row["expected_value"] = base;
+      row["local_accuracy_gap"] = sum - out_x;
+      max_gap = std::max(max_gap, std::fabs(sum - out_x) / std::max(1.0, std::fabs(out_x)));
+    }
     if (!labels.empty()) row["label"] = labels.to_int64s()[i];
     if (s.method == "integrated-gradients") {
       row["output_baseline"] = extras.ig.output_baseline[i];
@@ -461,6 +573,16 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
     if (!ok) {
       warnings.push_back(fmt::format("DeepLIFT summation-to-delta gap {:.4f} exceeds {:.4f}{}", max_gap, thr,
                                      s.dl.captum_compat ? " (expected with --deeplift-captum on MaxPool nets)" : ""));
+      gate_failed = true;
+    }
+  }
+  if (s.method == "tree-shap") {
+    // sum of attributions + E f = f(x), exact up to double rounding
+    const bool ok = max_gap <= 1e-6;
+    checks["local_accuracy"] = {{"max_relative_gap", max_gap}, {"threshold", 1e-6}, {"passed", ok}};
+    summary["expected_value"] = extras.tree.expected_value;
+    if (!ok) {
+      warnings.push_back(fmt::format("TreeSHAP local accuracy gap {:.3g} exceeds 1e-6", max_gap));
       gate_failed = true;
     }
   }
@@ -529,6 +651,23 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
       return h;
     }();
   }
+  Tensor interactions;
+  if (vm.count("interactions")) {
+    // the target column of each row, as the attributions: [N, F, F]
+    auto r = explain::TreeExplainer(*s.ensemble, s.background, s.tree).shap_interaction_values(x.reshape({n, d}));
+    const bool binary = s.ensemble->head == engine::TreeEnsemble::Head::BinaryMargin && r.outputs == 1;
+    std::vector<float> v(static_cast<size_t>(n * d * d));
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t k = binary ? 0 : s.targets[i];
+      const double sign = binary && s.targets[i] == 0 ? -1.0 : 1.0;
+      for (int64_t a = 0; a < d; ++a)
+        for (int64_t b = 0; b < d; ++b) v[(i * d + a) * d + b] = static_cast<float>(sign * r.at(i, a, b, k));
+    }
+    interactions = Tensor::from_floats({n, d, d}, v);
+    summary["interactions_file"] = vm["interactions"].as<std::string>();
+    summary["interactions_max_local_accuracy_gap"] = r.max_local_accuracy_gap;
+  }
+  if (!interactions.empty()) datasets::write_npy(vm["interactions"].as<std::string>(), interactions);
   if (!npy_path.empty()) {
     datasets::write_npy(npy_path, attributions);
     summary["attributions_file"] = npy_path;
@@ -539,7 +678,12 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
     std::cout << fmt::format("explain: {} attributions for {} rows of {}", s.method, n, engine::shape_str(sample_shape));
     if (s.method == "integrated-gradients") std::cout << fmt::format(", max completeness gap {:.4g}", max_gap);
     if (s.method == "deeplift") std::cout << fmt::format(", max summation-to-delta gap {:.4g}", max_gap);
+    if (s.method == "tree-shap")
+      std::cout << fmt::format(" (exact, {}, {} output, {} background rows), max local-accuracy gap {:.3g}",
+                               explain::to_string(s.tree.perturbation), explain::to_string(s.tree.model_output),
+                               s.background.shape()[0], max_gap);
     std::cout << "\n";
+    if (!method_choice.empty()) std::cout << "explain: --method " << requested_method << ": " << method_choice << "\n";
     for (const auto& w : warnings) std::cerr << "mlaudit: warning: " << w.get<std::string>() << "\n";
   }
   return gate_failed && vm.count("gate") ? 1 : 0;

@@ -264,7 +264,7 @@ TEST_CASE("tree-shap: path-dependent values and interactions equal shap's with c
   }
 }
 
-TEST_CASE("tree-shap: covers count the rows reaching each node; E f is the mean of f over them", "[explain][tree-shap]") {
+TEST_CASE("tree-shap: covers count the rows reaching each node and E f is the mean of f over them", "[explain][tree-shap]") {
   Golden c = load_golden("sk_dt_multi");
   const auto cover = explain::node_covers(c.model, c.cover);
   REQUIRE(cover.size() == c.model.nodes.size());
