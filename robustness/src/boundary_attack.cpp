@@ -13,11 +13,16 @@
 // adversarial and closer. Every update_stats_every_k steps the spherical candidate is queried
 // too, and over the last 100 spherical / 30 full outcomes: spherical success > 0.5 multiplies
 // both steps by step_adaptation, < 0.2 divides them; full success > 0.25 multiplies the source
-// step, < 0.1 divides it (each window restarts after it changed a step). A row stops when its
-// source step falls below source_step_convergance.
-// Differences to Foolbox, none of which changes the algorithm: eta is drawn per row (Foolbox
-// shares one draw across its batch; the authors' code draws per row), converged rows are not
-// queried further, and the start stops querying a row once it has its point.
+// step, < 0.1 divides it (each window restarts after it changed a step). A row whose source step
+// is below source_step_convergance has converged and is not moved; as in Foolbox, its statistics
+// keep adapting on check steps (Foolbox keeps querying a converged row until every row of its
+// batch has converged at once), so a row whose steps grow again resumes. Foolbox's stop (the
+// whole batch converged) depends on the batch; here, in its large-batch limit, every row runs
+// all `steps` steps, which keeps a row's result independent of its batch neighbours.
+// Differences to Foolbox that do not change a row's result: eta is drawn per row (Foolbox shares
+// one draw across its batch; the authors' code draws per row), a converged row's candidate is
+// queried only on check steps (the one use of its outcome), and the start stops querying a row
+// once it has its point.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -125,16 +130,21 @@ SubsetResult boundary_attack(const engine::Model& m, const engine::Tensor& x, co
   std::vector<float> spherical(static_cast<size_t>(n * d)), candidate(static_cast<size_t>(n * d));
   std::vector<double> source_norm(static_cast<size_t>(n));
   for (int step = 1; step <= steps; ++step) {
+    const bool check = step % cfg.update_stats_every_k == 0;
     std::vector<int64_t> live;
     for (int64_t i : act)
-      if (rows[size_t(i)].source_step >= cfg.source_step_convergence && r.queries[size_t(i)] < budget) live.push_back(i);
+      if (r.queries[size_t(i)] < budget) live.push_back(i);
     act.swap(live);
     if (act.empty()) break;
-    const bool check = step % cfg.update_stats_every_k == 0;
-    const int64_t na = int64_t(act.size());
+    // Rows queried this step: the unconverged ones; on check steps every row.
+    std::vector<int64_t> stepping;
+    for (int64_t i : act)
+      if (check || rows[size_t(i)].source_step >= cfg.source_step_convergence) stepping.push_back(i);
+    if (stepping.empty()) continue;
+    const int64_t na = int64_t(stepping.size());
 #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t j = 0; j < na; ++j) {
-      const int64_t i = act[size_t(j)];
+      const int64_t i = stepping[size_t(j)];
       BoundaryRow& s = rows[size_t(i)];
       const float* x0 = x0_of(i);
       float* sph = spherical.data() + j * d;
@@ -184,19 +194,21 @@ SubsetResult boundary_attack(const engine::Model& m, const engine::Tensor& x, co
     engine::Tensor batch = oracle.candidates(na * per);
     std::vector<int64_t> owner(static_cast<size_t>(na * per));
     std::copy(candidate.begin(), candidate.begin() + na * d, batch.f32());
-    for (int64_t j = 0; j < na; ++j) owner[size_t(j)] = act[size_t(j)];
+    for (int64_t j = 0; j < na; ++j) owner[size_t(j)] = stepping[size_t(j)];
     if (check) {
       std::copy(spherical.begin(), spherical.begin() + na * d, batch.f32() + na * d);
-      for (int64_t j = 0; j < na; ++j) owner[size_t(na + j)] = act[size_t(j)];
+      for (int64_t j = 0; j < na; ++j) owner[size_t(na + j)] = stepping[size_t(j)];
     }
     auto adv = oracle.is_adversarial(batch, owner);
     for (int64_t j = 0; j < na; ++j) {
-      const int64_t i = act[size_t(j)];
+      const int64_t i = stepping[size_t(j)];
       BoundaryRow& s = rows[size_t(i)];
       const float* cand = batch.f32() + j * d;
       const bool is_adv = adv[size_t(j)];
       // Closer by construction; float rounding can break that, so it is checked (as Foolbox does).
-      if (is_adv && distance(cand, x0_of(i), d, Norm::L2) < source_norm[size_t(j)]) std::copy_n(cand, d, s.best.data());
+      const bool converged = s.source_step < cfg.source_step_convergence;
+      if (!converged && is_adv && distance(cand, x0_of(i), d, Norm::L2) < source_norm[size_t(j)])
+        std::copy_n(cand, d, s.best.data());
       if (!check) continue;
       s.spherical_stats.append(adv[size_t(na + j)]);
       s.step_stats.append(is_adv);
