@@ -181,8 +181,13 @@ verify::TreeVerifyOptions tree_options(const po::variables_map& vm, const Global
   verify::TreeVerifyOptions o;
   o.timeout_s = vm["timeout"].as<double>();
   if (!(o.timeout_s > 0)) throw InputError("verify", "--timeout must be > 0");
-  auto session = try_session(model, g, quiet);
-  if (session) {
+  // The engine runs the model as it is (CPU; a regressor's one column stays one column: the
+  // classification commands' two-class widening is not applied to the tree's own output).
+  engine::SessionOptions so;
+  so.threads = g.threads;
+  so.output = g.model_output;
+  std::shared_ptr<engine::Session> session(engine::Session::load(model, so).release());
+  {
     // The engine's audited output must be the ensemble's (its width is the class count).
     engine::Tensor probe = engine::Tensor::from_floats({1, tree.features}, std::vector<float>(size_t(tree.features), 0.0f));
     const int64_t width = session->forward(probe).numel();
@@ -273,6 +278,10 @@ int run_tree_data(const po::variables_map& vm, const GlobalOptions& g, const eng
   const std::string model = vm["model"].as<std::string>();
   const bool quiet = g.quiet || vm.count("quiet");
   if (g.device == engine::Device::Cuda) throw InputError("verify", "--device cuda: the tree verifier runs on the CPU; use --device cpu or auto");
+  if (tree.head == engine::TreeEnsemble::Head::Regression)
+    throw InputError("verify", fmt::format("{}: {} ({}) is a regressor: local robustness needs a decision; state an output "
+                                           "property with --vnnlib instead",
+                                           model, tree.node_name, tree.op_type));
   verify::TreeVerifyOptions to = tree_options(vm, g, tree, model, quiet);
   if (!quiet)
     std::cerr << fmt::format("verify: {}: tree ensemble '{}' ({}, {} trees): exact tree verification; input domain {}\n", model,
@@ -859,7 +868,7 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
   int modes = int(vm.count("vnnlib")) + int(vm.count("data") && !vm.count("fairness")) + int(vm.count("fairness"));
   if (modes != 1) throw InputError("verify", "give exactly one of --vnnlib, --data, --fairness (or --benchmark DIR)");
   if (vm.count("vnnlib")) check_mode_options(vm, "--vnnlib", with_solver({"model", "vnnlib", "result", "out"}));
-  else if (vm.count("data"))
+  else if (vm.count("data") && !vm.count("fairness"))
     check_mode_options(vm, "--data",
                        with_solver({"model", "data", "labels", "eps", "norm", "clip-min", "clip-max", "limit", "out",
                                     "minimal-distance"}));
