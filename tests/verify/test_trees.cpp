@@ -302,6 +302,84 @@ TEST_CASE("tree fairness equals cell enumeration on random small ensembles", "[v
   CHECK(refuted > 30);
 }
 
+TEST_CASE("tree VNN-LIB properties equal cell enumeration on random small ensembles", "[verify][trees]") {
+  // Linear output properties of identity-link models (the output is the raw score), argmax
+  // properties of softmax / logistic ones; unsafe = a disjunction of two conjunctions.
+  std::mt19937 rng(11);
+  using H = TreeEnsemble::Head;
+  using L = TreeEnsemble::Link;
+  const std::vector<std::pair<H, L>> kinds = {{H::Classes, L::Identity}, {H::Regression, L::Identity},
+                                              {H::BinaryMargin, L::Identity}, {H::Classes, L::Softmax},
+                                              {H::BinaryMargin, L::Logistic}};
+  std::uniform_real_distribution<double> coef(-1, 1), coord(-1, 1);
+  std::uniform_int_distribution<int> pick(0, 2);
+  int sat = 0, unsat = 0;
+  for (int e = 0; e < 150; ++e) {
+    auto [head, link] = kinds[size_t(e) % kinds.size()];
+    TreeEnsemble m = random_ensemble(rng, head, link, 2 + e % 4);
+    const int C = int(m.classes);
+    v::Property prop;
+    prop.source = "random";
+    prop.num_inputs = 3;
+    prop.num_outputs = C;
+    v::SubProperty sub;
+    const double eps = 0.1 + 0.3 * (e % 4);
+    std::vector<double> centre = {coord(rng), coord(rng), coord(rng)};
+    for (double c : centre) sub.box.lower.push_back(c - eps), sub.box.upper.push_back(c + eps);
+    for (int d = 0; d < 2; ++d) {
+      v::OutputConjunction conj;
+      for (int k = 0; k < 1 + d; ++k) {
+        v::OutputConstraint c;
+        c.coef.assign(size_t(C), 0.0);
+        if (link == L::Identity) {
+          for (auto& w : c.coef) w = coef(rng);
+          c.constant = 0.5 * coef(rng);
+        } else {  // Y_i <= Y_j
+          int i = pick(rng) % C, j = (i + 1 + pick(rng) % (C - 1)) % C;
+          c.coef[size_t(i)] = 1, c.coef[size_t(j)] = -1;
+        }
+        conj.push_back(c);
+      }
+      sub.unsafe.push_back(conj);
+    }
+    prop.cases.push_back(sub);
+    auto r = v::verify_tree_property(m, prop, {});
+    // Reference: some cell of the box has an output meeting every constraint of a conjunction.
+    v::TreeBox box;
+    for (int f = 0; f < 3; ++f) {
+      float lo = float(sub.box.lower[size_t(f)]), hi = float(sub.box.upper[size_t(f)]);
+      if (double(lo) < sub.box.lower[size_t(f)]) lo = std::nextafter(lo, kInfF);
+      if (double(hi) > sub.box.upper[size_t(f)]) hi = std::nextafter(hi, -kInfF);
+      box.lower.push_back(lo), box.upper.push_back(hi);
+    }
+    float anchor[3] = {float(centre[0]), float(centre[1]), float(centre[2])};
+    bool unsafe = false;
+    for_each_cell(m, box, [&](const std::vector<float>& lo, const std::vector<float>& hi) {
+      auto y = m.output(m.raw(nearest(lo, hi, anchor).data()));
+      for (const auto& conj : sub.unsafe) {
+        bool all = true;
+        for (const auto& c : conj) {
+          double s = c.constant;
+          for (int j = 0; j < C; ++j) s += c.coef[size_t(j)] * y[size_t(j)];
+          all = all && s <= 0;
+        }
+        unsafe = unsafe || all;
+      }
+    });
+    INFO("ensemble " << e);
+    REQUIRE(r.verdict != v::Verdict::Unknown);
+    REQUIRE((r.verdict == v::Verdict::Sat) == unsafe);
+    if (unsafe) {
+      ++sat;
+      CHECK(in_box(r.counterexample, box));
+    } else {
+      ++unsat;
+    }
+  }
+  CHECK(sat > 20);
+  CHECK(unsat > 20);
+}
+
 TEST_CASE("small_xgb: verdicts and minimal distances equal cell enumeration through the engine", "[verify][trees]") {
   const std::string path = tree_fixture("small_xgb.onnx");
   auto graph = mlaudit::engine::load_onnx(path);
@@ -348,6 +426,85 @@ TEST_CASE("small_xgb: verdicts and minimal distances equal cell enumeration thro
     }
   }
   CHECK(found > 30);
+  // Fairness through the engine: age (feature 0) set to 25 or 60 must not change the decision
+  // for any point within 0.5 of a row on the other features, against the cells of features 1..3.
+  int proved = 0, refuted = 0;
+  for (int64_t i = 0; i < 40; ++i) {
+    std::vector<float> x(xs.begin() + i * F, xs.begin() + (i + 1) * F);
+    v::TreeFairnessOptions fo;
+    fo.protected_index = 0;
+    fo.protected_values = {25, 60};
+    fo.verify.concrete = concrete;
+    auto box = v::linf_box(x.data(), F, 0.5, -kInf, kInf);
+    auto r = v::verify_tree_fairness(m, box, x.data(), fo);
+    v::TreeBox shared = box;
+    shared.lower[0] = -kInfF, shared.upper[0] = kInfF;
+    bool unfair = false;
+    for_each_cell(m, shared, [&](const std::vector<float>& lo, const std::vector<float>& hi) {
+      auto p = nearest(lo, hi, x.data());
+      auto a = p, b = p;
+      a[0] = 25, b[0] = 60;
+      if (engine_decide(a) != engine_decide(b)) unfair = true;
+    });
+    INFO("row " << i);
+    REQUIRE((r.verdict == v::Verdict::Sat) == unfair);
+    if (unfair) {
+      ++refuted;
+      CHECK(engine_decide(r.input_a) != engine_decide(r.input_b));
+      CHECK(in_box({0, r.input_a[1], r.input_a[2], r.input_a[3]}, [&] { auto b = box; b.lower[0] = b.upper[0] = 0; return b; }()));
+    } else {
+      ++proved;
+    }
+  }
+  CHECK(proved > 0);
+  CHECK(refuted > 0);
+}
+
+TEST_CASE("tree verifier: the clique bound proves what per-tree bounds cannot; a node cap is a timeout", "[verify][trees]") {
+  // Ten pairs of stumps that cancel (x_k <= 0: +1 / -1, and the opposite) plus a base of 0.5: the
+  // margin is 0.5 everywhere (class 1), but the per-tree bound (each stump at its worst) is
+  // -9.5. Merging each pair (Chen et al.'s level 1) leaves only consistent leaf pairs of value 0.
+  TreeEnsemble m;
+  m.features = 10;
+  m.head = TreeEnsemble::Head::BinaryMargin;
+  m.link = TreeEnsemble::Link::Logistic;
+  m.outputs = 1;
+  m.classes = 2;
+  m.base = {0.5};
+  for (int k = 0; k < 10; ++k)
+    for (float sign : {1.0f, -1.0f}) {
+      const int32_t root = int32_t(m.nodes.size());
+      TreeEnsemble::Node split;
+      split.feature = k;
+      split.threshold = 0;
+      split.yes = root + 1;
+      split.no = root + 2;
+      m.nodes.push_back(split);
+      for (float v : {sign, -sign}) {
+        TreeEnsemble::Node leaf;
+        leaf.value = int32_t(m.values.size());
+        m.values.push_back(v);
+        m.nodes.push_back(leaf);
+      }
+      m.roots.push_back(root);
+    }
+  std::vector<float> x(10, 0.5f);
+  auto box = v::linf_box(x.data(), 10, kInf, -kInf, kInf);
+  v::TreeVerifyOptions o;
+  auto r = v::verify_tree_robustness(m, 1, box, x.data(), o);
+  CHECK(r.verdict == v::Verdict::Unsat);
+  CHECK(r.method == "clique-bound");
+  o.clique_bound = false;
+  r = v::verify_tree_robustness(m, 1, box, x.data(), o);
+  CHECK(r.verdict == v::Verdict::Unsat);  // 2^10 cells: branch and bound alone gets there too
+  CHECK(r.nodes > 1000);
+  o.max_nodes = 64;
+  r = v::verify_tree_robustness(m, 1, box, x.data(), o);
+  CHECK(r.verdict == v::Verdict::Timeout);  // never reported as verified
+  o.max_nodes = 0;
+  o.timeout_s = 1e-9;
+  r = v::verify_tree_robustness(m, 1, box, x.data(), o);
+  CHECK(r.verdict == v::Verdict::Timeout);
 }
 
 TEST_CASE("tree verifier refuses what it cannot answer", "[verify][trees]") {
