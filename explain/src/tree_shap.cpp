@@ -335,7 +335,7 @@ std::vector<double> node_covers(const TreeEnsemble& model, const Tensor& data) {
 }
 
 struct TreeExplainer::Impl {
-  const TreeEnsemble* model = nullptr;
+  TreeEnsemble::Link link_kind = TreeEnsemble::Link::Identity;  // the model's post transform (copied: no reference kept)
   TreeShapOptions opts;
   int64_t features = 0;
   int outputs = 0;
@@ -468,9 +468,9 @@ std::vector<double> TreeExplainer::Impl::margins(const float* x) const {
 
 std::vector<double> TreeExplainer::Impl::link(const std::vector<double>& margin) const {
   std::vector<double> p(margin);
-  if (model->link == TreeEnsemble::Link::Logistic) {
+  if (link_kind == TreeEnsemble::Link::Logistic) {
     for (auto& v : p) v = 1.0 / (1.0 + std::exp(-v));
-  } else if (model->link == TreeEnsemble::Link::Softmax) {
+  } else if (link_kind == TreeEnsemble::Link::Softmax) {
     const double top = *std::max_element(p.begin(), p.end());
     double sum = 0;
     for (auto& v : p) sum += (v = std::exp(v - top));
@@ -724,7 +724,7 @@ void TreeExplainer::Impl::indep_row(const float* x, double* phi, std::vector<dou
                                     std::vector<double>& ref_phi, std::vector<double>& stack) const {
   const int64_t F = features;
   const int K = outputs;
-  const bool rescale = opts.model_output == TreeModelOutput::Probability && model->link != TreeEnsemble::Link::Identity;
+  const bool rescale = opts.model_output == TreeModelOutput::Probability && link_kind != TreeEnsemble::Link::Identity;
   const std::vector<double> mx = rescale ? margins(x) : std::vector<double>();
   const float* R = background.f32();
   for (int64_t ri = 0; ri < refs; ++ri) {
@@ -748,7 +748,7 @@ void TreeExplainer::Impl::indep_row(const float* x, double* phi, std::vector<dou
     else run(IndepWalk<0>{});
     if (!rescale) continue;
     const double* mr = ref_margin.data() + ri * K;
-    if (model->link == TreeEnsemble::Link::Logistic) {
+    if (link_kind == TreeEnsemble::Link::Logistic) {
       // shap's dense_independent: phi *= (sigma(m_x) - sigma(m_r)) / (m_x - m_r), 1 when equal
       for (int k = 0; k < K; ++k) {
         const double s = mx[k] == mr[k] ? 1.0
@@ -778,7 +778,7 @@ void TreeExplainer::Impl::indep_row(const float* x, double* phi, std::vector<dou
 TreeExplainer::TreeExplainer(const TreeEnsemble& model, const Tensor& background, TreeShapOptions opts)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
-  m.model = &model;
+  m.link_kind = model.link;
   m.opts = std::move(opts);
   m.flatten(model);
   const int64_t F = m.features;

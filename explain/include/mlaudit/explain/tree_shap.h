@@ -98,7 +98,8 @@ std::vector<double> node_covers(const engine::TreeEnsemble& model, const engine:
 /// Exact TreeSHAP on one ensemble. The constructor flattens the trees into per-node arrays and
 /// takes the background: the reference rows (interventional) or the rows whose node counts are
 /// the covers (path-dependent). Calls are safe from several threads; results do not depend on
-/// the thread count (each row is computed whole by one thread, in a fixed order).
+/// the thread count (each row is computed whole by one thread, in a fixed order). The explainer
+/// copies what it needs: the ensemble and background may be freed after construction.
 class TreeExplainer {
  public:
   /// Throws InputError for an empty or mis-sized background or non-finite background values,
