@@ -460,7 +460,7 @@ TEST_CASE("small_xgb: verdicts and minimal distances equal cell enumeration thro
   CHECK(refuted > 0);
 }
 
-TEST_CASE("tree verifier: the clique bound proves what per-tree bounds cannot; a node cap is a timeout", "[verify][trees]") {
+TEST_CASE("tree verifier: the clique bound proves what per-tree bounds cannot, a node cap is a timeout", "[verify][trees]") {
   // Ten pairs of stumps that cancel (x_k <= 0: +1 / -1, and the opposite) plus a base of 0.5: the
   // margin is 0.5 everywhere (class 1), but the per-tree bound (each stump at its worst) is
   // -9.5. Merging each pair (Chen et al.'s level 1) leaves only consistent leaf pairs of value 0.

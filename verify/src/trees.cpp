@@ -179,9 +179,10 @@ void reachable(const TreeEnsemble& m, const VTree& vt, const TreeBox& box, std::
   }
 }
 
-class Deadline2 {
+// Elapsed time of a query against its budget (<= 0 or infinite: none).
+class QueryClock {
  public:
-  explicit Deadline2(double s) : t0_(std::chrono::steady_clock::now()), s_(s) {}
+  explicit QueryClock(double s) : t0_(std::chrono::steady_clock::now()), s_(s) {}
   double elapsed() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
   bool expired() const { return s_ > 0 && std::isfinite(s_) && elapsed() > s_; }
 
@@ -274,7 +275,7 @@ struct CliqueBound {
   int levels = 0;
 };
 
-CliqueBound clique_bound(const Problem& p, size_t k, const TreeBox& box, int64_t limit, const Deadline2& dl) {
+CliqueBound clique_bound(const Problem& p, size_t k, const TreeBox& box, int64_t limit, const QueryClock& dl) {
   const TreeEnsemble& m = *p.model;
   const Objective& ob = p.objectives[k];
   std::vector<std::vector<Clique>> groups;
@@ -404,7 +405,7 @@ void evaluate(const Problem& p, const std::vector<char>& conj_live, BoxEval& e) 
   }
 }
 
-SearchResult search(const Problem& p, const TreeBox& root, const TreeVerifyOptions& opts, const Deadline2& dl) {
+SearchResult search(const Problem& p, const TreeBox& root, const TreeVerifyOptions& opts, const QueryClock& dl) {
   const TreeEnsemble& m = *p.model;
   SearchResult r;
   if (root.empty()) return r;
@@ -413,7 +414,6 @@ SearchResult search(const Problem& p, const TreeBox& root, const TreeVerifyOptio
   // slack is dead; one that is exact on a single-objective conjunction is decided by its cells.
   if (opts.clique_bound) {
     bool all_dead = true;
-    std::vector<char> decided(p.conjunctions.size(), 0);
     std::vector<CliqueBound> cb(p.objectives.size());
     std::vector<char> done(p.objectives.size(), 0);
     for (size_t j = 0; j < p.conjunctions.size(); ++j) {
@@ -648,7 +648,7 @@ TreeVerifyResult verify_tree_robustness(const TreeEnsemble& m, int64_t label, co
                                         const TreeVerifyOptions& opts) {
   check_label(m, label);
   check_box(m, box);
-  Deadline2 dl(opts.timeout_s);
+  QueryClock dl(opts.timeout_s);
   Problem p;
   p.model = &m;
   p.trees = plain_trees(m);
@@ -677,7 +677,7 @@ TreeVerifyResult verify_tree_robustness(const TreeEnsemble& m, int64_t label, co
 }
 
 TreeMinimalResult minimal_adversarial_linf(const TreeEnsemble& m, const float* x, const TreeMinimalOptions& opts) {
-  Deadline2 dl(opts.verify.timeout_s);
+  QueryClock dl(opts.verify.timeout_s);
   TreeMinimalResult r;
   for (int64_t f = 0; f < m.features; ++f)
     if (!std::isfinite(x[f])) throw InputError("verify", fmt::format("x[{}] = {} is not finite", f, x[f]));
@@ -792,7 +792,7 @@ TreeMinimalResult minimal_adversarial_linf(const TreeEnsemble& m, const float* x
 
 TreeVerifyResult verify_tree_property(const TreeEnsemble& m, const Property& prop, const TreeVerifyOptions& opts) {
   TreeVerifyResult r;
-  Deadline2 dl(opts.timeout_s);
+  QueryClock dl(opts.timeout_s);
   if (prop.num_inputs != m.features)
     throw InputError("verify", fmt::format("{}: the property declares {} inputs, the tree model takes {}", prop.source,
                                            prop.num_inputs, m.features));
@@ -898,7 +898,7 @@ TreeVerifyResult verify_tree_property(const TreeEnsemble& m, const Property& pro
     };
     TreeVerifyOptions o = opts;
     o.timeout_s = std::max(1e-3, opts.timeout_s - dl.elapsed());
-    SearchResult s = search(p, box, o, Deadline2(o.timeout_s));
+    SearchResult s = search(p, box, o, QueryClock(o.timeout_s));
     nodes += s.nodes;
     r.clique_levels = std::max(r.clique_levels, s.clique_levels);
     clique = clique && s.by_clique;
@@ -930,7 +930,7 @@ TreeVerifyResult verify_tree_property(const TreeEnsemble& m, const Property& pro
 TreeFairnessResult verify_tree_fairness(const TreeEnsemble& m, const TreeBox& box_in, const float* anchor,
                                         const TreeFairnessOptions& opts) {
   using Head = TreeEnsemble::Head;
-  Deadline2 dl(opts.verify.timeout_s);
+  QueryClock dl(opts.verify.timeout_s);
   check_box(m, box_in);
   const int64_t p_idx = opts.protected_index, O = m.outputs;
   if (p_idx < 0 || p_idx >= m.features)
@@ -1028,7 +1028,7 @@ TreeFairnessResult verify_tree_fairness(const TreeEnsemble& m, const TreeBox& bo
       };
       TreeVerifyOptions o = opts.verify;
       o.timeout_s = std::max(1e-3, opts.verify.timeout_s - dl.elapsed());
-      SearchResult s = search(p, box, o, Deadline2(o.timeout_s));
+      SearchResult s = search(p, box, o, QueryClock(o.timeout_s));
       r.nodes += s.nodes;
       clique = clique && s.by_clique;
       if (s.outcome == Outcome::Unsafe) {
