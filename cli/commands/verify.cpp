@@ -884,14 +884,24 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
     const std::string model = vm["model"].as<std::string>();
     if (fs::exists(model)) {
       engine::Graph graph = engine::load_onnx(model);
-      if (engine::has_tree_ensemble(graph)) tree = engine::extract_tree_ensemble(graph, g.model_output);
+      // A tree ensemble the engine cannot recover exactly (a pipeline step before it, an EQ split...)
+      // is refused with the reason, as any other non-differentiable model.
+      std::string tree_reason;
+      if (engine::has_tree_ensemble(graph)) {
+        try {
+          tree = engine::extract_tree_ensemble(graph, g.model_output);
+        } catch (const UnsupportedError& e) {
+          tree_reason = e.what();
+        }
+      }
       auto blockers = engine::non_differentiable_nodes(graph, 0);
       if (!tree && !blockers.empty()) {
         const engine::Node& n = *blockers.front();
         throw UnsupportedError(
             "verify", fmt::format("{}: bound propagation cannot verify this model: node '{}' ({}) is not a "
-                                  "differentiable layer; falsify by sampling instead (attack --attack square)",
-                                  model, n.name, n.domain.empty() ? n.op_type : n.domain + "." + n.op_type));
+                                  "differentiable layer{}; falsify by sampling instead (attack --attack square)",
+                                  model, n.name, n.domain.empty() ? n.op_type : n.domain + "." + n.op_type,
+                                  tree_reason.empty() ? "" : ", and the exact tree verifier cannot read it (" + tree_reason + ")"));
       }
     }
   }
