@@ -115,7 +115,7 @@ std::vector<std::string> sanity_warnings(const engine::Model& m, const engine::T
     }
     if (zero > 0)
       w.push_back(fmt::format("{} of {} points have a zero input gradient: gradient masking may make white-box attacks "
-                              "unreliable (try --attack square, which needs no gradient)",
+                              "unreliable (try --attack square or hsja, which need no gradient)",
                               zero, n));
   }
   return w;

@@ -347,7 +347,7 @@ AttackResult run_attack(const std::string& name_in, const engine::Model& model, 
     if (survived > 0)
       r.warnings.push_back(fmt::format(
           "eps {} ({}) covers the whole input domain [{}, {}], yet {} of {} correctly classified points resisted: unless the "
-          "model predicts their label everywhere, the attack is failing (gradient masking?); try --attack square",
+          "model predicts their label everywhere, the attack is failing (gradient masking?); try --attack square or hsja (no gradients)",
           cfg.eps, norm_name(cfg.norm), cfg.clip_min, cfg.clip_max, survived, correct));
   }
   return r;
