@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <limits>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -16,6 +18,10 @@
 #include "mlaudit/engine/progress.h"
 #include "mlaudit/robustness/attacks.h"
 #include "version.h"
+#ifdef MLAUDIT_HAVE_verify
+#include "mlaudit/engine/trees.h"
+#include "mlaudit/verify/trees.h"
+#endif
 
 namespace mlaudit::cli {
 namespace {
@@ -27,14 +33,97 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
+#ifdef MLAUDIT_HAVE_verify
+// `--attack exact-tree`: the exact minimal adversarial L-inf distance of a tree ensemble
+// (verify/trees.h: threshold-cell search, every counterexample re-checked by the engine), as a
+// minimal-perturbation attack. Per point: "found" (the minimum, with the point), "none" (no
+// float32 point of the domain within max_eps changes the decision: robust, proved) or "timeout"
+// (lower <= minimum <= upper; the point at `upper` is reported as the adversarial).
+robustness::AttackResult exact_tree_attack(const engine::Session& model, const engine::TreeEnsemble& tree,
+                                           const engine::Tensor& x, const std::vector<int64_t>& y,
+                                           const robustness::AttackConfig& cfg, double max_eps, double timeout_s,
+                                           nlohmann::json& per_point) {
+  const int64_t n = x.dim(0), width = x.numel() / std::max<int64_t>(n, 1);
+  if (width != tree.features)
+    throw InputError("attack", fmt::format("exact-tree: {} values per sample, the trees read {} features", width, tree.features));
+  robustness::AttackResult r;
+  r.attack = "exact-tree";
+  r.labels = y;
+  r.adversarial = x;
+  r.clean_prediction = engine::argmax_rows(model.forward(x));
+  r.adv_prediction = r.clean_prediction;
+  r.clean_correct.assign(size_t(n), 0);
+  r.success.assign(size_t(n), 0);
+  r.perturbation_norm.assign(size_t(n), 0.0);
+  r.gradient_calls.assign(size_t(n), 0);
+  r.queries.assign(size_t(n), 0);
+  r.stage.assign(size_t(n), "");
+  per_point = nlohmann::json::array();
+  verify::TreeMinimalOptions mo;
+  mo.clip_min = cfg.clip_min;
+  mo.clip_max = cfg.clip_max;
+  mo.max_eps = max_eps;
+  mo.verify.timeout_s = timeout_s;
+  mo.verify.concrete = [&model, &tree](const std::vector<float>& in) {
+    engine::Tensor t = engine::Tensor::from_floats({1, tree.features}, in);
+    engine::Tensor out = model.forward(t);
+    return std::vector<float>(out.f32(), out.f32() + out.numel());
+  };
+  int64_t correct_total = 0, done = 0;
+  for (int64_t i = 0; i < n; ++i) correct_total += r.clean_prediction[size_t(i)] == y[size_t(i)];
+  for (int64_t i = 0; i < n; ++i) {
+    nlohmann::json p = {{"index", i}};
+    r.clean_correct[size_t(i)] = r.clean_prediction[size_t(i)] == y[size_t(i)];
+    if (!r.clean_correct[size_t(i)]) {
+      per_point.push_back(p);
+      continue;
+    }
+    verify::TreeMinimalResult m = verify::minimal_adversarial_linf(tree, x.f32() + i * width, mo);
+    r.queries[size_t(i)] = m.exact_queries;
+    p["status"] = m.status;
+    p["lower_bound"] = m.lower;
+    p["upper_bound"] = std::isfinite(m.upper) ? nlohmann::json(m.upper) : nlohmann::json(nullptr);
+    p["seconds"] = m.seconds;
+    if ((m.status == "found" || m.status == "timeout") && !m.counterexample.empty()) {
+      std::copy(m.counterexample.begin(), m.counterexample.end(), r.adversarial.f32() + i * width);
+      r.success[size_t(i)] = 1;
+      r.perturbation_norm[size_t(i)] = m.status == "found" ? m.distance : m.upper;
+    }
+    per_point.push_back(p);
+    if (cfg.progress) cfg.progress(++done, correct_total);
+  }
+  // Every counterexample re-checked here as for every attack: a fresh forward, inside the domain,
+  // label changed, and its L-inf distance is the one reported.
+  std::vector<int64_t> pred;
+  std::vector<uint8_t> ok = robustness::verify_adversarial(model, x, r.adversarial, y, robustness::Norm::Linf, -1,
+                                                           cfg.clip_min, cfg.clip_max, cfg.batch, &pred);
+  for (int64_t i = 0; i < n; ++i) {
+    if (!r.success[size_t(i)]) continue;
+    double d = 0;
+    for (int64_t k = 0; k < width; ++k)
+      d = std::max(d, std::abs(double(r.adversarial.f32()[i * width + k]) - double(x.f32()[i * width + k])));
+    if (!ok[size_t(i)] || d > r.perturbation_norm[size_t(i)] * (1 + 1e-9) + 1e-12)
+      throw Error("attack", fmt::format("exact-tree: the counterexample of point {} did not re-check (label {}, distance {} "
+                                        "vs {}): please report this",
+                                        i, pred[size_t(i)], d, r.perturbation_norm[size_t(i)]));
+    r.adv_prediction[size_t(i)] = pred[size_t(i)];
+  }
+  r.notes.push_back("exact-tree: minimal L-inf distances by exact search over the trees' threshold cells (verify/trees.h); "
+                    "status per point: found (the minimum), none (robust over the domain" +
+                    std::string(std::isfinite(max_eps) ? " within the largest eps" : "") + "), timeout (bounds)");
+  return r;
+}
+#endif
+
 int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global) {
   po::options_description desc("attack options");
   desc.add_options()
       ("model,m", po::value<std::string>(), "ONNX model (one input, logits output)")
       ("data,d", po::value<std::string>(), "inputs .npy [N,...]")
       ("labels,l", po::value<std::string>(), "integer labels .npy [N]")
-      ("attack", po::value<std::string>()->default_value("pgd"), "fgsm|pgd|apgd-ce|apgd-dlr|apgd-t|square|fab|fab-t|cw-l2|deepfool|hsja|boundary|autoattack "
-       "(hsja, boundary: decision-based, labels only; hop-skip-jump, boundary-attack accepted)")
+      ("attack", po::value<std::string>()->default_value("pgd"), "fgsm|pgd|apgd-ce|apgd-dlr|apgd-t|square|fab|fab-t|cw-l2|deepfool|hsja|boundary|autoattack|exact-tree "
+       "(hsja, boundary: decision-based, labels only; hop-skip-jump, boundary-attack accepted; exact-tree: tree ensembles, "
+       "the exact minimal L-inf distance)")
       ("norm", po::value<std::string>()->default_value("linf"), "linf|l2")
       ("eps", po::value<std::string>(), "radius list E[,E...] in input units (minimal attacks: thresholds, optional)")
       ("steps", po::value<int>()->default_value(0), "iterations (0: attack default; hsja 50, boundary 25000)")
@@ -47,6 +136,7 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
       ("seed", po::value<uint64_t>()->default_value(0), "random seed")
       ("batch", po::value<int>()->default_value(256), "samples per model call")
       ("limit", po::value<int64_t>()->default_value(0), "attack only the first N samples (0: all)")
+      ("timeout", po::value<double>()->default_value(60), "exact-tree: seconds per point")
       ("out,o", po::value<std::string>(), "report JSON")
       ("save-adv", po::value<std::string>(), "write the adversarial batch (last eps) as .npy");
   po::variables_map vm;
@@ -71,10 +161,17 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
     if (cfg.queries < 1) throw InputError("cli", fmt::format("attack: --queries must be >= 1, got {}", cfg.queries));
     cfg.max_queries = cfg.queries;
   }
-  const bool minimal = robustness::is_minimal_attack(attack);
-  if (std::find(robustness::attack_names().begin(), robustness::attack_names().end(), attack) == robustness::attack_names().end())
+  const bool exact_tree = attack == "exact-tree";
+  const bool minimal = exact_tree || robustness::is_minimal_attack(attack);
+  std::vector<std::string> known = robustness::attack_names();
+#ifdef MLAUDIT_HAVE_verify
+  known.push_back("exact-tree");
+#endif
+  if (std::find(known.begin(), known.end(), attack) == known.end())
     throw InputError("cli", fmt::format("attack: unknown --attack '{}'{}", vm["attack"].as<std::string>(),
-                                        datasets::did_you_mean(attack, robustness::attack_names())));
+                                        datasets::did_you_mean(attack, known)));
+  if (exact_tree && cfg.norm != robustness::Norm::Linf)
+    throw InputError("cli", "attack: exact-tree finds the minimal L-inf distance: use --norm linf");
   std::vector<double> eps_list;
   if (vm.count("eps")) eps_list = parse_double_list("eps", vm["eps"].as<std::string>());
   else if (!minimal) throw InputError("cli", "attack: the option '--eps' is required for " + attack + " (see 'mlaudit attack --help')");
@@ -89,9 +186,24 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
     if (!global.quiet)
       std::cerr << "mlaudit: note: attack: the model has no input gradients; autoattack runs its black-box subset "
                    "(square, hsja) instead of apgd-ce, apgd-t, fab-t, square\n";
-  } else if (!robustness::is_black_box_attack(attack)) {
+  } else if (!exact_tree && !robustness::is_black_box_attack(attack)) {
     model->require_gradients(fmt::format("input gradients (needed by --attack {})", attack));
   }
+#ifdef MLAUDIT_HAVE_verify
+  engine::TreeEnsemble tree;
+  if (exact_tree) {
+    try {
+      tree = engine::extract_tree_ensemble(engine::load_onnx(vm["model"].as<std::string>()), global.model_output);
+    } catch (const UnsupportedError& e) {
+      throw UnsupportedError("cli", fmt::format("attack: --attack exact-tree needs a tree ensemble it can read exactly ({}); "
+                                                "hsja and boundary attack any model",
+                                                e.what()));
+    }
+    if (tree.head == engine::TreeEnsemble::Head::Regression)
+      throw InputError("cli", fmt::format("attack: {} is a regressor: exact-tree changes a decision", vm["model"].as<std::string>()));
+  }
+#endif
+  nlohmann::json exact_points = nlohmann::json::array();
   const Domain domain{cfg.clip_min, cfg.clip_max};
   if (!(domain.lo < domain.hi))
     throw InputError("attack", fmt::format("--clip-min ({}) must be below --clip-max ({})", domain.lo, domain.hi));
@@ -126,6 +238,7 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
                                {"source_step", cfg.source_step}, {"source_step_convergence", cfg.source_step_convergence},
                                {"step_adaptation", cfg.step_adaptation}, {"update_stats_every_k", cfg.update_stats_every_k},
                                {"max_queries", cfg.max_queries}, {"init", "blended uniform noise, 50 blend steps"}};
+  if (exact_tree) j["config"]["exact_tree"] = {{"timeout_s", vm["timeout"].as<double>()}, {"method", "threshold-cell search (verify/trees.h)"}};
   if (attack == "autoattack") j["subset"] = robustness::autoattack_stages(cfg.gradients_available);
   if (attack == "autoattack" && !cfg.gradients_available)
     j["note"] = "the model has no input gradients: autoattack ran its black-box subset (square, hsja); a point counts as "
@@ -168,7 +281,17 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
     {
       engine::ProgressLine progress("attack " + attack, "points", global.show_progress());
       cfg.progress = progress.fn();
-      last = robustness::run_attack(attack, *model, x, y, cfg);
+      if (exact_tree) {
+#ifdef MLAUDIT_HAVE_verify
+        const double timeout = vm["timeout"].as<double>();
+        if (!(timeout > 0)) throw InputError("cli", fmt::format("attack: --timeout must be > 0, got {}", timeout));
+        double max_eps = std::numeric_limits<double>::infinity();
+        if (!eps_list.empty()) max_eps = *std::max_element(eps_list.begin(), eps_list.end());
+        last = exact_tree_attack(*model, tree, x, y, cfg, max_eps, timeout, exact_points);
+#endif
+      } else {
+        last = robustness::run_attack(attack, *model, x, y, cfg);
+      }
       cfg.progress = nullptr;
     }
     std::vector<double> norms;
@@ -198,6 +321,9 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
       p["minimal_norm"] = last.success[size_t(i)] ? nlohmann::json(last.perturbation_norm[size_t(i)]) : nlohmann::json(nullptr);
       p["gradient_calls"] = last.gradient_calls[size_t(i)];
       p["queries"] = last.queries[size_t(i)];
+      if (exact_tree && i < int64_t(exact_points.size()))
+        for (const char* k : {"status", "lower_bound", "upper_bound", "seconds"})
+          if (exact_points[size_t(i)].contains(k)) p[k] = exact_points[size_t(i)][k];
     }
     last_adv = last.adversarial;
   } else {

@@ -145,10 +145,12 @@ int cmd_info(const std::vector<std::string>& args, const GlobalOptions& global) 
                              activation.empty() ? "" : fmt::format(", already through {}: not logits", activation));
     if (blockers.empty()) std::cout << "gradients:  yes (gradient attacks, IG/SmoothGrad/DeepLIFT, bound propagation)\n";
     else
-      std::cout << fmt::format("gradients:  no, not differentiable at {} (black-box methods only: attack --attack square, "
+      std::cout << fmt::format("gradients:  no, not differentiable at {} (black-box methods only: attack --attack square|hsja|boundary, "
                                "explain --method kernel-shap|lime|permutation|occlusion)\n",
                                fmt::join(blockers, ", "));
     if (!trees.empty()) std::cout << fmt::format("trees:      {}\n", trees);
+    if (j.contains("tree_ensemble") && j["tree_ensemble"]["exact_methods"].get<bool>())
+      std::cout << "exact:      explain --method tree-shap, attack --attack exact-tree, verify (exact, threshold cells)\n";
   }
   else {
     std::cout << "supported:  NO, unsupported ops:";

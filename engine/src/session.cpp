@@ -1,5 +1,6 @@
 // Session: executes a Graph on a backend, forward and reverse mode.
 #include "mlaudit/engine/session.h"
+#include "mlaudit/engine/trees.h"
 
 #include <fmt/format.h>
 #include <cstdio>
@@ -428,12 +429,15 @@ void Session::require_gradients(const std::string& what) const {
   if (gradient_blockers_.empty()) return;
   const Node& n = *gradient_blockers_.front();
   std::string op = n.domain.empty() ? n.op_type : n.domain + "." + n.op_type;
+  const bool trees = has_tree_ensemble(graph_);
   throw UnsupportedError(
       "engine",
       fmt::format("{}: {} are not available: node '{}' ({}) is not differentiable; use a black-box method instead "
-                  "(attack --attack square, explain --method kernel-shap|lime|permutation|occlusion, verify by "
-                  "sampling-based falsification)",
-                  graph_.source, what, n.name, op));
+                  "(attack --attack square|hsja|boundary, explain --method kernel-shap|lime|permutation|occlusion{})",
+                  graph_.source, what, n.name, op,
+                  trees ? "; for tree ensembles also explain --method tree-shap, attack --attack exact-tree and exact "
+                          "verify"
+                        : ", verify by sampling-based falsification"));
 }
 
 std::string Session::backend_name() const { return device_ ? device_->name() : backend_->name(); }
