@@ -16,7 +16,8 @@ Encoding (per row x0 and per target class):
           its "<= a_k" child sum to <= p_fk, those under the other child to <= 1 - p_fk (with p
           binary, only the leaf the cell reaches can be non-zero).
   r       >= (next(a_k) - x0_f)(1 - p_fk) for cuts above x0_f, >= (x0_f - a_k) p_fk below it:
-          the L-inf distance from x0 to the chosen cell, with no big-M on x.
+          the L-inf distance from x0 to the chosen cell, with no big-M on x (the variable is
+          1e4 r, so that HiGHS's absolute tolerances separate cells one float32 step apart).
   flip    binary margin s = sum w l: label 1 -> s <= threshold, label 0 -> s >= threshold;
           classes: raw_j - raw_label >= 0 for target j.
   min r.
@@ -50,6 +51,11 @@ import numpy as np  # noqa: E402
 
 ROOT = project_python.ROOT
 FIX = os.path.join(ROOT, "tests", "fixtures", "trees")
+# The distance variable is R = R_SCALE * r: HiGHS meets rows to an absolute tolerance of 1e-7 and
+# stops within an absolute gap of 1e-6, which in r units would not separate cells one float32
+# step apart (0.5 and 0.50000012 are both crossings of the credit features); scaled, they are
+# 1e-11 and 1e-10.
+R_SCALE = 1e4
 MODELS = {  # model -> data file
     "xgb_binary": "credit_x.npy",
     "lgbm_binary": "credit_x.npy",
@@ -202,10 +208,10 @@ class Milp:
             for k, a in enumerate(cs):
                 p = self.pidx[(f, k)]
                 if Fraction(a) >= x:  # crossing needs x >= next(a): r >= D (1 - p)
-                    D = double_up(Fraction(f32_next(a)) - x)
+                    D = double_up(Fraction(f32_next(a)) - x) * R_SCALE
                     rows.append({0: 1.0, p: D}), lo.append(D), hi.append(np.inf)
                 else:  # crossing needs x <= a: r >= D p
-                    D = double_up(x - Fraction(a))
+                    D = double_up(x - Fraction(a)) * R_SCALE
                     rows.append({0: 1.0, p: -D}), lo.append(0.0), hi.append(np.inf)
         rows.append({self.lidx[lf]: c for lf, c in flip_coef.items() if c != 0.0})
         lo.append(flip_lo), hi.append(flip_hi)
@@ -215,12 +221,12 @@ class Milp:
                 ri.append(i), ci.append(j), vals.append(v)
         A = coo_matrix((vals, (ri, ci)), shape=(len(rows), self.n))
         c = np.zeros(self.n)
-        c[0] = 1e6 if r_max is None else 0.0  # scaled: HiGHS stops within an absolute gap of 1e-6 of the objective
+        c[0] = 1.0 if r_max is None else 0.0
         integrality = np.zeros(self.n)
         for p in self.pidx.values():
             integrality[p] = 1
         ub = np.ones(self.n)
-        ub[0] = np.inf if r_max is None else r_max
+        ub[0] = np.inf if r_max is None else r_max * R_SCALE
         res = milp(c, constraints=LinearConstraint(A.tocsr(), lo, hi), integrality=integrality,
                    bounds=Bounds(np.zeros(self.n), ub), options={"time_limit": time_limit, "mip_rel_gap": 0})
         if res.status == 2 or res.x is None:  # infeasible
