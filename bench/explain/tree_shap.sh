@@ -2,7 +2,7 @@
 # TreeSHAP benchmark: mlaudit's exact TreeSHAP vs shap.TreeExplainer on 10,000 rows of UCI Adult
 # (five numeric columns) with a 500-tree depth-6 XGBoost model (bench/explain/tree_shap_peer.py
 # trains and exports it), path-dependent and interventional (100 background rows).
-# Prints wall seconds (and process CPU seconds) for both and the ratios shap/mlaudit, plus the
+# Prints wall and CPU seconds (all threads) of the timed call for both and the ratios shap/mlaudit, plus the
 # largest difference between the two tools' values where they explain the same game.
 #   path-dependent: shap.TreeExplainer(model).shap_values(X), which hands XGBoost models to
 #     XGBoost's C++ pred_contribs (THREADS threads, XGBoost's hessian covers); and shap's own C++
@@ -26,12 +26,9 @@ if ! "$PY" "$ROOT/bench/explain/tree_shap_peer.py" prep "$TMP" >/dev/null 2>&1; 
   echo "bench/explain/tree_shap: could not train/export the model (needs xgboost, onnxmltools, shap)"; exit 0
 fi
 
-# "wall cpu" of a command whose stdout's first field is the timed seconds (cpu: /usr/bin/time's user+sys,
-# the whole process: load and warm-up included)
+# "wall cpu" of the timed call, as the command prints them (its first two fields)
 timed() {
-  /usr/bin/time -o "$TMP/time.txt" -f "%U %S" "$@" > "$TMP/out.txt" 2>/dev/null  # shap's progress bar: stderr
-  read -r u s < "$TMP/time.txt"
-  echo "$(head -1 "$TMP/out.txt" | awk '{print $1}') $(echo "$u + $s" | bc)"
+  "$@" 2>/dev/null | head -1 | awk '{print $1, $2}'  # shap's progress bar is on stderr
 }
 compare() {  # max |a - b| over two saved value arrays
   "$PY" -c "
@@ -43,8 +40,8 @@ report() {  # title, "ml_wall ml_cpu", "peer_wall peer_cpu", peer name
   read -r mw mc <<<"$2"
   read -r pw pc <<<"$3"
   echo "$1:"
-  echo "  mlaudit ($THREADS threads)  ${mw} s   (process CPU ${mc} s)"
-  echo "  $4  ${pw} s   (process CPU ${pc} s)"
+  echo "  mlaudit ($THREADS threads)  ${mw} s   (CPU ${mc} s)"
+  echo "  $4  ${pw} s   (CPU ${pc} s)"
   if [ -n "$pw" ] && [ -n "$mw" ] && [ "$mw" != "0" ]; then
     echo "  ratio $4/mlaudit: $(echo "scale=1; $pw / $mw" | bc)x wall, $(echo "scale=1; $pc / $mc" | bc)x CPU"
   fi
@@ -62,7 +59,7 @@ py=$(timed "$PY" "$ROOT/bench/explain/tree_shap_peer.py" time "$TMP" interventio
 report "Interventional TreeSHAP, 10,000 Adult rows, 100 background rows" "$ml" "$py" "shap C++ (1 thread)"
 echo "  max |mlaudit - shap| over the 50,000 values: $(compare ml_iv.npy shap_interventional.npy)"
 ml1=$(timed "$BENCH" adult_xgb.onnx x.npy bg.npy 1 interventional ml_iv1.npy)
-echo "  mlaudit on 1 thread: $(echo "$ml1" | awk '{print $1}') s (process CPU $(echo "$ml1" | awk '{print $2}') s)"
+echo "  mlaudit on 1 thread: $(echo "$ml1" | awk '{print $1}') s (CPU $(echo "$ml1" | awk '{print $2}') s)"
 ml1=$(timed "$BENCH" adult_xgb.onnx x.npy train.npy 1 tree-path-dependent ml_path1.npy)
-echo "Path-dependent, mlaudit on 1 thread: $(echo "$ml1" | awk '{print $1}') s (process CPU $(echo "$ml1" | awk '{print $2}') s)"
+echo "Path-dependent, mlaudit on 1 thread: $(echo "$ml1" | awk '{print $1}') s (CPU $(echo "$ml1" | awk '{print $2}') s)"
 exit 0

@@ -14,7 +14,7 @@ Usage: ${PYTHON:-.venv/bin/python} bench/explain/tree_shap_peer.py prep DIR
         trees with covers counted from DIR/train.npy, mlaudit's covers (so the values must agree);
         MODE interventional: shap.TreeExplainer(model, data=bg, feature_perturbation="interventional")
         .shap_values(X) (shap's C++ dense_independent, single-threaded: it has no thread option).
-        Prints "<seconds>" (one call; a warm-up call on 10 rows first) and saves the values to
+        Prints "<wall seconds> <CPU seconds>" of one call (a warm-up call on 10 rows first) and saves the values to
         DIR/shap_MODE.npy for the agreement check.
 """
 import os
@@ -102,11 +102,11 @@ def time_it(d, mode, threads):
     else:
         ex = shap.TreeExplainer(m, data=np.load(os.path.join(d, "bg.npy")), feature_perturbation="interventional")
     ex.shap_values(x[:10], check_additivity=False)  # warm-up
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     v = ex.shap_values(x, check_additivity=False)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     np.save(os.path.join(d, f"shap_{mode}.npy"), np.asarray(v, dtype=np.float64))
-    print(f"{seconds:.4f}")
+    print(f"{seconds:.4f} {cpu:.4f}")
 
 
 if __name__ == "__main__":
