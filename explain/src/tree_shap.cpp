@@ -368,7 +368,7 @@ struct TreeExplainer::Impl {
   std::vector<double> tables;
   int32_t max_tree_nodes = 0;
   bool any_tabled = false;
-  void build_plans();
+  void build_plans(bool interventional);
   void build_path_tables();
   void build_indep_tables();
   // Adds the tabled trees' contributions to rows [b0, b1) of phi ([N, F, K]).
@@ -515,9 +515,11 @@ void TreeExplainer::Impl::path_row(const float* x, double* phi, std::vector<Path
     if (!t.tabled) walk.recurse(t.root, 0, path.data(), 1, 1, -1, 1);
 }
 
-void TreeExplainer::Impl::build_plans() {
+void TreeExplainer::Impl::build_plans(bool interventional) {
   // Tables for trees whose paths have at most 12 distinct features, while the tables stay
-  // under 256 MiB in all; other trees keep the recursions.
+  // under 256 MiB in all, and only where building them costs no more than the recursions on
+  // 256 rows (path-dependent: 2^d d^2 per leaf against d^2 per row; interventional:
+  // 2^d min(R, 2^d) d per leaf against R walks of the tree per row); other trees recurse.
   constexpr int kMaxDistinct = 12;
   constexpr int64_t kBudget = int64_t(256) << 20;
   int64_t bytes = 0;
@@ -557,7 +559,14 @@ void TreeExplainer::Impl::build_plans() {
       plans.push_back(plan);
     };
     visit(t.root);
-    if (bytes + tree_bytes > kBudget) {  // keep the recursion for this tree
+    double build = 0, per_row = 0;
+    for (size_t q = plans0; q < plans.size(); ++q) {
+      const double d = plans[q].d, cells = std::ldexp(1.0, plans[q].d);
+      build += interventional ? cells * std::min<double>(static_cast<double>(refs), cells) * d : cells * d * d;
+      per_row += interventional ? 0.0 : d * d;
+    }
+    if (interventional) per_row = static_cast<double>(refs) * (t.end - t.root);
+    if (bytes + tree_bytes > kBudget || build > 256.0 * per_row) {  // keep the recursion for this tree
       plans.resize(plans0);
       steps.resize(steps0);
       leaf_features.resize(features0);
@@ -807,7 +816,7 @@ TreeExplainer::TreeExplainer(const TreeEnsemble& model, const Tensor& background
         }
       }
     if (m.opts.leaf_tables) {
-      m.build_plans();
+      m.build_plans(false);
       m.build_path_tables();
     }
     // E f = base + sum over trees and leaves of v * cover(leaf) / cover(root)
@@ -843,7 +852,7 @@ TreeExplainer::TreeExplainer(const TreeEnsemble& model, const Tensor& background
       }
     }
     if (m.opts.leaf_tables && (!prob || model.link == TreeEnsemble::Link::Identity)) {  // raw: no rescaling
-      m.build_plans();
+      m.build_plans(true);
       m.build_indep_tables();
     }
   }

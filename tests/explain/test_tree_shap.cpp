@@ -393,6 +393,94 @@ TEST_CASE("tree-shap: both modes equal brute-force Shapley values of their games
   }
 }
 
+TEST_CASE("tree-shap: an ensemble mixing tabled and recursed trees equals brute force", "[explain][tree-shap]") {
+  // A 13-level caterpillar tree (node i splits on feature i: 13 distinct features on its deepest
+  // path, above the tables' limit of 12, so it recurses) plus a depth-2 tree (tabled), on 13
+  // features; brute force over all 2^13 coalitions for both games.
+  TreeEnsemble m;
+  m.features = 13;
+  m.outputs = 1;
+  m.classes = 1;
+  m.head = TreeEnsemble::Head::Regression;
+  m.base = {0.25};
+  auto leaf = [&](float v) {
+    TreeEnsemble::Node n;
+    n.value = static_cast<int32_t>(m.values.size());
+    m.values.push_back(v);
+    m.nodes.push_back(n);
+    return static_cast<int32_t>(m.nodes.size() - 1);
+  };
+  auto split = [&](int32_t f, float t) {
+    TreeEnsemble::Node n;
+    n.feature = f;
+    n.threshold = t;
+    m.nodes.push_back(n);
+    return static_cast<int32_t>(m.nodes.size() - 1);
+  };
+  int32_t prev = -1;
+  for (int32_t f = 0; f < 13; ++f) {
+    const int32_t s = split(f, 0.5f);
+    if (prev < 0) m.roots.push_back(s);
+    else m.nodes[prev].no = s;
+    m.nodes[s].yes = leaf(0.1f * (f + 1) * (f % 2 ? -1 : 1));
+    prev = s;
+  }
+  m.nodes[prev].no = leaf(2.0f);
+  const int32_t r2 = split(3, 0.3f);
+  m.roots.push_back(r2);
+  const int32_t a = split(7, 0.6f), b = split(3, 0.8f);
+  m.nodes[r2].yes = a;
+  m.nodes[r2].no = b;
+  m.nodes[a].yes = leaf(1.0f);
+  m.nodes[a].no = leaf(-0.5f);
+  m.nodes[b].yes = leaf(0.75f);
+  m.nodes[b].no = leaf(-1.25f);
+  // rows in [0, 1): features above 0.5 take the caterpillar further; even rows stay above 0.5
+  // on features 0..11, so they reach its deepest split (on feature 12)
+  engine::Shape shape{40, 13};
+  std::vector<float> vals(40 * 13);
+  uint64_t z = 12345;
+  for (size_t k = 0; k < vals.size(); ++k) {
+    z = z * 6364136223846793005ULL + 1442695040888963407ULL;
+    const float u = static_cast<float>((z >> 11) * 0x1.0p-53);
+    const bool deep_row = (k / 13) % 2 == 0 && k % 13 < 12;
+    vals[k] = deep_row ? 0.55f + 0.4f * u : u;
+  }
+  const Tensor data = Tensor::from_floats(shape, vals);
+  const Tensor x = gather(data, {0, 1});
+  const Tensor bg = gather(data, {2, 3, 4});
+  const int F = 13;
+  TreeShapOptions iv;
+  TreeExplainer ex_iv(m, bg, iv);
+  auto r_iv = ex_iv.shap_values(x);
+  TreeShapOptions pdo;
+  pdo.perturbation = FeaturePerturbation::TreePathDependent;
+  TreeExplainer ex_pd(m, data, pdo);
+  auto r_pd = ex_pd.shap_values(x);
+  const auto cover = explain::node_covers(m, data);
+  for (int64_t i = 0; i < 2; ++i) {
+    auto phi_iv = shapley(F, [&](uint32_t s) {
+      double sum = 0;
+      for (int64_t b2 = 0; b2 < 3; ++b2) {
+        std::vector<float> zrow(F);
+        for (int j = 0; j < F; ++j) zrow[j] = (s & (1u << j)) ? x.f32()[i * F + j] : bg.f32()[b2 * F + j];
+        sum += m.raw(zrow.data())[0];
+      }
+      return sum / 3;
+    });
+    auto phi_pd = shapley(F, [&](uint32_t s) { return expvalue(m, cover, x.f32() + i * F, s, 0); });
+    for (int j = 0; j < F; ++j) {
+      CHECK(std::fabs(r_iv.at(i, j) - phi_iv[j]) <= kExact);
+      CHECK(std::fabs(r_pd.at(i, j) - phi_pd[j]) <= kExact);
+    }
+  }
+  check_local_accuracy(m, x, r_iv, false);
+  check_local_accuracy(m, x, r_pd, false);
+  // the caterpillar's deepest split is reached (row 0 and half the data), so feature 12 matters
+  CHECK(std::fabs(r_pd.at(0, 12)) > 1e-3);
+  CHECK(std::fabs(r_iv.at(0, 12)) > 1e-3);
+}
+
 TEST_CASE("tree-shap: values do not depend on the thread count", "[explain][tree-shap]") {
   Golden c = load_golden("xgb_multi");
   for (auto p : {FeaturePerturbation::Interventional, FeaturePerturbation::TreePathDependent}) {

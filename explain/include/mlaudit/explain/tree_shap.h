@@ -58,7 +58,8 @@ struct TreeShapOptions {
   /// An Identity link (random forests averaging probabilities, regressors) makes it equal to Raw.
   TreeModelOutput model_output = TreeModelOutput::Raw;
   /// Per-leaf contribution tables (x-independent, built once; see tree_shap.cpp) for trees whose
-  /// paths have at most 12 distinct features, within 256 MiB; false: always the recursions
+  /// paths have at most 12 distinct features, within 256 MiB, where building them costs at most
+  /// what the recursions spend on 256 rows; false: always the recursions
   /// (the tests compare the two). Interaction values and rescaled probabilities always recurse.
   bool leaf_tables = true;
   int threads = 0;              ///< rows are split over this many threads; 0 = engine::num_threads()
