@@ -505,6 +505,18 @@ TEST_CASE("tree verifier: the clique bound proves what per-tree bounds cannot, a
   o.timeout_s = 1e-9;
   r = v::verify_tree_robustness(m, 1, box, x.data(), o);
   CHECK(r.verdict == v::Verdict::Timeout);
+  // The decision never changes: no minimal distance ("none"), proved over the whole space; under
+  // a node cap the search stops with the bounds it proved (none yet: [0, inf)).
+  v::TreeMinimalOptions mo;
+  auto md = v::minimal_adversarial_linf(m, x.data(), mo);
+  CHECK(md.status == "none");
+  CHECK(md.counterexample.empty());
+  mo.verify.clique_bound = false;
+  mo.verify.max_nodes = 64;
+  md = v::minimal_adversarial_linf(m, x.data(), mo);
+  CHECK(md.status == "timeout");
+  CHECK(md.lower == 0);
+  CHECK(std::isinf(md.upper));
 }
 
 TEST_CASE("tree verifier refuses what it cannot answer", "[verify][trees]") {
