@@ -8,7 +8,8 @@
 #     XGBoost's C++ pred_contribs (THREADS threads, XGBoost's hessian covers); and shap's own C++
 #     tree_shap on the same trees with covers counted from adult.data, as mlaudit's (single thread:
 #     shap has no thread option there), whose values must equal mlaudit's;
-#   interventional: shap's C++ dense_independent (single thread, no thread option).
+#   interventional: shap's C++ dense_independent (single thread, no thread option);
+#   interaction values (path-dependent, first 1,000 rows): shap's C++, same covers as mlaudit's.
 # mlaudit runs with THREADS threads (default 2). One timed call per tool after a warm-up.
 # Usage: bench/explain/tree_shap.sh BUILD_DIR [THREADS]. Never fails the build.
 set -u
@@ -58,6 +59,10 @@ ml=$(timed "$BENCH" adult_xgb.onnx x.npy bg.npy "$THREADS" interventional ml_iv.
 py=$(timed "$PY" "$ROOT/bench/explain/tree_shap_peer.py" time "$TMP" interventional "$THREADS")
 report "Interventional TreeSHAP, 10,000 Adult rows, 100 background rows" "$ml" "$py" "shap C++ (1 thread)"
 echo "  max |mlaudit - shap| over the 50,000 values: $(compare ml_iv.npy shap_interventional.npy)"
+ml=$(timed "$BENCH" adult_xgb.onnx x.npy train.npy "$THREADS" interactions ml_int.npy)
+py=$(timed "$PY" "$ROOT/bench/explain/tree_shap_peer.py" time "$TMP" interactions "$THREADS")
+report "SHAP interaction values (path-dependent), first 1,000 rows" "$ml" "$py" "shap C++ (1 thread)"
+echo "  max |mlaudit - shap| over the 25,000 values: $(compare ml_int.npy shap_interactions.npy)"
 ml1=$(timed "$BENCH" adult_xgb.onnx x.npy bg.npy 1 interventional ml_iv1.npy)
 echo "  mlaudit on 1 thread: $(echo "$ml1" | awk '{print $1}') s (CPU $(echo "$ml1" | awk '{print $2}') s)"
 ml1=$(timed "$BENCH" adult_xgb.onnx x.npy train.npy 1 tree-path-dependent ml_path1.npy)

@@ -230,6 +230,63 @@ struct PathWalk {
     recurse(hot, depth + 1, path, hot_zero * incoming_zero, incoming_one, n.feature, hot_fraction);
     recurse(cold, depth + 1, path, cold_zero * incoming_zero, 0, n.feature, cold_fraction);
   }
+
+  // The "on" and "off" passes of feature c = cond_feature together: their paths are the same
+  // (c is never extended in either); only the fraction of the row that reaches a node differs
+  // (on: x's side of every split on c, whole; off: both sides, times their zero fractions). At a
+  // leaf, (on - off) / 2 of each element's contribution goes to Phi_{c, e} (`row`) and is taken
+  // off phi_e (`diag`). Half the work of two conditioned recursions.
+  void recurse_pair(int32_t node, int depth, PathElement* parent_path, double parent_zero, double parent_one,
+                    int32_t parent_feature, double on_fraction, double off_fraction, double* row, double* diag) const {
+    if (on_fraction == 0 && off_fraction == 0) return;
+    PathElement* path = parent_path + depth + 1;
+    std::copy(parent_path, parent_path + depth + 1, path);
+    if (cond_feature != parent_feature) {
+      if (parent_zero == 0 && parent_one == 0) return;
+      extend_path(path, depth, parent_zero, parent_one, parent_feature);
+    }
+    const FlatNode& n = nodes[node];
+    if (n.feature < 0) {
+      const double* v = leaf_values + n.value;
+      const double* inv = reciprocals();
+      const double half = 0.5 * (on_fraction - off_fraction);
+      for (int i = 1; i <= depth; ++i) {
+        const PathElement& e = path[i];
+        const double scale = unwound_sum(path, depth, i, inv) * (e.one - e.zero) * half;
+        double* r = row + static_cast<int64_t>(e.feature) * outputs;
+        double* d = diag + static_cast<int64_t>(e.feature) * outputs;
+        for (int k = 0; k < outputs; ++k) {
+          r[k] += scale * v[k];
+          d[k] -= scale * v[k];
+        }
+      }
+      return;
+    }
+    const int32_t hot = child_of(n, x[n.feature]);
+    const int32_t cold = hot == n.yes ? n.no : n.yes;
+    const double w = cover[node];
+    const double hot_zero = w > 0 ? cover[hot] / w : 0.0;
+    const double cold_zero = w > 0 ? cover[cold] / w : 0.0;
+    double incoming_zero = 1, incoming_one = 1;
+    int index = 0;
+    for (; index <= depth; ++index)
+      if (path[index].feature == n.feature) break;
+    if (index != depth + 1) {
+      incoming_zero = path[index].zero;
+      incoming_one = path[index].one;
+      unwind_path(path, depth, index);
+      depth -= 1;
+    }
+    if (n.feature == cond_feature) {
+      recurse_pair(hot, depth, path, hot_zero * incoming_zero, incoming_one, n.feature, on_fraction,
+                   off_fraction * hot_zero, row, diag);
+      recurse_pair(cold, depth, path, cold_zero * incoming_zero, 0, n.feature, 0, off_fraction * cold_zero, row, diag);
+      return;
+    }
+    recurse_pair(hot, depth + 1, path, hot_zero * incoming_zero, incoming_one, n.feature, on_fraction, off_fraction,
+                 row, diag);
+    recurse_pair(cold, depth + 1, path, cold_zero * incoming_zero, 0, n.feature, on_fraction, off_fraction, row, diag);
+  }
 };
 
 // Interventional SHAP of one tree for one (x, r) pair (Chen, Lundberg & Lee; shap's
@@ -357,8 +414,7 @@ struct TreeExplainer::Impl {
   std::vector<double> margins(const float* x) const;
   std::vector<double> link(const std::vector<double>& margin) const;
   void path_row(const float* x, double* phi, std::vector<PathElement>& path) const;
-  void interactions_row(const float* x, double* inter, std::vector<PathElement>& path, std::vector<double>& diag,
-                        std::vector<double>& on, std::vector<double>& off) const;
+  void interactions_row(const float* x, double* inter, std::vector<PathElement>& path, std::vector<double>& diag) const;
   void indep_row(const float* x, double* phi, std::vector<double>& scratch, std::vector<int8_t>& state,
                  std::vector<double>& ref_phi, std::vector<double>& stack) const;
   // leaf contribution tables (see LeafPlan)
@@ -695,8 +751,7 @@ void TreeExplainer::Impl::tabled_rows(const float* X, int64_t b0, int64_t b1, do
 }
 
 void TreeExplainer::Impl::interactions_row(const float* x, double* inter, std::vector<PathElement>& path,
-                                           std::vector<double>& diag, std::vector<double>& on,
-                                           std::vector<double>& off) const {
+                                           std::vector<double>& diag) const {
   // Lundberg et al. 2020, sec. 2.7: Phi_ij = (phi_i | j on - phi_i | j off) / 2 for i != j,
   // Phi_ii = phi_i - sum_{j != i} Phi_ij; per tree, j over the tree's split features.
   const int64_t F = features;
@@ -704,25 +759,12 @@ void TreeExplainer::Impl::interactions_row(const float* x, double* inter, std::v
   std::fill(diag.begin(), diag.end(), 0.0);
   PathWalk walk{nodes.data(), leaf_values.data(), cover.data(), K, x, diag.data()};
   for (const auto& t : trees) {
-    walk.phi = diag.data();
     walk.condition = 0;
+    walk.cond_feature = -1;
     walk.recurse(t.root, 0, path.data(), 1, 1, -1, 1);
     for (int32_t j : t.features) {
-      std::fill(on.begin(), on.end(), 0.0);
-      std::fill(off.begin(), off.end(), 0.0);
       walk.cond_feature = j;
-      walk.phi = on.data();
-      walk.condition = 1;
-      walk.recurse(t.root, 0, path.data(), 1, 1, -1, 1);
-      walk.phi = off.data();
-      walk.condition = -1;
-      walk.recurse(t.root, 0, path.data(), 1, 1, -1, 1);
-      double* row = inter + static_cast<int64_t>(j) * F * K;
-      for (int64_t l = 0; l < F * K; ++l) {
-        const double v = 0.5 * (on[l] - off[l]);
-        row[l] += v;
-        diag[l] -= v;
-      }
+      walk.recurse_pair(t.root, 0, path.data(), 1, 1, -1, 1, 1, inter + static_cast<int64_t>(j) * F * K, diag.data());
     }
   }
   for (int64_t a = 0; a < F; ++a)
@@ -977,7 +1019,7 @@ TreeShapInteractions TreeExplainer::shap_interaction_values(const Tensor& x) con
   const float* X = x.f32();
   struct Scratch {
     std::vector<PathElement> path;
-    std::vector<double> diag, on, off;
+    std::vector<double> diag;
   };
   const int D = m.max_depth;
   for_chunks(
@@ -986,12 +1028,10 @@ TreeShapInteractions TreeExplainer::shap_interaction_values(const Tensor& x) con
         Scratch s;
         s.path.resize(static_cast<size_t>(D + 3) * (D + 4) / 2 + 8);
         s.diag.assign(F * K, 0.0);
-        s.on.assign(F * K, 0.0);
-        s.off.assign(F * K, 0.0);
         return s;
       },
       [&](int64_t i, int64_t, Scratch& s) {
-        m.interactions_row(X + i * F, r.values.data() + i * F * F * K, s.path, s.diag, s.on, s.off);
+        m.interactions_row(X + i * F, r.values.data() + i * F * F * K, s.path, s.diag);
         const auto mx = m.margins(X + i * F);
         std::copy(mx.begin(), mx.end(), r.output_x.begin() + i * K);
       });
