@@ -850,6 +850,8 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
                      "| --data X.npy --eps E [--clip-min 0 --clip-max 1] --out V.json "
                      "| --fairness --protected COL --features F --domain ranges.csv --out F.json) [--timeout S]\n"
                      "       mlaudit verify --benchmark DIR --out results.csv|results.json [--filter REGEX] [--timeout-override S]\n"
+                     "Tree-ensemble models are verified exactly; tree-only options: --minimal-distance (--data), "
+                     "--data X.npy --eps E and --delta D (--fairness).\n"
                      "An option the chosen mode does not use is an error.",
                      desc, args, vm))
     return 0;

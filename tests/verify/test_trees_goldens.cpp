@@ -123,3 +123,62 @@ TEST_CASE("tree verifier equals the MILP goldens on the real fixtures", "[verify
     }
   }
 }
+
+TEST_CASE("tree fairness proofs on xgb_binary hold at sampled points, refutations flip the engine", "[verify][trees]") {
+  // Boxes of radius 0.5, 0.05 and 0 around credit rows on the six non-protected features, sex 0 vs 1.
+  const std::string path = tree_fixture("xgb_binary.onnx");
+  auto graph = mlaudit::engine::load_onnx(path);
+  auto tree = mlaudit::engine::extract_tree_ensemble(graph);
+  auto session = mlaudit::engine::Session::load(path);
+  const int64_t F = tree.features, sex = 6;
+  auto concrete = [&](const std::vector<float>& x) {
+    auto y = session->forward(mlaudit::engine::Tensor::from_floats({1, F}, x)).to_doubles();
+    return std::vector<float>(y.begin(), y.end());
+  };
+  auto decide = [&](const std::vector<float>& x) {
+    auto y = concrete(x);
+    return int64_t(std::max_element(y.begin(), y.end()) - y.begin());
+  };
+  auto data = mlaudit::datasets::read_npy_float(tree_fixture("credit_x.npy")).to_doubles();
+  std::mt19937 rng(5);
+  int proved = 0, refuted = 0;
+  for (int64_t i = 0; i < 30; ++i) {
+    std::vector<float> x(data.begin() + i * F, data.begin() + (i + 1) * F);
+    v::TreeFairnessOptions fo;
+    fo.protected_index = sex;
+    fo.protected_values = {0, 1};
+    fo.verify.concrete = concrete;
+    const double eps = i % 3 == 0 ? 0.5 : i % 3 == 1 ? 0.05 : 0.0;
+    auto box = v::linf_box(x.data(), F, eps, -kInf, kInf);
+    auto r = v::verify_tree_fairness(tree, box, x.data(), fo);
+    INFO("row " << i << " eps " << eps);
+    REQUIRE((r.verdict == v::Verdict::Sat || r.verdict == v::Verdict::Unsat));
+    if (r.verdict == v::Verdict::Sat) {
+      ++refuted;
+      CHECK(decide(r.input_a) != decide(r.input_b));
+      CHECK(r.input_a[size_t(sex)] == 0.0f);
+      CHECK(r.input_b[size_t(sex)] == 1.0f);
+      for (int64_t f = 0; f < sex; ++f) {
+        CHECK(r.input_a[size_t(f)] == r.input_b[size_t(f)]);
+        CHECK(r.input_a[size_t(f)] >= box.lower[size_t(f)]);
+        CHECK(r.input_a[size_t(f)] <= box.upper[size_t(f)]);
+      }
+      continue;
+    }
+    ++proved;
+    bool flipped = false;
+    for (int s = 0; s < 1000 && !flipped; ++s) {
+      std::vector<float> z(static_cast<size_t>(F));
+      for (int64_t f = 0; f < sex; ++f) {
+        std::uniform_real_distribution<double> u(box.lower[size_t(f)], box.upper[size_t(f)]);
+        z[size_t(f)] = std::min(std::max(float(u(rng)), box.lower[size_t(f)]), box.upper[size_t(f)]);
+      }
+      auto a = z, b = z;
+      a[size_t(sex)] = 0, b[size_t(sex)] = 1;
+      flipped = decide(a) != decide(b);
+    }
+    CHECK_FALSE(flipped);
+  }
+  CHECK(proved > 0);
+  CHECK(refuted > 0);
+}
