@@ -84,6 +84,9 @@ std::vector<std::string> split_list(const std::string& text, char sep = ',');
 /// Load a model for a command, honouring --device: cuda without a GPU or
 /// without a CUDA build is an InputError; auto falls back to cpu with a note.
 std::unique_ptr<engine::Session> load_model(const std::string& path, const GlobalOptions& global);
+/// Every `mlaudit attack --attack` name: robustness::attack_names() plus the CLI's exact-tree
+/// (verify/trees.h) when the verify module is built. Defined in commands/attack.cpp.
+std::vector<std::string> attack_command_names();
 
 /// The number of classes a classifier scores: the audited output's last dimension, from its
 /// declared shape or from a forward pass on the first row(s) of `x`. Throws InputError naming

@@ -24,6 +24,15 @@
 #endif
 
 namespace mlaudit::cli {
+
+std::vector<std::string> attack_command_names() {
+  std::vector<std::string> names = robustness::attack_names();
+#ifdef MLAUDIT_HAVE_verify
+  names.push_back("exact-tree");
+#endif
+  return names;
+}
+
 namespace {
 
 double median(std::vector<double> v) {
@@ -163,10 +172,7 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
   }
   const bool exact_tree = attack == "exact-tree";
   const bool minimal = exact_tree || robustness::is_minimal_attack(attack);
-  std::vector<std::string> known = robustness::attack_names();
-#ifdef MLAUDIT_HAVE_verify
-  known.push_back("exact-tree");
-#endif
+  const std::vector<std::string> known = attack_command_names();
   if (std::find(known.begin(), known.end(), attack) == known.end())
     throw InputError("cli", fmt::format("attack: unknown --attack '{}'{}", vm["attack"].as<std::string>(),
                                         datasets::did_you_mean(attack, known)));

@@ -79,7 +79,7 @@ int run_section_command(const std::string& name, const std::vector<std::string>&
 reports::SectionVocabulary section_vocabulary() {
   reports::SectionVocabulary v;
 #ifdef MLAUDIT_HAVE_robustness
-  v.attacks = robustness::attack_names();
+  v.attacks = attack_command_names();  // with exact-tree
   for (const char* n : {"linf", "l2"}) {  // the names robustness::norm_name writes (parse_norm reads them back)
     try {
       v.attack_norms.push_back(robustness::norm_name(robustness::parse_norm(n)));

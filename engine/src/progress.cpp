@@ -2,6 +2,8 @@
 #include "mlaudit/engine/progress.h"
 
 #include <fmt/format.h>
+
+#include <cstring>
 #include <unistd.h>
 
 #include <cmath>
@@ -57,7 +59,15 @@ std::string ProgressLine::text(int64_t done, int64_t total, double elapsed) cons
     if (rate >= 1) {
       line += fmt::format(", {:.{}f}/s", rate, rate >= 10 ? 0 : 1);
     } else {
-      const std::string one = unit_.size() > 1 && unit_.back() == 's' ? unit_.substr(0, unit_.size() - 1) : unit_;
+      // The singular of the unit: queries -> query, classes -> class, boxes -> box, samples -> sample.
+      std::string one = unit_;
+      auto ends = [&](const char* tail) {
+        const size_t n = std::strlen(tail);
+        return one.size() > n && one.compare(one.size() - n, n, tail) == 0;
+      };
+      if (ends("ies")) one = one.substr(0, one.size() - 3) + "y";
+      else if (ends("sses") || ends("xes") || ends("ches") || ends("shes")) one.resize(one.size() - 2);
+      else if (ends("s")) one.pop_back();
       line += fmt::format(", {} per {}", duration(1 / rate), one.empty() ? "item" : one);
     }
     if (done < total) line += ", ETA " + duration(double(total - done) / rate);

@@ -440,6 +440,11 @@ const std::vector<MetricEntry>& entries() {
                  [](const json& s, const auto&) {
                    return worst_sample_field(s, "kernel-shap", "efficiency", "max_abs_gap", "", "efficiency_gap");
                  }});
+    t.push_back({{"tree_shap_local_accuracy_gap", "explanations", {}, "explain: checks.local_accuracy.max_relative_gap (else max over samples[].local_accuracy_gap)",
+                  "TreeSHAP local accuracy: worst relative gap between sum of phi and f(x) - E f"},
+                 [](const json& s, const auto&) {
+                   return worst_sample_field(s, "tree-shap", "local_accuracy", "max_relative_gap", "", "local_accuracy_gap");
+                 }});
     // ---- verification: mlaudit.verify/1
     t.push_back({{"verified_fraction", "verification", {"norm", "eps"}, "verify: per_eps[eps].verified_robust_accuracy (or by_eps[eps].verified_fraction, or counted from per_sample)",
                   "fraction of samples proved robust at eps"},
@@ -564,6 +569,7 @@ const std::vector<MetricEntry>& entries() {
     };
     plan("ig_completeness_gap", by_method("integrated-gradients"));
     plan("kernel_shap_efficiency_gap", by_method("kernel-shap"));
+    plan("tree_shap_local_accuracy_gap", by_method("tree-shap"));
     const Planner verify_robust = [](const SectionSpec& s, const std::vector<std::string>& a) -> std::string {
       const json& p = s.params;
       if (p.value("mode", "robustness") != "robustness") return "verifies individual fairness, not robustness";

@@ -46,3 +46,21 @@ TEST_CASE("progress: silent when disabled (--quiet) or when the work ends before
   CHECK(ProgressLine::duration(208) == "3m28s");
   CHECK(ProgressLine::duration(3900) == "1h05m");
 }
+
+TEST_CASE("progress: a slow rate names one unit in the singular (query, sample)", "[engine][progress]") {
+  std::ostringstream out;
+  ProgressLine p("verify", "queries", true, &out, 0.0, 0.0);
+  CHECK(p.text(1, 20, 3.0) == "verify: 1/20 queries, 3s per query, ETA 57s");
+  ProgressLine q("certify", "samples", true, &out, 0.0, 0.0);
+  CHECK(q.text(1, 4, 2.0) == "certify: 1/4 samples, 2s per sample, ETA 6s");
+}
+
+TEST_CASE("progress: singulars of the units commands use", "[engine][progress]") {
+  std::ostringstream out;
+  ProgressLine c("backdoor", "classes", true, &out, 0.0, 0.0);
+  CHECK(c.text(1, 10, 2.0) == "backdoor: 1/10 classes, 2s per class, ETA 18s");
+  ProgressLine b("verify", "boxes", true, &out, 0.0, 0.0);
+  CHECK(b.text(1, 2, 2.0) == "verify: 1/2 boxes, 2s per box, ETA 2s");
+  ProgressLine s("privacy", "steps", true, &out, 0.0, 0.0);
+  CHECK(s.text(1, 2, 4.0) == "privacy: 1/2 steps, 4s per step, ETA 4s");
+}

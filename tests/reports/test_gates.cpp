@@ -329,3 +329,28 @@ TEST_CASE("gates: which configured section will produce a gate's metric", "[repo
   CHECK(why("membership_auc(loss) <= 0.6") == "no privacy section is configured");
   CHECK(why("accuracy() >= 0") == "no performance section is configured");
 }
+
+TEST_CASE("gates: tree_shap_local_accuracy_gap reads the TreeSHAP local-accuracy check", "[reports][gates][trees]") {
+  json result = {{"schema", "mlaudit.explain/1"},
+                 {"method", "tree-shap"},
+                 {"checks", {{"local_accuracy", {{"max_relative_gap", -2.5e-9}, {"passed", true}}}}},
+                 {"samples", json::array({{{"index", 0}, {"local_accuracy_gap", 1e-12}}})}};
+  json s = {{"id", "explanations-gbt-tree-shap"}, {"kind", "explanations"}, {"model", "gbt"}, {"data", "d"},
+            {"params", {{"method", "tree-shap"}}}, {"status", "ok"}, {"seconds", 0.1}, {"result", result}};
+  json report = {{"sections", json::array({s})}};
+  json r = evaluate_gate(gate("tree_shap_local_accuracy_gap() <= 0.000001"), report);
+  INFO(r.dump());
+  CHECK(r["status"] == "pass");
+  CHECK(r["measured"].get<double>() == 2.5e-9);  // the absolute value of the summary
+  // Without the summary: the worst per-sample gap.
+  report["sections"][0]["result"].erase("checks");
+  report["sections"][0]["result"]["samples"].push_back({{"index", 1}, {"local_accuracy_gap", -3e-6}});
+  r = evaluate_gate(gate("tree_shap_local_accuracy_gap() <= 0.000001"), report);
+  CHECK(r["status"] == "fail");
+  CHECK(r["measured"].get<double>() == 3e-6);
+  // A KernelSHAP section does not answer it.
+  report["sections"][0]["params"]["method"] = "kernel-shap";
+  report["sections"][0]["result"]["method"] = "kernel-shap";
+  r = evaluate_gate(gate("tree_shap_local_accuracy_gap() <= 0.000001"), report);
+  CHECK(r["status"] == "error");
+}

@@ -32,9 +32,10 @@ class ProgressLine {
   }
   /// "3m28s", "42s", "1h05m": a duration for the line.
   static std::string duration(double seconds);
+  /// The line for `done` of `total` after `elapsed` seconds (what update() prints).
+  std::string text(int64_t done, int64_t total, double elapsed) const;
 
  private:
-  std::string text(int64_t done, int64_t total, double elapsed) const;
   std::string label_, unit_;
   bool enabled_;
   std::ostream* out_;
