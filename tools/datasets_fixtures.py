@@ -86,6 +86,9 @@ def main():
     save_npy("empty_i8.npy", np.zeros((0,), dtype="<i8"))
     save_npy("empty_mid_u1.npy", np.zeros((2, 0, 4), dtype="u1"))
     save_npy("rank4_f4.npy", (np.arange(24, dtype="<f4").reshape(1, 2, 3, 4) / 8.0).astype("<f4"))
+    # Fortran order (np.save of an F-contiguous array, e.g. DataFrame.to_numpy()): read back in C order.
+    save_npy("fortran.npy", np.asfortranarray(np.arange(6, dtype="<f4").reshape(2, 3)))
+    save_npy("fortran_be_f8_3d.npy", np.asfortranarray((np.arange(24, dtype=">f8") / 3).reshape(2, 3, 4)))
     # Header versions 2.0 and 3.0 (4-byte header length).
     save_npy("v2_f4.npy", np.array([[1.0, 2.0], [3.0, 4.0]], dtype="<f4"), version=(2, 0))
     save_npy("v3_i4.npy", np.array([9, 8, 7], dtype="<i4"), version=(3, 0))
@@ -100,8 +103,6 @@ def main():
         np.lib.format.write_array(b, arr, **kw)
         return b.getvalue()
 
-    error_case("fortran.npy", npy_bytes(np.asfortranarray(np.arange(6, dtype="<f4").reshape(2, 3))),
-               "Fortran-order arrays are not supported; save with np.ascontiguousarray")
     error_case("object.npy", npy_bytes(np.array([1, "a", None], dtype=object), allow_pickle=True),
                "object arrays are not supported")
     error_case("complex.npy", npy_bytes(np.array([1 + 2j], dtype="<c8")), "unsupported dtype '<c8'")

@@ -28,7 +28,8 @@ Models (tests/fixtures/trees/<name>.onnx):
   small_xgb       XGBClassifier(n_estimators=3, max_depth=2), credit columns 0..3 only: small
                   enough for exhaustive leaf-region enumeration in the verifier's tests
 Data files: credit_x.npy (float32 [200, 7], the first 200 test rows), credit_y.npy (int64),
-  credit_train_x.npy (float32 [4000, 7]), three_x.npy / three_y.npy (first 200 rows of the
+  credit_train_x.npy (float32 [4000, 7]; Fortran order, as np.save writes DataFrame.to_numpy()'s
+  F-contiguous result: the readers' Fortran-order test reads it), three_x.npy / three_y.npy (first 200 rows of the
   3-class set's held-out part), income_x.npy (float32 [200, 6]), small_x.npy (float32 [100, 4]).
 manifest.json: per model, the file, the library and converter versions, the estimator repr, the
   data set, classes/outputs, and the check that onnxruntime's labels equal the library's

@@ -345,6 +345,7 @@ struct NpyLayout {
   int64_t numel = 0;
   uint64_t data_offset = 0;     ///< bytes before the array data
   int64_t data_bytes = 0;       ///< numel * itemsize
+  bool fortran = false;         ///< column-major data with two or more dimensions above 1
 };
 
 /// Size of magic + version + header-length field + header, from the first bytes
@@ -398,9 +399,9 @@ NpyLayout parse_layout(const unsigned char* data, uint64_t end, uint64_t file_si
   for (int64_t extent : layout.shape)
     if (__builtin_mul_overflow(numel, extent, &numel))
       fail(source, fmt::format("shape {} is too large (element count overflows)", engine::shape_str(layout.shape)));
-  // Fortran order only changes the layout when two or more dimensions exceed 1.
-  if (fortran->boolean && non_unit_dims >= 2)
-    fail(source, "Fortran-order arrays are not supported; save with np.ascontiguousarray");
+  // Fortran order only changes the layout when two or more dimensions exceed 1 (np.save writes
+  // it for F-contiguous arrays, e.g. many DataFrame.to_numpy() results); read_npy reorders it.
+  layout.fortran = fortran->boolean && non_unit_dims >= 2;
 
   int64_t expected = 0;
   if (__builtin_mul_overflow(numel, int64_t(layout.info.itemsize), &expected))
@@ -446,6 +447,30 @@ size_t read_at(int fd, void* dst, size_t n, uint64_t offset, const std::string& 
   return done;
 }
 
+/// A tensor decoded from column-major data (the shape read as C order holds the elements in
+/// Fortran order) reordered to row-major, any element size.
+Tensor to_c_order(const Tensor& f) {
+  Tensor c(f.dtype(), f.shape());
+  const Shape& shape = f.shape();
+  const size_t rank = shape.size(), elem = engine::dtype_size(f.dtype());
+  const int64_t n = f.numel();
+  std::vector<int64_t> c_stride(rank, 1), f_stride(rank, 1), idx(rank, 0);
+  for (size_t d = rank; d-- > 1;) c_stride[d - 1] = c_stride[d] * shape[d];
+  for (size_t d = 1; d < rank; ++d) f_stride[d] = f_stride[d - 1] * shape[d - 1];
+  const auto* src = static_cast<const unsigned char*>(f.raw());
+  auto* dst = static_cast<unsigned char*>(c.raw());
+  for (int64_t i = 0; i < n; ++i) {  // i walks the C order; idx is its multi-index
+    int64_t fi = 0;
+    for (size_t d = 0; d < rank; ++d) fi += idx[d] * f_stride[d];
+    std::memcpy(dst + size_t(i) * elem, src + size_t(fi) * elem, elem);
+    for (size_t d = rank; d-- > 0;) {
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return c;
+}
+
 }  // namespace
 
 Tensor parse_npy(const std::string& bytes, const std::string& source) {
@@ -454,7 +479,7 @@ Tensor parse_npy(const std::string& bytes, const std::string& source) {
   const NpyLayout layout = parse_layout(data, end, bytes.size(), source);
   Tensor out(layout.info.target, layout.shape);
   decode(layout.info, data + layout.data_offset, layout.numel, out, source);
-  return out;
+  return layout.fortran ? to_c_order(out) : out;
 }
 
 Tensor read_npy(const std::string& path) {
@@ -488,7 +513,7 @@ Tensor read_npy(const std::string& path) {
   }
   if (got != n)  // the file shrank after fstat
     fail(path, fmt::format("truncated data: expected {} bytes of data, found {}", n, got));
-  return out;
+  return layout.fortran ? to_c_order(out) : out;
 }
 
 Tensor read_npy_float(const std::string& path) {

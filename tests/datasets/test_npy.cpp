@@ -11,6 +11,7 @@ namespace fs = std::filesystem;
 using namespace mlaudit;
 using namespace mlaudit::datasets;
 using engine::DType;
+using engine::Shape;
 using engine::Tensor;
 using mlaudit::test::expected_json;
 using mlaudit::test::fixture;
@@ -53,7 +54,7 @@ TEST_CASE("read_npy decodes every numpy dtype, byte order, shape and header vers
 
 TEST_CASE("read_npy error paths name the file and the problem", "[datasets][npy]") {
   const auto& cases = expected_json()["npy_errors"];
-  REQUIRE(cases.size() >= 12);
+  REQUIRE(cases.size() >= 11);  // Fortran order is read since session 10, no longer an error
   for (const auto& [name, message] : cases.items()) {
     SECTION(name) {
       const std::string path = fixture(name);
@@ -123,10 +124,29 @@ TEST_CASE("parse_npy accepts spacing, key order and Fortran flags that do not ch
     CHECK(t.data<float>()[1] == -2.0f);
     CHECK(t.data<float>()[2] == 0.5f);
   }
-  // Fortran order with two non-unit dimensions really is a different layout.
-  MLAUDIT_REQUIRE_INPUT_ERROR(parse_npy(make("{'descr': '<f4', 'fortran_order': True, 'shape': (3, 1, 2), }\n",
-                                             payload + payload), "f.npy"),
-                              "f.npy: Fortran-order arrays are not supported; save with np.ascontiguousarray");
+  // Fortran order with two non-unit dimensions really is a different layout: element (i, 0, k)
+  // is stored at i + 3 k, and comes back in C order.
+  float six[6] = {0, 1, 2, 3, 4, 5};
+  Tensor f = parse_npy(make("{'descr': '<f4', 'fortran_order': True, 'shape': (3, 1, 2), }\n",
+                            std::string(reinterpret_cast<const char*>(six), sizeof six)),
+                       "f.npy");
+  REQUIRE(f.shape() == Shape{3, 1, 2});
+  const float want[6] = {0, 3, 1, 4, 2, 5};
+  for (int i = 0; i < 6; ++i) CHECK(f.data<float>()[i] == want[i]);
+}
+
+TEST_CASE("read_npy reorders a Fortran-order file as numpy writes it (pandas' to_numpy())", "[datasets][npy]") {
+  // tests/fixtures/trees/credit_train_x.npy was saved from DataFrame.to_numpy() (F-contiguous:
+  // fortran_order True); tests/fixtures/trees/shap/credit_train_x.npy is its C-order copy.
+  Tensor f = read_npy(test::source_path("tests/fixtures/trees/credit_train_x.npy"));
+  Tensor c = read_npy(test::source_path("tests/fixtures/trees/shap/credit_train_x.npy"));
+  REQUIRE(f.shape() == c.shape());
+  REQUIRE(f.shape() == Shape{4000, 7});
+  CHECK(std::memcmp(f.raw(), c.raw(), c.nbytes()) == 0);
+  // The same through parse_npy (bytes in memory) and read_npy_float.
+  Tensor g = parse_npy(test::read_text(test::source_path("tests/fixtures/trees/credit_train_x.npy")), "mem.npy");
+  CHECK(std::memcmp(g.raw(), c.raw(), c.nbytes()) == 0);
+  CHECK(read_npy_float(test::source_path("tests/fixtures/trees/credit_train_x.npy")).data<float>()[7] == c.data<float>()[7]);
 }
 
 TEST_CASE("read_npy reads headers longer than its first read and reports a cut header", "[datasets][npy]") {
