@@ -92,6 +92,8 @@ const std::map<std::string, std::string>& help_conventions() {
        "noise in input units as Captum's NoiseTunnel.\n"
        "deeplift: the Rescale rule (Shrikumar et al. 2017); --deeplift-captum reproduces Captum's hook order.\n"
        "kernel-shap: shap's KernelExplainer with nsamples 'auto' (2M + 2048).\n"
+       "tree-shap: shap's TreeExplainer, exact (interventional against --background by default; "
+       "tree-path-dependent with covers counted from --background); --method shap picks it on a tree ensemble.\n"
        "lime: the lime package's defaults (5000 samples tabular, 1000 image; kernel width 0.75 sqrt(F) "
        "or 0.25; Ridge alpha 1).\n"
        "permutation: sklearn.inspection.permutation_importance's 5 repeats. occlusion: Captum's baseline 0.\n"

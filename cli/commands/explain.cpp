@@ -217,7 +217,13 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
   const explain::Target target = explain::parse_target(vm["target"].as<std::string>());
   const int top_k = std::max(1, vm["top-k"].as<int>());
 
-  auto session = load_model(vm["model"].as<std::string>(), global);
+  // TreeSHAP reads the trees' raw scores itself: the notes load_model gives for probability
+  // outputs (audited through their logarithm) do not apply to it.
+  GlobalOptions load_global = global;
+  if ((s.method == "shap" || s.method == "tree-shap") &&
+      engine::has_tree_ensemble(engine::load_onnx(vm["model"].as<std::string>())))
+    load_global.quiet = true;
+  auto session = load_model(vm["model"].as<std::string>(), load_global);
   // --method shap: exact TreeSHAP on a tree ensemble, KernelSHAP on anything else
   const std::string requested_method = s.method;
   std::string method_choice;

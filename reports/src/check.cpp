@@ -437,7 +437,7 @@ CheckSummary check_audit(const AuditConfig& cfg, const SectionVocabulary& vocab,
           fail_at(cfg, s.mark_of("heatmaps"), fmt::format("'heatmaps: true' needs image inputs [N,C,H,W] or [N,H,W], but data set "
                                                           "'{}' is {}; remove it (tabular attributions are listed per feature)",
                                                           s.data, engine::shape_str(data->shape)));
-        if ((method == "kernel-shap" || (method == "lime" && !images)) && !s.params.contains("background"))
+        if ((method == "kernel-shap" || method == "tree-shap" || (method == "lime" && !images)) && !s.params.contains("background"))
           fail_at(cfg, s.mark_of("method"), fmt::format("'{}' needs 'background' (a data set id, or an .npy of reference rows) for method '{}'", key, method));
         break;
       }
