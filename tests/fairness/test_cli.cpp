@@ -160,3 +160,46 @@ TEST_CASE("fairness CLI: bad input exits 2 with one line and writes nothing", "[
   CHECK(help.output.find("--ci arg (=0.95)") != std::string::npos);  // as written, not 0.94999999999999996
   CHECK(help.output.find("9999999") == std::string::npos);
 }
+
+TEST_CASE("fairness CLI: a gradient-boosted tree model (XGBoost via onnxmltools): decisions, scores and flips equal "
+          "onnxruntime + Fairlearn",
+          "[fairness][cli][trees]") {
+  auto gold = test::fairness_fixture("credit_gbt.json");  // tools/fairness_tree_goldens.py
+  const std::string dir = test::temp_dir("fairness-gbt");
+  const std::string base = "fairness --data " + test::source_path("datasets/credit/credit_test.csv") +
+                           " --label-column approved --protected sex --model " + test::source_path("models/credit_gbt.onnx") +
+                           " --features " + kFeatures + " --bootstrap 0";
+  // Rates are k/n of identical decisions: exact up to float printing (1e-12). A row whose
+  // probability ties 0.7 in float32 would differ between engines; none does (the test would show it).
+  struct Mode {
+    const char* name;
+    std::string args;
+  };
+  for (const Mode& m : {Mode{"argmax", " --counterfactual"}, Mode{"threshold_0.7", " --threshold 0.7"}}) {
+    DYNAMIC_SECTION(m.name) {
+      auto r = run_cli(base + m.args + " --out " + dir + "/" + m.name + ".json");
+      INFO(r.output);
+      REQUIRE(r.exit_code == 0);
+      auto j = read_json(dir + "/" + m.name + ".json");
+      const auto& g = gold[m.name];
+      for (const char* s : {"0", "1"}) {
+        const auto* row = find(j["groups"], "sex", "group", s);
+        REQUIRE(row != nullptr);
+        CHECK(close((*row)["selection_rate"]["value"].get<double>(), g["selection_rate_by_sex"][s].get<double>(), 0, 1e-12));
+        CHECK(close((*row)["tpr"]["value"].get<double>(), g["tpr_by_sex"][s].get<double>(), 0, 1e-12));
+        CHECK((*row)["auc"]["value"].is_number());  // the model's scores are read
+      }
+      for (const char* name : {"demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference"}) {
+        const auto* d = find(j["disparities"], "sex", "name", name);
+        REQUIRE(d != nullptr);
+        CHECK(close((*d)["value"].get<double>(), g[name].get<double>(), 0, 1e-12));
+      }
+      if (std::string(m.name) == "argmax") {
+        const auto& cf = j["counterfactual"][0];
+        CHECK(close(cf["flip_rate"].get<double>(), gold["flip_rate"].get<double>(), 0, 1e-12));
+        REQUIRE(cf["flipped"].size() == 20);
+        for (size_t k = 0; k < 20; ++k) CHECK(cf["flipped"][k]["row"] == gold["first_flipped"][k]);
+      }
+    }
+  }
+}

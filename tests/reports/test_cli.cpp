@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 
 #include "mlaudit/datasets/validate.h"
 #include "mlaudit/reports/report.h"
@@ -233,4 +234,53 @@ TEST_CASE("cli audit: Ctrl-C stops after the running section and writes an incom
   CHECK(r["sections"][0]["id"] == "robustness-cnn-apgd-ce");
   CHECK(r["gates"][0]["status"] == "error");
   CHECK(test::read_text(dir + "/out/report.md").find("INCOMPLETE: the audit was interrupted") != std::string::npos);
+}
+
+TEST_CASE("cli audit: a tree-ensemble model through every exact section; two exact paths agree", "[reports][cli][trees]") {
+  const std::string root = test::source_path("");
+  const std::string dir = test::temp_dir("cli-audit-trees");
+  const std::string yaml =
+      "system: {name: tree audit test}\n"
+      "models:\n  gbt: " + root + "models/credit_gbt.onnx\n"
+      "datasets:\n"
+      "  credit: {csv: " + root + "datasets/credit/credit_test.csv, label: approved, protected: [sex], features: " + root +
+      "datasets/credit/features.txt}\n"
+      "  rows: {data: " + root + "datasets/demo/credit_x.npy, labels: " + root + "datasets/demo/credit_y.npy, features: " +
+      root + "datasets/credit/features.txt, domain: [-.inf, .inf]}\n"
+      "sections:\n"
+      "  robustness:\n    - {model: gbt, data: rows, attacks: [exact-tree], norm: linf, eps: [0.05, 0.1], limit: 60}\n"
+      "  explanations:\n    - {model: gbt, data: rows, method: tree-shap, background: " + root +
+      "datasets/demo/credit_background.npy, limit: 30}\n"
+      "  verification:\n    - {model: gbt, data: rows, eps: [0.05, 0.1], limit: 60, timeout: 10}\n"
+      "    - {model: gbt, data: credit, mode: fairness, protected: sex, partitions: 1, timeout: 10}\n"
+      "  fairness:\n    - {model: gbt, data: credit, protected: [sex], counterfactual: true, bootstrap: 100}\n"
+      "gates:\n"
+      "  - robust_accuracy(exact-tree, linf, 0.1) >= 0\n"
+      "  - verified_fraction(linf, 0.1) >= 0\n"
+      "  - robust_accuracy(exact-tree, linf, 0.05) >= 0\n"
+      "  - verified_fraction(linf, 0.05) >= 0\n"
+      "  - tree_shap_local_accuracy_gap() <= 0.000001\n"
+      "  - {check: fairness_proved_fraction() >= 0.5, severity: warning}\n"
+      "  - demographic_parity_ratio(sex) >= 0\n";
+  test::write_text(dir + "/audit.yaml", yaml);
+  auto r = test::run_cli("audit --config " + dir + "/audit.yaml --out " + dir + "/out --no-pdf");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);  // the fairness proof fails as a warning only
+  json report = json::parse(test::read_text(dir + "/out/report.json"));
+  std::map<std::string, double> measured;
+  for (const auto& g : report["gates"]) {
+    INFO(g.dump());
+    REQUIRE(g["measured"].is_number());
+    measured[g["check"].get<std::string>()] = g["measured"].get<double>();
+  }
+  // The exact minimal distances (attack) and the exact box proofs (verify) are two code paths
+  // over the same cells: robust accuracy at eps must equal the verified fraction at eps.
+  CHECK(measured.at("robust_accuracy(exact-tree, linf, 0.1) >= 0") == measured.at("verified_fraction(linf, 0.1) >= 0"));
+  CHECK(measured.at("robust_accuracy(exact-tree, linf, 0.05) >= 0") == measured.at("verified_fraction(linf, 0.05) >= 0"));
+  CHECK(measured.at("verified_fraction(linf, 0.1) >= 0") <= measured.at("verified_fraction(linf, 0.05) >= 0"));
+  CHECK(measured.at("verified_fraction(linf, 0.1) >= 0") > 0.2);
+  CHECK(measured.at("tree_shap_local_accuracy_gap() <= 0.000001") < 1e-9);
+  // The model uses sex: the fairness proof finds a counterexample pair (0 of 1 partition proved).
+  CHECK(measured.at("fairness_proved_fraction() >= 0.5") == 0.0);
+  CHECK(r.output.find("WARN  fairness_proved_fraction() >= 0.5") != std::string::npos);
 }
