@@ -27,6 +27,10 @@ Models (tests/fixtures/trees/<name>.onnx):
   lgbm_reg        LGBMRegressor(n_estimators=30, num_leaves=8), income
   small_xgb       XGBClassifier(n_estimators=3, max_depth=2), credit columns 0..3 only: small
                   enough for exhaustive leaf-region enumeration in the verifier's tests
+  sk_pipe_gbt     Pipeline([StandardScaler(), GradientBoostingClassifier(n_estimators=20, max_depth=3)]),
+                  credit: skl2onnx writes a Scaler in front of the trees, which the exact tree
+                  methods fold into the thresholds
+  sk_pipe_rf_reg  Pipeline([MinMaxScaler(), RandomForestRegressor(n_estimators=8, max_depth=4)]), income
 Data files: credit_x.npy (float32 [200, 7], the first 200 test rows), credit_y.npy (int64),
   credit_train_x.npy (float32 [4000, 7]; Fortran order, as np.save writes DataFrame.to_numpy()'s
   F-contiguous result: the readers' Fortran-order test reads it), three_x.npy / three_y.npy (first 200 rows of the
@@ -36,6 +40,10 @@ manifest.json: per model, the file, the library and converter versions, the esti
   predict() on the data rows.
 
     ${PYTHON:-.venv/bin/python} tools/export_tree_models.py [--out tests/fixtures/trees]
+
+Reruns reproduce the models' trees, but onnxmltools' files are not byte-identical from run to run;
+the goldens made from these files (tools/trees_*_goldens.py) read the committed files, so rerun
+them after regenerating (or add only new models, as the pipelines were added).
 """
 import argparse
 import json
@@ -75,7 +83,10 @@ def build_models():
     """name -> dict(est, lib, X_train, y_train, X_test, y_test, task, notes)."""
     import lightgbm
     import xgboost
-    from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor, RandomForestClassifier
+    from sklearn.ensemble import (GradientBoostingClassifier, GradientBoostingRegressor, RandomForestClassifier,
+                                  RandomForestRegressor)
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
     from sklearn.tree import DecisionTreeClassifier
 
     xc, yc, xct, yct, _ = credit()
@@ -111,6 +122,14 @@ def build_models():
                      "lightgbm", xi, yi, xit, yit, "regression"),
         "small_xgb": (lambda: xgboost.XGBClassifier(n_estimators=3, max_depth=2, learning_rate=0.5, **xgb_common),
                       "xgboost", xs, yc, xst, yct, "binary"),
+        "sk_pipe_gbt": (lambda: Pipeline([("scale", StandardScaler()),
+                                          ("gbt", GradientBoostingClassifier(n_estimators=20, max_depth=3,
+                                                                             random_state=0))]),
+                        "sklearn", xc, yc, xct, yct, "binary"),
+        "sk_pipe_rf_reg": (lambda: Pipeline([("scale", MinMaxScaler()),
+                                             ("rf", RandomForestRegressor(n_estimators=8, max_depth=4,
+                                                                          random_state=0))]),
+                           "sklearn", xi, yi, xit, yit, "regression"),
     }
     out = {}
     for name, (ctor, lib, X, y, Xt, yt, task) in specs.items():

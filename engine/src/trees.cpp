@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <set>
 
@@ -40,6 +41,166 @@ bool is_passthrough(const Node& n) {
 }
 
 double logistic(double v) { return 1.0 / (1.0 + std::exp(-v)); }
+
+// float32 values in their order as unsigned keys (NaN excluded): key(a) < key(b) iff a < b.
+uint32_t order_key(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+float from_key(uint32_t k) {
+  uint32_t u = (k & 0x80000000u) ? (k & 0x7fffffffu) : ~k;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// One per-feature affine step in front of the trees, in float32 as the engine computes it:
+// Scaler y = (x - a) * b; Mul y = x * a; Add y = x + a; Sub y = x - a; Div y = x / a. `a`, `b`
+// hold one value (every feature) or one per feature.
+struct Step {
+  enum class Kind { Scaler, Mul, Add, Sub, Div } kind = Kind::Add;
+  std::vector<float> a, b;
+  std::string name;
+  float at(const std::vector<float>& v, int64_t f) const { return v.size() == 1 ? v[0] : v[static_cast<size_t>(f)]; }
+  float apply(float x, int64_t f) const {
+    switch (kind) {
+      case Kind::Scaler: return (x - at(a, f)) * at(b, f);
+      case Kind::Mul: return x * at(a, f);
+      case Kind::Add: return x + at(a, f);
+      case Kind::Sub: return x - at(a, f);
+      case Kind::Div: return x / at(a, f);
+    }
+    return x;
+  }
+  /// +1 non-decreasing, -1 non-increasing in x; 0: not a usable step for feature f.
+  int direction(int64_t f) const {
+    const float c = kind == Kind::Scaler ? at(b, f) : at(a, f);
+    if (!std::isfinite(c) || (kind == Kind::Scaler && !std::isfinite(at(a, f)))) return 0;
+    if (kind == Kind::Add || kind == Kind::Sub) return 1;
+    if (c == 0.0f) return 0;
+    return c > 0 ? 1 : -1;
+  }
+};
+
+// Reads node `n` as a Step when it is one (Scaler, or Mul/Add/Sub/Div of the running value by
+// an initializer that broadcasts per feature); `in` becomes the running value's producer input.
+bool affine_step(const Graph& g, const Node& n, const std::map<std::string, const Node*>& producer, Step& st,
+                 std::string& in, std::string& why) {
+  (void)producer;
+  st.name = n.describe();
+  if (n.domain == "ai.onnx.ml" && n.op_type == "Scaler") {
+    st.kind = Step::Kind::Scaler;
+    st.b = n.get_floats("scale");
+    st.a = n.get_floats("offset");
+    if (st.b.empty() || st.a.size() != st.b.size()) {
+      why = "scale and offset must have the same, non-zero length";
+      return false;
+    }
+    in = n.inputs.at(0);
+    return true;
+  }
+  if (!(n.domain.empty() || n.domain == "ai.onnx")) return false;
+  static const std::map<std::string, Step::Kind> kinds = {
+      {"Mul", Step::Kind::Mul}, {"Add", Step::Kind::Add}, {"Sub", Step::Kind::Sub}, {"Div", Step::Kind::Div}};
+  auto k = kinds.find(n.op_type);
+  if (k == kinds.end() || n.inputs.size() != 2) return false;
+  // The constant side: an initializer (or a Constant node's value, which the loader keeps as one).
+  const Tensor* c0 = g.initializer(n.inputs[0]);
+  const Tensor* c1 = g.initializer(n.inputs[1]);
+  const bool commutes = n.op_type == "Mul" || n.op_type == "Add";
+  const Tensor* c = c1;
+  std::string x = n.inputs[0];
+  if (!c1 && c0 && commutes) {
+    c = c0;
+    x = n.inputs[1];
+  }
+  if (!c || (c == c0 && !commutes) || c->dtype() != DType::Float32) {
+    why = "its other operand is not a float constant";
+    return false;
+  }
+  int64_t non_unit = 0;
+  for (int64_t d : c->shape()) non_unit += d != 1;
+  if (non_unit > 1) {
+    why = "its constant is not per feature";
+    return false;
+  }
+  st.kind = k->second;
+  st.a.assign(c->f32(), c->f32() + c->numel());
+  if (st.a.empty()) return false;
+  in = x;
+  return true;
+}
+
+// Folds the steps into the thresholds. With g(x) the steps applied in float32 (monotone in x, of
+// direction d), a split g(x) <= t (or < t) is a split on x itself: for d > 0 the passing x form a
+// prefix of the float32 order, {x <= x*} with x* the largest float32 that passes (bisection
+// over the order); for d < 0 a suffix {x >= x_min}, written !(x < x_min) with the children
+// swapped. NaN stays NaN through the steps, so its branch is kept. The probe rows in
+// extract_tree_ensemble check the folded trees against the engine running the steps itself.
+void fold_steps(const Graph& g, const std::vector<Step>& steps, TreeEnsemble& t) {
+  for (const Step& st : steps) {
+    const size_t n = st.a.size();
+    if (n != 1 && static_cast<int64_t>(n) < t.features)
+      unsupported(g, fmt::format("{} has {} values; the trees read {} features", st.name, n, t.features));
+  }
+  const uint32_t lo_key = order_key(-INFINITY), hi_key = order_key(INFINITY);
+  for (TreeEnsemble::Node& node : t.nodes) {
+    if (node.leaf()) continue;
+    const int64_t f = node.feature;
+    int dir = 1;
+    for (const Step& st : steps) {
+      const int d = st.direction(f);
+      if (d == 0)
+        unsupported(g, fmt::format("{}: feature {} is scaled by zero or a non-finite constant; exact tree methods fold "
+                                   "only finite, non-zero scales",
+                                   st.name, f));
+      dir *= d;
+    }
+    const float thr = node.threshold;
+    const bool leq = node.leq;
+    auto pass = [&](float x) {
+      for (const Step& st : steps) x = st.apply(x, f);
+      return leq ? x <= thr : x < thr;
+    };
+    const int32_t nan_to = node.missing_yes ? node.yes : node.no;
+    if (dir > 0) {  // pass holds on a prefix of the float32 order
+      if (!pass(-INFINITY)) {
+        node.threshold = -INFINITY;
+        node.leq = false;  // x < -inf: never
+      } else if (pass(INFINITY)) {
+        node.threshold = INFINITY;
+        node.leq = true;  // x <= inf: always (but NaN)
+      } else {
+        uint32_t a = lo_key, b = hi_key;  // pass(a), !pass(b)
+        while (b - a > 1) {
+          const uint32_t m = a + (b - a) / 2;
+          (pass(from_key(m)) ? a : b) = m;
+        }
+        node.threshold = from_key(a);
+        node.leq = true;
+      }
+    } else {  // pass holds on a suffix
+      if (!pass(INFINITY)) {
+        node.threshold = -INFINITY;
+        node.leq = false;
+      } else if (pass(-INFINITY)) {
+        node.threshold = INFINITY;
+        node.leq = true;
+      } else {
+        uint32_t a = lo_key, b = hi_key;  // !pass(a), pass(b)
+        while (b - a > 1) {
+          const uint32_t m = a + (b - a) / 2;
+          (pass(from_key(m)) ? b : a) = m;
+        }
+        node.threshold = from_key(b);
+        node.leq = false;
+        std::swap(node.yes, node.no);  // x < x_min fails the original test
+      }
+    }
+    node.missing_yes = nan_to == node.yes;
+  }
+}
 
 }  // namespace
 
@@ -176,19 +337,30 @@ TreeEnsemble extract_tree_ensemble(const Graph& graph, const std::string& output
   }
   if (!tree) unsupported(g, fmt::format("output '{}' is not made by a tree ensemble", out_name));
 
-  // Forward from the tree's input back to the graph input.
+  // Back from the tree's input to the graph input: pass-through ops, and per-feature monotone
+  // affine steps (a Scaler, as skl2onnx writes StandardScaler; Mul/Add/Sub/Div by constants, as it
+  // writes MinMaxScaler), folded into the thresholds (fold_steps).
   std::string in = tree->inputs.at(0);
+  std::vector<Step> steps;  // from the tree back towards the input
   for (int hops = 0; hops < 64; ++hops) {
     auto it = producer.find(in);
     if (it == producer.end()) break;
     const Node& n = *it->second;
-    if (!is_passthrough(n))
-      unsupported(g, fmt::format("{} feeds the trees through {} (a preprocessing step); exact tree methods need the "
-                                 "model input to reach the trees unchanged (Identity or Cast only): export the "
-                                 "trees without the pipeline's preprocessing, or apply it to the data first",
-                                 tree->describe(), n.describe()));
-    in = n.inputs.at(0);
+    if (is_passthrough(n)) {
+      in = n.inputs.at(0);
+      continue;
+    }
+    Step st;
+    std::string why;
+    if (!affine_step(g, n, producer, st, in, why))
+      unsupported(g, fmt::format("{} feeds the trees through {}{}; exact tree methods read the model input reaching the "
+                                 "trees unchanged (Identity, Cast) or through per-feature scaling (Scaler, Mul/Add/Sub/Div "
+                                 "by constants): export the trees without the pipeline's other steps, or apply them to "
+                                 "the data first",
+                                 tree->describe(), n.describe(), why.empty() ? "" : " (" + why + ")"));
+    steps.push_back(std::move(st));
   }
+  std::reverse(steps.begin(), steps.end());  // input order
   const ValueInfo* input = nullptr;
   for (const auto& i : g.inputs)
     if (i.name == in) input = &i;
@@ -198,6 +370,7 @@ TreeEnsemble extract_tree_ensemble(const Graph& graph, const std::string& output
     unsupported(g, fmt::format("input '{}' has rank {}; a tree ensemble reads rows [N, F]", input->name, input->shape.size()));
 
   TreeEnsemble t = detail::tree_ensemble_of_node(*tree, g.opset);
+  if (!steps.empty()) fold_steps(g, steps, t);
   const int64_t width = input->shape.back();
   if (width > 0) {
     if (t.features > width)

@@ -42,6 +42,9 @@ TEST_CASE("tree ensembles recovered from converter exports reproduce the engine 
       {"sk_gbt_reg", "income_x", TreeEnsemble::Head::Regression, 1, 30},
       {"xgb_reg", "income_x", TreeEnsemble::Head::Regression, 1, 30},
       {"lgbm_reg", "income_x", TreeEnsemble::Head::Regression, 1, 30},
+      // scikit-learn Pipelines: a Scaler (StandardScaler) / Mul+Add (MinMaxScaler) folded into the thresholds
+      {"sk_pipe_gbt", "credit_x", TreeEnsemble::Head::BinaryMargin, 1, 20},
+      {"sk_pipe_rf_reg", "income_x", TreeEnsemble::Head::Regression, 1, 8},
   };
   for (const Case& c : cases) {
     DYNAMIC_SECTION(c.model) {
@@ -131,4 +134,45 @@ TEST_CASE("info names a tree ensemble and whether exact tree methods read it", "
   REQUIRE(j.exit_code == 0);
   CHECK_THAT(j.output, Catch::Contains("\"exact_methods\": true"));
   CHECK_THAT(j.output, Catch::Contains("\"trees\": 45"));
+}
+
+TEST_CASE("recovered trees: a Scaler with negative and tiny scales folds exactly into the thresholds", "[trees]") {
+  // The StandardScaler pipeline with its scales negated on some features and shrunk on others:
+  // the folded splits (x >= x_min with swapped children; thresholds far from the data) must
+  // still reproduce the engine, which runs the Scaler itself, on real rows and at the folded
+  // thresholds and their float neighbours.
+  engine::Graph g = engine::load_onnx(fixture("sk_pipe_gbt.onnx"));
+  bool found = false;
+  for (auto& n : g.nodes)
+    if (n.op_type == "Scaler") {
+      auto& sc = n.attributes.at("scale").floats;
+      for (size_t f = 0; f < sc.size(); ++f) sc[f] *= f % 3 == 0 ? -1.0f : (f % 3 == 1 ? 1e-30f : -7.5f);
+      found = true;
+    }
+  REQUIRE(found);
+  TreeEnsemble t = engine::extract_tree_ensemble(g);
+  engine::Session s(g);
+  engine::Tensor x = datasets::read_npy_float(fixture("credit_x.npy"));
+  // Rows: the data, then each folded threshold of each node and its two float neighbours on
+  // the first data row.
+  std::vector<float> rows(x.f32(), x.f32() + x.numel());
+  for (const auto& n : t.nodes) {
+    if (n.leaf() || !std::isfinite(n.threshold)) continue;
+    for (float v : {std::nextafter(n.threshold, -INFINITY), n.threshold, std::nextafter(n.threshold, INFINITY)}) {
+      std::vector<float> r(x.f32(), x.f32() + t.features);
+      r[size_t(n.feature)] = v;
+      rows.insert(rows.end(), r.begin(), r.end());
+    }
+  }
+  const int64_t n_rows = int64_t(rows.size()) / t.features;
+  engine::Tensor all = engine::Tensor::from_floats({n_rows, t.features}, rows);
+  engine::Tensor y = s.forward(all);
+  int64_t swapped = 0;
+  for (const auto& n : t.nodes) swapped += !n.leaf() && !n.leq;
+  CHECK(swapped > 0);  // negative scales became x >= x_min splits
+  for (int64_t r = 0; r < n_rows; ++r) {
+    std::vector<double> o = t.output(t.raw(all.f32() + r * t.features));
+    INFO("row " << r);
+    CHECK(o[1] == Approx(y.f32()[r * 2 + 1]).margin(1e-6));
+  }
 }

@@ -5,7 +5,9 @@
 // reasons over the threshold boxes, the exact-tree attack searches leaf regions.
 //
 // Only the graph shapes such converters produce are recovered: the model input (optionally
-// through Cast/Identity) feeds one tree-ensemble node whose score output is the audited output
+// through Cast/Identity, and through per-feature scaling -- a Scaler, or Mul/Add/Sub/Div by
+// constants, as skl2onnx writes StandardScaler/MinMaxScaler pipelines -- which is folded into
+// the thresholds exactly, see trees.cpp) feeds one tree-ensemble node whose score output is the audited output
 // (optionally through Cast/Identity; ZipMap and label outputs beside it are ignored). Every
 // interior node is normalised to "x[feature] <= threshold" or "x[feature] < threshold" taking
 // `yes` (BRANCH_GTE / BRANCH_GT are the same tests with the children swapped). BRANCH_EQ / NEQ /
