@@ -12,6 +12,7 @@
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/model.h"
 #include "mlaudit/verify/verify.h"
+#include "verdicts.h"
 
 namespace mlaudit::verify {
 
@@ -95,14 +96,7 @@ std::vector<SampleVerdict> verify_robustness(const Network* net, const std::stri
             v.reason = "internal check: the solver's counterexample lies outside the query box (ball and domain)";
             break;
           }
-          v.verdict = "falsified";
-          v.counterexample = cx;
-          for (size_t k = 0; k < cx.size(); ++k) v.counterexample_linf = std::max(v.counterexample_linf, std::fabs(cx[k] - x[k]));
-          const auto& y = r.counterexample->output;
-          double other = -std::numeric_limits<double>::infinity();
-          for (size_t j = 0; j < y.size(); ++j)
-            if (int64_t(j) != v.label) other = std::max(other, y[j]);
-          v.margin = y[size_t(v.label)] - other;
+          detail::record_falsified(v, cx, x, r.counterexample->output);
           break;
         }
         case Verdict::Timeout: v.verdict = "timeout"; break;

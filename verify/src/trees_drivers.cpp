@@ -10,6 +10,7 @@
 #include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/verify/trees.h"
+#include "verdicts.h"
 
 namespace mlaudit::verify {
 
@@ -185,15 +186,8 @@ std::vector<SampleVerdict> verify_tree_robustness_data(const engine::TreeEnsembl
       switch (r.verdict) {
         case Verdict::Unsat: v.verdict = "verified"; break;
         case Verdict::Sat: {
-          v.verdict = "falsified";
-          v.counterexample.assign(r.counterexample.begin(), r.counterexample.end());
-          for (int64_t k = 0; k < F; ++k)
-            v.counterexample_linf = std::max(v.counterexample_linf, std::fabs(double(r.counterexample[size_t(k)]) - double(x[k])));
-          const auto& y = r.counterexample_output;
-          double other = -kInf;
-          for (size_t j = 0; j < y.size(); ++j)
-            if (int64_t(j) != v.label) other = std::max(other, y[j]);
-          v.margin = y[size_t(v.label)] - other;
+          detail::record_falsified(v, std::vector<double>(r.counterexample.begin(), r.counterexample.end()), x,
+                                   r.counterexample_output);
           break;
         }
         case Verdict::Timeout: v.verdict = "timeout"; break;
