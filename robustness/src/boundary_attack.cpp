@@ -77,27 +77,9 @@ SubsetResult boundary_attack(const engine::Model& m, const engine::Tensor& x, co
   auto x0_of = [&](int64_t i) { return x.f32() + i * d; };
 
   // Start: uniform noise until adversarial (1000 draws at most), then the first adversarial blend.
-  std::vector<std::vector<float>> noise(static_cast<size_t>(n));
+  std::vector<std::vector<float>> noise = oracle.uniform_starts(n, 1000, rng);
   std::vector<int64_t> act;
   {
-    std::vector<int64_t> searching;
-    for (int64_t i = 0; i < n; ++i) searching.push_back(i);
-    for (int draw = 0; draw < 1000 && !searching.empty(); ++draw) {
-      engine::Tensor cand = oracle.candidates(int64_t(searching.size()));
-      for (size_t q = 0; q < searching.size(); ++q) {
-        std::uniform_real_distribution<double> u(lo, hi);
-        auto& g = rng[size_t(searching[q])];
-        float* c = cand.f32() + int64_t(q) * d;
-        for (int64_t k = 0; k < d; ++k) c[k] = float(u(g));
-      }
-      auto adv = oracle.is_adversarial(cand, searching);
-      std::vector<int64_t> still;
-      for (size_t q = 0; q < searching.size(); ++q) {
-        if (adv[q]) noise[size_t(searching[q])].assign(cand.f32() + int64_t(q) * d, cand.f32() + int64_t(q + 1) * d);
-        else still.push_back(searching[q]);
-      }
-      searching.swap(still);
-    }
     std::vector<int64_t> blending;
     for (int64_t i = 0; i < n; ++i)
       if (!noise[size_t(i)].empty()) blending.push_back(i);

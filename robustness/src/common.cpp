@@ -1,5 +1,6 @@
 // Attack driver: validation, batching over clean-correct points, re-check of every candidate.
 #include <algorithm>
+#include <random>
 #include <cmath>
 #include <fmt/format.h>
 
@@ -169,6 +170,29 @@ std::vector<uint8_t> DecisionOracle::is_adversarial(engine::Tensor& rows, const 
     }
   }
   return adv;
+}
+
+std::vector<std::vector<float>> DecisionOracle::uniform_starts(int64_t n, int rounds, RowRngs& rng) const {
+  std::vector<std::vector<float>> found(static_cast<size_t>(n));
+  std::vector<int64_t> searching;
+  for (int64_t i = 0; i < n; ++i) searching.push_back(i);
+  for (int round = 0; round < rounds && !searching.empty(); ++round) {
+    engine::Tensor cand = candidates(int64_t(searching.size()));
+    for (size_t q = 0; q < searching.size(); ++q) {
+      std::uniform_real_distribution<double> u(lo_, hi_);
+      auto& g = rng[size_t(searching[q])];
+      float* c = cand.f32() + int64_t(q) * d_;
+      for (int64_t k = 0; k < d_; ++k) c[k] = float(u(g));
+    }
+    auto adv = is_adversarial(cand, searching);
+    std::vector<int64_t> still;
+    for (size_t q = 0; q < searching.size(); ++q) {
+      if (adv[q]) found[size_t(searching[q])].assign(cand.f32() + int64_t(q) * d_, cand.f32() + int64_t(q + 1) * d_);
+      else still.push_back(searching[q]);
+    }
+    searching.swap(still);
+  }
+  return found;
 }
 
 SubsetResult make_subset_result(const engine::Tensor& x) {

@@ -120,6 +120,11 @@ class DecisionOracle {
   std::vector<uint8_t> is_adversarial(engine::Tensor& rows, const std::vector<int64_t>& owner) const;
   /// Rows per model call: at least --batch, else as many as fit 2^22 input values (16 MiB).
   int64_t max_rows() const { return max_rows_; }
+  /// The random starts of the decision-based attacks: per round, one uniform draw of the domain
+  /// [clip_min, clip_max] for every row 0..n-1 still without an adversarial one (each row from its
+  /// own stream in `rng`), up to `rounds` rounds. Returns each row's first adversarial draw
+  /// (empty when none was).
+  std::vector<std::vector<float>> uniform_starts(int64_t n, int rounds, RowRngs& rng) const;
 
  private:
   const engine::Model& model_;

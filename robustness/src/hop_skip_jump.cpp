@@ -129,25 +129,12 @@ SubsetResult hop_skip_jump(const engine::Model& m, const engine::Tensor& x, cons
 
   // Start: uniform random points of the domain, one per row per round, up to init_size rounds.
   {
-    std::vector<int64_t> searching;
-    for (int64_t i = 0; i < n; ++i) searching.push_back(i);
-    for (int trial = 0; trial < cfg.init_size && !searching.empty(); ++trial) {
-      engine::Tensor cand = oracle.candidates(int64_t(searching.size()));
-      for (size_t q = 0; q < searching.size(); ++q) {
-        std::uniform_real_distribution<double> u(lo, hi);
-        auto& g = rng[size_t(searching[q])];
-        float* c = cand.f32() + int64_t(q) * d;
-        for (int64_t k = 0; k < d; ++k) c[k] = float(u(g));
-      }
-      auto adv = oracle.is_adversarial(cand, searching);
-      std::vector<int64_t> still;
-      for (size_t q = 0; q < searching.size(); ++q) {
-        HsjaRow& s = rows[size_t(searching[q])];
-        if (!adv[q]) { still.push_back(searching[q]); continue; }
-        s.current.assign(cand.f32() + int64_t(q) * d, cand.f32() + int64_t(q + 1) * d);
-        s.started = s.active = true;
-      }
-      searching.swap(still);
+    std::vector<std::vector<float>> starts = oracle.uniform_starts(n, cfg.init_size, rng);
+    for (int64_t i = 0; i < n; ++i) {
+      if (starts[size_t(i)].empty()) continue;
+      HsjaRow& s = rows[size_t(i)];
+      s.current = std::move(starts[size_t(i)]);
+      s.started = s.active = true;
     }
   }
   std::vector<int64_t> act;
