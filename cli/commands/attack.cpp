@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "shard.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/datasets/validate.h"
@@ -124,6 +125,16 @@ robustness::AttackResult exact_tree_attack(const engine::Session& model, const e
 }
 #endif
 
+// Rows [first, end) of a result over rows [0, end): the part one shard reports.
+robustness::AttackResult slice_result(const robustness::AttackResult& r, int64_t first, int64_t end) {
+  robustness::AttackResult s = r;
+  auto cut = [&](auto& v) { v.assign(v.begin() + first, v.begin() + end); };
+  cut(s.labels), cut(s.clean_prediction), cut(s.adv_prediction), cut(s.clean_correct), cut(s.success);
+  cut(s.perturbation_norm), cut(s.gradient_calls), cut(s.queries), cut(s.stage);
+  s.adversarial = r.adversarial.slice_rows(first, end);
+  return s;
+}
+
 int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global) {
   po::options_description desc("attack options");
   desc.add_options()
@@ -148,12 +159,14 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
       ("timeout", po::value<double>()->default_value(60), "exact-tree: seconds per point")
       ("out,o", po::value<std::string>(), "report JSON")
       ("save-adv", po::value<std::string>(), "write the adversarial batch (last eps) as .npy");
+  shard::add_option(desc);
   po::variables_map vm;
   if (!parse_options("attack",
                      "mlaudit attack --model M --data X.npy --labels y.npy --attack NAME --norm linf|l2 --eps E[,E...] "
-                     "[--steps N] [--restarts R] [--queries Q] --out R.json [--save-adv ADV.npy]",
+                     "[--steps N] [--restarts R] [--queries Q] [--shard I/N] --out R.json [--save-adv ADV.npy]",
                      desc, args, vm, {"model", "data", "labels", "out"}))
     return 0;
+  shard::Shard part = shard::parse("attack", vm);
   // PGD, AutoAttack as papers write them; aliases (hop-skip-jump) to their name.
   const std::string attack = robustness::canonical_attack_name(to_lower(vm["attack"].as<std::string>()));
   robustness::AttackConfig cfg;
@@ -215,6 +228,26 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
     throw InputError("attack", fmt::format("--clip-min ({}) must be below --clip-max ({})", domain.lo, domain.hi));
   LabeledData in = read_labeled_data("attack", vm["data"].as<std::string>(), vm["labels"].as<std::string>(), *model,
                                      vm["limit"].as<int64_t>(), &domain);
+  // --shard I/N: the attack runs on rows [0, end) so that every random stream stays keyed by
+  // the sample's global index (detail::RowRngs); rows before the slice get a label the model
+  // does not predict, so they count as misclassified and are never attacked. Then only the
+  // slice [first, end) is reported.
+  shard::set_total(part, "attack", in.x.dim(0));
+  engine::Tensor x_run = in.x;
+  std::vector<int64_t> y_run = in.y;
+  if (part.on) {
+    if (in.classes < 2) throw InputError("attack", "--shard needs a model with at least two classes");
+    x_run = in.x.slice_rows(0, part.end);
+    y_run.resize(size_t(part.end));
+    const int64_t step = std::max(cfg.batch, 1);
+    for (int64_t b = 0; b < part.first; b += step) {
+      const std::vector<int64_t> pred = engine::argmax_rows(model->forward(in.x.slice_rows(b, std::min(part.first, b + step))));
+      for (size_t k = 0; k < pred.size(); ++k) y_run[size_t(b) + k] = (pred[k] + 1) % in.classes;
+    }
+    in.x = in.x.slice_rows(part.first, part.end);
+    in.y.assign(in.y.begin() + part.first, in.y.begin() + part.end);
+  }
+  auto own_rows = [&](const robustness::AttackResult& r) { return part.on ? slice_result(r, part.first, part.end) : r; };
   engine::Tensor& x = in.x;
   std::vector<int64_t>& y = in.y;
   const int64_t n = x.dim(0);
@@ -251,7 +284,7 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
                 "broken when square breaks it within eps or hsja's smallest adversarial lies within eps";
   j["verification"] = "every adversarial example re-checked by a fresh forward pass: inside the ball, inside [clip_min, clip_max], label changed";
   nlohmann::json per_sample = nlohmann::json::array();
-  for (int64_t i = 0; i < n; ++i) per_sample.push_back({{"index", i}, {"label", y[size_t(i)]}});
+  for (int64_t i = 0; i < n; ++i) per_sample.push_back({{"index", part.first + i}, {"label", y[size_t(i)]}});
   j["by_eps"] = nlohmann::json::array();
   engine::Tensor last_adv;
   const auto t0 = std::chrono::steady_clock::now();
@@ -293,10 +326,15 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
         if (!(timeout > 0)) throw InputError("cli", fmt::format("attack: --timeout must be > 0, got {}", timeout));
         double max_eps = std::numeric_limits<double>::infinity();
         if (!eps_list.empty()) max_eps = *std::max_element(eps_list.begin(), eps_list.end());
-        last = exact_tree_attack(*model, tree, x, y, cfg, max_eps, timeout, exact_points);
+        last = own_rows(exact_tree_attack(*model, tree, x_run, y_run, cfg, max_eps, timeout, exact_points));
+        if (part.on) {
+          nlohmann::json mine = nlohmann::json::array();
+          for (int64_t i = part.first; i < part.end && i < int64_t(exact_points.size()); ++i) mine.push_back(exact_points[size_t(i)]);
+          exact_points = mine;
+        }
 #endif
       } else {
-        last = robustness::run_attack(attack, *model, x, y, cfg);
+        last = own_rows(robustness::run_attack(attack, *model, x_run, y_run, cfg));
       }
       cfg.progress = nullptr;
     }
@@ -338,7 +376,7 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
       {
         engine::ProgressLine progress(fmt::format("attack {} eps {}", attack, eps), "points", global.show_progress());
         cfg.progress = progress.fn();
-        last = robustness::run_attack(attack, *model, x, y, cfg);
+        last = own_rows(robustness::run_attack(attack, *model, x_run, y_run, cfg));
         cfg.progress = nullptr;
       }
       j["by_eps"].push_back(by_eps_entry(eps, last, last.success));
@@ -375,6 +413,7 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
   for (const auto& w : last.warnings)
     if (std::find(shown.begin(), shown.end(), w) == shown.end()) shown.push_back(w);
   j["warnings"] = shown;
+  if (part.on) j["shard"] = shard::part_block("attack", part, vm, global, j["inputs"]);
   if (vm.count("save-adv")) datasets::write_npy(vm["save-adv"].as<std::string>(), last_adv);
   datasets::write_file_atomic(vm["out"].as<std::string>(), j.dump(1) + "\n");
   if (!global.quiet) {

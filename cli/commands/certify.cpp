@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "shard.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/datasets/validate.h"
@@ -34,10 +35,11 @@ int cmd_certify(const std::vector<std::string>& args, const GlobalOptions& globa
       ("radii", po::value<std::string>()->default_value("0,0.25,0.5,0.75,1,1.5,2"), "radii for certified accuracy")
       ("limit", po::value<int64_t>()->default_value(0), "certify only the first N samples (0: all)")
       ("out,o", po::value<std::string>(), "report JSON");
+  shard::add_option(desc);
   po::variables_map vm;
   if (!parse_options("certify",
                      "mlaudit certify --model M --data X.npy --labels y.npy --sigma S [--n0 100] [--n 100000] "
-                     "[--alpha 0.001] [--batch B] [--seed S] --out C.json",
+                     "[--alpha 0.001] [--batch B] [--seed S] [--shard I/N] --out C.json",
                      desc, args, vm, {"model", "data", "labels", "sigma", "out"}))
     return 0;
   robustness::SmoothingConfig cfg;
@@ -48,20 +50,35 @@ int cmd_certify(const std::vector<std::string>& args, const GlobalOptions& globa
   cfg.batch = vm["batch"].as<int>();
   cfg.seed = vm["seed"].as<uint64_t>();
   const auto radii = parse_double_list("radii", vm["radii"].as<std::string>());
+  shard::Shard part = shard::parse("certify", vm);
   auto model = load_model(vm["model"].as<std::string>(), global);
   // Smoothing adds unbounded Gaussian noise, so there is no input domain to check; data must be finite.
   LabeledData in = read_labeled_data("certify", vm["data"].as<std::string>(), vm["labels"].as<std::string>(), *model,
                                      vm["limit"].as<int64_t>());
+  // --shard I/N: rows [first, end). Sample i's noise is seeded by seed * 1000003 + i
+  // (robustness::certify_dataset, i counted from the first row it is given); 1000003 is odd, so
+  // it has an inverse modulo 2^64 and the seed below makes row k of the slice draw exactly the
+  // noise of global sample first + k.
+  shard::set_total(part, "certify", in.x.dim(0));
+  robustness::SmoothingConfig run_cfg = cfg;
+  if (part.on) {
+    in.x = in.x.slice_rows(part.first, part.end);
+    in.y.assign(in.y.begin() + part.first, in.y.begin() + part.end);
+    uint64_t inverse = 1;  // 1000003^-1 mod 2^64 by Newton's iteration (each step doubles the correct bits)
+    for (int k = 0; k < 6; ++k) inverse *= 2 - 1000003ULL * inverse;
+    run_cfg.seed = cfg.seed + uint64_t(part.first) * inverse;
+  }
   engine::Tensor& x = in.x;
   std::vector<int64_t>& y = in.y;
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<robustness::CertifyRecord> recs;
   {
     engine::ProgressLine progress("certify", "samples", global.show_progress());
-    cfg.progress = progress.fn();
-    recs = robustness::certify_dataset(*model, x, y, cfg);
-    cfg.progress = nullptr;
+    run_cfg.progress = progress.fn();
+    recs = robustness::certify_dataset(*model, x, y, run_cfg);
+    run_cfg.progress = nullptr;
   }
+  for (auto& r : recs) r.index += part.first;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   auto acc = robustness::certified_accuracy(recs, radii);
 
@@ -99,6 +116,12 @@ int cmd_certify(const std::vector<std::string>& args, const GlobalOptions& globa
   j["abstain_rate"] = recs.empty() ? 0.0 : double(abstained) / double(recs.size());
   j["seconds"] = seconds;
   j["seconds_per_sample"] = recs.empty() ? 0.0 : seconds / double(recs.size());
+  if (part.on) {
+    j["shard"] = shard::part_block("certify", part, vm, global, j["inputs"]);
+    // The device sampler's Philox counters run over the whole call, so a slice draws other noise
+    // than one process would: valid certificates, not the same ones.
+    if (on_device) j["shard"]["device_sampler"] = true;
+  }
   datasets::write_file_atomic(vm["out"].as<std::string>(), j.dump(1) + "\n");
   if (!global.quiet) {
     std::cout << fmt::format("certify sigma {} on {} samples ({:.3f} s/sample, {} sampler), abstain rate {:.3f}\n", cfg.sigma, recs.size(),

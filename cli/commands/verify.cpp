@@ -31,6 +31,7 @@
 #include <thread>
 
 #include "command.h"
+#include "shard.h"
 #include "mlaudit/datasets/csv.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
@@ -274,7 +275,7 @@ void print_by_eps(const nlohmann::json& report) {
 // L-inf distance within the domain.
 int run_tree_data(const po::variables_map& vm, const GlobalOptions& g, const engine::TreeEnsemble& tree,
                   const engine::Tensor& data, const std::vector<int64_t>& labels, verify::RobustnessOptions ro,
-                  const std::string& data_path, const std::string& labels_path) {
+                  const std::string& data_path, const std::string& labels_path, const shard::Shard& part) {
   const std::string model = vm["model"].as<std::string>();
   const bool quiet = g.quiet || vm.count("quiet");
   if (g.device == engine::Device::Cuda) throw InputError("verify", "--device cuda: the tree verifier runs on the CPU; use --device cpu or auto");
@@ -293,6 +294,7 @@ int run_tree_data(const po::variables_map& vm, const GlobalOptions& g, const eng
     verdicts = verify::verify_tree_robustness_data(tree, data, labels, ro, to);
     ro.progress = nullptr;
   }
+  for (auto& v : verdicts) v.index += part.first;
   auto report = verify::robustness_report(verdicts, ro, model, MLAUDIT_VERSION);
   report["model_kind"] = "tree_ensemble";
   report["tree_ensemble"] = tree_block(tree);
@@ -314,7 +316,7 @@ int run_tree_data(const po::variables_map& vm, const GlobalOptions& g, const eng
     auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
     for (size_t i = 0; i < md.size(); ++i) {
       const auto& r = md[i];
-      nlohmann::json e{{"index", i}, {"label", r.label}, {"status", r.status}, {"lower", num(r.lower)},
+      nlohmann::json e{{"index", part.first + int64_t(i)}, {"label", r.label}, {"status", r.status}, {"lower", num(r.lower)},
                        {"upper", num(r.upper)}, {"exact_queries", r.exact_queries}, {"seconds", r.seconds}};
       e["distance"] = r.status == "found" ? nlohmann::json(r.distance) : nlohmann::json(nullptr);
       if (!r.counterexample.empty() && r.status != "none") {
@@ -327,6 +329,7 @@ int run_tree_data(const po::variables_map& vm, const GlobalOptions& g, const eng
     report["minimal_distance"] = arr;
   }
   report["inputs"] = inputs_block({{"model", model}, {"data", data_path}, {"labels", labels_path}});
+  if (part.on) report["shard"] = shard::part_block("verify", part, vm, g, report["inputs"]);
   datasets::write_file_atomic(vm["out"].as<std::string>(), report.dump(2) + "\n");
   if (!quiet) {
     print_by_eps(report);
@@ -390,8 +393,17 @@ int run_data(const po::variables_map& vm, const GlobalOptions& g, const engine::
     data = data.slice_rows(0, n);
     if (!labels.empty()) labels.resize(size_t(n));
   }
+  // --shard I/N: rows [first, end); verdicts keep global indices, and the falsifier's seed
+  // (seed + sample index, verify::verify_robustness) is shifted so each row draws as in one process.
+  shard::Shard part = shard::parse("verify", vm);
+  shard::set_total(part, "verify", data.dim(0));
+  if (part.on) {
+    data = data.slice_rows(part.first, part.end);
+    if (!labels.empty()) labels.assign(labels.begin() + part.first, labels.begin() + part.end);
+    ro.solver.seed += uint64_t(part.first);
+  }
   if (!fs::exists(model)) throw InputError("verify", "model file not found: " + model);
-  if (tree) return run_tree_data(vm, g, *tree, data, labels, ro, data_path, labels_path);
+  if (tree) return run_tree_data(vm, g, *tree, data, labels, ro, data_path, labels_path, part);
   const engine::Device device = bound_device(g, quiet);
   std::optional<verify::Network> net;
   std::string reason;
@@ -430,8 +442,10 @@ int run_data(const po::variables_map& vm, const GlobalOptions& g, const engine::
     verdicts = verify::verify_robustness(net ? &*net : nullptr, reason, data, labels, ro);
     ro.progress = nullptr;
   }
+  for (auto& v : verdicts) v.index += part.first;
   auto report = verify::robustness_report(verdicts, ro, model, MLAUDIT_VERSION);
   report["inputs"] = inputs_block({{"model", model}, {"data", data_path}, {"labels", labels_path}});
+  if (part.on) report["shard"] = shard::part_block("verify", part, vm, g, report["inputs"]);
   datasets::write_file_atomic(vm["out"].as<std::string>(), report.dump(2) + "\n");
   if (!quiet) print_by_eps(report);
   return 0;
@@ -844,10 +858,11 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
       "alpha-hidden", "at the root, alpha-CROWN also tightens every hidden layer's bounds (networks up to 4096 ReLUs)")(
       "lookahead-depth", po::value<int>()->default_value(6), "input BaB: pick splits by bounding both halves above this depth")("seed", po::value<uint64_t>()->default_value(0), "falsifier seed")(
       "quiet,q", "only the verdict / summary");
+  shard::add_option(desc);
   po::variables_map vm;
   if (!parse_options("verify",
                      "mlaudit verify --model M.onnx (--vnnlib P.vnnlib [--result R.txt] [--out V.json] "
-                     "| --data X.npy --eps E [--clip-min 0 --clip-max 1] --out V.json "
+                     "| --data X.npy --eps E [--clip-min 0 --clip-max 1] [--shard I/N] --out V.json "
                      "| --fairness --protected COL --features F --domain ranges.csv --out F.json) [--timeout S]\n"
                      "       mlaudit verify --benchmark DIR --out results.csv|results.json [--filter REGEX] [--timeout-override S]\n"
                      "Tree-ensemble models are verified exactly; tree-only options: --minimal-distance (--data), "
@@ -873,7 +888,7 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
   else if (vm.count("data") && !vm.count("fairness"))
     check_mode_options(vm, "--data",
                        with_solver({"model", "data", "labels", "eps", "norm", "clip-min", "clip-max", "limit", "out",
-                                    "minimal-distance"}));
+                                    "minimal-distance", "shard"}));
   else
     check_mode_options(vm, "--fairness", with_solver({"model", "fairness", "protected", "protected-values", "features",
                                                       "domain", "partitions", "out", "delta", "data", "eps", "limit"}));

@@ -1,0 +1,318 @@
+// mlaudit merge: the parts written by `attack|certify|verify --data ... --shard I/N` into the
+// JSON one process writes: per-sample records in global order, every aggregate recomputed from
+// the merged records with the command's own formulas. Parts of different runs (model, data,
+// options, version), missing or repeated shards and mixed commands are refused (exit 2).
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "mlaudit/datasets/io.h"
+#include "mlaudit/datasets/validate.h"
+#include "mlaudit/engine/error.h"
+#include "shard.h"
+
+namespace mlaudit::cli {
+namespace {
+
+using nlohmann::json;
+
+struct Part {
+  std::string path;
+  json j;
+  int64_t index = 0;
+};
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+// Distinct strings of parts[k][key] (an array) in part order.
+void add_distinct(std::vector<std::string>& out, const json& list) {
+  for (const auto& w : list)
+    if (std::find(out.begin(), out.end(), w.get<std::string>()) == out.end()) out.push_back(w.get<std::string>());
+}
+
+json concat(const std::vector<Part>& parts, const char* key) {
+  json all = json::array();
+  for (const auto& p : parts)
+    for (const auto& e : p.j.at(key)) all.push_back(e);
+  return all;
+}
+
+double total_seconds(const std::vector<Part>& parts) {
+  double s = 0;
+  for (const auto& p : parts) s += p.j.value("seconds", 0.0);
+  return s;
+}
+
+// attack: the by_eps entries, minimal norms, clean accuracy as cmd_attack computes them.
+json merge_attack(const std::vector<Part>& parts) {
+  json j = parts.front().j;
+  const json per = concat(parts, "per_sample");
+  const int64_t n = int64_t(per.size());
+  const bool minimal = j.contains("minimal_norms");
+  j["n_samples"] = n;
+  json by_eps = json::array();
+  for (size_t k = 0; k < j["by_eps"].size(); ++k) {
+    const double eps = j["by_eps"][k]["eps"].get<double>();
+    std::vector<double> norms;
+    size_t correct = 0, broken = 0, robust = 0;
+    int64_t gcalls = 0, queries = 0, rejected = 0;
+    for (const auto& p : per) {
+      const bool ok = p["correct"].get<bool>();
+      bool success;
+      double norm;
+      if (minimal) {
+        success = !p["minimal_norm"].is_null();
+        norm = success ? p["minimal_norm"].get<double>() : 0.0;
+        success = success && norm <= eps * (1 + 1e-6);
+        gcalls += p["gradient_calls"].get<int64_t>();
+        queries += p["queries"].get<int64_t>();
+      } else {
+        const json& e = p["by_eps"][k];
+        success = e["success"].get<bool>();
+        norm = e["perturbation_norm"].get<double>();
+        gcalls += e["gradient_calls"].get<int64_t>();
+        queries += e["queries"].get<int64_t>();
+      }
+      correct += ok;
+      if (success) ++broken, norms.push_back(norm);
+      else robust += ok;
+    }
+    double mean = 0;
+    for (double v : norms) mean += v / double(norms.size());
+    std::vector<std::string> warnings;
+    for (const auto& part : parts) {
+      const json& e = part.j["by_eps"][k];
+      rejected += e["rejected_candidates"].get<int64_t>();
+      if (e.contains("warnings")) add_distinct(warnings, e["warnings"]);
+    }
+    json e = {{"eps", eps},
+              {"robust_accuracy", n ? double(robust) / double(n) : 0.0},
+              {"robust_accuracy_ci", datasets::proportion_json(int64_t(robust), n)},
+              {"attack_success_rate", correct ? double(broken) / double(correct) : 0.0},
+              {"mean_perturbation_norm", mean},
+              {"median_perturbation_norm", median(norms)},
+              {"gradient_calls", gcalls},
+              {"queries", queries},
+              {"rejected_candidates", rejected}};
+    if (!warnings.empty()) e["warnings"] = warnings;
+    by_eps.push_back(e);
+  }
+  j["by_eps"] = by_eps;
+  if (minimal) {
+    std::vector<double> norms;
+    int64_t queries_total = 0;
+    for (const auto& p : per) {
+      if (!p["minimal_norm"].is_null()) norms.push_back(p["minimal_norm"].get<double>());
+      queries_total += p["queries"].get<int64_t>();
+    }
+    std::vector<double> sorted = norms;
+    std::sort(sorted.begin(), sorted.end());
+    auto q = [&](double p) { return sorted.empty() ? 0.0 : sorted[std::min(sorted.size() - 1, size_t(p * double(sorted.size() - 1) + 0.5))]; };
+    double mean = 0;
+    for (double v : norms) mean += v / double(norms.size());
+    j["minimal_norms"] = {{"found", norms.size()}, {"mean", mean}, {"median", median(norms)}, {"min", sorted.empty() ? 0.0 : sorted.front()},
+                          {"p25", q(0.25)}, {"p75", q(0.75)}, {"max", sorted.empty() ? 0.0 : sorted.back()}, {"values", sorted},
+                          {"queries", queries_total}};
+  }
+  int64_t k = 0;
+  for (const auto& p : per) k += p["correct"].get<bool>();
+  j["clean_accuracy"] = n ? double(k) / double(size_t(n)) : 0.0;
+  j["clean_accuracy_ci"] = datasets::proportion_json(k, n);
+  std::vector<std::string> notes, warnings;
+  for (const auto& p : parts) {
+    add_distinct(notes, p.j["execution"]);
+    add_distinct(warnings, p.j["warnings"]);
+  }
+  j["execution"] = notes;
+  j["warnings"] = warnings;
+  const double seconds = total_seconds(parts);
+  j["seconds"] = seconds;
+  j["seconds_per_sample"] = n ? seconds / double(n) : 0.0;
+  j["per_sample"] = per;
+  return j;
+}
+
+// certify: certified accuracy per radius (robustness::certified_accuracy's count), abstain rate.
+json merge_certify(const std::vector<Part>& parts) {
+  json j = parts.front().j;
+  const json per = concat(parts, "per_sample");
+  const size_t n = per.size();
+  j["n_samples"] = n;
+  size_t abstained = 0;
+  for (const auto& r : per) abstained += r["prediction"].get<int64_t>() < 0;
+  json acc = json::array();
+  for (const auto& entry : j["certified_accuracy"]) {
+    const double radius = entry["radius"].get<double>();
+    size_t hits = 0;
+    for (const auto& r : per)
+      hits += r["correct"].get<bool>() && r["prediction"].get<int64_t>() >= 0 && r["radius"].get<double>() >= radius;
+    const double a = n == 0 ? 0.0 : double(hits) / n;
+    acc.push_back({{"radius", radius}, {"accuracy", a},
+                   {"accuracy_ci", datasets::proportion_json(std::llround(a * double(n)), int64_t(n))}});
+  }
+  j["certified_accuracy"] = acc;
+  j["abstain_rate"] = n == 0 ? 0.0 : double(abstained) / double(n);
+  const double seconds = total_seconds(parts);
+  j["seconds"] = seconds;
+  j["seconds_per_sample"] = n == 0 ? 0.0 : seconds / double(n);
+  j["per_sample"] = per;
+  return j;
+}
+
+// verify --data: records ordered eps by eps, then by sample (verify::robustness_report); the
+// by_eps counts, intervals and mean seconds recomputed; tree models' clique-bound counts and
+// minimal distances.
+json merge_verify(const std::vector<Part>& parts) {
+  json j = parts.front().j;
+  json per = json::array();
+  json by_eps = json::array();
+  for (const auto& entry : j["by_eps"]) {
+    const double eps = entry["eps"].get<double>();
+    std::map<std::string, int64_t> c;
+    double time = 0;
+    int64_t n = 0, bound = 0;
+    for (const auto& p : parts)
+      for (const auto& s : p.j["per_sample"]) {
+        if (s["eps"].get<double>() != eps) continue;
+        per.push_back(s);
+        c[s["verdict"].get<std::string>()]++;
+        time += s["seconds"].get<double>();
+        ++n;
+        bound += s.contains("method") && s["method"] == "clique-bound";
+      }
+    json e = {{"eps", eps},
+              {"samples", n},
+              {"verified", c["verified"]},
+              {"falsified", c["falsified"]},
+              {"unknown", c["unknown"]},
+              {"timeout", c["timeout"]},
+              {"verified_robust_accuracy", n ? double(c["verified"]) / double(n) : 0.0},
+              {"verified_robust_accuracy_ci", datasets::proportion_json(c["verified"], n)},
+              {"mean_seconds_per_sample", n ? time / double(n) : 0.0}};
+    if (entry.contains("decided_by_clique_bound")) e["decided_by_clique_bound"] = bound;
+    by_eps.push_back(e);
+  }
+  j["by_eps"] = by_eps;
+  j["per_eps"] = by_eps;
+  j["per_sample"] = per;
+  if (j.contains("minimal_distance")) j["minimal_distance"] = concat(parts, "minimal_distance");
+  return j;
+}
+
+// The first difference between two parts' run blocks, in words.
+std::string run_difference(const json& a, const json& b) {
+  if (a.value("command", "") != b.value("command", ""))
+    return fmt::format("parts of different commands ({} and {})", a.value("command", ""), b.value("command", ""));
+  if (a.value("tool_version", "") != b.value("tool_version", ""))
+    return fmt::format("tool versions differ ({} and {})", a.value("tool_version", ""), b.value("tool_version", ""));
+  for (const auto& [role, hash] : a["sha256"].items())
+    if (!b["sha256"].contains(role) || b["sha256"][role] != hash) return fmt::format("the {} files differ (SHA-256)", role);
+  for (const auto& [role, hash] : b["sha256"].items())
+    if (!a["sha256"].contains(role)) return fmt::format("only some parts read a {} file", role);
+  for (const auto& [name, value] : a["options"].items())
+    if (!b["options"].contains(name) || b["options"][name] != value)
+      return fmt::format("option --{} differs ({} and {})", name, value.dump(),
+                         b["options"].contains(name) ? b["options"][name].dump() : std::string("not given"));
+  for (const auto& [name, value] : b["options"].items())
+    if (!a["options"].contains(name)) return fmt::format("option --{} differs (not given and {})", name, value.dump());
+  for (const char* key : {"model_output", "device", "samples_total"})
+    if (a[key] != b[key]) return fmt::format("{} differs ({} and {})", key, a[key].dump(), b[key].dump());
+  return "their run ids differ";
+}
+
+int cmd_merge(const std::vector<std::string>& args, const GlobalOptions& global) {
+  po::options_description desc("merge options");
+  desc.add_options()("parts", po::value<std::vector<std::string>>()->multitoken(), "part JSON files (written with --shard I/N)")(
+      "out,o", po::value<std::string>(), "merged report JSON (what one process writes)");
+  po::positional_options_description pos;
+  pos.add("parts", -1);
+  po::variables_map vm;
+  if (!parse_options("merge", "mlaudit merge PART.json... --out R.json   (parts of attack, certify or verify --data run with --shard I/N)",
+                     desc, args, vm, {"parts", "out"}, &pos))
+    return 0;
+  std::vector<Part> parts;
+  for (const auto& path : vm["parts"].as<std::vector<std::string>>()) {
+    Part p;
+    p.path = path;
+    const std::string text = datasets::read_file(path, int64_t(4) << 30);
+    try {
+      p.j = json::parse(text);
+    } catch (const json::exception& e) {
+      throw InputError("merge", fmt::format("{}: not JSON ({})", path, e.what()));
+    }
+    if (!p.j.is_object() || !p.j.contains("shard") || !p.j["shard"].is_object() || p.j["shard"].value("schema", "") != shard::kSchema)
+      throw InputError("merge", fmt::format("{}: not a part (write parts with --shard I/N)", path));
+    p.index = p.j["shard"]["index"].get<int64_t>();
+    parts.push_back(std::move(p));
+  }
+  const json& run0 = parts.front().j["shard"]["run"];
+  const int64_t count = parts.front().j["shard"]["count"].get<int64_t>();
+  for (const auto& p : parts) {
+    const json& run = p.j["shard"]["run"];
+    if (run["id"] != run0["id"])
+      throw InputError("merge", fmt::format("{} and {} are parts of different runs: {}", parts.front().path, p.path,
+                                            run_difference(run0, run)));
+    if (p.j["shard"]["count"].get<int64_t>() != count)
+      throw InputError("merge", fmt::format("{} is shard {}/{} but {} is of {} shards", p.path, p.index,
+                                            p.j["shard"]["count"].get<int64_t>(), parts.front().path, count));
+  }
+  std::stable_sort(parts.begin(), parts.end(), [](const Part& a, const Part& b) { return a.index < b.index; });
+  for (size_t k = 1; k < parts.size(); ++k)
+    if (parts[k].index == parts[k - 1].index)
+      throw InputError("merge", fmt::format("shard {}/{} given twice ({} and {})", parts[k].index, count, parts[k - 1].path,
+                                            parts[k].path));
+  std::string missing;
+  int64_t n_missing = 0;
+  for (int64_t i = 0, k = 0; i < count; ++i) {
+    if (k < int64_t(parts.size()) && parts[size_t(k)].index == i) {
+      ++k;
+      continue;
+    }
+    ++n_missing;
+    if (n_missing <= 10) missing += (missing.empty() ? "" : ", ") + std::to_string(i);
+  }
+  if (n_missing)
+    throw InputError("merge", fmt::format("{} of {} shards missing: {}{}", n_missing, count, missing, n_missing > 10 ? ", ..." : ""));
+  // Slices must tile the samples in order (the parts say which rows they hold).
+  int64_t next = 0;
+  for (const auto& p : parts) {
+    if (p.j["shard"]["first"].get<int64_t>() != next)
+      throw InputError("merge", fmt::format("{}: shard {} starts at sample {}, expected {}", p.path, p.index,
+                                            p.j["shard"]["first"].get<int64_t>(), next));
+    next = p.j["shard"]["end"].get<int64_t>();
+  }
+  if (next != run0["samples_total"].get<int64_t>())
+    throw InputError("merge", fmt::format("the shards cover {} of {} samples", next, run0["samples_total"].get<int64_t>()));
+
+  const std::string command = run0["command"].get<std::string>();
+  json merged;
+  int indent = 1;
+  if (command == "attack") merged = merge_attack(parts);
+  else if (command == "certify") merged = merge_certify(parts);
+  else if (command == "verify") merged = merge_verify(parts), indent = 2;
+  else throw InputError("merge", fmt::format("{}: parts of '{}' cannot be merged (attack, certify, verify --data)", parts.front().path, command));
+  merged.erase("shard");
+  const std::string out = vm["out"].as<std::string>();
+  datasets::write_file_atomic(out, merged.dump(indent) + "\n");
+  if (!global.quiet) {
+    if (parts.front().j["shard"].value("device_sampler", false))
+      std::cerr << "mlaudit: warning: merge: the certify parts used the device sampler, whose noise depends on the slice: "
+                   "the certificates are valid but not the ones one process draws\n";
+    std::cout << fmt::format("merged {} shards of {} ({} samples): {}\n", count, command, next, out);
+  }
+  return 0;
+}
+
+}  // namespace
+MLAUDIT_COMMAND("merge", "combine the parts of a sharded run (--shard I/N) into the report one process writes", cmd_merge);
+}  // namespace mlaudit::cli

@@ -1,0 +1,118 @@
+// `--shard I/N` (attack, certify, verify --data): one process runs the I-th of N contiguous
+// slices of the samples (after --limit) and writes a *part*: the command's usual JSON over its
+// slice, sample indices global, plus a "shard" block naming the slice and the run (hashes of the
+// model and data, the options that affect results, the tool version). `mlaudit merge`
+// (commands/merge.cpp) checks the parts belong to one run and writes the JSON one process writes.
+// Header-only: shared by the commands and merge without another source in the build.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <boost/any.hpp>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "command.h"
+#include "mlaudit/datasets/io.h"
+#include "mlaudit/engine/error.h"
+#include "version.h"
+
+namespace mlaudit::cli::shard {
+
+inline constexpr const char* kSchema = "mlaudit.part/1";
+
+/// The slice one process runs: samples [first, end) of `total`.
+struct Shard {
+  bool on = false;
+  int64_t index = 0, count = 1;
+  int64_t total = 0, first = 0, end = 0;
+  int64_t size() const { return end - first; }
+};
+
+inline void add_option(po::options_description& desc) {
+  desc.add_options()("shard", po::value<std::string>(),
+                     "I/N: run only the I-th of N contiguous slices of the samples (after --limit; 0 <= I < N) and "
+                     "write a part for 'mlaudit merge' (results equal one process's)");
+}
+
+/// --shard I/N as given (validated: integers, 0 <= I < N).
+inline Shard parse(const std::string& command, const po::variables_map& vm) {
+  Shard s;
+  if (!vm.count("shard")) return s;
+  const std::string t = vm["shard"].as<std::string>();
+  const auto bad = [&] {
+    return InputError(command, fmt::format("--shard '{}': expected I/N with integers 0 <= I < N (e.g. 0/4)", t));
+  };
+  const size_t slash = t.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == t.size()) throw bad();
+  auto number = [&](const std::string& part) {
+    if (part.empty() || part.size() > 9 || part.find_first_not_of("0123456789") != std::string::npos) throw bad();
+    return int64_t(std::stoll(part));
+  };
+  s.index = number(t.substr(0, slash));
+  s.count = number(t.substr(slash + 1));
+  if (s.count < 1 || s.index >= s.count) throw bad();
+  s.on = true;
+  return s;
+}
+
+/// Fix the slice of `total` samples: block I is [total*I/N, total*(I+1)/N), so blocks differ
+/// in size by at most one and their concatenation is the whole set in order.
+inline void set_total(Shard& s, const std::string& command, int64_t total) {
+  s.total = total;
+  if (!s.on) {
+    s.first = 0, s.end = total;
+    return;
+  }
+  if (s.count > total)
+    throw InputError(command, fmt::format("--shard {}/{}: {} shards of {} samples would leave a shard empty: use at most {}",
+                                          s.index, s.count, s.count, total, total));
+  s.first = total * s.index / s.count;
+  s.end = total * (s.index + 1) / s.count;
+}
+
+/// Options that can change results, as given: every option but the file paths (hashed
+/// instead), the output paths and --shard itself.
+inline nlohmann::json canonical_options(const po::variables_map& vm) {
+  static const std::set<std::string> skip = {"model", "data", "labels", "out",   "save-adv",
+                                             "shard", "help", "quiet",  "result"};
+  nlohmann::json o = nlohmann::json::object();
+  for (const auto& [name, value] : vm) {
+    if (skip.count(name)) continue;
+    const boost::any& a = value.value();
+    if (a.empty()) o[name] = true;  // a switch (--minimal-distance)
+    else if (auto p = boost::any_cast<std::string>(&a)) o[name] = *p;
+    else if (auto d = boost::any_cast<double>(&a)) o[name] = *d;
+    else if (auto i = boost::any_cast<int>(&a)) o[name] = *i;
+    else if (auto l = boost::any_cast<int64_t>(&a)) o[name] = *l;
+    else if (auto u = boost::any_cast<uint64_t>(&a)) o[name] = *u;
+    else if (auto b = boost::any_cast<bool>(&a)) o[name] = *b;
+    else o[name] = "(set)";
+  }
+  return o;
+}
+
+/// The "shard" block of a part. `inputs` is the report's inputs block ({role: {path, sha256,
+/// bytes}}): the run is identified by the files' hashes, not their paths, so shards may read
+/// copies at other paths.
+inline nlohmann::json part_block(const std::string& command, const Shard& s, const po::variables_map& vm,
+                                 const GlobalOptions& g, const nlohmann::json& inputs) {
+  nlohmann::json run;
+  run["command"] = command;
+  run["tool_version"] = MLAUDIT_VERSION;
+  run["sha256"] = nlohmann::json::object();
+  for (const auto& [role, file] : inputs.items())
+    if (file.is_object() && file.contains("sha256")) run["sha256"][role] = file["sha256"];
+  run["options"] = canonical_options(vm);
+  run["model_output"] = g.model_output;
+  run["device"] = int(g.device);
+  run["samples_total"] = s.total;
+  run["id"] = datasets::sha256_hex(run.dump());
+  return {{"schema", kSchema}, {"index", s.index}, {"count", s.count},
+          {"first", s.first},  {"end", s.end},     {"run", run}};
+}
+
+}  // namespace mlaudit::cli::shard

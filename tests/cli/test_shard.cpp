@@ -1,0 +1,160 @@
+// `--shard I/N` and `mlaudit merge` (docs/scale-out.md): for attack (pgd, square, the exact
+// tree attack), certify and verify --data, the parts of N = 1, 2, 3 and 7 shards merge into the
+// JSON one process writes, byte for byte but for the timings (lines naming seconds); merge
+// refuses parts of other runs, missing and repeated shards and mixed commands (exit 2, one line).
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+
+using namespace mlaudit;
+
+namespace {
+
+std::string src(const std::string& rel) { return test::source_path(rel); }
+
+// Text lines that are not timings: every other byte must match.
+std::vector<std::string> untimed_lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.find("seconds") == std::string::npos) out.push_back(line);
+  return out;
+}
+
+// The same JSON without timings (for a readable first difference).
+nlohmann::json untimed(nlohmann::json j) {
+  if (j.is_object()) {
+    for (const char* k : {"seconds", "seconds_per_sample", "mean_seconds_per_sample"}) j.erase(k);
+    for (auto& [k, v] : j.items()) v = untimed(v);
+  } else if (j.is_array()) {
+    for (auto& v : j) v = untimed(v);
+  }
+  return j;
+}
+
+// Runs `command` whole and as `shards` parts, merges the parts (given in reverse order) and
+// compares the merged report with the whole one.
+void expect_sharded_equal(const std::string& tag, const std::string& command, int shards) {
+  const std::string dir = test::temp_dir("shard-" + tag + "-" + std::to_string(shards));
+  auto whole = test::run_cli(command + " -q --out " + dir + "/whole.json");
+  INFO(command << "\n" << whole.output);
+  REQUIRE(whole.exit_code == 0);
+  std::string parts;
+  for (int i = shards - 1; i >= 0; --i) {
+    const std::string part = dir + "/part" + std::to_string(i) + ".json";
+    auto r = test::run_cli(command + " -q --shard " + std::to_string(i) + "/" + std::to_string(shards) + " --out " + part);
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    const auto j = nlohmann::json::parse(test::read_text(part));
+    CHECK(j["shard"]["index"] == i);
+    CHECK(j["shard"]["count"] == shards);
+    CHECK(j["shard"]["run"]["sha256"]["model"] == j["inputs"]["model"]["sha256"]);
+    parts += " " + part;
+  }
+  auto m = test::run_cli("merge -q" + parts + " --out " + dir + "/merged.json");
+  INFO(m.output);
+  REQUIRE(m.exit_code == 0);
+  const std::string a = test::read_text(dir + "/whole.json"), b = test::read_text(dir + "/merged.json");
+  const auto ja = nlohmann::json::parse(a), jb = nlohmann::json::parse(b);
+  CHECK(!jb.contains("shard"));
+  CHECK(untimed(ja) == untimed(jb));
+  CHECK(untimed_lines(a) == untimed_lines(b));
+  CHECK(ja["per_sample"].size() == jb["per_sample"].size());
+}
+
+std::string credit() {
+  return " --model " + src("models/credit_mlp.onnx") + " --data " + src("datasets/demo/credit_x.npy") + " --labels " +
+         src("datasets/demo/credit_y.npy");
+}
+
+std::string trees() {
+  return " --model " + src("tests/fixtures/trees/xgb_binary.onnx") + " --data " + src("tests/fixtures/trees/credit_x.npy") +
+         " --labels " + src("tests/fixtures/trees/credit_y.npy");
+}
+
+const std::string pgd = "attack" + credit() + " --attack pgd --eps 0.2,1 --clip-min -1000 --clip-max 1000 --limit 21";
+const std::string square = "attack" + credit() + " --attack square --queries 300 --eps 0.2,1 --clip-min -1000 --clip-max 1000 --limit 21";
+const std::string exact_tree = "attack" + trees() + " --attack exact-tree --eps 0.1,0.5 --clip-min=-1000 --clip-max=1000 --limit 12";
+std::string certify_seed(int seed) {
+  return "certify" + credit() + " --sigma 0.5 --n0 20 --n 500 --seed " + std::to_string(seed) + " --radii 0,0.1,0.25,0.5 --limit 14";
+}
+const std::string certify = certify_seed(5);
+const std::string verify = "verify" + trees() + " --eps 0.1,0.5 --clip-min=-inf --clip-max=inf --limit 14 --minimal-distance";
+
+// One line on stderr, exit 2.
+void expect_refused(const test::CommandResult& r, const std::string& phrase) {
+  INFO(r.output);
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.rfind("mlaudit: error: merge: ", 0) == 0);
+  CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
+  CHECK(r.output.find(phrase) != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("shard: attack pgd parts merge into the whole run", "[cli][shard]") {
+  for (int n : {1, 2, 3, 7}) expect_sharded_equal("pgd", pgd, n);
+}
+
+TEST_CASE("shard: attack square parts merge into the whole run", "[cli][shard]") {
+  for (int n : {1, 2, 3, 7}) expect_sharded_equal("square", square, n);
+}
+
+TEST_CASE("shard: minimal attacks (exact-tree) merge with their minimal norms", "[cli][shard]") {
+  for (int n : {2, 3}) expect_sharded_equal("exact-tree", exact_tree, n);
+}
+
+TEST_CASE("shard: certify parts merge into the whole run", "[cli][shard]") {
+  for (int n : {1, 2, 3, 7}) expect_sharded_equal("certify", certify, n);
+}
+
+TEST_CASE("shard: verify --data parts merge into the whole run", "[cli][shard]") {
+  for (int n : {1, 2, 3, 7}) expect_sharded_equal("verify", verify, n);
+}
+
+TEST_CASE("shard: merge refuses other runs, missing and repeated shards, mixed commands", "[cli][shard]") {
+  const std::string dir = test::temp_dir("shard-refuse");
+  auto part = [&](const std::string& command, const std::string& name, const std::string& shard) {
+    const std::string path = dir + "/" + name + ".json";
+    auto r = test::run_cli(command + " -q --shard " + shard + " --out " + path);
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    return path;
+  };
+  const std::string c0 = part(certify, "c0", "0/3"), c1 = part(certify, "c1", "1/3"), c2 = part(certify, "c2", "2/3");
+  const std::string out = " --out " + dir + "/m.json";
+  expect_refused(test::run_cli("merge " + c0 + " " + c2 + out), "1 of 3 shards missing: 1");
+  expect_refused(test::run_cli("merge " + c0 + " " + c1 + " " + c1 + " " + c2 + out), "shard 1/3 given twice");
+  const std::string seed = part(certify_seed(6), "seed", "1/3");
+  expect_refused(test::run_cli("merge " + c0 + " " + seed + " " + c2 + out), "option --seed differs (5 and 6)");
+  const std::string other_n = part(certify, "n2", "1/2");
+  expect_refused(test::run_cli("merge " + c0 + " " + other_n + out), "of 3 shards");
+  const std::string v1 = part(verify, "v1", "1/3");
+  expect_refused(test::run_cli("merge " + c0 + " " + v1 + " " + c2 + out), "parts of different commands (certify and verify)");
+  const std::string other_model =
+      part("verify --model " + src("tests/fixtures/trees/sk_gbt_binary.onnx") + " --data " + src("tests/fixtures/trees/credit_x.npy") +
+               " --labels " + src("tests/fixtures/trees/credit_y.npy") +
+               " --eps 0.1,0.5 --clip-min=-inf --clip-max=inf --limit 14 --minimal-distance",
+           "vm", "0/3");
+  const std::string v2 = part(verify, "v2", "2/3");
+  expect_refused(test::run_cli("merge " + other_model + " " + v1 + " " + v2 + out), "the model files differ");
+  auto whole = test::run_cli(certify + " -q --out " + dir + "/whole.json");
+  REQUIRE(whole.exit_code == 0);
+  expect_refused(test::run_cli("merge " + dir + "/whole.json" + out), "not a part");
+  CHECK(!std::filesystem::exists(dir + "/m.json"));
+  // --shard itself: I/N with 0 <= I < N, at most one shard per sample
+  auto bad = test::run_cli(certify + " --shard 3/3 --out " + dir + "/x.json");
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.output.find("--shard '3/3': expected I/N") != std::string::npos);
+  auto many = test::run_cli(certify + " --shard 0/15 --out " + dir + "/x.json");
+  CHECK(many.exit_code == 2);
+  CHECK(many.output.find("use at most 14") != std::string::npos);
+}
