@@ -115,4 +115,15 @@ inline nlohmann::json part_block(const std::string& command, const Shard& s, con
           {"first", s.first},  {"end", s.end},     {"run", run}};
 }
 
+/// Turn a command's report over its slice into a part: the "shard" block added and the schema
+/// set to mlaudit.part/1 (the report's own schema kept as shard.report_schema), so a part is
+/// never read as a whole run (an audit's `result:` import refuses it); merge restores it.
+inline void make_part(nlohmann::json& report, const std::string& command, const Shard& s, const po::variables_map& vm,
+                      const GlobalOptions& g) {
+  nlohmann::json block = part_block(command, s, vm, g, report["inputs"]);
+  block["report_schema"] = report["schema"];
+  report["schema"] = kSchema;
+  report["shard"] = block;
+}
+
 }  // namespace mlaudit::cli::shard

@@ -413,7 +413,7 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
   for (const auto& w : last.warnings)
     if (std::find(shown.begin(), shown.end(), w) == shown.end()) shown.push_back(w);
   j["warnings"] = shown;
-  if (part.on) j["shard"] = shard::part_block("attack", part, vm, global, j["inputs"]);
+  if (part.on) shard::make_part(j, "attack", part, vm, global);
   if (vm.count("save-adv")) datasets::write_npy(vm["save-adv"].as<std::string>(), last_adv);
   datasets::write_file_atomic(vm["out"].as<std::string>(), j.dump(1) + "\n");
   if (!global.quiet) {

@@ -117,7 +117,7 @@ int cmd_certify(const std::vector<std::string>& args, const GlobalOptions& globa
   j["seconds"] = seconds;
   j["seconds_per_sample"] = recs.empty() ? 0.0 : seconds / double(recs.size());
   if (part.on) {
-    j["shard"] = shard::part_block("certify", part, vm, global, j["inputs"]);
+    shard::make_part(j, "certify", part, vm, global);
     // The device sampler's Philox counters run over the whole call, so a slice draws other noise
     // than one process would: valid certificates, not the same ones.
     if (on_device) j["shard"]["device_sampler"] = true;

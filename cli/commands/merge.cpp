@@ -250,7 +250,8 @@ int cmd_merge(const std::vector<std::string>& args, const GlobalOptions& global)
     } catch (const json::exception& e) {
       throw InputError("merge", fmt::format("{}: not JSON ({})", path, e.what()));
     }
-    if (!p.j.is_object() || !p.j.contains("shard") || !p.j["shard"].is_object() || p.j["shard"].value("schema", "") != shard::kSchema)
+    if (!p.j.is_object() || p.j.value("schema", "") != shard::kSchema || !p.j.contains("shard") || !p.j["shard"].is_object() ||
+        p.j["shard"].value("schema", "") != shard::kSchema)
       throw InputError("merge", fmt::format("{}: not a part (write parts with --shard I/N)", path));
     p.index = p.j["shard"]["index"].get<int64_t>();
     parts.push_back(std::move(p));
@@ -301,6 +302,7 @@ int cmd_merge(const std::vector<std::string>& args, const GlobalOptions& global)
   else if (command == "certify") merged = merge_certify(parts);
   else if (command == "verify") merged = merge_verify(parts), indent = 2;
   else throw InputError("merge", fmt::format("{}: parts of '{}' cannot be merged (attack, certify, verify --data)", parts.front().path, command));
+  merged["schema"] = parts.front().j["shard"]["report_schema"];
   merged.erase("shard");
   const std::string out = vm["out"].as<std::string>();
   datasets::write_file_atomic(out, merged.dump(indent) + "\n");

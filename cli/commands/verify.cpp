@@ -329,7 +329,7 @@ int run_tree_data(const po::variables_map& vm, const GlobalOptions& g, const eng
     report["minimal_distance"] = arr;
   }
   report["inputs"] = inputs_block({{"model", model}, {"data", data_path}, {"labels", labels_path}});
-  if (part.on) report["shard"] = shard::part_block("verify", part, vm, g, report["inputs"]);
+  if (part.on) shard::make_part(report, "verify", part, vm, g);
   datasets::write_file_atomic(vm["out"].as<std::string>(), report.dump(2) + "\n");
   if (!quiet) {
     print_by_eps(report);
@@ -445,7 +445,7 @@ int run_data(const po::variables_map& vm, const GlobalOptions& g, const engine::
   for (auto& v : verdicts) v.index += part.first;
   auto report = verify::robustness_report(verdicts, ro, model, MLAUDIT_VERSION);
   report["inputs"] = inputs_block({{"model", model}, {"data", data_path}, {"labels", labels_path}});
-  if (part.on) report["shard"] = shard::part_block("verify", part, vm, g, report["inputs"]);
+  if (part.on) shard::make_part(report, "verify", part, vm, g);
   datasets::write_file_atomic(vm["out"].as<std::string>(), report.dump(2) + "\n");
   if (!quiet) print_by_eps(report);
   return 0;

@@ -54,6 +54,8 @@ void expect_sharded_equal(const std::string& tag, const std::string& command, in
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     const auto j = nlohmann::json::parse(test::read_text(part));
+    CHECK(j["schema"] == "mlaudit.part/1");  // never read as a whole run
+    CHECK(j["shard"]["report_schema"] == nlohmann::json::parse(test::read_text(dir + "/whole.json"))["schema"]);
     CHECK(j["shard"]["index"] == i);
     CHECK(j["shard"]["count"] == shards);
     CHECK(j["shard"]["run"]["sha256"]["model"] == j["inputs"]["model"]["sha256"]);
