@@ -641,7 +641,7 @@ void explain_blocks(Document& d, const json& report, std::vector<std::string>* i
     std::vector<double> gaps;
     for (const char* key : {"samples", "per_sample"})
       for (const auto& e : arr(r, key))
-        for (const char* gk : {"completeness_gap", "efficiency_gap"}) {
+        for (const char* gk : {"completeness_gap", "efficiency_gap", "local_accuracy_gap"}) {
           if (auto g = dbl(e, gk)) gaps.push_back(std::fabs(*g));
           else if (gk == std::string("completeness_gap"))
             if (auto g2 = dbl(obj(e, "completeness"), "relative_gap")) gaps.push_back(std::fabs(*g2));
@@ -650,8 +650,8 @@ void explain_blocks(Document& d, const json& report, std::vector<std::string>* i
     if (!gaps.empty()) {
       double worst = *std::max_element(gaps.begin(), gaps.end()), mean = 0;
       for (double g : gaps) mean += g / double(gaps.size());
-      gap_text = fmt::format("{} gap over {} samples: mean {}, worst {}",
-                             method == "kernel-shap" ? "efficiency" : "completeness", gaps.size(), num(json(mean)), num(json(worst)));
+      const char* what = method == "kernel-shap" ? "efficiency" : method == "tree-shap" ? "local accuracy" : "completeness";
+      gap_text = fmt::format("{} gap over {} samples: mean {}, worst {}", what, gaps.size(), num(json(mean)), num(json(worst)));
     }
     d.push_back(para(fmt::format("Method {}; {}.", method, gap_text)));
     // image inputs ([N, C, H, W] or [N, H, W]): features are pixels, named by their position

@@ -1,5 +1,7 @@
 // Attack driver: validation, batching over clean-correct points, re-check of every candidate.
 #include <algorithm>
+#include <limits>
+#include <tuple>
 #include <random>
 #include <cmath>
 #include <fmt/format.h>
@@ -142,10 +144,29 @@ int64_t row_argmax(const engine::Tensor& logits, int64_t i) {
   return std::max_element(z, z + c) - z;
 }
 
+std::pair<double, double> decision_range(const engine::Tensor& x, const AttackConfig& cfg) {
+  double lo = cfg.clip_min, hi = cfg.clip_max;
+  if (!std::isfinite(lo) || !std::isfinite(hi)) {
+    double mn = std::numeric_limits<double>::infinity(), mx = -mn;
+    const float* p = x.f32();
+    for (int64_t i = 0; i < x.numel(); ++i)
+      if (std::isfinite(p[i])) {
+        mn = std::min(mn, double(p[i]));
+        mx = std::max(mx, double(p[i]));
+      }
+    if (!(mn <= mx)) mn = mx = 0;
+    if (!std::isfinite(lo)) lo = std::max(mn, cfg.clip_min);
+    if (!std::isfinite(hi)) hi = std::min(mx, cfg.clip_max);
+    if (!(lo < hi)) hi = lo + 1;  // constant data: a unit box
+  }
+  return {lo, hi};
+}
+
 DecisionOracle::DecisionOracle(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
                                const AttackConfig& cfg, std::vector<int64_t>& queries)
     : model_(m), row_shape_(x.shape()), y_(y), queries_(queries), lo_(cfg.clip_min), hi_(cfg.clip_max),
       d_(sample_dim(x)) {
+  std::tie(start_lo_, start_hi_) = decision_range(x, cfg);
   max_rows_ = std::max<int64_t>(cfg.batch, (int64_t(1) << 22) / std::max<int64_t>(d_, 1));
 }
 
@@ -179,7 +200,7 @@ std::vector<std::vector<float>> DecisionOracle::uniform_starts(int64_t n, int ro
   for (int round = 0; round < rounds && !searching.empty(); ++round) {
     engine::Tensor cand = candidates(int64_t(searching.size()));
     for (size_t q = 0; q < searching.size(); ++q) {
-      std::uniform_real_distribution<double> u(lo_, hi_);
+      std::uniform_real_distribution<double> u(start_lo_, start_hi_);
       auto& g = rng[size_t(searching[q])];
       float* c = cand.f32() + int64_t(q) * d_;
       for (int64_t k = 0; k < d_; ++k) c[k] = float(u(g));

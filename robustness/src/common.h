@@ -106,6 +106,12 @@ SubsetResult hop_skip_jump(const engine::Model& m, const engine::Tensor& x, cons
 SubsetResult boundary_attack(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
                              const AttackConfig& cfg, RowRngs& rng);
 
+/// The box the decision-based attacks draw their random starts from and size their first step
+/// by: the domain [clip_min, clip_max] where a side is finite, else (ART's rule for a model
+/// without clip values) the smallest / largest value of the data on that side. Candidates are
+/// still clipped to the domain itself.
+std::pair<double, double> decision_range(const engine::Tensor& x, const AttackConfig& cfg);
+
 /// The label-only oracle of the decision-based attacks: candidate rows are clipped to
 /// [clip_min, clip_max] (ART and the authors' code clip before every query), run through the
 /// model in calls of at most max_rows() rows, and a row is adversarial when its argmax differs
@@ -120,8 +126,8 @@ class DecisionOracle {
   std::vector<uint8_t> is_adversarial(engine::Tensor& rows, const std::vector<int64_t>& owner) const;
   /// Rows per model call: at least --batch, else as many as fit 2^22 input values (16 MiB).
   int64_t max_rows() const { return max_rows_; }
-  /// The random starts of the decision-based attacks: per round, one uniform draw of the domain
-  /// [clip_min, clip_max] for every row 0..n-1 still without an adversarial one (each row from its
+  /// The random starts of the decision-based attacks: per round, one uniform draw of
+  /// decision_range() for every row 0..n-1 still without an adversarial one (each row from its
   /// own stream in `rng`), up to `rounds` rounds. Returns each row's first adversarial draw
   /// (empty when none was).
   std::vector<std::vector<float>> uniform_starts(int64_t n, int rounds, RowRngs& rng) const;
@@ -131,7 +137,8 @@ class DecisionOracle {
   engine::Shape row_shape_;
   const std::vector<int64_t>& y_;
   std::vector<int64_t>& queries_;
-  double lo_, hi_;
+  double lo_, hi_;                ///< the domain (candidates are clipped to it)
+  double start_lo_, start_hi_;    ///< decision_range: where the random starts are drawn
   int64_t d_, max_rows_;
 };
 

@@ -144,7 +144,9 @@ SubsetResult hop_skip_jump(const engine::Model& m, const engine::Tensor& x, cons
   binary_search(act, true);   // blend search to 0.001 (ART's and the authors' start)
   binary_search(act, false);  // then to the boundary at theta (authors' code, before the loop)
 
-  const double domain_width = hi - lo;
+  // delta_1's width: the domain's, or the data's range on an open side (decision_range).
+  const auto [range_lo, range_hi] = decision_range(x, cfg);
+  const double domain_width = range_hi - range_lo;
   for (int t = 1; t <= max_iter; ++t) {
     // Rows stop when their query budget is spent.
     std::vector<int64_t> live;

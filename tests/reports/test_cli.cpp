@@ -283,4 +283,7 @@ TEST_CASE("cli audit: a tree-ensemble model through every exact section; two exa
   // The model uses sex: the fairness proof finds a counterexample pair (0 of 1 partition proved).
   CHECK(measured.at("fairness_proved_fraction() >= 0.5") == 0.0);
   CHECK(r.output.find("WARN  fairness_proved_fraction() >= 0.5") != std::string::npos);
+  // The report states TreeSHAP's local-accuracy check per sample.
+  const std::string md = test::read_text(dir + "/out/report.md");
+  CHECK(md.find("Method tree-shap; local accuracy gap over 30 samples") != std::string::npos);
 }

@@ -108,3 +108,33 @@ TEST_CASE("robustness: exact-tree with --eps counts points broken within eps; er
   CHECK_THAT(r.output, Catch::Contains("--attack exact-tree needs a tree ensemble"));
   CHECK_THAT(r.output, Catch::Contains("hsja and boundary attack any model"));
 }
+
+TEST_CASE("robustness: decision attacks on an open domain draw their starts from the data's range (ART's rule)",
+          "[robustness][cli][exact-tree][decision]") {
+  // --clip-min=-inf --clip-max=inf: uniform starts over an infinite box are impossible; the
+  // attacks draw them from [min(x), max(x)] as ART does without clip values, and still never
+  // beat the exact minimum.
+  const std::string t = test::source_path("tests/fixtures/trees/");
+  const std::string args = "--model " + t + "xgb_binary.onnx --data " + t + "credit_x.npy --labels " + t +
+                           "credit_y.npy --limit 30 --clip-min=-inf --clip-max=inf --norm linf ";
+  auto dir = test::temp_dir("decision-open");
+  auto r = test::run_cli("attack " + args + "--attack hsja --out " + dir + "/h.json");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  r = test::run_cli("attack " + args + "--attack exact-tree --out " + dir + "/e.json");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  auto h = test::read_json(dir + "/h.json"), e = test::read_json(dir + "/e.json");
+  int correct = 0, found = 0;
+  for (size_t k = 0; k < h["per_sample"].size(); ++k) {
+    const auto& ph = h["per_sample"][k];
+    if (!ph["correct"].get<bool>()) continue;
+    ++correct;
+    if (ph["minimal_norm"].is_null()) continue;
+    ++found;
+    const auto& pe = e["per_sample"][k];
+    REQUIRE(!pe["minimal_norm"].is_null());
+    CHECK(ph["minimal_norm"].get<double>() >= pe["minimal_norm"].get<double>() * (1 - 1e-6));
+  }
+  CHECK(found >= correct * 9 / 10);  // was 0 before: every start was drawn from an infinite box
+}
