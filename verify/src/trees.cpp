@@ -807,9 +807,11 @@ TreeVerifyResult verify_tree_property(const TreeEnsemble& m, const Property& pro
     ob = objective(m, 1);
     if (m.link == Link::Identity) {
       if (m.head == Head::BinaryMargin) {
-        // Y = [1 - m, m] (probability weights), or [-m, m] for a margin with threshold 0.
+        // Y = [1 - m, m] (probability weights), or [-m, m] for a margin with threshold 0: in both
+        // Y_0 moves as -m, so coef . Y = (c_1 - c_0) m + (c_0 or 0). (The symmetric case once had
+        // c_1 + c_0 here: found by the tree campaign, case t7_00066.)
         const bool symmetric = m.margin_threshold == 0.0;
-        ob.coef[0] = -(c.coef[1] - (symmetric ? -c.coef[0] : c.coef[0]));
+        ob.coef[0] = -(c.coef[1] - c.coef[0]);
         ob.constant = -((symmetric ? 0.0 : c.coef[0]) + c.constant);
       } else {  // Y = raw
         for (int64_t o = 0; o < O; ++o) ob.coef[size_t(o)] = -c.coef[size_t(o)];
