@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all build deps configure test demo sanitize fuzz bench clean
+.PHONY: all build deps configure test demo sanitize fuzz bench clean install package
 
 all: build
 
@@ -38,5 +38,27 @@ fuzz: deps
 bench: build
 	bash bench/run_all.sh $(BUILD)
 
+# `make install PREFIX=DIR` (DESTDIR honoured): bin/mlaudit, its man page and bash/zsh completion
+# (generated from the option tables --help prints) and the docs; builds only what it installs.
+PREFIX ?= /usr/local
+install: configure
+	cmake --build $(BUILD) -j$(JOBS) --target mlaudit mlaudit_docs
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# `make package`: $(BUILD)/mlaudit_<version>_amd64.deb, made by CPack from a CPU-only build: $(BUILD)
+# itself when it was configured without CUDA, else a second build in $(PKG_BUILD) (a CUDA build
+# links the CUDA toolkit's cuBLAS/cuRAND, which no Debian package provides). Depends are the
+# Debian libraries the binary links (dpkg-shlibdeps). docs/install.md.
+PKG_BUILD ?= $(shell grep -qx 'MLAUDIT_CUDA_BUILT:INTERNAL=OFF' $(BUILD)/CMakeCache.txt 2>/dev/null && echo $(BUILD) || echo build-package)
+package: deps
+	@if [ "$(PKG_BUILD)" != "$(BUILD)" ]; then \
+	  cmake -S . -B $(PKG_BUILD) -DCMAKE_BUILD_TYPE=Release -DMLAUDIT_WITH_CUDA=OFF $(CMAKE_FLAGS); \
+	else echo "package: $(BUILD) has no CUDA backend, packaging it"; fi
+	cmake --build $(PKG_BUILD) -j$(JOBS) --target mlaudit mlaudit_docs
+	rm -f $(PKG_BUILD)/mlaudit_*.deb
+	cd $(PKG_BUILD) && cpack -G DEB
+	@if [ "$(PKG_BUILD)" != "$(BUILD)" ]; then mkdir -p $(BUILD) && cp $(PKG_BUILD)/mlaudit_*_amd64.deb $(BUILD)/; fi
+	@ls $(BUILD)/mlaudit_*_amd64.deb
+
 clean:
-	rm -rf $(BUILD) build-sanitize
+	rm -rf $(BUILD) build-sanitize build-package

@@ -147,12 +147,26 @@ std::vector<std::string> apply_aliases(const std::string& command, const std::ve
 
 }  // namespace
 
+namespace {
+OptionsCollector& options_collector() {
+  static OptionsCollector collector;
+  return collector;
+}
+}  // namespace
+
+void set_options_collector(OptionsCollector collector) { options_collector() = std::move(collector); }
+
 bool parse_options(const std::string& command, const std::string& usage, po::options_description& desc,
                    const std::vector<std::string>& raw_args, po::variables_map& vm,
                    const std::vector<std::string>& required, const po::positional_options_description* positional) {
   desc.add_options()("help,h", "show this help");
   // listed for --help; run_command takes --quiet off the arguments into GlobalOptions::quiet
   if (!desc.find_nothrow("quiet", false)) desc.add_options()("quiet,q", "no console output but errors (also before the command)");
+  // The man page and completions read the same table --help prints (docgen.cpp).
+  if (options_collector()) {
+    options_collector()(command, usage, desc, required);
+    return false;
+  }
   const std::vector<std::string> args = apply_aliases(command, raw_args);
   try {
     auto parser = po::command_line_parser(args).options(desc);

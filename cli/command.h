@@ -60,6 +60,15 @@ const std::vector<OptionAlias>& option_aliases();
 /// Per command, which published setting or peer tool its defaults follow (shown by --help).
 const std::map<std::string, std::string>& help_conventions();
 
+/// Generated documentation (docgen.cpp: man page, shell completion): while a collector is set,
+/// parse_options hands it each command's complete options (after --help and --quiet are added)
+/// instead of parsing, and returns false, so the command returns 0 having done nothing.
+using OptionsCollector = std::function<void(const std::string& command, const std::string& usage,
+                                            const po::options_description& desc,
+                                            const std::vector<std::string>& required)>;
+/// Sets (or, with an empty function, clears) the collector.
+void set_options_collector(OptionsCollector collector);
+
 /// Parse `args` against `desc` (which gets --help added). Returns false when
 /// --help was printed (the command then returns 0). Unknown or malformed
 /// options throw InputError naming the command and option. `required` names

@@ -7,6 +7,7 @@
 #include <new>
 
 #include "command.h"
+#include "docgen.h"
 #include "mlaudit/engine/error.h"
 #include "version.h"
 
@@ -53,7 +54,14 @@ int main(int argc, char** argv) {
         return argv[++i];
       };
       if (a == "--version" || a == "-V") {
-        std::cout << "mlaudit " << MLAUDIT_VERSION << " (" << MLAUDIT_GIT_COMMIT << ")\n";
+        // --version --json: the same as one JSON object (mlaudit.version/1)
+        bool json = false;
+        for (int k = i + 1; k < argc; ++k) json |= std::strcmp(argv[k], "--json") == 0;
+        std::cout << cli::version_text(json);
+        return 0;
+      } else if (a == "--help-man") {
+        // mlaudit(1) in roff, from the commands' option tables (installed by CMake, docs/install.md)
+        std::cout << cli::man_page(cli::command_docs());
         return 0;
       } else if (a == "--help" || a == "-h") {
         print_usage();
@@ -78,6 +86,14 @@ int main(int argc, char** argv) {
       return 2;
     }
     command = argv[i];
+    if (command == "completion") {
+      // mlaudit completion bash|zsh: the completion script, from the commands' option tables
+      const std::string shell = i + 1 < argc ? argv[i + 1] : "";
+      if (shell == "bash") std::cout << cli::bash_completion(cli::command_docs());
+      else if (shell == "zsh") std::cout << cli::zsh_completion(cli::command_docs());
+      else throw InputError("cli", fmt::format("completion: expected bash or zsh, got '{}'", shell));
+      return 0;
+    }
     std::vector<std::string> args(argv + i + 1, argv + argc);
     // Global options are also accepted after the command name.
     std::vector<std::string> rest;
