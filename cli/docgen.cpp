@@ -170,7 +170,7 @@ std::string bash_pattern(const OptionDoc& o) {
 }
 
 // A zsh _arguments description: one short clause, brackets and colons escaped, inside '...'.
-std::string zsh_description(const std::string& text) {
+std::string zsh_description(const std::string& text, bool in_brackets = true) {
   std::string d = text;
   if (auto cut = d.find_first_of(";\n"); cut != std::string::npos) d = d.substr(0, cut);
   if (d.size() > 70) {
@@ -179,7 +179,7 @@ std::string zsh_description(const std::string& text) {
   }
   std::string out;
   for (char c : d) {
-    if (c == '[' || c == ']' || c == ':' || c == '\\') out += '\\';
+    if (in_brackets && (c == '[' || c == ']' || c == ':' || c == '\\')) out += '\\';
     if (c == '\'') out += "'\\''";
     else out += c;
   }
@@ -445,7 +445,7 @@ std::string zsh_completion(const std::vector<CommandDoc>& commands) {
     << "  typeset -A opt_args\n"
     << "  local -a commands\n"
     << "  commands=(\n";
-  for (const auto& c : commands) z << "    '" << c.name << ":" << zsh_description(c.summary) << "'\n";
+  for (const auto& c : commands) z << "    '" << c.name << ":" << zsh_description(c.summary, false) << "'\n";
   z << "    'completion:print the bash or zsh completion script'\n"
     << "  )\n"
     << "  _arguments -C \\\n";
