@@ -18,7 +18,9 @@ void print_usage() {
   std::cout << "mlaudit " << MLAUDIT_VERSION << " - audit a trained ONNX model before release\n\n"
             << "Usage: mlaudit [--threads N] [--device cpu|cuda|auto] [--output NAME] [--quiet] <command> [options]\n\n"
             << "  --output NAME   the model output to audit (default: a classifier's probabilities output, else\n"
-            << "                  the first float output); also --model-output NAME. Accepted after the command too.\n\n"
+            << "                  the first float output); also --model-output NAME. Accepted after the command too.\n"
+            << "  --version       version, git commit and what this build contains (CPU kernels, CUDA, modules);\n"
+            << "                  --version --json as JSON. Man page: man mlaudit (docs/install.md).\n\n"
             << "Commands:\n";
   for (const auto& c : cli::commands()) std::cout << fmt::format("  {:<12} {}\n", c.name, c.summary);
   std::cout << "\nRun 'mlaudit <command> --help' for a command's options.\n"

@@ -34,6 +34,12 @@ for s in NAME SYNOPSIS DESCRIPTION "GLOBAL OPTIONS" COMMANDS "EXIT STATUS" FILES
 done
 for code in 0 1 2 3 130; do grep -Eq "^ +$code( |\$)" "$tmp/man.ascii" || err "man page: exit status $code not described"; done
 
+# The global options `mlaudit --help` names (main.cpp parses them by hand) are in GLOBAL OPTIONS.
+sed -n '/^GLOBAL OPTIONS/,/^COMMANDS/p' "$tmp/man.ascii" > "$tmp/globals"
+for name in $("$exe" --help | sed '/^Commands:/,$d' | grep -oE -- '--[a-z][a-z-]*' | sort -u); do
+  grep -q -- "$name" "$tmp/globals" || err "man page: global option $name missing"
+done
+
 bash -n "$tmp/mlaudit.bash" || err "bash -n: the completion script does not parse"
 if command -v zsh > /dev/null; then zsh -n "$tmp/_mlaudit" || err "zsh -n: _mlaudit does not parse"; fi
 
