@@ -582,7 +582,7 @@ std::string version_text(bool json) {
     nlohmann::json j;
     j["schema"] = "mlaudit.version/1";
     j["version"] = MLAUDIT_VERSION;
-    j["commit"] = MLAUDIT_GIT_COMMIT;
+    j["commit"] = build_commit();
     j["build_type"] = MLAUDIT_BUILD_TYPE;
     j["compiler"] = MLAUDIT_CXX_COMPILER;
     j["cpu"] = {{"baseline", compiled_baseline()},
@@ -602,7 +602,7 @@ std::string version_text(bool json) {
   }
   std::string archs_text;
   for (int a : archs) archs_text += (archs_text.empty() ? "sm_" : ", sm_") + std::to_string(a);
-  std::string t = fmt::format("mlaudit {} ({})\n", MLAUDIT_VERSION, MLAUDIT_GIT_COMMIT);
+  std::string t = fmt::format("mlaudit {} ({})\n", MLAUDIT_VERSION, build_commit());
   t += fmt::format("build:    {}, {}\n", MLAUDIT_BUILD_TYPE, MLAUDIT_CXX_COMPILER);
   t += fmt::format("cpu:      compiled for {} ({}); dense-chain kernels {} (this CPU: {}), vector math {} (this CPU: {})\n",
                    compiled_baseline(), words(compiled_isa()), dc16_compiled ? "AVX2 + AVX-512F" : "AVX2",

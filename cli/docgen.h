@@ -45,6 +45,9 @@ std::string bash_completion(const std::vector<CommandDoc>& commands);
 /// A zsh completion function (#compdef mlaudit), for a file named _mlaudit on $fpath.
 std::string zsh_completion(const std::vector<CommandDoc>& commands);
 
+/// The short git commit the binary was built from, read at build time ("unknown" outside git).
+const char* build_commit();
+
 /// `mlaudit --version`: version, commit, build type, compiler, CPU kernels compiled and chosen on
 /// this CPU, CUDA, modules and commands; `json` gives the same as one JSON object.
 std::string version_text(bool json);
