@@ -55,8 +55,9 @@ head -1 "$tmp/version" | grep -q "^mlaudit $version " || err "--version does not
 pkg_commit=$(head -1 "$tmp/version" | sed -E 's/.*\((.*)\)/\1/')
 build_commit=$("$exe" --version | head -1 | sed -E 's/.*\((.*)\)/\1/')
 [[ $pkg_commit == "$build_commit" ]] || skip "$deb is from commit $pkg_commit, this build is $build_commit (run 'make package')"
-"$bin" --version --json | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["cuda"]["compiled"] is False and j["commands"], j' \
-  || err "--version --json"
+"$bin" --version --json > "$tmp/version.json" || err "--version --json exited $?"
+grep -q '"schema": "mlaudit.version/1"' "$tmp/version.json" || err "--version --json: no schema"
+tr -d ' \n' < "$tmp/version.json" | grep -q '"cuda":{"architectures":\[\],"compiled":false' || err "--version --json: the package has CUDA"
 "$bin" info -m "$src/models/credit_mlp.onnx" > "$tmp/info" || err "mlaudit info exited $?"
 grep -q "credit_mlp.onnx" "$tmp/info" || err "mlaudit info: $(cat "$tmp/info")"
 # A small audit: performance and group fairness of the credit MLP on 2000 CSV rows, one gate.
@@ -86,7 +87,7 @@ elif command -v man > /dev/null; then
 else
   zcat "$man_gz" | sed 's/\\-/-/g' > "$tmp/man.txt"
 fi
-for cmd in $(python3 -c 'import json,sys; print(" ".join(json.load(sys.stdin)["commands"]))' < <("$bin" --version --json)); do
+for cmd in $(sed -n 's/^commands: *//p' "$tmp/version"); do
   grep -q "mlaudit $cmd" "$tmp/man.txt" || err "the man page does not name 'mlaudit $cmd'"
 done
 
@@ -98,5 +99,6 @@ zsh_comp=$tmp/root/usr/share/zsh/vendor-completions/_mlaudit
 head -1 "$zsh_comp" | grep -qx '#compdef mlaudit' || err "_mlaudit lacks #compdef"
 if command -v zsh > /dev/null; then zsh -n "$zsh_comp" || err "zsh -n $zsh_comp"; else echo "(no zsh here: _mlaudit not parsed)"; fi
 
+(( $(sed -n 's/^commands: *//p' "$tmp/version" | wc -w) >= 5 )) || err "--version lists too few commands"
 [[ $fail == 0 ]] && echo "OK: $deb"
 exit $fail
