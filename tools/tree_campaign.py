@@ -230,6 +230,88 @@ def gen_model(rng, family, protected=None, plevels=2, one_target=False):
     return m
 
 
+REAL = ["xgb_binary", "xgb_multi", "lgbm_binary", "lgbm_multi", "sk_rf", "sk_gbt", "sk_dt"]
+
+
+def gen_real(rng, kind):
+    """A converter's model trained on random data (ONNX bytes with the converter's defaults) and the
+    model dict parsed from its tree node (thresholds, leaves) for the cells and the raw-score twin."""
+    import warnings
+    warnings.filterwarnings("ignore")
+    nfeat = int(rng.integers(2, 7))
+    n = 200
+    X = np.where(rng.random((n, nfeat)) < 0.5, rng.integers(-4, 13, (n, nfeat)) / 8,
+                 rng.uniform(-0.5, 1.5, (n, nfeat))).astype(np.float32)
+    K = 3 if kind.endswith("multi") or (kind in ("sk_rf", "sk_dt") and rng.random() < 0.4) else 2
+    w = rng.normal(size=nfeat)
+    score = X @ w + 0.3 * rng.normal(size=n)
+    y = np.digitize(score, np.quantile(score, np.linspace(0, 1, K + 1)[1:-1])).astype(np.int64)
+    ntrees = int(rng.integers(1, 9))
+    depth = int(rng.integers(1, 5))
+    if kind.startswith("xgb"):
+        import xgboost
+        est = xgboost.XGBClassifier(n_estimators=ntrees, max_depth=depth, learning_rate=0.5, n_jobs=1)
+    elif kind.startswith("lgbm"):
+        import lightgbm
+        est = lightgbm.LGBMClassifier(n_estimators=ntrees, num_leaves=int(2 ** depth), min_child_samples=5,
+                                      n_jobs=1, verbose=-1)
+    elif kind == "sk_rf":
+        from sklearn.ensemble import RandomForestClassifier
+        est = RandomForestClassifier(n_estimators=ntrees, max_depth=depth, random_state=int(rng.integers(1 << 30)))
+    elif kind == "sk_gbt":
+        from sklearn.ensemble import GradientBoostingClassifier
+        est = GradientBoostingClassifier(n_estimators=ntrees, max_depth=depth, random_state=0)
+    else:
+        from sklearn.tree import DecisionTreeClassifier
+        est = DecisionTreeClassifier(max_depth=depth + 1, random_state=0)
+    est.fit(X, y)
+    if kind.startswith("sk"):
+        from skl2onnx import to_onnx
+        proto = to_onnx(est, X[:1])
+    else:
+        import onnxmltools
+        from onnxmltools.convert.common.data_types import FloatTensorType
+        types = [("input", FloatTensorType([None, nfeat]))]
+        proto = (onnxmltools.convert_xgboost if kind.startswith("xgb") else onnxmltools.convert_lightgbm)(
+            est, initial_types=types)
+    node = [nd for nd in proto.graph.node if nd.op_type.startswith("TreeEnsemble")][0]
+    a = {at.name: helper.get_attribute_value(at) for at in node.attribute}
+    modes = [v.decode() if isinstance(v, bytes) else v for v in a["nodes_modes"]]
+    cols = max(a["class_ids"]) + 1
+    trees = {}
+    for i, t in enumerate(a["nodes_treeids"]):
+        trees.setdefault(t, {})[a["nodes_nodeids"][i]] = i
+    leaves = {}
+    for t, nid, c, wv in zip(a["class_treeids"], a["class_nodeids"], a["class_ids"], a["class_weights"]):
+        leaves.setdefault((t, nid), [F32(0)] * cols)[c] = F32(wv)
+    out_trees = []
+    for t in sorted(trees):
+        ids = trees[t]
+        order = sorted(ids)
+        pos = {nid: k for k, nid in enumerate(order)}
+        nodes = []
+        for nid in order:
+            i = ids[nid]
+            if modes[i] == "LEAF":
+                nodes.append(dict(leaf=leaves.get((t, nid), [F32(0)] * cols)))
+            else:
+                nodes.append(dict(feature=a["nodes_featureids"][i], value=F32(a["nodes_values"][i]), mode=modes[i],
+                                  yes=pos[a["nodes_truenodeids"][i]], no=pos[a["nodes_falsenodeids"][i]],
+                                  miss=a.get("nodes_missing_value_tracks_true", [0] * len(modes))[i]))
+        out_trees.append(nodes)
+    post = a.get("post_transform", b"NONE")
+    post = post.decode() if isinstance(post, bytes) else post
+    base = [float(v) for v in a["base_values"]] if a.get("base_values") else None
+    m = dict(family="real_" + kind, nfeat=nfeat, ntrees=len(out_trees), maxdepth=depth, protected=None, base=base,
+             K=len(a["classlabels_int64s"]), cols=cols, post=post, avg=False, trees=out_trees, real=True)
+    pools = []
+    for f in range(nfeat):
+        vs = sorted(set(float(nd["value"]) for t in out_trees for nd in t if "leaf" not in nd and nd["feature"] == f))
+        pools.append(vs or [0.5])
+    m["pools"] = pools
+    return m, proto.SerializeToString()
+
+
 def tree_attrs(m, prefix):
     """nodes_* and <prefix>_* attribute lists."""
     a = {k: [] for k in ("nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_values", "nodes_modes",
@@ -300,9 +382,10 @@ class Oracle:
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1
         so.inter_op_num_threads = 1
+        so.log_severity_level = 3
         self.sess = ort.InferenceSession(model_bytes or model_proto(m), so, providers=["CPUExecutionProvider"])
         self.raw_sess = ort.InferenceSession(model_proto(m, raw_twin=True), so, providers=["CPUExecutionProvider"])
-        self.flt = m["family"].startswith("float")
+        self.flt = m["family"].startswith("float") or m.get("real", False)
         S = abs(np.array(m["base"] or [0.0])).max() + sum(
             max(abs(float(v)) for n in t if "leaf" in n for v in n["leaf"]) for t in m["trees"])
         self.S = S
@@ -315,12 +398,15 @@ class Oracle:
         dec = []
         for s in range(0, len(X), 50000):
             xs = X[s:s + 50000]
-            r = self.sess.run(None, {"input": xs})
+            r = self.sess.run(None, {self.sess.get_inputs()[0].name: xs})
             raw.append(self.raw_sess.run(None, {"input": xs})[0].astype(np.float64))
             if self.m["K"] == 0:
                 out.append(r[0].astype(np.float64))
             else:
-                p = r[1].astype(np.float64)
+                p = r[1]
+                if isinstance(p, list):  # ZipMap (scikit-learn converters' default)
+                    p = [[d[k] for k in sorted(d)] for d in p]
+                p = np.asarray(p, dtype=np.float64)
                 out.append(p)
                 dec.append(np.argmax(p, axis=1))
         out = np.concatenate(out)
@@ -330,7 +416,7 @@ class Oracle:
     def gap(self, raw):
         """Distance of the decision from a tie (float families only; 0 tolerance otherwise)."""
         if raw.shape[1] == 1:
-            return np.abs(raw[:, 0])
+            return np.abs(raw[:, 0] - (0.5 if self.m["post"] == "NONE" and self.m.get("real") else 0.0))
         s = np.sort(raw, axis=1)
         return s[:, -1] - s[:, -2]
 
@@ -609,11 +695,21 @@ def shrink_eps(m, x, eps, clip, max_cells):
     return eps
 
 
-def make_case(seed, n, max_cells=20000):
-    """Case n of seed: (model dict, query dict) with the reference answers."""
+def make_case(seed, n, max_cells=20000, real=False):
+    """Case n of seed: (model dict, query dict) with the reference answers. real: a converter's model
+    (XGBoost, LightGBM, scikit-learn) trained on random data instead of a generated ensemble."""
     rng = np.random.default_rng([seed, n])
     kind = KINDS[int(rng.integers(len(KINDS)))]
-    if kind.startswith("fair"):
+    if real:
+        family = REAL[int(rng.integers(len(REAL)))]
+        m, blob = gen_real(rng, family)
+        family = m["family"]
+        m["onnx"] = blob
+        plevels = 2
+        if kind.startswith("fair"):
+            m["protected"] = int(rng.integers(m["nfeat"]))
+            m["pools"][m["protected"]] = [0.0, 1.0]
+    elif kind.startswith("fair"):
         family = ["gbt_binary", "gbt_multi", "forest", "binary_none", "regressor", "float_binary"][int(rng.integers(6))]
         plevels = 3 if rng.random() < 0.3 else 2
         m = gen_model(rng, family, protected=True, plevels=plevels, one_target=True)
@@ -622,7 +718,7 @@ def make_case(seed, n, max_cells=20000):
         family = fams[int(rng.integers(len(fams)))]
         plevels = 2
         m = gen_model(rng, family)
-    oracle = Oracle(m)
+    oracle = Oracle(m, m.get("onnx"))
     q = dict(kind=kind, family=family, seed=seed, n=n)
     if kind in ("data", "data_clip"):
         clip = (-np.inf, np.inf) if kind == "data" else (float(rng.choice([0.0, -0.25])), float(rng.choice([1.0, 0.875])))
@@ -646,7 +742,7 @@ def make_case(seed, n, max_cells=20000):
         lo_b = [float(v) - eps for v in x]
         hi_b = [float(v) + eps for v in x]
         C = m["K"] if m["K"] else m["cols"]
-        linkless = m["post"] == "NONE"
+        linkless = m["post"] == "NONE" and not m.get("real")
         # sample outputs in the box to place right-hand sides at achieved values (ties)
         ranges = [(f32_ceil(Fraction(lo_b[f])), f32_floor(Fraction(hi_b[f]))) for f in range(m["nfeat"])]
         _, _, lo, hi = enumerate_cells(m, ranges)
@@ -708,7 +804,7 @@ def make_case(seed, n, max_cells=20000):
 
 
 def strip_model(m):
-    return {k: v for k, v in m.items() if k != "trees"}
+    return {k: v for k, v in m.items() if k not in ("trees", "onnx")}
 
 
 
@@ -719,7 +815,7 @@ def strip_model(m):
 def write_case(d, name, m, q):
     """Model, inputs and the command line (list, with {D} for the case folder) of one case."""
     with open(os.path.join(d, name + ".onnx"), "wb") as f:
-        f.write(model_proto(m))
+        f.write(m.get("onnx") or model_proto(m))
     args = ["verify", "--model", "{D}/" + name + ".onnx"]
     k = q["kind"]
     if k in ("data", "data_clip"):
@@ -961,7 +1057,7 @@ def run_one(mlaudit, d, tmp, name, q, timeout):
     t0 = time.time()
     try:
         p = subprocess.run([mlaudit, "--threads", "1", "--quiet"] + args + ["--timeout", str(timeout)],
-                           capture_output=True, text=True, timeout=timeout * 20 + 60)
+                           capture_output=True, text=True, timeout=timeout * 5 + 20)
         status, err = p.returncode, p.stderr.strip()[-300:]
     except subprocess.TimeoutExpired:
         status, err = -9, "killed"
@@ -989,11 +1085,11 @@ def campaign(args):
             rec = dict(seed=args.seed, n=n)
             try:
                 t0 = time.time()
-                m, q = make_case(args.seed, n, args.max_cells)
+                m, q = make_case(args.seed, n, args.max_cells, args.real)
                 rec["ref_seconds"] = time.time() - t0
                 name = "m"
                 write_case(d, name, m, q)
-                oracle = Oracle(m)
+                oracle = Oracle(m, m.get("onnx"))
                 status, err, secs = run_one(args.mlaudit, d, d, name, q, args.timeout)
                 rec.update(kind=q["kind"], family=q["family"], seconds=secs, status=status)
                 rt = os.path.join(d, name + ".txt") if q["kind"] == "vnnlib" else None
@@ -1067,16 +1163,24 @@ def fixtures(args):
     per_kind = {}
     quota = args.count // len(KINDS) + 1
     total = 0
-    while len(cases) < args.count and n < args.count * 50:
-        n += 1
+    real_n = 0
+    while len(cases) < args.count + args.real_count and n < args.count * 50:
+        real = len(cases) >= args.count
+        if real:
+            real_n += 1
+        else:
+            n += 1
         try:
-            m, q = make_case(args.seed, n, args.max_cells)
+            m, q = make_case(args.seed, real_n if real else n, args.max_cells, real)
         except RefBug:
             continue
-        size = len(model_proto(m))
-        if size > args.max_bytes or per_kind.get(q["kind"], 0) >= quota:
+        size = len(m.get("onnx") or model_proto(m))
+        if size > args.max_bytes * (3 if real else 1) or (not real and per_kind.get(q["kind"], 0) >= quota):
             continue
-        name = f"t{args.seed}_{n:05d}"
+        if any(isinstance(e, dict) and e.get("expected") == "borderline" for e in q.get("expect", [])) or \
+                q.get("expected") == "borderline":
+            continue
+        name = f"{'r' if real else 't'}{args.seed}_{real_n if real else n:05d}"
         write_case(args.out, name, m, q)
         c = dict(name=name, kind=q["kind"], family=q["family"], args=q["args"])
         if q["kind"] in ("data", "data_clip"):
@@ -1112,6 +1216,7 @@ def main():
     c.add_argument("--max-cells", type=int, default=20000)
     c.add_argument("--stop-after", type=float, default=0, help="stop after this many seconds")
     c.add_argument("--quiet", action="store_true")
+    c.add_argument("--real", action="store_true", help="converters' models (XGBoost, LightGBM, scikit-learn)")
     s = sub.add_parser("summary")
     s.add_argument("results")
     fx = sub.add_parser("fixtures")
@@ -1120,6 +1225,7 @@ def main():
     fx.add_argument("--count", type=int, default=200)
     fx.add_argument("--max-cells", type=int, default=3000)
     fx.add_argument("--max-bytes", type=int, default=6000)
+    fx.add_argument("--real-count", type=int, default=0, help="also this many converters' models")
     a = ap.parse_args()
     if a.cmd == "campaign":
         campaign(a)
