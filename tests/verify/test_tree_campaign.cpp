@@ -62,15 +62,10 @@ bool within(double v, double x, double eps, double lo, double hi) {
 
 double bound(const json& v, double inf) { return v.is_null() ? inf : v.get<double>(); }
 
-// Wrong answers the campaign found and the verifier does not fix yet: reported (WARN), not failed,
-// until the fix lands; then the test says to remove the entry.
-//   t7_00066: a one-column NONE classifier with signed leaf values, whose audited output is
-//   [-m, m] (onnxruntime, the engine); verify_tree_property's linear translation reads
-//   c . Y as (c1 + c0) m instead of (c1 - c0) m (verify/src/trees.cpp, BinaryMargin with
-//   margin_threshold 0), so `(<= (+ (* 2 Y_0) (* 2 Y_1)) 0.0625)` is `unsat` where every point
-//   satisfies it.
-const std::map<std::string, std::string> kKnownBugs = {
-    {"t7_00066", "linear VNN-LIB constraint on a signed one-column NONE classifier ([-m, m])"}};
+// Wrong answers the campaign found that the verifier does not fix yet: reported (WARN), not failed,
+// until the fix lands; then the test says to remove the entry. (t7_00066, the linear VNN-LIB
+// translation of a signed one-column NONE classifier, was fixed in d6c3a54 and is checked as usual.)
+const std::map<std::string, std::string> kKnownBugs = {};
 
 }  // namespace
 
