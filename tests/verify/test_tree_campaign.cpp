@@ -197,3 +197,19 @@ TEST_CASE("tree campaign: fixed cases through the CLI agree with the exact cell 
   CHECK(checked >= 300);
   fs::remove_all(tmp);
 }
+
+TEST_CASE("tree campaign: the rounded 1 - m reproducer is sat (Y_0 + Y_1 below 1 in float32)", "[verify][trees][campaign][cli]") {
+  // tests/fixtures/tree_campaign/repro: a one-column NONE classifier outputs [1 - m, m] in float32;
+  // at the property's single point the sum is 0.9999999701976776, so the property holds there.
+  // The clique bound once pruned the box as safe (no slack for the output's constant 1).
+  const std::string d = fixture_dir() + "/repro/rounded_one_minus_m";
+  const std::string out = mlaudit::test::temp_dir("tree-campaign-repro") + "/r.json";
+  auto r = mlaudit::test::run_cli("verify --model " + d + ".onnx --vnnlib " + d + ".vnnlib --out " + out);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const json j = json::parse(mlaudit::test::read_text(out));
+  CHECK(j["result"] == "sat");
+  REQUIRE(j["counterexample"].is_object());
+  const auto y = j["counterexample"]["output"];
+  CHECK(y[0].get<double>() + y[1].get<double>() <= 0.9999999701976776);
+}

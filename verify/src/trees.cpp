@@ -72,6 +72,9 @@ struct Objective {
   std::vector<double> coef;  // copies * outputs
   double constant = 0;
   double slack = 0;
+  /// Magnitude of constants the model's output adds in float32 before the comparison (the 1 of
+  /// Y_0 = 1 - m): they round as the leaves do, whatever the constant's net value.
+  double output_constants = 0;
 };
 
 struct Problem {
@@ -138,7 +141,11 @@ void set_slack(Problem& p) {
       const double So = S[j % size_t(O)];
       s += std::fabs(ob.coef[j]) * (1e-5 * std::max(1.0, So) + (gamma + 2 * u) * So);
     }
-    ob.slack = s + 1e-12 * std::fabs(ob.constant);
+    // The output's constants are computed in float32 too (Y_0 = 1 - m of a one-column
+    // classifier: Y_0 + Y_1 can be 0.99999997): the same 1e-5 relative allowance as the leaves.
+    // A wider slack only sends more cells to the engine's forward; it never decides anything.
+    // (Found by the tree campaign, tests/fixtures/tree_campaign/repro/rounded_one_minus_m.)
+    ob.slack = s + 1e-12 * std::fabs(ob.constant) + 1e-5 * ob.output_constants;
   }
 }
 
@@ -813,6 +820,7 @@ TreeVerifyResult verify_tree_property(const TreeEnsemble& m, const Property& pro
         const bool symmetric = m.margin_threshold == 0.0;
         ob.coef[0] = -(c.coef[1] - c.coef[0]);
         ob.constant = -((symmetric ? 0.0 : c.coef[0]) + c.constant);
+        ob.output_constants = symmetric ? 0.0 : std::fabs(c.coef[0]);
       } else {  // Y = raw
         for (int64_t o = 0; o < O; ++o) ob.coef[size_t(o)] = -c.coef[size_t(o)];
         ob.constant = -c.constant;
