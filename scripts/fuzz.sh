@@ -4,6 +4,8 @@
 # and print executions, coverage, corpus size and crashes per target. Reproducers land in
 # build-fuzz/artifacts/<format>/; commit one under tests/fixtures/fuzz/<format>/ with its fix.
 #   scripts/fuzz.sh SECONDS [FORMAT...]     (formats: onnx npy csv idx vnnlib yaml json)
+# FUZZ_RUNS=N makes a run reproducible (CI's smoke run): N inputs per target from the seeds alone
+# with libFuzzer's -seed=${FUZZ_SEED:-1} and no working corpus, SECONDS only a cap.
 # Limits (issue #25): > 5 s on one input is a timeout; > 2 GB of memory is a blow-up.
 set -uo pipefail
 seconds=${1:?usage: scripts/fuzz.sh SECONDS [FORMAT...]}
@@ -22,8 +24,15 @@ for f in "${formats[@]}"; do
   touch "$log.start"
   dict=()
   [ -f "$root/fuzz/dict/$f.dict" ] && dict=(-dict="$root/fuzz/dict/$f.dict")
+  corpora=("$work" "$root/fuzz/corpus/$f")
+  repro=()
+  if [ -n "${FUZZ_RUNS:-}" ]; then
+    work=$(mktemp -d)  # a fresh working corpus: the run depends on the committed seeds only
+    corpora=("$work" "$root/fuzz/corpus/$f")
+    repro=(-runs="$FUZZ_RUNS" -seed="${FUZZ_SEED:-1}")
+  fi
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    "$bin" "$work" "$root/fuzz/corpus/$f" "${dict[@]}" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 \
+    "$bin" "${corpora[@]}" "${dict[@]}" "${repro[@]}" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 \
     -malloc_limit_mb=2048 -max_len=65536 -artifact_prefix="$art/" -print_final_stats=1 >"$log" 2>&1
   rc=$?
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
