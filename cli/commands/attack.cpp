@@ -199,12 +199,12 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
 
   auto model = load_model(vm["model"].as<std::string>(), global);
   // Square, HopSkipJump and Boundary are black-box; every other one needs input gradients. AutoAttack
-  // on a model without them runs its black-box subset (Square, HopSkipJump) and says so.
+  // on a model without them runs its black-box subset (Square, HopSkipJump, and Boundary under L2) and says so.
   if (attack == "autoattack" && !model->gradient_blockers().empty()) {
     cfg.gradients_available = false;
     if (!global.quiet)
-      std::cerr << "mlaudit: note: attack: the model has no input gradients; autoattack runs its black-box subset "
-                   "(square, hsja) instead of apgd-ce, apgd-t, fab-t, square\n";
+      std::cerr << "mlaudit: note: attack: the model has no input gradients; autoattack runs its black-box subset ("
+                << robustness::autoattack_black_box_text(cfg.norm) << ") instead of apgd-ce, apgd-t, fab-t, square\n";
   } else if (!exact_tree && !robustness::is_black_box_attack(attack)) {
     model->require_gradients(fmt::format("input gradients (needed by --attack {})", attack));
   }
@@ -278,10 +278,12 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
                                {"step_adaptation", cfg.step_adaptation}, {"update_stats_every_k", cfg.update_stats_every_k},
                                {"max_queries", cfg.max_queries}, {"init", "blended uniform noise, 50 blend steps"}};
   if (exact_tree) j["config"]["exact_tree"] = {{"timeout_s", vm["timeout"].as<double>()}, {"method", "threshold-cell search (verify/trees.h)"}};
-  if (attack == "autoattack") j["subset"] = robustness::autoattack_stages(cfg.gradients_available);
+  if (attack == "autoattack") j["subset"] = robustness::autoattack_stages(cfg.gradients_available, cfg.norm);
   if (attack == "autoattack" && !cfg.gradients_available)
-    j["note"] = "the model has no input gradients: autoattack ran its black-box subset (square, hsja); a point counts as "
-                "broken when square breaks it within eps or hsja's smallest adversarial lies within eps";
+    j["note"] = "the model has no input gradients: autoattack ran its black-box subset (" +
+                robustness::autoattack_black_box_text(cfg.norm) +
+                "); a point counts as broken when square breaks it within eps or a decision attack's smallest "
+                "adversarial lies within eps";
   j["verification"] = "every adversarial example re-checked by a fresh forward pass: inside the ball, inside [clip_min, clip_max], label changed";
   nlohmann::json per_sample = nlohmann::json::array();
   for (int64_t i = 0; i < n; ++i) per_sample.push_back({{"index", part.first + i}, {"label", y[size_t(i)]}});

@@ -3,8 +3,9 @@
 // (9 targets), FAB-T (9 targets, 1 restart, 100 iterations), Square (5000 queries), each
 // stage run only on the points still robust, worst case per sample. On a model without input
 // gradients (tree ensembles) the white-box stages cannot run: the black-box subset runs instead,
-// Square (score-based) and then HopSkipJump (decision-based, Chen et al. 2020) on the points
-// Square left, a point counting as broken when HopSkipJump's smallest adversarial lies within eps.
+// Square (score-based), then HopSkipJump (decision-based, Chen et al. 2020) and, under L2, the
+// Boundary attack (Brendel et al. 2018) on the points the earlier stages left, a point counting
+// as broken when a decision attack's smallest adversarial lies within eps.
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
@@ -27,7 +28,7 @@ SubsetResult autoattack(const engine::Model& m, const engine::Tensor& x, const s
   const int iters = cfg_in.steps > 0 ? cfg_in.steps : 100;
   engine::Tensor probe = m.forward(x.slice_rows(0, 1));
   const int64_t classes = probe.dim(1);
-  const std::vector<std::string> stages = autoattack_stages(cfg_in.gradients_available);
+  const std::vector<std::string> stages = autoattack_stages(cfg_in.gradients_available, cfg_in.norm);
   for (const auto& stage : stages) {
     std::vector<int64_t> rows;
     for (int64_t i = 0; i < n; ++i)
@@ -54,6 +55,10 @@ SubsetResult autoattack(const engine::Model& m, const engine::Tensor& x, const s
       // ART's defaults (50 iterations); --steps, as for every stage, sets the iterations.
       cfg.steps = cfg_in.steps; cfg.restarts = 1;
       s = hop_skip_jump(m, xs, ys, cfg, rows_rng);
+    } else if (stage == "boundary") {
+      // L2 only: Foolbox 3's defaults (25,000 steps); --steps sets them, --queries caps them.
+      cfg.steps = cfg_in.steps; cfg.restarts = 1;
+      s = boundary_attack(m, xs, ys, cfg, rows_rng);
     } else {
       cfg.queries = cfg_in.queries > 0 ? cfg_in.queries : 5000; cfg.p_init = 0.8;
       s = square(m, xs, ys, cfg, rows_rng);

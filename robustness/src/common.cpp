@@ -61,9 +61,18 @@ bool is_decision_attack(const std::string& name) {
 
 bool is_black_box_attack(const std::string& name) { return canonical_attack_name(name) == "square" || is_decision_attack(name); }
 
-std::vector<std::string> autoattack_stages(bool gradients_available) {
-  if (!gradients_available) return {"square", "hsja"};
+std::vector<std::string> autoattack_stages(bool gradients_available, Norm norm) {
+  if (!gradients_available) {
+    if (norm == Norm::L2) return {"square", "hsja", "boundary"};
+    return {"square", "hsja"};
+  }
   return {"apgd-ce", "apgd-t", "fab-t", "square"};
+}
+
+std::string autoattack_black_box_text(Norm norm) {
+  std::string t;
+  for (const auto& st : autoattack_stages(false, norm)) t += (t.empty() ? "" : ", ") + st;
+  return t;
 }
 
 namespace detail {
@@ -372,8 +381,8 @@ AttackResult run_attack(const std::string& name_in, const engine::Model& model, 
   if (name == "autoattack" && !cfg.gradients_available) {
     r.warnings = detail::sanity_warnings(model, x, y, cfg, false);
     r.notes.insert(r.notes.begin(),
-                   "autoattack: the model has no input gradients; ran the black-box subset (square, hsja) instead of "
-                   "apgd-ce, apgd-t, fab-t, square");
+                   "autoattack: the model has no input gradients; ran the black-box subset (" +
+                       autoattack_black_box_text(cfg.norm) + ") instead of apgd-ce, apgd-t, fab-t, square");
   } else {
     r.warnings = name == "autoattack" ? detail::autoattack_warnings(model, x, y, r, cfg)
                                        : detail::sanity_warnings(model, x, y, cfg, !is_black_box_attack(name));

@@ -388,6 +388,7 @@ TEST_CASE("robustness: autoattack without gradients runs square then hsja and co
           "[robustness][decision][autoattack]") {
   auto c = load_tree("xgb_binary.onnx", "credit_x.npy", "credit_y.npy", 24, 0, 250);
   CHECK(robustness::autoattack_stages(false) == std::vector<std::string>{"square", "hsja"});
+  CHECK(robustness::autoattack_stages(false, Norm::L2) == std::vector<std::string>{"square", "hsja", "boundary"});
   for (Norm norm : {Norm::Linf, Norm::L2}) {
     INFO(robustness::norm_name(norm));
     AttackConfig cfg;
@@ -400,11 +401,12 @@ TEST_CASE("robustness: autoattack without gradients runs square then hsja and co
     cfg.gradients_available = false;
     auto r = robustness::run_attack("autoattack", *c.model, c.x, c.y, cfg);
     REQUIRE_FALSE(r.notes.empty());
-    CHECK_THAT(r.notes.front(), Catch::Contains("black-box subset (square, hsja)"));
+    CHECK_THAT(r.notes.front(), Catch::Contains(norm == Norm::L2 ? "black-box subset (square, hsja, boundary)"
+                                                                  : "black-box subset (square, hsja)"));
     int by_hsja = 0;
     for (size_t i = 0; i < c.y.size(); ++i) {
       if (!r.success[i]) continue;
-      CHECK((r.stage[i] == "square" || r.stage[i] == "hsja"));
+      CHECK((r.stage[i] == "square" || r.stage[i] == "hsja" || (norm == Norm::L2 && r.stage[i] == "boundary")));
       by_hsja += r.stage[i] == "hsja";
       CHECK(r.perturbation_norm[i] <= cfg.eps * (1 + 1e-5) + 1e-6);
       CHECK(r.gradient_calls[i] == 0);

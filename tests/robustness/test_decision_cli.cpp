@@ -70,6 +70,14 @@ TEST_CASE("robustness: autoattack on a model without gradients runs the black-bo
   CHECK_THAT(j["execution"][0].get<std::string>(), Catch::Contains("black-box subset (square, hsja)"));
   for (const auto& p : j["per_sample"])
     if (p["by_eps"][0]["success"].get<bool>()) CHECK(p["by_eps"][0]["perturbation_norm"].get<double>() <= 1.0 + 1e-5);
+  // Under L2 the Boundary attack (L2 only) joins the subset.
+  r = test::run_cli("attack " + credit_args(6) + " --attack autoattack --norm l2 --eps 1 --steps 5 --queries 200 "
+                    "--clip-min 0 --clip-max 250 --out " + dir + "/a2.json");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("black-box subset (square, hsja, boundary)"));
+  j = test::read_json(dir + "/a2.json");
+  CHECK(j["subset"] == nlohmann::json::array({"square", "hsja", "boundary"}));
 }
 
 TEST_CASE("robustness: decision attack CLI errors are one line with exit code 2", "[robustness][cli][decision][errors]") {

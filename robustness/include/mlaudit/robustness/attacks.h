@@ -98,8 +98,11 @@ bool is_minimal_attack(const std::string& name);
 bool is_decision_attack(const std::string& name);
 /// True for the attacks that need no input gradient (square, hsja, boundary).
 bool is_black_box_attack(const std::string& name);
-/// The stages autoattack runs: apgd-ce, apgd-t, fab-t, square; without gradients square, hsja.
-std::vector<std::string> autoattack_stages(bool gradients_available);
+/// The stages autoattack runs: apgd-ce, apgd-t, fab-t, square; without gradients its black-box
+/// subset square, hsja, and under L2 also boundary (an L2 attack).
+std::vector<std::string> autoattack_stages(bool gradients_available, Norm norm = Norm::Linf);
+/// "square, hsja" / "square, hsja, boundary": the black-box subset as the notes name it.
+std::string autoattack_black_box_text(Norm norm);
 
 /// Run attack `name` (fgsm, pgd, apgd-ce, apgd-dlr, apgd-t, square, fab, fab-t, cw-l2,
 /// deepfool, hsja, boundary, autoattack, or an alias of canonical_attack_name) on x [N,...] with integer labels y. Only points the
