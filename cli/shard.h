@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/any.hpp>
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -17,12 +18,54 @@
 
 #include "command.h"
 #include "mlaudit/datasets/io.h"
+#include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
 #include "version.h"
 
 namespace mlaudit::cli::shard {
 
 inline constexpr const char* kSchema = "mlaudit.part/1";
+
+/// Median of a list (0 when empty).
+inline double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+/// One `attack` by_eps entry from per-sample outcomes: `correct[i]`, `broken[i]` (adversarial
+/// within eps) and `norm[i]` of each of the n samples, the call counts and the warnings. attack
+/// writes it from its AttackResult, merge recomputes it from the parts' per-sample records.
+inline nlohmann::json attack_eps_entry(double eps, const std::vector<uint8_t>& correct, const std::vector<uint8_t>& broken,
+                                       const std::vector<double>& norm, int64_t gradient_calls, int64_t queries,
+                                       int64_t rejected, const std::vector<std::string>& warnings) {
+  const int64_t n = int64_t(correct.size());
+  std::vector<double> norms;
+  int64_t n_correct = 0, n_broken = 0, robust = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    n_correct += correct[size_t(i)];
+    if (broken[size_t(i)]) {
+      ++n_broken;
+      norms.push_back(norm[size_t(i)]);
+    } else {
+      robust += correct[size_t(i)];
+    }
+  }
+  double mean = 0;
+  for (double v : norms) mean += v / double(norms.size());
+  nlohmann::json e = {{"eps", eps},
+                      {"robust_accuracy", n ? double(robust) / double(n) : 0.0},
+                      {"robust_accuracy_ci", datasets::proportion_json(robust, n)},
+                      {"attack_success_rate", n_correct ? double(n_broken) / double(n_correct) : 0.0},
+                      {"mean_perturbation_norm", mean},
+                      {"median_perturbation_norm", median(norms)},
+                      {"gradient_calls", gradient_calls},
+                      {"queries", queries},
+                      {"rejected_candidates", rejected}};
+  if (!warnings.empty()) e["warnings"] = warnings;
+  return e;
+}
 
 /// The slice one process runs: samples [first, end) of `total`.
 struct Shard {

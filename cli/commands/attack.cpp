@@ -36,13 +36,6 @@ std::vector<std::string> attack_command_names() {
 
 namespace {
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t m = v.size() / 2;
-  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
-}
-
 #ifdef MLAUDIT_HAVE_verify
 // `--attack exact-tree`: the exact minimal adversarial L-inf distance of a tree ensemble
 // (verify/trees.h: threshold-cell search, every counterexample re-checked by the engine), as a
@@ -292,28 +285,10 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
   const auto t0 = std::chrono::steady_clock::now();
 
   auto by_eps_entry = [&](double eps, const robustness::AttackResult& r, const std::vector<uint8_t>& success) {
-    std::vector<double> norms;
-    size_t correct = 0, broken = 0, robust = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      correct += r.clean_correct[size_t(i)];
-      if (success[size_t(i)]) { ++broken; norms.push_back(r.perturbation_norm[size_t(i)]); }
-      else robust += r.clean_correct[size_t(i)];
-    }
-    double mean = 0;
-    for (double v : norms) mean += v / double(norms.size());
     int64_t gcalls = 0, queries = 0;
     for (int64_t i = 0; i < n; ++i) { gcalls += r.gradient_calls[size_t(i)]; queries += r.queries[size_t(i)]; }
-    nlohmann::json e = {{"eps", eps},
-                        {"robust_accuracy", n ? double(robust) / double(n) : 0.0},
-                        {"robust_accuracy_ci", datasets::proportion_json(int64_t(robust), n)},
-                        {"attack_success_rate", correct ? double(broken) / double(correct) : 0.0},
-                        {"mean_perturbation_norm", mean},
-                        {"median_perturbation_norm", median(norms)},
-                        {"gradient_calls", gcalls},
-                        {"queries", queries},
-                        {"rejected_candidates", r.rejected}};
-    if (!r.warnings.empty()) e["warnings"] = r.warnings;
-    return e;
+    return shard::attack_eps_entry(eps, r.clean_correct, success, r.perturbation_norm, gcalls, queries, r.rejected,
+                                   r.warnings);
   };
 
   robustness::AttackResult last;
@@ -350,7 +325,7 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
     for (double v : norms) mean += v / double(norms.size());
     int64_t queries_total = 0;
     for (auto v : last.queries) queries_total += v;
-    j["minimal_norms"] = {{"found", norms.size()}, {"mean", mean}, {"median", median(norms)}, {"min", sorted.empty() ? 0.0 : sorted.front()},
+    j["minimal_norms"] = {{"found", norms.size()}, {"mean", mean}, {"median", shard::median(norms)}, {"min", sorted.empty() ? 0.0 : sorted.front()},
                           {"p25", q(0.25)}, {"p75", q(0.75)}, {"max", sorted.empty() ? 0.0 : sorted.back()}, {"values", sorted},
                           {"queries", queries_total}};
     for (double eps : eps_list) {

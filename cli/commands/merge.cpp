@@ -27,13 +27,6 @@ struct Part {
   int64_t index = 0;
 };
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t m = v.size() / 2;
-  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
-}
-
 // Distinct strings of parts[k][key] (an array) in part order.
 void add_distinct(std::vector<std::string>& out, const json& list) {
   for (const auto& w : list)
@@ -63,48 +56,36 @@ json merge_attack(const std::vector<Part>& parts) {
   json by_eps = json::array();
   for (size_t k = 0; k < j["by_eps"].size(); ++k) {
     const double eps = j["by_eps"][k]["eps"].get<double>();
-    std::vector<double> norms;
-    size_t correct = 0, broken = 0, robust = 0;
+    std::vector<uint8_t> correct, broken;
+    std::vector<double> norm;
     int64_t gcalls = 0, queries = 0, rejected = 0;
     for (const auto& p : per) {
-      const bool ok = p["correct"].get<bool>();
       bool success;
-      double norm;
+      double nm;
       if (minimal) {
         success = !p["minimal_norm"].is_null();
-        norm = success ? p["minimal_norm"].get<double>() : 0.0;
-        success = success && norm <= eps * (1 + 1e-6);
+        nm = success ? p["minimal_norm"].get<double>() : 0.0;
+        success = success && nm <= eps * (1 + 1e-6);
         gcalls += p["gradient_calls"].get<int64_t>();
         queries += p["queries"].get<int64_t>();
       } else {
         const json& e = p["by_eps"][k];
         success = e["success"].get<bool>();
-        norm = e["perturbation_norm"].get<double>();
+        nm = e["perturbation_norm"].get<double>();
         gcalls += e["gradient_calls"].get<int64_t>();
         queries += e["queries"].get<int64_t>();
       }
-      correct += ok;
-      if (success) ++broken, norms.push_back(norm);
-      else robust += ok;
+      correct.push_back(p["correct"].get<bool>());
+      broken.push_back(success);
+      norm.push_back(nm);
     }
-    double mean = 0;
-    for (double v : norms) mean += v / double(norms.size());
     std::vector<std::string> warnings;
     for (const auto& part : parts) {
       const json& e = part.j["by_eps"][k];
       rejected += e["rejected_candidates"].get<int64_t>();
       if (e.contains("warnings")) add_distinct(warnings, e["warnings"]);
     }
-    json e = {{"eps", eps},
-              {"robust_accuracy", n ? double(robust) / double(n) : 0.0},
-              {"robust_accuracy_ci", datasets::proportion_json(int64_t(robust), n)},
-              {"attack_success_rate", correct ? double(broken) / double(correct) : 0.0},
-              {"mean_perturbation_norm", mean},
-              {"median_perturbation_norm", median(norms)},
-              {"gradient_calls", gcalls},
-              {"queries", queries},
-              {"rejected_candidates", rejected}};
-    if (!warnings.empty()) e["warnings"] = warnings;
+    json e = shard::attack_eps_entry(eps, correct, broken, norm, gcalls, queries, rejected, warnings);
     by_eps.push_back(e);
   }
   j["by_eps"] = by_eps;
@@ -120,7 +101,7 @@ json merge_attack(const std::vector<Part>& parts) {
     auto q = [&](double p) { return sorted.empty() ? 0.0 : sorted[std::min(sorted.size() - 1, size_t(p * double(sorted.size() - 1) + 0.5))]; };
     double mean = 0;
     for (double v : norms) mean += v / double(norms.size());
-    j["minimal_norms"] = {{"found", norms.size()}, {"mean", mean}, {"median", median(norms)}, {"min", sorted.empty() ? 0.0 : sorted.front()},
+    j["minimal_norms"] = {{"found", norms.size()}, {"mean", mean}, {"median", shard::median(norms)}, {"min", sorted.empty() ? 0.0 : sorted.front()},
                           {"p25", q(0.25)}, {"p75", q(0.75)}, {"max", sorted.empty() ? 0.0 : sorted.back()}, {"values", sorted},
                           {"queries", queries_total}};
   }

@@ -84,10 +84,8 @@ struct Step {
 };
 
 // Reads node `n` as a Step when it is one (Scaler, or Mul/Add/Sub/Div of the running value by
-// an initializer that broadcasts per feature); `in` becomes the running value's producer input.
-bool affine_step(const Graph& g, const Node& n, const std::map<std::string, const Node*>& producer, Step& st,
-                 std::string& in, std::string& why) {
-  (void)producer;
+// an initializer that broadcasts per feature); `in` becomes the running value's name.
+bool affine_step(const Graph& g, const Node& n, Step& st, std::string& in, std::string& why) {
   st.name = n.describe();
   if (n.domain == "ai.onnx.ml" && n.op_type == "Scaler") {
     st.kind = Step::Kind::Scaler;
@@ -352,7 +350,7 @@ TreeEnsemble extract_tree_ensemble(const Graph& graph, const std::string& output
     }
     Step st;
     std::string why;
-    if (!affine_step(g, n, producer, st, in, why))
+    if (!affine_step(g, n, st, in, why))
       unsupported(g, fmt::format("{} feeds the trees through {}{}; exact tree methods read the model input reaching the "
                                  "trees unchanged (Identity, Cast) or through per-feature scaling (Scaler, Mul/Add/Sub/Div "
                                  "by constants): export the trees without the pipeline's other steps, or apply them to "
