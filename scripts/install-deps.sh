@@ -19,7 +19,7 @@ PACKAGES=(
   dataset-fashion-mnist    # bundled image dataset
   chromium                 # report.pdf (print-to-pdf) and the HTML report's browser test
   poppler-utils            # the browser test's PDF checks (pdfinfo, pdftotext, pdftoppm)
-  clang libclang-rt-14-dev # make fuzz: libFuzzer targets with ASan+UBSan (fuzz/, docs/fuzzing.md)
+  clang libclang-rt-14-dev # make fuzz: libFuzzer targets with ASan+UBSan (fuzz/, docs/dev/fuzzing.md)
   dpkg-dev file            # make package: CPack's DEB generator (dpkg-shlibdeps finds Depends; file spots ELF files)
   groff-base zsh           # packaging tests: the man page renders (groff), the zsh completion parses (zsh -n)
 )

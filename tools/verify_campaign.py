@@ -11,7 +11,7 @@ Run from the repository root with the project venv (tools/project_python.py find
     # the two in chunks (generate, run, keep only the wrong/odd instances, append the rows)
     .venv/bin/python tools/verify_campaign.py campaign --work /tmp/vcamp --chunks 20 --chunk-size 500 \
         --seed 1000 --mlaudit build/mlaudit --jobs 1
-    # summary of a campaign's accumulated rows (the table docs/reliability.md shows)
+    # summary of a campaign's accumulated rows (the table docs/dev/reliability.md shows)
     .venv/bin/python tools/verify_campaign.py summary /tmp/vcamp/results.csv
     # fixed cases for ctest (tests/fixtures/verify_campaign/, test_verify_campaign)
     .venv/bin/python tools/verify_campaign.py fixtures --out tests/fixtures/verify_campaign --pool 900 --seed 7 \
@@ -29,7 +29,7 @@ Networks (one "family" each, built as exporters write them; weights float32):
   residual     x + f(x) skip connections (an Add of two data tensors)  -- unsupported by the verifier
   leaky        LeakyReLU activations                                   -- unsupported by the verifier
   sigmoid      Sigmoid activations                                     -- unsupported (no exact reference)
-The verifier folds a model into a chain of affine maps, ReLUs and max-pools (docs/verify.md, Method 1);
+The verifier folds a model into a chain of affine maps, ReLUs and max-pools (docs/dev/verify.md, Method 1);
 residual/leaky/sigmoid must come back `unknown` (or `sat` with a counterexample that onnxruntime confirms).
 
 Properties ("kind"):
@@ -1090,7 +1090,7 @@ def cmd_fixtures(a):
                 f"Made by `tools/verify_campaign.py fixtures --out {a.out} --pool {a.pool} --seed {a.seed} "
                 f"--per-bucket {a.per_bucket}`\n(the campaign's generator with seed {a.seed}; `expected` is the "
                 "MILP reference's answer, decided with a margin of 1e-4 x the outputs' magnitude; see "
-                "docs/reliability.md).\n\n"
+                "docs/dev/reliability.md).\n\n"
                 "`cases.csv`: onnx, vnnlib, expected (sat/unsat), family, kind, out_scale (the largest |y| "
                 "sampled in the input region, the scale of the counterexample check's tolerance), supported "
                 "(0: a residual/LeakyReLU/Sigmoid network, which the verifier must refuse as unsupported).\n"

@@ -90,7 +90,7 @@ int cmd_info(const std::vector<std::string>& args, const GlobalOptions& global) 
   j["all_ops_supported"] = unsupported.empty();
   j["unsupported_ops"] = unsupported;
   // How the CPU runs a forward pass: the fused dense-chain path (single-chain tabular MLPs) or
-  // op by op (docs/architecture.md).
+  // op by op (docs/dev/architecture.md).
   bool fused = false;
   std::string audited, activation;
   std::vector<std::string> blockers;

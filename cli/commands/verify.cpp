@@ -107,7 +107,7 @@ class HardDeadline {
 };
 
 // --device for the verifier: the large bound-propagation products (CROWN / alpha-CROWN's
-// Lambda W) run on the GPU for cuda, and for auto when a device is present (docs/verify.md,
+// Lambda W) run on the GPU for cuda, and for auto when a device is present (docs/dev/verify.md,
 // "GPU bounds"); cuda without a device is an input error (exit 2), as for the engine.
 engine::Device bound_device(const GlobalOptions& g, bool quiet) {
   if (g.device == engine::Device::Cpu) return g.device;

@@ -250,7 +250,7 @@ TEST_CASE("robustness: decision attacks match ART's HopSkipJump and Foolbox's Bo
   // onnxruntime, 5 runs each (numpy seeds 0..4). Different random streams, so no equality: our
   // median distance must be at most 1.25x the median of their runs' medians (one run's median moves
   // by +-20 % between seeds on these piecewise-constant models; measured ratios in
-  // docs/robustness.md), on the same rows, domain and defaults, and our query counts comparable
+  // docs/dev/robustness.md), on the same rows, domain and defaults, and our query counts comparable
   // (HSJA: within 10% of ART's mean per row).
   std::ifstream in(test::source_path("tests/fixtures/robustness/decision/goldens.json"));
   REQUIRE(in.good());

@@ -1,4 +1,4 @@
-// Fixed cases of the tree verifier's soundness campaign (issue #25; docs/reliability.md, "Tree
+// Fixed cases of the tree verifier's soundness campaign (issue #25; docs/dev/reliability.md, "Tree
 // ensembles and individual fairness").
 //
 // tests/fixtures/tree_campaign/ holds small random tree ensembles (ONNX-ML TreeEnsembleClassifier /

@@ -27,7 +27,7 @@ json goldens() {
   return json::parse(in);
 }
 
-// Both sides are exact (docs/verify.md); 1e-6 is the brief's tolerance for the MILP.
+// Both sides are exact (docs/dev/verify.md); 1e-6 is the brief's tolerance for the MILP.
 constexpr double kDistanceTolerance = 1e-6;
 
 std::vector<double> row(const std::string& npy, int64_t i) {

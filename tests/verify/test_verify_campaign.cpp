@@ -1,4 +1,4 @@
-// Fixed cases of the verifier's soundness campaign (issue #25; docs/reliability.md).
+// Fixed cases of the verifier's soundness campaign (issue #25; docs/dev/reliability.md).
 //
 // tests/fixtures/verify_campaign/ holds small random networks (dense ReLU, batch-norm folded or
 // not, conv + max-pool, conv + batch-norm + average-pool, ill-conditioned weights with

@@ -15,7 +15,7 @@ namespace mlaudit::verify::detail {
 /// call cost, the copies of Lambda and of the result, the dense DGEMM) is at least `min_speedup`
 /// times below the estimated CPU time (dense: rows x out x in multiply-adds; compressed layers:
 /// the non-zeros of Lambda, estimated from up to 8 sampled rows, times the non-zeros per row of W,
-/// as the CSR loop skips zero coefficients). Defaults: docs/verify.md, "GPU bounds".
+/// as the CSR loop skips zero coefficients). Defaults: docs/dev/verify.md, "GPU bounds".
 struct ProductOptions {
   int64_t min_layer_weights = int64_t(1) << 16;  ///< layers with fewer weights (ACAS Xu's 50x50) stay on the CPU
   double min_speedup = 2.0;                      ///< 0: every product of a large enough layer goes to the device

@@ -1,7 +1,7 @@
 // Exact verification of tree ensembles: the float32 box arithmetic, the multi-level clique bound
 // (Chen et al., NeurIPS 2019), branch and bound over threshold cells, and the four queries built
 // on them (robustness, minimal distance, VNN-LIB, fairness). Soundness argument in trees.h and
-// docs/verify.md, "Tree ensembles".
+// docs/dev/verify.md, "Tree ensembles".
 #include "mlaudit/verify/trees.h"
 
 #include <fmt/format.h>

@@ -531,7 +531,7 @@ bool has_cuda_kernel(const Node& node, int64_t opset, const std::vector<const DV
   return true;
 }
 
-// Per-op CPU fallback (docs/cuda.md): a node without a CUDA kernel runs the CPU backend's
+// Per-op CPU fallback (docs/dev/cuda.md): a node without a CUDA kernel runs the CPU backend's
 // forward on downloaded inputs, and its outputs go back to the device. Correct for every op
 // the CPU runs; it costs a round trip per such node, so `mlaudit info` lists them.
 void CudaExecutor::host_fallback_forward(size_t i, const std::vector<const DValue*>& in, std::vector<DValue>& out) const {

@@ -11,7 +11,7 @@
 // is unsafe; a "falsified" carries a float32 point of the box whose engine output (the
 // ConcreteForward passed in, the engine's Session in the CLI) was checked to be unsafe.
 //
-// Methods (docs/verify.md, "Tree ensembles"):
+// Methods (docs/dev/verify.md, "Tree ensembles"):
 //   1. the multi-level clique bound of Chen et al., "Robustness verification of tree-based
 //      models", NeurIPS 2019 (Section 3.2): leaves of groups of trees whose boxes intersect
 //      the query box and each other (cliques) are merged level by level; the sum over groups of
