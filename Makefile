@@ -30,7 +30,7 @@ sanitize: deps
 	$(MAKE) BUILD=build-sanitize CMAKE_FLAGS="-DMLAUDIT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMLAUDIT_WITH_CUDA=OFF" build
 	cd build-sanitize && ASAN_OPTIONS=detect_leaks=0 MLAUDIT_TEST_TIME_SCALE=10 ctest --output-on-failure -j$(JOBS) -LE "slow|cuda-only|chromium|nosan"
 
-# libFuzzer targets (clang, ASan+UBSan) in build-fuzz; run them with scripts/fuzz.sh SECONDS (docs/fuzzing.md).
+# libFuzzer targets (clang, ASan+UBSan) in build-fuzz; run them with scripts/fuzz.sh SECONDS (docs/dev/fuzzing.md).
 fuzz: deps
 	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DMLAUDIT_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMLAUDIT_WITH_CUDA=OFF
 	cmake --build build-fuzz -j$(JOBS) --target mlaudit_fuzzers

@@ -129,7 +129,7 @@ TEST_CASE("cuda: mlaudit --device cuda run: exit 2 without a GPU, CPU-equal logi
 }
 
 TEST_CASE("cuda: ops with CUDA kernels are CPU ops, and the support table says which run on the device", "[cuda]") {
-  // Ops without a CUDA kernel run through the per-op CPU fallback (docs/cuda.md).
+  // Ops without a CUDA kernel run through the per-op CPU fallback (docs/dev/cuda.md).
   auto cuda_ops = engine::cuda_supported_ops();
   const auto& cpu_ops = engine::supported_ops();
   for (const auto& op : cuda_ops) {
