@@ -32,7 +32,7 @@ namespace {
 #define MLAUDIT_REQUIRE_CUDA()                                 \
   do {                                                         \
     if (engine::cuda_device_count() == 0) {                    \
-      WARN("no CUDA device: skipped");                         \
+      WARN("SKIPPED: no CUDA device");                         \
       return;                                                  \
     }                                                          \
   } while (0)

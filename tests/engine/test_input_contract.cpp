@@ -282,7 +282,7 @@ TEST_CASE("input contract: a binary classifier with one output column is audited
   CHECK(bad.exit_code == 2);  // z holds non-integer scores, not labels
 }
 
-TEST_CASE("first hour: did-you-mean for commands, attacks and methods; case-insensitive names; eps as a fraction",
+TEST_CASE("first hour: did-you-mean for commands, attacks and methods, case-insensitive names, eps as a fraction",
           "[cli][contract][names]") {
   auto cmd = test::run_cli("fairnes --help");
   CHECK(cmd.exit_code == 2);

@@ -197,7 +197,7 @@ onnx::ModelProto zipmap_model() {
 }
 }  // namespace
 
-TEST_CASE("a ZipMap output is exposed as its probabilities tensor; --output picks an output", "[engine][loader][output]") {
+TEST_CASE("a ZipMap output is exposed as its probabilities tensor, --output picks an output", "[engine][loader][output]") {
   std::string b = bytes_of(zipmap_model());
   engine::Graph g = engine::parse_onnx(b.data(), b.size(), "m.onnx");
   REQUIRE(g.outputs.size() == 2);
@@ -416,7 +416,7 @@ TEST_CASE("CLI: info --ops prints the registry's op table", "[engine][cli][ops]"
   CHECK(contains(r.output, "the option '--model' is required (or --ops"));
 }
 
-TEST_CASE("CLI: --output picks the audited output; models without inputs run; ZipMap asked for as a tensor",
+TEST_CASE("CLI: --output picks the audited output, models without inputs run, ZipMap asked for as a tensor",
           "[engine][cli][output]") {
   std::string dir = test::temp_dir("engine-output");
   std::ofstream(dir + "/zipmap.onnx", std::ios::binary) << bytes_of(zipmap_model());

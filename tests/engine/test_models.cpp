@@ -32,7 +32,7 @@ TEST_CASE("bundled models: logits and input gradients match PyTorch to 1e-4 rela
   }
 }
 
-TEST_CASE("bundled CNN: batch size does not change results; batch 1 and empty batch work", "[engine][models]") {
+TEST_CASE("bundled CNN: batch size does not change results, batch 1 and empty batch work", "[engine][models]") {
   auto session = engine::Session::load(test::source_path("models/fmnist_cnn.onnx"));
   Tensor x = datasets::read_npy_float(test::source_path("datasets/demo/fmnist_x.npy")).slice_rows(0, 16);
   Tensor all = session->forward(x);

@@ -168,7 +168,7 @@ TEST_CASE("Clip: attribute forms before 11, scalar inputs after, integers from 1
   CHECK_THROWS_WITH(mixed.run(), Catch::Contains("min is int64, input is float32"));
 }
 
-TEST_CASE("Cast-1 names the type by string; narrowing wraps; unsupported targets named", "[engine][ops][activation]") {
+TEST_CASE("Cast-1 names the type by string, narrowing wraps, unsupported targets named", "[engine][ops][activation]") {
   OneNode c1("Cast", 1);
   c1.in("x", floats({3}, {1.9f, -1.9f, 0.f})).attr("to", str_attr("INT32"));
   CHECK(values(c1.run().at(0)) == std::vector<double>{1, -1, 0});
@@ -188,7 +188,7 @@ TEST_CASE("Cast-1 names the type by string; narrowing wraps; unsupported targets
   CHECK(values(i8.run().at(0)) == std::vector<double>{127, -128, 127});
 }
 
-TEST_CASE("Dropout: inference only; mask type by version", "[engine][ops][activation]") {
+TEST_CASE("Dropout: inference only, mask type by version", "[engine][ops][activation]") {
   OneNode train("Dropout", 13, 2);
   train.in("x", iota({2})).init("r", floats({}, {0.5f})).init("t", bools({}, {true}));
   CHECK_THROWS_WITH(train.run(), Catch::Contains("training_mode=true (random dropout) is not supported"));
@@ -285,7 +285,7 @@ TEST_CASE("Where's gradient goes to the chosen operand, summed over its broadcas
   CHECK(values(g.at(2)) == std::vector<double>{0, 2, 3, 4});
 }
 
-TEST_CASE("Gelu and IsInf read their attributes; bad ones are named", "[engine][ops][activation]") {
+TEST_CASE("Gelu and IsInf read their attributes, bad ones are named", "[engine][ops][activation]") {
   OneNode g("Gelu", 20);
   g.in("x", floats({1}, {1.f})).attr("approximate", str_attr("sigmoid"));
   CHECK_THROWS_WITH(g.run(), Catch::Contains("Gelu at node 'Gelu_0': unknown approximate 'sigmoid' (none or tanh)"));

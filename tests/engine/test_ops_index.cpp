@@ -41,7 +41,7 @@ TEST_CASE("index ops: VJP agrees with central finite differences of the forward"
 
 // ---------------------------------------------------------------- old since-versions
 
-TEST_CASE("Concat-1 defaults the axis to 1; Concat-4 requires it", "[engine][ops][index]") {
+TEST_CASE("Concat-1 defaults the axis to 1, Concat-4 requires it", "[engine][ops][index]") {
   OneNode c("Concat", 1);
   c.in("a", iota({2, 1})).in("b", iota({2, 2}));
   auto y = c.run().at(0);
@@ -73,7 +73,7 @@ TEST_CASE("Split-1 takes split as an input, Split-2 as an attribute", "[engine][
   CHECK(y[1].shape() == Shape{4});
 }
 
-TEST_CASE("Split-18: num_outputs with an uneven last chunk; the gradient concatenates", "[engine][ops][index]") {
+TEST_CASE("Split-18: num_outputs with an uneven last chunk, the gradient concatenates", "[engine][ops][index]") {
   OneNode s("Split", 18, 3);
   s.in("x", iota({7})).attr("num_outputs", 3);
   auto y = s.run();
@@ -85,7 +85,7 @@ TEST_CASE("Split-18: num_outputs with an uneven last chunk; the gradient concate
   CHECK(values(g) == std::vector<double>{1, 1, 1, 0, 0, 0, 2});
 }
 
-TEST_CASE("Reshape-1 reads the shape attribute; allowzero only from Reshape-14", "[engine][ops][index]") {
+TEST_CASE("Reshape-1 reads the shape attribute, allowzero only from Reshape-14", "[engine][ops][index]") {
   OneNode r1("Reshape", 1);
   r1.in("x", iota({2, 3})).attr("shape", std::vector<int64_t>{3, -1});
   CHECK(r1.run().at(0).shape() == Shape{3, 2});
@@ -106,7 +106,7 @@ TEST_CASE("TopK-1 reads k from its attribute and always takes the largest", "[en
   CHECK(values(y[1]) == std::vector<double>{1, 3, 4});  // ties: the lower index first
 }
 
-TEST_CASE("Pad-1 reads 'paddings'; wrap needs Pad-19", "[engine][ops][index]") {
+TEST_CASE("Pad-1 reads 'paddings', wrap needs Pad-19", "[engine][ops][index]") {
   OneNode p1("Pad", 1);
   p1.in("x", iota({2})).attr("paddings", std::vector<int64_t>{1, 2}).attr("value", Attribute::of_float(-1.f));
   CHECK(values(p1.run().at(0)) == std::vector<double>{-1, 0, 1, -1, -1});
@@ -170,7 +170,7 @@ TEST_CASE("Einsum: int64 operands, broadcast ellipsis, repeated labels in the gr
   CHECK(values(g) == std::vector<double>{0 + 2 + 4, 1 + 3 + 5});
 }
 
-TEST_CASE("ScatterND: last write wins in the gradient; reduction mul has none", "[engine][ops][index]") {
+TEST_CASE("ScatterND: last write wins in the gradient, reduction mul has none", "[engine][ops][index]") {
   OneNode s("ScatterND", 13);
   s.in("x", iota({3})).init("i", ints({2, 1}, {1, 1})).in("u", floats({2}, {10.f, 20.f}));
   CHECK(values(s.run().at(0)) == std::vector<double>{0, 20, 2});

@@ -124,7 +124,7 @@ TEST_CASE("ml ops: the tree regressor at ml opsets 1 and 3 gives the same sums",
   }
 }
 
-TEST_CASE("ml ops: LabelEncoder v1 int64 -> string is not computed; string keys are refused", "[engine][ops][ml]") {
+TEST_CASE("ml ops: LabelEncoder v1 int64 -> string is not computed, string keys are refused", "[engine][ops][ml]") {
   {
     MlNode n("LabelEncoder", 1, {{"Y", DType::Int64}});
     n.in("X", ints({2}, {0, 1})).attr("classes_strings", strs_attr({"a", "b"}));
@@ -148,7 +148,7 @@ TEST_CASE("ml ops: LabelEncoder v1 int64 -> string is not computed; string keys 
   }
 }
 
-TEST_CASE("ml ops: LabelEncoder v4 default_tensor and NaN keys; v2 never matches NaN", "[engine][ops][ml]") {
+TEST_CASE("ml ops: LabelEncoder v4 default_tensor and NaN keys, v2 never matches NaN", "[engine][ops][ml]") {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   for (int64_t opset : {2, 4}) {
     MlNode n("LabelEncoder", opset);

@@ -39,7 +39,7 @@ TEST_CASE("norm ops: VJP agrees with central finite differences of the forward",
 
 // ---------------------------------------------------------------- versions and edge cases
 
-TEST_CASE("Upsample-1 is refused by name; Upsample-7 reads the scales attribute", "[engine][ops][norm]") {
+TEST_CASE("Upsample-1 is refused by name, Upsample-7 reads the scales attribute", "[engine][ops][norm]") {
   OneNode u1("Upsample", 1);
   u1.in("x", iota({1, 1, 2, 2})).attr("height_scale", Attribute::of_float(2.f)).attr("width_scale", Attribute::of_float(2.f));
   CHECK_THROWS_WITH(u1.run(), Catch::Contains("'Upsample' version 1") && Catch::Contains("supported versions: 7, 9, 10"));
@@ -53,7 +53,7 @@ TEST_CASE("Upsample-1 is refused by name; Upsample-7 reads the scales attribute"
   CHECK_THROWS_WITH(down.run(), Catch::Contains("Upsample at node 'Upsample_0': Upsample scale 0.5 for axis 2 is below 1"));
 }
 
-TEST_CASE("Resize: an empty batch resizes to an empty batch; unit scales copy", "[engine][ops][norm]") {
+TEST_CASE("Resize: an empty batch resizes to an empty batch, unit scales copy", "[engine][ops][norm]") {
   OneNode r("Resize", 13);
   r.in("x", Tensor(Shape{0, 1, 2, 2})).omit().init("s", floats({4}, {1.f, 1.f, 2.f, 2.f}));
   CHECK(r.run().at(0).shape() == Shape{0, 1, 4, 4});
@@ -120,7 +120,7 @@ TEST_CASE("Conv1d with auto_pad SAME_UPPER keeps the length", "[engine][ops][nor
   CHECK(values(y) == std::vector<double>{1, 3, 6, 9, 7});
 }
 
-TEST_CASE("BatchNormalization-6 ignores is_test; InstanceNormalization-1 runs", "[engine][ops][norm]") {
+TEST_CASE("BatchNormalization-6 ignores is_test, InstanceNormalization-1 runs", "[engine][ops][norm]") {
   OneNode bn("BatchNormalization", 6);
   bn.in("x", iota({1, 2, 2})).init("s", Tensor::full({2}, 2.f)).init("b", Tensor::full({2}, 1.f))
       .init("m", Tensor::full({2}, 1.f)).init("v", Tensor::full({2}, 4.f)).attr("is_test", 0)

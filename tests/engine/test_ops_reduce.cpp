@@ -164,7 +164,7 @@ TEST_CASE("ReduceLogSumExp is stable and defined at infinities", "[engine][ops][
   CHECK(values(all_minus_inf.gradient({Tensor::full({1}, 1.f)}).at(0)) == std::vector<double>{0, 0});
 }
 
-TEST_CASE("ReduceMax/Min propagate NaN; ArgMax/ArgMin pick the NaN", "[engine][ops][reduce]") {
+TEST_CASE("ReduceMax/Min propagate NaN, ArgMax/ArgMin pick the NaN", "[engine][ops][reduce]") {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const Tensor x = floats({4}, {1.f, nan, 5.f, -2.f});
   OneNode mx("ReduceMax", 13), mn("ReduceMin", 13), am("ArgMax", 13), an("ArgMin", 13);

@@ -87,7 +87,7 @@ TEST_CASE("zoo CLI: a PyTorch export (GELU, LayerNorm, opset 20) runs through th
   REQUIRE(r.exit_code == 0);
 }
 
-TEST_CASE("zoo CLI: scikit-learn and XGBoost tree models run the black-box commands; gradient commands say why not",
+TEST_CASE("zoo CLI: scikit-learn and XGBoost tree models run the black-box commands, gradient commands say why not",
           "[engine][zoo][cli]") {
   for (const std::string name : {"sk_random_forest", "xgboost_classifier", "sk_gradient_boosting"}) {
     if (!std::ifstream(zoo(name + "/model.onnx"))) {

@@ -201,7 +201,7 @@ TEST_CASE("baselines: zeros, mean of background, blur and errors", "[explain]") 
   for (int64_t i = 0; i < 81; ++i) CHECK(bl.f32()[i] == Approx(0.5f));
 }
 
-TEST_CASE("SmoothGrad of a linear model equals its gradient; fixed noise is honoured", "[explain]") {
+TEST_CASE("SmoothGrad of a linear model equals its gradient, fixed noise is honoured", "[explain]") {
   auto m = make_linear(5);
   Tensor x = random_rows(2, 5, 6);
   SmoothGradOptions o;
@@ -468,7 +468,7 @@ TEST_CASE("KernelSHAP exact mode with groups over rows wider than 8 equals brute
   }
 }
 
-TEST_CASE("KernelSHAP: features equal to every background row get 0; groups share phi", "[explain]") {
+TEST_CASE("KernelSHAP: features equal to every background row get 0, groups share phi", "[explain]") {
   auto m = make_linear(4);
   Tensor x = Tensor::from_floats({1, 4}, {1, 2, 3, 4});
   Tensor bg = Tensor::from_floats({2, 4}, {0, 2, 0, 0, 1, 2, 1, 0});

@@ -100,7 +100,7 @@ TEST_CASE("deeplift on the IG paper's toy network at (3,1) gives (1.5, -0.5) exa
   CHECK(std::fabs(r.gap[0]) < 1e-6);
 }
 
-TEST_CASE("deeplift: summation-to-delta holds for Sigmoid/Tanh/LeakyRelu graphs; batch size is irrelevant", "[explain][deeplift]") {
+TEST_CASE("deeplift: summation-to-delta holds for Sigmoid/Tanh/LeakyRelu graphs, batch size is irrelevant", "[explain][deeplift]") {
   const engine::Graph g = mixed_graph();
   const int64_t n = 7;
   std::vector<float> xs, bs;

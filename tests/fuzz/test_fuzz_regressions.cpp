@@ -88,7 +88,7 @@ TEST_CASE("a Latin-1 CSV is refused naming file, line and column, or read with l
   CHECK_THROWS_AS(datasets::parse_encoding("--encoding", "ebcdic"), InputError);
 }
 
-TEST_CASE("fairness on a Latin-1 CSV: exit 2, one line, nothing written; --encoding latin1 reads it", "[fuzz][utf8][cli]") {
+TEST_CASE("fairness on a Latin-1 CSV: exit 2, one line, nothing written, --encoding latin1 reads it", "[fuzz][utf8][cli]") {
   const std::string dir = test::temp_dir("fuzz-latin1");
   std::string csv = "y,p,nationality\n";
   for (int i = 0; i < 40; ++i) csv += fmt::format("{},{},{}\n", i % 2, (i / 2) % 2, i % 3 ? "Fran\xE7" "ais" : "Deutsch");

@@ -184,7 +184,7 @@ TEST_CASE("privacy: engine scores on the overfit model match onnxruntime goldens
   }
 }
 
-TEST_CASE("privacy: overfit model leaks membership; a same-distribution split does not", "[privacy][membership]") {
+TEST_CASE("privacy: overfit model leaks membership, a same-distribution split does not", "[privacy][membership]") {
   const auto d = overfit_data();
   auto target = engine::Session::load(source_path("models/privacy/overfit_mlp.onnx"));
   privacy::MembershipOptions opts;

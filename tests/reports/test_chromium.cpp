@@ -231,7 +231,7 @@ void pdf_info(const std::string& pdf, int& pages, double& width_pt, double& heig
 
 }  // namespace
 
-TEST_CASE("html report opens in headless Chromium without console errors; screenshots at desktop and phone width", "[reports][chromium]") {
+TEST_CASE("html report opens in headless Chromium without console errors, screenshots at desktop and phone width", "[reports][chromium]") {
   std::string chromium = find_chromium();
   if (chromium.empty()) {
     WARN("chromium not installed: skipping the browser check (apt-get install chromium)");
@@ -295,7 +295,7 @@ TEST_CASE("html report at desktop and phone width and in print: nothing wider th
   }
 }
 
-TEST_CASE("report.pdf: pages with running header, page numbers and contents; nothing cut or shrunk; A4 and letter",
+TEST_CASE("report.pdf: pages with running header, page numbers and contents, nothing cut or shrunk, A4 and letter",
           "[reports][chromium][pdf]") {
   std::string chromium = find_chromium();
   if (chromium.empty()) {

@@ -236,7 +236,7 @@ TEST_CASE("cli audit: Ctrl-C stops after the running section and writes an incom
   CHECK(test::read_text(dir + "/out/report.md").find("INCOMPLETE: the audit was interrupted") != std::string::npos);
 }
 
-TEST_CASE("cli audit: a tree-ensemble model through every exact section; two exact paths agree", "[reports][cli][trees]") {
+TEST_CASE("cli audit: a tree-ensemble model through every exact section, two exact paths agree", "[reports][cli][trees]") {
   const std::string root = test::source_path("");
   const std::string dir = test::temp_dir("cli-audit-trees");
   const std::string yaml =

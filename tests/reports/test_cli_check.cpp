@@ -335,7 +335,7 @@ TEST_CASE("import: a matching result is hashed in the manifest and marked import
   expect_refused(check(dir, wrong), where(dir, wrong, "result: ", result), {"was made with attack 'apgd-ce', but the section asks for attack 'fgsm'"});
 }
 
-TEST_CASE("audit: fairness sections pass bins and the positive class; --check refuses an unknown positive class",
+TEST_CASE("audit: fairness sections pass bins and the positive class, --check refuses an unknown positive class",
           "[reports][cli][check][fairness]") {
   const std::string dir = test::temp_dir("check-fair");
   std::string bad = base_config() + "sections:\n  fairness:\n    - {model: credit, data: table, positive: worst}\n";

@@ -43,7 +43,7 @@ TEST_CASE("report --paper: A4 by default, letter accepted, a bad value exits 2 w
   CHECK_FALSE(fs::exists(dir + "/a5.html"));
 }
 
-TEST_CASE("audit --paper: checked before any section runs; letter reaches report.html", "[reports][cli][paper]") {
+TEST_CASE("audit --paper: checked before any section runs, letter reaches report.html", "[reports][cli][paper]") {
   std::string dir = test::temp_dir("paper-audit");
   test::write_text(dir + "/audit.yaml", test::full_config(test::kPassingGates));
   auto r = test::run_cli("audit --config " + dir + "/audit.yaml --out " + dir + "/out --paper A5 --check");

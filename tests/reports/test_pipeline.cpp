@@ -131,7 +131,7 @@ TEST_CASE("pipeline: section arguments built from the config", "[reports][pipeli
   CHECK(c.result_path == work + "/" + s.id + ".json");
 }
 
-TEST_CASE("pipeline: a failing gate -> exit 1; a failing section -> exit 2 with the gate an error", "[reports][pipeline]") {
+TEST_CASE("pipeline: a failing gate -> exit 1, a failing section -> exit 2 with the gate an error", "[reports][pipeline]") {
   std::string dir = test::temp_dir("pipe-fail");
   SECTION("gate fails") {
     AuditConfig cfg = config_with("  - robust_accuracy(apgd-ce, linf, 0.03) >= 0.6\n  - mean_corruption_accuracy >= 0.5\n", dir);

@@ -199,7 +199,7 @@ TEST_CASE("schema: a damaged report is rejected with a JSON pointer", "[reports]
   CHECK(validate_json_schema(r3, schema) == std::vector<std::string>{"/schema: must equal \"mlaudit.report/1\""});
 }
 
-TEST_CASE("markdown and html: accuracies with their 95 % interval and n; imported sections say so", "[reports][render][interval]") {
+TEST_CASE("markdown and html: accuracies with their 95 % interval and n, imported sections say so", "[reports][render][interval]") {
   json report = fixture_report("  - robust_accuracy(apgd-ce, linf, 0.03).lower >= 0.3\n");
   json* apgd = nullptr;
   for (auto& s : report["sections"])

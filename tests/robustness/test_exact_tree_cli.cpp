@@ -82,7 +82,7 @@ TEST_CASE("robustness: attack --attack exact-tree gives re-checked minimal L-inf
   }
 }
 
-TEST_CASE("robustness: exact-tree with --eps counts points broken within eps; errors are one line",
+TEST_CASE("robustness: exact-tree with --eps counts points broken within eps, errors are one line",
           "[robustness][cli][exact-tree][errors]") {
   auto dir = test::temp_dir("exact-tree-eps");
   auto r = test::run_cli("attack " + tree_args("xgb_binary", "credit_x", "credit_y", 20) +

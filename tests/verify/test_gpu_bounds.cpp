@@ -32,7 +32,7 @@ constexpr double kGpuCpuTolerance = 1e-9;
 #define MLAUDIT_REQUIRE_DEVICE()                         \
   do {                                                   \
     if (mlaudit::engine::cuda_device_count() == 0) {     \
-      WARN("no CUDA device: skipped");                   \
+      WARN("SKIPPED: no CUDA device");                   \
       return;                                            \
     }                                                    \
   } while (0)

@@ -23,7 +23,7 @@ TEST_CASE("verify --help", "[verify][cli]") {
   CHECK(r.output.find("--benchmark") != std::string::npos);
 }
 
-TEST_CASE("verify --vnnlib writes VNN-COMP result files (unsat; sat with a counterexample)", "[verify][cli][acasxu]") {
+TEST_CASE("verify --vnnlib writes VNN-COMP result files (unsat, sat with a counterexample)", "[verify][cli][acasxu]") {
   if (!fs::exists(acas("expected.csv"))) {
     WARN("ACAS Xu data absent");
     return;
