@@ -570,10 +570,10 @@ int run_fairness(const po::variables_map& vm, const GlobalOptions& g, const engi
   nlohmann::json pairs = nlohmann::json::array();
   for (size_t i = 0; i < parts.size(); ++i) {
     const auto& p = parts[i];
-    counts[p.verdict]++;
-    nlohmann::json e{{"index", i}, {"lower", p.box.lower}, {"upper", p.box.upper}, {"verdict", p.verdict},
+    counts[verify::fairness_word(p.verdict)]++;
+    nlohmann::json e{{"index", i}, {"lower", p.box.lower}, {"upper", p.box.upper}, {"verdict", verify::fairness_word(p.verdict)},
                      {"seconds", p.seconds}};
-    if (p.verdict == "counterexample") {
+    if (p.verdict == verify::Verdict::Sat) {
       e["input_a"] = p.counterexample_a;
       e["input_b"] = p.counterexample_b;
       e["output_a"] = p.output_a;

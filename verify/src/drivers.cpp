@@ -63,7 +63,7 @@ std::vector<SampleVerdict> verify_robustness(const Network* net, const std::stri
       std::vector<double> x(all.begin() + i * per, all.begin() + (i + 1) * per);
       if (!net) {
         v.label = labels.empty() ? -1 : labels[size_t(i)];
-        v.verdict = "unknown";
+        v.verdict = Verdict::Unknown;
         v.reason = unsupported_reason;
         out.push_back(v);
         continue;
@@ -82,7 +82,7 @@ std::vector<SampleVerdict> verify_robustness(const Network* net, const std::stri
       v.method = r.method;
       v.reason = r.reason;
       switch (r.verdict) {
-        case Verdict::Unsat: v.verdict = "verified"; break;
+        case Verdict::Unsat: v.verdict = Verdict::Unsat; break;
         case Verdict::Sat: {
           // The query box is the ball intersected with the domain; the solver only reports points
           // of it (falsify.cpp, bab.cpp, z3_backend.cpp check), and this keeps that a checked claim.
@@ -92,20 +92,40 @@ std::vector<SampleVerdict> verify_robustness(const Network* net, const std::stri
           for (size_t k = 0; inside && k < cx.size(); ++k)
             inside = cx[k] >= box.box.lower[k] && cx[k] <= box.box.upper[k];
           if (!inside) {
-            v.verdict = "unknown";
+            v.verdict = Verdict::Unknown;
             v.reason = "internal check: the solver's counterexample lies outside the query box (ball and domain)";
             break;
           }
           detail::record_falsified(v, cx, x, r.counterexample->output);
           break;
         }
-        case Verdict::Timeout: v.verdict = "timeout"; break;
-        default: v.verdict = "unknown"; break;
+        case Verdict::Timeout: v.verdict = Verdict::Timeout; break;
+        default: v.verdict = Verdict::Unknown; break;
       }
       out.push_back(v);
       if (opts.progress) opts.progress(int64_t(out.size()), int64_t(opts.eps.size()) * N);
     }
   return out;
+}
+
+const char* robustness_word(Verdict v) {
+  switch (v) {
+    case Verdict::Unsat: return "verified";
+    case Verdict::Sat: return "falsified";
+    case Verdict::Timeout: return "timeout";
+    case Verdict::Unknown: break;
+  }
+  return "unknown";
+}
+
+const char* fairness_word(Verdict v) {
+  switch (v) {
+    case Verdict::Unsat: return "proved";
+    case Verdict::Sat: return "counterexample";
+    case Verdict::Timeout: return "timeout";
+    case Verdict::Unknown: break;
+  }
+  return "unknown";
 }
 
 nlohmann::json robustness_report(const std::vector<SampleVerdict>& verdicts, const RobustnessOptions& opts,
@@ -126,9 +146,9 @@ nlohmann::json robustness_report(const std::vector<SampleVerdict>& verdicts, con
   std::map<double, double> time;
   std::map<double, int64_t> total;
   for (const auto& v : verdicts) {
-    nlohmann::json s{{"index", v.index}, {"label", v.label}, {"eps", v.eps}, {"verdict", v.verdict},
+    nlohmann::json s{{"index", v.index}, {"label", v.label}, {"eps", v.eps}, {"verdict", robustness_word(v.verdict)},
                      {"seconds", v.seconds}};
-    if (v.verdict == "falsified") {
+    if (v.verdict == Verdict::Sat) {
       s["margin"] = v.margin;
       s["counterexample"] = v.counterexample;
       s["counterexample_linf"] = v.counterexample_linf;
@@ -136,7 +156,7 @@ nlohmann::json robustness_report(const std::vector<SampleVerdict>& verdicts, con
     if (!v.method.empty()) s["method"] = v.method;
     if (!v.reason.empty()) s["reason"] = v.reason;
     per.push_back(s);
-    counts[v.eps][v.verdict]++;
+    counts[v.eps][robustness_word(v.verdict)]++;
     time[v.eps] += v.seconds;
     total[v.eps]++;
   }
@@ -260,9 +280,9 @@ std::vector<FairnessPartition> verify_fairness(const Network& net, const Fairnes
       fp.box.upper[i] = idx[d] + 1 == opts.splits_per_feature ? opts.domain.upper[i] : lo + w * double(idx[d] + 1);
     }
     auto t0 = std::chrono::steady_clock::now();
-    fp.verdict = "proved";
-    for (size_t va = 0; va < opts.protected_values.size() && fp.verdict == "proved"; ++va)
-      for (size_t vb = va + 1; vb < opts.protected_values.size() && fp.verdict == "proved"; ++vb) {
+    fp.verdict = Verdict::Unsat;
+    for (size_t va = 0; va < opts.protected_values.size() && fp.verdict == Verdict::Unsat; ++va)
+      for (size_t vb = va + 1; vb < opts.protected_values.size() && fp.verdict == Verdict::Unsat; ++vb) {
         double a = opts.protected_values[va], b = opts.protected_values[vb];
         Network twin = twin_network(net, p, a, b);
         Property prop;
@@ -299,10 +319,10 @@ std::vector<FairnessPartition> verify_fairness(const Network& net, const Fairnes
           auto ia = std::max_element(y.begin(), y.begin() + C) - y.begin();
           auto ib = std::max_element(y.begin() + C, y.end()) - (y.begin() + C);
           if (ia == ib) {
-            fp.verdict = "unknown";  // a tie the non-strict encoding admits: not a real flip
+            fp.verdict = Verdict::Unknown;  // a tie the non-strict encoding admits: not a real flip
             continue;
           }
-          fp.verdict = "counterexample";
+          fp.verdict = Verdict::Sat;
           std::vector<float> xs(r.counterexample->input.begin(), r.counterexample->input.end());
           auto fa = full(xs, a), fb = full(xs, b);
           fp.counterexample_a.assign(fa.begin(), fa.end());
@@ -310,9 +330,9 @@ std::vector<FairnessPartition> verify_fairness(const Network& net, const Fairnes
           fp.output_a.assign(y.begin(), y.begin() + C);
           fp.output_b.assign(y.begin() + C, y.end());
         } else if (r.verdict == Verdict::Timeout) {
-          fp.verdict = "timeout";
+          fp.verdict = Verdict::Timeout;
         } else if (r.verdict == Verdict::Unknown) {
-          fp.verdict = "unknown";
+          fp.verdict = Verdict::Unknown;
         }
       }
     fp.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

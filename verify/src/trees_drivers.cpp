@@ -108,23 +108,18 @@ FairnessPartition fairness_part(const engine::TreeEnsemble& m, const InputBox& b
     for (size_t i = 0; i < tb.lower.size(); ++i)
       if (int64_t(i) != opts.protected_index && !(tb.lower[i] <= tb.upper[i])) other_empty = true;
     if (other_empty) {
-      fp.verdict = "proved";  // no float32 point in the box
+      fp.verdict = Verdict::Unsat;  // no float32 point in the box
       return fp;
     }
   }
   auto r = verify_tree_fairness(m, tb, anchor, fo);
   fp.seconds = r.seconds;
-  switch (r.verdict) {
-    case Verdict::Unsat: fp.verdict = "proved"; break;
-    case Verdict::Sat:
-      fp.verdict = "counterexample";
-      fp.counterexample_a.assign(r.input_a.begin(), r.input_a.end());
-      fp.counterexample_b.assign(r.input_b.begin(), r.input_b.end());
-      fp.output_a = r.output_a;
-      fp.output_b = r.output_b;
-      break;
-    case Verdict::Timeout: fp.verdict = "timeout"; break;
-    default: fp.verdict = "unknown"; break;
+  fp.verdict = r.verdict;
+  if (r.verdict == Verdict::Sat) {
+    fp.counterexample_a.assign(r.input_a.begin(), r.input_a.end());
+    fp.counterexample_b.assign(r.input_b.begin(), r.input_b.end());
+    fp.output_a = r.output_a;
+    fp.output_b = r.output_b;
   }
   return fp;
 }
@@ -183,16 +178,10 @@ std::vector<SampleVerdict> verify_tree_robustness_data(const engine::TreeEnsembl
       v.seconds = r.seconds;
       v.method = r.method;
       v.reason = r.reason;
-      switch (r.verdict) {
-        case Verdict::Unsat: v.verdict = "verified"; break;
-        case Verdict::Sat: {
-          detail::record_falsified(v, std::vector<double>(r.counterexample.begin(), r.counterexample.end()), x,
-                                   r.counterexample_output);
-          break;
-        }
-        case Verdict::Timeout: v.verdict = "timeout"; break;
-        default: v.verdict = "unknown"; break;
-      }
+      v.verdict = r.verdict;
+      if (r.verdict == Verdict::Sat)
+        detail::record_falsified(v, std::vector<double>(r.counterexample.begin(), r.counterexample.end()), x,
+                                 r.counterexample_output);
       out.push_back(v);
       if (opts.progress) opts.progress(int64_t(out.size()), int64_t(opts.eps.size()) * N);
     }

@@ -14,7 +14,7 @@ namespace mlaudit::verify::detail {
 /// y_label - max_{j != label} y_j of the output `y` there.
 template <class Row>
 void record_falsified(SampleVerdict& v, std::vector<double> cx, const Row& x, const std::vector<double>& y) {
-  v.verdict = "falsified";
+  v.verdict = Verdict::Sat;
   v.counterexample_linf = 0;
   for (size_t k = 0; k < cx.size(); ++k)
     v.counterexample_linf = std::max(v.counterexample_linf, std::fabs(cx[k] - double(x[k])));

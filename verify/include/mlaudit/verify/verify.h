@@ -23,12 +23,19 @@ inline const std::vector<std::string>& robustness_norms() {
 /// "((X_0 v)\n ... (Y_0 v))".
 std::string vnncomp_result_text(const VerifyResult& r);
 
+/// A verdict as robustness reports word it: Unsat "verified", Sat "falsified", Timeout
+/// "timeout", Unknown "unknown" (the solver's own words, verdict_name, are VNN-COMP's).
+const char* robustness_word(Verdict v);
+/// A verdict as fairness reports word it: Unsat "proved", Sat "counterexample", Timeout
+/// "timeout", Unknown "unknown".
+const char* fairness_word(Verdict v);
+
 /// Per-sample outcome of local robustness verification.
 struct SampleVerdict {
   int64_t index = 0;
   int64_t label = 0;
   double eps = 0;
-  std::string verdict;  ///< "verified", "falsified", "unknown", "timeout"
+  Verdict verdict = Verdict::Unknown;  ///< Unsat: robust (proved), Sat: falsified; written by robustness_word
   double margin = 0;    ///< falsified: y_label - max_{j != label} y_j at the counterexample (<= 0)
   std::vector<double> counterexample;  ///< falsified: the input (float32 values, inside the domain and the ball)
   double counterexample_linf = 0;      ///< falsified: max_i |counterexample_i - x_i| (<= eps)
@@ -69,7 +76,7 @@ nlohmann::json domain_json(double lo, double hi);
 /// One partition of the input domain and its fairness verdict.
 struct FairnessPartition {
   InputBox box;            ///< over all model features (the protected one spans its values)
-  std::string verdict;     ///< "proved", "counterexample", "unknown", "timeout"
+  Verdict verdict = Verdict::Unknown;  ///< Unsat: proved fair, Sat: a counterexample pair; written by fairness_word
   std::vector<double> counterexample_a, counterexample_b;  ///< the pair, when found
   std::vector<double> output_a, output_b;
   double seconds = 0;
