@@ -9,6 +9,7 @@
 #include "command.h"
 #include "docgen.h"
 #include "mlaudit/engine/error.h"
+#include "mlaudit/engine/session.h"
 #include "version.h"
 
 using namespace mlaudit;
@@ -38,6 +39,7 @@ int parse_int(const std::string& opt, const char* v) {
 
 int main(int argc, char** argv) {
   std::string command;  // the command name, once read (for error prefixes)
+  engine::tune_process_allocator();
   try {
     // Arguments become names and paths in result JSON, which is UTF-8 (RFC 8259 section 8.1).
     for (int k = 1; k < argc; ++k)

@@ -107,6 +107,7 @@ int main(int argc, char** argv) {
                        "[--modes fwd,fwdgrad] [--max-seconds S] [--save-output PREFIX]\n", e.what());
     return 2;
   }
+  engine::tune_process_allocator();
   engine::set_num_threads(opt.threads);
   std::unique_ptr<engine::Session> session;
   engine::Tensor data;

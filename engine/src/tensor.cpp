@@ -52,16 +52,15 @@ std::string shape_str(const Shape& s) {
   return out + "]";
 }
 
-namespace {
-// Keep freed activation buffers in the heap instead of returning them to the
-// OS: attacks and attributions run the same shapes thousands of times, and
-// fresh mmap'd pages cost a page fault per 4 KiB on every call.
-[[maybe_unused]] const bool g_malloc_tuned = [] {
+void tune_process_allocator() {
+  // Keep freed activation buffers in the heap instead of returning them to the OS: attacks
+  // and attributions run the same shapes thousands of times, and fresh mmap'd pages cost a
+  // page fault per 4 KiB on every call.
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
-  return true;
-}();
+}
 
+namespace {
 std::shared_ptr<uint8_t> allocate(size_t bytes, bool zero = true) {
   size_t rounded = ((bytes + 63) / 64) * 64;
   if (rounded == 0) rounded = 64;

@@ -1,35 +1,24 @@
 #pragma once
-// Internals shared by the explain sources: a portable RNG (same stream on every
-// platform and standard library, unlike std::normal_distribution) and row helpers.
+// Internals shared by the explain sources: explain's distributions on the project's portable
+// RNG (same stream on every platform and standard library, unlike std::normal_distribution)
+// and row helpers.
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
+#include "mlaudit/engine/random.h"
 #include "mlaudit/engine/tensor.h"
 
 namespace mlaudit::explain::detail {
 
-/// xoshiro256** seeded through splitmix64 (Blackman & Vigna 2018).
+/// The project's generator (engine/random.h) with explain's distributions on top.
 class Rng {
  public:
-  explicit Rng(uint64_t seed) {
-    uint64_t z = seed;
-    for (auto& s : s_) s = splitmix(z);
-  }
-  uint64_t next() {
-    const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-    const uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
-  }
+  explicit Rng(uint64_t seed) : g_(seed) {}
+  uint64_t next() { return g_.next(); }
   /// Uniform in [0,1) with 53 random bits.
-  double uniform() { return double(next() >> 11) * 0x1.0p-53; }
-  /// Uniform integer in [0, n).
+  double uniform() { return g_.uniform(); }
+  /// Uniform integer in [0, n) (floor of uniform() * n: explain's published streams).
   uint64_t below(uint64_t n) { return uint64_t(uniform() * double(n)) % n; }
   /// Standard normal (Box-Muller, one value per call).
   double normal() {
@@ -51,14 +40,7 @@ class Rng {
   }
 
  private:
-  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  static uint64_t splitmix(uint64_t& z) {
-    uint64_t r = (z += 0x9e3779b97f4a7c15ULL);
-    r = (r ^ (r >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    r = (r ^ (r >> 27)) * 0x94d049bb133111ebULL;
-    return r ^ (r >> 31);
-  }
-  uint64_t s_[4];
+  engine::Xoshiro256 g_;
   bool has_spare_ = false;
   double spare_ = 0;
 };

@@ -29,6 +29,7 @@
 #include <thread>
 
 #include "mlaudit/engine/error.h"
+#include "mlaudit/engine/random.h"
 #include "mlaudit/fairness/metrics.h"
 
 namespace mlaudit::fairness {
@@ -46,41 +47,10 @@ constexpr int kConfusionMetrics = kAuc;
 // Cells: index y*2 + yhat.
 enum Cell : int { kTN = 0, kFP = 1, kFN = 2, kTP = 3 };
 
-// splitmix64 (Steele et al. 2014) to derive stream seeds; xoshiro256** (Blackman & Vigna 2018) as the generator.
-uint64_t splitmix64(uint64_t& x) {
-  uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
+// One xoshiro256** stream per resample r (engine/random.h), seeded from (seed, r).
+engine::Xoshiro256 resample_rng(uint64_t seed, uint64_t stream) {
+  return engine::Xoshiro256(seed ^ (stream * 0xd1342543de82ef95ULL + 0x632be59bd9b4e019ULL));
 }
-
-class Xoshiro256 {
- public:
-  using result_type = uint64_t;
-  Xoshiro256(uint64_t seed, uint64_t stream) {
-    uint64_t x = seed ^ (stream * 0xd1342543de82ef95ULL + 0x632be59bd9b4e019ULL);
-    for (auto& v : s_) v = splitmix64(x);
-  }
-  static constexpr uint64_t min() { return 0; }
-  static constexpr uint64_t max() { return ~uint64_t(0); }
-  uint64_t operator()() {
-    uint64_t result = rotl(s_[1] * 5, 7) * 9;
-    uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
-  }
-  // Uniform integer in [0, n): Lemire's multiply-shift (bias below n / 2^64, negligible).
-  uint64_t below(uint64_t n) { return static_cast<uint64_t>((static_cast<unsigned __int128>((*this)()) * n) >> 64); }
-
- private:
-  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  uint64_t s_[4];
-};
 
 double safe_div(double a, double b) { return b > 0 ? a / b : kNaN; }
 
@@ -413,7 +383,7 @@ void compute_slots(const Plan& p, const Accumulator& acc, double* out, std::vect
 }
 
 // Draw one resample's cell counts ~ Multinomial(n, cell_prob) by conditional binomials.
-void draw_multinomial(const Plan& p, Xoshiro256& rng, std::vector<double>& cells) {
+void draw_multinomial(const Plan& p, engine::Xoshiro256& rng, std::vector<double>& cells) {
   int64_t left = static_cast<int64_t>(p.n);
   double mass_left = 1.0;
   for (size_t k = 0; k < p.cell_prob.size(); ++k) {
@@ -568,7 +538,7 @@ Evaluation evaluate(const Decisions& d, const std::vector<Attribute>& singles, c
       for (;;) {
         int r = next.fetch_add(1);
         if (r >= B) break;
-        Xoshiro256 rng(opts.seed, static_cast<uint64_t>(r));
+        engine::Xoshiro256 rng = resample_rng(opts.seed, static_cast<uint64_t>(r));
         if (p.scores) {
           std::fill(w.begin(), w.end(), 0u);
           for (size_t k = 0; k < n; ++k) ++w[rng.below(n)];

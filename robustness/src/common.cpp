@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fmt/format.h>
 
+#include "mlaudit/engine/random.h"
 #include "common.h"
 #include "mlaudit/engine/error.h"
 
@@ -79,12 +80,7 @@ namespace detail {
 
 namespace {
 // splitmix64 (Steele, Lea, Flood 2014): decorrelates neighbouring (seed, index) pairs.
-uint64_t mix64(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
+uint64_t mix64(uint64_t z) { return engine::splitmix64(z); }
 }  // namespace
 
 RowRngs::RowRngs(uint64_t seed, const std::vector<int64_t>& sample_index)

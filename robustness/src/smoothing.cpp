@@ -13,6 +13,7 @@
 #include "common.h"
 #include "mlaudit/engine/accelerated.h"
 #include "mlaudit/engine/error.h"
+#include "mlaudit/engine/random.h"
 #include "mlaudit/engine/session.h"
 
 namespace mlaudit::robustness {
@@ -52,43 +53,14 @@ double normal_quantile(double p) { return boost::math::quantile(boost::math::nor
 
 namespace {
 
-// splitmix64 (Steele, Lea, Flood 2014): seeds one independent stream per noisy copy.
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-// xoshiro256** (Blackman & Vigna 2018): fast 64-bit generator with a 2^256 period.
-struct Xoshiro256 {
-  uint64_t s[4];
-  explicit Xoshiro256(uint64_t seed) {
-    for (auto& v : s) v = splitmix64(seed);
-  }
-  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  uint64_t next() {
-    const uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return r;
-  }
-  // Uniform in (0,1) from the top 53 bits (never 0, so log() below is finite).
-  double uniform() { return (double(next() >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
-};
-
 // Noisy copy number `copy` of x: x + sigma * N(0, I), its normals drawn by Box-Muller from
 // a stream seeded by (seed, copy) alone, so the noise does not depend on the batch size or
 // on how many threads fill the batch.
 void fill_noisy_copy(float* out, const float* x0, int64_t d, double sigma, uint64_t seed, uint64_t copy) {
   uint64_t mix = seed ^ (copy * 0xD1B54A32D192ED03ULL);
-  Xoshiro256 rng(splitmix64(mix));
+  engine::Xoshiro256 rng(engine::splitmix64(mix));
   for (int64_t k = 0; k < d; k += 2) {
-    const double u1 = rng.uniform(), u2 = rng.uniform();
+    const double u1 = rng.uniform_open(), u2 = rng.uniform_open();
     const double r = std::sqrt(-2.0 * std::log(u1)), t = 6.283185307179586 * u2;
     out[k] = float(x0[k] + sigma * r * std::cos(t));
     if (k + 1 < d) out[k + 1] = float(x0[k + 1] + sigma * r * std::sin(t));

@@ -44,6 +44,12 @@ struct SessionOptions {
 void set_num_threads(int n);
 int num_threads();
 
+/// Tune glibc's allocator for the engine's repeated same-shape runs: freed activation buffers
+/// stay in the heap instead of going back to the OS (mallopt thresholds). A process-wide
+/// setting, so the library never does it on its own: executables call it once at start-up
+/// (the mlaudit CLI, bench_engine).
+void tune_process_allocator();
+
 class Backend;
 class Executor;
 class DeviceSession;
