@@ -1,167 +1,37 @@
 // mlaudit fairness: group fairness metrics with bootstrap intervals, intersectional
 // groups, individual indices and counterfactual flip probes (docs/fairness.md).
+// The table is read by fairness/table.h, decisions and attributes come from fairness/decisions.h:
+// this command turns its flags into their options, runs the evaluation and writes the report.
 #ifdef MLAUDIT_HAVE_fairness
 #include <fmt/format.h>
 
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <iostream>
-#include <map>
-#include <set>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "command.h"
-#include "mlaudit/datasets/csv.h"
 #include "mlaudit/datasets/io.h"
-#include "mlaudit/datasets/npy.h"
 #include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/fairness/counterfactual.h"
-#include "mlaudit/fairness/datasets.h"
+#include "mlaudit/fairness/decisions.h"
 #include "mlaudit/fairness/metrics.h"
 #include "mlaudit/fairness/report.h"
+#include "mlaudit/fairness/table.h"
 #include "version.h"
 
 namespace mlaudit::cli {
 namespace {
 
-using fairness::LoadedTable;
-
-InputError fairness_error(const std::string& msg) { return InputError("fairness", msg); }
-
-bool parse_number(const std::string& s, double& v) {
-  if (s.empty()) return false;
-  const char* b = s.data();
-  const char* e = b + s.size();
-  if (*b == '+') ++b;
-  auto r = std::from_chars(b, e, v);
-  return r.ec == std::errc() && r.ptr == e;
-}
-
-// Values equal as numbers when both are numbers ("1" == "1.0"), else as strings.
-bool same_value(const std::string& a, const std::string& b) {
-  double x, y;
-  if (parse_number(a, x) && parse_number(b, y)) return x == y;
-  return a == b;
-}
-
-bool is_missing(const std::string& s) { return s.empty() || s == "?" || s == "NA" || s == "NaN" || s == "nan"; }
-
-// A 2-D .npy array with named columns as a string table.
-LoadedTable read_npy_table(const std::string& path, const std::vector<std::string>& columns) {
-  engine::Tensor t = datasets::read_npy(path);
-  if (t.rank() != 2)
-    throw fairness_error(fmt::format("{}: expected a 2-D array [rows, columns], got {}", path, engine::shape_str(t.shape())));
-  if (int64_t(columns.size()) != t.dim(1))
-    throw fairness_error(fmt::format("{}: {} columns but --columns names {}", path, t.dim(1), columns.size()));
-  auto v = t.to_doubles();
-  LoadedTable out;
-  out.table.source = path;
-  out.table.columns = columns;
-  out.table.cells.assign(columns.size(), {});
-  const int64_t n = t.dim(0), k = t.dim(1);
-  char buf[64];
-  for (int64_t c = 0; c < k; ++c) {
-    auto& col = out.table.cells[c];
-    col.reserve(n);
-    for (int64_t i = 0; i < n; ++i) {
-      double x = v[i * k + c];
-      if (std::isnan(x)) {
-        col.emplace_back();
-        continue;
-      }
-      auto r = std::to_chars(buf, buf + sizeof buf, x);
-      col.emplace_back(buf, r.ptr);
-    }
-  }
-  out.rows_read = n;
-  return out;
-}
-
-// How a numeric protected column is cut: fixed edges, or q quantile bins of the evaluated rows.
-struct BinSpec {
-  std::vector<double> edges;  // fixed edges (empty with quantiles)
-  int quantiles = 0;          // q of "COL:qQ"
-  std::string origin;         // "--bins" or "preset"
-};
-
-// "age:25,45;income:q4" -> {age: edges [25, 45], income: 4 quantile bins}
-std::map<std::string, BinSpec> parse_bins(const std::string& text) {
-  std::map<std::string, BinSpec> out;
-  for (const auto& item : split_list(text, ';')) {
-    auto colon = item.find(':');
-    if (colon == std::string::npos || colon == 0)
-      throw fairness_error(fmt::format("--bins: '{}' is not COLUMN:EDGE[,EDGE...] or COLUMN:qN", item));
-    BinSpec b;
-    b.origin = "--bins";
-    std::string spec = item.substr(colon + 1);
-    if (!spec.empty() && (spec[0] == 'q' || spec[0] == 'Q')) {
-      double q;
-      if (!parse_number(spec.substr(1), q) || q != std::floor(q) || q < 2 || q > 100)
-        throw fairness_error(fmt::format("--bins: '{}': qN needs a whole number of quantile bins N in 2..100", item));
-      b.quantiles = int(q);
-    } else {
-      b.edges = parse_double_list("bins", spec);
-    }
-    out[item.substr(0, colon)] = b;
-  }
-  return out;
-}
-
-// Distinct values of a column over the kept rows, in first-seen order (at most `limit`).
-std::vector<std::string> distinct_values(const std::vector<std::string>& col, const std::vector<size_t>& rows, size_t limit) {
-  std::vector<std::string> out;
-  std::set<std::string> seen;
-  for (size_t r : rows) {
-    if (seen.insert(col[r]).second) out.push_back(col[r]);
-    if (out.size() > limit) break;
-  }
-  return out;
-}
-
-std::string join(const std::vector<std::string>& v, size_t limit) {
-  std::string s;
-  for (size_t i = 0; i < v.size() && i < limit; ++i) s += (i ? ", " : "") + v[i];
-  if (v.size() > limit) s += ", ...";
-  return s;
-}
-
-// A favorable value must be one of the column's values: "Low" for a 0/1 label would make
-// every base rate 0 without a word. `origin` names where the value came from.
-void check_favorable(const std::string& origin, const std::string& value, const std::string& what,
-                     const std::string& column, const std::vector<std::string>& col, const std::vector<size_t>& rows,
-                     const std::string& hint, std::vector<std::string>& warnings) {
-  for (size_t r : rows)
-    if (same_value(col[r], value)) return;
-  auto values = distinct_values(col, rows, 12);
-  std::string msg = fmt::format("{} '{}' matches no row of {} column '{}' (values: {})", origin, value, what, column,
-                                join(values, 12));
-  // Two or more other values: certainly a wrong value. One value: all rows share an unfavorable
-  // outcome, which can be real (a model that approves nobody); say so and go on.
-  if (values.size() >= 2) throw fairness_error(msg + hint);
-  warnings.push_back(msg + ": every row counts as unfavorable");
-}
-
-// "race=race_a,race_b,race_c;..." -> attribute -> one-hot columns
-std::map<std::string, std::vector<std::string>> parse_onehot(const std::string& text) {
-  std::map<std::string, std::vector<std::string>> out;
-  for (const auto& item : split_list(text, ';')) {
-    auto eq = item.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw fairness_error(fmt::format("--onehot: '{}' is not ATTRIBUTE=COL,COL,...", item));
-    auto cols = split_list(item.substr(eq + 1));
-    if (cols.size() < 2) throw fairness_error(fmt::format("--onehot: '{}' needs at least two columns", item));
-    out[item.substr(0, eq)] = cols;
-  }
-  return out;
-}
-
-double number_at(const datasets::CsvTable& t, const std::string& col, const std::string& s, size_t row) {
-  double v;
-  if (!parse_number(s, v) || !std::isfinite(v))
-    throw fairness_error(fmt::format("{}: row {}: column '{}' value '{}' is not a number", t.source, row + 1, col, s));
-  return v;
+// The fairness module names a parameter by its options field ("favorable_label"); here it is
+// the flag that sets it ("--favorable-label").
+std::string flag_spelling(const std::string& parameter) {
+  std::string flag = "--" + parameter;
+  for (auto& c : flag)
+    if (c == '_') c = '-';
+  return flag;
 }
 
 int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& global) {
@@ -219,292 +89,64 @@ int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& glob
   auto t0 = std::chrono::steady_clock::now();
   const std::string data_path = vm["data"].as<std::string>();
   const std::string out_path = vm["out"].as<std::string>();
+  auto text = [&](const char* flag) {
+    return vm.count(flag) ? std::optional<std::string>(vm[flag].as<std::string>()) : std::nullopt;
+  };
 
   // ---- read the table
-  LoadedTable lt;
-  std::string format;
-  if (vm.count("dataset")) {
-    const std::string name = vm["dataset"].as<std::string>();
-    if (name == "adult") lt = fairness::read_adult(data_path, !vm.count("keep-missing"));
-    else lt = fairness::read_builtin(name, data_path, !vm.count("no-propublica-filter"));
-    format = name;
-  } else if (data_path.size() > 4 && data_path.substr(data_path.size() - 4) == ".npy") {
-    if (!vm.count("columns")) throw fairness_error("a .npy table needs --columns naming its columns");
-    lt = read_npy_table(data_path, split_list(vm["columns"].as<std::string>()));
-    format = "npy";
-  } else {
-    datasets::CsvOptions csv_options;
-    csv_options.encoding = datasets::parse_encoding("--encoding", vm["encoding"].as<std::string>());
-    lt.table = datasets::read_csv(data_path, csv_options);
-    lt.rows_read = int64_t(lt.table.rows());
-    format = "csv";
-  }
-  if (vm["limit"].as<int64_t>() < 0) throw fairness_error("--limit must be >= 0");
-  if (const int64_t limit = vm["limit"].as<int64_t>(); limit > 0 && size_t(limit) < lt.table.rows())
-    for (auto& column : lt.table.cells) column.resize(size_t(limit));  // the first N rows (after a preset's filter)
+  fairness::TableOptions table_options;
+  table_options.data = data_path;
+  table_options.dataset = text("dataset");
+  if (vm.count("columns")) table_options.columns = split_list(vm["columns"].as<std::string>());
+  table_options.keep_missing = vm.count("keep-missing") > 0;
+  table_options.propublica_filter = !vm.count("no-propublica-filter");
+  table_options.encoding = vm["encoding"].as<std::string>();
+  table_options.limit = vm["limit"].as<int64_t>();
+  table_options.spell = flag_spelling;
+  fairness::LoadedTable lt = fairness::load_table(table_options);
+  const std::string& format = lt.format;
+
+  // ---- label, decisions and protected attributes
+  fairness::DecisionOptions o;
+  o.label_column = text("label-column");
+  o.favorable = text("favorable");
+  o.favorable_label = text("favorable-label");
+  o.favorable_prediction = text("favorable-prediction");
+  o.prediction = text("prediction");
+  o.score = text("score");
+  o.score_direction = text("score-direction");
+  if (vm.count("threshold")) o.threshold = vm["threshold"].as<double>();
+  o.positive = text("positive");
+  o.model = text("model");
+  if (vm.count("features")) o.features = parse_name_list("features", vm["features"].as<std::string>());
+  o.favorable_class = vm["favorable-class"].as<int64_t>();
+  if (vm.count("protected")) o.protected_columns = split_list(vm["protected"].as<std::string>());
+  if (vm.count("bins")) o.bins = fairness::parse_bins(vm["bins"].as<std::string>(), flag_spelling);
+  if (vm.count("onehot")) o.onehot = fairness::parse_onehot(vm["onehot"].as<std::string>(), flag_spelling);
+  o.max_numeric_groups = vm["max-numeric-groups"].as<int64_t>();
+  o.counterfactual = vm.count("counterfactual") > 0;
+  o.spell = flag_spelling;
+  fairness::FairnessInputs in = fairness::prepare_inputs(
+      lt, o, [&](const std::string& path) -> std::unique_ptr<engine::Model> { return load_model(path, global); });
   const auto& table = lt.table;
-  std::string label = vm.count("label-column") ? vm["label-column"].as<std::string>() : lt.label;
-  if (label.empty()) throw fairness_error("--label-column is required (the true label column)");
-
-  // Favorable values: --favorable sets both; --favorable-label / --favorable-prediction set one each.
-  if (vm.count("favorable") && (vm.count("favorable-label") || vm.count("favorable-prediction")))
-    throw fairness_error("--favorable sets both the label's and the decision's favorable value: give it alone, or "
-                         "--favorable-label and --favorable-prediction");
-  if (vm.count("favorable-prediction") && !vm.count("prediction"))
-    throw fairness_error(vm.count("model") ? "--favorable-prediction applies to --prediction COL; with --model the favorable "
-                                            "decision is --favorable-class"
-                                          : "--favorable-prediction needs --prediction COL (the decision column)");
-  std::string favorable, favorable_origin;
-  if (vm.count("favorable-label")) favorable = vm["favorable-label"].as<std::string>(), favorable_origin = "--favorable-label";
-  else if (vm.count("favorable")) favorable = vm["favorable"].as<std::string>(), favorable_origin = "--favorable";
-  else if (!lt.favorable.empty() && label == lt.label)
-    favorable = lt.favorable, favorable_origin = fmt::format("the {} preset's favorable label", format);
-  else favorable = "1", favorable_origin = "the default favorable label";
-
-  std::vector<std::string> protected_cols =
-      vm.count("protected") ? split_list(vm["protected"].as<std::string>()) : lt.protected_attributes;
-  if (protected_cols.empty()) throw fairness_error("--protected is required (protected attribute columns)");
-  auto bins = vm.count("bins") ? parse_bins(vm["bins"].as<std::string>()) : std::map<std::string, BinSpec>{};
-  auto onehot = vm.count("onehot") ? parse_onehot(vm["onehot"].as<std::string>()) : std::map<std::string, std::vector<std::string>>{};
-  for (const auto& [col, e] : bins) {
-    bool listed = false;
-    for (const auto& p : protected_cols) listed = listed || p == col;
-    if (!listed) throw fairness_error(fmt::format("--bins names '{}', which is not in --protected", col));
-  }
-  // A preset's usual cut (German credit: age at 25) unless --bins or --onehot says otherwise.
-  for (const auto& p : protected_cols)
-    if (!bins.count(p) && !onehot.count(p) && lt.default_bins.count(p)) bins[p] = BinSpec{lt.default_bins.at(p), 0, "preset"};
-  const int64_t max_numeric_groups = vm["max-numeric-groups"].as<int64_t>();
-  if (max_numeric_groups < 0) throw fairness_error("--max-numeric-groups must be >= 0");
-
-  const int decision_sources = int(vm.count("prediction") > 0) + int(vm.count("score") > 0) + int(vm.count("model") > 0);
-  const bool labels_only = decision_sources == 0;
-  if (vm.count("model") && (vm.count("prediction") || vm.count("score")))
-    throw fairness_error("--model cannot be combined with --prediction or --score");
-  if (vm.count("score") && !vm.count("prediction") && !vm.count("threshold"))
-    throw fairness_error("--score needs --threshold (decision = score >= threshold) or a --prediction column");
-  if (vm.count("score-direction") && !vm.count("score"))
-    throw fairness_error("--score-direction needs --score (a model's softmax is always the favorable-class probability)");
-  if (vm.count("model") && !vm.count("features")) throw fairness_error("--model needs --features (model input columns in order)");
-  if (vm.count("counterfactual") && !vm.count("model")) throw fairness_error("--counterfactual needs --model");
-
-  fairness::ScoreDirection direction = fairness::ScoreDirection::HigherIsFavorable;
-  std::string direction_origin = "default";
-  if (vm.count("score-direction")) {
-    const std::string v = vm["score-direction"].as<std::string>();
-    if (v == "higher-is-favorable") direction = fairness::ScoreDirection::HigherIsFavorable;
-    else if (v == "higher-is-unfavorable") direction = fairness::ScoreDirection::HigherIsUnfavorable;
-    else throw fairness_error(fmt::format("--score-direction '{}' is not higher-is-favorable or higher-is-unfavorable", v));
-    direction_origin = "--score-direction";
-  } else if (vm.count("score") && lt.score_directions.count(vm["score"].as<std::string>())) {
-    direction = lt.score_directions.at(vm["score"].as<std::string>());
-    direction_origin = format + " preset";
-  }
-  const bool higher_favorable = direction == fairness::ScoreDirection::HigherIsFavorable;
-
-  fairness::PositiveClass positive = lt.positive;
-  std::string positive_origin = lt.positive == fairness::PositiveClass::Unfavorable ? format + " preset" : "default";
-  if (vm.count("positive")) {
-    const std::string v = vm["positive"].as<std::string>();
-    const auto& names = fairness::positive_class_names();
-    if (v == names[0]) positive = fairness::PositiveClass::Favorable;
-    else if (v == names[1]) positive = fairness::PositiveClass::Unfavorable;
-    else throw fairness_error(fmt::format("--positive '{}' is not favorable or unfavorable", v));
-    positive_origin = "--positive";
-  }
-  const bool positive_favorable = positive == fairness::PositiveClass::Favorable;
-
-  // Columns must exist (CsvTable::index names the available ones).
-  std::vector<std::string> needed = {label};
-  if (vm.count("prediction")) needed.push_back(vm["prediction"].as<std::string>());
-  if (vm.count("score")) needed.push_back(vm["score"].as<std::string>());
-  std::vector<std::string> features =
-      vm.count("features") ? parse_name_list("features", vm["features"].as<std::string>()) : std::vector<std::string>{};
-  for (const auto& p : protected_cols)
-    if (!onehot.count(p)) needed.push_back(p);
-  for (const auto& [a, cols] : onehot)
-    for (const auto& c : cols) needed.push_back(c);
-  for (const auto& f : features) needed.push_back(f);
-  for (const auto& c : needed) table.index(c);
-
-  // ---- rows used: drop rows with a missing label / decision / protected value, saying why
-  const size_t n_all = table.rows();
-  std::vector<uint8_t> keep(n_all, 1);
-  std::vector<std::string> check_missing = {label};
-  if (vm.count("prediction")) check_missing.push_back(vm["prediction"].as<std::string>());
-  if (vm.count("score")) check_missing.push_back(vm["score"].as<std::string>());
-  for (const auto& p : protected_cols)
-    if (!onehot.count(p)) check_missing.push_back(p);
-  for (const auto& c : check_missing) {
-    const auto& col = table.strings(c);
-    int64_t dropped = 0;
-    for (size_t i = 0; i < n_all; ++i)
-      if (keep[i] && is_missing(col[i])) {
-        keep[i] = 0;
-        ++dropped;
-      }
-    if (dropped) lt.dropped.emplace_back(fmt::format("missing value in column '{}'", c), dropped);
-  }
-  std::vector<size_t> rows;
-  for (size_t i = 0; i < n_all; ++i)
-    if (keep[i]) rows.push_back(i);
-  if (rows.empty()) throw fairness_error(fmt::format("{}: no rows left to evaluate", data_path));
+  const auto& label = in.label;
+  const auto& favorable = in.favorable;
+  const auto& favorable_prediction = in.favorable_prediction;
+  const auto& protected_cols = in.protected_columns;
+  const auto& features = in.features;
+  const auto& rows = in.rows;
+  const auto& attrs = in.attributes;
+  const auto& d = in.decisions;
+  const auto& decision_desc = in.decision;
+  const auto& direction_origin = in.direction_origin;
+  const auto& positive_origin = in.positive_origin;
+  const auto& positive_label = in.positive_label;
+  const auto& positive_decision = in.positive_decision;
+  const bool labels_only = in.labels_only;
+  const bool higher_favorable = in.higher_favorable();
+  const bool positive_favorable = in.positive_favorable();
   const size_t n = rows.size();
-
-  // ---- favorable values must occur in their columns
-  std::vector<std::string> warnings;
-  const std::string both_hint =
-      vm.count("favorable") ? "; --favorable sets the label's and the decision's value alike: give them apart with "
-                              "--favorable-label and --favorable-prediction"
-                            : "";
-  check_favorable(favorable_origin, favorable, "label", label, table.strings(label), rows, both_hint, warnings);
-  std::string favorable_prediction;
-  if (vm.count("prediction")) {
-    const std::string pc = vm["prediction"].as<std::string>();
-    std::string origin;
-    if (vm.count("favorable-prediction")) favorable_prediction = vm["favorable-prediction"].as<std::string>(), origin = "--favorable-prediction";
-    else if (vm.count("favorable")) favorable_prediction = vm["favorable"].as<std::string>(), origin = "--favorable";
-    else if (lt.favorable_predictions.count(pc))
-      favorable_prediction = lt.favorable_predictions.at(pc), origin = fmt::format("the {} preset's favorable decision", format);
-    else favorable_prediction = favorable, origin = "the favorable label (the decision's default)";
-    check_favorable(origin, favorable_prediction, "decision", pc, table.strings(pc), rows,
-                    vm.count("favorable") ? both_hint : "; give the decision's favorable value with --favorable-prediction",
-                    warnings);
-  }
-
-  // ---- decisions
-  fairness::Decisions d;
-  d.y_true.resize(n);
-  {
-    const auto& y = table.strings(label);
-    for (size_t k = 0; k < n; ++k) d.y_true[k] = same_value(y[rows[k]], favorable);
-  }
-  std::string decision_desc, positive_decision;
-  std::unique_ptr<engine::Session> model;
-  engine::Tensor x;
-  fairness::DecisionRule rule;
-  rule.favorable_class = vm["favorable-class"].as<int64_t>();
-  if (vm.count("threshold")) rule.threshold = vm["threshold"].as<double>();
-  // With --model the threshold is on a probability: outside (0, 1] every decision is the same
-  // (selection rate 0 or 1 in every group), which would print plausible-looking disparities of 0.
-  if (vm.count("model") && vm.count("threshold") && !(rule.threshold > 0 && rule.threshold <= 1))
-    throw fairness_error(fmt::format("--threshold {} is not a probability in (0, 1]: with --model it thresholds "
-                                     "softmax[:, {}] (a score column's threshold goes with --score)",
-                                     rule.threshold, rule.favorable_class));
-  if (labels_only) {
-    decision_desc = "none: no --prediction, --score or --model, so only the labels' base rates are reported";
-  } else if (vm.count("model")) {
-    const std::string model_path = vm["model"].as<std::string>();
-    model = load_model(model_path, global);
-    // Features of the kept rows, in order, as float32 [n, F].
-    std::vector<std::vector<std::string> const*> cols;
-    for (const auto& f : features) cols.push_back(&table.strings(f));
-    x = engine::Tensor(engine::Shape{int64_t(n), int64_t(features.size())});
-    float* xp = x.f32();
-    for (size_t k = 0; k < n; ++k)
-      for (size_t c = 0; c < features.size(); ++c)
-        xp[k * features.size() + c] = float(number_at(table, features[c], (*cols[c])[rows[k]], rows[k]));
-    fairness::model_decisions(*model, x, rule, d.y_pred, d.scores);
-    decision_desc = std::isnan(rule.threshold)
-                        ? fmt::format("model {}: argmax == class {}", model_path, rule.favorable_class)
-                        : fmt::format("model {}: softmax[:, {}] >= {}", model_path, rule.favorable_class, rule.threshold);
-    positive_decision = std::isnan(rule.threshold)
-                            ? fmt::format("argmax {} class {}", positive_favorable ? "==" : "!=", rule.favorable_class)
-                            : fmt::format("softmax[:, {}] {} {}", rule.favorable_class, positive_favorable ? ">=" : "<", rule.threshold);
-  } else {
-    if (vm.count("score")) {
-      // The evaluation takes the score of the favorable outcome: a risk score s becomes 1 - s
-      // (same order reversed, so AUC is that of -s; a probability of the unfavorable outcome
-      // becomes the favorable one's, so Brier and ECE stay meaningful).
-      const std::string sc = vm["score"].as<std::string>();
-      const auto& s = table.strings(sc);
-      d.scores.resize(n);
-      for (size_t k = 0; k < n; ++k) {
-        double v = number_at(table, sc, s[rows[k]], rows[k]);
-        d.scores[k] = higher_favorable ? v : 1.0 - v;
-      }
-    }
-    d.y_pred.resize(n);
-    if (vm.count("prediction")) {
-      const std::string pc = vm["prediction"].as<std::string>();
-      const auto& p = table.strings(pc);
-      for (size_t k = 0; k < n; ++k) d.y_pred[k] = same_value(p[rows[k]], favorable_prediction);
-      decision_desc = fmt::format("column '{}' == {}", pc, favorable_prediction);
-      positive_decision = fmt::format("{} {} {}", pc, positive_favorable ? "==" : "!=", favorable_prediction);
-    } else {
-      const std::string sc = vm["score"].as<std::string>();
-      const double thr = vm["threshold"].as<double>();
-      const auto& s = table.strings(sc);
-      for (size_t k = 0; k < n; ++k) {
-        double v = number_at(table, sc, s[rows[k]], rows[k]);
-        d.y_pred[k] = higher_favorable ? v >= thr : v < thr;
-      }
-      decision_desc = higher_favorable ? fmt::format("column '{}' >= {}", sc, thr)
-                                       : fmt::format("column '{}' < {} (higher is unfavorable)", sc, thr);
-      // The positive decision in words: the favorable side or its complement.
-      positive_decision = fmt::format("{} {} {}", sc, (higher_favorable == positive_favorable) ? ">=" : "<", thr);
-    }
-  }
-  const std::string positive_label = fmt::format("{} {} {}", label, positive_favorable ? "==" : "!=", favorable);
-
-  // ---- protected attributes
-  std::vector<fairness::Attribute> attrs;
-  nlohmann::json attributes_json = nlohmann::json::array();
-  for (const auto& p : protected_cols) {
-    nlohmann::json aj = {{"name", p}};
-    if (onehot.count(p)) {
-      // Group of a row = the one-hot column holding 1 (named after the column).
-      const auto& cols = onehot.at(p);
-      std::vector<std::string> values(n);
-      std::vector<const std::vector<std::string>*> cv;
-      for (const auto& c : cols) cv.push_back(&table.strings(c));
-      for (size_t k = 0; k < n; ++k) {
-        int hot = -1;
-        for (size_t j = 0; j < cols.size(); ++j)
-          if (number_at(table, cols[j], (*cv[j])[rows[k]], rows[k]) == 1.0) {
-            if (hot >= 0) throw fairness_error(fmt::format("{}: row {}: several one-hot columns of '{}' are 1", data_path, rows[k] + 1, p));
-            hot = int(j);
-          }
-        if (hot < 0) throw fairness_error(fmt::format("{}: row {}: no one-hot column of '{}' is 1", data_path, rows[k] + 1, p));
-        values[k] = cols[hot];
-      }
-      // Keep every listed column as a group, in the listed order, even one no row holds.
-      fairness::Attribute ordered;
-      ordered.name = p;
-      ordered.parts = {p};
-      ordered.groups = cols;
-      ordered.codes.resize(n);
-      for (size_t k = 0; k < n; ++k) ordered.codes[k] = ordered.group_index(values[k]);
-      attrs.push_back(ordered);
-      aj["kind"] = "one-hot";
-      aj["columns"] = cols;
-    } else {
-      const auto& col = table.strings(p);
-      if (bins.count(p)) {
-        const auto& spec = bins.at(p);
-        std::vector<double> v(n);
-        for (size_t k = 0; k < n; ++k) v[k] = number_at(table, p, col[rows[k]], rows[k]);
-        std::vector<double> edges = spec.quantiles ? fairness::quantile_edges(p, v, spec.quantiles) : spec.edges;
-        attrs.push_back(fairness::binned_attribute(p, v, edges));
-        aj["kind"] = "binned";
-        aj["bins"] = {{"rule", spec.quantiles ? fmt::format("{} quantile bins: edges at the k/{} quantiles (numpy linear "
-                                                            "interpolation) of the evaluated rows, repeated edges merged",
-                                                            spec.quantiles, spec.quantiles)
-                                              : std::string("fixed edges")},
-                      {"origin", spec.origin},
-                      {"edges", edges},
-                      {"intervals", "left-closed: e[k-1] <= value < e[k]; empty bins dropped"}};
-      } else {
-        std::vector<std::string> v(n);
-        for (size_t k = 0; k < n; ++k) v[k] = col[rows[k]];
-        fairness::check_numeric_groups(p, v, size_t(max_numeric_groups));
-        attrs.push_back(fairness::categorical_attribute(p, v));
-        aj["kind"] = "categorical";
-      }
-    }
-    aj["groups"] = attrs.back().groups;
-    attributes_json.push_back(aj);
-  }
+  std::vector<std::string> warnings = in.warnings;
 
   // ---- options
   fairness::Options opts;
@@ -515,38 +157,11 @@ int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& glob
   opts.min_group_size = vm["min-group-size"].as<int64_t>();
   opts.ece_bins = vm["ece-bins"].as<int>();
   opts.intersection = !vm.count("no-intersection");
-  opts.positive = positive;
+  opts.positive = in.positive;
   opts.labels_only = labels_only;
-  if (vm.count("reference")) {
-    for (const auto& item : split_list(vm["reference"].as<std::string>())) {
-      auto eq = item.find('=');
-      if (eq == std::string::npos) {
-        if (attrs.size() != 1)
-          throw fairness_error(fmt::format("--reference '{}': name the attribute (ATTRIBUTE=GROUP) when there are several", item));
-        opts.reference[attrs[0].name] = item;
-      } else {
-        opts.reference[item.substr(0, eq)] = item.substr(eq + 1);
-      }
-    }
-    // The intersection's reference: the combination of the singles' references.
-    if (attrs.size() > 1 && opts.intersection) {
-      std::string name, group;
-      bool all = true;
-      for (const auto& a : attrs) {
-        auto it = opts.reference.find(a.name);
-        all = all && it != opts.reference.end();
-        if (it == opts.reference.end()) break;
-        name += (name.empty() ? "" : "&") + a.name;
-        group += (group.empty() ? "" : "&") + it->second;
-      }
-      if (all) {
-        auto inter = fairness::intersect(attrs);
-        bool present = false;
-        for (const auto& g : inter.groups) present = present || g == group;
-        if (present) opts.reference[name] = group;
-      }
-    }
-  }
+  if (vm.count("reference"))
+    opts.reference =
+        fairness::reference_groups(split_list(vm["reference"].as<std::string>()), attrs, opts.intersection, flag_spelling);
 
   auto ev = fairness::evaluate(d, attrs, opts);
 
@@ -581,7 +196,7 @@ int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& glob
                              {"label", positive_label},
                              {"decision", labels_only ? nlohmann::json(nullptr) : nlohmann::json(positive_decision)}}},
                {"protected", protected_cols},
-               {"attributes", attributes_json}};
+               {"attributes", in.attributes_json}};
   if (vm.count("score")) {
     j["data"]["score_direction_origin"] = direction_origin;
     if (!higher_favorable)
@@ -598,12 +213,8 @@ int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& glob
       j["individual"]["consistency"] = {{"value", nullptr}, {"k", 5}, {"features", cfeat},
                                         {"reason", fmt::format("{} rows exceed --consistency-max-rows {} (brute-force kNN is O(n^2))", n, max_rows)}};
     } else {
-      std::vector<double> fx(n * cfeat.size());
-      for (size_t c = 0; c < cfeat.size(); ++c) {
-        const auto& col = table.strings(cfeat[c]);
-        for (size_t k = 0; k < n; ++k) fx[k * cfeat.size() + c] = number_at(table, cfeat[c], col[rows[k]], rows[k]);
-      }
-      double v = fairness::consistency(fx, cfeat.size(), d.y_pred, 5, global.threads);
+      double v = fairness::consistency(fairness::numeric_columns(table, cfeat, rows), cfeat.size(), d.y_pred, 5,
+                                       global.threads);
       j["individual"]["consistency"] = {{"value", v}, {"k", 5}, {"features", cfeat},
                                         {"formula", "1 - mean_i |yhat_i - mean_{j in 5NN(x_i), i included} yhat_j| (AIF360)"}};
     }
@@ -616,38 +227,12 @@ int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& glob
     j["counterfactual"] = nlohmann::json::array();
     for (const auto& a : attrs) {
       fairness::FeatureEncoding enc;
-      enc.attribute = a.name;
-      enc.groups = a.groups;
-      std::string skip;
-      if (onehot.count(a.name)) {
-        for (const auto& c : onehot.at(a.name)) {
-          auto it = std::find(features.begin(), features.end(), c);
-          if (it == features.end()) skip = fmt::format("one-hot column '{}' is not a model feature", c);
-          else enc.columns.push_back(it - features.begin());
-        }
-      } else if (bins.count(a.name)) {
-        skip = "binned numeric attribute: no single counterfactual value per group";
-      } else {
-        auto it = std::find(features.begin(), features.end(), a.name);
-        if (it == features.end()) {
-          skip = "not a model feature";
-        } else {
-          enc.columns.push_back(it - features.begin());
-          for (const auto& g : a.groups) {
-            double v;
-            if (!parse_number(g, v)) {
-              skip = fmt::format("group '{}' is not a number, so it has no feature value", g);
-              break;
-            }
-            enc.values.push_back(float(v));
-          }
-        }
-      }
+      const std::string skip = fairness::counterfactual_encoding(a, in, enc);
       if (!skip.empty()) {
         j["counterfactual"].push_back({{"attribute", a.name}, {"flip_rate", nullptr}, {"reason", skip}});
         continue;
       }
-      auto r = fairness::flip_test(*model, x, enc, rule, vm["flip-examples"].as<int64_t>());
+      auto r = fairness::flip_test(*in.model, in.x, enc, in.rule, vm["flip-examples"].as<int64_t>());
       auto rec = fairness::counterfactual_json(r);
       // Report table rows (1-based data rows of the file) next to the evaluated row index.
       for (auto& f : rec["flipped"]) f["data_row"] = int64_t(rows[f["row"].get<int64_t>()]) + 1;

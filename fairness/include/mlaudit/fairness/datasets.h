@@ -17,6 +17,7 @@ namespace mlaudit::fairness {
 struct LoadedTable {
   datasets::CsvTable table;
   int64_t rows_read = 0;                                   ///< data rows in the file
+  std::string format;  ///< reader (set by load_table, table.h): "adult", "german", "compas", "npy" or "csv"
   std::vector<std::pair<std::string, int64_t>> dropped;    ///< reason -> rows dropped for it
   std::string label;                                       ///< label column
   std::string favorable;                                   ///< favorable label value
