@@ -13,6 +13,8 @@
 
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/session.h"
+#include "cpu/conv_direct.h"
+#include "cpu/fusion.h"
 #include "ops.h"
 #include "vector_math.h"
 
@@ -273,6 +275,9 @@ dnnl::memory to_layout(const dnnl::memory& user, const dnnl::memory::desc& want,
   return m;
 }
 
+// Relu fused into this Conv by fuse_cpu_graph (cpu/fusion.h): the node's output is the Relu's.
+bool fused_relu(const Node& n) { return n.get_int(kFusedReluAttribute, 0) != 0; }
+
 void conv_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   const Tensor& x = float_input(ctx, in, 0);
   const Tensor& w = float_input(ctx, in, 1);
@@ -282,6 +287,12 @@ void conv_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) 
     op_error(ctx, fmt::format("bias of shape {} is not [{}] (the output channels)", shape_str(in[2]->shape()), p.oc));
   Tensor y = Tensor::uninitialized(DType::Float32, window_output_shape(p));
   if (p.n == 0) {
+    out[0] = y;
+    return;
+  }
+  const bool relu = fused_relu(ctx.node);
+  if (direct_conv_suits(p)) {
+    direct_conv_forward(p, x.f32(), w.f32(), has_bias ? in[2]->f32() : nullptr, relu, y.f32());
     out[0] = y;
     return;
   }
@@ -303,6 +314,12 @@ void conv_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) 
     prims.fwd.execute(s, args);
     if (!dst_plain) dnnl::reorder(dst, user_dst).execute(s, dst, user_dst);
     s.wait();
+  }
+  if (relu) {
+    float* py = y.f32();
+    const int64_t count = y.numel();
+#pragma omp parallel for if (count > 262144) schedule(static)
+    for (int64_t i = 0; i < count; ++i) py[i] = py[i] > 0 ? py[i] : 0.f;
   }
   out[0] = y;
 }
@@ -332,15 +349,33 @@ void conv_weight_grad(const ConvParams& p, const Tensor& x, const Tensor& gy, Te
     }
 }
 
-void conv_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inputs& g, const std::vector<bool>& need,
+void conv_bwd(const OpContext& ctx, const Inputs& in, const Inputs& outs, const Inputs& g, const std::vector<bool>& need,
               std::vector<Tensor>& gin) {
   if (!g[0]) return;
   const Tensor& x = *in[0];
   const Tensor& w = *in[1];
-  const Tensor& gy = *g[0];
   ConvParams p = conv_params(ctx, x, w);
   bool has_bias = in.size() > 2 && in[2] && !in[2]->empty();
-  if (need[0]) {
+  // A fused Relu (fuse_cpu_graph): its output y is this node's output, and the gradient reaching
+  // the convolution is gy * (y > 0 ? 1 : 0), Relu's backward on y's sign (y > 0 iff x > 0).
+  const Tensor* relu_out = fused_relu(ctx.node) && outs.size() > 0 ? outs[0] : nullptr;
+  if (fused_relu(ctx.node) && !relu_out) op_error(ctx, "fused Relu: the output is needed for the gradient");
+  const bool direct = need[0] && p.n > 0 && direct_conv_backward_suits(p);
+  Tensor masked;
+  if (relu_out && !(direct && !need[1] && !(need.size() > 2 && need[2]))) {
+    masked = Tensor::uninitialized(DType::Float32, g[0]->shape());
+    const float* pg = g[0]->f32();
+    const float* py = relu_out->f32();
+    float* pm = masked.f32();
+    const int64_t count = masked.numel();
+#pragma omp parallel for if (count > 262144) schedule(static)
+    for (int64_t i = 0; i < count; ++i) pm[i] = pg[i] * (py[i] > 0 ? 1.f : 0.f);
+  }
+  const Tensor& gy = masked.empty() ? *g[0] : masked;
+  if (need[0] && direct) {
+    gin[0] = Tensor::uninitialized(DType::Float32, x.shape());
+    direct_conv_backward_data(p, w.f32(), gy.f32(), masked.empty() && relu_out ? relu_out->f32() : nullptr, gin[0].f32());
+  } else if (need[0]) {
     gin[0] = Tensor::uninitialized(DType::Float32, x.shape());  // oneDNN writes every element
     if (p.n > 0) {
       ConvPrims& prims = conv_prims(p, has_bias);
@@ -570,25 +605,59 @@ int64_t avg_divisor(const PoolParams& p, int64_t oi, int64_t oj) {
   return std::max<int64_t>(1, ch * cw);
 }
 
+// The kernel taps [first, last) of window `o` that land inside an axis of `size` (taps at
+// o * stride - pad + k * dil, k = 0..kernel-1; in range for one contiguous run of k).
+std::pair<int64_t, int64_t> taps_inside(int64_t o, int64_t stride, int64_t pad, int64_t dil, int64_t kernel,
+                                        int64_t size) {
+  int64_t first = kernel, last = 0;
+  for (int64_t k = 0; k < kernel; ++k) {
+    const int64_t at = o * stride - pad + k * dil;
+    if (at < 0 || at >= size) continue;
+    first = std::min(first, k);
+    last = k + 1;
+  }
+  return {first, std::max(first, last)};
+}
+
+// Per-window tap ranges and divisors, shared by every plane.
+struct AvgWindows {
+  std::vector<std::pair<int64_t, int64_t>> rows, cols;  // per oi, per oj
+  std::vector<double> divisor;                          // per (oi, oj)
+  explicit AvgWindows(const PoolParams& p) {
+    for (int64_t oi = 0; oi < p.oh; ++oi) rows.push_back(taps_inside(oi, p.sh, p.pt, p.dh, p.kh, p.h));
+    for (int64_t oj = 0; oj < p.ow; ++oj) cols.push_back(taps_inside(oj, p.sw, p.pl, p.dw, p.kw, p.w));
+    for (int64_t oi = 0; oi < p.oh; ++oi)
+      for (int64_t oj = 0; oj < p.ow; ++oj) divisor.push_back(double(avg_divisor(p, oi, oj)));
+  }
+};
+
 void avgpool_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   const Tensor& x = float_input(ctx, in, 0);
   PoolParams p = pool_params(ctx, x);
-  Tensor y(window_output_shape(p));
+  Tensor y = Tensor::uninitialized(DType::Float32, window_output_shape(p));
   const float* px = x.f32();
   float* py = y.f32();
-  for_each_window(p, [&](int64_t pc, int64_t oi, int64_t oj) {
-    double s = 0;
-    for (int64_t ki = 0; ki < p.kh; ++ki) {
-      int64_t hi = oi * p.sh - p.pt + ki * p.dh;
-      if (hi < 0 || hi >= p.h) continue;
-      for (int64_t kj = 0; kj < p.kw; ++kj) {
-        int64_t wj = oj * p.sw - p.pl + kj * p.dw;
-        if (wj < 0 || wj >= p.w) continue;
-        s += px[(pc * p.h + hi) * p.w + wj];
+  // Each window sums its taps inside the input in scan order (rows, then columns) in double,
+  // divided by avg_divisor: the taps that fall in padding would add zeros.
+  const AvgWindows win(p);
+  const int64_t planes = p.n * p.c;
+#pragma omp parallel for if (planes * p.oh * p.ow > 16384) schedule(static)
+  for (int64_t pc = 0; pc < planes; ++pc) {
+    const float* plane = px + pc * p.h * p.w;
+    float* o = py + pc * p.oh * p.ow;
+    for (int64_t oi = 0; oi < p.oh; ++oi) {
+      const auto [r0, r1] = win.rows[oi];
+      for (int64_t oj = 0; oj < p.ow; ++oj) {
+        const auto [c0, c1] = win.cols[oj];
+        double s = 0;
+        for (int64_t ki = r0; ki < r1; ++ki) {
+          const int64_t at = (oi * p.sh - p.pt + ki * p.dh) * p.w + oj * p.sw - p.pl;
+          for (int64_t kj = c0; kj < c1; ++kj) s += plane[at + kj * p.dw];
+        }
+        o[oi * p.ow + oj] = float(s / win.divisor[oi * p.ow + oj]);
       }
     }
-    py[(pc * p.oh + oi) * p.ow + oj] = float(s / avg_divisor(p, oi, oj));
-  });
+  }
   out[0] = y;
 }
 
@@ -601,21 +670,23 @@ void avgpool_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const In
   const float* pg = g[0]->f32();
   float* pd = gin[0].f32();
   const int64_t planes = p.n * p.c;
+  const AvgWindows win(p);
+  std::vector<float> divisor(win.divisor.begin(), win.divisor.end());
 #pragma omp parallel for if (planes > 64) schedule(static)
-  for (int64_t pc = 0; pc < planes; ++pc)
-    for (int64_t oi = 0; oi < p.oh; ++oi)
+  for (int64_t pc = 0; pc < planes; ++pc) {
+    float* plane = pd + pc * p.h * p.w;
+    for (int64_t oi = 0; oi < p.oh; ++oi) {
+      const auto [r0, r1] = win.rows[oi];
       for (int64_t oj = 0; oj < p.ow; ++oj) {
-        float v = pg[(pc * p.oh + oi) * p.ow + oj] / float(avg_divisor(p, oi, oj));
-        for (int64_t ki = 0; ki < p.kh; ++ki) {
-          int64_t hi = oi * p.sh - p.pt + ki * p.dh;
-          if (hi < 0 || hi >= p.h) continue;
-          for (int64_t kj = 0; kj < p.kw; ++kj) {
-            int64_t wj = oj * p.sw - p.pl + kj * p.dw;
-            if (wj < 0 || wj >= p.w) continue;
-            pd[(pc * p.h + hi) * p.w + wj] += v;
-          }
+        const auto [c0, c1] = win.cols[oj];
+        const float v = pg[(pc * p.oh + oi) * p.ow + oj] / divisor[oi * p.ow + oj];
+        for (int64_t ki = r0; ki < r1; ++ki) {
+          const int64_t at = (oi * p.sh - p.pt + ki * p.dh) * p.w + oj * p.sw - p.pl;
+          for (int64_t kj = c0; kj < c1; ++kj) plane[at + kj * p.dw] += v;
         }
       }
+    }
+  }
 }
 
 // ---------------- GlobalAveragePool / GlobalMaxPool (every version: 1, 22) ----------------

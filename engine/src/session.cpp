@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "backend.h"
+#include "cpu/fusion.h"
 #include "dense_chain.h"
 #include "device_session.h"
 #include "plan.h"
@@ -109,8 +110,11 @@ OpProfile& op_profile() {
 
 class Executor {
  public:
-  Executor(const Graph& g, const Backend& b) : g_(g), b_(b), plan_(make_execution_plan(g)) {
-    for (const auto& [name, t] : g.initializers) constants_.emplace_back(plan_.slot.at(name), t);
+  // fuse: run the CPU rewrites of cpu/fusion.h on a private copy of the graph (infer_shapes,
+  // which reports every intermediate value, runs the graph as loaded).
+  Executor(const Graph& g, const Backend& b, bool fuse = true)
+      : own_(fuse ? detail::fuse_cpu_graph(g) : Graph()), g_(fuse ? own_ : g), b_(b), plan_(make_execution_plan(g_)) {
+    for (const auto& [name, t] : g_.initializers) constants_.emplace_back(plan_.slot.at(name), t);
   }
 
   // Runs the graph. keep_all keeps every value (for backward / shape inference).
@@ -193,6 +197,7 @@ class Executor {
   const ExecutionPlan& plan() const { return plan_; }
 
  private:
+  Graph own_;  // the fused copy (empty when not fusing)
   const Graph& g_;
   const Backend& b_;
   ExecutionPlan plan_;
@@ -582,7 +587,7 @@ std::map<std::string, Shape> infer_shapes(const Graph& g, const std::vector<Shap
     zeros.emplace_back(dt, input_shapes[k]);
   }
   s.check_inputs(zeros);
-  const Executor& ex = *s.executor_;
+  const Executor ex(s.graph_, *s.backend_, false);
   auto values = ex.forward(zeros, true);
   std::map<std::string, Shape> out;
   for (size_t i = 0; i < values.size(); ++i)

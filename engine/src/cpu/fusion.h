@@ -1,0 +1,22 @@
+#pragma once
+// Graph rewrites the CPU executor applies to its own copy of a graph at load (the Session's
+// graph, which the CUDA executor, the verifier and the reports read, is left as loaded).
+#include "mlaudit/engine/graph.h"
+
+namespace mlaudit::engine::detail {
+
+/// Conv attribute set by fuse_cpu_graph: the node also applies Relu (x > 0 ? x : 0) and its
+/// output is the Relu's; its backward masks the output gradient by the output's sign first.
+inline constexpr const char* kFusedReluAttribute = "mlaudit.fused_relu";
+
+/// The graph with, where the intermediate value has no other reader and is no graph output:
+///  - Conv followed by Relu fused into the Conv (kFusedReluAttribute);
+///  - Pad (constant mode, value 0, constant pads on the two spatial axes of a 4-D tensor only)
+///    followed by AveragePool with count_include_pad = 1 and no padding of its own, or by Conv
+///    without padding of its own (auto_pad NOTSET), fused as that op's own pads.
+/// Values are bit-identical to the unfused graph's: an average over a zero-padded window with
+/// count_include_pad sums the same terms (the zeros add nothing) over the same divisor, and the
+/// convolution kernels pad with zeros at the same positions. MLAUDIT_NO_FUSE=1 turns it off.
+Graph fuse_cpu_graph(const Graph& g);
+
+}  // namespace mlaudit::engine::detail
