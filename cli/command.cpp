@@ -208,18 +208,7 @@ bool parse_options(const std::string& command, const std::string& usage, po::opt
   return true;
 }
 
-std::vector<std::string> split_list(const std::string& text, char sep) {
-  std::vector<std::string> out;
-  std::string item;
-  std::istringstream in(text);
-  while (std::getline(in, item, sep)) {
-    auto b = item.find_first_not_of(" \t");
-    auto e = item.find_last_not_of(" \t");
-    if (b == std::string::npos) continue;
-    out.push_back(item.substr(b, e - b + 1));
-  }
-  return out;
-}
+std::vector<std::string> split_list(const std::string& text, char sep) { return datasets::split_list(text, sep); }
 
 std::string to_lower(std::string text) {
   for (auto& c : text) c = char(std::tolower(static_cast<unsigned char>(c)));
@@ -250,37 +239,20 @@ std::vector<std::string> parse_name_list(const std::string& option, const std::s
 }
 
 std::vector<double> parse_double_list(const std::string& option, const std::string& text) {
-  std::vector<double> out;
-  // A number, or a fraction "a/b" (8/255: image radii as papers and AutoAttack write them).
-  auto number = [&](const std::string& item, const std::string& part) {
-    size_t pos = 0;
-    double v = 0;
-    try {
-      v = std::stod(part, &pos);
-    } catch (...) {
-      pos = 0;
-    }
-    if (part.empty() || pos != part.size())
-      throw InputError("cli", fmt::format("--{}: '{}' is not a number (or a fraction like 8/255)", option, item));
-    return v;
-  };
-  for (const auto& item : split_list(text)) {
-    const size_t slash = item.find('/');
-    if (slash == std::string::npos) {
-      out.push_back(number(item, item));
-      continue;
-    }
-    const double num = number(item, item.substr(0, slash)), den = number(item, item.substr(slash + 1));
-    if (den == 0) throw InputError("cli", fmt::format("--{}: '{}' divides by zero", option, item));
-    out.push_back(num / den);
-  }
-  if (out.empty()) throw InputError("cli", fmt::format("--{}: expected a comma-separated list of numbers", option));
-  return out;
+  return datasets::parse_number_list("cli", "--" + option, text);
 }
 
 }  // namespace mlaudit::cli
 
 namespace mlaudit::cli {
+
+double percentile(std::vector<double> v, double q) {
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  double pos = q * double(v.size() - 1);
+  size_t lo = static_cast<size_t>(std::floor(pos)), hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (pos - double(lo)) * (v[hi] - v[lo]);
+}
 
 std::unique_ptr<engine::Session> load_model(const std::string& path, const GlobalOptions& global) {
   // Commands whose losses, scores or decisions are defined on logits: a probability output is
@@ -295,8 +267,8 @@ std::unique_ptr<engine::Session> load_model(const std::string& path, const Globa
   opts.logits_from_probabilities = wants_logits;
   // Every classification command reads classes off the output's columns: a binary classifier's
   // single logit or probability becomes two classes (class 1 = the positive one).
-  static const std::vector<std::string> class_commands = {"attack",  "certify",  "corrupt",  "explain",
-                                                          "privacy", "backdoor", "fairness", "verify"};
+  static const std::vector<std::string> class_commands = {"attack",  "certify",  "corrupt", "explain",  "privacy",
+                                                          "backdoor", "fairness", "verify",  "evaluate", "profile"};
   opts.binary_two_classes =
       std::find(class_commands.begin(), class_commands.end(), global.command) != class_commands.end();
   auto session = engine::Session::load(path, opts);

@@ -87,6 +87,9 @@ std::vector<std::string> parse_name_list(const std::string& option, const std::s
 /// ASCII lower case: option values that name things (attacks, norms, methods) are
 /// case-insensitive (PGD, Linf, IG spellings as papers write them).
 std::string to_lower(std::string text);
+/// The q-quantile of `v` (linear interpolation between order statistics, numpy's default);
+/// NaN for an empty `v`.
+double percentile(std::vector<double> v, double q);
 /// Split "a,b,c" into strings (empty items dropped).
 std::vector<std::string> split_list(const std::string& text, char sep = ',');
 

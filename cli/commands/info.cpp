@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "mlaudit/datasets/io.h"
+#include "mlaudit/engine/cost.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/graph.h"
 #include "mlaudit/engine/session.h"
@@ -62,9 +64,10 @@ int print_ops(bool json) {
 int cmd_info(const std::vector<std::string>& args, const GlobalOptions& global) {
   po::options_description desc("info options");
   desc.add_options()("model,m", po::value<std::string>(), "ONNX model file")("json", "print JSON instead of text")(
+      "out,o", po::value<std::string>(), "also write the JSON (mlaudit.info/1) to this file")(
       "ops", "print the table of ops this build runs (domain, opsets, forward, gradient, CUDA) instead");
   po::variables_map vm;
-  if (!parse_options("info", "mlaudit info --model M.onnx [--json]\n       mlaudit info --ops [--json]", desc, args, vm))
+  if (!parse_options("info", "mlaudit info --model M.onnx [--json] [--out INFO.json]\n       mlaudit info --ops [--json]", desc, args, vm))
     return 0;
   if (vm.count("ops")) return print_ops(vm.count("json") != 0);
   if (!vm.count("model"))
@@ -123,6 +126,18 @@ int cmd_info(const std::vector<std::string>& args, const GlobalOptions& global) 
       j["tree_ensemble"] = {{"exact_methods", false}, {"reason", e.what()}};
     }
   }
+  // Operations of a batch-1 forward (engine/cost.h); null with the reason when shapes cannot
+  // be inferred.
+  try {
+    j["flops"] = engine::estimate_flops(g);
+  } catch (const InputError& e) {
+    j["flops"] = nullptr;
+    j["flops_error"] = e.what();
+  }
+  if (vm.count("out")) {
+    datasets::write_file_atomic(vm["out"].as<std::string>(), j.dump(1) + "\n");
+    if (global.quiet) return 0;  // written for a caller (the audit's model summary)
+  }
   if (vm.count("json")) {
     std::cout << j.dump(2) << "\n";
     return 0;
@@ -136,7 +151,9 @@ int cmd_info(const std::vector<std::string>& args, const GlobalOptions& global) 
     std::cout << fmt::format("output:     {} {} {}\n", v.name, engine::dtype_name(v.dtype), engine::shape_str(v.shape));
   for (const auto& o : g.opaque_outputs)
     std::cout << fmt::format("output:     {} ({}, not computed{})\n", o.name, o.type, o.hint.empty() ? "" : "; " + o.hint);
-  std::cout << fmt::format("nodes:      {}\nparameters: {}\nops:       ", g.nodes.size(), g.parameter_count());
+  std::cout << fmt::format("nodes:      {}\nparameters: {}\n", g.nodes.size(), g.parameter_count());
+  if (j["flops"].is_number()) std::cout << fmt::format("operations: {:.4g} per batch-1 forward\n", j["flops"].get<double>());
+  std::cout << "ops:       ";
   for (const auto& [op, n] : g.op_histogram()) std::cout << fmt::format(" {}x{}", op, n);
   std::cout << "\n";
   if (unsupported.empty()) {

@@ -126,4 +126,47 @@ nlohmann::json file_provenance(const std::string& path) {
   return {{"path", path}, {"sha256", sha256_file(path)}, {"bytes", ec ? 0 : int64_t(bytes)}};
 }
 
+std::vector<std::string> split_list(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(sep, start);
+    if (end == std::string::npos) end = text.size();
+    const std::string item = text.substr(start, end - start);
+    const auto b = item.find_first_not_of(" \t");
+    const auto e = item.find_last_not_of(" \t");
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+    start = end + 1;
+  }
+  return out;
+}
+
+std::vector<double> parse_number_list(const std::string& origin, const std::string& what, const std::string& text) {
+  std::vector<double> out;
+  auto number = [&](const std::string& item, const std::string& part) {
+    size_t pos = 0;
+    double v = 0;
+    try {
+      v = std::stod(part, &pos);
+    } catch (...) {
+      pos = 0;
+    }
+    if (part.empty() || pos != part.size())
+      throw InputError(origin, fmt::format("{}: '{}' is not a number (or a fraction like 8/255)", what, item));
+    return v;
+  };
+  for (const auto& item : split_list(text)) {
+    const size_t slash = item.find('/');
+    if (slash == std::string::npos) {
+      out.push_back(number(item, item));
+      continue;
+    }
+    const double num = number(item, item.substr(0, slash)), den = number(item, item.substr(slash + 1));
+    if (den == 0) throw InputError(origin, fmt::format("{}: '{}' divides by zero", what, item));
+    out.push_back(num / den);
+  }
+  if (out.empty()) throw InputError(origin, fmt::format("{}: expected a comma-separated list of numbers", what));
+  return out;
+}
+
 }  // namespace mlaudit::datasets

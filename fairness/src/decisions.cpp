@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
 
 namespace mlaudit::fairness {
@@ -16,46 +17,11 @@ namespace {
 InputError fairness_error(const std::string& msg) { return InputError("fairness", msg); }
 
 // "a, b,,c" -> {a, b, c}: items trimmed of blanks and tabs, empty ones skipped.
-std::vector<std::string> split(const std::string& text, char sep = ',') {
-  std::vector<std::string> out;
-  std::string item;
-  std::istringstream in(text);
-  while (std::getline(in, item, sep)) {
-    auto b = item.find_first_not_of(" \t");
-    auto e = item.find_last_not_of(" \t");
-    if (b == std::string::npos) continue;
-    out.push_back(item.substr(b, e - b + 1));
-  }
-  return out;
-}
+std::vector<std::string> split(const std::string& text, char sep = ',') { return datasets::split_list(text, sep); }
 
 // Comma-separated numbers or fractions "a/b" (the CLI's number lists).
 std::vector<double> parse_edges(const std::string& parameter, const std::string& text) {
-  std::vector<double> out;
-  auto number = [&](const std::string& item, const std::string& part) {
-    size_t pos = 0;
-    double v = 0;
-    try {
-      v = std::stod(part, &pos);
-    } catch (...) {
-      pos = 0;
-    }
-    if (part.empty() || pos != part.size())
-      throw fairness_error(fmt::format("{}: '{}' is not a number (or a fraction like 8/255)", parameter, item));
-    return v;
-  };
-  for (const auto& item : split(text)) {
-    const size_t slash = item.find('/');
-    if (slash == std::string::npos) {
-      out.push_back(number(item, item));
-      continue;
-    }
-    const double num = number(item, item.substr(0, slash)), den = number(item, item.substr(slash + 1));
-    if (den == 0) throw fairness_error(fmt::format("{}: '{}' divides by zero", parameter, item));
-    out.push_back(num / den);
-  }
-  if (out.empty()) throw fairness_error(fmt::format("{}: expected a comma-separated list of numbers", parameter));
-  return out;
+  return datasets::parse_number_list("fairness", parameter, text);
 }
 
 // Distinct values of a column over the kept rows, in first-seen order (at most `limit`).

@@ -296,7 +296,7 @@ Lookup neural_cleanse_value(const json& s, const std::function<Lookup(const json
 const std::vector<MetricEntry>& entries() {
   static const std::vector<MetricEntry> table = [] {
     std::vector<MetricEntry> t;
-    // ---- performance (computed in-process by reports/src/engine_sections.cpp)
+    // ---- performance (mlaudit evaluate, mlaudit.performance/1)
     t.push_back({{"accuracy", "performance", {}, "performance: accuracy", "top-1 accuracy on the data set"},
                  [](const json& s, const auto&) {
                    if (!section_ok(s)) return failed_section(s);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -196,10 +197,28 @@ SectionCommand section_command(const SectionSpec& s, const AuditConfig& cfg, con
   if (!model->output.empty()) flag("model-output", model->output);
   switch (s.kind) {
     case SectionKind::Performance:
+      c.command = "evaluate";
+      if (ds->is_csv()) {
+        flag("data", samples > 0 ? subset_csv(ds->csv, samples, work_dir, ds->id) : ds->csv);
+        flag("label-column", ds->label);
+        std::string features;
+        for (const auto& f : ds->features) features += (features.empty() ? "" : ",") + f;
+        flag("features", features);
+      } else {
+        npy_inputs();
+      }
+      pass("bootstrap", "bootstrap");
+      pass("ci", "ci");
+      flag("seed", std::to_string(cfg.seed));
+      break;
     case SectionKind::Efficiency:
-      c.command.clear();  // computed in-process with the engine
-      c.args.clear();
-      return c;
+      c.command = "profile";
+      pass("runs", "runs");
+      pass("batch", "batch");
+      // inputs drawn from the data set's domain when it is finite, else [0, 1)
+      if (ds && ds->domain && std::isfinite(ds->domain->first) && std::isfinite(ds->domain->second)) domain();
+      flag("seed", std::to_string(cfg.seed));
+      break;
     case SectionKind::Robustness:
       c.command = "attack";
       npy_inputs();
@@ -482,8 +501,22 @@ AuditResult run_audit(const AuditConfig& cfg, const AuditOptions& opt, const Com
   report["models"] = json::array();
   for (const auto& m : cfg.models) {
     json rec = {{"id", m.id}, {"path", m.path}};
+    // The model summary comes from `mlaudit info --out` (the report runs no model itself).
+    const std::string info_path = fmt::format("{}/model-{}.json", work_str, m.id);
+    std::vector<std::string> info_args = {"--model", m.path, "--out", info_path};
+    if (!m.output.empty()) info_args.insert(info_args.end(), {"--model-output", m.output});
     try {
-      rec["summary"] = summarize_model(m.path);
+      int code = runner("info", info_args);
+      std::error_code fe;
+      if (code != 0 || !fs::exists(info_path, fe))
+        throw InputError("audit", fmt::format("'mlaudit info' exited with code {} on model '{}'", code, m.id));
+      const json info = json::parse(datasets::read_file(info_path, 64 << 20));
+      rec["summary"] = {{"opset", info.at("opset")},         {"producer", info.at("producer")},
+                        {"inputs", info.at("inputs")},       {"outputs", info.at("outputs")},
+                        {"nodes", info.at("nodes")},         {"parameters", info.at("parameters")},
+                        {"ops", info.at("op_histogram")},    {"unsupported_ops", info.at("unsupported_ops")},
+                        {"flops", info.value("flops", json(nullptr))}};
+      if (info.contains("flops_error")) rec["summary"]["flops_error"] = info["flops_error"];
     } catch (const std::exception& e) {
       rec["summary"] = nullptr;
       rec["error"] = e.what();
@@ -514,10 +547,6 @@ AuditResult run_audit(const AuditConfig& cfg, const AuditOptions& opt, const Com
         rec["imported_from"] = imported.provenance["path"];
         rec["imported"] = imported.provenance;
         rec["result"] = imported.result;
-        rec["status"] = "ok";
-      } else if (c.command.empty()) {
-        rec["command"] = nullptr;
-        rec["result"] = s.kind == SectionKind::Performance ? run_performance(s, cfg, cfg.seed) : run_efficiency(s, cfg);
         rec["status"] = "ok";
       } else {
         json cmd = json::array({"mlaudit", c.command});

@@ -1,7 +1,10 @@
 #pragma once
 // Helpers for the reports tests: fixture paths, a fake command runner that
 // "runs" sections by copying hand-written section JSONs, a tiny XML parser.
+#include <sys/wait.h>
+
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -50,14 +53,30 @@ inline std::string arg_value(const std::vector<std::string>& args, const std::st
 }
 
 /// Fake command runner: writes the fixture JSON matching the command to the
-/// path given by --out (or --json for explain). Records every call.
+/// path given by --out (or --json for explain). Records every call. info, evaluate and
+/// profile run the real mlaudit (tests using it are CLI tests: the binary is built first).
 struct FakeRunner {
   std::vector<std::pair<std::string, std::vector<std::string>>> calls;
   std::map<std::string, int> exit_codes;  // command -> exit code to return (default 0)
+  /// The calls that ran sections (every call but the models' `info` summaries).
+  std::vector<std::pair<std::string, std::vector<std::string>>> section_calls() const {
+    std::vector<std::pair<std::string, std::vector<std::string>>> out;
+    for (const auto& c : calls)
+      if (c.first != "info") out.push_back(c);
+    return out;
+  }
   int operator()(const std::string& cmd, const std::vector<std::string>& args) {
     calls.emplace_back(cmd, args);
     int code = exit_codes.count(cmd) ? exit_codes[cmd] : 0;
     if (code >= 2) return code;  // failing commands write nothing
+    // The model summary (info), performance (evaluate) and efficiency (profile) are cheap and
+    // have no fixture: the real mlaudit runs them, so their figures are the model's own.
+    if (cmd == "info" || cmd == "evaluate" || cmd == "profile") {
+      std::string line = mlaudit_exe() + " -q " + cmd;
+      for (const auto& a : args) line += " '" + a + "'";  // test paths hold no quote
+      const int status = std::system((line + " > /dev/null 2>&1").c_str());
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 3;
+    }
     std::string src, out = arg_value(args, "--out");
     if (cmd == "attack") src = "attack_" + arg_value(args, "--attack") + ".json";
     else if (cmd == "certify") src = "certify.json";

@@ -56,8 +56,11 @@ TEST_CASE("pipeline: all gates pass -> exit 0, every report file written and val
   auto errors = validate_json_schema(on_disk, schema());
   INFO((errors.empty() ? std::string() : errors[0]));
   CHECK(errors.empty());
-  // one command per non-engine section; the performance section ran in-process on the engine
-  CHECK(fake.calls.size() == 7);
+  // one `info` per model (their summaries), then one command per section, evaluate first
+  CHECK(fake.calls.size() == 10);
+  CHECK(fake.calls[0].first == "info");
+  CHECK(fake.calls[1].first == "info");
+  CHECK(fake.section_calls().size() == 8);
   const json& perf = res.report["sections"][0];
   CHECK(perf["kind"] == "performance");
   CHECK(perf["status"] == "ok");
@@ -90,8 +93,16 @@ TEST_CASE("pipeline: section arguments built from the config", "[reports][pipeli
   AuditConfig cfg = config_with("", dir);
   test::FakeRunner fake;
   run_audit(cfg, options(dir + "/out"), std::ref(fake));
-  REQUIRE(fake.calls.size() == 7);
-  const auto& [cmd, args] = fake.calls[0];
+  const auto calls = fake.section_calls();
+  REQUIRE(calls.size() == 8);
+  // performance: mlaudit evaluate on the CSV data set with the config's bootstrap and seed
+  CHECK(calls[0].first == "evaluate");
+  CHECK(test::arg_value(calls[0].second, "--data") == test::source_path("datasets/credit/credit_test.csv"));
+  CHECK(test::arg_value(calls[0].second, "--label-column") == "approved");
+  CHECK(test::arg_value(calls[0].second, "--features") == "age,income,debt_ratio,years_employed,num_credit_lines,late_payments,sex");
+  CHECK(test::arg_value(calls[0].second, "--bootstrap") == "200");
+  CHECK(test::arg_value(calls[0].second, "--seed") == "7");
+  const auto& [cmd, args] = calls[1];
   CHECK(cmd == "attack");
   CHECK(test::arg_value(args, "--attack") == "fgsm");
   CHECK(test::arg_value(args, "--norm") == "linf");
@@ -103,24 +114,24 @@ TEST_CASE("pipeline: section arguments built from the config", "[reports][pipeli
   // 'samples: 20' -> the first 20 rows written for the section
   std::string data = test::arg_value(args, "--data");
   CHECK(data.find("first20") != std::string::npos);
-  CHECK(fake.calls[1].first == "attack");
-  CHECK(test::arg_value(fake.calls[1].second, "--attack") == "apgd-ce");
-  CHECK(fake.calls[2].first == "certify");
-  CHECK(test::arg_value(fake.calls[2].second, "--sigma") == "0.25");
-  CHECK(test::arg_value(fake.calls[2].second, "--n") == "1000");
-  CHECK(fake.calls[3].first == "corrupt");
-  CHECK(test::arg_value(fake.calls[3].second, "--corruptions") == "gaussian_noise,contrast");
-  CHECK(test::arg_value(fake.calls[3].second, "--severities") == "1,3");
-  CHECK(fake.calls[4].first == "fairness");
-  CHECK(test::arg_value(fake.calls[4].second, "--label-column") == "approved");
-  CHECK(test::arg_value(fake.calls[4].second, "--protected") == "sex");
-  CHECK(std::find(fake.calls[4].second.begin(), fake.calls[4].second.end(), "--counterfactual") != fake.calls[4].second.end());
-  CHECK(fake.calls[5].first == "explain");
-  CHECK(test::arg_value(fake.calls[5].second, "--method") == "integrated-gradients");
-  CHECK_FALSE(test::arg_value(fake.calls[5].second, "--heatmap-dir").empty());
-  CHECK(fake.calls[6].first == "verify");
-  CHECK(test::arg_value(fake.calls[6].second, "--eps") == "0.01");
-  CHECK(test::arg_value(fake.calls[6].second, "--timeout") == "5");
+  CHECK(calls[2].first == "attack");
+  CHECK(test::arg_value(calls[2].second, "--attack") == "apgd-ce");
+  CHECK(calls[3].first == "certify");
+  CHECK(test::arg_value(calls[3].second, "--sigma") == "0.25");
+  CHECK(test::arg_value(calls[3].second, "--n") == "1000");
+  CHECK(calls[4].first == "corrupt");
+  CHECK(test::arg_value(calls[4].second, "--corruptions") == "gaussian_noise,contrast");
+  CHECK(test::arg_value(calls[4].second, "--severities") == "1,3");
+  CHECK(calls[5].first == "fairness");
+  CHECK(test::arg_value(calls[5].second, "--label-column") == "approved");
+  CHECK(test::arg_value(calls[5].second, "--protected") == "sex");
+  CHECK(std::find(calls[5].second.begin(), calls[5].second.end(), "--counterfactual") != calls[5].second.end());
+  CHECK(calls[6].first == "explain");
+  CHECK(test::arg_value(calls[6].second, "--method") == "integrated-gradients");
+  CHECK_FALSE(test::arg_value(calls[6].second, "--heatmap-dir").empty());
+  CHECK(calls[7].first == "verify");
+  CHECK(test::arg_value(calls[7].second, "--eps") == "0.01");
+  CHECK(test::arg_value(calls[7].second, "--timeout") == "5");
 
   // the subset really has 20 rows
   SectionSpec s = cfg.sections[1];

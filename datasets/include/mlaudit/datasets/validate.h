@@ -54,4 +54,12 @@ std::string did_you_mean(const std::string& value, const std::vector<std::string
 /// block (imports into an audit are checked against the model's hash).
 nlohmann::json file_provenance(const std::string& path);
 
+/// "a, b,,c" -> {a, b, c}: items split at `sep`, trimmed of blanks and tabs, empty ones skipped.
+std::vector<std::string> split_list(const std::string& text, char sep = ',');
+
+/// Comma-separated numbers, each a number or a fraction "a/b" (8/255: image radii as papers
+/// and AutoAttack write them). A bad item, a zero denominator or an empty list throws
+/// InputError(`origin`, "`what`: ...") naming the item.
+std::vector<double> parse_number_list(const std::string& origin, const std::string& what, const std::string& text);
+
 }  // namespace mlaudit::datasets

@@ -63,17 +63,4 @@ std::vector<std::string> write_report_files(const nlohmann::json& report, const 
                                             std::string* pdf_note, const std::string& asset_dir = "",
                                             const std::string& paper = "a4");
 
-/// Performance section computed in-process with the engine: accuracy with a
-/// percentile bootstrap interval (Efron & Tibshirani 1993), per-class accuracy.
-nlohmann::json run_performance(const SectionSpec& section, const AuditConfig& config, uint64_t seed);
-/// Efficiency section computed in-process: FLOPs and parameters per inference,
-/// latency p50/p99 at batch 1, throughput at a large batch, peak memory.
-nlohmann::json run_efficiency(const SectionSpec& section, const AuditConfig& config);
-/// Model summary from the ONNX graph: inputs, outputs, op histogram, parameters, FLOPs.
-nlohmann::json summarize_model(const std::string& path);
-
-/// FLOPs of one inference at batch 1 from inferred shapes: 2*MACs for
-/// Conv/Gemm/MatMul, one per output element for element-wise ops.
-double estimate_flops(const std::string& model_path);
-
 }  // namespace mlaudit::reports
