@@ -2,6 +2,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <curand.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <map>
@@ -24,6 +25,92 @@ void check_blas(cublasStatus_t st, const char* call) {
 }
 void check_rand(curandStatus_t st, const char* call) {
   if (st != CURAND_STATUS_SUCCESS) throw Error("engine", std::string("cuda: ") + call + " failed (cuRAND status " + std::to_string(int(st)) + ")");
+}
+
+// cuBLAS and cuRAND are opened at their first use (dlopen), not linked: linked, libcublasLt
+// alone is mapped and relocated at every start of mlaudit (about 220 MB of RSS and 50-200 ms),
+// also for the commands that never touch a GPU. Only the functions below are used.
+#define MLAUDIT_CUDA_STR2(x) #x
+#define MLAUDIT_CUDA_STR(x) MLAUDIT_CUDA_STR2(x)  // the symbol a cuBLAS macro names (cublasCreate -> cublasCreate_v2)
+#define MLAUDIT_CUDA_FN(name) decltype(&::name) fn_##name = nullptr;
+struct Blas {
+  MLAUDIT_CUDA_FN(cublasCreate)
+  MLAUDIT_CUDA_FN(cublasDestroy)
+  MLAUDIT_CUDA_FN(cublasSetStream)
+  MLAUDIT_CUDA_FN(cublasSetWorkspace)
+  MLAUDIT_CUDA_FN(cublasSetMathMode)
+  MLAUDIT_CUDA_FN(cublasSgemm)
+  MLAUDIT_CUDA_FN(cublasSgemmStridedBatched)
+  // cublasGemmEx is overloaded in C++ (an inline wrapper taking the old cudaDataType compute type).
+  cublasStatus_t (*fn_cublasGemmEx)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*,
+                                 const void*, cudaDataType, int, const void*, cudaDataType, int, const void*, void*,
+                                 cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t) = nullptr;
+  MLAUDIT_CUDA_FN(cublasDgemm)
+};
+struct Rand {
+  MLAUDIT_CUDA_FN(curandCreateGenerator)
+  MLAUDIT_CUDA_FN(curandDestroyGenerator)
+  MLAUDIT_CUDA_FN(curandSetPseudoRandomGeneratorSeed)
+  MLAUDIT_CUDA_FN(curandSetStream)
+  MLAUDIT_CUDA_FN(curandGenerateNormal)
+  MLAUDIT_CUDA_FN(curandGenerateUniform)
+};
+#undef MLAUDIT_CUDA_FN
+
+// The first of `names` that dlopen finds (the loader's search: LD_LIBRARY_PATH, the cache), then
+// the same names in the toolkit's library folder found at configure time.
+void* open_library(const std::vector<std::string>& names, const char* what) {
+  std::string tried;
+  std::vector<std::string> paths = names;
+#ifdef MLAUDIT_CUDA_LIB_DIR
+  for (const auto& n : names) paths.push_back(std::string(MLAUDIT_CUDA_LIB_DIR) + "/" + n);
+#endif
+  for (const auto& p : paths) {
+    if (void* h = dlopen(p.c_str(), RTLD_NOW | RTLD_LOCAL)) return h;
+    tried += (tried.empty() ? "" : ", ") + p;
+  }
+  throw Error("engine", std::string("cuda: cannot load ") + what + " (tried " + tried +
+                            "); put the CUDA toolkit's lib folder on LD_LIBRARY_PATH");
+}
+
+template <class Fn>
+void resolve(void* lib, Fn& fn, const char* symbol, const char* what) {
+  fn = reinterpret_cast<Fn>(dlsym(lib, symbol));
+  if (!fn) throw Error("engine", std::string("cuda: ") + what + " has no " + symbol);
+}
+#define MLAUDIT_CUDA_RESOLVE(lib, table, name, what) resolve(lib, table.fn_##name, MLAUDIT_CUDA_STR(name), what)
+
+const Blas& blas() {
+  static const Blas b = [] {
+    void* lib = open_library({"libcublas.so.13", "libcublas.so.12", "libcublas.so"}, "cuBLAS");
+    Blas t;
+    MLAUDIT_CUDA_RESOLVE(lib, t, cublasCreate, "cuBLAS");
+    MLAUDIT_CUDA_RESOLVE(lib, t, cublasDestroy, "cuBLAS");
+    MLAUDIT_CUDA_RESOLVE(lib, t, cublasSetStream, "cuBLAS");
+    MLAUDIT_CUDA_RESOLVE(lib, t, cublasSetWorkspace, "cuBLAS");
+    MLAUDIT_CUDA_RESOLVE(lib, t, cublasSetMathMode, "cuBLAS");
+    MLAUDIT_CUDA_RESOLVE(lib, t, cublasSgemm, "cuBLAS");
+    MLAUDIT_CUDA_RESOLVE(lib, t, cublasSgemmStridedBatched, "cuBLAS");
+    MLAUDIT_CUDA_RESOLVE(lib, t, cublasGemmEx, "cuBLAS");
+    MLAUDIT_CUDA_RESOLVE(lib, t, cublasDgemm, "cuBLAS");
+    return t;
+  }();
+  return b;
+}
+
+const Rand& rand_lib() {
+  static const Rand r = [] {
+    void* lib = open_library({"libcurand.so.10", "libcurand.so"}, "cuRAND");
+    Rand t;
+    MLAUDIT_CUDA_RESOLVE(lib, t, curandCreateGenerator, "cuRAND");
+    MLAUDIT_CUDA_RESOLVE(lib, t, curandDestroyGenerator, "cuRAND");
+    MLAUDIT_CUDA_RESOLVE(lib, t, curandSetPseudoRandomGeneratorSeed, "cuRAND");
+    MLAUDIT_CUDA_RESOLVE(lib, t, curandSetStream, "cuRAND");
+    MLAUDIT_CUDA_RESOLVE(lib, t, curandGenerateNormal, "cuRAND");
+    MLAUDIT_CUDA_RESOLVE(lib, t, curandGenerateUniform, "cuRAND");
+    return t;
+  }();
+  return r;
 }
 
 // Size-bucketed free lists per owning stream: bucket = next power of two >= 256 bytes.
@@ -153,19 +240,19 @@ Stream::Stream() {
   check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
   stream_ = s;
   cublasHandle_t h = nullptr;
-  check_blas(cublasCreate(&h), "cublasCreate");
+  check_blas(blas().fn_cublasCreate(&h), "cublasCreate");
   blas_ = h;
-  check_blas(cublasSetStream(h, s), "cublasSetStream");
+  check_blas(blas().fn_cublasSetStream(h, s), "cublasSetStream");
   // An explicit workspace keeps cuBLAS from allocating during CUDA graph capture (cuBLAS docs, "CUDA Graphs Support").
   const size_t ws = size_t(32) << 20;
   check(cudaMalloc(&workspace_, ws), "cudaMalloc(cuBLAS workspace)");
-  check_blas(cublasSetWorkspace(h, workspace_, ws), "cublasSetWorkspace");
+  check_blas(blas().fn_cublasSetWorkspace(h, workspace_, ws), "cublasSetWorkspace");
   // Full fp32: no TF32 tensor-core rounding, so results match the CPU backend.
-  check_blas(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+  check_blas(blas().fn_cublasSetMathMode(h, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
 }
 
 Stream::~Stream() {
-  if (blas_) cublasDestroy(static_cast<cublasHandle_t>(blas_));
+  if (blas_) blas().fn_cublasDestroy(static_cast<cublasHandle_t>(blas_));
   if (stream_) {
     cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
     pool().release_stream(stream_);  // its cached blocks are idle now: any stream may take them
@@ -183,7 +270,7 @@ void Stream::sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, 
   lda = std::max<int64_t>(lda, 1);
   ldb = std::max<int64_t>(ldb, 1);
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap operands, keep the flags.
-  check_blas(cublasSgemm(static_cast<cublasHandle_t>(blas_), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+  check_blas(blas().fn_cublasSgemm(static_cast<cublasHandle_t>(blas_), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
                          trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, int(n), int(m), int(k), &alpha, b, int(ldb), a, int(lda),
                          &beta, c, int(ldc)),
              "cublasSgemm");
@@ -195,7 +282,7 @@ void Stream::sgemm_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int
   if (m == 0 || n == 0 || batch == 0) return;
   lda = std::max<int64_t>(lda, 1);
   ldb = std::max<int64_t>(ldb, 1);
-  check_blas(cublasSgemmStridedBatched(static_cast<cublasHandle_t>(blas_), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+  check_blas(blas().fn_cublasSgemmStridedBatched(static_cast<cublasHandle_t>(blas_), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
                                        trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, int(n), int(m), int(k), &alpha, b, int(ldb),
                                        stride_b, a, int(lda), stride_a, &beta, c, int(ldc), stride_c, int(batch)),
              "cublasSgemmStridedBatched");
@@ -210,14 +297,14 @@ void Stream::dgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, 
   // internal storage format", cublas_api.h) keeps every operation IEEE binary64: the verifier's
   // rounding allowance (verify/src/gpu_products.cpp) relies on that.
   const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-  cublasStatus_t st = cublasGemmEx(static_cast<cublasHandle_t>(blas_), op_b, op_a, int(n), int(m), int(k), &alpha, b,
+  cublasStatus_t st = blas().fn_cublasGemmEx(static_cast<cublasHandle_t>(blas_), op_b, op_a, int(n), int(m), int(k), &alpha, b,
                                    CUDA_R_64F, int(ldb), a, CUDA_R_64F, int(lda), &beta, c, CUDA_R_64F, int(ldc),
                                    CUBLAS_COMPUTE_64F_PEDANTIC, CUBLAS_GEMM_DEFAULT);
   if (st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE) {
     // A cuBLAS without the pedantic fp64 path: plain DGEMM. Still native binary64: this handle's
     // math mode is CUBLAS_DEFAULT_MATH (Stream()), and FP64 emulation needs
     // CUBLAS_FP64_EMULATED_FIXEDPOINT_MATH (the emulation strategy only acts under that mode).
-    st = cublasDgemm(static_cast<cublasHandle_t>(blas_), op_b, op_a, int(n), int(m), int(k), &alpha, b, int(ldb), a,
+    st = blas().fn_cublasDgemm(static_cast<cublasHandle_t>(blas_), op_b, op_a, int(n), int(m), int(k), &alpha, b, int(ldb), a,
                      int(lda), &beta, c, int(ldc));
   }
   check_blas(st, "cublasGemmEx(fp64)");
@@ -278,22 +365,27 @@ void memset_zero(void* dst, size_t bytes, const Stream& s) {
 
 Rng::Rng(uint64_t seed, const Stream& s) {
   curandGenerator_t g = nullptr;
-  check_rand(curandCreateGenerator(&g, CURAND_RNG_PSEUDO_PHILOX4_32_10), "curandCreateGenerator(Philox)");
+  check_rand(rand_lib().fn_curandCreateGenerator(&g, CURAND_RNG_PSEUDO_PHILOX4_32_10), "curandCreateGenerator(Philox)");
   gen_ = g;
-  check_rand(curandSetPseudoRandomGeneratorSeed(g, seed), "curandSetPseudoRandomGeneratorSeed");
-  check_rand(curandSetStream(g, static_cast<cudaStream_t>(s.get())), "curandSetStream");
+  check_rand(rand_lib().fn_curandSetPseudoRandomGeneratorSeed(g, seed), "curandSetPseudoRandomGeneratorSeed");
+  check_rand(rand_lib().fn_curandSetStream(g, static_cast<cudaStream_t>(s.get())), "curandSetStream");
 }
 
 Rng::~Rng() {
-  if (gen_) curandDestroyGenerator(static_cast<curandGenerator_t>(gen_));
+  if (gen_) rand_lib().fn_curandDestroyGenerator(static_cast<curandGenerator_t>(gen_));
 }
 
 void Rng::normal(float* out, size_t n) const {
-  check_rand(curandGenerateNormal(static_cast<curandGenerator_t>(gen_), out, n + (n & 1), 0.f, 1.f), "curandGenerateNormal");
+  check_rand(rand_lib().fn_curandGenerateNormal(static_cast<curandGenerator_t>(gen_), out, n + (n & 1), 0.f, 1.f), "curandGenerateNormal");
 }
 
 void Rng::uniform(float* out, size_t n) const {
-  check_rand(curandGenerateUniform(static_cast<curandGenerator_t>(gen_), out, n), "curandGenerateUniform");
+  check_rand(rand_lib().fn_curandGenerateUniform(static_cast<curandGenerator_t>(gen_), out, n), "curandGenerateUniform");
+}
+
+void load_libraries() {
+  blas();
+  rand_lib();
 }
 
 }  // namespace mlaudit::engine::cuda

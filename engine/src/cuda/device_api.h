@@ -44,6 +44,11 @@ void pool_stats(size_t& held_bytes, size_t& cached_bytes);
 /// Release cached (unused) blocks back to the driver.
 void pool_trim();
 
+/// Open cuBLAS and cuRAND and resolve every function the backend calls (done at their first use
+/// otherwise; they are not linked, so a process that never uses the GPU never loads them).
+/// Throws Error naming the library or symbol. Needs no device.
+void load_libraries();
+
 class Stream;
 /// Makes `stream` the owner of blocks allocated on this thread while the scope lives.
 class StreamScope {
