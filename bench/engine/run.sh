@@ -2,7 +2,8 @@
 # Engine benchmark: bundled CNN forward and forward+input-gradient at batch 1 and
 # 256, mlaudit vs PyTorch (CPU) and onnxruntime (forward), same thread count.
 # Then the model panel (panel.sh: ResNet-18, MobileNetV2, EfficientNet-B0, a transformer, a tabular
-# MLP, a random forest, ...); MLAUDIT_BENCH_PANEL=0 skips it.
+# MLP, a random forest, ...); MLAUDIT_BENCH_PANEL=0 skips it. Then `mlaudit run` on 10,000 images
+# against PyTorch's loop (run_stream.py); MLAUDIT_BENCH_RUN=0 skips it.
 # Usage: bench/engine/run.sh BUILD_DIR [THREADS]   (peers: $PYTHON, else the repository's .venv)
 set -u
 BUILD=${1:-build}
@@ -11,7 +12,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 PY=${PYTHON:-$ROOT/.venv/bin/python}
 MODEL=$ROOT/models/fmnist_cnn.onnx
-nice cmake --build "$BUILD" --target bench_engine -j2 >/dev/null
+nice cmake --build "$BUILD" --target bench_engine mlaudit -j2 >/dev/null
 OURS=$("$BUILD/bench/engine/bench_engine" "$MODEL" "$T" 1 256)
 echo "$OURS"
 if ! "$PY" -c "import torch, onnxruntime" 2>/dev/null; then
@@ -37,4 +38,10 @@ fi
 if [ "${MLAUDIT_BENCH_PANEL:-1}" != 0 ]; then
   echo
   bash "$HERE/panel.sh" "$BUILD" "$T"
+fi
+if [ "${MLAUDIT_BENCH_RUN:-1}" != 0 ] && "$PY" -c "import torch, onnx" 2>/dev/null; then
+  echo
+  # `mlaudit run` on 10,000 images against PyTorch's in-process loop, with peak RSS (issue #20)
+  OMP_NUM_THREADS=$T "$PY" "$HERE/run_stream.py" "$BUILD/mlaudit" --threads "$T" 2>/dev/null | grep -v '^\[torch' \
+    || echo "(run_stream.py failed; benchmarks never fail the build)"
 fi
