@@ -197,8 +197,8 @@ namespace {
 std::optional<SubsetResult> apgd_on_device(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
                                            const AttackConfig& cfg, RowRngs& rng, Loss loss,
                                            std::vector<std::string>& notes) {
-  const auto* session = dynamic_cast<const engine::Session*>(&m);
-  if (!session || !session->device_session()) return std::nullopt;
+  const engine::Session* session = m.device_resident();
+  if (!session) return std::nullopt;
   const char* name = loss == Loss::CrossEntropy ? "apgd-ce" : loss == Loss::Dlr ? "apgd-dlr" : "apgd-t";
   engine::DeviceApgdOptions o;
   o.norm = norm_name(cfg.norm);

@@ -47,8 +47,8 @@ void random_start(float* xa, int64_t d, Norm norm, double eps, std::mt19937_64& 
 std::optional<SubsetResult> pgd_on_device(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
                                           const AttackConfig& cfg, int steps, double alpha, RowRngs& rng,
                                           std::vector<std::string>& notes) {
-  const auto* session = dynamic_cast<const engine::Session*>(&m);
-  if (!session || !session->device_session()) return std::nullopt;  // CPU session: host loop, no note
+  const engine::Session* session = m.device_resident();
+  if (!session) return std::nullopt;  // CPU session: host loop, no note
   if (cfg.restarts != 1) {
     notes.push_back("pgd: the fused device loop runs one start; --restarts > 1 ran the host loop (per-step device calls)");
     return std::nullopt;

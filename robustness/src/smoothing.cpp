@@ -157,7 +157,7 @@ std::vector<CertifyRecord> certify_dataset(const engine::Model& model, const eng
   // Fused device sampler (engine::device_smoothing_counts: noise by counter-based Philox in the sampling kernel, forward and
   // argmax histogram on the GPU) when the model is a Session on CUDA: all samples in one call
   // for N0 and one for N. Same CERTIFY decision; other noise draws than the host sampler.
-  if (const auto* session = dynamic_cast<const engine::Session*>(&model); session && session->device_session()) {
+  if (const engine::Session* session = model.device_resident()) {
     const auto t0 = std::chrono::steady_clock::now();
     auto c0 = engine::device_smoothing_counts(*session, x, float(cfg.sigma), cfg.n0, cfg.batch, cfg.seed * 2 + 1);
     auto c1 = engine::device_smoothing_counts(*session, x, float(cfg.sigma), cfg.n, cfg.batch, cfg.seed * 2 + 2);

@@ -35,8 +35,8 @@ std::vector<double> meta_pseudo_gaussian(int s, std::mt19937_64& rng) {
 // come from a counter-based Philox stream instead of rng. std::nullopt: run the host loop.
 std::optional<SubsetResult> square_on_device(const engine::Model& m, const engine::Tensor& x, const std::vector<int64_t>& y,
                                              const AttackConfig& cfg, RowRngs& rng, std::vector<std::string>& notes) {
-  const auto* session = dynamic_cast<const engine::Session*>(&m);
-  if (!session || !session->device_session()) return std::nullopt;
+  const engine::Session* session = m.device_resident();
+  if (!session) return std::nullopt;
   // L2 Square needs [N,C,H,W] images with H, W >= 5: leave the error to the host loop's check.
   if (cfg.norm == Norm::L2 && !(x.rank() == 4 && x.dim(2) >= 5 && x.dim(3) >= 5)) return std::nullopt;
   engine::DeviceSquareOptions o;

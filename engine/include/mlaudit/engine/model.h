@@ -9,6 +9,8 @@
 
 namespace mlaudit::engine {
 
+class Session;
+
 /// Given the model output (e.g. logits [N,C]), returns d(scalar)/d(output), same shape.
 using SeedFn = std::function<Tensor(const Tensor& output)>;
 
@@ -59,6 +61,10 @@ class Model {
   /// forward()'s within float rounding.
   virtual void forward_mixtures(const std::vector<Mixtures>& batch, const Shape& row_shape, int64_t max_rows,
                                 bool ends, MixtureOutputs& out) const;
+  /// The engine Session holding this model's weights and activations on a device (CUDA), when
+  /// it is one: the fused device loops (accelerated.h) run through it. nullptr otherwise (a CPU
+  /// session, or any other Model), and callers then run their host loops.
+  virtual const Session* device_resident() const { return nullptr; }
 };
 
 /// Gradient of output[i, classes[i]] w.r.t. x[i] for every sample.

@@ -72,6 +72,7 @@ class Session : public Model {
   const ValueInfo& audited_output() const { return graph_.outputs.at(audited_); }
   /// The device session when running on a device backend (CUDA), else nullptr.
   const DeviceSession* device_session() const { return device_.get(); }
+  const Session* device_resident() const override { return device_ ? this : nullptr; }
   /// Name of the backend in use ("cpu", "cuda").
   std::string backend_name() const;
   /// True when forward runs take the fused dense-chain path (see SessionOptions::fuse_dense).
