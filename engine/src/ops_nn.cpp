@@ -827,6 +827,18 @@ void bn_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   bn_coeffs(ctx, in, l, a, b);
   Tensor y = Tensor::uninitialized(DType::Float32, x.shape());
   const int64_t planes = l.n * l.c;
+  if (l.area == 1 && l.params == l.c) {
+    // [N, C] (tabular BatchNorm1d): rows of channels, the same arithmetic without a channel
+    // modulo per element (a 64-bit division cost more than the multiply-add it indexes).
+    const float* px = x.f32();
+    float* py = y.f32();
+#pragma omp parallel for if (x.numel() > 65536) schedule(static)
+    for (int64_t r = 0; r < l.n; ++r)
+      for (int64_t ch = 0; ch < l.c; ++ch) py[r * l.c + ch] = float(a[ch] * px[r * l.c + ch] + b[ch]);
+    out[0] = y;
+    for (size_t k = 1; k < out.size(); ++k) out[k] = in[k % 2 == 1 ? 3 : 4]->clone();
+    return;
+  }
 #pragma omp parallel for if (x.numel() > 65536) schedule(static)
   for (int64_t pc = 0; pc < planes; ++pc) {
     const int64_t ch = pc % l.c;
@@ -856,9 +868,16 @@ void bn_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inputs&
   const int64_t planes = l.n * l.c;
   if (need[0]) {
     gin[0] = Tensor::uninitialized(DType::Float32, x.shape());
-    for (int64_t pc = 0; pc < planes; ++pc)
-      for (int64_t k = 0; k < l.area; ++k)
-        gin[0].f32()[pc * l.area + k] = float(a[bn_param(l, pc % l.c, k)] * pg[pc * l.area + k]);
+    float* pd = gin[0].f32();
+    if (l.area == 1 && l.params == l.c) {  // [N, C]: as in bn_fwd
+      for (int64_t r = 0; r < l.n; ++r)
+        for (int64_t ch = 0; ch < l.c; ++ch) pd[r * l.c + ch] = float(a[ch] * pg[r * l.c + ch]);
+    } else {
+      for (int64_t pc = 0; pc < planes; ++pc) {
+        const int64_t ch = pc % l.c;  // once per plane, not per element
+        for (int64_t k = 0; k < l.area; ++k) pd[pc * l.area + k] = float(a[bn_param(l, ch, k)] * pg[pc * l.area + k]);
+      }
+    }
   }
   bool any_param = false;
   for (size_t k = 1; k < 5 && k < need.size(); ++k) any_param |= need[k];
