@@ -249,36 +249,34 @@ std::vector<CommandDoc> command_docs() {
 
 std::vector<OptionDoc> global_option_docs() {
   // As main.cpp parses them and print_usage lists them.
-  std::vector<OptionDoc> g(6);
-  g[0].name = "threads";
-  g[0].kind = "number";
-  g[0].description = "CPU threads (0: all cores). Accepted after the command too";
-  g[0].default_text = "0";
-  g[1].name = "device";
-  g[1].kind = "choice";
-  g[1].choices = {"cpu", "cuda", "auto"};
-  g[1].description = "where the model runs: cpu, cuda (an error without a GPU or a CUDA build) or auto "
-                     "(cuda when available, else cpu, with a note). Accepted after the command too";
-  g[1].default_text = "cpu";
-  g[2].name = "output";
-  g[2].kind = "text";
-  g[2].value_name = "NAME";
-  g[2].description = "the model output to audit (default: a classifier's probabilities output, else the first "
-                     "float output); also --model-output NAME. Accepted after the command too";
-  g[3].name = "quiet";
-  g[3].short_name = "q";
-  g[3].kind = "flag";
-  g[3].description = "no console output but errors. Accepted after the command too";
-  g[4].name = "version";
-  g[4].short_name = "V";
-  g[4].kind = "flag";
-  g[4].description = "print the version, git commit, build type, compiler, CPU kernels, CUDA and modules of this "
-                     "build, then exit (with --json: as one JSON object)";
-  g[5].name = "help";
-  g[5].short_name = "h";
-  g[5].kind = "flag";
-  g[5].description = "list the commands, then exit";
-  return g;
+  auto opt = [](const char* name, const char* short_name, const char* kind, const char* description,
+                const char* default_text = "", std::vector<std::string> choices = {}, const char* value_name = "") {
+    OptionDoc d;
+    d.name = name;
+    d.short_name = short_name;
+    d.kind = kind;
+    d.description = description;
+    d.default_text = default_text;
+    d.choices = std::move(choices);
+    d.value_name = value_name;
+    return d;
+  };
+  return {
+      opt("threads", "", "number", "CPU threads (0: all cores). Accepted after the command too", "0"),
+      opt("device", "", "choice",
+          "where the model runs: cpu, cuda (an error without a GPU or a CUDA build) or auto "
+          "(cuda when available, else cpu, with a note). Accepted after the command too",
+          "cpu", {"cpu", "cuda", "auto"}),
+      opt("output", "", "text",
+          "the model output to audit (default: a classifier's probabilities output, else the first "
+          "float output); also --model-output NAME. Accepted after the command too",
+          "", {}, "NAME"),
+      opt("quiet", "q", "flag", "no console output but errors. Accepted after the command too"),
+      opt("version", "V", "flag",
+          "print the version, git commit, build type, compiler, CPU kernels, CUDA and modules of this "
+          "build, then exit (with --json: as one JSON object)"),
+      opt("help", "h", "flag", "list the commands, then exit"),
+  };
 }
 
 std::string man_page(const std::vector<CommandDoc>& commands) {

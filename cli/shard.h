@@ -27,12 +27,7 @@ namespace mlaudit::cli::shard {
 inline constexpr const char* kSchema = "mlaudit.part/1";
 
 /// Median of a list (0 when empty).
-inline double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t m = v.size() / 2;
-  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
-}
+inline double median(const std::vector<double>& v) { return v.empty() ? 0.0 : percentile(v, 0.5); }
 
 /// One `attack` by_eps entry from per-sample outcomes: `correct[i]`, `broken[i]` (adversarial
 /// within eps) and `norm[i]` of each of the n samples, the call counts and the warnings. attack

@@ -38,6 +38,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "engine"))
+from peer import time_ms  # noqa: E402
+
 INPUT_SHAPES = {"issue20_cnn": (1, 28, 28), "lenet5": (3, 32, 32), "small_resnet": (1, 28, 28)}
 
 
@@ -91,15 +94,8 @@ def export(model, x, path):
 
 
 def median_ms(fn, batch):
-    warmup, repeats = (20, 200) if batch == 1 else (3, 30)
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return min(times)  # the fastest run: other processes on the machine move it least
+    # the fastest run (other processes on the machine move it least), timed as bench/engine/peer.py times
+    return time_ms(fn, batch, stat=min)
 
 
 def bench(name, path, model, args):

@@ -39,7 +39,8 @@ def cyclic_rows(a, n):
     return np.ascontiguousarray(a[idx])
 
 
-def median_ms(fn, batch):
+def time_ms(fn, batch, stat=statistics.median):
+    """`stat` (median, or min for the fastest run) of repeated wall times of fn() in ms, after warm-up."""
     warmup, repeats = (20, 200) if batch == 1 else (3, 30)
     for _ in range(warmup):
         fn()
@@ -48,7 +49,11 @@ def median_ms(fn, batch):
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return stat(times)
+
+
+def median_ms(fn, batch):
+    return time_ms(fn, batch)
 
 
 def main(argv=None):

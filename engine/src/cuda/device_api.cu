@@ -32,30 +32,36 @@ void check_rand(curandStatus_t st, const char* call) {
 // also for the commands that never touch a GPU. Only the functions below are used.
 #define MLAUDIT_CUDA_STR2(x) #x
 #define MLAUDIT_CUDA_STR(x) MLAUDIT_CUDA_STR2(x)  // the symbol a cuBLAS macro names (cublasCreate -> cublasCreate_v2)
-#define MLAUDIT_CUDA_FN(name) decltype(&::name) fn_##name = nullptr;
+// cublasGemmEx is overloaded in C++ (an inline wrapper taking the old cudaDataType compute type).
+using CublasGemmExFn = cublasStatus_t (*)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                                          const void*, const void*, cudaDataType, int, const void*, cudaDataType, int,
+                                          const void*, void*, cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+#define MLAUDIT_CUDA_T(name) decltype(&::name)
+// One list per library: X(function, its pointer type) declares the table's member and resolves it.
+#define MLAUDIT_CUBLAS_FUNCTIONS(X)                                 \
+  X(cublasCreate, MLAUDIT_CUDA_T(cublasCreate))                     \
+  X(cublasDestroy, MLAUDIT_CUDA_T(cublasDestroy))                   \
+  X(cublasSetStream, MLAUDIT_CUDA_T(cublasSetStream))               \
+  X(cublasSetWorkspace, MLAUDIT_CUDA_T(cublasSetWorkspace))         \
+  X(cublasSetMathMode, MLAUDIT_CUDA_T(cublasSetMathMode))           \
+  X(cublasSgemm, MLAUDIT_CUDA_T(cublasSgemm))                       \
+  X(cublasSgemmStridedBatched, MLAUDIT_CUDA_T(cublasSgemmStridedBatched)) \
+  X(cublasGemmEx, CublasGemmExFn)                                   \
+  X(cublasDgemm, MLAUDIT_CUDA_T(cublasDgemm))
+#define MLAUDIT_CURAND_FUNCTIONS(X)                                                   \
+  X(curandCreateGenerator, MLAUDIT_CUDA_T(curandCreateGenerator))                     \
+  X(curandDestroyGenerator, MLAUDIT_CUDA_T(curandDestroyGenerator))                   \
+  X(curandSetPseudoRandomGeneratorSeed, MLAUDIT_CUDA_T(curandSetPseudoRandomGeneratorSeed)) \
+  X(curandSetStream, MLAUDIT_CUDA_T(curandSetStream))                                 \
+  X(curandGenerateNormal, MLAUDIT_CUDA_T(curandGenerateNormal))                       \
+  X(curandGenerateUniform, MLAUDIT_CUDA_T(curandGenerateUniform))
+#define MLAUDIT_CUDA_MEMBER(name, type) type fn_##name = nullptr;
 struct Blas {
-  MLAUDIT_CUDA_FN(cublasCreate)
-  MLAUDIT_CUDA_FN(cublasDestroy)
-  MLAUDIT_CUDA_FN(cublasSetStream)
-  MLAUDIT_CUDA_FN(cublasSetWorkspace)
-  MLAUDIT_CUDA_FN(cublasSetMathMode)
-  MLAUDIT_CUDA_FN(cublasSgemm)
-  MLAUDIT_CUDA_FN(cublasSgemmStridedBatched)
-  // cublasGemmEx is overloaded in C++ (an inline wrapper taking the old cudaDataType compute type).
-  cublasStatus_t (*fn_cublasGemmEx)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*,
-                                 const void*, cudaDataType, int, const void*, cudaDataType, int, const void*, void*,
-                                 cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t) = nullptr;
-  MLAUDIT_CUDA_FN(cublasDgemm)
+  MLAUDIT_CUBLAS_FUNCTIONS(MLAUDIT_CUDA_MEMBER)
 };
 struct Rand {
-  MLAUDIT_CUDA_FN(curandCreateGenerator)
-  MLAUDIT_CUDA_FN(curandDestroyGenerator)
-  MLAUDIT_CUDA_FN(curandSetPseudoRandomGeneratorSeed)
-  MLAUDIT_CUDA_FN(curandSetStream)
-  MLAUDIT_CUDA_FN(curandGenerateNormal)
-  MLAUDIT_CUDA_FN(curandGenerateUniform)
+  MLAUDIT_CURAND_FUNCTIONS(MLAUDIT_CUDA_MEMBER)
 };
-#undef MLAUDIT_CUDA_FN
 
 // The first of `names` that dlopen finds (the loader's search: LD_LIBRARY_PATH, the cache), then
 // the same names in the toolkit's library folder found at configure time.
@@ -78,21 +84,15 @@ void resolve(void* lib, Fn& fn, const char* symbol, const char* what) {
   fn = reinterpret_cast<Fn>(dlsym(lib, symbol));
   if (!fn) throw Error("engine", std::string("cuda: ") + what + " has no " + symbol);
 }
-#define MLAUDIT_CUDA_RESOLVE(lib, table, name, what) resolve(lib, table.fn_##name, MLAUDIT_CUDA_STR(name), what)
+// Every function of a library's list, resolved into `t` (the symbol a cuBLAS macro names).
+#define MLAUDIT_CUDA_RESOLVE(name, type) resolve(lib, t.fn_##name, MLAUDIT_CUDA_STR(name), what);
 
 const Blas& blas() {
   static const Blas b = [] {
-    void* lib = open_library({"libcublas.so.13", "libcublas.so.12", "libcublas.so"}, "cuBLAS");
+    const char* what = "cuBLAS";
+    void* lib = open_library({"libcublas.so.13", "libcublas.so.12", "libcublas.so"}, what);
     Blas t;
-    MLAUDIT_CUDA_RESOLVE(lib, t, cublasCreate, "cuBLAS");
-    MLAUDIT_CUDA_RESOLVE(lib, t, cublasDestroy, "cuBLAS");
-    MLAUDIT_CUDA_RESOLVE(lib, t, cublasSetStream, "cuBLAS");
-    MLAUDIT_CUDA_RESOLVE(lib, t, cublasSetWorkspace, "cuBLAS");
-    MLAUDIT_CUDA_RESOLVE(lib, t, cublasSetMathMode, "cuBLAS");
-    MLAUDIT_CUDA_RESOLVE(lib, t, cublasSgemm, "cuBLAS");
-    MLAUDIT_CUDA_RESOLVE(lib, t, cublasSgemmStridedBatched, "cuBLAS");
-    MLAUDIT_CUDA_RESOLVE(lib, t, cublasGemmEx, "cuBLAS");
-    MLAUDIT_CUDA_RESOLVE(lib, t, cublasDgemm, "cuBLAS");
+    MLAUDIT_CUBLAS_FUNCTIONS(MLAUDIT_CUDA_RESOLVE)
     return t;
   }();
   return b;
@@ -100,14 +100,10 @@ const Blas& blas() {
 
 const Rand& rand_lib() {
   static const Rand r = [] {
-    void* lib = open_library({"libcurand.so.10", "libcurand.so"}, "cuRAND");
+    const char* what = "cuRAND";
+    void* lib = open_library({"libcurand.so.10", "libcurand.so"}, what);
     Rand t;
-    MLAUDIT_CUDA_RESOLVE(lib, t, curandCreateGenerator, "cuRAND");
-    MLAUDIT_CUDA_RESOLVE(lib, t, curandDestroyGenerator, "cuRAND");
-    MLAUDIT_CUDA_RESOLVE(lib, t, curandSetPseudoRandomGeneratorSeed, "cuRAND");
-    MLAUDIT_CUDA_RESOLVE(lib, t, curandSetStream, "cuRAND");
-    MLAUDIT_CUDA_RESOLVE(lib, t, curandGenerateNormal, "cuRAND");
-    MLAUDIT_CUDA_RESOLVE(lib, t, curandGenerateUniform, "cuRAND");
+    MLAUDIT_CURAND_FUNCTIONS(MLAUDIT_CUDA_RESOLVE)
     return t;
   }();
   return r;
