@@ -12,7 +12,7 @@
 #include <stdexcept>
 
 #include "command.h"
-#include "mlaudit/engine/accelerated.h"
+#include "mlaudit/engine/device.h"
 #include "version.h"
 
 // The engine's run-time kernel choices (engine/src/vector_math.cpp, dense_chain_avx512.cpp):

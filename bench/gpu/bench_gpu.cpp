@@ -1,5 +1,5 @@
 // GPU benchmark: PGD-50, APGD-CE, APGD-T and Square (L-inf) at a large batch and randomized-smoothing sampling
-// on the bundled CNN with the fused device loops of mlaudit/engine/accelerated.h.
+// on the bundled CNN with the fused device loops of mlaudit/robustness/device.h.
 // Prints one `key=value` line per measurement (bench/gpu/device_check.sh parses them):
 // throughput, and the fraction of the card's fp32 FLOP rate and memory bandwidth reached.
 // Usage: bench_gpu MODEL.onnx X.npy Y.npy [batch=4096] [steps=50] [smooth_n=100000] [smooth_images=10]
@@ -13,7 +13,8 @@
 #include <string>
 
 #include "mlaudit/datasets/npy.h"
-#include "mlaudit/engine/accelerated.h"
+#include "mlaudit/engine/device.h"
+#include "mlaudit/robustness/device.h"
 #include "mlaudit/engine/session.h"
 
 using namespace mlaudit;
@@ -80,18 +81,18 @@ int main(int argc, char** argv) {
     for (int64_t i = 0; i < batch; ++i) rows[i] = i % x.shape()[0];
     Tensor xb = x.gather_rows(rows), yb = y.gather_rows(rows);
 
-    engine::DevicePgdOptions o;
+    robustness::DevicePgdOptions o;
     o.eps = 0.1f;
     o.alpha = 0.01f;
     o.steps = steps;
     o.batch = batch;
     o.seed = 1;
     // Warm-up run (cuBLAS heuristics, pool, caches), then the timed run.
-    engine::DevicePgdOptions warm = o;
+    robustness::DevicePgdOptions warm = o;
     warm.steps = 2;
-    engine::device_pgd(*session, xb, yb, warm);
+    robustness::device_pgd(*session, xb, yb, warm);
     auto t0 = Clock::now();
-    auto res = engine::device_pgd(*session, xb, yb, o);
+    auto res = robustness::device_pgd(*session, xb, yb, o);
     double sec = seconds_since(t0);
     // One PGD step = forward + input-gradient backward (~2x forward FLOPs: backward-data of
     // each Conv/Gemm costs its forward; no weight gradients), plus one final forward.
@@ -106,16 +107,16 @@ int main(int argc, char** argv) {
     // APGD-CE (AutoAttack's n_iter = 100, one restart), eps 0.03 so that part of the batch stays
     // robust and every iteration runs (the peer optimises every row for all iterations too).
     {
-      engine::DeviceApgdOptions ao;
+      robustness::DeviceApgdOptions ao;
       ao.eps = 0.03f;
       ao.steps = 100;
       ao.batch = batch;
       ao.seed = 1;
-      engine::DeviceApgdOptions awarm = ao;
+      robustness::DeviceApgdOptions awarm = ao;
       awarm.steps = 2;
-      engine::device_apgd_ce(*session, xb, yb, awarm);
+      robustness::device_apgd_ce(*session, xb, yb, awarm);
       auto ta = Clock::now();
-      auto ares = engine::device_apgd_ce(*session, xb, yb, ao);
+      auto ares = robustness::device_apgd_ce(*session, xb, yb, ao);
       double asec = seconds_since(ta);
       double aflops = double(batch) * fwd_flops * (2.0 * (ao.steps + 1));
       fmt::print("mlaudit mode=apgd{} batch={} ms={:.2f} images_per_s={:.0f} robust_acc={:.4f} tflops={:.3f} frac_fp32_peak={:.4f}\n",
@@ -130,19 +131,19 @@ int main(int argc, char** argv) {
     auto want = [&](const char* mode) { return modes.find(std::string(",") + mode + ",") != std::string::npos; };
     // APGD-T (AutoAttack standard: targeted DLR, 9 targets x 100 iterations, 1 restart each), eps 0.03.
     if (want("tapgd")) {
-      engine::DeviceApgdOptions ao;
+      robustness::DeviceApgdOptions ao;
       ao.loss = "dlr-targeted";
       ao.n_target_classes = 9;
       ao.eps = 0.03f;
       ao.steps = 100;
       ao.batch = batch;
       ao.seed = 1;
-      engine::DeviceApgdOptions awarm = ao;
+      robustness::DeviceApgdOptions awarm = ao;
       awarm.steps = 2;
       awarm.n_target_classes = 1;
-      engine::device_apgd(*session, xb, yb, awarm);
+      robustness::device_apgd(*session, xb, yb, awarm);
       auto ta = Clock::now();
-      auto ares = engine::device_apgd(*session, xb, yb, ao);
+      auto ares = robustness::device_apgd(*session, xb, yb, ao);
       double asec = seconds_since(ta);
       fmt::print("mlaudit mode=tapgd{}x{} batch={} ms={:.2f} images_per_s={:.0f} robust_acc={:.4f}\n", ao.n_target_classes,
                  ao.steps, batch, asec * 1e3, double(batch) / asec, double(ares->robust_count) / double(batch));
@@ -150,16 +151,16 @@ int main(int argc, char** argv) {
 
     // Square L-inf (AutoAttack defaults: 5000 queries, p_init 0.8), eps 0.03, forward passes only.
     if (want("square")) {
-      engine::DeviceSquareOptions so;
+      robustness::DeviceSquareOptions so;
       so.eps = 0.03f;
       so.n_queries = 5000;
       so.batch = batch;
       so.seed = 1;
-      engine::DeviceSquareOptions swarm = so;
+      robustness::DeviceSquareOptions swarm = so;
       swarm.n_queries = 20;
-      engine::device_square(*session, xb, yb, swarm);
+      robustness::device_square(*session, xb, yb, swarm);
       auto ts = Clock::now();
-      auto sres = engine::device_square(*session, xb, yb, so);
+      auto sres = robustness::device_square(*session, xb, yb, so);
       double ssec = seconds_since(ts);
       double q = 0;
       for (auto v : sres->queries) q += double(v);
@@ -171,9 +172,9 @@ int main(int argc, char** argv) {
 
     // Randomized smoothing: smooth_n noisy samples per image (Cohen et al. 2019, sigma 0.25).
     Tensor xs = x.slice_rows(0, std::min<int64_t>(smooth_images, x.shape()[0]));
-    engine::device_smoothing_counts(*session, xs.slice_rows(0, 1), 0.25f, 1000, 0, 3);  // warm-up
+    robustness::device_smoothing_counts(*session, xs.slice_rows(0, 1), 0.25f, 1000, 0, 3);  // warm-up
     t0 = Clock::now();
-    auto counts = engine::device_smoothing_counts(*session, xs, 0.25f, smooth_n, 0, 3);
+    auto counts = robustness::device_smoothing_counts(*session, xs, 0.25f, smooth_n, 0, 3);
     sec = seconds_since(t0);
     double samples = double(smooth_n) * double(xs.shape()[0]);
     double sflops = samples * fwd_flops, sbytes = samples * act_bytes * 2.0;

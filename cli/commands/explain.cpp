@@ -20,6 +20,7 @@
 #include "mlaudit/engine/progress.h"
 #include "mlaudit/engine/trees.h"
 #include "mlaudit/explain/attribution.h"
+#include "mlaudit/explain/device.h"
 #include "mlaudit/explain/tree_shap.h"
 #include "version.h"
 
@@ -78,7 +79,11 @@ Tensor run_method(const Setup& s, const engine::Model& model, const engine::Grap
   if (s.method == "saliency") return explain::saliency(model, x, t, s.batch_rows);
   if (s.method == "input-x-gradient") return explain::input_x_gradient(model, x, t, s.batch_rows);
   if (s.method == "integrated-gradients") {
-    auto r = explain::integrated_gradients(model, x, s.baseline.shape() == x.shape() ? s.baseline : Tensor(x.shape()), t, s.ig);
+    const Tensor base = s.baseline.shape() == x.shape() ? s.baseline : Tensor(x.shape());
+    // --device cuda: explain's device loop (path points, gradients and sums on the GPU) when the
+    // model's Session is on the device; the CPU function otherwise (same checks and results).
+    auto dev = explain::device_integrated_gradients(model, x, base, t, s.ig);
+    auto r = dev ? std::move(*dev) : explain::integrated_gradients(model, x, base, t, s.ig);
     if (extras) extras->ig = r;
     return r.attributions;
   }
@@ -88,7 +93,11 @@ Tensor run_method(const Setup& s, const engine::Model& model, const engine::Grap
     if (extras) extras->dl = r;
     return r.attributions;
   }
-  if (s.method == "smoothgrad" || s.method == "smoothgrad-sq") return explain::smoothgrad(model, x, t, s.sg);
+  if (s.method == "smoothgrad" || s.method == "smoothgrad-sq") {
+    // --device cuda: the device loop on the same noise samples (drawn on the host as the CPU path draws them).
+    if (auto dev = explain::device_smoothgrad(model, x, t, s.sg)) return std::move(*dev);
+    return explain::smoothgrad(model, x, t, s.sg);
+  }
   if (s.method == "occlusion") return explain::occlusion(model, x, t, s.occ);
   if (s.method == "kernel-shap") {
     auto r = explain::kernel_shap(model, x, s.background, t, s.shap);

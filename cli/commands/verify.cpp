@@ -36,7 +36,7 @@
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/datasets/validate.h"
-#include "mlaudit/engine/accelerated.h"
+#include "mlaudit/engine/device.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/progress.h"
 #include "mlaudit/engine/trees.h"

@@ -14,7 +14,7 @@
 #include <initializer_list>
 #include <set>
 
-#include "mlaudit/engine/accelerated.h"
+#include "mlaudit/engine/device.h"
 #include "mlaudit/engine/graph.h"
 #include "ops.h"
 

@@ -7,7 +7,7 @@
 #include <optional>
 
 #include "common.h"
-#include "mlaudit/engine/accelerated.h"
+#include "mlaudit/robustness/device.h"
 #include "mlaudit/engine/session.h"
 
 namespace mlaudit::robustness {
@@ -189,7 +189,7 @@ void apgd_single_run(const engine::Model& m, const engine::Tensor& x, const std:
 
 namespace {
 
-// APGD as the engine's fused device loop (engine::device_apgd: every row's state on the GPU,
+// APGD as the module's fused device loop (robustness::device_apgd: every row's state on the GPU,
 // the CE / DLR / targeted-DLR value and logit gradient computed there) when the model is a
 // Session on CUDA and the norm is Linf or L2. Restarts and (APGD-T) targets run as in the host
 // loops: each run on the rows no earlier run broke. Broken rows keep their breaking iterate, like
@@ -200,7 +200,7 @@ std::optional<SubsetResult> apgd_on_device(const engine::Model& m, const engine:
   const engine::Session* session = m.device_resident();
   if (!session) return std::nullopt;
   const char* name = loss == Loss::CrossEntropy ? "apgd-ce" : loss == Loss::Dlr ? "apgd-dlr" : "apgd-t";
-  engine::DeviceApgdOptions o;
+  DeviceApgdOptions o;
   o.norm = norm_name(cfg.norm);
   o.eps = float(cfg.eps);
   o.steps = cfg.steps > 0 ? cfg.steps : 100;
@@ -211,7 +211,7 @@ std::optional<SubsetResult> apgd_on_device(const engine::Model& m, const engine:
   o.restarts = cfg.restarts;
   o.n_target_classes = cfg.n_target_classes;
   const int64_t n = x.dim(0), d = sample_dim(x);
-  auto res = engine::device_apgd(*session, x, engine::Tensor::from_ints({n}, y), o);
+  auto res = robustness::device_apgd(*session, x, engine::Tensor::from_ints({n}, y), o);
   if (!res) {
     notes.push_back(fmt::format("{}: the device session declined the fused loop; ran the host loop", name));
     return std::nullopt;
@@ -226,7 +226,7 @@ std::optional<SubsetResult> apgd_on_device(const engine::Model& m, const engine:
     r.found[size_t(i)] = 1;
     std::copy_n(res->x_adv.f32() + i * d, d, r.adversarial.f32() + i * d);
   }
-  r.notes.push_back(fmt::format("{} ran as the fused device loop (engine::device_apgd, {} backend, device batch {}, Philox start)",
+  r.notes.push_back(fmt::format("{} ran as the fused device loop (robustness::device_apgd, {} backend, device batch {}, Philox start)",
                                 name, session->backend_name(), res->batch));
   return r;
 }

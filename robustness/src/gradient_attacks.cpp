@@ -5,7 +5,7 @@
 #include <optional>
 
 #include "common.h"
-#include "mlaudit/engine/accelerated.h"
+#include "mlaudit/robustness/device.h"
 #include "mlaudit/engine/session.h"
 
 namespace mlaudit::robustness::detail {
@@ -38,7 +38,7 @@ void random_start(float* xa, int64_t d, Norm norm, double eps, std::mt19937_64& 
   for (int64_t k = 0; k < d; ++k) xa[k] += float(v[size_t(k)] * r);
 }
 
-// PGD as the engine's fused device loop (engine::device_pgd: the whole iteration on the GPU,
+// PGD as the module's fused device loop (robustness::device_pgd: the whole iteration on the GPU,
 // replayed as a CUDA graph) when the model is a Session running on CUDA and the options are
 // the ones that loop implements: one run (no restarts), cross-entropy, Linf or L2, random
 // start or not. The device loop keeps the final iterate (torchattacks semantics), the host
@@ -53,7 +53,7 @@ std::optional<SubsetResult> pgd_on_device(const engine::Model& m, const engine::
     notes.push_back("pgd: the fused device loop runs one start; --restarts > 1 ran the host loop (per-step device calls)");
     return std::nullopt;
   }
-  engine::DevicePgdOptions o;
+  DevicePgdOptions o;
   o.norm = norm_name(cfg.norm);
   o.eps = float(cfg.eps);
   o.alpha = float(alpha);
@@ -64,7 +64,7 @@ std::optional<SubsetResult> pgd_on_device(const engine::Model& m, const engine::
   o.seed = rng.device_seed();
   o.batch = 0;  // adapt to free device memory
   const int64_t n = x.dim(0), d = sample_dim(x);
-  auto res = engine::device_pgd(*session, x, engine::Tensor::from_ints({n}, y), o);
+  auto res = robustness::device_pgd(*session, x, engine::Tensor::from_ints({n}, y), o);
   if (!res) {
     notes.push_back("pgd: the device session declined the fused loop; ran the host loop");
     return std::nullopt;
@@ -77,7 +77,7 @@ std::optional<SubsetResult> pgd_on_device(const engine::Model& m, const engine::
     r.found[size_t(i)] = 1;
     std::copy_n(res->x_adv.f32() + i * d, d, r.adversarial.f32() + i * d);
   }
-  r.notes.push_back(fmt::format("pgd ran as the fused device loop (engine::device_pgd, {} backend, CUDA graph {}, device batch {}, cuRAND start)",
+  r.notes.push_back(fmt::format("pgd ran as the fused device loop (robustness::device_pgd, {} backend, CUDA graph {}, device batch {}, cuRAND start)",
                                 session->backend_name(), res->cuda_graph ? "yes" : "no", res->batch));
   return r;
 }

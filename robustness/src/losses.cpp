@@ -4,24 +4,13 @@
 #include <numeric>
 
 #include "common.h"
+#include "top4.h"
 #include "mlaudit/engine/error.h"
 
 namespace mlaudit::robustness {
 namespace {
 
-// Indices of the four largest entries of row z (descending); C >= 1.
-void top4(const float* z, int64_t c, int64_t idx[4]) {
-  for (int k = 0; k < 4; ++k) idx[k] = -1;
-  for (int64_t j = 0; j < c; ++j) {
-    for (int k = 0; k < 4; ++k) {
-      if (idx[k] < 0 || z[j] > z[idx[k]]) {
-        for (int m = 3; m > k; --m) idx[m] = idx[m - 1];
-        idx[k] = j;
-        break;
-      }
-    }
-  }
-}
+using detail::top4;  // top4.h: shared with the device APGD loss kernel
 
 void check_logits(const engine::Tensor& logits, size_t n, int64_t min_classes, const char* loss) {
   if (logits.rank() != 2 || logits.dim(0) != static_cast<int64_t>(n))

@@ -11,7 +11,7 @@
 #include <random>
 
 #include "common.h"
-#include "mlaudit/engine/accelerated.h"
+#include "mlaudit/robustness/device.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/random.h"
 #include "mlaudit/engine/session.h"
@@ -154,13 +154,13 @@ std::vector<CertifyRecord> certify_dataset(const engine::Model& model, const eng
   if (int64_t(labels.size()) != x.dim(0))
     throw InputError("robustness", fmt::format("labels have {} entries but the data has {} samples", labels.size(), x.dim(0)));
   std::vector<CertifyRecord> out;
-  // Fused device sampler (engine::device_smoothing_counts: noise by counter-based Philox in the sampling kernel, forward and
+  // Fused device sampler (robustness::device_smoothing_counts: noise by counter-based Philox in the sampling kernel, forward and
   // argmax histogram on the GPU) when the model is a Session on CUDA: all samples in one call
   // for N0 and one for N. Same CERTIFY decision; other noise draws than the host sampler.
   if (const engine::Session* session = model.device_resident()) {
     const auto t0 = std::chrono::steady_clock::now();
-    auto c0 = engine::device_smoothing_counts(*session, x, float(cfg.sigma), cfg.n0, cfg.batch, cfg.seed * 2 + 1);
-    auto c1 = engine::device_smoothing_counts(*session, x, float(cfg.sigma), cfg.n, cfg.batch, cfg.seed * 2 + 2);
+    auto c0 = robustness::device_smoothing_counts(*session, x, float(cfg.sigma), cfg.n0, cfg.batch, cfg.seed * 2 + 1);
+    auto c1 = robustness::device_smoothing_counts(*session, x, float(cfg.sigma), cfg.n, cfg.batch, cfg.seed * 2 + 2);
     if (c0 && c1) {
       const double per = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / double(std::max<int64_t>(x.dim(0), 1));
       const int64_t k = c0->dim(1);

@@ -8,8 +8,8 @@
 #include <optional>
 
 #include "common.h"
-#include "mlaudit/engine/accelerated.h"
-#include "mlaudit/engine/square_schedule.h"
+#include "mlaudit/robustness/device.h"
+#include "square_schedule.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/session.h"
 
@@ -19,7 +19,7 @@ namespace {
 // Meta pseudo-Gaussian perturbation of size s x s: +eta on the top half, -eta on the
 // bottom half, unit L2 norm, transposed with probability 1/2.
 std::vector<double> meta_pseudo_gaussian(int s, std::mt19937_64& rng) {
-  std::vector<double> m = engine::square_meta_pattern(s);
+  std::vector<double> m = square_meta_pattern(s);
   if (std::uniform_real_distribution<double>(0, 1)(rng) > 0.5) {
     std::vector<double> t(m.size());
     for (int a = 0; a < s; ++a)
@@ -29,7 +29,7 @@ std::vector<double> meta_pseudo_gaussian(int s, std::mt19937_64& rng) {
   return m;
 }
 
-// Square (L-inf and L2) as the engine's fused device loop (engine::device_square: best point, margin and
+// Square (L-inf and L2) as the module's fused device loop (robustness::device_square: best point, margin and
 // query count of every row on the GPU, one forward per iteration on the rows still unbroken) when
 // the model is a Session on CUDA. Same algorithm and defaults as the loop below; the random draws
 // come from a counter-based Philox stream instead of rng. std::nullopt: run the host loop.
@@ -39,7 +39,7 @@ std::optional<SubsetResult> square_on_device(const engine::Model& m, const engin
   if (!session) return std::nullopt;
   // L2 Square needs [N,C,H,W] images with H, W >= 5: leave the error to the host loop's check.
   if (cfg.norm == Norm::L2 && !(x.rank() == 4 && x.dim(2) >= 5 && x.dim(3) >= 5)) return std::nullopt;
-  engine::DeviceSquareOptions o;
+  DeviceSquareOptions o;
   o.norm = norm_name(cfg.norm);
   o.eps = float(cfg.eps);
   o.n_queries = cfg.queries;
@@ -48,7 +48,7 @@ std::optional<SubsetResult> square_on_device(const engine::Model& m, const engin
   o.clip_max = float(cfg.clip_max);
   o.seed = rng.device_seed();
   const int64_t n = x.dim(0), d = sample_dim(x);
-  auto res = engine::device_square(*session, x, engine::Tensor::from_ints({n}, y), o);
+  auto res = robustness::device_square(*session, x, engine::Tensor::from_ints({n}, y), o);
   if (!res) {
     notes.push_back("square: the device session declined the fused loop; ran the host loop");
     return std::nullopt;
@@ -60,7 +60,7 @@ std::optional<SubsetResult> square_on_device(const engine::Model& m, const engin
     r.found[size_t(i)] = 1;
     std::copy_n(res->x_adv.f32() + i * d, d, r.adversarial.f32() + i * d);
   }
-  r.notes.push_back(fmt::format("square ran as the fused device loop (engine::device_square, {} backend, device batch {}, Philox draws)",
+  r.notes.push_back(fmt::format("square ran as the fused device loop (robustness::device_square, {} backend, device batch {}, Philox draws)",
                                 session->backend_name(), res->batch));
   return r;
 }
@@ -133,7 +133,7 @@ SubsetResult square(const engine::Model& m, const engine::Tensor& x, const std::
     for (int64_t i = 0; i < n; ++i)
       if (margin[size_t(i)] > 0) act.push_back(i);
     if (act.empty()) break;
-    const double p = engine::square_p_selection(cfg.p_init, it, n_queries);
+    const double p = square_p_selection(cfg.p_init, it, n_queries);
     engine::Tensor x_new = x_best.gather_rows(act);
     for (size_t j = 0; j < act.size(); ++j) {
       const int64_t i = act[j];

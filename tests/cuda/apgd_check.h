@@ -1,6 +1,6 @@
 #pragma once
-// Shared checks of the device APGD (CE, DLR, APGD-T: engine::device_apgd / cuda::apgd_on) and Square
-// (engine::device_square / cuda::square_on) against the robustness module's CPU loops
+// Shared checks of the device APGD (CE, DLR, APGD-T: robustness::device_apgd / robustness::cuda::apgd_on) and Square
+// (robustness::device_square / robustness::cuda::square_on) against the robustness module's CPU loops
 // (robustness/src/apgd.cpp, square.cpp: the same algorithms with other random draws), used by
 // test_cuda (GPU) and test_cuda_emulated.
 #include <catch2/catch.hpp>
@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "mlaudit/engine/accelerated.h"
+#include "mlaudit/robustness/device.h"
 #include "mlaudit/engine/model.h"
 #include "mlaudit/robustness/attacks.h"
 
@@ -18,7 +18,7 @@ namespace mlaudit::test {
 /// broken is misclassified by a fresh CPU forward and lies in the eps-ball and the box; every row
 /// reported robust keeps a point inside the ball.
 inline int64_t check_device_attack(const engine::Model& cpu, const engine::Tensor& x, const std::vector<int64_t>& labels,
-                                   const engine::DevicePgdResult& res, const std::string& norm, float eps, float clip_min,
+                                   const robustness::DevicePgdResult& res, const std::string& norm, float eps, float clip_min,
                                    float clip_max) {
   struct {
     std::string norm;
@@ -51,14 +51,14 @@ inline int64_t check_device_attack(const engine::Model& cpu, const engine::Tenso
 }
 
 inline int64_t check_device_apgd(const engine::Model& cpu, const engine::Tensor& x, const std::vector<int64_t>& labels,
-                                 const engine::DevicePgdResult& res, const engine::DeviceApgdOptions& o) {
+                                 const robustness::DevicePgdResult& res, const robustness::DeviceApgdOptions& o) {
   return check_device_attack(cpu, x, labels, res, o.norm, o.eps, o.clip_min, o.clip_max);
 }
 
 /// Robust count of the robustness module's CPU APGD (apgd-ce, apgd-dlr or apgd-t per o.loss) with the
 /// same budget (o.restarts, o.n_target_classes).
 inline int64_t cpu_apgd_robust(const engine::Model& cpu, const engine::Tensor& x, const std::vector<int64_t>& labels,
-                               const engine::DeviceApgdOptions& o) {
+                               const robustness::DeviceApgdOptions& o) {
   robustness::AttackConfig cfg;
   cfg.n_target_classes = o.n_target_classes;
   cfg.norm = o.norm == "linf" ? robustness::Norm::Linf : robustness::Norm::L2;
@@ -81,7 +81,7 @@ namespace mlaudit::test {
 
 /// Robust count of the robustness module's CPU Square (o.norm) with the device options' budget and p_init.
 inline int64_t cpu_square_robust(const engine::Model& cpu, const engine::Tensor& x, const std::vector<int64_t>& labels,
-                                 const engine::DeviceSquareOptions& o) {
+                                 const robustness::DeviceSquareOptions& o) {
   robustness::AttackConfig cfg;
   cfg.norm = o.norm == "linf" ? robustness::Norm::Linf : robustness::Norm::L2;
   cfg.eps = o.eps;

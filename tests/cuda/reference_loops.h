@@ -9,13 +9,13 @@
 #include <string>
 #include <vector>
 
-#include "mlaudit/engine/accelerated.h"
+#include "mlaudit/robustness/device.h"
 #include "mlaudit/engine/model.h"
 
 namespace mlaudit::test {
 
 inline engine::Tensor pgd_reference(const engine::Model& model, const engine::Tensor& x, const std::vector<int64_t>& labels,
-                                    const engine::DevicePgdOptions& o) {
+                                    const robustness::DevicePgdOptions& o) {
   const bool linf = o.norm == "linf";
   engine::Tensor xa = x.clone();
   int64_t n = x.shape()[0], d = x.numel() / n;

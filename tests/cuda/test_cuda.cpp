@@ -14,7 +14,10 @@
 #include <sys/wait.h>
 
 #include "mlaudit/datasets/npy.h"
-#include "mlaudit/engine/accelerated.h"
+#include "mlaudit/engine/device.h"
+#include "mlaudit/explain/attribution.h"
+#include "mlaudit/explain/device.h"
+#include "mlaudit/robustness/device.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/model.h"
 #include "mlaudit/engine/session.h"
@@ -102,10 +105,10 @@ TEST_CASE("cuda: without a device, --device cuda is a clear InputError and auto 
   // The fused loops report "not on a device" rather than running.
   Tensor x(engine::Shape{2, 1, 28, 28});
   Tensor y = Tensor::from_ints({2}, {0, 1});
-  REQUIRE_FALSE(engine::device_pgd(*s, x, y).has_value());
-  REQUIRE_FALSE(engine::device_apgd(*s, x, y).has_value());
-  REQUIRE_FALSE(engine::device_square(*s, x, y).has_value());
-  REQUIRE_FALSE(engine::device_smoothing_counts(*s, x, 0.25f, 10).has_value());
+  REQUIRE_FALSE(robustness::device_pgd(*s, x, y).has_value());
+  REQUIRE_FALSE(robustness::device_apgd(*s, x, y).has_value());
+  REQUIRE_FALSE(robustness::device_square(*s, x, y).has_value());
+  REQUIRE_FALSE(robustness::device_smoothing_counts(*s, x, 0.25f, 10).has_value());
 }
 
 TEST_CASE("cuda: mlaudit --device cuda run: exit 2 without a GPU, CPU-equal logits with one", "[cuda][cli]") {
@@ -262,13 +265,13 @@ TEST_CASE("cuda: fused PGD robust accuracy matches a CPU PGD loop", "[cuda][pgd]
   for (const char* norm : {"linf", "l2"}) {
     INFO("norm " << norm);
     bool linf = std::string(norm) == "linf";
-    engine::DevicePgdOptions o;
+    robustness::DevicePgdOptions o;
     o.norm = norm;
     o.eps = linf ? 0.1f : 1.5f;
     o.alpha = linf ? 0.01f : 0.15f;
     o.steps = 20;
     o.random_start = false;  // deterministic start so the CPU reference follows the same trajectory
-    auto res = engine::device_pgd(*gpu, x, y, o);
+    auto res = robustness::device_pgd(*gpu, x, y, o);
     REQUIRE(res.has_value());
     // Reference: the same iteration on the CPU backend (reference_loops.h).
     Tensor xa = test::pgd_reference(*cpu, x, labels, o);
@@ -293,12 +296,12 @@ TEST_CASE("cuda: fused PGD robust accuracy matches a CPU PGD loop", "[cuda][pgd]
     }
   }
   // With a random start: the CUDA-graph path and the eager path (use_cuda_graph = false).
-  engine::DevicePgdOptions o;
+  robustness::DevicePgdOptions o;
   o.steps = 10;
   o.seed = 7;
-  auto r1 = engine::device_pgd(*gpu, x, y, o), r2 = engine::device_pgd(*gpu, x, y, o);
+  auto r1 = robustness::device_pgd(*gpu, x, y, o), r2 = robustness::device_pgd(*gpu, x, y, o);
   o.use_cuda_graph = false;
-  auto r3 = engine::device_pgd(*gpu, x, y, o);
+  auto r3 = robustness::device_pgd(*gpu, x, y, o);
   // The same seed gives the same random start; the backward's atomic adds (MaxPool backward,
   // index-map scatters) may sum in another order, flipping a sign step where a gradient coordinate is ~0:
   // allow 3 of 64 outcomes, between two graph runs and between graph replay and eager launches.
@@ -316,13 +319,13 @@ TEST_CASE("cuda: device APGD-CE matches the CPU APGD-CE's robust accuracy, every
   auto gpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
   for (const char* norm : {"linf", "l2"}) {
     INFO("norm " << norm);
-    engine::DeviceApgdOptions o;
+    robustness::DeviceApgdOptions o;
     o.norm = norm;
     o.eps = std::string(norm) == "linf" ? 0.03f : 1.0f;
     o.steps = 100;  // AutoAttack's n_iter
     o.batch = 64;   // several device batches
     o.seed = 5;
-    auto res = engine::device_apgd_ce(*gpu, x, y, o);
+    auto res = robustness::device_apgd_ce(*gpu, x, y, o);
     REQUIRE(res.has_value());
     int64_t robust_dev = test::check_device_apgd(*cpu, x, labels, *res, o);
     int64_t robust_cpu = test::cpu_apgd_robust(*cpu, x, labels, o);
@@ -343,14 +346,14 @@ TEST_CASE("cuda: device APGD-DLR and APGD-T match the CPU loops' robust accuracy
   auto gpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
   for (const char* loss : {"dlr", "dlr-targeted"}) {
     INFO("loss " << loss);
-    engine::DeviceApgdOptions o;
+    robustness::DeviceApgdOptions o;
     o.loss = loss;
     o.eps = 0.03f;
     o.steps = 100;            // AutoAttack's n_iter
     o.n_target_classes = 9;   // AutoAttack standard APGD-T: 9 targets, 1 restart each
     o.batch = 64;             // several device batches
     o.seed = 5;
-    auto res = engine::device_apgd(*gpu, x, y, o);
+    auto res = robustness::device_apgd(*gpu, x, y, o);
     REQUIRE(res.has_value());
     int64_t robust_dev = test::check_device_attack(*cpu, x, labels, *res, o.norm, o.eps, o.clip_min, o.clip_max);
     int64_t robust_cpu = test::cpu_apgd_robust(*cpu, x, labels, o);
@@ -361,7 +364,7 @@ TEST_CASE("cuda: device APGD-DLR and APGD-T match the CPU loops' robust accuracy
     // same robust set up to cuBLAS picking other kernels for another batch size, whose last-bit
     // differences can flip a sign step and move a boundary point (exact in the emulation); allow 6.
     o.batch = 200;
-    auto one = engine::device_apgd(*gpu, x, y, o);
+    auto one = robustness::device_apgd(*gpu, x, y, o);
     int64_t differ = 0;
     for (size_t i = 0; i < one->robust.size(); ++i) differ += one->robust[i] != res->robust[i];
     WARN("APGD " << loss << ": " << differ << " of 200 rows differ between device batches 64 and 200");
@@ -376,11 +379,11 @@ TEST_CASE("cuda: device Square (L-inf, L2) matches the CPU Square's robust accur
   std::vector<int64_t> labels = y.to_int64s();
   auto cpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cpu));
   auto gpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
-  engine::DeviceSquareOptions o;  // AutoAttack defaults: 5000 queries, p_init 0.8
+  robustness::DeviceSquareOptions o;  // AutoAttack defaults: 5000 queries, p_init 0.8
   o.eps = 0.05f;
   o.batch = 64;
   o.seed = 5;
-  auto res = engine::device_square(*gpu, x, y, o);
+  auto res = robustness::device_square(*gpu, x, y, o);
   REQUIRE(res.has_value());
   int64_t robust_dev = test::check_device_attack(*cpu, x, labels, *res, "linf", o.eps, o.clip_min, o.clip_max);
   int64_t robust_cpu = test::cpu_square_robust(*cpu, x, labels, o);
@@ -398,7 +401,7 @@ TEST_CASE("cuda: device Square (L-inf, L2) matches the CPU Square's robust accur
   o.norm = "l2";
   o.eps = 1.5f;
   o.n_queries = 1000;
-  auto l2 = engine::device_square(*gpu, x, y, o);
+  auto l2 = robustness::device_square(*gpu, x, y, o);
   REQUIRE(l2.has_value());
   int64_t l2_dev = test::check_device_attack(*cpu, x, labels, *l2, "l2", o.eps, o.clip_min, o.clip_max);
   int64_t l2_cpu = test::cpu_square_robust(*cpu, x, labels, o);
@@ -430,9 +433,9 @@ TEST_CASE("cuda: smoothing counts agree with CPU Monte Carlo sampling", "[cuda][
   auto gpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
   const int64_t n = 4000;
   const float sigma = 0.25f;
-  auto counts = engine::device_smoothing_counts(*gpu, x, sigma, n, 1000, 42);
+  auto counts = robustness::device_smoothing_counts(*gpu, x, sigma, n, 1000, 42);
   REQUIRE(counts.has_value());
-  auto again = engine::device_smoothing_counts(*gpu, x, sigma, n, 1000, 42);
+  auto again = robustness::device_smoothing_counts(*gpu, x, sigma, n, 1000, 42);
   REQUIRE(counts->to_int64s() == again->to_int64s());  // same seed, same counts
   int64_t k = counts->shape()[1];
   std::mt19937_64 rng(42);
@@ -466,28 +469,33 @@ TEST_CASE("cuda: device integrated gradients and SmoothGrad match the CPU formul
   auto cpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cpu));
   auto gpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
   std::vector<int64_t> targets = {0, 3, 5, 9};
-  std::vector<double> alphas, weights;
-  for (int k = 0; k < 32; ++k) {
-    alphas.push_back((k + 0.5) / 32);
-    weights.push_back(1.0 / 32);
-  }
-  auto ig = engine::device_integrated_gradients(*gpu, x, Tensor(), targets, alphas, weights, 10);
+  // explain's device functions (what `mlaudit explain --device cuda` runs) against the CPU ones:
+  // same quadrature and the same noise samples, float32 maths in another summation order.
+  explain::IgOptions io;
+  io.steps = 32;
+  const Tensor zeros(x.shape());
+  auto ig = explain::device_integrated_gradients(*gpu, x, zeros, targets, io);
   REQUIRE(ig.has_value());
-  // Same float32 maths in another summation order (see nmse_tolerance).
-  REQUIRE(compare(*ig, test::ig_reference(*cpu, x, Tensor(), targets, alphas, weights)).nmse <= 1e-9);
-  auto sg = engine::device_smoothgrad(*gpu, x, targets, 0.f, 8, false, 3, 1);  // sigma 0: the plain gradient
-  REQUIRE(compare(*sg, engine::logit_gradient(*cpu, x, targets)).nmse <= 1e-9);
+  REQUIRE(compare(ig->attributions, explain::integrated_gradients(*cpu, x, zeros, targets, io).attributions).nmse <= 1e-9);
+  explain::SmoothGradOptions so;
+  so.samples = 8;
+  so.seed = 1;
+  auto sg = explain::device_smoothgrad(*gpu, x, targets, so);
+  REQUIRE(sg.has_value());
+  REQUIRE(compare(*sg, explain::smoothgrad(*cpu, x, targets, so)).nmse <= 1e-9);
+  // A CPU session: no device loop (the CLI then runs the CPU functions).
+  REQUIRE_FALSE(explain::device_smoothgrad(*cpu, x, targets, so).has_value());
 }
 
 TEST_CASE("cuda: bad input to the fused loops is an InputError naming the problem", "[cuda]") {
   MLAUDIT_REQUIRE_CUDA();
   auto gpu = engine::Session::load(mlaudit::test::source_path("models/fmnist_cnn.onnx"), on(engine::Device::Cuda));
   Tensor x(engine::Shape{2, 1, 28, 28});
-  engine::DevicePgdOptions o;
+  robustness::DevicePgdOptions o;
   o.norm = "l3";
-  REQUIRE_THROWS_WITH(engine::device_pgd(*gpu, x, Tensor::from_ints({2}, {0, 1}), o), Catch::Contains("norm 'l3'"));
-  REQUIRE_THROWS_WITH(engine::device_pgd(*gpu, x, Tensor::from_ints({1}, {0})), Catch::Contains("1 labels for 2 inputs"));
-  REQUIRE_THROWS_WITH(engine::device_smoothing_counts(*gpu, x, -1.f, 10), Catch::Contains("sigma"));
+  REQUIRE_THROWS_WITH(robustness::device_pgd(*gpu, x, Tensor::from_ints({2}, {0, 1}), o), Catch::Contains("norm 'l3'"));
+  REQUIRE_THROWS_WITH(robustness::device_pgd(*gpu, x, Tensor::from_ints({1}, {0})), Catch::Contains("1 labels for 2 inputs"));
+  REQUIRE_THROWS_WITH(robustness::device_smoothing_counts(*gpu, x, -1.f, 10), Catch::Contains("sigma"));
 }
 
 TEST_CASE("cuda: cuBLAS and cuRAND load at first use, not at start, and every function resolves", "[cuda]") {

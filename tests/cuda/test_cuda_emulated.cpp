@@ -11,12 +11,16 @@
 #include <random>
 
 #include "apgd_check.h"
+#include "attack_kernels.h"
+#include "attack_loops.h"
+#include "attribution_loops.h"
 #include "cuda_executor.h"
 #include "fusion_graphs.h"
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/model.h"
 #include "mlaudit/engine/session.h"
+#include "mlaudit/explain/attribution.h"
 #include "reference_loops.h"
 #include "test_util.h"
 
@@ -159,13 +163,13 @@ TEST_CASE("cuda emulated: device APGD-CE breaks what the CPU APGD-CE breaks, eve
   auto& ex = static_cast<const engine::cuda::CudaExecutor&>(*dev);
   for (const char* norm : {"linf", "l2"}) {
     INFO("norm " << norm);
-    engine::DeviceApgdOptions o;
+    robustness::DeviceApgdOptions o;
     o.norm = norm;
     o.eps = std::string(norm) == "linf" ? 0.05f : 1.0f;
     o.steps = 16;
     o.batch = 7;
     o.seed = 5;
-    auto res = engine::cuda::apgd_ce_on(ex, x, y, o);
+    auto res = robustness::cuda::apgd_ce_on(ex, x, y, o);
     int64_t robust_dev = test::check_device_apgd(*cpu, x, labels, res, o);
     int64_t robust_cpu = test::cpu_apgd_robust(*cpu, x, labels, o);
     // Same algorithm, different random starts: on 12 images the robust counts may differ by a
@@ -192,11 +196,11 @@ TEST_CASE("cuda emulated: DLR and targeted-DLR values and logit gradients match 
     y[size_t(i)] = i % k;               // the label is sometimes the top class, sometimes not
     tgt[size_t(i)] = (i * 3 + 1) % k == y[size_t(i)] ? (i * 3 + 2) % k : (i * 3 + 1) % k;
   }
-  for (auto kind : {engine::cuda::ApgdLoss::Dlr, engine::cuda::ApgdLoss::DlrTargeted}) {
-    const bool targeted = kind == engine::cuda::ApgdLoss::DlrTargeted;
+  for (auto kind : {robustness::cuda::ApgdLoss::Dlr, robustness::cuda::ApgdLoss::DlrTargeted}) {
+    const bool targeted = kind == robustness::cuda::ApgdLoss::DlrTargeted;
     INFO((targeted ? "targeted DLR" : "DLR"));
     std::vector<float> seed(size_t(n * k)), loss(n), correct(n);
-    engine::cuda::launch_apgd_loss_seed(kind, logits.f32(), y.data(), tgt.data(), seed.data(), loss.data(), correct.data(), n,
+    robustness::cuda::launch_apgd_loss_seed(kind, logits.f32(), y.data(), tgt.data(), seed.data(), loss.data(), correct.data(), n,
                                         k, nullptr);
     auto value = [&](const Tensor& z) { return targeted ? robustness::dlr_targeted_loss(z, y, tgt) : robustness::dlr_loss(z, y); };
     auto ref = value(logits);
@@ -222,7 +226,7 @@ TEST_CASE("cuda emulated: DLR and targeted-DLR values and logit gradients match 
   std::vector<int64_t> got(2);
   const std::vector<std::vector<int64_t>> order = {{1, 3, 4, 2, 0}, {0, 1, 2, 3, 4}};
   for (int64_t r = 0; r < 5; ++r) {
-    engine::cuda::launch_rank_class(z.f32(), got.data(), 2, 5, r, nullptr);
+    robustness::cuda::launch_rank_class(z.f32(), got.data(), 2, 5, r, nullptr);
     REQUIRE(got[0] == order[0][size_t(r)]);
     REQUIRE(got[1] == order[1][size_t(r)]);
   }
@@ -238,14 +242,14 @@ TEST_CASE("cuda emulated: device APGD-DLR and APGD-T break what the CPU loops br
   auto& ex = static_cast<const engine::cuda::CudaExecutor&>(*dev);
   for (const char* loss : {"dlr", "dlr-targeted"}) {
     INFO("loss " << loss);
-    engine::DeviceApgdOptions o;
+    robustness::DeviceApgdOptions o;
     o.loss = loss;
     o.eps = 0.05f;
     o.steps = 8;              // checkpoints at 1, 2, 3, ...: halving and restarts happen
     o.n_target_classes = 1;   // APGD-T: the runner-up class only (AutoAttack uses 9; small budget here; more below)
     o.batch = 5;              // three device batches
     o.seed = 5;
-    auto res = engine::cuda::apgd_on(ex, x, y, o);
+    auto res = robustness::cuda::apgd_on(ex, x, y, o);
     int64_t robust_dev = test::check_device_attack(*cpu, x, labels, res, o.norm, o.eps, o.clip_min, o.clip_max);
     int64_t robust_cpu = test::cpu_apgd_robust(*cpu, x, labels, o);
     // Same algorithm, other random starts: near-boundary points may differ by one or two on 12
@@ -260,9 +264,9 @@ TEST_CASE("cuda emulated: device APGD-DLR and APGD-T break what the CPU loops br
       o.steps = 3;
       o.n_target_classes = 2;  // two targeted runs: the second runs on the rows the first left robust
       o.batch = 5;
-      auto split = engine::cuda::apgd_on(ex, x, y, o);
+      auto split = robustness::cuda::apgd_on(ex, x, y, o);
       o.batch = 16;
-      auto one = engine::cuda::apgd_on(ex, x, y, o);
+      auto one = robustness::cuda::apgd_on(ex, x, y, o);
       REQUIRE(one.robust == split.robust);
       REQUIRE(nmse(one.x_adv, split.x_adv) == 0.0);
       Tensor x4 = x.slice_rows(0, 4), y4 = y.slice_rows(0, 4);
@@ -270,9 +274,9 @@ TEST_CASE("cuda emulated: device APGD-DLR and APGD-T break what the CPU loops br
       // Philox stream: rows broken with 1 restart stay broken, with the same point.
       o.n_target_classes = 1;
       o.restarts = 1;
-      auto r1 = engine::cuda::apgd_on(ex, x4, y4, o);
+      auto r1 = robustness::cuda::apgd_on(ex, x4, y4, o);
       o.restarts = 2;
-      auto r2 = engine::cuda::apgd_on(ex, x4, y4, o);
+      auto r2 = robustness::cuda::apgd_on(ex, x4, y4, o);
       REQUIRE(r2.robust_count <= r1.robust_count);
       for (int64_t i = 0; i < 4; ++i)
         if (!r1.robust[size_t(i)]) {
@@ -283,14 +287,14 @@ TEST_CASE("cuda emulated: device APGD-DLR and APGD-T break what the CPU loops br
   }
   // Too few classes for the loss: an InputError naming it.
   auto mlp = emulated(test::source_path("models/credit_mlp.onnx"));
-  engine::DeviceApgdOptions o;
+  robustness::DeviceApgdOptions o;
   o.loss = "dlr";
   Tensor xc(engine::Shape{2, static_cast<const engine::cuda::CudaExecutor&>(*mlp).graph().inputs[0].shape.back()});
-  REQUIRE_THROWS_WITH(engine::cuda::apgd_on(static_cast<const engine::cuda::CudaExecutor&>(*mlp), xc,
+  REQUIRE_THROWS_WITH(robustness::cuda::apgd_on(static_cast<const engine::cuda::CudaExecutor&>(*mlp), xc,
                                             Tensor::from_ints({2}, {0, 1}), o),
                       Catch::Contains("DLR loss needs at least 3 classes"));
   o.loss = "hinge";
-  REQUIRE_THROWS_WITH(engine::cuda::apgd_on(ex, x, y, o), Catch::Contains("loss 'hinge'"));
+  REQUIRE_THROWS_WITH(robustness::cuda::apgd_on(ex, x, y, o), Catch::Contains("loss 'hinge'"));
 }
 
 TEST_CASE("cuda emulated: device Square (L-inf, L2) breaks what the CPU Square breaks, stays in the ball, split-independent",
@@ -301,13 +305,13 @@ TEST_CASE("cuda emulated: device Square (L-inf, L2) breaks what the CPU Square b
   auto cpu = engine::Session::load(test::source_path("models/fmnist_cnn.onnx"));
   auto dev = emulated(test::source_path("models/fmnist_cnn.onnx"));
   auto& ex = static_cast<const engine::cuda::CudaExecutor&>(*dev);
-  engine::DeviceSquareOptions o;
+  robustness::DeviceSquareOptions o;
   o.eps = 0.1f;
   o.n_queries = 60;  // p schedule rescaled to 60 queries: levels p_init/4 .. p_init/512 are visited
   o.batch = 5;
   o.check_every = 7;
   o.seed = 9;
-  auto res = engine::cuda::square_on(ex, x, y, o);
+  auto res = robustness::cuda::square_on(ex, x, y, o);
   int64_t robust_dev = test::check_device_attack(*cpu, x, labels, res, "linf", o.eps, o.clip_min, o.clip_max);
   int64_t robust_cpu = test::cpu_square_robust(*cpu, x, labels, o);
   // Random search with other draws: on 12 images the counts may differ by a few near-boundary
@@ -331,7 +335,7 @@ TEST_CASE("cuda emulated: device Square (L-inf, L2) breaks what the CPU Square b
   // period give the same points.
   o.batch = 12;
   o.check_every = 1;
-  auto one = engine::cuda::square_on(ex, x, y, o);
+  auto one = robustness::cuda::square_on(ex, x, y, o);
   REQUIRE(one.robust == res.robust);
   REQUIRE(one.queries == res.queries);
   REQUIRE(nmse(one.x_adv, res.x_adv) == 0.0);
@@ -341,7 +345,7 @@ TEST_CASE("cuda emulated: device Square (L-inf, L2) breaks what the CPU Square b
   o.eps = 3.0f;
   o.n_queries = 40;
   o.batch = 5;
-  auto l2 = engine::cuda::square_on(ex, x, y, o);
+  auto l2 = robustness::cuda::square_on(ex, x, y, o);
   int64_t robust_l2 = test::check_device_attack(*cpu, x, labels, l2, "l2", o.eps, o.clip_min, o.clip_max);
   int64_t robust_l2_cpu = test::cpu_square_robust(*cpu, x, labels, o);
   INFO("L2 robust: device " << robust_l2 << ", CPU " << robust_l2_cpu);
@@ -359,16 +363,16 @@ TEST_CASE("cuda emulated: device Square (L-inf, L2) breaks what the CPU Square b
   Tensor x4 = x.slice_rows(0, 4), y4 = y.slice_rows(0, 4);
   o.n_queries = 20;
   o.batch = 3;
-  auto l2split = engine::cuda::square_on(ex, x4, y4, o);
+  auto l2split = robustness::cuda::square_on(ex, x4, y4, o);
   o.batch = 4;
-  auto l2one = engine::cuda::square_on(ex, x4, y4, o);
+  auto l2one = robustness::cuda::square_on(ex, x4, y4, o);
   REQUIRE(l2one.robust == l2split.robust);
   REQUIRE(nmse(l2one.x_adv, l2split.x_adv) == 0.0);
   o.norm = "l1";
-  REQUIRE_THROWS_WITH(engine::cuda::square_on(ex, x, y, o), Catch::Contains("norm 'l1'"));
+  REQUIRE_THROWS_WITH(robustness::cuda::square_on(ex, x, y, o), Catch::Contains("norm 'l1'"));
   o.norm = "l2";
   Tensor flat(engine::Shape{2, 784});
-  REQUIRE_THROWS_WITH(engine::cuda::square_on(ex, flat, Tensor::from_ints({2}, {0, 1}), o), Catch::Contains("H,W >= 5"));
+  REQUIRE_THROWS_WITH(robustness::cuda::square_on(ex, flat, Tensor::from_ints({2}, {0, 1}), o), Catch::Contains("H,W >= 5"));
 }
 
 TEST_CASE("cuda emulated: fused PGD follows the CPU PGD loop", "[cuda][emulated][pgd]") {
@@ -379,14 +383,14 @@ TEST_CASE("cuda emulated: fused PGD follows the CPU PGD loop", "[cuda][emulated]
   auto& ex = static_cast<const engine::cuda::CudaExecutor&>(*dev);
   for (const char* norm : {"linf", "l2"}) {
     INFO("norm " << norm);
-    engine::DevicePgdOptions o;
+    robustness::DevicePgdOptions o;
     o.norm = norm;
     o.eps = std::string(norm) == "linf" ? 0.1f : 1.5f;
     o.alpha = std::string(norm) == "linf" ? 0.02f : 0.3f;
     o.steps = 4;
     o.random_start = false;
     o.batch = 5;  // three device batches (5, 5, 2): exercises the batch loop
-    auto res = engine::cuda::pgd_on(ex, x, y, o);
+    auto res = robustness::cuda::pgd_on(ex, x, y, o);
     REQUIRE_FALSE(res.cuda_graph);  // the emulation cannot capture: eager fallback
     Tensor ref = test::pgd_reference(*cpu, x, y.to_int64s(), o);
     // Same trajectory up to float32 summation order: the iterates agree to ~1e-6 except where a
@@ -406,10 +410,10 @@ TEST_CASE("cuda emulated: fused PGD follows the CPU PGD loop", "[cuda][emulated]
     REQUIRE(res.robust_count == robust);
   }
   // Random start: reproducible for a seed, inside the ball and the box.
-  engine::DevicePgdOptions o;
+  robustness::DevicePgdOptions o;
   o.steps = 2;
   o.seed = 5;
-  auto a = engine::cuda::pgd_on(ex, x, y, o), b = engine::cuda::pgd_on(ex, x, y, o);
+  auto a = robustness::cuda::pgd_on(ex, x, y, o), b = robustness::cuda::pgd_on(ex, x, y, o);
   REQUIRE(nmse(a.x_adv, b.x_adv) == 0.0);
   for (int64_t i = 0; i < x.numel(); ++i) {
     REQUIRE(std::fabs(a.x_adv.f32()[i] - x.f32()[i]) <= o.eps + 1e-6f);
@@ -425,10 +429,10 @@ TEST_CASE("cuda emulated: smoothing counts sum to n and follow the clean predict
   auto& ex = static_cast<const engine::cuda::CudaExecutor&>(*dev);
   auto clean = engine::argmax_rows(cpu->forward(x));
   // sigma = 0: every sample is the clean input, so all n counts land on the clean class (batch 7 leaves a partial batch).
-  Tensor c0 = engine::cuda::smoothing_on(ex, x, 0.f, 20, 7, 1);
+  Tensor c0 = robustness::cuda::smoothing_on(ex, x, 0.f, 20, 7, 1);
   REQUIRE(c0.shape() == engine::Shape{3, 10});
   for (int64_t b = 0; b < 3; ++b) REQUIRE(c0.i64()[b * 10 + clean[b]] == 20);
-  Tensor c1 = engine::cuda::smoothing_on(ex, x, 0.25f, 50, 16, 9), c2 = engine::cuda::smoothing_on(ex, x, 0.25f, 50, 16, 9);
+  Tensor c1 = robustness::cuda::smoothing_on(ex, x, 0.25f, 50, 16, 9), c2 = robustness::cuda::smoothing_on(ex, x, 0.25f, 50, 16, 9);
   REQUIRE(c1.to_int64s() == c2.to_int64s());
   for (int64_t b = 0; b < 3; ++b) {
     int64_t total = 0;
@@ -436,20 +440,20 @@ TEST_CASE("cuda emulated: smoothing counts sum to n and follow the clean predict
     REQUIRE(total == 50);
   }
   // Counter-based noise: the counts do not depend on the batch split.
-  Tensor c3 = engine::cuda::smoothing_on(ex, x, 0.25f, 50, 50, 9);
+  Tensor c3 = robustness::cuda::smoothing_on(ex, x, 0.25f, 50, 50, 9);
   REQUIRE(c3.to_int64s() == c1.to_int64s());
-  REQUIRE_THROWS_WITH(engine::cuda::smoothing_on(ex, x, -1.f, 5, 0, 0), Catch::Contains("sigma"));
+  REQUIRE_THROWS_WITH(robustness::cuda::smoothing_on(ex, x, -1.f, 5, 0, 0), Catch::Contains("sigma"));
 }
 
 TEST_CASE("cuda emulated: Philox sampling noise is standard normal and independent of the batch split", "[cuda][emulated]") {
   // The kernel body (Philox4x32-10 + Box-Muller) runs as the same source on the host here.
   const int64_t d = 999, rows = 40;
   std::vector<float> zero(static_cast<size_t>(d), 0.f), all(static_cast<size_t>(rows * d)), parts(all.size());
-  engine::cuda::launch_noisy_samples(zero.data(), all.data(), rows, d, 1.f, 42, 0, nullptr);
+  robustness::cuda::launch_noisy_samples(zero.data(), all.data(), rows, d, 1.f, 42, 0, nullptr);
   // The same elements drawn in three uneven batches (bases not multiples of 4).
-  engine::cuda::launch_noisy_samples(zero.data(), parts.data(), 3, d, 1.f, 42, 0, nullptr);
-  engine::cuda::launch_noisy_samples(zero.data(), parts.data() + 3 * d, 1, d, 1.f, 42, 3 * d, nullptr);
-  engine::cuda::launch_noisy_samples(zero.data(), parts.data() + 4 * d, 36, d, 1.f, 42, 4 * d, nullptr);
+  robustness::cuda::launch_noisy_samples(zero.data(), parts.data(), 3, d, 1.f, 42, 0, nullptr);
+  robustness::cuda::launch_noisy_samples(zero.data(), parts.data() + 3 * d, 1, d, 1.f, 42, 3 * d, nullptr);
+  robustness::cuda::launch_noisy_samples(zero.data(), parts.data() + 4 * d, 36, d, 1.f, 42, 4 * d, nullptr);
   REQUIRE(parts == all);
   // Moments of 39,960 draws: mean within 5 standard errors, variance within 5 x sqrt(2/n),
   // fourth moment near 3 (a uniform or a broken Box-Muller would miss these by far).
@@ -468,7 +472,7 @@ TEST_CASE("cuda emulated: Philox sampling noise is standard normal and independe
   REQUIRE(std::fabs(m4 - 3.0) < 0.25);
   // Another seed gives other noise.
   std::vector<float> other(all.size());
-  engine::cuda::launch_noisy_samples(zero.data(), other.data(), rows, d, 1.f, 43, 0, nullptr);
+  robustness::cuda::launch_noisy_samples(zero.data(), other.data(), rows, d, 1.f, 43, 0, nullptr);
   REQUIRE(other != all);
 }
 
@@ -487,21 +491,63 @@ TEST_CASE("cuda emulated: integrated gradients and SmoothGrad batches match the 
   Tensor half = Tensor::full(x.shape(), 0.5f);
   std::vector<Tensor> bases = {Tensor(), half};  // zero baseline (empty) and a constant 0.5 image
   for (const Tensor& b : bases) {
-    Tensor got = engine::cuda::integrated_gradients_on(ex, x, b, targets, alphas, weights, 3);
+    Tensor got = explain::cuda::integrated_gradients_on(ex, x, b, targets, alphas, weights, 3);
     Tensor want = test::ig_reference(*cpu, x, b, targets, alphas, weights);
     REQUIRE(nmse(got, want) <= kNmse);
   }
   // SmoothGrad with sigma 0 is the plain gradient (every sample is x); squared: its square.
   Tensor g = engine::logit_gradient(*cpu, x, targets);
-  Tensor sg = engine::cuda::smoothgrad_on(ex, x, targets, 0.f, 5, false, 2, 1);
+  Tensor sg = explain::cuda::smoothgrad_on(ex, x, targets, {0.f}, 5, false, 2, 1);
   REQUIRE(nmse(sg, g) <= kNmse);
   Tensor g2 = g.clone();
   for (int64_t i = 0; i < g2.numel(); ++i) g2.f32()[i] *= g2.f32()[i];
-  REQUIRE(nmse(engine::cuda::smoothgrad_on(ex, x, targets, 0.f, 5, true, 2, 1), g2) <= kNmse);
+  REQUIRE(nmse(explain::cuda::smoothgrad_on(ex, x, targets, {0.f}, 5, true, 2, 1), g2) <= kNmse);
   // Noise is reproducible for a seed.
-  REQUIRE(nmse(engine::cuda::smoothgrad_on(ex, x, targets, 0.2f, 6, false, 4, 3),
-               engine::cuda::smoothgrad_on(ex, x, targets, 0.2f, 6, false, 4, 3)) == 0.0);
-  REQUIRE_THROWS_WITH(engine::cuda::integrated_gradients_on(ex, x, Tensor(), {3}, alphas, weights, 0),
+  REQUIRE(nmse(explain::cuda::smoothgrad_on(ex, x, targets, {0.2f}, 6, false, 4, 3),
+               explain::cuda::smoothgrad_on(ex, x, targets, {0.2f}, 6, false, 4, 3)) == 0.0);
+  REQUIRE_THROWS_WITH(explain::cuda::integrated_gradients_on(ex, x, Tensor(), {3}, alphas, weights, 0),
                       Catch::Contains("1 targets for 2 inputs"));
-  REQUIRE_THROWS_WITH(engine::cuda::smoothgrad_on(ex, x, {3, 12}, 0.1f, 4, false, 0, 0), Catch::Contains("target 12 out of range"));
+  REQUIRE_THROWS_WITH(explain::cuda::smoothgrad_on(ex, x, {3, 12}, {0.1f}, 4, false, 0, 0), Catch::Contains("target 12 out of range"));
+}
+
+TEST_CASE("cuda emulated: explain's device integrated gradients and SmoothGrad equal the CPU functions (explain --device cuda)",
+          "[cuda][emulated][explain]") {
+  // The functions `mlaudit explain --device cuda` runs (explain/include/mlaudit/explain/device.h) on
+  // the emulated Program: the same checks, quadrature, sigmas and noise samples as the CPU path.
+  Tensor x = datasets::read_npy(test::source_path("datasets/demo/fmnist_x.npy")).slice_rows(0, 2);
+  auto cpu = engine::Session::load(test::source_path("models/fmnist_cnn.onnx"));
+  auto dev = emulated(test::source_path("models/fmnist_cnn.onnx"));
+  auto& ex = static_cast<const engine::cuda::CudaExecutor&>(*dev);
+  const std::vector<int64_t> targets = {3, 7};
+  explain::IgOptions io;
+  io.steps = 8;  // Gauss-Legendre, Captum's default rule
+  const Tensor base = Tensor::full(x.shape(), 0.25f);
+  auto want = explain::integrated_gradients(*cpu, x, base, targets, io);
+  auto got = explain::cuda::integrated_gradients_result_on(ex, *cpu, x, base, targets, io);
+  REQUIRE(got.attributions.shape() == want.attributions.shape());
+  REQUIRE(nmse(got.attributions, want.attributions) <= kNmse);
+  for (size_t i = 0; i < 2; ++i) {
+    REQUIRE(got.output_x[i] == want.output_x[i]);
+    REQUIRE(got.attribution_sum[i] == Approx(want.attribution_sum[i]).epsilon(1e-5).margin(1e-6));
+    REQUIRE(got.relative_gap[i] == Approx(want.relative_gap[i]).epsilon(1e-3).margin(1e-5));
+  }
+  REQUIRE_THROWS_WITH(explain::cuda::integrated_gradients_result_on(ex, *cpu, x, Tensor(), targets, io),
+                      Catch::Contains("baseline shape"));
+  // SmoothGrad and SmoothGrad-Squared: noise_level sigmas, the CPU generator's samples; fixed noise too.
+  explain::SmoothGradOptions so;
+  so.samples = 6;
+  so.seed = 11;
+  for (bool squared : {false, true}) {
+    INFO("squared " << squared);
+    so.squared = squared;
+    REQUIRE(nmse(explain::cuda::smoothgrad_options_on(ex, x, targets, so), explain::smoothgrad(*cpu, x, targets, so)) <= kNmse);
+  }
+  Tensor noise(engine::Shape{3, 1, 28, 28});
+  std::mt19937 gen(3);
+  std::normal_distribution<float> nd(0.f, 0.1f);
+  for (int64_t i = 0; i < noise.numel(); ++i) noise.f32()[i] = nd(gen);
+  so.noise = &noise;
+  so.squared = false;
+  REQUIRE(nmse(explain::cuda::smoothgrad_options_on(ex, x, targets, so), explain::smoothgrad(*cpu, x, targets, so)) <= kNmse);
+  REQUIRE_THROWS_WITH(explain::cuda::smoothgrad_options_on(ex, x, {3}, so), Catch::Contains("1 targets for 2 rows"));
 }

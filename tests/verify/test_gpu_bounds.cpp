@@ -15,7 +15,7 @@
 #include "gpu_bounds_util.h"
 #include "gpu_products.h"
 #include "mlaudit/datasets/npy.h"
-#include "mlaudit/engine/accelerated.h"
+#include "mlaudit/engine/device.h"
 #include "mlaudit/verify/bounds.h"
 #include "test_util.h"
 

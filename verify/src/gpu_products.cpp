@@ -30,7 +30,7 @@
 #include <vector>
 
 #ifdef MLAUDIT_WITH_CUDA
-#include "cuda/device_api.h"
+#include "mlaudit/engine/device.h"  // the engine's public device API
 #endif
 
 namespace mlaudit::verify::detail {

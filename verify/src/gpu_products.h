@@ -3,7 +3,7 @@
 // CROWN back-substitution, G W^T in alpha-CROWN's reverse pass) on a GPU. bounds.cpp asks
 // current_products() inside left_mul / right_mul_t; a ProductScope (one line at the top of each
 // back-substitution) selects the backend of the Network being bounded for the calling thread.
-// Plain C++: no CUDA types (gpu_products.cpp talks to engine/src/cuda/device_api.h).
+// Plain C++: no CUDA types (gpu_products.cpp talks to the engine's public device API, mlaudit/engine/device.h).
 #include <cstdint>
 #include <memory>
 

@@ -15,12 +15,7 @@
 #include "kernels.h"
 #include "device_session.h"
 #include "plan.h"
-// Only CUDA-backend sources include this header: select accelerated.h's device declarations
-// (mlaudit_engine_cuda does not itself carry mlaudit_engine's PUBLIC MLAUDIT_WITH_CUDA).
-#ifndef MLAUDIT_WITH_CUDA
-#define MLAUDIT_WITH_CUDA 1
-#endif
-#include "mlaudit/engine/accelerated.h"
+#include "mlaudit/engine/device.h"
 #include "mlaudit/engine/graph.h"
 
 namespace mlaudit::engine::cuda {
@@ -46,7 +41,9 @@ DValue to_device(const Tensor& t, const Stream& s);
 /// Download a value to a host tensor.
 Tensor to_host(const DValue& v, const Stream& s);
 
-class CudaExecutor : public DeviceSession {
+/// The executor is also the public device API's Program (mlaudit/engine/device.h): the modules'
+/// device loops run forward and input gradient on it through device_program(session).
+class CudaExecutor : public DeviceSession, public Program {
  public:
   explicit CudaExecutor(const Graph& graph);
   ~CudaExecutor() override;
@@ -55,16 +52,21 @@ class CudaExecutor : public DeviceSession {
   std::vector<Tensor> gradient(const std::vector<Tensor>& inputs, const std::vector<Tensor>& output_seeds,
                                std::vector<Tensor>* outputs) const override;
 
-  // Device-resident entry points for the fused loops (accelerated.cpp). The caller holds lock().
+  // Program (device_program.cpp): single input, first output, values kept in a Tape.
+  DeviceArray forward(const DeviceArray& x, Tape* tape = nullptr) const override;
+  DeviceArray input_gradient(const Tape& tape, const DeviceArray& seed) const override;
+  int64_t fitting_batch(const Shape& sample, int64_t cap) const override;
+
+  // Device-resident entry points (the Program above and the tests). The caller holds lock().
   /// Forward on device values; keep_all keeps every value for a following backward.
   std::vector<DValue> forward_values(const std::vector<DValue>& inputs, bool keep_all) const;
   /// Graph outputs from a forward's values.
   std::vector<DValue> outputs_of(const std::vector<DValue>& values) const;
   /// VJP on device: seeds per output (empty = zero) -> gradient per graph input.
   std::vector<DValue> backward_values(const std::vector<DValue>& values, const std::vector<DValue>& seeds) const;
-  const Stream& stream() const { return *stream_; }
-  std::mutex& lock() const { return mu_; }
-  const Graph& graph() const { return g_; }
+  const Stream& stream() const override { return *stream_; }
+  std::mutex& lock() const override { return mu_; }
+  const Graph& graph() const override { return g_; }
 
  private:
   using Plan = ExecutionPlan;
@@ -108,25 +110,9 @@ class CudaExecutor : public DeviceSession {
   mutable std::map<std::string, Shape> map_shape_cache_;
 };
 
-/// True when MLAUDIT_CUDA_PROFILE is set: nodes are timed one by one (and the fused loops skip CUDA graphs).
-bool profiling();
-
 /// op(a, b) with numpy broadcasting (up to 6-D); throws InputError when the shapes do not broadcast.
 DValue binary(BinaryOp op, const DValue& a, const DValue& b, const Stream& s);
 /// x summed down to the broadcast-compatible shape `to`, times `scale` (a new buffer).
 DValue sum_to_shape(const DValue& x, const Shape& to, const Stream& s, double scale = 1.0);
-
-/// The fused loops of accelerated.h on an executor (the public functions bind a Session's graph first).
-DevicePgdResult pgd_on(const CudaExecutor& ex, const Tensor& x, const Tensor& labels, const DevicePgdOptions& options);
-DevicePgdResult apgd_ce_on(const CudaExecutor& ex, const Tensor& x, const Tensor& labels, const DeviceApgdOptions& options);
-/// APGD with options.loss (apgd_ce_on forces "ce").
-DevicePgdResult apgd_on(const CudaExecutor& ex, const Tensor& x, const Tensor& labels, const DeviceApgdOptions& options);
-DevicePgdResult square_on(const CudaExecutor& ex, const Tensor& x, const Tensor& labels, const DeviceSquareOptions& options);
-Tensor smoothing_on(const CudaExecutor& ex, const Tensor& x, float sigma, int64_t n, int64_t batch, uint64_t seed);
-Tensor integrated_gradients_on(const CudaExecutor& ex, const Tensor& x, const Tensor& baseline,
-                               const std::vector<int64_t>& targets, const std::vector<double>& alphas,
-                               const std::vector<double>& weights, int64_t batch);
-Tensor smoothgrad_on(const CudaExecutor& ex, const Tensor& x, const std::vector<int64_t>& targets, float sigma, int64_t n,
-                     bool squared, int64_t batch, uint64_t seed);
 
 }  // namespace mlaudit::engine::cuda

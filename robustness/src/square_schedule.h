@@ -1,12 +1,11 @@
 #pragma once
-// Square attack schedules shared by the robustness module's CPU loop (robustness/src/square.cpp)
-// and the CUDA device loop (engine/src/cuda/accelerated.cpp). Header-only: the CUDA library is
-// linked after the engine and cannot take symbols from it.
+// Square attack schedules shared by the robustness module's CPU loop (square.cpp) and its CUDA
+// device loop (cuda/attack_loops.cpp). Header-only.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-namespace mlaudit::engine {
+namespace mlaudit::robustness {
 
 /// Square's p, the fraction of features changed per query (Andriushchenko et al. 2020, Sec. 4, and
 /// the reference p_selection): piecewise constant on a 10,000-query scale, rescaled to the budget.
@@ -63,4 +62,4 @@ inline std::vector<double> square_meta_pattern(int s) {
   return m;
 }
 
-}  // namespace mlaudit::engine
+}  // namespace mlaudit::robustness

@@ -1,9 +1,10 @@
 #pragma once
-// Fused heavy loops on the GPU: PGD, APGD (CE, DLR, APGD-T), Square, randomized-smoothing sampling and IG/SmoothGrad
-// gradient batches run entirely on the device (no host round trip per step) when the Session runs on CUDA.
-// Each function returns std::nullopt when the session is not on a CUDA device, so
-// callers (the robustness module) keep their CPU loop as the fallback.
-// Plain C++: no CUDA types.
+// The robustness module's device loops (robustness/src/cuda): PGD, APGD (CE, DLR, APGD-T), Square
+// and randomized-smoothing sampling with every row's state on the CUDA device (no host round trip
+// per step). They run on the Session's graph through the engine's public device API
+// (mlaudit/engine/device.h: device_program(session), forward and input gradient on device arrays)
+// with the module's own kernels. Each function returns std::nullopt when the session is not on a
+// CUDA device, so callers keep their CPU loop as the fallback. Plain C++: no CUDA types.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -12,12 +13,7 @@
 #include "mlaudit/engine/session.h"
 #include "mlaudit/engine/tensor.h"
 
-namespace mlaudit::engine {
-
-/// Number of CUDA devices visible (0 without a CUDA build or a GPU); the engine's backend.h declares it too.
-int cuda_device_count();
-/// Op types the CUDA backend runs forward and backward (empty without a CUDA build).
-std::vector<std::string> cuda_supported_ops();
+namespace mlaudit::robustness {
 
 /// Projected gradient descent (Madry et al. 2018, "Towards Deep Learning Models Resistant to
 /// Adversarial Attacks", eq. 2) on the summed cross-entropy loss.
@@ -34,9 +30,9 @@ struct DevicePgdOptions {
   bool use_cuda_graph = true;  ///< capture one iteration as a CUDA graph and replay it (falls back to eager launches)
 };
 
-/// Result of device_pgd.
+/// Result of device_pgd, device_apgd and device_square.
 struct DevicePgdResult {
-  Tensor x_adv;                ///< adversarial inputs, same shape as x
+  engine::Tensor x_adv;                ///< adversarial inputs, same shape as x
   std::vector<uint8_t> robust; ///< 1 where the model still predicts the label on x_adv
   int64_t robust_count = 0;
   int64_t batch = 0;           ///< device batch size used
@@ -79,12 +75,12 @@ struct DeviceSquareOptions {
 #ifdef MLAUDIT_WITH_CUDA
 /// PGD with the whole loop on the device; std::nullopt when `session` is not on CUDA.
 /// x: [N, ...] float inputs, labels: N int64 class indices. Throws InputError on bad shapes/options.
-std::optional<DevicePgdResult> device_pgd(const Session& session, const Tensor& x, const Tensor& labels,
+std::optional<DevicePgdResult> device_pgd(const engine::Session& session, const engine::Tensor& x, const engine::Tensor& labels,
                                           const DevicePgdOptions& options = {});
 
 /// APGD-CE with every row's state on the device (one restart); x_adv holds the breaking iterate of
 /// broken rows and the best-loss point of robust rows. std::nullopt when `session` is not on CUDA.
-std::optional<DevicePgdResult> device_apgd_ce(const Session& session, const Tensor& x, const Tensor& labels,
+std::optional<DevicePgdResult> device_apgd_ce(const engine::Session& session, const engine::Tensor& x, const engine::Tensor& labels,
                                               const DeviceApgdOptions& options = {});
 
 /// APGD with options.loss (CE, DLR or targeted DLR = APGD-T over n_target_classes targets, `restarts`
@@ -92,64 +88,42 @@ std::optional<DevicePgdResult> device_apgd_ce(const Session& session, const Tens
 /// the device. Rows broken by one run are left out of the next. x_adv: breaking iterate of broken rows,
 /// best-loss point of the last run for robust ones. std::nullopt when `session` is not on CUDA.
 /// Throws InputError for too few classes (DLR: 3, targeted DLR: 4) or bad options.
-std::optional<DevicePgdResult> device_apgd(const Session& session, const Tensor& x, const Tensor& labels,
+std::optional<DevicePgdResult> device_apgd(const engine::Session& session, const engine::Tensor& x, const engine::Tensor& labels,
                                            const DeviceApgdOptions& options = {});
 
 /// Square attack (L-inf or L2) with every row's state on the device (best point, margin, query count); the
 /// host only looks at the unbroken rows every check_every iterations to shrink the forward batch and stop.
 /// robust[i] = the row's margin stayed > 0; x_adv = the best point found (x0 + stripes when never improved);
 /// queries filled. std::nullopt when `session` is not on CUDA.
-std::optional<DevicePgdResult> device_square(const Session& session, const Tensor& x, const Tensor& labels,
+std::optional<DevicePgdResult> device_square(const engine::Session& session, const engine::Tensor& x, const engine::Tensor& labels,
                                              const DeviceSquareOptions& options = {});
 /// Randomized-smoothing Monte Carlo counts (Cohen et al. 2019, "Certified Adversarial Robustness via
 /// Randomized Smoothing", CERTIFY's SampleUnderNoise): for each of the B inputs x[b], n samples
 /// x[b] + N(0, sigma^2 I) drawn in the sampling kernel with counter-based Philox4x32-10 (keyed by `seed`; a
 /// sample's noise does not depend on the batch split), classified by argmax, counted per class.
 /// Returns int64 [B, classes]; std::nullopt when `session` is not on CUDA. batch 0 adapts to free memory.
-std::optional<Tensor> device_smoothing_counts(const Session& session, const Tensor& x, float sigma, int64_t n,
+std::optional<engine::Tensor> device_smoothing_counts(const engine::Session& session, const engine::Tensor& x, float sigma, int64_t n,
                                               int64_t batch = 0, uint64_t seed = 0);
-
-/// Integrated gradients (Sundararajan et al. 2017, eq. 3) with a caller-given quadrature (e.g. the
-/// explain module's Captum rules): attr_b = (x_b - base_b) * sum_k w_k grad f_{t_b}(base_b + alpha_k (x_b - base_b)).
-/// Path points are built, run and reduced on the device in batches. `baseline` has x's shape (empty = zeros).
-/// Returns attributions with x's shape; std::nullopt when `session` is not on CUDA.
-std::optional<Tensor> device_integrated_gradients(const Session& session, const Tensor& x, const Tensor& baseline,
-                                                  const std::vector<int64_t>& targets, const std::vector<double>& alphas,
-                                                  const std::vector<double>& weights, int64_t batch = 0);
-
-/// SmoothGrad (Smilkov et al. 2017): mean over n samples x_b + N(0, sigma^2 I) (cuRAND Philox) of
-/// grad f_{t_b}; squared: mean of grad^2 (SmoothGrad-Squared, Hooker et al. 2019).
-/// Returns x's shape; std::nullopt when `session` is not on CUDA.
-std::optional<Tensor> device_smoothgrad(const Session& session, const Tensor& x, const std::vector<int64_t>& targets,
-                                        float sigma, int64_t n, bool squared = false, int64_t batch = 0, uint64_t seed = 0);
 
 #else
 // Builds without the CUDA backend: never on a device.
-inline std::optional<DevicePgdResult> device_pgd(const Session&, const Tensor&, const Tensor&, const DevicePgdOptions& = {}) {
+inline std::optional<DevicePgdResult> device_pgd(const engine::Session&, const engine::Tensor&, const engine::Tensor&, const DevicePgdOptions& = {}) {
   return std::nullopt;
 }
-inline std::optional<DevicePgdResult> device_apgd_ce(const Session&, const Tensor&, const Tensor&,
+inline std::optional<DevicePgdResult> device_apgd_ce(const engine::Session&, const engine::Tensor&, const engine::Tensor&,
                                                      const DeviceApgdOptions& = {}) {
   return std::nullopt;
 }
-inline std::optional<DevicePgdResult> device_apgd(const Session&, const Tensor&, const Tensor&, const DeviceApgdOptions& = {}) {
+inline std::optional<DevicePgdResult> device_apgd(const engine::Session&, const engine::Tensor&, const engine::Tensor&, const DeviceApgdOptions& = {}) {
   return std::nullopt;
 }
-inline std::optional<DevicePgdResult> device_square(const Session&, const Tensor&, const Tensor&,
+inline std::optional<DevicePgdResult> device_square(const engine::Session&, const engine::Tensor&, const engine::Tensor&,
                                                     const DeviceSquareOptions& = {}) {
   return std::nullopt;
 }
-inline std::optional<Tensor> device_smoothing_counts(const Session&, const Tensor&, float, int64_t, int64_t = 0, uint64_t = 0) {
-  return std::nullopt;
-}
-inline std::optional<Tensor> device_integrated_gradients(const Session&, const Tensor&, const Tensor&, const std::vector<int64_t>&,
-                                                         const std::vector<double>&, const std::vector<double>&, int64_t = 0) {
-  return std::nullopt;
-}
-inline std::optional<Tensor> device_smoothgrad(const Session&, const Tensor&, const std::vector<int64_t>&, float, int64_t,
-                                               bool = false, int64_t = 0, uint64_t = 0) {
+inline std::optional<engine::Tensor> device_smoothing_counts(const engine::Session&, const engine::Tensor&, float, int64_t, int64_t = 0, uint64_t = 0) {
   return std::nullopt;
 }
 #endif
 
-}  // namespace mlaudit::engine
+}  // namespace mlaudit::robustness
