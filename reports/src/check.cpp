@@ -20,6 +20,8 @@
 #include "mlaudit/engine/session.h"
 #include "mlaudit/reports/gates.h"
 #include "mlaudit/reports/report.h"
+#include "mlaudit/reports/sections.h"
+#include "sections/context.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -134,11 +136,6 @@ std::vector<int64_t> first_rows(const std::vector<int64_t>& y, const SectionSpec
   return {y.begin(), y.begin() + n};
 }
 
-// Which key of the entry the user wrote for a split list ("attacks" or "attack").
-std::string written_key(const SectionSpec& s, const std::string& singular) {
-  return s.marks.count(singular + "s") ? singular + "s" : singular;
-}
-
 void check_writable_out(const std::string& out) {
   fs::path p = fs::absolute(out);
   std::error_code ec;
@@ -172,20 +169,9 @@ void check_diff(const std::string& path) {
 
 }  // namespace
 
-std::string result_schema_name(SectionKind kind) {
-  switch (kind) {
-    case SectionKind::Performance: return "mlaudit.performance";
-    case SectionKind::Efficiency: return "mlaudit.efficiency";
-    case SectionKind::Robustness: return "mlaudit.attack";
-    case SectionKind::Certification: return "mlaudit.certify";
-    case SectionKind::Corruption: return "mlaudit.corrupt";
-    case SectionKind::Fairness: return "mlaudit.fairness";
-    case SectionKind::Explanations: return "mlaudit.explain";
-    case SectionKind::Verification: return "mlaudit.verify";
-    case SectionKind::Privacy: return "mlaudit.privacy";
-    case SectionKind::Backdoor: return "mlaudit.backdoor";
-  }
-  return "?";
+void SectionCheck::fail(const SourceMark& m, const std::string& msg) const { fail_at(cfg, m, msg); }
+std::string SectionCheck::suggest(const std::string& value, const std::vector<std::string>& options) const {
+  return datasets::did_you_mean(value, options);
 }
 
 std::vector<int64_t> npy_shape(const std::string& path) {
@@ -264,7 +250,6 @@ ImportedResult read_import(const SectionSpec& s, const AuditConfig& cfg) {
   // the same run the section describes
   for (const char* key : {"attack", "norm", "method"}) {
     if (!s.params.contains(key) || !out.result.contains(key) || !out.result[key].is_string()) continue;
-    if (s.kind == SectionKind::Verification && std::string(key) != "norm") continue;
     if (out.result[key] != s.params[key])
       fail(fmt::format("was made with {} '{}', but the section asks for {} '{}'", key, out.result[key].get<std::string>(), key,
                        s.params[key].get<std::string>()));
@@ -326,7 +311,7 @@ CheckSummary check_audit(const AuditConfig& cfg, const SectionVocabulary& vocab,
     const LoadedModel& model = models.at(s.model);
     const DatasetSpec* ds = s.data.empty() ? nullptr : cfg.dataset(s.data);
     const NpyData* data = ds && npy.count(ds->id) ? &npy.at(ds->id) : nullptr;
-    const std::string& p_attack = s.params.value("attack", std::string());
+    const SectionKindDef& kind = section_kind_def(s.kind);
     // inputs fit the model: per-sample shape (static dims) and labels in [0, C)
     auto check_set = [&](const DatasetSpec& set, const NpyData& set_data, const SourceMark& where) {
       if (!model.input.empty()) {
@@ -343,8 +328,7 @@ CheckSummary check_audit(const AuditConfig& cfg, const SectionVocabulary& vocab,
                                           }()));
       }
       // the sections whose commands read the labels as class indices of the model
-      const bool reads_labels = s.kind != SectionKind::Efficiency && s.kind != SectionKind::Backdoor &&
-                                s.kind != SectionKind::Fairness;
+      const bool reads_labels = kind.reads_labels;
       if (model.classes > 0 && reads_labels)
         datasets::check_labels(fmt::format("audit: {}: section '{}': data set '{}' (labels {})", cfg.where(where), s.id,
                                            set.id, set.labels),
@@ -353,8 +337,7 @@ CheckSummary check_audit(const AuditConfig& cfg, const SectionVocabulary& vocab,
     if (ds && data && !s.params.contains("result")) check_set(*ds, *data, s.mark_of("data"));
     // attack and verify bound their search by the data set's domain ([0, 1] when none is given)
     // and refuse inputs outside it: read the rows the section uses (data sets up to 512 MiB).
-    const bool bounded = s.kind == SectionKind::Robustness ||
-                         (s.kind == SectionKind::Verification && s.params.value("mode", "robustness") == "robustness");
+    const bool bounded = kind.searches_domain && kind.searches_domain(s);
     std::error_code size_error;
     if (bounded && ds && data && !s.params.contains("result") &&
         fs::file_size(ds->data, size_error) <= (uint64_t(512) << 20) && !size_error) {
@@ -383,88 +366,16 @@ CheckSummary check_audit(const AuditConfig& cfg, const SectionVocabulary& vocab,
           ds->domain ? "widen the data set's 'domain: [min, max]'"
                      : "attack and verify search [0, 1] unless the data set gives 'domain: [min, max]' (.inf for an open side)");
     }
-    if (s.kind == SectionKind::Privacy && !s.params.contains("result"))
-      for (const char* key : {"members", "non_members"}) {
+    if (!s.params.contains("result"))
+      for (const std::string& key : kind.data_keys) {
         const DatasetSpec* set = cfg.dataset(s.params[key].get<std::string>());
         if (set && npy.count(set->id)) check_set(*set, npy.at(set->id), s.mark_of(key));
       }
-    const int64_t rank = data ? int64_t(data->shape.size()) : 0;
-    const bool images = rank == 3 || rank == 4;
-
-    switch (s.kind) {
-      case SectionKind::Robustness: {
-        const std::string key = written_key(s, "attack");
-        if (!vocab.attacks.empty() && !contains(vocab.attacks, p_attack))
-          fail_at(cfg, s.mark_of("attack"), fmt::format("'{}' cannot contain '{}': mlaudit attack has no such attack{}", key,
-                                                        p_attack, suggest(p_attack, vocab.attacks)));
-        const std::string norm = s.params.value("norm", "linf");
-        if (!vocab.attack_norms.empty() && !contains(vocab.attack_norms, norm))
-          fail_at(cfg, s.mark_of("norm"), fmt::format("'norm' cannot be '{}' for an attack{}", norm, suggest(norm, vocab.attack_norms)));
-        break;
-      }
-      case SectionKind::Corruption: {
-        if (!data || !s.params.contains("corruptions")) break;
-        if (rank != 2 && rank != 4)
-          fail_at(cfg, s.mark_of("data"), fmt::format("data set '{}' is {}; mlaudit corrupt takes images [N,C,H,W] or tabular rows [N,F]",
-                                                      s.data, engine::shape_str(data->shape)));
-        const auto& known = rank == 4 ? vocab.image_corruptions : vocab.tabular_corruptions;
-        const auto& other = rank == 4 ? vocab.tabular_corruptions : vocab.image_corruptions;
-        if (known.empty()) break;
-        for (size_t i = 0; i < s.params["corruptions"].size(); ++i) {
-          const std::string c = s.params["corruptions"][i].get<std::string>();
-          if (contains(known, c)) continue;
-          const std::string layout = rank == 4 ? "images" : "tabular rows";
-          if (contains(other, c))
-            fail_at(cfg, s.mark_of(fmt::format("corruptions[{}]", i)),
-                    fmt::format("'corruptions' cannot contain '{}': it applies to {}, and data set '{}' holds {} {}{}", c,
-                                rank == 4 ? "tabular rows" : "images", s.data, layout, engine::shape_str(data->shape),
-                                suggest(c, known)));
-          fail_at(cfg, s.mark_of(fmt::format("corruptions[{}]", i)),
-                  fmt::format("'corruptions' cannot contain '{}': mlaudit corrupt has no such corruption for {}{}", c, layout,
-                              suggest(c, known)));
-        }
-        break;
-      }
-      case SectionKind::Explanations: {
-        const std::string method = s.params.value("method", "");
-        const std::string key = written_key(s, "method");
-        if (!vocab.explain_methods.empty() && !contains(vocab.explain_methods, method))
-          fail_at(cfg, s.mark_of("method"), fmt::format("'{}' cannot be '{}': mlaudit explain has no such method{}", key, method,
-                                                        suggest(method, vocab.explain_methods)));
-        if (s.params.contains("result") || !data) break;
-        // heatmaps are drawn per image row; section_command asks for them on image data only
-        if (s.params.value("heatmaps", false) && !images)
-          fail_at(cfg, s.mark_of("heatmaps"), fmt::format("'heatmaps: true' needs image inputs [N,C,H,W] or [N,H,W], but data set "
-                                                          "'{}' is {}; remove it (tabular attributions are listed per feature)",
-                                                          s.data, engine::shape_str(data->shape)));
-        if ((method == "kernel-shap" || method == "tree-shap" || (method == "lime" && !images)) && !s.params.contains("background"))
-          fail_at(cfg, s.mark_of("method"), fmt::format("'{}' needs 'background' (a data set id, or an .npy of reference rows) for method '{}'", key, method));
-        break;
-      }
-      case SectionKind::Fairness: {
-        if (s.params.contains("positive") && s.params["positive"].is_string() && !vocab.fairness_positive.empty() &&
-            !contains(vocab.fairness_positive, s.params["positive"].get<std::string>())) {
-          std::string t;
-          for (const auto& n : vocab.fairness_positive) t += (t.empty() ? "" : " or ") + n;
-          fail_at(cfg, s.mark_of("positive"), fmt::format("'positive' cannot be '{}': mlaudit fairness counts {} outcomes "
-                                                          "as positive",
-                                                          s.params["positive"].get<std::string>(), t));
-        }
-        break;
-      }
-      case SectionKind::Verification: {
-        const std::string norm = s.params.value("norm", "linf");
-        if (s.params.value("mode", "robustness") == "robustness" && !vocab.verify_norms.empty() && !contains(vocab.verify_norms, norm))
-          fail_at(cfg, s.mark_of("norm"), fmt::format("'norm' cannot be '{}': mlaudit verify proves robustness under {} only", norm,
-                                                      [&] {
-                                                        std::string t;
-                                                        for (const auto& n : vocab.verify_norms) t += (t.empty() ? "" : ", ") + n;
-                                                        return t;
-                                                      }()));
-        break;
-      }
-      default:
-        break;
+    // the kind's own checks against the modules' tables (sections/<kind>.cpp)
+    if (kind.check) {
+      SectionCheck c(cfg, s, vocab);
+      c.shape = data ? &data->shape : nullptr;
+      kind.check(c);
     }
     if (s.params.contains("result")) {
       read_import(s, cfg);

@@ -17,34 +17,12 @@
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/reports/gates.h"
+#include "mlaudit/reports/sections.h"
+#include "sections/context.h"
 
 namespace fs = std::filesystem;
 
 namespace mlaudit::reports {
-
-const char* section_kind_name(SectionKind k) {
-  switch (k) {
-    case SectionKind::Performance: return "performance";
-    case SectionKind::Efficiency: return "efficiency";
-    case SectionKind::Robustness: return "robustness";
-    case SectionKind::Certification: return "certification";
-    case SectionKind::Corruption: return "corruption";
-    case SectionKind::Fairness: return "fairness";
-    case SectionKind::Explanations: return "explanations";
-    case SectionKind::Verification: return "verification";
-    case SectionKind::Privacy: return "privacy";
-    case SectionKind::Backdoor: return "backdoor";
-  }
-  return "?";
-}
-
-const std::vector<SectionKind>& all_section_kinds() {
-  static const std::vector<SectionKind> kinds = {
-      SectionKind::Performance,  SectionKind::Efficiency, SectionKind::Robustness,   SectionKind::Certification,
-      SectionKind::Corruption,   SectionKind::Fairness,   SectionKind::Explanations, SectionKind::Verification,
-      SectionKind::Privacy,      SectionKind::Backdoor};
-  return kinds;
-}
 
 const char* comparison_symbol(Comparison c) {
   switch (c) {
@@ -91,62 +69,13 @@ struct KeySpec {
   bool old_spelling = false;  // accepted, but not offered in "expected one of"
 };
 
-// Keys every section entry accepts.
-const std::vector<KeySpec> kCommonSectionKeys = {
-    {"model", T::Str, true},
-    {"data", T::Str, false},
-    {"id", T::Str, false},
-    {"limit", T::Int, false},    // use the first N rows of the data set (the CLI's --limit)
-    {"samples", T::Int, false, true},  // old spelling of 'limit', kept as an alias
-    {"args", T::StrList, false}, // extra command-line flags passed verbatim
-    {"result", T::Path, false},  // import a result JSON produced earlier instead of running the command
-    {"allow_foreign_model", T::Bool, false},  // accept an import whose inputs.model.sha256 is not this model's
-};
-
-// Per-kind keys (the parameters each command understands; see commands.cpp).
-const std::map<SectionKind, std::vector<KeySpec>>& section_keys() {
-  static const std::map<SectionKind, std::vector<KeySpec>> keys = {
-      {SectionKind::Performance, {{"bootstrap", T::Int, false}, {"ci", T::Num, false}}},
-      {SectionKind::Efficiency, {{"batch", T::Int, false}, {"runs", T::Int, false}}},
-      {SectionKind::Robustness,
-       {{"attack", T::Str, false}, {"attacks", T::StrList, false}, {"norm", T::Str, false},
-        {"eps", T::NumList, true}, {"steps", T::Int, false}, {"restarts", T::Int, false},
-        {"queries", T::Int, false}, {"seed", T::Int, false}}},
-      {SectionKind::Certification,
-       {{"sigma", T::Num, true}, {"n0", T::Int, false}, {"n", T::Int, false}, {"alpha", T::Num, false},
-        {"batch", T::Int, false}, {"seed", T::Int, false}, {"radii", T::NumList, false}}},
-      {SectionKind::Corruption,
-       {{"corruptions", T::StrList, false}, {"severities", T::IntList, false}, {"seed", T::Int, false}}},
-      {SectionKind::Fairness,
-       {{"protected", T::StrList, false}, {"counterfactual", T::Bool, false}, {"bootstrap", T::Int, false},
-        {"ci", T::Num, false}, {"reference", T::Str, false}, {"min_group_size", T::Int, false},
-        {"threshold", T::Num, false}, {"seed", T::Int, false},
-        // numeric protected columns: bins ('age:25,45;income:q4'), else refused past max_numeric_groups values
-        {"bins", T::Str, false}, {"max_numeric_groups", T::Int, false},
-        // the label's favourable value, the model's favourable class, the class error rates call positive
-        {"favorable_label", T::Str, false}, {"favorable_class", T::Int, false}, {"positive", T::Str, false}}},
-      {SectionKind::Explanations,
-       {{"method", T::Str, false}, {"methods", T::StrList, false}, {"steps", T::Int, false},
-        {"target", T::Str, false}, {"baseline", T::Str, false}, {"background", T::Path, false},
-        {"nsamples", T::Int, false}, {"seed", T::Int, false}, {"heatmaps", T::Bool, false},
-        {"check_randomization", T::Bool, false}, {"check_stability", T::Bool, false}}},
-      {SectionKind::Verification,
-       {{"mode", T::Str, false}, {"eps", T::NumList, false}, {"norm", T::Str, false}, {"timeout", T::Num, false},
-        {"protected", T::Str, false}, {"domain", T::Path, false}, {"partitions", T::Int, false},
-        {"protected_values", T::NumList, false}}},
-      // mlaudit privacy: members / non_members name data sets (each .npy with labels, or a CSV)
-      {SectionKind::Privacy,
-       {{"members", T::Str, true}, {"non_members", T::Str, true}, {"attacks", T::StrList, false},
-        {"reference_models", T::Path, false}, {"fixed_variance", T::Str, false},
-        {"label_only_steps", T::Int, false}, {"batch", T::Int, false}}},
-      // mlaudit backdoor: `data` is the clean image set (Neural Cleanse data, STRIP overlay pool)
-      {SectionKind::Backdoor,
-       {{"classes", T::IntList, false}, {"epochs", T::Int, false}, {"nc_batch", T::Int, false},
-        {"init_cost", T::Num, false}, {"anomaly_threshold", T::Num, false}, {"neural_cleanse", T::Bool, false},
-        {"suspicious", T::Path, false}, {"strip_overlays", T::Int, false}, {"frr", T::Num, false},
-        {"all_triggers", T::Bool, false}, {"seed", T::Int, false}}},
-  };
-  return keys;
+// A section key (sections.h) as the parser's key table entry.
+KeySpec key_spec(const SectionKey& k) {
+  static const std::map<KeyType, T> types = {{KeyType::Str, T::Str},         {KeyType::Int, T::Int},
+                                             {KeyType::Num, T::Num},         {KeyType::Bool, T::Bool},
+                                             {KeyType::StrList, T::StrList}, {KeyType::NumList, T::NumList},
+                                             {KeyType::IntList, T::IntList}, {KeyType::Path, T::Path}};
+  return {k.name, types.at(k.type), k.required, k.old_spelling};
 }
 
 const std::vector<KeySpec> kTopKeys = {{"version", T::Int, false}, {"system", T::Any, false},
@@ -165,6 +94,22 @@ const std::vector<KeySpec> kDatasetKeys = {{"data", T::Path, false},     {"label
 const std::vector<KeySpec> kGateKeys = {{"check", T::Str, true},    {"name", T::Str, false},
                                         {"model", T::Str, false},   {"severity", T::Str, false},
                                         {"description", T::Str, false}};
+
+class Parser;
+
+// SectionParse (sections/context.h) over the parser's YAML nodes: failures name the key's line and column.
+class EntryParse final : public SectionParse {
+ public:
+  EntryParse(const Parser& parser, SectionSpec& spec, const AuditConfig& config, const YAML::Node& entry)
+      : SectionParse(spec, config), parser_(parser), entry_(entry) {}
+  [[noreturn]] void fail(const std::string& key, const std::string& msg) const override;
+  [[noreturn]] void fail_entry(const std::string& msg) const override;
+  std::string suggest(const std::string& value, const std::vector<std::string>& options) const override;
+
+ private:
+  const Parser& parser_;
+  const YAML::Node& entry_;
+};
 
 class Parser {
  public:
@@ -429,7 +374,7 @@ class Parser {
 
   void parse_sections(const YAML::Node& n, AuditConfig& cfg) {
     std::vector<std::string> kind_names;
-    for (auto k : all_section_kinds()) kind_names.push_back(section_kind_name(k));
+    for (const auto* k : section_kinds()) kind_names.push_back(k->name);
     if (!n.IsMap()) fail(n.Mark(), "'sections' must map section kinds (performance, robustness, ...) to entries");
     std::set<std::string> ids;
     for (auto it = n.begin(); it != n.end(); ++it) {
@@ -437,7 +382,7 @@ class Parser {
       auto kit = std::find(kind_names.begin(), kind_names.end(), kname);
       if (kit == kind_names.end())
         fail(it->first.Mark(), fmt::format("unknown key '{}' in 'sections'{}", kname, suggest(kname, kind_names)));
-      SectionKind kind = all_section_kinds()[kit - kind_names.begin()];
+      const SectionKindDef& kind = *section_kinds()[kit - kind_names.begin()];
       std::vector<YAML::Node> entries;
       // Copy the node out of the iterator's proxy: range-for over `it->second`
       // would bind to a member of a temporary (ASan: stack-use-after-scope).
@@ -451,13 +396,15 @@ class Parser {
     }
   }
 
-  void parse_section_entry(const YAML::Node& e, SectionKind kind, AuditConfig& cfg, std::set<std::string>& ids) {
-    std::vector<KeySpec> specs = kCommonSectionKeys;
-    for (const auto& s : section_keys().at(kind)) specs.push_back(s);
-    std::string what = fmt::format("'{}' entry", section_kind_name(kind));
+  void parse_section_entry(const YAML::Node& e, const SectionKindDef& kind, AuditConfig& cfg, std::set<std::string>& ids) {
+    std::vector<SectionKey> keys = common_section_keys();
+    keys.insert(keys.end(), kind.keys.begin(), kind.keys.end());
+    std::vector<KeySpec> specs;
+    for (const auto& k : keys) specs.push_back(key_spec(k));
+    std::string what = fmt::format("'{}' entry", kind.name);
     auto m = check_map(e, specs, what);
     SectionSpec s;
-    s.kind = kind;
+    s.kind = kind.kind;
     s.mark = {e.Mark().line + 1, e.Mark().column + 1};
     s.model = str(m["model"], "model");
     if (!cfg.model(s.model)) {
@@ -472,13 +419,11 @@ class Parser {
         for (const auto& d : cfg.datasets) ids_.push_back(d.id);
         fail(m["data"].Mark(), fmt::format("unknown data set '{}'{}", s.data, suggest(s.data, ids_)));
       }
-    } else if (kind != SectionKind::Efficiency && kind != SectionKind::Privacy) {
+    } else if (!kind.data_optional) {
       fail(e.Mark(), fmt::format("{} needs the key 'data'", what));
     }
     if (const DatasetSpec* d = cfg.dataset(s.data); d && !d->data.empty() && d->labels.empty())
       fail(m["data"].Mark(), fmt::format("data set '{}' has no 'labels' (.npy data needs them; a set without labels can only be a 'background')", d->id));
-    if (kind == SectionKind::Privacy && m.count("data"))
-      fail(m["data"].Mark(), fmt::format("{} takes 'members' and 'non_members' (data set ids) instead of 'data'", what));
     for (const auto& [key, node] : m) {
       s.marks[key] = at(node.Mark());
       if (node.IsSequence())
@@ -499,23 +444,31 @@ class Parser {
     }
     if (s.params.contains("allow_foreign_model") && !s.params.contains("result"))
       fail(m["allow_foreign_model"].Mark(), fmt::format("{}: 'allow_foreign_model' applies to an imported 'result' only", what));
-    const DatasetSpec* ds = s.data.empty() ? nullptr : cfg.dataset(s.data);
-    auto need_npy = [&]() {
-      if (ds && ds->is_csv())
-        fail(m["data"].Mark(), fmt::format("{}: data set '{}' is a CSV; this section needs .npy data", what, ds->id));
-    };
-    auto check_choice = [&](const char* key, const std::vector<std::string>& allowed) {
-      if (!m.count(key)) return;
-      std::string v = s.params[key].get<std::string>();
-      if (std::find(allowed.begin(), allowed.end(), v) == allowed.end())
-        fail(m[key].Mark(), fmt::format("'{}' cannot be '{}'{}", key, v, suggest(v, allowed)));
-    };
-    for (const auto& pk : {"limit", "samples", "steps", "restarts", "queries", "n0", "n", "batch", "runs", "bootstrap", "nsamples", "partitions",
-                           "label_only_steps", "epochs", "nc_batch", "strip_overlays"})
-      if (s.params.contains(pk) && s.params[pk].get<int64_t>() <= 0) fail(m[pk].Mark(), fmt::format("'{}' must be positive", pk));
-    for (const auto& pk : {"ci", "alpha", "frr"})
-      if (s.params.contains(pk) && !(s.params[pk].get<double>() > 0 && s.params[pk].get<double>() < 1))
-        fail(m[pk].Mark(), fmt::format("'{}' must lie strictly between 0 and 1", pk));
+    // every key's registered rule and allowed values (sections.h): one place for --check and the run
+    for (const auto& key : keys) {
+      if (!s.params.contains(key.name)) continue;
+      const nlohmann::json& v = s.params[key.name];
+      const YAML::Mark mark = m[key.name].Mark();
+      switch (key.rule) {
+        case KeyRule::None: break;
+        case KeyRule::Positive:
+          if (v.get<double>() <= 0) fail(mark, fmt::format("'{}' must be positive", key.name));
+          break;
+        case KeyRule::OpenUnit:
+          if (!(v.get<double>() > 0 && v.get<double>() < 1)) fail(mark, fmt::format("'{}' must lie strictly between 0 and 1", key.name));
+          break;
+        case KeyRule::NonNegative:
+          for (const auto& x : v.is_array() ? v : nlohmann::json::array({v}))
+            if (x.get<double>() < 0) fail(mark, fmt::format("'{}' values must be non-negative", key.name));
+          break;
+      }
+      if (key.choices.empty()) continue;
+      for (const auto& x : v.is_array() ? v : nlohmann::json::array({v})) {
+        const std::string value = x.get<std::string>();
+        if (std::find(key.choices.begin(), key.choices.end(), value) == key.choices.end())
+          fail(mark, fmt::format("'{}' cannot {} '{}'{}", key.name, v.is_array() ? "contain" : "be", value, suggest(value, key.choices)));
+      }
+    }
     // one meaning per word: 'limit' is rows (the CLI's --limit), 'nsamples' is draws;
     // 'samples' is limit's old spelling
     if (s.params.contains("samples")) {
@@ -525,122 +478,14 @@ class Parser {
       s.params.erase("samples");
       s.marks["limit"] = s.marks["samples"];
     }
-    if (s.params.contains("eps"))
-      for (const auto& v : s.params["eps"])
-        if (v.get<double>() < 0) fail(m["eps"].Mark(), "'eps' values must be non-negative");
-    check_choice("norm", {"linf", "l2"});
-    std::string base_id = section_kind_name(kind) + std::string("-") + s.model;
-    std::vector<std::string> variants;  // robustness: one run per attack; explanations: one per method
-    switch (kind) {
-      case SectionKind::Robustness: {
-        need_npy();
-        if (m.count("attack") == m.count("attacks")) fail(e.Mark(), fmt::format("{} needs exactly one of 'attack' or 'attacks'", what));
-        if (m.count("attack")) variants.push_back(s.params["attack"].get<std::string>());
-        else for (const auto& a : s.params["attacks"]) variants.push_back(a.get<std::string>());
-        s.params.erase("attacks");
-        if (!s.params.contains("norm")) s.params["norm"] = "linf";
-        break;
-      }
-      case SectionKind::Certification:
-        need_npy();
-        if (s.params["sigma"].get<double>() <= 0) fail(m["sigma"].Mark(), "'sigma' must be positive");
-        break;
-      case SectionKind::Corruption:
-        need_npy();
-        if (s.params.contains("severities"))
-          for (const auto& v : s.params["severities"])
-            if (v.get<int64_t>() < 1 || v.get<int64_t>() > 5) fail(m["severities"].Mark(), "'severities' must lie in 1..5");
-        break;
-      case SectionKind::Fairness: {
-        if (!ds || !ds->is_csv()) fail(m["data"].Mark(), fmt::format("{}: fairness needs a CSV data set (with 'label' and 'protected')", what));
-        if (!s.params.contains("protected")) {
-          if (ds->protected_attributes.empty())
-            fail(e.Mark(), fmt::format("{}: no protected attributes (set 'protected' here or on data set '{}')", what, ds->id));
-          s.params["protected"] = ds->protected_attributes;
-        }
-        if (ds->features.empty() && check_files_)
-          fail(m["data"].Mark(), fmt::format("{}: data set '{}' needs 'features' (the model's input columns)", what, ds->id));
-        break;
-      }
-      case SectionKind::Explanations: {
-        if (m.count("method") == m.count("methods")) fail(e.Mark(), fmt::format("{} needs exactly one of 'method' or 'methods'", what));
-        if (m.count("method")) variants.push_back(s.params["method"].get<std::string>());
-        else for (const auto& a : s.params["methods"]) variants.push_back(a.get<std::string>());
-        s.params.erase("methods");
-        need_npy();
-        break;
-      }
-      case SectionKind::Verification: {
-        check_choice("mode", {"robustness", "fairness"});
-        std::string mode = s.params.value("mode", "robustness");
-        s.params["mode"] = mode;
-        if (mode == "robustness") {
-          need_npy();
-          if (!s.params.contains("eps")) fail(e.Mark(), fmt::format("{}: robustness verification needs 'eps'", what));
-          if (!s.params.contains("norm")) s.params["norm"] = "linf";
-        } else {
-          if (!s.params.contains("protected")) fail(e.Mark(), fmt::format("{}: fairness verification needs 'protected'", what));
-          if (!s.params.contains("domain") && (!ds || !ds->is_csv()))
-            fail(e.Mark(), fmt::format("{}: fairness verification needs 'domain' (ranges.csv) or a CSV data set to derive it from", what));
-          if (ds && ds->features.empty() && check_files_)
-            fail(m["data"].Mark(), fmt::format("{}: data set '{}' needs 'features'", what, ds->id));
-        }
-        base_id += "-" + mode;
-        break;
-      }
-      case SectionKind::Privacy: {
-        // Both sets must exist; CSV sets must agree on the label column and the
-        // feature columns, since `mlaudit privacy` takes one of each.
-        const DatasetSpec* sets[2] = {nullptr, nullptr};
-        const char* keys[2] = {"members", "non_members"};
-        for (int k = 0; k < 2; ++k) {
-          std::string id = s.params[keys[k]].get<std::string>();
-          sets[k] = cfg.dataset(id);
-          if (!sets[k]) {
-            std::vector<std::string> ids_;
-            for (const auto& d : cfg.datasets) ids_.push_back(d.id);
-            fail(m[keys[k]].Mark(), fmt::format("unknown data set '{}'{}", id, suggest(id, ids_)));
-          }
-          if (sets[k]->is_csv() && sets[k]->features.empty() && check_files_)
-            fail(m[keys[k]].Mark(), fmt::format("{}: data set '{}' needs 'features' (the model's input columns)", what, id));
-          if (!sets[k]->is_csv() && sets[k]->labels.empty())
-            fail(m[keys[k]].Mark(), fmt::format("data set '{}' has no 'labels' (.npy data needs them; a set without labels can only be a 'background')", id));
-        }
-        if (sets[0]->id == sets[1]->id)
-          fail(m["non_members"].Mark(), fmt::format("{}: 'members' and 'non_members' name the same data set '{}'", what, sets[0]->id));
-        if (sets[0]->is_csv() && sets[1]->is_csv() &&
-            (sets[0]->label != sets[1]->label || sets[0]->features != sets[1]->features))
-          fail(m["non_members"].Mark(), fmt::format("{}: CSV data sets '{}' and '{}' must have the same 'label' and 'features'",
-                                                    what, sets[0]->id, sets[1]->id));
-        if (s.params.contains("attacks")) {
-          static const std::vector<std::string> known = {"loss", "confidence", "entropy", "lira", "label-only"};
-          for (const auto& a : s.params["attacks"]) {
-            std::string v = a.get<std::string>();
-            if (std::find(known.begin(), known.end(), v) == known.end())
-              fail(m["attacks"].Mark(), fmt::format("'attacks' cannot contain '{}'{}", v, suggest(v, known)));
-            if (v == "lira" && !s.params.contains("reference_models"))
-              fail(m["attacks"].Mark(), fmt::format("{}: attack 'lira' needs 'reference_models' (a folder of ONNX models trained without the members)", what));
-          }
-        }
-        check_choice("fixed_variance", {"auto", "global", "per-example"});
-        break;
-      }
-      case SectionKind::Backdoor: {
-        need_npy();
-        if (s.params.contains("classes"))
-          for (const auto& v : s.params["classes"])
-            if (v.get<int64_t>() < 0) fail(m["classes"].Mark(), "'classes' must be non-negative class indices");
-        if (s.params.contains("init_cost") && s.params["init_cost"].get<double>() < 0)
-          fail(m["init_cost"].Mark(), "'init_cost' must be >= 0");
-        if (s.params.contains("anomaly_threshold") && s.params["anomaly_threshold"].get<double>() <= 0)
-          fail(m["anomaly_threshold"].Mark(), "'anomaly_threshold' must be positive");
-        if (!s.params.value("neural_cleanse", true) && !s.params.contains("suspicious"))
-          fail(e.Mark(), fmt::format("{}: 'neural_cleanse: false' leaves only STRIP, which needs 'suspicious' (an .npy of inputs to screen)", what));
-        break;
-      }
-      default:
-        break;
-    }
+    // the kind's own checks and defaults
+    EntryParse v(*this, s, cfg, e);
+    v.ds = s.data.empty() ? nullptr : cfg.dataset(s.data);
+    v.what = what;
+    v.check_files = check_files_;
+    if (kind.validate) kind.validate(v);
+    const std::string base_id = std::string(kind.name) + "-" + s.model + v.id_suffix;
+    const std::vector<std::string>& variants = v.variants;  // robustness: one run per attack; explanations: one per method
     auto add = [&](SectionSpec sec, const std::string& variant_key, const std::string& variant, size_t index) {
       if (!variant.empty()) {
         sec.params[variant_key] = variant;
@@ -661,7 +506,7 @@ class Parser {
       cfg.sections.push_back(sec);
     };
     if (variants.empty()) add(s, "", "", 0);
-    for (size_t k = 0; k < variants.size(); ++k) add(s, kind == SectionKind::Robustness ? "attack" : "method", variants[k], k);
+    for (size_t k = 0; k < variants.size(); ++k) add(s, kind.variant_key ? kind.variant_key : "", variants[k], k);
   }
 
   void parse_gates(const YAML::Node& n, AuditConfig& cfg) {
@@ -707,6 +552,15 @@ class Parser {
   std::string base_dir_;
   bool check_files_;
 };
+
+void EntryParse::fail(const std::string& key, const std::string& msg) const {
+  const SourceMark m = s.mark_of(key);
+  throw InputError("audit", fmt::format("{}:{}:{}: {}", cfg.path, m.line, m.column, msg));
+}
+void EntryParse::fail_entry(const std::string& msg) const { parser_.fail(entry_.Mark(), msg); }
+std::string EntryParse::suggest(const std::string& value, const std::vector<std::string>& options) const {
+  return parser_.suggest(value, options);
+}
 
 }  // namespace
 

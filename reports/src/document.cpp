@@ -13,6 +13,8 @@
 #include "mlaudit/engine/tensor.h"
 #include "mlaudit/reports/gates.h"
 #include "mlaudit/reports/report.h"
+#include "mlaudit/reports/sections.h"
+#include "sections/context.h"
 
 namespace mlaudit::reports::detail {
 
@@ -321,6 +323,10 @@ void model_blocks(Document& d, const json& report) {
     if (!ops.empty()) d.push_back(table({"Op", "Count"}, ops));
   }
 }
+
+}  // namespace
+
+// ---- the section kinds' blocks (called from each kind's `render`, sections/<kind>.cpp) ----
 
 void performance_blocks(Document& d, const json& report) {
   auto secs = sections_of(report, "performance");
@@ -1022,6 +1028,8 @@ void backdoor_blocks(Document& d, const json& report, std::vector<std::string>* 
   }
 }
 
+namespace {
+
 // ---- executive summary ----------------------------------------------------------
 
 const char* comparison_words(const std::string& op) {
@@ -1407,14 +1415,12 @@ Document build_document(const json& report, const std::string& asset_dir) {
   manifest_blocks(d, report);
   system_blocks(d, report);
   model_blocks(d, report);
-  performance_blocks(d, report);
-  efficiency_blocks(d, report);
-  robustness_blocks(d, report);
-  fairness_blocks(d, report);
-  explain_blocks(d, report, nullptr, asset_dir);
-  verification_blocks(d, report);
-  privacy_blocks(d, report);
-  backdoor_blocks(d, report, nullptr);
+  // each section kind's blocks, in report order (sections/<kind>.cpp)
+  for (const SectionKindDef* kind : section_kinds())
+    if (kind->render) {
+      SectionRender r{d, report, asset_dir};
+      kind->render(r);
+    }
   diff_blocks(d, report);
   compliance_blocks(d, report);
   d.push_back(heading("Limitations", 2, "limitations"));

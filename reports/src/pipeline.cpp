@@ -21,6 +21,8 @@
 #include "mlaudit/reports/check.h"
 #include "mlaudit/reports/gates.h"
 #include "mlaudit/reports/report.h"
+#include "mlaudit/reports/sections.h"
+#include "sections/context.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -159,230 +161,58 @@ bool interrupted(const AuditOptions& o) { return o.interrupted && o.interrupted-
 
 }  // namespace
 
-SectionCommand section_command(const SectionSpec& s, const AuditConfig& cfg, const std::string& work_dir) {
-  SectionCommand c;
-  const ModelSpec* model = cfg.model(s.model);
-  const DatasetSpec* ds = s.data.empty() ? nullptr : cfg.dataset(s.data);
-  const json& p = s.params;
-  auto& a = c.args;
-  auto flag = [&](const std::string& name, const std::string& value) {
-    a.push_back("--" + name);
-    a.push_back(value);
-  };
-  // config key -> flag, for scalar parameters passed through unchanged
-  auto pass = [&](const char* key, const char* option) {
-    if (p.contains(key)) flag(option, p[key].is_string() ? p[key].get<std::string>() : num_text(p[key]));
-  };
-  auto seed = [&]() {
-    flag("seed", p.contains("seed") ? num_text(p["seed"]) : std::to_string(cfg.seed));
-  };
-  int64_t samples = p.value("limit", int64_t(0));
-  auto npy_inputs = [&]() {
-    std::string x = ds->data, y = ds->labels;
-    if (samples > 0) {
-      x = subset_npy(x, samples, work_dir, ds->id + "-x");
-      y = subset_npy(y, samples, work_dir, ds->id + "-y");
-    }
-    flag("data", x);
-    flag("labels", y);
-  };
-  auto domain = [&]() {
-    if (ds && ds->domain) {
-      flag("clip-min", fmt::format("{}", ds->domain->first));
-      flag("clip-max", fmt::format("{}", ds->domain->second));
-    }
-  };
-  c.result_path = fmt::format("{}/{}.json", work_dir, s.id);
-  flag("model", model->path);
-  if (!model->output.empty()) flag("model-output", model->output);
-  switch (s.kind) {
-    case SectionKind::Performance:
-      c.command = "evaluate";
-      if (ds->is_csv()) {
-        flag("data", samples > 0 ? subset_csv(ds->csv, samples, work_dir, ds->id) : ds->csv);
-        flag("label-column", ds->label);
-        std::string features;
-        for (const auto& f : ds->features) features += (features.empty() ? "" : ",") + f;
-        flag("features", features);
-      } else {
-        npy_inputs();
-      }
-      pass("bootstrap", "bootstrap");
-      pass("ci", "ci");
-      flag("seed", std::to_string(cfg.seed));
-      break;
-    case SectionKind::Efficiency:
-      c.command = "profile";
-      pass("runs", "runs");
-      pass("batch", "batch");
-      // inputs drawn from the data set's domain when it is finite, else [0, 1)
-      if (ds && ds->domain && std::isfinite(ds->domain->first) && std::isfinite(ds->domain->second)) domain();
-      flag("seed", std::to_string(cfg.seed));
-      break;
-    case SectionKind::Robustness:
-      c.command = "attack";
-      npy_inputs();
-      pass("attack", "attack");
-      pass("norm", "norm");
-      flag("eps", join_numbers(p["eps"]));
-      pass("steps", "steps");
-      pass("restarts", "restarts");
-      pass("queries", "queries");
-      domain();
-      seed();
-      break;
-    case SectionKind::Certification:
-      c.command = "certify";
-      npy_inputs();
-      pass("sigma", "sigma");
-      pass("n0", "n0");
-      pass("n", "n");
-      pass("alpha", "alpha");
-      pass("batch", "batch");
-      if (p.contains("radii")) flag("radii", join_numbers(p["radii"]));
-      seed();
-      break;
-    case SectionKind::Corruption:
-      c.command = "corrupt";
-      npy_inputs();
-      if (p.contains("corruptions")) flag("corruptions", join_strings(p["corruptions"]));
-      if (p.contains("severities")) flag("severities", join_numbers(p["severities"]));
-      seed();
-      break;
-    case SectionKind::Fairness: {
-      c.command = "fairness";
-      std::string csv = samples > 0 ? subset_csv(ds->csv, samples, work_dir, ds->id) : ds->csv;
-      flag("data", csv);
-      flag("label-column", ds->label);
-      flag("protected", join_strings(p["protected"]));
-      std::string features;
-      for (const auto& f : ds->features) features += (features.empty() ? "" : ",") + f;
-      flag("features", features);
-      if (p.value("counterfactual", false)) a.push_back("--counterfactual");
-      pass("bootstrap", "bootstrap");
-      pass("ci", "ci");
-      pass("reference", "reference");
-      pass("min_group_size", "min-group-size");
-      pass("threshold", "threshold");
-      pass("bins", "bins");
-      pass("max_numeric_groups", "max-numeric-groups");
-      pass("favorable_label", "favorable-label");
-      pass("favorable_class", "favorable-class");
-      pass("positive", "positive");
-      seed();
-      break;
-    }
-    case SectionKind::Explanations: {
-      c.command = "explain";
-      npy_inputs();
-      pass("method", "method");
-      pass("steps", "steps");
-      pass("target", "target");
-      pass("baseline", "baseline");
-      pass("background", "background");
-      pass("nsamples", "nsamples");
-      if (ds && !ds->features_file.empty()) flag("features", ds->features_file);
-      flag("attributions", fmt::format("{}/{}.npy", work_dir, s.id));
-      flag("out", c.result_path);
-      // heatmaps for image data ([N,C,H,W] or [N,H,W], read from the .npy header) unless
-      // turned off; tabular rows get none (explain refuses --heatmap-dir on them)
-      bool images = false;
-      if (ds && !ds->is_csv()) {
-        const size_t rank = npy_shape(ds->data).size();
-        images = rank == 3 || rank == 4;
-      }
-      if (p.value("heatmaps", images)) {
-        flag("heatmap-dir", fmt::format("{}/{}-heatmaps", work_dir, s.id));
-        flag("max-heatmaps", "8");
-      }
-      if (p.value("check_randomization", false)) a.push_back("--check-randomization");
-      if (p.value("check_stability", false)) a.push_back("--check-stability");
-      seed();
-      for (const auto& extra : p.value("args", json::array())) a.push_back(extra.get<std::string>());
-      return c;
-    }
-    case SectionKind::Verification: {
-      c.command = "verify";
-      if (p.value("mode", "robustness") == "fairness") {
-        a.push_back("--fairness");
-        pass("protected", "protected");
-        std::string features;
-        for (const auto& f : ds->features) features += (features.empty() ? "" : ",") + f;
-        if (!features.empty()) flag("features", features);
-        if (p.contains("domain")) pass("domain", "domain");
-        else flag("domain", observed_domain(*ds, work_dir));
-        if (p.contains("protected_values")) flag("protected-values", join_numbers(p["protected_values"]));
-        pass("partitions", "partitions");
-      } else {
-        npy_inputs();
-        flag("eps", join_numbers(p["eps"]));
-        pass("norm", "norm");
-        domain();
-      }
-      pass("timeout", "timeout");
-      break;
-    }
-    case SectionKind::Privacy: {
-      c.command = "privacy";
-      // One .npy pair (inputs + labels) or one CSV per set; CSV sets share the
-      // label column and feature list (checked when the config was parsed).
-      std::string label_column, feature_list;
-      for (const auto& [key, x_flag, y_flag] :
-           std::vector<std::tuple<std::string, std::string, std::string>>{{"members", "members", "member-labels"},
-                                                                          {"non_members", "non-members", "non-member-labels"}}) {
-        const DatasetSpec* set = cfg.dataset(p[key].get<std::string>());
-        if (set->is_csv()) {
-          flag(x_flag, samples > 0 ? subset_csv(set->csv, samples, work_dir, set->id) : set->csv);
-          label_column = set->label;
-          feature_list = set->features_file.empty() ? feature_file(*set, work_dir) : set->features_file;
-        } else {
-          std::string x = set->data, y = set->labels;
-          if (samples > 0) {
-            x = subset_npy(x, samples, work_dir, set->id + "-x");
-            y = subset_npy(y, samples, work_dir, set->id + "-y");
-          }
-          flag(x_flag, x);
-          flag(y_flag, y);
-        }
-      }
-      if (!label_column.empty()) {
-        flag("label-column", label_column);
-        flag("features", feature_list);
-      }
-      if (p.contains("attacks")) flag("attacks", join_strings(p["attacks"]));
-      pass("reference_models", "reference-models");
-      pass("fixed_variance", "fixed-variance");
-      pass("label_only_steps", "label-only-steps");
-      pass("batch", "batch");
-      // the label-only attack's input domain: the member set's declared domain
-      if (const DatasetSpec* members = cfg.dataset(p["members"].get<std::string>()); members && members->domain) {
-        flag("clip-min", fmt::format("{}", members->domain->first));
-        flag("clip-max", fmt::format("{}", members->domain->second));
-      }
-      break;
-    }
-    case SectionKind::Backdoor: {
-      c.command = "backdoor";
-      flag("data", samples > 0 ? subset_npy(ds->data, samples, work_dir, ds->id + "-x") : ds->data);
-      if (p.contains("classes")) flag("classes", join_numbers(p["classes"]));
-      pass("epochs", "epochs");
-      pass("nc_batch", "nc-batch");
-      pass("init_cost", "init-cost");
-      pass("anomaly_threshold", "anomaly-threshold");
-      if (!p.value("neural_cleanse", true)) a.push_back("--no-neural-cleanse");
-      pass("suspicious", "suspicious");
-      pass("strip_overlays", "strip-overlays");
-      pass("frr", "frr");
-      // The report shows every class's reversed trigger unless turned off.
-      flag("trigger-dir", fmt::format("{}/{}-triggers", work_dir, s.id));
-      if (p.value("all_triggers", true)) a.push_back("--all-triggers");
-      domain();
-      seed();
-      break;
-    }
+void SectionArgs::pass(const char* key, const char* option) {
+  if (p.contains(key)) flag(option, p[key].is_string() ? p[key].get<std::string>() : num_text(p[key]));
+}
+
+void SectionArgs::seed() { flag("seed", p.contains("seed") ? num_text(p["seed"]) : std::to_string(cfg.seed)); }
+
+void SectionArgs::npy_inputs() {
+  flag("data", npy_rows(ds->data, ds->id + "-x"));
+  flag("labels", npy_rows(ds->labels, ds->id + "-y"));
+}
+
+void SectionArgs::domain() {
+  if (ds && ds->domain) {
+    flag("clip-min", fmt::format("{}", ds->domain->first));
+    flag("clip-max", fmt::format("{}", ds->domain->second));
   }
-  flag("out", c.result_path);
-  for (const auto& extra : p.value("args", json::array())) a.push_back(extra.get<std::string>());
+}
+
+std::string SectionArgs::csv_rows(const DatasetSpec& set) { return limit > 0 ? subset_csv(set.csv, limit, work_dir, set.id) : set.csv; }
+
+std::string SectionArgs::npy_rows(const std::string& path, const std::string& tag) {
+  return limit > 0 ? subset_npy(path, limit, work_dir, tag) : path;
+}
+
+std::string SectionArgs::feature_file(const DatasetSpec& set) { return reports::feature_file(set, work_dir); }
+
+std::string SectionArgs::observed_domain(const DatasetSpec& set) { return reports::observed_domain(set, work_dir); }
+
+std::string SectionArgs::feature_list(const DatasetSpec& set) {
+  std::string features;
+  for (const auto& f : set.features) features += (features.empty() ? "" : ",") + f;
+  return features;
+}
+
+std::string SectionArgs::join_numbers(const json& list) { return reports::join_numbers(list); }
+std::string SectionArgs::join_strings(const json& list) { return reports::join_strings(list); }
+
+SectionCommand section_command(const SectionSpec& s, const AuditConfig& cfg, const std::string& work_dir) {
+  // The kind's registration (sections/<kind>.cpp) names the command and builds its arguments.
+  const SectionKindDef& kind = section_kind_def(s.kind);
+  SectionCommand c;
+  c.command = kind.command;
+  c.result_path = fmt::format("{}/{}.json", work_dir, s.id);
+  SectionArgs a(s, cfg, work_dir, c);
+  a.ds = s.data.empty() ? nullptr : cfg.dataset(s.data);
+  a.limit = s.params.value("limit", int64_t(0));
+  const ModelSpec* model = cfg.model(s.model);
+  a.flag("model", model->path);
+  if (!model->output.empty()) a.flag("model-output", model->output);
+  if (kind.args) kind.args(a);
+  if (!a.out_written) a.out();
+  for (const auto& extra : s.params.value("args", json::array())) a.push(extra.get<std::string>());
   return c;
 }
 

@@ -18,6 +18,7 @@
 #include "doc.h"
 #include "mlaudit/reports/gates.h"
 #include "mlaudit/reports/report.h"
+#include "mlaudit/reports/sections.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/engine/error.h"
 
@@ -120,47 +121,21 @@ json compliance_mapping(const json& report) {
   // bias); ISO/IEC 24029-2:2023 (formal methods for robustness); ISO/IEC TR
   // 24027:2021 (bias in AI systems). Art. 15(5) names data and model poisoning
   // and confidentiality attacks; NIST MEASURE 2.10 covers privacy risk.
-  struct Row {
-    std::string section, kinds;
-    std::vector<std::string> refs;
-  };
-  const std::vector<Row> rows = {
-      {"Performance", "performance",
-       {"EU AI Act Art. 15(1)-(3) (accuracy, declared metrics)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.3"}},
-      {"Efficiency", "efficiency", {"EU AI Act Annex IV 2(g) (test metrics)", "NIST AI RMF MEASURE 2.3"}},
-      {"Robustness: adversarial attacks", "robustness",
-       {"EU AI Act Art. 15(1), 15(4)-(5) (robustness, adversarial examples)", "EU AI Act Annex IV 2(g)",
-        "NIST AI RMF MEASURE 2.5, 2.7"}},
-      {"Robustness: certification", "certification",
-       {"EU AI Act Art. 15(1), 15(4)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.7",
-        "ISO/IEC 24029-2 (statistical certificate; not a formal proof)"}},
-      {"Robustness: corruptions", "corruption",
-       {"EU AI Act Art. 15(4) (errors, faults, inconsistencies)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.5"}},
-      {"Fairness", "fairness",
-       {"EU AI Act Annex IV 2(g) (discriminatory impacts)", "EU AI Act Annex IV 3 (accuracy for groups of persons)",
-        "NIST AI RMF MEASURE 2.11", "ISO/IEC TR 24027"}},
-      {"Explanations", "explanations", {"EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.9"}},
-      {"Formal verification", "verification",
-       {"EU AI Act Art. 15(1), 15(4)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.7", "ISO/IEC 24029-2"}},
-      {"Privacy: membership inference", "privacy",
-       {"EU AI Act Art. 15(5) (confidentiality attacks)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.10, 2.7"}},
-      {"Security: backdoor scan", "backdoor",
-       {"EU AI Act Art. 15(5) (data poisoning, model poisoning)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.7"}},
-  };
   json out = json::array();
-  for (const auto& r : rows) {
+  // one row per section kind, its title and references registered with the kind (sections/<kind>.cpp)
+  for (const SectionKindDef* r : section_kinds()) {
     std::string measured;
     int ran = 0, failed = 0;
     for (const auto& s : arr(report, "sections")) {
-      if (s.value("kind", "") != r.kinds) continue;
+      if (s.value("kind", "") != r->name) continue;
       ++ran;
       if (s.value("status", "") != "ok") ++failed;
       measured += (measured.empty() ? "" : " | ") + s.value("id", std::string()) + ": " + detail::section_headline(s);
     }
     std::string status = ran == 0 ? "not measured" : failed == ran ? "not available" : failed ? "partly measured" : "measured";
-    out.push_back({{"section", r.section},
-                   {"kind", r.kinds},
-                   {"references", r.refs},
+    out.push_back({{"section", r->compliance_title},
+                   {"kind", r->name},
+                   {"references", r->references},
                    {"measured", ran == 0 ? "not measured in this audit" : measured},
                    {"status", status}});
   }
@@ -198,26 +173,9 @@ void finalize_report(json& report) {
     for (const auto& l : arr(report["system"], "limitations")) lim.push_back(l);
   std::set<std::string> kinds;
   for (const auto& s : arr(report, "sections")) kinds.insert(s.value("kind", std::string()));
-  if (kinds.count("robustness"))
-    lim.push_back("Robust accuracy under attack is an upper bound on true robust accuracy: a stronger attack may find more "
-                  "adversarial examples.");
-  if (kinds.count("certification"))
-    lim.push_back("Randomized-smoothing certificates hold for the smoothed classifier with probability 1 - alpha, not for "
-                  "the base model itself.");
-  if (kinds.count("verification"))
-    lim.push_back("Verification verdicts 'unknown' and 'timeout' are not proofs; only 'verified' is.");
-  if (kinds.count("fairness"))
-    lim.push_back("Fairness metrics describe the evaluated data set; groups are as encoded in the data and intervals "
-                  "reflect sampling uncertainty only.");
-  if (kinds.count("explanations"))
-    lim.push_back("Attributions describe the model's sensitivity, not causal effects in the world.");
-  if (kinds.count("privacy"))
-    lim.push_back("Membership-inference results show what these attacks achieve on the given members and non-members; "
-                  "stronger attacks (e.g. online LiRA with many shadow models) may leak more, so a low AUC is not a "
-                  "privacy guarantee (only differential privacy in training gives one).");
-  if (kinds.count("backdoor"))
-    lim.push_back("Neural Cleanse looks for small input-space triggers with a reduced step budget and STRIP screens only "
-                  "the given inputs; an unflagged model is not proven free of backdoors.");
+  // each kind that ran states its limitation (registered with the kind, in report order)
+  for (const SectionKindDef* k : section_kinds())
+    if (kinds.count(k->name) && *k->limitation) lim.push_back(k->limitation);
   for (const auto& id : failed_ids) lim.push_back("Section '" + id + "' did not complete; its results are not available.");
   lim.push_back("Results hold for the data, models and parameters in the run manifest; other inputs were not evaluated.");
   report["limitations"] = lim;

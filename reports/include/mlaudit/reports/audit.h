@@ -37,9 +37,9 @@ struct SectionCommand {
   std::string result_path;        ///< the JSON the command writes
 };
 
-/// Arguments for a section's command (the one table mapping config keys to
-/// command-line flags). `work_dir` holds inputs prepared for the section
-/// (subsets of the data) and its output.
+/// Arguments for a section's command: --model, the kind's own arguments (its `args` hook in
+/// reports/src/sections/<kind>.cpp), --out, then the entry's verbatim `args`. `work_dir` holds
+/// inputs prepared for the section (subsets of the data) and its output.
 SectionCommand section_command(const SectionSpec& section, const AuditConfig& config, const std::string& work_dir);
 
 /// Result of an audit.

@@ -52,7 +52,8 @@ struct DatasetSpec {
   bool is_csv() const { return !csv.empty(); }
 };
 
-/// Section kinds, in report order.
+/// The built-in section kinds. Each is registered, with its report order, keys and command,
+/// in reports/src/sections/<kind>.cpp (sections.h); a new kind may take any unused value.
 enum class SectionKind {
   Performance, Efficiency, Robustness, Certification, Corruption, Fairness, Explanations, Verification,
   Privacy,   ///< membership inference (`mlaudit privacy`) on a member and a non-member data set
@@ -60,7 +61,7 @@ enum class SectionKind {
 };
 /// "robustness", ...
 const char* section_kind_name(SectionKind k);
-/// All section kinds in report order.
+/// All registered section kinds in report order.
 const std::vector<SectionKind>& all_section_kinds();
 
 /// One section run: the kind, the model and data it runs on, and its parameters

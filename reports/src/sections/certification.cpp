@@ -1,0 +1,42 @@
+// Section kind "certification": `mlaudit certify` (randomized smoothing, certified
+// accuracy per radius). Result: mlaudit.certify/1. Shown in the report's "Robustness" section.
+#include "context.h"
+
+using namespace mlaudit::reports;
+
+MLAUDIT_SECTION_KIND(certification) {
+  static const SectionKindDef def{
+      .kind = SectionKind::Certification,
+      .name = "certification",
+      .order = 40,
+      .command = "certify",
+      .result_schema = "mlaudit.certify",
+      .keys = {{.name = "sigma", .type = KeyType::Num, .required = true, .rule = KeyRule::Positive},
+               {.name = "n0", .type = KeyType::Int, .rule = KeyRule::Positive},
+               {.name = "n", .type = KeyType::Int, .rule = KeyRule::Positive},
+               {.name = "alpha", .type = KeyType::Num, .rule = KeyRule::OpenUnit},
+               {.name = "batch", .type = KeyType::Int, .rule = KeyRule::Positive},
+               {.name = "seed", .type = KeyType::Int},
+               {.name = "radii", .type = KeyType::NumList}},
+      .validate = [](SectionParse& v) { v.need_npy(); },
+      .args =
+          [](SectionArgs& a) {
+            a.npy_inputs();
+            a.pass("sigma", "sigma");
+            a.pass("n0", "n0");
+            a.pass("n", "n");
+            a.pass("alpha", "alpha");
+            a.pass("batch", "batch");
+            if (a.p.contains("radii")) a.flag("radii", SectionArgs::join_numbers(a.p["radii"]));
+            a.seed();
+          },
+      .metrics = {"certified_accuracy"},
+      .compliance_title = "Robustness: certification",
+      .references = {"EU AI Act Art. 15(1), 15(4)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.7",
+                     "ISO/IEC 24029-2 (statistical certificate; not a formal proof)"},
+      .limitation = "Randomized-smoothing certificates hold for the smoothed classifier with probability 1 - alpha, not for "
+                    "the base model itself.",
+      .example = "model: m\ndata: images\nsigma: 0.25\n",
+  };
+  return def;
+}

@@ -1,0 +1,85 @@
+// Section kind "explanations": `mlaudit explain` (one section per method of `methods`):
+// attributions, their sanity checks and heatmaps of image rows. Result: mlaudit.explain/1.
+#include "context.h"
+
+using namespace mlaudit::reports;
+
+MLAUDIT_SECTION_KIND(explanations) {
+  static const SectionKindDef def{
+      .kind = SectionKind::Explanations,
+      .name = "explanations",
+      .order = 70,
+      .command = "explain",
+      .result_schema = "mlaudit.explain",
+      .keys = {{.name = "method", .type = KeyType::Str},
+               {.name = "methods", .type = KeyType::StrList, .audit_only = true},  // one section per method
+               {.name = "steps", .type = KeyType::Int, .rule = KeyRule::Positive},
+               {.name = "target", .type = KeyType::Str},
+               {.name = "baseline", .type = KeyType::Str},
+               {.name = "background", .type = KeyType::Path},  // a data set id (.npy rows), or an .npy file
+               {.name = "nsamples", .type = KeyType::Int, .rule = KeyRule::Positive},
+               {.name = "seed", .type = KeyType::Int},
+               {.name = "heatmaps", .type = KeyType::Bool},
+               {.name = "check_randomization", .type = KeyType::Bool},
+               {.name = "check_stability", .type = KeyType::Bool}},
+      .variant_key = "method",
+      .validate =
+          [](SectionParse& v) {
+            v.split_variants("method");
+            v.need_npy();
+          },
+      .check =
+          [](SectionCheck& c) {
+            // the methods `mlaudit explain --method` takes (explain::method_names())
+            const std::string method = c.s.params.value("method", "");
+            const std::string key = c.written_key("method");
+            if (!c.vocab.explain_methods.empty() && !c.contains(c.vocab.explain_methods, method))
+              c.fail(c.s.mark_of("method"), fmt::format("'{}' cannot be '{}': mlaudit explain has no such method{}", key, method,
+                                                        c.suggest(method, c.vocab.explain_methods)));
+            if (c.s.params.contains("result") || !c.shape) return;
+            // heatmaps are drawn per image row; the arguments ask for them on image data only
+            if (c.s.params.value("heatmaps", false) && !c.images())
+              c.fail(c.s.mark_of("heatmaps"), fmt::format("'heatmaps: true' needs image inputs [N,C,H,W] or [N,H,W], but data set "
+                                                          "'{}' is {}; remove it (tabular attributions are listed per feature)",
+                                                          c.s.data, mlaudit::engine::shape_str(*c.shape)));
+            if ((method == "kernel-shap" || method == "tree-shap" || (method == "lime" && !c.images())) &&
+                !c.s.params.contains("background"))
+              c.fail(c.s.mark_of("method"),
+                     fmt::format("'{}' needs 'background' (a data set id, or an .npy of reference rows) for method '{}'", key, method));
+          },
+      .args =
+          [](SectionArgs& a) {
+            a.npy_inputs();
+            a.pass("method", "method");
+            a.pass("steps", "steps");
+            a.pass("target", "target");
+            a.pass("baseline", "baseline");
+            a.pass("background", "background");
+            a.pass("nsamples", "nsamples");
+            if (a.ds && !a.ds->features_file.empty()) a.flag("features", a.ds->features_file);
+            a.flag("attributions", fmt::format("{}/{}.npy", a.work_dir, a.s.id));
+            a.out();
+            // heatmaps for image data ([N,C,H,W] or [N,H,W], read from the .npy header) unless
+            // turned off; tabular rows get none (explain refuses --heatmap-dir on them)
+            bool images = false;
+            if (a.ds && !a.ds->is_csv()) {
+              const size_t rank = npy_shape(a.ds->data).size();
+              images = rank == 3 || rank == 4;
+            }
+            if (a.p.value("heatmaps", images)) {
+              a.flag("heatmap-dir", fmt::format("{}/{}-heatmaps", a.work_dir, a.s.id));
+              a.flag("max-heatmaps", "8");
+            }
+            if (a.p.value("check_randomization", false)) a.push("--check-randomization");
+            if (a.p.value("check_stability", false)) a.push("--check-stability");
+            a.seed();
+          },
+      .metrics = {"ig_completeness_gap", "kernel_shap_efficiency_gap", "tree_shap_local_accuracy_gap"},
+      .render = [](SectionRender& r) { detail::explain_blocks(r.d, r.report, nullptr, r.asset_dir); },
+      .compliance_title = "Explanations",
+      .references = {"EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.9"},
+      .limitation = "Attributions describe the model's sensitivity, not causal effects in the world.",
+      .example = "model: m\ndata: images\nmethod: saliency\n",
+  };
+  return def;
+}

@@ -1,0 +1,101 @@
+// Section kind "privacy": `mlaudit privacy`, membership inference on a member and a
+// non-member data set (each .npy with labels, or a CSV). Result: mlaudit.privacy/1.
+#include <tuple>
+
+#include "context.h"
+#include "mlaudit/privacy/names.h"
+
+using namespace mlaudit::reports;
+
+MLAUDIT_SECTION_KIND(privacy) {
+  static const SectionKindDef def{
+      .kind = SectionKind::Privacy,
+      .name = "privacy",
+      .order = 90,
+      .command = "privacy",
+      .result_schema = "mlaudit.privacy",
+      // members / non_members name data sets (each .npy with labels, or a CSV)
+      .keys = {{.name = "members", .type = KeyType::Str, .required = true},
+               {.name = "non_members", .type = KeyType::Str, .required = true},
+               // the attacks `mlaudit privacy --attacks` runs, from the module's own list
+               {.name = "attacks", .type = KeyType::StrList, .choices = mlaudit::privacy::names::membership_attacks()},
+               {.name = "reference_models", .type = KeyType::Path},
+               {.name = "fixed_variance", .type = KeyType::Str, .choices = mlaudit::privacy::names::lira_variances()},
+               {.name = "label_only_steps", .type = KeyType::Int, .rule = KeyRule::Positive},
+               {.name = "batch", .type = KeyType::Int, .rule = KeyRule::Positive}},
+      .data_optional = true,
+      .data_keys = {"members", "non_members"},
+      .validate =
+          [](SectionParse& v) {
+            if (v.has("data")) v.fail("data", fmt::format("{} takes 'members' and 'non_members' (data set ids) instead of 'data'", v.what));
+            // Both sets must exist; CSV sets must agree on the label column and the
+            // feature columns, since `mlaudit privacy` takes one of each.
+            const DatasetSpec* sets[2] = {nullptr, nullptr};
+            const char* keys[2] = {"members", "non_members"};
+            for (int k = 0; k < 2; ++k) {
+              const std::string id = v.s.params[keys[k]].get<std::string>();
+              sets[k] = v.cfg.dataset(id);
+              if (!sets[k]) {
+                std::vector<std::string> ids;
+                for (const auto& d : v.cfg.datasets) ids.push_back(d.id);
+                v.fail(keys[k], fmt::format("unknown data set '{}'{}", id, v.suggest(id, ids)));
+              }
+              if (sets[k]->is_csv() && sets[k]->features.empty() && v.check_files)
+                v.fail(keys[k], fmt::format("{}: data set '{}' needs 'features' (the model's input columns)", v.what, id));
+              if (!sets[k]->is_csv() && sets[k]->labels.empty())
+                v.fail(keys[k], fmt::format("data set '{}' has no 'labels' (.npy data needs them; a set without labels can only be a 'background')", id));
+            }
+            if (sets[0]->id == sets[1]->id)
+              v.fail("non_members", fmt::format("{}: 'members' and 'non_members' name the same data set '{}'", v.what, sets[0]->id));
+            if (sets[0]->is_csv() && sets[1]->is_csv() &&
+                (sets[0]->label != sets[1]->label || sets[0]->features != sets[1]->features))
+              v.fail("non_members", fmt::format("{}: CSV data sets '{}' and '{}' must have the same 'label' and 'features'", v.what,
+                                                sets[0]->id, sets[1]->id));
+            if (v.s.params.contains("attacks"))
+              for (const auto& a : v.s.params["attacks"])
+                if (a == "lira" && !v.s.params.contains("reference_models"))
+                  v.fail("attacks", fmt::format("{}: attack 'lira' needs 'reference_models' (a folder of ONNX models trained without the members)", v.what));
+          },
+      .args =
+          [](SectionArgs& a) {
+            // One .npy pair (inputs + labels) or one CSV per set; CSV sets share the
+            // label column and feature list (checked when the config was parsed).
+            std::string label_column, feature_list;
+            for (const auto& [key, x_flag, y_flag] : std::vector<std::tuple<std::string, std::string, std::string>>{
+                     {"members", "members", "member-labels"}, {"non_members", "non-members", "non-member-labels"}}) {
+              const DatasetSpec* set = a.cfg.dataset(a.p[key].get<std::string>());
+              if (set->is_csv()) {
+                a.flag(x_flag, a.csv_rows(*set));
+                label_column = set->label;
+                feature_list = set->features_file.empty() ? a.feature_file(*set) : set->features_file;
+              } else {
+                a.flag(x_flag, a.npy_rows(set->data, set->id + "-x"));
+                a.flag(y_flag, a.npy_rows(set->labels, set->id + "-y"));
+              }
+            }
+            if (!label_column.empty()) {
+              a.flag("label-column", label_column);
+              a.flag("features", feature_list);
+            }
+            if (a.p.contains("attacks")) a.flag("attacks", SectionArgs::join_strings(a.p["attacks"]));
+            a.pass("reference_models", "reference-models");
+            a.pass("fixed_variance", "fixed-variance");
+            a.pass("label_only_steps", "label-only-steps");
+            a.pass("batch", "batch");
+            // the label-only attack's input domain: the member set's declared domain
+            if (const DatasetSpec* members = a.cfg.dataset(a.p["members"].get<std::string>()); members && members->domain) {
+              a.flag("clip-min", fmt::format("{}", members->domain->first));
+              a.flag("clip-max", fmt::format("{}", members->domain->second));
+            }
+          },
+      .metrics = {"membership_auc", "membership_tpr_at_fpr", "membership_balanced_accuracy", "max_membership_auc"},
+      .render = [](SectionRender& r) { detail::privacy_blocks(r.d, r.report); },
+      .compliance_title = "Privacy: membership inference",
+      .references = {"EU AI Act Art. 15(5) (confidentiality attacks)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.10, 2.7"},
+      .limitation = "Membership-inference results show what these attacks achieve on the given members and non-members; "
+                    "stronger attacks (e.g. online LiRA with many shadow models) may leak more, so a low AUC is not a "
+                    "privacy guarantee (only differential privacy in training gives one).",
+      .example = "model: m\nmembers: held_out\nnon_members: images\n",
+  };
+  return def;
+}
