@@ -55,6 +55,22 @@ MLAUDIT_SECTION_KIND(backdoor) {
           },
       .metrics = {"backdoor_flagged_classes", "backdoor_max_anomaly_index", "strip_flagged_fraction"},
       .render = [](SectionRender& r) { detail::backdoor_blocks(r.d, r.report, nullptr); },
+      // one line for the compliance table and the diff (the section ran: status ok)
+      .headline =
+          [](const nlohmann::json& s) -> std::string {
+            using namespace detail;
+            using json = nlohmann::json;
+            const json& r = obj(s, "result");
+            std::string out = "verdict " + str(r, "verdict", "n/a");
+            if (const json& nc = at(r, "neural_cleanse"); nc.is_object()) {
+              std::string flagged;
+              for (const auto& f : arr(nc, "flagged")) flagged += (flagged.empty() ? "" : ",") + num(f);
+              out += fmt::format("; Neural Cleanse flagged classes: {}", flagged.empty() ? "none" : flagged);
+            }
+            if (const json& st = at(r, "strip"); st.is_object())
+              out += fmt::format("; STRIP flagged {} of {} inputs", arr(st, "flagged").size(), arr(st, "entropy").size());
+            return out;
+          },
       .compliance_title = "Security: backdoor scan",
       .references = {"EU AI Act Art. 15(5) (data poisoning, model poisoning)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.7"},
       .limitation = "Neural Cleanse looks for small input-space triggers with a reduced step budget and STRIP screens only "

@@ -31,6 +31,16 @@ MLAUDIT_SECTION_KIND(certification) {
             a.seed();
           },
       .metrics = {"certified_accuracy"},
+      // one line for the compliance table and the diff (the section ran: status ok)
+      .headline =
+          [](const nlohmann::json& s) -> std::string {
+            using namespace detail;
+            using json = nlohmann::json;
+            const json& r = obj(s, "result");
+            std::string out = "certified accuracy";
+            for (const auto& e : arr(r, "certified_accuracy")) out += fmt::format("; r {}: {}", num(at(e, "radius")), num(at(e, "accuracy")));
+            return out;
+          },
       .compliance_title = "Robustness: certification",
       .references = {"EU AI Act Art. 15(1), 15(4)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.7",
                      "ISO/IEC 24029-2 (statistical certificate; not a formal proof)"},

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -146,6 +147,16 @@ struct SectionRender {
 };
 
 namespace detail {
+// Tolerant readers of a section record (document.cpp): a missing or mistyped field reads as
+// null, [], {}, `def` or nullopt, so a headline or block shows "n/a" instead of throwing.
+const nlohmann::json& at(const nlohmann::json& j, const std::string& key);
+const nlohmann::json& arr(const nlohmann::json& j, const std::string& key);
+const nlohmann::json& obj(const nlohmann::json& j, const std::string& key);
+std::string str(const nlohmann::json& j, const std::string& key, const std::string& def = "");
+std::optional<double> dbl(const nlohmann::json& j, const std::string& key);
+/// "0.81 [0.78, 0.84]" from a value and an interval given as [lo, hi] or {lo, hi}/{low, high}.
+std::string with_interval(const nlohmann::json& value, const nlohmann::json& interval);
+
 // The report blocks of each kind (document.cpp), called from the kinds' `render`.
 void performance_blocks(Document& d, const nlohmann::json& report);
 void efficiency_blocks(Document& d, const nlohmann::json& report);

@@ -55,6 +55,14 @@ MLAUDIT_SECTION_KIND(corruption) {
             a.seed();
           },
       .metrics = {"mean_corruption_accuracy", "corruption_accuracy"},
+      // one line for the compliance table and the diff (the section ran: status ok)
+      .headline =
+          [](const nlohmann::json& s) -> std::string {
+            using namespace detail;
+            using json = nlohmann::json;
+            const json& r = obj(s, "result");
+            return fmt::format("mean corruption accuracy {} (clean {})", num(at(r, "mean_corruption_accuracy")), num(at(r, "clean_accuracy")));
+          },
       .compliance_title = "Robustness: corruptions",
       .references = {"EU AI Act Art. 15(4) (errors, faults, inconsistencies)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.5"},
       .example = "model: m\ndata: images\n",

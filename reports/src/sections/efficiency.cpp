@@ -26,6 +26,15 @@ MLAUDIT_SECTION_KIND(efficiency) {
           },
       .metrics = {"latency_p50_ms", "latency_p99_ms", "throughput", "flops", "parameters", "peak_memory_mb"},
       .render = [](SectionRender& r) { detail::efficiency_blocks(r.d, r.report); },
+      // one line for the compliance table and the diff (the section ran: status ok)
+      .headline =
+          [](const nlohmann::json& s) -> std::string {
+            using namespace detail;
+            using json = nlohmann::json;
+            const json& r = obj(s, "result");
+            return fmt::format("latency p50 {} ms, p99 {} ms; throughput {}/s; {} FLOPs", num(at(r, "latency_p50_ms")),
+                               num(at(r, "latency_p99_ms")), num(at(r, "throughput_per_s")), num(at(r, "flops"), 6));
+          },
       .compliance_title = "Efficiency",
       .references = {"EU AI Act Annex IV 2(g) (test metrics)", "NIST AI RMF MEASURE 2.3"},
       .example = "model: m\n",

@@ -76,6 +76,15 @@ MLAUDIT_SECTION_KIND(explanations) {
           },
       .metrics = {"ig_completeness_gap", "kernel_shap_efficiency_gap", "tree_shap_local_accuracy_gap"},
       .render = [](SectionRender& r) { detail::explain_blocks(r.d, r.report, nullptr, r.asset_dir); },
+      // one line for the compliance table and the diff (the section ran: status ok)
+      .headline =
+          [](const nlohmann::json& s) -> std::string {
+            using namespace detail;
+            using json = nlohmann::json;
+            const json& r = obj(s, "result");
+            const json& p = obj(s, "params");
+            return fmt::format("{} attributions; global ranking of {} features", str(p, "method"), arr(r, "global_ranking").size());
+          },
       .compliance_title = "Explanations",
       .references = {"EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.9"},
       .limitation = "Attributions describe the model's sensitivity, not causal effects in the world.",

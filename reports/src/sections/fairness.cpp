@@ -75,6 +75,20 @@ MLAUDIT_SECTION_KIND(fairness) {
                   "predictive_parity_difference", "false_positive_rate_difference", "false_negative_rate_difference",
                   "accuracy_difference", "counterfactual_flip_rate"},
       .render = [](SectionRender& r) { detail::fairness_blocks(r.d, r.report); },
+      // one line for the compliance table and the diff (the section ran: status ok)
+      .headline =
+          [](const nlohmann::json& s) -> std::string {
+            using namespace detail;
+            using json = nlohmann::json;
+            const json& r = obj(s, "result");
+            std::string out;
+            for (const auto& x : arr(r, "disparities"))
+              if (str(x, "name") == "demographic_parity_ratio" || str(x, "name") == "equalized_odds_difference")
+                out += fmt::format("{}{}({}) {}", out.empty() ? "" : "; ", str(x, "name"), str(x, "attribute"), num(at(x, "value")));
+            for (const auto& c : arr(r, "counterfactual"))
+              out += fmt::format("{}flip rate({}) {}", out.empty() ? "" : "; ", str(c, "attribute"), num(at(c, "flip_rate")));
+            return out.empty() ? "group metrics computed" : out;
+          },
       .compliance_title = "Fairness",
       .references = {"EU AI Act Annex IV 2(g) (discriminatory impacts)", "EU AI Act Annex IV 3 (accuracy for groups of persons)",
                      "NIST AI RMF MEASURE 2.11", "ISO/IEC TR 24027"},

@@ -28,6 +28,14 @@ MLAUDIT_SECTION_KIND(performance) {
           },
       .metrics = {"accuracy", "accuracy_lower"},
       .render = [](SectionRender& r) { detail::performance_blocks(r.d, r.report); },
+      // one line for the compliance table and the diff (the section ran: status ok)
+      .headline =
+          [](const nlohmann::json& s) -> std::string {
+            using namespace detail;
+            using json = nlohmann::json;
+            const json& r = obj(s, "result");
+            return fmt::format("accuracy {} on {} samples", with_interval(at(r, "accuracy"), at(r, "accuracy_interval")), str(r, "samples", "n/a"));
+          },
       .compliance_title = "Performance",
       .references = {"EU AI Act Art. 15(1)-(3) (accuracy, declared metrics)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.3"},
       .example = "model: m\ndata: images\n",

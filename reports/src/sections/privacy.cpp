@@ -90,6 +90,18 @@ MLAUDIT_SECTION_KIND(privacy) {
           },
       .metrics = {"membership_auc", "membership_tpr_at_fpr", "membership_balanced_accuracy", "max_membership_auc"},
       .render = [](SectionRender& r) { detail::privacy_blocks(r.d, r.report); },
+      // one line for the compliance table and the diff (the section ran: status ok)
+      .headline =
+          [](const nlohmann::json& s) -> std::string {
+            using namespace detail;
+            using json = nlohmann::json;
+            const json& r = obj(s, "result");
+            std::string out;
+            for (const auto& a : arr(r, "attacks"))
+              out += fmt::format("{}{} AUC {}, TPR@0.1%FPR {}", out.empty() ? "" : "; ", str(a, "name"), num(at(a, "auc")),
+                                 num(at(a, "tpr_at_fpr_0.001")));
+            return out.empty() ? "no attacks reported" : "membership inference: " + out;
+          },
       .compliance_title = "Privacy: membership inference",
       .references = {"EU AI Act Art. 15(5) (confidentiality attacks)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.10, 2.7"},
       .limitation = "Membership-inference results show what these attacks achieve on the given members and non-members; "

@@ -54,6 +54,17 @@ MLAUDIT_SECTION_KIND(robustness) {
       .metrics = {"clean_accuracy", "robust_accuracy", "attack_success_rate"},
       // attacks, certification and corruptions share the report's "Robustness" section
       .render = [](SectionRender& r) { detail::robustness_blocks(r.d, r.report); },
+      // one line for the compliance table and the diff (the section ran: status ok)
+      .headline =
+          [](const nlohmann::json& s) -> std::string {
+            using namespace detail;
+            using json = nlohmann::json;
+            const json& r = obj(s, "result");
+            const json& p = obj(s, "params");
+            std::string out = fmt::format("{} {}: clean {}", str(p, "attack"), str(p, "norm"), num(at(r, "clean_accuracy")));
+            for (const auto& e : arr(r, "by_eps")) out += fmt::format("; eps {}: {}", num(at(e, "eps")), num(at(e, "robust_accuracy")));
+            return out;
+          },
       .compliance_title = "Robustness: adversarial attacks",
       .references = {"EU AI Act Art. 15(1), 15(4)-(5) (robustness, adversarial examples)", "EU AI Act Annex IV 2(g)",
                      "NIST AI RMF MEASURE 2.5, 2.7"},

@@ -1,5 +1,7 @@
 // Section kind "verification": `mlaudit verify`, robustness proofs per eps (mode
 // robustness) or individual fairness over the input domain (mode fairness). Result: mlaudit.verify/1.
+#include <set>
+
 #include "context.h"
 
 using namespace mlaudit::reports;
@@ -69,6 +71,33 @@ MLAUDIT_SECTION_KIND(verification) {
       .searches_domain = [](const SectionSpec& s) { return s.params.value("mode", "robustness") == "robustness"; },
       .metrics = {"verified_fraction", "falsified_fraction", "fairness_proved_fraction", "fairness_counterexamples"},
       .render = [](SectionRender& r) { detail::verification_blocks(r.d, r.report); },
+      // one line for the compliance table and the diff (the section ran: status ok)
+      .headline =
+          [](const nlohmann::json& s) -> std::string {
+            using namespace detail;
+            using json = nlohmann::json;
+            const json& r = obj(s, "result");
+            const json& p = obj(s, "params");
+            if (str(p, "mode") == "fairness") {
+              const json& sum = obj(r, "summary");
+              return fmt::format("individual fairness on '{}': {} of {} partitions proved, {} counterexamples, {} unknown, {} timeout",
+                                 str(p, "protected"), str(sum, "proved", "n/a"), str(sum, "partitions", "n/a"),
+                                 str(sum, "counterexample", "n/a"), str(sum, "unknown", "n/a"), str(sum, "timeout", "n/a"));
+            }
+            // mlaudit verify writes per_eps as an alias of by_eps: read one of them, and one value per eps
+            // (verified_robust_accuracy, else the older verified_fraction), so no eps is listed twice
+            std::string out = "verified fraction";
+            const json& records = arr(r, "by_eps").empty() ? arr(r, "per_eps") : arr(r, "by_eps");
+            std::set<std::string> seen;
+            for (const auto& e : records) {
+              const std::string eps = num(at(e, "eps"));
+              if (!seen.insert(eps).second) continue;
+              const json& v = at(e, "verified_robust_accuracy").is_null() ? at(e, "verified_fraction") : at(e, "verified_robust_accuracy");
+              out += fmt::format("; eps {}: {}", eps, num(v));
+              if (auto k = dbl(e, "verified"), n = dbl(e, "samples"); k && n) out += fmt::format(" ({:.0f} of {:.0f})", *k, *n);
+            }
+            return out;
+          },
       .compliance_title = "Formal verification",
       .references = {"EU AI Act Art. 15(1), 15(4)", "EU AI Act Annex IV 2(g)", "NIST AI RMF MEASURE 2.7", "ISO/IEC 24029-2"},
       .limitation = "Verification verdicts 'unknown' and 'timeout' are not proofs; only 'verified' is.",

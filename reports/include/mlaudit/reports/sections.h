@@ -86,6 +86,9 @@ struct SectionKindDef {
   std::vector<std::string> metrics = {};
   /// Appends the kind's report blocks (null: another kind's blocks show it, e.g. certification under robustness).
   void (*render)(SectionRender&) = nullptr;
+  /// One line saying what a section that ran (status ok) measured: the compliance table's
+  /// "measured" column and the diff (null: "completed").
+  std::string (*headline)(const nlohmann::json& section) = nullptr;
   /// Compliance row: the report section's title and the clauses it gives evidence for.
   const char* compliance_title = "";
   std::vector<std::string> references = {};
