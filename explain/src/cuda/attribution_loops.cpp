@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <mutex>
+#include <optional>
 
 #include "../detail.h"
 #include "attribution_kernels.h"
@@ -137,7 +138,9 @@ Tensor smoothgrad_on(const ec::Program& p, const Tensor& x, const std::vector<in
   check_targets(targets, images, k, "SmoothGrad");
   int64_t chunk = batch > 0 ? batch : p.fitting_batch(sample, 4096);
   chunk = std::max<int64_t>(1, std::min(chunk, n));
-  ec::Rng rng(seed, st);
+  // Device noise only without host samples (cuRAND is opened at its first use).
+  std::optional<ec::Rng> rng;
+  if (!samples_fn) rng.emplace(seed, st);
   ec::BufferPtr noise = samples_fn ? nullptr : ec::allocate(size_t(chunk * d + 1) * sizeof(float));
   std::vector<float> host_samples(samples_fn ? static_cast<size_t>(chunk * d) : 0);
   DeviceArray samples = ec::device_array(with_batch(sample, chunk));
@@ -152,7 +155,7 @@ Tensor smoothgrad_on(const ec::Program& p, const Tensor& x, const std::vector<in
         samples_fn(b, done, m, host_samples.data());
         ec::upload(samples.f(), host_samples.data(), size_t(m * d) * sizeof(float), st);
       } else {
-        rng.normal(noise->f32(), size_t(m * d));
+        rng->normal(noise->f32(), size_t(m * d));
         launch_add_noise(xb.f(), noise->f32(), samples.f(), m, d, sigma, s);
       }
       ec::Tape tape;
