@@ -46,13 +46,14 @@ install: configure
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 # `make package`: $(BUILD)/mlaudit_<version>_amd64.deb, made by CPack from a CPU-only build: $(BUILD)
-# itself when it was configured without CUDA, else a second build in $(PKG_BUILD) (a CUDA build
-# links the CUDA toolkit's cuBLAS/cuRAND, which no Debian package provides). Depends are the
+# itself when it was configured without CUDA and MPI, else a second build in $(PKG_BUILD) (a CUDA
+# build links the CUDA toolkit's cuBLAS/cuRAND, which no Debian package provides; --mpi would
+# make every install pull in Open MPI). Depends are the
 # Debian libraries the binary links (dpkg-shlibdeps). docs/install.md.
-PKG_BUILD ?= $(shell grep -qx 'MLAUDIT_CUDA_BUILT:INTERNAL=OFF' $(BUILD)/CMakeCache.txt 2>/dev/null && echo $(BUILD) || echo build-package)
+PKG_BUILD ?= $(shell grep -qx 'MLAUDIT_CUDA_BUILT:INTERNAL=OFF' $(BUILD)/CMakeCache.txt 2>/dev/null && grep -qx 'MLAUDIT_MPI_BUILT:INTERNAL=OFF' $(BUILD)/CMakeCache.txt && echo $(BUILD) || echo build-package)
 package: deps
 	@if [ "$(PKG_BUILD)" != "$(BUILD)" ]; then \
-	  cmake -S . -B $(PKG_BUILD) -DCMAKE_BUILD_TYPE=Release -DMLAUDIT_WITH_CUDA=OFF $(CMAKE_FLAGS); \
+	  cmake -S . -B $(PKG_BUILD) -DCMAKE_BUILD_TYPE=Release -DMLAUDIT_WITH_CUDA=OFF -DMLAUDIT_WITH_MPI=OFF $(CMAKE_FLAGS); \
 	else echo "package: $(BUILD) has no CUDA backend, packaging it"; fi
 	cmake --build $(PKG_BUILD) -j$(JOBS) --target mlaudit mlaudit_docs
 	rm -f $(PKG_BUILD)/mlaudit_*.deb

@@ -24,6 +24,10 @@ struct GlobalOptions {
   std::string model_output;
   /// The command being run (set by run_command), for messages.
   std::string command;
+  /// --mpi: run the command under mpirun, rank 0 handing out chunks (mpi.cpp).
+  bool mpi = false;
+  /// --mpi-chunks N: how many chunks (0: one per benchmark instance, else 8 per worker).
+  int64_t mpi_chunks = 0;
 };
 
 /// A command: arguments after its name -> exit code (0 ok, 1 gate failed, 2 input error).

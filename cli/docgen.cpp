@@ -272,6 +272,12 @@ std::vector<OptionDoc> global_option_docs() {
           "float output); also --model-output NAME. Accepted after the command too",
           "", {}, "NAME"),
       opt("quiet", "q", "flag", "no console output but errors. Accepted after the command too"),
+      opt("mpi", "", "flag",
+          "under mpirun: rank 0 hands chunks of the command's items (what --shard c/M runs) to the other ranks as "
+          "they become idle and writes the one merged report (attack, certify, corrupt, verify --data, verify "
+          "--benchmark; builds with MPI only)"),
+      opt("mpi-chunks", "", "number",
+          "with --mpi: how many chunks (default: one per benchmark instance, else 8 per worker)", "", {}, "M"),
       opt("version", "V", "flag",
           "print the version, git commit, build type, compiler, CPU kernels, CUDA and modules of this "
           "build, then exit (with --json: as one JSON object)"),
@@ -372,7 +378,7 @@ std::string bash_completion(const std::vector<CommandDoc>& commands) {
     << "  local cmd=\"\" i\n"
     << "  for ((i = 1; i < cword; i++)); do\n"
     << "    case ${COMP_WORDS[i]} in\n"
-    << "      --threads|--device|--output|--model-output)\n"
+    << "      --threads|--device|--output|--model-output|--mpi-chunks)\n"
     << "        if [[ ${COMP_WORDS[i+1]} == = ]]; then ((i += 2)); else ((i++)); fi ;;\n"
     << "      -*|=) ;;\n"
     << "      *) cmd=${COMP_WORDS[i]}; break ;;\n"
@@ -381,7 +387,7 @@ std::string bash_completion(const std::vector<CommandDoc>& commands) {
     << "  if [[ -z $cmd ]]; then\n"
     << "    case $prev in\n"
     << "      --device) COMPREPLY=($(compgen -W \"cpu cuda auto\" -- \"$cur\")); return ;;\n"
-    << "      --threads|--output|--model-output) return ;;\n"
+    << "      --threads|--output|--model-output|--mpi-chunks) return ;;\n"
     << "    esac\n"
     << "    if [[ $cur == -* ]]; then\n"
     << "      COMPREPLY=($(compgen -W \"" << words(option_words(globals)) << " --model-output\" -- \"$cur\"))\n"
@@ -532,6 +538,14 @@ bool dense_chain_16_compiled() {
 #endif
 }
 
+bool mpi_compiled() {
+#ifdef MLAUDIT_HAVE_MPI
+  return true;
+#else
+  return false;
+#endif
+}
+
 std::vector<std::string> modules() {
   std::vector<std::string> m = {"engine", "datasets"};
 #ifdef MLAUDIT_HAVE_robustness
@@ -595,6 +609,7 @@ std::string version_text(bool json) {
     j["cuda"] = {{"compiled", cuda}, {"architectures", archs}, {"devices", gpus}};
     if (cuda) j["cuda"]["toolkit"] = MLAUDIT_CUDA_VERSION;
     j["modules"] = modules();
+    j["mpi"] = {{"compiled", mpi_compiled()}};
     j["commands"] = command_names;
     return j.dump(2) + "\n";
   }
@@ -610,6 +625,8 @@ std::string version_text(bool json) {
     t += fmt::format("cuda:     compiled (CUDA {}, {}); {} device{} visible\n", MLAUDIT_CUDA_VERSION, archs_text, gpus,
                      gpus == 1 ? "" : "s");
   else t += "cuda:     not compiled (--device cuda is refused; auto runs on the CPU)\n";
+  t += mpi_compiled() ? "mpi:      compiled (mpirun -n K mlaudit --mpi <command>)\n"
+                      : "mpi:      not compiled (--mpi is refused)\n";
   t += fmt::format("modules:  {}\n", words(modules()));
   t += fmt::format("commands: {}\n", words(command_names));
   return t;

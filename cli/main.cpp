@@ -8,6 +8,9 @@
 
 #include "command.h"
 #include "docgen.h"
+#ifdef MLAUDIT_HAVE_MPI
+#include "mpi_run.h"
+#endif
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/session.h"
 #include "version.h"
@@ -17,7 +20,8 @@ using namespace mlaudit;
 namespace {
 void print_usage() {
   std::cout << "mlaudit " << MLAUDIT_VERSION << " - audit a trained ONNX model before release\n\n"
-            << "Usage: mlaudit [--threads N] [--device cpu|cuda|auto] [--output NAME] [--quiet] <command> [options]\n\n"
+            << "Usage: mlaudit [--threads N] [--device cpu|cuda|auto] [--output NAME] [--quiet] <command> [options]\n"
+            << "       mpirun -n K mlaudit --mpi [--mpi-chunks M] <command> [options]   (attack, certify, corrupt, verify)\n\n"
             << "  --output NAME   the model output to audit (default: a classifier's probabilities output, else\n"
             << "                  the first float output); also --model-output NAME. Accepted after the command too.\n"
             << "  --version       version, git commit and what this build contains (CPU kernels, CUDA, modules);\n"
@@ -76,6 +80,15 @@ int main(int argc, char** argv) {
         global.device = engine::parse_device(value("--device"));
       } else if (a == "--quiet" || a == "-q") {
         global.quiet = true;
+      } else if (a == "--mpi") {
+        global.mpi = true;
+      } else if (a == "--mpi-chunks" || a.rfind("--mpi-chunks=", 0) == 0) {
+        const char* v = value("--mpi-chunks");
+        char* end = nullptr;
+        const long long n = std::strtoll(v, &end, 10);
+        if (!*v || *end || n < 1 || n > 100000000)
+          throw InputError("cli", fmt::format("--mpi-chunks: '{}' is not a chunk count (1 or more)", v));
+        global.mpi_chunks = n;
       } else if (a == "--output" || a.rfind("--output=", 0) == 0 || a == "--model-output" ||
                  a.rfind("--model-output=", 0) == 0) {
         global.model_output = value(a.rfind("--output", 0) == 0 ? "--output" : "--model-output");
@@ -128,6 +141,15 @@ int main(int argc, char** argv) {
       }
     }
     engine::set_num_threads(global.threads);
+    if (global.mpi_chunks && !global.mpi) throw InputError("cli", "--mpi-chunks is used with --mpi only");
+    if (global.mpi) {
+#ifdef MLAUDIT_HAVE_MPI
+      return cli::run_mpi(command, rest, global);
+#else
+      throw InputError("cli", "--mpi: this mlaudit was built without MPI (install libopenmpi-dev and rebuild: "
+                              "docs/scale-out.md)");
+#endif
+    }
     return cli::run_command(command, rest, global);
   } catch (const InputError& e) {
     // The prefix names the command the user typed, not the module that found the problem

@@ -62,6 +62,80 @@ inline nlohmann::json attack_eps_entry(double eps, const std::vector<uint8_t>& c
   return e;
 }
 
+/// One (corruption, severity) count of `corrupt`: samples still classified correctly.
+struct CorruptCount {
+  std::string corruption;
+  int severity = 0;
+  int64_t correct = 0;
+};
+
+/// `corrupt`'s aggregates from counts over n samples: clean accuracy, per corruption and
+/// severity accuracy with its interval, the means and relative drops. corrupt writes them from its
+/// run, merge from the parts' summed counts, so both are the same arithmetic.
+inline void corrupt_aggregates(nlohmann::json& j, int64_t n, int64_t clean_correct, const std::vector<std::string>& corruptions,
+                               const std::vector<CorruptCount>& counts) {
+  auto acc = [n](int64_t k) { return n ? double(k) / double(n) : 0.0; };
+  const double clean = acc(clean_correct);
+  j["n_samples"] = n;
+  j["clean_accuracy"] = clean;
+  j["clean_accuracy_ci"] = datasets::proportion_json(clean_correct, n);
+  j["clean_correct"] = clean_correct;
+  j["corruptions"] = nlohmann::json::array();
+  double all = 0;
+  for (const auto& c : corruptions) {
+    nlohmann::json e = {{"name", c}, {"by_severity", nlohmann::json::array()}};
+    double sum = 0;
+    int k = 0;
+    for (const auto& s : counts)
+      if (s.corruption == c) {
+        e["by_severity"].push_back({{"severity", s.severity}, {"accuracy", acc(s.correct)},
+                                    {"accuracy_ci", datasets::proportion_json(s.correct, n)}, {"correct", s.correct}});
+        sum += acc(s.correct);
+        ++k;
+      }
+    const double mean = k ? sum / k : 0.0;
+    e["mean_accuracy"] = mean;
+    e["relative_drop"] = clean > 0 ? (clean - mean) / clean : 0.0;
+    j["corruptions"].push_back(e);
+  }
+  for (const auto& s : counts) all += acc(s.correct);
+  const double mean_all = counts.empty() ? 0.0 : all / double(counts.size());
+  j["mean_corruption_accuracy"] = mean_all;
+  j["relative_drop"] = clean > 0 ? (clean - mean_all) / clean : 0.0;
+}
+
+/// `verify --benchmark`'s summary from its instance rows (result, correct, seconds): solved,
+/// sat, unsat, wrong (a solved instance whose answer contradicts expected.csv), unsolved, total
+/// and median seconds. The benchmark writes it from its run, merge from the parts' rows in order.
+inline void benchmark_summary(nlohmann::json& j) {
+  int64_t sat = 0, unsat = 0, wrong = 0, other = 0;
+  double total = 0;
+  std::vector<double> times;
+  for (const auto& r : j["instances"]) {
+    const std::string res = r["result"].get<std::string>();
+    if (r["correct"].is_boolean() && !r["correct"].get<bool>()) ++wrong;
+    else if (res == "sat") ++sat;
+    else if (res == "unsat") ++unsat;
+    else ++other;
+    total += r["seconds"].get<double>();
+    times.push_back(r["seconds"].get<double>());
+  }
+  std::sort(times.begin(), times.end());
+  const double median = times.empty() ? 0 : times[times.size() / 2];
+  j["summary"] = {{"instances", times.size()}, {"solved", sat + unsat}, {"sat", sat},        {"unsat", unsat},
+                  {"wrong", wrong},            {"unsolved", other},     {"total_seconds", total}, {"median_seconds", median}};
+}
+
+/// `verify --benchmark`'s results.csv (VNN-COMP style columns) from its instance rows.
+inline std::string benchmark_csv(const nlohmann::json& rows) {
+  std::string out = "onnx,vnnlib,result,expected,correct,seconds\n";
+  for (const auto& r : rows)
+    out += fmt::format("{},{},{},{},{},{:.3f}\n", r["onnx"].get<std::string>(), r["vnnlib"].get<std::string>(),
+                       r["result"].get<std::string>(), r["expected"].is_string() ? r["expected"].get<std::string>() : "",
+                       r["correct"].is_boolean() ? (r["correct"].get<bool>() ? "yes" : "no") : "", r["seconds"].get<double>());
+  return out;
+}
+
 /// The slice one process runs: samples [first, end) of `total`.
 struct Shard {
   bool on = false;
@@ -97,9 +171,23 @@ inline Shard parse(const std::string& command, const po::variables_map& vm) {
   return s;
 }
 
+/// Thrown by set_total in count-only mode: the number of items the command would process.
+struct ItemCount {
+  int64_t total = 0;
+};
+
+/// Count-only mode (`mlaudit --mpi`'s coordinator): the command reads and checks its inputs as
+/// usual and stops at set_total, before any work, throwing ItemCount. Every sharded command
+/// calls set_total exactly once, after its inputs are validated.
+inline bool& count_only_mode() {
+  static bool on = false;
+  return on;
+}
+
 /// Fix the slice of `total` samples: block I is [total*I/N, total*(I+1)/N), so blocks differ
 /// in size by at most one and their concatenation is the whole set in order.
 inline void set_total(Shard& s, const std::string& command, int64_t total) {
+  if (count_only_mode()) throw ItemCount{total};
   s.total = total;
   if (!s.on) {
     s.first = 0, s.end = total;
@@ -112,11 +200,11 @@ inline void set_total(Shard& s, const std::string& command, int64_t total) {
   s.end = total * (s.index + 1) / s.count;
 }
 
-/// Options that can change results, as given: every option but the file paths (hashed
-/// instead), the output paths and --shard itself.
+/// Options that can change results, as given: every option but the file and folder paths
+/// (hashed instead: a benchmark by its instances.csv), the output paths and --shard itself.
 inline nlohmann::json canonical_options(const po::variables_map& vm) {
-  static const std::set<std::string> skip = {"model", "data", "labels", "out",   "save-adv",
-                                             "shard", "help", "quiet",  "result"};
+  static const std::set<std::string> skip = {"model", "data",  "labels", "out",    "save-adv",
+                                             "shard", "help",  "quiet",  "result", "benchmark"};
   nlohmann::json o = nlohmann::json::object();
   for (const auto& [name, value] : vm) {
     if (skip.count(name)) continue;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "shard.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/datasets/validate.h"
@@ -54,11 +55,13 @@ int cmd_corrupt(const std::vector<std::string>& args, const GlobalOptions& globa
       ("batch", po::value<int>()->default_value(256), "samples per model call")
       ("limit", po::value<int64_t>()->default_value(0), "use only the first N samples (0: all)")
       ("out,o", po::value<std::string>(), "report JSON");
+  shard::add_option(desc);
   po::variables_map vm;
-  if (!parse_options("corrupt", "mlaudit corrupt --model M --data X.npy --labels y.npy [--corruptions list] [--severities 1-5] --out C.json",
+  if (!parse_options("corrupt", "mlaudit corrupt --model M --data X.npy --labels y.npy [--corruptions list] [--severities 1-5] [--shard I/N] --out C.json",
                      desc, args, vm, {"model", "data", "labels", "out"}))
     return 0;
   const auto severities = parse_severities(vm["severities"].as<std::string>());
+  shard::Shard part = shard::parse("corrupt", vm);
   auto model = load_model(vm["model"].as<std::string>(), global);
   // Image corruptions are defined on [0, 1] pixels (they clip to it); tabular noise has no domain.
   LabeledData in = read_labeled_data("corrupt", vm["data"].as<std::string>(), vm["labels"].as<std::string>(), *model,
@@ -71,11 +74,14 @@ int cmd_corrupt(const std::vector<std::string>& args, const GlobalOptions& globa
   std::vector<std::string> corruptions = vm.count("corruptions") ? split_list(vm["corruptions"].as<std::string>())
                                          : (x.rank() == 4 ? robustness::image_corruptions() : robustness::tabular_corruptions());
   if (corruptions.empty()) throw InputError("cli", "corrupt: --corruptions is empty");
+  // --shard I/N: rows [first, end) of the whole set (tabular statistics still from every row;
+  // each row's noise is keyed by its global index), so the parts' counts add up to one run's.
+  shard::set_total(part, "corrupt", x.dim(0));
   robustness::CorruptionReport rep;
   {
     engine::ProgressLine progress("corrupt (corruption x severity)", "runs", global.show_progress());
     rep = robustness::evaluate_corruptions(*model, x, y, corruptions, severities, vm["seed"].as<uint64_t>(), vm["batch"].as<int>(),
-                                           progress.fn());
+                                           progress.fn(), part.first, part.end);
   }
 
   nlohmann::json j;
@@ -86,28 +92,18 @@ int cmd_corrupt(const std::vector<std::string>& args, const GlobalOptions& globa
   j["inputs"] = {{"model", datasets::file_provenance(vm["model"].as<std::string>())},
                  {"data", datasets::file_provenance(vm["data"].as<std::string>())},
                  {"labels", datasets::file_provenance(vm["labels"].as<std::string>())}};
-  j["n_samples"] = x.dim(0);
-  j["reference"] = x.rank() == 4 ? "Hendrycks & Dietterich 2019, CIFAR-10-C severity constants; JPEG omitted (no JPEG codec among the dependencies)"
+  j["reference"] = x.rank() == 4 ? "Hendrycks & Dietterich 2019, CIFAR-10-C severity constants; noise drawn per sample from a stream keyed by (seed, corruption, severity, sample index)"
                                  : "feature_noise: x + N(0, (c*std)^2), c = 0.1,0.2,0.3,0.5,1.0; feature_dropout: cell -> column mean with p = 0.1..0.5";
-  j["clean_accuracy"] = rep.clean_accuracy;
-  const int64_t n = x.dim(0);
-  auto ci = [n](double acc) { return datasets::proportion_json(int64_t(std::llround(acc * double(n))), n); };
-  j["clean_accuracy_ci"] = ci(rep.clean_accuracy);
-  j["corruptions"] = nlohmann::json::array();
-  for (const auto& c : corruptions) {
-    nlohmann::json e = {{"name", c}, {"by_severity", nlohmann::json::array()}};
-    for (const auto& s : rep.scores)
-      if (s.corruption == c) e["by_severity"].push_back({{"severity", s.severity}, {"accuracy", s.accuracy}, {"accuracy_ci", ci(s.accuracy)}});
-    e["mean_accuracy"] = rep.mean_accuracy(c);
-    e["relative_drop"] = rep.clean_accuracy > 0 ? (rep.clean_accuracy - rep.mean_accuracy(c)) / rep.clean_accuracy : 0.0;
-    j["corruptions"].push_back(e);
-  }
-  j["mean_corruption_accuracy"] = rep.mean_corruption_accuracy();
-  j["relative_drop"] = rep.clean_accuracy > 0 ? (rep.clean_accuracy - rep.mean_corruption_accuracy()) / rep.clean_accuracy : 0.0;
+  std::vector<shard::CorruptCount> counts;
+  for (const auto& s : rep.scores) counts.push_back({s.corruption, s.severity, s.correct});
+  shard::corrupt_aggregates(j, rep.n, rep.clean_correct, corruptions, counts);
+  if (part.on) shard::make_part(j, "corrupt", part, vm, global);
   datasets::write_file_atomic(vm["out"].as<std::string>(), j.dump(1) + "\n");
   if (!global.quiet) {
-    std::cout << fmt::format("clean accuracy {:.4f}, mean corruption accuracy {:.4f} (relative drop {:.3f})\n", rep.clean_accuracy,
-                             rep.mean_corruption_accuracy(), j["relative_drop"].get<double>());
+    std::cout << fmt::format("clean accuracy {:.4f}, mean corruption accuracy {:.4f} (relative drop {:.3f}){}\n",
+                             j["clean_accuracy"].get<double>(), j["mean_corruption_accuracy"].get<double>(),
+                             j["relative_drop"].get<double>(),
+                             part.on ? fmt::format(" on shard {}/{} (samples {}-{})", part.index, part.count, part.first, part.end - 1) : "");
     for (const auto& e : j["corruptions"])
       std::cout << fmt::format("  {:<16} mean accuracy {:.4f}\n", e["name"].get<std::string>(), e["mean_accuracy"].get<double>());
     std::cout << "report: " << vm["out"].as<std::string>() << "\n";

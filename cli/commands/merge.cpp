@@ -1,4 +1,4 @@
-// mlaudit merge: the parts written by `attack|certify|verify --data ... --shard I/N` into the
+// mlaudit merge: the parts written by `attack|certify|corrupt|verify --data|--benchmark ... --shard I/N` into the
 // JSON one process writes: per-sample records in global order, every aggregate recomputed from
 // the merged records with the command's own formulas. Parts of different runs (model, data,
 // options, version), missing or repeated shards and mixed commands are refused (exit 2).
@@ -14,6 +14,7 @@
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
+#include "merge.h"
 #include "shard.h"
 
 namespace mlaudit::cli {
@@ -150,6 +151,33 @@ json merge_certify(const std::vector<Part>& parts) {
   return j;
 }
 
+// corrupt: the parts' counts summed per (corruption, severity), the aggregates recomputed with
+// corrupt's own function (shard::corrupt_aggregates).
+json merge_corrupt(const std::vector<Part>& parts) {
+  json j = parts.front().j;
+  int64_t n = 0, clean = 0;
+  std::vector<std::string> names;
+  std::vector<shard::CorruptCount> counts;
+  for (const auto& c : j["corruptions"]) {
+    names.push_back(c["name"].get<std::string>());
+    for (const auto& s : c["by_severity"]) counts.push_back({names.back(), s["severity"].get<int>(), 0});
+  }
+  for (const auto& p : parts) {
+    n += p.j["n_samples"].get<int64_t>();
+    clean += p.j["clean_correct"].get<int64_t>();
+    size_t k = 0;
+    for (const auto& c : p.j["corruptions"])
+      for (const auto& s : c["by_severity"]) {
+        if (k >= counts.size() || c["name"] != counts[k].corruption || s["severity"] != counts[k].severity)
+          throw InputError("merge", fmt::format("{}: its corruptions and severities differ from the first part's", p.path));
+        counts[k++].correct += s["correct"].get<int64_t>();
+      }
+    if (k != counts.size()) throw InputError("merge", fmt::format("{}: its corruptions and severities differ from the first part's", p.path));
+  }
+  shard::corrupt_aggregates(j, n, clean, names, counts);
+  return j;
+}
+
 // verify --data: records ordered eps by eps, then by sample (verify::robustness_report); the
 // by_eps counts, intervals and mean seconds recomputed; tree models' clique-bound counts and
 // minimal distances.
@@ -190,6 +218,14 @@ json merge_verify(const std::vector<Part>& parts) {
   return j;
 }
 
+// verify --benchmark: the instance rows in order, the summary recomputed (shard::benchmark_summary).
+json merge_benchmark(const std::vector<Part>& parts) {
+  json j = parts.front().j;
+  j["instances"] = concat(parts, "instances");
+  shard::benchmark_summary(j);
+  return j;
+}
+
 // The first difference between two parts' run blocks, in words.
 std::string run_difference(const json& a, const json& b) {
   if (a.value("command", "") != b.value("command", ""))
@@ -211,23 +247,16 @@ std::string run_difference(const json& a, const json& b) {
   return "their run ids differ";
 }
 
-int cmd_merge(const std::vector<std::string>& args, const GlobalOptions& global) {
-  po::options_description desc("merge options");
-  desc.add_options()("parts", po::value<std::vector<std::string>>()->multitoken(), "part JSON files (written with --shard I/N)")(
-      "out,o", po::value<std::string>(), "merged report JSON (what one process writes)");
-  po::positional_options_description pos;
-  pos.add("parts", -1);
-  po::variables_map vm;
-  if (!parse_options("merge", "mlaudit merge PART.json... --out R.json   (parts of attack, certify or verify --data run with --shard I/N)",
-                     desc, args, vm, {"parts", "out"}, &pos))
-    return 0;
+}  // namespace
+
+MergedReport merge_parts(const std::vector<PartText>& texts, const std::string& out) {
   std::vector<Part> parts;
-  for (const auto& path : vm["parts"].as<std::vector<std::string>>()) {
+  for (const auto& t : texts) {
     Part p;
-    p.path = path;
-    const std::string text = datasets::read_file(path, int64_t(4) << 30);
+    p.path = t.name;
+    const std::string& path = t.name;
     try {
-      p.j = json::parse(text);
+      p.j = json::parse(t.text);
     } catch (const json::exception& e) {
       throw InputError("merge", fmt::format("{}: not JSON ({})", path, e.what()));
     }
@@ -237,6 +266,7 @@ int cmd_merge(const std::vector<std::string>& args, const GlobalOptions& global)
     p.index = p.j["shard"]["index"].get<int64_t>();
     parts.push_back(std::move(p));
   }
+  if (parts.empty()) throw InputError("merge", "no parts given");
   const json& run0 = parts.front().j["shard"]["run"];
   const int64_t count = parts.front().j["shard"]["count"].get<int64_t>();
   for (const auto& p : parts) {
@@ -281,17 +311,46 @@ int cmd_merge(const std::vector<std::string>& args, const GlobalOptions& global)
   int indent = 1;
   if (command == "attack") merged = merge_attack(parts);
   else if (command == "certify") merged = merge_certify(parts);
+  else if (command == "corrupt") merged = merge_corrupt(parts);
+  else if (command == "verify" && parts.front().j.value("kind", "") == "vnncomp_benchmark") merged = merge_benchmark(parts), indent = 2;
   else if (command == "verify") merged = merge_verify(parts), indent = 2;
-  else throw InputError("merge", fmt::format("{}: parts of '{}' cannot be merged (attack, certify, verify --data)", parts.front().path, command));
+  else throw InputError("merge", fmt::format("{}: parts of '{}' cannot be merged (attack, certify, corrupt, verify --data, verify --benchmark)", parts.front().path, command));
   merged["schema"] = parts.front().j["shard"]["report_schema"];
   merged.erase("shard");
+  const bool csv = out.size() >= 4 && out.compare(out.size() - 4, 4, ".csv") == 0;
+  if (csv && merged.value("kind", "") != "vnncomp_benchmark")
+    throw InputError("merge", fmt::format("--out {}: only verify --benchmark parts merge into a results CSV; give a .json", out));
+  MergedReport r;
+  r.text = csv ? shard::benchmark_csv(merged["instances"]) : merged.dump(indent) + "\n";
+  r.command = command;
+  r.shards = count;
+  r.samples = next;
+  r.device_sampler = parts.front().j["shard"].value("device_sampler", false);
+  return r;
+}
+
+namespace {
+
+int cmd_merge(const std::vector<std::string>& args, const GlobalOptions& global) {
+  po::options_description desc("merge options");
+  desc.add_options()("parts", po::value<std::vector<std::string>>()->multitoken(), "part JSON files (written with --shard I/N)")(
+      "out,o", po::value<std::string>(), "merged report JSON (what one process writes)");
+  po::positional_options_description pos;
+  pos.add("parts", -1);
+  po::variables_map vm;
+  if (!parse_options("merge", "mlaudit merge PART.json... --out R.json   (parts of attack, certify, corrupt, verify --data or --benchmark run with --shard I/N; a benchmark may merge into results.csv)",
+                     desc, args, vm, {"parts", "out"}, &pos))
+    return 0;
+  std::vector<PartText> texts;
+  for (const auto& path : vm["parts"].as<std::vector<std::string>>()) texts.push_back({path, datasets::read_file(path, int64_t(4) << 30)});
   const std::string out = vm["out"].as<std::string>();
-  datasets::write_file_atomic(out, merged.dump(indent) + "\n");
+  const MergedReport r = merge_parts(texts, out);
+  datasets::write_file_atomic(out, r.text);
   if (!global.quiet) {
-    if (parts.front().j["shard"].value("device_sampler", false))
+    if (r.device_sampler)
       std::cerr << "mlaudit: warning: merge: the certify parts used the device sampler, whose noise depends on the slice: "
                    "the certificates are valid but not the ones one process draws\n";
-    std::cout << fmt::format("merged {} shards of {} ({} samples): {}\n", count, command, next, out);
+    std::cout << fmt::format("merged {} shards of {} ({} samples): {}\n", r.shards, r.command, r.samples, out);
   }
   return 0;
 }

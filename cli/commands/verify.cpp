@@ -715,10 +715,17 @@ int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
   }
   double cap = vm.count("timeout-override") ? vm["timeout-override"].as<double>() : 0;
   if (vm.count("timeout-override") && !(cap > 0)) throw InputError("verify", "--timeout-override must be > 0");
+  // --shard I/N: instances [first, end) of the (filtered) list; a part is JSON, for `mlaudit merge`.
+  shard::Shard part = shard::parse("verify", vm);
+  if (part.on && !ends_with(out_path, ".json"))
+    throw InputError("verify", fmt::format("--benchmark --shard writes a part for 'mlaudit merge': give --out PART.json, not {} "
+                                           "(merge writes results.csv or .json)", out_path));
+  shard::set_total(part, "verify", int64_t(instances.size()));
+  if (part.on)
+    instances = std::vector<Instance>(instances.begin() + part.first, instances.begin() + part.end);
   const std::vector<std::string> solver_args = forwarded_solver_args(vm);
   std::string tmp = (fs::temp_directory_path() / fmt::format("mlaudit-bench-{}", getpid())).string();
   fs::create_directories(tmp);
-  std::string out = "onnx,vnnlib,result,expected,correct,seconds\n";
   nlohmann::json rows = nlohmann::json::array();
   std::map<std::string, nlohmann::json> provenance;  // one hash per file, however many instances share it
   auto prov = [&](const std::string& path) -> const nlohmann::json& {
@@ -744,23 +751,21 @@ int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
     else if (res == "unsat") ++unsat;
     else ++other;
     std::string correct = in.expected.empty() || !solved ? "" : (is_wrong ? "no" : "yes");
-    out += fmt::format("{},{},{},{},{},{:.3f}\n", fs::path(in.onnx).filename().string(), fs::path(in.vnnlib).filename().string(),
-                       res, in.expected, correct, s);
+    nlohmann::json row{{"onnx", fs::path(in.onnx).filename().string()},
+                       {"vnnlib", fs::path(in.vnnlib).filename().string()},
+                       {"instance", in.listed},
+                       {"result", res},
+                       {"expected", in.expected.empty() ? nlohmann::json(nullptr) : nlohmann::json(in.expected)},
+                       {"correct", correct.empty() ? nlohmann::json(nullptr) : nlohmann::json(correct == "yes")},
+                       {"seconds", s},
+                       {"timeout_s", to}};
     if (want_json) {
-      nlohmann::json row{{"onnx", fs::path(in.onnx).filename().string()},
-                         {"vnnlib", fs::path(in.vnnlib).filename().string()},
-                         {"instance", in.listed},
-                         {"result", res},
-                         {"expected", in.expected.empty() ? nlohmann::json(nullptr) : nlohmann::json(in.expected)},
-                         {"correct", correct.empty() ? nlohmann::json(nullptr) : nlohmann::json(correct == "yes")},
-                         {"seconds", s},
-                         {"timeout_s", to}};
       nlohmann::json files = nlohmann::json::object();
       for (const auto& [role, path] : {std::pair<std::string, std::string>{"model", in.onnx}, {"vnnlib", in.vnnlib}})
         if (fs::exists(path)) files[role] = prov(path);
       row["inputs"] = files;
-      rows.push_back(row);
     }
+    rows.push_back(row);
     if (!quiet) {
       // [k/N] and the time left at the mean pace so far: a benchmark runs for minutes to hours.
       const size_t k = times.size();
@@ -772,8 +777,6 @@ int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
     }
   }
   fs::remove_all(tmp);
-  std::sort(times.begin(), times.end());
-  double median = times.empty() ? 0 : times[times.size() / 2];
   if (want_json) {
     nlohmann::json j;
     j["schema"] = "mlaudit.verify/1";
@@ -782,17 +785,20 @@ int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
     j["benchmark"] = dir.string();
     j["filter"] = vm.count("filter") ? nlohmann::json(filter_text) : nlohmann::json(nullptr);
     j["timeout_override_s"] = cap > 0 ? nlohmann::json(cap) : nlohmann::json(nullptr);
-    j["summary"] = {{"instances", instances.size()}, {"solved", sat + unsat}, {"sat", sat},       {"unsat", unsat},
-                    {"wrong", wrong},                 {"unsolved", other},     {"total_seconds", total}, {"median_seconds", median}};
     j["instances"] = rows;
+    shard::benchmark_summary(j);
     j["inputs"] = inputs_block({{"instances", csv.string()},
                                 {"expected", fs::exists(dir / "expected.csv") ? (dir / "expected.csv").string() : ""}});
+    if (part.on) shard::make_part(j, "verify", part, vm, g);
     datasets::write_file_atomic(out_path, j.dump(2) + "\n");
   } else {
-    datasets::write_file_atomic(out_path, out);
+    datasets::write_file_atomic(out_path, shard::benchmark_csv(rows));
   }
-  std::cout << fmt::format("instances {}: solved {} (sat {}, unsat {}), wrong {}, unsolved {}; total {:.2f} s, median {:.3f} s\n",
-                           instances.size(), sat + unsat, sat, unsat, wrong, other, total, median);
+  std::sort(times.begin(), times.end());
+  double median = times.empty() ? 0 : times[times.size() / 2];
+  if (!quiet)
+    std::cout << fmt::format("instances {}: solved {} (sat {}, unsat {}), wrong {}, unsolved {}; total {:.2f} s, median {:.3f} s\n",
+                             instances.size(), sat + unsat, sat, unsat, wrong, other, total, median);
   return 0;
 }
 
@@ -878,7 +884,8 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
   if (vm.count("benchmark")) {
     // Each instance runs under its own limit (instances.csv, --timeout-override); the other solver options pass on.
     check_mode_options(vm, "--benchmark",
-                       {"benchmark", "out", "filter", "timeout-override", "no-alpha", "alpha-hidden", "lookahead-depth", "seed"});
+                       {"benchmark", "out", "filter", "timeout-override", "no-alpha", "alpha-hidden", "lookahead-depth", "seed",
+                        "shard"});
     return run_benchmark(vm, g);
   }
   // --fairness may take --data (tree models: boxes around rows); otherwise --data is the robustness mode.

@@ -13,6 +13,7 @@
 
 #include "common.h"
 #include "mlaudit/engine/error.h"
+#include "mlaudit/engine/random.h"
 
 namespace mlaudit::robustness {
 
@@ -147,8 +148,16 @@ std::vector<uint8_t> jpeg_roundtrip(const std::vector<uint8_t>& pixels, int widt
 
 }  // namespace
 
+namespace {
+// Sample `index`'s own stream: every random draw of a sample depends on (seed, its global index)
+// only, so a slice of the data (--shard) draws exactly what the whole run draws for those rows.
+engine::Xoshiro256 sample_stream(uint64_t seed, int64_t index) {
+  return engine::Xoshiro256(seed ^ (uint64_t(index) * 0xD1B54A32D192ED03ULL));
+}
+}  // namespace
+
 engine::Tensor corrupt(const engine::Tensor& x_in, const std::string& name, int severity, uint64_t seed,
-                       const std::vector<double>& column_mean, const std::vector<double>& column_std) {
+                       const std::vector<double>& column_mean, const std::vector<double>& column_std, int64_t first_index) {
   if (severity < 1 || severity > 5) throw InputError("robustness", fmt::format("corruption severity must be 1..5, got {}", severity));
   const size_t s = size_t(severity - 1);
   const bool is_image = std::find(image_corruptions().begin(), image_corruptions().end(), name) != image_corruptions().end();
@@ -156,7 +165,6 @@ engine::Tensor corrupt(const engine::Tensor& x_in, const std::string& name, int 
   if (!is_image && !is_tab)
     throw InputError("robustness", "unknown corruption '" + name + "' (image: gaussian_noise, shot_noise, impulse_noise, gaussian_blur, brightness, contrast, pixelate, jpeg_compression; tabular: feature_noise, feature_dropout)");
   engine::Tensor x = x_in.to(engine::DType::Float32).clone();
-  std::mt19937_64 rng(seed);
   float* p = x.f32();
   const int64_t total = x.numel();
   if (is_tab) {
@@ -167,40 +175,54 @@ engine::Tensor corrupt(const engine::Tensor& x_in, const std::string& name, int 
     if (name == "feature_noise") {
       // x_ij + N(0, (c * std_j)^2), c = 0.1, 0.2, 0.3, 0.5, 1.0 (mlaudit's definition).
       static const double c[] = {0.1, 0.2, 0.3, 0.5, 1.0};
-      std::normal_distribution<double> g(0, 1);
-      for (int64_t i = 0; i < n; ++i)
+      for (int64_t i = 0; i < n; ++i) {
+        auto rng = sample_stream(seed, first_index + i);
+        std::normal_distribution<double> g(0, 1);
         for (int64_t j = 0; j < f; ++j) p[i * f + j] = float(p[i * f + j] + c[s] * column_std[size_t(j)] * g(rng));
+      }
     } else {
       // Each cell replaced by its column mean with probability c = 0.1 .. 0.5 (mlaudit's definition).
       static const double c[] = {0.1, 0.2, 0.3, 0.4, 0.5};
       std::bernoulli_distribution drop(c[s]);
-      for (int64_t i = 0; i < n; ++i)
+      for (int64_t i = 0; i < n; ++i) {
+        auto rng = sample_stream(seed, first_index + i);
         for (int64_t j = 0; j < f; ++j)
           if (drop(rng)) p[i * f + j] = float(column_mean[size_t(j)]);
+      }
     }
     return x;
   }
   if (x.rank() != 4) throw InputError("robustness", name + " is an image corruption: data must be [N,C,H,W], got " + engine::shape_str(x.shape()));
   const int64_t n = x.dim(0), ch = x.dim(1), h = x.dim(2), w = x.dim(3), plane = h * w;
+  const int64_t per_sample = n ? total / n : 0;
   if (name == "gaussian_noise") {
     static const double c[] = {0.04, 0.06, 0.08, 0.09, 0.10};
-    std::normal_distribution<double> g(0, c[s]);
-    for (int64_t k = 0; k < total; ++k) p[k] = clip01(p[k] + g(rng));
+    for (int64_t b = 0; b < n; ++b) {
+      auto rng = sample_stream(seed, first_index + b);
+      std::normal_distribution<double> g(0, c[s]);
+      for (int64_t k = b * per_sample; k < (b + 1) * per_sample; ++k) p[k] = clip01(p[k] + g(rng));
+    }
   } else if (name == "shot_noise") {
     // Poisson(x * c) / c.
     static const double c[] = {500, 250, 100, 75, 50};
-    for (int64_t k = 0; k < total; ++k) {
-      const double lambda = double(p[k]) * c[s];
-      if (!(lambda > 0)) { p[k] = 0.f; continue; }  // Poisson(0) is 0 (std::poisson_distribution needs mean > 0)
-      std::poisson_distribution<int64_t> po(lambda);
-      p[k] = clip01(double(po(rng)) / c[s]);
+    for (int64_t b = 0; b < n; ++b) {
+      auto rng = sample_stream(seed, first_index + b);
+      for (int64_t k = b * per_sample; k < (b + 1) * per_sample; ++k) {
+        const double lambda = double(p[k]) * c[s];
+        if (!(lambda > 0)) { p[k] = 0.f; continue; }  // Poisson(0) is 0 (std::poisson_distribution needs mean > 0)
+        std::poisson_distribution<int64_t> po(lambda);
+        p[k] = clip01(double(po(rng)) / c[s]);
+      }
     }
   } else if (name == "impulse_noise") {
     // Salt and pepper (skimage random_noise mode "s&p"): each value replaced with probability c, half salt.
     static const double c[] = {0.01, 0.02, 0.03, 0.05, 0.07};
-    std::bernoulli_distribution hit(c[s]), salt(0.5);
-    for (int64_t k = 0; k < total; ++k)
-      if (hit(rng)) p[k] = salt(rng) ? 1.f : 0.f;
+    for (int64_t b = 0; b < n; ++b) {
+      auto rng = sample_stream(seed, first_index + b);
+      std::bernoulli_distribution hit(c[s]), salt(0.5);
+      for (int64_t k = b * per_sample; k < (b + 1) * per_sample; ++k)
+        if (hit(rng)) p[k] = salt(rng) ? 1.f : 0.f;
+    }
   } else if (name == "gaussian_blur") {
     // skimage.filters.gaussian(sigma = c, mode "nearest"), separable per channel.
     static const double c[] = {0.4, 0.6, 0.7, 0.8, 1.0};
@@ -300,41 +322,49 @@ double CorruptionReport::mean_corruption_accuracy() const {
 CorruptionReport evaluate_corruptions(const engine::Model& model, const engine::Tensor& x_in,
                                       const std::vector<int64_t>& labels, const std::vector<std::string>& corruptions,
                                       const std::vector<int>& severities, uint64_t seed, int batch,
-                                      const engine::ProgressFn& progress) {
-  const engine::Tensor x = x_in.to(engine::DType::Float32);
-  if (x.rank() < 2) throw InputError("robustness", "input data must be [N, ...], got " + engine::shape_str(x.shape()));
-  if (int64_t(labels.size()) != x.dim(0))
-    throw InputError("robustness", fmt::format("labels have {} entries but the data has {} samples", labels.size(), x.dim(0)));
+                                      const engine::ProgressFn& progress, int64_t first, int64_t end) {
+  const engine::Tensor x_all = x_in.to(engine::DType::Float32);
+  if (x_all.rank() < 2) throw InputError("robustness", "input data must be [N, ...], got " + engine::shape_str(x_all.shape()));
+  if (int64_t(labels.size()) != x_all.dim(0))
+    throw InputError("robustness", fmt::format("labels have {} entries but the data has {} samples", labels.size(), x_all.dim(0)));
   if (batch < 1) throw InputError("robustness", "--batch must be >= 1");
+  if (end < 0) end = x_all.dim(0);
+  if (first < 0 || first > end || end > x_all.dim(0))
+    throw InputError("robustness", fmt::format("rows [{}, {}) are outside the {} samples", first, end, x_all.dim(0)));
+  // Tabular statistics always come from every row, so a slice corrupts its rows as the whole run does.
   std::vector<double> mean, stdev;
-  if (x.rank() == 2) {
-    const int64_t n = x.dim(0), f = x.dim(1);
+  if (x_all.rank() == 2) {
+    const int64_t n = x_all.dim(0), f = x_all.dim(1);
     mean.assign(size_t(f), 0.0);
     stdev.assign(size_t(f), 0.0);
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < f; ++j) mean[size_t(j)] += x.f32()[i * f + j] / double(n);
+      for (int64_t j = 0; j < f; ++j) mean[size_t(j)] += x_all.f32()[i * f + j] / double(n);
     for (int64_t i = 0; i < n; ++i)
       for (int64_t j = 0; j < f; ++j) {
-        const double dv = x.f32()[i * f + j] - mean[size_t(j)];
+        const double dv = x_all.f32()[i * f + j] - mean[size_t(j)];
         stdev[size_t(j)] += dv * dv / double(std::max<int64_t>(n - 1, 1));
       }
     for (auto& v : stdev) v = std::sqrt(v);
   }
-  auto accuracy = [&](const engine::Tensor& xs) {
+  const engine::Tensor x = first == 0 && end == x_all.dim(0) ? x_all : x_all.slice_rows(first, end);
+  auto correct = [&](const engine::Tensor& xs) {
     engine::Tensor logits = detail::forward_batched(model, xs, batch);
     if (logits.rank() != 2 || logits.dim(0) != xs.dim(0))
       throw InputError("robustness", "model output must be logits [N,C], got " + engine::shape_str(logits.shape()));
     int64_t ok = 0;
-    for (int64_t i = 0; i < xs.dim(0); ++i) ok += detail::row_argmax(logits, i) == labels[size_t(i)];
-    return xs.dim(0) ? double(ok) / double(xs.dim(0)) : 0.0;
+    for (int64_t i = 0; i < xs.dim(0); ++i) ok += detail::row_argmax(logits, i) == labels[size_t(first + i)];
+    return ok;
   };
   CorruptionReport rep;
-  rep.clean_accuracy = accuracy(x);
+  rep.n = x.dim(0);
+  rep.clean_correct = correct(x);
+  rep.clean_accuracy = rep.accuracy(rep.clean_correct);
   uint64_t k = 0;
   for (const auto& c : corruptions)
     for (int s : severities) {
-      engine::Tensor xc = corrupt(x, c, s, seed * 7919ULL + (++k), mean, stdev);
-      rep.scores.push_back({c, s, accuracy(xc)});
+      engine::Tensor xc = corrupt(x, c, s, seed * 7919ULL + (++k), mean, stdev, first);
+      const int64_t ok = correct(xc);
+      rep.scores.push_back({c, s, rep.accuracy(ok), ok});
       if (progress) progress(int64_t(k), int64_t(corruptions.size() * severities.size()));
     }
   return rep;

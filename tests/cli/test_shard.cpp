@@ -1,16 +1,18 @@
 // `--shard I/N` and `mlaudit merge` (docs/scale-out.md): for attack (pgd, square, the exact
-// tree attack), certify and verify --data, the parts of N = 1, 2, 3 and 7 shards merge into the
+// tree attack), certify, corrupt, verify --data and verify --benchmark, the parts of N = 1, 2, 3 and 7 shards merge into the
 // JSON one process writes, byte for byte but for the timings (lines naming seconds); merge
 // refuses parts of other runs, missing and repeated shards and mixed commands (exit 2, one line).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "shard_compare.h"
 #include "test_util.h"
 
 using namespace mlaudit;
@@ -18,27 +20,8 @@ using namespace mlaudit;
 namespace {
 
 std::string src(const std::string& rel) { return test::source_path(rel); }
-
-// Text lines that are not timings: every other byte must match.
-std::vector<std::string> untimed_lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.find("seconds") == std::string::npos) out.push_back(line);
-  return out;
-}
-
-// The same JSON without timings (for a readable first difference).
-nlohmann::json untimed(nlohmann::json j) {
-  if (j.is_object()) {
-    for (const char* k : {"seconds", "seconds_per_sample", "mean_seconds_per_sample"}) j.erase(k);
-    for (auto& [k, v] : j.items()) v = untimed(v);
-  } else if (j.is_array()) {
-    for (auto& v : j) v = untimed(v);
-  }
-  return j;
-}
+using test::untimed;
+using test::untimed_lines;
 
 // Runs `command` whole and as `shards` parts, merges the parts (given in reverse order) and
 // compares the merged report with the whole one.
@@ -58,7 +41,8 @@ void expect_sharded_equal(const std::string& tag, const std::string& command, in
     CHECK(j["shard"]["report_schema"] == nlohmann::json::parse(test::read_text(dir + "/whole.json"))["schema"]);
     CHECK(j["shard"]["index"] == i);
     CHECK(j["shard"]["count"] == shards);
-    CHECK(j["shard"]["run"]["sha256"]["model"] == j["inputs"]["model"]["sha256"]);
+    for (const char* role : {"model", "instances"})  // a benchmark is named by its instances.csv
+      if (j["inputs"].contains(role)) CHECK(j["shard"]["run"]["sha256"][role] == j["inputs"][role]["sha256"]);
     parts += " " + part;
   }
   auto m = test::run_cli("merge -q" + parts + " --out " + dir + "/merged.json");
@@ -69,7 +53,7 @@ void expect_sharded_equal(const std::string& tag, const std::string& command, in
   CHECK(!jb.contains("shard"));
   CHECK(untimed(ja) == untimed(jb));
   CHECK(untimed_lines(a) == untimed_lines(b));
-  CHECK(ja["per_sample"].size() == jb["per_sample"].size());
+  CHECK(ja.value("per_sample", nlohmann::json::array()).size() == jb.value("per_sample", nlohmann::json::array()).size());
 }
 
 std::string credit() {
@@ -89,7 +73,30 @@ std::string certify_seed(int seed) {
   return "certify" + credit() + " --sigma 0.5 --n0 20 --n 500 --seed " + std::to_string(seed) + " --radii 0,0.1,0.25,0.5 --limit 14";
 }
 const std::string certify = certify_seed(5);
+// corrupt: noise corruptions (per-sample streams) and deterministic ones; tabular noise and
+// dropout, whose column statistics come from every row, not the shard's.
+const std::string corrupt_images = "corrupt --model " + src("models/fmnist_cnn.onnx") + " --data " + src("datasets/demo/fmnist_x.npy") +
+                                   " --labels " + src("datasets/demo/fmnist_y.npy") +
+                                   " --corruptions gaussian_noise,shot_noise,impulse_noise,contrast --severities 1,5 --limit 23";
+const std::string corrupt_tabular = "corrupt" + credit() + " --severities 1-5 --seed 3 --limit 50";
 const std::string verify = "verify" + trees() + " --eps 0.1,0.5 --clip-min=-inf --clip-max=inf --limit 14 --minimal-distance";
+
+// A seven-instance benchmark in the VNN-COMP layout (instances.csv, expected.csv) from the
+// verify fixtures: a sat and an unsat property of one network, listed alternately.
+std::string benchmark_dir() {
+  namespace fs = std::filesystem;
+  const std::string dir = test::temp_dir("shard-benchmark-src");
+  fs::create_directories(dir + "/onnx");
+  fs::create_directories(dir + "/vnnlib");
+  for (const char* f : {"domain_sat.vnnlib", "domain_unsat.vnnlib"})
+    fs::copy_file(src(std::string("tests/fixtures/verify/") + f), dir + "/vnnlib/" + f, fs::copy_options::overwrite_existing);
+  fs::copy_file(src("tests/fixtures/verify/domain_mlp.onnx"), dir + "/onnx/domain_mlp.onnx", fs::copy_options::overwrite_existing);
+  std::ofstream f(dir + "/instances.csv");
+  for (int i = 0; i < 7; ++i) f << "onnx/domain_mlp.onnx,vnnlib/domain_" << (i % 2 ? "unsat" : "sat") << ".vnnlib,30\n";
+  std::ofstream e(dir + "/expected.csv");
+  e << "onnx,vnnlib,timeout_s,expected\ndomain_mlp.onnx,domain_sat.vnnlib,30,sat\ndomain_mlp.onnx,domain_unsat.vnnlib,30,unsat\n";
+  return dir;
+}
 
 // One line on stderr, exit 2.
 void expect_refused(const test::CommandResult& r, const std::string& phrase) {
@@ -118,8 +125,49 @@ TEST_CASE("shard: certify parts merge into the whole run", "[cli][shard]") {
   for (int n : {1, 2, 3, 7}) expect_sharded_equal("certify", certify, n);
 }
 
+TEST_CASE("shard: corrupt parts merge into the whole run (images and tabular)", "[cli][shard]") {
+  for (int n : {1, 2, 3, 7}) expect_sharded_equal("corrupt-images", corrupt_images, n);
+  for (int n : {2, 7}) expect_sharded_equal("corrupt-tabular", corrupt_tabular, n);
+}
+
 TEST_CASE("shard: verify --data parts merge into the whole run", "[cli][shard]") {
   for (int n : {1, 2, 3, 7}) expect_sharded_equal("verify", verify, n);
+}
+
+TEST_CASE("shard: verify --benchmark parts merge into the whole run, as JSON or results.csv", "[cli][shard]") {
+  const std::string bench = "verify --benchmark " + benchmark_dir();
+  for (int n : {1, 2, 3, 7}) expect_sharded_equal("benchmark", bench, n);
+  // results.csv from the parts: the whole run's rows, the time column aside.
+  const std::string dir = test::temp_dir("shard-benchmark-csv");
+  REQUIRE(test::run_cli(bench + " -q --out " + dir + "/whole.csv").exit_code == 0);
+  std::string parts;
+  for (int i = 0; i < 3; ++i) {
+    const std::string part = dir + "/p" + std::to_string(i) + ".json";
+    REQUIRE(test::run_cli(bench + " -q --shard " + std::to_string(i) + "/3 --out " + part).exit_code == 0);
+    parts += " " + part;
+  }
+  auto m = test::run_cli("merge -q" + parts + " --out " + dir + "/merged.csv");
+  INFO(m.output);
+  REQUIRE(m.exit_code == 0);
+  auto untimed_csv = [](const std::string& text) {
+    std::vector<std::string> rows;
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) rows.push_back(line.substr(0, line.rfind(',')));
+    return rows;
+  };
+  const auto whole = untimed_csv(test::read_text(dir + "/whole.csv"));
+  CHECK(whole.size() == 8);
+  CHECK(whole[1] == "domain_mlp.onnx,domain_sat.vnnlib,sat,sat,yes");
+  CHECK(whole[2] == "domain_mlp.onnx,domain_unsat.vnnlib,unsat,unsat,yes");
+  CHECK(untimed_csv(test::read_text(dir + "/merged.csv")) == whole);
+  // A part is JSON; merging other commands' parts into a CSV is refused.
+  auto csv_part = test::run_cli(bench + " --shard 0/2 --out " + dir + "/p.csv");
+  CHECK(csv_part.exit_code == 2);
+  CHECK(csv_part.output.find("give --out PART.json") != std::string::npos);
+  const std::string c0 = dir + "/c0.json";
+  REQUIRE(test::run_cli(certify + " -q --shard 0/1 --out " + c0).exit_code == 0);
+  expect_refused(test::run_cli("merge " + c0 + " --out " + dir + "/c.csv"), "only verify --benchmark parts merge into a results CSV");
 }
 
 TEST_CASE("shard: merge refuses other runs, missing and repeated shards, mixed commands", "[cli][shard]") {

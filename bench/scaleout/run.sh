@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Scaling numbers of issue #23 (docs/scale-out.md, "Scaling numbers"): per-item times from real
+# runs on this machine, then the makespan of static shards, a dynamic queue (mlaudit --mpi) and
+# LPT on 8, 64 and 512 workers, simulated by tools/scaleout_sim.py.
+#   bash bench/scaleout/run.sh [BUILD=build] [OUT=bench/scaleout/results] [--no-split]
+# Items measured (one thread per item, so a worker is one core):
+#   certify: the bundled CNN on 100 demo images at n = 10,000 (per_sample seconds); the table
+#            models 10,000 images at n = 100,000 (resampled, times x 10: linear in n).
+#   autoattack: the bundled CNN, standard Linf eps 0.1, 40 images, each its own --shard i/40
+#            process (wall time, start-up included).
+#   acasxu: bench/verify/acasxu_all_results.csv (186 instances, 2 threads each); and the same with
+#            its two longest instances (3_3 and 4_2 property 2) split into 64 sub-boxes each by
+#            tools/split_instance_times.py, their parts' times scaled by (the instance's time in
+#            the CSV / its unsplit time measured beside the parts).
+set -euo pipefail
+BUILD=${1:-build}
+OUT=${2:-bench/scaleout/results}
+SPLIT=1
+[ "${3:-}" = "--no-split" ] && SPLIT=0
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+MLAUDIT="$ROOT/$BUILD/mlaudit"
+PY=${PYTHON:-python3}
+mkdir -p "$OUT"
+CNN="--model models/fmnist_cnn.onnx --data datasets/demo/fmnist_x.npy --labels datasets/demo/fmnist_y.npy"
+
+echo "== certify: per-image times (n = 10,000, 100 images, 1 thread)"
+"$MLAUDIT" -q --threads 1 certify $CNN --sigma 0.25 --n 10000 --limit 100 --out "$OUT/certify_cnn_n10000.json"
+
+echo "== autoattack: per-image wall times (40 one-image shards, 1 thread)"
+echo "index,seconds" > "$OUT/autoattack_cnn.csv"
+for i in $(seq 0 39); do
+  t0=$(date +%s.%N)
+  "$MLAUDIT" -q --threads 1 attack $CNN --attack autoattack --eps 0.1 --limit 40 --shard "$i/40" --out "$OUT/aa_part.json"
+  t1=$(date +%s.%N)
+  echo "$i,$(echo "$t1 - $t0" | bc -l)" >> "$OUT/autoattack_cnn.csv"
+done
+rm -f "$OUT/aa_part.json"
+
+BENCH=../shared/datasets/vnncomp2022/acasxu
+if [ "$SPLIT" = 1 ]; then
+  echo "== acasxu: the two longest instances whole and split into 64 sub-boxes (1 thread)"
+  for inst in onnx/ACASXU_run2a_3_3_batch_2000.onnx,vnnlib/prop_2.vnnlib onnx/ACASXU_run2a_4_2_batch_2000.onnx,vnnlib/prop_2.vnnlib; do
+    tag=$(basename "${inst%%,*}" .onnx)
+    "$PY" tools/split_instance_times.py "$MLAUDIT" "$BENCH" "$inst" 1 --header > "$OUT/split_${tag}_whole.csv"
+    "$PY" tools/split_instance_times.py "$MLAUDIT" "$BENCH" "$inst" 64 --header > "$OUT/split_${tag}_64.csv"
+  done
+fi
+# ACAS Xu items with the split instances' parts in place of the whole instances.
+"$PY" - "$OUT" <<'PYEOF'
+import csv, sys
+out = sys.argv[1]
+rows = list(csv.DictReader(open("bench/verify/acasxu_all_results.csv")))
+items = []
+for r in rows:
+    tag = r["onnx"].replace(".onnx", "")
+    try:
+        whole = float(next(csv.DictReader(open(f"{out}/split_{tag}_whole.csv")))["seconds"])
+        parts = [float(p["seconds"]) for p in csv.DictReader(open(f"{out}/split_{tag}_64.csv"))]
+    except (FileNotFoundError, StopIteration):
+        items.append(float(r["seconds"]))
+        continue
+    if r["vnnlib"] != "prop_2.vnnlib":
+        items.append(float(r["seconds"]))
+        continue
+    scale = float(r["seconds"]) / whole
+    items += [p * scale for p in parts]
+with open(f"{out}/acasxu_split_items.csv", "w") as f:
+    f.write("seconds\n" + "".join(f"{t:.4f}\n" for t in items))
+PYEOF
+
+echo
+SIM="$PY tools/scaleout_sim.py"
+$SIM bench/verify/acasxu_all_results.csv --label "ACAS Xu, 186 instances" --header
+$SIM "$OUT/acasxu_split_items.csv" --label "ACAS Xu, 2 longest split x64"
+$SIM "$OUT/certify_cnn_n10000.json" --label "certify 10,000 images, n = 100,000" --resample 10000 --scale 10
+$SIM "$OUT/autoattack_cnn.csv" --label "AutoAttack 10,000 images" --resample 10000

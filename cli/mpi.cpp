@@ -1,0 +1,275 @@
+// `mpirun -n K mlaudit --mpi <command> ...` (docs/scale-out.md): rank 0 coordinates, ranks
+// 1..K-1 work. The command's items (samples, or benchmark instances) are cut into M chunks,
+// chunk c being exactly what `--shard c/M` runs; rank 0 hands the next chunk to whichever worker
+// is idle (verification instances take milliseconds to minutes, so fixed slices balance
+// badly), keeps every part it receives in OUT.parts/, and merges them with `mlaudit merge`'s
+// code into the report one process writes. A rank that fails, a chunk that fails, or SIGINT /
+// SIGTERM (mpirun forwards Ctrl-C and kills the job when a rank dies) end the run with the
+// chunks not done named on stderr, the finished parts kept for a rerun of the missing shards
+// and a merge: nothing is dropped silently.
+#include "mpi_run.h"
+
+#include <fmt/format.h>
+#include <mpi.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include "merge.h"
+#include "mlaudit/datasets/io.h"
+#include "mlaudit/engine/error.h"
+#include "mlaudit/engine/progress.h"
+#include "shard.h"
+
+namespace mlaudit::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kTagWork = 11;    // rank 0 -> worker: int64 {chunk, chunks}; chunk < 0: stop
+constexpr int kTagHeader = 12;  // worker -> rank 0: int64 {chunk, exit code, text bytes}
+constexpr int kTagText = 13;    // worker -> rank 0: the part (exit 0) or the error message
+
+volatile std::sig_atomic_t g_signal = 0;
+void on_signal(int sig) { g_signal = sig; }
+
+// The value of --out / -o in a command's arguments, and the arguments without it.
+std::string take_out(std::vector<std::string>& args) {
+  std::string out;
+  std::vector<std::string> rest;
+  for (size_t k = 0; k < args.size(); ++k) {
+    const std::string& a = args[k];
+    if ((a == "--out" || a == "-o") && k + 1 < args.size()) out = args[++k];
+    else if (a.rfind("--out=", 0) == 0) out = a.substr(6);
+    else rest.push_back(a);
+  }
+  args = rest;
+  return out;
+}
+
+bool has(const std::vector<std::string>& args, const std::string& name) {
+  for (const auto& a : args)
+    if (a == name || a.rfind(name + "=", 0) == 0) return true;
+  return false;
+}
+
+// One chunk on this rank: the command with --shard c/M into a temporary part file, read back.
+// Returns {exit code, part text or the one-line error}.
+std::pair<int64_t, std::string> run_chunk(const std::string& command, const std::vector<std::string>& args,
+                                          const GlobalOptions& global, int64_t chunk, int64_t chunks, const fs::path& tmp) {
+  const fs::path part = tmp / fmt::format("chunk-{}.json", chunk);
+  std::vector<std::string> a = args;
+  a.insert(a.end(), {"--shard", fmt::format("{}/{}", chunk, chunks), "--out", part.string()});
+  GlobalOptions g = global;
+  g.quiet = true;
+  try {
+    const int code = run_command(command, a, g);
+    if (code != 0) return {code, fmt::format("{} exited with {}", command, code)};
+    std::string text = datasets::read_file(part.string(), int64_t(4) << 30);
+    fs::remove(part);
+    return {0, text};
+  } catch (const InputError& e) {
+    return {2, e.what()};
+  } catch (const std::exception& e) {
+    return {3, std::string("internal error: ") + e.what()};
+  }
+}
+
+void send_work(int rank, int64_t chunk, int64_t chunks) {
+  int64_t msg[2] = {chunk, chunks};
+  MPI_Send(msg, 2, MPI_INT64_T, rank, kTagWork, MPI_COMM_WORLD);
+}
+
+int worker(const std::string& command, const std::vector<std::string>& args, const GlobalOptions& global, int rank) {
+  const char* kill_rank = std::getenv("MLAUDIT_MPI_TEST_KILL_RANK");  // test hook: this rank dies on its first chunk
+  const fs::path tmp = fs::temp_directory_path() / fmt::format("mlaudit-mpi-{}-{}", getpid(), rank);
+  fs::create_directories(tmp);
+  for (;;) {
+    int64_t msg[2];
+    MPI_Recv(msg, 2, MPI_INT64_T, 0, kTagWork, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    if (msg[0] < 0) break;
+    if (kill_rank && std::atoi(kill_rank) == rank) std::raise(SIGKILL);
+    auto [code, text] = run_chunk(command, args, global, msg[0], msg[1], tmp);
+    int64_t header[3] = {msg[0], code, int64_t(text.size())};
+    MPI_Send(header, 3, MPI_INT64_T, 0, kTagHeader, MPI_COMM_WORLD);
+    MPI_Send(text.data(), int(text.size()), MPI_CHAR, 0, kTagText, MPI_COMM_WORLD);
+  }
+  fs::remove_all(tmp);
+  return 0;
+}
+
+// Rank 0 stops early: the chunks not done named, the finished parts left in `parts_dir`.
+[[noreturn]] void give_up(const std::string& why, const std::map<int, int64_t>& running, const std::vector<bool>& done,
+                          const fs::path& parts_dir, const std::string& command, int exit_code) {
+  std::string missing;
+  int64_t n_missing = 0, n_done = 0;
+  for (size_t c = 0; c < done.size(); ++c) {
+    if (done[c]) {
+      ++n_done;
+      continue;
+    }
+    if (++n_missing <= 20) missing += (missing.empty() ? "" : ", ") + std::to_string(c);
+  }
+  std::string where;
+  for (const auto& [rank, chunk] : running) where += fmt::format("{}chunk {} on rank {}", where.empty() ? "" : ", ", chunk, rank);
+  std::cerr << fmt::format(
+      "mlaudit: error: {}: --mpi: {}; {} of {} chunks not done: {}{}{}. The {} finished parts are in {}: run each missing chunk "
+      "c with --shard c/{}, then mlaudit merge {}/*.json and the new parts\n",
+      command, why, n_missing, done.size(), missing, n_missing > 20 ? ", ..." : "",
+      where.empty() ? "" : " (running: " + where + ")", n_done, parts_dir.string(), done.size(), parts_dir.string());
+  std::cerr.flush();
+  MPI_Abort(MPI_COMM_WORLD, exit_code);
+  std::_Exit(exit_code);
+}
+
+int coordinator(const std::string& command, const std::vector<std::string>& args, const std::string& out,
+                const GlobalOptions& global, int workers) {
+  // The item count, from the command itself: it reads and checks every input (a bad option or
+  // file ends here, exit 2, before any worker starts) and stops where it would fix its slice.
+  int64_t total = -1;
+  {
+    GlobalOptions g = global;
+    g.quiet = true;
+    shard::count_only_mode() = true;
+    std::vector<std::string> a = args;
+    a.insert(a.end(), {"--out", out});
+    try {
+      run_command(command, a, g);
+    } catch (const shard::ItemCount& c) {
+      total = c.total;
+    } catch (...) {
+      shard::count_only_mode() = false;
+      for (int w = 1; w <= workers; ++w) send_work(w, -1, 0);
+      throw;
+    }
+    shard::count_only_mode() = false;
+    if (total < 0) {
+      for (int w = 1; w <= workers; ++w) send_work(w, -1, 0);
+      throw InputError(command, "--mpi: this mode of the command does not run over items (--mpi runs attack, certify, corrupt, "
+                                "verify --data and verify --benchmark)");
+    }
+  }
+  if (total == 0) {
+    for (int w = 1; w <= workers; ++w) send_work(w, -1, 0);
+    throw InputError(command, "--mpi: no items to run");
+  }
+  // Benchmark instances vary from milliseconds to minutes: one per chunk. Samples: 8 chunks per
+  // worker, enough to balance, few enough that each chunk's model load stays small.
+  int64_t chunks = global.mpi_chunks > 0 ? global.mpi_chunks
+                                         : (has(args, "--benchmark") ? total : std::min<int64_t>(total, int64_t(workers) * 8));
+  chunks = std::min(chunks, total);
+  const fs::path parts_dir = out + ".parts";
+  fs::remove_all(parts_dir);
+  fs::create_directories(parts_dir);
+  std::vector<std::string> texts(static_cast<size_t>(chunks));
+  std::vector<bool> done(static_cast<size_t>(chunks), false);
+  std::map<int, int64_t> running;  // rank -> chunk
+  int64_t next = 0, n_done = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int w = 1; w <= workers; ++w) {
+    if (next < chunks) running[w] = next, send_work(w, next++, chunks);
+    else send_work(w, -1, 0);
+  }
+  engine::ProgressLine progress(fmt::format("{} on {} MPI workers", command, workers), "chunks", global.show_progress());
+  auto on = progress.fn();
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  while (n_done < chunks) {
+    if (g_signal)
+      give_up(g_signal == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM: a rank died or the launcher stopped the job)",
+              running, done, parts_dir, command, 130);
+    int flag = 0;
+    MPI_Status st;
+    MPI_Iprobe(MPI_ANY_SOURCE, kTagHeader, MPI_COMM_WORLD, &flag, &st);
+    if (!flag) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
+    const int src = st.MPI_SOURCE;
+    int64_t header[3];
+    MPI_Recv(header, 3, MPI_INT64_T, src, kTagHeader, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    std::string text(size_t(header[2]), '\0');
+    MPI_Recv(text.data(), int(header[2]), MPI_CHAR, src, kTagText, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    const int64_t chunk = header[0];
+    running.erase(src);
+    if (header[1] != 0) {
+      std::string msg = text;
+      if (msg.rfind(command + ": ", 0) == 0) msg = msg.substr(command.size() + 2);
+      give_up(fmt::format("chunk {} failed on rank {}: {}", chunk, src, msg), running, done, parts_dir, command,
+              int(header[1]));
+    }
+    datasets::write_file_atomic((parts_dir / fmt::format("part-{:05d}-of-{}.json", chunk, chunks)).string(), text);
+    texts[size_t(chunk)] = std::move(text);
+    done[size_t(chunk)] = true;
+    ++n_done;
+    if (on) on(n_done, chunks);
+    if (next < chunks) running[src] = next, send_work(src, next++, chunks);
+    else send_work(src, -1, 0);
+  }
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  std::vector<PartText> parts;
+  for (int64_t c = 0; c < chunks; ++c) parts.push_back({fmt::format("chunk {} of {}", c, chunks), std::move(texts[size_t(c)])});
+  const MergedReport r = merge_parts(parts, out);
+  datasets::write_file_atomic(out, r.text);
+  fs::remove_all(parts_dir);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!global.quiet)
+    std::cout << fmt::format("{} over {} MPI workers: {} chunks of {} {}, {:.2f} s: {}\n", command, workers, chunks, total,
+                             has(args, "--benchmark") ? "instances" : "samples", seconds, out);
+  return 0;
+}
+
+}  // namespace
+
+int run_mpi(const std::string& command, const std::vector<std::string>& args_in, const GlobalOptions& global) {
+  int provided = 0;
+  int argc = 0;
+  char** argv = nullptr;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  struct Finalize {
+    ~Finalize() {
+      int finalized = 0;
+      MPI_Finalized(&finalized);
+      if (!finalized) MPI_Finalize();
+    }
+  } finalize;
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  std::vector<std::string> args = args_in;
+  const std::string out = take_out(args);
+  // Every rank checks the command line the same way, so they agree on whether to run; rank 0
+  // alone reports a refusal.
+  try {
+    static const char* kShardable[] = {"attack", "certify", "corrupt", "verify"};
+    bool ok = false;
+    for (const char* c : kShardable) ok |= command == c;
+    if (!ok)
+      throw InputError(command, "--mpi runs commands that loop over items: attack, certify, corrupt, verify --data, "
+                                "verify --benchmark");
+    if (command == "verify" && !has(args, "--data") && !has(args, "--benchmark"))
+      throw InputError(command, "--mpi runs verify --data or verify --benchmark (one --vnnlib property is one item)");
+    if (has(args, "--shard")) throw InputError(command, "--mpi hands out the shards itself: leave out --shard");
+    if (out.empty()) throw InputError(command, "--mpi needs --out (rank 0 writes the one report)");
+  } catch (const InputError&) {
+    if (rank != 0) return 2;
+    throw;
+  }
+  if (size < 2) {
+    // One process: no one to hand work to; run the command as is.
+    std::vector<std::string> a = args;
+    a.insert(a.end(), {"--out", out});
+    return run_command(command, a, global);
+  }
+  if (rank == 0) return coordinator(command, args, out, global, size - 1);
+  return worker(command, args, global, rank);
+}
+
+}  // namespace mlaudit::cli

@@ -1,0 +1,133 @@
+// `mpirun -n K mlaudit --mpi <command>` (docs/scale-out.md) on loopback: the one report rank 0
+// writes equals the single-process report but for the timings (attack, certify, corrupt,
+// verify --data, verify --benchmark); a rank that dies leaves the chunks not done named on
+// stderr and the finished parts on disk; bad command lines are refused before any work.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "shard_compare.h"
+#include "test_util.h"
+
+using namespace mlaudit;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string src(const std::string& rel) { return test::source_path(rel); }
+
+// mpirun as root in a container: allowed explicitly; shared memory and TCP on loopback only.
+test::CommandResult mpirun(int ranks, const std::string& args, const std::string& env = "") {
+  const std::string cmd = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader,tcp "
+                          "OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo " +
+                          env + " " MLAUDIT_MPIEXEC " --oversubscribe -n " + std::to_string(ranks) + " " + test::mlaudit_exe() +
+                          " " + args + " 2>&1";
+  test::CommandResult r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string credit() {
+  return " --model " + src("models/credit_mlp.onnx") + " --data " + src("datasets/demo/credit_x.npy") + " --labels " +
+         src("datasets/demo/credit_y.npy");
+}
+
+// The command in one process and under `mpirun -n ranks ... --mpi`: equal but for timings.
+void expect_mpi_equal(const std::string& tag, const std::string& command, int ranks, const std::string& mpi_options = "") {
+  const std::string dir = test::temp_dir("mpi-" + tag);
+  auto one = test::run_cli(command + " -q --out " + dir + "/one.json");
+  INFO(command << "\n" << one.output);
+  REQUIRE(one.exit_code == 0);
+  auto r = mpirun(ranks, "--mpi " + mpi_options + " " + command + " --out " + dir + "/mpi.json");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.output.find("MPI workers") != std::string::npos);
+  const std::string a = test::read_text(dir + "/one.json"), b = test::read_text(dir + "/mpi.json");
+  CHECK(test::untimed(nlohmann::json::parse(a)) == test::untimed(nlohmann::json::parse(b)));
+  CHECK(test::untimed_lines(a) == test::untimed_lines(b));
+  CHECK_FALSE(fs::exists(dir + "/mpi.json.parts"));  // removed once merged
+  fs::remove_all(dir);
+}
+
+std::string benchmark_dir() {
+  const std::string dir = test::temp_dir("mpi-benchmark-src");
+  fs::create_directories(dir + "/onnx");
+  fs::create_directories(dir + "/vnnlib");
+  for (const char* f : {"domain_sat.vnnlib", "domain_unsat.vnnlib"})
+    fs::copy_file(src(std::string("tests/fixtures/verify/") + f), dir + "/vnnlib/" + f);
+  fs::copy_file(src("tests/fixtures/verify/domain_mlp.onnx"), dir + "/onnx/domain_mlp.onnx");
+  std::ofstream f(dir + "/instances.csv");
+  for (int i = 0; i < 7; ++i) f << "onnx/domain_mlp.onnx,vnnlib/domain_" << (i % 2 ? "unsat" : "sat") << ".vnnlib,30\n";
+  std::ofstream e(dir + "/expected.csv");
+  e << "onnx,vnnlib,timeout_s,expected\ndomain_mlp.onnx,domain_sat.vnnlib,30,sat\ndomain_mlp.onnx,domain_unsat.vnnlib,30,unsat\n";
+  return dir;
+}
+
+const std::string pgd = "attack" + credit() + " --attack pgd --eps 0.2,1 --clip-min -1000 --clip-max 1000 --limit 21";
+const std::string certify = "certify" + credit() + " --sigma 0.5 --n0 20 --n 500 --seed 5 --radii 0,0.1,0.25,0.5 --limit 14";
+
+}  // namespace
+
+TEST_CASE("mpi: attack, certify and corrupt under mpirun equal one process", "[cli][mpi]") {
+  expect_mpi_equal("pgd", pgd, 3);
+  expect_mpi_equal("pgd-chunks", pgd, 3, "--mpi-chunks 21");  // one sample per chunk
+  expect_mpi_equal("certify", certify, 4);
+  expect_mpi_equal("corrupt", "corrupt" + credit() + " --severities 1,5 --limit 40", 3);
+}
+
+TEST_CASE("mpi: verify --data and verify --benchmark under mpirun equal one process", "[cli][mpi]") {
+  const std::string trees = " --model " + src("tests/fixtures/trees/xgb_binary.onnx") + " --data " +
+                            src("tests/fixtures/trees/credit_x.npy") + " --labels " + src("tests/fixtures/trees/credit_y.npy");
+  expect_mpi_equal("verify", "verify" + trees + " --eps 0.1,0.5 --clip-min=-inf --clip-max=inf --limit 14", 3);
+  const std::string bench = benchmark_dir();
+  expect_mpi_equal("benchmark", "verify --benchmark " + bench, 3);  // one instance per chunk
+  fs::remove_all(bench);
+}
+
+TEST_CASE("mpi: a rank that dies leaves the chunks not done named and the finished parts kept", "[cli][mpi]") {
+  const std::string dir = test::temp_dir("mpi-kill");
+  const std::string out = dir + "/c.json";
+  // Rank 2 dies on its first chunk; mpirun then stops the job and rank 0 reports.
+  auto r = mpirun(3, "--mpi --mpi-chunks 6 " + certify + " --out " + out, "MLAUDIT_MPI_TEST_KILL_RANK=2");
+  INFO(r.output);
+  CHECK(r.exit_code != 0);
+  CHECK_FALSE(fs::exists(out));  // no report from a run with chunks missing
+  CHECK(r.output.find("chunks not done: ") != std::string::npos);
+  CHECK(r.output.find("on rank 2") != std::string::npos);
+  CHECK(r.output.find("with --shard c/6") != std::string::npos);
+  CHECK(fs::is_directory(out + ".parts"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("mpi: bad command lines are refused before any work, once", "[cli][mpi]") {
+  const std::string dir = test::temp_dir("mpi-refuse");
+  auto expect = [&](const std::string& args, const std::string& phrase) {
+    auto r = mpirun(3, args);
+    INFO(args << "\n" << r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.find(phrase) != std::string::npos);
+    // rank 0 alone speaks
+    size_t count = 0;
+    for (size_t p = r.output.find("mlaudit: error:"); p != std::string::npos; p = r.output.find("mlaudit: error:", p + 1)) ++count;
+    CHECK(count == 1);
+  };
+  expect("--mpi " + certify + " --shard 0/2 --out " + dir + "/x.json", "--mpi hands out the shards itself");
+  expect("--mpi info --model " + src("models/credit_mlp.onnx"), "--mpi runs commands that loop over items");
+  expect("--mpi " + certify + " --radii 0,x --out " + dir + "/x.json", "radii");
+  expect("--mpi " + certify, "--mpi needs --out");
+  CHECK_FALSE(fs::exists(dir + "/x.json"));
+  auto r = test::run_cli("--mpi-chunks 4 " + certify + " --out " + dir + "/x.json");
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.find("--mpi-chunks is used with --mpi only") != std::string::npos);
+  fs::remove_all(dir);
+}
