@@ -180,6 +180,38 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
   auto on = progress.fn();
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  // Once every chunk is handed out, an idle worker takes a backup copy of the chunk that has run
+  // longest (fewest copies first): a slow or lost rank (under `mpirun --enable-recovery` a dead
+  // rank does not stop the job, it just never answers) cannot hold the run, and the first copy
+  // to finish counts. Chunks are deterministic, so any copy gives the same part.
+  std::vector<int> copies(static_cast<size_t>(chunks), 0);
+  int64_t backups_used = 0;
+  std::vector<std::chrono::steady_clock::time_point> started(static_cast<size_t>(chunks));
+  for (const auto& [rank, chunk] : running) copies[size_t(chunk)] = 1, started[size_t(chunk)] = t0;
+  auto assign = [&](int w) {
+    if (next < chunks) {
+      copies[size_t(next)] = 1;
+      started[size_t(next)] = std::chrono::steady_clock::now();
+      running[w] = next;
+      send_work(w, next++, chunks);
+      return;
+    }
+    int64_t best = -1;
+    for (const auto& [rank, chunk] : running) {
+      if (done[size_t(chunk)]) continue;
+      if (best < 0 || copies[size_t(chunk)] < copies[size_t(best)] ||
+          (copies[size_t(chunk)] == copies[size_t(best)] && started[size_t(chunk)] < started[size_t(best)]))
+        best = chunk;
+    }
+    if (best >= 0 && copies[size_t(best)] < 3) {
+      ++copies[size_t(best)];
+      ++backups_used;
+      running[w] = best;
+      send_work(w, best, chunks);
+    } else {
+      send_work(w, -1, 0);
+    }
+  };
   while (n_done < chunks) {
     if (g_signal)
       give_up(g_signal == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM: a rank died or the launcher stopped the job)",
@@ -204,21 +236,55 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
       give_up(fmt::format("chunk {} failed on rank {}: {}", chunk, src, msg), running, done, parts_dir, command,
               int(header[1]));
     }
-    datasets::write_file_atomic((parts_dir / fmt::format("part-{:05d}-of-{}.json", chunk, chunks)).string(), text);
-    texts[size_t(chunk)] = std::move(text);
-    done[size_t(chunk)] = true;
-    ++n_done;
-    if (on) on(n_done, chunks);
-    if (next < chunks) running[src] = next, send_work(src, next++, chunks);
+    if (!done[size_t(chunk)]) {
+      datasets::write_file_atomic((parts_dir / fmt::format("part-{:05d}-of-{}.json", chunk, chunks)).string(), text);
+      texts[size_t(chunk)] = std::move(text);
+      done[size_t(chunk)] = true;
+      ++n_done;
+      if (on) on(n_done, chunks);
+    }
+    if (n_done < chunks) assign(src);
     else send_work(src, -1, 0);
   }
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
   std::vector<PartText> parts;
   for (int64_t c = 0; c < chunks; ++c) parts.push_back({fmt::format("chunk {} of {}", c, chunks), std::move(texts[size_t(c)])});
   const MergedReport r = merge_parts(parts, out);
   datasets::write_file_atomic(out, r.text);
   fs::remove_all(parts_dir);
+  // Ranks still running a copy of a finished chunk: let them answer (and stop) for as long as a
+  // chunk took so far; a rank that never answers was lost, and the job is ended through
+  // MPI_Abort with exit code 0 once the report is written.
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(std::max(2.0, elapsed));
+  while (!running.empty() && std::chrono::steady_clock::now() < deadline && !g_signal) {
+    int flag = 0;
+    MPI_Status st;
+    MPI_Iprobe(MPI_ANY_SOURCE, kTagHeader, MPI_COMM_WORLD, &flag, &st);
+    if (!flag) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
+    int64_t header[3];
+    MPI_Recv(header, 3, MPI_INT64_T, st.MPI_SOURCE, kTagHeader, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    std::string text(size_t(header[2]), '\0');
+    MPI_Recv(text.data(), int(header[2]), MPI_CHAR, st.MPI_SOURCE, kTagText, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    running.erase(st.MPI_SOURCE);
+    send_work(st.MPI_SOURCE, -1, 0);
+  }
+  if (!running.empty()) {
+    std::string lost;
+    for (const auto& [rank, chunk] : running) lost += fmt::format("{}{}", lost.empty() ? "" : ", ", rank);
+    if (!global.quiet)
+      std::cerr << fmt::format("mlaudit: warning: {}: --mpi: rank{} {} never answered (lost); its chunks were run again on other "
+                               "ranks ({} backup cop{} in all) and the report is complete: {}\n",
+                               command, running.size() == 1 ? "" : "s", lost, backups_used, backups_used == 1 ? "y" : "ies",
+                               out);
+    std::cerr.flush();
+    std::cout.flush();
+    MPI_Abort(MPI_COMM_WORLD, 0);
+  }
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!global.quiet)
     std::cout << fmt::format("{} over {} MPI workers: {} chunks of {} {}, {:.2f} s: {}\n", command, workers, chunks, total,
@@ -259,7 +325,9 @@ int run_mpi(const std::string& command, const std::vector<std::string>& args_in,
     if (has(args, "--shard")) throw InputError(command, "--mpi hands out the shards itself: leave out --shard");
     if (out.empty()) throw InputError(command, "--mpi needs --out (rank 0 writes the one report)");
   } catch (const InputError&) {
-    if (rank != 0) return 2;
+    // The other ranks leave quietly with 0: a nonzero exit would make mpirun kill rank 0
+    // before it has printed the one message; mpirun's exit code is rank 0's 2.
+    if (rank != 0) return 0;
     throw;
   }
   if (size < 2) {

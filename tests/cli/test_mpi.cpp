@@ -1,7 +1,8 @@
 // `mpirun -n K mlaudit --mpi <command>` (docs/scale-out.md) on loopback: the one report rank 0
 // writes equals the single-process report but for the timings (attack, certify, corrupt,
 // verify --data, verify --benchmark); a rank that dies leaves the chunks not done named on
-// stderr and the finished parts on disk; bad command lines are refused before any work.
+// stderr and the finished parts on disk, or, under mpirun --enable-recovery, has its chunk rerun
+// on another rank; bad command lines are refused before any work.
 #include <catch2/catch.hpp>
 
 #include <cstdio>
@@ -21,10 +22,10 @@ namespace {
 std::string src(const std::string& rel) { return test::source_path(rel); }
 
 // mpirun as root in a container: allowed explicitly; shared memory and TCP on loopback only.
-test::CommandResult mpirun(int ranks, const std::string& args, const std::string& env = "") {
+test::CommandResult mpirun(int ranks, const std::string& args, const std::string& env = "", const std::string& flags = "") {
   const std::string cmd = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader,tcp "
                           "OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo " +
-                          env + " " MLAUDIT_MPIEXEC " --oversubscribe -n " + std::to_string(ranks) + " " + test::mlaudit_exe() +
+                          env + " " MLAUDIT_MPIEXEC " --oversubscribe " + flags + " -n " + std::to_string(ranks) + " " + test::mlaudit_exe() +
                           " " + args + " 2>&1";
   test::CommandResult r;
   FILE* p = popen(cmd.c_str(), "r");
@@ -97,15 +98,33 @@ TEST_CASE("mpi: verify --data and verify --benchmark under mpirun equal one proc
 TEST_CASE("mpi: a rank that dies leaves the chunks not done named and the finished parts kept", "[cli][mpi]") {
   const std::string dir = test::temp_dir("mpi-kill");
   const std::string out = dir + "/c.json";
-  // Rank 2 dies on its first chunk; mpirun then stops the job and rank 0 reports.
-  auto r = mpirun(3, "--mpi --mpi-chunks 6 " + certify + " --out " + out, "MLAUDIT_MPI_TEST_KILL_RANK=2");
+  // One worker (rank 1), which dies on its first chunk: no other rank can run a backup copy, and
+  // plain mpirun stops the job, so rank 0 gets SIGTERM and reports.
+  auto r = mpirun(2, "--mpi --mpi-chunks 6 " + certify + " --out " + out, "MLAUDIT_MPI_TEST_KILL_RANK=1");
   INFO(r.output);
   CHECK(r.exit_code != 0);
   CHECK_FALSE(fs::exists(out));  // no report from a run with chunks missing
-  CHECK(r.output.find("chunks not done: ") != std::string::npos);
-  CHECK(r.output.find("on rank 2") != std::string::npos);
+  CHECK(r.output.find("6 of 6 chunks not done: 0, 1, 2, 3, 4, 5 (running: chunk 0 on rank 1)") != std::string::npos);
   CHECK(r.output.find("with --shard c/6") != std::string::npos);
   CHECK(fs::is_directory(out + ".parts"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("mpi: under mpirun --enable-recovery a dead rank's chunk is rerun elsewhere and the report is complete",
+          "[cli][mpi]") {
+  const std::string dir = test::temp_dir("mpi-recover");
+  auto one = test::run_cli(certify + " -q --out " + dir + "/one.json");
+  REQUIRE(one.exit_code == 0);
+  // Rank 2 dies on its first chunk; with recovery the job goes on, rank 1 runs a backup copy.
+  auto r = mpirun(3, "--mpi --mpi-chunks 6 " + certify + " --out " + dir + "/c.json", "MLAUDIT_MPI_TEST_KILL_RANK=2",
+                  "--enable-recovery");
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.find("rank 2 never answered (lost)") != std::string::npos);
+  REQUIRE(fs::exists(dir + "/c.json"));
+  CHECK(test::untimed(nlohmann::json::parse(test::read_text(dir + "/one.json"))) ==
+        test::untimed(nlohmann::json::parse(test::read_text(dir + "/c.json"))));
+  CHECK_FALSE(fs::exists(dir + "/c.json.parts"));
   fs::remove_all(dir);
 }
 
