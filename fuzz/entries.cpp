@@ -19,6 +19,7 @@
 #include "mlaudit/reports/gates.h"
 #include "mlaudit/reports/report.h"
 #include "mlaudit/verify/vnnlib.h"
+#include "merge.h"
 
 namespace mlaudit::fuzz {
 
@@ -96,10 +97,27 @@ void result_json(const uint8_t* data, size_t size) {
   (void)reports::render_junit(report);
 }
 
+void merge_parts(const uint8_t* data, size_t size) {
+  if (size == 0) return;
+  // First byte: bit 0 picks the output (results CSV or JSON); the rest is up to 16 parts
+  // separated by the ASCII record separator 0x1E.
+  const std::string out = (data[0] & 1) ? "merged.csv" : "merged.json";
+  std::vector<cli::PartText> parts;
+  std::string text = text_of(data + 1, size - 1);
+  size_t start = 0;
+  while (parts.size() < 16) {
+    const size_t end = text.find('\x1e', start);
+    parts.push_back({fmt::format("part{}.json", parts.size()), text.substr(start, end == std::string::npos ? end : end - start)});
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  (void)cli::merge_parts(parts, out);
+}
+
 const std::vector<Target>& targets() {
   static const std::vector<Target> all = {{"onnx", onnx_model}, {"npy", npy},         {"csv", csv},
                                           {"idx", idx},         {"vnnlib", vnnlib},   {"yaml", audit_yaml},
-                                          {"json", result_json}};
+                                          {"json", result_json}, {"merge", merge_parts}};
   return all;
 }
 

@@ -28,6 +28,9 @@ void audit_yaml(const uint8_t* data, size_t size);
 /// Result JSON: an imported section result or a saved report.json, parsed, looked up by every
 /// gate metric and rendered (Markdown, HTML, JUnit) as `mlaudit report` does.
 void result_json(const uint8_t* data, size_t size);
+/// `mlaudit merge` inputs: the first byte picks JSON or results-CSV output, the rest is up to 16
+/// part files separated by the byte 0x1E, merged as `mlaudit merge` and `--mpi` do.
+void merge_parts(const uint8_t* data, size_t size);
 
 /// A named entry point ("onnx", "npy", "csv", "idx", "vnnlib", "yaml", "json").
 struct Target {

@@ -11,7 +11,7 @@ set -uo pipefail
 seconds=${1:?usage: scripts/fuzz.sh SECONDS [FORMAT...]}
 shift
 formats=("$@")
-[ ${#formats[@]} -eq 0 ] && formats=(onnx npy csv idx vnnlib yaml json)
+[ ${#formats[@]} -eq 0 ] && formats=(onnx npy csv idx vnnlib yaml json merge)
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD:-$root/build-fuzz}
 status=0

@@ -57,6 +57,39 @@ TEST_CASE("every committed fuzzer reproducer ends in InputError or is accepted",
   SUCCEED();
 }
 
+TEST_CASE("merge: the seed part sets merge, every hostile part set is refused with one InputError", "[fuzz][merge]") {
+  // Seeds (fuzz/corpus/merge): real parts of certify, corrupt, attack, verify --data and
+  // --benchmark, which merge; one seed lacks a shard, which is refused.
+  size_t seeds = 0, hostile = 0;
+  for (const auto& entry : fs::directory_iterator(source_path("fuzz/corpus/merge"))) {
+    const std::string bytes = test::read_text(entry.path().string());
+    INFO("seed " << entry.path().filename().string());
+    const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+    if (entry.path().filename().string().find("missing") != std::string::npos) {
+      CHECK_THROWS_AS(fuzz::merge_parts(data, bytes.size()), InputError);
+    } else {
+      CHECK_NOTHROW(fuzz::merge_parts(data, bytes.size()));
+    }
+    ++seeds;
+  }
+  CHECK(seeds >= 6);
+  for (const auto& entry : fs::directory_iterator(source_path("tests/fixtures/fuzz/merge"))) {
+    if (entry.path().extension() == ".md") continue;
+    const std::string bytes = test::read_text(entry.path().string());
+    INFO("hostile " << entry.path().filename().string());
+    try {
+      fuzz::merge_parts(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+      FAIL("merged");
+    } catch (const InputError& e) {
+      const std::string what = e.what();
+      CHECK(what.rfind("merge: ", 0) == 0);
+      CHECK(what.find('\n') == std::string::npos);
+    }
+    ++hostile;
+  }
+  CHECK(hostile >= 6);
+}
+
 TEST_CASE("UTF-8 validation follows RFC 3629", "[fuzz][utf8]") {
   CHECK(engine::is_utf8("plain ascii"));
   CHECK(engine::is_utf8("Fran\xC3\xA7" "ais \xE2\x82\xAC \xF0\x9F\x98\x80"));

@@ -1,0 +1,355 @@
+// Merging the parts of a sharded run (merge.h): `mlaudit merge` (commands/merge.cpp) on files and
+// `mlaudit --mpi` (mpi.cpp) on the parts its workers send back. Per-sample records in global
+// order, every aggregate recomputed from the merged records with the command's own formulas.
+// Parts of different runs (model, data, options, version), missing or repeated shards and mixed
+// commands are refused (exit 2); so is any part with a field missing or of another type (the
+// part data is only read through non-const JSON access, which never reads past a missing key).
+// A library of its own (mlaudit_cli_merge) so the merge fuzz target (fuzz/entries.cpp) runs it.
+#include "merge.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "mlaudit/datasets/io.h"
+#include "mlaudit/datasets/validate.h"
+#include "mlaudit/engine/error.h"
+#include "shard.h"
+
+namespace mlaudit::cli {
+namespace {
+
+using nlohmann::json;
+
+struct Part {
+  std::string path;
+  json j;
+  int64_t index = 0;
+};
+
+// Distinct strings of parts[k][key] (an array) in part order.
+void add_distinct(std::vector<std::string>& out, json& list) {
+  for (auto& w : list)
+    if (std::find(out.begin(), out.end(), w.get<std::string>()) == out.end()) out.push_back(w.get<std::string>());
+}
+
+json concat(std::vector<Part>& parts, const char* key) {
+  json all = json::array();
+  for (auto& p : parts)
+    for (auto& e : p.j.at(key)) all.push_back(e);
+  return all;
+}
+
+double total_seconds(std::vector<Part>& parts) {
+  double s = 0;
+  for (const auto& p : parts) s += p.j.value("seconds", 0.0);
+  return s;
+}
+
+// attack: the by_eps entries, minimal norms, clean accuracy as cmd_attack computes them.
+json merge_attack(std::vector<Part>& parts) {
+  json j = parts.front().j;
+  json per = concat(parts, "per_sample");
+  const int64_t n = int64_t(per.size());
+  const bool minimal = j.contains("minimal_norms");
+  j["n_samples"] = n;
+  json by_eps = json::array();
+  for (size_t k = 0; k < j["by_eps"].size(); ++k) {
+    const double eps = j["by_eps"][k]["eps"].get<double>();
+    std::vector<uint8_t> correct, broken;
+    std::vector<double> norm;
+    int64_t gcalls = 0, queries = 0, rejected = 0;
+    for (auto& p : per) {
+      bool success;
+      double nm;
+      if (minimal) {
+        success = !p["minimal_norm"].is_null();
+        nm = success ? p["minimal_norm"].get<double>() : 0.0;
+        success = success && nm <= eps * (1 + 1e-6);
+        gcalls += p["gradient_calls"].get<int64_t>();
+        queries += p["queries"].get<int64_t>();
+      } else {
+        json& e = p["by_eps"][k];
+        success = e["success"].get<bool>();
+        nm = e["perturbation_norm"].get<double>();
+        gcalls += e["gradient_calls"].get<int64_t>();
+        queries += e["queries"].get<int64_t>();
+      }
+      correct.push_back(p["correct"].get<bool>());
+      broken.push_back(success);
+      norm.push_back(nm);
+    }
+    std::vector<std::string> warnings;
+    for (auto& part : parts) {
+      json& e = part.j["by_eps"][k];
+      rejected += e["rejected_candidates"].get<int64_t>();
+      if (e.contains("warnings")) add_distinct(warnings, e["warnings"]);
+    }
+    json e = shard::attack_eps_entry(eps, correct, broken, norm, gcalls, queries, rejected, warnings);
+    by_eps.push_back(e);
+  }
+  j["by_eps"] = by_eps;
+  if (minimal) {
+    std::vector<double> norms;
+    int64_t queries_total = 0;
+    for (auto& p : per) {
+      if (!p["minimal_norm"].is_null()) norms.push_back(p["minimal_norm"].get<double>());
+      queries_total += p["queries"].get<int64_t>();
+    }
+    std::vector<double> sorted = norms;
+    std::sort(sorted.begin(), sorted.end());
+    auto q = [&](double p) { return sorted.empty() ? 0.0 : sorted[std::min(sorted.size() - 1, size_t(p * double(sorted.size() - 1) + 0.5))]; };
+    double mean = 0;
+    for (double v : norms) mean += v / double(norms.size());
+    j["minimal_norms"] = {{"found", norms.size()}, {"mean", mean}, {"median", shard::median(norms)}, {"min", sorted.empty() ? 0.0 : sorted.front()},
+                          {"p25", q(0.25)}, {"p75", q(0.75)}, {"max", sorted.empty() ? 0.0 : sorted.back()}, {"values", sorted},
+                          {"queries", queries_total}};
+  }
+  int64_t k = 0;
+  for (auto& p : per) k += p["correct"].get<bool>();
+  j["clean_accuracy"] = n ? double(k) / double(size_t(n)) : 0.0;
+  j["clean_accuracy_ci"] = datasets::proportion_json(k, n);
+  std::vector<std::string> notes, warnings;
+  for (auto& p : parts) {
+    add_distinct(notes, p.j["execution"]);
+    add_distinct(warnings, p.j["warnings"]);
+  }
+  j["execution"] = notes;
+  j["warnings"] = warnings;
+  const double seconds = total_seconds(parts);
+  j["seconds"] = seconds;
+  j["seconds_per_sample"] = n ? seconds / double(n) : 0.0;
+  j["per_sample"] = per;
+  return j;
+}
+
+// certify: certified accuracy per radius (robustness::certified_accuracy's count), abstain rate.
+json merge_certify(std::vector<Part>& parts) {
+  json j = parts.front().j;
+  json per = concat(parts, "per_sample");
+  const size_t n = per.size();
+  j["n_samples"] = n;
+  size_t abstained = 0;
+  for (auto& r : per) abstained += r["prediction"].get<int64_t>() < 0;
+  json acc = json::array();
+  for (auto& entry : j["certified_accuracy"]) {
+    const double radius = entry["radius"].get<double>();
+    size_t hits = 0;
+    for (auto& r : per)
+      hits += r["correct"].get<bool>() && r["prediction"].get<int64_t>() >= 0 && r["radius"].get<double>() >= radius;
+    const double a = n == 0 ? 0.0 : double(hits) / n;
+    acc.push_back({{"radius", radius}, {"accuracy", a},
+                   {"accuracy_ci", datasets::proportion_json(std::llround(a * double(n)), int64_t(n))}});
+  }
+  j["certified_accuracy"] = acc;
+  j["abstain_rate"] = n == 0 ? 0.0 : double(abstained) / double(n);
+  const double seconds = total_seconds(parts);
+  j["seconds"] = seconds;
+  j["seconds_per_sample"] = n == 0 ? 0.0 : seconds / double(n);
+  j["per_sample"] = per;
+  return j;
+}
+
+// corrupt: the parts' counts summed per (corruption, severity), the aggregates recomputed with
+// corrupt's own function (shard::corrupt_aggregates).
+json merge_corrupt(std::vector<Part>& parts) {
+  json j = parts.front().j;
+  int64_t n = 0, clean = 0;
+  std::vector<std::string> names;
+  std::vector<shard::CorruptCount> counts;
+  for (auto& c : j["corruptions"]) {
+    names.push_back(c["name"].get<std::string>());
+    for (auto& s : c["by_severity"]) counts.push_back({names.back(), s["severity"].get<int>(), 0});
+  }
+  for (auto& p : parts) {
+    n += p.j["n_samples"].get<int64_t>();
+    clean += p.j["clean_correct"].get<int64_t>();
+    size_t k = 0;
+    for (auto& c : p.j["corruptions"])
+      for (auto& s : c["by_severity"]) {
+        if (k >= counts.size() || c["name"] != counts[k].corruption || s["severity"] != counts[k].severity)
+          throw InputError("merge", fmt::format("{}: its corruptions and severities differ from the first part's", p.path));
+        counts[k++].correct += s["correct"].get<int64_t>();
+      }
+    if (k != counts.size()) throw InputError("merge", fmt::format("{}: its corruptions and severities differ from the first part's", p.path));
+  }
+  shard::corrupt_aggregates(j, n, clean, names, counts);
+  return j;
+}
+
+// verify --data: records ordered eps by eps, then by sample (verify::robustness_report); the
+// by_eps counts, intervals and mean seconds recomputed; tree models' clique-bound counts and
+// minimal distances.
+json merge_verify(std::vector<Part>& parts) {
+  json j = parts.front().j;
+  json per = json::array();
+  json by_eps = json::array();
+  for (auto& entry : j["by_eps"]) {
+    const double eps = entry["eps"].get<double>();
+    std::map<std::string, int64_t> c;
+    double time = 0;
+    int64_t n = 0, bound = 0;
+    for (auto& p : parts)
+      for (auto& s : p.j["per_sample"]) {
+        if (s["eps"].get<double>() != eps) continue;
+        per.push_back(s);
+        c[s["verdict"].get<std::string>()]++;
+        time += s["seconds"].get<double>();
+        ++n;
+        bound += s.contains("method") && s["method"] == "clique-bound";
+      }
+    json e = {{"eps", eps},
+              {"samples", n},
+              {"verified", c["verified"]},
+              {"falsified", c["falsified"]},
+              {"unknown", c["unknown"]},
+              {"timeout", c["timeout"]},
+              {"verified_robust_accuracy", n ? double(c["verified"]) / double(n) : 0.0},
+              {"verified_robust_accuracy_ci", datasets::proportion_json(c["verified"], n)},
+              {"mean_seconds_per_sample", n ? time / double(n) : 0.0}};
+    if (entry.contains("decided_by_clique_bound")) e["decided_by_clique_bound"] = bound;
+    by_eps.push_back(e);
+  }
+  j["by_eps"] = by_eps;
+  j["per_eps"] = by_eps;
+  j["per_sample"] = per;
+  if (j.contains("minimal_distance")) j["minimal_distance"] = concat(parts, "minimal_distance");
+  return j;
+}
+
+// verify --benchmark: the instance rows in order, the summary recomputed (shard::benchmark_summary).
+json merge_benchmark(std::vector<Part>& parts) {
+  json j = parts.front().j;
+  j["instances"] = concat(parts, "instances");
+  shard::benchmark_summary(j);
+  return j;
+}
+
+// The first difference between two parts' run blocks, in words.
+std::string run_difference(json& a, json& b) {
+  if (a.value("command", "") != b.value("command", ""))
+    return fmt::format("parts of different commands ({} and {})", a.value("command", ""), b.value("command", ""));
+  if (a.value("tool_version", "") != b.value("tool_version", ""))
+    return fmt::format("tool versions differ ({} and {})", a.value("tool_version", ""), b.value("tool_version", ""));
+  for (const auto& [role, hash] : a["sha256"].items())
+    if (!b["sha256"].contains(role) || b["sha256"][role] != hash) return fmt::format("the {} files differ (SHA-256)", role);
+  for (const auto& [role, hash] : b["sha256"].items())
+    if (!a["sha256"].contains(role)) return fmt::format("only some parts read a {} file", role);
+  for (const auto& [name, value] : a["options"].items())
+    if (!b["options"].contains(name) || b["options"][name] != value)
+      return fmt::format("option --{} differs ({} and {})", name, value.dump(),
+                         b["options"].contains(name) ? b["options"][name].dump() : std::string("not given"));
+  for (const auto& [name, value] : b["options"].items())
+    if (!a["options"].contains(name)) return fmt::format("option --{} differs (not given and {})", name, value.dump());
+  for (const char* key : {"model_output", "device", "samples_total"})
+    if (a[key] != b[key]) return fmt::format("{} differs ({} and {})", key, a[key].dump(), b[key].dump());
+  return "their run ids differ";
+}
+
+MergedReport merge_checked(std::vector<Part>& parts, const std::string& out);
+
+}  // namespace
+
+MergedReport merge_parts(const std::vector<PartText>& texts, const std::string& out) {
+  std::vector<Part> parts;
+  for (const auto& t : texts) {
+    Part p;
+    p.path = t.name;
+    const std::string& path = t.name;
+    try {
+      p.j = json::parse(t.text);
+    } catch (const json::exception& e) {
+      throw InputError("merge", fmt::format("{}: not JSON ({})", path, e.what()));
+    }
+    if (!p.j.is_object() || p.j.value("schema", "") != shard::kSchema || !p.j.contains("shard") || !p.j["shard"].is_object() ||
+        p.j["shard"].value("schema", "") != shard::kSchema)
+      throw InputError("merge", fmt::format("{}: not a part (write parts with --shard I/N)", path));
+    p.index = p.j["shard"]["index"].get<int64_t>();
+    parts.push_back(std::move(p));
+  }
+  if (parts.empty()) throw InputError("merge", "no parts given");
+  try {
+    return merge_checked(parts, out);
+  } catch (const json::exception& e) {
+    // A field missing or of another type: parts are the files --shard I/N writes, unedited.
+    throw InputError("merge", fmt::format("a part is malformed ({}): merge reads the files that --shard I/N writes", e.what()));
+  }
+}
+
+namespace {
+
+MergedReport merge_checked(std::vector<Part>& parts, const std::string& out) {
+  json run0 = parts.front().j["shard"]["run"];
+  const int64_t count = parts.front().j["shard"]["count"].get<int64_t>();
+  if (count < 1 || count > (int64_t(1) << 40))
+    throw InputError("merge", fmt::format("{}: a shard count of {} is not one --shard I/N writes", parts.front().path, count));
+  for (auto& p : parts) {
+    if (p.index < 0 || p.index >= count)
+      throw InputError("merge", fmt::format("{}: shard index {} is outside 0..{}", p.path, p.index, count - 1));
+    json& run = p.j["shard"]["run"];
+    if (run["id"] != run0["id"])
+      throw InputError("merge", fmt::format("{} and {} are parts of different runs: {}", parts.front().path, p.path,
+                                            run_difference(run0, run)));
+    if (p.j["shard"]["count"].get<int64_t>() != count)
+      throw InputError("merge", fmt::format("{} is shard {}/{} but {} is of {} shards", p.path, p.index,
+                                            p.j["shard"]["count"].get<int64_t>(), parts.front().path, count));
+  }
+  std::stable_sort(parts.begin(), parts.end(), [](const Part& a, const Part& b) { return a.index < b.index; });
+  for (size_t k = 1; k < parts.size(); ++k)
+    if (parts[k].index == parts[k - 1].index)
+      throw InputError("merge", fmt::format("shard {}/{} given twice ({} and {})", parts[k].index, count, parts[k - 1].path,
+                                            parts[k].path));
+  // Indices are distinct and in range, so count - parts missing; the first 10 are listed.
+  const int64_t n_missing = count - int64_t(parts.size());
+  std::string missing;
+  for (int64_t i = 0, k = 0, listed = 0; i < count && listed < 10 && n_missing > 0; ++i) {
+    if (k < int64_t(parts.size()) && parts[size_t(k)].index == i) {
+      ++k;
+      continue;
+    }
+    ++listed;
+    missing += (missing.empty() ? "" : ", ") + std::to_string(i);
+  }
+  if (n_missing)
+    throw InputError("merge", fmt::format("{} of {} shards missing: {}{}", n_missing, count, missing, n_missing > 10 ? ", ..." : ""));
+  // Slices must tile the samples in order (the parts say which rows they hold).
+  int64_t next = 0;
+  for (auto& p : parts) {
+    if (p.j["shard"]["first"].get<int64_t>() != next)
+      throw InputError("merge", fmt::format("{}: shard {} starts at sample {}, expected {}", p.path, p.index,
+                                            p.j["shard"]["first"].get<int64_t>(), next));
+    next = p.j["shard"]["end"].get<int64_t>();
+  }
+  if (next != run0["samples_total"].get<int64_t>())
+    throw InputError("merge", fmt::format("the shards cover {} of {} samples", next, run0["samples_total"].get<int64_t>()));
+
+  const std::string command = run0["command"].get<std::string>();
+  json merged;
+  int indent = 1;
+  if (command == "attack") merged = merge_attack(parts);
+  else if (command == "certify") merged = merge_certify(parts);
+  else if (command == "corrupt") merged = merge_corrupt(parts);
+  else if (command == "verify" && parts.front().j.value("kind", "") == "vnncomp_benchmark") merged = merge_benchmark(parts), indent = 2;
+  else if (command == "verify") merged = merge_verify(parts), indent = 2;
+  else throw InputError("merge", fmt::format("{}: parts of '{}' cannot be merged (attack, certify, corrupt, verify --data, verify --benchmark)", parts.front().path, command));
+  merged["schema"] = parts.front().j["shard"]["report_schema"];
+  merged.erase("shard");
+  const bool csv = out.size() >= 4 && out.compare(out.size() - 4, 4, ".csv") == 0;
+  if (csv && merged.value("kind", "") != "vnncomp_benchmark")
+    throw InputError("merge", fmt::format("--out {}: only verify --benchmark parts merge into a results CSV; give a .json", out));
+  MergedReport r;
+  r.text = csv ? shard::benchmark_csv(merged["instances"]) : merged.dump(indent) + "\n";
+  r.command = command;
+  r.shards = count;
+  r.samples = next;
+  r.device_sampler = parts.front().j["shard"].value("device_sampler", false);
+  return r;
+}
+
+}  // namespace
+
+}  // namespace mlaudit::cli
+
