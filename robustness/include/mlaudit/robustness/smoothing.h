@@ -33,7 +33,7 @@ struct CertifyRecord {
   int64_t count_a = 0;      ///< votes for the guessed class among the N samples
   double pa_lower = 0;      ///< one-sided Clopper-Pearson lower bound on pA
   double seconds = 0;       ///< wall time for this sample
-  bool device = false;      ///< counts from the fused device sampler (engine::device_smoothing_counts, cuRAND)
+  bool device = false;      ///< counts from the fused device sampler (robustness::device_smoothing_counts, Philox)
 };
 
 /// One-sided (1 - alpha) Clopper-Pearson lower bound on a binomial proportion:
