@@ -94,7 +94,7 @@ int cmd_certify(const std::vector<std::string>& args, const GlobalOptions& globa
   j["config"] = {{"sigma", cfg.sigma}, {"n0", cfg.n0}, {"n", cfg.n}, {"alpha", cfg.alpha}, {"batch", cfg.batch}, {"seed", cfg.seed},
                  {"rng", "xoshiro256** stream per noisy copy seeded by (seed, sample, copy), Box-Muller normals; independent of --batch and --threads"}};
   const bool on_device = !recs.empty() && recs.front().device;
-  j["sampler"] = on_device ? "device: engine::device_smoothing_counts (counter-based Philox4x32-10 noise in the sampling kernel, forward and argmax histogram on the GPU)"
+  j["sampler"] = on_device ? "device: robustness::device_smoothing_counts (counter-based Philox4x32-10 noise in the sampling kernel, forward and argmax histogram on the GPU)"
                            : "host: noise filled in parallel, one stream per noisy copy";
   if (on_device) j["config"]["rng"] = "Philox4x32-10 keyed by seed*2+1 (N0) and seed*2+2 (N), counter = sample element index";
   j["n_samples"] = recs.size();

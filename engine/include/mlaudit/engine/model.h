@@ -62,7 +62,8 @@ class Model {
   virtual void forward_mixtures(const std::vector<Mixtures>& batch, const Shape& row_shape, int64_t max_rows,
                                 bool ends, MixtureOutputs& out) const;
   /// The engine Session holding this model's weights and activations on a device (CUDA), when
-  /// it is one: the fused device loops (accelerated.h) run through it. nullptr otherwise (a CPU
+  /// it is one: the modules' fused device loops (robustness/device.h, explain/device.h) run
+  /// through it via engine::cuda::device_program (engine/device.h). nullptr otherwise (a CPU
   /// session, or any other Model), and callers then run their host loops.
   virtual const Session* device_resident() const { return nullptr; }
 };
