@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "merge.h"
@@ -84,6 +85,33 @@ std::pair<int64_t, std::string> run_chunk(const std::string& command, const std:
 void send_work(int rank, int64_t chunk, int64_t chunks) {
   int64_t msg[2] = {chunk, chunks};
   MPI_Send(msg, 2, MPI_INT64_T, rank, kTagWork, MPI_COMM_WORLD);
+}
+
+// A worker's answer: which chunk, its exit code, and the part (or the error message).
+struct Reply {
+  int rank = 0;
+  int64_t chunk = 0, code = 0;
+  std::string text;
+};
+
+// The next worker's answer, if one has arrived (rank 0 polls so that it can notice signals).
+std::optional<Reply> poll_reply() {
+  int flag = 0;
+  MPI_Status st;
+  MPI_Iprobe(MPI_ANY_SOURCE, kTagHeader, MPI_COMM_WORLD, &flag, &st);
+  if (!flag) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return std::nullopt;
+  }
+  Reply r;
+  r.rank = st.MPI_SOURCE;
+  int64_t header[3];
+  MPI_Recv(header, 3, MPI_INT64_T, r.rank, kTagHeader, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  r.chunk = header[0];
+  r.code = header[1];
+  r.text.assign(size_t(header[2]), '\0');
+  MPI_Recv(r.text.data(), int(header[2]), MPI_CHAR, r.rank, kTagText, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  return r;
 }
 
 int worker(const std::string& command, const std::vector<std::string>& args, const GlobalOptions& global, int rank) {
@@ -216,25 +244,17 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
     if (g_signal)
       give_up(g_signal == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM: a rank died or the launcher stopped the job)",
               running, done, parts_dir, command, 130);
-    int flag = 0;
-    MPI_Status st;
-    MPI_Iprobe(MPI_ANY_SOURCE, kTagHeader, MPI_COMM_WORLD, &flag, &st);
-    if (!flag) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      continue;
-    }
-    const int src = st.MPI_SOURCE;
-    int64_t header[3];
-    MPI_Recv(header, 3, MPI_INT64_T, src, kTagHeader, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    std::string text(size_t(header[2]), '\0');
-    MPI_Recv(text.data(), int(header[2]), MPI_CHAR, src, kTagText, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    const int64_t chunk = header[0];
+    auto reply = poll_reply();
+    if (!reply) continue;
+    const int src = reply->rank;
+    const int64_t chunk = reply->chunk;
+    std::string& text = reply->text;
     running.erase(src);
-    if (header[1] != 0) {
+    if (reply->code != 0) {
       std::string msg = text;
       if (msg.rfind(command + ": ", 0) == 0) msg = msg.substr(command.size() + 2);
       give_up(fmt::format("chunk {} failed on rank {}: {}", chunk, src, msg), running, done, parts_dir, command,
-              int(header[1]));
+              int(reply->code));
     }
     if (!done[size_t(chunk)]) {
       datasets::write_file_atomic((parts_dir / fmt::format("part-{:05d}-of-{}.json", chunk, chunks)).string(), text);
@@ -257,19 +277,10 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(std::max(2.0, elapsed));
   while (!running.empty() && std::chrono::steady_clock::now() < deadline && !g_signal) {
-    int flag = 0;
-    MPI_Status st;
-    MPI_Iprobe(MPI_ANY_SOURCE, kTagHeader, MPI_COMM_WORLD, &flag, &st);
-    if (!flag) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      continue;
-    }
-    int64_t header[3];
-    MPI_Recv(header, 3, MPI_INT64_T, st.MPI_SOURCE, kTagHeader, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    std::string text(size_t(header[2]), '\0');
-    MPI_Recv(text.data(), int(header[2]), MPI_CHAR, st.MPI_SOURCE, kTagText, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    running.erase(st.MPI_SOURCE);
-    send_work(st.MPI_SOURCE, -1, 0);
+    auto reply = poll_reply();
+    if (!reply) continue;
+    running.erase(reply->rank);
+    send_work(reply->rank, -1, 0);
   }
   if (!running.empty()) {
     std::string lost;
