@@ -267,7 +267,6 @@ MergedReport merge_parts(const std::vector<PartText>& texts, const std::string& 
     if (!p.j.is_object() || p.j.value("schema", "") != shard::kSchema || !p.j.contains("shard") || !p.j["shard"].is_object() ||
         p.j["shard"].value("schema", "") != shard::kSchema)
       throw InputError("merge", fmt::format("{}: not a part (write parts with --shard I/N)", path));
-    p.index = p.j["shard"]["index"].get<int64_t>();
     parts.push_back(std::move(p));
   }
   if (parts.empty()) throw InputError("merge", "no parts given");
@@ -282,6 +281,7 @@ MergedReport merge_parts(const std::vector<PartText>& texts, const std::string& 
 namespace {
 
 MergedReport merge_checked(std::vector<Part>& parts, const std::string& out) {
+  for (auto& p : parts) p.index = p.j["shard"]["index"].get<int64_t>();
   json run0 = parts.front().j["shard"]["run"];
   const int64_t count = parts.front().j["shard"]["count"].get<int64_t>();
   if (count < 1 || count > (int64_t(1) << 40))

@@ -3,7 +3,7 @@
 # committed seeds (fuzz/corpus/<format>) plus a working corpus (build-fuzz/corpus/<format>),
 # and print executions, coverage, corpus size and crashes per target. Reproducers land in
 # build-fuzz/artifacts/<format>/; commit one under tests/fixtures/fuzz/<format>/ with its fix.
-#   scripts/fuzz.sh SECONDS [FORMAT...]     (formats: onnx npy csv idx vnnlib yaml json)
+#   scripts/fuzz.sh SECONDS [FORMAT...]     (formats: onnx npy csv idx vnnlib yaml json merge)
 # FUZZ_RUNS=N makes a run reproducible (CI's smoke run): N inputs per target from the seeds alone
 # with libFuzzer's -seed=${FUZZ_SEED:-1} and no working corpus, SECONDS only a cap.
 # Limits (issue #25): > 5 s on one input is a timeout; > 2 GB of memory is a blow-up.
