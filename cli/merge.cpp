@@ -264,8 +264,9 @@ MergedReport merge_parts(const std::vector<PartText>& texts, const std::string& 
     } catch (const json::exception& e) {
       throw InputError("merge", fmt::format("{}: not JSON ({})", path, e.what()));
     }
-    if (!p.j.is_object() || p.j.value("schema", "") != shard::kSchema || !p.j.contains("shard") || !p.j["shard"].is_object() ||
-        p.j["shard"].value("schema", "") != shard::kSchema)
+    // Comparisons only (json == string never throws, where value("schema", "") does on a number).
+    if (!p.j.is_object() || !p.j.contains("schema") || p.j["schema"] != shard::kSchema || !p.j.contains("shard") ||
+        !p.j["shard"].is_object() || !p.j["shard"].contains("schema") || p.j["shard"]["schema"] != shard::kSchema)
       throw InputError("merge", fmt::format("{}: not a part (write parts with --shard I/N)", path));
     parts.push_back(std::move(p));
   }
