@@ -30,6 +30,14 @@ struct Part {
   int64_t index = 0;
 };
 
+// An integer field of a part, checked: converting a JSON float such as 3e70 to an integer type
+// is undefined behaviour (found by fuzz_merge), so anything but an integer is malformed.
+int64_t integer(const json& v) {
+  if (v.is_number_integer()) return v.get<int64_t>();
+  throw InputError("merge", fmt::format("a part is malformed (an integer field holds {}): merge reads the files that "
+                                        "--shard I/N writes", v.dump().substr(0, 40)));
+}
+
 // Distinct strings of parts[k][key] (an array) in part order.
 void add_distinct(std::vector<std::string>& out, json& list) {
   for (auto& w : list)
@@ -69,14 +77,14 @@ json merge_attack(std::vector<Part>& parts) {
         success = !p["minimal_norm"].is_null();
         nm = success ? p["minimal_norm"].get<double>() : 0.0;
         success = success && nm <= eps * (1 + 1e-6);
-        gcalls += p["gradient_calls"].get<int64_t>();
-        queries += p["queries"].get<int64_t>();
+        gcalls += integer(p["gradient_calls"]);
+        queries += integer(p["queries"]);
       } else {
         json& e = p["by_eps"][k];
         success = e["success"].get<bool>();
         nm = e["perturbation_norm"].get<double>();
-        gcalls += e["gradient_calls"].get<int64_t>();
-        queries += e["queries"].get<int64_t>();
+        gcalls += integer(e["gradient_calls"]);
+        queries += integer(e["queries"]);
       }
       correct.push_back(p["correct"].get<bool>());
       broken.push_back(success);
@@ -85,7 +93,7 @@ json merge_attack(std::vector<Part>& parts) {
     std::vector<std::string> warnings;
     for (auto& part : parts) {
       json& e = part.j["by_eps"][k];
-      rejected += e["rejected_candidates"].get<int64_t>();
+      rejected += integer(e["rejected_candidates"]);
       if (e.contains("warnings")) add_distinct(warnings, e["warnings"]);
     }
     json e = shard::attack_eps_entry(eps, correct, broken, norm, gcalls, queries, rejected, warnings);
@@ -97,7 +105,7 @@ json merge_attack(std::vector<Part>& parts) {
     int64_t queries_total = 0;
     for (auto& p : per) {
       if (!p["minimal_norm"].is_null()) norms.push_back(p["minimal_norm"].get<double>());
-      queries_total += p["queries"].get<int64_t>();
+      queries_total += integer(p["queries"]);
     }
     std::vector<double> sorted = norms;
     std::sort(sorted.begin(), sorted.end());
@@ -133,13 +141,13 @@ json merge_certify(std::vector<Part>& parts) {
   const size_t n = per.size();
   j["n_samples"] = n;
   size_t abstained = 0;
-  for (auto& r : per) abstained += r["prediction"].get<int64_t>() < 0;
+  for (auto& r : per) abstained += integer(r["prediction"]) < 0;
   json acc = json::array();
   for (auto& entry : j["certified_accuracy"]) {
     const double radius = entry["radius"].get<double>();
     size_t hits = 0;
     for (auto& r : per)
-      hits += r["correct"].get<bool>() && r["prediction"].get<int64_t>() >= 0 && r["radius"].get<double>() >= radius;
+      hits += r["correct"].get<bool>() && integer(r["prediction"]) >= 0 && r["radius"].get<double>() >= radius;
     const double a = n == 0 ? 0.0 : double(hits) / n;
     acc.push_back({{"radius", radius}, {"accuracy", a},
                    {"accuracy_ci", datasets::proportion_json(std::llround(a * double(n)), int64_t(n))}});
@@ -162,17 +170,17 @@ json merge_corrupt(std::vector<Part>& parts) {
   std::vector<shard::CorruptCount> counts;
   for (auto& c : j["corruptions"]) {
     names.push_back(c["name"].get<std::string>());
-    for (auto& s : c["by_severity"]) counts.push_back({names.back(), s["severity"].get<int>(), 0});
+    for (auto& s : c["by_severity"]) counts.push_back({names.back(), int(integer(s["severity"])), 0});
   }
   for (auto& p : parts) {
-    n += p.j["n_samples"].get<int64_t>();
-    clean += p.j["clean_correct"].get<int64_t>();
+    n += integer(p.j["n_samples"]);
+    clean += integer(p.j["clean_correct"]);
     size_t k = 0;
     for (auto& c : p.j["corruptions"])
       for (auto& s : c["by_severity"]) {
         if (k >= counts.size() || c["name"] != counts[k].corruption || s["severity"] != counts[k].severity)
           throw InputError("merge", fmt::format("{}: its corruptions and severities differ from the first part's", p.path));
-        counts[k++].correct += s["correct"].get<int64_t>();
+        counts[k++].correct += integer(s["correct"]);
       }
     if (k != counts.size()) throw InputError("merge", fmt::format("{}: its corruptions and severities differ from the first part's", p.path));
   }
@@ -282,9 +290,9 @@ MergedReport merge_parts(const std::vector<PartText>& texts, const std::string& 
 namespace {
 
 MergedReport merge_checked(std::vector<Part>& parts, const std::string& out) {
-  for (auto& p : parts) p.index = p.j["shard"]["index"].get<int64_t>();
+  for (auto& p : parts) p.index = integer(p.j["shard"]["index"]);
   json run0 = parts.front().j["shard"]["run"];
-  const int64_t count = parts.front().j["shard"]["count"].get<int64_t>();
+  const int64_t count = integer(parts.front().j["shard"]["count"]);
   if (count < 1 || count > (int64_t(1) << 40))
     throw InputError("merge", fmt::format("{}: a shard count of {} is not one --shard I/N writes", parts.front().path, count));
   for (auto& p : parts) {
@@ -294,9 +302,9 @@ MergedReport merge_checked(std::vector<Part>& parts, const std::string& out) {
     if (run["id"] != run0["id"])
       throw InputError("merge", fmt::format("{} and {} are parts of different runs: {}", parts.front().path, p.path,
                                             run_difference(run0, run)));
-    if (p.j["shard"]["count"].get<int64_t>() != count)
+    if (integer(p.j["shard"]["count"]) != count)
       throw InputError("merge", fmt::format("{} is shard {}/{} but {} is of {} shards", p.path, p.index,
-                                            p.j["shard"]["count"].get<int64_t>(), parts.front().path, count));
+                                            integer(p.j["shard"]["count"]), parts.front().path, count));
   }
   std::stable_sort(parts.begin(), parts.end(), [](const Part& a, const Part& b) { return a.index < b.index; });
   for (size_t k = 1; k < parts.size(); ++k)
@@ -319,13 +327,13 @@ MergedReport merge_checked(std::vector<Part>& parts, const std::string& out) {
   // Slices must tile the samples in order (the parts say which rows they hold).
   int64_t next = 0;
   for (auto& p : parts) {
-    if (p.j["shard"]["first"].get<int64_t>() != next)
+    if (integer(p.j["shard"]["first"]) != next)
       throw InputError("merge", fmt::format("{}: shard {} starts at sample {}, expected {}", p.path, p.index,
-                                            p.j["shard"]["first"].get<int64_t>(), next));
-    next = p.j["shard"]["end"].get<int64_t>();
+                                            integer(p.j["shard"]["first"]), next));
+    next = integer(p.j["shard"]["end"]);
   }
-  if (next != run0["samples_total"].get<int64_t>())
-    throw InputError("merge", fmt::format("the shards cover {} of {} samples", next, run0["samples_total"].get<int64_t>()));
+  if (next != integer(run0["samples_total"]))
+    throw InputError("merge", fmt::format("the shards cover {} of {} samples", next, integer(run0["samples_total"])));
 
   const std::string command = run0["command"].get<std::string>();
   json merged;
