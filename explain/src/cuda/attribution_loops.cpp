@@ -18,6 +18,7 @@ namespace mlaudit::explain::cuda {
 
 namespace ec = ::mlaudit::engine::cuda;
 using ec::DeviceArray;
+using ec::with_batch;
 using engine::DType;
 using engine::Shape;
 using engine::Tensor;
@@ -31,11 +32,6 @@ void require_float_batch(const Tensor& x, const char* what) {
     throw InputError("explain", fmt::format("{}: x must be a float32 batch [B,...]", what));
 }
 
-Shape with_batch(const Shape& sample, int64_t n) {
-  Shape s{n};
-  s.insert(s.end(), sample.begin(), sample.end());
-  return s;
-}
 
 // Seed rows [m, k] with `weight[r]` at column `target` (d/dlogits of sum_r weight_r * logits[r, target]).
 DeviceArray target_seed(int64_t m, int64_t k, int64_t target, const std::vector<float>& weight, const ec::Stream& st) {

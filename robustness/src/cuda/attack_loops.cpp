@@ -20,6 +20,7 @@ namespace mlaudit::robustness::cuda {
 
 namespace ec = ::mlaudit::engine::cuda;
 using ec::DeviceArray;
+using ec::with_batch;
 using engine::DType;
 using engine::Shape;
 using engine::Tensor;
@@ -41,11 +42,6 @@ int64_t require_labelled_batch(const Tensor& x, const Tensor& labels, const char
   return n;
 }
 
-Shape with_batch(const Shape& sample, int64_t n) {
-  Shape s{n};
-  s.insert(s.end(), sample.begin(), sample.end());
-  return s;
-}
 
 int64_t auto_batch(const ec::Program& ex, const Shape& sample, int64_t cap) { return ex.fitting_batch(sample, cap); }
 

@@ -153,6 +153,12 @@ struct DeviceArray {
   int64_t numel() const { return shape_numel(shape); }
   bool empty() const { return !buf; }
 };
+/// [n, sample...]: a batch of n rows of the sample shape (the device loops' batch shapes).
+inline Shape with_batch(const Shape& sample, int64_t n) {
+  Shape s{n};
+  s.insert(s.end(), sample.begin(), sample.end());
+  return s;
+}
 /// The first `rows` rows of a (a view of the same buffer; a's shape with dim 0 = rows).
 inline DeviceArray first_rows(const DeviceArray& a, int64_t rows) {
   DeviceArray v = a;
