@@ -686,8 +686,8 @@ std::string gate_without_producer(const GateSpec& gate, const AuditConfig& cfg) 
   return reasons.substr(2);
 }
 
-MetricValue lookup_metric(const json& report, const std::string& metric, const std::vector<std::string>& args,
-                          const std::string& model, const std::string& bound) {
+static MetricValue lookup_metric_fields(const json& report, const std::string& metric, const std::vector<std::string>& args,
+                                                const std::string& model, const std::string& bound) {
   MetricValue out;
   const MetricEntry* entry = find_entry(metric);
   if (!entry) {
@@ -755,6 +755,17 @@ MetricValue lookup_metric(const json& report, const std::string& metric, const s
   out.section = found[0].first;
   out.interval = intervals[0];
   return out;
+}
+
+MetricValue lookup_metric(const json& report, const std::string& metric, const std::vector<std::string>& args,
+                          const std::string& model, const std::string& bound) {
+  try {
+    return lookup_metric_fields(report, metric, args, model, bound);
+  } catch (const json::exception& e) {
+    // A field of another type than its result format says (found by fuzz_json): bad input, one
+    // line, as the renderers do, never an internal error.
+    throw InputError("reports", fmt::format("metric '{}': the report is malformed ({})", metric, e.what()));
+  }
 }
 
 bool compare(double measured, Comparison op, double threshold) {
