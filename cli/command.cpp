@@ -208,7 +208,6 @@ bool parse_options(const std::string& command, const std::string& usage, po::opt
   return true;
 }
 
-std::vector<std::string> split_list(const std::string& text, char sep) { return datasets::split_list(text, sep); }
 
 std::string to_lower(std::string text) {
   for (auto& c : text) c = char(std::tolower(static_cast<unsigned char>(c)));

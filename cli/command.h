@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/session.h"
 
 namespace mlaudit::cli {
@@ -94,8 +95,8 @@ std::string to_lower(std::string text);
 /// The q-quantile of `v` (linear interpolation between order statistics, numpy's default);
 /// NaN for an empty `v`.
 double percentile(std::vector<double> v, double q);
-/// Split "a,b,c" into strings (empty items dropped).
-std::vector<std::string> split_list(const std::string& text, char sep = ',');
+/// Split "a,b,c" into strings (empty items dropped): datasets' one splitter.
+using datasets::split_list;
 
 /// Load a model for a command, honouring --device: cuda without a GPU or
 /// without a CUDA build is an InputError; auto falls back to cpu with a note.
