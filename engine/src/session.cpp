@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <chrono>
@@ -514,13 +515,37 @@ std::vector<Tensor> Session::gradient(const std::vector<Tensor>& inputs, const s
 Shape Session::input_shape() const { return graph_.inputs.at(0).shape; }
 
 int64_t Session::fixed_batch_split(const Tensor& x) const {
-  // Models exported without a dynamic batch axis (dim 0 fixed, usually at 1): commands pass
-  // batches of their own size, so the Model interface feeds them in slices of the fixed size.
+  // Models exported without a dynamic batch axis (dim 0 fixed: 1, or the example's batch as
+  // torch's dynamo exporter writes it): commands pass batches of their own size, so the Model
+  // interface feeds them in slices of the fixed size, the last one padded.
   if (graph_.inputs.size() != 1 || graph_.inputs[0].shape.empty() || x.rank() == 0) return 0;
   const int64_t fixed = graph_.inputs[0].shape[0];
-  if (fixed <= 0 || x.dim(0) == fixed || x.dim(0) % fixed != 0) return 0;
+  if (fixed <= 0 || x.dim(0) == fixed || x.dim(0) == 0) return 0;
   return fixed;
 }
+
+namespace {
+// Rows [b, b + k) of x; a last slice with fewer rows is padded to k with copies of x's last row
+// (a valid input; the padded rows' results are dropped).
+Tensor padded_slice(const Tensor& x, int64_t b, int64_t k) {
+  const int64_t n = x.dim(0), e = std::min(n, b + k);
+  if (e - b == k) return x.slice_rows(b, e);
+  std::vector<int64_t> rows;
+  for (int64_t i = b; i < k + b; ++i) rows.push_back(std::min(i, n - 1));
+  return x.gather_rows(rows);
+}
+// Rows [b, b + k) of s, padded with zero rows.
+Tensor zero_padded_slice(const Tensor& s, int64_t b, int64_t k) {
+  const int64_t n = s.dim(0), e = std::min(n, b + k);
+  if (e - b == k) return s.slice_rows(b, e);
+  Shape shape = s.shape();
+  shape[0] = k;
+  Tensor t(s.dtype(), shape);
+  const size_t row = s.nbytes() / size_t(n);
+  std::memcpy(t.raw(), static_cast<const uint8_t*>(s.raw()) + size_t(b) * row, size_t(e - b) * row);
+  return t;
+}
+}  // namespace
 
 Tensor Session::forward(const Tensor& x) const {
   if (graph_.inputs.size() != 1)
@@ -528,7 +553,11 @@ Tensor Session::forward(const Tensor& x) const {
                                            graph_.source, graph_.inputs.size()));
   if (int64_t k = fixed_batch_split(x)) {
     std::vector<Tensor> parts;
-    for (int64_t b = 0; b < x.dim(0); b += k) parts.push_back(run({x.slice_rows(b, b + k)}).at(audited_));
+    for (int64_t b = 0; b < x.dim(0); b += k) {
+      Tensor y = run({padded_slice(x, b, k)}).at(audited_);
+      const int64_t r = std::min(k, x.dim(0) - b);
+      parts.push_back(r == k ? y : y.slice_rows(0, r));
+    }
     return concat_rows(parts);
   }
   return run({x}).at(audited_);
@@ -546,14 +575,19 @@ Tensor Session::input_gradient(const Tensor& x, const SeedFn& seed, Tensor* outp
                               "occlusion)",
                               graph_.source, graph_.inputs[0].name, dtype_name(graph_.inputs[0].dtype)));
   if (int64_t k = fixed_batch_split(x)) {
-    // Row by row (slice by slice): seeds are per-row functions of the output.
-    std::vector<Tensor> grads, outs;
+    // The seed is a function of the whole batch's output (labels by row), so it is computed
+    // once from every slice's output; each slice then pulls back its rows of it.
+    Tensor out = forward(x);
+    Tensor s = seed(out);
+    if (output) *output = out;
+    std::vector<Tensor> grads;
     for (int64_t b = 0; b < x.dim(0); b += k) {
-      Tensor o;
-      grads.push_back(input_gradient(x.slice_rows(b, b + k), seed, &o));
-      outs.push_back(o);
+      std::vector<Tensor> seeds(graph_.outputs.size());
+      seeds[audited_] = zero_padded_slice(s, b, k);
+      Tensor g = gradient({padded_slice(x, b, k)}, seeds).at(0);
+      const int64_t r = std::min(k, x.dim(0) - b);
+      grads.push_back(r == k ? g : g.slice_rows(0, r));
     }
-    if (output) *output = concat_rows(outs);
     return concat_rows(grads);
   }
   std::vector<Tensor> in{x};

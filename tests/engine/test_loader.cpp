@@ -518,3 +518,29 @@ TEST_CASE("a model exported with a fixed batch of 1 takes batches through the Mo
   // run() itself keeps the model's contract (onnxruntime refuses such a batch too).
   CHECK_THROWS_WITH(s.run({x}), Catch::Contains("input 'x' expects shape [1,3]"));
 }
+
+TEST_CASE("a fixed batch of 2 takes 3 rows (last slice padded) and row-dependent seeds", "[engine][loader]") {
+  // torch's dynamo exporter fixes dim 0 at the example's batch; the commands pass any count and
+  // seed gradients by row (labels), so the seed must see the whole batch's output.
+  auto dynamic = tiny_model("Relu");
+  auto fixed = dynamic;
+  fixed.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(0)->set_dim_value(2);
+  std::string bd = bytes_of(dynamic), bf = bytes_of(fixed);
+  engine::Session sd(engine::parse_onnx(bd.data(), bd.size(), "d.onnx"));
+  engine::Session sf(engine::parse_onnx(bf.data(), bf.size(), "f.onnx"));
+  auto x = engine::Tensor::from_floats({3, 3}, {-1, 2, -3, 4, -5, 6, 7, -8, 9});
+  CHECK(sf.forward(x).to_doubles() == sd.forward(x).to_doubles());
+  const std::vector<int64_t> classes = {1, 2, 0};  // one per row: a seed that checks its row count
+  engine::Tensor of, od;
+  auto gf = engine::logit_gradient(sf, x, classes, &of);
+  auto gd = engine::logit_gradient(sd, x, classes, &od);
+  CHECK(gf.shape() == engine::Shape{3, 3});
+  CHECK(gf.to_doubles() == gd.to_doubles());
+  CHECK(gf.to_doubles() == std::vector<double>{0, 1, 0, 0, 0, 1, 1, 0, 0});
+  CHECK(of.to_doubles() == od.to_doubles());
+  // 5 rows: two full slices and a padded one
+  auto x5 = engine::Tensor::from_floats({5, 3}, {-1, 2, -3, 4, -5, 6, 7, -8, 9, 1, 1, -1, -2, 3, 3});
+  CHECK(sf.forward(x5).to_doubles() == sd.forward(x5).to_doubles());
+  const std::vector<int64_t> c5 = {1, 2, 0, 1, 2};
+  CHECK(engine::logit_gradient(sf, x5, c5).to_doubles() == engine::logit_gradient(sd, x5, c5).to_doubles());
+}
