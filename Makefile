@@ -53,7 +53,7 @@ install: configure
 PKG_BUILD ?= $(shell grep -qx 'MLAUDIT_CUDA_BUILT:INTERNAL=OFF' $(BUILD)/CMakeCache.txt 2>/dev/null && grep -qx 'MLAUDIT_MPI_BUILT:INTERNAL=OFF' $(BUILD)/CMakeCache.txt && echo $(BUILD) || echo build-package)
 package: deps
 	@if [ "$(PKG_BUILD)" != "$(BUILD)" ]; then \
-	  cmake -S . -B $(PKG_BUILD) -DCMAKE_BUILD_TYPE=Release -DMLAUDIT_WITH_CUDA=OFF -DMLAUDIT_WITH_MPI=OFF $(CMAKE_FLAGS); \
+	  cmake -S . -B $(PKG_BUILD) -DCMAKE_BUILD_TYPE=Release -DMLAUDIT_WITH_CUDA=OFF -DMLAUDIT_WITH_MPI=OFF -DMLAUDIT_WITH_PYTHON=OFF $(CMAKE_FLAGS); \
 	else echo "package: $(BUILD) has no CUDA backend, packaging it"; fi
 	cmake --build $(PKG_BUILD) -j$(JOBS) --target mlaudit mlaudit_docs
 	rm -f $(PKG_BUILD)/mlaudit_*.deb

@@ -27,6 +27,21 @@ CommandRegistrar::CommandRegistrar(const char* name, const char* summary, Comman
   registry()[name] = CommandInfo{name, summary, std::move(fn)};
 }
 
+std::string error_text(const std::string& command, const InputError& e) {
+  std::string text = e.what();
+  const std::string module = e.module() + ": ";
+  const bool known = !command.empty() && [&] {
+    for (const auto& c : commands())
+      if (c.name == command) return true;
+    return false;
+  }();
+  if (known && e.module() != command && text.rfind(module, 0) == 0) {
+    text = text.substr(module.size());
+    if (text.rfind(command + ": ", 0) != 0) text = command + ": " + text;
+  }
+  return text;
+}
+
 std::vector<CommandInfo> commands() {
   std::vector<CommandInfo> out;
   for (auto& [k, v] : registry()) out.push_back(v);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "mlaudit/datasets/validate.h"
+#include "mlaudit/engine/error.h"
 #include "mlaudit/engine/session.h"
 
 namespace mlaudit::cli {
@@ -44,6 +45,11 @@ struct CommandInfo {
 struct CommandRegistrar {
   CommandRegistrar(const char* name, const char* summary, CommandFn fn);
 };
+
+/// An InputError's one line as the user reads it: the prefix names the command they ran, not
+/// the module that found the problem ("verify: cannot open 'nope.vnnlib'", not "datasets: ...");
+/// the message names the file, option or node. `command` may be empty (before one was read).
+std::string error_text(const std::string& command, const InputError& e);
 
 /// All registered commands, sorted by name.
 std::vector<CommandInfo> commands();

@@ -152,21 +152,7 @@ int main(int argc, char** argv) {
     }
     return cli::run_command(command, rest, global);
   } catch (const InputError& e) {
-    // The prefix names the command the user typed, not the module that found the problem
-    // ("verify: cannot open 'nope.vnnlib'", not "datasets: ..."); the message names the file,
-    // option or node.
-    std::string text = e.what();
-    const std::string module = e.module() + ": ";
-    const bool known = !command.empty() && [&] {
-      for (const auto& c : cli::commands())
-        if (c.name == command) return true;
-      return false;
-    }();
-    if (known && e.module() != command && text.rfind(module, 0) == 0) {
-      text = text.substr(module.size());
-      if (text.rfind(command + ": ", 0) != 0) text = command + ": " + text;
-    }
-    std::cerr << "mlaudit: error: " << text << "\n";
+    std::cerr << "mlaudit: error: " << cli::error_text(command, e) << "\n";
     return 2;
   } catch (const std::bad_alloc&) {
     std::cerr << "mlaudit: error: out of memory\n";

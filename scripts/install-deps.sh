@@ -22,6 +22,7 @@ PACKAGES=(
   clang libclang-rt-14-dev # make fuzz: libFuzzer targets with ASan+UBSan (fuzz/, docs/dev/fuzzing.md)
   dpkg-dev file            # make package: CPack's DEB generator (dpkg-shlibdeps finds Depends; file spots ELF files)
   groff-base zsh           # packaging tests: the man page renders (groff), the zsh completion parses (zsh -n)
+  python3-dev pybind11-dev python3-numpy python3-pytest   # the Python module (python/, docs/python.md) and its tests
   libopenmpi-dev openmpi-bin   # mlaudit --mpi under mpirun (optional at build time; docs/scale-out.md)
 )
 

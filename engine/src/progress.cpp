@@ -22,7 +22,16 @@ double progress_delay(double fallback) {
   const double d = std::strtod(v, &end);
   return end && *end == '\0' && d >= 0 && std::isfinite(d) ? d : fallback;
 }
+ProgressObserver& observer() {
+  static ProgressObserver o;
+  return o;
+}
 }  // namespace
+
+ProgressObserver set_progress_observer(ProgressObserver o) {
+  std::swap(observer(), o);
+  return o;
+}
 
 ProgressLine::ProgressLine(std::string label, std::string unit, bool enabled, std::ostream* out, double delay,
                            double interval)
@@ -37,6 +46,12 @@ ProgressLine::ProgressLine(std::string label, std::string unit, bool enabled, st
       start_(std::chrono::steady_clock::now()) {}
 
 ProgressLine::~ProgressLine() {
+  if (observed_ && observer()) {
+    try {
+      observer()(label_, unit_, done_, total_, true);
+    } catch (...) {
+    }
+  }
   if (!enabled_ || !drawn_) return;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   // the final state, so a log ends with the totals
@@ -79,6 +94,10 @@ std::string ProgressLine::text(int64_t done, int64_t total, double elapsed) cons
 void ProgressLine::update(int64_t done, int64_t total) {
   done_ = done;
   total_ = total;
+  if (observer()) {
+    observed_ = true;
+    observer()(label_, unit_, done, total, false);
+  }
   if (!enabled_) return;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   if (elapsed < delay_) return;

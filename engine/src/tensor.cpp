@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <malloc.h>
 #include <cstring>
@@ -86,6 +87,17 @@ Tensor Tensor::uninitialized(DType dtype, Shape shape) {
   if (t.numel_ > (int64_t(1) << 40) / int64_t(dtype_size(dtype)))
     throw InputError("engine", fmt::format("tensor of shape {} is too large", shape_str(t.shape_)));
   t.storage_ = allocate(t.nbytes(), false);
+  return t;
+}
+
+Tensor Tensor::wrap(DType dtype, Shape shape, std::shared_ptr<uint8_t> storage) {
+  if (reinterpret_cast<uintptr_t>(storage.get()) % 64 != 0)
+    throw InputError("engine", "Tensor::wrap: the memory is not 64-byte aligned");
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.numel_ = shape_numel(t.shape_);
+  t.storage_ = std::move(storage);
   return t;
 }
 

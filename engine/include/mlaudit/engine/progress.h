@@ -5,12 +5,26 @@
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
+#include <stdexcept>
 #include <string>
 
 namespace mlaudit::engine {
 
 /// Called after each finished item: `done` of `total` (total may grow between calls).
 using ProgressFn = std::function<void(int64_t done, int64_t total)>;
+
+/// Sees every ProgressLine's updates, whether or not the line prints (the Python bindings:
+/// progress bars, and Ctrl-C, by throwing Interrupted from an update). Called with end = true
+/// once when a line that saw updates is destroyed; it must not throw then.
+using ProgressObserver =
+    std::function<void(const std::string& label, const std::string& unit, int64_t done, int64_t total, bool end)>;
+/// Install (or, with an empty function, remove) the process-wide observer; returns the previous one.
+ProgressObserver set_progress_observer(ProgressObserver observer);
+
+/// Thrown by a progress observer to stop a run (the Python bindings turn it into KeyboardInterrupt).
+struct Interrupted : std::runtime_error {
+  Interrupted() : std::runtime_error("interrupted") {}
+};
 
 /// "certify: 12/200 samples, 0.9/s, ETA 3m28s" on a stream (stderr): shown only once the work
 /// has run longer than `delay` seconds (1 s: short commands stay silent; MLAUDIT_PROGRESS_DELAY=S
@@ -44,6 +58,7 @@ class ProgressLine {
   std::chrono::steady_clock::time_point start_;
   double last_print_ = -1;
   bool drawn_ = false;
+  bool observed_ = false;
   int64_t done_ = 0, total_ = 0;
 };
 

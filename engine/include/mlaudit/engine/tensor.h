@@ -52,6 +52,14 @@ class Tensor {
   static Tensor full(Shape shape, float value);
   /// Scalar float.
   static Tensor scalar(float v) { return from_floats({}, {v}); }
+  /// A tensor over memory someone else owns (the Python bindings: a NumPy array, no copy).
+  /// `storage` must hold numel x dtype_size bytes, 64-byte aligned as the engine's own
+  /// buffers are (kernels may use aligned loads), and keeps the owner alive; throws
+  /// InputError when it is not aligned. The caller keeps another reference to the storage
+  /// while the engine runs, so copy-on-write never writes into the borrowed memory.
+  static Tensor wrap(DType dtype, Shape shape, std::shared_ptr<uint8_t> storage);
+  /// The storage (shared), for handing a result to another owner without a copy.
+  const std::shared_ptr<uint8_t>& storage() const { return storage_; }
 
   bool empty() const { return !storage_; }
   DType dtype() const { return dtype_; }
