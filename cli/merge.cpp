@@ -17,6 +17,9 @@
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
+#ifdef MLAUDIT_HAVE_verify
+#include "mlaudit/verify/verify.h"
+#endif
 #include "shard.h"
 
 namespace mlaudit::cli {
@@ -192,6 +195,9 @@ json merge_corrupt(std::vector<Part>& parts) {
 // by_eps counts, intervals and mean seconds recomputed; tree models' clique-bound counts and
 // minimal distances.
 json merge_verify(std::vector<Part>& parts) {
+#ifndef MLAUDIT_HAVE_verify
+  throw InputError("merge", fmt::format("{}: merging verify parts needs the verify module, which this build lacks", parts.front().path));
+#else
   json j = parts.front().j;
   json per = json::array();
   json by_eps = json::array();
@@ -209,15 +215,7 @@ json merge_verify(std::vector<Part>& parts) {
         ++n;
         bound += s.contains("method") && s["method"] == "clique-bound";
       }
-    json e = {{"eps", eps},
-              {"samples", n},
-              {"verified", c["verified"]},
-              {"falsified", c["falsified"]},
-              {"unknown", c["unknown"]},
-              {"timeout", c["timeout"]},
-              {"verified_robust_accuracy", n ? double(c["verified"]) / double(n) : 0.0},
-              {"verified_robust_accuracy_ci", datasets::proportion_json(c["verified"], n)},
-              {"mean_seconds_per_sample", n ? time / double(n) : 0.0}};
+    json e = verify::robustness_eps_row(eps, n, c["verified"], c["falsified"], c["unknown"], c["timeout"], time);
     if (entry.contains("decided_by_clique_bound")) e["decided_by_clique_bound"] = bound;
     by_eps.push_back(e);
   }
@@ -226,6 +224,7 @@ json merge_verify(std::vector<Part>& parts) {
   j["per_sample"] = per;
   if (j.contains("minimal_distance")) j["minimal_distance"] = concat(parts, "minimal_distance");
   return j;
+#endif
 }
 
 // verify --benchmark: the instance rows in order, the summary recomputed (shard::benchmark_summary).

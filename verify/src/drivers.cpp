@@ -128,6 +128,19 @@ const char* fairness_word(Verdict v) {
   return "unknown";
 }
 
+nlohmann::json robustness_eps_row(double eps, int64_t n, int64_t verified, int64_t falsified, int64_t unknown,
+                                  int64_t timeout, double seconds) {
+  return {{"eps", eps},
+          {"samples", n},
+          {"verified", verified},
+          {"falsified", falsified},
+          {"unknown", unknown},
+          {"timeout", timeout},
+          {"verified_robust_accuracy", n ? double(verified) / double(n) : 0.0},
+          {"verified_robust_accuracy_ci", datasets::proportion_json(verified, n)},
+          {"mean_seconds_per_sample", n ? seconds / double(n) : 0.0}};
+}
+
 nlohmann::json robustness_report(const std::vector<SampleVerdict>& verdicts, const RobustnessOptions& opts,
                                  const std::string& model_path, const std::string& tool_version) {
   nlohmann::json j;
@@ -164,15 +177,7 @@ nlohmann::json robustness_report(const std::vector<SampleVerdict>& verdicts, con
   for (double eps : opts.eps) {
     auto& c = counts[eps];
     int64_t n = total[eps];
-    summary.push_back({{"eps", eps},
-                       {"samples", n},
-                       {"verified", c["verified"]},
-                       {"falsified", c["falsified"]},
-                       {"unknown", c["unknown"]},
-                       {"timeout", c["timeout"]},
-                       {"verified_robust_accuracy", n ? double(c["verified"]) / double(n) : 0.0},
-                       {"verified_robust_accuracy_ci", datasets::proportion_json(c["verified"], n)},
-                       {"mean_seconds_per_sample", n ? time[eps] / double(n) : 0.0}});
+    summary.push_back(robustness_eps_row(eps, n, c["verified"], c["falsified"], c["unknown"], c["timeout"], time[eps]));
   }
   j["by_eps"] = summary;
   j["per_eps"] = summary;  // alias of by_eps, kept for one version (readers accept both)

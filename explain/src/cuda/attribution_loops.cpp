@@ -27,12 +27,6 @@ using engine::shape_str;
 
 namespace {
 
-void require_float_batch(const Tensor& x, const char* what) {
-  if (x.rank() < 1 || x.dtype() != DType::Float32)
-    throw InputError("explain", fmt::format("{}: x must be a float32 batch [B,...]", what));
-}
-
-
 // Seed rows [m, k] with `weight[r]` at column `target` (d/dlogits of sum_r weight_r * logits[r, target]).
 DeviceArray target_seed(int64_t m, int64_t k, int64_t target, const std::vector<float>& weight, const ec::Stream& st) {
   Tensor seed(Shape{m, k});
@@ -59,7 +53,7 @@ int64_t output_classes(const ec::Program& p, const Shape& sample, const char* wh
 Tensor integrated_gradients_on(const ec::Program& p, const Tensor& x, const Tensor& baseline,
                                const std::vector<int64_t>& targets, const std::vector<double>& alphas,
                                const std::vector<double>& weights, int64_t batch, const engine::ProgressFn& progress) {
-  require_float_batch(x, "integrated gradients");
+  ec::require_float_batch(x, "explain", "integrated gradients");
   if (!baseline.empty() && baseline.shape() != x.shape())
     throw InputError("explain", fmt::format("integrated gradients: baseline shape {} differs from the input's {}",
                                             shape_str(baseline.shape()), shape_str(x.shape())));
@@ -117,7 +111,7 @@ Tensor integrated_gradients_on(const ec::Program& p, const Tensor& x, const Tens
 Tensor smoothgrad_on(const ec::Program& p, const Tensor& x, const std::vector<int64_t>& targets,
                      const std::vector<float>& sigmas, int64_t n, bool squared, int64_t batch, uint64_t seed,
                      const NoisySamples& samples_fn, const engine::ProgressFn& progress) {
-  require_float_batch(x, "SmoothGrad");
+  ec::require_float_batch(x, "explain", "SmoothGrad");
   const int64_t images = x.shape()[0];
   if (n < 1) throw InputError("explain", "SmoothGrad: n must be >= 1");
   if (sigmas.size() != 1 && static_cast<int64_t>(sigmas.size()) != images)

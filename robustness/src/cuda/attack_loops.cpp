@@ -29,14 +29,10 @@ using engine::shape_str;
 
 namespace {
 
-// Input checks shared by the loops: x a float32 batch of rank >= min_rank ("<what>: x must be a
-// float32 batch [<n>,...]"), and one label per row; returns the batch size.
-void require_float_batch(const Tensor& x, const char* what, const char* n = "B", size_t min_rank = 1) {
-  if (x.rank() < min_rank || x.dtype() != DType::Float32)
-    throw InputError("robustness", fmt::format("{}: x must be a float32 batch [{},...]", what, n));
-}
+// Input checks shared by the loops (ec::require_float_batch) and one label per row; returns
+// the batch size.
 int64_t require_labelled_batch(const Tensor& x, const Tensor& labels, const char* what, size_t min_rank = 1) {
-  require_float_batch(x, what, "N", min_rank);
+  ec::require_float_batch(x, "robustness", what, "N", min_rank);
   const int64_t n = x.shape()[0];
   if (labels.numel() != n) throw InputError("robustness", fmt::format("{}: {} labels for {} inputs", what, labels.numel(), n));
   return n;
@@ -553,7 +549,7 @@ DevicePgdResult square_on(const ec::Program& ex, const Tensor& x, const Tensor& 
 Tensor smoothing_on(const ec::Program& ex, const Tensor& x, float sigma, int64_t n, int64_t batch,
                           uint64_t seed) {
   if (!(sigma >= 0) || n < 0) throw InputError("robustness", "smoothing: sigma must be >= 0 and n >= 0");
-  require_float_batch(x, "smoothing");
+  ec::require_float_batch(x, "robustness", "smoothing");
   std::lock_guard<std::mutex> lock(ex.lock());
   const ec::Stream& st = ex.stream();
   ec::StreamScope scope(st);

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "mlaudit/engine/error.h"
 #include "mlaudit/engine/graph.h"
 #include "mlaudit/engine/tensor.h"
 
@@ -153,6 +154,13 @@ struct DeviceArray {
   int64_t numel() const { return shape_numel(shape); }
   bool empty() const { return !buf; }
 };
+/// The device loops' input check: x a float32 tensor of rank >= min_rank, else
+/// InputError(module, "<what>: x must be a float32 batch [<n>,...]").
+inline void require_float_batch(const Tensor& x, const std::string& module, const std::string& what,
+                                const char* n = "B", size_t min_rank = 1) {
+  if (x.rank() < min_rank || x.dtype() != DType::Float32)
+    throw InputError(module, what + ": x must be a float32 batch [" + n + ",...]");
+}
 /// [n, sample...]: a batch of n rows of the sample shape (the device loops' batch shapes).
 inline Shape with_batch(const Shape& sample, int64_t n) {
   Shape s{n};

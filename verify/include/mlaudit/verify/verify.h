@@ -70,6 +70,12 @@ std::vector<SampleVerdict> verify_robustness(const Network* net, const std::stri
 nlohmann::json robustness_report(const std::vector<SampleVerdict>& verdicts, const RobustnessOptions& opts,
                                  const std::string& model_path, const std::string& tool_version);
 
+/// One by_eps row of that report: the verdict counts of `samples` queries at `eps` (keys
+/// verified/falsified/unknown/timeout), the verified robust accuracy with its Clopper-Pearson
+/// interval and the mean seconds per sample. `mlaudit merge` rebuilds rows of merged parts with it.
+nlohmann::json robustness_eps_row(double eps, int64_t samples, int64_t verified, int64_t falsified, int64_t unknown,
+                                  int64_t timeout, double seconds);
+
 /// [lo, hi] as JSON, an infinite end as null (JSON has no infinity).
 nlohmann::json domain_json(double lo, double hi);
 
