@@ -43,9 +43,12 @@ for f in ./usr/bin/mlaudit ./usr/share/man/man1/mlaudit.1.gz ./usr/share/bash-co
 done
 grep -q '^./usr/local' "$tmp/contents" && err "files under /usr/local"
 
-# ---- the extracted package works
-dpkg-deb -x "$deb" "$tmp/root" || { err "dpkg-deb -x failed"; exit 1; }
-bin=$tmp/root/usr/bin/mlaudit
+# ---- the extracted (or installed) package works
+# MLAUDIT_DEB_ROOT=/ (scripts/check_installed_deb.sh, after apt install): check the installed
+# files instead of an extracted copy
+root=${MLAUDIT_DEB_ROOT:-$tmp/root}
+if [[ -z ${MLAUDIT_DEB_ROOT:-} ]]; then dpkg-deb -x "$deb" "$root" || { err "dpkg-deb -x failed"; exit 1; }; fi
+bin=${root%/}/usr/bin/mlaudit
 ldd "$bin" | grep -q "not found" && err "unresolved libraries: $(ldd "$bin" | grep 'not found')"
 ldd "$bin" | grep -Eq "/usr/local|cuda" && err "links outside Debian's libraries: $(ldd "$bin" | grep -E '/usr/local|cuda')"
 "$bin" --version > "$tmp/version" || err "mlaudit --version exited $?"
@@ -78,7 +81,7 @@ YAML
 for f in report.json report.html report.md junit.xml; do [[ -s $tmp/audit/$f ]] || err "the audit wrote no $f"; done
 
 # ---- man page: renders, names every command of this binary
-man_gz=$tmp/root/usr/share/man/man1/mlaudit.1.gz
+man_gz=${root%/}/usr/share/man/man1/mlaudit.1.gz
 if command -v groff > /dev/null; then
   zcat "$man_gz" | groff -man -Tutf8 2> "$tmp/groff.err" | sed -e 's/.\x08//g; s/\xe2\x80\x90/-/g; s/\xe2\x88\x92/-/g' > "$tmp/man.txt"
   [[ -s $tmp/man.txt ]] || err "the man page renders empty"
@@ -92,10 +95,10 @@ for cmd in $(sed -n 's/^commands: *//p' "$tmp/version"); do
 done
 
 # ---- completions
-bash_comp=$tmp/root/usr/share/bash-completion/completions/mlaudit
+bash_comp=${root%/}/usr/share/bash-completion/completions/mlaudit
 bash -n "$bash_comp" || err "bash -n $bash_comp"
 bash -c "source '$bash_comp' && complete -p mlaudit" | grep -q -- "-F _mlaudit mlaudit" || err "complete -p mlaudit after sourcing"
-zsh_comp=$tmp/root/usr/share/zsh/vendor-completions/_mlaudit
+zsh_comp=${root%/}/usr/share/zsh/vendor-completions/_mlaudit
 head -1 "$zsh_comp" | grep -qx '#compdef mlaudit' || err "_mlaudit lacks #compdef"
 if command -v zsh > /dev/null; then zsh -n "$zsh_comp" || err "zsh -n $zsh_comp"; else echo "(no zsh here: _mlaudit not parsed)"; fi
 
