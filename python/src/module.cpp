@@ -8,7 +8,9 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,44 +31,58 @@ PyObject* g_input_error = nullptr;        // mlaudit.InputError (a ValueError)
 PyObject* g_unsupported_error = nullptr;  // mlaudit.UnsupportedError (an InputError)
 
 // While a call runs without the GIL: the Python progress callback (may be None) and Ctrl-C.
-// Only the calling thread outside OpenMP regions talks to Python; elsewhere the update is
-// skipped (the next one from the calling thread comes soon).
+// One process-wide observer (installed at import) dispatches each update to the call running
+// on the updating thread, so calls from several Python threads never see each other's
+// callbacks; updates from OpenMP workers, or inside a parallel region, are skipped (the next one
+// from the calling thread comes soon).
+std::mutex g_calls_mutex;
+std::map<std::thread::id, PyObject*> g_calls;  // thread -> its progress callback (borrowed; may be None)
+
+void observe(const std::string& label, const std::string& unit, int64_t done, int64_t total, bool end) {
+  PyObject* cb = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_calls_mutex);
+    auto it = g_calls.find(std::this_thread::get_id());
+    if (it == g_calls.end()) return;
+    cb = it->second;
+  }
+  if (omp_in_parallel()) return;
+  py::gil_scoped_acquire gil;
+  if (cb && cb != Py_None) {
+    PyObject* r = PyObject_CallFunction(cb, "ssLLO", label.c_str(), unit.c_str(), (long long)done, (long long)total,
+                                        end ? Py_True : Py_False);
+    if (r) {
+      Py_DECREF(r);
+    } else {
+      // Ctrl-C may land while the callback runs; any other error in a progress bar never stops an audit
+      const bool interrupted = PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
+      PyErr_Clear();
+      if (interrupted && !end) throw engine::Interrupted();
+    }
+  }
+  if (!end && PyErr_CheckSignals() != 0) {  // acts on the main thread only, as Python's signals do
+    PyErr_Clear();
+    throw engine::Interrupted();
+  }
+}
+
 class ObserverScope {
  public:
-  explicit ObserverScope(PyObject* callback) : callback_(callback) {
-    const auto tid = std::this_thread::get_id();
-    PyObject* cb = callback_;
-    previous_ = engine::set_progress_observer(
-        [tid, cb](const std::string& label, const std::string& unit, int64_t done, int64_t total, bool end) {
-          if (std::this_thread::get_id() != tid || omp_in_parallel()) return;
-          py::gil_scoped_acquire gil;
-          if (cb && cb != Py_None) {
-            PyObject* r = PyObject_CallFunction(cb, "ssLLO", label.c_str(), unit.c_str(), (long long)done,
-                                                (long long)total, end ? Py_True : Py_False);
-            if (r) {
-              Py_DECREF(r);
-            } else {
-              // Ctrl-C may land while the callback runs; any other error in a progress bar
-              // never stops an audit
-              const bool interrupted = PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
-              PyErr_Clear();
-              if (interrupted && !end) throw engine::Interrupted();
-            }
-          }
-          if (!end && PyErr_CheckSignals() != 0) {
-            PyErr_Clear();
-            throw engine::Interrupted();
-          }
-        });
+  explicit ObserverScope(PyObject* callback) {
+    std::lock_guard<std::mutex> lock(g_calls_mutex);
+    g_calls[std::this_thread::get_id()] = callback;
   }
-  ~ObserverScope() { engine::set_progress_observer(std::move(previous_)); }
+  ~ObserverScope() {
+    std::lock_guard<std::mutex> lock(g_calls_mutex);
+    g_calls.erase(std::this_thread::get_id());
+  }
   ObserverScope(const ObserverScope&) = delete;
   ObserverScope& operator=(const ObserverScope&) = delete;
-
- private:
-  PyObject* callback_;
-  engine::ProgressObserver previous_;
 };
+
+// Commands share process-wide state (the thread count, the audit's signal handling), so one
+// runs at a time; a second Python thread's call waits (without the GIL) for the first.
+std::mutex g_command_mutex;
 
 // The exception being handled (in a catch block) as the module's Python exception, with the
 // CLI's one-line text; the GIL must be held.
@@ -247,6 +263,7 @@ PYBIND11_MODULE(_core, m) {
                                                   "Valid input this build cannot handle (an operator, an opset).",
                                                   g_input_error, nullptr);
   m.attr("InputError") = py::handle(g_input_error);
+  engine::set_progress_observer(observe);
   m.attr("UnsupportedError") = py::handle(g_unsupported_error);
 
   m.def("version_text", [](bool json) { return cli::version_text(json); }, py::arg("json") = false,
@@ -261,6 +278,7 @@ PYBIND11_MODULE(_core, m) {
       [](const std::string& name, const std::vector<std::string>& args, int threads, const std::string& device,
          const std::string& output, bool quiet, py::object progress) {
         return guarded(name, progress.ptr(), [&] {
+          std::lock_guard<std::mutex> one_at_a_time(g_command_mutex);
           for (const auto& a : args)
             if (!engine::is_utf8(a)) throw InputError("cli", "an argument is not UTF-8");
           cli::GlobalOptions g;

@@ -340,3 +340,28 @@ def test_ctrl_c_stops_a_long_call(src, fmnist):
         mlaudit.certify(src / "models/fmnist_cnn.onnx", x, y, sigma=0.25, progress=False)
     timer.cancel()
     assert time.monotonic() - start < 30
+
+
+def test_calls_from_two_threads_keep_their_own_progress_and_results(src, fmnist):
+    x, y = fmnist
+    m = src / "models/fmnist_cnn.onnx"
+    want = {s: mlaudit.certify(m, x[:3], y[:3], sigma=s, n0=20, n=300, progress=False)["per_sample"]
+            for s in (0.12, 0.5)}
+    seen = {0.12: [], 0.5: []}
+    got = {}
+
+    def work(sigma):
+        got[sigma] = mlaudit.certify(m, x[:3], y[:3], sigma=sigma, n0=20, n=300,
+                                     progress=lambda *a: seen[sigma].append(a))["per_sample"]
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in (0.12, 0.5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    untimed = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    for s in (0.12, 0.5):
+        assert untimed(got[s]) == untimed(want[s])
+        # each call's callback saw its own line only: 3 samples, then the end
+        assert seen[s] and seen[s][-1][2:] == (3, 3, True)
+        assert all(a[3] == 3 for a in seen[s])
