@@ -103,6 +103,10 @@ using Atom = Linear;
 using Dnf = std::vector<std::vector<Atom>>;
 
 constexpr size_t kMaxDisjuncts = 200000;
+// Comparisons in the multiplied-out (disjunctive) form, and output-constraint coefficients in
+// the parsed property: a few kilobytes of nested (or ...) must not become gigabytes.
+constexpr size_t kMaxAtoms = 4000000;
+constexpr size_t kMaxCoefficients = size_t(1) << 25;
 
 class Builder {
  public:
@@ -219,6 +223,13 @@ class Builder {
   Dnf conjoin(const Dnf& a, const Dnf& b, const SExpr& where) const {
     Dnf out;
     if (a.size() * b.size() > kMaxDisjuncts) r_.fail(where.line, where.col, "formula too large (more than 200000 disjuncts)");
+    // the atoms the product holds: each term of a paired with each term of b
+    size_t atoms_a = 0, atoms_b = 0;
+    for (const auto& x : a) atoms_a += x.size();
+    for (const auto& y : b) atoms_b += y.size();
+    if (atoms_a * b.size() + atoms_b * a.size() > kMaxAtoms)
+      r_.fail(where.line, where.col, fmt::format("formula too large (its disjunctive form holds more than {} comparisons)", kMaxAtoms));
+    out.reserve(a.size() * b.size());
     for (const auto& x : a)
       for (const auto& y : b) {
         std::vector<Atom> c = x;
@@ -269,21 +280,27 @@ Property parse_vnnlib(const std::string& text, const std::string& source) {
   if (b.nx() == 0 || b.ny() == 0) throw InputError("verify", source + ": no X_i or no Y_j variables declared");
   if (asserts.empty()) throw InputError("verify", source + ": no assert");
 
-  // The property is the conjunction of all asserts: the product of their DNFs
-  // (bounded by kMaxDisjuncts).
+  // The property is the conjunction of all asserts. Asserts that are one conjunction (input
+  // bounds, most output constraints) are applied once to every case; only the disjunctive ones
+  // are multiplied out (the product bounded by kMaxDisjuncts and kMaxAtoms), so repeated
+  // (or ...) blocks cost their product, not the product times every other assert.
+  std::vector<Atom> common;
   Dnf dnf{{}};
-  for (const SExpr& a : asserts) dnf = b.conjoin(dnf, b.formula(a.items[1]), a);
+  for (const SExpr& a : asserts) {
+    Dnf d = b.formula(a.items[1]);
+    if (d.size() == 1) common.insert(common.end(), d[0].begin(), d[0].end());
+    else dnf = b.conjoin(dnf, d, a);
+  }
 
   Property prop;
   prop.source = source;
   prop.num_inputs = b.nx();
   prop.num_outputs = b.ny();
   const double inf = std::numeric_limits<double>::infinity();
-  for (const auto& conj : dnf) {
-    InputBox box{std::vector<double>(size_t(b.nx()), -inf), std::vector<double>(size_t(b.nx()), inf)};
-    OutputConjunction out;
-    bool empty = false;
-    for (const Atom& atom : conj) {
+  // Adds a conjunction's atoms to a case: input bounds narrow the box, output comparisons join
+  // the unsafe conjunction; a constant false atom empties it.
+  auto apply = [&](const std::vector<Atom>& atoms, InputBox& box, OutputConjunction& out, bool& empty) {
+    for (const Atom& atom : atoms) {
       bool has_x = false, has_y = false;
       int64_t nxvars = 0, xvar = -1;
       for (const auto& [id, c] : atom.coef) {
@@ -316,20 +333,31 @@ Property parse_vnnlib(const std::string& text, const std::string& source) {
         empty = true;  // constant false atom
       }
     }
+  };
+  InputBox base_box{std::vector<double>(size_t(b.nx()), -inf), std::vector<double>(size_t(b.nx()), inf)};
+  OutputConjunction base_out;
+  bool base_empty = false;
+  apply(common, base_box, base_out, base_empty);
+  std::map<std::pair<std::vector<double>, std::vector<double>>, size_t> case_of;  // box -> index in prop.cases
+  size_t coefficients = 0;
+  for (const auto& conj : dnf) {
+    InputBox box = base_box;
+    OutputConjunction out = base_out;
+    bool empty = base_empty;
+    apply(conj, box, out, empty);
     for (int64_t i = 0; i < b.nx(); ++i)
       if (box.lower[size_t(i)] > box.upper[size_t(i)]) empty = true;
     if (empty) continue;
     for (int64_t i = 0; i < b.nx(); ++i)
       if (!std::isfinite(box.lower[size_t(i)]) || !std::isfinite(box.upper[size_t(i)]))
         throw InputError("verify", fmt::format("{}: input X_{} has no lower and upper bound", source, i));
-    auto it = std::find_if(prop.cases.begin(), prop.cases.end(), [&](const SubProperty& s) {
-      return s.box.lower == box.lower && s.box.upper == box.upper;
-    });
-    if (it == prop.cases.end()) {
-      prop.cases.push_back(SubProperty{box, {}});
-      it = prop.cases.end() - 1;
-    }
-    it->unsafe.push_back(std::move(out));
+    coefficients += out.size() * size_t(b.ny()) + 2 * size_t(b.nx());
+    if (coefficients > kMaxCoefficients)
+      throw InputError("verify", fmt::format("{}: formula too large (its cases hold more than {} coefficients)", source,
+                                             kMaxCoefficients));
+    auto [it, fresh] = case_of.emplace(std::make_pair(box.lower, box.upper), prop.cases.size());
+    if (fresh) prop.cases.push_back(SubProperty{box, {}});
+    prop.cases[it->second].unsafe.push_back(std::move(out));
   }
   return prop;
 }
