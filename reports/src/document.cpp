@@ -10,6 +10,7 @@
 
 #include "doc.h"
 #include "mlaudit/datasets/npy.h"
+#include "mlaudit/engine/error.h"
 #include "mlaudit/engine/tensor.h"
 #include "mlaudit/reports/gates.h"
 #include "mlaudit/reports/report.h"
@@ -49,6 +50,17 @@ std::optional<double> dbl(const json& j, const std::string& key) {
   const json& v = at(j, key);
   if (v.is_number()) return v.get<double>();
   return std::nullopt;
+}
+
+// A count field (gates, sections, verdicts) of the object `where` names: absent is 0; a JSON
+// number must be a whole number in [0, 10^9], else InputError naming the field (a float such
+// as 1.9e68 must never reach an int conversion).
+int count_field(const json& j, const std::string& key, const std::string& where) {
+  const std::optional<double> v = dbl(j, key);
+  if (!v) return 0;
+  if (!(*v >= 0 && *v <= 1e9) || *v != std::floor(*v))
+    throw ::mlaudit::InputError("reports", fmt::format("{}.{} is {}, not a count", where, key, at(j, key).dump()));
+  return int(*v);
 }
 
 // "0.81 [0.78, 0.84]" from a value and an interval given as [lo, hi] or {lo, hi}/{low, high}.
@@ -829,7 +841,7 @@ void verification_blocks(Document& d, const json& report) {
       auto eps = dbl(e, "eps");
       if (!eps || !stack_counts[*eps].empty()) continue;
       for (const char* v : {"verified", "falsified", "unknown", "timeout"})
-        if (auto n = dbl(e, v)) stack_counts[*eps][v] = int(*n);
+        if (dbl(e, v)) stack_counts[*eps][v] = count_field(e, v, "by_eps[]");
     }
     for (auto& [eps, c] : stack_counts)
       if (!c.empty())
@@ -1182,9 +1194,9 @@ ExecutiveSummary executive_summary(const json& report) {
   ExecutiveSummary es;
   const json& sum = obj(report, "summary");
   const std::string verdict = str(sum, "verdict", "n/a");
-  const int total = int(dbl(sum, "gates_total").value_or(0)), passed = int(dbl(sum, "gates_passed").value_or(0));
-  const int failed = int(dbl(sum, "gates_failed").value_or(0)), warned = int(dbl(sum, "gates_warned").value_or(0));
-  const int errors = int(dbl(sum, "gates_errors").value_or(0)), sections_failed = int(dbl(sum, "sections_failed").value_or(0));
+  const int total = count_field(sum, "gates_total", "summary"), passed = count_field(sum, "gates_passed", "summary");
+  const int failed = count_field(sum, "gates_failed", "summary"), warned = count_field(sum, "gates_warned", "summary");
+  const int errors = count_field(sum, "gates_errors", "summary"), sections_failed = count_field(sum, "sections_failed", "summary");
   const std::string warn_text = warned ? fmt::format("; {} warning gate{} failed without failing the audit", warned, warned == 1 ? "" : "s") : "";
   if (report.contains("incomplete"))
     es.verdict = fmt::format("{}: the audit was interrupted before every section ran; it cannot pass. {} of {} gates passed{}.", verdict,
