@@ -23,6 +23,7 @@ PACKAGES=(
   dpkg-dev file            # make package: CPack's DEB generator (dpkg-shlibdeps finds Depends; file spots ELF files)
   groff-base zsh           # packaging tests: the man page renders (groff), the zsh completion parses (zsh -n)
   python3-dev pybind11-dev python3-numpy python3-pytest   # the Python module (python/, docs/python.md) and its tests
+  python3-jsonschema python3-yaml   # packaging.ci_schemas: action.yml and the GitLab template against their schemas
   libopenmpi-dev openmpi-bin   # mlaudit --mpi under mpirun (optional at build time; docs/scale-out.md)
 )
 
