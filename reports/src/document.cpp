@@ -318,7 +318,9 @@ void model_blocks(Document& d, const json& report) {
       std::string out;
       for (const auto& v : list) {
         std::string shape;
-        for (const auto& x : arr(v, "shape")) shape += (shape.empty() ? "" : ",") + (x.get<int64_t>() < 0 ? std::string("N") : x.dump());
+        // a negative (dynamic) dimension reads N; compared as a double, never converted to an integer
+        for (const auto& x : arr(v, "shape"))
+          shape += (shape.empty() ? "" : ",") + (x.is_number() && x.get<double>() < 0 ? std::string("N") : x.dump());
         out += (out.empty() ? "" : "; ") + fmt::format("{} {} [{}]", str(v, "name"), str(v, "dtype"), shape);
       }
       return out;
@@ -677,7 +679,12 @@ void explain_blocks(Document& d, const json& report, std::vector<std::string>* i
     d.push_back(para(fmt::format("Method {}; {}.", method, gap_text)));
     // image inputs ([N, C, H, W] or [N, H, W]): features are pixels, named by their position
     const json& shape = arr(r, "input_shape");
-    const bool image = (shape.size() == 4 || shape.size() == 3) && shape.back().is_number_integer() && shape.back().get<int64_t>() > 1;
+    // every dimension after the batch an integer in [1, 2^20] (so plane sizes cannot overflow)
+    auto dim_ok = [&](size_t i) {
+      return shape[i].is_number_integer() && shape[i].get<int64_t>() >= 1 && shape[i].get<int64_t>() <= (int64_t(1) << 20);
+    };
+    const bool image = (shape.size() == 4 || shape.size() == 3) && dim_ok(shape.size() - 1) &&
+                       shape.back().get<int64_t>() > 1 && dim_ok(shape.size() - 2) && (shape.size() == 3 || dim_ok(1));
     const int64_t width = image ? shape.back().get<int64_t>() : 0, height = image ? shape[shape.size() - 2].get<int64_t>() : 0;
     std::vector<Bar> bars;
     std::vector<std::vector<std::string>> rows;

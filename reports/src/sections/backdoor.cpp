@@ -30,7 +30,7 @@ MLAUDIT_SECTION_KIND(backdoor) {
             v.need_npy();
             if (p.contains("classes"))
               for (const auto& x : p["classes"])
-                if (x.get<int64_t>() < 0) v.fail("classes", "'classes' must be non-negative class indices");
+                if (!x.is_number_integer() || x.get<int64_t>() < 0) v.fail("classes", "'classes' must be non-negative class indices");
             if (p.contains("init_cost") && p["init_cost"].get<double>() < 0) v.fail("init_cost", "'init_cost' must be >= 0");
             if (!p.value("neural_cleanse", true) && !p.contains("suspicious"))
               v.fail_entry(fmt::format("{}: 'neural_cleanse: false' leaves only STRIP, which needs 'suspicious' (an .npy of inputs to screen)", v.what));

@@ -19,7 +19,8 @@ MLAUDIT_SECTION_KIND(corruption) {
             v.need_npy();
             if (v.s.params.contains("severities"))
               for (const auto& x : v.s.params["severities"])
-                if (x.get<int64_t>() < 1 || x.get<int64_t>() > 5) v.fail("severities", "'severities' must lie in 1..5");
+                if (!x.is_number_integer() || x.get<int64_t>() < 1 || x.get<int64_t>() > 5)
+                  v.fail("severities", "'severities' must lie in 1..5");
           },
       .check =
           [](SectionCheck& c) {
