@@ -13,3 +13,7 @@ unzip_if_needed() {
   if [[ ! -f $f && -f $f.gz ]]; then gunzip -k "$f.gz" || die "cannot gunzip $f.gz"; fi
   [[ -f $f ]] || die "no such file: $f"
 }
+# run_instance.sh records the mlaudit it starts here; prepare_instance.sh stops only that one
+# (never every mlaudit on the machine: other users' and other jobs' runs are left alone).
+state_dir=${TMPDIR:-/tmp}/mlaudit-vnncomp-$(id -u)
+pid_file=$state_dir/run.pid

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # VNN-COMP 2022 tool interface: prepare_instance.sh v1 CATEGORY ONNX VNNLIB
-# Before the timed run: stops mlaudit processes left from an earlier instance, unzips the
+# Before the timed run: stops the mlaudit run_instance.sh left from an earlier instance, unzips the
 # instance's files when only .gz copies exist, and checks that the model loads and the property
 # parses (exit 0), so that run_instance.sh's time is spent verifying. A model or property
 # mlaudit cannot handle exits 1 with mlaudit's one-line reason (the instance is then scored
@@ -11,7 +11,12 @@ source "$(dirname "$0")/common.sh"
 check_version "$1"
 category=$2 onnx=$3 vnnlib=$4
 [[ -n $mlaudit && -x $mlaudit ]] || die "no mlaudit (run install_tool.sh v1, or set MLAUDIT)"
-pkill -x mlaudit 2> /dev/null || true
+# a run left from an earlier instance (its pid, recorded by run_instance.sh, if it is still mlaudit)
+if [[ -f $pid_file ]]; then
+  pid=$(cat "$pid_file" 2> /dev/null)
+  if [[ $pid =~ ^[0-9]+$ ]] && [[ $(ps -o comm= -p "$pid" 2> /dev/null) == mlaudit ]]; then kill "$pid" 2> /dev/null || true; fi
+  rm -f "$pid_file"
+fi
 unzip_if_needed "$onnx"
 unzip_if_needed "$vnnlib"
 # A 10 ms run checks the model, the property and their agreement (input and output counts)

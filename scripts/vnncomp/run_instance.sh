@@ -18,9 +18,16 @@ unzip_if_needed "$vnnlib"
 rm -f "$result"
 tmp=$result.tmp.$$
 guard=$(awk -v t="$timeout" 'BEGIN { printf "%d", t + 5.999 }')
+mkdir -p "$state_dir"
 timeout -k 2 "$guard" "$mlaudit" --quiet --threads "${MLAUDIT_THREADS:-0}" verify --model "$onnx" --vnnlib "$vnnlib" \
-  --result "$tmp" --timeout "$timeout" > /dev/null
+  --result "$tmp" --timeout "$timeout" > /dev/null &
+guard_pid=$!
+# the mlaudit under timeout, for prepare_instance.sh of the next instance
+sleep 0.05
+pgrep -P "$guard_pid" -x mlaudit > "$pid_file" 2> /dev/null || true
+wait "$guard_pid"
 rc=$?
+rm -f "$pid_file"
 if [[ -s $tmp ]]; then
   mv "$tmp" "$result"
 elif [[ $rc == 124 || $rc == 137 ]]; then

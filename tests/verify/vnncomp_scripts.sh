@@ -29,6 +29,15 @@ bash "$s/run_instance.sh" v1 test "$v/domain_mlp.onnx" "$v/domain_unsat.vnnlib" 
 expect_first "$tmp/unsat.txt" unsat
 [[ $(wc -l < "$tmp/unsat.txt") -le 1 ]] || err "unsat with more than one line"
 
+# prepare_instance stops only the run run_instance left, never another mlaudit (other jobs, tests)
+"$MLAUDIT" --quiet certify --model "$src/models/fmnist_cnn.onnx" --data "$src/datasets/demo/fmnist_x.npy" \
+  --labels "$src/datasets/demo/fmnist_y.npy" --sigma 0.25 --limit 1 --n 1000000000 --out "$tmp/c.json" &
+other=$!
+sleep 0.5
+bash "$s/prepare_instance.sh" v1 test "$v/domain_mlp.onnx" "$v/domain_sat.vnnlib" > /dev/null || err "prepare with another mlaudit running"
+kill -0 "$other" 2> /dev/null || err "prepare_instance stopped an unrelated mlaudit"
+kill "$other" 2> /dev/null; wait "$other" 2> /dev/null
+
 # a gzipped property named without .gz (as the competition's harness does)
 cp "$v/domain_unsat.vnnlib" "$tmp/p.vnnlib" && gzip "$tmp/p.vnnlib"
 bash "$s/run_instance.sh" v1 test "$v/domain_mlp.onnx" "$tmp/p.vnnlib" "$tmp/gz.txt" 30
