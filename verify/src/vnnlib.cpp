@@ -105,8 +105,10 @@ using Dnf = std::vector<std::vector<Atom>>;
 constexpr size_t kMaxDisjuncts = 200000;
 // Comparisons in the multiplied-out (disjunctive) form, and output-constraint coefficients in
 // the parsed property: a few kilobytes of nested (or ...) must not become gigabytes.
-constexpr size_t kMaxAtoms = 4000000;
-constexpr size_t kMaxCoefficients = size_t(1) << 25;
+constexpr size_t kMaxAtoms = 1000000;
+// Coefficients of the parsed cases' output constraints, counting ny + 4 per constraint for its
+// vector (64 MB of doubles).
+constexpr size_t kMaxCoefficients = size_t(1) << 23;
 
 class Builder {
  public:
@@ -281,16 +283,37 @@ Property parse_vnnlib(const std::string& text, const std::string& source) {
   if (asserts.empty()) throw InputError("verify", source + ": no assert");
 
   // The property is the conjunction of all asserts. Asserts that are one conjunction (input
-  // bounds, most output constraints) are applied once to every case; only the disjunctive ones
-  // are multiplied out (the product bounded by kMaxDisjuncts and kMaxAtoms), so repeated
-  // (or ...) blocks cost their product, not the product times every other assert.
+  // bounds, most output constraints) are applied once to every case; the disjunctive ones are
+  // combined term by term without multiplying them out in memory (a mixed-radix counter over
+  // their terms, the last assert's term changing fastest: the order a multiplied-out form would
+  // have), the number of combinations bounded by kMaxDisjuncts and the work by kMaxAtoms per
+  // disjunct on average, so a few kilobytes of repeated (or ...) blocks cannot take gigabytes.
   std::vector<Atom> common;
-  Dnf dnf{{}};
+  std::vector<Dnf> choices;  // one DNF per disjunctive assert
+  size_t combinations = 1, atoms_per_combination = 0;
+  bool impossible = false;
   for (const SExpr& a : asserts) {
     Dnf d = b.formula(a.items[1]);
-    if (d.size() == 1) common.insert(common.end(), d[0].begin(), d[0].end());
-    else dnf = b.conjoin(dnf, d, a);
+    if (d.size() == 1) {
+      common.insert(common.end(), d[0].begin(), d[0].end());
+      continue;
+    }
+    if (d.empty()) {  // (or) with no disjunct: false, no case at all (the other asserts are still read)
+      impossible = true;
+      continue;
+    }
+    if (combinations > kMaxDisjuncts / d.size())
+      reader.fail(a.line, a.col, "formula too large (more than 200000 disjuncts)");
+    combinations *= d.size();
+    size_t widest = 0;
+    for (const auto& t : d) widest = std::max(widest, t.size());
+    atoms_per_combination += widest;
+    if (combinations * atoms_per_combination > kMaxAtoms * 20)
+      reader.fail(a.line, a.col, fmt::format("formula too large (its disjunctive form holds more than {} comparisons)",
+                                             kMaxAtoms * 20));
+    choices.push_back(std::move(d));
   }
+  if (impossible) combinations = 0;
 
   Property prop;
   prop.source = source;
@@ -340,18 +363,24 @@ Property parse_vnnlib(const std::string& text, const std::string& source) {
   apply(common, base_box, base_out, base_empty);
   std::map<std::pair<std::vector<double>, std::vector<double>>, size_t> case_of;  // box -> index in prop.cases
   size_t coefficients = 0;
-  for (const auto& conj : dnf) {
+  std::vector<size_t> pick(choices.size(), 0);
+  for (size_t combination = 0; combination < combinations; ++combination) {
+    if (combination > 0)  // next term choice: the last assert's term changes fastest
+      for (size_t k = choices.size(); k-- > 0;) {
+        if (++pick[k] < choices[k].size()) break;
+        pick[k] = 0;
+      }
     InputBox box = base_box;
     OutputConjunction out = base_out;
     bool empty = base_empty;
-    apply(conj, box, out, empty);
+    for (size_t k = 0; k < choices.size(); ++k) apply(choices[k][pick[k]], box, out, empty);
     for (int64_t i = 0; i < b.nx(); ++i)
       if (box.lower[size_t(i)] > box.upper[size_t(i)]) empty = true;
     if (empty) continue;
     for (int64_t i = 0; i < b.nx(); ++i)
       if (!std::isfinite(box.lower[size_t(i)]) || !std::isfinite(box.upper[size_t(i)]))
         throw InputError("verify", fmt::format("{}: input X_{} has no lower and upper bound", source, i));
-    coefficients += out.size() * size_t(b.ny()) + 2 * size_t(b.nx());
+    coefficients += out.size() * (size_t(b.ny()) + 4) + 2 * size_t(b.nx());
     if (coefficients > kMaxCoefficients)
       throw InputError("verify", fmt::format("{}: formula too large (its cases hold more than {} coefficients)", source,
                                              kMaxCoefficients));
