@@ -47,9 +47,15 @@ class Reader {
     skip();
     return i_ >= s_.size();
   }
-  SExpr read() {
+  // Nesting depth limit: reading, the formula builder and the tree's destructor all recurse, so
+  // a few kilobytes of '(' must end in an error, not a stack overflow. Real properties nest a
+  // handful of levels.
+  static constexpr int kMaxDepth = 256;
+
+  SExpr read(int depth = 0) {
     skip();
     if (i_ >= s_.size()) fail(line_, col_, "unexpected end of file (missing ')')");
+    if (depth > kMaxDepth) fail(line_, col_, fmt::format("expressions nested deeper than {} levels", kMaxDepth));
     SExpr e;
     e.line = line_;
     e.col = col_;
@@ -63,7 +69,7 @@ class Reader {
           advance();
           break;
         }
-        e.items.push_back(read());
+        e.items.push_back(read(depth + 1));
       }
       return e;
     }
