@@ -291,7 +291,7 @@ class _Workdir:
         if isinstance(array, (str, os.PathLike)):
             return os.fspath(array)  # a file the command reads itself
         a = np.asarray(array, dtype=dtype)
-        if a.dtype == np.float16 or a.dtype.kind == "f" and a.dtype != np.float64:
+        if a.dtype.kind == "f" and a.dtype != np.float64:  # float16 and float32 as float32
             a = a.astype(np.float32, copy=False)
         path = os.path.join(self.name, stem + ".npy")
         np.save(path, np.ascontiguousarray(a))

@@ -226,6 +226,13 @@ py::object shape_to_py(const engine::Shape& s) {
   return py::tuple(out);
 }
 
+// (name, dtype, shape) per graph input or output; None for a dynamic dimension.
+py::list value_infos(const std::vector<engine::ValueInfo>& values) {
+  py::list out;
+  for (const auto& v : values) out.append(py::make_tuple(v.name, engine::dtype_name(v.dtype), shape_to_py(v.shape)));
+  return out;
+}
+
 struct PyModel {
   std::shared_ptr<engine::Session> session;
   std::string source;
@@ -329,20 +336,8 @@ PYBIND11_MODULE(_core, m) {
           },
           py::arg("data"), py::arg("source"), py::arg("device") = "cpu", py::arg("output") = "",
           py::arg("threads") = 0)
-      .def_property_readonly("inputs",
-                             [](const PyModel& m) {
-                               py::list out;
-                               for (const auto& v : m.session->inputs())
-                                 out.append(py::make_tuple(v.name, engine::dtype_name(v.dtype), shape_to_py(v.shape)));
-                               return out;
-                             })
-      .def_property_readonly("outputs",
-                             [](const PyModel& m) {
-                               py::list out;
-                               for (const auto& v : m.session->outputs())
-                                 out.append(py::make_tuple(v.name, engine::dtype_name(v.dtype), shape_to_py(v.shape)));
-                               return out;
-                             })
+      .def_property_readonly("inputs", [](const PyModel& m) { return value_infos(m.session->inputs()); })
+      .def_property_readonly("outputs", [](const PyModel& m) { return value_infos(m.session->outputs()); })
       .def_property_readonly("audited_output", [](const PyModel& m) { return m.session->audited_output().name; })
       .def_property_readonly("backend", [](const PyModel& m) { return m.session->backend_name(); })
       .def("run",

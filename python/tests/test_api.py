@@ -247,7 +247,15 @@ def test_verify_vnnlib_and_robustness(src):
     d = src / "tests/fixtures/verify"
     sat = mlaudit.verify(d / "domain_mlp.onnx", vnnlib=d / "domain_sat.vnnlib", timeout=30)
     unsat = mlaudit.verify(d / "domain_mlp.onnx", vnnlib=d / "domain_unsat.vnnlib", timeout=30)
-    assert json.dumps(sat).count('"sat"') >= 1 and json.dumps(unsat).count('"unsat"') >= 1
+    assert sat["result"] == "sat" and sat["verdict"] == "falsified"
+    assert unsat["result"] == "unsat"
+    # the counterexample lies in the property's input box and the model's output satisfies it
+    # (domain_sat.vnnlib: Y_0 <= Y_1 somewhere in the box)
+    x = np.array(sat["counterexample"]["input"], dtype=np.float32)
+    box = np.array(sat["input_boxes"][0]["lower"]), np.array(sat["input_boxes"][0]["upper"])
+    assert np.all(x >= box[0] - 1e-6) and np.all(x <= box[1] + 1e-6)
+    y = mlaudit.Model(d / "domain_mlp.onnx").run(x[None, :])[0]
+    assert y[0] <= y[1]
 
 
 def test_audit_returns_report_and_writes_files(src, tmp_path):
