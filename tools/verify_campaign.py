@@ -97,7 +97,8 @@ def f32(a):
 class Net:
     """A DAG over flat float64 vectors (C order of the ONNX tensors), mirrored by an ONNX graph.
 
-    IR node ops: input, affine (W [out, in], b), relu, leaky (alpha), sigmoid, maxpool (windows), add.
+    IR node ops: input, affine (W [out, in], b), relu, leaky (alpha), sigmoid, maxpool (windows), add,
+    concat (of several sources; only in the reference's fairness twins, never exported).
     """
 
     def __init__(self, rng, input_shape):
@@ -282,6 +283,8 @@ class Net:
             elif op == "maxpool":
                 r = vals[nd["src"][0]]
                 v = np.stack([r[:, w].max(axis=1) for w in nd["windows"]], axis=1)
+            elif op == "concat":
+                v = np.concatenate([vals[i] for i in nd["src"]], axis=1)
             else:
                 v = vals[nd["src"][0]] + vals[nd["src"][1]]
             vals.append(v)
@@ -303,7 +306,10 @@ class Net:
                 l, u = np.asarray(lo, float), np.asarray(hi, float)
             else:
                 sl, su = bounds[nd["src"][0]]
-                if op == "affine":
+                if op == "concat":
+                    l = np.concatenate([bounds[i][0] for i in nd["src"]])
+                    u = np.concatenate([bounds[i][1] for i in nd["src"]])
+                elif op == "affine":
                     mid, rad = (sl + su) / 2, (su - sl) / 2
                     c = nd["W"] @ mid + nd["b"]
                     r = np.abs(nd["W"]) @ rad
@@ -328,7 +334,7 @@ class Net:
         return all(nd["op"] != "sigmoid" for nd in self.nodes)
 
     def relu_only(self):
-        return all(nd["op"] in ("input", "affine", "relu", "add") for nd in self.nodes)
+        return all(nd["op"] in ("input", "affine", "relu", "add", "concat") for nd in self.nodes)
 
 
 # ----------------------------------------------------------------------------- MILP reference
@@ -359,6 +365,10 @@ class Encoding:
                     for j in np.nonzero(W[i])[0]:
                         row[s[j]] = row.get(s[j], 0.0) - W[i, j]
                     self.row(row, nd["b"][i], nd["b"][i])
+            elif op == "concat":  # (fairness twins: tools/fairness_campaign.py)
+                src = [v for i in nd["src"] for v in self.var[i]]
+                for i in range(len(ids)):
+                    self.row({ids[i]: 1.0, src[i]: -1.0}, 0, 0)
             elif op == "add":
                 t = self.var[nd["src"][1]]
                 for i in range(len(ids)):
