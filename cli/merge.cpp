@@ -11,12 +11,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "explain_summary.h"
 #include "mlaudit/datasets/io.h"
+#include "mlaudit/datasets/npy.h"
 #include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
+#include "mlaudit/engine/tensor.h"
 #ifdef MLAUDIT_HAVE_verify
 #include "mlaudit/verify/verify.h"
 #endif
@@ -235,6 +239,91 @@ json merge_benchmark(std::vector<Part>& parts) {
   return j;
 }
 
+// The parts' attribution arrays joined in shard order: the array one process writes. Each part
+// recorded its file (path as given to its shard, SHA-256, shape); the file is taken from that
+// path, or from the file of that name beside the part when the path is missing or holds another
+// file (shards run in other folders, parts copied together).
+std::string join_attributions(std::vector<Part>& parts) {
+  namespace fs = std::filesystem;
+  std::vector<engine::Tensor> arrays;
+  std::string first_name;
+  engine::Shape first_shape;
+  for (auto& p : parts) {
+    json& e = p.j["shard"]["explain"];
+    if (!e.contains("attributions"))
+      throw InputError("merge", fmt::format("--attributions: {} was run without --attributions (its rows' attributions "
+                                            "were not written)", p.path));
+    json& a = e["attributions"];
+    const std::string recorded = a["file"].get<std::string>();
+    const std::string beside = (fs::path(p.path).parent_path() / fs::path(recorded).filename()).string();
+    const std::string sha = a["sha256"].get<std::string>();
+    std::string bytes, path;
+    for (const std::string& candidate : {recorded, beside}) {
+      std::error_code ec;
+      if (!fs::is_regular_file(candidate, ec)) continue;
+      bytes = datasets::read_file(candidate);
+      if (datasets::sha256_hex(bytes) == sha) {
+        path = candidate;
+        break;
+      }
+    }
+    if (path.empty())
+      throw InputError("merge", fmt::format("--attributions: the attributions of {} are missing: neither {} nor {} is the "
+                                            "file its shard wrote (absent, or SHA-256 differs)",
+                                            p.path, recorded, beside));
+    engine::Tensor t = datasets::parse_npy(bytes, path);
+    const int64_t rows = integer(p.j["shard"]["end"]) - integer(p.j["shard"]["first"]);
+    if (t.rank() < 1 || t.shape()[0] != rows)
+      throw InputError("merge", fmt::format("--attributions: {} has shape {}, but {} holds {} rows", path,
+                                            engine::shape_str(t.shape()), p.path, rows));
+    if (arrays.empty()) {
+      first_name = path;
+      first_shape = t.shape();
+    } else if (t.dtype() != arrays.front().dtype() || t.rank() != first_shape.size() ||
+               !std::equal(t.shape().begin() + 1, t.shape().end(), first_shape.begin() + 1)) {
+      throw InputError("merge", fmt::format("--attributions: the arrays' shapes disagree: {} is {}, {} is {}", first_name,
+                                            engine::shape_str(first_shape), path, engine::shape_str(t.shape())));
+    }
+    arrays.push_back(std::move(t));
+  }
+  return datasets::encode_npy(engine::concat_rows(arrays));
+}
+
+// explain: samples (and heatmap paths) in global order; global_ranking, the checks, warnings and
+// passed recomputed with explain's own functions (explain_summary.h) from the parts' aggregates
+// (exact per-feature sums of |attribution|, largest gaps, per-row correlations and
+// sensitivities); timing: the parts' compute time summed.
+json merge_explain(std::vector<Part>& parts, const std::string& attributions, std::string* npy) {
+  json j = parts.front().j;
+  auto agg = explain_summary::Aggregates::from_json(parts.front().j["shard"]["explain"]);
+  for (size_t k = 1; k < parts.size(); ++k)
+    if (!explain_summary::combine(agg, explain_summary::Aggregates::from_json(parts[k].j["shard"]["explain"])))
+      throw InputError("merge", fmt::format("{}: its rows do not follow {}'s (a part is malformed)", parts[k].path,
+                                            parts[k - 1].path));
+  j["samples"] = concat(parts, "samples");
+  if (int64_t(j["samples"].size()) != agg.rows || agg.first_row != 0)
+    throw InputError("merge", fmt::format("{}: its samples and its row count disagree (a part is malformed)", parts.front().path));
+  j["rows"] = agg.rows;
+  j["input_shape"][0] = agg.rows;
+  if (j.contains("heatmaps")) j["heatmaps"] = concat(parts, "heatmaps");
+  explain_summary::write_aggregates(j, agg);
+  double seconds = 0, cpu = 0;
+  for (auto& p : parts) {
+    seconds += p.j["timing"]["attribution_seconds"].get<double>();
+    cpu += p.j["timing"]["cpu_seconds"].get<double>();
+  }
+  const double n = double(agg.rows);
+  j["timing"] = {{"attribution_seconds", seconds}, {"seconds_per_sample", seconds / n},
+                 {"cpu_seconds", cpu},             {"cpu_seconds_per_sample", cpu / n}};
+  // Each part names its own slice's file; the merged report names the joined one, if any.
+  j.erase("attributions_file");
+  if (!attributions.empty()) {
+    *npy = join_attributions(parts);
+    j["attributions_file"] = attributions;
+  }
+  return j;
+}
+
 // The first difference between two parts' run blocks, in words.
 std::string run_difference(json& a, json& b) {
   if (a.value("command", "") != b.value("command", ""))
@@ -256,11 +345,11 @@ std::string run_difference(json& a, json& b) {
   return "their run ids differ";
 }
 
-MergedReport merge_checked(std::vector<Part>& parts, const std::string& out);
+MergedReport merge_checked(std::vector<Part>& parts, const std::string& out, const std::string& attributions);
 
 }  // namespace
 
-MergedReport merge_parts(const std::vector<PartText>& texts, const std::string& out) {
+MergedReport merge_parts(const std::vector<PartText>& texts, const std::string& out, const std::string& attributions) {
   std::vector<Part> parts;
   for (const auto& t : texts) {
     Part p;
@@ -279,7 +368,7 @@ MergedReport merge_parts(const std::vector<PartText>& texts, const std::string& 
   }
   if (parts.empty()) throw InputError("merge", "no parts given");
   try {
-    return merge_checked(parts, out);
+    return merge_checked(parts, out, attributions);
   } catch (const json::exception& e) {
     // A field missing or of another type: parts are the files --shard I/N writes, unedited.
     throw InputError("merge", fmt::format("a part is malformed ({}): merge reads the files that --shard I/N writes", e.what()));
@@ -288,9 +377,12 @@ MergedReport merge_parts(const std::vector<PartText>& texts, const std::string& 
 
 namespace {
 
-MergedReport merge_checked(std::vector<Part>& parts, const std::string& out) {
+MergedReport merge_checked(std::vector<Part>& parts, const std::string& out, const std::string& attributions) {
   for (auto& p : parts) p.index = integer(p.j["shard"]["index"]);
   json run0 = parts.front().j["shard"]["run"];
+  if (!attributions.empty() && run0["command"] != "explain")
+    throw InputError("merge", fmt::format("--attributions: only explain parts carry attributions ({} is a part of {})",
+                                          parts.front().path, run0["command"].get<std::string>()));
   const int64_t count = integer(parts.front().j["shard"]["count"]);
   if (count < 1 || count > (int64_t(1) << 40))
     throw InputError("merge", fmt::format("{}: a shard count of {} is not one --shard I/N writes", parts.front().path, count));
@@ -335,6 +427,7 @@ MergedReport merge_checked(std::vector<Part>& parts, const std::string& out) {
     throw InputError("merge", fmt::format("the shards cover {} of {} samples", next, integer(run0["samples_total"])));
 
   const std::string command = run0["command"].get<std::string>();
+  MergedReport r;
   json merged;
   int indent = 1;
   if (command == "attack") merged = merge_attack(parts);
@@ -342,13 +435,13 @@ MergedReport merge_checked(std::vector<Part>& parts, const std::string& out) {
   else if (command == "corrupt") merged = merge_corrupt(parts);
   else if (command == "verify" && parts.front().j.value("kind", "") == "vnncomp_benchmark") merged = merge_benchmark(parts), indent = 2;
   else if (command == "verify") merged = merge_verify(parts), indent = 2;
-  else throw InputError("merge", fmt::format("{}: parts of '{}' cannot be merged (attack, certify, corrupt, verify --data, verify --benchmark)", parts.front().path, command));
+  else if (command == "explain") merged = merge_explain(parts, attributions, &r.attributions_npy), indent = 2;
+  else throw InputError("merge", fmt::format("{}: parts of '{}' cannot be merged (attack, certify, corrupt, explain, verify --data, verify --benchmark)", parts.front().path, command));
   merged["schema"] = parts.front().j["shard"]["report_schema"];
   merged.erase("shard");
   const bool csv = out.size() >= 4 && out.compare(out.size() - 4, 4, ".csv") == 0;
   if (csv && merged.value("kind", "") != "vnncomp_benchmark")
     throw InputError("merge", fmt::format("--out {}: only verify --benchmark parts merge into a results CSV; give a .json", out));
-  MergedReport r;
   r.text = csv ? shard::benchmark_csv(merged["instances"]) : merged.dump(indent) + "\n";
   r.command = command;
   r.shards = count;

@@ -13,12 +13,14 @@
 #include <mpi.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
 
@@ -157,7 +159,7 @@ int worker(const std::string& command, const std::vector<std::string>& args, con
 }
 
 int coordinator(const std::string& command, const std::vector<std::string>& args, const std::string& out,
-                const GlobalOptions& global, int workers) {
+                const GlobalOptions& global, int workers, bool gate) {
   // The item count, from the command itself: it reads and checks every input (a bad option or
   // file ends here, exit 2, before any worker starts) and stops where it would fix its slice.
   int64_t total = -1;
@@ -180,7 +182,7 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
     if (total < 0) {
       for (int w = 1; w <= workers; ++w) send_work(w, -1, 0);
       throw InputError(command, "--mpi: this mode of the command does not run over items (--mpi runs attack, certify, corrupt, "
-                                "verify --data and verify --benchmark)");
+                                "explain, verify --data and verify --benchmark)");
     }
   }
   if (total == 0) {
@@ -271,6 +273,15 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
   const MergedReport r = merge_parts(parts, out);
   datasets::write_file_atomic(out, r.text);
   fs::remove_all(parts_dir);
+  // explain: the merged report's sanity checks, as one process prints them and gates on them.
+  bool gate_failed = false;
+  if (command == "explain") {
+    const auto j = nlohmann::json::parse(r.text);
+    if (!global.quiet)
+      for (const auto& w : j.value("warnings", nlohmann::json::array()))
+        std::cerr << "mlaudit: warning: " << w.get<std::string>() << "\n";
+    gate_failed = gate && !j.value("passed", true);
+  }
   // Ranks still running a copy of a finished chunk: let them answer (and stop) for as long as a
   // chunk took so far; a rank that never answers was lost, and the job is ended through
   // MPI_Abort with exit code 0 once the report is written.
@@ -292,7 +303,7 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
                                out);
     std::cerr.flush();
     std::cout.flush();
-    MPI_Abort(MPI_COMM_WORLD, 0);
+    MPI_Abort(MPI_COMM_WORLD, gate_failed ? 1 : 0);
   }
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
@@ -300,7 +311,7 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
   if (!global.quiet)
     std::cout << fmt::format("{} over {} MPI workers: {} chunks of {} {}, {:.2f} s: {}\n", command, workers, chunks, total,
                              has(args, "--benchmark") ? "instances" : "samples", seconds, out);
-  return 0;
+  return gate_failed ? 1 : 0;
 }
 
 }  // namespace
@@ -325,14 +336,28 @@ int run_mpi(const std::string& command, const std::vector<std::string>& args_in,
   // Every rank checks the command line the same way, so they agree on whether to run; rank 0
   // alone reports a refusal.
   try {
-    static const char* kShardable[] = {"attack", "certify", "corrupt", "verify"};
+    static const char* kShardable[] = {"attack", "certify", "corrupt", "explain", "verify"};
     bool ok = false;
     for (const char* c : kShardable) ok |= command == c;
     if (!ok)
-      throw InputError(command, "--mpi runs commands that loop over items: attack, certify, corrupt, verify --data, "
+      throw InputError(command, "--mpi runs commands that loop over items: attack, certify, corrupt, explain, verify --data, "
                                 "verify --benchmark");
     if (command == "verify" && !has(args, "--data") && !has(args, "--benchmark"))
       throw InputError(command, "--mpi runs verify --data or verify --benchmark (one --vnnlib property is one item)");
+    // explain's arrays would be written by every worker to the one path (and merged from files
+    // on the workers' disks): under --mpi, rank 0 writes the report only.
+    if (command == "explain") {
+      if (has(args, "--attributions"))
+        throw InputError(command, "--attributions is not supported under --mpi (rank 0 writes the report only): run "
+                                  "--shard I/N parts and mlaudit merge --attributions");
+      if (has(args, "--interactions"))
+        throw InputError(command, "--interactions is not supported under --mpi (merge does not join interaction arrays): "
+                                  "run it in one process");
+      if (has(args, "--json")) throw InputError(command, "--mpi writes the report to --out (leave out --json, its old spelling)");
+      if (fs::path(out).extension() == ".npy")
+        throw InputError(command, "--mpi writes the report JSON to --out (an --out ending in .npy, the old form of "
+                                  "--attributions, is not supported under --mpi)");
+    }
     if (has(args, "--shard")) throw InputError(command, "--mpi hands out the shards itself: leave out --shard");
     if (out.empty()) throw InputError(command, "--mpi needs --out (rank 0 writes the one report)");
   } catch (const InputError&) {
@@ -347,7 +372,15 @@ int run_mpi(const std::string& command, const std::vector<std::string>& args_in,
     a.insert(a.end(), {"--out", out});
     return run_command(command, a, global);
   }
-  if (rank == 0) return coordinator(command, args, out, global, size - 1);
+  // explain --gate: a chunk that fails a check would end the run as a failed chunk; the gate
+  // applies to the merged report instead (every check fails on the whole run iff on some chunk).
+  bool gate = false;
+  if (command == "explain") {
+    const auto it = std::find(args.begin(), args.end(), "--gate");
+    gate = it != args.end();
+    if (gate) args.erase(it);
+  }
+  if (rank == 0) return coordinator(command, args, out, global, size - 1, gate);
   return worker(command, args, global, rank);
 }
 

@@ -1,8 +1,9 @@
-// `--shard I/N` (attack, certify, verify --data): one process runs the I-th of N contiguous
-// slices of the samples (after --limit) and writes a *part*: the command's usual JSON over its
-// slice, sample indices global, plus a "shard" block naming the slice and the run (hashes of the
-// model and data, the options that affect results, the tool version). `mlaudit merge`
-// (commands/merge.cpp) checks the parts belong to one run and writes the JSON one process writes.
+// `--shard I/N` (attack, certify, corrupt, explain, verify --data and --benchmark): one process
+// runs the I-th of N contiguous slices of the samples (after --limit) and writes a *part*: the
+// command's usual JSON over its slice, sample indices global, plus a "shard" block naming the
+// slice and the run (hashes of the model and data, the options that affect results, the tool
+// version). `mlaudit merge` (commands/merge.cpp) checks the parts belong to one run and writes
+// the JSON one process writes.
 // Header-only: shared by the commands and merge without another source in the build.
 #pragma once
 
@@ -201,10 +202,12 @@ inline void set_total(Shard& s, const std::string& command, int64_t total) {
 }
 
 /// Options that can change results, as given: every option but the file and folder paths
-/// (hashed instead: a benchmark by its instances.csv), the output paths and --shard itself.
+/// (hashed instead: a benchmark by its instances.csv, explain's background rows), the output
+/// paths and --shard itself.
 inline nlohmann::json canonical_options(const po::variables_map& vm) {
-  static const std::set<std::string> skip = {"model", "data",  "labels", "out",    "save-adv",
-                                             "shard", "help",  "quiet",  "result", "benchmark"};
+  static const std::set<std::string> skip = {"model",  "data",         "labels",      "out",         "save-adv",
+                                             "shard",  "help",         "quiet",       "result",      "benchmark",
+                                             "background", "attributions", "json",    "heatmap-dir", "interactions"};
   nlohmann::json o = nlohmann::json::object();
   for (const auto& [name, value] : vm) {
     if (skip.count(name)) continue;

@@ -13,6 +13,7 @@
 #include <numeric>
 
 #include "command.h"
+#include "explain_summary.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/datasets/validate.h"
@@ -22,6 +23,7 @@
 #include "mlaudit/explain/attribution.h"
 #include "mlaudit/explain/device.h"
 #include "mlaudit/explain/tree_shap.h"
+#include "shard.h"
 #include "version.h"
 
 namespace mlaudit::cli {
@@ -180,10 +182,11 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
       ("stability-radius", po::value<double>()->default_value(0.02), "max-sensitivity L_inf radius")
       ("stability-samples", po::value<int>()->default_value(10), "max-sensitivity perturbations")
       ("gate", "exit 1 when a sanity check warns");
+  shard::add_option(desc);
   po::variables_map vm;
   if (!parse_options("explain",
                      "mlaudit explain --model M.onnx --data X.npy [--labels y.npy] --method M [--target T] --out R.json "
-                     "[--attributions A.npy] [--heatmap-dir DIR]",
+                     "[--attributions A.npy] [--heatmap-dir DIR] [--shard I/N]",
                      desc, args, vm, {"model", "data"}))
     return 0;
   // --out is the report JSON as in every command; the attributions array is --attributions.
@@ -203,6 +206,12 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
   }
   if (json_path.empty() && npy_path.empty())
     throw InputError("cli", "explain: give --out R.json and/or --attributions A.npy (see 'mlaudit explain --help')");
+  shard::Shard part = shard::parse("explain", vm);
+  if (part.on && json_path.empty())
+    throw InputError("explain", "--shard writes a part for 'mlaudit merge': give --out PART.json");
+  if (part.on && vm.count("interactions"))
+    throw InputError("explain",
+                     "--interactions with --shard: merge does not join interaction arrays; run it in one process");
   const int64_t nsamples = vm["nsamples"].as<int64_t>();
 
   Setup s;
@@ -284,7 +293,7 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
   if (limit < 0) throw InputError("explain", "--limit must be >= 0");
   if (limit > 0 && limit < x.shape()[0]) x = x.slice_rows(0, limit);
   datasets::check_finite("explain: --data " + data_path, x);
-  const int64_t n = x.shape()[0];
+  int64_t n = x.shape()[0];  // the rows explained: after --shard, the slice's
   const engine::Shape sample_shape(x.shape().begin() + 1, x.shape().end());
   const int64_t d = x.numel() / n;
   const bool is_image = sample_shape.size() >= 2;
@@ -345,6 +354,9 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
 
   // ---------------------------------------------------------------- permutation (global)
   if (s.method == "permutation") {
+    if (part.on || shard::count_only_mode())
+      throw InputError("explain", "--method permutation is global over the data set (each feature is shuffled across all "
+                                  "rows): it cannot be split with --shard or --mpi; run it in one process");
     if (labels.empty()) throw InputError("cli", "explain: --method permutation needs --labels");
     explain::PermutationOptions po_;
     po_.repeats = vm["repeats"].as<int>();
@@ -482,6 +494,25 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
   summary["options"] = options;
   summary["target"] = vm["target"].as<std::string>();
 
+  // --shard I/N: rows [first, end) of the rows --limit kept. What depends on several rows is
+  // fixed above on all of them (targets, a per-row or blurred baseline; a mean baseline is the
+  // background's), and every random stream is keyed by the row's global index (row_offset), so
+  // the slice's numbers are the whole run's.
+  if (vm.count("heatmap-dir") && !is_image)
+    throw InputError("cli", "explain: --heatmap-dir needs image inputs [N,C,H,W] or [N,H,W]");
+  shard::set_total(part, "explain", n);
+  if (part.on) {
+    x = x.slice_rows(part.first, part.end);
+    if (!labels.empty()) labels = labels.reshape({labels.numel()}).slice_rows(part.first, part.end);
+    s.targets.assign(s.targets.begin() + part.first, s.targets.begin() + part.end);
+    if (s.baseline.rank() >= 1 && s.baseline.shape()[0] == part.total)
+      s.baseline = s.baseline.slice_rows(part.first, part.end);
+    n = x.shape()[0];
+    summary["rows"] = n;
+    summary["input_shape"] = x.shape();
+  }
+  s.sg.row_offset = s.shap.row_offset = s.lime.row_offset = part.first;
+
   Extras extras;
   const auto t_start = std::chrono::steady_clock::now();
   const std::clock_t cpu_start = std::clock();
@@ -501,13 +532,24 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
                        {"cpu_seconds", cpu}, {"cpu_seconds_per_sample", cpu / n}};
   const std::vector<double> fx = explain::target_outputs(model, x, s.targets);
 
-  // Per-sample summary and global ranking (mean |attribution| per feature).
+  // Per-sample summary; the aggregates (global ranking, checks) from what explain_summary.h
+  // keeps per row, which a part carries for merge.
+  explain_summary::Aggregates agg;
+  agg.method = s.method;
+  agg.rows = n;
+  agg.first_row = part.first;
+  agg.is_image = is_image;
+  agg.top_k = top_k;
+  if (!is_image)
+    for (int64_t j = 0; j < d; ++j) agg.names.push_back(feature_name(j));
+  agg.abs_sum.resize(size_t(d));
+  agg.max_gap_threshold = vm["max-gap"].as<double>();
+  agg.deeplift_captum = s.dl.captum_compat;
   json samples = json::array();
-  std::vector<double> mean_abs(d, 0.0);
   double max_gap = 0;
   for (int64_t i = 0; i < n; ++i) {
     const float* a = attributions.f32() + i * d;
-    for (int64_t j = 0; j < d; ++j) mean_abs[j] += std::fabs(a[j]) / n;
+    for (int64_t j = 0; j < d; ++j) agg.abs_sum[size_t(j)].add(std::fabs(a[j]));
     std::vector<int64_t> idx(d);
     std::iota(idx.begin(), idx.end(), 0);
     const int k = static_cast<int>(std::min<int64_t>(top_k, d));
@@ -519,7 +561,7 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
       if (!is_image) e["name"] = feature_name(idx[m]);
       top.push_back(e);
     }
-    json row{{"index", i}, {"target", s.targets[i]}, {"output_x", fx[i]}, {"top_features", top}};
+    json row{{"index", part.first + i}, {"target", s.targets[i]}, {"output_x", fx[i]}, {"top_features", top}};
     if (s.method == "tree-shap") {
       // the explained quantity (margin or probability of the target) and its base value
       double base = 0, out_x = 0;
@@ -558,105 +600,48 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
     samples.push_back(row);
   }
   summary["samples"] = samples;
-  {
-    std::vector<int64_t> idx(d);
-    std::iota(idx.begin(), idx.end(), 0);
-    std::stable_sort(idx.begin(), idx.end(), [&](int64_t p, int64_t q) { return mean_abs[p] > mean_abs[q]; });
-    json ranking = json::array();
-    for (int64_t m = 0; m < std::min<int64_t>(d, is_image ? top_k : d); ++m) {
-      json e{{"feature", idx[m]}, {"mean_abs_attribution", mean_abs[idx[m]]}};
-      if (!is_image) e["name"] = feature_name(idx[m]);
-      ranking.push_back(e);
-    }
-    summary["global_ranking"] = ranking;
-  }
-
-  json checks = json::object();
-  if (s.method == "integrated-gradients") {
-    const double thr = vm["max-gap"].as<double>();
-    const bool ok = max_gap <= thr;
-    checks["completeness"] = {{"max_relative_gap", max_gap}, {"threshold", thr}, {"passed", ok}};
-    if (!ok) {
-      warnings.push_back(fmt::format("IG completeness gap {:.4f} exceeds {:.4f}: increase --steps", max_gap, thr));
-      gate_failed = true;
-    }
-  }
-  if (s.method == "deeplift") {
-    const double thr = vm["max-gap"].as<double>();
-    const bool ok = max_gap <= thr;
-    checks["summation_to_delta"] = {{"max_relative_gap", max_gap}, {"threshold", thr}, {"passed", ok}};
-    if (!ok) {
-      warnings.push_back(fmt::format("DeepLIFT summation-to-delta gap {:.4f} exceeds {:.4f}{}", max_gap, thr,
-                                     s.dl.captum_compat ? " (expected with --deeplift-captum on MaxPool nets)" : ""));
-      gate_failed = true;
-    }
-  }
-  if (s.method == "tree-shap") {
-    // sum of attributions + E f = f(x), exact up to double rounding
-    const bool ok = max_gap <= 1e-6;
-    checks["local_accuracy"] = {{"max_relative_gap", max_gap}, {"threshold", 1e-6}, {"passed", ok}};
-    summary["expected_value"] = extras.tree.expected_value;
-    if (!ok) {
-      warnings.push_back(fmt::format("TreeSHAP local accuracy gap {:.3g} exceeds 1e-6", max_gap));
-      gate_failed = true;
-    }
-  }
-  if (s.method == "kernel-shap") {
-    double worst = 0;
-    for (double g : extras.shap.efficiency_gap) worst = std::max(worst, std::fabs(g));
-    checks["efficiency"] = {{"max_abs_gap", worst}, {"passed", worst < 1e-6}};
-  }
+  agg.max_gap = max_gap;
+  if (s.method == "tree-shap") summary["expected_value"] = extras.tree.expected_value;
+  if (s.method == "kernel-shap")
+    for (double g : extras.shap.efficiency_gap)
+      agg.max_abs_efficiency_gap = std::max(agg.max_abs_efficiency_gap, std::fabs(g));
   if (vm.count("check-randomization")) {
-    std::string layer;
-    engine::Graph rg = explain::randomize_last_layer(session->graph(), vm["seed"].as<uint64_t>() + 1, &layer);
+    // The same options (seeds keyed by the global row) on the randomized model.
+    engine::Graph rg = explain::randomize_last_layer(session->graph(), vm["seed"].as<uint64_t>() + 1, &agg.layer);
     engine::SessionOptions so;
     so.threads = global.threads;
     engine::Session randomized(std::move(rg), so);
     explain::SoftmaxModel rsoft(randomized);
     const engine::Model& rmodel = output_kind == "softmax" ? static_cast<const engine::Model&>(rsoft) : randomized;
     const Tensor ra = run_method(s, rmodel, randomized.graph(), x, nullptr);
-    auto rho = explain::randomization_correlation(attributions, ra);
-    const double thr = vm["randomization-threshold"].as<double>();
-    json flagged = json::array();
-    for (int64_t i = 0; i < n; ++i)
-      if (rho[i] > thr) flagged.push_back(i);
-    const double mean_rho = std::accumulate(rho.begin(), rho.end(), 0.0) / n;
-    checks["randomization"] = {{"layer", layer},        {"rank_correlation", rho}, {"mean_rank_correlation", mean_rho},
-                               {"threshold", thr},      {"flagged_rows", flagged}, {"passed", flagged.empty()}};
-    if (!flagged.empty()) {
-      warnings.push_back(fmt::format("{} of {} explanations barely change when {} is randomized (Spearman > {})",
-                                     flagged.size(), n, layer, thr));
-      gate_failed = true;
-    }
+    agg.randomization = true;
+    agg.rank_correlation = explain::randomization_correlation(attributions, ra);
+    agg.randomization_threshold = vm["randomization-threshold"].as<double>();
   }
   if (vm.count("check-stability")) {
-    const double radius = vm["stability-radius"].as<double>();
-    const int ns = vm["stability-samples"].as<int>();
-    auto sens = explain::max_sensitivity(
+    agg.stability = true;
+    agg.stability_radius = vm["stability-radius"].as<double>();
+    agg.stability_samples = vm["stability-samples"].as<int>();
+    agg.max_sensitivity = explain::max_sensitivity(
         model, x,
         [&](const engine::Model& mm, const Tensor& xx) {
           // max_sensitivity passes the same model back, so the session's graph fits deeplift.
           return run_method(s, mm, session->graph(), xx, nullptr);
         },
-        radius, ns,
-        vm["seed"].as<uint64_t>() + 2);
-    const double mean = std::accumulate(sens.begin(), sens.end(), 0.0) / n;
-    checks["stability"] = {{"radius", radius}, {"perturbations", ns}, {"max_sensitivity", sens},
-                           {"mean_max_sensitivity", mean}};
+        agg.stability_radius, agg.stability_samples, vm["seed"].as<uint64_t>() + 2, part.first);
   }
-  summary["checks"] = checks;
-  summary["warnings"] = warnings;
-  summary["passed"] = !gate_failed;
+  gate_failed = explain_summary::write_aggregates(summary, agg);
+  warnings = summary["warnings"];
 
   // Outputs: everything computed first, then each file written atomically.
   std::vector<std::pair<std::string, std::string>> heatmaps;
   if (vm.count("heatmap-dir")) {
-    if (!is_image) throw InputError("cli", "explain: --heatmap-dir needs image inputs [N,C,H,W] or [N,H,W]");
-    const int64_t count = std::min<int64_t>(n, std::max(0, vm["max-heatmaps"].as<int>()));
+    // heatmap_<global row>.png for the global rows below --max-heatmaps (a shard writes its own)
+    const int64_t count = std::clamp<int64_t>(vm["max-heatmaps"].as<int>() - part.first, 0, n);
     const engine::Shape one(sample_shape);
     for (int64_t i = 0; i < count; ++i) {
-      const std::string path =
-          (std::filesystem::path(vm["heatmap-dir"].as<std::string>()) / fmt::format("heatmap_{}.png", i)).string();
+      const std::string path = (std::filesystem::path(vm["heatmap-dir"].as<std::string>()) /
+                                fmt::format("heatmap_{}.png", part.first + i)).string();
       heatmaps.emplace_back(path, explain::encode_heatmap_png(x.slice_rows(i, i + 1).reshape(one),
                                                               attributions.slice_rows(i, i + 1).reshape(one)));
     }
@@ -683,10 +668,21 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
     summary["interactions_max_local_accuracy_gap"] = r.max_local_accuracy_gap;
   }
   if (!interactions.empty()) datasets::write_npy(vm["interactions"].as<std::string>(), interactions);
+  std::string npy_bytes;
   if (!npy_path.empty()) {
-    datasets::write_npy(npy_path, attributions);
+    npy_bytes = datasets::encode_npy(attributions);
     summary["attributions_file"] = npy_path;
   }
+  if (part.on) {
+    shard::make_part(summary, "explain", part, vm, global);
+    // What merge needs for the aggregates of the whole run, and the slice's attributions file
+    // (its hash, so that merge --attributions takes no stale file for it).
+    summary["shard"]["explain"] = agg.to_json();
+    if (!npy_path.empty())
+      summary["shard"]["explain"]["attributions"] = {{"file", npy_path}, {"sha256", datasets::sha256_hex(npy_bytes)},
+                                                    {"shape", attributions.shape()}};
+  }
+  if (!npy_path.empty()) datasets::write_file_atomic(npy_path, npy_bytes);
   for (auto& [path, bytes] : heatmaps) datasets::write_file_atomic(path, bytes);
   if (!json_path.empty()) datasets::write_file_atomic(json_path, summary.dump(2) + "\n");
   if (!global.quiet) {

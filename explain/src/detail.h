@@ -45,6 +45,12 @@ class Rng {
   double spare_ = 0;
 };
 
+/// Seed of row `row`'s own stream (row counted in the whole data set): SmoothGrad, KernelSHAP,
+/// LIME and max-sensitivity draw each row's randomness from it, so a row's numbers do not depend
+/// on which other rows are explained with it (`--shard`, `--limit`). The golden-ratio constant
+/// spreads consecutive rows' seeds over the 64-bit range.
+inline uint64_t row_seed(uint64_t seed, int64_t row) { return seed + 0x9E3779B97F4A7C15ULL * uint64_t(row); }
+
 /// Elements per row of a batch tensor (product of all dims but the first).
 inline int64_t row_size(const engine::Tensor& t) { return t.rank() == 0 ? 1 : (t.shape()[0] == 0 ? 0 : t.numel() / t.shape()[0]); }
 /// Shape of one row (drops axis 0).

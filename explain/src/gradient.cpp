@@ -433,7 +433,9 @@ Tensor smoothgrad(const Model& model, const Tensor& x, const std::vector<int64_t
     auto [lo, hi] = std::minmax_element(xp + i * d, xp + (i + 1) * d);
     sigma[i] = opts.stdevs >= 0 ? opts.stdevs : opts.noise_level * (double(*hi) - *lo);
   }
-  detail::Rng rng(opts.seed);
+  // One stream per row, keyed by its index in the whole data set (detail::row_seed): the rows run
+  // in order, so the stream is restarted where a row's first sample starts.
+  detail::Rng rng(0);
   const int64_t total = n * samples;
   const int64_t chunk = std::max<int64_t>(1, opts.batch_rows);
   std::vector<double> acc(static_cast<size_t>(n * d), 0.0);
@@ -449,6 +451,7 @@ Tensor smoothgrad(const Model& model, const Tensor& x, const std::vector<int64_t
         const float* e = opts.noise->f32() + k * d;
         for (int64_t j = 0; j < d; ++j) q[j] = xi[j] + e[j];
       } else {
+        if (k == 0) rng = detail::Rng(detail::row_seed(opts.seed, opts.row_offset + i));
         for (int64_t j = 0; j < d; ++j) q[j] = static_cast<float>(xi[j] + sigma[i] * rng.normal());
       }
       t[r - r0] = targets[i];

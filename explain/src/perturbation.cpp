@@ -607,7 +607,7 @@ KernelShapResult kernel_shap(const Model& model, const Tensor& x, const Tensor& 
       }
       cache_lock.unlock();
       if (!hit) {
-        detail::Rng rng(opts.seed + 0x9E3779B97F4A7C15ULL * uint64_t(i));
+        detail::Rng rng(detail::row_seed(opts.seed, opts.row_offset + i));
         auto plan = std::make_shared<Coalitions>(plan_coalitions(m, opts.samples, rng));
         plan->pack_bits(m);
         auto proj = std::make_shared<WlsProjection>(make_projection(*plan, m, plan->exact));
@@ -838,7 +838,7 @@ LimeResult lime(const Model& model, const Tensor& x, const Tensor& background, c
   res.local_pred.resize(n);
   std::vector<double> col;
   for (int64_t i = 0; i < n; ++i) {
-    detail::Rng rng(opts.seed + 0x9E3779B97F4A7C15ULL * uint64_t(i));
+    detail::Rng rng(detail::row_seed(opts.seed, opts.row_offset + i));
     const float* xi = x.f32() + i * d;
     Eigen::MatrixXd Z(samples, G);
     Eigen::VectorXd y(samples), w(samples);

@@ -100,7 +100,7 @@ engine::Graph randomize_last_layer(const engine::Graph& graph, uint64_t seed, st
 }
 
 std::vector<double> max_sensitivity(const Model& model, const Tensor& x, const ExplainFn& explain, double radius,
-                                    int samples, uint64_t seed) {
+                                    int samples, uint64_t seed, int64_t row_offset) {
   detail::check_batch(x, "max-sensitivity");
   if (samples < 1 || !(radius > 0)) throw InputError("explain", "max-sensitivity: needs samples >= 1 and radius > 0");
   const int64_t n = x.shape()[0], d = detail::row_size(x);
@@ -110,11 +110,17 @@ std::vector<double> max_sensitivity(const Model& model, const Tensor& x, const E
     for (int64_t j = 0; j < d; ++j) norm[i] += double(base.f32()[i * d + j]) * base.f32()[i * d + j];
     norm[i] = std::sqrt(norm[i]);
   }
-  detail::Rng rng(seed);
+  // One stream per row, keyed by its index in the whole data set (detail::row_seed): a row's
+  // perturbations do not depend on the other rows checked with it (--shard).
+  std::vector<detail::Rng> rngs;
+  rngs.reserve(size_t(n));
+  for (int64_t i = 0; i < n; ++i) rngs.emplace_back(detail::row_seed(seed, row_offset + i));
   for (int s = 0; s < samples; ++s) {
     Tensor xp = x.clone();
     // Captum's default_perturb_func: x - U(-radius, radius) per element
-    for (int64_t e = 0; e < xp.numel(); ++e) xp.f32()[e] -= static_cast<float>((2 * rng.uniform() - 1) * radius);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t e = i * d; e < (i + 1) * d; ++e)
+        xp.f32()[e] -= static_cast<float>((2 * rngs[size_t(i)].uniform() - 1) * radius);
     const Tensor a = explain(model, xp);
     for (int64_t i = 0; i < n; ++i) {
       double dn = 0;

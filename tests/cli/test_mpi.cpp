@@ -1,6 +1,6 @@
 // `mpirun -n K mlaudit --mpi <command>` (docs/scale-out.md) on loopback: the one report rank 0
 // writes equals the single-process report but for the timings (attack, certify, corrupt,
-// verify --data, verify --benchmark); a rank that dies leaves the chunks not done named on
+// explain, verify --data, verify --benchmark); a rank that dies leaves the chunks not done named on
 // stderr and the finished parts on disk, or, under mpirun --enable-recovery, has its chunk rerun
 // on another rank; bad command lines are refused before any work.
 #include <catch2/catch.hpp>
@@ -86,6 +86,29 @@ TEST_CASE("mpi: attack, certify and corrupt under mpirun equal one process", "[c
   expect_mpi_equal("corrupt", "corrupt" + credit() + " --severities 1,5 --limit 40", 3);
 }
 
+#ifdef MLAUDIT_TEST_EXPLAIN
+TEST_CASE("mpi: explain under mpirun equals one process, and gates on the merged checks", "[cli][mpi][explain]") {
+  // SmoothGrad's noise and the stability perturbations are drawn per global row; the credit MLP's
+  // forward is batch-independent, so every chunk computes exactly what one process computes.
+  const std::string explain = "explain" + credit() + " --method smoothgrad --nsamples 8 --limit 21 --check-stability "
+                              "--stability-samples 3 --check-randomization";
+  expect_mpi_equal("explain", explain, 3);
+  // --gate applies to the merged report: two left-Riemann steps cannot integrate the MLP's path,
+  // so some chunk's rows fail the completeness check and the run exits 1, report written.
+  const std::string dir = test::temp_dir("mpi-explain-gate");
+  const std::string ig = "explain" + credit() + " --method integrated-gradients --rule riemann_left --steps 2 --limit 12 --gate";
+  auto one = test::run_cli(ig + " -q --out " + dir + "/one.json");
+  REQUIRE(one.exit_code == 1);
+  auto r = mpirun(3, "--mpi " + ig + " --out " + dir + "/mpi.json");
+  INFO(r.output);
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("mlaudit: warning: IG completeness gap") != std::string::npos);
+  CHECK(test::untimed(nlohmann::json::parse(test::read_text(dir + "/one.json"))) ==
+        test::untimed(nlohmann::json::parse(test::read_text(dir + "/mpi.json"))));
+  fs::remove_all(dir);
+}
+#endif
+
 TEST_CASE("mpi: verify --data and verify --benchmark under mpirun equal one process", "[cli][mpi]") {
   const std::string trees = " --model " + src("tests/fixtures/trees/xgb_binary.onnx") + " --data " +
                             src("tests/fixtures/trees/credit_x.npy") + " --labels " + src("tests/fixtures/trees/credit_y.npy");
@@ -144,6 +167,12 @@ TEST_CASE("mpi: bad command lines are refused before any work, once", "[cli][mpi
   expect("--mpi info --model " + src("models/credit_mlp.onnx"), "--mpi runs commands that loop over items");
   expect("--mpi " + certify + " --radii 0,x --out " + dir + "/x.json", "radii");
   expect("--mpi " + certify, "--mpi needs --out");
+#ifdef MLAUDIT_TEST_EXPLAIN
+  const std::string explain = "--mpi explain" + credit() + " --limit 6 --out " + dir + "/x.json";
+  expect(explain + " --attributions " + dir + "/x.npy", "--attributions is not supported under --mpi");
+  expect(explain + " --method permutation",
+         "--method permutation is global over the data set");
+#endif
   CHECK_FALSE(fs::exists(dir + "/x.json"));
   auto r = test::run_cli("--mpi-chunks 4 " + certify + " --out " + dir + "/x.json");
   CHECK(r.exit_code == 2);

@@ -1,7 +1,8 @@
 // `--shard I/N` and `mlaudit merge` (docs/scale-out.md): for attack (pgd, square, the exact
-// tree attack), certify, corrupt, verify --data and verify --benchmark, the parts of N = 1, 2, 3 and 7 shards merge into the
-// JSON one process writes, byte for byte but for the timings (lines naming seconds); merge
-// refuses parts of other runs, missing and repeated shards and mixed commands (exit 2, one line).
+// tree attack), certify, corrupt, explain, verify --data and verify --benchmark, the parts of N = 1, 2, 3 and 7 shards merge into the
+// JSON one process writes, byte for byte but for the timings (lines naming seconds), and
+// explain's attribution arrays into its .npy; merge refuses parts of other runs, missing and
+// repeated shards and mixed commands (exit 2, one line).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -24,16 +25,20 @@ using test::untimed;
 using test::untimed_lines;
 
 // Runs `command` whole and as `shards` parts, merges the parts (given in reverse order) and
-// compares the merged report with the whole one.
-void expect_sharded_equal(const std::string& tag, const std::string& command, int shards) {
+// compares the merged report with the whole one. `attributions` (explain): each run also writes
+// its attributions .npy, merge joins the parts' and the result must equal the whole run's byte
+// for byte (the reports then differ only in the file they name).
+void expect_sharded_equal(const std::string& tag, const std::string& command, int shards, bool attributions = false) {
   const std::string dir = test::temp_dir("shard-" + tag + "-" + std::to_string(shards));
-  auto whole = test::run_cli(command + " -q --out " + dir + "/whole.json");
+  auto npy = [&](const std::string& name) { return attributions ? " --attributions " + dir + "/" + name + ".npy" : std::string(); };
+  auto whole = test::run_cli(command + " -q --out " + dir + "/whole.json" + npy("whole"));
   INFO(command << "\n" << whole.output);
   REQUIRE(whole.exit_code == 0);
   std::string parts;
   for (int i = shards - 1; i >= 0; --i) {
     const std::string part = dir + "/part" + std::to_string(i) + ".json";
-    auto r = test::run_cli(command + " -q --shard " + std::to_string(i) + "/" + std::to_string(shards) + " --out " + part);
+    auto r = test::run_cli(command + " -q --shard " + std::to_string(i) + "/" + std::to_string(shards) + " --out " + part +
+                           npy("part" + std::to_string(i)));
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     const auto j = nlohmann::json::parse(test::read_text(part));
@@ -45,10 +50,21 @@ void expect_sharded_equal(const std::string& tag, const std::string& command, in
       if (j["inputs"].contains(role)) CHECK(j["shard"]["run"]["sha256"][role] == j["inputs"][role]["sha256"]);
     parts += " " + part;
   }
-  auto m = test::run_cli("merge -q" + parts + " --out " + dir + "/merged.json");
+  auto m = test::run_cli("merge -q" + parts + " --out " + dir + "/merged.json" + npy("merged"));
   INFO(m.output);
   REQUIRE(m.exit_code == 0);
-  const std::string a = test::read_text(dir + "/whole.json"), b = test::read_text(dir + "/merged.json");
+  std::string a = test::read_text(dir + "/whole.json"), b = test::read_text(dir + "/merged.json");
+  if (attributions) {
+    const std::string whole_npy = test::read_text(dir + "/whole.npy");
+    CHECK(!whole_npy.empty());
+    CHECK(test::read_text(dir + "/merged.npy") == whole_npy);
+    // the one line that names the file
+    for (std::string* text : {&a, &b}) {
+      const size_t at = text->find("\"attributions_file\"");
+      REQUIRE(at != std::string::npos);
+      text->erase(at, text->find('\n', at) + 1 - at);
+    }
+  }
   const auto ja = nlohmann::json::parse(a), jb = nlohmann::json::parse(b);
   CHECK(!jb.contains("shard"));
   CHECK(untimed(ja) == untimed(jb));
@@ -97,6 +113,13 @@ std::string benchmark_dir() {
   e << "onnx,vnnlib,timeout_s,expected\ndomain_mlp.onnx,domain_sat.vnnlib,30,sat\ndomain_mlp.onnx,domain_unsat.vnnlib,30,unsat\n";
   return dir;
 }
+
+// explain on the credit MLP, whose forward is the fused dense path: every row's bits are
+// independent of the batch it is in, so a slice computes exactly what one process computes.
+std::string explain_credit(const std::string& method_options) {
+  return "explain" + credit() + " --features " + src("datasets/credit/features.txt") + " " + method_options;
+}
+const std::string credit_background = " --background " + src("datasets/demo/credit_background.npy");
 
 // One line on stderr, exit 2.
 void expect_refused(const test::CommandResult& r, const std::string& phrase) {
@@ -208,3 +231,130 @@ TEST_CASE("shard: merge refuses other runs, missing and repeated shards, mixed c
   CHECK(many.exit_code == 2);
   CHECK(many.output.find("use at most 14") != std::string::npos);
 }
+
+#ifdef MLAUDIT_TEST_EXPLAIN
+TEST_CASE("shard: explain parts merge into the whole run, attributions joined byte for byte", "[cli][shard][explain]") {
+  // Integrated gradients (completeness check), SmoothGrad (one noise stream per global row),
+  // KernelSHAP (coalitions sampled per global row: 60 of the 126 coalitions of 7 features) and
+  // LIME (perturbations per global row).
+  for (int n : {1, 2, 3, 7}) {
+    expect_sharded_equal("explain-ig", explain_credit("--method integrated-gradients --steps 16 --limit 21"), n, true);
+    expect_sharded_equal("explain-sg", explain_credit("--method smoothgrad --nsamples 8 --limit 21 --seed 4"), n, true);
+    expect_sharded_equal("explain-ks", explain_credit("--method kernel-shap --nsamples 60 --limit 14" + credit_background), n, true);
+  }
+  for (int n : {2, 3}) expect_sharded_equal("explain-lime", explain_credit("--method lime --nsamples 200 --limit 9" + credit_background), n, true);
+}
+
+TEST_CASE("shard: explain's randomization and stability checks and its image ranking and heatmaps merge", "[cli][shard][explain]") {
+  // The checks' per-row values (rank correlations under the randomized model, max-sensitivity
+  // under perturbations drawn per global row) concatenated, flagged rows global (7 of 14 rows
+  // over 0.9, from every shard), means recomputed.
+  for (int n : {2, 3, 7})
+    expect_sharded_equal("explain-checks",
+                         explain_credit("--method smoothgrad --nsamples 6 --limit 14 --check-stability --stability-samples 4 "
+                                        "--check-randomization --randomization-threshold 0.9"),
+                         n, true);
+  // Images: the global ranking is the top --top-k of the mean |attribution| over all rows (from
+  // the parts' exact per-pixel sums), heatmaps are named by global row. The CNN's input
+  // gradients do not depend on the batch, its forward outputs do in the last bits (oneDNN's
+  // GEMM), so output_x is compared within float rounding and everything else exactly.
+  const std::string dir = test::temp_dir("shard-explain-image");
+  const std::string cnn = "explain --model " + src("models/fmnist_cnn.onnx") + " --data " + src("datasets/demo/fmnist_x.npy") +
+                          " --method gradient --limit 9 --top-k 5 --max-heatmaps 5 -q";
+  REQUIRE(test::run_cli(cnn + " --out " + dir + "/whole.json --attributions " + dir + "/whole.npy --heatmap-dir " + dir + "/w").exit_code == 0);
+  std::string parts;
+  for (int i = 0; i < 4; ++i) {
+    const std::string part = dir + "/p" + std::to_string(i) + ".json";
+    auto r = test::run_cli(cnn + " --shard " + std::to_string(i) + "/4 --out " + part + " --attributions " + dir + "/p" +
+                           std::to_string(i) + ".npy --heatmap-dir " + dir + "/p");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    parts += " " + part;
+  }
+  auto m = test::run_cli("merge -q" + parts + " --out " + dir + "/merged.json --attributions " + dir + "/merged.npy");
+  INFO(m.output);
+  REQUIRE(m.exit_code == 0);
+  CHECK(test::read_text(dir + "/merged.npy") == test::read_text(dir + "/whole.npy"));
+  auto whole = nlohmann::json::parse(test::read_text(dir + "/whole.json"));
+  auto merged = nlohmann::json::parse(test::read_text(dir + "/merged.json"));
+  CHECK(merged["global_ranking"] == whole["global_ranking"]);
+  CHECK(merged["global_ranking"].size() == 5);
+  CHECK(merged["rows"] == 9);
+  CHECK(merged["input_shape"] == whole["input_shape"]);
+  REQUIRE(merged["samples"].size() == 9);
+  for (size_t i = 0; i < 9; ++i) {
+    auto& a = whole["samples"][i];
+    auto& b = merged["samples"][i];
+    CHECK(b["index"] == int(i));
+    CHECK(test::close(b["output_x"].get<double>(), a["output_x"].get<double>(), 1e-6, 1e-6));
+    a.erase("output_x");
+    b.erase("output_x");
+    CHECK(a == b);
+  }
+  REQUIRE(merged["heatmaps"].size() == 5);
+  for (int i = 0; i < 5; ++i) {
+    const std::string name = "/heatmap_" + std::to_string(i) + ".png";
+    CHECK(merged["heatmaps"][i] == dir + "/p" + name);
+    CHECK(test::read_text(dir + "/p" + name) == test::read_text(dir + "/w" + name));
+  }
+  CHECK_FALSE(std::filesystem::exists(dir + "/p/heatmap_5.png"));
+  for (auto* j : {&whole, &merged})
+    for (const char* key : {"samples", "heatmaps", "timing", "attributions_file"}) j->erase(key);
+  CHECK(merged == whole);
+}
+
+TEST_CASE("shard: explain refuses permutation, merge refuses missing, repeated and other runs' explain parts", "[cli][shard][explain]") {
+  namespace fs = std::filesystem;
+  const std::string dir = test::temp_dir("shard-explain-refuse");
+  const std::string sg = explain_credit("--method smoothgrad --nsamples 4 --limit 12");
+  auto part = [&](const std::string& command, const std::string& name, const std::string& shard, bool npy = true) {
+    const std::string path = dir + "/" + name + ".json";
+    auto r = test::run_cli(command + " -q --shard " + shard + " --out " + path + (npy ? " --attributions " + dir + "/" + name + ".npy" : ""));
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    return path;
+  };
+  const std::string p0 = part(sg, "e0", "0/3"), p1 = part(sg, "e1", "1/3"), p2 = part(sg, "e2", "2/3");
+  const std::string out = " --out " + dir + "/m.json";
+  expect_refused(test::run_cli("merge " + p0 + " " + p2 + out), "1 of 3 shards missing: 1");
+  expect_refused(test::run_cli("merge " + p0 + " " + p1 + " " + p1 + " " + p2 + out), "shard 1/3 given twice");
+  const std::string seeded = part(sg + " --seed 1", "seed", "1/3");
+  expect_refused(test::run_cli("merge " + p0 + " " + seeded + " " + p2 + out), "option --seed differs (0 and 1)");
+  const std::string other_method = part(explain_credit("--method gradient --limit 12"), "gradient", "1/3");
+  expect_refused(test::run_cli("merge " + p0 + " " + other_method + " " + p2 + out), "option --method differs");
+  const std::string c0 = part(certify, "c0", "0/3", false);
+  expect_refused(test::run_cli("merge " + p0 + " " + c0 + out), "parts of different commands (explain and certify)");
+  CHECK(!fs::exists(dir + "/m.json"));
+  // --attributions: a part run without it, then parts moved away from where their arrays were
+  // written (found beside the part), then one array missing.
+  const std::string bare = part(sg, "bare", "1/3", false);
+  expect_refused(test::run_cli("merge " + p0 + " " + bare + " " + p2 + out + " --attributions " + dir + "/m.npy"),
+                 "was run without --attributions");
+  expect_refused(test::run_cli("merge " + c0 + out + " --attributions " + dir + "/m.npy"), "only explain parts carry attributions");
+  fs::create_directories(dir + "/moved");
+  for (const char* f : {"e0.json", "e1.json", "e2.json", "e0.npy", "e1.npy", "e2.npy"})
+    fs::rename(dir + "/" + f, dir + "/moved/" + f);
+  const std::string moved = " " + dir + "/moved/e0.json " + dir + "/moved/e1.json " + dir + "/moved/e2.json";
+  auto ok = test::run_cli("merge -q" + moved + out + " --attributions " + dir + "/m.npy");
+  INFO(ok.output);
+  CHECK(ok.exit_code == 0);
+  auto whole = test::run_cli(sg + " -q --out " + dir + "/w.json --attributions " + dir + "/w.npy");
+  REQUIRE(whole.exit_code == 0);
+  CHECK(test::read_text(dir + "/m.npy") == test::read_text(dir + "/w.npy"));
+  fs::remove(dir + "/m.json");
+  fs::copy_file(dir + "/moved/e2.npy", dir + "/moved/e1.npy", fs::copy_options::overwrite_existing);  // another shard's rows
+  expect_refused(test::run_cli("merge" + moved + out + " --attributions " + dir + "/m2.npy"),
+                 "the attributions of " + dir + "/moved/e1.json are missing: neither " + dir + "/e1.npy nor " + dir +
+                     "/moved/e1.npy is the file its shard wrote");
+  CHECK(!fs::exists(dir + "/m.json"));
+  CHECK(!fs::exists(dir + "/m2.npy"));
+  // explain itself: permutation importance is one result over every row; a part needs --out.
+  auto perm = test::run_cli(explain_credit("--method permutation --shard 0/2 --out " + dir + "/x.json"));
+  CHECK(perm.exit_code == 2);
+  CHECK(perm.output.find("--method permutation is global over the data set") != std::string::npos);
+  auto no_out = test::run_cli(sg + " --shard 0/2 --attributions " + dir + "/x.npy");
+  CHECK(no_out.exit_code == 2);
+  CHECK(no_out.output.find("--shard writes a part for 'mlaudit merge': give --out PART.json") != std::string::npos);
+  CHECK(!fs::exists(dir + "/x.json"));
+}
+#endif  // MLAUDIT_TEST_EXPLAIN

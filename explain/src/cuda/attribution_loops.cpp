@@ -215,11 +215,13 @@ Tensor smoothgrad_options_on(const ec::Program& program, const Tensor& x, const 
     auto [lo, hi] = std::minmax_element(xp + i * d, xp + (i + 1) * d);
     sigma[size_t(i)] = opts.stdevs >= 0 ? opts.stdevs : opts.noise_level * (double(*hi) - *lo);
   }
-  detail::Rng rng(opts.seed);
+  detail::Rng rng(0);
   const Tensor* fixed = opts.noise;
-  // Called for rows in order and samples in order: the generator's stream as the CPU loop draws it.
+  // Called for rows in order and samples in order: each row's own stream (detail::row_seed), as
+  // the CPU loop draws it.
   auto fill = [&](int64_t row, int64_t first, int64_t count, float* out) {
     const float* xi = xp + row * d;
+    if (!fixed && first == 0) rng = detail::Rng(detail::row_seed(opts.seed, opts.row_offset + row));
     for (int64_t k = 0; k < count; ++k) {
       float* q = out + k * d;
       if (fixed) {

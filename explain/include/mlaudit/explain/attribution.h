@@ -116,7 +116,12 @@ struct SmoothGradOptions {
   /// replaces noise_level.
   double stdevs = -1;
   bool squared = false;        ///< SmoothGrad-Squared (Hooker et al. 2019): mean of grad^2
+  /// Row i's noise comes from its own stream, seeded seed + 0x9E3779B97F4A7C15 * (row_offset + i)
+  /// (as KernelSHAP's and LIME's), so it does not depend on the other rows given.
   uint64_t seed = 0;
+  /// Index of x's first row in the whole data set (`--shard`: the slice's first row), so that a
+  /// slice draws the noise its rows draw in one call over every row.
+  int64_t row_offset = 0;
   int64_t batch_rows = 256;
   /// Optional fixed noise [samples, sample shape...] used for every row instead of drawing (goldens).
   const Tensor* noise = nullptr;
@@ -191,7 +196,9 @@ std::vector<int64_t> grid_superpixels(const Shape& sample_shape, int64_t size);
 
 struct KernelShapOptions {
   int64_t samples = 0;           ///< 0: shap's "auto" = 2M + 2048, capped at 2^M - 2
+  /// Row i's sampled coalitions come from a stream seeded seed + 0x9E3779B97F4A7C15 * (row_offset + i).
   uint64_t seed = 0;
+  int64_t row_offset = 0;        ///< index of x's first row in the whole data set (--shard)
   /// Model rows (coalitions x background, across samples) per forward call, also capped at 64 MiB
   /// of input. 0 = auto: 32768 input values per call, 1 to 4096 rows (measured: 4096 rows suit the
   /// 7-feature credit MLP; 41 rows run the fmnist CNN 2.7x faster than 4096, whose activations
@@ -226,7 +233,9 @@ struct LimeOptions {
   int samples = 0;             ///< 0: lime default (5000 tabular, 1000 image)
   double kernel_width = 0;     ///< 0: lime default (0.75 sqrt(F) tabular, 0.25 image)
   double ridge_alpha = 1.0;    ///< lime's Ridge(alpha=1)
+  /// Row i's perturbations come from a stream seeded seed + 0x9E3779B97F4A7C15 * (row_offset + i).
   uint64_t seed = 0;
+  int64_t row_offset = 0;      ///< index of x's first row in the whole data set (--shard)
   int64_t batch_rows = 4096;
   /// Image mode when non-empty: group id per element (superpixels), binary on/off features.
   std::vector<int64_t> groups;
@@ -274,8 +283,10 @@ using ExplainFn = std::function<Tensor(const Model& model, const Tensor& x)>;
 
 /// Max-sensitivity (Yeh et al. 2019, as Captum's sensitivity_max): max over `samples`
 /// uniform perturbations |delta|_inf <= radius of ||A(x+delta) - A(x)||_2 / ||A(x)||_2.
+/// Row i's perturbations come from its own stream, seeded seed + 0x9E3779B97F4A7C15 *
+/// (row_offset + i), row_offset being x's first row in the whole data set (--shard).
 std::vector<double> max_sensitivity(const Model& model, const Tensor& x, const ExplainFn& explain, double radius = 0.02,
-                                    int samples = 10, uint64_t seed = 0);
+                                    int samples = 10, uint64_t seed = 0, int64_t row_offset = 0);
 
 /// Copy of `graph` whose last parameterised layer (the last Gemm/MatMul/Conv node with an
 /// initializer weight, in topological order) has weights and bias redrawn from N(0, s^2),
