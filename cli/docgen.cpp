@@ -274,7 +274,7 @@ std::vector<OptionDoc> global_option_docs() {
       opt("quiet", "q", "flag", "no console output but errors. Accepted after the command too"),
       opt("mpi", "", "flag",
           "under mpirun: rank 0 hands chunks of the command's items (what --shard c/M runs) to the other ranks as "
-          "they become idle and writes the one merged report (attack, certify, corrupt, explain, verify --data, verify "
+          "they become idle and writes the one merged report (attack, certify, corrupt, explain, privacy, verify --data, verify "
           "--benchmark; builds with MPI only)"),
       opt("mpi-chunks", "", "number",
           "with --mpi: how many chunks (default: one per benchmark instance, else 8 per worker)", "", {}, "M"),

@@ -21,7 +21,7 @@ namespace {
 void print_usage() {
   std::cout << "mlaudit " << MLAUDIT_VERSION << " - audit a trained ONNX model before release\n\n"
             << "Usage: mlaudit [--threads N] [--device cpu|cuda|auto] [--output NAME] [--quiet] <command> [options]\n"
-            << "       mpirun -n K mlaudit --mpi [--mpi-chunks M] <command> [options]   (attack, certify, corrupt, verify)\n\n"
+            << "       mpirun -n K mlaudit --mpi [--mpi-chunks M] <command> [options]   (attack, certify, corrupt, explain, privacy, verify)\n\n"
             << "  --output NAME   the model output to audit (default: a classifier's probabilities output, else\n"
             << "                  the first float output); also --model-output NAME. Accepted after the command too.\n"
             << "  --version       version, git commit and what this build contains (CPU kernels, CUDA, modules);\n"

@@ -21,6 +21,9 @@
 #include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/tensor.h"
+#ifdef MLAUDIT_HAVE_privacy
+#include "privacy_summary.h"
+#endif
 #ifdef MLAUDIT_HAVE_verify
 #include "mlaudit/verify/verify.h"
 #endif
@@ -324,14 +327,58 @@ json merge_explain(std::vector<Part>& parts, const std::string& attributions, st
   return j;
 }
 
+// privacy: the samples' scores joined in global order (members, then non-members) and every
+// attack's metrics computed from them by privacy::evaluate_attack, as privacy does; the
+// part's per-sample records are not in the report (one process writes none); timing summed.
+json merge_privacy(std::vector<Part>& parts) {
+#ifndef MLAUDIT_HAVE_privacy
+  throw InputError("merge", fmt::format("{}: merging privacy parts needs the privacy module, which this build lacks", parts.front().path));
+#else
+  json j = parts.front().j;
+  json samples = concat(parts, "samples");
+  const int64_t members = integer(j["members"]["count"]), non_members = integer(j["non_members"]["count"]);
+  if (int64_t(samples.size()) != members + non_members)
+    throw InputError("merge", fmt::format("{}: the parts hold {} samples for {} members and {} non-members (a part is malformed)",
+                                          parts.front().path, samples.size(), members, non_members));
+  std::vector<int64_t> ym, yn;
+  std::vector<std::vector<double>> scores(j["attacks"].size());
+  for (int64_t g = 0; g < int64_t(samples.size()); ++g) {
+    json& s = samples[size_t(g)];
+    if (integer(s["index"]) != g || s["member"].get<bool>() != (g < members))
+      throw InputError("merge", fmt::format("{}: sample {} is out of order (a part is malformed)", parts.front().path, g));
+    (g < members ? ym : yn).push_back(integer(s["label"]));
+    for (size_t k = 0; k < scores.size(); ++k)
+      scores[k].push_back(privacy_summary::score_value(s["scores"][j["attacks"][k]["name"].get<std::string>()]));
+  }
+  json attacks = json::array();
+  for (size_t k = 0; k < scores.size(); ++k) {
+    const std::string name = j["attacks"][k]["name"].get<std::string>();
+    try {
+      attacks.push_back(privacy_summary::attack_json(privacy::evaluate_attack(name, scores[k], ym, yn)));
+    } catch (const InputError& e) {  // what --shard writes always evaluates (both sets non-empty)
+      throw InputError("merge", fmt::format("{}: attack '{}' cannot be evaluated on the parts' scores ({}): a part is malformed",
+                                            parts.front().path, name, e.what()));
+    }
+  }
+  j["attacks"] = attacks;
+  j.erase("samples");
+  double seconds = 0;
+  for (auto& p : parts) seconds += p.j["timing"]["seconds"].get<double>();
+  j["timing"]["seconds"] = seconds;
+  return j;
+#endif
+}
+
 // The first difference between two parts' run blocks, in words.
 std::string run_difference(json& a, json& b) {
   if (a.value("command", "") != b.value("command", ""))
     return fmt::format("parts of different commands ({} and {})", a.value("command", ""), b.value("command", ""));
   if (a.value("tool_version", "") != b.value("tool_version", ""))
     return fmt::format("tool versions differ ({} and {})", a.value("tool_version", ""), b.value("tool_version", ""));
-  for (const auto& [role, hash] : a["sha256"].items())
-    if (!b["sha256"].contains(role) || b["sha256"][role] != hash) return fmt::format("the {} files differ (SHA-256)", role);
+  for (const auto& [role, hash] : a["sha256"].items()) {
+    if (!b["sha256"].contains(role)) return fmt::format("only some parts read a {} file", role);
+    if (b["sha256"][role] != hash) return fmt::format("the {} files differ (SHA-256)", role);
+  }
   for (const auto& [role, hash] : b["sha256"].items())
     if (!a["sha256"].contains(role)) return fmt::format("only some parts read a {} file", role);
   for (const auto& [name, value] : a["options"].items())
@@ -436,7 +483,8 @@ MergedReport merge_checked(std::vector<Part>& parts, const std::string& out, con
   else if (command == "verify" && parts.front().j.value("kind", "") == "vnncomp_benchmark") merged = merge_benchmark(parts), indent = 2;
   else if (command == "verify") merged = merge_verify(parts), indent = 2;
   else if (command == "explain") merged = merge_explain(parts, attributions, &r.attributions_npy), indent = 2;
-  else throw InputError("merge", fmt::format("{}: parts of '{}' cannot be merged (attack, certify, corrupt, explain, verify --data, verify --benchmark)", parts.front().path, command));
+  else if (command == "privacy") merged = merge_privacy(parts);
+  else throw InputError("merge", fmt::format("{}: parts of '{}' cannot be merged (attack, certify, corrupt, explain, privacy, verify --data, verify --benchmark)", parts.front().path, command));
   merged["schema"] = parts.front().j["shard"]["report_schema"];
   merged.erase("shard");
   const bool csv = out.size() >= 4 && out.compare(out.size() - 4, 4, ".csv") == 0;

@@ -336,11 +336,11 @@ int run_mpi(const std::string& command, const std::vector<std::string>& args_in,
   // Every rank checks the command line the same way, so they agree on whether to run; rank 0
   // alone reports a refusal.
   try {
-    static const char* kShardable[] = {"attack", "certify", "corrupt", "explain", "verify"};
+    static const char* kShardable[] = {"attack", "certify", "corrupt", "explain", "privacy", "verify"};
     bool ok = false;
     for (const char* c : kShardable) ok |= command == c;
     if (!ok)
-      throw InputError(command, "--mpi runs commands that loop over items: attack, certify, corrupt, explain, verify --data, "
+      throw InputError(command, "--mpi runs commands that loop over items: attack, certify, corrupt, explain, privacy, verify --data, "
                                 "verify --benchmark");
     if (command == "verify" && !has(args, "--data") && !has(args, "--benchmark"))
       throw InputError(command, "--mpi runs verify --data or verify --benchmark (one --vnnlib property is one item)");

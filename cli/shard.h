@@ -1,4 +1,4 @@
-// `--shard I/N` (attack, certify, corrupt, explain, verify --data and --benchmark): one process
+// `--shard I/N` (attack, certify, corrupt, explain, privacy, verify --data and --benchmark): one process
 // runs the I-th of N contiguous slices of the samples (after --limit) and writes a *part*: the
 // command's usual JSON over its slice, sample indices global, plus a "shard" block naming the
 // slice and the run (hashes of the model and data, the options that affect results, the tool
@@ -207,7 +207,10 @@ inline void set_total(Shard& s, const std::string& command, int64_t total) {
 inline nlohmann::json canonical_options(const po::variables_map& vm) {
   static const std::set<std::string> skip = {"model",  "data",         "labels",      "out",         "save-adv",
                                              "shard",  "help",         "quiet",       "result",      "benchmark",
-                                             "background", "attributions", "json",    "heatmap-dir", "interactions"};
+                                             "background", "attributions", "json",    "heatmap-dir", "interactions",
+                                             // privacy's files (its reference models are hashed one by one)
+                                             "members", "member-labels", "non-members", "non-member-labels",
+                                             "reference-models"};
   nlohmann::json o = nlohmann::json::object();
   for (const auto& [name, value] : vm) {
     if (skip.count(name)) continue;

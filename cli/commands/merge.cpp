@@ -1,4 +1,4 @@
-// mlaudit merge: the parts written by `attack|certify|corrupt|explain|verify --data|--benchmark ... --shard I/N`
+// mlaudit merge: the parts written by `attack|certify|corrupt|explain|privacy|verify --data|--benchmark ... --shard I/N`
 // into the report one process writes (the merging itself: merge.cpp).
 #include <fmt/format.h>
 
@@ -21,7 +21,7 @@ int cmd_merge(const std::vector<std::string>& args, const GlobalOptions& global)
   po::positional_options_description pos;
   pos.add("parts", -1);
   po::variables_map vm;
-  if (!parse_options("merge", "mlaudit merge PART.json... --out R.json [--attributions A.npy]   (parts of attack, certify, corrupt, explain, verify --data or --benchmark run with --shard I/N; a benchmark may merge into results.csv)",
+  if (!parse_options("merge", "mlaudit merge PART.json... --out R.json [--attributions A.npy]   (parts of attack, certify, corrupt, explain, privacy, verify --data or --benchmark run with --shard I/N; a benchmark may merge into results.csv)",
                      desc, args, vm, {"parts", "out"}, &pos))
     return 0;
   std::vector<PartText> texts;

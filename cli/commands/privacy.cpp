@@ -19,6 +19,8 @@
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/privacy/membership.h"
+#include "privacy_summary.h"
+#include "shard.h"
 #include "version.h"
 #ifdef MLAUDIT_HAVE_robustness
 #include "mlaudit/robustness/attacks.h"
@@ -100,8 +102,6 @@ privacy::BoundaryDistanceFn gradient_bisection(const engine::Model& model, doubl
 }
 #endif
 
-nlohmann::json finite_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
-
 int cmd_privacy(const std::vector<std::string>& args, const GlobalOptions& global) {
   po::options_description desc("privacy options");
   desc.add_options()
@@ -120,14 +120,18 @@ int cmd_privacy(const std::vector<std::string>& args, const GlobalOptions& globa
       ("clip-min", po::value<double>()->default_value(0.0), "input domain lower bound (label-only attack)")
       ("clip-max", po::value<double>()->default_value(1.0), "input domain upper bound (label-only attack)")
       ("label-only-steps", po::value<int>()->default_value(50), "DeepFool iterations for the label-only attack")
-      ("batch", po::value<int>()->default_value(256), "samples per model call")
+      ("batch", po::value<int>()->default_value(256), "samples per model call and per label-only DeepFool block (with "
+                                                       "--shard a shard runs whole blocks: keep it well under the slice size)")
       ("out,o", po::value<std::string>(), "write the report JSON here (mlaudit.privacy/1)");
+  shard::add_option(desc);
   po::variables_map vm;
   const std::string usage =
       "mlaudit privacy --model M.onnx --members Xm.npy --member-labels ym.npy --non-members Xn.npy "
-      "--non-member-labels yn.npy [--attacks loss,confidence,entropy,lira,label-only] [--reference-models DIR] --out P.json";
+      "--non-member-labels yn.npy [--attacks loss,confidence,entropy,lira,label-only] [--reference-models DIR] [--shard I/N] "
+      "--out P.json   (--shard: the samples are the members then the non-members, after --limit)";
   if (!parse_options("privacy", usage, desc, args, vm, {"model", "members", "non-members", "out"})) return 0;
 
+  shard::Shard part = shard::parse("privacy", vm);
   const int batch = vm["batch"].as<int>();
   if (batch < 1) throw InputError("privacy", fmt::format("--batch must be >= 1, got {}", batch));
   privacy::MembershipOptions opts;
@@ -219,20 +223,43 @@ int cmd_privacy(const std::vector<std::string>& args, const GlobalOptions& globa
         d[i] = r.success[i] ? r.perturbation_norm[i] : std::numeric_limits<double>::infinity();
       return d;
     };
+    // run_attack runs DeepFool on blocks of --batch samples, and on a conv model a sample's bits
+    // depend on its block: a shard runs the whole run's blocks that hold its samples.
+    opts.distance_batch = batch;
 #else
     boundary_method = "gradient-bisection-l2";
+    // The fallback takes every sample's gradient in one call, whose rounding depends on the rows in it.
+    if (part.on || shard::count_only_mode())
+      throw InputError("privacy", "--shard: the label-only attack needs the robustness module (DeepFool) to shard; this "
+                                  "build scores it by gradient bisection over all samples at once: run it without --shard");
     opts.boundary_distance = gradient_bisection(*model, clip_min, clip_max);
 #endif
   }
 
+  // --shard I/N: the items are the members, then the non-members, each a per-sample score of
+  // every attack; the metrics are global over all scores, so a part holds its slice's scores and
+  // merge computes the metrics (privacy::evaluate_attack, as below) from all of them. Nothing is
+  // random; LiRA's reference statistics and every model output come from all samples on every
+  // shard (privacy::membership_scores), so a slice's scores are the whole run's.
+  shard::set_total(part, "privacy", int64_t(ym.size() + yn.size()));
+  // A shard runs the whole run's DeepFool blocks that hold its samples (exact on any model): with
+  // blocks as large as the slice most of that work is the neighbours'. Results stay exact; say so.
+  if (part.on && want_label_only && 2 * int64_t(batch) > part.size() && batch > 1 && !global.quiet)
+    std::cerr << fmt::format("mlaudit: warning: privacy: label-only under --shard runs DeepFool on the whole run's blocks of "
+                             "--batch {} samples that hold this slice's {}, so it also scores other shards' samples: a "
+                             "--batch of about {} saves that work\n",
+                             batch, part.size(), std::max<int64_t>(1, part.size() / 4));
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<privacy::AttackReport> reports;
+  std::vector<std::vector<double>> scores;
   {
     engine::ProgressLine progress("privacy (LiRA reference models, label-only sets)", "steps", global.show_progress());
     opts.progress = progress.fn();
-    reports = privacy::run_membership_inference(*model, xm, ym, xn, yn, opts);
+    scores = privacy::membership_scores(*model, xm, ym, xn, yn, opts, part.first, part.end);
     opts.progress = nullptr;
   }
+  std::vector<privacy::AttackReport> reports;
+  if (!part.on)
+    for (size_t k = 0; k < opts.attacks.size(); ++k) reports.push_back(privacy::evaluate_attack(opts.attacks[k], scores[k], ym, yn));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   nlohmann::json j;
@@ -257,22 +284,35 @@ int cmd_privacy(const std::vector<std::string>& args, const GlobalOptions& globa
   if (want_label_only) j["label_only_distance"] = boundary_method;
   j["timing"] = {{"seconds", seconds}, {"note", "attacks only: model loading and file I/O excluded"}};
   j["attacks"] = nlohmann::json::array();
-  for (const auto& r : reports) {
-    nlohmann::json a;
-    a["name"] = r.name;
-    a["auc"] = r.auc;
-    a["balanced_accuracy"] = r.balanced_accuracy;
-    a["threshold_mode"] = r.threshold_mode;
-    a["balanced_accuracy_global_threshold"] = r.balanced_accuracy_global;
-    a["tpr_at_fpr_0.001"] = r.tpr_at_fpr_0_001;
-    a["tpr_at_fpr_0.01"] = r.tpr_at_fpr_0_01;
-    nlohmann::json thr = nlohmann::json::array();
-    for (double t : r.roc.thresholds) thr.push_back(finite_or_null(t));
-    a["roc"] = {{"fpr", r.roc.fpr}, {"tpr", r.roc.tpr}, {"thresholds", thr}};
-    j["attacks"].push_back(a);
+  for (const auto& r : reports) j["attacks"].push_back(privacy_summary::attack_json(r));
+  if (part.on) {
+    // A part: the attacks by name (metrics need every sample: merge computes them) and one
+    // record per sample of the slice, index global over members then non-members.
+    for (const auto& a : opts.attacks) j["attacks"].push_back({{"name", a}});
+    j["samples"] = nlohmann::json::array();
+    const int64_t m = int64_t(ym.size());
+    for (int64_t g = part.first; g < part.end; ++g) {
+      const bool member = g < m;
+      nlohmann::json s = {{"index", g}, {"member", member}, {"row", member ? g : g - m},
+                          {"label", member ? ym[size_t(g)] : yn[size_t(g - m)]}, {"scores", nlohmann::json::object()}};
+      for (size_t k = 0; k < opts.attacks.size(); ++k)
+        s["scores"][opts.attacks[k]] = privacy_summary::score_json(scores[k][size_t(g - part.first)]);
+      j["samples"].push_back(s);
+    }
+    // The run is identified by its files' hashes: the reference models too (not in the report's inputs).
+    nlohmann::json files = j["inputs"];
+    for (size_t k = 0; k < ref_paths.size(); ++k)
+      files["reference_model_" + std::to_string(k)] = datasets::file_provenance(ref_paths[k]);
+    nlohmann::json block = shard::part_block("privacy", part, vm, global, files);
+    block["report_schema"] = j["schema"];
+    j["schema"] = shard::kSchema;
+    j["shard"] = block;
   }
   datasets::write_file_atomic(vm["out"].as<std::string>(), j.dump(1) + "\n");
-  if (!global.quiet) {
+  if (!global.quiet && part.on) {
+    std::cout << fmt::format("privacy shard {}/{}: samples {}..{} of {} members and {} non-members scored: {}\n", part.index,
+                             part.count, part.first, part.end - 1, ym.size(), yn.size(), vm["out"].as<std::string>());
+  } else if (!global.quiet) {
     std::cout << fmt::format("membership inference: {} members, {} non-members\n", ym.size(), yn.size());
     std::cout << fmt::format("{:<12} {:>7} {:>9} {:>13} {:>12}\n", "attack", "AUC", "bal.acc", "TPR@0.1%FPR", "TPR@1%FPR");
     for (const auto& r : reports)

@@ -312,9 +312,10 @@ const std::vector<std::string>& membership_attack_names() {
   return names;
 }
 
-std::vector<AttackReport> run_membership_inference(const engine::Model& target, const engine::Tensor& xm,
+std::vector<std::vector<double>> membership_scores(const engine::Model& target, const engine::Tensor& xm,
                                                    const std::vector<int64_t>& ym, const engine::Tensor& xn,
-                                                   const std::vector<int64_t>& yn, const MembershipOptions& opts) {
+                                                   const std::vector<int64_t>& yn, const MembershipOptions& opts,
+                                                   int64_t first, int64_t end) {
   const auto& known = membership_attack_names();
   for (const auto& a : opts.attacks)
     if (std::find(known.begin(), known.end(), a) == known.end())
@@ -330,26 +331,35 @@ std::vector<AttackReport> run_membership_inference(const engine::Model& target, 
   if (xm.dim(0) != int64_t(ym.size())) fail(fmt::format("{} member labels for {} members", ym.size(), xm.dim(0)));
   if (xn.dim(0) != int64_t(yn.size()))
     fail(fmt::format("{} non-member labels for {} non-members", yn.size(), xn.dim(0)));
+  const int64_t m = int64_t(ym.size()), total = m + int64_t(yn.size());
+  if (end < 0) end = total;
+  if (first < 0 || first > end || end > total)
+    fail(fmt::format("sample range [{}, {}) is outside the {} members and non-members", first, end, total));
   const engine::Tensor zm = batched_logits(target, xm, opts.batch), zn = batched_logits(target, xn, opts.batch);
   check_logits(zm, ym);
   check_logits(zn, yn);
-  std::vector<AttackReport> out;
+  // Members' rows of the slice are [first, end) clipped to [0, m); non-members' are shifted by m.
+  const int64_t m0 = std::min(first, m), m1 = std::min(end, m), n0 = std::max(first, m) - m, n1 = std::max(end, m) - m;
+  auto slice = [&](const std::vector<double>& sm, const std::vector<double>& sn) {
+    std::vector<double> s(sm.begin() + m0, sm.begin() + m1);
+    s.insert(s.end(), sn.begin() + n0, sn.begin() + n1);
+    return s;
+  };
+  std::vector<std::vector<double>> out;
   int64_t steps = 0, done = 0;
   for (const auto& a : opts.attacks) steps += a == "lira" ? int64_t(opts.reference_models.size()) : a == "label-only" ? 2 : 0;
   auto step = [&]() {
     if (opts.progress) opts.progress(++done, steps);
   };
   for (const auto& a : opts.attacks) {
-    if (a == "loss") out.push_back(evaluate_scores(a, loss_scores(zm, ym), loss_scores(zn, yn), ym, yn));
-    else if (a == "confidence")
-      out.push_back(evaluate_scores(a, confidence_scores(zm, ym), confidence_scores(zn, yn), ym, yn));
-    else if (a == "entropy")
-      out.push_back(evaluate_scores(a, modified_entropy_scores(zm, ym), modified_entropy_scores(zn, yn), ym, yn));
+    if (a == "loss") out.push_back(slice(loss_scores(zm, ym), loss_scores(zn, yn)));
+    else if (a == "confidence") out.push_back(slice(confidence_scores(zm, ym), confidence_scores(zn, yn)));
+    else if (a == "entropy") out.push_back(slice(modified_entropy_scores(zm, ym), modified_entropy_scores(zn, yn)));
     else if (a == "lira") {
       if (opts.reference_models.size() < 2)
         fail(fmt::format("attack 'lira' needs at least 2 reference models, got {}", opts.reference_models.size()));
       // One call over members and non-members together, so a global variance is pooled
-      // over every target example alike.
+      // over every target example alike (on every shard: the slice is cut afterwards).
       std::vector<std::vector<double>> ref_phi;
       for (const engine::Model* ref : opts.reference_models) {
         std::vector<double> phi = logit_scaled_confidence(batched_logits(*ref, xm, opts.batch), ym);
@@ -362,17 +372,69 @@ std::vector<AttackReport> run_membership_inference(const engine::Model& target, 
       const std::vector<double> pn = logit_scaled_confidence(zn, yn);
       phi.insert(phi.end(), pn.begin(), pn.end());
       const std::vector<double> s = lira_offline_scores(phi, ref_phi, opts.lira);
-      out.push_back(evaluate_scores(a, std::vector<double>(s.begin(), s.begin() + int64_t(ym.size())),
-                                    std::vector<double>(s.begin() + int64_t(ym.size()), s.end())));
+      out.emplace_back(s.begin() + first, s.begin() + end);
     } else if (a == "label-only") {
       if (!opts.boundary_distance) fail("attack 'label-only' needs a boundary-distance function");
-      std::vector<double> sm = label_only_scores(target, xm, ym, opts.boundary_distance, opts.batch);
+      // label_only_scores on the slice's rows [r0, r1) of one set, with the correctness taken
+      // from the logits of the whole set (the same bits as the whole run's, whatever the slice).
+      // The distance function is called as the whole run calls it, on the set's correctly
+      // classified rows, but only on the blocks of distance_batch of them that hold the slice's.
+      auto scores = [&](const engine::Tensor& x, const engine::Tensor& z, const std::vector<int64_t>& y, int64_t r0,
+                        int64_t r1) {
+        const std::vector<int64_t> pred = engine::argmax_rows(z);
+        std::vector<int64_t> correct;
+        size_t p0 = 0, p1 = 0;  // the slice's correct rows are correct[p0, p1)
+        for (int64_t i = 0; i < int64_t(y.size()); ++i) {
+          if (i == r0) p0 = correct.size();
+          if (i == r1) p1 = correct.size();
+          if (pred[size_t(i)] == y[size_t(i)]) correct.push_back(i);
+        }
+        if (r0 == int64_t(y.size())) p0 = correct.size();
+        if (r1 == int64_t(y.size())) p1 = correct.size();
+        std::vector<double> s(size_t(r1 - r0), 0.0);  // misclassified: distance 0 (already across the boundary)
+        if (p0 == p1) return s;
+        size_t q0 = p0, q1 = p1;
+        if (const size_t b = size_t(opts.distance_batch); b > 0) q0 = p0 / b * b, q1 = std::min(correct.size(), (p1 + b - 1) / b * b);
+        const std::vector<int64_t> rows(correct.begin() + int64_t(q0), correct.begin() + int64_t(q1));
+        std::vector<int64_t> yc;
+        for (int64_t i : rows) yc.push_back(y[size_t(i)]);
+        const std::vector<double> d = opts.boundary_distance(x.gather_rows(rows), yc);
+        if (d.size() != rows.size())
+          fail(fmt::format("boundary-distance function returned {} values for {} samples", d.size(), rows.size()));
+        for (size_t k = p0; k < p1; ++k) {
+          const double v = d[k - q0];
+          if (std::isnan(v) || v < 0) fail(fmt::format("boundary distance of sample {} is {}", correct[k], v));
+          s[size_t(correct[k] - r0)] = v;
+        }
+        return s;
+      };
+      std::vector<double> s = scores(xm, zm, ym, m0, m1);
       step();
-      std::vector<double> sn = label_only_scores(target, xn, yn, opts.boundary_distance, opts.batch);
+      const std::vector<double> sn = scores(xn, zn, yn, n0, n1);
       step();
-      out.push_back(evaluate_scores(a, sm, sn, ym, yn));
+      s.insert(s.end(), sn.begin(), sn.end());
+      out.push_back(std::move(s));
     }
   }
+  return out;
+}
+
+AttackReport evaluate_attack(const std::string& name, const std::vector<double>& scores, const std::vector<int64_t>& ym,
+                             const std::vector<int64_t>& yn) {
+  if (scores.size() != ym.size() + yn.size())
+    fail(fmt::format("attack '{}': {} scores for {} members and {} non-members", name, scores.size(), ym.size(), yn.size()));
+  const auto split = scores.begin() + int64_t(ym.size());
+  const std::vector<double> sm(scores.begin(), split), sn(split, scores.end());
+  if (name == "lira") return evaluate_scores(name, sm, sn);
+  return evaluate_scores(name, sm, sn, ym, yn);
+}
+
+std::vector<AttackReport> run_membership_inference(const engine::Model& target, const engine::Tensor& xm,
+                                                   const std::vector<int64_t>& ym, const engine::Tensor& xn,
+                                                   const std::vector<int64_t>& yn, const MembershipOptions& opts) {
+  const std::vector<std::vector<double>> scores = membership_scores(target, xm, ym, xn, yn, opts);
+  std::vector<AttackReport> out;
+  for (size_t k = 0; k < opts.attacks.size(); ++k) out.push_back(evaluate_attack(opts.attacks[k], scores[k], ym, yn));
   return out;
 }
 

@@ -1,6 +1,6 @@
 // `mpirun -n K mlaudit --mpi <command>` (docs/scale-out.md) on loopback: the one report rank 0
 // writes equals the single-process report but for the timings (attack, certify, corrupt,
-// explain, verify --data, verify --benchmark); a rank that dies leaves the chunks not done named on
+// explain, privacy, verify --data, verify --benchmark); a rank that dies leaves the chunks not done named on
 // stderr and the finished parts on disk, or, under mpirun --enable-recovery, has its chunk rerun
 // on another rank; bad command lines are refused before any work.
 #include <catch2/catch.hpp>
@@ -106,6 +106,20 @@ TEST_CASE("mpi: explain under mpirun equals one process, and gates on the merged
   CHECK(test::untimed(nlohmann::json::parse(test::read_text(dir + "/one.json"))) ==
         test::untimed(nlohmann::json::parse(test::read_text(dir + "/mpi.json"))));
   fs::remove_all(dir);
+}
+#endif
+
+#ifdef MLAUDIT_TEST_PRIVACY
+TEST_CASE("mpi: privacy under mpirun equals one process", "[cli][mpi][privacy]") {
+  // Every attack on the overfit MLP; chunks cut across members and non-members, label-only's
+  // DeepFool runs the whole run's blocks of --batch 16 that hold a chunk's samples.
+  const std::string d = src("datasets/privacy/overfit_");
+  const std::string privacy = "privacy --model " + src("models/privacy/overfit_mlp.onnx") + " --members " + d +
+                              "members_x.npy --member-labels " + d + "members_y.npy --non-members " + d +
+                              "nonmembers_x.npy --non-member-labels " + d + "nonmembers_y.npy --reference-models " +
+                              src("models/privacy/overfit_refs") +
+                              " --attacks loss,confidence,entropy,lira,label-only --limit 60 --batch 16 --threads 1";
+  expect_mpi_equal("privacy", privacy, 3);
 }
 #endif
 

@@ -1,5 +1,5 @@
 // `--shard I/N` and `mlaudit merge` (docs/scale-out.md): for attack (pgd, square, the exact
-// tree attack), certify, corrupt, explain, verify --data and verify --benchmark, the parts of N = 1, 2, 3 and 7 shards merge into the
+// tree attack), certify, corrupt, explain, privacy, verify --data and verify --benchmark, the parts of N = 1, 2, 3 and 7 shards merge into the
 // JSON one process writes, byte for byte but for the timings (lines naming seconds), and
 // explain's attribution arrays into its .npy; merge refuses parts of other runs, missing and
 // repeated shards and mixed commands (exit 2, one line).
@@ -130,6 +130,17 @@ void expect_refused(const test::CommandResult& r, const std::string& phrase) {
   CHECK(r.output.find(phrase) != std::string::npos);
 }
 
+// Run one shard of `command` into DIR/NAME.json (and its attributions into DIR/NAME.npy when
+// `npy`); the part's path.
+std::string write_part(const std::string& dir, const std::string& command, const std::string& name,
+                       const std::string& shard, bool npy = false) {
+  const std::string path = dir + "/" + name + ".json";
+  auto r = test::run_cli(command + " -q --shard " + shard + " --out " + path + (npy ? " --attributions " + dir + "/" + name + ".npy" : ""));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  return path;
+}
+
 }  // namespace
 
 TEST_CASE("shard: attack pgd parts merge into the whole run", "[cli][shard]") {
@@ -196,11 +207,7 @@ TEST_CASE("shard: verify --benchmark parts merge into the whole run, as JSON or 
 TEST_CASE("shard: merge refuses other runs, missing and repeated shards, mixed commands", "[cli][shard]") {
   const std::string dir = test::temp_dir("shard-refuse");
   auto part = [&](const std::string& command, const std::string& name, const std::string& shard) {
-    const std::string path = dir + "/" + name + ".json";
-    auto r = test::run_cli(command + " -q --shard " + shard + " --out " + path);
-    INFO(r.output);
-    REQUIRE(r.exit_code == 0);
-    return path;
+    return write_part(dir, command, name, shard);
   };
   const std::string c0 = part(certify, "c0", "0/3"), c1 = part(certify, "c1", "1/3"), c2 = part(certify, "c2", "2/3");
   const std::string out = " --out " + dir + "/m.json";
@@ -231,6 +238,88 @@ TEST_CASE("shard: merge refuses other runs, missing and repeated shards, mixed c
   CHECK(many.exit_code == 2);
   CHECK(many.output.find("use at most 14") != std::string::npos);
 }
+
+#ifdef MLAUDIT_TEST_PRIVACY
+namespace {
+
+// The overfit MLP of the privacy tests, 120 members and 120 non-members, every attack; --batch 16
+// makes label-only's DeepFool blocks (which a shard runs whole) smaller than most slices.
+std::string privacy_overfit(const std::string& options = "--attacks loss,confidence,entropy,lira,label-only") {
+  const std::string d = src("datasets/privacy/overfit_");
+  return "privacy --model " + src("models/privacy/overfit_mlp.onnx") + " --members " + d + "members_x.npy --member-labels " + d +
+         "members_y.npy --non-members " + d + "nonmembers_x.npy --non-member-labels " + d + "nonmembers_y.npy --reference-models " +
+         src("models/privacy/overfit_refs") + " --limit 120 --batch 16 --threads 1 " + options;
+}
+
+}  // namespace
+
+TEST_CASE("shard: privacy parts merge into the whole run (every attack)", "[cli][shard][privacy]") {
+  // Items are the members then the non-members; shards of 2, 3 and 7 cut across the two sets.
+  for (int n : {1, 2, 3, 7}) expect_sharded_equal("privacy", privacy_overfit(), n);
+  // A conv model: DeepFool's bits depend on the samples sharing its block, so a shard runs the
+  // whole run's blocks (--batch 8) that hold its samples; the distances are then exact.
+  const std::string cnn = "privacy --model " + src("models/fmnist_cnn.onnx") + " --members " + src("datasets/demo/fmnist_train_x.npy") +
+                          " --member-labels " + src("datasets/demo/fmnist_train_y.npy") + " --non-members " +
+                          src("datasets/demo/fmnist_x.npy") + " --non-member-labels " + src("datasets/demo/fmnist_y.npy") +
+                          " --attacks loss,entropy,label-only --limit 30 --batch 8 --threads 1";
+  for (int n : {2, 7}) expect_sharded_equal("privacy-cnn", cnn, n);
+  // One DeepFool step leaves most boundaries unreached: +inf distances travel as "inf".
+  expect_sharded_equal("privacy-inf", privacy_overfit("--attacks label-only --label-only-steps 1"), 3);
+  // The part: per-sample records, index global over members then non-members, no metrics.
+  const std::string dir = test::temp_dir("shard-privacy-part");
+  REQUIRE(test::run_cli(privacy_overfit() + " -q --shard 1/3 --out " + dir + "/p.json").exit_code == 0);
+  const auto j = nlohmann::json::parse(test::read_text(dir + "/p.json"));
+  REQUIRE(j["samples"].size() == 80);
+  CHECK(j["samples"][0]["index"] == 80);
+  CHECK(j["samples"][39]["member"] == true);
+  CHECK(j["samples"][40]["index"] == 120);
+  CHECK(j["samples"][40]["member"] == false);
+  CHECK(j["samples"][40]["row"] == 0);
+  CHECK(j["samples"][0]["scores"].size() == 5);
+  CHECK(j["attacks"][0] == nlohmann::json{{"name", "loss"}});
+  CHECK(j["shard"]["run"]["sha256"].contains("reference_model_3"));
+  REQUIRE(test::run_cli(privacy_overfit("--attacks label-only --label-only-steps 1") + " -q --shard 0/3 --out " + dir + "/inf.json").exit_code == 0);
+  CHECK(test::read_text(dir + "/inf.json").find("\"label-only\": \"inf\"") != std::string::npos);
+}
+
+TEST_CASE("shard: privacy refuses bad shards, merge refuses other runs' privacy parts", "[cli][shard][privacy]") {
+  const std::string dir = test::temp_dir("shard-privacy-refuse");
+  const std::string cmd = privacy_overfit("--attacks loss,lira");
+  auto part = [&](const std::string& command, const std::string& name, const std::string& shard) {
+    return write_part(dir, command, name, shard);
+  };
+  const std::string p0 = part(cmd, "p0", "0/3"), p1 = part(cmd, "p1", "1/3"), p2 = part(cmd, "p2", "2/3");
+  const std::string out = " --out " + dir + "/m.json";
+  expect_refused(test::run_cli("merge " + p0 + " " + p2 + out), "1 of 3 shards missing: 1");
+  expect_refused(test::run_cli("merge " + p0 + " " + p1 + " " + p1 + " " + p2 + out), "shard 1/3 given twice");
+  const std::string attacks = part(privacy_overfit("--attacks lira,loss"), "attacks", "1/3");
+  expect_refused(test::run_cli("merge " + p0 + " " + attacks + " " + p2 + out), "option --attacks differs (\"loss,lira\" and \"lira,loss\")");
+  // other reference models: a folder with two of the four
+  namespace fs = std::filesystem;
+  fs::create_directories(dir + "/refs");
+  for (const char* f : {"ref_0.onnx", "ref_1.onnx"})
+    fs::copy_file(src(std::string("models/privacy/overfit_refs/") + f), dir + "/refs/" + f, fs::copy_options::overwrite_existing);
+  std::string two_refs = cmd;
+  two_refs.replace(two_refs.find(src("models/privacy/overfit_refs")), src("models/privacy/overfit_refs").size(), dir + "/refs");
+  const std::string refs = part(two_refs, "refs", "1/3");
+  expect_refused(test::run_cli("merge " + p0 + " " + refs + " " + p2 + out), "only some parts read a reference_model_2 file");
+  const std::string c1 = part(certify, "c1", "1/3");
+  expect_refused(test::run_cli("merge " + p0 + " " + c1 + " " + p2 + out), "parts of different commands (privacy and certify)");
+  CHECK(!fs::exists(dir + "/m.json"));
+  // 240 samples (120 members, 120 non-members): at most 240 shards
+  auto many = test::run_cli(cmd + " --shard 0/241 --out " + dir + "/x.json");
+  CHECK(many.exit_code == 2);
+  CHECK(many.output.find("privacy: --shard 0/241: 241 shards of 240 samples would leave a shard empty: use at most 240") != std::string::npos);
+  auto bad = test::run_cli(cmd + " --shard 1 --out " + dir + "/x.json");
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.output.find("--shard '1': expected I/N") != std::string::npos);
+  CHECK(!fs::exists(dir + "/x.json"));
+  // the parts given in any order merge
+  auto ok = test::run_cli("merge -q " + p2 + " " + p0 + " " + p1 + out);
+  INFO(ok.output);
+  CHECK(ok.exit_code == 0);
+}
+#endif  // MLAUDIT_TEST_PRIVACY
 
 #ifdef MLAUDIT_TEST_EXPLAIN
 TEST_CASE("shard: explain parts merge into the whole run, attributions joined byte for byte", "[cli][shard][explain]") {
@@ -308,11 +397,7 @@ TEST_CASE("shard: explain refuses permutation, merge refuses missing, repeated a
   const std::string dir = test::temp_dir("shard-explain-refuse");
   const std::string sg = explain_credit("--method smoothgrad --nsamples 4 --limit 12");
   auto part = [&](const std::string& command, const std::string& name, const std::string& shard, bool npy = true) {
-    const std::string path = dir + "/" + name + ".json";
-    auto r = test::run_cli(command + " -q --shard " + shard + " --out " + path + (npy ? " --attributions " + dir + "/" + name + ".npy" : ""));
-    INFO(r.output);
-    REQUIRE(r.exit_code == 0);
-    return path;
+    return write_part(dir, command, name, shard, npy);
   };
   const std::string p0 = part(sg, "e0", "0/3"), p1 = part(sg, "e1", "1/3"), p2 = part(sg, "e2", "2/3");
   const std::string out = " --out " + dir + "/m.json";

@@ -152,6 +152,51 @@ TEST_CASE("privacy: label-only scores are boundary distances, 0 when misclassifi
              Catch::Contains("boundary-distance function"));
 }
 
+TEST_CASE("privacy: a slice's scores are the whole run's, label-only on the whole run's blocks", "[privacy][membership]") {
+  // Samples are the members then the non-members; every slice of 3 and 7 cuts across the sets.
+  const auto d = overfit_data();
+  auto target = engine::Session::load(source_path("models/privacy/overfit_mlp.onnx"));
+  std::vector<std::unique_ptr<engine::Session>> refs;
+  privacy::MembershipOptions opts;
+  opts.attacks = {"loss", "confidence", "entropy", "lira", "label-only"};
+  for (int r = 0; r < 2; ++r) {
+    refs.push_back(engine::Session::load(source_path("models/privacy/overfit_refs/ref_" + std::to_string(r) + ".onnx")));
+    opts.reference_models.push_back(refs.back().get());
+  }
+  // A distance that depends on the sample's position in its block of 32 in the call, as a conv
+  // model's rounding depends on the block: slices equal the whole run only on its blocks.
+  opts.boundary_distance = [](const engine::Tensor& xs, const std::vector<int64_t>&) {
+    const int64_t f = xs.numel() / xs.dim(0);
+    std::vector<double> out;
+    for (int64_t i = 0; i < xs.dim(0); ++i) out.push_back(std::fabs(double(xs.f32()[i * f])) + 1e-3 * double(i % 32));
+    return out;
+  };
+  opts.distance_batch = 32;
+  const auto whole = privacy::membership_scores(*target, d.xm, d.ym, d.xn, d.yn, opts);
+  const int64_t total = int64_t(d.ym.size() + d.yn.size());
+  const auto reports = privacy::run_membership_inference(*target, d.xm, d.ym, d.xn, d.yn, opts);
+  for (size_t k = 0; k < reports.size(); ++k) {
+    CHECK(reports[k].scores == whole[k]);
+    CHECK(privacy::evaluate_attack(opts.attacks[k], whole[k], d.ym, d.yn).auc == reports[k].auc);
+  }
+  for (int64_t n : {3, 7}) {
+    std::vector<std::vector<double>> joined(opts.attacks.size());
+    for (int64_t i = 0; i < n; ++i) {
+      const auto part = privacy::membership_scores(*target, d.xm, d.ym, d.xn, d.yn, opts, total * i / n, total * (i + 1) / n);
+      for (size_t k = 0; k < part.size(); ++k) {
+        REQUIRE(int64_t(part[k].size()) == total * (i + 1) / n - total * i / n);
+        joined[k].insert(joined[k].end(), part[k].begin(), part[k].end());
+      }
+    }
+    for (size_t k = 0; k < joined.size(); ++k) {
+      INFO(n << " slices, attack " << opts.attacks[k]);
+      CHECK(joined[k] == whole[k]);
+    }
+  }
+  CHECK_THAT(error_of([&] { privacy::membership_scores(*target, d.xm, d.ym, d.xn, d.yn, opts, 5, total + 1); }),
+             Catch::Contains("sample range [5, 751) is outside the 750 members and non-members"));
+}
+
 TEST_CASE("privacy: engine scores on the overfit model match onnxruntime goldens", "[privacy][membership]") {
   const auto g = goldens();
   const auto d = overfit_data();

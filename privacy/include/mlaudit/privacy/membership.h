@@ -117,6 +117,11 @@ struct MembershipOptions {
   std::vector<const engine::Model*> reference_models;  ///< for "lira": trained without the targets
   LiraOptions lira;
   BoundaryDistanceFn boundary_distance;                ///< for "label-only"
+  /// The distance function's own batch, when its results depend on which samples share a call
+  /// (a convolution's rounding does): membership_scores on a slice then calls it on whole blocks
+  /// of this many correctly classified samples, aligned as in the whole run, so each sample is
+  /// computed with the same neighbours. 0: every sample's distance is its own.
+  int64_t distance_batch = 0;
   int batch = 256;                                     ///< samples per model call
   /// Called after each slow step: each LiRA reference model, label-only's members and non-members.
   engine::ProgressFn progress;
@@ -124,6 +129,25 @@ struct MembershipOptions {
 
 /// Logits of x under the model in batches.
 engine::Tensor batched_logits(const engine::Model& model, const engine::Tensor& x, int batch);
+
+/// Per-sample scores of each requested attack (opts.attacks order) for samples [first, end) of
+/// the list "members, then non-members" (end < 0: to the end), for `--shard I/N`: a slice's
+/// scores equal those samples' scores in the whole run. Every model output (the target's logits,
+/// LiRA's reference models, which LiRA's global variance pools over all samples) is computed over
+/// all samples in the whole run's batches; only label-only's boundary search, the expensive part,
+/// runs on the slice (widened to whole blocks of opts.distance_batch). Same checks and throws as
+/// run_membership_inference.
+std::vector<std::vector<double>> membership_scores(const engine::Model& target, const engine::Tensor& xm,
+                                                   const std::vector<int64_t>& ym, const engine::Tensor& xn,
+                                                   const std::vector<int64_t>& yn, const MembershipOptions& opts,
+                                                   int64_t first = 0, int64_t end = -1);
+
+/// The metrics of attack `name` from the scores of all members then all non-members (what
+/// run_membership_inference reports; `mlaudit merge` calls it on the parts' joined scores).
+/// Per-class thresholds use the labels ym, yn for every attack but "lira" (whose score is
+/// already calibrated per example).
+AttackReport evaluate_attack(const std::string& name, const std::vector<double>& scores, const std::vector<int64_t>& ym,
+                             const std::vector<int64_t>& yn);
 
 /// Run the requested attacks on members (xm, ym) and non-members (xn, yn). Throws
 /// InputError on an unknown attack name, mismatched shapes or labels out of range,
