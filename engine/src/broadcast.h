@@ -9,6 +9,7 @@
 #include <omp.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -145,6 +146,27 @@ inline void element_loop(int64_t n, Body body) {
     for (int64_t i = 0; i < n; ++i) body(i);
   }
 }
+
+// element_loop over threads as well when the output is float and large (a residual Add of
+// [256,16,28,28] reads 25 MB: one core's bandwidth is the limit). Each element is computed alone,
+// so the values do not depend on the split.
+template <class TO, class Body>
+inline void element_loop_threads(int64_t n, Body body) {
+  constexpr int64_t kBlock = 16384;
+  if constexpr (std::is_same_v<TO, float>) {
+    if (n >= 16 * kBlock) {
+      const int64_t blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static)
+      for (int64_t blk = 0; blk < blocks; ++blk) {
+        const int64_t end = std::min(n, (blk + 1) * kBlock);
+        MLAUDIT_SIMD
+        for (int64_t i = blk * kBlock; i < end; ++i) body(i);
+      }
+      return;
+    }
+  }
+  element_loop<TO>(n, body);
+}
 }  // namespace broadcast_detail
 
 /// out[i] = f(a[.], b[.]) over out's shape with a and b broadcast to it. `out` is already
@@ -157,17 +179,17 @@ void broadcast_map2(const Tensor& a, const Tensor& b, Tensor& out, F f) {
   TO* po = out.data<TO>();
   const int64_t n = out.numel();
   if (a.shape() == out.shape() && b.shape() == out.shape()) {
-    broadcast_detail::element_loop<TO>(n, [&](int64_t i) { po[i] = f(pa[i], pb[i]); });
+    broadcast_detail::element_loop_threads<TO>(n, [&](int64_t i) { po[i] = f(pa[i], pb[i]); });
     return;
   }
   if (a.shape() == out.shape() && b.numel() == 1 && b.rank() <= out.rank()) {
     const TB v = pb[0];
-    broadcast_detail::element_loop<TO>(n, [&](int64_t i) { po[i] = f(pa[i], v); });
+    broadcast_detail::element_loop_threads<TO>(n, [&](int64_t i) { po[i] = f(pa[i], v); });
     return;
   }
   if (b.shape() == out.shape() && a.numel() == 1 && a.rank() <= out.rank()) {
     const TA v = pa[0];
-    broadcast_detail::element_loop<TO>(n, [&](int64_t i) { po[i] = f(v, pb[i]); });
+    broadcast_detail::element_loop_threads<TO>(n, [&](int64_t i) { po[i] = f(v, pb[i]); });
     return;
   }
   broadcast_detail::for_each_row<2>(

@@ -1,6 +1,7 @@
 #include <dnnl.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -117,6 +118,40 @@ Tensor reduce_to_shape(const Tensor& grad, const Shape& to) {
   Tensor out(DType::Float32, to);
   const Shape& from = grad.shape();
   size_t r = from.size();
+  // Trailing axes reduced (ReduceMean over H, W; the global pools' shape): each output sums one
+  // contiguous run of `inner` floats from 0.f in index order, as the general walk below does, but
+  // eight runs at a time (independent sums, so the adds overlap) and over threads.
+  size_t split = r;
+  while (split > 0 && to.size() == r && to[split - 1] == 1) --split;
+  bool trailing = to.size() == r && split < r;
+  for (size_t i = 0; trailing && i < split; ++i) trailing = to[i] == from[i];
+  if (trailing) {
+    int64_t outer = 1, inner = 1;
+    for (size_t i = 0; i < r; ++i) (i < split ? outer : inner) *= from[i];
+    const float* g = grad.f32();
+    float* o = out.f32();
+    const int64_t groups = (outer + 7) / 8;
+#pragma omp parallel for if (outer * inner > 65536) schedule(static)
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      const int64_t r0 = gi * 8, rows = std::min<int64_t>(8, outer - r0);
+      if (rows == 8) {
+        float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+        const float* base = g + r0 * inner;
+        for (int64_t k = 0; k < inner; ++k)
+#pragma GCC unroll 8
+          for (int j = 0; j < 8; ++j) acc[j] += base[j * inner + k];
+        for (int j = 0; j < 8; ++j) o[r0 + j] = acc[j];
+      } else {
+        for (int64_t j = 0; j < rows; ++j) {
+          float acc = 0.f;
+          const float* row = g + (r0 + j) * inner;
+          for (int64_t k = 0; k < inner; ++k) acc += row[k];
+          o[r0 + j] = acc;
+        }
+      }
+    }
+    return out;
+  }
   // Strides of `to` aligned to `from` (0 where broadcast).
   std::vector<int64_t> stride(r, 0);
   int64_t s = 1;

@@ -278,6 +278,10 @@ dnnl::memory to_layout(const dnnl::memory& user, const dnnl::memory::desc& want,
 // Relu fused into this Conv by fuse_cpu_graph (cpu/fusion.h): the node's output is the Relu's.
 bool fused_relu(const Node& n) { return n.get_int(kFusedReluAttribute, 0) != 0; }
 
+void conv_fwd_plain(const OpContext& ctx, const Inputs& in, Tensor& y);
+
+void maxpool_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out);
+
 void conv_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   const Tensor& x = float_input(ctx, in, 0);
   const Tensor& w = float_input(ctx, in, 1);
@@ -285,15 +289,41 @@ void conv_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) 
   ConvParams p = conv_params(ctx, x, w);
   if (has_bias && (float_input(ctx, in, 2).rank() != 1 || in[2]->numel() != p.oc))
     op_error(ctx, fmt::format("bias of shape {} is not [{}] (the output channels)", shape_str(in[2]->shape()), p.oc));
-  Tensor y = Tensor::uninitialized(DType::Float32, window_output_shape(p));
-  if (p.n == 0) {
+  const bool pool2 = ctx.node.get_int(kFusedMaxPoolAttribute, 0) != 0;
+  if (pool2 && p.n > 0 && p.spatial_rank == 2 && p.oh >= 2 && p.ow >= 2 && direct_conv_suits(p)) {
+    Tensor y = Tensor::uninitialized(DType::Float32, Shape{p.n, p.oc, p.oh / 2, p.ow / 2});
+    direct_conv_forward(p, x.f32(), w.f32(), has_bias ? in[2]->f32() : nullptr, fused_relu(ctx.node), y.f32(), true);
     out[0] = y;
     return;
   }
+  Tensor y = Tensor::uninitialized(DType::Float32, window_output_shape(p));
+  conv_fwd_plain(ctx, in, y);
+  if (pool2) {
+    // Not on the direct path: the convolution, then the MaxPool op itself (the node that
+    // fuse_cpu_inference_graph took in had no other attributes than defaults).
+    Node pool;
+    pool.name = ctx.node.name + "/maxpool";
+    pool.op_type = "MaxPool";
+    pool.since_version = 12;
+    pool.attributes["kernel_shape"] = Attribute::of_ints({2, 2});
+    pool.attributes["strides"] = Attribute::of_ints({2, 2});
+    std::vector<Tensor> pooled(1);
+    maxpool_fwd(OpContext{pool, ctx.opset}, Inputs{&y}, pooled);
+    out[0] = pooled[0];
+    return;
+  }
+  out[0] = y;
+}
+
+void conv_fwd_plain(const OpContext& ctx, const Inputs& in, Tensor& y) {
+  const Tensor& x = float_input(ctx, in, 0);
+  const Tensor& w = float_input(ctx, in, 1);
+  bool has_bias = in.size() > 2 && in[2] && !in[2]->empty();
+  ConvParams p = conv_params(ctx, x, w);
+  if (p.n == 0) return;
   const bool relu = fused_relu(ctx.node);
   if (direct_conv_suits(p)) {
     direct_conv_forward(p, x.f32(), w.f32(), has_bias ? in[2]->f32() : nullptr, relu, y.f32());
-    out[0] = y;
     return;
   }
   ConvPrims& prims = conv_prims(p, has_bias);
@@ -321,7 +351,6 @@ void conv_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) 
 #pragma omp parallel for if (count > 262144) schedule(static)
     for (int64_t i = 0; i < count; ++i) py[i] = py[i] > 0 ? py[i] : 0.f;
   }
-  out[0] = y;
 }
 
 // Weight gradient by direct accumulation (rarely needed: only when weights depend on an input).
@@ -638,23 +667,41 @@ void avgpool_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& ou
   const float* px = x.f32();
   float* py = y.f32();
   // Each window sums its taps inside the input in scan order (rows, then columns) in double,
-  // divided by avg_divisor: the taps that fall in padding would add zeros.
+  // divided by avg_divisor: the taps that fall in padding would add zeros. A row of windows is
+  // summed together, tap by tap (ki, then kj), into one double per window: every window still
+  // adds its own taps in that order from 0, and the loop over the windows of a tap vectorizes.
   const AvgWindows win(p);
   const int64_t planes = p.n * p.c;
-#pragma omp parallel for if (planes * p.oh * p.ow > 16384) schedule(static)
-  for (int64_t pc = 0; pc < planes; ++pc) {
-    const float* plane = px + pc * p.h * p.w;
-    float* o = py + pc * p.oh * p.ow;
-    for (int64_t oi = 0; oi < p.oh; ++oi) {
-      const auto [r0, r1] = win.rows[oi];
-      for (int64_t oj = 0; oj < p.ow; ++oj) {
-        const auto [c0, c1] = win.cols[oj];
-        double s = 0;
+  // Per column tap kj, the windows oj whose tap kj lies inside the row: [lo, hi).
+  std::vector<std::pair<int64_t, int64_t>> col_windows(p.kw);
+  for (int64_t kj = 0; kj < p.kw; ++kj) {
+    int64_t lo = p.ow, hi = 0;
+    for (int64_t oj = 0; oj < p.ow; ++oj)
+      if (kj >= win.cols[oj].first && kj < win.cols[oj].second) lo = std::min(lo, oj), hi = oj + 1;
+    col_windows[kj] = {lo, std::max(lo, hi)};
+  }
+#pragma omp parallel if (planes * p.oh * p.ow > 16384)
+  {
+    std::vector<double> acc(p.ow);
+#pragma omp for schedule(static)
+    for (int64_t pc = 0; pc < planes; ++pc) {
+      const float* plane = px + pc * p.h * p.w;
+      float* o = py + pc * p.oh * p.ow;
+      for (int64_t oi = 0; oi < p.oh; ++oi) {
+        const auto [r0, r1] = win.rows[oi];
+        double* a = acc.data();
+        std::fill(acc.begin(), acc.end(), 0.0);
         for (int64_t ki = r0; ki < r1; ++ki) {
-          const int64_t at = (oi * p.sh - p.pt + ki * p.dh) * p.w + oj * p.sw - p.pl;
-          for (int64_t kj = c0; kj < c1; ++kj) s += plane[at + kj * p.dw];
+          const float* row = plane + (oi * p.sh - p.pt + ki * p.dh) * p.w - p.pl;
+          for (int64_t kj = 0; kj < p.kw; ++kj) {
+            const auto [lo, hi] = col_windows[kj];
+            const float* t = row + kj * p.dw;
+            const int64_t sw = p.sw;
+            for (int64_t oj = lo; oj < hi; ++oj) a[oj] += t[oj * sw];
+          }
         }
-        o[oi * p.ow + oj] = float(s / win.divisor[oi * p.ow + oj]);
+        const double* d = win.divisor.data() + oi * p.ow;
+        for (int64_t oj = 0; oj < p.ow; ++oj) o[oi * p.ow + oj] = float(a[oj] / d[oj]);
       }
     }
   }

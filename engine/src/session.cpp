@@ -116,6 +116,19 @@ class Executor {
   Executor(const Graph& g, const Backend& b, bool fuse = true)
       : own_(fuse ? detail::fuse_cpu_graph(g) : Graph()), g_(fuse ? own_ : g), b_(b), plan_(make_execution_plan(g_)) {
     for (const auto& [name, t] : g_.initializers) constants_.emplace_back(plan_.slot.at(name), t);
+    if (fuse) {
+      // Forward-only passes (run) take a graph with the rewrites that drop values a backward
+      // needs (cpu/fusion.h: fuse_cpu_inference_graph), when there are any.
+      bool changed = false;
+      Graph inference = detail::fuse_cpu_inference_graph(own_, changed);
+      if (changed) infer_.reset(new Executor(Owned{}, std::move(inference), b));
+    }
+  }
+
+  // The graph's outputs for `inputs`, keeping no intermediate values.
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs) const {
+    if (infer_) return infer_->run(inputs);
+    return outputs_of(forward(inputs, false));
   }
 
   // Runs the graph. keep_all keeps every value (for backward / shape inference).
@@ -198,11 +211,18 @@ class Executor {
   const ExecutionPlan& plan() const { return plan_; }
 
  private:
+  // An executor of `owned` as it is (the forward-only graph).
+  struct Owned {};
+  Executor(Owned, Graph owned, const Backend& b) : own_(std::move(owned)), g_(own_), b_(b), plan_(make_execution_plan(g_)) {
+    for (const auto& [name, t] : g_.initializers) constants_.emplace_back(plan_.slot.at(name), t);
+  }
+
   Graph own_;  // the fused copy (empty when not fusing)
   const Graph& g_;
   const Backend& b_;
   ExecutionPlan plan_;
   std::vector<std::pair<int, Tensor>> constants_;  // initializer slots
+  std::unique_ptr<Executor> infer_;                // forward-only graph of run() (null: g_ itself)
 };
 
 std::unique_ptr<Session> Session::load(const std::string& path, const SessionOptions& opts) {
@@ -489,8 +509,7 @@ std::vector<Tensor> Session::run(const std::vector<Tensor>& inputs) const {
       return {y};
     }
   }
-  const Executor& ex = *executor_;
-  return ex.outputs_of(ex.forward(convert_inputs(graph_, inputs), false));
+  return executor_->run(convert_inputs(graph_, inputs));
 }
 
 void Session::forward_mixtures(const std::vector<Mixtures>& batch, const Shape& row_shape, int64_t max_rows, bool ends,

@@ -1,7 +1,9 @@
 // The CPU fast paths for small convolutional networks (issue #20): the direct stride-1
 // convolution (engine/src/cpu/conv_direct.*) against a double-precision reference, forward and
 // input gradient, and the CPU graph fusions (engine/src/cpu/fusion.*: Conv+Relu, Pad into
-// AveragePool / Conv) against the same graph run op by op (MLAUDIT_NO_FUSE=1), bit for bit.
+// AveragePool / Conv; Conv(+Relu)+MaxPool 2x2/2 in forward-only runs) against the same graph run
+// op by op (MLAUDIT_NO_FUSE=1), bit for bit; AveragePool's row-at-a-time sums and the trailing-axes
+// ReduceSum/ReduceMean against sequential references, bit for bit.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -209,4 +211,179 @@ TEST_CASE("engine CPU fusion: Conv+Relu and Pad into AveragePool or Conv give th
       for (int64_t i = 0; i < f_plain.numel(); ++i) REQUIRE(f_plain.f32()[i] == f_fused.f32()[i]);
       for (int64_t i = 0; i < g_plain.numel(); ++i) REQUIRE(g_plain.f32()[i] == g_fused.f32()[i]);
     }
+}
+
+namespace {
+
+// x [N,c,h,w] -> Conv(c->oc, 3x3, pad `pad`, stride `stride`) [-> Relu] -> MaxPool(2x2/2) -> Flatten
+// -> output; `conv_out` also makes the Conv's (or Relu's) output a graph output, which keeps the
+// MaxPool out of the Conv.
+Graph conv_pool_graph(std::mt19937& rng, int64_t c, int64_t h, int64_t w, int64_t oc, int64_t pad, int64_t stride,
+                      bool relu, bool conv_out) {
+  Graph g;
+  g.source = "conv_pool";
+  g.opset = 13;
+  g.inputs.push_back({"x", engine::DType::Float32, {-1, c, h, w}});
+  g.initializers["w"] = random_tensor({oc, c, 3, 3}, rng);
+  g.initializers["b"] = random_tensor({oc}, rng);
+  auto add = [&](const std::string& op, std::vector<std::string> in, const std::string& out) -> Node& {
+    Node n;
+    n.name = out;
+    n.op_type = op;
+    n.inputs = std::move(in);
+    n.outputs = {out};
+    g.nodes.push_back(n);
+    return g.nodes.back();
+  };
+  Node& conv = add("Conv", {"x", "w", "b"}, "c");
+  conv.attributes["pads"] = engine::Attribute::of_ints({pad, pad, pad, pad});
+  conv.attributes["strides"] = engine::Attribute::of_ints({stride, stride});
+  if (relu) add("Relu", {"c"}, "r");
+  Node& pool = add("MaxPool", {relu ? "r" : "c"}, "p");
+  pool.attributes["kernel_shape"] = engine::Attribute::of_ints({2, 2});
+  pool.attributes["strides"] = engine::Attribute::of_ints({2, 2});
+  add("Flatten", {"p"}, "y");
+  g.outputs.push_back({"y", engine::DType::Float32, {}});
+  if (conv_out) g.outputs.push_back({relu ? "r" : "c", engine::DType::Float32, {}});
+  return g;
+}
+
+bool same_bits(float a, float b) { return (std::isnan(a) && std::isnan(b)) || a == b; }
+
+}  // namespace
+
+TEST_CASE("engine CPU fusion: Conv(+Relu)+MaxPool 2x2/2 in forward-only runs gives the unfused graph's bits") {
+  struct Case {
+    int64_t c, h, w, oc, pad, stride;
+  };
+  // Direct path (few channels; even and odd outputs, stride 2) and oneDNN's path (48 channels).
+  const std::vector<Case> cases = {{1, 28, 28, 16, 1, 1}, {3, 13, 11, 8, 1, 1}, {8, 14, 14, 16, 0, 1},
+                                   {2, 17, 16, 4, 1, 2},  {4, 12, 12, 48, 1, 1}, {40, 9, 10, 6, 0, 1}};
+  for (const Case& k : cases)
+    for (bool relu : {true, false})
+      for (bool conv_out : {false, true})
+        for (int64_t n : {1, 5}) {
+          CAPTURE(k.c, k.h, k.w, k.oc, k.pad, k.stride, relu, conv_out, n);
+          std::mt19937 rng(11);
+          Graph g = conv_pool_graph(rng, k.c, k.h, k.w, k.oc, k.pad, k.stride, relu, conv_out);
+          Tensor x = random_tensor({n, k.c, k.h, k.w}, rng);
+          // NaN goes through max the same way fused and unfused (windows with NaN and numbers
+          // where the convolution has no padding: max's operand order decides what comes out).
+          x.f32()[0] = std::nanf("");
+          x.f32()[x.numel() / 2 + 3] = std::nanf("");
+          ::setenv("MLAUDIT_NO_FUSE", "1", 1);
+          engine::Session plain(g);
+          ::unsetenv("MLAUDIT_NO_FUSE");
+          engine::Session fused(g);
+          std::vector<Tensor> a = plain.run({x}), b = fused.run({x});
+          REQUIRE(a.size() == b.size());
+          for (size_t o = 0; o < a.size(); ++o) {
+            REQUIRE(a[o].shape() == b[o].shape());
+            for (int64_t i = 0; i < a[o].numel(); ++i) REQUIRE(same_bits(a[o].f32()[i], b[o].f32()[i]));
+          }
+          // The gradient pass keeps the pre-pool values (the MaxPool stays its own node there).
+          std::vector<Tensor> seeds, out_plain, out_fused;
+          for (const auto& o : a) seeds.push_back(random_tensor(o.shape(), rng));
+          Tensor x2 = random_tensor({n, k.c, k.h, k.w}, rng);
+          Tensor ga = plain.gradient({x2}, seeds, &out_plain).at(0), gb = fused.gradient({x2}, seeds, &out_fused).at(0);
+          for (int64_t i = 0; i < ga.numel(); ++i) REQUIRE(ga.f32()[i] == gb.f32()[i]);
+          Tensor f = fused.run({x2}).at(0);
+          for (int64_t i = 0; i < f.numel(); ++i) REQUIRE(f.f32()[i] == out_plain[0].f32()[i]);
+        }
+}
+
+TEST_CASE("engine AveragePool: windows summed a row at a time equal the per-window double sum in scan order, bit for bit") {
+  struct Case {
+    int64_t h, w, k, s, d, pad;
+    bool ceil, include_pad;
+  };
+  const std::vector<Case> cases = {{12, 12, 2, 2, 1, 1, false, true}, {12, 12, 2, 2, 1, 1, false, false},
+                                   {13, 11, 3, 2, 1, 1, true, true},  {13, 11, 3, 2, 1, 1, true, false},
+                                   {10, 9, 3, 1, 2, 2, false, true},  {7, 8, 3, 3, 1, 0, true, false},
+                                   {9, 9, 5, 1, 1, 2, false, false},  {6, 17, 2, 3, 2, 1, false, true}};
+  for (const Case& k : cases) {
+    CAPTURE(k.h, k.w, k.k, k.s, k.d, k.pad, k.ceil, k.include_pad);
+    std::mt19937 rng(7);
+    Graph g;
+    g.source = "avgpool";
+    g.opset = 19;
+    g.inputs.push_back({"x", engine::DType::Float32, {-1, 3, k.h, k.w}});
+    Node pool;
+    pool.name = "pool";
+    pool.op_type = "AveragePool";
+    pool.since_version = 19;
+    pool.inputs = {"x"};
+    pool.outputs = {"y"};
+    pool.attributes["kernel_shape"] = engine::Attribute::of_ints({k.k, k.k});
+    pool.attributes["strides"] = engine::Attribute::of_ints({k.s, k.s});
+    pool.attributes["dilations"] = engine::Attribute::of_ints({k.d, k.d});
+    pool.attributes["pads"] = engine::Attribute::of_ints({k.pad, k.pad, k.pad, k.pad});
+    pool.attributes["ceil_mode"] = engine::Attribute::of_int(k.ceil);
+    pool.attributes["count_include_pad"] = engine::Attribute::of_int(k.include_pad);
+    g.nodes.push_back(pool);
+    g.outputs.push_back({"y", engine::DType::Float32, {}});
+    engine::Session s(g);
+    Tensor x = random_tensor({2, 3, k.h, k.w}, rng, -3.f, 3.f);
+    Tensor y = s.run({x}).at(0);
+    const int64_t oh = y.shape()[2], ow = y.shape()[3];
+    for (int64_t pc = 0; pc < 6; ++pc)
+      for (int64_t oi = 0; oi < oh; ++oi)
+        for (int64_t oj = 0; oj < ow; ++oj) {
+          double sum = 0;
+          int64_t ch = 0, cw = 0;
+          for (int64_t ki = 0; ki < k.k; ++ki) {
+            const int64_t r = oi * k.s - k.pad + ki * k.d;
+            if (k.include_pad ? (r >= -k.pad && r < k.h + k.pad) : (r >= 0 && r < k.h)) ++ch;
+          }
+          for (int64_t kj = 0; kj < k.k; ++kj) {
+            const int64_t c = oj * k.s - k.pad + kj * k.d;
+            if (k.include_pad ? (c >= -k.pad && c < k.w + k.pad) : (c >= 0 && c < k.w)) ++cw;
+          }
+          for (int64_t ki = 0; ki < k.k; ++ki)
+            for (int64_t kj = 0; kj < k.k; ++kj) {
+              const int64_t r = oi * k.s - k.pad + ki * k.d, c = oj * k.s - k.pad + kj * k.d;
+              if (r >= 0 && r < k.h && c >= 0 && c < k.w) sum += x.f32()[(pc * k.h + r) * k.w + c];
+            }
+          const float want = float(sum / double(std::max<int64_t>(1, ch * cw)));
+          REQUIRE(y.f32()[(pc * oh + oi) * ow + oj] == want);
+        }
+  }
+}
+
+TEST_CASE("engine ReduceSum/ReduceMean over trailing axes: the blocked sums equal the sequential float sum, bit for bit") {
+  // Shapes with an outer size below, at and above a multiple of 8 and one large enough for threads.
+  const std::vector<Shape> shapes = {{1, 3, 5, 7}, {2, 4, 3, 3}, {3, 13, 14, 14}, {64, 32, 14, 14}};
+  for (const Shape& shape : shapes)
+    for (bool mean : {false, true})
+      for (int64_t axes : {1, 2, 3}) {
+        CAPTURE(shape, mean, axes);
+        std::mt19937 rng(5);
+        Graph g;
+        g.source = "reduce";
+        g.opset = 18;
+        g.inputs.push_back({"x", engine::DType::Float32, {-1, shape[1], shape[2], shape[3]}});
+        std::vector<int64_t> ax;
+        for (int64_t a = 4 - axes; a < 4; ++a) ax.push_back(a);
+        g.initializers["axes"] = Tensor::from_ints({int64_t(ax.size())}, ax);
+        Node n;
+        n.name = "r";
+        n.op_type = mean ? "ReduceMean" : "ReduceSum";
+        n.since_version = 18;
+        n.inputs = {"x", "axes"};
+        n.outputs = {"y"};
+        g.nodes.push_back(n);
+        g.outputs.push_back({"y", engine::DType::Float32, {}});
+        engine::Session s(g);
+        Tensor x = random_tensor(shape, rng, -2.f, 3.f);
+        Tensor y = s.run({x}).at(0);
+        int64_t inner = 1;
+        for (int64_t a : ax) inner *= shape[a];
+        REQUIRE(y.numel() * inner == x.numel());
+        for (int64_t o = 0; o < y.numel(); ++o) {
+          float acc = 0.f;
+          for (int64_t k = 0; k < inner; ++k) acc += x.f32()[o * inner + k];
+          if (mean) acc /= float(inner);
+          REQUIRE(y.f32()[o] == acc);
+        }
+      }
 }

@@ -144,9 +144,13 @@ void pad_image(const Plan& q, const float* x, const float* mask, float* xp) {
 // Runs the plan on n images: x [n, cin, h, w] -> y [n, cout, oh, ow]. Work items are
 // (image, group of output-channel blocks): a batch of one still uses every thread when it has
 // several blocks. A thread pads an image once for consecutive items of that image.
-void run_plan(const Plan& q, int64_t n, const float* x, const float* mask, const float* bias, bool relu, float* y) {
+// pool2: y is MaxPool 2x2 stride 2 (no padding, floor) of the convolution's output,
+// [n, cout, oh/2, ow/2], taken from the thread's flat output while it is in cache.
+void run_plan(const Plan& q, int64_t n, const float* x, const float* mask, const float* bias, bool relu, float* y,
+              bool pool2 = false) {
   DirectConvImage g{q.cout, int64_t(q.taps.size()), q.taps.data(), q.flat, q.flat_stride};
-  const int64_t in_image = q.cin * q.h * q.w, out_image = q.cout * q.oh * q.ow;
+  const int64_t ph = q.oh / 2, pw = q.ow / 2;
+  const int64_t in_image = q.cin * q.h * q.w, out_image = pool2 ? q.cout * ph * pw : q.cout * q.oh * q.ow;
   const double flops = 2.0 * double(n) * q.cout * q.taps.size() * q.oh * q.ow;
   const int64_t blocks = (q.cout + q.ocb - 1) / q.ocb;
   const int threads = flops > 2e5 ? std::max(1, num_threads()) : 1;
@@ -168,6 +172,20 @@ void run_plan(const Plan& q, int64_t n, const float* x, const float* mask, const
       if (q.lanes == 16) direct_conv_tiles_16(g, q.ocb, ob0, ob1, s.in.data(), q.wpack.data(), bias, relu, s.out.data());
       else direct_conv_tiles_8(g, q.ocb, ob0, ob1, s.in.data(), q.wpack.data(), bias, relu, s.out.data());
       float* yb = y + b * out_image;
+      if (pool2) {
+        // The same expression as MaxPool's 2x2/2 path (ops_nn.cpp): max is exact, so the
+        // values (NaN included) are those of the unfused Conv then MaxPool.
+        for (int64_t oc = ob0 * q.ocb; oc < std::min(q.cout, ob1 * q.ocb); ++oc)
+          for (int64_t oi = 0; oi < ph; ++oi) {
+            const float* r0 = s.out.data() + oc * q.flat_stride + 2 * oi * q.wq;
+            const float* r1 = r0 + q.wq;
+            float* o = yb + (oc * ph + oi) * pw;
+#pragma omp simd
+            for (int64_t oj = 0; oj < pw; ++oj)
+              o[oj] = std::max(std::max(r0[2 * oj], r0[2 * oj + 1]), std::max(r1[2 * oj], r1[2 * oj + 1]));
+          }
+        continue;
+      }
       for (int64_t oc = ob0 * q.ocb; oc < std::min(q.cout, ob1 * q.ocb); ++oc)
         for (int64_t i = 0; i < q.oh; ++i)
           std::memcpy(yb + (oc * q.oh + i) * q.ow, s.out.data() + oc * q.flat_stride + i * q.wq, sizeof(float) * q.ow);
@@ -190,11 +208,12 @@ bool direct_conv_backward_suits(const Window2d& p) {
          p.pl <= (p.kw - 1) * p.dw && p.pr <= (p.kw - 1) * p.dw;
 }
 
-void direct_conv_forward(const Window2d& p, const float* x, const float* w, const float* bias, bool relu, float* y) {
+void direct_conv_forward(const Window2d& p, const float* x, const float* w, const float* bias, bool relu, float* y,
+                         bool pool2) {
   const int64_t C = p.c, KH = p.kh, KW = p.kw;
   Plan q = make_plan(p.c, p.oc, p.h, p.w, p.kh, p.kw, p.dh, p.dw, p.pt, p.pl, p.pb, p.pr, p.sh, p.sw,
                      [&](int64_t oc, int64_t ic, int64_t i, int64_t j) { return w[((oc * C + ic) * KH + i) * KW + j]; });
-  run_plan(q, p.n, x, nullptr, bias, relu, y);
+  run_plan(q, p.n, x, nullptr, bias, relu, y, pool2);
 }
 
 void direct_conv_backward_data(const Window2d& p, const float* w, const float* gy, const float* relu_mask, float* gx) {

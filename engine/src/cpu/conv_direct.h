@@ -24,8 +24,10 @@ bool direct_conv_suits(const Window2d& p);
 /// y = conv(x, w) + bias (bias may be null), then max(y, 0) when `relu`; x NCHW, w OIHW, y
 /// NCHW [n, oc, oh, ow]. Each output sums its taps (ic, kh, kw) in order with one fused
 /// multiply-add per term from 0, then adds the bias: bits independent of batch, threads and
-/// vector width.
-void direct_conv_forward(const Window2d& p, const float* x, const float* w, const float* bias, bool relu, float* y);
+/// vector width. pool2: y is instead MaxPool 2x2 stride 2 (no padding, floor) of that output,
+/// [n, oc, oh/2, ow/2] (fusion.h, kFusedMaxPoolAttribute), the same values as the two ops.
+void direct_conv_forward(const Window2d& p, const float* x, const float* w, const float* bias, bool relu, float* y,
+                         bool pool2 = false);
 
 /// True when the input gradient of `p` takes the direct path (direct_conv_suits, stride 1, padding
 /// no wider than the dilated kernel minus one, so the transposed convolution has pads >= 0).

@@ -102,4 +102,54 @@ Graph fuse_cpu_graph(const Graph& g) {
   return out;
 }
 
+namespace {
+
+bool ints_are(const Node& n, const char* name, std::initializer_list<int64_t> want, bool absent_ok) {
+  if (!n.attributes.count(name)) return absent_ok;
+  return n.get_ints(name) == std::vector<int64_t>(want);
+}
+
+// MaxPool with kernel 2x2, stride 2, no padding, floor, dilation 1, one output.
+bool maxpool_2x2_s2(const Node& n) {
+  if (!n.domain.empty() || n.op_type != "MaxPool" || n.outputs.size() != 1 || n.inputs.size() != 1) return false;
+  if (n.get_string("auto_pad", "NOTSET") != "NOTSET" || n.get_int("ceil_mode", 0) != 0) return false;
+  return ints_are(n, "kernel_shape", {2, 2}, false) && ints_are(n, "strides", {2, 2}, false) &&
+         ints_are(n, "dilations", {1, 1}, true) && (ints_are(n, "pads", {0, 0, 0, 0}, true));
+}
+
+}  // namespace
+
+Graph fuse_cpu_inference_graph(const Graph& fused, bool& changed) {
+  changed = false;
+  const char* off = std::getenv("MLAUDIT_NO_FUSE");
+  if (off && std::string(off) == "1") return fused;
+  Graph out = fused;
+  std::set<std::string> graph_outputs;
+  for (const auto& o : out.outputs) graph_outputs.insert(o.name);
+  std::map<std::string, std::vector<size_t>> readers;
+  for (size_t i = 0; i < out.nodes.size(); ++i)
+    for (const auto& in : out.nodes[i].inputs)
+      if (!in.empty()) readers[in].push_back(i);
+  std::vector<bool> dropped(out.nodes.size(), false);
+  for (size_t i = 0; i < out.nodes.size(); ++i) {
+    Node& n = out.nodes[i];
+    if (!n.domain.empty() || n.op_type != "Conv" || n.outputs.size() != 1 || n.attributes.count(kFusedMaxPoolAttribute))
+      continue;
+    const std::string& v = n.outputs[0];
+    auto r = readers.find(v);
+    if (graph_outputs.count(v) || r == readers.end() || r->second.size() != 1) continue;
+    const size_t j = r->second[0];
+    if (j <= i || dropped[j] || !maxpool_2x2_s2(out.nodes[j])) continue;
+    n.outputs[0] = out.nodes[j].outputs[0];
+    n.attributes[kFusedMaxPoolAttribute] = Attribute::of_int(1);
+    dropped[j] = true;
+    changed = true;
+  }
+  std::vector<Node> kept;
+  for (size_t i = 0; i < out.nodes.size(); ++i)
+    if (!dropped[i]) kept.push_back(std::move(out.nodes[i]));
+  out.nodes = std::move(kept);
+  return out;
+}
+
 }  // namespace mlaudit::engine::detail

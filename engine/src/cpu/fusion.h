@@ -9,6 +9,11 @@ namespace mlaudit::engine::detail {
 /// output is the Relu's; its backward masks the output gradient by the output's sign first.
 inline constexpr const char* kFusedReluAttribute = "mlaudit.fused_relu";
 
+/// Conv attribute set by fuse_cpu_inference_graph: the node's output is that of the MaxPool
+/// (kernel 2x2, stride 2, no padding, floor, dilation 1, no indices output) that read it.
+/// Forward only: the executor runs such a graph only when it keeps no values for a backward.
+inline constexpr const char* kFusedMaxPoolAttribute = "mlaudit.fused_maxpool2x2";
+
 /// The graph with, where the intermediate value has no other reader and is no graph output:
 ///  - Conv followed by Relu fused into the Conv (kFusedReluAttribute);
 ///  - Pad (constant mode, value 0, constant pads on the two spatial axes of a 4-D tensor only)
@@ -18,5 +23,12 @@ inline constexpr const char* kFusedReluAttribute = "mlaudit.fused_relu";
 /// count_include_pad sums the same terms (the zeros add nothing) over the same divisor, and the
 /// convolution kernels pad with zeros at the same positions. MLAUDIT_NO_FUSE=1 turns it off.
 Graph fuse_cpu_graph(const Graph& g);
+
+/// A graph from fuse_cpu_graph with, in addition, Conv followed by a 2x2/2 MaxPool (see
+/// kFusedMaxPoolAttribute) fused into the Conv where the Conv's output has no other reader and
+/// is no graph output. Exact (max is exact, the Conv computes the same values either way), but
+/// the pre-pool values are gone, so it serves forward passes without backward. `changed` tells
+/// whether any node was fused. MLAUDIT_NO_FUSE=1 turns it off.
+Graph fuse_cpu_inference_graph(const Graph& fused, bool& changed);
 
 }  // namespace mlaudit::engine::detail
