@@ -51,7 +51,6 @@ values other than the instance's, or whose decisions under onnxruntime (float32)
 within 1e-6 x |outputs| of a flip; a partition box different from the reference's; any verdict but
 an UnsupportedError refusal for the leaky/residual families (a proof there is wrong).
 """
-import argparse
 import csv
 import json
 import os
@@ -680,45 +679,12 @@ def cmd_fixtures(a):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    g = sub.add_parser("generate")
-    g.add_argument("--out", required=True)
-    g.add_argument("--count", type=int, default=100)
-    g.add_argument("--seed", type=int, default=1)
-    g.add_argument("--start", type=int, default=0)
-    g.add_argument("--enum-every", type=int, default=25)
-    g.set_defaults(fn=cmd_generate)
-    r = sub.add_parser("run")
-    r.add_argument("--dir", required=True)
-    r.add_argument("--mlaudit", default=os.path.join(ROOT, "build", "mlaudit"))
-    r.add_argument("--timeout", type=float, default=2)
-    r.add_argument("--jobs", type=int, default=1)
-    r.set_defaults(fn=cmd_run)
-    c = sub.add_parser("campaign")
-    c.add_argument("--work", required=True)
-    c.add_argument("--chunks", type=int, default=20)
-    c.add_argument("--chunk-size", type=int, default=500)
-    c.add_argument("--first-chunk", type=int, default=0)
-    c.add_argument("--seed", type=int, default=4000)
-    c.add_argument("--enum-every", type=int, default=25)
-    c.add_argument("--mlaudit", default=os.path.join(ROOT, "build", "mlaudit"))
-    c.add_argument("--timeout", type=float, default=2)
-    c.add_argument("--jobs", type=int, default=1)
-    c.set_defaults(fn=cmd_campaign)
-    s = sub.add_parser("summary")
-    s.add_argument("results")
-    s.set_defaults(fn=cmd_summary)
-    x = sub.add_parser("fixtures")
-    x.add_argument("--out", required=True)
+    ap, _, x = vc.campaign_parsers(__doc__, {"generate": cmd_generate, "run": cmd_run, "campaign": cmd_campaign,
+                                             "summary": cmd_summary, "fixtures": cmd_fixtures}, 2, 4000)
     x.add_argument("--pool", type=int, default=300)
     x.add_argument("--per-family", type=int, default=30)
     x.add_argument("--unsupported", type=int, default=4)
-    x.add_argument("--seed", type=int, default=7)
     x.add_argument("--add", default="", help="SEED:N,... campaign instances added as regression cases")
-    x.add_argument("--mlaudit", default=os.path.join(ROOT, "build", "mlaudit"))
-    x.add_argument("--jobs", type=int, default=1)
-    x.set_defaults(fn=cmd_fixtures)
     a = ap.parse_args()
     a.fn(a)
 

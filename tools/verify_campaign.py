@@ -1112,47 +1112,54 @@ def cmd_fixtures(a):
     print(f"{len(chosen)} fixtures: {by}")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def campaign_parsers(doc, fns, timeout, campaign_seed):
+    """The generate / run / campaign / summary / fixtures commands every campaign tool shares
+    (tools/fairness_campaign.py too): fns maps each command to its function; returns the parser and
+    the campaign and fixtures subparsers for the tool's own options."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
+    mlaudit = os.path.join(ROOT, "build", "mlaudit")
     g = sub.add_parser("generate")
     g.add_argument("--out", required=True)
     g.add_argument("--count", type=int, default=100)
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--start", type=int, default=0)
     g.add_argument("--enum-every", type=int, default=25)
-    g.set_defaults(fn=cmd_generate)
     r = sub.add_parser("run")
     r.add_argument("--dir", required=True)
-    r.add_argument("--mlaudit", default=os.path.join(ROOT, "build", "mlaudit"))
-    r.add_argument("--timeout", type=float, default=10)
+    r.add_argument("--mlaudit", default=mlaudit)
+    r.add_argument("--timeout", type=float, default=timeout)
     r.add_argument("--jobs", type=int, default=1)
-    r.set_defaults(fn=cmd_run)
     c = sub.add_parser("campaign")
     c.add_argument("--work", required=True)
     c.add_argument("--chunks", type=int, default=20)
     c.add_argument("--chunk-size", type=int, default=500)
     c.add_argument("--first-chunk", type=int, default=0)
-    c.add_argument("--seed", type=int, default=1000)
+    c.add_argument("--seed", type=int, default=campaign_seed)
     c.add_argument("--enum-every", type=int, default=25)
-    c.add_argument("--mlaudit", default=os.path.join(ROOT, "build", "mlaudit"))
-    c.add_argument("--timeout", type=float, default=10)
+    c.add_argument("--mlaudit", default=mlaudit)
+    c.add_argument("--timeout", type=float, default=timeout)
     c.add_argument("--jobs", type=int, default=1)
+    s = sub.add_parser("summary")
+    s.add_argument("results")
+    x = sub.add_parser("fixtures")
+    x.add_argument("--out", required=True)
+    x.add_argument("--seed", type=int, default=7)
+    x.add_argument("--mlaudit", default=mlaudit)
+    x.add_argument("--jobs", type=int, default=1)
+    for name, p in (("generate", g), ("run", r), ("campaign", c), ("summary", s), ("fixtures", x)):
+        p.set_defaults(fn=fns[name])
+    return ap, c, x
+
+
+def main():
+    ap, c, x = campaign_parsers(__doc__, {"generate": cmd_generate, "run": cmd_run, "campaign": cmd_campaign,
+                                          "summary": cmd_summary, "fixtures": cmd_fixtures}, 10, 1000)
     c.add_argument("--families", default="", help="comma list (default: all nine; 'ill_centre' only on request)")
     c.add_argument("--inproc", default="", help="run the instances in process with this test_verify_campaign binary "
                    "(both option sets) instead of one `mlaudit verify` per instance")
-    c.set_defaults(fn=cmd_campaign)
-    s = sub.add_parser("summary")
-    s.add_argument("results")
-    s.set_defaults(fn=cmd_summary)
-    x = sub.add_parser("fixtures")
-    x.add_argument("--out", required=True)
     x.add_argument("--pool", type=int, default=900)
     x.add_argument("--per-bucket", type=int, default=10)
-    x.add_argument("--seed", type=int, default=7)
-    x.add_argument("--mlaudit", default=os.path.join(ROOT, "build", "mlaudit"))
-    x.add_argument("--jobs", type=int, default=1)
-    x.set_defaults(fn=cmd_fixtures)
     a = ap.parse_args()
     a.fn(a)
 
