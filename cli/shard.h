@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <boost/any.hpp>
 #include <cstdint>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -203,7 +204,9 @@ inline void set_total(Shard& s, const std::string& command, int64_t total) {
 
 /// Options that can change results, as given: every option but the file and folder paths
 /// (hashed instead: a benchmark by its instances.csv, explain's background rows), the output
-/// paths and --shard itself.
+/// paths and --shard itself. A value that names an existing regular file, FILE or @FILE (a `--features` list,
+/// a `--domain` CSV, often in an audit's per-process work folder) is recorded by its content,
+/// {"sha256": ...}, not its path: shards reading copies at other paths are one run.
 inline nlohmann::json canonical_options(const po::variables_map& vm) {
   static const std::set<std::string> skip = {"model",  "data",         "labels",      "out",         "save-adv",
                                              "shard",  "help",         "quiet",       "result",      "benchmark",
@@ -216,7 +219,13 @@ inline nlohmann::json canonical_options(const po::variables_map& vm) {
     if (skip.count(name)) continue;
     const boost::any& a = value.value();
     if (a.empty()) o[name] = true;  // a switch (--minimal-distance)
-    else if (auto p = boost::any_cast<std::string>(&a)) o[name] = *p;
+    else if (auto p = boost::any_cast<std::string>(&a)) {
+      // FILE, or @FILE (a list option's file form)
+      const std::string file = p->size() > 1 && (*p)[0] == '@' ? p->substr(1) : *p;
+      std::error_code ec;
+      if (!file.empty() && std::filesystem::is_regular_file(file, ec)) o[name] = {{"sha256", datasets::sha256_file(file)}};
+      else o[name] = *p;
+    }
     else if (auto d = boost::any_cast<double>(&a)) o[name] = *d;
     else if (auto i = boost::any_cast<int>(&a)) o[name] = *i;
     else if (auto l = boost::any_cast<int64_t>(&a)) o[name] = *l;

@@ -7,11 +7,18 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
+#include <map>
+#include <set>
 
 #include "command.h"
+#include "merge.h"
+#include "mlaudit/datasets/io.h"
+#include "shard.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/reports/audit.h"
 #include "mlaudit/reports/check.h"
@@ -74,6 +81,186 @@ int run_section_command(const std::string& name, const std::vector<std::string>&
   return run_command(name, args, g);
 }
 
+// ---- `audit --shard I/N` and `audit --merge DIR...` (docs/scale-out.md) ----
+namespace fs = std::filesystem;
+
+// The section commands that shard (their parts merge with merge_parts): attack, certify,
+// corrupt, privacy and verify with data (robustness proofs; not the fairness mode). The other
+// sections (explain among them: its attribution arrays and heatmaps are not kept per part yet)
+// run once, in the `--merge` run.
+bool section_shards(const std::string& command, const std::vector<std::string>& args) {
+  static const std::set<std::string> s = {"attack", "certify", "corrupt", "privacy"};
+  if (s.count(command)) return true;
+  return command == "verify" && std::find(args.begin(), args.end(), "--data") != args.end();
+}
+
+constexpr const char* kShardManifestSchema = "mlaudit.audit-shard/1";
+// A part names files in its run's work folder (`.work-PID`): the folder is written as this mark
+// in the kept part and as the merging run's work folder in the merged result, so the merged
+// section result is the one one process writes.
+constexpr const char* kWorkMark = "@AUDIT_WORK@";
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+  if (from.empty()) return text;
+  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+    text.replace(at, from.size(), to);
+  return text;
+}
+
+// Work-folder paths inside a JSON text: a string value that starts with the folder.
+std::string work_to_mark(const std::string& text, const std::string& work) {
+  return replace_all(replace_all(text, "\"" + work + "/", std::string("\"") + kWorkMark + "/"), "\"" + work + "\"",
+                     std::string("\"") + kWorkMark + "\"");
+}
+std::string mark_to_work(const std::string& text, const std::string& work) {
+  return replace_all(text, std::string("\"") + kWorkMark, "\"" + work);
+}
+
+std::string option_value(const std::vector<std::string>& args, const std::string& name) {
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == name) return args[i + 1];
+  return {};
+}
+
+// `audit CONFIG --shard I/N --out DIR`: the sharding sections' parts in DIR/parts/<id>.json and
+// DIR/manifest.json; no report.
+int run_audit_shard(const reports::AuditConfig& config, const shard::Shard& sh, const std::string& out_dir,
+                    const GlobalOptions& global, bool quiet) {
+  const fs::path out = out_dir;
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) throw InputError("audit", fmt::format("--out: cannot create folder '{}': {}", out.string(), ec.message()));
+  fs::remove_all(out / "parts", ec);
+  fs::remove(out / "manifest.json", ec);
+  fs::create_directories(out / "parts", ec);
+  if (ec) throw InputError("audit", fmt::format("--out: cannot create folder '{}': {}", (out / "parts").string(), ec.message()));
+  const fs::path work = out / fmt::format(".work-{}", getpid());
+  fs::remove_all(work, ec);
+  fs::create_directories(work / "inputs", ec);
+  if (ec) throw InputError("audit", fmt::format("--out: cannot create folder '{}': {}", work.string(), ec.message()));
+  struct Cleanup {
+    fs::path p;
+    ~Cleanup() {
+      std::error_code e;
+      fs::remove_all(p, e);
+    }
+  } cleanup{work};
+  const std::string work_str = fs::absolute(work).lexically_normal().string();
+  const std::string shard_text = fmt::format("{}/{}", sh.index, sh.count);
+  nlohmann::json sharded = nlohmann::json::array(), not_sharded = nlohmann::json::array();
+  for (const auto& s : config.sections) {
+    if (s.params.contains("result")) {  // imported: nothing runs
+      not_sharded.push_back(s.id);
+      continue;
+    }
+    reports::SectionCommand c = reports::section_command(s, config, work_str);
+    if (!section_shards(c.command, c.args)) {
+      not_sharded.push_back(s.id);
+      continue;
+    }
+    c.args.insert(c.args.end(), {"--shard", shard_text});
+    if (!quiet) std::cerr << fmt::format("audit: {} (mlaudit {} --shard {}) ...\n", s.id, c.command, shard_text);
+    int code = 0;
+    try {
+      code = run_section_command(c.command, c.args, global);
+    } catch (const InputError& e) {  // e.g. more shards than the section has samples
+      throw InputError("audit", fmt::format("section '{}' (mlaudit {} --shard {}): {}", s.id, c.command, shard_text, e.what()));
+    }
+    std::error_code fe;
+    if ((code != 0 && code != 1) || !fs::exists(c.result_path, fe)) {
+      std::cerr << fmt::format("mlaudit: error: audit: section '{}': 'mlaudit {} --shard {}' exited with code {}{}\n", s.id,
+                               c.command, shard_text, code, fs::exists(c.result_path, fe) ? "" : " and wrote no part");
+      return code >= 2 ? code : 3;
+    }
+    const std::string text = datasets::read_file(c.result_path, int64_t(4) << 30);
+    datasets::write_file_atomic((out / "parts" / (s.id + ".json")).string(), work_to_mark(text, work_str));
+    sharded.push_back(s.id);
+  }
+  const nlohmann::json manifest = {{"schema", kShardManifestSchema},
+                                   {"tool_version", MLAUDIT_VERSION},
+                                   {"config", config.path},
+                                   {"config_sha256", datasets::sha256_file(config.path)},
+                                   {"shard", {{"index", sh.index}, {"count", sh.count}}},
+                                   {"sections", sharded},
+                                   {"not_sharded", not_sharded}};
+  datasets::write_file_atomic((out / "manifest.json").string(), manifest.dump(2) + "\n");
+  if (!quiet)
+    std::cout << fmt::format("audit: shard {} of {}: {} section part(s) in {}/parts ({} section(s) run at --merge)\n", sh.index,
+                             sh.count, sharded.size(), out.string(), not_sharded.size());
+  return 0;
+}
+
+// `audit CONFIG --merge DIR... --out OUT`: checks the shard folders belong to this config and
+// together hold every shard of every sharding section, merges each section's parts (with the
+// mark still in place). Throws InputError naming the folder and the problem.
+std::map<std::string, std::string> merge_audit_parts(const reports::AuditConfig& config, const std::vector<std::string>& dirs) {
+  const std::string config_sha = datasets::sha256_file(config.path);
+  struct Dir {
+    std::string path;
+    nlohmann::json manifest;
+    std::set<std::string> sections;
+  };
+  std::vector<Dir> ds;
+  for (const auto& d : dirs) {
+    const std::string mpath = (fs::path(d) / "manifest.json").string();
+    std::error_code ec;
+    if (!fs::is_regular_file(mpath, ec))
+      throw InputError("audit", fmt::format("--merge: '{}' is not an 'audit --shard' folder (no manifest.json)", d));
+    nlohmann::json m;
+    try {
+      m = nlohmann::json::parse(datasets::read_file(mpath, 64 << 20));
+    } catch (const nlohmann::json::exception& e) {
+      throw InputError("audit", fmt::format("--merge: {}: not valid JSON: {}", mpath, e.what()));
+    }
+    if (!m.is_object() || m.value("schema", "") != kShardManifestSchema || !m["shard"].is_object() ||
+        !m["sections"].is_array() || !m["config_sha256"].is_string())
+      throw InputError("audit", fmt::format("--merge: {}: not an 'audit --shard' manifest ({})", mpath, kShardManifestSchema));
+    if (m["config_sha256"] != config_sha)
+      throw InputError("audit", fmt::format("--merge: '{}' holds parts of another audit config ({}: SHA-256 differs from {})", d,
+                                            m.value("config", std::string("?")), config.path));
+    Dir x{d, m, {}};
+    for (const auto& s : m["sections"]) x.sections.insert(s.get<std::string>());
+    ds.push_back(std::move(x));
+  }
+  // Every shard once (also when no section shards).
+  const int64_t count = ds.front().manifest["shard"].value("count", int64_t(0));
+  std::map<int64_t, std::string> seen;
+  for (const auto& d : ds) {
+    const int64_t n = d.manifest["shard"].value("count", int64_t(0)), i = d.manifest["shard"].value("index", int64_t(-1));
+    if (n != count)
+      throw InputError("audit", fmt::format("--merge: '{}' is shard {}/{}, '{}' one of {} shards", d.path, i, n, ds.front().path, count));
+    if (seen.count(i)) throw InputError("audit", fmt::format("--merge: shard {}/{} given twice ('{}' and '{}')", i, n, seen[i], d.path));
+    seen[i] = d.path;
+  }
+  for (int64_t i = 0; i < count; ++i)
+    if (!seen.count(i)) throw InputError("audit", fmt::format("--merge: shard {}/{} is missing (no folder holds it)", i, count));
+  std::set<std::string> all;
+  for (const auto& d : ds) all.insert(d.sections.begin(), d.sections.end());
+  for (const auto& id : all) {
+    bool known = false;
+    for (const auto& s : config.sections) known = known || s.id == id;
+    if (!known) throw InputError("audit", fmt::format("--merge: section '{}' of '{}' is not in {}", id, ds.front().path, config.path));
+    for (const auto& d : ds)
+      if (!d.sections.count(id)) throw InputError("audit", fmt::format("--merge: section '{}' is missing from '{}'", id, d.path));
+  }
+  std::map<std::string, std::string> merged;
+  for (const auto& id : all) {
+    std::vector<PartText> texts;
+    for (const auto& d : ds) {
+      const std::string p = (fs::path(d.path) / "parts" / (id + ".json")).string();
+      std::error_code ec;
+      if (!fs::is_regular_file(p, ec)) throw InputError("audit", fmt::format("--merge: section '{}': part '{}' is missing", id, p));
+      texts.push_back({p, datasets::read_file(p, int64_t(4) << 30)});
+    }
+    try {
+      merged[id] = merge_parts(texts, id + ".json").text;
+    } catch (const InputError& e) {
+      throw InputError("audit", fmt::format("--merge: section '{}': {}", id, e.what()));
+    }
+  }
+  return merged;
+}
+
 // The tables the section commands check their options against, so `audit --check`
 // refuses exactly what the commands would refuse.
 reports::SectionVocabulary section_vocabulary() {
@@ -109,11 +296,20 @@ int cmd_audit(const std::vector<std::string>& args, const GlobalOptions& global)
       "no-pdf", "do not try to render report.pdf")(
       "paper", po::value<std::string>()->default_value("a4"), "page size of report.pdf and of the HTML's print layout: a4 or letter")(
       "quiet,q", "no progress output")(
-      "check", "dry run: check the config, models, data headers, labels, imports, gates and paths, then exit (no section runs)");
+      "check", "dry run: check the config, models, data headers, labels, imports, gates and paths, then exit (no section runs)")(
+      "shard", po::value<std::string>(),
+      "I/N: run only the sections whose command shards (attack, certify, corrupt, privacy, verify with data), each with --shard I/N, and keep their "
+      "parts in --out DIR (no report); see docs/scale-out.md")(
+      "merge", po::value<std::vector<std::string>>()->multitoken(),
+      "DIR...: the folders of 'audit --shard' runs: merge their parts into the sections' results and run the rest, then "
+      "write the report as one process does");
   po::variables_map vm;
-  if (!parse_options("audit", "mlaudit audit --config audit.yaml --out DIR [--diff OLD/report.json]", desc, args, vm,
-                     {"config"}))
+  if (!parse_options("audit", "mlaudit audit --config audit.yaml --out DIR [--diff OLD/report.json] [--shard I/N | --merge DIR...]",
+                     desc, args, vm, {"config"}))
     return 0;
+  if (vm.count("shard") && vm.count("merge")) throw InputError("audit", "--shard and --merge: give one or the other");
+  if (vm.count("shard") && vm.count("diff")) throw InputError("audit", "--shard writes no report: --diff belongs to the --merge run");
+  const shard::Shard audit_shard = shard::parse("audit", vm);
   // Everything is validated before any work starts.
   const reports::Paper paper = reports::parse_paper(vm["paper"].as<std::string>());
   reports::AuditConfig config = reports::load_config(vm["config"].as<std::string>());
@@ -133,6 +329,13 @@ int cmd_audit(const std::vector<std::string>& args, const GlobalOptions& global)
     return 0;
   }
   if (!vm.count("out")) throw InputError("cli", "audit: the option '--out' is required (see 'mlaudit audit --help')");
+  if (audit_shard.on) {
+    g_interrupted = false;
+    return run_audit_shard(config, audit_shard, vm["out"].as<std::string>(), global, quiet);
+  }
+  // --merge: every folder checked and every section's parts merged before anything runs.
+  std::map<std::string, std::string> merged;
+  if (vm.count("merge")) merged = merge_audit_parts(config, vm["merge"].as<std::vector<std::string>>());
   reports::AuditOptions opt;
   opt.out_dir = vm["out"].as<std::string>();
   if (vm.count("diff")) opt.diff_path = vm["diff"].as<std::string>();
@@ -156,6 +359,15 @@ int cmd_audit(const std::vector<std::string>& args, const GlobalOptions& global)
   } restore_signal{old};
 
   auto runner = [&](const std::string& name, const std::vector<std::string>& a) {
+    if (!merged.empty() && section_shards(name, a)) {
+      // a sharded section: its merged parts are its result (written where the command writes it)
+      const fs::path result = option_value(a, "--out");
+      const auto it = merged.find(result.stem().string());
+      if (!result.empty() && it != merged.end()) {
+        datasets::write_file_atomic(result.string(), mark_to_work(it->second, result.parent_path().string()));
+        return 0;
+      }
+    }
     return run_section_command(name, a, global);
   };
   reports::AuditResult res = reports::run_audit(config, opt, runner);

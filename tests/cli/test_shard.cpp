@@ -239,6 +239,146 @@ TEST_CASE("shard: merge refuses other runs, missing and repeated shards, mixed c
   CHECK(many.output.find("use at most 14") != std::string::npos);
 }
 
+namespace {
+
+// A section result file with the audit's work folder (`<out>/.work-PID`, which differs from run
+// to run) written as WORK.
+std::string without_work_folder(std::string text) {
+  for (size_t at = text.find("/.work-"); at != std::string::npos; at = text.find("/.work-", at)) {
+    const size_t start = text.rfind('"', at) + 1;
+    size_t end = at + 7;
+    while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))) ++end;
+    text.replace(start, end - start, "WORK");
+    at = start + 4;
+  }
+  return text;
+}
+
+// Four sharding sections (attack on a `limit` subset the audit writes into its work folder,
+// certify, verify --data, and privacy on CSV subsets with the feature list the audit writes into
+// its work folder: `--features .work-PID/...`, the same run by content) and one that does not
+// shard (fairness); one gate fails (exit 1).
+std::string sharded_audit_config(const std::string& bootstrap = "100") {
+  const std::string root = src("");
+  const std::string features = "[age, income, debt_ratio, years_employed, num_credit_lines, late_payments, sex]";
+  return "system: {name: sharded audit test}\n"
+         "models:\n  gbt: " + root + "models/credit_gbt.onnx\n  mlp: " + root + "models/credit_mlp.onnx\n"
+         "datasets:\n"
+         "  credit: {csv: " + root + "datasets/credit/credit_test.csv, label: approved, protected: [sex], features: " + features + "}\n"
+         "  credit_train: {csv: " + root + "datasets/credit/credit_train.csv, label: approved, features: " + features + "}\n"
+         "  rows: {data: " + root + "datasets/demo/credit_x.npy, labels: " + root + "datasets/demo/credit_y.npy, features: " +
+         root + "datasets/credit/features.txt, domain: [-.inf, .inf]}\n"
+         "sections:\n"
+         "  robustness:\n    - {model: gbt, data: rows, attacks: [exact-tree], norm: linf, eps: [0.05, 0.1], limit: 60}\n"
+         "  certification:\n    - {model: mlp, data: rows, sigma: 0.25, n0: 50, n: 200, radii: [0, 0.1, 0.25], limit: 20}\n"
+         "  verification:\n    - {model: gbt, data: rows, eps: [0.05, 0.1], limit: 30, timeout: 10}\n"
+         "  privacy:\n    - {model: mlp, members: credit_train, non_members: credit, attacks: [loss, confidence, entropy], limit: 90}\n"
+         "  fairness:\n    - {model: gbt, data: credit, protected: [sex], bootstrap: " + bootstrap + "}\n"
+         "gates:\n"
+         "  - robust_accuracy(exact-tree, linf, 0.1) >= 0.5\n"
+         "  - certified_accuracy(0.1) >= 0\n"
+         "  - verified_fraction(linf, 0.1) >= 0\n"
+         "  - membership_auc(loss) <= 1\n"
+         "  - demographic_parity_ratio(sex) >= 0.9\n";
+}
+
+void expect_audit_refused(const test::CommandResult& r, const std::string& phrase) {
+  INFO(r.output);
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.rfind("mlaudit: error: audit: ", 0) == 0);
+  CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
+  CHECK(r.output.find(phrase) != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("shard: audit --shard I/N and --merge give the one-process audit", "[cli][shard][audit]") {
+  namespace fs = std::filesystem;
+  const std::string dir = test::temp_dir("shard-audit");
+  const std::string config = dir + "/audit.yaml";
+  {
+    std::ofstream(config) << sharded_audit_config();
+  }
+  auto whole = test::run_cli("audit --config " + config + " --out " + dir + "/whole --no-pdf -q");
+  INFO(whole.output);
+  REQUIRE((whole.exit_code == 0 || whole.exit_code == 1));
+  const auto one = nlohmann::json::parse(test::read_text(dir + "/whole/report.json"));
+  REQUIRE(one["sections"].size() == 5);
+  for (const auto& s : one["sections"]) REQUIRE(s["status"] == "ok");
+  for (int n : {2, 3}) {
+    std::string dirs;
+    for (int i = n - 1; i >= 0; --i) {  // any order
+      const std::string sd = dir + "/shard" + std::to_string(n) + "-" + std::to_string(i);
+      auto r = test::run_cli("audit --config " + config + " --shard " + std::to_string(i) + "/" + std::to_string(n) + " --out " +
+                             sd + " -q");
+      INFO(r.output);
+      REQUIRE(r.exit_code == 0);
+      const auto m = nlohmann::json::parse(test::read_text(sd + "/manifest.json"));
+      CHECK(m["sections"] == nlohmann::json::array({"robustness-gbt-exact-tree", "certification-mlp", "verification-gbt-robustness",
+                                                    "privacy-mlp"}));
+      CHECK(m["not_sharded"] == nlohmann::json::array({"fairness-gbt"}));
+      CHECK(m["shard"]["index"] == i);
+      CHECK(m["shard"]["count"] == n);
+      CHECK(!fs::exists(sd + "/report.json"));  // a shard run renders nothing
+      CHECK(!fs::exists(sd + "/parts/fairness-gbt.json"));
+      CHECK(nlohmann::json::parse(test::read_text(sd + "/parts/certification-mlp.json"))["schema"] == "mlaudit.part/1");
+      // the work folder's feature list enters the run identity by its content
+      CHECK(nlohmann::json::parse(test::read_text(sd + "/parts/privacy-mlp.json"))["shard"]["run"]["options"]["features"].contains("sha256"));
+      dirs += " " + sd;
+    }
+    const std::string out = dir + "/merged" + std::to_string(n);
+    auto merged = test::run_cli("audit --config " + config + " --merge" + dirs + " --out " + out + " --no-pdf -q");
+    INFO(merged.output);
+    CHECK(merged.exit_code == whole.exit_code);
+    const auto m = nlohmann::json::parse(test::read_text(out + "/report.json"));
+    // every section's result (work-folder paths relocated to sections/), every gate, the verdict
+    CHECK(untimed(m["sections"]) == untimed(one["sections"]));
+    CHECK(m["gates"] == one["gates"]);
+    CHECK(m["summary"] == one["summary"]);
+    CHECK(m["models"] == one["models"]);
+    // the section result files, byte for byte but the timings and the work folder's name
+    for (const char* id : {"robustness-gbt-exact-tree", "certification-mlp", "verification-gbt-robustness", "privacy-mlp", "fairness-gbt"}) {
+      INFO(id);
+      const std::string a = test::read_text(dir + "/whole/sections/" + id + ".json"), b = test::read_text(out + "/sections/" + id + ".json");
+      REQUIRE(!a.empty());
+      CHECK(untimed_lines(without_work_folder(a)) == untimed_lines(without_work_folder(b)));
+    }
+  }
+  // Refusals (exit 2, one line), before any section runs.
+  const std::string merged = " --out " + dir + "/refused --no-pdf -q";
+  const std::string s0 = dir + "/shard2-0", s1 = dir + "/shard2-1";
+  auto missing = test::run_cli("audit --config " + config + " --merge " + s0 + merged);
+  expect_audit_refused(missing, "shard 1/2 is missing");
+  auto twice = test::run_cli("audit --config " + config + " --merge " + s0 + " " + s0 + " " + s1 + merged);
+  expect_audit_refused(twice, "shard 0/2 given twice");
+  const std::string other = dir + "/other.yaml";
+  {
+    std::ofstream(other) << sharded_audit_config("50");
+  }
+  auto o = test::run_cli("audit --config " + other + " --shard 1/2 --out " + dir + "/other1 -q");
+  REQUIRE(o.exit_code == 0);
+  expect_audit_refused(test::run_cli("audit --config " + config + " --merge " + s0 + " " + dir + "/other1" + merged),
+                       "holds parts of another audit config");
+  // a section's part missing from one folder
+  fs::copy(s1, dir + "/lacking", fs::copy_options::recursive);
+  fs::remove(dir + "/lacking/parts/certification-mlp.json");
+  expect_audit_refused(test::run_cli("audit --config " + config + " --merge " + s0 + " " + dir + "/lacking" + merged),
+                       "section 'certification-mlp': part '" + dir + "/lacking/parts/certification-mlp.json' is missing");
+  // a part of the same config from another shard count: merge_parts's own check, named by section
+  fs::copy_file(dir + "/shard3-1/parts/certification-mlp.json", dir + "/lacking/parts/certification-mlp.json");
+  expect_audit_refused(test::run_cli("audit --config " + config + " --merge " + s0 + " " + dir + "/lacking" + merged),
+                       "section 'certification-mlp'");
+  expect_audit_refused(test::run_cli("audit --config " + config + " --merge " + s0 + " " + dir + merged),
+                       "is not an 'audit --shard' folder");
+  expect_audit_refused(test::run_cli("audit --config " + config + " --shard 0/2 --merge " + s0 + merged), "--shard and --merge");
+  expect_audit_refused(test::run_cli("audit --config " + config + " --shard 2/2 --out " + dir + "/x -q"), "expected I/N");
+  // more shards than a section has samples: the section command's refusal, named by section
+  expect_audit_refused(test::run_cli("audit --config " + config + " --shard 0/25 --out " + dir + "/x -q"),
+                       "section 'certification-mlp' (mlaudit certify --shard 0/25)");
+  CHECK(!fs::exists(dir + "/x/manifest.json"));
+  CHECK(!fs::exists(dir + "/refused/report.json"));
+}
+
 #ifdef MLAUDIT_TEST_PRIVACY
 namespace {
 
@@ -442,4 +582,28 @@ TEST_CASE("shard: explain refuses permutation, merge refuses missing, repeated a
   CHECK(no_out.output.find("--shard writes a part for 'mlaudit merge': give --out PART.json") != std::string::npos);
   CHECK(!fs::exists(dir + "/x.json"));
 }
+TEST_CASE("shard: a file-valued option is the run's by content, not by path", "[cli][shard][explain]") {
+  // --features FILE: shards reading copies at other paths (an audit's per-process work folder)
+  // are one run; a file with other content is another run.
+  namespace fs = std::filesystem;
+  const std::string dir = test::temp_dir("shard-file-option");
+  const std::string copy = dir + "/features-copy.txt", other = dir + "/features-other.txt";
+  fs::copy_file(src("datasets/credit/features.txt"), copy);
+  {
+    std::ofstream(other) << test::read_text(src("datasets/credit/features.txt")) << "\n";
+  }
+  const std::string options = " --method integrated-gradients --steps 16 --limit 9";
+  auto with = [&](const std::string& features) {
+    return "explain" + credit() + " --features " + features + options;
+  };
+  const std::string p0 = write_part(dir, with(src("datasets/credit/features.txt")), "p0", "0/2");
+  const std::string p1 = write_part(dir, with(copy), "p1", "1/2");
+  const std::string q1 = write_part(dir, with(other), "q1", "1/2");
+  auto ok = test::run_cli("merge -q " + p0 + " " + p1 + " --out " + dir + "/m.json");
+  INFO(ok.output);
+  CHECK(ok.exit_code == 0);
+  CHECK(nlohmann::json::parse(test::read_text(p0))["shard"]["run"]["options"]["features"].contains("sha256"));
+  expect_refused(test::run_cli("merge " + p0 + " " + q1 + " --out " + dir + "/n.json"), "option --features differs");
+}
+
 #endif  // MLAUDIT_TEST_EXPLAIN
