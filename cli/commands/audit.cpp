@@ -42,6 +42,8 @@
 namespace mlaudit::cli {
 namespace {
 
+namespace fs = std::filesystem;
+
 std::atomic<bool> g_interrupted{false};
 
 // First Ctrl-C: finish the running section, then stop without writing a
@@ -82,16 +84,45 @@ int run_section_command(const std::string& name, const std::vector<std::string>&
 }
 
 // ---- `audit --shard I/N` and `audit --merge DIR...` (docs/scale-out.md) ----
-namespace fs = std::filesystem;
+
+std::string option_value(const std::vector<std::string>& args, const std::string& name) {
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == name) return args[i + 1];
+  return {};
+}
 
 // The section commands that shard (their parts merge with merge_parts): attack, certify,
-// corrupt, privacy and verify with data (robustness proofs; not the fairness mode). The other
-// sections (explain among them: its attribution arrays and heatmaps are not kept per part yet)
-// run once, in the `--merge` run.
+// corrupt, privacy, verify with data (robustness proofs; not the fairness mode) and explain
+// (but method permutation and --interactions, which explain refuses to shard; a part's
+// attribution array and heatmaps are kept beside it). The other sections run once, in the
+// `--merge` run.
 bool section_shards(const std::string& command, const std::vector<std::string>& args) {
   static const std::set<std::string> s = {"attack", "certify", "corrupt", "privacy"};
   if (s.count(command)) return true;
-  return command == "verify" && std::find(args.begin(), args.end(), "--data") != args.end();
+  const auto has = [&](const char* f) { return std::find(args.begin(), args.end(), f) != args.end(); };
+  if (command == "explain") return option_value(args, "--method") != "permutation" && !has("--interactions");
+  return command == "verify" && has("--data");
+}
+
+// A merged section: its result JSON (work folder still marked) and, for explain, the joined
+// attribution array and the folders holding the parts' heatmaps.
+struct MergedSection {
+  std::string text;
+  std::string attributions_npy;
+  std::vector<fs::path> heatmap_dirs;
+};
+
+// Copies the regular files of folder `from` into `to` (created); throws InputError.
+void copy_files(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  fs::create_directories(to, ec);
+  if (ec) throw InputError("audit", fmt::format("cannot create folder '{}': {}", to.string(), ec.message()));
+  for (const auto& e : fs::directory_iterator(from, ec)) {
+    if (!e.is_regular_file()) continue;
+    fs::copy_file(e.path(), to / e.path().filename(), fs::copy_options::overwrite_existing, ec);
+    if (ec) throw InputError("audit", fmt::format("cannot copy '{}' to '{}': {}", e.path().string(), to.string(), ec.message()));
+  }
+  if (ec) throw InputError("audit", fmt::format("cannot read folder '{}': {}", from.string(), ec.message()));
 }
 
 constexpr const char* kShardManifestSchema = "mlaudit.audit-shard/1";
@@ -114,12 +145,6 @@ std::string work_to_mark(const std::string& text, const std::string& work) {
 }
 std::string mark_to_work(const std::string& text, const std::string& work) {
   return replace_all(text, std::string("\"") + kWorkMark, "\"" + work);
-}
-
-std::string option_value(const std::vector<std::string>& args, const std::string& name) {
-  for (size_t i = 0; i + 1 < args.size(); ++i)
-    if (args[i] == name) return args[i + 1];
-  return {};
 }
 
 // `audit CONFIG --shard I/N --out DIR`: the sharding sections' parts in DIR/parts/<id>.json and
@@ -174,6 +199,21 @@ int run_audit_shard(const reports::AuditConfig& config, const shard::Shard& sh, 
     }
     const std::string text = datasets::read_file(c.result_path, int64_t(4) << 30);
     datasets::write_file_atomic((out / "parts" / (s.id + ".json")).string(), work_to_mark(text, work_str));
+    if (c.command == "explain") {
+      // the slice's attribution array beside the part (merge_parts looks for it there) and its
+      // heatmaps (named by global row) in parts/<id>-heatmaps
+      const std::string npy = option_value(c.args, "--attributions");
+      if (!npy.empty()) {
+        std::error_code ce;
+        fs::copy_file(npy, out / "parts" / fs::path(npy).filename(), fs::copy_options::overwrite_existing, ce);
+        if (ce)
+          throw InputError("audit", fmt::format("section '{}': cannot keep its attributions '{}' in '{}': {}", s.id, npy,
+                                                (out / "parts").string(), ce.message()));
+      }
+      const std::string hdir = option_value(c.args, "--heatmap-dir");
+      std::error_code he;
+      if (!hdir.empty() && fs::is_directory(hdir, he)) copy_files(hdir, out / "parts" / (s.id + "-heatmaps"));
+    }
     sharded.push_back(s.id);
   }
   const nlohmann::json manifest = {{"schema", kShardManifestSchema},
@@ -193,7 +233,7 @@ int run_audit_shard(const reports::AuditConfig& config, const shard::Shard& sh, 
 // `audit CONFIG --merge DIR... --out OUT`: checks the shard folders belong to this config and
 // together hold every shard of every sharding section, merges each section's parts (with the
 // mark still in place). Throws InputError naming the folder and the problem.
-std::map<std::string, std::string> merge_audit_parts(const reports::AuditConfig& config, const std::vector<std::string>& dirs) {
+std::map<std::string, MergedSection> merge_audit_parts(const reports::AuditConfig& config, const std::vector<std::string>& dirs) {
   const std::string config_sha = datasets::sha256_file(config.path);
   struct Dir {
     std::string path;
@@ -243,17 +283,30 @@ std::map<std::string, std::string> merge_audit_parts(const reports::AuditConfig&
     for (const auto& d : ds)
       if (!d.sections.count(id)) throw InputError("audit", fmt::format("--merge: section '{}' is missing from '{}'", id, d.path));
   }
-  std::map<std::string, std::string> merged;
+  std::map<std::string, MergedSection> merged;
   for (const auto& id : all) {
     std::vector<PartText> texts;
+    bool explain = false;
+    MergedSection m;
     for (const auto& d : ds) {
       const std::string p = (fs::path(d.path) / "parts" / (id + ".json")).string();
       std::error_code ec;
       if (!fs::is_regular_file(p, ec)) throw InputError("audit", fmt::format("--merge: section '{}': part '{}' is missing", id, p));
       texts.push_back({p, datasets::read_file(p, int64_t(4) << 30)});
+      try {
+        const nlohmann::json j = nlohmann::json::parse(texts.back().text);
+        explain = explain || j["shard"]["run"].value("command", "") == "explain";
+      } catch (const nlohmann::json::exception&) {  // merge_parts says what is wrong
+      }
+      const fs::path h = fs::path(d.path) / "parts" / (id + "-heatmaps");
+      if (fs::is_directory(h, ec)) m.heatmap_dirs.push_back(h);
     }
     try {
-      merged[id] = merge_parts(texts, id + ".json").text;
+      // explain: the joined array is the one the section writes as <work>/<id>.npy
+      MergedReport r = merge_parts(texts, id + ".json", explain ? std::string(kWorkMark) + "/" + id + ".npy" : "");
+      m.text = std::move(r.text);
+      m.attributions_npy = std::move(r.attributions_npy);
+      merged[id] = std::move(m);
     } catch (const InputError& e) {
       throw InputError("audit", fmt::format("--merge: section '{}': {}", id, e.what()));
     }
@@ -298,7 +351,7 @@ int cmd_audit(const std::vector<std::string>& args, const GlobalOptions& global)
       "quiet,q", "no progress output")(
       "check", "dry run: check the config, models, data headers, labels, imports, gates and paths, then exit (no section runs)")(
       "shard", po::value<std::string>(),
-      "I/N: run only the sections whose command shards (attack, certify, corrupt, privacy, verify with data), each with --shard I/N, and keep their "
+      "I/N: run only the sections whose command shards (attack, certify, corrupt, privacy, verify with data, explain but permutation), each with --shard I/N, and keep their "
       "parts in --out DIR (no report); see docs/scale-out.md")(
       "merge", po::value<std::vector<std::string>>()->multitoken(),
       "DIR...: the folders of 'audit --shard' runs: merge their parts into the sections' results and run the rest, then "
@@ -334,7 +387,7 @@ int cmd_audit(const std::vector<std::string>& args, const GlobalOptions& global)
     return run_audit_shard(config, audit_shard, vm["out"].as<std::string>(), global, quiet);
   }
   // --merge: every folder checked and every section's parts merged before anything runs.
-  std::map<std::string, std::string> merged;
+  std::map<std::string, MergedSection> merged;
   if (vm.count("merge")) merged = merge_audit_parts(config, vm["merge"].as<std::vector<std::string>>());
   reports::AuditOptions opt;
   opt.out_dir = vm["out"].as<std::string>();
@@ -364,7 +417,16 @@ int cmd_audit(const std::vector<std::string>& args, const GlobalOptions& global)
       const fs::path result = option_value(a, "--out");
       const auto it = merged.find(result.stem().string());
       if (!result.empty() && it != merged.end()) {
-        datasets::write_file_atomic(result.string(), mark_to_work(it->second, result.parent_path().string()));
+        datasets::write_file_atomic(result.string(), mark_to_work(it->second.text, result.parent_path().string()));
+        // explain: the joined attributions and the parts' heatmaps where the command writes them
+        const std::string npy = option_value(a, "--attributions");
+        if (!npy.empty() && !it->second.attributions_npy.empty()) datasets::write_file_atomic(npy, it->second.attributions_npy);
+        const std::string hdir = option_value(a, "--heatmap-dir");
+        if (!hdir.empty()) {
+          std::error_code ec;
+          fs::create_directories(hdir, ec);
+          for (const auto& h : it->second.heatmap_dirs) copy_files(h, hdir);
+        }
         return 0;
       }
     }

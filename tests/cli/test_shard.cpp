@@ -274,6 +274,8 @@ std::string sharded_audit_config(const std::string& bootstrap = "100") {
          "  verification:\n    - {model: gbt, data: rows, eps: [0.05, 0.1], limit: 30, timeout: 10}\n"
          "  privacy:\n    - {model: mlp, members: credit_train, non_members: credit, attacks: [loss, confidence, entropy], limit: 90}\n"
          "  fairness:\n    - {model: gbt, data: credit, protected: [sex], bootstrap: " + bootstrap + "}\n"
+         // integrated gradients shards (attributions joined at merge); permutation stays in the merge job
+         "  explanations:\n    - {model: mlp, data: rows, methods: [integrated-gradients, permutation], steps: 16, limit: 40}\n"
          "gates:\n"
          "  - robust_accuracy(exact-tree, linf, 0.1) >= 0.5\n"
          "  - certified_accuracy(0.1) >= 0\n"
@@ -303,7 +305,7 @@ TEST_CASE("shard: audit --shard I/N and --merge give the one-process audit", "[c
   INFO(whole.output);
   REQUIRE((whole.exit_code == 0 || whole.exit_code == 1));
   const auto one = nlohmann::json::parse(test::read_text(dir + "/whole/report.json"));
-  REQUIRE(one["sections"].size() == 5);
+  REQUIRE(one["sections"].size() == 7);
   for (const auto& s : one["sections"]) REQUIRE(s["status"] == "ok");
   for (int n : {2, 3}) {
     std::string dirs;
@@ -314,9 +316,13 @@ TEST_CASE("shard: audit --shard I/N and --merge give the one-process audit", "[c
       INFO(r.output);
       REQUIRE(r.exit_code == 0);
       const auto m = nlohmann::json::parse(test::read_text(sd + "/manifest.json"));
+      INFO(m.dump());
       CHECK(m["sections"] == nlohmann::json::array({"robustness-gbt-exact-tree", "certification-mlp", "verification-gbt-robustness",
-                                                    "privacy-mlp"}));
-      CHECK(m["not_sharded"] == nlohmann::json::array({"fairness-gbt"}));
+                                                    "privacy-mlp", "explanations-mlp-integrated-gradients"}));
+      CHECK(m["not_sharded"] == nlohmann::json::array({"fairness-gbt", "explanations-mlp-permutation"}));
+      // the explain part's slice of attributions is kept beside it (merge_parts finds it there)
+      CHECK(fs::is_regular_file(sd + "/parts/explanations-mlp-integrated-gradients.npy"));
+      CHECK(!fs::exists(sd + "/parts/explanations-mlp-permutation.json"));
       CHECK(m["shard"]["index"] == i);
       CHECK(m["shard"]["count"] == n);
       CHECK(!fs::exists(sd + "/report.json"));  // a shard run renders nothing
@@ -337,11 +343,20 @@ TEST_CASE("shard: audit --shard I/N and --merge give the one-process audit", "[c
     CHECK(m["summary"] == one["summary"]);
     CHECK(m["models"] == one["models"]);
     // the section result files, byte for byte but the timings and the work folder's name
-    for (const char* id : {"robustness-gbt-exact-tree", "certification-mlp", "verification-gbt-robustness", "privacy-mlp", "fairness-gbt"}) {
+    for (const char* id : {"robustness-gbt-exact-tree", "certification-mlp", "verification-gbt-robustness", "privacy-mlp", "fairness-gbt",
+                           "explanations-mlp-integrated-gradients", "explanations-mlp-permutation"}) {
       INFO(id);
       const std::string a = test::read_text(dir + "/whole/sections/" + id + ".json"), b = test::read_text(out + "/sections/" + id + ".json");
       REQUIRE(!a.empty());
       CHECK(untimed_lines(without_work_folder(a)) == untimed_lines(without_work_folder(b)));
+    }
+    // the attribution arrays where the one-process sections write them, byte for byte (the credit
+    // MLP is tabular: the merge is exact)
+    for (const char* id : {"explanations-mlp-integrated-gradients", "explanations-mlp-permutation"}) {
+      INFO(id);
+      const std::string a = test::read_text(dir + "/whole/sections/" + id + ".npy");
+      REQUIRE(!a.empty());
+      CHECK(a == test::read_text(out + "/sections/" + id + ".npy"));
     }
   }
   // Refusals (exit 2, one line), before any section runs.
@@ -370,6 +385,11 @@ TEST_CASE("shard: audit --shard I/N and --merge give the one-process audit", "[c
                        "section 'certification-mlp'");
   expect_audit_refused(test::run_cli("audit --config " + config + " --merge " + s0 + " " + dir + merged),
                        "is not an 'audit --shard' folder");
+  // an explain part's attribution array missing from its folder: merge_parts's refusal, named by section
+  fs::copy(s1, dir + "/no-npy", fs::copy_options::recursive);
+  fs::remove(dir + "/no-npy/parts/explanations-mlp-integrated-gradients.npy");
+  expect_audit_refused(test::run_cli("audit --config " + config + " --merge " + s0 + " " + dir + "/no-npy" + merged),
+                       "section 'explanations-mlp-integrated-gradients': merge: --attributions: the attributions of");
   expect_audit_refused(test::run_cli("audit --config " + config + " --shard 0/2 --merge " + s0 + merged), "--shard and --merge");
   expect_audit_refused(test::run_cli("audit --config " + config + " --shard 2/2 --out " + dir + "/x -q"), "expected I/N");
   // more shards than a section has samples: the section command's refusal, named by section
@@ -377,6 +397,61 @@ TEST_CASE("shard: audit --shard I/N and --merge give the one-process audit", "[c
                        "section 'certification-mlp' (mlaudit certify --shard 0/25)");
   CHECK(!fs::exists(dir + "/x/manifest.json"));
   CHECK(!fs::exists(dir + "/refused/report.json"));
+}
+
+TEST_CASE("shard: audit --shard shards an image explanations section with its heatmaps", "[cli][shard][audit]") {
+  // Image rows: heatmap_<global row>.png for the rows below max-heatmaps (8), written by the
+  // shards that hold them and copied into the section's heatmap folder at merge. The CNN's input
+  // gradients do not depend on the batch (attributions and heatmaps exact), its forward outputs
+  // do in the last bits, so output_x is compared within float rounding.
+  namespace fs = std::filesystem;
+  const std::string dir = test::temp_dir("shard-audit-image");
+  const std::string config = dir + "/audit.yaml";
+  {
+    std::ofstream(config) << "models:\n  cnn: " + src("models/fmnist_cnn.onnx") + "\ndatasets:\n  fmnist: {data: " +
+                                 src("datasets/demo/fmnist_x.npy") + ", labels: " + src("datasets/demo/fmnist_y.npy") +
+                                 "}\nsections:\n  explanations:\n    - {model: cnn, data: fmnist, method: gradient, limit: 12}\n";
+  }
+  const std::string id = "explanations-cnn-gradient";
+  auto whole = test::run_cli("audit --config " + config + " --out " + dir + "/whole --no-pdf -q");
+  INFO(whole.output);
+  REQUIRE(whole.exit_code == 0);
+  std::string dirs;
+  for (int i = 0; i < 3; ++i) {
+    const std::string sd = dir + "/shard-" + std::to_string(i);
+    auto r = test::run_cli("audit --config " + config + " --shard " + std::to_string(i) + "/3 --out " + sd + " -q");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    CHECK(nlohmann::json::parse(test::read_text(sd + "/manifest.json"))["sections"] == nlohmann::json::array({id}));
+    dirs += " " + sd;
+  }
+  CHECK(fs::is_regular_file(dir + "/shard-1/parts/" + id + "-heatmaps/heatmap_4.png"));
+  CHECK(!fs::exists(dir + "/shard-2/parts/" + id + "-heatmaps/heatmap_8.png"));  // over max-heatmaps
+  const std::string out = dir + "/merged";
+  auto merged = test::run_cli("audit --config " + config + " --merge" + dirs + " --out " + out + " --no-pdf -q");
+  INFO(merged.output);
+  REQUIRE(merged.exit_code == 0);
+  CHECK(test::read_text(out + "/sections/" + id + ".npy") == test::read_text(dir + "/whole/sections/" + id + ".npy"));
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir + "/whole/sections/" + id + "-heatmaps")) {
+    names.push_back(e.path().filename().string());
+    CHECK(test::read_text(out + "/sections/" + id + "-heatmaps/" + names.back()) == test::read_text(e.path().string()));
+  }
+  CHECK(names.size() == 8);
+  CHECK(std::distance(fs::directory_iterator(out + "/sections/" + id + "-heatmaps"), fs::directory_iterator{}) == 8);
+  auto a = nlohmann::json::parse(without_work_folder(test::read_text(dir + "/whole/sections/" + id + ".json")));
+  auto b = nlohmann::json::parse(without_work_folder(test::read_text(out + "/sections/" + id + ".json")));
+  REQUIRE(a["samples"].size() == 12);
+  REQUIRE(b["samples"].size() == 12);
+  for (size_t i = 0; i < 12; ++i) {
+    CHECK(test::close(b["samples"][i]["output_x"].get<double>(), a["samples"][i]["output_x"].get<double>(), 1e-6, 1e-6));
+    a["samples"][i].erase("output_x");
+    b["samples"][i].erase("output_x");
+  }
+  a.erase("timing");
+  b.erase("timing");
+  CHECK(a == b);
+  CHECK(b["heatmaps"].size() == 8);
 }
 
 #ifdef MLAUDIT_TEST_PRIVACY
