@@ -17,6 +17,11 @@ inline std::string source_path(const std::string& rel) {
   return (root && *root ? std::string(root) : std::string(MLAUDIT_SOURCE_DIR)) + "/" + rel;
 }
 inline std::string shared_dataset(const std::string& rel) { return std::string(MLAUDIT_SHARED_DATASETS) + "/" + rel; }
+/// s with every occurrence of `from` replaced by `to` (fixture command lines' {D}/{T} placeholders).
+inline std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size())) s.replace(p, from.size(), to);
+  return s;
+}
 /// The mlaudit executable; MLAUDIT_TEST_EXE overrides the compiled-in path (device_check.sh sets it).
 inline std::string mlaudit_exe() {
   const char* exe = std::getenv("MLAUDIT_TEST_EXE");

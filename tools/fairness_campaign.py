@@ -407,9 +407,8 @@ def cli_args(case, model, ranges, out, timeout):
     return args
 
 
-def flip_check(model_path, case, pair):
-    """(ok, why) for a counterexample pair under onnxruntime."""
-    import onnxruntime as ort
+def flip_check(sess, case, pair):
+    """(ok, why) for a counterexample pair under onnxruntime (sess: the instance's model)."""
     a, b = np.array(pair["input_a"]), np.array(pair["input_b"])
     p, n = case["protected"], case["inputs"]
     if len(a) != n or len(b) != n:
@@ -424,7 +423,6 @@ def flip_check(model_path, case, pair):
     for i in range(n):
         if i != p and not (part["lower"][i] <= a[i] <= part["upper"][i]):
             return False, f"feature {i} = {a[i]!r} outside its partition [{part['lower'][i]!r}, {part['upper'][i]!r}]"
-    sess = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     ya = sess.run(None, {name: a.astype(np.float32).reshape(1, n)})[0].reshape(-1).astype(np.float64)
     yb = sess.run(None, {name: b.astype(np.float32).reshape(1, n)})[0].reshape(-1).astype(np.float64)
@@ -474,6 +472,7 @@ def judge(case, out, d):
         return [dict(base, partition=-1, expected="", mlaudit="", outcome="wrong",
                      note=f"{len(parts)} partitions, the reference has {len(case['partitions'])}")]
     model = os.path.join(d, "onnx", name + ".onnx")
+    sess = None
     for k, (got, ref) in enumerate(zip(parts, case["partitions"])):
         v, e = got["verdict"], ref["expected"]
         oc, note = v, ""
@@ -483,7 +482,10 @@ def judge(case, out, d):
             if v == "proved":
                 oc, note = "wrong", "proved on a network with an op the verifier does not support"
         if oc != "wrong" and v == "counterexample":
-            ok, why = flip_check(model, case, got)
+            if sess is None:
+                import onnxruntime as ort
+                sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+            ok, why = flip_check(sess, case, got)
             if not ok:
                 oc, note = "wrong", "counterexample rejected: " + why
             elif e == "unsat":
@@ -581,20 +583,11 @@ def cmd_campaign(a):
         res = run_dir(d, a.mlaudit, a.timeout, a.jobs, quiet=True)
         print(f"chunk {start}: generate {tg:.0f} s, run {time.time() - t0 - tg:.0f} s; {len(res)} partitions: " +
               ", ".join(f"{k} {sum(1 for r in res if r['outcome'] == k)}" for k in COLS), flush=True)
-        new = not os.path.exists(allres)
-        with open(allres, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(res[0].keys()))
-            if new:
-                w.writeheader()
-            w.writerows(res)
+        vc.append_rows(allres, res)
         bad = {r["name"] for r in res if r["outcome"] in ("wrong", "error", "refbug")}
         for case in cases:
             if case["name"] in bad:
-                os.makedirs(keep, exist_ok=True)
-                for sub, ext in (("onnx", ".onnx"), ("ranges", ".csv"), ("results", ".json")):
-                    src = os.path.join(d, sub, case["name"] + ext)
-                    if os.path.exists(src):
-                        shutil.copy(src, os.path.join(keep, case["name"] + ext))
+                vc.keep_files(d, keep, case["name"], (("onnx", ".onnx"), ("ranges", ".csv"), ("results", ".json")))
                 with open(os.path.join(keep, case["name"] + ".case.json"), "w") as f:
                     json.dump(case, f)
         shutil.rmtree(d)

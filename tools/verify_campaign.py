@@ -997,6 +997,25 @@ def summarize(results, out=sys.stdout, suffix=""):
 
 
 # ----------------------------------------------------------------------------- commands
+def append_rows(path, rows):
+    """Append result rows to a campaign's CSV (the header when the file is new)."""
+    new = not os.path.exists(path)
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        if new:
+            w.writeheader()
+        w.writerows(rows)
+
+
+def keep_files(d, keep, name, subs):
+    """Copy instance `name`'s files (folder, extension) from chunk folder d into `keep`."""
+    os.makedirs(keep, exist_ok=True)
+    for sub, ext in subs:
+        p = os.path.join(d, sub, name + ext)
+        if os.path.exists(p):
+            shutil.copy(p, os.path.join(keep, name + ext))
+
+
 def cmd_generate(a):
     generate(a.out, a.count, a.seed, start=a.start, enum_every=a.enum_every)
 
@@ -1025,19 +1044,11 @@ def cmd_campaign(a):
                          "refbug")) +
               (f"; falsifier off: wrong {sum(1 for r in res if r['outcome_nf'] == 'wrong')}" if a.inproc else ""),
               flush=True)
-        new = not os.path.exists(allres)
-        with open(allres, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(res[0].keys()))
-            if new:
-                w.writeheader()
-            w.writerows(res)
+        append_rows(allres, res)
         for r in res:  # keep the instances worth a look, drop the rest
             if "wrong" in (r["outcome"], r.get("outcome_nf")) or r["outcome"] in ("error", "refbug"):
-                os.makedirs(keep, exist_ok=True)
-                for sub, ext in (("onnx", ".onnx"), ("vnnlib", ".vnnlib"), ("results", ".txt"), ("props", ".json")):
-                    p = os.path.join(d, sub, r["name"] + ext)
-                    if os.path.exists(p):
-                        shutil.copy(p, os.path.join(keep, r["name"] + ext))
+                keep_files(d, keep, r["name"], (("onnx", ".onnx"), ("vnnlib", ".vnnlib"), ("results", ".txt"),
+                                                ("props", ".json")))
         shutil.rmtree(d)
 
 

@@ -22,6 +22,17 @@ using engine::Tensor;
 
 namespace {
 
+// Append a node named after its one output to g.
+Node& add_node(Graph& g, const std::string& op, std::vector<std::string> in, const std::string& out) {
+  Node n;
+  n.name = out;
+  n.op_type = op;
+  n.inputs = std::move(in);
+  n.outputs = {out};
+  g.nodes.push_back(n);
+  return g.nodes.back();
+}
+
 Tensor random_tensor(Shape s, std::mt19937& rng, float lo = -1.f, float hi = 1.f) {
   Tensor t(std::move(s));
   std::uniform_real_distribution<float> u(lo, hi);
@@ -157,13 +168,7 @@ Graph fusion_graph(std::mt19937& rng, bool strided, bool shared) {
   g.initializers["p1"] = Tensor::from_ints({8}, {0, 0, 1, 0, 0, 0, 1, 2});
   g.initializers["p2"] = Tensor::from_ints({8}, {0, 0, 1, 1, 0, 0, 1, 1});
   auto add = [&](const std::string& op, std::vector<std::string> in, const std::string& out) -> Node& {
-    Node n;
-    n.name = out;
-    n.op_type = op;
-    n.inputs = std::move(in);
-    n.outputs = {out};
-    g.nodes.push_back(n);
-    return g.nodes.back();
+    return add_node(g, op, std::move(in), out);
   };
   add("Conv", {"x", "w1", "b1"}, "c1").attributes["pads"] = engine::Attribute::of_ints({1, 1, 1, 1});
   add("Relu", {"c1"}, "r1");
@@ -227,13 +232,7 @@ Graph conv_pool_graph(std::mt19937& rng, int64_t c, int64_t h, int64_t w, int64_
   g.initializers["w"] = random_tensor({oc, c, 3, 3}, rng);
   g.initializers["b"] = random_tensor({oc}, rng);
   auto add = [&](const std::string& op, std::vector<std::string> in, const std::string& out) -> Node& {
-    Node n;
-    n.name = out;
-    n.op_type = op;
-    n.inputs = std::move(in);
-    n.outputs = {out};
-    g.nodes.push_back(n);
-    return g.nodes.back();
+    return add_node(g, op, std::move(in), out);
   };
   Node& conv = add("Conv", {"x", "w", "b"}, "c");
   conv.attributes["pads"] = engine::Attribute::of_ints({pad, pad, pad, pad});

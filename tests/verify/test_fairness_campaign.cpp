@@ -43,11 +43,6 @@ std::string fixture_dir() {
   return mlaudit::test::source_path("tests/fixtures/fairness_campaign");
 }
 
-std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size())) s.replace(p, from.size(), to);
-  return s;
-}
-
 size_t argmax(const std::vector<double>& y) { return size_t(std::max_element(y.begin(), y.end()) - y.begin()); }
 
 // Largest t with: y_a[i] >= y_a[k] + t for all k and y_b[j] >= y_b[k] + 1e-6 + t for all k != j, over
@@ -81,7 +76,7 @@ TEST_CASE("fairness campaign: network fairness proofs through the CLI agree with
     const std::string name = c["name"];
     INFO("case " << name << " (" << c["family"].get<std::string>() << ")");
     std::string cmd = "--threads 1";
-    for (const auto& a : c["args"]) cmd += " " + replace_all(replace_all(a.get<std::string>(), "{D}", fixture_dir()), "{T}", tmp);
+    for (const auto& a : c["args"]) cmd += " " + mlaudit::test::replace_all(mlaudit::test::replace_all(a.get<std::string>(), "{D}", fixture_dir()), "{T}", tmp);
     auto r = mlaudit::test::run_cli(cmd);
     INFO(r.output);
     if (!c["supported"].get<bool>()) {

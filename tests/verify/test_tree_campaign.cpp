@@ -41,11 +41,6 @@ std::string fixture_dir() {
   return mlaudit::test::source_path("tests/fixtures/tree_campaign");
 }
 
-std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size())) s.replace(p, from.size(), to);
-  return s;
-}
-
 int64_t argmax(const std::vector<double>& y) {
   int64_t best = 0;
   for (size_t i = 1; i < y.size(); ++i)
@@ -80,7 +75,7 @@ TEST_CASE("tree campaign: fixed cases through the CLI agree with the exact cell 
     const std::string name = c["name"], kind = c["kind"];
     INFO("case " << name << " (" << kind << ", " << c["family"].get<std::string>() << ")");
     std::string cmd = "--threads 1 --quiet";
-    for (const auto& a : c["args"]) cmd += " " + replace_all(replace_all(a.get<std::string>(), "{D}", fixture_dir()), "{T}", tmp);
+    for (const auto& a : c["args"]) cmd += " " + mlaudit::test::replace_all(mlaudit::test::replace_all(a.get<std::string>(), "{D}", fixture_dir()), "{T}", tmp);
     cmd += " --timeout 10";
     auto r = mlaudit::test::run_cli(cmd);
     INFO(r.output);
