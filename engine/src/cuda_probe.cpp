@@ -1,5 +1,4 @@
 #include "backend.h"
-#include "device_session.h"
 
 #ifdef MLAUDIT_WITH_CUDA
 extern "C" int mlaudit_cuda_device_count();
@@ -18,6 +17,7 @@ int cuda_device_count() {
 #ifndef MLAUDIT_WITH_CUDA
 std::vector<std::string> cuda_supported_ops() { return {}; }
 std::unique_ptr<DeviceSession> make_cuda_session(const Graph&) { return nullptr; }
+std::unique_ptr<Backend> make_cuda_backend() { return nullptr; }
 #endif
 
 }  // namespace mlaudit::engine

@@ -1,6 +1,8 @@
 // The ONNX op schema versions the engine knows (generated table, onnx_op_versions.inc) and the
 // questions asked of them: which schema version a node resolves to at its model's opset,
-// whether the engine's registry handles it, and the support table `mlaudit info --ops` prints.
+// whether the engine's registry handles it, and the support table `mlaudit info --ops` prints
+// (rows: the CPU backend's op table, ops.h; cuda column: the CUDA backend's op table, both read
+// through the backend contract of backend.h).
 //
 // ONNX versions each op separately: an op's schema changes at some opsets (its
 // "since-versions"), and a model at opset V uses, for each op, the newest schema whose
@@ -14,7 +16,7 @@
 #include <initializer_list>
 #include <set>
 
-#include "mlaudit/engine/device.h"
+#include "backend.h"
 #include "mlaudit/engine/graph.h"
 #include "ops.h"
 
@@ -154,7 +156,8 @@ std::vector<const Node*> non_differentiable_nodes(const Graph& g, size_t output_
 }
 
 std::vector<OpSupport> op_support_table() {
-  std::vector<std::string> cuda = cuda_supported_ops();
+  std::vector<BackendOp> cuda;
+  if (auto backend = make_cuda_backend()) cuda = backend->ops();
   std::vector<OpSupport> rows;
   for (const auto& [key, def] : detail::registered_ops()) {
     OpSupport r;
@@ -176,7 +179,7 @@ std::vector<OpSupport> op_support_table() {
     r.forward = def->forward != nullptr;
     r.gradient = def->backward != nullptr;
     r.differentiable = def->differentiable;
-    r.cuda = r.domain.empty() && std::find(cuda.begin(), cuda.end(), r.op_type) != cuda.end();
+    r.cuda = std::find(cuda.begin(), cuda.end(), key) != cuda.end();
     rows.push_back(std::move(r));
   }
   return rows;

@@ -19,9 +19,9 @@
 #include <unordered_map>
 
 #include "backend.h"
+#include "cpu/cpu_backend.h"
 #include "cpu/fusion.h"
 #include "dense_chain.h"
-#include "device_session.h"
 #include "plan.h"
 #include "mlaudit/engine/error.h"
 
@@ -113,7 +113,7 @@ class Executor {
  public:
   // fuse: run the CPU rewrites of cpu/fusion.h on a private copy of the graph (infer_shapes,
   // which reports every intermediate value, runs the graph as loaded).
-  Executor(const Graph& g, const Backend& b, bool fuse = true)
+  Executor(const Graph& g, const CpuBackend& b, bool fuse = true)
       : own_(fuse ? detail::fuse_cpu_graph(g) : Graph()), g_(fuse ? own_ : g), b_(b), plan_(make_execution_plan(g_)) {
     for (const auto& [name, t] : g_.initializers) constants_.emplace_back(plan_.slot.at(name), t);
     if (fuse) {
@@ -213,17 +213,47 @@ class Executor {
  private:
   // An executor of `owned` as it is (the forward-only graph).
   struct Owned {};
-  Executor(Owned, Graph owned, const Backend& b) : own_(std::move(owned)), g_(own_), b_(b), plan_(make_execution_plan(g_)) {
+  Executor(Owned, Graph owned, const CpuBackend& b) : own_(std::move(owned)), g_(own_), b_(b), plan_(make_execution_plan(g_)) {
     for (const auto& [name, t] : g_.initializers) constants_.emplace_back(plan_.slot.at(name), t);
   }
 
   Graph own_;  // the fused copy (empty when not fusing)
   const Graph& g_;
-  const Backend& b_;
+  const CpuBackend& b_;
   ExecutionPlan plan_;
   std::vector<std::pair<int, Tensor>> constants_;  // initializer slots
   std::unique_ptr<Executor> infer_;                // forward-only graph of run() (null: g_ itself)
 };
+
+namespace {
+// The CPU backend's graph compute (CpuBackend::compute): the executor a Session runs on the CPU.
+class CpuGraph final : public BackendGraph {
+ public:
+  CpuGraph(const Graph& graph, const CpuBackend& backend) : graph_(resolved(graph)), backend_(backend), ex_(graph_, backend_) {}
+  std::string name() const override { return backend_.name(); }
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs) const override { return ex_.run(inputs); }
+  std::vector<Tensor> gradient(const std::vector<Tensor>& inputs, const std::vector<Tensor>& output_seeds,
+                               std::vector<Tensor>* outputs) const override {
+    auto values = ex_.forward(inputs, true);
+    if (outputs) *outputs = ex_.outputs_of(values);
+    return ex_.backward(values, output_seeds);
+  }
+
+ private:
+  // Graphs built in code carry no resolved versions (as in Session's constructor).
+  static Graph resolved(Graph g) {
+    for (auto& n : g.nodes) n.since_version = op_since_version(n.domain, n.op_type, n.domain.empty() ? g.opset : g.ml_opset);
+    return g;
+  }
+  Graph graph_;
+  const CpuBackend& backend_;
+  Executor ex_;
+};
+}  // namespace
+
+std::unique_ptr<BackendGraph> make_cpu_graph(const Graph& graph, const CpuBackend& backend) {
+  return std::make_unique<CpuGraph>(graph, backend);
+}
 
 std::unique_ptr<Session> Session::load(const std::string& path, const SessionOptions& opts) {
   // (select_output runs in the constructor.)
@@ -388,13 +418,15 @@ Session::Session(Graph graph, const SessionOptions& opts) : graph_(std::move(gra
     out.name = log.outputs[0];
     out.dtype = DType::Float32;
   }
-  backend_ = make_cpu_backend();
+  auto cpu = std::make_unique<CpuBackend>();
+  const CpuBackend& cpu_backend = *cpu;
+  backend_ = std::move(cpu);
   for (const auto& n : graph_.nodes) {
     std::string problem = node_support_problem(n, graph_);
     if (!problem.empty()) throw UnsupportedError("engine", fmt::format("{}: {}", graph_.source, problem));
   }
   gradient_blockers_ = non_differentiable_nodes(graph_, audited_);
-  executor_ = std::make_unique<Executor>(graph_, *backend_);
+  executor_ = std::make_unique<Executor>(graph_, cpu_backend);
   const char* no_fuse = std::getenv("MLAUDIT_NO_FUSE");
   if (!device_ && opts.fuse_dense && !(no_fuse && std::string(no_fuse) == "1")) chain_ = DenseChain::compile(graph_);
 }
@@ -640,7 +672,7 @@ std::map<std::string, Shape> infer_shapes(const Graph& g, const std::vector<Shap
     zeros.emplace_back(dt, input_shapes[k]);
   }
   s.check_inputs(zeros);
-  const Executor ex(s.graph_, *s.backend_, false);
+  const Executor ex(s.graph_, static_cast<const CpuBackend&>(*s.backend_), false);
   auto values = ex.forward(zeros, true);
   std::map<std::string, Shape> out;
   for (size_t i = 0; i < values.size(); ++i)

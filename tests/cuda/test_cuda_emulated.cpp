@@ -130,6 +130,22 @@ TEST_CASE("cuda emulated: bundled models' logits and input gradients match the C
   }
 }
 
+TEST_CASE("cuda emulated: the CUDA backend's graph compute (backend contract) is the executor", "[cuda][emulated]") {
+  auto cuda = engine::make_cuda_backend();  // renamed to the emulated backend
+  REQUIRE(cuda);
+  auto cpu = engine::make_cpu_backend();
+  engine::Graph g = engine::load_onnx(test::source_path("models/fmnist_cnn.onnx"));
+  auto dev = cuda->compute(g);
+  REQUIRE(dev);
+  CHECK(dev->name() == "cuda");
+  CHECK(dynamic_cast<const engine::cuda::CudaExecutor*>(dev.get()) != nullptr);
+  // The executor dispatches through the op table: every node of the CNN has an entry.
+  for (const auto& n : g.nodes) CHECK(cuda->supports_op(n, g.opset));
+  Tensor x = datasets::read_npy(models_dir() + "/fmnist_cnn_x.npy").slice_rows(0, 4);
+  Tensor lc = cpu->compute(g)->run({x}).at(0);
+  REQUIRE(nmse(dev->run({x}).at(0), lc) <= kNmse);
+}
+
 TEST_CASE("cuda emulated: fused Conv+Relu(+MaxPool) chains match the CPU backend", "[cuda][emulated][fusion]") {
   for (const auto& fc : test::fusion_cases()) {
     INFO("case " << fc.name);

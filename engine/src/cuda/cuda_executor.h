@@ -1,8 +1,9 @@
 #pragma once
-// The CUDA device executor (cuda_session.cpp): mirrors the CPU Executor of
-// session.cpp (same plan, requires-grad marking, free after last use, reverse
-// walk for the VJP) with float32 values resident in pooled device memory and
-// int64/bool shape arithmetic on the host. Internal to engine/src/cuda/; plain C++.
+// The CUDA device executor (cuda_session.cpp), the CUDA backend's graph compute (backend.h):
+// mirrors the CPU Executor of session.cpp (same plan, requires-grad marking, free after last
+// use, reverse walk for the VJP) with float32 values resident in pooled device memory and
+// int64/bool shape arithmetic on the host; each node runs through the CUDA op table
+// (op_table.h) or the per-op CPU fallback. Internal to engine/src/cuda/; plain C++.
 #include <map>
 #include <memory>
 #include <mutex>
@@ -11,9 +12,9 @@
 #include <utility>
 #include <vector>
 
+#include "backend.h"
 #include "device_api.h"
-#include "kernels.h"
-#include "device_session.h"
+#include "elementwise_impl.h"
 #include "plan.h"
 #include "mlaudit/engine/device.h"
 #include "mlaudit/engine/graph.h"
@@ -68,33 +69,39 @@ class CudaExecutor : public DeviceSession, public Program {
   std::mutex& lock() const override { return mu_; }
   const Graph& graph() const override { return g_; }
 
- private:
-  using Plan = ExecutionPlan;
-  void make_plan();
-  // Nodes without a CUDA kernel: the CPU backend's forward / VJP on downloaded values.
-  void host_fallback_forward(size_t i, const std::vector<const DValue*>& in, std::vector<DValue>& out) const;
-  void host_fallback_backward(size_t i, const std::vector<const DValue*>& in, const std::vector<const DValue*>& out,
-                              const std::vector<const DValue*>& gout, const std::vector<bool>& need,
-                              std::vector<DValue>& gin) const;
-  void forward_node(size_t i, const std::vector<const DValue*>& in, std::vector<DValue>& out) const;
-  void backward_node(size_t i, const std::vector<const DValue*>& in, const std::vector<const DValue*>& out,
-                     const std::vector<const DValue*>& gout, const std::vector<bool>& need, std::vector<DValue>& gin) const;
-  /// The (a, b) attributes of unary node i for launch_unary(_backward): alpha/beta, or Clip's bounds.
-  std::pair<float, float> unary_params(size_t i, const std::vector<const DValue*>& in) const;
+  // Services for the op table's forwards and VJPs (op_table.h, <family>.cpp).
   /// Host value of a (small) input: the initializer when the slot is a constant, else a download.
   Tensor host_value(size_t node, size_t k, const DValue& v) const;
   /// CPU op run on host placeholders (zero tensors for device inputs), cached by input shapes and host contents.
   const std::vector<Tensor>& host_eval(size_t node, const std::vector<const DValue*>& in) const;
   /// Index maps of a data-movement op: for device input k, map[i] = source element of output i (-1: none).
   const BufferPtr& index_map(size_t node, const std::vector<const DValue*>& in, size_t k, Shape* out_shape) const;
+  /// Runs Conv node i with the fused epilogue (0: none, 1: ReLU, 2: ReLU + 2x2 max pool, 3: as 2 and the
+  /// full-resolution ReLU output into *full); the result has the shape of the last fused node's output.
+  DValue conv_fused(size_t i, const std::vector<const DValue*>& in, int epilogue, DValue* full = nullptr) const;
+  /// Whether input k of the node is a constant (an initializer or a Constant node's output).
+  bool constant_input(size_t node, size_t k) const;
+  /// Device buffers cached per node under a key (index maps, BatchNormalization's folded coefficients).
+  std::map<std::string, BufferPtr>& buffer_cache() const { return map_cache_; }
+
+ private:
+  using Plan = ExecutionPlan;
+  void make_plan();
+  // Nodes without a CUDA kernel (no op table entry, or its support check fails): the CPU
+  // backend's forward / VJP on downloaded values.
+  void host_fallback_forward(size_t i, const std::vector<const DValue*>& in, std::vector<DValue>& out) const;
+  void host_fallback_backward(size_t i, const std::vector<const DValue*>& in, const std::vector<const DValue*>& out,
+                              const std::vector<const DValue*>& gout, const std::vector<bool>& need,
+                              std::vector<DValue>& gin) const;
+  /// One node through the op table (or the fallback).
+  void forward_node(size_t i, const std::vector<const DValue*>& in, std::vector<DValue>& out) const;
+  void backward_node(size_t i, const std::vector<const DValue*>& in, const std::vector<const DValue*>& out,
+                     const std::vector<const DValue*>& gout, const std::vector<bool>& need, std::vector<DValue>& gin) const;
   std::string cache_key(size_t node, const std::vector<const DValue*>& in, const std::string& tag) const;
 
   /// Conv -> Relu (-> MaxPool 2x2/2) chains whose intermediate values have no other reader:
   /// fuse_relu_[conv] is the Relu node (or -1), fuse_pool_[conv] the MaxPool node (or -1).
   void find_fusions();
-  /// Runs Conv node i with the fused epilogue (1: ReLU, 2: ReLU + 2x2 max pool, 3: as 2 and the
-  /// full-resolution ReLU output into *full); the result has the shape of the last fused node's output.
-  DValue conv_fused(size_t i, const std::vector<const DValue*>& in, int epilogue, DValue* full = nullptr) const;
   /// Whether Conv node i's output has even height and width (the kept-values pooled fusion needs it).
   bool conv_pool_even(size_t i, const std::vector<const DValue*>& in) const;
 
