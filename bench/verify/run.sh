@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# ACAS Xu (VNN-COMP 2022) with mlaudit verify, side by side with Marabou when
+# A VNN-COMP 2022 benchmark with mlaudit verify, side by side with Marabou when
 # maraboupy is installed in $PYTHON (default: the repo-local .venv). Prints solved (sat/unsat), wrong
-# answers, total and median time for each tool on the same instances.
+# answers, total and median time for each tool on the same instances, and mlaudit's VNN-COMP 2022
+# score (10 per correct answer, -150 per wrong one; the speed bonus left out) beside the 2022
+# tools' published score shares on that benchmark (../shared/datasets/SOURCES.md).
 #
-#   bench/verify/run.sh BUILD_DIR [FILTER_REGEX] [TIMEOUT_S]
+#   [BENCH=acasxu|rl_benchmarks|reach_prob_density|collins_rul_cnn|oval21] bench/verify/run.sh BUILD_DIR [FILTER_REGEX] [TIMEOUT_S]
 #
-# FILTER_REGEX selects instances by "onnx,vnnlib" (default: all 186);
-# TIMEOUT_S caps each instance's timeout (default: the VNN-COMP 116 s).
+# BENCH picks the benchmark folder under vnncomp2022/ (default acasxu);
+# FILTER_REGEX selects instances by "onnx,vnnlib" (default: all);
+# TIMEOUT_S caps each instance's timeout (default: none, each instance's own VNN-COMP limit).
 # STRIDE=N (environment) keeps every N-th instance of instances.csv (a
 # representative subset: it walks all networks and properties in order);
 # OFFSET=K (with STRIDE) starts at the K-th instance instead of the first, for a disjoint subset;
@@ -17,16 +20,18 @@
 set -u
 BUILD=${1:-build}
 FILTER=${2:-.}
-TIMEOUT=${3:-116}
+TIMEOUT=${3:-100000}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 PY=${PYTHON:-$ROOT/.venv/bin/python}
-ACAS=${MLAUDIT_SHARED_DATASETS:-$ROOT/../shared/datasets}/vnncomp2022/acasxu
+BENCH=${BENCH:-acasxu}
+SHARED=${MLAUDIT_SHARED_DATASETS:-$ROOT/../shared/datasets}
+ACAS=$SHARED/vnncomp2022/$BENCH
 THREADS=${THREADS:-2}
 OUT=${OUT:-$(mktemp -d /tmp/mlaudit-bench-verify-XXXXXX)}
 
 if [ ! -f "$ACAS/instances.csv" ]; then
-  echo "verify bench: ACAS Xu not found at $ACAS; skipped"
+  echo "verify bench: $BENCH not found at $ACAS; skipped"
   exit 0
 fi
 if [ ! -x "$BUILD/mlaudit" ]; then
@@ -41,9 +46,14 @@ if [ "$STRIDE" -gt 1 ]; then
       n = split($1, a, "/"); m = split($2, b, "/"); r = r (r ? "|" : "") "^" a[n] "," b[m] "$" }
       END { gsub(/\./, "\\.", r); print r }' "$ACAS/instances.csv")
 fi
-echo "verify bench: ACAS Xu instances matching '${FILTER:0:80}', timeout ${TIMEOUT}s, $THREADS threads, results in $OUT"
+echo "verify bench: $BENCH instances matching '${FILTER:0:80}', timeout cap ${TIMEOUT}s, $THREADS threads, results in $OUT"
 "$BUILD/mlaudit" --threads "$THREADS" verify --benchmark "$ACAS" --filter "$FILTER" \
   --timeout-override "$TIMEOUT" --out "$OUT/mlaudit.csv" 2>"$OUT/mlaudit.log" | sed 's/^/mlaudit: /'
+
+# The VNN-COMP 2022 score of this run, and the 2022 tools' shares on the benchmark (organisers' table).
+awk -F, 'NR > 1 { if ($5 == "yes") ok++; else if ($5 == "no") bad++ }
+  END { printf "mlaudit: VNN-COMP 2022 score %d (%d correct x 10, %d wrong x -150; no speed bonus)\n", 10 * ok - 150 * bad, ok, bad }' "$OUT/mlaudit.csv"
+[ "$BENCH" != acasxu ] && grep "^| vnncomp2022/$BENCH/ " "$SHARED/SOURCES.md" 2>/dev/null | awk -F'|' '{ gsub(/^ +| +$/, "", $6); print "2022 tools (score share, their hardware): " $6 }'
 
 if [ "${PEER:-1}" = 0 ]; then
   echo "marabou: skipped (PEER=0)"

@@ -61,14 +61,43 @@ verify::ConcreteForward engine_forward(const std::shared_ptr<engine::Session>& s
   };
 }
 
-std::shared_ptr<engine::Session> try_session(const std::string& model, const GlobalOptions& g, bool quiet) {
+// The engine session that re-checks counterexamples. `two_classes`: a one-column output is
+// widened to the logits [0, z] as the classification modes (--data, --fairness) verify it;
+// a VNN-LIB property names the model's own outputs (Y_0 of a regressor is its value), so
+// that mode runs the model as it is.
+std::shared_ptr<engine::Session> try_session(const std::string& model, const GlobalOptions& g, bool quiet,
+                                             bool two_classes) {
   try {
+    if (!two_classes) {
+      engine::SessionOptions so;
+      so.threads = g.threads;
+      so.output = g.model_output;
+      return std::shared_ptr<engine::Session>(engine::Session::load(model, so).release());
+    }
     return std::shared_ptr<engine::Session>(load_model(model, g).release());
   } catch (const InputError& e) {
     if (!quiet) std::cerr << "verify: note: engine cannot run the model (" << e.what()
                           << "); counterexamples are checked with the verifier's float32 forward\n";
     return nullptr;
   }
+}
+
+// A binary classifier's single logit z is verified as two classes [0, z] (as every
+// classification command audits it, and as the engine's two-class session re-checks it): a zero
+// row stacked on the last affine layer. No-op for wider outputs.
+void widen_binary_logit(verify::Network& net, const std::string& model, bool quiet) {
+  if (net.output_size() != 1 || net.layers.empty()) return;
+  verify::AffineLayer& last = net.layers.back();
+  last.weight.insert(last.weight.begin(), size_t(last.in), 0.0);
+  last.bias.insert(last.bias.begin(), 0.0);
+  last.out = 2;
+  if (last.sparse()) {
+    last.csr_row.clear(), last.csr_col.clear(), last.csr_val.clear();
+    last.compress();
+  }
+  if (!quiet)
+    std::cerr << "verify: note: " << model << " has one output; it is verified as a binary classifier with two "
+              << "classes, logits [0, z] (class 1 = positive, the decision where z > 0)\n";
 }
 
 // Backstop for --timeout: if the query has not returned 2 seconds after its
@@ -126,6 +155,7 @@ verify::VerifyOptions solver_options(const po::variables_map& vm, const GlobalOp
   if (!(o.timeout_s > 0)) throw InputError("verify", "--timeout must be > 0");
   o.threads = g.threads;
   o.alpha_crown = !vm.count("no-alpha");
+  o.beta_crown = !vm.count("no-beta");
   o.alpha_crown_hidden = vm.count("alpha-hidden") > 0;
   o.lookahead_depth = vm["lookahead-depth"].as<int>();
   o.seed = vm["seed"].as<uint64_t>();
@@ -240,7 +270,7 @@ int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g, const engine
     } else {
       verify::Network net = verify::load_network(model);
       net.product_device = device;
-      auto session = try_session(model, g, quiet);
+      auto session = try_session(model, g, quiet, /*two_classes=*/false);
       o.concrete = engine_forward(session, net.input_shape);
       r = verify::verify_property(net, prop, o);
     }
@@ -410,22 +440,8 @@ int run_data(const po::variables_map& vm, const GlobalOptions& g, const engine::
   try {
     net = verify::load_network(model);
     net->product_device = device;
-    if (net->output_size() == 1 && !net->layers.empty()) {
-      // A binary classifier's single logit z: verified as two classes [0, z] (as every
-      // classification command audits it): a zero row stacked on the last affine layer.
-      verify::AffineLayer& last = net->layers.back();
-      last.weight.insert(last.weight.begin(), size_t(last.in), 0.0);
-      last.bias.insert(last.bias.begin(), 0.0);
-      last.out = 2;
-      if (last.sparse()) {
-        last.csr_row.clear(), last.csr_col.clear(), last.csr_val.clear();
-        last.compress();
-      }
-      if (!quiet)
-        std::cerr << "verify: note: " << model << " has one output; it is verified as a binary classifier with two "
-                  << "classes, logits [0, z] (class 1 = positive: label 1 is robust where z > 0 on the whole box)\n";
-    }
-    auto session = try_session(model, g, quiet);
+    widen_binary_logit(*net, model, quiet);
+    auto session = try_session(model, g, quiet, /*two_classes=*/true);
     ro.solver.concrete = engine_forward(session, net->input_shape);
   } catch (const UnsupportedError& e) {
     reason = e.what();
@@ -531,7 +547,8 @@ int run_fairness(const po::variables_map& vm, const GlobalOptions& g, const engi
     if (net.input_size() != int64_t(features.size()))
       throw InputError("verify", fmt::format("--features lists {} names, the model takes {} inputs", features.size(),
                                              net.input_size()));
-    auto session = try_session(model, g, quiet);
+    widen_binary_logit(net, model, quiet);
+    auto session = try_session(model, g, quiet, /*two_classes=*/true);
     fo.solver.concrete = engine_forward(session, net.input_shape);
     auto t0 = std::chrono::steady_clock::now();
     parts = verify::verify_fairness(net, fo);
@@ -647,6 +664,7 @@ std::string run_instance_process(const Instance& in, double timeout, const Globa
 std::vector<std::string> forwarded_solver_args(const po::variables_map& vm) {
   std::vector<std::string> a;
   if (vm.count("no-alpha")) a.push_back("--no-alpha");
+  if (vm.count("no-beta")) a.push_back("--no-beta");
   if (vm.count("alpha-hidden")) a.push_back("--alpha-hidden");
   if (!vm["lookahead-depth"].defaulted()) a.insert(a.end(), {"--lookahead-depth", std::to_string(vm["lookahead-depth"].as<int>())});
   if (!vm["seed"].defaulted()) a.insert(a.end(), {"--seed", std::to_string(vm["seed"].as<uint64_t>())});
@@ -805,7 +823,7 @@ int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
 // The options each mode reads; any other option given on the command line is an error
 // (exit 2) rather than silently ignored. Options left at their defaults are not "given".
 const std::vector<std::string>& solver_option_names() {
-  static const std::vector<std::string> names{"timeout", "no-alpha", "alpha-hidden", "lookahead-depth", "seed"};
+  static const std::vector<std::string> names{"timeout", "no-alpha", "no-beta", "alpha-hidden", "lookahead-depth", "seed"};
   return names;
 }
 
@@ -861,6 +879,8 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
       "delta", po::value<double>(), "fairness, tree models: the score (raw margin / regression output) may move by at most this")(
       "minimal-distance", "data, tree models: also each sample's exact minimal adversarial L-inf distance")(
       "no-alpha", "skip alpha-CROWN slope optimisation")(
+      "no-beta", "ReLU branch and bound: re-bound every layer with CROWN per branch instead of beta-CROWN (the split "
+                 "constraints' multipliers on the parent's bounds)")(
       "alpha-hidden", "at the root, alpha-CROWN also tightens every hidden layer's bounds (networks up to 4096 ReLUs)")(
       "lookahead-depth", po::value<int>()->default_value(6), "input BaB: pick splits by bounding both halves above this depth")("seed", po::value<uint64_t>()->default_value(0), "falsifier seed")(
       "quiet,q", "only the verdict / summary");
@@ -884,8 +904,8 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
   if (vm.count("benchmark")) {
     // Each instance runs under its own limit (instances.csv, --timeout-override); the other solver options pass on.
     check_mode_options(vm, "--benchmark",
-                       {"benchmark", "out", "filter", "timeout-override", "no-alpha", "alpha-hidden", "lookahead-depth", "seed",
-                        "shard"});
+                       {"benchmark", "out", "filter", "timeout-override", "no-alpha", "no-beta", "alpha-hidden", "lookahead-depth",
+                        "seed", "shard"});
     return run_benchmark(vm, g);
   }
   // --fairness may take --data (tree models: boxes around rows); otherwise --data is the robustness mode.

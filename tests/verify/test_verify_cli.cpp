@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "mlaudit/datasets/npy.h"
+#include "mlaudit/engine/session.h"
 #include "test_util.h"
 
 using mlaudit::test::run_cli;
@@ -168,5 +170,70 @@ TEST_CASE("verify --fairness on the credit model reports partitions", "[verify][
               "/g.json");
   CHECK(r.exit_code == 2);
   CHECK(r.output.find("'gender' is not one of the --features") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("verify on a one-logit model: VNN-LIB reads the model's own output, fairness the decision z > 0",
+          "[verify][cli][binary]") {
+  // tools/export_binary_models.py: a PyTorch MLP with a Linear(16, 1) head on its inputs.
+  const std::string fx = mlaudit::test::source_path("tests/fixtures/binary");
+  const std::string dir = mlaudit::test::temp_dir("verify-logit");
+  mlaudit::engine::Tensor x = mlaudit::datasets::read_npy_float(fx + "/x.npy");
+  auto plain = mlaudit::engine::Session::load(fx + "/logit.onnx");  // one column, as the model gives it
+  const int n = int(x.shape()[1]);
+  // A property on Y_0 (the logit itself): always true on the box, so sat; the counterexample's
+  // Y_0 is the model's z there. (The concrete re-check once ran the two-class widening [0, z],
+  // whose Y_0 is the constant 0, and every such property timed out.)
+  {
+    std::ofstream f(dir + "/p.vnnlib");
+    for (int i = 0; i < n; ++i) f << "(declare-const X_" << i << " Real)\n";
+    f << "(declare-const Y_0 Real)\n";
+    for (int i = 0; i < n; ++i)
+      f << "(assert (>= X_" << i << " " << x.f32()[size_t(i)] - 0.1 << "))\n(assert (<= X_" << i << " "
+        << x.f32()[size_t(i)] + 0.1 << "))\n";
+    f << "(assert (>= Y_0 -1000))\n";
+  }
+  auto r = run_cli("verify --model " + fx + "/logit.onnx --vnnlib " + dir + "/p.vnnlib --timeout 20 --result " + dir +
+                   "/r.txt");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const std::string res = mlaudit::test::read_text(dir + "/r.txt");
+  REQUIRE(res.rfind("sat", 0) == 0);
+  CHECK(res.find("Y_1") == std::string::npos);
+  std::vector<float> cx(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    auto at = res.find("(X_" + std::to_string(i) + " ");
+    REQUIRE(at != std::string::npos);
+    cx[size_t(i)] = std::stof(res.substr(at + 4 + std::to_string(i).size()));
+  }
+  auto at = res.find("(Y_0 ");
+  REQUIRE(at != std::string::npos);
+  const double y0 = std::stod(res.substr(at + 5));
+  const float z = plain->forward(mlaudit::engine::Tensor::from_floats({1, n}, cx)).f32()[0];
+  CHECK(z != 0.0f);
+  CHECK(y0 == Approx(double(z)).margin(1e-6));
+  // Individual fairness on the same model compares the decisions z > 0 of the two copies. With a
+  // single output column it once had no class pair to compare and proved every partition.
+  {
+    std::ofstream f(dir + "/ranges.csv"), names(dir + "/features.txt");
+    f << "feature,min,max\n";
+    for (int i = 0; i < n; ++i) f << "f" << i << ",-2,2\n", names << "f" << i << "\n";
+  }
+  r = run_cli("--threads 2 verify --model " + fx + "/logit.onnx --fairness --protected f0 --protected-values -2,2 "
+              "--features " + dir + "/features.txt --domain " + dir + "/ranges.csv --partitions 1 --timeout 20 --out " +
+              dir + "/f.json");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  auto j = nlohmann::json::parse(mlaudit::test::read_text(dir + "/f.json"));
+  REQUIRE(j["partitions"].size() == 1);
+  CHECK(j["partitions"][0]["verdict"] == "counterexample");
+  REQUIRE(j["counterexample_pairs"].size() >= 1);
+  for (const auto& p : j["counterexample_pairs"]) {
+    auto a = p["output_a"].get<std::vector<double>>(), b = p["output_b"].get<std::vector<double>>();
+    REQUIRE(a.size() == 2);
+    REQUIRE(b.size() == 2);
+    CHECK(a[0] == 0.0);
+    CHECK((a[1] > 0) != (b[1] > 0));
+  }
   fs::remove_all(dir);
 }

@@ -6,10 +6,17 @@
 //    the unstable ReLUs' relaxation looseness), re-bound each half; a box with
 //    few unstable ReLUs is decided by splitting them into activation patterns
 //    (refute_pattern) before it is bisected further;
-//  * ReLU splitting otherwise: split the unstable neuron with the largest
-//    BaBSR-style score |lambda| * (-l u / (u - l)) (the chord's intercept
-//    weighted by its back-substituted coefficient), re-bound with the split
-//    fixed, and hand leaves with few unstable ReLUs to Z3.
+//    (at most VerifyOptions::input_split_max_dims = 16 varying inputs: ACAS Xu's 5,
+//    the control policies' 4-8, gcas's 14);
+//  * ReLU splitting otherwise (beta-CROWN, Wang et al., NeurIPS 2021): a branch
+//    keeps its parent's intermediate bounds with the new split applied, and each
+//    unsafe row is bounded by alpha/beta-CROWN (bounds.h beta_crown_objective:
+//    the split constraints enter by optimised multipliers), warm-started from the
+//    parent's slopes and multipliers; the neuron to split is chosen by filtered
+//    smart branching (BaBSR's score |lambda| * (-l u / (u - l)) ranks, the top
+//    candidates' children are bounded, the best worse child wins); leaves with
+//    few unstable ReLUs go to Z3. --no-beta: CROWN re-bounds every layer with the
+//    splits fixed and BaBSR picks the split (the method before beta-CROWN).
 // A branch is closed when every unsafe conjunction has a row whose CROWN lower
 // bound is > 0, or a non-negative combination of its rows' bounds (the exact
 // LP of combine_row_bounds) is > 0 after outward rounding.
@@ -20,10 +27,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <tuple>
 
 #include "mlaudit/engine/error.h"
 #include "mlaudit/verify/solver.h"
@@ -62,7 +72,10 @@ struct Domain {
   ReluSplits splits;
   std::vector<size_t> open;  // indices of unsafe conjunctions not yet refuted
   int depth = 0;
-  std::shared_ptr<const LayerBounds> parent;  // bounds of the enclosing branch (input splitting)
+  std::shared_ptr<const LayerBounds> parent;  // bounds of the enclosing branch
+  // ReLU splitting: the parent's optimised slopes and split multipliers per refutation row
+  // (key: conjunction index x 64 + row), the children's warm start (beta-CROWN).
+  std::shared_ptr<const std::map<size_t, SplitMultipliers>> warm;
 };
 
 // Shared state of one sub-property's search.
@@ -227,11 +240,9 @@ bool infeasible(const Network& net, const LayerBounds& b) {
 std::optional<Counterexample> try_point(const Search& s, const std::vector<double>& x) {
   std::vector<double> y = s.net.forward(x);
   if (!violates(s.sub.unsafe, y)) return std::nullopt;
-  std::vector<float> xf(x.size());
-  for (size_t i = 0; i < x.size(); ++i) {
-    xf[i] = float(x[i]);
-    if (double(xf[i]) < s.sub.box.lower[i] || double(xf[i]) > s.sub.box.upper[i]) return std::nullopt;
-  }
+  auto point = float_point_in_box(x, s.sub.box);
+  if (!point) return std::nullopt;
+  const std::vector<float>& xf = *point;
   std::vector<float> yf = s.opts.concrete ? s.opts.concrete(xf) : s.net.forward_f32(xf);
   std::vector<double> yd(yf.begin(), yf.end());
   if (!violates(s.sub.unsafe, yd)) return std::nullopt;
@@ -362,10 +373,25 @@ std::vector<Domain> process(Search& s, Domain d) {
   // networks with few ReLUs (ACAS Xu: 300; the bundled CNN's 18,880 would take
   // tens of seconds).
   const LayerBounds* prior = s.input_split ? d.parent.get() : nullptr;
-  auto bp = std::make_shared<LayerBounds>(
-      s.opts.alpha_crown && s.opts.alpha_crown_hidden && d.depth == 0 && net.relu_count() <= 4096
-          ? alpha_crown_bounds(net, d.box, d.splits, prior)
-          : crown_bounds(net, d.box, d.splits, false, false, prior));
+  // ReLU splitting with beta-CROWN keeps the parent's intermediate bounds and only adds the new
+  // split (Wang et al. 2021 re-optimise the objective, not every layer): l >= 0 for an active
+  // split, u <= 0 for an inactive one; the split constraints themselves enter the objective's
+  // bound through their multipliers.
+  const bool beta = !s.input_split && s.opts.beta_crown && d.parent;
+  std::shared_ptr<LayerBounds> bp;
+  if (beta) {
+    bp = std::make_shared<LayerBounds>(*d.parent);
+    for (size_t k = 0; k < d.splits.size() && k + 1 < net.layers.size(); ++k)
+      for (size_t j = 0; j < d.splits[k].size(); ++j) {
+        if (d.splits[k][j] > 0) bp->lower[k][j] = std::max(bp->lower[k][j], 0.0);
+        if (d.splits[k][j] < 0) bp->upper[k][j] = std::min(bp->upper[k][j], 0.0);
+      }
+  } else {
+    bp = std::make_shared<LayerBounds>(
+        s.opts.alpha_crown && s.opts.alpha_crown_hidden && d.depth == 0 && net.relu_count() <= 4096
+            ? alpha_crown_bounds(net, d.box, d.splits, prior)
+            : crown_bounds(net, d.box, d.splits, false, false, prior));
+  }
   const LayerBounds& b = *bp;
   if (infeasible(net, b)) return {};
   // Refute conjunctions; remember the worst row and its linear bound for branching.
@@ -374,6 +400,9 @@ std::vector<Domain> process(Search& s, Domain d) {
   double worst = std::numeric_limits<double>::infinity();
   ObjectiveBound worst_bound;
   std::vector<std::vector<double>> worst_relu_coef;
+  std::map<size_t, SplitMultipliers> warm_out;  // this branch's optimised slopes and multipliers
+  OutputConstraint worst_row;                   // the row of the worst bound, and its warm_out key
+  size_t worst_key = 0;
   for (size_t ci : d.open) {
     auto rows = refutation_rows(s.sub.unsafe[ci]);
     std::vector<std::vector<std::vector<double>>> relu_coef;
@@ -411,7 +440,23 @@ std::vector<Domain> process(Search& s, Domain d) {
         }
       }
     }
-    if (!refuted && s.opts.alpha_crown && d.depth == 0) {
+    if (!refuted && !s.input_split && s.opts.beta_crown) {
+      // alpha-CROWN at the root, beta-CROWN below it (the split constraints by their
+      // multipliers), each row warm-started from the parent's slopes and multipliers.
+      for (size_t r = 0; r < rows.size() && !refuted; ++r) {
+        const size_t key = ci * 64 + std::min<size_t>(r, 63);
+        SplitMultipliers st;
+        if (d.warm)
+          if (auto it = d.warm->find(key); it != d.warm->end()) st = it->second;
+        ObjectiveBound ab = beta_crown_objective(net, d.box, b, d.splits, rows[r], &st, s.opts.beta_iterations);
+        warm_out[key] = std::move(st);
+        if (ab.lower > 0) refuted = true;
+        else if (r == best_row && ab.lower > best.lower) {
+          best = std::move(ab);
+          best_lam.clear();
+        }
+      }
+    } else if (!refuted && s.opts.alpha_crown && d.depth == 0) {
       for (size_t r = 0; r < rows.size() && !refuted; ++r) {
         ObjectiveBound ab = alpha_crown_objective(net, d.box, b, rows[r]);
         if (ab.lower > 0) refuted = true;
@@ -422,6 +467,8 @@ std::vector<Domain> process(Search& s, Domain d) {
     open_lower.push_back(best.lower);
     if (best.lower < worst) {
       worst = best.lower;
+      worst_row = rows[best_row];
+      worst_key = ci * 64 + std::min<size_t>(best_row, 63);
       worst_bound = std::move(best);
       worst_relu_coef = relu_coef[best_row];
       if (!best_lam.empty()) {
@@ -658,6 +705,53 @@ std::vector<Domain> process(Search& s, Domain d) {
     z3_leaf(s, d, b);
     return {};
   }
+  // Filtered smart branching (FSB; De Palma et al., "Improved Branch and Bound for Neural Network
+  // Verification via Lagrangian Decomposition", 2021): the BaBSR score only ranks candidates;
+  // the top few are each tried, both children bounded at this branch's optimised slopes and
+  // multipliers (one back-substitution per child, no optimisation), and the split whose worse
+  // child is best wins (ties: the better sum).
+  const int fsb_k = s.opts.fsb_candidates;
+  if (s.opts.beta_crown && fsb_k > 1 && warm_out.count(worst_key)) {
+    std::vector<std::tuple<double, size_t, size_t>> cand;
+    for (size_t k = 0; k + 1 < net.layers.size(); ++k)
+      for (size_t j = 0; j < b.lower[k].size(); ++j) {
+        double l = b.lower[k][j], u = b.upper[k][j];
+        if (!(l < 0 && u > 0)) continue;
+        double coef = k < worst_relu_coef.size() && j < worst_relu_coef[k].size() ? std::fabs(worst_relu_coef[k][j]) : 1.0;
+        cand.emplace_back(coef * (-l * u / (u - l)) + 1e-12 * (u - l), k, j);
+      }
+    const size_t top = std::min(cand.size(), size_t(fsb_k));
+    std::partial_sort(cand.begin(), cand.begin() + std::ptrdiff_t(top), cand.end(), std::greater<>());
+    ReluSplits child_splits = d.splits;
+    if (child_splits.empty()) {
+      child_splits.resize(net.layers.size() - 1);
+      for (size_t k = 0; k + 1 < net.layers.size(); ++k) child_splits[k].assign(size_t(net.layers[k].out), 0);
+    }
+    LayerBounds cb = b;
+    SplitMultipliers st = warm_out[worst_key];
+    double best_min = -std::numeric_limits<double>::infinity(), best_sum = best_min;
+    for (size_t c = 0; c < top; ++c) {
+      const auto [score, k, j] = cand[c];
+      double child[2];
+      for (int phase = 0; phase < 2; ++phase) {
+        child_splits[k][j] = phase == 0 ? 1 : -1;
+        const double l = b.lower[k][j], u = b.upper[k][j];
+        cb.lower[k][j] = phase == 0 ? 0.0 : l;
+        cb.upper[k][j] = phase == 0 ? u : 0.0;
+        child[phase] = std::min(0.0, beta_crown_objective(net, d.box, cb, child_splits, worst_row, &st, 0).lower);
+        cb.lower[k][j] = l;
+        cb.upper[k][j] = u;
+      }
+      child_splits[k][j] = 0;
+      const double mn = std::min(child[0], child[1]), sm = child[0] + child[1];
+      if (mn > best_min || (mn == best_min && sm > best_sum)) {
+        best_min = mn;
+        best_sum = sm;
+        best_k = k;
+        best_j = j;
+      }
+    }
+  }
   Domain on = d, off = std::move(d);
   if (on.splits.empty()) {
     on.splits.resize(net.layers.size() - 1);
@@ -667,6 +761,11 @@ std::vector<Domain> process(Search& s, Domain d) {
   on.splits[best_k][best_j] = 1;
   off.splits[best_k][best_j] = -1;
   on.depth = off.depth = on.depth + 1;
+  if (s.opts.beta_crown) {
+    on.parent = off.parent = bp;
+    auto w = std::make_shared<const std::map<size_t, SplitMultipliers>>(std::move(warm_out));
+    on.warm = off.warm = w;
+  }
   return {std::move(on), std::move(off)};
 }
 
@@ -682,7 +781,8 @@ void worker(Search& s) {
     s.stack.pop_back();
     ++s.busy;
     lk.unlock();
-    const double volume = s.trace ? relative_volume(d.box, s.sub.box) : 0;
+    // Share of the search closed: the box's volume (input splitting), 2^-depth of the tree (ReLU splitting).
+    const double volume = !s.trace ? 0 : s.input_split ? relative_volume(d.box, s.sub.box) : std::ldexp(1.0, -d.depth);
     const int depth = d.depth;
     std::vector<Domain> children = process(s, std::move(d));
     lk.lock();

@@ -178,10 +178,14 @@ struct Backsub {
 // non-negative and the upper chord when negative; the affine layers substitute
 // exactly; at the input, min over the box of Lambda x is taken per sign.
 // `row_slopes` (alpha-CROWN with one slope set per row) overrides `slopes`.
+// `splits` + `row_betas` (beta-CROWN, one multiplier set per row): the Lagrangian term
+// -beta_j s_j z_j of each split neuron's constraint s_j z_j >= 0 joins the row's coefficient on z_j
+// (beta >= 0, so on the split region the bound can only decrease: still a lower bound there).
 Backsub back_substitute(const Network& net, const InputBox& box, const LayerBounds& bounds, size_t start,
                         RowMat lambda, Vec constant, const ReluSlopes* slopes,
                         std::vector<std::vector<std::vector<double>>>* relu_coef = nullptr,
-                        const std::vector<RowMat>* row_slopes = nullptr) {
+                        const std::vector<RowMat>* row_slopes = nullptr, const ReluSplits* splits = nullptr,
+                        const std::vector<RowMat>* row_betas = nullptr) {
   const detail::ProductScope products(net);  // GPU products when net.product_device asks (gpu_products.h)
   const Eigen::Index m = lambda.rows();
   Vec slack = Vec::Zero(m);
@@ -249,6 +253,24 @@ Backsub back_substitute(const Network& net, const InputBox& box, const LayerBoun
           lambda(i, j) = c * s_up;
           constant[i] += c * t_up;
           magnitude_const[i] += -c * t_up;
+        }
+      }
+    }
+    if (splits && row_betas && r < splits->size() && !(*splits)[r].empty()) {
+      // Split multipliers: coefficient on z_j gains -beta_j s_j; the addition's rounding
+      // (<= u |result|) times |z_j| <= max(|l_j|, |u_j|) goes into the slack.
+      const auto& sp = (*splits)[r];
+      const RowMat& beta = (*row_betas)[r];
+      // (A layer without multipliers yet, e.g. its first split being tried: beta = 0 there.)
+      if (beta.rows() == m && beta.cols() == lambda.cols())
+      for (Eigen::Index j = 0; j < lambda.cols(); ++j) {
+        if (sp[size_t(j)] == 0) continue;
+        const double zmax = std::max(std::fabs(lo[size_t(j)]), std::fabs(up[size_t(j)]));
+        for (Eigen::Index i = 0; i < m; ++i) {
+          const double bj = beta(i, j);
+          if (!(bj > 0)) continue;
+          lambda(i, j) -= bj * double(sp[size_t(j)]);
+          slack[i] += kUnit * std::fabs(lambda(i, j)) * zmax;
         }
       }
     }
@@ -435,8 +457,16 @@ RowMat right_mul_t(const RowMat& G, const AffineLayer& L) {
 //     df/dalpha_kj = g_nu_kj mu_r,kj where the slope is alpha (unstable, mu_r >= 0);
 //     g_r = g_nu .* s + (unstable, mu_r < 0 ? t : 0); through the pool,
 //     g_i = (taken ? g_r,j* : max ru_i).
+// beta-CROWN (Wang et al., NeurIPS 2021, Sec. 3.3): with `splits` and `betas` given, each split
+// neuron's multiplier beta_kj >= 0 enters as nu_kj -= beta_kj s_kj (the Lagrangian of s z >= 0), so
+// df/dbeta_kj = -s_kj g_nu_kj, ascended by its own Adam step (lr_beta) and projected onto
+// beta >= 0; `betas` in: the starting multipliers (rows x neurons per layer), out: the best ones.
+// `alpha_init`, when given, replaces the default starting slopes (warm start from a parent branch).
 std::vector<RowMat> optimise_slopes(const Network& net, const InputBox& box, const LayerBounds& bounds, size_t start,
-                                    const RowMat& lambda0, int iterations, double lr, double lr_decay) {
+                                    const RowMat& lambda0, int iterations, double lr, double lr_decay,
+                                    const ReluSplits* splits = nullptr, std::vector<RowMat>* betas = nullptr,
+                                    double lr_beta = 0.05, const std::vector<RowMat>* alpha_init = nullptr) {
+  const bool use_beta = splits && betas;
   const detail::ProductScope products(net);  // GPU products when net.product_device asks (gpu_products.h)
   const Eigen::Index m = lambda0.rows();
   std::vector<RowMat> alpha(start), best_alpha, m1(start), m2(start);
@@ -462,8 +492,30 @@ std::vector<RowMat> optimise_slopes(const Network& net, const InputBox& box, con
     m1[k] = RowMat::Zero(m, n);
     m2[k] = RowMat::Zero(m, n);
     if (const MaxPool* mp = net.pool(k)) pools[k] = pool_relaxation(*mp, lo, up);
+    if (alpha_init && k < alpha_init->size() && (*alpha_init)[k].rows() == m && (*alpha_init)[k].cols() == n)
+      for (Eigen::Index j = 0; j < n; ++j)
+        if (unstable[k][size_t(j)]) alpha[k].col(j) = (*alpha_init)[k].col(j).cwiseMax(0.0).cwiseMin(1.0);
   }
   best_alpha = alpha;
+  // Split multipliers and their Adam moments (only where the layer has splits).
+  std::vector<RowMat> beta, best_beta, b1, b2;
+  std::vector<char> layer_split(start, 0);
+  if (use_beta) {
+    beta.resize(start);
+    b1.resize(start);
+    b2.resize(start);
+    for (size_t k = 0; k < start; ++k) {
+      const Eigen::Index n = Eigen::Index(bounds.lower[k].size());
+      if (k < splits->size() && !(*splits)[k].empty())
+        for (int8_t v : (*splits)[k]) layer_split[k] |= v != 0;
+      if (!layer_split[k]) continue;
+      beta[k] = (k < betas->size() && (*betas)[k].rows() == m && (*betas)[k].cols() == n) ? RowMat((*betas)[k].cwiseMax(0.0))
+                                                                                           : RowMat(RowMat::Zero(m, n));
+      b1[k] = RowMat::Zero(m, n);
+      b2[k] = RowMat::Zero(m, n);
+    }
+    best_beta = beta;
+  }
   Vec best = Vec::Constant(m, -std::numeric_limits<double>::infinity());
   std::vector<RowMat> mur(start), S(start), taken(start);
   for (int it = 1; it <= iterations; ++it) {
@@ -506,6 +558,11 @@ std::vector<RowMat> optimise_slopes(const Network& net, const InputBox& box, con
       }
       mur[kk] = mu;
       RowMat nu = S[kk].cwiseProduct(mu);
+      if (use_beta && layer_split[kk]) {
+        const auto& sp = (*splits)[kk];
+        for (Eigen::Index j = 0; j < nu.cols(); ++j)
+          if (sp[size_t(j)] != 0) nu.col(j) -= double(sp[size_t(j)]) * beta[kk].col(j);
+      }
       f += nu * bias_of(net.layers[kk]);
       mu = left_mul(nu, net.layers[kk]);
     }
@@ -519,6 +576,9 @@ std::vector<RowMat> optimise_slopes(const Network& net, const InputBox& box, con
       if (f[row] > best[row]) {
         best[row] = f[row];
         for (size_t k = 0; k < start; ++k) best_alpha[k].row(row) = alpha[k].row(row);
+        if (use_beta)
+          for (size_t k = 0; k < start; ++k)
+            if (layer_split[k]) best_beta[k].row(row) = beta[k].row(row);
       }
     if (it == iterations) break;
     // Reverse, with an Adam ascent step per layer, projected onto [0, 1].
@@ -526,6 +586,21 @@ std::vector<RowMat> optimise_slopes(const Network& net, const InputBox& box, con
     for (size_t kk = 0; kk < start; ++kk) {
       RowMat gnu = right_mul_t(G, net.layers[kk]);
       gnu.rowwise() += bias_of(net.layers[kk]).transpose();
+      if (use_beta && layer_split[kk]) {
+        const auto& sp = (*splits)[kk];
+        for (Eigen::Index j = 0; j < gnu.cols(); ++j) {
+          if (sp[size_t(j)] == 0) continue;
+          for (Eigen::Index row = 0; row < m; ++row) {
+            const double grad = -double(sp[size_t(j)]) * gnu(row, j);
+            double& p = b1[kk](row, j);
+            double& q = b2[kk](row, j);
+            p = 0.9 * p + 0.1 * grad;
+            q = 0.999 * q + 0.001 * grad * grad;
+            double& bj = beta[kk](row, j);
+            bj = std::max(0.0, bj + lr_beta * (p / bc1) / (std::sqrt(q / bc2) + 1e-8));
+          }
+        }
+      }
       const RowMat& mk = mur[kk];
       RowMat gr(m, mk.cols());
       for (Eigen::Index j = 0; j < mk.cols(); ++j) {
@@ -554,7 +629,9 @@ std::vector<RowMat> optimise_slopes(const Network& net, const InputBox& box, con
       }
     }
     lr *= lr_decay;
+    lr_beta *= lr_decay;
   }
+  if (use_beta) *betas = std::move(best_beta);
   return best_alpha;
 }
 
@@ -575,6 +652,55 @@ ObjectiveBound alpha_crown_objective(const Network& net, const InputBox& box, co
     best.lower = bs.lower[0];
     best.constant = bs.constant[0] - bs.slack[0];
     best.input_coef.assign(bs.input_coef.row(0).data(), bs.input_coef.row(0).data() + bs.input_coef.cols());
+  }
+  return best;
+}
+
+ObjectiveBound beta_crown_objective(const Network& net, const InputBox& box, const LayerBounds& bounds,
+                                    const ReluSplits& splits, const OutputConstraint& objective, SplitMultipliers* state,
+                                    int iterations, double lr_alpha, double lr_beta, double lr_decay) {
+  const size_t last = net.layers.size() - 1;
+  ObjectiveBound best = crown_objective(net, box, bounds, {objective})[0];
+  if (last == 0) return best;
+  RowMat lambda(1, net.output_size());
+  for (int64_t j = 0; j < net.output_size(); ++j) lambda(0, j) = objective.coef[size_t(j)];
+  // Warm start (a parent branch's optimised slopes and multipliers), one row.
+  std::vector<RowMat> alpha0, betas;
+  auto to_rows = [](const std::vector<std::vector<double>>& v, std::vector<RowMat>& out) {
+    out.resize(v.size());
+    for (size_t k = 0; k < v.size(); ++k) out[k] = Eigen::Map<const RowMat>(v[k].data(), 1, Eigen::Index(v[k].size()));
+  };
+  if (state) {
+    to_rows(state->alpha, alpha0);
+    to_rows(state->beta, betas);
+  }
+  if (iterations <= 0) {
+    // Evaluate at the given slopes and multipliers (e.g. a parent's, to rank candidate splits).
+    if (!state || alpha0.size() != last) return best;
+    Backsub bs = back_substitute(net, box, bounds, last, lambda, Vec::Constant(1, objective.constant), nullptr, nullptr,
+                                 &alpha0, &splits, betas.size() == last ? &betas : nullptr);
+    if (bs.lower[0] > best.lower) {
+      best.lower = bs.lower[0];
+      best.constant = bs.constant[0] - bs.slack[0];
+      best.input_coef.assign(bs.input_coef.row(0).data(), bs.input_coef.row(0).data() + bs.input_coef.cols());
+    }
+    return best;
+  }
+  std::vector<RowMat> slopes = optimise_slopes(net, box, bounds, last, lambda, iterations, lr_alpha, lr_decay, &splits,
+                                               &betas, lr_beta, state ? &alpha0 : nullptr);
+  // The optimised slopes' and multipliers' bound, computed soundly (rounded outward).
+  Vec c = Vec::Constant(1, objective.constant);
+  Backsub bs = back_substitute(net, box, bounds, last, lambda, c, nullptr, nullptr, &slopes, &splits, &betas);
+  if (bs.lower[0] > best.lower) {
+    best.lower = bs.lower[0];
+    best.constant = bs.constant[0] - bs.slack[0];
+    best.input_coef.assign(bs.input_coef.row(0).data(), bs.input_coef.row(0).data() + bs.input_coef.cols());
+  }
+  if (state) {
+    state->alpha.assign(slopes.size(), {});
+    state->beta.assign(betas.size(), {});
+    for (size_t k = 0; k < slopes.size(); ++k) state->alpha[k].assign(slopes[k].data(), slopes[k].data() + slopes[k].size());
+    for (size_t k = 0; k < betas.size(); ++k) state->beta[k].assign(betas[k].data(), betas[k].data() + betas[k].size());
   }
   return best;
 }

@@ -26,6 +26,26 @@ bool violates(const std::vector<OutputConjunction>& unsafe, const std::vector<do
   return false;
 }
 
+std::optional<std::vector<float>> float_point_in_box(const std::vector<double>& x, const InputBox& box) {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  std::vector<float> xf(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double lo = box.lower[i], hi = box.upper[i];
+    float v = float(std::clamp(x[i], lo, hi));
+    if (double(v) < lo) v = std::nextafter(v, kInf);
+    if (double(v) > hi) v = std::nextafter(v, -kInf);
+    if (double(v) < lo || double(v) > hi) {
+      // No float32 within one ulp inside [lo, hi]: fine only when the interval holds none at all.
+      float first = float(lo);
+      if (double(first) < lo) first = std::nextafter(first, kInf);
+      if (double(first) <= hi) return std::nullopt;
+      v = float(std::clamp(x[i], lo, hi));  // nearest float32 (round to nearest)
+    }
+    xf[i] = v;
+  }
+  return xf;
+}
+
 namespace {
 
 // Margin of the unsafe region: min over conjunctions of max over rows of
@@ -86,15 +106,9 @@ std::vector<double> input_gradient(const Network& net, const std::vector<double>
 
 std::optional<Counterexample> confirm(const Network& net, const SubProperty& sub, const std::vector<double>& x,
                                       const VerifyOptions& opts) {
-  std::vector<float> xf(x.size());
-  for (size_t i = 0; i < x.size(); ++i) {
-    // Round to float32 inside the box (the counterexample must lie in it).
-    float v = float(x[i]);
-    if (double(v) < sub.box.lower[i]) v = std::nextafter(v, std::numeric_limits<float>::infinity());
-    if (double(v) > sub.box.upper[i]) v = std::nextafter(v, -std::numeric_limits<float>::infinity());
-    if (double(v) < sub.box.lower[i] || double(v) > sub.box.upper[i]) return std::nullopt;
-    xf[i] = v;
-  }
+  auto point = float_point_in_box(x, sub.box);
+  if (!point) return std::nullopt;
+  const std::vector<float>& xf = *point;
   std::vector<float> yf = opts.concrete ? opts.concrete(xf) : net.forward_f32(xf);
   std::vector<double> y(yf.begin(), yf.end());
   if (!violates(sub.unsafe, y)) return std::nullopt;

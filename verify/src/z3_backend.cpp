@@ -259,15 +259,9 @@ VerifyResult z3_check_in_process(const Network& net, const InputBox& box, const 
             x[size_t(i)] = std::clamp(to_double(model.eval(xs[size_t(i)], true)), box.lower[size_t(i)], box.upper[size_t(i)]);
           // Round to float32 inside the box, as the falsifier's confirm() does: a vertex model on a
           // face whose bound is not a float32 (0.7) would otherwise round out of the box and be dropped.
-          std::vector<float> xf(x.begin(), x.end());
-          for (int64_t i = 0; i < n0; ++i) {
-            float& v = xf[size_t(i)];
-            if (double(v) < box.lower[size_t(i)]) v = std::nextafter(v, std::numeric_limits<float>::infinity());
-            if (double(v) > box.upper[size_t(i)]) v = std::nextafter(v, -std::numeric_limits<float>::infinity());
-          }
-          bool inside = true;
-          for (int64_t i = 0; i < n0; ++i)
-            if (double(xf[size_t(i)]) < box.lower[size_t(i)] || double(xf[size_t(i)]) > box.upper[size_t(i)]) inside = false;
+          auto point = float_point_in_box(x, box);
+          const bool inside = point.has_value();
+          std::vector<float> xf = inside ? *point : std::vector<float>(x.begin(), x.end());
           std::vector<float> yf = concrete ? concrete(xf) : net.forward_f32(xf);
           std::vector<double> y(yf.begin(), yf.end());
           if (inside && violates({conj}, y)) {

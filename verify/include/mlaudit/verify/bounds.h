@@ -75,6 +75,28 @@ ObjectiveBound alpha_crown_objective(const Network& net, const InputBox& box, co
                                      const OutputConstraint& objective, int iterations = 20, double lr = 0.5,
                                      double lr_decay = 0.98);
 
+/// One objective's optimised lower ReLU slopes (alpha, per hidden layer and neuron) and split
+/// multipliers (beta, per hidden layer and neuron; 0 where not split), carried from a branch to
+/// its children as a warm start. Empty = start from CROWN's slopes and beta = 0.
+struct SplitMultipliers {
+  ReluSlopes alpha;
+  std::vector<std::vector<double>> beta;
+};
+
+/// beta-CROWN (Wang et al., "Beta-CROWN: Efficient Bound Propagation with Per-neuron Split
+/// Constraints", NeurIPS 2021): lower bound of one objective over the branch {x in box: s z >= 0
+/// for each split neuron}. `bounds` must already hold the splits (apply_splits: active split l >= 0,
+/// inactive u <= 0). Each split constraint enters by its Lagrange multiplier beta >= 0 (the term
+/// -beta s z joins the back-substitution at its layer), optimised jointly with the lower slopes by
+/// projected gradient ascent (Adam; lr_alpha 0.1, lr_beta 0.05, decay 0.98, best kept); the
+/// chosen values' bound is recomputed with outward rounding, and the result is never looser than
+/// CROWN. `state` (optional): in, a warm start; out, the chosen slopes and multipliers.
+/// iterations = 0: the bound at `state`'s slopes and multipliers as they are (no optimisation).
+ObjectiveBound beta_crown_objective(const Network& net, const InputBox& box, const LayerBounds& bounds,
+                                    const ReluSplits& splits, const OutputConstraint& objective,
+                                    SplitMultipliers* state = nullptr, int iterations = 20, double lr_alpha = 0.1,
+                                    double lr_beta = 0.05, double lr_decay = 0.98);
+
 /// alpha-CROWN for the hidden layers too: crown_bounds, then every unstable
 /// neuron's lower and upper bound (layers 1..L-2, in order) optimised over its
 /// own slopes of all ReLU layers below it (auto_LiRPA with optimised

@@ -78,12 +78,16 @@ struct VerifyOptions {
   bool alpha_crown = true;        ///< optimise slopes (alpha-CROWN) before branching
   bool alpha_crown_hidden = false; ///< at the root, also optimise the hidden layers' bounds (alpha_crown_bounds; off:
                                    ///< no measured gain on ACAS Xu, where input splitting tightens them anyway)
-  int input_split_max_dims = 12;  ///< input branch and bound when at most this many inputs vary
+  int input_split_max_dims = 16;  ///< input branch and bound when at most this many inputs vary (see bab.cpp)
   int lookahead_depth = 6;        ///< input BaB: above this depth choose splits by bounding both halves of every dimension
   int pattern_max_unstable = 12;  ///< input BaB: decide a box exactly by its ReLUs' activation patterns at or below
                                   ///< this many unstable ReLUs (bab.cpp, refute_pattern; networks of at most
                                   ///< 4,096 ReLUs without pooling); -1: never
   int pattern_max_splits = 256;   ///< ReLU splits allowed per such attempt (then it gives up and the box is bisected)
+  bool beta_crown = true;         ///< ReLU BaB: beta-CROWN bounds per branch (parent's intermediate bounds + split
+                                  ///< multipliers); false: CROWN re-bounds every layer with the splits fixed
+  int beta_iterations = 20;       ///< ReLU BaB: alpha/beta optimisation steps per branch and row
+  int fsb_candidates = 3;         ///< ReLU BaB (beta-CROWN): BaBSR's top candidates tried per split (FSB, as alpha-beta-CROWN's kfsb default); 1 = BaBSR
   int z3_max_unstable = 12;       ///< ReLU BaB hands a leaf to Z3 at or below this many unstable ReLUs
   double z3_leaf_timeout_s = 10;  ///< per Z3 call (watchdog-enforced)
   ConcreteForward concrete;       ///< counterexample check; empty = network.forward_f32
@@ -98,6 +102,14 @@ ObjectiveBound combine_row_bounds(const std::vector<ObjectiveBound>& rows, size_
 
 /// Decide a VNN-LIB property on the network.
 VerifyResult verify_property(const Network& net, const Property& prop, const VerifyOptions& opts);
+
+/// The float32 input a counterexample at `x` (a point of `box`, in double) is checked and
+/// reported at: each coordinate rounded to float32 and nudged by one ulp back into its interval
+/// when rounding left it. A coordinate whose interval holds no float32 at all (VNN-LIB often fixes
+/// a coordinate to one decimal like X_0 = -0.432882241988499) takes the nearest float32, the value
+/// the float32 model receives there (within half an ulp of the box). nullopt when some
+/// coordinate's interval holds float32 values and none is within one ulp of x (not expected).
+std::optional<std::vector<float>> float_point_in_box(const std::vector<double>& x, const InputBox& box);
 
 /// True when `output` satisfies every constraint of one unsafe conjunction (coef . y + c <= 0).
 bool violates(const std::vector<OutputConjunction>& unsafe, const std::vector<double>& output);
