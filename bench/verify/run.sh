@@ -29,6 +29,7 @@ SHARED=${MLAUDIT_SHARED_DATASETS:-$ROOT/../shared/datasets}
 ACAS=$SHARED/vnncomp2022/$BENCH
 THREADS=${THREADS:-2}
 OUT=${OUT:-$(mktemp -d /tmp/mlaudit-bench-verify-XXXXXX)}
+mkdir -p "$OUT"
 
 if [ ! -f "$ACAS/instances.csv" ]; then
   echo "verify bench: $BENCH not found at $ACAS; skipped"
