@@ -65,7 +65,12 @@ int run_command(const std::string& name, const std::vector<std::string>& args, c
     else if (args[k] == "--quiet" || args[k] == "-q") g.quiet = true;
     else rest.push_back(args[k]);
   }
-  return it->second.fn(rest, g);
+  try {
+    return it->second.fn(rest, g);
+  } catch (const ParameterError& e) {
+    // A library names its parameter ("eps must be >= 0"); here it is the command's flag (--eps).
+    throw InputError(e.module(), flag_spelling(e.parameter()) + e.rest());
+  }
 }
 
 const std::vector<OptionAlias>& option_aliases() {
@@ -227,6 +232,12 @@ bool parse_options(const std::string& command, const std::string& usage, po::opt
 std::string to_lower(std::string text) {
   for (auto& c : text) c = char(std::tolower(static_cast<unsigned char>(c)));
   return text;
+}
+
+std::string flag_spelling(const std::string& parameter) {
+  std::string flag = "--" + parameter;
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  return flag;
 }
 
 std::vector<std::string> parse_name_list(const std::string& option, const std::string& spec) {

@@ -98,6 +98,10 @@ std::vector<std::string> parse_name_list(const std::string& option, const std::s
 /// ASCII lower case: option values that name things (attacks, norms, methods) are
 /// case-insensitive (PGD, Linf, IG spellings as papers write them).
 std::string to_lower(std::string text);
+
+/// The flag that sets a library parameter: "favorable_label" -> "--favorable-label". Libraries
+/// name their parameters (ParameterError, fairness's ParameterSpelling); the CLI words them so.
+std::string flag_spelling(const std::string& parameter);
 /// The q-quantile of `v` (linear interpolation between order statistics, numpy's default);
 /// NaN for an empty `v`.
 double percentile(std::vector<double> v, double q);

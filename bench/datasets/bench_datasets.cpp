@@ -12,7 +12,7 @@
 #include "mlaudit/datasets/csv.h"
 #include "mlaudit/datasets/idx.h"
 #include "mlaudit/datasets/npy.h"
-#include "mlaudit/engine/error.h"
+#include "mlaudit/common/error.h"
 
 using namespace mlaudit;
 

@@ -20,6 +20,7 @@
 #include "mlaudit/datasets/io.h"
 #include "shard.h"
 #include "mlaudit/engine/error.h"
+#include "mlaudit/engine/session.h"
 #include "mlaudit/reports/audit.h"
 #include "mlaudit/reports/check.h"
 #include "mlaudit/reports/config.h"
@@ -314,6 +315,33 @@ std::map<std::string, MergedSection> merge_audit_parts(const reports::AuditConfi
   return merged;
 }
 
+// A model as the sections' commands load it, for the dry run (reports links no engine):
+// the per-sample input shape and the class count C of the audited output [N, C], from its
+// static shape or else from one forward pass of zeros.
+reports::ModelShape probe_model(const reports::ModelSpec& m) {
+  engine::SessionOptions options;
+  options.output = m.output;
+  options.binary_two_classes = true;  // a one-column binary classifier scores two classes, as in the commands
+  const std::unique_ptr<engine::Session> session = engine::Session::load(m.path, options);
+  reports::ModelShape out;
+  const engine::Shape in = session->input_shape();
+  if (!in.empty()) out.input.assign(in.begin() + 1, in.end());
+  const engine::Shape& o = session->audited_output().shape;
+  if (o.size() == 2 && o[1] > 0) {
+    out.classes = o[1];
+  } else if (!in.empty()) {
+    engine::Shape probe = in;
+    for (auto& d : probe) d = d < 0 ? 1 : d;
+    try {
+      engine::Tensor y = session->forward(engine::Tensor::full(probe, 0.0f));
+      if (y.rank() == 2) out.classes = y.dim(1);
+    } catch (const std::exception&) {
+      // an input the zeros probe cannot feed: the command reports it when it runs
+    }
+  }
+  return out;
+}
+
 // The tables the section commands check their options against, so `audit --check`
 // refuses exactly what the commands would refuse.
 reports::SectionVocabulary section_vocabulary() {
@@ -372,6 +400,7 @@ int cmd_audit(const std::vector<std::string>& args, const GlobalOptions& global)
   reports::CheckOptions check_options;
   if (vm.count("out")) check_options.out_dir = vm["out"].as<std::string>();
   if (vm.count("diff")) check_options.diff_path = vm["diff"].as<std::string>();
+  check_options.probe_model = probe_model;
   const reports::CheckSummary checked = reports::check_audit(config, section_vocabulary(), check_options);
   if (vm.count("check")) {
     if (!quiet)

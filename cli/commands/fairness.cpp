@@ -25,15 +25,6 @@
 namespace mlaudit::cli {
 namespace {
 
-// The fairness module names a parameter by its options field ("favorable_label"); here it is
-// the flag that sets it ("--favorable-label").
-std::string flag_spelling(const std::string& parameter) {
-  std::string flag = "--" + parameter;
-  for (auto& c : flag)
-    if (c == '_') c = '-';
-  return flag;
-}
-
 int cmd_fairness(const std::vector<std::string>& args, const GlobalOptions& global) {
   po::options_description desc("fairness options");
   desc.add_options()

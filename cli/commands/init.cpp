@@ -116,7 +116,7 @@ std::string yaml_list(const std::vector<std::string>& items) {
 
 // Numbers as people write them: 0.85, 0.0015 (no trailing zeros).
 std::string num(double v) { return fmt::format("{:.6g}", v); }
-// A gate argument that must match a section value within 1e-6 (reports/src/metrics.cpp same_number).
+// A gate argument that must match a section value within 1e-6 (same_number, reports/src/sections/metrics.h).
 std::string exact(double v) { return fmt::format("{:.10g}", v); }
 double floor_to(double v, double step) { return std::floor(v / step + 1e-9) * step; }
 double ceil_to(double v, double step) { return std::ceil(v / step - 1e-9) * step; }

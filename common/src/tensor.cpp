@@ -1,14 +1,13 @@
-#include "mlaudit/engine/tensor.h"
+#include "mlaudit/common/tensor.h"
 
 #include <fmt/format.h>
 
 #include <cstdint>
 #include <cstdlib>
-#include <malloc.h>
 #include <cstring>
 #include <limits>
 
-#include "mlaudit/engine/error.h"
+#include "mlaudit/common/error.h"
 
 namespace mlaudit::engine {
 
@@ -51,14 +50,6 @@ std::string shape_str(const Shape& s) {
   std::string out = "[";
   for (size_t i = 0; i < s.size(); ++i) out += (i ? "," : "") + std::to_string(s[i]);
   return out + "]";
-}
-
-void tune_process_allocator() {
-  // Keep freed activation buffers in the heap instead of returning them to the OS: attacks
-  // and attributions run the same shapes thousands of times, and fresh mmap'd pages cost a
-  // page fault per 4 KiB on every call.
-  mallopt(M_MMAP_THRESHOLD, 256 << 20);
-  mallopt(M_TRIM_THRESHOLD, 512 << 20);
 }
 
 namespace {

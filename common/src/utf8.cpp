@@ -1,5 +1,5 @@
 // UTF-8 validation (RFC 3629 section 4's table of well-formed byte sequences).
-#include "mlaudit/engine/utf8.h"
+#include "mlaudit/common/utf8.h"
 
 #include <cstdint>
 #include <cstring>

@@ -14,8 +14,8 @@
 
 #include <fmt/format.h>
 
-#include "mlaudit/engine/error.h"
-#include "mlaudit/engine/utf8.h"
+#include "mlaudit/common/error.h"
+#include "mlaudit/common/utf8.h"
 
 namespace mlaudit::datasets {
 

@@ -23,7 +23,7 @@
 #include <fmt/format.h>
 
 #include "mlaudit/datasets/io.h"
-#include "mlaudit/engine/error.h"
+#include "mlaudit/common/error.h"
 
 namespace mlaudit::datasets {
 

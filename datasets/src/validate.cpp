@@ -9,7 +9,7 @@
 #include <filesystem>
 
 #include "mlaudit/datasets/io.h"
-#include "mlaudit/engine/error.h"
+#include "mlaudit/common/error.h"
 
 namespace mlaudit::datasets {
 

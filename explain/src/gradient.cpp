@@ -231,7 +231,7 @@ void gauss_legendre(int n, std::vector<double>& nodes, std::vector<double>& weig
 IgPath ig_path(IgRule rule, int steps) {
   IgPath p;
   if (rule == IgRule::GaussLegendre) {
-    if (steps < 1) throw InputError("explain", fmt::format("--steps: {} (Gauss-Legendre needs at least 1)", steps));
+    if (steps < 1) throw ParameterError("explain", "steps", fmt::format(": {} (Gauss-Legendre needs at least 1)", steps));
     std::vector<double> x, w;
     gauss_legendre(steps, x, w);
     // Captum: alphas = 0.5 (1 + x) maps [-1,1] to [0,1]; step sizes = 0.5 w.
@@ -241,7 +241,7 @@ IgPath ig_path(IgRule rule, int steps) {
     }
     return p;
   }
-  if (steps < 2) throw InputError("explain", fmt::format("--steps: {} (Riemann rules need at least 2)", steps));
+  if (steps < 2) throw ParameterError("explain", "steps", fmt::format(": {} (Riemann rules need at least 2)", steps));
   const double n = steps;
   p.step_sizes.assign(steps, 1.0 / n);
   // torch.linspace(a, b, n): a + i (b - a) / (n - 1)
@@ -339,7 +339,7 @@ Tensor gaussian_blur(const Tensor& x, double sigma) {
   if (x.rank() < 3)
     throw InputError("explain", fmt::format("--baseline blur needs image input [N,...,H,W], got {}",
                                             engine::shape_str(x.shape())));
-  if (!(sigma > 0)) throw InputError("explain", fmt::format("--blur-sigma: {} must be positive", sigma));
+  if (!(sigma > 0)) throw ParameterError("explain", "blur_sigma", fmt::format(": {} must be positive", sigma));
   const int64_t h = x.dim(-2), w = x.dim(-1), planes = x.numel() / (h * w);
   const int radius = static_cast<int>(std::ceil(3 * sigma));
   std::vector<double> k(2 * radius + 1);
@@ -423,8 +423,8 @@ Tensor smoothgrad(const Model& model, const Tensor& x, const std::vector<int64_t
                                               engine::shape_str(opts.noise->shape()), engine::shape_str(x.shape())));
     samples = opts.noise->shape()[0];
   }
-  if (samples < 1) throw InputError("explain", fmt::format("--samples: {} must be at least 1", samples));
-  if (!(opts.noise_level >= 0)) throw InputError("explain", "--noise-level must be non-negative");
+  if (samples < 1) throw ParameterError("explain", "samples", fmt::format(": {} must be at least 1", samples));
+  if (!(opts.noise_level >= 0)) throw ParameterError("explain", "noise_level", " must be non-negative");
   const engine::Shape rs = detail::row_shape(x);
   const float* xp = x.f32();
   // sigma_i = noise_level * (max(x_i) - min(x_i))  (Smilkov et al. 2017, Sec. 3)

@@ -159,7 +159,7 @@ Tensor occlusion(const Model& model, const Tensor& x, const std::vector<int64_t>
 std::vector<int64_t> grid_superpixels(const Shape& sample_shape, int64_t size) {
   if (sample_shape.size() < 2)
     throw InputError("explain", fmt::format("superpixels need image samples [...,H,W], got {}", engine::shape_str(sample_shape)));
-  if (size < 1) throw InputError("explain", fmt::format("--superpixel: size {} must be at least 1", size));
+  if (size < 1) throw ParameterError("explain", "superpixel", fmt::format(": size {} must be at least 1", size));
   const int64_t h = sample_shape[sample_shape.size() - 2], w = sample_shape.back();
   const int64_t gh = (h + size - 1) / size, gw = (w + size - 1) / size;
   const int64_t planes = engine::shape_numel(sample_shape) / (h * w);

@@ -16,8 +16,7 @@
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/datasets/validate.h"
-#include "mlaudit/engine/error.h"
-#include "mlaudit/engine/session.h"
+#include "mlaudit/common/error.h"
 #include "mlaudit/reports/gates.h"
 #include "mlaudit/reports/report.h"
 #include "mlaudit/reports/sections.h"
@@ -43,40 +42,13 @@ bool contains(const std::vector<std::string>& list, const std::string& v) {
   return std::find(list.begin(), list.end(), v) != list.end();
 }
 
-// A model as the sections' commands load it, with its class count.
-struct LoadedModel {
-  std::unique_ptr<engine::Session> session;
-  engine::Shape input;  // per-sample input shape from the graph (batch dimension dropped)
-  int64_t classes = -1;  // -1: not known (the output has no static class dimension and a probe failed)
-};
-
-LoadedModel load_model(const ModelSpec& m, const AuditConfig& cfg) {
-  LoadedModel out;
-  engine::SessionOptions options;
-  options.output = m.output;
-  options.binary_two_classes = true;  // a one-column binary classifier scores two classes, as in the commands
+// A model as the sections' commands load it (by the CLI's probe), with its class count.
+ModelShape load_model(const ModelSpec& m, const AuditConfig& cfg, const ModelProbe& probe) {
   try {
-    out.session = engine::Session::load(m.path, options);
+    return probe(m);
   } catch (const InputError& e) {
     fail_at(cfg, m.mark, fmt::format("model '{}': {}", m.id, e.what()));
   }
-  engine::Shape in = out.session->input_shape();
-  if (!in.empty()) out.input.assign(in.begin() + 1, in.end());
-  // C from the audited output's static shape [N, C]; else from one forward pass of zeros
-  const engine::Shape& o = out.session->audited_output().shape;
-  if (o.size() == 2 && o[1] > 0) {
-    out.classes = o[1];
-  } else if (!in.empty()) {
-    engine::Shape probe = in;
-    for (auto& d : probe) d = d < 0 ? 1 : d;
-    try {
-      engine::Tensor y = out.session->forward(engine::Tensor::full(probe, 0.0f));
-      if (y.rank() == 2) out.classes = y.dim(1);
-    } catch (const std::exception&) {
-      // an input the zeros probe cannot feed: the command reports it when it runs
-    }
-  }
-  return out;
 }
 
 // The .npy inputs of a data set as the sections see them: shape from the header,
@@ -294,10 +266,11 @@ CheckSummary check_audit(const AuditConfig& cfg, const SectionVocabulary& vocab,
   if (!options.diff_path.empty()) check_diff(options.diff_path);
 
   // Models the sections use, loaded as their commands load them.
-  std::map<std::string, LoadedModel> models;
+  std::map<std::string, ModelShape> models;
   for (const auto& s : cfg.sections)
-    if (!models.count(s.model)) models.emplace(s.model, load_model(*cfg.model(s.model), cfg));
-  summary.models_loaded = int(models.size());
+    if (!models.count(s.model))
+      models.emplace(s.model, options.probe_model ? load_model(*cfg.model(s.model), cfg, options.probe_model) : ModelShape{});
+  if (options.probe_model) summary.models_loaded = int(models.size());
 
   // Data sets: .npy headers and labels, CSV headers.
   std::map<std::string, NpyData> npy;
@@ -308,7 +281,7 @@ CheckSummary check_audit(const AuditConfig& cfg, const SectionVocabulary& vocab,
   }
 
   for (const auto& s : cfg.sections) {
-    const LoadedModel& model = models.at(s.model);
+    const ModelShape& model = models.at(s.model);
     const DatasetSpec* ds = s.data.empty() ? nullptr : cfg.dataset(s.data);
     const NpyData* data = ds && npy.count(ds->id) ? &npy.at(ds->id) : nullptr;
     const SectionKindDef& kind = section_kind_def(s.kind);

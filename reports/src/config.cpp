@@ -15,7 +15,7 @@
 #include <sstream>
 
 #include "mlaudit/datasets/io.h"
-#include "mlaudit/engine/error.h"
+#include "mlaudit/common/error.h"
 #include "mlaudit/reports/gates.h"
 #include "mlaudit/reports/sections.h"
 #include "sections/context.h"

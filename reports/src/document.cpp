@@ -10,8 +10,8 @@
 
 #include "doc.h"
 #include "mlaudit/datasets/npy.h"
-#include "mlaudit/engine/error.h"
-#include "mlaudit/engine/tensor.h"
+#include "mlaudit/common/error.h"
+#include "mlaudit/common/tensor.h"
 #include "mlaudit/reports/gates.h"
 #include "mlaudit/reports/report.h"
 #include "mlaudit/reports/sections.h"

@@ -16,7 +16,7 @@
 #include "mlaudit/datasets/csv.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
-#include "mlaudit/engine/error.h"
+#include "mlaudit/common/error.h"
 #include "mlaudit/reports/audit.h"
 #include "mlaudit/reports/check.h"
 #include "mlaudit/reports/gates.h"
@@ -347,7 +347,7 @@ AuditResult run_audit(const AuditConfig& cfg, const AuditOptions& opt, const Com
                         {"ops", info.at("op_histogram")},    {"unsupported_ops", info.at("unsupported_ops")},
                         {"flops", info.value("flops", json(nullptr))}};
       if (info.contains("flops_error")) rec["summary"]["flops_error"] = info["flops_error"];
-    } catch (const std::exception& e) {
+    } catch (const InputError& e) {  // a model 'mlaudit info' refuses; anything else is an internal error (exit 3)
       rec["summary"] = nullptr;
       rec["error"] = e.what();
     }

@@ -10,7 +10,7 @@
 
 #include "doc.h"
 #include "mlaudit/datasets/io.h"
-#include "mlaudit/engine/error.h"
+#include "mlaudit/common/error.h"
 #include "mlaudit/reports/report.h"
 
 namespace fs = std::filesystem;

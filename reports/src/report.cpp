@@ -20,7 +20,7 @@
 #include "mlaudit/reports/report.h"
 #include "mlaudit/reports/sections.h"
 #include "mlaudit/datasets/io.h"
-#include "mlaudit/engine/error.h"
+#include "mlaudit/common/error.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;

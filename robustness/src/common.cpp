@@ -285,14 +285,14 @@ AttackResult run_attack(const std::string& name_in, const engine::Model& model, 
   else if (name == "autoattack") algo = detail::autoattack;
   else throw InputError("robustness", "unknown attack '" + name + "' (expected one of fgsm, pgd, apgd-ce, apgd-dlr, apgd-t, square, fab, fab-t, cw-l2, deepfool, hsja, boundary, autoattack)");
 
-  // Option checks: every message names the option.
-  if (!(cfg.eps >= 0) || !std::isfinite(cfg.eps)) throw InputError("robustness", fmt::format("--eps must be >= 0, got {}", cfg.eps));
+  // Option checks: every message names the parameter (the CLI words it as its flag).
+  if (!(cfg.eps >= 0) || !std::isfinite(cfg.eps)) throw ParameterError("robustness", "eps", fmt::format(" must be >= 0, got {}", cfg.eps));
   if (!(cfg.clip_min < cfg.clip_max)) throw InputError("robustness", fmt::format("--clip-min ({}) must be below --clip-max ({})", cfg.clip_min, cfg.clip_max));
-  if (cfg.batch <= 0) throw InputError("robustness", "--batch must be positive");
-  if (cfg.steps < 0) throw InputError("robustness", "--steps must be >= 0");
-  if (cfg.restarts < 1) throw InputError("robustness", "--restarts must be >= 1");
-  if (cfg.queries < 1) throw InputError("robustness", "--queries must be >= 1");
-  if (cfg.step_size < 0) throw InputError("robustness", "--step-size must be >= 0");
+  if (cfg.batch <= 0) throw ParameterError("robustness", "batch", " must be positive");
+  if (cfg.steps < 0) throw ParameterError("robustness", "steps", " must be >= 0");
+  if (cfg.restarts < 1) throw ParameterError("robustness", "restarts", " must be >= 1");
+  if (cfg.queries < 1) throw ParameterError("robustness", "queries", " must be >= 1");
+  if (cfg.step_size < 0) throw ParameterError("robustness", "step_size", " must be >= 0");
   if (name == "cw-l2" && cfg.norm != Norm::L2) throw InputError("robustness", "cw-l2 is an L2 attack: use --norm l2");
   if (name == "boundary" && cfg.norm != Norm::L2) throw InputError("robustness", "boundary is an L2 attack: use --norm l2");
   if (cfg.max_queries < 0) throw InputError("robustness", "--queries must be >= 1");

@@ -327,7 +327,7 @@ CorruptionReport evaluate_corruptions(const engine::Model& model, const engine::
   if (x_all.rank() < 2) throw InputError("robustness", "input data must be [N, ...], got " + engine::shape_str(x_all.shape()));
   if (int64_t(labels.size()) != x_all.dim(0))
     throw InputError("robustness", fmt::format("labels have {} entries but the data has {} samples", labels.size(), x_all.dim(0)));
-  if (batch < 1) throw InputError("robustness", "--batch must be >= 1");
+  if (batch < 1) throw ParameterError("robustness", "batch", " must be >= 1");
   if (end < 0) end = x_all.dim(0);
   if (first < 0 || first > end || end > x_all.dim(0))
     throw InputError("robustness", fmt::format("rows [{}, {}) are outside the {} samples", first, end, x_all.dim(0)));

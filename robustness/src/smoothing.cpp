@@ -139,11 +139,11 @@ int64_t predict(const engine::Model& model, const engine::Tensor& x, const Smoot
 }
 
 static void check_config(const SmoothingConfig& cfg) {
-  if (!(cfg.sigma > 0) || !std::isfinite(cfg.sigma)) throw InputError("robustness", fmt::format("--sigma must be > 0, got {}", cfg.sigma));
-  if (cfg.n0 < 1) throw InputError("robustness", "--n0 must be >= 1");
-  if (cfg.n < 1) throw InputError("robustness", "--n must be >= 1");
-  if (!(cfg.alpha > 0 && cfg.alpha < 1)) throw InputError("robustness", fmt::format("--alpha must be in (0,1), got {}", cfg.alpha));
-  if (cfg.batch < 1) throw InputError("robustness", "--batch must be >= 1");
+  if (!(cfg.sigma > 0) || !std::isfinite(cfg.sigma)) throw ParameterError("robustness", "sigma", fmt::format(" must be > 0, got {}", cfg.sigma));
+  if (cfg.n0 < 1) throw ParameterError("robustness", "n0", " must be >= 1");
+  if (cfg.n < 1) throw ParameterError("robustness", "n", " must be >= 1");
+  if (!(cfg.alpha > 0 && cfg.alpha < 1)) throw ParameterError("robustness", "alpha", fmt::format(" must be in (0,1), got {}", cfg.alpha));
+  if (cfg.batch < 1) throw ParameterError("robustness", "batch", " must be >= 1");
 }
 
 std::vector<CertifyRecord> certify_dataset(const engine::Model& model, const engine::Tensor& x_in,

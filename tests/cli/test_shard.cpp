@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "mlaudit/reports/report.h"
 #include "shard_compare.h"
 #include "test_util.h"
 
@@ -21,6 +22,12 @@ using namespace mlaudit;
 namespace {
 
 std::string src(const std::string& rel) { return test::source_path(rel); }
+
+// What docs/report-schema.json's $defs entry `def` finds wrong with `j` (empty: valid).
+std::vector<std::string> schema_problems(const nlohmann::json& j, const std::string& def) {
+  static const nlohmann::json root = nlohmann::json::parse(test::read_text(src("docs/report-schema.json")));
+  return reports::validate_json_schema(j, {{"$defs", root["$defs"]}, {"$ref", "#/$defs/" + def}});
+}
 using test::untimed;
 using test::untimed_lines;
 
@@ -43,6 +50,7 @@ void expect_sharded_equal(const std::string& tag, const std::string& command, in
     REQUIRE(r.exit_code == 0);
     const auto j = nlohmann::json::parse(test::read_text(part));
     CHECK(j["schema"] == "mlaudit.part/1");  // never read as a whole run
+    CHECK(schema_problems(j, "part").empty());
     CHECK(j["shard"]["report_schema"] == nlohmann::json::parse(test::read_text(dir + "/whole.json"))["schema"]);
     CHECK(j["shard"]["index"] == i);
     CHECK(j["shard"]["count"] == shards);
@@ -317,6 +325,7 @@ TEST_CASE("shard: audit --shard I/N and --merge give the one-process audit", "[c
       REQUIRE(r.exit_code == 0);
       const auto m = nlohmann::json::parse(test::read_text(sd + "/manifest.json"));
       INFO(m.dump());
+      CHECK(schema_problems(m, "audit_shard_manifest").empty());
       CHECK(m["sections"] == nlohmann::json::array({"robustness-gbt-exact-tree", "certification-mlp", "verification-gbt-robustness",
                                                     "privacy-mlp", "explanations-mlp-integrated-gradients"}));
       CHECK(m["not_sharded"] == nlohmann::json::array({"fairness-gbt", "explanations-mlp-permutation"}));

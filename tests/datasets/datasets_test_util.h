@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "mlaudit/engine/error.h"
+#include "mlaudit/common/error.h"
 #include "test_util.h"
 
 namespace mlaudit::test {

@@ -6,7 +6,7 @@
 
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/validate.h"
-#include "mlaudit/engine/error.h"
+#include "mlaudit/common/error.h"
 #include "test_util.h"
 
 using namespace mlaudit;

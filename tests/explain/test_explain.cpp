@@ -107,7 +107,7 @@ TEST_CASE("IG paths follow Captum's alphas and step sizes", "[explain]") {
   auto trap = ig_path(IgRule::RiemannTrapezoid, 4);
   CHECK(trap.step_sizes == std::vector<double>{0.125, 0.25, 0.25, 0.125});
   CHECK_THROWS_WITH(ig_path(IgRule::RiemannLeft, 1), Catch::Contains("Riemann rules need at least 2"));
-  CHECK_THROWS_WITH(ig_path(IgRule::GaussLegendre, 0), Catch::Contains("--steps: 0"));
+  CHECK_THROWS_WITH(ig_path(IgRule::GaussLegendre, 0), Catch::Contains("explain: steps: 0"));  // the CLI says --steps
   CHECK_THROWS_WITH(parse_ig_rule("simpson"), Catch::Contains("'simpson' is not one of gausslegendre"));
 }
 

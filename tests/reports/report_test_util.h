@@ -17,7 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mlaudit/datasets/io.h"
-#include "mlaudit/engine/error.h"
+#include "mlaudit/common/error.h"
 #include "mlaudit/reports/config.h"
 #include "test_util.h"
 

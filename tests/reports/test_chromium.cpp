@@ -18,7 +18,7 @@
 #include <sstream>
 
 #include "mlaudit/datasets/npy.h"
-#include "mlaudit/engine/tensor.h"
+#include "mlaudit/common/tensor.h"
 #include "mlaudit/reports/audit.h"
 #include "mlaudit/reports/report.h"
 #include "report_test_util.h"

@@ -287,3 +287,26 @@ TEST_CASE("cli audit: a tree-ensemble model through every exact section, two exa
   const std::string md = test::read_text(dir + "/out/report.md");
   CHECK(md.find("Method tree-shap; local accuracy gap over 30 samples") != std::string::npos);
 }
+
+TEST_CASE("cli: info --ops --json and --version --json follow their entries in docs/report-schema.json", "[reports][cli]") {
+  const json root = json::parse(test::read_text(test::source_path("docs/report-schema.json")));
+  auto problems = [&](const json& j, const std::string& def) {
+    return reports::validate_json_schema(j, {{"$defs", root["$defs"]}, {"$ref", "#/$defs/" + def}});
+  };
+  auto ops = test::run_cli("info --ops --json");
+  REQUIRE(ops.exit_code == 0);
+  const json o = json::parse(ops.output);
+  CHECK(problems(o, "ops_result").empty());
+  CHECK(o["ops"].size() > 100);
+  auto version = test::run_cli("--version --json");
+  REQUIRE(version.exit_code == 0);
+  const json v = json::parse(version.output);
+  CHECK(problems(v, "version_result").empty());
+  // the entries refuse what they must, so the checks can fail
+  json bad_ops = o;
+  bad_ops["ops"][0]["cuda"] = "maybe";
+  CHECK(!problems(bad_ops, "ops_result").empty());
+  json bad_version = v;
+  bad_version.erase("commands");
+  CHECK(!problems(bad_version, "version_result").empty());
+}

@@ -5,7 +5,7 @@
 
 #include <set>
 
-#include "mlaudit/engine/error.h"
+#include "mlaudit/common/error.h"
 #include "mlaudit/reports/config.h"
 #include "mlaudit/reports/gates.h"
 #include "report_test_util.h"

@@ -7,7 +7,7 @@
 #include <filesystem>
 
 #include "mlaudit/datasets/npy.h"
-#include "mlaudit/engine/error.h"
+#include "mlaudit/common/error.h"
 #include "mlaudit/reports/audit.h"
 #include "mlaudit/reports/config.h"
 #include "mlaudit/reports/report.h"

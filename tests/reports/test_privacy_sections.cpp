@@ -15,7 +15,7 @@
 #include <filesystem>
 
 #include "../../reports/src/doc.h"
-#include "mlaudit/engine/error.h"
+#include "mlaudit/common/error.h"
 #include "mlaudit/reports/audit.h"
 #include "mlaudit/reports/config.h"
 #include "mlaudit/reports/gates.h"

@@ -422,7 +422,7 @@ TEST_CASE("robustness: attack input errors name the problem", "[robustness][erro
   engine::Tensor big = engine::Tensor::full({2, 4}, 2.0f);
   CHECK_THROWS_WITH(robustness::run_attack("pgd", m, big, {0, 0}, cfg), Catch::Contains("outside the domain"));
   cfg.eps = -1;
-  CHECK_THROWS_WITH(robustness::run_attack("pgd", m, x, {0, 0}, cfg), Catch::Contains("--eps must be >= 0"));
+  CHECK_THROWS_WITH(robustness::run_attack("pgd", m, x, {0, 0}, cfg), Catch::Contains("robustness: eps must be >= 0"));  // the CLI says --eps
   cfg.eps = 0.1;
   cfg.clip_min = 1;
   CHECK_THROWS_WITH(robustness::run_attack("pgd", m, x, {0, 0}, cfg), Catch::Contains("--clip-min"));

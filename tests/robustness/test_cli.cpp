@@ -57,6 +57,10 @@ TEST_CASE("robustness: attack, certify and corrupt print --help and reject bad o
   r = test::run_cli("certify " + cnn_args() + " --sigma -1 --out " + dir + "/c.json");
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.output, Catch::Contains("--sigma must be > 0"));
+  // the library names its parameter ("restarts must be >= 1"); the CLI words it as the flag
+  r = test::run_cli("attack " + cnn_args() + " --attack pgd --eps 0.1 --restarts 0 --limit 2 --out " + dir + "/r.json");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.output, Catch::Contains("attack: --restarts must be >= 1"));
   r = test::run_cli("corrupt " + cnn_args() + " --severities 0-7 --out " + dir + "/k.json");
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.output, Catch::Contains("outside 1..5"));

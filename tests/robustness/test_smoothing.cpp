@@ -114,10 +114,10 @@ TEST_CASE("robustness: certify_dataset reports per-sample records, certified acc
   auto again = robustness::certify_dataset(m, x, {0, 1, 0}, cfg);
   CHECK(again[1].count_a == recs[1].count_a);
   cfg.sigma = 0;
-  CHECK_THROWS_WITH(robustness::certify_dataset(m, x, {0, 1, 0}, cfg), Catch::Contains("--sigma must be > 0"));
+  CHECK_THROWS_WITH(robustness::certify_dataset(m, x, {0, 1, 0}, cfg), Catch::Contains("robustness: sigma must be > 0"));  // the CLI says --sigma (test_cli.cpp)
   cfg.sigma = 0.5;
   cfg.alpha = 1.5;
-  CHECK_THROWS_WITH(robustness::certify_dataset(m, x, {0, 1, 0}, cfg), Catch::Contains("--alpha"));
+  CHECK_THROWS_WITH(robustness::certify_dataset(m, x, {0, 1, 0}, cfg), Catch::Contains("robustness: alpha must be in (0,1)"));
   cfg.alpha = 0.001;
   CHECK_THROWS_WITH(robustness::certify_dataset(m, x, {0, 1}, cfg), Catch::Contains("labels have 2 entries"));
 }

@@ -207,8 +207,8 @@ Tensor smoothgrad_options_on(const ec::Program& program, const Tensor& x, const 
                                               engine::shape_str(opts.noise->shape()), engine::shape_str(x.shape())));
     samples = opts.noise->shape()[0];
   }
-  if (samples < 1) throw InputError("explain", fmt::format("--samples: {} must be at least 1", samples));
-  if (!(opts.noise_level >= 0)) throw InputError("explain", "--noise-level must be non-negative");
+  if (samples < 1) throw ParameterError("explain", "samples", fmt::format(": {} must be at least 1", samples));
+  if (!(opts.noise_level >= 0)) throw ParameterError("explain", "noise_level", " must be non-negative");
   const float* xp = x.f32();
   std::vector<double> sigma(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {

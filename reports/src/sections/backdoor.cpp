@@ -1,8 +1,78 @@
 // Section kind "backdoor": `mlaudit backdoor`, Neural Cleanse trigger reversal per class
 // and STRIP screening of suspicious inputs. Result: mlaudit.backdoor/1.
+#include <limits>
+
 #include "context.h"
+#include "metrics.h"
 
 using namespace mlaudit::reports;
+
+namespace {
+
+using namespace mlaudit::reports::gate_metrics;
+
+// Backdoor sections: the neural_cleanse object (absent when only STRIP ran).
+Lookup neural_cleanse_value(const json& s, const std::function<Lookup(const json&)>& read) {
+  if (!section_ok(s)) return s.value("params", json::object()).value("neural_cleanse", true) ? failed_section(s) : Lookup{};
+  const json& r = result_of(s);
+  if (!r.contains("neural_cleanse") || !r["neural_cleanse"].is_object()) return {};
+  return read(r["neural_cleanse"]);
+}
+
+// The gate metrics read from the section's result (mlaudit.backdoor/1), and which configured
+// sections will produce them (sections/metrics.h).
+void read_metrics(SectionMetrics& m) {
+  auto& t = m.t;
+  auto plan = [&m](const std::string& name, Planner p) { m.plan(name, std::move(p)); };
+  t.push_back({{"backdoor_flagged_classes", "backdoor", {}, "backdoor: len(neural_cleanse.flagged)",
+                "number of classes Neural Cleanse flags (anomaly index above the threshold, small-norm side)"},
+               [](const json& s, const auto&) {
+                 return neural_cleanse_value(s, [](const json& nc) {
+                   if (!nc.contains("flagged") || !nc["flagged"].is_array())
+                     return value_or_missing(std::nullopt, "neural_cleanse.flagged");
+                   return value_or_missing(double(nc["flagged"].size()), "neural_cleanse.flagged");
+                 });
+               }});
+  t.push_back({{"backdoor_max_anomaly_index", "backdoor", {},
+                "backdoor: max of neural_cleanse.classes[].anomaly_index over classes with l1_norm <= median_l1",
+                "largest Neural Cleanse anomaly index on the small-mask side (the side a backdoor shows on); flagged above 2"},
+               [](const json& s, const auto&) {
+                 return neural_cleanse_value(s, [](const json& nc) {
+                   auto median = number(nc, "median_l1");
+                   if (!median || !nc.contains("classes") || !nc["classes"].is_array())
+                     return value_or_missing(std::nullopt, "neural_cleanse.classes / median_l1");
+                   std::optional<double> worst;
+                   for (const auto& c : nc["classes"]) {
+                     auto l1 = number(c, "l1_norm");
+                     if (!l1 || *l1 > *median) continue;
+                     // null: MAD 0 with the value off the median, i.e. an infinite index
+                     double v = c.contains("anomaly_index") && c["anomaly_index"].is_number()
+                                    ? c["anomaly_index"].get<double>()
+                                    : std::numeric_limits<double>::infinity();
+                     worst = std::max(worst.value_or(v), v);
+                   }
+                   return value_or_missing(worst, "neural_cleanse.classes[].anomaly_index");
+                 });
+               }});
+  t.push_back({{"strip_flagged_fraction", "backdoor", {}, "backdoor: strip.flagged_fraction",
+                "fraction of the screened inputs STRIP flags as trojaned"},
+               [](const json& s, const auto&) {
+                 if (!section_ok(s)) return s.value("params", json::object()).contains("suspicious") ? failed_section(s) : Lookup{};
+                 const json& r = result_of(s);
+                 if (!r.contains("strip") || !r["strip"].is_object()) return Lookup{};
+                 return value_or_missing(number(r["strip"], "flagged_fraction"), "strip.flagged_fraction");
+               }});
+  const Planner neural_cleanse = [](const SectionSpec& s, const std::vector<std::string>&) -> std::string {
+    return s.params.value("neural_cleanse", true) ? "" : "runs STRIP only ('neural_cleanse: false')";
+  };
+  plan("backdoor_flagged_classes", neural_cleanse);
+  plan("backdoor_max_anomaly_index", neural_cleanse);
+  plan("strip_flagged_fraction", [](const SectionSpec& s, const std::vector<std::string>&) -> std::string {
+    return s.params.contains("suspicious") ? "" : "screens no inputs with STRIP (set 'suspicious')";
+  });
+}
+
+}  // namespace
 
 MLAUDIT_SECTION_KIND(backdoor) {
   static const SectionKindDef def{
@@ -54,6 +124,7 @@ MLAUDIT_SECTION_KIND(backdoor) {
             a.seed();
           },
       .metrics = {"backdoor_flagged_classes", "backdoor_max_anomaly_index", "strip_flagged_fraction"},
+      .read_metrics = read_metrics,
       .render = [](SectionRender& r) { detail::backdoor_blocks(r.d, r.report, nullptr); },
       // one line for the compliance table and the diff (the section ran: status ok)
       .headline =

@@ -1,8 +1,35 @@
 // Section kind "certification": `mlaudit certify` (randomized smoothing, certified
 // accuracy per radius). Result: mlaudit.certify/1. Shown in the report's "Robustness" section.
 #include "context.h"
+#include "metrics.h"
 
 using namespace mlaudit::reports;
+
+namespace {
+
+using namespace mlaudit::reports::gate_metrics;
+
+// The gate metrics read from the section's result (mlaudit.certify/1), and which configured
+// sections will produce them (sections/metrics.h).
+void read_metrics(SectionMetrics& m) {
+  auto& t = m.t;
+  t.push_back({{"certified_accuracy", "certification", {"radius"}, "certify: certified_accuracy[radius].accuracy",
+                "randomized-smoothing certified accuracy at an L2 radius"},
+               [](const json& s, const std::vector<std::string>& a) {
+                 if (!section_ok(s)) return failed_section(s);
+                 const json* e = find_by_number(result_of(s), "certified_accuracy", "radius", to_double(a[0]));
+                 if (!e) return value_or_missing(std::nullopt, fmt::format("certified_accuracy[radius={}]", a[0]));
+                 return proportion_field(*e, "accuracy", "certified_accuracy[].accuracy", sample_count(s));
+               },
+               [](const SectionSpec& s, const std::vector<std::string>& a) -> std::string {
+                 // without `radii` the command's default radii apply (checked when the result is read)
+                 if (!s.params.contains("radii") || listed_number(s.params, "radii", to_double(a[0]))) return "";
+                 return fmt::format("certifies radii {}, not {}", list_text(s.params["radii"]), a[0]);
+               }});
+  t.back().info.interval = true;
+}
+
+}  // namespace
 
 MLAUDIT_SECTION_KIND(certification) {
   static const SectionKindDef def{
@@ -32,6 +59,7 @@ MLAUDIT_SECTION_KIND(certification) {
           },
       .metrics = {"certified_accuracy"},
       // one line for the compliance table and the diff (the section ran: status ok)
+      .read_metrics = read_metrics,
       .headline =
           [](const nlohmann::json& s) -> std::string {
             using namespace detail;

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../doc.h"
-#include "mlaudit/engine/tensor.h"
+#include "mlaudit/common/tensor.h"
 #include "mlaudit/reports/audit.h"
 #include "mlaudit/reports/check.h"
 #include "mlaudit/reports/config.h"

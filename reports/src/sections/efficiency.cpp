@@ -1,10 +1,38 @@
 // Section kind "efficiency": `mlaudit profile` (latency, throughput, FLOPs, memory) on
 // inputs drawn from the data set's domain. Result: mlaudit.efficiency/1.
 #include <cmath>
+#include <tuple>
 
 #include "context.h"
+#include "metrics.h"
 
 using namespace mlaudit::reports;
+
+namespace {
+
+using namespace mlaudit::reports::gate_metrics;
+
+// The gate metrics read from the section's result (mlaudit.efficiency/1), and which configured
+// sections will produce them (sections/metrics.h).
+void read_metrics(SectionMetrics& m) {
+  auto& t = m.t;
+  // each entry: {name, source (this kind), gate arguments, JSON path (docs/audit.md), description}, then its reader
+  for (const auto& [name, field, what] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"latency_p50_ms", "latency_p50_ms", "median latency at batch 1 (ms)"},
+           {"latency_p99_ms", "latency_p99_ms", "99th percentile latency at batch 1 (ms)"},
+           {"throughput", "throughput_per_s", "samples per second at the large batch"},
+           {"flops", "flops", "floating-point operations per inference"},
+           {"parameters", "parameters", "number of parameters"},
+           {"peak_memory_mb", "peak_rss_mb", "peak resident memory of the audit process (MB)"}}) {
+    std::string f = field;
+    t.push_back({{name, "efficiency", {}, "efficiency: " + field, what}, [f](const json& s, const auto&) {
+                   if (!section_ok(s)) return failed_section(s);
+                   return value_or_missing(number(result_of(s), f), f);
+                 }});
+  }
+}
+
+}  // namespace
 
 MLAUDIT_SECTION_KIND(efficiency) {
   static const SectionKindDef def{
@@ -25,6 +53,7 @@ MLAUDIT_SECTION_KIND(efficiency) {
             a.config_seed();
           },
       .metrics = {"latency_p50_ms", "latency_p99_ms", "throughput", "flops", "parameters", "peak_memory_mb"},
+      .read_metrics = read_metrics,
       .render = [](SectionRender& r) { detail::efficiency_blocks(r.d, r.report); },
       // one line for the compliance table and the diff (the section ran: status ok)
       .headline =

@@ -1,8 +1,71 @@
 // Section kind "explanations": `mlaudit explain` (one section per method of `methods`):
 // attributions, their sanity checks and heatmaps of image rows. Result: mlaudit.explain/1.
 #include "context.h"
+#include "metrics.h"
 
 using namespace mlaudit::reports;
+
+namespace {
+
+using namespace mlaudit::reports::gate_metrics;
+
+// Worst (largest |value|) sanity gap of an explain run: the summary's
+// checks.<check>.<summary_field> when present, else the maximum over the
+// per-sample records (samples[].<nested>.<field> or samples[].<field>).
+Lookup worst_sample_field(const json& s, const std::string& method, const std::string& check,
+                          const std::string& summary_field, const std::string& nested, const std::string& field) {
+  const json& p = s.value("params", json::object());
+  std::string m = text(p, "method");
+  if (m.empty()) m = text(result_of(s), "method");
+  if (m != method) return {};
+  if (!section_ok(s)) return failed_section(s);
+  const json& r = result_of(s);
+  if (r.contains("checks") && r["checks"].is_object() && r["checks"].contains(check))
+    if (auto v = number(r["checks"][check], summary_field)) return value_or_missing(std::fabs(*v), "checks." + check);
+  std::optional<double> worst;
+  for (const char* key : {"samples", "per_sample"}) {
+    if (!r.contains(key) || !r[key].is_array()) continue;
+    for (const auto& e : r[key]) {
+      std::optional<double> v = number(e, field);
+      if (!v && !nested.empty() && e.contains(nested)) v = number(e[nested], "relative_gap");
+      if (v) worst = std::max(worst.value_or(0.0), std::fabs(*v));
+    }
+  }
+  return value_or_missing(worst, fmt::format("per-sample {}", field));
+}
+
+// The gate metrics read from the section's result (mlaudit.explain/1), and which configured
+// sections will produce them (sections/metrics.h).
+void read_metrics(SectionMetrics& m) {
+  auto& t = m.t;
+  auto plan = [&m](const std::string& name, Planner p) { m.plan(name, std::move(p)); };
+  t.push_back({{"ig_completeness_gap", "explanations", {}, "explain: checks.completeness.max_relative_gap (else max over samples[].completeness.relative_gap)",
+                "integrated-gradients completeness: worst relative gap between sum of attributions and f(x)-f(baseline)"},
+               [](const json& s, const auto&) {
+                 return worst_sample_field(s, "integrated-gradients", "completeness", "max_relative_gap", "completeness", "completeness_gap");
+               }});
+  t.push_back({{"kernel_shap_efficiency_gap", "explanations", {}, "explain: checks.efficiency.max_abs_gap (else max over samples[].efficiency_gap)",
+                "KernelSHAP efficiency: worst gap between sum of phi and f(x)-E[f(background)]"},
+               [](const json& s, const auto&) {
+                 return worst_sample_field(s, "kernel-shap", "efficiency", "max_abs_gap", "", "efficiency_gap");
+               }});
+  t.push_back({{"tree_shap_local_accuracy_gap", "explanations", {}, "explain: checks.local_accuracy.max_relative_gap (else max over samples[].local_accuracy_gap)",
+                "TreeSHAP local accuracy: worst relative gap between sum of phi and f(x) - E f"},
+               [](const json& s, const auto&) {
+                 return worst_sample_field(s, "tree-shap", "local_accuracy", "max_relative_gap", "", "local_accuracy_gap");
+               }});
+  auto by_method = [](const std::string& method) -> Planner {
+    return [method](const SectionSpec& s, const std::vector<std::string>&) -> std::string {
+      std::string m = s.params.value("method", "");
+      return m == method ? "" : fmt::format("explains with {}, not {}", m, method);
+    };
+  };
+  plan("ig_completeness_gap", by_method("integrated-gradients"));
+  plan("kernel_shap_efficiency_gap", by_method("kernel-shap"));
+  plan("tree_shap_local_accuracy_gap", by_method("tree-shap"));
+}
+
+}  // namespace
 
 MLAUDIT_SECTION_KIND(explanations) {
   static const SectionKindDef def{
@@ -75,6 +138,7 @@ MLAUDIT_SECTION_KIND(explanations) {
             a.seed();
           },
       .metrics = {"ig_completeness_gap", "kernel_shap_efficiency_gap", "tree_shap_local_accuracy_gap"},
+      .read_metrics = read_metrics,
       .render = [](SectionRender& r) { detail::explain_blocks(r.d, r.report, nullptr, r.asset_dir); },
       // one line for the compliance table and the diff (the section ran: status ok)
       .headline =

@@ -1,8 +1,85 @@
 // Section kind "fairness": `mlaudit fairness` (group metrics and disparities per
 // protected attribute, optional counterfactual flips) on a CSV data set. Result: mlaudit.fairness/1.
 #include "context.h"
+#include "metrics.h"
 
 using namespace mlaudit::reports;
+
+namespace {
+
+using namespace mlaudit::reports::gate_metrics;
+
+Lookup disparity(const json& s, const std::string& name, const std::string& attribute) {
+  if (!section_ok(s)) {
+    const json& p = s.value("params", json::object());
+    bool names_attr = false;
+    for (const auto& a : p.value("protected", json::array())) names_attr |= a == attribute;
+    return names_attr ? failed_section(s) : Lookup{};
+  }
+  const json& r = result_of(s);
+  if (!r.contains("disparities") || !r["disparities"].is_array()) {
+    // the section ran on this attribute only if it is listed in its parameters
+    for (const auto& a : s.value("params", json::object()).value("protected", json::array()))
+      if (a == attribute) return value_or_missing(std::nullopt, "disparities");
+    return {};
+  }
+  bool attribute_seen = false;
+  for (const auto& d : r["disparities"]) {
+    if (text(d, "attribute") != attribute) continue;
+    attribute_seen = true;
+    if (text(d, "name") != name) continue;
+    Lookup l = value_or_missing(number(d, "value"), fmt::format("disparities[{}, {}].value", attribute, name));
+    if (!l.value && d.contains("reason"))
+      l.why += " (" + (d["reason"].is_string() ? d["reason"].get<std::string>() : d["reason"].dump()) + ")";
+    return l;
+  }
+  if (!attribute_seen) return {};
+  return value_or_missing(std::nullopt, fmt::format("disparities[{}, {}]", attribute, name));
+}
+
+// The gate metrics read from the section's result (mlaudit.fairness/1), and which configured
+// sections will produce them (sections/metrics.h).
+void read_metrics(SectionMetrics& m) {
+  auto& t = m.t;
+  auto plan = [&m](const std::string& name, Planner p) { m.plan(name, std::move(p)); };
+  for (const char* name :
+       {"demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference",
+        "equalized_odds_ratio", "equal_opportunity_difference", "equal_opportunity_ratio",
+        "predictive_parity_difference", "false_positive_rate_difference", "false_negative_rate_difference",
+        "accuracy_difference"}) {
+    std::string n = name;
+    t.push_back({{n, "fairness", {"attribute"}, "fairness: disparities[attribute, name=" + n + "].value",
+                  "Fairlearn " + n + " across the groups of the attribute"},
+                 [n](const json& s, const std::vector<std::string>& a) { return disparity(s, n, a[0]); }});
+  }
+  t.push_back({{"counterfactual_flip_rate", "fairness", {"attribute"}, "fairness: counterfactual[attribute].flip_rate",
+                "fraction of decisions that change when only the protected attribute changes"},
+               [](const json& s, const std::vector<std::string>& a) {
+                 const json& r = result_of(s);
+                 if (!section_ok(s)) return disparity(s, "", a[0]).matches ? failed_section(s) : Lookup{};
+                 if (!r.contains("counterfactual") || !r["counterfactual"].is_array()) {
+                   Lookup l = disparity(s, "", a[0]);
+                   if (!l.matches) return l;
+                   return value_or_missing(std::nullopt, "counterfactual (run with 'counterfactual: true')");
+                 }
+                 for (const auto& c : r["counterfactual"])
+                   if (text(c, "attribute") == a[0]) return value_or_missing(number(c, "flip_rate"), "flip_rate");
+                 return Lookup{};
+               }});
+  const Planner by_attribute = [](const SectionSpec& s, const std::vector<std::string>& a) -> std::string {
+    if (listed_text(s.params, "protected", a[0])) return "";
+    return fmt::format("covers protected attributes {}, not {}", list_text(s.params.value("protected", json::array())), a[0]);
+  };
+  for (const auto& e : t)
+    if (e.info.source == "fairness" && e.info.params.size() == 1 && e.info.name != "counterfactual_flip_rate")
+      plan(e.info.name, by_attribute);
+  plan("counterfactual_flip_rate", [by_attribute](const SectionSpec& s, const std::vector<std::string>& a) -> std::string {
+    if (std::string why = by_attribute(s, a); !why.empty()) return why;
+    return s.params.value("counterfactual", false) ? "" : "runs without 'counterfactual: true'";
+  });
+}
+
+}  // namespace
 
 MLAUDIT_SECTION_KIND(fairness) {
   static const SectionKindDef def{
@@ -74,6 +151,7 @@ MLAUDIT_SECTION_KIND(fairness) {
                   "equalized_odds_ratio", "equal_opportunity_difference", "equal_opportunity_ratio",
                   "predictive_parity_difference", "false_positive_rate_difference", "false_negative_rate_difference",
                   "accuracy_difference", "counterfactual_flip_rate"},
+      .read_metrics = read_metrics,
       .render = [](SectionRender& r) { detail::fairness_blocks(r.d, r.report); },
       // one line for the compliance table and the diff (the section ran: status ok)
       .headline =

@@ -1,8 +1,38 @@
 // Section kind "performance": `mlaudit evaluate` (accuracy with a bootstrap interval)
 // on an .npy or CSV data set. Result: mlaudit.performance/1.
 #include "context.h"
+#include "metrics.h"
 
 using namespace mlaudit::reports;
+
+namespace {
+
+using namespace mlaudit::reports::gate_metrics;
+
+// The gate metrics read from the section's result (mlaudit.performance/1), and which configured
+// sections will produce them (sections/metrics.h).
+void read_metrics(SectionMetrics& m) {
+  auto& t = m.t;
+  t.push_back({{"accuracy", "performance", {}, "performance: accuracy", "top-1 accuracy on the data set"},
+               [](const json& s, const auto&) {
+                 if (!section_ok(s)) return failed_section(s);
+                 return proportion_field(result_of(s), "accuracy", "accuracy", sample_count(s));
+               }});
+  t.back().info.interval = true;
+  t.push_back({{"accuracy_lower", "performance", {}, "performance: accuracy_interval[0]",
+                "lower end of the bootstrap interval of the accuracy"},
+               [](const json& s, const auto&) {
+                 if (!section_ok(s)) return failed_section(s);
+                 const json& r = result_of(s);
+                 std::optional<double> v;
+                 if (r.contains("accuracy_interval") && r["accuracy_interval"].is_array() &&
+                     r["accuracy_interval"].size() == 2 && r["accuracy_interval"][0].is_number())
+                   v = r["accuracy_interval"][0].get<double>();
+                 return value_or_missing(v, "accuracy_interval");
+               }});
+}
+
+}  // namespace
 
 MLAUDIT_SECTION_KIND(performance) {
   static const SectionKindDef def{
@@ -27,6 +57,7 @@ MLAUDIT_SECTION_KIND(performance) {
             a.config_seed();
           },
       .metrics = {"accuracy", "accuracy_lower"},
+      .read_metrics = read_metrics,
       .render = [](SectionRender& r) { detail::performance_blocks(r.d, r.report); },
       // one line for the compliance table and the diff (the section ran: status ok)
       .headline =

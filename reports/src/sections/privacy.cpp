@@ -3,9 +3,73 @@
 #include <tuple>
 
 #include "context.h"
+#include "metrics.h"
 #include "mlaudit/privacy/names.h"
 
 using namespace mlaudit::reports;
+
+namespace {
+
+using namespace mlaudit::reports::gate_metrics;
+
+// Privacy sections: the attacks[] record named `attack`; a section that did
+// not run that attack does not provide the metric.
+Lookup membership_field(const json& s, const std::string& attack, const std::string& field) {
+  if (!section_ok(s)) {
+    // a failed section provides the metric when it was asked to run the attack
+    const json& p = s.value("params", json::object());
+    const json attacks = p.contains("attacks") ? p["attacks"] : json::array({"loss", "confidence", "entropy"});
+    for (const auto& a : attacks)
+      if (a == attack) return failed_section(s);
+    return {};
+  }
+  const json& r = result_of(s);
+  if (!r.contains("attacks") || !r["attacks"].is_array()) return value_or_missing(std::nullopt, "attacks");
+  for (const auto& a : r["attacks"])
+    if (text(a, "name") == attack) return value_or_missing(number(a, field), fmt::format("attacks[{}].{}", attack, field));
+  return {};
+}
+
+// The gate metrics read from the section's result (mlaudit.privacy/1), and which configured
+// sections will produce them (sections/metrics.h).
+void read_metrics(SectionMetrics& m) {
+  auto& t = m.t;
+  auto plan = [&m](const std::string& name, Planner p) { m.plan(name, std::move(p)); };
+  t.push_back({{"membership_auc", "privacy", {"attack"}, "privacy: attacks[name=attack].auc",
+                "ROC AUC of a membership-inference attack (0.5: no leakage)"},
+               [](const json& s, const std::vector<std::string>& a) { return membership_field(s, a[0], "auc"); }});
+  t.push_back({{"membership_tpr_at_fpr", "privacy", {"attack", "fpr"}, "privacy: attacks[name=attack].tpr_at_fpr_<fpr> (fpr 0.001 or 0.01)",
+                "true-positive rate of the attack at a false-positive rate of 0.1 % or 1 % (Carlini et al. 2022)"},
+               [](const json& s, const std::vector<std::string>& a) {
+                 // only the two FPRs mlaudit privacy records exactly (parse_gate_check enforces it)
+                 const std::string field = same_number(to_double(a[1]), 0.001) ? "tpr_at_fpr_0.001" : "tpr_at_fpr_0.01";
+                 return membership_field(s, a[0], field);
+               }});
+  t.push_back({{"membership_balanced_accuracy", "privacy", {"attack"}, "privacy: attacks[name=attack].balanced_accuracy",
+                "best balanced accuracy of the attack (threshold chosen on the evaluated samples: an upper bound)"},
+               [](const json& s, const std::vector<std::string>& a) { return membership_field(s, a[0], "balanced_accuracy"); }});
+  t.push_back({{"max_membership_auc", "privacy", {}, "privacy: max over attacks[].auc",
+                "ROC AUC of the strongest attack the section ran"},
+               [](const json& s, const auto&) {
+                 if (!section_ok(s)) return failed_section(s);
+                 const json& r = result_of(s);
+                 std::optional<double> best;
+                 if (r.contains("attacks") && r["attacks"].is_array())
+                   for (const auto& a : r["attacks"])
+                     if (auto v = number(a, "auc")) best = std::max(best.value_or(*v), *v);
+                 return value_or_missing(best, "attacks[].auc");
+               }});
+  const Planner by_membership_attack = [](const SectionSpec& s, const std::vector<std::string>& a) -> std::string {
+    // the attacks mlaudit privacy runs when none are named (membership_field reads the same default)
+    const json attacks = s.params.contains("attacks") ? s.params["attacks"] : json::array({"loss", "confidence", "entropy"});
+    for (const auto& x : attacks)
+      if (x == a[0]) return "";
+    return fmt::format("runs membership attacks {}, not {}", list_text(attacks), a[0]);
+  };
+  for (const char* name : {"membership_auc", "membership_tpr_at_fpr", "membership_balanced_accuracy"}) plan(name, by_membership_attack);
+}
+
+}  // namespace
 
 MLAUDIT_SECTION_KIND(privacy) {
   static const SectionKindDef def{
@@ -89,6 +153,7 @@ MLAUDIT_SECTION_KIND(privacy) {
             }
           },
       .metrics = {"membership_auc", "membership_tpr_at_fpr", "membership_balanced_accuracy", "max_membership_auc"},
+      .read_metrics = read_metrics,
       .render = [](SectionRender& r) { detail::privacy_blocks(r.d, r.report); },
       // one line for the compliance table and the diff (the section ran: status ok)
       .headline =

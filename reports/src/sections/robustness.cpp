@@ -1,8 +1,75 @@
 // Section kind "robustness": `mlaudit attack` (one section per attack of `attacks`),
 // robust accuracy per eps. Result: mlaudit.attack/1.
 #include "context.h"
+#include "metrics.h"
 
 using namespace mlaudit::reports;
+
+namespace {
+
+using namespace mlaudit::reports::gate_metrics;
+
+// Robustness sections: params.attack and params.norm name the run.
+bool attack_matches(const json& s, const std::string& attack, const std::string& norm) {
+  const json& p = s.value("params", json::object());
+  std::string a = text(p, "attack"), n = text(p, "norm");
+  if (a.empty()) a = text(result_of(s), "attack");
+  if (n.empty()) n = text(result_of(s), "norm");
+  return a == attack && (norm.empty() || n == norm);
+}
+
+Lookup by_eps_field(const json& s, const std::vector<std::string>& args, const std::string& field) {
+  if (!attack_matches(s, args[0], args[1])) return {};
+  if (!section_ok(s)) return failed_section(s);
+  double eps = to_double(args[2]);
+  const json& r = result_of(s);
+  const json* e = find_by_number(r, "by_eps", "eps", eps);
+  if (!e) return value_or_missing(std::nullopt, fmt::format("by_eps[eps={}]", args[2]));
+  // robust accuracy counts over every sample; the success rate over the clean-correct ones
+  std::optional<int64_t> n = sample_count(s);
+  if (field == "attack_success_rate") {
+    auto clean = number(r, "clean_accuracy");
+    n = n && clean ? std::optional<int64_t>(std::llround(*clean * double(*n))) : std::nullopt;
+  }
+  return proportion_field(*e, field, fmt::format("by_eps[eps={}].{}", args[2], field), n);
+}
+
+// Config time: a robustness section runs one attack at one norm over its eps list.
+std::string plan_attack(const SectionSpec& s, const std::vector<std::string>& a) {
+  const json& p = s.params;
+  std::string attack = p.value("attack", ""), norm = p.value("norm", "linf");
+  if (attack != a[0]) return fmt::format("runs attack {}", attack);
+  if (a.size() < 3) return "";
+  if (norm != a[1]) return fmt::format("runs {} under norm {}, not {}", attack, norm, a[1]);
+  if (!listed_number(p, "eps", to_double(a[2]))) return fmt::format("runs {} at eps {}, not {}", attack, list_text(p.value("eps", json::array())), a[2]);
+  return "";
+}
+
+// The gate metrics read from the section's result (mlaudit.attack/1), and which configured
+// sections will produce them (sections/metrics.h).
+void read_metrics(SectionMetrics& m) {
+  auto& t = m.t;
+  t.push_back({{"clean_accuracy", "robustness", {"attack"}, "attack: clean_accuracy", "accuracy before the attack"},
+               [](const json& s, const std::vector<std::string>& a) {
+                 if (!attack_matches(s, a[0], "")) return Lookup{};
+                 if (!section_ok(s)) return failed_section(s);
+                 return proportion_field(result_of(s), "clean_accuracy", "clean_accuracy", sample_count(s));
+               },
+               plan_attack});
+  t.back().info.interval = true;
+  t.push_back({{"robust_accuracy", "robustness", {"attack", "norm", "eps"}, "attack: by_eps[eps].robust_accuracy",
+                "accuracy under the attack at radius eps"},
+               [](const json& s, const std::vector<std::string>& a) { return by_eps_field(s, a, "robust_accuracy"); },
+               plan_attack});
+  t.back().info.interval = true;
+  t.push_back({{"attack_success_rate", "robustness", {"attack", "norm", "eps"},
+                "attack: by_eps[eps].attack_success_rate", "fraction of correctly classified samples the attack flips"},
+               [](const json& s, const std::vector<std::string>& a) { return by_eps_field(s, a, "attack_success_rate"); },
+               plan_attack});
+  t.back().info.interval = true;
+}
+
+}  // namespace
 
 MLAUDIT_SECTION_KIND(robustness) {
   static const SectionKindDef def{
@@ -53,6 +120,7 @@ MLAUDIT_SECTION_KIND(robustness) {
       .searches_domain = [](const SectionSpec&) { return true; },
       .metrics = {"clean_accuracy", "robust_accuracy", "attack_success_rate"},
       // attacks, certification and corruptions share the report's "Robustness" section
+      .read_metrics = read_metrics,
       .render = [](SectionRender& r) { detail::robustness_blocks(r.d, r.report); },
       // one line for the compliance table and the diff (the section ran: status ok)
       .headline =

@@ -3,8 +3,122 @@
 #include <set>
 
 #include "context.h"
+#include "metrics.h"
 
 using namespace mlaudit::reports;
+
+namespace {
+
+using namespace mlaudit::reports::gate_metrics;
+
+// Verification: verified/falsified fraction at eps, from by_eps or, when that
+// lacks the field, counted from the per-sample verdicts.
+Lookup verify_fraction(const json& s, const std::vector<std::string>& args, const std::string& field,
+                       const std::string& verdict) {
+  const json& p = s.value("params", json::object());
+  if (text(p, "mode") == "fairness") return {};
+  std::string norm = text(p, "norm");
+  if (norm.empty()) norm = text(result_of(s), "norm");
+  if (!norm.empty() && norm != args[0]) return {};
+  if (!section_ok(s)) return failed_section(s);
+  double eps = to_double(args[1]);
+  const json& r = result_of(s);
+  // mlaudit verify writes per_eps [{eps, samples, verified, ..., verified_robust_accuracy}]
+  for (const char* key : {"by_eps", "per_eps"}) {
+    const json* e = find_by_number(r, key, "eps", eps);
+    if (!e) continue;
+    auto n = number(*e, "samples"), k = number(*e, verdict);
+    // the fraction with its exact binomial interval over the `samples` queries
+    auto with_interval = [&](Lookup l) {
+      if (l.value && n && *n > 0) {
+        // the command's own interval (verify writes verified_robust_accuracy_ci), else one
+        // computed from the fraction and `samples`, by the same rule as every other metric
+        json view = {{field, *l.value}};
+        std::vector<std::string> keys{field};
+        if (field == "verified_fraction") keys.push_back("verified_robust_accuracy");
+        for (const auto& key : keys)
+          if (e->contains(key + "_ci")) {
+            view[field + "_ci"] = (*e)[key + "_ci"];
+            break;
+          }
+        l.interval = proportion_interval(view, field, int64_t(*n));
+      }
+      return l;
+    };
+    if (auto v = number(*e, field)) return with_interval(value_or_missing(v, field));
+    if (field == "verified_fraction")
+      if (auto v = number(*e, "verified_robust_accuracy")) return with_interval(value_or_missing(v, field));
+    if (n && k && *n > 0) return with_interval(value_or_missing(*k / *n, field));
+  }
+  if (r.contains("per_sample") && r["per_sample"].is_array()) {
+    int total = 0, hits = 0;
+    for (const auto& e : r["per_sample"]) {
+      auto ev = number(e, "eps");
+      if (!ev || !same_number(*ev, eps)) continue;
+      ++total;
+      if (text(e, "verdict") == verdict) ++hits;
+    }
+    if (total > 0) return value_or_missing(double(hits) / total, field);
+  }
+  return value_or_missing(std::nullopt, fmt::format("by_eps[eps={}].{}", args[1], field));
+}
+
+// The gate metrics read from the section's result (mlaudit.verify/1), and which configured
+// sections will produce them (sections/metrics.h).
+void read_metrics(SectionMetrics& m) {
+  auto& t = m.t;
+  auto plan = [&m](const std::string& name, Planner p) { m.plan(name, std::move(p)); };
+  t.push_back({{"verified_fraction", "verification", {"norm", "eps"}, "verify: per_eps[eps].verified_robust_accuracy (or by_eps[eps].verified_fraction, or counted from per_sample)",
+                "fraction of samples proved robust at eps"},
+               [](const json& s, const std::vector<std::string>& a) {
+                 return verify_fraction(s, a, "verified_fraction", "verified");
+               }});
+  t.back().info.interval = true;
+  t.push_back({{"falsified_fraction", "verification", {"norm", "eps"}, "verify: per_eps[eps].falsified / samples (or counted from per_sample)",
+                "fraction of samples with a counterexample at eps"},
+               [](const json& s, const std::vector<std::string>& a) {
+                 return verify_fraction(s, a, "falsified_fraction", "falsified");
+               }});
+  t.push_back({{"fairness_proved_fraction", "verification", {}, "verify (fairness mode): summary.proved / summary.partitions",
+                "fraction of input-domain partitions proved individually fair"},
+               [](const json& s, const auto&) {
+                 if (text(s.value("params", json::object()), "mode") != "fairness") return Lookup{};
+                 if (!section_ok(s)) return failed_section(s);
+                 const json& r = result_of(s);
+                 const json& sum = r.contains("summary") ? r["summary"] : json::object();
+                 auto proved = number(sum, "proved"), parts = number(sum, "partitions");
+                 if (proved && parts && *parts > 0) return value_or_missing(*proved / *parts, "summary.proved");
+                 return value_or_missing(std::nullopt, "summary.proved / summary.partitions");
+               }});
+  t.push_back({{"fairness_counterexamples", "verification", {}, "verify (fairness mode): counterexamples count",
+                "number of counterexample pairs found by individual-fairness verification"},
+               [](const json& s, const auto&) {
+                 if (text(s.value("params", json::object()), "mode") != "fairness") return Lookup{};
+                 if (!section_ok(s)) return failed_section(s);
+                 const json& r = result_of(s);
+                 for (const char* key : {"counterexamples", "counterexample_pairs"}) {
+                   if (r.contains(key) && r[key].is_array()) return value_or_missing(double(r[key].size()), key);
+                   if (auto v = number(r, key)) return value_or_missing(v, key);
+                 }
+                 return value_or_missing(std::nullopt, "counterexamples");
+               }});
+  const Planner verify_robust = [](const SectionSpec& s, const std::vector<std::string>& a) -> std::string {
+    const json& p = s.params;
+    if (p.value("mode", "robustness") != "robustness") return "verifies individual fairness, not robustness";
+    if (p.value("norm", "linf") != a[0]) return fmt::format("verifies under norm {}, not {}", p.value("norm", "linf"), a[0]);
+    if (!listed_number(p, "eps", to_double(a[1]))) return fmt::format("verifies eps {}, not {}", list_text(p.value("eps", json::array())), a[1]);
+    return "";
+  };
+  plan("verified_fraction", verify_robust);
+  plan("falsified_fraction", verify_robust);
+  const Planner verify_fair = [](const SectionSpec& s, const std::vector<std::string>&) -> std::string {
+    return s.params.value("mode", "robustness") == "fairness" ? "" : "verifies robustness, not individual fairness";
+  };
+  plan("fairness_proved_fraction", verify_fair);
+  plan("fairness_counterexamples", verify_fair);
+}
+
+}  // namespace
 
 MLAUDIT_SECTION_KIND(verification) {
   static const SectionKindDef def{
@@ -70,6 +184,7 @@ MLAUDIT_SECTION_KIND(verification) {
           },
       .searches_domain = [](const SectionSpec& s) { return s.params.value("mode", "robustness") == "robustness"; },
       .metrics = {"verified_fraction", "falsified_fraction", "fairness_proved_fraction", "fairness_counterexamples"},
+      .read_metrics = read_metrics,
       .render = [](SectionRender& r) { detail::verification_blocks(r.d, r.report); },
       // one line for the compliance table and the diff (the section ran: status ok)
       .headline =

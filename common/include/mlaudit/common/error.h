@@ -4,7 +4,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "mlaudit/engine/utf8.h"
+#include "mlaudit/common/utf8.h"
 
 namespace mlaudit {
 
@@ -31,6 +31,22 @@ class InputError : public Error {
 class UnsupportedError : public InputError {
  public:
   using InputError::InputError;
+};
+
+/// A bad value of one named parameter of a library call ("eps must be >= 0, got -1"): the
+/// message names the parameter as the library's API spells it. The CLI (cli::run_command)
+/// words it with the command's flag instead ("--eps must be >= 0, got -1"). Exit code 2.
+class ParameterError : public InputError {
+ public:
+  /// `rest` follows the parameter's name: ParameterError("robustness", "eps", " must be >= 0").
+  ParameterError(const std::string& module, std::string parameter, std::string rest)
+      : InputError(module, parameter + rest), parameter_(std::move(parameter)), rest_(std::move(rest)) {}
+  const std::string& parameter() const { return parameter_; }
+  const std::string& rest() const { return rest_; }
+
+ private:
+  std::string parameter_;
+  std::string rest_;
 };
 
 }  // namespace mlaudit

@@ -2,7 +2,7 @@
 // IDX files (the MNIST family), plain or gzip-compressed.
 #include <string>
 
-#include "mlaudit/engine/tensor.h"
+#include "mlaudit/common/tensor.h"
 
 namespace mlaudit::datasets {
 

@@ -13,7 +13,7 @@ std::string read_file(const std::string& path, int64_t max_bytes = int64_t(4) <<
 void write_file_atomic(const std::string& path, const std::string& content);
 /// Same, for content given as two pieces (a header and a large body written in place, no copy).
 void write_file_atomic(const std::string& path, std::string_view head, std::string_view body);
-/// Text files are UTF-8 (see mlaudit/engine/utf8.h): throws InputError(module,
+/// Text files are UTF-8 (see mlaudit/common/utf8.h): throws InputError(module,
 /// "<source>: line L, column C: byte 0xE7 is not UTF-8 (... iconv ...)") otherwise.
 void require_utf8(std::string_view text, const std::string& source, const std::string& module = "datasets");
 /// Hex SHA-256 of a file's bytes (for run manifests).

@@ -2,7 +2,7 @@
 // NumPy .npy reader and writer (format versions 1.0-3.0, C order).
 #include <string>
 
-#include "mlaudit/engine/tensor.h"
+#include "mlaudit/common/tensor.h"
 
 namespace mlaudit::datasets {
 

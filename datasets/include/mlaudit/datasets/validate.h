@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "mlaudit/engine/tensor.h"
+#include "mlaudit/common/tensor.h"
 
 namespace mlaudit::datasets {
 

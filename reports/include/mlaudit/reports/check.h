@@ -2,11 +2,13 @@
 // `mlaudit audit --check`: a dry run of the whole audit before any section runs.
 // Every value is checked against the table the section's command uses (handed in
 // by the CLI, since this library never links the analysis modules), every gate
-// against a section that will produce it, every model loaded, every data set's
+// against a section that will produce it, every model loaded (by the CLI's ModelProbe,
+// since this library never links the engine either), every data set's
 // header and labels read, every imported result verified, every output path
 // probed. `mlaudit audit` runs the same check before its first section, so the
 // check and the run cannot disagree.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,10 +30,21 @@ struct SectionVocabulary {
   std::vector<std::string> fairness_positive;    ///< `mlaudit fairness --positive` (fairness::positive_class_names())
 };
 
-/// Command-line paths the dry run probes besides the config.
+/// What the dry run needs of a model: its shapes as the sections' commands load it.
+struct ModelShape {
+  std::vector<int64_t> input;  ///< per-sample input shape from the graph (batch dimension dropped; < 0: dynamic)
+  int64_t classes = -1;        ///< the audited output's class count; -1: not known
+};
+
+/// Loads a model as the sections' commands load it and reads its shapes; throws InputError
+/// when it cannot be loaded. The CLI passes one on engine::Session (cli/commands/audit.cpp).
+using ModelProbe = std::function<ModelShape(const ModelSpec& model)>;
+
+/// What the dry run probes besides the config: the command line's paths and the models.
 struct CheckOptions {
   std::string out_dir;    ///< --out: must be a writable folder or creatable (empty: not checked)
   std::string diff_path;  ///< --diff: must be a readable mlaudit report (empty: none)
+  ModelProbe probe_model;  ///< loads every model a section uses (empty: models are not loaded)
 };
 
 /// What the dry run looked at (for the one-line summary).

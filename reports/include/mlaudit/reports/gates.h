@@ -1,6 +1,6 @@
 #pragma once
 // Gate evaluation: metric names -> values read from the report's section JSON
-// (one table in reports/src/metrics.cpp), compared with thresholds.
+// (one table, filled by the section kinds' read_metrics), compared with thresholds.
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,7 +24,7 @@ struct MetricInfo {
   bool interval = false;
 };
 
-/// Every metric gates may use (the table in metrics.cpp).
+/// Every metric gates may use (the section kinds' metrics, in report order).
 const std::vector<MetricInfo>& metric_table();
 /// Metric by name, or nullptr.
 const MetricInfo* find_metric(const std::string& name);
@@ -51,7 +51,7 @@ MetricValue lookup_metric(const nlohmann::json& report, const std::string& metri
 
 /// Why no configured section will produce the gate's metric (same attack, norm, eps,
 /// attribute, ... as the gate names); empty when at least one will. The config-time
-/// twin of lookup_metric, kept beside it in metrics.cpp's table.
+/// twin of lookup_metric: each table entry's planner, beside its reader in the kind's file.
 std::string gate_without_producer(const GateSpec& gate, const AuditConfig& config);
 
 /// `<field>_ci` of `object` when it is a well-formed interval, else one computed with

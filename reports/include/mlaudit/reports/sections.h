@@ -3,7 +3,8 @@
 // its YAML keys with their types, rules and allowed values; its config-time checks
 // (parse_config, shared by `audit --check` and the run, which both load the config
 // the same way); its dry-run checks against the modules' own tables (check_audit);
-// the command it runs and the arguments it passes; the gate metrics it offers; how
+// the command it runs and the arguments it passes; the gate metrics it offers and how
+// they are read from its result; how
 // the report renders it; its compliance row and its limitation. config.cpp,
 // check.cpp, pipeline.cpp, document.cpp and report.cpp keep only the generic
 // machinery and loop over this registry.
@@ -56,6 +57,7 @@ class SectionParse;   ///< config time: the entry being parsed, `fail` at a key'
 class SectionCheck;   ///< dry run: the loaded data's shape, the vocabulary
 class SectionArgs;    ///< the command's arguments: `flag`, `pass`, `npy_inputs`, ...
 struct SectionRender; ///< the report document being built
+class SectionMetrics; ///< the gate metric table being built (reports/src/sections/metrics.h)
 
 /// Everything the audit knows about one section kind.
 struct SectionKindDef {
@@ -84,6 +86,9 @@ struct SectionKindDef {
   bool (*searches_domain)(const SectionSpec&) = nullptr;
   /// The gate metrics it offers (metric_table() entries whose source is this kind).
   std::vector<std::string> metrics = {};
+  /// Adds those metrics to the table: each one's parameters, how it is read from the section's
+  /// result and which configured sections will produce it (null: none).
+  void (*read_metrics)(SectionMetrics&) = nullptr;
   /// Appends the kind's report blocks (null: another kind's blocks show it, e.g. certification under robustness).
   void (*render)(SectionRender&) = nullptr;
   /// One line saying what a section that ran (status ok) measured: the compliance table's
