@@ -233,11 +233,7 @@ TEST_CASE("beta-CROWN: split multipliers give sound bounds on the split region, 
       for (size_t j = 0; j < root.lower[k].size() && made < 3; ++j)
         if (root.lower[k][j] < 0 && root.upper[k][j] > 0) splits[k][j] = int8_t((made++ + trial) % 2 ? 1 : -1);
     LayerBounds b = root;
-    for (size_t k = 0; k < splits.size(); ++k)
-      for (size_t j = 0; j < splits[k].size(); ++j) {
-        if (splits[k][j] > 0) b.lower[k][j] = std::max(b.lower[k][j], 0.0);
-        if (splits[k][j] < 0) b.upper[k][j] = std::min(b.upper[k][j], 0.0);
-      }
+    apply_splits(splits, b);
     OutputConstraint obj;
     obj.coef = {1.0, -1.0, 0.5};
     obj.constant = 0.1;

@@ -27,7 +27,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
-#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -381,11 +380,7 @@ std::vector<Domain> process(Search& s, Domain d) {
   std::shared_ptr<LayerBounds> bp;
   if (beta) {
     bp = std::make_shared<LayerBounds>(*d.parent);
-    for (size_t k = 0; k < d.splits.size() && k + 1 < net.layers.size(); ++k)
-      for (size_t j = 0; j < d.splits[k].size(); ++j) {
-        if (d.splits[k][j] > 0) bp->lower[k][j] = std::max(bp->lower[k][j], 0.0);
-        if (d.splits[k][j] < 0) bp->upper[k][j] = std::min(bp->upper[k][j], 0.0);
-      }
+    apply_splits(d.splits, *bp);
   } else {
     bp = std::make_shared<LayerBounds>(
         s.opts.alpha_crown && s.opts.alpha_crown_hidden && d.depth == 0 && net.relu_count() <= 4096
@@ -684,24 +679,17 @@ std::vector<Domain> process(Search& s, Domain d) {
     return {std::move(lo), std::move(hi)};
   }
 
-  // ReLU splitting.
-  int64_t unstable = 0;
-  size_t best_k = 0, best_j = 0;
-  double best_score = -1;
+  // ReLU splitting: every unstable neuron with its BaBSR score (the chord's intercept weighted by
+  // its back-substituted coefficient in the worst bound).
+  std::vector<std::tuple<double, size_t, size_t>> cand;
   for (size_t k = 0; k + 1 < net.layers.size(); ++k)
     for (size_t j = 0; j < b.lower[k].size(); ++j) {
       double l = b.lower[k][j], u = b.upper[k][j];
       if (!(l < 0 && u > 0)) continue;
-      ++unstable;
       double coef = k < worst_relu_coef.size() && j < worst_relu_coef[k].size() ? std::fabs(worst_relu_coef[k][j]) : 1.0;
-      double score = coef * (-l * u / (u - l)) + 1e-12 * (u - l);
-      if (score > best_score) {
-        best_score = score;
-        best_k = k;
-        best_j = j;
-      }
+      cand.emplace_back(coef * (-l * u / (u - l)) + 1e-12 * (u - l), k, j);
     }
-  if (unstable <= s.opts.z3_max_unstable) {
+  if (int64_t(cand.size()) <= s.opts.z3_max_unstable) {
     z3_leaf(s, d, b);
     return {};
   }
@@ -709,24 +697,22 @@ std::vector<Domain> process(Search& s, Domain d) {
   // Verification via Lagrangian Decomposition", 2021): the BaBSR score only ranks candidates;
   // the top few are each tried, both children bounded at this branch's optimised slopes and
   // multipliers (one back-substitution per child, no optimisation), and the split whose worse
-  // child is best wins (ties: the better sum).
-  const int fsb_k = s.opts.fsb_candidates;
-  if (s.opts.beta_crown && fsb_k > 1 && warm_out.count(worst_key)) {
-    std::vector<std::tuple<double, size_t, size_t>> cand;
-    for (size_t k = 0; k + 1 < net.layers.size(); ++k)
-      for (size_t j = 0; j < b.lower[k].size(); ++j) {
-        double l = b.lower[k][j], u = b.upper[k][j];
-        if (!(l < 0 && u > 0)) continue;
-        double coef = k < worst_relu_coef.size() && j < worst_relu_coef[k].size() ? std::fabs(worst_relu_coef[k][j]) : 1.0;
-        cand.emplace_back(coef * (-l * u / (u - l)) + 1e-12 * (u - l), k, j);
-      }
-    const size_t top = std::min(cand.size(), size_t(fsb_k));
-    std::partial_sort(cand.begin(), cand.begin() + std::ptrdiff_t(top), cand.end(), std::greater<>());
-    ReluSplits child_splits = d.splits;
-    if (child_splits.empty()) {
-      child_splits.resize(net.layers.size() - 1);
-      for (size_t k = 0; k + 1 < net.layers.size(); ++k) child_splits[k].assign(size_t(net.layers[k].out), 0);
-    }
+  // child is best wins (ties: the better sum). Otherwise (or --no-beta) BaBSR's best.
+  const bool fsb = s.opts.beta_crown && s.opts.fsb_candidates > 1 && warm_out.count(worst_key);
+  const size_t top = std::min(cand.size(), fsb ? size_t(s.opts.fsb_candidates) : size_t(1));
+  // Highest score first; on equal scores the first neuron in layer order (as BaBSR's scan picks it).
+  std::partial_sort(cand.begin(), cand.begin() + std::ptrdiff_t(top), cand.end(), [](const auto& x, const auto& y) {
+    return std::get<0>(x) > std::get<0>(y) ||
+           (std::get<0>(x) == std::get<0>(y) && std::make_pair(std::get<1>(x), std::get<2>(x)) <
+                                                    std::make_pair(std::get<1>(y), std::get<2>(y)));
+  });
+  size_t best_k = std::get<1>(cand[0]), best_j = std::get<2>(cand[0]);
+  ReluSplits splits = d.splits;
+  if (splits.empty()) {
+    splits.resize(net.layers.size() - 1);
+    for (size_t k = 0; k + 1 < net.layers.size(); ++k) splits[k].assign(size_t(net.layers[k].out), 0);
+  }
+  if (fsb) {
     LayerBounds cb = b;
     SplitMultipliers st = warm_out[worst_key];
     double best_min = -std::numeric_limits<double>::infinity(), best_sum = best_min;
@@ -734,15 +720,15 @@ std::vector<Domain> process(Search& s, Domain d) {
       const auto [score, k, j] = cand[c];
       double child[2];
       for (int phase = 0; phase < 2; ++phase) {
-        child_splits[k][j] = phase == 0 ? 1 : -1;
+        splits[k][j] = phase == 0 ? 1 : -1;
         const double l = b.lower[k][j], u = b.upper[k][j];
         cb.lower[k][j] = phase == 0 ? 0.0 : l;
         cb.upper[k][j] = phase == 0 ? u : 0.0;
-        child[phase] = std::min(0.0, beta_crown_objective(net, d.box, cb, child_splits, worst_row, &st, 0).lower);
+        child[phase] = std::min(0.0, beta_crown_objective(net, d.box, cb, splits, worst_row, &st, 0).lower);
         cb.lower[k][j] = l;
         cb.upper[k][j] = u;
       }
-      child_splits[k][j] = 0;
+      splits[k][j] = 0;
       const double mn = std::min(child[0], child[1]), sm = child[0] + child[1];
       if (mn > best_min || (mn == best_min && sm > best_sum)) {
         best_min = mn;
@@ -753,10 +739,7 @@ std::vector<Domain> process(Search& s, Domain d) {
     }
   }
   Domain on = d, off = std::move(d);
-  if (on.splits.empty()) {
-    on.splits.resize(net.layers.size() - 1);
-    for (size_t k = 0; k + 1 < net.layers.size(); ++k) on.splits[k].assign(size_t(net.layers[k].out), 0);
-  }
+  on.splits = std::move(splits);
   off.splits = on.splits;
   on.splits[best_k][best_j] = 1;
   off.splits[best_k][best_j] = -1;

@@ -163,6 +163,15 @@ void apply_splits(const ReluSplits& splits, size_t k, std::vector<double>& lo, s
   }
 }
 
+}  // namespace
+
+void apply_splits(const ReluSplits& splits, LayerBounds& bounds) {
+  for (size_t k = 0; k < splits.size() && k + 1 < bounds.lower.size(); ++k)
+    apply_splits(splits, k, bounds.lower[k], bounds.upper[k]);
+}
+
+namespace {
+
 // Result of back-substituting objective rows Lambda (coefficients on z_start)
 // down to the input: lower bounds, input coefficients, constants.
 struct Backsub {
@@ -664,6 +673,13 @@ ObjectiveBound beta_crown_objective(const Network& net, const InputBox& box, con
   if (last == 0) return best;
   RowMat lambda(1, net.output_size());
   for (int64_t j = 0; j < net.output_size(); ++j) lambda(0, j) = objective.coef[size_t(j)];
+  // A sound one-row back-substitution replaces `best` when it is tighter.
+  auto keep_if_better = [&](const Backsub& bs) {
+    if (!(bs.lower[0] > best.lower)) return;
+    best.lower = bs.lower[0];
+    best.constant = bs.constant[0] - bs.slack[0];
+    best.input_coef.assign(bs.input_coef.row(0).data(), bs.input_coef.row(0).data() + bs.input_coef.cols());
+  };
   // Warm start (a parent branch's optimised slopes and multipliers), one row.
   std::vector<RowMat> alpha0, betas;
   auto to_rows = [](const std::vector<std::vector<double>>& v, std::vector<RowMat>& out) {
@@ -677,25 +693,15 @@ ObjectiveBound beta_crown_objective(const Network& net, const InputBox& box, con
   if (iterations <= 0) {
     // Evaluate at the given slopes and multipliers (e.g. a parent's, to rank candidate splits).
     if (!state || alpha0.size() != last) return best;
-    Backsub bs = back_substitute(net, box, bounds, last, lambda, Vec::Constant(1, objective.constant), nullptr, nullptr,
-                                 &alpha0, &splits, betas.size() == last ? &betas : nullptr);
-    if (bs.lower[0] > best.lower) {
-      best.lower = bs.lower[0];
-      best.constant = bs.constant[0] - bs.slack[0];
-      best.input_coef.assign(bs.input_coef.row(0).data(), bs.input_coef.row(0).data() + bs.input_coef.cols());
-    }
+    keep_if_better(back_substitute(net, box, bounds, last, lambda, Vec::Constant(1, objective.constant), nullptr,
+                                   nullptr, &alpha0, &splits, betas.size() == last ? &betas : nullptr));
     return best;
   }
   std::vector<RowMat> slopes = optimise_slopes(net, box, bounds, last, lambda, iterations, lr_alpha, lr_decay, &splits,
                                                &betas, lr_beta, state ? &alpha0 : nullptr);
   // The optimised slopes' and multipliers' bound, computed soundly (rounded outward).
   Vec c = Vec::Constant(1, objective.constant);
-  Backsub bs = back_substitute(net, box, bounds, last, lambda, c, nullptr, nullptr, &slopes, &splits, &betas);
-  if (bs.lower[0] > best.lower) {
-    best.lower = bs.lower[0];
-    best.constant = bs.constant[0] - bs.slack[0];
-    best.input_coef.assign(bs.input_coef.row(0).data(), bs.input_coef.row(0).data() + bs.input_coef.cols());
-  }
+  keep_if_better(back_substitute(net, box, bounds, last, lambda, c, nullptr, nullptr, &slopes, &splits, &betas));
   if (state) {
     state->alpha.assign(slopes.size(), {});
     state->beta.assign(betas.size(), {});

@@ -24,6 +24,10 @@ using ReluSplits = std::vector<std::vector<int8_t>>;
 /// Lower ReLU slopes for alpha-CROWN, per hidden layer and neuron, in [0,1].
 using ReluSlopes = std::vector<std::vector<double>>;
 
+/// Apply split decisions to hidden-layer bounds: an active split lifts the lower bound to 0, an
+/// inactive one lowers the upper bound to 0 (valid on the branch where the splits hold).
+void apply_splits(const ReluSplits& splits, LayerBounds& bounds);
+
 /// Interval bound propagation (Gowal et al., "On the Effectiveness of Interval
 /// Bound Propagation...", 2018); bounds are rounded outward.
 LayerBounds interval_bounds(const Network& net, const InputBox& box, const ReluSplits& splits = {});
