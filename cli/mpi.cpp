@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <deque>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -29,14 +30,16 @@
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/progress.h"
 #include "shard.h"
+#include "split.h"
 
 namespace mlaudit::cli {
 namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int kTagWork = 11;    // rank 0 -> worker: int64 {chunk, chunks}; chunk < 0: stop
-constexpr int kTagHeader = 12;  // worker -> rank 0: int64 {chunk, exit code, text bytes}
+constexpr int kTagWork = 11;    // rank 0 -> worker: int64 {chunk, chunks, task, branches bytes}; chunk < 0: stop
+constexpr int kTagBranches = 14;  // rank 0 -> worker: the task's open branches (mlaudit.branches/1), when bytes > 0
+constexpr int kTagHeader = 12;  // worker -> rank 0: int64 {task, exit code, text bytes}
 constexpr int kTagText = 13;    // worker -> rank 0: the part (exit 0) or the error message
 
 volatile std::sig_atomic_t g_signal = 0;
@@ -64,11 +67,20 @@ bool has(const std::vector<std::string>& args, const std::string& name) {
 
 // One chunk on this rank: the command with --shard c/M into a temporary part file, read back.
 // Returns {exit code, part text or the one-line error}.
+// `branches`: a split instance's piece (verify --benchmark --split-after; split.h), run by the
+// chunk's one instance with --hand-out --branches.
 std::pair<int64_t, std::string> run_chunk(const std::string& command, const std::vector<std::string>& args,
-                                          const GlobalOptions& global, int64_t chunk, int64_t chunks, const fs::path& tmp) {
+                                          const GlobalOptions& global, int64_t chunk, int64_t chunks, const fs::path& tmp,
+                                          const std::string& branches) {
   const fs::path part = tmp / fmt::format("chunk-{}.json", chunk);
   std::vector<std::string> a = args;
   a.insert(a.end(), {"--shard", fmt::format("{}/{}", chunk, chunks), "--out", part.string()});
+  if (has(args, "--split-after")) a.push_back("--hand-out");
+  if (!branches.empty()) {
+    const fs::path file = tmp / fmt::format("branches-{}.json", chunk);
+    datasets::write_file_atomic(file.string(), branches);
+    a.insert(a.end(), {"--branches", file.string()});
+  }
   GlobalOptions g = global;
   g.quiet = true;
   try {
@@ -84,15 +96,16 @@ std::pair<int64_t, std::string> run_chunk(const std::string& command, const std:
   }
 }
 
-void send_work(int rank, int64_t chunk, int64_t chunks) {
-  int64_t msg[2] = {chunk, chunks};
-  MPI_Send(msg, 2, MPI_INT64_T, rank, kTagWork, MPI_COMM_WORLD);
+void send_work(int rank, int64_t chunk, int64_t chunks, int64_t task = -1, const std::string& branches = "") {
+  int64_t msg[4] = {chunk, chunks, task < 0 ? chunk : task, int64_t(branches.size())};
+  MPI_Send(msg, 4, MPI_INT64_T, rank, kTagWork, MPI_COMM_WORLD);
+  if (!branches.empty()) MPI_Send(branches.data(), int(branches.size()), MPI_CHAR, rank, kTagBranches, MPI_COMM_WORLD);
 }
 
-// A worker's answer: which chunk, its exit code, and the part (or the error message).
+// A worker's answer: which task, its exit code, and the part (or the error message).
 struct Reply {
   int rank = 0;
-  int64_t chunk = 0, code = 0;
+  int64_t chunk = 0, code = 0;  // chunk: the task's index (tasks below `chunks` are the chunks themselves)
   std::string text;
 };
 
@@ -121,12 +134,15 @@ int worker(const std::string& command, const std::vector<std::string>& args, con
   const fs::path tmp = fs::temp_directory_path() / fmt::format("mlaudit-mpi-{}-{}", getpid(), rank);
   fs::create_directories(tmp);
   for (;;) {
-    int64_t msg[2];
-    MPI_Recv(msg, 2, MPI_INT64_T, 0, kTagWork, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    int64_t msg[4];
+    MPI_Recv(msg, 4, MPI_INT64_T, 0, kTagWork, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     if (msg[0] < 0) break;
+    std::string branches(size_t(msg[3]), '\0');
+    if (msg[3] > 0)
+      MPI_Recv(branches.data(), int(msg[3]), MPI_CHAR, 0, kTagBranches, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     if (kill_rank && std::atoi(kill_rank) == rank) std::raise(SIGKILL);
-    auto [code, text] = run_chunk(command, args, global, msg[0], msg[1], tmp);
-    int64_t header[3] = {msg[0], code, int64_t(text.size())};
+    auto [code, text] = run_chunk(command, args, global, msg[0], msg[1], tmp, branches);
+    int64_t header[3] = {msg[2], code, int64_t(text.size())};
     MPI_Send(header, 3, MPI_INT64_T, 0, kTagHeader, MPI_COMM_WORLD);
     MPI_Send(text.data(), int(text.size()), MPI_CHAR, 0, kTagText, MPI_COMM_WORLD);
   }
@@ -197,77 +213,181 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
   const fs::path parts_dir = out + ".parts";
   fs::remove_all(parts_dir);
   fs::create_directories(parts_dir);
+  // verify --benchmark --split-after: an instance still open after S seconds comes back with its
+  // open branches; they are cut into pieces that go to idle ranks before the next instance
+  // (split.h), and the instance's part is written once it is decided.
+  const bool split_mode = command == "verify" && has(args, "--benchmark") && has(args, "--split-after");
+  int pieces = workers;
+  if (split_mode) {
+    for (size_t k = 0; k + 1 < args.size(); ++k)
+      if (args[k] == "--split-pieces") pieces = std::max(1, std::atoi(args[k + 1].c_str()));
+    if (chunks != total) {
+      for (int w = 1; w <= workers; ++w) send_work(w, -1, 0);
+      throw InputError(command, "--mpi --split-after runs one instance per chunk: leave out --mpi-chunks");
+    }
+  }
   std::vector<std::string> texts(static_cast<size_t>(chunks));
   std::vector<bool> done(static_cast<size_t>(chunks), false);
-  std::map<int, int64_t> running;  // rank -> chunk
-  int64_t next = 0, n_done = 0;
+  // Tasks: task c < chunks is chunk c itself; a split adds its pieces as further tasks.
+  struct Task {
+    int64_t chunk = 0;
+    int64_t parent = -1;  // the split.h answer index that made this piece (-1: the chunk itself)
+    nlohmann::json piece;  // the piece's branches (null: the chunk itself)
+    int copies = 0;
+    bool answered = false;
+    std::chrono::steady_clock::time_point started;
+  };
+  std::vector<Task> tasks(static_cast<size_t>(chunks));
+  for (int64_t c = 0; c < chunks; ++c) tasks[size_t(c)].chunk = c;
+  std::deque<int64_t> queue;
+  for (int64_t c = 0; c < chunks; ++c) queue.push_back(c);
+  std::vector<split::Instance> inst(split_mode ? size_t(chunks) : 0);
+  std::vector<nlohmann::json> root_part(inst.size()), split_file(inst.size());
+  std::vector<std::chrono::steady_clock::time_point> inst_start(inst.size());
+  std::vector<double> inst_timeout(inst.size(), 0);
+  std::map<int, int64_t> running;  // rank -> task
+  std::vector<int> idle;           // split mode: workers waiting for pieces
+  int64_t n_done = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  for (int w = 1; w <= workers; ++w) {
-    if (next < chunks) running[w] = next, send_work(w, next++, chunks);
-    else send_work(w, -1, 0);
-  }
+  // The piece's text at hand-out, with the time its instance has left.
+  auto branches_text = [&](const Task& t) -> std::string {
+    if (t.piece.is_null()) return "";
+    const double left = inst_timeout[size_t(t.chunk)] -
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - inst_start[size_t(t.chunk)]).count();
+    return split::piece_text(split_file[size_t(t.chunk)], t.piece, std::max(0.0, left));
+  };
+  auto hand = [&](int w, int64_t id) {
+    Task& t = tasks[size_t(id)];
+    ++t.copies;
+    t.started = std::chrono::steady_clock::now();
+    if (split_mode && t.piece.is_null() && t.copies == 1) inst_start[size_t(t.chunk)] = t.started;
+    running[w] = id;
+    send_work(w, t.chunk, chunks, id, branches_text(t));
+  };
   engine::ProgressLine progress(fmt::format("{} on {} MPI workers", command, workers), "chunks", global.show_progress());
   auto on = progress.fn();
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  // Once every chunk is handed out, an idle worker takes a backup copy of the chunk that has run
+  // Once every task is handed out, an idle worker takes a backup copy of the task that has run
   // longest (fewest copies first): a slow or lost rank (under `mpirun --enable-recovery` a dead
   // rank does not stop the job, it just never answers) cannot hold the run, and the first copy
-  // to finish counts. Chunks are deterministic, so any copy gives the same part.
-  std::vector<int> copies(static_cast<size_t>(chunks), 0);
+  // to finish counts. Tasks are deterministic, so any copy gives the same part.
   int64_t backups_used = 0;
-  std::vector<std::chrono::steady_clock::time_point> started(static_cast<size_t>(chunks));
-  for (const auto& [rank, chunk] : running) copies[size_t(chunk)] = 1, started[size_t(chunk)] = t0;
   auto assign = [&](int w) {
-    if (next < chunks) {
-      copies[size_t(next)] = 1;
-      started[size_t(next)] = std::chrono::steady_clock::now();
-      running[w] = next;
-      send_work(w, next++, chunks);
+    while (!queue.empty()) {
+      const int64_t id = queue.front();
+      queue.pop_front();
+      if (done[size_t(tasks[size_t(id)].chunk)]) continue;  // its instance was decided meanwhile
+      hand(w, id);
       return;
     }
     int64_t best = -1;
-    for (const auto& [rank, chunk] : running) {
-      if (done[size_t(chunk)]) continue;
-      if (best < 0 || copies[size_t(chunk)] < copies[size_t(best)] ||
-          (copies[size_t(chunk)] == copies[size_t(best)] && started[size_t(chunk)] < started[size_t(best)]))
-        best = chunk;
+    for (const auto& [rank, id] : running) {
+      const Task& t = tasks[size_t(id)];
+      if (done[size_t(t.chunk)] || t.answered) continue;
+      const Task* b = best < 0 ? nullptr : &tasks[size_t(best)];
+      if (!b || t.copies < b->copies || (t.copies == b->copies && t.started < b->started)) best = id;
     }
-    if (best >= 0 && copies[size_t(best)] < 3) {
-      ++copies[size_t(best)];
+    if (best >= 0 && tasks[size_t(best)].copies < 3) {
       ++backups_used;
-      running[w] = best;
-      send_work(w, best, chunks);
+      hand(w, best);
+    } else if (split_mode) {
+      idle.push_back(w);  // a split may bring pieces until the last chunk is done
     } else {
       send_work(w, -1, 0);
     }
   };
+  for (int w = 1; w <= workers; ++w) {
+    if (!queue.empty()) hand(w, queue.front()), queue.pop_front();
+    else send_work(w, -1, 0);
+  }
+  // The chunk -> running map give_up reports.
+  auto running_chunks = [&] {
+    std::map<int, int64_t> m;
+    for (const auto& [rank, id] : running) m[rank] = tasks[size_t(id)].chunk;
+    return m;
+  };
+  auto finish_chunk = [&](int64_t chunk, std::string text) {
+    datasets::write_file_atomic((parts_dir / fmt::format("part-{:05d}-of-{}.json", chunk, chunks)).string(), text);
+    texts[size_t(chunk)] = std::move(text);
+    done[size_t(chunk)] = true;
+    ++n_done;
+    if (on) on(n_done, chunks);
+  };
   while (n_done < chunks) {
     if (g_signal)
       give_up(g_signal == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM: a rank died or the launcher stopped the job)",
-              running, done, parts_dir, command, 130);
+              running_chunks(), done, parts_dir, command, 130);
     auto reply = poll_reply();
     if (!reply) continue;
     const int src = reply->rank;
-    const int64_t chunk = reply->chunk;
+    const int64_t id = reply->chunk;
+    Task& task = tasks[size_t(id)];
+    const int64_t chunk = task.chunk;
     std::string& text = reply->text;
     running.erase(src);
     if (reply->code != 0) {
       std::string msg = text;
       if (msg.rfind(command + ": ", 0) == 0) msg = msg.substr(command.size() + 2);
-      give_up(fmt::format("chunk {} failed on rank {}: {}", chunk, src, msg), running, done, parts_dir, command,
+      give_up(fmt::format("chunk {} failed on rank {}: {}", chunk, src, msg), running_chunks(), done, parts_dir, command,
               int(reply->code));
     }
-    if (!done[size_t(chunk)]) {
-      datasets::write_file_atomic((parts_dir / fmt::format("part-{:05d}-of-{}.json", chunk, chunks)).string(), text);
-      texts[size_t(chunk)] = std::move(text);
-      done[size_t(chunk)] = true;
-      ++n_done;
-      if (on) on(n_done, chunks);
+    if (!done[size_t(chunk)] && !task.answered) {
+      task.answered = true;
+      if (!split_mode) {
+        finish_chunk(chunk, std::move(text));
+      } else {
+        // One task of a split instance: its row's result, and the open branches when it split.
+        nlohmann::json part = nlohmann::json::parse(text);
+        nlohmann::json& row = part["instances"][0];
+        const std::string res = row["result"].get<std::string>();
+        split::Instance& st = inst[size_t(chunk)];
+        if (task.piece.is_null()) {
+          root_part[size_t(chunk)] = part;
+          inst_timeout[size_t(chunk)] = row["timeout_s"].get<double>();
+        }
+        const nlohmann::json file = res == "split" ? row["open_branches"] : nlohmann::json();
+        if (res == "split") split_file[size_t(chunk)] = file;
+        const int64_t me = int64_t(st.tasks.size());
+        auto new_pieces = st.answer(task.parent, res, row["seconds"].get<double>(),
+                                    task.piece.is_null() ? 0 : int64_t(task.piece.size()), &file, pieces);
+        // Pieces go first (an instance already running ends sooner), in their order.
+        for (auto it = new_pieces.rbegin(); it != new_pieces.rend(); ++it) {
+          Task p;
+          p.chunk = chunk;
+          p.parent = me;
+          p.piece = std::move(*it);
+          tasks.push_back(std::move(p));
+          queue.push_front(int64_t(tasks.size()) - 1);
+        }
+        if (st.decided()) {
+          // The chunk's part: its root row with the instance's verdict and wall time.
+          nlohmann::json out = root_part[size_t(chunk)];
+          nlohmann::json& r = out["instances"][0];
+          const std::string result = st.result();
+          r["result"] = result;
+          const bool solved = result == "sat" || result == "unsat";
+          r["correct"] = r["expected"].is_string() && solved ? nlohmann::json(result == r["expected"].get<std::string>())
+                                                             : nlohmann::json(nullptr);
+          r["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - inst_start[size_t(chunk)]).count();
+          r.erase("open_branches");
+          r["split"] = st.summary();
+          shard::benchmark_summary(out);
+          finish_chunk(chunk, out.dump(2) + "\n");
+        }
+        // Idle workers take the new pieces.
+        while (!idle.empty() && !queue.empty()) {
+          const int w = idle.back();
+          idle.pop_back();
+          assign(w);
+        }
+      }
     }
     if (n_done < chunks) assign(src);
     else send_work(src, -1, 0);
   }
+  for (int w : idle) send_work(w, -1, 0);
+  idle.clear();
   std::vector<PartText> parts;
   for (int64_t c = 0; c < chunks; ++c) parts.push_back({fmt::format("chunk {} of {}", c, chunks), std::move(texts[size_t(c)])});
   const MergedReport r = merge_parts(parts, out);

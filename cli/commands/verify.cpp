@@ -19,6 +19,7 @@
 #include <cmath>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -32,6 +33,7 @@
 
 #include "command.h"
 #include "shard.h"
+#include "split.h"
 #include "mlaudit/datasets/csv.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
@@ -240,6 +242,34 @@ nlohmann::json tree_block(const engine::TreeEnsemble& t) {
                      "every counterexample re-checked by the engine's forward"}};
 }
 
+constexpr const char* kBranchesSchema = "mlaudit.branches/1";
+
+// --branches FILE: the open branches another process handed out (mlaudit.branches/1), checked
+// to belong to this model and property (by the content hashes the writer recorded).
+std::vector<verify::OpenBranch> read_branches_file(const std::string& path, const verify::Network& net,
+                                                   const nlohmann::json& inputs) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(datasets::read_file(path, int64_t(1) << 32));
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError("verify", fmt::format("--branches {}: not JSON ({})", path, e.what()));
+  }
+  if (!j.is_object() || !j.contains("schema") || j["schema"] != kBranchesSchema)
+    throw InputError("verify", fmt::format("--branches {}: not a {} file (written by --split-after ... --branches-out)", path,
+                                           kBranchesSchema));
+  for (const char* role : {"model", "vnnlib"}) {
+    const nlohmann::json& want = inputs[role]["sha256"];
+    if (!j.contains("inputs") || !j["inputs"].is_object() || !j["inputs"].contains(role) || !j["inputs"][role].is_object() ||
+        j["inputs"][role].value("sha256", nlohmann::json()) != want)
+      throw InputError("verify", fmt::format("--branches {}: its branches belong to another {} (sha256 differs from {})", path,
+                                             role == std::string("model") ? "model" : "property", want.dump()));
+  }
+  if (!j.contains("branches")) throw InputError("verify", fmt::format("--branches {}: no 'branches'", path));
+  auto b = verify::parse_open_branches(j["branches"], net, path);
+  if (b.empty()) throw InputError("verify", fmt::format("--branches {}: lists no branch", path));
+  return b;
+}
+
 int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g, const engine::TreeEnsemble* tree) {
   std::string model = vm["model"].as<std::string>();
   std::string vnnlib = vm["vnnlib"].as<std::string>();
@@ -247,14 +277,44 @@ int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g, const engine
   std::string json_path = vm.count("out") ? vm["out"].as<std::string>() : "";
   bool quiet = g.quiet || vm.count("quiet");
   verify::VerifyOptions o = solver_options(vm, g);
+  // Scale-out (docs/scale-out.md): stop after --split-after S and write the open branches to
+  // --branches-out; --branches continues some of them.
+  const std::string branches_in = vm.count("branches") ? vm["branches"].as<std::string>() : "";
+  const std::string branches_out = vm.count("branches-out") ? vm["branches-out"].as<std::string>() : "";
+  if (vm.count("split-after")) {
+    o.split_after_s = vm["split-after"].as<double>();
+    if (!(o.split_after_s > 0)) throw InputError("verify", "--split-after must be > 0 seconds");
+    if (branches_out.empty()) throw InputError("verify", "--split-after needs --branches-out FILE (where the open branches go)");
+  } else if (!branches_out.empty()) {
+    throw InputError("verify", "--branches-out needs --split-after S (when to stop and hand out the open branches)");
+  }
+  if (tree && (o.split_after_s > 0 || !branches_in.empty()))
+    throw InputError("verify", "--split-after and --branches are for networks (branch and bound); the tree verifier runs whole");
   verify::Property prop = verify::read_vnnlib(vnnlib);
   if (!fs::exists(model)) throw InputError("verify", "model file not found: " + model);
   const engine::Device device = bound_device(g, quiet);
   const nlohmann::json inputs = inputs_block({{"model", model}, {"vnnlib", vnnlib}});
+  if (!branches_out.empty()) fs::remove(branches_out);  // present after the run iff the query split
+  size_t branches_given = 0;
   auto write_results = [&](const verify::VerifyResult& r) {
+    if (!r.open_branches.empty() && !branches_out.empty()) {
+      nlohmann::json b = {{"schema", kBranchesSchema},
+                          {"tool_version", MLAUDIT_VERSION},
+                          {"model", model},
+                          {"property", vnnlib},
+                          {"timeout_s", std::max(0.0, o.timeout_s - r.seconds)},
+                          {"open_undecided", r.open_undecided},
+                          {"inputs", inputs},
+                          {"branches", verify::open_branches_json(r.open_branches)}};
+      datasets::write_file_atomic(branches_out, b.dump() + "\n");
+    }
     if (!result_path.empty()) datasets::write_file_atomic(result_path, verify::vnncomp_result_text(r));
-    if (!json_path.empty())
-      datasets::write_file_atomic(json_path, vnnlib_report(r, prop, model, vnnlib, o.timeout_s, inputs).dump(2) + "\n");
+    if (!json_path.empty()) {
+      nlohmann::json j = vnnlib_report(r, prop, model, vnnlib, o.timeout_s, inputs);
+      if (!branches_in.empty()) j["branches_in"] = {{"file", branches_in}, {"branches", branches_given}};
+      if (!r.open_branches.empty()) j["open_branches"] = {{"file", branches_out}, {"branches", r.open_branches.size()}};
+      datasets::write_file_atomic(json_path, j.dump(2) + "\n");
+    }
   };
   HardDeadline hard(o.timeout_s, [&] {
     verify::VerifyResult t;
@@ -270,9 +330,14 @@ int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g, const engine
     } else {
       verify::Network net = verify::load_network(model);
       net.product_device = device;
+      std::vector<verify::OpenBranch> branches;
+      if (!branches_in.empty()) {
+        branches = read_branches_file(branches_in, net, inputs);
+        branches_given = branches.size();
+      }
       auto session = try_session(model, g, quiet, /*two_classes=*/false);
       o.concrete = engine_forward(session, net.input_shape);
-      r = verify::verify_property(net, prop, o);
+      r = branches_in.empty() ? verify::verify_property(net, prop, o) : verify::verify_branches(net, prop, branches, o);
     }
   } catch (const UnsupportedError& e) {
     // Valid model the verifier cannot handle: a verdict, not an error.
@@ -282,9 +347,10 @@ int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g, const engine
   write_results(r);
   std::cout << verify::verdict_name(r.verdict) << "\n";
   if (!quiet) {
-    std::cerr << fmt::format("verify: {} in {:.3f} s ({}; {} branches, {} z3 calls){}\n", verify::verdict_name(r.verdict),
+    std::cerr << fmt::format("verify: {} in {:.3f} s ({}; {} branches, {} z3 calls){}{}\n", verify::verdict_name(r.verdict),
                              r.seconds, r.method.empty() ? "-" : r.method, r.domains, r.z3_calls,
-                             r.reason.empty() ? "" : "; " + r.reason);
+                             r.reason.empty() ? "" : "; " + r.reason,
+                             branches_in.empty() ? "" : fmt::format(" [on the {} branches of {} only]", branches_given, branches_in));
   }
   return 0;
 }
@@ -624,6 +690,7 @@ std::string run_instance_process(const Instance& in, double timeout, const Globa
                                  const std::vector<std::string>& solver_args) {
   std::string result = tmp + "/result.txt";
   fs::remove(result);
+  if (!(timeout > 0)) return "timeout";
   std::vector<std::string> args{"/proc/self/exe"};
   if (g.threads > 0) args.insert(args.end(), {"--threads", std::to_string(g.threads)});
   if (g.device != engine::Device::Cpu) args.insert(args.end(), {"--device", g.device == engine::Device::Cuda ? "cuda" : "auto"});
@@ -744,6 +811,36 @@ int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
   const std::vector<std::string> solver_args = forwarded_solver_args(vm);
   std::string tmp = (fs::temp_directory_path() / fmt::format("mlaudit-bench-{}", getpid())).string();
   fs::create_directories(tmp);
+  // --split-after S (docs/scale-out.md): an instance still open after S seconds hands out its
+  // open branches. --hand-out (what --mpi's workers run): one task of one instance, its open
+  // branches in the row for rank 0 to cut; otherwise the pieces run here, one after another.
+  const double split_after = vm.count("split-after") ? vm["split-after"].as<double>() : 0;
+  if (vm.count("split-after") && !(split_after > 0)) throw InputError("verify", "--split-after must be > 0 seconds");
+  const bool hand_out = vm.count("hand-out") > 0;
+  const std::string branches_in = vm.count("branches") ? vm["branches"].as<std::string>() : "";
+  int pieces = vm.count("split-pieces") ? vm["split-pieces"].as<int>() : 64;
+  if (pieces < 1) throw InputError("verify", "--split-pieces must be >= 1");
+  if ((hand_out || !branches_in.empty() || vm.count("split-pieces")) && !(split_after > 0))
+    throw InputError("verify", "--hand-out, --branches and --split-pieces belong to --split-after S");
+  if ((hand_out || !branches_in.empty()) && (!part.on || instances.size() != 1))
+    throw InputError("verify", "--benchmark --hand-out/--branches run one instance: give --shard I/N with N the instance count");
+  if (!branches_in.empty() && !hand_out) throw InputError("verify", "--benchmark --branches needs --hand-out");
+  std::vector<std::string> split_args;
+  if (split_after > 0) split_args = {"--split-after", fmt::format("{}", split_after), "--branches-out", tmp + "/branches-out.json"};
+  // One task: the instance (or the branches of `in_file`) in a child process; "split" when it
+  // wrote open branches (then in `file`).
+  auto run_task = [&](const Instance& in, double timeout, const std::string& in_file, nlohmann::json& file) {
+    std::vector<std::string> a = solver_args;
+    a.insert(a.end(), split_args.begin(), split_args.end());
+    if (!in_file.empty()) a.insert(a.end(), {"--branches", in_file});
+    fs::remove(tmp + "/branches-out.json");
+    std::string res = run_instance_process(in, timeout, g, tmp, a);
+    if (split_after > 0 && res == "unknown" && fs::exists(tmp + "/branches-out.json")) {
+      file = nlohmann::json::parse(datasets::read_file(tmp + "/branches-out.json", int64_t(1) << 32));
+      res = "split";
+    }
+    return res;
+  };
   nlohmann::json rows = nlohmann::json::array();
   std::map<std::string, nlohmann::json> provenance;  // one hash per file, however many instances share it
   auto prov = [&](const std::string& path) -> const nlohmann::json& {
@@ -758,7 +855,47 @@ int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
   for (const auto& in : instances) {
     double to = cap > 0 ? std::min(cap, in.timeout) : in.timeout;
     auto t0 = std::chrono::steady_clock::now();
-    std::string res = run_instance_process(in, to, g, tmp, solver_args);
+    std::string res;
+    nlohmann::json split_block, open_file;
+    if (!(split_after > 0)) {
+      res = run_instance_process(in, to, g, tmp, solver_args);
+    } else if (hand_out) {
+      double task_to = to;
+      if (!branches_in.empty()) {
+        // The piece carries the time its instance has left (rank 0 counts from the instance's start).
+        nlohmann::json piece;
+        try {
+          piece = nlohmann::json::parse(datasets::read_file(branches_in, int64_t(1) << 32));
+        } catch (const nlohmann::json::exception& e) {
+          throw InputError("verify", fmt::format("--branches {}: not JSON ({})", branches_in, e.what()));
+        }
+        if (piece.is_object() && piece.contains("timeout_s") && piece["timeout_s"].is_number())
+          task_to = std::min(to, piece["timeout_s"].get<double>());
+      }
+      res = run_task(in, task_to, branches_in, open_file);
+    } else {
+      // The pieces one after another (first in, first out), within the instance's time.
+      split::Instance st;
+      std::deque<std::pair<int64_t, nlohmann::json>> queue{{-1, nlohmann::json()}};
+      double used = 0;
+      while (!queue.empty() && !st.decided()) {
+        auto [parent, piece] = std::move(queue.front());
+        queue.pop_front();
+        const std::string piece_file = tmp + "/branches-in.json";
+        if (!piece.is_null()) datasets::write_file_atomic(piece_file, split::piece_text(open_file, piece, to - used));
+        nlohmann::json file;
+        auto ts = std::chrono::steady_clock::now();
+        const std::string r = run_task(in, to - used, piece.is_null() ? "" : piece_file, file);
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
+        used += secs;
+        if (r == "split") open_file = file;
+        const int64_t me = int64_t(st.tasks.size());
+        for (auto& p : st.answer(parent, r, secs, piece.is_null() ? 0 : int64_t(piece.size()), &file, pieces))
+          queue.emplace_back(me, std::move(p));
+      }
+      res = st.result();
+      split_block = st.summary();
+    }
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     total += s;
     times.push_back(s);
@@ -777,6 +914,12 @@ int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
                        {"correct", correct.empty() ? nlohmann::json(nullptr) : nlohmann::json(correct == "yes")},
                        {"seconds", s},
                        {"timeout_s", to}};
+    if (!split_block.is_null()) row["split"] = split_block;
+    if (res == "split") {
+      // --hand-out: rank 0 cuts these into pieces (the row is not a verdict).
+      row["open_branches"] = open_file;
+      row["correct"] = nullptr;
+    }
     if (want_json) {
       nlohmann::json files = nlohmann::json::object();
       for (const auto& [role, path] : {std::pair<std::string, std::string>{"model", in.onnx}, {"vnnlib", in.vnnlib}})
@@ -883,6 +1026,16 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
                  "constraints' multipliers on the parent's bounds)")(
       "alpha-hidden", "at the root, alpha-CROWN also tightens every hidden layer's bounds (networks up to 4096 ReLUs)")(
       "lookahead-depth", po::value<int>()->default_value(6), "input BaB: pick splits by bounding both halves above this depth")("seed", po::value<uint64_t>()->default_value(0), "falsifier seed")(
+      "split-after", po::value<double>(),
+      "scale-out: a query still open after S seconds stops and hands its open branches on (--vnnlib: to --branches-out; "
+      "--benchmark: as pieces to the other MPI ranks, or one after another without --mpi)")(
+      "split-pieces", po::value<int>(), "benchmark --split-after: pieces a split query's open branches are cut into "
+                                        "(default: the MPI workers; without --mpi 64)")(
+      "hand-out", "benchmark --split-after (what --mpi's workers run): one task of the one instance of --shard I/N, "
+                  "its open branches in the row")(
+      "branches-out", po::value<std::string>(), "vnnlib --split-after: write the open branches here (mlaudit.branches/1)")(
+      "branches", po::value<std::string>(),
+      "vnnlib: decide only these open branches of the property (a --branches-out file; the verdict is theirs)")(
       "quiet,q", "only the verdict / summary");
   shard::add_option(desc);
   po::variables_map vm;
@@ -905,13 +1058,14 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
     // Each instance runs under its own limit (instances.csv, --timeout-override); the other solver options pass on.
     check_mode_options(vm, "--benchmark",
                        {"benchmark", "out", "filter", "timeout-override", "no-alpha", "no-beta", "alpha-hidden", "lookahead-depth",
-                        "seed", "shard"});
+                        "seed", "shard", "split-after", "split-pieces", "hand-out", "branches"});
     return run_benchmark(vm, g);
   }
   // --fairness may take --data (tree models: boxes around rows); otherwise --data is the robustness mode.
   int modes = int(vm.count("vnnlib")) + int(vm.count("data") && !vm.count("fairness")) + int(vm.count("fairness"));
   if (modes != 1) throw InputError("verify", "give exactly one of --vnnlib, --data, --fairness (or --benchmark DIR)");
-  if (vm.count("vnnlib")) check_mode_options(vm, "--vnnlib", with_solver({"model", "vnnlib", "result", "out"}));
+  if (vm.count("vnnlib"))
+    check_mode_options(vm, "--vnnlib", with_solver({"model", "vnnlib", "result", "out", "split-after", "branches-out", "branches"}));
   else if (vm.count("data") && !vm.count("fairness"))
     check_mode_options(vm, "--data",
                        with_solver({"model", "data", "labels", "eps", "norm", "clip-min", "clip-max", "limit", "out",

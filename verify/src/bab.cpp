@@ -20,6 +20,8 @@
 // A branch is closed when every unsafe conjunction has a row whose CROWN lower
 // bound is > 0, or a non-negative combination of its rows' bounds (the exact
 // LP of combine_row_bounds) is > 0 after outward rounding.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -31,6 +33,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <thread>
 #include <tuple>
 
@@ -89,6 +93,7 @@ struct Search {
   const SubProperty& sub;
   const VerifyOptions& opts;
   Deadline& deadline;
+  const Deadline* split_at = nullptr;  // split_after_s: stop here, the open branches stay on the stack
   VerifyOptions local_pgd;  // the short PGD run inside every 8th input-split branch
   bool input_split = true;
 
@@ -756,7 +761,9 @@ void worker(Search& s) {
   std::unique_lock<std::mutex> lk(s.mu);
   for (;;) {
     s.cv.wait(lk, [&] { return !s.stack.empty() || s.busy == 0 || s.deadline.stop(); });
-    if (s.deadline.stop() || s.stack.empty()) {
+    // split_after_s: the branches on the stack are handed to other processes.
+    // (At least one branch is bounded first, so every task makes progress.)
+    if (s.deadline.stop() || s.stack.empty() || (s.split_at && s.domains.load() > 0 && s.split_at->expired())) {
       s.cv.notify_all();
       return;
     }
@@ -790,8 +797,70 @@ void worker(Search& s) {
   }
 }
 
+// The branch and bound from `start` (the sub-property's root when empty). With `split_at`, a
+// search still open when it expires returns its open branches (case `case_index`).
+VerifyResult run_search(const Network& net, const SubProperty& sub, const VerifyOptions& opts, Deadline& dl,
+                        const Deadline* split_at, bool input_split, std::vector<Domain> start, size_t case_index) {
+  VerifyResult r;
+  Search s(net, sub, opts, dl);
+  s.input_split = input_split;
+  s.split_at = split_at;
+  if (const char* t = std::getenv("MLAUDIT_VERIFY_TRACE")) s.trace = *t && *t != '0';
+  if (start.empty()) {
+    Domain root;
+    root.box = sub.box;
+    for (size_t i = 0; i < sub.unsafe.size(); ++i) root.open.push_back(i);
+    start.push_back(std::move(root));
+  }
+  for (auto& d : start) s.stack.push_back(std::move(d));
+  int threads = opts.threads > 0 ? opts.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) pool.emplace_back([&] { worker(s); });
+  for (auto& t : pool) t.join();
+  r.domains = s.domains.load();
+  r.z3_calls = s.z3_calls.load();
+  r.method = s.input_split ? "input-bab" : "relu-bab+z3";
+  if (s.cex) {
+    r.verdict = Verdict::Sat;
+    r.counterexample = s.cex;
+  } else if (dl.expired() || (!s.stack.empty() && dl.stop())) {
+    r.verdict = Verdict::Timeout;
+  } else if (!s.stack.empty()) {
+    // Stopped at split_at: the open branches go to other processes (the parents' bounds and
+    // warm starts stay here; a branch is re-bounded from its box and splits where it runs).
+    r.verdict = Verdict::Unknown;
+    r.open_undecided = s.undecided;
+    r.reason = s.undecided ? s.undecided_reason
+                           : fmt::format("split after {:g} s: {} open branches handed out", opts.split_after_s,
+                                         s.stack.size());
+    for (auto& d : s.stack) {
+      OpenBranch b;
+      b.case_index = case_index;
+      b.box = std::move(d.box);
+      b.splits = std::move(d.splits);
+      b.open = std::move(d.open);
+      b.depth = d.depth;
+      r.open_branches.push_back(std::move(b));
+    }
+  } else if (s.undecided) {
+    r.verdict = Verdict::Unknown;
+    r.reason = s.undecided_reason;
+  } else {
+    r.verdict = Verdict::Unsat;
+    if (r.domains == 1) r.method = "crown";
+  }
+  return r;
+}
+
+bool input_splitting(const SubProperty& sub, const VerifyOptions& opts) {
+  int varying = 0;
+  for (size_t i = 0; i < sub.box.lower.size(); ++i)
+    if (sub.box.upper[i] > sub.box.lower[i]) ++varying;
+  return varying <= opts.input_split_max_dims;
+}
+
 VerifyResult verify_sub(const Network& net, const SubProperty& sub, const VerifyOptions& opts, Deadline& deadline,
-                        uint64_t seed) {
+                        uint64_t seed, const Deadline* split_at, size_t case_index) {
   VerifyResult res;
   if (sub.unsafe.empty()) {
     res.verdict = Verdict::Unsat;
@@ -804,50 +873,20 @@ VerifyResult verify_sub(const Network& net, const SubProperty& sub, const Verify
     res.method = "falsify";
     return res;
   }
-  int varying = 0;
-  for (size_t i = 0; i < sub.box.lower.size(); ++i)
-    if (sub.box.upper[i] > sub.box.lower[i]) ++varying;
-  const bool input_split = varying <= opts.input_split_max_dims;
-  auto search = [&](Deadline& dl) {
-    VerifyResult r;
-    Search s(net, sub, opts, dl);
-    s.input_split = input_split;
-    if (const char* t = std::getenv("MLAUDIT_VERIFY_TRACE")) s.trace = *t && *t != '0';
-    Domain root;
-    root.box = sub.box;
-    for (size_t i = 0; i < sub.unsafe.size(); ++i) root.open.push_back(i);
-    s.stack.push_back(std::move(root));
-    int threads = opts.threads > 0 ? opts.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t) pool.emplace_back([&] { worker(s); });
-    for (auto& t : pool) t.join();
-    r.domains = s.domains.load();
-    r.z3_calls = s.z3_calls.load();
-    r.method = s.input_split ? "input-bab" : "relu-bab+z3";
-    if (s.cex) {
-      r.verdict = Verdict::Sat;
-      r.counterexample = s.cex;
-    } else if (dl.expired() || (!s.stack.empty() && dl.stop())) {
-      r.verdict = Verdict::Timeout;
-    } else if (s.undecided) {
-      r.verdict = Verdict::Unknown;
-      r.reason = s.undecided_reason;
-    } else {
-      r.verdict = Verdict::Unsat;
-      if (r.domains == 1) r.method = "crown";
-    }
-    return r;
-  };
+  const bool input_split = input_splitting(sub, opts);
+  auto search = [&](Deadline& dl) { return run_search(net, sub, opts, dl, split_at, input_split, {}, case_index); };
   if (!input_split || opts.strong_random_samples <= opts.random_samples || !(opts.quick_bab_s > 0))
     return search(deadline);
   // Low-dimensional inputs: most queries are decided by a short branch and
   // bound; the undecided ones get a second, much larger falsification round
   // (cheap for small networks: measured on ACAS Xu, 16,384 samples and 64 PGD
   // restarts take about 0.4 s and find counterexamples that 256 samples and 4
-  // restarts miss), then the full search.
+  // restarts miss), then the full search. A search split before the quick one
+  // ended gets that falsification round before its branches are handed out.
   Deadline quick(std::min(opts.quick_bab_s, deadline.remaining_s()));
   VerifyResult first = search(quick);
-  if (first.verdict != Verdict::Timeout || deadline.stop()) return first;
+  const bool split = !first.open_branches.empty();
+  if ((first.verdict != Verdict::Timeout && !split) || deadline.stop()) return first;
   VerifyOptions strong = opts;
   strong.random_samples = opts.strong_random_samples;
   strong.pgd_restarts = opts.strong_pgd_restarts;
@@ -858,15 +897,18 @@ VerifyResult verify_sub(const Network& net, const SubProperty& sub, const Verify
     res.domains = first.domains;
     return res;
   }
+  if (split) return first;
   VerifyResult full = search(deadline);
   full.domains += first.domains;
   full.z3_calls += first.z3_calls;
   return full;
 }
 
-}  // namespace
-
-VerifyResult verify_property(const Network& net, const Property& prop, const VerifyOptions& opts) {
+// The cases of a property in order, each either whole (its full query) or from given branches;
+// results combined as one query: the first sat wins, a timeout ends the query, open branches
+// and unknowns are collected.
+VerifyResult verify_cases(const Network& net, const Property& prop, const VerifyOptions& opts,
+                          const std::vector<std::pair<size_t, std::vector<Domain>>>& work) {
   auto t0 = std::chrono::steady_clock::now();
   VerifyResult total;
   total.verdict = Verdict::Unsat;
@@ -875,9 +917,27 @@ VerifyResult verify_property(const Network& net, const Property& prop, const Ver
                                    std::to_string(prop.num_outputs) + " outputs, the model " +
                                    std::to_string(net.input_size()) + " and " + std::to_string(net.output_size()));
   Deadline deadline(opts.timeout_s);
+  std::optional<Deadline> split_at;
+  if (opts.split_after_s > 0) split_at.emplace(opts.split_after_s);
+  const Deadline* split = split_at ? &*split_at : nullptr;
   std::vector<std::string> methods;
-  for (size_t c = 0; c < prop.cases.size(); ++c) {
-    VerifyResult r = verify_sub(net, prop.cases[c], opts, deadline, opts.seed + c);
+  bool undecided = false, worked = false;
+  for (const auto& [c, domains] : work) {
+    const SubProperty& sub = prop.cases[c];
+    if (split && worked && split->expired()) {
+      // Not started before the split: the whole case goes to another process (after at least
+      // one case ran here, so that every task makes progress).
+      OpenBranch b;
+      b.case_index = c;
+      b.whole_case = true;
+      b.box = sub.box;
+      total.open_branches.push_back(std::move(b));
+      continue;
+    }
+    VerifyResult r = domains.empty()
+                         ? verify_sub(net, sub, opts, deadline, opts.seed + c, split, c)
+                         : run_search(net, sub, opts, deadline, split, input_splitting(sub, opts), domains, c);
+    worked = true;
     total.domains += r.domains;
     total.z3_calls += r.z3_calls;
     if (std::find(methods.begin(), methods.end(), r.method) == methods.end()) methods.push_back(r.method);
@@ -885,17 +945,31 @@ VerifyResult verify_property(const Network& net, const Property& prop, const Ver
       total.verdict = Verdict::Sat;
       total.counterexample = r.counterexample;
       total.method = r.method;
+      total.open_branches.clear();
       methods.clear();
       break;
     }
     if (r.verdict == Verdict::Timeout) {
       total.verdict = Verdict::Timeout;
+      total.open_branches.clear();
       break;
     }
-    if (r.verdict == Verdict::Unknown && total.verdict == Verdict::Unsat) {
-      total.verdict = Verdict::Unknown;
+    if (!r.open_branches.empty()) {
+      for (auto& b : r.open_branches) total.open_branches.push_back(std::move(b));
+      if (r.open_undecided && !undecided) undecided = true, total.reason = r.reason;
+      continue;
+    }
+    if (r.verdict == Verdict::Unknown && !undecided) {
+      undecided = true;
       total.reason = r.reason;
     }
+  }
+  if (total.verdict == Verdict::Unsat && (undecided || !total.open_branches.empty())) {
+    total.verdict = Verdict::Unknown;
+    total.open_undecided = undecided && !total.open_branches.empty();
+    if (!undecided)
+      total.reason = fmt::format("split after {:g} s: {} open branches handed out", opts.split_after_s,
+                                 total.open_branches.size());
   }
   if (!methods.empty()) {
     total.method.clear();
@@ -903,6 +977,69 @@ VerifyResult verify_property(const Network& net, const Property& prop, const Ver
   }
   total.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return total;
+}
+
+}  // namespace
+
+VerifyResult verify_property(const Network& net, const Property& prop, const VerifyOptions& opts) {
+  std::vector<std::pair<size_t, std::vector<Domain>>> work;
+  for (size_t c = 0; c < prop.cases.size(); ++c) work.emplace_back(c, std::vector<Domain>{});
+  return verify_cases(net, prop, opts, work);
+}
+
+VerifyResult verify_branches(const Network& net, const Property& prop, const std::vector<OpenBranch>& branches,
+                             const VerifyOptions& opts) {
+  // Branches come from a file another process wrote: check each belongs to this property.
+  auto bad = [&](size_t i, const std::string& what) {
+    return InputError("verify", fmt::format("{}: open branch {}: {}", prop.source, i, what));
+  };
+  const size_t n = size_t(prop.num_inputs);
+  std::map<size_t, std::vector<Domain>> by_case;
+  std::set<size_t> whole;
+  for (size_t i = 0; i < branches.size(); ++i) {
+    const OpenBranch& b = branches[i];
+    if (b.case_index >= prop.cases.size())
+      throw bad(i, fmt::format("case {} out of range (the property has {})", b.case_index, prop.cases.size()));
+    const SubProperty& sub = prop.cases[b.case_index];
+    if (b.whole_case) {
+      whole.insert(b.case_index);
+      continue;
+    }
+    if (b.box.lower.size() != n || b.box.upper.size() != n)
+      throw bad(i, fmt::format("box has {} dimensions, the property {}", b.box.lower.size(), n));
+    for (size_t k = 0; k < n; ++k)
+      if (!(b.box.lower[k] <= b.box.upper[k]) || b.box.lower[k] < sub.box.lower[k] || b.box.upper[k] > sub.box.upper[k])
+        throw bad(i, fmt::format("input {}: [{}, {}] is not a sub-interval of the property's [{}, {}]", k, b.box.lower[k],
+                                 b.box.upper[k], sub.box.lower[k], sub.box.upper[k]));
+    if (!b.splits.empty()) {
+      if (b.splits.size() + 1 != net.layers.size())
+        throw bad(i, fmt::format("splits name {} hidden layers, the network has {}", b.splits.size(), net.layers.size() - 1));
+      for (size_t k = 0; k < b.splits.size(); ++k) {
+        if (b.splits[k].size() != size_t(net.layers[k].out))
+          throw bad(i, fmt::format("splits of hidden layer {} name {} neurons, it has {}", k, b.splits[k].size(),
+                                   net.layers[k].out));
+        for (int8_t v : b.splits[k])
+          if (v < -1 || v > 1) throw bad(i, "a split is not -1, 0 or 1");
+      }
+    }
+    if (b.open.empty()) throw bad(i, "no open conjunction");
+    for (size_t c : b.open)
+      if (c >= sub.unsafe.size())
+        throw bad(i, fmt::format("conjunction {} out of range (the case has {})", c, sub.unsafe.size()));
+    if (b.depth < 0) throw bad(i, "negative depth");
+    Domain d;
+    d.box = b.box;
+    d.splits = b.splits;
+    d.open = b.open;
+    d.depth = b.depth;
+    by_case[b.case_index].push_back(std::move(d));
+  }
+  std::vector<std::pair<size_t, std::vector<Domain>>> work;
+  for (size_t c = 0; c < prop.cases.size(); ++c) {
+    if (whole.count(c)) work.emplace_back(c, std::vector<Domain>{});
+    else if (auto it = by_case.find(c); it != by_case.end()) work.emplace_back(c, std::move(it->second));
+  }
+  return verify_cases(net, prop, opts, work);
 }
 
 }  // namespace mlaudit::verify

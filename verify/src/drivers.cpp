@@ -29,6 +29,82 @@ std::string vnncomp_result_text(const VerifyResult& r) {
   return s;
 }
 
+nlohmann::json open_branches_json(const std::vector<OpenBranch>& branches) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& b : branches) {
+    nlohmann::json splits = nlohmann::json::array();
+    for (size_t k = 0; k < b.splits.size(); ++k)
+      for (size_t j = 0; j < b.splits[k].size(); ++j)
+        if (b.splits[k][j] != 0) splits.push_back({k, j, int(b.splits[k][j])});
+    nlohmann::json e = {{"case", b.case_index}, {"whole_case", b.whole_case}};
+    if (!b.whole_case) {
+      e["lower"] = b.box.lower;
+      e["upper"] = b.box.upper;
+      e["splits"] = splits;
+      e["open"] = b.open;
+      e["depth"] = b.depth;
+    }
+    a.push_back(std::move(e));
+  }
+  return a;
+}
+
+std::vector<OpenBranch> parse_open_branches(const nlohmann::json& j, const Network& net, const std::string& source) {
+  auto fail = [&](size_t i, const std::string& what) {
+    return InputError("verify", fmt::format("{}: open branch {}: {}", source, i, what));
+  };
+  if (!j.is_array()) throw InputError("verify", source + ": 'branches' is not an array of open branches");
+  auto index = [&](const nlohmann::json& v, size_t i, const char* field, uint64_t limit) -> size_t {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || uint64_t(v.get<int64_t>()) >= limit)
+      throw fail(i, fmt::format("'{}' is not an integer in [0, {})", field, limit));
+    return size_t(v.get<int64_t>());
+  };
+  const uint64_t kMax = uint64_t(1) << 40;
+  std::vector<OpenBranch> out;
+  for (size_t i = 0; i < j.size(); ++i) {
+    const nlohmann::json& e = j[i];
+    if (!e.is_object()) throw fail(i, "not an object");
+    OpenBranch b;
+    if (!e.contains("case")) throw fail(i, "no 'case'");
+    b.case_index = index(e["case"], i, "case", kMax);
+    if (e.contains("whole_case") && !e["whole_case"].is_boolean()) throw fail(i, "'whole_case' is not true or false");
+    b.whole_case = e.value("whole_case", false);
+    if (b.whole_case) {
+      out.push_back(std::move(b));
+      continue;
+    }
+    for (const char* f : {"lower", "upper"}) {
+      if (!e.contains(f) || !e[f].is_array()) throw fail(i, fmt::format("'{}' is not an array of numbers", f));
+      std::vector<double>& v = std::string(f) == "lower" ? b.box.lower : b.box.upper;
+      for (const auto& x : e[f]) {
+        if (!x.is_number() || !std::isfinite(x.get<double>())) throw fail(i, fmt::format("'{}' holds a non-number", f));
+        v.push_back(x.get<double>());
+      }
+    }
+    if (e.contains("splits")) {
+      if (!e["splits"].is_array()) throw fail(i, "'splits' is not an array of [layer, neuron, sign]");
+      if (!e["splits"].empty()) {
+        if (net.layers.size() < 2) throw fail(i, "splits given, but the network has no hidden layer");
+        b.splits.resize(net.layers.size() - 1);
+        for (size_t k = 0; k + 1 < net.layers.size(); ++k) b.splits[k].assign(size_t(net.layers[k].out), 0);
+      }
+      for (const auto& sp : e["splits"]) {
+        if (!sp.is_array() || sp.size() != 3) throw fail(i, "a split is not [layer, neuron, sign]");
+        const size_t k = index(sp[0], i, "split layer", net.layers.size() - 1);
+        const size_t n = index(sp[1], i, "split neuron", uint64_t(net.layers[k].out));
+        if (!sp[2].is_number_integer() || (sp[2].get<int64_t>() != 1 && sp[2].get<int64_t>() != -1))
+          throw fail(i, "a split's sign is not 1 or -1");
+        b.splits[k][n] = int8_t(sp[2].get<int64_t>());
+      }
+    }
+    if (!e.contains("open") || !e["open"].is_array()) throw fail(i, "'open' is not an array of conjunction indices");
+    for (const auto& c : e["open"]) b.open.push_back(index(c, i, "open", kMax));
+    if (e.contains("depth")) b.depth = int(index(e["depth"], i, "depth", 1u << 20));
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
 nlohmann::json domain_json(double lo, double hi) {
   auto end = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
   return nlohmann::json::array({end(lo), end(hi)});

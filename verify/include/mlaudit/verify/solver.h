@@ -53,6 +53,19 @@ struct Counterexample {
 /// is reported (the CLI passes the engine's Session; default: Network::forward_f32).
 using ConcreteForward = std::function<std::vector<float>(const std::vector<float>& input)>;
 
+/// An open branch of a query's search, as one process hands it to another (scale-out:
+/// VerifyOptions::split_after_s stops a search and returns its open branches, verify_branches
+/// continues them elsewhere; docs/scale-out.md). The property is unsat iff every branch of the
+/// first process's closed part and of every handed-out branch is.
+struct OpenBranch {
+  size_t case_index = 0;      ///< disjunct of Property::cases
+  bool whole_case = false;    ///< a disjunct not started: its whole query (falsifier first); box = the case's box
+  InputBox box;               ///< the branch's input box (a sub-box of the case's box)
+  ReluSplits splits;          ///< ReLU splits fixed on this branch (empty: none)
+  std::vector<size_t> open;   ///< the case's unsafe conjunctions not yet refuted on this branch
+  int depth = 0;              ///< depth in the search tree (input splitting chooses its splits by it)
+};
+
 /// Result of one verification query.
 struct VerifyResult {
   Verdict verdict = Verdict::Unknown;
@@ -62,6 +75,10 @@ struct VerifyResult {
   int64_t domains = 0;         ///< branches bounded
   int64_t z3_calls = 0;
   double seconds = 0;
+  /// VerifyOptions::split_after_s: the branches still open when the search stopped (verdict
+  /// Unknown; the rest of the property is decided: proved, or undecided when `open_undecided`).
+  std::vector<OpenBranch> open_branches;
+  bool open_undecided = false;  ///< with open_branches: some closed leaf ended unknown (reason says why)
 };
 
 /// Options of the complete verifier.
@@ -91,6 +108,8 @@ struct VerifyOptions {
   int z3_max_unstable = 12;       ///< ReLU BaB hands a leaf to Z3 at or below this many unstable ReLUs
   double z3_leaf_timeout_s = 10;  ///< per Z3 call (watchdog-enforced)
   ConcreteForward concrete;       ///< counterexample check; empty = network.forward_f32
+  double split_after_s = 0;       ///< > 0: a search still open after this many seconds stops and returns its open
+                                  ///< branches (VerifyResult::open_branches) for other processes; 0: never
 };
 
 /// Best non-negative combination of the linear lower bounds of one unsafe
@@ -102,6 +121,14 @@ ObjectiveBound combine_row_bounds(const std::vector<ObjectiveBound>& rows, size_
 
 /// Decide a VNN-LIB property on the network.
 VerifyResult verify_property(const Network& net, const Property& prop, const VerifyOptions& opts);
+
+/// Continue a query on some of its branches (OpenBranch, from another process's
+/// split_after_s): Unsat means those branches hold no counterexample, Sat carries one (a point
+/// of the property), and with split_after_s the search may split again. Throws InputError when
+/// a branch does not belong to the property (case index, box outside the case, dimensions,
+/// splits or conjunction indices out of range).
+VerifyResult verify_branches(const Network& net, const Property& prop, const std::vector<OpenBranch>& branches,
+                             const VerifyOptions& opts);
 
 /// The float32 input a counterexample at `x` (a point of `box`, in double) is checked and
 /// reported at: each coordinate rounded to float32 and nudged by one ulp back into its interval

@@ -23,6 +23,15 @@ inline const std::vector<std::string>& robustness_norms() {
 /// "((X_0 v)\n ... (Y_0 v))".
 std::string vnncomp_result_text(const VerifyResult& r);
 
+/// Open branches (VerifyResult::open_branches) as JSON, for another process's verify_branches:
+/// [{"case": c, "whole_case": bool, "lower": [...], "upper": [...], "splits": [[layer, neuron,
+/// +1|-1], ...], "open": [conjunction, ...], "depth": d}, ...]; doubles round-trip exactly.
+nlohmann::json open_branches_json(const std::vector<OpenBranch>& branches);
+/// The branches of such an array (an untrusted file: every field is type- and range-checked
+/// against the network; verify_branches checks them against the property). Errors throw
+/// InputError "verify: <source>: open branch i: ...".
+std::vector<OpenBranch> parse_open_branches(const nlohmann::json& j, const Network& net, const std::string& source);
+
 /// A verdict as robustness reports word it: Unsat "verified", Sat "falsified", Timeout
 /// "timeout", Unknown "unknown" (the solver's own words, verdict_name, are VNN-COMP's).
 const char* robustness_word(Verdict v);
