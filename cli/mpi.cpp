@@ -500,6 +500,9 @@ int run_mpi(const std::string& command, const std::vector<std::string>& args_in,
     gate = it != args.end();
     if (gate) args.erase(it);
   }
+  // --split-after: a split's pieces default to one per worker (every rank asks the same).
+  if (command == "verify" && has(args, "--split-after") && !has(args, "--split-pieces"))
+    args.insert(args.end(), {"--split-pieces", std::to_string(size - 1)});
   if (rank == 0) return coordinator(command, args, out, global, size - 1, gate);
   return worker(command, args, global, rank);
 }

@@ -70,7 +70,9 @@ struct Instance {
     } else if (res != "unsat" && other.empty()) other = res.empty() ? "unknown" : res;
     // (Not decided(): with the root answered, pending is 0 until the pieces are counted.)
     if (!split || sat || timeout) return {};
-    auto out = cut((*file)["branches"], pieces);
+    // The root's split goes to every worker; a piece that split again holds about 1/pieces of
+    // the work, so its own split is cut 4 times less finely (each task also pays its start-up).
+    auto out = cut((*file)["branches"], parent < 0 && tasks.size() == 1 ? pieces : std::max(2, pieces / 4));
     pending += int64_t(out.size());
     branches_handed_out += branches_out;
     return out;

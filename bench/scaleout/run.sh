@@ -8,15 +8,20 @@
 #            models 10,000 images at n = 100,000 (resampled, times x 10: linear in n).
 #   autoattack: the bundled CNN, standard Linf eps 0.1, 40 images, each its own --shard i/40
 #            process (wall time, start-up included).
-#   acasxu: bench/verify/acasxu_all_results.csv (186 instances, 2 threads each); and the same with
-#            its two longest instances (3_3 and 4_2 property 2) split into 64 sub-boxes each by
-#            tools/split_instance_times.py, their parts' times scaled by (the instance's time in
-#            the CSV / its unsplit time measured beside the parts).
+#   acasxu: the 186 instances whole (2 threads each), then the same benchmark with
+#            --split-after S --split-pieces 64 (an instance still open after S seconds hands its
+#            open branches out as 64 pieces, each again split after S: the task tree of every
+#            instance is recorded and simulated as --mpi runs it), S = 0.2 (SPLIT_AFTER: one or more).
+#   --uniform: also the earlier measurement, the two longest instances (3_3 and 4_2 property 2)
+#            cut into 64 equal sub-boxes by tools/split_instance_times.py, their parts' times
+#            scaled by (the instance's time in bench/verify/acasxu_all_results.csv / its unsplit
+#            time measured beside the parts).
 set -euo pipefail
 BUILD=${1:-build}
 OUT=${2:-bench/scaleout/results}
-SPLIT=1
-[ "${3:-}" = "--no-split" ] && SPLIT=0
+SPLIT=0
+[ "${3:-}" = "--uniform" ] && SPLIT=1
+SPLIT_AFTER=${SPLIT_AFTER:-0.2}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 MLAUDIT="$ROOT/$BUILD/mlaudit"
@@ -38,6 +43,28 @@ done
 rm -f "$OUT/aa_part.json"
 
 BENCH=../shared/datasets/vnncomp2022/acasxu
+echo "== acasxu: 186 instances whole, then split after S s into 64 pieces (2 threads per task)"
+"$MLAUDIT" -q --threads 2 verify --benchmark "$BENCH" --out "$OUT/acasxu_whole.json"
+for S in $SPLIT_AFTER; do
+  "$MLAUDIT" -q --threads 2 verify --benchmark "$BENCH" --split-after "$S" --split-pieces 64 --out "$OUT/acasxu_split_$S.json"
+done
+# Kept small for the repository: per instance its verdict, seconds and task tree (what the simulator reads).
+"$PY" - "$OUT" $SPLIT_AFTER <<'PYEOF'
+import json, sys
+out = sys.argv[1]
+for tag in ["whole"] + ["split_" + s for s in sys.argv[2:]]:
+    path = f"{out}/acasxu_{tag}.json"
+    j = json.load(open(path))
+    rows = []
+    for r in j["instances"]:
+        row = {k: r[k] for k in ("onnx", "vnnlib", "result", "correct", "seconds")}
+        if "split" in r:
+            row["split"] = {"tasks": r["split"]["tasks"],
+                            "task_tree": [{k: t[k] for k in ("parent", "seconds", "result", "branches_in", "branches_out")}
+                                          for t in r["split"]["task_tree"]]}
+        rows.append(row)
+    json.dump({"summary": j["summary"], "instances": rows}, open(path, "w"), separators=(",", ":"))
+PYEOF
 if [ "$SPLIT" = 1 ]; then
   echo "== acasxu: the two longest instances whole and split into 64 sub-boxes (1 thread)"
   for inst in onnx/ACASXU_run2a_3_3_batch_2000.onnx,vnnlib/prop_2.vnnlib onnx/ACASXU_run2a_4_2_batch_2000.onnx,vnnlib/prop_2.vnnlib; do
@@ -47,7 +74,7 @@ if [ "$SPLIT" = 1 ]; then
   done
 fi
 # ACAS Xu items with the split instances' parts in place of the whole instances.
-"$PY" - "$OUT" <<'PYEOF'
+[ "$SPLIT" = 1 ] && "$PY" - "$OUT" <<'PYEOF'
 import csv, sys
 out = sys.argv[1]
 rows = list(csv.DictReader(open("bench/verify/acasxu_all_results.csv")))
@@ -71,7 +98,12 @@ PYEOF
 
 echo
 SIM="$PY tools/scaleout_sim.py"
-$SIM bench/verify/acasxu_all_results.csv --label "ACAS Xu, 186 instances" --header
-$SIM "$OUT/acasxu_split_items.csv" --label "ACAS Xu, 2 longest split x64"
+$SIM "$OUT/acasxu_whole.json" --label "ACAS Xu, 186 instances" --header
+for S in $SPLIT_AFTER; do
+  $SIM "$OUT/acasxu_split_$S.json" --ideal-from "$OUT/acasxu_whole.json" --label "ACAS Xu, --split-after $S, 64 pieces"
+done
+if [ "$SPLIT" = 1 ]; then
+  $SIM "$OUT/acasxu_split_items.csv" --label "ACAS Xu, 2 longest cut into 64 equal boxes"
+fi
 $SIM "$OUT/certify_cnn_n10000.json" --label "certify 10,000 images, n = 100,000" --resample 10000 --scale 10
 $SIM "$OUT/autoattack_cnn.csv" --label "AutoAttack 10,000 images" --resample 10000

@@ -285,8 +285,13 @@ int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g, const engine
     o.split_after_s = vm["split-after"].as<double>();
     if (!(o.split_after_s > 0)) throw InputError("verify", "--split-after must be > 0 seconds");
     if (branches_out.empty()) throw InputError("verify", "--split-after needs --branches-out FILE (where the open branches go)");
-  } else if (!branches_out.empty()) {
-    throw InputError("verify", "--branches-out needs --split-after S (when to stop and hand out the open branches)");
+    if (vm.count("split-branches")) {
+      o.split_min_branches = vm["split-branches"].as<int>();
+      if (o.split_min_branches < 1) throw InputError("verify", "--split-branches must be >= 1");
+    }
+  } else if (!branches_out.empty() || vm.count("split-branches")) {
+    throw InputError("verify", fmt::format("--{} needs --split-after S (when to stop and hand out the open branches)",
+                                           branches_out.empty() ? "split-branches" : "branches-out"));
   }
   if (tree && (o.split_after_s > 0 || !branches_in.empty()))
     throw InputError("verify", "--split-after and --branches are for networks (branch and bound); the tree verifier runs whole");
@@ -826,7 +831,9 @@ int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
     throw InputError("verify", "--benchmark --hand-out/--branches run one instance: give --shard I/N with N the instance count");
   if (!branches_in.empty() && !hand_out) throw InputError("verify", "--benchmark --branches needs --hand-out");
   std::vector<std::string> split_args;
-  if (split_after > 0) split_args = {"--split-after", fmt::format("{}", split_after), "--branches-out", tmp + "/branches-out.json"};
+  if (split_after > 0)
+    split_args = {"--split-after", fmt::format("{}", split_after), "--split-branches", std::to_string(4 * pieces),
+                  "--branches-out", tmp + "/branches-out.json"};
   // One task: the instance (or the branches of `in_file`) in a child process; "split" when it
   // wrote open branches (then in `file`).
   auto run_task = [&](const Instance& in, double timeout, const std::string& in_file, nlohmann::json& file) {
@@ -1033,6 +1040,9 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
                                         "(default: the MPI workers; without --mpi 64)")(
       "hand-out", "benchmark --split-after (what --mpi's workers run): one task of the one instance of --shard I/N, "
                   "its open branches in the row")(
+      "split-branches", po::value<int>(),
+      "vnnlib --split-after: expand the shallowest open branches until this many are open before handing them out "
+      "(at most S/2 more; default 256; the benchmark asks 4 per piece)")(
       "branches-out", po::value<std::string>(), "vnnlib --split-after: write the open branches here (mlaudit.branches/1)")(
       "branches", po::value<std::string>(),
       "vnnlib: decide only these open branches of the property (a --branches-out file; the verdict is theirs)")(
@@ -1065,7 +1075,8 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
   int modes = int(vm.count("vnnlib")) + int(vm.count("data") && !vm.count("fairness")) + int(vm.count("fairness"));
   if (modes != 1) throw InputError("verify", "give exactly one of --vnnlib, --data, --fairness (or --benchmark DIR)");
   if (vm.count("vnnlib"))
-    check_mode_options(vm, "--vnnlib", with_solver({"model", "vnnlib", "result", "out", "split-after", "branches-out", "branches"}));
+    check_mode_options(vm, "--vnnlib", with_solver({"model", "vnnlib", "result", "out", "split-after", "split-branches",
+                                                    "branches-out", "branches"}));
   else if (vm.count("data") && !vm.count("fairness"))
     check_mode_options(vm, "--data",
                        with_solver({"model", "data", "labels", "eps", "norm", "clip-min", "clip-max", "limit", "out",

@@ -44,6 +44,14 @@ TEST_CASE("split: an instance is unsat only once every piece of every split answ
   CHECK(s["worker_seconds"].get<double>() == Approx(0.9));
 }
 
+TEST_CASE("split: the root's split goes to every worker, a piece's own split 4 times less finely", "[cli][split]") {
+  split::Instance st;
+  const json f = split_file(40);
+  CHECK(st.answer(-1, "split", 0.2, 0, &f, 8).size() == 8);
+  CHECK(st.answer(0, "split", 0.2, 5, &f, 8).size() == 2);
+  CHECK(st.pending == 7 + 2);
+}
+
 TEST_CASE("split: sat, timeout and undecided pieces", "[cli][split]") {
   const json f = split_file(4);
   {

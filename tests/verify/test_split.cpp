@@ -232,6 +232,16 @@ TEST_CASE("Split queries: branches that do not belong to the property are refuse
       CHECK_THAT(e.what(), Catch::Contains("f.json") && Catch::Contains(what));
     }
   };
+  // A handed-out falsification round claims no region: only its case travels.
+  OpenBranch f;
+  f.falsify_case = true;
+  CHECK(open_branches_json({f}).dump() == R"([{"case":0,"falsify":true}])");
+  const auto fb = parse_open_branches(nlohmann::json::parse(R"([{"case":0,"falsify":true}])"), net, "f.json");
+  REQUIRE(fb.size() == 1);
+  CHECK(fb[0].falsify_case);
+  CHECK_FALSE(fb[0].whole_case);
+  CHECK(verify_branches(net, p, fb, o).verdict != Verdict::Unknown);  // sat, or unsat: no region left open
+  bad_json(R"([{"case":0,"falsify":1}])", "'falsify' is not true or false");
   bad_json(R"({"case":0})", "not an array");
   bad_json(R"([{"case":-1}])", "'case' is not an integer");
   bad_json(R"([{"case":0,"lower":[0,0],"upper":[1,"x"],"open":[0]}])", "'upper' holds a non-number");

@@ -50,7 +50,8 @@ TEST_CASE("verify --split-after hands out the open branches and --branches decid
     std::string args, message;
   };
   json grown = b;
-  grown["branches"][0]["upper"][0] = 10.0;
+  CHECK(b["branches"][0]["falsify"] == true);  // the strong falsification round goes out first
+  grown["branches"][1]["upper"][0] = 10.0;
   std::ofstream(dir + "/grown.json") << grown.dump();
   std::ofstream(dir + "/junk.json") << "{\"schema\": 3";
   const std::vector<Case> cases{
@@ -60,7 +61,7 @@ TEST_CASE("verify --split-after hands out the open branches and --branches decid
       {"--threads 2 verify --model " + acas("onnx/ACASXU_run2a_1_1_batch_2000.onnx") + " --vnnlib " +
            acas("vnnlib/prop_1.vnnlib") + " --branches " + dir + "/b.json --result " + dir + "/x.txt",
        "its branches belong to another property"},
-      {q + " --branches " + dir + "/grown.json --result " + dir + "/x.txt", "open branch 0: input 0: "},
+      {q + " --branches " + dir + "/grown.json --result " + dir + "/x.txt", "open branch 1: input 0: "},
       {q + " --branches " + dir + "/junk.json --result " + dir + "/x.txt", "junk.json: not JSON"},
       {q + " --split-after 0.1 --result " + dir + "/x.txt", "--split-after needs --branches-out FILE"},
       {q + " --branches-out " + dir + "/y.json --result " + dir + "/x.txt", "--branches-out needs --split-after S"},

@@ -37,7 +37,8 @@ nlohmann::json open_branches_json(const std::vector<OpenBranch>& branches) {
       for (size_t j = 0; j < b.splits[k].size(); ++j)
         if (b.splits[k][j] != 0) splits.push_back({k, j, int(b.splits[k][j])});
     nlohmann::json e = {{"case", b.case_index}, {"whole_case", b.whole_case}};
-    if (!b.whole_case) {
+    if (b.falsify_case) e = {{"case", b.case_index}, {"falsify", true}};
+    else if (!b.whole_case) {
       e["lower"] = b.box.lower;
       e["upper"] = b.box.upper;
       e["splits"] = splits;
@@ -69,7 +70,9 @@ std::vector<OpenBranch> parse_open_branches(const nlohmann::json& j, const Netwo
     b.case_index = index(e["case"], i, "case", kMax);
     if (e.contains("whole_case") && !e["whole_case"].is_boolean()) throw fail(i, "'whole_case' is not true or false");
     b.whole_case = e.value("whole_case", false);
-    if (b.whole_case) {
+    if (e.contains("falsify") && !e["falsify"].is_boolean()) throw fail(i, "'falsify' is not true or false");
+    b.falsify_case = e.value("falsify", false);
+    if (b.whole_case || b.falsify_case) {
       out.push_back(std::move(b));
       continue;
     }

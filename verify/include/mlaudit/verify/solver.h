@@ -60,6 +60,8 @@ using ConcreteForward = std::function<std::vector<float>(const std::vector<float
 struct OpenBranch {
   size_t case_index = 0;      ///< disjunct of Property::cases
   bool whole_case = false;    ///< a disjunct not started: its whole query (falsifier first); box = the case's box
+  bool falsify_case = false;  ///< no region: the disjunct's strong falsification round (random samples and PGD
+                              ///< restarts over its whole box), which a split hands out instead of running it
   InputBox box;               ///< the branch's input box (a sub-box of the case's box)
   ReluSplits splits;          ///< ReLU splits fixed on this branch (empty: none)
   std::vector<size_t> open;   ///< the case's unsafe conjunctions not yet refuted on this branch
@@ -110,6 +112,9 @@ struct VerifyOptions {
   ConcreteForward concrete;       ///< counterexample check; empty = network.forward_f32
   double split_after_s = 0;       ///< > 0: a search still open after this many seconds stops and returns its open
                                   ///< branches (VerifyResult::open_branches) for other processes; 0: never
+  int split_min_branches = 256;   ///< at a split, first expand the shallowest open branches (breadth first) until this
+                                  ///< many are open, for at most split_after_s / 2 more: a depth-first stack holds a
+                                  ///< few large subtrees near the root, which would make a few long pieces
 };
 
 /// Best non-negative combination of the linear lower bounds of one unsafe
