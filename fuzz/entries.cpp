@@ -18,6 +18,8 @@
 #include "mlaudit/reports/config.h"
 #include "mlaudit/reports/gates.h"
 #include "mlaudit/reports/report.h"
+#include "mlaudit/verify/solver.h"
+#include "mlaudit/verify/verify.h"
 #include "mlaudit/verify/vnnlib.h"
 #include "merge.h"
 
@@ -114,10 +116,43 @@ void merge_parts(const uint8_t* data, size_t size) {
   (void)cli::merge_parts(parts, out);
 }
 
+void open_branches(const uint8_t* data, size_t size) {
+  static const verify::Network net = [] {
+    verify::Network n;
+    verify::AffineLayer a, b;
+    a.in = 2, a.out = 4, a.weight = {1, -1, 0.5, 2, -1, 1, 1, 0.25}, a.bias = {0, 0.1, -0.2, 0};
+    b.in = 4, b.out = 2, b.weight = {1, -1, 0.5, 0, -1, 1, 0, 0.5}, b.bias = {0, 0};
+    n.layers = {a, b};
+    n.input_shape = {1, 2};
+    return n;
+  }();
+  static const verify::Property prop = verify::parse_vnnlib(
+      "(declare-const X_0 Real)\n(declare-const X_1 Real)\n(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n"
+      "(assert (or (and (>= X_0 0) (<= X_0 1) (>= X_1 0) (<= X_1 1)) (and (>= X_0 -1) (<= X_0 0) (>= X_1 0) (<= X_1 1))))\n"
+      "(assert (or (and (>= Y_0 Y_1) (>= Y_0 0.5)) (and (>= Y_1 2))))\n",
+      "fuzz.vnnlib");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text_of(data, size));
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError("verify", std::string("fuzz.json: not JSON (") + e.what() + ")");  // as read_branches_file
+  }
+  const auto branches = verify::parse_open_branches(j, net, "fuzz.json");
+  verify::VerifyOptions o;
+  o.threads = 1;
+  o.timeout_s = 0.02;
+  o.random_samples = 8;
+  o.pgd_restarts = 1;
+  o.pgd_steps = 5;
+  o.strong_random_samples = 16;
+  o.strong_pgd_restarts = 1;
+  (void)verify::verify_branches(net, prop, branches, o);
+}
+
 const std::vector<Target>& targets() {
   static const std::vector<Target> all = {{"onnx", onnx_model}, {"npy", npy},         {"csv", csv},
                                           {"idx", idx},         {"vnnlib", vnnlib},   {"yaml", audit_yaml},
-                                          {"json", result_json}, {"merge", merge_parts}};
+                                          {"json", result_json}, {"merge", merge_parts}, {"branches", open_branches}};
   return all;
 }
 

@@ -32,7 +32,12 @@ void result_json(const uint8_t* data, size_t size);
 /// part files separated by the byte 0x1E, merged as `mlaudit merge` and `--mpi` do.
 void merge_parts(const uint8_t* data, size_t size);
 
-/// A named entry point ("onnx", "npy", "csv", "idx", "vnnlib", "yaml", "json").
+/// Open branches of a split query (`verify --branches`, mlaudit.branches/1's "branches"
+/// array): read against a fixed 2-4-2 ReLU network and a two-disjunct property, then decided by
+/// verify_branches (one thread, 20 ms; the falsifier's rounds shrunk), as the CLI does.
+void open_branches(const uint8_t* data, size_t size);
+
+/// A named entry point ("onnx", "npy", "csv", "idx", "vnnlib", "yaml", "json", "merge", "branches").
 struct Target {
   const char* format;
   void (*run)(const uint8_t*, size_t);

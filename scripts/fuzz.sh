@@ -3,7 +3,7 @@
 # committed seeds (fuzz/corpus/<format>) plus a working corpus (build-fuzz/corpus/<format>),
 # and print executions, coverage, corpus size and crashes per target. Reproducers land in
 # build-fuzz/artifacts/<format>/; commit one under tests/fixtures/fuzz/<format>/ with its fix.
-#   scripts/fuzz.sh SECONDS [FORMAT...]     (formats: onnx npy csv idx vnnlib yaml json merge)
+#   scripts/fuzz.sh SECONDS [FORMAT...]     (formats: onnx npy csv idx vnnlib yaml json merge branches)
 # FUZZ_RUNS=N makes a run reproducible (CI's smoke run): N inputs per target from the seeds alone
 # with libFuzzer's -seed=${FUZZ_SEED:-1} and no working corpus, SECONDS only a cap.
 # Limits (issue #25): > 5 s on one input is a timeout; > 2 GB of memory is a blow-up.
@@ -11,7 +11,7 @@ set -uo pipefail
 seconds=${1:?usage: scripts/fuzz.sh SECONDS [FORMAT...]}
 shift
 formats=("$@")
-[ ${#formats[@]} -eq 0 ] && formats=(onnx npy csv idx vnnlib yaml json merge)
+[ ${#formats[@]} -eq 0 ] && formats=(onnx npy csv idx vnnlib yaml json merge branches)
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD:-$root/build-fuzz}
 status=0
