@@ -234,6 +234,50 @@ json merge_verify(std::vector<Part>& parts) {
 #endif
 }
 
+// verify --vnnlib --branches B.json --shard I/N: one property's handed-out branches in slices. The
+// verdict over all of them: sat when a slice found a counterexample (the first in shard order),
+// timeout or unknown when a slice ended so, unsat when every slice is unsat. Unsat here is the
+// property's verdict only together with the run that wrote B.json (it stopped with its closed
+// part proved: open_undecided false; otherwise the merge says unknown).
+json merge_vnnlib(std::vector<Part>& parts) {
+  json j = parts.front().j;
+  std::string result = "unsat", reason;
+  json cex = nullptr;
+  double seconds = 0;
+  int64_t branches = 0, bounded = 0, z3 = 0;
+  bool undecided = false;
+  for (auto& p : parts) {
+    const std::string r = p.j["result"].get<std::string>();
+    seconds += p.j["seconds"].get<double>();
+    branches += integer(p.j["branches_in"]["branches"]);
+    bounded += integer(p.j["branches"]);
+    z3 += integer(p.j["z3_calls"]);
+    undecided |= p.j["branches_in"]["open_undecided"].get<bool>();
+    if (r == "sat" && result != "sat") result = "sat", cex = p.j["counterexample"];
+    else if (r == "timeout" && result != "sat") result = "timeout";
+    else if (r != "unsat" && r != "sat" && result == "unsat") {
+      result = r;
+      if (p.j.contains("reason")) reason = p.j["reason"].get<std::string>();
+    }
+  }
+  if (result == "unsat" && undecided) {
+    result = "unknown";
+    reason = "the run that handed these branches out left an undecided leaf in its own part";
+  }
+  j["result"] = result;
+  j["verdict"] = result == "unsat" ? "verified" : result == "sat" ? "falsified" : result == "timeout" ? "timeout" : "unknown";
+  j["counterexample"] = cex;
+  j["seconds"] = seconds;
+  j["branches"] = bounded;
+  j["z3_calls"] = z3;
+  if (reason.empty()) j.erase("reason");
+  else j["reason"] = reason;
+  j["branches_in"]["branches"] = branches;
+  j["branches_in"]["open_undecided"] = undecided;
+  j.erase("method");
+  return j;
+}
+
 // verify --benchmark: the instance rows in order, the summary recomputed (shard::benchmark_summary).
 json merge_benchmark(std::vector<Part>& parts) {
   json j = parts.front().j;
@@ -481,10 +525,11 @@ MergedReport merge_checked(std::vector<Part>& parts, const std::string& out, con
   else if (command == "certify") merged = merge_certify(parts);
   else if (command == "corrupt") merged = merge_corrupt(parts);
   else if (command == "verify" && parts.front().j.value("kind", "") == "vnncomp_benchmark") merged = merge_benchmark(parts), indent = 2;
+  else if (command == "verify" && parts.front().j.value("kind", "") == "vnnlib_property") merged = merge_vnnlib(parts), indent = 2;
   else if (command == "verify") merged = merge_verify(parts), indent = 2;
   else if (command == "explain") merged = merge_explain(parts, attributions, &r.attributions_npy), indent = 2;
   else if (command == "privacy") merged = merge_privacy(parts);
-  else throw InputError("merge", fmt::format("{}: parts of '{}' cannot be merged (attack, certify, corrupt, explain, privacy, verify --data, verify --benchmark)", parts.front().path, command));
+  else throw InputError("merge", fmt::format("{}: parts of '{}' cannot be merged (attack, certify, corrupt, explain, privacy, verify --data, verify --benchmark, verify --vnnlib --branches)", parts.front().path, command));
   merged["schema"] = parts.front().j["shard"]["report_schema"];
   merged.erase("shard");
   const bool csv = out.size() >= 4 && out.compare(out.size() - 4, 4, ".csv") == 0;

@@ -247,7 +247,7 @@ constexpr const char* kBranchesSchema = "mlaudit.branches/1";
 // --branches FILE: the open branches another process handed out (mlaudit.branches/1), checked
 // to belong to this model and property (by the content hashes the writer recorded).
 std::vector<verify::OpenBranch> read_branches_file(const std::string& path, const verify::Network& net,
-                                                   const nlohmann::json& inputs) {
+                                                   const nlohmann::json& inputs, bool* open_undecided) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(datasets::read_file(path, int64_t(1) << 32));
@@ -265,6 +265,9 @@ std::vector<verify::OpenBranch> read_branches_file(const std::string& path, cons
                                              role == std::string("model") ? "model" : "property", want.dump()));
   }
   if (!j.contains("branches")) throw InputError("verify", fmt::format("--branches {}: no 'branches'", path));
+  if (j.contains("open_undecided") && !j["open_undecided"].is_boolean())
+    throw InputError("verify", fmt::format("--branches {}: 'open_undecided' is not true or false", path));
+  *open_undecided = j.value("open_undecided", false);
   auto b = verify::parse_open_branches(j["branches"], net, path);
   if (b.empty()) throw InputError("verify", fmt::format("--branches {}: lists no branch", path));
   return b;
@@ -295,12 +298,25 @@ int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g, const engine
   }
   if (tree && (o.split_after_s > 0 || !branches_in.empty()))
     throw InputError("verify", "--split-after and --branches are for networks (branch and bound); the tree verifier runs whole");
+  // --shard I/N with --branches: the I-th of N slices of the file's branches (dealt round-robin
+  // first, so that every slice holds a share of the shallow, large ones); the part merges into
+  // the verdict over all of them (mlaudit merge).
+  shard::Shard part = shard::parse("verify", vm);
+  if (part.on && branches_in.empty())
+    throw InputError("verify", "--vnnlib --shard I/N slices the branches of --branches B.json (written by --split-after S "
+                               "--branches-out B.json); one whole property is one item");
+  if (part.on && (o.split_after_s > 0 || !result_path.empty() || json_path.empty()))
+    throw InputError("verify", "--vnnlib --branches --shard writes a part for 'mlaudit merge' to --out PART.json (no --result, "
+                               "no --split-after: each slice runs to its verdict)");
   verify::Property prop = verify::read_vnnlib(vnnlib);
   if (!fs::exists(model)) throw InputError("verify", "model file not found: " + model);
   const engine::Device device = bound_device(g, quiet);
   const nlohmann::json inputs = inputs_block({{"model", model}, {"vnnlib", vnnlib}});
+  nlohmann::json part_inputs = inputs;
+  if (part.on) part_inputs["branches"] = datasets::file_provenance(branches_in);
   if (!branches_out.empty()) fs::remove(branches_out);  // present after the run iff the query split
   size_t branches_given = 0;
+  bool undecided_in = false;  // the file's first run left an undecided leaf: the property cannot be unsat
   auto write_results = [&](const verify::VerifyResult& r) {
     if (!r.open_branches.empty() && !branches_out.empty()) {
       nlohmann::json b = {{"schema", kBranchesSchema},
@@ -315,9 +331,10 @@ int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g, const engine
     }
     if (!result_path.empty()) datasets::write_file_atomic(result_path, verify::vnncomp_result_text(r));
     if (!json_path.empty()) {
-      nlohmann::json j = vnnlib_report(r, prop, model, vnnlib, o.timeout_s, inputs);
-      if (!branches_in.empty()) j["branches_in"] = {{"file", branches_in}, {"branches", branches_given}};
+      nlohmann::json j = vnnlib_report(r, prop, model, vnnlib, o.timeout_s, part.on ? part_inputs : inputs);
+      if (!branches_in.empty()) j["branches_in"] = {{"file", branches_in}, {"branches", branches_given}, {"open_undecided", undecided_in}};
       if (!r.open_branches.empty()) j["open_branches"] = {{"file", branches_out}, {"branches", r.open_branches.size()}};
+      if (part.on) shard::make_part(j, "verify", part, vm, g);
       datasets::write_file_atomic(json_path, j.dump(2) + "\n");
     }
   };
@@ -337,7 +354,16 @@ int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g, const engine
       net.product_device = device;
       std::vector<verify::OpenBranch> branches;
       if (!branches_in.empty()) {
-        branches = read_branches_file(branches_in, net, inputs);
+        branches = read_branches_file(branches_in, net, inputs, &undecided_in);
+        if (part.on) {
+          // Round-robin order, then the shard's contiguous slice of it.
+          std::vector<verify::OpenBranch> dealt;
+          const size_t n = branches.size(), k = size_t(part.count);
+          for (size_t r0 = 0; r0 < std::min(n, k); ++r0)
+            for (size_t i = r0; i < n; i += k) dealt.push_back(std::move(branches[i]));
+          shard::set_total(part, "verify", int64_t(dealt.size()));
+          branches.assign(std::make_move_iterator(dealt.begin() + part.first), std::make_move_iterator(dealt.begin() + part.end));
+        }
         branches_given = branches.size();
       }
       auto session = try_session(model, g, quiet, /*two_classes=*/false);
@@ -1076,7 +1102,7 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
   if (modes != 1) throw InputError("verify", "give exactly one of --vnnlib, --data, --fairness (or --benchmark DIR)");
   if (vm.count("vnnlib"))
     check_mode_options(vm, "--vnnlib", with_solver({"model", "vnnlib", "result", "out", "split-after", "split-branches",
-                                                    "branches-out", "branches"}));
+                                                    "branches-out", "branches", "shard"}));
   else if (vm.count("data") && !vm.count("fairness"))
     check_mode_options(vm, "--data",
                        with_solver({"model", "data", "labels", "eps", "norm", "clip-min", "clip-max", "limit", "out",

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "mlaudit/reports/report.h"
@@ -210,6 +211,74 @@ TEST_CASE("shard: verify --benchmark parts merge into the whole run, as JSON or 
   const std::string c0 = dir + "/c0.json";
   REQUIRE(test::run_cli(certify + " -q --shard 0/1 --out " + c0).exit_code == 0);
   expect_refused(test::run_cli("merge " + c0 + " --out " + dir + "/c.csv"), "only verify --benchmark parts merge into a results CSV");
+}
+
+TEST_CASE("shard: one property's handed-out branches in slices merge into their verdict (verify --vnnlib --branches)",
+          "[cli][shard][split]") {
+  const std::string acas = test::shared_dataset("vnncomp2022/acasxu");
+  namespace fs = std::filesystem;
+  if (!fs::exists(acas + "/expected.csv")) {
+    WARN("ACAS Xu data absent");
+    return;
+  }
+  const std::string dir = test::temp_dir("shard-branches");
+  // 1_1 property 6 (unsat) and 1_9 property 7 (sat: its counterexample comes from the handed-out
+  // falsification round, which round-robin dealing gives to shard 0; the other slices search
+  // their boxes until --timeout 0.5, and sat wins over their timeouts), each split after 0.05 s.
+  for (const auto& [net, prop, expected] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"1_1", "prop_6", "unsat"}, {"1_9", "prop_7", "sat"}}) {
+    const std::string q = "--threads 2 verify --model " + acas + "/onnx/ACASXU_run2a_" + net + "_batch_2000.onnx --vnnlib " +
+                          acas + "/vnnlib/" + prop + ".vnnlib --timeout " + (expected == "sat" ? "0.5" : "100");
+    const std::string b = dir + "/" + net + ".json";
+    auto r = test::run_cli(q + " --split-after 0.05 --branches-out " + b + " --out " + dir + "/root.json");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    REQUIRE(fs::exists(b));
+    const auto file = nlohmann::json::parse(test::read_text(b));
+    CHECK(schema_problems(file, "branches_file").empty());
+    const size_t total = file["branches"].size();
+    r = test::run_cli(q + " --branches " + b + " --out " + dir + "/whole.json");
+    REQUIRE(r.exit_code == 0);
+    const auto whole = nlohmann::json::parse(test::read_text(dir + "/whole.json"));
+    CHECK(whole["result"] == expected);
+    for (int n : {1, 2, 3, 7}) {
+      std::string parts;
+      for (int i = 0; i < n; ++i) {
+        const std::string part = dir + "/" + net + "-" + std::to_string(i) + "-of-" + std::to_string(n) + ".json";
+        r = test::run_cli(q + " --branches " + b + " --shard " + std::to_string(i) + "/" + std::to_string(n) + " --out " + part);
+        INFO(r.output);
+        REQUIRE(r.exit_code == 0);
+        CHECK(schema_problems(nlohmann::json::parse(test::read_text(part)), "part").empty());
+        parts = " " + part + parts;  // reverse order: merge sorts by shard index
+      }
+      r = test::run_cli("merge -q" + parts + " --out " + dir + "/merged.json");
+      INFO(n << " shards: " << r.output);
+      REQUIRE(r.exit_code == 0);
+      const auto m = nlohmann::json::parse(test::read_text(dir + "/merged.json"));
+      CHECK(m["schema"] == "mlaudit.verify/1");
+      CHECK(m["result"] == expected);
+      CHECK(m["branches_in"]["branches"] == total);
+      if (expected == "sat") {
+        REQUIRE(m["counterexample"].is_object());
+        CHECK(m["counterexample"]["input"].size() == 5);
+      } else {
+        CHECK(m["counterexample"].is_null());
+      }
+    }
+  }
+  // Refusals: --shard without --branches or with --result; parts of two branch files.
+  const std::string q = "verify --model " + acas + "/onnx/ACASXU_run2a_1_1_batch_2000.onnx --vnnlib " + acas + "/vnnlib/prop_6.vnnlib";
+  auto e = test::run_cli(q + " --shard 0/2 --out " + dir + "/x.json");
+  CHECK(e.exit_code == 2);
+  CHECK(e.output.find("slices the branches of --branches B.json") != std::string::npos);
+  e = test::run_cli(q + " --branches " + dir + "/1_1.json --shard 0/2 --result " + dir + "/x.txt --out " + dir + "/x.json");
+  CHECK(e.exit_code == 2);
+  CHECK(e.output.find("writes a part for 'mlaudit merge'") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir + "/x.json"));
+  e = test::run_cli("merge " + dir + "/1_1-0-of-2.json " + dir + "/1_9-1-of-2.json --out " + dir + "/x.json");
+  CHECK(e.exit_code == 2);
+  CHECK(e.output.find("parts of different runs") != std::string::npos);
+  fs::remove_all(dir);
 }
 
 TEST_CASE("shard: merge refuses other runs, missing and repeated shards, mixed commands", "[cli][shard]") {
