@@ -172,42 +172,6 @@ nlohmann::json inputs_block(const std::vector<std::pair<std::string, std::string
   return j;
 }
 
-// JSON report of one VNN-LIB query (`--vnnlib ... --out V.json`).
-nlohmann::json vnnlib_report(const verify::VerifyResult& r, const verify::Property& prop, const std::string& model,
-                             const std::string& vnnlib, double timeout_s, const nlohmann::json& inputs) {
-  nlohmann::json j;
-  j["schema"] = "mlaudit.verify/1";
-  j["tool_version"] = MLAUDIT_VERSION;
-  j["kind"] = "vnnlib_property";
-  j["model"] = model;
-  j["property"] = vnnlib;
-  j["result"] = verify::verdict_name(r.verdict);  // the VNN-COMP word: sat / unsat / timeout / unknown
-  switch (r.verdict) {
-    case verify::Verdict::Unsat: j["verdict"] = "verified"; break;
-    case verify::Verdict::Sat: j["verdict"] = "falsified"; break;
-    case verify::Verdict::Timeout: j["verdict"] = "timeout"; break;
-    default: j["verdict"] = "unknown"; break;
-  }
-  j["seconds"] = r.seconds;
-  j["timeout_s"] = timeout_s;
-  if (!r.method.empty()) j["method"] = r.method;
-  if (!r.reason.empty()) j["reason"] = r.reason;
-  j["branches"] = r.domains;
-  j["z3_calls"] = r.z3_calls;
-  j["num_inputs"] = prop.num_inputs;
-  j["num_outputs"] = prop.num_outputs;
-  // The input region the property fixes (its domain): one box per disjunct.
-  nlohmann::json boxes = nlohmann::json::array();
-  for (const auto& c : prop.cases) boxes.push_back({{"lower", c.box.lower}, {"upper", c.box.upper}});
-  j["input_boxes"] = boxes;
-  if (r.verdict == verify::Verdict::Sat && r.counterexample)
-    j["counterexample"] = {{"input", r.counterexample->input}, {"output", r.counterexample->output}};
-  else
-    j["counterexample"] = nullptr;
-  j["inputs"] = inputs;
-  return j;
-}
-
 // The tree verifier's options: the timeout per query and the engine's forward as the concrete check.
 verify::TreeVerifyOptions tree_options(const po::variables_map& vm, const GlobalOptions& g, const engine::TreeEnsemble& tree,
                                        const std::string& model, bool quiet) {
@@ -242,10 +206,8 @@ nlohmann::json tree_block(const engine::TreeEnsemble& t) {
                      "every counterexample re-checked by the engine's forward"}};
 }
 
-constexpr const char* kBranchesSchema = "mlaudit.branches/1";
-
 // --branches FILE: the open branches another process handed out (mlaudit.branches/1), checked
-// to belong to this model and property (by the content hashes the writer recorded).
+// by the verify module to belong to this model and property.
 std::vector<verify::OpenBranch> read_branches_file(const std::string& path, const verify::Network& net,
                                                    const nlohmann::json& inputs, bool* open_undecided) {
   nlohmann::json j;
@@ -254,23 +216,7 @@ std::vector<verify::OpenBranch> read_branches_file(const std::string& path, cons
   } catch (const nlohmann::json::exception& e) {
     throw InputError("verify", fmt::format("--branches {}: not JSON ({})", path, e.what()));
   }
-  if (!j.is_object() || !j.contains("schema") || j["schema"] != kBranchesSchema)
-    throw InputError("verify", fmt::format("--branches {}: not a {} file (written by --split-after ... --branches-out)", path,
-                                           kBranchesSchema));
-  for (const char* role : {"model", "vnnlib"}) {
-    const nlohmann::json& want = inputs[role]["sha256"];
-    if (!j.contains("inputs") || !j["inputs"].is_object() || !j["inputs"].contains(role) || !j["inputs"][role].is_object() ||
-        j["inputs"][role].value("sha256", nlohmann::json()) != want)
-      throw InputError("verify", fmt::format("--branches {}: its branches belong to another {} (sha256 differs from {})", path,
-                                             role == std::string("model") ? "model" : "property", want.dump()));
-  }
-  if (!j.contains("branches")) throw InputError("verify", fmt::format("--branches {}: no 'branches'", path));
-  if (j.contains("open_undecided") && !j["open_undecided"].is_boolean())
-    throw InputError("verify", fmt::format("--branches {}: 'open_undecided' is not true or false", path));
-  *open_undecided = j.value("open_undecided", false);
-  auto b = verify::parse_open_branches(j["branches"], net, path);
-  if (b.empty()) throw InputError("verify", fmt::format("--branches {}: lists no branch", path));
-  return b;
+  return verify::read_branches_json(j, net, inputs, "--branches " + path, open_undecided);
 }
 
 int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g, const engine::TreeEnsemble* tree) {
@@ -319,19 +265,13 @@ int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g, const engine
   bool undecided_in = false;  // the file's first run left an undecided leaf: the property cannot be unsat
   auto write_results = [&](const verify::VerifyResult& r) {
     if (!r.open_branches.empty() && !branches_out.empty()) {
-      nlohmann::json b = {{"schema", kBranchesSchema},
-                          {"tool_version", MLAUDIT_VERSION},
-                          {"model", model},
-                          {"property", vnnlib},
-                          {"timeout_s", std::max(0.0, o.timeout_s - r.seconds)},
-                          {"open_undecided", r.open_undecided},
-                          {"inputs", inputs},
-                          {"branches", verify::open_branches_json(r.open_branches)}};
-      datasets::write_file_atomic(branches_out, b.dump() + "\n");
+      datasets::write_file_atomic(
+          branches_out, verify::branches_json(r, model, vnnlib, o.timeout_s, inputs, MLAUDIT_VERSION).dump() + "\n");
     }
     if (!result_path.empty()) datasets::write_file_atomic(result_path, verify::vnncomp_result_text(r));
     if (!json_path.empty()) {
-      nlohmann::json j = vnnlib_report(r, prop, model, vnnlib, o.timeout_s, part.on ? part_inputs : inputs);
+      nlohmann::json j =
+          verify::vnnlib_report(r, prop, model, vnnlib, o.timeout_s, part.on ? part_inputs : inputs, MLAUDIT_VERSION);
       if (!branches_in.empty()) j["branches_in"] = {{"file", branches_in}, {"branches", branches_given}, {"open_undecided", undecided_in}};
       if (!r.open_branches.empty()) j["open_branches"] = {{"file", branches_out}, {"branches", r.open_branches.size()}};
       if (part.on) shard::make_part(j, "verify", part, vm, g);

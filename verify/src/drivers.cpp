@@ -108,6 +108,74 @@ std::vector<OpenBranch> parse_open_branches(const nlohmann::json& j, const Netwo
   return out;
 }
 
+nlohmann::json vnnlib_report(const VerifyResult& r, const Property& prop, const std::string& model,
+                             const std::string& vnnlib, double timeout_s, const nlohmann::json& inputs,
+                             const std::string& tool_version) {
+  nlohmann::json j;
+  j["schema"] = "mlaudit.verify/1";
+  j["tool_version"] = tool_version;
+  j["kind"] = "vnnlib_property";
+  j["model"] = model;
+  j["property"] = vnnlib;
+  j["result"] = verdict_name(r.verdict);  // the VNN-COMP word: sat / unsat / timeout / unknown
+  j["verdict"] = robustness_word(r.verdict);
+  j["seconds"] = r.seconds;
+  j["timeout_s"] = timeout_s;
+  if (!r.method.empty()) j["method"] = r.method;
+  if (!r.reason.empty()) j["reason"] = r.reason;
+  j["branches"] = r.domains;
+  j["z3_calls"] = r.z3_calls;
+  j["num_inputs"] = prop.num_inputs;
+  j["num_outputs"] = prop.num_outputs;
+  // The input region the property fixes (its domain): one box per disjunct.
+  nlohmann::json boxes = nlohmann::json::array();
+  for (const auto& c : prop.cases) boxes.push_back({{"lower", c.box.lower}, {"upper", c.box.upper}});
+  j["input_boxes"] = boxes;
+  if (r.verdict == Verdict::Sat && r.counterexample)
+    j["counterexample"] = {{"input", r.counterexample->input}, {"output", r.counterexample->output}};
+  else
+    j["counterexample"] = nullptr;
+  j["inputs"] = inputs;
+  return j;
+}
+
+namespace {
+constexpr const char* kBranchesSchema = "mlaudit.branches/1";
+}  // namespace
+
+nlohmann::json branches_json(const VerifyResult& r, const std::string& model, const std::string& vnnlib, double timeout_s,
+                             const nlohmann::json& inputs, const std::string& tool_version) {
+  return {{"schema", kBranchesSchema},
+          {"tool_version", tool_version},
+          {"model", model},
+          {"property", vnnlib},
+          {"timeout_s", std::max(0.0, timeout_s - r.seconds)},
+          {"open_undecided", r.open_undecided},
+          {"inputs", inputs},
+          {"branches", open_branches_json(r.open_branches)}};
+}
+
+std::vector<OpenBranch> read_branches_json(const nlohmann::json& j, const Network& net, const nlohmann::json& inputs,
+                                           const std::string& source, bool* open_undecided) {
+  if (!j.is_object() || !j.contains("schema") || j["schema"] != kBranchesSchema)
+    throw InputError("verify", fmt::format("{}: not a {} file (written by --split-after ... --branches-out)", source,
+                                           kBranchesSchema));
+  for (const char* role : {"model", "vnnlib"}) {
+    const nlohmann::json& want = inputs.at(role).at("sha256");
+    if (!j.contains("inputs") || !j["inputs"].is_object() || !j["inputs"].contains(role) || !j["inputs"][role].is_object() ||
+        j["inputs"][role].value("sha256", nlohmann::json()) != want)
+      throw InputError("verify", fmt::format("{}: its branches belong to another {} (sha256 differs from {})", source,
+                                             role == std::string("model") ? "model" : "property", want.dump()));
+  }
+  if (!j.contains("branches")) throw InputError("verify", fmt::format("{}: no 'branches'", source));
+  if (j.contains("open_undecided") && !j["open_undecided"].is_boolean())
+    throw InputError("verify", fmt::format("{}: 'open_undecided' is not true or false", source));
+  *open_undecided = j.value("open_undecided", false);
+  auto b = parse_open_branches(j["branches"], net, source);
+  if (b.empty()) throw InputError("verify", fmt::format("{}: lists no branch", source));
+  return b;
+}
+
 nlohmann::json domain_json(double lo, double hi) {
   auto end = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
   return nlohmann::json::array({end(lo), end(hi)});

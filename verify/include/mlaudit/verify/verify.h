@@ -32,6 +32,23 @@ nlohmann::json open_branches_json(const std::vector<OpenBranch>& branches);
 /// InputError "verify: <source>: open branch i: ...".
 std::vector<OpenBranch> parse_open_branches(const nlohmann::json& j, const Network& net, const std::string& source);
 
+/// mlaudit.verify/1 of one VNN-LIB query (kind vnnlib_property): result (the VNN-COMP word),
+/// verdict, seconds, method, reason, branches, the property's input boxes, the counterexample,
+/// and `inputs` (the files' provenance).
+nlohmann::json vnnlib_report(const VerifyResult& r, const Property& prop, const std::string& model,
+                             const std::string& vnnlib, double timeout_s, const nlohmann::json& inputs,
+                             const std::string& tool_version);
+
+/// mlaudit.branches/1: a split query's open branches (r.open_branches), the time it had left of
+/// `timeout_s`, and the provenance of its model and property (`inputs`: {model, vnnlib}).
+nlohmann::json branches_json(const VerifyResult& r, const std::string& model, const std::string& vnnlib, double timeout_s,
+                             const nlohmann::json& inputs, const std::string& tool_version);
+/// The branches of a mlaudit.branches/1 document, refused (InputError naming `source`) when it is
+/// not one or its model's or property's sha256 differs from `inputs`'; `open_undecided` receives
+/// whether its query left an undecided leaf in its own part.
+std::vector<OpenBranch> read_branches_json(const nlohmann::json& j, const Network& net, const nlohmann::json& inputs,
+                                           const std::string& source, bool* open_undecided);
+
 /// A verdict as robustness reports word it: Unsat "verified", Sat "falsified", Timeout
 /// "timeout", Unknown "unknown" (the solver's own words, verdict_name, are VNN-COMP's).
 const char* robustness_word(Verdict v);
