@@ -24,6 +24,9 @@
 #ifdef MLAUDIT_HAVE_privacy
 #include "privacy_summary.h"
 #endif
+#ifdef MLAUDIT_HAVE_robustness
+#include "mlaudit/robustness/report.h"
+#endif
 #ifdef MLAUDIT_HAVE_verify
 #include "mlaudit/verify/verify.h"
 #endif
@@ -145,30 +148,27 @@ json merge_attack(std::vector<Part>& parts) {
 }
 
 // certify: certified accuracy per radius (robustness::certified_accuracy's count), abstain rate.
+// certify: the parts' per-sample records in order, the aggregates recomputed with certify's own
+// function (robustness::certify_aggregates) at the run's radii.
 json merge_certify(std::vector<Part>& parts) {
+#ifndef MLAUDIT_HAVE_robustness
+  throw InputError("merge", fmt::format("{}: merging certify parts needs the robustness module, which this build lacks", parts.front().path));
+#else
   json j = parts.front().j;
   json per = concat(parts, "per_sample");
-  const size_t n = per.size();
-  j["n_samples"] = n;
-  size_t abstained = 0;
-  for (auto& r : per) abstained += integer(r["prediction"]) < 0;
-  json acc = json::array();
-  for (auto& entry : j["certified_accuracy"]) {
-    const double radius = entry["radius"].get<double>();
-    size_t hits = 0;
-    for (auto& r : per)
-      hits += r["correct"].get<bool>() && integer(r["prediction"]) >= 0 && r["radius"].get<double>() >= radius;
-    const double a = n == 0 ? 0.0 : double(hits) / n;
-    acc.push_back({{"radius", radius}, {"accuracy", a},
-                   {"accuracy_ci", datasets::proportion_json(std::llround(a * double(n)), int64_t(n))}});
+  // Each record's fields are checked first: a float such as 3e70 read as an integer is
+  // undefined behaviour (integer() refuses it), a missing field a malformed part.
+  for (auto& r : per) {
+    (void)integer(r["prediction"]);
+    if (!r["correct"].is_boolean() || !r["radius"].is_number())
+      throw InputError("merge", "a part is malformed (a certify record without a boolean 'correct' or a numeric 'radius')");
   }
-  j["certified_accuracy"] = acc;
-  j["abstain_rate"] = n == 0 ? 0.0 : double(abstained) / double(n);
-  const double seconds = total_seconds(parts);
-  j["seconds"] = seconds;
-  j["seconds_per_sample"] = n == 0 ? 0.0 : seconds / double(n);
+  std::vector<double> radii;
+  for (auto& entry : j["certified_accuracy"]) radii.push_back(entry["radius"].get<double>());
   j["per_sample"] = per;
+  robustness::certify_aggregates(j, radii, total_seconds(parts));
   return j;
+#endif
 }
 
 // corrupt: the parts' counts summed per (corruption, severity), the aggregates recomputed with

@@ -14,6 +14,7 @@
 #include "mlaudit/datasets/validate.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/progress.h"
+#include "mlaudit/robustness/report.h"
 #include "mlaudit/robustness/smoothing.h"
 #include "version.h"
 
@@ -80,42 +81,13 @@ int cmd_certify(const std::vector<std::string>& args, const GlobalOptions& globa
   }
   for (auto& r : recs) r.index += part.first;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  auto acc = robustness::certified_accuracy(recs, radii);
-
-  nlohmann::json j;
-  j["schema"] = "mlaudit.certify/1";
-  j["tool_version"] = MLAUDIT_VERSION;
-  j["model"] = vm["model"].as<std::string>();
-  j["data"] = vm["data"].as<std::string>();
-  j["inputs"] = {{"model", datasets::file_provenance(vm["model"].as<std::string>())},
-                 {"data", datasets::file_provenance(vm["data"].as<std::string>())},
-                 {"labels", datasets::file_provenance(vm["labels"].as<std::string>())}};
-  j["method"] = "randomized smoothing CERTIFY (Cohen, Rosenfeld, Kolter 2019), one-sided Clopper-Pearson bound, L2 radius";
-  j["config"] = {{"sigma", cfg.sigma}, {"n0", cfg.n0}, {"n", cfg.n}, {"alpha", cfg.alpha}, {"batch", cfg.batch}, {"seed", cfg.seed},
-                 {"rng", "xoshiro256** stream per noisy copy seeded by (seed, sample, copy), Box-Muller normals; independent of --batch and --threads"}};
+  nlohmann::json j = robustness::certify_report(
+      recs, cfg, radii, vm["model"].as<std::string>(), vm["data"].as<std::string>(),
+      {{"model", datasets::file_provenance(vm["model"].as<std::string>())},
+       {"data", datasets::file_provenance(vm["data"].as<std::string>())},
+       {"labels", datasets::file_provenance(vm["labels"].as<std::string>())}},
+      seconds, MLAUDIT_VERSION);
   const bool on_device = !recs.empty() && recs.front().device;
-  j["sampler"] = on_device ? "device: robustness::device_smoothing_counts (counter-based Philox4x32-10 noise in the sampling kernel, forward and argmax histogram on the GPU)"
-                           : "host: noise filled in parallel, one stream per noisy copy";
-  if (on_device) j["config"]["rng"] = "Philox4x32-10 keyed by seed*2+1 (N0) and seed*2+2 (N), counter = sample element index";
-  j["n_samples"] = recs.size();
-  j["per_sample"] = nlohmann::json::array();
-  size_t abstained = 0;
-  for (const auto& r : recs) {
-    abstained += r.prediction < 0;
-    j["per_sample"].push_back({{"index", r.index}, {"label", r.label}, {"prediction", r.prediction}, {"radius", r.radius},
-                               {"correct", r.correct}, {"count_a", r.count_a}, {"pa_lower", r.pa_lower}, {"seconds", r.seconds}});
-  }
-  j["certified_accuracy"] = nlohmann::json::array();
-  const int64_t n = int64_t(recs.size());
-  for (size_t k = 0; k < radii.size(); ++k) {
-    // acc[k] is hits / n (robustness::certified_accuracy), so the count is recovered exactly.
-    const int64_t hits = std::llround(acc[k] * double(n));
-    j["certified_accuracy"].push_back(
-        {{"radius", radii[k]}, {"accuracy", acc[k]}, {"accuracy_ci", datasets::proportion_json(hits, n)}});
-  }
-  j["abstain_rate"] = recs.empty() ? 0.0 : double(abstained) / double(recs.size());
-  j["seconds"] = seconds;
-  j["seconds_per_sample"] = recs.empty() ? 0.0 : seconds / double(recs.size());
   if (part.on) {
     shard::make_part(j, "certify", part, vm, global);
     // The device sampler's Philox counters run over the whole call, so a slice draws other noise
@@ -128,7 +100,8 @@ int cmd_certify(const std::vector<std::string>& args, const GlobalOptions& globa
                              j["seconds_per_sample"].get<double>(), on_device ? "device" : "host", j["abstain_rate"].get<double>());
     for (size_t k = 0; k < radii.size(); ++k) {
       const auto& ci = j["certified_accuracy"][k]["accuracy_ci"];
-      std::cout << fmt::format("  certified accuracy at r = {:<6g} {:.4f} (95% CI {:.3f}-{:.3f}, n = {})\n", radii[k], acc[k],
+      std::cout << fmt::format("  certified accuracy at r = {:<6g} {:.4f} (95% CI {:.3f}-{:.3f}, n = {})\n", radii[k],
+                               j["certified_accuracy"][k]["accuracy"].get<double>(),
                                ci["lower"].get<double>(), ci["upper"].get<double>(), recs.size());
     }
     std::cout << "report: " << vm["out"].as<std::string>() << "\n";
