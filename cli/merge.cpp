@@ -172,12 +172,15 @@ json merge_certify(std::vector<Part>& parts) {
 }
 
 // corrupt: the parts' counts summed per (corruption, severity), the aggregates recomputed with
-// corrupt's own function (shard::corrupt_aggregates).
+// corrupt's own function (robustness::corrupt_aggregates).
 json merge_corrupt(std::vector<Part>& parts) {
+#ifndef MLAUDIT_HAVE_robustness
+  throw InputError("merge", fmt::format("{}: merging corrupt parts needs the robustness module, which this build lacks", parts.front().path));
+#else
   json j = parts.front().j;
   int64_t n = 0, clean = 0;
   std::vector<std::string> names;
-  std::vector<shard::CorruptCount> counts;
+  std::vector<robustness::CorruptCount> counts;
   for (auto& c : j["corruptions"]) {
     names.push_back(c["name"].get<std::string>());
     for (auto& s : c["by_severity"]) counts.push_back({names.back(), int(integer(s["severity"])), 0});
@@ -194,8 +197,9 @@ json merge_corrupt(std::vector<Part>& parts) {
       }
     if (k != counts.size()) throw InputError("merge", fmt::format("{}: its corruptions and severities differ from the first part's", p.path));
   }
-  shard::corrupt_aggregates(j, n, clean, names, counts);
+  robustness::corrupt_aggregates(j, n, clean, names, counts);
   return j;
+#endif
 }
 
 // verify --data: records ordered eps by eps, then by sample (verify::robustness_report); the

@@ -64,48 +64,6 @@ inline nlohmann::json attack_eps_entry(double eps, const std::vector<uint8_t>& c
   return e;
 }
 
-/// One (corruption, severity) count of `corrupt`: samples still classified correctly.
-struct CorruptCount {
-  std::string corruption;
-  int severity = 0;
-  int64_t correct = 0;
-};
-
-/// `corrupt`'s aggregates from counts over n samples: clean accuracy, per corruption and
-/// severity accuracy with its interval, the means and relative drops. corrupt writes them from its
-/// run, merge from the parts' summed counts, so both are the same arithmetic.
-inline void corrupt_aggregates(nlohmann::json& j, int64_t n, int64_t clean_correct, const std::vector<std::string>& corruptions,
-                               const std::vector<CorruptCount>& counts) {
-  auto acc = [n](int64_t k) { return n ? double(k) / double(n) : 0.0; };
-  const double clean = acc(clean_correct);
-  j["n_samples"] = n;
-  j["clean_accuracy"] = clean;
-  j["clean_accuracy_ci"] = datasets::proportion_json(clean_correct, n);
-  j["clean_correct"] = clean_correct;
-  j["corruptions"] = nlohmann::json::array();
-  double all = 0;
-  for (const auto& c : corruptions) {
-    nlohmann::json e = {{"name", c}, {"by_severity", nlohmann::json::array()}};
-    double sum = 0;
-    int k = 0;
-    for (const auto& s : counts)
-      if (s.corruption == c) {
-        e["by_severity"].push_back({{"severity", s.severity}, {"accuracy", acc(s.correct)},
-                                    {"accuracy_ci", datasets::proportion_json(s.correct, n)}, {"correct", s.correct}});
-        sum += acc(s.correct);
-        ++k;
-      }
-    const double mean = k ? sum / k : 0.0;
-    e["mean_accuracy"] = mean;
-    e["relative_drop"] = clean > 0 ? (clean - mean) / clean : 0.0;
-    j["corruptions"].push_back(e);
-  }
-  for (const auto& s : counts) all += acc(s.correct);
-  const double mean_all = counts.empty() ? 0.0 : all / double(counts.size());
-  j["mean_corruption_accuracy"] = mean_all;
-  j["relative_drop"] = clean > 0 ? (clean - mean_all) / clean : 0.0;
-}
-
 /// `verify --benchmark`'s summary from its instance rows (result, correct, seconds): solved,
 /// sat, unsat, wrong (a solved instance whose answer contradicts expected.csv), unsolved, total
 /// and median seconds. The benchmark writes it from its run, merge from the parts' rows in order.

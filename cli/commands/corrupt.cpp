@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "mlaudit/robustness/report.h"
 #include "shard.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
@@ -94,9 +95,9 @@ int cmd_corrupt(const std::vector<std::string>& args, const GlobalOptions& globa
                  {"labels", datasets::file_provenance(vm["labels"].as<std::string>())}};
   j["reference"] = x.rank() == 4 ? "Hendrycks & Dietterich 2019, CIFAR-10-C severity constants; noise drawn per sample from a stream keyed by (seed, corruption, severity, sample index)"
                                  : "feature_noise: x + N(0, (c*std)^2), c = 0.1,0.2,0.3,0.5,1.0; feature_dropout: cell -> column mean with p = 0.1..0.5";
-  std::vector<shard::CorruptCount> counts;
+  std::vector<robustness::CorruptCount> counts;
   for (const auto& s : rep.scores) counts.push_back({s.corruption, s.severity, s.correct});
-  shard::corrupt_aggregates(j, rep.n, rep.clean_correct, corruptions, counts);
+  robustness::corrupt_aggregates(j, rep.n, rep.clean_correct, corruptions, counts);
   if (part.on) shard::make_part(j, "corrupt", part, vm, global);
   datasets::write_file_atomic(vm["out"].as<std::string>(), j.dump(1) + "\n");
   if (!global.quiet) {

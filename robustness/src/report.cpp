@@ -53,4 +53,36 @@ void certify_aggregates(nlohmann::json& j, const std::vector<double>& radii, dou
   j["seconds_per_sample"] = n == 0 ? 0.0 : seconds / double(n);
 }
 
+void corrupt_aggregates(nlohmann::json& j, int64_t n, int64_t clean_correct, const std::vector<std::string>& corruptions,
+                               const std::vector<CorruptCount>& counts) {
+  auto acc = [n](int64_t k) { return n ? double(k) / double(n) : 0.0; };
+  const double clean = acc(clean_correct);
+  j["n_samples"] = n;
+  j["clean_accuracy"] = clean;
+  j["clean_accuracy_ci"] = datasets::proportion_json(clean_correct, n);
+  j["clean_correct"] = clean_correct;
+  j["corruptions"] = nlohmann::json::array();
+  double all = 0;
+  for (const auto& c : corruptions) {
+    nlohmann::json e = {{"name", c}, {"by_severity", nlohmann::json::array()}};
+    double sum = 0;
+    int k = 0;
+    for (const auto& s : counts)
+      if (s.corruption == c) {
+        e["by_severity"].push_back({{"severity", s.severity}, {"accuracy", acc(s.correct)},
+                                    {"accuracy_ci", datasets::proportion_json(s.correct, n)}, {"correct", s.correct}});
+        sum += acc(s.correct);
+        ++k;
+      }
+    const double mean = k ? sum / k : 0.0;
+    e["mean_accuracy"] = mean;
+    e["relative_drop"] = clean > 0 ? (clean - mean) / clean : 0.0;
+    j["corruptions"].push_back(e);
+  }
+  for (const auto& s : counts) all += acc(s.correct);
+  const double mean_all = counts.empty() ? 0.0 : all / double(counts.size());
+  j["mean_corruption_accuracy"] = mean_all;
+  j["relative_drop"] = clean > 0 ? (clean - mean_all) / clean : 0.0;
+}
+
 }  // namespace mlaudit::robustness

@@ -1,6 +1,7 @@
 #pragma once
 // Result JSON of the robustness module's runs (issue #19: each module builds its own result
 // JSON; the command keeps flags and files, merge recomputes the aggregates with these functions).
+#include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
@@ -21,5 +22,19 @@ nlohmann::json certify_report(const std::vector<CertifyRecord>& records, const S
 /// its radius >= r), abstain_rate, seconds and seconds_per_sample. certify_report writes them;
 /// `mlaudit merge` recomputes them from the parts' records, so both are the same arithmetic.
 void certify_aggregates(nlohmann::json& report, const std::vector<double>& radii, double seconds);
+
+/// One (corruption, severity) count of `corrupt`: samples still classified correctly.
+struct CorruptCount {
+  std::string corruption;
+  int severity = 0;
+  int64_t correct = 0;
+};
+
+/// `corrupt`'s aggregates (mlaudit.corrupt/1) from counts over n samples: clean accuracy, per
+/// corruption and severity accuracy with its interval, the means and relative drops. corrupt
+/// writes them from its run, `mlaudit merge` from the parts' summed counts, so both are the same
+/// arithmetic.
+void corrupt_aggregates(nlohmann::json& report, int64_t n, int64_t clean_correct, const std::vector<std::string>& corruptions,
+                        const std::vector<CorruptCount>& counts);
 
 }  // namespace mlaudit::robustness
