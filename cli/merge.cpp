@@ -72,6 +72,9 @@ double total_seconds(std::vector<Part>& parts) {
 
 // attack: the by_eps entries, minimal norms, clean accuracy as cmd_attack computes them.
 json merge_attack(std::vector<Part>& parts) {
+#ifndef MLAUDIT_HAVE_robustness
+  throw InputError("merge", fmt::format("{}: merging attack parts needs the robustness module, which this build lacks", parts.front().path));
+#else
   json j = parts.front().j;
   json per = concat(parts, "per_sample");
   const int64_t n = int64_t(per.size());
@@ -109,7 +112,7 @@ json merge_attack(std::vector<Part>& parts) {
       rejected += integer(e["rejected_candidates"]);
       if (e.contains("warnings")) add_distinct(warnings, e["warnings"]);
     }
-    json e = shard::attack_eps_entry(eps, correct, broken, norm, gcalls, queries, rejected, warnings);
+    json e = robustness::attack_eps_entry(eps, correct, broken, norm, gcalls, queries, rejected, warnings);
     by_eps.push_back(e);
   }
   j["by_eps"] = by_eps;
@@ -120,14 +123,7 @@ json merge_attack(std::vector<Part>& parts) {
       if (!p["minimal_norm"].is_null()) norms.push_back(p["minimal_norm"].get<double>());
       queries_total += integer(p["queries"]);
     }
-    std::vector<double> sorted = norms;
-    std::sort(sorted.begin(), sorted.end());
-    auto q = [&](double p) { return sorted.empty() ? 0.0 : sorted[std::min(sorted.size() - 1, size_t(p * double(sorted.size() - 1) + 0.5))]; };
-    double mean = 0;
-    for (double v : norms) mean += v / double(norms.size());
-    j["minimal_norms"] = {{"found", norms.size()}, {"mean", mean}, {"median", shard::median(norms)}, {"min", sorted.empty() ? 0.0 : sorted.front()},
-                          {"p25", q(0.25)}, {"p75", q(0.75)}, {"max", sorted.empty() ? 0.0 : sorted.back()}, {"values", sorted},
-                          {"queries", queries_total}};
+    j["minimal_norms"] = robustness::minimal_norms_json(norms, queries_total);
   }
   int64_t k = 0;
   for (auto& p : per) k += p["correct"].get<bool>();
@@ -145,6 +141,7 @@ json merge_attack(std::vector<Part>& parts) {
   j["seconds_per_sample"] = n ? seconds / double(n) : 0.0;
   j["per_sample"] = per;
   return j;
+#endif
 }
 
 // certify: certified accuracy per radius (robustness::certified_accuracy's count), abstain rate.

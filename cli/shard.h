@@ -28,42 +28,6 @@ namespace mlaudit::cli::shard {
 
 inline constexpr const char* kSchema = "mlaudit.part/1";
 
-/// Median of a list (0 when empty).
-inline double median(const std::vector<double>& v) { return v.empty() ? 0.0 : percentile(v, 0.5); }
-
-/// One `attack` by_eps entry from per-sample outcomes: `correct[i]`, `broken[i]` (adversarial
-/// within eps) and `norm[i]` of each of the n samples, the call counts and the warnings. attack
-/// writes it from its AttackResult, merge recomputes it from the parts' per-sample records.
-inline nlohmann::json attack_eps_entry(double eps, const std::vector<uint8_t>& correct, const std::vector<uint8_t>& broken,
-                                       const std::vector<double>& norm, int64_t gradient_calls, int64_t queries,
-                                       int64_t rejected, const std::vector<std::string>& warnings) {
-  const int64_t n = int64_t(correct.size());
-  std::vector<double> norms;
-  int64_t n_correct = 0, n_broken = 0, robust = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    n_correct += correct[size_t(i)];
-    if (broken[size_t(i)]) {
-      ++n_broken;
-      norms.push_back(norm[size_t(i)]);
-    } else {
-      robust += correct[size_t(i)];
-    }
-  }
-  double mean = 0;
-  for (double v : norms) mean += v / double(norms.size());
-  nlohmann::json e = {{"eps", eps},
-                      {"robust_accuracy", n ? double(robust) / double(n) : 0.0},
-                      {"robust_accuracy_ci", datasets::proportion_json(robust, n)},
-                      {"attack_success_rate", n_correct ? double(n_broken) / double(n_correct) : 0.0},
-                      {"mean_perturbation_norm", mean},
-                      {"median_perturbation_norm", median(norms)},
-                      {"gradient_calls", gradient_calls},
-                      {"queries", queries},
-                      {"rejected_candidates", rejected}};
-  if (!warnings.empty()) e["warnings"] = warnings;
-  return e;
-}
-
 /// `verify --benchmark`'s summary from its instance rows (result, correct, seconds): solved,
 /// sat, unsat, wrong (a solved instance whose answer contradicts expected.csv), unsolved, total
 /// and median seconds. The benchmark writes it from its run, merge from the parts' rows in order.

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "mlaudit/robustness/report.h"
 #include "shard.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
@@ -287,7 +288,7 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
   auto by_eps_entry = [&](double eps, const robustness::AttackResult& r, const std::vector<uint8_t>& success) {
     int64_t gcalls = 0, queries = 0;
     for (int64_t i = 0; i < n; ++i) { gcalls += r.gradient_calls[size_t(i)]; queries += r.queries[size_t(i)]; }
-    return shard::attack_eps_entry(eps, r.clean_correct, success, r.perturbation_norm, gcalls, queries, r.rejected,
+    return robustness::attack_eps_entry(eps, r.clean_correct, success, r.perturbation_norm, gcalls, queries, r.rejected,
                                    r.warnings);
   };
 
@@ -318,16 +319,9 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
     std::vector<double> norms;
     for (int64_t i = 0; i < n; ++i)
       if (last.success[size_t(i)]) norms.push_back(last.perturbation_norm[size_t(i)]);
-    std::vector<double> sorted = norms;
-    std::sort(sorted.begin(), sorted.end());
-    auto q = [&](double p) { return sorted.empty() ? 0.0 : sorted[std::min(sorted.size() - 1, size_t(p * double(sorted.size() - 1) + 0.5))]; };
-    double mean = 0;
-    for (double v : norms) mean += v / double(norms.size());
     int64_t queries_total = 0;
     for (auto v : last.queries) queries_total += v;
-    j["minimal_norms"] = {{"found", norms.size()}, {"mean", mean}, {"median", shard::median(norms)}, {"min", sorted.empty() ? 0.0 : sorted.front()},
-                          {"p25", q(0.25)}, {"p75", q(0.75)}, {"max", sorted.empty() ? 0.0 : sorted.back()}, {"values", sorted},
-                          {"queries", queries_total}};
+    j["minimal_norms"] = robustness::minimal_norms_json(norms, queries_total);
     for (double eps : eps_list) {
       // A minimal-norm attack answers every eps at once: broken iff its minimal norm <= eps.
       std::vector<uint8_t> s(size_t(n), 0);

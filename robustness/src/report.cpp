@@ -1,6 +1,8 @@
 // Result JSON of the robustness module's runs (report.h).
 #include "mlaudit/robustness/report.h"
 
+#include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "mlaudit/datasets/validate.h"
@@ -83,6 +85,59 @@ void corrupt_aggregates(nlohmann::json& j, int64_t n, int64_t clean_correct, con
   const double mean_all = counts.empty() ? 0.0 : all / double(counts.size());
   j["mean_corruption_accuracy"] = mean_all;
   j["relative_drop"] = clean > 0 ? (clean - mean_all) / clean : 0.0;
+}
+
+namespace {
+// The median as the commands' percentile(v, 0.5) computes it (linear between the two middle
+// values), 0 when empty.
+double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const double pos = 0.5 * double(v.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(pos)), hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (pos - double(lo)) * (v[hi] - v[lo]);
+}
+}  // namespace
+
+nlohmann::json attack_eps_entry(double eps, const std::vector<uint8_t>& correct, const std::vector<uint8_t>& broken,
+                                const std::vector<double>& norm, int64_t gradient_calls, int64_t queries, int64_t rejected,
+                                const std::vector<std::string>& warnings) {
+  const int64_t n = int64_t(correct.size());
+  std::vector<double> norms;
+  int64_t n_correct = 0, n_broken = 0, robust = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    n_correct += correct[size_t(i)];
+    if (broken[size_t(i)]) {
+      ++n_broken;
+      norms.push_back(norm[size_t(i)]);
+    } else {
+      robust += correct[size_t(i)];
+    }
+  }
+  double mean = 0;
+  for (double v : norms) mean += v / double(norms.size());
+  nlohmann::json e = {{"eps", eps},
+                      {"robust_accuracy", n ? double(robust) / double(n) : 0.0},
+                      {"robust_accuracy_ci", datasets::proportion_json(robust, n)},
+                      {"attack_success_rate", n_correct ? double(n_broken) / double(n_correct) : 0.0},
+                      {"mean_perturbation_norm", mean},
+                      {"median_perturbation_norm", median(norms)},
+                      {"gradient_calls", gradient_calls},
+                      {"queries", queries},
+                      {"rejected_candidates", rejected}};
+  if (!warnings.empty()) e["warnings"] = warnings;
+  return e;
+}
+
+nlohmann::json minimal_norms_json(const std::vector<double>& norms, int64_t queries) {
+  std::vector<double> sorted = norms;
+  std::sort(sorted.begin(), sorted.end());
+  auto q = [&](double p) { return sorted.empty() ? 0.0 : sorted[std::min(sorted.size() - 1, size_t(p * double(sorted.size() - 1) + 0.5))]; };
+  double mean = 0;
+  for (double v : norms) mean += v / double(norms.size());
+  return {{"found", norms.size()}, {"mean", mean}, {"median", median(norms)}, {"min", sorted.empty() ? 0.0 : sorted.front()},
+          {"p25", q(0.25)}, {"p75", q(0.75)}, {"max", sorted.empty() ? 0.0 : sorted.back()}, {"values", sorted},
+          {"queries", queries}};
 }
 
 }  // namespace mlaudit::robustness

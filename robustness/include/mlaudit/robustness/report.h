@@ -37,4 +37,17 @@ struct CorruptCount {
 void corrupt_aggregates(nlohmann::json& report, int64_t n, int64_t clean_correct, const std::vector<std::string>& corruptions,
                         const std::vector<CorruptCount>& counts);
 
+/// One `attack` by_eps entry (mlaudit.attack/1) from per-sample outcomes: `correct[i]`,
+/// `broken[i]` (adversarial within eps) and `norm[i]` of each of the n samples, the call counts
+/// and the warnings: robust accuracy with its interval, attack success rate, mean and median
+/// perturbation norm. attack writes it from its AttackResult, `mlaudit merge` recomputes it from
+/// the parts' per-sample records.
+nlohmann::json attack_eps_entry(double eps, const std::vector<uint8_t>& correct, const std::vector<uint8_t>& broken,
+                                const std::vector<double>& norm, int64_t gradient_calls, int64_t queries, int64_t rejected,
+                                const std::vector<std::string>& warnings);
+
+/// A minimal-norm attack's "minimal_norms" block from the norms it found (in sample order) and
+/// its total queries: found, mean, median, min, p25, p75, max, the sorted values.
+nlohmann::json minimal_norms_json(const std::vector<double>& norms, int64_t queries);
+
 }  // namespace mlaudit::robustness
