@@ -366,9 +366,7 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
           nlohmann::json& r = out["instances"][0];
           const std::string result = st.result();
           r["result"] = result;
-          const bool solved = result == "sat" || result == "unsat";
-          r["correct"] = r["expected"].is_string() && solved ? nlohmann::json(result == r["expected"].get<std::string>())
-                                                             : nlohmann::json(nullptr);
+          r["correct"] = shard::benchmark_correct(result, r["expected"].is_string() ? r["expected"].get<std::string>() : "");
           r["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - inst_start[size_t(chunk)]).count();
           r.erase("open_branches");
           r["split"] = st.summary();

@@ -28,6 +28,15 @@ namespace mlaudit::cli::shard {
 
 inline constexpr const char* kSchema = "mlaudit.part/1";
 
+/// A benchmark row's `correct`: whether a solved result (sat / unsat) agrees with expected.csv's
+/// answer; null when unsolved or no answer is known. The benchmark and the MPI coordinator's
+/// split instances both write it.
+inline nlohmann::json benchmark_correct(const std::string& result, const std::string& expected) {
+  const bool solved = result == "sat" || result == "unsat";
+  if (!solved || expected.empty()) return nullptr;
+  return result == expected;
+}
+
 /// `verify --benchmark`'s summary from its instance rows (result, correct, seconds): solved,
 /// sat, unsat, wrong (a solved instance whose answer contradicts expected.csv), unsolved, total
 /// and median seconds. The benchmark writes it from its run, merge from the parts' rows in order.

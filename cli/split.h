@@ -16,14 +16,22 @@
 
 namespace mlaudit::cli::split {
 
-/// Pieces of a branches array: branch i goes to piece i mod `pieces` (neighbouring branches of a
+/// Pieces of a list of branches: branch i goes to piece i mod `pieces` (neighbouring branches of a
 /// depth-first stack are alike, so interleaving balances the pieces); fewer pieces when there
 /// are fewer branches.
-inline std::vector<nlohmann::json> cut(const nlohmann::json& branches, int pieces) {
-  const size_t n = branches.size();
+template <class Items>
+std::vector<Items> deal(const Items& items, int pieces) {
+  const size_t n = items.size();
   const size_t k = std::max<size_t>(1, std::min<size_t>(n, size_t(std::max(1, pieces))));
-  std::vector<nlohmann::json> out(k, nlohmann::json::array());
-  for (size_t i = 0; i < n; ++i) out[i % k].push_back(branches[i]);
+  std::vector<Items> out(k);
+  for (size_t i = 0; i < n; ++i) out[i % k].push_back(items[i]);
+  return out;
+}
+/// deal() of a JSON array of branches: JSON arrays.
+inline std::vector<nlohmann::json> cut(const nlohmann::json& branches, int pieces) {
+  std::vector<nlohmann::json> out = deal(branches, pieces);
+  for (auto& p : out)
+    if (p.is_null()) p = nlohmann::json::array();
   return out;
 }
 

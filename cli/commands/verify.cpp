@@ -206,17 +206,20 @@ nlohmann::json tree_block(const engine::TreeEnsemble& t) {
                      "every counterexample re-checked by the engine's forward"}};
 }
 
-// --branches FILE: the open branches another process handed out (mlaudit.branches/1), checked
-// by the verify module to belong to this model and property.
-std::vector<verify::OpenBranch> read_branches_file(const std::string& path, const verify::Network& net,
-                                                   const nlohmann::json& inputs, bool* open_undecided) {
-  nlohmann::json j;
+// The JSON of a --branches FILE (mlaudit.branches/1); not JSON is an input error naming it.
+nlohmann::json read_branches_text(const std::string& path) {
   try {
-    j = nlohmann::json::parse(datasets::read_file(path, int64_t(1) << 32));
+    return nlohmann::json::parse(datasets::read_file(path, int64_t(1) << 32));
   } catch (const nlohmann::json::exception& e) {
     throw InputError("verify", fmt::format("--branches {}: not JSON ({})", path, e.what()));
   }
-  return verify::read_branches_json(j, net, inputs, "--branches " + path, open_undecided);
+}
+
+// --branches FILE: the open branches another process handed out, checked by the verify module
+// to belong to this model and property.
+std::vector<verify::OpenBranch> read_branches_file(const std::string& path, const verify::Network& net,
+                                                   const nlohmann::json& inputs, bool* open_undecided) {
+  return verify::read_branches_json(read_branches_text(path), net, inputs, "--branches " + path, open_undecided);
 }
 
 int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g, const engine::TreeEnsemble* tree) {
@@ -296,11 +299,11 @@ int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g, const engine
       if (!branches_in.empty()) {
         branches = read_branches_file(branches_in, net, inputs, &undecided_in);
         if (part.on) {
-          // Round-robin order, then the shard's contiguous slice of it.
+          // Round-robin order (split::deal, as the MPI pieces are dealt), then the shard's
+          // contiguous slice of it.
           std::vector<verify::OpenBranch> dealt;
-          const size_t n = branches.size(), k = size_t(part.count);
-          for (size_t r0 = 0; r0 < std::min(n, k); ++r0)
-            for (size_t i = r0; i < n; i += k) dealt.push_back(std::move(branches[i]));
+          for (auto& piece : split::deal(branches, int(std::min<int64_t>(part.count, 1 << 30))))
+            for (auto& b : piece) dealt.push_back(std::move(b));
           shard::set_total(part, "verify", int64_t(dealt.size()));
           branches.assign(std::make_move_iterator(dealt.begin() + part.first), std::make_move_iterator(dealt.begin() + part.end));
         }
@@ -796,20 +799,21 @@ int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
   if ((hand_out || !branches_in.empty()) && (!part.on || instances.size() != 1))
     throw InputError("verify", "--benchmark --hand-out/--branches run one instance: give --shard I/N with N the instance count");
   if (!branches_in.empty() && !hand_out) throw InputError("verify", "--benchmark --branches needs --hand-out");
+  const std::string branches_out = tmp + "/branches-out.json";  // a task's open branches, when it split
   std::vector<std::string> split_args;
   if (split_after > 0)
     split_args = {"--split-after", fmt::format("{}", split_after), "--split-branches", std::to_string(4 * pieces),
-                  "--branches-out", tmp + "/branches-out.json"};
+                  "--branches-out", branches_out};
   // One task: the instance (or the branches of `in_file`) in a child process; "split" when it
   // wrote open branches (then in `file`).
   auto run_task = [&](const Instance& in, double timeout, const std::string& in_file, nlohmann::json& file) {
     std::vector<std::string> a = solver_args;
     a.insert(a.end(), split_args.begin(), split_args.end());
     if (!in_file.empty()) a.insert(a.end(), {"--branches", in_file});
-    fs::remove(tmp + "/branches-out.json");
+    fs::remove(branches_out);
     std::string res = run_instance_process(in, timeout, g, tmp, a);
-    if (split_after > 0 && res == "unknown" && fs::exists(tmp + "/branches-out.json")) {
-      file = nlohmann::json::parse(datasets::read_file(tmp + "/branches-out.json", int64_t(1) << 32));
+    if (split_after > 0 && res == "unknown" && fs::exists(branches_out)) {
+      file = read_branches_text(branches_out);
       res = "split";
     }
     return res;
@@ -836,12 +840,7 @@ int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
       double task_to = to;
       if (!branches_in.empty()) {
         // The piece carries the time its instance has left (rank 0 counts from the instance's start).
-        nlohmann::json piece;
-        try {
-          piece = nlohmann::json::parse(datasets::read_file(branches_in, int64_t(1) << 32));
-        } catch (const nlohmann::json::exception& e) {
-          throw InputError("verify", fmt::format("--branches {}: not JSON ({})", branches_in, e.what()));
-        }
+        const nlohmann::json piece = read_branches_text(branches_in);
         if (piece.is_object() && piece.contains("timeout_s") && piece["timeout_s"].is_number())
           task_to = std::min(to, piece["timeout_s"].get<double>());
       }
@@ -872,26 +871,24 @@ int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     total += s;
     times.push_back(s);
-    bool solved = res == "sat" || res == "unsat";
-    bool is_wrong = solved && !in.expected.empty() && res != in.expected;
+    const nlohmann::json correct = shard::benchmark_correct(res, in.expected);
+    const bool is_wrong = correct.is_boolean() && !correct.get<bool>();
     if (is_wrong) ++wrong;
     else if (res == "sat") ++sat;
     else if (res == "unsat") ++unsat;
     else ++other;
-    std::string correct = in.expected.empty() || !solved ? "" : (is_wrong ? "no" : "yes");
     nlohmann::json row{{"onnx", fs::path(in.onnx).filename().string()},
                        {"vnnlib", fs::path(in.vnnlib).filename().string()},
                        {"instance", in.listed},
                        {"result", res},
                        {"expected", in.expected.empty() ? nlohmann::json(nullptr) : nlohmann::json(in.expected)},
-                       {"correct", correct.empty() ? nlohmann::json(nullptr) : nlohmann::json(correct == "yes")},
+                       {"correct", correct},
                        {"seconds", s},
                        {"timeout_s", to}};
     if (!split_block.is_null()) row["split"] = split_block;
     if (res == "split") {
-      // --hand-out: rank 0 cuts these into pieces (the row is not a verdict).
+      // --hand-out: rank 0 cuts these into pieces (the row is not a verdict; correct is null).
       row["open_branches"] = open_file;
-      row["correct"] = nullptr;
     }
     if (want_json) {
       nlohmann::json files = nlohmann::json::object();

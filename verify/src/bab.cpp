@@ -815,6 +815,29 @@ void worker(Search& s) {
   }
 }
 
+// A search branch as another process receives it (case `case_index`), and back.
+OpenBranch open_branch(Domain d, size_t case_index) {
+  OpenBranch b;
+  b.case_index = case_index;
+  b.box = std::move(d.box);
+  b.splits = std::move(d.splits);
+  b.open = std::move(d.open);
+  b.depth = d.depth;
+  return b;
+}
+Domain domain_of(const OpenBranch& b) {
+  Domain d;
+  d.box = b.box;
+  d.splits = b.splits;
+  d.open = b.open;
+  d.depth = b.depth;
+  return d;
+}
+
+std::string split_reason(const VerifyOptions& opts, size_t branches) {
+  return fmt::format("split after {:g} s: {} open branches handed out", opts.split_after_s, branches);
+}
+
 // The branch and bound from `start` (the sub-property's root when empty). With `split_at`, a
 // search still open when it expires returns its open branches (case `case_index`).
 VerifyResult run_search(const Network& net, const SubProperty& sub, const VerifyOptions& opts, Deadline& dl,
@@ -853,21 +876,11 @@ VerifyResult run_search(const Network& net, const SubProperty& sub, const Verify
     // warm starts stay here; a branch is re-bounded from its box and splits where it runs).
     r.verdict = Verdict::Unknown;
     r.open_undecided = s.undecided;
-    r.reason = s.undecided ? s.undecided_reason
-                           : fmt::format("split after {:g} s: {} open branches handed out", opts.split_after_s,
-                                         s.stack.size());
+    r.reason = s.undecided ? s.undecided_reason : split_reason(opts, s.stack.size());
     // Shallowest first (the largest subtrees), so that dealing them round-robin into pieces
     // gives every piece a share of the large ones.
     std::stable_sort(s.stack.begin(), s.stack.end(), [](const Domain& a, const Domain& b) { return a.depth < b.depth; });
-    for (auto& d : s.stack) {
-      OpenBranch b;
-      b.case_index = case_index;
-      b.box = std::move(d.box);
-      b.splits = std::move(d.splits);
-      b.open = std::move(d.open);
-      b.depth = d.depth;
-      r.open_branches.push_back(std::move(b));
-    }
+    for (auto& d : s.stack) r.open_branches.push_back(open_branch(std::move(d), case_index));
   } else if (s.undecided) {
     r.verdict = Verdict::Unknown;
     r.reason = s.undecided_reason;
@@ -983,15 +996,7 @@ VerifyResult verify_cases(const Network& net, const Property& prop, const Verify
         b.box = sub.box;
         total.open_branches.push_back(std::move(b));
       }
-      for (const Domain& d : domains) {
-        OpenBranch b;
-        b.case_index = c;
-        b.box = d.box;
-        b.splits = d.splits;
-        b.open = d.open;
-        b.depth = d.depth;
-        total.open_branches.push_back(std::move(b));
-      }
+      for (const Domain& d : domains) total.open_branches.push_back(open_branch(d, c));
       continue;
     }
     VerifyResult r = domains.empty()
@@ -1027,9 +1032,7 @@ VerifyResult verify_cases(const Network& net, const Property& prop, const Verify
   if (total.verdict == Verdict::Unsat && (undecided || !total.open_branches.empty())) {
     total.verdict = Verdict::Unknown;
     total.open_undecided = undecided && !total.open_branches.empty();
-    if (!undecided)
-      total.reason = fmt::format("split after {:g} s: {} open branches handed out", opts.split_after_s,
-                                 total.open_branches.size());
+    if (!undecided) total.reason = split_reason(opts, total.open_branches.size());
   }
   if (!methods.empty()) {
     total.method.clear();
@@ -1092,12 +1095,7 @@ VerifyResult verify_branches(const Network& net, const Property& prop, const std
       if (c >= sub.unsafe.size())
         throw bad(i, fmt::format("conjunction {} out of range (the case has {})", c, sub.unsafe.size()));
     if (b.depth < 0) throw bad(i, "negative depth");
-    Domain d;
-    d.box = b.box;
-    d.splits = b.splits;
-    d.open = b.open;
-    d.depth = b.depth;
-    by_case[b.case_index].push_back(std::move(d));
+    by_case[b.case_index].push_back(domain_of(b));
   }
   std::vector<std::pair<size_t, std::vector<Domain>>> work;
   for (size_t c = 0; c < prop.cases.size(); ++c) {
