@@ -13,6 +13,7 @@
 #endif
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/session.h"
+#include "task_server.h"
 #include "version.h"
 
 using namespace mlaudit;
@@ -41,9 +42,9 @@ int parse_int(const std::string& opt, const char* v) {
 }
 }  // namespace
 
-int main(int argc, char** argv) {
+// One command line, as a process runs it: the exit code.
+int run_main(int argc, char** argv) {
   std::string command;  // the command name, once read (for error prefixes)
-  engine::tune_process_allocator();
   try {
     // Arguments become names and paths in result JSON, which is UTF-8 (RFC 8259 section 8.1).
     for (int k = 1; k < argc; ++k)
@@ -161,4 +162,23 @@ int main(int argc, char** argv) {
     std::cerr << "mlaudit: internal error: " << e.what() << "\n";
     return 3;
   }
+}
+
+namespace {
+// A task of verify --benchmark's persistent child (cli/task_server.h).
+int run_args(const std::vector<std::string>& args) {
+  std::vector<std::string> a{"mlaudit"};
+  a.insert(a.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : a) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  return run_main(int(a.size()), argv.data());
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  engine::tune_process_allocator();
+  // Hidden: only cli::TaskServer starts mlaudit this way.
+  if (argc == 2 && std::strcmp(argv[1], "--task-server") == 0) return cli::serve_tasks(&run_args);
+  return run_main(argc, argv);
 }

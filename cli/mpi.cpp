@@ -31,6 +31,7 @@
 #include "mlaudit/engine/progress.h"
 #include "shard.h"
 #include "split.h"
+#include "task_server.h"
 
 namespace mlaudit::cli {
 namespace {
@@ -41,6 +42,7 @@ constexpr int kTagWork = 11;    // rank 0 -> worker: int64 {chunk, chunks, task,
 constexpr int kTagBranches = 14;  // rank 0 -> worker: the task's open branches (mlaudit.branches/1), when bytes > 0
 constexpr int kTagHeader = 12;  // worker -> rank 0: int64 {task, exit code, text bytes}
 constexpr int kTagText = 13;    // worker -> rank 0: the part (exit 0) or the error message
+constexpr int kTagSplit = 15;   // rank 0 -> worker: int64 task; split it now (workers idle, queue empty)
 
 volatile std::sig_atomic_t g_signal = 0;
 void on_signal(int sig) { g_signal = sig; }
@@ -133,10 +135,28 @@ int worker(const std::string& command, const std::vector<std::string>& args, con
   const char* kill_rank = std::getenv("MLAUDIT_MPI_TEST_KILL_RANK");  // test hook: this rank dies on its first chunk
   const fs::path tmp = fs::temp_directory_path() / fmt::format("mlaudit-mpi-{}-{}", getpid(), rank);
   fs::create_directories(tmp);
+  // Split on demand: rank 0 asks the task this rank runs to split now; the request reaches the
+  // verify query through the task server's child (task_server.h). A request for a task that
+  // already ended is dropped.
+  int64_t current = -1;
+  auto take_split_request = [&] {
+    bool now = false;
+    for (;;) {
+      int flag = 0;
+      MPI_Iprobe(0, kTagSplit, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+      if (!flag) return now;
+      int64_t task = -1;
+      MPI_Recv(&task, 1, MPI_INT64_T, 0, kTagSplit, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      now |= task == current;
+    }
+  };
+  if (has(args, "--split-after")) TaskServer::shared().set_split_poll(take_split_request);
   for (;;) {
     int64_t msg[4];
     MPI_Recv(msg, 4, MPI_INT64_T, 0, kTagWork, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     if (msg[0] < 0) break;
+    take_split_request();  // requests for earlier tasks
+    current = msg[2];
     std::string branches(size_t(msg[3]), '\0');
     if (msg[3] > 0)
       MPI_Recv(branches.data(), int(msg[3]), MPI_CHAR, 0, kTagBranches, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
@@ -145,7 +165,10 @@ int worker(const std::string& command, const std::vector<std::string>& args, con
     int64_t header[3] = {msg[2], code, int64_t(text.size())};
     MPI_Send(header, 3, MPI_INT64_T, 0, kTagHeader, MPI_COMM_WORLD);
     MPI_Send(text.data(), int(text.size()), MPI_CHAR, 0, kTagText, MPI_COMM_WORLD);
+    current = -1;
   }
+  take_split_request();
+  TaskServer::shared().set_split_poll({});
   fs::remove_all(tmp);
   return 0;
 }
@@ -236,6 +259,9 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
     int copies = 0;
     bool answered = false;
     std::chrono::steady_clock::time_point started;
+    int rank = 0;                                    // the rank of its first copy
+    bool asked = false;                              // asked to split now (split on demand)
+    std::chrono::steady_clock::time_point asked_at;
   };
   std::vector<Task> tasks(static_cast<size_t>(chunks));
   for (int64_t c = 0; c < chunks; ++c) tasks[size_t(c)].chunk = c;
@@ -260,6 +286,7 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
     Task& t = tasks[size_t(id)];
     ++t.copies;
     t.started = std::chrono::steady_clock::now();
+    if (t.copies == 1) t.rank = w;
     if (split_mode && t.piece.is_null() && t.copies == 1) inst_start[size_t(t.chunk)] = t.started;
     running[w] = id;
     send_work(w, t.chunk, chunks, id, branches_text(t));
@@ -273,6 +300,36 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
   // rank does not stop the job, it just never answers) cannot hold the run, and the first copy
   // to finish counts. Tasks are deterministic, so any copy gives the same part.
   int64_t backups_used = 0;
+  // Split on demand (split mode): while workers wait and the queue is empty, rank 0 asks the
+  // task that has run longest (at least 10 ms) to split now, one open request per 4 idle workers
+  // (a split brings up to `pieces` pieces; tools/scaleout_sim.py measured 1, 4 and 16), rather
+  // than letting them wait until its --split-after S.
+  constexpr int64_t kIdlePerAsk = 4;
+  constexpr double kAskMinAgeS = 0.01;
+  int64_t asks_open = 0, asks_sent = 0;
+  auto ask_for_work = [&] {
+    const auto now = std::chrono::steady_clock::now();
+    while (split_mode && queue.empty() && asks_open * kIdlePerAsk < int64_t(idle.size())) {
+      int64_t best = -1;
+      for (const auto& [rank, id] : running) {
+        const Task& t = tasks[size_t(id)];
+        if (t.asked || t.answered || done[size_t(t.chunk)] || split::falsify_only(t.piece) ||
+            std::chrono::duration<double>(now - t.started).count() < kAskMinAgeS)
+          continue;
+        if (best < 0 || t.started < tasks[size_t(best)].started) best = id;
+      }
+      if (best < 0) return;
+      Task& t = tasks[size_t(best)];
+      t.asked = true;
+      t.asked_at = std::chrono::steady_clock::now();
+      ++asks_open;
+      ++asks_sent;
+      MPI_Send(&best, 1, MPI_INT64_T, t.rank, kTagSplit, MPI_COMM_WORLD);
+    }
+  };
+  // A task asked to split answers within its branch in progress and the expansion (at most
+  // 1 s); one silent this long after the request is on a lost rank (or in a long Z3 leaf call).
+  constexpr double kBackupAfterAskS = 15;
   auto assign = [&](int w) {
     while (!queue.empty()) {
       const int64_t id = queue.front();
@@ -282,9 +339,12 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
       return;
     }
     int64_t best = -1;
+    const auto now = std::chrono::steady_clock::now();
     for (const auto& [rank, id] : running) {
       const Task& t = tasks[size_t(id)];
       if (done[size_t(t.chunk)] || t.answered) continue;
+      // split mode: a task that can still be asked for work, or that was asked lately, is not copied
+      if (split_mode && (!t.asked || std::chrono::duration<double>(now - t.asked_at).count() < kBackupAfterAskS)) continue;
       const Task* b = best < 0 ? nullptr : &tasks[size_t(best)];
       if (!b || t.copies < b->copies || (t.copies == b->copies && t.started < b->started)) best = id;
     }
@@ -293,6 +353,7 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
       hand(w, best);
     } else if (split_mode) {
       idle.push_back(w);  // a split may bring pieces until the last chunk is done
+      ask_for_work();
     } else {
       send_work(w, -1, 0);
     }
@@ -319,10 +380,20 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
       give_up(g_signal == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM: a rank died or the launcher stopped the job)",
               running_chunks(), done, parts_dir, command, 130);
     auto reply = poll_reply();
-    if (!reply) continue;
+    if (!reply) {
+      if (split_mode && !idle.empty()) {
+        // Idle workers: ask for work, or (a silent task, asked long ago) take a backup copy.
+        ask_for_work();
+        const int w = idle.back();
+        idle.pop_back();
+        assign(w);
+      }
+      continue;
+    }
     const int src = reply->rank;
     const int64_t id = reply->chunk;
     Task& task = tasks[size_t(id)];
+    if (task.asked && !task.answered) --asks_open;
     const int64_t chunk = task.chunk;
     std::string& text = reply->text;
     running.erase(src);
@@ -350,7 +421,8 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
         if (res == "split") split_file[size_t(chunk)] = file;
         const int64_t me = int64_t(st.tasks.size());
         auto new_pieces = st.answer(task.parent, res, row["seconds"].get<double>(),
-                                    task.piece.is_null() ? 0 : int64_t(task.piece.size()), &file, pieces);
+                                    task.piece.is_null() ? 0 : int64_t(task.piece.size()), &file, pieces,
+                                    split::falsify_only(task.piece));
         // Pieces go first (an instance already running ends sooner), in their order.
         for (auto it = new_pieces.rbegin(); it != new_pieces.rend(); ++it) {
           Task p;
@@ -427,8 +499,10 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
   std::signal(SIGTERM, SIG_DFL);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!global.quiet)
-    std::cout << fmt::format("{} over {} MPI workers: {} chunks of {} {}, {:.2f} s: {}\n", command, workers, chunks, total,
-                             has(args, "--benchmark") ? "instances" : "samples", seconds, out);
+    std::cout << fmt::format("{} over {} MPI workers: {} chunks of {} {}{}, {:.2f} s: {}\n", command, workers, chunks, total,
+                             has(args, "--benchmark") ? "instances" : "samples",
+                             split_mode ? fmt::format(" ({} tasks, {} split on demand)", tasks.size(), asks_sent) : "",
+                             seconds, out);
   return gate_failed ? 1 : 0;
 }
 

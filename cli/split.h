@@ -35,6 +35,18 @@ inline std::vector<nlohmann::json> cut(const nlohmann::json& branches, int piece
   return out;
 }
 
+/// The pieces a piece's own split is cut into: it holds about 1/pieces of the instance's work.
+inline int resplit_pieces(int pieces) { return std::max(2, pieces / 4); }
+
+/// A piece that holds only handed-out falsification rounds (branches {"case", "falsify": true}):
+/// it can find a counterexample but never closes a branch, so the instance does not wait for it.
+inline bool falsify_only(const nlohmann::json& piece) {
+  if (!piece.is_array() || piece.empty()) return false;
+  for (const auto& b : piece)
+    if (!b.is_object() || !b.value("falsify", false)) return false;
+  return true;
+}
+
 /// The mlaudit.branches/1 text of one piece: the split file's header (schema, model, property,
 /// their hashes) with the piece's branches and the time left to the instance.
 inline std::string piece_text(const nlohmann::json& file, const nlohmann::json& piece, double timeout_s) {
@@ -60,10 +72,18 @@ struct Instance {
 
   /// Record a task's answer: `res` is the child's verdict word ("split" when it wrote open
   /// branches, `file` being that mlaudit.branches/1 JSON), `parent` the task whose split made it
-  /// (-1: the root), `branches_in` its branch count (0: the root). Returns the pieces to run
-  /// next (each a branches array), whose parent is this answer's index in `tasks`.
+  /// (-1: the root), `branches_in` its branch count (0: the root), `falsify` whether it was a
+  /// falsify_only() piece (its sat counts, nothing else: the instance never waited for it).
+  /// Returns the pieces to run next (each a branches array; a split's falsification rounds
+  /// first, each a piece of its own), whose parent is this answer's index in `tasks`.
   std::vector<nlohmann::json> answer(int64_t parent, const std::string& res, double seconds, int64_t branches_in,
-                                     const nlohmann::json* file, int pieces) {
+                                     const nlohmann::json* file, int pieces, bool falsify = false) {
+    if (falsify) {
+      tasks.push_back({{"parent", parent}, {"seconds", seconds}, {"result", res}, {"branches_in", branches_in},
+                       {"branches_out", 0}, {"falsify", true}});
+      if (res == "sat") sat = true;
+      return {};
+    }
     --pending;
     const bool split = res == "split" && file && file->contains("branches") && (*file)["branches"].is_array() &&
                        !(*file)["branches"].empty();
@@ -80,8 +100,17 @@ struct Instance {
     if (!split || sat || timeout) return {};
     // The root's split goes to every worker; a piece that split again holds about 1/pieces of
     // the work, so its own split is cut 4 times less finely (each task also pays its start-up).
-    auto out = cut((*file)["branches"], parent < 0 && tasks.size() == 1 ? pieces : std::max(2, pieces / 4));
-    pending += int64_t(out.size());
+    nlohmann::json search = nlohmann::json::array();
+    std::vector<nlohmann::json> out;
+    for (const auto& b : (*file)["branches"]) {
+      if (b.is_object() && b.value("falsify", false)) out.push_back(nlohmann::json::array({b}));
+      else search.push_back(b);
+    }
+    const size_t rounds = out.size();
+    if (!search.empty())
+      for (auto& p : cut(search, parent < 0 && tasks.size() == 1 ? pieces : resplit_pieces(pieces)))
+        out.push_back(std::move(p));
+    pending += int64_t(out.size() - rounds);
     branches_handed_out += branches_out;
     return out;
   }

@@ -42,9 +42,17 @@ import sys
 from collections import deque
 
 
+class Tree:
+    """Tasks of a --split-after benchmark report, in recording order: seconds, children, the
+    instance each belongs to, and whether it is a falsification round handed out alone (the
+    instance does not wait for it: it can only find a counterexample)."""
+
+    def __init__(self):
+        self.durations, self.children, self.instance, self.falsify, self.roots = [], [], [], [], []
+
+
 def read_tree(path):
-    """Tasks of a --split-after benchmark report: (seconds, children) per task, and the roots in
-    list order; None when the file has no task trees."""
+    """The Tree of a --split-after benchmark report; None when the file has no task trees."""
     if not path.endswith(".json"):
         return None
     with open(path) as f:
@@ -52,39 +60,87 @@ def read_tree(path):
     rows = j.get("instances") or []
     if not any("split" in r for r in rows):
         return None
-    durations, children, roots = [], [], []
-    for r in rows:
+    tr = Tree()
+    for i, r in enumerate(rows):
         tree = r["split"]["task_tree"] if "split" in r else [{"parent": -1, "seconds": r["seconds"]}]
-        base = len(durations)
+        base = len(tr.durations)
         for t in tree:
-            durations.append(float(t["seconds"]))
-            children.append([])
+            tr.durations.append(float(t["seconds"]))
+            tr.children.append([])
+            tr.instance.append(i)
+            tr.falsify.append(bool(t.get("falsify", False)))
             if t["parent"] < 0:
-                roots.append(len(durations) - 1)
+                tr.roots.append(len(tr.durations) - 1)
             else:
-                children[base + t["parent"]].append(len(durations) - 1)
-    return durations, children, roots
+                tr.children[base + t["parent"]].append(len(tr.durations) - 1)
+    return tr
 
 
-def dynamic_tree(durations, children, roots, workers, startup, dispatch):
+def dynamic_tree(tr, workers, startup, dispatch, on_demand=False, latency=(0.07, 0.01), min_age=0.01, asks_per=16):
     """The queue of --mpi with splits: idle workers take the front of the queue; a finished
-    task's pieces go to the front, in their order."""
-    ready = deque(roots)
-    running = []
+    task's pieces go to the front, in their order. An instance is decided when its last task
+    that is not a handed-out falsification round ends (its other tasks still queued are dropped,
+    running ones hold their worker to the end); the makespan is the last decision.
+
+    on_demand: split on demand as --mpi does it: while workers wait and the queue is empty, the
+    coordinator asks the running task that started first (one request per `asks_per` idle workers
+    at a time) to split now. Modelled on the recorded tree: a task asked at time t (one that split
+    in the recording, and has run min_age) hands out its recorded pieces at
+    min(its recorded end, t + latency) -- latency (root, piece) being the branch in progress and
+    the breadth-first expansion (measured: a root asked on ACAS Xu answers in 0.02-0.09 s, a
+    piece in 0.005-0.011 s) -- and the time it would still have run is added to its pieces,
+    evenly: the work is conserved and only moves. A task that did not split in the recording
+    cannot be asked (it ended within its split-after)."""
+    dur = list(tr.durations)
+    roots = set(tr.roots)
+    gating_left = {}
+    for k, inst in enumerate(tr.instance):
+        if not tr.falsify[k]:
+            gating_left[inst] = gating_left.get(inst, 0) + 1
+    decided = set()
+    ready = deque(tr.roots)
+    running = {}  # task -> [start, end, asked]
+    heap = []
     idle = workers
     t = startup
     end = 0.0
+    asks = 0
     while True:
         while idle > 0 and ready:
             k = ready.popleft()
+            if tr.instance[k] in decided:
+                continue
             idle -= 1
-            heapq.heappush(running, (t + dispatch + durations[k], k))
-        if not running:
+            running[k] = [t, t + dispatch + dur[k], False]
+            heapq.heappush(heap, (running[k][1], k))
+        while on_demand and not ready and idle > asks * asks_per:
+            cands = [k for k, (s0, e0, a) in running.items()
+                     if not a and tr.children[k] and t - s0 >= min_age and tr.instance[k] not in decided]
+            if not cands:
+                break
+            k = min(cands, key=lambda k: running[k][0])
+            s0, e0, _ = running[k]
+            new_end = min(e0, t + latency[0 if k in roots else 1])
+            for c in tr.children[k]:
+                dur[c] += (e0 - new_end) / len(tr.children[k])
+            running[k] = [s0, new_end, True]
+            heapq.heappush(heap, (new_end, k))
+            asks += 1
+        if not heap:
             return end
-        t, k = heapq.heappop(running)
-        end = max(end, t)
+        t, k = heapq.heappop(heap)
+        if k not in running or running[k][1] != t:
+            continue  # the entry of a task whose end moved
         idle += 1
-        ready.extendleft(reversed(children[k]))
+        if running.pop(k)[2]:
+            asks -= 1
+        inst = tr.instance[k]
+        if not tr.falsify[k] and inst not in decided:
+            gating_left[inst] -= 1
+            if gating_left[inst] == 0:
+                decided.add(inst)
+                end = max(end, t)
+        ready.extendleft(reversed(tr.children[k]))
 
 
 def read_times(path):
@@ -134,9 +190,16 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--header", action="store_true", help="print the table header first")
     ap.add_argument("--ideal-from", default=None, help="take the ideal's total from this run (e.g. the unsplit one)")
+    ap.add_argument("--on-demand", action="store_true",
+                    help="task trees: also split on demand (the last column; see dynamic_tree_on_demand)")
+    ap.add_argument("--ask-latency", default="0.07,0.01",
+                    help="on demand: seconds from the request to the pieces (branch in progress + expansion), "
+                         "for a root task and for a piece")
+    ap.add_argument("--ask-min-age", type=float, default=0.01, help="on demand: a task is asked once it has run this long")
+    ap.add_argument("--asks-per", type=int, default=16, help="on demand: one open request per this many idle workers")
     a = ap.parse_args()
     tree = None if a.resample else read_tree(a.times)
-    times = read_times(a.times) if tree is None else tree[0]
+    times = read_times(a.times) if tree is None else tree.durations
     if a.resample:
         rng = random.Random(a.seed)
         times = [rng.choice(times) for _ in range(a.resample)]
@@ -149,9 +212,14 @@ def main():
     for w in [int(x) for x in a.workers.split(",")]:
         ideal = total / w
         if tree is not None:
-            dy = dynamic_tree(tree[0], tree[1], tree[2], w, a.startup, a.dispatch)
+            dy = dynamic_tree(tree, w, a.startup, a.dispatch)
+            od = "-"
+            if a.on_demand:
+                lat = tuple(float(x) for x in a.ask_latency.split(","))
+                m = dynamic_tree(tree, w, a.startup, a.dispatch, True, (lat[0], lat[-1]), a.ask_min_age, a.asks_per)
+                od = f"{m:.2f} ({m / ideal:.2f})"
             print(f"| {label} | {len(times)} tasks | {total:.1f} (tasks {sum(times):.1f}) | {max(times):.2f} | {w} | "
-                  f"{ideal:.2f} | - | {dy:.2f} ({dy / ideal:.2f}) | - |")
+                  f"{ideal:.2f} | - | {dy:.2f} ({dy / ideal:.2f}) | {od} |")
             continue
         st = static_blocks(times, w, a.startup)
         dy = dynamic(times, w, a.startup, a.dispatch, range(len(times)))

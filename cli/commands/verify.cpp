@@ -34,6 +34,7 @@
 #include "command.h"
 #include "shard.h"
 #include "split.h"
+#include "task_server.h"
 #include "mlaudit/datasets/csv.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
@@ -241,6 +242,10 @@ int run_vnnlib(const po::variables_map& vm, const GlobalOptions& g, const engine
       o.split_min_branches = vm["split-branches"].as<int>();
       if (o.split_min_branches < 1) throw InputError("verify", "--split-branches must be >= 1");
     }
+    // Split on demand: SIGUSR1 (an MPI worker rank relaying rank 0's request, or kill -USR1)
+    // splits the query now instead of at S.
+    listen_for_split_requests();
+    o.split_now = &split_requested();
   } else if (!branches_out.empty() || vm.count("split-branches")) {
     throw InputError("verify", fmt::format("--{} needs --split-after S (when to stop and hand out the open branches)",
                                            branches_out.empty() ? "split-branches" : "branches-out"));
@@ -658,46 +663,25 @@ struct Instance {
   std::string expected;
 };
 
-// Run one instance in a child process (`mlaudit verify --vnnlib`), killed
-// when it outlives its timeout: the limit holds whatever the solver does.
+// Run one instance in the persistent child process (cli/task_server.h: `mlaudit verify
+// --vnnlib` without a process start per task), killed when it outlives its timeout by 10 s: the
+// limit holds whatever the solver does.
 std::string run_instance_process(const Instance& in, double timeout, const GlobalOptions& g, const std::string& tmp,
                                  const std::vector<std::string>& solver_args) {
   std::string result = tmp + "/result.txt";
   fs::remove(result);
   if (!(timeout > 0)) return "timeout";
-  std::vector<std::string> args{"/proc/self/exe"};
+  std::vector<std::string> args;
   if (g.threads > 0) args.insert(args.end(), {"--threads", std::to_string(g.threads)});
   if (g.device != engine::Device::Cpu) args.insert(args.end(), {"--device", g.device == engine::Device::Cuda ? "cuda" : "auto"});
   args.insert(args.end(), {"--quiet", "verify", "--model", in.onnx, "--vnnlib", in.vnnlib, "--timeout",
                            fmt::format("{}", timeout), "--result", result});
   args.insert(args.end(), solver_args.begin(), solver_args.end());
-  pid_t pid = fork();
-  if (pid < 0) throw Error("verify", "fork failed");
-  if (pid == 0) {
-    int devnull = open("/dev/null", O_WRONLY);
-    if (devnull >= 0) dup2(devnull, 1);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv("/proc/self/exe", argv.data());
-    _exit(127);
-  }
-  auto t0 = std::chrono::steady_clock::now();
-  int status = 0;
-  for (;;) {
-    pid_t w = waitpid(pid, &status, WNOHANG);
-    if (w == pid) break;
-    double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (el > timeout + 10) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return "timeout";
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  const int code = TaskServer::shared().run(args, timeout + 10);
+  if (code == TaskServer::kKilled) return "timeout";
   std::ifstream f(result);
   std::string first;
-  if (!std::getline(f, first)) return WIFEXITED(status) && WEXITSTATUS(status) == 2 ? "error" : "unknown";
+  if (!std::getline(f, first)) return code == 2 ? "error" : "unknown";
   return first;
 }
 
@@ -800,15 +784,25 @@ int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
     throw InputError("verify", "--benchmark --hand-out/--branches run one instance: give --shard I/N with N the instance count");
   if (!branches_in.empty() && !hand_out) throw InputError("verify", "--benchmark --branches needs --hand-out");
   const std::string branches_out = tmp + "/branches-out.json";  // a task's open branches, when it split
-  std::vector<std::string> split_args;
-  if (split_after > 0)
-    split_args = {"--split-after", fmt::format("{}", split_after), "--split-branches", std::to_string(4 * pieces),
-                  "--branches-out", branches_out};
+  // A piece splits again after --resplit-after S2 (default S/4): its critical path adds S2 per
+  // level where the root adds S (docs/scale-out.md).
+  const double resplit_after = vm.count("resplit-after") ? vm["resplit-after"].as<double>() : split_after / 4;
+  if (vm.count("resplit-after") && !(split_after > 0))
+    throw InputError("verify", "--resplit-after belongs to --split-after S");
+  if (vm.count("resplit-after") && !(resplit_after > 0)) throw InputError("verify", "--resplit-after must be > 0 seconds");
+  auto split_args = [&](bool piece) -> std::vector<std::string> {
+    if (!(split_after > 0)) return {};
+    // 4 open branches per piece its split is cut into (split::Instance::answer: a piece's split
+    // into pieces / 4): balanced pieces, less work in all than 1 per piece (measured on ACAS Xu:
+    // 39.2 s of tasks against 42.5 s). Split on demand expands to 1 per piece (bab.cpp).
+    return {"--split-after", fmt::format("{}", piece ? resplit_after : split_after), "--split-branches",
+            std::to_string(4 * (piece ? split::resplit_pieces(pieces) : pieces)), "--branches-out", branches_out};
+  };
   // One task: the instance (or the branches of `in_file`) in a child process; "split" when it
   // wrote open branches (then in `file`).
   auto run_task = [&](const Instance& in, double timeout, const std::string& in_file, nlohmann::json& file) {
     std::vector<std::string> a = solver_args;
-    a.insert(a.end(), split_args.begin(), split_args.end());
+    for (auto& x : split_args(!in_file.empty())) a.push_back(x);
     if (!in_file.empty()) a.insert(a.end(), {"--branches", in_file});
     fs::remove(branches_out);
     std::string res = run_instance_process(in, timeout, g, tmp, a);
@@ -862,7 +856,8 @@ int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
         used += secs;
         if (r == "split") open_file = file;
         const int64_t me = int64_t(st.tasks.size());
-        for (auto& p : st.answer(parent, r, secs, piece.is_null() ? 0 : int64_t(piece.size()), &file, pieces))
+        for (auto& p : st.answer(parent, r, secs, piece.is_null() ? 0 : int64_t(piece.size()), &file, pieces,
+                                 split::falsify_only(piece)))
           queue.emplace_back(me, std::move(p));
       }
       res = st.result();
@@ -999,6 +994,8 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
       "split-after", po::value<double>(),
       "scale-out: a query still open after S seconds stops and hands its open branches on (--vnnlib: to --branches-out; "
       "--benchmark: as pieces to the other MPI ranks, or one after another without --mpi)")(
+      "resplit-after", po::value<double>(), "benchmark --split-after: a piece still open after this many seconds "
+                                            "splits again (default S/4)")(
       "split-pieces", po::value<int>(), "benchmark --split-after: pieces a split query's open branches are cut into "
                                         "(default: the MPI workers; without --mpi 64)")(
       "hand-out", "benchmark --split-after (what --mpi's workers run): one task of the one instance of --shard I/N, "
@@ -1031,7 +1028,7 @@ int cmd_verify(const std::vector<std::string>& args, const GlobalOptions& g) {
     // Each instance runs under its own limit (instances.csv, --timeout-override); the other solver options pass on.
     check_mode_options(vm, "--benchmark",
                        {"benchmark", "out", "filter", "timeout-override", "no-alpha", "no-beta", "alpha-hidden", "lookahead-depth",
-                        "seed", "shard", "split-after", "split-pieces", "hand-out", "branches"});
+                        "seed", "shard", "split-after", "resplit-after", "split-pieces", "hand-out", "branches"});
     return run_benchmark(vm, g);
   }
   // --fairness may take --data (tree models: boxes around rows); otherwise --data is the robustness mode.

@@ -177,6 +177,26 @@ TEST_CASE("mpi: verify --benchmark --split-after hands a split instance's pieces
   CHECK(split >= 1);  // property 6 at least was divided among the ranks
   CHECK(test::untimed(b["summary"]) == test::untimed(a["summary"]));
   CHECK_FALSE(fs::exists(out + "/mpi.json.parts"));
+  // Split on demand only (S = 1000 s never comes): once the queue is empty, rank 0 asks the
+  // longest-running task to split for the waiting ranks, and asks its pieces again.
+  auto d = mpirun(4, "--threads 1 --mpi verify --benchmark " + dir + " --split-after 1000 --out " + out + "/demand.json");
+  INFO(d.output);
+  REQUIRE(d.exit_code == 0);
+  const auto c = nlohmann::json::parse(test::read_text(out + "/demand.json"));
+  REQUIRE(c["instances"].size() == 10);
+  int demand_split = 0;
+  for (size_t i = 0; i < 10; ++i) {
+    INFO(c["instances"][i].dump());
+    CHECK(c["instances"][i]["result"] == a["instances"][i]["result"]);
+    CHECK(c["instances"][i]["correct"] == a["instances"][i]["correct"]);
+    if (c["instances"][i]["split"]["tasks"].get<int64_t>() > 1) ++demand_split;
+  }
+  CHECK(demand_split >= 1);
+  const auto at = d.output.find(" split on demand)");
+  REQUIRE(at != std::string::npos);
+  const auto from = d.output.rfind(", ", at);
+  REQUIRE(from != std::string::npos);
+  CHECK(std::stoi(d.output.substr(from + 2, at - from - 2)) >= 1);
   fs::remove_all(out);
   fs::remove_all(dir);
 }

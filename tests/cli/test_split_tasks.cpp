@@ -95,3 +95,36 @@ TEST_CASE("split: sat, timeout and undecided pieces", "[cli][split]") {
   CHECK(piece["branches"] == json::array({1}));
   CHECK(piece["schema"] == "mlaudit.branches/1");
 }
+
+TEST_CASE("split: a handed-out falsification round is a piece of its own that the instance does not wait for",
+          "[cli][split]") {
+  json f = split_file(4);
+  f["branches"].insert(f["branches"].begin(), json{{"case", 0}, {"falsify", true}});
+  {
+    split::Instance st;
+    auto pieces = st.answer(-1, "split", 0.3, 0, &f, 2);
+    REQUIRE(pieces.size() == 3);
+    CHECK(split::falsify_only(pieces[0]));  // first, alone
+    CHECK(pieces[0].size() == 1);
+    CHECK_FALSE(split::falsify_only(pieces[1]));
+    CHECK(pieces[1].size() + pieces[2].size() == 4);
+    CHECK(st.pending == 2);  // the search pieces only
+    st.answer(0, "unsat", 0.1, 2, nullptr, 2);
+    st.answer(0, "unsat", 0.1, 2, nullptr, 2);
+    CHECK(st.decided());  // unsat with the falsification round still running: it cannot close a branch
+    CHECK(st.result() == "unsat");
+  }
+  {
+    split::Instance st;
+    st.answer(-1, "split", 0.3, 0, &f, 2);
+    st.answer(0, "timeout", 0.2, 1, nullptr, 2, true);  // a round that ran out: no verdict of its own
+    st.answer(0, "unsat", 0.1, 2, nullptr, 2);
+    CHECK_FALSE(st.decided());
+    st.answer(0, "sat", 0.2, 1, nullptr, 2, true);  // a round's counterexample decides
+    CHECK(st.decided());
+    CHECK(st.result() == "sat");
+    CHECK(st.summary()["task_tree"][1]["falsify"] == true);
+  }
+  CHECK_FALSE(split::falsify_only(json::array()));
+  CHECK_FALSE(split::falsify_only(json::array({json{{"case", 0}, {"falsify", true}}, json{{"case", 0}}})));
+}

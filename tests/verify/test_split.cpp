@@ -3,6 +3,7 @@
 // verdict must be the one-process verdict, and branches from elsewhere are checked.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <deque>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -249,4 +250,49 @@ TEST_CASE("Split queries: branches that do not belong to the property are refuse
   bad_json(R"([{"case":0,"lower":[0,0],"upper":[1,1],"open":[0],"splits":[[0,4,1]]}])", "'split neuron'");
   bad_json(R"([{"case":0,"lower":[0,0],"upper":[1,1],"open":[0],"splits":[[0,1,2]]}])", "sign is not 1 or -1");
   bad_json(R"([{"case":0,"lower":[0,0],"upper":[1,1]}])", "'open' is not an array");
+}
+
+TEST_CASE("Split queries: asked to split now (split_now), a search hands out its branches at once, a quarter as many",
+          "[verify][solver][split]") {
+  // Split on demand (an MPI rank relays rank 0's request as a signal that sets the flag): the
+  // time limit is far away and the flag is set before the query starts, so the search stops after
+  // its first bounded branch and expands (breadth first) to split_min_branches / 4 only.
+  std::mt19937_64 rng(11);
+  int checked = 0;
+  for (int trial = 0; trial < 16 && checked < 3; ++trial) {
+    Network net = random_network({5, 20, 20, 2}, 300 + uint64_t(trial));
+    Property p = split_property(net, rng, 1);
+    VerifyOptions o;
+    o.timeout_s = 60;
+    o.threads = 2;
+    o.input_split_max_dims = 16;
+    const VerifyResult whole = verify_property(net, p, o);
+    if (whole.verdict != Verdict::Unsat || whole.domains < 40) continue;  // needs a search
+    std::atomic<bool> now{true};
+    o.split_after_s = 1000;
+    o.split_now = &now;
+    o.split_min_branches = 16;
+    const VerifyResult asked = verify_property(net, p, o);
+    o.split_min_branches = 40;
+    const VerifyResult more = verify_property(net, p, o);
+    auto search_branches = [](const VerifyResult& r) {
+      size_t n = 0;
+      for (const auto& b : r.open_branches) n += b.falsify_case ? 0 : 1;  // besides the falsification round
+      return n;
+    };
+    INFO("trial " << trial << ": " << whole.domains << " branches whole; asked: " << search_branches(asked)
+                  << " open after " << asked.domains << " (min 16), " << search_branches(more) << " after "
+                  << more.domains << " (min 40)");
+    REQUIRE(asked.verdict == Verdict::Unknown);
+    if (more.verdict != Verdict::Unknown) continue;  // the whole tree closed while expanding
+    // Breadth first, one branch becomes two: 16 / 4 = 4 open, 40 / 4 = 10; each of the 2 threads
+    // may finish one more step after the count is reached (+2).
+    CHECK(search_branches(asked) >= 4);
+    CHECK(search_branches(asked) <= 4 + 2);
+    CHECK(search_branches(more) >= 10);
+    CHECK(search_branches(more) <= 10 + 2);
+    CHECK(asked.domains < whole.domains / 2);
+    ++checked;
+  }
+  CHECK(checked >= 2);
 }

@@ -62,8 +62,11 @@ Deadline::Deadline(double seconds) {
            std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds));
   }
 }
-bool Deadline::expired() const { return has_end_ && std::chrono::steady_clock::now() >= end_; }
+bool Deadline::expired() const {
+  return (early_ && early_->load(std::memory_order_relaxed)) || (has_end_ && std::chrono::steady_clock::now() >= end_);
+}
 double Deadline::remaining_s() const {
+  if (early_ && early_->load(std::memory_order_relaxed)) return 0;
   if (!has_end_) return 1e30;
   return std::max(0.0, std::chrono::duration<double>(end_ - std::chrono::steady_clock::now()).count());
 }
@@ -94,7 +97,9 @@ struct Search {
   const VerifyOptions& opts;
   Deadline& deadline;
   const Deadline* split_at = nullptr;      // split_after_s: stop here, the open branches stay on the stack
-  const Deadline* split_expand = nullptr;  // ... after expanding the shallowest ones until here (split_min_branches)
+  // ... after expanding the shallowest ones (split_min_branches) for at most split_after_s / 2
+  // (and 1 s) from the moment split_at expired (at split_after_s, or earlier when asked: split_now)
+  std::optional<Deadline> split_expand;
   VerifyOptions local_pgd;  // the short PGD run inside every 8th input-split branch
   bool input_split = true;
 
@@ -771,7 +776,12 @@ void worker(Search& s) {
     // split_min_branches: until then the shallowest branch is expanded (breadth first).
     bool breadth = false;
     if (s.split_at && s.domains.load() > 0 && s.split_at->expired()) {
-      if (int64_t(s.stack.size()) >= s.opts.split_min_branches || !s.split_expand || s.split_expand->expired()) {
+      if (!s.split_expand) s.split_expand.emplace(std::min(0.5 * s.opts.split_after_s, 1.0));
+      // Asked to split now (split_now: workers are waiting), a quarter as many: the expansion
+      // is the waiting workers' latency, and a piece that turns out long is asked again.
+      const bool asked = s.opts.split_now && s.opts.split_now->load(std::memory_order_relaxed);
+      const int64_t want = asked ? std::max(1, s.opts.split_min_branches / 4) : s.opts.split_min_branches;
+      if (int64_t(s.stack.size()) >= want || s.split_expand->expired()) {
         s.cv.notify_all();
         return;
       }
@@ -846,11 +856,6 @@ VerifyResult run_search(const Network& net, const SubProperty& sub, const Verify
   Search s(net, sub, opts, dl);
   s.input_split = input_split;
   s.split_at = split_at;
-  std::optional<Deadline> expand;
-  if (split_at) {
-    expand.emplace(split_at->remaining_s() + 0.5 * opts.split_after_s);
-    s.split_expand = &*expand;
-  }
   if (const char* t = std::getenv("MLAUDIT_VERIFY_TRACE")) s.trace = *t && *t != '0';
   if (start.empty()) {
     Domain root;
@@ -970,7 +975,10 @@ VerifyResult verify_cases(const Network& net, const Property& prop, const Verify
                                    std::to_string(net.input_size()) + " and " + std::to_string(net.output_size()));
   Deadline deadline(opts.timeout_s);
   std::optional<Deadline> split_at;
-  if (opts.split_after_s > 0) split_at.emplace(opts.split_after_s);
+  if (opts.split_after_s > 0) {
+    split_at.emplace(opts.split_after_s);
+    split_at->expire_when(opts.split_now);
+  }
   const Deadline* split = split_at ? &*split_at : nullptr;
   std::vector<std::string> methods;
   bool undecided = false, worked = false;

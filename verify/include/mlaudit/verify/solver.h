@@ -35,10 +35,13 @@ class Deadline {
   bool cancelled() const { return cancelled_.load(); }
   /// expired() || cancelled().
   bool stop() const { return cancelled() || expired(); }
+  /// Expire as soon as `*flag` is true as well (nullptr: time only); the flag must outlive this.
+  void expire_when(const std::atomic<bool>* flag) { early_ = flag; }
 
  private:
   std::chrono::steady_clock::time_point end_;
   bool has_end_ = false;
+  const std::atomic<bool>* early_ = nullptr;
   std::atomic<bool> cancelled_{false};
 };
 
@@ -113,8 +116,12 @@ struct VerifyOptions {
   double split_after_s = 0;       ///< > 0: a search still open after this many seconds stops and returns its open
                                   ///< branches (VerifyResult::open_branches) for other processes; 0: never
   int split_min_branches = 256;   ///< at a split, first expand the shallowest open branches (breadth first) until this
-                                  ///< many are open, for at most split_after_s / 2 more: a depth-first stack holds a
+                                  ///< many are open, for at most split_after_s / 2 (and 1 s) more: a depth-first stack holds a
                                   ///< few large subtrees near the root, which would make a few long pieces
+  const std::atomic<bool>* split_now = nullptr;  ///< with split_after_s: when another thread (or a signal handler)
+                                                 ///< sets it, split at once, as at split_after_s (split on demand:
+                                                 ///< a scheduler with idle workers asks a running query for work;
+                                                 ///< the expansion then stops at split_min_branches / 4)
 };
 
 /// Best non-negative combination of the linear lower bounds of one unsafe
