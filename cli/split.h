@@ -75,14 +75,13 @@ struct Instance {
   /// (-1: the root), `branches_in` its branch count (0: the root), `falsify` whether it was a
   /// falsify_only() piece (its sat counts, nothing else: the instance never waited for it).
   /// Returns the pieces to run next (each a branches array; a split's falsification rounds
-  /// last, each a piece of its own), whose parent is this answer's index in `tasks`.
+  /// first, each a piece of its own), whose parent is this answer's index in `tasks`.
   std::vector<nlohmann::json> answer(int64_t parent, const std::string& res, double seconds, int64_t branches_in,
                                      const nlohmann::json* file, int pieces, bool falsify = false) {
     if (falsify) {
-      // (One run after the verdict, for the record of verify --benchmark's task tree, changes nothing.)
       tasks.push_back({{"parent", parent}, {"seconds", seconds}, {"result", res}, {"branches_in", branches_in},
                        {"branches_out", 0}, {"falsify", true}});
-      if (res == "sat" && !decided()) sat = true;
+      if (res == "sat") sat = true;
       return {};
     }
     --pending;
@@ -101,17 +100,17 @@ struct Instance {
     if (!split || sat || timeout) return {};
     // The root's split goes to every worker; a piece that split again holds about 1/pieces of
     // the work, so its own split is cut 4 times less finely (each task also pays its start-up).
-    // The search pieces first, then each falsification round alone: an instance whose pieces are
-    // all unsat before a worker takes its round is decided without it (the round is dropped).
     nlohmann::json search = nlohmann::json::array();
-    std::vector<nlohmann::json> rounds, out;
+    std::vector<nlohmann::json> out;
     for (const auto& b : (*file)["branches"]) {
-      if (b.is_object() && b.value("falsify", false)) rounds.push_back(nlohmann::json::array({b}));
+      if (b.is_object() && b.value("falsify", false)) out.push_back(nlohmann::json::array({b}));
       else search.push_back(b);
     }
-    if (!search.empty()) out = cut(search, parent < 0 && tasks.size() == 1 ? pieces : resplit_pieces(pieces));
-    pending += int64_t(out.size());
-    for (auto& r : rounds) out.push_back(std::move(r));
+    const size_t rounds = out.size();
+    if (!search.empty())
+      for (auto& p : cut(search, parent < 0 && tasks.size() == 1 ? pieces : resplit_pieces(pieces)))
+        out.push_back(std::move(p));
+    pending += int64_t(out.size() - rounds);
     branches_handed_out += branches_out;
     return out;
   }

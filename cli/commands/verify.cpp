@@ -844,10 +844,7 @@ int run_benchmark(const po::variables_map& vm, const GlobalOptions& g) {
       split::Instance st;
       std::deque<std::pair<int64_t, nlohmann::json>> queue{{-1, nlohmann::json()}};
       double used = 0;
-      // Once the instance is decided, its falsification rounds still queued run too: not for the
-      // verdict (split.h ignores them), for the task tree, where tools/scaleout_sim.py decides
-      // whether --mpi would have started them before the verdict.
-      while (!queue.empty() && (!st.decided() || split::falsify_only(queue.front().second))) {
+      while (!queue.empty() && !st.decided()) {
         auto [parent, piece] = std::move(queue.front());
         queue.pop_front();
         const std::string piece_file = tmp + "/branches-in.json";
