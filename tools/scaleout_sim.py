@@ -39,6 +39,10 @@ import heapq
 import json
 import random
 import sys
+
+
+
+
 from collections import deque
 
 
@@ -49,6 +53,8 @@ class Tree:
 
     def __init__(self):
         self.durations, self.children, self.instance, self.falsify, self.roots = [], [], [], [], []
+        self.sat = []  # per task: it found a counterexample
+        self.instance_sat = []  # per instance: its verdict is sat (decided by its first sat task)
 
 
 def read_tree(path):
@@ -62,13 +68,15 @@ def read_tree(path):
         return None
     tr = Tree()
     for i, r in enumerate(rows):
-        tree = r["split"]["task_tree"] if "split" in r else [{"parent": -1, "seconds": r["seconds"]}]
+        tree = r["split"]["task_tree"] if "split" in r else [{"parent": -1, "seconds": r["seconds"], "result": r["result"]}]
+        tr.instance_sat.append(r.get("result") == "sat" and any(t.get("result") == "sat" for t in tree))
         base = len(tr.durations)
         for t in tree:
             tr.durations.append(float(t["seconds"]))
             tr.children.append([])
             tr.instance.append(i)
             tr.falsify.append(bool(t.get("falsify", False)))
+            tr.sat.append(t.get("result") == "sat")
             if t["parent"] < 0:
                 tr.roots.append(len(tr.durations) - 1)
             else:
@@ -76,11 +84,13 @@ def read_tree(path):
     return tr
 
 
-def dynamic_tree(tr, workers, startup, dispatch, on_demand=False, latency=(0.07, 0.01), min_age=0.01, asks_per=16):
+def dynamic_tree(tr, workers, startup, dispatch, on_demand=False, latency=(0.07, 0.01), min_age=0.01, asks_per=4,
+                 trace=None):
     """The queue of --mpi with splits: idle workers take the front of the queue; a finished
-    task's pieces go to the front, in their order. An instance is decided when its last task
-    that is not a handed-out falsification round ends (its other tasks still queued are dropped,
-    running ones hold their worker to the end); the makespan is the last decision.
+    task's pieces go to the front, in their order. An instance is decided when its first task
+    that found a counterexample ends (a sat instance: the recording stopped there), else when its
+    last task that is not a handed-out falsification round ends; its other tasks still queued
+    are dropped, running ones hold their worker to the end. The makespan is the last decision.
 
     on_demand: split on demand as --mpi does it: while workers wait and the queue is empty, the
     coordinator asks the running task that started first (one request per `asks_per` idle workers
@@ -90,7 +100,9 @@ def dynamic_tree(tr, workers, startup, dispatch, on_demand=False, latency=(0.07,
     the breadth-first expansion (measured: a root asked on ACAS Xu answers in 0.02-0.09 s, a
     piece in 0.005-0.011 s) -- and the time it would still have run is added to its pieces,
     evenly: the work is conserved and only moves. A task that did not split in the recording
-    cannot be asked (it ended within its split-after)."""
+    cannot be asked (it ended within its split-after).
+
+    trace: a list that receives (start, end, task) of every task run."""
     dur = list(tr.durations)
     roots = set(tr.roots)
     gating_left = {}
@@ -132,12 +144,19 @@ def dynamic_tree(tr, workers, startup, dispatch, on_demand=False, latency=(0.07,
         if k not in running or running[k][1] != t:
             continue  # the entry of a task whose end moved
         idle += 1
-        if running.pop(k)[2]:
+        s0, _, asked = running.pop(k)
+        if asked:
             asks -= 1
+        if trace is not None:
+            trace.append((s0, t, k))
         inst = tr.instance[k]
-        if not tr.falsify[k] and inst not in decided:
-            gating_left[inst] -= 1
-            if gating_left[inst] == 0:
+        if inst not in decided:
+            if tr.instance_sat[inst]:
+                done = tr.sat[k]
+            else:
+                gating_left[inst] -= 0 if tr.falsify[k] else 1
+                done = gating_left[inst] == 0
+            if done:
                 decided.add(inst)
                 end = max(end, t)
         ready.extendleft(reversed(tr.children[k]))
@@ -196,7 +215,10 @@ def main():
                     help="on demand: seconds from the request to the pieces (branch in progress + expansion), "
                          "for a root task and for a piece")
     ap.add_argument("--ask-min-age", type=float, default=0.01, help="on demand: a task is asked once it has run this long")
-    ap.add_argument("--asks-per", type=int, default=16, help="on demand: one open request per this many idle workers")
+    ap.add_argument("--utilisation", type=float, default=0,
+                    help="task trees: also print the share of busy workers per this many seconds (on demand if given)")
+    ap.add_argument("--asks-per", type=int, default=4,
+                    help="on demand: one open request per this many idle workers (as cli/mpi.cpp)")
     a = ap.parse_args()
     tree = None if a.resample else read_tree(a.times)
     times = read_times(a.times) if tree is None else tree.durations
@@ -207,7 +229,7 @@ def main():
     label = a.label or a.times
     total = sum(times) if not a.ideal_from else sum(read_times(a.ideal_from))
     if a.header:
-        print("| run | items | total s | longest s | workers | ideal s | static s (x ideal) | dynamic s (x ideal) | lpt s (x ideal) |")
+        print("| run | items | total s | longest s | workers | ideal s | static s (x ideal) | dynamic s (x ideal) | lpt, or on demand for task trees, s (x ideal) |")
         print("|---|---|---|---|---|---|---|---|---|")
     for w in [int(x) for x in a.workers.split(",")]:
         ideal = total / w
@@ -218,6 +240,18 @@ def main():
                 lat = tuple(float(x) for x in a.ask_latency.split(","))
                 m = dynamic_tree(tree, w, a.startup, a.dispatch, True, (lat[0], lat[-1]), a.ask_min_age, a.asks_per)
                 od = f"{m:.2f} ({m / ideal:.2f})"
+            if a.utilisation > 0:
+                spans = []
+                dynamic_tree(tree, w, a.startup, a.dispatch, a.on_demand, (lat[0], lat[-1]) if a.on_demand else (0, 0),
+                             a.ask_min_age, a.asks_per, spans)
+                end = max(e for _, e, _ in spans)
+                bins = [0.0] * (int(end / a.utilisation) + 1)
+                for s0, e0, _ in spans:
+                    for b in range(int(s0 / a.utilisation), int(e0 / a.utilisation) + 1):
+                        lo, hi = b * a.utilisation, (b + 1) * a.utilisation
+                        bins[b] += max(0.0, min(e0, hi) - max(s0, lo))
+                print(f"{w} workers, busy share per {a.utilisation} s: " +
+                      " ".join(f"{v / (a.utilisation * w):.2f}" for v in bins))
             print(f"| {label} | {len(times)} tasks | {total:.1f} (tasks {sum(times):.1f}) | {max(times):.2f} | {w} | "
                   f"{ideal:.2f} | - | {dy:.2f} ({dy / ideal:.2f}) | {od} |")
             continue

@@ -60,7 +60,8 @@ for tag in ["whole"] + ["split_" + s for s in sys.argv[2:]]:
         row = {k: r[k] for k in ("onnx", "vnnlib", "result", "correct", "seconds")}
         if "split" in r:
             row["split"] = {"tasks": r["split"]["tasks"],
-                            "task_tree": [{k: t[k] for k in ("parent", "seconds", "result", "branches_in", "branches_out")}
+                            "task_tree": [{k: t[k] for k in ("parent", "seconds", "result", "branches_in", "branches_out",
+                                                             "falsify") if k in t}
                                           for t in r["split"]["task_tree"]]}
         rows.append(row)
     json.dump({"summary": j["summary"], "instances": rows}, open(path, "w"), separators=(",", ":"))
@@ -100,7 +101,7 @@ echo
 SIM="$PY tools/scaleout_sim.py"
 $SIM "$OUT/acasxu_whole.json" --label "ACAS Xu, 186 instances" --header
 for S in $SPLIT_AFTER; do
-  $SIM "$OUT/acasxu_split_$S.json" --ideal-from "$OUT/acasxu_whole.json" --label "ACAS Xu, --split-after $S, 64 pieces"
+  $SIM "$OUT/acasxu_split_$S.json" --ideal-from "$OUT/acasxu_whole.json" --label "ACAS Xu, --split-after $S, 64 pieces" --on-demand
 done
 if [ "$SPLIT" = 1 ]; then
   $SIM "$OUT/acasxu_split_items.csv" --label "ACAS Xu, 2 longest cut into 64 equal boxes"
