@@ -85,19 +85,12 @@ int cmd_corrupt(const std::vector<std::string>& args, const GlobalOptions& globa
                                            progress.fn(), part.first, part.end);
   }
 
-  nlohmann::json j;
-  j["schema"] = "mlaudit.corrupt/1";
-  j["tool_version"] = MLAUDIT_VERSION;
-  j["model"] = vm["model"].as<std::string>();
-  j["data"] = vm["data"].as<std::string>();
-  j["inputs"] = {{"model", datasets::file_provenance(vm["model"].as<std::string>())},
-                 {"data", datasets::file_provenance(vm["data"].as<std::string>())},
-                 {"labels", datasets::file_provenance(vm["labels"].as<std::string>())}};
-  j["reference"] = x.rank() == 4 ? "Hendrycks & Dietterich 2019, CIFAR-10-C severity constants; noise drawn per sample from a stream keyed by (seed, corruption, severity, sample index)"
-                                 : "feature_noise: x + N(0, (c*std)^2), c = 0.1,0.2,0.3,0.5,1.0; feature_dropout: cell -> column mean with p = 0.1..0.5";
-  std::vector<robustness::CorruptCount> counts;
-  for (const auto& s : rep.scores) counts.push_back({s.corruption, s.severity, s.correct});
-  robustness::corrupt_aggregates(j, rep.n, rep.clean_correct, corruptions, counts);
+  nlohmann::json j = robustness::corrupt_report(rep, corruptions, x.rank() == 4, vm["model"].as<std::string>(),
+                                                vm["data"].as<std::string>(),
+                                                {{"model", datasets::file_provenance(vm["model"].as<std::string>())},
+                                                 {"data", datasets::file_provenance(vm["data"].as<std::string>())},
+                                                 {"labels", datasets::file_provenance(vm["labels"].as<std::string>())}},
+                                                MLAUDIT_VERSION);
   if (part.on) shard::make_part(j, "corrupt", part, vm, global);
   datasets::write_file_atomic(vm["out"].as<std::string>(), j.dump(1) + "\n");
   if (!global.quiet) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mlaudit/datasets/validate.h"
+#include "mlaudit/robustness/corruptions.h"
 
 namespace mlaudit::robustness {
 
@@ -53,6 +54,25 @@ void certify_aggregates(nlohmann::json& j, const std::vector<double>& radii, dou
   j["abstain_rate"] = n == 0 ? 0.0 : double(abstained) / double(n);
   j["seconds"] = seconds;
   j["seconds_per_sample"] = n == 0 ? 0.0 : seconds / double(n);
+}
+
+nlohmann::json corrupt_report(const CorruptionReport& rep, const std::vector<std::string>& corruptions, bool images,
+                              const std::string& model, const std::string& data, const nlohmann::json& inputs,
+                              const std::string& tool_version) {
+  nlohmann::json j;
+  j["schema"] = "mlaudit.corrupt/1";
+  j["tool_version"] = tool_version;
+  j["model"] = model;
+  j["data"] = data;
+  j["inputs"] = inputs;
+  j["reference"] = images ? "Hendrycks & Dietterich 2019, CIFAR-10-C severity constants; noise drawn per sample from a stream "
+                            "keyed by (seed, corruption, severity, sample index)"
+                          : "feature_noise: x + N(0, (c*std)^2), c = 0.1,0.2,0.3,0.5,1.0; feature_dropout: cell -> column "
+                            "mean with p = 0.1..0.5";
+  std::vector<CorruptCount> counts;
+  for (const auto& s : rep.scores) counts.push_back({s.corruption, s.severity, s.correct});
+  corrupt_aggregates(j, rep.n, rep.clean_correct, corruptions, counts);
+  return j;
 }
 
 void corrupt_aggregates(nlohmann::json& j, int64_t n, int64_t clean_correct, const std::vector<std::string>& corruptions,

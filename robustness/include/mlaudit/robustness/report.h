@@ -30,6 +30,15 @@ struct CorruptCount {
   int64_t correct = 0;
 };
 
+struct CorruptionReport;
+
+/// mlaudit.corrupt/1 of a `corrupt` run: schema, model, data, inputs (the files' provenance),
+/// the reference for the corruptions' constants (`images`: Hendrycks & Dietterich's; else the
+/// tabular noise), and corrupt_aggregates over `rep`'s counts in `corruptions` order.
+nlohmann::json corrupt_report(const CorruptionReport& rep, const std::vector<std::string>& corruptions, bool images,
+                              const std::string& model, const std::string& data, const nlohmann::json& inputs,
+                              const std::string& tool_version);
+
 /// `corrupt`'s aggregates (mlaudit.corrupt/1) from counts over n samples: clean accuracy, per
 /// corruption and severity accuracy with its interval, the means and relative drops. corrupt
 /// writes them from its run, `mlaudit merge` from the parts' summed counts, so both are the same
