@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
+#include <fmt/format.h>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -80,6 +82,16 @@ TaskServer& TaskServer::shared() {
 }
 
 void TaskServer::start() {
+  if (exe_ == "/proc/self/exe") {
+    // The child is this executable run with --task-server: a host that is not mlaudit (python3
+    // with the mlaudit module) must name the mlaudit executable.
+    std::error_code ec;
+    const std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).filename().string();
+    if (!ec && self.find("mlaudit") == std::string::npos)
+      throw InputError("cli", fmt::format("this command runs its tasks in a child mlaudit process, and this process ({}) "
+                                          "is not mlaudit: set MLAUDIT_EXE to the mlaudit executable",
+                                          self));
+  }
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) throw Error("cli", "socketpair failed");
   const pid_t parent = ::getpid();

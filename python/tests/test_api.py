@@ -9,6 +9,7 @@ the same command code, so the numbers must be equal, not close.
 """
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -376,3 +377,22 @@ def test_calls_from_two_threads_keep_their_own_progress_and_results(src, fmnist)
         # each call's callback saw its own line only: 3 samples, then the end
         assert seen[s] and seen[s][-1][2:] == (3, 3, True)
         assert all(a[3] == 3 for a in seen[s])
+
+
+def test_verify_benchmark_runs_its_instances_in_the_mlaudit_child(src, tmp_path):
+    # verify --benchmark runs each instance in a persistent child mlaudit (cli/task_server.h); in
+    # Python the child is $MLAUDIT_EXE (set by the test environment), not python itself.
+    if not os.environ.get("MLAUDIT_EXE"):
+        pytest.skip("MLAUDIT_EXE not set")
+    d = src / "tests/fixtures/verify"
+    (tmp_path / "onnx").mkdir()
+    (tmp_path / "vnnlib").mkdir()
+    shutil.copy(d / "domain_mlp.onnx", tmp_path / "onnx")
+    for v in ("domain_sat.vnnlib", "domain_unsat.vnnlib"):
+        shutil.copy(d / v, tmp_path / "vnnlib")
+    (tmp_path / "instances.csv").write_text("onnx/domain_mlp.onnx,vnnlib/domain_sat.vnnlib,30\n"
+                                            "onnx/domain_mlp.onnx,vnnlib/domain_unsat.vnnlib,30\n")
+    out = tmp_path / "r.json"
+    assert mlaudit.cli("verify", "--benchmark", tmp_path, "--out", out, quiet=True) == 0
+    rows = json.loads(out.read_text())["instances"]
+    assert [r["result"] for r in rows] == ["sat", "unsat"]
