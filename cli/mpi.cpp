@@ -135,6 +135,9 @@ int worker(const std::string& command, const std::vector<std::string>& args, con
   const char* kill_rank = std::getenv("MLAUDIT_MPI_TEST_KILL_RANK");  // test hook: this rank dies on its first chunk
   const fs::path tmp = fs::temp_directory_path() / fmt::format("mlaudit-mpi-{}-{}", getpid(), rank);
   fs::create_directories(tmp);
+  // Everything a worker writes is scratch (its chunks' parts go to rank 0 as messages; rank 0
+  // writes the parts folder and the report): no sync to disk per file.
+  datasets::set_sync_writes(false);
   // Split on demand: rank 0 asks the task this rank runs to split now; the request reaches the
   // verify query through the task server's child (task_server.h). A request for a task that
   // already ended is dropped.

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "mlaudit/datasets/io.h"
 #include "mlaudit/engine/error.h"
 
 namespace mlaudit::cli {
@@ -193,6 +194,8 @@ int TaskServer::run(const std::vector<std::string>& args, double limit_s) {
 
 int serve_tasks(int (*run)(const std::vector<std::string>& args)) {
   listen_for_split_requests();  // a request that comes between tasks must not end the server
+  datasets::set_sync_writes(false);  // every file a task writes is the parent's scratch, read back at once
+  datasets::set_file_hash_cache(true);  // the same model and property, task after task
   std::string pending;
   int task = 0;
   char buf[4096];

@@ -1,6 +1,8 @@
 // File helpers: bounded reads, atomic writes, SHA-256 (FIPS 180-4).
 #include "mlaudit/datasets/io.h"
 
+#include <atomic>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,6 +12,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <tuple>
+#include <mutex>
+#include <map>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -78,6 +83,12 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   write_file_atomic(path, std::string_view(content), std::string_view());
 }
 
+namespace {
+std::atomic<bool> g_sync_writes{true};
+}  // namespace
+
+void set_sync_writes(bool sync) { g_sync_writes.store(sync); }
+
 void write_file_atomic(const std::string& path, std::string_view head, std::string_view body) {
   namespace fs = std::filesystem;
   if (path.empty()) fail("cannot write a file with an empty name");
@@ -110,7 +121,8 @@ void write_file_atomic(const std::string& path, std::string_view head, std::stri
       written += static_cast<size_t>(n);
     }
   }
-  if (::fsync(f.fd) != 0 && errno != EINVAL && errno != EROFS) abandon("fsync failed", errno);
+  if (g_sync_writes.load(std::memory_order_relaxed) && ::fsync(f.fd) != 0 && errno != EINVAL && errno != EROFS)
+    abandon("fsync failed", errno);
   int fd = f.fd;
   f.fd = -1;
   if (::close(fd) != 0) {
@@ -223,15 +235,45 @@ std::string sha256_hex(const std::string& bytes) {
   return h.hex_digest();
 }
 
+namespace {
+// set_file_hash_cache: digests by (path, device, inode, size, mtime).
+struct HashKey {
+  std::string path;
+  uint64_t dev = 0, ino = 0;
+  int64_t size = 0, mtime_s = 0, mtime_ns = 0;
+  bool operator<(const HashKey& o) const {
+    return std::tie(path, dev, ino, size, mtime_s, mtime_ns) < std::tie(o.path, o.dev, o.ino, o.size, o.mtime_s, o.mtime_ns);
+  }
+};
+std::atomic<bool> g_hash_cache{false};
+std::mutex g_hash_mu;
+std::map<HashKey, std::string> g_hashes;
+}  // namespace
+
+void set_file_hash_cache(bool on) {
+  g_hash_cache.store(on);
+  std::lock_guard<std::mutex> lk(g_hash_mu);
+  g_hashes.clear();
+}
+
 std::string sha256_file(const std::string& path) {
   FdGuard f;
   f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (f.fd < 0) fail(fmt::format("cannot open '{}': {}", path, errno_text(errno)));
   struct stat st {};
-  if (::fstat(f.fd, &st) == 0 && S_ISDIR(st.st_mode)) fail(fmt::format("'{}' is a directory, not a file", path));
-  // Streamed in 1 MiB chunks so large model files are never held in memory.
+  const bool have_stat = ::fstat(f.fd, &st) == 0;
+  if (have_stat && S_ISDIR(st.st_mode)) fail(fmt::format("'{}' is a directory, not a file", path));
+  HashKey key;
+  const bool cached = g_hash_cache.load() && have_stat;
+  if (cached) {
+    key = {path, uint64_t(st.st_dev), uint64_t(st.st_ino), int64_t(st.st_size), int64_t(st.st_mtim.tv_sec),
+           int64_t(st.st_mtim.tv_nsec)};
+    std::lock_guard<std::mutex> lk(g_hash_mu);
+    if (auto it = g_hashes.find(key); it != g_hashes.end()) return it->second;
+  }
+  // Streamed in chunks of at most 1 MiB so large model files are never held in memory.
   Sha256 h;
-  std::string buffer(1 << 20, '\0');
+  std::string buffer(size_t(std::clamp<int64_t>(have_stat ? int64_t(st.st_size) : 0, 4096, 1 << 20)), '\0');
   for (;;) {
     ssize_t n = ::read(f.fd, buffer.data(), buffer.size());
     if (n < 0) {
@@ -241,7 +283,13 @@ std::string sha256_file(const std::string& path) {
     if (n == 0) break;
     h.update(reinterpret_cast<const unsigned char*>(buffer.data()), static_cast<size_t>(n));
   }
-  return h.hex_digest();
+  std::string digest = h.hex_digest();
+  if (cached) {
+    std::lock_guard<std::mutex> lk(g_hash_mu);
+    if (g_hashes.size() >= 1024) g_hashes.clear();
+    g_hashes[key] = digest;
+  }
+  return digest;
 }
 
 void require_utf8(std::string_view text, const std::string& source, const std::string& module) {

@@ -64,6 +64,27 @@ TEST_CASE("sha256_file streams large files and matches sha256_hex", "[datasets][
   fs::remove_all(dir);
 }
 
+TEST_CASE("sha256_file's cache (the task child's) keeps a digest until the file changes", "[datasets][sha256]") {
+  const std::string dir = test::temp_dir("sha-cache");
+  const std::string path = dir + "/m.bin";
+  put_file(path, pattern_bytes(120));
+  const std::string first = "f52b23db1fbb6ded89ef42a23ce0c8922c45f25c50b568a93bf1c075420bbb7c";  // as sha256_hex above
+  set_file_hash_cache(true);
+  CHECK(sha256_file(path) == first);
+  CHECK(sha256_file(path) == first);
+  // Replaced (a new file under the name, as write_file_atomic does): hashed again.
+  write_file_atomic(path, pattern_bytes(121));
+  CHECK(sha256_file(path) == sha256_hex(pattern_bytes(121)));
+  set_file_hash_cache(false);
+  CHECK(sha256_file(path) == sha256_hex(pattern_bytes(121)));
+  // Writes without the sync to disk are still whole, atomic files.
+  set_sync_writes(false);
+  write_file_atomic(path, "scratch");
+  set_sync_writes(true);
+  CHECK(read_file(path) == "scratch");
+  fs::remove_all(dir);
+}
+
 TEST_CASE("sha256_file of the shared Adult data matches its published digest", "[datasets][sha256]") {
   const std::string path = test::shared_dataset("adult/adult.data");
   if (!fs::exists(path)) {
