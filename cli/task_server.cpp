@@ -63,6 +63,12 @@ void begin_task(int n) {
 
 }  // namespace
 
+namespace {
+std::atomic<bool> g_task_child{false};
+}  // namespace
+
+bool in_task_child() { return g_task_child.load(); }
+
 std::atomic<bool>& split_requested() { return g_split_requested; }
 
 void listen_for_split_requests() {
@@ -196,6 +202,7 @@ int serve_tasks(int (*run)(const std::vector<std::string>& args)) {
   listen_for_split_requests();  // a request that comes between tasks must not end the server
   datasets::set_sync_writes(false);  // every file a task writes is the parent's scratch, read back at once
   datasets::set_file_hash_cache(true);  // the same model and property, task after task
+  g_task_child.store(true);
   std::string pending;
   int task = 0;
   char buf[4096];

@@ -54,6 +54,9 @@ class TaskServer {
   std::function<bool()> ask_;
 };
 
+/// True in the task child (`mlaudit --task-server`): its tasks read the same files over and over.
+bool in_task_child();
+
 /// Set when this process was asked to split its running query now (SIGUSR1, sent by the process
 /// that handed out the task, or by a user: `kill -USR1 PID` makes a running `verify --vnnlib
 /// --split-after S --branches-out B.json` write its open branches at once).
