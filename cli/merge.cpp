@@ -22,7 +22,7 @@
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/tensor.h"
 #ifdef MLAUDIT_HAVE_privacy
-#include "privacy_summary.h"
+#include "mlaudit/privacy/report.h"
 #endif
 #ifdef MLAUDIT_HAVE_robustness
 #include "mlaudit/robustness/report.h"
@@ -393,13 +393,13 @@ json merge_privacy(std::vector<Part>& parts) {
       throw InputError("merge", fmt::format("{}: sample {} is out of order (a part is malformed)", parts.front().path, g));
     (g < members ? ym : yn).push_back(integer(s["label"]));
     for (size_t k = 0; k < scores.size(); ++k)
-      scores[k].push_back(privacy_summary::score_value(s["scores"][j["attacks"][k]["name"].get<std::string>()]));
+      scores[k].push_back(privacy::score_value(s["scores"][j["attacks"][k]["name"].get<std::string>()]));
   }
   json attacks = json::array();
   for (size_t k = 0; k < scores.size(); ++k) {
     const std::string name = j["attacks"][k]["name"].get<std::string>();
     try {
-      attacks.push_back(privacy_summary::attack_json(privacy::evaluate_attack(name, scores[k], ym, yn)));
+      attacks.push_back(privacy::attack_json(privacy::evaluate_attack(name, scores[k], ym, yn)));
     } catch (const InputError& e) {  // what --shard writes always evaluates (both sets non-empty)
       throw InputError("merge", fmt::format("{}: attack '{}' cannot be evaluated on the parts' scores ({}): a part is malformed",
                                             parts.front().path, name, e.what()));

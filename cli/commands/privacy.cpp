@@ -19,7 +19,7 @@
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/privacy/membership.h"
-#include "privacy_summary.h"
+#include "mlaudit/privacy/report.h"
 #include "shard.h"
 #include "version.h"
 #ifdef MLAUDIT_HAVE_robustness
@@ -284,7 +284,7 @@ int cmd_privacy(const std::vector<std::string>& args, const GlobalOptions& globa
   if (want_label_only) j["label_only_distance"] = boundary_method;
   j["timing"] = {{"seconds", seconds}, {"note", "attacks only: model loading and file I/O excluded"}};
   j["attacks"] = nlohmann::json::array();
-  for (const auto& r : reports) j["attacks"].push_back(privacy_summary::attack_json(r));
+  for (const auto& r : reports) j["attacks"].push_back(privacy::attack_json(r));
   if (part.on) {
     // A part: the attacks by name (metrics need every sample: merge computes them) and one
     // record per sample of the slice, index global over members then non-members.
@@ -296,7 +296,7 @@ int cmd_privacy(const std::vector<std::string>& args, const GlobalOptions& globa
       nlohmann::json s = {{"index", g}, {"member", member}, {"row", member ? g : g - m},
                           {"label", member ? ym[size_t(g)] : yn[size_t(g - m)]}, {"scores", nlohmann::json::object()}};
       for (size_t k = 0; k < opts.attacks.size(); ++k)
-        s["scores"][opts.attacks[k]] = privacy_summary::score_json(scores[k][size_t(g - part.first)]);
+        s["scores"][opts.attacks[k]] = privacy::score_json(scores[k][size_t(g - part.first)]);
       j["samples"].push_back(s);
     }
     // The run is identified by its files' hashes: the reference models too (not in the report's inputs).

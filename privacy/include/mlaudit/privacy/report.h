@@ -1,0 +1,23 @@
+#pragma once
+// Result JSON of the privacy module (issue #19: each module builds its own result JSON):
+// `privacy`'s per-attack report entries and the per-sample scores of its parts, shared by the
+// command and `mlaudit merge`, so the merged report is the one privacy writes (the metrics come
+// from evaluate_attack on the scores of every sample in the same order).
+#include <nlohmann/json_fwd.hpp>
+
+#include "mlaudit/privacy/membership.h"
+
+namespace mlaudit::privacy {
+
+/// A score in a part: a number, or "inf" / "-inf" (label-only gives +inf to a sample whose
+/// boundary DeepFool did not reach; JSON has no infinity, and null would lose the sign).
+nlohmann::json score_json(double v);
+
+/// The score score_json wrote (json's type_error on anything else, which merge reports as a
+/// malformed part).
+double score_value(const nlohmann::json& v);
+
+/// One entry of mlaudit.privacy/1's "attacks": the metrics and the thinned ROC.
+nlohmann::json attack_json(const AttackReport& r);
+
+}  // namespace mlaudit::privacy
