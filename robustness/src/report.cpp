@@ -10,15 +10,18 @@
 
 namespace mlaudit::robustness {
 
+namespace {
+// The fields every robustness report opens with.
+nlohmann::json report_head(const char* schema, const std::string& tool_version, const std::string& model,
+                           const std::string& data, const nlohmann::json& inputs) {
+  return {{"schema", schema}, {"tool_version", tool_version}, {"model", model}, {"data", data}, {"inputs", inputs}};
+}
+}  // namespace
+
 nlohmann::json certify_report(const std::vector<CertifyRecord>& records, const SmoothingConfig& cfg,
                               const std::vector<double>& radii, const std::string& model, const std::string& data,
                               const nlohmann::json& inputs, double seconds, const std::string& tool_version) {
-  nlohmann::json j;
-  j["schema"] = "mlaudit.certify/1";
-  j["tool_version"] = tool_version;
-  j["model"] = model;
-  j["data"] = data;
-  j["inputs"] = inputs;
+  nlohmann::json j = report_head("mlaudit.certify/1", tool_version, model, data, inputs);
   j["method"] = "randomized smoothing CERTIFY (Cohen, Rosenfeld, Kolter 2019), one-sided Clopper-Pearson bound, L2 radius";
   j["config"] = {{"sigma", cfg.sigma}, {"n0", cfg.n0}, {"n", cfg.n}, {"alpha", cfg.alpha}, {"batch", cfg.batch}, {"seed", cfg.seed},
                  {"rng", "xoshiro256** stream per noisy copy seeded by (seed, sample, copy), Box-Muller normals; independent of --batch and --threads"}};
@@ -59,12 +62,7 @@ void certify_aggregates(nlohmann::json& j, const std::vector<double>& radii, dou
 nlohmann::json corrupt_report(const CorruptionReport& rep, const std::vector<std::string>& corruptions, bool images,
                               const std::string& model, const std::string& data, const nlohmann::json& inputs,
                               const std::string& tool_version) {
-  nlohmann::json j;
-  j["schema"] = "mlaudit.corrupt/1";
-  j["tool_version"] = tool_version;
-  j["model"] = model;
-  j["data"] = data;
-  j["inputs"] = inputs;
+  nlohmann::json j = report_head("mlaudit.corrupt/1", tool_version, model, data, inputs);
   j["reference"] = images ? "Hendrycks & Dietterich 2019, CIFAR-10-C severity constants; noise drawn per sample from a stream "
                             "keyed by (seed, corruption, severity, sample index)"
                           : "feature_noise: x + N(0, (c*std)^2), c = 0.1,0.2,0.3,0.5,1.0; feature_dropout: cell -> column "
