@@ -262,6 +262,7 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
     int copies = 0;
     bool answered = false;
     std::chrono::steady_clock::time_point started;
+    bool falsify = false;                            // split::falsify_only(piece): never asked to split
     int rank = 0;                                    // the rank of its first copy
     bool asked = false;                              // asked to split now (split on demand)
     std::chrono::steady_clock::time_point asked_at;
@@ -316,7 +317,7 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
       int64_t best = -1;
       for (const auto& [rank, id] : running) {
         const Task& t = tasks[size_t(id)];
-        if (t.asked || t.answered || done[size_t(t.chunk)] || split::falsify_only(t.piece) ||
+        if (t.asked || t.answered || done[size_t(t.chunk)] || t.falsify ||
             std::chrono::duration<double>(now - t.started).count() < kAskMinAgeS)
           continue;
         if (best < 0 || t.started < tasks[size_t(best)].started) best = id;
@@ -385,8 +386,8 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
     auto reply = poll_reply();
     if (!reply) {
       if (split_mode && !idle.empty()) {
-        // Idle workers: ask for work, or (a silent task, asked long ago) take a backup copy.
-        ask_for_work();
+        // Idle workers: a backup copy of a task silent long after it was asked, or else (assign
+        // puts the worker back) ask for work.
         const int w = idle.back();
         idle.pop_back();
         assign(w);
@@ -425,13 +426,14 @@ int coordinator(const std::string& command, const std::vector<std::string>& args
         const int64_t me = int64_t(st.tasks.size());
         auto new_pieces = st.answer(task.parent, res, row["seconds"].get<double>(),
                                     task.piece.is_null() ? 0 : int64_t(task.piece.size()), &file, pieces,
-                                    split::falsify_only(task.piece));
+                                    task.falsify);
         // Pieces go first (an instance already running ends sooner), in their order.
         for (auto it = new_pieces.rbegin(); it != new_pieces.rend(); ++it) {
           Task p;
           p.chunk = chunk;
           p.parent = me;
           p.piece = std::move(*it);
+          p.falsify = split::falsify_only(p.piece);
           tasks.push_back(std::move(p));
           queue.push_front(int64_t(tasks.size()) - 1);
         }

@@ -38,13 +38,13 @@ inline std::vector<nlohmann::json> cut(const nlohmann::json& branches, int piece
 /// The pieces a piece's own split is cut into: it holds about 1/pieces of the instance's work.
 inline int resplit_pieces(int pieces) { return std::max(2, pieces / 4); }
 
-/// A piece that holds only handed-out falsification rounds (branches {"case", "falsify": true}):
-/// it can find a counterexample but never closes a branch, so the instance does not wait for it.
+/// A handed-out falsification round (a branch {"case", "falsify": true}).
+inline bool falsify_round(const nlohmann::json& branch) { return branch.is_object() && branch.value("falsify", false); }
+
+/// A piece that holds only falsification rounds: it can find a counterexample but never closes
+/// a branch, so the instance does not wait for it.
 inline bool falsify_only(const nlohmann::json& piece) {
-  if (!piece.is_array() || piece.empty()) return false;
-  for (const auto& b : piece)
-    if (!b.is_object() || !b.value("falsify", false)) return false;
-  return true;
+  return piece.is_array() && !piece.empty() && std::all_of(piece.begin(), piece.end(), falsify_round);
 }
 
 /// The mlaudit.branches/1 text of one piece: the split file's header (schema, model, property,
@@ -99,11 +99,11 @@ struct Instance {
     // (Not decided(): with the root answered, pending is 0 until the pieces are counted.)
     if (!split || sat || timeout) return {};
     // The root's split goes to every worker; a piece that split again holds about 1/pieces of
-    // the work, so its own split is cut 4 times less finely (each task also pays its start-up).
+    // the work, so its own split is cut 4 times less finely (resplit_pieces).
     nlohmann::json search = nlohmann::json::array();
     std::vector<nlohmann::json> out;
     for (const auto& b : (*file)["branches"]) {
-      if (b.is_object() && b.value("falsify", false)) out.push_back(nlohmann::json::array({b}));
+      if (falsify_round(b)) out.push_back(nlohmann::json::array({b}));
       else search.push_back(b);
     }
     const size_t rounds = out.size();

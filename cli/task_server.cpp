@@ -8,12 +8,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <filesystem>
 #include <fmt/format.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -61,10 +62,8 @@ void begin_task(int n) {
   g_split_requested.store(g_split_task.load() == n);
 }
 
-}  // namespace
+std::atomic<bool> g_task_child{false};  // serve_tasks runs in this process
 
-namespace {
-std::atomic<bool> g_task_child{false};
 }  // namespace
 
 bool in_task_child() { return g_task_child.load(); }
@@ -127,15 +126,15 @@ void TaskServer::start() {
   ::close(sv[1]);
   pid_ = pid;
   task_ = 0;
-  to_child_ = from_child_ = sv[0];
+  sock_ = sv[0];
   ++starts_;
 }
 
 void TaskServer::stop(bool kill) {
   if (pid_ < 0) return;
   if (kill) ::kill(pid_, SIGKILL);
-  ::close(to_child_);  // an idle child reads end of input and exits
-  to_child_ = from_child_ = -1;
+  ::close(sock_);  // an idle child reads end of input and exits
+  sock_ = -1;
   int status = 0;
   for (int waited = 0;; ++waited) {
     const pid_t w = ::waitpid(pid_, &status, WNOHANG);
@@ -150,12 +149,12 @@ int TaskServer::run(const std::vector<std::string>& args, double limit_s) {
   const std::string line = nlohmann::json(args).dump() + "\n";
   if (pid_ < 0) start();
   ++task_;
-  if (!send_all(to_child_, line)) {
+  if (!send_all(sock_, line)) {
     // The child died while idle (killed from outside): one fresh start.
     stop(true);
     start();
     ++task_;
-    if (!send_all(to_child_, line)) {
+    if (!send_all(sock_, line)) {
       stop(true);
       return kDied;
     }
@@ -175,12 +174,12 @@ int TaskServer::run(const std::vector<std::string>& args, double limit_s) {
       ::sigqueue(pid_, SIGUSR1, v);
       asked = true;
     }
-    pollfd p{from_child_, POLLIN, 0};
+    pollfd p{sock_, POLLIN, 0};
     const int r = ::poll(&p, 1, int(std::ceil(std::min(left, ask_ && !asked ? 0.001 : 1.0) * 1000)));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) continue;
     char buf[64];
-    const ssize_t n = ::recv(from_child_, buf, sizeof buf, 0);
+    const ssize_t n = ::recv(sock_, buf, sizeof buf, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       stop(true);

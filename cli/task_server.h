@@ -48,7 +48,7 @@ class TaskServer {
   void stop(bool kill);
   std::string exe_;
   pid_t pid_ = -1;
-  int to_child_ = -1, from_child_ = -1;
+  int sock_ = -1;  // the socket to the child (both directions)
   int starts_ = 0;
   int task_ = 0;  // tasks sent to this child (the number a split request names)
   std::function<bool()> ask_;

@@ -8,11 +8,7 @@
 // An option the chosen mode does not use is an error. Every JSON carries "schema" and an
 // "inputs" block (path, SHA-256 and size of each file read).
 // Exit codes: 0 done (whatever the verdict), 2 input error.
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -229,11 +225,10 @@ std::vector<verify::OpenBranch> read_branches_file(const std::string& path, cons
 // hundreds of times (0.25-0.4 ms each for ACAS Xu).
 verify::Network network_for_task(const std::string& model) {
   if (!in_task_child()) return verify::load_network(model);
-  struct stat st {};
-  if (::stat(model.c_str(), &st) != 0) return verify::load_network(model);
+  const std::string key = datasets::file_stamp(model);
+  if (key.empty()) return verify::load_network(model);
   static std::mutex mu;
   static std::map<std::string, std::pair<std::string, std::shared_ptr<const verify::Network>>> cache;
-  const std::string key = fmt::format("{}:{}:{}:{}.{}", st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
   {
     std::lock_guard<std::mutex> lk(mu);
     if (auto it = cache.find(model); it != cache.end() && it->second.first == key) return *it->second.second;

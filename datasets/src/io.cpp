@@ -1,21 +1,20 @@
 // File helpers: bounded reads, atomic writes, SHA-256 (FIPS 180-4).
 #include "mlaudit/datasets/io.h"
 
-#include <atomic>
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <tuple>
-#include <mutex>
 #include <map>
+#include <mutex>
 #include <system_error>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -236,19 +235,20 @@ std::string sha256_hex(const std::string& bytes) {
 }
 
 namespace {
-// set_file_hash_cache: digests by (path, device, inode, size, mtime).
-struct HashKey {
-  std::string path;
-  uint64_t dev = 0, ino = 0;
-  int64_t size = 0, mtime_s = 0, mtime_ns = 0;
-  bool operator<(const HashKey& o) const {
-    return std::tie(path, dev, ino, size, mtime_s, mtime_ns) < std::tie(o.path, o.dev, o.ino, o.size, o.mtime_s, o.mtime_ns);
-  }
-};
+// set_file_hash_cache: digests by (path, file_stamp).
 std::atomic<bool> g_hash_cache{false};
 std::mutex g_hash_mu;
-std::map<HashKey, std::string> g_hashes;
+std::map<std::pair<std::string, std::string>, std::string> g_hashes;
+
+std::string stamp_of(const struct stat& st) {
+  return fmt::format("{}:{}:{}:{}.{:09d}", st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+}
 }  // namespace
+
+std::string file_stamp(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? stamp_of(st) : std::string();
+}
 
 void set_file_hash_cache(bool on) {
   g_hash_cache.store(on);
@@ -263,11 +263,9 @@ std::string sha256_file(const std::string& path) {
   struct stat st {};
   const bool have_stat = ::fstat(f.fd, &st) == 0;
   if (have_stat && S_ISDIR(st.st_mode)) fail(fmt::format("'{}' is a directory, not a file", path));
-  HashKey key;
   const bool cached = g_hash_cache.load() && have_stat;
+  const std::pair<std::string, std::string> key{path, cached ? stamp_of(st) : std::string()};
   if (cached) {
-    key = {path, uint64_t(st.st_dev), uint64_t(st.st_ino), int64_t(st.st_size), int64_t(st.st_mtim.tv_sec),
-           int64_t(st.st_mtim.tv_nsec)};
     std::lock_guard<std::mutex> lk(g_hash_mu);
     if (auto it = g_hashes.find(key); it != g_hashes.end()) return it->second;
   }

@@ -845,6 +845,7 @@ Domain domain_of(const OpenBranch& b) {
 }
 
 std::string split_reason(const VerifyOptions& opts, size_t branches) {
+  if (opts.split_now && opts.split_now->load()) return fmt::format("split on request: {} open branches handed out", branches);
   return fmt::format("split after {:g} s: {} open branches handed out", opts.split_after_s, branches);
 }
 

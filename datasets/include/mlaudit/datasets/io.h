@@ -23,6 +23,9 @@ void set_sync_writes(bool sync);
 void require_utf8(std::string_view text, const std::string& source, const std::string& module = "datasets");
 /// Hex SHA-256 of a file's bytes (for run manifests).
 std::string sha256_file(const std::string& path);
+/// A file's identity for caches: "device:inode:size:mtime" (a file replaced or rewritten gets
+/// another), empty when it cannot be stat'ed.
+std::string file_stamp(const std::string& path);
 /// sha256_file remembers each file's digest by (path, device, inode, size, modification time)
 /// in this process: for a process that hashes the same inputs task after task (verify
 /// --benchmark's task child: the model and property of every piece of a split instance).
