@@ -331,9 +331,11 @@ void annotate_quantized_types(const onnx::GraphProto& gp, std::vector<Node>& nod
     n.attributes[key] = a;
   };
   for (Node& n : nodes) {
+    // Attributes named "mlaudit.*" are the engine's own (this function's, cpu/fusion.h's): a
+    // file's are dropped, so a model cannot steer kernels (layouts, fused ops) by them.
+    for (auto it = n.attributes.begin(); it != n.attributes.end();)
+      it = it->first.rfind("mlaudit.", 0) == 0 ? n.attributes.erase(it) : std::next(it);
     if (!n.domain.empty()) continue;
-    n.attributes.erase("mlaudit.zero_point_type");
-    n.attributes.erase("mlaudit.target_type");
     int32_t y_type = 0;
     if (n.op_type == "QuantizeLinear") {
       auto od = n.attributes.find("output_dtype");

@@ -3,7 +3,9 @@
 #include <dnnl.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
+#include <cstring>
 #include <cmath>
 #include <exception>
 #include <limits>
@@ -15,6 +17,7 @@
 #include "mlaudit/engine/session.h"
 #include "cpu/conv_direct.h"
 #include "cpu/fusion.h"
+#include "cpu/layout.h"
 #include "ops.h"
 #include "vector_math.h"
 
@@ -210,10 +213,19 @@ struct ConvPrims {
   std::mutex mu;  // one execution at a time per entry (scratchpad is per primitive)
 };
 
-using ConvKey = std::array<int64_t, 20>;
+// What a forward primitive computes besides the convolution: prop kind and post-op.
+struct ConvEpilogue {
+  bool inference = false;  // a forward-only node (no backward will use this primitive)
+  bool relu = false;       // eltwise_relu post-op (inference only; NaN -> 0 like the Relu op)
+  // No clip post-op: oneDNN's eltwise_clip turns NaN into a bound, ONNX Clip keeps it
+  // (apply_fused_clip runs after the primitive instead).
+};
 
-ConvKey conv_key(const ConvParams& p, bool bias) {
-  return {p.n, p.c, p.h, p.w, p.oc, p.kh, p.kw, p.oh, p.ow, p.group, p.sh, p.sw, p.dh, p.dw, p.pt, p.pl, p.pb, p.pr, bias, 0};
+using ConvKey = std::array<int64_t, 21>;
+
+ConvKey conv_key(const ConvParams& p, bool bias, const ConvEpilogue& e) {
+  return {p.n,  p.c,  p.h,  p.w,  p.oc, p.kh, p.kw, p.oh, p.ow,        p.group,     p.sh,        p.sw,
+          p.dh, p.dw, p.pt, p.pl, p.pb, p.pr, bias, e.inference, e.relu};
 }
 
 dnnl::memory::desc md(const dnnl::memory::dims& d, dnnl::memory::format_tag tag) {
@@ -246,20 +258,30 @@ ConvDescs conv_descs(const ConvParams& p) {
   return d;
 }
 
-ConvPrims& conv_prims(const ConvParams& p, bool bias) {
+ConvPrims& conv_prims(const ConvParams& p, bool bias, const ConvEpilogue& e = {}) {
   static std::mutex mu;
   static std::map<ConvKey, std::unique_ptr<ConvPrims>> cache;
   std::lock_guard<std::mutex> lock(mu);
-  auto key = conv_key(p, bias);
+  auto key = conv_key(p, bias, e);
   auto it = cache.find(key);
   if (it != cache.end()) return *it->second;
   ConvDescs d = conv_descs(p);
   auto prims = std::make_unique<ConvPrims>();
-  auto desc = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                                                     d.src_any, d.wei_any, d.bias, d.dst_any, d.strides, d.dil, d.pl, d.pr)
-                   : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                                                     d.src_any, d.wei_any, d.dst_any, d.strides, d.dil, d.pl, d.pr);
-  prims->fwd_pd = dnnl::convolution_forward::primitive_desc(desc, cpu_engine());
+  // forward_training even for forward-only nodes: oneDNN 2.6 then picks its blocked-layout jit
+  // kernels; with forward_inference it takes brgconv on nhwc, measured 1.3x slower on ResNet-18
+  // at batch 64 (its 512-channel 2x2 convolutions 3x slower) and no faster at batch 1.
+  const auto prop = std::getenv("TMP_INF") && e.inference ? dnnl::prop_kind::forward_inference : dnnl::prop_kind::forward_training;
+  auto desc = bias ? dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, d.src_any, d.wei_any,
+                                                     d.bias, d.dst_any, d.strides, d.dil, d.pl, d.pr)
+                   : dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, d.src_any, d.wei_any,
+                                                     d.dst_any, d.strides, d.dil, d.pl, d.pr);
+  dnnl::primitive_attr attr;
+  if (e.relu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(ops);
+  }
+  prims->fwd_pd = dnnl::convolution_forward::primitive_desc(desc, attr, cpu_engine());
   prims->fwd = dnnl::convolution_forward(prims->fwd_pd);
   if (cache.size() > 256) cache.clear();  // bound memory when shapes keep changing
   auto& ref = *prims;
@@ -278,6 +300,72 @@ dnnl::memory to_layout(const dnnl::memory& user, const dnnl::memory::desc& want,
 // Relu fused into this Conv by fuse_cpu_graph (cpu/fusion.h): the node's output is the Relu's.
 bool fused_relu(const Node& n) { return n.get_int(kFusedReluAttribute, 0) != 0; }
 
+// Constant weights in the layout a primitive wants, reordered once. Keyed by the storage
+// (address and a weak reference, so freed storage is never matched again) and the layout;
+// only nodes whose weight is a graph initializer (kConstWeightsAttribute) use it: their
+// storage is immutable while the executor holds it, and the same tensor feeds every run.
+struct CachedWeights {
+  std::weak_ptr<uint8_t> owner;
+  dnnl::memory::desc desc;
+  dnnl::memory mem;
+};
+
+dnnl::memory weights_in_layout(const Node& node, const Tensor& w, const dnnl::memory& user,
+                               const dnnl::memory::desc& want, dnnl::stream& s) {
+  if (user.get_desc() == want) return user;
+  if (!node.get_int(kConstWeightsAttribute, 0) || !w.storage()) return to_layout(user, want, s);
+  static std::mutex mu;
+  static std::multimap<const void*, CachedWeights> cache;
+  static size_t bytes = 0;
+  const void* key = w.raw();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto range = cache.equal_range(key);
+    for (auto it = range.first; it != range.second;) {
+      auto owner = it->second.owner.lock();
+      if (!owner || owner.get() != key) {  // storage freed: the address may now hold other data
+        bytes -= it->second.desc.get_size();
+        it = cache.erase(it);
+        continue;
+      }
+      if (it->second.desc == want) return it->second.mem;
+      ++it;
+    }
+  }
+  dnnl::memory m = to_layout(user, want, s);
+  s.wait();
+  std::lock_guard<std::mutex> lock(mu);
+  if (bytes + want.get_size() > (size_t(1) << 30)) {  // bound the cache: drop entries of freed storage, then all
+    for (auto it = cache.begin(); it != cache.end();)
+      it = it->second.owner.expired() ? (bytes -= it->second.desc.get_size(), cache.erase(it)) : std::next(it);
+    if (bytes + want.get_size() > (size_t(1) << 30)) cache.clear(), bytes = 0;
+  }
+  cache.emplace(key, CachedWeights{w.storage(), want, m});
+  bytes += want.get_size();
+  return m;
+}
+
+// The epilogue of a forward Conv node: inference-only post-ops set by fuse_cpu_inference_graph.
+ConvEpilogue conv_epilogue(const Node& n) {
+  ConvEpilogue e;
+  e.inference = n.get_int(kInferenceAttribute, 0) != 0;
+  if (!e.inference) return e;
+  e.relu = fused_relu(n);
+  return e;
+}
+
+// Applies the fused Clip of a node to y (the paths that do not run it as a post-op).
+void apply_fused_clip(const Node& n, Tensor& y) {
+  if (!n.has(kFusedClipAttribute)) return;
+  auto b = n.get_floats(kFusedClipAttribute);
+  if (b.size() != 2) return;
+  const float lo = b[0], hi = b[1];
+  float* py = y.f32();
+  const int64_t count = y.numel();
+#pragma omp parallel for if (count > 262144) schedule(static)
+  for (int64_t i = 0; i < count; ++i) py[i] = std::min(std::max(py[i], lo), hi);
+}
+
 void conv_fwd_plain(const OpContext& ctx, const Inputs& in, Tensor& y);
 
 void maxpool_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out);
@@ -293,6 +381,7 @@ void conv_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) 
   if (pool2 && p.n > 0 && p.spatial_rank == 2 && p.oh >= 2 && p.ow >= 2 && direct_conv_suits(p)) {
     Tensor y = Tensor::uninitialized(DType::Float32, Shape{p.n, p.oc, p.oh / 2, p.ow / 2});
     direct_conv_forward(p, x.f32(), w.f32(), has_bias ? in[2]->f32() : nullptr, fused_relu(ctx.node), y.f32(), true);
+    apply_fused_clip(ctx.node, y);  // clip is monotone: clipping the pooled maxima is exact
     out[0] = y;
     return;
   }
@@ -324,10 +413,21 @@ void conv_fwd_plain(const OpContext& ctx, const Inputs& in, Tensor& y) {
   const bool relu = fused_relu(ctx.node);
   if (direct_conv_suits(p)) {
     direct_conv_forward(p, x.f32(), w.f32(), has_bias ? in[2]->f32() : nullptr, relu, y.f32());
+    apply_fused_clip(ctx.node, y);
     return;
   }
-  ConvPrims& prims = conv_prims(p, has_bias);
+  const ConvEpilogue epi = conv_epilogue(ctx.node);
+  ConvPrims& prims = conv_prims(p, has_bias, epi);
   ConvDescs d = conv_descs(p);
+  // Channel-blocked input / output (cpu/layout.h): the same dims in oneDNN's nChw{B}c order.
+  auto blocked_md = [](const dnnl::memory::desc& plain, int64_t b) {
+    return b == 0 ? plain : md(plain.dims(), b == 16 ? dnnl::memory::format_tag::nChw16c : dnnl::memory::format_tag::nChw8c);
+  };
+  const int64_t bin = blocked_input(ctx.node, 0), bout = blocked_output(ctx.node, 0);
+  if ((bin && (p.spatial_rank != 2 || p.c % bin)) || (bout && (p.spatial_rank != 2 || p.oc % bout)))
+    op_error(ctx, "internal: a channel-blocked tensor whose channels are not a multiple of the block");
+  d.src = blocked_md(d.src, bin);
+  d.dst = blocked_md(d.dst, bout);
   auto& eng = cpu_engine();
   dnnl::memory user_src(d.src, eng, const_cast<float*>(x.f32()));
   dnnl::memory user_wei(d.wei, eng, const_cast<float*>(w.f32()));
@@ -336,7 +436,7 @@ void conv_fwd_plain(const OpContext& ctx, const Inputs& in, Tensor& y) {
     std::lock_guard<std::mutex> lock(prims.mu);
     dnnl::stream s(eng);
     dnnl::memory src = to_layout(user_src, prims.fwd_pd.src_desc(), s);
-    dnnl::memory wei = to_layout(user_wei, prims.fwd_pd.weights_desc(), s);
+    dnnl::memory wei = weights_in_layout(ctx.node, w, user_wei, prims.fwd_pd.weights_desc(), s);
     bool dst_plain = prims.fwd_pd.dst_desc() == d.dst;
     dnnl::memory dst = dst_plain ? user_dst : dnnl::memory(prims.fwd_pd.dst_desc(), eng);
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
@@ -345,12 +445,13 @@ void conv_fwd_plain(const OpContext& ctx, const Inputs& in, Tensor& y) {
     if (!dst_plain) dnnl::reorder(dst, user_dst).execute(s, dst, user_dst);
     s.wait();
   }
-  if (relu) {
+  if (relu && !epi.relu) {  // else done by the primitive's post-op
     float* py = y.f32();
     const int64_t count = y.numel();
 #pragma omp parallel for if (count > 262144) schedule(static)
     for (int64_t i = 0; i < count; ++i) py[i] = py[i] > 0 ? py[i] : 0.f;
   }
+  apply_fused_clip(ctx.node, y);  // after the Relu: the graph's order
 }
 
 // Weight gradient by direct accumulation (rarely needed: only when weights depend on an input).
@@ -421,7 +522,7 @@ void conv_bwd(const OpContext& ctx, const Inputs& in, const Inputs& outs, const 
       dnnl::memory user_diff_src(d.src, eng, gin[0].f32());
       dnnl::memory user_wei(d.wei, eng, const_cast<float*>(w.f32()));
       dnnl::memory user_diff_dst(d.dst, eng, const_cast<float*>(gy.f32()));
-      dnnl::memory wei = to_layout(user_wei, prims.bwd_pd.weights_desc(), s);
+      dnnl::memory wei = weights_in_layout(ctx.node, w, user_wei, prims.bwd_pd.weights_desc(), s);
       dnnl::memory diff_dst = to_layout(user_diff_dst, prims.bwd_pd.diff_dst_desc(), s);
       bool src_plain = prims.bwd_pd.diff_src_desc() == d.src;
       dnnl::memory diff_src = src_plain ? user_diff_src : dnnl::memory(prims.bwd_pd.diff_src_desc(), eng);
@@ -759,6 +860,21 @@ void gap_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   Tensor y(global_pool_shape(x.shape()));
   const float* px = x.f32();
   float* py = y.f32();
+  if (const int64_t b = blocked_input(ctx.node, 0)) {
+    // Channel-blocked input (cpu/layout.h): plane (n, c) is every b-th float from its block's
+    // start; the same sum in the same order as below.
+    if (x.rank() != 4 || x.dim(1) % b) op_error(ctx, "internal: channel-blocked input of shape " + shape_str(x.shape()));
+    const int64_t C = x.dim(1);
+#pragma omp parallel for if (planes * area > 65536) schedule(static)
+    for (int64_t pc = 0; pc < planes; ++pc) {
+      const float* base = px + ((pc / C) * C + (pc % C) / b * b) * area + pc % b;
+      double acc = 0;
+      for (int64_t i = 0; i < area; ++i) acc += base[i * b];
+      py[pc] = area ? float(acc / area) : 0.f;
+    }
+    out[0] = y;
+    return;
+  }
 #pragma omp parallel for if (planes * area > 65536) schedule(static)
   for (int64_t pc = 0; pc < planes; ++pc) {
     double acc = 0;

@@ -21,6 +21,7 @@
 #include "backend.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/fusion.h"
+#include "cpu/layout.h"
 #include "dense_chain.h"
 #include "plan.h"
 #include "mlaudit/engine/error.h"
@@ -145,6 +146,8 @@ class Executor {
       detail::Inputs ins;
       for (int s : plan_.node_inputs[i]) ins.push_back(s >= 0 && !v[s].empty() ? &v[s] : nullptr);
       std::vector<Tensor> outs(node.outputs.size());
+      std::vector<Tensor> unblocked;
+      if (node.has(detail::kBlockedInputsAttribute)) unblock_broadcast(node, ins, unblocked);
       if (op_profile().on) {
         const auto t0 = std::chrono::steady_clock::now();
         b_.forward(ctx, ins, outs);
@@ -152,6 +155,9 @@ class Executor {
       } else {
         b_.forward(ctx, ins, outs);
       }
+      if (!unblocked.empty())
+        for (size_t k = 0; k < outs.size(); ++k)
+          if (int64_t b = detail::blocked_output(node, k)) outs[k] = detail::to_blocked(outs[k], b);
       for (size_t k = 0; k < outs.size(); ++k) {
         int s = plan_.node_outputs[i][k];
         if (s >= 0) v[s] = std::move(outs[k]);
@@ -163,6 +169,23 @@ class Executor {
       }
     }
     return v;
+  }
+
+  // An element-wise node on channel-blocked inputs (cpu/layout.h) computes position by position
+  // only when its data inputs have one shape; when they broadcast, they are converted to NCHW
+  // here (into `plain`, which `ins` then points into) and the caller blocks the outputs again.
+  static void unblock_broadcast(const Node& node, detail::Inputs& ins, std::vector<Tensor>& plain) {
+    size_t data = 0;
+    if (!detail::layout_free_op(node, data) || data > ins.size()) return;
+    bool same = true;
+    for (size_t k = 1; k < data; ++k) same = same && ins[k] && ins[0] && ins[k]->shape() == ins[0]->shape();
+    if (same) return;
+    plain.resize(data);
+    for (size_t k = 0; k < data; ++k)
+      if (ins[k] && detail::blocked_input(node, k)) {
+        plain[k] = detail::from_blocked(*ins[k], detail::blocked_input(node, k));
+        ins[k] = &plain[k];
+      }
   }
 
   std::vector<Tensor> outputs_of(const std::vector<Tensor>& v) const {

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "mlaudit/engine/session.h"
+#include "../../engine/src/cpu/fusion.h"
+#include "../../engine/src/cpu/layout.h"
 
 using namespace mlaudit;
 using engine::Graph;
@@ -384,5 +386,123 @@ TEST_CASE("engine ReduceSum/ReduceMean over trailing axes: the blocked sums equa
           if (mean) acc /= float(inner);
           REQUIRE(y.f32()[o] == acc);
         }
+      }
+}
+
+namespace {
+
+// A MobileNet/ResNet-like block chain whose convolutions go to oneDNN (more than 32 channels or
+// grouped), so the forward-only graph keeps their activations channel-blocked (cpu/layout.h):
+// Conv+Relu -> depthwise Conv -> Clip(0, 6) -> 1x1 Conv -> Add (residual) -> Relu -> Sigmoid*x
+// (SiLU) -> Conv; a squeeze branch GlobalAveragePool -> 1x1 Conv gives a [N,64,1,1] blocked
+// value that the Add broadcasts against (the executor's NCHW fallback); GlobalAveragePool ->
+// Flatten is the output. `side_out` also makes the residual sum a graph output (kept NCHW).
+Graph blocked_chain_graph(std::mt19937& rng, int64_t c, bool side_out) {
+  Graph g;
+  g.source = "blocked_chain";
+  g.opset = 13;
+  g.inputs.push_back({"x", engine::DType::Float32, {-1, c, -1, -1}});
+  auto init = [&](const std::string& name, Shape s, float scale) {
+    g.initializers[name] = random_tensor(std::move(s), rng, -scale, scale);
+  };
+  init("w1", {64, c, 3, 3}, 0.2f);
+  init("b1", {64}, 0.1f);
+  init("wd", {64, 1, 3, 3}, 0.5f);
+  init("w2", {64, 64, 1, 1}, 0.2f);
+  init("w3", {64, 64, 3, 3}, 0.1f);
+  init("ws", {64, 64, 1, 1}, 0.2f);
+  g.initializers["lo"] = Tensor::scalar(0.f);
+  g.initializers["hi"] = Tensor::scalar(6.f);
+  auto add = [&](const std::string& op, std::vector<std::string> in, const std::string& out) -> Node& {
+    return add_node(g, op, std::move(in), out);
+  };
+  auto pads = [](Node& n, int64_t p) { n.attributes["pads"] = engine::Attribute::of_ints({p, p, p, p}); };
+  pads(add("Conv", {"x", "w1", "b1"}, "c1"), 1);
+  add("Relu", {"c1"}, "r1");
+  Node& dw = add("Conv", {"r1", "wd"}, "d");
+  pads(dw, 1);
+  dw.attributes["group"] = engine::Attribute::of_int(64);
+  add("Clip", {"d", "lo", "hi"}, "d6");
+  add("Conv", {"d6", "w2"}, "c2");
+  add("Add", {"c2", "r1"}, "res");
+  add("Relu", {"res"}, "r2");
+  add("Sigmoid", {"r2"}, "s");
+  add("Mul", {"r2", "s"}, "silu");
+  pads(add("Conv", {"silu", "w3"}, "c3"), 1);
+  add("GlobalAveragePool", {"c3"}, "sq");
+  add("Conv", {"sq", "ws"}, "ex");
+  add("Add", {"c3", "ex"}, "c3e");
+  add("GlobalAveragePool", {"c3e"}, "gap");
+  add("Flatten", {"gap"}, "y");
+  g.outputs.push_back({"y", engine::DType::Float32, {}});
+  if (side_out) g.outputs.push_back({"res", engine::DType::Float32, {}});
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("engine CPU blocked layout: oneDNN conv chains kept channel-blocked give the op-by-op graph's bits") {
+  for (int64_t c : {48, 64})
+    for (bool side_out : {false, true})
+      for (int64_t n : {1, 3}) {
+        CAPTURE(c, side_out, n);
+        std::mt19937 rng(5);
+        Graph g = blocked_chain_graph(rng, c, side_out);
+        Tensor x = random_tensor({n, c, 10, 9}, rng);
+        // A NaN goes through the fused Clip as through the op: a NaN tap of the depthwise
+        // kernel's channel 5 makes that channel NaN, Clip keeps NaN (ONNX), and the 1x1 Conv
+        // after it spreads it to the residual sum (a graph output when side_out).
+        if (side_out) g.initializers["wd"].f32()[5 * 9 + 4] = std::nanf("");
+        ::setenv("MLAUDIT_NO_FUSE", "1", 1);
+        engine::Session plain(g);
+        ::unsetenv("MLAUDIT_NO_FUSE");
+        ::setenv("MLAUDIT_BLOCKED", "0", 1);
+        engine::Session unblocked(g);
+        ::unsetenv("MLAUDIT_BLOCKED");
+        engine::Session blocked(g);
+        std::vector<Tensor> a = plain.run({x}), b = unblocked.run({x}), f = blocked.run({x});
+        REQUIRE(a.size() == f.size());
+        for (size_t o = 0; o < a.size(); ++o) {
+          REQUIRE(a[o].shape() == f[o].shape());
+          for (int64_t i = 0; i < a[o].numel(); ++i) {
+            REQUIRE(same_bits(a[o].f32()[i], b[o].f32()[i]));
+            REQUIRE(same_bits(a[o].f32()[i], f[o].f32()[i]));
+          }
+        }
+        // The pass did block the chain: the convolutions' outputs and the ops between them.
+        bool changed = false;
+        Graph resolved = g;
+        for (Node& nd : resolved.nodes) nd.since_version = 13;  // as the Session resolves them
+        Graph inf = engine::detail::fuse_cpu_inference_graph(engine::detail::fuse_cpu_graph(resolved), changed);
+        const int64_t bk = engine::detail::cpu_channel_block();
+        auto node = [&](const std::string& out) -> const Node& {
+          for (const Node& nd : inf.nodes)
+            if (nd.outputs[0] == out) return nd;
+          FAIL("no node writes " << out);
+          return inf.nodes[0];
+        };
+        // Conv+Relu fused; blocked unless the residual Add that reads it writes a graph output.
+        CHECK(engine::detail::blocked_output(node("r1"), 0) == (side_out ? 0 : bk));
+        CHECK(engine::detail::blocked_input(node("d6"), 0) == (side_out ? 0 : bk));  // depthwise Conv+Clip fused
+        CHECK(engine::detail::blocked_output(node("d6"), 0) == bk);
+        CHECK(engine::detail::blocked_output(node("res"), 0) == (side_out ? 0 : bk));  // a graph output stays NCHW
+        CHECK(engine::detail::blocked_output(node("silu"), 0) == (side_out ? 0 : bk));
+        CHECK(engine::detail::blocked_output(node("ex"), 0) == bk);    // [N,64,1,1], broadcast by the Add
+        CHECK(engine::detail::blocked_input(node("gap"), 0) == bk);
+        CHECK(engine::detail::blocked_output(node("gap"), 0) == 0);
+        CHECK(engine::detail::blocked_input(node("r1"), 0) == 0);      // reads the graph input
+        CHECK(node("d6").has(engine::detail::kFusedClipAttribute));
+        // Not a test of zeros: the output varies (or is the NaN).
+        if (side_out) {
+          REQUIRE(std::isnan(a[1].f32()[0]));
+        } else {
+          REQUIRE(a[0].f32()[0] != a[0].f32()[1]);
+        }
+        // The gradient graph is not blocked; its outputs equal run's.
+        std::vector<Tensor> seeds, outs;
+        for (const auto& o : a) seeds.push_back(random_tensor(o.shape(), rng));
+        Tensor gp = plain.gradient({x}, seeds).at(0), gf = blocked.gradient({x}, seeds, &outs).at(0);
+        for (int64_t i = 0; i < gp.numel(); ++i) REQUIRE(same_bits(gp.f32()[i], gf.f32()[i]));
+        for (int64_t i = 0; i < outs[0].numel(); ++i) REQUIRE(same_bits(outs[0].f32()[i], f[0].f32()[i]));
       }
 }

@@ -74,6 +74,29 @@ TEST_CASE("tiny model loads and runs", "[engine][loader]") {
   CHECK(y.to_doubles() == std::vector<double>{0.0, 0.5, 2.0});
 }
 
+TEST_CASE("a file's attributes named mlaudit.* (the engine's internal ones) are dropped at load", "[engine][loader]") {
+  // A Conv whose file claims a channel-blocked input and output and a fused Clip: honoured,
+  // they would make the kernel read NCHW data as nChw16c and clip its output.
+  onnx::ModelProto m = tiny_model("Relu");
+  auto* n = m.mutable_graph()->mutable_node(0);
+  for (const char* name : {"mlaudit.blocked_in", "mlaudit.blocked_out"}) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INTS);
+    a->add_ints(16);
+  }
+  auto* a = n->add_attribute();
+  a->set_name("mlaudit.fused_clip");
+  a->set_type(onnx::AttributeProto::FLOATS);
+  a->add_floats(0.f);
+  a->add_floats(0.25f);
+  std::string b = bytes_of(m);
+  engine::Graph g = engine::parse_onnx(b.data(), b.size(), "m.onnx");
+  CHECK(g.nodes.at(0).attributes.empty());
+  engine::Session s(std::move(g));
+  CHECK(s.forward(engine::Tensor::from_floats({1, 3}, {-1.f, 0.5f, 2.f})).to_doubles() == std::vector<double>{0.0, 0.5, 2.0});
+}
+
 TEST_CASE("malformed model files give an InputError naming the problem", "[engine][loader][errors]") {
   CHECK(contains(load_error(""), "m.onnx: file is empty"));
   CHECK(contains(load_error("this is not protobuf at all \xff\xff\xff"), "not a valid ONNX model"));

@@ -1,7 +1,10 @@
 // CPU graph rewrites (fusion.h).
 #include "fusion.h"
 
+#include "layout.h"
+
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -59,6 +62,18 @@ Graph fuse_cpu_graph(const Graph& g) {
       if (!in.empty()) ++readers[in];
   }
   std::vector<bool> dropped(out.nodes.size(), false);
+  // Constant nodes holding a tensor become initializers (one constant slot instead of a node
+  // run on every pass; later rewrites can read their values).
+  for (size_t i = 0; i < out.nodes.size(); ++i) {
+    const Node& n = out.nodes[i];
+    if (!n.domain.empty() || n.op_type != "Constant" || n.outputs.size() != 1 || !n.inputs.empty() ||
+        n.attributes.size() != 1 || graph_outputs.count(n.outputs[0]) || out.initializers.count(n.outputs[0]))
+      continue;
+    auto a = n.attributes.find("value");
+    if (a == n.attributes.end() || a->second.kind != Attribute::Kind::Tensor || a->second.t.empty()) continue;
+    out.initializers[n.outputs[0]] = a->second.t;
+    dropped[i] = true;
+  }
   // Only reader of value v, when v has exactly one and is no graph output.
   auto sole_reader = [&](const std::string& v) -> Node* {
     if (graph_outputs.count(v) || readers[v] != 1) return nullptr;
@@ -95,6 +110,11 @@ Graph fuse_cpu_graph(const Graph& g) {
     n.attributes[kFusedReluAttribute] = Attribute::of_int(1);
     dropped[next - out.nodes.data()] = true;
   }
+  for (size_t i = 0; i < out.nodes.size(); ++i) {
+    Node& n = out.nodes[i];
+    if (!dropped[i] && n.domain.empty() && n.op_type == "Conv" && n.inputs.size() > 1 && out.initializers.count(n.inputs[1]))
+      n.attributes[kConstWeightsAttribute] = Attribute::of_int(1);
+  }
   std::vector<Node> kept;
   for (size_t i = 0; i < out.nodes.size(); ++i)
     if (!dropped[i]) kept.push_back(std::move(out.nodes[i]));
@@ -117,6 +137,125 @@ bool maxpool_2x2_s2(const Node& n) {
          ints_are(n, "dilations", {1, 1}, true) && (ints_are(n, "pads", {0, 0, 0, 0}, true));
 }
 
+// The bounds of a float Clip whose min/max are attributes (before Clip-11) or float scalar
+// initializers; false when they are anything else.
+bool constant_clip_bounds(const Graph& g, const Node& n, float& lo, float& hi) {
+  if (!n.domain.empty() || n.op_type != "Clip" || n.outputs.size() != 1 || n.inputs.empty()) return false;
+  lo = std::numeric_limits<float>::lowest();
+  hi = std::numeric_limits<float>::max();
+  if (n.since_version < 11) {
+    if (n.inputs.size() != 1) return false;
+    lo = n.get_float("min", lo);
+    hi = n.get_float("max", hi);
+    return true;
+  }
+  auto bound = [&](size_t k, float& v) {
+    if (k >= n.inputs.size() || n.inputs[k].empty()) return true;
+    auto it = g.initializers.find(n.inputs[k]);
+    if (it == g.initializers.end() || it->second.dtype() != DType::Float32 || it->second.numel() != 1) return false;
+    v = it->second.f32()[0];
+    return true;
+  };
+  return n.inputs.size() <= 3 && bound(1, lo) && bound(2, hi);
+}
+
+// Whether a Conv node runs through oneDNN whatever its input's batch and size (not the direct
+// kernels of conv_direct.h, whose threshold this mirrors: they compute on plain NCHW): 2-D,
+// weights an initializer of rank 4, and grouped or more than 32 channels in or out. `ic`, `oc`:
+// its input and output channels.
+bool onednn_conv(const Graph& g, const Node& n, int64_t& ic, int64_t& oc) {
+  if (!n.domain.empty() || n.op_type != "Conv" || n.inputs.size() < 2 || n.outputs.size() != 1) return false;
+  if (n.attributes.count(kFusedMaxPoolAttribute)) return false;
+  auto w = g.initializers.find(n.inputs[1]);
+  if (w == g.initializers.end() || w->second.rank() != 4) return false;
+  const int64_t group = n.get_int("group", 1);
+  if (group < 1) return false;
+  oc = w->second.dim(0);
+  ic = w->second.dim(1) * group;
+  const auto strides = n.get_ints("strides", {1, 1});
+  const bool small_strides = strides.size() == 2 && strides[0] <= 4 && strides[1] <= 4;
+  const bool direct = group == 1 && small_strides && oc <= 32 && ic <= 32 && w->second.dim(2) * w->second.dim(3) <= 49;
+  return !direct;
+}
+
+// Marks values that stay channel-blocked (layout.h) in a forward-only graph: outputs of oneDNN
+// convolutions whose every reader takes them blocked (a oneDNN Conv as its data input, a
+// GlobalAveragePool, or an element-wise op whose data inputs are all blocked, which then writes
+// its output blocked: its readers must take that too). Found as the largest such set: start
+// from every candidate and drop values until the conditions hold.
+void block_values(Graph& g) {
+  const int64_t b = cpu_channel_block();
+  for (const Node& n : g.nodes)
+    if (n.op_type == "If" || n.op_type == "Loop" || n.op_type == "Scan") return;  // subgraphs read values unseen here
+  std::set<std::string> graph_outputs;
+  for (const auto& o : g.outputs) graph_outputs.insert(o.name);
+  std::map<std::string, std::vector<size_t>> readers;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (const auto& in : g.nodes[i].inputs)
+      if (!in.empty()) readers[in].push_back(i);
+  std::set<std::string> blocked;
+  std::map<size_t, size_t> data_inputs;  // element-wise node -> its data input count
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    int64_t ic, oc;
+    size_t d;
+    if (onednn_conv(g, n, ic, oc) && oc % b == 0) blocked.insert(n.outputs[0]);
+    else if (layout_free_op(n, d)) data_inputs[i] = d, blocked.insert(n.outputs[0]);
+  }
+  for (bool changed = true; changed;) {
+    changed = false;
+    auto drop = [&](const std::string& v) { changed |= blocked.erase(v) > 0; };
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      const Node& n = g.nodes[i];
+      auto d = data_inputs.find(i);
+      if (d == data_inputs.end()) continue;
+      // Element-wise: data inputs and output all blocked, or none.
+      bool all = blocked.count(n.outputs[0]) > 0;
+      for (size_t k = 0; k < d->second; ++k) all = all && !n.inputs[k].empty() && blocked.count(n.inputs[k]);
+      if (!all) {
+        drop(n.outputs[0]);
+        for (size_t k = 0; k < d->second; ++k) drop(n.inputs[k]);
+      }
+    }
+    for (auto it = blocked.begin(); it != blocked.end();) {
+      const std::string& v = *it;
+      bool ok = !graph_outputs.count(v) && readers.count(v);
+      if (ok)
+        for (size_t j : readers[v]) {
+          const Node& r = g.nodes[j];
+          int64_t ic, oc;
+          size_t d;
+          for (size_t k = 0; ok && k < r.inputs.size(); ++k) {
+            if (r.inputs[k] != v) continue;
+            if (onednn_conv(g, r, ic, oc)) ok = k == 0 && ic % b == 0;
+            else if (r.domain.empty() && r.op_type == "GlobalAveragePool") ok = k == 0;
+            else if (layout_free_op(r, d)) ok = k < d;
+            else ok = false;
+          }
+          if (!ok) break;
+        }
+      if (ok) {
+        ++it;
+      } else {
+        it = blocked.erase(it);
+        changed = true;
+      }
+    }
+  }
+  if (blocked.empty()) return;
+  for (Node& n : g.nodes) {
+    std::vector<int64_t> in(n.inputs.size(), 0), out(n.outputs.size(), 0);
+    bool any = false;
+    for (size_t k = 0; k < n.inputs.size(); ++k)
+      if (!n.inputs[k].empty() && blocked.count(n.inputs[k])) in[k] = b, any = true;
+    for (size_t k = 0; k < n.outputs.size(); ++k)
+      if (blocked.count(n.outputs[k])) out[k] = b, any = true;
+    if (!any) continue;
+    n.attributes[kBlockedInputsAttribute] = Attribute::of_ints(in);
+    n.attributes[kBlockedOutputsAttribute] = Attribute::of_ints(out);
+  }
+}
+
 }  // namespace
 
 Graph fuse_cpu_inference_graph(const Graph& fused, bool& changed) {
@@ -131,9 +270,31 @@ Graph fuse_cpu_inference_graph(const Graph& fused, bool& changed) {
     for (const auto& in : out.nodes[i].inputs)
       if (!in.empty()) readers[in].push_back(i);
   std::vector<bool> dropped(out.nodes.size(), false);
+  // Conv -> Clip (ReLU6 and the like) first: the pool below then reads the Clip's output.
   for (size_t i = 0; i < out.nodes.size(); ++i) {
     Node& n = out.nodes[i];
-    if (!n.domain.empty() || n.op_type != "Conv" || n.outputs.size() != 1 || n.attributes.count(kFusedMaxPoolAttribute))
+    if (!n.domain.empty() || n.op_type != "Conv" || n.outputs.size() != 1) continue;
+    n.attributes[kInferenceAttribute] = Attribute::of_int(1);
+    changed = true;
+    const std::string& v = n.outputs[0];
+    auto r = readers.find(v);
+    if (graph_outputs.count(v) || r == readers.end() || r->second.size() != 1) continue;
+    const size_t j = r->second[0];
+    float lo, hi;
+    if (j <= i || dropped[j] || out.nodes[j].inputs[0] != v || !constant_clip_bounds(out, out.nodes[j], lo, hi)) continue;
+    n.outputs[0] = out.nodes[j].outputs[0];
+    n.attributes[kFusedClipAttribute] = Attribute::of_floats({lo, hi});
+    dropped[j] = true;
+  }
+  readers.clear();
+  for (size_t i = 0; i < out.nodes.size(); ++i)
+    if (!dropped[i])
+      for (const auto& in : out.nodes[i].inputs)
+        if (!in.empty()) readers[in].push_back(i);
+  for (size_t i = 0; i < out.nodes.size(); ++i) {
+    Node& n = out.nodes[i];
+    if (dropped[i] || !n.domain.empty() || n.op_type != "Conv" || n.outputs.size() != 1 ||
+        n.attributes.count(kFusedMaxPoolAttribute))
       continue;
     const std::string& v = n.outputs[0];
     auto r = readers.find(v);
@@ -149,6 +310,8 @@ Graph fuse_cpu_inference_graph(const Graph& fused, bool& changed) {
   for (size_t i = 0; i < out.nodes.size(); ++i)
     if (!dropped[i]) kept.push_back(std::move(out.nodes[i]));
   out.nodes = std::move(kept);
+  const char* block = std::getenv("MLAUDIT_BLOCKED");
+  if (!block || std::string(block) != "0") block_values(out);
   return out;
 }
 

@@ -14,6 +14,18 @@ inline constexpr const char* kFusedReluAttribute = "mlaudit.fused_relu";
 /// Forward only: the executor runs such a graph only when it keeps no values for a backward.
 inline constexpr const char* kFusedMaxPoolAttribute = "mlaudit.fused_maxpool2x2";
 
+/// Conv attribute set by fuse_cpu_graph when the weight input is a graph initializer: its
+/// storage is the same, unchanged tensor on every run, so a layout conversion of it may be kept.
+inline constexpr const char* kConstWeightsAttribute = "mlaudit.const_weights";
+
+/// Conv attribute set by fuse_cpu_inference_graph: the node runs in a forward-only graph (no
+/// backward reads its primitive; oneDNN may pick its inference kernels and post-ops).
+inline constexpr const char* kInferenceAttribute = "mlaudit.inference";
+
+/// Conv attribute set by fuse_cpu_inference_graph: floats [lo, hi] of the Clip that read the
+/// node's output (after its fused Relu, if any); the node's output is the Clip's.
+inline constexpr const char* kFusedClipAttribute = "mlaudit.fused_clip";
+
 /// The graph with, where the intermediate value has no other reader and is no graph output:
 ///  - Conv followed by Relu fused into the Conv (kFusedReluAttribute);
 ///  - Pad (constant mode, value 0, constant pads on the two spatial axes of a 4-D tensor only)
@@ -21,14 +33,17 @@ inline constexpr const char* kFusedMaxPoolAttribute = "mlaudit.fused_maxpool2x2"
 ///    without padding of its own (auto_pad NOTSET), fused as that op's own pads.
 /// Values are bit-identical to the unfused graph's: an average over a zero-padded window with
 /// count_include_pad sums the same terms (the zeros add nothing) over the same divisor, and the
-/// convolution kernels pad with zeros at the same positions. MLAUDIT_NO_FUSE=1 turns it off.
+/// convolution kernels pad with zeros at the same positions. Also: Constant nodes (a `value`
+/// tensor) become initializers, and Conv nodes whose weight is an initializer are marked
+/// (kConstWeightsAttribute). MLAUDIT_NO_FUSE=1 turns it off.
 Graph fuse_cpu_graph(const Graph& g);
 
 /// A graph from fuse_cpu_graph with, in addition, Conv followed by a 2x2/2 MaxPool (see
 /// kFusedMaxPoolAttribute) fused into the Conv where the Conv's output has no other reader and
 /// is no graph output. Exact (max is exact, the Conv computes the same values either way), but
-/// the pre-pool values are gone, so it serves forward passes without backward. `changed` tells
-/// whether any node was fused. MLAUDIT_NO_FUSE=1 turns it off.
+/// the pre-pool values are gone, so it serves forward passes without backward. Likewise a
+/// Clip with constant bounds after a Conv (kFusedClipAttribute), and every Conv is marked
+/// kInferenceAttribute. `changed` tells whether any node was changed. MLAUDIT_NO_FUSE=1 turns it off.
 Graph fuse_cpu_inference_graph(const Graph& fused, bool& changed);
 
 }  // namespace mlaudit::engine::detail

@@ -41,6 +41,12 @@ struct Attribute {
     a.ints = std::move(v);
     return a;
   }
+  static Attribute of_floats(std::vector<float> v) {
+    Attribute a;
+    a.kind = Kind::Floats;
+    a.floats = std::move(v);
+    return a;
+  }
 };
 
 /// A graph node: op type, name, value names (an empty input name is an omitted optional input).

@@ -1,0 +1,73 @@
+// Channel-blocked activations (layout.h).
+#include "layout.h"
+
+#include <dnnl.hpp>
+
+#include <set>
+#include <string>
+
+#include "mlaudit/engine/error.h"
+
+namespace mlaudit::engine::detail {
+
+int64_t cpu_channel_block() {
+  static const int64_t b = [] {
+    const auto isa = dnnl::get_effective_cpu_isa();
+    return (isa == dnnl::cpu_isa::avx512_core || isa == dnnl::cpu_isa::avx512_core_vnni ||
+            isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx)
+               ? int64_t(16)
+               : int64_t(8);
+  }();
+  return b;
+}
+
+namespace {
+int64_t block_of(const Node& n, const char* attr, size_t k) {
+  auto it = n.attributes.find(attr);
+  if (it == n.attributes.end() || k >= it->second.ints.size()) return 0;
+  return it->second.ints[k];
+}
+
+template <bool ToBlocked>
+Tensor convert(const Tensor& x, int64_t b) {
+  if (x.rank() != 4 || b <= 0 || x.dim(1) % b != 0)
+    throw Error("engine", "internal: blocked layout conversion of a tensor of shape " + shape_str(x.shape()));
+  const int64_t N = x.dim(0), C = x.dim(1), HW = x.dim(2) * x.dim(3), CB = C / b;
+  Tensor y = Tensor::uninitialized(DType::Float32, x.shape());
+  const float* px = x.f32();
+  float* py = y.f32();
+#pragma omp parallel for collapse(2) if (x.numel() > 65536) schedule(static)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t cb = 0; cb < CB; ++cb) {
+      const int64_t base = (n * CB + cb) * HW * b;  // same offset of the block's first element in both layouts
+      for (int64_t i = 0; i < HW; ++i)
+        for (int64_t l = 0; l < b; ++l) {
+          const int64_t blocked = base + i * b + l, plain = base + l * HW + i;
+          if (ToBlocked) py[blocked] = px[plain];
+          else py[plain] = px[blocked];
+        }
+    }
+  return y;
+}
+}  // namespace
+
+int64_t blocked_input(const Node& n, size_t k) { return block_of(n, kBlockedInputsAttribute, k); }
+int64_t blocked_output(const Node& n, size_t k) { return block_of(n, kBlockedOutputsAttribute, k); }
+
+Tensor to_blocked(const Tensor& x, int64_t b) { return convert<true>(x, b); }
+Tensor from_blocked(const Tensor& x, int64_t b) { return convert<false>(x, b); }
+
+bool layout_free_op(const Node& n, size_t& data_inputs) {
+  static const std::set<std::string> unary = {"Relu",    "Sigmoid",  "Tanh",     "LeakyRelu", "HardSigmoid",
+                                              "HardSwish", "Elu",     "Selu",     "Celu",      "Softplus",
+                                              "Softsign", "Mish",     "Gelu",     "Erf",       "Exp",
+                                              "Neg",     "Abs",      "Identity", "Sqrt",      "Reciprocal"};
+  static const std::set<std::string> binary = {"Add", "Sub", "Mul", "Div", "Max", "Min"};
+  if (!n.domain.empty() || n.outputs.size() != 1) return false;
+  if (unary.count(n.op_type) && n.inputs.size() == 1) return data_inputs = 1, true;
+  if (n.op_type == "Clip" && !n.inputs.empty()) return data_inputs = 1, true;
+  if (binary.count(n.op_type) && n.inputs.size() == 2) return data_inputs = 2, true;
+  return false;
+}
+
+}  // namespace mlaudit::engine::detail
