@@ -53,13 +53,20 @@ std::string shape_str(const Shape& s) {
 }
 
 namespace {
+// 64-byte aligned by hand from malloc (64 bytes more, the start moved up), not aligned_alloc:
+// glibc's memalign asks its heap for size + alignment + a header, so a freed buffer of a
+// tensor is never large enough for the next tensor of the same size, and a loop over one
+// shape (an executor's activations, run after run) grew the heap and faulted in fresh pages
+// on every pass (24 MB of page faults per run of a [64,96,32,32] Sigmoid; measured 11.9 ms a
+// run with them, 4.4 ms without).
 std::shared_ptr<uint8_t> allocate(size_t bytes, bool zero = true) {
   size_t rounded = ((bytes + 63) / 64) * 64;
   if (rounded == 0) rounded = 64;
-  void* p = std::aligned_alloc(64, rounded);
-  if (!p) throw std::bad_alloc();
+  void* base = std::malloc(rounded + 64);
+  if (!base) throw std::bad_alloc();
+  auto* p = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(base) + 63) & ~uintptr_t(63));
   if (zero) std::memset(p, 0, rounded);
-  return std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [](uint8_t* q) { std::free(q); });
+  return std::shared_ptr<uint8_t>(p, [base](uint8_t*) { std::free(base); });
 }
 }  // namespace
 

@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "broadcast.h"
+#include "cpu/fusion.h"
 #include "mlaudit/engine/error.h"
 #include "ops.h"
 #include "vector_math.h"
@@ -281,7 +282,9 @@ void unary_array_map(const OpContext& ctx, const Inputs& in, std::vector<Tensor>
 // Sigmoid and Exp: forward by the vectorised kernels (vector_math.h, ~3 and ~2 ulp); their
 // derivatives y (1 - y) and y need only the output.
 void Sigmoid_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
-  unary_array_map(ctx, in, out, sigmoid_array);
+  if (!ctx.node.get_int(kFusedTimesInputAttribute, 0)) return unary_array_map(ctx, in, out, sigmoid_array);
+  // SiLU fused by fuse_cpu_inference_graph: x * sigmoid(x), the Mul's float product, in one pass.
+  unary_array_map(ctx, in, out, silu_array);
 }
 void Sigmoid_bwd(const OpContext&, const Inputs& in, const Inputs& o, const Inputs& g, const std::vector<bool>& nd,
                  std::vector<Tensor>& gi) {

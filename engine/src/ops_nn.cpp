@@ -362,7 +362,7 @@ void apply_fused_clip(const Node& n, Tensor& y) {
   const float lo = b[0], hi = b[1];
   float* py = y.f32();
   const int64_t count = y.numel();
-#pragma omp parallel for if (count > 262144) schedule(static)
+#pragma omp parallel for simd if (parallel : count > 262144) schedule(static)
   for (int64_t i = 0; i < count; ++i) py[i] = std::min(std::max(py[i], lo), hi);
 }
 
@@ -863,14 +863,17 @@ void gap_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   if (const int64_t b = blocked_input(ctx.node, 0)) {
     // Channel-blocked input (cpu/layout.h): plane (n, c) is every b-th float from its block's
     // start; the same sum in the same order as below.
-    if (x.rank() != 4 || x.dim(1) % b) op_error(ctx, "internal: channel-blocked input of shape " + shape_str(x.shape()));
-    const int64_t C = x.dim(1);
+    if (x.rank() != 4 || x.dim(1) % b || b > 16)
+      op_error(ctx, "internal: channel-blocked input of shape " + shape_str(x.shape()));
+    // Each block's b planes are summed side by side (b running sums, each in index order).
+    const int64_t blocks = planes / b;
 #pragma omp parallel for if (planes * area > 65536) schedule(static)
-    for (int64_t pc = 0; pc < planes; ++pc) {
-      const float* base = px + ((pc / C) * C + (pc % C) / b * b) * area + pc % b;
-      double acc = 0;
-      for (int64_t i = 0; i < area; ++i) acc += base[i * b];
-      py[pc] = area ? float(acc / area) : 0.f;
+    for (int64_t k = 0; k < blocks; ++k) {
+      const float* base = px + k * b * area;
+      double acc[16] = {};
+      for (int64_t i = 0; i < area; ++i)
+        for (int64_t l = 0; l < b; ++l) acc[l] += base[i * b + l];
+      for (int64_t l = 0; l < b; ++l) py[k * b + l] = area ? float(acc[l] / area) : 0.f;
     }
     out[0] = y;
     return;

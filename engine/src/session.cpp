@@ -147,14 +147,13 @@ class Executor {
       for (int s : plan_.node_inputs[i]) ins.push_back(s >= 0 && !v[s].empty() ? &v[s] : nullptr);
       std::vector<Tensor> outs(node.outputs.size());
       std::vector<Tensor> unblocked;
-      if (node.has(detail::kBlockedInputsAttribute)) unblock_broadcast(node, ins, unblocked);
-      if (op_profile().on) {
-        const auto t0 = std::chrono::steady_clock::now();
-        b_.forward(ctx, ins, outs);
-        op_profile().add(node.op_type, ins, std::chrono::steady_clock::now() - t0);
-      } else {
+      const auto t0 = op_profile().on ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+      const bool blocked = node.has(detail::kBlockedInputsAttribute);
+      if (!blocked || !detail::blocked_channel_broadcast(node, ins, outs)) {
+        if (blocked) unblock_broadcast(node, ins, unblocked);
         b_.forward(ctx, ins, outs);
       }
+      if (op_profile().on) op_profile().add(node.op_type, ins, std::chrono::steady_clock::now() - t0);
       if (!unblocked.empty())
         for (size_t k = 0; k < outs.size(); ++k)
           if (int64_t b = detail::blocked_output(node, k)) outs[k] = detail::to_blocked(outs[k], b);

@@ -32,6 +32,14 @@ void sigmoid_array_scalar(const float* x, float* y, int64_t n) {
   }
 }
 
+void silu_array_scalar(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    const float s = v >= 0 ? 1.f / (1.f + std::exp(-v)) : std::exp(v) / (1.f + std::exp(v));
+    y[i] = v * s;
+  }
+}
+
 void softmax_row_scalar(const float* x, float* y, int64_t len, bool log) {
   float m = -std::numeric_limits<float>::infinity();
   for (int64_t k = 0; k < len; ++k) m = std::max(m, x[k]);
@@ -44,14 +52,29 @@ void softmax_row_scalar(const float* x, float* y, int64_t len, bool log) {
   }
 }
 
+namespace {
+bool use_avx512() {
+  static const bool on = vector_math_uses_avx2() && vector_math_avx512_usable();
+  return on;
+}
+}  // namespace
+
 void exp_array(const float* x, float* y, int64_t n) {
-  if (vector_math_uses_avx2()) exp_array_avx2(x, y, n);
+  if (use_avx512()) exp_array_avx512(x, y, n);
+  else if (vector_math_uses_avx2()) exp_array_avx2(x, y, n);
   else exp_array_scalar(x, y, n);
 }
 
 void sigmoid_array(const float* x, float* y, int64_t n) {
-  if (vector_math_uses_avx2()) sigmoid_array_avx2(x, y, n);
+  if (use_avx512()) sigmoid_array_avx512(x, y, n);
+  else if (vector_math_uses_avx2()) sigmoid_array_avx2(x, y, n);
   else sigmoid_array_scalar(x, y, n);
+}
+
+void silu_array(const float* x, float* y, int64_t n) {
+  if (use_avx512()) silu_array_avx512(x, y, n);
+  else if (vector_math_uses_avx2()) silu_array_avx2(x, y, n);
+  else silu_array_scalar(x, y, n);
 }
 
 void softmax_row(const float* x, float* y, int64_t len, bool log) {

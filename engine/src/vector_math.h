@@ -19,6 +19,8 @@ bool vector_math_uses_avx2();
 void exp_array(const float* x, float* y, int64_t n);
 /// y[i] = 1 / (1 + e^-x[i]) for i < n, computed without overflow for either sign; y may be x.
 void sigmoid_array(const float* x, float* y, int64_t n);
+/// y[i] = x[i] * sigmoid(x[i]) (SiLU), the float product of x and sigmoid_array's value; y may be x.
+void silu_array(const float* x, float* y, int64_t n);
 /// Softmax (log = false) or log-softmax of the contiguous row x[0..len) into y (y may be x):
 /// max-shifted, the sum of exponentials accumulated in double.
 void softmax_row(const float* x, float* y, int64_t len, bool log);
@@ -26,11 +28,20 @@ void softmax_row(const float* x, float* y, int64_t len, bool log);
 // The portable forms (std::exp), used when AVX2 + FMA is missing; tests call them directly.
 void exp_array_scalar(const float* x, float* y, int64_t n);
 void sigmoid_array_scalar(const float* x, float* y, int64_t n);
+void silu_array_scalar(const float* x, float* y, int64_t n);
 void softmax_row_scalar(const float* x, float* y, int64_t len, bool log);
 
 // The AVX2 + FMA forms; call only when vector_math_uses_avx2().
 void exp_array_avx2(const float* x, float* y, int64_t n);
 void sigmoid_array_avx2(const float* x, float* y, int64_t n);
+void silu_array_avx2(const float* x, float* y, int64_t n);
 void softmax_row_avx2(const float* x, float* y, int64_t len, bool log);
+
+// 16-lane (AVX-512F) forms of exp, sigmoid and SiLU: the AVX2 forms' operations lane for lane,
+// so the same bits; used when vector_math_avx512_usable() (and the AVX2 forms are in use).
+bool vector_math_avx512_usable();
+void exp_array_avx512(const float* x, float* y, int64_t n);
+void sigmoid_array_avx512(const float* x, float* y, int64_t n);
+void silu_array_avx512(const float* x, float* y, int64_t n);
 
 }  // namespace mlaudit::engine::detail

@@ -117,6 +117,96 @@ MLAUDIT_VM_TARGET void sigmoid_array_avx2(const float* x, float* y, int64_t n) {
   }
 }
 
+MLAUDIT_VM_TARGET void silu_array_avx2(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(v, sigmoid8(v)));
+  }
+  if (i < n) {
+    const __m256i mask = tail_mask(n - i);
+    const __m256 v = _mm256_maskload_ps(x + i, mask);
+    _mm256_maskstore_ps(y + i, mask, _mm256_mul_ps(v, sigmoid8(v)));
+  }
+}
+
+// The same steps 16 lanes at a time (AVX-512F): every lane computes exactly what exp8 /
+// sigmoid8 compute (same operations in the same order, the same NaN rules of min/max), so
+// results do not depend on which width ran.
+#define MLAUDIT_VM_TARGET512 __attribute__((target("avx512f,avx2,fma")))
+
+namespace {
+
+MLAUDIT_VM_TARGET512 inline __m512 exp16(__m512 x) {
+  const __mmask16 is_nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+  const __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.f)), _mm512_set1_ps(89.f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  __m512 y = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
+  y = _mm512_add_ps(y, _mm512_set1_ps(1.f));
+  const __m512i ni = _mm512_cvtps_epi32(n);
+  const __m512i n1 = _mm512_srai_epi32(ni, 1);
+  const __m512i n2 = _mm512_sub_epi32(ni, n1);
+  const __m512i bias = _mm512_set1_epi32(127);
+  const __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, bias), 23));
+  const __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, bias), 23));
+  y = _mm512_mul_ps(_mm512_mul_ps(y, s1), s2);
+  return _mm512_mask_blend_ps(is_nan, y, _mm512_add_ps(x, x));
+}
+
+MLAUDIT_VM_TARGET512 inline __m512 sigmoid16(__m512 x) {
+  const __m512 one = _mm512_set1_ps(1.f);
+  const __m512 e = exp16(_mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(x), _mm512_set1_epi32(int(0x80000000u)))));
+  const __m512 num = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ), e, one);
+  return _mm512_div_ps(num, _mm512_add_ps(one, e));
+}
+
+}  // namespace
+
+bool vector_math_avx512_usable() {
+  static const bool have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return have;
+}
+
+MLAUDIT_VM_TARGET512 void exp_array_avx512(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, exp16(_mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const __mmask16 m = __mmask16((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(y + i, m, exp16(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
+MLAUDIT_VM_TARGET512 void sigmoid_array_avx512(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, sigmoid16(_mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const __mmask16 m = __mmask16((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(y + i, m, sigmoid16(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
+MLAUDIT_VM_TARGET512 void silu_array_avx512(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    _mm512_storeu_ps(y + i, _mm512_mul_ps(v, sigmoid16(v)));
+  }
+  if (i < n) {
+    const __mmask16 m = __mmask16((1u << (n - i)) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(v, sigmoid16(v)));
+  }
+}
+
 // The scalar form's steps (softmax_row_scalar) with the exponentials in float: each e^(x-m) is
 // within ~2 ulp, their sum is accumulated in double, and softmax outputs e^(x-m) * (1/s) add
 // two roundings (~3 ulp in all); log-softmax outputs (x - m) - log s are formed in double.
@@ -172,6 +262,11 @@ MLAUDIT_VM_TARGET void softmax_row_avx2(const float* x, float* y, int64_t len, b
 bool vector_math_avx2_compiled() { return false; }
 void exp_array_avx2(const float* x, float* y, int64_t n) { exp_array_scalar(x, y, n); }
 void sigmoid_array_avx2(const float* x, float* y, int64_t n) { sigmoid_array_scalar(x, y, n); }
+void silu_array_avx2(const float* x, float* y, int64_t n) { silu_array_scalar(x, y, n); }
+bool vector_math_avx512_usable() { return false; }
+void exp_array_avx512(const float* x, float* y, int64_t n) { exp_array_scalar(x, y, n); }
+void sigmoid_array_avx512(const float* x, float* y, int64_t n) { sigmoid_array_scalar(x, y, n); }
+void silu_array_avx512(const float* x, float* y, int64_t n) { silu_array_scalar(x, y, n); }
 void softmax_row_avx2(const float* x, float* y, int64_t len, bool log) { softmax_row_scalar(x, y, len, log); }
 
 #endif

@@ -492,6 +492,10 @@ TEST_CASE("engine CPU blocked layout: oneDNN conv chains kept channel-blocked gi
         CHECK(engine::detail::blocked_output(node("gap"), 0) == 0);
         CHECK(engine::detail::blocked_input(node("r1"), 0) == 0);      // reads the graph input
         CHECK(node("d6").has(engine::detail::kFusedClipAttribute));
+        CHECK(node("silu").op_type == "Sigmoid");  // Sigmoid and Mul(x, sigmoid(x)) fused
+        CHECK(node("silu").has(engine::detail::kFusedTimesInputAttribute));
+        CHECK(node("c3e").op_type == "Add");       // runs as the blocked per-channel broadcast
+        CHECK(engine::detail::blocked_input(node("c3e"), 1) == bk);
         // Not a test of zeros: the output varies (or is the NaN).
         if (side_out) {
           REQUIRE(std::isnan(a[1].f32()[0]));

@@ -241,6 +241,50 @@ TEST_CASE("vector sigmoid is within 4 ulp, with exact limits", "[engine][vector_
   }
 }
 
+TEST_CASE("16-lane exp / sigmoid / SiLU kernels give the 8-lane bits and SiLU is x times sigmoid", "[engine][vector_math]") {
+  // Every 4099th float bit pattern (both signs, subnormals, infinities, NaNs), lengths that
+  // leave a masked tail.
+  std::vector<float> x;
+  for (uint64_t u = 0; u <= 0xffffffffull; u += 4099) {
+    const uint32_t b = uint32_t(u);
+    float f;
+    std::memcpy(&f, &b, sizeof f);
+    x.push_back(f);
+  }
+  x.resize(x.size() - x.size() % 16 + 13);
+  const int64_t n = int64_t(x.size());
+  auto same = [](float a, float b) {
+    uint32_t ua, ub;
+    std::memcpy(&ua, &a, 4);
+    std::memcpy(&ub, &b, 4);
+    return (std::isnan(a) && std::isnan(b)) || ua == ub;
+  };
+  std::vector<float> a(x.size()), b(x.size()), s(x.size());
+  // SiLU = x * sigmoid(x) with the product rounded once, whichever kernels run.
+  detail::sigmoid_array(x.data(), s.data(), n);
+  detail::silu_array(x.data(), a.data(), n);
+  for (int64_t i = 0; i < n; ++i) REQUIRE(same(a[i], x[i] * s[i]));
+  detail::silu_array_scalar(x.data(), a.data(), n);
+  detail::sigmoid_array_scalar(x.data(), s.data(), n);
+  for (int64_t i = 0; i < n; ++i) REQUIRE(same(a[i], x[i] * s[i]));
+  if (!detail::vector_math_uses_avx2() || !detail::vector_math_avx512_usable()) {
+    WARN("no AVX-512F here: the 16-lane kernels were not compared");
+    return;
+  }
+  using K = void (*)(const float*, float*, int64_t);
+  const std::pair<K, K> pairs[] = {{detail::exp_array_avx512, detail::exp_array_avx2},
+                                   {detail::sigmoid_array_avx512, detail::sigmoid_array_avx2},
+                                   {detail::silu_array_avx512, detail::silu_array_avx2}};
+  for (const auto& [wide, narrow] : pairs) {
+    std::fill(a.begin(), a.end(), 7.f);
+    std::fill(b.begin(), b.end(), 7.f);
+    wide(x.data(), a.data(), n - 1);  // the last element stays untouched
+    narrow(x.data(), b.data(), n - 1);
+    for (int64_t i = 0; i < n; ++i) REQUIRE(same(a[i], b[i]));
+    REQUIRE(a[n - 1] == 7.f);
+  }
+}
+
 TEST_CASE("vector softmax rows match a double reference", "[engine][vector_math]") {
   using Row = void (*)(const float*, float*, int64_t, bool);
   for (Row row : {Row(detail::softmax_row), Row(detail::softmax_row_scalar)}) {

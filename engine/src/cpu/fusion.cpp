@@ -310,6 +310,32 @@ Graph fuse_cpu_inference_graph(const Graph& fused, bool& changed) {
   for (size_t i = 0; i < out.nodes.size(); ++i)
     if (!dropped[i]) kept.push_back(std::move(out.nodes[i]));
   out.nodes = std::move(kept);
+  // Sigmoid(v) -> Mul(v, s) or Mul(s, v) (SiLU): one pass over v instead of two.
+  readers.clear();
+  for (size_t i = 0; i < out.nodes.size(); ++i)
+    for (const auto& in : out.nodes[i].inputs)
+      if (!in.empty()) readers[in].push_back(i);
+  dropped.assign(out.nodes.size(), false);
+  for (size_t i = 0; i < out.nodes.size(); ++i) {
+    Node& n = out.nodes[i];
+    if (!n.domain.empty() || n.op_type != "Sigmoid" || n.inputs.size() != 1 || n.outputs.size() != 1) continue;
+    const std::string& s = n.outputs[0];
+    auto r = readers.find(s);
+    if (graph_outputs.count(s) || r == readers.end() || r->second.size() != 1) continue;
+    Node& mul = out.nodes[r->second[0]];
+    if (r->second[0] <= i || !mul.domain.empty() || mul.op_type != "Mul" || mul.inputs.size() != 2 || mul.outputs.size() != 1)
+      continue;
+    const bool pair = (mul.inputs[0] == n.inputs[0] && mul.inputs[1] == s) || (mul.inputs[1] == n.inputs[0] && mul.inputs[0] == s);
+    if (!pair) continue;
+    n.outputs[0] = mul.outputs[0];
+    n.attributes[kFusedTimesInputAttribute] = Attribute::of_int(1);
+    dropped[r->second[0]] = true;
+    changed = true;
+  }
+  kept.clear();
+  for (size_t i = 0; i < out.nodes.size(); ++i)
+    if (!dropped[i]) kept.push_back(std::move(out.nodes[i]));
+  out.nodes = std::move(kept);
   const char* block = std::getenv("MLAUDIT_BLOCKED");
   if (!block || std::string(block) != "0") block_values(out);
   return out;

@@ -26,6 +26,10 @@ inline constexpr const char* kInferenceAttribute = "mlaudit.inference";
 /// node's output (after its fused Relu, if any); the node's output is the Clip's.
 inline constexpr const char* kFusedClipAttribute = "mlaudit.fused_clip";
 
+/// Sigmoid attribute set by fuse_cpu_inference_graph: the node's output is x * sigmoid(x), the
+/// Mul (SiLU / Swish) that read the Sigmoid's output and its input; same float product.
+inline constexpr const char* kFusedTimesInputAttribute = "mlaudit.times_input";
+
 /// The graph with, where the intermediate value has no other reader and is no graph output:
 ///  - Conv followed by Relu fused into the Conv (kFusedReluAttribute);
 ///  - Pad (constant mode, value 0, constant pads on the two spatial axes of a 4-D tensor only)
@@ -42,7 +46,8 @@ Graph fuse_cpu_graph(const Graph& g);
 /// kFusedMaxPoolAttribute) fused into the Conv where the Conv's output has no other reader and
 /// is no graph output. Exact (max is exact, the Conv computes the same values either way), but
 /// the pre-pool values are gone, so it serves forward passes without backward. Likewise a
-/// Clip with constant bounds after a Conv (kFusedClipAttribute), and every Conv is marked
+/// Clip with constant bounds after a Conv (kFusedClipAttribute), Sigmoid and the Mul of its input
+/// and output (kFusedTimesInputAttribute); every Conv is marked
 /// kInferenceAttribute. `changed` tells whether any node was changed. MLAUDIT_NO_FUSE=1 turns it off.
 Graph fuse_cpu_inference_graph(const Graph& fused, bool& changed);
 

@@ -70,4 +70,47 @@ bool layout_free_op(const Node& n, size_t& data_inputs) {
   return false;
 }
 
+namespace {
+template <class F>
+void channel_broadcast(const Tensor& big, const Tensor& per_channel, int64_t b, bool big_first, Tensor& y, F f) {
+  const int64_t N = big.dim(0), C = big.dim(1), HW = big.dim(2) * big.dim(3), CB = C / b;
+  const float* px = big.f32();
+  const float* ps = per_channel.f32();
+  float* py = y.f32();
+#pragma omp parallel for collapse(2) if (big.numel() > 65536) schedule(static)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t cb = 0; cb < CB; ++cb) {
+      const int64_t base = (n * CB + cb) * HW * b;
+      const float* s = ps + n * C + cb * b;
+      for (int64_t i = 0; i < HW; ++i)
+        for (int64_t l = 0; l < b; ++l) {
+          const float x = px[base + i * b + l];
+          py[base + i * b + l] = big_first ? f(x, s[l]) : f(s[l], x);
+        }
+    }
+}
+}  // namespace
+
+bool blocked_channel_broadcast(const Node& n, const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
+  if (!n.domain.empty() || in.size() != 2 || !in[0] || !in[1] || out.size() != 1) return false;
+  const int64_t b = blocked_input(n, 0);
+  if (!b || blocked_input(n, 1) != b || blocked_output(n, 0) != b) return false;
+  const Tensor &x0 = *in[0], &x1 = *in[1];
+  if (x0.dtype() != DType::Float32 || x1.dtype() != DType::Float32 || x0.rank() != 4 || x1.rank() != 4) return false;
+  const bool first_big = x1.dim(2) == 1 && x1.dim(3) == 1;
+  const Tensor& big = first_big ? x0 : x1;
+  const Tensor& small = first_big ? x1 : x0;
+  if (small.dim(2) != 1 || small.dim(3) != 1 || big.dim(0) != small.dim(0) || big.dim(1) != small.dim(1) ||
+      big.dim(1) % b)
+    return false;
+  Tensor y = Tensor::uninitialized(DType::Float32, big.shape());
+  if (n.op_type == "Mul") channel_broadcast(big, small, b, first_big, y, [](float a, float c) { return a * c; });
+  else if (n.op_type == "Add") channel_broadcast(big, small, b, first_big, y, [](float a, float c) { return a + c; });
+  else if (n.op_type == "Sub") channel_broadcast(big, small, b, first_big, y, [](float a, float c) { return a - c; });
+  else if (n.op_type == "Div") channel_broadcast(big, small, b, first_big, y, [](float a, float c) { return a / c; });
+  else return false;
+  out[0] = y;
+  return true;
+}
+
 }  // namespace mlaudit::engine::detail

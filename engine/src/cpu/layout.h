@@ -32,4 +32,10 @@ Tensor from_blocked(const Tensor& x, int64_t b);
 /// `data_inputs` is how many leading inputs are data (Clip's bounds are not).
 bool layout_free_op(const Node& n, size_t& data_inputs);
 
+/// An Add/Sub/Mul/Div node on two blocked inputs of which one is [N, C, H, W] and the other
+/// [N, C, 1, 1] (a squeeze-excitation scale, a per-channel shift): computes the blocked output
+/// into out[0] directly (a [N, C, 1, 1] blocked tensor is stored as plain [N, C]) and returns
+/// true; false (nothing written) for any other node or shapes. Same operations as the op's.
+bool blocked_channel_broadcast(const Node& n, const std::vector<const Tensor*>& in, std::vector<Tensor>& out);
+
 }  // namespace mlaudit::engine::detail
