@@ -616,6 +616,50 @@ __attribute__((always_inline)) inline int64_t window_argmax(const PoolParams& p,
   return arg;
 }
 
+// MaxPool of a channel-blocked tensor (cpu/layout.h) into a blocked output: the b channels of a
+// block side by side, each plane taking the values the plain paths below take, bit for bit:
+// 2x2/2 windows inside the input as max(max(r0, r0'), max(r1, r1')), any other window as the
+// scan-order fold m = v > m ? v : m from its first tap inside the input (-inf when none).
+void maxpool_blocked(const PoolParams& p, int64_t b, bool inside, const float* px, float* py) {
+  const int64_t CB = p.c / b, H = p.h, W = p.w, OH = p.oh, OW = p.ow;
+  const bool two = inside && p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.dh == 1 && p.dw == 1;
+#pragma omp parallel for collapse(2) if (p.n * p.c * OH * OW > 16384) schedule(static)
+  for (int64_t nb = 0; nb < p.n * CB; ++nb)
+    for (int64_t oi = 0; oi < OH; ++oi) {
+      const float* plane = px + nb * H * W * b;
+      float* orow = py + (nb * OH + oi) * OW * b;
+      for (int64_t oj = 0; oj < OW; ++oj) {
+        float* o = orow + oj * b;
+        if (two) {
+          const float* r0 = plane + (2 * oi * W + 2 * oj) * b;
+          const float* r1 = r0 + W * b;
+#pragma omp simd
+          for (int64_t l = 0; l < b; ++l) o[l] = std::max(std::max(r0[l], r0[b + l]), std::max(r1[l], r1[b + l]));
+          continue;
+        }
+        bool first = true;
+        for (int64_t ki = 0; ki < p.kh; ++ki) {
+          const int64_t hi = oi * p.sh - p.pt + ki * p.dh;
+          if (hi < 0 || hi >= H) continue;
+          for (int64_t kj = 0; kj < p.kw; ++kj) {
+            const int64_t wj = oj * p.sw - p.pl + kj * p.dw;
+            if (wj < 0 || wj >= W) continue;
+            const float* v = plane + (hi * W + wj) * b;
+            if (first) {
+              for (int64_t l = 0; l < b; ++l) o[l] = v[l];
+              first = false;
+              continue;
+            }
+#pragma omp simd
+            for (int64_t l = 0; l < b; ++l) o[l] = v[l] > o[l] ? v[l] : o[l];
+          }
+        }
+        if (first)
+          for (int64_t l = 0; l < b; ++l) o[l] = -std::numeric_limits<float>::infinity();
+      }
+    }
+}
+
 void maxpool_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
   const Tensor& x = float_input(ctx, in, 0);
   PoolParams p = pool_params(ctx, x);
@@ -629,6 +673,13 @@ void maxpool_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& ou
   const bool col_major = ctx.node.get_int("storage_order", 0) != 0;
   const bool inside = windows_inside(p);
   const int64_t planes = p.n * p.c;
+  if (const int64_t b = blocked_input(ctx.node, 0)) {
+    if (pi || p.spatial_rank != 2 || p.c % b || b > 16 || blocked_output(ctx.node, 0) != b)
+      op_error(ctx, "internal: channel-blocked MaxPool of shape " + shape_str(x.shape()));
+    maxpool_blocked(p, b, inside, px, py);
+    out[0] = y;
+    return;
+  }
   if (!pi && inside && p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.dh == 1 && p.dw == 1) {
     // 2x2/2 pooling without an indices output: a straight max over row pairs.
     const int64_t H = p.h, W = p.w, OH = p.oh, OW = p.ow;

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -509,4 +510,52 @@ TEST_CASE("engine CPU blocked layout: oneDNN conv chains kept channel-blocked gi
         for (int64_t i = 0; i < gp.numel(); ++i) REQUIRE(same_bits(gp.f32()[i], gf.f32()[i]));
         for (int64_t i = 0; i < outs[0].numel(); ++i) REQUIRE(same_bits(outs[0].f32()[i], f[0].f32()[i]));
       }
+}
+
+TEST_CASE("engine CPU blocked layout: MaxPool on channel-blocked tensors gives the plain op's bits (NaN, -inf, padding)") {
+  struct Case {
+    int64_t k, s, pad, dil;
+    bool ceil;
+  };
+  // 3x3/2 pad 1 (ResNet's stem), 2x2/2 inside (the plain op's fast path), 3x3/1 dilated with
+  // padding, 2x2/2 with ceil_mode (windows past the edge).
+  const std::vector<Case> cases = {{3, 2, 1, 1, false}, {2, 2, 0, 1, false}, {3, 1, 2, 2, false}, {2, 2, 0, 1, true}};
+  const int64_t bk = engine::detail::cpu_channel_block();
+  for (const Case& k : cases)
+    for (int64_t n : {1, 2}) {
+      CAPTURE(k.k, k.s, k.pad, k.dil, k.ceil, n);
+      std::mt19937 rng(17);
+      Tensor x = random_tensor({n, 2 * bk, 9, 11}, rng);
+      // NaN first in some windows and later in others; -inf in a whole plane.
+      for (int64_t i : {0, 5, 11 * 3 + 4, 99 + 11 * 8, 99 * 3 + 20}) x.f32()[i] = std::nanf("");
+      for (int64_t i = 0; i < 99; ++i) x.f32()[99 * 7 + i] = -std::numeric_limits<float>::infinity();
+      auto graph = [&](bool blocked) {
+        Graph g;
+        g.source = "pool";
+        g.opset = 13;
+        g.inputs.push_back({"x", engine::DType::Float32, {-1, 2 * bk, 9, 11}});
+        Node& pool = add_node(g, "MaxPool", {"x"}, "y");
+        pool.attributes["kernel_shape"] = engine::Attribute::of_ints({k.k, k.k});
+        pool.attributes["strides"] = engine::Attribute::of_ints({k.s, k.s});
+        pool.attributes["pads"] = engine::Attribute::of_ints({k.pad, k.pad, k.pad, k.pad});
+        pool.attributes["dilations"] = engine::Attribute::of_ints({k.dil, k.dil});
+        pool.attributes["ceil_mode"] = engine::Attribute::of_int(k.ceil ? 1 : 0);
+        if (blocked) {  // as block_values would mark it between two blocked convolutions
+          pool.attributes[engine::detail::kBlockedInputsAttribute] = engine::Attribute::of_ints({bk});
+          pool.attributes[engine::detail::kBlockedOutputsAttribute] = engine::Attribute::of_ints({bk});
+        }
+        g.outputs.push_back({"y", engine::DType::Float32, {}});
+        return g;
+      };
+      engine::Session plain(graph(false)), blocked(graph(true));
+      Tensor want = engine::detail::to_blocked(plain.run({x}).at(0), bk);
+      Tensor got = blocked.run({engine::detail::to_blocked(x, bk)}).at(0);
+      REQUIRE(got.shape() == want.shape());
+      int64_t nans = 0;
+      for (int64_t i = 0; i < want.numel(); ++i) {
+        REQUIRE(same_bits(want.f32()[i], got.f32()[i]));
+        nans += std::isnan(want.f32()[i]);
+      }
+      CHECK(nans > 0);  // the NaN cases were reached
+    }
 }

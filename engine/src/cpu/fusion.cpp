@@ -178,10 +178,16 @@ bool onednn_conv(const Graph& g, const Node& n, int64_t& ic, int64_t& oc) {
   return !direct;
 }
 
+// A 2-D MaxPool without the indices output: its kernel has a channel-blocked form (ops_nn.cpp).
+bool blockable_maxpool(const Node& n) {
+  return n.domain.empty() && n.op_type == "MaxPool" && n.inputs.size() == 1 && n.outputs.size() == 1 &&
+         n.get_ints("kernel_shape").size() == 2;
+}
+
 // Marks values that stay channel-blocked (layout.h) in a forward-only graph: outputs of oneDNN
 // convolutions whose every reader takes them blocked (a oneDNN Conv as its data input, a
-// GlobalAveragePool, or an element-wise op whose data inputs are all blocked, which then writes
-// its output blocked: its readers must take that too). Found as the largest such set: start
+// GlobalAveragePool, or an element-wise op or 2-D MaxPool whose data inputs are all blocked,
+// which then writes its output blocked: its readers must take that too). Found as the largest such set: start
 // from every candidate and drop values until the conditions hold.
 void block_values(Graph& g) {
   const int64_t b = cpu_channel_block();
@@ -201,6 +207,7 @@ void block_values(Graph& g) {
     size_t d;
     if (onednn_conv(g, n, ic, oc) && oc % b == 0) blocked.insert(n.outputs[0]);
     else if (layout_free_op(n, d)) data_inputs[i] = d, blocked.insert(n.outputs[0]);
+    else if (blockable_maxpool(n)) data_inputs[i] = 1, blocked.insert(n.outputs[0]);
   }
   for (bool changed = true; changed;) {
     changed = false;
@@ -230,6 +237,7 @@ void block_values(Graph& g) {
             if (onednn_conv(g, r, ic, oc)) ok = k == 0 && ic % b == 0;
             else if (r.domain.empty() && r.op_type == "GlobalAveragePool") ok = k == 0;
             else if (layout_free_op(r, d)) ok = k < d;
+            else if (blockable_maxpool(r)) ok = k == 0;
             else ok = false;
           }
           if (!ok) break;
