@@ -203,15 +203,35 @@ dnnl::engine& cpu_engine() {
   return eng;
 }
 
+dnnl::stream& cpu_stream() {
+  thread_local dnnl::stream s(cpu_engine());
+  return s;
+}
+
 // oneDNN primitives, cached per shape. The primitive picks its own (blocked)
 // layouts ("any"); user tensors are plain NCHW/OIHW and are reordered in and out.
+// What one forward execution needs besides the primitive, built at its first run and reused:
+// memory objects over the caller's tensors (their data handles set per call), the reorder
+// buffers and primitives when the primitive's layouts differ from the tensors', the arguments.
+struct ConvRun {
+  bool ready = false;
+  dnnl::memory user_src, user_dst, bias, src_tmp, dst_tmp;
+  dnnl::reorder src_reorder, dst_reorder;
+  bool reorder_src = false, reorder_dst = false;
+  std::unordered_map<int, dnnl::memory> args;
+};
+
 struct ConvPrims {
   dnnl::convolution_forward::primitive_desc fwd_pd;
   dnnl::convolution_forward fwd;
   dnnl::convolution_backward_data::primitive_desc bwd_pd;
   std::unique_ptr<dnnl::convolution_backward_data> bwd;
-  std::mutex mu;  // one execution at a time per entry (scratchpad is per primitive)
+  ConvRun runs[4];  // by (input blocked, output blocked)
+  std::mutex mu;  // one execution at a time per entry (scratchpad and ConvRun are per entry)
 };
+
+// The calling thread's oneDNN stream (in-order, CPU: executions complete before they return).
+dnnl::stream& cpu_stream();
 
 // What a forward primitive computes besides the convolution: prop kind and post-op.
 struct ConvEpilogue {
@@ -270,7 +290,7 @@ ConvPrims& conv_prims(const ConvParams& p, bool bias, const ConvEpilogue& e = {}
   // forward_training even for forward-only nodes: oneDNN 2.6 then picks its blocked-layout jit
   // kernels; with forward_inference it takes brgconv on nhwc, measured 1.3x slower on ResNet-18
   // at batch 64 (its 512-channel 2x2 convolutions 3x slower) and no faster at batch 1.
-  const auto prop = std::getenv("TMP_INF") && e.inference ? dnnl::prop_kind::forward_inference : dnnl::prop_kind::forward_training;
+  const auto prop = dnnl::prop_kind::forward_training;
   auto desc = bias ? dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, d.src_any, d.wei_any,
                                                      d.bias, d.dst_any, d.strides, d.dil, d.pl, d.pr)
                    : dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, d.src_any, d.wei_any,
@@ -426,24 +446,41 @@ void conv_fwd_plain(const OpContext& ctx, const Inputs& in, Tensor& y) {
   const int64_t bin = blocked_input(ctx.node, 0), bout = blocked_output(ctx.node, 0);
   if ((bin && (p.spatial_rank != 2 || p.c % bin)) || (bout && (p.spatial_rank != 2 || p.oc % bout)))
     op_error(ctx, "internal: a channel-blocked tensor whose channels are not a multiple of the block");
-  d.src = blocked_md(d.src, bin);
-  d.dst = blocked_md(d.dst, bout);
   auto& eng = cpu_engine();
-  dnnl::memory user_src(d.src, eng, const_cast<float*>(x.f32()));
-  dnnl::memory user_wei(d.wei, eng, const_cast<float*>(w.f32()));
-  dnnl::memory user_dst(d.dst, eng, y.f32());
   {
     std::lock_guard<std::mutex> lock(prims.mu);
-    dnnl::stream s(eng);
-    dnnl::memory src = to_layout(user_src, prims.fwd_pd.src_desc(), s);
-    dnnl::memory wei = weights_in_layout(ctx.node, w, user_wei, prims.fwd_pd.weights_desc(), s);
-    bool dst_plain = prims.fwd_pd.dst_desc() == d.dst;
-    dnnl::memory dst = dst_plain ? user_dst : dnnl::memory(prims.fwd_pd.dst_desc(), eng);
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
-    if (has_bias) args[DNNL_ARG_BIAS] = dnnl::memory(d.bias, eng, const_cast<float*>(float_input(ctx, in, 2).f32()));
-    prims.fwd.execute(s, args);
-    if (!dst_plain) dnnl::reorder(dst, user_dst).execute(s, dst, user_dst);
+    dnnl::stream& s = cpu_stream();
+    ConvRun& r = prims.runs[(bin ? 2 : 0) + (bout ? 1 : 0)];
+    if (!r.ready) {
+      d.src = blocked_md(d.src, bin);
+      d.dst = blocked_md(d.dst, bout);
+      r.user_src = dnnl::memory(d.src, eng, DNNL_MEMORY_NONE);
+      r.user_dst = dnnl::memory(d.dst, eng, DNNL_MEMORY_NONE);
+      if (has_bias) r.bias = dnnl::memory(d.bias, eng, DNNL_MEMORY_NONE);
+      r.reorder_src = prims.fwd_pd.src_desc() != d.src;
+      r.reorder_dst = prims.fwd_pd.dst_desc() != d.dst;
+      if (r.reorder_src) {
+        r.src_tmp = dnnl::memory(prims.fwd_pd.src_desc(), eng);
+        r.src_reorder = dnnl::reorder(r.user_src, r.src_tmp);
+      }
+      if (r.reorder_dst) {
+        r.dst_tmp = dnnl::memory(prims.fwd_pd.dst_desc(), eng);
+        r.dst_reorder = dnnl::reorder(r.dst_tmp, r.user_dst);
+      }
+      r.args = {{DNNL_ARG_SRC, r.reorder_src ? r.src_tmp : r.user_src}, {DNNL_ARG_DST, r.reorder_dst ? r.dst_tmp : r.user_dst}};
+      if (has_bias) r.args[DNNL_ARG_BIAS] = r.bias;
+      r.ready = true;
+    }
+    r.user_src.set_data_handle(const_cast<float*>(x.f32()));
+    r.user_dst.set_data_handle(y.f32());
+    if (has_bias) r.bias.set_data_handle(const_cast<float*>(float_input(ctx, in, 2).f32()));
+    dnnl::memory user_wei(d.wei, eng, const_cast<float*>(w.f32()));
+    r.args[DNNL_ARG_WEIGHTS] = weights_in_layout(ctx.node, w, user_wei, prims.fwd_pd.weights_desc(), s);
+    if (r.reorder_src) r.src_reorder.execute(s, r.user_src, r.src_tmp);
+    prims.fwd.execute(s, r.args);
+    if (r.reorder_dst) r.dst_reorder.execute(s, r.dst_tmp, r.user_dst);
     s.wait();
+    r.args.erase(DNNL_ARG_WEIGHTS);  // not kept alive past the call (non-constant weights)
   }
   if (relu && !epi.relu) {  // else done by the primitive's post-op
     float* py = y.f32();
