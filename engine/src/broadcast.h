@@ -249,6 +249,10 @@ inline Tensor expand_to(const Tensor& t, const Shape& shape) {
       [&](int64_t o, const std::array<int64_t, 1>& off, int64_t inner, const std::array<int64_t, 1>& st) {
         if (st[0] == 1) {
           std::memcpy(dst + o * es, src + off[0] * es, size_t(inner) * es);
+        } else if (st[0] == 0 && es == 4) {  // one element repeated (a per-channel scale over H x W)
+          uint32_t v;
+          std::memcpy(&v, src + off[0] * es, 4);
+          std::fill_n(reinterpret_cast<uint32_t*>(dst + o * es), inner, v);
         } else {
           for (int64_t j = 0; j < inner; ++j) std::memcpy(dst + (o + j) * es, src + (off[0] + j * st[0]) * es, es);
         }

@@ -120,7 +120,7 @@ Tensor map2(const Tensor& x, const Tensor& y, F f) {
   const float* py = y.f32();
   float* po = out.f32();
   const int64_t n = out.numel();
-  MLAUDIT_SIMD
+#pragma omp parallel for simd if (parallel : n > 262144) schedule(static)
   for (int64_t i = 0; i < n; ++i) po[i] = f(px[i], py[i]);
   return out;
 }
@@ -132,7 +132,7 @@ Tensor map3(const Tensor& x, const Tensor& y, const Tensor& z, F f) {
   const float* pz = z.f32();
   float* po = out.f32();
   const int64_t n = out.numel();
-  MLAUDIT_SIMD
+#pragma omp parallel for simd if (parallel : n > 262144) schedule(static)
   for (int64_t i = 0; i < n; ++i) po[i] = f(px[i], py[i], pz[i]);
   return out;
 }
@@ -396,11 +396,13 @@ void clip_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Input
   float lo, hi;
   clip_bounds(ctx, in, lo, hi);
   const Tensor& x = *in[0];
-  gin[0] = Tensor(x.shape());
-  for (int64_t i = 0; i < x.numel(); ++i) {
-    float v = x.f32()[i];
-    gin[0].f32()[i] = (v >= lo && v <= hi) ? g[0]->f32()[i] : 0.f;
-  }
+  gin[0] = Tensor::uninitialized(DType::Float32, x.shape());
+  const float* px = x.f32();
+  const float* pg = g[0]->f32();
+  float* pd = gin[0].f32();
+  const int64_t n = x.numel();
+#pragma omp parallel for simd if (parallel : n > 262144) schedule(static)
+  for (int64_t i = 0; i < n; ++i) pd[i] = (px[i] >= lo && px[i] <= hi) ? pg[i] : 0.f;
 }
 
 // Cast-1 names the target type by string; later versions by TensorProto.DataType number.

@@ -734,6 +734,54 @@ void maxpool_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& ou
     out[0] = y;
     return;
   }
+  if (!pi && p.spatial_rank == 2) {
+    // Values only: per output row, the columns whose windows lie inside the input horizontally
+    // are folded tap by tap (taps in scan order, each over the row's outputs side by side: the
+    // same fold m = v > m ? v : m from the first tap inside as window_argmax, so the same bits);
+    // the other columns go through window_argmax.
+    int64_t lo = 0;
+    while (lo < p.ow && lo * p.sw - p.pl < 0) ++lo;
+    int64_t hi = lo;
+    while (hi < p.ow && hi * p.sw - p.pl + (p.kw - 1) * p.dw < p.w) ++hi;
+#pragma omp parallel for if (planes * p.oh * p.ow > 16384) schedule(static)
+    for (int64_t pc = 0; pc < planes; ++pc) {
+      const float* plane = px + pc * p.h * p.w;
+      for (int64_t oi = 0; oi < p.oh; ++oi) {
+        float* o = py + (pc * p.oh + oi) * p.ow;
+        for (int64_t oj = 0; oj < p.ow; ++oj) {
+          if (oj == lo && hi > lo) oj = hi;
+          if (oj >= p.ow) break;
+          const int64_t arg = window_argmax(p, plane, oi, oj, false);
+          o[oj] = arg < 0 ? -std::numeric_limits<float>::infinity() : plane[arg];
+        }
+        if (hi <= lo) continue;
+        bool first = true;
+        for (int64_t ki = 0; ki < p.kh; ++ki) {
+          const int64_t r = oi * p.sh - p.pt + ki * p.dh;
+          if (r < 0 || r >= p.h) continue;
+          for (int64_t kj = 0; kj < p.kw; ++kj) {
+            const float* row = plane + r * p.w + lo * p.sw - p.pl + kj * p.dw;  // output column lo's tap
+            const int64_t sw = p.sw, n = hi - lo;
+            float* ol = o + lo;
+            if (first) {
+              for (int64_t j = 0; j < n; ++j) ol[j] = row[j * sw];
+              first = false;
+              continue;
+            }
+#pragma omp simd
+            for (int64_t j = 0; j < n; ++j) {
+              const float v = row[j * sw];
+              ol[j] = v > ol[j] ? v : ol[j];
+            }
+          }
+        }
+        if (first)
+          for (int64_t oj = lo; oj < hi; ++oj) o[oj] = -std::numeric_limits<float>::infinity();
+      }
+    }
+    out[0] = y;
+    return;
+  }
 #pragma omp parallel for if (planes * p.oh * p.ow > 16384) schedule(static)
   for (int64_t pc = 0; pc < planes; ++pc) {
     const float* plane = px + pc * p.h * p.w;
@@ -754,7 +802,7 @@ void maxpool_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& ou
   if (want_idx) out[1] = idx;
 }
 
-void maxpool_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inputs& g, const std::vector<bool>& need,
+void maxpool_bwd(const OpContext& ctx, const Inputs& in, const Inputs& outs, const Inputs& g, const std::vector<bool>& need,
                  std::vector<Tensor>& gin) {
   if (!need[0] || !g[0]) return;
   const Tensor& x = *in[0];
@@ -786,6 +834,42 @@ void maxpool_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const In
           if (r1[c] > m) { m = r1[c]; a = (2 * oi + 1) * W + c; }
           if (r1[c + 1] > m) { a = (2 * oi + 1) * W + c + 1; }
           d[a] += gg[oi * OW + oj];
+        }
+      }
+    }
+    return;
+  }
+  // With the forward's values at hand, a window's first maximum in scan order is its first tap
+  // equal to the value (the fold m = v > m ? v : m moves only to a strictly larger value), or
+  // its first tap when the value is NaN (only a NaN first tap leaves the fold at NaN).
+  const Tensor* y = outs.size() > 0 ? outs[0] : nullptr;
+  if (y && y->dtype() == DType::Float32 && y->numel() == planes * p.oh * p.ow) {
+    const float* pv = y->f32();
+#pragma omp parallel for if (planes > 64) schedule(static)
+    for (int64_t pc = 0; pc < planes; ++pc) {
+      const float* plane = px + pc * p.h * p.w;
+      float* d = pd + pc * p.h * p.w;
+      for (int64_t oi = 0; oi < p.oh; ++oi) {
+        int64_t k0 = 0, k1 = p.kh;  // rows of the window inside the input
+        while (k0 < k1 && oi * p.sh - p.pt + k0 * p.dh < 0) ++k0;
+        while (k1 > k0 && oi * p.sh - p.pt + (k1 - 1) * p.dh >= p.h) --k1;
+        for (int64_t oj = 0; oj < p.ow; ++oj) {
+          const int64_t o = (pc * p.oh + oi) * p.ow + oj;
+          const float m = pv[o];
+          const bool nan = std::isnan(m);
+          int64_t arg = -1;
+          for (int64_t ki = k0; ki < k1 && arg < 0; ++ki) {
+            const int64_t r = oi * p.sh - p.pt + ki * p.dh;
+            for (int64_t kj = 0; kj < p.kw; ++kj) {
+              const int64_t c = oj * p.sw - p.pl + kj * p.dw;
+              if (c < 0 || c >= p.w) continue;
+              if (nan || plane[r * p.w + c] == m) {
+                arg = r * p.w + c;
+                break;
+              }
+            }
+          }
+          if (arg >= 0) d[arg] += pg[o];
         }
       }
     }
@@ -984,8 +1068,11 @@ void gap_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inputs
   gin[0] = Tensor::uninitialized(DType::Float32, x.shape());
   float* pg = gin[0].f32();
   const float* gy = g[0]->f32();
-  for (int64_t pc = 0; pc < planes; ++pc)
-    for (int64_t i = 0; i < area; ++i) pg[pc * area + i] = gy[pc] / float(area);
+#pragma omp parallel for if (planes * area > 262144) schedule(static)
+  for (int64_t pc = 0; pc < planes; ++pc) {
+    const float v = gy[pc] / float(area);
+    std::fill_n(pg + pc * area, area, v);
+  }
 }
 
 // First maximum of a plane (the element the gradient flows to, as for MaxPool); -1 when empty.

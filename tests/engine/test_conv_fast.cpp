@@ -512,7 +512,7 @@ TEST_CASE("engine CPU blocked layout: oneDNN conv chains kept channel-blocked gi
       }
 }
 
-TEST_CASE("engine CPU blocked layout: MaxPool on channel-blocked tensors gives the plain op's bits (NaN, -inf, padding)") {
+TEST_CASE("engine CPU MaxPool: values-only and channel-blocked paths give the argmax path's bits (NaN, -inf, padding)") {
   struct Case {
     int64_t k, s, pad, dil;
     bool ceil;
@@ -529,12 +529,13 @@ TEST_CASE("engine CPU blocked layout: MaxPool on channel-blocked tensors gives t
       // NaN first in some windows and later in others; -inf in a whole plane.
       for (int64_t i : {0, 5, 11 * 3 + 4, 99 + 11 * 8, 99 * 3 + 20}) x.f32()[i] = std::nanf("");
       for (int64_t i = 0; i < 99; ++i) x.f32()[99 * 7 + i] = -std::numeric_limits<float>::infinity();
-      auto graph = [&](bool blocked) {
+      auto graph = [&](bool blocked, bool indices = false) {
         Graph g;
         g.source = "pool";
         g.opset = 13;
         g.inputs.push_back({"x", engine::DType::Float32, {-1, 2 * bk, 9, 11}});
         Node& pool = add_node(g, "MaxPool", {"x"}, "y");
+        if (indices) pool.outputs.push_back("i");
         pool.attributes["kernel_shape"] = engine::Attribute::of_ints({k.k, k.k});
         pool.attributes["strides"] = engine::Attribute::of_ints({k.s, k.s});
         pool.attributes["pads"] = engine::Attribute::of_ints({k.pad, k.pad, k.pad, k.pad});
@@ -547,8 +548,40 @@ TEST_CASE("engine CPU blocked layout: MaxPool on channel-blocked tensors gives t
         g.outputs.push_back({"y", engine::DType::Float32, {}});
         return g;
       };
-      engine::Session plain(graph(false)), blocked(graph(true));
-      Tensor want = engine::detail::to_blocked(plain.run({x}).at(0), bk);
+      engine::Session plain(graph(false)), blocked(graph(true)), with_indices(graph(false, true));
+      // The values-only plain path (row-folded windows) against the path that tracks the
+      // argmax per window (taken when the indices output is asked for). Not for 2x2/2 windows
+      // inside the input: their values-only path is max(max(a, b), max(c, d)), which the fused
+      // Conv+MaxPool kernels share, and which differs from the scan-order fold only when c is
+      // NaN (then d cannot win).
+      Tensor values = plain.run({x}).at(0), ref = with_indices.run({x}).at(0);
+      REQUIRE(values.shape() == ref.shape());
+      if (!(k.k == 2 && k.s == 2 && k.pad == 0 && !k.ceil))
+        for (int64_t i = 0; i < ref.numel(); ++i) REQUIRE(same_bits(values.f32()[i], ref.f32()[i]));
+      // The gradient reaches each window's first maximum in scan order (the fold's choice: a
+      // NaN first tap wins, later NaNs never do), computed here window by window.
+      if (!(k.k == 2 && k.s == 2 && k.pad == 0 && !k.ceil)) {
+        Tensor seed = random_tensor(values.shape(), rng);
+        Tensor gx = plain.gradient({x}, {seed}).at(0);
+        Tensor expect(x.shape());
+        const int64_t H = 9, W = 11, OH = values.dim(2), OW = values.dim(3);
+        for (int64_t pc = 0; pc < n * 2 * bk; ++pc)
+          for (int64_t oi = 0; oi < OH; ++oi)
+            for (int64_t oj = 0; oj < OW; ++oj) {
+              int64_t arg = -1;
+              float m = 0.f;
+              for (int64_t ki = 0; ki < k.k; ++ki)
+                for (int64_t kj = 0; kj < k.k; ++kj) {
+                  const int64_t r = oi * k.s - k.pad + ki * k.dil, c = oj * k.s - k.pad + kj * k.dil;
+                  if (r < 0 || r >= H || c < 0 || c >= W) continue;
+                  const float v = x.f32()[pc * H * W + r * W + c];
+                  if (arg < 0 || v > m) m = v, arg = r * W + c;
+                }
+              if (arg >= 0) expect.f32()[pc * H * W + arg] += seed.f32()[(pc * OH + oi) * OW + oj];
+            }
+        for (int64_t i = 0; i < expect.numel(); ++i) REQUIRE(same_bits(gx.f32()[i], expect.f32()[i]));
+      }
+      Tensor want = engine::detail::to_blocked(values, bk);
       Tensor got = blocked.run({engine::detail::to_blocked(x, bk)}).at(0);
       REQUIRE(got.shape() == want.shape());
       int64_t nans = 0;
