@@ -485,7 +485,7 @@ void conv_fwd_plain(const OpContext& ctx, const Inputs& in, Tensor& y) {
   if (relu && !epi.relu) {  // else done by the primitive's post-op
     float* py = y.f32();
     const int64_t count = y.numel();
-#pragma omp parallel for if (count > 262144) schedule(static)
+#pragma omp parallel for simd if (parallel : count > 262144) schedule(static)
     for (int64_t i = 0; i < count; ++i) py[i] = py[i] > 0 ? py[i] : 0.f;
   }
   apply_fused_clip(ctx.node, y);  // after the Relu: the graph's order
@@ -535,8 +535,9 @@ void conv_bwd(const OpContext& ctx, const Inputs& in, const Inputs& outs, const 
     const float* py = relu_out->f32();
     float* pm = masked.f32();
     const int64_t count = masked.numel();
+    constexpr int64_t kBlock = 16384;
 #pragma omp parallel for if (count > 262144) schedule(static)
-    for (int64_t i = 0; i < count; ++i) pm[i] = pg[i] * (py[i] > 0 ? 1.f : 0.f);
+    for (int64_t b = 0; b < count; b += kBlock) relu_mask_multiply(pg + b, py + b, pm + b, std::min(kBlock, count - b));
   }
   const Tensor& gy = masked.empty() ? *g[0] : masked;
   if (need[0] && direct) {
@@ -807,16 +808,19 @@ void maxpool_bwd(const OpContext& ctx, const Inputs& in, const Inputs& outs, con
   if (!need[0] || !g[0]) return;
   const Tensor& x = *in[0];
   PoolParams p = pool_params(ctx, x);
-  gin[0] = Tensor(x.shape());
+  const bool inside = windows_inside(p);
+  const bool two = inside && p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.dh == 1 && p.dw == 1;
+  gin[0] = two ? Tensor::uninitialized(DType::Float32, x.shape()) : Tensor(x.shape());  // two: every cell written
   const float* px = x.f32();
   const float* pg = g[0]->f32();
   float* pd = gin[0].f32();
-  const bool inside = windows_inside(p);
   // The gradient goes to the first maximum of each window (as PyTorch); windows
   // may overlap, so each plane is scattered by one thread.
   const int64_t planes = p.n * p.c;
-  if (inside && p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.dh == 1 && p.dw == 1) {
-    // 2x2/2 windows do not overlap: one write per window, first maximum in scan order.
+  if (two) {
+    // 2x2/2 windows do not overlap: each window writes its four cells in one pass (0 + g at its
+    // first maximum in scan order, 0 elsewhere: the values of adding g into zeros), the row and
+    // column no window covers (odd H or W) are zeroed.
     const int64_t H = p.h, W = p.w, OH = p.oh, OW = p.ow;
 #pragma omp parallel for if (planes > 64) schedule(static)
     for (int64_t pc = 0; pc < planes; ++pc) {
@@ -826,16 +830,32 @@ void maxpool_bwd(const OpContext& ctx, const Inputs& in, const Inputs& outs, con
       for (int64_t oi = 0; oi < OH; ++oi) {
         const float* r0 = plane + 2 * oi * W;
         const float* r1 = r0 + W;
+        float* d0 = d + 2 * oi * W;
+        float* d1 = d0 + W;
+        const float* go = gg + oi * OW;
+        // Branch-free (selects only), so the windows of a row vectorise.
+#pragma omp simd
         for (int64_t oj = 0; oj < OW; ++oj) {
-          int64_t c = 2 * oj;
-          float m = r0[c];
-          int64_t a = 2 * oi * W + c;
-          if (r0[c + 1] > m) { m = r0[c + 1]; a = 2 * oi * W + c + 1; }
-          if (r1[c] > m) { m = r1[c]; a = (2 * oi + 1) * W + c; }
-          if (r1[c + 1] > m) { a = (2 * oi + 1) * W + c + 1; }
-          d[a] += gg[oi * OW + oj];
+          const int64_t c = 2 * oj;
+          const float x0 = r0[c], x1 = r0[c + 1], x2 = r1[c], x3 = r1[c + 1];
+          float m = x0;
+          int a = 0;
+          const bool t1 = x1 > m;
+          m = t1 ? x1 : m;
+          a = t1 ? 1 : a;
+          const bool t2 = x2 > m;
+          m = t2 ? x2 : m;
+          a = t2 ? 2 : a;
+          a = x3 > m ? 3 : a;
+          const float v = 0.f + go[oj];
+          d0[c] = a == 0 ? v : 0.f;
+          d0[c + 1] = a == 1 ? v : 0.f;
+          d1[c] = a == 2 ? v : 0.f;
+          d1[c + 1] = a == 3 ? v : 0.f;
         }
+        for (int64_t c = 2 * OW; c < W; ++c) d0[c] = d1[c] = 0.f;
       }
+      std::fill(d + 2 * OH * W, d + H * W, 0.f);
     }
     return;
   }

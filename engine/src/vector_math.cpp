@@ -3,6 +3,9 @@
 #include "vector_math.h"
 
 #include <algorithm>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 #include <cmath>
 #include <limits>
 
@@ -75,6 +78,18 @@ void silu_array(const float* x, float* y, int64_t n) {
   if (use_avx512()) silu_array_avx512(x, y, n);
   else if (vector_math_uses_avx2()) silu_array_avx2(x, y, n);
   else silu_array_scalar(x, y, n);
+}
+
+void relu_mask_multiply(const float* g, const float* y, float* out, int64_t n) {
+  int64_t i = 0;
+#ifdef __AVX2__
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.f);
+  for (; i + 8 <= n; i += 8) {
+    const __m256 keep = _mm256_and_ps(_mm256_cmp_ps(_mm256_loadu_ps(y + i), zero, _CMP_GT_OQ), one);
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(g + i), keep));
+  }
+#endif
+  for (; i < n; ++i) out[i] = g[i] * (y[i] > 0 ? 1.f : 0.f);
 }
 
 void softmax_row(const float* x, float* y, int64_t len, bool log) {

@@ -21,6 +21,10 @@ void exp_array(const float* x, float* y, int64_t n);
 void sigmoid_array(const float* x, float* y, int64_t n);
 /// y[i] = x[i] * sigmoid(x[i]) (SiLU), the float product of x and sigmoid_array's value; y may be x.
 void silu_array(const float* x, float* y, int64_t n);
+/// out[i] = g[i] * (y[i] > 0 ? 1 : 0) for i < n (a gradient through Relu, read off its output):
+/// the float products, NaN/inf times 0 included; out may be g. (Written as a ternary, the
+/// compiler turns it into a branch and does not vectorise.)
+void relu_mask_multiply(const float* g, const float* y, float* out, int64_t n);
 /// Softmax (log = false) or log-softmax of the contiguous row x[0..len) into y (y may be x):
 /// max-shifted, the sum of exponentials accumulated in double.
 void softmax_row(const float* x, float* y, int64_t len, bool log);

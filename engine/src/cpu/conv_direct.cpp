@@ -2,6 +2,8 @@
 // weight packing, threads, row copies) and the 8-float register tiles.
 #include "conv_direct.h"
 
+#include "../vector_math.h"
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -135,8 +137,7 @@ void pad_image(const Plan& q, const float* x, const float* mask, float* xp) {
       if (!mask) {
         std::memcpy(dst, src, sizeof(float) * q.w);
       } else {
-        const float* m = mask + (c * q.h + i) * q.w;
-        for (int64_t j = 0; j < q.w; ++j) dst[j] = src[j] * (m[j] > 0 ? 1.f : 0.f);
+        relu_mask_multiply(src, mask + (c * q.h + i) * q.w, dst, q.w);
       }
     }
 }
