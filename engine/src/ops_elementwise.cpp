@@ -261,7 +261,24 @@ inline float sigmoid(float x) { return x >= 0 ? 1.f / (1.f + std::exp(-x)) : std
 
 MLAUDIT_UNARY(NegF, MLAUDIT_NOPARAMS, -x, -1.f)
 MLAUDIT_UNARY(AbsF, MLAUDIT_NOPARAMS, std::fabs(x), x > 0 ? 1.f : (x < 0 ? -1.f : 0.f))
-MLAUDIT_UNARY(ReluF, MLAUDIT_NOPARAMS, x > 0 ? x : 0.f, x > 0 ? 1.f : 0.f)
+void ReluF_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) {
+  unary_map(ctx, in, out, [](float x) { return x > 0 ? x : 0.f; });
+}
+// Relu's backward g * (x > 0 ? 1 : 0) through relu_mask_multiply (vector_math.h), which
+// vectorises where the macro's loop becomes a branch; the same products.
+void Relu_bwd(const OpContext&, const Inputs& in, const Inputs&, const Inputs& g, const std::vector<bool>& need,
+              std::vector<Tensor>& gin) {
+  if (!need[0] || !g[0] || in[0]->dtype() != DType::Float32) return;
+  const Tensor& x = *in[0];
+  gin[0] = Tensor::uninitialized(DType::Float32, x.shape());
+  const float* px = x.f32();
+  const float* pg = g[0]->f32();
+  float* pd = gin[0].f32();
+  const int64_t n = x.numel();
+  constexpr int64_t kBlock = 16384;
+#pragma omp parallel for if (n > 262144) schedule(static)
+  for (int64_t b = 0; b < n; b += kBlock) relu_mask_multiply(pg + b, px + b, pd + b, std::min(kBlock, n - b));
+}
 MLAUDIT_UNARY(LeakyRelu, const float alpha = n.get_float("alpha", 0.01f), x >= 0 ? x : x * alpha, x > 0 ? 1.f : alpha)
 MLAUDIT_UNARY(Tanh, MLAUDIT_NOPARAMS, std::tanh(x), 1.f - y * y)
 
@@ -495,7 +512,7 @@ void register_elementwise_ops() {
   register_op("Max", {variadic_forward<VarOp::Max>, variadic_backward<VarOp::Max>});
   register_op("Neg", {Neg_fwd, NegF_bwd});
   register_op("Abs", {Abs_fwd, AbsF_bwd});
-  register_op("Relu", {Relu_fwd, ReluF_bwd});
+  register_op("Relu", {Relu_fwd, Relu_bwd});
   register_op("LeakyRelu", {LeakyRelu_fwd, LeakyRelu_bwd});
   register_op("Sigmoid", {Sigmoid_fwd, Sigmoid_bwd});
   register_op("Tanh", {Tanh_fwd, Tanh_bwd});
