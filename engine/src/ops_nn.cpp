@@ -431,7 +431,7 @@ void conv_fwd_plain(const OpContext& ctx, const Inputs& in, Tensor& y) {
   ConvParams p = conv_params(ctx, x, w);
   if (p.n == 0) return;
   const bool relu = fused_relu(ctx.node);
-  if (direct_conv_suits(p)) {
+  if (direct_conv_suits(p) && !ctx.node.get_int(kOneDnnAttribute, 0)) {
     direct_conv_forward(p, x.f32(), w.f32(), has_bias ? in[2]->f32() : nullptr, relu, y.f32());
     apply_fused_clip(ctx.node, y);
     return;

@@ -196,12 +196,17 @@ void run_plan(const Plan& q, int64_t n, const float* x, const float* mask, const
 
 }  // namespace
 
-bool direct_conv_suits(const Window2d& p) {
-  if (!direct_enabled() || p.group != 1 || p.sh > 4 || p.sw > 4 || p.n <= 0) return false;
+bool direct_conv_shape(int64_t c, int64_t oc, int64_t kh, int64_t kw, int64_t group, int64_t sh, int64_t sw) {
+  if (group != 1 || sh > 4 || sw > 4) return false;
   // Few channels: up to 32 output channels with up to 32 input channels (the MNIST/CIFAR-sized
   // CNNs audits run), where a tap's OCB x V tile does all the work in registers. Wider layers
   // (ResNet's 64+) stay with oneDNN's blocked kernels.
-  return p.oc <= 32 && p.c <= 32 && p.kh * p.kw <= 49;
+  return oc <= 32 && c <= 32 && kh * kw <= 49;
+}
+
+bool direct_conv_suits(const Window2d& p) {
+  if (!direct_enabled() || p.n <= 0) return false;
+  return direct_conv_shape(p.c, p.oc, p.kh, p.kw, p.group, p.sh, p.sw);
 }
 
 bool direct_conv_backward_suits(const Window2d& p) {

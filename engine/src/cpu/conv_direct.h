@@ -20,6 +20,9 @@ struct DirectConvImage {
 /// True when `p` takes the direct path: groups 1, stride up to 4, padding and dilation any, few
 /// channels (see the threshold in conv_direct.cpp). MLAUDIT_DIRECT_CONV=0 turns it off.
 bool direct_conv_suits(const Window2d& p);
+/// The shape part of direct_conv_suits (input/output channels, kernel, groups, strides): what the
+/// graph passes (cpu/fusion.cpp) use to know which convolutions go to oneDNN.
+bool direct_conv_shape(int64_t c, int64_t oc, int64_t kh, int64_t kw, int64_t group, int64_t sh, int64_t sw);
 
 /// y = conv(x, w) + bias (bias may be null), then max(y, 0) when `relu`; x NCHW, w OIHW, y
 /// NCHW [n, oc, oh, ow]. Each output sums its taps (ic, kh, kw) in order with one fused

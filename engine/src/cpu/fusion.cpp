@@ -1,6 +1,7 @@
 // CPU graph rewrites (fusion.h).
 #include "fusion.h"
 
+#include "conv_direct.h"
 #include "layout.h"
 
 #include <cstdlib>
@@ -163,7 +164,7 @@ bool constant_clip_bounds(const Graph& g, const Node& n, float& lo, float& hi) {
 // kernels of conv_direct.h, whose threshold this mirrors: they compute on plain NCHW): 2-D,
 // weights an initializer of rank 4, and grouped or more than 32 channels in or out. `ic`, `oc`:
 // its input and output channels.
-bool onednn_conv(const Graph& g, const Node& n, int64_t& ic, int64_t& oc) {
+bool onednn_conv(const Graph& g, const Node& n, int64_t& ic, int64_t& oc, bool with_chain_candidates = false) {
   if (!n.domain.empty() || n.op_type != "Conv" || n.inputs.size() < 2 || n.outputs.size() != 1) return false;
   if (n.attributes.count(kFusedMaxPoolAttribute)) return false;
   auto w = g.initializers.find(n.inputs[1]);
@@ -173,9 +174,14 @@ bool onednn_conv(const Graph& g, const Node& n, int64_t& ic, int64_t& oc) {
   oc = w->second.dim(0);
   ic = w->second.dim(1) * group;
   const auto strides = n.get_ints("strides", {1, 1});
-  const bool small_strides = strides.size() == 2 && strides[0] <= 4 && strides[1] <= 4;
-  const bool direct = group == 1 && small_strides && oc <= 32 && ic <= 32 && w->second.dim(2) * w->second.dim(3) <= 49;
-  return !direct;
+  if (strides.size() != 2) return false;
+  if (!direct_conv_shape(ic, oc, w->second.dim(2), w->second.dim(3), group, strides[0], strides[1])) return true;
+  // A direct-path convolution whose output channels are whole blocks: oneDNN's blocked
+  // kernels beat the direct ones when the activations around it stay blocked (a chain of such
+  // convolutions, a residual block), not when they are reordered at each (block_values keeps
+  // it on oneDNN only then, kOneDnnAttribute).
+  const int64_t b = cpu_channel_block();
+  return with_chain_candidates && oc % b == 0;
 }
 
 // A 2-D MaxPool without the indices output: its kernel has a channel-blocked form (ops_nn.cpp).
@@ -205,7 +211,7 @@ void block_values(Graph& g) {
     const Node& n = g.nodes[i];
     int64_t ic, oc;
     size_t d;
-    if (onednn_conv(g, n, ic, oc) && oc % b == 0) blocked.insert(n.outputs[0]);
+    if (onednn_conv(g, n, ic, oc, true) && oc % b == 0) blocked.insert(n.outputs[0]);
     else if (layout_free_op(n, d)) data_inputs[i] = d, blocked.insert(n.outputs[0]);
     else if (blockable_maxpool(n)) data_inputs[i] = 1, blocked.insert(n.outputs[0]);
   }
@@ -234,7 +240,7 @@ void block_values(Graph& g) {
           size_t d;
           for (size_t k = 0; ok && k < r.inputs.size(); ++k) {
             if (r.inputs[k] != v) continue;
-            if (onednn_conv(g, r, ic, oc)) ok = k == 0 && ic % b == 0;
+            if (onednn_conv(g, r, ic, oc, true)) ok = k == 0 && ic % b == 0;
             else if (r.domain.empty() && r.op_type == "GlobalAveragePool") ok = k == 0;
             else if (layout_free_op(r, d)) ok = k < d;
             else if (blockable_maxpool(r)) ok = k == 0;
@@ -249,6 +255,14 @@ void block_values(Graph& g) {
         changed = true;
       }
     }
+  }
+  // Chain candidates with a blocked input or output run on oneDNN; the others stay direct (no
+  // blocked value touches them: a blocked input would have made them keep it, so both are NCHW).
+  for (Node& n : g.nodes) {
+    int64_t ic, oc;
+    if (onednn_conv(g, n, ic, oc, true) && !onednn_conv(g, n, ic, oc) &&
+        (blocked.count(n.inputs[0]) || blocked.count(n.outputs[0])))
+      n.attributes[kOneDnnAttribute] = Attribute::of_int(1);
   }
   if (blocked.empty()) return;
   for (Node& n : g.nodes) {

@@ -26,6 +26,10 @@ inline constexpr const char* kInferenceAttribute = "mlaudit.inference";
 /// node's output (after its fused Relu, if any); the node's output is the Clip's.
 inline constexpr const char* kFusedClipAttribute = "mlaudit.fused_clip";
 
+/// Conv attribute set by fuse_cpu_inference_graph: run on oneDNN although the direct kernels
+/// would take the shape (16 or 32 channels in a chain of blocked activations, cpu/layout.h).
+inline constexpr const char* kOneDnnAttribute = "mlaudit.onednn";
+
 /// Sigmoid attribute set by fuse_cpu_inference_graph: the node's output is x * sigmoid(x), the
 /// Mul (SiLU / Swish) that read the Sigmoid's output and its input; same float product.
 inline constexpr const char* kFusedTimesInputAttribute = "mlaudit.times_input";
