@@ -309,6 +309,11 @@ ConvPrims& conv_prims(const ConvParams& p, bool bias, const ConvEpilogue& e = {}
   return ref;
 }
 
+// A plain NCHW descriptor in oneDNN's nChw{b}c order (cpu/layout.h); b = 0: unchanged.
+dnnl::memory::desc blocked_desc(const dnnl::memory::desc& plain, int64_t b) {
+  return b == 0 ? plain : md(plain.dims(), b == 16 ? dnnl::memory::format_tag::nChw16c : dnnl::memory::format_tag::nChw8c);
+}
+
 // `user` viewed in `want`'s layout: the same memory when layouts agree, else a reordered copy.
 dnnl::memory to_layout(const dnnl::memory& user, const dnnl::memory::desc& want, dnnl::stream& s) {
   if (user.get_desc() == want) return user;
@@ -440,9 +445,6 @@ void conv_fwd_plain(const OpContext& ctx, const Inputs& in, Tensor& y) {
   ConvPrims& prims = conv_prims(p, has_bias, epi);
   ConvDescs d = conv_descs(p);
   // Channel-blocked input / output (cpu/layout.h): the same dims in oneDNN's nChw{B}c order.
-  auto blocked_md = [](const dnnl::memory::desc& plain, int64_t b) {
-    return b == 0 ? plain : md(plain.dims(), b == 16 ? dnnl::memory::format_tag::nChw16c : dnnl::memory::format_tag::nChw8c);
-  };
   const int64_t bin = blocked_input(ctx.node, 0), bout = blocked_output(ctx.node, 0);
   if ((bin && (p.spatial_rank != 2 || p.c % bin)) || (bout && (p.spatial_rank != 2 || p.oc % bout)))
     op_error(ctx, "internal: a channel-blocked tensor whose channels are not a multiple of the block");
@@ -452,8 +454,8 @@ void conv_fwd_plain(const OpContext& ctx, const Inputs& in, Tensor& y) {
     dnnl::stream& s = cpu_stream();
     ConvRun& r = prims.runs[(bin ? 2 : 0) + (bout ? 1 : 0)];
     if (!r.ready) {
-      d.src = blocked_md(d.src, bin);
-      d.dst = blocked_md(d.dst, bout);
+      d.src = blocked_desc(d.src, bin);
+      d.dst = blocked_desc(d.dst, bout);
       r.user_src = dnnl::memory(d.src, eng, DNNL_MEMORY_NONE);
       r.user_dst = dnnl::memory(d.dst, eng, DNNL_MEMORY_NONE);
       if (has_bias) r.bias = dnnl::memory(d.bias, eng, DNNL_MEMORY_NONE);
@@ -527,7 +529,13 @@ void conv_bwd(const OpContext& ctx, const Inputs& in, const Inputs& outs, const 
   // the convolution is gy * (y > 0 ? 1 : 0), Relu's backward on y's sign (y > 0 iff x > 0).
   const Tensor* relu_out = fused_relu(ctx.node) && outs.size() > 0 ? outs[0] : nullptr;
   if (fused_relu(ctx.node) && !relu_out) op_error(ctx, "fused Relu: the output is needed for the gradient");
-  const bool direct = need[0] && p.n > 0 && direct_conv_backward_suits(p);
+  // Channel-blocked input / output (a gradient graph's blocked chain, cpu/layout.h): the
+  // gradients of blocked values are blocked too; only the input gradient is taken there.
+  const int64_t bin = blocked_input(ctx.node, 0), bout = blocked_output(ctx.node, 0);
+  if ((bin || bout) && ((need.size() > 1 && need[1]) || (need.size() > 2 && need[2])))
+    op_error(ctx, "internal: weight or bias gradient of a channel-blocked convolution");
+  const bool direct = need[0] && p.n > 0 && !bin && !bout && direct_conv_backward_suits(p) &&
+                      !ctx.node.get_int(kOneDnnAttribute, 0);
   Tensor masked;
   if (relu_out && !(direct && !need[1] && !(need.size() > 2 && need[2]))) {
     masked = Tensor::uninitialized(DType::Float32, g[0]->shape());
@@ -556,13 +564,13 @@ void conv_bwd(const OpContext& ctx, const Inputs& in, const Inputs& outs, const 
         prims.bwd_pd = dnnl::convolution_backward_data::primitive_desc(bd, eng, prims.fwd_pd);
         prims.bwd = std::make_unique<dnnl::convolution_backward_data>(prims.bwd_pd);
       }
-      dnnl::stream s(eng);
-      dnnl::memory user_diff_src(d.src, eng, gin[0].f32());
+      dnnl::stream& s = cpu_stream();
+      dnnl::memory user_diff_src(blocked_desc(d.src, bin), eng, gin[0].f32());
       dnnl::memory user_wei(d.wei, eng, const_cast<float*>(w.f32()));
-      dnnl::memory user_diff_dst(d.dst, eng, const_cast<float*>(gy.f32()));
+      dnnl::memory user_diff_dst(blocked_desc(d.dst, bout), eng, const_cast<float*>(gy.f32()));
       dnnl::memory wei = weights_in_layout(ctx.node, w, user_wei, prims.bwd_pd.weights_desc(), s);
       dnnl::memory diff_dst = to_layout(user_diff_dst, prims.bwd_pd.diff_dst_desc(), s);
-      bool src_plain = prims.bwd_pd.diff_src_desc() == d.src;
+      bool src_plain = prims.bwd_pd.diff_src_desc() == user_diff_src.get_desc();
       dnnl::memory diff_src = src_plain ? user_diff_src : dnnl::memory(prims.bwd_pd.diff_src_desc(), eng);
       prims.bwd->execute(s, {{DNNL_ARG_DIFF_SRC, diff_src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_DST, diff_dst}});
       if (!src_plain) dnnl::reorder(diff_src, user_diff_src).execute(s, diff_src, user_diff_src);
@@ -808,6 +816,48 @@ void maxpool_bwd(const OpContext& ctx, const Inputs& in, const Inputs& outs, con
   if (!need[0] || !g[0]) return;
   const Tensor& x = *in[0];
   PoolParams p = pool_params(ctx, x);
+  if (const int64_t b = blocked_input(ctx.node, 0)) {
+    // Channel-blocked (cpu/layout.h): each window's first maximum in scan order per channel,
+    // b channels side by side, the gradient added into zeros in (oi, oj) order as below.
+    if (p.spatial_rank != 2 || p.c % b || b > 16) op_error(ctx, "internal: channel-blocked MaxPool of shape " + shape_str(x.shape()));
+    gin[0] = Tensor(x.shape());
+    const float* px = x.f32();
+    const float* pg = g[0]->f32();
+    float* pd = gin[0].f32();
+    const int64_t H = p.h, W = p.w, OH = p.oh, OW = p.ow;
+#pragma omp parallel for if (p.n * p.c * OH * OW > 16384) schedule(static)
+    for (int64_t nb = 0; nb < p.n * (p.c / b); ++nb) {
+      const float* plane = px + nb * H * W * b;
+      float* d = pd + nb * H * W * b;
+      for (int64_t oi = 0; oi < OH; ++oi)
+        for (int64_t oj = 0; oj < OW; ++oj) {
+          float m[16];
+          int64_t arg[16];
+          bool first = true;
+          for (int64_t ki = 0; ki < p.kh; ++ki) {
+            const int64_t r = oi * p.sh - p.pt + ki * p.dh;
+            if (r < 0 || r >= H) continue;
+            for (int64_t kj = 0; kj < p.kw; ++kj) {
+              const int64_t c = oj * p.sw - p.pl + kj * p.dw;
+              if (c < 0 || c >= W) continue;
+              const int64_t at = (r * W + c) * b;
+#pragma omp simd
+              for (int64_t l = 0; l < b; ++l) {  // selects, so the lanes vectorise
+                const float v = plane[at + l];
+                const bool take = first || v > m[l];
+                m[l] = take ? v : m[l];
+                arg[l] = take ? at + l : arg[l];
+              }
+              first = false;
+            }
+          }
+          if (first) continue;  // a window with no tap inside the input
+          const float* gg = pg + ((nb * OH + oi) * OW + oj) * b;
+          for (int64_t l = 0; l < b; ++l) d[arg[l]] += gg[l];
+        }
+    }
+    return;
+  }
   const bool inside = windows_inside(p);
   const bool two = inside && p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.dh == 1 && p.dw == 1;
   gin[0] = two ? Tensor::uninitialized(DType::Float32, x.shape()) : Tensor(x.shape());  // two: every cell written
@@ -1088,6 +1138,14 @@ void gap_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inputs
   gin[0] = Tensor::uninitialized(DType::Float32, x.shape());
   float* pg = gin[0].f32();
   const float* gy = g[0]->f32();
+  if (const int64_t b = blocked_input(ctx.node, 0)) {  // channel-blocked input: its gradient too
+    if (x.rank() != 4 || x.dim(1) % b) op_error(ctx, "internal: channel-blocked input of shape " + shape_str(x.shape()));
+#pragma omp parallel for if (planes * area > 262144) schedule(static)
+    for (int64_t k = 0; k < planes / b; ++k)
+      for (int64_t i = 0; i < area; ++i)
+        for (int64_t l = 0; l < b; ++l) pg[(k * area + i) * b + l] = gy[k * b + l] / float(area);
+    return;
+  }
 #pragma omp parallel for if (planes * area > 262144) schedule(static)
   for (int64_t pc = 0; pc < planes; ++pc) {
     const float v = gy[pc] / float(area);

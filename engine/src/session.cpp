@@ -118,13 +118,14 @@ class Executor {
   // fuse: run the CPU rewrites of cpu/fusion.h on a private copy of the graph (infer_shapes,
   // which reports every intermediate value, runs the graph as loaded).
   Executor(const Graph& g, const CpuBackend& b, bool fuse = true)
-      : own_(fuse ? detail::fuse_cpu_graph(g) : Graph()), g_(fuse ? own_ : g), b_(b), plan_(make_execution_plan(g_)) {
+      : own_(fuse ? detail::block_cpu_gradient_graph(detail::fuse_cpu_graph(g)) : Graph()), g_(fuse ? own_ : g), b_(b),
+        plan_(make_execution_plan(g_)) {
     for (const auto& [name, t] : g_.initializers) constants_.emplace_back(plan_.slot.at(name), t);
     if (fuse) {
       // Forward-only passes (run) take a graph with the rewrites that drop values a backward
       // needs (cpu/fusion.h: fuse_cpu_inference_graph), when there are any.
       bool changed = false;
-      Graph inference = detail::fuse_cpu_inference_graph(own_, changed);
+      Graph inference = detail::fuse_cpu_inference_graph(detail::fuse_cpu_graph(g), changed);
       if (changed) infer_.reset(new Executor(Owned{}, std::move(inference), b));
     }
   }
@@ -173,18 +174,19 @@ class Executor {
   // An element-wise node on channel-blocked inputs (cpu/layout.h) computes position by position
   // only when its data inputs have one shape; when they broadcast, they are converted to NCHW
   // here (into `plain`, which `ins` then points into) and the caller blocks the outputs again.
-  static void unblock_broadcast(const Node& node, detail::Inputs& ins, std::vector<Tensor>& plain) {
+  static const std::vector<Tensor>& unblock_broadcast(const Node& node, detail::Inputs& ins, std::vector<Tensor>& plain) {
     size_t data = 0;
-    if (!detail::layout_free_op(node, data) || data > ins.size()) return;
+    if (!detail::layout_free_op(node, data) || data > ins.size()) return plain;
     bool same = true;
     for (size_t k = 1; k < data; ++k) same = same && ins[k] && ins[0] && ins[k]->shape() == ins[0]->shape();
-    if (same) return;
+    if (same) return plain;
     plain.resize(data);
     for (size_t k = 0; k < data; ++k)
       if (ins[k] && detail::blocked_input(node, k)) {
         plain[k] = detail::from_blocked(*ins[k], detail::blocked_input(node, k));
         ins[k] = &plain[k];
       }
+    return plain;
   }
 
   std::vector<Tensor> outputs_of(const std::vector<Tensor>& v) const {
@@ -211,12 +213,35 @@ class Executor {
     backward_walk(
         plan_, g_.nodes.size(), v, grad, [](const Tensor& t) { return t.dtype() == DType::Float32; },
         [](size_t) { return false; },
-        [&](size_t i, const detail::Inputs& ins, const detail::Inputs& outs, const detail::Inputs& gouts,
+        [&](size_t i, const detail::Inputs& ins_in, const detail::Inputs& outs_in, const detail::Inputs& gouts_in,
             const std::vector<bool>& need, std::vector<Tensor>& gin) {
           detail::OpContext ctx{g_.nodes[i], g_.opset};
-          if (!op_profile().on) return b_.backward(ctx, ins, outs, gouts, need, gin);
+          // An element-wise node on blocked inputs that broadcast (unblock_broadcast in forward):
+          // its backward runs on NCHW copies, and the gradients of blocked inputs are blocked.
+          detail::Inputs ins = ins_in, outs = outs_in, gouts = gouts_in;
+          std::vector<Tensor> plain_in, plain_out, plain_g;
+          const bool unblock = g_.nodes[i].has(detail::kBlockedInputsAttribute) && !unblock_broadcast(g_.nodes[i], ins, plain_in).empty();
+          if (unblock) {
+            plain_out.resize(outs.size());
+            plain_g.resize(gouts.size());
+            for (size_t k = 0; k < outs.size(); ++k)
+              if (int64_t bk = detail::blocked_output(g_.nodes[i], k)) {
+                if (outs[k]) plain_out[k] = detail::from_blocked(*outs[k], bk), outs[k] = &plain_out[k];
+                if (k < gouts.size() && gouts[k]) plain_g[k] = detail::from_blocked(*gouts[k], bk), gouts[k] = &plain_g[k];
+              }
+          }
+          auto reblock = [&] {
+            if (!unblock) return;
+            for (size_t k = 0; k < gin.size() && k < ins.size(); ++k)
+              if (int64_t bk = detail::blocked_input(g_.nodes[i], k); bk && !gin[k].empty()) gin[k] = detail::to_blocked(gin[k], bk);
+          };
+          if (!op_profile().on) {
+            b_.backward(ctx, ins, outs, gouts, need, gin);
+            return reblock();
+          }
           const auto t0 = std::chrono::steady_clock::now();
           b_.backward(ctx, ins, outs, gouts, need, gin);
+          reblock();
           op_profile().add(g_.nodes[i].op_type + "'", ins, std::chrono::steady_clock::now() - t0);
         },
         [&](Tensor& into, const Tensor& g, const std::string& name) { accumulate(into, g, name); });

@@ -516,6 +516,18 @@ TEST_CASE("engine CPU blocked layout: oneDNN conv chains kept channel-blocked gi
         CHECK(node("d6").has(engine::detail::kFusedClipAttribute));
         CHECK(node("silu").op_type == "Sigmoid");  // Sigmoid and Mul(x, sigmoid(x)) fused
         CHECK(node("silu").has(engine::detail::kFusedTimesInputAttribute));
+        {  // the gradient graph blocks the oneDNN chain too (not the direct-path shapes)
+          Graph grad_graph = engine::detail::block_cpu_gradient_graph(engine::detail::fuse_cpu_graph(resolved));
+          auto gnode = [&](const std::string& out) -> const Node& {
+            for (const Node& nd : grad_graph.nodes)
+              if (nd.outputs[0] == out) return nd;
+            FAIL("no node writes " << out);
+            return grad_graph.nodes[0];
+          };
+          CHECK(engine::detail::blocked_output(gnode("d"), 0) == (wd == 64 ? bk : 0));  // depthwise
+          CHECK(engine::detail::blocked_input(gnode("c3e"), 1) == (wd == 64 ? bk : 0));  // broadcast Add
+          CHECK(engine::detail::blocked_output(gnode("r2"), 0) == (wd == 64 && !side_out ? bk : 0));
+        }
         if (wd == 16) {  // direct-path shapes that the chain keeps on oneDNN
           CHECK(node("c3").get_int(engine::detail::kOneDnnAttribute, 0) == 1);
           CHECK(node("ex").get_int(engine::detail::kOneDnnAttribute, 0) == 1);
@@ -612,6 +624,14 @@ TEST_CASE("engine CPU MaxPool: values-only and channel-blocked paths give the ar
           std::memcpy(&b, expect.f32() + i, 4);
           REQUIRE((a == b || (std::isnan(gx.f32()[i]) && std::isnan(expect.f32()[i]))));
         }
+      }
+      {  // the blocked backward (a gradient graph's): the plain gradient in blocked order
+        Tensor seed = random_tensor(values.shape(), rng);
+        Tensor gplain = plain.gradient({x}, {seed}).at(0);
+        Tensor gblocked = blocked.gradient({engine::detail::to_blocked(x, bk)}, {engine::detail::to_blocked(seed, bk)}).at(0);
+        Tensor gwant = engine::detail::to_blocked(gplain, bk);
+        REQUIRE(gblocked.shape() == gwant.shape());
+        for (int64_t i = 0; i < gwant.numel(); ++i) REQUIRE(same_bits(gblocked.f32()[i], gwant.f32()[i]));
       }
       Tensor want = engine::detail::to_blocked(values, bk);
       Tensor got = blocked.run({engine::detail::to_blocked(x, bk)}).at(0);

@@ -195,8 +195,15 @@ bool blockable_maxpool(const Node& n) {
 // GlobalAveragePool, or an element-wise op or 2-D MaxPool whose data inputs are all blocked,
 // which then writes its output blocked: its readers must take that too). Found as the largest such set: start
 // from every candidate and drop values until the conditions hold.
-void block_values(Graph& g) {
+void block_values(Graph& g, bool training) {
   const int64_t b = cpu_channel_block();
+  // In a gradient graph (`training`), ops whose backward has no blocked form are left out: a
+  // convolution whose bias is not an initializer (its gradient would be read off a blocked
+  // tensor), element-wise Max/Min.
+  auto trainable_conv = [&](const Node& n) {
+    return !training || n.inputs.size() < 3 || n.inputs[2].empty() || g.initializers.count(n.inputs[2]) > 0;
+  };
+  auto trainable_elementwise = [&](const Node& n) { return !training || (n.op_type != "Max" && n.op_type != "Min"); };
   for (const Node& n : g.nodes)
     if (n.op_type == "If" || n.op_type == "Loop" || n.op_type == "Scan") return;  // subgraphs read values unseen here
   std::set<std::string> graph_outputs;
@@ -211,8 +218,8 @@ void block_values(Graph& g) {
     const Node& n = g.nodes[i];
     int64_t ic, oc;
     size_t d;
-    if (onednn_conv(g, n, ic, oc, true) && oc % b == 0) blocked.insert(n.outputs[0]);
-    else if (layout_free_op(n, d)) data_inputs[i] = d, blocked.insert(n.outputs[0]);
+    if (onednn_conv(g, n, ic, oc, !training) && oc % b == 0 && trainable_conv(n)) blocked.insert(n.outputs[0]);
+    else if (layout_free_op(n, d) && trainable_elementwise(n)) data_inputs[i] = d, blocked.insert(n.outputs[0]);
     else if (blockable_maxpool(n)) data_inputs[i] = 1, blocked.insert(n.outputs[0]);
   }
   for (bool changed = true; changed;) {
@@ -240,9 +247,9 @@ void block_values(Graph& g) {
           size_t d;
           for (size_t k = 0; ok && k < r.inputs.size(); ++k) {
             if (r.inputs[k] != v) continue;
-            if (onednn_conv(g, r, ic, oc, true)) ok = k == 0 && ic % b == 0;
+            if (onednn_conv(g, r, ic, oc, !training)) ok = k == 0 && ic % b == 0 && trainable_conv(r);
             else if (r.domain.empty() && r.op_type == "GlobalAveragePool") ok = k == 0;
-            else if (layout_free_op(r, d)) ok = k < d;
+            else if (layout_free_op(r, d) && trainable_elementwise(r)) ok = k < d;
             else if (blockable_maxpool(r)) ok = k == 0;
             else ok = false;
           }
@@ -259,6 +266,7 @@ void block_values(Graph& g) {
   // Chain candidates with a blocked input or output run on oneDNN; the others stay direct (no
   // blocked value touches them: a blocked input would have made them keep it, so both are NCHW).
   for (Node& n : g.nodes) {
+    if (training) break;  // no candidates there (their backward stays on the direct kernels)
     int64_t ic, oc;
     if (onednn_conv(g, n, ic, oc, true) && !onednn_conv(g, n, ic, oc) &&
         (blocked.count(n.inputs[0]) || blocked.count(n.outputs[0])))
@@ -359,7 +367,16 @@ Graph fuse_cpu_inference_graph(const Graph& fused, bool& changed) {
     if (!dropped[i]) kept.push_back(std::move(out.nodes[i]));
   out.nodes = std::move(kept);
   const char* block = std::getenv("MLAUDIT_BLOCKED");
-  if (!block || std::string(block) != "0") block_values(out);
+  if (!block || std::string(block) != "0") block_values(out, false);
+  return out;
+}
+
+Graph block_cpu_gradient_graph(const Graph& fused) {
+  const char* off = std::getenv("MLAUDIT_NO_FUSE");
+  const char* block = std::getenv("MLAUDIT_BLOCKED");
+  if ((off && std::string(off) == "1") || (block && std::string(block) == "0")) return fused;
+  Graph out = fused;
+  block_values(out, true);
   return out;
 }
 

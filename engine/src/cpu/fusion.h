@@ -55,4 +55,10 @@ Graph fuse_cpu_graph(const Graph& g);
 /// kInferenceAttribute. `changed` tells whether any node was changed. MLAUDIT_NO_FUSE=1 turns it off.
 Graph fuse_cpu_inference_graph(const Graph& fused, bool& changed);
 
+/// A graph from fuse_cpu_graph whose activations between oneDNN convolutions stay channel-blocked
+/// (cpu/layout.h) for forward and backward passes: as fuse_cpu_inference_graph's blocking, less
+/// the ops without a blocked backward; the gradient of a blocked value is blocked. Graph inputs
+/// and outputs are never blocked. MLAUDIT_NO_FUSE=1 or MLAUDIT_BLOCKED=0 turn it off.
+Graph block_cpu_gradient_graph(const Graph& fused);
+
 }  // namespace mlaudit::engine::detail
