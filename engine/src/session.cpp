@@ -218,6 +218,9 @@ class Executor {
           detail::OpContext ctx{g_.nodes[i], g_.opset};
           // An element-wise node on blocked inputs that broadcast (unblock_broadcast in forward):
           // its backward runs on NCHW copies, and the gradients of blocked inputs are blocked.
+          if (g_.nodes[i].has(detail::kBlockedInputsAttribute) &&
+              detail::blocked_channel_broadcast_backward(g_.nodes[i], ins_in, gouts_in, need, gin))
+            return;
           detail::Inputs ins = ins_in, outs = outs_in, gouts = gouts_in;
           std::vector<Tensor> plain_in, plain_out, plain_g;
           const bool unblock = g_.nodes[i].has(detail::kBlockedInputsAttribute) && !unblock_broadcast(g_.nodes[i], ins, plain_in).empty();

@@ -397,7 +397,8 @@ namespace {
 // grouped), so the forward-only graph keeps their activations channel-blocked (cpu/layout.h):
 // Conv+Relu -> depthwise Conv -> Clip(0, 6) -> 1x1 Conv -> Add (residual) -> Relu -> Sigmoid*x
 // (SiLU) -> Conv; a squeeze branch GlobalAveragePool -> 1x1 Conv gives a [N,64,1,1] blocked
-// value that the Add broadcasts against (the executor's NCHW fallback); GlobalAveragePool ->
+// value that an Add and a Mul broadcast against (per-channel, computed in blocked order forward
+// and backward); GlobalAveragePool ->
 // Flatten is the output. `side_out` also makes the residual sum a graph output (kept NCHW).
 Graph blocked_chain_graph(std::mt19937& rng, int64_t c, bool side_out, int64_t wd = 64) {
   Graph g;
@@ -413,6 +414,7 @@ Graph blocked_chain_graph(std::mt19937& rng, int64_t c, bool side_out, int64_t w
   init("w2", {wd, wd, 1, 1}, 0.2f);
   init("w3", {wd, wd, 3, 3}, 0.1f);
   init("ws", {wd, wd, 1, 1}, 0.2f);
+  init("wc", {wd, wd, 1, 9}, 0.1f);
   g.initializers["lo"] = Tensor::scalar(0.f);
   g.initializers["hi"] = Tensor::scalar(6.f);
   auto add = [&](const std::string& op, std::vector<std::string> in, const std::string& out) -> Node& {
@@ -434,7 +436,10 @@ Graph blocked_chain_graph(std::mt19937& rng, int64_t c, bool side_out, int64_t w
   add("GlobalAveragePool", {"c3"}, "sq");
   add("Conv", {"sq", "ws"}, "ex");
   add("Add", {"c3", "ex"}, "c3e");
-  add("GlobalAveragePool", {"c3e"}, "gap");
+  add("Mul", {"ex", "c3e"}, "c3m");  // the squeeze-excitation scale, per-channel operand first
+  add("Conv", {"r1", "wc"}, "col");   // [N, wd, H, 1]: an Add broadcasting it over W takes the NCHW fallback
+  add("Add", {"c3m", "col"}, "c3w");
+  add("GlobalAveragePool", {"c3w"}, "gap");
   add("Flatten", {"gap"}, "y");
   g.outputs.push_back({"y", engine::DType::Float32, {}});
   if (side_out) g.outputs.push_back({"res", engine::DType::Float32, {}});
@@ -534,6 +539,8 @@ TEST_CASE("engine CPU blocked layout: oneDNN conv chains kept channel-blocked gi
         }
         CHECK(node("c3e").op_type == "Add");       // runs as the blocked per-channel broadcast
         CHECK(engine::detail::blocked_input(node("c3e"), 1) == bk);
+        CHECK(engine::detail::blocked_input(node("c3m"), 0) == bk);
+        CHECK(engine::detail::blocked_input(node("c3w"), 1) == bk);  // broadcast over W: the NCHW fallback
         // Not a test of zeros: the output varies (or is the NaN).
         if (side_out) {
           REQUIRE(std::isnan(a[1].f32()[0]));

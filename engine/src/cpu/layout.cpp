@@ -91,6 +91,83 @@ void channel_broadcast(const Tensor& big, const Tensor& per_channel, int64_t b, 
 }
 }  // namespace
 
+namespace {
+// Which input of a blocked channel-broadcast node is the [N,C,H,W] one (0 or 1), or -1.
+int big_input(const Node& n, const std::vector<const Tensor*>& in) {
+  if (!n.domain.empty() || in.size() != 2 || !in[0] || !in[1] || n.outputs.size() != 1) return -1;
+  const int64_t b = blocked_input(n, 0);
+  if (!b || blocked_input(n, 1) != b || blocked_output(n, 0) != b) return -1;
+  const Tensor &x0 = *in[0], &x1 = *in[1];
+  if (x0.dtype() != DType::Float32 || x1.dtype() != DType::Float32 || x0.rank() != 4 || x1.rank() != 4) return -1;
+  const int big = (x1.dim(2) == 1 && x1.dim(3) == 1) ? 0 : 1;
+  const Tensor& bt = big == 0 ? x0 : x1;
+  const Tensor& st = big == 0 ? x1 : x0;
+  if (st.dim(2) != 1 || st.dim(3) != 1 || bt.dim(0) != st.dim(0) || bt.dim(1) != st.dim(1) || bt.dim(1) % b) return -1;
+  return big;
+}
+}  // namespace
+
+bool blocked_channel_broadcast_backward(const Node& n, const std::vector<const Tensor*>& in,
+                                        const std::vector<const Tensor*>& grad_out, const std::vector<bool>& need,
+                                        std::vector<Tensor>& grad_in) {
+  const int big = big_input(n, in);
+  const bool add = n.op_type == "Add", sub = n.op_type == "Sub", mul = n.op_type == "Mul";
+  if (big < 0 || !(add || sub || mul) || grad_out.empty() || !grad_out[0] || grad_in.size() < 2) return false;
+  const int small = 1 - big;
+  const Tensor& g = *grad_out[0];
+  const Tensor& bt = *in[big];
+  const Tensor& st = *in[small];
+  if (g.shape() != bt.shape()) return false;
+  const int64_t b = blocked_input(n, 0);
+  const int64_t N = bt.dim(0), C = bt.dim(1), HW = bt.dim(2) * bt.dim(3), CB = C / b;
+  const float* pg = g.f32();
+  const float* px = bt.f32();
+  const float* ps = st.f32();
+  // Sub's sign on each input: a - b.
+  const float sign_big = sub && big == 1 ? -1.f : 1.f, sign_small = sub && small == 1 ? -1.f : 1.f;
+  if (need[big]) {
+    if (add || (sub && big == 0)) {
+      grad_in[big] = g;
+    } else {
+      Tensor d = Tensor::uninitialized(DType::Float32, bt.shape());
+      float* pd = d.f32();
+#pragma omp parallel for collapse(2) if (bt.numel() > 65536) schedule(static)
+      for (int64_t nn = 0; nn < N; ++nn)
+        for (int64_t cb = 0; cb < CB; ++cb) {
+          const int64_t base = (nn * CB + cb) * HW * b;
+          const float* s = ps + nn * C + cb * b;
+          for (int64_t i = 0; i < HW; ++i)
+#pragma omp simd
+            for (int64_t l = 0; l < b; ++l) {
+              const float gg = pg[base + i * b + l];
+              pd[base + i * b + l] = mul ? gg * s[l] : -gg;
+            }
+        }
+      grad_in[big] = d;
+    }
+  }
+  if (need[small]) {
+    Tensor d = Tensor::uninitialized(DType::Float32, st.shape());  // [N,C,1,1]: plain [N,C] order
+    float* pd = d.f32();
+#pragma omp parallel for collapse(2) if (bt.numel() > 65536) schedule(static)
+    for (int64_t nn = 0; nn < N; ++nn)
+      for (int64_t cb = 0; cb < CB; ++cb) {
+        const int64_t base = (nn * CB + cb) * HW * b;
+        float acc[16] = {};
+        for (int64_t i = 0; i < HW; ++i)
+#pragma omp simd
+          for (int64_t l = 0; l < b; ++l) {
+            const float gg = pg[base + i * b + l];
+            acc[l] += mul ? gg * px[base + i * b + l] : (sign_small < 0 ? -gg : gg);
+          }
+        for (int64_t l = 0; l < b; ++l) pd[nn * C + cb * b + l] = acc[l];
+      }
+    grad_in[small] = d;
+  }
+  (void)sign_big;
+  return true;
+}
+
 bool blocked_channel_broadcast(const Node& n, const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
   if (!n.domain.empty() || in.size() != 2 || !in[0] || !in[1] || out.size() != 1) return false;
   const int64_t b = blocked_input(n, 0);

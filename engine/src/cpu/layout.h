@@ -38,4 +38,12 @@ bool layout_free_op(const Node& n, size_t& data_inputs);
 /// true; false (nothing written) for any other node or shapes. Same operations as the op's.
 bool blocked_channel_broadcast(const Node& n, const std::vector<const Tensor*>& in, std::vector<Tensor>& out);
 
+/// The backward of such a node (Add, Sub, Mul) into blocked input gradients: the big input's
+/// as the op's backward computes it element by element, the per-channel input's summed over
+/// H x W from 0 in index order as reduce_to_shape sums it, so the same bits. False (nothing
+/// written) for any other node or shapes.
+bool blocked_channel_broadcast_backward(const Node& n, const std::vector<const Tensor*>& in,
+                                        const std::vector<const Tensor*>& grad_out, const std::vector<bool>& need,
+                                        std::vector<Tensor>& grad_in);
+
 }  // namespace mlaudit::engine::detail
