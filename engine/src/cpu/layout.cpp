@@ -123,8 +123,8 @@ bool blocked_channel_broadcast_backward(const Node& n, const std::vector<const T
   const float* pg = g.f32();
   const float* px = bt.f32();
   const float* ps = st.f32();
-  // Sub's sign on each input: a - b.
-  const float sign_big = sub && big == 1 ? -1.f : 1.f, sign_small = sub && small == 1 ? -1.f : 1.f;
+  // Sub (a - b) negates the gradient of b.
+  const bool negate_small = sub && small == 1;
   if (need[big]) {
     if (add || (sub && big == 0)) {
       grad_in[big] = g;
@@ -158,13 +158,12 @@ bool blocked_channel_broadcast_backward(const Node& n, const std::vector<const T
 #pragma omp simd
           for (int64_t l = 0; l < b; ++l) {
             const float gg = pg[base + i * b + l];
-            acc[l] += mul ? gg * px[base + i * b + l] : (sign_small < 0 ? -gg : gg);
+            acc[l] += mul ? gg * px[base + i * b + l] : (negate_small ? -gg : gg);
           }
         for (int64_t l = 0; l < b; ++l) pd[nn * C + cb * b + l] = acc[l];
       }
     grad_in[small] = d;
   }
-  (void)sign_big;
   return true;
 }
 
