@@ -152,6 +152,35 @@ Tensor reduce_to_shape(const Tensor& grad, const Shape& to) {
     }
     return out;
   }
+  // One contiguous block of axes reduced between kept ones ([A, R, B] -> [A, 1, B], B > 1: a
+  // ReduceMean over a sequence axis, a bias gradient over N of [N, C, ...]): each output sums its
+  // R terms from 0.f in index order, as the general walk below does, B outputs side by side.
+  if (to.size() == r) {
+    size_t lo = r, hi = 0;
+    bool ok = true;
+    for (size_t i = 0; i < r; ++i) {
+      if (to[i] == from[i]) continue;
+      if (to[i] != 1) ok = false;
+      lo = std::min(lo, i);
+      hi = std::max(hi, i + 1);
+    }
+    for (size_t i = lo; ok && i < hi; ++i) ok = to[i] == 1;
+    if (ok && lo < hi) {
+      int64_t A = 1, R = 1, B = 1;
+      for (size_t i = 0; i < r; ++i) (i < lo ? A : i < hi ? R : B) *= from[i];
+      const float* g = grad.f32();
+      float* o = out.f32();  // zeros
+#pragma omp parallel for if (A * R * B > 262144 && A > 1) schedule(static)
+      for (int64_t a = 0; a < A; ++a)
+        for (int64_t k = 0; k < R; ++k) {
+          const float* row = g + (a * R + k) * B;
+          float* orow = o + a * B;
+#pragma omp simd
+          for (int64_t j = 0; j < B; ++j) orow[j] += row[j];
+        }
+      return out;
+    }
+  }
   // Strides of `to` aligned to `from` (0 where broadcast).
   std::vector<int64_t> stride(r, 0);
   int64_t s = 1;

@@ -391,6 +391,50 @@ TEST_CASE("engine ReduceSum/ReduceMean over trailing axes: the blocked sums equa
       }
 }
 
+TEST_CASE("engine ReduceSum/ReduceMean over a middle block of axes: the side-by-side sums equal the sequential float sum, bit for bit") {
+  // [A, R..., B] reduced over the R axes (a transformer's mean over positions; a bias gradient's
+  // sum over N): reference sums each output's terms from 0.f in index order.
+  struct Case {
+    Shape shape;
+    std::vector<int64_t> axes;
+  };
+  const std::vector<Case> cases = {{{64, 32, 64}, {1}}, {{3, 5, 7, 9}, {1, 2}}, {{7, 4, 6}, {0}}, {{2, 300, 2, 600}, {1}},
+                                   {{4, 1, 5, 3}, {2}}};
+  for (const Case& c : cases)
+    for (bool mean : {false, true}) {
+      CAPTURE(c.shape, c.axes, mean);
+      std::mt19937 rng(9);
+      Graph g;
+      g.source = "reduce";
+      g.opset = 18;
+      Shape in_shape = c.shape;
+      g.inputs.push_back({"x", engine::DType::Float32, in_shape});
+      g.initializers["axes"] = Tensor::from_ints({int64_t(c.axes.size())}, c.axes);
+      Node n;
+      n.name = "r";
+      n.op_type = mean ? "ReduceMean" : "ReduceSum";
+      n.since_version = 18;
+      n.inputs = {"x", "axes"};
+      n.outputs = {"y"};
+      g.nodes.push_back(n);
+      g.outputs.push_back({"y", engine::DType::Float32, {}});
+      engine::Session s(g);
+      Tensor x = random_tensor(c.shape, rng, -2.f, 3.f);
+      Tensor y = s.run({x}).at(0);
+      const int64_t lo = c.axes.front(), hi = c.axes.back() + 1;
+      int64_t A = 1, R = 1, B = 1;
+      for (int64_t i = 0; i < int64_t(c.shape.size()); ++i) (i < lo ? A : i < hi ? R : B) *= c.shape[i];
+      REQUIRE(y.numel() == A * B);
+      for (int64_t a = 0; a < A; ++a)
+        for (int64_t b = 0; b < B; ++b) {
+          float acc = 0.f;
+          for (int64_t k = 0; k < R; ++k) acc += x.f32()[(a * R + k) * B + b];
+          if (mean) acc /= float(R);
+          REQUIRE(y.f32()[a * B + b] == acc);
+        }
+    }
+}
+
 namespace {
 
 // A MobileNet/ResNet-like block chain whose convolutions go to oneDNN (more than 32 channels or
