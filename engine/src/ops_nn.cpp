@@ -141,7 +141,8 @@ void matmul_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out
   const Tensor& a = float_input(ctx, in, 0);
   const Tensor& b = float_input(ctx, in, 1);
   MatMulPlan p = matmul_plan(ctx, a.shape(), b.shape());
-  Tensor y(p.out_shape);
+  // Every element is written below (sgemm with beta = 0 writes C, zeros when k = 0).
+  Tensor y = Tensor::uninitialized(DType::Float32, p.out_shape);
   int64_t nb = shape_numel(p.batch);
   // Common case: A batched [.., M, K], B a plain matrix: one GEMM over all rows.
   if (p.b_batch.empty() && (p.a_batch == p.batch)) {
@@ -227,6 +228,7 @@ struct ConvPrims {
   dnnl::convolution_backward_data::primitive_desc bwd_pd;
   std::unique_ptr<dnnl::convolution_backward_data> bwd;
   ConvRun runs[4];  // by (input blocked, output blocked)
+  dnnl::memory::desc wei_user;  // the weights' plain OIHW / GOIHW descriptor
   std::mutex mu;  // one execution at a time per entry (scratchpad and ConvRun are per entry)
 };
 
@@ -302,6 +304,7 @@ ConvPrims& conv_prims(const ConvParams& p, bool bias, const ConvEpilogue& e = {}
     attr.set_post_ops(ops);
   }
   prims->fwd_pd = dnnl::convolution_forward::primitive_desc(desc, attr, cpu_engine());
+  prims->wei_user = d.wei;
   prims->fwd = dnnl::convolution_forward(prims->fwd_pd);
   if (cache.size() > 256) cache.clear();  // bound memory when shapes keep changing
   auto& ref = *prims;
@@ -335,10 +338,11 @@ struct CachedWeights {
   dnnl::memory mem;
 };
 
-dnnl::memory weights_in_layout(const Node& node, const Tensor& w, const dnnl::memory& user,
+dnnl::memory weights_in_layout(const Node& node, const Tensor& w, const dnnl::memory::desc& user_desc,
                                const dnnl::memory::desc& want, dnnl::stream& s) {
-  if (user.get_desc() == want) return user;
-  if (!node.get_int(kConstWeightsAttribute, 0) || !w.storage()) return to_layout(user, want, s);
+  auto user = [&] { return dnnl::memory(user_desc, cpu_engine(), const_cast<float*>(w.f32())); };
+  if (user_desc == want) return user();
+  if (!node.get_int(kConstWeightsAttribute, 0) || !w.storage()) return to_layout(user(), want, s);
   static std::mutex mu;
   static std::multimap<const void*, CachedWeights> cache;
   static size_t bytes = 0;
@@ -357,7 +361,7 @@ dnnl::memory weights_in_layout(const Node& node, const Tensor& w, const dnnl::me
       ++it;
     }
   }
-  dnnl::memory m = to_layout(user, want, s);
+  dnnl::memory m = to_layout(user(), want, s);
   s.wait();
   std::lock_guard<std::mutex> lock(mu);
   if (bytes + want.get_size() > (size_t(1) << 30)) {  // bound the cache: drop entries of freed storage, then all
@@ -443,7 +447,6 @@ void conv_fwd_plain(const OpContext& ctx, const Inputs& in, Tensor& y) {
   }
   const ConvEpilogue epi = conv_epilogue(ctx.node);
   ConvPrims& prims = conv_prims(p, has_bias, epi);
-  ConvDescs d = conv_descs(p);
   // Channel-blocked input / output (cpu/layout.h): the same dims in oneDNN's nChw{B}c order.
   const int64_t bin = blocked_input(ctx.node, 0), bout = blocked_output(ctx.node, 0);
   if ((bin && (p.spatial_rank != 2 || p.c % bin)) || (bout && (p.spatial_rank != 2 || p.oc % bout)))
@@ -454,6 +457,7 @@ void conv_fwd_plain(const OpContext& ctx, const Inputs& in, Tensor& y) {
     dnnl::stream& s = cpu_stream();
     ConvRun& r = prims.runs[(bin ? 2 : 0) + (bout ? 1 : 0)];
     if (!r.ready) {
+      ConvDescs d = conv_descs(p);
       d.src = blocked_desc(d.src, bin);
       d.dst = blocked_desc(d.dst, bout);
       r.user_src = dnnl::memory(d.src, eng, DNNL_MEMORY_NONE);
@@ -476,8 +480,7 @@ void conv_fwd_plain(const OpContext& ctx, const Inputs& in, Tensor& y) {
     r.user_src.set_data_handle(const_cast<float*>(x.f32()));
     r.user_dst.set_data_handle(y.f32());
     if (has_bias) r.bias.set_data_handle(const_cast<float*>(float_input(ctx, in, 2).f32()));
-    dnnl::memory user_wei(d.wei, eng, const_cast<float*>(w.f32()));
-    r.args[DNNL_ARG_WEIGHTS] = weights_in_layout(ctx.node, w, user_wei, prims.fwd_pd.weights_desc(), s);
+    r.args[DNNL_ARG_WEIGHTS] = weights_in_layout(ctx.node, w, prims.wei_user, prims.fwd_pd.weights_desc(), s);
     if (r.reorder_src) r.src_reorder.execute(s, r.user_src, r.src_tmp);
     prims.fwd.execute(s, r.args);
     if (r.reorder_dst) r.dst_reorder.execute(s, r.dst_tmp, r.user_dst);
@@ -566,9 +569,8 @@ void conv_bwd(const OpContext& ctx, const Inputs& in, const Inputs& outs, const 
       }
       dnnl::stream& s = cpu_stream();
       dnnl::memory user_diff_src(blocked_desc(d.src, bin), eng, gin[0].f32());
-      dnnl::memory user_wei(d.wei, eng, const_cast<float*>(w.f32()));
       dnnl::memory user_diff_dst(blocked_desc(d.dst, bout), eng, const_cast<float*>(gy.f32()));
-      dnnl::memory wei = weights_in_layout(ctx.node, w, user_wei, prims.bwd_pd.weights_desc(), s);
+      dnnl::memory wei = weights_in_layout(ctx.node, w, d.wei, prims.bwd_pd.weights_desc(), s);
       dnnl::memory diff_dst = to_layout(user_diff_dst, prims.bwd_pd.diff_dst_desc(), s);
       bool src_plain = prims.bwd_pd.diff_src_desc() == user_diff_src.get_desc();
       dnnl::memory diff_src = src_plain ? user_diff_src : dnnl::memory(prims.bwd_pd.diff_src_desc(), eng);
