@@ -22,8 +22,13 @@ namespace {
 std::string src(const std::string& rel) { return test::source_path(rel); }
 
 // mpirun as root in a container: allowed explicitly; shared memory and TCP on loopback only.
+// Each mpirun gets its own TMPDIR: Open MPI keeps its session directory under
+// $TMPDIR/ompi.<host>.<uid>, and two mpiruns of tests that ctest -j runs side by side raced on
+// it (one removed the shared folder while the other created its pid folder in it: "A call to
+// mkdir was unable to create the desired directory", orte_init failed).
 test::CommandResult mpirun(int ranks, const std::string& args, const std::string& env = "", const std::string& flags = "") {
-  const std::string cmd = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader,tcp "
+  const std::string session = test::temp_dir("ompi");
+  const std::string cmd = "TMPDIR=" + session + " OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader,tcp "
                           "OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo " +
                           env + " " MLAUDIT_MPIEXEC " --oversubscribe " + flags + " -n " + std::to_string(ranks) + " " + test::mlaudit_exe() +
                           " " + args + " 2>&1";
@@ -35,6 +40,8 @@ test::CommandResult mpirun(int ranks, const std::string& args, const std::string
   while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
   const int status = pclose(p);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::error_code ec;
+  fs::remove_all(session, ec);
   return r;
 }
 
