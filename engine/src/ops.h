@@ -1,6 +1,8 @@
 #pragma once
 // Internal op table: forward and vector-Jacobian product per ONNX op (float32,
 // with int64 for shape arithmetic). Used by the CPU backend.
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -65,6 +67,11 @@ void register_reduce_ops();      ///< ops_reduce.cpp: ReduceMax/Min/Prod/L1/L2/L
 void register_ml_ops();          ///< ops_ml.cpp: the ai.onnx.ml domain
 void register_rnn_ops();         ///< ops_rnn.cpp: RNN, GRU, LSTM
 void register_quant_ops();       ///< ops_quant.cpp: (De)QuantizeLinear, integer MatMul/Conv, ScatterElements...
+
+/// f(begin, count) over [0, n) in blocks of 16,384 floats (an array kernel's unit: it stays in
+/// cache), the blocks over threads when n exceeds 262,144. Each element is computed alone, so
+/// the values do not depend on the split.
+void for_float_blocks(int64_t n, const std::function<void(int64_t, int64_t)>& f);
 
 /// Throws InputError naming the node.
 [[noreturn]] void op_error(const OpContext& ctx, const std::string& message);

@@ -113,6 +113,13 @@ Shape broadcast_shape(const OpContext& ctx, const Shape& a, const Shape& b) {
   return out;
 }
 
+void for_float_blocks(int64_t n, const std::function<void(int64_t, int64_t)>& f) {
+  constexpr int64_t kBlock = 16384;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for if (n > 262144) schedule(static)
+  for (int64_t b = 0; b < blocks; ++b) f(b * kBlock, std::min(kBlock, n - b * kBlock));
+}
+
 Tensor reduce_to_shape(const Tensor& grad, const Shape& to) {
   if (grad.shape() == to) return grad;
   Tensor out(DType::Float32, to);

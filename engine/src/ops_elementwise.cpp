@@ -274,10 +274,7 @@ void Relu_bwd(const OpContext&, const Inputs& in, const Inputs&, const Inputs& g
   const float* px = x.f32();
   const float* pg = g[0]->f32();
   float* pd = gin[0].f32();
-  const int64_t n = x.numel();
-  constexpr int64_t kBlock = 16384;
-#pragma omp parallel for if (n > 262144) schedule(static)
-  for (int64_t b = 0; b < n; b += kBlock) relu_mask_multiply(pg + b, px + b, pd + b, std::min(kBlock, n - b));
+  for_float_blocks(x.numel(), [&](int64_t b, int64_t m) { relu_mask_multiply(pg + b, px + b, pd + b, m); });
 }
 MLAUDIT_UNARY(LeakyRelu, const float alpha = n.get_float("alpha", 0.01f), x >= 0 ? x : x * alpha, x > 0 ? 1.f : alpha)
 MLAUDIT_UNARY(Tanh, MLAUDIT_NOPARAMS, std::tanh(x), 1.f - y * y)
@@ -289,11 +286,7 @@ void unary_array_map(const OpContext& ctx, const Inputs& in, std::vector<Tensor>
   out[0] = Tensor::uninitialized(DType::Float32, x.shape());
   const float* px = x.f32();
   float* py = out[0].f32();
-  const int64_t n = x.numel();
-  constexpr int64_t kBlock = 16384;
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-#pragma omp parallel for if (n > 262144) schedule(static)
-  for (int64_t b = 0; b < blocks; ++b) kernel(px + b * kBlock, py + b * kBlock, std::min(kBlock, n - b * kBlock));
+  for_float_blocks(x.numel(), [&](int64_t b, int64_t m) { kernel(px + b, py + b, m); });
 }
 
 // Sigmoid and Exp: forward by the vectorised kernels (vector_math.h, ~3 and ~2 ulp); their

@@ -235,19 +235,19 @@ struct ConvPrims {
 // The calling thread's oneDNN stream (in-order, CPU: executions complete before they return).
 dnnl::stream& cpu_stream();
 
-// What a forward primitive computes besides the convolution: prop kind and post-op.
+// What a forward primitive computes besides the convolution: its post-op, Relu
+// (eltwise_relu, NaN -> 0 like the Relu op) for a forward-only node with a fused Relu (a
+// gradient graph keeps the output before the mask). No clip post-op: oneDNN's eltwise_clip
+// turns NaN into a bound, ONNX Clip keeps it (apply_fused_clip runs after the primitive instead).
 struct ConvEpilogue {
-  bool inference = false;  // a forward-only node (no backward will use this primitive)
-  bool relu = false;       // eltwise_relu post-op (inference only; NaN -> 0 like the Relu op)
-  // No clip post-op: oneDNN's eltwise_clip turns NaN into a bound, ONNX Clip keeps it
-  // (apply_fused_clip runs after the primitive instead).
+  bool relu = false;
 };
 
-using ConvKey = std::array<int64_t, 21>;
+using ConvKey = std::array<int64_t, 20>;
 
 ConvKey conv_key(const ConvParams& p, bool bias, const ConvEpilogue& e) {
   return {p.n,  p.c,  p.h,  p.w,  p.oc, p.kh, p.kw, p.oh, p.ow,        p.group,     p.sh,        p.sw,
-          p.dh, p.dw, p.pt, p.pl, p.pb, p.pr, bias, e.inference, e.relu};
+          p.dh, p.dw, p.pt, p.pl, p.pb, p.pr, bias, e.relu};
 }
 
 dnnl::memory::desc md(const dnnl::memory::dims& d, dnnl::memory::format_tag tag) {
@@ -374,13 +374,10 @@ dnnl::memory weights_in_layout(const Node& node, const Tensor& w, const dnnl::me
   return m;
 }
 
-// The epilogue of a forward Conv node: inference-only post-ops set by fuse_cpu_inference_graph.
+// The epilogue of a forward Conv node: post-ops only in forward-only graphs
+// (fuse_cpu_inference_graph marks their convolutions).
 ConvEpilogue conv_epilogue(const Node& n) {
-  ConvEpilogue e;
-  e.inference = n.get_int(kInferenceAttribute, 0) != 0;
-  if (!e.inference) return e;
-  e.relu = fused_relu(n);
-  return e;
+  return ConvEpilogue{n.get_int(kInferenceAttribute, 0) != 0 && fused_relu(n)};
 }
 
 // Applies the fused Clip of a node to y (the paths that do not run it as a post-op).
@@ -545,10 +542,7 @@ void conv_bwd(const OpContext& ctx, const Inputs& in, const Inputs& outs, const 
     const float* pg = g[0]->f32();
     const float* py = relu_out->f32();
     float* pm = masked.f32();
-    const int64_t count = masked.numel();
-    constexpr int64_t kBlock = 16384;
-#pragma omp parallel for if (count > 262144) schedule(static)
-    for (int64_t b = 0; b < count; b += kBlock) relu_mask_multiply(pg + b, py + b, pm + b, std::min(kBlock, count - b));
+    for_float_blocks(masked.numel(), [&](int64_t b, int64_t m) { relu_mask_multiply(pg + b, py + b, pm + b, m); });
   }
   const Tensor& gy = masked.empty() ? *g[0] : masked;
   if (need[0] && direct) {
@@ -616,6 +610,20 @@ void for_each_window(const PoolParams& p, F f) {
 // True when every window lies inside the input (no padding reached, e.g. 2x2/2 pooling).
 bool windows_inside(const PoolParams& p) {
   return p.pt == 0 && p.pl == 0 && (p.oh - 1) * p.sh + (p.kh - 1) * p.dh < p.h && (p.ow - 1) * p.sw + (p.kw - 1) * p.dw < p.w;
+}
+
+// Calls f(flat) for each tap of window (oi, oj) inside the input, flat = row * W + column of
+// the plane, in scan order (rows, then columns); stops early when f returns true.
+template <class F>
+void window_taps(const PoolParams& p, int64_t oi, int64_t oj, F f) {
+  for (int64_t ki = 0; ki < p.kh; ++ki) {
+    const int64_t r = oi * p.sh - p.pt + ki * p.dh;
+    if (r < 0 || r >= p.h) continue;
+    for (int64_t kj = 0; kj < p.kw; ++kj) {
+      const int64_t c = oj * p.sw - p.pl + kj * p.dw;
+      if (c >= 0 && c < p.w && f(r * p.w + c)) return;
+    }
+  }
 }
 
 // Argmax (flat index within the plane, first maximum in scan order) of window (oi, oj); -1 if empty.
@@ -686,22 +694,17 @@ void maxpool_blocked(const PoolParams& p, int64_t b, bool inside, const float* p
           continue;
         }
         bool first = true;
-        for (int64_t ki = 0; ki < p.kh; ++ki) {
-          const int64_t hi = oi * p.sh - p.pt + ki * p.dh;
-          if (hi < 0 || hi >= H) continue;
-          for (int64_t kj = 0; kj < p.kw; ++kj) {
-            const int64_t wj = oj * p.sw - p.pl + kj * p.dw;
-            if (wj < 0 || wj >= W) continue;
-            const float* v = plane + (hi * W + wj) * b;
-            if (first) {
-              for (int64_t l = 0; l < b; ++l) o[l] = v[l];
-              first = false;
-              continue;
-            }
-#pragma omp simd
-            for (int64_t l = 0; l < b; ++l) o[l] = v[l] > o[l] ? v[l] : o[l];
+        window_taps(p, oi, oj, [&](int64_t flat) {
+          const float* v = plane + flat * b;
+          if (first) {
+            for (int64_t l = 0; l < b; ++l) o[l] = v[l];
+            first = false;
+            return false;
           }
-        }
+#pragma omp simd
+          for (int64_t l = 0; l < b; ++l) o[l] = v[l] > o[l] ? v[l] : o[l];
+          return false;
+        });
         if (first)
           for (int64_t l = 0; l < b; ++l) o[l] = -std::numeric_limits<float>::infinity();
       }
@@ -836,23 +839,18 @@ void maxpool_bwd(const OpContext& ctx, const Inputs& in, const Inputs& outs, con
           float m[16];
           int64_t arg[16];
           bool first = true;
-          for (int64_t ki = 0; ki < p.kh; ++ki) {
-            const int64_t r = oi * p.sh - p.pt + ki * p.dh;
-            if (r < 0 || r >= H) continue;
-            for (int64_t kj = 0; kj < p.kw; ++kj) {
-              const int64_t c = oj * p.sw - p.pl + kj * p.dw;
-              if (c < 0 || c >= W) continue;
-              const int64_t at = (r * W + c) * b;
+          window_taps(p, oi, oj, [&](int64_t flat) {
+            const int64_t at = flat * b;
 #pragma omp simd
-              for (int64_t l = 0; l < b; ++l) {  // selects, so the lanes vectorise
-                const float v = plane[at + l];
-                const bool take = first || v > m[l];
-                m[l] = take ? v : m[l];
-                arg[l] = take ? at + l : arg[l];
-              }
-              first = false;
+            for (int64_t l = 0; l < b; ++l) {  // selects, so the lanes vectorise
+              const float v = plane[at + l];
+              const bool take = first || v > m[l];
+              m[l] = take ? v : m[l];
+              arg[l] = take ? at + l : arg[l];
             }
-          }
+            first = false;
+            return false;
+          });
           if (first) continue;  // a window with no tap inside the input
           const float* gg = pg + ((nb * OH + oi) * OW + oj) * b;
           for (int64_t l = 0; l < b; ++l) d[arg[l]] += gg[l];
@@ -922,25 +920,15 @@ void maxpool_bwd(const OpContext& ctx, const Inputs& in, const Inputs& outs, con
       const float* plane = px + pc * p.h * p.w;
       float* d = pd + pc * p.h * p.w;
       for (int64_t oi = 0; oi < p.oh; ++oi) {
-        int64_t k0 = 0, k1 = p.kh;  // rows of the window inside the input
-        while (k0 < k1 && oi * p.sh - p.pt + k0 * p.dh < 0) ++k0;
-        while (k1 > k0 && oi * p.sh - p.pt + (k1 - 1) * p.dh >= p.h) --k1;
         for (int64_t oj = 0; oj < p.ow; ++oj) {
           const int64_t o = (pc * p.oh + oi) * p.ow + oj;
           const float m = pv[o];
           const bool nan = std::isnan(m);
           int64_t arg = -1;
-          for (int64_t ki = k0; ki < k1 && arg < 0; ++ki) {
-            const int64_t r = oi * p.sh - p.pt + ki * p.dh;
-            for (int64_t kj = 0; kj < p.kw; ++kj) {
-              const int64_t c = oj * p.sw - p.pl + kj * p.dw;
-              if (c < 0 || c >= p.w) continue;
-              if (nan || plane[r * p.w + c] == m) {
-                arg = r * p.w + c;
-                break;
-              }
-            }
-          }
+          window_taps(p, oi, oj, [&](int64_t flat) {
+            if (nan || plane[flat] == m) arg = flat;
+            return arg >= 0;
+          });
           if (arg >= 0) d[arg] += pg[o];
         }
       }

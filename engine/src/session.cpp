@@ -118,17 +118,7 @@ class Executor {
   // fuse: run the CPU rewrites of cpu/fusion.h on a private copy of the graph (infer_shapes,
   // which reports every intermediate value, runs the graph as loaded).
   Executor(const Graph& g, const CpuBackend& b, bool fuse = true)
-      : own_(fuse ? detail::block_cpu_gradient_graph(detail::fuse_cpu_graph(g)) : Graph()), g_(fuse ? own_ : g), b_(b),
-        plan_(make_execution_plan(g_)) {
-    for (const auto& [name, t] : g_.initializers) constants_.emplace_back(plan_.slot.at(name), t);
-    if (fuse) {
-      // Forward-only passes (run) take a graph with the rewrites that drop values a backward
-      // needs (cpu/fusion.h: fuse_cpu_inference_graph), when there are any.
-      bool changed = false;
-      Graph inference = detail::fuse_cpu_inference_graph(detail::fuse_cpu_graph(g), changed);
-      if (changed) infer_.reset(new Executor(Owned{}, std::move(inference), b));
-    }
-  }
+      : Executor(g, b, fuse, fuse ? detail::fuse_cpu_graph(g) : Graph()) {}
 
   // The graph's outputs for `inputs`, keeping no intermediate values.
   std::vector<Tensor> run(const std::vector<Tensor>& inputs) const {
@@ -148,14 +138,15 @@ class Executor {
       for (int s : plan_.node_inputs[i]) ins.push_back(s >= 0 && !v[s].empty() ? &v[s] : nullptr);
       std::vector<Tensor> outs(node.outputs.size());
       std::vector<Tensor> unblocked;
+      bool reblock = false;
       const auto t0 = op_profile().on ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
       const bool blocked = node.has(detail::kBlockedInputsAttribute);
       if (!blocked || !detail::blocked_channel_broadcast(node, ins, outs)) {
-        if (blocked) unblock_broadcast(node, ins, unblocked);
+        if (blocked) reblock = unblock_broadcast(node, ins, unblocked);
         b_.forward(ctx, ins, outs);
       }
       if (op_profile().on) op_profile().add(node.op_type, ins, std::chrono::steady_clock::now() - t0);
-      if (!unblocked.empty())
+      if (reblock)
         for (size_t k = 0; k < outs.size(); ++k)
           if (int64_t b = detail::blocked_output(node, k)) outs[k] = detail::to_blocked(outs[k], b);
       for (size_t k = 0; k < outs.size(); ++k) {
@@ -174,19 +165,20 @@ class Executor {
   // An element-wise node on channel-blocked inputs (cpu/layout.h) computes position by position
   // only when its data inputs have one shape; when they broadcast, they are converted to NCHW
   // here (into `plain`, which `ins` then points into) and the caller blocks the outputs again.
-  static const std::vector<Tensor>& unblock_broadcast(const Node& node, detail::Inputs& ins, std::vector<Tensor>& plain) {
+  // Returns whether it converted anything.
+  static bool unblock_broadcast(const Node& node, detail::Inputs& ins, std::vector<Tensor>& plain) {
     size_t data = 0;
-    if (!detail::layout_free_op(node, data) || data > ins.size()) return plain;
+    if (!detail::layout_free_op(node, data) || data > ins.size()) return false;
     bool same = true;
     for (size_t k = 1; k < data; ++k) same = same && ins[k] && ins[0] && ins[k]->shape() == ins[0]->shape();
-    if (same) return plain;
+    if (same) return false;
     plain.resize(data);
     for (size_t k = 0; k < data; ++k)
       if (ins[k] && detail::blocked_input(node, k)) {
         plain[k] = detail::from_blocked(*ins[k], detail::blocked_input(node, k));
         ins[k] = &plain[k];
       }
-    return plain;
+    return true;
   }
 
   std::vector<Tensor> outputs_of(const std::vector<Tensor>& v) const {
@@ -223,7 +215,7 @@ class Executor {
             return;
           detail::Inputs ins = ins_in, outs = outs_in, gouts = gouts_in;
           std::vector<Tensor> plain_in, plain_out, plain_g;
-          const bool unblock = g_.nodes[i].has(detail::kBlockedInputsAttribute) && !unblock_broadcast(g_.nodes[i], ins, plain_in).empty();
+          const bool unblock = g_.nodes[i].has(detail::kBlockedInputsAttribute) && unblock_broadcast(g_.nodes[i], ins, plain_in);
           if (unblock) {
             plain_out.resize(outs.size());
             plain_g.resize(gouts.size());
@@ -264,6 +256,20 @@ class Executor {
   const ExecutionPlan& plan() const { return plan_; }
 
  private:
+  // `fused`: fuse_cpu_graph(g) when fusing. The executor runs its channel-blocked form
+  // (block_cpu_gradient_graph); forward-only passes (run) take a graph with the rewrites that
+  // drop values a backward needs (cpu/fusion.h: fuse_cpu_inference_graph), when there are any.
+  Executor(const Graph& g, const CpuBackend& b, bool fuse, const Graph& fused)
+      : own_(fuse ? detail::block_cpu_gradient_graph(fused) : Graph()), g_(fuse ? own_ : g), b_(b),
+        plan_(make_execution_plan(g_)) {
+    for (const auto& [name, t] : g_.initializers) constants_.emplace_back(plan_.slot.at(name), t);
+    if (fuse) {
+      bool changed = false;
+      Graph inference = detail::fuse_cpu_inference_graph(fused, changed);
+      if (changed) infer_.reset(new Executor(Owned{}, std::move(inference), b));
+    }
+  }
+
   // An executor of `owned` as it is (the forward-only graph).
   struct Owned {};
   Executor(Owned, Graph owned, const CpuBackend& b) : own_(std::move(owned)), g_(own_), b_(b), plan_(make_execution_plan(g_)) {

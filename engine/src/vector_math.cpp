@@ -27,20 +27,17 @@ void exp_array_scalar(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
 }
 
+namespace {
 // e^x / (1 + e^x) for x < 0 keeps e^x from overflowing and the small result accurate.
+inline float sigmoid_scalar(float v) { return v >= 0 ? 1.f / (1.f + std::exp(-v)) : std::exp(v) / (1.f + std::exp(v)); }
+}  // namespace
+
 void sigmoid_array_scalar(const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = x[i];
-    y[i] = v >= 0 ? 1.f / (1.f + std::exp(-v)) : std::exp(v) / (1.f + std::exp(v));
-  }
+  for (int64_t i = 0; i < n; ++i) y[i] = sigmoid_scalar(x[i]);
 }
 
 void silu_array_scalar(const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = x[i];
-    const float s = v >= 0 ? 1.f / (1.f + std::exp(-v)) : std::exp(v) / (1.f + std::exp(v));
-    y[i] = v * s;
-  }
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * sigmoid_scalar(x[i]);
 }
 
 void softmax_row_scalar(const float* x, float* y, int64_t len, bool log) {

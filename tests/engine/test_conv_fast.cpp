@@ -353,6 +353,21 @@ TEST_CASE("engine AveragePool: windows summed a row at a time equal the per-wind
   }
 }
 
+namespace {
+// x -> ReduceMean or ReduceSum (opset 18, axes an initializer) -> y.
+Graph reduce_graph(bool mean, Shape input_shape, const std::vector<int64_t>& axes) {
+  Graph g;
+  g.source = "reduce";
+  g.opset = 18;
+  g.inputs.push_back({"x", engine::DType::Float32, std::move(input_shape)});
+  g.initializers["axes"] = Tensor::from_ints({int64_t(axes.size())}, axes);
+  Node& n = add_node(g, mean ? "ReduceMean" : "ReduceSum", {"x", "axes"}, "y");
+  n.since_version = 18;
+  g.outputs.push_back({"y", engine::DType::Float32, {}});
+  return g;
+}
+}  // namespace
+
 TEST_CASE("engine ReduceSum/ReduceMean over trailing axes: the blocked sums equal the sequential float sum, bit for bit") {
   // Shapes with an outer size below, at and above a multiple of 8 and one large enough for threads.
   const std::vector<Shape> shapes = {{1, 3, 5, 7}, {2, 4, 3, 3}, {3, 13, 14, 14}, {64, 32, 14, 14}};
@@ -361,22 +376,9 @@ TEST_CASE("engine ReduceSum/ReduceMean over trailing axes: the blocked sums equa
       for (int64_t axes : {1, 2, 3}) {
         CAPTURE(shape, mean, axes);
         std::mt19937 rng(5);
-        Graph g;
-        g.source = "reduce";
-        g.opset = 18;
-        g.inputs.push_back({"x", engine::DType::Float32, {-1, shape[1], shape[2], shape[3]}});
         std::vector<int64_t> ax;
         for (int64_t a = 4 - axes; a < 4; ++a) ax.push_back(a);
-        g.initializers["axes"] = Tensor::from_ints({int64_t(ax.size())}, ax);
-        Node n;
-        n.name = "r";
-        n.op_type = mean ? "ReduceMean" : "ReduceSum";
-        n.since_version = 18;
-        n.inputs = {"x", "axes"};
-        n.outputs = {"y"};
-        g.nodes.push_back(n);
-        g.outputs.push_back({"y", engine::DType::Float32, {}});
-        engine::Session s(g);
+        engine::Session s(reduce_graph(mean, {-1, shape[1], shape[2], shape[3]}, ax));
         Tensor x = random_tensor(shape, rng, -2.f, 3.f);
         Tensor y = s.run({x}).at(0);
         int64_t inner = 1;
@@ -404,21 +406,7 @@ TEST_CASE("engine ReduceSum/ReduceMean over a middle block of axes: the side-by-
     for (bool mean : {false, true}) {
       CAPTURE(c.shape, c.axes, mean);
       std::mt19937 rng(9);
-      Graph g;
-      g.source = "reduce";
-      g.opset = 18;
-      Shape in_shape = c.shape;
-      g.inputs.push_back({"x", engine::DType::Float32, in_shape});
-      g.initializers["axes"] = Tensor::from_ints({int64_t(c.axes.size())}, c.axes);
-      Node n;
-      n.name = "r";
-      n.op_type = mean ? "ReduceMean" : "ReduceSum";
-      n.since_version = 18;
-      n.inputs = {"x", "axes"};
-      n.outputs = {"y"};
-      g.nodes.push_back(n);
-      g.outputs.push_back({"y", engine::DType::Float32, {}});
-      engine::Session s(g);
+      engine::Session s(reduce_graph(mean, c.shape, c.axes));
       Tensor x = random_tensor(c.shape, rng, -2.f, 3.f);
       Tensor y = s.run({x}).at(0);
       const int64_t lo = c.axes.front(), hi = c.axes.back() + 1;

@@ -14,6 +14,60 @@ namespace mlaudit::engine::detail {
 
 namespace {
 
+// Whether environment variable `name` is set to `value` (MLAUDIT_NO_FUSE=1, MLAUDIT_BLOCKED=0).
+bool env_is(const char* name, const char* value) {
+  const char* e = std::getenv(name);
+  return e && std::string(e) == value;
+}
+
+std::set<std::string> output_names(const Graph& g) {
+  std::set<std::string> names;
+  for (const auto& o : g.outputs) names.insert(o.name);
+  return names;
+}
+
+// Value -> indices of the nodes that read it (a node reading it twice is listed twice).
+std::map<std::string, std::vector<size_t>> readers_of(const Graph& g) {
+  std::map<std::string, std::vector<size_t>> readers;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (const auto& in : g.nodes[i].inputs)
+      if (!in.empty()) readers[in].push_back(i);
+  return readers;
+}
+
+void remove_dropped(Graph& g, const std::vector<bool>& dropped) {
+  std::vector<Node> kept;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (!dropped[i]) kept.push_back(std::move(g.nodes[i]));
+  g.nodes = std::move(kept);
+}
+
+// For each node `producer` accepts, whose one output is no graph output and has exactly one
+// reader after it: when `absorb(producer, reader)` accepts that reader (and marks the producer
+// with the attribute that says so), the producer writes the reader's output and the reader is
+// dropped. Returns whether any node was fused.
+template <class Producer, class Absorb>
+bool fuse_sole_readers(Graph& g, Producer producer, Absorb absorb) {
+  const auto outputs = output_names(g);
+  const auto readers = readers_of(g);
+  std::vector<bool> dropped(g.nodes.size(), false);
+  bool any = false;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    Node& n = g.nodes[i];
+    if (dropped[i] || !n.domain.empty() || n.outputs.size() != 1 || !producer(n)) continue;
+    auto r = readers.find(n.outputs[0]);
+    if (outputs.count(n.outputs[0]) || r == readers.end() || r->second.size() != 1) continue;
+    const size_t j = r->second[0];
+    Node& reader = g.nodes[j];
+    if (j <= i || dropped[j] || !reader.domain.empty() || reader.outputs.size() != 1 || !absorb(n, reader)) continue;
+    n.outputs[0] = reader.outputs[0];
+    dropped[j] = true;
+    any = true;
+  }
+  remove_dropped(g, dropped);
+  return any;
+}
+
 // The pads [top, left, bottom, right] of a Pad node that pads only H and W of a 4-D tensor
 // with zeros, from constants; false when the node is anything else.
 bool zero_spatial_pads(const Graph& g, const Node& pad, std::vector<int64_t>& spatial) {
@@ -52,11 +106,9 @@ bool no_own_padding(const Node& n) {
 }  // namespace
 
 Graph fuse_cpu_graph(const Graph& g) {
-  const char* off = std::getenv("MLAUDIT_NO_FUSE");
-  if (off && std::string(off) == "1") return g;
+  if (env_is("MLAUDIT_NO_FUSE", "1")) return g;
   Graph out = g;
-  std::set<std::string> graph_outputs;
-  for (const auto& o : g.outputs) graph_outputs.insert(o.name);
+  const auto graph_outputs = output_names(g);
   std::map<std::string, int> readers;
   for (size_t i = 0; i < out.nodes.size(); ++i) {
     for (const auto& in : out.nodes[i].inputs)
@@ -102,24 +154,17 @@ Graph fuse_cpu_graph(const Graph& g) {
       continue;
     }
   }
-  for (size_t i = 0; i < out.nodes.size(); ++i) {
-    Node& n = out.nodes[i];
-    if (dropped[i] || !n.domain.empty() || n.op_type != "Conv" || n.outputs.size() != 1) continue;
-    Node* next = sole_reader(n.outputs[0]);
-    if (!next || !next->domain.empty() || next->op_type != "Relu") continue;
-    n.outputs[0] = next->outputs[0];
-    n.attributes[kFusedReluAttribute] = Attribute::of_int(1);
-    dropped[next - out.nodes.data()] = true;
-  }
-  for (size_t i = 0; i < out.nodes.size(); ++i) {
-    Node& n = out.nodes[i];
-    if (!dropped[i] && n.domain.empty() && n.op_type == "Conv" && n.inputs.size() > 1 && out.initializers.count(n.inputs[1]))
+  remove_dropped(out, dropped);
+  fuse_sole_readers(
+      out, [](const Node& n) { return n.op_type == "Conv"; },
+      [](Node& conv, const Node& next) {
+        if (next.op_type != "Relu") return false;
+        conv.attributes[kFusedReluAttribute] = Attribute::of_int(1);
+        return true;
+      });
+  for (Node& n : out.nodes)
+    if (n.domain.empty() && n.op_type == "Conv" && n.inputs.size() > 1 && out.initializers.count(n.inputs[1]))
       n.attributes[kConstWeightsAttribute] = Attribute::of_int(1);
-  }
-  std::vector<Node> kept;
-  for (size_t i = 0; i < out.nodes.size(); ++i)
-    if (!dropped[i]) kept.push_back(std::move(out.nodes[i]));
-  out.nodes = std::move(kept);
   return out;
 }
 
@@ -206,12 +251,8 @@ void block_values(Graph& g, bool training) {
   auto trainable_elementwise = [&](const Node& n) { return !training || (n.op_type != "Max" && n.op_type != "Min"); };
   for (const Node& n : g.nodes)
     if (n.op_type == "If" || n.op_type == "Loop" || n.op_type == "Scan") return;  // subgraphs read values unseen here
-  std::set<std::string> graph_outputs;
-  for (const auto& o : g.outputs) graph_outputs.insert(o.name);
-  std::map<std::string, std::vector<size_t>> readers;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    for (const auto& in : g.nodes[i].inputs)
-      if (!in.empty()) readers[in].push_back(i);
+  const auto graph_outputs = output_names(g);
+  auto readers = readers_of(g);
   std::set<std::string> blocked;
   std::map<size_t, size_t> data_inputs;  // element-wise node -> its data input count
   for (size_t i = 0; i < g.nodes.size(); ++i) {
@@ -290,91 +331,41 @@ void block_values(Graph& g, bool training) {
 
 Graph fuse_cpu_inference_graph(const Graph& fused, bool& changed) {
   changed = false;
-  const char* off = std::getenv("MLAUDIT_NO_FUSE");
-  if (off && std::string(off) == "1") return fused;
+  if (env_is("MLAUDIT_NO_FUSE", "1")) return fused;
   Graph out = fused;
-  std::set<std::string> graph_outputs;
-  for (const auto& o : out.outputs) graph_outputs.insert(o.name);
-  std::map<std::string, std::vector<size_t>> readers;
-  for (size_t i = 0; i < out.nodes.size(); ++i)
-    for (const auto& in : out.nodes[i].inputs)
-      if (!in.empty()) readers[in].push_back(i);
-  std::vector<bool> dropped(out.nodes.size(), false);
+  for (Node& n : out.nodes)
+    if (n.domain.empty() && n.op_type == "Conv") n.attributes[kInferenceAttribute] = Attribute::of_int(1), changed = true;
+  auto conv = [](const Node& n) { return n.op_type == "Conv"; };
   // Conv -> Clip (ReLU6 and the like) first: the pool below then reads the Clip's output.
-  for (size_t i = 0; i < out.nodes.size(); ++i) {
-    Node& n = out.nodes[i];
-    if (!n.domain.empty() || n.op_type != "Conv" || n.outputs.size() != 1) continue;
-    n.attributes[kInferenceAttribute] = Attribute::of_int(1);
-    changed = true;
-    const std::string& v = n.outputs[0];
-    auto r = readers.find(v);
-    if (graph_outputs.count(v) || r == readers.end() || r->second.size() != 1) continue;
-    const size_t j = r->second[0];
+  changed |= fuse_sole_readers(out, conv, [&](Node& c, const Node& clip) {
     float lo, hi;
-    if (j <= i || dropped[j] || out.nodes[j].inputs[0] != v || !constant_clip_bounds(out, out.nodes[j], lo, hi)) continue;
-    n.outputs[0] = out.nodes[j].outputs[0];
-    n.attributes[kFusedClipAttribute] = Attribute::of_floats({lo, hi});
-    dropped[j] = true;
-  }
-  readers.clear();
-  for (size_t i = 0; i < out.nodes.size(); ++i)
-    if (!dropped[i])
-      for (const auto& in : out.nodes[i].inputs)
-        if (!in.empty()) readers[in].push_back(i);
-  for (size_t i = 0; i < out.nodes.size(); ++i) {
-    Node& n = out.nodes[i];
-    if (dropped[i] || !n.domain.empty() || n.op_type != "Conv" || n.outputs.size() != 1 ||
-        n.attributes.count(kFusedMaxPoolAttribute))
-      continue;
-    const std::string& v = n.outputs[0];
-    auto r = readers.find(v);
-    if (graph_outputs.count(v) || r == readers.end() || r->second.size() != 1) continue;
-    const size_t j = r->second[0];
-    if (j <= i || dropped[j] || !maxpool_2x2_s2(out.nodes[j])) continue;
-    n.outputs[0] = out.nodes[j].outputs[0];
-    n.attributes[kFusedMaxPoolAttribute] = Attribute::of_int(1);
-    dropped[j] = true;
-    changed = true;
-  }
-  std::vector<Node> kept;
-  for (size_t i = 0; i < out.nodes.size(); ++i)
-    if (!dropped[i]) kept.push_back(std::move(out.nodes[i]));
-  out.nodes = std::move(kept);
+    if (clip.inputs.empty() || clip.inputs[0] != c.outputs[0] || !constant_clip_bounds(out, clip, lo, hi)) return false;
+    c.attributes[kFusedClipAttribute] = Attribute::of_floats({lo, hi});
+    return true;
+  });
+  changed |= fuse_sole_readers(
+      out, [](const Node& n) { return n.op_type == "Conv" && !n.attributes.count(kFusedMaxPoolAttribute); },
+      [](Node& c, const Node& pool) {
+        if (!maxpool_2x2_s2(pool)) return false;
+        c.attributes[kFusedMaxPoolAttribute] = Attribute::of_int(1);
+        return true;
+      });
   // Sigmoid(v) -> Mul(v, s) or Mul(s, v) (SiLU): one pass over v instead of two.
-  readers.clear();
-  for (size_t i = 0; i < out.nodes.size(); ++i)
-    for (const auto& in : out.nodes[i].inputs)
-      if (!in.empty()) readers[in].push_back(i);
-  dropped.assign(out.nodes.size(), false);
-  for (size_t i = 0; i < out.nodes.size(); ++i) {
-    Node& n = out.nodes[i];
-    if (!n.domain.empty() || n.op_type != "Sigmoid" || n.inputs.size() != 1 || n.outputs.size() != 1) continue;
-    const std::string& s = n.outputs[0];
-    auto r = readers.find(s);
-    if (graph_outputs.count(s) || r == readers.end() || r->second.size() != 1) continue;
-    Node& mul = out.nodes[r->second[0]];
-    if (r->second[0] <= i || !mul.domain.empty() || mul.op_type != "Mul" || mul.inputs.size() != 2 || mul.outputs.size() != 1)
-      continue;
-    const bool pair = (mul.inputs[0] == n.inputs[0] && mul.inputs[1] == s) || (mul.inputs[1] == n.inputs[0] && mul.inputs[0] == s);
-    if (!pair) continue;
-    n.outputs[0] = mul.outputs[0];
-    n.attributes[kFusedTimesInputAttribute] = Attribute::of_int(1);
-    dropped[r->second[0]] = true;
-    changed = true;
-  }
-  kept.clear();
-  for (size_t i = 0; i < out.nodes.size(); ++i)
-    if (!dropped[i]) kept.push_back(std::move(out.nodes[i]));
-  out.nodes = std::move(kept);
-  const char* block = std::getenv("MLAUDIT_BLOCKED");
-  if (!block || std::string(block) != "0") block_values(out, false);
+  changed |= fuse_sole_readers(
+      out, [](const Node& n) { return n.op_type == "Sigmoid" && n.inputs.size() == 1; },
+      [](Node& sig, const Node& mul) {
+        const std::string &v = sig.inputs[0], &s = sig.outputs[0];
+        if (mul.op_type != "Mul" || mul.inputs.size() != 2) return false;
+        if (!((mul.inputs[0] == v && mul.inputs[1] == s) || (mul.inputs[1] == v && mul.inputs[0] == s))) return false;
+        sig.attributes[kFusedTimesInputAttribute] = Attribute::of_int(1);
+        return true;
+      });
+  if (!env_is("MLAUDIT_BLOCKED", "0")) block_values(out, false);
   return out;
 }
 
 Graph block_cpu_gradient_graph(const Graph& fused) {
-  const char* off = std::getenv("MLAUDIT_NO_FUSE");
-  const char* block = std::getenv("MLAUDIT_BLOCKED");
-  if ((off && std::string(off) == "1") || (block && std::string(block) == "0")) return fused;
+  if (env_is("MLAUDIT_NO_FUSE", "1") || env_is("MLAUDIT_BLOCKED", "0")) return fused;
   Graph out = fused;
   block_values(out, true);
   return out;

@@ -168,17 +168,12 @@ bool blocked_channel_broadcast_backward(const Node& n, const std::vector<const T
 }
 
 bool blocked_channel_broadcast(const Node& n, const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
-  if (!n.domain.empty() || in.size() != 2 || !in[0] || !in[1] || out.size() != 1) return false;
+  const int big_at = big_input(n, in);
+  if (big_at < 0 || out.size() != 1) return false;
+  const bool first_big = big_at == 0;
+  const Tensor& big = *in[big_at];
+  const Tensor& small = *in[1 - big_at];
   const int64_t b = blocked_input(n, 0);
-  if (!b || blocked_input(n, 1) != b || blocked_output(n, 0) != b) return false;
-  const Tensor &x0 = *in[0], &x1 = *in[1];
-  if (x0.dtype() != DType::Float32 || x1.dtype() != DType::Float32 || x0.rank() != 4 || x1.rank() != 4) return false;
-  const bool first_big = x1.dim(2) == 1 && x1.dim(3) == 1;
-  const Tensor& big = first_big ? x0 : x1;
-  const Tensor& small = first_big ? x1 : x0;
-  if (small.dim(2) != 1 || small.dim(3) != 1 || big.dim(0) != small.dim(0) || big.dim(1) != small.dim(1) ||
-      big.dim(1) % b)
-    return false;
   Tensor y = Tensor::uninitialized(DType::Float32, big.shape());
   if (n.op_type == "Mul") channel_broadcast(big, small, b, first_big, y, [](float a, float c) { return a * c; });
   else if (n.op_type == "Add") channel_broadcast(big, small, b, first_big, y, [](float a, float c) { return a + c; });
