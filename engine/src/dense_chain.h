@@ -19,6 +19,7 @@
 #include "mlaudit/engine/graph.h"
 #include "mlaudit/engine/model.h"
 #include "ops.h"
+#include "vector_math.h"
 
 namespace mlaudit::engine {
 

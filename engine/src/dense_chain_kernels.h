@@ -138,8 +138,8 @@ inline float* run_steps(const std::vector<DenseChain::Step>& steps, size_t from,
       case Kind::DivInto: each<Kind::DivInto>(a, w, c, 0.f); break;
       case Kind::Relu: each<Kind::Relu>(a, w, c, 0.f); break;
       case Kind::LeakyRelu: each<Kind::LeakyRelu>(a, w, c, st.slope); break;
-      case Kind::Sigmoid:
-        for (int64_t i = 0; i < w * BR; ++i) a[i] = detail::sigmoid_value(a[i]);
+      case Kind::Sigmoid:  // the op's own vectorised kernel: the same bits as the op-by-op Sigmoid
+        detail::sigmoid_array(a, a, w * BR);
         break;
       case Kind::Tanh:
         for (int64_t i = 0; i < w * BR; ++i) a[i] = std::tanh(a[i]);

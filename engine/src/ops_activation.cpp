@@ -35,9 +35,6 @@ constexpr float kInvSqrt2Pi = 0.39894228040143268f;
 constexpr float kSqrt2OverPi = 0.79788456080286536f;
 constexpr float kGeluCubic = 0.044715f;
 
-inline float gelu_erf_grad(float x) {
-  return 0.5f * (1.f + std::erf(x * kSqrt1_2)) + x * kInvSqrt2Pi * std::exp(-0.5f * x * x);
-}
 inline float gelu_tanh_grad(float x) {
   const float t = std::tanh(kSqrt2OverPi * (x + kGeluCubic * x * x * x));
   return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * kSqrt2OverPi * (1.f + 3.f * kGeluCubic * x * x);
@@ -55,11 +52,38 @@ bool gelu_uses_tanh(const OpContext& ctx) {
 //             erfc(a) = t exp(-a^2 + P(t)) with Numerical Recipes' erfcc polynomial P (fractional
 //             error below 1.2e-7 everywhere, 2.3 in section 6.2), erfc(-a) = 2 - erfc(a).
 //             Using erfc keeps the negative tail relatively accurate where 1 + erf cancels.
+// 1 + erf(x[i] / sqrt 2) for i < m <= kGeluChunk into ope[] (`t` is scratch): the erfc form above.
+constexpr int64_t kGeluChunk = 256;
+void gelu_one_plus_erf(const float* x, float* ope, float* t, int64_t m) {
+#pragma omp simd
+  for (int64_t i = 0; i < m; ++i) {
+    const float a = std::fabs(x[i] * kSqrt1_2);
+    const float ti = 1.f / (1.f + 0.5f * a);
+    t[i] = ti;
+    ope[i] = -a * a - 1.26551223f +
+             ti * (1.00002368f +
+                   ti * (0.37409196f +
+                         ti * (0.09678418f +
+                               ti * (-0.18628806f +
+                                     ti * (0.27886807f +
+                                           ti * (-1.13520398f +
+                                                 ti * (1.48851587f + ti * (-0.82215223f + ti * 0.17087277f))))))));
+  }
+  exp_array(ope, ope, m);
+#pragma omp simd
+  for (int64_t i = 0; i < m; ++i) {
+    const float erfc_a = t[i] * ope[i];  // erfc(|x| / sqrt 2)
+    // 1 + erf(x / sqrt 2) = erfc(-x / sqrt 2): erfc(|.|) for x < 0, 2 - erfc(|.|) for x >= 0
+    // (the sign bit picks the arm: at -0 both are 1).
+    const float two_minus = 2.f - erfc_a;
+    ope[i] = std::signbit(x[i]) ? erfc_a : two_minus;
+  }
+}
+
 void gelu_block(const float* x, float* y, int64_t n, bool tanh_form) {
-  constexpr int64_t kChunk = 256;
-  float arg[kChunk], t[kChunk];
-  for (int64_t b = 0; b < n; b += kChunk) {
-    const int64_t m = std::min(kChunk, n - b);
+  float arg[kGeluChunk], t[kGeluChunk];
+  for (int64_t b = 0; b < n; b += kGeluChunk) {
+    const int64_t m = std::min(kGeluChunk, n - b);
     const float* xb = x + b;
     float* yb = y + b;
     if (tanh_form) {
@@ -70,28 +94,28 @@ void gelu_block(const float* x, float* y, int64_t n, bool tanh_form) {
       for (int64_t i = 0; i < m; ++i) yb[i] = xb[i] * arg[i];
       continue;
     }
+    gelu_one_plus_erf(xb, arg, t, m);
 #pragma omp simd
     for (int64_t i = 0; i < m; ++i) {
-      const float a = std::fabs(xb[i] * kSqrt1_2);
-      const float ti = 1.f / (1.f + 0.5f * a);
-      t[i] = ti;
-      arg[i] = -a * a - 1.26551223f +
-               ti * (1.00002368f +
-                     ti * (0.37409196f +
-                           ti * (0.09678418f +
-                                 ti * (-0.18628806f +
-                                       ti * (0.27886807f +
-                                             ti * (-1.13520398f +
-                                                   ti * (1.48851587f + ti * (-0.82215223f + ti * 0.17087277f))))))));
+      const float value = 0.5f * xb[i] * arg[i];
+      yb[i] = std::isnan(xb[i]) ? xb[i] : value;  // NaN in, the same NaN out
     }
-    exp_array(arg, arg, m);
+  }
+}
+
+// Gradient of the erf form over a contiguous block: d[i] = g[i] (Phi(x) + x phi(x)), Phi from the
+// forward's erfc form, phi(x) = exp(-x^2/2) / sqrt(2 pi) through the vectorised exp.
+void gelu_erf_grad_block(const float* x, const float* g, float* d, int64_t n) {
+  float ope[kGeluChunk], t[kGeluChunk], e[kGeluChunk];
+  for (int64_t b = 0; b < n; b += kGeluChunk) {
+    const int64_t m = std::min(kGeluChunk, n - b);
+    const float* xb = x + b;
+    gelu_one_plus_erf(xb, ope, t, m);
 #pragma omp simd
-    for (int64_t i = 0; i < m; ++i) {
-      const float erfc_a = t[i] * arg[i];  // erfc(|x| / sqrt 2)
-      // 1 + erf(x / sqrt 2) = erfc(-x / sqrt 2): erfc(|.|) for x < 0, 2 - erfc(|.|) for x >= 0.
-      const float one_plus_erf = xb[i] < 0.f ? erfc_a : 2.f - erfc_a;
-      yb[i] = std::isnan(xb[i]) ? xb[i] : 0.5f * xb[i] * one_plus_erf;
-    }
+    for (int64_t i = 0; i < m; ++i) e[i] = -0.5f * xb[i] * xb[i];
+    exp_array(e, e, m);
+#pragma omp simd
+    for (int64_t i = 0; i < m; ++i) d[b + i] = g[b + i] * (0.5f * ope[i] + xb[i] * kInvSqrt2Pi * e[i]);
   }
 }
 
@@ -109,8 +133,14 @@ void gelu_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) 
 }
 void gelu_bwd(const OpContext& ctx, const Inputs& in, const Inputs& o, const Inputs& g, const std::vector<bool>& need,
               std::vector<Tensor>& gin) {
-  if (gelu_uses_tanh(ctx)) unary_grad(in, o, g, need, gin, [](float x, float) { return gelu_tanh_grad(x); });
-  else unary_grad(in, o, g, need, gin, [](float x, float) { return gelu_erf_grad(x); });
+  if (gelu_uses_tanh(ctx)) return unary_grad(in, o, g, need, gin, [](float x, float) { return gelu_tanh_grad(x); });
+  if (!need[0] || !g[0]) return;
+  const Tensor& x = *in[0];
+  gin[0] = Tensor::uninitialized(DType::Float32, x.shape());
+  const float* px = x.f32();
+  const float* pg = g[0]->f32();
+  float* pd = gin[0].f32();
+  for_float_blocks(x.numel(), [&](int64_t b, int64_t m) { gelu_erf_grad_block(px + b, pg + b, pd + b, m); });
 }
 
 // ---------- unary activations with gradients ----------

@@ -1348,10 +1348,15 @@ void softmax_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& ou
   float* py = y.f32();
   // Lines are independent: attention scores [N, heads, L, L] are N*heads*L short rows.
   const int64_t lines = outer * inner;
+  if (inner == 1) {  // contiguous rows (no index division per row: it cost as much as a short row)
 #pragma omp parallel for if (lines * len > 32768) schedule(static)
-  for (int64_t t = 0; t < lines; ++t) {
-    const int64_t o = t / inner, i = t % inner;
-    softmax_line(px + o * len * inner + i, py + o * len * inner + i, len, inner, Log);
+    for (int64_t t = 0; t < lines; ++t) softmax_line(px + t * len, py + t * len, len, 1, Log);
+  } else {
+#pragma omp parallel for if (lines * len > 32768) schedule(static)
+    for (int64_t t = 0; t < lines; ++t) {
+      const int64_t o = t / inner, i = t % inner;
+      softmax_line(px + o * len * inner + i, py + o * len * inner + i, len, inner, Log);
+    }
   }
   out[0] = y;
 }
@@ -1371,9 +1376,18 @@ void softmax_bwd(const OpContext& ctx, const Inputs& in, const Inputs& outs, con
   const int64_t lines = outer * inner;
 #pragma omp parallel for if (lines * len > 32768) schedule(static)
   for (int64_t t = 0; t < lines; ++t) {
-    const int64_t base = (t / inner) * len * inner + t % inner;
-    double dot = 0;
-    for (int64_t k = 0; k < len; ++k) dot += Log ? pg[base + k * inner] : double(pg[base + k * inner]) * py[base + k * inner];
+    const int64_t base = inner == 1 ? t * len : (t / inner) * len * inner + t % inner;
+    // <g, y> (log-softmax: sum g) in double over four interleaved partial sums, added in a fixed
+    // order (one serial sum was a chain of dependent additions per row).
+    double part[4] = {0, 0, 0, 0};
+    int64_t k = 0;
+    for (; k + 4 <= len; k += 4)
+      for (int l = 0; l < 4; ++l) {
+        const int64_t j = base + (k + l) * inner;
+        part[l] += Log ? double(pg[j]) : double(pg[j]) * py[j];
+      }
+    for (; k < len; ++k) part[0] += Log ? double(pg[base + k * inner]) : double(pg[base + k * inner]) * py[base + k * inner];
+    const double dot = (part[0] + part[1]) + (part[2] + part[3]);
     for (int64_t k = 0; k < len; ++k) {
       const int64_t j = base + k * inner;
       pd[j] = Log ? float(pg[j] - std::exp(double(py[j])) * dot) : float(py[j] * (pg[j] - dot));

@@ -3,6 +3,8 @@
 // (shape arithmetic as PyTorch exports it: Shape -> Gather -> Concat -> Reshape).
 #include <fmt/format.h>
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -166,37 +168,60 @@ void permute(const Tensor& x, Tensor& y, const std::vector<int64_t>& perm) {
     if (in_st[i] == 1) unit = i;
   const size_t last = cr - 1;
   // Walk every axis except the copied ones (`last`, and `unit` when it differs), calling
-  // copy(in_offset, out_offset) once per position.
-  auto walk = [&](auto copy) {
+  // copy(in_offset, out_offset) once per position; the outermost axis only over [a0, a1) (so
+  // threads take slices of it) unless it is a copied one.
+  const bool split_outer = unit != 0;
+  auto walk = [&](int64_t a0, int64_t a1, auto copy) {
     std::vector<int64_t> idx(cr, 0);
-    int64_t in_off = 0, out_off = 0;
-    for (;;) {
-      copy(in_off, out_off);
-      size_t k = last;
-      for (;;) {
-        if (k == 0) return;
-        --k;
-        if (k == unit) continue;
-        if (++idx[k] < ext[k]) {
-          in_off += in_st[k];
-          out_off += out_st[k];
-          break;
+    const size_t first = split_outer ? 1 : 0;
+    for (int64_t a = split_outer ? a0 : 0; a < (split_outer ? a1 : 1); ++a) {
+      int64_t in_off = split_outer ? a * in_st[0] : 0, out_off = split_outer ? a * out_st[0] : 0;
+      std::fill(idx.begin(), idx.end(), 0);
+      for (bool more = true; more;) {
+        copy(in_off, out_off);
+        more = false;
+        for (size_t k = last; k-- > first;) {
+          if (k == unit) continue;
+          if (++idx[k] < ext[k]) {
+            in_off += in_st[k];
+            out_off += out_st[k];
+            more = true;
+            break;
+          }
+          in_off -= in_st[k] * (ext[k] - 1);
+          out_off -= out_st[k] * (ext[k] - 1);
+          idx[k] = 0;
         }
-        in_off -= in_st[k] * (ext[k] - 1);
-        out_off -= out_st[k] * (ext[k] - 1);
-        idx[k] = 0;
       }
+    }
+  };
+  // Threads take slices of the outermost axis of a large tensor (each position is written once,
+  // so the result does not depend on the split).
+  auto run = [&](auto copy) {
+    const int64_t outer = split_outer ? ext[0] : 1;
+    if (n < (int64_t(1) << 16) || outer < 2 || omp_in_parallel()) return walk(0, outer, copy);
+#pragma omp parallel
+    {
+      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+      walk(outer * t / nt, outer * (t + 1) / nt, copy);
     }
   };
   if (unit == last) {  // rows stay rows
     const int64_t row = ext[last];
-    walk([&](int64_t i, int64_t o) { std::copy(px + i, px + i + row, py + o); });
+    if (row <= 64)  // short rows: an inline loop, not a library call per row
+      run([&](int64_t i, int64_t o) {
+        const T* src = px + i;
+        T* dst = py + o;
+        for (int64_t b = 0; b < row; ++b) dst[b] = src[b];
+      });
+    else
+      run([&](int64_t i, int64_t o) { std::copy(px + i, px + i + row, py + o); });
     return;
   }
   // y[o + a*out_st[unit] + b] = x[i + a + b*in_st[last]] for a < ext[unit], b < ext[last].
   constexpr int64_t kTile = 16;
   const int64_t na = ext[unit], nb = ext[last], ys_a = out_st[unit], xs_b = in_st[last];
-  walk([&](int64_t i, int64_t o) {
+  run([&](int64_t i, int64_t o) {
     for (int64_t a0 = 0; a0 < na; a0 += kTile) {
       const int64_t a1 = std::min(na, a0 + kTile);
       for (int64_t b0 = 0; b0 < nb; b0 += kTile) {
@@ -436,7 +461,7 @@ void gather_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out
   Shape s(x.shape().begin(), x.shape().begin() + axis);
   s.insert(s.end(), idx_t.shape().begin(), idx_t.shape().end());
   s.insert(s.end(), x.shape().begin() + axis + 1, x.shape().end());
-  Tensor y(x.dtype(), s);
+  Tensor y = Tensor::uninitialized(x.dtype(), s);  // every element is copied below
   int64_t outer = 1, inner = dtype_size(x.dtype());
   for (int64_t i = 0; i < axis; ++i) outer *= x.shape()[i];
   for (int64_t i = axis + 1; i < r; ++i) inner *= x.shape()[i];
@@ -462,17 +487,37 @@ void gather_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inp
   int64_t outer = 1, inner = 1;
   for (int64_t i = 0; i < axis; ++i) outer *= x.shape()[i];
   for (int64_t i = axis + 1; i < r; ++i) inner *= x.shape()[i];
-  gin[0] = Tensor(x.shape());
   int64_t ni = static_cast<int64_t>(idx.size());
-  float* gx = gin[0].f32();
   const float* gy = g[0]->f32();
   // Rows of `inner` contiguous elements (e.g. one of q, k, v picked from a fused projection).
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t j = 0; j < ni; ++j) {
-      float* dst = gx + (o * dim + idx[j]) * inner;
-      const float* src = gy + (o * ni + j) * inner;
-      for (int64_t k = 0; k < inner; ++k) dst[k] += src[k];
-    }
+  // Indices that are all different (the usual case) each own their rows: those rows are copied
+  // and only the others zeroed; repeated indices sum their rows into a zeroed gradient.
+  std::vector<char> picked(static_cast<size_t>(dim), 0);
+  bool distinct = true;
+  for (int64_t i : idx) {
+    distinct = distinct && !picked[i];
+    picked[i] = 1;
+  }
+  if (!distinct) {
+    gin[0] = Tensor(x.shape());
+    float* gx = gin[0].f32();
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = 0; j < ni; ++j) {
+        float* dst = gx + (o * dim + idx[j]) * inner;
+        const float* src = gy + (o * ni + j) * inner;
+        for (int64_t k = 0; k < inner; ++k) dst[k] += src[k];
+      }
+    return;
+  }
+  gin[0] = Tensor::uninitialized(DType::Float32, x.shape());
+  float* gx = gin[0].f32();
+  const size_t row_bytes = static_cast<size_t>(inner) * sizeof(float);
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t d = 0; d < dim; ++d)
+      if (!picked[d]) std::memset(gx + (o * dim + d) * inner, 0, row_bytes);
+    for (int64_t j = 0; j < ni; ++j)
+      if (inner) std::memcpy(gx + (o * dim + idx[j]) * inner, gy + (o * ni + j) * inner, row_bytes);
+  }
 }
 
 // ---- Pad: constant, reflect, edge and (Pad-19) wrap ----
@@ -588,8 +633,9 @@ void pad_visit(const Shape& xs, const Shape& ys, const std::vector<std::vector<i
   const size_t r = xs.size();
   const int64_t n = shape_numel(ys);
   if (n == 0) return;
+  if (r == 0) return f(0, 0);
   std::vector<int64_t> xst(r, 1);
-  for (size_t i = r; i-- > 1;) xst[i - 1] = xst[i] * xs[i];
+  for (size_t i = r - 1; i > 0; --i) xst[i - 1] = xst[i] * xs[i];
   std::vector<int64_t> idx(r, 0);
   for (int64_t o = 0; o < n; ++o) {
     int64_t off = 0;

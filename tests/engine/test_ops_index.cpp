@@ -373,3 +373,24 @@ TEST_CASE("index ops reject bad indices, axes and shapes by name", "[engine][ops
     throws(n, "remove more than axis 0 of size 2");
   }
 }
+
+TEST_CASE("Gather's gradient sums the picked rows back, distinct and repeated indices", "[engine][ops][index]") {
+  // x [2, 5, 3], axis 1: distinct indices copy their rows and zero the others; a repeated index
+  // sums its rows (the two code paths of gather_bwd). Negative indices count from the end.
+  const Tensor x = iota({2, 5, 3});
+  for (const std::vector<int64_t>& idx : std::vector<std::vector<int64_t>>{{4, 0, -4}, {1, 3, 1, -2, 0}, {2}}) {
+    INFO("indices " << idx.size() << " first " << idx[0]);
+    const int64_t ni = static_cast<int64_t>(idx.size());
+    OneNode n("Gather", 13);
+    n.in("x", x).in("i", ints({ni}, idx)).attr("axis", 1);
+    Tensor seed({2, ni, 3});
+    for (int64_t k = 0; k < seed.numel(); ++k) seed.f32()[k] = float(k + 1) * 0.5f;
+    const Tensor gx = n.gradient({seed}).at(0);
+    REQUIRE(gx.shape() == x.shape());
+    std::vector<float> expect(static_cast<size_t>(x.numel()), 0.f);
+    for (int64_t o = 0; o < 2; ++o)
+      for (int64_t j = 0; j < ni; ++j)
+        for (int64_t c = 0; c < 3; ++c) expect[size_t((o * 5 + (idx[j] + 5) % 5) * 3 + c)] += seed.f32()[(o * ni + j) * 3 + c];
+    for (int64_t k = 0; k < x.numel(); ++k) CHECK(gx.f32()[k] == expect[size_t(k)]);
+  }
+}
