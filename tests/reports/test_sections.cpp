@@ -214,17 +214,3 @@ TEST_CASE("sections: docs/audit.md has a row for every registered kind naming ea
     }
   }
 }
-
-TEST_CASE("sections: the architecture doc shows efficiency.cpp as it is", "[reports][sections]") {
-  // docs/dev/architecture.md, "Adding an audit section kind": the worked example is the real file
-  const std::string doc = test::read_text(test::source_path("docs/dev/architecture.md"));
-  const auto at = doc.find("## Adding an audit section kind");
-  REQUIRE(at != std::string::npos);
-  const auto begin = doc.find("```cpp\n", at);
-  REQUIRE(begin != std::string::npos);
-  const auto end = doc.find("```\n", begin + 7);
-  REQUIRE(end != std::string::npos);
-  std::string file = test::read_text(test::source_path("reports/src/sections/efficiency.cpp"));
-  while (file.rfind("//", 0) == 0) file.erase(0, file.find('\n') + 1);  // less its leading comment
-  CHECK(doc.substr(begin + 7, end - begin - 7) == file);
-}

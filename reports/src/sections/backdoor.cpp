@@ -2,6 +2,7 @@
 // and STRIP screening of suspicious inputs. Result: mlaudit.backdoor/1.
 #include <limits>
 
+#include "blocks.h"
 #include "context.h"
 #include "metrics.h"
 
@@ -74,6 +75,107 @@ void read_metrics(SectionMetrics& m) {
 
 }  // namespace
 
+// ---- the kind's report blocks (its `render`) ----
+
+namespace {
+
+using namespace mlaudit::reports::detail;
+using nlohmann::json;
+
+// Order statistics of a list of numbers: count, min, p5, median, p95, max.
+std::vector<std::string> distribution_row(const std::string& label, const json& values, const std::string& flagged) {
+  std::vector<double> v;
+  for (const auto& x : values)
+    if (x.is_number()) v.push_back(x.get<double>());
+  std::sort(v.begin(), v.end());
+  auto q = [&](double f) -> std::string {
+    if (v.empty()) return "n/a";
+    double pos = f * double(v.size() - 1);  // linear interpolation (numpy's default)
+    size_t lo = size_t(std::floor(pos)), hi = std::min(lo + 1, v.size() - 1);
+    return num(json(v[lo] + (pos - double(lo)) * (v[hi] - v[lo])));
+  };
+  return {label, std::to_string(v.size()), q(0), q(0.05), q(0.5), q(0.95), q(1), flagged};
+}
+
+void backdoor_blocks(Document& d, const json& report) {
+  auto secs = sections_of(report, "backdoor");
+  if (secs.empty()) return;
+  d.push_back(heading("Backdoor scan", 2, "backdoor"));
+  for (const json* sp : secs) {
+    const json& s = *sp;
+    if (failed(d, s)) continue;
+    const json& r = obj(s, "result");
+    section_heading(d, s, 3);
+    d.push_back(para(fmt::format("Verdict: {}.", str(r, "verdict", "n/a"))));
+    const json& nc = at(r, "neural_cleanse");
+    if (nc.is_object()) {
+      const json& c = obj(nc, "config");
+      std::string flagged;
+      for (const auto& f : arr(nc, "flagged")) flagged += (flagged.empty() ? "" : ", ") + num(f);
+      d.push_back(heading("Neural Cleanse", 4));
+      d.push_back(para(fmt::format(
+          "For every class, the smallest mask and pattern that send the clean images to that class (Wang et al. 2019; "
+          "{} epochs over the clean set per class, batch {}, initial cost {}). A class whose mask L1 norm is an outlier "
+          "on the small side (anomaly index |L1 - median| / (1.4826 MAD) above {}) is flagged. Median L1 {}, MAD {}. "
+          "Flagged classes: {}.",
+          str(c, "epochs", "n/a"), str(c, "batch", "n/a"), num(at(c, "init_cost")), num(at(nc, "anomaly_threshold")),
+          num(at(nc, "median_l1")), num(at(nc, "mad_l1")), flagged.empty() ? "none" : flagged)));
+      std::vector<std::vector<std::string>> rows;
+      std::vector<Bar> bars;
+      for (const auto& e : arr(nc, "classes")) {
+        rows.push_back({str(e, "class"), num(at(e, "l1_norm")),
+                        at(e, "anomaly_index").is_null() ? "inf" : num(at(e, "anomaly_index"), 3),
+                        num(at(e, "attack_success")), num(at(e, "reached_success_threshold")),
+                        at(e, "flagged") == true ? "FLAGGED" : "no"});
+        // small-norm side drawn negative, so the flagged side is visible at a glance
+        if (auto ai = dbl(e, "anomaly_index"); ai && dbl(e, "l1_norm"))
+          bars.push_back({"class " + str(e, "class"), *dbl(e, "l1_norm") < dbl(nc, "median_l1").value_or(0) ? *ai : -*ai,
+                          std::nullopt});
+      }
+      d.push_back(short_table({{"Class", ""}, {"Mask L1 norm", "Mask L1"}, {"Anomaly index", "Anomaly"},
+                               {"Trigger success on clean set", "Success"}, {"Reached 0.99 success", "≥ 0.99"}, {"Flagged", ""}},
+                              rows,
+                              {"Mask L1: L1 norm of the reversed trigger's mask; Anomaly: anomaly index",
+                               "Success: trigger success on the clean set; ≥ 0.99: whether it reached 0.99 success"}));
+      if (!bars.empty())
+        d.push_back(chart(svg_bar_chart("Neural Cleanse anomaly index (> 0: mask below the median)",
+                                        bars, dbl(nc, "anomaly_threshold"), "flag threshold"),
+                          "backdoor-anomaly"));
+      for (const auto& e : arr(nc, "classes")) {
+        std::string png = str(e, "trigger_png");
+        if (png.empty()) continue;
+        Block b;
+        b.kind = K::Image;
+        b.image_path = png;
+        b.text = fmt::format("Reversed trigger (mask x pattern), class {}{}", str(e, "class"),
+                             at(e, "flagged") == true ? " - FLAGGED" : "");
+        d.push_back(b);
+      }
+    }
+    const json& st = at(r, "strip");
+    if (st.is_object()) {
+      d.push_back(heading("STRIP", 4));
+      std::string idx;
+      const json& fl = arr(st, "flagged");
+      for (size_t i = 0; i < std::min<size_t>(fl.size(), 20); ++i) idx += (idx.empty() ? "" : ", ") + num(fl[i]);
+      if (fl.size() > 20) idx += fmt::format(", ... ({} in all)", fl.size());
+      std::string file = str(st, "file");
+      d.push_back(para(fmt::format(
+          "Each screened input ({}) is superimposed with {} clean images; a trojaned input keeps its prediction, so its "
+          "mean prediction entropy is low (Gao et al. 2019). Threshold {} bits: the {} quantile of a normal fit to the "
+          "clean pool's entropies (mean {}, std {}). Flagged: {} of {} inputs ({}){}.",
+          file.substr(file.find_last_of('/') + 1), str(st, "overlays", "n/a"), num(at(st, "threshold")),
+          num(at(st, "false_rejection_rate")), num(at(st, "clean_mean")), num(at(st, "clean_std")), fl.size(),
+          arr(st, "entropy").size(), num(at(st, "flagged_fraction")), idx.empty() ? "" : ": inputs " + idx)));
+      d.push_back(table({"Entropy (bits)", "Inputs", "Min", "5th pct", "Median", "95th pct", "Max", "Flagged"},
+                        {distribution_row("Clean pool (sets the threshold)", arr(st, "clean_entropy"), "-"),
+                         distribution_row("Screened inputs", arr(st, "entropy"), std::to_string(fl.size()))}));
+    }
+  }
+}
+
+}  // namespace
+
 MLAUDIT_SECTION_KIND(backdoor) {
   static const SectionKindDef def{
       .kind = SectionKind::Backdoor,
@@ -125,7 +227,7 @@ MLAUDIT_SECTION_KIND(backdoor) {
           },
       .metrics = {"backdoor_flagged_classes", "backdoor_max_anomaly_index", "strip_flagged_fraction"},
       .read_metrics = read_metrics,
-      .render = [](SectionRender& r) { detail::backdoor_blocks(r.d, r.report, nullptr); },
+      .render = [](SectionRender& r) { backdoor_blocks(r.d, r.report); },
       // one line for the compliance table and the diff (the section ran: status ok)
       .headline =
           [](const nlohmann::json& s) -> std::string {

@@ -157,15 +157,6 @@ std::optional<double> dbl(const nlohmann::json& j, const std::string& key);
 /// "0.81 [0.78, 0.84]" from a value and an interval given as [lo, hi] or {lo, hi}/{low, high}.
 std::string with_interval(const nlohmann::json& value, const nlohmann::json& interval);
 
-// The report blocks of each kind (document.cpp), called from the kinds' `render`.
-void performance_blocks(Document& d, const nlohmann::json& report);
-void efficiency_blocks(Document& d, const nlohmann::json& report);
-void robustness_blocks(Document& d, const nlohmann::json& report);  // attacks, certification and corruptions together
-void fairness_blocks(Document& d, const nlohmann::json& report);
-void explain_blocks(Document& d, const nlohmann::json& report, std::vector<std::string>* images, const std::string& asset_dir);
-void verification_blocks(Document& d, const nlohmann::json& report);
-void privacy_blocks(Document& d, const nlohmann::json& report);
-void backdoor_blocks(Document& d, const nlohmann::json& report, std::vector<std::string>* images);
 }  // namespace detail
 
 }  // namespace mlaudit::reports

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <tuple>
 
+#include "blocks.h"
 #include "context.h"
 #include "metrics.h"
 
@@ -34,6 +35,44 @@ void read_metrics(SectionMetrics& m) {
 
 }  // namespace
 
+// ---- the kind's report blocks (its `render`) ----
+
+namespace {
+
+using namespace mlaudit::reports::detail;
+using nlohmann::json;
+
+void efficiency_blocks(Document& d, const json& report) {
+  auto secs = sections_of(report, "efficiency");
+  if (secs.empty()) return;
+  d.push_back(heading("Efficiency", 2, "efficiency"));
+  std::vector<std::vector<std::string>> rows;
+  for (const json* sp : secs) {
+    const json& s = *sp;
+    if (str(s, "status") != "ok") {
+      rows.push_back({str(s, "model"), "not available: " + str(s, "error"), "", "", "", "", "", ""});
+      continue;
+    }
+    const json& r = obj(s, "result");
+    rows.push_back({str(s, "model") + (is_imported(s) ? " (imported from " + str(obj(s, "imported"), "path", str(s, "imported_from")) + ")" : ""),
+                    str(r, "backend", "n/a"), str(r, "parameters", "n/a"), num(at(r, "flops"), 6),
+                    num(at(r, "latency_p50_ms")), num(at(r, "latency_p99_ms")),
+                    fmt::format("{} (batch {})", num(at(r, "throughput_per_s"), 5), str(r, "batch", "n/a")),
+                    num(at(r, "peak_rss_mb"), 5)});
+  }
+  d.push_back(short_table({{"Model", ""}, {"Backend", ""}, {"Parameters", "Params"}, {"FLOPs/inference", "FLOPs"},
+                           {"Latency p50 (ms, batch 1)", "p50 ms"}, {"Latency p99 (ms, batch 1)", "p99 ms"},
+                           {"Throughput (samples/s)", "Samples/s"}, {"Peak RSS (MB, process)", "Peak MB"}},
+                          rows,
+                          {"Params: parameters; FLOPs: floating-point operations per inference",
+                           "p50 ms / p99 ms: median / 99th-percentile latency at batch 1, in milliseconds",
+                           "Samples/s: throughput at the batch shown; Peak MB: peak resident memory of the audit process"}));
+  d.push_back(para("Latency is wall time of Session::run at batch 1 after warm-up; peak memory is the audit process's "
+                   "peak resident set (getrusage), an upper bound for the model alone."));
+}
+
+}  // namespace
+
 MLAUDIT_SECTION_KIND(efficiency) {
   static const SectionKindDef def{
       .kind = SectionKind::Efficiency,        // a new kind: any unused number, SectionKind{10}
@@ -54,7 +93,7 @@ MLAUDIT_SECTION_KIND(efficiency) {
           },
       .metrics = {"latency_p50_ms", "latency_p99_ms", "throughput", "flops", "parameters", "peak_memory_mb"},
       .read_metrics = read_metrics,
-      .render = [](SectionRender& r) { detail::efficiency_blocks(r.d, r.report); },
+      .render = [](SectionRender& r) { efficiency_blocks(r.d, r.report); },
       // one line for the compliance table and the diff (the section ran: status ok)
       .headline =
           [](const nlohmann::json& s) -> std::string {

@@ -1,5 +1,9 @@
 // Section kind "explanations": `mlaudit explain` (one section per method of `methods`):
 // attributions, their sanity checks and heatmaps of image rows. Result: mlaudit.explain/1.
+#include <filesystem>
+
+#include "blocks.h"
+#include "mlaudit/datasets/npy.h"
 #include "context.h"
 #include "metrics.h"
 
@@ -63,6 +67,135 @@ void read_metrics(SectionMetrics& m) {
   plan("ig_completeness_gap", by_method("integrated-gradients"));
   plan("kernel_shap_efficiency_gap", by_method("kernel-shap"));
   plan("tree_shap_local_accuracy_gap", by_method("tree-shap"));
+}
+
+}  // namespace
+
+// ---- the kind's report blocks (its `render`) ----
+
+namespace {
+
+using namespace mlaudit::reports::detail;
+using nlohmann::json;
+
+// Mean |attribution| per pixel over the images and channels of an attributions file
+// [N, C, H, W] or [N, H, W] (the explain command's .npy); empty when it cannot be read.
+std::vector<double> mean_abs_map(const std::string& path, const std::string& asset_dir, int& rows, int& cols, int64_t& images) {
+  namespace fs = std::filesystem;
+  fs::path p = path;
+  if (p.is_relative() && !asset_dir.empty()) p = fs::path(asset_dir) / p;
+  std::error_code ec;
+  if (path.empty() || !fs::is_regular_file(p, ec) || fs::file_size(p, ec) > (uint64_t(256) << 20)) return {};
+  try {
+    mlaudit::engine::Tensor t = mlaudit::datasets::read_npy_float(p.string());
+    if (t.rank() != 3 && t.rank() != 4) return {};
+    images = t.dim(0);
+    rows = int(t.dim(-2)), cols = int(t.dim(-1));
+    const int64_t plane = int64_t(rows) * cols, per_image = t.numel() / std::max<int64_t>(images, 1);
+    if (images < 1 || plane < 1 || rows > 512 || cols > 512) return {};
+    std::vector<double> mean(size_t(plane), 0.0);
+    const std::vector<double> v = t.to_doubles();
+    for (int64_t i = 0; i < images; ++i)
+      for (int64_t k = 0; k < per_image; ++k) mean[size_t(k % plane)] += std::fabs(v[size_t(i * per_image + k)]);
+    for (double& m : mean) m /= double(per_image / plane * images);
+    return mean;
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+void explain_blocks(Document& d, const json& report, const std::string& asset_dir) {
+  auto secs = sections_of(report, "explanations");
+  if (secs.empty()) return;
+  d.push_back(heading("Explanations", 2, "explanations"));
+  for (const json* sp : secs) {
+    const json& s = *sp;
+    if (failed(d, s)) continue;
+    const json& r = obj(s, "result");
+    section_heading(d, s, 3);
+    std::string method = str(obj(s, "params"), "method", str(r, "method"));
+    std::vector<double> gaps;
+    for (const char* key : {"samples", "per_sample"})
+      for (const auto& e : arr(r, key))
+        for (const char* gk : {"completeness_gap", "efficiency_gap", "local_accuracy_gap"}) {
+          if (auto g = dbl(e, gk)) gaps.push_back(std::fabs(*g));
+          else if (gk == std::string("completeness_gap"))
+            if (auto g2 = dbl(obj(e, "completeness"), "relative_gap")) gaps.push_back(std::fabs(*g2));
+        }
+    std::string gap_text = "no per-sample gaps reported";
+    if (!gaps.empty()) {
+      double worst = *std::max_element(gaps.begin(), gaps.end()), mean = 0;
+      for (double g : gaps) mean += g / double(gaps.size());
+      const char* what = method == "kernel-shap" ? "efficiency" : method == "tree-shap" ? "local accuracy" : "completeness";
+      gap_text = fmt::format("{} gap over {} samples: mean {}, worst {}", what, gaps.size(), num(json(mean)), num(json(worst)));
+    }
+    d.push_back(para(fmt::format("Method {}; {}.", method, gap_text)));
+    // image inputs ([N, C, H, W] or [N, H, W]): features are pixels, named by their position
+    const json& shape = arr(r, "input_shape");
+    // every dimension after the batch an integer in [1, 2^20] (so plane sizes cannot overflow)
+    auto dim_ok = [&](size_t i) {
+      return shape[i].is_number_integer() && shape[i].get<int64_t>() >= 1 && shape[i].get<int64_t>() <= (int64_t(1) << 20);
+    };
+    const bool image = (shape.size() == 4 || shape.size() == 3) && dim_ok(shape.size() - 1) &&
+                       shape.back().get<int64_t>() > 1 && dim_ok(shape.size() - 2) && (shape.size() == 3 || dim_ok(1));
+    const int64_t width = image ? shape.back().get<int64_t>() : 0, height = image ? shape[shape.size() - 2].get<int64_t>() : 0;
+    std::vector<Bar> bars;
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& g : arr(r, "global_ranking")) {
+      std::string f = str(g, "name", str(g, "feature"));
+      if (image && at(g, "feature").is_number_integer() && width > 0 && height > 0) {
+        const int64_t k = at(g, "feature").get<int64_t>(), plane = width * height;
+        f = fmt::format("pixel (row {}, column {}{})", (k % plane) / width, k % width,
+                        shape.size() == 4 && shape[1].get<int64_t>() > 1 ? fmt::format(", channel {}", k / plane) : "");
+      }
+      if (auto v = dbl(g, "mean_abs_attribution")) {
+        if (bars.size() < 20) bars.push_back({f, *v, std::nullopt});
+        rows.push_back({f, num(json(*v))});
+      }
+    }
+    int map_rows = 0, map_cols = 0;
+    int64_t map_images = 0;
+    const std::vector<double> mean_map =
+        image ? mean_abs_map(str(r, "attributions_file"), asset_dir, map_rows, map_cols, map_images) : std::vector<double>{};
+    if (!rows.empty()) {
+      if (rows.size() > 20) rows.resize(20);
+      if (image) d.push_back(para("Pixels with the largest mean |attribution| (rows and columns counted from 0 at the top left):"));
+      d.push_back(table({image ? "Pixel" : "Feature", "Mean |attribution|"}, rows));
+      // a heatmap of pixels says more than bars named by pixel positions
+      if (mean_map.empty())
+        d.push_back(chart(svg_bar_chart("Global importance (mean |attribution|): " + str(s, "model"), bars), "global-importance"));
+    } else {
+      d.push_back(note("Global ranking not available."));
+    }
+    const json& sc = at(r, "checks").is_null() ? at(r, "sanity_checks") : at(r, "checks");
+    rows.clear();
+    if (sc.is_object()) {
+      for (auto it = sc.begin(); it != sc.end(); ++it)
+        rows.push_back({it.key(), brief(it.value())});
+    } else if (sc.is_array()) {
+      for (const auto& c : sc)
+        rows.push_back({str(c, "name", str(c, "check")), brief(c)});
+    }
+    if (!rows.empty()) {
+      d.push_back(para("Sanity checks:"));
+      d.push_back(table({"Check", "Result"}, rows));
+    }
+    // the average heatmap first, the per-image heatmaps beside it
+    if (!mean_map.empty())
+      d.push_back(chart(svg_heatmap(fmt::format("Average |attribution|, {} images: {}", map_images, str(s, "model")),
+                                    "mean |attribution| per pixel (image row x column)", map_rows, map_cols, mean_map),
+                        "attribution-heatmap"));
+    std::vector<std::string> pngs;
+    collect_pngs(r, pngs);
+    if (pngs.size() > 8) pngs.resize(8);
+    for (const auto& p : pngs) {
+      Block b;
+      b.kind = K::Image;
+      b.image_path = p;
+      b.text = "Attribution heatmap " + p.substr(p.find_last_of('/') + 1);
+      d.push_back(b);
+    }
+  }
 }
 
 }  // namespace
@@ -139,7 +272,7 @@ MLAUDIT_SECTION_KIND(explanations) {
           },
       .metrics = {"ig_completeness_gap", "kernel_shap_efficiency_gap", "tree_shap_local_accuracy_gap"},
       .read_metrics = read_metrics,
-      .render = [](SectionRender& r) { detail::explain_blocks(r.d, r.report, nullptr, r.asset_dir); },
+      .render = [](SectionRender& r) { explain_blocks(r.d, r.report, r.asset_dir); },
       // one line for the compliance table and the diff (the section ran: status ok)
       .headline =
           [](const nlohmann::json& s) -> std::string {

@@ -1,5 +1,6 @@
 // Section kind "fairness": `mlaudit fairness` (group metrics and disparities per
 // protected attribute, optional counterfactual flips) on a CSV data set. Result: mlaudit.fairness/1.
+#include "blocks.h"
 #include "context.h"
 #include "metrics.h"
 
@@ -81,6 +82,117 @@ void read_metrics(SectionMetrics& m) {
 
 }  // namespace
 
+// ---- the kind's report blocks (its `render`) ----
+
+namespace {
+
+using namespace mlaudit::reports::detail;
+using nlohmann::json;
+
+void fairness_blocks(Document& d, const json& report) {
+  auto secs = sections_of(report, "fairness");
+  if (secs.empty()) return;
+  d.push_back(heading("Fairness", 2, "fairness"));
+  for (const json* sp : secs) {
+    const json& s = *sp;
+    if (failed(d, s)) continue;
+    const json& r = obj(s, "result");
+    section_heading(d, s, 3);
+    // mlaudit fairness nests the data summary under "data"
+    const json& data = at(r, "data").is_object() ? at(r, "data") : r;
+    std::string dropped = str(data, "rows_dropped", at(data, "dropped").is_number() ? str(data, "dropped") : "n/a");
+    std::string reasons;
+    for (const auto& x : arr(data, "dropped")) reasons += (reasons.empty() ? "" : "; ") + (x.is_string() ? x.get<std::string>() : x.dump());
+    d.push_back(para(fmt::format("Rows used: {}; dropped: {}{}. Conventions: Fairlearn (difference = max - min across "
+                                 "groups, ratio = min / max); intervals are percentile bootstrap.",
+                                 str(data, "rows", "n/a"), dropped, reasons.empty() ? "" : " (" + reasons + ")")));
+    std::vector<std::vector<std::string>> rows;
+    // per attribute: each group's rates with their intervals, drawn side by side
+    static const std::vector<std::pair<std::string, std::string>> kGroupMetrics = {
+        {"selection_rate", "selection rate"}, {"base_rate", "base rate"}, {"tpr", "TPR"}, {"fpr", "FPR"}, {"accuracy", "accuracy"}};
+    std::map<std::string, std::vector<const json*>> by_attribute;
+    for (const auto& g : arr(r, "groups")) {
+      rows.push_back({str(g, "attribute"), str(g, "group"), str(g, "count"), group_metric(g, "base_rate"),
+                      group_metric(g, "selection_rate"), group_metric(g, "tpr"), group_metric(g, "fpr"),
+                      group_metric(g, "accuracy")});
+      by_attribute[str(g, "attribute")].push_back(&g);
+    }
+    if (rows.empty()) d.push_back(note("Not available: the result has no 'groups' records."));
+    else
+      d.push_back(short_table({{"Attribute", "Attr."}, {"Group", ""}, {"Count", "n"}, {"Base rate", ""}, {"Selection rate", "Sel. rate"},
+                               {"TPR", ""}, {"FPR", ""}, {"Accuracy", "Acc."}},
+                              rows,
+                              {"Attr.: protected attribute; n: rows in the group",
+                               "Base rate: share of favourable labels; Sel. rate: share of favourable decisions",
+                               "TPR / FPR: true / false positive rate; Acc.: accuracy",
+                               "[a, b]: percentile-bootstrap interval"}));
+    for (const auto& [attr, groups] : by_attribute) {
+      std::vector<std::string> categories, names;
+      std::vector<std::vector<std::optional<Bar>>> values;
+      for (const json* g : groups) names.push_back(str(*g, "group") + " (n=" + str(*g, "count") + ")");
+      for (const auto& [key, label] : kGroupMetrics) {
+        std::vector<std::optional<Bar>> row;
+        bool any = false;
+        for (const json* g : groups) {
+          const json& m = at(*g, key);
+          double v = m.is_object() ? dbl(m, "value").value_or(NAN) : (m.is_number() ? m.get<double>() : NAN);
+          if (!std::isfinite(v)) {
+            row.push_back(std::nullopt);
+            continue;
+          }
+          any = true;
+          row.push_back(Bar{label, v, interval_of(m.is_object() ? at(m, "interval") : at(*g, key + "_interval"))});
+        }
+        if (!any) continue;
+        categories.push_back(label);
+        values.push_back(row);
+      }
+      if (!categories.empty())
+        d.push_back(chart(svg_grouped_bar_chart("Fairness metrics by group: " + attr, "rate (bars: 95 % bootstrap interval)",
+                                                categories, names, values),
+                          "fairness-groups"));
+    }
+    rows.clear();
+    std::map<std::string, std::vector<Bar>> ratio_bars;
+    for (const auto& x : arr(r, "disparities")) {
+      std::string value = at(x, "value").is_null() ? "undefined" + (str(x, "reason").empty() ? "" : " (" + str(x, "reason") + ")")
+                                                   : with_interval(at(x, "value"), at(x, "interval"));
+      rows.push_back({str(x, "attribute"), str(x, "name"), value, str(x, "reference", "-"), str(x, "formula", "")});
+      std::string name = str(x, "name");
+      if (name.size() > 6 && name.substr(name.size() - 6) == "_ratio")
+        if (auto v = dbl(x, "value")) ratio_bars[str(x, "attribute")].push_back({name, *v, interval_of(at(x, "interval"))});
+    }
+    if (!rows.empty()) d.push_back(table({"Attribute", "Disparity", "Value [interval]", "Reference", "Formula"}, rows));
+    for (const auto& [attr, bars] : ratio_bars) {
+      auto t = gate_threshold(report, "demographic_parity_ratio", attr);
+      d.push_back(chart(svg_bar_chart("Disparity ratios: " + attr, bars, t ? t : std::optional<double>(0.8),
+                                      t ? fmt::format("gate {}", num(json(*t))) : "four-fifths rule 0.8"),
+                        "fairness-ratios"));
+    }
+    rows.clear();
+    for (auto it = obj(r, "individual").begin(); it != obj(r, "individual").end(); ++it)
+      rows.push_back({it.key(), with_interval(at(it.value(), "value"), at(it.value(), "interval"))});
+    if (!rows.empty()) {
+      d.push_back(para("Individual-level indices (AIF360 definitions):"));
+      d.push_back(table({"Index", "Value [interval]"}, rows));
+    }
+    rows.clear();
+    for (const auto& c : arr(r, "counterfactual")) {
+      std::string flipped = at(c, "flipped").is_number() ? num(at(c, "flipped"))
+                            : (dbl(c, "flip_rate") && dbl(c, "counterfactuals"))
+                                ? fmt::format("{:.0f} of {}", *dbl(c, "flip_rate") * *dbl(c, "counterfactuals"), str(c, "counterfactuals"))
+                                : "n/a";
+      rows.push_back({str(c, "attribute"), num(at(c, "flip_rate")), num(at(c, "mean_score_change")), flipped});
+    }
+    if (!rows.empty()) {
+      d.push_back(para("Counterfactual probe: each row re-scored with only the protected attribute changed."));
+      d.push_back(table({"Attribute", "Flip rate", "Mean score change", "Rows that flip"}, rows));
+    }
+  }
+}
+
+}  // namespace
+
 MLAUDIT_SECTION_KIND(fairness) {
   static const SectionKindDef def{
       .kind = SectionKind::Fairness,
@@ -152,7 +264,7 @@ MLAUDIT_SECTION_KIND(fairness) {
                   "predictive_parity_difference", "false_positive_rate_difference", "false_negative_rate_difference",
                   "accuracy_difference", "counterfactual_flip_rate"},
       .read_metrics = read_metrics,
-      .render = [](SectionRender& r) { detail::fairness_blocks(r.d, r.report); },
+      .render = [](SectionRender& r) { fairness_blocks(r.d, r.report); },
       // one line for the compliance table and the diff (the section ran: status ok)
       .headline =
           [](const nlohmann::json& s) -> std::string {

@@ -1,5 +1,6 @@
 // Section kind "performance": `mlaudit evaluate` (accuracy with a bootstrap interval)
 // on an .npy or CSV data set. Result: mlaudit.performance/1.
+#include "blocks.h"
 #include "context.h"
 #include "metrics.h"
 
@@ -34,6 +35,34 @@ void read_metrics(SectionMetrics& m) {
 
 }  // namespace
 
+// ---- the kind's report blocks (its `render`) ----
+
+namespace {
+
+using namespace mlaudit::reports::detail;
+using nlohmann::json;
+
+void performance_blocks(Document& d, const json& report) {
+  auto secs = sections_of(report, "performance");
+  if (secs.empty()) return;
+  d.push_back(heading("Performance", 2, "performance"));
+  for (const json* sp : secs) {
+    const json& s = *sp;
+    if (failed(d, s)) continue;
+    const json& r = obj(s, "result");
+    section_heading(d, s, 3);
+    d.push_back(para(fmt::format("Accuracy {} ({}% percentile bootstrap interval, {} resamples) on {} samples.",
+                                 with_interval(at(r, "accuracy"), at(r, "accuracy_interval")),
+                                 num(json(100 * dbl(r, "ci").value_or(0.95)), 3), str(r, "bootstrap", "n/a"),
+                                 str(r, "samples", "n/a"))));
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& c : arr(r, "per_class")) rows.push_back({str(c, "class"), str(c, "count"), num(at(c, "accuracy"))});
+    if (!rows.empty()) d.push_back(table({"Class", "Samples", "Accuracy (recall)"}, rows));
+  }
+}
+
+}  // namespace
+
 MLAUDIT_SECTION_KIND(performance) {
   static const SectionKindDef def{
       .kind = SectionKind::Performance,
@@ -58,7 +87,7 @@ MLAUDIT_SECTION_KIND(performance) {
           },
       .metrics = {"accuracy", "accuracy_lower"},
       .read_metrics = read_metrics,
-      .render = [](SectionRender& r) { detail::performance_blocks(r.d, r.report); },
+      .render = [](SectionRender& r) { performance_blocks(r.d, r.report); },
       // one line for the compliance table and the diff (the section ran: status ok)
       .headline =
           [](const nlohmann::json& s) -> std::string {

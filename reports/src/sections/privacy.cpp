@@ -2,6 +2,7 @@
 // non-member data set (each .npy with labels, or a CSV). Result: mlaudit.privacy/1.
 #include <tuple>
 
+#include "blocks.h"
 #include "context.h"
 #include "metrics.h"
 #include "mlaudit/privacy/names.h"
@@ -67,6 +68,97 @@ void read_metrics(SectionMetrics& m) {
     return fmt::format("runs membership attacks {}, not {}", list_text(attacks), a[0]);
   };
   for (const char* name : {"membership_auc", "membership_tpr_at_fpr", "membership_balanced_accuracy"}) plan(name, by_membership_attack);
+}
+
+}  // namespace
+
+// ---- the kind's report blocks (its `render`) ----
+
+namespace {
+
+using namespace mlaudit::reports::detail;
+using nlohmann::json;
+
+// ROC points for a chart: the curve from the section JSON with points closer than
+// `step` (in FPR + TPR) to the last kept one dropped; the first and last are kept,
+// so the drawn curve stays within `step` of the recorded one.
+std::vector<std::pair<double, double>> chart_roc(const json& roc, double step = 0.004) {
+  std::vector<std::pair<double, double>> pts, out;
+  const json& fpr = arr(roc, "fpr");
+  const json& tpr = arr(roc, "tpr");
+  for (size_t i = 0; i < std::min(fpr.size(), tpr.size()); ++i)
+    if (fpr[i].is_number() && tpr[i].is_number()) pts.emplace_back(fpr[i].get<double>(), tpr[i].get<double>());
+  for (size_t i = 0; i < pts.size(); ++i) {
+    if (i == 0 || i + 1 == pts.size() ||
+        std::fabs(pts[i].first - out.back().first) + std::fabs(pts[i].second - out.back().second) >= step)
+      out.push_back(pts[i]);
+  }
+  return out;
+}
+
+std::string set_text(const json& set) {
+  std::string file = str(set, "file");
+  return fmt::format("{}{}", str(set, "count", "n/a"), file.empty() ? "" : " (" + file.substr(file.find_last_of('/') + 1) + ")");
+}
+
+void privacy_blocks(Document& d, const json& report) {
+  auto secs = sections_of(report, "privacy");
+  if (secs.empty()) return;
+  d.push_back(heading("Privacy: membership inference", 2, "privacy"));
+  d.push_back(para("Each attack scores every sample (higher = more likely a training member) and is judged by ROC AUC "
+                   "(0.5 = no leakage) and by the true-positive rate at a low false-positive rate, the measure "
+                   "Carlini et al. 2022 argue for. Balanced accuracy uses the best threshold on the evaluated "
+                   "samples themselves, so it is an upper bound on what a deployed attacker achieves."));
+  for (const json* sp : secs) {
+    const json& s = *sp;
+    const json& p = obj(s, "params");
+    if (str(s, "status") != "ok") {
+      failed(d, s);
+      continue;
+    }
+    const json& r = obj(s, "result");
+    d.push_back(heading(fmt::format("{} (model {}, members {}, non-members {})", str(s, "id"), str(s, "model"),
+                                    str(p, "members"), str(p, "non_members")) + (is_imported(s) ? " (imported)" : ""),
+                        3));
+    if (std::string t = import_text(s); !t.empty()) d.push_back(note(t));
+    std::string extra;
+    if (!str(r, "lira_variance").empty())
+      extra += fmt::format(" LiRA (offline) used {} reference models with {} variance.", arr(r, "reference_models").size(),
+                           str(r, "lira_variance"));
+    if (!str(r, "label_only_distance").empty())
+      extra += fmt::format(" Label-only distance to the boundary: {}.", str(r, "label_only_distance"));
+    d.push_back(para(fmt::format("Members (training samples): {}; non-members (held out): {}.{}", set_text(at(r, "members")),
+                                 set_text(at(r, "non_members")), extra)));
+    std::vector<std::vector<std::string>> rows;
+    std::vector<Series> curves;
+    for (const auto& a : arr(r, "attacks")) {
+      std::string rule = str(a, "threshold_mode") == "per_class" ? "per-class" : str(a, "threshold_mode");
+      rows.push_back({str(a, "name"), num(at(a, "auc")),
+                      num(at(a, "balanced_accuracy")) + (rule.empty() ? "" : " (" + rule + " threshold)"),
+                      num(at(a, "tpr_at_fpr_0.001")), num(at(a, "tpr_at_fpr_0.01"))});
+      Series ser{str(a, "name"), chart_roc(at(a, "roc"))};
+      ser.markers = false;
+      if (!ser.points.empty()) curves.push_back(ser);
+    }
+    if (rows.empty()) {
+      d.push_back(note("Not available: the result has no 'attacks' records."));
+      continue;
+    }
+    d.push_back(short_table({{"Attack", ""}, {"ROC AUC", "AUC"}, {"Best balanced accuracy", "Best bal. acc."},
+                             {"TPR at 0.1% FPR", "TPR@0.1%"}, {"TPR at 1% FPR", "TPR@1%"}},
+                            rows,
+                            {"AUC: ROC AUC (0.5 = no leakage); Best bal. acc.: best balanced accuracy over thresholds",
+                             "TPR@0.1% / TPR@1%: true-positive rate at a false-positive rate of 0.1 % / 1 %"}));
+    if (!curves.empty()) {
+      Series chance{"chance", {{0.0, 0.0}, {1.0, 1.0}}};
+      chance.markers = false;
+      chance.dashed = true;
+      curves.push_back(chance);
+      d.push_back(chart(svg_line_chart("Membership inference ROC: " + str(s, "model"), "false-positive rate (non-members flagged)",
+                                       "true-positive rate", curves),
+                        "privacy-roc"));
+    }
+  }
 }
 
 }  // namespace
@@ -154,7 +246,7 @@ MLAUDIT_SECTION_KIND(privacy) {
           },
       .metrics = {"membership_auc", "membership_tpr_at_fpr", "membership_balanced_accuracy", "max_membership_auc"},
       .read_metrics = read_metrics,
-      .render = [](SectionRender& r) { detail::privacy_blocks(r.d, r.report); },
+      .render = [](SectionRender& r) { privacy_blocks(r.d, r.report); },
       // one line for the compliance table and the diff (the section ran: status ok)
       .headline =
           [](const nlohmann::json& s) -> std::string {

@@ -1,5 +1,6 @@
 // Section kind "robustness": `mlaudit attack` (one section per attack of `attacks`),
 // robust accuracy per eps. Result: mlaudit.attack/1.
+#include "blocks.h"
 #include "context.h"
 #include "metrics.h"
 
@@ -71,6 +72,145 @@ void read_metrics(SectionMetrics& m) {
 
 }  // namespace
 
+// ---- the kind's report blocks (its `render`) ----
+
+namespace {
+
+using namespace mlaudit::reports::detail;
+using nlohmann::json;
+
+void robustness_blocks(Document& d, const json& report) {
+  auto attacks = sections_of(report, "robustness");
+  auto certs = sections_of(report, "certification");
+  auto corrs = sections_of(report, "corruption");
+  if (attacks.empty() && certs.empty() && corrs.empty()) return;
+  d.push_back(heading("Robustness", 2, "robustness"));
+  if (!attacks.empty()) {
+    d.push_back(heading("Adversarial attacks", 3));
+    std::map<std::string, std::vector<Series>> curves;  // per model and norm
+    for (const json* sp : attacks) {
+      const json& s = *sp;
+      if (failed(d, s)) continue;
+      const json& r = obj(s, "result");
+      const json& p = obj(s, "params");
+      std::string attack = str(p, "attack", str(r, "attack")), norm = str(p, "norm", str(r, "norm"));
+      section_heading(d, s, 4);
+      d.push_back(para(fmt::format("Attack {} ({} norm); clean accuracy {}.", attack, norm,
+                                   with_ci(r, "clean_accuracy", result_sample_count(r)))));
+      std::vector<std::vector<std::string>> rows;
+      Series ser{attack, {}};
+      if (auto c = dbl(r, "clean_accuracy")) add_point(ser, 0.0, *c, ci_pair(r, "clean_accuracy", result_sample_count(r)));
+      for (const auto& e : arr(r, "by_eps")) {
+        std::string calls = !at(e, "gradient_calls").is_null() ? num(at(e, "gradient_calls"), 8) : num(at(e, "queries"), 8);
+        rows.push_back({num(at(e, "eps")), with_ci(e, "robust_accuracy", result_sample_count(r)), num(at(e, "attack_success_rate")),
+                        num(at(e, "mean_perturbation_norm")), num(at(e, "median_perturbation_norm")), calls});
+        if (auto x = dbl(e, "eps"), y = dbl(e, "robust_accuracy"); x && y && *x > 0)
+          add_point(ser, *x, *y, ci_pair(e, "robust_accuracy", result_sample_count(r)));
+      }
+      if (rows.empty()) d.push_back(note("Not available: the result has no 'by_eps' records."));
+      else d.push_back(short_table({{"eps", ""}, {"Robust accuracy", ""}, {"Attack success rate", "ASR"},
+                                    {"Mean perturbation norm", "Mean norm"}, {"Median perturbation norm", "Median norm"},
+                                    {"Gradient calls / queries", "Calls"}},
+                                   rows,
+                                   {"ASR: attack success rate, the share of clean-correct samples the attack flips",
+                                    "Mean norm / Median norm: mean / median norm of the perturbations found",
+                                    "Calls: gradient calls (white-box attacks) or model queries (black-box attacks)"}));
+      if (!ser.points.empty()) curves[str(s, "model") + " (" + norm + ")"].push_back(ser);
+    }
+    for (const auto& [key, series] : curves)
+      d.push_back(chart(svg_line_chart("Robust accuracy vs eps: " + key, "eps (0 = clean)", "accuracy (95 % CI shaded)", series),
+                        "robust-eps"));
+  }
+  if (!certs.empty()) {
+    d.push_back(heading("Certified robustness (randomized smoothing)", 3));
+    for (const json* sp : certs) {
+      const json& s = *sp;
+      if (failed(d, s)) continue;
+      const json& r = obj(s, "result");
+      const json& p = obj(s, "params");
+      section_heading(d, s, 4);
+      const json& cfgj = at(r, "config").is_object() ? at(r, "config") : r;  // mlaudit certify nests its settings
+      int abstain = 0, total = 0;
+      for (const auto& e : arr(r, "per_sample")) {
+        ++total;
+        if (dbl(e, "prediction").value_or(0) < 0) ++abstain;
+      }
+      d.push_back(para(fmt::format("sigma {}, N0 {}, N {}, alpha {}: {} samples, {} abstentions. Certified radii are L2 "
+                                   "and hold with probability at least 1 - alpha (Cohen et al. 2019); they are "
+                                   "statistical, not formal, guarantees.",
+                                   str(cfgj, "sigma", str(p, "sigma", "n/a")), str(cfgj, "n0", str(p, "n0", "default")),
+                                   str(cfgj, "n", str(p, "n", "default")), str(cfgj, "alpha", str(p, "alpha", "default")),
+                                   total, abstain)));
+      std::vector<std::vector<std::string>> rows;
+      Series ser{str(s, "model"), {}};
+      for (const auto& e : arr(r, "certified_accuracy")) {
+        rows.push_back({num(at(e, "radius")), with_ci(e, "accuracy", result_sample_count(r))});
+        if (auto x = dbl(e, "radius"), y = dbl(e, "accuracy"); x && y) add_point(ser, *x, *y, ci_pair(e, "accuracy", result_sample_count(r)));
+      }
+      if (rows.empty()) d.push_back(note("Not available: the result has no 'certified_accuracy' records."));
+      else {
+        d.push_back(table({"L2 radius", "Certified accuracy"}, rows));
+        d.push_back(chart(svg_line_chart("Certified accuracy vs radius: " + str(s, "model"), "L2 radius", "certified accuracy", {ser}),
+                          "certified-radius"));
+      }
+    }
+  }
+  if (!corrs.empty()) {
+    d.push_back(heading("Common corruptions", 3));
+    for (const json* sp : corrs) {
+      const json& s = *sp;
+      if (failed(d, s)) continue;
+      const json& r = obj(s, "result");
+      section_heading(d, s, 4);
+      d.push_back(para(fmt::format("Clean accuracy {}; mean corruption accuracy {}.", with_ci(r, "clean_accuracy", result_sample_count(r)),
+                                   num(at(r, "mean_corruption_accuracy")))));
+      std::vector<std::vector<std::string>> rows;
+      std::map<std::string, Series> lines;  // one line per corruption, severity 0 = clean
+      std::vector<std::string> order;
+      auto point = [&](const std::string& name, const json& e) {
+        auto sev = dbl(e, "severity");
+        auto acc = dbl(e, "accuracy");
+        if (!sev || !acc) return;
+        if (!lines.count(name)) {
+          order.push_back(name);
+          lines[name].name = name;
+          if (auto c = dbl(r, "clean_accuracy")) add_point(lines[name], 0.0, *c, ci_pair(r, "clean_accuracy", result_sample_count(r)));
+        }
+        add_point(lines[name], *sev, *acc, ci_pair(e, "accuracy", result_sample_count(r)));
+      };
+      for (const char* key : {"results", "corruptions", "by_corruption"}) {
+        for (const auto& e : arr(r, key)) {
+          std::string name = str(e, "corruption", str(e, "name"));
+          if (!at(e, "severity").is_null()) {
+            rows.push_back({name, str(e, "severity"), with_ci(e, "accuracy", result_sample_count(r))});
+            point(name, e);
+          }
+          for (const char* nested : {"by_severity", "severities"})
+            for (const auto& sv : arr(e, nested)) {
+              rows.push_back({name, str(sv, "severity"), with_ci(sv, "accuracy", result_sample_count(r))});
+              point(name, sv);
+            }
+        }
+        if (!rows.empty()) break;
+      }
+      if (rows.empty()) d.push_back(scalars_table(r));
+      else d.push_back(table({"Corruption", "Severity", "Accuracy"}, rows));
+      if (!lines.empty()) {
+        std::vector<Series> series;
+        for (const auto& name : order) {
+          series.push_back(lines[name]);
+          series.back().band.clear();  // seven overlapping bands hide the lines; the table has every interval
+        }
+        d.push_back(chart(svg_line_chart("Accuracy vs corruption severity: " + str(s, "model"), "severity (0 = clean)", "accuracy",
+                                         series),
+                          "corruption-severity"));
+      }
+    }
+  }
+}
+
+}  // namespace
+
 MLAUDIT_SECTION_KIND(robustness) {
   static const SectionKindDef def{
       .kind = SectionKind::Robustness,
@@ -121,7 +261,7 @@ MLAUDIT_SECTION_KIND(robustness) {
       .metrics = {"clean_accuracy", "robust_accuracy", "attack_success_rate"},
       // attacks, certification and corruptions share the report's "Robustness" section
       .read_metrics = read_metrics,
-      .render = [](SectionRender& r) { detail::robustness_blocks(r.d, r.report); },
+      .render = [](SectionRender& r) { robustness_blocks(r.d, r.report); },
       // one line for the compliance table and the diff (the section ran: status ok)
       .headline =
           [](const nlohmann::json& s) -> std::string {

@@ -2,6 +2,7 @@
 // robustness) or individual fairness over the input domain (mode fairness). Result: mlaudit.verify/1.
 #include <set>
 
+#include "blocks.h"
 #include "context.h"
 #include "metrics.h"
 
@@ -120,6 +121,144 @@ void read_metrics(SectionMetrics& m) {
 
 }  // namespace
 
+// ---- the kind's report blocks (its `render`) ----
+
+namespace {
+
+using namespace mlaudit::reports::detail;
+using nlohmann::json;
+
+// Decision of an output vector: the arg-max class ("class 1 (logits -1.07, 0.873)").
+std::string decision_text(const json& out) {
+  if (!out.is_array() || out.empty()) return "n/a";
+  size_t best = 0;
+  std::string values;
+  for (size_t k = 0; k < out.size(); ++k) {
+    if (out[k].is_number() && out[best].is_number() && out[k].get<double>() > out[best].get<double>()) best = k;
+    values += (k ? ", " : "") + num(out[k], 4);
+  }
+  return out.size() == 1 ? "score " + values : fmt::format("class {} (outputs {})", best, values);
+}
+
+// One individual-fairness counterexample as a table a reader can follow: per feature,
+// the partition's range and the two inputs; then the two decisions. Wraps at any width.
+void counterexample_blocks(Document& d, const json& c, const json& r, size_t number) {
+  const json& a = arr(c, "input_a");
+  const json& b = arr(c, "input_b");
+  const json& lo = arr(c, "lower");
+  const json& hi = arr(c, "upper");
+  const json& names = arr(r, "features");
+  Block facts;
+  facts.kind = K::Definitions;
+  facts.text = fmt::format("Counterexample {}", number);
+  facts.terms = {{"Partition", str(c, "index", "n/a")}, {"Verdict", str(c, "verdict", "counterexample")},
+                 {"Decision for input A", decision_text(at(c, "output_a"))},
+                 {"Decision for input B", decision_text(at(c, "output_b"))}};
+  if (auto sec = dbl(c, "seconds")) facts.terms.push_back({"Time", num(json(*sec), 3) + " s"});
+  d.push_back(facts);
+  std::vector<std::vector<std::string>> rows;
+  for (size_t k = 0; k < std::max(a.size(), b.size()); ++k) {
+    std::string range = k < lo.size() && k < hi.size() ? fmt::format("{} to {}", num(lo[k], 6), num(hi[k], 6)) : "n/a";
+    std::string va = k < a.size() ? num(a[k], 6) : "n/a", vb = k < b.size() ? num(b[k], 6) : "n/a";
+    rows.push_back({k < names.size() && names[k].is_string() ? names[k].get<std::string>() : fmt::format("feature {}", k), range, va, vb,
+                    va == vb ? "" : "differs"});
+  }
+  if (!rows.empty()) d.push_back(table({"Feature", "Partition range", "Input A", "Input B", ""}, rows));
+}
+
+void verification_blocks(Document& d, const json& report) {
+  auto secs = sections_of(report, "verification");
+  if (secs.empty()) return;
+  d.push_back(heading("Formal verification", 2, "verification"));
+  for (const json* sp : secs) {
+    const json& s = *sp;
+    if (failed(d, s)) continue;
+    const json& r = obj(s, "result");
+    const json& p = obj(s, "params");
+    section_heading(d, s, 3);
+    if (str(p, "mode") == "fairness") {
+      d.push_back(para(fmt::format("Individual fairness with respect to '{}': no input in the domain may change its "
+                                   "decision when only the protected attribute changes.", str(p, "protected"))));
+      d.push_back(scalars_table(obj(r, "summary").empty() ? r : obj(r, "summary")));
+      const json& cex = at(r, "counterexample_pairs").is_array() ? at(r, "counterexample_pairs") : at(r, "counterexamples");
+      if (cex.is_array() && !cex.empty()) {
+        const size_t shown = std::min<size_t>(cex.size(), 5);
+        d.push_back(para(fmt::format("Counterexample pairs ({} found, {} shown): two inputs that differ only in '{}' and get "
+                                     "different decisions.",
+                                     cex.size(), shown == cex.size() ? "all" : fmt::format("first {}", shown), str(p, "protected"))));
+        for (size_t i = 0; i < shown; ++i) counterexample_blocks(d, cex[i], r, i + 1);
+      }
+      continue;
+    }
+    // verdict counts per eps from the per-sample records
+    std::map<double, std::map<std::string, int>> counts;
+    std::vector<std::vector<std::string>> cex;
+    for (const auto& e : arr(r, "per_sample")) {
+      auto eps = dbl(e, "eps");
+      if (!eps) continue;
+      std::string v = str(e, "verdict", "unknown");
+      counts[*eps][v]++;
+      if (v == "falsified" && cex.size() < 20)
+        cex.push_back({str(e, "index"), num(at(e, "eps")), str(e, "label"), num(at(e, "margin"))});
+    }
+    std::vector<std::vector<std::string>> rows;
+    const json& eps_records = arr(r, "by_eps").empty() ? arr(r, "per_eps") : arr(r, "by_eps");
+    for (const auto& e : eps_records) {
+      double eps = dbl(e, "eps").value_or(NAN);
+      auto& c = counts[eps];
+      int total = 0;
+      for (const auto& [k, n] : c) total += n;
+      std::string frac = !at(e, "verified_fraction").is_null()          ? num(at(e, "verified_fraction"))
+                         : !at(e, "verified_robust_accuracy").is_null() ? with_ci(e, "verified_robust_accuracy", result_sample_count(e))
+                         : total ? num(json(double(c["verified"]) / total)) : "n/a";
+      rows.push_back({num(at(e, "eps")), frac, std::to_string(c["verified"]),
+                      std::to_string(c["falsified"]), std::to_string(c["unknown"] + c["timeout"])});
+    }
+    if (rows.empty())
+      for (auto& [eps, c] : counts) {
+        int total = 0;
+        for (const auto& [k, n] : c) total += n;
+        rows.push_back({num(json(eps)), num(json(total ? double(c["verified"]) / total : 0.0)), std::to_string(c["verified"]),
+                        std::to_string(c["falsified"]), std::to_string(c["unknown"] + c["timeout"])});
+      }
+    if (rows.empty()) d.push_back(note("Not available: the result has no 'by_eps' or 'per_sample' records."));
+    else d.push_back(table({"eps", "Verified fraction", "Verified", "Falsified", "Unknown / timeout"}, rows));
+    // verdicts per eps as stacked bars: counts from the per-sample verdicts, else the eps records' counts
+    std::vector<StackedBar> stacks;
+    std::map<double, std::map<std::string, int>> stack_counts = counts;
+    for (const auto& e : eps_records) {
+      auto eps = dbl(e, "eps");
+      if (!eps || !stack_counts[*eps].empty()) continue;
+      for (const char* v : {"verified", "falsified", "unknown", "timeout"})
+        if (dbl(e, v)) stack_counts[*eps][v] = count_field(e, v, "by_eps[]");
+    }
+    for (auto& [eps, c] : stack_counts)
+      if (!c.empty())
+        stacks.push_back({"eps " + num(json(eps)), {double(c["verified"]), double(c["falsified"]), double(c["unknown"]), double(c["timeout"])}});
+    if (!stacks.empty())
+      d.push_back(chart(svg_stacked_bar_chart("Verification verdicts per eps: " + str(s, "model"), "samples", stacks,
+                                              {"verified (proof)", "falsified", "unknown", "timeout"},
+                                              {chart_palette()[0], chart_palette()[1], "#bbbbbb", chart_palette()[4]}),
+                        "verification-verdicts"));
+    d.push_back(para("'verified' is a proof (sound bounds, exact solver); 'unknown' and 'timeout' are not proofs."));
+    std::map<std::string, int> reasons;
+    for (const auto& e : arr(r, "per_sample"))
+      if (str(e, "verdict") != "verified" && str(e, "verdict") != "falsified" && !str(e, "reason").empty()) reasons[str(e, "reason")]++;
+    if (!reasons.empty()) {
+      std::vector<std::vector<std::string>> rr;
+      for (const auto& [why, n] : reasons) rr.push_back({why, std::to_string(n)});
+      d.push_back(para("Why samples stayed unknown:"));
+      d.push_back(table({"Reason", "Samples x eps"}, rr));
+    }
+    if (!cex.empty()) {
+      d.push_back(para("Counterexamples (re-checked by a concrete forward pass):"));
+      d.push_back(table({"Sample", "eps", "Label", "Margin"}, cex));
+    }
+  }
+}
+
+}  // namespace
+
 MLAUDIT_SECTION_KIND(verification) {
   static const SectionKindDef def{
       .kind = SectionKind::Verification,
@@ -185,7 +324,7 @@ MLAUDIT_SECTION_KIND(verification) {
       .searches_domain = [](const SectionSpec& s) { return s.params.value("mode", "robustness") == "robustness"; },
       .metrics = {"verified_fraction", "falsified_fraction", "fairness_proved_fraction", "fairness_counterexamples"},
       .read_metrics = read_metrics,
-      .render = [](SectionRender& r) { detail::verification_blocks(r.d, r.report); },
+      .render = [](SectionRender& r) { verification_blocks(r.d, r.report); },
       // one line for the compliance table and the diff (the section ran: status ok)
       .headline =
           [](const nlohmann::json& s) -> std::string {
