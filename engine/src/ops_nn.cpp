@@ -18,6 +18,7 @@
 #include "cpu/conv_direct.h"
 #include "cpu/fusion.h"
 #include "cpu/layout.h"
+#include "cpu/row_gemm.h"
 #include "ops.h"
 #include "vector_math.h"
 
@@ -31,6 +32,15 @@ struct GemmDims {
   int64_t m, n, k;
   bool ta, tb;
 };
+
+// A [R, C] matrix's transpose, contiguous.
+Tensor transpose_2d(const Tensor& a) {
+  const int64_t r = a.shape()[0], c = a.shape()[1];
+  Tensor t = Tensor::uninitialized(DType::Float32, Shape{c, r});
+  for (int64_t i = 0; i < r; ++i)
+    for (int64_t j = 0; j < c; ++j) t.f32()[j * r + i] = a.f32()[i * c + j];
+  return t;
+}
 
 GemmDims gemm_dims(const OpContext& ctx, const Tensor& a, const Tensor& b) {
   if (a.rank() != 2 || b.rank() != 2)
@@ -77,7 +87,15 @@ void gemm_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) 
       }
     }
   }
-  sgemm(d.ta, d.tb, d.m, d.n, d.k, alpha, a.f32(), a.shape()[1], b.f32(), b.shape()[1], has_c ? 1.f : 0.f, y.f32(), d.n);
+  // Row-invariant product (cpu/row_gemm.h): a row's output does not depend on the batch. A
+  // transposed A (rare) is copied to rows first.
+  const std::shared_ptr<const PackedB> pb = packed_weight(ctx.node, b, b.shape()[1], d.tb, d.k, d.n);
+  if (!d.ta) {
+    row_gemm(d.m, a.f32(), a.shape()[1], *pb, alpha, has_c, y.f32(), d.n);
+  } else {
+    const Tensor at = transpose_2d(a);
+    row_gemm(d.m, at.f32(), d.k, *pb, alpha, has_c, y.f32(), d.n);
+  }
   out[0] = y;
 }
 
@@ -91,9 +109,15 @@ void gemm_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Input
   float alpha = ctx.node.get_float("alpha", 1.f), beta = ctx.node.get_float("beta", 1.f);
   if (need[0]) {
     // op(A) = G op(B)^T; A = op(A) or its transpose.
-    gin[0] = Tensor(a.shape());
-    if (!d.ta) sgemm(false, !d.tb, d.m, d.k, d.n, alpha, gy.f32(), d.n, b.f32(), b.shape()[1], 0.f, gin[0].f32(), d.k);
-    else sgemm(d.tb, true, d.k, d.m, d.n, alpha, b.f32(), b.shape()[1], gy.f32(), d.n, 0.f, gin[0].f32(), d.m);
+    if (!d.ta) {
+      // Row i of dA = alpha * row i of G times op(B)^T (N x K): row-invariant as the forward.
+      gin[0] = Tensor::uninitialized(DType::Float32, a.shape());
+      const std::shared_ptr<const PackedB> pbt = packed_weight(ctx.node, b, b.shape()[1], !d.tb, d.n, d.k);
+      row_gemm(d.m, gy.f32(), d.n, *pbt, alpha, false, gin[0].f32(), d.k);
+    } else {
+      gin[0] = Tensor(a.shape());
+      sgemm(d.tb, true, d.k, d.m, d.n, alpha, b.f32(), b.shape()[1], gy.f32(), d.n, 0.f, gin[0].f32(), d.m);
+    }
   }
   if (need[1]) {
     // op(B) = op(A)^T G
@@ -145,13 +169,16 @@ void matmul_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out
   Tensor y = Tensor::uninitialized(DType::Float32, p.out_shape);
   int64_t nb = shape_numel(p.batch);
   // Common case: A batched [.., M, K], B a plain matrix: one GEMM over all rows.
+  // Row-invariant products (cpu/row_gemm.h): a row's output does not depend on the batch.
   if (p.b_batch.empty() && (p.a_batch == p.batch)) {
-    sgemm(false, false, nb * p.m, p.n, p.k, 1.f, a.f32(), p.k, b.f32(), p.n, 0.f, y.f32(), p.n);
+    const std::shared_ptr<const PackedB> pb = packed_weight(ctx.node, b, p.n, false, p.k, p.n);
+    row_gemm(nb * p.m, a.f32(), p.k, *pb, 1.f, false, y.f32(), p.n);
   } else {
     for_each_matrix(nb, p.m * p.n * p.k, [&](int64_t bi) {
       const float* pa = a.f32() + batch_offset(bi, p.batch, p.a_batch) * p.m * p.k;
-      const float* pb = b.f32() + batch_offset(bi, p.batch, p.b_batch) * p.k * p.n;
-      sgemm(false, false, p.m, p.n, p.k, 1.f, pa, p.k, pb, p.n, 0.f, y.f32() + bi * p.m * p.n, p.n);
+      const std::shared_ptr<const PackedB> pb =
+          pack_b(b.f32() + batch_offset(bi, p.batch, p.b_batch) * p.k * p.n, p.n, false, p.k, p.n);
+      row_gemm(p.m, pa, p.k, *pb, 1.f, false, y.f32() + bi * p.m * p.n, p.n);
     });
   }
   out[0] = y;
@@ -167,11 +194,18 @@ void matmul_bwd(const OpContext& ctx, const Inputs& in, const Inputs&, const Inp
   int64_t nb = shape_numel(p.batch);
   // Gradients in the broadcast batch shape, then reduced to each operand.
   if (need[0]) {
-    Tensor ga(DType::Float32, [&] { Shape s = p.batch; s.push_back(p.m); s.push_back(p.k); return s; }());
-    for_each_matrix(nb, p.m * p.n * p.k, [&](int64_t bi) {
-      const float* pb = b.f32() + batch_offset(bi, p.batch, p.b_batch) * p.k * p.n;
-      sgemm(false, true, p.m, p.k, p.n, 1.f, gy.f32() + bi * p.m * p.n, p.n, pb, p.n, 0.f, ga.f32() + bi * p.m * p.k, p.k);
-    });
+    // Row i of dA = row i of G times B^T (N x K), row-invariant as the forward.
+    Tensor ga = Tensor::uninitialized(DType::Float32, [&] { Shape s = p.batch; s.push_back(p.m); s.push_back(p.k); return s; }());
+    if (p.b_batch.empty()) {
+      const std::shared_ptr<const PackedB> pbt = packed_weight(ctx.node, b, p.n, true, p.n, p.k);
+      row_gemm(nb * p.m, gy.f32(), p.n, *pbt, 1.f, false, ga.f32(), p.k);
+    } else {
+      for_each_matrix(nb, p.m * p.n * p.k, [&](int64_t bi) {
+        const std::shared_ptr<const PackedB> pbt =
+            pack_b(b.f32() + batch_offset(bi, p.batch, p.b_batch) * p.k * p.n, p.n, true, p.n, p.k);
+        row_gemm(p.m, gy.f32() + bi * p.m * p.n, p.n, *pbt, 1.f, false, ga.f32() + bi * p.m * p.k, p.k);
+      });
+    }
     Shape a2 = p.a_batch;
     a2.push_back(p.m);
     a2.push_back(p.k);

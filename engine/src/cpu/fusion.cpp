@@ -162,8 +162,11 @@ Graph fuse_cpu_graph(const Graph& g) {
         conv.attributes[kFusedReluAttribute] = Attribute::of_int(1);
         return true;
       });
+  // Weights that are initializers: their oneDNN reorder (Conv) or GEMM packing (Gemm, MatMul)
+  // is cached across calls.
   for (Node& n : out.nodes)
-    if (n.domain.empty() && n.op_type == "Conv" && n.inputs.size() > 1 && out.initializers.count(n.inputs[1]))
+    if (n.domain.empty() && (n.op_type == "Conv" || n.op_type == "Gemm" || n.op_type == "MatMul") && n.inputs.size() > 1 &&
+        out.initializers.count(n.inputs[1]))
       n.attributes[kConstWeightsAttribute] = Attribute::of_int(1);
   return out;
 }

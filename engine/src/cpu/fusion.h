@@ -14,8 +14,9 @@ inline constexpr const char* kFusedReluAttribute = "mlaudit.fused_relu";
 /// Forward only: the executor runs such a graph only when it keeps no values for a backward.
 inline constexpr const char* kFusedMaxPoolAttribute = "mlaudit.fused_maxpool2x2";
 
-/// Conv attribute set by fuse_cpu_graph when the weight input is a graph initializer: its
-/// storage is the same, unchanged tensor on every run, so a layout conversion of it may be kept.
+/// Conv, Gemm and MatMul attribute set by fuse_cpu_graph when the weight input (input 1) is a
+/// graph initializer: its storage is the same, unchanged tensor on every run, so a layout
+/// conversion (a oneDNN reorder, a GEMM packing) of it may be kept.
 inline constexpr const char* kConstWeightsAttribute = "mlaudit.const_weights";
 
 /// Conv attribute set by fuse_cpu_inference_graph: the node runs in a forward-only graph (no
@@ -42,7 +43,7 @@ inline constexpr const char* kFusedTimesInputAttribute = "mlaudit.times_input";
 /// Values are bit-identical to the unfused graph's: an average over a zero-padded window with
 /// count_include_pad sums the same terms (the zeros add nothing) over the same divisor, and the
 /// convolution kernels pad with zeros at the same positions. Also: Constant nodes (a `value`
-/// tensor) become initializers, and Conv nodes whose weight is an initializer are marked
+/// tensor) become initializers, and Conv, Gemm and MatMul nodes whose weight is an initializer are marked
 /// (kConstWeightsAttribute). MLAUDIT_NO_FUSE=1 turns it off.
 Graph fuse_cpu_graph(const Graph& g);
 
