@@ -15,8 +15,12 @@
 //  * gradients: rtol 1e-3, atol 1e-4 x max|PyTorch gradient| (a float32 backward pass in another
 //    order; export_zoo.py checks PyTorch's float32 gradient is within a quarter of that of its
 //    float64 gradient).
+// And every model's rows are checked against themselves: the first rows of the largest batch
+// alone give the same bits as inside the batch.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -148,6 +152,30 @@ std::vector<std::string> check_model(const json& m) {
     } catch (const std::exception& e) {
       failures.push_back(where + e.what());
     }
+  }
+  // A row's outputs do not depend on the batch (row-invariant Gemm/MatMul, engine/src/cpu/
+  // row_gemm.h): the first rows of the largest batch alone and as a batch of 3 give the same bits
+  // as inside it, every output whose first dimension is the batch.
+  try {
+    const auto batches = m.at("batches").get<std::vector<int>>();
+    const int big = *std::max_element(batches.begin(), batches.end());
+    const engine::Tensor x = datasets::read_npy(dir + "/" + m.at("input_files").at(std::to_string(big)).get<std::string>());
+    const auto whole = session->run({x});
+    for (int64_t rows : {int64_t(1), int64_t(3)}) {
+      if (rows >= big) continue;
+      const auto part = session->run({x.slice_rows(0, rows)});
+      for (size_t o = 0; o < whole.size() && o < part.size(); ++o) {
+        const engine::Tensor& w = whole[o];
+        const engine::Tensor& p = part[o];
+        if (w.rank() == 0 || w.dim(0) != big || p.dim(0) != rows) continue;
+        const size_t bytes = size_t(p.numel()) * engine::dtype_size(p.dtype());
+        if (std::memcmp(p.raw(), w.raw(), bytes) != 0)
+          failures.push_back("output " + std::to_string(o) + ": its first " + std::to_string(rows) +
+                             " rows alone differ from the same rows in a batch of " + std::to_string(big));
+      }
+    }
+  } catch (const std::exception& e) {
+    failures.push_back(std::string("batch invariance: ") + e.what());
   }
   return failures;
 }
