@@ -246,51 +246,21 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
   std::vector<int64_t>& y = in.y;
   const int64_t n = x.dim(0);
 
-  nlohmann::json j;
-  j["schema"] = "mlaudit.attack/1";
-  j["tool_version"] = MLAUDIT_VERSION;
-  j["model"] = vm["model"].as<std::string>();
-  j["data"] = vm["data"].as<std::string>();
-  j["labels"] = vm["labels"].as<std::string>();
-  j["attack"] = attack;
-  j["norm"] = robustness::norm_name(cfg.norm);
-  j["n_samples"] = n;
-  j["inputs"] = {{"model", datasets::file_provenance(vm["model"].as<std::string>())},
-                 {"data", datasets::file_provenance(vm["data"].as<std::string>())},
-                 {"labels", datasets::file_provenance(vm["labels"].as<std::string>())}};
-  j["domain"] = {cfg.clip_min, cfg.clip_max};
-  j["config"] = {{"steps", cfg.steps}, {"restarts", cfg.restarts}, {"step_size", cfg.step_size}, {"queries", cfg.queries},
-                 {"clip_min", cfg.clip_min}, {"clip_max", cfg.clip_max}, {"seed", cfg.seed}, {"batch", cfg.batch}};
-  if (attack == "hsja")
-    j["config"]["hsja"] = {{"max_iter", cfg.steps > 0 ? cfg.steps : 50}, {"max_eval", cfg.hsja_max_eval},
-                           {"init_eval", cfg.hsja_init_eval}, {"init_size", cfg.init_size},
-                           {"max_queries", cfg.max_queries}, {"step_search", "geometric"},
-                           {"threshold", cfg.norm == robustness::Norm::L2 ? "d^-3/2" : "d^-2"}};
-  if (attack == "boundary")
-    j["config"]["boundary"] = {{"steps", cfg.steps > 0 ? cfg.steps : 25000}, {"spherical_step", cfg.spherical_step},
-                               {"source_step", cfg.source_step}, {"source_step_convergence", cfg.source_step_convergence},
-                               {"step_adaptation", cfg.step_adaptation}, {"update_stats_every_k", cfg.update_stats_every_k},
-                               {"max_queries", cfg.max_queries}, {"init", "blended uniform noise, 50 blend steps"}};
-  if (exact_tree) j["config"]["exact_tree"] = {{"timeout_s", vm["timeout"].as<double>()}, {"method", "threshold-cell search (verify/trees.h)"}};
-  if (attack == "autoattack") j["subset"] = robustness::autoattack_stages(cfg.gradients_available, cfg.norm);
-  if (attack == "autoattack" && !cfg.gradients_available)
-    j["note"] = "the model has no input gradients: autoattack ran its black-box subset (" +
-                robustness::autoattack_black_box_text(cfg.norm) +
-                "); a point counts as broken when square breaks it within eps or a decision attack's smallest "
-                "adversarial lies within eps";
-  j["verification"] = "every adversarial example re-checked by a fresh forward pass: inside the ball, inside [clip_min, clip_max], label changed";
-  nlohmann::json per_sample = nlohmann::json::array();
-  for (int64_t i = 0; i < n; ++i) per_sample.push_back({{"index", part.first + i}, {"label", y[size_t(i)]}});
-  j["by_eps"] = nlohmann::json::array();
+  const nlohmann::json inputs = {{"model", datasets::file_provenance(vm["model"].as<std::string>())},
+                                  {"data", datasets::file_provenance(vm["data"].as<std::string>())},
+                                  {"labels", datasets::file_provenance(vm["labels"].as<std::string>())}};
+  robustness::AttackRun run;
+  run.attack = attack;
+  run.model = vm["model"].as<std::string>();
+  run.data = vm["data"].as<std::string>();
+  run.labels = vm["labels"].as<std::string>();
+  run.inputs = &inputs;
+  run.exact_tree = exact_tree;
+  run.exact_timeout_s = exact_tree ? vm["timeout"].as<double>() : 0.0;
+  run.tool_version = MLAUDIT_VERSION;
+  nlohmann::json j = robustness::attack_report_head(run, cfg, y, part.first);
   engine::Tensor last_adv;
   const auto t0 = std::chrono::steady_clock::now();
-
-  auto by_eps_entry = [&](double eps, const robustness::AttackResult& r, const std::vector<uint8_t>& success) {
-    int64_t gcalls = 0, queries = 0;
-    for (int64_t i = 0; i < n; ++i) { gcalls += r.gradient_calls[size_t(i)]; queries += r.queries[size_t(i)]; }
-    return robustness::attack_eps_entry(eps, r.clean_correct, success, r.perturbation_norm, gcalls, queries, r.rejected,
-                                   r.warnings);
-  };
 
   robustness::AttackResult last;
   if (minimal) {
@@ -316,30 +286,7 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
       }
       cfg.progress = nullptr;
     }
-    std::vector<double> norms;
-    for (int64_t i = 0; i < n; ++i)
-      if (last.success[size_t(i)]) norms.push_back(last.perturbation_norm[size_t(i)]);
-    int64_t queries_total = 0;
-    for (auto v : last.queries) queries_total += v;
-    j["minimal_norms"] = robustness::minimal_norms_json(norms, queries_total);
-    for (double eps : eps_list) {
-      // A minimal-norm attack answers every eps at once: broken iff its minimal norm <= eps.
-      std::vector<uint8_t> s(size_t(n), 0);
-      for (int64_t i = 0; i < n; ++i) s[size_t(i)] = last.success[size_t(i)] && last.perturbation_norm[size_t(i)] <= eps * (1 + 1e-6);
-      j["by_eps"].push_back(by_eps_entry(eps, last, s));
-    }
-    for (int64_t i = 0; i < n; ++i) {
-      auto& p = per_sample[size_t(i)];
-      p["clean_prediction"] = last.clean_prediction[size_t(i)];
-      p["correct"] = bool(last.clean_correct[size_t(i)]);
-      p["adv_prediction"] = last.adv_prediction[size_t(i)];
-      p["minimal_norm"] = last.success[size_t(i)] ? nlohmann::json(last.perturbation_norm[size_t(i)]) : nlohmann::json(nullptr);
-      p["gradient_calls"] = last.gradient_calls[size_t(i)];
-      p["queries"] = last.queries[size_t(i)];
-      if (exact_tree && i < int64_t(exact_points.size()))
-        for (const char* k : {"status", "lower_bound", "upper_bound", "seconds"})
-          if (exact_points[size_t(i)].contains(k)) p[k] = exact_points[size_t(i)][k];
-    }
+    robustness::attack_report_add_minimal(j, last, eps_list, exact_points);
     last_adv = last.adversarial;
   } else {
     for (double eps : eps_list) {
@@ -350,40 +297,12 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
         last = own_rows(robustness::run_attack(attack, *model, x_run, y_run, cfg));
         cfg.progress = nullptr;
       }
-      j["by_eps"].push_back(by_eps_entry(eps, last, last.success));
-      for (int64_t i = 0; i < n; ++i) {
-        auto& p = per_sample[size_t(i)];
-        p["clean_prediction"] = last.clean_prediction[size_t(i)];
-        p["correct"] = bool(last.clean_correct[size_t(i)]);
-        nlohmann::json e = {{"eps", eps}, {"success", bool(last.success[size_t(i)])}, {"adv_prediction", last.adv_prediction[size_t(i)]},
-                            {"perturbation_norm", last.perturbation_norm[size_t(i)]}, {"gradient_calls", last.gradient_calls[size_t(i)]},
-                            {"queries", last.queries[size_t(i)]}};
-        if (!last.stage[size_t(i)].empty()) e["stage"] = last.stage[size_t(i)];
-        p["by_eps"].push_back(e);
-      }
+      robustness::attack_report_add_eps(j, eps, last);
     }
     last_adv = last.adversarial;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  j["clean_accuracy"] = last.clean_accuracy();
-  {
-    int64_t k = 0;
-    for (auto c : last.clean_correct) k += c;
-    j["clean_accuracy_ci"] = datasets::proportion_json(k, n);
-  }
-  j["execution"] = last.notes;  // e.g. the fused device loop, or why the host loop ran
-  j["seconds"] = seconds;
-  j["seconds_per_sample"] = n ? seconds / double(n) : 0.0;
-  j["per_sample"] = per_sample;
-  // Every distinct warning of every eps, once (gradient masking, probabilities, a ball that covers the domain).
-  std::vector<std::string> shown;
-  for (const auto& e : j["by_eps"])
-    if (e.contains("warnings"))
-      for (const auto& w : e["warnings"])
-        if (std::find(shown.begin(), shown.end(), w.get<std::string>()) == shown.end()) shown.push_back(w.get<std::string>());
-  for (const auto& w : last.warnings)
-    if (std::find(shown.begin(), shown.end(), w) == shown.end()) shown.push_back(w);
-  j["warnings"] = shown;
+  robustness::attack_report_finish(j, last, seconds);
   if (part.on) shard::make_part(j, "attack", part, vm, global);
   if (vm.count("save-adv")) datasets::write_npy(vm["save-adv"].as<std::string>(), last_adv);
   datasets::write_file_atomic(vm["out"].as<std::string>(), j.dump(1) + "\n");
@@ -401,7 +320,7 @@ int cmd_attack(const std::vector<std::string>& args, const GlobalOptions& global
                                e["median_perturbation_norm"].get<double>());
     }
     if (minimal) std::cout << fmt::format("  minimal norms: {} found, median {:.4g}\n", j["minimal_norms"]["found"].get<size_t>(), j["minimal_norms"]["median"].get<double>());
-    for (const auto& w : shown) std::cerr << "mlaudit: warning: attack: " << w << "\n";
+    for (const auto& w : j["warnings"]) std::cerr << "mlaudit: warning: attack: " << w.get<std::string>() << "\n";
     for (const auto& note : last.notes) std::cout << "  note: " << note << "\n";
     std::cout << "report: " << vm["out"].as<std::string>() << "\n";
   }

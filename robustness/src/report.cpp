@@ -159,3 +159,120 @@ nlohmann::json minimal_norms_json(const std::vector<double>& norms, int64_t quer
 }
 
 }  // namespace mlaudit::robustness
+
+namespace mlaudit::robustness {
+
+nlohmann::json attack_report_head(const AttackRun& run, const AttackConfig& cfg, const std::vector<int64_t>& labels,
+                                  int64_t first_index) {
+  nlohmann::json out = report_head("mlaudit.attack/1", run.tool_version, run.model, run.data,
+                                   run.inputs ? *run.inputs : nlohmann::json::object());
+  out["labels"] = run.labels;
+  out["attack"] = run.attack;
+  out["norm"] = norm_name(cfg.norm);
+  out["n_samples"] = labels.size();
+  out["domain"] = {cfg.clip_min, cfg.clip_max};
+  out["config"] = {{"steps", cfg.steps}, {"restarts", cfg.restarts}, {"step_size", cfg.step_size}, {"queries", cfg.queries},
+                   {"clip_min", cfg.clip_min}, {"clip_max", cfg.clip_max}, {"seed", cfg.seed}, {"batch", cfg.batch}};
+  if (run.attack == "hsja")
+    out["config"]["hsja"] = {{"max_iter", cfg.steps > 0 ? cfg.steps : 50}, {"max_eval", cfg.hsja_max_eval},
+                             {"init_eval", cfg.hsja_init_eval}, {"init_size", cfg.init_size},
+                             {"max_queries", cfg.max_queries}, {"step_search", "geometric"},
+                             {"threshold", cfg.norm == Norm::L2 ? "d^-3/2" : "d^-2"}};
+  if (run.attack == "boundary")
+    out["config"]["boundary"] = {{"steps", cfg.steps > 0 ? cfg.steps : 25000}, {"spherical_step", cfg.spherical_step},
+                                 {"source_step", cfg.source_step}, {"source_step_convergence", cfg.source_step_convergence},
+                                 {"step_adaptation", cfg.step_adaptation}, {"update_stats_every_k", cfg.update_stats_every_k},
+                                 {"max_queries", cfg.max_queries}, {"init", "blended uniform noise, 50 blend steps"}};
+  if (run.exact_tree)
+    out["config"]["exact_tree"] = {{"timeout_s", run.exact_timeout_s}, {"method", "threshold-cell search (verify/trees.h)"}};
+  if (run.attack == "autoattack") out["subset"] = autoattack_stages(cfg.gradients_available, cfg.norm);
+  if (run.attack == "autoattack" && !cfg.gradients_available)
+    out["note"] = "the model has no input gradients: autoattack ran its black-box subset (" + autoattack_black_box_text(cfg.norm) +
+                  "); a point counts as broken when square breaks it within eps or a decision attack's smallest "
+                  "adversarial lies within eps";
+  out["verification"] =
+      "every adversarial example re-checked by a fresh forward pass: inside the ball, inside [clip_min, clip_max], label changed";
+  nlohmann::json per_sample = nlohmann::json::array();
+  for (size_t i = 0; i < labels.size(); ++i) per_sample.push_back({{"index", first_index + int64_t(i)}, {"label", labels[i]}});
+  out["by_eps"] = nlohmann::json::array();
+  out["per_sample"] = per_sample;
+  return out;
+}
+
+namespace {
+
+nlohmann::json eps_entry(double eps, const AttackResult& r, const std::vector<uint8_t>& broken) {
+  int64_t gcalls = 0, queries = 0;
+  for (size_t i = 0; i < r.gradient_calls.size(); ++i) gcalls += r.gradient_calls[i];
+  for (size_t i = 0; i < r.queries.size(); ++i) queries += r.queries[i];
+  return attack_eps_entry(eps, r.clean_correct, broken, r.perturbation_norm, gcalls, queries, r.rejected, r.warnings);
+}
+
+}  // namespace
+
+void attack_report_add_eps(nlohmann::json& j, double eps, const AttackResult& r) {
+  j["by_eps"].push_back(eps_entry(eps, r, r.success));
+  nlohmann::json& per_sample = j["per_sample"];
+  for (size_t i = 0; i < per_sample.size(); ++i) {
+    auto& p = per_sample[i];
+    p["clean_prediction"] = r.clean_prediction[i];
+    p["correct"] = bool(r.clean_correct[i]);
+    nlohmann::json e = {{"eps", eps}, {"success", bool(r.success[i])}, {"adv_prediction", r.adv_prediction[i]},
+                        {"perturbation_norm", r.perturbation_norm[i]}, {"gradient_calls", r.gradient_calls[i]},
+                        {"queries", r.queries[i]}};
+    if (!r.stage[i].empty()) e["stage"] = r.stage[i];
+    p["by_eps"].push_back(e);
+  }
+}
+
+void attack_report_add_minimal(nlohmann::json& j, const AttackResult& r, const std::vector<double>& eps_list,
+                               const nlohmann::json& exact_points) {
+  nlohmann::json& per_sample = j["per_sample"];
+  const size_t n = per_sample.size();
+  std::vector<double> norms;
+  for (size_t i = 0; i < n; ++i)
+    if (r.success[i]) norms.push_back(r.perturbation_norm[i]);
+  int64_t queries_total = 0;
+  for (auto v : r.queries) queries_total += v;
+  j["minimal_norms"] = minimal_norms_json(norms, queries_total);
+  for (double eps : eps_list) {
+    // A minimal-norm attack answers every eps at once: broken iff its minimal norm <= eps.
+    std::vector<uint8_t> s(n, 0);
+    for (size_t i = 0; i < n; ++i) s[i] = r.success[i] && r.perturbation_norm[i] <= eps * (1 + 1e-6);
+    j["by_eps"].push_back(eps_entry(eps, r, s));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    auto& p = per_sample[i];
+    p["clean_prediction"] = r.clean_prediction[i];
+    p["correct"] = bool(r.clean_correct[i]);
+    p["adv_prediction"] = r.adv_prediction[i];
+    p["minimal_norm"] = r.success[i] ? nlohmann::json(r.perturbation_norm[i]) : nlohmann::json(nullptr);
+    p["gradient_calls"] = r.gradient_calls[i];
+    p["queries"] = r.queries[i];
+    if (exact_points.is_array() && i < exact_points.size())
+      for (const char* k : {"status", "lower_bound", "upper_bound", "seconds"})
+        if (exact_points[i].contains(k)) p[k] = exact_points[i][k];
+  }
+}
+
+void attack_report_finish(nlohmann::json& j, const AttackResult& last, double seconds) {
+  const int64_t n = int64_t(j["per_sample"].size());
+  j["clean_accuracy"] = last.clean_accuracy();
+  int64_t k = 0;
+  for (auto c : last.clean_correct) k += c;
+  j["clean_accuracy_ci"] = datasets::proportion_json(k, n);
+  j["execution"] = last.notes;  // e.g. the fused device loop, or why the host loop ran
+  j["seconds"] = seconds;
+  j["seconds_per_sample"] = n ? seconds / double(n) : 0.0;
+  // Every distinct warning of every eps, once (gradient masking, probabilities, a ball that covers the domain).
+  std::vector<std::string> shown;
+  for (const auto& e : j["by_eps"])
+    if (e.contains("warnings"))
+      for (const auto& w : e["warnings"])
+        if (std::find(shown.begin(), shown.end(), w.get<std::string>()) == shown.end()) shown.push_back(w.get<std::string>());
+  for (const auto& w : last.warnings)
+    if (std::find(shown.begin(), shown.end(), w) == shown.end()) shown.push_back(w);
+  j["warnings"] = shown;
+}
+
+}  // namespace mlaudit::robustness

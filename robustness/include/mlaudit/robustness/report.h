@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "mlaudit/robustness/attacks.h"
 #include "mlaudit/robustness/smoothing.h"
 
 namespace mlaudit::robustness {
@@ -54,6 +55,39 @@ void corrupt_aggregates(nlohmann::json& report, int64_t n, int64_t clean_correct
 nlohmann::json attack_eps_entry(double eps, const std::vector<uint8_t>& correct, const std::vector<uint8_t>& broken,
                                 const std::vector<double>& norm, int64_t gradient_calls, int64_t queries, int64_t rejected,
                                 const std::vector<std::string>& warnings);
+
+/// What an `attack` report names besides its results: the files (paths as given and their
+/// provenance {model, data, labels}), the attack as run and its exact-tree settings.
+struct AttackRun {
+  std::string attack;  ///< canonical name
+  std::string model, data, labels;
+  const nlohmann::json* inputs = nullptr;  ///< the files' provenance (copied into the report)
+  bool exact_tree = false;           ///< `--attack exact-tree` (verify/trees.h)
+  double exact_timeout_s = 0;
+  std::string tool_version;
+};
+
+/// The head of mlaudit.attack/1: schema, files, attack, norm, n_samples, domain, config (with
+/// HopSkipJump's, Boundary's and exact-tree's own settings), AutoAttack's subset and its
+/// black-box note, the re-check statement, an empty by_eps, and per_sample with each sample's
+/// global index (first_index + i) and label.
+nlohmann::json attack_report_head(const AttackRun& run, const AttackConfig& cfg, const std::vector<int64_t>& labels,
+                                  int64_t first_index);
+
+/// Adds one eps of a fixed-eps attack to the report: its by_eps entry and each sample's
+/// clean prediction, correctness and by_eps record (outcome, prediction, norm, calls, stage).
+void attack_report_add_eps(nlohmann::json& report, double eps, const AttackResult& r);
+
+/// Adds a minimal-norm attack's results: minimal_norms, one by_eps entry per eps of `eps_list`
+/// (broken iff its minimal norm <= eps, relative slack 1e-6), each sample's minimal_norm (null
+/// when none was found) and calls, and exact-tree's per-point status and bounds (`exact_points`,
+/// indexed as the samples; may be empty).
+void attack_report_add_minimal(nlohmann::json& report, const AttackResult& r, const std::vector<double>& eps_list,
+                               const nlohmann::json& exact_points);
+
+/// Completes the report from the last run: clean accuracy with its interval, execution notes,
+/// seconds (and per sample) and every distinct warning of every eps and of the run, once.
+void attack_report_finish(nlohmann::json& report, const AttackResult& last, double seconds);
 
 /// A minimal-norm attack's "minimal_norms" block from the norms it found (in sample order) and
 /// its total queries: found, mean, median, min, p25, p75, max, the sorted values.
