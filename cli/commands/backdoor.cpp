@@ -14,6 +14,7 @@
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/privacy/backdoor.h"
+#include "mlaudit/privacy/report.h"
 #include "version.h"
 
 namespace mlaudit::cli {
@@ -120,56 +121,19 @@ int cmd_backdoor(const std::vector<std::string>& args, const GlobalOptions& glob
       return result;
     }();
     const std::string dir = vm.count("trigger-dir") ? vm["trigger-dir"].as<std::string>() : out + ".triggers";
-    nlohmann::json cls = nlohmann::json::array();
-    for (size_t i = 0; i < r.triggers.size(); ++i) {
-      const auto& t = r.triggers[i];
-      const bool flagged = std::find(r.flagged.begin(), r.flagged.end(), t.target) != r.flagged.end();
-      nlohmann::json c = {{"class", t.target},
-                          {"l1_norm", t.l1_norm},
-                          {"anomaly_index", std::isfinite(r.anomaly_index[i]) ? nlohmann::json(r.anomaly_index[i])
-                                                                               : nlohmann::json(nullptr)},
-                          {"attack_success", t.attack_success},
-                          {"reached_success_threshold", t.reached_threshold},
-                          {"epochs_run", t.epochs_run},
-                          {"gradient_calls", t.gradient_calls},
-                          {"flagged", flagged}};
-      if (flagged || vm.count("all-triggers")) {
-        const std::string png = (fs::path(dir) / fmt::format("trigger_class_{}.png", t.target)).string();
-        c["trigger_png"] = png;
-        pngs.emplace_back(png, t);
-      }
-      cls.push_back(c);
-    }
-    j["neural_cleanse"] = {
-        {"method", "Neural Cleanse (Wang et al. 2019), MAD anomaly index"},
-        {"config",
-         {{"epochs", nc.epochs}, {"batch", nc.batch}, {"learning_rate", nc.learning_rate}, {"init_cost", nc.init_cost},
-          {"cost_multiplier", nc.cost_multiplier}, {"patience", nc.patience},
-          {"attack_success_threshold", nc.attack_success_threshold}, {"seed", nc.seed}}},
-        {"classes", cls},
-        {"median_l1", r.median_l1},
-        {"mad_l1", r.mad_l1},
-        {"anomaly_threshold", r.threshold},
-        {"flagged", r.flagged}};
+    const bool all_triggers = vm.count("all-triggers") > 0;
+    j["neural_cleanse"] = privacy::neural_cleanse_json(r, nc, [&](const privacy::ReversedTrigger& t, bool flagged) {
+      if (!flagged && !all_triggers) return std::string();
+      const std::string png = (fs::path(dir) / fmt::format("trigger_class_{}.png", t.target)).string();
+      pngs.emplace_back(png, t);
+      return png;
+    });
     any_flag = any_flag || !r.flagged.empty();
   }
   if (!suspicious.empty()) {
     const auto s = privacy::strip(*model, suspicious, clean, sc);
-    std::vector<int64_t> flagged;
-    for (size_t i = 0; i < s.flagged.size(); ++i)
-      if (s.flagged[i]) flagged.push_back(int64_t(i));
-    j["strip"] = {{"method", "STRIP (Gao et al. 2019), entropy in bits under superimposition"},
-                  {"file", vm["suspicious"].as<std::string>()},
-                  {"overlays", sc.overlays},
-                  {"false_rejection_rate", sc.false_rejection_rate},
-                  {"clean_mean", s.clean_mean},
-                  {"clean_std", s.clean_std},
-                  {"threshold", s.threshold},
-                  {"clean_entropy", s.clean_entropy},
-                  {"entropy", s.suspect_entropy},
-                  {"flagged", flagged},
-                  {"flagged_fraction", double(flagged.size()) / double(s.flagged.size())}};
-    any_flag = any_flag || !flagged.empty();
+    j["strip"] = privacy::strip_json(s, sc, vm["suspicious"].as<std::string>());
+    any_flag = any_flag || !j["strip"]["flagged"].empty();
   }
   j["timing"] = {{"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
                  {"note", "Neural Cleanse and STRIP only: model loading and file I/O excluded"}};
