@@ -1009,7 +1009,66 @@ struct Ensemble {
   int64_t max_feature = -1;
   PostTransform post = PostTransform::None;
   Aggregate aggregate = Aggregate::Sum;
+  /// The comparison every branch node uses when they all use one of Leq, Lt, Gte, Gt (as
+  /// scikit-learn's, XGBoost's and LightGBM's exports do); Member otherwise.
+  Mode uniform = Mode::Member;
+  /// With a uniform comparison: the nodes in a compact form for walking (a leaf's children are
+  /// itself) and each tree's depth, its longest root-to-leaf path in branch steps.
+  struct WalkNode {
+    int32_t feature = 0;
+    float threshold = 0;
+    int32_t child[2] = {0, 0};  ///< [false, true]
+    int32_t missing_true = 0;   ///< NaN takes the true child
+  };
+  std::vector<WalkNode> walk;
+  std::vector<int32_t> depth;  ///< per root
 };
+
+// Sets Ensemble::uniform and, when there is one, the walk nodes and tree depths.
+void find_uniform_mode(Ensemble& e) {
+  Mode m = Mode::Leaf;
+  for (const TreeNode& nd : e.nodes) {
+    if (nd.mode == Mode::Leaf) continue;
+    if (m == Mode::Leaf) m = nd.mode;
+    if (nd.mode != m) {
+      e.uniform = Mode::Member;
+      return;
+    }
+  }
+  e.uniform = (m == Mode::Leq || m == Mode::Lt || m == Mode::Gte || m == Mode::Gt) ? m : Mode::Member;
+  if (e.uniform == Mode::Member) return;
+  e.walk.resize(e.nodes.size());
+  for (size_t i = 0; i < e.nodes.size(); ++i) {
+    const TreeNode& nd = e.nodes[i];
+    Ensemble::WalkNode& w = e.walk[i];
+    if (nd.mode == Mode::Leaf) {
+      w.child[0] = w.child[1] = int32_t(i);
+      continue;
+    }
+    w.feature = int32_t(nd.feature);
+    w.threshold = nd.threshold;
+    w.child[0] = nd.false_child;
+    w.child[1] = nd.true_child;
+    w.missing_true = nd.missing_true;
+  }
+  // Depths by a walk from each root (the trees were checked acyclic when built).
+  e.depth.assign(e.roots.size(), 0);
+  std::vector<std::pair<int32_t, int32_t>> stack;
+  for (size_t t = 0; t < e.roots.size(); ++t) {
+    stack.assign(1, {e.roots[t], 0});
+    while (!stack.empty()) {
+      const auto [i, d] = stack.back();
+      stack.pop_back();
+      const TreeNode& nd = e.nodes[size_t(i)];
+      if (nd.mode == Mode::Leaf) {
+        e.depth[t] = std::max(e.depth[t], d);
+        continue;
+      }
+      stack.push_back({nd.true_child, d + 1});
+      stack.push_back({nd.false_child, d + 1});
+    }
+  }
+}
 
 Mode parse_mode(const OpContext& ctx, const std::string& s) {
   if (s == "BRANCH_LEQ") return Mode::Leq;
@@ -1168,6 +1227,7 @@ Ensemble build_ensemble_v3(const OpContext& ctx, bool classifier, int64_t target
     e.weights.insert(e.weights.end(), per_leaf[i].begin(), per_leaf[i].end());
   }
   check_acyclic(ctx, e, name_of);
+  find_uniform_mode(e);
   return e;
 }
 
@@ -1292,6 +1352,7 @@ Ensemble build_ensemble_v5(const OpContext& ctx) {
   check_acyclic(ctx, e, [n](int32_t i) {
     return i < static_cast<int32_t>(n) ? fmt::format("node {}", i) : fmt::format("leaf {}", i - static_cast<int32_t>(n));
   });
+  find_uniform_mode(e);
   return e;
 }
 
@@ -1319,6 +1380,57 @@ inline const TreeNode& leaf_of(const Ensemble& e, int32_t root, const float* x) 
     nd = &e.nodes[t ? nd->true_child : nd->false_child];
   }
   return *nd;
+}
+
+// The leaves of `k` (<= kTreeBlock) rows in one tree whose branch nodes all compare with M: the
+// rows walk the tree side by side, each step an index into the node's two children rather than a
+// branch on the comparison (a random forest's walks mispredicted about every other node). Each
+// row reaches the leaf leaf_of gives (the same comparisons, NaN to the true side where
+// missing_true).
+constexpr int kTreeBlock = 8;
+
+template <Mode M>
+inline bool branch_true(float v, float threshold) {
+  if constexpr (M == Mode::Leq) return v <= threshold;
+  else if constexpr (M == Mode::Lt) return v < threshold;
+  else if constexpr (M == Mode::Gte) return v >= threshold;
+  else return v > threshold;
+}
+
+template <Mode M>
+void leaves_of_block(const Ensemble& e, size_t tree, const float* const* rows, int k, const TreeNode** out) {
+  // Every row takes the tree's depth in steps; one that reaches its leaf early stays there (a
+  // leaf's children are itself), so the walk has no branch on the data.
+  int32_t at[kTreeBlock];
+  for (int i = 0; i < k; ++i) at[i] = e.roots[tree];
+  const Ensemble::WalkNode* walk = e.walk.data();
+  for (int32_t step = 0; step < e.depth[tree]; ++step)
+    for (int i = 0; i < k; ++i) {
+      const Ensemble::WalkNode& w = walk[at[i]];
+      const float v = rows[i][w.feature];
+      const int t = int(branch_true<M>(v, w.threshold)) | (w.missing_true & int(std::isnan(v)));
+      at[i] = w.child[t];
+    }
+  for (int i = 0; i < k; ++i) out[i] = &e.nodes[size_t(at[i])];
+}
+
+// Calls visit(i, tree_index, leaf) for every row i < k of `rows` and every tree, trees in order
+// for each row (so a row's scores add up in the same order as one leaf_of per tree).
+template <class Visit>
+void for_each_leaf(const Ensemble& e, const float* const* rows, int k, Visit visit) {
+  const TreeNode* leaves[kTreeBlock];
+  for (size_t t = 0; t < e.roots.size(); ++t) {
+    const int32_t root = e.roots[t];
+    switch (k == 1 ? Mode::Member : e.uniform) {  // one row: the walk that stops at its leaf
+      case Mode::Leq: leaves_of_block<Mode::Leq>(e, t, rows, k, leaves); break;
+      case Mode::Lt: leaves_of_block<Mode::Lt>(e, t, rows, k, leaves); break;
+      case Mode::Gte: leaves_of_block<Mode::Gte>(e, t, rows, k, leaves); break;
+      case Mode::Gt: leaves_of_block<Mode::Gt>(e, t, rows, k, leaves); break;
+      default:
+        for (int i = 0; i < k; ++i) leaves[i] = &leaf_of(e, root, rows[i]);
+    }
+    for (int i = 0; i < k; ++i) visit(i, t, *leaves[i]);
+  }
 }
 
 // A per-target accumulator with onnxruntime's "has a score" flag: a target no leaf reached
@@ -1366,22 +1478,33 @@ Tensor evaluate_regressor(const OpContext& ctx, const Ensemble& e, const Rows& x
   const int64_t trees = static_cast<int64_t>(e.roots.size());
   const float origin = e.base_values.size() == 1 ? e.base_values[0] : 0.f;
   const bool use_base = static_cast<int64_t>(e.base_values.size()) == e.targets;
-#pragma omp parallel for schedule(dynamic, 16) if (x.n * trees > 4096)
-  for (int64_t r = 0; r < x.n; ++r) {
-    const float* row = x.row(r);
+  // Blocks of kTreeBlock rows walk each tree side by side (for_each_leaf).
+  const int64_t blocks = (x.n + kTreeBlock - 1) / kTreeBlock;
+#pragma omp parallel for schedule(dynamic, 2) if (x.n * trees > 4096)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t r0 = blk * kTreeBlock;
+    const int k = int(std::min<int64_t>(kTreeBlock, x.n - r0));
+    const float* rows[kTreeBlock];
+    for (int i = 0; i < k; ++i) rows[i] = x.row(r0 + i);
+    std::vector<Score> single(static_cast<size_t>(k));
+    std::vector<std::vector<Score>> ps(e.targets == 1 ? 0 : static_cast<size_t>(k), std::vector<Score>(static_cast<size_t>(e.targets)));
+    for_each_leaf(e, rows, k, [&](int i, size_t, const TreeNode& leaf) {
+      if (e.targets != 1) return accumulate(e, leaf, ps[size_t(i)]);
+      Score& s = single[size_t(i)];
+      const float v = leaf.single;
+      switch (e.aggregate) {
+        case Aggregate::Sum:
+        case Aggregate::Average: s.value += v; break;
+        case Aggregate::Min: s.value = !s.has || v < s.value ? v : s.value; break;
+        case Aggregate::Max: s.value = !s.has || v > s.value ? v : s.value; break;
+      }
+      s.has = true;
+    });
+    for (int i = 0; i < k; ++i) {
+    const int64_t r = r0 + i;
     float* z = y.f32() + r * e.targets;
     if (e.targets == 1) {
-      Score s;
-      for (int32_t root : e.roots) {
-        float v = leaf_of(e, root, row).single;
-        switch (e.aggregate) {
-          case Aggregate::Sum:
-          case Aggregate::Average: s.value += v; break;
-          case Aggregate::Min: s.value = !s.has || v < s.value ? v : s.value; break;
-          case Aggregate::Max: s.value = !s.has || v > s.value ? v : s.value; break;
-        }
-        s.has = true;
-      }
+      const Score& s = single[size_t(i)];
       float val;
       if (e.aggregate == Aggregate::Sum) val = s.value + origin;
       else if (e.aggregate == Aggregate::Average) val = s.value / static_cast<float>(trees) + origin;
@@ -1389,8 +1512,7 @@ Tensor evaluate_regressor(const OpContext& ctx, const Ensemble& e, const Rows& x
       z[0] = e.post == PostTransform::Probit ? probit(val) : val;
       continue;
     }
-    std::vector<Score> p(e.targets);
-    for (int32_t root : e.roots) accumulate(e, leaf_of(e, root, row), p);
+    std::vector<Score>& p = ps[size_t(i)];
     for (int64_t t = 0; t < e.targets; ++t) {
       Score& s = p[t];
       float base = use_base ? e.base_values[t] : 0.f;
@@ -1402,6 +1524,7 @@ Tensor evaluate_regressor(const OpContext& ctx, const Ensemble& e, const Rows& x
       }
     }
     write_tree_scores(p, e.post, z, -1);
+    }
   }
   return y;
 }
@@ -1473,12 +1596,21 @@ void tree_ensemble_classifier_fwd(const OpContext& ctx, const Inputs& in, std::v
   Tensor label = label_tensor(labels, x.n);
   Tensor scores(DType::Float32, {x.n, classes});
   const std::vector<float>& base = e.base_values;
-#pragma omp parallel for schedule(dynamic, 16) if (x.n * static_cast<int64_t>(e.roots.size()) > 4096)
-  for (int64_t r = 0; r < x.n; ++r) {
-    const float* row = x.row(r);
+  // Blocks of kTreeBlock rows walk each tree side by side (for_each_leaf); then each row's
+  // scores are finished on their own.
+  const int64_t blocks = (x.n + kTreeBlock - 1) / kTreeBlock;
+#pragma omp parallel for schedule(dynamic, 2) if (x.n * static_cast<int64_t>(e.roots.size()) > 4096)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t r0 = blk * kTreeBlock;
+    const int k = int(std::min<int64_t>(kTreeBlock, x.n - r0));
+    const float* rows[kTreeBlock];
+    for (int i = 0; i < k; ++i) rows[i] = x.row(r0 + i);
+    std::vector<std::vector<Score>> ps(static_cast<size_t>(k), std::vector<Score>(static_cast<size_t>(classes)));
+    for_each_leaf(e, rows, k, [&](int i, size_t, const TreeNode& leaf) { accumulate(e, leaf, ps[size_t(i)]); });
+    for (int i = 0; i < k; ++i) {
+    const int64_t r = r0 + i;
     float* z = scores.f32() + r * classes;
-    std::vector<Score> p(classes);
-    for (int32_t root : e.roots) accumulate(e, leaf_of(e, root, row), p);
+    std::vector<Score>& p = ps[size_t(i)];
     int add_second_class = -1;
     int64_t chosen;
     if (classes > 2) {
@@ -1529,6 +1661,7 @@ void tree_ensemble_classifier_fwd(const OpContext& ctx, const Inputs& in, std::v
     }
     if (!label.empty()) label.i64()[r] = chosen;
     write_tree_scores(p, e.post, z, add_second_class);
+    }
   }
   out[0] = std::move(label);
   if (out.size() > 1) out[1] = std::move(scores);

@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
+#include <random>
 #include <limits>
 #include <string>
 #include <vector>
@@ -441,5 +443,88 @@ TEST_CASE("ml ops: bad indices, shapes and attribute sizes of the other ops are 
     MlNode n("LinearRegressor", 1);
     n.in("X", floats({1, 1}, {1})).attr("coefficients", std::vector<float>{1}).attr("post_transform", str_attr("TANH"));
     throws_naming_node(n, "unknown post_transform 'TANH'");
+  }
+}
+
+TEST_CASE("ml ops: tree ensembles walk blocks of rows as they walk one row, every uniform comparison", "[engine][ops][ml]") {
+  // A batch of rows walks each tree side by side when every branch node uses one comparison
+  // (ops_ml.cpp leaves_of_block: a fixed number of steps, a leaf's children itself); one row
+  // walks alone (leaf_of, onnxruntime's semantics, checked against its goldens above). Random
+  // trees of depth up to 6 with uneven leaves, features with NaN (missing_true both ways) and
+  // values equal to thresholds: every row's scores in batches of 1, 8 (the block) and 37 (a
+  // partial block) equal its scores alone, bit for bit, for a classifier and a regressor.
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (const char* mode : {"BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT"}) {
+    std::vector<int64_t> tree_ids, node_ids, features, true_ids, false_ids, missing, t_tree, t_node, t_ids, c_ids;
+    std::vector<std::string> modes;
+    std::vector<float> values, weights;
+    const std::vector<float> cuts = {-0.5f, 0.f, 0.25f, 0.5f};
+    for (int64_t t = 0; t < 5; ++t) {
+      // node k of a complete binary tree of depth 6, cut short where a random draw says leaf
+      std::vector<int64_t> open = {0};
+      int64_t next_id = 1;
+      while (!open.empty()) {
+        const int64_t id = open.back();
+        open.pop_back();
+        const int depth = int(std::log2(double(id + 1)));
+        const bool leaf = depth >= 6 || (depth >= 1 && u(rng) < -0.4f);
+        tree_ids.push_back(t);
+        node_ids.push_back(id);
+        if (leaf) {
+          modes.push_back("LEAF");
+          features.push_back(0), values.push_back(0.f), true_ids.push_back(0), false_ids.push_back(0), missing.push_back(0);
+          for (int64_t c = 0; c < 3; ++c) {
+            t_tree.push_back(t), t_node.push_back(id), c_ids.push_back(c);
+            weights.push_back(std::round(u(rng) * 64.f) / 64.f + 0.001f * float(id));
+          }
+          continue;
+        }
+        modes.push_back(mode);
+        features.push_back(int64_t(rng() % 4));
+        values.push_back(cuts[rng() % cuts.size()]);
+        const int64_t a = next_id++, b = next_id++;
+        true_ids.push_back(a), false_ids.push_back(b), missing.push_back(int64_t(rng() % 2));
+        open.push_back(a), open.push_back(b);
+      }
+    }
+    Tensor x({37, 4});
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const uint32_t r = rng() % 10;
+      x.f32()[i] = r == 0 ? std::numeric_limits<float>::quiet_NaN() : r == 1 ? cuts[rng() % cuts.size()] : u(rng);
+    }
+    auto classifier = [&](const Tensor& rows) {
+      MlNode n("TreeEnsembleClassifier", 3, {{"label", engine::DType::Int64}, {"probabilities", engine::DType::Float32}});
+      n.in("X", rows)
+          .attr("classlabels_int64s", std::vector<int64_t>{0, 1, 2})
+          .attr("nodes_treeids", tree_ids).attr("nodes_nodeids", node_ids).attr("nodes_featureids", features)
+          .attr("nodes_modes", strs_attr(modes)).attr("nodes_values", values).attr("nodes_truenodeids", true_ids)
+          .attr("nodes_falsenodeids", false_ids).attr("nodes_missing_value_tracks_true", missing)
+          .attr("class_treeids", t_tree).attr("class_nodeids", t_node).attr("class_ids", c_ids)
+          .attr("class_weights", weights);
+      return n.run();
+    };
+    auto regressor = [&](const Tensor& rows) {
+      MlNode n("TreeEnsembleRegressor", 3);
+      n.in("X", rows)
+          .attr("n_targets", int64_t(3))
+          .attr("nodes_treeids", tree_ids).attr("nodes_nodeids", node_ids).attr("nodes_featureids", features)
+          .attr("nodes_modes", strs_attr(modes)).attr("nodes_values", values).attr("nodes_truenodeids", true_ids)
+          .attr("nodes_falsenodeids", false_ids).attr("nodes_missing_value_tracks_true", missing)
+          .attr("target_treeids", t_tree).attr("target_nodeids", t_node).attr("target_ids", c_ids)
+          .attr("target_weights", weights);
+      return n.run();
+    };
+    INFO(mode);
+    const auto all_c = classifier(x), all_r = regressor(x);
+    const auto first8_c = classifier(x.slice_rows(0, 8)), first8_r = regressor(x.slice_rows(0, 8));
+    for (int64_t i = 0; i < 37; ++i) {
+      INFO("row " << i);
+      const auto one_c = classifier(x.slice_rows(i, i + 1)), one_r = regressor(x.slice_rows(i, i + 1));
+      CHECK(one_c[0].i64()[0] == all_c[0].i64()[i]);
+      CHECK(std::memcmp(one_c[1].f32(), all_c[1].f32() + i * 3, 3 * sizeof(float)) == 0);
+      CHECK(std::memcmp(one_r[0].f32(), all_r[0].f32() + i * 3, 3 * sizeof(float)) == 0);
+      if (i < 8) CHECK(std::memcmp(first8_r[0].f32() + i * 3, all_r[0].f32() + i * 3, 3 * sizeof(float)) == 0);
+    }
   }
 }
