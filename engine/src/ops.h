@@ -73,6 +73,11 @@ void register_quant_ops();       ///< ops_quant.cpp: (De)QuantizeLinear, integer
 /// the values do not depend on the split.
 void for_float_blocks(int64_t n, const std::function<void(int64_t, int64_t)>& f);
 
+/// The gradient of input 0 of a float unary op by an array kernel(x, g, dx, count) over
+/// for_float_blocks (nothing when the input needs none, has no gradient or is not float).
+void unary_grad_array(const Inputs& in, const Inputs& g, const std::vector<bool>& need, std::vector<Tensor>& gin,
+                      void (*kernel)(const float* x, const float* g, float* dx, int64_t count));
+
 /// Throws InputError naming the node.
 [[noreturn]] void op_error(const OpContext& ctx, const std::string& message);
 /// Input k, which must be present.

@@ -134,13 +134,7 @@ void gelu_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) 
 void gelu_bwd(const OpContext& ctx, const Inputs& in, const Inputs& o, const Inputs& g, const std::vector<bool>& need,
               std::vector<Tensor>& gin) {
   if (gelu_uses_tanh(ctx)) return unary_grad(in, o, g, need, gin, [](float x, float) { return gelu_tanh_grad(x); });
-  if (!need[0] || !g[0]) return;
-  const Tensor& x = *in[0];
-  gin[0] = Tensor::uninitialized(DType::Float32, x.shape());
-  const float* px = x.f32();
-  const float* pg = g[0]->f32();
-  float* pd = gin[0].f32();
-  for_float_blocks(x.numel(), [&](int64_t b, int64_t m) { gelu_erf_grad_block(px + b, pg + b, pd + b, m); });
+  unary_grad_array(in, g, need, gin, gelu_erf_grad_block);
 }
 
 // ---------- unary activations with gradients ----------

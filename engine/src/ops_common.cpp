@@ -120,6 +120,17 @@ void for_float_blocks(int64_t n, const std::function<void(int64_t, int64_t)>& f)
   for (int64_t b = 0; b < blocks; ++b) f(b * kBlock, std::min(kBlock, n - b * kBlock));
 }
 
+void unary_grad_array(const Inputs& in, const Inputs& g, const std::vector<bool>& need, std::vector<Tensor>& gin,
+                      void (*kernel)(const float* x, const float* g, float* dx, int64_t count)) {
+  if (!need[0] || !g[0] || in[0]->dtype() != DType::Float32) return;
+  const Tensor& x = *in[0];
+  gin[0] = Tensor::uninitialized(DType::Float32, x.shape());
+  const float* px = x.f32();
+  const float* pg = g[0]->f32();
+  float* pd = gin[0].f32();
+  for_float_blocks(x.numel(), [&](int64_t b, int64_t m) { kernel(px + b, pg + b, pd + b, m); });
+}
+
 Tensor reduce_to_shape(const Tensor& grad, const Shape& to) {
   if (grad.shape() == to) return grad;
   Tensor out(DType::Float32, to);

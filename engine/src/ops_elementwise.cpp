@@ -268,13 +268,9 @@ void ReluF_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out)
 // vectorises where the macro's loop becomes a branch; the same products.
 void Relu_bwd(const OpContext&, const Inputs& in, const Inputs&, const Inputs& g, const std::vector<bool>& need,
               std::vector<Tensor>& gin) {
-  if (!need[0] || !g[0] || in[0]->dtype() != DType::Float32) return;
-  const Tensor& x = *in[0];
-  gin[0] = Tensor::uninitialized(DType::Float32, x.shape());
-  const float* px = x.f32();
-  const float* pg = g[0]->f32();
-  float* pd = gin[0].f32();
-  for_float_blocks(x.numel(), [&](int64_t b, int64_t m) { relu_mask_multiply(pg + b, px + b, pd + b, m); });
+  unary_grad_array(in, g, need, gin, [](const float* x, const float* gy, float* dx, int64_t n) {
+    relu_mask_multiply(gy, x, dx, n);
+  });
 }
 MLAUDIT_UNARY(LeakyRelu, const float alpha = n.get_float("alpha", 0.01f), x >= 0 ? x : x * alpha, x > 0 ? 1.f : alpha)
 MLAUDIT_UNARY(Tanh, MLAUDIT_NOPARAMS, std::tanh(x), 1.f - y * y)
@@ -296,9 +292,33 @@ void Sigmoid_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& ou
   // SiLU fused by fuse_cpu_inference_graph: x * sigmoid(x), the Mul's float product, in one pass.
   unary_array_map(ctx, in, out, silu_array);
 }
-void Sigmoid_bwd(const OpContext&, const Inputs& in, const Inputs& o, const Inputs& g, const std::vector<bool>& nd,
+// The fused SiLU's backward over a contiguous block: s = sigmoid_array(x) again (the forward's
+// bits), then what Mul' and Sigmoid' and the sum of their two gradients give x:
+//   d = g s + (g x) (s (1 - s)),
+// each product and the sum rounded on its own, as the unfused nodes do: the two terms are
+// stored before the sum (a loop of its own, pure additions), so no compiler fuses g s + ... into
+// one multiply-add - the same bits as the unfused graph's gradient.
+void silu_grad_block(const float* x, const float* g, float* d, int64_t n) {
+  constexpr int64_t kChunk = 256;
+  float s[kChunk], first[kChunk], second[kChunk];
+  for (int64_t b = 0; b < n; b += kChunk) {
+    const int64_t m = std::min(kChunk, n - b);
+    sigmoid_array(x + b, s, m);
+    for (int64_t i = 0; i < m; ++i) {
+      first[i] = g[b + i] * s[i];
+      const float gx = g[b + i] * x[b + i];
+      const float ds = s[i] * (1.f - s[i]);
+      second[i] = gx * ds;
+    }
+    for (int64_t i = 0; i < m; ++i) d[b + i] = first[i] + second[i];
+  }
+}
+
+void Sigmoid_bwd(const OpContext& ctx, const Inputs& in, const Inputs& o, const Inputs& g, const std::vector<bool>& nd,
                  std::vector<Tensor>& gi) {
-  unary_grad(in, o, g, nd, gi, [](float, float y) { return y * (1.f - y); });
+  if (!ctx.node.get_int(kFusedTimesInputAttribute, 0))
+    return unary_grad(in, o, g, nd, gi, [](float, float y) { return y * (1.f - y); });
+  unary_grad_array(in, g, nd, gi, silu_grad_block);
 }
 void Exp_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& out) { unary_array_map(ctx, in, out, exp_array); }
 void Exp_bwd(const OpContext&, const Inputs& in, const Inputs& o, const Inputs& g, const std::vector<bool>& nd,

@@ -19,6 +19,7 @@
 #include "cpu/fusion.h"
 #include "cpu/layout.h"
 #include "cpu/row_gemm.h"
+#include "cpu/weight_cache.h"
 #include "ops.h"
 #include "vector_math.h"
 
@@ -362,12 +363,9 @@ dnnl::memory to_layout(const dnnl::memory& user, const dnnl::memory::desc& want,
 // Relu fused into this Conv by fuse_cpu_graph (cpu/fusion.h): the node's output is the Relu's.
 bool fused_relu(const Node& n) { return n.get_int(kFusedReluAttribute, 0) != 0; }
 
-// Constant weights in the layout a primitive wants, reordered once. Keyed by the storage
-// (address and a weak reference, so freed storage is never matched again) and the layout;
-// only nodes whose weight is a graph initializer (kConstWeightsAttribute) use it: their
-// storage is immutable while the executor holds it, and the same tensor feeds every run.
-struct CachedWeights {
-  std::weak_ptr<uint8_t> owner;
+// A convolution's weights in the layout its primitive wants, reordered once per constant weight
+// tensor and layout (cpu/weight_cache.h).
+struct ReorderedWeights {
   dnnl::memory::desc desc;
   dnnl::memory mem;
 };
@@ -377,35 +375,17 @@ dnnl::memory weights_in_layout(const Node& node, const Tensor& w, const dnnl::me
   auto user = [&] { return dnnl::memory(user_desc, cpu_engine(), const_cast<float*>(w.f32())); };
   if (user_desc == want) return user();
   if (!node.get_int(kConstWeightsAttribute, 0) || !w.storage()) return to_layout(user(), want, s);
-  static std::mutex mu;
-  static std::multimap<const void*, CachedWeights> cache;
-  static size_t bytes = 0;
-  const void* key = w.raw();
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    auto range = cache.equal_range(key);
-    for (auto it = range.first; it != range.second;) {
-      auto owner = it->second.owner.lock();
-      if (!owner || owner.get() != key) {  // storage freed: the address may now hold other data
-        bytes -= it->second.desc.get_size();
-        it = cache.erase(it);
-        continue;
-      }
-      if (it->second.desc == want) return it->second.mem;
-      ++it;
-    }
-  }
-  dnnl::memory m = to_layout(user(), want, s);
-  s.wait();
-  std::lock_guard<std::mutex> lock(mu);
-  if (bytes + want.get_size() > (size_t(1) << 30)) {  // bound the cache: drop entries of freed storage, then all
-    for (auto it = cache.begin(); it != cache.end();)
-      it = it->second.owner.expired() ? (bytes -= it->second.desc.get_size(), cache.erase(it)) : std::next(it);
-    if (bytes + want.get_size() > (size_t(1) << 30)) cache.clear(), bytes = 0;
-  }
-  cache.emplace(key, CachedWeights{w.storage(), want, m});
-  bytes += want.get_size();
-  return m;
+  static WeightCache<ReorderedWeights> cache;
+  return cache
+      .get(
+          w, [&](const ReorderedWeights& r) { return r.desc == want; },
+          [&] {
+            dnnl::memory m = to_layout(user(), want, s);
+            s.wait();
+            return ReorderedWeights{want, m};
+          },
+          [](const ReorderedWeights& r) { return r.desc.get_size(); })
+      .mem;
 }
 
 // The epilogue of a forward Conv node: post-ops only in forward-only graphs

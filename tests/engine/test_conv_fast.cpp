@@ -564,6 +564,9 @@ TEST_CASE("engine CPU blocked layout: oneDNN conv chains kept channel-blocked gi
           CHECK(engine::detail::blocked_output(gnode("d"), 0) == (wd == 64 ? bk : 0));  // depthwise
           CHECK(engine::detail::blocked_input(gnode("c3e"), 1) == (wd == 64 ? bk : 0));  // broadcast Add
           CHECK(engine::detail::blocked_output(gnode("r2"), 0) == (wd == 64 && !side_out ? bk : 0));
+          // SiLU fused in the gradient graph too; its backward gives the two nodes' bits (below)
+          CHECK(gnode("silu").op_type == "Sigmoid");
+          CHECK(gnode("silu").has(engine::detail::kFusedTimesInputAttribute));
         }
         if (wd == 16) {  // direct-path shapes that the chain keeps on oneDNN
           CHECK(node("c3").get_int(engine::detail::kOneDnnAttribute, 0) == 1);
@@ -579,7 +582,7 @@ TEST_CASE("engine CPU blocked layout: oneDNN conv chains kept channel-blocked gi
         } else {
           REQUIRE(a[0].f32()[0] != a[0].f32()[1]);
         }
-        // The gradient graph is not blocked; its outputs equal run's.
+        // The gradient (blocked where oneDNN's chain is, SiLU fused) equals the op-by-op graph's.
         std::vector<Tensor> seeds, outs;
         for (const auto& o : a) seeds.push_back(random_tensor(o.shape(), rng));
         Tensor gp = plain.gradient({x}, seeds).at(0), gf = blocked.gradient({x}, seeds, &outs).at(0);

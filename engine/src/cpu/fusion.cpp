@@ -162,6 +162,17 @@ Graph fuse_cpu_graph(const Graph& g) {
         conv.attributes[kFusedReluAttribute] = Attribute::of_int(1);
         return true;
       });
+  // Sigmoid(v) -> Mul(v, s) or Mul(s, v) (SiLU): one pass over v instead of two, forward and
+  // backward (the backward recomputes s from v; the same bits as the two nodes' backward).
+  fuse_sole_readers(
+      out, [](const Node& n) { return n.domain.empty() && n.op_type == "Sigmoid" && n.inputs.size() == 1; },
+      [](Node& sig, const Node& mul) {
+        const std::string &v = sig.inputs[0], &s = sig.outputs[0];
+        if (mul.op_type != "Mul" || !mul.domain.empty() || mul.inputs.size() != 2) return false;
+        if (!((mul.inputs[0] == v && mul.inputs[1] == s) || (mul.inputs[1] == v && mul.inputs[0] == s))) return false;
+        sig.attributes[kFusedTimesInputAttribute] = Attribute::of_int(1);
+        return true;
+      });
   // Weights that are initializers: their oneDNN reorder (Conv) or GEMM packing (Gemm, MatMul)
   // is cached across calls.
   for (Node& n : out.nodes)
@@ -351,16 +362,6 @@ Graph fuse_cpu_inference_graph(const Graph& fused, bool& changed) {
       [](Node& c, const Node& pool) {
         if (!maxpool_2x2_s2(pool)) return false;
         c.attributes[kFusedMaxPoolAttribute] = Attribute::of_int(1);
-        return true;
-      });
-  // Sigmoid(v) -> Mul(v, s) or Mul(s, v) (SiLU): one pass over v instead of two.
-  changed |= fuse_sole_readers(
-      out, [](const Node& n) { return n.op_type == "Sigmoid" && n.inputs.size() == 1; },
-      [](Node& sig, const Node& mul) {
-        const std::string &v = sig.inputs[0], &s = sig.outputs[0];
-        if (mul.op_type != "Mul" || mul.inputs.size() != 2) return false;
-        if (!((mul.inputs[0] == v && mul.inputs[1] == s) || (mul.inputs[1] == v && mul.inputs[0] == s))) return false;
-        sig.attributes[kFusedTimesInputAttribute] = Attribute::of_int(1);
         return true;
       });
   if (!env_is("MLAUDIT_BLOCKED", "0")) block_values(out, false);

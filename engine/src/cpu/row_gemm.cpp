@@ -14,11 +14,10 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <map>
-#include <mutex>
 #include <tuple>
 
 #include "fusion.h"
+#include "weight_cache.h"
 #include "mlaudit/engine/error.h"
 #include "mlaudit/engine/session.h"
 #include "../ops.h"
@@ -193,13 +192,6 @@ Tile16 tile16_for(int rows, int panels) {
   }
 }
 
-struct CachedPack {
-  std::weak_ptr<uint8_t> owner;
-  int64_t ldb, k, n;
-  bool trans;
-  std::shared_ptr<const PackedB> packed;
-};
-
 }  // namespace
 
 std::shared_ptr<const PackedB> pack_b(const float* b, int64_t ldb, bool trans, int64_t k, int64_t n) {
@@ -230,42 +222,18 @@ std::shared_ptr<const PackedB> pack_b(const float* b, int64_t ldb, bool trans, i
 std::shared_ptr<const PackedB> packed_weight(const Node& node, const Tensor& w, int64_t ldb, bool trans, int64_t k,
                                              int64_t n) {
   if (!node.get_int(kConstWeightsAttribute, 0) || !w.storage()) return pack_b(w.f32(), ldb, trans, k, n);
-  static std::mutex mu;
-  static std::multimap<const void*, CachedPack> cache;
-  static size_t bytes = 0;
-  const void* key = w.raw();
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    auto range = cache.equal_range(key);
-    for (auto it = range.first; it != range.second;) {
-      auto owner = it->second.owner.lock();
-      if (!owner || owner.get() != key) {  // storage freed: the address may now hold other data
-        bytes -= size_t(it->second.packed->panels * it->second.k) * kPanel * sizeof(float);
-        it = cache.erase(it);
-        continue;
-      }
-      const CachedPack& e = it->second;
-      if (e.ldb == ldb && e.trans == trans && e.k == k && e.n == n) return e.packed;
-      ++it;
-    }
-  }
-  std::shared_ptr<const PackedB> packed = pack_b(w.f32(), ldb, trans, k, n);
-  const size_t size = size_t(packed->panels * k) * kPanel * sizeof(float);
-  std::lock_guard<std::mutex> lock(mu);
-  if (bytes + size > (size_t(1) << 30)) {  // bound the cache: drop entries of freed storage, then all
-    for (auto it = cache.begin(); it != cache.end();) {
-      if (!it->second.owner.expired()) {
-        ++it;
-        continue;
-      }
-      bytes -= size_t(it->second.packed->panels * it->second.k) * kPanel * sizeof(float);
-      it = cache.erase(it);
-    }
-    if (bytes + size > (size_t(1) << 30)) cache.clear(), bytes = 0;
-  }
-  cache.emplace(key, CachedPack{w.storage(), ldb, k, n, trans, packed});
-  bytes += size;
-  return packed;
+  struct Packing {
+    int64_t ldb, k, n;
+    bool trans;
+    std::shared_ptr<const PackedB> packed;
+  };
+  static WeightCache<Packing> cache;
+  return cache
+      .get(
+          w, [&](const Packing& p) { return p.ldb == ldb && p.trans == trans && p.k == k && p.n == n; },
+          [&] { return Packing{ldb, k, n, trans, pack_b(w.f32(), ldb, trans, k, n)}; },
+          [](const Packing& p) { return size_t(p.packed->panels * p.k) * kPanel * sizeof(float); })
+      .packed;
 }
 
 bool row_gemm_force_tiles(int lanes) {
