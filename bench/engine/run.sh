@@ -12,7 +12,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 PY=${PYTHON:-$ROOT/.venv/bin/python}
 MODEL=$ROOT/models/fmnist_cnn.onnx
-nice cmake --build "$BUILD" --target bench_engine mlaudit -j2 >/dev/null
+nice cmake --build "$BUILD" --target bench_engine mlaudit stream_bandwidth -j2 >/dev/null
+# The machine's memory bandwidth: a batch-1 forward streams every weight (docs/dev/performance.md).
+OMP_NUM_THREADS=$T "$BUILD/bench/engine/stream_bandwidth" || true
 OURS=$("$BUILD/bench/engine/bench_engine" "$MODEL" "$T" 1 256)
 echo "$OURS"
 if ! "$PY" -c "import torch, onnxruntime" 2>/dev/null; then
