@@ -262,43 +262,32 @@ int cmd_privacy(const std::vector<std::string>& args, const GlobalOptions& globa
     for (size_t k = 0; k < opts.attacks.size(); ++k) reports.push_back(privacy::evaluate_attack(opts.attacks[k], scores[k], ym, yn));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  nlohmann::json j;
-  j["schema"] = "mlaudit.privacy/1";
-  j["tool_version"] = MLAUDIT_VERSION;
-  j["model"] = vm["model"].as<std::string>();
-  j["inputs"] = {{"model", datasets::file_provenance(vm["model"].as<std::string>())},
-                 {"members", members_file},
-                 {"non_members", non_members_file}};
-  for (const char* o : {"member-labels", "non-member-labels"})
-    if (vm.count(o)) j["inputs"][std::string(o) == "member-labels" ? "member_labels" : "non_member_labels"] = datasets::file_provenance(vm[o].as<std::string>());
-  j["members"] = {{"file", vm["members"].as<std::string>()}, {"count", ym.size()}};
-  j["non_members"] = {{"file", vm["non-members"].as<std::string>()}, {"count", yn.size()}};
-  j["score_convention"] = "higher score means member; loss score is minus the cross-entropy";
-  j["tpr_at_fpr_convention"] = "largest TPR among ROC points with FPR <= target";
-  j["threshold_note"] = "balanced accuracy uses the best threshold on the evaluated samples (an upper bound for a real attacker)";
-  if (want_lira) {
-    j["reference_models"] = ref_paths;
-    j["lira_variance"] = opts.lira.fixed_variance == 1 || (opts.lira.fixed_variance < 0 && ref_paths.size() < 64)
-                             ? "global" : "per-example";
-  }
-  if (want_label_only) j["label_only_distance"] = boundary_method;
-  j["timing"] = {{"seconds", seconds}, {"note", "attacks only: model loading and file I/O excluded"}};
-  j["attacks"] = nlohmann::json::array();
-  for (const auto& r : reports) j["attacks"].push_back(privacy::attack_json(r));
+  const nlohmann::json inputs = [&] {
+    nlohmann::json in = {{"model", datasets::file_provenance(vm["model"].as<std::string>())},
+                         {"members", members_file},
+                         {"non_members", non_members_file}};
+    for (const char* o : {"member-labels", "non-member-labels"})
+      if (vm.count(o)) in[std::string(o) == "member-labels" ? "member_labels" : "non_member_labels"] = datasets::file_provenance(vm[o].as<std::string>());
+    return in;
+  }();
+  privacy::PrivacyRun run;
+  run.model = vm["model"].as<std::string>();
+  run.members_file = vm["members"].as<std::string>();
+  run.non_members_file = vm["non-members"].as<std::string>();
+  run.members = int64_t(ym.size());
+  run.non_members = int64_t(yn.size());
+  run.inputs = &inputs;
+  run.lira = want_lira;
+  run.reference_models = ref_paths;
+  run.lira_options = opts.lira;
+  if (want_label_only) run.label_only_distance = boundary_method;
+  run.tool_version = MLAUDIT_VERSION;
+  nlohmann::json j = privacy::privacy_report(run, reports, seconds);
   if (part.on) {
     // A part: the attacks by name (metrics need every sample: merge computes them) and one
     // record per sample of the slice, index global over members then non-members.
     for (const auto& a : opts.attacks) j["attacks"].push_back({{"name", a}});
-    j["samples"] = nlohmann::json::array();
-    const int64_t m = int64_t(ym.size());
-    for (int64_t g = part.first; g < part.end; ++g) {
-      const bool member = g < m;
-      nlohmann::json s = {{"index", g}, {"member", member}, {"row", member ? g : g - m},
-                          {"label", member ? ym[size_t(g)] : yn[size_t(g - m)]}, {"scores", nlohmann::json::object()}};
-      for (size_t k = 0; k < opts.attacks.size(); ++k)
-        s["scores"][opts.attacks[k]] = privacy::score_json(scores[k][size_t(g - part.first)]);
-      j["samples"].push_back(s);
-    }
+    j["samples"] = privacy::privacy_part_samples(opts.attacks, scores, ym, yn, part.first, part.end);
     // The run is identified by its files' hashes: the reference models too (not in the report's inputs).
     nlohmann::json files = j["inputs"];
     for (size_t k = 0; k < ref_paths.size(); ++k)

@@ -36,6 +36,44 @@ nlohmann::json attack_json(const AttackReport& r) {
   return a;
 }
 
+nlohmann::json privacy_report(const PrivacyRun& run, const std::vector<AttackReport>& reports, double seconds) {
+  nlohmann::json j;
+  j["schema"] = "mlaudit.privacy/1";
+  j["tool_version"] = run.tool_version;
+  j["model"] = run.model;
+  j["inputs"] = run.inputs ? *run.inputs : nlohmann::json::object();
+  j["members"] = {{"file", run.members_file}, {"count", run.members}};
+  j["non_members"] = {{"file", run.non_members_file}, {"count", run.non_members}};
+  j["score_convention"] = "higher score means member; loss score is minus the cross-entropy";
+  j["tpr_at_fpr_convention"] = "largest TPR among ROC points with FPR <= target";
+  j["threshold_note"] = "balanced accuracy uses the best threshold on the evaluated samples (an upper bound for a real attacker)";
+  if (run.lira) {
+    j["reference_models"] = run.reference_models;
+    const int fv = run.lira_options.fixed_variance;
+    j["lira_variance"] = fv == 1 || (fv < 0 && run.reference_models.size() < 64) ? "global" : "per-example";
+  }
+  if (!run.label_only_distance.empty()) j["label_only_distance"] = run.label_only_distance;
+  j["timing"] = {{"seconds", seconds}, {"note", "attacks only: model loading and file I/O excluded"}};
+  j["attacks"] = nlohmann::json::array();
+  for (const auto& r : reports) j["attacks"].push_back(attack_json(r));
+  return j;
+}
+
+nlohmann::json privacy_part_samples(const std::vector<std::string>& attacks, const std::vector<std::vector<double>>& scores,
+                                    const std::vector<int64_t>& ym, const std::vector<int64_t>& yn, int64_t first,
+                                    int64_t end) {
+  nlohmann::json samples = nlohmann::json::array();
+  const int64_t m = int64_t(ym.size());
+  for (int64_t g = first; g < end; ++g) {
+    const bool member = g < m;
+    nlohmann::json s = {{"index", g}, {"member", member}, {"row", member ? g : g - m},
+                        {"label", member ? ym[size_t(g)] : yn[size_t(g - m)]}, {"scores", nlohmann::json::object()}};
+    for (size_t k = 0; k < attacks.size(); ++k) s["scores"][attacks[k]] = score_json(scores[k][size_t(g - first)]);
+    samples.push_back(s);
+  }
+  return samples;
+}
+
 nlohmann::json neural_cleanse_json(const NeuralCleanseResult& r, const NeuralCleanseConfig& nc,
                                    const std::function<std::string(const ReversedTrigger&, bool)>& trigger_png) {
   nlohmann::json cls = nlohmann::json::array();
