@@ -98,14 +98,7 @@ std::vector<std::string> distribution_row(const std::string& label, const json& 
 }
 
 void backdoor_blocks(Document& d, const json& report) {
-  auto secs = sections_of(report, "backdoor");
-  if (secs.empty()) return;
-  d.push_back(heading("Backdoor scan", 2, "backdoor"));
-  for (const json* sp : secs) {
-    const json& s = *sp;
-    if (failed(d, s)) continue;
-    const json& r = obj(s, "result");
-    section_heading(d, s, 3);
+  kind_chapter(d, report, "backdoor", "Backdoor scan", "backdoor", [&](const json& s, const json& r) {
     d.push_back(para(fmt::format("Verdict: {}.", str(r, "verdict", "n/a"))));
     const json& nc = at(r, "neural_cleanse");
     if (nc.is_object()) {
@@ -171,7 +164,7 @@ void backdoor_blocks(Document& d, const json& report) {
                         {distribution_row("Clean pool (sets the threshold)", arr(st, "clean_entropy"), "-"),
                          distribution_row("Screened inputs", arr(st, "entropy"), std::to_string(fl.size()))}));
     }
-  }
+  });
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #pragma once
 // Internal: the document-building helpers (defined in document.cpp) that the section kinds'
 // renderers (`render` in reports/src/sections/<kind>.cpp) build their report blocks with.
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -64,6 +65,11 @@ void collect_pngs(const nlohmann::json& j, std::vector<std::string>& out);
 bool failed(Document& d, const nlohmann::json& s);
 /// The report's sections of one kind, in report order.
 std::vector<const nlohmann::json*> sections_of(const nlohmann::json& report, const std::string& kind);
+/// A kind's chapter: nothing when the report has no section of `kind`; else a level-2 heading
+/// (`title`, `anchor`) and, per section in report order, the note of a section that did not
+/// complete (failed), or its level-3 heading and body(section, its result).
+void kind_chapter(Document& d, const nlohmann::json& report, const std::string& kind, const std::string& title,
+                  const std::string& anchor, const std::function<void(const nlohmann::json&, const nlohmann::json&)>& body);
 /// A count field (gates, sections, verdicts): absent is 0; a number that is not a whole number
 /// in [0, 10^9] is an InputError naming `where`.`key`.
 int count_field(const nlohmann::json& j, const std::string& key, const std::string& where);

@@ -105,14 +105,7 @@ std::vector<double> mean_abs_map(const std::string& path, const std::string& ass
 }
 
 void explain_blocks(Document& d, const json& report, const std::string& asset_dir) {
-  auto secs = sections_of(report, "explanations");
-  if (secs.empty()) return;
-  d.push_back(heading("Explanations", 2, "explanations"));
-  for (const json* sp : secs) {
-    const json& s = *sp;
-    if (failed(d, s)) continue;
-    const json& r = obj(s, "result");
-    section_heading(d, s, 3);
+  kind_chapter(d, report, "explanations", "Explanations", "explanations", [&](const json& s, const json& r) {
     std::string method = str(obj(s, "params"), "method", str(r, "method"));
     std::vector<double> gaps;
     for (const char* key : {"samples", "per_sample"})
@@ -195,7 +188,7 @@ void explain_blocks(Document& d, const json& report, const std::string& asset_di
       b.text = "Attribution heatmap " + p.substr(p.find_last_of('/') + 1);
       d.push_back(b);
     }
-  }
+  });
 }
 
 }  // namespace

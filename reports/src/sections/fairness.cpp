@@ -90,14 +90,7 @@ using namespace mlaudit::reports::detail;
 using nlohmann::json;
 
 void fairness_blocks(Document& d, const json& report) {
-  auto secs = sections_of(report, "fairness");
-  if (secs.empty()) return;
-  d.push_back(heading("Fairness", 2, "fairness"));
-  for (const json* sp : secs) {
-    const json& s = *sp;
-    if (failed(d, s)) continue;
-    const json& r = obj(s, "result");
-    section_heading(d, s, 3);
+  kind_chapter(d, report, "fairness", "Fairness", "fairness", [&](const json& s, const json& r) {
     // mlaudit fairness nests the data summary under "data"
     const json& data = at(r, "data").is_object() ? at(r, "data") : r;
     std::string dropped = str(data, "rows_dropped", at(data, "dropped").is_number() ? str(data, "dropped") : "n/a");
@@ -188,7 +181,7 @@ void fairness_blocks(Document& d, const json& report) {
       d.push_back(para("Counterfactual probe: each row re-scored with only the protected attribute changed."));
       d.push_back(table({"Attribute", "Flip rate", "Mean score change", "Rows that flip"}, rows));
     }
-  }
+  });
 }
 
 }  // namespace

@@ -43,14 +43,7 @@ using namespace mlaudit::reports::detail;
 using nlohmann::json;
 
 void performance_blocks(Document& d, const json& report) {
-  auto secs = sections_of(report, "performance");
-  if (secs.empty()) return;
-  d.push_back(heading("Performance", 2, "performance"));
-  for (const json* sp : secs) {
-    const json& s = *sp;
-    if (failed(d, s)) continue;
-    const json& r = obj(s, "result");
-    section_heading(d, s, 3);
+  kind_chapter(d, report, "performance", "Performance", "performance", [&](const json& s, const json& r) {
     d.push_back(para(fmt::format("Accuracy {} ({}% percentile bootstrap interval, {} resamples) on {} samples.",
                                  with_interval(at(r, "accuracy"), at(r, "accuracy_interval")),
                                  num(json(100 * dbl(r, "ci").value_or(0.95)), 3), str(r, "bootstrap", "n/a"),
@@ -58,7 +51,7 @@ void performance_blocks(Document& d, const json& report) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& c : arr(r, "per_class")) rows.push_back({str(c, "class"), str(c, "count"), num(at(c, "accuracy"))});
     if (!rows.empty()) d.push_back(table({"Class", "Samples", "Accuracy (recall)"}, rows));
-  }
+  });
 }
 
 }  // namespace

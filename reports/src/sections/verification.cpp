@@ -167,15 +167,8 @@ void counterexample_blocks(Document& d, const json& c, const json& r, size_t num
 }
 
 void verification_blocks(Document& d, const json& report) {
-  auto secs = sections_of(report, "verification");
-  if (secs.empty()) return;
-  d.push_back(heading("Formal verification", 2, "verification"));
-  for (const json* sp : secs) {
-    const json& s = *sp;
-    if (failed(d, s)) continue;
-    const json& r = obj(s, "result");
+  kind_chapter(d, report, "verification", "Formal verification", "verification", [&](const json& s, const json& r) {
     const json& p = obj(s, "params");
-    section_heading(d, s, 3);
     if (str(p, "mode") == "fairness") {
       d.push_back(para(fmt::format("Individual fairness with respect to '{}': no input in the domain may change its "
                                    "decision when only the protected attribute changes.", str(p, "protected"))));
@@ -188,7 +181,7 @@ void verification_blocks(Document& d, const json& report) {
                                      cex.size(), shown == cex.size() ? "all" : fmt::format("first {}", shown), str(p, "protected"))));
         for (size_t i = 0; i < shown; ++i) counterexample_blocks(d, cex[i], r, i + 1);
       }
-      continue;
+      return;
     }
     // verdict counts per eps from the per-sample records
     std::map<double, std::map<std::string, int>> counts;
@@ -254,7 +247,7 @@ void verification_blocks(Document& d, const json& report) {
       d.push_back(para("Counterexamples (re-checked by a concrete forward pass):"));
       d.push_back(table({"Sample", "eps", "Label", "Margin"}, cex));
     }
-  }
+  });
 }
 
 }  // namespace
