@@ -3,6 +3,7 @@
 //
 //   bench_engine MODEL.onnx [threads] [batch ...] [--input X.npy] [--modes fwd,fwdgrad]
 //                [--max-seconds S] [--save-output PREFIX]
+//   bench_engine --sgemm-peak [threads]
 //
 // threads   worker threads (default 2); batches default to 1 and 256.
 // --input   rows of this .npy (float32) instead of uniform [0,1) noise; a batch takes the
@@ -12,9 +13,13 @@
 //           least 5 runs); default: no limit (200 runs at batch 1, 20 otherwise, after 3 warm-ups).
 //           With it, the lines also give the number of timed runs and the fastest one (runs=, min=).
 // --save-output  write the forward output at batch b to PREFIX<b>.npy (for a peer to check).
+// --sgemm-peak   the machine's measured peak instead: oneDNN's sgemm on 2048 x 2048 x 2048 at the
+//           thread count, the best of 10 runs, as "peer=mlaudit sgemm_peak_gflops=<G>".
 //
-// Output, one line per measurement:
+// Output: "peer=mlaudit flops_per_row=<F>" (engine/cost.h's estimate of a batch-1 forward; 0 when
+// it cannot infer the shapes), one line per measurement
 //   peer=mlaudit mode=<fwd|fwdgrad> batch=<b> [runs=<n> min=<fastest>] ms=<median>
+// and at the end "peer=mlaudit peak_rss_mb=<MB>" (the process's peak resident set).
 // A model the engine cannot load or run prints "peer=mlaudit unsupported: <first error line>"
 // (exit code 3); a mode that fails alone prints
 // "peer=mlaudit mode=<m> batch=<b> unsupported: <first error line>" and the others go on.
@@ -29,7 +34,13 @@
 #include <string>
 #include <vector>
 
+#include <dnnl.h>
+
+#include <cstdio>
+
 #include "mlaudit/datasets/npy.h"
+#include "mlaudit/engine/cost.h"
+#include "mlaudit/engine/graph.h"
 #include "mlaudit/engine/session.h"
 
 using namespace mlaudit;
@@ -98,7 +109,39 @@ engine::Tensor cyclic_rows(const engine::Tensor& data, int b) {
 
 }  // namespace
 
+// oneDNN's sgemm on n x n x n floats at `threads`: the best GFLOP/s of 10 runs after a warm-up.
+double sgemm_peak_gflops(int threads, int64_t n = 2048) {
+  engine::set_num_threads(threads);
+  std::vector<float> a(size_t(n * n), 1.f), b(size_t(n * n), 0.5f), c(size_t(n * n), 0.f);
+  double best = 0;
+  for (int r = 0; r < 11; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    dnnl_sgemm('N', 'N', n, n, n, 1.f, a.data(), n, b.data(), n, 0.f, c.data(), n);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (r > 0) best = std::max(best, 2.0 * double(n) * double(n) * double(n) / s / 1e9);
+  }
+  return best;
+}
+
+// The process's peak resident set: VmHWM of /proc/self/status (getrusage's ru_maxrss would also
+// count the parent's memory at fork, which Linux carries across exec: 855 MB under panel.py).
+double peak_rss_mb() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  double kb = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "VmHWM: %lf kB", &kb) == 1) break;
+  std::fclose(f);
+  return kb / 1024.0;
+}
+
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "--sgemm-peak") {
+    const int threads = argc >= 3 ? std::atoi(argv[2]) : 2;
+    fmt::print("peer=mlaudit sgemm_peak_gflops={:.1f}\n", sgemm_peak_gflops(threads > 0 ? threads : 2));
+    return 0;
+  }
   Options opt;
   try {
     opt = parse(argc, argv);
@@ -121,6 +164,13 @@ int main(int argc, char** argv) {
     fmt::print("peer=mlaudit unsupported: {}\n", first_line(e.what()));
     return 3;
   }
+  double flops = 0;
+  try {
+    flops = engine::estimate_flops(engine::load_onnx(opt.model));
+  } catch (const std::exception&) {
+    flops = 0;  // shapes the estimate cannot infer
+  }
+  fmt::print("peer=mlaudit flops_per_row={:.6g}\n", flops);
   std::vector<int> batches = opt.batches;
   if (batches.empty()) batches = opt.input.empty() ? std::vector<int>{1, 256} : std::vector<int>{int(data.shape()[0])};
   engine::Shape shape = session->input_shape();
@@ -176,5 +226,6 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
+  fmt::print("peer=mlaudit peak_rss_mb={:.1f}\n", peak_rss_mb());
   return status;
 }

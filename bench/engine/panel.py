@@ -29,7 +29,9 @@ and bench_engine's thread count. Ratios are peer time / mlaudit time: > 1 means 
 the table gives them on the medians and on the fastest runs (the latter moves less when other
 processes share the cores).
 `err` is max|mlaudit - onnxruntime| / max|onnxruntime| on the forward output, a check that the
-timed work is the same. A model mlaudit cannot load or run prints "unsupported: <error>" in its
+timed work is the same. GFLOP/s and %peak: mlaudit's arithmetic rate from the engine's FLOP
+estimate (twice the forward's for fwd+grad) and its share of oneDNN's sgemm peak measured at the
+start (bench_engine --sgemm-peak); rss_MB: bench_engine's peak resident set for the model. A model mlaudit cannot load or run prints "unsupported: <error>" in its
 rows; the panel goes on. A benchmark: it prints figures and never fails (exit code 0).
 """
 import argparse
@@ -213,7 +215,7 @@ def run_mlaudit(bench, entry, threads, budget, cache, name, modes):
     prefix = os.path.join(cache, f"{name}_mlaudit_out_b")
     cmd = [bench, entry["path"], str(threads)] + [str(b) for b in entry["batches"]] + [
         "--input", inp, "--modes", ",".join(modes), "--max-seconds", str(budget), "--save-output", prefix]
-    res = {}
+    res = {"flops_per_row": 0.0, "peak_rss_mb": None}
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         lines, rc = p.stdout.splitlines(), p.returncode
@@ -234,6 +236,10 @@ def run_mlaudit(bench, entry, threads, budget, cache, name, modes):
                         res[(m, b)] = msg
         elif "ms" in f:
             res[(f["mode"], int(f["batch"]))] = (float(f["ms"]), float(f.get("min", f["ms"])))
+        elif "flops_per_row" in f:
+            res["flops_per_row"] = float(f["flops_per_row"])
+        elif "peak_rss_mb" in f:
+            res["peak_rss_mb"] = float(f["peak_rss_mb"])
     for m in modes:
         for b in entry["batches"]:
             if (m, b) not in res:
@@ -274,6 +280,14 @@ def main(argv=None):
     load = os.getloadavg()
     print(f"# panel threads={t} torch={torch.__version__} onnxruntime={ort.__version__} "
           f"scikit-learn={sklearn.__version__} load_avg={load[0]:.1f} cpus={os.cpu_count()}", flush=True)
+    # The machine's measured peak: oneDNN's sgemm at the same thread count (bench_engine --sgemm-peak).
+    peak = None
+    try:
+        out = subprocess.run([args.bench, "--sgemm-peak", str(t)], capture_output=True, text=True, timeout=300).stdout
+        peak = float(out.split("sgemm_peak_gflops=")[1].split()[0])
+        print(f"# measured peak: oneDNN sgemm 2048^3 at {t} threads, {peak:.0f} GFLOP/s", flush=True)
+    except (OSError, IndexError, ValueError, subprocess.TimeoutExpired):
+        print("# measured peak: unavailable (bench_engine --sgemm-peak failed)", flush=True)
     rows = []
     for name in names:
         try:
@@ -332,6 +346,8 @@ def main(argv=None):
             ort_ms = median_ms(ort_fwd, args.max_seconds)
             for m in modes:
                 rows.append(dict(model=name, batch=b, mode=m, ours=ours[(m, b)], peer=entry["peer"],
+                                 flops=ours["flops_per_row"] * b * (2 if m == "fwdgrad" else 1),
+                                 rss=ours["peak_rss_mb"],
                                  peer_ms=median_ms(peer_fns[m], args.max_seconds),
                                  ort_ms=ort_ms if m == "fwd" else None, err=err if m == "fwd" else "",
                                  peer_err=peer_err))
@@ -342,7 +358,7 @@ def main(argv=None):
     print()
     print(f"{'':31} {'median of runs':-^61}  {'fastest run':-^17}")
     print(f"{'model':16} {'batch':>5} {'mode':8} {'mlaudit_ms':>11} {'peer':8} {'peer_ms':>10} {'ort_ms':>10} "
-          f"{'peer/us':>8} {'ort/us':>8}  {'peer/us':>8} {'ort/us':>8} {'err':>8}")
+          f"{'peer/us':>8} {'ort/us':>8}  {'peer/us':>8} {'ort/us':>8} {'err':>8} {'GFLOP/s':>8} {'%peak':>6} {'rss_MB':>7}")
     slow = []
     for r in rows:
         head = f"{r['model']:16} {r['batch']:>5} {r['mode']:8}"
@@ -355,12 +371,19 @@ def main(argv=None):
             ort_s, ort_r, ort_rmin = f"{r['ort_ms'][0]:.4f}", ratio(r["ort_ms"][0], o), ratio(r["ort_ms"][1], o_min)
         else:
             ort_s = ort_r = ort_rmin = "-"
+        gflops = r["flops"] / (o * 1e6) if r["flops"] > 0 else None
+        gf_s = f"{gflops:.1f}" if gflops is not None else "-"
+        pk_s = f"{100 * gflops / peak:.0f}%" if gflops is not None and peak else "-"
+        rss_s = f"{r['rss']:.0f}" if r["rss"] is not None else "-"
         print(f"{head} {o:11.4f} {r['peer']:8} {p:10.4f} {ort_s:>10} {ratio(p, o):>8} {ort_r:>8}  "
-              f"{ratio(p_min, o_min):>8} {ort_rmin:>8} {r['err']:>8}")
+              f"{ratio(p_min, o_min):>8} {ort_rmin:>8} {r['err']:>8} {gf_s:>8} {pk_s:>6} {rss_s:>7}")
         if r["peer"] == "torch" and o > 2 * p:
             slow.append(f"{r['model']} b{r['batch']} {r['mode']} ({p / o:.2f}x; fastest runs {p_min / o_min:.2f}x)")
     print("(peer/us, ort/us: peer time / mlaudit time, > 1 means mlaudit is faster; peer: PyTorch, or scikit-learn's "
-          "predict_proba for the forest; err: max|mlaudit - ort| / max|ort| on the forward output)")
+          "predict_proba for the forest; err: max|mlaudit - ort| / max|ort| on the forward output; GFLOP/s: mlaudit's, "
+          "from the engine's FLOP estimate of a forward (engine/cost.h) times the batch, twice that for fwd+grad (the "
+          "input gradient's backward-data pass costs about one forward; no weight gradients); %peak: of the measured "
+          "sgemm peak above; rss_MB: bench_engine's peak resident set over the model's runs)")
     print("more than 2x slower than PyTorch (median): " + ("; ".join(slow) if slow else "none"))
     print(f"# load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus", flush=True)
     return 0
