@@ -15,7 +15,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "explain_summary.h"
+#include "mlaudit/explain/summary.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/datasets/validate.h"
@@ -338,14 +338,14 @@ std::string join_attributions(std::vector<Part>& parts) {
 }
 
 // explain: samples (and heatmap paths) in global order; global_ranking, the checks, warnings and
-// passed recomputed with explain's own functions (explain_summary.h) from the parts' aggregates
+// passed recomputed with explain's own functions (mlaudit/explain/summary.h) from the parts' aggregates
 // (exact per-feature sums of |attribution|, largest gaps, per-row correlations and
 // sensitivities); timing: the parts' compute time summed.
 json merge_explain(std::vector<Part>& parts, const std::string& attributions, std::string* npy) {
   json j = parts.front().j;
-  auto agg = explain_summary::Aggregates::from_json(parts.front().j["shard"]["explain"]);
+  auto agg = explain::summary::Aggregates::from_json(parts.front().j["shard"]["explain"]);
   for (size_t k = 1; k < parts.size(); ++k)
-    if (!explain_summary::combine(agg, explain_summary::Aggregates::from_json(parts[k].j["shard"]["explain"])))
+    if (!explain::summary::combine(agg, explain::summary::Aggregates::from_json(parts[k].j["shard"]["explain"])))
       throw InputError("merge", fmt::format("{}: its rows do not follow {}'s (a part is malformed)", parts[k].path,
                                             parts[k - 1].path));
   j["samples"] = concat(parts, "samples");
@@ -354,7 +354,7 @@ json merge_explain(std::vector<Part>& parts, const std::string& attributions, st
   j["rows"] = agg.rows;
   j["input_shape"][0] = agg.rows;
   if (j.contains("heatmaps")) j["heatmaps"] = concat(parts, "heatmaps");
-  explain_summary::write_aggregates(j, agg);
+  explain::summary::write_aggregates(j, agg);
   double seconds = 0, cpu = 0;
   for (auto& p : parts) {
     seconds += p.j["timing"]["attribution_seconds"].get<double>();

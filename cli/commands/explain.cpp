@@ -13,7 +13,7 @@
 #include <numeric>
 
 #include "command.h"
-#include "explain_summary.h"
+#include "mlaudit/explain/summary.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/datasets/validate.h"
@@ -532,9 +532,9 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
                        {"cpu_seconds", cpu}, {"cpu_seconds_per_sample", cpu / n}};
   const std::vector<double> fx = explain::target_outputs(model, x, s.targets);
 
-  // Per-sample summary; the aggregates (global ranking, checks) from what explain_summary.h
+  // Per-sample summary; the aggregates (global ranking, checks) from what mlaudit/explain/summary.h
   // keeps per row, which a part carries for merge.
-  explain_summary::Aggregates agg;
+  explain::summary::Aggregates agg;
   agg.method = s.method;
   agg.rows = n;
   agg.first_row = part.first;
@@ -630,7 +630,7 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
         },
         agg.stability_radius, agg.stability_samples, vm["seed"].as<uint64_t>() + 2, part.first);
   }
-  gate_failed = explain_summary::write_aggregates(summary, agg);
+  gate_failed = explain::summary::write_aggregates(summary, agg);
   warnings = summary["warnings"];
 
   // Outputs: everything computed first, then each file written atomically.

@@ -2,7 +2,7 @@
 // `mlaudit explain` computes them from its rows, `mlaudit merge` from what each part carries in
 // shard.explain (per-feature sums of |attribution|, the largest gaps, per-row correlations and
 // sensitivities), through the same functions, so a merged report equals one process's.
-// Header-only, as shard.h: merge (mlaudit_cli_core) does not link the explain module.
+// Header-only: `mlaudit merge` (mlaudit_cli_core) reads it without linking the explain module.
 #pragma once
 
 #include <fmt/format.h>
@@ -18,7 +18,7 @@
 
 #include "mlaudit/engine/error.h"
 
-namespace mlaudit::cli::explain_summary {
+namespace mlaudit::explain::summary {
 
 /// Correctly rounded sum of doubles (Shewchuk's partials, as Python's math.fsum). The partials
 /// are non-overlapping and add up to the exact sum, so adding a slice's partials to another's
@@ -285,4 +285,4 @@ inline bool write_aggregates(nlohmann::json& summary, const Aggregates& a) {
   return gate_failed;
 }
 
-}  // namespace mlaudit::cli::explain_summary
+}  // namespace mlaudit::explain::summary
