@@ -13,6 +13,7 @@
 #include <numeric>
 
 #include "command.h"
+#include "mlaudit/explain/report.h"
 #include "mlaudit/explain/summary.h"
 #include "mlaudit/datasets/io.h"
 #include "mlaudit/datasets/npy.h"
@@ -65,13 +66,7 @@ struct Setup {
 };
 
 // Per-method extras for the JSON summary.
-struct Extras {
-  explain::IgResult ig;
-  explain::DeepLiftResult dl;
-  explain::KernelShapResult shap;
-  explain::LimeResult lime;
-  explain::TreeShapResult tree;
-};
+using Extras = explain::MethodExtras;
 
 // `graph` is the model's graph (deeplift walks its nodes); the other methods only use `model`.
 Tensor run_method(const Setup& s, const engine::Model& model, const engine::Graph& graph, const Tensor& x,
@@ -547,57 +542,15 @@ int cmd_explain(const std::vector<std::string>& args, const GlobalOptions& globa
   agg.deeplift_captum = s.dl.captum_compat;
   json samples = json::array();
   double max_gap = 0;
+  const std::vector<int64_t> label_values = labels.empty() ? std::vector<int64_t>() : labels.to_int64s();
   for (int64_t i = 0; i < n; ++i) {
     const float* a = attributions.f32() + i * d;
     for (int64_t j = 0; j < d; ++j) agg.abs_sum[size_t(j)].add(std::fabs(a[j]));
-    std::vector<int64_t> idx(d);
-    std::iota(idx.begin(), idx.end(), 0);
-    const int k = static_cast<int>(std::min<int64_t>(top_k, d));
-    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
-                      [&](int64_t p, int64_t q) { return std::fabs(a[p]) > std::fabs(a[q]); });
-    json top = json::array();
-    for (int m = 0; m < k; ++m) {
-      json e{{"feature", idx[m]}, {"value", a[idx[m]]}};
-      if (!is_image) e["name"] = feature_name(idx[m]);
-      top.push_back(e);
-    }
-    json row{{"index", part.first + i}, {"target", s.targets[i]}, {"output_x", fx[i]}, {"top_features", top}};
-    if (s.method == "tree-shap") {
-      // the explained quantity (margin or probability of the target) and its base value
-      double base = 0, out_x = 0;
-      const auto col = explain::tree_shap_column(*s.ensemble, extras.tree, i, s.targets[i], &base, &out_x);
-      double sum = base;
-      for (double v : col) sum += v;
-      row["output_x"] = out_x;
-      row["audited_output_x"] = fx[i];  // the session's audited output (what other methods explain)
-      row["expected_value"] = base;
-      row["local_accuracy_gap"] = sum - out_x;
-      max_gap = std::max(max_gap, std::fabs(sum - out_x) / std::max(1.0, std::fabs(out_x)));
-    }
-    if (!labels.empty()) row["label"] = labels.to_int64s()[i];
-    if (s.method == "integrated-gradients") {
-      row["output_baseline"] = extras.ig.output_baseline[i];
-      row["completeness"] = {{"attribution_sum", extras.ig.attribution_sum[i]},
-                             {"output_difference", extras.ig.output_x[i] - extras.ig.output_baseline[i]},
-                             {"relative_gap", extras.ig.relative_gap[i]}};
-      max_gap = std::max(max_gap, extras.ig.relative_gap[i]);
-    } else if (s.method == "deeplift") {
-      row["output_baseline"] = extras.dl.output_baseline[i];
-      row["summation_to_delta"] = {{"attribution_sum", extras.dl.attribution_sum[i]},
-                                   {"output_difference", extras.dl.output_x[i] - extras.dl.output_baseline[i]},
-                                   {"relative_gap", extras.dl.relative_gap[i]}};
-      max_gap = std::max(max_gap, extras.dl.relative_gap[i]);
-    } else if (s.method == "kernel-shap") {
-      row["expected_value"] = extras.shap.expected_value[i];
-      row["efficiency_gap"] = extras.shap.efficiency_gap[i];
-      row["coalitions"] = extras.shap.coalitions[i];
-      row["exact"] = static_cast<bool>(extras.shap.exact[i]);
-    } else if (s.method == "lime") {
-      row["r2"] = extras.lime.r2[i];
-      row["intercept"] = extras.lime.intercept[i];
-      row["local_prediction"] = extras.lime.local_pred[i];
-    }
-    samples.push_back(row);
+    double gap = 0;
+    samples.push_back(explain::sample_record(s.method, a, d, i, part.first, s.targets[i], fx[i],
+                                             label_values.empty() ? nullptr : &label_values[size_t(i)], extras,
+                                             s.ensemble.get(), agg.names, top_k, &gap));
+    max_gap = std::max(max_gap, gap);
   }
   summary["samples"] = samples;
   agg.max_gap = max_gap;
