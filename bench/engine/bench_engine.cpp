@@ -40,7 +40,6 @@
 
 #include "mlaudit/datasets/npy.h"
 #include "mlaudit/engine/cost.h"
-#include "mlaudit/engine/graph.h"
 #include "mlaudit/engine/session.h"
 
 using namespace mlaudit;
@@ -166,7 +165,7 @@ int main(int argc, char** argv) {
   }
   double flops = 0;
   try {
-    flops = engine::estimate_flops(engine::load_onnx(opt.model));
+    flops = engine::estimate_flops(session->graph());
   } catch (const std::exception&) {
     flops = 0;  // shapes the estimate cannot infer
   }

@@ -1025,7 +1025,7 @@ struct Ensemble {
 };
 
 // Sets Ensemble::uniform and, when there is one, the walk nodes and tree depths.
-void find_uniform_mode(Ensemble& e) {
+void prepare_block_walk(Ensemble& e) {
   Mode m = Mode::Leaf;
   for (const TreeNode& nd : e.nodes) {
     if (nd.mode == Mode::Leaf) continue;
@@ -1227,7 +1227,7 @@ Ensemble build_ensemble_v3(const OpContext& ctx, bool classifier, int64_t target
     e.weights.insert(e.weights.end(), per_leaf[i].begin(), per_leaf[i].end());
   }
   check_acyclic(ctx, e, name_of);
-  find_uniform_mode(e);
+  prepare_block_walk(e);
   return e;
 }
 
@@ -1352,7 +1352,7 @@ Ensemble build_ensemble_v5(const OpContext& ctx) {
   check_acyclic(ctx, e, [n](int32_t i) {
     return i < static_cast<int32_t>(n) ? fmt::format("node {}", i) : fmt::format("leaf {}", i - static_cast<int32_t>(n));
   });
-  find_uniform_mode(e);
+  prepare_block_walk(e);
   return e;
 }
 

@@ -1362,15 +1362,11 @@ void softmax_fwd(const OpContext& ctx, const Inputs& in, std::vector<Tensor>& ou
   float* py = y.f32();
   // Lines are independent: attention scores [N, heads, L, L] are N*heads*L short rows.
   const int64_t lines = outer * inner;
-  if (inner == 1) {  // contiguous rows (no index division per row: it cost as much as a short row)
 #pragma omp parallel for if (lines * len > 32768) schedule(static)
-    for (int64_t t = 0; t < lines; ++t) softmax_line(px + t * len, py + t * len, len, 1, Log);
-  } else {
-#pragma omp parallel for if (lines * len > 32768) schedule(static)
-    for (int64_t t = 0; t < lines; ++t) {
-      const int64_t o = t / inner, i = t % inner;
-      softmax_line(px + o * len * inner + i, py + o * len * inner + i, len, inner, Log);
-    }
+  for (int64_t t = 0; t < lines; ++t) {
+    // contiguous rows need no index division per row (it cost as much as a short row)
+    const int64_t base = inner == 1 ? t * len : (t / inner) * len * inner + t % inner;
+    softmax_line(px + base, py + base, len, inner, Log);
   }
   out[0] = y;
 }

@@ -8,6 +8,20 @@
 
 namespace mlaudit::explain {
 
+namespace {
+
+// IG's completeness and DeepLIFT's summation-to-delta check of row r: the same four fields.
+template <class Result>
+void gap_check(nlohmann::json& row, const char* name, const Result& x, size_t r, double& gap) {
+  row["output_baseline"] = x.output_baseline[r];
+  row[name] = {{"attribution_sum", x.attribution_sum[r]},
+               {"output_difference", x.output_x[r] - x.output_baseline[r]},
+               {"relative_gap", x.relative_gap[r]}};
+  gap = x.relative_gap[r];
+}
+
+}  // namespace
+
 nlohmann::json sample_record(const std::string& method, const float* a, int64_t d, int64_t i, int64_t first_row,
                              int64_t target, double output_x, const int64_t* label, const MethodExtras& extras,
                              const engine::TreeEnsemble* ensemble, const std::vector<std::string>& names, int64_t top_k,
@@ -41,17 +55,9 @@ nlohmann::json sample_record(const std::string& method, const float* a, int64_t 
   if (label) row["label"] = *label;
   const size_t r = size_t(i);
   if (method == "integrated-gradients") {
-    row["output_baseline"] = extras.ig.output_baseline[r];
-    row["completeness"] = {{"attribution_sum", extras.ig.attribution_sum[r]},
-                           {"output_difference", extras.ig.output_x[r] - extras.ig.output_baseline[r]},
-                           {"relative_gap", extras.ig.relative_gap[r]}};
-    g = extras.ig.relative_gap[r];
+    gap_check(row, "completeness", extras.ig, r, g);
   } else if (method == "deeplift") {
-    row["output_baseline"] = extras.dl.output_baseline[r];
-    row["summation_to_delta"] = {{"attribution_sum", extras.dl.attribution_sum[r]},
-                                 {"output_difference", extras.dl.output_x[r] - extras.dl.output_baseline[r]},
-                                 {"relative_gap", extras.dl.relative_gap[r]}};
-    g = extras.dl.relative_gap[r];
+    gap_check(row, "summation_to_delta", extras.dl, r, g);
   } else if (method == "kernel-shap") {
     row["expected_value"] = extras.shap.expected_value[r];
     row["efficiency_gap"] = extras.shap.efficiency_gap[r];

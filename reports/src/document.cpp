@@ -276,16 +276,21 @@ std::vector<const json*> sections_of(const json& report, const std::string& kind
   return out;
 }
 
+void each_completed(Document& d, const std::vector<const json*>& secs, int level,
+                    const std::function<void(const json&, const json&)>& body) {
+  for (const json* sp : secs) {
+    if (failed(d, *sp)) continue;
+    section_heading(d, *sp, level);
+    body(*sp, obj(*sp, "result"));
+  }
+}
+
 void kind_chapter(Document& d, const json& report, const std::string& kind, const std::string& title,
                   const std::string& anchor, const std::function<void(const json&, const json&)>& body) {
   const auto secs = sections_of(report, kind);
   if (secs.empty()) return;
   d.push_back(heading(title, 2, anchor));
-  for (const json* sp : secs) {
-    if (failed(d, *sp)) continue;
-    section_heading(d, *sp, 3);
-    body(*sp, obj(*sp, "result"));
-  }
+  each_completed(d, secs, 3, body);
 }
 
 namespace {

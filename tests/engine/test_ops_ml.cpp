@@ -493,27 +493,22 @@ TEST_CASE("ml ops: tree ensembles walk blocks of rows as they walk one row, ever
       const uint32_t r = rng() % 10;
       x.f32()[i] = r == 0 ? std::numeric_limits<float>::quiet_NaN() : r == 1 ? cuts[rng() % cuts.size()] : u(rng);
     }
-    auto classifier = [&](const Tensor& rows) {
-      MlNode n("TreeEnsembleClassifier", 3, {{"label", engine::DType::Int64}, {"probabilities", engine::DType::Float32}});
-      n.in("X", rows)
-          .attr("classlabels_int64s", std::vector<int64_t>{0, 1, 2})
+    // The same trees for both ops: the node arrays, then the leaves' weights under the op's prefix.
+    auto trees = [&](MlNode& n, const Tensor& rows, const std::string& leaf) -> OneNode& {
+      return n.in("X", rows)
           .attr("nodes_treeids", tree_ids).attr("nodes_nodeids", node_ids).attr("nodes_featureids", features)
           .attr("nodes_modes", strs_attr(modes)).attr("nodes_values", values).attr("nodes_truenodeids", true_ids)
           .attr("nodes_falsenodeids", false_ids).attr("nodes_missing_value_tracks_true", missing)
-          .attr("class_treeids", t_tree).attr("class_nodeids", t_node).attr("class_ids", c_ids)
-          .attr("class_weights", weights);
-      return n.run();
+          .attr(leaf + "_treeids", t_tree).attr(leaf + "_nodeids", t_node).attr(leaf + "_ids", c_ids)
+          .attr(leaf + "_weights", weights);
+    };
+    auto classifier = [&](const Tensor& rows) {
+      MlNode n("TreeEnsembleClassifier", 3, {{"label", engine::DType::Int64}, {"probabilities", engine::DType::Float32}});
+      return trees(n, rows, "class").attr("classlabels_int64s", std::vector<int64_t>{0, 1, 2}).run();
     };
     auto regressor = [&](const Tensor& rows) {
       MlNode n("TreeEnsembleRegressor", 3);
-      n.in("X", rows)
-          .attr("n_targets", int64_t(3))
-          .attr("nodes_treeids", tree_ids).attr("nodes_nodeids", node_ids).attr("nodes_featureids", features)
-          .attr("nodes_modes", strs_attr(modes)).attr("nodes_values", values).attr("nodes_truenodeids", true_ids)
-          .attr("nodes_falsenodeids", false_ids).attr("nodes_missing_value_tracks_true", missing)
-          .attr("target_treeids", t_tree).attr("target_nodeids", t_node).attr("target_ids", c_ids)
-          .attr("target_weights", weights);
-      return n.run();
+      return trees(n, rows, "target").attr("n_targets", int64_t(3)).run();
     };
     INFO(mode);
     const auto all_c = classifier(x), all_r = regressor(x);

@@ -122,27 +122,15 @@ bool blocked_channel_broadcast_backward(const Node& n, const std::vector<const T
   const int64_t N = bt.dim(0), C = bt.dim(1), HW = bt.dim(2) * bt.dim(3), CB = C / b;
   const float* pg = g.f32();
   const float* px = bt.f32();
-  const float* ps = st.f32();
   // Sub (a - b) negates the gradient of b.
   const bool negate_small = sub && small == 1;
   if (need[big]) {
     if (add || (sub && big == 0)) {
       grad_in[big] = g;
-    } else {
+    } else {  // the forward's blocked walk over g: g * s (Mul) or -g (the subtrahend of Sub)
       Tensor d = Tensor::uninitialized(DType::Float32, bt.shape());
-      float* pd = d.f32();
-#pragma omp parallel for collapse(2) if (bt.numel() > 65536) schedule(static)
-      for (int64_t nn = 0; nn < N; ++nn)
-        for (int64_t cb = 0; cb < CB; ++cb) {
-          const int64_t base = (nn * CB + cb) * HW * b;
-          const float* s = ps + nn * C + cb * b;
-          for (int64_t i = 0; i < HW; ++i)
-#pragma omp simd
-            for (int64_t l = 0; l < b; ++l) {
-              const float gg = pg[base + i * b + l];
-              pd[base + i * b + l] = mul ? gg * s[l] : -gg;
-            }
-        }
+      if (mul) channel_broadcast(g, st, b, true, d, [](float gg, float s) { return gg * s; });
+      else channel_broadcast(g, st, b, true, d, [](float gg, float) { return -gg; });
       grad_in[big] = d;
     }
   }

@@ -65,6 +65,10 @@ void collect_pngs(const nlohmann::json& j, std::vector<std::string>& out);
 bool failed(Document& d, const nlohmann::json& s);
 /// The report's sections of one kind, in report order.
 std::vector<const nlohmann::json*> sections_of(const nlohmann::json& report, const std::string& kind);
+/// For each section of `secs`: the note of one that did not complete (failed), else its heading
+/// at `level` and body(section, its result).
+void each_completed(Document& d, const std::vector<const nlohmann::json*>& secs, int level,
+                    const std::function<void(const nlohmann::json&, const nlohmann::json&)>& body);
 /// A kind's chapter: nothing when the report has no section of `kind`; else a level-2 heading
 /// (`title`, `anchor`) and, per section in report order, the note of a section that did not
 /// complete (failed), or its level-3 heading and body(section, its result).

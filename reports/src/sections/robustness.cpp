@@ -88,13 +88,9 @@ void robustness_blocks(Document& d, const json& report) {
   if (!attacks.empty()) {
     d.push_back(heading("Adversarial attacks", 3));
     std::map<std::string, std::vector<Series>> curves;  // per model and norm
-    for (const json* sp : attacks) {
-      const json& s = *sp;
-      if (failed(d, s)) continue;
-      const json& r = obj(s, "result");
+    each_completed(d, attacks, 4, [&](const json& s, const json& r) {
       const json& p = obj(s, "params");
       std::string attack = str(p, "attack", str(r, "attack")), norm = str(p, "norm", str(r, "norm"));
-      section_heading(d, s, 4);
       d.push_back(para(fmt::format("Attack {} ({} norm); clean accuracy {}.", attack, norm,
                                    with_ci(r, "clean_accuracy", result_sample_count(r)))));
       std::vector<std::vector<std::string>> rows;
@@ -116,19 +112,15 @@ void robustness_blocks(Document& d, const json& report) {
                                     "Mean norm / Median norm: mean / median norm of the perturbations found",
                                     "Calls: gradient calls (white-box attacks) or model queries (black-box attacks)"}));
       if (!ser.points.empty()) curves[str(s, "model") + " (" + norm + ")"].push_back(ser);
-    }
+    });
     for (const auto& [key, series] : curves)
       d.push_back(chart(svg_line_chart("Robust accuracy vs eps: " + key, "eps (0 = clean)", "accuracy (95 % CI shaded)", series),
                         "robust-eps"));
   }
   if (!certs.empty()) {
     d.push_back(heading("Certified robustness (randomized smoothing)", 3));
-    for (const json* sp : certs) {
-      const json& s = *sp;
-      if (failed(d, s)) continue;
-      const json& r = obj(s, "result");
+    each_completed(d, certs, 4, [&](const json& s, const json& r) {
       const json& p = obj(s, "params");
-      section_heading(d, s, 4);
       const json& cfgj = at(r, "config").is_object() ? at(r, "config") : r;  // mlaudit certify nests its settings
       int abstain = 0, total = 0;
       for (const auto& e : arr(r, "per_sample")) {
@@ -153,15 +145,11 @@ void robustness_blocks(Document& d, const json& report) {
         d.push_back(chart(svg_line_chart("Certified accuracy vs radius: " + str(s, "model"), "L2 radius", "certified accuracy", {ser}),
                           "certified-radius"));
       }
-    }
+    });
   }
   if (!corrs.empty()) {
     d.push_back(heading("Common corruptions", 3));
-    for (const json* sp : corrs) {
-      const json& s = *sp;
-      if (failed(d, s)) continue;
-      const json& r = obj(s, "result");
-      section_heading(d, s, 4);
+    each_completed(d, corrs, 4, [&](const json& s, const json& r) {
       d.push_back(para(fmt::format("Clean accuracy {}; mean corruption accuracy {}.", with_ci(r, "clean_accuracy", result_sample_count(r)),
                                    num(at(r, "mean_corruption_accuracy")))));
       std::vector<std::vector<std::string>> rows;
@@ -205,7 +193,7 @@ void robustness_blocks(Document& d, const json& report) {
                                          series),
                           "corruption-severity"));
       }
-    }
+    });
   }
 }
 
