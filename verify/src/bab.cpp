@@ -409,18 +409,34 @@ std::vector<Domain> process(Search& s, Domain d) {
   std::map<size_t, SplitMultipliers> warm_out;  // this branch's optimised slopes and multipliers
   OutputConstraint worst_row;                   // the row of the worst bound, and its warm_out key
   size_t worst_key = 0;
-  for (size_t ci : d.open) {
-    auto rows = refutation_rows(s.sub.unsafe[ci]);
+  // Per open conjunction: CROWN for its rows (and the best combination of them), then, on what
+  // that leaves open, alpha/beta-CROWN for the rows of every such conjunction in one optimisation.
+  struct Conj {
+    size_t ci = 0;
+    std::vector<OutputConstraint> rows;
     std::vector<std::vector<std::vector<double>>> relu_coef;
-    auto obj = crown_objective(net, d.box, b, rows, nullptr, &relu_coef);
+    ObjectiveBound best;
     std::vector<double> best_lam;  // the rows' weights when the best bound is a combination
-    bool refuted = false;
     size_t best_row = 0;
+    bool refuted = false;
+  };
+  std::vector<Conj> conjs;
+  conjs.reserve(d.open.size());
+  for (size_t ci : d.open) {
+    Conj& cj = conjs.emplace_back();
+    cj.ci = ci;
+    cj.rows = refutation_rows(s.sub.unsafe[ci]);
+    const auto& rows = cj.rows;
+    auto obj = crown_objective(net, d.box, b, rows, nullptr, &cj.relu_coef);
+    bool& refuted = cj.refuted;
+    size_t& best_row = cj.best_row;
     for (size_t r = 0; r < obj.size(); ++r) {
       if (obj[r].lower > 0) refuted = true;
       if (obj[r].lower > obj[best_row].lower) best_row = r;
     }
-    ObjectiveBound best = obj[best_row];
+    cj.best = obj[best_row];
+    ObjectiveBound& best = cj.best;
+    std::vector<double>& best_lam = cj.best_lam;
     if (!refuted && s.sub.unsafe[ci].size() > 1) {
       std::vector<double> lam;
       ObjectiveBound comb = combine_row_bounds(obj, s.sub.unsafe[ci].size(), d.box, &lam);
@@ -446,47 +462,73 @@ std::vector<Domain> process(Search& s, Domain d) {
         }
       }
     }
-    if (!refuted && !s.input_split && s.opts.beta_crown) {
-      // alpha-CROWN at the root, beta-CROWN below it (the split constraints by their
-      // multipliers), each row warm-started from the parent's slopes and multipliers.
-      for (size_t r = 0; r < rows.size() && !refuted; ++r) {
-        const size_t key = ci * 64 + std::min<size_t>(r, 63);
-        SplitMultipliers st;
-        if (d.warm)
-          if (auto it = d.warm->find(key); it != d.warm->end()) st = it->second;
-        ObjectiveBound ab = beta_crown_objective(net, d.box, b, d.splits, rows[r], &st, s.opts.beta_iterations);
-        warm_out[key] = std::move(st);
-        if (ab.lower > 0) refuted = true;
-        else if (r == best_row && ab.lower > best.lower) {
-          best = std::move(ab);
-          best_lam.clear();
+  }
+  if (!s.input_split && s.opts.beta_crown) {
+    // alpha-CROWN at the root, beta-CROWN below it (the split constraints by their multipliers),
+    // each row warm-started from the parent's slopes and multipliers; the rows of all conjunctions
+    // still open go through one optimisation (beta_crown_objectives: per row as separate calls).
+    std::vector<OutputConstraint> rows;
+    std::vector<size_t> keys;
+    for (const Conj& cj : conjs)
+      if (!cj.refuted)
+        for (size_t r = 0; r < cj.rows.size(); ++r) {
+          rows.push_back(cj.rows[r]);
+          keys.push_back(cj.ci * 64 + std::min<size_t>(r, 63));
+        }
+    std::vector<SplitMultipliers> st(rows.size());
+    std::vector<SplitMultipliers*> states(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (d.warm)
+        if (auto it = d.warm->find(keys[i]); it != d.warm->end()) st[i] = it->second;
+      states[i] = &st[i];
+    }
+    std::vector<ObjectiveBound> ab =
+        rows.empty() ? std::vector<ObjectiveBound>{}
+                     : beta_crown_objectives(net, d.box, b, d.splits, rows, states, s.opts.beta_iterations);
+    size_t i = 0;
+    for (Conj& cj : conjs) {
+      if (cj.refuted) continue;
+      for (size_t r = 0; r < cj.rows.size(); ++r, ++i) {
+        warm_out[keys[i]] = std::move(st[i]);
+        if (cj.refuted) continue;
+        if (ab[i].lower > 0) cj.refuted = true;
+        else if (r == cj.best_row && ab[i].lower > cj.best.lower) {
+          cj.best = std::move(ab[i]);
+          cj.best_lam.clear();
         }
       }
-    } else if (!refuted && s.opts.alpha_crown && d.depth == 0) {
-      for (size_t r = 0; r < rows.size() && !refuted; ++r) {
-        ObjectiveBound ab = alpha_crown_objective(net, d.box, b, rows[r]);
-        if (ab.lower > 0) refuted = true;
-      }
     }
-    if (refuted) continue;
-    still_open.push_back(ci);
-    open_lower.push_back(best.lower);
-    if (best.lower < worst) {
-      worst = best.lower;
-      worst_row = rows[best_row];
-      worst_key = ci * 64 + std::min<size_t>(best_row, 63);
-      worst_bound = std::move(best);
-      worst_relu_coef = relu_coef[best_row];
-      if (!best_lam.empty()) {
+  } else if (s.opts.alpha_crown && d.depth == 0) {
+    for (Conj& cj : conjs)
+      for (size_t r = 0; r < cj.rows.size() && !cj.refuted; ++r)
+        if (alpha_crown_objective(net, d.box, b, cj.rows[r]).lower > 0) cj.refuted = true;
+  }
+  for (Conj& cj : conjs) {
+    if (cj.refuted) continue;
+    still_open.push_back(cj.ci);
+    open_lower.push_back(cj.best.lower);
+    if (cj.best.lower < worst) {
+      worst = cj.best.lower;
+      worst_row = cj.rows[cj.best_row];
+      worst_key = cj.ci * 64 + std::min<size_t>(cj.best_row, 63);
+      worst_bound = std::move(cj.best);
+      worst_relu_coef = cj.relu_coef[cj.best_row];
+      if (!cj.best_lam.empty()) {
         // A combination's ReLU coefficients: the rows' coefficients with its weights.
         for (size_t k = 0; k < worst_relu_coef.size(); ++k)
           for (size_t j = 0; j < worst_relu_coef[k].size(); ++j) {
             double c = 0;
-            for (size_t r = 0; r < best_lam.size(); ++r) c += best_lam[r] * relu_coef[r][k][j];
+            for (size_t r = 0; r < cj.best_lam.size(); ++r) c += cj.best_lam[r] * cj.relu_coef[r][k][j];
             worst_relu_coef[k][j] = c;
           }
       }
     }
+  }
+  if (s.trace && d.depth == 0) {
+    std::string bounds;
+    for (const Conj& cj : conjs) bounds += fmt::format(" {}:{}", cj.ci, cj.refuted ? std::string("refuted") : fmt::format("{:.6g}", cj.best.lower));
+    std::fprintf(stderr, "verify trace: root, %lld unstable ReLUs, lower bound per conjunction:%s\n",
+                 static_cast<long long>(unstable_relu_count(net, b)), bounds.c_str());
   }
   if (still_open.empty()) return {};
   d.open = still_open;

@@ -20,6 +20,7 @@
 // Its interval bounds are [max_j rl_j, max_j ru_j].
 #include "mlaudit/verify/bounds.h"
 
+#include "conv_products.h"
 #include "gpu_products.h"
 
 #include <Eigen/Dense>
@@ -51,14 +52,35 @@ Eigen::Map<const Vec> bias_of(const AffineLayer& L) { return Eigen::Map<const Ve
 // below) go to the GPU when the Network asks for it and the product is large (gpu_products.h;
 // why the rounding allowance gamma(max(in, out)) |Lambda| |W| |a| still covers it:
 // gpu_products.cpp). W x and |W| x are matrix-vector products and stay on the CPU.
-Vec mul(const AffineLayer& L, const Vec& x) { return L.sparse() ? Vec(sparse_of(L) * x) : Vec(weight_of(L) * x); }
+// A layer that is exactly a convolution (L.conv) runs them as GEMMs over im2col columns
+// (conv_products.h: the same sums, so the same allowances).
+Vec mul(const AffineLayer& L, const Vec& x) {
+  if (L.conv) {
+    Vec y(L.out);
+    detail::conv_forward(*L.conv, x.data(), 1, y.data());
+    return y;
+  }
+  return L.sparse() ? Vec(sparse_of(L) * x) : Vec(weight_of(L) * x);
+}
 Vec abs_mul(const AffineLayer& L, const Vec& x) {
+  if (L.conv) {
+    Vec y(L.out);
+    detail::conv_forward(*L.conv, x.data(), 1, y.data(), true);
+    return y;
+  }
   return L.sparse() ? Vec(sparse_of(L).cwiseAbs() * x) : Vec(weight_of(L).cwiseAbs() * x);
 }
 RowMat left_mul(const RowMat& lambda, const AffineLayer& L) {
   if (detail::ProductBackend* device = detail::current_products(); device && lambda.rows() > 0) {
     RowMat out(lambda.rows(), L.in);
     if (device->left_mul(lambda.data(), lambda.rows(), L, out.data())) return out;
+  }
+  // CROWN's intermediate bounds start from unit rows that stay mostly zero for a few layers: the
+  // compressed rows skip the zeros, the GEMM would not (it pays above about 1 non-zero in 10).
+  if (L.conv && (!L.sparse() || 10 * (lambda.array() != 0).count() > lambda.size())) {
+    RowMat out(lambda.rows(), L.in);
+    detail::conv_transpose(*L.conv, lambda.data(), lambda.rows(), out.data());
+    return out;
   }
   if (!L.sparse()) return lambda * weight_of(L);
   // Row i of Lambda W = sum_k Lambda(i, k) W(k, :), over the non-zeros of W.
@@ -437,6 +459,11 @@ RowMat right_mul_t(const RowMat& G, const AffineLayer& L) {
     RowMat out(G.rows(), L.out);
     if (device->right_mul_t(G.data(), G.rows(), L, out.data())) return out;
   }
+  if (L.conv) {
+    RowMat out(G.rows(), L.out);
+    detail::conv_forward(*L.conv, G.data(), G.rows(), out.data());
+    return out;
+  }
   if (!L.sparse()) return G * weight_of(L).transpose();
   RowMat out(G.rows(), L.out);
   for (Eigen::Index i = 0; i < G.rows(); ++i) {
@@ -527,6 +554,15 @@ std::vector<RowMat> optimise_slopes(const Network& net, const InputBox& box, con
   }
   Vec best = Vec::Constant(m, -std::numeric_limits<double>::infinity());
   std::vector<RowMat> mur(start), S(start), taken(start);
+  std::vector<Vec> fixed_slope(start);                   // 1 active, 0 inactive or unstable
+  std::vector<std::vector<Eigen::Index>> unstable_at(start);  // the unstable neurons, in order
+  for (size_t k = 0; k < start; ++k) {
+    fixed_slope[k] = Vec::Zero(Eigen::Index(bounds.lower[k].size()));
+    for (size_t j = 0; j < bounds.lower[k].size(); ++j) {
+      if (bounds.lower[k][j] >= 0) fixed_slope[k][Eigen::Index(j)] = 1;
+      if (unstable[k][j]) unstable_at[k].push_back(Eigen::Index(j));
+    }
+  }
   for (int it = 1; it <= iterations; ++it) {
     // Forward.
     Vec f = lambda0 * bias_of(net.layers[start]);
@@ -548,23 +584,17 @@ std::vector<RowMat> optimise_slopes(const Network& net, const InputBox& box, con
           }
         mu = std::move(ur);
       }
-      const auto& lo = bounds.lower[kk];
-      const auto& up = bounds.upper[kk];
-      S[kk].resize(m, mu.cols());
-      for (Eigen::Index j = 0; j < mu.cols(); ++j) {
-        double l = lo[size_t(j)], u = up[size_t(j)];
+      // Stable neurons: slope 1 (active) or 0 (inactive) in every row; the unstable ones by row.
+      S[kk] = fixed_slope[kk].transpose().replicate(m, 1);
+      for (const Eigen::Index j : unstable_at[kk])
         for (Eigen::Index row = 0; row < m; ++row) {
-          double sj;
-          if (l >= 0) sj = 1;
-          else if (u <= 0) sj = 0;
-          else if (mu(row, j) >= 0) sj = alpha[kk](row, j);
-          else {
-            sj = s_up[kk][j];
+          if (mu(row, j) >= 0) {
+            S[kk](row, j) = alpha[kk](row, j);
+          } else {
+            S[kk](row, j) = s_up[kk][j];
             f[row] += mu(row, j) * t_up[kk][j];
           }
-          S[kk](row, j) = sj;
         }
-      }
       mur[kk] = mu;
       RowMat nu = S[kk].cwiseProduct(mu);
       if (use_beta && layer_split[kk]) {
@@ -611,13 +641,11 @@ std::vector<RowMat> optimise_slopes(const Network& net, const InputBox& box, con
         }
       }
       const RowMat& mk = mur[kk];
-      RowMat gr(m, mk.cols());
-      for (Eigen::Index j = 0; j < mk.cols(); ++j) {
-        const bool unst = unstable[kk][size_t(j)] != 0;
+      RowMat gr = gnu.cwiseProduct(S[kk]);
+      for (const Eigen::Index j : unstable_at[kk]) {
         for (Eigen::Index row = 0; row < m; ++row) {
           double c = mk(row, j);
-          gr(row, j) = gnu(row, j) * S[kk](row, j) + (unst && c < 0 ? t_up[kk][j] : 0.0);
-          if (!unst) continue;
+          if (c < 0) gr(row, j) += t_up[kk][j];
           double grad = c >= 0 ? gnu(row, j) * c : 0.0;
           double& p = m1[kk](row, j);
           double& q = m2[kk](row, j);
@@ -665,50 +693,85 @@ ObjectiveBound alpha_crown_objective(const Network& net, const InputBox& box, co
   return best;
 }
 
-ObjectiveBound beta_crown_objective(const Network& net, const InputBox& box, const LayerBounds& bounds,
-                                    const ReluSplits& splits, const OutputConstraint& objective, SplitMultipliers* state,
-                                    int iterations, double lr_alpha, double lr_beta, double lr_decay) {
+std::vector<ObjectiveBound> beta_crown_objectives(const Network& net, const InputBox& box, const LayerBounds& bounds,
+                                                  const ReluSplits& splits, const std::vector<OutputConstraint>& objectives,
+                                                  const std::vector<SplitMultipliers*>& states, int iterations,
+                                                  double lr_alpha, double lr_beta, double lr_decay) {
   const size_t last = net.layers.size() - 1;
-  ObjectiveBound best = crown_objective(net, box, bounds, {objective})[0];
-  if (last == 0) return best;
-  RowMat lambda(1, net.output_size());
-  for (int64_t j = 0; j < net.output_size(); ++j) lambda(0, j) = objective.coef[size_t(j)];
-  // A sound one-row back-substitution replaces `best` when it is tighter.
+  const Eigen::Index m = Eigen::Index(objectives.size());
+  std::vector<ObjectiveBound> best;
+  if (last == 0 || m == 0 || iterations > 0) {
+    best = crown_objective(net, box, bounds, objectives);
+    if (last == 0 || m == 0) return best;
+  }
+  auto state_of = [&](Eigen::Index i) { return size_t(i) < states.size() ? states[size_t(i)] : nullptr; };
+  RowMat lambda(m, net.output_size());
+  Vec c(m);
+  for (Eigen::Index i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < net.output_size(); ++j) lambda(i, j) = objectives[size_t(i)].coef[size_t(j)];
+    c[i] = objectives[size_t(i)].constant;
+  }
+  // A sound back-substitution's row replaces the row's bound when it is tighter.
   auto keep_if_better = [&](const Backsub& bs) {
-    if (!(bs.lower[0] > best.lower)) return;
-    best.lower = bs.lower[0];
-    best.constant = bs.constant[0] - bs.slack[0];
-    best.input_coef.assign(bs.input_coef.row(0).data(), bs.input_coef.row(0).data() + bs.input_coef.cols());
+    for (Eigen::Index i = 0; i < m; ++i) {
+      ObjectiveBound& b = best[size_t(i)];
+      if (!(bs.lower[i] > b.lower)) continue;
+      b.lower = bs.lower[i];
+      b.constant = bs.constant[i] - bs.slack[i];
+      b.input_coef.assign(bs.input_coef.row(i).data(), bs.input_coef.row(i).data() + bs.input_coef.cols());
+    }
   };
-  // Warm start (a parent branch's optimised slopes and multipliers), one row.
-  std::vector<RowMat> alpha0, betas;
-  auto to_rows = [](const std::vector<std::vector<double>>& v, std::vector<RowMat>& out) {
-    out.resize(v.size());
-    for (size_t k = 0; k < v.size(); ++k) out[k] = Eigen::Map<const RowMat>(v[k].data(), 1, Eigen::Index(v[k].size()));
-  };
-  if (state) {
-    to_rows(state->alpha, alpha0);
-    to_rows(state->beta, betas);
+  // Warm start, row by row: a parent branch's optimised slopes and multipliers where the row has
+  // them (of this network's widths), else CROWN's slopes and beta = 0.
+  std::vector<RowMat> alpha0(last), betas(last);
+  bool warm = false;
+  for (size_t k = 0; k < last; ++k) {
+    const auto& lo = bounds.lower[k];
+    const auto& up = bounds.upper[k];
+    const Eigen::Index n = Eigen::Index(lo.size());
+    alpha0[k].resize(m, n);
+    betas[k] = RowMat::Zero(m, n);
+    for (Eigen::Index j = 0; j < n; ++j)
+      alpha0[k].col(j).setConstant(lo[size_t(j)] < 0 && up[size_t(j)] > 0 ? default_lower_slope(lo[size_t(j)], up[size_t(j)]) : 0.0);
+    for (Eigen::Index i = 0; i < m; ++i) {
+      const SplitMultipliers* st = state_of(i);
+      if (!st) continue;
+      if (st->alpha.size() == last && Eigen::Index(st->alpha[k].size()) == n) {
+        alpha0[k].row(i) = Eigen::Map<const Vec>(st->alpha[k].data(), n).transpose();
+        warm = true;
+      }
+      if (k < st->beta.size() && Eigen::Index(st->beta[k].size()) == n)
+        betas[k].row(i) = Eigen::Map<const Vec>(st->beta[k].data(), n).transpose();
+    }
   }
   if (iterations <= 0) {
-    // Evaluate at the given slopes and multipliers (e.g. a parent's, to rank candidate splits).
-    if (!state || alpha0.size() != last) return best;
-    keep_if_better(back_substitute(net, box, bounds, last, lambda, Vec::Constant(1, objective.constant), nullptr,
-                                   nullptr, &alpha0, &splits, betas.size() == last ? &betas : nullptr));
+    // Only the bound at the given slopes and multipliers (a parent's, to rank candidate splits:
+    // one back-substitution per child), or CROWN's without them.
+    if (!warm) return crown_objective(net, box, bounds, objectives);
+    best.assign(size_t(m), ObjectiveBound{-std::numeric_limits<double>::infinity(), {}, 0});
+    keep_if_better(back_substitute(net, box, bounds, last, lambda, c, nullptr, nullptr, &alpha0, &splits, &betas));
     return best;
   }
   std::vector<RowMat> slopes = optimise_slopes(net, box, bounds, last, lambda, iterations, lr_alpha, lr_decay, &splits,
-                                               &betas, lr_beta, state ? &alpha0 : nullptr);
+                                               &betas, lr_beta, &alpha0);
   // The optimised slopes' and multipliers' bound, computed soundly (rounded outward).
-  Vec c = Vec::Constant(1, objective.constant);
   keep_if_better(back_substitute(net, box, bounds, last, lambda, c, nullptr, nullptr, &slopes, &splits, &betas));
-  if (state) {
-    state->alpha.assign(slopes.size(), {});
-    state->beta.assign(betas.size(), {});
-    for (size_t k = 0; k < slopes.size(); ++k) state->alpha[k].assign(slopes[k].data(), slopes[k].data() + slopes[k].size());
-    for (size_t k = 0; k < betas.size(); ++k) state->beta[k].assign(betas[k].data(), betas[k].data() + betas[k].size());
+  for (Eigen::Index i = 0; i < m; ++i) {
+    SplitMultipliers* st = state_of(i);
+    if (!st) continue;
+    st->alpha.assign(slopes.size(), {});
+    st->beta.assign(betas.size(), {});
+    for (size_t k = 0; k < slopes.size(); ++k) st->alpha[k].assign(slopes[k].row(i).data(), slopes[k].row(i).data() + slopes[k].cols());
+    for (size_t k = 0; k < betas.size(); ++k)
+      if (betas[k].rows() == m) st->beta[k].assign(betas[k].row(i).data(), betas[k].row(i).data() + betas[k].cols());
   }
   return best;
+}
+
+ObjectiveBound beta_crown_objective(const Network& net, const InputBox& box, const LayerBounds& bounds,
+                                    const ReluSplits& splits, const OutputConstraint& objective, SplitMultipliers* state,
+                                    int iterations, double lr_alpha, double lr_beta, double lr_decay) {
+  return beta_crown_objectives(net, box, bounds, splits, {objective}, {state}, iterations, lr_alpha, lr_beta, lr_decay)[0];
 }
 
 LayerBounds alpha_crown_bounds(const Network& net, const InputBox& box, const ReluSplits& splits,

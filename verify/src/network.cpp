@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 
+#include "conv_products.h"
 #include "mlaudit/engine/error.h"
 
 namespace mlaudit::verify {
@@ -39,6 +40,12 @@ void AffineLayer::compress(double max_density) {
 
 std::vector<double> AffineLayer::apply(const std::vector<double>& x) const {
   std::vector<double> y(bias);
+  if (conv) {
+    std::vector<double> wx(static_cast<size_t>(out));
+    detail::conv_forward(*conv, x.data(), 1, wx.data());
+    for (int64_t i = 0; i < out; ++i) y[size_t(i)] += wx[size_t(i)];
+    return y;
+  }
   for (int64_t i = 0; i < out; ++i) {
     double s = 0;
     if (sparse()) {
@@ -54,6 +61,10 @@ std::vector<double> AffineLayer::apply(const std::vector<double>& x) const {
 
 std::vector<double> AffineLayer::apply_transpose(const std::vector<double>& g) const {
   std::vector<double> gi(size_t(in), 0.0);
+  if (conv) {
+    detail::conv_transpose(*conv, g.data(), 1, gi.data());
+    return gi;
+  }
   for (int64_t i = 0; i < out; ++i) {
     double gv = g[size_t(i)];
     if (gv == 0) continue;
@@ -167,6 +178,7 @@ struct Pending {
   std::vector<double> M;  // [n, base]
   std::vector<double> c;  // [n]
   int64_t n = 0;
+  std::optional<ConvGeometry> conv;  // the last convolution composed in, when the map may be just that
 };
 
 // Apply a dense linear map L [rows, p.n] plus offset d to the pending map: M' = L M, c' = L c + d.
@@ -191,6 +203,7 @@ void compose_dense(Pending& p, const std::vector<double>& L, int64_t rows, const
   p.identity = false;
   p.c = std::move(c2);
   p.n = rows;
+  p.conv.reset();
 }
 
 // Elementwise live' = s .* live + d.
@@ -259,7 +272,9 @@ Network network_from_graph(const engine::Graph& g) {
     auto it = constants.find(name);
     return it == constants.end() ? nullptr : &it->second;
   };
+  std::vector<std::optional<ConvGeometry>> conv_of_layer;  // candidate structure, checked after compress()
   auto finalize_layer = [&]() {
+    conv_of_layer.push_back(p.identity ? std::nullopt : p.conv);
     AffineLayer L;
     L.in = p.base;
     L.out = p.n;
@@ -465,6 +480,7 @@ Network network_from_graph(const engine::Graph& g) {
       bool conv = op == "Conv";
       const Constant* Wt = conv ? other_input(1) : nullptr;
       std::vector<int64_t> ks = n.get_ints("kernel_shape", {});
+      if (conv && Wt->shape.size() != 4) unsupported(n, "weight must be 4-D");
       if (ks.empty() && conv) ks = {Wt->shape[2], Wt->shape[3]};
       if (ks.size() != 2) unsupported(n, "kernel_shape must be 2-D");
       std::vector<int64_t> st = n.get_ints("strides", {1, 1});
@@ -474,9 +490,13 @@ Network network_from_graph(const engine::Graph& g) {
       if (autopad != "NOTSET" && autopad != "VALID") unsupported(n, "auto_pad=" + autopad);
       if (!conv && n.get_int("ceil_mode", 0) != 0) unsupported(n, "ceil_mode=1");
       int64_t group = conv ? n.get_int("group", 1) : 1;
+      if (st.size() != 2 || dil.size() != 2 || pads.size() != 4) unsupported(n, "strides/dilations/pads must be 2-D");
+      if (st[0] <= 0 || st[1] <= 0 || dil[0] <= 0 || dil[1] <= 0 || group <= 0 || ks[0] <= 0 || ks[1] <= 0)
+        unsupported(n, "strides, dilations, group and kernel_shape must be positive");
       int64_t M = conv ? Wt->shape[0] : C;
       int64_t Cg = conv ? Wt->shape[1] : 1;
       if (conv && Cg * group != C) unsupported(n, "weight channels do not match the data");
+      if (conv && (M <= 0 || M % group != 0)) unsupported(n, "output channels are not a multiple of group");
       int64_t OH = (H + pads[0] + pads[2] - dil[0] * (ks[0] - 1) - 1) / st[0] + 1;
       int64_t OW = (Wd + pads[1] + pads[3] - dil[1] * (ks[1] - 1) - 1) / st[1] + 1;
       int64_t out_n = M * OH * OW;
@@ -508,6 +528,16 @@ Network network_from_graph(const engine::Graph& g) {
           }
       }
       compose_dense(p, L, out_n, d);
+      // A layer that stays this convolution (up to per-channel scales the check reads off W)
+      // gets its products as GEMMs (conv_products.h).
+      if (OH > 0 && OW > 0) {
+        ConvGeometry cg;
+        cg.channels = C, cg.height = H, cg.width = Wd, cg.maps = M, cg.out_height = OH, cg.out_width = OW;
+        cg.kernel_h = ks[0], cg.kernel_w = ks[1], cg.stride_h = st[0], cg.stride_w = st[1];
+        cg.pad_top = pads[0], cg.pad_left = pads[1], cg.dilation_h = dil[0], cg.dilation_w = dil[1];
+        cg.groups = conv ? group : C;
+        p.conv = std::move(cg);
+      }
       live_shape = {1, M, OH, OW};
     } else if (op == "BatchNormalization") {
       if (live_shape.size() < 2) unsupported(n, "data needs a channel axis");
@@ -539,7 +569,11 @@ Network network_from_graph(const engine::Graph& g) {
   finalize_layer();
   // Convolutions become sparse matrices; keep a compressed copy for the bound
   // propagation and the forward passes.
-  for (auto& L : net.layers) L.compress();
+  for (size_t k = 0; k < net.layers.size(); ++k) {
+    AffineLayer& L = net.layers[k];
+    L.compress();
+    if (k < conv_of_layer.size() && conv_of_layer[k]) L.conv = detail::match_convolution(std::move(*conv_of_layer[k]), L);
+  }
   return net;
 }
 

@@ -95,11 +95,21 @@ struct SplitMultipliers {
 /// projected gradient ascent (Adam; lr_alpha 0.1, lr_beta 0.05, decay 0.98, best kept); the
 /// chosen values' bound is recomputed with outward rounding, and the result is never looser than
 /// CROWN. `state` (optional): in, a warm start; out, the chosen slopes and multipliers.
-/// iterations = 0: the bound at `state`'s slopes and multipliers as they are (no optimisation).
+/// iterations = 0: only the bound at `state`'s slopes and multipliers as they are (no optimisation;
+/// CROWN's bound when `state` holds none), one back-substitution, as branching heuristics rank children.
 ObjectiveBound beta_crown_objective(const Network& net, const InputBox& box, const LayerBounds& bounds,
                                     const ReluSplits& splits, const OutputConstraint& objective,
                                     SplitMultipliers* state = nullptr, int iterations = 20, double lr_alpha = 0.1,
                                     double lr_beta = 0.05, double lr_decay = 0.98);
+
+/// beta_crown_objective for several objectives of one branch at once: one optimisation over their
+/// rows (each row its own slopes, multipliers and Adam moments, as in separate calls), so the
+/// products with the weights serve every row together. `states[i]` (null or missing: none) is row
+/// i's warm start in and its optimised values out.
+std::vector<ObjectiveBound> beta_crown_objectives(const Network& net, const InputBox& box, const LayerBounds& bounds,
+                                                  const ReluSplits& splits, const std::vector<OutputConstraint>& objectives,
+                                                  const std::vector<SplitMultipliers*>& states, int iterations = 20,
+                                                  double lr_alpha = 0.1, double lr_beta = 0.05, double lr_decay = 0.98);
 
 /// alpha-CROWN for the hidden layers too: crown_bounds, then every unstable
 /// neuron's lower and upper bound (layers 1..L-2, in order) optimised over its

@@ -15,6 +15,21 @@
 
 namespace mlaudit::verify {
 
+/// The structure of a layer that is exactly one 2-D convolution (ONNX Conv, or an AveragePool
+/// with equal weights, NCHW, batch 1): W[(m, oy, ox), (c, iy, ix)] = kernel[m, c - g0, ky, kx] for
+/// every in-bounds tap (iy = oy * stride - pad + ky * dilation, likewise x; g0 the group's first
+/// channel) and 0 elsewhere. The loader keeps it only after checking W against it entry by entry
+/// (conv_products.cpp); the bound products then run as dense GEMMs over im2col columns.
+struct ConvGeometry {
+  int64_t channels = 0, height = 0, width = 0;       ///< input C, H, W
+  int64_t maps = 0, out_height = 0, out_width = 0;   ///< output M, OH, OW
+  int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_top = 0, pad_left = 0;
+  int64_t dilation_h = 1, dilation_w = 1, groups = 1;
+  std::vector<double> kernel;      ///< [M, C / groups, KH, KW]
+  std::vector<double> abs_kernel;  ///< |kernel|
+  std::vector<int32_t> tap_index;  ///< [C/groups KH KW, OH OW]: input index of each tap in group 0's channels, -1 = padding
+};
+
 /// One affine map y = W x + b; W is row-major [out, in].
 struct AffineLayer {
   int64_t in = 0;
@@ -25,6 +40,8 @@ struct AffineLayer {
   /// kept when W is sparse (convolutions); empty for dense layers.
   std::vector<int> csr_row, csr_col;
   std::vector<double> csr_val;
+  /// Set when W is exactly a convolution (checked at load); the products then use it.
+  std::shared_ptr<const ConvGeometry> conv;
 
   /// True when the compressed-row copy exists.
   bool sparse() const { return !csr_row.empty(); }
