@@ -197,6 +197,73 @@ TEST_CASE("Hidden-layer objectives: linear bounds hold pointwise, also on a spli
   }
 }
 
+TEST_CASE("beta-CROWN on several branches at once equals separate calls, branch by branch",
+          "[verify][bounds][beta]") {
+  // beta_crown_branches optimises the rows of all branches in one pass (the branch and bound's
+  // batches); each row keeps its own branch's bounds, splits and warm start, so every bound,
+  // linear form and optimised state must match a separate beta_crown_objectives call (up to the
+  // summation order of the shared products), warm starts included.
+  for (int trial = 0; trial < 6; ++trial) {
+    std::vector<int64_t> sizes{4, 10, 10, 3};
+    Network net = random_network(sizes, 1700 + uint64_t(trial));
+    InputBox box{{-0.8, -0.5, -0.6, -0.7}, {0.6, 0.7, 0.5, 0.4}};
+    LayerBounds root = crown_bounds(net, box);
+    // Three branches: no split, one neuron active, two neurons split the other way.
+    std::vector<ReluSplits> splits(3, ReluSplits(net.layers.size() - 1));
+    for (auto& sp : splits)
+      for (size_t k = 0; k + 1 < net.layers.size(); ++k) sp[k].assign(size_t(net.layers[k].out), 0);
+    int made = 0;
+    for (size_t k = 0; k + 1 < net.layers.size(); ++k)
+      for (size_t j = 0; j < root.lower[k].size(); ++j)
+        if (root.lower[k][j] < 0 && root.upper[k][j] > 0 && made < 3) {
+          if (made == 0) splits[1][k][j] = 1;
+          else splits[2][k][j] = -1;
+          ++made;
+        }
+    std::vector<LayerBounds> bounds(3, root);
+    for (size_t b = 0; b < 3; ++b) apply_splits(splits[b], bounds[b]);
+    OutputConstraint o1{{1.0, -1.0, 0.5}, 0.1}, o2{{-0.5, 1.0, 0.0}, -0.2};
+    const std::vector<std::vector<OutputConstraint>> objs = {{o1}, {o1, o2}, {o2}};
+    for (int round = 0; round < 2; ++round) {  // round 1: warm-started from round 0's states
+      static std::vector<std::vector<SplitMultipliers>> alone_state, batch_state;
+      if (round == 0) {
+        alone_state.assign(3, {});
+        batch_state.assign(3, {});
+        for (size_t b = 0; b < 3; ++b) {
+          alone_state[b].resize(objs[b].size());
+          batch_state[b].resize(objs[b].size());
+        }
+      }
+      std::vector<BranchObjectives> branches;
+      for (size_t b = 0; b < 3; ++b) {
+        BranchObjectives br{&box, &bounds[b], &splits[b], objs[b], {}};
+        for (auto& st : batch_state[b]) br.states.push_back(&st);
+        branches.push_back(br);
+      }
+      auto together = beta_crown_branches(net, branches);
+      for (size_t b = 0; b < 3; ++b) {
+        std::vector<SplitMultipliers*> states;
+        for (auto& st : alone_state[b]) states.push_back(&st);
+        auto alone = beta_crown_objectives(net, box, bounds[b], splits[b], objs[b], states);
+        REQUIRE(together[b].size() == alone.size());
+        for (size_t i = 0; i < alone.size(); ++i) {
+          INFO("trial " << trial << " round " << round << " branch " << b << " row " << i);
+          CHECK(together[b][i].lower == Approx(alone[i].lower).margin(1e-9));
+          CHECK(together[b][i].constant == Approx(alone[i].constant).margin(1e-9));
+          REQUIRE(together[b][i].input_coef.size() == alone[i].input_coef.size());
+          for (size_t j = 0; j < alone[i].input_coef.size(); ++j)
+            CHECK(together[b][i].input_coef[j] == Approx(alone[i].input_coef[j]).margin(1e-9));
+          const auto& ta = batch_state[b][i].alpha;
+          const auto& aa = alone_state[b][i].alpha;
+          REQUIRE(ta.size() == aa.size());
+          for (size_t k = 0; k < aa.size(); ++k)
+            for (size_t j = 0; j < aa[k].size(); ++j) CHECK(ta[k][j] == Approx(aa[k][j]).margin(1e-9));
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("Split decisions tighten bounds and mark infeasible branches", "[verify][bounds]") {
   // z = x on [-1, 1]; forcing the ReLU inactive clips the upper bound to 0,
   // forcing it active clips the lower bound to 0.

@@ -372,9 +372,34 @@ std::vector<std::vector<std::vector<double>>> centre_jacobian(const Network& net
   return jac;
 }
 
-// Bound one domain; returns its children (empty when closed).
-std::vector<Domain> process(Search& s, Domain d) {
-  const int64_t domain_index = s.domains.fetch_add(1);
+// A branch between its CROWN bounds and its alpha/beta-CROWN step: prepare() bounds it up to that
+// step, finish() takes the step's bounds and branches (process_batch takes the step for several
+// branches at once).
+struct Conj {
+  size_t ci = 0;
+  std::vector<OutputConstraint> rows;
+  std::vector<std::vector<std::vector<double>>> relu_coef;
+  ObjectiveBound best;
+  std::vector<double> best_lam;  // the rows' weights when the best bound is a combination
+  size_t best_row = 0;
+  bool refuted = false;
+};
+struct Work {
+  Domain d;
+  int64_t domain_index = 0;
+  std::shared_ptr<LayerBounds> bp;
+  std::vector<Conj> conjs;
+  bool closed = false;  // infeasible bounds: nothing to do
+  // beta-CROWN's rows (every row of each conjunction CROWN left open), their warm_out keys and
+  // warm starts (in: the parent's, out: this branch's).
+  std::vector<OutputConstraint> rows;
+  std::vector<size_t> keys;
+  std::vector<SplitMultipliers> st;
+};
+
+Work prepare(Search& s, Domain d) {
+  Work w;
+  w.domain_index = s.domains.fetch_add(1);
   const Network& net = s.net;
   // Input splits shrink the box, so the parent's bounds still hold and are intersected in.
   // At the root, alpha-CROWN also tightens the hidden layers (input splitting
@@ -388,7 +413,7 @@ std::vector<Domain> process(Search& s, Domain d) {
   // split, u <= 0 for an inactive one; the split constraints themselves enter the objective's
   // bound through their multipliers.
   const bool beta = !s.input_split && s.opts.beta_crown && d.parent;
-  std::shared_ptr<LayerBounds> bp;
+  std::shared_ptr<LayerBounds>& bp = w.bp;
   if (beta) {
     bp = std::make_shared<LayerBounds>(*d.parent);
     apply_splits(d.splits, *bp);
@@ -399,28 +424,11 @@ std::vector<Domain> process(Search& s, Domain d) {
             : crown_bounds(net, d.box, d.splits, false, false, prior));
   }
   const LayerBounds& b = *bp;
-  if (infeasible(net, b)) return {};
-  // Refute conjunctions; remember the worst row and its linear bound for branching.
-  std::vector<size_t> still_open;
-  std::vector<double> open_lower;  // the best lower bound of each still-open conjunction
-  double worst = std::numeric_limits<double>::infinity();
-  ObjectiveBound worst_bound;
-  std::vector<std::vector<double>> worst_relu_coef;
-  std::map<size_t, SplitMultipliers> warm_out;  // this branch's optimised slopes and multipliers
-  OutputConstraint worst_row;                   // the row of the worst bound, and its warm_out key
-  size_t worst_key = 0;
-  // Per open conjunction: CROWN for its rows (and the best combination of them), then, on what
-  // that leaves open, alpha/beta-CROWN for the rows of every such conjunction in one optimisation.
-  struct Conj {
-    size_t ci = 0;
-    std::vector<OutputConstraint> rows;
-    std::vector<std::vector<std::vector<double>>> relu_coef;
-    ObjectiveBound best;
-    std::vector<double> best_lam;  // the rows' weights when the best bound is a combination
-    size_t best_row = 0;
-    bool refuted = false;
-  };
-  std::vector<Conj> conjs;
+  if (infeasible(net, b)) {
+    w.closed = true;
+    return w;
+  }
+  std::vector<Conj>& conjs = w.conjs;
   conjs.reserve(d.open.size());
   for (size_t ci : d.open) {
     Conj& cj = conjs.emplace_back();
@@ -464,27 +472,44 @@ std::vector<Domain> process(Search& s, Domain d) {
     }
   }
   if (!s.input_split && s.opts.beta_crown) {
-    // alpha-CROWN at the root, beta-CROWN below it (the split constraints by their multipliers),
-    // each row warm-started from the parent's slopes and multipliers; the rows of all conjunctions
-    // still open go through one optimisation (beta_crown_objectives: per row as separate calls).
-    std::vector<OutputConstraint> rows;
-    std::vector<size_t> keys;
     for (const Conj& cj : conjs)
       if (!cj.refuted)
         for (size_t r = 0; r < cj.rows.size(); ++r) {
-          rows.push_back(cj.rows[r]);
-          keys.push_back(cj.ci * 64 + std::min<size_t>(r, 63));
+          w.rows.push_back(cj.rows[r]);
+          w.keys.push_back(cj.ci * 64 + std::min<size_t>(r, 63));
         }
-    std::vector<SplitMultipliers> st(rows.size());
-    std::vector<SplitMultipliers*> states(rows.size());
-    for (size_t i = 0; i < rows.size(); ++i) {
+    w.st.resize(w.rows.size());
+    for (size_t i = 0; i < w.rows.size(); ++i)
       if (d.warm)
-        if (auto it = d.warm->find(keys[i]); it != d.warm->end()) st[i] = it->second;
-      states[i] = &st[i];
-    }
-    std::vector<ObjectiveBound> ab =
-        rows.empty() ? std::vector<ObjectiveBound>{}
-                     : beta_crown_objectives(net, d.box, b, d.splits, rows, states, s.opts.beta_iterations);
+        if (auto it = d.warm->find(w.keys[i]); it != d.warm->end()) w.st[i] = it->second;
+  }
+  w.d = std::move(d);
+  return w;
+}
+
+// The rest of a branch after alpha/beta-CROWN (`ab`: the bounds of w.rows; empty without beta-CROWN):
+// its open conjunctions, falsification, and its children (empty when closed).
+std::vector<Domain> finish(Search& s, Work& w, std::vector<ObjectiveBound> ab) {
+  const Network& net = s.net;
+  Domain& d = w.d;
+  const int64_t domain_index = w.domain_index;
+  const std::shared_ptr<LayerBounds>& bp = w.bp;
+  const LayerBounds& b = *bp;
+  std::vector<Conj>& conjs = w.conjs;
+  // Refute conjunctions; remember the worst row and its linear bound for branching.
+  std::vector<size_t> still_open;
+  std::vector<double> open_lower;  // the best lower bound of each still-open conjunction
+  double worst = std::numeric_limits<double>::infinity();
+  ObjectiveBound worst_bound;
+  std::vector<std::vector<double>> worst_relu_coef;
+  std::map<size_t, SplitMultipliers> warm_out;  // this branch's optimised slopes and multipliers
+  OutputConstraint worst_row;                   // the row of the worst bound, and its warm_out key
+  size_t worst_key = 0;
+  if (!s.input_split && s.opts.beta_crown) {
+    // alpha-CROWN at the root, beta-CROWN below it (the split constraints by their multipliers),
+    // each row warm-started from the parent's slopes and multipliers (prepare, process_batch).
+    std::vector<size_t>& keys = w.keys;
+    std::vector<SplitMultipliers>& st = w.st;
     size_t i = 0;
     for (Conj& cj : conjs) {
       if (cj.refuted) continue;
@@ -805,6 +830,46 @@ std::vector<Domain> process(Search& s, Domain d) {
   return {std::move(on), std::move(off)};
 }
 
+// Bound one domain; returns its children (empty when closed).
+std::vector<Domain> process(Search& s, Domain d) {
+  Work w = prepare(s, std::move(d));
+  if (w.closed) return {};
+  std::vector<SplitMultipliers*> states;
+  for (auto& st : w.st) states.push_back(&st);
+  std::vector<ObjectiveBound> ab =
+      w.rows.empty() ? std::vector<ObjectiveBound>{}
+                     : beta_crown_objectives(s.net, w.d.box, *w.bp, w.d.splits, w.rows, states, s.opts.beta_iterations);
+  return finish(s, w, std::move(ab));
+}
+
+// Several domains of a ReLU-splitting search with beta-CROWN: their alpha/beta optimisations run
+// as one (beta_crown_branches: per branch as separate calls, the products shared); returns each
+// domain's children.
+std::vector<std::vector<Domain>> process_batch(Search& s, std::vector<Domain> ds) {
+  std::vector<Work> ws;
+  ws.reserve(ds.size());
+  for (auto& d : ds) ws.push_back(prepare(s, std::move(d)));
+  std::vector<BranchObjectives> branches;
+  std::vector<size_t> owner;
+  for (size_t i = 0; i < ws.size(); ++i) {
+    Work& w = ws[i];
+    if (w.closed || w.rows.empty()) continue;
+    BranchObjectives br{&w.d.box, w.bp.get(), &w.d.splits, w.rows, {}};
+    for (auto& st : w.st) br.states.push_back(&st);
+    branches.push_back(std::move(br));
+    owner.push_back(i);
+  }
+  std::vector<std::vector<ObjectiveBound>> ab(ws.size());
+  if (!branches.empty()) {
+    auto out = beta_crown_branches(s.net, branches, s.opts.beta_iterations);
+    for (size_t k = 0; k < owner.size(); ++k) ab[owner[k]] = std::move(out[k]);
+  }
+  std::vector<std::vector<Domain>> children(ws.size());
+  for (size_t i = 0; i < ws.size(); ++i)
+    if (!ws[i].closed) children[i] = finish(s, ws[i], std::move(ab[i]));
+  return children;
+}
+
 void worker(Search& s) {
   std::unique_lock<std::mutex> lk(s.mu);
   for (;;) {
@@ -829,27 +894,42 @@ void worker(Search& s) {
       }
       breadth = true;
     }
-    Domain d;
+    // ReLU splitting with beta-CROWN takes up to bab_batch branches from the top of the stack (half
+    // of it at most, so that the other workers find some) and optimises them together.
+    std::vector<Domain> batch;
     if (breadth) {
       auto it = std::min_element(s.stack.begin(), s.stack.end(),
                                  [](const Domain& a, const Domain& b) { return a.depth < b.depth; });
-      d = std::move(*it);
+      batch.push_back(std::move(*it));
       s.stack.erase(it);
     } else {
-      d = std::move(s.stack.back());
-      s.stack.pop_back();
+      const size_t want = !s.input_split && s.opts.beta_crown
+                              ? std::clamp<size_t>((s.stack.size() + 1) / 2, 1, size_t(std::max(1, s.opts.bab_batch)))
+                              : 1;
+      while (batch.size() < want) {
+        batch.push_back(std::move(s.stack.back()));
+        s.stack.pop_back();
+      }
     }
     ++s.busy;
     lk.unlock();
     // Share of the search closed: the box's volume (input splitting), 2^-depth of the tree (ReLU splitting).
-    const double volume = !s.trace ? 0 : s.input_split ? relative_volume(d.box, s.sub.box) : std::ldexp(1.0, -d.depth);
-    const int depth = d.depth;
-    std::vector<Domain> children = process(s, std::move(d));
+    std::vector<double> volume;
+    std::vector<int> depth;
+    for (const Domain& d : batch) {
+      volume.push_back(!s.trace ? 0 : s.input_split ? relative_volume(d.box, s.sub.box) : std::ldexp(1.0, -d.depth));
+      depth.push_back(d.depth);
+    }
+    std::vector<std::vector<Domain>> children;
+    if (batch.size() == 1) children.push_back(process(s, std::move(batch[0])));
+    else children = process_batch(s, std::move(batch));
     lk.lock();
     --s.busy;
     if (s.trace) {
-      if (children.empty()) s.closed_volume += volume;
-      s.max_depth = std::max(s.max_depth, depth);
+      for (size_t i = 0; i < children.size(); ++i) {
+        if (children[i].empty()) s.closed_volume += volume[i];
+        s.max_depth = std::max(s.max_depth, depth[i]);
+      }
       auto now = std::chrono::steady_clock::now();
       if (now - s.last_trace > std::chrono::seconds(2)) {
         s.last_trace = now;
@@ -861,8 +941,10 @@ void worker(Search& s) {
                      (long long)s.pattern_failed.load());
       }
     }
-    // Depth first (bounded memory): the second child is explored first.
-    for (auto& c : children) s.stack.push_back(std::move(c));
+    // Depth first (bounded memory): the second child is explored first; the branch taken from the
+    // top of the stack gets its children back on top.
+    for (size_t i = children.size(); i-- > 0;)
+      for (auto& c : children[i]) s.stack.push_back(std::move(c));
     s.cv.notify_all();
   }
 }

@@ -498,53 +498,80 @@ RowMat right_mul_t(const RowMat& G, const AffineLayer& L) {
 // df/dbeta_kj = -s_kj g_nu_kj, ascended by its own Adam step (lr_beta) and projected onto
 // beta >= 0; `betas` in: the starting multipliers (rows x neurons per layer), out: the best ones.
 // `alpha_init`, when given, replaces the default starting slopes (warm start from a parent branch).
-std::vector<RowMat> optimise_slopes(const Network& net, const InputBox& box, const LayerBounds& bounds, size_t start,
+// Rows [first, first + count) of one branch: its input box, hidden-layer bounds and splits
+// (optimise_slopes bounds the rows of several branches in one pass; the products serve them all).
+struct RowGroup {
+  Eigen::Index first = 0, count = 0;
+  const InputBox* box = nullptr;
+  const LayerBounds* bounds = nullptr;
+  const ReluSplits* splits = nullptr;  // null or empty: none
+};
+
+std::vector<RowMat> optimise_slopes(const Network& net, const std::vector<RowGroup>& groups, size_t start,
                                     const RowMat& lambda0, int iterations, double lr, double lr_decay,
-                                    const ReluSplits* splits = nullptr, std::vector<RowMat>* betas = nullptr,
+                                    bool use_beta = false, std::vector<RowMat>* betas = nullptr,
                                     double lr_beta = 0.05, const std::vector<RowMat>* alpha_init = nullptr) {
-  const bool use_beta = splits && betas;
+  use_beta = use_beta && betas;
   const detail::ProductScope products(net);  // GPU products when net.product_device asks (gpu_products.h)
   const Eigen::Index m = lambda0.rows();
+  const size_t ng = groups.size();
+  // Per layer k and group g: the unstable neurons (in order), the stable slopes (1 active, 0
+  // inactive or unstable), the upper chords, the pooling relaxation and the split signs.
+  struct LayerGroup {
+    std::vector<Eigen::Index> unstable;
+    Vec fixed, s_up, t_up;
+    std::optional<PoolRelaxation> pool;
+    const std::vector<int8_t>* split = nullptr;  // non-null when some neuron of the layer is split
+  };
+  std::vector<std::vector<LayerGroup>> lg(start, std::vector<LayerGroup>(ng));
   std::vector<RowMat> alpha(start), best_alpha, m1(start), m2(start);
-  std::vector<std::vector<char>> unstable(start);
-  std::vector<Vec> s_up(start), t_up(start);
-  std::vector<std::optional<PoolRelaxation>> pools(start);
+  std::vector<char> layer_split(start, 0);
   for (size_t k = 0; k < start; ++k) {
-    const auto& lo = bounds.lower[k];
-    const auto& up = bounds.upper[k];
-    const Eigen::Index n = Eigen::Index(lo.size());
-    alpha[k].resize(m, n);
-    unstable[k].assign(size_t(n), 0);
-    s_up[k] = Vec::Zero(n);
-    t_up[k] = Vec::Zero(n);
-    for (Eigen::Index j = 0; j < n; ++j) {
-      double l = lo[size_t(j)], u = up[size_t(j)];
-      alpha[k].col(j).setConstant(l < 0 && u > 0 ? default_lower_slope(l, u) : 0.0);
-      if (l < 0 && u > 0) {
-        unstable[k][size_t(j)] = 1;
-        upper_chord(l, u, s_up[k][j], t_up[k][j]);
-      }
-    }
+    const Eigen::Index n = Eigen::Index(groups.empty() ? 0 : groups[0].bounds->lower[k].size());
+    alpha[k] = RowMat::Zero(m, n);
     m1[k] = RowMat::Zero(m, n);
     m2[k] = RowMat::Zero(m, n);
-    if (const MaxPool* mp = net.pool(k)) pools[k] = pool_relaxation(*mp, lo, up);
-    if (alpha_init && k < alpha_init->size() && (*alpha_init)[k].rows() == m && (*alpha_init)[k].cols() == n)
-      for (Eigen::Index j = 0; j < n; ++j)
-        if (unstable[k][size_t(j)]) alpha[k].col(j) = (*alpha_init)[k].col(j).cwiseMax(0.0).cwiseMin(1.0);
+    const bool init = alpha_init && k < alpha_init->size() && (*alpha_init)[k].rows() == m && (*alpha_init)[k].cols() == n;
+    for (size_t g = 0; g < ng; ++g) {
+      const RowGroup& grp = groups[g];
+      LayerGroup& L = lg[k][g];
+      const auto& lo = grp.bounds->lower[k];
+      const auto& up = grp.bounds->upper[k];
+      L.fixed = Vec::Zero(n);
+      L.s_up = Vec::Zero(n);
+      L.t_up = Vec::Zero(n);
+      for (Eigen::Index j = 0; j < n; ++j) {
+        const double l = lo[size_t(j)], u = up[size_t(j)];
+        if (l >= 0) L.fixed[j] = 1;
+        if (l < 0 && u > 0) {
+          L.unstable.push_back(j);
+          upper_chord(l, u, L.s_up[j], L.t_up[j]);
+          alpha[k].block(grp.first, j, grp.count, 1).setConstant(default_lower_slope(l, u));
+          if (init)
+            alpha[k].block(grp.first, j, grp.count, 1) =
+                (*alpha_init)[k].block(grp.first, j, grp.count, 1).cwiseMax(0.0).cwiseMin(1.0);
+        }
+      }
+      if (const MaxPool* mp = net.pool(k)) L.pool = pool_relaxation(*mp, lo, up);
+      if (use_beta && grp.splits && k < grp.splits->size() && !(*grp.splits)[k].empty())
+        for (int8_t v : (*grp.splits)[k])
+          if (v != 0) {
+            L.split = &(*grp.splits)[k];
+            layer_split[k] = 1;
+            break;
+          }
+    }
   }
   best_alpha = alpha;
-  // Split multipliers and their Adam moments (only where the layer has splits).
+  // Split multipliers and their Adam moments (only where some row's layer has splits).
   std::vector<RowMat> beta, best_beta, b1, b2;
-  std::vector<char> layer_split(start, 0);
   if (use_beta) {
     beta.resize(start);
     b1.resize(start);
     b2.resize(start);
     for (size_t k = 0; k < start; ++k) {
-      const Eigen::Index n = Eigen::Index(bounds.lower[k].size());
-      if (k < splits->size() && !(*splits)[k].empty())
-        for (int8_t v : (*splits)[k]) layer_split[k] |= v != 0;
       if (!layer_split[k]) continue;
+      const Eigen::Index n = alpha[k].cols();
       beta[k] = (k < betas->size() && (*betas)[k].rows() == m && (*betas)[k].cols() == n) ? RowMat((*betas)[k].cwiseMax(0.0))
                                                                                            : RowMat(RowMat::Zero(m, n));
       b1[k] = RowMat::Zero(m, n);
@@ -554,63 +581,70 @@ std::vector<RowMat> optimise_slopes(const Network& net, const InputBox& box, con
   }
   Vec best = Vec::Constant(m, -std::numeric_limits<double>::infinity());
   std::vector<RowMat> mur(start), S(start), taken(start);
-  std::vector<Vec> fixed_slope(start);                   // 1 active, 0 inactive or unstable
-  std::vector<std::vector<Eigen::Index>> unstable_at(start);  // the unstable neurons, in order
-  for (size_t k = 0; k < start; ++k) {
-    fixed_slope[k] = Vec::Zero(Eigen::Index(bounds.lower[k].size()));
-    for (size_t j = 0; j < bounds.lower[k].size(); ++j) {
-      if (bounds.lower[k][j] >= 0) fixed_slope[k][Eigen::Index(j)] = 1;
-      if (unstable[k][j]) unstable_at[k].push_back(Eigen::Index(j));
-    }
-  }
   for (int it = 1; it <= iterations; ++it) {
     // Forward.
     Vec f = lambda0 * bias_of(net.layers[start]);
     RowMat mu = left_mul(lambda0, net.layers[start]);
     for (size_t kk = start; kk-- > 0;) {
-      if (pools[kk]) {
-        const PoolRelaxation& pr = *pools[kk];
-        RowMat ur = RowMat::Zero(m, Eigen::Index(bounds.lower[kk].size()));
-        taken[kk] = RowMat::Zero(m, Eigen::Index(pr.arg.size()));
-        for (size_t i = 0; i < pr.arg.size(); ++i)
-          for (Eigen::Index row = 0; row < m; ++row) {
-            double c = mu(row, Eigen::Index(i));
-            if (pr.exact[i] || c >= 0) {
-              ur(row, Eigen::Index(pr.arg[i])) += c;
-              taken[kk](row, Eigen::Index(i)) = 1;
-            } else {
-              f[row] += c * pr.upper[i];
+      if (net.pool(kk)) {
+        RowMat ur = RowMat::Zero(m, alpha[kk].cols());
+        taken[kk] = RowMat::Zero(m, mu.cols());
+        for (size_t g = 0; g < ng; ++g) {
+          const PoolRelaxation& pr = *lg[kk][g].pool;
+          const Eigen::Index r0 = groups[g].first, r1 = r0 + groups[g].count;
+          for (size_t i = 0; i < pr.arg.size(); ++i)
+            for (Eigen::Index row = r0; row < r1; ++row) {
+              double c = mu(row, Eigen::Index(i));
+              if (pr.exact[i] || c >= 0) {
+                ur(row, Eigen::Index(pr.arg[i])) += c;
+                taken[kk](row, Eigen::Index(i)) = 1;
+              } else {
+                f[row] += c * pr.upper[i];
+              }
             }
-          }
+        }
         mu = std::move(ur);
       }
-      // Stable neurons: slope 1 (active) or 0 (inactive) in every row; the unstable ones by row.
-      S[kk] = fixed_slope[kk].transpose().replicate(m, 1);
-      for (const Eigen::Index j : unstable_at[kk])
-        for (Eigen::Index row = 0; row < m; ++row) {
-          if (mu(row, j) >= 0) {
-            S[kk](row, j) = alpha[kk](row, j);
-          } else {
-            S[kk](row, j) = s_up[kk][j];
-            f[row] += mu(row, j) * t_up[kk][j];
+      // Stable neurons: slope 1 (active) or 0 (inactive); the unstable ones by row.
+      S[kk].resize(m, mu.cols());
+      for (size_t g = 0; g < ng; ++g) {
+        const LayerGroup& L = lg[kk][g];
+        const Eigen::Index r0 = groups[g].first, r1 = r0 + groups[g].count;
+        for (Eigen::Index row = r0; row < r1; ++row) S[kk].row(row) = L.fixed.transpose();
+        for (const Eigen::Index j : L.unstable)
+          for (Eigen::Index row = r0; row < r1; ++row) {
+            if (mu(row, j) >= 0) {
+              S[kk](row, j) = alpha[kk](row, j);
+            } else {
+              S[kk](row, j) = L.s_up[j];
+              f[row] += mu(row, j) * L.t_up[j];
+            }
           }
-        }
+      }
       mur[kk] = mu;
       RowMat nu = S[kk].cwiseProduct(mu);
-      if (use_beta && layer_split[kk]) {
-        const auto& sp = (*splits)[kk];
-        for (Eigen::Index j = 0; j < nu.cols(); ++j)
-          if (sp[size_t(j)] != 0) nu.col(j) -= double(sp[size_t(j)]) * beta[kk].col(j);
-      }
+      if (use_beta && layer_split[kk])
+        for (size_t g = 0; g < ng; ++g) {
+          const std::vector<int8_t>* sp = lg[kk][g].split;
+          if (!sp) continue;
+          for (Eigen::Index j = 0; j < nu.cols(); ++j)
+            if ((*sp)[size_t(j)] != 0)
+              nu.block(groups[g].first, j, groups[g].count, 1) -=
+                  double((*sp)[size_t(j)]) * beta[kk].block(groups[g].first, j, groups[g].count, 1);
+        }
       f += nu * bias_of(net.layers[kk]);
       mu = left_mul(nu, net.layers[kk]);
     }
     RowMat G(m, mu.cols());
-    for (Eigen::Index j = 0; j < mu.cols(); ++j)
-      for (Eigen::Index row = 0; row < m; ++row) {
-        G(row, j) = mu(row, j) >= 0 ? box.lower[size_t(j)] : box.upper[size_t(j)];
-        f[row] += mu(row, j) * G(row, j);
-      }
+    for (size_t g = 0; g < ng; ++g) {
+      const InputBox& box = *groups[g].box;
+      const Eigen::Index r0 = groups[g].first, r1 = r0 + groups[g].count;
+      for (Eigen::Index j = 0; j < mu.cols(); ++j)
+        for (Eigen::Index row = r0; row < r1; ++row) {
+          G(row, j) = mu(row, j) >= 0 ? box.lower[size_t(j)] : box.upper[size_t(j)];
+          f[row] += mu(row, j) * G(row, j);
+        }
+    }
     for (Eigen::Index row = 0; row < m; ++row)
       if (f[row] > best[row]) {
         best[row] = f[row];
@@ -625,42 +659,51 @@ std::vector<RowMat> optimise_slopes(const Network& net, const InputBox& box, con
     for (size_t kk = 0; kk < start; ++kk) {
       RowMat gnu = right_mul_t(G, net.layers[kk]);
       gnu.rowwise() += bias_of(net.layers[kk]).transpose();
-      if (use_beta && layer_split[kk]) {
-        const auto& sp = (*splits)[kk];
-        for (Eigen::Index j = 0; j < gnu.cols(); ++j) {
-          if (sp[size_t(j)] == 0) continue;
-          for (Eigen::Index row = 0; row < m; ++row) {
-            const double grad = -double(sp[size_t(j)]) * gnu(row, j);
-            double& p = b1[kk](row, j);
-            double& q = b2[kk](row, j);
-            p = 0.9 * p + 0.1 * grad;
-            q = 0.999 * q + 0.001 * grad * grad;
-            double& bj = beta[kk](row, j);
-            bj = std::max(0.0, bj + lr_beta * (p / bc1) / (std::sqrt(q / bc2) + 1e-8));
+      if (use_beta && layer_split[kk])
+        for (size_t g = 0; g < ng; ++g) {
+          const std::vector<int8_t>* sp = lg[kk][g].split;
+          if (!sp) continue;
+          const Eigen::Index r0 = groups[g].first, r1 = r0 + groups[g].count;
+          for (Eigen::Index j = 0; j < gnu.cols(); ++j) {
+            if ((*sp)[size_t(j)] == 0) continue;
+            for (Eigen::Index row = r0; row < r1; ++row) {
+              const double grad = -double((*sp)[size_t(j)]) * gnu(row, j);
+              double& p = b1[kk](row, j);
+              double& q = b2[kk](row, j);
+              p = 0.9 * p + 0.1 * grad;
+              q = 0.999 * q + 0.001 * grad * grad;
+              double& bj = beta[kk](row, j);
+              bj = std::max(0.0, bj + lr_beta * (p / bc1) / (std::sqrt(q / bc2) + 1e-8));
+            }
           }
         }
-      }
       const RowMat& mk = mur[kk];
       RowMat gr = gnu.cwiseProduct(S[kk]);
-      for (const Eigen::Index j : unstable_at[kk]) {
-        for (Eigen::Index row = 0; row < m; ++row) {
-          double c = mk(row, j);
-          if (c < 0) gr(row, j) += t_up[kk][j];
-          double grad = c >= 0 ? gnu(row, j) * c : 0.0;
-          double& p = m1[kk](row, j);
-          double& q = m2[kk](row, j);
-          p = 0.9 * p + 0.1 * grad;
-          q = 0.999 * q + 0.001 * grad * grad;
-          double& a = alpha[kk](row, j);
-          a = std::clamp(a + lr * (p / bc1) / (std::sqrt(q / bc2) + 1e-8), 0.0, 1.0);
-        }
+      for (size_t g = 0; g < ng; ++g) {
+        const LayerGroup& L = lg[kk][g];
+        const Eigen::Index r0 = groups[g].first, r1 = r0 + groups[g].count;
+        for (const Eigen::Index j : L.unstable)
+          for (Eigen::Index row = r0; row < r1; ++row) {
+            double c = mk(row, j);
+            if (c < 0) gr(row, j) += L.t_up[j];
+            double grad = c >= 0 ? gnu(row, j) * c : 0.0;
+            double& p = m1[kk](row, j);
+            double& q = m2[kk](row, j);
+            p = 0.9 * p + 0.1 * grad;
+            q = 0.999 * q + 0.001 * grad * grad;
+            double& a = alpha[kk](row, j);
+            a = std::clamp(a + lr * (p / bc1) / (std::sqrt(q / bc2) + 1e-8), 0.0, 1.0);
+          }
       }
-      if (pools[kk]) {
-        const PoolRelaxation& pr = *pools[kk];
-        G.resize(m, Eigen::Index(pr.arg.size()));
-        for (size_t i = 0; i < pr.arg.size(); ++i)
-          for (Eigen::Index row = 0; row < m; ++row)
-            G(row, Eigen::Index(i)) = taken[kk](row, Eigen::Index(i)) != 0 ? gr(row, Eigen::Index(pr.arg[i])) : pr.upper[i];
+      if (net.pool(kk)) {
+        G.resize(m, taken[kk].cols());
+        for (size_t g = 0; g < ng; ++g) {
+          const PoolRelaxation& pr = *lg[kk][g].pool;
+          const Eigen::Index r0 = groups[g].first, r1 = r0 + groups[g].count;
+          for (size_t i = 0; i < pr.arg.size(); ++i)
+            for (Eigen::Index row = r0; row < r1; ++row)
+              G(row, Eigen::Index(i)) = taken[kk](row, Eigen::Index(i)) != 0 ? gr(row, Eigen::Index(pr.arg[i])) : pr.upper[i];
+        }
       } else {
         G = std::move(gr);
       }
@@ -670,6 +713,12 @@ std::vector<RowMat> optimise_slopes(const Network& net, const InputBox& box, con
   }
   if (use_beta) *betas = std::move(best_beta);
   return best_alpha;
+}
+
+// One branch's rows (every row of lambda0).
+std::vector<RowMat> optimise_slopes(const Network& net, const InputBox& box, const LayerBounds& bounds, size_t start,
+                                    const RowMat& lambda0, int iterations, double lr, double lr_decay) {
+  return optimise_slopes(net, {RowGroup{0, lambda0.rows(), &box, &bounds, nullptr}}, start, lambda0, iterations, lr, lr_decay);
 }
 
 }  // namespace
@@ -693,79 +742,124 @@ ObjectiveBound alpha_crown_objective(const Network& net, const InputBox& box, co
   return best;
 }
 
+std::vector<std::vector<ObjectiveBound>> beta_crown_branches(const Network& net, const std::vector<BranchObjectives>& branches,
+                                                             int iterations, double lr_alpha, double lr_beta,
+                                                             double lr_decay) {
+  const size_t last = net.layers.size() - 1;
+  const size_t nb = branches.size();
+  std::vector<std::vector<ObjectiveBound>> best(nb);
+  // Rows of every branch, one after another; a group per branch.
+  std::vector<RowGroup> groups;
+  Eigen::Index m = 0;
+  for (const BranchObjectives& br : branches) {
+    groups.push_back(RowGroup{m, Eigen::Index(br.objectives.size()), br.box, br.bounds, br.splits});
+    m += Eigen::Index(br.objectives.size());
+  }
+  if (last == 0 || m == 0) {
+    for (size_t b = 0; b < nb; ++b) best[b] = crown_objective(net, *branches[b].box, *branches[b].bounds, branches[b].objectives);
+    return best;
+  }
+  auto state_of = [&](size_t b, size_t i) { return i < branches[b].states.size() ? branches[b].states[i] : nullptr; };
+  RowMat lambda(m, net.output_size());
+  Vec c(m);
+  for (size_t b = 0; b < nb; ++b)
+    for (size_t i = 0; i < branches[b].objectives.size(); ++i) {
+      const OutputConstraint& o = branches[b].objectives[i];
+      const Eigen::Index row = groups[b].first + Eigen::Index(i);
+      for (int64_t j = 0; j < net.output_size(); ++j) lambda(row, j) = o.coef[size_t(j)];
+      c[row] = o.constant;
+    }
+  // Warm start, row by row: a parent branch's optimised slopes and multipliers where the row has
+  // them (of this network's widths), else CROWN's slopes and beta = 0.
+  std::vector<RowMat> alpha0(last), betas(last);
+  std::vector<char> warm(nb, 0);
+  for (size_t k = 0; k < last; ++k) {
+    const Eigen::Index n = Eigen::Index(net.layers[k].out);
+    alpha0[k] = RowMat::Zero(m, n);
+    betas[k] = RowMat::Zero(m, n);
+    for (size_t b = 0; b < nb; ++b) {
+      const auto& lo = branches[b].bounds->lower[k];
+      const auto& up = branches[b].bounds->upper[k];
+      for (Eigen::Index j = 0; j < n; ++j)
+        if (lo[size_t(j)] < 0 && up[size_t(j)] > 0)
+          alpha0[k].block(groups[b].first, j, groups[b].count, 1).setConstant(default_lower_slope(lo[size_t(j)], up[size_t(j)]));
+      for (size_t i = 0; i < branches[b].objectives.size(); ++i) {
+        const SplitMultipliers* st = state_of(b, i);
+        if (!st) continue;
+        const Eigen::Index row = groups[b].first + Eigen::Index(i);
+        if (st->alpha.size() == last && Eigen::Index(st->alpha[k].size()) == n) {
+          alpha0[k].row(row) = Eigen::Map<const Vec>(st->alpha[k].data(), n).transpose();
+          warm[b] = 1;
+        }
+        if (k < st->beta.size() && Eigen::Index(st->beta[k].size()) == n)
+          betas[k].row(row) = Eigen::Map<const Vec>(st->beta[k].data(), n).transpose();
+      }
+    }
+  }
+  // Branch b's rows of per-row matrices (an empty matrix stays empty: a layer without multipliers).
+  auto rows_of = [&](const std::vector<RowMat>& v, size_t b) {
+    std::vector<RowMat> out(v.size());
+    for (size_t k = 0; k < v.size(); ++k)
+      if (v[k].rows() == m) out[k] = v[k].middleRows(groups[b].first, groups[b].count);
+    return out;
+  };
+  // The sound back-substitution of branch b's rows at the given slopes and multipliers; a row
+  // replaces the branch's bound when it is tighter.
+  auto sound = [&](size_t b, const std::vector<RowMat>& slopes, const std::vector<RowMat>& mult) {
+    const BranchObjectives& br = branches[b];
+    const std::vector<RowMat> sb = rows_of(slopes, b), bb = rows_of(mult, b);
+    Backsub bs = back_substitute(net, *br.box, *br.bounds, last, lambda.middleRows(groups[b].first, groups[b].count),
+                                 c.segment(groups[b].first, groups[b].count), nullptr, nullptr, &sb, br.splits, &bb);
+    for (size_t i = 0; i < br.objectives.size(); ++i) {
+      ObjectiveBound& o = best[b][i];
+      const Eigen::Index r = Eigen::Index(i);
+      if (!(bs.lower[r] > o.lower)) continue;
+      o.lower = bs.lower[r];
+      o.constant = bs.constant[r] - bs.slack[r];
+      o.input_coef.assign(bs.input_coef.row(r).data(), bs.input_coef.row(r).data() + bs.input_coef.cols());
+    }
+  };
+  if (iterations <= 0) {
+    // Only the bound at the given slopes and multipliers (a parent's, to rank candidate splits:
+    // one back-substitution per child), or CROWN's without them.
+    for (size_t b = 0; b < nb; ++b) {
+      if (!warm[b]) {
+        best[b] = crown_objective(net, *branches[b].box, *branches[b].bounds, branches[b].objectives);
+        continue;
+      }
+      best[b].assign(branches[b].objectives.size(), ObjectiveBound{-std::numeric_limits<double>::infinity(), {}, 0});
+      sound(b, alpha0, betas);
+    }
+    return best;
+  }
+  // Never looser than CROWN.
+  for (size_t b = 0; b < nb; ++b) best[b] = crown_objective(net, *branches[b].box, *branches[b].bounds, branches[b].objectives);
+  std::vector<RowMat> slopes =
+      optimise_slopes(net, groups, last, lambda, iterations, lr_alpha, lr_decay, true, &betas, lr_beta, &alpha0);
+  for (size_t b = 0; b < nb; ++b) {
+    // The optimised slopes' and multipliers' bound, computed soundly (rounded outward).
+    sound(b, slopes, betas);
+    for (size_t i = 0; i < branches[b].objectives.size(); ++i) {
+      SplitMultipliers* st = state_of(b, i);
+      if (!st) continue;
+      const Eigen::Index row = groups[b].first + Eigen::Index(i);
+      st->alpha.assign(slopes.size(), {});
+      st->beta.assign(betas.size(), {});
+      for (size_t k = 0; k < slopes.size(); ++k)
+        st->alpha[k].assign(slopes[k].row(row).data(), slopes[k].row(row).data() + slopes[k].cols());
+      for (size_t k = 0; k < betas.size(); ++k)
+        if (betas[k].rows() == m) st->beta[k].assign(betas[k].row(row).data(), betas[k].row(row).data() + betas[k].cols());
+    }
+  }
+  return best;
+}
+
 std::vector<ObjectiveBound> beta_crown_objectives(const Network& net, const InputBox& box, const LayerBounds& bounds,
                                                   const ReluSplits& splits, const std::vector<OutputConstraint>& objectives,
                                                   const std::vector<SplitMultipliers*>& states, int iterations,
                                                   double lr_alpha, double lr_beta, double lr_decay) {
-  const size_t last = net.layers.size() - 1;
-  const Eigen::Index m = Eigen::Index(objectives.size());
-  std::vector<ObjectiveBound> best;
-  if (last == 0 || m == 0 || iterations > 0) {
-    best = crown_objective(net, box, bounds, objectives);
-    if (last == 0 || m == 0) return best;
-  }
-  auto state_of = [&](Eigen::Index i) { return size_t(i) < states.size() ? states[size_t(i)] : nullptr; };
-  RowMat lambda(m, net.output_size());
-  Vec c(m);
-  for (Eigen::Index i = 0; i < m; ++i) {
-    for (int64_t j = 0; j < net.output_size(); ++j) lambda(i, j) = objectives[size_t(i)].coef[size_t(j)];
-    c[i] = objectives[size_t(i)].constant;
-  }
-  // A sound back-substitution's row replaces the row's bound when it is tighter.
-  auto keep_if_better = [&](const Backsub& bs) {
-    for (Eigen::Index i = 0; i < m; ++i) {
-      ObjectiveBound& b = best[size_t(i)];
-      if (!(bs.lower[i] > b.lower)) continue;
-      b.lower = bs.lower[i];
-      b.constant = bs.constant[i] - bs.slack[i];
-      b.input_coef.assign(bs.input_coef.row(i).data(), bs.input_coef.row(i).data() + bs.input_coef.cols());
-    }
-  };
-  // Warm start, row by row: a parent branch's optimised slopes and multipliers where the row has
-  // them (of this network's widths), else CROWN's slopes and beta = 0.
-  std::vector<RowMat> alpha0(last), betas(last);
-  bool warm = false;
-  for (size_t k = 0; k < last; ++k) {
-    const auto& lo = bounds.lower[k];
-    const auto& up = bounds.upper[k];
-    const Eigen::Index n = Eigen::Index(lo.size());
-    alpha0[k].resize(m, n);
-    betas[k] = RowMat::Zero(m, n);
-    for (Eigen::Index j = 0; j < n; ++j)
-      alpha0[k].col(j).setConstant(lo[size_t(j)] < 0 && up[size_t(j)] > 0 ? default_lower_slope(lo[size_t(j)], up[size_t(j)]) : 0.0);
-    for (Eigen::Index i = 0; i < m; ++i) {
-      const SplitMultipliers* st = state_of(i);
-      if (!st) continue;
-      if (st->alpha.size() == last && Eigen::Index(st->alpha[k].size()) == n) {
-        alpha0[k].row(i) = Eigen::Map<const Vec>(st->alpha[k].data(), n).transpose();
-        warm = true;
-      }
-      if (k < st->beta.size() && Eigen::Index(st->beta[k].size()) == n)
-        betas[k].row(i) = Eigen::Map<const Vec>(st->beta[k].data(), n).transpose();
-    }
-  }
-  if (iterations <= 0) {
-    // Only the bound at the given slopes and multipliers (a parent's, to rank candidate splits:
-    // one back-substitution per child), or CROWN's without them.
-    if (!warm) return crown_objective(net, box, bounds, objectives);
-    best.assign(size_t(m), ObjectiveBound{-std::numeric_limits<double>::infinity(), {}, 0});
-    keep_if_better(back_substitute(net, box, bounds, last, lambda, c, nullptr, nullptr, &alpha0, &splits, &betas));
-    return best;
-  }
-  std::vector<RowMat> slopes = optimise_slopes(net, box, bounds, last, lambda, iterations, lr_alpha, lr_decay, &splits,
-                                               &betas, lr_beta, &alpha0);
-  // The optimised slopes' and multipliers' bound, computed soundly (rounded outward).
-  keep_if_better(back_substitute(net, box, bounds, last, lambda, c, nullptr, nullptr, &slopes, &splits, &betas));
-  for (Eigen::Index i = 0; i < m; ++i) {
-    SplitMultipliers* st = state_of(i);
-    if (!st) continue;
-    st->alpha.assign(slopes.size(), {});
-    st->beta.assign(betas.size(), {});
-    for (size_t k = 0; k < slopes.size(); ++k) st->alpha[k].assign(slopes[k].row(i).data(), slopes[k].row(i).data() + slopes[k].cols());
-    for (size_t k = 0; k < betas.size(); ++k)
-      if (betas[k].rows() == m) st->beta[k].assign(betas[k].row(i).data(), betas[k].row(i).data() + betas[k].cols());
-  }
-  return best;
+  return beta_crown_branches(net, {BranchObjectives{&box, &bounds, &splits, objectives, states}}, iterations, lr_alpha,
+                             lr_beta, lr_decay)[0];
 }
 
 ObjectiveBound beta_crown_objective(const Network& net, const InputBox& box, const LayerBounds& bounds,

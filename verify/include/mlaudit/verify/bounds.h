@@ -111,6 +111,23 @@ std::vector<ObjectiveBound> beta_crown_objectives(const Network& net, const Inpu
                                                   const std::vector<SplitMultipliers*>& states, int iterations = 20,
                                                   double lr_alpha = 0.1, double lr_beta = 0.05, double lr_decay = 0.98);
 
+/// One branch's objectives for beta_crown_branches.
+struct BranchObjectives {
+  const InputBox* box = nullptr;
+  const LayerBounds* bounds = nullptr;  ///< with the branch's splits applied (apply_splits)
+  const ReluSplits* splits = nullptr;
+  std::vector<OutputConstraint> objectives;
+  std::vector<SplitMultipliers*> states;  ///< per objective: warm start in, optimised values out (null: none)
+};
+
+/// beta_crown_objectives for several branches of one network at once: one optimisation over the rows
+/// of all of them (each row with its own branch's bounds, splits and box; the products with the
+/// weights serve every row together, so thin per-branch products become GEMMs), then each branch's
+/// bound computed soundly on its own. Per branch and row the same as beta_crown_objectives.
+std::vector<std::vector<ObjectiveBound>> beta_crown_branches(const Network& net, const std::vector<BranchObjectives>& branches,
+                                                             int iterations = 20, double lr_alpha = 0.1,
+                                                             double lr_beta = 0.05, double lr_decay = 0.98);
+
 /// alpha-CROWN for the hidden layers too: crown_bounds, then every unstable
 /// neuron's lower and upper bound (layers 1..L-2, in order) optimised over its
 /// own slopes of all ReLU layers below it (auto_LiRPA with optimised

@@ -109,6 +109,7 @@ struct VerifyOptions {
   bool beta_crown = true;         ///< ReLU BaB: beta-CROWN bounds per branch (parent's intermediate bounds + split
                                   ///< multipliers); false: CROWN re-bounds every layer with the splits fixed
   int beta_iterations = 20;       ///< ReLU BaB: alpha/beta optimisation steps per branch and row
+  int bab_batch = 8;              ///< ReLU BaB (beta-CROWN): branches a worker bounds together (one optimisation; products as GEMMs)
   int fsb_candidates = 3;         ///< ReLU BaB (beta-CROWN): BaBSR's top candidates tried per split (FSB, as alpha-beta-CROWN's kfsb default); 1 = BaBSR
   int z3_max_unstable = 12;       ///< ReLU BaB hands a leaf to Z3 at or below this many unstable ReLUs
   double z3_leaf_timeout_s = 10;  ///< per Z3 call (watchdog-enforced)
