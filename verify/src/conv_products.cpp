@@ -52,17 +52,19 @@ void conv_forward(const ConvGeometry& g, const double* x, int64_t rows, double* 
   const int64_t Q = taps(g), mg = g.maps / g.groups, step = chunk_rows(g);
   const std::vector<double>& k = absolute ? g.abs_kernel : g.kernel;
   RowMat cols, res;
+  std::vector<double> xpad(size_t(in + 1), 0.0);  // the row and a 0 that padding taps read
   for (int64_t r0 = 0; r0 < rows; r0 += step) {
     const int64_t nr = std::min(step, rows - r0);
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       cols.resize(Q, nr * P);
-      const int32_t* idx = g.tap_index.data();
+      const int32_t* idx = g.tap_index.data() + grp * Q * P;
       for (int64_t r = 0; r < nr; ++r) {
-        const double* xr = x + (r0 + r) * in + grp * (g.channels / g.groups) * g.height * g.width;
+        std::copy_n(x + (r0 + r) * in, in, xpad.data());
+        const double* xr = xpad.data();
         for (int64_t q = 0; q < Q; ++q) {
           double* dst = cols.data() + q * nr * P + r * P;
           const int32_t* iq = idx + q * P;
-          for (int64_t p = 0; p < P; ++p) dst[p] = iq[p] >= 0 ? xr[iq[p]] : 0.0;
+          for (int64_t p = 0; p < P; ++p) dst[p] = xr[iq[p]];
         }
       }
       Eigen::Map<const RowMat> kg(k.data() + grp * mg * Q, mg, Q);
@@ -77,10 +79,11 @@ void conv_forward(const ConvGeometry& g, const double* x, int64_t rows, double* 
 void conv_transpose(const ConvGeometry& g, const double* y, int64_t rows, double* x) {
   const int64_t in = g.channels * g.height * g.width, P = g.out_height * g.out_width, out = g.maps * P;
   const int64_t Q = taps(g), mg = g.maps / g.groups, step = chunk_rows(g);
-  std::fill_n(x, rows * in, 0.0);
   RowMat ys, cols;
+  std::vector<double> xpad(size_t(in + 1));  // the row and a slot that padding taps write
   for (int64_t r0 = 0; r0 < rows; r0 += step) {
     const int64_t nr = std::min(step, rows - r0);
+    for (int64_t r = 0; r < nr; ++r) std::fill_n(x + (r0 + r) * in, in, 0.0);
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       ys.resize(mg, nr * P);
       for (int64_t r = 0; r < nr; ++r)
@@ -88,15 +91,16 @@ void conv_transpose(const ConvGeometry& g, const double* y, int64_t rows, double
           std::copy_n(y + (r0 + r) * out + (grp * mg + m) * P, P, ys.data() + m * nr * P + r * P);
       Eigen::Map<const RowMat> kg(g.kernel.data() + grp * mg * Q, mg, Q);
       cols.noalias() = kg.transpose() * ys;  // [Q, nr P]
-      const int32_t* idx = g.tap_index.data();
+      const int32_t* idx = g.tap_index.data() + grp * Q * P;
       for (int64_t r = 0; r < nr; ++r) {
-        double* xr = x + (r0 + r) * in + grp * (g.channels / g.groups) * g.height * g.width;
+        double* xr = x + (r0 + r) * in;
+        std::copy_n(xr, in, xpad.data());
         for (int64_t q = 0; q < Q; ++q) {
           const double* src = cols.data() + q * nr * P + r * P;
           const int32_t* iq = idx + q * P;
-          for (int64_t p = 0; p < P; ++p)
-            if (iq[p] >= 0) xr[iq[p]] += src[p];
+          for (int64_t p = 0; p < P; ++p) xpad[size_t(iq[p])] += src[p];
         }
+        std::copy_n(xpad.data(), in, xr);
       }
     }
   }
@@ -140,10 +144,12 @@ std::shared_ptr<const ConvGeometry> match_convolution(ConvGeometry g, const Affi
     }
     if (nnz != nonzero_taps[size_t(o)]) return nullptr;
   }
-  // Input index of every tap (q, p) relative to the group's first channel; -1 in the padding.
-  if (g.channels * g.height * g.width > int64_t(std::numeric_limits<int32_t>::max())) return nullptr;
-  g.tap_index.assign(size_t(Q * P), -1);
-  each_tap(g, 0, [&](int64_t q, int64_t p, int64_t i) { g.tap_index[size_t(q * P + p)] = int32_t(i); });
+  // Input index of every tap (group, q, p); C H W (one past the row) in the padding.
+  const int64_t in = g.channels * g.height * g.width;
+  if (in >= int64_t(std::numeric_limits<int32_t>::max())) return nullptr;
+  g.tap_index.assign(size_t(g.groups * Q * P), int32_t(in));
+  for (int64_t grp = 0; grp < g.groups; ++grp)
+    each_tap(g, grp, [&](int64_t q, int64_t p, int64_t i) { g.tap_index[size_t((grp * Q + q) * P + p)] = int32_t(i); });
   g.abs_kernel.resize(g.kernel.size());
   for (size_t i = 0; i < g.kernel.size(); ++i) g.abs_kernel[i] = std::fabs(g.kernel[i]);
   return std::make_shared<const ConvGeometry>(std::move(g));

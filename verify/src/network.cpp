@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <Eigen/Core>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -46,14 +48,15 @@ std::vector<double> AffineLayer::apply(const std::vector<double>& x) const {
     for (int64_t i = 0; i < out; ++i) y[size_t(i)] += wx[size_t(i)];
     return y;
   }
+  if (!sparse()) {
+    using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    Eigen::Map<Eigen::VectorXd>(y.data(), out) +=
+        Eigen::Map<const RowMat>(weight.data(), out, in) * Eigen::Map<const Eigen::VectorXd>(x.data(), in);
+    return y;
+  }
   for (int64_t i = 0; i < out; ++i) {
     double s = 0;
-    if (sparse()) {
-      for (int p = csr_row[size_t(i)]; p < csr_row[size_t(i + 1)]; ++p) s += csr_val[size_t(p)] * x[size_t(csr_col[size_t(p)])];
-    } else {
-      const double* w = &weight[size_t(i * in)];
-      for (int64_t j = 0; j < in; ++j) s += w[j] * x[size_t(j)];
-    }
+    for (int p = csr_row[size_t(i)]; p < csr_row[size_t(i + 1)]; ++p) s += csr_val[size_t(p)] * x[size_t(csr_col[size_t(p)])];
     y[size_t(i)] += s;
   }
   return y;

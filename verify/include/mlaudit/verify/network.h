@@ -27,7 +27,7 @@ struct ConvGeometry {
   int64_t dilation_h = 1, dilation_w = 1, groups = 1;
   std::vector<double> kernel;      ///< [M, C / groups, KH, KW]
   std::vector<double> abs_kernel;  ///< |kernel|
-  std::vector<int32_t> tap_index;  ///< [C/groups KH KW, OH OW]: input index of each tap in group 0's channels, -1 = padding
+  std::vector<int32_t> tap_index;  ///< [groups, C/groups KH KW, OH OW]: input index of each tap, C H W = padding
 };
 
 /// One affine map y = W x + b; W is row-major [out, in].
