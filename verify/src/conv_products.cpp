@@ -111,6 +111,9 @@ std::shared_ptr<const ConvGeometry> match_convolution(ConvGeometry g, const Affi
   const int64_t P = g.out_height * g.out_width;
   if (L.in != g.channels * g.height * g.width || L.out != g.maps * P) return nullptr;
   const int64_t Q = taps(g), mg = g.maps / g.groups;
+  // The tap table holds C KH KW x OH OW indices: no structure where that outgrows the matrix's own
+  // scale (a huge kernel over heavy padding; the compressed rows serve such a layer).
+  if (double(g.groups) * double(Q) * double(P) > 3e7) return nullptr;
   g.kernel.assign(size_t(g.maps * Q), 0.0);
   std::vector<char> seen(g.kernel.size(), 0);
   std::vector<int64_t> nonzero_taps(size_t(L.out), 0);  // per output row
