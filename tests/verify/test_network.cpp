@@ -92,6 +92,29 @@ TEST_CASE("Unsupported ops and wirings are named", "[verify][network][errors]") 
   CHECK_THROWS_WITH(network_from_graph(two), "verify: two.onnx: the verifier needs exactly one graph input, found 2");
 }
 
+TEST_CASE("A convolution too large to fold is refused at once, naming the node", "[verify][network][errors]") {
+  // A 300x300 kernel over a 1x1 input padded by 5,000 on every side: 94 million outputs, each with
+  // 90,000 taps. Refused before any allocation or loop of that size (an untrusted model).
+  std::mt19937_64 rng(5);
+  engine::Graph g;
+  g.source = "huge.onnx";
+  g.inputs.push_back({"input", engine::DType::Float32, {1, 1, 1, 1}});
+  g.outputs.push_back({"y", engine::DType::Float32, {1, 1, 9702, 9702}});
+  g.initializers["Wc"] = random_tensor({1, 1, 300, 300}, rng);
+  auto conv = node("Conv", "big_conv", {"input", "Wc"}, {"y"});
+  conv.attributes["kernel_shape"] = engine::Attribute::of_ints({300, 300});
+  conv.attributes["pads"] = engine::Attribute::of_ints({5000, 5000, 5000, 5000});
+  g.nodes.push_back(conv);
+  CHECK_THROWS_WITH(network_from_graph(g),
+                    "verify: unsupported op 'Conv' at node 'big_conv' (layer too large for the dense verifier)");
+  auto strided = node("Conv", "zero_stride", {"input", "Wc"}, {"y"});
+  strided.attributes["kernel_shape"] = engine::Attribute::of_ints({300, 300});
+  strided.attributes["strides"] = engine::Attribute::of_ints({0, 1});
+  g.nodes = {strided};
+  CHECK_THROWS_WITH(network_from_graph(g), "verify: unsupported op 'Conv' at node 'zero_stride' (strides, dilations, "
+                                           "group and kernel_shape must be positive)");
+}
+
 TEST_CASE("Conv, BatchNormalization and AveragePool fold exactly (vs the engine)", "[verify][network]") {
   std::mt19937_64 rng(3);
   engine::Graph g;

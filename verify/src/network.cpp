@@ -503,7 +503,9 @@ Network network_from_graph(const engine::Graph& g) {
       int64_t OH = (H + pads[0] + pads[2] - dil[0] * (ks[0] - 1) - 1) / st[0] + 1;
       int64_t OW = (Wd + pads[1] + pads[3] - dil[1] * (ks[1] - 1) - 1) / st[1] + 1;
       int64_t out_n = M * OH * OW;
-      if (double(out_n) * double(p.n) > 4e8) unsupported(n, "layer too large for the dense verifier");
+      // The dense map (out x in) and the folding below (out x taps) must both stay bounded.
+      if (double(out_n) * double(p.n) > 4e8 || double(out_n) * double(Cg) * double(ks[0] * ks[1]) > 4e8)
+        unsupported(n, "layer too large for the dense verifier");
       bool include_pad = n.get_int("count_include_pad", 0) != 0;
       std::vector<double> L(size_t(out_n * p.n), 0.0), d(size_t(out_n), 0.0);
       for (int64_t m = 0; m < M; ++m) {
