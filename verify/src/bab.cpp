@@ -830,21 +830,9 @@ std::vector<Domain> finish(Search& s, Work& w, std::vector<ObjectiveBound> ab) {
   return {std::move(on), std::move(off)};
 }
 
-// Bound one domain; returns its children (empty when closed).
-std::vector<Domain> process(Search& s, Domain d) {
-  Work w = prepare(s, std::move(d));
-  if (w.closed) return {};
-  std::vector<SplitMultipliers*> states;
-  for (auto& st : w.st) states.push_back(&st);
-  std::vector<ObjectiveBound> ab =
-      w.rows.empty() ? std::vector<ObjectiveBound>{}
-                     : beta_crown_objectives(s.net, w.d.box, *w.bp, w.d.splits, w.rows, states, s.opts.beta_iterations);
-  return finish(s, w, std::move(ab));
-}
-
-// Several domains of a ReLU-splitting search with beta-CROWN: their alpha/beta optimisations run
-// as one (beta_crown_branches: per branch as separate calls, the products shared); returns each
-// domain's children.
+// Bound domains; returns each one's children (empty when closed). In a ReLU-splitting search with
+// beta-CROWN their alpha/beta optimisations run as one (beta_crown_branches: per branch as
+// separate calls, the products shared).
 std::vector<std::vector<Domain>> process_batch(Search& s, std::vector<Domain> ds) {
   std::vector<Work> ws;
   ws.reserve(ds.size());
@@ -920,9 +908,7 @@ void worker(Search& s) {
       volume.push_back(!s.trace ? 0 : s.input_split ? relative_volume(d.box, s.sub.box) : std::ldexp(1.0, -d.depth));
       depth.push_back(d.depth);
     }
-    std::vector<std::vector<Domain>> children;
-    if (batch.size() == 1) children.push_back(process(s, std::move(batch[0])));
-    else children = process_batch(s, std::move(batch));
+    std::vector<std::vector<Domain>> children = process_batch(s, std::move(batch));
     lk.lock();
     --s.busy;
     if (s.trace) {
