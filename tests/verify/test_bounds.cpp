@@ -224,16 +224,13 @@ TEST_CASE("beta-CROWN on several branches at once equals separate calls, branch 
     for (size_t b = 0; b < 3; ++b) apply_splits(splits[b], bounds[b]);
     OutputConstraint o1{{1.0, -1.0, 0.5}, 0.1}, o2{{-0.5, 1.0, 0.0}, -0.2};
     const std::vector<std::vector<OutputConstraint>> objs = {{o1}, {o1, o2}, {o2}};
+    // Per branch and row: the separate calls' states and the batched call's.
+    std::vector<std::vector<SplitMultipliers>> alone_state(3), batch_state(3);
+    for (size_t b = 0; b < 3; ++b) {
+      alone_state[b].resize(objs[b].size());
+      batch_state[b].resize(objs[b].size());
+    }
     for (int round = 0; round < 2; ++round) {  // round 1: warm-started from round 0's states
-      static std::vector<std::vector<SplitMultipliers>> alone_state, batch_state;
-      if (round == 0) {
-        alone_state.assign(3, {});
-        batch_state.assign(3, {});
-        for (size_t b = 0; b < 3; ++b) {
-          alone_state[b].resize(objs[b].size());
-          batch_state[b].resize(objs[b].size());
-        }
-      }
       std::vector<BranchObjectives> branches;
       for (size_t b = 0; b < 3; ++b) {
         BranchObjectives br{&box, &bounds[b], &splits[b], objs[b], {}};

@@ -185,17 +185,12 @@ Network one_conv_network(int64_t C, int64_t H, int64_t W, const std::string& op,
   g.nodes.push_back(n);
   g.nodes.push_back(node("Relu", "relu", {"c"}, {"r"}));
   g.nodes.push_back(node("Flatten", "flat", {"r"}, {"f"}));
-  // The Gemm's width comes from the converted first layer; a placeholder first, fixed below.
+  // The Gemm's width is the first layer's output size, read off the graph converted up to "c".
   g.outputs.push_back({"y", engine::DType::Float32, {1, 2}});
-  Network probe;
-  {
-    engine::Graph h = g;
-    h.outputs[0].name = "c";
-    h.nodes.pop_back();
-    h.nodes.pop_back();
-    probe = network_from_graph(h);
-  }
-  const int64_t width = probe.layers[0].out;
+  engine::Graph upto_c = g;
+  upto_c.outputs[0].name = "c";
+  upto_c.nodes.resize(upto_c.nodes.size() - 2);  // without the Relu and the Flatten
+  const int64_t width = network_from_graph(upto_c).layers[0].out;
   g.initializers["Wf"] = random_tensor({2, width}, rng);
   g.initializers["bf"] = random_tensor({2}, rng);
   auto gemm = node("Gemm", "fc", {"f", "Wf", "bf"}, {"y"});

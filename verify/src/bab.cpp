@@ -372,6 +372,9 @@ std::vector<std::vector<std::vector<double>>> centre_jacobian(const Network& net
   return jac;
 }
 
+// The warm-start key of row r of conjunction ci (Domain::warm).
+size_t warm_key(size_t ci, size_t r) { return ci * 64 + std::min<size_t>(r, 63); }
+
 // A branch between its CROWN bounds and its alpha/beta-CROWN step: prepare() bounds it up to that
 // step, finish() takes the step's bounds and branches (process_batch takes the step for several
 // branches at once).
@@ -476,7 +479,7 @@ Work prepare(Search& s, Domain d) {
       if (!cj.refuted)
         for (size_t r = 0; r < cj.rows.size(); ++r) {
           w.rows.push_back(cj.rows[r]);
-          w.keys.push_back(cj.ci * 64 + std::min<size_t>(r, 63));
+          w.keys.push_back(warm_key(cj.ci, r));
         }
     w.st.resize(w.rows.size());
     for (size_t i = 0; i < w.rows.size(); ++i)
@@ -535,7 +538,7 @@ std::vector<Domain> finish(Search& s, Work& w, std::vector<ObjectiveBound> ab) {
     if (cj.best.lower < worst) {
       worst = cj.best.lower;
       worst_row = cj.rows[cj.best_row];
-      worst_key = cj.ci * 64 + std::min<size_t>(cj.best_row, 63);
+      worst_key = warm_key(cj.ci, cj.best_row);
       worst_bound = std::move(cj.best);
       worst_relu_coef = cj.relu_coef[cj.best_row];
       if (!cj.best_lam.empty()) {

@@ -54,20 +54,17 @@ Eigen::Map<const Vec> bias_of(const AffineLayer& L) { return Eigen::Map<const Ve
 // gpu_products.cpp). W x and |W| x are matrix-vector products and stay on the CPU.
 // A layer that is exactly a convolution (L.conv) runs them as GEMMs over im2col columns
 // (conv_products.h: the same sums, so the same allowances).
+Vec conv_mul(const AffineLayer& L, const Vec& x, bool absolute) {
+  Vec y(L.out);
+  detail::conv_forward(*L.conv, x.data(), 1, y.data(), absolute);
+  return y;
+}
 Vec mul(const AffineLayer& L, const Vec& x) {
-  if (L.conv) {
-    Vec y(L.out);
-    detail::conv_forward(*L.conv, x.data(), 1, y.data());
-    return y;
-  }
+  if (L.conv) return conv_mul(L, x, false);
   return L.sparse() ? Vec(sparse_of(L) * x) : Vec(weight_of(L) * x);
 }
 Vec abs_mul(const AffineLayer& L, const Vec& x) {
-  if (L.conv) {
-    Vec y(L.out);
-    detail::conv_forward(*L.conv, x.data(), 1, y.data(), true);
-    return y;
-  }
+  if (L.conv) return conv_mul(L, x, true);
   return L.sparse() ? Vec(sparse_of(L).cwiseAbs() * x) : Vec(weight_of(L).cwiseAbs() * x);
 }
 RowMat left_mul(const RowMat& lambda, const AffineLayer& L) {
@@ -201,6 +198,19 @@ struct Backsub {
   Vec constant;        // [m]
   Vec slack;           // [m] rounding-error allowance
   Vec lower;           // [m] concretised lower bound (slack already subtracted)
+
+  /// Row i as an ObjectiveBound (the slack taken off the constant).
+  ObjectiveBound row(Eigen::Index i) const {
+    ObjectiveBound o;
+    o.lower = lower[i];
+    o.constant = constant[i] - slack[i];
+    o.input_coef.assign(input_coef.row(i).data(), input_coef.row(i).data() + input_coef.cols());
+    return o;
+  }
+  /// Replace `o` by row i when that is tighter.
+  void keep_tighter(ObjectiveBound& o, Eigen::Index i) const {
+    if (lower[i] > o.lower) o = row(i);
+  }
 };
 
 // Back-substitution (CROWN Thm 3.2 / DeepPoly back-substitution, Sec. 4.3):
@@ -428,13 +438,8 @@ std::vector<ObjectiveBound> objective_bounds(const Network& net, const InputBox&
     c[i] = objectives[size_t(i)].constant;
   }
   Backsub bs = back_substitute(net, box, bounds, start, std::move(lambda), std::move(c), slopes, relu_coef);
-  std::vector<ObjectiveBound> out(static_cast<size_t>(m));
-  for (Eigen::Index i = 0; i < m; ++i) {
-    auto& o = out[size_t(i)];
-    o.lower = bs.lower[i];
-    o.constant = bs.constant[i] - bs.slack[i];
-    o.input_coef.assign(bs.input_coef.row(i).data(), bs.input_coef.row(i).data() + bs.input_coef.cols());
-  }
+  std::vector<ObjectiveBound> out;
+  for (Eigen::Index i = 0; i < m; ++i) out.push_back(bs.row(i));
   return out;
 }
 
@@ -733,12 +738,7 @@ ObjectiveBound alpha_crown_objective(const Network& net, const InputBox& box, co
   std::vector<RowMat> slopes = optimise_slopes(net, box, bounds, last, lambda, iterations, lr, lr_decay);
   // The optimised slopes' bound, computed soundly (rounded outward).
   Vec c = Vec::Constant(1, objective.constant);
-  Backsub bs = back_substitute(net, box, bounds, last, lambda, c, nullptr, nullptr, &slopes);
-  if (bs.lower[0] > best.lower) {
-    best.lower = bs.lower[0];
-    best.constant = bs.constant[0] - bs.slack[0];
-    best.input_coef.assign(bs.input_coef.row(0).data(), bs.input_coef.row(0).data() + bs.input_coef.cols());
-  }
+  back_substitute(net, box, bounds, last, lambda, c, nullptr, nullptr, &slopes).keep_tighter(best, 0);
   return best;
 }
 
@@ -810,14 +810,7 @@ std::vector<std::vector<ObjectiveBound>> beta_crown_branches(const Network& net,
     const std::vector<RowMat> sb = rows_of(slopes, b), bb = rows_of(mult, b);
     Backsub bs = back_substitute(net, *br.box, *br.bounds, last, lambda.middleRows(groups[b].first, groups[b].count),
                                  c.segment(groups[b].first, groups[b].count), nullptr, nullptr, &sb, br.splits, &bb);
-    for (size_t i = 0; i < br.objectives.size(); ++i) {
-      ObjectiveBound& o = best[b][i];
-      const Eigen::Index r = Eigen::Index(i);
-      if (!(bs.lower[r] > o.lower)) continue;
-      o.lower = bs.lower[r];
-      o.constant = bs.constant[r] - bs.slack[r];
-      o.input_coef.assign(bs.input_coef.row(r).data(), bs.input_coef.row(r).data() + bs.input_coef.cols());
-    }
+    for (size_t i = 0; i < br.objectives.size(); ++i) bs.keep_tighter(best[b][i], Eigen::Index(i));
   };
   if (iterations <= 0) {
     // Only the bound at the given slopes and multipliers (a parent's, to rank candidate splits:
