@@ -26,11 +26,19 @@ Networks (one "family" each, built as exporters write them; weights float32):
   conv_bn_avg  Conv -> BatchNormalization -> ReLU -> AveragePool -> Flatten -> Gemm
   ill          dense nets with per-layer weight scales 10^[-3, 3] and ReLUs whose
                pre-activation is (nearly) zero at the ball's centre
-  residual     x + f(x) skip connections (an Add of two data tensors)  -- unsupported by the verifier
+  residual     x + relu(f(x)) skip connections after the activation (an Add of two data tensors)
   leaky        LeakyReLU activations                                   -- unsupported by the verifier
   sigmoid      Sigmoid activations                                     -- unsupported (no exact reference)
-The verifier folds a model into a chain of affine maps, ReLUs and max-pools (docs/dev/verify.md, Method 1);
-residual/leaky/sigmoid must come back `unknown` (or `sat` with a counterexample that onnxruntime confirms).
+Not in the default nine (so that older campaigns stay reproducible), on request with --families:
+  preact       pre-activation residual MLPs, h + W2 relu(W1 relu(h)); the first skip often reads the
+               model input itself, later ones sums that are not ReLU outputs
+  resnet       small convolutional ResNets on 1-2 x 3-4 x 3-4 images: Conv(3x3) [-> BN] -> ReLU stem
+               (sometimes without the ReLU), then 1-2 blocks, each a basic block (identity shortcut), a
+               projection block (1x1 Conv shortcut, written after or before the block's body) or a
+               DenseNet-style Concat of the input and the block's ReLU output; Flatten -> Gemm
+The verifier folds a model into a chain of affine maps, ReLUs and max-pools (docs/dev/verify.md, Method 1),
+skip connections carried through the ReLU layers; leaky/sigmoid must come back `unknown` (or `sat` with a
+counterexample that onnxruntime confirms).
 
 Properties ("kind"):
   robust       L-inf ball around a centre, unsafe when another class reaches the centre's class
@@ -78,7 +86,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAMILIES = ["dense", "dense_bn", "bn_folded", "conv_pool", "conv_bn_avg", "ill", "residual", "leaky", "sigmoid"]
 KINDS = ["robust", "robust_clip", "linear", "disjunction", "multibox"]
-UNSUPPORTED = {"residual", "leaky", "sigmoid"}
+UNSUPPORTED = {"leaky", "sigmoid"}
 # Relative decision margin of the reference: float32 forward passes (onnxruntime, the engine) and
 # the float64 reference differ by about n u |W||a| ~ 1e-6 relative on these sizes; 1e-4 leaves 100x.
 MARGIN_REL = 1e-4
@@ -238,6 +246,13 @@ class Net:
             self.onnx_nodes.append(helper.make_node("Sigmoid", [self.names[h]], [y], name=y))
             node = {"op": "sigmoid", "src": [h]}
         return self._add(node, y, self.shapes[h])
+
+    def concat(self, hs, axis=1):
+        y = self._name("concat")
+        self.onnx_nodes.append(helper.make_node("Concat", [self.names[h] for h in hs], [y], name=y, axis=axis))
+        shape = list(self.shapes[hs[0]])
+        shape[axis] = sum(self.shapes[h][axis] for h in hs)
+        return self._add({"op": "concat", "src": list(hs)}, y, shape)
 
     def add(self, a, b):
         y = self._name("add")
@@ -569,6 +584,56 @@ def decide(net, prop, enumerate_patterns=False, samples=512, rng=None):
 def build_net(family, rng):
     """A random network of the family; returns (net, n_inputs, n_outputs, input_shape, is_image)."""
     n_out = int(rng.integers(2, 5))
+    if family == "resnet":
+        C, H = int(rng.integers(1, 3)), int(rng.integers(3, 5))
+        net = Net(rng, [1, C, H, H])
+        h = 0
+        if rng.random() < 0.3:
+            h = net.normalize(h)
+        ch = int(rng.integers(1, 3))
+        h = net.conv(h, ch, k=3, pad=1)
+        if rng.random() < 0.5:
+            h = net.bn(h)
+        if rng.random() < 0.8:
+            h = net.act(h)  # else the first shortcut reads a value that is not a ReLU output
+        for _ in range(int(rng.integers(1, 3))):
+            style = str(rng.choice(["basic", "project", "project_first", "concat"]))
+            ch2 = ch if style == "basic" else int(rng.integers(1, 3))
+            s = net.conv(h, ch2, k=1) if style == "project_first" else h
+            t = net.conv(h, ch2, k=3, pad=1)
+            if rng.random() < 0.5:
+                t = net.bn(t)
+            t = net.act(t)
+            if style == "concat":
+                h = net.concat([h, t])
+                ch += ch2
+                continue
+            t = net.conv(t, ch2, k=3, pad=1)
+            if rng.random() < 0.5:
+                t = net.bn(t)
+            if style == "project":
+                s = net.conv(h, ch2, k=1)
+            h = net.act(net.add(t, s) if rng.random() < 0.5 else net.add(s, t))
+            ch = ch2
+        h = net.flatten(h)
+        if rng.random() < 0.3:
+            h = net.act(net.gemm(h, int(rng.integers(2, 7))))
+        h = net.gemm(h, n_out)
+        return net, int(np.prod(net.input_shape)), n_out, True, h
+    if family == "preact":
+        n_in = int(rng.integers(2, 6))
+        net = Net(rng, [1, n_in])
+        h = 0
+        if rng.random() < 0.5:
+            h = net.gemm(h, int(rng.integers(2, 7)))  # else the first skip reads the model input
+        for _ in range(int(rng.integers(1, 4))):
+            t = net.gemm(net.act(h), int(rng.integers(2, 7)))
+            t = net.gemm(net.act(t), net.size(h))
+            h = net.add(h, t)
+        if rng.random() < 0.5:
+            h = net.act(h)
+        h = net.gemm(h, n_out)
+        return net, n_in, n_out, False, h
     if family in ("conv_pool", "conv_bn_avg"):
         C, H = int(rng.integers(1, 3)), int(rng.integers(4, 6))
         net = Net(rng, [1, C, H, H])
@@ -1017,7 +1082,8 @@ def keep_files(d, keep, name, subs):
 
 
 def cmd_generate(a):
-    generate(a.out, a.count, a.seed, start=a.start, enum_every=a.enum_every)
+    generate(a.out, a.count, a.seed, start=a.start, enum_every=a.enum_every,
+             families=a.families.split(",") if a.families else None)
 
 
 def cmd_run(a):
@@ -1114,7 +1180,7 @@ def cmd_fixtures(a):
                 "docs/dev/reliability.md).\n\n"
                 "`cases.csv`: onnx, vnnlib, expected (sat/unsat), family, kind, out_scale (the largest |y| "
                 "sampled in the input region, the scale of the counterexample check's tolerance), supported "
-                "(0: a residual/LeakyReLU/Sigmoid network, which the verifier must refuse as unsupported).\n"
+                "(0: a LeakyReLU/Sigmoid network, which the verifier must refuse as unsupported).\n"
                 "Run by `tests/verify/test_verify_campaign.cpp` (ctest test_verify_campaign).\n")
     shutil.rmtree(tmp)
     by = {}
@@ -1136,6 +1202,7 @@ def campaign_parsers(doc, fns, timeout, campaign_seed):
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--start", type=int, default=0)
     g.add_argument("--enum-every", type=int, default=25)
+    g.add_argument("--families", default="", help="comma list (default: the tool's default families)")
     r = sub.add_parser("run")
     r.add_argument("--dir", required=True)
     r.add_argument("--mlaudit", default=mlaudit)

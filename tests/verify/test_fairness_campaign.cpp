@@ -15,7 +15,8 @@
 //   * every counterexample pair lies in its partition, differs only in the protected feature, takes
 //     two of the protected values, and its decisions differ under the engine's forward pass of the
 //     ONNX model (or reach a flip within 1e-6 x the outputs, a float32 near-tie);
-//   * LeakyReLU and residual networks are refused (exit 2, "unsupported op"), never proved.
+//   * LeakyReLU networks are refused (exit 2, "unsupported op"), never proved; residual ones
+//     (skip connections) are verified like the others.
 // The fixtures are cases the verifier decided completely when they were made, so `unknown` and
 // `timeout` fail the test too (a loss of completeness shows here before the campaign's counts).
 #include <catch2/catch.hpp>

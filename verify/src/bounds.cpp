@@ -182,6 +182,13 @@ void apply_splits(const ReluSplits& splits, size_t k, std::vector<double>& lo, s
   }
 }
 
+// Rows of layer k that are >= 0 by construction (AffineLayer::nonneg): lower bound at least 0.
+void apply_known_signs(const Network& net, size_t k, std::vector<double>& lo) {
+  const std::vector<char>& nonneg = net.layers[k].nonneg;
+  for (size_t j = 0; j < nonneg.size() && j < lo.size(); ++j)
+    if (nonneg[j]) lo[j] = std::max(lo[j], 0.0);
+}
+
 }  // namespace
 
 void apply_splits(const ReluSplits& splits, LayerBounds& bounds) {
@@ -359,6 +366,7 @@ LayerBounds interval_bounds(const Network& net, const InputBox& box, const ReluS
       nlo[size_t(i)] = mid[i] - rad[i] - err[i];
       nup[size_t(i)] = mid[i] + rad[i] + err[i];
     }
+    apply_known_signs(net, k, nlo);
     if (k + 1 < net.layers.size()) apply_splits(splits, k, nlo, nup);
     b.lower.push_back(nlo);
     b.upper.push_back(nup);
@@ -416,6 +424,7 @@ LayerBounds crown_bounds(const Network& net, const InputBox& box, const ReluSpli
         }
       }
     }
+    apply_known_signs(net, k, lo);
     if (!last) apply_splits(splits, k, lo, up);
     b.lower.push_back(std::move(lo));
     b.upper.push_back(std::move(up));

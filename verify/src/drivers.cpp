@@ -370,6 +370,10 @@ Network twin_network(const Network& net, int64_t p, double a, double b) {
           T.bias[size_t(copy * L.out + i)] = L.bias[size_t(i)];
         }
     }
+    if (!L.nonneg.empty()) {  // each copy's rows that are >= 0 by construction (skip connections)
+      T.nonneg = L.nonneg;
+      T.nonneg.insert(T.nonneg.end(), L.nonneg.begin(), L.nonneg.end());
+    }
     t.layers.push_back(std::move(T));
   }
   return t;

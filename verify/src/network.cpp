@@ -173,24 +173,59 @@ struct Constant {
   engine::Shape shape;
 };
 
-// The affine map from the last ReLU output (or the model input) to the live value:
-// live = M * base + c. `identity` avoids materialising M until an op needs it.
+// The affine map from the current base (the last ReLU layer's outputs, or the model input) to
+// a value of the graph: value = M base + c. While `selection` holds, M is rows [offset, offset + n)
+// of the identity and is not materialised.
 struct Pending {
-  bool identity = true;
+  bool selection = true;
+  int64_t offset = 0;
   int64_t base = 0;
-  std::vector<double> M;  // [n, base]
+  std::vector<double> M;  // [n, base] when !selection
   std::vector<double> c;  // [n]
   int64_t n = 0;
   std::optional<ConvGeometry> conv;  // the last convolution composed in, when the map may be just that
 };
+
+Pending selection_of(int64_t base, int64_t offset, int64_t n) {
+  Pending p;
+  p.base = base;
+  p.offset = offset;
+  p.n = n;
+  p.c.assign(size_t(n), 0.0);
+  return p;
+}
+
+bool full_identity(const Pending& p) { return p.selection && p.offset == 0 && p.n == p.base; }
+
+void materialise(Pending& p) {
+  if (!p.selection) return;
+  p.M.assign(size_t(p.n * p.base), 0.0);
+  for (int64_t i = 0; i < p.n; ++i) p.M[size_t(i * p.base + p.offset + i)] = 1.0;
+  p.selection = false;
+}
+
+// value >= 0 for every input when the base is (ReLU outputs): non-negative weights and offsets.
+bool nonnegative_map(const Pending& p) {
+  for (double v : p.c)
+    if (!(v >= 0)) return false;
+  if (p.selection) return true;
+  for (double v : p.M)
+    if (!(v >= 0)) return false;
+  return true;
+}
 
 // Apply a dense linear map L [rows, p.n] plus offset d to the pending map: M' = L M, c' = L c + d.
 void compose_dense(Pending& p, const std::vector<double>& L, int64_t rows, const std::vector<double>& d) {
   std::vector<double> c2(d);
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t j = 0; j < p.n; ++j) c2[size_t(i)] += L[size_t(i * p.n + j)] * p.c[size_t(j)];
-  if (p.identity) {
+  if (full_identity(p)) {
     p.M = L;
+  } else if (p.selection) {
+    std::vector<double> M2(size_t(rows * p.base), 0.0);
+    for (int64_t i = 0; i < rows; ++i)
+      std::copy_n(&L[size_t(i * p.n)], p.n, &M2[size_t(i * p.base + p.offset)]);
+    p.M = std::move(M2);
   } else {
     std::vector<double> M2(size_t(rows * p.base), 0.0);
     for (int64_t i = 0; i < rows; ++i)
@@ -203,7 +238,7 @@ void compose_dense(Pending& p, const std::vector<double>& L, int64_t rows, const
       }
     p.M = std::move(M2);
   }
-  p.identity = false;
+  p.selection = false;
   p.c = std::move(c2);
   p.n = rows;
   p.conv.reset();
@@ -211,11 +246,7 @@ void compose_dense(Pending& p, const std::vector<double>& L, int64_t rows, const
 
 // Elementwise live' = s .* live + d.
 void compose_elementwise(Pending& p, const std::vector<double>& s, const std::vector<double>& d) {
-  if (p.identity) {
-    p.M.assign(size_t(p.n * p.base), 0.0);
-    for (int64_t i = 0; i < p.n; ++i) p.M[size_t(i * p.base + i)] = 1.0;
-    p.identity = false;
-  }
+  materialise(p);
   for (int64_t i = 0; i < p.n; ++i) {
     for (int64_t k = 0; k < p.base; ++k) p.M[size_t(i * p.base + k)] *= s[size_t(i)];
     p.c[size_t(i)] = s[size_t(i)] * p.c[size_t(i)] + d[size_t(i)];
@@ -264,43 +295,70 @@ Network network_from_graph(const engine::Graph& g) {
   std::map<std::string, Constant> constants;
   for (const auto& [name, t] : g.initializers) constants[name] = Constant{t.to_doubles(), t.shape()};
 
-  std::string live = g.inputs[0].name;
-  engine::Shape live_shape = shape;
-  Pending p;
-  p.base = p.n = engine::shape_numel(shape);
-  p.c.assign(size_t(p.n), 0.0);
-  bool relu_pending_layer = false;  // last op was a ReLU with no affine after it
+  // Every value of the graph computed from the input is an affine map of the current base
+  // (the model input, then the outputs of the last ReLU layer). A ReLU starts a new layer; values
+  // read after it (skip connections) ride through that layer as extra rows (see carry below).
+  struct Value {
+    Pending p;
+    engine::Shape shape;
+  };
+  std::map<std::string, Value> values;
+  int64_t base = engine::shape_numel(shape);
+  bool base_nonnegative = false;  // the base is ReLU (or pooled ReLU) outputs
+  values[g.inputs[0].name] = Value{selection_of(base, 0, base), shape};
+  // The last node reading each value (graph outputs: never dropped).
+  constexpr size_t kForever = std::numeric_limits<size_t>::max();
+  std::map<std::string, size_t> last_use;
+  for (size_t t = 0; t < g.nodes.size(); ++t)
+    for (const auto& in : g.nodes[t].inputs)
+      if (!in.empty()) last_use[in] = t;
+  for (const auto& o : g.outputs) last_use[o.name] = kForever;
 
   auto constant_of = [&](const std::string& name) -> const Constant* {
     auto it = constants.find(name);
     return it == constants.end() ? nullptr : &it->second;
   };
   std::vector<std::optional<ConvGeometry>> conv_of_layer;  // candidate structure, checked after compress()
-  auto finalize_layer = [&]() {
-    conv_of_layer.push_back(p.identity ? std::nullopt : p.conv);
-    AffineLayer L;
-    L.in = p.base;
-    L.out = p.n;
-    if (p.identity) {
-      L.weight.assign(size_t(p.n * p.base), 0.0);
-      for (int64_t i = 0; i < p.n; ++i) L.weight[size_t(i * p.base + i)] = 1.0;
-    } else {
-      L.weight = std::move(p.M);
+  // Appends the layer `rows` (each a pending map of the base, in order) with a ReLU after it unless
+  // it is the output; `nonneg` marks rows >= 0 by construction.
+  auto add_layer = [&](const std::vector<const Pending*>& rows, const std::vector<char>& nonneg, const engine::Node* at) {
+    int64_t out_n = 0;
+    for (const Pending* r : rows) out_n += r->n;
+    if (double(out_n) * double(base) > 4e8) {
+      if (at) unsupported(*at, "layer too large for the dense verifier");
+      throw UnsupportedError("verify", g.source + ": output layer too large for the dense verifier");
     }
-    L.bias = p.c;
+    conv_of_layer.push_back(rows.size() == 1 && !rows[0]->selection ? rows[0]->conv : std::nullopt);
+    AffineLayer L;
+    L.in = base;
+    L.out = out_n;
+    L.weight.assign(size_t(out_n * base), 0.0);
+    int64_t at_row = 0;
+    for (const Pending* r : rows) {
+      if (r->selection) {
+        for (int64_t i = 0; i < r->n; ++i) L.weight[size_t((at_row + i) * base + r->offset + i)] = 1.0;
+      } else {
+        std::copy(r->M.begin(), r->M.end(), L.weight.begin() + at_row * base);
+      }
+      L.bias.insert(L.bias.end(), r->c.begin(), r->c.end());
+      at_row += r->n;
+    }
+    bool any = false;
+    for (char c : nonneg) any |= c != 0;
+    if (any) L.nonneg = nonneg;
     net.layers.push_back(std::move(L));
-    p = Pending{};
-    p.base = p.n = net.layers.back().out;
-    p.c.assign(size_t(p.n), 0.0);
   };
 
-  for (const engine::Node& n : g.nodes) {
+  for (size_t t = 0; t < g.nodes.size(); ++t) {
+    const engine::Node& n = g.nodes[t];
     const std::string& op = n.op_type;
-    // Nodes that do not touch the live value are constant folding we can do or ignore.
-    bool touches_live = false;
+    // The node's operands computed from the input (each once).
+    std::vector<std::string> data_in;
     for (const auto& in : n.inputs)
-      if (in == live) touches_live = true;
-    if (!touches_live) {
+      if (!in.empty() && values.count(in) && std::find(data_in.begin(), data_in.end(), in) == data_in.end())
+        data_in.push_back(in);
+    // Nodes that read no such value are constant folding we can do or ignore.
+    if (data_in.empty()) {
       if (op == "Constant" && n.has("value")) {
         const auto& t = n.attributes.at("value").t;
         constants[n.outputs.at(0)] = Constant{t.to_doubles(), t.shape()};
@@ -342,16 +400,182 @@ Network network_from_graph(const engine::Graph& g) {
       if (!c) unsupported(n, "operand '" + name + "' is not a constant");
       return c;
     };
+    // The operand's map: moved out when this node is its last reader, else copied.
+    auto take = [&](const std::string& name) -> Value {
+      auto it = values.find(name);
+      if (last_use[name] != t) return it->second;
+      Value v = std::move(it->second);
+      values.erase(it);
+      return v;
+    };
+    auto keep = [&](Value v) {
+      if (last_use.count(out)) values[out] = std::move(v);
+    };
+    const bool two_data = (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") && n.inputs.size() == 2 &&
+                          values.count(n.inputs[0]) && values.count(n.inputs[1]);
+    if (op == "Concat") {
+      // Along an axis with only 1s before it (channels of a batch-1 tensor): the operands' rows stacked.
+      const size_t rank = values.at(data_in[0]).shape.size();
+      int64_t axis = n.get_int("axis", 0);
+      if (axis < 0) axis += int64_t(rank);
+      if (axis < 0 || axis >= int64_t(rank)) unsupported(n, "axis out of range");
+      std::vector<Value> parts;
+      for (const auto& in : n.inputs) {
+        if (in.empty()) continue;
+        if (values.count(in)) {
+          parts.push_back(values.at(in));
+        } else {
+          const Constant* k = other_input(size_t(&in - n.inputs.data()));
+          Pending cp;
+          cp.selection = false;
+          cp.base = base;
+          cp.n = int64_t(k->values.size());
+          cp.M.assign(size_t(cp.n * base), 0.0);
+          cp.c = k->values;
+          parts.push_back(Value{std::move(cp), k->shape});
+        }
+      }
+      engine::Shape ns = parts[0].shape;
+      for (const auto& v : parts) {
+        if (v.shape.size() != rank) unsupported(n, "operands of different ranks");
+        for (size_t i = 0; i < rank; ++i)
+          if (int64_t(i) != axis && v.shape[i] != ns[i]) unsupported(n, "operand shapes differ off the axis");
+      }
+      for (int64_t i = 0; i < axis; ++i)
+        if (ns[size_t(i)] != 1) unsupported(n, "only concatenation along the first axis longer than 1");
+      ns[size_t(axis)] = 0;
+      Pending r;
+      r.selection = false;
+      r.base = base;
+      for (auto& v : parts) {
+        ns[size_t(axis)] += v.shape[size_t(axis)];
+        materialise(v.p);
+        r.M.insert(r.M.end(), v.p.M.begin(), v.p.M.end());
+        r.c.insert(r.c.end(), v.p.c.begin(), v.p.c.end());
+        r.n += v.p.n;
+      }
+      for (const auto& in : data_in) take(in);
+      keep(Value{std::move(r), ns});
+      continue;
+    }
+    if (two_data) {
+      // A sum or difference of two values computed from the input (a skip connection).
+      if (op == "Mul" || op == "Div") unsupported(n, "a product of two data values is not affine");
+      Value a = take(n.inputs[0]);
+      Value b = n.inputs[1] == n.inputs[0] ? a : take(n.inputs[1]);
+      if (a.shape != b.shape || a.p.n != b.p.n)
+        unsupported(n, fmt::format("operands of shapes {} and {} (broadcasting between data values)",
+                                   engine::shape_str(a.shape), engine::shape_str(b.shape)));
+      materialise(a.p);
+      materialise(b.p);
+      const double sign = op == "Sub" ? -1.0 : 1.0;
+      for (size_t i = 0; i < a.p.M.size(); ++i) a.p.M[i] += sign * b.p.M[i];
+      for (size_t i = 0; i < a.p.c.size(); ++i) a.p.c[i] += sign * b.p.c[i];
+      a.p.conv.reset();
+      keep(std::move(a));
+      continue;
+    }
+    if (data_in.size() > 1) unsupported(n, "more than one operand computed from the input");
+    const std::string live = data_in[0];
+    Value cur = take(live);
+    Pending& p = cur.p;
+    engine::Shape& live_shape = cur.shape;
 
     if (op == "Relu") {
-      if (!relu_pending_layer) finalize_layer();  // relu(relu(x)) = relu(x)
-      relu_pending_layer = true;
+      if (base_nonnegative && nonnegative_map(p)) {  // relu(v) = v: v >= 0 already (relu(relu(x)), ...)
+        keep(std::move(cur));
+        continue;
+      }
+      // A new layer: this value's rows under the ReLU, then the values still read after this node
+      // (skip connections) carried through it exactly. On a ReLU base a value that is >= 0 by
+      // construction rides as its own rows (relu is the identity on them); any other carries the base
+      // entries it reads (ReLU outputs, >= 0), re-expressed over the new base. On the model input the
+      // entries x ride as relu(x) and relu(-x) (x = relu(x) - relu(-x)).
+      std::vector<const Pending*> rows = {&p};
+      std::vector<char> nonneg(size_t(p.n), 0);
+      std::vector<std::pair<std::string, int64_t>> as_rows;  // value -> its first row
+      std::vector<char> used(size_t(base), 0);
+      std::vector<std::string> by_columns;
+      int64_t next_row = p.n;
+      for (auto& [name, w] : values) {
+        if (last_use[name] <= t) continue;
+        if (base_nonnegative && nonnegative_map(w.p)) {
+          rows.push_back(&w.p);
+          as_rows.push_back({name, next_row});
+          next_row += w.p.n;
+          nonneg.resize(size_t(next_row), 1);
+        } else {
+          by_columns.push_back(name);
+          if (w.p.selection) {
+            std::fill_n(used.begin() + w.p.offset, w.p.n, 1);
+          } else {
+            for (int64_t i = 0; i < w.p.n; ++i)
+              for (int64_t j = 0; j < base; ++j)
+                if (w.p.M[size_t(i * base + j)] != 0) used[size_t(j)] = 1;
+          }
+        }
+      }
+      // Columns carried: row e_j (and -e_j on the model input) for each base entry j read.
+      std::vector<int64_t> position(size_t(base), -1);
+      std::vector<int64_t> cols;
+      for (int64_t j = 0; j < base; ++j)
+        if (used[size_t(j)]) cols.push_back(j);
+      const int64_t copies = base_nonnegative ? 1 : 2;
+      Pending carry;
+      carry.selection = false;
+      carry.base = base;
+      carry.n = int64_t(cols.size()) * copies;
+      carry.M.assign(size_t(carry.n * base), 0.0);
+      carry.c.assign(size_t(carry.n), 0.0);
+      for (size_t q = 0; q < cols.size(); ++q) {
+        position[size_t(cols[q])] = next_row + int64_t(q);
+        carry.M[size_t(int64_t(q) * base + cols[q])] = 1.0;
+        if (copies == 2) carry.M[size_t((int64_t(cols.size()) + int64_t(q)) * base + cols[q])] = -1.0;
+      }
+      if (carry.n > 0) rows.push_back(&carry);
+      nonneg.resize(size_t(next_row + carry.n), base_nonnegative ? 1 : 0);
+      const int64_t negative_offset = int64_t(cols.size());
+      add_layer(rows, nonneg, &n);
+      const int64_t new_base = net.layers.back().out;
+      // The carried values over the new base.
+      for (const auto& [name, first] : as_rows) {
+        Value& w = values.at(name);
+        w.p = selection_of(new_base, first, w.p.n);
+      }
+      for (const auto& name : by_columns) {
+        Value& w = values.at(name);
+        Pending q;
+        q.base = new_base;
+        q.n = w.p.n;
+        q.c = w.p.c;
+        if (w.p.selection && copies == 1) {
+          q.offset = position[size_t(w.p.offset)];
+        } else {
+          materialise(w.p);
+          q.selection = false;
+          q.M.assign(size_t(q.n * new_base), 0.0);
+          for (int64_t i = 0; i < q.n; ++i)
+            for (int64_t j = 0; j < base; ++j) {
+              const double m = w.p.M[size_t(i * base + j)];
+              if (m == 0) continue;
+              q.M[size_t(i * new_base + position[size_t(j)])] += m;
+              if (copies == 2) q.M[size_t(i * new_base + position[size_t(j)] + negative_offset)] -= m;
+            }
+        }
+        w.p = std::move(q);
+      }
+      base = new_base;
+      base_nonnegative = true;
+      keep(Value{selection_of(base, 0, p.n), live_shape});
+      continue;
     } else if (op == "MaxPool") {
       // Kept as its own step after the ReLU (relu then max over each window).
       // A MaxPool anywhere else is not supported (relu o maxpool = maxpool o relu,
       // but exporters put it after the ReLU, as the bundled CNN does).
       const size_t hidden = net.layers.size();
-      if (hidden == 0 || !p.identity || !relu_pending_layer || (hidden <= net.pools.size() && net.pools[hidden - 1]))
+      for (const auto& [name, w] : values)
+        if (last_use[name] > t) unsupported(n, "a MaxPool inside a skip connection");
+      if (hidden == 0 || !full_identity(p) || !base_nonnegative || (hidden <= net.pools.size() && net.pools[hidden - 1]))
         unsupported(n, "MaxPool must directly follow a Relu");
       if (live_shape.size() != 4 || engine::shape_numel(live_shape) != p.n) unsupported(n, "only 2-D pooling on NCHW data");
       if (n.outputs.size() > 1 && !n.outputs[1].empty()) unsupported(n, "the Indices output");
@@ -385,9 +609,8 @@ Network network_from_graph(const engine::Graph& g) {
           }
       net.pools.resize(hidden);
       net.pools[hidden - 1] = std::move(mp);
-      p = Pending{};
-      p.base = p.n = C * OH * OW;
-      p.c.assign(size_t(p.n), 0.0);
+      base = C * OH * OW;
+      p = selection_of(base, 0, base);
       live_shape = {1, C, OH, OW};
     } else if (op == "Identity" || op == "Dropout") {
     } else if (op == "Flatten") {
@@ -431,7 +654,6 @@ Network network_from_graph(const engine::Graph& g) {
       live_shape = ns;
     } else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") {
       bool live_first = n.inputs.at(0) == live;
-      if (n.inputs.at(0) == n.inputs.at(1)) unsupported(n, "both operands are the data");
       const Constant* k = other_input(live_first ? 1 : 0);
       std::vector<double> kv = broadcast_to(*k, live_shape, n);
       std::vector<double> s(size_t(p.n), 1.0), d(size_t(p.n), 0.0);
@@ -559,19 +781,69 @@ Network network_from_graph(const engine::Graph& g) {
         }
       }
       compose_elementwise(p, s, d);
+    } else if (op == "GlobalAveragePool" || op == "ReduceMean") {
+      // The mean over the reduced axes (GlobalAveragePool: every axis after the channels), a linear map.
+      const int64_t rank = int64_t(live_shape.size());
+      std::vector<char> reduce(size_t(rank), 0);
+      bool keepdims = true;
+      if (op == "GlobalAveragePool") {
+        if (rank < 3) unsupported(n, "data needs spatial axes");
+        for (int64_t i = 2; i < rank; ++i) reduce[size_t(i)] = 1;
+      } else {
+        keepdims = n.get_int("keepdims", 1) != 0;
+        std::vector<int64_t> axes = n.get_ints("axes", {});
+        if (axes.empty() && n.inputs.size() > 1 && !n.inputs[1].empty())
+          for (double v : other_input(1)->values) axes.push_back(int64_t(v));
+        if (axes.empty()) {
+          if (n.get_int("noop_with_empty_axes", 0) != 0) {
+            keep(std::move(cur));
+            continue;
+          }
+          std::fill(reduce.begin(), reduce.end(), 1);
+        }
+        for (int64_t a : axes) {
+          if (a < 0) a += rank;
+          if (a < 0 || a >= rank) unsupported(n, "axis out of range");
+          reduce[size_t(a)] = 1;
+        }
+      }
+      if (reduce[0] && live_shape[0] != 1) unsupported(n, "a mean over the batch axis");
+      engine::Shape ns;
+      int64_t count = 1;
+      for (int64_t i = 0; i < rank; ++i) {
+        if (reduce[size_t(i)]) count *= live_shape[size_t(i)];
+        if (!reduce[size_t(i)]) ns.push_back(live_shape[size_t(i)]);
+        else if (keepdims) ns.push_back(1);
+      }
+      if (count <= 0) unsupported(n, "a mean over an empty axis");
+      const int64_t out_n = engine::shape_numel(ns);
+      if (double(out_n) * double(p.n) > 4e8) unsupported(n, "layer too large for the dense verifier");
+      std::vector<double> L(size_t(out_n * p.n), 0.0), d(size_t(out_n), 0.0);
+      std::vector<int64_t> idx(size_t(rank), 0);
+      for (int64_t f = 0; f < p.n; ++f) {
+        int64_t o = 0;  // the output element: the kept axes' indices
+        for (int64_t i = 0; i < rank; ++i)
+          if (!reduce[size_t(i)]) o = o * live_shape[size_t(i)] + idx[size_t(i)];
+        L[size_t(o * p.n + f)] = 1.0 / double(count);
+        for (int64_t i = rank - 1; i >= 0; --i) {
+          if (++idx[size_t(i)] < live_shape[size_t(i)]) break;
+          idx[size_t(i)] = 0;
+        }
+      }
+      compose_dense(p, L, out_n, d);
+      live_shape = ns;
     } else {
       unsupported(n);
     }
-    // Identity-like ops keep the pending ReLU; relu(maxpool(relu)) = maxpool(relu).
-    if (op != "Relu" && op != "MaxPool" && op != "Identity" && op != "Dropout") relu_pending_layer = false;
-    live = out;
+    keep(std::move(cur));
   }
-  if (live != g.outputs[0].name)
-    throw UnsupportedError("verify", fmt::format("{}: output '{}' is not computed from the input by a chain of supported ops",
+  auto result = values.find(g.outputs[0].name);
+  if (result == values.end())
+    throw UnsupportedError("verify", fmt::format("{}: output '{}' is not computed from the input by supported ops",
                                                  g.source, g.outputs[0].name));
-  // The pending map becomes the last layer (an identity when the graph ends in a ReLU,
+  // The output's map becomes the last layer (an identity when the graph ends in a ReLU,
   // so that ReLU is kept).
-  finalize_layer();
+  add_layer({&result->second.p}, {}, nullptr);
   // Convolutions become sparse matrices; keep a compressed copy for the bound
   // propagation and the forward passes.
   for (size_t k = 0; k < net.layers.size(); ++k) {

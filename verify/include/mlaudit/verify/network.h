@@ -2,8 +2,12 @@
 // The verifier's view of a model: a chain of affine maps with ReLU between
 // them (optionally followed by max pooling), in double precision. Every
 // supported ONNX op (Gemm, MatMul, Add, Sub, Mul, Div by constants,
-// Flatten/Reshape, Conv, BatchNormalization, AveragePool) folds into one of the
-// affine maps; a MaxPool that follows a ReLU is kept as its own step.
+// Flatten/Reshape, Conv, BatchNormalization, AveragePool; Add/Sub of two
+// values and Concat) folds into one of the affine maps; a MaxPool that follows
+// a ReLU is kept as its own step. A value read after a ReLU layer (a skip
+// connection) is carried through that layer as extra rows whose ReLU is exact:
+// rows >= 0 by construction (AffineLayer::nonneg) or, on the model input, x as
+// relu(x) - relu(-x).
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -42,6 +46,10 @@ struct AffineLayer {
   std::vector<double> csr_val;
   /// Set when W is exactly a convolution (checked at load); the products then use it.
   std::shared_ptr<const ConvGeometry> conv;
+  /// Per output row (empty: none): the row is >= 0 for every input by construction (non-negative
+  /// weights on ReLU outputs and a non-negative bias: a skip connection's value carried through
+  /// a ReLU layer), so its ReLU is the identity; the bounds clamp its lower bound at 0.
+  std::vector<char> nonneg;
 
   /// True when the compressed-row copy exists.
   bool sparse() const { return !csr_row.empty(); }
