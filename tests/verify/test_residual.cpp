@@ -121,6 +121,32 @@ TEST_CASE("Residual networks: structure, forward pass and sampled soundness", "[
     CHECK(net.layers[1].out == 256 + 256);
     CHECK(net.layers[3].out == 128 + 64);
     CHECK(nonneg_rows(net) == 256 + 64);
+    // Every layer but the output keeps its convolution's structure: the stem alone, the others
+    // with the carried rows or the shortcut (identity, or the 1x1 projection) as rest rows.
+    for (size_t k = 0; k + 1 < net.layers.size(); ++k) {
+      INFO("layer " << k);
+      REQUIRE(net.layers[k].conv);
+      CHECK(net.layers[k].conv->rest_row.empty() == (k == 0));
+    }
+    // Their products equal the dense matrix's (the same sums in another order).
+    for (size_t k = 0; k + 1 < net.layers.size(); ++k) {
+      const AffineLayer& L = net.layers[k];
+      std::vector<double> x(size_t(L.in)), g(size_t(L.out));
+      std::uniform_real_distribution<double> v(-1, 1);
+      for (auto& e : x) e = v(rng);
+      for (auto& e : g) e = v(rng);
+      std::vector<double> y = L.apply(x), gi = L.apply_transpose(g);
+      for (int64_t i = 0; i < L.out; ++i) {
+        double ref = L.bias[size_t(i)];
+        for (int64_t j = 0; j < L.in; ++j) ref += L.weight[size_t(i * L.in + j)] * x[size_t(j)];
+        CHECK(test::close(y[size_t(i)], ref, 1e-12, 1e-12));
+      }
+      for (int64_t j = 0; j < L.in; ++j) {
+        double ref = 0;
+        for (int64_t i = 0; i < L.out; ++i) ref += L.weight[size_t(i * L.in + j)] * g[size_t(i)];
+        CHECK(test::close(gi[size_t(j)], ref, 1e-12, 1e-12));
+      }
+    }
     auto session = engine::Session::load(path);
     check_forward_matches_engine(net, *session, rng, 0, 1);
     // Bounds hold at sampled points of a box (IBP, CROWN, every hidden layer too).

@@ -56,7 +56,7 @@ Eigen::Map<const Vec> bias_of(const AffineLayer& L) { return Eigen::Map<const Ve
 // (conv_products.h: the same sums, so the same allowances).
 Vec conv_mul(const AffineLayer& L, const Vec& x, bool absolute) {
   Vec y(L.out);
-  detail::conv_forward(*L.conv, x.data(), 1, y.data(), absolute);
+  detail::layer_conv_forward(L, x.data(), 1, y.data(), absolute);
   return y;
 }
 Vec mul(const AffineLayer& L, const Vec& x) {
@@ -76,7 +76,7 @@ RowMat left_mul(const RowMat& lambda, const AffineLayer& L) {
   // compressed rows skip the zeros, the GEMM would not (it pays above about 1 non-zero in 10).
   if (L.conv && (!L.sparse() || 10 * (lambda.array() != 0).count() > lambda.size())) {
     RowMat out(lambda.rows(), L.in);
-    detail::conv_transpose(*L.conv, lambda.data(), lambda.rows(), out.data());
+    detail::layer_conv_transpose(L, lambda.data(), lambda.rows(), out.data());
     return out;
   }
   if (!L.sparse()) return lambda * weight_of(L);
@@ -475,7 +475,7 @@ RowMat right_mul_t(const RowMat& G, const AffineLayer& L) {
   }
   if (L.conv) {
     RowMat out(G.rows(), L.out);
-    detail::conv_forward(*L.conv, G.data(), G.rows(), out.data());
+    detail::layer_conv_forward(L, G.data(), G.rows(), out.data());
     return out;
   }
   if (!L.sparse()) return G * weight_of(L).transpose();

@@ -108,8 +108,8 @@ void conv_transpose(const ConvGeometry& g, const double* y, int64_t rows, double
 
 std::shared_ptr<const ConvGeometry> match_convolution(ConvGeometry g, const AffineLayer& L) {
   if (g.groups <= 0 || g.channels % g.groups != 0 || g.maps % g.groups != 0) return nullptr;
-  const int64_t P = g.out_height * g.out_width;
-  if (L.in != g.channels * g.height * g.width || L.out != g.maps * P) return nullptr;
+  const int64_t P = g.out_height * g.out_width, CHW = g.channels * g.height * g.width, off = g.in_offset;
+  if (off < 0 || L.in < off + CHW || L.out < g.maps * P) return nullptr;
   const int64_t Q = taps(g), mg = g.maps / g.groups;
   // The tap table holds C KH KW x OH OW indices: no structure where that outgrows the matrix's own
   // scale (a huge kernel over heavy padding; the compressed rows serve such a layer).
@@ -117,7 +117,7 @@ std::shared_ptr<const ConvGeometry> match_convolution(ConvGeometry g, const Affi
   g.kernel.assign(size_t(g.maps * Q), 0.0);
   std::vector<char> seen(g.kernel.size(), 0);
   std::vector<int64_t> nonzero_taps(size_t(L.out), 0);  // per output row
-  auto w = [&](int64_t o, int64_t i) { return L.weight[size_t(o * L.in + i)]; };
+  auto w = [&](int64_t o, int64_t i) { return L.weight[size_t(o * L.in + off + i)]; };
   bool ok = true;
   for (int64_t grp = 0; grp < g.groups && ok; ++grp)
     for (int64_t m = 0; m < mg && ok; ++m) {
@@ -138,14 +138,30 @@ std::shared_ptr<const ConvGeometry> match_convolution(ConvGeometry g, const Affi
   if (!ok) return nullptr;
   // Nothing outside the taps: each row's non-zero count equals its taps' non-zero count (distinct
   // taps of one output read distinct inputs, so no entry is counted twice).
-  for (int64_t o = 0; o < L.out; ++o) {
+  const int64_t conv_rows = g.maps * P;
+  const bool alone = L.in == CHW && L.out == conv_rows;
+  for (int64_t o = 0; o < conv_rows; ++o) {
     int64_t nnz = 0;
-    if (L.sparse()) {
+    if (alone && L.sparse()) {
       nnz = L.csr_row[size_t(o + 1)] - L.csr_row[size_t(o)];
     } else {
-      for (int64_t i = 0; i < L.in; ++i) nnz += w(o, i) != 0;
+      for (int64_t i = 0; i < CHW; ++i) nnz += w(o, i) != 0;
     }
     if (nnz != nonzero_taps[size_t(o)]) return nullptr;
+  }
+  // Everything else of W (a skip connection's rows and columns) as compressed rows.
+  if (!alone) {
+    g.rest_row.assign(1, 0);
+    for (int64_t o = 0; o < L.out; ++o) {
+      const double* row = &L.weight[size_t(o * L.in)];
+      for (int64_t j = 0; j < L.in; ++j) {
+        if (row[j] == 0 || (o < conv_rows && j >= off && j < off + CHW)) continue;
+        if (g.rest_col.size() >= size_t(std::numeric_limits<int>::max())) return nullptr;
+        g.rest_col.push_back(int(j));
+        g.rest_val.push_back(row[j]);
+      }
+      g.rest_row.push_back(int(g.rest_col.size()));
+    }
   }
   // Input index of every tap (group, q, p); C H W (one past the row) in the padding.
   const int64_t in = g.channels * g.height * g.width;
@@ -156,6 +172,57 @@ std::shared_ptr<const ConvGeometry> match_convolution(ConvGeometry g, const Affi
   g.abs_kernel.resize(g.kernel.size());
   for (size_t i = 0; i < g.kernel.size(); ++i) g.abs_kernel[i] = std::fabs(g.kernel[i]);
   return std::make_shared<const ConvGeometry>(std::move(g));
+}
+
+void layer_conv_forward(const AffineLayer& L, const double* x, int64_t rows, double* y, bool absolute) {
+  const ConvGeometry& g = *L.conv;
+  const int64_t CHW = g.channels * g.height * g.width, R = g.maps * g.out_height * g.out_width;
+  if (L.in == CHW && L.out == R && g.rest_row.empty()) {
+    conv_forward(g, x, rows, y, absolute);
+    return;
+  }
+  std::vector<double> xs(size_t(rows * CHW)), ys(size_t(rows * R));
+  for (int64_t r = 0; r < rows; ++r) std::copy_n(x + r * L.in + g.in_offset, CHW, xs.data() + r * CHW);
+  conv_forward(g, xs.data(), rows, ys.data(), absolute);
+  for (int64_t r = 0; r < rows; ++r) {
+    const double* xr = x + r * L.in;
+    double* yr = y + r * L.out;
+    std::copy_n(ys.data() + r * R, R, yr);
+    std::fill(yr + R, yr + L.out, 0.0);
+    if (g.rest_row.empty()) continue;
+    for (int64_t o = 0; o < L.out; ++o) {
+      double s = 0;
+      for (int p = g.rest_row[size_t(o)]; p < g.rest_row[size_t(o + 1)]; ++p) {
+        const double v = g.rest_val[size_t(p)];
+        s += (absolute ? std::fabs(v) : v) * xr[g.rest_col[size_t(p)]];
+      }
+      yr[o] += s;
+    }
+  }
+}
+
+void layer_conv_transpose(const AffineLayer& L, const double* y, int64_t rows, double* x) {
+  const ConvGeometry& g = *L.conv;
+  const int64_t CHW = g.channels * g.height * g.width, R = g.maps * g.out_height * g.out_width;
+  if (L.in == CHW && L.out == R && g.rest_row.empty()) {
+    conv_transpose(g, y, rows, x);
+    return;
+  }
+  std::vector<double> ys(size_t(rows * R)), xs(size_t(rows * CHW));
+  for (int64_t r = 0; r < rows; ++r) std::copy_n(y + r * L.out, R, ys.data() + r * R);
+  conv_transpose(g, ys.data(), rows, xs.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    const double* yr = y + r * L.out;
+    double* xr = x + r * L.in;
+    std::fill(xr, xr + L.in, 0.0);
+    std::copy_n(xs.data() + r * CHW, CHW, xr + g.in_offset);
+    if (g.rest_row.empty()) continue;
+    for (int64_t o = 0; o < L.out; ++o) {
+      const double c = yr[o];
+      if (c == 0) continue;
+      for (int p = g.rest_row[size_t(o)]; p < g.rest_row[size_t(o + 1)]; ++p) xr[g.rest_col[size_t(p)]] += c * g.rest_val[size_t(p)];
+    }
+  }
 }
 
 }  // namespace mlaudit::verify::detail

@@ -16,8 +16,16 @@ void conv_forward(const ConvGeometry& g, const double* x, int64_t rows, double* 
 /// x_r = W^T y_r for `rows` row-major rows: y [rows, M OH OW], x [rows, C H W] (overwritten).
 void conv_transpose(const ConvGeometry& g, const double* y, int64_t rows, double* x);
 
-/// `geom` (shape fields set, kernel empty) with its kernel read from L's W, when W is exactly that
-/// convolution (every in-bounds tap equal across positions, nothing else non-zero); else nullptr.
+/// `geom` (shape fields and in_offset set, kernel empty) with its kernel read from L's W, when W's rows
+/// [0, M OH OW) on inputs [in_offset, in_offset + C H W) are exactly that convolution (every in-bounds
+/// tap equal across positions, nothing else non-zero there); W's other non-zeros become the rest rows.
+/// Else nullptr.
 std::shared_ptr<const ConvGeometry> match_convolution(ConvGeometry geom, const AffineLayer& L);
+
+/// y_r = W x_r (|W| x_r when `absolute`) for a layer with L.conv: x [rows, L.in], y [rows, L.out].
+void layer_conv_forward(const AffineLayer& L, const double* x, int64_t rows, double* y, bool absolute = false);
+
+/// x_r = W^T y_r for a layer with L.conv: y [rows, L.out], x [rows, L.in] (overwritten).
+void layer_conv_transpose(const AffineLayer& L, const double* y, int64_t rows, double* x);
 
 }  // namespace mlaudit::verify::detail

@@ -44,7 +44,7 @@ std::vector<double> AffineLayer::apply(const std::vector<double>& x) const {
   std::vector<double> y(bias);
   if (conv) {
     std::vector<double> wx(static_cast<size_t>(out));
-    detail::conv_forward(*conv, x.data(), 1, wx.data());
+    detail::layer_conv_forward(*this, x.data(), 1, wx.data());
     for (int64_t i = 0; i < out; ++i) y[size_t(i)] += wx[size_t(i)];
     return y;
   }
@@ -65,7 +65,7 @@ std::vector<double> AffineLayer::apply(const std::vector<double>& x) const {
 std::vector<double> AffineLayer::apply_transpose(const std::vector<double>& g) const {
   std::vector<double> gi(size_t(in), 0.0);
   if (conv) {
-    detail::conv_transpose(*conv, g.data(), 1, gi.data());
+    detail::layer_conv_transpose(*this, g.data(), 1, gi.data());
     return gi;
   }
   for (int64_t i = 0; i < out; ++i) {
@@ -328,7 +328,8 @@ Network network_from_graph(const engine::Graph& g) {
       if (at) unsupported(*at, "layer too large for the dense verifier");
       throw UnsupportedError("verify", g.source + ": output layer too large for the dense verifier");
     }
-    conv_of_layer.push_back(rows.size() == 1 && !rows[0]->selection ? rows[0]->conv : std::nullopt);
+    // The first rows (the value under the ReLU) may be a convolution; carried rows join its rest rows.
+    conv_of_layer.push_back(!rows.empty() && !rows[0]->selection ? rows[0]->conv : std::nullopt);
     AffineLayer L;
     L.in = base;
     L.out = out_n;
@@ -471,7 +472,14 @@ Network network_from_graph(const engine::Graph& g) {
       const double sign = op == "Sub" ? -1.0 : 1.0;
       for (size_t i = 0; i < a.p.M.size(); ++i) a.p.M[i] += sign * b.p.M[i];
       for (size_t i = 0; i < a.p.c.size(); ++i) a.p.c[i] += sign * b.p.c[i];
-      a.p.conv.reset();
+      // A shortcut added to a convolution's rows keeps the convolution's structure (its other
+      // columns go to the rest rows). Of two convolutions (a projection shortcut) the one with more
+      // taps per output keeps it; the other's entries join the rest rows (when their columns overlap,
+      // the check at load finds no convolution and the compressed rows serve the layer).
+      auto taps_of = [](const std::optional<ConvGeometry>& c) {
+        return c ? c->channels / std::max<int64_t>(c->groups, 1) * c->kernel_h * c->kernel_w : int64_t(-1);
+      };
+      if (taps_of(b.p.conv) > taps_of(a.p.conv)) a.p.conv = std::move(b.p.conv);
       keep(std::move(a));
       continue;
     }
@@ -754,15 +762,18 @@ Network network_from_graph(const engine::Graph& g) {
             if (conv && n.inputs.size() > 2 && !n.inputs[2].empty()) d[size_t(o)] = other_input(2)->values[size_t(m)];
           }
       }
+      // The convolution reads base entries [offset, offset + C H W) when the data is a slice of the base.
+      const int64_t in_offset = p.selection ? p.offset : 0;
       compose_dense(p, L, out_n, d);
-      // A layer that stays this convolution (up to per-channel scales the check reads off W)
-      // gets its products as GEMMs (conv_products.h).
+      // A layer that stays this convolution (up to per-channel scales the check reads off W, plus
+      // a skip connection's rows and columns) gets its products as GEMMs (conv_products.h).
       if (OH > 0 && OW > 0) {
         ConvGeometry cg;
         cg.channels = C, cg.height = H, cg.width = Wd, cg.maps = M, cg.out_height = OH, cg.out_width = OW;
         cg.kernel_h = ks[0], cg.kernel_w = ks[1], cg.stride_h = st[0], cg.stride_w = st[1];
         cg.pad_top = pads[0], cg.pad_left = pads[1], cg.dilation_h = dil[0], cg.dilation_w = dil[1];
         cg.groups = conv ? group : C;
+        cg.in_offset = in_offset;
         p.conv = std::move(cg);
       }
       live_shape = {1, M, OH, OW};

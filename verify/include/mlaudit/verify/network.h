@@ -32,6 +32,13 @@ struct ConvGeometry {
   std::vector<double> kernel;      ///< [M, C / groups, KH, KW]
   std::vector<double> abs_kernel;  ///< |kernel|
   std::vector<int32_t> tap_index;  ///< [groups, C/groups KH KW, OH OW]: input index of each tap, C H W = padding
+  /// In a layer with more than the convolution (a skip connection): the convolution gives rows
+  /// [0, M OH OW) from inputs [in_offset, in_offset + C H W); every other non-zero of W (carried
+  /// rows, a shortcut added to the convolution's rows) is in the compressed rows `rest_*` (row
+  /// starts [layer out + 1], column indices, values; empty when W is the convolution alone).
+  int64_t in_offset = 0;
+  std::vector<int> rest_row, rest_col;
+  std::vector<double> rest_val;
 };
 
 /// One affine map y = W x + b; W is row-major [out, in].
