@@ -17,7 +17,8 @@ user would):
                      blocks h + Linear(ReLU(Linear(ReLU(h)))), ReLU, Linear(8->3): the first skip
                      reads an affine map of the model input, the second a sum that is not a ReLU output
 
-For a few inputs and L-inf radii (boxes clipped to [0, 1]) it records auto_LiRPA's IBP and CROWN
+For a few inputs and L-inf radii (boxes clipped to [0, 1]; for preact_mlp also boxes around points in
+[-1, 1]^6 where inputs change sign, preact_mlp_signed_lirpa.json) it records auto_LiRPA's IBP and CROWN
 bounds of the outputs and CROWN lower bounds of the margins y_label - y_j, in float64 (the models
 rebuilt in float64 from the same weights), with every intermediate neuron bounded by
 back-substitution (sparse_intermediate_bounds off, conv_mode matrix): what crown_bounds(...,
@@ -26,7 +27,8 @@ tools/verify_maxpool_golden.py; then, from the repository root:
 
     PYTHONPATH=.lirpa ${PYTHON:-.venv/bin/python} tools/verify_residual_golden.py
 
-It writes tests/fixtures/verify/{resnet_small,preact_mlp}.onnx and *_lirpa.json.
+It writes tests/fixtures/verify/{resnet_small,preact_mlp}.onnx and *_lirpa.json. The ONNX files are
+re-exported on every run (same weights, same values; the exporter's node names may change).
 """
 import json
 import os
@@ -139,7 +141,7 @@ def patch_lirpa():
     bound_general.BoundedModule._named_members = named_members
 
 
-def bound_cases(model, xs, eps_list, classes):
+def bound_cases(model, xs, eps_list, classes, clip=(0.0, 1.0)):
     from auto_LiRPA import BoundedModule, BoundedTensor, PerturbationLpNorm
 
     patch_lirpa()
@@ -153,7 +155,7 @@ def bound_cases(model, xs, eps_list, classes):
         label = int(torch.argmax(y))
         for eps in eps_list:
             bm = BoundedModule(model, torch.zeros_like(xt), bound_opts=opts)
-            lo, hi = torch.clamp(xt - eps, 0, 1), torch.clamp(xt + eps, 0, 1)
+            lo, hi = torch.clamp(xt - eps, *clip), torch.clamp(xt + eps, *clip)
             bx = BoundedTensor(xt, PerturbationLpNorm(norm=np.inf, eps=eps, x_L=lo, x_U=hi))
             ibp_l, ibp_u = bm.compute_bounds(x=(bx,), method="IBP")
             cr_l, cr_u = bm.compute_bounds(x=(bx,), method="CROWN")
@@ -170,7 +172,7 @@ def bound_cases(model, xs, eps_list, classes):
     return cases
 
 
-def make(name, model, example, xs, eps_list, classes):
+def make(name, model, example, xs, eps_list, classes, signed=None):
     model.eval()
     path = os.path.join(OUT, name + ".onnx")
     torch.onnx.export(model, (example,), path, input_names=["input"], output_names=["logits"])
@@ -186,6 +188,16 @@ def make(name, model, example, xs, eps_list, classes):
         json.dump({"source": "auto_LiRPA 0.3 (float64), tools/verify_residual_golden.py", "model": name + ".onnx",
                    "exporter": f"torch {torch.__version__} torch.onnx.export defaults, opset "
                                f"{m.opset_import[0].version}", "ops": ops, "cases": cases}, f, indent=1)
+    if signed is not None:
+        # Boxes where the inputs change sign (standardised tabular features): the skip's copies of
+        # the input are exact only after the verifier shifts them by the box's lower bound.
+        xs2, eps2 = signed
+        cases2 = bound_cases(model64, xs2, eps2, classes, clip=(-10.0, 10.0))
+        with open(os.path.join(OUT, name + "_signed_lirpa.json"), "w") as f:
+            json.dump({"source": "auto_LiRPA 0.3 (float64), tools/verify_residual_golden.py", "model": name + ".onnx",
+                       "cases": cases2}, f, indent=1)
+        for c in cases2:
+            print(" signed eps", c["eps"], "crown", np.round(c["crown_lower"], 3))
     print(name, "ops", ops)
     for c in cases:
         print(" eps", c["eps"], "ibp", np.round(c["ibp_lower"], 3), "crown", np.round(c["crown_lower"], 3),
@@ -202,7 +214,8 @@ def main():
     make("resnet_small", resnet, torch.zeros(1, 1, 8, 8), rng.uniform(0, 1, size=(2, 1, 8, 8)), (0.01, 0.03), 3)
     torch.manual_seed(22)
     mlp = PreactMLP()
-    make("preact_mlp", mlp, torch.zeros(1, 6), rng.uniform(0.1, 0.9, size=(3, 6)), (0.02, 0.08), 3)
+    make("preact_mlp", mlp, torch.zeros(1, 6), rng.uniform(0.1, 0.9, size=(3, 6)), (0.02, 0.08), 3,
+         signed=(rng.uniform(-1, 1, size=(2, 6)), (0.1, 0.4)))
 
 
 if __name__ == "__main__":

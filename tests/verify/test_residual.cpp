@@ -104,6 +104,55 @@ TEST_CASE("Residual networks exported by PyTorch: IBP and CROWN bounds equal aut
   }
 }
 
+TEST_CASE("A skip that reads the model input: exact on boxes where inputs change sign once shifted by the box", "[verify][residual][golden]") {
+  // preact_mlp's first skip reads h = W x + b, so the loader carries x as relu(x) and relu(-x);
+  // on these boxes (tools/verify_residual_golden.py, points in [-1, 1]^6, radius 0.1 and 0.4) some
+  // inputs change sign and those copies are unstable ReLUs. specialise_input_copies shifts them by
+  // the box's lower bound (x - lo >= 0, exact): CROWN then equals auto_LiRPA's graph propagation.
+  std::ifstream f(test::source_path("tests/fixtures/verify/preact_mlp_signed_lirpa.json"));
+  REQUIRE(f.good());
+  auto j = nlohmann::json::parse(f);
+  Network net = load_network(test::source_path("tests/fixtures/verify/preact_mlp.onnx"));
+  REQUIRE(!net.layers[0].input_copy.empty());
+  std::mt19937_64 rng(4);
+  int looser_before = 0, fewer_unstable = 0;
+  for (const auto& c : j["cases"]) {
+    InputBox box{c["box_lower"].get<std::vector<double>>(), c["box_upper"].get<std::vector<double>>()};
+    INFO("eps " << c["eps"].get<double>());
+    auto spec = specialise_input_copies(net, box.lower);
+    REQUIRE(spec);
+    CHECK(specialise_input_copies(*spec, box.lower) != nullptr);  // still tagged: a second shift is harmless
+    LayerBounds plain = crown_bounds(net, box, {}, true, true, nullptr, false);
+    LayerBounds cr = crown_bounds(*spec, box, {}, true, true, nullptr, false);
+    CHECK(unstable_relu_count(*spec, cr) <= unstable_relu_count(net, plain));
+    if (unstable_relu_count(*spec, cr) < unstable_relu_count(net, plain)) ++fewer_unstable;
+    for (size_t k = 0; k < 3; ++k) {
+      CHECK(test::close(cr.lower.back()[k], c["crown_lower"][k].get<double>(), 1e-9, 1e-9));
+      CHECK(test::close(cr.upper.back()[k], c["crown_upper"][k].get<double>(), 1e-9, 1e-9));
+      CHECK(plain.lower.back()[k] <= cr.lower.back()[k] + 1e-12);
+      if (plain.lower.back()[k] < cr.lower.back()[k] - 1e-6) ++looser_before;
+    }
+    auto obj = crown_objective(*spec, box, cr, margin_objectives(c["label"].get<int64_t>(), 3));
+    for (size_t r = 0; r < obj.size(); ++r)
+      CHECK(test::close(obj[r].lower, c["margin_crown_lower"][r].get<double>(), 1e-9, 1e-9));
+    // The same function on the box: forward passes agree at sampled points (and the bounds hold).
+    for (int s = 0; s < 200; ++s) {
+      auto x = sample_in_box(box, rng, s);
+      auto a = net.forward(x), b = spec->forward(x);
+      for (size_t k = 0; k < a.size(); ++k) {
+        CHECK(test::close(a[k], b[k], 1e-12, 1e-12));
+        CHECK(b[k] >= cr.lower.back()[k]);
+        CHECK(b[k] <= cr.upper.back()[k]);
+      }
+    }
+  }
+  CHECK(looser_before > 0);  // the copies were loose before the shift (radius 0.4: inputs change sign)
+  CHECK(fewer_unstable > 0);
+  // No copies, nothing to specialise.
+  CHECK(specialise_input_copies(load_network(test::source_path("tests/fixtures/verify/resnet_small.onnx")),
+                                std::vector<double>(64, 0.0)) == nullptr);
+}
+
 TEST_CASE("Residual networks: structure, forward pass and sampled soundness", "[verify][residual]") {
   std::mt19937_64 rng(21);
   SECTION("ResNet: the identity shortcut rides as rows >= 0, the projection's inputs as copies") {

@@ -1077,10 +1077,20 @@ VerifyResult verify_sub(const Network& net, const SubProperty& sub, const Verify
 // The cases of a property in order, each either whole (its full query) or from given branches;
 // results combined as one query: the first sat wins, a timeout ends the query, open branches
 // and unknowns are collected.
-VerifyResult verify_cases(const Network& net, const Property& prop, const VerifyOptions& opts,
+VerifyResult verify_cases(const Network& model_net, const Property& prop, const VerifyOptions& opts,
                           const std::vector<std::pair<size_t, std::vector<Domain>>>& work,
                           const std::vector<size_t>& falsify_cases = {}) {
   auto t0 = std::chrono::steady_clock::now();
+  // Inputs a skip connection reads ride as relu(x) and relu(-x); on this property's boxes (every
+  // branch lies inside one) they become x - lo, exact (specialise_input_copies).
+  std::shared_ptr<const Network> specialised;
+  if (prop.num_inputs == model_net.input_size() && !prop.cases.empty()) {
+    std::vector<double> lo(prop.cases[0].box.lower);
+    for (const auto& c : prop.cases)
+      for (size_t j = 0; j < lo.size() && j < c.box.lower.size(); ++j) lo[j] = std::min(lo[j], c.box.lower[j]);
+    specialised = specialise_input_copies(model_net, lo);
+  }
+  const Network& net = specialised ? *specialised : model_net;
   VerifyResult total;
   total.verdict = Verdict::Unsat;
   if (prop.num_inputs != net.input_size() || prop.num_outputs != net.output_size())

@@ -305,6 +305,7 @@ Network network_from_graph(const engine::Graph& g) {
   std::map<std::string, Value> values;
   int64_t base = engine::shape_numel(shape);
   bool base_nonnegative = false;  // the base is ReLU (or pooled ReLU) outputs
+  std::vector<int64_t> base_tag;  // per base entry on a ReLU base: its input_copy tag (empty: all 0)
   values[g.inputs[0].name] = Value{selection_of(base, 0, base), shape};
   // The last node reading each value (graph outputs: never dropped).
   constexpr size_t kForever = std::numeric_limits<size_t>::max();
@@ -545,6 +546,21 @@ Network network_from_graph(const engine::Graph& g) {
       const int64_t negative_offset = int64_t(cols.size());
       add_layer(rows, nonneg, &n);
       const int64_t new_base = net.layers.back().out;
+      // Which rows carry a model input (as relu(x) / relu(-x), or a later copy of one).
+      std::vector<int64_t> tags(size_t(new_base), 0);
+      bool tagged = false;
+      for (size_t q = 0; q < cols.size(); ++q) {
+        const int64_t j = cols[q], at = next_row + int64_t(q);
+        if (!base_nonnegative) {
+          tags[size_t(at)] = j + 1;
+          tags[size_t(at + negative_offset)] = -(j + 1);
+        } else if (size_t(j) < base_tag.size()) {
+          tags[size_t(at)] = base_tag[size_t(j)];
+        }
+        tagged |= tags[size_t(at)] != 0;
+      }
+      if (tagged) net.layers.back().input_copy = tags;
+      base_tag = tagged ? std::move(tags) : std::vector<int64_t>{};
       // The carried values over the new base.
       for (const auto& [name, first] : as_rows) {
         Value& w = values.at(name);
@@ -618,6 +634,7 @@ Network network_from_graph(const engine::Graph& g) {
       net.pools.resize(hidden);
       net.pools[hidden - 1] = std::move(mp);
       base = C * OH * OW;
+      base_tag.clear();
       p = selection_of(base, 0, base);
       live_shape = {1, C, OH, OW};
     } else if (op == "Identity" || op == "Dropout") {
@@ -866,5 +883,64 @@ Network network_from_graph(const engine::Graph& g) {
 }
 
 Network load_network(const std::string& onnx_path) { return network_from_graph(engine::load_onnx(onnx_path)); }
+
+std::shared_ptr<const Network> specialise_input_copies(const Network& net, const std::vector<double>& lower) {
+  bool any = false;
+  for (const auto& L : net.layers) any |= !L.input_copy.empty();
+  if (!any || int64_t(lower.size()) != net.input_size()) return nullptr;
+  auto known = [&](int64_t tag) {
+    const int64_t j = (tag > 0 ? tag : -tag) - 1;
+    return tag != 0 && j >= 0 && size_t(j) < lower.size() && std::isfinite(lower[size_t(j)]);
+  };
+  auto s = std::make_shared<Network>(net);
+  s->product_state.reset();  // device copies of the weights are per network
+  for (size_t k = 0; k < s->layers.size(); ++k) {
+    AffineLayer& L = s->layers[k];
+    const std::vector<int64_t>* in_tags = k > 0 && !s->layers[k - 1].input_copy.empty() ? &s->layers[k - 1].input_copy : nullptr;
+    bool changed = false;
+    for (int64_t i = 0; i < L.out; ++i) {
+      const int64_t tag = i < int64_t(L.input_copy.size()) ? L.input_copy[size_t(i)] : 0;
+      double* row = &L.weight[size_t(i * L.in)];
+      if (k == 0 && known(tag)) {
+        const double lo = lower[size_t((tag > 0 ? tag : -tag) - 1)];
+        if (tag > 0) {  // relu(x_j - lo_j) = x_j - lo_j on the boxes
+          L.bias[size_t(i)] = -lo;
+          if (L.nonneg.empty()) L.nonneg.assign(size_t(L.out), 0);
+          L.nonneg[size_t(i)] = 1;
+        } else {  // relu(-x_j) becomes the constant 0: the pair's difference is x_j - lo_j
+          std::fill(row, row + L.in, 0.0);
+          L.bias[size_t(i)] = 0.0;
+        }
+        changed = true;
+      } else if (tag == 0 && in_tags) {
+        // A row reading the pair (coefficient m on relu(x_j), -m on relu(-x_j)) now reads x_j - lo_j:
+        // + m lo_j restores its value. Copies (tag != 0) carry the shifted pair on unchanged.
+        double add = 0;
+        for (int64_t c = 0; c < L.in; ++c) {
+          const int64_t t = (*in_tags)[size_t(c)];
+          if (t > 0 && known(t) && row[c] != 0) add += row[c] * lower[size_t(t - 1)];
+        }
+        if (add != 0) {
+          L.bias[size_t(i)] += add;
+          changed = true;
+        }
+      }
+    }
+    if (changed && k == 0) {
+      L.compress();
+      if (L.conv) {
+        ConvGeometry g = *L.conv;
+        g.kernel.clear();
+        g.abs_kernel.clear();
+        g.tap_index.clear();
+        g.rest_row.clear();
+        g.rest_col.clear();
+        g.rest_val.clear();
+        L.conv = detail::match_convolution(std::move(g), L);
+      }
+    }
+  }
+  return s;
+}
 
 }  // namespace mlaudit::verify

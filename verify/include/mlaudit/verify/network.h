@@ -57,6 +57,10 @@ struct AffineLayer {
   /// weights on ReLU outputs and a non-negative bias: a skip connection's value carried through
   /// a ReLU layer), so its ReLU is the identity; the bounds clamp its lower bound at 0.
   std::vector<char> nonneg;
+  /// Per output row (empty: none): j + 1 when the row carries model input j as relu(x_j) (a skip
+  /// connection that reads the input), -(j + 1) as relu(-x_j), 0 otherwise; later layers' rows that copy
+  /// such an entry keep its tag. specialise_input_copies uses them.
+  std::vector<int64_t> input_copy;
 
   /// True when the compressed-row copy exists.
   bool sparse() const { return !csr_row.empty(); }
@@ -111,6 +115,14 @@ struct Network {
   /// Pre-activation values of every layer (the last entry is the output).
   std::vector<std::vector<double>> pre_activations(const std::vector<double>& x) const;
 };
+
+/// A skip connection that reads the model input carries each input x_j it reads as relu(x_j) and
+/// relu(-x_j) (AffineLayer::input_copy): exact, but its relaxation is loose where the box lets x_j
+/// change sign. Given a lower bound lo_j of x_j on every box the caller will bound (finite entries
+/// only), this returns the same function on those boxes with the pair as relu(x_j - lo_j) = x_j - lo_j
+/// (a row >= 0, flagged nonneg) and 0, and every row that reads the pair compensated in its bias:
+/// no unstable ReLU left for the copies. Returns nullptr when the network has no such copies.
+std::shared_ptr<const Network> specialise_input_copies(const Network& net, const std::vector<double>& lower);
 
 /// Convert an engine graph (one float input, one output) into a Network.
 /// Throws UnsupportedError "verify: unsupported op 'X' at node 'Y'" for ops or
