@@ -377,3 +377,59 @@ TEST_CASE("Bundled models: credit MLP and the max-pooled CNN convert and match t
     }
   }
 }
+
+TEST_CASE("Transpose and Slice and Pad on the data fold exactly (vs the engine)", "[verify][network]") {
+  // A channels-last (NHWC) input as TensorFlow exporters write it: Transpose to NCHW, Conv, ReLU,
+  // Pad (constant 0.25, one pad negative: a crop), Slice (negative start, step 2, a reversed axis),
+  // Transpose back, Flatten, Gemm. Each is an index map of the data.
+  std::mt19937_64 rng(17);
+  engine::Graph g;
+  g.source = "nhwc.onnx";
+  g.opset = 13;
+  g.inputs.push_back({"x", engine::DType::Float32, {1, 5, 4, 2}});
+  g.outputs.push_back({"y", engine::DType::Float32, {1, 3}});
+  g.initializers["Wc"] = random_tensor({3, 2, 2, 2}, rng);
+  g.initializers["pads"] = engine::Tensor::from_ints({8}, {0, 0, 1, -1, 0, 0, 2, 1});
+  g.initializers["pv"] = engine::Tensor::from_floats({}, {0.25f});
+  g.initializers["starts"] = engine::Tensor::from_ints({2}, {-5, 3});
+  g.initializers["ends"] = engine::Tensor::from_ints({2}, {100, -100});
+  g.initializers["axes"] = engine::Tensor::from_ints({2}, {2, 3});
+  g.initializers["steps"] = engine::Tensor::from_ints({2}, {2, -1});
+  auto t1 = node("Transpose", "to_nchw", {"x"}, {"a"});
+  t1.attributes["perm"] = engine::Attribute::of_ints({0, 3, 1, 2});
+  g.nodes.push_back(t1);
+  g.nodes.push_back(node("Conv", "conv", {"a", "Wc"}, {"c"}));
+  g.nodes.push_back(node("Relu", "relu", {"c"}, {"r"}));
+  g.nodes.push_back(node("Pad", "pad", {"r", "pads", "pv"}, {"p"}));
+  g.nodes.push_back(node("Slice", "slice", {"p", "starts", "ends", "axes", "steps"}, {"s"}));
+  auto t2 = node("Transpose", "to_nhwc", {"s"}, {"t"});
+  t2.attributes["perm"] = engine::Attribute::of_ints({0, 2, 3, 1});
+  g.nodes.push_back(t2);
+  auto flat = node("Flatten", "flat", {"t"}, {"f"});
+  flat.attributes["axis"] = engine::Attribute::of_int(1);
+  g.nodes.push_back(flat);
+  // conv: [1,3,4,3]; pad H by (1, 2), W by (-1, 1): [1,3,7,3]; slice H from -5 step 2: rows 2,4,6;
+  // W from 2 (3 clamped) down to the start: 3 columns reversed; flattened 3*3*3 = 27
+  g.initializers["Wf"] = random_tensor({3, 27}, rng);
+  auto gemm = node("Gemm", "fc", {"f", "Wf"}, {"y"});
+  gemm.attributes["transB"] = engine::Attribute::of_int(1);
+  g.nodes.push_back(gemm);
+  Network net = network_from_graph(g);
+  REQUIRE(net.layers.size() == 2);
+  CHECK(net.layers[0].out == 36);
+  CHECK(net.layers[1].in == 36);
+  engine::Session session(g);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (int s = 0; s < 10; ++s) {
+    std::vector<float> xf(40);
+    for (auto& v : xf) v = u(rng);
+    auto ref = session.forward(engine::Tensor::from_floats({1, 5, 4, 2}, xf)).to_doubles();
+    auto y = net.forward(std::vector<double>(xf.begin(), xf.end()));
+    REQUIRE(ref.size() == 3);
+    for (size_t k = 0; k < 3; ++k) CHECK(test::close(y[k], ref[k], 1e-5, 1e-5));
+  }
+  auto bad = node("Transpose", "bad_perm", {"x"}, {"y"});
+  bad.attributes["perm"] = engine::Attribute::of_ints({0, 1, 1, 2});
+  g.nodes = {bad};
+  CHECK_THROWS_WITH(network_from_graph(g), "verify: unsupported op 'Transpose' at node 'bad_perm' (perm is not a permutation)");
+}

@@ -153,7 +153,7 @@ TEST_CASE("A skip that reads the model input: exact on boxes where inputs change
                                 std::vector<double>(64, 0.0)) == nullptr);
 }
 
-TEST_CASE("Residual networks: structure, forward pass and sampled soundness", "[verify][residual]") {
+TEST_CASE("Residual networks: structure and forward pass and sampled soundness", "[verify][residual]") {
   std::mt19937_64 rng(21);
   SECTION("ResNet: the identity shortcut rides as rows >= 0, the projection's inputs as copies") {
     const std::string path = test::source_path("tests/fixtures/verify/resnet_small.onnx");
@@ -235,7 +235,7 @@ TEST_CASE("Residual networks: structure, forward pass and sampled soundness", "[
   }
 }
 
-TEST_CASE("Residual networks: robustness proved where CROWN's margins are positive, and sat answers hold",
+TEST_CASE("Residual networks: robustness proved where CROWN's margins are positive and sat answers hold",
           "[verify][residual]") {
   std::ifstream f(test::source_path("tests/fixtures/verify/resnet_small_lirpa.json"));
   auto j = nlohmann::json::parse(f);
@@ -271,7 +271,7 @@ TEST_CASE("Residual networks: robustness proved where CROWN's margins are positi
   CHECK(proved >= 2);
 }
 
-TEST_CASE("Skip connections in hand-built graphs: input skips, Concat, and the wirings refused", "[verify][residual][errors]") {
+TEST_CASE("Skip connections in hand-built graphs: input skips and Concat and the wirings refused", "[verify][residual][errors]") {
   std::mt19937_64 rng(3);
   SECTION("y = W2 relu(W1 x) + x + (x - x): exact for inputs of either sign, bounds sound on a box across 0") {
     engine::Graph g;

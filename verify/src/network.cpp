@@ -253,6 +253,34 @@ void compose_elementwise(Pending& p, const std::vector<double>& s, const std::ve
   }
 }
 
+// live'[o] = live[src[o]], or the constant fill[o] where src[o] < 0 (Transpose, Slice, Pad).
+void compose_gather(Pending& p, const std::vector<int64_t>& src, const std::vector<double>& fill) {
+  const int64_t rows = int64_t(src.size());
+  std::vector<double> M2(size_t(rows * p.base), 0.0), c2(size_t(rows), 0.0);
+  for (int64_t o = 0; o < rows; ++o) {
+    const int64_t i = src[size_t(o)];
+    if (i < 0) {
+      c2[size_t(o)] = fill[size_t(o)];
+      continue;
+    }
+    c2[size_t(o)] = p.c[size_t(i)];
+    if (p.selection) M2[size_t(o * p.base + p.offset + i)] = 1.0;
+    else std::copy_n(&p.M[size_t(i * p.base)], p.base, &M2[size_t(o * p.base)]);
+  }
+  p.M = std::move(M2);
+  p.c = std::move(c2);
+  p.n = rows;
+  p.selection = false;
+  p.conv.reset();
+}
+
+// Row-major strides of a shape.
+std::vector<int64_t> strides_of(const engine::Shape& s) {
+  std::vector<int64_t> st(s.size(), 1);
+  for (int64_t i = int64_t(s.size()) - 2; i >= 0; --i) st[size_t(i)] = st[size_t(i + 1)] * s[size_t(i + 1)];
+  return st;
+}
+
 // Broadcast a constant (numpy rules) to the live shape; throws when it would grow the live shape.
 std::vector<double> broadcast_to(const Constant& k, const engine::Shape& live, const engine::Node& n) {
   if (k.shape.size() > live.size()) unsupported(n, "constant operand has more dims than the data");
@@ -809,6 +837,98 @@ Network network_from_graph(const engine::Graph& g) {
         }
       }
       compose_elementwise(p, s, d);
+    } else if (op == "Transpose" || op == "Slice" || op == "Pad") {
+      // Index maps: each output element is one input element (or Pad's constant).
+      const int64_t rank = int64_t(live_shape.size());
+      auto ints_of = [&](const char* attr, size_t input) {
+        std::vector<int64_t> v = n.get_ints(attr, {});
+        if (v.empty() && n.inputs.size() > input && !n.inputs[input].empty())
+          for (double d : other_input(input)->values) v.push_back(int64_t(d));
+        return v;
+      };
+      engine::Shape ns(live_shape);
+      std::vector<int64_t> start(static_cast<size_t>(rank), 0), step(static_cast<size_t>(rank), 1);
+      std::vector<int64_t> perm(static_cast<size_t>(rank), 0);
+      for (int64_t i = 0; i < rank; ++i) perm[size_t(i)] = i;
+      double fill = 0;
+      if (op == "Transpose") {
+        std::vector<int64_t> pa = n.get_ints("perm", {});
+        if (pa.empty())
+          for (int64_t i = 0; i < rank; ++i) pa.push_back(rank - 1 - i);
+        if (int64_t(pa.size()) != rank) unsupported(n, "perm does not match the data's rank");
+        std::vector<char> seen(size_t(rank), 0);
+        for (int64_t i = 0; i < rank; ++i) {
+          if (pa[size_t(i)] < 0 || pa[size_t(i)] >= rank || seen[size_t(pa[size_t(i)])]) unsupported(n, "perm is not a permutation");
+          seen[size_t(pa[size_t(i)])] = 1;
+          perm[size_t(i)] = pa[size_t(i)];
+          ns[size_t(i)] = live_shape[size_t(pa[size_t(i)])];
+        }
+      } else if (op == "Slice") {
+        std::vector<int64_t> starts = ints_of("starts", 1), ends = ints_of("ends", 2), axes = ints_of("axes", 3),
+                             steps = ints_of("steps", 4);
+        if (starts.size() != ends.size() || (!axes.empty() && axes.size() != starts.size()) ||
+            (!steps.empty() && steps.size() != starts.size()))
+          unsupported(n, "starts, ends, axes and steps differ in length");
+        for (size_t q = 0; q < starts.size(); ++q) {
+          int64_t a = axes.empty() ? int64_t(q) : axes[q];
+          if (a < 0) a += rank;
+          if (a < 0 || a >= rank) unsupported(n, "axis out of range");
+          const int64_t d = live_shape[size_t(a)], st = steps.empty() ? 1 : steps[q];
+          if (st == 0) unsupported(n, "a zero step");
+          // numpy semantics: negative indices count from the end, then clamp
+          auto norm = [&](int64_t v, int64_t lo, int64_t hi) {
+            if (v < 0) v += d;
+            return std::clamp(v, lo, hi);
+          };
+          const int64_t b = st > 0 ? norm(starts[q], 0, d) : norm(starts[q], -1, d - 1);
+          const int64_t e = st > 0 ? norm(ends[q], 0, d) : norm(ends[q], -1, d - 1);
+          const int64_t len = st > 0 ? std::max<int64_t>(0, (e - b + st - 1) / st) : std::max<int64_t>(0, (b - e - st - 1) / -st);
+          start[size_t(a)] = b;
+          step[size_t(a)] = st;
+          ns[size_t(a)] = len;
+        }
+      } else {  // Pad
+        if (n.get_string("mode", "constant") != "constant") unsupported(n, "mode " + n.get_string("mode", "constant"));
+        std::vector<int64_t> pads = ints_of("pads", 1), axes = ints_of("axes", 3);
+        if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
+          const Constant* v = other_input(2);
+          if (v->values.size() != 1) unsupported(n, "constant_value must be a scalar");
+          fill = v->values[0];
+        } else {
+          fill = n.get_float("value", 0.0f);
+        }
+        if (axes.empty())
+          for (int64_t i = 0; i < rank; ++i) axes.push_back(i);
+        if (pads.size() != 2 * axes.size()) unsupported(n, "pads do not match the axes");
+        for (size_t q = 0; q < axes.size(); ++q) {
+          int64_t a = axes[q] < 0 ? axes[q] + rank : axes[q];
+          if (a < 0 || a >= rank) unsupported(n, "axis out of range");
+          start[size_t(a)] = -pads[q];  // negative pads crop
+          ns[size_t(a)] = live_shape[size_t(a)] + pads[q] + pads[q + axes.size()];
+          if (ns[size_t(a)] < 0) unsupported(n, "pads remove more than the axis holds");
+        }
+      }
+      const int64_t out_n = engine::shape_numel(ns);
+      if (double(out_n) * double(p.base) > 4e8) unsupported(n, "layer too large for the dense verifier");
+      const std::vector<int64_t> in_st = strides_of(live_shape);
+      std::vector<int64_t> src(size_t(out_n), -1), idx(size_t(rank), 0);
+      for (int64_t o = 0; o < out_n; ++o) {
+        int64_t i = 0;
+        bool inside = true;
+        for (int64_t k = 0; k < rank; ++k) {
+          const int64_t a = perm[size_t(k)];  // output axis k reads input axis a
+          const int64_t v = start[size_t(a)] + idx[size_t(k)] * step[size_t(a)];
+          if (v < 0 || v >= live_shape[size_t(a)]) inside = false;
+          i += v * in_st[size_t(a)];
+        }
+        if (inside) src[size_t(o)] = i;
+        for (int64_t k = rank - 1; k >= 0; --k) {
+          if (++idx[size_t(k)] < ns[size_t(k)]) break;
+          idx[size_t(k)] = 0;
+        }
+      }
+      compose_gather(p, src, std::vector<double>(size_t(out_n), fill));
+      live_shape = ns;
     } else if (op == "GlobalAveragePool" || op == "ReduceMean") {
       // The mean over the reduced axes (GlobalAveragePool: every axis after the channels), a linear map.
       const int64_t rank = int64_t(live_shape.size());
