@@ -27,7 +27,7 @@ Networks (one "family" each, built as exporters write them; weights float32):
   ill          dense nets with per-layer weight scales 10^[-3, 3] and ReLUs whose
                pre-activation is (nearly) zero at the ball's centre
   residual     x + relu(f(x)) skip connections after the activation (an Add of two data tensors)
-  leaky        LeakyReLU activations                                   -- unsupported by the verifier
+  leaky        LeakyReLU activations (the verifier folds them as a x + (1 - a) relu(x))
   sigmoid      Sigmoid activations                                     -- unsupported (no exact reference)
 Not in the default nine (so that older campaigns stay reproducible), on request with --families:
   preact       pre-activation residual MLPs, h + W2 relu(W1 relu(h)); the first skip often reads the
@@ -37,8 +37,8 @@ Not in the default nine (so that older campaigns stay reproducible), on request 
                projection block (1x1 Conv shortcut, written after or before the block's body) or a
                DenseNet-style Concat of the input and the block's ReLU output; Flatten -> Gemm
 The verifier folds a model into a chain of affine maps, ReLUs and max-pools (docs/dev/verify.md, Method 1),
-skip connections carried through the ReLU layers; leaky/sigmoid must come back `unknown` (or `sat` with a
-counterexample that onnxruntime confirms).
+skip connections carried through the ReLU layers, LeakyReLU as a x + (1 - a) relu(x); sigmoid must come
+back `unknown` (or `sat` with a counterexample that onnxruntime confirms).
 
 Properties ("kind"):
   robust       L-inf ball around a centre, unsafe when another class reaches the centre's class
@@ -86,7 +86,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAMILIES = ["dense", "dense_bn", "bn_folded", "conv_pool", "conv_bn_avg", "ill", "residual", "leaky", "sigmoid"]
 KINDS = ["robust", "robust_clip", "linear", "disjunction", "multibox"]
-UNSUPPORTED = {"leaky", "sigmoid"}
+UNSUPPORTED = {"sigmoid"}
 # Relative decision margin of the reference: float32 forward passes (onnxruntime, the engine) and
 # the float64 reference differ by about n u |W||a| ~ 1e-6 relative on these sizes; 1e-4 leaves 100x.
 MARGIN_REL = 1e-4
@@ -1180,7 +1180,7 @@ def cmd_fixtures(a):
                 "docs/dev/reliability.md).\n\n"
                 "`cases.csv`: onnx, vnnlib, expected (sat/unsat), family, kind, out_scale (the largest |y| "
                 "sampled in the input region, the scale of the counterexample check's tolerance), supported "
-                "(0: a LeakyReLU/Sigmoid network, which the verifier must refuse as unsupported).\n"
+                "(0: a Sigmoid network, which the verifier must refuse as unsupported).\n"
                 "Run by `tests/verify/test_verify_campaign.cpp` (ctest test_verify_campaign).\n")
     shutil.rmtree(tmp)
     by = {}

@@ -16,6 +16,7 @@ user would):
   preact_mlp.onnx    pre-activation residual MLP on 6 features: h = Linear(6->8) (no ReLU), two
                      blocks h + Linear(ReLU(Linear(ReLU(h)))), ReLU, Linear(8->3): the first skip
                      reads an affine map of the model input, the second a sum that is not a ReLU output
+  leaky_mlp.onnx     Linear(5->10), LeakyReLU(0.1), Linear(10->10), LeakyReLU(0.3), Linear(10->3)
 
 For a few inputs and L-inf radii (boxes clipped to [0, 1]; for preact_mlp also boxes around points in
 [-1, 1]^6 where inputs change sign, preact_mlp_signed_lirpa.json) it records auto_LiRPA's IBP and CROWN
@@ -27,7 +28,7 @@ tools/verify_maxpool_golden.py; then, from the repository root:
 
     PYTHONPATH=.lirpa ${PYTHON:-.venv/bin/python} tools/verify_residual_golden.py
 
-It writes tests/fixtures/verify/{resnet_small,preact_mlp}.onnx and *_lirpa.json. The ONNX files are
+It writes tests/fixtures/verify/{resnet_small,preact_mlp,leaky_mlp}.onnx and *_lirpa.json. The ONNX files are
 re-exported on every run (same weights, same values; the exporter's node names may change).
 """
 import json
@@ -125,6 +126,18 @@ def randomise_bn(model, gen):
                 m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
 
 
+class LeakyMLP(nn.Module):
+    """LeakyReLU (the verifier folds it as a x + (1 - a) relu(x), x riding through the layer as a skip)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(5, 10), nn.LeakyReLU(0.1), nn.Linear(10, 10), nn.LeakyReLU(0.3),
+                                 nn.Linear(10, 3))
+
+    def forward(self, x):
+        return self.net(x)
+
+
 def patch_lirpa():
     """auto_LiRPA 0.3 overrides nn.Module._named_members without the remove_duplicate argument newer
     torch passes (parameters() on a BoundedModule then fails); accept and drop it. No bound changes."""
@@ -216,6 +229,8 @@ def main():
     mlp = PreactMLP()
     make("preact_mlp", mlp, torch.zeros(1, 6), rng.uniform(0.1, 0.9, size=(3, 6)), (0.02, 0.08), 3,
          signed=(rng.uniform(-1, 1, size=(2, 6)), (0.1, 0.4)))
+    torch.manual_seed(23)
+    make("leaky_mlp", LeakyMLP(), torch.zeros(1, 5), rng.uniform(0.2, 0.8, size=(3, 5)), (0.05, 0.2), 3)
 
 
 if __name__ == "__main__":

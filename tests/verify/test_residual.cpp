@@ -104,6 +104,59 @@ TEST_CASE("Residual networks exported by PyTorch: IBP and CROWN bounds equal aut
   }
 }
 
+TEST_CASE("LeakyReLU folded as a x + (1 - a) relu(x): CROWN equals auto_LiRPA's where their slope rules agree", "[verify][residual][golden]") {
+  // tools/verify_residual_golden.py: Linear(5->10), LeakyReLU(0.1), Linear(10->10), LeakyReLU(0.3),
+  // Linear(10->3). Folded, the ReLU's adaptive lower slope (1 when u > -l, else 0) gives the leaky
+  // ReLU the lower slope 1 or a: the area-minimising choice. auto_LiRPA 0.3's BoundLeakyRelu picks 1
+  // when its chord slope (u - a l) / (u - l) exceeds 0.5, i.e. u > -(1 - 2a) l: the two rules differ
+  // only for (1 - 2a)(-l) < u <= -l. Where no neuron of a case lies in that band, the CROWN bounds
+  // must be equal; elsewhere both are sound (checked by sampling) and may differ. Tolerance 1e-8:
+  // auto_LiRPA computes every leaky neuron's slopes, stable ones too, through the chord formula
+  // with a 1e-8 guard (ub = max(ub, lb + 1e-8)), where ours treats stable neurons exactly; the
+  // differences seen are up to 1.3e-9.
+  std::ifstream f(test::source_path("tests/fixtures/verify/leaky_mlp_lirpa.json"));
+  REQUIRE(f.good());
+  auto j = nlohmann::json::parse(f);
+  Network net = load_network(test::source_path("tests/fixtures/verify/leaky_mlp.onnx"));
+  REQUIRE(net.layers.size() == 3);
+  const double slope[2] = {0.1, 0.3};
+  std::mt19937_64 rng(9);
+  int compared = 0, unstable_seen = 0;
+  for (const auto& c : j["cases"]) {
+    InputBox box{c["box_lower"].get<std::vector<double>>(), c["box_upper"].get<std::vector<double>>()};
+    INFO("eps " << c["eps"].get<double>());
+    auto y = net.forward(c["input"].get<std::vector<double>>());
+    for (size_t k = 0; k < y.size(); ++k) CHECK(test::close(y[k], c["output"][k].get<double>(), 1e-9, 1e-9));
+    LayerBounds cr = crown_bounds(net, box, {}, true, true, nullptr, false);
+    bool band = false;
+    for (size_t k = 0; k < 2; ++k)
+      for (size_t i = 0; i < 10; ++i) {  // the leaky value's own rows come first in each layer
+        const double l = cr.lower[k][i], u = cr.upper[k][i], a = slope[k];
+        if (l < 0 && u > 0) ++unstable_seen;
+        if (l < 0 && u > 0 && u > -(1 - 2 * a) * l && u <= -l) band = true;
+      }
+    for (int s = 0; s < 200; ++s) {
+      auto ys = net.forward(sample_in_box(box, rng, s));
+      for (size_t k = 0; k < ys.size(); ++k) {
+        CHECK(ys[k] >= cr.lower.back()[k]);
+        CHECK(ys[k] <= cr.upper.back()[k]);
+      }
+    }
+    if (band) continue;
+    ++compared;
+    for (size_t k = 0; k < y.size(); ++k) {
+      CHECK(test::close(cr.lower.back()[k], c["crown_lower"][k].get<double>(), 1e-8, 1e-8));
+      CHECK(test::close(cr.upper.back()[k], c["crown_upper"][k].get<double>(), 1e-8, 1e-8));
+    }
+    auto obj = crown_objective(net, box, cr, margin_objectives(c["label"].get<int64_t>(), 3));
+    for (size_t r = 0; r < obj.size(); ++r)
+      CHECK(test::close(obj[r].lower, c["margin_crown_lower"][r].get<double>(), 1e-8, 1e-8));
+  }
+  WARN(compared << " of " << j["cases"].size() << " cases compared; " << unstable_seen << " unstable leaky neurons");
+  CHECK(compared >= 2);
+  CHECK(unstable_seen > 0);
+}
+
 TEST_CASE("A skip that reads the model input: exact on boxes where inputs change sign once shifted by the box", "[verify][residual][golden]") {
   // preact_mlp's first skip reads h = W x + b, so the loader carries x as relu(x) and relu(-x);
   // on these boxes (tools/verify_residual_golden.py, points in [-1, 1]^6, radius 0.1 and 0.4) some
@@ -330,6 +383,44 @@ TEST_CASE("Skip connections in hand-built graphs: input skips and Concat and the
     CHECK(nonneg_rows(net) == 18);  // relu0's outputs ride through the conv's ReLU layer
     auto session = std::make_unique<engine::Session>(g);
     check_forward_matches_engine(net, *session, rng, -1, 1);
+  }
+  SECTION("PRelu with per-channel slopes (0.25, 1.5, -0.5) on a conv net equals the engine and its bounds hold") {
+    engine::Graph g;
+    g.source = "prelu.onnx";
+    g.opset = 13;
+    g.inputs.push_back({"x", engine::DType::Float32, {1, 2, 4, 4}});
+    g.outputs.push_back({"y", engine::DType::Float32, {1, 2}});
+    g.initializers["Wc"] = random_tensor({3, 2, 3, 3}, rng);
+    g.initializers["slope"] = engine::Tensor::from_floats({3, 1, 1}, {0.25f, 1.5f, -0.5f});
+    g.initializers["Wf"] = random_tensor({2, 48}, rng);
+    auto conv = node("Conv", "conv", {"x", "Wc"}, {"c"});
+    conv.attributes["pads"] = engine::Attribute::of_ints({1, 1, 1, 1});
+    g.nodes.push_back(conv);
+    g.nodes.push_back(node("PRelu", "prelu", {"c", "slope"}, {"p"}));
+    auto flat = node("Flatten", "flat", {"p"}, {"f"});
+    flat.attributes["axis"] = engine::Attribute::of_int(1);
+    g.nodes.push_back(flat);
+    auto gemm = node("Gemm", "fc", {"f", "Wf"}, {"y"});
+    gemm.attributes["transB"] = engine::Attribute::of_int(1);
+    g.nodes.push_back(gemm);
+    Network net = network_from_graph(g);
+    CHECK(net.layers.size() == 2);
+    CHECK(net.layers[0].out == 48 + 2 * 32);  // the conv's rows, then the input as relu(x), relu(-x)
+    auto session = std::make_unique<engine::Session>(g);
+    check_forward_matches_engine(net, *session, rng, -1, 1);
+    InputBox box{std::vector<double>(32, -0.3), std::vector<double>(32, 0.4)};
+    auto spec = specialise_input_copies(net, box.lower);
+    REQUIRE(spec);
+    for (const Network* n : std::vector<const Network*>{&net, spec.get()}) {
+      LayerBounds cr = crown_bounds(*n, box);
+      for (int s = 0; s < 300; ++s) {
+        auto y = n->forward(sample_in_box(box, rng, s));
+        for (size_t k = 0; k < y.size(); ++k) {
+          CHECK(y[k] >= cr.lower.back()[k]);
+          CHECK(y[k] <= cr.upper.back()[k]);
+        }
+      }
+    }
   }
   SECTION("refused: a product of two data values, data operands of different shapes, a MaxPool inside a skip") {
     engine::Graph g;

@@ -518,10 +518,32 @@ Network network_from_graph(const engine::Graph& g) {
     Pending& p = cur.p;
     engine::Shape& live_shape = cur.shape;
 
-    if (op == "Relu") {
-      if (base_nonnegative && nonnegative_map(p)) {  // relu(v) = v: v >= 0 already (relu(relu(x)), ...)
+    if (op == "Relu" || op == "LeakyRelu" || op == "PRelu") {
+      // LeakyRelu / PRelu with slope a: a x + (1 - a) relu(x), exactly, for any a; x rides through the
+      // ReLU layer as a skip connection does (CROWN's relaxation of this sum is the leaky ReLU's own:
+      // the chord through (l, a l) and (u, u), lower lines of slope in [a, 1]).
+      std::vector<double> slope;
+      if (op == "LeakyRelu") slope.assign(size_t(p.n), double(n.get_float("alpha", 0.01f)));
+      if (op == "PRelu") slope = broadcast_to(*other_input(1), live_shape, n);
+      bool linear = !slope.empty(), plain = true;
+      for (double a : slope) {
+        if (!std::isfinite(a)) unsupported(n, "a slope that is not finite");
+        linear &= a == 1.0;
+        plain &= a == 0.0;
+      }
+      if (plain) slope.clear();
+      if (base_nonnegative && nonnegative_map(p)) {  // relu(v) = leaky(v) = v: v >= 0 already (relu(relu(x)), ...)
         keep(std::move(cur));
         continue;
+      }
+      if (linear) {  // a slope of 1 everywhere: the identity
+        keep(std::move(cur));
+        continue;
+      }
+      static const std::string kSelf = "\x01leaky input";  // not an ONNX value name
+      if (!slope.empty()) {
+        values[kSelf] = cur;
+        last_use[kSelf] = t + 1;
       }
       // A new layer: this value's rows under the ReLU, then the values still read after this node
       // (skip connections) carried through it exactly. On a ReLU base a value that is >= 0 by
@@ -618,7 +640,22 @@ Network network_from_graph(const engine::Graph& g) {
       }
       base = new_base;
       base_nonnegative = true;
-      keep(Value{selection_of(base, 0, p.n), live_shape});
+      Value r{selection_of(base, 0, p.n), live_shape};
+      if (!slope.empty()) {
+        Value x = std::move(values.at(kSelf));
+        values.erase(kSelf);
+        last_use.erase(kSelf);
+        materialise(r.p);
+        materialise(x.p);
+        for (int64_t i = 0; i < r.p.n; ++i) {
+          const double a = slope[size_t(i)];
+          double* mr = &r.p.M[size_t(i * base)];
+          const double* mx = &x.p.M[size_t(i * base)];
+          for (int64_t j = 0; j < base; ++j) mr[j] = (1 - a) * mr[j] + a * mx[j];
+          r.p.c[size_t(i)] = a * x.p.c[size_t(i)];
+        }
+      }
+      keep(std::move(r));
       continue;
     } else if (op == "MaxPool") {
       // Kept as its own step after the ReLU (relu then max over each window).
