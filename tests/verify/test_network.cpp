@@ -13,30 +13,12 @@
 #include "mlaudit/verify/bounds.h"
 #include "mlaudit/verify/network.h"
 #include "test_util.h"
+#include "verify_test_util.h"
 
 using namespace mlaudit;
 using namespace mlaudit::verify;
-
-namespace {
-
-engine::Node node(const std::string& op, const std::string& name, std::vector<std::string> in, std::vector<std::string> out) {
-  engine::Node n;
-  n.op_type = op;
-  n.name = name;
-  n.inputs = std::move(in);
-  n.outputs = std::move(out);
-  return n;
-}
-
-
-engine::Tensor random_tensor(engine::Shape s, std::mt19937_64& rng, double lo = -1, double hi = 1) {
-  std::uniform_real_distribution<float> d{float(lo), float(hi)};
-  std::vector<float> v(static_cast<size_t>(engine::shape_numel(s)));
-  for (auto& x : v) x = d(rng);
-  return engine::Tensor::from_floats(s, v);
-}
-
-}  // namespace
+using mlaudit::verify::testing::graph_node;
+using mlaudit::verify::testing::random_tensor;
 
 TEST_CASE("Graph conversion folds Sub/Flatten/MatMul/Add/Gemm into affine layers", "[verify][network]") {
   engine::Graph g;
@@ -48,14 +30,14 @@ TEST_CASE("Graph conversion folds Sub/Flatten/MatMul/Add/Gemm into affine layers
   g.initializers["b1"] = engine::Tensor::from_floats({2}, {0.5f, -100.0f});
   g.initializers["W2"] = engine::Tensor::from_floats({2, 2}, {1, -1, 2, 0.5f});  // Gemm transB: [out, in]
   g.initializers["b2"] = engine::Tensor::from_floats({2}, {0.25f, 0.0f});
-  g.nodes.push_back(node("Sub", "sub", {"input", "mean"}, {"s"}));
-  auto flat = node("Flatten", "flat", {"s"}, {"f"});
+  g.nodes.push_back(graph_node("Sub", "sub", {"input", "mean"}, {"s"}));
+  auto flat = graph_node("Flatten", "flat", {"s"}, {"f"});
   flat.attributes["axis"] = engine::Attribute::of_int(1);
   g.nodes.push_back(flat);
-  g.nodes.push_back(node("MatMul", "mm", {"f", "W1"}, {"m"}));
-  g.nodes.push_back(node("Add", "add", {"m", "b1"}, {"a"}));
-  g.nodes.push_back(node("Relu", "relu", {"a"}, {"r"}));
-  auto gemm = node("Gemm", "gemm", {"r", "W2", "b2"}, {"y"});
+  g.nodes.push_back(graph_node("MatMul", "mm", {"f", "W1"}, {"m"}));
+  g.nodes.push_back(graph_node("Add", "add", {"m", "b1"}, {"a"}));
+  g.nodes.push_back(graph_node("Relu", "relu", {"a"}, {"r"}));
+  auto gemm = graph_node("Gemm", "gemm", {"r", "W2", "b2"}, {"y"});
   gemm.attributes["transB"] = engine::Attribute::of_int(1);
   g.nodes.push_back(gemm);
   Network net = network_from_graph(g);
@@ -74,7 +56,7 @@ TEST_CASE("Unsupported ops and wirings are named", "[verify][network][errors]") 
   g.source = "pool.onnx";
   g.inputs.push_back({"input", engine::DType::Float32, {1, 1, 4, 4}});
   g.outputs.push_back({"y", engine::DType::Float32, {1, 1, 2, 2}});
-  auto pool = node("MaxPool", "pool1", {"input"}, {"y"});
+  auto pool = graph_node("MaxPool", "pool1", {"input"}, {"y"});
   pool.attributes["kernel_shape"] = engine::Attribute::of_ints({2, 2});
   g.nodes.push_back(pool);
   try {
@@ -101,13 +83,13 @@ TEST_CASE("A convolution too large to fold is refused at once, naming the node",
   g.inputs.push_back({"input", engine::DType::Float32, {1, 1, 1, 1}});
   g.outputs.push_back({"y", engine::DType::Float32, {1, 1, 9702, 9702}});
   g.initializers["Wc"] = random_tensor({1, 1, 300, 300}, rng);
-  auto conv = node("Conv", "big_conv", {"input", "Wc"}, {"y"});
+  auto conv = graph_node("Conv", "big_conv", {"input", "Wc"}, {"y"});
   conv.attributes["kernel_shape"] = engine::Attribute::of_ints({300, 300});
   conv.attributes["pads"] = engine::Attribute::of_ints({5000, 5000, 5000, 5000});
   g.nodes.push_back(conv);
   CHECK_THROWS_WITH(network_from_graph(g),
                     "verify: unsupported op 'Conv' at node 'big_conv' (layer too large for the dense verifier)");
-  auto strided = node("Conv", "zero_stride", {"input", "Wc"}, {"y"});
+  auto strided = graph_node("Conv", "zero_stride", {"input", "Wc"}, {"y"});
   strided.attributes["kernel_shape"] = engine::Attribute::of_ints({300, 300});
   strided.attributes["strides"] = engine::Attribute::of_ints({0, 1});
   g.nodes = {strided};
@@ -130,20 +112,20 @@ TEST_CASE("Conv, BatchNormalization and AveragePool fold exactly (vs the engine)
   g.initializers["var"] = random_tensor({4}, rng, 0.2, 2.0);
   g.initializers["Wf"] = random_tensor({3, 4 * 3 * 3}, rng);
   g.initializers["bf"] = random_tensor({3}, rng);
-  auto conv = node("Conv", "conv", {"input", "Wc", "bc"}, {"c"});
+  auto conv = graph_node("Conv", "conv", {"input", "Wc", "bc"}, {"c"});
   conv.attributes["kernel_shape"] = engine::Attribute::of_ints({3, 3});
   conv.attributes["pads"] = engine::Attribute::of_ints({1, 1, 1, 1});
   conv.attributes["strides"] = engine::Attribute::of_ints({1, 1});
   g.nodes.push_back(conv);
-  g.nodes.push_back(node("BatchNormalization", "bn", {"c", "scale", "bias", "mean", "var"}, {"b"}));
-  g.nodes.push_back(node("Relu", "relu", {"b"}, {"r"}));
-  auto avg = node("AveragePool", "avg", {"r"}, {"p"});
+  g.nodes.push_back(graph_node("BatchNormalization", "bn", {"c", "scale", "bias", "mean", "var"}, {"b"}));
+  g.nodes.push_back(graph_node("Relu", "relu", {"b"}, {"r"}));
+  auto avg = graph_node("AveragePool", "avg", {"r"}, {"p"});
   avg.attributes["kernel_shape"] = engine::Attribute::of_ints({2, 2});
   avg.attributes["strides"] = engine::Attribute::of_ints({2, 2});
   g.nodes.push_back(avg);
-  auto flat = node("Flatten", "flat", {"p"}, {"f"});
+  auto flat = graph_node("Flatten", "flat", {"p"}, {"f"});
   g.nodes.push_back(flat);
-  auto gemm = node("Gemm", "fc", {"f", "Wf", "bf"}, {"y"});
+  auto gemm = graph_node("Gemm", "fc", {"f", "Wf", "bf"}, {"y"});
   gemm.attributes["transB"] = engine::Attribute::of_int(1);
   g.nodes.push_back(gemm);
   Network net = network_from_graph(g);
@@ -173,18 +155,18 @@ Network one_conv_network(int64_t C, int64_t H, int64_t W, const std::string& op,
   std::string live = "input";
   if (!scale.empty()) {
     g.initializers["s"] = random_tensor(scale, rng, 0.5, 2.0);
-    g.nodes.push_back(node("Mul", "mul", {live, "s"}, {"scaled"}));
+    g.nodes.push_back(graph_node("Mul", "mul", {live, "s"}, {"scaled"}));
     live = "scaled";
   }
-  engine::Node n = op == "Conv" ? node("Conv", "layer", {live, "Wc", "bc"}, {"c"}) : node(op, "layer", {live}, {"c"});
+  engine::Node n = op == "Conv" ? graph_node("Conv", "layer", {live, "Wc", "bc"}, {"c"}) : graph_node(op, "layer", {live}, {"c"});
   if (op == "Conv") {
     g.initializers["Wc"] = random_tensor(weight, rng);
     g.initializers["bc"] = random_tensor({weight[0]}, rng);
   }
   n.attributes = std::move(attrs);
   g.nodes.push_back(n);
-  g.nodes.push_back(node("Relu", "relu", {"c"}, {"r"}));
-  g.nodes.push_back(node("Flatten", "flat", {"r"}, {"f"}));
+  g.nodes.push_back(graph_node("Relu", "relu", {"c"}, {"r"}));
+  g.nodes.push_back(graph_node("Flatten", "flat", {"r"}, {"f"}));
   // The Gemm's width is the first layer's output size, read off the graph converted up to "c".
   g.outputs.push_back({"y", engine::DType::Float32, {1, 2}});
   engine::Graph upto_c = g;
@@ -193,7 +175,7 @@ Network one_conv_network(int64_t C, int64_t H, int64_t W, const std::string& op,
   const int64_t width = network_from_graph(upto_c).layers[0].out;
   g.initializers["Wf"] = random_tensor({2, width}, rng);
   g.initializers["bf"] = random_tensor({2}, rng);
-  auto gemm = node("Gemm", "fc", {"f", "Wf", "bf"}, {"y"});
+  auto gemm = graph_node("Gemm", "fc", {"f", "Wf", "bf"}, {"y"});
   gemm.attributes["transB"] = engine::Attribute::of_int(1);
   g.nodes.push_back(gemm);
   return network_from_graph(g);
@@ -395,23 +377,23 @@ TEST_CASE("Transpose and Slice and Pad on the data fold exactly (vs the engine)"
   g.initializers["ends"] = engine::Tensor::from_ints({2}, {100, -100});
   g.initializers["axes"] = engine::Tensor::from_ints({2}, {2, 3});
   g.initializers["steps"] = engine::Tensor::from_ints({2}, {2, -1});
-  auto t1 = node("Transpose", "to_nchw", {"x"}, {"a"});
+  auto t1 = graph_node("Transpose", "to_nchw", {"x"}, {"a"});
   t1.attributes["perm"] = engine::Attribute::of_ints({0, 3, 1, 2});
   g.nodes.push_back(t1);
-  g.nodes.push_back(node("Conv", "conv", {"a", "Wc"}, {"c"}));
-  g.nodes.push_back(node("Relu", "relu", {"c"}, {"r"}));
-  g.nodes.push_back(node("Pad", "pad", {"r", "pads", "pv"}, {"p"}));
-  g.nodes.push_back(node("Slice", "slice", {"p", "starts", "ends", "axes", "steps"}, {"s"}));
-  auto t2 = node("Transpose", "to_nhwc", {"s"}, {"t"});
+  g.nodes.push_back(graph_node("Conv", "conv", {"a", "Wc"}, {"c"}));
+  g.nodes.push_back(graph_node("Relu", "relu", {"c"}, {"r"}));
+  g.nodes.push_back(graph_node("Pad", "pad", {"r", "pads", "pv"}, {"p"}));
+  g.nodes.push_back(graph_node("Slice", "slice", {"p", "starts", "ends", "axes", "steps"}, {"s"}));
+  auto t2 = graph_node("Transpose", "to_nhwc", {"s"}, {"t"});
   t2.attributes["perm"] = engine::Attribute::of_ints({0, 2, 3, 1});
   g.nodes.push_back(t2);
-  auto flat = node("Flatten", "flat", {"t"}, {"f"});
+  auto flat = graph_node("Flatten", "flat", {"t"}, {"f"});
   flat.attributes["axis"] = engine::Attribute::of_int(1);
   g.nodes.push_back(flat);
   // conv: [1,3,4,3]; pad H by (1, 2), W by (-1, 1): [1,3,7,3]; slice H from -5 step 2: rows 2,4,6;
   // W from 2 (3 clamped) down to the start: 3 columns reversed; flattened 3*3*3 = 27
   g.initializers["Wf"] = random_tensor({3, 27}, rng);
-  auto gemm = node("Gemm", "fc", {"f", "Wf"}, {"y"});
+  auto gemm = graph_node("Gemm", "fc", {"f", "Wf"}, {"y"});
   gemm.attributes["transB"] = engine::Attribute::of_int(1);
   g.nodes.push_back(gemm);
   Network net = network_from_graph(g);
@@ -428,7 +410,7 @@ TEST_CASE("Transpose and Slice and Pad on the data fold exactly (vs the engine)"
     REQUIRE(ref.size() == 3);
     for (size_t k = 0; k < 3; ++k) CHECK(test::close(y[k], ref[k], 1e-5, 1e-5));
   }
-  auto bad = node("Transpose", "bad_perm", {"x"}, {"y"});
+  auto bad = graph_node("Transpose", "bad_perm", {"x"}, {"y"});
   bad.attributes["perm"] = engine::Attribute::of_ints({0, 1, 1, 2});
   g.nodes = {bad};
   CHECK_THROWS_WITH(network_from_graph(g), "verify: unsupported op 'Transpose' at node 'bad_perm' (perm is not a permutation)");

@@ -19,26 +19,12 @@
 
 using namespace mlaudit;
 using namespace mlaudit::verify;
+using mlaudit::verify::testing::graph_node;
+using mlaudit::verify::testing::random_tensor;
 using mlaudit::verify::testing::margin_objectives;
 using mlaudit::verify::testing::sample_in_box;
 
 namespace {
-
-engine::Node node(const std::string& op, const std::string& name, std::vector<std::string> in, std::vector<std::string> out) {
-  engine::Node n;
-  n.op_type = op;
-  n.name = name;
-  n.inputs = std::move(in);
-  n.outputs = std::move(out);
-  return n;
-}
-
-engine::Tensor random_tensor(engine::Shape s, std::mt19937_64& rng) {
-  std::uniform_real_distribution<float> d{-1.0f, 1.0f};
-  std::vector<float> v(static_cast<size_t>(engine::shape_numel(s)));
-  for (auto& x : v) x = d(rng);
-  return engine::Tensor::from_floats(s, v);
-}
 
 int64_t nonneg_rows(const Network& net) {
   int64_t n = 0;
@@ -334,12 +320,12 @@ TEST_CASE("Skip connections in hand-built graphs: input skips and Concat and the
     g.outputs.push_back({"y", engine::DType::Float32, {1, 3}});
     g.initializers["W1"] = random_tensor({3, 4}, rng);
     g.initializers["W2"] = random_tensor({4, 3}, rng);
-    g.nodes.push_back(node("MatMul", "mm1", {"x", "W1"}, {"h"}));
-    g.nodes.push_back(node("Relu", "relu", {"h"}, {"r"}));
-    g.nodes.push_back(node("MatMul", "mm2", {"r", "W2"}, {"t"}));
-    g.nodes.push_back(node("Add", "skip", {"t", "x"}, {"s"}));
-    g.nodes.push_back(node("Sub", "zero", {"x", "x"}, {"z"}));
-    g.nodes.push_back(node("Add", "plus_zero", {"s", "z"}, {"y"}));
+    g.nodes.push_back(graph_node("MatMul", "mm1", {"x", "W1"}, {"h"}));
+    g.nodes.push_back(graph_node("Relu", "relu", {"h"}, {"r"}));
+    g.nodes.push_back(graph_node("MatMul", "mm2", {"r", "W2"}, {"t"}));
+    g.nodes.push_back(graph_node("Add", "skip", {"t", "x"}, {"s"}));
+    g.nodes.push_back(graph_node("Sub", "zero", {"x", "x"}, {"z"}));
+    g.nodes.push_back(graph_node("Add", "plus_zero", {"s", "z"}, {"y"}));
     Network net = network_from_graph(g);
     REQUIRE(net.layers.size() == 2);
     CHECK(net.layers[0].out == 4 + 2 * 3);
@@ -363,19 +349,19 @@ TEST_CASE("Skip connections in hand-built graphs: input skips and Concat and the
     g.outputs.push_back({"y", engine::DType::Float32, {1, 2}});
     g.initializers["Wc"] = random_tensor({3, 2, 3, 3}, rng);
     g.initializers["Wf"] = random_tensor({2, 45}, rng);
-    auto conv = node("Conv", "conv", {"x", "Wc"}, {"c"});
+    auto conv = graph_node("Conv", "conv", {"x", "Wc"}, {"c"});
     conv.attributes["pads"] = engine::Attribute::of_ints({1, 1, 1, 1});
-    g.nodes.push_back(node("Relu", "relu0", {"x"}, {"a"}));
+    g.nodes.push_back(graph_node("Relu", "relu0", {"x"}, {"a"}));
     conv.inputs[0] = "a";
     g.nodes.push_back(conv);
-    g.nodes.push_back(node("Relu", "relu1", {"c"}, {"r"}));
-    auto cat = node("Concat", "cat", {"a", "r"}, {"k"});
+    g.nodes.push_back(graph_node("Relu", "relu1", {"c"}, {"r"}));
+    auto cat = graph_node("Concat", "cat", {"a", "r"}, {"k"});
     cat.attributes["axis"] = engine::Attribute::of_int(1);
     g.nodes.push_back(cat);
-    auto flat = node("Flatten", "flat", {"k"}, {"f"});
+    auto flat = graph_node("Flatten", "flat", {"k"}, {"f"});
     flat.attributes["axis"] = engine::Attribute::of_int(1);
     g.nodes.push_back(flat);
-    auto gemm = node("Gemm", "fc", {"f", "Wf"}, {"y"});
+    auto gemm = graph_node("Gemm", "fc", {"f", "Wf"}, {"y"});
     gemm.attributes["transB"] = engine::Attribute::of_int(1);
     g.nodes.push_back(gemm);
     Network net = network_from_graph(g);
@@ -393,14 +379,14 @@ TEST_CASE("Skip connections in hand-built graphs: input skips and Concat and the
     g.initializers["Wc"] = random_tensor({3, 2, 3, 3}, rng);
     g.initializers["slope"] = engine::Tensor::from_floats({3, 1, 1}, {0.25f, 1.5f, -0.5f});
     g.initializers["Wf"] = random_tensor({2, 48}, rng);
-    auto conv = node("Conv", "conv", {"x", "Wc"}, {"c"});
+    auto conv = graph_node("Conv", "conv", {"x", "Wc"}, {"c"});
     conv.attributes["pads"] = engine::Attribute::of_ints({1, 1, 1, 1});
     g.nodes.push_back(conv);
-    g.nodes.push_back(node("PRelu", "prelu", {"c", "slope"}, {"p"}));
-    auto flat = node("Flatten", "flat", {"p"}, {"f"});
+    g.nodes.push_back(graph_node("PRelu", "prelu", {"c", "slope"}, {"p"}));
+    auto flat = graph_node("Flatten", "flat", {"p"}, {"f"});
     flat.attributes["axis"] = engine::Attribute::of_int(1);
     g.nodes.push_back(flat);
-    auto gemm = node("Gemm", "fc", {"f", "Wf"}, {"y"});
+    auto gemm = graph_node("Gemm", "fc", {"f", "Wf"}, {"y"});
     gemm.attributes["transB"] = engine::Attribute::of_int(1);
     g.nodes.push_back(gemm);
     Network net = network_from_graph(g);
@@ -427,21 +413,21 @@ TEST_CASE("Skip connections in hand-built graphs: input skips and Concat and the
     g.source = "bad.onnx";
     g.inputs.push_back({"x", engine::DType::Float32, {1, 1, 4, 4}});
     g.outputs.push_back({"y", engine::DType::Float32, {1, 1, 4, 4}});
-    g.nodes = {node("Relu", "relu", {"x"}, {"r"}), node("Mul", "square", {"r", "x"}, {"y"})};
+    g.nodes = {graph_node("Relu", "relu", {"x"}, {"r"}), graph_node("Mul", "square", {"r", "x"}, {"y"})};
     CHECK_THROWS_WITH(network_from_graph(g),
                       "verify: unsupported op 'Mul' at node 'square' (a product of two data values is not affine)");
-    auto pool = node("MaxPool", "pool", {"r"}, {"p"});
+    auto pool = graph_node("MaxPool", "pool", {"r"}, {"p"});
     pool.attributes["kernel_shape"] = engine::Attribute::of_ints({2, 2});
     pool.attributes["strides"] = engine::Attribute::of_ints({2, 2});
-    g.nodes = {node("Relu", "relu", {"x"}, {"r"}), pool, node("Add", "mix", {"p", "r"}, {"y"})};
+    g.nodes = {graph_node("Relu", "relu", {"x"}, {"r"}), pool, graph_node("Add", "mix", {"p", "r"}, {"y"})};
     CHECK_THROWS_WITH(network_from_graph(g), "verify: unsupported op 'MaxPool' at node 'pool' (a MaxPool inside a skip connection)");
-    g.nodes = {node("Relu", "relu", {"x"}, {"r"}), node("Relu", "relu2", {"r"}, {"r2"}), pool};
+    g.nodes = {graph_node("Relu", "relu", {"x"}, {"r"}), graph_node("Relu", "relu2", {"r"}, {"r2"}), pool};
     g.nodes.back().inputs = {"r2"};
-    g.nodes.push_back(node("Add", "mix", {"p", "x"}, {"y"}));
+    g.nodes.push_back(graph_node("Add", "mix", {"p", "x"}, {"y"}));
     CHECK_THROWS_WITH(network_from_graph(g), "verify: unsupported op 'MaxPool' at node 'pool' (a MaxPool inside a skip connection)");
-    auto flat = node("Flatten", "flat", {"r"}, {"f"});
+    auto flat = graph_node("Flatten", "flat", {"r"}, {"f"});
     flat.attributes["axis"] = engine::Attribute::of_int(2);
-    g.nodes = {node("Relu", "relu", {"x"}, {"r"}), flat, node("Add", "mix", {"f", "r"}, {"y"})};
+    g.nodes = {graph_node("Relu", "relu", {"x"}, {"r"}), flat, graph_node("Add", "mix", {"f", "r"}, {"y"})};
     CHECK_THROWS_WITH(network_from_graph(g), "verify: unsupported op 'Add' at node 'mix' (operands of shapes [1,16] and "
                                              "[1,1,4,4] (broadcasting between data values))");
   }

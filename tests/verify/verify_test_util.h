@@ -1,12 +1,33 @@
 #pragma once
 // Helpers shared by the verify tests: hand-built and random networks.
 #include <random>
+#include <string>
 #include <vector>
 
+#include "mlaudit/engine/graph.h"
 #include "mlaudit/verify/network.h"
 #include "mlaudit/verify/vnnlib.h"
 
 namespace mlaudit::verify::testing {
+
+/// A node of a hand-built engine graph.
+inline engine::Node graph_node(const std::string& op, const std::string& name, std::vector<std::string> in,
+                               std::vector<std::string> out) {
+  engine::Node n;
+  n.op_type = op;
+  n.name = name;
+  n.inputs = std::move(in);
+  n.outputs = std::move(out);
+  return n;
+}
+
+/// A float32 tensor of uniform values in [lo, hi] (an initializer of a hand-built graph).
+inline engine::Tensor random_tensor(engine::Shape s, std::mt19937_64& rng, double lo = -1, double hi = 1) {
+  std::uniform_real_distribution<float> d{float(lo), float(hi)};
+  std::vector<float> v(static_cast<size_t>(engine::shape_numel(s)));
+  for (auto& x : v) x = d(rng);
+  return engine::Tensor::from_floats(s, v);
+}
 
 /// Layer from rows of W and b.
 inline AffineLayer layer(const std::vector<std::vector<double>>& W, const std::vector<double>& b) {

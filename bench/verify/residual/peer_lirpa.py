@@ -33,23 +33,7 @@ import warnings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-
-
-def patch_lirpa():
-    """auto_LiRPA 0.3 overrides nn.Module._named_members without the remove_duplicate argument newer
-    torch passes (parameters() on a BoundedModule then fails); accept and drop it. No bound changes.
-    (tools/verify_residual_golden.py's patch_lirpa.)"""
-    from auto_LiRPA import bound_general
-
-    orig = bound_general.BoundedModule._named_members
-    if getattr(orig, "_mlaudit_patched", False):
-        return
-
-    def named_members(self, get_members_fn, prefix="", recurse=True, remove_duplicate=True):
-        return orig(self, get_members_fn, prefix=prefix, recurse=recurse)
-
-    named_members._mlaudit_patched = True
-    bound_general.BoundedModule._named_members = named_members
+from verify_residual_golden import patch_lirpa  # noqa: E402  (auto_LiRPA 0.3 vs newer torch)
 
 
 def patch_alpha_clamp():
